@@ -1,0 +1,63 @@
+/**
+ * The agent-broker port: how the engine talks to the agents (hosts) that run async tasks.
+ * Every call addresses one agent and carries many tasks, so a poll cycle costs one call per
+ * agent however many tasks it runs. Task ids are chosen by the caller, which makes starting
+ * idempotent: starting a task id the agent already has changes nothing.
+ *
+ * @module
+ */
+import type { ErrorInfo } from '../core/errors.js';
+
+/** A task to start. */
+export interface StartRequest {
+  /** Caller-chosen, globally unique id. */
+  readonly taskId: string;
+  readonly verb: string;
+  readonly args: unknown;
+}
+
+/** Answer to one {@link StartRequest}. */
+export type StartResult =
+  /** Started now, or already known (a repeated start). */
+  | { readonly taskId: string; readonly accepted: true }
+  /** Refused (unknown verb, bad arguments); the task does not exist on the agent. */
+  | { readonly taskId: string; readonly accepted: false; readonly error: ErrorInfo };
+
+/** A task's state on its agent. `unknown`: the agent has no such task. */
+export type AgentTaskState = 'running' | 'succeeded' | 'failed' | 'cancelled' | 'unknown';
+
+/** One task's status, as reported by its agent. */
+export interface TaskStatusReport {
+  readonly taskId: string;
+  readonly state: AgentTaskState;
+  /** 0..100 while running. */
+  readonly progress?: number;
+  readonly result?: unknown;
+  readonly error?: ErrorInfo;
+}
+
+/**
+ * The agent-broker port. Implementations: the in-process agents (tests, embedding), the HTTP
+ * broker (remote agents). Methods may throw; the engine backs off per agent.
+ */
+export interface AgentBroker {
+  /** Ids of the agents this broker can reach (used to reconcile task lists at start). */
+  agentIds(): Promise<readonly string[]>;
+  /** Starts tasks on one agent. Repeating a start of a known task id is harmless. */
+  startTasks(agentId: string, requests: readonly StartRequest[]): Promise<readonly StartResult[]>;
+  /** Reports the status of many tasks of one agent in one call. */
+  getStatuses(agentId: string, taskIds: readonly string[]): Promise<readonly TaskStatusReport[]>;
+  /** Asks an agent to stop tasks (they then end as `cancelled`). Unknown ids are ignored. */
+  stopTasks(agentId: string, taskIds: readonly string[]): Promise<void>;
+  /** Makes an agent forget ended tasks. Unknown ids are ignored. */
+  clearTasks(agentId: string, taskIds: readonly string[]): Promise<void>;
+  /** Ids of the tasks an agent holds whose id starts with `prefix`. */
+  listTasks(agentId: string, prefix: string): Promise<readonly string[]>;
+  /**
+   * Optional: calls `listener` when an agent has news (a task ended), so the engine polls that
+   * agent at once instead of waiting for its next cycle. Returns an unsubscribe function.
+   */
+  onActivity?(listener: (agentId: string) => void): () => void;
+  /** Releases connections. */
+  close?(): Promise<void>;
+}

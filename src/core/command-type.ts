@@ -1,0 +1,271 @@
+/**
+ * Command types are values: a name, versioned parameters and handlers go in
+ * ({@link defineCommand}), a typed {@link CommandType} comes out and is given to the engine.
+ *
+ * @module
+ */
+import type { StandardSchemaV1 } from '@standard-schema/spec';
+import { CocoError, ErrorCode, type ErrorInfo } from './errors.js';
+import type { CommandStatus, CompensationStatus, TaskStatus } from './states.js';
+
+/** A JSON value: what parameters, results, task arguments and undo data must be. */
+export type Json = null | boolean | number | string | readonly Json[] | { readonly [key: string]: Json };
+
+/** What to do with the rest of a stage when one of its tasks or children fails. */
+export type FailurePolicy =
+  /** Let the rest of the stage run to its end, then fail (the default: never interrupts work). */
+  | 'wait-all'
+  /** Stop the stage's other tasks and cancel its other children at once, then fail. */
+  | 'fail-fast';
+
+/** How a command's children run: all in one stage, or stage after stage. */
+export type ChildMode = 'concurrent' | 'serial';
+
+/** An async task to start on an agent. */
+export interface TaskSpec {
+  /** Agent id, as the agent broker knows it. */
+  readonly agent: string;
+  /** The verb the agent runs (for example `volume.copy`). */
+  readonly verb: string;
+  /** Arguments for the verb; must be JSON. */
+  readonly args?: Json;
+  /** Fail and stop the task if it has not ended this many milliseconds after it was created. */
+  readonly deadlineMs?: number;
+}
+
+/** A task created by a handler. */
+export interface TaskRef {
+  /** The task's id on its agent (unique across the store). */
+  readonly id: string;
+  /** Position among the command's tasks, from 0. */
+  readonly ordinal: number;
+  readonly agent: string;
+  readonly verb: string;
+}
+
+/** What a task ended with, as the end handlers and later stages see it. */
+export interface TaskOutcome extends TaskRef {
+  readonly status: TaskStatus;
+  readonly result: unknown;
+  readonly error: ErrorInfo | null;
+}
+
+/** A child command created by a handler. */
+export interface ChildRef {
+  readonly id: number;
+  readonly type: string;
+}
+
+/** What a child command ended with, as its parent sees it. */
+export interface ChildOutcome extends ChildRef {
+  /** Position in the parent's journal (creation order). */
+  readonly ordinal: number;
+  readonly status: CommandStatus;
+  readonly result: unknown;
+  readonly error: ErrorInfo | null;
+  readonly compensation: CompensationStatus;
+}
+
+/** Identity of the command a handler runs for. */
+export interface CommandInfo {
+  readonly id: number;
+  readonly type: string;
+  readonly parentId: number | null;
+  readonly rootId: number;
+  /** 1 for the first try of this handler, 2 for its first retry, and so on. */
+  readonly attempt: number;
+  /** 0 for `execute`, k for the k-th call of `next`. */
+  readonly stage: number;
+}
+
+/**
+ * Application records committed atomically with the handler that writes them: writes made by a
+ * handler take effect together with the state change it completes, or not at all.
+ */
+export interface EntityAccess {
+  /** Reads a record (including this handler's own uncommitted writes). */
+  get(kind: string, id: string): Promise<Json | undefined>;
+  /** Writes a record when the handler completes. */
+  put(kind: string, id: string, value: Json): void;
+  /** Deletes a record when the handler completes. */
+  delete(kind: string, id: string): void;
+}
+
+/** Minimal structured logger handed to handlers (pino-compatible). */
+export interface Logger {
+  debug(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+/** Context shared by every handler. */
+export interface BaseContext<P> {
+  readonly command: CommandInfo;
+  /** The command's parameters, validated and upgraded to the current version. */
+  readonly params: P;
+  /** Per-command scratch state, saved when the handler completes. */
+  readonly data: { get(): Json | undefined; set(value: Json): void };
+  readonly entities: EntityAccess;
+  readonly log: Logger;
+}
+
+/** Context of `execute` and `next`: the stages that create work. */
+export interface StageContext<P, U extends string = string> extends BaseContext<P> {
+  /** Aborted when the command is cancelled or fails fast while the stage runs. */
+  readonly signal: AbortSignal;
+  /** Outcomes of the tasks of earlier stages, in creation order. */
+  readonly tasks: readonly TaskOutcome[];
+  /** Outcomes of the children of earlier stages, in creation order. */
+  readonly children: readonly ChildOutcome[];
+  /**
+   * Declares how many tasks and children the command will create in all. The command cannot end
+   * successfully before that many exist and have ended. Counts only ever rise.
+   */
+  expect(counts: { readonly tasks?: number; readonly children?: number }): void;
+  /** Creates a task. Its intent is stored before the agent is called; it starts at once. */
+  startTask(spec: TaskSpec): TaskRef;
+  /** Creates a child command with its own parameters. It starts at once. */
+  addChild<Q>(type: CommandType<Q>, params: NoInfer<Q>): ChildRef;
+  /** Records an undo step, run (in reverse order) if this command or a later step fails. */
+  addUndo(name: U, data?: Json): void;
+}
+
+/** Context of `onSuccess`. */
+export interface EndContext<P> extends BaseContext<P> {
+  readonly tasks: readonly TaskOutcome[];
+  readonly children: readonly ChildOutcome[];
+}
+
+/** Context of `onFailure`. */
+export interface FailureContext<P> extends EndContext<P> {
+  /** Why the command failed (or `CANCELLED`). */
+  readonly error: ErrorInfo;
+  readonly cancelled: boolean;
+}
+
+/** Context of an undo step. */
+export interface UndoContext<P> extends BaseContext<P> {
+  /** Runs a task on an agent and waits for its end; throws if it fails. Survives restarts. */
+  runTask(spec: TaskSpec): Promise<unknown>;
+}
+
+/** Handler retry settings. */
+export interface RetryOptions {
+  /** Attempts per handler before its command fails. @default 5 */
+  readonly maxAttempts?: number;
+  /** Delay before the first retry; doubles each time. @default 200 */
+  readonly backoffMs?: number;
+  /** Upper bound of the retry delay. @default 30_000 */
+  readonly maxBackoffMs?: number;
+}
+
+/** Upgrades parameters from one version to the next. Declare the input type you stored. */
+export type Upgrader = (params: never) => unknown;
+
+/** What {@link defineCommand} takes. */
+export interface CommandDefinition<P, U extends string = never> {
+  /** Unique, stable name; stored with each command. */
+  readonly name: string;
+  /** Current parameter version (an integer from 1). @default 1 */
+  readonly version?: number;
+  /** Schema of the current parameter version (zod or any Standard Schema). */
+  readonly schema: StandardSchemaV1<unknown, P>;
+  /**
+   * Upgraders keyed by the version they upgrade *from*: `{ 1: v1 => v2, 2: v2 => v3 }`.
+   * Stored parameters of an older version run through them in order, then the schema.
+   */
+  readonly upgrades?: Readonly<Record<number, Upgrader>>;
+  /** First stage: creates tasks, children and undo steps. */
+  readonly execute: (ctx: StageContext<P, U>) => void | Promise<void>;
+  /**
+   * Makes the children run serially: after stage k's work has all succeeded, `next` runs as
+   * stage k+1 and may create more work. A stage that creates nothing ends the chain.
+   */
+  readonly next?: (ctx: StageContext<P, U>) => void | Promise<void>;
+  /** Runs once when all work succeeded; its return value (JSON) is the command's result. */
+  readonly onSuccess?: (ctx: EndContext<P>) => unknown;
+  /** Runs once after a failure and its compensation. */
+  readonly onFailure?: (ctx: FailureContext<P>) => void | Promise<void>;
+  /** Undo handlers, by the names `addUndo` records. Must be idempotent. */
+  readonly undo?: { readonly [K in U]: (ctx: UndoContext<P>, data: Json | undefined) => void | Promise<void> };
+  /** @default 'wait-all' */
+  readonly failurePolicy?: FailurePolicy;
+  /** Fail the command if it has not ended this long after it was created. */
+  readonly timeoutMs?: number;
+  readonly retry?: RetryOptions;
+}
+
+/** A registered-ready command type. Create with {@link defineCommand}. */
+export interface CommandType<P = unknown> {
+  readonly name: string;
+  readonly version: number;
+  readonly schema: StandardSchemaV1<unknown, P>;
+  readonly upgrades: Readonly<Record<number, Upgrader>>;
+  readonly childMode: ChildMode;
+  readonly failurePolicy: FailurePolicy;
+  readonly timeoutMs: number | null;
+  readonly retry: Required<RetryOptions>;
+  /** @internal The handlers, with parameters erased to `unknown` for the engine. */
+  readonly handlers: CommandHandlers;
+  /** Type-only marker carrying `P`. */
+  readonly __params?: P;
+}
+
+/** @internal The handlers as the engine calls them. */
+export interface CommandHandlers {
+  readonly execute: (ctx: StageContext<unknown>) => void | Promise<void>;
+  readonly next: ((ctx: StageContext<unknown>) => void | Promise<void>) | null;
+  readonly onSuccess: ((ctx: EndContext<unknown>) => unknown) | null;
+  readonly onFailure: ((ctx: FailureContext<unknown>) => void | Promise<void>) | null;
+  readonly undo: Readonly<Record<string, (ctx: UndoContext<unknown>, data: Json | undefined) => void | Promise<void>>>;
+}
+
+/** The parameters type of a command type. */
+export type ParamsOf<T> = T extends CommandType<infer P> ? P : never;
+
+const NAME = /^[a-zA-Z][a-zA-Z0-9_.:-]{0,127}$/;
+
+/** Defines a command type. Throws `INVALID_DEFINITION` on a malformed definition. */
+export function defineCommand<P, U extends string = never>(def: CommandDefinition<P, U>): CommandType<P> {
+  const bad = (why: string): never => {
+    throw new CocoError(ErrorCode.InvalidDefinition, `command type "${def.name}": ${why}`);
+  };
+  if (!NAME.test(def.name)) bad('the name must start with a letter and use letters, digits, _ . : - (max 128)');
+  const version = def.version ?? 1;
+  if (!Number.isInteger(version) || version < 1) bad(`version must be an integer >= 1, got ${String(version)}`);
+  if (typeof def.schema?.['~standard']?.validate !== 'function') bad('schema must be a Standard Schema (zod, valibot, ...)');
+  const upgrades = def.upgrades ?? {};
+  for (let v = 1; v < version; v++) {
+    if (typeof upgrades[v] !== 'function') bad(`missing the upgrader from version ${v} to ${v + 1}`);
+  }
+  for (const key of Object.keys(upgrades)) {
+    const from = Number(key);
+    if (!Number.isInteger(from) || from < 1 || from >= version) bad(`upgrader from version ${key} does not lead to version ${version}`);
+  }
+  const retry = {
+    maxAttempts: def.retry?.maxAttempts ?? 5,
+    backoffMs: def.retry?.backoffMs ?? 200,
+    maxBackoffMs: def.retry?.maxBackoffMs ?? 30_000,
+  };
+  if (!Number.isInteger(retry.maxAttempts) || retry.maxAttempts < 1) bad('retry.maxAttempts must be an integer >= 1');
+  if (def.timeoutMs !== undefined && !(def.timeoutMs > 0)) bad('timeoutMs must be positive');
+  const handlers: CommandHandlers = {
+    execute: def.execute as CommandHandlers['execute'],
+    next: (def.next as CommandHandlers['next'] | undefined) ?? null,
+    onSuccess: (def.onSuccess as CommandHandlers['onSuccess'] | undefined) ?? null,
+    onFailure: (def.onFailure as CommandHandlers['onFailure'] | undefined) ?? null,
+    undo: (def.undo ?? {}) as CommandHandlers['undo'],
+  };
+  return Object.freeze({
+    name: def.name,
+    version,
+    schema: def.schema,
+    upgrades: Object.freeze({ ...upgrades }),
+    childMode: def.next ? 'serial' : 'concurrent',
+    failurePolicy: def.failurePolicy ?? 'wait-all',
+    timeoutMs: def.timeoutMs ?? null,
+    retry: Object.freeze(retry),
+    handlers: Object.freeze(handlers),
+  });
+}

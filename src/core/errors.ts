@@ -1,0 +1,195 @@
+/**
+ * The error taxonomy. Every error coco raises or records carries a stable string `code`
+ * (shown in messages, stored on failed commands and returned by the API), a `retryable`
+ * hint and an optional `cause`.
+ *
+ * `instanceof` works across duplicated copies of the package because each class checks a
+ * global symbol rather than its prototype chain.
+ *
+ * @module
+ */
+
+const BRAND = Symbol.for('coco.error');
+
+/** Stable error codes. Never renumber or rename: they are stored in databases and scripts. */
+export const ErrorCode = {
+  /** Parameters failed validation at submit (or when a child was created). */
+  ParametersInvalid: 'PARAMETERS_INVALID',
+  /** A stored parameter version is newer than the running code knows. */
+  ParameterVersionTooNew: 'PARAMETER_VERSION_TOO_NEW',
+  /** An upgrade function from an older parameter version is missing or threw. */
+  ParameterUpgradeFailed: 'PARAMETER_UPGRADE_FAILED',
+  /** A stored command names a type no registered definition has. */
+  UnknownCommandType: 'UNKNOWN_COMMAND_TYPE',
+  /** A command type was registered twice or is malformed. */
+  InvalidDefinition: 'INVALID_DEFINITION',
+  /** A state change outside the transition table was attempted. */
+  IllegalTransition: 'ILLEGAL_TRANSITION',
+  /** A handler threw (after its retries, when stored on a command). */
+  HandlerFailed: 'HANDLER_FAILED',
+  /** A handler did different things on a retry than on the attempt it replays. */
+  HandlerNondeterministic: 'HANDLER_NONDETERMINISTIC',
+  /** A command ended its stages having created fewer tasks or children than it declared. */
+  ExpectedCountUnmet: 'EXPECTED_COUNT_UNMET',
+  /** A task ended in failure on its agent. */
+  TaskFailed: 'TASK_FAILED',
+  /** The agent no longer knows a task that it had accepted. */
+  TaskVanished: 'TASK_VANISHED',
+  /** A task ran past its deadline and was stopped. */
+  TaskDeadlineExceeded: 'TASK_DEADLINE_EXCEEDED',
+  /** The agent refused to start a task (unknown verb, bad arguments). */
+  TaskRejected: 'TASK_REJECTED',
+  /** A child command failed and the parent's policy made that the parent's failure. */
+  ChildFailed: 'CHILD_FAILED',
+  /** A command ran past its lifetime. */
+  CommandTimeout: 'COMMAND_TIMEOUT',
+  /** The command was cancelled. */
+  Cancelled: 'CANCELLED',
+  /** An undo step failed after its retries; compensation stopped there. */
+  CompensationFailed: 'COMPENSATION_FAILED',
+  /** An agent could not be reached or answered with an error. */
+  AgentUnavailable: 'AGENT_UNAVAILABLE',
+  /** An agent call did not answer in time. */
+  AgentTimeout: 'AGENT_TIMEOUT',
+  /** An agent's reply did not match the protocol. */
+  AgentProtocol: 'AGENT_PROTOCOL',
+  /** No command with that id exists. */
+  CommandNotFound: 'COMMAND_NOT_FOUND',
+  /** The operation needs a command that has not ended, or one that has. */
+  CommandState: 'COMMAND_STATE',
+  /** A stored row did not match the expected shape. */
+  CorruptRow: 'CORRUPT_ROW',
+  /** The store is used by another live engine. */
+  StoreInUse: 'STORE_IN_USE',
+  /** The store failed (I/O, constraint, connection). */
+  StoreFailed: 'STORE_FAILED',
+  /** The engine is not running (not started, or stopping). */
+  EngineStopped: 'ENGINE_STOPPED',
+  /** Options passed to a constructor were invalid. */
+  InvalidOptions: 'INVALID_OPTIONS',
+} as const;
+
+/** One of the stable {@link ErrorCode} strings, or a user-defined code. */
+export type ErrorCodeString = (typeof ErrorCode)[keyof typeof ErrorCode] | (string & {});
+
+/** The serialisable form of an error, as stored on commands and tasks and sent over HTTP. */
+export interface ErrorInfo {
+  readonly code: string;
+  readonly message: string;
+  readonly details?: unknown;
+}
+
+/** Options common to every {@link CocoError}. */
+export interface CocoErrorOptions {
+  readonly retryable?: boolean;
+  readonly cause?: unknown;
+  readonly details?: unknown;
+}
+
+/** Base class of every error coco raises. */
+export class CocoError extends Error {
+  /** Stable machine-readable code, see {@link ErrorCode}. */
+  readonly code: string;
+  /** Whether trying the same thing again may succeed. */
+  readonly retryable: boolean;
+  /** Structured detail, stored alongside the message. */
+  readonly details: unknown;
+
+  constructor(code: ErrorCodeString, message: string, options: CocoErrorOptions = {}) {
+    super(`[${code}] ${message}`, options.cause === undefined ? {} : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.retryable = options.retryable ?? false;
+    this.details = options.details;
+    Object.defineProperty(this, BRAND, { value: true });
+  }
+
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    if (typeof value !== 'object' || value === null || !(BRAND in value)) return false;
+    // Subclasses match only their own kind (by name, since prototypes may differ across copies).
+    if (this === CocoError) return true;
+    let proto: unknown = Object.getPrototypeOf(value);
+    while (proto !== null && typeof proto === 'object') {
+      const ctor = (proto as { constructor?: { name?: string } }).constructor;
+      if (ctor?.name === this.name) return true;
+      proto = Object.getPrototypeOf(proto);
+    }
+    return false;
+  }
+
+  /** The message without the `[CODE]` prefix. */
+  get plainMessage(): string {
+    const prefix = `[${this.code}] `;
+    return this.message.startsWith(prefix) ? this.message.slice(prefix.length) : this.message;
+  }
+
+  /** The serialisable form, for storage and HTTP. */
+  toInfo(): ErrorInfo {
+    return this.details === undefined
+      ? { code: this.code, message: this.plainMessage }
+      : { code: this.code, message: this.plainMessage, details: this.details };
+  }
+}
+
+/** One problem found by a validator, with the path of the offending field. */
+export interface ValidationIssue {
+  readonly path: string;
+  readonly message: string;
+}
+
+/** Parameters (or another input) failed validation. Nothing was persisted. */
+export class ValidationError extends CocoError {
+  readonly issues: readonly ValidationIssue[];
+  constructor(what: string, issues: readonly ValidationIssue[], code: string = ErrorCode.ParametersInvalid) {
+    const list = issues.map((i) => `${i.path === '' ? '(root)' : i.path}: ${i.message}`).join('; ');
+    super(code, `${what}: ${list}`, { details: { issues } });
+    this.issues = issues;
+  }
+}
+
+/** A stored row's parameter version is newer than this code's definition. */
+export class ParameterVersionError extends CocoError {
+  readonly commandType: string;
+  readonly storedVersion: number;
+  readonly knownVersion: number;
+  constructor(
+    commandType: string,
+    storedVersion: number,
+    knownVersion: number,
+    commandId?: number,
+  ) {
+    super(
+      ErrorCode.ParameterVersionTooNew,
+      `command ${commandId ?? '(new)'} of type "${commandType}" has parameters at version ${storedVersion}, ` +
+        `but this code knows versions up to ${knownVersion}; it is left untouched for a newer node`,
+      { details: { commandType, storedVersion, knownVersion, commandId } },
+    );
+    this.commandType = commandType;
+    this.storedVersion = storedVersion;
+    this.knownVersion = knownVersion;
+  }
+}
+
+/** A state change not allowed by the transition table. */
+export class IllegalTransitionError extends CocoError {
+  constructor(machine: string, from: string, to: string, subject: string) {
+    super(ErrorCode.IllegalTransition, `${machine} ${subject}: ${from} -> ${to} is not a legal transition`, {
+      details: { machine, from, to, subject },
+    });
+  }
+}
+
+/** Turns anything thrown into an {@link ErrorInfo}, keeping codes of coco errors. */
+export function toErrorInfo(error: unknown, fallbackCode: string = ErrorCode.HandlerFailed): ErrorInfo {
+  if (error instanceof CocoError) return error.toInfo();
+  if (error instanceof Error) {
+    const code = (error as { code?: unknown }).code;
+    return { code: typeof code === 'string' && /^[A-Z][A-Z0-9_]*$/.test(code) ? code : fallbackCode, message: error.message };
+  }
+  return { code: fallbackCode, message: typeof error === 'string' ? error : JSON.stringify(error) ?? String(error) };
+}
+
+/** Builds a {@link CocoError} from a stored {@link ErrorInfo}. */
+export function fromErrorInfo(info: ErrorInfo): CocoError {
+  return new CocoError(info.code, info.message, { details: info.details });
+}

@@ -1,0 +1,118 @@
+/**
+ * Versioned parameters: validation at submit, upgrades when an older row is loaded.
+ *
+ * @module
+ */
+import type { StandardSchemaV1 } from '@standard-schema/spec';
+import type { CommandType } from './command-type.js';
+import { CocoError, ErrorCode, ParameterVersionError, ValidationError, type ValidationIssue } from './errors.js';
+
+function pathOf(issue: StandardSchemaV1.Issue): string {
+  if (!issue.path || issue.path.length === 0) return '';
+  return issue.path
+    .map((seg) => (typeof seg === 'object' && seg !== null && 'key' in seg ? seg.key : seg))
+    .map((key) => String(key))
+    .join('.');
+}
+
+/** Converts Standard Schema issues to {@link ValidationIssue}s. */
+export function toIssues(issues: readonly StandardSchemaV1.Issue[]): ValidationIssue[] {
+  return issues.map((issue) => ({ path: pathOf(issue), message: issue.message }));
+}
+
+function checkJson(value: unknown, path: string, issues: ValidationIssue[], depth = 0): void {
+  if (depth > 64) {
+    issues.push({ path, message: 'nested too deeply (more than 64 levels)' });
+    return;
+  }
+  if (value === null || typeof value === 'string' || typeof value === 'boolean') return;
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value)) issues.push({ path, message: `${value} is not a JSON number` });
+    return;
+  }
+  if (Array.isArray(value)) {
+    value.forEach((item, i) => checkJson(item, path === '' ? String(i) : `${path}.${i}`, issues, depth + 1));
+    return;
+  }
+  if (typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype) {
+    for (const [key, item] of Object.entries(value)) {
+      if (item !== undefined) checkJson(item, path === '' ? key : `${path}.${key}`, issues, depth + 1);
+    }
+    return;
+  }
+  issues.push({ path, message: `a ${typeof value === 'object' ? (value.constructor?.name ?? 'object') : typeof value} is not JSON` });
+}
+
+/**
+ * Checks that a value survives JSON storage unchanged in meaning (plain objects, arrays,
+ * finite numbers, strings, booleans, null). Throws a {@link ValidationError} naming the field.
+ */
+export function assertJson(value: unknown, what: string): void {
+  const issues: ValidationIssue[] = [];
+  checkJson(value, '', issues);
+  if (issues.length > 0) throw new ValidationError(what, issues);
+}
+
+/**
+ * Validates parameters against the type's current schema. The input (which must be JSON) is
+ * what gets stored; the schema's output is what handlers see, and loading re-parses the input.
+ * Throws a {@link ValidationError} naming each bad field.
+ */
+export async function validateParams<P>(type: CommandType<P>, params: unknown): Promise<P> {
+  const what = `invalid parameters for command type "${type.name}" (version ${type.version})`;
+  assertJson(params, what);
+  const result = await type.schema['~standard'].validate(params);
+  if (result.issues) throw new ValidationError(what, toIssues(result.issues));
+  return result.value;
+}
+
+/** What {@link upgradeParams} returns. */
+export interface UpgradedParams<P> {
+  /** The schema's output, for handlers. */
+  readonly params: P;
+  /** The upgraded input at the current version (what is stored). */
+  readonly raw: unknown;
+  /** True when an older version was upgraded (the next write stores the current version). */
+  readonly upgraded: boolean;
+}
+
+/**
+ * Brings stored parameters to the current version: runs each upgrader from the stored version
+ * in order, then validates with the current schema.
+ *
+ * @throws {@link ParameterVersionError} when the stored version is newer than the type's.
+ * @throws {@link CocoError} `PARAMETER_UPGRADE_FAILED` when an upgrader throws.
+ * @throws {@link ValidationError} when the (upgraded) parameters do not match the schema.
+ */
+export async function upgradeParams<P>(
+  type: CommandType<P>,
+  storedVersion: number,
+  stored: unknown,
+  commandId?: number,
+): Promise<UpgradedParams<P>> {
+  if (storedVersion > type.version) throw new ParameterVersionError(type.name, storedVersion, type.version, commandId);
+  let value = stored;
+  for (let v = storedVersion; v < type.version; v++) {
+    const upgrade = type.upgrades[v] as ((p: unknown) => unknown) | undefined;
+    try {
+      if (!upgrade) throw new Error('no upgrader registered');
+      value = upgrade(value);
+    } catch (cause) {
+      throw new CocoError(
+        ErrorCode.ParameterUpgradeFailed,
+        `command ${commandId ?? '(new)'} of type "${type.name}": upgrading parameters from version ${v} to ${v + 1} failed: ${
+          cause instanceof Error ? cause.message : String(cause)
+        }`,
+        { cause, details: { commandType: type.name, fromVersion: v, commandId } },
+      );
+    }
+  }
+  const result = await type.schema['~standard'].validate(value);
+  if (result.issues) {
+    throw new ValidationError(
+      `command ${commandId ?? '(new)'} of type "${type.name}": stored parameters (version ${storedVersion}) do not match version ${type.version}`,
+      toIssues(result.issues),
+    );
+  }
+  return { params: result.value, raw: value, upgraded: storedVersion < type.version };
+}

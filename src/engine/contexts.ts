@@ -1,0 +1,294 @@
+/**
+ * The contexts handed to handlers. Work a stage creates (tasks, children, undo steps) takes
+ * effect at once, so tasks start while the stage still runs; entity writes, scratch data and
+ * results are buffered and committed with the state change that completes the handler.
+ *
+ * A handler may run more than once (a retry after a throw, or a replay after a crash). Each
+ * kind of work is matched by position against what earlier attempts of the same stage
+ * created, so a replay reuses those tasks and children instead of creating them again.
+ *
+ * @module
+ */
+import type {
+  ChildOutcome,
+  ChildRef,
+  CommandInfo,
+  CommandType,
+  EntityAccess,
+  Json,
+  Logger,
+  StageContext,
+  TaskOutcome,
+  TaskRef,
+  TaskSpec,
+  UndoContext,
+  EndContext,
+  FailureContext,
+} from '../core/command-type.js';
+import { CocoError, ErrorCode, type ErrorInfo } from '../core/errors.js';
+import { assertJson } from '../core/params.js';
+import type { EntityWrite } from '../store/port.js';
+import type { ChildState, LiveCommand, LiveTask } from './live.js';
+
+/** What contexts need from the engine. */
+export interface ContextHost {
+  now(): number;
+  readonly log: Logger;
+  /** Marks a command changed. */
+  touch(c: LiveCommand): void;
+  createTask(c: LiveCommand, spec: TaskSpec, origin: number): LiveTask;
+  createChild(parent: LiveCommand, type: CommandType, params: unknown): ChildState;
+  recordUndo(c: LiveCommand, name: string, data: Json | null): void;
+  readEntity(kind: string, id: string): Promise<Json | undefined>;
+  awaitTask(task: LiveTask): Promise<unknown>;
+}
+
+function taskOutcome(t: LiveTask): TaskOutcome {
+  return { id: t.agentTaskId, ordinal: t.ordinal, agent: t.agentId, verb: t.verb, status: t.status, result: t.result, error: t.error };
+}
+
+function childOutcome(ch: ChildState): ChildOutcome {
+  return { id: ch.id, type: ch.type, ordinal: ch.seq, status: ch.status, result: ch.result, error: ch.error, compensation: ch.compensation };
+}
+
+function closedError(): CocoError {
+  return new CocoError(ErrorCode.CommandState, 'this handler context was used after its handler returned');
+}
+
+/** Shared parts: identity, params, data, entities, buffered writes. */
+class BaseCtx {
+  protected closed = false;
+  #dataSet = false;
+  #data: Json | undefined;
+  #writes: Map<string, EntityWrite> | null = null;
+  readonly entities: EntityAccess;
+  readonly data: { get(): Json | undefined; set(value: Json): void };
+
+  protected readonly host: ContextHost;
+  protected readonly c: LiveCommand;
+  readonly command: CommandInfo;
+  constructor(
+    host: ContextHost,
+    c: LiveCommand,
+    command: CommandInfo,
+  ) {
+    this.host = host;
+    this.c = c;
+    this.command = command;
+    const self = this;
+    this.data = {
+      get: () => (self.#dataSet ? self.#data : ((c.data ?? undefined) as Json | undefined)),
+      set: (value: Json) => {
+        self.#check();
+        assertJson(value, `command ${c.id}: data`);
+        self.#dataSet = true;
+        self.#data = value;
+      },
+    };
+    this.entities = {
+      get: async (kind, id) => {
+        const own = self.#writes?.get(`${kind}\u0000${id}`);
+        if (own) return own.value ?? undefined;
+        return host.readEntity(kind, id);
+      },
+      put: (kind, id, value) => self.#write(kind, id, value),
+      delete: (kind, id) => self.#write(kind, id, null),
+    };
+  }
+
+  get params(): unknown {
+    return this.c.params;
+  }
+
+  get log(): Logger {
+    return this.host.log;
+  }
+
+  #check(): void {
+    if (this.closed) throw closedError();
+  }
+
+  #write(kind: string, id: string, value: Json | null): void {
+    this.#check();
+    if (typeof kind !== 'string' || kind === '' || typeof id !== 'string' || id === '') {
+      throw new CocoError(ErrorCode.ParametersInvalid, 'entity kind and id must be non-empty strings');
+    }
+    if (value !== null) assertJson(value, `command ${this.c.id}: entity ${kind}/${id}`);
+    (this.#writes ??= new Map()).set(`${kind}\u0000${id}`, { kind, id, value, commandId: this.c.id, at: this.host.now() });
+  }
+
+  protected check(): void {
+    this.#check();
+  }
+
+  /** Ends the context; returns its buffered writes. */
+  close(): { writes: EntityWrite[]; dataSet: boolean; data: Json | undefined } {
+    this.closed = true;
+    return { writes: this.#writes ? [...this.#writes.values()] : [], dataSet: this.#dataSet, data: this.#data };
+  }
+}
+
+function info(c: LiveCommand, attempt: number): CommandInfo {
+  return { id: c.id, type: c.type.name, parentId: c.parentId, rootId: c.rootId, attempt, stage: c.stage };
+}
+
+/** Context of `execute` and `next`. */
+export class StageCtx extends BaseCtx implements StageContext<unknown> {
+  #tasks = 0;
+  #children = 0;
+  #undo = 0;
+  #signal: AbortSignal | null = null;
+
+  constructor(host: ContextHost, c: LiveCommand, attempt: number) {
+    super(host, c, info(c, attempt));
+  }
+
+  /** Tasks and children this attempt created or reused. */
+  get createdWork(): number {
+    return this.#tasks + this.#children;
+  }
+
+  get signal(): AbortSignal {
+    if (!this.#signal) this.#signal = (this.c.abort ??= new AbortController()).signal;
+    return this.#signal;
+  }
+
+  get tasks(): readonly TaskOutcome[] {
+    const stage = this.c.stage;
+    return this.c.tasks.filter((t) => t.origin >= 0 && t.origin < stage).map(taskOutcome);
+  }
+
+  get children(): readonly ChildOutcome[] {
+    const stage = this.c.stage;
+    return (this.c.children ?? []).filter((ch) => ch.originStage < stage).map(childOutcome);
+  }
+
+  expect(counts: { readonly tasks?: number; readonly children?: number }): void {
+    this.check();
+    for (const [key, value] of Object.entries(counts)) {
+      if (value !== undefined && (!Number.isInteger(value) || value < 0)) {
+        throw new CocoError(ErrorCode.ParametersInvalid, `expect(): ${key} must be a non-negative integer, got ${String(value)}`);
+      }
+    }
+    const c = this.c;
+    const tasks = Math.max(c.expectedTasks, counts.tasks ?? 0);
+    const children = Math.max(c.expectedChildren, counts.children ?? 0);
+    if (tasks !== c.expectedTasks || children !== c.expectedChildren) {
+      c.expectedTasks = tasks;
+      c.expectedChildren = children;
+      this.host.touch(c);
+    }
+  }
+
+  startTask(spec: TaskSpec): TaskRef {
+    this.check();
+    const i = this.#tasks++;
+    const existing = nthOfOrigin(this.c.tasks, this.c.stage, i);
+    if (existing) {
+      if (existing.agentId !== spec.agent || existing.verb !== spec.verb) {
+        throw nondeterministic(this.c, `task #${i} of stage ${this.c.stage} was ${existing.verb}@${existing.agentId}, now ${spec.verb}@${spec.agent}`);
+      }
+      return { id: existing.agentTaskId, ordinal: existing.ordinal, agent: existing.agentId, verb: existing.verb };
+    }
+    const t = this.host.createTask(this.c, spec, this.c.stage);
+    return { id: t.agentTaskId, ordinal: t.ordinal, agent: t.agentId, verb: t.verb };
+  }
+
+  addChild<Q>(type: CommandType<Q>, params: NoInfer<Q>): ChildRef {
+    this.check();
+    const i = this.#children++;
+    let n = 0;
+    for (const ch of this.c.children ?? []) {
+      if (ch.originStage !== this.c.stage) continue;
+      if (n++ === i) {
+        if (ch.type !== type.name) throw nondeterministic(this.c, `child #${i} of stage ${this.c.stage} was ${ch.type}, now ${type.name}`);
+        return { id: ch.id, type: ch.type };
+      }
+    }
+    const ch = this.host.createChild(this.c, type as CommandType, params);
+    return { id: ch.id, type: ch.type };
+  }
+
+  addUndo(name: string, data?: Json): void {
+    this.check();
+    if (!Object.hasOwn(this.c.type.handlers.undo, name)) {
+      throw new CocoError(ErrorCode.InvalidDefinition, `command type "${this.c.type.name}" has no undo handler named "${name}"`);
+    }
+    const i = this.#undo++;
+    let n = 0;
+    for (const u of this.c.undo ?? []) {
+      if (u.stage !== this.c.stage) continue;
+      if (n++ === i) {
+        if (u.name !== name) throw nondeterministic(this.c, `undo step #${i} of stage ${this.c.stage} was "${u.name}", now "${name}"`);
+        return;
+      }
+    }
+    if (data !== undefined) assertJson(data, `command ${this.c.id}: undo data for "${name}"`);
+    this.host.recordUndo(this.c, name, data ?? null);
+  }
+}
+
+function nthOfOrigin(tasks: readonly LiveTask[], origin: number, n: number): LiveTask | undefined {
+  let k = 0;
+  for (const t of tasks) {
+    if (t.origin === origin && k++ === n) return t;
+  }
+  return undefined;
+}
+
+function nondeterministic(c: LiveCommand, what: string): CocoError {
+  return new CocoError(ErrorCode.HandlerNondeterministic, `command ${c.id} (${c.type.name}): a retried handler did different work: ${what}`);
+}
+
+/** Context of `onSuccess`. */
+export class EndCtx extends BaseCtx implements EndContext<unknown> {
+  constructor(host: ContextHost, c: LiveCommand, attempt: number) {
+    super(host, c, info(c, attempt));
+  }
+  get tasks(): readonly TaskOutcome[] {
+    return this.c.tasks.filter((t) => t.origin >= 0).map(taskOutcome);
+  }
+  get children(): readonly ChildOutcome[] {
+    return (this.c.children ?? []).map(childOutcome);
+  }
+}
+
+/** Context of `onFailure`. */
+export class FailureCtx extends EndCtx implements FailureContext<unknown> {
+  readonly error: ErrorInfo;
+  readonly cancelled: boolean;
+  constructor(
+    host: ContextHost,
+    c: LiveCommand,
+    attempt: number,
+    error: ErrorInfo,
+    cancelled: boolean,
+  ) {
+    super(host, c, attempt);
+    this.error = error;
+    this.cancelled = cancelled;
+  }
+}
+
+/** Context of an undo step. */
+export class UndoCtx extends BaseCtx implements UndoContext<unknown> {
+  #tasks = 0;
+  private readonly undoOrdinal: number;
+  constructor(
+    host: ContextHost,
+    c: LiveCommand,
+    attempt: number,
+    undoOrdinal: number,
+  ) {
+    super(host, c, info(c, attempt));
+    this.undoOrdinal = undoOrdinal;
+  }
+
+  async runTask(spec: TaskSpec): Promise<unknown> {
+    this.check();
+    const origin = -1 - this.undoOrdinal;
+    const i = this.#tasks++;
+    const task = nthOfOrigin(this.c.tasks, origin, i) ?? this.host.createTask(this.c, spec, origin);
+    return this.host.awaitTask(task);
+  }
+}

@@ -1,0 +1,364 @@
+/**
+ * Talks to the agents: starts, stops and clears tasks and polls their statuses, batching every
+ * kind of call per agent (a poll cycle is one call per agent, however many tasks it runs). One
+ * round of calls runs per agent at a time; errors and timeouts back that agent off
+ * exponentially (with jitter) while the others go on.
+ *
+ * @module
+ */
+import type { AgentBroker, TaskStatusReport } from '../agents/port.js';
+import type { Clock, TimerHandle } from '../core/clock.js';
+import { CocoError, ErrorCode, toErrorInfo, type ErrorInfo } from '../core/errors.js';
+import type { LiveTask } from './live.js';
+
+/** Settings of the dispatcher (compiled engine options). */
+export interface DispatcherOptions {
+  /** Poll an agent with running tasks at least this often, even without activity hints. */
+  readonly pollIntervalMs: number;
+  /** Give up on one agent call after this long. */
+  readonly callTimeoutMs: number;
+  /** First back-off delay after a failed call; doubles up to `backoffMaxMs`. */
+  readonly backoffBaseMs: number;
+  readonly backoffMaxMs: number;
+  /** How long a task may be unknown to its agent before it is failed as vanished. */
+  readonly vanishGraceMs: number;
+}
+
+/** What the dispatcher tells the engine. */
+export interface DispatcherEvents {
+  /** The agent accepted a start. */
+  started(task: LiveTask): void;
+  /** The agent refused a start. */
+  rejected(task: LiveTask, error: ErrorInfo): void;
+  /** A status report for a task the engine still considers open. */
+  report(task: LiveTask, report: TaskStatusReport): void;
+  /** The agent has not known the task for the whole grace period. */
+  vanished(task: LiveTask, unknownSince: number): void;
+  /** The tasks were cleared on their agent. */
+  cleared(tasks: readonly LiveTask[]): void;
+  /** An agent went down (calls failing) or came back. */
+  agentState(agentId: string, up: boolean, error: ErrorInfo | null, failures: number): void;
+  /** Task ids of ours that the agent holds but the engine does not know: stop and clear them? */
+  isKnown(agentTaskId: string): boolean;
+}
+
+class AgentLink {
+  readonly running = new Map<string, LiveTask>();
+  toStart: LiveTask[] = [];
+  toStop: LiveTask[] = [];
+  toClear: LiveTask[] = [];
+  busy = false;
+  wantPoll = false;
+  failures = 0;
+  blockedUntil = 0;
+  lastPollAt = 0;
+  timer: TimerHandle | null = null;
+  timerAt = 0;
+  immediate = false;
+  up = true;
+  reconciled = false;
+  readonly id: string;
+  constructor(
+    id: string,
+  ) {
+    this.id = id;
+  }
+
+  get hasCalls(): boolean {
+    return this.toStart.length + this.toStop.length + this.toClear.length > 0 || !this.reconciled;
+  }
+}
+
+/** Per-agent batching of task calls, polling and back-off. */
+export class Dispatcher {
+  readonly #links = new Map<string, AgentLink>();
+  #stopped = false;
+  #unsubscribe: (() => void) | null = null;
+  /** Tasks whose clear waits for the agent to report them ended. */
+  readonly #clearWhenDone = new Set<LiveTask>();
+
+  private readonly broker: AgentBroker;
+  /** Prefix of our task ids on agents (reconciliation). */
+  private readonly prefix: string;
+  private readonly clock: Clock;
+  private readonly options: DispatcherOptions;
+  private readonly events: DispatcherEvents;
+  constructor(
+    broker: AgentBroker,
+    clock: Clock,
+    options: DispatcherOptions,
+    events: DispatcherEvents,
+    prefix: string,
+  ) {
+    this.prefix = prefix;
+    this.broker = broker;
+    this.clock = clock;
+    this.options = options;
+    this.events = events;
+    this.#unsubscribe = broker.onActivity?.((agentId) => this.pollSoon(agentId)) ?? null;
+  }
+
+  /** Creates links for every agent the broker knows, so each is reconciled. */
+  async discover(): Promise<void> {
+    for (const id of await this.broker.agentIds()) this.#link(id);
+  }
+
+  /** Queues a start (after its intent is durable). */
+  start(task: LiveTask): void {
+    const link = this.#link(task.agentId);
+    link.toStart.push(task);
+    this.#kick(link);
+  }
+
+  /** Starts polling a task that is already running on its agent (after a restart). */
+  watch(task: LiveTask): void {
+    const link = this.#link(task.agentId);
+    link.running.set(task.agentTaskId, task);
+    link.wantPoll = true;
+    this.#kick(link);
+  }
+
+  /** Queues a stop; the task stays polled until its agent reports it ended. */
+  stop(task: LiveTask): void {
+    const link = this.#link(task.agentId);
+    link.toStop.push(task);
+    if (!task.agentDone) link.running.set(task.agentTaskId, task);
+    this.#kick(link);
+  }
+
+  /** Queues a clear once the agent has reported the task ended. */
+  clear(task: LiveTask): void {
+    if (task.cleared) return;
+    if (!task.agentDone) {
+      this.#clearWhenDone.add(task);
+      const link = this.#link(task.agentId);
+      link.running.set(task.agentTaskId, task);
+      this.#kick(link);
+      return;
+    }
+    const link = this.#link(task.agentId);
+    link.toClear.push(task);
+    this.#kick(link);
+  }
+
+  /** Polls an agent as soon as possible (activity hint). */
+  pollSoon(agentId: string): void {
+    const link = this.#links.get(agentId);
+    if (!link) return;
+    link.wantPoll = true;
+    this.#kick(link);
+  }
+
+  /** Number of tasks being polled, over all agents. */
+  get watchedTasks(): number {
+    let n = 0;
+    for (const link of this.#links.values()) n += link.running.size;
+    return n;
+  }
+
+  /** Stops all timers and calls. */
+  stopAll(): void {
+    this.#stopped = true;
+    this.#unsubscribe?.();
+    for (const link of this.#links.values()) link.timer?.cancel();
+  }
+
+  #link(agentId: string): AgentLink {
+    let link = this.#links.get(agentId);
+    if (!link) {
+      link = new AgentLink(agentId);
+      this.#links.set(agentId, link);
+    }
+    return link;
+  }
+
+  #kick(link: AgentLink): void {
+    if (this.#stopped || link.busy) return;
+    const now = this.clock.now();
+    let at: number;
+    if (now < link.blockedUntil) at = link.blockedUntil;
+    else if (link.hasCalls || (link.wantPoll && link.running.size > 0)) at = now;
+    else if (link.running.size > 0) at = link.lastPollAt + this.options.pollIntervalMs;
+    else return;
+    if (at <= now) {
+      if (link.immediate) return;
+      link.timer?.cancel();
+      link.timer = null;
+      link.immediate = true;
+      setImmediate(() => {
+        link.immediate = false;
+        void this.#round(link);
+      });
+      return;
+    }
+    if (link.timer && link.timerAt <= at) return;
+    link.timer?.cancel();
+    link.timerAt = at;
+    link.timer = this.clock.setTimer(at - now, () => {
+      link.timer = null;
+      void this.#round(link);
+    });
+  }
+
+  async #call<T>(link: AgentLink, what: string, fn: () => Promise<T>): Promise<T> {
+    let timer: TimerHandle | null = null;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = this.clock.setTimer(this.options.callTimeoutMs, () =>
+        reject(new CocoError(ErrorCode.AgentTimeout, `agent ${link.id} did not answer ${what} within ${this.options.callTimeoutMs} ms`, { retryable: true })),
+      );
+    });
+    try {
+      return await Promise.race([fn(), timeout]);
+    } finally {
+      (timer as TimerHandle | null)?.cancel();
+    }
+  }
+
+  async #round(link: AgentLink): Promise<void> {
+    if (this.#stopped || link.busy) return;
+    if (this.clock.now() < link.blockedUntil) {
+      this.#kick(link);
+      return;
+    }
+    link.busy = true;
+    let ok = true;
+    try {
+      if (!link.reconciled) await this.#reconcile(link);
+      await this.#sendStarts(link);
+      await this.#sendStops(link);
+      await this.#sendClears(link);
+      const now = this.clock.now();
+      if (link.running.size > 0 && (link.wantPoll || now - link.lastPollAt >= this.options.pollIntervalMs)) {
+        link.wantPoll = false;
+        await this.#poll(link);
+      }
+    } catch (error) {
+      ok = false;
+      link.failures++;
+      const delay = Math.min(this.options.backoffMaxMs, this.options.backoffBaseMs * 2 ** Math.min(link.failures - 1, 20));
+      // Full jitter in [delay/2, delay] keeps many engines from hammering a recovering agent in step.
+      link.blockedUntil = this.clock.now() + delay / 2 + Math.random() * (delay / 2);
+      const info = toErrorInfo(error, ErrorCode.AgentUnavailable);
+      if (link.up || link.failures === 1) {
+        link.up = false;
+      }
+      this.events.agentState(link.id, false, info, link.failures);
+    } finally {
+      link.busy = false;
+    }
+    if (ok && !link.up) {
+      link.up = true;
+      link.failures = 0;
+      this.events.agentState(link.id, true, null, 0);
+    } else if (ok) link.failures = 0;
+    this.#kick(link);
+  }
+
+  async #reconcile(link: AgentLink): Promise<void> {
+    const ids = await this.#call(link, 'listTasks', () => this.broker.listTasks(link.id, this.prefix));
+    const strangers = ids.filter((id) => !this.events.isKnown(id));
+    if (strangers.length > 0) {
+      await this.#call(link, 'stopTasks', () => this.broker.stopTasks(link.id, strangers));
+      await this.#call(link, 'clearTasks', () => this.broker.clearTasks(link.id, strangers));
+    }
+    link.reconciled = true;
+  }
+
+  async #sendStarts(link: AgentLink): Promise<void> {
+    if (link.toStart.length === 0) return;
+    const batch = link.toStart.filter((t) => !t.ended && !t.stopRequested);
+    link.toStart = [];
+    if (batch.length === 0) return;
+    try {
+      const results = await this.#call(link, 'startTasks', () =>
+        this.broker.startTasks(link.id, batch.map((t) => ({ taskId: t.agentTaskId, verb: t.verb, args: t.args }))),
+      );
+      const byId = new Map(results.map((r) => [r.taskId, r]));
+      for (const task of batch) {
+        const r = byId.get(task.agentTaskId);
+        if (!r) {
+          link.toStart.push(task); // not answered: try again next round
+        } else if (r.accepted) {
+          link.running.set(task.agentTaskId, task);
+          this.events.started(task);
+        } else {
+          task.agentDone = true;
+          this.events.rejected(task, r.error);
+        }
+      }
+      if (link.toStart.length > 0) link.wantPoll = true;
+    } catch (error) {
+      link.toStart = batch.concat(link.toStart);
+      throw error;
+    }
+  }
+
+  async #sendStops(link: AgentLink): Promise<void> {
+    if (link.toStop.length === 0) return;
+    const batch = link.toStop;
+    link.toStop = [];
+    try {
+      await this.#call(link, 'stopTasks', () => this.broker.stopTasks(link.id, batch.map((t) => t.agentTaskId)));
+      link.wantPoll = true;
+    } catch (error) {
+      link.toStop = batch.concat(link.toStop);
+      throw error;
+    }
+  }
+
+  async #sendClears(link: AgentLink): Promise<void> {
+    if (link.toClear.length === 0) return;
+    const batch = link.toClear.filter((t) => !t.cleared);
+    link.toClear = [];
+    if (batch.length === 0) return;
+    try {
+      await this.#call(link, 'clearTasks', () => this.broker.clearTasks(link.id, batch.map((t) => t.agentTaskId)));
+    } catch (error) {
+      link.toClear = batch.concat(link.toClear);
+      throw error;
+    }
+    for (const t of batch) t.cleared = true;
+    this.events.cleared(batch);
+  }
+
+  async #poll(link: AgentLink): Promise<void> {
+    const tasks = [...link.running.values()];
+    const reports = await this.#call(link, 'getStatuses', () =>
+      this.broker.getStatuses(
+        link.id,
+        tasks.map((t) => t.agentTaskId),
+      ),
+    );
+    link.lastPollAt = this.clock.now();
+    const now = link.lastPollAt;
+    for (const report of reports) {
+      const task = link.running.get(report.taskId);
+      if (!task) continue;
+      if (report.state === 'unknown') {
+        task.unknownSince ??= now;
+        // An ended task (failed by the engine) or one never confirmed started has nothing to
+        // wait for; a task the agent accepted gets the grace period.
+        if (now - task.unknownSince >= this.options.vanishGraceMs || task.ended || task.status === 'created') {
+          link.running.delete(report.taskId);
+          task.agentDone = true;
+          if (!task.ended) this.events.vanished(task, task.unknownSince);
+          this.#maybeClear(task);
+        }
+        continue;
+      }
+      task.unknownSince = null;
+      if (report.state === 'running') {
+        if (!task.ended) this.events.report(task, report);
+        continue;
+      }
+      link.running.delete(report.taskId);
+      task.agentDone = true;
+      if (!task.ended) this.events.report(task, report);
+      this.#maybeClear(task);
+    }
+  }
+
+  #maybeClear(task: LiveTask): void {
+    if (this.#clearWhenDone.delete(task)) this.clear(task);
+  }
+}

@@ -1,0 +1,288 @@
+/**
+ * The engine: the public face of coco's coordinator. It wires the store, the agent broker and
+ * the clock (the ports) to the coordinator, committer and dispatcher, resumes every unfinished
+ * command on start, and offers submit / cancel / queries.
+ *
+ * @module
+ */
+import type { CommandType } from '../core/command-type.js';
+import { CocoError, ErrorCode } from '../core/errors.js';
+import { validateParams } from '../core/params.js';
+import { CommandRegistry } from '../core/registry.js';
+import { isTerminal } from '../core/states.js';
+import type { CommandQuery, CommandRecord, TaskRecord, UndoRecord } from '../store/port.js';
+import { Committer } from './committer.js';
+import { Coordinator } from './coordinator.js';
+import { Dispatcher } from './dispatcher.js';
+import { EngineEvents, type EngineEventMap, type EngineEventName } from './events.js';
+import { IdAllocator } from './ids.js';
+import type { LiveCommand } from './live.js';
+import { compileOptions, type CompiledEngineOptions, type EngineOptions } from './options.js';
+import { loadOne, rebuild } from './recovery.js';
+
+/** Options of {@link Engine.submit}. */
+export interface SubmitOptions {
+  /** Submitting again with the same key returns the first command instead of a new one. */
+  readonly idempotencyKey?: string;
+}
+
+/** What {@link Engine.start} found and did. */
+export interface StartReport {
+  /** Commands resumed. */
+  readonly resumed: number;
+  /** Commands left untouched (see the `load-failed` event). */
+  readonly loadFailed: number;
+  /** Time from the start call until polling resumed. */
+  readonly durationMs: number;
+}
+
+/** A command with its tasks, undo steps and direct children. */
+export interface CommandDetails {
+  readonly command: CommandRecord;
+  readonly tasks: readonly TaskRecord[];
+  readonly undo: readonly UndoRecord[];
+  readonly children: readonly CommandRecord[];
+}
+
+type State = 'new' | 'starting' | 'running' | 'stopping' | 'stopped';
+
+/** The coordinator engine. Create with {@link createEngine}, then {@link Engine.start}. */
+export class Engine {
+  /** Engine events (committed batches, progress, load failures, agent state). */
+  readonly events = new EngineEvents();
+  readonly #o: CompiledEngineOptions;
+  readonly #registry: CommandRegistry;
+  #state: State = 'new';
+  #co: Coordinator | null = null;
+  #committer: Committer | null = null;
+  #dispatcher: Dispatcher | null = null;
+  #storeId = '';
+  #heartbeat: { cancel(): void } | null = null;
+  readonly #keys = new Map<string, Promise<number>>();
+
+  constructor(options: EngineOptions) {
+    this.#o = compileOptions(options);
+    this.#registry = new CommandRegistry(this.#o.commands);
+  }
+
+  /** This node's id. */
+  get nodeId(): string {
+    return this.#o.nodeId;
+  }
+
+  /** The store's id (prefix of this store's task ids on agents). Known after start. */
+  get storeId(): string {
+    return this.#storeId;
+  }
+
+  /** Subscribes to an engine event; returns the unsubscribe function. */
+  on<K extends EngineEventName>(event: K, listener: (payload: EngineEventMap[K]) => void): () => void {
+    return this.events.on(event, listener);
+  }
+
+  /** Opens the store, resumes every unfinished command and starts polling agents. */
+  async start(): Promise<StartReport> {
+    if (this.#state !== 'new') throw new CocoError(ErrorCode.EngineStopped, `the engine cannot start: it is ${this.#state}`);
+    this.#state = 'starting';
+    const began = performance.now();
+    const { store, clock, tuning, logger } = this.#o;
+    const identity = await store.open(this.#o.nodeId);
+    this.#storeId = identity.storeId;
+    const ids = new IdAllocator(store, tuning.idBlockSize);
+    await ids.init();
+    const committer = new Committer(store, clock, { retryBaseMs: tuning.commitRetryBaseMs, retryMaxMs: tuning.commitRetryMaxMs }, (error, attempt) => {
+      const info = error instanceof CocoError ? error.toInfo() : { code: ErrorCode.StoreFailed, message: String(error) };
+      logger.error({ error: info, attempt }, 'store commit failed; retrying');
+      this.events.emit('error', { error: info, context: 'commit' });
+    });
+    committer.onCommit((batch) => {
+      if (this.events.has('committed')) this.events.emit('committed', batch);
+    });
+    const co = new Coordinator(this.#o, store, committer, this.events, ids, this.#registry, identity.storeId);
+    const dispatcher = new Dispatcher(
+      this.#o.agents,
+      clock,
+      {
+        pollIntervalMs: tuning.pollIntervalMs,
+        callTimeoutMs: tuning.agentCallTimeoutMs,
+        backoffBaseMs: tuning.agentBackoffBaseMs,
+        backoffMaxMs: tuning.agentBackoffMaxMs,
+        vanishGraceMs: tuning.vanishGraceMs,
+      },
+      co,
+      `${identity.storeId}-`,
+    );
+    co.dispatcher = dispatcher;
+    co.loader = async (id) => {
+      const { command, failure } = await loadOne(store, this.#registry, this.#storeId, id);
+      if (failure) this.events.emit('load-failed', failure);
+      if (command) this.#resume(co, command);
+      return command;
+    };
+    this.#co = co;
+    this.#committer = committer;
+    this.#dispatcher = dispatcher;
+
+    const snapshot = await store.loadActive();
+    for (const bad of snapshot.corrupt) this.events.emit('load-failed', { commandId: bad.commandId, error: bad.error });
+    const rebuilt = await rebuild(this.#registry, identity.storeId, snapshot.commands, snapshot.tasks, snapshot.undo, snapshot.endedChildren);
+    for (const id of rebuilt.foreignTasks) co.foreignTasks.add(id);
+    for (const failure of rebuilt.failures) {
+      logger.warn({ commandId: failure.commandId, error: failure.error }, 'stored command could not be loaded');
+      this.events.emit('load-failed', failure);
+    }
+    for (const c of rebuilt.commands) co.live.set(c.id, c);
+    for (const c of rebuilt.commands) this.#resume(co, c);
+    await dispatcher.discover().catch((error: unknown) => logger.warn({ error }, 'could not list agents'));
+    this.#state = 'running';
+    this.#beat();
+    const report = { resumed: rebuilt.commands.length, loadFailed: rebuilt.failures.length + snapshot.corrupt.length, durationMs: performance.now() - began };
+    logger.info(report, 'engine started');
+    return report;
+  }
+
+  #resume(co: Coordinator, c: LiveCommand): void {
+    co.live.set(c.id, c);
+    for (const t of c.tasks) {
+      if (t.ended) continue;
+      if (t.stopRequested) this.#dispatcher!.stop(t);
+      else if (t.status === 'created') this.#dispatcher!.start(t);
+      else this.#dispatcher!.watch(t);
+      co.armTaskDeadline(t);
+    }
+    co.armLifetime(c);
+    if (c.settled && !c.tasksCleared) co.settle(c);
+    co.wake(c);
+  }
+
+  #beat(): void {
+    this.#heartbeat = this.#o.clock.setTimer(this.#o.tuning.heartbeatMs, () => {
+      if (this.#state !== 'running') return;
+      this.#o.store.heartbeat(this.#o.nodeId).catch((error: unknown) => this.#o.logger.warn({ error }, 'store heartbeat failed'));
+      this.#beat();
+    });
+  }
+
+  #running(): Coordinator {
+    if (this.#state !== 'running' || !this.#co) throw new CocoError(ErrorCode.EngineStopped, `the engine is ${this.#state}; start it first`);
+    return this.#co;
+  }
+
+  /**
+   * Submits a command. Resolves with its id once it is durable. Invalid parameters reject with a
+   * `PARAMETERS_INVALID` {@link ValidationError} naming each field, and nothing is stored.
+   */
+  async submit<P>(type: CommandType<P>, params: NoInfer<P>, options: SubmitOptions = {}): Promise<{ id: number }> {
+    const co = this.#running();
+    if (this.#registry.get(type.name) !== (type as CommandType)) {
+      throw new CocoError(ErrorCode.InvalidDefinition, `command type "${type.name}" is not registered with this engine`);
+    }
+    const parsed = await validateParams(type, params);
+    const key = options.idempotencyKey ?? null;
+    if (key !== null) {
+      if (typeof key !== 'string' || key.length === 0 || key.length > 200) {
+        throw new CocoError(ErrorCode.ParametersInvalid, 'idempotencyKey must be a string of 1 to 200 characters');
+      }
+      const known = this.#keys.get(key);
+      if (known) return { id: await known };
+      const pending = (async () => {
+        const existing = await this.#o.store.getCommandByKey(key);
+        if (existing) return existing.id;
+        const c = co.createRoot(type as CommandType, params, parsed, key);
+        await this.#committer!.durable();
+        return c.id;
+      })();
+      this.#keys.set(key, pending);
+      try {
+        return { id: await pending };
+      } finally {
+        this.#keys.delete(key);
+      }
+    }
+    const c = co.createRoot(type as CommandType, params, parsed, null);
+    await this.#committer!.durable();
+    return { id: c.id };
+  }
+
+  /**
+   * Cancels a command and its subtree: stops its tasks, cancels its children, runs compensation,
+   * and ends it as cancelled. Resolves once the request is durable. Cancelling a command that is
+   * already failing or cancelling changes nothing.
+   */
+  async cancel(id: number): Promise<void> {
+    const co = this.#running();
+    const c = co.live.get(id);
+    if (!c) {
+      const record = await this.#o.store.getCommand(id);
+      if (!record) throw new CocoError(ErrorCode.CommandNotFound, `command ${id} does not exist`);
+      if (isTerminal(record.status)) throw new CocoError(ErrorCode.CommandState, `command ${id} has already ended (${record.status})`);
+      throw new CocoError(ErrorCode.CommandState, `command ${id} is not loaded by this engine (see load-failed events)`);
+    }
+    if (c.terminal) throw new CocoError(ErrorCode.CommandState, `command ${id} has already ended (${c.status})`);
+    if (c.status === 'pending' || c.status === 'waiting') co.requestCancel(c);
+    await this.#committer!.durable();
+  }
+
+  /** The stored (durable) state of a command, or null. */
+  async get(id: number): Promise<CommandRecord | null> {
+    return this.#o.store.getCommand(id);
+  }
+
+  /** Stored commands matching a query (newest first). */
+  async list(query: CommandQuery = {}): Promise<CommandRecord[]> {
+    return this.#o.store.listCommands(query);
+  }
+
+  /** A command with its tasks, undo steps and children, as stored. */
+  async inspect(id: number): Promise<CommandDetails | null> {
+    const command = await this.#o.store.getCommand(id);
+    if (!command) return null;
+    const [tasks, undo, children] = await Promise.all([this.#o.store.getTasks(id), this.#o.store.getUndo(id), this.#o.store.listCommands({ parentId: id, limit: 1000 })]);
+    return { command, tasks, undo, children: children.sort((a, b) => (a.seq ?? 0) - (b.seq ?? 0)) };
+  }
+
+  /** Resolves with the stored command once it has ended (durably). */
+  async waitFor(id: number): Promise<CommandRecord> {
+    const co = this.#running();
+    const c = co.live.get(id);
+    if (c && !c.terminal) await co.whenEnded(c);
+    else if (c) await this.#committer!.durable();
+    const record = await this.#o.store.getCommand(id);
+    if (!record) throw new CocoError(ErrorCode.CommandNotFound, `command ${id} does not exist`);
+    if (!isTerminal(record.status)) throw new CocoError(ErrorCode.CommandState, `command ${id} is ${record.status} but not loaded by this engine`);
+    return record;
+  }
+
+  /** Counters for monitoring and tests. */
+  stats(): { liveCommands: number; watchedTasks: number } {
+    return { liveCommands: this.#co?.live.size ?? 0, watchedTasks: this.#dispatcher?.watchedTasks ?? 0 };
+  }
+
+  /**
+   * Stops: takes no new work, lets running handlers finish (up to `stopGraceMs`), makes what is
+   * done durable, and releases the store. Unfinished work resumes at the next start.
+   */
+  async stop(): Promise<void> {
+    if (this.#state === 'stopped' || this.#state === 'stopping') return;
+    const wasRunning = this.#state === 'running';
+    this.#state = 'stopping';
+    this.#heartbeat?.cancel();
+    const co = this.#co;
+    if (co && wasRunning) {
+      let timer: { cancel(): void } | null = null;
+      await Promise.race([co.idle(), new Promise<void>((resolve) => (timer = this.#o.clock.setTimer(this.#o.tuning.stopGraceMs, resolve)))]);
+      (timer as { cancel(): void } | null)?.cancel();
+      co.stopped = true;
+      this.#dispatcher?.stopAll();
+      await this.#committer?.drain();
+      this.#committer?.stop();
+    }
+    await this.#o.store.close(this.#o.nodeId);
+    this.#state = 'stopped';
+  }
+}
+
+/** Creates an engine (not started). Throws `INVALID_OPTIONS` naming each bad option. */
+export function createEngine(options: EngineOptions): Engine {
+  return new Engine(options);
+}

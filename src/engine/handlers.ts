@@ -1,0 +1,212 @@
+/**
+ * Runs user handlers (stages, end handlers, undo steps) and turns their outcome into state
+ * changes: success completes the step together with the handler's buffered writes; a throw is
+ * retried with exponential back-off up to the type's limit, then fails the command (or the
+ * undo step) with the error kept.
+ *
+ * @module
+ */
+import { CocoError, ErrorCode, toErrorInfo, type ErrorInfo } from '../core/errors.js';
+import { assertJson } from '../core/params.js';
+import type { CommandStatus } from '../core/states.js';
+import type { EntityWrite } from '../store/port.js';
+import { EndCtx, FailureCtx, StageCtx, UndoCtx, type ContextHost } from './contexts.js';
+import type { LiveCommand, LiveUndo } from './live.js';
+
+/** What the handler runner needs from the coordinator. */
+export interface HandlerHost extends ContextHost {
+  readonly stopped: boolean;
+  wake(c: LiveCommand): void;
+  setStatus(c: LiveCommand, to: CommandStatus): void;
+  abortCommand(c: LiveCommand, error: ErrorInfo): void;
+  endCommand(c: LiveCommand, status: 'succeeded' | 'failed' | 'cancelled'): void;
+  touchUndo(u: LiveUndo): void;
+  applyWrites(c: LiveCommand, out: { writes: EntityWrite[]; dataSet: boolean; data: unknown }): void;
+  handlerStarted(): void;
+  handlerEnded(): void;
+}
+
+type Phase = 'stage' | 'success' | 'undo' | 'failure';
+
+function isPromise(value: unknown): value is Promise<unknown> {
+  return typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function';
+}
+
+/** Calls `fn(ctx)`, awaiting only if it returned a promise. */
+async function call<T>(fn: (ctx: T) => unknown, ctx: T): Promise<{ ok: true; value: unknown } | { ok: false; error: unknown }> {
+  try {
+    let value = fn(ctx);
+    if (isPromise(value)) value = await value;
+    return { ok: true, value };
+  } catch (error) {
+    return { ok: false, error };
+  }
+}
+
+/** Runs the current stage's handler (`execute` or `next`). */
+export async function runStage(host: HandlerHost, c: LiveCommand): Promise<void> {
+  const handler = c.stage === 0 ? c.type.handlers.execute : c.type.handlers.next;
+  c.busy = true;
+  host.handlerStarted();
+  const ctx = new StageCtx(host, c, c.attempts + 1);
+  const outcome = handler ? await call(handler, ctx) : { ok: true as const, value: undefined };
+  const out = ctx.close();
+  c.busy = false;
+  host.handlerEnded();
+  if (host.stopped) return;
+  if (outcome.ok) {
+    host.applyWrites(c, out);
+    c.stageDone = true;
+    c.attempts = 0;
+    c.nextAttemptAt = null;
+    c.lastError = null;
+    if (c.childMode === 'serial' && ctx.createdWork === 0) c.chainDone = true;
+    if (c.status === 'pending') host.setStatus(c, 'waiting');
+    host.touch(c);
+  } else {
+    failed(host, c, outcome.error, 'stage', null);
+  }
+  host.wake(c);
+}
+
+/** Runs `onSuccess` (if any) and ends the command as succeeded. */
+export async function runSuccess(host: HandlerHost, c: LiveCommand): Promise<void> {
+  const handler = c.type.handlers.onSuccess;
+  if (!handler) {
+    host.endCommand(c, 'succeeded');
+    return;
+  }
+  c.busy = true;
+  host.handlerStarted();
+  const ctx = new EndCtx(host, c, c.attempts + 1);
+  let outcome = await call(handler, ctx);
+  if (outcome.ok && outcome.value !== undefined) {
+    try {
+      assertJson(outcome.value, `command ${c.id} (${c.type.name}): the result of onSuccess`);
+    } catch (error) {
+      outcome = { ok: false, error };
+    }
+  }
+  const out = ctx.close();
+  c.busy = false;
+  host.handlerEnded();
+  if (host.stopped) return;
+  if (outcome.ok) {
+    host.applyWrites(c, out);
+    c.result = outcome.value ?? null;
+    host.endCommand(c, 'succeeded');
+  } else {
+    failed(host, c, outcome.error, 'success', null);
+    host.wake(c);
+  }
+}
+
+/** Runs one undo step. */
+export async function runUndo(host: HandlerHost, c: LiveCommand, u: LiveUndo): Promise<void> {
+  const handler = c.type.handlers.undo[u.name];
+  c.busy = true;
+  host.handlerStarted();
+  const ctx = new UndoCtx(host, c, c.attempts + 1, u.ordinal);
+  const outcome = handler
+    ? await call((x: UndoCtx) => handler(x, u.data ?? undefined), ctx)
+    : {
+        ok: false as const,
+        error: new CocoError(ErrorCode.InvalidDefinition, `command type "${c.type.name}" has no undo handler "${u.name}" any more`),
+      };
+  const out = ctx.close();
+  c.busy = false;
+  host.handlerEnded();
+  if (host.stopped) return;
+  if (outcome.ok) {
+    host.applyWrites(c, out);
+    u.status = 'done';
+    u.error = null;
+    host.touchUndo(u);
+    c.attempts = 0;
+    c.nextAttemptAt = null;
+    c.lastError = null;
+    host.touch(c);
+  } else {
+    failed(host, c, outcome.error, 'undo', u);
+  }
+  host.wake(c);
+}
+
+/** Runs `onFailure` (if any) and ends the command as failed or cancelled. */
+export async function runFailure(host: HandlerHost, c: LiveCommand): Promise<void> {
+  const cancelled = c.cancelRequested && c.error?.code === ErrorCode.Cancelled;
+  const status = cancelled ? 'cancelled' : 'failed';
+  const handler = c.type.handlers.onFailure;
+  if (!handler || c.broken) {
+    host.endCommand(c, status);
+    return;
+  }
+  c.busy = true;
+  host.handlerStarted();
+  const error = c.error ?? { code: ErrorCode.HandlerFailed, message: 'failed' };
+  const ctx = new FailureCtx(host, c, c.attempts + 1, error, cancelled);
+  const outcome = await call(handler, ctx);
+  const out = ctx.close();
+  c.busy = false;
+  host.handlerEnded();
+  if (host.stopped) return;
+  if (outcome.ok) {
+    host.applyWrites(c, out);
+    host.endCommand(c, status);
+  } else if (failed(host, c, outcome.error, 'failure', null)) {
+    host.endCommand(c, status);
+  } else {
+    host.wake(c);
+  }
+}
+
+const PHASE_NAMES: Record<Phase, string> = { stage: 'stage handler', success: 'onSuccess', undo: 'undo step', failure: 'onFailure' };
+
+/**
+ * Records a handler failure: schedules a retry, or gives up. Returns true when it gave up and
+ * the caller must finish the step itself (only for `onFailure`, which ends the command anyway).
+ */
+function failed(host: HandlerHost, c: LiveCommand, error: unknown, phase: Phase, u: LiveUndo | null): boolean {
+  const info = toErrorInfo(error);
+  const retryable = !(error instanceof CocoError) || error.retryable;
+  c.attempts++;
+  c.lastError = info;
+  host.touch(c);
+  const { maxAttempts, backoffMs, maxBackoffMs } = c.type.retry;
+  const what = phase === 'stage' ? `${c.stage === 0 ? 'execute' : `next (stage ${c.stage})`}` : phase === 'undo' ? `undo step "${u?.name}"` : PHASE_NAMES[phase];
+  // A stage interrupted by cancellation or a fail-fast failure is not retried: abort takes over.
+  if (phase === 'stage' && (c.cancelRequested || (c.failedWork > 0 && c.failurePolicy === 'fail-fast'))) {
+    c.nextAttemptAt = null;
+    return false;
+  }
+  if (retryable && c.attempts < maxAttempts) {
+    // Small jitter spreads retries of many commands failing on one shared cause.
+    const delay = Math.min(maxBackoffMs, backoffMs * 2 ** (c.attempts - 1)) * (0.8 + Math.random() * 0.4);
+    c.nextAttemptAt = host.now() + Math.round(delay);
+    host.log.warn({ commandId: c.id, type: c.type.name, attempt: c.attempts, error: info }, `${what} failed; retrying`);
+    return false;
+  }
+  c.nextAttemptAt = null;
+  const final: ErrorInfo = {
+    code: error instanceof CocoError ? info.code : ErrorCode.HandlerFailed,
+    message: `${what} of command ${c.id} (${c.type.name}) failed after ${c.attempts} attempt(s): ${info.message}`,
+    details: { cause: info, attempts: c.attempts },
+  };
+  host.log.error({ commandId: c.id, type: c.type.name, error: final }, `${what} failed for good`);
+  c.attempts = 0;
+  switch (phase) {
+    case 'stage':
+    case 'success':
+      host.abortCommand(c, final);
+      return false;
+    case 'undo':
+      if (u) {
+        u.status = 'failed';
+        u.error = final;
+        host.touchUndo(u);
+      }
+      return false;
+    case 'failure':
+      return true;
+  }
+}

@@ -1,0 +1,446 @@
+/**
+ * The live (in-memory) form of commands, tasks and undo steps. The engine's state machine runs
+ * on these objects; the store receives snapshots of them in ordered batches.
+ *
+ * Objects are plain classes with every field set in the constructor, so that V8 gives all
+ * instances one shape and an in-flight command stays well under 2 KiB.
+ *
+ * @module
+ */
+import type { ChildMode, CommandType, FailurePolicy, Json } from '../core/command-type.js';
+import type { ErrorInfo } from '../core/errors.js';
+import type { TimerHandle } from '../core/clock.js';
+import { isTaskEnded, isTerminal, type CommandStatus, type CompensationStatus, type TaskStatus, type UndoStatus } from '../core/states.js';
+import type { CommandRecord, CommandUpdate, TaskRecord, TaskUpdate, UndoRecord, UndoUpdate } from '../store/port.js';
+
+/** Marks parameters that could not be loaded (the command fails without running handlers). */
+export const BROKEN_PARAMS: unique symbol = Symbol('coco.brokenParams');
+
+/** A child as its parent tracks it. */
+export class ChildState {
+  readonly id: number;
+  readonly type: string;
+  readonly seq: number;
+  readonly originStage: number;
+  status: CommandStatus;
+  result: unknown;
+  error: ErrorInfo | null;
+  compensation: CompensationStatus;
+  constructor(
+    id: number,
+    type: string,
+    seq: number,
+    originStage: number,
+    status: CommandStatus,
+    result: unknown,
+    error: ErrorInfo | null,
+    compensation: CompensationStatus,
+  ) {
+    this.id = id;
+    this.type = type;
+    this.seq = seq;
+    this.originStage = originStage;
+    this.status = status;
+    this.result = result;
+    this.error = error;
+    this.compensation = compensation;
+  }
+
+  get ended(): boolean {
+    return isTerminal(this.status);
+  }
+}
+
+/** A task as the engine tracks it. */
+export class LiveTask {
+  /** The agent reported the task ended (or it never existed there), so it may be cleared. */
+  agentDone: boolean;
+  /** First time the agent said it does not know the task (vanish grace period). */
+  unknownSince: number | null = null;
+  /** Cleared on the agent (not stored per task; see CommandRecord.tasksCleared). */
+  cleared = false;
+  progress = 0;
+  dirty = false;
+  persisted: boolean;
+  deadlineTimer: TimerHandle | null = null;
+
+  readonly command: LiveCommand;
+  readonly ordinal: number;
+  readonly origin: number;
+  readonly agentId: string;
+  readonly verb: string;
+  readonly args: unknown;
+  readonly agentTaskId: string;
+  status: TaskStatus;
+  result: unknown;
+  error: ErrorInfo | null;
+  readonly deadlineAt: number | null;
+  stopRequested: boolean;
+  readonly createdAt: number;
+  endedAt: number | null;
+  constructor(
+    command: LiveCommand,
+    ordinal: number,
+    origin: number,
+    agentId: string,
+    verb: string,
+    args: unknown,
+    agentTaskId: string,
+    status: TaskStatus,
+    result: unknown,
+    error: ErrorInfo | null,
+    deadlineAt: number | null,
+    stopRequested: boolean,
+    createdAt: number,
+    endedAt: number | null,
+    persisted: boolean,
+  ) {
+    this.command = command;
+    this.ordinal = ordinal;
+    this.origin = origin;
+    this.agentId = agentId;
+    this.verb = verb;
+    this.args = args;
+    this.agentTaskId = agentTaskId;
+    this.status = status;
+    this.result = result;
+    this.error = error;
+    this.deadlineAt = deadlineAt;
+    this.stopRequested = stopRequested;
+    this.createdAt = createdAt;
+    this.endedAt = endedAt;
+    this.persisted = persisted;
+    this.agentDone = isTaskEnded(status) && !stopRequested;
+  }
+
+  get ended(): boolean {
+    return isTaskEnded(this.status);
+  }
+
+  /** Work tasks count toward stages; undo tasks belong to compensation. */
+  get isWork(): boolean {
+    return this.origin >= 0;
+  }
+
+  toRecord(): TaskRecord {
+    return {
+      commandId: this.command.id,
+      ordinal: this.ordinal,
+      origin: this.origin,
+      agentId: this.agentId,
+      verb: this.verb,
+      args: this.args,
+      status: this.status,
+      result: this.result,
+      error: this.error,
+      deadlineAt: this.deadlineAt,
+      stopRequested: this.stopRequested,
+      createdAt: this.createdAt,
+      endedAt: this.endedAt,
+    };
+  }
+
+  toUpdate(): TaskUpdate {
+    return {
+      commandId: this.command.id,
+      ordinal: this.ordinal,
+      status: this.status,
+      result: this.result,
+      error: this.error,
+      stopRequested: this.stopRequested,
+      endedAt: this.endedAt,
+    };
+  }
+}
+
+/** An undo step as the engine tracks it. */
+export class LiveUndo {
+  dirty = false;
+  persisted: boolean;
+  readonly command: LiveCommand;
+  readonly ordinal: number;
+  readonly seq: number;
+  readonly stage: number;
+  readonly name: string;
+  readonly data: Json | null;
+  status: UndoStatus;
+  error: ErrorInfo | null;
+  constructor(
+    command: LiveCommand,
+    ordinal: number,
+    seq: number,
+    stage: number,
+    name: string,
+    data: Json | null,
+    status: UndoStatus,
+    error: ErrorInfo | null,
+    persisted: boolean,
+  ) {
+    this.command = command;
+    this.ordinal = ordinal;
+    this.seq = seq;
+    this.stage = stage;
+    this.name = name;
+    this.data = data;
+    this.status = status;
+    this.error = error;
+    this.persisted = persisted;
+  }
+
+  toRecord(): UndoRecord {
+    return {
+      commandId: this.command.id,
+      ordinal: this.ordinal,
+      seq: this.seq,
+      stage: this.stage,
+      name: this.name,
+      data: this.data,
+      status: this.status,
+      error: this.error,
+    };
+  }
+
+  toUpdate(): UndoUpdate {
+    return { commandId: this.command.id, ordinal: this.ordinal, status: this.status, error: this.error };
+  }
+}
+
+/** A command as the engine tracks it while it has work left. */
+export class LiveCommand {
+  // -- stored state (see CommandRecord for meanings) --
+  status: CommandStatus;
+  expectedTasks: number;
+  expectedChildren: number;
+  journalSeq: number;
+  stage: number;
+  stageDone: boolean;
+  chainDone: boolean;
+  cancelRequested: boolean;
+  error: ErrorInfo | null;
+  result: unknown;
+  compensation: CompensationStatus;
+  compensationError: ErrorInfo | null;
+  data: unknown;
+  attempts: number;
+  nextAttemptAt: number | null;
+  lastError: ErrorInfo | null;
+  deadlineAt: number | null;
+  updatedAt: number;
+  endedAt: number | null;
+  tasksCleared: boolean;
+
+  // -- owned entries --
+  readonly tasks: LiveTask[] = [];
+  /** Children in creation order (null when the command has none, to save memory). */
+  children: ChildState[] | null = null;
+  undo: LiveUndo[] | null = null;
+
+  // -- derived counters, kept in step with the entries --
+  /** Work tasks not ended. */
+  openTasks = 0;
+  /** Undo tasks not ended. */
+  openUndoTasks = 0;
+  /** Children not ended. */
+  openChildren = 0;
+  /** Work tasks and children that ended other than succeeded. */
+  failedWork = 0;
+  /** The first failure among them (why the stage failed). */
+  firstWorkError: ErrorInfo | null = null;
+
+  // -- engine bookkeeping --
+  persisted: boolean;
+  dirty = false;
+  /** Parameters were upgraded on load and must be rewritten at the current version. */
+  paramsDirty = false;
+  /** A handler (or an async step) is running for this command. */
+  busy = false;
+  /** In the scheduler's ready queue. */
+  queued = false;
+  /** Retry / wait timer. */
+  timer: TimerHandle | null = null;
+  /** Lifetime (timeout) timer. */
+  lifetimeTimer: TimerHandle | null = null;
+  abort: AbortController | null = null;
+
+  readonly id: number;
+  readonly type: CommandType;
+  paramsVersion: number;
+  rawParams: unknown;
+  /** Parsed parameters, or {@link BROKEN_PARAMS}. */
+  params: unknown;
+  readonly parentId: number | null;
+  readonly rootId: number;
+  readonly seq: number | null;
+  readonly originStage: number | null;
+  readonly childMode: ChildMode;
+  readonly failurePolicy: FailurePolicy;
+  readonly idempotencyKey: string | null;
+  readonly createdAt: number;
+  constructor(
+    id: number,
+    type: CommandType,
+    paramsVersion: number,
+    rawParams: unknown,
+    params: unknown,
+    parentId: number | null,
+    rootId: number,
+    seq: number | null,
+    originStage: number | null,
+    childMode: ChildMode,
+    failurePolicy: FailurePolicy,
+    idempotencyKey: string | null,
+    createdAt: number,
+    persisted: boolean,
+  ) {
+    this.id = id;
+    this.type = type;
+    this.paramsVersion = paramsVersion;
+    this.rawParams = rawParams;
+    this.params = params;
+    this.parentId = parentId;
+    this.rootId = rootId;
+    this.seq = seq;
+    this.originStage = originStage;
+    this.childMode = childMode;
+    this.failurePolicy = failurePolicy;
+    this.idempotencyKey = idempotencyKey;
+    this.createdAt = createdAt;
+    this.persisted = persisted;
+    this.status = 'pending';
+    this.expectedTasks = 0;
+    this.expectedChildren = 0;
+    this.journalSeq = 0;
+    this.stage = 0;
+    this.stageDone = false;
+    this.chainDone = false;
+    this.cancelRequested = false;
+    this.error = null;
+    this.result = null;
+    this.compensation = 'none';
+    this.compensationError = null;
+    this.data = null;
+    this.attempts = 0;
+    this.nextAttemptAt = null;
+    this.lastError = null;
+    this.deadlineAt = null;
+    this.updatedAt = createdAt;
+    this.endedAt = null;
+    this.tasksCleared = false;
+  }
+
+  get terminal(): boolean {
+    return isTerminal(this.status);
+  }
+
+  get broken(): boolean {
+    return this.params === BROKEN_PARAMS;
+  }
+
+  get childCount(): number {
+    return this.children?.length ?? 0;
+  }
+
+  get undoCount(): number {
+    return this.undo?.length ?? 0;
+  }
+
+  /** Number of work tasks (undo tasks excluded). */
+  workTaskCount(): number {
+    let n = 0;
+    for (const t of this.tasks) if (t.origin >= 0) n++;
+    return n;
+  }
+
+  /** The command has ended and nothing more will happen to it (compensation included). */
+  get settled(): boolean {
+    return this.terminal && this.compensation !== 'compensating';
+  }
+
+  /** Adds a child's state, keeping counters in step. */
+  addChild(child: ChildState): void {
+    (this.children ??= []).push(child);
+    if (!child.ended) this.openChildren++;
+    else if (child.status !== 'succeeded') this.noteFailure(child.error);
+  }
+
+  /** Adds a task, keeping counters in step. */
+  addTask(task: LiveTask): void {
+    this.tasks.push(task);
+    if (task.ended) {
+      if (task.isWork && task.status !== 'succeeded') this.noteFailure(task.error);
+    } else if (task.isWork) this.openTasks++;
+    else this.openUndoTasks++;
+  }
+
+  /** Records that a task of this command ended. */
+  taskEnded(task: LiveTask): void {
+    if (task.isWork) {
+      this.openTasks--;
+      if (task.status !== 'succeeded') this.noteFailure(task.error);
+    } else this.openUndoTasks--;
+  }
+
+  /** Records that a child ended (its state object was already updated). */
+  childEnded(child: ChildState): void {
+    this.openChildren--;
+    if (child.status !== 'succeeded') this.noteFailure(child.error);
+  }
+
+  private noteFailure(error: ErrorInfo | null): void {
+    this.failedWork++;
+    this.firstWorkError ??= error;
+  }
+
+  /** Whether the command's row is "active" in the store's sense. */
+  get active(): boolean {
+    return !this.terminal || !this.tasksCleared || this.compensation === 'compensating';
+  }
+
+  toRecord(): CommandRecord {
+    return {
+      ...this.toUpdate(),
+      type: this.type.name,
+      paramsVersion: this.paramsVersion,
+      params: this.rawParams,
+      parentId: this.parentId,
+      rootId: this.rootId,
+      seq: this.seq,
+      originStage: this.originStage,
+      childMode: this.childMode,
+      failurePolicy: this.failurePolicy,
+      idempotencyKey: this.idempotencyKey,
+      createdAt: this.createdAt,
+    };
+  }
+
+  toUpdate(): CommandUpdate {
+    return {
+      id: this.id,
+      status: this.status,
+      expectedTasks: this.expectedTasks,
+      expectedChildren: this.expectedChildren,
+      taskCount: this.tasks.length,
+      childCount: this.childCount,
+      undoCount: this.undoCount,
+      journalSeq: this.journalSeq,
+      stage: this.stage,
+      stageDone: this.stageDone,
+      chainDone: this.chainDone,
+      cancelRequested: this.cancelRequested,
+      error: this.error,
+      result: this.result,
+      compensation: this.compensation,
+      compensationError: this.compensationError,
+      data: this.data,
+      attempts: this.attempts,
+      nextAttemptAt: this.nextAttemptAt,
+      lastError: this.lastError,
+      deadlineAt: this.deadlineAt,
+      updatedAt: this.updatedAt,
+      endedAt: this.endedAt,
+      tasksCleared: this.tasksCleared,
+      owner: null,
+      leaseUntil: null,
+    };
+  }
+}

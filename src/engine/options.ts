@@ -1,0 +1,122 @@
+/**
+ * Engine options: what users pass ({@link EngineOptions}) is validated once and turned into a
+ * frozen, fully defaulted {@link CompiledEngineOptions}.
+ *
+ * @module
+ */
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import { z } from 'zod';
+import type { AgentBroker } from '../agents/port.js';
+import { systemClock, type Clock } from '../core/clock.js';
+import type { CommandType, Logger } from '../core/command-type.js';
+import { ValidationError } from '../core/errors.js';
+import { toIssues } from '../core/params.js';
+import type { Store } from '../store/port.js';
+
+/** Timing and sizing knobs. Every field has a default. */
+export interface EngineTuning {
+  /**
+   * Poll an agent with running tasks at least this often. Activity hints from the broker make
+   * polls happen sooner; this interval is the safety net.
+   * @default 1000
+   */
+  readonly pollIntervalMs?: number;
+  /** Give up on one agent call after this long (then back off). @default 10000 */
+  readonly agentCallTimeoutMs?: number;
+  /** First back-off delay after a failed agent call; doubles per failure. @default 250 */
+  readonly agentBackoffBaseMs?: number;
+  /** Largest back-off delay between calls to a failing agent. @default 30000 */
+  readonly agentBackoffMaxMs?: number;
+  /**
+   * How long a task may be unknown to its agent before it fails as vanished. Long enough to
+   * ride out an agent that is restarting and re-reading its task table.
+   * @default 30000
+   */
+  readonly vanishGraceMs?: number;
+  /** First delay before retrying a failed store commit; doubles per failure. @default 100 */
+  readonly commitRetryBaseMs?: number;
+  /** Largest delay between store commit retries. @default 10000 */
+  readonly commitRetryMaxMs?: number;
+  /** How often the engine renews its ownership of the store. @default 10000 */
+  readonly heartbeatMs?: number;
+  /** Ids reserved from the store at a time (ids are handed out without a store round trip). @default 10000 */
+  readonly idBlockSize?: number;
+  /** On stop, how long to wait for running handlers before giving up on them. @default 5000 */
+  readonly stopGraceMs?: number;
+}
+
+/** What {@link createEngine} takes. */
+export interface EngineOptions {
+  /** Where commands live (for example `sqliteStore({ path })`). */
+  readonly store: Store;
+  /** How agents are reached (for example `inProcessAgents(...)`). */
+  readonly agents: AgentBroker;
+  /** Every command type the engine may run, including child types. */
+  readonly commands: readonly CommandType[];
+  /** @default the system clock */
+  readonly clock?: Clock;
+  /** pino-compatible logger. @default silent */
+  readonly logger?: Logger;
+  /** This node's id (shown as the store's owner). @default `<hostname>-<pid>-<random>` */
+  readonly nodeId?: string;
+  readonly tuning?: EngineTuning;
+}
+
+/** Options after validation and defaults. */
+export interface CompiledEngineOptions {
+  readonly store: Store;
+  readonly agents: AgentBroker;
+  readonly commands: readonly CommandType[];
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly nodeId: string;
+  readonly tuning: Readonly<Required<EngineTuning>>;
+}
+
+const positive = z.number().int().positive();
+const tuningSchema = z
+  .object({
+    pollIntervalMs: positive.default(1000),
+    agentCallTimeoutMs: positive.default(10_000),
+    agentBackoffBaseMs: positive.default(250),
+    agentBackoffMaxMs: positive.default(30_000),
+    vanishGraceMs: z.number().int().nonnegative().default(30_000),
+    commitRetryBaseMs: positive.default(100),
+    commitRetryMaxMs: positive.default(10_000),
+    heartbeatMs: positive.default(10_000),
+    idBlockSize: positive.default(10_000),
+    stopGraceMs: z.number().int().nonnegative().default(5_000),
+  })
+  .strict();
+
+const silent: Logger = { debug() {}, info() {}, warn() {}, error() {} };
+
+/** Validates and defaults engine options. Throws `INVALID_OPTIONS` naming each bad field. */
+export function compileOptions(options: EngineOptions): CompiledEngineOptions {
+  const missing: string[] = [];
+  if (!options || typeof options !== 'object') throw new ValidationError('invalid engine options', [{ path: '', message: 'expected an object' }], 'INVALID_OPTIONS');
+  if (!options.store) missing.push('store');
+  if (!options.agents) missing.push('agents');
+  if (!Array.isArray(options.commands)) missing.push('commands');
+  if (missing.length > 0) {
+    throw new ValidationError('invalid engine options', missing.map((path) => ({ path, message: 'is required' })), 'INVALID_OPTIONS');
+  }
+  const parsed = tuningSchema.safeParse(options.tuning ?? {});
+  if (!parsed.success) {
+    throw new ValidationError(
+      'invalid engine options',
+      toIssues(parsed.error.issues.map((i) => ({ message: i.message, path: ['tuning', ...i.path.map((p) => (typeof p === 'symbol' ? String(p) : p))] }))),
+      'INVALID_OPTIONS',
+    );
+  }
+  return Object.freeze({
+    store: options.store,
+    agents: options.agents,
+    commands: options.commands as readonly CommandType[],
+    clock: options.clock ?? systemClock,
+    logger: options.logger ?? silent,
+    nodeId: options.nodeId ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,
+    tuning: Object.freeze(parsed.data),
+  });
+}

@@ -1,0 +1,163 @@
+/**
+ * Rebuilding live commands from stored rows, after a restart or when a settled command must be
+ * compensated later. Types are found through the registry by their stored name and parameters
+ * go through the type's upgraders — never reflection. A row that cannot be loaded fails only
+ * itself: newer-version and unknown-type rows are left untouched (a newer node may know them),
+ * rows whose parameters cannot be upgraded fail their own command.
+ *
+ * @module
+ */
+import { CocoError, ErrorCode, ParameterVersionError, toErrorInfo, type ErrorInfo } from '../core/errors.js';
+import { upgradeParams } from '../core/params.js';
+import type { CommandRegistry } from '../core/registry.js';
+import { agentTaskId, type CommandRecord, type Store, type TaskRecord, type UndoRecord } from '../store/port.js';
+import { BROKEN_PARAMS, ChildState, LiveCommand, LiveTask, LiveUndo } from './live.js';
+
+/** A command that could not be loaded and is left as it is. */
+export interface LoadFailure {
+  readonly commandId: number | null;
+  readonly error: ErrorInfo;
+}
+
+/** What {@link rebuild} returns. */
+export interface RebuildResult {
+  readonly commands: LiveCommand[];
+  readonly failures: LoadFailure[];
+  /** Agent task ids of commands left untouched (reconciliation must not stop them). */
+  readonly foreignTasks: string[];
+}
+
+function group<T extends { commandId: number }>(rows: readonly T[]): Map<number, T[]> {
+  const map = new Map<number, T[]>();
+  for (const row of rows) {
+    const list = map.get(row.commandId);
+    if (list) list.push(row);
+    else map.set(row.commandId, [row]);
+  }
+  return map;
+}
+
+/** Rebuilds live commands from rows: commands, their tasks and undo steps, and children rows. */
+export async function rebuild(
+  registry: CommandRegistry,
+  storeId: string,
+  commands: readonly CommandRecord[],
+  tasks: readonly TaskRecord[],
+  undo: readonly UndoRecord[],
+  children: readonly CommandRecord[],
+): Promise<RebuildResult> {
+  const tasksBy = group(tasks);
+  const undoBy = group(undo);
+  const childrenBy = new Map<number, CommandRecord[]>();
+  for (const r of [...commands, ...children]) {
+    if (r.parentId === null) continue;
+    const list = childrenBy.get(r.parentId);
+    if (list) list.push(r);
+    else childrenBy.set(r.parentId, [r]);
+  }
+  const out: LiveCommand[] = [];
+  const failures: LoadFailure[] = [];
+  const foreignTasks: string[] = [];
+  for (const r of commands) {
+    const type = registry.get(r.type);
+    let params: unknown;
+    let raw = r.params;
+    let version = r.paramsVersion;
+    let upgraded = false;
+    let brokenError: ErrorInfo | null = null;
+    if (!type) {
+      failures.push({
+        commandId: r.id,
+        error: new CocoError(ErrorCode.UnknownCommandType, `command ${r.id} has type "${r.type}", which this engine does not know; it is left untouched`, {
+          details: { commandType: r.type, commandId: r.id },
+        }).toInfo(),
+      });
+      for (const t of tasksBy.get(r.id) ?? []) foreignTasks.push(agentTaskId(storeId, r.id, t.ordinal));
+      continue;
+    }
+    try {
+      const result = await upgradeParams(type, r.paramsVersion, r.params, r.id);
+      params = result.params;
+      raw = result.raw;
+      upgraded = result.upgraded;
+      if (upgraded) version = type.version;
+    } catch (error) {
+      if (error instanceof ParameterVersionError) {
+        failures.push({ commandId: r.id, error: error.toInfo() });
+        for (const t of tasksBy.get(r.id) ?? []) foreignTasks.push(agentTaskId(storeId, r.id, t.ordinal));
+        continue;
+      }
+      params = BROKEN_PARAMS;
+      brokenError = toErrorInfo(error, ErrorCode.ParametersInvalid);
+      failures.push({ commandId: r.id, error: brokenError });
+    }
+    const c = fromRecord(r, type, version, raw, params);
+    if (upgraded) c.paramsDirty = true;
+    if (brokenError && !c.terminal) c.error = brokenError;
+    for (const t of (tasksBy.get(r.id) ?? []).sort((a, b) => a.ordinal - b.ordinal)) {
+      const task = new LiveTask(
+        c,
+        t.ordinal,
+        t.origin,
+        t.agentId,
+        t.verb,
+        t.args,
+        agentTaskId(storeId, r.id, t.ordinal),
+        t.status,
+        t.result,
+        t.error,
+        t.deadlineAt,
+        t.stopRequested,
+        t.createdAt,
+        t.endedAt,
+        true,
+      );
+      if (c.tasksCleared) task.cleared = true;
+      c.addTask(task);
+    }
+    for (const u of (undoBy.get(r.id) ?? []).sort((a, b) => a.ordinal - b.ordinal)) {
+      (c.undo ??= []).push(new LiveUndo(c, u.ordinal, u.seq, u.stage, u.name, u.data, u.status, u.error, true));
+    }
+    for (const ch of (childrenBy.get(r.id) ?? []).sort((a, b) => (a.seq ?? 0) - (b.seq ?? 0))) {
+      c.addChild(new ChildState(ch.id, ch.type, ch.seq ?? 0, ch.originStage ?? 0, ch.status, ch.result, ch.error, ch.compensation));
+    }
+    // Counters on the row are informational; the entries are the truth.
+    c.journalSeq = Math.max(r.journalSeq, ...(c.undo ?? []).map((u) => u.seq + 1), ...(c.children ?? []).map((ch) => ch.seq + 1));
+    out.push(c);
+  }
+  return { commands: out, failures, foreignTasks };
+}
+
+function fromRecord(r: CommandRecord, type: NonNullable<ReturnType<CommandRegistry['get']>>, version: number, raw: unknown, params: unknown): LiveCommand {
+  const c = new LiveCommand(r.id, type, version, raw, params, r.parentId, r.rootId, r.seq, r.originStage, r.childMode, r.failurePolicy, r.idempotencyKey, r.createdAt, true);
+  c.status = r.status;
+  c.expectedTasks = r.expectedTasks;
+  c.expectedChildren = r.expectedChildren;
+  c.journalSeq = r.journalSeq;
+  c.stage = r.stage;
+  c.stageDone = r.stageDone;
+  c.chainDone = r.chainDone;
+  c.cancelRequested = r.cancelRequested;
+  c.error = r.error;
+  c.result = r.result;
+  c.compensation = r.compensation;
+  c.compensationError = r.compensationError;
+  c.data = r.data;
+  c.attempts = r.attempts;
+  c.nextAttemptAt = r.nextAttemptAt;
+  c.lastError = r.lastError;
+  c.deadlineAt = r.deadlineAt;
+  c.updatedAt = r.updatedAt;
+  c.endedAt = r.endedAt;
+  c.tasksCleared = r.tasksCleared;
+  return c;
+}
+
+/** Loads one command with its entries (for compensating a command no longer in memory). */
+export async function loadOne(store: Store, registry: CommandRegistry, storeId: string, id: number): Promise<{ command: LiveCommand | null; failure: LoadFailure | null }> {
+  const record = await store.getCommand(id);
+  if (!record) return { command: null, failure: { commandId: id, error: { code: ErrorCode.CommandNotFound, message: `command ${id} does not exist` } } };
+  const [tasks, undo, children] = await Promise.all([store.getTasks(id), store.getUndo(id), store.listCommands({ parentId: id, limit: 1000 })]);
+  const result = await rebuild(registry, storeId, [record], tasks, undo, children);
+  return { command: result.commands[0] ?? null, failure: result.failures[0] ?? null };
+}

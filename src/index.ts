@@ -1,0 +1,45 @@
+/**
+ * coco — a durable command coordinator.
+ *
+ * Terminology:
+ * - **command**: a unit of work with versioned parameters, stored in the commands table. It runs
+ *   in *stages* (`execute`, then `next` for serial commands) that create *tasks* and *children*.
+ * - **task**: an async operation on an **agent** (a host), started under an id the engine chooses
+ *   and polled in batches (one call per agent per cycle).
+ * - **child**: a command created by another; children of one stage run concurrently, stages run
+ *   one after another.
+ * - **undo step**: recorded by a stage, run in reverse order when the command (or a later step
+ *   of its parent) fails: **compensation**.
+ * - **settled**: ended, compensation finished, every task cleared on its agent.
+ *
+ * @example
+ * ```ts
+ * import { createEngine, defineCommand, inProcessAgents, sqliteStore } from 'coco';
+ * import { z } from 'zod';
+ *
+ * const copy = defineCommand({
+ *   name: 'volume.copy',
+ *   schema: z.object({ from: z.string(), to: z.string() }),
+ *   execute(ctx) {
+ *     ctx.startTask({ agent: 'host-1', verb: 'copy', args: ctx.params });
+ *   },
+ * });
+ * const engine = createEngine({ store: sqliteStore({ path: 'coco.db' }), agents: inProcessAgents(...), commands: [copy] });
+ * await engine.start();
+ * const { id } = await engine.submit(copy, { from: 'a', to: 'b' });
+ * ```
+ * @module
+ */
+export * from './core/errors.js';
+export * from './core/states.js';
+export { defineCommand } from './core/command-type.js';
+export type * from './core/command-type.js';
+export { ManualClock, systemClock, type Clock, type TimerHandle } from './core/clock.js';
+export { CommandRegistry } from './core/registry.js';
+export { validateParams, upgradeParams, assertJson } from './core/params.js';
+export { createEngine, Engine, type SubmitOptions, type StartReport, type CommandDetails } from './engine/engine.js';
+export type { EngineOptions, EngineTuning } from './engine/options.js';
+export type { EngineEventMap, EngineEventName } from './engine/events.js';
+export type * from './store/port.js';
+export { agentTaskId, parseAgentTaskId } from './store/port.js';
+export type * from './agents/port.js';
