@@ -41,6 +41,8 @@ export interface EnvOptions {
   readonly dir?: string;
   /** Reuse agents (for restarts). */
   readonly broker?: InProcessBroker;
+  /** Called before the engine starts (to subscribe to events reported while loading). */
+  readonly beforeStart?: (engine: Engine) => void;
 }
 
 export interface TestEnv {
@@ -80,6 +82,7 @@ export async function startEnv(options: EnvOptions): Promise<TestEnv> {
     tuning: { ...FAST, ...options.tuning },
   });
   const recorded: { event: EngineEventName; list: unknown[] }[] = [];
+  options.beforeStart?.(engine);
   await engine.start();
   running.add(engine);
   const env: TestEnv = {
@@ -102,7 +105,7 @@ export async function startEnv(options: EnvOptions): Promise<TestEnv> {
     async restart(more = {}) {
       await engine.stop();
       running.delete(engine);
-      return startEnv({ ...options, ...more, dir, broker: more.broker ?? broker });
+      return startEnv({ ...options, beforeStart: undefined, ...more, dir, broker: more.broker ?? broker });
     },
     async cleanup() {
       await engine.stop();
@@ -150,4 +153,38 @@ export async function settled(engine: Engine, id: number): Promise<void> {
   const waiting = whenCommitted(engine, done);
   if (await done()) return;
   await waiting;
+}
+
+/**
+ * A `hold` verb whose tasks run until the test releases their key (or they are stopped):
+ * lets tests keep a task running across an engine restart without sleeping.
+ */
+export function holdVerbs(): { verbs: VerbRegistry; release(key: string, result?: unknown): void; held(key: string): boolean } {
+  const gates = new Map<string, { promise: Promise<unknown>; open(value: unknown): void }>();
+  const released = new Map<string, unknown>();
+  const gateOf = (key: string) => {
+    let g = gates.get(key);
+    if (!g) {
+      g = gate<unknown>();
+      gates.set(key, g);
+    }
+    return g;
+  };
+  return {
+    verbs: {
+      hold: (args, ctx) => {
+        const key = (args as { key?: string } | null)?.key ?? 'default';
+        if (released.has(key)) return released.get(key) ?? null;
+        return new Promise((resolve, reject) => {
+          void gateOf(key).promise.then(resolve);
+          ctx.onStop(() => reject(new Error('stopped')));
+        });
+      },
+    },
+    release(key, result = null) {
+      released.set(key, result);
+      gateOf(key).open(result);
+    },
+    held: (key) => gates.has(key) && !released.has(key),
+  };
 }

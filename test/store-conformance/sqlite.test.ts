@@ -1,0 +1,260 @@
+/**
+ * Runs the store conformance suite on real SQLite files (a fresh temp directory per test), plus
+ * the checks only SQLite has: the transition tables match src/core/states.ts, the queries use the
+ * partial indexes, and migration and ownership work across real processes.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { CocoError, ErrorCode } from '../../src/core/errors.js';
+import { MACHINES } from '../../src/core/states.js';
+import { FOREIGN_OWNER_STALE_MS } from '../../src/store/sqlite/connection.js';
+import { sqliteStore, type SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
+import { SQL, listCommandsQuery } from '../../src/store/sqlite/statements.js';
+import { batch, command } from './fixtures.js';
+import { rejectsWith, type StoreHarness } from './harness.js';
+import { describeStoreConformance } from './suite.js';
+
+const STORE_MODULE = fileURLToPath(new URL('../../src/store/sqlite/sqlite-store.ts', import.meta.url));
+
+/** A pid that no process has: that of a process that has just exited. */
+function deadPid(): number {
+  const pid = spawnSync(process.execPath, ['-e', '']).pid;
+  expect(() => process.kill(pid, 0)).toThrow();
+  return pid;
+}
+
+/** Runs `fn` on a raw connection to the file (bypassing the store). */
+function raw<T>(path: string, fn: (db: Database.Database) => T): T {
+  const db = new Database(path);
+  try {
+    db.pragma('busy_timeout = 5000');
+    return fn(db);
+  } finally {
+    db.close();
+  }
+}
+
+/** Replaces a row with a copy whose column `col` is `value`, bypassing CHECKs and triggers. */
+function rewriteRow(db: Database.Database, table: string, where: string, args: unknown[], col: string, value: string): void {
+  db.pragma('ignore_check_constraints = ON');
+  db.transaction(() => {
+    db.prepare(`CREATE TEMP TABLE corrupt_copy AS SELECT * FROM ${table} WHERE ${where}`).run(...args);
+    db.prepare(`UPDATE corrupt_copy SET ${col} = ?`).run(value);
+    // REPLACE deletes then inserts: no UPDATE trigger fires.
+    db.prepare(`INSERT OR REPLACE INTO ${table} SELECT * FROM corrupt_copy`).run();
+    db.prepare('DROP TABLE corrupt_copy').run();
+  })();
+}
+
+async function tempDb(): Promise<{ dir: string; path: string }> {
+  const dir = await mkdtemp(join(tmpdir(), 'coco-store-'));
+  return { dir, path: join(dir, 'coco.db') };
+}
+
+async function harness(): Promise<StoreHarness & { path: string }> {
+  const { dir, path } = await tempDb();
+  const stores: SqliteStore[] = [sqliteStore({ path })];
+  return {
+    path,
+    store: stores[0]!,
+    singleWriter: true,
+    async another() {
+      const s = sqliteStore({ path });
+      stores.push(s);
+      return s;
+    },
+    async cleanup() {
+      for (const s of stores) await s.close().catch(() => undefined);
+      await rm(dir, { recursive: true, force: true });
+    },
+    async simulateDeadOwner(nodeId) {
+      const pid = deadPid();
+      raw(path, (db) =>
+        db
+          .prepare('INSERT OR REPLACE INTO coco_owner (singleton, node_id, pid, host, heartbeat_at, since) VALUES (1, ?, ?, ?, ?, ?)')
+          .run(nodeId, pid, hostname(), Date.now(), Date.now()),
+      );
+    },
+    async corruptCommandRow(id, how) {
+      raw(path, (db) => rewriteRow(db, 'commands', 'id = ?', [id], how === 'json' ? 'params' : 'status', how === 'json' ? '{"broken' : 'exploded'));
+    },
+    async corruptTaskRow(commandId, ordinal, how) {
+      raw(path, (db) =>
+        rewriteRow(db, 'tasks', 'command_id = ? AND ordinal = ?', [commandId, ordinal], how === 'json' ? 'error' : 'status', how === 'json' ? 'nope' : 'lost'),
+      );
+    },
+  };
+}
+
+describeStoreConformance('sqlite', harness);
+
+/** Starts `node` running `code` (an ES module body) with the store module's URL in STORE_MODULE. */
+function node(code: string, env: Record<string, string>): ChildProcess {
+  return spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], {
+    env: { ...process.env, ...env, STORE_MODULE },
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+}
+
+/** Collects a child's stdout until it exits with code 0. */
+function output(child: ChildProcess): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    child.on('error', reject);
+    child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`child exited with ${code}: ${out}`))));
+  });
+}
+
+/** Resolves once the child has written `marker` on stdout. */
+function waitFor(child: ChildProcess, marker: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.includes(marker)) resolve();
+    });
+    child.on('exit', (code) => reject(new Error(`child exited with ${code} before "${marker}": ${out}`)));
+  });
+}
+
+describe('sqlite store specifics', () => {
+  let dir: string;
+  let path: string;
+  const children: ChildProcess[] = [];
+  const stores: SqliteStore[] = [];
+  const open = (options: Partial<Parameters<typeof sqliteStore>[0]> = {}): SqliteStore => {
+    const s = sqliteStore({ path, ...options });
+    stores.push(s);
+    return s;
+  };
+
+  beforeEach(async () => {
+    ({ dir, path } = await tempDb());
+  });
+  afterEach(async () => {
+    for (const c of children.splice(0)) if (c.exitCode === null) c.kill('SIGKILL');
+    for (const s of stores.splice(0)) await s.close().catch(() => undefined);
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('the transition tables equal the machines of src/core/states.ts', async () => {
+    await open().migrate();
+    const tables = { command: 'command_transitions', compensation: 'compensation_transitions', task: 'task_transitions', undo: 'undo_transitions' } as const;
+    for (const [machine, table] of Object.entries(tables)) {
+      const rows = raw(path, (db) => db.prepare(`SELECT from_status AS f, to_status AS t FROM ${table}`).all()) as { f: string; t: string }[];
+      const table_: Readonly<Record<string, readonly string[]>> = MACHINES[machine as keyof typeof MACHINES];
+      const expected = Object.entries(table_).flatMap(([f, tos]) => tos.map((t) => `${f}->${t}`));
+      expect(rows.map((r) => `${r.f}->${r.t}`).sort(), machine).toEqual([...expected].sort());
+    }
+  });
+
+  it('uses WAL, keeps a migration ledger, and makes a store id of c + 10 hex digits', async () => {
+    const { storeId } = await open().open('n1');
+    expect(storeId).toMatch(/^c[0-9a-f]{10}$/);
+    raw(path, (db) => {
+      expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
+      const ledger = db.prepare('SELECT version, name FROM coco_migrations ORDER BY version').all();
+      expect(ledger[0]).toEqual({ version: 1, name: 'init' });
+    });
+  });
+
+  it('the hot queries use the partial indexes', async () => {
+    await open().migrate();
+    raw(path, (db) => {
+      const plan = (sql: string, ...args: unknown[]): string =>
+        (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...args) as { detail: string }[]).map((r) => r.detail).join(' | ');
+      expect(plan(SQL.activeCommands)).toContain('commands_active');
+      expect(plan(SQL.activeTasks)).toMatch(/^(SCAN|SEARCH) c USING COVERING INDEX commands_active .*SEARCH t USING PRIMARY KEY/);
+      expect(plan(SQL.activeUndo)).toMatch(/^(SCAN|SEARCH) c USING COVERING INDEX commands_active .*SEARCH u USING PRIMARY KEY/);
+      expect(plan(SQL.activeTasks) + plan(SQL.activeUndo) + plan(SQL.endedChildren)).not.toContain('TEMP B-TREE');
+      expect(plan(SQL.endedChildren)).toMatch(/^(SCAN|SEARCH) p USING COVERING INDEX commands_active .*SEARCH c USING INDEX commands_children/);
+      expect(plan(SQL.getCommandByKey, 'k')).toContain('commands_idempotency');
+      const byParent = listCommandsQuery({ parentId: 1, limit: 10 });
+      expect(plan(byParent.sql, ...byParent.params)).toContain('commands_children');
+      const byRoot = listCommandsQuery({ rootId: 1, limit: 10 });
+      expect(plan(byRoot.sql, ...byRoot.params)).toContain('commands_root');
+    });
+  });
+
+  it('refuses a database migrated by newer code', async () => {
+    await open().migrate();
+    raw(path, (db) => db.prepare("INSERT INTO coco_migrations VALUES (999, 'future', 0)").run());
+    const error = await rejectsWith(open().migrate(), ErrorCode.StoreFailed);
+    expect(error.message).toContain('999');
+  });
+
+  it('validates its options', () => {
+    for (const options of [{ path: '' }, { path: ':memory:' }, { path: 'x.db', synchronous: 'OFF' as 'FULL' }, { path: 'x.db', busyTimeoutMs: -1 }]) {
+      expect(() => sqliteStore(options)).toThrow(CocoError);
+    }
+  });
+
+  it('an owner on another host is alive while its heartbeat is recent', async () => {
+    const store = open();
+    await store.migrate();
+    const setOwner = (heartbeatAt: number): void =>
+      void raw(path, (db) =>
+        db.prepare("INSERT OR REPLACE INTO coco_owner VALUES (1, 'far', 4242, 'elsewhere.example', ?, 0)").run(heartbeatAt),
+      );
+    setOwner(Date.now());
+    const error = await rejectsWith(store.open('near'), ErrorCode.StoreInUse);
+    expect(error.message).toMatch(/"far".*pid 4242.*elsewhere\.example.*since 1970/);
+    setOwner(Date.now() - FOREIGN_OWNER_STALE_MS - 1_000);
+    await expect(store.open('near')).resolves.toHaveProperty('storeId');
+  });
+
+  it('processes migrating the same new file at once serialise: the schema is applied once', async () => {
+    const code = `
+      const { sqliteStore } = await import(process.env.STORE_MODULE);
+      const s = sqliteStore({ path: process.env.DB });
+      console.log(JSON.stringify(await s.migrate()));
+      await s.close();`;
+    const runs = await Promise.all(Array.from({ length: 3 }, () => output(node(code, { DB: path }))));
+    const reports = runs.map((r) => JSON.parse(r.trim()) as { applied: number[]; current: number });
+    const current = reports[0]!.current;
+    expect(reports.every((r) => r.current === current)).toBe(true);
+    expect(reports.flatMap((r) => r.applied).sort((x, y) => x - y)).toEqual(Array.from({ length: current }, (_, i) => i + 1));
+    raw(path, (db) => expect(db.prepare('SELECT count(*) AS n FROM coco_meta').get()).toEqual({ n: 1 }));
+  });
+
+  it('a live owner in another process is refused; once it is SIGKILLed it is taken over at once', async () => {
+    const child = node(
+      `const { sqliteStore } = await import(process.env.STORE_MODULE);
+       const s = sqliteStore({ path: process.env.DB });
+       await s.open('child-node');
+       console.log('OPEN');
+       setInterval(() => {}, 1000);`,
+      { DB: path },
+    );
+    children.push(child);
+    await waitFor(child, 'OPEN');
+    const store = open();
+    const error = await rejectsWith(store.open('parent-node'), ErrorCode.StoreInUse);
+    expect(error.message).toContain('child-node');
+    expect(error.message).toContain(`pid ${child.pid}`);
+    expect(error.message).toContain(hostname());
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGKILL');
+    await exited;
+    await expect(store.open('parent-node')).resolves.toHaveProperty('storeId');
+    await store.apply(batch({ commandInserts: [command(1)] }));
+    expect((await store.getCommand(1))?.id).toBe(1);
+  });
+
+  it('an owner recorded with our own pid is dead unless a store of this process holds the file', async () => {
+    const first = open();
+    await first.open('n1');
+    await rejectsWith(open().open('n2'), ErrorCode.StoreInUse);
+    // Simulate an instance that vanished without closing (the row stays, nobody holds it).
+    raw(path, (db) => db.prepare("UPDATE coco_owner SET node_id = 'gone'").run());
+    await first.close(); // releases nothing: the row is no longer n1's
+    raw(path, (db) => expect(db.prepare('SELECT node_id FROM coco_owner').get()).toEqual({ node_id: 'gone' }));
+    await expect(open().open('n3')).resolves.toHaveProperty('storeId');
+  });
+});

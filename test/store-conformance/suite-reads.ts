@@ -1,0 +1,216 @@
+/**
+ * Conformance tests of the reads: `loadActive` (the active set, corrupt rows), `listCommands`
+ * and entities.
+ *
+ * @module
+ */
+import { beforeEach, describe, expect, it } from 'vitest';
+import { ErrorCode } from '../../src/core/errors.js';
+import type { CommandRecord } from '../../src/store/port.js';
+import { T0, batch, child, command, commandUpdate, endedCommand, task, undo } from './fixtures.js';
+import { need, rejectsWith, type SuiteEnv } from './harness.js';
+
+const byId = (a: { id: number }, b: { id: number }): number => a.id - b.id;
+const byTask = (a: { commandId: number; ordinal: number }, b: { commandId: number; ordinal: number }): number =>
+  a.commandId - b.commandId || a.ordinal - b.ordinal;
+
+/** Registers the read tests. */
+export function describeReads(env: SuiteEnv): void {
+  describe('loadActive', () => {
+    beforeEach(async () => {
+      await env.store.open('node-a');
+    });
+
+    it('is empty on an empty store', async () => {
+      expect(await env.store.loadActive()).toEqual({ commands: [], tasks: [], undo: [], endedChildren: [], corrupt: [] });
+    });
+
+    it('returns exactly the active commands, their tasks and undo steps, and their ended children', async () => {
+      const pending = command(1);
+      const done = endedCommand(2);
+      const failedUncleared = endedCommand(3, { status: 'failed', tasksCleared: false });
+      const compensating = endedCommand(4, { compensation: 'compensating' });
+      const compensated = endedCommand(5, { status: 'cancelled', compensation: 'compensated' });
+      const parent = command(6, { status: 'waiting' });
+      const endedKid = endedCommand(7, { parentId: 6, rootId: 6, seq: 0 });
+      const liveKid = child(8, parent, 1);
+      const unclearedKid = endedCommand(9, { parentId: 6, rootId: 6, seq: 2, status: 'failed', tasksCleared: false });
+      const kidOfEnded = endedCommand(10, { parentId: 2, rootId: 2, seq: 0 });
+      const grandKid = endedCommand(11, { parentId: 8, rootId: 6, seq: 0 });
+      const tasks = [task(1, 0), task(1, 1), task(2, 0, { status: 'succeeded' }), task(3, 0, { status: 'failed' }), task(6, 0), task(7, 0)];
+      const undos = [undo(4, 0), undo(4, 1), undo(2, 0), undo(8, 0)];
+      await env.store.apply(
+        batch({
+          commandInserts: [pending, done, failedUncleared, compensating, compensated, parent, endedKid, liveKid, unclearedKid, kidOfEnded, grandKid],
+          taskInserts: tasks,
+          undoInserts: undos,
+        }),
+      );
+      const snap = await env.store.loadActive();
+      const active = [pending, failedUncleared, compensating, parent, liveKid, unclearedKid];
+      const activeIds = new Set(active.map((c) => c.id));
+      expect([...snap.commands].sort(byId)).toEqual(active);
+      expect([...snap.tasks].sort(byTask)).toEqual(tasks.filter((t) => activeIds.has(t.commandId)));
+      expect([...snap.undo].sort(byTask)).toEqual(undos.filter((u) => activeIds.has(u.commandId)));
+      expect([...snap.endedChildren].sort(byId)).toEqual([endedKid, grandKid]);
+      expect(snap.corrupt).toEqual([]);
+    });
+
+    it('follows updates into and out of the active set', async () => {
+      const c = command(1);
+      await env.store.apply(batch({ commandInserts: [c] }));
+      const ids = async (): Promise<number[]> => (await env.store.loadActive()).commands.map((x) => x.id);
+      expect(await ids()).toEqual([1]);
+      const ended = { ...c, status: 'succeeded' as const, endedAt: T0 + 1 };
+      await env.store.apply(batch({ commandUpdates: [commandUpdate(ended)] }));
+      expect(await ids()).toEqual([1]); // tasks not cleared yet
+      const cleared = { ...ended, tasksCleared: true };
+      await env.store.apply(batch({ commandUpdates: [commandUpdate(cleared)] }));
+      expect(await ids()).toEqual([]);
+      const compensating = { ...cleared, compensation: 'compensating' as const };
+      await env.store.apply(batch({ commandUpdates: [commandUpdate(compensating)] }));
+      expect((await env.store.loadActive()).commands).toEqual([compensating]);
+      await env.store.apply(batch({ commandUpdates: [commandUpdate({ ...compensating, compensation: 'compensated' })] }));
+      expect(await ids()).toEqual([]);
+    });
+
+    it('reports corrupt command rows without hiding the others', async (ctx) => {
+      const corrupt = need(ctx, env.h.corruptCommandRow?.bind(env.h), 'corruptCommandRow');
+      const parent = command(1, { status: 'waiting' });
+      await env.store.apply(
+        batch({
+          commandInserts: [parent, command(2), command(3), endedCommand(4, { parentId: 1, rootId: 1, seq: 0 }), endedCommand(5, { parentId: 1, rootId: 1, seq: 1 })],
+          taskInserts: [task(2, 0), task(3, 0)],
+        }),
+      );
+      await corrupt(2, 'json');
+      await corrupt(3, 'status');
+      await corrupt(5, 'json');
+      const snap = await env.store.loadActive();
+      expect(snap.commands.map((c) => c.id).sort()).toEqual([1]);
+      expect(snap.endedChildren.map((c) => c.id)).toEqual([4]);
+      // Tasks of unreadable commands are left out; the command is reported.
+      expect(snap.tasks).toEqual([]);
+      expect([...snap.corrupt].sort((a, b) => (a.commandId ?? 0) - (b.commandId ?? 0))).toEqual(
+        [2, 3, 5].map((id) => ({ table: 'commands', commandId: id, error: expect.objectContaining({ code: ErrorCode.CorruptRow }) })),
+      );
+      const error = await rejectsWith(env.store.getCommand(2), ErrorCode.CorruptRow);
+      expect(error.message).toMatch(/commands/);
+      expect(error.message).toMatch(/\b2\b/);
+      expect((await env.store.getCommand(1))?.id).toBe(1);
+    });
+
+    it('reports corrupt task rows without hiding the others', async (ctx) => {
+      const corrupt = need(ctx, env.h.corruptTaskRow?.bind(env.h), 'corruptTaskRow');
+      await env.store.apply(batch({ commandInserts: [command(1)], taskInserts: [task(1, 0), task(1, 1), task(1, 2)] }));
+      await corrupt(1, 1, 'json');
+      await corrupt(1, 2, 'status');
+      const snap = await env.store.loadActive();
+      expect(snap.commands.map((c) => c.id)).toEqual([1]);
+      expect(snap.tasks).toEqual([task(1, 0)]);
+      expect(snap.corrupt).toHaveLength(2);
+      for (const row of snap.corrupt) {
+        expect(row).toMatchObject({ table: 'tasks', commandId: 1, error: { code: ErrorCode.CorruptRow } });
+      }
+      const error = await rejectsWith(env.store.getTasks(1), ErrorCode.CorruptRow);
+      expect(error.message).toMatch(/tasks/);
+    });
+  });
+
+  describe('listCommands', () => {
+    // Roots 1..4; 5, 6 children of 1; 7 grandchild (child of 5); 8 child of 2.
+    const roots = [
+      command(1, { type: 'a', status: 'waiting' }),
+      endedCommand(2, { type: 'b' }),
+      command(3, { type: 'a', status: 'failed', endedAt: T0, tasksCleared: true }),
+      command(4, { type: 'b' }),
+    ];
+    const kids = [
+      child(5, roots[0]!, 0, { type: 'a' }),
+      child(6, roots[0]!, 1, { type: 'b', status: 'succeeded', endedAt: T0 }),
+      command(7, { parentId: 5, rootId: 1, seq: 0, type: 'a' }),
+      child(8, roots[1]!, 0, { type: 'a', status: 'succeeded', endedAt: T0, tasksCleared: true }),
+    ];
+    const ids = (list: readonly CommandRecord[]): number[] => list.map((c) => c.id);
+
+    beforeEach(async () => {
+      await env.store.open('node-a');
+      await env.store.apply(batch({ commandInserts: [...roots, ...kids] }));
+    });
+
+    it('lists newest first, whole records', async () => {
+      const all = await env.store.listCommands();
+      expect(ids(all)).toEqual([8, 7, 6, 5, 4, 3, 2, 1]);
+      expect(all.at(-1)).toEqual(roots[0]);
+    });
+
+    it('filters by status, type, parent, root and roots only, combined with AND', async () => {
+      expect(ids(await env.store.listCommands({ status: ['succeeded'] }))).toEqual([8, 6, 2]);
+      expect(ids(await env.store.listCommands({ status: ['failed', 'waiting'] }))).toEqual([3, 1]);
+      expect(ids(await env.store.listCommands({ status: [] }))).toEqual([]);
+      expect(ids(await env.store.listCommands({ type: 'a' }))).toEqual([8, 7, 5, 3, 1]);
+      expect(ids(await env.store.listCommands({ parentId: 1 }))).toEqual([6, 5]);
+      expect(ids(await env.store.listCommands({ parentId: 4 }))).toEqual([]);
+      expect(ids(await env.store.listCommands({ rootId: 1 }))).toEqual([7, 6, 5, 1]);
+      expect(ids(await env.store.listCommands({ rootId: 2 }))).toEqual([8, 2]);
+      expect(ids(await env.store.listCommands({ rootId: 5 }))).toEqual([]);
+      expect(ids(await env.store.listCommands({ rootsOnly: true }))).toEqual([4, 3, 2, 1]);
+      expect(ids(await env.store.listCommands({ rootsOnly: true, type: 'b' }))).toEqual([4, 2]);
+      expect(ids(await env.store.listCommands({ rootId: 1, type: 'a', status: ['pending'] }))).toEqual([7, 5]);
+      expect(ids(await env.store.listCommands({ type: 'zzz' }))).toEqual([]);
+    });
+
+    it('pages by beforeId and limit', async () => {
+      expect(ids(await env.store.listCommands({ limit: 3 }))).toEqual([8, 7, 6]);
+      expect(ids(await env.store.listCommands({ limit: 3, beforeId: 6 }))).toEqual([5, 4, 3]);
+      expect(ids(await env.store.listCommands({ beforeId: 1 }))).toEqual([]);
+      expect(ids(await env.store.listCommands({ type: 'a', beforeId: 7, limit: 2 }))).toEqual([5, 3]);
+      const seen: number[] = [];
+      let beforeId: number | undefined;
+      for (;;) {
+        const page = await env.store.listCommands({ limit: 3, ...(beforeId === undefined ? {} : { beforeId }) });
+        if (page.length === 0) break;
+        seen.push(...ids(page));
+        beforeId = page.at(-1)!.id;
+      }
+      expect(seen).toEqual([8, 7, 6, 5, 4, 3, 2, 1]);
+    });
+
+    it('returns 100 by default and at most 1000', async () => {
+      const many = Array.from({ length: 1_100 }, (_, i) => endedCommand(100 + i));
+      await env.store.apply(batch({ commandInserts: many }));
+      expect(await env.store.listCommands()).toHaveLength(100);
+      expect(await env.store.listCommands({ limit: 5_000 })).toHaveLength(1_000);
+      await expect(env.store.listCommands({ limit: 0 })).rejects.toThrow();
+    });
+  });
+
+  describe('entities', () => {
+    beforeEach(async () => {
+      await env.store.open('node-a');
+    });
+
+    it('puts, overwrites and deletes', async () => {
+      expect(await env.store.getEntity('vol', 'v1')).toBeNull();
+      const value = { size: 10, tags: ['a', 'b'], meta: { ok: true, none: null } };
+      await env.store.apply(batch({ entityWrites: [{ kind: 'vol', id: 'v1', value, commandId: 3, at: 100 }] }));
+      expect(await env.store.getEntity('vol', 'v1')).toEqual({ kind: 'vol', id: 'v1', value, commandId: 3, updatedAt: 100 });
+      await env.store.apply(batch({ entityWrites: [{ kind: 'vol', id: 'v1', value: [1, 'x'], commandId: 4, at: 200 }] }));
+      expect(await env.store.getEntity('vol', 'v1')).toEqual({ kind: 'vol', id: 'v1', value: [1, 'x'], commandId: 4, updatedAt: 200 });
+      await env.store.apply(batch({ entityWrites: [{ kind: 'vol', id: 'v1', value: null, commandId: 5, at: 300 }] }));
+      expect(await env.store.getEntity('vol', 'v1')).toBeNull();
+      // Deleting what does not exist is not an error.
+      await env.store.apply(batch({ entityWrites: [{ kind: 'vol', id: 'v1', value: null, commandId: 5, at: 300 }] }));
+    });
+
+    it('keys by kind and id, and keeps scalar values', async () => {
+      const writes = [
+        { kind: 'a', id: 'x', value: 'text', commandId: 1, at: 1 },
+        { kind: 'b', id: 'x', value: 0, commandId: 1, at: 1 },
+        { kind: 'a', id: 'y', value: false, commandId: 1, at: 1 },
+      ];
+      await env.store.apply(batch({ entityWrites: writes }));
+      for (const w of writes) expect((await env.store.getEntity(w.kind, w.id))?.value).toBe(w.value);
+    });
+  });
+}
