@@ -11,7 +11,11 @@ const noop = (taskId: string, args: unknown = null) => ({ taskId, verb: 'noop', 
 function controlled() {
   const runs = new Map<
     string,
-    { ctx: VerbContext; resolve(value: unknown): void; reject(error: unknown): void }
+    {
+      ctx: VerbContext;
+      resolve: (value: unknown) => void;
+      reject: (error: unknown) => void;
+    }
   >();
   const verb = (_args: unknown, ctx: VerbContext) =>
     new Promise((resolve, reject) => runs.set(ctx.taskId, { ctx, resolve, reject }));

@@ -217,8 +217,9 @@ describe('IpcBroker + IpcAgentHost', () => {
     expect(error.message).toMatch(/could not be sent/);
   });
 
-  it('refuses a non-positive timeout', () => {
+  it('refuses a timeout Node timers cannot honour', () => {
     const { child } = channelPair();
     expect(() => new IpcBroker({ channel: child, timeoutMs: 0 })).toThrow(/timeoutMs/);
+    expect(() => new IpcBroker({ channel: child, timeoutMs: Infinity })).toThrow(/timeoutMs/);
   });
 });

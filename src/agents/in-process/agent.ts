@@ -1,0 +1,492 @@
+/**
+ * A real agent that lives in the engine's process: it runs verbs, keeps a task table in
+ * memory and counts every call, so tests can assert exactly what the engine asked of it.
+ * Built for volume: a start, a status and a clear cost O(1) per task id, `noop` tasks use no
+ * timer and no closure, and a task record is one small object.
+ *
+ * @module
+ */
+import { systemClock, type Clock } from '../../core/clock.js';
+import { CocoError, ErrorCode, type ErrorInfo } from '../../core/errors.js';
+import type { StartRequest, StartResult, TaskStatusReport } from '../port.js';
+import { AgentFaults } from './faults.js';
+import { builtinVerbs, type Verb, type VerbContext, type VerbRegistry } from './verbs.js';
+
+export type { AgentMethod } from './faults.js';
+
+/** A state a task ends in. */
+export type EndedState = 'succeeded' | 'failed' | 'cancelled';
+
+/** Options of {@link InProcessAgent}. */
+export interface InProcessAgentOptions {
+  /** The agent id, as the broker and the engine know it. */
+  readonly id: string;
+  /** Verbs added to (or replacing) the built-in ones. */
+  readonly verbs?: VerbRegistry;
+  /** Whether {@link builtinVerbs} are registered. @default true */
+  readonly builtins?: boolean;
+  /** Source of the `startedAt` / `endedAt` timestamps (verbs use real timers). @default systemClock */
+  readonly clock?: Clock;
+  /**
+   * Whether to keep {@link TaskHistory} per task id, even after clears. It grows with every
+   * task ever started; turn it off for long benchmarks. @default true
+   */
+  readonly history?: boolean;
+}
+
+/**
+ * Call counters of an agent (see {@link InProcessAgent.counters}). Calls failed by a fault
+ * count only in `injectedFailures`.
+ * - `startCalls`, `statusCalls`, `stopCalls`, `clearCalls`, `listCalls`: calls of each method.
+ * - `starts`: tasks actually started; `duplicateStarts`: starts of ids already held (accepted,
+ *   changed nothing); `rejectedStarts`: refused (unknown verb, bad arguments, injected).
+ * - `statusTasks`: task ids asked about, summed over `getStatuses` calls.
+ * - `stops`: running tasks a stop cancelled.
+ * - `clears`: ended tasks forgotten; `clearsUnknown`: clears of ids not held;
+ *   `clearsOfRunning`: clears of running tasks (ignored).
+ * - `injectedFailures`: calls failed or replies dropped by {@link AgentFaults}.
+ */
+export interface AgentCounters {
+  readonly startCalls: number;
+  readonly starts: number;
+  readonly duplicateStarts: number;
+  readonly rejectedStarts: number;
+  readonly statusCalls: number;
+  readonly statusTasks: number;
+  readonly stopCalls: number;
+  readonly stops: number;
+  readonly clearCalls: number;
+  readonly clears: number;
+  readonly clearsUnknown: number;
+  readonly clearsOfRunning: number;
+  readonly listCalls: number;
+  readonly injectedFailures: number;
+}
+
+/** What happened to one task id over the agent's life, kept after clears. */
+export interface TaskHistory {
+  /** Effective starts (more than 1 only if it was cleared or lost and started again). */
+  readonly starts: number;
+  readonly duplicateStarts: number;
+  readonly clears: number;
+  /** The state its last run ended in, if it ended. */
+  readonly endedState?: EndedState;
+  /** Whether {@link AgentFaults.vanish} or {@link AgentFaults.forgetAll} dropped it. */
+  readonly vanished: boolean;
+}
+
+/** A copy of one task's record. */
+export interface TaskSnapshot {
+  readonly taskId: string;
+  readonly verb: string;
+  readonly args: unknown;
+  readonly state: 'running' | EndedState;
+  readonly progress: number;
+  readonly result: unknown;
+  readonly error: ErrorInfo | undefined;
+  /** Clock time of the start. */
+  readonly startedAt: number;
+  /** Clock time of the end; `undefined` while running. */
+  readonly endedAt: number | undefined;
+}
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+const CANCELLED: ErrorInfo = Object.freeze({
+  code: ErrorCode.Cancelled,
+  message: 'task stopped by request',
+});
+
+/** One task. It is also the verb's context, so a start allocates no context object. */
+class TaskRecord implements VerbContext {
+  state: 'running' | EndedState = 'running';
+  pct = 0;
+  result: unknown = undefined;
+  error: ErrorInfo | undefined = undefined;
+  endedAt = -1;
+  controller: AbortController | undefined = undefined;
+  stopHook: (() => void) | undefined = undefined;
+
+  readonly taskId: string;
+  readonly verb: string;
+  readonly args: unknown;
+  readonly startedAt: number;
+
+  constructor(taskId: string, verb: string, args: unknown, startedAt: number) {
+    this.taskId = taskId;
+    this.verb = verb;
+    this.args = args;
+    this.startedAt = startedAt;
+  }
+
+  /** Created on first use: most verbs never look at it. */
+  get signal(): AbortSignal {
+    if (this.controller === undefined) {
+      this.controller = new AbortController();
+      if (this.state === 'cancelled')
+        this.controller.abort(new CocoError(CANCELLED.code, CANCELLED.message));
+    }
+    return this.controller.signal;
+  }
+
+  progress(percent: number): void {
+    if (this.state === 'running' && Number.isFinite(percent))
+      this.pct = Math.min(100, Math.max(0, percent));
+  }
+
+  onStop(listener: () => void): void {
+    if (this.state === 'cancelled') listener();
+    else if (this.state === 'running') {
+      const previous = this.stopHook;
+      this.stopHook =
+        previous === undefined
+          ? listener
+          : () => {
+              previous();
+              listener();
+            };
+    }
+  }
+
+  /** Marks the task cancelled (the caller checked it runs), aborts its signal, runs its stop hook. */
+  cancel(now: number): void {
+    this.state = 'cancelled';
+    this.error = CANCELLED;
+    this.endedAt = now;
+    this.controller?.abort(new CocoError(CANCELLED.code, CANCELLED.message));
+    const hook = this.stopHook;
+    this.stopHook = undefined;
+    try {
+      hook?.();
+    } catch (error) {
+      // A verb's broken stop hook must not break the agent's stop loop; surface it instead.
+      queueMicrotask(() => {
+        throw error;
+      });
+    }
+  }
+}
+
+class HistoryEntry implements TaskHistory {
+  starts = 0;
+  duplicateStarts = 0;
+  clears = 0;
+  endedState: EndedState | undefined = undefined;
+  vanished = false;
+}
+
+function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
+  return (
+    value !== null &&
+    (typeof value === 'object' || typeof value === 'function') &&
+    typeof (value as { then?: unknown }).then === 'function'
+  );
+}
+
+/** A verb's throw as the task's error: a {@link CocoError} keeps its code, anything else is `TASK_FAILED`. */
+function verbError(error: unknown): ErrorInfo {
+  if (error instanceof CocoError) return error.toInfo();
+  if (error instanceof Error) return { code: ErrorCode.TaskFailed, message: error.message };
+  const message = typeof error === 'string' ? error : (JSON.stringify(error) ?? String(error));
+  return { code: ErrorCode.TaskFailed, message };
+}
+
+/**
+ * An agent in this process. Its calls mirror the broker port minus the agent id; they answer
+ * through promises (like a remote agent) and pass through {@link InProcessAgent.faults}.
+ */
+export class InProcessAgent {
+  /** The agent id. */
+  readonly id: string;
+  /** Fault injection; see {@link AgentFaults}. */
+  readonly faults: AgentFaults;
+  readonly #verbs = new Map<string, Verb>();
+  readonly #tasks = new Map<string, TaskRecord>();
+  readonly #history: Map<string, HistoryEntry> | undefined;
+  readonly #clock: Clock;
+  readonly #listeners = new Set<(agentId: string) => void>();
+  readonly #counters: Mutable<AgentCounters> = {
+    startCalls: 0,
+    starts: 0,
+    duplicateStarts: 0,
+    rejectedStarts: 0,
+    statusCalls: 0,
+    statusTasks: 0,
+    stopCalls: 0,
+    stops: 0,
+    clearCalls: 0,
+    clears: 0,
+    clearsUnknown: 0,
+    clearsOfRunning: 0,
+    listCalls: 0,
+    injectedFailures: 0,
+  };
+  #running = 0;
+  #activityScheduled = false;
+
+  constructor(options: InProcessAgentOptions) {
+    if (typeof options.id !== 'string' || options.id === '') {
+      throw new CocoError(ErrorCode.InvalidOptions, 'an agent needs a non-empty string id');
+    }
+    this.id = options.id;
+    this.#clock = options.clock ?? systemClock;
+    this.#history = options.history === false ? undefined : new Map();
+    if (options.builtins !== false)
+      for (const [name, fn] of Object.entries(builtinVerbs)) this.#verbs.set(name, fn);
+    for (const [name, fn] of Object.entries(options.verbs ?? {})) this.registerVerb(name, fn);
+    this.faults = new AgentFaults({
+      vanish: (taskId) => this.#forget(taskId),
+      forgetAll: () => [...this.#tasks.keys()].filter((taskId) => this.#forget(taskId)).length,
+      injected: () => void this.#counters.injectedFailures++,
+    });
+  }
+
+  /** Adds or replaces a verb. */
+  registerVerb(name: string, fn: Verb): this {
+    if (name === '' || typeof fn !== 'function') {
+      throw new CocoError(
+        ErrorCode.InvalidOptions,
+        `verb "${name}" needs a non-empty name and a function`,
+      );
+    }
+    this.#verbs.set(name, fn);
+    return this;
+  }
+
+  /** Names of the verbs this agent runs, sorted. */
+  verbNames(): string[] {
+    return [...this.#verbs.keys()].sort();
+  }
+
+  /** Starts tasks (see the port's `startTasks`). One result per request, in order. */
+  startTasks(requests: readonly StartRequest[]): Promise<StartResult[]> {
+    return this.faults.run('startTasks', () => this.#start(requests));
+  }
+
+  /** One report per id, in order (`unknown` for ids the agent does not hold). */
+  getStatuses(taskIds: readonly string[]): Promise<TaskStatusReport[]> {
+    return this.faults.run('getStatuses', () => this.#statuses(taskIds));
+  }
+
+  /** Cancels running tasks at once (their verbs' later ends are ignored); other ids are ignored. */
+  stopTasks(taskIds: readonly string[]): Promise<void> {
+    return this.faults.run('stopTasks', () => this.#stop(taskIds));
+  }
+
+  /** Forgets ended tasks; running and unknown ids are ignored (and counted). */
+  clearTasks(taskIds: readonly string[]): Promise<void> {
+    return this.faults.run('clearTasks', () => this.#clear(taskIds));
+  }
+
+  /** Ids of the held tasks (running or ended) starting with `prefix`. Costs O(tasks held). */
+  listTasks(prefix: string): Promise<string[]> {
+    return this.faults.run('listTasks', () => {
+      this.#counters.listCalls++;
+      const ids: string[] = [];
+      for (const taskId of this.#tasks.keys()) if (taskId.startsWith(prefix)) ids.push(taskId);
+      return ids;
+    });
+  }
+
+  /**
+   * Calls `listener` with this agent's id when tasks have ended, at most once per macrotask
+   * however many ended. Returns an unsubscribe function.
+   */
+  onActivity(listener: (agentId: string) => void): () => void {
+    this.#listeners.add(listener);
+    return () => void this.#listeners.delete(listener);
+  }
+
+  /** A snapshot of the call counters. */
+  counters(): AgentCounters {
+    return { ...this.#counters };
+  }
+
+  /** Sets every counter to zero (not the history), e.g. between benchmark phases. */
+  resetCounters(): void {
+    for (const key of Object.keys(this.#counters) as (keyof AgentCounters)[])
+      this.#counters[key] = 0;
+  }
+
+  /** What happened to a task id, or `undefined` if it was never started. Throws if history is off. */
+  taskHistory(taskId: string): TaskHistory | undefined {
+    if (this.#history === undefined) {
+      throw new CocoError(ErrorCode.InvalidOptions, `agent "${this.id}" keeps no task history`);
+    }
+    const entry = this.#history.get(taskId);
+    return entry === undefined ? undefined : { ...entry };
+  }
+
+  /** Every task id with a history (started at least once), in first-start order. */
+  historyIds(): string[] {
+    return this.#history === undefined ? [] : [...this.#history.keys()];
+  }
+
+  /** A copy of a held task's record. */
+  task(taskId: string): TaskSnapshot | undefined {
+    const r = this.#tasks.get(taskId);
+    if (r === undefined) return undefined;
+    const { pct: progress, endedAt, controller: _controller, ...fields } = r;
+    return { ...fields, progress, endedAt: endedAt < 0 ? undefined : endedAt };
+  }
+
+  /** Number of tasks held (running or ended, not cleared). */
+  get size(): number {
+    return this.#tasks.size;
+  }
+
+  /** Number of running tasks. */
+  get runningCount(): number {
+    return this.#running;
+  }
+
+  #start(requests: readonly StartRequest[]): StartResult[] {
+    const c = this.#counters;
+    c.startCalls++;
+    const results: StartResult[] = [];
+    for (const { taskId, verb: verbName, args } of requests) {
+      if (this.#tasks.has(taskId)) {
+        c.duplicateStarts++;
+        if (this.#history !== undefined) this.#historyOf(taskId).duplicateStarts++;
+        results.push({ taskId, accepted: true });
+        continue;
+      }
+      const verb = this.#verbs.get(verbName);
+      const refusal =
+        verb === undefined ? this.#unknownVerb(verbName) : this.faults.takeStartRejection(taskId);
+      if (verb === undefined || refusal !== undefined) {
+        c.rejectedStarts++;
+        results.push({ taskId, accepted: false, error: refusal! });
+        continue;
+      }
+      const record = new TaskRecord(taskId, verbName, args, this.#clock.now());
+      let value: unknown;
+      let thrown = false;
+      try {
+        value = verb(args, record);
+      } catch (error) {
+        if (error instanceof CocoError && error.code === ErrorCode.TaskRejected) {
+          c.rejectedStarts++;
+          results.push({ taskId, accepted: false, error: error.toInfo() });
+          continue;
+        }
+        thrown = true;
+        value = error;
+      }
+      this.#tasks.set(taskId, record);
+      this.#running++;
+      c.starts++;
+      if (this.#history !== undefined) this.#historyOf(taskId).starts++;
+      results.push({ taskId, accepted: true });
+      if (thrown) this.#end(record, 'failed', undefined, verbError(value));
+      else if (!isPromiseLike(value)) this.#end(record, 'succeeded', value ?? null, undefined);
+      else {
+        void Promise.resolve(value).then(
+          (result) => this.#end(record, 'succeeded', result ?? null, undefined),
+          (error: unknown) => this.#end(record, 'failed', undefined, verbError(error)),
+        );
+      }
+    }
+    return results;
+  }
+
+  #unknownVerb(verb: string): ErrorInfo {
+    const knownVerbs = this.verbNames();
+    const message = `agent "${this.id}" has no verb "${verb}"; known verbs: ${knownVerbs.join(', ')}`;
+    return { code: ErrorCode.TaskRejected, message, details: { verb, knownVerbs } };
+  }
+
+  #statuses(taskIds: readonly string[]): TaskStatusReport[] {
+    this.#counters.statusCalls++;
+    this.#counters.statusTasks += taskIds.length;
+    const reports: TaskStatusReport[] = [];
+    for (const taskId of taskIds) {
+      const r = this.#tasks.get(taskId);
+      if (r === undefined) reports.push({ taskId, state: 'unknown' });
+      else if (r.state === 'running') reports.push({ taskId, state: 'running', progress: r.pct });
+      else if (r.state === 'succeeded')
+        reports.push({ taskId, state: 'succeeded', result: r.result });
+      else reports.push({ taskId, state: r.state, error: r.error });
+    }
+    return reports;
+  }
+
+  #stop(taskIds: readonly string[]): void {
+    this.#counters.stopCalls++;
+    for (const taskId of taskIds) {
+      const r = this.#tasks.get(taskId);
+      if (r?.state !== 'running') continue;
+      this.#counters.stops++;
+      r.cancel(this.#clock.now());
+      this.#ended(r);
+    }
+  }
+
+  #clear(taskIds: readonly string[]): void {
+    const c = this.#counters;
+    c.clearCalls++;
+    for (const taskId of taskIds) {
+      const r = this.#tasks.get(taskId);
+      if (r === undefined) c.clearsUnknown++;
+      else if (r.state === 'running') c.clearsOfRunning++;
+      else {
+        this.#tasks.delete(taskId);
+        c.clears++;
+        if (this.#history !== undefined) this.#historyOf(taskId).clears++;
+      }
+    }
+  }
+
+  /** Ends a running task that the agent still holds; later ends of the same run are ignored. */
+  #end(r: TaskRecord, state: EndedState, result: unknown, error: ErrorInfo | undefined): void {
+    if (r.state !== 'running' || this.#tasks.get(r.taskId) !== r) return;
+    r.state = state;
+    r.result = result;
+    r.error = error;
+    r.endedAt = this.#clock.now();
+    r.stopHook = undefined;
+    this.#ended(r);
+  }
+
+  #ended(r: TaskRecord): void {
+    this.#running--;
+    if (this.#history !== undefined) this.#historyOf(r.taskId).endedState = r.state as EndedState;
+    if (this.#activityScheduled || this.#listeners.size === 0) return;
+    this.#activityScheduled = true;
+    setImmediate(this.#flushActivity);
+  }
+
+  readonly #flushActivity = (): void => {
+    this.#activityScheduled = false;
+    for (const listener of [...this.#listeners]) {
+      try {
+        listener(this.id);
+      } catch (error) {
+        // One broken listener must not starve the others; surface it like an emitter would.
+        queueMicrotask(() => {
+          throw error;
+        });
+      }
+    }
+  };
+
+  /** Drops a task silently, aborting its verb if it runs. */
+  #forget(taskId: string): boolean {
+    const r = this.#tasks.get(taskId);
+    if (r === undefined) return false;
+    this.#tasks.delete(taskId);
+    if (r.state === 'running') {
+      this.#running--;
+      r.cancel(this.#clock.now());
+    }
+    if (this.#history !== undefined) this.#historyOf(taskId).vanished = true;
+    return true;
+  }
+
+  #historyOf(taskId: string): HistoryEntry {
+    const history = this.#history!;
+    let entry = history.get(taskId);
+    if (entry === undefined) history.set(taskId, (entry = new HistoryEntry()));
+    return entry;
+  }
+}
