@@ -13,6 +13,7 @@ export interface StartRequest {
   /** Caller-chosen, globally unique id. */
   readonly taskId: string;
   readonly verb: string;
+  /** Must survive JSON (remote brokers send it over the wire). */
   readonly args: unknown;
 }
 
@@ -43,9 +44,13 @@ export interface TaskStatusReport {
 export interface AgentBroker {
   /** Ids of the agents this broker can reach (used to reconcile task lists at start). */
   agentIds(): Promise<readonly string[]>;
-  /** Starts tasks on one agent. Repeating a start of a known task id is harmless. */
+  /**
+   * Starts tasks on one agent; answers one result per request, in request order. Repeating a
+   * start of a task id the agent holds changes nothing (verb and arguments are not compared);
+   * once a task was cleared (or lost by the agent), the same id starts a new task.
+   */
   startTasks(agentId: string, requests: readonly StartRequest[]): Promise<readonly StartResult[]>;
-  /** Reports the status of many tasks of one agent in one call. */
+  /** Reports the status of many tasks of one agent in one call: one report per id, in order. */
   getStatuses(agentId: string, taskIds: readonly string[]): Promise<readonly TaskStatusReport[]>;
   /** Asks an agent to stop tasks (they then end as `cancelled`). Unknown ids are ignored. */
   stopTasks(agentId: string, taskIds: readonly string[]): Promise<void>;

@@ -11,7 +11,17 @@
  */
 import type { Clock } from '../core/clock.js';
 import { CocoError, ErrorCode, toErrorInfo } from '../core/errors.js';
-import type { ChangeBatch, CommandRecord, CommandUpdate, EntityWrite, Store, TaskRecord, TaskUpdate, UndoRecord, UndoUpdate } from '../store/port.js';
+import type {
+  ChangeBatch,
+  CommandRecord,
+  CommandUpdate,
+  EntityWrite,
+  Store,
+  TaskRecord,
+  TaskUpdate,
+  UndoRecord,
+  UndoUpdate,
+} from '../store/port.js';
 import type { LiveCommand, LiveTask, LiveUndo } from './live.js';
 
 /** Settings of the committer. */
@@ -37,6 +47,8 @@ export class Committer {
   #stopped = false;
   #retryTimer: { cancel(): void } | null = null;
   readonly #listeners: CommitListener[] = [];
+  /** Counters for monitoring: batches committed, rows written, time spent applying. */
+  readonly stats = { batches: 0, commands: 0, tasks: 0, applyMs: 0 };
 
   private readonly store: Store;
   private readonly clock: Clock;
@@ -110,7 +122,14 @@ export class Committer {
 
   /** Whether anything is waiting to be flushed. */
   get pending(): boolean {
-    return this.#commands.length + this.#tasks.length + this.#undo.length + this.#entities.length + this.#after.length > 0;
+    return (
+      this.#commands.length +
+        this.#tasks.length +
+        this.#undo.length +
+        this.#entities.length +
+        this.#after.length >
+      0
+    );
   }
 
   /** Flushes everything now and waits (used when stopping). */
@@ -152,6 +171,7 @@ export class Committer {
     this.#after = [];
     const batch = snapshot(commands, tasks, undo, entities);
     const run = async (): Promise<void> => {
+      const began = performance.now();
       try {
         await this.store.apply(batch);
       } catch (error) {
@@ -164,7 +184,10 @@ export class Committer {
         this.#undo = requeue(undo, this.#undo);
         this.#entities = entities.concat(this.#entities);
         this.#after = after.concat(this.#after);
-        const delay = Math.min(this.options.retryMaxMs, this.options.retryBaseMs * 2 ** Math.min(this.#failures - 1, 16));
+        const delay = Math.min(
+          this.options.retryMaxMs,
+          this.options.retryBaseMs * 2 ** Math.min(this.#failures - 1, 16),
+        );
         this.#flushing = null;
         if (!this.#stopped) {
           this.#retryTimer = this.clock.setTimer(delay, () => {
@@ -175,6 +198,10 @@ export class Committer {
         return;
       }
       this.#failures = 0;
+      this.stats.batches++;
+      this.stats.commands += commands.length;
+      this.stats.tasks += tasks.length;
+      this.stats.applyMs += performance.now() - began;
       for (const c of commands) {
         c.persisted = true;
         c.paramsDirty = false;
@@ -186,7 +213,14 @@ export class Committer {
         try {
           listener(batch);
         } catch (error) {
-          this.onError(new CocoError(ErrorCode.HandlerFailed, `a commit listener threw: ${toErrorInfo(error).message}`, { cause: error }), 0);
+          this.onError(
+            new CocoError(
+              ErrorCode.HandlerFailed,
+              `a commit listener threw: ${toErrorInfo(error).message}`,
+              { cause: error },
+            ),
+            0,
+          );
         }
       }
       for (const fn of after) fn();
@@ -213,14 +247,20 @@ function requeue<T extends { dirty: boolean }>(failed: T[], newer: T[]): T[] {
   return back.concat(newer);
 }
 
-function snapshot(commands: LiveCommand[], tasks: LiveTask[], undo: LiveUndo[], entities: EntityWrite[]): ChangeBatch {
+function snapshot(
+  commands: LiveCommand[],
+  tasks: LiveTask[],
+  undo: LiveUndo[],
+  entities: EntityWrite[],
+): ChangeBatch {
   const commandInserts: CommandRecord[] = [];
   const commandUpdates: CommandUpdate[] = [];
   const paramsUpgrades: { id: number; paramsVersion: number; params: unknown }[] = [];
   for (const c of commands) {
     if (c.persisted) {
       commandUpdates.push(c.toUpdate());
-      if (c.paramsDirty) paramsUpgrades.push({ id: c.id, paramsVersion: c.paramsVersion, params: c.rawParams });
+      if (c.paramsDirty)
+        paramsUpgrades.push({ id: c.id, paramsVersion: c.paramsVersion, params: c.rawParams });
     } else commandInserts.push(c.toRecord());
   }
   const taskInserts: TaskRecord[] = [];
@@ -235,5 +275,14 @@ function snapshot(commands: LiveCommand[], tasks: LiveTask[], undo: LiveUndo[], 
     if (u.persisted) undoUpdates.push(u.toUpdate());
     else undoInserts.push(u.toRecord());
   }
-  return { commandInserts, commandUpdates, paramsUpgrades, taskInserts, taskUpdates, undoInserts, undoUpdates, entityWrites: entities };
+  return {
+    commandInserts,
+    commandUpdates,
+    paramsUpgrades,
+    taskInserts,
+    taskUpdates,
+    undoInserts,
+    undoUpdates,
+    entityWrites: entities,
+  };
 }

@@ -44,15 +44,34 @@ export interface ContextHost {
 }
 
 function taskOutcome(t: LiveTask): TaskOutcome {
-  return { id: t.agentTaskId, ordinal: t.ordinal, agent: t.agentId, verb: t.verb, status: t.status, result: t.result, error: t.error };
+  return {
+    id: t.agentTaskId,
+    ordinal: t.ordinal,
+    agent: t.agentId,
+    verb: t.verb,
+    status: t.status,
+    result: t.result,
+    error: t.error,
+  };
 }
 
 function childOutcome(ch: ChildState): ChildOutcome {
-  return { id: ch.id, type: ch.type, ordinal: ch.seq, status: ch.status, result: ch.result, error: ch.error, compensation: ch.compensation };
+  return {
+    id: ch.id,
+    type: ch.type,
+    ordinal: ch.seq,
+    status: ch.status,
+    result: ch.result,
+    error: ch.error,
+    compensation: ch.compensation,
+  };
 }
 
 function closedError(): CocoError {
-  return new CocoError(ErrorCode.CommandState, 'this handler context was used after its handler returned');
+  return new CocoError(
+    ErrorCode.CommandState,
+    'this handler context was used after its handler returned',
+  );
 }
 
 /** Shared parts: identity, params, data, entities, buffered writes. */
@@ -61,39 +80,42 @@ class BaseCtx {
   #dataSet = false;
   #data: Json | undefined;
   #writes: Map<string, EntityWrite> | null = null;
-  readonly entities: EntityAccess;
-  readonly data: { get(): Json | undefined; set(value: Json): void };
-
+  #dataApi: { get(): Json | undefined; set(value: Json): void } | null = null;
+  #entitiesApi: EntityAccess | null = null;
   protected readonly host: ContextHost;
   protected readonly c: LiveCommand;
   readonly command: CommandInfo;
-  constructor(
-    host: ContextHost,
-    c: LiveCommand,
-    command: CommandInfo,
-  ) {
+
+  constructor(host: ContextHost, c: LiveCommand, command: CommandInfo) {
     this.host = host;
     this.c = c;
     this.command = command;
-    const self = this;
-    this.data = {
-      get: () => (self.#dataSet ? self.#data : ((c.data ?? undefined) as Json | undefined)),
+  }
+
+  /** Per-command scratch state (built on first use: most handlers never touch it). */
+  get data(): { get(): Json | undefined; set(value: Json): void } {
+    return (this.#dataApi ??= {
+      get: () => (this.#dataSet ? this.#data : ((this.c.data ?? undefined) as Json | undefined)),
       set: (value: Json) => {
-        self.#check();
-        assertJson(value, `command ${c.id}: data`);
-        self.#dataSet = true;
-        self.#data = value;
+        this.#check();
+        assertJson(value, `command ${this.c.id}: data`);
+        this.#dataSet = true;
+        this.#data = value;
       },
-    };
-    this.entities = {
+    });
+  }
+
+  /** Application records committed with the handler (built on first use). */
+  get entities(): EntityAccess {
+    return (this.#entitiesApi ??= {
       get: async (kind, id) => {
-        const own = self.#writes?.get(`${kind}\u0000${id}`);
+        const own = this.#writes?.get(`${kind}\u0000${id}`);
         if (own) return own.value ?? undefined;
-        return host.readEntity(kind, id);
+        return this.host.readEntity(kind, id);
       },
-      put: (kind, id, value) => self.#write(kind, id, value),
-      delete: (kind, id) => self.#write(kind, id, null),
-    };
+      put: (kind, id, value) => this.#write(kind, id, value),
+      delete: (kind, id) => this.#write(kind, id, null),
+    });
   }
 
   get params(): unknown {
@@ -111,10 +133,19 @@ class BaseCtx {
   #write(kind: string, id: string, value: Json | null): void {
     this.#check();
     if (typeof kind !== 'string' || kind === '' || typeof id !== 'string' || id === '') {
-      throw new CocoError(ErrorCode.ParametersInvalid, 'entity kind and id must be non-empty strings');
+      throw new CocoError(
+        ErrorCode.ParametersInvalid,
+        'entity kind and id must be non-empty strings',
+      );
     }
     if (value !== null) assertJson(value, `command ${this.c.id}: entity ${kind}/${id}`);
-    (this.#writes ??= new Map()).set(`${kind}\u0000${id}`, { kind, id, value, commandId: this.c.id, at: this.host.now() });
+    (this.#writes ??= new Map()).set(`${kind}\u0000${id}`, {
+      kind,
+      id,
+      value,
+      commandId: this.c.id,
+      at: this.host.now(),
+    });
   }
 
   protected check(): void {
@@ -124,12 +155,23 @@ class BaseCtx {
   /** Ends the context; returns its buffered writes. */
   close(): { writes: EntityWrite[]; dataSet: boolean; data: Json | undefined } {
     this.closed = true;
-    return { writes: this.#writes ? [...this.#writes.values()] : [], dataSet: this.#dataSet, data: this.#data };
+    return {
+      writes: this.#writes ? [...this.#writes.values()] : [],
+      dataSet: this.#dataSet,
+      data: this.#data,
+    };
   }
 }
 
 function info(c: LiveCommand, attempt: number): CommandInfo {
-  return { id: c.id, type: c.type.name, parentId: c.parentId, rootId: c.rootId, attempt, stage: c.stage };
+  return {
+    id: c.id,
+    type: c.type.name,
+    parentId: c.parentId,
+    rootId: c.rootId,
+    attempt,
+    stage: c.stage,
+  };
 }
 
 /** Context of `execute` and `next`. */
@@ -167,7 +209,10 @@ export class StageCtx extends BaseCtx implements StageContext<unknown> {
     this.check();
     for (const [key, value] of Object.entries(counts)) {
       if (value !== undefined && (!Number.isInteger(value) || value < 0)) {
-        throw new CocoError(ErrorCode.ParametersInvalid, `expect(): ${key} must be a non-negative integer, got ${String(value)}`);
+        throw new CocoError(
+          ErrorCode.ParametersInvalid,
+          `expect(): ${key} must be a non-negative integer, got ${String(value)}`,
+        );
       }
     }
     const c = this.c;
@@ -186,40 +231,59 @@ export class StageCtx extends BaseCtx implements StageContext<unknown> {
     const existing = nthOfOrigin(this.c.tasks, this.c.stage, i);
     if (existing) {
       if (existing.agentId !== spec.agent || existing.verb !== spec.verb) {
-        throw nondeterministic(this.c, `task #${i} of stage ${this.c.stage} was ${existing.verb}@${existing.agentId}, now ${spec.verb}@${spec.agent}`);
+        throw nondeterministic(
+          this.c,
+          `task #${i} of stage ${this.c.stage} was ${existing.verb}@${existing.agentId}, now ${spec.verb}@${spec.agent}`,
+        );
       }
-      return { id: existing.agentTaskId, ordinal: existing.ordinal, agent: existing.agentId, verb: existing.verb };
+      return {
+        id: existing.agentTaskId,
+        ordinal: existing.ordinal,
+        agent: existing.agentId,
+        verb: existing.verb,
+      };
     }
     const t = this.host.createTask(this.c, spec, this.c.stage);
     return { id: t.agentTaskId, ordinal: t.ordinal, agent: t.agentId, verb: t.verb };
   }
 
-  addChild<Q>(type: CommandType<Q>, params: NoInfer<Q>): ChildRef {
+  addChild<Q, QI>(type: CommandType<Q, QI>, params: NoInfer<QI>): ChildRef {
     this.check();
     const i = this.#children++;
     let n = 0;
     for (const ch of this.c.children ?? []) {
       if (ch.originStage !== this.c.stage) continue;
       if (n++ === i) {
-        if (ch.type !== type.name) throw nondeterministic(this.c, `child #${i} of stage ${this.c.stage} was ${ch.type}, now ${type.name}`);
+        if (ch.type !== type.name)
+          throw nondeterministic(
+            this.c,
+            `child #${i} of stage ${this.c.stage} was ${ch.type}, now ${type.name}`,
+          );
         return { id: ch.id, type: ch.type };
       }
     }
-    const ch = this.host.createChild(this.c, type as CommandType, params);
+    const ch = this.host.createChild(this.c, type, params);
     return { id: ch.id, type: ch.type };
   }
 
   addUndo(name: string, data?: Json): void {
     this.check();
     if (!Object.hasOwn(this.c.type.handlers.undo, name)) {
-      throw new CocoError(ErrorCode.InvalidDefinition, `command type "${this.c.type.name}" has no undo handler named "${name}"`);
+      throw new CocoError(
+        ErrorCode.InvalidDefinition,
+        `command type "${this.c.type.name}" has no undo handler named "${name}"`,
+      );
     }
     const i = this.#undo++;
     let n = 0;
     for (const u of this.c.undo ?? []) {
       if (u.stage !== this.c.stage) continue;
       if (n++ === i) {
-        if (u.name !== name) throw nondeterministic(this.c, `undo step #${i} of stage ${this.c.stage} was "${u.name}", now "${name}"`);
+        if (u.name !== name)
+          throw nondeterministic(
+            this.c,
+            `undo step #${i} of stage ${this.c.stage} was "${u.name}", now "${name}"`,
+          );
         return;
       }
     }
@@ -237,7 +301,10 @@ function nthOfOrigin(tasks: readonly LiveTask[], origin: number, n: number): Liv
 }
 
 function nondeterministic(c: LiveCommand, what: string): CocoError {
-  return new CocoError(ErrorCode.HandlerNondeterministic, `command ${c.id} (${c.type.name}): a retried handler did different work: ${what}`);
+  return new CocoError(
+    ErrorCode.HandlerNondeterministic,
+    `command ${c.id} (${c.type.name}): a retried handler did different work: ${what}`,
+  );
 }
 
 /** Context of `onSuccess`. */
@@ -274,12 +341,7 @@ export class FailureCtx extends EndCtx implements FailureContext<unknown> {
 export class UndoCtx extends BaseCtx implements UndoContext<unknown> {
   #tasks = 0;
   private readonly undoOrdinal: number;
-  constructor(
-    host: ContextHost,
-    c: LiveCommand,
-    attempt: number,
-    undoOrdinal: number,
-  ) {
+  constructor(host: ContextHost, c: LiveCommand, attempt: number, undoOrdinal: number) {
     super(host, c, info(c, attempt));
     this.undoOrdinal = undoOrdinal;
   }

@@ -54,7 +54,11 @@ function workFailure(c: LiveCommand): ErrorInfo {
       message: `task ${failedTask.agentTaskId} (${failedTask.verb} on ${failedTask.agentId}) ${failedTask.status}: ${
         failedTask.error?.message ?? 'no reason given'
       }`,
-      details: { taskId: failedTask.agentTaskId, ordinal: failedTask.ordinal, cause: failedTask.error },
+      details: {
+        taskId: failedTask.agentTaskId,
+        ordinal: failedTask.ordinal,
+        cause: failedTask.error,
+      },
     };
   }
   if (failedChild) {
@@ -93,11 +97,18 @@ function nextCompensation(c: LiveCommand): Action {
     }
   }
   if (bestUndo) {
-    if (bestUndo.status === 'failed') return { kind: 'compensation-done', error: compensationError(c, bestUndo.error, `undo step "${bestUndo.name}"`) };
+    if (bestUndo.status === 'failed')
+      return {
+        kind: 'compensation-done',
+        error: compensationError(c, bestUndo.error, `undo step "${bestUndo.name}"`),
+      };
     if (c.broken) {
       return {
         kind: 'compensation-done',
-        error: { code: ErrorCode.CompensationFailed, message: `undo step "${bestUndo.name}" skipped: the command's parameters could not be loaded` },
+        error: {
+          code: ErrorCode.CompensationFailed,
+          message: `undo step "${bestUndo.name}" skipped: the command's parameters could not be loaded`,
+        },
       };
     }
     return { kind: 'undo', undo: bestUndo };
@@ -105,7 +116,10 @@ function nextCompensation(c: LiveCommand): Action {
   if (bestChild) {
     if (bestChild.compensation === 'none') return { kind: 'compensate-child', child: bestChild };
     if (bestChild.compensation === 'failed') {
-      return { kind: 'compensation-done', error: compensationError(c, bestChild.error, `child ${bestChild.id} (${bestChild.type})`) };
+      return {
+        kind: 'compensation-done',
+        error: compensationError(c, bestChild.error, `child ${bestChild.id} (${bestChild.type})`),
+      };
     }
     return NONE; // the child is compensating
   }
@@ -122,7 +136,8 @@ function compensationError(c: LiveCommand, cause: ErrorInfo | null, what: string
 
 function compensationStep(c: LiveCommand, now: number): Action {
   const action = nextCompensation(c);
-  if (action.kind === 'undo' && c.nextAttemptAt !== null && c.nextAttemptAt > now) return { kind: 'wait-until', at: c.nextAttemptAt };
+  if (action.kind === 'undo' && c.nextAttemptAt !== null && c.nextAttemptAt > now)
+    return { kind: 'wait-until', at: c.nextAttemptAt };
   return action;
 }
 
@@ -133,14 +148,29 @@ export function decide(c: LiveCommand, now: number): Action {
   switch (c.status) {
     case 'pending':
     case 'waiting': {
-      if (c.broken) return { kind: 'abort', error: c.error ?? { code: ErrorCode.CorruptRow, message: 'parameters could not be loaded' } };
+      if (c.broken)
+        return {
+          kind: 'abort',
+          error: c.error ?? {
+            code: ErrorCode.CorruptRow,
+            message: 'parameters could not be loaded',
+          },
+        };
       if (c.cancelRequested) return { kind: 'abort', error: cancelledError() };
       if (c.deadlineAt !== null && now >= c.deadlineAt) {
-        return { kind: 'abort', error: new CocoError(ErrorCode.CommandTimeout, `command ${c.id} ran past its lifetime`).toInfo() };
+        return {
+          kind: 'abort',
+          error: new CocoError(
+            ErrorCode.CommandTimeout,
+            `command ${c.id} ran past its lifetime`,
+          ).toInfo(),
+        };
       }
-      if (c.failedWork > 0 && c.failurePolicy === 'fail-fast') return { kind: 'abort', error: workFailure(c) };
+      if (c.failedWork > 0 && c.failurePolicy === 'fail-fast')
+        return { kind: 'abort', error: workFailure(c) };
       if (!c.stageDone) {
-        if (c.nextAttemptAt !== null && c.nextAttemptAt > now) return { kind: 'wait-until', at: c.nextAttemptAt };
+        if (c.nextAttemptAt !== null && c.nextAttemptAt > now)
+          return { kind: 'wait-until', at: c.nextAttemptAt };
         return RUN_STAGE;
       }
       if (c.openTasks + c.openChildren > 0) return NONE;
@@ -157,17 +187,20 @@ export function decide(c: LiveCommand, now: number): Action {
           ).toInfo(),
         };
       }
-      if (c.nextAttemptAt !== null && c.nextAttemptAt > now) return { kind: 'wait-until', at: c.nextAttemptAt };
+      if (c.nextAttemptAt !== null && c.nextAttemptAt > now)
+        return { kind: 'wait-until', at: c.nextAttemptAt };
       return SUCCEED;
     }
     case 'aborting':
       if (c.openTasks + c.openChildren + c.openUndoTasks > 0) return NONE;
       if (hasCompensationWork(c)) return BEGIN_COMPENSATION;
-      if (c.nextAttemptAt !== null && c.nextAttemptAt > now) return { kind: 'wait-until', at: c.nextAttemptAt };
+      if (c.nextAttemptAt !== null && c.nextAttemptAt > now)
+        return { kind: 'wait-until', at: c.nextAttemptAt };
       return FINISH_FAILURE;
     case 'compensating':
       if (c.compensation === 'compensating') return compensationStep(c, now);
-      if (c.nextAttemptAt !== null && c.nextAttemptAt > now) return { kind: 'wait-until', at: c.nextAttemptAt };
+      if (c.nextAttemptAt !== null && c.nextAttemptAt > now)
+        return { kind: 'wait-until', at: c.nextAttemptAt };
       return FINISH_FAILURE;
     default:
       return NONE;

@@ -58,9 +58,7 @@ class AgentLink {
   up = true;
   reconciled = false;
   readonly id: string;
-  constructor(
-    id: string,
-  ) {
+  constructor(id: string) {
     this.id = id;
   }
 
@@ -204,7 +202,13 @@ export class Dispatcher {
     let timer: TimerHandle | null = null;
     const timeout = new Promise<never>((_, reject) => {
       timer = this.clock.setTimer(this.options.callTimeoutMs, () =>
-        reject(new CocoError(ErrorCode.AgentTimeout, `agent ${link.id} did not answer ${what} within ${this.options.callTimeoutMs} ms`, { retryable: true })),
+        reject(
+          new CocoError(
+            ErrorCode.AgentTimeout,
+            `agent ${link.id} did not answer ${what} within ${this.options.callTimeoutMs} ms`,
+            { retryable: true },
+          ),
+        ),
       );
     });
     try {
@@ -228,14 +232,20 @@ export class Dispatcher {
       await this.#sendStops(link);
       await this.#sendClears(link);
       const now = this.clock.now();
-      if (link.running.size > 0 && (link.wantPoll || now - link.lastPollAt >= this.options.pollIntervalMs)) {
+      if (
+        link.running.size > 0 &&
+        (link.wantPoll || now - link.lastPollAt >= this.options.pollIntervalMs)
+      ) {
         link.wantPoll = false;
         await this.#poll(link);
       }
     } catch (error) {
       ok = false;
       link.failures++;
-      const delay = Math.min(this.options.backoffMaxMs, this.options.backoffBaseMs * 2 ** Math.min(link.failures - 1, 20));
+      const delay = Math.min(
+        this.options.backoffMaxMs,
+        this.options.backoffBaseMs * 2 ** Math.min(link.failures - 1, 20),
+      );
       // Full jitter in [delay/2, delay] keeps many engines from hammering a recovering agent in step.
       link.blockedUntil = this.clock.now() + delay / 2 + Math.random() * (delay / 2);
       const info = toErrorInfo(error, ErrorCode.AgentUnavailable);
@@ -255,7 +265,9 @@ export class Dispatcher {
   }
 
   async #reconcile(link: AgentLink): Promise<void> {
-    const ids = await this.#call(link, 'listTasks', () => this.broker.listTasks(link.id, this.prefix));
+    const ids = await this.#call(link, 'listTasks', () =>
+      this.broker.listTasks(link.id, this.prefix),
+    );
     const strangers = ids.filter((id) => !this.events.isKnown(id));
     if (strangers.length > 0) {
       await this.#call(link, 'stopTasks', () => this.broker.stopTasks(link.id, strangers));
@@ -271,7 +283,10 @@ export class Dispatcher {
     if (batch.length === 0) return;
     try {
       const results = await this.#call(link, 'startTasks', () =>
-        this.broker.startTasks(link.id, batch.map((t) => ({ taskId: t.agentTaskId, verb: t.verb, args: t.args }))),
+        this.broker.startTasks(
+          link.id,
+          batch.map((t) => ({ taskId: t.agentTaskId, verb: t.verb, args: t.args })),
+        ),
       );
       const byId = new Map(results.map((r) => [r.taskId, r]));
       for (const task of batch) {
@@ -298,7 +313,12 @@ export class Dispatcher {
     const batch = link.toStop;
     link.toStop = [];
     try {
-      await this.#call(link, 'stopTasks', () => this.broker.stopTasks(link.id, batch.map((t) => t.agentTaskId)));
+      await this.#call(link, 'stopTasks', () =>
+        this.broker.stopTasks(
+          link.id,
+          batch.map((t) => t.agentTaskId),
+        ),
+      );
       link.wantPoll = true;
     } catch (error) {
       link.toStop = batch.concat(link.toStop);
@@ -312,7 +332,12 @@ export class Dispatcher {
     link.toClear = [];
     if (batch.length === 0) return;
     try {
-      await this.#call(link, 'clearTasks', () => this.broker.clearTasks(link.id, batch.map((t) => t.agentTaskId)));
+      await this.#call(link, 'clearTasks', () =>
+        this.broker.clearTasks(
+          link.id,
+          batch.map((t) => t.agentTaskId),
+        ),
+      );
     } catch (error) {
       link.toClear = batch.concat(link.toClear);
       throw error;
@@ -338,7 +363,11 @@ export class Dispatcher {
         task.unknownSince ??= now;
         // An ended task (failed by the engine) or one never confirmed started has nothing to
         // wait for; a task the agent accepted gets the grace period.
-        if (now - task.unknownSince >= this.options.vanishGraceMs || task.ended || task.status === 'created') {
+        if (
+          now - task.unknownSince >= this.options.vanishGraceMs ||
+          task.ended ||
+          task.status === 'created'
+        ) {
           link.running.delete(report.taskId);
           task.agentDone = true;
           if (!task.ended) this.events.vanished(task, task.unknownSince);

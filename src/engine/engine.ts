@@ -76,13 +76,17 @@ export class Engine {
   }
 
   /** Subscribes to an engine event; returns the unsubscribe function. */
-  on<K extends EngineEventName>(event: K, listener: (payload: EngineEventMap[K]) => void): () => void {
+  on<K extends EngineEventName>(
+    event: K,
+    listener: (payload: EngineEventMap[K]) => void,
+  ): () => void {
     return this.events.on(event, listener);
   }
 
   /** Opens the store, resumes every unfinished command and starts polling agents. */
   async start(): Promise<StartReport> {
-    if (this.#state !== 'new') throw new CocoError(ErrorCode.EngineStopped, `the engine cannot start: it is ${this.#state}`);
+    if (this.#state !== 'new')
+      throw new CocoError(ErrorCode.EngineStopped, `the engine cannot start: it is ${this.#state}`);
     this.#state = 'starting';
     const began = performance.now();
     const { store, clock, tuning, logger } = this.#o;
@@ -90,15 +94,31 @@ export class Engine {
     this.#storeId = identity.storeId;
     const ids = new IdAllocator(store, tuning.idBlockSize);
     await ids.init();
-    const committer = new Committer(store, clock, { retryBaseMs: tuning.commitRetryBaseMs, retryMaxMs: tuning.commitRetryMaxMs }, (error, attempt) => {
-      const info = error instanceof CocoError ? error.toInfo() : { code: ErrorCode.StoreFailed, message: String(error) };
-      logger.error({ error: info, attempt }, 'store commit failed; retrying');
-      this.events.emit('error', { error: info, context: 'commit' });
-    });
+    const committer = new Committer(
+      store,
+      clock,
+      { retryBaseMs: tuning.commitRetryBaseMs, retryMaxMs: tuning.commitRetryMaxMs },
+      (error, attempt) => {
+        const info =
+          error instanceof CocoError
+            ? error.toInfo()
+            : { code: ErrorCode.StoreFailed, message: String(error) };
+        logger.error({ error: info, attempt }, 'store commit failed; retrying');
+        this.events.emit('error', { error: info, context: 'commit' });
+      },
+    );
     committer.onCommit((batch) => {
       if (this.events.has('committed')) this.events.emit('committed', batch);
     });
-    const co = new Coordinator(this.#o, store, committer, this.events, ids, this.#registry, identity.storeId);
+    const co = new Coordinator(
+      this.#o,
+      store,
+      committer,
+      this.events,
+      ids,
+      this.#registry,
+      identity.storeId,
+    );
     const dispatcher = new Dispatcher(
       this.#o.agents,
       clock,
@@ -109,10 +129,10 @@ export class Engine {
         backoffMaxMs: tuning.agentBackoffMaxMs,
         vanishGraceMs: tuning.vanishGraceMs,
       },
-      co,
+      co.tasks,
       `${identity.storeId}-`,
     );
-    co.dispatcher = dispatcher;
+    co.tasks.dispatcher = dispatcher;
     co.loader = async (id) => {
       const { command, failure } = await loadOne(store, this.#registry, this.#storeId, id);
       if (failure) this.events.emit('load-failed', failure);
@@ -124,19 +144,36 @@ export class Engine {
     this.#dispatcher = dispatcher;
 
     const snapshot = await store.loadActive();
-    for (const bad of snapshot.corrupt) this.events.emit('load-failed', { commandId: bad.commandId, error: bad.error });
-    const rebuilt = await rebuild(this.#registry, identity.storeId, snapshot.commands, snapshot.tasks, snapshot.undo, snapshot.endedChildren);
+    for (const bad of snapshot.corrupt)
+      this.events.emit('load-failed', { commandId: bad.commandId, error: bad.error });
+    const rebuilt = await rebuild(
+      this.#registry,
+      identity.storeId,
+      snapshot.commands,
+      snapshot.tasks,
+      snapshot.undo,
+      snapshot.endedChildren,
+    );
     for (const id of rebuilt.foreignTasks) co.foreignTasks.add(id);
     for (const failure of rebuilt.failures) {
-      logger.warn({ commandId: failure.commandId, error: failure.error }, 'stored command could not be loaded');
+      logger.warn(
+        { commandId: failure.commandId, error: failure.error },
+        'stored command could not be loaded',
+      );
       this.events.emit('load-failed', failure);
     }
     for (const c of rebuilt.commands) co.live.set(c.id, c);
     for (const c of rebuilt.commands) this.#resume(co, c);
-    await dispatcher.discover().catch((error: unknown) => logger.warn({ error }, 'could not list agents'));
+    await dispatcher
+      .discover()
+      .catch((error: unknown) => logger.warn({ error }, 'could not list agents'));
     this.#state = 'running';
     this.#beat();
-    const report = { resumed: rebuilt.commands.length, loadFailed: rebuilt.failures.length + snapshot.corrupt.length, durationMs: performance.now() - began };
+    const report = {
+      resumed: rebuilt.commands.length,
+      loadFailed: rebuilt.failures.length + snapshot.corrupt.length,
+      durationMs: performance.now() - began,
+    };
     logger.info(report, 'engine started');
     return report;
   }
@@ -148,7 +185,7 @@ export class Engine {
       if (t.stopRequested) this.#dispatcher!.stop(t);
       else if (t.status === 'created') this.#dispatcher!.start(t);
       else this.#dispatcher!.watch(t);
-      co.armTaskDeadline(t);
+      co.tasks.armDeadline(t);
     }
     co.armLifetime(c);
     if (c.settled && !c.tasksCleared) co.settle(c);
@@ -158,13 +195,16 @@ export class Engine {
   #beat(): void {
     this.#heartbeat = this.#o.clock.setTimer(this.#o.tuning.heartbeatMs, () => {
       if (this.#state !== 'running') return;
-      this.#o.store.heartbeat(this.#o.nodeId).catch((error: unknown) => this.#o.logger.warn({ error }, 'store heartbeat failed'));
+      this.#o.store
+        .heartbeat(this.#o.nodeId)
+        .catch((error: unknown) => this.#o.logger.warn({ error }, 'store heartbeat failed'));
       this.#beat();
     });
   }
 
   #running(): Coordinator {
-    if (this.#state !== 'running' || !this.#co) throw new CocoError(ErrorCode.EngineStopped, `the engine is ${this.#state}; start it first`);
+    if (this.#state !== 'running' || !this.#co)
+      throw new CocoError(ErrorCode.EngineStopped, `the engine is ${this.#state}; start it first`);
     return this.#co;
   }
 
@@ -172,23 +212,28 @@ export class Engine {
    * Submits a command. Resolves with its id once it is durable. Invalid parameters reject with a
    * `PARAMETERS_INVALID` {@link ValidationError} naming each field, and nothing is stored.
    */
-  async submit<P>(type: CommandType<P>, params: NoInfer<P>, options: SubmitOptions = {}): Promise<{ id: number }> {
+  async submit<P, I>(
+    type: CommandType<P, I>,
+    params: NoInfer<I>,
+    options: SubmitOptions = {},
+  ): Promise<{ id: number }> {
     const co = this.#running();
-    if (this.#registry.get(type.name) !== (type as CommandType)) {
-      throw new CocoError(ErrorCode.InvalidDefinition, `command type "${type.name}" is not registered with this engine`);
-    }
-    const parsed = await validateParams(type, params);
+    const registered = this.#registered(type.name, type.version);
+    const parsed = await validateParams(registered, params);
     const key = options.idempotencyKey ?? null;
     if (key !== null) {
       if (typeof key !== 'string' || key.length === 0 || key.length > 200) {
-        throw new CocoError(ErrorCode.ParametersInvalid, 'idempotencyKey must be a string of 1 to 200 characters');
+        throw new CocoError(
+          ErrorCode.ParametersInvalid,
+          'idempotencyKey must be a string of 1 to 200 characters',
+        );
       }
       const known = this.#keys.get(key);
       if (known) return { id: await known };
       const pending = (async () => {
         const existing = await this.#o.store.getCommandByKey(key);
         if (existing) return existing.id;
-        const c = co.createRoot(type as CommandType, params, parsed, key);
+        const c = co.createRoot(registered, params, parsed, key);
         await this.#committer!.durable();
         return c.id;
       })();
@@ -199,9 +244,25 @@ export class Engine {
         this.#keys.delete(key);
       }
     }
-    const c = co.createRoot(type as CommandType, params, parsed, null);
+    const c = co.createRoot(registered, params, parsed, null);
     await this.#committer!.durable();
     return { id: c.id };
+  }
+
+  #registered(name: string, version: number): CommandType {
+    const registered = this.#registry.get(name);
+    if (!registered)
+      throw new CocoError(
+        ErrorCode.InvalidDefinition,
+        `command type "${name}" is not registered with this engine`,
+      );
+    if (registered.version !== version) {
+      throw new CocoError(
+        ErrorCode.InvalidDefinition,
+        `command type "${name}" is registered at version ${registered.version}, not ${version}`,
+      );
+    }
+    return registered;
   }
 
   /**
@@ -215,10 +276,18 @@ export class Engine {
     if (!c) {
       const record = await this.#o.store.getCommand(id);
       if (!record) throw new CocoError(ErrorCode.CommandNotFound, `command ${id} does not exist`);
-      if (isTerminal(record.status)) throw new CocoError(ErrorCode.CommandState, `command ${id} has already ended (${record.status})`);
-      throw new CocoError(ErrorCode.CommandState, `command ${id} is not loaded by this engine (see load-failed events)`);
+      if (isTerminal(record.status))
+        throw new CocoError(
+          ErrorCode.CommandState,
+          `command ${id} has already ended (${record.status})`,
+        );
+      throw new CocoError(
+        ErrorCode.CommandState,
+        `command ${id} is not loaded by this engine (see load-failed events)`,
+      );
     }
-    if (c.terminal) throw new CocoError(ErrorCode.CommandState, `command ${id} has already ended (${c.status})`);
+    if (c.terminal)
+      throw new CocoError(ErrorCode.CommandState, `command ${id} has already ended (${c.status})`);
     if (c.status === 'pending' || c.status === 'waiting') co.requestCancel(c);
     await this.#committer!.durable();
   }
@@ -237,7 +306,11 @@ export class Engine {
   async inspect(id: number): Promise<CommandDetails | null> {
     const command = await this.#o.store.getCommand(id);
     if (!command) return null;
-    const [tasks, undo, children] = await Promise.all([this.#o.store.getTasks(id), this.#o.store.getUndo(id), this.#o.store.listCommands({ parentId: id, limit: 1000 })]);
+    const [tasks, undo, children] = await Promise.all([
+      this.#o.store.getTasks(id),
+      this.#o.store.getUndo(id),
+      this.#o.store.listCommands({ parentId: id, limit: 1000 }),
+    ]);
     return { command, tasks, undo, children: children.sort((a, b) => (a.seq ?? 0) - (b.seq ?? 0)) };
   }
 
@@ -249,13 +322,26 @@ export class Engine {
     else if (c) await this.#committer!.durable();
     const record = await this.#o.store.getCommand(id);
     if (!record) throw new CocoError(ErrorCode.CommandNotFound, `command ${id} does not exist`);
-    if (!isTerminal(record.status)) throw new CocoError(ErrorCode.CommandState, `command ${id} is ${record.status} but not loaded by this engine`);
+    if (!isTerminal(record.status))
+      throw new CocoError(
+        ErrorCode.CommandState,
+        `command ${id} is ${record.status} but not loaded by this engine`,
+      );
     return record;
   }
 
   /** Counters for monitoring and tests. */
-  stats(): { liveCommands: number; watchedTasks: number } {
-    return { liveCommands: this.#co?.live.size ?? 0, watchedTasks: this.#dispatcher?.watchedTasks ?? 0 };
+  stats(): {
+    liveCommands: number;
+    watchedTasks: number;
+    commits: { batches: number; commands: number; tasks: number; applyMs: number };
+  } {
+    const commits = this.#committer?.stats ?? { batches: 0, commands: 0, tasks: 0, applyMs: 0 };
+    return {
+      liveCommands: this.#co?.live.size ?? 0,
+      watchedTasks: this.#dispatcher?.watchedTasks ?? 0,
+      commits: { ...commits },
+    };
   }
 
   /**
@@ -270,7 +356,12 @@ export class Engine {
     const co = this.#co;
     if (co && wasRunning) {
       let timer: { cancel(): void } | null = null;
-      await Promise.race([co.idle(), new Promise<void>((resolve) => (timer = this.#o.clock.setTimer(this.#o.tuning.stopGraceMs, resolve)))]);
+      await Promise.race([
+        co.idle(),
+        new Promise<void>(
+          (resolve) => (timer = this.#o.clock.setTimer(this.#o.tuning.stopGraceMs, resolve)),
+        ),
+      ]);
       (timer as { cancel(): void } | null)?.cancel();
       co.stopped = true;
       this.#dispatcher?.stopAll();

@@ -13,11 +13,21 @@ export interface EngineEventMap {
   /** A batch of changes is durable. */
   committed: ChangeBatch;
   /** An agent reported progress of a running task (not stored by the engine). */
-  progress: { readonly commandId: number; readonly ordinal: number; readonly taskId: string; readonly progress: number };
+  progress: {
+    readonly commandId: number;
+    readonly ordinal: number;
+    readonly taskId: string;
+    readonly progress: number;
+  };
   /** A stored command could not be loaded (newer version, unknown type, corrupt row); it is left untouched. */
   'load-failed': { readonly commandId: number | null; readonly error: ErrorInfo };
   /** An agent went down or came back. */
-  agent: { readonly agentId: string; readonly up: boolean; readonly error: ErrorInfo | null; readonly failures: number };
+  agent: {
+    readonly agentId: string;
+    readonly up: boolean;
+    readonly error: ErrorInfo | null;
+    readonly failures: number;
+  };
   /** Something failed inside the engine and is being retried (store commit, internal step). */
   error: { readonly error: ErrorInfo; readonly context: string };
 }
@@ -30,7 +40,10 @@ export class EngineEvents {
   readonly #listeners: { [K in EngineEventName]?: ((payload: EngineEventMap[K]) => void)[] } = {};
 
   /** Subscribes; returns the unsubscribe function. */
-  on<K extends EngineEventName>(event: K, listener: (payload: EngineEventMap[K]) => void): () => void {
+  on<K extends EngineEventName>(
+    event: K,
+    listener: (payload: EngineEventMap[K]) => void,
+  ): () => void {
     const list = (this.#listeners[event] ??= []) as ((payload: EngineEventMap[K]) => void)[];
     list.push(listener);
     return () => {
@@ -46,7 +59,7 @@ export class EngineEvents {
 
   /** Calls every listener of `event`. */
   emit<K extends EngineEventName>(event: K, payload: EngineEventMap[K]): void {
-    const list = this.#listeners[event] as ((payload: EngineEventMap[K]) => void)[] | undefined;
+    const list = this.#listeners[event];
     if (!list) return;
     for (const listener of [...list]) {
       try {
@@ -54,7 +67,10 @@ export class EngineEvents {
       } catch (error) {
         if (event !== 'error') {
           this.emit('error', {
-            error: { code: 'LISTENER_FAILED', message: error instanceof Error ? error.message : String(error) },
+            error: {
+              code: 'LISTENER_FAILED',
+              message: error instanceof Error ? error.message : String(error),
+            },
             context: `listener of ${event}`,
           });
         }

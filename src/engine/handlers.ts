@@ -21,7 +21,10 @@ export interface HandlerHost extends ContextHost {
   abortCommand(c: LiveCommand, error: ErrorInfo): void;
   endCommand(c: LiveCommand, status: 'succeeded' | 'failed' | 'cancelled'): void;
   touchUndo(u: LiveUndo): void;
-  applyWrites(c: LiveCommand, out: { writes: EntityWrite[]; dataSet: boolean; data: unknown }): void;
+  applyWrites(
+    c: LiveCommand,
+    out: { writes: EntityWrite[]; dataSet: boolean; data: unknown },
+  ): void;
   handlerStarted(): void;
   handlerEnded(): void;
 }
@@ -29,11 +32,18 @@ export interface HandlerHost extends ContextHost {
 type Phase = 'stage' | 'success' | 'undo' | 'failure';
 
 function isPromise(value: unknown): value is Promise<unknown> {
-  return typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function';
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as { then?: unknown }).then === 'function'
+  );
 }
 
 /** Calls `fn(ctx)`, awaiting only if it returned a promise. */
-async function call<T>(fn: (ctx: T) => unknown, ctx: T): Promise<{ ok: true; value: unknown } | { ok: false; error: unknown }> {
+async function call<T>(
+  fn: (ctx: T) => unknown,
+  ctx: T,
+): Promise<{ ok: true; value: unknown } | { ok: false; error: unknown }> {
   try {
     let value = fn(ctx);
     if (isPromise(value)) value = await value;
@@ -111,7 +121,10 @@ export async function runUndo(host: HandlerHost, c: LiveCommand, u: LiveUndo): P
     ? await call((x: UndoCtx) => handler(x, u.data ?? undefined), ctx)
     : {
         ok: false as const,
-        error: new CocoError(ErrorCode.InvalidDefinition, `command type "${c.type.name}" has no undo handler "${u.name}" any more`),
+        error: new CocoError(
+          ErrorCode.InvalidDefinition,
+          `command type "${c.type.name}" has no undo handler "${u.name}" any more`,
+        ),
       };
   const out = ctx.close();
   c.busy = false;
@@ -160,30 +173,53 @@ export async function runFailure(host: HandlerHost, c: LiveCommand): Promise<voi
   }
 }
 
-const PHASE_NAMES: Record<Phase, string> = { stage: 'stage handler', success: 'onSuccess', undo: 'undo step', failure: 'onFailure' };
+const PHASE_NAMES: Record<Phase, string> = {
+  stage: 'stage handler',
+  success: 'onSuccess',
+  undo: 'undo step',
+  failure: 'onFailure',
+};
 
 /**
  * Records a handler failure: schedules a retry, or gives up. Returns true when it gave up and
  * the caller must finish the step itself (only for `onFailure`, which ends the command anyway).
  */
-function failed(host: HandlerHost, c: LiveCommand, error: unknown, phase: Phase, u: LiveUndo | null): boolean {
+function failed(
+  host: HandlerHost,
+  c: LiveCommand,
+  error: unknown,
+  phase: Phase,
+  u: LiveUndo | null,
+): boolean {
   const info = toErrorInfo(error);
   const retryable = !(error instanceof CocoError) || error.retryable;
   c.attempts++;
   c.lastError = info;
   host.touch(c);
   const { maxAttempts, backoffMs, maxBackoffMs } = c.type.retry;
-  const what = phase === 'stage' ? `${c.stage === 0 ? 'execute' : `next (stage ${c.stage})`}` : phase === 'undo' ? `undo step "${u?.name}"` : PHASE_NAMES[phase];
+  const what =
+    phase === 'stage'
+      ? `${c.stage === 0 ? 'execute' : `next (stage ${c.stage})`}`
+      : phase === 'undo'
+        ? `undo step "${u?.name}"`
+        : PHASE_NAMES[phase];
   // A stage interrupted by cancellation or a fail-fast failure is not retried: abort takes over.
-  if (phase === 'stage' && (c.cancelRequested || (c.failedWork > 0 && c.failurePolicy === 'fail-fast'))) {
+  if (
+    phase === 'stage' &&
+    (c.cancelRequested || (c.failedWork > 0 && c.failurePolicy === 'fail-fast'))
+  ) {
     c.nextAttemptAt = null;
     return false;
   }
   if (retryable && c.attempts < maxAttempts) {
     // Small jitter spreads retries of many commands failing on one shared cause.
-    const delay = Math.min(maxBackoffMs, backoffMs * 2 ** (c.attempts - 1)) * (0.8 + Math.random() * 0.4);
+    const delay =
+      Math.min(maxBackoffMs, backoffMs * 2 ** (c.attempts - 1)) * (0.8 + Math.random() * 0.4);
     c.nextAttemptAt = host.now() + Math.round(delay);
-    host.log.warn({ commandId: c.id, type: c.type.name, attempt: c.attempts, error: info }, `${what} failed; retrying`);
+    host.log.warn(
+      { commandId: c.id, type: c.type.name, attempt: c.attempts, error: info },
+      `${what} failed; retrying`,
+    );
     return false;
   }
   c.nextAttemptAt = null;

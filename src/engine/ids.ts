@@ -16,10 +16,7 @@ export class IdAllocator {
 
   private readonly store: Store;
   private readonly blockSize: number;
-  constructor(
-    store: Store,
-    blockSize: number,
-  ) {
+  constructor(store: Store, blockSize: number) {
     this.store = store;
     this.blockSize = blockSize;
   }
@@ -36,7 +33,9 @@ export class IdAllocator {
     if (this.#next >= this.#end) {
       if (!this.#spare) {
         this.#refill();
-        throw new CocoError('ID_EXHAUSTED', 'command ids are being reserved; try again', { retryable: true });
+        throw new CocoError('ID_EXHAUSTED', 'command ids are being reserved; try again', {
+          retryable: true,
+        });
       }
       this.#next = this.#spare.first;
       this.#end = this.#spare.end;

@@ -10,8 +10,22 @@
 import type { ChildMode, CommandType, FailurePolicy, Json } from '../core/command-type.js';
 import type { ErrorInfo } from '../core/errors.js';
 import type { TimerHandle } from '../core/clock.js';
-import { isTaskEnded, isTerminal, type CommandStatus, type CompensationStatus, type TaskStatus, type UndoStatus } from '../core/states.js';
-import type { CommandRecord, CommandUpdate, TaskRecord, TaskUpdate, UndoRecord, UndoUpdate } from '../store/port.js';
+import {
+  isTaskEnded,
+  isTerminal,
+  type CommandStatus,
+  type CompensationStatus,
+  type TaskStatus,
+  type UndoStatus,
+} from '../core/states.js';
+import type {
+  CommandRecord,
+  CommandUpdate,
+  TaskRecord,
+  TaskUpdate,
+  UndoRecord,
+  UndoUpdate,
+} from '../store/port.js';
 
 /** Marks parameters that could not be loaded (the command fails without running handlers). */
 export const BROKEN_PARAMS: unique symbol = Symbol('coco.brokenParams');
@@ -201,8 +215,32 @@ export class LiveUndo {
   }
 
   toUpdate(): UndoUpdate {
-    return { commandId: this.command.id, ordinal: this.ordinal, status: this.status, error: this.error };
+    return {
+      commandId: this.command.id,
+      ordinal: this.ordinal,
+      status: this.status,
+      error: this.error,
+    };
   }
+}
+
+/** The fixed identity of a live command (what never changes after creation). */
+export interface LiveCommandInit {
+  readonly id: number;
+  readonly type: CommandType;
+  readonly paramsVersion: number;
+  readonly rawParams: unknown;
+  readonly params: unknown;
+  readonly parentId: number | null;
+  readonly rootId: number;
+  readonly seq: number | null;
+  readonly originStage: number | null;
+  readonly childMode: ChildMode;
+  readonly failurePolicy: FailurePolicy;
+  readonly idempotencyKey: string | null;
+  readonly createdAt: number;
+  /** Already stored (loaded from the store) rather than new. */
+  readonly persisted: boolean;
 }
 
 /** A command as the engine tracks it while it has work left. */
@@ -276,36 +314,21 @@ export class LiveCommand {
   readonly failurePolicy: FailurePolicy;
   readonly idempotencyKey: string | null;
   readonly createdAt: number;
-  constructor(
-    id: number,
-    type: CommandType,
-    paramsVersion: number,
-    rawParams: unknown,
-    params: unknown,
-    parentId: number | null,
-    rootId: number,
-    seq: number | null,
-    originStage: number | null,
-    childMode: ChildMode,
-    failurePolicy: FailurePolicy,
-    idempotencyKey: string | null,
-    createdAt: number,
-    persisted: boolean,
-  ) {
-    this.id = id;
-    this.type = type;
-    this.paramsVersion = paramsVersion;
-    this.rawParams = rawParams;
-    this.params = params;
-    this.parentId = parentId;
-    this.rootId = rootId;
-    this.seq = seq;
-    this.originStage = originStage;
-    this.childMode = childMode;
-    this.failurePolicy = failurePolicy;
-    this.idempotencyKey = idempotencyKey;
-    this.createdAt = createdAt;
-    this.persisted = persisted;
+  constructor(init: LiveCommandInit) {
+    this.id = init.id;
+    this.type = init.type;
+    this.paramsVersion = init.paramsVersion;
+    this.rawParams = init.rawParams;
+    this.params = init.params;
+    this.parentId = init.parentId;
+    this.rootId = init.rootId;
+    this.seq = init.seq;
+    this.originStage = init.originStage;
+    this.childMode = init.childMode;
+    this.failurePolicy = init.failurePolicy;
+    this.idempotencyKey = init.idempotencyKey;
+    this.createdAt = init.createdAt;
+    this.persisted = init.persisted;
     this.status = 'pending';
     this.expectedTasks = 0;
     this.expectedChildren = 0;
@@ -323,7 +346,7 @@ export class LiveCommand {
     this.nextAttemptAt = null;
     this.lastError = null;
     this.deadlineAt = null;
-    this.updatedAt = createdAt;
+    this.updatedAt = init.createdAt;
     this.endedAt = null;
     this.tasksCleared = false;
   }

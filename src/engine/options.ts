@@ -95,25 +95,39 @@ const silent: Logger = { debug() {}, info() {}, warn() {}, error() {} };
 /** Validates and defaults engine options. Throws `INVALID_OPTIONS` naming each bad field. */
 export function compileOptions(options: EngineOptions): CompiledEngineOptions {
   const missing: string[] = [];
-  if (!options || typeof options !== 'object') throw new ValidationError('invalid engine options', [{ path: '', message: 'expected an object' }], 'INVALID_OPTIONS');
+  if (!options || typeof options !== 'object')
+    throw new ValidationError(
+      'invalid engine options',
+      [{ path: '', message: 'expected an object' }],
+      'INVALID_OPTIONS',
+    );
   if (!options.store) missing.push('store');
   if (!options.agents) missing.push('agents');
   if (!Array.isArray(options.commands)) missing.push('commands');
   if (missing.length > 0) {
-    throw new ValidationError('invalid engine options', missing.map((path) => ({ path, message: 'is required' })), 'INVALID_OPTIONS');
+    throw new ValidationError(
+      'invalid engine options',
+      missing.map((path) => ({ path, message: 'is required' })),
+      'INVALID_OPTIONS',
+    );
   }
   const parsed = tuningSchema.safeParse(options.tuning ?? {});
   if (!parsed.success) {
     throw new ValidationError(
       'invalid engine options',
-      toIssues(parsed.error.issues.map((i) => ({ message: i.message, path: ['tuning', ...i.path.map((p) => (typeof p === 'symbol' ? String(p) : p))] }))),
+      toIssues(
+        parsed.error.issues.map((i) => ({
+          message: i.message,
+          path: ['tuning', ...i.path.map((p) => (typeof p === 'symbol' ? String(p) : p))],
+        })),
+      ),
       'INVALID_OPTIONS',
     );
   }
   return Object.freeze({
     store: options.store,
     agents: options.agents,
-    commands: options.commands as readonly CommandType[],
+    commands: options.commands,
     clock: options.clock ?? systemClock,
     logger: options.logger ?? silent,
     nodeId: options.nodeId ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,

@@ -7,10 +7,22 @@
  *
  * @module
  */
-import { CocoError, ErrorCode, ParameterVersionError, toErrorInfo, type ErrorInfo } from '../core/errors.js';
+import {
+  CocoError,
+  ErrorCode,
+  ParameterVersionError,
+  toErrorInfo,
+  type ErrorInfo,
+} from '../core/errors.js';
 import { upgradeParams } from '../core/params.js';
 import type { CommandRegistry } from '../core/registry.js';
-import { agentTaskId, type CommandRecord, type Store, type TaskRecord, type UndoRecord } from '../store/port.js';
+import {
+  agentTaskId,
+  type CommandRecord,
+  type Store,
+  type TaskRecord,
+  type UndoRecord,
+} from '../store/port.js';
 import { BROKEN_PARAMS, ChildState, LiveCommand, LiveTask, LiveUndo } from './live.js';
 
 /** A command that could not be loaded and is left as it is. */
@@ -68,11 +80,16 @@ export async function rebuild(
     if (!type) {
       failures.push({
         commandId: r.id,
-        error: new CocoError(ErrorCode.UnknownCommandType, `command ${r.id} has type "${r.type}", which this engine does not know; it is left untouched`, {
-          details: { commandType: r.type, commandId: r.id },
-        }).toInfo(),
+        error: new CocoError(
+          ErrorCode.UnknownCommandType,
+          `command ${r.id} has type "${r.type}", which this engine does not know; it is left untouched`,
+          {
+            details: { commandType: r.type, commandId: r.id },
+          },
+        ).toInfo(),
       });
-      for (const t of tasksBy.get(r.id) ?? []) foreignTasks.push(agentTaskId(storeId, r.id, t.ordinal));
+      for (const t of tasksBy.get(r.id) ?? [])
+        foreignTasks.push(agentTaskId(storeId, r.id, t.ordinal));
       continue;
     }
     try {
@@ -84,7 +101,8 @@ export async function rebuild(
     } catch (error) {
       if (error instanceof ParameterVersionError) {
         failures.push({ commandId: r.id, error: error.toInfo() });
-        for (const t of tasksBy.get(r.id) ?? []) foreignTasks.push(agentTaskId(storeId, r.id, t.ordinal));
+        for (const t of tasksBy.get(r.id) ?? [])
+          foreignTasks.push(agentTaskId(storeId, r.id, t.ordinal));
         continue;
       }
       params = BROKEN_PARAMS;
@@ -116,20 +134,58 @@ export async function rebuild(
       c.addTask(task);
     }
     for (const u of (undoBy.get(r.id) ?? []).sort((a, b) => a.ordinal - b.ordinal)) {
-      (c.undo ??= []).push(new LiveUndo(c, u.ordinal, u.seq, u.stage, u.name, u.data, u.status, u.error, true));
+      (c.undo ??= []).push(
+        new LiveUndo(c, u.ordinal, u.seq, u.stage, u.name, u.data, u.status, u.error, true),
+      );
     }
     for (const ch of (childrenBy.get(r.id) ?? []).sort((a, b) => (a.seq ?? 0) - (b.seq ?? 0))) {
-      c.addChild(new ChildState(ch.id, ch.type, ch.seq ?? 0, ch.originStage ?? 0, ch.status, ch.result, ch.error, ch.compensation));
+      c.addChild(
+        new ChildState(
+          ch.id,
+          ch.type,
+          ch.seq ?? 0,
+          ch.originStage ?? 0,
+          ch.status,
+          ch.result,
+          ch.error,
+          ch.compensation,
+        ),
+      );
     }
     // Counters on the row are informational; the entries are the truth.
-    c.journalSeq = Math.max(r.journalSeq, ...(c.undo ?? []).map((u) => u.seq + 1), ...(c.children ?? []).map((ch) => ch.seq + 1));
+    c.journalSeq = Math.max(
+      r.journalSeq,
+      ...(c.undo ?? []).map((u) => u.seq + 1),
+      ...(c.children ?? []).map((ch) => ch.seq + 1),
+    );
     out.push(c);
   }
   return { commands: out, failures, foreignTasks };
 }
 
-function fromRecord(r: CommandRecord, type: NonNullable<ReturnType<CommandRegistry['get']>>, version: number, raw: unknown, params: unknown): LiveCommand {
-  const c = new LiveCommand(r.id, type, version, raw, params, r.parentId, r.rootId, r.seq, r.originStage, r.childMode, r.failurePolicy, r.idempotencyKey, r.createdAt, true);
+function fromRecord(
+  r: CommandRecord,
+  type: NonNullable<ReturnType<CommandRegistry['get']>>,
+  version: number,
+  raw: unknown,
+  params: unknown,
+): LiveCommand {
+  const c = new LiveCommand({
+    id: r.id,
+    type,
+    paramsVersion: version,
+    rawParams: raw,
+    params,
+    parentId: r.parentId,
+    rootId: r.rootId,
+    seq: r.seq,
+    originStage: r.originStage,
+    childMode: r.childMode,
+    failurePolicy: r.failurePolicy,
+    idempotencyKey: r.idempotencyKey,
+    createdAt: r.createdAt,
+    persisted: true,
+  });
   c.status = r.status;
   c.expectedTasks = r.expectedTasks;
   c.expectedChildren = r.expectedChildren;
@@ -154,10 +210,26 @@ function fromRecord(r: CommandRecord, type: NonNullable<ReturnType<CommandRegist
 }
 
 /** Loads one command with its entries (for compensating a command no longer in memory). */
-export async function loadOne(store: Store, registry: CommandRegistry, storeId: string, id: number): Promise<{ command: LiveCommand | null; failure: LoadFailure | null }> {
+export async function loadOne(
+  store: Store,
+  registry: CommandRegistry,
+  storeId: string,
+  id: number,
+): Promise<{ command: LiveCommand | null; failure: LoadFailure | null }> {
   const record = await store.getCommand(id);
-  if (!record) return { command: null, failure: { commandId: id, error: { code: ErrorCode.CommandNotFound, message: `command ${id} does not exist` } } };
-  const [tasks, undo, children] = await Promise.all([store.getTasks(id), store.getUndo(id), store.listCommands({ parentId: id, limit: 1000 })]);
+  if (!record)
+    return {
+      command: null,
+      failure: {
+        commandId: id,
+        error: { code: ErrorCode.CommandNotFound, message: `command ${id} does not exist` },
+      },
+    };
+  const [tasks, undo, children] = await Promise.all([
+    store.getTasks(id),
+    store.getUndo(id),
+    store.listCommands({ parentId: id, limit: 1000 }),
+  ]);
   const result = await rebuild(registry, storeId, [record], tasks, undo, children);
   return { command: result.commands[0] ?? null, failure: result.failures[0] ?? null };
 }

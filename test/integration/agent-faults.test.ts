@@ -16,7 +16,10 @@ const task = defineCommand({
 
 describe('agent faults', () => {
   it('polling errors back the agent off, then polling recovers and the command ends', async () => {
-    const env = await startEnv({ commands: [task], tuning: { agentBackoffBaseMs: 40, agentBackoffMaxMs: 400 } });
+    const env = await startEnv({
+      commands: [task],
+      tuning: { agentBackoffBaseMs: 40, agentBackoffMaxMs: 400 },
+    });
     try {
       const agentEvents: (EngineEventMap['agent'] & { at: number })[] = [];
       env.engine.on('agent', (e) => agentEvents.push({ ...e, at: performance.now() }));
@@ -67,10 +70,17 @@ describe('agent faults', () => {
 
   it('a task the agent no longer knows fails after the grace period, with a reason', async () => {
     const hold = holdVerbs();
-    const env = await startEnv({ commands: [task], verbs: hold.verbs, tuning: { vanishGraceMs: 150 } });
+    const env = await startEnv({
+      commands: [task],
+      verbs: hold.verbs,
+      tuning: { vanishGraceMs: 150 },
+    });
     try {
       const { id } = await env.engine.submit(task, { verb: 'hold', args: { key: 'x' } });
-      await whenCommitted(env.engine, async () => (await env.engine.inspect(id))?.tasks[0]?.status === 'running');
+      await whenCommitted(
+        env.engine,
+        async () => (await env.engine.inspect(id))?.tasks[0]?.status === 'running',
+      );
       const taskId = `${env.engine.storeId}-${id}-0`;
       const vanishedAt = performance.now();
       expect(env.agent().faults.vanish(taskId)).toBe(true);
@@ -80,7 +90,9 @@ describe('agent faults', () => {
       expect(ended.error?.code).toBe('TASK_VANISHED');
       const details = await env.engine.inspect(id);
       expect(details?.tasks[0]?.status).toBe('failed');
-      expect(details?.tasks[0]?.error?.message).toMatch(/agent a1 no longer knows task .*grace period/);
+      expect(details?.tasks[0]?.error?.message).toMatch(
+        /agent a1 no longer knows task .*grace period/,
+      );
     } finally {
       await env.cleanup();
     }
@@ -113,9 +125,16 @@ describe('agent faults', () => {
       const ended = await env.engine.waitFor(id);
       expect(ended.status).toBe('failed');
       expect(ended.error?.code).toBe('TASK_DEADLINE_EXCEEDED');
-      await whenCommitted(env.engine, async () => (await env.engine.get(id))?.tasksCleared === true);
+      await whenCommitted(
+        env.engine,
+        async () => (await env.engine.get(id))?.tasksCleared === true,
+      );
       const taskId = `${env.engine.storeId}-${id}-0`;
-      expect(env.agent().taskHistory(taskId)).toMatchObject({ starts: 1, clears: 1, endedState: 'cancelled' });
+      expect(env.agent().taskHistory(taskId)).toMatchObject({
+        starts: 1,
+        clears: 1,
+        endedState: 'cancelled',
+      });
       expect(env.agent().counters().clearsOfRunning).toBe(0);
     } finally {
       await env.cleanup();

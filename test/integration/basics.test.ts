@@ -43,7 +43,10 @@ describe('a one-task command', () => {
     try {
       const attempt = env.engine.submit(oneTask, { n: 'seven' as unknown as number });
       await expect(attempt).rejects.toBeInstanceOf(ValidationError);
-      await expect(attempt).rejects.toMatchObject({ code: 'PARAMETERS_INVALID', issues: [{ path: 'n' }] });
+      await expect(attempt).rejects.toMatchObject({
+        code: 'PARAMETERS_INVALID',
+        issues: [{ path: 'n' }],
+      });
       expect(await env.engine.list()).toEqual([]);
     } finally {
       await env.cleanup();

@@ -23,7 +23,9 @@ describe('cancellation', () => {
         const d = await env.engine.inspect(id);
         if (d?.children.length !== 2) return false;
         const tasks = await Promise.all(d.children.map((c) => env.engine.inspect(c.id)));
-        return tasks.every((x) => x!.tasks.length > 0 && x!.tasks.every((tt) => tt.status === 'running'));
+        return tasks.every(
+          (x) => x!.tasks.length > 0 && x!.tasks.every((tt) => tt.status === 'running'),
+        );
       });
       await env.engine.cancel(id);
       const ended = await env.engine.waitFor(id);
@@ -36,7 +38,9 @@ describe('cancellation', () => {
         const tasks = (await env.engine.inspect(c.id))!.tasks;
         expect(tasks.every((x) => x.status === 'cancelled' && x.stopRequested)).toBe(true);
       }
-      expect(new Set(journal.matching('undo:'))).toEqual(new Set(['undo:k1', 'undo:k2', 'undo:root']));
+      expect(new Set(journal.matching('undo:'))).toEqual(
+        new Set(['undo:k1', 'undo:k2', 'undo:root']),
+      );
       expect(journal.matching('undo:').at(-1)).toBe('undo:root');
       await expect(env.engine.cancel(id)).rejects.toMatchObject({ code: 'COMMAND_STATE' });
       await expect(env.engine.cancel(999_999)).rejects.toMatchObject({ code: 'COMMAND_NOT_FOUND' });
@@ -125,7 +129,9 @@ describe('handler retries', () => {
       expect(calls).toBe(3);
       expect(ended.status).toBe('failed');
       expect(ended.error?.code).toBe('HANDLER_FAILED');
-      expect(ended.error?.message).toMatch(/onSuccess .* failed after 3 attempt\(s\): database unreachable/);
+      expect(ended.error?.message).toMatch(
+        /onSuccess .* failed after 3 attempt\(s\): database unreachable/,
+      );
       expect(undone).toEqual(['cleanup']);
       expect(ended.compensation).toBe('compensated');
     } finally {

@@ -10,7 +10,12 @@ describe('concurrent children', () => {
     const t = testCommands(journal);
     const env = await startEnv({ commands: t.all, verbs: {} });
     try {
-      const children = Array.from({ length: 10 }, (_, i) => ({ name: `c${i}`, tasks: 2, verb: 'sleep', args: { ms: 5 + i * 3 } }));
+      const children = Array.from({ length: 10 }, (_, i) => ({
+        name: `c${i}`,
+        tasks: 2,
+        verb: 'sleep',
+        args: { ms: 5 + i * 3 },
+      }));
       const { id } = await env.engine.submit(t.group, { name: 'parent', children });
       const parent = await env.engine.waitFor(id);
       expect(parent.status).toBe('succeeded');
@@ -53,7 +58,8 @@ describe('concurrent children', () => {
       expect(parent.error?.code).toBe('CHILD_FAILED');
       expect(parent.error?.message).toContain('disk on fire');
       const details = await env.engine.inspect(id);
-      const byName = (n: string) => details!.children.find((c) => (c.params as { name: string }).name === n)!;
+      const byName = (n: string) =>
+        details!.children.find((c) => (c.params as { name: string }).name === n)!;
       expect(byName('bad').status).toBe('failed');
       expect(byName('slow1').status).toBe('cancelled');
       expect(byName('slow2').status).toBe('cancelled');
@@ -86,11 +92,24 @@ describe('concurrent children', () => {
       expect(parent.status).toBe('failed');
       expect(parent.compensation).toBe('compensated');
       const details = await env.engine.inspect(id);
-      const statuses = Object.fromEntries(details!.children.map((c) => [(c.params as { name: string }).name, [c.status, c.compensation]]));
-      expect(statuses).toEqual({ ok1: ['succeeded', 'compensated'], bad: ['failed', 'compensated'], ok2: ['succeeded', 'compensated'] });
+      const statuses = Object.fromEntries(
+        details!.children.map((c) => [
+          (c.params as { name: string }).name,
+          [c.status, c.compensation],
+        ]),
+      );
+      expect(statuses).toEqual({
+        ok1: ['succeeded', 'compensated'],
+        bad: ['failed', 'compensated'],
+        ok2: ['succeeded', 'compensated'],
+      });
       expect(env.agent().counters().stops).toBe(0);
       // Reverse order: ok2 (created last) before ok1, the parent's own step last.
-      expect(journal.matching('undo:').filter((e) => e !== 'undo:bad')).toEqual(['undo:ok2', 'undo:ok1', 'undo:wa']);
+      expect(journal.matching('undo:').filter((e) => e !== 'undo:bad')).toEqual([
+        'undo:ok2',
+        'undo:ok1',
+        'undo:wa',
+      ]);
     } finally {
       await env.cleanup();
     }
@@ -116,7 +135,11 @@ describe('serial chains', () => {
       expect(parent.error?.code).toBe('CHILD_FAILED');
       expect(parent.compensation).toBe('compensated');
       const details = await env.engine.inspect(id);
-      expect(details!.children.map((c) => (c.params as { name: string }).name)).toEqual(['s1', 's2', 's3']);
+      expect(details!.children.map((c) => (c.params as { name: string }).name)).toEqual([
+        's1',
+        's2',
+        's3',
+      ]);
       expect(details!.children.map((c) => c.status)).toEqual(['succeeded', 'succeeded', 'failed']);
       // s3 undid its own work when it failed; then the chain undid s2, then s1.
       expect(journal.matching('undo:')).toEqual(['undo:s3', 'undo:s2', 'undo:s1']);
@@ -134,7 +157,11 @@ describe('serial chains', () => {
     const t = testCommands(journal);
     const env = await startEnv({ commands: t.all });
     try {
-      const stages = Array.from({ length: 5 }, (_, i) => ({ name: `s${i + 1}`, verb: 'sleep', args: { ms: 5 } }));
+      const stages = Array.from({ length: 5 }, (_, i) => ({
+        name: `s${i + 1}`,
+        verb: 'sleep',
+        args: { ms: 5 },
+      }));
       const { id } = await env.engine.submit(t.chain, { name: 'ok-chain', stages });
       const parent = await env.engine.waitFor(id);
       expect(parent.status).toBe('succeeded');
@@ -144,7 +171,13 @@ describe('serial chains', () => {
       for (let i = 1; i < children.length; i++) {
         expect(children[i]!.createdAt).toBeGreaterThanOrEqual(children[i - 1]!.endedAt!);
       }
-      expect(journal.matching('success:s')).toEqual(['success:s1', 'success:s2', 'success:s3', 'success:s4', 'success:s5']);
+      expect(journal.matching('success:s')).toEqual([
+        'success:s1',
+        'success:s2',
+        'success:s3',
+        'success:s4',
+        'success:s5',
+      ]);
     } finally {
       await env.cleanup();
     }

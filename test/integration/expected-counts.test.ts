@@ -24,7 +24,10 @@ describe('declared counts (premature end)', () => {
     const env = await startEnv({ commands: [three] });
     try {
       const { id } = await env.engine.submit(three, {});
-      await whenCommitted(env.engine, async () => (await env.engine.inspect(id))?.tasks[0]?.status === 'succeeded');
+      await whenCommitted(
+        env.engine,
+        async () => (await env.engine.inspect(id))?.tasks[0]?.status === 'succeeded',
+      );
       const midway = await env.engine.get(id);
       expect(midway?.status).toBe('pending');
       expect(midway?.expectedTasks).toBe(3);
@@ -83,7 +86,10 @@ describe('declared counts (premature end)', () => {
     try {
       const { id } = await env.engine.submit(three, {});
       await firstRun.promise;
-      await whenCommitted(env.engine, async () => (await env.engine.inspect(id))?.tasks[0]?.status === 'succeeded');
+      await whenCommitted(
+        env.engine,
+        async () => (await env.engine.inspect(id))?.tasks[0]?.status === 'succeeded',
+      );
       blockForever = false;
       env2 = await env.restart();
       const ended = await env2.engine.waitFor(id);

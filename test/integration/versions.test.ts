@@ -6,7 +6,10 @@ import { assertNoLeakedEngines, holdVerbs, startEnv, whenCommitted } from '../su
 afterEach(assertNoLeakedEngines);
 
 const v1Schema = z.object({ disk: z.string(), sizeMb: z.number() });
-const v2Schema = z.object({ disk: z.string(), sizeGb: z.number() });
+interface V2 {
+  disk: string;
+  sizeGb: number;
+}
 const v3Schema = z.object({ disk: z.string(), sizeGb: z.number(), thin: z.boolean() });
 
 function resizeV1() {
@@ -26,8 +29,8 @@ function resizeV3(seen: unknown[]) {
     version: 3,
     schema: v3Schema,
     upgrades: {
-      1: (p: z.infer<typeof v1Schema>): z.infer<typeof v2Schema> => ({ disk: p.disk, sizeGb: p.sizeMb / 1024 }),
-      2: (p: z.infer<typeof v2Schema>): z.infer<typeof v3Schema> => ({ ...p, thin: true }),
+      1: (p: z.infer<typeof v1Schema>): V2 => ({ disk: p.disk, sizeGb: p.sizeMb / 1024 }),
+      2: (p: V2): z.infer<typeof v3Schema> => ({ ...p, thin: true }),
     },
     execute(ctx) {
       ctx.startTask({ agent: 'a1', verb: 'hold', args: { key: ctx.params.disk } });
@@ -47,7 +50,10 @@ describe('parameter versions', () => {
     let env2 = env;
     try {
       const { id } = await env.engine.submit(resizeV1(), { disk: 'd1', sizeMb: 2048 });
-      await whenCommitted(env.engine, async () => (await env.engine.inspect(id))?.tasks[0]?.status === 'running');
+      await whenCommitted(
+        env.engine,
+        async () => (await env.engine.inspect(id))?.tasks[0]?.status === 'running',
+      );
       expect((await env.engine.get(id))?.paramsVersion).toBe(1);
       env2 = await env.restart({ commands: [resizeV3(seen)] });
       hold.release('d1');
@@ -78,11 +84,17 @@ describe('parameter versions', () => {
     let env2 = env;
     try {
       const { id } = await env.engine.submit(v5, { disk: 'd9', bytes: 1 });
-      await whenCommitted(env.engine, async () => (await env.engine.inspect(id))?.tasks[0]?.status === 'running');
+      await whenCommitted(
+        env.engine,
+        async () => (await env.engine.inspect(id))?.tasks[0]?.status === 'running',
+      );
       const before = await env.engine.inspect(id);
       const seen: unknown[] = [];
       const failures: { commandId: number | null; error: { code: string; message: string } }[] = [];
-      env2 = await env.restart({ commands: [resizeV3(seen)], beforeStart: (e) => e.on('load-failed', (f) => failures.push(f)) });
+      env2 = await env.restart({
+        commands: [resizeV3(seen)],
+        beforeStart: (e) => e.on('load-failed', (f) => failures.push(f)),
+      });
       expect(failures).toHaveLength(1);
       expect(failures[0]?.commandId).toBe(id);
       expect(failures[0]?.error.code).toBe('PARAMETER_VERSION_TOO_NEW');
@@ -93,7 +105,11 @@ describe('parameter versions', () => {
       expect(env2.agent().counters().stops).toBe(0);
       expect(hold.held('newer')).toBe(true);
       // Others still run.
-      const other = await env2.engine.submit(resizeV3(seen), { disk: 'd2', sizeGb: 1, thin: false });
+      const other = await env2.engine.submit(resizeV3(seen), {
+        disk: 'd2',
+        sizeGb: 1,
+        thin: false,
+      });
       hold.release('d2');
       expect((await env2.engine.waitFor(other.id)).status).toBe('succeeded');
       await expect(env2.engine.cancel(id)).rejects.toMatchObject({ code: 'COMMAND_STATE' });

@@ -30,7 +30,10 @@ interface Running {
 }
 
 function spawnEngine(dbPath: string, broker: InProcessBroker): Running {
-  const child = fork(CHILD, [dbPath], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child = fork(CHILD, [dbPath], {
+    execArgv: ['--import', 'tsx'],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
   const host = new IpcAgentHost(child, broker);
   const waiters = new Map<number, (ids: number[]) => void>();
   let readyResolve!: () => void;
@@ -69,7 +72,10 @@ async function allCommands(store: Store): Promise<CommandRecord[]> {
   const out: CommandRecord[] = [];
   let beforeId: number | undefined;
   for (;;) {
-    const page = await store.listCommands({ limit: 1000, ...(beforeId === undefined ? {} : { beforeId }) });
+    const page = await store.listCommands({
+      limit: 1000,
+      ...(beforeId === undefined ? {} : { beforeId }),
+    });
     out.push(...page);
     if (page.length < 1000) return out;
     beforeId = page.at(-1)!.id;
@@ -93,7 +99,9 @@ describe('crash recovery', () => {
         } else {
           await run.ready;
           const items = randomWorkload(random, 3 + Math.floor(random() * 6), AGENTS);
-          void run.submit(trial, items).then((ids) => ids.forEach((id, i) => submitted.set(id, items[i]!)));
+          void run
+            .submit(trial, items)
+            .then((ids) => ids.forEach((id, i) => submitted.set(id, items[i]!)));
           await Promise.race([delay(Math.floor(random() * 300)), run.exited]);
         }
         run.child.kill('SIGKILL');
@@ -115,7 +123,8 @@ describe('crash recovery', () => {
       const commands = await allCommands(store);
       const byId = new Map(commands.map((c) => [c.id, c]));
       // Nothing acknowledged is lost.
-      for (const id of submitted.keys()) expect(byId.has(id), `acknowledged command ${id} exists`).toBe(true);
+      for (const id of submitted.keys())
+        expect(byId.has(id), `acknowledged command ${id} exists`).toBe(true);
       const storeTasks = new Set<string>();
       const statuses: Record<string, number> = {};
       for (const c of commands) {
@@ -123,7 +132,10 @@ describe('crash recovery', () => {
         expect(isTerminal(c.status), `command ${c.id} ended (${c.status})`).toBe(true);
         expect(c.tasksCleared, `command ${c.id} settled`).toBe(true);
         expect(c.compensation).not.toBe('compensating');
-        expect((await store.getEntity('count', `end:${c.id}`))?.value, `end handler of ${c.id} took effect once`).toBe(1);
+        expect(
+          (await store.getEntity('count', `end:${c.id}`))?.value,
+          `end handler of ${c.id} took effect once`,
+        ).toBe(1);
         for (const t of await store.getTasks(c.id)) {
           const taskId = agentTaskId(storeId, c.id, t.ordinal);
           storeTasks.add(taskId);
@@ -145,7 +157,10 @@ describe('crash recovery', () => {
         if (c.type === 'crash.chain') {
           const stages = (c.params as ChainParams).stages.length;
           for (let k = 0; k < children.length; k++) {
-            expect((await store.getEntity('count', `stage:${c.id}:${k}`))?.value, `stage ${k} of chain ${c.id} once`).toBe(1);
+            expect(
+              (await store.getEntity('count', `stage:${c.id}:${k}`))?.value,
+              `stage ${k} of chain ${c.id} once`,
+            ).toBe(1);
           }
           if (c.status === 'succeeded') expect(children).toHaveLength(stages);
           else {
@@ -167,10 +182,14 @@ describe('crash recovery', () => {
       for (const agentId of AGENTS) {
         const agent = broker.agent(agentId);
         expect(await agent.listTasks(`${storeId}-`)).toEqual([]);
-        for (const id of agent.historyIds()) expect(storeTasks.has(id), `agent task ${id} known to the store`).toBe(true);
+        for (const id of agent.historyIds())
+          expect(storeTasks.has(id), `agent task ${id} known to the store`).toBe(true);
         expect(agent.counters().clearsOfRunning).toBe(0);
       }
-      console.log(`crash test: seed ${SEED}, ${kills} kills, ${commands.length} commands, ${storeTasks.size} tasks`, statuses);
+      console.log(
+        `crash test: seed ${SEED}, ${kills} kills, ${commands.length} commands, ${storeTasks.size} tasks`,
+        statuses,
+      );
       expect(kills).toBeGreaterThanOrEqual(20);
       expect(submitted.size).toBeGreaterThan(0);
     } finally {

@@ -62,7 +62,9 @@ export function testCommands(journal: Journal) {
 
   const groupParams = z.object({
     name: z.string(),
-    children: z.array(leafParams.partial({ agent: true, tasks: true, verb: true, failExecute: true })),
+    children: z.array(
+      leafParams.partial({ agent: true, tasks: true, verb: true, failExecute: true }),
+    ),
     failurePolicy: z.enum(['wait-all', 'fail-fast']).default('wait-all'),
   });
 
@@ -78,7 +80,13 @@ export function testCommands(journal: Journal) {
       },
       onSuccess(ctx) {
         journal.add(`success:${ctx.params.name}`);
-        return { children: ctx.children.map((c) => ({ id: c.id, status: c.status, result: c.result as never })) };
+        return {
+          children: ctx.children.map((c) => ({
+            id: c.id,
+            status: c.status,
+            result: c.result as never,
+          })),
+        };
       },
       onFailure(ctx) {
         journal.add(`failure:${ctx.params.name}:${ctx.error.code}`);
@@ -92,7 +100,12 @@ export function testCommands(journal: Journal) {
   const group = makeGroup('test.group', 'wait-all');
   const failFastGroup = makeGroup('test.group.fail-fast', 'fail-fast');
 
-  const chainParams = z.object({ name: z.string(), stages: z.array(leafParams.partial({ agent: true, tasks: true, verb: true, failExecute: true })) });
+  const chainParams = z.object({
+    name: z.string(),
+    stages: z.array(
+      leafParams.partial({ agent: true, tasks: true, verb: true, failExecute: true }),
+    ),
+  });
   const chain = defineCommand({
     name: 'test.chain',
     schema: chainParams,
@@ -115,5 +128,11 @@ export function testCommands(journal: Journal) {
     },
   });
 
-  return { leaf, group, failFastGroup, chain, all: [leaf, group, failFastGroup, chain] as CommandType[] };
+  return {
+    leaf,
+    group,
+    failFastGroup,
+    chain,
+    all: [leaf, group, failFastGroup, chain] as CommandType[],
+  };
 }

@@ -73,12 +73,13 @@ export async function assertNoLeakedEngines(): Promise<void> {
 export async function startEnv(options: EnvOptions): Promise<TestEnv> {
   const dir = options.dir ?? tempDir();
   const dbPath = join(dir, 'coco.db');
-  const broker = options.broker ?? inProcessAgents(options.agents ?? ['a1'], { verbs: options.verbs ?? {} });
+  const broker =
+    options.broker ?? inProcessAgents(options.agents ?? ['a1'], { verbs: options.verbs ?? {} });
   const store = sqliteStore({ path: dbPath });
   const engine = createEngine({
     store,
     agents: broker,
-    commands: options.commands as readonly CommandType[],
+    commands: options.commands,
     tuning: { ...FAST, ...options.tuning },
   });
   const recorded: { event: EngineEventName; list: unknown[] }[] = [];
@@ -105,7 +106,13 @@ export async function startEnv(options: EnvOptions): Promise<TestEnv> {
     async restart(more = {}) {
       await engine.stop();
       running.delete(engine);
-      return startEnv({ ...options, beforeStart: undefined, ...more, dir, broker: more.broker ?? broker });
+      return startEnv({
+        ...options,
+        beforeStart: undefined,
+        ...more,
+        dir,
+        broker: more.broker ?? broker,
+      });
     },
     async cleanup() {
       await engine.stop();
@@ -124,7 +131,10 @@ export function gate<T = void>(): { promise: Promise<T>; open(value: T): void } 
 }
 
 /** Resolves when `predicate` holds after a committed batch (no sleeping). */
-export function whenCommitted(engine: Engine, predicate: () => boolean | Promise<boolean>): Promise<void> {
+export function whenCommitted(
+  engine: Engine,
+  predicate: () => boolean | Promise<boolean>,
+): Promise<void> {
   return new Promise((resolve, reject) => {
     let checking = false;
     const off = engine.on('committed', () => {
@@ -159,7 +169,11 @@ export async function settled(engine: Engine, id: number): Promise<void> {
  * A `hold` verb whose tasks run until the test releases their key (or they are stopped):
  * lets tests keep a task running across an engine restart without sleeping.
  */
-export function holdVerbs(): { verbs: VerbRegistry; release(key: string, result?: unknown): void; held(key: string): boolean } {
+export function holdVerbs(): {
+  verbs: VerbRegistry;
+  release(key: string, result?: unknown): void;
+  held(key: string): boolean;
+} {
   const gates = new Map<string, { promise: Promise<unknown>; open(value: unknown): void }>();
   const released = new Map<string, unknown>();
   const gateOf = (key: string) => {

@@ -20,10 +20,20 @@ const leafArb = fc.record({
 });
 const rootArb = fc.oneof(
   fc.record({ kind: fc.constant('leaf' as const), leaf: leafArb }),
-  fc.record({ kind: fc.constant('group' as const), failFast: fc.boolean(), children: fc.array(leafArb, { minLength: 1, maxLength: 4 }) }),
-  fc.record({ kind: fc.constant('chain' as const), stages: fc.array(leafArb, { minLength: 1, maxLength: 4 }) }),
+  fc.record({
+    kind: fc.constant('group' as const),
+    failFast: fc.boolean(),
+    children: fc.array(leafArb, { minLength: 1, maxLength: 4 }),
+  }),
+  fc.record({
+    kind: fc.constant('chain' as const),
+    stages: fc.array(leafArb, { minLength: 1, maxLength: 4 }),
+  }),
 );
-const workloadArb = fc.array(fc.record({ root: rootArb, cancelAfterMs: fc.option(fc.integer({ min: 0, max: 30 })) }), { minLength: 1, maxLength: 6 });
+const workloadArb = fc.array(
+  fc.record({ root: rootArb, cancelAfterMs: fc.option(fc.integer({ min: 0, max: 30 })) }),
+  { minLength: 1, maxLength: 6 },
+);
 
 function track(batches: ChangeBatch[]): string[] {
   const violations: string[] = [];
@@ -33,20 +43,24 @@ function track(batches: ChangeBatch[]): string[] {
   for (const b of batches) {
     for (const c of [...b.commandInserts, ...b.commandUpdates]) {
       const prev = commands.get(c.id);
-      if (prev && !canTransition('command', prev.status, c.status)) violations.push(`command ${c.id}: ${prev.status} -> ${c.status}`);
-      if (prev && !canTransition('compensation', prev.compensation, c.compensation)) violations.push(`compensation ${c.id}: ${prev.compensation} -> ${c.compensation}`);
+      if (prev && !canTransition('command', prev.status, c.status))
+        violations.push(`command ${c.id}: ${prev.status} -> ${c.status}`);
+      if (prev && !canTransition('compensation', prev.compensation, c.compensation))
+        violations.push(`compensation ${c.id}: ${prev.compensation} -> ${c.compensation}`);
       commands.set(c.id, { status: c.status, compensation: c.compensation });
     }
     for (const t of [...b.taskInserts, ...b.taskUpdates]) {
       const key = `${t.commandId}/${t.ordinal}`;
       const prev = tasks.get(key);
-      if (prev && !canTransition('task', prev, t.status)) violations.push(`task ${key}: ${prev} -> ${t.status}`);
+      if (prev && !canTransition('task', prev, t.status))
+        violations.push(`task ${key}: ${prev} -> ${t.status}`);
       tasks.set(key, t.status);
     }
     for (const u of [...b.undoInserts, ...b.undoUpdates]) {
       const key = `${u.commandId}/${u.ordinal}`;
       const prev = undo.get(key);
-      if (prev && !canTransition('undo', prev, u.status)) violations.push(`undo ${key}: ${prev} -> ${u.status}`);
+      if (prev && !canTransition('undo', prev, u.status))
+        violations.push(`undo ${key}: ${prev} -> ${u.status}`);
       undo.set(key, u.status);
     }
   }
@@ -66,7 +80,12 @@ describe('engine state changes (property)', () => {
           const ids: number[] = [];
           for (const [i, item] of workload.entries()) {
             const r = item.root;
-            const leaf = (l: { name: string; tasks: number; verb: string; failExecute: boolean }) => ({
+            const leaf = (l: {
+              name: string;
+              tasks: number;
+              verb: string;
+              failExecute: boolean;
+            }) => ({
               ...l,
               name: `${l.name}${i}`,
               args: l.verb === 'sleep' ? { ms: 3 } : null,
@@ -75,11 +94,20 @@ describe('engine state changes (property)', () => {
               r.kind === 'leaf'
                 ? await env.engine.submit(t.leaf, leaf(r.leaf))
                 : r.kind === 'group'
-                  ? await env.engine.submit(r.failFast ? t.failFastGroup : t.group, { name: `g${i}`, children: r.children.map(leaf) })
-                  : await env.engine.submit(t.chain, { name: `ch${i}`, stages: r.stages.map(leaf) });
+                  ? await env.engine.submit(r.failFast ? t.failFastGroup : t.group, {
+                      name: `g${i}`,
+                      children: r.children.map(leaf),
+                    })
+                  : await env.engine.submit(t.chain, {
+                      name: `ch${i}`,
+                      stages: r.stages.map(leaf),
+                    });
             ids.push(submitted.id);
             if (item.cancelAfterMs !== null) {
-              setTimeout(() => void env.engine.cancel(submitted.id).catch(() => undefined), item.cancelAfterMs);
+              setTimeout(
+                () => void env.engine.cancel(submitted.id).catch(() => undefined),
+                item.cancelAfterMs,
+              );
             }
           }
           const ended = await Promise.all(ids.map((id) => env.engine.waitFor(id)));

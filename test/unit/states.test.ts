@@ -25,22 +25,30 @@ describe('transition tables', () => {
     const states = STATES[machine];
     it(`${machine}: closed under composition (the store may see only some steps)`, () => {
       fc.assert(
-        fc.property(fc.constantFrom(...states), fc.constantFrom(...states), fc.constantFrom(...states), (a, b, c) => {
-          if (canTransition(machine, a, b) && canTransition(machine, b, c)) expect(canTransition(machine, a, c)).toBe(true);
-        }),
+        fc.property(
+          fc.constantFrom(...states),
+          fc.constantFrom(...states),
+          fc.constantFrom(...states),
+          (a, b, c) => {
+            if (canTransition(machine, a, b) && canTransition(machine, b, c))
+              expect(canTransition(machine, a, c)).toBe(true);
+          },
+        ),
       );
     });
     it(`${machine}: acyclic apart from staying put, so every walk ends`, () => {
       fc.assert(
         fc.property(fc.constantFrom(...states), fc.constantFrom(...states), (a, b) => {
-          if (a !== b && canTransition(machine, a, b)) expect(canTransition(machine, b, a)).toBe(false);
+          if (a !== b && canTransition(machine, a, b))
+            expect(canTransition(machine, b, a)).toBe(false);
         }),
       );
     });
     it(`${machine}: assertTransition throws a typed error exactly when canTransition is false`, () => {
       fc.assert(
         fc.property(fc.constantFrom(...states), fc.constantFrom(...states), (a, b) => {
-          if (canTransition(machine, a, b)) expect(() => assertTransition(machine, a, b, 'x')).not.toThrow();
+          if (canTransition(machine, a, b))
+            expect(() => assertTransition(machine, a, b, 'x')).not.toThrow();
           else {
             try {
               assertTransition(machine, a, b, 'x');
@@ -57,7 +65,8 @@ describe('transition tables', () => {
 
   it('ended commands never move', () => {
     for (const from of COMMAND_STATUSES.filter(isTerminal)) {
-      for (const to of COMMAND_STATUSES) if (to !== from) expect(canTransition('command', from, to)).toBe(false);
+      for (const to of COMMAND_STATUSES)
+        if (to !== from) expect(canTransition('command', from, to)).toBe(false);
     }
   });
 

@@ -1,0 +1,265 @@
+/**
+ * The life of async tasks on the engine's side: creating a task (its intent is stored before
+ * the agent hears of it), deadlines, stops, and turning the dispatcher's reports into task ends
+ * that wake the owning command at once.
+ *
+ * @module
+ */
+import type { TaskStatusReport } from '../agents/port.js';
+import type { Clock } from '../core/clock.js';
+import type { Logger, TaskSpec } from '../core/command-type.js';
+import { CocoError, ErrorCode, ValidationError, type ErrorInfo } from '../core/errors.js';
+import { assertJson } from '../core/params.js';
+import { assertTransition, type TaskStatus } from '../core/states.js';
+import { agentTaskId } from '../store/port.js';
+import type { Committer } from './committer.js';
+import type { Dispatcher, DispatcherEvents } from './dispatcher.js';
+import type { EngineEvents } from './events.js';
+import { LiveTask, type LiveCommand } from './live.js';
+
+/** What the task tracker needs from the coordinator. */
+export interface TaskHost {
+  readonly stopped: boolean;
+  readonly log: Logger;
+  readonly live: ReadonlyMap<number, LiveCommand>;
+  readonly foreignTasks: ReadonlySet<string>;
+  touch(c: LiveCommand): void;
+  wake(c: LiveCommand): void;
+  /** Every task of a settled command was cleared. */
+  allCleared(c: LiveCommand): void;
+}
+
+/** Creates tasks and follows them to their end. */
+export class TaskTracker implements DispatcherEvents {
+  dispatcher!: Dispatcher;
+  readonly #host: TaskHost;
+  readonly #committer: Committer;
+  readonly #clock: Clock;
+  readonly #events: EngineEvents;
+  readonly #storeId: string;
+  readonly #vanishGraceMs: number;
+  readonly #waiters = new Map<
+    LiveTask,
+    { resolve(v: unknown): void; reject(e: unknown): void }[]
+  >();
+
+  constructor(
+    host: TaskHost,
+    committer: Committer,
+    clock: Clock,
+    events: EngineEvents,
+    storeId: string,
+    vanishGraceMs: number,
+  ) {
+    this.#host = host;
+    this.#committer = committer;
+    this.#clock = clock;
+    this.#events = events;
+    this.#storeId = storeId;
+    this.#vanishGraceMs = vanishGraceMs;
+  }
+
+  /** Creates a task of `c`; it starts on its agent once its intent is durable. */
+  create(c: LiveCommand, spec: TaskSpec, origin: number): LiveTask {
+    const bad = (path: string, message: string): never => {
+      throw new ValidationError(`invalid task for command ${c.id} (${c.type.name})`, [
+        { path, message },
+      ]);
+    };
+    if (typeof spec?.agent !== 'string' || spec.agent === '')
+      bad('agent', 'must be a non-empty string');
+    if (typeof spec.verb !== 'string' || spec.verb === '')
+      bad('verb', 'must be a non-empty string');
+    if (
+      spec.deadlineMs !== undefined &&
+      !(typeof spec.deadlineMs === 'number' && spec.deadlineMs > 0)
+    ) {
+      bad('deadlineMs', 'must be a positive number');
+    }
+    if (spec.args !== undefined)
+      assertJson(spec.args, `invalid task arguments for command ${c.id} (${c.type.name})`);
+    const now = this.#clock.now();
+    const ordinal = c.tasks.length;
+    const deadlineAt = spec.deadlineMs === undefined ? null : now + spec.deadlineMs;
+    const t = new LiveTask(
+      c,
+      ordinal,
+      origin,
+      spec.agent,
+      spec.verb,
+      spec.args ?? null,
+      agentTaskId(this.#storeId, c.id, ordinal),
+      'created',
+      null,
+      null,
+      deadlineAt,
+      false,
+      now,
+      null,
+      false,
+    );
+    c.addTask(t);
+    c.tasksCleared = false;
+    this.#committer.task(t);
+    this.#host.touch(c);
+    // The intent is durable before the agent hears of the task.
+    this.#committer.afterCommit(() => {
+      if (!t.ended && !t.stopRequested && !this.#host.stopped) this.dispatcher.start(t);
+    });
+    this.armDeadline(t);
+    return t;
+  }
+
+  /** Arms the deadline timer of a task that has one. */
+  armDeadline(t: LiveTask): void {
+    if (t.deadlineAt === null || t.ended) return;
+    t.deadlineTimer = this.#clock.setTimer(t.deadlineAt - this.#clock.now(), () => {
+      t.deadlineTimer = null;
+      if (t.ended) return;
+      this.#end(t, 'failed', null, {
+        code: ErrorCode.TaskDeadlineExceeded,
+        message: `task ${t.agentTaskId} (${t.verb} on ${t.agentId}) ran past its deadline and was stopped`,
+      });
+      this.stop(t);
+    });
+  }
+
+  /** Decides a stop: stored with the task, sent to the agent after the commit. */
+  stop(t: LiveTask): void {
+    if (!t.stopRequested) {
+      t.stopRequested = true;
+      this.#committer.task(t);
+    }
+    this.#committer.afterCommit(() => {
+      if (!this.#host.stopped) this.dispatcher.stop(t);
+    });
+  }
+
+  /** Resolves with the task's result when it succeeds; rejects when it ends otherwise. */
+  await(t: LiveTask): Promise<unknown> {
+    if (t.ended)
+      return t.status === 'succeeded' ? Promise.resolve(t.result) : Promise.reject(taskError(t));
+    return new Promise((resolve, reject) => {
+      const list = this.#waiters.get(t) ?? [];
+      list.push({ resolve, reject });
+      this.#waiters.set(t, list);
+    });
+  }
+
+  #end(t: LiveTask, status: TaskStatus, result: unknown, error: ErrorInfo | null): void {
+    if (t.ended) return;
+    assertTransition('task', t.status, status, `task ${t.agentTaskId}`);
+    t.status = status;
+    t.result = status === 'succeeded' ? (result ?? null) : null;
+    t.error =
+      status === 'succeeded'
+        ? null
+        : (error ??
+          (status === 'cancelled'
+            ? { code: ErrorCode.Cancelled, message: 'stopped' }
+            : { code: ErrorCode.TaskFailed, message: 'failed without a reason' }));
+    t.endedAt = this.#clock.now();
+    t.deadlineTimer?.cancel();
+    t.deadlineTimer = null;
+    this.#committer.task(t);
+    const c = t.command;
+    c.taskEnded(t);
+    if (t.isWork && status !== 'succeeded' && c.failurePolicy === 'fail-fast') c.abort?.abort();
+    const waiters = this.#waiters.get(t);
+    if (waiters) {
+      this.#waiters.delete(t);
+      for (const w of waiters) {
+        if (status === 'succeeded') w.resolve(t.result);
+        else w.reject(taskError(t));
+      }
+    }
+    this.#host.touch(c);
+    this.#host.wake(c);
+  }
+
+  // -- DispatcherEvents --
+
+  started(t: LiveTask): void {
+    if (t.status !== 'created') return;
+    assertTransition('task', t.status, 'running', `task ${t.agentTaskId}`);
+    t.status = 'running';
+    this.#committer.task(t);
+  }
+
+  rejected(t: LiveTask, error: ErrorInfo): void {
+    this.#end(t, 'failed', null, {
+      code: ErrorCode.TaskRejected,
+      message: `agent ${t.agentId} refused task ${t.agentTaskId}: ${error.message}`,
+      details: { cause: error },
+    });
+  }
+
+  report(t: LiveTask, r: TaskStatusReport): void {
+    if (r.state === 'running') {
+      if (r.progress !== undefined && r.progress !== t.progress) {
+        t.progress = r.progress;
+        if (this.#events.has('progress')) {
+          this.#events.emit('progress', {
+            commandId: t.command.id,
+            ordinal: t.ordinal,
+            taskId: t.agentTaskId,
+            progress: r.progress,
+          });
+        }
+      }
+      if (t.status === 'created') this.started(t);
+      return;
+    }
+    if (r.state === 'unknown') return;
+    this.#end(t, r.state, r.result, r.error ?? null);
+  }
+
+  vanished(t: LiveTask, unknownSince: number): void {
+    if (t.status === 'created') {
+      // Never confirmed started and unknown to the agent: it never ran.
+      this.#end(t, 'cancelled', null, {
+        code: ErrorCode.Cancelled,
+        message: `task ${t.agentTaskId} was stopped before it started`,
+      });
+      return;
+    }
+    this.#end(t, 'failed', null, {
+      code: ErrorCode.TaskVanished,
+      message:
+        `agent ${t.agentId} no longer knows task ${t.agentTaskId} (${t.verb}); missing since ` +
+        `${new Date(unknownSince).toISOString()}, beyond the ${this.#vanishGraceMs} ms grace period`,
+      details: { agentId: t.agentId, taskId: t.agentTaskId, unknownSince },
+    });
+  }
+
+  cleared(tasks: readonly LiveTask[]): void {
+    const commands = new Set<LiveCommand>();
+    for (const t of tasks) commands.add(t.command);
+    for (const c of commands) {
+      if (c.settled && !c.tasksCleared && c.tasks.every((t) => t.cleared)) this.#host.allCleared(c);
+    }
+  }
+
+  agentState(agentId: string, up: boolean, error: ErrorInfo | null, failures: number): void {
+    if (up) this.#host.log.info({ agentId }, 'agent reachable again');
+    else this.#host.log.warn({ agentId, error, failures }, 'agent call failed; backing off');
+    this.#events.emit('agent', { agentId, up, error, failures });
+  }
+
+  isKnown(taskId: string): boolean {
+    if (this.#host.foreignTasks.has(taskId)) return true;
+    const m = /-(\d+)-(\d+)$/.exec(taskId);
+    if (!m) return false;
+    const c = this.#host.live.get(Number(m[1]));
+    return c?.tasks[Number(m[2])]?.agentTaskId === taskId;
+  }
+}
+
+function taskError(t: LiveTask): CocoError {
+  const e = t.error ?? { code: ErrorCode.TaskFailed, message: `task ${t.agentTaskId} ${t.status}` };
+  return new CocoError(
+    e.code,
+    `task ${t.agentTaskId} (${t.verb} on ${t.agentId}) ${t.status}: ${e.message}`,
+    { details: e.details },
+  );
+}
