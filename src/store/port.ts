@@ -70,7 +70,17 @@ export interface CommandRecord {
 /** The mutable part of a command row, written on update. */
 export type CommandUpdate = Omit<
   CommandRecord,
-  'type' | 'paramsVersion' | 'params' | 'parentId' | 'rootId' | 'seq' | 'originStage' | 'childMode' | 'failurePolicy' | 'idempotencyKey' | 'createdAt'
+  | 'type'
+  | 'paramsVersion'
+  | 'params'
+  | 'parentId'
+  | 'rootId'
+  | 'seq'
+  | 'originStage'
+  | 'childMode'
+  | 'failurePolicy'
+  | 'idempotencyKey'
+  | 'createdAt'
 >;
 
 /** A task row. The task's id on its agent is derived: see {@link agentTaskId}. */
@@ -94,7 +104,10 @@ export interface TaskRecord {
 }
 
 /** The mutable part of a task row. */
-export type TaskUpdate = Pick<TaskRecord, 'commandId' | 'ordinal' | 'status' | 'result' | 'error' | 'stopRequested' | 'endedAt'>;
+export type TaskUpdate = Pick<
+  TaskRecord,
+  'commandId' | 'ordinal' | 'status' | 'result' | 'error' | 'stopRequested' | 'endedAt'
+>;
 
 /** An undo step row. */
 export interface UndoRecord {
@@ -131,12 +144,20 @@ export interface EntityRecord {
   readonly updatedAt: number;
 }
 
-/** Changes applied atomically, in this order: inserts, then updates, then entity writes. */
+/**
+ * Changes applied atomically, in this order: command, task and undo inserts; command, task and
+ * undo updates; parameter upgrades; entity writes — each in array order. Updating a row that
+ * does not exist fails the whole batch (`STORE_FAILED`).
+ */
 export interface ChangeBatch {
   readonly commandInserts: readonly CommandRecord[];
   readonly commandUpdates: readonly CommandUpdate[];
   /** Parameters rewritten at the current version after an upgrade on load. */
-  readonly paramsUpgrades: readonly { readonly id: number; readonly paramsVersion: number; readonly params: unknown }[];
+  readonly paramsUpgrades: readonly {
+    readonly id: number;
+    readonly paramsVersion: number;
+    readonly params: unknown;
+  }[];
   readonly taskInserts: readonly TaskRecord[];
   readonly taskUpdates: readonly TaskUpdate[];
   readonly undoInserts: readonly UndoRecord[];
@@ -156,7 +177,7 @@ export interface CorruptRow {
 export interface ActiveSnapshot {
   /** Commands not ended, ended with tasks not yet cleared, or being compensated. */
   readonly commands: readonly CommandRecord[];
-  /** All tasks of those commands. */
+  /** All tasks of those commands (rows of an unreadable command are left out). */
   readonly tasks: readonly TaskRecord[];
   /** All undo steps of those commands. */
   readonly undo: readonly UndoRecord[];
@@ -185,12 +206,13 @@ export interface StoreIdentity {
   readonly storeId: string;
 }
 
-/** Who holds a single-writer store. */
+/** Who holds a single-writer store (the `details.owner` of a `STORE_IN_USE` error). */
 export interface OwnerInfo {
   readonly nodeId: string;
   readonly pid: number;
   readonly host: string;
   readonly heartbeatAt: number;
+  readonly since: number;
 }
 
 /** Outcome of {@link Store.migrate}. */
@@ -206,7 +228,9 @@ export interface MigrationReport {
  * - `apply` is atomic and durable when its promise resolves; calls are made one at a time.
  * - reads see every batch whose `apply` has resolved.
  * - rows that cannot be parsed are reported in {@link ActiveSnapshot.corrupt}, never thrown.
- * - a command's status only moves along the transition table (`ILLEGAL_TRANSITION` otherwise).
+ * - command, compensation, task and undo statuses only move along the transition tables
+ *   of `core/states.ts` (`ILLEGAL_TRANSITION` otherwise).
+ * - `listCommands`: an empty status list matches nothing; limits above 1000 are capped.
  */
 export interface Store {
   /** `sqlite` or `postgres`. */
@@ -215,9 +239,12 @@ export interface Store {
   migrate(): Promise<MigrationReport>;
   /** Migrates, then takes ownership for a node (single-writer stores refuse a second live owner). */
   open(nodeId: string): Promise<StoreIdentity>;
-  /** Renews this node's ownership. */
+  /** Renews this node's ownership; rejects with `STORE_IN_USE` once another node took it over. */
   heartbeat(nodeId: string): Promise<void>;
-  /** Reserves `count` consecutive command ids and returns the first. */
+  /**
+   * Reserves `count` consecutive command ids and returns the first. Ids reserved but never
+   * committed may be handed out again after a reopen.
+   */
   reserveIds(count: number): Promise<number>;
   /** Applies a batch atomically. */
   apply(batch: ChangeBatch): Promise<void>;
@@ -229,7 +256,7 @@ export interface Store {
   getTasks(commandId: number): Promise<TaskRecord[]>;
   getUndo(commandId: number): Promise<UndoRecord[]>;
   getEntity(kind: string, id: string): Promise<EntityRecord | null>;
-  /** Releases this node's ownership and closes connections. */
+  /** Releases this node's ownership and closes connections. Idempotent; later calls reject. */
   close(nodeId?: string): Promise<void>;
 }
 
@@ -239,7 +266,10 @@ export function agentTaskId(storeId: string, commandId: number, ordinal: number)
 }
 
 /** Parses an agent task id of this store; null if it is not ours. */
-export function parseAgentTaskId(storeId: string, taskId: string): { commandId: number; ordinal: number } | null {
+export function parseAgentTaskId(
+  storeId: string,
+  taskId: string,
+): { commandId: number; ordinal: number } | null {
   const prefix = `${storeId}-`;
   if (!taskId.startsWith(prefix)) return null;
   const m = /^(\d+)-(\d+)$/.exec(taskId.slice(prefix.length));

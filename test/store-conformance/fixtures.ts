@@ -62,7 +62,12 @@ export function command(id: number, over: Partial<CommandRecord> = {}): CommandR
 }
 
 /** A child of `parent` at journal position `seq`. */
-export function child(id: number, parent: CommandRecord, seq: number, over: Partial<CommandRecord> = {}): CommandRecord {
+export function child(
+  id: number,
+  parent: CommandRecord,
+  seq: number,
+  over: Partial<CommandRecord> = {},
+): CommandRecord {
   return command(id, { parentId: parent.id, rootId: parent.rootId, seq, originStage: 0, ...over });
 }
 
@@ -71,7 +76,11 @@ export function fullCommand(id: number, parentId: number, rootId: number): Comma
   return command(id, {
     type: 'test.full',
     paramsVersion: 3,
-    params: { nested: { list: [1, 'two', null, true, { deep: [] }] }, unicode: 'héllo ✓ "quoted"', n: -1.5 },
+    params: {
+      nested: { list: [1, 'two', null, true, { deep: [] }] },
+      unicode: 'héllo ✓ "quoted"',
+      n: -1.5,
+    },
     status: 'aborting',
     parentId,
     rootId,
@@ -89,7 +98,11 @@ export function fullCommand(id: number, parentId: number, rootId: number): Comma
     stageDone: true,
     chainDone: true,
     cancelRequested: true,
-    error: { code: 'TASK_FAILED', message: 'disk full', details: { agent: 'a1', sizes: [1, 2], ok: false } },
+    error: {
+      code: 'TASK_FAILED',
+      message: 'disk full',
+      details: { agent: 'a1', sizes: [1, 2], ok: false },
+    },
     result: ['partial', 1],
     compensation: 'compensating',
     compensationError: { code: 'COMPENSATION_FAILED', message: 'undo failed' },
@@ -109,7 +122,11 @@ export function fullCommand(id: number, parentId: number, rootId: number): Comma
 }
 
 /** A task in `created`. */
-export function task(commandId: number, ordinal: number, over: Partial<TaskRecord> = {}): TaskRecord {
+export function task(
+  commandId: number,
+  ordinal: number,
+  over: Partial<TaskRecord> = {},
+): TaskRecord {
   return {
     commandId,
     ordinal,
@@ -129,7 +146,11 @@ export function task(commandId: number, ordinal: number, over: Partial<TaskRecor
 }
 
 /** An undo step in `recorded`. */
-export function undo(commandId: number, ordinal: number, over: Partial<UndoRecord> = {}): UndoRecord {
+export function undo(
+  commandId: number,
+  ordinal: number,
+  over: Partial<UndoRecord> = {},
+): UndoRecord {
   return {
     commandId,
     ordinal,
@@ -187,5 +208,11 @@ export function batch(parts: Partial<ChangeBatch>): ChangeBatch {
 
 /** A command that has ended and whose tasks are cleared: not active. */
 export function endedCommand(id: number, over: Partial<CommandRecord> = {}): CommandRecord {
-  return command(id, { status: 'succeeded', endedAt: T0 + 1, tasksCleared: true, result: { ok: true }, ...over });
+  return command(id, {
+    status: 'succeeded',
+    endedAt: T0 + 1,
+    tasksCleared: true,
+    result: { ok: true },
+    ...over,
+  });
 }

@@ -49,4 +49,3 @@ export async function rejectsWith(promise: Promise<unknown>, code: string): Prom
   expect((error as CocoError).code).toBe(code);
   return error as CocoError;
 }
-

@@ -15,11 +15,13 @@ import { MACHINES } from '../../src/core/states.js';
 import { FOREIGN_OWNER_STALE_MS } from '../../src/store/sqlite/connection.js';
 import { sqliteStore, type SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import { SQL, listCommandsQuery } from '../../src/store/sqlite/statements.js';
-import { batch, command } from './fixtures.js';
+import { batch, command, task } from './fixtures.js';
 import { rejectsWith, type StoreHarness } from './harness.js';
 import { describeStoreConformance } from './suite.js';
 
-const STORE_MODULE = fileURLToPath(new URL('../../src/store/sqlite/sqlite-store.ts', import.meta.url));
+const STORE_MODULE = fileURLToPath(
+  new URL('../../src/store/sqlite/sqlite-store.ts', import.meta.url),
+);
 
 /** A pid that no process has: that of a process that has just exited. */
 function deadPid(): number {
@@ -40,10 +42,19 @@ function raw<T>(path: string, fn: (db: Database.Database) => T): T {
 }
 
 /** Replaces a row with a copy whose column `col` is `value`, bypassing CHECKs and triggers. */
-function rewriteRow(db: Database.Database, table: string, where: string, args: unknown[], col: string, value: string): void {
+function rewriteRow(
+  db: Database.Database,
+  table: string,
+  where: string,
+  args: unknown[],
+  col: string,
+  value: string,
+): void {
   db.pragma('ignore_check_constraints = ON');
   db.transaction(() => {
-    db.prepare(`CREATE TEMP TABLE corrupt_copy AS SELECT * FROM ${table} WHERE ${where}`).run(...args);
+    db.prepare(`CREATE TEMP TABLE corrupt_copy AS SELECT * FROM ${table} WHERE ${where}`).run(
+      ...args,
+    );
     db.prepare(`UPDATE corrupt_copy SET ${col} = ?`).run(value);
     // REPLACE deletes then inserts: no UPDATE trigger fires.
     db.prepare(`INSERT OR REPLACE INTO ${table} SELECT * FROM corrupt_copy`).run();
@@ -76,16 +87,34 @@ async function harness(): Promise<StoreHarness & { path: string }> {
       const pid = deadPid();
       raw(path, (db) =>
         db
-          .prepare('INSERT OR REPLACE INTO coco_owner (singleton, node_id, pid, host, heartbeat_at, since) VALUES (1, ?, ?, ?, ?, ?)')
+          .prepare(
+            'INSERT OR REPLACE INTO coco_owner (singleton, node_id, pid, host, heartbeat_at, since) VALUES (1, ?, ?, ?, ?, ?)',
+          )
           .run(nodeId, pid, hostname(), Date.now(), Date.now()),
       );
     },
     async corruptCommandRow(id, how) {
-      raw(path, (db) => rewriteRow(db, 'commands', 'id = ?', [id], how === 'json' ? 'params' : 'status', how === 'json' ? '{"broken' : 'exploded'));
+      raw(path, (db) =>
+        rewriteRow(
+          db,
+          'commands',
+          'id = ?',
+          [id],
+          how === 'json' ? 'params' : 'status',
+          how === 'json' ? '{"broken' : 'exploded',
+        ),
+      );
     },
     async corruptTaskRow(commandId, ordinal, how) {
       raw(path, (db) =>
-        rewriteRow(db, 'tasks', 'command_id = ? AND ordinal = ?', [commandId, ordinal], how === 'json' ? 'error' : 'status', how === 'json' ? 'nope' : 'lost'),
+        rewriteRow(
+          db,
+          'tasks',
+          'command_id = ? AND ordinal = ?',
+          [commandId, ordinal],
+          how === 'json' ? 'error' : 'status',
+          how === 'json' ? 'nope' : 'lost',
+        ),
       );
     },
   };
@@ -107,7 +136,9 @@ function output(child: ChildProcess): Promise<string> {
     let out = '';
     child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     child.on('error', reject);
-    child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`child exited with ${code}: ${out}`))));
+    child.on('exit', (code) =>
+      code === 0 ? resolve(out) : reject(new Error(`child exited with ${code}: ${out}`)),
+    );
   });
 }
 
@@ -119,7 +150,9 @@ function waitFor(child: ChildProcess, marker: string): Promise<void> {
       out += d.toString();
       if (out.includes(marker)) resolve();
     });
-    child.on('exit', (code) => reject(new Error(`child exited with ${code} before "${marker}": ${out}`)));
+    child.on('exit', (code) =>
+      reject(new Error(`child exited with ${code} before "${marker}": ${out}`)),
+    );
   });
 }
 
@@ -145,10 +178,18 @@ describe('sqlite store specifics', () => {
 
   it('the transition tables equal the machines of src/core/states.ts', async () => {
     await open().migrate();
-    const tables = { command: 'command_transitions', compensation: 'compensation_transitions', task: 'task_transitions', undo: 'undo_transitions' } as const;
+    const tables = {
+      command: 'command_transitions',
+      compensation: 'compensation_transitions',
+      task: 'task_transitions',
+      undo: 'undo_transitions',
+    } as const;
     for (const [machine, table] of Object.entries(tables)) {
-      const rows = raw(path, (db) => db.prepare(`SELECT from_status AS f, to_status AS t FROM ${table}`).all()) as { f: string; t: string }[];
-      const table_: Readonly<Record<string, readonly string[]>> = MACHINES[machine as keyof typeof MACHINES];
+      const rows = raw(path, (db) =>
+        db.prepare(`SELECT from_status AS f, to_status AS t FROM ${table}`).all(),
+      ) as { f: string; t: string }[];
+      const table_: Readonly<Record<string, readonly string[]>> =
+        MACHINES[machine as keyof typeof MACHINES];
       const expected = Object.entries(table_).flatMap(([f, tos]) => tos.map((t) => `${f}->${t}`));
       expect(rows.map((r) => `${r.f}->${r.t}`).sort(), machine).toEqual([...expected].sort());
     }
@@ -168,18 +209,60 @@ describe('sqlite store specifics', () => {
     await open().migrate();
     raw(path, (db) => {
       const plan = (sql: string, ...args: unknown[]): string =>
-        (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...args) as { detail: string }[]).map((r) => r.detail).join(' | ');
+        (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...args) as { detail: string }[])
+          .map((r) => r.detail)
+          .join(' | ');
       expect(plan(SQL.activeCommands)).toContain('commands_active');
-      expect(plan(SQL.activeTasks)).toMatch(/^(SCAN|SEARCH) c USING COVERING INDEX commands_active .*SEARCH t USING PRIMARY KEY/);
-      expect(plan(SQL.activeUndo)).toMatch(/^(SCAN|SEARCH) c USING COVERING INDEX commands_active .*SEARCH u USING PRIMARY KEY/);
-      expect(plan(SQL.activeTasks) + plan(SQL.activeUndo) + plan(SQL.endedChildren)).not.toContain('TEMP B-TREE');
-      expect(plan(SQL.endedChildren)).toMatch(/^(SCAN|SEARCH) p USING COVERING INDEX commands_active .*SEARCH c USING INDEX commands_children/);
+      expect(plan(SQL.activeTasks)).toMatch(
+        /^(SCAN|SEARCH) c USING COVERING INDEX commands_active .*SEARCH t USING PRIMARY KEY/,
+      );
+      expect(plan(SQL.activeUndo)).toMatch(
+        /^(SCAN|SEARCH) c USING COVERING INDEX commands_active .*SEARCH u USING PRIMARY KEY/,
+      );
+      expect(plan(SQL.activeTasks) + plan(SQL.activeUndo) + plan(SQL.endedChildren)).not.toContain(
+        'TEMP B-TREE',
+      );
+      expect(plan(SQL.endedChildren)).toMatch(
+        /^(SCAN|SEARCH) p USING COVERING INDEX commands_active .*SEARCH c USING INDEX commands_children/,
+      );
       expect(plan(SQL.getCommandByKey, 'k')).toContain('commands_idempotency');
       const byParent = listCommandsQuery({ parentId: 1, limit: 10 });
       expect(plan(byParent.sql, ...byParent.params)).toContain('commands_children');
       const byRoot = listCommandsQuery({ rootId: 1, limit: 10 });
       expect(plan(byRoot.sql, ...byRoot.params)).toContain('commands_root');
     });
+  });
+
+  it('a BLOB in a row (which the JSON bulk read refuses) is reported, and the load goes on', async () => {
+    const store = open();
+    await store.open('n1');
+    await store.apply(
+      batch({
+        commandInserts: [command(1), command(2), command(3)],
+        taskInserts: [task(1, 0), task(2, 0)],
+      }),
+    );
+    raw(path, (db) => {
+      db.prepare("UPDATE commands SET params = X'00ff' WHERE id = 2").run();
+      db.prepare("UPDATE tasks SET args = X'01' WHERE command_id = 1").run();
+    });
+    const snap = await store.loadActive();
+    expect(snap.commands.map((c) => c.id)).toEqual([1, 3]);
+    expect(snap.tasks).toEqual([]);
+    expect(snap.corrupt.map((c) => [c.table, c.commandId])).toEqual([
+      ['commands', 2],
+      ['tasks', 1],
+    ]);
+    expect(snap.corrupt[0]?.error.message).toMatch(/params: expected JSON text/);
+    await rejectsWith(store.getCommand(2), ErrorCode.CorruptRow);
+  });
+
+  it('ids inserted by a batch without reserveIds are not handed out afterwards', async () => {
+    const store = open();
+    await store.open('n1');
+    const first = await store.reserveIds(1);
+    await store.apply(batch({ commandInserts: [command(first + 10)] }));
+    expect(await store.reserveIds(1)).toBe(first + 11);
   });
 
   it('refuses a database migrated by newer code', async () => {
@@ -190,7 +273,12 @@ describe('sqlite store specifics', () => {
   });
 
   it('validates its options', () => {
-    for (const options of [{ path: '' }, { path: ':memory:' }, { path: 'x.db', synchronous: 'OFF' as 'FULL' }, { path: 'x.db', busyTimeoutMs: -1 }]) {
+    for (const options of [
+      { path: '' },
+      { path: ':memory:' },
+      { path: 'x.db', synchronous: 'OFF' as 'FULL' },
+      { path: 'x.db', busyTimeoutMs: -1 },
+    ]) {
       expect(() => sqliteStore(options)).toThrow(CocoError);
     }
   });
@@ -200,7 +288,11 @@ describe('sqlite store specifics', () => {
     await store.migrate();
     const setOwner = (heartbeatAt: number): void =>
       void raw(path, (db) =>
-        db.prepare("INSERT OR REPLACE INTO coco_owner VALUES (1, 'far', 4242, 'elsewhere.example', ?, 0)").run(heartbeatAt),
+        db
+          .prepare(
+            "INSERT OR REPLACE INTO coco_owner VALUES (1, 'far', 4242, 'elsewhere.example', ?, 0)",
+          )
+          .run(heartbeatAt),
       );
     setOwner(Date.now());
     const error = await rejectsWith(store.open('near'), ErrorCode.StoreInUse);
@@ -215,12 +307,18 @@ describe('sqlite store specifics', () => {
       const s = sqliteStore({ path: process.env.DB });
       console.log(JSON.stringify(await s.migrate()));
       await s.close();`;
-    const runs = await Promise.all(Array.from({ length: 3 }, () => output(node(code, { DB: path }))));
+    const runs = await Promise.all(
+      Array.from({ length: 3 }, () => output(node(code, { DB: path }))),
+    );
     const reports = runs.map((r) => JSON.parse(r.trim()) as { applied: number[]; current: number });
     const current = reports[0]!.current;
     expect(reports.every((r) => r.current === current)).toBe(true);
-    expect(reports.flatMap((r) => r.applied).sort((x, y) => x - y)).toEqual(Array.from({ length: current }, (_, i) => i + 1));
-    raw(path, (db) => expect(db.prepare('SELECT count(*) AS n FROM coco_meta').get()).toEqual({ n: 1 }));
+    expect(reports.flatMap((r) => r.applied).sort((x, y) => x - y)).toEqual(
+      Array.from({ length: current }, (_, i) => i + 1),
+    );
+    raw(path, (db) =>
+      expect(db.prepare('SELECT count(*) AS n FROM coco_meta').get()).toEqual({ n: 1 }),
+    );
   });
 
   it('a live owner in another process is refused; once it is SIGKILLed it is taken over at once', async () => {
@@ -254,7 +352,9 @@ describe('sqlite store specifics', () => {
     // Simulate an instance that vanished without closing (the row stays, nobody holds it).
     raw(path, (db) => db.prepare("UPDATE coco_owner SET node_id = 'gone'").run());
     await first.close(); // releases nothing: the row is no longer n1's
-    raw(path, (db) => expect(db.prepare('SELECT node_id FROM coco_owner').get()).toEqual({ node_id: 'gone' }));
+    raw(path, (db) =>
+      expect(db.prepare('SELECT node_id FROM coco_owner').get()).toEqual({ node_id: 'gone' }),
+    );
     await expect(open().open('n3')).resolves.toHaveProperty('storeId');
   });
 });

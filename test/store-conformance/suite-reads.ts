@@ -11,8 +11,10 @@ import { T0, batch, child, command, commandUpdate, endedCommand, task, undo } fr
 import { need, rejectsWith, type SuiteEnv } from './harness.js';
 
 const byId = (a: { id: number }, b: { id: number }): number => a.id - b.id;
-const byTask = (a: { commandId: number; ordinal: number }, b: { commandId: number; ordinal: number }): number =>
-  a.commandId - b.commandId || a.ordinal - b.ordinal;
+const byTask = (
+  a: { commandId: number; ordinal: number },
+  b: { commandId: number; ordinal: number },
+): number => a.commandId - b.commandId || a.ordinal - b.ordinal;
 
 /** Registers the read tests. */
 export function describeReads(env: SuiteEnv): void {
@@ -22,7 +24,13 @@ export function describeReads(env: SuiteEnv): void {
     });
 
     it('is empty on an empty store', async () => {
-      expect(await env.store.loadActive()).toEqual({ commands: [], tasks: [], undo: [], endedChildren: [], corrupt: [] });
+      expect(await env.store.loadActive()).toEqual({
+        commands: [],
+        tasks: [],
+        undo: [],
+        endedChildren: [],
+        corrupt: [],
+      });
     });
 
     it('returns exactly the active commands, their tasks and undo steps, and their ended children', async () => {
@@ -34,14 +42,39 @@ export function describeReads(env: SuiteEnv): void {
       const parent = command(6, { status: 'waiting' });
       const endedKid = endedCommand(7, { parentId: 6, rootId: 6, seq: 0 });
       const liveKid = child(8, parent, 1);
-      const unclearedKid = endedCommand(9, { parentId: 6, rootId: 6, seq: 2, status: 'failed', tasksCleared: false });
+      const unclearedKid = endedCommand(9, {
+        parentId: 6,
+        rootId: 6,
+        seq: 2,
+        status: 'failed',
+        tasksCleared: false,
+      });
       const kidOfEnded = endedCommand(10, { parentId: 2, rootId: 2, seq: 0 });
       const grandKid = endedCommand(11, { parentId: 8, rootId: 6, seq: 0 });
-      const tasks = [task(1, 0), task(1, 1), task(2, 0, { status: 'succeeded' }), task(3, 0, { status: 'failed' }), task(6, 0), task(7, 0)];
+      const tasks = [
+        task(1, 0),
+        task(1, 1),
+        task(2, 0, { status: 'succeeded' }),
+        task(3, 0, { status: 'failed' }),
+        task(6, 0),
+        task(7, 0),
+      ];
       const undos = [undo(4, 0), undo(4, 1), undo(2, 0), undo(8, 0)];
       await env.store.apply(
         batch({
-          commandInserts: [pending, done, failedUncleared, compensating, compensated, parent, endedKid, liveKid, unclearedKid, kidOfEnded, grandKid],
+          commandInserts: [
+            pending,
+            done,
+            failedUncleared,
+            compensating,
+            compensated,
+            parent,
+            endedKid,
+            liveKid,
+            unclearedKid,
+            kidOfEnded,
+            grandKid,
+          ],
           taskInserts: tasks,
           undoInserts: undos,
         }),
@@ -59,7 +92,8 @@ export function describeReads(env: SuiteEnv): void {
     it('follows updates into and out of the active set', async () => {
       const c = command(1);
       await env.store.apply(batch({ commandInserts: [c] }));
-      const ids = async (): Promise<number[]> => (await env.store.loadActive()).commands.map((x) => x.id);
+      const ids = async (): Promise<number[]> =>
+        (await env.store.loadActive()).commands.map((x) => x.id);
       expect(await ids()).toEqual([1]);
       const ended = { ...c, status: 'succeeded' as const, endedAt: T0 + 1 };
       await env.store.apply(batch({ commandUpdates: [commandUpdate(ended)] }));
@@ -70,7 +104,11 @@ export function describeReads(env: SuiteEnv): void {
       const compensating = { ...cleared, compensation: 'compensating' as const };
       await env.store.apply(batch({ commandUpdates: [commandUpdate(compensating)] }));
       expect((await env.store.loadActive()).commands).toEqual([compensating]);
-      await env.store.apply(batch({ commandUpdates: [commandUpdate({ ...compensating, compensation: 'compensated' })] }));
+      await env.store.apply(
+        batch({
+          commandUpdates: [commandUpdate({ ...compensating, compensation: 'compensated' })],
+        }),
+      );
       expect(await ids()).toEqual([]);
     });
 
@@ -79,7 +117,13 @@ export function describeReads(env: SuiteEnv): void {
       const parent = command(1, { status: 'waiting' });
       await env.store.apply(
         batch({
-          commandInserts: [parent, command(2), command(3), endedCommand(4, { parentId: 1, rootId: 1, seq: 0 }), endedCommand(5, { parentId: 1, rootId: 1, seq: 1 })],
+          commandInserts: [
+            parent,
+            command(2),
+            command(3),
+            endedCommand(4, { parentId: 1, rootId: 1, seq: 0 }),
+            endedCommand(5, { parentId: 1, rootId: 1, seq: 1 }),
+          ],
           taskInserts: [task(2, 0), task(3, 0)],
         }),
       );
@@ -92,7 +136,11 @@ export function describeReads(env: SuiteEnv): void {
       // Tasks of unreadable commands are left out; the command is reported.
       expect(snap.tasks).toEqual([]);
       expect([...snap.corrupt].sort((a, b) => (a.commandId ?? 0) - (b.commandId ?? 0))).toEqual(
-        [2, 3, 5].map((id) => ({ table: 'commands', commandId: id, error: expect.objectContaining({ code: ErrorCode.CorruptRow }) })),
+        [2, 3, 5].map((id) => ({
+          table: 'commands',
+          commandId: id,
+          error: expect.objectContaining({ code: ErrorCode.CorruptRow }) as unknown,
+        })),
       );
       const error = await rejectsWith(env.store.getCommand(2), ErrorCode.CorruptRow);
       expect(error.message).toMatch(/commands/);
@@ -102,7 +150,9 @@ export function describeReads(env: SuiteEnv): void {
 
     it('reports corrupt task rows without hiding the others', async (ctx) => {
       const corrupt = need(ctx, env.h.corruptTaskRow?.bind(env.h), 'corruptTaskRow');
-      await env.store.apply(batch({ commandInserts: [command(1)], taskInserts: [task(1, 0), task(1, 1), task(1, 2)] }));
+      await env.store.apply(
+        batch({ commandInserts: [command(1)], taskInserts: [task(1, 0), task(1, 1), task(1, 2)] }),
+      );
       await corrupt(1, 1, 'json');
       await corrupt(1, 2, 'status');
       const snap = await env.store.loadActive();
@@ -110,7 +160,11 @@ export function describeReads(env: SuiteEnv): void {
       expect(snap.tasks).toEqual([task(1, 0)]);
       expect(snap.corrupt).toHaveLength(2);
       for (const row of snap.corrupt) {
-        expect(row).toMatchObject({ table: 'tasks', commandId: 1, error: { code: ErrorCode.CorruptRow } });
+        expect(row).toMatchObject({
+          table: 'tasks',
+          commandId: 1,
+          error: { code: ErrorCode.CorruptRow },
+        });
       }
       const error = await rejectsWith(env.store.getTasks(1), ErrorCode.CorruptRow);
       expect(error.message).toMatch(/tasks/);
@@ -156,7 +210,9 @@ export function describeReads(env: SuiteEnv): void {
       expect(ids(await env.store.listCommands({ rootId: 5 }))).toEqual([]);
       expect(ids(await env.store.listCommands({ rootsOnly: true }))).toEqual([4, 3, 2, 1]);
       expect(ids(await env.store.listCommands({ rootsOnly: true, type: 'b' }))).toEqual([4, 2]);
-      expect(ids(await env.store.listCommands({ rootId: 1, type: 'a', status: ['pending'] }))).toEqual([7, 5]);
+      expect(
+        ids(await env.store.listCommands({ rootId: 1, type: 'a', status: ['pending'] })),
+      ).toEqual([7, 5]);
       expect(ids(await env.store.listCommands({ type: 'zzz' }))).toEqual([]);
     });
 
@@ -164,11 +220,16 @@ export function describeReads(env: SuiteEnv): void {
       expect(ids(await env.store.listCommands({ limit: 3 }))).toEqual([8, 7, 6]);
       expect(ids(await env.store.listCommands({ limit: 3, beforeId: 6 }))).toEqual([5, 4, 3]);
       expect(ids(await env.store.listCommands({ beforeId: 1 }))).toEqual([]);
-      expect(ids(await env.store.listCommands({ type: 'a', beforeId: 7, limit: 2 }))).toEqual([5, 3]);
+      expect(ids(await env.store.listCommands({ type: 'a', beforeId: 7, limit: 2 }))).toEqual([
+        5, 3,
+      ]);
       const seen: number[] = [];
       let beforeId: number | undefined;
       for (;;) {
-        const page = await env.store.listCommands({ limit: 3, ...(beforeId === undefined ? {} : { beforeId }) });
+        const page = await env.store.listCommands({
+          limit: 3,
+          ...(beforeId === undefined ? {} : { beforeId }),
+        });
         if (page.length === 0) break;
         seen.push(...ids(page));
         beforeId = page.at(-1)!.id;
@@ -193,14 +254,36 @@ export function describeReads(env: SuiteEnv): void {
     it('puts, overwrites and deletes', async () => {
       expect(await env.store.getEntity('vol', 'v1')).toBeNull();
       const value = { size: 10, tags: ['a', 'b'], meta: { ok: true, none: null } };
-      await env.store.apply(batch({ entityWrites: [{ kind: 'vol', id: 'v1', value, commandId: 3, at: 100 }] }));
-      expect(await env.store.getEntity('vol', 'v1')).toEqual({ kind: 'vol', id: 'v1', value, commandId: 3, updatedAt: 100 });
-      await env.store.apply(batch({ entityWrites: [{ kind: 'vol', id: 'v1', value: [1, 'x'], commandId: 4, at: 200 }] }));
-      expect(await env.store.getEntity('vol', 'v1')).toEqual({ kind: 'vol', id: 'v1', value: [1, 'x'], commandId: 4, updatedAt: 200 });
-      await env.store.apply(batch({ entityWrites: [{ kind: 'vol', id: 'v1', value: null, commandId: 5, at: 300 }] }));
+      await env.store.apply(
+        batch({ entityWrites: [{ kind: 'vol', id: 'v1', value, commandId: 3, at: 100 }] }),
+      );
+      expect(await env.store.getEntity('vol', 'v1')).toEqual({
+        kind: 'vol',
+        id: 'v1',
+        value,
+        commandId: 3,
+        updatedAt: 100,
+      });
+      await env.store.apply(
+        batch({
+          entityWrites: [{ kind: 'vol', id: 'v1', value: [1, 'x'], commandId: 4, at: 200 }],
+        }),
+      );
+      expect(await env.store.getEntity('vol', 'v1')).toEqual({
+        kind: 'vol',
+        id: 'v1',
+        value: [1, 'x'],
+        commandId: 4,
+        updatedAt: 200,
+      });
+      await env.store.apply(
+        batch({ entityWrites: [{ kind: 'vol', id: 'v1', value: null, commandId: 5, at: 300 }] }),
+      );
       expect(await env.store.getEntity('vol', 'v1')).toBeNull();
       // Deleting what does not exist is not an error.
-      await env.store.apply(batch({ entityWrites: [{ kind: 'vol', id: 'v1', value: null, commandId: 5, at: 300 }] }));
+      await env.store.apply(
+        batch({ entityWrites: [{ kind: 'vol', id: 'v1', value: null, commandId: 5, at: 300 }] }),
+      );
     });
 
     it('keys by kind and id, and keeps scalar values', async () => {
@@ -210,7 +293,8 @@ export function describeReads(env: SuiteEnv): void {
         { kind: 'a', id: 'y', value: false, commandId: 1, at: 1 },
       ];
       await env.store.apply(batch({ entityWrites: writes }));
-      for (const w of writes) expect((await env.store.getEntity(w.kind, w.id))?.value).toBe(w.value);
+      for (const w of writes)
+        expect((await env.store.getEntity(w.kind, w.id))?.value).toBe(w.value);
     });
   });
 }

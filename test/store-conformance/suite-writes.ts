@@ -51,7 +51,14 @@ export function describeWrites(env: SuiteEnv): void {
         endedAt: T0 + 50,
       });
       const bareTask = task(2, 0, { args: null });
-      const fullUndo = undo(2, 1, { seq: 9, stage: 3, name: 'detach', data: [1, 'a', { b: null }], status: 'failed', error: { code: 'X', message: 'y', details: [1] } });
+      const fullUndo = undo(2, 1, {
+        seq: 9,
+        stage: 3,
+        name: 'detach',
+        data: [1, 'a', { b: null }],
+        status: 'failed',
+        error: { code: 'X', message: 'y', details: [1] },
+      });
       const bareUndo = undo(2, 0, { data: null });
       await env.store.apply(
         batch({
@@ -72,9 +79,31 @@ export function describeWrites(env: SuiteEnv): void {
       expect(await env.store.getUndo(1)).toEqual([]);
     });
 
+    it('accepts an empty batch', async () => {
+      await env.store.apply(batch({}));
+      expect(await env.store.listCommands()).toEqual([]);
+    });
+
     it('round-trips JSON edge values', async () => {
-      const values: unknown[] = ['null', '', 0, -0.5, false, true, [], {}, [[[]]], { a: { b: { c: ['d'] } } }, 'line\nbreak\u0000nul', 1e21];
-      await env.store.apply(batch({ commandInserts: values.map((v, i) => command(i + 1, { params: v, result: v, data: v })) }));
+      const values: unknown[] = [
+        'null',
+        '',
+        0,
+        -0.5,
+        false,
+        true,
+        [],
+        {},
+        [[[]]],
+        { a: { b: { c: ['d'] } } },
+        'line\nbreak\u0000nul',
+        1e21,
+      ];
+      await env.store.apply(
+        batch({
+          commandInserts: values.map((v, i) => command(i + 1, { params: v, result: v, data: v })),
+        }),
+      );
       for (const [i, v] of values.entries()) {
         const got = await env.store.getCommand(i + 1);
         expect([got?.params, got?.result, got?.data]).toEqual([v, v, v]);
@@ -82,14 +111,20 @@ export function describeWrites(env: SuiteEnv): void {
     });
 
     it('stores undefined JSON values as null', async () => {
-      await env.store.apply(batch({ commandInserts: [command(1, { params: undefined, result: undefined })] }));
+      await env.store.apply(
+        batch({ commandInserts: [command(1, { params: undefined, result: undefined })] }),
+      );
       const got = await env.store.getCommand(1);
       expect([got?.params, got?.result]).toEqual([null, null]);
     });
 
     it('command updates change only the mutable fields', async () => {
       const original = fullCommand(2, 1, 1);
-      await env.store.apply(batch({ commandInserts: [command(1), { ...original, status: 'pending', compensation: 'none' }] }));
+      await env.store.apply(
+        batch({
+          commandInserts: [command(1), { ...original, status: 'pending', compensation: 'none' }],
+        }),
+      );
       const changed: CommandRecord = {
         ...command(2),
         // Immutable fields differ too; the store must ignore them.
@@ -131,9 +166,30 @@ export function describeWrites(env: SuiteEnv): void {
     it('task and undo updates change only their mutable fields', async () => {
       const t = task(1, 0, { deadlineAt: 5 });
       const u = undo(1, 0);
-      await env.store.apply(batch({ commandInserts: [command(1)], taskInserts: [t], undoInserts: [u] }));
-      const t2: TaskRecord = { ...t, status: 'succeeded', result: { ok: 1 }, stopRequested: true, endedAt: 9, agentId: 'x', verb: 'y', args: 1, deadlineAt: 6, createdAt: 7, origin: 3 };
-      const u2 = { ...u, status: 'failed' as const, error: { code: 'C', message: 'm' }, name: 'zz', seq: 99, data: 5 };
+      await env.store.apply(
+        batch({ commandInserts: [command(1)], taskInserts: [t], undoInserts: [u] }),
+      );
+      const t2: TaskRecord = {
+        ...t,
+        status: 'succeeded',
+        result: { ok: 1 },
+        stopRequested: true,
+        endedAt: 9,
+        agentId: 'x',
+        verb: 'y',
+        args: 1,
+        deadlineAt: 6,
+        createdAt: 7,
+        origin: 3,
+      };
+      const u2 = {
+        ...u,
+        status: 'failed' as const,
+        error: { code: 'C', message: 'm' },
+        name: 'zz',
+        seq: 99,
+        data: 5,
+      };
       await env.store.apply(batch({ taskUpdates: [t2], undoUpdates: [u2] }));
       expect(await env.store.getTasks(1)).toEqual([{ ...t, ...taskUpdate(t2) }]);
       expect(await env.store.getUndo(1)).toEqual([{ ...u, ...undoUpdate(u2) }]);
@@ -142,8 +198,14 @@ export function describeWrites(env: SuiteEnv): void {
     it('params upgrades rewrite the parameters and their version only', async () => {
       const c = command(1, { params: { old: 1 }, paramsVersion: 1, status: 'waiting' });
       await env.store.apply(batch({ commandInserts: [c] }));
-      await env.store.apply(batch({ paramsUpgrades: [{ id: 1, paramsVersion: 2, params: { new: [1] } }] }));
-      expect(await env.store.getCommand(1)).toEqual({ ...c, paramsVersion: 2, params: { new: [1] } });
+      await env.store.apply(
+        batch({ paramsUpgrades: [{ id: 1, paramsVersion: 2, params: { new: [1] } }] }),
+      );
+      expect(await env.store.getCommand(1)).toEqual({
+        ...c,
+        paramsVersion: 2,
+        params: { new: [1] },
+      });
     });
 
     it('applies inserts before updates, and entity writes in order', async () => {
@@ -172,7 +234,12 @@ export function describeWrites(env: SuiteEnv): void {
   describe('atomicity', () => {
     beforeEach(async () => {
       await env.store.open('node-a');
-      await env.store.apply(batch({ commandInserts: [command(1, { idempotencyKey: 'k1' })], taskInserts: [task(1, 0)] }));
+      await env.store.apply(
+        batch({
+          commandInserts: [command(1, { idempotencyKey: 'k1' })],
+          taskInserts: [task(1, 0)],
+        }),
+      );
     });
 
     /** A batch touching every table, to which each test adds one bad change. */
@@ -202,7 +269,10 @@ export function describeWrites(env: SuiteEnv): void {
     }
 
     it('a duplicate command insert stores nothing of the batch', async () => {
-      const bad = batch({ ...sideEffects, commandInserts: [...sideEffects.commandInserts, command(1)] });
+      const bad = batch({
+        ...sideEffects,
+        commandInserts: [...sideEffects.commandInserts, command(1)],
+      });
       await rejectsWith(env.store.apply(bad), ErrorCode.StoreFailed);
       await expectUntouched();
     });
@@ -214,7 +284,10 @@ export function describeWrites(env: SuiteEnv): void {
     });
 
     it('a duplicate idempotency key stores nothing', async () => {
-      const bad = batch({ ...sideEffects, commandInserts: [...sideEffects.commandInserts, command(12, { idempotencyKey: 'k1' })] });
+      const bad = batch({
+        ...sideEffects,
+        commandInserts: [...sideEffects.commandInserts, command(12, { idempotencyKey: 'k1' })],
+      });
       await rejectsWith(env.store.apply(bad), ErrorCode.StoreFailed);
       await expectUntouched();
     });
@@ -225,13 +298,22 @@ export function describeWrites(env: SuiteEnv): void {
         { taskUpdates: [taskUpdate(task(1, 7))] },
         { undoUpdates: [undoUpdate(undo(1, 0))] },
       ]) {
-        await rejectsWith(env.store.apply(batch({ ...sideEffects, ...extra })), ErrorCode.StoreFailed);
+        await rejectsWith(
+          env.store.apply(batch({ ...sideEffects, ...extra })),
+          ErrorCode.StoreFailed,
+        );
       }
       await expectUntouched();
     });
 
     it('an illegal transition at the end of a batch stores nothing', async () => {
-      const bad = batch({ ...sideEffects, taskUpdates: [taskUpdate(task(1, 0, { status: 'succeeded' })), taskUpdate(task(1, 0, { status: 'running' }))] });
+      const bad = batch({
+        ...sideEffects,
+        taskUpdates: [
+          taskUpdate(task(1, 0, { status: 'succeeded' })),
+          taskUpdate(task(1, 0, { status: 'running' })),
+        ],
+      });
       await rejectsWith(env.store.apply(bad), ErrorCode.IllegalTransition);
       await expectUntouched();
     });
@@ -248,10 +330,14 @@ export function describeWrites(env: SuiteEnv): void {
         for (const to of COMMAND_STATUSES) {
           const c = command(++id, { status: from });
           await env.store.apply(batch({ commandInserts: [c] }));
-          const applied = env.store.apply(batch({ commandUpdates: [commandUpdate({ ...c, status: to })] }));
+          const applied = env.store.apply(
+            batch({ commandUpdates: [commandUpdate({ ...c, status: to })] }),
+          );
           if (canTransition('command', from, to)) await applied;
           else await rejectsWith(applied, ErrorCode.IllegalTransition);
-          expect((await env.store.getCommand(id))?.status).toBe(canTransition('command', from, to) ? to : from);
+          expect((await env.store.getCommand(id))?.status).toBe(
+            canTransition('command', from, to) ? to : from,
+          );
         }
       }
     });
@@ -262,10 +348,14 @@ export function describeWrites(env: SuiteEnv): void {
         for (const to of COMPENSATION_STATUSES) {
           const c = endedCommand(++id, { compensation: from });
           await env.store.apply(batch({ commandInserts: [c] }));
-          const applied = env.store.apply(batch({ commandUpdates: [commandUpdate({ ...c, compensation: to })] }));
+          const applied = env.store.apply(
+            batch({ commandUpdates: [commandUpdate({ ...c, compensation: to })] }),
+          );
           if (canTransition('compensation', from, to)) await applied;
           else await rejectsWith(applied, ErrorCode.IllegalTransition);
-          expect((await env.store.getCommand(id))?.compensation).toBe(canTransition('compensation', from, to) ? to : from);
+          expect((await env.store.getCommand(id))?.compensation).toBe(
+            canTransition('compensation', from, to) ? to : from,
+          );
         }
       }
     });
@@ -277,29 +367,44 @@ export function describeWrites(env: SuiteEnv): void {
         for (const to of TASK_STATUSES) {
           const t = task(1, ++ordinal, { status: from });
           await env.store.apply(batch({ taskInserts: [t] }));
-          const applied = env.store.apply(batch({ taskUpdates: [taskUpdate({ ...t, status: to })] }));
+          const applied = env.store.apply(
+            batch({ taskUpdates: [taskUpdate({ ...t, status: to })] }),
+          );
           const legal = canTransition('task', from, to);
           if (legal) await applied;
           else await rejectsWith(applied, ErrorCode.IllegalTransition);
-          expect((await env.store.getTasks(1)).find((x) => x.ordinal === ordinal)?.status).toBe(legal ? to : from);
+          expect((await env.store.getTasks(1)).find((x) => x.ordinal === ordinal)?.status).toBe(
+            legal ? to : from,
+          );
         }
       }
       for (const from of UNDO_STATUSES) {
         for (const to of UNDO_STATUSES) {
           const u = undo(1, ++ordinal, { status: from });
           await env.store.apply(batch({ undoInserts: [u] }));
-          const applied = env.store.apply(batch({ undoUpdates: [undoUpdate({ ...u, status: to })] }));
+          const applied = env.store.apply(
+            batch({ undoUpdates: [undoUpdate({ ...u, status: to })] }),
+          );
           const legal = canTransition('undo', from, to);
           if (legal) await applied;
           else await rejectsWith(applied, ErrorCode.IllegalTransition);
-          expect((await env.store.getUndo(1)).find((x) => x.ordinal === ordinal)?.status).toBe(legal ? to : from);
+          expect((await env.store.getUndo(1)).find((x) => x.ordinal === ordinal)?.status).toBe(
+            legal ? to : from,
+          );
         }
       }
     });
 
     it('the illegal-transition error names the machine, the row and both statuses', async () => {
       await env.store.apply(batch({ commandInserts: [endedCommand(7)] }));
-      const error = await rejectsWith(env.store.apply(batch({ commandUpdates: [commandUpdate(command(7, { status: 'waiting', tasksCleared: true }))] })), ErrorCode.IllegalTransition);
+      const error = await rejectsWith(
+        env.store.apply(
+          batch({
+            commandUpdates: [commandUpdate(command(7, { status: 'waiting', tasksCleared: true }))],
+          }),
+        ),
+        ErrorCode.IllegalTransition,
+      );
       expect(error.details).toMatchObject({ machine: 'command', from: 'succeeded', to: 'waiting' });
       expect(error.message).toContain('7');
     });
@@ -308,7 +413,10 @@ export function describeWrites(env: SuiteEnv): void {
       let id = 100;
       await fc.assert(
         fc.asyncProperty(
-          fc.array(fc.tuple(fc.constantFrom(...COMMAND_STATUSES), fc.constantFrom(...TASK_STATUSES)), { minLength: 1, maxLength: 12 }),
+          fc.array(
+            fc.tuple(fc.constantFrom(...COMMAND_STATUSES), fc.constantFrom(...TASK_STATUSES)),
+            { minLength: 1, maxLength: 12 },
+          ),
           async (steps) => {
             const c = command(++id);
             const t = task(id, 0);
@@ -317,9 +425,13 @@ export function describeWrites(env: SuiteEnv): void {
             let ts: string = t.status;
             for (const [nextCommand, nextTask] of steps) {
               // Both in one batch: legal only if both moves are.
-              const legal = canTransition('command', cs, nextCommand) && canTransition('task', ts, nextTask);
+              const legal =
+                canTransition('command', cs, nextCommand) && canTransition('task', ts, nextTask);
               const applied = env.store.apply(
-                batch({ commandUpdates: [commandUpdate({ ...c, status: nextCommand })], taskUpdates: [taskUpdate({ ...t, status: nextTask })] }),
+                batch({
+                  commandUpdates: [commandUpdate({ ...c, status: nextCommand })],
+                  taskUpdates: [taskUpdate({ ...t, status: nextTask })],
+                }),
               );
               if (legal) {
                 await applied;

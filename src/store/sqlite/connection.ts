@@ -1,0 +1,181 @@
+/**
+ * Opening a SQLite file the way the store needs it, migrating it, and deciding who owns it.
+ *
+ * @module
+ */
+import { randomBytes } from 'node:crypto';
+import Database from 'better-sqlite3';
+import { CocoError, ErrorCode, IllegalTransitionError } from '../../core/errors.js';
+import { migrations } from '../../generated/sqlite-migrations.js';
+import type { MigrationReport, OwnerInfo } from '../port.js';
+
+/**
+ * How long a connection waits for another connection's write lock before failing with
+ * SQLITE_BUSY. Writers hold the lock for one batch (milliseconds) or one migration (well under a
+ * second), so 5 s rides out a concurrent migrator or a checkpoint, yet a lock that is really
+ * stuck still surfaces as an error instead of a hang.
+ */
+export const DEFAULT_BUSY_TIMEOUT_MS = 5_000;
+
+/**
+ * A node on another host owns the store while its heartbeat is younger than this. We cannot
+ * probe a remote pid, so the heartbeat is the only sign of life; 30 s is several engine
+ * heartbeat periods, so a live engine that misses one beat (GC pause, slow disk) keeps its
+ * ownership, while a crashed one is replaced within half a minute.
+ */
+export const FOREIGN_OWNER_STALE_MS = 30_000;
+
+/** Connection settings, already validated. */
+export interface ConnectionSettings {
+  readonly path: string;
+  readonly synchronous: 'FULL' | 'NORMAL';
+  readonly busyTimeoutMs: number;
+}
+
+/** Opens the file with WAL, the requested `synchronous` level and a busy timeout. */
+export function connect(settings: ConnectionSettings): Database.Database {
+  let db: Database.Database | undefined;
+  try {
+    db = new Database(settings.path);
+    // Set first: switching to WAL may need to wait for another process's lock.
+    db.pragma(`busy_timeout = ${settings.busyTimeoutMs}`);
+    const mode: unknown = db.pragma('journal_mode = WAL', { simple: true });
+    if (mode !== 'wal') {
+      throw new CocoError(
+        ErrorCode.StoreFailed,
+        `${settings.path}: cannot use WAL (journal_mode is ${String(mode)}); a real file is needed`,
+      );
+    }
+    db.pragma(`synchronous = ${settings.synchronous}`);
+    return db;
+  } catch (error) {
+    db?.close();
+    throw storeFailed(`cannot open ${settings.path}`, error);
+  }
+}
+
+/** Wraps a failure in `STORE_FAILED` (keeping `CocoError`s as they are). */
+export function storeFailed(what: string, error: unknown): CocoError {
+  if (error instanceof CocoError) return error;
+  const code = (error as { code?: unknown } | null)?.code;
+  // SQLITE_BUSY (another process holds the lock too long) may pass on a later try.
+  const retryable = typeof code === 'string' && code.startsWith('SQLITE_BUSY');
+  return new CocoError(
+    ErrorCode.StoreFailed,
+    `${what}: ${(error as Error | null)?.message ?? String(error)}`,
+    {
+      cause: error,
+      retryable,
+    },
+  );
+}
+
+const TRANSITION_PREFIX = 'ILLEGAL_TRANSITION|';
+
+/**
+ * Maps an error raised inside `apply`: the transition triggers' `RAISE` (message
+ * `ILLEGAL_TRANSITION|machine|subject|from|to`) becomes an {@link IllegalTransitionError}, anything
+ * else `STORE_FAILED`.
+ */
+export function applyError(error: unknown): CocoError {
+  const message = (error as Error | null)?.message;
+  if (typeof message === 'string' && message.startsWith(TRANSITION_PREFIX)) {
+    const [machine = '?', subject = '?', from = '?', to = '?'] = message
+      .slice(TRANSITION_PREFIX.length)
+      .split('|');
+    return new IllegalTransitionError(machine, from, to, subject);
+  }
+  return storeFailed('apply failed, nothing of the batch was stored', error);
+}
+
+/** A new store id: 'c' and 10 lowercase hex digits (no '-', since it prefixes agent task ids). */
+export function newStoreId(): string {
+  return `c${randomBytes(5).toString('hex')}`;
+}
+
+const LEDGER_DDL =
+  'CREATE TABLE IF NOT EXISTS coco_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)';
+
+/**
+ * Applies pending migrations in one `BEGIN IMMEDIATE` transaction, so concurrent migrators
+ * serialise on the write lock and the later one finds them applied. Creates the store id once.
+ */
+export function migrateDatabase(db: Database.Database, now: number): MigrationReport {
+  const latest = migrations.at(-1)?.version ?? 0;
+  const run = db.transaction((): MigrationReport => {
+    db.exec(LEDGER_DDL);
+    const rows: unknown[] = db
+      .prepare('SELECT version FROM coco_migrations ORDER BY version')
+      .all();
+    const done = new Set(rows.map((r) => Number((r as { version: unknown }).version)));
+    const newest = Math.max(0, ...done);
+    if (newest > latest) {
+      throw new CocoError(
+        ErrorCode.StoreFailed,
+        `the database is at schema version ${newest}, newer than this code knows (${latest}); upgrade coco`,
+      );
+    }
+    const applied: number[] = [];
+    const record = db.prepare(
+      'INSERT INTO coco_migrations (version, name, applied_at) VALUES (?, ?, ?)',
+    );
+    for (const m of migrations) {
+      if (done.has(m.version)) continue;
+      db.exec(m.sql);
+      record.run(m.version, m.name, now);
+      applied.push(m.version);
+    }
+    db.prepare("INSERT OR IGNORE INTO coco_meta (key, value) VALUES ('store_id', ?)").run(
+      newStoreId(),
+    );
+    return { applied, current: latest };
+  });
+  try {
+    return run.immediate();
+  } catch (error) {
+    throw storeFailed('migration failed', error);
+  }
+}
+
+/** The owner row, with when it took the store. */
+export interface OwnerRow extends OwnerInfo {
+  readonly since: number;
+}
+
+/** Whether a process with this pid exists on this host. */
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: the process exists but belongs to another user.
+    return (error as { code?: unknown }).code === 'EPERM';
+  }
+}
+
+/**
+ * Whether a recorded owner (not this store instance) is still alive. Same host: its pid runs —
+ * except our own pid, which is alive only if another store of this process holds the file
+ * (`ownedInProcess`); a recorded pid equal to ours otherwise comes from a restarted container
+ * or an instance that was never closed. Another host: its heartbeat is recent.
+ */
+export function ownerAlive(
+  owner: OwnerInfo,
+  host: string,
+  now: number,
+  ownedInProcess: boolean,
+): boolean {
+  if (owner.host === host) return owner.pid === process.pid ? ownedInProcess : pidAlive(owner.pid);
+  return now - owner.heartbeatAt < FOREIGN_OWNER_STALE_MS;
+}
+
+/** The `STORE_IN_USE` error naming the owner. */
+export function storeInUse(path: string, owner: OwnerRow, prefix = 'store in use'): CocoError {
+  const since = new Date(owner.since).toISOString();
+  const beat = new Date(owner.heartbeatAt).toISOString();
+  return new CocoError(
+    ErrorCode.StoreInUse,
+    `${prefix}: ${path} is owned by node "${owner.nodeId}" (pid ${owner.pid} on host ${owner.host}) since ${since}, last heartbeat ${beat}`,
+    { details: { owner } },
+  );
+}

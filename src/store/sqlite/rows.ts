@@ -1,0 +1,360 @@
+/**
+ * Rows of the SQLite store and their parsers. A row is read as a positional array (its columns
+ * in the order of the `*_COLUMNS` lists below) and is `unknown` until a zod parser has turned it
+ * into a record of the store port: the parser first decodes the SQL representation (JSON text,
+ * 0/1 booleans), then validates the record (statuses, integers, error infos).
+ *
+ * A row that does not parse becomes a {@link CorruptRow} (loads) or a `CORRUPT_ROW` error (reads
+ * of one record); it never becomes a half-valid record.
+ *
+ * @module
+ */
+import { z } from 'zod';
+import type { Json } from '../../core/command-type.js';
+import { CocoError, ErrorCode, type ErrorInfo } from '../../core/errors.js';
+import {
+  COMMAND_STATUSES,
+  COMPENSATION_STATUSES,
+  TASK_STATUSES,
+  UNDO_STATUSES,
+  isTerminal,
+  type CommandStatus,
+  type CompensationStatus,
+} from '../../core/states.js';
+import type { CommandRecord, CorruptRow, EntityRecord, TaskRecord, UndoRecord } from '../port.js';
+
+/** `commands` columns, in row order. */
+export const COMMAND_COLUMNS = [
+  'id', 'type', 'params_version', 'params', 'status', 'parent_id', 'root_id', 'seq', 'origin_stage',
+  'child_mode', 'failure_policy', 'expected_tasks', 'expected_children', 'task_count', 'child_count',
+  'undo_count', 'journal_seq', 'stage', 'stage_done', 'chain_done', 'cancel_requested', 'error',
+  'result', 'compensation', 'compensation_error', 'data', 'attempts', 'next_attempt_at', 'last_error',
+  'deadline_at', 'idempotency_key', 'created_at', 'updated_at', 'ended_at', 'tasks_cleared', 'owner',
+  'lease_until',
+] as const; // prettier-ignore
+/** `tasks` columns, in row order. */
+export const TASK_COLUMNS = [
+  'command_id', 'ordinal', 'origin', 'agent_id', 'verb', 'args', 'status', 'result', 'error',
+  'deadline_at', 'stop_requested', 'created_at', 'ended_at',
+] as const; // prettier-ignore
+/** `undo_steps` columns, in row order. */
+export const UNDO_COLUMNS = [
+  'command_id',
+  'ordinal',
+  'seq',
+  'stage',
+  'name',
+  'data',
+  'status',
+  'error',
+] as const;
+/** `entities` columns, in row order. */
+export const ENTITY_COLUMNS = ['kind', 'id', 'value', 'command_id', 'updated_at'] as const;
+
+type Ctx = z.RefinementCtx;
+
+/** Decodes a JSON column: its text, or NULL for null. */
+function json(value: unknown, field: string, ctx: Ctx): unknown {
+  if (value === null) return null;
+  if (typeof value !== 'string') {
+    ctx.addIssue({
+      code: 'custom',
+      path: [field],
+      message: `expected JSON text, got ${typeof value}`,
+    });
+    return null;
+  }
+  try {
+    return JSON.parse(value) as unknown;
+  } catch (error) {
+    ctx.addIssue({
+      code: 'custom',
+      path: [field],
+      message: `invalid JSON (${(error as Error).message})`,
+    });
+    return null;
+  }
+}
+
+/** Decodes a 0/1 column; anything else is left for the schema to refuse. */
+function flag(value: unknown): unknown {
+  return value === 1 ? true : value === 0 ? false : value;
+}
+
+/** The row as an array, or an issue. */
+function columns(row: unknown, count: number, ctx: Ctx): readonly unknown[] | null {
+  if (Array.isArray(row) && row.length === count) return row as unknown[];
+  ctx.addIssue({ code: 'custom', message: `expected a row of ${count} columns` });
+  return null;
+}
+
+function decodeCommand(row: unknown, ctx: Ctx): unknown {
+  const a = columns(row, COMMAND_COLUMNS.length, ctx);
+  if (a === null) return row;
+  return {
+    id: a[0],
+    type: a[1],
+    paramsVersion: a[2],
+    params: json(a[3], 'params', ctx),
+    status: a[4],
+    parentId: a[5],
+    rootId: a[6],
+    seq: a[7],
+    originStage: a[8],
+    childMode: a[9],
+    failurePolicy: a[10],
+    expectedTasks: a[11],
+    expectedChildren: a[12],
+    taskCount: a[13],
+    childCount: a[14],
+    undoCount: a[15],
+    journalSeq: a[16],
+    stage: a[17],
+    stageDone: flag(a[18]),
+    chainDone: flag(a[19]),
+    cancelRequested: flag(a[20]),
+    error: json(a[21], 'error', ctx),
+    result: json(a[22], 'result', ctx),
+    compensation: a[23],
+    compensationError: json(a[24], 'compensationError', ctx),
+    data: json(a[25], 'data', ctx),
+    attempts: a[26],
+    nextAttemptAt: a[27],
+    lastError: json(a[28], 'lastError', ctx),
+    deadlineAt: a[29],
+    idempotencyKey: a[30],
+    createdAt: a[31],
+    updatedAt: a[32],
+    endedAt: a[33],
+    tasksCleared: flag(a[34]),
+    owner: a[35],
+    leaseUntil: a[36],
+  };
+}
+
+function decodeTask(row: unknown, ctx: Ctx): unknown {
+  const a = columns(row, TASK_COLUMNS.length, ctx);
+  if (a === null) return row;
+  return {
+    commandId: a[0],
+    ordinal: a[1],
+    origin: a[2],
+    agentId: a[3],
+    verb: a[4],
+    args: json(a[5], 'args', ctx),
+    status: a[6],
+    result: json(a[7], 'result', ctx),
+    error: json(a[8], 'error', ctx),
+    deadlineAt: a[9],
+    stopRequested: flag(a[10]),
+    createdAt: a[11],
+    endedAt: a[12],
+  };
+}
+
+function decodeUndo(row: unknown, ctx: Ctx): unknown {
+  const a = columns(row, UNDO_COLUMNS.length, ctx);
+  if (a === null) return row;
+  return {
+    commandId: a[0],
+    ordinal: a[1],
+    seq: a[2],
+    stage: a[3],
+    name: a[4],
+    data: json(a[5], 'data', ctx),
+    status: a[6],
+    error: json(a[7], 'error', ctx),
+  };
+}
+
+function decodeEntity(row: unknown, ctx: Ctx): unknown {
+  const a = columns(row, ENTITY_COLUMNS.length, ctx);
+  if (a === null) return row;
+  return {
+    kind: a[0],
+    id: a[1],
+    value: json(a[2], 'value', ctx),
+    commandId: a[3],
+    updatedAt: a[4],
+  };
+}
+
+const int = z.number().int();
+const intOrNull = int.nullable();
+/** JSON values: whatever JSON.parse made of valid text. */
+const jsonValue = z.custom<Json>(() => true);
+/** Stored error infos keep any extra keys they were written with. */
+const errorInfo = z
+  .looseObject({ code: z.string(), message: z.string(), details: z.unknown().optional() })
+  .nullable();
+
+const commandRecord = z.object({
+  id: int,
+  type: z.string(),
+  paramsVersion: int,
+  params: z.unknown(),
+  status: z.enum(COMMAND_STATUSES),
+  parentId: intOrNull,
+  rootId: int,
+  seq: intOrNull,
+  originStage: intOrNull,
+  childMode: z.enum(['concurrent', 'serial']),
+  failurePolicy: z.enum(['wait-all', 'fail-fast']),
+  expectedTasks: int,
+  expectedChildren: int,
+  taskCount: int,
+  childCount: int,
+  undoCount: int,
+  journalSeq: int,
+  stage: int,
+  stageDone: z.boolean(),
+  chainDone: z.boolean(),
+  cancelRequested: z.boolean(),
+  error: errorInfo,
+  result: z.unknown(),
+  compensation: z.enum(COMPENSATION_STATUSES),
+  compensationError: errorInfo,
+  data: z.unknown(),
+  attempts: int,
+  nextAttemptAt: intOrNull,
+  lastError: errorInfo,
+  deadlineAt: intOrNull,
+  idempotencyKey: z.string().nullable(),
+  createdAt: int,
+  updatedAt: int,
+  endedAt: intOrNull,
+  tasksCleared: z.boolean(),
+  owner: z.string().nullable(),
+  leaseUntil: intOrNull,
+});
+
+const taskRecord = z.object({
+  commandId: int,
+  ordinal: int,
+  origin: int,
+  agentId: z.string(),
+  verb: z.string(),
+  args: z.unknown(),
+  status: z.enum(TASK_STATUSES),
+  result: z.unknown(),
+  error: errorInfo,
+  deadlineAt: intOrNull,
+  stopRequested: z.boolean(),
+  createdAt: int,
+  endedAt: intOrNull,
+});
+
+const undoRecord = z.object({
+  commandId: int,
+  ordinal: int,
+  seq: int,
+  stage: int,
+  name: z.string(),
+  data: jsonValue.nullable(),
+  status: z.enum(UNDO_STATUSES),
+  error: errorInfo,
+});
+
+const entityRecord = z.object({
+  kind: z.string(),
+  id: z.string(),
+  // null would mean "deleted": a stored entity never holds it.
+  value: jsonValue.refine((v) => v !== null, 'null value'),
+  commandId: int,
+  updatedAt: int,
+});
+
+/** Tables whose rows are parsed here. */
+export type RowTable = CorruptRow['table'] | 'entities';
+
+/** The outcome of parsing one row. */
+export type Parsed<T> =
+  { readonly ok: true; readonly value: T } | { readonly ok: false; readonly corrupt: CorruptRow };
+
+/** What names a row in messages: `5` (command), `5/2` (command/ordinal), `kind/id` (entity). */
+function rowKey(table: RowTable, row: unknown): string {
+  const a: readonly unknown[] = Array.isArray(row) ? (row as unknown[]) : [];
+  return table === 'commands' ? String(a[0]) : `${String(a[0])}/${String(a[1])}`;
+}
+
+/** The command a raw row belongs to, when it can be read. */
+function rowCommandId(table: RowTable, row: unknown): number | null {
+  const value: unknown = Array.isArray(row)
+    ? (row as unknown[])[table === 'entities' ? 3 : 0]
+    : undefined;
+  return typeof value === 'number' && Number.isSafeInteger(value) ? value : null;
+}
+
+function corruptInfo(table: RowTable, row: unknown, error: z.ZodError): ErrorInfo {
+  const issues = error.issues.map((i) => ({
+    path: i.path.map(String).join('.'),
+    message: i.message,
+  }));
+  const key = rowKey(table, row);
+  const list = issues.map((i) => `${i.path === '' ? '(row)' : i.path}: ${i.message}`).join('; ');
+  return {
+    code: ErrorCode.CorruptRow,
+    message: `${table} row ${key} cannot be read: ${list}`,
+    details: { table, key, issues },
+  };
+}
+
+function parser<T>(table: RowTable, schema: z.ZodType<T>): (row: unknown) => Parsed<T> {
+  return (row) => {
+    const result = schema.safeParse(row);
+    if (result.success) return { ok: true, value: result.data };
+    // Entity rows never appear in a load; they only reach parseOrThrow, which keeps `table`.
+    const reported: CorruptRow['table'] = table === 'entities' ? 'commands' : table;
+    return {
+      ok: false,
+      corrupt: {
+        table: reported,
+        commandId: rowCommandId(table, row),
+        error: corruptInfo(table, row, result.error),
+      },
+    };
+  };
+}
+
+/** Parses a `commands` row. */
+export const parseCommandRow: (row: unknown) => Parsed<CommandRecord> = parser<CommandRecord>(
+  'commands',
+  z.preprocess(decodeCommand, commandRecord),
+);
+/** Parses a `tasks` row. */
+export const parseTaskRow: (row: unknown) => Parsed<TaskRecord> = parser<TaskRecord>(
+  'tasks',
+  z.preprocess(decodeTask, taskRecord),
+);
+/** Parses an `undo_steps` row. */
+export const parseUndoRow: (row: unknown) => Parsed<UndoRecord> = parser<UndoRecord>(
+  'undo',
+  z.preprocess(decodeUndo, undoRecord),
+);
+/** Parses an `entities` row. */
+export const parseEntityRow: (row: unknown) => Parsed<EntityRecord> = parser<EntityRecord>(
+  'entities',
+  z.preprocess(decodeEntity, entityRecord),
+);
+
+/** Parses one row for a `get*` read: a row that does not parse throws `CORRUPT_ROW`, naming its table and key. */
+export function parseOrThrow<T>(parse: (row: unknown) => Parsed<T>, row: unknown): T {
+  const parsed = parse(row);
+  if (parsed.ok) return parsed.value;
+  throw new CocoError(ErrorCode.CorruptRow, parsed.corrupt.error.message, {
+    details: parsed.corrupt.error.details,
+  });
+}
+
+/**
+ * Whether the engine must resume a command after a restart: it has not ended, or its tasks are
+ * not all cleared on their agents, or its own work is being compensated. Stored in the `active`
+ * column, which the partial index `commands_active` covers.
+ */
+export function isActive(
+  status: CommandStatus,
+  tasksCleared: boolean,
+  compensation: CompensationStatus,
+): boolean {
+  return !isTerminal(status) || !tasksCleared || compensation === 'compensating';
+}

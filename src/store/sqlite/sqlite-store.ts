@@ -1,0 +1,376 @@
+/**
+ * The SQLite store: one file, one writing engine (single-writer ownership), WAL journal.
+ *
+ * `apply` is the engine's group commit: one `BEGIN IMMEDIATE` transaction per batch, cached
+ * prepared statements, and triggers that refuse illegal status transitions inside the database.
+ * better-sqlite3 is synchronous: every method does its work at once and returns a settled promise.
+ *
+ * @example
+ * ```ts
+ * const store = sqliteStore({ path: './coco.db' });
+ * const { storeId } = await store.open('node-1');
+ * ```
+ * @module
+ */
+import { hostname } from 'node:os';
+import type Database from 'better-sqlite3';
+import { systemClock, type Clock } from '../../core/clock.js';
+import { CocoError, ErrorCode } from '../../core/errors.js';
+import type {
+  ActiveSnapshot,
+  ChangeBatch,
+  CommandQuery,
+  CommandRecord,
+  EntityRecord,
+  MigrationReport,
+  Store,
+  StoreIdentity,
+  TaskRecord,
+  UndoRecord,
+} from '../port.js';
+import {
+  DEFAULT_BUSY_TIMEOUT_MS,
+  applyError,
+  connect,
+  migrateDatabase,
+  ownerAlive,
+  storeFailed,
+  storeInUse,
+  type ConnectionSettings,
+  type OwnerRow,
+} from './connection.js';
+import { readActive, writeBatch } from './operations.js';
+import {
+  parseCommandRow,
+  parseEntityRow,
+  parseOrThrow,
+  parseTaskRow,
+  parseUndoRow,
+} from './rows.js';
+import { listCommandsQuery, prepareStatements, type Statements } from './statements.js';
+
+/** Options of {@link sqliteStore}. */
+export interface SqliteStoreOptions {
+  /** Path of the database file (created if missing). */
+  readonly path: string;
+  /**
+   * `FULL` makes every committed batch survive a power loss; `NORMAL` (WAL) may lose the last
+   * batches on power loss, never on a process crash, and commits faster.
+   * @default 'FULL'
+   */
+  readonly synchronous?: 'FULL' | 'NORMAL';
+  /** @default 5000 (see {@link DEFAULT_BUSY_TIMEOUT_MS}) */
+  readonly busyTimeoutMs?: number;
+  /** Time source for heartbeats and the migration ledger. @default systemClock */
+  readonly clock?: Clock;
+}
+
+/** Default page size of {@link Store.listCommands}. */
+export const DEFAULT_LIST_LIMIT = 100;
+/** Largest page of {@link Store.listCommands}; bigger limits are capped to it. */
+export const MAX_LIST_LIMIT = 1_000;
+
+/**
+ * Store ids of files held by an open store of this process: a recorded owner with our own pid is
+ * alive only if it is listed here (see {@link ownerAlive}).
+ */
+const ownedInProcess = new Set<string>();
+
+/** The statement cache of `listCommands` is dropped past this many query shapes. */
+const LIST_CACHE_MAX = 64;
+
+/** What the store holds once migrated. */
+interface Ready {
+  readonly db: Database.Database;
+  readonly q: Statements;
+  readonly storeId: string;
+  /** The apply transaction (better-sqlite3 wrapper; `.immediate` takes the write lock at BEGIN). */
+  readonly applyTx: Database.Transaction<(batch: ChangeBatch) => number>;
+  readonly loadTx: Database.Transaction<() => ActiveSnapshot>;
+}
+
+/** Runs synchronous work as a promise: its result, or its exception as the rejection. */
+function settle<T>(work: () => T): Promise<T> {
+  try {
+    return Promise.resolve(work());
+  } catch (error) {
+    return Promise.reject(error instanceof Error ? error : storeFailed('store call failed', error));
+  }
+}
+
+function validate(options: SqliteStoreOptions): ConnectionSettings {
+  const { path, synchronous = 'FULL', busyTimeoutMs = DEFAULT_BUSY_TIMEOUT_MS } = options;
+  const invalid = (message: string): CocoError =>
+    new CocoError(ErrorCode.InvalidOptions, `sqliteStore: ${message}`);
+  if (typeof path !== 'string' || path === '' || path === ':memory:') {
+    throw invalid('path must name a database file');
+  }
+  if (synchronous !== 'FULL' && synchronous !== 'NORMAL') {
+    throw invalid(`synchronous must be 'FULL' or 'NORMAL', not ${String(synchronous)}`);
+  }
+  if (!Number.isSafeInteger(busyTimeoutMs) || busyTimeoutMs < 0) {
+    throw invalid('busyTimeoutMs must be a non-negative integer');
+  }
+  return { path, synchronous, busyTimeoutMs };
+}
+
+/** A {@link Store} on one SQLite file. */
+export class SqliteStore implements Store {
+  readonly dialect = 'sqlite';
+  readonly #settings: ConnectionSettings;
+  readonly #clock: Clock;
+  readonly #host = hostname();
+  #db: Database.Database | undefined;
+  /** Set once the schema is migrated and the statements prepared. */
+  #state: Ready | undefined;
+  #closed = false;
+  /** Node that this instance opened the store for (and owns it), if any. */
+  #ownerNode: string | undefined;
+  /** Next command id to hand out; seeded from max(commands.id). */
+  #nextId: number | undefined;
+  readonly #listCache = new Map<string, Database.Statement<unknown[], unknown>>();
+
+  constructor(options: SqliteStoreOptions) {
+    this.#settings = validate(options);
+    this.#clock = options.clock ?? systemClock;
+  }
+
+  /** The prepared state, after connecting and migrating on first use. */
+  #ready(): Ready {
+    return this.#state ?? this.#migrate().state;
+  }
+
+  #migrate(): { report: MigrationReport; state: Ready } {
+    if (this.#closed) {
+      throw new CocoError(ErrorCode.StoreFailed, `store ${this.#settings.path} is closed`);
+    }
+    const db = (this.#db ??= connect(this.#settings));
+    const report = migrateDatabase(db, this.#clock.now());
+    if (this.#state === undefined) {
+      try {
+        const q = prepareStatements(db);
+        this.#state = {
+          db,
+          q,
+          storeId: (q.getStoreId.get() as { value: string }).value,
+          applyTx: db.transaction((batch: ChangeBatch) => writeBatch(q, batch)),
+          // A read transaction: the load's queries see one committed state.
+          loadTx: db.transaction(() => readActive(q)),
+        };
+      } catch (error) {
+        throw storeFailed('cannot prepare statements', error);
+      }
+    }
+    return { report, state: this.#state };
+  }
+
+  migrate(): Promise<MigrationReport> {
+    return settle(() => this.#migrate().report);
+  }
+
+  open(nodeId: string): Promise<StoreIdentity> {
+    return settle(() => {
+      const { db, q, storeId } = this.#ready();
+      const now = this.#clock.now();
+      const take = db.transaction(() => {
+        const owner = q.getOwner.get() as OwnerRow | undefined;
+        const ours = owner !== undefined && this.#isOurs(owner);
+        if (ours && owner.nodeId !== nodeId) {
+          throw storeInUse(
+            this.#settings.path,
+            owner,
+            'this store is already open for another node',
+          );
+        }
+        if (
+          owner !== undefined &&
+          !ours &&
+          ownerAlive(owner, this.#host, now, ownedInProcess.has(storeId))
+        ) {
+          throw storeInUse(this.#settings.path, owner);
+        }
+        q.putOwner.run(nodeId, process.pid, this.#host, now, ours ? owner.since : now);
+      });
+      try {
+        take.immediate();
+      } catch (error) {
+        throw storeFailed('cannot take ownership', error);
+      }
+      this.#ownerNode = nodeId;
+      ownedInProcess.add(storeId);
+      this.#seedIds(q);
+      return { storeId };
+    });
+  }
+
+  #isOurs(owner: OwnerRow): boolean {
+    return this.#ownerNode !== undefined && owner.pid === process.pid && owner.host === this.#host;
+  }
+
+  heartbeat(nodeId: string): Promise<void> {
+    return settle(() => {
+      const { q, storeId } = this.#ready();
+      let changes: number;
+      try {
+        changes = q.heartbeat.run(this.#clock.now(), nodeId, process.pid, this.#host).changes;
+      } catch (error) {
+        throw storeFailed('heartbeat failed', error);
+      }
+      if (changes > 0) return;
+      // Taken over (a peer judged us dead) or never opened: this node must stop writing.
+      if (this.#ownerNode === nodeId) {
+        this.#ownerNode = undefined;
+        ownedInProcess.delete(storeId);
+      }
+      const owner = q.getOwner.get() as OwnerRow | undefined;
+      throw owner === undefined
+        ? new CocoError(
+            ErrorCode.StoreInUse,
+            `node "${nodeId}" does not own ${this.#settings.path}`,
+          )
+        : storeInUse(this.#settings.path, owner, `node "${nodeId}" lost ownership`);
+    });
+  }
+
+  #seedIds(q: Statements): number {
+    if (this.#nextId === undefined) {
+      const row = q.maxCommandId.get() as { maxId: number | null };
+      this.#nextId = (row.maxId ?? 0) + 1;
+    }
+    return this.#nextId;
+  }
+
+  reserveIds(count: number): Promise<number> {
+    return settle(() => {
+      if (!Number.isSafeInteger(count) || count < 1) {
+        throw new CocoError(
+          ErrorCode.InvalidOptions,
+          `reserveIds: count must be a positive integer, not ${count}`,
+        );
+      }
+      const first = this.#seedIds(this.#ready().q);
+      this.#nextId = first + count;
+      return first;
+    });
+  }
+
+  apply(batch: ChangeBatch): Promise<void> {
+    return settle(() => {
+      const { applyTx } = this.#ready();
+      let maxId: number;
+      try {
+        maxId = applyTx.immediate(batch);
+      } catch (error) {
+        throw applyError(error);
+      }
+      // Ids inserted without reserveIds are never handed out later.
+      if (this.#nextId !== undefined && maxId >= this.#nextId) this.#nextId = maxId + 1;
+    });
+  }
+
+  loadActive(): Promise<ActiveSnapshot> {
+    return settle(() => this.#read(() => this.#ready().loadTx(), 'loadActive'));
+  }
+
+  getCommand(id: number): Promise<CommandRecord | null> {
+    return settle(() => {
+      const row = this.#read((q) => q.getCommand.get(id));
+      return row === undefined ? null : parseOrThrow(parseCommandRow, row);
+    });
+  }
+
+  getCommandByKey(idempotencyKey: string): Promise<CommandRecord | null> {
+    return settle(() => {
+      const row = this.#read((q) => q.getCommandByKey.get(idempotencyKey));
+      return row === undefined ? null : parseOrThrow(parseCommandRow, row);
+    });
+  }
+
+  listCommands(query: CommandQuery = {}): Promise<CommandRecord[]> {
+    return settle(() => {
+      const limit = query.limit ?? DEFAULT_LIST_LIMIT;
+      if (!Number.isSafeInteger(limit) || limit < 1) {
+        throw new CocoError(
+          ErrorCode.InvalidOptions,
+          `listCommands: limit must be a positive integer, not ${limit}`,
+        );
+      }
+      const { sql, params } = listCommandsQuery({
+        ...query,
+        limit: Math.min(limit, MAX_LIST_LIMIT),
+      });
+      const rows = this.#read(() => {
+        let stmt = this.#listCache.get(sql);
+        if (stmt === undefined) {
+          if (this.#listCache.size >= LIST_CACHE_MAX) this.#listCache.clear();
+          stmt = this.#ready().db.prepare<unknown[], unknown>(sql).raw(true);
+          this.#listCache.set(sql, stmt);
+        }
+        return stmt.all(params);
+      });
+      return rows.map((row) => parseOrThrow(parseCommandRow, row));
+    });
+  }
+
+  getTasks(commandId: number): Promise<TaskRecord[]> {
+    return settle(() =>
+      this.#read((q) => q.getTasks.all(commandId)).map((row) => parseOrThrow(parseTaskRow, row)),
+    );
+  }
+
+  getUndo(commandId: number): Promise<UndoRecord[]> {
+    return settle(() =>
+      this.#read((q) => q.getUndo.all(commandId)).map((row) => parseOrThrow(parseUndoRow, row)),
+    );
+  }
+
+  getEntity(kind: string, id: string): Promise<EntityRecord | null> {
+    return settle(() => {
+      const row = this.#read((q) => q.getEntity.get(kind, id));
+      return row === undefined ? null : parseOrThrow(parseEntityRow, row);
+    });
+  }
+
+  /** Runs a read, mapping driver errors to `STORE_FAILED`. */
+  #read<T>(fn: (q: Statements) => T, what = 'read'): T {
+    const { q } = this.#ready();
+    try {
+      return fn(q);
+    } catch (error) {
+      throw storeFailed(`${what} failed`, error);
+    }
+  }
+
+  close(nodeId?: string): Promise<void> {
+    return settle(() => {
+      if (this.#closed) return;
+      const state = this.#state;
+      const node = this.#ownerNode;
+      try {
+        // Only this instance's ownership is released, and only for the node it was opened for.
+        if (
+          state !== undefined &&
+          node !== undefined &&
+          (nodeId === undefined || nodeId === node)
+        ) {
+          state.q.releaseOwner.run(node, process.pid, this.#host);
+        }
+      } catch (error) {
+        throw storeFailed('cannot release ownership', error);
+      } finally {
+        if (state !== undefined && node !== undefined) ownedInProcess.delete(state.storeId);
+        this.#ownerNode = undefined;
+        this.#closed = true;
+        this.#state = undefined;
+        this.#listCache.clear();
+        this.#db?.close();
+        this.#db = undefined;
+      }
+    });
+  }
+}
+
+/** Creates a SQLite store. Nothing is opened until the first call. */
+export function sqliteStore(options: SqliteStoreOptions): SqliteStore {
+  return new SqliteStore(options);
+}
