@@ -37,6 +37,7 @@ export type CommitListener = (batch: ChangeBatch) => void;
 /** Collects dirty live objects and flushes them in ordered, atomic batches. */
 export class Committer {
   #commands: LiveCommand[] = [];
+  #settled: LiveCommand[] = [];
   #tasks: LiveTask[] = [];
   #undo: LiveUndo[] = [];
   #entities: EntityWrite[] = [];
@@ -68,11 +69,30 @@ export class Committer {
 
   /** Marks a command changed (new or updated). */
   command(c: LiveCommand): void {
-    if (!c.dirty) {
-      c.dirty = true;
-      this.#commands.push(c);
-      this.#schedule();
+    if (c.dirty) {
+      if (c.settledOnly) {
+        // Queued for the narrow write only: now it needs the full one.
+        c.settledOnly = false;
+        this.#commands.push(c);
+      }
+      return;
     }
+    c.dirty = true;
+    this.#commands.push(c);
+    this.#schedule();
+  }
+
+  /**
+   * Marks a stored, ended command whose tasks were all cleared: only `tasksCleared` changed, so
+   * it gets a narrow write (unless a full one is queued anyway).
+   */
+  settled(c: LiveCommand): void {
+    if (!c.persisted) return this.command(c);
+    if (c.dirty) return;
+    c.dirty = true;
+    c.settledOnly = true;
+    this.#settled.push(c);
+    this.#schedule();
   }
 
   /** Marks a task changed (new or updated). */
@@ -122,14 +142,8 @@ export class Committer {
 
   /** Whether anything is waiting to be flushed. */
   get pending(): boolean {
-    return (
-      this.#commands.length +
-        this.#tasks.length +
-        this.#undo.length +
-        this.#entities.length +
-        this.#after.length >
-      0
-    );
+    const queued = this.#commands.length + this.#settled.length + this.#tasks.length + this.#undo.length;
+    return queued + this.#entities.length + this.#after.length > 0;
   }
 
   /** Flushes everything now and waits (used when stopping). */
@@ -160,16 +174,27 @@ export class Committer {
   #flush(): Promise<void> {
     if (this.#flushing || this.#stopped) return this.#flushing ?? Promise.resolve();
     const commands = this.#commands;
+    const settled = this.#settled;
     const tasks = this.#tasks;
     const undo = this.#undo;
     const entities = this.#entities;
     const after = this.#after;
     this.#commands = [];
+    this.#settled = [];
     this.#tasks = [];
     this.#undo = [];
     this.#entities = [];
     this.#after = [];
-    const batch = snapshot(commands, tasks, undo, entities);
+    const batch = snapshot(commands, settled, tasks, undo, entities);
+    // Dirty flags are cleared before applying, so changes made while an (async) apply runs
+    // re-mark their objects for the next batch.
+    for (const c of commands) c.dirty = false;
+    for (const c of settled) {
+      c.dirty = false;
+      c.settledOnly = false;
+    }
+    for (const t of tasks) t.dirty = false;
+    for (const u of undo) u.dirty = false;
     const run = async (): Promise<void> => {
       const began = performance.now();
       try {
@@ -180,14 +205,12 @@ export class Committer {
         // Put everything back in front of newer changes (objects re-marked meanwhile are
         // already queued once).
         this.#commands = requeue(commands, this.#commands);
+        for (const c of settled) if (!c.dirty) this.settled(c);
         this.#tasks = requeue(tasks, this.#tasks);
         this.#undo = requeue(undo, this.#undo);
         this.#entities = entities.concat(this.#entities);
         this.#after = after.concat(this.#after);
-        const delay = Math.min(
-          this.options.retryMaxMs,
-          this.options.retryBaseMs * 2 ** Math.min(this.#failures - 1, 16),
-        );
+        const delay = Math.min(this.options.retryMaxMs, this.options.retryBaseMs * 2 ** Math.min(this.#failures - 1, 16));
         this.#flushing = null;
         if (!this.#stopped) {
           this.#retryTimer = this.clock.setTimer(delay, () => {
@@ -199,7 +222,7 @@ export class Committer {
       }
       this.#failures = 0;
       this.stats.batches++;
-      this.stats.commands += commands.length;
+      this.stats.commands += commands.length + settled.length;
       this.stats.tasks += tasks.length;
       this.stats.applyMs += performance.now() - began;
       for (const c of commands) {
@@ -213,24 +236,12 @@ export class Committer {
         try {
           listener(batch);
         } catch (error) {
-          this.onError(
-            new CocoError(
-              ErrorCode.HandlerFailed,
-              `a commit listener threw: ${toErrorInfo(error).message}`,
-              { cause: error },
-            ),
-            0,
-          );
+          this.onError(new CocoError(ErrorCode.HandlerFailed, `a commit listener threw: ${toErrorInfo(error).message}`, { cause: error }), 0);
         }
       }
       for (const fn of after) fn();
       if (this.pending) this.#schedule();
     };
-    // Dirty flags are cleared before applying, so changes made while an (async) apply runs
-    // re-mark their objects for the next batch.
-    for (const c of commands) c.dirty = false;
-    for (const t of tasks) t.dirty = false;
-    for (const u of undo) u.dirty = false;
     this.#flushing = run();
     return this.#flushing;
   }
@@ -247,22 +258,19 @@ function requeue<T extends { dirty: boolean }>(failed: T[], newer: T[]): T[] {
   return back.concat(newer);
 }
 
-function snapshot(
-  commands: LiveCommand[],
-  tasks: LiveTask[],
-  undo: LiveUndo[],
-  entities: EntityWrite[],
-): ChangeBatch {
+function snapshot(commands: LiveCommand[], settled: LiveCommand[], tasks: LiveTask[], undo: LiveUndo[], entities: EntityWrite[]): ChangeBatch {
   const commandInserts: CommandRecord[] = [];
   const commandUpdates: CommandUpdate[] = [];
   const paramsUpgrades: { id: number; paramsVersion: number; params: unknown }[] = [];
   for (const c of commands) {
     if (c.persisted) {
       commandUpdates.push(c.toUpdate());
-      if (c.paramsDirty)
-        paramsUpgrades.push({ id: c.id, paramsVersion: c.paramsVersion, params: c.rawParams });
+      if (c.paramsDirty) paramsUpgrades.push({ id: c.id, paramsVersion: c.paramsVersion, params: c.rawParams });
     } else commandInserts.push(c.toRecord());
   }
+  const commandsSettled: number[] = [];
+  // Those upgraded to a full write since are in `commands` (their flag was reset).
+  for (const c of settled) if (c.settledOnly) commandsSettled.push(c.id);
   const taskInserts: TaskRecord[] = [];
   const taskUpdates: TaskUpdate[] = [];
   for (const t of tasks) {
@@ -275,14 +283,5 @@ function snapshot(
     if (u.persisted) undoUpdates.push(u.toUpdate());
     else undoInserts.push(u.toRecord());
   }
-  return {
-    commandInserts,
-    commandUpdates,
-    paramsUpgrades,
-    taskInserts,
-    taskUpdates,
-    undoInserts,
-    undoUpdates,
-    entityWrites: entities,
-  };
+  return { commandInserts, commandUpdates, paramsUpgrades, taskInserts, taskUpdates, undoInserts, undoUpdates, commandsSettled, entityWrites: entities };
 }

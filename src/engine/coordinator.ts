@@ -404,7 +404,7 @@ export class Coordinator implements HandlerHost, TaskHost {
   /** Every task of a settled command was cleared: record it, then let the command go. */
   allCleared(c: LiveCommand): void {
     c.tasksCleared = true;
-    this.touch(c);
+    this.committer.settled(c);
     this.committer.afterCommit(() => this.#evict(c));
   }
 

@@ -226,9 +226,12 @@ export class Dispatcher {
     }
     link.busy = true;
     let ok = true;
+    // Accepted starts are reported after this round's poll: a task that already ended by then
+    // goes from created to ended in one write instead of two.
+    let accepted: LiveTask[] = [];
     try {
       if (!link.reconciled) await this.#reconcile(link);
-      await this.#sendStarts(link);
+      accepted = await this.#sendStarts(link);
       await this.#sendStops(link);
       await this.#sendClears(link);
       const now = this.clock.now();
@@ -256,6 +259,7 @@ export class Dispatcher {
     } finally {
       link.busy = false;
     }
+    for (const t of accepted) if (!t.ended) this.events.started(t);
     if (ok && !link.up) {
       link.up = true;
       link.failures = 0;
@@ -276,11 +280,12 @@ export class Dispatcher {
     link.reconciled = true;
   }
 
-  async #sendStarts(link: AgentLink): Promise<void> {
-    if (link.toStart.length === 0) return;
+  async #sendStarts(link: AgentLink): Promise<LiveTask[]> {
+    if (link.toStart.length === 0) return [];
     const batch = link.toStart.filter((t) => !t.ended && !t.stopRequested);
     link.toStart = [];
-    if (batch.length === 0) return;
+    if (batch.length === 0) return [];
+    const accepted: LiveTask[] = [];
     try {
       const results = await this.#call(link, 'startTasks', () =>
         this.broker.startTasks(
@@ -295,7 +300,7 @@ export class Dispatcher {
           link.toStart.push(task); // not answered: try again next round
         } else if (r.accepted) {
           link.running.set(task.agentTaskId, task);
-          this.events.started(task);
+          accepted.push(task);
         } else {
           task.agentDone = true;
           this.events.rejected(task, r.error);
@@ -306,6 +311,7 @@ export class Dispatcher {
       link.toStart = batch.concat(link.toStart);
       throw error;
     }
+    return accepted;
   }
 
   async #sendStops(link: AgentLink): Promise<void> {

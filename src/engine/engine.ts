@@ -6,7 +6,7 @@
  * @module
  */
 import type { CommandType } from '../core/command-type.js';
-import { CocoError, ErrorCode } from '../core/errors.js';
+import { CocoError, ErrorCode, ValidationError } from '../core/errors.js';
 import { validateParams } from '../core/params.js';
 import { CommandRegistry } from '../core/registry.js';
 import { isTerminal } from '../core/states.js';
@@ -247,6 +247,30 @@ export class Engine {
     const c = co.createRoot(registered, params, parsed, null);
     await this.#committer!.durable();
     return { id: c.id };
+  }
+
+  /**
+   * Submits many commands at once: all are validated first (a bad one rejects the whole call
+   * with an error naming its index and field, and nothing is stored), then stored in one batch.
+   * Resolves with their ids, in order, once durable.
+   */
+  async submitMany(items: readonly { readonly type: CommandType<unknown, unknown>; readonly params: unknown }[]): Promise<{ id: number }[]> {
+    const co = this.#running();
+    const prepared: { type: CommandType; raw: unknown; parsed: unknown }[] = [];
+    for (const [index, item] of items.entries()) {
+      const registered = this.#registered(item.type.name, item.type.version);
+      try {
+        prepared.push({ type: registered, raw: item.params, parsed: await validateParams(registered, item.params) });
+      } catch (error) {
+        if (error instanceof ValidationError) {
+          throw new ValidationError(`item ${index}: ${error.plainMessage.split(':')[0] ?? 'invalid'}`, error.issues.map((i) => ({ path: `${index}.${i.path}`, message: i.message })));
+        }
+        throw error;
+      }
+    }
+    const ids = prepared.map((p) => co.createRoot(p.type, p.raw, p.parsed, null).id);
+    await this.#committer!.durable();
+    return ids.map((id) => ({ id }));
   }
 
   #registered(name: string, version: number): CommandType {

@@ -288,6 +288,8 @@ export class LiveCommand {
   // -- engine bookkeeping --
   persisted: boolean;
   dirty = false;
+  /** Queued for the narrow "tasks cleared" write only (see Committer.settled). */
+  settledOnly = false;
   /** Parameters were upgraded on load and must be rewritten at the current version. */
   paramsDirty = false;
   /** A handler (or an async step) is running for this command. */
@@ -420,19 +422,45 @@ export class LiveCommand {
   }
 
   toRecord(): CommandRecord {
+    // Written out (no spread of toUpdate()): this runs for every command in every batch.
     return {
-      ...this.toUpdate(),
+      id: this.id,
       type: this.type.name,
       paramsVersion: this.paramsVersion,
       params: this.rawParams,
+      status: this.status,
       parentId: this.parentId,
       rootId: this.rootId,
       seq: this.seq,
       originStage: this.originStage,
       childMode: this.childMode,
       failurePolicy: this.failurePolicy,
+      expectedTasks: this.expectedTasks,
+      expectedChildren: this.expectedChildren,
+      taskCount: this.tasks.length,
+      childCount: this.childCount,
+      undoCount: this.undoCount,
+      journalSeq: this.journalSeq,
+      stage: this.stage,
+      stageDone: this.stageDone,
+      chainDone: this.chainDone,
+      cancelRequested: this.cancelRequested,
+      error: this.error,
+      result: this.result,
+      compensation: this.compensation,
+      compensationError: this.compensationError,
+      data: this.data,
+      attempts: this.attempts,
+      nextAttemptAt: this.nextAttemptAt,
+      lastError: this.lastError,
+      deadlineAt: this.deadlineAt,
       idempotencyKey: this.idempotencyKey,
       createdAt: this.createdAt,
+      updatedAt: this.updatedAt,
+      endedAt: this.endedAt,
+      tasksCleared: this.tasksCleared,
+      owner: null,
+      leaseUntil: null,
     };
   }
 

@@ -146,7 +146,7 @@ export interface EntityRecord {
 
 /**
  * Changes applied atomically, in this order: command, task and undo inserts; command, task and
- * undo updates; parameter upgrades; entity writes — each in array order. Updating a row that
+ * undo updates; settled commands; parameter upgrades; entity writes — each in array order. Updating a row that
  * does not exist fails the whole batch (`STORE_FAILED`).
  */
 export interface ChangeBatch {
@@ -162,6 +162,12 @@ export interface ChangeBatch {
   readonly taskUpdates: readonly TaskUpdate[];
   readonly undoInserts: readonly UndoRecord[];
   readonly undoUpdates: readonly UndoUpdate[];
+  /**
+   * Ended commands whose tasks have all been cleared on their agents (and which are not being
+   * compensated): only `tasksCleared` becomes true, so they leave the active set. Applied after
+   * the other command updates.
+   */
+  readonly commandsSettled: readonly number[];
   readonly entityWrites: readonly EntityWrite[];
 }
 
@@ -287,6 +293,7 @@ export function emptyBatch(): ChangeBatch {
     taskUpdates: [],
     undoInserts: [],
     undoUpdates: [],
+    commandsSettled: [],
     entityWrites: [],
   };
 }

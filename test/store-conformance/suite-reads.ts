@@ -112,6 +112,19 @@ export function describeReads(env: SuiteEnv): void {
       expect(await ids()).toEqual([]);
     });
 
+    it('a settled command (narrow write) leaves the active set with only tasksCleared changed', async () => {
+      const c = command(1);
+      await env.store.apply(batch({ commandInserts: [c] }));
+      const ended = { ...c, status: 'failed' as const, endedAt: T0 + 1, result: { r: 1 } };
+      await env.store.apply(batch({ commandUpdates: [commandUpdate(ended)] }));
+      await env.store.apply(batch({ commandsSettled: [1] }));
+      expect((await env.store.loadActive()).commands).toEqual([]);
+      expect(await env.store.getCommand(1)).toEqual({ ...ended, tasksCleared: true });
+      await expect(env.store.apply(batch({ commandsSettled: [99] }))).rejects.toMatchObject({
+        code: 'STORE_FAILED',
+      });
+    });
+
     it('reports corrupt command rows without hiding the others', async (ctx) => {
       const corrupt = need(ctx, env.h.corruptCommandRow?.bind(env.h), 'corruptCommandRow');
       const parent = command(1, { status: 'waiting' });

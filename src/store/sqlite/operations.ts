@@ -53,6 +53,9 @@ export function writeBatch(q: Statements, b: ChangeBatch): number {
       throw missing('undo step', `${u.commandId}/${u.ordinal}`);
     }
   }
+  for (const id of b.commandsSettled) {
+    if (q.settleCommand.run(id).changes === 0) throw missing('command', `${id}`);
+  }
   for (const p of b.paramsUpgrades) {
     if (q.upgradeParams.run(paramsUpgradeValues(p)).changes === 0)
       throw missing('command', `${p.id}`);

@@ -207,6 +207,8 @@ export const SQL = {
   insertCommand: `INSERT INTO commands (${[...COMMAND_COLUMNS, 'active'].join(', ')}) VALUES (${placeholders(COMMAND_COLUMNS.length + 1)})`,
   updateCommand: `UPDATE commands SET ${COMMAND_UPDATE_COLUMNS.map((c) => `${c} = ?`).join(', ')} WHERE id = ?`,
   upgradeParams: 'UPDATE commands SET params_version = ?, params = ? WHERE id = ?',
+  // A narrow update: the status columns are not written, so the transition triggers do not fire.
+  settleCommand: 'UPDATE commands SET tasks_cleared = 1, active = 0 WHERE id = ?',
   insertTask: `INSERT INTO tasks (${TASK_COLUMNS.join(', ')}) VALUES (${placeholders(TASK_COLUMNS.length)})`,
   updateTask:
     'UPDATE tasks SET status = ?, result = ?, error = ?, stop_requested = ?, ended_at = ? WHERE command_id = ? AND ordinal = ?',

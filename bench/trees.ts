@@ -1,0 +1,73 @@
+/**
+ * Fan-out and chain benchmarks: 1,000 parents, each with 10 concurrent children (fanout) or 5
+ * serial children (chain); every child runs one `noop` task on an in-process agent. Measures
+ * parents/s from the first submit to the last durable parent end.
+ *
+ * Run as `bench/trees.ts fanout` or `bench/trees.ts chain`.
+ */
+import { z } from 'zod';
+import { inProcessAgents } from '../src/agents/in-process/broker.js';
+import { defineCommand } from '../src/core/command-type.js';
+import { rawLimit } from './raw.js';
+import { benchEngine, countOps, machine, report, tempDb, untilCommitted } from './lib.js';
+
+const kind = process.argv[2] === 'chain' ? 'chain' : 'fanout';
+const PARENTS = Number(process.env.BENCH_PARENTS ?? 1_000);
+const CHILDREN = kind === 'chain' ? 5 : 10;
+
+const leaf = defineCommand({
+  name: 'bench.leaf',
+  schema: z.object({ i: z.number() }),
+  execute(ctx) {
+    ctx.expect({ tasks: 1 });
+    ctx.startTask({ agent: 'a1', verb: 'noop' });
+  },
+});
+const fanout = defineCommand({
+  name: 'bench.fanout',
+  schema: z.object({ children: z.number().int() }),
+  execute(ctx) {
+    ctx.expect({ children: ctx.params.children });
+    for (let i = 0; i < ctx.params.children; i++) ctx.addChild(leaf, { i });
+  },
+});
+const chain = defineCommand({
+  name: 'bench.chain',
+  schema: z.object({ children: z.number().int() }),
+  execute(ctx) {
+    ctx.expect({ children: ctx.params.children });
+    ctx.addChild(leaf, { i: 0 });
+  },
+  next(ctx) {
+    if (ctx.command.stage < ctx.params.children) ctx.addChild(leaf, { i: ctx.command.stage });
+  },
+});
+const parentType = kind === 'chain' ? chain : fanout;
+
+const db = tempDb();
+const engine = benchEngine(db.path, inProcessAgents(['a1'], { history: false }), [leaf, fanout, chain]);
+await engine.start();
+const { ops } = countOps(engine);
+const roots = new Set<number>();
+let rootsEnded = 0;
+engine.on('committed', (b) => {
+  for (const c of b.commandUpdates) if (c.endedAt !== null && roots.has(c.id) && roots.delete(c.id)) rootsEnded++;
+});
+const t0 = performance.now();
+const ids = await engine.submitMany(Array.from({ length: PARENTS }, () => ({ type: parentType, params: { children: CHILDREN } })));
+for (const { id } of ids) roots.add(id);
+await untilCommitted(engine, () => rootsEnded === PARENTS);
+const seconds = (performance.now() - t0) / 1000;
+const value = PARENTS / seconds;
+await engine.stop();
+db.cleanup();
+const raw = process.env.BENCH_NO_RAW ? NaN : await rawLimit(ops, PARENTS, 100, 2_000);
+const unit = kind === 'chain' ? 'chains/s' : 'parents/s';
+report(
+  { bench: kind, value: Math.round(value), unit, rawLimit: Math.round(raw), ratio: +(value / raw).toFixed(3), parents: PARENTS, children: CHILDREN, synchronous: 'FULL' },
+  [
+    `${kind}: ${PARENTS} parents x ${CHILDREN} ${kind === 'chain' ? 'serial' : 'concurrent'} children in ${seconds.toFixed(2)} s = ${Math.round(value)} ${unit} (${machine()})`,
+    `  row writes per parent: ${((ops.commandInserts + ops.commandUpdates + ops.commandsSettled + ops.taskInserts + ops.taskUpdates) / PARENTS).toFixed(1)} in ${ops.batches} batches`,
+    `  raw-store limit for the same writes (100 parents per transaction): ${Math.round(raw)} ${unit}; coco = ${((value / raw) * 100).toFixed(0)}% of it`,
+  ],
+);

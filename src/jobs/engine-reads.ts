@@ -1,0 +1,104 @@
+/**
+ * What the monitor reads from the engine to rebuild jobs (reconcile): a root command's whole
+ * tree with its tasks, and which roots need it. Only the engine's public query API is used.
+ *
+ * @module
+ */
+import type { Engine } from '../engine/engine.js';
+import type { CommandRecord, TaskRecord } from '../store/port.js';
+
+/** The part of the engine the monitor uses: its events and its queries. */
+export type MonitoredEngine = Pick<Engine, 'on' | 'get' | 'list' | 'inspect'>;
+
+/** Statuses of a command that has not ended. */
+const ACTIVE_STATUSES = ['pending', 'waiting', 'aborting', 'compensating'] as const;
+
+/** Page size of the engine list queries (the engine store's largest page). */
+const PAGE = 1_000;
+
+/** A root command's tree as the engine stores it. */
+export interface EngineJobSnapshot {
+  /** The root and every descendant, by ascending id (parents before their children). */
+  readonly commands: readonly CommandRecord[];
+  /** Every task of those commands. */
+  readonly tasks: readonly TaskRecord[];
+}
+
+/**
+ * Reads a root's tree from the engine: the root, its descendants (`list({ rootId })`, paged)
+ * and the tasks of every command that has any. Null if the root does not exist. The reads are
+ * not one transaction; each sees at least every batch committed before it started, which is
+ * all the monitor needs (it merges monotonically and replays the batches that follow).
+ */
+export async function readJob(
+  engine: MonitoredEngine,
+  rootId: number,
+): Promise<EngineJobSnapshot | null> {
+  const root = await engine.get(rootId);
+  if (!root) return null;
+  const byId = new Map<number, CommandRecord>([[root.id, root]]);
+  let beforeId: number | undefined;
+  for (;;) {
+    const page = await engine.list({
+      rootId,
+      limit: PAGE,
+      ...(beforeId === undefined ? {} : { beforeId }),
+    });
+    for (const c of page) {
+      if (c.rootId === rootId && !byId.has(c.id)) byId.set(c.id, c);
+      beforeId = c.id;
+    }
+    if (page.length < PAGE) break;
+  }
+  const commands = [...byId.values()].sort((a, b) => a.id - b.id);
+  const details = await Promise.all(
+    commands.filter((c) => c.taskCount > 0).map((c) => engine.inspect(c.id)),
+  );
+  const tasks: TaskRecord[] = [];
+  for (const d of details) if (d) tasks.push(...d.tasks);
+  return { commands, tasks };
+}
+
+/** Ids of every root command that has not ended, newest first. */
+export async function activeRootIds(engine: MonitoredEngine): Promise<number[]> {
+  const ids: number[] = [];
+  let beforeId: number | undefined;
+  for (;;) {
+    const page = await engine.list({
+      rootsOnly: true,
+      status: ACTIVE_STATUSES,
+      limit: PAGE,
+      ...(beforeId === undefined ? {} : { beforeId }),
+    });
+    for (const c of page) {
+      ids.push(c.id);
+      beforeId = c.id;
+    }
+    if (page.length < PAGE) return ids;
+  }
+}
+
+/** Ids of every root command above `watermark` (ended or not), newest first. */
+export async function rootIdsAbove(engine: MonitoredEngine, watermark: number): Promise<number[]> {
+  const ids: number[] = [];
+  let beforeId: number | undefined;
+  for (;;) {
+    const page = await engine.list({
+      rootsOnly: true,
+      limit: PAGE,
+      ...(beforeId === undefined ? {} : { beforeId }),
+    });
+    for (const c of page) {
+      if (c.id <= watermark) return ids;
+      ids.push(c.id);
+      beforeId = c.id;
+    }
+    if (page.length < PAGE) return ids;
+  }
+}
+
+/** The newest command id the engine has stored (0 if none). */
+export async function newestCommandId(engine: MonitoredEngine): Promise<number> {
+  const [newest] = await engine.list({ limit: 1 });
+  return newest?.id ?? 0;
+}

@@ -1,0 +1,156 @@
+/**
+ * The job store port, in the job monitor's terms. The monitor follows the engine's committed
+ * batches and keeps the user's view of them — **jobs** (one per root command) made of **steps**
+ * (one per command of the tree and one per task) — in its own tables, through this port.
+ *
+ * The view is derived: the engine's store is the truth, and the monitor can rebuild any job from
+ * it (see `JobMonitor.start`). The store therefore only promises what the view needs: each
+ * {@link JobStore.apply} is atomic, calls are made one at a time, and reads see every applied
+ * change. Keeping statuses monotone is the monitor's job, not the store's: `apply` writes what
+ * it is given.
+ *
+ * @module
+ */
+import type { ErrorInfo } from '../core/errors.js';
+import type { CommandStatus, CompensationStatus, TaskStatus } from '../core/states.js';
+
+/** Statuses of a job: its root command's status, with every not-ended status shown as `running`. */
+export const JOB_STATUSES = ['running', 'succeeded', 'failed', 'cancelled'] as const;
+/** See {@link JOB_STATUSES}. */
+export type JobStatus = (typeof JOB_STATUSES)[number];
+
+/** What a step stands for. */
+export const STEP_KINDS = ['command', 'task'] as const;
+/** See {@link STEP_KINDS}. */
+export type StepKind = (typeof STEP_KINDS)[number];
+
+/** A command step has a command's status, a task step a task's. */
+export type StepStatus = CommandStatus | TaskStatus;
+
+/** A job: the user's view of one root command and everything it started. */
+export interface Job {
+  /** The root command's id. */
+  readonly id: number;
+  /** The root command's type. */
+  readonly type: string;
+  readonly status: JobStatus;
+  /** Compensation of the root command's own work. */
+  readonly compensation: CompensationStatus;
+  /** 0..100 with one decimal: the root step's progress. */
+  readonly progress: number;
+  /** Why the root command failed (or was cancelled). */
+  readonly error: ErrorInfo | null;
+  /** When the root command was created (ms since the epoch). */
+  readonly startedAt: number;
+  /** When the monitor last changed this job. */
+  readonly updatedAt: number;
+  /** When the root command ended; null while it runs. */
+  readonly endedAt: number | null;
+}
+
+/** A step of a job: one command of the tree, or one task of a command. */
+export interface Step {
+  /** The job (root command id). */
+  readonly jobId: number;
+  /** `c<commandId>` for a command, `t<commandId>.<ordinal>` for a task (see {@link commandStepKey}). */
+  readonly key: string;
+  /** The parent command's step key; null for the root step. A task's parent is its command. */
+  readonly parentKey: string | null;
+  readonly kind: StepKind;
+  /** The command's type, or `verb@agent` for a task. */
+  readonly name: string;
+  /** The command (for a task: the command that owns it). */
+  readonly commandId: number;
+  /** The task's ordinal among its command's tasks; null for a command. */
+  readonly taskOrdinal: number | null;
+  readonly status: StepStatus;
+  /** A command's compensation status; always `none` for a task. */
+  readonly compensation: CompensationStatus;
+  /** 0..100 with one decimal. */
+  readonly progress: number;
+  /** Declared counts of a command (0 for a task). */
+  readonly expectedTasks: number;
+  readonly expectedChildren: number;
+  /** A task run by an undo step (compensation): it does not count toward progress. */
+  readonly undo: boolean;
+  readonly error: ErrorInfo | null;
+  readonly startedAt: number;
+  readonly endedAt: number | null;
+  /**
+   * The engine's last recorded change of the command (`CommandRecord.updatedAt`); for a task,
+   * its end, else its creation. Lets the monitor refuse to replace newer state with older.
+   */
+  readonly updatedAt: number;
+}
+
+/** Upserts applied by {@link JobStore.apply}, atomically. */
+export interface JobChanges {
+  readonly jobs: readonly Job[];
+  readonly steps: readonly Step[];
+  /**
+   * The highest engine command id whose changes the monitor has applied, stored with the same
+   * transaction (the store keeps the greatest value it is given). Omitted: unchanged.
+   */
+  readonly watermark?: number;
+}
+
+/** Filters of {@link JobStore.listJobs}. */
+export interface JobQuery {
+  readonly status?: readonly JobStatus[];
+  readonly type?: string;
+  /** Keyset pagination: jobs with an id below this one (newest first). */
+  readonly beforeId?: number;
+  /** @default 100 (at most 1000) */
+  readonly limit?: number;
+}
+
+/** Outcome of {@link JobStore.open}. */
+export interface JobStoreOpenReport {
+  /** Migrations applied by this call. */
+  readonly applied: readonly number[];
+  /** Schema version after the call. */
+  readonly current: number;
+}
+
+/**
+ * Job persistence.
+ *
+ * Guarantees:
+ * - `apply` is atomic: all of its upserts are stored, or none.
+ * - reads see every change whose `apply` has resolved.
+ * - rows that cannot be parsed fail the read with a `CORRUPT_ROW` error naming them.
+ */
+export interface JobStore {
+  /** Creates or migrates the tables. Called by the monitor before anything else. */
+  open(): Promise<JobStoreOpenReport>;
+  /** Upserts jobs and steps (by job id, and by job id + step key) in one transaction. */
+  apply(changes: JobChanges): Promise<void>;
+  getJob(id: number): Promise<Job | null>;
+  /** Jobs matching the filters, newest first. */
+  listJobs(query?: JobQuery): Promise<Job[]>;
+  /** Every step of a job, in no particular order. */
+  getSteps(jobId: number): Promise<Step[]>;
+  /** Ids of every job stored as `running`, newest first. */
+  listRunningJobIds(): Promise<number[]>;
+  /** See {@link JobChanges.watermark}; null before the first one is stored. */
+  getWatermark(): Promise<number | null>;
+  /** Closes the connection. */
+  close(): Promise<void>;
+}
+
+/** The step key of a command. */
+export function commandStepKey(commandId: number): string {
+  return `c${commandId}`;
+}
+
+/** The step key of a task. */
+export function taskStepKey(commandId: number, ordinal: number): string {
+  return `t${commandId}.${ordinal}`;
+}
+
+/** The job status shown for a root command's status. */
+export function jobStatusOf(status: CommandStatus): JobStatus {
+  return status === 'succeeded' || status === 'failed' || status === 'cancelled'
+    ? status
+    : 'running';
+}
