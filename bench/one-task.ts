@@ -11,7 +11,7 @@ import { benchEngine, countOps, machine, report, tempDb, untilCommitted } from '
 
 const N = Number(process.env.BENCH_N ?? 100_000);
 const IN_FLIGHT = Number(process.env.BENCH_IN_FLIGHT ?? 10_000);
-const CHUNK = 1_000;
+const CHUNK = Number(process.env.BENCH_CHUNK ?? 1_000);
 
 const one = defineCommand({
   name: 'bench.one',
@@ -31,7 +31,7 @@ const t0 = performance.now();
 await new Promise<void>((resolve, reject) => {
   let inFlight = 0;
   const pump = (): void => {
-    while (submitted < N && submitted - ended.size < IN_FLIGHT && inFlight < 4) {
+    while (submitted < N && submitted - ended.size < IN_FLIGHT) {
       const n = Math.min(CHUNK, N - submitted);
       const items = Array.from({ length: n }, (_, k) => ({ type: one, params: { i: submitted + k } }));
       submitted += n;

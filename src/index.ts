@@ -37,7 +37,13 @@ export type * from './core/command-type.js';
 export { ManualClock, systemClock, type Clock, type TimerHandle } from './core/clock.js';
 export { CommandRegistry } from './core/registry.js';
 export { validateParams, upgradeParams, assertJson } from './core/params.js';
-export { createEngine, Engine, type SubmitOptions, type StartReport, type CommandDetails } from './engine/engine.js';
+export {
+  createEngine,
+  Engine,
+  type SubmitOptions,
+  type StartReport,
+  type CommandDetails,
+} from './engine/engine.js';
 export type { EngineOptions, EngineTuning } from './engine/options.js';
 export type { EngineEventMap, EngineEventName } from './engine/events.js';
 export type * from './store/port.js';

@@ -9,7 +9,8 @@ import { CocoError, ErrorCode, type ErrorInfo } from './errors.js';
 import type { CommandStatus, CompensationStatus, TaskStatus } from './states.js';
 
 /** A JSON value: what parameters, results, task arguments and undo data must be. */
-export type Json = null | boolean | number | string | readonly Json[] | { readonly [key: string]: Json };
+export type Json =
+  null | boolean | number | string | readonly Json[] | { readonly [key: string]: Json };
 
 /** What to do with the rest of a stage when one of its tasks or children fails. */
 export type FailurePolicy =
@@ -126,7 +127,7 @@ export interface StageContext<P, U extends string = string> extends BaseContext<
   /** Creates a task. Its intent is stored before the agent is called; it starts at once. */
   startTask(spec: TaskSpec): TaskRef;
   /** Creates a child command with its own parameters. It starts at once. */
-  addChild<Q>(type: CommandType<Q>, params: NoInfer<Q>): ChildRef;
+  addChild<Q, QI>(type: CommandType<Q, QI>, params: NoInfer<QI>): ChildRef;
   /** Records an undo step, run (in reverse order) if this command or a later step fails. */
   addUndo(name: U, data?: Json): void;
 }
@@ -164,13 +165,13 @@ export interface RetryOptions {
 export type Upgrader = (params: never) => unknown;
 
 /** What {@link defineCommand} takes. */
-export interface CommandDefinition<P, U extends string = never> {
+export interface CommandDefinition<P, I = P, U extends string = never> {
   /** Unique, stable name; stored with each command. */
   readonly name: string;
   /** Current parameter version (an integer from 1). @default 1 */
   readonly version?: number;
   /** Schema of the current parameter version (zod or any Standard Schema). */
-  readonly schema: StandardSchemaV1<unknown, P>;
+  readonly schema: StandardSchemaV1<I, P>;
   /**
    * Upgraders keyed by the version they upgrade *from*: `{ 1: v1 => v2, 2: v2 => v3 }`.
    * Stored parameters of an older version run through them in order, then the schema.
@@ -188,7 +189,9 @@ export interface CommandDefinition<P, U extends string = never> {
   /** Runs once after a failure and its compensation. */
   readonly onFailure?: (ctx: FailureContext<P>) => void | Promise<void>;
   /** Undo handlers, by the names `addUndo` records. Must be idempotent. */
-  readonly undo?: { readonly [K in U]: (ctx: UndoContext<P>, data: Json | undefined) => void | Promise<void> };
+  readonly undo?: {
+    readonly [K in U]: (ctx: UndoContext<P>, data: Json | undefined) => void | Promise<void>;
+  };
   /** @default 'wait-all' */
   readonly failurePolicy?: FailurePolicy;
   /** Fail the command if it has not ended this long after it was created. */
@@ -196,11 +199,14 @@ export interface CommandDefinition<P, U extends string = never> {
   readonly retry?: RetryOptions;
 }
 
-/** A registered-ready command type. Create with {@link defineCommand}. */
-export interface CommandType<P = unknown> {
+/**
+ * A registered-ready command type. Create with {@link defineCommand}. `P` is what handlers see
+ * (the schema's output), `I` what submitters pass (the schema's input).
+ */
+export interface CommandType<P = unknown, I = P> {
   readonly name: string;
   readonly version: number;
-  readonly schema: StandardSchemaV1<unknown, P>;
+  readonly schema: StandardSchemaV1<I, P>;
   readonly upgrades: Readonly<Record<number, Upgrader>>;
   readonly childMode: ChildMode;
   readonly failurePolicy: FailurePolicy;
@@ -208,8 +214,9 @@ export interface CommandType<P = unknown> {
   readonly retry: Required<RetryOptions>;
   /** @internal The handlers, with parameters erased to `unknown` for the engine. */
   readonly handlers: CommandHandlers;
-  /** Type-only marker carrying `P`. */
+  /** Type-only markers carrying `P` and `I`. */
   readonly __params?: P;
+  readonly __input?: I;
 }
 
 /** @internal The handlers as the engine calls them. */
@@ -218,37 +225,50 @@ export interface CommandHandlers {
   readonly next: ((ctx: StageContext<unknown>) => void | Promise<void>) | null;
   readonly onSuccess: ((ctx: EndContext<unknown>) => unknown) | null;
   readonly onFailure: ((ctx: FailureContext<unknown>) => void | Promise<void>) | null;
-  readonly undo: Readonly<Record<string, (ctx: UndoContext<unknown>, data: Json | undefined) => void | Promise<void>>>;
+  readonly undo: Readonly<
+    Record<string, (ctx: UndoContext<unknown>, data: Json | undefined) => void | Promise<void>>
+  >;
 }
 
 /** The parameters type of a command type. */
-export type ParamsOf<T> = T extends CommandType<infer P> ? P : never;
+export type ParamsOf<T> = T extends CommandType<infer P, infer _I> ? P : never;
+
+/** The input (submit) type of a command type. */
+export type InputOf<T> = T extends CommandType<infer _P, infer I> ? I : never;
 
 const NAME = /^[a-zA-Z][a-zA-Z0-9_.:-]{0,127}$/;
 
 /** Defines a command type. Throws `INVALID_DEFINITION` on a malformed definition. */
-export function defineCommand<P, U extends string = never>(def: CommandDefinition<P, U>): CommandType<P> {
+export function defineCommand<P, I = P, U extends string = never>(
+  def: CommandDefinition<P, I, U>,
+): CommandType<P, I> {
   const bad = (why: string): never => {
     throw new CocoError(ErrorCode.InvalidDefinition, `command type "${def.name}": ${why}`);
   };
-  if (!NAME.test(def.name)) bad('the name must start with a letter and use letters, digits, _ . : - (max 128)');
+  if (!NAME.test(def.name))
+    bad('the name must start with a letter and use letters, digits, _ . : - (max 128)');
   const version = def.version ?? 1;
-  if (!Number.isInteger(version) || version < 1) bad(`version must be an integer >= 1, got ${String(version)}`);
-  if (typeof def.schema?.['~standard']?.validate !== 'function') bad('schema must be a Standard Schema (zod, valibot, ...)');
+  if (!Number.isInteger(version) || version < 1)
+    bad(`version must be an integer >= 1, got ${String(version)}`);
+  if (typeof def.schema?.['~standard']?.validate !== 'function')
+    bad('schema must be a Standard Schema (zod, valibot, ...)');
   const upgrades = def.upgrades ?? {};
   for (let v = 1; v < version; v++) {
-    if (typeof upgrades[v] !== 'function') bad(`missing the upgrader from version ${v} to ${v + 1}`);
+    if (typeof upgrades[v] !== 'function')
+      bad(`missing the upgrader from version ${v} to ${v + 1}`);
   }
   for (const key of Object.keys(upgrades)) {
     const from = Number(key);
-    if (!Number.isInteger(from) || from < 1 || from >= version) bad(`upgrader from version ${key} does not lead to version ${version}`);
+    if (!Number.isInteger(from) || from < 1 || from >= version)
+      bad(`upgrader from version ${key} does not lead to version ${version}`);
   }
   const retry = {
     maxAttempts: def.retry?.maxAttempts ?? 5,
     backoffMs: def.retry?.backoffMs ?? 200,
     maxBackoffMs: def.retry?.maxBackoffMs ?? 30_000,
   };
-  if (!Number.isInteger(retry.maxAttempts) || retry.maxAttempts < 1) bad('retry.maxAttempts must be an integer >= 1');
+  if (!Number.isInteger(retry.maxAttempts) || retry.maxAttempts < 1)
+    bad('retry.maxAttempts must be an integer >= 1');
   if (def.timeoutMs !== undefined && !(def.timeoutMs > 0)) bad('timeoutMs must be positive');
   const handlers: CommandHandlers = {
     execute: def.execute as CommandHandlers['execute'],

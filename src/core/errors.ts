@@ -140,7 +140,11 @@ export interface ValidationIssue {
 /** Parameters (or another input) failed validation. Nothing was persisted. */
 export class ValidationError extends CocoError {
   readonly issues: readonly ValidationIssue[];
-  constructor(what: string, issues: readonly ValidationIssue[], code: string = ErrorCode.ParametersInvalid) {
+  constructor(
+    what: string,
+    issues: readonly ValidationIssue[],
+    code: string = ErrorCode.ParametersInvalid,
+  ) {
     const list = issues.map((i) => `${i.path === '' ? '(root)' : i.path}: ${i.message}`).join('; ');
     super(code, `${what}: ${list}`, { details: { issues } });
     this.issues = issues;
@@ -173,20 +177,33 @@ export class ParameterVersionError extends CocoError {
 /** A state change not allowed by the transition table. */
 export class IllegalTransitionError extends CocoError {
   constructor(machine: string, from: string, to: string, subject: string) {
-    super(ErrorCode.IllegalTransition, `${machine} ${subject}: ${from} -> ${to} is not a legal transition`, {
-      details: { machine, from, to, subject },
-    });
+    super(
+      ErrorCode.IllegalTransition,
+      `${machine} ${subject}: ${from} -> ${to} is not a legal transition`,
+      {
+        details: { machine, from, to, subject },
+      },
+    );
   }
 }
 
 /** Turns anything thrown into an {@link ErrorInfo}, keeping codes of coco errors. */
-export function toErrorInfo(error: unknown, fallbackCode: string = ErrorCode.HandlerFailed): ErrorInfo {
+export function toErrorInfo(
+  error: unknown,
+  fallbackCode: string = ErrorCode.HandlerFailed,
+): ErrorInfo {
   if (error instanceof CocoError) return error.toInfo();
   if (error instanceof Error) {
     const code = (error as { code?: unknown }).code;
-    return { code: typeof code === 'string' && /^[A-Z][A-Z0-9_]*$/.test(code) ? code : fallbackCode, message: error.message };
+    return {
+      code: typeof code === 'string' && /^[A-Z][A-Z0-9_]*$/.test(code) ? code : fallbackCode,
+      message: error.message,
+    };
   }
-  return { code: fallbackCode, message: typeof error === 'string' ? error : JSON.stringify(error) ?? String(error) };
+  return {
+    code: fallbackCode,
+    message: typeof error === 'string' ? error : (JSON.stringify(error) ?? String(error)),
+  };
 }
 
 /** Builds a {@link CocoError} from a stored {@link ErrorInfo}. */

@@ -5,7 +5,13 @@
  */
 import type { StandardSchemaV1 } from '@standard-schema/spec';
 import type { CommandType } from './command-type.js';
-import { CocoError, ErrorCode, ParameterVersionError, ValidationError, type ValidationIssue } from './errors.js';
+import {
+  CocoError,
+  ErrorCode,
+  ParameterVersionError,
+  ValidationError,
+  type ValidationIssue,
+} from './errors.js';
 
 function pathOf(issue: StandardSchemaV1.Issue): string {
   if (!issue.path || issue.path.length === 0) return '';
@@ -31,16 +37,22 @@ function checkJson(value: unknown, path: string, issues: ValidationIssue[], dept
     return;
   }
   if (Array.isArray(value)) {
-    value.forEach((item, i) => checkJson(item, path === '' ? String(i) : `${path}.${i}`, issues, depth + 1));
+    value.forEach((item, i) =>
+      checkJson(item, path === '' ? String(i) : `${path}.${i}`, issues, depth + 1),
+    );
     return;
   }
   if (typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype) {
     for (const [key, item] of Object.entries(value)) {
-      if (item !== undefined) checkJson(item, path === '' ? key : `${path}.${key}`, issues, depth + 1);
+      if (item !== undefined)
+        checkJson(item, path === '' ? key : `${path}.${key}`, issues, depth + 1);
     }
     return;
   }
-  issues.push({ path, message: `a ${typeof value === 'object' ? (value.constructor?.name ?? 'object') : typeof value} is not JSON` });
+  issues.push({
+    path,
+    message: `a ${typeof value === 'object' ? (value.constructor?.name ?? 'object') : typeof value} is not JSON`,
+  });
 }
 
 /**
@@ -58,12 +70,27 @@ export function assertJson(value: unknown, what: string): void {
  * what gets stored; the schema's output is what handlers see, and loading re-parses the input.
  * Throws a {@link ValidationError} naming each bad field.
  */
-export async function validateParams<P>(type: CommandType<P>, params: unknown): Promise<P> {
+export async function validateParams<P, I>(type: CommandType<P, I>, params: unknown): Promise<P> {
   const what = `invalid parameters for command type "${type.name}" (version ${type.version})`;
   assertJson(params, what);
   const result = await type.schema['~standard'].validate(params);
   if (result.issues) throw new ValidationError(what, toIssues(result.issues));
   return result.value;
+}
+
+/**
+ * Validates parameters synchronously when the schema allows it (zod does for schemas without
+ * async refinements). Returns undefined when the schema answered with a promise: use
+ * {@link validateParams} then. Throws like {@link validateParams}.
+ * @internal
+ */
+export function validateParamsSync<P, I>(type: CommandType<P, I>, params: unknown): { value: P } | undefined {
+  const what = `invalid parameters for command type "${type.name}" (version ${type.version})`;
+  assertJson(params, what);
+  const result = type.schema['~standard'].validate(params as I);
+  if (result instanceof Promise) return undefined;
+  if (result.issues) throw new ValidationError(what, toIssues(result.issues));
+  return { value: result.value };
 }
 
 /** What {@link upgradeParams} returns. */
@@ -84,13 +111,14 @@ export interface UpgradedParams<P> {
  * @throws {@link CocoError} `PARAMETER_UPGRADE_FAILED` when an upgrader throws.
  * @throws {@link ValidationError} when the (upgraded) parameters do not match the schema.
  */
-export async function upgradeParams<P>(
-  type: CommandType<P>,
+export async function upgradeParams<P, I>(
+  type: CommandType<P, I>,
   storedVersion: number,
   stored: unknown,
   commandId?: number,
 ): Promise<UpgradedParams<P>> {
-  if (storedVersion > type.version) throw new ParameterVersionError(type.name, storedVersion, type.version, commandId);
+  if (storedVersion > type.version)
+    throw new ParameterVersionError(type.name, storedVersion, type.version, commandId);
   let value = stored;
   for (let v = storedVersion; v < type.version; v++) {
     const upgrade = type.upgrades[v] as ((p: unknown) => unknown) | undefined;

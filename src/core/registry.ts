@@ -18,9 +18,12 @@ export class CommandRegistry {
   /** Adds a type; a second type with the same name is refused. */
   register(type: CommandType): void {
     if (this.#types.has(type.name)) {
-      throw new CocoError(ErrorCode.InvalidDefinition, `command type "${type.name}" is registered twice`);
+      throw new CocoError(
+        ErrorCode.InvalidDefinition,
+        `command type "${type.name}" is registered twice`,
+      );
     }
-    this.#types.set(type.name, type as CommandType);
+    this.#types.set(type.name, type);
   }
 
   /** The type with this name, or undefined. */
@@ -32,9 +35,13 @@ export class CommandRegistry {
   require(name: string): CommandType {
     const type = this.#types.get(name);
     if (!type) {
-      throw new CocoError(ErrorCode.UnknownCommandType, `no command type named "${name}" is registered`, {
-        details: { commandType: name, known: [...this.#types.keys()] },
-      });
+      throw new CocoError(
+        ErrorCode.UnknownCommandType,
+        `no command type named "${name}" is registered`,
+        {
+          details: { commandType: name, known: [...this.#types.keys()] },
+        },
+      );
     }
     return type;
   }

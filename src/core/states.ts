@@ -30,7 +30,11 @@ export const COMMAND_STATUSES = [
 export type CommandStatus = (typeof COMMAND_STATUSES)[number];
 
 /** Statuses in which a command has ended. */
-export const TERMINAL_COMMAND_STATUSES: ReadonlySet<CommandStatus> = new Set(['succeeded', 'failed', 'cancelled']);
+export const TERMINAL_COMMAND_STATUSES: ReadonlySet<CommandStatus> = new Set([
+  'succeeded',
+  'failed',
+  'cancelled',
+]);
 
 /** Whether a command in this status has ended. */
 export function isTerminal(status: CommandStatus): boolean {
@@ -55,7 +59,9 @@ export const COMPENSATION_STATUSES = ['none', 'compensating', 'compensated', 'fa
 /** See {@link COMPENSATION_STATUSES}. */
 export type CompensationStatus = (typeof COMPENSATION_STATUSES)[number];
 
-const COMPENSATION_TRANSITIONS: Readonly<Record<CompensationStatus, readonly CompensationStatus[]>> = {
+const COMPENSATION_TRANSITIONS: Readonly<
+  Record<CompensationStatus, readonly CompensationStatus[]>
+> = {
   none: ['compensating', 'compensated', 'failed'],
   compensating: ['compensated', 'failed'],
   compensated: [],
@@ -116,6 +122,12 @@ export function canTransition(machine: MachineName, from: string, to: string): b
 }
 
 /** Throws {@link IllegalTransitionError} unless `from -> to` is legal in `machine`. */
-export function assertTransition(machine: MachineName, from: string, to: string, subject: string): void {
-  if (!canTransition(machine, from, to)) throw new IllegalTransitionError(machine, from, to, subject);
+export function assertTransition(
+  machine: MachineName,
+  from: string,
+  to: string,
+  subject: string,
+): void {
+  if (!canTransition(machine, from, to))
+    throw new IllegalTransitionError(machine, from, to, subject);
 }

@@ -134,7 +134,7 @@ export class Coordinator implements HandlerHost, TaskHost {
         });
         return;
       case 'run-stage':
-        void runStage(this, c);
+        runStage(this, c);
         return;
       case 'next-stage':
         c.stage++;
@@ -145,7 +145,7 @@ export class Coordinator implements HandlerHost, TaskHost {
         this.wake(c);
         return;
       case 'succeed':
-        void runSuccess(this, c);
+        runSuccess(this, c);
         return;
       case 'abort':
         this.abortCommand(c, action.error);
@@ -156,7 +156,7 @@ export class Coordinator implements HandlerHost, TaskHost {
         this.wake(c);
         return;
       case 'undo':
-        void runUndo(this, c, action.undo);
+        runUndo(this, c, action.undo);
         return;
       case 'compensate-child':
         void this.#compensateChild(c, action.child);
@@ -172,7 +172,7 @@ export class Coordinator implements HandlerHost, TaskHost {
         this.wake(c);
         return;
       case 'finish-failure':
-        void runFailure(this, c);
+        runFailure(this, c);
         return;
     }
   }

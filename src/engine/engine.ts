@@ -7,7 +7,7 @@
  */
 import type { CommandType } from '../core/command-type.js';
 import { CocoError, ErrorCode, ValidationError } from '../core/errors.js';
-import { validateParams } from '../core/params.js';
+import { validateParams, validateParamsSync } from '../core/params.js';
 import { CommandRegistry } from '../core/registry.js';
 import { isTerminal } from '../core/states.js';
 import type { CommandQuery, CommandRecord, TaskRecord, UndoRecord } from '../store/port.js';
@@ -97,7 +97,7 @@ export class Engine {
     const committer = new Committer(
       store,
       clock,
-      { retryBaseMs: tuning.commitRetryBaseMs, retryMaxMs: tuning.commitRetryMaxMs },
+      { retryBaseMs: tuning.commitRetryBaseMs, retryMaxMs: tuning.commitRetryMaxMs, maxInFlight: tuning.commitsInFlight },
       (error, attempt) => {
         const info =
           error instanceof CocoError
@@ -219,7 +219,7 @@ export class Engine {
   ): Promise<{ id: number }> {
     const co = this.#running();
     const registered = this.#registered(type.name, type.version);
-    const parsed = await validateParams(registered, params);
+    const parsed = (validateParamsSync(registered, params) ?? { value: await validateParams(registered, params) }).value;
     const key = options.idempotencyKey ?? null;
     if (key !== null) {
       if (typeof key !== 'string' || key.length === 0 || key.length > 200) {
@@ -260,7 +260,8 @@ export class Engine {
     for (const [index, item] of items.entries()) {
       const registered = this.#registered(item.type.name, item.type.version);
       try {
-        prepared.push({ type: registered, raw: item.params, parsed: await validateParams(registered, item.params) });
+        const parsed = validateParamsSync(registered, item.params) ?? { value: await validateParams(registered, item.params) };
+        prepared.push({ type: registered, raw: item.params, parsed: parsed.value });
       } catch (error) {
         if (error instanceof ValidationError) {
           throw new ValidationError(`item ${index}: ${error.plainMessage.split(':')[0] ?? 'invalid'}`, error.issues.map((i) => ({ path: `${index}.${i.path}`, message: i.message })));

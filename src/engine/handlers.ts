@@ -32,55 +32,60 @@ export interface HandlerHost extends ContextHost {
 type Phase = 'stage' | 'success' | 'undo' | 'failure';
 
 function isPromise(value: unknown): value is Promise<unknown> {
-  return (
-    typeof value === 'object' &&
-    value !== null &&
-    typeof (value as { then?: unknown }).then === 'function'
-  );
+  return typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function';
 }
 
-/** Calls `fn(ctx)`, awaiting only if it returned a promise. */
-async function call<T>(
-  fn: (ctx: T) => unknown,
-  ctx: T,
-): Promise<{ ok: true; value: unknown } | { ok: false; error: unknown }> {
+type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
+
+/**
+ * Calls `fn(ctx)` and hands the outcome to `done`: at once if the handler is synchronous (no
+ * promise is made: most handlers are, and this is the hot path), else when its promise settles.
+ */
+function invoke<T>(fn: (ctx: T) => unknown, ctx: T, done: (outcome: Outcome) => void): void {
+  let value: unknown;
   try {
-    let value = fn(ctx);
-    if (isPromise(value)) value = await value;
-    return { ok: true, value };
+    value = fn(ctx);
   } catch (error) {
-    return { ok: false, error };
+    done({ ok: false, error });
+    return;
   }
+  if (isPromise(value)) {
+    value.then(
+      (v) => done({ ok: true, value: v }),
+      (error: unknown) => done({ ok: false, error }),
+    );
+  } else done({ ok: true, value });
 }
 
 /** Runs the current stage's handler (`execute` or `next`). */
-export async function runStage(host: HandlerHost, c: LiveCommand): Promise<void> {
+export function runStage(host: HandlerHost, c: LiveCommand): void {
   const handler = c.stage === 0 ? c.type.handlers.execute : c.type.handlers.next;
   c.busy = true;
   host.handlerStarted();
   const ctx = new StageCtx(host, c, c.attempts + 1);
-  const outcome = handler ? await call(handler, ctx) : { ok: true as const, value: undefined };
-  const out = ctx.close();
-  c.busy = false;
-  host.handlerEnded();
-  if (host.stopped) return;
-  if (outcome.ok) {
-    host.applyWrites(c, out);
-    c.stageDone = true;
-    c.attempts = 0;
-    c.nextAttemptAt = null;
-    c.lastError = null;
-    if (c.childMode === 'serial' && ctx.createdWork === 0) c.chainDone = true;
-    if (c.status === 'pending') host.setStatus(c, 'waiting');
-    host.touch(c);
-  } else {
-    failed(host, c, outcome.error, 'stage', null);
-  }
-  host.wake(c);
+  invoke(handler ?? (() => undefined), ctx, (outcome) => {
+    const out = ctx.close();
+    c.busy = false;
+    host.handlerEnded();
+    if (host.stopped) return;
+    if (outcome.ok) {
+      host.applyWrites(c, out);
+      c.stageDone = true;
+      c.attempts = 0;
+      c.nextAttemptAt = null;
+      c.lastError = null;
+      if (c.childMode === 'serial' && ctx.createdWork === 0) c.chainDone = true;
+      if (c.status === 'pending') host.setStatus(c, 'waiting');
+      host.touch(c);
+    } else {
+      failed(host, c, outcome.error, 'stage', null);
+    }
+    host.wake(c);
+  });
 }
 
 /** Runs `onSuccess` (if any) and ends the command as succeeded. */
-export async function runSuccess(host: HandlerHost, c: LiveCommand): Promise<void> {
+export function runSuccess(host: HandlerHost, c: LiveCommand): void {
   const handler = c.type.handlers.onSuccess;
   if (!handler) {
     host.endCommand(c, 'succeeded');
@@ -89,64 +94,64 @@ export async function runSuccess(host: HandlerHost, c: LiveCommand): Promise<voi
   c.busy = true;
   host.handlerStarted();
   const ctx = new EndCtx(host, c, c.attempts + 1);
-  let outcome = await call(handler, ctx);
-  if (outcome.ok && outcome.value !== undefined) {
-    try {
-      assertJson(outcome.value, `command ${c.id} (${c.type.name}): the result of onSuccess`);
-    } catch (error) {
-      outcome = { ok: false, error };
+  invoke(handler, ctx, (result) => {
+    let outcome = result;
+    if (outcome.ok && outcome.value !== undefined) {
+      try {
+        assertJson(outcome.value, `command ${c.id} (${c.type.name}): the result of onSuccess`);
+      } catch (error) {
+        outcome = { ok: false, error };
+      }
     }
-  }
-  const out = ctx.close();
-  c.busy = false;
-  host.handlerEnded();
-  if (host.stopped) return;
-  if (outcome.ok) {
-    host.applyWrites(c, out);
-    c.result = outcome.value ?? null;
-    host.endCommand(c, 'succeeded');
-  } else {
-    failed(host, c, outcome.error, 'success', null);
-    host.wake(c);
-  }
+    const out = ctx.close();
+    c.busy = false;
+    host.handlerEnded();
+    if (host.stopped) return;
+    if (outcome.ok) {
+      host.applyWrites(c, out);
+      c.result = outcome.value ?? null;
+      host.endCommand(c, 'succeeded');
+    } else {
+      failed(host, c, outcome.error, 'success', null);
+      host.wake(c);
+    }
+  });
 }
 
 /** Runs one undo step. */
-export async function runUndo(host: HandlerHost, c: LiveCommand, u: LiveUndo): Promise<void> {
+export function runUndo(host: HandlerHost, c: LiveCommand, u: LiveUndo): void {
   const handler = c.type.handlers.undo[u.name];
   c.busy = true;
   host.handlerStarted();
   const ctx = new UndoCtx(host, c, c.attempts + 1, u.ordinal);
-  const outcome = handler
-    ? await call((x: UndoCtx) => handler(x, u.data ?? undefined), ctx)
-    : {
-        ok: false as const,
-        error: new CocoError(
-          ErrorCode.InvalidDefinition,
-          `command type "${c.type.name}" has no undo handler "${u.name}" any more`,
-        ),
+  const fn = handler
+    ? (x: UndoCtx) => handler(x, u.data ?? undefined)
+    : () => {
+        throw new CocoError(ErrorCode.InvalidDefinition, `command type "${c.type.name}" has no undo handler "${u.name}" any more`);
       };
-  const out = ctx.close();
-  c.busy = false;
-  host.handlerEnded();
-  if (host.stopped) return;
-  if (outcome.ok) {
-    host.applyWrites(c, out);
-    u.status = 'done';
-    u.error = null;
-    host.touchUndo(u);
-    c.attempts = 0;
-    c.nextAttemptAt = null;
-    c.lastError = null;
-    host.touch(c);
-  } else {
-    failed(host, c, outcome.error, 'undo', u);
-  }
-  host.wake(c);
+  invoke(fn, ctx, (outcome) => {
+    const out = ctx.close();
+    c.busy = false;
+    host.handlerEnded();
+    if (host.stopped) return;
+    if (outcome.ok) {
+      host.applyWrites(c, out);
+      u.status = 'done';
+      u.error = null;
+      host.touchUndo(u);
+      c.attempts = 0;
+      c.nextAttemptAt = null;
+      c.lastError = null;
+      host.touch(c);
+    } else {
+      failed(host, c, outcome.error, 'undo', u);
+    }
+    host.wake(c);
+  });
 }
 
 /** Runs `onFailure` (if any) and ends the command as failed or cancelled. */
-export async function runFailure(host: HandlerHost, c: LiveCommand): Promise<void> {
+export function runFailure(host: HandlerHost, c: LiveCommand): void {
   const cancelled = c.cancelRequested && c.error?.code === ErrorCode.Cancelled;
   const status = cancelled ? 'cancelled' : 'failed';
   const handler = c.type.handlers.onFailure;
@@ -158,19 +163,20 @@ export async function runFailure(host: HandlerHost, c: LiveCommand): Promise<voi
   host.handlerStarted();
   const error = c.error ?? { code: ErrorCode.HandlerFailed, message: 'failed' };
   const ctx = new FailureCtx(host, c, c.attempts + 1, error, cancelled);
-  const outcome = await call(handler, ctx);
-  const out = ctx.close();
-  c.busy = false;
-  host.handlerEnded();
-  if (host.stopped) return;
-  if (outcome.ok) {
-    host.applyWrites(c, out);
-    host.endCommand(c, status);
-  } else if (failed(host, c, outcome.error, 'failure', null)) {
-    host.endCommand(c, status);
-  } else {
-    host.wake(c);
-  }
+  invoke(handler, ctx, (outcome) => {
+    const out = ctx.close();
+    c.busy = false;
+    host.handlerEnded();
+    if (host.stopped) return;
+    if (outcome.ok) {
+      host.applyWrites(c, out);
+      host.endCommand(c, status);
+    } else if (failed(host, c, outcome.error, 'failure', null)) {
+      host.endCommand(c, status);
+    } else {
+      host.wake(c);
+    }
+  });
 }
 
 const PHASE_NAMES: Record<Phase, string> = {

@@ -38,6 +38,11 @@ export interface EngineTuning {
   readonly commitRetryBaseMs?: number;
   /** Largest delay between store commit retries. @default 10000 */
   readonly commitRetryMaxMs?: number;
+  /**
+   * Batches that may be with the store at once (it applies them in order). Two lets the engine
+   * build the next batch while the store writes one; more only adds memory. @default 2
+   */
+  readonly commitsInFlight?: number;
   /** How often the engine renews its ownership of the store. @default 10000 */
   readonly heartbeatMs?: number;
   /** Ids reserved from the store at a time (ids are handed out without a store round trip). @default 10000 */
@@ -84,6 +89,7 @@ const tuningSchema = z
     vanishGraceMs: z.number().int().nonnegative().default(30_000),
     commitRetryBaseMs: positive.default(100),
     commitRetryMaxMs: positive.default(10_000),
+    commitsInFlight: positive.default(2),
     heartbeatMs: positive.default(10_000),
     idBlockSize: positive.default(10_000),
     stopGraceMs: z.number().int().nonnegative().default(5_000),

@@ -231,7 +231,9 @@ export interface MigrationReport {
  * The store port.
  *
  * Guarantees every implementation keeps (checked by the conformance suite):
- * - `apply` is atomic and durable when its promise resolves; calls are made one at a time.
+ * - `apply` is atomic and durable when its promise resolves. Calls may overlap (the engine
+ *   pipelines batches): they are applied in call order, and once one fails, the calls made
+ *   before that failure was reported fail too without applying anything.
  * - reads see every batch whose `apply` has resolved.
  * - rows that cannot be parsed are reported in {@link ActiveSnapshot.corrupt}, never thrown.
  * - command, compensation, task and undo statuses only move along the transition tables

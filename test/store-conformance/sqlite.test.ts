@@ -67,15 +67,15 @@ async function tempDb(): Promise<{ dir: string; path: string }> {
   return { dir, path: join(dir, 'coco.db') };
 }
 
-async function harness(): Promise<StoreHarness & { path: string }> {
+async function harness(writerThread = true): Promise<StoreHarness & { path: string }> {
   const { dir, path } = await tempDb();
-  const stores: SqliteStore[] = [sqliteStore({ path })];
+  const stores: SqliteStore[] = [sqliteStore({ path, writerThread })];
   return {
     path,
     store: stores[0]!,
     singleWriter: true,
     async another() {
-      const s = sqliteStore({ path });
+      const s = sqliteStore({ path, writerThread });
       stores.push(s);
       return s;
     },
@@ -120,7 +120,8 @@ async function harness(): Promise<StoreHarness & { path: string }> {
   };
 }
 
-describeStoreConformance('sqlite', harness);
+describeStoreConformance('sqlite (writer thread)', () => harness(true));
+describeStoreConformance('sqlite (inline writes)', () => harness(false));
 
 /** Starts `node` running `code` (an ES module body) with the store module's URL in STORE_MODULE. */
 function node(code: string, env: Record<string, string>): ChildProcess {

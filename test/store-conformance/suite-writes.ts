@@ -277,6 +277,23 @@ export function describeWrites(env: SuiteEnv): void {
       await expectUntouched();
     });
 
+    it('overlapping applies: after a failed batch, the ones called before its failure was reported apply nothing', async () => {
+      const bad = batch({
+        ...sideEffects,
+        commandInserts: [...sideEffects.commandInserts, command(1)],
+      });
+      const later = batch({ commandInserts: [command(30)] });
+      const first = env.store.apply(bad);
+      const second = env.store.apply(later);
+      const outcomes = await Promise.allSettled([first, second]);
+      expect(outcomes.map((o) => o.status)).toEqual(['rejected', 'rejected']);
+      expect(await env.store.getCommand(30)).toBeNull();
+      await expectUntouched();
+      // Called after the failure was reported, a batch applies.
+      await env.store.apply(later);
+      expect((await env.store.getCommand(30))?.id).toBe(30);
+    });
+
     it('a duplicate task insert within the batch stores nothing', async () => {
       const bad = batch({ ...sideEffects, taskInserts: [...sideEffects.taskInserts, task(10, 0)] });
       await rejectsWith(env.store.apply(bad), ErrorCode.StoreFailed);

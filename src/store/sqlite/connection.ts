@@ -47,6 +47,9 @@ export function connect(settings: ConnectionSettings): Database.Database {
       );
     }
     db.pragma(`synchronous = ${settings.synchronous}`);
+    // Group commit writes thousands of rows per transaction; with SQLite's default 2 MB page
+    // cache those spill mid-transaction and pages are re-read. 64 MB keeps a batch in memory.
+    db.pragma('cache_size = -65536');
     return db;
   } catch (error) {
     db?.close();

@@ -8,6 +8,7 @@ import type Database from 'better-sqlite3';
 import { CocoError, ErrorCode } from '../../core/errors.js';
 import type { ActiveSnapshot, ChangeBatch, CorruptRow } from '../port.js';
 import { parseCommandRow, parseTaskRow, parseUndoRow, type Parsed } from './rows.js';
+import type { WriteOp } from './writer.js';
 import {
   commandInsertValues,
   commandUpdateValues,
@@ -20,51 +21,73 @@ import {
   type Statements,
 } from './statements.js';
 
-function missing(what: string, key: string): CocoError {
-  return new CocoError(ErrorCode.StoreFailed, `update of ${what} ${key}: no such row`);
+function missing(statement: string, key: string): CocoError {
+  return new CocoError(ErrorCode.StoreFailed, `${statement}: no such row (${key})`);
 }
 
 /**
- * Writes a batch, in the port's order: inserts (commands, tasks, undo steps), updates, parameter
- * upgrades, entity writes. Must run inside a transaction: it throws half-way on the first
- * failure (a constraint, a transition trigger, an update of a missing row).
- *
- * @returns the highest command id inserted, or 0.
+ * A batch as statement operations, in the port's order: inserts (commands, tasks, undo steps),
+ * updates (commands, tasks, undo steps), settled commands, parameter upgrades, entity writes.
+ * Updates must change a row (a missing row fails the batch). Both the inline path and the
+ * writer thread run exactly these.
  */
-export function writeBatch(q: Statements, b: ChangeBatch): number {
-  let maxId = 0;
-  for (const r of b.commandInserts) {
-    q.insertCommand.run(commandInsertValues(r));
-    if (r.id > maxId) maxId = r.id;
-  }
-  for (const t of b.taskInserts) q.insertTask.run(taskInsertValues(t));
-  for (const u of b.undoInserts) q.insertUndo.run(undoInsertValues(u));
-  for (const u of b.commandUpdates) {
-    if (q.updateCommand.run(commandUpdateValues(u)).changes === 0)
-      throw missing('command', `${u.id}`);
-  }
-  for (const t of b.taskUpdates) {
-    if (q.updateTask.run(taskUpdateValues(t)).changes === 0) {
-      throw missing('task', `${t.commandId}/${t.ordinal}`);
-    }
-  }
-  for (const u of b.undoUpdates) {
-    if (q.updateUndo.run(undoUpdateValues(u)).changes === 0) {
-      throw missing('undo step', `${u.commandId}/${u.ordinal}`);
-    }
-  }
-  for (const id of b.commandsSettled) {
-    if (q.settleCommand.run(id).changes === 0) throw missing('command', `${id}`);
-  }
-  for (const p of b.paramsUpgrades) {
-    if (q.upgradeParams.run(paramsUpgradeValues(p)).changes === 0)
-      throw missing('command', `${p.id}`);
-  }
+export function batchOps(b: ChangeBatch): WriteOp[] {
+  const ops: WriteOp[] = [];
+  const add = (
+    statement: keyof Statements,
+    rows: readonly (readonly unknown[])[],
+    mustChange: boolean,
+  ): void => {
+    if (rows.length > 0) ops.push([statement, rows, mustChange]);
+  };
+  add('insertCommand', b.commandInserts.map(commandInsertValues), false);
+  add('insertTask', b.taskInserts.map(taskInsertValues), false);
+  add('insertUndo', b.undoInserts.map(undoInsertValues), false);
+  add('updateCommand', b.commandUpdates.map(commandUpdateValues), true);
+  add('updateTask', b.taskUpdates.map(taskUpdateValues), true);
+  add('updateUndo', b.undoUpdates.map(undoUpdateValues), true);
+  add(
+    'settleCommand',
+    b.commandsSettled.map((id) => [id]),
+    true,
+  );
+  add('upgradeParams', b.paramsUpgrades.map(paramsUpgradeValues), true);
+  // Entity writes keep their order (a put then a delete of one record is a delete): each run
+  // of consecutive puts or deletes is one operation.
+  const runs: { statement: 'putEntity' | 'deleteEntity'; rows: unknown[][] }[] = [];
   for (const w of b.entityWrites) {
-    if (w.value === null) q.deleteEntity.run(w.kind, w.id);
-    else q.putEntity.run(entityPutValues(w));
+    const statement = w.value === null ? 'deleteEntity' : 'putEntity';
+    let run = runs.at(-1);
+    if (run?.statement !== statement) {
+      run = { statement, rows: [] };
+      runs.push(run);
+    }
+    run.rows.push(statement === 'deleteEntity' ? [w.kind, w.id] : entityPutValues(w));
   }
+  for (const run of runs) add(run.statement, run.rows, false);
+  return ops;
+}
+
+/** The highest command id a batch inserts, or 0. */
+export function maxInsertedId(b: ChangeBatch): number {
+  let maxId = 0;
+  for (const r of b.commandInserts) if (r.id > maxId) maxId = r.id;
   return maxId;
+}
+
+/**
+ * Runs a batch's operations on this connection. Must run inside a transaction: it throws
+ * half-way on the first failure (a constraint, a transition trigger, an update of a missing row).
+ */
+export function writeBatch(q: Statements, b: ChangeBatch): void {
+  for (const [statement, rows, mustChange] of batchOps(b)) {
+    const st = q[statement as keyof Statements];
+    for (const values of rows) {
+      if (st.run(values).changes === 0 && mustChange) {
+        throw missing(statement, JSON.stringify(values[values.length - 1]));
+      }
+    }
+  }
 }
 
 type Stmt = Database.Statement<unknown[], unknown>;

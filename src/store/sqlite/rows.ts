@@ -26,11 +26,14 @@ import type { CommandRecord, CorruptRow, EntityRecord, TaskRecord, UndoRecord } 
 /** `commands` columns, in row order. */
 export const COMMAND_COLUMNS = [
   'id', 'type', 'params_version', 'params', 'status', 'parent_id', 'root_id', 'seq', 'origin_stage',
-  'child_mode', 'failure_policy', 'expected_tasks', 'expected_children', 'task_count', 'child_count',
-  'undo_count', 'journal_seq', 'stage', 'stage_done', 'chain_done', 'cancel_requested', 'error',
-  'result', 'compensation', 'compensation_error', 'data', 'attempts', 'next_attempt_at', 'last_error',
-  'deadline_at', 'idempotency_key', 'created_at', 'updated_at', 'ended_at', 'tasks_cleared', 'owner',
-  'lease_until',
+  'child_mode', 'failure_policy', 'compensation', 'error', 'result', 'state', 'idempotency_key',
+  'created_at', 'updated_at', 'ended_at', 'tasks_cleared', 'owner', 'lease_until',
+] as const; // prettier-ignore
+/** The command fields kept in the `state` column: a JSON array, in this order (0/1 for flags). */
+export const COMMAND_STATE_FIELDS = [
+  'expectedTasks', 'expectedChildren', 'taskCount', 'childCount', 'undoCount', 'journalSeq',
+  'stage', 'stageDone', 'chainDone', 'cancelRequested', 'compensationError', 'data', 'attempts',
+  'nextAttemptAt', 'lastError', 'deadlineAt',
 ] as const; // prettier-ignore
 /** `tasks` columns, in row order. */
 export const TASK_COLUMNS = [
@@ -91,6 +94,16 @@ function columns(row: unknown, count: number, ctx: Ctx): readonly unknown[] | nu
 function decodeCommand(row: unknown, ctx: Ctx): unknown {
   const a = columns(row, COMMAND_COLUMNS.length, ctx);
   if (a === null) return row;
+  // The bookkeeping fields live in the `state` JSON array (see COMMAND_STATE_FIELDS).
+  const state = json(a[14], 'state', ctx);
+  const ok = Array.isArray(state) && state.length === COMMAND_STATE_FIELDS.length;
+  if (!ok)
+    ctx.addIssue({
+      code: 'custom',
+      path: ['state'],
+      message: `expected a JSON array of ${COMMAND_STATE_FIELDS.length} values`,
+    });
+  const st: readonly unknown[] = ok ? state : [];
   return {
     id: a[0],
     type: a[1],
@@ -103,32 +116,32 @@ function decodeCommand(row: unknown, ctx: Ctx): unknown {
     originStage: a[8],
     childMode: a[9],
     failurePolicy: a[10],
-    expectedTasks: a[11],
-    expectedChildren: a[12],
-    taskCount: a[13],
-    childCount: a[14],
-    undoCount: a[15],
-    journalSeq: a[16],
-    stage: a[17],
-    stageDone: flag(a[18]),
-    chainDone: flag(a[19]),
-    cancelRequested: flag(a[20]),
-    error: json(a[21], 'error', ctx),
-    result: json(a[22], 'result', ctx),
-    compensation: a[23],
-    compensationError: json(a[24], 'compensationError', ctx),
-    data: json(a[25], 'data', ctx),
-    attempts: a[26],
-    nextAttemptAt: a[27],
-    lastError: json(a[28], 'lastError', ctx),
-    deadlineAt: a[29],
-    idempotencyKey: a[30],
-    createdAt: a[31],
-    updatedAt: a[32],
-    endedAt: a[33],
-    tasksCleared: flag(a[34]),
-    owner: a[35],
-    leaseUntil: a[36],
+    compensation: a[11],
+    error: json(a[12], 'error', ctx),
+    result: json(a[13], 'result', ctx),
+    expectedTasks: st[0],
+    expectedChildren: st[1],
+    taskCount: st[2],
+    childCount: st[3],
+    undoCount: st[4],
+    journalSeq: st[5],
+    stage: st[6],
+    stageDone: flag(st[7]),
+    chainDone: flag(st[8]),
+    cancelRequested: flag(st[9]),
+    compensationError: st[10],
+    data: st[11],
+    attempts: st[12],
+    nextAttemptAt: st[13],
+    lastError: st[14],
+    deadlineAt: st[15],
+    idempotencyKey: a[15],
+    createdAt: a[16],
+    updatedAt: a[17],
+    endedAt: a[18],
+    tasksCleared: flag(a[19]),
+    owner: a[20],
+    leaseUntil: a[21],
   };
 }
 

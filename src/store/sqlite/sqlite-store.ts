@@ -39,7 +39,8 @@ import {
   type ConnectionSettings,
   type OwnerRow,
 } from './connection.js';
-import { readActive, writeBatch } from './operations.js';
+import { batchOps, maxInsertedId, readActive, writeBatch } from './operations.js';
+import { SqliteWriter } from './writer.js';
 import {
   parseCommandRow,
   parseEntityRow,
@@ -47,7 +48,7 @@ import {
   parseTaskRow,
   parseUndoRow,
 } from './rows.js';
-import { listCommandsQuery, prepareStatements, type Statements } from './statements.js';
+import { SQL, listCommandsQuery, prepareStatements, type Statements } from './statements.js';
 
 /** Options of {@link sqliteStore}. */
 export interface SqliteStoreOptions {
@@ -63,6 +64,11 @@ export interface SqliteStoreOptions {
   readonly busyTimeoutMs?: number;
   /** Time source for heartbeats and the migration ledger. @default systemClock */
   readonly clock?: Clock;
+  /**
+   * Run `apply` in a writer thread (its own connection) instead of on the event loop, so the
+   * engine builds the next batch while SQLite writes this one. @default true
+   */
+  readonly writerThread?: boolean;
 }
 
 /** Default page size of {@link Store.listCommands}. */
@@ -85,7 +91,7 @@ interface Ready {
   readonly q: Statements;
   readonly storeId: string;
   /** The apply transaction (better-sqlite3 wrapper; `.immediate` takes the write lock at BEGIN). */
-  readonly applyTx: Database.Transaction<(batch: ChangeBatch) => number>;
+  readonly applyTx: Database.Transaction<(batch: ChangeBatch) => void>;
   readonly loadTx: Database.Transaction<() => ActiveSnapshot>;
 }
 
@@ -129,10 +135,16 @@ export class SqliteStore implements Store {
   /** Next command id to hand out; seeded from max(commands.id). */
   #nextId: number | undefined;
   readonly #listCache = new Map<string, Database.Statement<unknown[], unknown>>();
+  /** An inline apply failed and its rejection has not been handled yet. */
+  #poisoned = false;
+  /** The writer thread (created with the prepared state), or null for inline writes. */
+  #writer: SqliteWriter | null = null;
+  readonly #writerThread: boolean;
 
   constructor(options: SqliteStoreOptions) {
     this.#settings = validate(options);
     this.#clock = options.clock ?? systemClock;
+    this.#writerThread = options.writerThread ?? true;
   }
 
   /** The prepared state, after connecting and migrating on first use. */
@@ -157,6 +169,7 @@ export class SqliteStore implements Store {
           // A read transaction: the load's queries see one committed state.
           loadTx: db.transaction(() => readActive(q)),
         };
+        if (this.#writerThread) this.#writer = new SqliteWriter(this.#settings, SQL);
       } catch (error) {
         throw storeFailed('cannot prepare statements', error);
       }
@@ -168,8 +181,8 @@ export class SqliteStore implements Store {
     return settle(() => this.#migrate().report);
   }
 
-  open(nodeId: string): Promise<StoreIdentity> {
-    return settle(() => {
+  async open(nodeId: string): Promise<StoreIdentity> {
+    const identity = await settle(() => {
       const { db, q, storeId } = this.#ready();
       const now = this.#clock.now();
       const take = db.transaction(() => {
@@ -201,6 +214,9 @@ export class SqliteStore implements Store {
       this.#seedIds(q);
       return { storeId };
     });
+    // The writer thread starts now, so the first batch does not pay for a cold start.
+    await this.#writer?.start();
+    return identity;
   }
 
   #isOurs(owner: OwnerRow): boolean {
@@ -254,18 +270,50 @@ export class SqliteStore implements Store {
     });
   }
 
+  /** Time the writer thread spent running statements and committing (monitoring). */
+  writerStats(): { statementsMs: number; commitMs: number } | null {
+    return this.#writer ? { ...this.#writer.stats } : null;
+  }
+
   apply(batch: ChangeBatch): Promise<void> {
-    return settle(() => {
-      const { applyTx } = this.#ready();
-      let maxId: number;
-      try {
-        maxId = applyTx.immediate(batch);
-      } catch (error) {
-        throw applyError(error);
-      }
-      // Ids inserted without reserveIds are never handed out later.
-      if (this.#nextId !== undefined && maxId >= this.#nextId) this.#nextId = maxId + 1;
-    });
+    if (this.#writer) return this.#applyInThread(this.#writer, batch);
+    if (this.#poisoned) {
+      return Promise.reject(
+        new CocoError(ErrorCode.StoreFailed, 'not applied: an earlier batch failed', {
+          retryable: true,
+        }),
+      );
+    }
+    try {
+      this.#ready().applyTx.immediate(batch);
+    } catch (error) {
+      // Batches called before this failure is reported fail too (see the port): the flag is
+      // cleared by the first reaction to the rejection, which runs before the caller's.
+      this.#poisoned = true;
+      const rejected = Promise.reject(applyError(error));
+      rejected.catch(() => {
+        this.#poisoned = false;
+      });
+      return rejected;
+    }
+    this.#noteInserted(batch);
+    return Promise.resolve();
+  }
+
+  async #applyInThread(writer: SqliteWriter, batch: ChangeBatch): Promise<void> {
+    this.#ready();
+    try {
+      await writer.write(batchOps(batch));
+    } catch (error) {
+      throw error instanceof CocoError ? error : applyError(error);
+    }
+    this.#noteInserted(batch);
+  }
+
+  /** Ids inserted without reserveIds are never handed out later. */
+  #noteInserted(batch: ChangeBatch): void {
+    const maxId = maxInsertedId(batch);
+    if (this.#nextId !== undefined && maxId >= this.#nextId) this.#nextId = maxId + 1;
   }
 
   loadActive(): Promise<ActiveSnapshot> {
@@ -341,7 +389,10 @@ export class SqliteStore implements Store {
     }
   }
 
-  close(nodeId?: string): Promise<void> {
+  async close(nodeId?: string): Promise<void> {
+    const writer = this.#writer;
+    this.#writer = null;
+    await writer?.close();
     return settle(() => {
       if (this.#closed) return;
       const state = this.#state;

@@ -25,10 +25,8 @@ type Stmt = Database.Statement<unknown[], unknown>;
 
 /** Mutable `commands` columns, in the order of {@link commandUpdateValues} (then `id`). */
 const COMMAND_UPDATE_COLUMNS = [
-  'status', 'expected_tasks', 'expected_children', 'task_count', 'child_count', 'undo_count',
-  'journal_seq', 'stage', 'stage_done', 'chain_done', 'cancel_requested', 'error', 'result',
-  'compensation', 'compensation_error', 'data', 'attempts', 'next_attempt_at', 'last_error',
-  'deadline_at', 'updated_at', 'ended_at', 'tasks_cleared', 'owner', 'lease_until', 'active',
+  'status', 'compensation', 'error', 'result', 'state', 'updated_at', 'ended_at', 'tasks_cleared',
+  'owner', 'lease_until', 'active',
 ] as const; // prettier-ignore
 
 function list(columns: readonly string[], alias: string): string {
@@ -60,6 +58,33 @@ function json(value: unknown): string | null {
   return value === null || value === undefined ? null : (JSON.stringify(value) ?? null);
 }
 
+/**
+ * The `state` JSON of a command: its mutable bookkeeping fields (everything a query never
+ * filters on), written whole on every insert and update, as an array in the order of
+ * `COMMAND_STATE_FIELDS` (rows.ts) — a third the bytes of an object with names, which is measurably
+ * cheaper to write (row size dominates SQLite's cost here).
+ */
+function commandState(u: CommandUpdate): string {
+  return JSON.stringify([
+    u.expectedTasks,
+    u.expectedChildren,
+    u.taskCount,
+    u.childCount,
+    u.undoCount,
+    u.journalSeq,
+    u.stage,
+    u.stageDone ? 1 : 0,
+    u.chainDone ? 1 : 0,
+    u.cancelRequested ? 1 : 0,
+    u.compensationError,
+    u.data ?? null,
+    u.attempts,
+    u.nextAttemptAt,
+    u.lastError,
+    u.deadlineAt,
+  ]);
+}
+
 /** Parameters of `insertCommand`. */
 export function commandInsertValues(r: CommandRecord): unknown[] {
   return [
@@ -74,25 +99,10 @@ export function commandInsertValues(r: CommandRecord): unknown[] {
     r.originStage,
     r.childMode,
     r.failurePolicy,
-    r.expectedTasks,
-    r.expectedChildren,
-    r.taskCount,
-    r.childCount,
-    r.undoCount,
-    r.journalSeq,
-    r.stage,
-    r.stageDone ? 1 : 0,
-    r.chainDone ? 1 : 0,
-    r.cancelRequested ? 1 : 0,
+    r.compensation,
     json(r.error),
     json(r.result),
-    r.compensation,
-    json(r.compensationError),
-    json(r.data),
-    r.attempts,
-    r.nextAttemptAt,
-    json(r.lastError),
-    r.deadlineAt,
+    commandState(r),
     r.idempotencyKey,
     r.createdAt,
     r.updatedAt,
@@ -108,25 +118,10 @@ export function commandInsertValues(r: CommandRecord): unknown[] {
 export function commandUpdateValues(u: CommandUpdate): unknown[] {
   return [
     u.status,
-    u.expectedTasks,
-    u.expectedChildren,
-    u.taskCount,
-    u.childCount,
-    u.undoCount,
-    u.journalSeq,
-    u.stage,
-    u.stageDone ? 1 : 0,
-    u.chainDone ? 1 : 0,
-    u.cancelRequested ? 1 : 0,
+    u.compensation,
     json(u.error),
     json(u.result),
-    u.compensation,
-    json(u.compensationError),
-    json(u.data),
-    u.attempts,
-    u.nextAttemptAt,
-    json(u.lastError),
-    u.deadlineAt,
+    commandState(u),
     u.updatedAt,
     u.endedAt,
     u.tasksCleared ? 1 : 0,

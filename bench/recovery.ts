@@ -1,0 +1,52 @@
+/**
+ * Recovery: 100,000 in-flight one-task commands are stored; a new engine starts on the same
+ * file. Measures the time from `start()` until the first poll covering every resumed task
+ * (polling resumed), and the time until `start()` returned.
+ */
+import { z } from 'zod';
+import { defineCommand } from '../src/core/command-type.js';
+import { HoldingBroker, benchEngine, machine, report, tempDb, untilCommitted } from './lib.js';
+
+const N = Number(process.env.BENCH_N ?? 100_000);
+
+const held = defineCommand({
+  name: 'bench.held',
+  schema: z.object({ i: z.number() }),
+  execute(ctx) {
+    ctx.expect({ tasks: 1 });
+    ctx.startTask({ agent: 'hold', verb: 'hold', args: { i: ctx.params.i } });
+  },
+});
+
+const db = tempDb();
+{
+  const broker = new HoldingBroker();
+  const engine = benchEngine(db.path, broker, [held]);
+  await engine.start();
+  for (let i = 0; i < N; i += 1000) {
+    await engine.submitMany(Array.from({ length: Math.min(1000, N - i) }, (_, k) => ({ type: held, params: { i: i + k } })));
+  }
+  await untilCommitted(engine, () => engine.stats().watchedTasks >= N);
+  await engine.stop();
+}
+const broker = new HoldingBroker();
+const engine = benchEngine(db.path, broker, [held]);
+let polled = 0;
+const t0 = performance.now();
+const resumed = new Promise<number>((resolve) => {
+  broker.onStatus = (ids) => {
+    polled += ids;
+    if (polled >= N) resolve(performance.now() - t0);
+  };
+});
+const startReport = await engine.start();
+const startMs = performance.now() - t0;
+const pollMs = await resumed;
+await engine.stop();
+db.cleanup();
+report(
+  { bench: 'recovery', value: +(pollMs / 1000).toFixed(3), unit: 's', inFlight: N, resumed: startReport.resumed, startSeconds: +(startMs / 1000).toFixed(3) },
+  [
+    `recovery: ${startReport.resumed} in-flight commands resumed; polling resumed ${(pollMs / 1000).toFixed(2)} s after start() (start() returned after ${(startMs / 1000).toFixed(2)} s) (${machine()})`,
+  ],
+);
