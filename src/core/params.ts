@@ -84,10 +84,13 @@ export async function validateParams<P, I>(type: CommandType<P, I>, params: unkn
  * {@link validateParams} then. Throws like {@link validateParams}.
  * @internal
  */
-export function validateParamsSync<P, I>(type: CommandType<P, I>, params: unknown): { value: P } | undefined {
+export function validateParamsSync<P, I>(
+  type: CommandType<P, I>,
+  params: unknown,
+): { value: P } | undefined {
   const what = `invalid parameters for command type "${type.name}" (version ${type.version})`;
   assertJson(params, what);
-  const result = type.schema['~standard'].validate(params as I);
+  const result = type.schema['~standard'].validate(params);
   if (result instanceof Promise) return undefined;
   if (result.issues) throw new ValidationError(what, toIssues(result.issues));
   return { value: result.value };

@@ -1,36 +1,31 @@
 /**
- * Group commit. Live objects changed by the engine are marked dirty; a flush snapshots every
- * dirty object into one {@link ChangeBatch} and hands it to the store, which applies it
- * atomically. Effects that must follow durability (agent calls, acknowledgements, events) are
- * registered with {@link Committer.afterCommit} and run once the batch holding their cause has
- * committed.
+ * Group commit. Live objects changed by the engine are marked dirty; a flush snapshots dirty
+ * objects into one {@link ChangeBatch} and hands it to the store, which applies it atomically.
+ * Effects that must follow durability (agent calls, acknowledgements, events) are registered
+ * with {@link Committer.afterCommit} and run once the batch holding their cause has committed.
  *
- * Flushes are pipelined: up to `maxInFlight` batches may be with the store at once (it applies
- * them in order), so the engine builds the next batch while the store writes this one. If a
- * batch fails, the store refuses the later ones it already had; once all have settled, every
- * object of the failed batches is marked dirty again (rows they inserted count as not stored)
- * and their callbacks are kept, in order, for the retry.
+ * Dirty objects are queued by **command group** (a command with its tasks and undo steps), in
+ * the order the groups first changed. A large flush takes whole groups, oldest first, each with
+ * its dirty descendants (so a parent's change never commits before its children's), up to
+ * `maxBatchRows`; the rest waits for the next batch. Flushes are pipelined: up to `maxInFlight`
+ * batches may be with the store at once (it applies them in order), so the engine works on the
+ * next batch while the store writes this one.
  *
- * Because live objects only ever hold the effects of completed engine steps, and batches are
- * applied in order, the store always holds a consistent prefix of the engine's history.
+ * If a batch fails, the store refuses the later ones it already had; once all have settled,
+ * every object of the failed batches is marked dirty again (rows they inserted count as not
+ * stored) and their callbacks are kept, in order, for the retry.
+ *
+ * Because live objects only ever hold the effects of completed engine steps, groups carry all
+ * of a command's changes, and batches are applied in order, the store always holds a consistent
+ * prefix of each command's history, with children never behind their parents.
  *
  * @module
  */
 import type { Clock, TimerHandle } from '../core/clock.js';
 import { CocoError, ErrorCode, toErrorInfo } from '../core/errors.js';
-import {
-  emptyBatch,
-  type ChangeBatch,
-  type CommandRecord,
-  type CommandUpdate,
-  type EntityWrite,
-  type Store,
-  type TaskRecord,
-  type TaskUpdate,
-  type UndoRecord,
-  type UndoUpdate,
-} from '../store/port.js';
+import { emptyBatch, type ChangeBatch, type EntityWrite, type Store } from '../store/port.js';
 import type { LiveCommand, LiveTask, LiveUndo } from './live.js';
+import { snapshot, type Flight, type AfterCommit } from './batch.js';
 
 /** Settings of the committer. */
 export interface CommitterOptions {
@@ -39,36 +34,27 @@ export interface CommitterOptions {
   readonly retryMaxMs: number;
   /** Batches that may be with the store at once. */
   readonly maxInFlight: number;
+  /** Rows (commands, tasks, undo steps) above which a flush takes only part of what is dirty. */
+  readonly maxBatchRows: number;
 }
 
 /** Listener called after each committed batch, with the batch. */
 export type CommitListener = (batch: ChangeBatch) => void;
 
-/** What one flush sent, kept until it settles. */
-interface Flight {
-  batch: ChangeBatch;
-  readonly commands: LiveCommand[];
-  readonly settled: LiveCommand[];
-  readonly tasks: LiveTask[];
-  readonly undo: LiveUndo[];
-  readonly entities: EntityWrite[];
-  readonly after: (() => void)[];
-  /** Objects this batch inserts (they count as stored from the snapshot on). */
-  readonly inserted: { persisted: boolean }[];
-  /** Commands whose upgraded parameters this batch rewrites. */
-  readonly upgraded: LiveCommand[];
-  readonly began: number;
-  failed: boolean;
-}
+const EMPTY = emptyBatch();
 
 /** Collects dirty live objects and flushes them in ordered, atomic, pipelined batches. */
 export class Committer {
-  #commands: LiveCommand[] = [];
-  #settled: LiveCommand[] = [];
-  #tasks: LiveTask[] = [];
-  #undo: LiveUndo[] = [];
+  /** Command groups with dirty objects, in order of first change (taken ones are skipped). */
+  #groups: LiveCommand[] = [];
+  #head = 0;
+  /** Rows waiting, over all groups. */
+  #rows = 0;
   #entities: EntityWrite[] = [];
-  #after: (() => void)[] = [];
+  /** Callbacks whose cause is already durable or in flight: they go with the next batch. */
+  #ready: AfterCommit[] = [];
+  /** Callbacks waiting for everything marked before them (a barrier). */
+  #barriers = 0;
   #scheduled = false;
   /** Batches with the store, oldest first. */
   readonly #flights: Flight[] = [];
@@ -79,6 +65,7 @@ export class Committer {
   #stopped = false;
   #retryTimer: TimerHandle | null = null;
   #idle: (() => void)[] = [];
+  #childOf: (id: number) => LiveCommand | undefined = () => undefined;
   readonly #listeners: CommitListener[] = [];
   /** Counters for monitoring: batches committed, rows written, time spent applying. */
   readonly stats = { batches: 0, commands: 0, tasks: 0, applyMs: 0 };
@@ -87,26 +74,41 @@ export class Committer {
   readonly #options: CommitterOptions;
   readonly #onError: (error: unknown, attempt: number) => void;
 
-  constructor(store: Store, clock: Clock, options: CommitterOptions, onError: (error: unknown, attempt: number) => void) {
+  constructor(
+    store: Store,
+    clock: Clock,
+    options: CommitterOptions,
+    onError: (error: unknown, attempt: number) => void,
+  ) {
     this.#store = store;
     this.#clock = clock;
     this.#options = options;
     this.#onError = onError;
   }
 
+  /** Lets the committer find live children, to keep a parent's batch behind its children's. */
+  setChildLookup(lookup: (id: number) => LiveCommand | undefined): void {
+    this.#childOf = lookup;
+  }
+
+  #group(c: LiveCommand): void {
+    if (!c.queuedGroup) {
+      c.queuedGroup = true;
+      this.#groups.push(c);
+    }
+    this.#schedule();
+  }
+
   /** Marks a command changed (new or updated). */
   command(c: LiveCommand): void {
     if (c.dirty) {
-      if (c.settledOnly) {
-        // Queued for the narrow write only: now it needs the full one.
-        c.settledOnly = false;
-        this.#commands.push(c);
-      }
+      // Queued for the narrow write only: now it needs the full one.
+      if (c.settledOnly) c.settledOnly = false;
       return;
     }
     c.dirty = true;
-    this.#commands.push(c);
-    this.#schedule();
+    this.#rows++;
+    this.#group(c);
   }
 
   /**
@@ -118,44 +120,51 @@ export class Committer {
     if (c.dirty) return;
     c.dirty = true;
     c.settledOnly = true;
-    this.#settled.push(c);
-    this.#schedule();
+    this.#rows++;
+    this.#group(c);
   }
 
   /** Marks a task changed (new or updated). */
   task(t: LiveTask): void {
-    if (!t.dirty) {
-      t.dirty = true;
-      this.#tasks.push(t);
-      this.#schedule();
-    }
+    if (t.dirty) return;
+    t.dirty = true;
+    (t.command.dirtyTasks ??= []).push(t);
+    this.#rows++;
+    this.#group(t.command);
   }
 
   /** Marks an undo step changed (new or updated). */
   undo(u: LiveUndo): void {
-    if (!u.dirty) {
-      u.dirty = true;
-      this.#undo.push(u);
-      this.#schedule();
-    }
+    if (u.dirty) return;
+    u.dirty = true;
+    (u.command.dirtyUndo ??= []).push(u);
+    this.#rows++;
+    this.#group(u.command);
   }
 
-  /** Queues entity writes; they commit in the next batch. */
+  /** Queues entity writes; they commit in the next batch (which then takes everything). */
   entities(writes: readonly EntityWrite[]): void {
     if (writes.length === 0) return;
     for (const w of writes) this.#entities.push(w);
     this.#schedule();
   }
 
-  /** Runs `fn` after the batch holding every change marked so far has committed. */
-  afterCommit(fn: () => void): void {
-    this.#after.push(fn);
+  /**
+   * Runs `fn` once the changes it depends on have committed: with a `cause`, every change of that
+   * command (its group) marked so far; without, every change marked so far.
+   */
+  afterCommit(fn: () => void, cause: LiveCommand | null = null): void {
+    if (cause === null) {
+      this.#barriers++;
+      this.#ready.push({ fn, barrier: true });
+    } else if (cause.queuedGroup) (cause.pendingAfter ??= []).push(fn);
+    else this.#ready.push({ fn, barrier: false });
     this.#schedule();
   }
 
-  /** Resolves once every change marked so far is durable. */
-  durable(): Promise<void> {
-    return new Promise((resolve) => this.afterCommit(resolve));
+  /** Resolves once the changes of `cause` (or all changes, without one) marked so far are durable. */
+  durable(cause: LiveCommand | null = null): Promise<void> {
+    return new Promise((resolve) => this.afterCommit(resolve, cause));
   }
 
   /** Subscribes to committed batches. */
@@ -169,15 +178,23 @@ export class Committer {
 
   /** Whether anything is waiting to be flushed. */
   get pending(): boolean {
-    const queued = this.#commands.length + this.#settled.length + this.#tasks.length + this.#undo.length;
-    return queued + this.#entities.length + this.#after.length > 0;
+    return this.#head < this.#groups.length || this.#entities.length > 0 || this.#ready.length > 0;
   }
 
   /** Flushes everything now and waits (used when stopping). */
   async drain(): Promise<void> {
     for (let i = 0; i < 1000 && !this.#stopped && (this.pending || this.#flights.length > 0); i++) {
-      if (this.#flights.length > 0 || this.#recovering) await new Promise<void>((resolve) => this.#idle.push(resolve));
-      else this.#flush();
+      if (this.#flights.length > 0) {
+        await new Promise<void>((resolve) => this.#idle.push(resolve));
+        continue;
+      }
+      if (this.#recovering) {
+        // Waiting out a retry delay: retry now instead (the engine is stopping).
+        this.#retryTimer?.cancel();
+        this.#retryTimer = null;
+        this.#recovering = false;
+      }
+      this.#flush();
     }
   }
 
@@ -189,7 +206,13 @@ export class Committer {
   }
 
   #schedule(): void {
-    if (this.#scheduled || this.#stopped || this.#recovering || this.#flights.length >= this.#options.maxInFlight) return;
+    if (
+      this.#scheduled ||
+      this.#stopped ||
+      this.#recovering ||
+      this.#flights.length >= this.#options.maxInFlight
+    )
+      return;
     this.#scheduled = true;
     // setImmediate runs after the microtasks of handlers that finished in this turn, so their
     // changes join the same batch.
@@ -200,35 +223,20 @@ export class Committer {
   }
 
   #flush(): void {
-    if (this.#stopped || this.#recovering || this.#flights.length >= this.#options.maxInFlight || !this.pending) return;
-    const flight: Flight = {
-      batch: EMPTY,
-      commands: this.#commands,
-      settled: this.#settled,
-      tasks: this.#tasks,
-      undo: this.#undo,
-      entities: this.#entities,
-      after: this.#after,
-      inserted: [],
-      upgraded: [],
-      began: performance.now(),
-      failed: false,
-    };
-    this.#commands = [];
-    this.#settled = [];
-    this.#tasks = [];
-    this.#undo = [];
-    this.#entities = [];
-    this.#after = [];
+    if (
+      this.#stopped ||
+      this.#recovering ||
+      this.#flights.length >= this.#options.maxInFlight ||
+      !this.pending
+    )
+      return;
+    const flight = this.#take();
     flight.batch = snapshot(flight);
     // Dirty flags are cleared now, so changes made while the store writes re-mark their objects
     // for a later batch; rows inserted by this batch count as stored for the batches after it.
     for (const c of flight.commands) {
       c.dirty = false;
       c.paramsDirty = false;
-    }
-    for (const c of flight.settled) {
-      c.dirty = false;
       c.settledOnly = false;
     }
     for (const t of flight.tasks) t.dirty = false;
@@ -240,6 +248,76 @@ export class Committer {
       (error: unknown) => this.#settle(flight, error),
     );
     if (this.pending) this.#schedule();
+  }
+
+  /**
+   * Takes the next batch: whole groups, oldest first, each with its queued descendants, until
+   * `maxBatchRows` (everything if entity writes or a barrier callback wait, or little is dirty).
+   */
+  #take(): Flight {
+    const flight: Flight = {
+      batch: EMPTY,
+      commands: [],
+      tasks: [],
+      undo: [],
+      entities: this.#entities,
+      after: [],
+      inserted: [],
+      upgraded: [],
+      began: performance.now(),
+      failed: false,
+    };
+    const all =
+      this.#entities.length > 0 || this.#barriers > 0 || this.#rows <= this.#options.maxBatchRows;
+    this.#entities = [];
+    let rows = 0;
+    const take = (c: LiveCommand): void => {
+      if (!c.queuedGroup) return;
+      c.queuedGroup = false;
+      if (c.dirty) {
+        flight.commands.push(c);
+        rows++;
+      }
+      if (c.dirtyTasks) {
+        for (const t of c.dirtyTasks) flight.tasks.push(t);
+        rows += c.dirtyTasks.length;
+        c.dirtyTasks = null;
+      }
+      if (c.dirtyUndo) {
+        for (const u of c.dirtyUndo) flight.undo.push(u);
+        rows += c.dirtyUndo.length;
+        c.dirtyUndo = null;
+      }
+      if (c.pendingAfter) {
+        for (const fn of c.pendingAfter) flight.after.push({ fn, barrier: false });
+        c.pendingAfter = null;
+      }
+      // A parent's change never commits before its children's: they join its batch.
+      if (!all && c.children) {
+        for (const ch of c.children) {
+          const child = this.#childOf(ch.id);
+          if (child?.queuedGroup) take(child);
+        }
+      }
+    };
+    const groups = this.#groups;
+    while (this.#head < groups.length && (all || rows < this.#options.maxBatchRows))
+      take(groups[this.#head++]!);
+    if (this.#head >= groups.length) {
+      this.#groups = [];
+      this.#head = 0;
+    } else if (this.#head > 4096 && this.#head * 2 > groups.length) {
+      this.#groups = groups.slice(this.#head);
+      this.#head = 0;
+    }
+    this.#rows -= rows;
+    // Callbacks whose cause was durable (or in flight) already go now, in order.
+    for (const a of this.#ready) {
+      flight.after.push(a);
+      if (a.barrier) this.#barriers--;
+    }
+    this.#ready = [];
+    return flight;
   }
 
   #settle(flight: Flight, error: unknown): void {
@@ -255,9 +333,8 @@ export class Committer {
       // (The store refuses the batches after a failed one, so none commits during recovery.)
       this.#committed(flight);
     }
-    // Flights settle in order; drop the settled ones from the front.
-    if (this.#flights[0] === flight) this.#flights.shift();
-    else this.#flights.splice(this.#flights.indexOf(flight), 1);
+    const i = this.#flights.indexOf(flight);
+    if (i >= 0) this.#flights.splice(i, 1);
     if (this.#flights.length === 0) {
       if (this.#recovering) this.#requeueFailed();
       for (const fn of this.#idle.splice(0)) fn();
@@ -268,96 +345,53 @@ export class Committer {
   #committed(flight: Flight): void {
     this.#failures = 0;
     this.stats.batches++;
-    this.stats.commands += flight.commands.length + flight.settled.length;
+    this.stats.commands += flight.commands.length;
     this.stats.tasks += flight.tasks.length;
     this.stats.applyMs += performance.now() - flight.began;
     for (const listener of this.#listeners) {
       try {
         listener(flight.batch);
       } catch (error) {
-        this.#onError(new CocoError(ErrorCode.HandlerFailed, `a commit listener threw: ${toErrorInfo(error).message}`, { cause: error }), 0);
+        this.#onError(
+          new CocoError(
+            ErrorCode.HandlerFailed,
+            `a commit listener threw: ${toErrorInfo(error).message}`,
+            { cause: error },
+          ),
+          0,
+        );
       }
     }
-    for (const fn of flight.after) fn();
+    for (const a of flight.after) a.fn();
   }
 
   /** Every flight has settled after a failure: put the failed batches back, in order, and retry. */
   #requeueFailed(): void {
     const failed = this.#failedFlights;
     this.#failedFlights = [];
-    const commands: LiveCommand[] = [];
-    const tasks: LiveTask[] = [];
-    const undo: LiveUndo[] = [];
     const entities: EntityWrite[] = [];
-    const after: (() => void)[] = [];
+    const after: AfterCommit[] = [];
     for (const f of failed) {
       for (const o of f.inserted) o.persisted = false;
       for (const c of f.upgraded) c.paramsDirty = true;
-      for (const c of f.commands) if (!c.dirty) commands.push(mark(c));
-      for (const c of f.settled) if (!c.dirty) commands.push(mark(c));
-      for (const t of f.tasks) if (!t.dirty) tasks.push(mark(t));
-      for (const u of f.undo) if (!u.dirty) undo.push(mark(u));
+      for (const c of f.commands) this.command(c);
+      for (const t of f.tasks) this.task(t);
+      for (const u of f.undo) this.undo(u);
       entities.push(...f.entities);
-      after.push(...f.after);
+      after.push(...f.after.map((a) => ({ fn: a.fn, barrier: true })));
     }
-    // Objects re-marked since are already queued once, behind these.
-    this.#commands = commands.concat(this.#commands);
-    this.#tasks = tasks.concat(this.#tasks);
-    this.#undo = undo.concat(this.#undo);
+    // Failed batches go first again, as one barrier: nothing after them runs before they commit.
     this.#entities = entities.concat(this.#entities);
-    this.#after = after.concat(this.#after);
-    const delay = Math.min(this.#options.retryMaxMs, this.#options.retryBaseMs * 2 ** Math.min(this.#failures - 1, 16));
+    this.#barriers += after.length;
+    this.#ready = after.concat(this.#ready);
+    const delay = Math.min(
+      this.#options.retryMaxMs,
+      this.#options.retryBaseMs * 2 ** Math.min(this.#failures - 1, 16),
+    );
     this.#retryTimer = this.#clock.setTimer(delay, () => {
       this.#retryTimer = null;
       this.#recovering = false;
       this.#flush();
     });
   }
-}
-
-const EMPTY = emptyBatch();
-
-function mark<T extends { dirty: boolean }>(o: T): T {
-  o.dirty = true;
-  return o;
-}
-
-function snapshot(f: Flight): ChangeBatch {
-  const commandInserts: CommandRecord[] = [];
-  const commandUpdates: CommandUpdate[] = [];
-  const paramsUpgrades: { id: number; paramsVersion: number; params: unknown }[] = [];
-  for (const c of f.commands) {
-    if (c.persisted) {
-      commandUpdates.push(c.toUpdate());
-      if (c.paramsDirty) {
-        paramsUpgrades.push({ id: c.id, paramsVersion: c.paramsVersion, params: c.rawParams });
-        f.upgraded.push(c);
-      }
-    } else {
-      commandInserts.push(c.toRecord());
-      f.inserted.push(c);
-    }
-  }
-  const commandsSettled: number[] = [];
-  // Those upgraded to a full write since are in `commands` (their flag was reset).
-  for (const c of f.settled) if (c.settledOnly) commandsSettled.push(c.id);
-  const taskInserts: TaskRecord[] = [];
-  const taskUpdates: TaskUpdate[] = [];
-  for (const t of f.tasks) {
-    if (t.persisted) taskUpdates.push(t.toUpdate());
-    else {
-      taskInserts.push(t.toRecord());
-      f.inserted.push(t);
-    }
-  }
-  const undoInserts: UndoRecord[] = [];
-  const undoUpdates: UndoUpdate[] = [];
-  for (const u of f.undo) {
-    if (u.persisted) undoUpdates.push(u.toUpdate());
-    else {
-      undoInserts.push(u.toRecord());
-      f.inserted.push(u);
-    }
-  }
-  return { commandInserts, commandUpdates, paramsUpgrades, taskInserts, taskUpdates, undoInserts, undoUpdates, commandsSettled, entityWrites: f.entities };
 }

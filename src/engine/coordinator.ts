@@ -18,7 +18,7 @@ import { EntityOverlay } from './entities.js';
 import type { EngineEvents } from './events.js';
 import { runFailure, runStage, runSuccess, runUndo, type HandlerHost } from './handlers.js';
 import type { IdAllocator } from './ids.js';
-import type { ChildState, LiveCommand} from './live.js';
+import type { ChildState, LiveCommand } from './live.js';
 import { LiveUndo, type LiveTask } from './live.js';
 import type { CompiledEngineOptions } from './options.js';
 import { TaskTracker, type TaskHost } from './tasks.js';
@@ -249,7 +249,7 @@ export class Coordinator implements HandlerHost, TaskHost {
       this.#endWaiters.delete(c.id);
       this.committer.afterCommit(() => {
         for (const w of waiters) w(c);
-      });
+      }, c);
     }
   }
 
@@ -289,13 +289,13 @@ export class Coordinator implements HandlerHost, TaskHost {
         c.tasksCleared = true;
         this.touch(c);
       }
-      this.committer.afterCommit(() => this.#evict(c));
+      this.committer.afterCommit(() => this.#evict(c), c);
       return;
     }
     // Clearing follows the commit that records the command's outcome.
     this.committer.afterCommit(() => {
       for (const t of toClear) this.tasks.dispatcher.clear(t);
-    });
+    }, c);
   }
 
   #evict(c: LiveCommand): void {
@@ -405,7 +405,7 @@ export class Coordinator implements HandlerHost, TaskHost {
   allCleared(c: LiveCommand): void {
     c.tasksCleared = true;
     this.committer.settled(c);
-    this.committer.afterCommit(() => this.#evict(c));
+    this.committer.afterCommit(() => this.#evict(c), c);
   }
 
   recordUndo(c: LiveCommand, name: string, data: Json | null): void {

@@ -34,6 +34,9 @@ export interface StartReport {
   readonly loadFailed: number;
   /** Time from the start call until polling resumed. */
   readonly durationMs: number;
+  /** Of which: reading the unfinished work from the store, and rebuilding live commands. */
+  readonly loadMs: number;
+  readonly rebuildMs: number;
 }
 
 /** A command with its tasks, undo steps and direct children. */
@@ -58,6 +61,8 @@ export class Engine {
   #dispatcher: Dispatcher | null = null;
   #storeId = '';
   #heartbeat: { cancel(): void } | null = null;
+  /** A started engine keeps the process alive until it is stopped (its own timers do not). */
+  #keepAlive: ReturnType<typeof setInterval> | null = null;
   readonly #keys = new Map<string, Promise<number>>();
 
   constructor(options: EngineOptions) {
@@ -83,7 +88,10 @@ export class Engine {
     return this.events.on(event, listener);
   }
 
-  /** Opens the store, resumes every unfinished command and starts polling agents. */
+  /**
+   * Opens the store, resumes every unfinished command and starts polling agents. A started
+   * engine keeps the process alive until {@link Engine.stop}.
+   */
   async start(): Promise<StartReport> {
     if (this.#state !== 'new')
       throw new CocoError(ErrorCode.EngineStopped, `the engine cannot start: it is ${this.#state}`);
@@ -97,7 +105,12 @@ export class Engine {
     const committer = new Committer(
       store,
       clock,
-      { retryBaseMs: tuning.commitRetryBaseMs, retryMaxMs: tuning.commitRetryMaxMs, maxInFlight: tuning.commitsInFlight },
+      {
+        retryBaseMs: tuning.commitRetryBaseMs,
+        retryMaxMs: tuning.commitRetryMaxMs,
+        maxInFlight: tuning.commitsInFlight,
+        maxBatchRows: tuning.maxBatchRows,
+      },
       (error, attempt) => {
         const info =
           error instanceof CocoError
@@ -133,6 +146,7 @@ export class Engine {
       `${identity.storeId}-`,
     );
     co.tasks.dispatcher = dispatcher;
+    committer.setChildLookup((id) => co.live.get(id));
     co.loader = async (id) => {
       const { command, failure } = await loadOne(store, this.#registry, this.#storeId, id);
       if (failure) this.events.emit('load-failed', failure);
@@ -143,7 +157,9 @@ export class Engine {
     this.#committer = committer;
     this.#dispatcher = dispatcher;
 
+    const loadBegan = performance.now();
     const snapshot = await store.loadActive();
+    const loadMs = performance.now() - loadBegan;
     for (const bad of snapshot.corrupt)
       this.events.emit('load-failed', { commandId: bad.commandId, error: bad.error });
     const rebuilt = await rebuild(
@@ -154,6 +170,7 @@ export class Engine {
       snapshot.undo,
       snapshot.endedChildren,
     );
+    const rebuildMs = performance.now() - loadBegan - loadMs;
     for (const id of rebuilt.foreignTasks) co.foreignTasks.add(id);
     for (const failure of rebuilt.failures) {
       logger.warn(
@@ -168,11 +185,15 @@ export class Engine {
       .discover()
       .catch((error: unknown) => logger.warn({ error }, 'could not list agents'));
     this.#state = 'running';
+    // Only the 2^30 ms period matters here: the interval exists to hold the event loop open.
+    this.#keepAlive = setInterval(() => undefined, 2 ** 30);
     this.#beat();
     const report = {
       resumed: rebuilt.commands.length,
       loadFailed: rebuilt.failures.length + snapshot.corrupt.length,
       durationMs: performance.now() - began,
+      loadMs,
+      rebuildMs,
     };
     logger.info(report, 'engine started');
     return report;
@@ -219,7 +240,9 @@ export class Engine {
   ): Promise<{ id: number }> {
     const co = this.#running();
     const registered = this.#registered(type.name, type.version);
-    const parsed = (validateParamsSync(registered, params) ?? { value: await validateParams(registered, params) }).value;
+    const parsed = (
+      validateParamsSync(registered, params) ?? { value: await validateParams(registered, params) }
+    ).value;
     const key = options.idempotencyKey ?? null;
     if (key !== null) {
       if (typeof key !== 'string' || key.length === 0 || key.length > 200) {
@@ -234,7 +257,7 @@ export class Engine {
         const existing = await this.#o.store.getCommandByKey(key);
         if (existing) return existing.id;
         const c = co.createRoot(registered, params, parsed, key);
-        await this.#committer!.durable();
+        await this.#committer!.durable(c);
         return c.id;
       })();
       this.#keys.set(key, pending);
@@ -245,7 +268,7 @@ export class Engine {
       }
     }
     const c = co.createRoot(registered, params, parsed, null);
-    await this.#committer!.durable();
+    await this.#committer!.durable(c);
     return { id: c.id };
   }
 
@@ -254,24 +277,32 @@ export class Engine {
    * with an error naming its index and field, and nothing is stored), then stored in one batch.
    * Resolves with their ids, in order, once durable.
    */
-  async submitMany(items: readonly { readonly type: CommandType<unknown, unknown>; readonly params: unknown }[]): Promise<{ id: number }[]> {
+  async submitMany(
+    items: readonly { readonly type: CommandType<unknown, unknown>; readonly params: unknown }[],
+  ): Promise<{ id: number }[]> {
     const co = this.#running();
     const prepared: { type: CommandType; raw: unknown; parsed: unknown }[] = [];
     for (const [index, item] of items.entries()) {
       const registered = this.#registered(item.type.name, item.type.version);
       try {
-        const parsed = validateParamsSync(registered, item.params) ?? { value: await validateParams(registered, item.params) };
+        const parsed = validateParamsSync(registered, item.params) ?? {
+          value: await validateParams(registered, item.params),
+        };
         prepared.push({ type: registered, raw: item.params, parsed: parsed.value });
       } catch (error) {
         if (error instanceof ValidationError) {
-          throw new ValidationError(`item ${index}: ${error.plainMessage.split(':')[0] ?? 'invalid'}`, error.issues.map((i) => ({ path: `${index}.${i.path}`, message: i.message })));
+          throw new ValidationError(
+            `item ${index}: ${error.plainMessage.split(':')[0] ?? 'invalid'}`,
+            error.issues.map((i) => ({ path: `${index}.${i.path}`, message: i.message })),
+          );
         }
         throw error;
       }
     }
-    const ids = prepared.map((p) => co.createRoot(p.type, p.raw, p.parsed, null).id);
-    await this.#committer!.durable();
-    return ids.map((id) => ({ id }));
+    const roots = prepared.map((p) => co.createRoot(p.type, p.raw, p.parsed, null));
+    // Roots are batched in creation order: the last one durable means all are.
+    await this.#committer!.durable(roots.at(-1) ?? null);
+    return roots.map((c) => ({ id: c.id }));
   }
 
   #registered(name: string, version: number): CommandType {
@@ -314,7 +345,7 @@ export class Engine {
     if (c.terminal)
       throw new CocoError(ErrorCode.CommandState, `command ${id} has already ended (${c.status})`);
     if (c.status === 'pending' || c.status === 'waiting') co.requestCancel(c);
-    await this.#committer!.durable();
+    await this.#committer!.durable(c);
   }
 
   /** The stored (durable) state of a command, or null. */
@@ -344,7 +375,7 @@ export class Engine {
     const co = this.#running();
     const c = co.live.get(id);
     if (c && !c.terminal) await co.whenEnded(c);
-    else if (c) await this.#committer!.durable();
+    else if (c) await this.#committer!.durable(c);
     const record = await this.#o.store.getCommand(id);
     if (!record) throw new CocoError(ErrorCode.CommandNotFound, `command ${id} does not exist`);
     if (!isTerminal(record.status))
@@ -378,6 +409,8 @@ export class Engine {
     const wasRunning = this.#state === 'running';
     this.#state = 'stopping';
     this.#heartbeat?.cancel();
+    if (this.#keepAlive) clearInterval(this.#keepAlive);
+    this.#keepAlive = null;
     const co = this.#co;
     if (co && wasRunning) {
       let timer: { cancel(): void } | null = null;

@@ -32,7 +32,11 @@ export interface HandlerHost extends ContextHost {
 type Phase = 'stage' | 'success' | 'undo' | 'failure';
 
 function isPromise(value: unknown): value is Promise<unknown> {
-  return typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function';
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as { then?: unknown }).then === 'function'
+  );
 }
 
 type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
@@ -127,7 +131,10 @@ export function runUndo(host: HandlerHost, c: LiveCommand, u: LiveUndo): void {
   const fn = handler
     ? (x: UndoCtx) => handler(x, u.data ?? undefined)
     : () => {
-        throw new CocoError(ErrorCode.InvalidDefinition, `command type "${c.type.name}" has no undo handler "${u.name}" any more`);
+        throw new CocoError(
+          ErrorCode.InvalidDefinition,
+          `command type "${c.type.name}" has no undo handler "${u.name}" any more`,
+        );
       };
   invoke(fn, ctx, (outcome) => {
     const out = ctx.close();

@@ -290,6 +290,13 @@ export class LiveCommand {
   dirty = false;
   /** Queued for the narrow "tasks cleared" write only (see Committer.settled). */
   settledOnly = false;
+  /** This command's group is in the committer's queue (see Committer). */
+  queuedGroup = false;
+  /** Tasks and undo steps of this command waiting for the next batch. */
+  dirtyTasks: LiveTask[] | null = null;
+  dirtyUndo: LiveUndo[] | null = null;
+  /** Callbacks waiting for this command's queued changes to commit. */
+  pendingAfter: (() => void)[] | null = null;
   /** Parameters were upgraded on load and must be rewritten at the current version. */
   paramsDirty = false;
   /** A handler (or an async step) is running for this command. */

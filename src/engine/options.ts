@@ -43,6 +43,11 @@ export interface EngineTuning {
    * build the next batch while the store writes one; more only adds memory. @default 2
    */
   readonly commitsInFlight?: number;
+  /**
+   * Rows above which a flush takes only part of what is dirty (whole commands, children with
+   * their parents), so that batches overlap with the engine's work. @default 5000
+   */
+  readonly maxBatchRows?: number;
   /** How often the engine renews its ownership of the store. @default 10000 */
   readonly heartbeatMs?: number;
   /** Ids reserved from the store at a time (ids are handed out without a store round trip). @default 10000 */
@@ -90,6 +95,7 @@ const tuningSchema = z
     commitRetryBaseMs: positive.default(100),
     commitRetryMaxMs: positive.default(10_000),
     commitsInFlight: positive.default(2),
+    maxBatchRows: positive.default(5000),
     heartbeatMs: positive.default(10_000),
     idBlockSize: positive.default(10_000),
     stopGraceMs: z.number().int().nonnegative().default(5_000),

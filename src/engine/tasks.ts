@@ -105,7 +105,7 @@ export class TaskTracker implements DispatcherEvents {
     // The intent is durable before the agent hears of the task.
     this.#committer.afterCommit(() => {
       if (!t.ended && !t.stopRequested && !this.#host.stopped) this.dispatcher.start(t);
-    });
+    }, c);
     this.armDeadline(t);
     return t;
   }
@@ -132,7 +132,7 @@ export class TaskTracker implements DispatcherEvents {
     }
     this.#committer.afterCommit(() => {
       if (!this.#host.stopped) this.dispatcher.stop(t);
-    });
+    }, t.command);
   }
 
   /** Resolves with the task's result when it succeeds; rejects when it ends otherwise. */

@@ -1,0 +1,90 @@
+/**
+ * What one flush of the committer holds, and how it becomes a {@link ChangeBatch}: live objects
+ * are snapshotted into store records (inserts for objects not yet stored, updates otherwise).
+ *
+ * @module
+ */
+import type {
+  ChangeBatch,
+  CommandRecord,
+  CommandUpdate,
+  EntityWrite,
+  TaskRecord,
+  TaskUpdate,
+  UndoRecord,
+  UndoUpdate,
+} from '../store/port.js';
+import type { LiveCommand, LiveTask, LiveUndo } from './live.js';
+
+/** A callback to run after a commit; a barrier waits for everything marked before it. */
+export interface AfterCommit {
+  readonly fn: () => void;
+  readonly barrier: boolean;
+}
+
+/** What one flush sent, kept until it settles. */
+export interface Flight {
+  batch: ChangeBatch;
+  readonly commands: LiveCommand[];
+  readonly tasks: LiveTask[];
+  readonly undo: LiveUndo[];
+  readonly entities: EntityWrite[];
+  readonly after: AfterCommit[];
+  /** Objects this batch inserts (they count as stored from the snapshot on). */
+  readonly inserted: { persisted: boolean }[];
+  /** Commands whose upgraded parameters this batch rewrites. */
+  readonly upgraded: LiveCommand[];
+  readonly began: number;
+  failed: boolean;
+}
+
+/** Snapshots a flight's objects into a batch, noting what it inserts and upgrades. */
+export function snapshot(f: Flight): ChangeBatch {
+  const commandInserts: CommandRecord[] = [];
+  const commandUpdates: CommandUpdate[] = [];
+  const commandsSettled: number[] = [];
+  const paramsUpgrades: { id: number; paramsVersion: number; params: unknown }[] = [];
+  for (const c of f.commands) {
+    if (!c.persisted) {
+      commandInserts.push(c.toRecord());
+      f.inserted.push(c);
+    } else if (c.settledOnly) {
+      commandsSettled.push(c.id);
+    } else {
+      commandUpdates.push(c.toUpdate());
+      if (c.paramsDirty) {
+        paramsUpgrades.push({ id: c.id, paramsVersion: c.paramsVersion, params: c.rawParams });
+        f.upgraded.push(c);
+      }
+    }
+  }
+  const taskInserts: TaskRecord[] = [];
+  const taskUpdates: TaskUpdate[] = [];
+  for (const t of f.tasks) {
+    if (t.persisted) taskUpdates.push(t.toUpdate());
+    else {
+      taskInserts.push(t.toRecord());
+      f.inserted.push(t);
+    }
+  }
+  const undoInserts: UndoRecord[] = [];
+  const undoUpdates: UndoUpdate[] = [];
+  for (const u of f.undo) {
+    if (u.persisted) undoUpdates.push(u.toUpdate());
+    else {
+      undoInserts.push(u.toRecord());
+      f.inserted.push(u);
+    }
+  }
+  return {
+    commandInserts,
+    commandUpdates,
+    paramsUpgrades,
+    taskInserts,
+    taskUpdates,
+    undoInserts,
+    undoUpdates,
+    commandsSettled,
+    entityWrites: f.entities,
+  };
+}

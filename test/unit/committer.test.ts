@@ -1,0 +1,194 @@
+/**
+ * The committer against an in-memory store that fails batches at random (and, like every store,
+ * refuses batches called before a failure was reported): whatever the failures, every change
+ * ends up stored exactly as it is in memory, and each callback runs once, after its cause's
+ * changes are stored.
+ */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { ManualClock } from '../../src/core/clock.js';
+import { defineCommand } from '../../src/core/command-type.js';
+import { CocoError } from '../../src/core/errors.js';
+import { Committer } from '../../src/engine/committer.js';
+import { LiveCommand, LiveTask } from '../../src/engine/live.js';
+import type { ChangeBatch, CommandRecord, Store } from '../../src/store/port.js';
+
+const type = defineCommand({ name: 'unit.t', schema: z.object({}), execute() {} });
+
+class FlakyStore {
+  readonly commands = new Map<number, CommandRecord | { id: number; attempts: number }>();
+  readonly tasks = new Map<string, { result: unknown }>();
+  applies = 0;
+  #poisoned = false;
+  readonly fails: ReadonlySet<number>;
+  constructor(fails: ReadonlySet<number>) {
+    this.fails = fails;
+  }
+  apply(b: ChangeBatch): Promise<void> {
+    const n = this.applies++;
+    if (this.#poisoned) return Promise.reject(new CocoError('STORE_FAILED', 'skipped'));
+    if (this.fails.has(n)) {
+      this.#poisoned = true;
+      const p = Promise.reject(new CocoError('STORE_FAILED', `batch ${n} failed`));
+      p.catch(() => (this.#poisoned = false));
+      return p;
+    }
+    for (const c of b.commandInserts) {
+      if (this.commands.has(c.id)) throw new Error(`duplicate insert ${c.id}`);
+      this.commands.set(c.id, c);
+    }
+    for (const u of b.commandUpdates) {
+      const old = this.commands.get(u.id);
+      if (!old) return Promise.reject(new Error(`update of missing ${u.id}`));
+      this.commands.set(u.id, { ...old, ...u });
+    }
+    for (const t of b.taskInserts) this.tasks.set(`${t.commandId}/${t.ordinal}`, t);
+    for (const t of b.taskUpdates) {
+      const key = `${t.commandId}/${t.ordinal}`;
+      const old = this.tasks.get(key);
+      if (!old) return Promise.reject(new Error(`update of missing task ${key}`));
+      this.tasks.set(key, { ...old, ...t });
+    }
+    return Promise.resolve();
+  }
+}
+
+function command(id: number, parent: LiveCommand | null): LiveCommand {
+  return new LiveCommand({
+    id,
+    type,
+    paramsVersion: 1,
+    rawParams: {},
+    params: {},
+    parentId: parent?.id ?? null,
+    rootId: parent?.rootId ?? id,
+    seq: parent ? parent.journalSeq++ : null,
+    originStage: parent ? 0 : null,
+    childMode: 'concurrent',
+    failurePolicy: 'wait-all',
+    idempotencyKey: null,
+    createdAt: 0,
+    persisted: false,
+  });
+}
+
+const opArb = fc.oneof(
+  fc.record({ kind: fc.constant('new' as const), parent: fc.nat(20) }),
+  fc.record({ kind: fc.constant('bump' as const), target: fc.nat(40) }),
+  fc.record({ kind: fc.constant('task' as const), target: fc.nat(40) }),
+  fc.record({ kind: fc.constant('after' as const), target: fc.nat(40) }),
+  fc.record({ kind: fc.constant('tick' as const) }),
+);
+
+describe('committer (property)', () => {
+  it('stores every change exactly and runs each callback once, after its cause, despite failures', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(opArb, { minLength: 1, maxLength: 120 }),
+        fc.uniqueArray(fc.nat(30), { maxLength: 6 }),
+        fc.integer({ min: 1, max: 3 }),
+        fc.integer({ min: 1, max: 12 }),
+        async (ops, fails, maxInFlight, maxBatchRows) => {
+          const store = new FlakyStore(new Set(fails));
+          const clock = new ManualClock();
+          const committer = new Committer(
+            store as unknown as Store,
+            clock,
+            { retryBaseMs: 1, retryMaxMs: 4, maxInFlight, maxBatchRows },
+            () => {},
+          );
+          const live: LiveCommand[] = [];
+          committer.setChildLookup((id) => live.find((c) => c.id === id));
+          const ran: number[] = [];
+          const late: string[] = [];
+          let callbacks = 0;
+          for (const op of ops) {
+            if (op.kind === 'new') {
+              const parent = live.length > 0 ? live[op.parent % live.length]! : null;
+              const c = command(live.length + 1, parent);
+              if (parent)
+                parent.addChild({
+                  id: c.id,
+                  type: 'unit.t',
+                  seq: c.seq!,
+                  originStage: 0,
+                  status: 'pending',
+                  result: null,
+                  error: null,
+                  compensation: 'none',
+                  ended: false,
+                } as never);
+              live.push(c);
+              committer.command(c);
+            } else if (op.kind === 'bump' && live.length > 0) {
+              const c = live[op.target % live.length]!;
+              c.attempts++;
+              committer.command(c);
+            } else if (op.kind === 'task' && live.length > 0) {
+              const c = live[op.target % live.length]!;
+              const t =
+                c.tasks[0] ??
+                new LiveTask(
+                  c,
+                  0,
+                  0,
+                  'a',
+                  'v',
+                  null,
+                  `x-${c.id}-0`,
+                  'created',
+                  0,
+                  null,
+                  null,
+                  false,
+                  0,
+                  null,
+                  false,
+                );
+              if (!c.tasks[0]) c.addTask(t);
+              t.result = (t.result as number) + 1;
+              committer.task(t);
+            } else if (op.kind === 'after' && live.length > 0) {
+              const c = live[op.target % live.length]!;
+              const version = c.attempts;
+              const taskVersion = c.tasks[0]?.result as number | undefined;
+              const n = callbacks++;
+              committer.afterCommit(() => {
+                ran.push(n);
+                const stored = store.commands.get(c.id);
+                if (!stored || stored.attempts < version)
+                  late.push(`callback ${n}: command ${c.id} at ${stored?.attempts} < ${version}`);
+                if (
+                  taskVersion !== undefined &&
+                  ((store.tasks.get(`${c.id}/0`)?.result as number) ?? -1) < taskVersion
+                )
+                  late.push(`callback ${n}: task of ${c.id}`);
+              }, c);
+            } else if (op.kind === 'tick') {
+              await new Promise((r) => setImmediate(r));
+              clock.advance(10);
+            }
+          }
+          for (let i = 0; i < 200 && (committer.pending || ran.length < callbacks); i++) {
+            await new Promise((r) => setImmediate(r));
+            clock.advance(10);
+          }
+          await committer.drain();
+          expect(late).toEqual([]);
+          expect(ran.sort((a, b) => a - b)).toEqual(Array.from({ length: callbacks }, (_, i) => i));
+          for (const c of live) {
+            expect((store.commands.get(c.id) as { attempts: number } | undefined)?.attempts).toBe(
+              c.attempts,
+            );
+            const t = c.tasks[0];
+            if (t) expect(store.tasks.get(`${c.id}/0`)?.result).toBe(t.result);
+            // A child is never stored behind its parent: if the parent is stored, so is the child.
+            if (c.parentId !== null) expect(store.commands.has(c.id)).toBe(true);
+          }
+        },
+      ),
+      { numRuns: 150 },
+    );
+  });
+});
