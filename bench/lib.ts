@@ -6,7 +6,12 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { AgentBroker, StartRequest, StartResult, TaskStatusReport } from '../src/agents/port.js';
+import type {
+  AgentBroker,
+  StartRequest,
+  StartResult,
+  TaskStatusReport,
+} from '../src/agents/port.js';
 import type { CommandType } from '../src/core/command-type.js';
 import { createEngine, type Engine } from '../src/engine/engine.js';
 import type { EngineTuning } from '../src/engine/options.js';
@@ -16,15 +21,29 @@ import { sqliteStore } from '../src/store/sqlite/sqlite-store.js';
 /** A folder removed at exit. */
 export function tempDb(): { dir: string; path: string; cleanup(): void } {
   const dir = mkdtempSync(join(tmpdir(), 'coco-bench-'));
-  return { dir, path: join(dir, 'coco.db'), cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+  return {
+    dir,
+    path: join(dir, 'coco.db'),
+    cleanup: () => rmSync(dir, { recursive: true, force: true }),
+  };
 }
 
 /** Engine timings for benchmarks: polls are driven by activity hints; the interval is the net. */
 export const BENCH_TUNING: EngineTuning = { pollIntervalMs: 1000, idBlockSize: 50_000 };
 
 /** An engine on SQLite (WAL, synchronous=FULL: durable) with the given broker. */
-export function benchEngine(path: string, agents: AgentBroker, commands: readonly CommandType[], tuning: EngineTuning = {}): Engine {
-  return createEngine({ store: sqliteStore({ path, synchronous: 'FULL' }), agents, commands: commands as readonly CommandType[], tuning: { ...BENCH_TUNING, ...tuning } });
+export function benchEngine(
+  path: string,
+  agents: AgentBroker,
+  commands: readonly CommandType[],
+  tuning: EngineTuning = {},
+): Engine {
+  return createEngine({
+    store: sqliteStore({ path, synchronous: 'FULL' }),
+    agents,
+    commands: commands,
+    tuning: { ...BENCH_TUNING, ...tuning },
+  });
 }
 
 /** Row operations the engine committed, by kind. */
@@ -39,7 +58,14 @@ export interface OpCounts {
 
 /** Counts the row operations of committed batches, and the commands that ended. */
 export function countOps(engine: Engine): { ops: OpCounts; ended: Set<number> } {
-  const ops: OpCounts = { commandInserts: 0, commandUpdates: 0, commandsSettled: 0, taskInserts: 0, taskUpdates: 0, batches: 0 };
+  const ops: OpCounts = {
+    commandInserts: 0,
+    commandUpdates: 0,
+    commandsSettled: 0,
+    taskInserts: 0,
+    taskUpdates: 0,
+    batches: 0,
+  };
   const ended = new Set<number>();
   engine.on('committed', (b: ChangeBatch) => {
     ops.batches++;
@@ -65,10 +91,16 @@ export class HoldingBroker implements AgentBroker {
   async agentIds(): Promise<readonly string[]> {
     return ['hold'];
   }
-  async startTasks(_agent: string, requests: readonly StartRequest[]): Promise<readonly StartResult[]> {
+  async startTasks(
+    _agent: string,
+    requests: readonly StartRequest[],
+  ): Promise<readonly StartResult[]> {
     return requests.map((r) => ({ taskId: r.taskId, accepted: true as const }));
   }
-  async getStatuses(_agent: string, taskIds: readonly string[]): Promise<readonly TaskStatusReport[]> {
+  async getStatuses(
+    _agent: string,
+    taskIds: readonly string[],
+  ): Promise<readonly TaskStatusReport[]> {
     this.statusCalls++;
     this.statusIds += taskIds.length;
     this.onStatus?.(taskIds.length);
@@ -95,7 +127,10 @@ export function median(xs: readonly number[]): number {
 }
 
 /** Prints the human lines, then the JSON line scripts read (always last). */
-export function report(result: Record<string, unknown> & { bench: string; value: number; unit: string }, lines: string[]): void {
+export function report(
+  result: Record<string, unknown> & { bench: string; value: number; unit: string },
+  lines: string[],
+): void {
   for (const line of lines) console.log(line);
   console.log(JSON.stringify({ store: 'sqlite', ...result }));
 }

@@ -31,7 +31,9 @@ const engine = benchEngine(db.path, broker, [held]);
 await engine.start();
 const before = heap();
 for (let i = 0; i < N; i += 1000) {
-  await engine.submitMany(Array.from({ length: Math.min(1000, N - i) }, (_, k) => ({ type: held, params: { i: i + k } })));
+  await engine.submitMany(
+    Array.from({ length: Math.min(1000, N - i) }, (_, k) => ({ type: held, params: { i: i + k } })),
+  );
 }
 // Every task accepted and polled at least once: the steady in-flight state.
 await untilCommitted(engine, () => engine.stats().watchedTasks >= N);
@@ -44,7 +46,13 @@ const stats = engine.stats();
 await engine.stop();
 db.cleanup();
 report(
-  { bench: 'memory', value: Math.round(perCommand), unit: 'bytes/command', inFlight: N, liveCommands: stats.liveCommands },
+  {
+    bench: 'memory',
+    value: Math.round(perCommand),
+    unit: 'bytes/command',
+    inFlight: N,
+    liveCommands: stats.liveCommands,
+  },
   [
     `memory: ${N} in-flight one-task commands, ${(perCommand / 1024).toFixed(2)} KiB of heap each (${machine()})`,
     `  heap ${(before / 2 ** 20).toFixed(1)} MiB -> ${(after / 2 ** 20).toFixed(1)} MiB; live commands ${stats.liveCommands}, polled tasks ${stats.watchedTasks}`,

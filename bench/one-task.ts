@@ -29,15 +29,15 @@ const { ops, ended } = countOps(engine);
 let submitted = 0;
 const t0 = performance.now();
 await new Promise<void>((resolve, reject) => {
-  let inFlight = 0;
   const pump = (): void => {
     while (submitted < N && submitted - ended.size < IN_FLIGHT) {
       const n = Math.min(CHUNK, N - submitted);
-      const items = Array.from({ length: n }, (_, k) => ({ type: one, params: { i: submitted + k } }));
+      const items = Array.from({ length: n }, (_, k) => ({
+        type: one,
+        params: { i: submitted + k },
+      }));
       submitted += n;
-      inFlight++;
       engine.submitMany(items).then(() => {
-        inFlight--;
         pump();
       }, reject);
     }
@@ -55,7 +55,16 @@ await engine.stop();
 db.cleanup();
 const raw = process.env.BENCH_NO_RAW ? NaN : await rawLimit(ops, N);
 report(
-  { bench: 'one-task', value: Math.round(value), unit: 'commands/s', rawLimit: Math.round(raw), ratio: +(value / raw).toFixed(3), n: N, inFlight: IN_FLIGHT, synchronous: 'FULL' },
+  {
+    bench: 'one-task',
+    value: Math.round(value),
+    unit: 'commands/s',
+    rawLimit: Math.round(raw),
+    ratio: +(value / raw).toFixed(3),
+    n: N,
+    inFlight: IN_FLIGHT,
+    synchronous: 'FULL',
+  },
   [
     `one-task: ${N} commands in ${seconds.toFixed(2)} s = ${Math.round(value)} commands/s (${machine()})`,
     `  row writes per command: ${((ops.commandInserts + ops.commandUpdates + ops.commandsSettled + ops.taskInserts + ops.taskUpdates) / N).toFixed(2)} in ${ops.batches} batches`,

@@ -6,30 +6,87 @@
  */
 import Database from 'better-sqlite3';
 import { sqliteStore } from '../src/store/sqlite/sqlite-store.js';
-import { SQL, commandInsertValues, commandUpdateValues, taskInsertValues, taskUpdateValues } from '../src/store/sqlite/statements.js';
+import {
+  SQL,
+  commandInsertValues,
+  commandUpdateValues,
+  taskInsertValues,
+  taskUpdateValues,
+} from '../src/store/sqlite/statements.js';
 import type { CommandRecord, TaskRecord } from '../src/store/port.js';
 import { tempDb, type OpCounts } from './lib.js';
 
 function commandRow(id: number): CommandRecord {
   const now = Date.now();
   return {
-    id, type: 'bench.raw', paramsVersion: 1, params: { i: id }, status: 'waiting', parentId: null, rootId: id, seq: null, originStage: null,
-    childMode: 'concurrent', failurePolicy: 'wait-all', expectedTasks: 1, expectedChildren: 0, taskCount: 1, childCount: 0, undoCount: 0,
-    journalSeq: 0, stage: 0, stageDone: true, chainDone: false, cancelRequested: false, error: null, result: null, compensation: 'none',
-    compensationError: null, data: null, attempts: 0, nextAttemptAt: null, lastError: null, deadlineAt: null, idempotencyKey: null,
-    createdAt: now, updatedAt: now, endedAt: null, tasksCleared: false, owner: null, leaseUntil: null,
+    id,
+    type: 'bench.raw',
+    paramsVersion: 1,
+    params: { i: id },
+    status: 'waiting',
+    parentId: null,
+    rootId: id,
+    seq: null,
+    originStage: null,
+    childMode: 'concurrent',
+    failurePolicy: 'wait-all',
+    expectedTasks: 1,
+    expectedChildren: 0,
+    taskCount: 1,
+    childCount: 0,
+    undoCount: 0,
+    journalSeq: 0,
+    stage: 0,
+    stageDone: true,
+    chainDone: false,
+    cancelRequested: false,
+    error: null,
+    result: null,
+    compensation: 'none',
+    compensationError: null,
+    data: null,
+    attempts: 0,
+    nextAttemptAt: null,
+    lastError: null,
+    deadlineAt: null,
+    idempotencyKey: null,
+    createdAt: now,
+    updatedAt: now,
+    endedAt: null,
+    tasksCleared: false,
+    owner: null,
+    leaseUntil: null,
   };
 }
 
 function taskRow(commandId: number): TaskRecord {
-  return { commandId, ordinal: 0, origin: 0, agentId: 'a1', verb: 'noop', args: null, status: 'created', result: null, error: null, deadlineAt: null, stopRequested: false, createdAt: Date.now(), endedAt: null };
+  return {
+    commandId,
+    ordinal: 0,
+    origin: 0,
+    agentId: 'a1',
+    verb: 'noop',
+    args: null,
+    status: 'created',
+    result: null,
+    error: null,
+    deadlineAt: null,
+    stopRequested: false,
+    createdAt: Date.now(),
+    endedAt: null,
+  };
 }
 
 /**
  * Commands per second the raw store sustains for `units` commands whose writes total `ops`
  * (scaled to `sampleUnits` commands so it takes a few seconds).
  */
-export async function rawLimit(ops: OpCounts, units: number, perTx = 100, sampleUnits = 20_000): Promise<number> {
+export async function rawLimit(
+  ops: OpCounts,
+  units: number,
+  perTx = 100,
+  sampleUnits = 20_000,
+): Promise<number> {
   const db0 = tempDb();
   const store = sqliteStore({ path: db0.path });
   await store.migrate();
@@ -43,7 +100,13 @@ export async function rawLimit(ops: OpCounts, units: number, perTx = 100, sample
   const insT = db.prepare(SQL.insertTask);
   const updT = db.prepare(SQL.updateTask);
   const per = (n: number) => n / units;
-  const k = { ci: per(ops.commandInserts), cu: per(ops.commandUpdates), cs: per(ops.commandsSettled), ti: per(ops.taskInserts), tu: per(ops.taskUpdates) };
+  const k = {
+    ci: per(ops.commandInserts),
+    cu: per(ops.commandUpdates),
+    cs: per(ops.commandsSettled),
+    ti: per(ops.taskInserts),
+    tu: per(ops.taskUpdates),
+  };
   // Pre-build the values so the timed loop measures the database, not record building.
   const txs = Math.ceil(sampleUnits / perTx);
   const plans: (() => void)[] = [];
@@ -57,11 +120,28 @@ export async function rawLimit(ops: OpCounts, units: number, perTx = 100, sample
     const ids = Array.from({ length: ci }, () => nextId++);
     const tasksPer = Math.max(1, Math.round(ti / Math.max(1, ci)));
     const cmdInserts = ids.map((id) => commandInsertValues(commandRow(id)));
-    const taskInserts = Array.from({ length: ti }, (_, i) => taskInsertValues({ ...taskRow(ids[i % ci]!), ordinal: Math.floor(i / ci) }));
-    const taskUpdates = Array.from({ length: tu }, (_, i) =>
-      taskUpdateValues({ commandId: ids[i % ci]!, ordinal: Math.floor(i / ci) % tasksPer, status: 'succeeded', result: null, error: null, stopRequested: false, endedAt: Date.now() }),
+    const taskInserts = Array.from({ length: ti }, (_, i) =>
+      taskInsertValues({ ...taskRow(ids[i % ci]!), ordinal: Math.floor(i / ci) }),
     );
-    const cmdUpdates = Array.from({ length: cu }, (_, i) => commandUpdateValues({ ...commandRow(ids[i % ci]!), status: 'succeeded', endedAt: Date.now(), result: { ok: true } }));
+    const taskUpdates = Array.from({ length: tu }, (_, i) =>
+      taskUpdateValues({
+        commandId: ids[i % ci]!,
+        ordinal: Math.floor(i / ci) % tasksPer,
+        status: 'succeeded',
+        result: null,
+        error: null,
+        stopRequested: false,
+        endedAt: Date.now(),
+      }),
+    );
+    const cmdUpdates = Array.from({ length: cu }, (_, i) =>
+      commandUpdateValues({
+        ...commandRow(ids[i % ci]!),
+        status: 'succeeded',
+        endedAt: Date.now(),
+        result: { ok: true },
+      }),
+    );
     const settles = Array.from({ length: cs }, (_, i) => ids[i % ci]!);
     plans.push(() => {
       db.transaction(() => {

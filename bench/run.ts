@@ -27,7 +27,10 @@ let failed = 0;
 for (const name of names.length > 0 ? names : Object.keys(BENCHES)) {
   const [file, ...args] = BENCHES[name]!;
   const execArgv = ['--expose-gc', ...(ext === '.ts' ? ['--import', 'tsx'] : [])];
-  const run = spawnSync(process.execPath, [...execArgv, join(here, file!), ...args], { stdio: 'inherit', env: process.env });
+  const run = spawnSync(process.execPath, [...execArgv, join(here, file!), ...args], {
+    stdio: 'inherit',
+    env: process.env,
+  });
   if (run.status !== 0) {
     failed++;
     console.error(`benchmark ${name} failed (exit ${run.status ?? run.signal})`);

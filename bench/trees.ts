@@ -45,16 +45,23 @@ const chain = defineCommand({
 const parentType = kind === 'chain' ? chain : fanout;
 
 const db = tempDb();
-const engine = benchEngine(db.path, inProcessAgents(['a1'], { history: false }), [leaf, fanout, chain]);
+const engine = benchEngine(db.path, inProcessAgents(['a1'], { history: false }), [
+  leaf,
+  fanout,
+  chain,
+]);
 await engine.start();
 const { ops } = countOps(engine);
 const roots = new Set<number>();
 let rootsEnded = 0;
 engine.on('committed', (b) => {
-  for (const c of b.commandUpdates) if (c.endedAt !== null && roots.has(c.id) && roots.delete(c.id)) rootsEnded++;
+  for (const c of b.commandUpdates)
+    if (c.endedAt !== null && roots.has(c.id) && roots.delete(c.id)) rootsEnded++;
 });
 const t0 = performance.now();
-const ids = await engine.submitMany(Array.from({ length: PARENTS }, () => ({ type: parentType, params: { children: CHILDREN } })));
+const ids = await engine.submitMany(
+  Array.from({ length: PARENTS }, () => ({ type: parentType, params: { children: CHILDREN } })),
+);
 for (const { id } of ids) roots.add(id);
 await untilCommitted(engine, () => rootsEnded === PARENTS);
 const seconds = (performance.now() - t0) / 1000;
@@ -64,7 +71,16 @@ db.cleanup();
 const raw = process.env.BENCH_NO_RAW ? NaN : await rawLimit(ops, PARENTS, 100, 2_000);
 const unit = kind === 'chain' ? 'chains/s' : 'parents/s';
 report(
-  { bench: kind, value: Math.round(value), unit, rawLimit: Math.round(raw), ratio: +(value / raw).toFixed(3), parents: PARENTS, children: CHILDREN, synchronous: 'FULL' },
+  {
+    bench: kind,
+    value: Math.round(value),
+    unit,
+    rawLimit: Math.round(raw),
+    ratio: +(value / raw).toFixed(3),
+    parents: PARENTS,
+    children: CHILDREN,
+    synchronous: 'FULL',
+  },
   [
     `${kind}: ${PARENTS} parents x ${CHILDREN} ${kind === 'chain' ? 'serial' : 'concurrent'} children in ${seconds.toFixed(2)} s = ${Math.round(value)} ${unit} (${machine()})`,
     `  row writes per parent: ${((ops.commandInserts + ops.commandUpdates + ops.commandsSettled + ops.taskInserts + ops.taskUpdates) / PARENTS).toFixed(1)} in ${ops.batches} batches`,
