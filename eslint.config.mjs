@@ -2,7 +2,19 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'src/generated/**', 'coverage/**', 'scripts/**', 'eslint.config.mjs', '*.mts', '.coco/**', 'bench/*.tmp.ts'] },
+  {
+    ignores: [
+      'dist/**',
+      'node_modules/**',
+      'src/generated/**',
+      'coverage/**',
+      'scripts/**',
+      'eslint.config.mjs',
+      '*.mts',
+      '.coco/**',
+      'bench/*.tmp.ts',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
@@ -13,20 +25,29 @@ export default tseslint.config(
       '@typescript-eslint/no-floating-promises': 'error',
       '@typescript-eslint/consistent-type-imports': 'error',
       '@typescript-eslint/no-explicit-any': 'error',
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_' },
+      ],
     },
   },
   {
     // Layering: the core imports nothing of ours outside core; stores and agents only core + ports.
     files: ['src/core/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: ['../engine/*', '../store/*', '../agents/*', '../jobs/*'] }],
+      'no-restricted-imports': [
+        'error',
+        { patterns: ['../engine/*', '../store/*', '../agents/*', '../jobs/*'] },
+      ],
     },
   },
   {
     files: ['src/engine/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: ['../jobs/*', '../store/sqlite/*', '../agents/in-process/*'] }],
+      'no-restricted-imports': [
+        'error',
+        { patterns: ['../jobs/*', '../store/sqlite/*', '../agents/in-process/*'] },
+      ],
     },
   },
   {

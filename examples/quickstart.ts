@@ -13,7 +13,8 @@
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
-import { createEngine, defineCommand, type CommandRecord, type TaskRecord } from '../src/index.js';
+import { createEngine, defineCommand } from '../src/index.js';
+import { createJobMonitor, sqliteJobStore, type StepNode } from '../src/jobs/index.js';
 import { inProcessAgents } from '../src/agents/in-process/broker.js';
 import { sqliteStore } from '../src/store/sqlite/sqlite-store.js';
 
@@ -118,44 +119,50 @@ const engine = createEngine({
   commands: [provision, step, vmGroup, vm],
   tuning: { pollIntervalMs: 100 },
 });
+// The user's view: a job per root command, steps for children and tasks, progress rolled up.
+const monitor = createJobMonitor({ engine, store: sqliteJobStore({ path: dbPath }) });
 
-// Print each durable status change of each command once.
-const names = new Map<number, string>();
-const shown = new Map<number, string>();
-engine.on('committed', (batch) => {
-  for (const c of batch.commandInserts) names.set(c.id, `${c.type}#${c.id}`);
-  for (const c of [...batch.commandInserts, ...batch.commandUpdates]) {
-    const state =
-      c.compensation !== 'none' ? `${c.status} (compensation: ${c.compensation})` : c.status;
-    if (shown.get(c.id) === state) continue;
-    shown.set(c.id, state);
-    console.log(
-      `  ${new Date().toISOString().slice(11, 23)}  ${(names.get(c.id) ?? `#${c.id}`).padEnd(26)} ${state}`,
-    );
-  }
+const bar = (p: number): string => {
+  const n = Math.round(p / 5);
+  return `[${'#'.repeat(n)}${'.'.repeat(20 - n)}] ${p.toFixed(0).padStart(3)}%`;
+};
+let lastLine = '';
+monitor.on('job', (job) => {
+  const line = `  job ${job.id} ${job.type}: ${bar(job.progress)} ${job.status}`;
+  if (line !== lastLine) console.log(line);
+  lastLine = line;
 });
 
 const report = await engine.start();
+await monitor.start();
 console.log(
   `coco quickstart — store ${dbPath} (${report.resumed} unfinished command(s) resumed)\n`,
 );
 const { id } = await engine.submit(provision, { cluster: 'demo', failBoot: fail });
 const ended = await engine.waitFor(id);
+await monitor.flush();
 
-async function printTree(c: CommandRecord, indent: string): Promise<void> {
-  const details = await engine.inspect(c.id);
-  const comp = c.compensation !== 'none' ? `, ${c.compensation}` : '';
-  const err = c.error ? ` — ${c.error.code}: ${c.error.message}` : '';
-  console.log(`${indent}${c.type}#${c.id}: ${c.status}${comp}${err}`);
-  for (const t of details?.tasks ?? [])
-    console.log(`${indent}  · task ${t.verb}@${t.agentId}: ${t.status}${taskNote(t)}`);
-  for (const child of details?.children ?? []) await printTree(child, `${indent}  `);
+function printStep(node: StepNode, indent: string): void {
+  const s = node.step;
+  const comp = s.compensation !== 'none' ? `, ${s.compensation}` : '';
+  const err = s.error ? ` — ${s.error.code}` : '';
+  console.log(
+    `${indent}${s.name.padEnd(Math.max(1, 34 - indent.length))} ${bar(s.progress)} ${s.status}${comp}${err}`,
+  );
+  for (const t of node.tasks) {
+    console.log(
+      `${indent}  · ${t.name.padEnd(Math.max(1, 30 - indent.length))} ${bar(t.progress)} ${t.status}`,
+    );
+  }
+  for (const child of node.children) printStep(child, `${indent}  `);
 }
-const taskNote = (t: TaskRecord): string => (t.error ? ` (${t.error.code})` : '');
 
-console.log('\nfinal tree:');
-await printTree(ended, '  ');
+const tree = await monitor.getTree(id);
+console.log('\nfinal job tree:');
+if (tree?.root) printStep(tree.root, '  ');
+if (ended.error) console.log(`\nerror: ${ended.error.code}: ${ended.error.message}`);
 console.log(`\nresult: ${JSON.stringify(ended.result)}`);
-console.log(`database: ${dbPath}`);
+console.log(`database: ${dbPath} (commands, tasks and the job view; inspect with sqlite3)`);
+await monitor.stop();
 await engine.stop();
 process.exitCode = ended.status === 'succeeded' || fail ? 0 : 1;

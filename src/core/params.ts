@@ -120,6 +120,40 @@ export async function upgradeParams<P, I>(
   stored: unknown,
   commandId?: number,
 ): Promise<UpgradedParams<P>> {
+  const value = upgradeRaw(type, storedVersion, stored, commandId);
+  return finishUpgrade(
+    type,
+    storedVersion,
+    value,
+    await type.schema['~standard'].validate(value as I),
+    commandId,
+  );
+}
+
+/**
+ * {@link upgradeParams} without a promise when the schema validates synchronously (zod does);
+ * returns undefined when it does not (use {@link upgradeParams} then). Recovery loads every
+ * unfinished command through here.
+ * @internal
+ */
+export function upgradeParamsSync<P, I>(
+  type: CommandType<P, I>,
+  storedVersion: number,
+  stored: unknown,
+  commandId?: number,
+): UpgradedParams<P> | undefined {
+  const value = upgradeRaw(type, storedVersion, stored, commandId);
+  const result = type.schema['~standard'].validate(value);
+  if (result instanceof Promise) return undefined;
+  return finishUpgrade(type, storedVersion, value, result, commandId);
+}
+
+function upgradeRaw<P, I>(
+  type: CommandType<P, I>,
+  storedVersion: number,
+  stored: unknown,
+  commandId?: number,
+): unknown {
   if (storedVersion > type.version)
     throw new ParameterVersionError(type.name, storedVersion, type.version, commandId);
   let value = stored;
@@ -138,7 +172,16 @@ export async function upgradeParams<P, I>(
       );
     }
   }
-  const result = await type.schema['~standard'].validate(value);
+  return value;
+}
+
+function finishUpgrade<P, I>(
+  type: CommandType<P, I>,
+  storedVersion: number,
+  value: unknown,
+  result: StandardSchemaV1.Result<P>,
+  commandId?: number,
+): UpgradedParams<P> {
   if (result.issues) {
     throw new ValidationError(
       `command ${commandId ?? '(new)'} of type "${type.name}": stored parameters (version ${storedVersion}) do not match version ${type.version}`,

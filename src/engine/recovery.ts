@@ -14,7 +14,7 @@ import {
   toErrorInfo,
   type ErrorInfo,
 } from '../core/errors.js';
-import { upgradeParams } from '../core/params.js';
+import { upgradeParams, upgradeParamsSync } from '../core/params.js';
 import type { CommandRegistry } from '../core/registry.js';
 import {
   agentTaskId,
@@ -93,7 +93,9 @@ export async function rebuild(
       continue;
     }
     try {
-      const result = await upgradeParams(type, r.paramsVersion, r.params, r.id);
+      const result =
+        upgradeParamsSync(type, r.paramsVersion, r.params, r.id) ??
+        (await upgradeParams(type, r.paramsVersion, r.params, r.id));
       params = result.params;
       raw = result.raw;
       upgraded = result.upgraded;

@@ -6,7 +6,7 @@
  *
  * @example
  * ```ts
- * import { createJobMonitor, sqliteJobStore } from 'coco';
+ * import { createJobMonitor, sqliteJobStore } from 'coco/jobs';
  *
  * const monitor = createJobMonitor({ engine, store: sqliteJobStore({ path: 'coco.db' }) });
  * await engine.start();

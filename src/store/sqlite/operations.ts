@@ -7,7 +7,8 @@
 import type Database from 'better-sqlite3';
 import { CocoError, ErrorCode } from '../../core/errors.js';
 import type { ActiveSnapshot, ChangeBatch, CorruptRow } from '../port.js';
-import { parseCommandRow, parseTaskRow, parseUndoRow, type Parsed } from './rows.js';
+import { parseCommandRow, parseUndoRow, type Parsed } from './rows.js';
+import { parseCommandRowFast, parseTaskRowFast } from './fast-rows.js';
 import type { WriteOp } from './writer.js';
 import {
   commandInsertValues,
@@ -137,13 +138,13 @@ export function readActive(q: Statements): ActiveSnapshot {
   const commands = bulk(
     q.activeCommandsJson,
     q.activeCommands,
-    parseCommandRow,
+    parseCommandRowFast,
     () => true,
     corrupt,
   );
   for (const c of commands) ids.add(c.id);
   const ofActive = (r: { commandId: number }): boolean => ids.has(r.commandId);
-  const tasks = bulk(q.activeTasksJson, q.activeTasks, parseTaskRow, ofActive, corrupt);
+  const tasks = bulk(q.activeTasksJson, q.activeTasks, parseTaskRowFast, ofActive, corrupt);
   const undo = bulk(q.activeUndoJson, q.activeUndo, parseUndoRow, ofActive, corrupt);
   const endedChildren = bulk(
     q.endedChildrenJson,

@@ -1,0 +1,110 @@
+/**
+ * The fast row parsers must accept exactly what the zod parsers accept, with the same output:
+ * checked on valid rows and on rows with one column replaced by an arbitrary value.
+ */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { fastCommandRow, fastTaskRow } from '../../../src/store/sqlite/fast-rows.js';
+import { parseCommandRow, parseTaskRow } from '../../../src/store/sqlite/rows.js';
+
+const validCommand = (): unknown[] => [
+  7, 'disk.copy', 2, '{"disk":"d1"}', 'waiting', 3, 1, 4, 0, 'serial', 'fail-fast', 'none',
+  '{"code":"E","message":"m","extra":1}', '{"r":[1,2]}',
+  '[3,2,1,1,0,5,1,1,0,0,null,{"k":"v"},2,1700000000000,{"code":"L","message":"last"},null]',
+  'key-1', 1, 2, null, 0, null, null,
+]; // prettier-ignore
+const validTask = (): unknown[] => [
+  7,
+  0,
+  -1,
+  'host-1',
+  'copy',
+  '{"a":1}',
+  'failed',
+  null,
+  '{"code":"TASK_FAILED","message":"x"}',
+  5,
+  1,
+  1,
+  2,
+];
+
+const oddValue = fc.oneof(
+  fc.constant(null),
+  fc.integer(),
+  fc.double(),
+  fc.string(),
+  fc.constantFrom(
+    'pending',
+    'bogus',
+    'none',
+    'serial',
+    '{}',
+    '[]',
+    '{"code":1}',
+    '[1,2]',
+    'not json',
+    '1.5',
+    'true',
+  ),
+  fc.constant(1.5),
+  fc.constant(2 ** 60),
+  fc.constant(undefined),
+  fc.constant(true),
+);
+
+function agree(
+  fast: (r: unknown) => unknown,
+  slow: (r: unknown) => { ok: boolean; value?: unknown },
+  row: unknown[],
+): void {
+  const f = fast(row);
+  const s = slow(row);
+  if (f === null) return; // the fast path may decline anything; zod decides then
+  expect(s.ok).toBe(true);
+  expect(f).toEqual(s.value);
+}
+
+describe('fast row parsers', () => {
+  it('parse the reference rows like zod', () => {
+    expect(fastCommandRow(validCommand())).not.toBeNull();
+    expect(fastTaskRow(validTask())).not.toBeNull();
+    agree(fastCommandRow, parseCommandRow, validCommand());
+    agree(fastTaskRow, parseTaskRow, validTask());
+  });
+
+  it('commands: never accept a row zod refuses, and agree on the record (property)', () => {
+    fc.assert(
+      fc.property(fc.nat(21), oddValue, (column, value) => {
+        const row = validCommand();
+        row[column] = value;
+        agree(fastCommandRow, parseCommandRow, row);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('tasks: never accept a row zod refuses, and agree on the record (property)', () => {
+    fc.assert(
+      fc.property(fc.nat(12), oddValue, (column, value) => {
+        const row = validTask();
+        row[column] = value;
+        agree(fastTaskRow, parseTaskRow, row);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('commands: odd values inside the state column are handled alike (property)', () => {
+    fc.assert(
+      fc.property(fc.nat(15), oddValue, (index, value) => {
+        const row = validCommand();
+        const state = JSON.parse(row[14] as string) as unknown[];
+        state[index] = value;
+        row[14] = JSON.stringify(state);
+        agree(fastCommandRow, parseCommandRow, row);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+});
