@@ -12,7 +12,8 @@ import type {
   StartResult,
   TaskStatusReport,
 } from '../src/agents/port.js';
-import type { CommandType } from '../src/core/command-type.js';
+import { z } from 'zod';
+import { defineCommand, type CommandType } from '../src/core/command-type.js';
 import { createEngine, type Engine } from '../src/engine/engine.js';
 import type { EngineTuning } from '../src/engine/options.js';
 import type { ChangeBatch } from '../src/store/port.js';
@@ -147,3 +148,13 @@ export function untilCommitted(engine: Engine, predicate: () => boolean): Promis
     });
   });
 }
+
+/** A one-task command whose task the {@link HoldingBroker} keeps running (memory, recovery). */
+export const heldCommand = defineCommand({
+  name: 'bench.held',
+  schema: z.object({ i: z.number() }),
+  execute(ctx) {
+    ctx.expect({ tasks: 1 });
+    ctx.startTask({ agent: 'hold', verb: 'hold', args: { i: ctx.params.i } });
+  },
+});

@@ -3,22 +3,21 @@
  * that stores nothing per task, so the heap holds only the engine's state). Heap after a full
  * GC, minus the heap of the started, empty engine, divided by the number of commands.
  */
-import { z } from 'zod';
-import { defineCommand } from '../src/core/command-type.js';
-import { HoldingBroker, benchEngine, machine, report, tempDb, untilCommitted } from './lib.js';
+import {
+  HoldingBroker,
+  benchEngine,
+  heldCommand,
+  machine,
+  report,
+  tempDb,
+  untilCommitted,
+} from './lib.js';
 
 const N = Number(process.env.BENCH_N ?? 100_000);
 const gc = (globalThis as { gc?: () => void }).gc;
 if (!gc) throw new Error('run with --expose-gc');
 
-const held = defineCommand({
-  name: 'bench.held',
-  schema: z.object({ i: z.number() }),
-  execute(ctx) {
-    ctx.expect({ tasks: 1 });
-    ctx.startTask({ agent: 'hold', verb: 'hold', args: { i: ctx.params.i } });
-  },
-});
+const held = heldCommand;
 
 const heap = (): number => {
   for (let i = 0; i < 4; i++) gc();

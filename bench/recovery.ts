@@ -3,20 +3,19 @@
  * file. Measures the time from `start()` until the first poll covering every resumed task
  * (polling resumed), and the time until `start()` returned.
  */
-import { z } from 'zod';
-import { defineCommand } from '../src/core/command-type.js';
-import { HoldingBroker, benchEngine, machine, report, tempDb, untilCommitted } from './lib.js';
+import {
+  HoldingBroker,
+  benchEngine,
+  heldCommand,
+  machine,
+  report,
+  tempDb,
+  untilCommitted,
+} from './lib.js';
 
 const N = Number(process.env.BENCH_N ?? 100_000);
 
-const held = defineCommand({
-  name: 'bench.held',
-  schema: z.object({ i: z.number() }),
-  execute(ctx) {
-    ctx.expect({ tasks: 1 });
-    ctx.startTask({ agent: 'hold', verb: 'hold', args: { i: ctx.params.i } });
-  },
-});
+const held = heldCommand;
 
 const db = tempDb();
 {

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { Emitter } from '../core/emitter.js';
 import type { ErrorInfo } from '../core/errors.js';
 import type { ChangeBatch } from '../store/port.js';
 
@@ -35,46 +36,5 @@ export interface EngineEventMap {
 /** Name of an engine event. */
 export type EngineEventName = keyof EngineEventMap;
 
-/** A minimal typed event emitter. Listener errors are caught and reported as `error` events. */
-export class EngineEvents {
-  readonly #listeners: { [K in EngineEventName]?: ((payload: EngineEventMap[K]) => void)[] } = {};
-
-  /** Subscribes; returns the unsubscribe function. */
-  on<K extends EngineEventName>(
-    event: K,
-    listener: (payload: EngineEventMap[K]) => void,
-  ): () => void {
-    const list = (this.#listeners[event] ??= []) as ((payload: EngineEventMap[K]) => void)[];
-    list.push(listener);
-    return () => {
-      const i = list.indexOf(listener);
-      if (i >= 0) list.splice(i, 1);
-    };
-  }
-
-  /** Whether anyone listens to `event` (lets the engine skip building payloads). */
-  has(event: EngineEventName): boolean {
-    return (this.#listeners[event]?.length ?? 0) > 0;
-  }
-
-  /** Calls every listener of `event`. */
-  emit<K extends EngineEventName>(event: K, payload: EngineEventMap[K]): void {
-    const list = this.#listeners[event];
-    if (!list) return;
-    for (const listener of [...list]) {
-      try {
-        listener(payload);
-      } catch (error) {
-        if (event !== 'error') {
-          this.emit('error', {
-            error: {
-              code: 'LISTENER_FAILED',
-              message: error instanceof Error ? error.message : String(error),
-            },
-            context: `listener of ${event}`,
-          });
-        }
-      }
-    }
-  }
-}
+/** The engine's emitter. */
+export class EngineEvents extends Emitter<EngineEventMap> {}

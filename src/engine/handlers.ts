@@ -61,17 +61,43 @@ function invoke<T>(fn: (ctx: T) => unknown, ctx: T, done: (outcome: Outcome) => 
   } else done({ ok: true, value });
 }
 
-/** Runs the current stage's handler (`execute` or `next`). */
-export function runStage(host: HandlerHost, c: LiveCommand): void {
-  const handler = c.stage === 0 ? c.type.handlers.execute : c.type.handlers.next;
+/** What a handler's context hands back when it closes: its buffered writes. */
+interface Out {
+  writes: EntityWrite[];
+  dataSet: boolean;
+  data: unknown;
+}
+interface BaseCtxLike {
+  close(): Out;
+}
+
+/**
+ * Runs a handler for `c`: marks the command busy while it runs, closes its context, and calls
+ * `then` with the outcome and the buffered writes — unless the engine stopped meanwhile (the
+ * handler's work is then replayed after the restart).
+ */
+function run<T extends BaseCtxLike>(
+  host: HandlerHost,
+  c: LiveCommand,
+  ctx: T,
+  fn: (ctx: T) => unknown,
+  then: (outcome: Outcome, out: Out) => void,
+): void {
   c.busy = true;
   host.handlerStarted();
-  const ctx = new StageCtx(host, c, c.attempts + 1);
-  invoke(handler ?? (() => undefined), ctx, (outcome) => {
+  invoke(fn, ctx, (outcome) => {
     const out = ctx.close();
     c.busy = false;
     host.handlerEnded();
-    if (host.stopped) return;
+    if (!host.stopped) then(outcome, out);
+  });
+}
+
+/** Runs the current stage's handler (`execute` or `next`). */
+export function runStage(host: HandlerHost, c: LiveCommand): void {
+  const handler = c.stage === 0 ? c.type.handlers.execute : c.type.handlers.next;
+  const ctx = new StageCtx(host, c, c.attempts + 1);
+  run(host, c, ctx, handler ?? (() => undefined), (outcome, out) => {
     if (outcome.ok) {
       host.applyWrites(c, out);
       c.stageDone = true;
@@ -95,10 +121,8 @@ export function runSuccess(host: HandlerHost, c: LiveCommand): void {
     host.endCommand(c, 'succeeded');
     return;
   }
-  c.busy = true;
-  host.handlerStarted();
   const ctx = new EndCtx(host, c, c.attempts + 1);
-  invoke(handler, ctx, (result) => {
+  run(host, c, ctx, handler, (result, out) => {
     let outcome = result;
     if (outcome.ok && outcome.value !== undefined) {
       try {
@@ -107,10 +131,6 @@ export function runSuccess(host: HandlerHost, c: LiveCommand): void {
         outcome = { ok: false, error };
       }
     }
-    const out = ctx.close();
-    c.busy = false;
-    host.handlerEnded();
-    if (host.stopped) return;
     if (outcome.ok) {
       host.applyWrites(c, out);
       c.result = outcome.value ?? null;
@@ -125,8 +145,6 @@ export function runSuccess(host: HandlerHost, c: LiveCommand): void {
 /** Runs one undo step. */
 export function runUndo(host: HandlerHost, c: LiveCommand, u: LiveUndo): void {
   const handler = c.type.handlers.undo[u.name];
-  c.busy = true;
-  host.handlerStarted();
   const ctx = new UndoCtx(host, c, c.attempts + 1, u.ordinal);
   const fn = handler
     ? (x: UndoCtx) => handler(x, u.data ?? undefined)
@@ -136,11 +154,7 @@ export function runUndo(host: HandlerHost, c: LiveCommand, u: LiveUndo): void {
           `command type "${c.type.name}" has no undo handler "${u.name}" any more`,
         );
       };
-  invoke(fn, ctx, (outcome) => {
-    const out = ctx.close();
-    c.busy = false;
-    host.handlerEnded();
-    if (host.stopped) return;
+  run(host, c, ctx, fn, (outcome, out) => {
     if (outcome.ok) {
       host.applyWrites(c, out);
       u.status = 'done';
@@ -166,15 +180,9 @@ export function runFailure(host: HandlerHost, c: LiveCommand): void {
     host.endCommand(c, status);
     return;
   }
-  c.busy = true;
-  host.handlerStarted();
   const error = c.error ?? { code: ErrorCode.HandlerFailed, message: 'failed' };
   const ctx = new FailureCtx(host, c, c.attempts + 1, error, cancelled);
-  invoke(handler, ctx, (outcome) => {
-    const out = ctx.close();
-    c.busy = false;
-    host.handlerEnded();
-    if (host.stopped) return;
+  run(host, c, ctx, handler, (outcome, out) => {
     if (outcome.ok) {
       host.applyWrites(c, out);
       host.endCommand(c, status);

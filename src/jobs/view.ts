@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { Emitter } from '../core/emitter.js';
 import type { ErrorInfo } from '../core/errors.js';
 import type { Job, Step } from './port.js';
 
@@ -75,45 +76,5 @@ export interface JobMonitorEventMap {
 /** Name of a monitor notification. */
 export type JobMonitorEventName = keyof JobMonitorEventMap;
 
-type Listener<K extends JobMonitorEventName> = (payload: JobMonitorEventMap[K]) => void;
-
-/** A minimal typed emitter; a listener that throws is reported as an `error` notification. */
-export class JobMonitorEvents {
-  readonly #listeners: { [K in JobMonitorEventName]?: Listener<K>[] } = {};
-
-  /** Subscribes; returns the unsubscribe function. */
-  on<K extends JobMonitorEventName>(event: K, listener: Listener<K>): () => void {
-    const list = (this.#listeners[event] ??= []) as Listener<K>[];
-    list.push(listener);
-    return () => {
-      const i = list.indexOf(listener);
-      if (i >= 0) list.splice(i, 1);
-    };
-  }
-
-  /** Whether anyone listens (lets the monitor skip building payloads). */
-  has(event: JobMonitorEventName): boolean {
-    return (this.#listeners[event]?.length ?? 0) > 0;
-  }
-
-  /** Calls every listener of `event`. */
-  emit<K extends JobMonitorEventName>(event: K, payload: JobMonitorEventMap[K]): void {
-    const list = this.#listeners[event];
-    if (!list) return;
-    for (const listener of [...list]) {
-      try {
-        listener(payload);
-      } catch (error) {
-        if (event !== 'error') {
-          this.emit('error', {
-            error: {
-              code: 'LISTENER_FAILED',
-              message: error instanceof Error ? error.message : String(error),
-            },
-            context: `listener of ${event}`,
-          });
-        }
-      }
-    }
-  }
-}
+/** The monitor's emitter; a listener that throws is reported as an `error` notification. */
+export class JobMonitorEvents extends Emitter<JobMonitorEventMap> {}
