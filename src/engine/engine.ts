@@ -11,14 +11,14 @@ import { validateParams, validateParamsSync } from '../core/params.js';
 import { CommandRegistry } from '../core/registry.js';
 import { isTerminal } from '../core/states.js';
 import type { CommandQuery, CommandRecord, TaskRecord, UndoRecord } from '../store/port.js';
-import { Committer } from './committer.js';
-import { Coordinator } from './coordinator.js';
-import { Dispatcher } from './dispatcher.js';
+import type { Committer } from './committer.js';
+import type { Coordinator } from './coordinator.js';
+import type { Dispatcher } from './dispatcher.js';
 import { EngineEvents, type EngineEventMap, type EngineEventName } from './events.js';
-import { IdAllocator } from './ids.js';
 import type { LiveCommand } from './live.js';
 import { compileOptions, type CompiledEngineOptions, type EngineOptions } from './options.js';
 import { loadOne, rebuild } from './recovery.js';
+import { wireEngine } from './wiring.js';
 
 /** Options of {@link Engine.submit}. */
 export interface SubmitOptions {
@@ -97,56 +97,14 @@ export class Engine {
       throw new CocoError(ErrorCode.EngineStopped, `the engine cannot start: it is ${this.#state}`);
     this.#state = 'starting';
     const began = performance.now();
-    const { store, clock, tuning, logger } = this.#o;
+    const { store, logger } = this.#o;
     const identity = await store.open(this.#o.nodeId);
     this.#storeId = identity.storeId;
-    const ids = new IdAllocator(store, tuning.idBlockSize);
-    await ids.init();
-    const committer = new Committer(
-      store,
-      clock,
-      {
-        retryBaseMs: tuning.commitRetryBaseMs,
-        retryMaxMs: tuning.commitRetryMaxMs,
-        maxInFlight: tuning.commitsInFlight,
-        maxBatchRows: tuning.maxBatchRows,
-      },
-      (error, attempt) => {
-        const info =
-          error instanceof CocoError
-            ? error.toInfo()
-            : { code: ErrorCode.StoreFailed, message: String(error) };
-        logger.error({ error: info, attempt }, 'store commit failed; retrying');
-        this.events.emit('error', { error: info, context: 'commit' });
-      },
-    );
-    committer.onCommit((batch) => {
-      if (this.events.has('committed')) this.events.emit('committed', batch);
-    });
-    const co = new Coordinator(
-      this.#o,
-      store,
+    const {
+      coordinator: co,
       committer,
-      this.events,
-      ids,
-      this.#registry,
-      identity.storeId,
-    );
-    const dispatcher = new Dispatcher(
-      this.#o.agents,
-      clock,
-      {
-        pollIntervalMs: tuning.pollIntervalMs,
-        callTimeoutMs: tuning.agentCallTimeoutMs,
-        backoffBaseMs: tuning.agentBackoffBaseMs,
-        backoffMaxMs: tuning.agentBackoffMaxMs,
-        vanishGraceMs: tuning.vanishGraceMs,
-      },
-      co.tasks,
-      `${identity.storeId}-`,
-    );
-    co.tasks.dispatcher = dispatcher;
-    committer.setChildLookup((id) => co.live.get(id));
+      dispatcher,
+    } = await wireEngine(this.#o, this.#registry, this.events, identity.storeId);
     co.loader = async (id) => {
       const { command, failure } = await loadOne(store, this.#registry, this.#storeId, id);
       if (failure) this.events.emit('load-failed', failure);

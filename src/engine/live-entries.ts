@@ -1,0 +1,213 @@
+/**
+ * The entries a live command owns: its tasks, its undo steps, and the states of its children
+ * as the parent tracks them.
+ *
+ * @module
+ */
+import type { Json } from '../core/command-type.js';
+import type { ErrorInfo } from '../core/errors.js';
+import type { TimerHandle } from '../core/clock.js';
+import {
+  isTaskEnded,
+  isTerminal,
+  type CommandStatus,
+  type CompensationStatus,
+  type TaskStatus,
+  type UndoStatus,
+} from '../core/states.js';
+import type { TaskRecord, TaskUpdate, UndoRecord, UndoUpdate } from '../store/port.js';
+import type { LiveCommand } from './live.js';
+
+/** A child as its parent tracks it. */
+export class ChildState {
+  readonly id: number;
+  readonly type: string;
+  readonly seq: number;
+  readonly originStage: number;
+  status: CommandStatus;
+  result: unknown;
+  error: ErrorInfo | null;
+  compensation: CompensationStatus;
+  constructor(
+    id: number,
+    type: string,
+    seq: number,
+    originStage: number,
+    status: CommandStatus,
+    result: unknown,
+    error: ErrorInfo | null,
+    compensation: CompensationStatus,
+  ) {
+    this.id = id;
+    this.type = type;
+    this.seq = seq;
+    this.originStage = originStage;
+    this.status = status;
+    this.result = result;
+    this.error = error;
+    this.compensation = compensation;
+  }
+
+  get ended(): boolean {
+    return isTerminal(this.status);
+  }
+}
+
+/** A task as the engine tracks it. */
+export class LiveTask {
+  /** The agent reported the task ended (or it never existed there), so it may be cleared. */
+  agentDone: boolean;
+  /** First time the agent said it does not know the task (vanish grace period). */
+  unknownSince: number | null = null;
+  /** Cleared on the agent (not stored per task; see CommandRecord.tasksCleared). */
+  cleared = false;
+  progress = 0;
+  dirty = false;
+  persisted: boolean;
+  deadlineTimer: TimerHandle | null = null;
+
+  readonly command: LiveCommand;
+  readonly ordinal: number;
+  readonly origin: number;
+  readonly agentId: string;
+  readonly verb: string;
+  readonly args: unknown;
+  readonly agentTaskId: string;
+  status: TaskStatus;
+  result: unknown;
+  error: ErrorInfo | null;
+  readonly deadlineAt: number | null;
+  stopRequested: boolean;
+  readonly createdAt: number;
+  endedAt: number | null;
+  constructor(
+    command: LiveCommand,
+    ordinal: number,
+    origin: number,
+    agentId: string,
+    verb: string,
+    args: unknown,
+    agentTaskId: string,
+    status: TaskStatus,
+    result: unknown,
+    error: ErrorInfo | null,
+    deadlineAt: number | null,
+    stopRequested: boolean,
+    createdAt: number,
+    endedAt: number | null,
+    persisted: boolean,
+  ) {
+    this.command = command;
+    this.ordinal = ordinal;
+    this.origin = origin;
+    this.agentId = agentId;
+    this.verb = verb;
+    this.args = args;
+    this.agentTaskId = agentTaskId;
+    this.status = status;
+    this.result = result;
+    this.error = error;
+    this.deadlineAt = deadlineAt;
+    this.stopRequested = stopRequested;
+    this.createdAt = createdAt;
+    this.endedAt = endedAt;
+    this.persisted = persisted;
+    this.agentDone = isTaskEnded(status) && !stopRequested;
+  }
+
+  get ended(): boolean {
+    return isTaskEnded(this.status);
+  }
+
+  /** Work tasks count toward stages; undo tasks belong to compensation. */
+  get isWork(): boolean {
+    return this.origin >= 0;
+  }
+
+  toRecord(): TaskRecord {
+    return {
+      commandId: this.command.id,
+      ordinal: this.ordinal,
+      origin: this.origin,
+      agentId: this.agentId,
+      verb: this.verb,
+      args: this.args,
+      status: this.status,
+      result: this.result,
+      error: this.error,
+      deadlineAt: this.deadlineAt,
+      stopRequested: this.stopRequested,
+      createdAt: this.createdAt,
+      endedAt: this.endedAt,
+    };
+  }
+
+  toUpdate(): TaskUpdate {
+    return {
+      commandId: this.command.id,
+      ordinal: this.ordinal,
+      status: this.status,
+      result: this.result,
+      error: this.error,
+      stopRequested: this.stopRequested,
+      endedAt: this.endedAt,
+    };
+  }
+}
+
+/** An undo step as the engine tracks it. */
+export class LiveUndo {
+  dirty = false;
+  persisted: boolean;
+  readonly command: LiveCommand;
+  readonly ordinal: number;
+  readonly seq: number;
+  readonly stage: number;
+  readonly name: string;
+  readonly data: Json | null;
+  status: UndoStatus;
+  error: ErrorInfo | null;
+  constructor(
+    command: LiveCommand,
+    ordinal: number,
+    seq: number,
+    stage: number,
+    name: string,
+    data: Json | null,
+    status: UndoStatus,
+    error: ErrorInfo | null,
+    persisted: boolean,
+  ) {
+    this.command = command;
+    this.ordinal = ordinal;
+    this.seq = seq;
+    this.stage = stage;
+    this.name = name;
+    this.data = data;
+    this.status = status;
+    this.error = error;
+    this.persisted = persisted;
+  }
+
+  toRecord(): UndoRecord {
+    return {
+      commandId: this.command.id,
+      ordinal: this.ordinal,
+      seq: this.seq,
+      stage: this.stage,
+      name: this.name,
+      data: this.data,
+      status: this.status,
+      error: this.error,
+    };
+  }
+
+  toUpdate(): UndoUpdate {
+    return {
+      commandId: this.command.id,
+      ordinal: this.ordinal,
+      status: this.status,
+      error: this.error,
+    };
+  }
+}

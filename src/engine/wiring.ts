@@ -1,0 +1,72 @@
+/**
+ * Builds the engine's parts for one run and connects them: the committer (group commit), the
+ * coordinator (the command repository and its loop), the task tracker and the dispatcher (agent
+ * calls). The engine facade calls this once the store is open.
+ *
+ * @module
+ */
+import { CocoError, ErrorCode } from '../core/errors.js';
+import type { CommandRegistry } from '../core/registry.js';
+import { Committer } from './committer.js';
+import { Coordinator } from './coordinator.js';
+import { Dispatcher } from './dispatcher.js';
+import type { EngineEvents } from './events.js';
+import { IdAllocator } from './ids.js';
+import type { CompiledEngineOptions } from './options.js';
+
+/** The connected parts of a running engine. */
+export interface EngineParts {
+  readonly committer: Committer;
+  readonly coordinator: Coordinator;
+  readonly dispatcher: Dispatcher;
+}
+
+/** Builds and connects the parts (the store is open; `storeId` is its identity). */
+export async function wireEngine(
+  o: CompiledEngineOptions,
+  registry: CommandRegistry,
+  events: EngineEvents,
+  storeId: string,
+): Promise<EngineParts> {
+  const { store, clock, tuning, logger } = o;
+  const ids = new IdAllocator(store, tuning.idBlockSize);
+  await ids.init();
+  const committer = new Committer(
+    store,
+    clock,
+    {
+      retryBaseMs: tuning.commitRetryBaseMs,
+      retryMaxMs: tuning.commitRetryMaxMs,
+      maxInFlight: tuning.commitsInFlight,
+      maxBatchRows: tuning.maxBatchRows,
+    },
+    (error, attempt) => {
+      const info =
+        error instanceof CocoError
+          ? error.toInfo()
+          : { code: ErrorCode.StoreFailed, message: String(error) };
+      logger.error({ error: info, attempt }, 'store commit failed; retrying');
+      events.emit('error', { error: info, context: 'commit' });
+    },
+  );
+  committer.onCommit((batch) => {
+    if (events.has('committed')) events.emit('committed', batch);
+  });
+  const coordinator = new Coordinator(o, store, committer, events, ids, registry, storeId);
+  const dispatcher = new Dispatcher(
+    o.agents,
+    clock,
+    {
+      pollIntervalMs: tuning.pollIntervalMs,
+      callTimeoutMs: tuning.agentCallTimeoutMs,
+      backoffBaseMs: tuning.agentBackoffBaseMs,
+      backoffMaxMs: tuning.agentBackoffMaxMs,
+      vanishGraceMs: tuning.vanishGraceMs,
+    },
+    coordinator.tasks,
+    `${storeId}-`,
+  );
+  coordinator.tasks.dispatcher = dispatcher;
+  committer.setChildLookup((id) => coordinator.live.get(id));
+  return { committer, coordinator, dispatcher };
+}
