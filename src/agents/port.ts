@@ -37,6 +37,22 @@ export interface TaskStatusReport {
   readonly error?: ErrorInfo;
 }
 
+/** What a broker knows of an agent. */
+export interface AgentInfo {
+  readonly agentId: string;
+  /** Where the agent is reached (a URL), if the broker has one. */
+  readonly address: string | null;
+  readonly up: boolean;
+  /** The agent process's boot id, once it answered; it changes when the agent restarts. */
+  readonly bootId: string | null;
+  /** The previous boot id, when this info reports a restart. */
+  readonly previousBootId?: string | null;
+  /** When the agent last answered (ms since the epoch). */
+  readonly lastSeenAt: number | null;
+  /** Why it is down. */
+  readonly error?: ErrorInfo | null;
+}
+
 /**
  * The agent-broker port. Implementations: the in-process agents (tests, embedding), the HTTP
  * broker (remote agents). Methods may throw; the engine backs off per agent.
@@ -59,10 +75,17 @@ export interface AgentBroker {
   /** Ids of the tasks an agent holds whose id starts with `prefix`. */
   listTasks(agentId: string, prefix: string): Promise<readonly string[]>;
   /**
-   * Optional: calls `listener` when an agent has news (a task ended), so the engine polls that
-   * agent at once instead of waiting for its next cycle. Returns an unsubscribe function.
+   * Optional: calls `listener` when an agent has news (a task ended). With `reports` (fresh
+   * statuses, e.g. from a long-poll of the agent's changes) the engine applies them at once;
+   * without, it polls that agent at once instead of waiting for its next cycle. Returns an
+   * unsubscribe function.
    */
-  onActivity?(listener: (agentId: string) => void): () => void;
+  onActivity?(listener: (agentId: string, reports?: readonly TaskStatusReport[]) => void): () => void;
+  /**
+   * Optional: calls `listener` when the broker learns something about an agent: it answered
+   * (with its boot id: a new one means the agent restarted), or it stopped answering.
+   */
+  onAgentInfo?(listener: (info: AgentInfo) => void): () => void;
   /** Releases connections. */
   close?(): Promise<void>;
 }

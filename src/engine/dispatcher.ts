@@ -93,7 +93,11 @@ export class Dispatcher {
     this.clock = clock;
     this.options = options;
     this.events = events;
-    this.#unsubscribe = broker.onActivity?.((agentId) => this.pollSoon(agentId)) ?? null;
+    this.#unsubscribe =
+      broker.onActivity?.((agentId, reports) => {
+        if (reports) this.apply(agentId, reports);
+        else this.pollSoon(agentId);
+      }) ?? null;
   }
 
   /** Creates links for every agent the broker knows, so each is reconciled. */
@@ -361,19 +365,31 @@ export class Dispatcher {
       ),
     );
     link.lastPollAt = this.clock.now();
-    const now = link.lastPollAt;
+    this.#applyReports(link, reports, true);
+  }
+
+  /**
+   * Applies statuses pushed by the broker (a long-poll of the agent's changes), as if a poll had
+   * returned them. Ids the engine does not poll are ignored; a pushed `unknown` is not taken as
+   * final (only a poll's answer about the whole running set starts the vanish grace period).
+   */
+  apply(agentId: string, reports: readonly TaskStatusReport[]): void {
+    const link = this.#links.get(agentId);
+    if (!link || this.#stopped) return;
+    this.#applyReports(link, reports, false);
+  }
+
+  #applyReports(link: AgentLink, reports: readonly TaskStatusReport[], polled: boolean): void {
+    const now = this.clock.now();
     for (const report of reports) {
       const task = link.running.get(report.taskId);
       if (!task) continue;
       if (report.state === 'unknown') {
+        if (!polled) continue;
         task.unknownSince ??= now;
         // An ended task (failed by the engine) or one never confirmed started has nothing to
         // wait for; a task the agent accepted gets the grace period.
-        if (
-          now - task.unknownSince >= this.options.vanishGraceMs ||
-          task.ended ||
-          task.status === 'created'
-        ) {
+        if (now - task.unknownSince >= this.options.vanishGraceMs || task.ended || task.status === 'created') {
           link.running.delete(report.taskId);
           task.agentDone = true;
           if (!task.ended) this.events.vanished(task, task.unknownSince);

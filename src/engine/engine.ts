@@ -10,7 +10,7 @@ import { CocoError, ErrorCode, ValidationError } from '../core/errors.js';
 import { validateParams, validateParamsSync } from '../core/params.js';
 import { CommandRegistry } from '../core/registry.js';
 import { isTerminal } from '../core/states.js';
-import type { CommandQuery, CommandRecord, TaskRecord, UndoRecord } from '../store/port.js';
+import type { AgentRecord, CommandQuery, CommandRecord, TaskRecord, UndoRecord } from '../store/port.js';
 import type { Committer } from './committer.js';
 import type { Coordinator } from './coordinator.js';
 import type { Dispatcher } from './dispatcher.js';
@@ -61,6 +61,7 @@ export class Engine {
   #dispatcher: Dispatcher | null = null;
   #storeId = '';
   #heartbeat: { cancel(): void } | null = null;
+  #stopInfo: () => void = () => undefined;
   /** A started engine keeps the process alive until it is stopped (its own timers do not). */
   #keepAlive: ReturnType<typeof setInterval> | null = null;
   readonly #keys = new Map<string, Promise<number>>();
@@ -104,6 +105,7 @@ export class Engine {
       coordinator: co,
       committer,
       dispatcher,
+      stopInfo,
     } = await wireEngine(this.#o, this.#registry, this.events, identity.storeId);
     co.loader = async (id) => {
       const { command, failure } = await loadOne(store, this.#registry, this.#storeId, id);
@@ -114,6 +116,7 @@ export class Engine {
     this.#co = co;
     this.#committer = committer;
     this.#dispatcher = dispatcher;
+    this.#stopInfo = stopInfo;
 
     const loadBegan = performance.now();
     const snapshot = await store.loadActive();
@@ -344,6 +347,11 @@ export class Engine {
     return record;
   }
 
+  /** Agents as the engine last saw them (address, up/down, boot id, last seen). */
+  async agents(): Promise<AgentRecord[]> {
+    return this.#o.store.listAgents();
+  }
+
   /** Counters for monitoring and tests. */
   stats(): {
     liveCommands: number;
@@ -381,6 +389,7 @@ export class Engine {
       (timer as { cancel(): void } | null)?.cancel();
       co.stopped = true;
       this.#dispatcher?.stopAll();
+      this.#stopInfo();
       await this.#committer?.drain();
       this.#committer?.stop();
     }

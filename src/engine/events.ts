@@ -6,6 +6,7 @@
  * @module
  */
 import { Emitter } from '../core/emitter.js';
+import type { AgentInfo } from '../agents/port.js';
 import type { ErrorInfo } from '../core/errors.js';
 import type { ChangeBatch } from '../store/port.js';
 
@@ -22,6 +23,8 @@ export interface EngineEventMap {
   };
   /** A stored command could not be loaded (newer version, unknown type, corrupt row); it is left untouched. */
   'load-failed': { readonly commandId: number | null; readonly error: ErrorInfo };
+  /** The broker learned something about an agent (answered, stopped answering, restarted). */
+  'agent-info': AgentInfo;
   /** An agent went down or came back. */
   agent: {
     readonly agentId: string;

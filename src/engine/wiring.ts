@@ -19,6 +19,8 @@ export interface EngineParts {
   readonly committer: Committer;
   readonly coordinator: Coordinator;
   readonly dispatcher: Dispatcher;
+  /** Unsubscribes from the broker's agent information. */
+  readonly stopInfo: () => void;
 }
 
 /** Builds and connects the parts (the store is open; `storeId` is its identity). */
@@ -68,5 +70,25 @@ export async function wireEngine(
   );
   coordinator.tasks.dispatcher = dispatcher;
   committer.setChildLookup((id) => coordinator.live.get(id));
-  return { committer, coordinator, dispatcher };
+  const stopInfo =
+    o.agents.onAgentInfo?.((info) => {
+      if (info.previousBootId) {
+        logger.warn({ agentId: info.agentId, bootId: info.bootId, previousBootId: info.previousBootId }, 'agent restarted');
+        // What it reports now may differ from what it reported before: look at once.
+        dispatcher.pollSoon(info.agentId);
+      }
+      events.emit('agent-info', info);
+      store
+        .saveAgent({
+          id: info.agentId,
+          address: info.address,
+          state: info.up ? 'up' : 'down',
+          bootId: info.bootId,
+          lastSeenAt: info.lastSeenAt,
+          lastError: info.error ?? null,
+          updatedAt: clock.now(),
+        })
+        .catch((error: unknown) => logger.warn({ agentId: info.agentId, error }, 'could not save agent state'));
+    }) ?? (() => undefined);
+  return { committer, coordinator, dispatcher, stopInfo };
 }

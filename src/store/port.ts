@@ -221,6 +221,21 @@ export interface OwnerInfo {
   readonly since: number;
 }
 
+/** An agent as the engine last saw it. */
+export interface AgentRecord {
+  readonly id: string;
+  /** Where it is reached (a URL), if known. */
+  readonly address: string | null;
+  readonly state: 'up' | 'down';
+  /** Its process's boot id; a new one means it restarted. */
+  readonly bootId: string | null;
+  /** When it last answered. */
+  readonly lastSeenAt: number | null;
+  /** Why it is down. */
+  readonly lastError: ErrorInfo | null;
+  readonly updatedAt: number;
+}
+
 /** Outcome of {@link Store.migrate}. */
 export interface MigrationReport {
   readonly applied: readonly number[];
@@ -264,6 +279,10 @@ export interface Store {
   getTasks(commandId: number): Promise<TaskRecord[]>;
   getUndo(commandId: number): Promise<UndoRecord[]>;
   getEntity(kind: string, id: string): Promise<EntityRecord | null>;
+  /** Saves what the engine knows of an agent (insert or replace). */
+  saveAgent(record: AgentRecord): Promise<void>;
+  /** Every agent the engine has seen, by id. */
+  listAgents(): Promise<AgentRecord[]>;
   /** Releases this node's ownership and closes connections. Idempotent; later calls reject. */
   close(nodeId?: string): Promise<void>;
 }

@@ -16,8 +16,10 @@ import { hostname } from 'node:os';
 import type Database from 'better-sqlite3';
 import { systemClock, type Clock } from '../../core/clock.js';
 import { CocoError, ErrorCode } from '../../core/errors.js';
+import { listAgents, saveAgent } from './agents.js';
 import type {
   ActiveSnapshot,
+  AgentRecord,
   ChangeBatch,
   CommandQuery,
   CommandRecord,
@@ -376,6 +378,28 @@ export class SqliteStore implements Store {
     return settle(() => {
       const row = this.#read((q) => q.getEntity.get(kind, id));
       return row === undefined ? null : parseOrThrow(parseEntityRow, row);
+    });
+  }
+
+  saveAgent(record: AgentRecord): Promise<void> {
+    return settle(() => {
+      const { db } = this.#ready();
+      try {
+        saveAgent(db, record);
+      } catch (error) {
+        throw storeFailed(`cannot save agent ${record.id}`, error);
+      }
+    });
+  }
+
+  listAgents(): Promise<AgentRecord[]> {
+    return settle(() => {
+      const { db } = this.#ready();
+      try {
+        return listAgents(db);
+      } catch (error) {
+        throw storeFailed('cannot list agents', error);
+      }
     });
   }
 
