@@ -49,6 +49,10 @@ export const ErrorCode = {
   CompensationFailed: 'COMPENSATION_FAILED',
   /** An agent could not be reached or answered with an error. */
   AgentUnavailable: 'AGENT_UNAVAILABLE',
+  /** An agent refused the engine's credentials (wrong shared secret); not retried. */
+  AgentUnauthorized: 'AGENT_UNAUTHORIZED',
+  /** The agent restarted while the task ran (reported by the agent for such tasks). */
+  AgentRestarted: 'AGENT_RESTARTED',
   /** An agent call did not answer in time. */
   AgentTimeout: 'AGENT_TIMEOUT',
   /** An agent's reply did not match the protocol. */

@@ -54,7 +54,11 @@ const taskId = z
   .min(1)
   .max(200)
   .regex(/^[A-Za-z0-9._:-]+$/, 'task ids use letters, digits and . _ : -');
-const errorInfo = z.object({ code: z.string().min(1), message: z.string(), details: z.unknown().optional() });
+const errorInfo = z.object({
+  code: z.string().min(1),
+  message: z.string(),
+  details: z.unknown().optional(),
+});
 const taskIds = z.array(taskId).max(MAX_BATCH);
 
 /** A task's state on the agent. `unknown`: the agent has no such task. */
@@ -123,7 +127,11 @@ export const changesRequest = z.object({
   /** Only tasks whose id starts with this (the caller's own tasks). */
   prefix: z.string().max(200).default(''),
 });
-export const changesResponse = z.object({ bootId: z.string(), cursor: z.number().int().nonnegative(), tasks: z.array(taskStatus) });
+export const changesResponse = z.object({
+  bootId: z.string(),
+  cursor: z.number().int().nonnegative(),
+  tasks: z.array(taskStatus),
+});
 
 /** Body of every error answer (400 bad request, 401 unauthorized, 404, 413, 500). */
 export const errorResponse = z.object({ error: errorInfo });
@@ -145,13 +153,28 @@ export const SCHEMAS = {
 } as const;
 
 /** The text that is signed: method, path, timestamp, caller and body, one per line. */
-export function canonicalRequest(method: string, path: string, timestamp: number, caller: string, body: string): string {
+export function canonicalRequest(
+  method: string,
+  path: string,
+  timestamp: number,
+  caller: string,
+  body: string,
+): string {
   return `${method.toUpperCase()}\n${path}\n${timestamp}\n${caller}\n${body}`;
 }
 
 /** The signature header value of a request. */
-export function signRequest(secret: string, method: string, path: string, timestamp: number, caller: string, body: string): string {
-  const mac = createHmac('sha256', secret).update(canonicalRequest(method, path, timestamp, caller, body)).digest('hex');
+export function signRequest(
+  secret: string,
+  method: string,
+  path: string,
+  timestamp: number,
+  caller: string,
+  body: string,
+): string {
+  const mac = createHmac('sha256', secret)
+    .update(canonicalRequest(method, path, timestamp, caller, body))
+    .digest('hex');
   return `v1=${mac}`;
 }
 
@@ -160,15 +183,21 @@ export function verifyRequest(
   secret: string,
   method: string,
   path: string,
-  headers: { readonly timestamp?: string | undefined; readonly caller?: string | undefined; readonly signature?: string | undefined },
+  headers: {
+    readonly timestamp?: string | undefined;
+    readonly caller?: string | undefined;
+    readonly signature?: string | undefined;
+  },
   body: string,
   now: number,
 ): string | null {
   const { timestamp, caller, signature } = headers;
-  if (!timestamp || !caller || !signature) return `missing ${HEADERS.timestamp}, ${HEADERS.caller} or ${HEADERS.signature}`;
+  if (!timestamp || !caller || !signature)
+    return `missing ${HEADERS.timestamp}, ${HEADERS.caller} or ${HEADERS.signature}`;
   const ts = Number(timestamp);
   if (!Number.isSafeInteger(ts)) return `${HEADERS.timestamp} is not a number`;
-  if (Math.abs(now - ts) > MAX_CLOCK_SKEW_MS) return `${HEADERS.timestamp} is more than ${MAX_CLOCK_SKEW_MS} ms away from the agent's clock`;
+  if (Math.abs(now - ts) > MAX_CLOCK_SKEW_MS)
+    return `${HEADERS.timestamp} is more than ${MAX_CLOCK_SKEW_MS} ms away from the agent's clock`;
   const expected = Buffer.from(signRequest(secret, method, path, ts, caller, body));
   const given = Buffer.from(signature);
   if (expected.length !== given.length || !timingSafeEqual(expected, given)) return 'bad signature';
