@@ -1,0 +1,344 @@
+/**
+ * The reference agent's HTTP server: every call of the agent protocol v1
+ * (src/protocol/agent-v1.ts) over fastify, on top of the persistent {@link TaskTable} and the
+ * {@link ChangeFeed}.
+ *
+ * Every request is authenticated before anything else happens: the body is read as the exact
+ * text that was signed, the HMAC headers are checked against the agent's secret, and only then
+ * is it parsed (JSON, then the call's zod schema) and acted on. A refusal answers with the
+ * protocol's `errorResponse` body: 401 `UNAUTHORIZED` (logged with the reason and the claimed
+ * caller), 400 `BAD_REQUEST` (naming the offending fields), 404 `NOT_FOUND`, 413
+ * `PAYLOAD_TOO_LARGE`, 500 `INTERNAL_ERROR`.
+ *
+ * @module
+ */
+import { randomUUID } from 'node:crypto';
+import Fastify, {
+  LogController,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+} from 'fastify';
+import type { z } from 'zod';
+import type { Logger } from '../core/command-type.js';
+import { CocoError, ErrorCode } from '../core/errors.js';
+import {
+  HEADERS,
+  PATHS,
+  PROTOCOL_VERSION,
+  changesRequest,
+  idsRequest,
+  listRequest,
+  startRequest,
+  statusRequest,
+  type changesResponse,
+  type healthResponse,
+  type listResponse,
+  type okResponse,
+  type startResponse,
+  type statusResponse,
+} from '../protocol/agent-v1.js';
+import { admit, AgentErrorCode, errorBody, header, type ErrorBody } from './admission.js';
+import { ChangeFeed } from './changes.js';
+import { TaskTable } from './task-table.js';
+import {
+  builtinVerbs,
+  checkVerbs,
+  toAgentLogger,
+  type AgentLogger,
+  type VerbRegistry,
+} from './verbs.js';
+
+/**
+ * Largest request body. The body is read whole before its signature can be checked, so this
+ * bounds what an unauthenticated caller can make the agent buffer; 8 MiB still fits a start of
+ * `MAX_BATCH` (10,000) tasks with arguments of several hundred bytes each.
+ */
+export const BODY_LIMIT_BYTES = 8 * 1024 * 1024;
+
+/** Options of {@link createAgentServer} and {@link startAgent}. */
+export interface AgentOptions {
+  /** The agent id, as the engine knows it. */
+  readonly id: string;
+  /** The secret shared with the engine; requests are signed with it. */
+  readonly secret: string;
+  /** Directory of the agent's task table (created if missing); one agent per directory. */
+  readonly dataDir: string;
+  /** Interface to listen on. @default '127.0.0.1' */
+  readonly host?: string;
+  /** Port to listen on; 0 picks a free one. @default 0 */
+  readonly port?: number;
+  /** Verbs added to (or replacing) the built-in ones, e.g. from {@link loadVerbModules}. */
+  readonly verbs?: VerbRegistry;
+  /** Whether the built-in verbs are offered. @default true */
+  readonly builtins?: boolean;
+  /**
+   * A pino logger (or coco's minimal `Logger`, see {@link toAgentLogger}); by default fastify's
+   * pino logger at level `info` on stdout.
+   */
+  readonly logger?: Logger | AgentLogger;
+  /** Software version reported by health. @default 'unknown' */
+  readonly version?: string;
+}
+
+/** A created, not yet listening agent (see {@link createAgentServer}). */
+export interface AgentServer {
+  /** The fastify instance (`inject` works on it without listening). */
+  readonly app: FastifyInstance;
+  readonly agentId: string;
+  /** This process's boot id. */
+  readonly bootId: string;
+  /** The boot id of the previous start on the same data directory, if any. */
+  readonly previousBootId: string | null;
+  readonly table: TaskTable;
+  readonly feed: ChangeFeed;
+  /** Answers pending long-polls, stops the server, aborts running verbs, closes the table. */
+  close(): Promise<void>;
+}
+
+/** A listening agent (see {@link startAgent}). */
+export interface RunningAgent {
+  /** Base URL, e.g. `http://127.0.0.1:41234`. */
+  readonly url: string;
+  readonly port: number;
+  readonly bootId: string;
+  readonly previousBootId: string | null;
+  /** Stops the agent (see {@link AgentServer.close}). */
+  close(): Promise<void>;
+}
+
+type Health = z.infer<typeof healthResponse>;
+
+function checkOptions(options: AgentOptions): void {
+  const problems: string[] = [];
+  const nonEmpty = (value: unknown): boolean => typeof value === 'string' && value !== '';
+  if (!nonEmpty(options.id)) problems.push('id must be a non-empty string');
+  if (!nonEmpty(options.secret)) problems.push('secret must be a non-empty string');
+  if (!nonEmpty(options.dataDir)) problems.push('dataDir must be a non-empty string');
+  const port = options.port ?? 0;
+  if (!Number.isInteger(port) || port < 0 || port > 65_535) problems.push('port must be 0..65535');
+  if (problems.length > 0) {
+    throw new CocoError(ErrorCode.InvalidOptions, `agent options: ${problems.join('; ')}`);
+  }
+}
+
+/**
+ * Creates the agent: opens its task table (marking tasks of a crashed previous boot failed)
+ * and builds the fastify server with every protocol route, without listening.
+ *
+ * @throws CocoError `INVALID_OPTIONS`, `STORE_IN_USE` (another agent holds `dataDir`),
+ *   `STORE_FAILED`.
+ */
+export function createAgentServer(options: AgentOptions): AgentServer {
+  checkOptions(options);
+  const { id: agentId, secret } = options;
+  const version = options.version ?? 'unknown';
+  const verbs: VerbRegistry = {
+    ...(options.builtins === false ? {} : builtinVerbs),
+    ...checkVerbs(options.verbs ?? {}, 'agent options'),
+  };
+  // No "incoming request" / "request completed" lines: the engine polls every agent all the
+  // time, so those would drown what matters (refusals, stops, failures).
+  const common = {
+    bodyLimit: BODY_LIMIT_BYTES,
+    logController: new LogController({ disableRequestLogging: true }),
+  };
+  const app: FastifyInstance =
+    options.logger === undefined
+      ? Fastify({ ...common, logger: { level: 'info' } })
+      : Fastify({ ...common, loggerInstance: toAgentLogger(options.logger) });
+  const bootId = randomUUID();
+  const feed = new ChangeFeed(bootId);
+  const table = TaskTable.open({
+    dataDir: options.dataDir,
+    agentId,
+    bootId,
+    verbs,
+    log: app.log,
+    listener: feed,
+  });
+  if (secret.length < 16) app.log.warn('the agent secret is shorter than 16 characters');
+
+  // The signature covers the exact body text, so every body is read as a string, whatever its
+  // content type, and parsed only once it is authenticated.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'string' }, (_request, body, done) => done(null, body));
+
+  /** A route: admit, then act; the response type is checked against the protocol's schema. */
+  function post<T, R>(
+    path: string,
+    schema: z.ZodType<T>,
+    act: (body: T, request: FastifyRequest, reply: FastifyReply) => R | Promise<R>,
+  ): void {
+    app.post(path, async (request, reply): Promise<R | ErrorBody> => {
+      const admitted = admit(secret, request, schema);
+      if (!admitted.ok) {
+        reply.code(admitted.status);
+        return { error: admitted.error };
+      }
+      return act(admitted.value as T, request, reply);
+    });
+  }
+
+  app.get(PATHS.health, async (request, reply): Promise<Health | ErrorBody> => {
+    const admitted = admit(secret, request, null);
+    if (!admitted.ok) {
+      reply.code(admitted.status);
+      return { error: admitted.error };
+    }
+    return {
+      protocol: PROTOCOL_VERSION,
+      agentId,
+      bootId,
+      version,
+      verbs: table.verbNames(),
+      tasks: table.size,
+      time: Date.now(),
+    };
+  });
+
+  post(PATHS.start, startRequest, (body, request): z.infer<typeof startResponse> => {
+    const results = table.start(body.tasks);
+    const refused = results.filter((r) => !r.accepted).length;
+    request.log.debug(
+      { caller: header(request, HEADERS.caller), tasks: results.length, refused },
+      'start',
+    );
+    return { bootId, results };
+  });
+
+  post(PATHS.status, statusRequest, (body): z.infer<typeof statusResponse> => ({
+    bootId,
+    tasks: body.taskIds.map((taskId) => table.status(taskId)),
+  }));
+
+  post(PATHS.stop, idsRequest, (body, request): z.infer<typeof okResponse> => {
+    const stopped = table.stop(body.taskIds);
+    if (stopped > 0)
+      request.log.info({ caller: header(request, HEADERS.caller), stopped }, 'stopped tasks');
+    return { bootId, ok: true };
+  });
+
+  post(PATHS.clear, idsRequest, (body): z.infer<typeof okResponse> => {
+    table.clear(body.taskIds);
+    return { bootId, ok: true };
+  });
+
+  post(PATHS.list, listRequest, (body): z.infer<typeof listResponse> => ({
+    bootId,
+    taskIds: table.list(body.prefix),
+  }));
+
+  post(
+    PATHS.changes,
+    changesRequest,
+    async (body, _request, reply): Promise<z.infer<typeof changesResponse>> => {
+      const from = feed.from(body.cursor, body.bootId);
+      let page = feed.since(from, body.prefix);
+      if (page.taskIds.length === 0 && body.waitMs > 0) {
+        // A caller that hangs up stops waiting (its waiter would otherwise live until waitMs).
+        const hangUp = new AbortController();
+        const onClose = (): void => hangUp.abort();
+        reply.raw.once('close', onClose);
+        try {
+          await feed.wait(page.cursor, body.prefix, body.waitMs, hangUp.signal);
+        } finally {
+          reply.raw.off('close', onClose);
+        }
+        page = feed.since(page.cursor, body.prefix);
+      }
+      return {
+        bootId,
+        cursor: page.cursor,
+        tasks: page.taskIds.map((taskId) => table.status(taskId)),
+      };
+    },
+  );
+
+  app.setNotFoundHandler((request, reply) =>
+    reply
+      .code(404)
+      .send(errorBody(AgentErrorCode.NotFound, `no call ${request.method} ${request.url}`)),
+  );
+
+  app.setErrorHandler((error: unknown, request, reply) => {
+    const status = (error as { statusCode?: unknown } | null)?.statusCode;
+    const message = error instanceof Error ? error.message : String(error);
+    if (status === 413)
+      return reply.code(413).send(errorBody(AgentErrorCode.PayloadTooLarge, message));
+    if (typeof status === 'number' && status >= 400 && status < 500) {
+      return reply.code(status).send(errorBody(AgentErrorCode.BadRequest, message));
+    }
+    request.log.error({ err: error }, 'request failed');
+    return reply.code(500).send(errorBody(AgentErrorCode.Internal, message));
+  });
+
+  // Long-polls would hold the close for up to their wait: answer them first, and end their
+  // connections (the server closes only the connections idle when the close began; one that
+  // turns idle later would be kept alive until its keep-alive timeout).
+  let closingDown = false;
+  app.addHook('onSend', (_request, reply, payload, done) => {
+    if (closingDown) void reply.header('connection', 'close');
+    done(null, payload);
+  });
+  app.addHook('preClose', (done) => {
+    closingDown = true;
+    feed.close();
+    done();
+  });
+  app.addHook('onClose', (_instance, done) => {
+    table.close();
+    done();
+  });
+
+  let closing: Promise<void> | undefined;
+  return {
+    app,
+    agentId,
+    bootId,
+    previousBootId: table.previousBootId,
+    table,
+    feed,
+    close: () => (closing ??= app.close()),
+  };
+}
+
+/**
+ * Starts an agent: {@link createAgentServer}, then listens on `host:port`.
+ *
+ * @example
+ * const agent = await startAgent({ id: 'host-1', secret, dataDir: '/var/lib/coco-agent', port: 7411 });
+ * // ... later
+ * await agent.close();
+ */
+export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
+  const server = createAgentServer(options);
+  const host = options.host ?? '127.0.0.1';
+  try {
+    await server.app.listen({ host, port: options.port ?? 0 });
+  } catch (error) {
+    await server.close();
+    throw error;
+  }
+  const address = server.app.server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : (options.port ?? 0);
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  server.app.log.info(
+    {
+      agentId: server.agentId,
+      url,
+      bootId: server.bootId,
+      previousBootId: server.previousBootId,
+      restartedTasks: server.table.restartedTasks,
+      verbs: server.table.verbNames(),
+    },
+    'agent listening',
+  );
+  return {
+    url,
+    port,
+    bootId: server.bootId,
+    previousBootId: server.previousBootId,
+    close: () => server.close(),
+  };
+}
