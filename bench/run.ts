@@ -1,7 +1,7 @@
 /**
  * `npm run bench [-- name...]`: runs the benchmarks (all, or the named ones), each in its own
  * process so heaps and files do not mix. Each prints human lines and, last, one JSON line.
- * Names: one-task, fanout, chain, memory, recovery.
+ * Names: one-task, fanout, chain, memory, recovery, agents-http.
  */
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -15,6 +15,7 @@ const BENCHES: Record<string, string[]> = {
   chain: [`trees${ext}`, 'chain'],
   memory: [`memory${ext}`],
   recovery: [`recovery${ext}`],
+  'agents-http': [`agents-http${ext}`],
 };
 const names = process.argv.slice(2).filter((a) => !a.startsWith('-'));
 for (const name of names) {

@@ -1,0 +1,384 @@
+/**
+ * One agent's HTTP client: signs each request (HMAC, see `signRequest` in the protocol), sends
+ * it with a time budget, validates the answer with the protocol's zod schemas, maps failures to
+ * coco error codes, retries what may be retried, and runs every request through the agent's
+ * circuit breaker.
+ *
+ * Error mapping:
+ * - 401 → `AGENT_UNAUTHORIZED` (never retried; logged as an error: the secret is wrong, or the
+ *   clocks are more than five minutes apart);
+ * - other 4xx → `AGENT_PROTOCOL` carrying the agent's own error;
+ * - 5xx, refused or dropped connections → `AGENT_UNAVAILABLE`, retryable (and retried);
+ * - no answer within the budget → `AGENT_TIMEOUT`, retryable (not retried: the budget is spent);
+ * - a 2xx whose body is not JSON or does not match the schema → `AGENT_PROTOCOL`.
+ *
+ * @module
+ */
+import { setMaxListeners } from 'node:events';
+import type { z } from 'zod';
+import { CocoError, ErrorCode, type ErrorInfo } from '../../core/errors.js';
+import { errorResponse, HEADERS, PATHS, signRequest } from '../../protocol/agent-v1.js';
+import { CircuitBreaker } from './circuit.js';
+import type { CompiledHttpBrokerOptions, HttpAgentConfig } from './options.js';
+
+/**
+ * The agent refused the request's signature (401). Not yet one of `ErrorCode`'s constants; the
+ * string is the stable code.
+ */
+export const AGENT_UNAUTHORIZED = 'AGENT_UNAUTHORIZED';
+
+/** A protocol call, by its key in `PATHS`. */
+export type AgentOp = keyof typeof PATHS;
+
+/** What the client tells its owner about the agent. */
+export interface AgentClientHooks {
+  /** A request got a valid answer from the agent process with this boot id. */
+  answered(bootId: string): void;
+  /** A call failed in a way that makes the agent unusable (unreachable, garbage, 401). */
+  failed(error: CocoError): void;
+}
+
+/** Options of one {@link AgentClient.call}. */
+export interface CallOptions {
+  /** Retry 5xx and network failures (every protocol call is idempotent). @default true */
+  readonly retry?: boolean;
+  /** Budget of the call, retries included. @default the broker's `timeoutMs` */
+  readonly timeoutMs?: number;
+  /** Aborts the call (the long-poll loop stopping). */
+  readonly signal?: AbortSignal;
+}
+
+/** Requests sent, by call, and calls refused by the open circuit. */
+export type RequestCounters = Record<AgentOp, number> & { failedFast: number; retries: number };
+
+type Attempt<T> =
+  | { readonly ok: true; readonly value: T }
+  /**
+   * `transport`: no usable answer (network, timeout, 5xx, garbage) — counts against the circuit;
+   * `answered`: the agent answered with an error (4xx); `aborted`: the caller gave up.
+   */
+  | {
+      readonly ok: false;
+      readonly error: CocoError;
+      readonly kind: 'transport' | 'answered' | 'aborted';
+    };
+
+/** The HTTP client of one agent. */
+export class AgentClient {
+  readonly id: string;
+  readonly url: string;
+  readonly circuit: CircuitBreaker;
+  readonly counters: RequestCounters = {
+    health: 0,
+    start: 0,
+    status: 0,
+    stop: 0,
+    clear: 0,
+    list: 0,
+    changes: 0,
+    failedFast: 0,
+    retries: 0,
+  };
+  readonly #secret: string;
+  readonly #o: CompiledHttpBrokerOptions;
+  readonly #hooks: AgentClientHooks;
+  readonly #urls: Record<AgentOp, string>;
+  readonly #closing = new AbortController();
+
+  constructor(
+    config: HttpAgentConfig,
+    options: CompiledHttpBrokerOptions,
+    hooks: AgentClientHooks,
+  ) {
+    this.id = config.id;
+    this.url = config.url;
+    this.#secret = config.secret;
+    this.#o = options;
+    this.#hooks = hooks;
+    this.circuit = new CircuitBreaker(options.circuit, options.clock);
+    // Every request in flight listens for close(); many callers at once is normal, not a leak.
+    setMaxListeners(0, this.#closing.signal);
+    const base = config.url.endsWith('/') ? config.url : `${config.url}/`;
+    const urls: Partial<Record<AgentOp, string>> = {};
+    for (const op of Object.keys(PATHS) as AgentOp[])
+      urls[op] = new URL(PATHS[op].slice(1), base).href;
+    this.#urls = urls as Record<AgentOp, string>;
+  }
+
+  /** Whether {@link AgentClient.close} was called. */
+  get closed(): boolean {
+    return this.#closing.signal.aborted;
+  }
+
+  /** Aborts every request in flight; later calls fail with `AGENT_UNAVAILABLE`. */
+  close(): void {
+    this.#closing.abort();
+  }
+
+  /**
+   * Makes one protocol call: `body` undefined sends a GET, otherwise a POST of its JSON. The
+   * answer is validated with `schema`; its `bootId` goes to the hooks.
+   */
+  async call<T extends { readonly bootId: string }>(
+    op: AgentOp,
+    body: unknown,
+    schema: z.ZodType<T>,
+    options: CallOptions = {},
+  ): Promise<T> {
+    const { clock } = this.#o;
+    const retries = options.retry === false ? 0 : this.#o.retries.max;
+    const budget = options.timeoutMs ?? this.#o.timeoutMs;
+    const deadline = clock.now() + budget;
+    const signal = options.signal ?? this.#closing.signal;
+    for (let attempt = 0; ; attempt++) {
+      if (signal.aborted || this.closed) throw this.#abortedError(op);
+      const permit = this.circuit.acquire();
+      if (!permit.allowed) {
+        this.counters.failedFast++;
+        throw this.#circuitOpen(op, permit.until, permit.state);
+      }
+      const remaining = Math.max(1, deadline - clock.now());
+      const result = await this.#attempt(op, body, schema, remaining, budget, signal);
+      if (result.ok) {
+        this.circuit.success(permit.probe);
+        this.#hooks.answered(result.value.bootId);
+        return result.value;
+      }
+      const { error, kind } = result;
+      if (kind === 'aborted') {
+        this.circuit.release(permit.probe);
+        throw error;
+      }
+      if (kind === 'transport') {
+        if (this.circuit.failure(permit.probe)) {
+          this.#o.logger.warn(
+            {
+              agentId: this.id,
+              url: this.url,
+              until: new Date(this.circuit.openUntil).toISOString(),
+              error: error.toInfo(),
+            },
+            'agent circuit opened: calls fail fast until the cool-down has passed',
+          );
+        }
+      } else this.circuit.success(permit.probe);
+      const backoff = Math.min(this.#o.retries.maxMs, this.#o.retries.baseMs * 2 ** attempt);
+      // Jitter in [backoff/2, backoff]: callers that failed together do not retry together.
+      const delay = backoff / 2 + Math.random() * (backoff / 2);
+      const retry =
+        attempt < retries &&
+        error.retryable &&
+        error.code === ErrorCode.AgentUnavailable &&
+        clock.now() + delay < deadline &&
+        this.circuit.state === 'closed';
+      if (!retry) {
+        if (kind === 'transport' || error.code === AGENT_UNAUTHORIZED) this.#hooks.failed(error);
+        throw error;
+      }
+      this.counters.retries++;
+      await sleep(clock, delay, signal);
+    }
+  }
+
+  async #attempt<T>(
+    op: AgentOp,
+    body: unknown,
+    schema: z.ZodType<T>,
+    timeoutMs: number,
+    budget: number,
+    signal: AbortSignal,
+  ): Promise<Attempt<T>> {
+    const method = body === undefined ? 'GET' : 'POST';
+    const text = body === undefined ? '' : JSON.stringify(body);
+    const timestamp = this.#o.clock.now();
+    const caller = this.#o.caller;
+    const headers: Record<string, string> = {
+      [HEADERS.timestamp]: String(timestamp),
+      [HEADERS.caller]: caller,
+      // The protocol path is signed, not the URL's: an agent behind a path-stripping proxy
+      // sees (and verifies) the same path.
+      [HEADERS.signature]: signRequest(this.#secret, method, PATHS[op], timestamp, caller, text),
+    };
+    if (method === 'POST') headers['content-type'] = 'application/json';
+    // One controller per request, aborted by the budget's timer, the caller's signal or close().
+    // (AbortSignal.any/timeout per request pile listeners onto the long-lived signals and cost
+    // measurable CPU at thousands of requests per second.)
+    const controller = new AbortController();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      controller.abort();
+    }, timeoutMs);
+    const abort = (): void => controller.abort();
+    signal.addEventListener('abort', abort);
+    if (signal !== this.#closing.signal) this.#closing.signal.addEventListener('abort', abort);
+    this.counters[op]++;
+    let status: number;
+    let raw: string;
+    try {
+      const response = await this.#o.fetch(this.#urls[op], {
+        method,
+        headers,
+        body: method === 'POST' ? text : undefined,
+        signal: controller.signal,
+      });
+      status = response.status;
+      raw = await response.text();
+    } catch (cause) {
+      if (signal.aborted || this.closed)
+        return { ok: false, kind: 'aborted', error: this.#abortedError(op) };
+      if (timedOut) {
+        const error = new CocoError(
+          ErrorCode.AgentTimeout,
+          `agent ${this.id} (${this.url}) did not answer ${op} within ${budget} ms`,
+          { retryable: true, details: { agentId: this.id, op } },
+        );
+        return { ok: false, kind: 'transport', error };
+      }
+      const error = new CocoError(
+        ErrorCode.AgentUnavailable,
+        `agent ${this.id} (${this.url}) could not be reached for ${op}: ${describe(cause)}`,
+        { retryable: true, cause, details: { agentId: this.id, op } },
+      );
+      return { ok: false, kind: 'transport', error };
+    } finally {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', abort);
+      this.#closing.signal.removeEventListener('abort', abort);
+    }
+    return this.#interpret(op, status, raw, schema);
+  }
+
+  #interpret<T>(op: AgentOp, status: number, raw: string, schema: z.ZodType<T>): Attempt<T> {
+    let json: unknown;
+    let parsed = true;
+    try {
+      json = JSON.parse(raw);
+    } catch {
+      parsed = false;
+    }
+    const where = `agent ${this.id} (${this.url})`;
+    if (status < 200 || status >= 300) {
+      const agentError = parsed ? errorResponse.safeParse(json) : undefined;
+      const info: ErrorInfo | undefined = agentError?.success ? agentError.data.error : undefined;
+      const said = info ? `${info.code}: ${info.message}` : snippet(raw);
+      const details = { agentId: this.id, op, status, ...(info ? { agentError: info } : {}) };
+      if (status === 401) {
+        this.#o.logger.error(
+          { agentId: this.id, url: this.url, op, agentError: info },
+          'agent refused the request signature (401): the shared secret for this agent is wrong, or the clocks are more than 5 minutes apart',
+        );
+        const error = new CocoError(
+          AGENT_UNAUTHORIZED,
+          `${where} refused ${op}: unauthorized (${said}); check the secret configured for this agent`,
+          { details },
+        );
+        return { ok: false, kind: 'answered', error };
+      }
+      if (status >= 500) {
+        const error = new CocoError(
+          ErrorCode.AgentUnavailable,
+          `${where} failed ${op} with ${status} (${said})`,
+          {
+            retryable: true,
+            details,
+          },
+        );
+        return { ok: false, kind: 'transport', error };
+      }
+      const error = new CocoError(
+        ErrorCode.AgentProtocol,
+        `${where} refused ${op} with ${status} (${said})`,
+        {
+          details,
+        },
+      );
+      return { ok: false, kind: 'answered', error };
+    }
+    if (!parsed) {
+      const error = new CocoError(
+        ErrorCode.AgentProtocol,
+        `${where} answered ${op} with malformed JSON: ${snippet(raw)}`,
+        {
+          details: { agentId: this.id, op, status },
+        },
+      );
+      return { ok: false, kind: 'transport', error };
+    }
+    const checked = schema.safeParse(json);
+    if (!checked.success) {
+      const issues = checked.error.issues
+        .slice(0, 5)
+        .map((i) => `${i.path.map(String).join('.') || '(root)'}: ${i.message}`)
+        .join('; ');
+      const error = new CocoError(
+        ErrorCode.AgentProtocol,
+        `${where} answered ${op} with a body that breaks the protocol: ${issues}`,
+        {
+          details: { agentId: this.id, op, status },
+        },
+      );
+      return { ok: false, kind: 'transport', error };
+    }
+    return { ok: true, value: checked.data };
+  }
+
+  #abortedError(op: AgentOp): CocoError {
+    const why = this.#closing.signal.aborted
+      ? 'the HTTP agent broker is closed'
+      : 'the call was aborted';
+    return new CocoError(ErrorCode.AgentUnavailable, `agent ${this.id}: ${op} not done: ${why}`, {
+      retryable: !this.#closing.signal.aborted,
+      details: { agentId: this.id, op },
+    });
+  }
+
+  #circuitOpen(op: AgentOp, until: number, state: 'open' | 'half-open'): CocoError {
+    const message =
+      state === 'open'
+        ? `agent ${this.id} (${this.url}): circuit open until ${new Date(until).toISOString()} after repeated failures; ${op} failed fast without a request`
+        : `agent ${this.id} (${this.url}): circuit half-open, a probe call is in flight; ${op} failed fast without a request`;
+    return new CocoError(ErrorCode.AgentUnavailable, message, {
+      retryable: true,
+      details: { agentId: this.id, op, circuit: state, until },
+    });
+  }
+}
+
+/** Waits `ms` on the clock, or less if `signal` aborts. */
+export function sleep(
+  clock: { setTimer(ms: number, fn: () => void): { cancel(): void } },
+  ms: number,
+  signal: AbortSignal,
+): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const onAbort = (): void => {
+      timer.cancel();
+      resolve();
+    };
+    const timer = clock.setTimer(ms, () => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    });
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/** A network error's most telling part (undici wraps the socket error as `cause`). */
+function describe(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const cause = error.cause;
+  if (cause instanceof Error) {
+    const code = (cause as { code?: unknown }).code;
+    return typeof code === 'string' ? `${code} (${cause.message})` : cause.message;
+  }
+  return error.message;
+}
+
+/** The start of a body, for messages. */
+function snippet(raw: string): string {
+  const flat = raw.replace(/\s+/g, ' ').trim();
+  if (flat === '') return 'empty body';
+  return flat.length > 200 ? `${JSON.stringify(flat.slice(0, 200))}…` : JSON.stringify(flat);
+}
