@@ -80,7 +80,9 @@ export interface AgentBroker {
    * without, it polls that agent at once instead of waiting for its next cycle. Returns an
    * unsubscribe function.
    */
-  onActivity?(listener: (agentId: string, reports?: readonly TaskStatusReport[]) => void): () => void;
+  onActivity?(
+    listener: (agentId: string, reports?: readonly TaskStatusReport[]) => void,
+  ): () => void;
   /**
    * Optional: calls `listener` when the broker learns something about an agent: it answered
    * (with its boot id: a new one means the agent restarted), or it stopped answering.

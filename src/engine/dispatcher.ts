@@ -389,7 +389,11 @@ export class Dispatcher {
         task.unknownSince ??= now;
         // An ended task (failed by the engine) or one never confirmed started has nothing to
         // wait for; a task the agent accepted gets the grace period.
-        if (now - task.unknownSince >= this.options.vanishGraceMs || task.ended || task.status === 'created') {
+        if (
+          now - task.unknownSince >= this.options.vanishGraceMs ||
+          task.ended ||
+          task.status === 'created'
+        ) {
           link.running.delete(report.taskId);
           task.agentDone = true;
           if (!task.ended) this.events.vanished(task, task.unknownSince);

@@ -10,7 +10,13 @@ import { CocoError, ErrorCode, ValidationError } from '../core/errors.js';
 import { validateParams, validateParamsSync } from '../core/params.js';
 import { CommandRegistry } from '../core/registry.js';
 import { isTerminal } from '../core/states.js';
-import type { AgentRecord, CommandQuery, CommandRecord, TaskRecord, UndoRecord } from '../store/port.js';
+import type {
+  AgentRecord,
+  CommandQuery,
+  CommandRecord,
+  TaskRecord,
+  UndoRecord,
+} from '../store/port.js';
 import type { Committer } from './committer.js';
 import type { Coordinator } from './coordinator.js';
 import type { Dispatcher } from './dispatcher.js';

@@ -73,7 +73,10 @@ export async function wireEngine(
   const stopInfo =
     o.agents.onAgentInfo?.((info) => {
       if (info.previousBootId) {
-        logger.warn({ agentId: info.agentId, bootId: info.bootId, previousBootId: info.previousBootId }, 'agent restarted');
+        logger.warn(
+          { agentId: info.agentId, bootId: info.bootId, previousBootId: info.previousBootId },
+          'agent restarted',
+        );
         // What it reports now may differ from what it reported before: look at once.
         dispatcher.pollSoon(info.agentId);
       }
@@ -88,7 +91,9 @@ export async function wireEngine(
           lastError: info.error ?? null,
           updatedAt: clock.now(),
         })
-        .catch((error: unknown) => logger.warn({ agentId: info.agentId, error }, 'could not save agent state'));
+        .catch((error: unknown) =>
+          logger.warn({ agentId: info.agentId, error }, 'could not save agent state'),
+        );
     }) ?? (() => undefined);
   return { committer, coordinator, dispatcher, stopInfo };
 }

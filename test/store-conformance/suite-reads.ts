@@ -266,8 +266,24 @@ export function describeReads(env: SuiteEnv): void {
 
     it('saves, replaces and lists agents by id', async () => {
       expect(await env.store.listAgents()).toEqual([]);
-      const b = { id: 'b', address: 'http://10.0.0.2:7391', state: 'up' as const, bootId: 'boot-1', lastSeenAt: 5, lastError: null, updatedAt: 5 };
-      const a = { id: 'a', address: null, state: 'down' as const, bootId: null, lastSeenAt: null, lastError: { code: 'AGENT_UNAVAILABLE', message: 'refused', details: { n: 1 } }, updatedAt: 6 };
+      const b = {
+        id: 'b',
+        address: 'http://10.0.0.2:7391',
+        state: 'up' as const,
+        bootId: 'boot-1',
+        lastSeenAt: 5,
+        lastError: null,
+        updatedAt: 5,
+      };
+      const a = {
+        id: 'a',
+        address: null,
+        state: 'down' as const,
+        bootId: null,
+        lastSeenAt: null,
+        lastError: { code: 'AGENT_UNAVAILABLE', message: 'refused', details: { n: 1 } },
+        updatedAt: 6,
+      };
       await env.store.saveAgent(b);
       await env.store.saveAgent(a);
       expect(await env.store.listAgents()).toEqual([a, b]);

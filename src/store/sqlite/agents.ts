@@ -9,7 +9,10 @@ import { z } from 'zod';
 import { CocoError, ErrorCode } from '../../core/errors.js';
 import type { AgentRecord } from '../port.js';
 
-const statements = new WeakMap<Database.Database, { save: Database.Statement; list: Database.Statement }>();
+const statements = new WeakMap<
+  Database.Database,
+  { save: Database.Statement; list: Database.Statement }
+>();
 
 function prepared(db: Database.Database): { save: Database.Statement; list: Database.Statement } {
   let s = statements.get(db);
@@ -18,14 +21,20 @@ function prepared(db: Database.Database): { save: Database.Statement; list: Data
       save: db.prepare(
         'INSERT OR REPLACE INTO agents (id, address, state, boot_id, last_seen_at, last_error, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
       ),
-      list: db.prepare('SELECT id, address, state, boot_id, last_seen_at, last_error, updated_at FROM agents ORDER BY id'),
+      list: db.prepare(
+        'SELECT id, address, state, boot_id, last_seen_at, last_error, updated_at FROM agents ORDER BY id',
+      ),
     };
     statements.set(db, s);
   }
   return s;
 }
 
-const errorInfo = z.looseObject({ code: z.string(), message: z.string(), details: z.unknown().optional() });
+const errorInfo = z.looseObject({
+  code: z.string(),
+  message: z.string(),
+  details: z.unknown().optional(),
+});
 const agentRow = z.object({
   id: z.string(),
   address: z.string().nullable(),
@@ -38,7 +47,15 @@ const agentRow = z.object({
 
 /** Inserts or replaces an agent's row. */
 export function saveAgent(db: Database.Database, r: AgentRecord): void {
-  prepared(db).save.run(r.id, r.address, r.state, r.bootId, r.lastSeenAt, r.lastError === null ? null : JSON.stringify(r.lastError), r.updatedAt);
+  prepared(db).save.run(
+    r.id,
+    r.address,
+    r.state,
+    r.bootId,
+    r.lastSeenAt,
+    r.lastError === null ? null : JSON.stringify(r.lastError),
+    r.updatedAt,
+  );
 }
 
 /** Every agent row; a row that cannot be read throws `CORRUPT_ROW` naming it. */
@@ -59,9 +76,20 @@ export function listAgents(db: Database.Database): AgentRecord[] {
         }
       }
       if (!parsed.success || !errorOk) {
-        throw new CocoError(ErrorCode.CorruptRow, `agents row ${String((row as { id?: unknown } | null)?.id)} cannot be read`);
+        throw new CocoError(
+          ErrorCode.CorruptRow,
+          `agents row ${String((row as { id?: unknown } | null)?.id)} cannot be read`,
+        );
       }
       const a = parsed.data;
-      return { id: a.id, address: a.address, state: a.state, bootId: a.boot_id, lastSeenAt: a.last_seen_at, lastError, updatedAt: a.updated_at };
+      return {
+        id: a.id,
+        address: a.address,
+        state: a.state,
+        bootId: a.boot_id,
+        lastSeenAt: a.last_seen_at,
+        lastError,
+        updatedAt: a.updated_at,
+      };
     });
 }

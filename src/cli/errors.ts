@@ -1,0 +1,65 @@
+/**
+ * How the CLI reports errors: one line naming the code and what is wrong, a hint of what to do,
+ * and an exit code a script can act on.
+ *
+ * @module
+ */
+import { CommanderError } from 'commander';
+import { CocoError, ErrorCode } from '../core/errors.js';
+
+/** Exit codes of the `coco` command. */
+export const EXIT = {
+  ok: 0,
+  /** The command or job ended failed or cancelled (submit --wait, status of an ended job, demo). */
+  failed: 1,
+  /** Bad arguments or options. */
+  usage: 2,
+  /** No node answered at the server address. */
+  unreachable: 3,
+  /** No such command or job. */
+  notFound: 4,
+  /** The input was refused (parameters, configuration). */
+  invalid: 5,
+  /** Anything else. */
+  error: 6,
+} as const;
+
+/** The exit code for an error. */
+export function exitCodeOf(error: unknown): number {
+  if (error instanceof CommanderError) return error.exitCode === 0 ? EXIT.ok : EXIT.usage;
+  if (!(error instanceof CocoError)) return EXIT.error;
+  switch (error.code) {
+    case 'SERVER_UNREACHABLE':
+      return EXIT.unreachable;
+    case ErrorCode.CommandNotFound:
+    case 'NOT_FOUND':
+      return EXIT.notFound;
+    case ErrorCode.ParametersInvalid:
+    case ErrorCode.InvalidOptions:
+    case ErrorCode.InvalidDefinition:
+    case 'BAD_REQUEST':
+    case 'USAGE':
+      return error.code === 'USAGE' ? EXIT.usage : EXIT.invalid;
+    default:
+      return EXIT.error;
+  }
+}
+
+/** The message printed for an error (stderr). */
+export function describeError(error: unknown): string {
+  if (error instanceof CocoError) {
+    const issues = (error.details as { issues?: { path: string; message: string }[] } | undefined)
+      ?.issues;
+    const more =
+      issues && issues.length > 1
+        ? `\n${issues.map((i) => `  - ${i.path || '(root)'}: ${i.message}`).join('\n')}`
+        : '';
+    return `error: ${error.message}${more}`;
+  }
+  return `error: ${error instanceof Error ? error.message : String(error)}`;
+}
+
+/** A usage error (exit code 2). */
+export function usage(message: string): CocoError {
+  return new CocoError('USAGE', message);
+}

@@ -1,0 +1,65 @@
+/**
+ * Human output of the CLI: job trees with progress bars, command lists, errors.
+ *
+ * @module
+ */
+import type { Job, Step } from '../jobs/port.js';
+import type { JobTree, StepNode } from '../jobs/view.js';
+import type { CommandRecord } from '../store/port.js';
+
+/** A 20-cell progress bar with the percentage. */
+export function bar(percent: number, width = 20): string {
+  const p = Math.max(0, Math.min(100, percent));
+  const full = Math.round((p / 100) * width);
+  return `[${'#'.repeat(full)}${'.'.repeat(width - full)}] ${p.toFixed(0).padStart(3)}%`;
+}
+
+function duration(from: number, to: number | null): string {
+  const ms = (to ?? Date.now()) - from;
+  return ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`;
+}
+
+function state(s: Pick<Step, 'status' | 'compensation' | 'error'>): string {
+  const comp = s.compensation !== 'none' ? `, ${s.compensation}` : '';
+  const err = s.error ? ` — ${s.error.code}: ${s.error.message}` : '';
+  return `${s.status}${comp}${err}`;
+}
+
+/** The lines of a job tree: one per command step, tasks under their command. */
+export function renderTree(tree: JobTree): string[] {
+  const lines: string[] = [];
+  const { job } = tree;
+  lines.push(
+    `job ${job.id} ${job.type}  ${bar(job.progress)}  ${jobState(job)}  (${duration(job.startedAt, job.endedAt)})`,
+  );
+  const walk = (node: StepNode, indent: string): void => {
+    const s = node.step;
+    lines.push(
+      `${indent}${s.name.padEnd(Math.max(8, 36 - indent.length))} ${bar(s.progress)}  ${state(s)}`,
+    );
+    for (const t of node.tasks) {
+      const label = `${t.undo ? 'undo ' : ''}task ${t.name}`;
+      lines.push(
+        `${indent}  · ${label.padEnd(Math.max(6, 32 - indent.length))} ${bar(t.progress)}  ${state(t)}`,
+      );
+    }
+    for (const child of node.children) walk(child, `${indent}  `);
+  };
+  if (tree.root) walk(tree.root, '  ');
+  return lines;
+}
+
+function jobState(job: Job): string {
+  return state({ status: job.status, compensation: job.compensation, error: job.error });
+}
+
+/** One line per command. */
+export function renderCommands(commands: readonly CommandRecord[]): string[] {
+  if (commands.length === 0) return ['no commands'];
+  return commands.map((c) => {
+    const parent = c.parentId === null ? '' : ` (child of ${c.parentId})`;
+    const err = c.error ? ` — ${c.error.code}` : '';
+    const when = new Date(c.createdAt).toISOString().replace('T', ' ').slice(0, 19);
+    return `${String(c.id).padStart(6)}  ${when}  ${c.type.padEnd(24)} ${c.status.padEnd(12)}${err}${parent}`;
+  });
+}

@@ -1,0 +1,255 @@
+/**
+ * The engine's HTTP API (fastify): submit, list, inspect and cancel commands, read jobs with
+ * their step trees and progress, follow a job live (server-sent events), list agents. Bodies and
+ * query strings are validated with zod (contracts in `contracts.ts`); errors carry the engine's
+ * stable codes.
+ *
+ * @module
+ */
+import { timingSafeEqual } from 'node:crypto';
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
+import type { z } from 'zod';
+import { CocoError, ErrorCode, ValidationError, toErrorInfo } from '../core/errors.js';
+import { toIssues } from '../core/params.js';
+import type { CommandType } from '../core/command-type.js';
+import type { Engine } from '../engine/engine.js';
+import type { JobMonitor } from '../jobs/monitor.js';
+import { commandListQuery, idParam, jobListQuery, submitBody } from './contracts.js';
+
+/** Options of {@link createApi}. */
+export interface ApiOptions {
+  readonly engine: Engine;
+  /** The job monitor, if the node keeps the job view. */
+  readonly monitor?: JobMonitor | null;
+  /** The command types the engine runs (submit looks types up here by name). */
+  readonly commands: readonly CommandType[];
+  /** When set, every call but `GET /v1/health` needs `Authorization: Bearer <token>`. */
+  readonly token?: string | undefined;
+  readonly version?: string;
+}
+
+const STATUS_OF: Record<string, number> = {
+  [ErrorCode.ParametersInvalid]: 400,
+  [ErrorCode.InvalidDefinition]: 400,
+  [ErrorCode.CommandNotFound]: 404,
+  [ErrorCode.CommandState]: 409,
+  [ErrorCode.EngineStopped]: 503,
+  BAD_REQUEST: 400,
+  NOT_FOUND: 404,
+  UNAUTHORIZED: 401,
+};
+
+function fail(reply: FastifyReply, error: unknown): FastifyReply {
+  const info = toErrorInfo(error, 'INTERNAL');
+  const status = STATUS_OF[info.code] ?? (error instanceof CocoError ? 500 : 500);
+  return reply.code(status).send({ error: info });
+}
+
+function parse<S extends z.ZodType>(schema: S, value: unknown, what: string): z.output<S> {
+  const result = schema.safeParse(value);
+  if (!result.success)
+    throw new ValidationError(`invalid ${what}`, toIssues(result.error.issues), 'BAD_REQUEST');
+  return result.data;
+}
+
+function tokenMatches(expected: string, header: string | undefined): boolean {
+  const given = header?.startsWith('Bearer ') ? header.slice(7) : '';
+  const a = Buffer.from(expected);
+  const b = Buffer.from(given);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/** Builds the API server (not listening yet). */
+export function createApi(options: ApiOptions): FastifyInstance {
+  const { engine, monitor, token } = options;
+  const types = new Map(options.commands.map((t) => [t.name, t]));
+  const app = Fastify({ logger: false, bodyLimit: 4 * 1024 * 1024 });
+
+  app.addHook('onRequest', async (request, reply) => {
+    if (!token || request.url === '/v1/health') return;
+    if (!tokenMatches(token, request.headers.authorization)) {
+      request.log.warn(
+        { url: request.url, ip: request.ip },
+        'API call refused: bad or missing token',
+      );
+      return reply
+        .code(401)
+        .send({
+          error: {
+            code: 'UNAUTHORIZED',
+            message: 'a valid "Authorization: Bearer <token>" header is required',
+          },
+        });
+    }
+  });
+  app.setErrorHandler((error, _request, reply) => {
+    const e = error as { statusCode?: number; message?: string };
+    if (e.statusCode && e.statusCode < 500) {
+      return reply
+        .code(e.statusCode)
+        .send({ error: { code: 'BAD_REQUEST', message: e.message ?? 'bad request' } });
+    }
+    return fail(reply, error);
+  });
+  app.setNotFoundHandler((request, reply) =>
+    reply
+      .code(404)
+      .send({ error: { code: 'NOT_FOUND', message: `no route ${request.method} ${request.url}` } }),
+  );
+
+  app.get('/v1/health', () =>
+    Promise.resolve({
+      ok: true,
+      nodeId: engine.nodeId,
+      storeId: engine.storeId,
+      version: options.version ?? '0',
+      commandTypes: [...types.keys()].sort(),
+      ...engine.stats(),
+    }),
+  );
+
+  app.post('/v1/commands', async (request, reply) => {
+    try {
+      const body = parse(submitBody, request.body, 'submit request');
+      const type = types.get(body.type);
+      if (!type) {
+        throw new CocoError(
+          ErrorCode.InvalidDefinition,
+          `unknown command type "${body.type}"; known: ${[...types.keys()].sort().join(', ')}`,
+        );
+      }
+      const { id } = await engine.submit(
+        type,
+        body.params,
+        body.idempotencyKey === undefined ? {} : { idempotencyKey: body.idempotencyKey },
+      );
+      return await reply.code(201).send({ id });
+    } catch (error) {
+      return fail(reply, error);
+    }
+  });
+
+  app.get('/v1/commands', async (request, reply) => {
+    try {
+      const q = parse(commandListQuery, request.query, 'query');
+      const commands = await engine.list({
+        ...(q.status ? { status: q.status } : {}),
+        ...(q.type ? { type: q.type } : {}),
+        ...(q.rootsOnly ? { rootsOnly: true } : {}),
+        ...(q.beforeId ? { beforeId: q.beforeId } : {}),
+        limit: q.limit,
+      });
+      return { commands };
+    } catch (error) {
+      return fail(reply, error);
+    }
+  });
+
+  app.get('/v1/commands/:id', async (request, reply) => {
+    try {
+      const { id } = parse(idParam, request.params, 'command id');
+      const details = await engine.inspect(id);
+      if (!details) throw new CocoError(ErrorCode.CommandNotFound, `command ${id} does not exist`);
+      return details;
+    } catch (error) {
+      return fail(reply, error);
+    }
+  });
+
+  app.post('/v1/commands/:id/cancel', async (request, reply) => {
+    try {
+      const { id } = parse(idParam, request.params, 'command id');
+      await engine.cancel(id);
+      return await reply.code(202).send({ id, cancelRequested: true });
+    } catch (error) {
+      return fail(reply, error);
+    }
+  });
+
+  app.get('/v1/jobs', async (request, reply) => {
+    try {
+      if (!monitor) throw new CocoError('NOT_FOUND', 'this node keeps no job view (jobs: false)');
+      const q = parse(jobListQuery, request.query, 'query');
+      return {
+        jobs: await monitor.listJobs({
+          ...(q.status ? { status: q.status } : {}),
+          ...(q.type ? { type: q.type } : {}),
+          ...(q.beforeId ? { beforeId: q.beforeId } : {}),
+          limit: q.limit,
+        }),
+      };
+    } catch (error) {
+      return fail(reply, error);
+    }
+  });
+
+  app.get('/v1/jobs/:id', async (request, reply) => {
+    try {
+      if (!monitor) throw new CocoError('NOT_FOUND', 'this node keeps no job view (jobs: false)');
+      const { id } = parse(idParam, request.params, 'job id');
+      const tree = await monitor.getTree(id);
+      if (!tree) throw new CocoError('NOT_FOUND', `job ${id} does not exist`);
+      return tree;
+    } catch (error) {
+      return fail(reply, error);
+    }
+  });
+
+  // Server-sent events: the job's tree now, then again after each change, until it ends.
+  app.get('/v1/jobs/:id/events', async (request, reply) => {
+    if (!monitor)
+      return fail(reply, new CocoError('NOT_FOUND', 'this node keeps no job view (jobs: false)'));
+    let id: number;
+    try {
+      id = parse(idParam, request.params, 'job id').id;
+    } catch (error) {
+      return fail(reply, error);
+    }
+    const first = await monitor.getTree(id);
+    if (!first) return fail(reply, new CocoError('NOT_FOUND', `job ${id} does not exist`));
+    reply.hijack();
+    const res = reply.raw;
+    res.writeHead(200, {
+      'content-type': 'text/event-stream',
+      'cache-control': 'no-cache',
+      connection: 'keep-alive',
+    });
+    let sending = false;
+    let again = false;
+    let closed = false;
+    const offs: (() => void)[] = [];
+    const close = (): void => {
+      if (closed) return;
+      closed = true;
+      for (const off of offs) off();
+      res.end();
+    };
+    const send = async (): Promise<void> => {
+      if (sending) {
+        again = true;
+        return;
+      }
+      sending = true;
+      do {
+        again = false;
+        const tree = await monitor.getTree(id);
+        if (closed || !tree) break;
+        res.write(`event: job\ndata: ${JSON.stringify(tree)}\n\n`);
+        if (tree.job.endedAt !== null) {
+          close();
+          break;
+        }
+      } while (again);
+      sending = false;
+    };
+    offs.push(monitor.on('job', (job) => job.id === id && void send()));
+    offs.push(monitor.on('step', (step) => step.jobId === id && void send()));
+    request.raw.on('close', close);
+    await send();
+    return reply;
+  });
+
+  app.get('/v1/agents', async () => ({ agents: await engine.agents() }));
+
+  return app;
+}

@@ -1,0 +1,200 @@
+/**
+ * The `coco` CLI: help and usage errors, and every client subcommand against a real node (engine
+ * on SQLite, job view, HTTP API on loopback) with in-process agents.
+ */
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { inProcessAgents } from '../../src/agents/in-process/broker.js';
+import { parseConfig } from '../../src/config/config.js';
+import { defineCommand } from '../../src/core/command-type.js';
+import { startNode, type CocoNode } from '../../src/server/node.js';
+import { holdVerbs, tempDir } from '../support/harness.js';
+import { coco } from './support.js';
+
+const hold = holdVerbs();
+const work = defineCommand({
+  name: 'cli.work',
+  schema: z.object({
+    tasks: z.number().int().min(0).max(5),
+    verb: z.enum(['noop', 'hold', 'fail']).default('noop'),
+  }),
+  execute(ctx) {
+    ctx.expect({ tasks: ctx.params.tasks });
+    for (let i = 0; i < ctx.params.tasks; i++) {
+      ctx.startTask({
+        agent: 'a1',
+        verb: ctx.params.verb,
+        args:
+          ctx.params.verb === 'hold'
+            ? { key: 'cli' }
+            : ctx.params.verb === 'fail'
+              ? { message: 'on purpose' }
+              : null,
+      });
+    }
+  },
+});
+
+describe('coco CLI: help and usage', () => {
+  it('--help lists every subcommand and the exit codes', async () => {
+    const r = await coco('--help');
+    expect(r.code).toBe(0);
+    for (const sub of ['serve', 'agent', 'submit', 'status', 'list', 'cancel', 'migrate', 'demo'])
+      expect(r.out).toContain(sub);
+    expect(r.out).toContain('Exit codes');
+  });
+
+  it('each subcommand has useful help', async () => {
+    const r = await coco('submit', '--help');
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('--params');
+    expect(r.out).toContain('--wait');
+  });
+
+  it('bad arguments give a clear error and exit 2', async () => {
+    expect((await coco('no-such-command')).code).toBe(2);
+    const missing = await coco('submit', 'x');
+    expect(missing.code).toBe(2);
+    expect(missing.err).toContain('--params');
+    const badId = await coco('status', 'abc');
+    expect(badId.code).toBe(2);
+    expect(badId.err).toContain('"abc" is not a command id');
+    const badJson = await coco('submit', 'x', '--params', '{nope');
+    expect(badJson.code).toBe(2);
+    expect(badJson.err).toContain('--params must be JSON');
+  });
+
+  it('a node that is not there is reported with what to do, exit 3', async () => {
+    const r = await coco('list', '--server', 'http://127.0.0.1:9');
+    expect(r.code).toBe(3);
+    expect(r.err).toMatch(/cannot reach a coco node at http:\/\/127\.0\.0\.1:9.*coco serve/);
+  });
+});
+
+describe('coco CLI against a running node', () => {
+  let dir: string;
+  let node: CocoNode;
+  let server: string;
+
+  beforeAll(async () => {
+    dir = tempDir('coco-cli-');
+    const config = parseConfig({ store: `sqlite:${join(dir, 'coco.db')}`, api: { port: 0 } }, dir);
+    node = await startNode({
+      config,
+      commands: [work],
+      broker: inProcessAgents(['a1'], { verbs: hold.verbs }),
+      logger: { debug() {}, info() {}, warn() {}, error() {} },
+    });
+    server = node.url!;
+  });
+  afterAll(async () => {
+    await node.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('submit --json gives the id; status shows the job tree; list shows it', async () => {
+    const submitted = await coco(
+      'submit',
+      'cli.work',
+      '--params',
+      '{"tasks":2}',
+      '--server',
+      server,
+      '--json',
+    );
+    expect(submitted.code).toBe(0);
+    const { id } = z.object({ id: z.number() }).parse(JSON.parse(submitted.out));
+    await node.engine.waitFor(id);
+    await node.monitor!.flush();
+    const status = await coco('status', String(id), '--server', server);
+    expect(status.code).toBe(0);
+    expect(status.out).toMatch(new RegExp(`job ${id} cli\\.work .*100%.*succeeded`));
+    expect(status.out).toContain('task noop@a1');
+    const json = await coco('status', String(id), '--server', server, '--json');
+    expect(JSON.parse(json.out)).toMatchObject({ job: { id, status: 'succeeded', progress: 100 } });
+    const list = await coco('list', '--server', server, '--type', 'cli.work');
+    expect(list.out).toMatch(new RegExp(`${id}.*cli\\.work.*succeeded`));
+  });
+
+  it('submit --wait follows the job and exits 1 when it fails', async () => {
+    const r = await coco(
+      'submit',
+      'cli.work',
+      '--params',
+      '{"tasks":1,"verb":"fail"}',
+      '--server',
+      server,
+      '--wait',
+    );
+    expect(r.code).toBe(1);
+    expect(r.out).toMatch(/failed/);
+  });
+
+  it('invalid parameters are refused naming the field, exit 5, nothing stored', async () => {
+    const before = (await node.engine.list()).length;
+    const r = await coco('submit', 'cli.work', '--params', '{"tasks":"two"}', '--server', server);
+    expect(r.code).toBe(5);
+    expect(r.err).toContain('PARAMETERS_INVALID');
+    expect(r.err).toContain('tasks');
+    const unknown = await coco('submit', 'no.such.type', '--params', '{}', '--server', server);
+    expect(unknown.code).toBe(5);
+    expect(unknown.err).toContain('unknown command type "no.such.type"');
+    expect((await node.engine.list()).length).toBe(before);
+  });
+
+  it('cancel stops a running command and its tasks', async () => {
+    const submitted = await coco(
+      'submit',
+      'cli.work',
+      '--params',
+      '{"tasks":1,"verb":"hold"}',
+      '--server',
+      server,
+      '--json',
+    );
+    const { id } = z.object({ id: z.number() }).parse(JSON.parse(submitted.out));
+    const cancel = await coco('cancel', String(id), '--server', server);
+    expect(cancel.code).toBe(0);
+    expect(cancel.out).toContain(`cancel of command ${id} requested`);
+    expect((await node.engine.waitFor(id)).status).toBe('cancelled');
+    const again = await coco('cancel', String(id), '--server', server);
+    expect(again.code).toBe(6);
+    expect(again.err).toContain('COMMAND_STATE');
+  });
+
+  it('status --watch follows a job live until it ends', async () => {
+    const { id } = await node.engine.submit(work, { tasks: 1, verb: 'hold' });
+    await node.monitor!.flush();
+    const listening = node.monitor!.events.has('step');
+    const watching = coco('status', String(id), '--watch', '--server', server, '--json');
+    // End the job once the stream is open (the API then listens to the monitor's steps).
+    while (node.monitor!.events.has('step') === listening)
+      await new Promise((r) => setImmediate(r));
+    await node.engine.cancel(id);
+    const watched = await watching;
+    expect(watched.code).toBe(1);
+    const events = watched.out
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as { job: { status: string } });
+    expect(events.length).toBeGreaterThanOrEqual(2);
+    expect(events[0]!.job.status).toBe('running');
+    expect(events.at(-1)!.job).toMatchObject({ id, status: 'cancelled' });
+  });
+
+  it('a job that does not exist: exit 4', async () => {
+    const r = await coco('status', '999999', '--server', server);
+    expect(r.code).toBe(4);
+  });
+
+  it('migrate creates the schema of a new store', async () => {
+    const r = await coco('migrate', '--store', `sqlite:${join(dir, 'other.db')}`, '--json');
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.out)).toMatchObject({ store: { current: 2 } });
+    const bad = await coco('migrate', '--store', 'mysql://x');
+    expect(bad.code).toBe(5);
+    expect(bad.err).toContain('use sqlite:<path>');
+  });
+});
