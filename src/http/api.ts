@@ -72,14 +72,12 @@ export function createApi(options: ApiOptions): FastifyInstance {
         { url: request.url, ip: request.ip },
         'API call refused: bad or missing token',
       );
-      return reply
-        .code(401)
-        .send({
-          error: {
-            code: 'UNAUTHORIZED',
-            message: 'a valid "Authorization: Bearer <token>" header is required',
-          },
-        });
+      return reply.code(401).send({
+        error: {
+          code: 'UNAUTHORIZED',
+          message: 'a valid "Authorization: Bearer <token>" header is required',
+        },
+      });
     }
   });
   app.setErrorHandler((error, _request, reply) => {

@@ -104,3 +104,52 @@ describe('the real engine over the HTTP broker', () => {
     );
   });
 });
+
+describe('the real engine over a misbehaving HTTP agent', () => {
+  it('an agent that errors, is slow, then hangs: the circuit opens and closes, and nothing is lost', async () => {
+    const s = await FakeAgentServer.start({ agents: ['a1'] });
+    onCleanup(() => s.close());
+    const broker = new HttpBroker({
+      caller: 'engine-under-test',
+      agents: s.configs(),
+      timeoutMs: 500,
+      retries: { max: 1, baseMs: 20, maxMs: 50 },
+      circuit: { failureThreshold: 3, coolDownMs: 150, maxCoolDownMs: 300 },
+      longPoll: { waitMs: 2_000 },
+    });
+    onCleanup(() => broker.close());
+    const dir = tempDir();
+    onCleanup(async () => rmSync(dir, { recursive: true, force: true }));
+    const engine = createEngine({
+      store: sqliteStore({ path: join(dir, 'coco.db') }),
+      agents: broker,
+      commands: [one],
+      tuning: { ...FAST, pollIntervalMs: 100, agentCallTimeoutMs: 2_000 },
+    });
+    const states: string[] = [];
+    engine.on('agent', (e) => states.push(e.up ? 'up' : 'down'));
+    await engine.start();
+    onCleanup(() => engine.stop());
+    const a1 = s.agent('a1');
+
+    // Errors on every call: the engine backs off, the broker's circuit opens.
+    a1.fault({ kind: 'status', status: 500 });
+    const submitted = await engine.submitMany(
+      Array.from({ length: 20 }, () => ({ type: one, params: { agent: 'a1', verb: 'noop' } })),
+    );
+    await until(() => broker.agent('a1').circuit === 'open', 10_000, 'the circuit to open');
+    // Slow answers, then a hang: still nothing ends, nothing is lost.
+    a1.heal().fault({ kind: 'delay', ms: 300, times: 3 }).fault({ kind: 'hang', times: 2 });
+    // Healthy again: every command ends, each task started once.
+    await until(
+      () => broker.agent('a1').circuit === 'closed' && a1.faults.length === 0,
+      20_000,
+      'the circuit to close',
+    );
+    a1.heal();
+    for (const { id } of submitted) expect((await engine.waitFor(id)).status).toBe('succeeded');
+    expect(states).toContain('down');
+    expect(states.at(-1)).toBe('up');
+    expect(a1.counters.unauthorized).toBe(0);
+  }, 40_000);
+});
