@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { startAgent } from '../../agent/index.js';
+import { loadVerbModules, startAgent } from '../../agent/index.js';
 import { storageVerbs } from '../../agent/verbs/storage.js';
 import { loadConfig, parseConfig, type CocoConfig } from '../../config/config.js';
 import { DEFAULT_STORE_URL, parseStoreUrl, storeFromUrl } from '../../config/store-url.js';
@@ -83,6 +83,10 @@ export function addNodeCommands(program: Command): void {
     .option('--port <port>', 'port (0 picks a free one)', '7391')
     .option('--data-dir <dir>', 'where the agent keeps its task table', '.coco/agent')
     .option('--storage-root <dir>', 'root folder of the storage domains', '.coco/storage')
+    .option(
+      '--verbs <module...>',
+      'modules exporting more verbs (`export const verbs = { name: fn }`)',
+    )
     .action(
       async (o: {
         id: string;
@@ -91,6 +95,7 @@ export function addNodeCommands(program: Command): void {
         port: string;
         dataDir: string;
         storageRoot: string;
+        verbs?: string[];
       }) => {
         const port = Number(o.port);
         if (!Number.isInteger(port) || port < 0 || port > 65535)
@@ -101,7 +106,10 @@ export function addNodeCommands(program: Command): void {
           dataDir: resolve(o.dataDir),
           host: o.host,
           port,
-          verbs: storageVerbs(resolve(o.storageRoot)),
+          verbs: {
+            ...storageVerbs(resolve(o.storageRoot)),
+            ...(await loadVerbModules((o.verbs ?? []).map((m) => resolve(m)))),
+          },
           logger: defaultLogger(),
         });
         // The first line on stdout tells a parent process where the agent listens.
