@@ -58,3 +58,8 @@ export {
   type TaskPart,
 } from './progress.js';
 export { sqliteJobStore, SqliteJobStore, type SqliteJobStoreOptions } from './sqlite/job-store.js';
+export {
+  postgresJobStore,
+  PostgresJobStore,
+  type PostgresJobStoreOptions,
+} from './postgres/job-store.js';

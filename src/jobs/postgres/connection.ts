@@ -1,0 +1,188 @@
+/**
+ * Options, connections and errors of the PostgreSQL job store: option validation, the pool the
+ * store owns (or borrows), and which driver errors are worth another try.
+ *
+ * @module
+ */
+import pg from 'pg';
+import { z } from 'zod';
+import { systemClock, type Clock } from '../../core/clock.js';
+import { CocoError, ErrorCode, ValidationError } from '../../core/errors.js';
+
+/** Options of {@link postgresJobStore}. Give exactly one of `url` and `pool`. */
+export interface PostgresJobStoreOptions {
+  /** `postgres://` URL of the database; the store opens (and on close ends) its own pool. */
+  readonly url?: string;
+  /** An existing pool to use instead of `url`. The store never ends it, nor changes its settings. */
+  readonly pool?: pg.Pool;
+  /**
+   * Schema holding the job tables (created by `open` if missing): a lower-case SQL identifier,
+   * not starting with `pg_`. Can be the engine store's schema, as the SQLite job store shares the
+   * engine's file. @default 'coco'
+   */
+  readonly schema?: string;
+  /** Connections of the pool opened for `url` (ignored with `pool`). @default 4 */
+  readonly maxConnections?: number;
+  /** Time source of the migration ledger. @default systemClock */
+  readonly clock?: Clock;
+}
+
+/** {@link PostgresJobStoreOptions}, validated and defaulted. */
+export interface CompiledJobStoreOptions {
+  readonly pool: pg.Pool;
+  /** Whether the store created the pool (and so ends it on close). */
+  readonly ownsPool: boolean;
+  readonly schema: string;
+  readonly clock: Clock;
+}
+
+/** The default schema of the job tables. */
+export const DEFAULT_JOB_SCHEMA = 'coco';
+
+/**
+ * Connections of the pool opened for a `url`. The monitor calls the store one call at a time;
+ * the others serve concurrent reads (the HTTP API's job queries) without queueing behind a write.
+ */
+const DEFAULT_MAX_CONNECTIONS = 4;
+
+/**
+ * How long the store's own pool waits for a new connection. `pg`'s default is to wait forever,
+ * which turns an unreachable server into a hung monitor; 10 s is far above a healthy connect
+ * (milliseconds, even with TLS) and leaves room for a server that is still starting.
+ */
+const CONNECT_TIMEOUT_MS = 10_000;
+
+const IDENTIFIER = /^[a-z_][a-z0-9_]{0,62}$/;
+
+const optionsSchema = z
+  .strictObject({
+    url: z
+      .string()
+      .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
+      .optional(),
+    pool: z
+      .custom<pg.Pool>(
+        (p) =>
+          typeof p === 'object' &&
+          p !== null &&
+          typeof (p as { query?: unknown }).query === 'function' &&
+          typeof (p as { connect?: unknown }).connect === 'function',
+        'must be a pg.Pool',
+      )
+      .optional(),
+    schema: z
+      .string()
+      .regex(IDENTIFIER, 'must be a lower-case SQL identifier (a-z, 0-9, _; at most 63 characters)')
+      .refine((s) => !s.startsWith('pg_'), 'must not start with pg_ (reserved by PostgreSQL)')
+      .default(DEFAULT_JOB_SCHEMA),
+    maxConnections: z.number().int().min(1).max(100).default(DEFAULT_MAX_CONNECTIONS),
+    clock: z
+      .custom<Clock>(
+        (c) =>
+          typeof c === 'object' && c !== null && typeof (c as { now?: unknown }).now === 'function',
+        'must be a Clock',
+      )
+      .optional(),
+  })
+  .refine((o) => (o.url === undefined) !== (o.pool === undefined), {
+    message: 'give exactly one of url and pool',
+    path: ['url'],
+  });
+
+/**
+ * Validates and defaults the options, creating the pool for a `url` (which connects nothing yet).
+ * Throws an `INVALID_OPTIONS` {@link ValidationError} naming each bad field; the URL itself (which
+ * may hold a password) never appears in the message.
+ */
+export function compileJobStoreOptions(options: unknown): CompiledJobStoreOptions {
+  const parsed = optionsSchema.safeParse(options);
+  if (!parsed.success) {
+    throw new ValidationError(
+      'invalid PostgreSQL job store options',
+      parsed.error.issues.map((i) => ({
+        path: i.path.map((p) => (typeof p === 'symbol' ? String(p) : p)).join('.'),
+        message: i.message,
+      })),
+      ErrorCode.InvalidOptions,
+    );
+  }
+  const o = parsed.data;
+  const clock = o.clock ?? systemClock;
+  if (o.pool !== undefined) return { pool: o.pool, ownsPool: false, schema: o.schema, clock };
+  const pool = new pg.Pool({
+    connectionString: o.url,
+    max: o.maxConnections,
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+  });
+  // An idle connection that the server drops (restart, idle timeout of a proxy) makes the pool
+  // emit 'error', which would crash the process without a listener. The pool has already
+  // discarded the connection, and the next query opens a new one: nothing else to do.
+  pool.on('error', () => undefined);
+  return { pool, ownsPool: true, schema: o.schema, clock };
+}
+
+/** A schema (or other) identifier, quoted. Identifiers are validated first; this is belt and braces. */
+export function quoteIdent(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}
+
+/** SQLSTATEs worth another try: the same statement may pass on a new connection or a bit later. */
+const TRANSIENT_SQLSTATES = new Set([
+  '40001', // serialization_failure
+  '40P01', // deadlock_detected (two monitors on one schema writing the same rows)
+  '53300', // too_many_connections
+  '57P01', // admin_shutdown: the server (or an administrator) ended the connection
+  '57P02', // crash_shutdown
+  '57P03', // cannot_connect_now: the server is starting up
+]);
+
+/** Socket errors of a lost or refused connection. */
+const TRANSIENT_ERRNOS = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+]);
+
+/** Messages of `pg`'s own connection errors, which carry no code. */
+const TRANSIENT_MESSAGE =
+  /connection terminated|timeout exceeded when trying to connect|connection error and is not queryable/i;
+
+/**
+ * Whether an error is a lost connection (or another failure that a new try may not meet), as
+ * opposed to a statement the server refuses (a constraint, bad SQL), which fails the same way
+ * every time.
+ */
+export function isTransient(error: unknown): boolean {
+  if (error instanceof CocoError) return error.retryable;
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code === 'string') {
+    if (code.startsWith('08') || TRANSIENT_SQLSTATES.has(code) || TRANSIENT_ERRNOS.has(code))
+      return true;
+  }
+  const message = (error as { message?: unknown } | null)?.message;
+  return typeof message === 'string' && TRANSIENT_MESSAGE.test(message);
+}
+
+/** Wraps a failure in `STORE_FAILED` (keeping `CocoError`s as they are), retryable if transient. */
+export function storeFailed(what: string, error: unknown): CocoError {
+  if (error instanceof CocoError) return error;
+  const code = (error as { code?: unknown } | null)?.code;
+  return new CocoError(
+    ErrorCode.StoreFailed,
+    `${what}: ${(error as Error | null)?.message ?? String(error)}`,
+    {
+      cause: error,
+      retryable: isTransient(error),
+      ...(typeof code === 'string' ? { details: { code } } : {}),
+    },
+  );
+}
+
+/** Resolves after `ms` milliseconds. */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

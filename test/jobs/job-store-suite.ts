@@ -1,0 +1,242 @@
+/**
+ * The job store contract: one suite of {@link JobStore} cases, run against every store (SQLite
+ * in job-store.test.ts, PostgreSQL in job-store-postgres.test.ts). What only one store has
+ * (its files, its options, its concurrency) stays in that store's test file.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { CocoError } from '../../src/core/errors.js';
+import type { Job, JobStore, Step } from '../../src/jobs/port.js';
+
+/** How the suite gets stores and reaches behind them. */
+export interface JobStoreFixture {
+  /** A store on new, empty storage, not opened. The suite closes it after the test. */
+  create(): Promise<JobStore>;
+  /** A second store on the storage of `store` (from {@link create}), not opened. */
+  another(store: JobStore): JobStore;
+  /** Runs SQL on the storage of `store`, with unqualified table names (to corrupt rows). */
+  sql(store: JobStore, statement: string): Promise<void>;
+}
+
+/** A running job with defaults. */
+export function job(id: number, more: Partial<Job> = {}): Job {
+  return {
+    id,
+    type: 't',
+    status: 'running',
+    compensation: 'none',
+    progress: 0,
+    error: null,
+    startedAt: 1,
+    updatedAt: 2,
+    endedAt: null,
+    ...more,
+  };
+}
+
+/** A step with defaults derived from its key (`c<id>` or `t<id>.<ordinal>`). */
+export function step(jobId: number, key: string, more: Partial<Step> = {}): Step {
+  const task = key.startsWith('t');
+  return {
+    jobId, key, parentKey: key === `c${jobId}` ? null : `c${jobId}`, kind: task ? 'task' : 'command', name: 'n',
+    commandId: Number(key.slice(1).split('.')[0]), taskOrdinal: task ? Number(key.split('.')[1]) : null,
+    status: task ? 'running' : 'waiting', compensation: 'none', progress: 12.5, expectedTasks: 0, expectedChildren: 0,
+    undo: false, error: null, startedAt: 1, endedAt: null, updatedAt: 1, ...more,
+  }; // prettier-ignore
+}
+
+function byKey(steps: Step[]): Step[] {
+  return steps.sort((x, y) => x.key.localeCompare(y.key));
+}
+
+/** Registers the contract's cases for the stores of `fixture`. */
+export function jobStoreSuite(fixture: JobStoreFixture): void {
+  describe('job store contract', () => {
+    const opened: JobStore[] = [];
+    afterEach(async () => {
+      for (const s of opened.splice(0)) await s.close();
+    });
+
+    async function create(): Promise<JobStore> {
+      const store = await fixture.create();
+      opened.push(store);
+      return store;
+    }
+
+    async function open(): Promise<JobStore> {
+      const store = await create();
+      await store.open();
+      return store;
+    }
+
+    it('migrates on the first open only; a second store on the same storage finds it done', async () => {
+      const a = await create();
+      const first = await a.open();
+      expect(first.applied.length).toBeGreaterThan(0);
+      expect(first.applied.at(-1)).toBe(first.current);
+      expect(await a.open()).toEqual({ applied: [], current: first.current });
+      const b = fixture.another(a);
+      opened.push(b);
+      expect(await b.open()).toEqual({ applied: [], current: first.current });
+      await a.apply({ jobs: [job(1)], steps: [] });
+      expect(await b.getJob(1)).toEqual(job(1));
+    });
+
+    it('applies jobs, steps and the watermark atomically: a bad row stores nothing', async () => {
+      const store = await open();
+      await store.apply({ jobs: [job(1)], steps: [step(1, 'c1'), step(1, 't1.0')], watermark: 7 });
+      expect(await store.getJob(1)).toEqual(job(1));
+      expect(byKey(await store.getSteps(1))).toEqual([step(1, 'c1'), step(1, 't1.0')]);
+      await expect(
+        store.apply({ jobs: [job(2)], steps: [step(2, 'c2', { progress: 150 })], watermark: 9 }),
+      ).rejects.toMatchObject({ code: 'STORE_FAILED' });
+      expect(await store.getJob(2)).toBeNull();
+      expect(await store.getWatermark()).toBe(7);
+      // Upserts replace; the watermark only rises.
+      const ended = { status: 'succeeded', progress: 100, endedAt: 5 } as const;
+      await store.apply({
+        jobs: [job(1, { ...ended, error: { code: 'X', message: 'm' } })],
+        steps: [],
+        watermark: 3,
+      });
+      expect(await store.getJob(1)).toMatchObject({ ...ended, error: { code: 'X', message: 'm' } });
+      expect(await store.getWatermark()).toBe(7);
+      await store.apply({ jobs: [], steps: [], watermark: 8 });
+      expect(await store.getWatermark()).toBe(8);
+    });
+
+    it('keeps the last of a job or step given twice in one apply, and replaces whole rows', async () => {
+      const store = await open();
+      await store.apply({ jobs: [], steps: [] });
+      expect(await store.getWatermark()).toBeNull();
+      await store.apply({
+        jobs: [job(1, { error: { code: 'E', message: 'm' } })],
+        steps: [step(1, 'c1', { error: { code: 'E', message: 'm' }, endedAt: 9 })],
+      });
+      await store.apply({
+        jobs: [job(1, { progress: 10 }), job(2), job(1, { progress: 20 })],
+        steps: [step(1, 'c1', { progress: 30 }), step(1, 't1.0'), step(1, 'c1', { progress: 40 })],
+        watermark: 2,
+      });
+      expect(await store.getJob(1)).toEqual(job(1, { progress: 20 }));
+      expect(await store.getJob(2)).toEqual(job(2));
+      expect(byKey(await store.getSteps(1))).toEqual([
+        step(1, 'c1', { progress: 40 }),
+        step(1, 't1.0'),
+      ]);
+      expect(await store.getWatermark()).toBe(2);
+    });
+
+    it('round-trips every field, large integers included; unknown ids read as nothing', async () => {
+      const store = await open();
+      const big = 2 ** 40 + 3;
+      const now = 1_760_000_000_123;
+      const error = {
+        code: 'TASK_FAILED',
+        message: 'disk "a" \\ full\u0000?',
+        details: { n: [1, 'x'] },
+      };
+      const root = job(big, {
+        type: 'disk.copy', status: 'failed', compensation: 'compensated', progress: 33.3, error,
+        startedAt: now, updatedAt: now + 1, endedAt: now + 2,
+      }); // prettier-ignore
+      const steps = [
+        step(big, `c${big}`, {
+          status: 'failed', compensation: 'failed', expectedTasks: 3, expectedChildren: 2 ** 33,
+          error, startedAt: now, endedAt: now + 2, updatedAt: now + 1,
+        }), // prettier-ignore
+        step(big, `c${big + 1}`, { parentKey: `c${big}`, name: 'child', status: 'cancelled' }),
+        step(big, `t${big}.7`, {
+          name: 'copy@agent-1',
+          status: 'failed',
+          undo: true,
+          progress: 0.1,
+        }),
+        step(big, `t${big + 1}.0`, { parentKey: `c${big + 1}`, status: 'succeeded' }),
+      ];
+      await store.apply({ jobs: [root, job(5)], steps: [...steps, step(5, 'c5')], watermark: big });
+      expect(await store.getJob(big)).toEqual(root);
+      expect(byKey(await store.getSteps(big))).toEqual(byKey([...steps]));
+      expect(await store.getWatermark()).toBe(big);
+      expect(await store.getJob(4)).toBeNull();
+      expect(await store.getSteps(4)).toEqual([]);
+    });
+
+    it('lists jobs by status and type, newest first, with keyset pagination; lists running ids', async () => {
+      const store = await open();
+      const jobs = Array.from({ length: 25 }, (_, i) =>
+        job(i + 1, { type: i % 2 ? 'odd' : 'even', status: i % 3 ? 'running' : 'succeeded' }),
+      );
+      await store.apply({ jobs, steps: [] });
+      const pages: number[][] = [];
+      let beforeId: number | undefined;
+      for (;;) {
+        const page = await store.listJobs({
+          status: ['running'],
+          limit: 4,
+          ...(beforeId ? { beforeId } : {}),
+        });
+        if (page.length === 0) break;
+        pages.push(page.map((j) => j.id));
+        beforeId = page.at(-1)!.id;
+      }
+      const running = jobs
+        .filter((j) => j.status === 'running')
+        .map((j) => j.id)
+        .reverse();
+      expect(pages.flat()).toEqual(running);
+      expect(pages[0]).toHaveLength(4);
+      expect(await store.listRunningJobIds()).toEqual(running);
+      const oddSucceeded = await store.listJobs({ type: 'odd', status: ['succeeded'] });
+      expect(oddSucceeded.map((j) => j.id)).toEqual([22, 16, 10, 4]);
+      expect((await store.listJobs({ status: ['succeeded', 'failed'] })).map((j) => j.id)).toEqual([
+        25, 22, 19, 16, 13, 10, 7, 4, 1,
+      ]);
+      expect(await store.listJobs({ status: [] })).toEqual([]);
+      expect((await store.listJobs()).map((j) => j.id)).toEqual(jobs.map((j) => j.id).reverse());
+      await expect(store.listJobs({ limit: 0 })).rejects.toMatchObject({ code: 'INVALID_OPTIONS' });
+    });
+
+    it('lists running job ids past one page', async () => {
+      const store = await open();
+      const ids = Array.from({ length: 2_500 }, (_, i) => i + 1);
+      await store.apply({
+        jobs: ids.map((id) => job(id, id % 1_000 === 0 ? { status: 'failed' } : {})),
+        steps: [],
+      });
+      const running = ids.filter((id) => id % 1_000 !== 0).reverse();
+      expect(await store.listRunningJobIds()).toEqual(running);
+      expect(await store.listJobs({ limit: 5_000 })).toHaveLength(1_000);
+    });
+
+    it('a row that cannot be read fails with CORRUPT_ROW naming it', async () => {
+      const store = await open();
+      await store.apply({ jobs: [job(3)], steps: [step(3, 'c3')] });
+      await fixture.sql(store, "UPDATE job_jobs SET error = '{not json' WHERE id = 3");
+      await fixture.sql(store, "UPDATE job_steps SET task_ordinal = 4 WHERE key = 'c3'");
+      await expect(store.getJob(3)).rejects.toSatisfy(
+        (e: unknown) =>
+          e instanceof CocoError && e.code === 'CORRUPT_ROW' && /job_jobs row 3/.test(e.message),
+      );
+      await expect(store.getSteps(3)).rejects.toSatisfy(
+        (e: unknown) =>
+          e instanceof CocoError &&
+          e.code === 'CORRUPT_ROW' &&
+          /job_steps row 3\/c3.*task_ordinal/.test(e.message),
+      );
+      await expect(store.listJobs()).rejects.toMatchObject({ code: 'CORRUPT_ROW' });
+    });
+
+    it('refuses use before open or after close', async () => {
+      const store = await create();
+      await expect(store.getJob(1)).rejects.toMatchObject({ code: 'STORE_FAILED' });
+      await expect(store.apply({ jobs: [job(1)], steps: [] })).rejects.toMatchObject({
+        code: 'STORE_FAILED',
+      });
+      await store.open();
+      await store.close();
+      await store.close();
+      await expect(store.open()).rejects.toMatchObject({ code: 'STORE_FAILED' });
+      await expect(store.getWatermark()).rejects.toMatchObject({ code: 'STORE_FAILED' });
+    });
+  });
+}
