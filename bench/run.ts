@@ -1,7 +1,8 @@
 /**
  * `npm run bench [-- name...]`: runs the benchmarks (all, or the named ones), each in its own
  * process so heaps and files do not mix. Each prints human lines and, last, one JSON line.
- * Names: one-task, fanout, chain, memory, recovery, agents-http.
+ * Names: one-task, fanout, chain, memory, recovery, agents-http; and, only when named, peers
+ * (graphile-worker and pg-boss on PostgreSQL at COCO_PG_URL, see bench/peers/).
  */
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -9,14 +10,18 @@ import { dirname, join } from 'node:path';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
-const BENCHES: Record<string, string[]> = {
-  'one-task': [`one-task${ext}`],
-  fanout: [`trees${ext}`, 'fanout'],
-  chain: [`trees${ext}`, 'chain'],
-  memory: [`memory${ext}`],
-  recovery: [`recovery${ext}`],
-  'agents-http': [`agents-http${ext}`],
+/** Each benchmark's processes, run one after the other: `[file, ...args]` each. */
+const BENCHES: Record<string, string[][]> = {
+  'one-task': [[`one-task${ext}`]],
+  fanout: [[`trees${ext}`, 'fanout']],
+  chain: [[`trees${ext}`, 'chain']],
+  memory: [[`memory${ext}`]],
+  recovery: [[`recovery${ext}`]],
+  'agents-http': [[`agents-http${ext}`]],
+  peers: [[`peers/graphile-worker${ext}`], [`peers/pg-boss${ext}`]],
 };
+/** Run only when named: they need a PostgreSQL server and measure other libraries, not coco. */
+const OPT_IN = new Set(['peers']);
 const names = process.argv.slice(2).filter((a) => !a.startsWith('-'));
 for (const name of names) {
   if (!BENCHES[name]) {
@@ -25,16 +30,18 @@ for (const name of names) {
   }
 }
 let failed = 0;
-for (const name of names.length > 0 ? names : Object.keys(BENCHES)) {
-  const [file, ...args] = BENCHES[name]!;
-  const execArgv = ['--expose-gc', ...(ext === '.ts' ? ['--import', 'tsx'] : [])];
-  const run = spawnSync(process.execPath, [...execArgv, join(here, file!), ...args], {
-    stdio: 'inherit',
-    env: process.env,
-  });
-  if (run.status !== 0) {
-    failed++;
-    console.error(`benchmark ${name} failed (exit ${run.status ?? run.signal})`);
+const all = Object.keys(BENCHES).filter((name) => !OPT_IN.has(name));
+for (const name of names.length > 0 ? names : all) {
+  for (const [file, ...args] of BENCHES[name]!) {
+    const execArgv = ['--expose-gc', ...(ext === '.ts' ? ['--import', 'tsx'] : [])];
+    const run = spawnSync(process.execPath, [...execArgv, join(here, file!), ...args], {
+      stdio: 'inherit',
+      env: process.env,
+    });
+    if (run.status !== 0) {
+      failed++;
+      console.error(`benchmark ${name} (${file}) failed (exit ${run.status ?? run.signal})`);
+    }
   }
 }
 process.exit(failed > 0 ? 1 : 0);
