@@ -65,6 +65,8 @@ export const ErrorCode = {
   CorruptRow: 'CORRUPT_ROW',
   /** The store is used by another live engine. */
   StoreInUse: 'STORE_IN_USE',
+  /** This node's lease on a shared store expired and another node took its work over. */
+  LeaseLost: 'LEASE_LOST',
   /** The store failed (I/O, constraint, connection). */
   StoreFailed: 'STORE_FAILED',
   /** The engine is not running (not started, or stopping). */

@@ -318,3 +318,103 @@ export function emptyBatch(): ChangeBatch {
     entityWrites: [],
   };
 }
+
+/** A command type and the newest parameter version this code knows of it. */
+export interface KnownType {
+  readonly type: string;
+  readonly version: number;
+}
+
+/** A task of a command owned by another node, running on an agent this node polls. */
+export interface ForeignTask {
+  readonly commandId: number;
+  readonly ordinal: number;
+  readonly agentId: string;
+  /** The node that owns the task's command. */
+  readonly owner: string;
+}
+
+/**
+ * What the node polling an agent learned about a task of another node's command: relayed
+ * through the store to the command's owner ({@link SharedStore.postReports}).
+ * `unknown` means the agent does not know the task (the owner applies its vanish grace).
+ */
+export interface TaskReportRecord {
+  readonly commandId: number;
+  readonly ordinal: number;
+  readonly status: 'running' | 'succeeded' | 'failed' | 'cancelled' | 'unknown';
+  readonly result: unknown;
+  readonly error: ErrorInfo | null;
+  /** 0..1, when the agent reported progress. */
+  readonly progress: number | null;
+  readonly at: number;
+}
+
+/** What wakes a node of a {@link SharedStore}: commands without a live owner, or reports for it. */
+export type StoreSignal = 'orphans' | 'reports';
+
+/**
+ * A store that many coordinator nodes share (PostgreSQL). On top of {@link Store}:
+ *
+ * - **Node leases.** `open(nodeId)` registers the node with a lease (`leaseMs`, measured on the
+ *   database's clock) and refuses a node id that is live elsewhere (`STORE_IN_USE`);
+ *   `heartbeat` renews it. A node whose lease expired is *fenced* by the first other node that
+ *   claims orphans; from then on its `heartbeat` and `apply` reject with `LEASE_LOST`, so a
+ *   paused node that wakes up can never write over its successor. `close(nodeId)` fences the
+ *   node at once (its work is orphaned for the others to claim).
+ * - **Command ownership** is by tree: every command row carries the node that owns its root.
+ *   `apply` stamps inserted commands with the opened node; `loadActive` returns only the trees
+ *   the opened node owns. `claimOrphans` moves trees whose owner is fenced, gone or null to the
+ *   caller (`FOR UPDATE SKIP LOCKED`, so concurrent claimers never take the same tree), but only
+ *   trees whose every active command has a type and parameter version the caller knows.
+ * - **Agent leases.** Each agent is polled by at most one node at a time: `claimAgents`
+ *   renews the caller's leases and takes free or expired ones. The holder polls the tasks of
+ *   other nodes on that agent too (`foreignTasks`) and relays what it learns (`postReports`);
+ *   the owner reads its reports with `takeReports`. `apply` deletes the report of every task
+ *   it ends, and of every command it settles.
+ * - **Signals.** `listen` calls back (LISTEN/NOTIFY) when trees are orphaned (a node closed or
+ *   was fenced) or reports arrive for the listener's commands. Signals are hints: nodes poll too.
+ */
+export interface SharedStore extends Store {
+  readonly shared: true;
+  /** Length of a node's lease and of an agent lease, in ms. */
+  readonly leaseMs: number;
+  /**
+   * Fences every node whose lease has expired, then gives the caller up to `limit` trees without
+   * a live owner (oldest root first) whose active commands all have a (type, version) in `known`
+   * (a version at or below the known one). Returns their root ids. Rejects with `LEASE_LOST` if
+   * the caller's own lease is not live.
+   */
+  claimOrphans(nodeId: string, known: readonly KnownType[], limit: number): Promise<number[]>;
+  /** The active snapshot restricted to these trees (by root id), as {@link Store.loadActive}. */
+  loadRoots(rootIds: readonly number[]): Promise<ActiveSnapshot>;
+  /**
+   * Renews the caller's leases on these agents and takes those that are free, expired or held by
+   * a fenced node. Returns the ids the caller holds afterwards (a subset of `agentIds`).
+   * Leases on agents not listed are left as they are.
+   */
+  claimAgents(nodeId: string, agentIds: readonly string[]): Promise<string[]>;
+  /** Gives up the caller's leases on these agents (all of them if omitted). */
+  releaseAgents(nodeId: string, agentIds?: readonly string[]): Promise<void>;
+  /**
+   * Tasks in status `running` on these agents whose command another node owns (`created` tasks
+   * are left out: their owner may not have sent the start yet, so the agent not knowing them
+   * means nothing).
+   */
+  foreignTasks(nodeId: string, agentIds: readonly string[]): Promise<ForeignTask[]>;
+  /** Stores reports (replacing an earlier one for the same task) and signals their owners. */
+  postReports(reports: readonly TaskReportRecord[]): Promise<void>;
+  /** Reports for tasks of commands the caller owns, oldest first. Does not delete them. */
+  takeReports(nodeId: string, limit: number): Promise<TaskReportRecord[]>;
+  /** Deletes reports the caller has no use for (its task had already ended). */
+  dropReports(
+    keys: readonly { readonly commandId: number; readonly ordinal: number }[],
+  ): Promise<void>;
+  /** Calls `onSignal` on every signal for this node; resolves with an unsubscribe function. */
+  listen(nodeId: string, onSignal: (signal: StoreSignal) => void): Promise<() => Promise<void>>;
+}
+
+/** Whether a store is shared by many nodes. */
+export function isSharedStore(store: Store): store is SharedStore {
+  return (store as Partial<SharedStore>).shared === true;
+}

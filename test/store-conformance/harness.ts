@@ -17,8 +17,18 @@ export interface StoreHarness {
   another?(): Promise<Store>;
   /** Single-writer stores refuse a second live owner (`STORE_IN_USE`). */
   readonly singleWriter?: boolean;
-  /** Records `nodeId`, in a process that no longer exists, as the owner of the store. */
+  /**
+   * Records `nodeId`, in a process that no longer exists, as the owner of the store (on a shared
+   * store: `nodeId` took the store over, fencing every node registered so far, then died).
+   */
   simulateDeadOwner?(nodeId: string): Promise<void>;
+  /** The code with which a taken-over owner's heartbeat rejects. @default STORE_IN_USE */
+  readonly takenOverCode?: string;
+  /**
+   * Shared stores own commands by tree: `apply` writes the opened node as the `owner` of every
+   * command it inserts or updates, whatever the record says, and reads return that owner.
+   */
+  readonly stampsOwner?: boolean;
   /** Makes a stored command row unreadable: bad JSON text, or a status no machine knows. */
   corruptCommandRow?(id: number, how: 'json' | 'status'): Promise<void>;
   /** Makes a stored task row unreadable. */
@@ -31,6 +41,11 @@ export interface SuiteEnv {
   readonly store: Store;
   /** {@link StoreHarness.another}, closed after the test; skips the test if the harness lacks it. */
   another(ctx: TestContext): Promise<Store>;
+  /**
+   * A command record as the store returns it after `node` wrote it: itself, or, on a store that
+   * {@link StoreHarness.stampsOwner}, owned by `node`.
+   */
+  stored<T extends { readonly owner: string | null }>(record: T, node?: string): T;
 }
 
 /** Returns the hook, or skips the test with a note when the harness lacks it. */

@@ -82,10 +82,12 @@ export function describeReads(env: SuiteEnv): void {
       const snap = await env.store.loadActive();
       const active = [pending, failedUncleared, compensating, parent, liveKid, unclearedKid];
       const activeIds = new Set(active.map((c) => c.id));
-      expect([...snap.commands].sort(byId)).toEqual(active);
+      expect([...snap.commands].sort(byId)).toEqual(active.map((c) => env.stored(c)));
       expect([...snap.tasks].sort(byTask)).toEqual(tasks.filter((t) => activeIds.has(t.commandId)));
       expect([...snap.undo].sort(byTask)).toEqual(undos.filter((u) => activeIds.has(u.commandId)));
-      expect([...snap.endedChildren].sort(byId)).toEqual([endedKid, grandKid]);
+      expect([...snap.endedChildren].sort(byId)).toEqual(
+        [endedKid, grandKid].map((c) => env.stored(c)),
+      );
       expect(snap.corrupt).toEqual([]);
     });
 
@@ -103,7 +105,7 @@ export function describeReads(env: SuiteEnv): void {
       expect(await ids()).toEqual([]);
       const compensating = { ...cleared, compensation: 'compensating' as const };
       await env.store.apply(batch({ commandUpdates: [commandUpdate(compensating)] }));
-      expect((await env.store.loadActive()).commands).toEqual([compensating]);
+      expect((await env.store.loadActive()).commands).toEqual([env.stored(compensating)]);
       await env.store.apply(
         batch({
           commandUpdates: [commandUpdate({ ...compensating, compensation: 'compensated' })],
@@ -119,7 +121,7 @@ export function describeReads(env: SuiteEnv): void {
       await env.store.apply(batch({ commandUpdates: [commandUpdate(ended)] }));
       await env.store.apply(batch({ commandsSettled: [1] }));
       expect((await env.store.loadActive()).commands).toEqual([]);
-      expect(await env.store.getCommand(1)).toEqual({ ...ended, tasksCleared: true });
+      expect(await env.store.getCommand(1)).toEqual(env.stored({ ...ended, tasksCleared: true }));
       await expect(env.store.apply(batch({ commandsSettled: [99] }))).rejects.toMatchObject({
         code: 'STORE_FAILED',
       });
@@ -208,7 +210,7 @@ export function describeReads(env: SuiteEnv): void {
     it('lists newest first, whole records', async () => {
       const all = await env.store.listCommands();
       expect(ids(all)).toEqual([8, 7, 6, 5, 4, 3, 2, 1]);
-      expect(all.at(-1)).toEqual(roots[0]);
+      expect(all.at(-1)).toEqual(env.stored(roots[0]!));
     });
 
     it('filters by status, type, parent, root and roots only, combined with AND', async () => {

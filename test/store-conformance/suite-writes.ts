@@ -68,9 +68,9 @@ export function describeWrites(env: SuiteEnv): void {
           undoInserts: [fullUndo, bareUndo],
         }),
       );
-      expect(await env.store.getCommand(1)).toEqual(root);
-      expect(await env.store.getCommand(2)).toEqual(full);
-      expect(await env.store.getCommandByKey('key-2')).toEqual(full);
+      expect(await env.store.getCommand(1)).toEqual(env.stored(root));
+      expect(await env.store.getCommand(2)).toEqual(env.stored(full));
+      expect(await env.store.getCommandByKey('key-2')).toEqual(env.stored(full));
       expect(await env.store.getCommand(3)).toBeNull();
       expect(await env.store.getCommandByKey('nope')).toBeNull();
       expect(await env.store.getTasks(2)).toEqual([bareTask, fullTask]);
@@ -146,20 +146,22 @@ export function describeWrites(env: SuiteEnv): void {
       const update: CommandUpdate = changed;
       await env.store.apply(batch({ commandUpdates: [update] }));
       const got = await env.store.getCommand(2);
-      expect(got).toEqual({
-        ...changed,
-        type: original.type,
-        paramsVersion: original.paramsVersion,
-        params: original.params,
-        parentId: original.parentId,
-        rootId: original.rootId,
-        seq: original.seq,
-        originStage: original.originStage,
-        childMode: original.childMode,
-        failurePolicy: original.failurePolicy,
-        idempotencyKey: original.idempotencyKey,
-        createdAt: original.createdAt,
-      });
+      expect(got).toEqual(
+        env.stored({
+          ...changed,
+          type: original.type,
+          paramsVersion: original.paramsVersion,
+          params: original.params,
+          parentId: original.parentId,
+          rootId: original.rootId,
+          seq: original.seq,
+          originStage: original.originStage,
+          childMode: original.childMode,
+          failurePolicy: original.failurePolicy,
+          idempotencyKey: original.idempotencyKey,
+          createdAt: original.createdAt,
+        }),
+      );
       expect(await env.store.getCommandByKey('other-key')).toBeNull();
     });
 
@@ -201,11 +203,9 @@ export function describeWrites(env: SuiteEnv): void {
       await env.store.apply(
         batch({ paramsUpgrades: [{ id: 1, paramsVersion: 2, params: { new: [1] } }] }),
       );
-      expect(await env.store.getCommand(1)).toEqual({
-        ...c,
-        paramsVersion: 2,
-        params: { new: [1] },
-      });
+      expect(await env.store.getCommand(1)).toEqual(
+        env.stored({ ...c, paramsVersion: 2, params: { new: [1] } }),
+      );
     });
 
     it('applies inserts before updates, and entity writes in order', async () => {
@@ -254,7 +254,9 @@ export function describeWrites(env: SuiteEnv): void {
     };
 
     async function expectUntouched(): Promise<void> {
-      expect(await env.store.getCommand(1)).toEqual(command(1, { idempotencyKey: 'k1' }));
+      expect(await env.store.getCommand(1)).toEqual(
+        env.stored(command(1, { idempotencyKey: 'k1' })),
+      );
       expect(await env.store.getTasks(1)).toEqual([task(1, 0)]);
       expect(await env.store.getCommand(10)).toBeNull();
       expect(await env.store.getCommand(11)).toBeNull();

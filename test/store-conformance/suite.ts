@@ -12,7 +12,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { CocoError, ErrorCode } from '../../src/core/errors.js';
-import type { Store } from '../../src/store/port.js';
+import { isSharedStore, type CommandRecord, type Store } from '../../src/store/port.js';
 import { batch, command, endedCommand, task } from './fixtures.js';
 import { need, rejectsWith, type StoreHarness, type SuiteEnv } from './harness.js';
 import { describeReads } from './suite-reads.js';
@@ -41,6 +41,9 @@ export function describeStoreConformance(name: string, factory: () => Promise<St
         const s = await need(ctx, h.another?.bind(h), 'another')();
         extra.push(s);
         return s;
+      },
+      stored(record, node = 'node-a') {
+        return h.stampsOwner === true ? { ...record, owner: node } : record;
       },
     };
 
@@ -121,7 +124,10 @@ export function describeStoreConformance(name: string, factory: () => Promise<St
         await env.store.open('node-a');
         await env.store.heartbeat('node-a');
         await simulate('ghost');
-        await rejectsWith(env.store.heartbeat('node-a'), ErrorCode.StoreInUse);
+        await rejectsWith(
+          env.store.heartbeat('node-a'),
+          env.h.takenOverCode ?? ErrorCode.StoreInUse,
+        );
       });
 
       it('close is idempotent, and a closed store rejects calls', async () => {
@@ -195,8 +201,19 @@ export function describeStoreConformance(name: string, factory: () => Promise<St
         await env.store.close('node-a');
         const other = await env.another(ctx);
         await other.open('node-b');
-        expect(await other.loadActive()).toEqual(before);
-        expect(await other.getCommand(1)).toEqual(c);
+        // A shared store's node-b resumes node-a's trees once it has claimed them.
+        if (isSharedStore(other)) {
+          expect(
+            await other.claimOrphans('node-b', [{ type: 'test.cmd', version: 1 }], 10),
+          ).toEqual([1]);
+        }
+        const restamp = (r: CommandRecord): CommandRecord => env.stored(r, 'node-b');
+        expect(await other.loadActive()).toEqual({
+          ...before,
+          commands: before.commands.map(restamp),
+          endedChildren: before.endedChildren.map(restamp),
+        });
+        expect(await other.getCommand(1)).toEqual(env.stored(c, 'node-b'));
         expect((await other.getCommandByKey('k2'))?.id).toBe(2);
         expect(await other.getTasks(1)).toEqual([t]);
         expect(await other.getEntity('vol', 'v1')).toEqual({

@@ -1,0 +1,367 @@
+/**
+ * `apply` of the PostgreSQL store: every batch in one transaction, in call order, through one
+ * connection held for it; a few set-based statements per batch (statements.ts); fencing; and
+ * exactly-once application across lost connections.
+ *
+ * **Fencing.** The first statement of a node's batch updates the node's row in `coco_nodes`
+ * (`last_batch`), but only if the row is not fenced and still has this process's epoch. That
+ * update locks the row until COMMIT, so a node claiming orphans cannot fence this node halfway
+ * through a batch; and a fenced node's batch stops at its first statement (`LEASE_LOST`).
+ *
+ * **Exactly once.** Each batch of a node gets the next number, which its transaction writes to
+ * the node's `last_batch`. When the connection breaks — before COMMIT, or after COMMIT was sent
+ * but before its answer arrived, when nobody knows whether it committed — the applier reconnects
+ * (with back-off, for as long as the store is open) and runs the batch again: the first statement
+ * only matches while `last_batch` is below the batch's number, so a batch that did commit is
+ * recognised (and not applied twice) and one that did not is applied now. If the old transaction
+ * is still alive on the server, the new one waits for its row lock and then sees its outcome.
+ * The caller only sees a slower `apply`. Without an opened node there is no `last_batch`: a
+ * connection lost after COMMIT was sent then fails the batch (`STORE_FAILED`, outcome unknown).
+ *
+ * @module
+ */
+import type pg from 'pg';
+import { CocoError, ErrorCode } from '../../core/errors.js';
+import type { ChangeBatch, EntityWrite } from '../port.js';
+import {
+  TYPES,
+  applyError,
+  backoff,
+  isConnectionError,
+  isRetryableTransaction,
+  leaseLost,
+  sleep,
+  storeFailed,
+} from './connection.js';
+import {
+  commandInsertParams,
+  commandUpdateParams,
+  entityPutParams,
+  paramsUpgradeParams,
+  taskInsertParams,
+  taskUpdateParams,
+  undoInsertParams,
+  undoUpdateParams,
+  type Sql,
+} from './statements.js';
+
+/**
+ * How long the server keeps a transaction of the apply connection open while no statement comes.
+ * Ours send their statements back to back, so a transaction idle for 10 s has lost its client (a
+ * network partition); until the server ends it, its lock on this node's row holds up the retry of
+ * the same batch on a new connection. A third of the default statement timeout: the retry,
+ * waiting for that lock, sees the lost transaction end before its own statement would time out.
+ */
+const IDLE_IN_TRANSACTION_TIMEOUT_MS = 10_000;
+
+/**
+ * Tries of a batch that the server rolled back for a deadlock or a serialization failure (rare:
+ * a report relay and this node's apply touching the same report rows). Such a failure is not
+ * the batch's fault and a new try passes; one that keeps failing is reported.
+ */
+const TRANSACTION_ATTEMPTS = 5;
+
+/** The node a store was opened for, as its batches identify it. */
+export interface NodeIdentity {
+  readonly nodeId: string;
+  readonly epoch: number;
+}
+
+/** What the applier needs from its store. */
+export interface ApplierHost {
+  readonly pool: pg.Pool;
+  readonly sql: Sql;
+  readonly schema: string;
+  readonly statementTimeoutMs: number;
+  /** Whether the store is still open (batches called before close are still tried, once). */
+  isOpen(): boolean;
+}
+
+type Round<T> = T[];
+
+/** The rows, split so that no key appears twice in a round (later rounds run later). */
+function rounds<T>(rows: readonly T[], key: (r: T) => string | number): Round<T>[] {
+  const seen = new Map<string | number, number>();
+  const out: Round<T>[] = [];
+  for (const r of rows) {
+    const k = key(r);
+    const i = seen.get(k) ?? 0;
+    seen.set(k, i + 1);
+    (out[i] ??= []).push(r);
+  }
+  return out;
+}
+
+function taskKey(r: { commandId: number; ordinal: number }): string {
+  return `${r.commandId}/${r.ordinal}`;
+}
+
+/** Entity writes reduced to the last one of each record (the outcome of applying them in order). */
+function lastWrites(writes: readonly EntityWrite[]): {
+  puts: EntityWrite[];
+  deletes: EntityWrite[];
+} {
+  const last = new Map<string, EntityWrite>();
+  for (const w of writes) {
+    const key = JSON.stringify([w.kind, w.id]);
+    last.delete(key);
+    last.set(key, w);
+  }
+  const puts: EntityWrite[] = [];
+  const deletes: EntityWrite[] = [];
+  for (const w of last.values()) (w.value === null ? deletes : puts).push(w);
+  return { puts, deletes };
+}
+
+/** Applies batches in call order on a connection of its own. */
+export class Applier {
+  readonly #h: ApplierHost;
+  #client: pg.PoolClient | null = null;
+  /** The held connection reported an error: replace it before the next use. */
+  #broken = false;
+  readonly #onClientError = (): void => {
+    this.#broken = true;
+  };
+  #tail: Promise<void> = Promise.resolve();
+  /** Calls made so far; each call's number. */
+  #calls = 0;
+  /** Calls up to this number fail without applying (they were made before a failure was reported). */
+  #doomedThrough = 0;
+  /** A batch failed and its rejection has not been handled yet: calls made meanwhile are doomed. */
+  #failureOpen = false;
+  #node: NodeIdentity | null = null;
+  /** Number of the last batch of this node (the node's `last_batch` when it was registered). */
+  #batchNo = 0;
+
+  constructor(host: ApplierHost) {
+    this.#h = host;
+  }
+
+  /** From now on, batches are this node's: stamped, fenced and numbered from `lastBatch`. */
+  setNode(node: NodeIdentity | null, lastBatch = 0): void {
+    this.#node = node;
+    this.#batchNo = lastBatch;
+  }
+
+  /**
+   * Applies a batch after those called before it. Once one fails, those called before its
+   * failure was reported fail too, without applying anything (see the port).
+   */
+  apply(batch: ChangeBatch): Promise<void> {
+    const call = ++this.#calls;
+    if (this.#failureOpen) this.#doomedThrough = call;
+    const run = this.#tail.then(() => this.#turn(call, batch));
+    // Registered before the caller's reactions: it runs first when the batch fails, so calls
+    // made after the failure was reported are not doomed.
+    this.#tail = run.then(
+      () => undefined,
+      () => {
+        this.#failureOpen = false;
+      },
+    );
+    return run;
+  }
+
+  /** Waits for the batches called so far, then gives the connection back (destroyed). */
+  async close(): Promise<void> {
+    await this.#tail;
+    this.#drop();
+  }
+
+  async #turn(call: number, batch: ChangeBatch): Promise<void> {
+    if (call <= this.#doomedThrough) {
+      throw new CocoError(ErrorCode.StoreFailed, 'not applied: an earlier batch failed', {
+        retryable: true,
+      });
+    }
+    try {
+      await this.#run(batch);
+    } catch (error) {
+      this.#doomedThrough = this.#calls;
+      this.#failureOpen = true;
+      throw error;
+    }
+  }
+
+  /** The held connection, (re)connected and set up if needed. */
+  async #connection(): Promise<pg.PoolClient> {
+    if (this.#client && !this.#broken) return this.#client;
+    this.#drop();
+    const client = await this.#h.pool.connect();
+    client.on('error', this.#onClientError);
+    this.#client = client;
+    this.#broken = false;
+    try {
+      await client.query(
+        `SET statement_timeout = ${this.#h.statementTimeoutMs}; ` +
+          `SET idle_in_transaction_session_timeout = ${IDLE_IN_TRANSACTION_TIMEOUT_MS}; ` +
+          `SET application_name = 'coco/apply/${this.#h.schema}'`,
+      );
+    } catch (error) {
+      this.#drop();
+      throw error;
+    }
+    return client;
+  }
+
+  /** Destroys the held connection (it may be broken, or carry our session settings). */
+  #drop(): void {
+    const client = this.#client;
+    this.#client = null;
+    if (!client) return;
+    client.off('error', this.#onClientError);
+    // A client that errored keeps emitting 'error' on late socket events: swallow them.
+    client.on('error', () => undefined);
+    client.release(true);
+  }
+
+  async #run(batch: ChangeBatch): Promise<void> {
+    const node = this.#node;
+    const empty = Object.values(batch).every((part: readonly unknown[]) => part.length === 0);
+    if (empty && node === null) return;
+    const number = node === null ? 0 : ++this.#batchNo;
+    let transactionFailures = 0;
+    for (let lost = 0; ;) {
+      let commitSent = false;
+      let client: pg.PoolClient | null = null;
+      try {
+        client = await this.#connection();
+        await this.#attempt(client, batch, node, number, () => {
+          commitSent = true;
+        });
+        return;
+      } catch (error) {
+        if (client === null ? isConnectionError(error) : isConnectionError(error) || this.#broken) {
+          this.#drop();
+          if (node === null && commitSent) {
+            throw storeFailed(
+              'apply: the connection was lost during COMMIT; outcome unknown',
+              error,
+            );
+          }
+          // A closing store does not wait for the database to come back.
+          if (!this.#h.isOpen()) throw storeFailed('apply: connection lost while closing', error);
+          // Reconnect and try again: the batch's number tells whether the lost try committed.
+          await sleep(backoff(lost++));
+          continue;
+        }
+        if (client !== null) await this.#rollback(client);
+        if (isRetryableTransaction(error) && ++transactionFailures < TRANSACTION_ATTEMPTS) continue;
+        throw applyError(error);
+      }
+    }
+  }
+
+  async #rollback(client: pg.PoolClient): Promise<void> {
+    try {
+      await client.query('ROLLBACK');
+    } catch {
+      this.#drop();
+    }
+  }
+
+  /** One try of a batch: its transaction, committed; or nothing, if an earlier try committed it. */
+  async #attempt(
+    client: pg.PoolClient,
+    batch: ChangeBatch,
+    node: NodeIdentity | null,
+    number: number,
+    committing: () => void,
+  ): Promise<void> {
+    const sql = this.#h.sql;
+    await client.query('BEGIN');
+    if (node !== null) {
+      const locked = await client.query({
+        name: 'coco_lock_node',
+        text: sql.lockNode,
+        values: [node.nodeId, node.epoch, number],
+      });
+      if (locked.rowCount === 0) {
+        const state = await client.query<{ fenced: boolean; epoch: number; last_batch: number }>({
+          text: sql.nodeState,
+          values: [node.nodeId],
+          types: TYPES,
+        });
+        await client.query('ROLLBACK');
+        const row = state.rows[0];
+        // Our epoch and a last batch at or past this one: an earlier try of it committed.
+        if (row !== undefined && row.epoch === node.epoch && row.last_batch >= number) return;
+        throw leaseLost(node.nodeId, 'apply refused, nothing of the batch was stored');
+      }
+    }
+    await this.#write(client, batch, node?.nodeId ?? null);
+    committing();
+    await client.query('COMMIT');
+  }
+
+  /** The batch's statements, in the port's order. Throws on the first failure. */
+  async #write(client: pg.PoolClient, b: ChangeBatch, owner: string | null): Promise<void> {
+    const sql = this.#h.sql;
+    const run = (name: keyof Sql, values: unknown[]): Promise<pg.QueryResult> =>
+      client.query({ name: `coco_${name}`, text: sql[name] as string, values });
+    const mustChange = async (
+      name: 'updateCommands' | 'updateTasks' | 'updateUndo' | 'upgradeParams' | 'settleCommands',
+      values: unknown[],
+      expected: number,
+      missing: () => Promise<string>,
+    ): Promise<void> => {
+      const result = await run(name, values);
+      // Statements with side effects (updateTasks, settleCommands) count their updates in `n`.
+      const counted = (result.rows[0] as { n?: unknown } | undefined)?.n;
+      const changed = typeof counted === 'number' ? counted : result.rowCount;
+      if (changed !== expected) {
+        throw new CocoError(ErrorCode.StoreFailed, `${name}: no such row (${await missing()})`);
+      }
+    };
+    const missingCommand = (ids: readonly number[]) => async (): Promise<string> => {
+      const r = await client.query({ text: sql.missingCommand, values: [ids], rowMode: 'array' });
+      const id = (r.rows[0] as unknown[] | undefined)?.[0];
+      return typeof id === 'number' || typeof id === 'string' ? String(id) : '?';
+    };
+    const missingKey =
+      (text: string, rows: readonly { commandId: number; ordinal: number }[]) =>
+      async (): Promise<string> => {
+        const values = [rows.map((r) => r.commandId), rows.map((r) => r.ordinal)];
+        const r = await client.query({ text, values, rowMode: 'array' });
+        const row = r.rows[0] as unknown[] | undefined;
+        return row ? `${String(row[0])}/${String(row[1])}` : '?';
+      };
+
+    if (b.commandInserts.length > 0)
+      await run('insertCommands', commandInsertParams(b.commandInserts, owner));
+    if (b.taskInserts.length > 0) await run('insertTasks', taskInsertParams(b.taskInserts));
+    if (b.undoInserts.length > 0) await run('insertUndo', undoInsertParams(b.undoInserts));
+    for (const round of rounds(b.commandUpdates, (u) => u.id)) {
+      const ids = round.map((u) => u.id);
+      const params = commandUpdateParams(round, owner);
+      await mustChange('updateCommands', params, round.length, missingCommand(ids));
+    }
+    for (const round of rounds(b.taskUpdates, taskKey)) {
+      const params = taskUpdateParams(round);
+      await mustChange('updateTasks', params, round.length, missingKey(sql.missingTask, round));
+    }
+    for (const round of rounds(b.undoUpdates, taskKey)) {
+      const params = undoUpdateParams(round);
+      await mustChange('updateUndo', params, round.length, missingKey(sql.missingUndo, round));
+    }
+    if (b.commandsSettled.length > 0) {
+      const ids = [...new Set(b.commandsSettled)];
+      await mustChange('settleCommands', [ids], ids.length, missingCommand(ids));
+    }
+    for (const round of rounds(b.paramsUpgrades, (p) => p.id)) {
+      const ids = round.map((p) => p.id);
+      await mustChange(
+        'upgradeParams',
+        paramsUpgradeParams(round),
+        round.length,
+        missingCommand(ids),
+      );
+    }
+    if (b.entityWrites.length > 0) {
+      const { puts, deletes } = lastWrites(b.entityWrites);
+      if (puts.length > 0) await run('putEntities', entityPutParams(puts));
+      if (deletes.length > 0)
+        await run('deleteEntities', [deletes.map((w) => w.kind), deletes.map((w) => w.id)]);
+    }
+  }
+}

@@ -1,0 +1,259 @@
+/**
+ * Connections of the PostgreSQL store: the pool, how values come back (64-bit integers as
+ * numbers), which driver errors mean a lost connection, error mapping, back-off, and the
+ * migration run (one transaction under an advisory lock keyed on the schema).
+ *
+ * @module
+ */
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { CocoError, ErrorCode, IllegalTransitionError } from '../../core/errors.js';
+import { migrations } from '../../generated/postgres-migrations.js';
+import type { MigrationReport } from '../port.js';
+import type { CompiledPostgresOptions } from './options.js';
+
+/**
+ * How long the store's own pool waits for a new connection. `pg` waits forever by default, which
+ * turns an unreachable server into a hung call; 10 s is far above a healthy connect (milliseconds,
+ * even with TLS) and leaves room for a server that is still starting.
+ */
+export const CONNECT_TIMEOUT_MS = 10_000;
+
+/**
+ * First pause before reconnecting after a lost connection. A connection cut by a proxy or an
+ * administrator is usually replaced at once, so the first retry comes quickly.
+ */
+export const RECONNECT_MIN_MS = 50;
+
+/**
+ * Longest pause between reconnection attempts (the pause doubles up to it). A database restart
+ * or failover takes seconds: trying every 2 s finds it back soon without flooding its log.
+ */
+export const RECONNECT_MAX_MS = 2_000;
+
+/**
+ * Attempts of a read (and of other idempotent calls) on connection errors. A read does not wait
+ * out a long outage like `apply` does: its caller has its own retries, and the engine's reads
+ * are rare. Three attempts ride out one dropped connection in the pool.
+ */
+export const READ_ATTEMPTS = 3;
+
+/** SQLSTATE of the transition triggers (migrations/0001_init.sql). */
+export const TRANSITION_SQLSTATE = 'CO001';
+
+/** Type OID of `int8` (bigint). */
+const INT8_OID = 20;
+
+/** `int8` (bigint) comes back as a number when it is a safe integer, else as its text (refused later). */
+function parseInt8(text: string): unknown {
+  const n = Number(text);
+  return Number.isSafeInteger(n) ? n : text;
+}
+
+/**
+ * Type parsers of the store's queries, passed with each query (so a caller's pool keeps its own
+ * settings): ids and millisecond times are `bigint` columns, which `pg` returns as strings by default.
+ */
+export const TYPES: pg.CustomTypesConfig = {
+  getTypeParser: ((oid: number, format: 'text' | 'binary' = 'text'): unknown =>
+    oid === INT8_OID
+      ? parseInt8
+      : (pg.types.getTypeParser(oid, format) as unknown)) as pg.CustomTypesConfig['getTypeParser'],
+};
+
+/** The pool of a store: the caller's, or one created from the URL (which connects nothing yet). */
+export function createPool(o: CompiledPostgresOptions): { pool: pg.Pool; owned: boolean } {
+  if (o.source.kind === 'pool') return { pool: o.source.pool, owned: false };
+  const pool = new pg.Pool({
+    connectionString: o.source.url,
+    max: o.source.poolSize,
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    // Finds a connection whose peer vanished (a failed-over server) without waiting for the OS.
+    keepAlive: true,
+    application_name: `coco/${o.schema}`,
+    ...(o.statementTimeoutMs > 0 ? { statement_timeout: o.statementTimeoutMs } : {}),
+  });
+  // An idle connection that the server drops makes the pool emit 'error', which would crash the
+  // process without a listener. The pool has already discarded the connection: nothing to do.
+  pool.on('error', () => undefined);
+  return { pool, owned: true };
+}
+
+/** A schema name, quoted (names are validated first; this is belt and braces). */
+export function quoteIdent(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}
+
+/** SQLSTATEs of a connection the server ended or refused. */
+const CONNECTION_SQLSTATES = new Set([
+  '53300', // too_many_connections
+  '57P01', // admin_shutdown: the server (or pg_terminate_backend) ended the connection
+  '57P02', // crash_shutdown
+  '57P03', // cannot_connect_now: the server is starting up
+]);
+
+/** Socket errors of a lost or refused connection. */
+const CONNECTION_ERRNOS = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+]);
+
+/** Messages of `pg`'s own connection errors, which carry no code. */
+const CONNECTION_MESSAGE =
+  /connection terminated|timeout exceeded when trying to connect|connection error and is not queryable|Client was closed|not queryable/i;
+
+/** Whether an error means the connection is gone (so the statement may or may not have run). */
+export function isConnectionError(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code === 'string') {
+    if (code.startsWith('08') || CONNECTION_SQLSTATES.has(code) || CONNECTION_ERRNOS.has(code))
+      return true;
+  }
+  const message = (error as { message?: unknown } | null)?.message;
+  return typeof message === 'string' && CONNECTION_MESSAGE.test(message);
+}
+
+/** Whether the server rolled the transaction back for a reason a new try will not meet again. */
+export function isRetryableTransaction(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === '40001' || code === '40P01'; // serialization_failure, deadlock_detected
+}
+
+/** Wraps a failure in `STORE_FAILED` (keeping `CocoError`s as they are). */
+export function storeFailed(what: string, error: unknown): CocoError {
+  if (error instanceof CocoError) return error;
+  const code = (error as { code?: unknown } | null)?.code;
+  return new CocoError(
+    ErrorCode.StoreFailed,
+    `${what}: ${(error as Error | null)?.message ?? String(error)}`,
+    {
+      cause: error,
+      retryable: isConnectionError(error) || isRetryableTransaction(error),
+      ...(typeof code === 'string' ? { details: { sqlstate: code } } : {}),
+    },
+  );
+}
+
+/** The `LEASE_LOST` error of a node that was fenced (or never registered). */
+export function leaseLost(nodeId: string, what: string): CocoError {
+  return new CocoError(
+    ErrorCode.LeaseLost,
+    `${what}: node "${nodeId}" no longer holds its lease (it expired and another node fenced it, ` +
+      'the node was closed, or another process opened the same node id)',
+    { details: { nodeId } },
+  );
+}
+
+const TRANSITION_PREFIX = 'ILLEGAL_TRANSITION|';
+
+/**
+ * Maps an error raised inside `apply`: the transition triggers' SQLSTATE CO001 (message
+ * `ILLEGAL_TRANSITION|machine|subject|from|to`) becomes an {@link IllegalTransitionError},
+ * anything else `STORE_FAILED`.
+ */
+export function applyError(error: unknown): CocoError {
+  const e = error as { code?: unknown; message?: unknown } | null;
+  if (
+    e?.code === TRANSITION_SQLSTATE &&
+    typeof e.message === 'string' &&
+    e.message.startsWith(TRANSITION_PREFIX)
+  ) {
+    const [machine = '?', subject = '?', from = '?', to = '?'] = e.message
+      .slice(TRANSITION_PREFIX.length)
+      .split('|');
+    return new IllegalTransitionError(machine, from, to, subject);
+  }
+  return storeFailed('apply failed, nothing of the batch was stored', error);
+}
+
+/** Resolves after `ms` milliseconds. */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** The pause before reconnection attempt `attempt` (0-based): doubling, capped, with jitter. */
+export function backoff(attempt: number): number {
+  const base = Math.min(RECONNECT_MAX_MS, RECONNECT_MIN_MS * 2 ** Math.min(attempt, 16));
+  // Jitter: nodes that lost the server together do not all come back in the same instant.
+  return Math.round(base * (0.75 + Math.random() * 0.5));
+}
+
+/** A new store id: 'c' and 10 lowercase hex digits (no '-', since it prefixes agent task ids). */
+export function newStoreId(): string {
+  return `c${randomBytes(5).toString('hex')}`;
+}
+
+/** Replaces the schema placeholder of a migration file with the quoted schema. */
+export function migrationSql(sql: string, schema: string): string {
+  return sql.replaceAll(/:COCO_SCHEMA\b/g, quoteIdent(schema));
+}
+
+/**
+ * Creates the schema if missing and applies pending migrations, in one transaction on `client`
+ * under `pg_advisory_xact_lock` keyed on the schema name: concurrent migrators (nodes starting
+ * at once) take turns, and the later ones find everything applied. The lock is taken before
+ * anything else, since even `CREATE SCHEMA IF NOT EXISTS` fails when two run at once. Creates
+ * the store id once. Refuses a schema migrated by newer code.
+ */
+export async function migrateSchema(
+  client: pg.ClientBase,
+  schema: string,
+): Promise<MigrationReport & { storeId: string }> {
+  const s = quoteIdent(schema);
+  const latest = migrations.at(-1)?.version ?? 0;
+  await client.query('BEGIN');
+  try {
+    // Migrations may take longer than a statement should (an index on a big table).
+    await client.query('SET LOCAL statement_timeout = 0');
+    // hashtextextended: a 64-bit key from the schema, so stores of other schemas never wait.
+    await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [
+      `coco:store:${schema}`,
+    ]);
+    // Looked up first: CREATE SCHEMA IF NOT EXISTS needs the CREATE privilege on the database
+    // even when the schema exists, and a role may only have been granted the schema.
+    const exists = await client.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [schema]);
+    if (exists.rowCount === 0) await client.query(`CREATE SCHEMA IF NOT EXISTS ${s}`);
+    await client.query(
+      `CREATE TABLE IF NOT EXISTS ${s}.coco_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`,
+    );
+    const rows = await client.query<{ version: number }>(
+      `SELECT version FROM ${s}.coco_migrations ORDER BY version`,
+    );
+    const done = new Set(rows.rows.map((r) => Number(r.version)));
+    const newest = Math.max(0, ...done);
+    if (newest > latest) {
+      throw new CocoError(
+        ErrorCode.StoreFailed,
+        `schema ${schema} is at version ${newest}, newer than this code knows (${latest}); upgrade coco`,
+        { details: { schema, version: newest, known: latest } },
+      );
+    }
+    const applied: number[] = [];
+    for (const m of migrations) {
+      if (done.has(m.version)) continue;
+      await client.query(migrationSql(m.sql, schema));
+      await client.query(`INSERT INTO ${s}.coco_migrations (version, name) VALUES ($1, $2)`, [
+        m.version,
+        m.name,
+      ]);
+      applied.push(m.version);
+    }
+    await client.query(
+      `INSERT INTO ${s}.coco_meta (key, value) VALUES ('store_id', $1) ON CONFLICT (key) DO NOTHING`,
+      [newStoreId()],
+    );
+    const id = await client.query<{ value: string }>(
+      `SELECT value FROM ${s}.coco_meta WHERE key = 'store_id'`,
+    );
+    await client.query('COMMIT');
+    return { applied, current: latest, storeId: String(id.rows[0]?.value) };
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw storeFailed('migration failed', error);
+  }
+}

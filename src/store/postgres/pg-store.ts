@@ -1,0 +1,406 @@
+/**
+ * The PostgreSQL store: one schema shared by many coordinator nodes ({@link SharedStore}).
+ *
+ * - `apply` runs each batch in one transaction, in call order, on a connection held for it,
+ *   with a few set-based statements per batch; it is fenced by the node's lease and applied
+ *   exactly once across lost connections (applier.ts).
+ * - The database refuses illegal status transitions (PL/pgSQL triggers over transition tables).
+ * - Nodes hold leases on the database's clock, claim the trees of dead nodes, share agents and
+ *   relay task reports (shared.ts); LISTEN/NOTIFY makes that prompt (listen.ts).
+ * - Migrations are numbered `.sql` files (migrations/), applied in one transaction under an
+ *   advisory lock keyed on the schema (connection.ts).
+ *
+ * @example
+ * ```ts
+ * const store = postgresStore({ url: 'postgres://coco@db/coco', schema: 'coco' });
+ * const { storeId } = await store.open('node-1');
+ * ```
+ * @module
+ */
+import { randomBytes } from 'node:crypto';
+import type pg from 'pg';
+import { CocoError, ErrorCode } from '../../core/errors.js';
+import type {
+  ActiveSnapshot,
+  AgentRecord,
+  ChangeBatch,
+  CommandQuery,
+  CommandRecord,
+  EntityRecord,
+  ForeignTask,
+  KnownType,
+  MigrationReport,
+  SharedStore,
+  StoreIdentity,
+  StoreSignal,
+  TaskRecord,
+  TaskReportRecord,
+  UndoRecord,
+} from '../port.js';
+import { Applier } from './applier.js';
+import { PoolAccess } from './pool-access.js';
+import { TYPES, createPool, migrateSchema, storeFailed } from './connection.js';
+import { Listener } from './listen.js';
+import {
+  compileOptions,
+  type CompiledPostgresOptions,
+  type PostgresStoreOptions,
+} from './options.js';
+import {
+  activeSnapshot,
+  parseAgentRow,
+  parseCommandRow,
+  parseEntityRow,
+  parseOrThrow,
+  parseTaskRow,
+  parseUndoRow,
+} from './rows.js';
+import * as shared from './shared.js';
+import { buildSql, jsonText, listCommandsQuery, type Sql } from './statements.js';
+
+export type { PostgresStoreOptions } from './options.js';
+export { DEFAULT_LEASE_MS, DEFAULT_POOL_SIZE, DEFAULT_STATEMENT_TIMEOUT_MS } from './options.js';
+
+/** Default page size of {@link Store.listCommands}. */
+export const DEFAULT_LIST_LIMIT = 100;
+/** Largest page of {@link Store.listCommands}; bigger limits are capped to it. */
+export const MAX_LIST_LIMIT = 1_000;
+
+/** A {@link SharedStore} on one PostgreSQL schema. */
+export class PostgresStore implements SharedStore {
+  readonly dialect = 'postgres';
+  readonly shared = true;
+  /** Length of a node's lease and of an agent lease, in ms. */
+  readonly leaseMs: number;
+  /** The schema holding the store's tables. */
+  readonly schema: string;
+  readonly #o: CompiledPostgresOptions;
+  readonly #pool: pg.Pool;
+  readonly #ownsPool: boolean;
+  readonly #sql: Sql;
+  readonly #db: shared.SharedDb;
+  readonly #access: PoolAccess;
+  readonly #applier: Applier;
+  readonly #listeners = new Set<Listener>();
+  /** The store id, once migrated. */
+  #storeId: string | undefined;
+  #migrating: Promise<string> | null = null;
+  #closed = false;
+  /** Random id of this instance, recorded with its node (see shared.registerNode). */
+  readonly #instance = randomBytes(8).toString('hex');
+  /** The node this instance registered (open), if any. */
+  #node: shared.RegisteredNode | null = null;
+
+  constructor(options: PostgresStoreOptions) {
+    this.#o = compileOptions(options);
+    this.leaseMs = this.#o.leaseMs;
+    this.schema = this.#o.schema;
+    const { pool, owned } = createPool(this.#o);
+    this.#pool = pool;
+    this.#ownsPool = owned;
+    this.#sql = buildSql(this.schema);
+    const isOpen = (): boolean => !this.#closed;
+    this.#access = new PoolAccess(pool, isOpen);
+    this.#applier = new Applier({
+      pool,
+      sql: this.#sql,
+      schema: this.schema,
+      statementTimeoutMs: this.#o.statementTimeoutMs,
+      isOpen,
+    });
+    this.#db = {
+      sql: shared.buildSharedSql(this.schema),
+      schema: this.schema,
+      leaseMs: this.leaseMs,
+      query: (text, values, idempotent) => this.#access.query(text, values, { idempotent }),
+      transaction: (what, fn) => this.#access.transaction(what, fn),
+    };
+  }
+
+  #checkOpen(): void {
+    if (this.#closed)
+      throw new CocoError(ErrorCode.StoreFailed, `the store (schema ${this.schema}) is closed`);
+  }
+
+  /** The store id, migrating first if this instance has not yet. */
+  async #ready(): Promise<string> {
+    this.#checkOpen();
+    if (this.#storeId !== undefined) return this.#storeId;
+    this.#migrating ??= this.#migrate()
+      .then((r) => r.storeId)
+      .finally(() => (this.#migrating = null));
+    return this.#migrating;
+  }
+
+  async #migrate(): Promise<MigrationReport & { storeId: string }> {
+    this.#checkOpen();
+    const report = await this.#access.withClient('migration failed', (client) =>
+      migrateSchema(client, this.schema),
+    );
+    this.#storeId = report.storeId;
+    return report;
+  }
+
+  async migrate(): Promise<MigrationReport> {
+    const { applied, current } = await this.#migrate();
+    return { applied, current };
+  }
+
+  /** The store's identity (migrating first), without registering a node: for tools and checks. */
+  async identity(): Promise<StoreIdentity> {
+    return { storeId: await this.#ready() };
+  }
+
+  async open(nodeId: string): Promise<StoreIdentity> {
+    const storeId = await this.#ready();
+    if (this.#node !== null) {
+      if (this.#node.nodeId !== nodeId) {
+        throw new CocoError(
+          ErrorCode.StoreInUse,
+          `this store instance is open for node "${this.#node.nodeId}", not "${nodeId}"`,
+        );
+      }
+      await shared.renewNode(this.#db, this.#node);
+      return { storeId };
+    }
+    const node = await shared.registerNode(this.#db, nodeId, this.#instance);
+    this.#node = node;
+    this.#applier.setNode({ nodeId, epoch: node.epoch }, node.lastBatch);
+    return { storeId };
+  }
+
+  /** The node this instance registered as `nodeId`, or `LEASE_LOST`. */
+  #registered(nodeId: string, what: string): shared.RegisteredNode {
+    this.#checkOpen();
+    const node = this.#node;
+    if (node === null || node.nodeId !== nodeId) {
+      throw new CocoError(
+        ErrorCode.LeaseLost,
+        `${what}: node "${nodeId}" was not opened on this store instance`,
+        { details: { nodeId } },
+      );
+    }
+    return node;
+  }
+
+  async heartbeat(nodeId: string): Promise<void> {
+    await this.#ready();
+    await shared.renewNode(this.#db, this.#registered(nodeId, 'heartbeat refused'));
+  }
+
+  async reserveIds(count: number): Promise<number> {
+    if (!Number.isSafeInteger(count) || count < 1) {
+      throw new CocoError(
+        ErrorCode.InvalidOptions,
+        `reserveIds: count must be a positive integer, not ${count}`,
+      );
+    }
+    await this.#ready();
+    // Idempotent enough: a retried reservation only skips a block of ids.
+    const r = await this.#access.query(this.#sql.reserveIds, [count], { idempotent: true });
+    return Number((r.rows[0] as { first: unknown } | undefined)?.first);
+  }
+
+  apply(batch: ChangeBatch): Promise<void> {
+    if (this.#closed) return Promise.reject(this.#closedError());
+    // Queued at once (not after an await), so that batches keep their call order.
+    if (this.#storeId !== undefined) return this.#applier.apply(batch);
+    return this.#ready().then(() => this.#applier.apply(batch));
+  }
+
+  #closedError(): CocoError {
+    return new CocoError(ErrorCode.StoreFailed, `the store (schema ${this.schema}) is closed`);
+  }
+
+  loadActive(): Promise<ActiveSnapshot> {
+    return this.#load(null);
+  }
+
+  loadRoots(rootIds: readonly number[]): Promise<ActiveSnapshot> {
+    return this.#load([...rootIds]);
+  }
+
+  /** The active snapshot (of the opened node's trees; of these roots), read in one snapshot. */
+  async #load(roots: number[] | null): Promise<ActiveSnapshot> {
+    await this.#ready();
+    const values = [this.#node?.nodeId ?? null, roots];
+    const sql = this.#sql;
+    return this.#access.transaction(
+      'loadActive',
+      async (client) => {
+        const read = async (text: string): Promise<unknown[]> =>
+          (await client.query({ text, values, rowMode: 'array', types: TYPES })).rows;
+        return activeSnapshot({
+          commands: await read(sql.activeCommands),
+          tasks: await read(sql.activeTasks),
+          undo: await read(sql.activeUndo),
+          endedChildren: await read(sql.endedChildren),
+        });
+      },
+      true,
+    );
+  }
+
+  async getCommand(id: number): Promise<CommandRecord | null> {
+    const rows = await this.#rows(this.#sql.getCommand, [id]);
+    return rows[0] === undefined ? null : parseOrThrow(parseCommandRow, rows[0]);
+  }
+
+  async getCommandByKey(idempotencyKey: string): Promise<CommandRecord | null> {
+    const rows = await this.#rows(this.#sql.getCommandByKey, [idempotencyKey]);
+    return rows[0] === undefined ? null : parseOrThrow(parseCommandRow, rows[0]);
+  }
+
+  async listCommands(query: CommandQuery = {}): Promise<CommandRecord[]> {
+    const limit = query.limit ?? DEFAULT_LIST_LIMIT;
+    if (!Number.isSafeInteger(limit) || limit < 1) {
+      throw new CocoError(
+        ErrorCode.InvalidOptions,
+        `listCommands: limit must be a positive integer, not ${limit}`,
+      );
+    }
+    const { text, values } = listCommandsQuery(this.#sql, {
+      ...query,
+      limit: Math.min(limit, MAX_LIST_LIMIT),
+    });
+    const rows = await this.#rows(text, values);
+    return rows.map((row) => parseOrThrow(parseCommandRow, row));
+  }
+
+  async getTasks(commandId: number): Promise<TaskRecord[]> {
+    const rows = await this.#rows(this.#sql.getTasks, [commandId]);
+    return rows.map((row) => parseOrThrow(parseTaskRow, row));
+  }
+
+  async getUndo(commandId: number): Promise<UndoRecord[]> {
+    const rows = await this.#rows(this.#sql.getUndo, [commandId]);
+    return rows.map((row) => parseOrThrow(parseUndoRow, row));
+  }
+
+  async getEntity(kind: string, id: string): Promise<EntityRecord | null> {
+    const rows = await this.#rows(this.#sql.getEntity, [kind, id]);
+    return rows[0] === undefined ? null : parseOrThrow(parseEntityRow, rows[0]);
+  }
+
+  async saveAgent(r: AgentRecord): Promise<void> {
+    await this.#ready();
+    await this.#access.query(
+      this.#sql.saveAgent,
+      [r.id, r.address, r.state, r.bootId, r.lastSeenAt, jsonText(r.lastError), r.updatedAt],
+      { idempotent: true },
+    );
+  }
+
+  async listAgents(): Promise<AgentRecord[]> {
+    await this.#ready();
+    const r = await this.#access.query(this.#sql.listAgents, [], { idempotent: true });
+    return r.rows.map(parseAgentRow);
+  }
+
+  // -- SharedStore --
+
+  async claimOrphans(
+    nodeId: string,
+    known: readonly KnownType[],
+    limit: number,
+  ): Promise<number[]> {
+    await this.#ready();
+    return shared.claimOrphans(
+      this.#db,
+      this.#registered(nodeId, 'claimOrphans refused'),
+      known,
+      limit,
+    );
+  }
+
+  async claimAgents(nodeId: string, agentIds: readonly string[]): Promise<string[]> {
+    await this.#ready();
+    const node = this.#registered(nodeId, 'claimAgents refused');
+    return agentIds.length === 0 ? [] : shared.claimAgents(this.#db, node, agentIds);
+  }
+
+  async releaseAgents(nodeId: string, agentIds?: readonly string[]): Promise<void> {
+    await this.#ready();
+    await shared.releaseAgents(this.#db, nodeId, agentIds);
+  }
+
+  async foreignTasks(nodeId: string, agentIds: readonly string[]): Promise<ForeignTask[]> {
+    await this.#ready();
+    return shared.foreignTasks(this.#db, nodeId, agentIds);
+  }
+
+  async postReports(reports: readonly TaskReportRecord[]): Promise<void> {
+    await this.#ready();
+    await shared.postReports(this.#db, reports);
+  }
+
+  async takeReports(nodeId: string, limit: number): Promise<TaskReportRecord[]> {
+    await this.#ready();
+    return shared.takeReports(this.#db, nodeId, limit);
+  }
+
+  async dropReports(
+    keys: readonly { readonly commandId: number; readonly ordinal: number }[],
+  ): Promise<void> {
+    await this.#ready();
+    await shared.dropReports(this.#db, keys);
+  }
+
+  async listen(
+    nodeId: string,
+    onSignal: (signal: StoreSignal) => void,
+  ): Promise<() => Promise<void>> {
+    await this.#ready();
+    const listener = new Listener(
+      { pool: this.#pool, schema: this.schema, isOpen: () => !this.#closed },
+      nodeId,
+      onSignal,
+    );
+    await listener.start();
+    this.#listeners.add(listener);
+    return async () => {
+      this.#listeners.delete(listener);
+      await listener.stop();
+    };
+  }
+
+  /**
+   * Fences this instance's node (its trees become orphans at once; the others are signalled),
+   * drops its agent leases, and closes connections (the pool too, if the store created it).
+   * Batches already called are applied first. Idempotent; later calls reject.
+   */
+  async close(nodeId?: string): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    const node = this.#node;
+    this.#node = null;
+    let failure: unknown;
+    try {
+      await this.#applier.close();
+      await Promise.all([...this.#listeners].map((l) => l.stop()));
+      this.#listeners.clear();
+      if (node !== null && (nodeId === undefined || nodeId === node.nodeId)) {
+        await shared.retireNode(this.#db, node);
+      }
+    } catch (error) {
+      failure = error;
+    } finally {
+      if (this.#ownsPool) await this.#pool.end().catch(() => undefined);
+    }
+    if (failure !== undefined) throw storeFailed('close failed', failure);
+  }
+
+  // -- helpers --
+
+  /** Positional rows of a read (migrating first). */
+  async #rows(text: string, values: unknown[]): Promise<unknown[]> {
+    await this.#ready();
+    const r = await this.#access.query(text, values, { rowMode: 'array', idempotent: true });
+    return r.rows as unknown[];
+  }
+}
+
+/** Creates a PostgreSQL store (validating its options). Nothing connects until the first call. */
+export function postgresStore(options: PostgresStoreOptions): PostgresStore {
+  return new PostgresStore(options);
+}

@@ -1,0 +1,320 @@
+/**
+ * What makes the PostgreSQL store shared ({@link SharedStore} in src/store/port.ts): node leases
+ * (register, renew, fence), claims of orphaned trees, agent leases, the foreign tasks of held
+ * agents, and the relay of task reports. Each operation is one statement or one short
+ * transaction; times are the database's (`clock_timestamp()`), never this process's.
+ *
+ * Lock order, which keeps these free of deadlocks: a transaction locks node rows (`coco_nodes`)
+ * before command rows; fencing takes node rows `FOR UPDATE SKIP LOCKED` in id order (a node in
+ * the middle of a batch or a claim is skipped, and fenced at a later claim); agent leases and
+ * reports are written in key order.
+ *
+ * @module
+ */
+import { hostname } from 'node:os';
+import type pg from 'pg';
+import { CocoError, ErrorCode } from '../../core/errors.js';
+import type { ForeignTask, KnownType, OwnerInfo, TaskReportRecord } from '../port.js';
+import { leaseLost, quoteIdent } from './connection.js';
+import { channelOf, signalPayload } from './listen.js';
+import { parseReportRow } from './rows.js';
+import { jsonText } from './statements.js';
+
+/** The shared operations' SQL for one schema. */
+export function buildSharedSql(schema: string) {
+  const s = quoteIdent(schema);
+  const nodes = `${s}.coco_nodes`;
+  const commands = `${s}.commands`;
+  const leases = `${s}.agent_leases`;
+  const reports = `${s}.task_reports`;
+  const ms = (p: string): string => `clock_timestamp() + ${p} * interval '1 millisecond'`;
+  const epochMs = (c: string): string => `(extract(epoch FROM ${c}) * 1000)::bigint`;
+  return {
+    // A live row (unfenced, unexpired) of this id stays, unless this very instance wrote it (a
+    // repeated try); any other is replaced, with a new epoch.
+    registerNode:
+      `INSERT INTO ${nodes} AS n (node_id, epoch, lease_until, fenced, last_batch, instance, pid, host, since, heartbeat_at) ` +
+      `VALUES ($1, 1, ${ms('$2')}, false, 0, $5, $3, $4, clock_timestamp(), clock_timestamp()) ` +
+      'ON CONFLICT (node_id) DO UPDATE SET epoch = n.epoch + 1, lease_until = EXCLUDED.lease_until, ' +
+      'fenced = false, instance = EXCLUDED.instance, pid = EXCLUDED.pid, host = EXCLUDED.host, ' +
+      'since = EXCLUDED.since, heartbeat_at = EXCLUDED.heartbeat_at ' +
+      'WHERE n.fenced OR n.lease_until < clock_timestamp() OR n.instance = EXCLUDED.instance ' +
+      'RETURNING n.epoch, n.last_batch',
+    nodeInfo:
+      `SELECT node_id, pid, host, ${epochMs('heartbeat_at')} AS heartbeat_at, ${epochMs('since')} AS since, ` +
+      `${epochMs('lease_until')} AS lease_until FROM ${nodes} WHERE node_id = $1`,
+    renewNode:
+      `UPDATE ${nodes} SET lease_until = ${ms('$3')}, heartbeat_at = clock_timestamp() ` +
+      'WHERE node_id = $1 AND epoch = $2 AND NOT fenced',
+    // close: fence the node (its trees are orphans at once), drop its agent leases, tell the others.
+    retireNode:
+      `WITH f AS (UPDATE ${nodes} SET fenced = true, lease_until = least(lease_until, clock_timestamp()) ` +
+      'WHERE node_id = $1 AND epoch = $2 AND NOT fenced RETURNING node_id), ' +
+      `r AS (DELETE FROM ${leases} WHERE node_id IN (SELECT node_id FROM f)) ` +
+      'SELECT pg_notify($3, $4) FROM f',
+    // KEY SHARE: does not hold up this node's own batches and heartbeats (which update the row),
+    // but makes a fencer (FOR UPDATE SKIP LOCKED) pass this node by.
+    liveSelf:
+      `SELECT 1 FROM ${nodes} WHERE node_id = $1 AND epoch = $2 AND NOT fenced ` +
+      'AND lease_until > clock_timestamp() FOR KEY SHARE',
+    fenceExpired:
+      `WITH expired AS (SELECT node_id FROM ${nodes} WHERE NOT fenced AND lease_until < clock_timestamp() ` +
+      'AND node_id <> $1 ORDER BY node_id FOR UPDATE SKIP LOCKED) ' +
+      `UPDATE ${nodes} n SET fenced = true FROM expired e WHERE n.node_id = e.node_id RETURNING n.node_id`,
+    // Roots of trees whose owner is not live (fenced, gone or null) and whose every active command
+    // has a known (type, version), oldest first, locked (skipping those another claimer holds).
+    // The owner test on the root row itself is re-checked by PostgreSQL on the newest version of a
+    // row that changed since the statement began: a tree another claimer took meanwhile is skipped.
+    claimTrees:
+      `WITH live AS (SELECT node_id FROM ${nodes} WHERE NOT fenced), ` +
+      'roots AS (' +
+      `SELECT r.id FROM ${commands} r WHERE r.id IN (` +
+      `SELECT c.root_id FROM ${commands} c WHERE c.active AND (c.owner IS NULL OR c.owner NOT IN (SELECT node_id FROM live))) ` +
+      'AND (r.owner IS NULL OR r.owner NOT IN (SELECT node_id FROM live)) ' +
+      `AND NOT EXISTS (SELECT 1 FROM ${commands} c WHERE c.root_id = r.id AND c.active AND NOT EXISTS (` +
+      'SELECT 1 FROM unnest($2::text[], $3::int[]) AS k(type, version) WHERE k.type = c.type AND k.version >= c.params_version)) ' +
+      'ORDER BY r.id LIMIT $4 FOR UPDATE OF r SKIP LOCKED), ' +
+      `moved AS (UPDATE ${commands} c SET owner = $1 FROM roots WHERE c.root_id = roots.id AND (c.active OR c.id = roots.id)) ` +
+      'SELECT id FROM roots ORDER BY id',
+    notify: 'SELECT pg_notify($1, $2)',
+    claimAgents:
+      `WITH me AS (SELECT node_id FROM ${nodes} WHERE node_id = $1 AND epoch = $2 AND NOT fenced), ` +
+      `claimed AS (INSERT INTO ${leases} AS l (agent_id, node_id, lease_until) ` +
+      `SELECT a, $1, ${ms('$4')} FROM unnest($3::text[]) AS a WHERE EXISTS (SELECT 1 FROM me) ` +
+      'ON CONFLICT (agent_id) DO UPDATE SET node_id = EXCLUDED.node_id, lease_until = EXCLUDED.lease_until ' +
+      'WHERE l.node_id = EXCLUDED.node_id OR l.lease_until < clock_timestamp() ' +
+      `OR NOT EXISTS (SELECT 1 FROM ${nodes} h WHERE h.node_id = l.node_id AND NOT h.fenced) ` +
+      'RETURNING l.agent_id) ' +
+      'SELECT (SELECT count(*) FROM me)::int AS live, ' +
+      "coalesce((SELECT array_agg(agent_id ORDER BY agent_id) FROM claimed), '{}') AS agents",
+    releaseAgents: `DELETE FROM ${leases} WHERE node_id = $1 AND ($2::text[] IS NULL OR agent_id = ANY($2::text[]))`,
+    foreignTasks:
+      `SELECT t.command_id, t.ordinal, t.agent_id, c.owner FROM ${s}.tasks t JOIN ${commands} c ON c.id = t.command_id ` +
+      "WHERE t.agent_id = ANY($2::text[]) AND t.status IN ('created', 'running') " +
+      'AND c.owner IS NOT NULL AND c.owner <> $1 ORDER BY t.agent_id, t.command_id, t.ordinal',
+    // Upserts the reports and signals the owner of each command concerned (NOTIFY is sent at
+    // COMMIT; identical notifications of one transaction are sent once).
+    postReports:
+      `WITH up AS (INSERT INTO ${reports} (command_id, ordinal, status, result, error, progress, at) ` +
+      'SELECT * FROM unnest($2::bigint[], $3::int[], $4::text[], $5::text[], $6::text[], $7::float8[], $8::bigint[]) ' +
+      'ON CONFLICT (command_id, ordinal) DO UPDATE SET status = EXCLUDED.status, result = EXCLUDED.result, ' +
+      'error = EXCLUDED.error, progress = EXCLUDED.progress, at = EXCLUDED.at RETURNING command_id) ' +
+      `SELECT pg_notify($1, json_build_object('node', o.owner, 'signal', 'reports')::text) FROM (` +
+      `SELECT DISTINCT c.owner FROM ${commands} c WHERE c.id IN (SELECT command_id FROM up) AND c.owner IS NOT NULL) o`,
+    takeReports:
+      `SELECT r.command_id, r.ordinal, r.status, r.result, r.error, r.progress, r.at FROM ${reports} r ` +
+      `JOIN ${commands} c ON c.id = r.command_id WHERE c.owner = $1 ORDER BY r.at, r.command_id, r.ordinal LIMIT $2`,
+    dropReports:
+      `DELETE FROM ${reports} r USING unnest($1::bigint[], $2::int[]) AS u(command_id, ordinal) ` +
+      'WHERE r.command_id = u.command_id AND r.ordinal = u.ordinal',
+  };
+}
+
+/** The SQL of the shared operations, see {@link buildSharedSql}. */
+export type SharedSql = ReturnType<typeof buildSharedSql>;
+
+/** How the shared operations reach the database (the store's helpers). */
+export interface SharedDb {
+  readonly sql: SharedSql;
+  readonly schema: string;
+  readonly leaseMs: number;
+  /** One statement on a pooled connection; `idempotent` ones are tried again on connection errors. */
+  query(text: string, values: unknown[], idempotent: boolean): Promise<pg.QueryResult>;
+  /**
+   * A transaction on a pooled connection; tried again on connection errors that happened before
+   * COMMIT was sent (`fn` must be safe to run again).
+   */
+  transaction<T>(what: string, fn: (client: pg.PoolClient) => Promise<T>): Promise<T>;
+}
+
+/** The node a store instance registered, as its statements identify it. */
+export interface RegisteredNode {
+  readonly nodeId: string;
+  readonly epoch: number;
+  readonly lastBatch: number;
+}
+
+function num(value: unknown): number {
+  return typeof value === 'number' ? value : Number(value);
+}
+
+/**
+ * Registers `nodeId` with a fresh lease, for the store instance `instance` (a random id). A live row of the same id (unexpired, unfenced) means
+ * the node runs elsewhere: `STORE_IN_USE` naming it. An expired or fenced row is replaced with a
+ * new epoch (its earlier process, if it still runs, is fenced out by the epoch).
+ */
+export async function registerNode(
+  db: SharedDb,
+  nodeId: string,
+  instance: string,
+): Promise<RegisteredNode> {
+  const r = await db.query(
+    db.sql.registerNode,
+    [nodeId, db.leaseMs, process.pid, hostname(), instance],
+    true,
+  );
+  const row = r.rows[0] as { epoch: unknown; last_batch: unknown } | undefined;
+  if (row !== undefined) return { nodeId, epoch: num(row.epoch), lastBatch: num(row.last_batch) };
+  const info = await db.query(db.sql.nodeInfo, [nodeId], true);
+  const o = info.rows[0] as Record<string, unknown> | undefined;
+  const owner: OwnerInfo = {
+    nodeId,
+    pid: num(o?.pid),
+    host: String(o?.host),
+    heartbeatAt: num(o?.heartbeat_at),
+    since: num(o?.since),
+  };
+  const until = new Date(num(o?.lease_until)).toISOString();
+  throw new CocoError(
+    ErrorCode.StoreInUse,
+    `node "${nodeId}" is live on schema ${db.schema} (pid ${owner.pid} on host ${owner.host}, ` +
+      `since ${new Date(owner.since).toISOString()}, lease until ${until}); give this node another id`,
+    { details: { owner } },
+  );
+}
+
+/** Renews the node's lease; `LEASE_LOST` if it was fenced or replaced. */
+export async function renewNode(db: SharedDb, node: RegisteredNode): Promise<void> {
+  const r = await db.query(db.sql.renewNode, [node.nodeId, node.epoch, db.leaseMs], true);
+  if (r.rowCount === 0) throw leaseLost(node.nodeId, 'heartbeat refused');
+}
+
+/** Fences the node (its trees become orphans at once), drops its agent leases, signals the others. */
+export async function retireNode(db: SharedDb, node: RegisteredNode): Promise<void> {
+  await db.query(
+    db.sql.retireNode,
+    [node.nodeId, node.epoch, channelOf(db.schema), signalPayload(null, 'orphans')],
+    true,
+  );
+}
+
+/** {@link SharedStore.claimOrphans} for a registered node. */
+export async function claimOrphans(
+  db: SharedDb,
+  node: RegisteredNode,
+  known: readonly KnownType[],
+  limit: number,
+): Promise<number[]> {
+  if (!Number.isSafeInteger(limit) || limit < 1) {
+    throw new CocoError(
+      ErrorCode.InvalidOptions,
+      `claimOrphans: limit must be a positive integer, not ${limit}`,
+    );
+  }
+  return db.transaction('claimOrphans', async (client) => {
+    const me = await client.query(db.sql.liveSelf, [node.nodeId, node.epoch]);
+    if (me.rowCount === 0) throw leaseLost(node.nodeId, 'claimOrphans refused');
+    const fenced = await client.query(db.sql.fenceExpired, [node.nodeId]);
+    const claimed = await client.query({
+      text: db.sql.claimTrees,
+      values: [node.nodeId, known.map((k) => k.type), known.map((k) => k.version), limit],
+      rowMode: 'array',
+    });
+    if ((fenced.rowCount ?? 0) > 0) {
+      await client.query(db.sql.notify, [channelOf(db.schema), signalPayload(null, 'orphans')]);
+    }
+    return claimed.rows.map((row) => num((row as unknown[])[0]));
+  });
+}
+
+/** {@link SharedStore.claimAgents} for a registered node. */
+export async function claimAgents(
+  db: SharedDb,
+  node: RegisteredNode,
+  agentIds: readonly string[],
+): Promise<string[]> {
+  // Sorted and without repeats: leases are locked in one order by every node (no deadlock), and
+  // an upsert may not touch a row twice.
+  const ids = [...new Set(agentIds)].sort();
+  const r = await db.query(db.sql.claimAgents, [node.nodeId, node.epoch, ids, db.leaseMs], true);
+  const row = r.rows[0] as { live: unknown; agents: unknown } | undefined;
+  if (num(row?.live) === 0) throw leaseLost(node.nodeId, 'claimAgents refused');
+  return Array.isArray(row?.agents) ? row.agents.map(String) : [];
+}
+
+/** {@link SharedStore.releaseAgents}. */
+export async function releaseAgents(
+  db: SharedDb,
+  nodeId: string,
+  agentIds?: readonly string[],
+): Promise<void> {
+  await db.query(
+    db.sql.releaseAgents,
+    [nodeId, agentIds === undefined ? null : [...agentIds]],
+    true,
+  );
+}
+
+/** {@link SharedStore.foreignTasks}. */
+export async function foreignTasks(
+  db: SharedDb,
+  nodeId: string,
+  agentIds: readonly string[],
+): Promise<ForeignTask[]> {
+  if (agentIds.length === 0) return [];
+  const r = await db.query(db.sql.foreignTasks, [nodeId, [...agentIds]], true);
+  return r.rows.map((row: Record<string, unknown>) => ({
+    commandId: num(row.command_id),
+    ordinal: num(row.ordinal),
+    agentId: String(row.agent_id),
+    owner: String(row.owner),
+  }));
+}
+
+/** {@link SharedStore.postReports}. */
+export async function postReports(
+  db: SharedDb,
+  reports: readonly TaskReportRecord[],
+): Promise<void> {
+  if (reports.length === 0) return;
+  // One report per task (the last one), in key order (see the module's lock order).
+  const last = new Map<string, TaskReportRecord>();
+  for (const r of reports) last.set(`${r.commandId}/${r.ordinal}`, r);
+  const rows = [...last.values()].sort(
+    (a, b) => a.commandId - b.commandId || a.ordinal - b.ordinal,
+  );
+  await db.query(
+    db.sql.postReports,
+    [
+      channelOf(db.schema),
+      rows.map((r) => r.commandId),
+      rows.map((r) => r.ordinal),
+      rows.map((r) => r.status),
+      rows.map((r) => jsonText(r.result)),
+      rows.map((r) => jsonText(r.error)),
+      rows.map((r) => r.progress),
+      rows.map((r) => r.at),
+    ],
+    true,
+  );
+}
+
+/** {@link SharedStore.takeReports}. */
+export async function takeReports(
+  db: SharedDb,
+  nodeId: string,
+  limit: number,
+): Promise<TaskReportRecord[]> {
+  if (!Number.isSafeInteger(limit) || limit < 1) {
+    throw new CocoError(
+      ErrorCode.InvalidOptions,
+      `takeReports: limit must be a positive integer, not ${limit}`,
+    );
+  }
+  const r = await db.query(db.sql.takeReports, [nodeId, limit], true);
+  return r.rows.map(parseReportRow);
+}
+
+/** {@link SharedStore.dropReports}. */
+export async function dropReports(
+  db: SharedDb,
+  keys: readonly { readonly commandId: number; readonly ordinal: number }[],
+): Promise<void> {
+  if (keys.length === 0) return;
+  const sorted = [...keys].sort((a, b) => a.commandId - b.commandId || a.ordinal - b.ordinal);
+  await db.query(
+    db.sql.dropReports,
+    [sorted.map((k) => k.commandId), sorted.map((k) => k.ordinal)],
+    true,
+  );
+}

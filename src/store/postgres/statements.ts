@@ -1,0 +1,354 @@
+/**
+ * Every SQL operation of the PostgreSQL store, by name, for one schema; plus the binders that
+ * turn records into statement parameters.
+ *
+ * A batch is written with set-based statements: each table's inserts are one
+ * `INSERT ... SELECT FROM unnest($1::bigint[], $2::text[], ...)`, its updates one
+ * `UPDATE ... FROM unnest(...)`: one array parameter per column, one round trip per table
+ * instead of one per row.
+ *
+ * Record reads return positional rows (`rowMode: 'array'`), columns in the order of the
+ * `*_COLUMNS` lists of src/store/sqlite/rows.ts, JSON as text and flags as 0/1: exactly the rows
+ * the SQLite store reads, so the same validating parsers read both.
+ *
+ * @module
+ */
+import { isActive } from '../sqlite/rows.js';
+import { COMMAND_COLUMNS, ENTITY_COLUMNS, TASK_COLUMNS, UNDO_COLUMNS } from '../sqlite/rows.js';
+import type {
+  ChangeBatch,
+  CommandRecord,
+  CommandUpdate,
+  TaskRecord,
+  TaskUpdate,
+  UndoRecord,
+  UndoUpdate,
+} from '../port.js';
+import { quoteIdent } from './connection.js';
+
+/** Boolean columns, read as 0/1 like SQLite's (the shared parsers expect that). */
+const FLAGS: ReadonlySet<string> = new Set(['tasks_cleared', 'stop_requested']);
+
+function select(columns: readonly string[], alias: string): string {
+  return columns.map((c) => (FLAGS.has(c) ? `${alias}.${c}::int` : `${alias}.${c}`)).join(', ');
+}
+
+/** `unnest($1::t1[], $2::t2[], ...) AS u(c1, c2, ...)`, numbering from `first`. */
+function unnest(columns: readonly (readonly [name: string, type: string])[], first = 1): string {
+  const arrays = columns.map(([, type], i) => `$${first + i}::${type}[]`).join(', ');
+  return `unnest(${arrays}) AS u(${columns.map(([name]) => name).join(', ')})`;
+}
+
+/** Insertable `commands` columns (all but `owner`, which the store sets), with their types. */
+const COMMAND_INSERT: readonly (readonly [string, string])[] = [
+  ['id', 'bigint'], ['type', 'text'], ['params_version', 'int'], ['params', 'text'],
+  ['status', 'text'], ['parent_id', 'bigint'], ['root_id', 'bigint'], ['seq', 'int'],
+  ['origin_stage', 'int'], ['child_mode', 'text'], ['failure_policy', 'text'],
+  ['compensation', 'text'], ['error', 'text'], ['result', 'text'], ['state', 'text'],
+  ['idempotency_key', 'text'], ['created_at', 'bigint'], ['updated_at', 'bigint'],
+  ['ended_at', 'bigint'], ['tasks_cleared', 'bool'], ['lease_until', 'bigint'], ['active', 'bool'],
+]; // prettier-ignore
+/** Mutable `commands` columns (and `id`), in the order of {@link commandUpdateParams}. */
+const COMMAND_UPDATE: readonly (readonly [string, string])[] = [
+  ['id', 'bigint'], ['status', 'text'], ['compensation', 'text'], ['error', 'text'],
+  ['result', 'text'], ['state', 'text'], ['updated_at', 'bigint'], ['ended_at', 'bigint'],
+  ['tasks_cleared', 'bool'], ['lease_until', 'bigint'], ['active', 'bool'],
+]; // prettier-ignore
+const TASK_INSERT: readonly (readonly [string, string])[] = [
+  ['command_id', 'bigint'], ['ordinal', 'int'], ['origin', 'int'], ['agent_id', 'text'],
+  ['verb', 'text'], ['args', 'text'], ['status', 'text'], ['result', 'text'], ['error', 'text'],
+  ['deadline_at', 'bigint'], ['stop_requested', 'bool'], ['created_at', 'bigint'],
+  ['ended_at', 'bigint'],
+]; // prettier-ignore
+const TASK_UPDATE: readonly (readonly [string, string])[] = [
+  ['command_id', 'bigint'], ['ordinal', 'int'], ['status', 'text'], ['result', 'text'],
+  ['error', 'text'], ['stop_requested', 'bool'], ['ended_at', 'bigint'],
+]; // prettier-ignore
+const UNDO_INSERT: readonly (readonly [string, string])[] = [
+  ['command_id', 'bigint'], ['ordinal', 'int'], ['seq', 'int'], ['stage', 'int'], ['name', 'text'],
+  ['data', 'text'], ['status', 'text'], ['error', 'text'],
+]; // prettier-ignore
+const UNDO_UPDATE: readonly (readonly [string, string])[] = [
+  ['command_id', 'bigint'], ['ordinal', 'int'], ['status', 'text'], ['error', 'text'],
+]; // prettier-ignore
+const TASK_KEY: readonly (readonly [string, string])[] = [
+  ['command_id', 'bigint'],
+  ['ordinal', 'int'],
+];
+
+function set(columns: readonly (readonly [string, string])[], skip: number): string {
+  return columns
+    .slice(skip)
+    .map(([c]) => `${c} = u.${c}`)
+    .join(', ');
+}
+
+/** The store's SQL for one schema, by operation name. */
+export function buildSql(schema: string) {
+  const s = quoteIdent(schema);
+  const t = {
+    commands: `${s}.commands`,
+    tasks: `${s}.tasks`,
+    undo: `${s}.undo_steps`,
+    entities: `${s}.entities`,
+    agents: `${s}.agents`,
+    nodes: `${s}.coco_nodes`,
+    agentLeases: `${s}.agent_leases`,
+    reports: `${s}.task_reports`,
+    ids: `${s}.coco_ids`,
+    meta: `${s}.coco_meta`,
+  };
+  const commandSelect = select(COMMAND_COLUMNS, 'c');
+  const n = COMMAND_INSERT.length;
+  return {
+    tables: t,
+    commandSelect,
+    // -- apply --
+    lockNode:
+      `UPDATE ${t.nodes} SET last_batch = $3 ` +
+      'WHERE node_id = $1 AND epoch = $2 AND NOT fenced AND last_batch < $3',
+    nodeState: `SELECT fenced, epoch, last_batch FROM ${t.nodes} WHERE node_id = $1`,
+    insertCommands:
+      `INSERT INTO ${t.commands} (${COMMAND_INSERT.map(([c]) => c).join(', ')}, owner) ` +
+      `SELECT u.*, $${n + 1}::text FROM ${unnest(COMMAND_INSERT)}`,
+    // The owner is the opened node: only the node owning a tree writes its commands.
+    updateCommands:
+      `UPDATE ${t.commands} c SET ${set(COMMAND_UPDATE, 1)}, ` +
+      `owner = coalesce($${COMMAND_UPDATE.length + 1}::text, c.owner) ` +
+      `FROM ${unnest(COMMAND_UPDATE)} WHERE c.id = u.id`,
+    // A narrow update: the status columns are not written, so the transition triggers do not
+    // fire. The relayed reports of a settled command are spent. Returns the rows updated (n).
+    settleCommands:
+      `WITH settled AS (UPDATE ${t.commands} SET tasks_cleared = true, active = false WHERE id = ANY($1::bigint[]) RETURNING id), ` +
+      `spent AS (DELETE FROM ${t.reports} r WHERE r.command_id IN (SELECT id FROM settled)) ` +
+      'SELECT count(*)::int AS n FROM settled',
+    upgradeParams:
+      `UPDATE ${t.commands} c SET params_version = u.v, params = u.p ` +
+      `FROM unnest($1::bigint[], $2::int[], $3::text[]) AS u(id, v, p) WHERE c.id = u.id`,
+    insertTasks: `INSERT INTO ${t.tasks} (${TASK_INSERT.map(([c]) => c).join(', ')}) SELECT * FROM ${unnest(TASK_INSERT)}`,
+    // The relayed report of a task that ends is spent. Returns the rows updated (n).
+    updateTasks:
+      `WITH changed AS (UPDATE ${t.tasks} t SET ${set(TASK_UPDATE, 2)} FROM ${unnest(TASK_UPDATE)} ` +
+      'WHERE t.command_id = u.command_id AND t.ordinal = u.ordinal RETURNING t.command_id, t.ordinal, t.status), ' +
+      `spent AS (DELETE FROM ${t.reports} r USING changed c WHERE r.command_id = c.command_id AND r.ordinal = c.ordinal ` +
+      "AND c.status IN ('succeeded', 'failed', 'cancelled')) " +
+      'SELECT count(*)::int AS n FROM changed',
+    insertUndo: `INSERT INTO ${t.undo} (${UNDO_INSERT.map(([c]) => c).join(', ')}) SELECT * FROM ${unnest(UNDO_INSERT)}`,
+    updateUndo:
+      `UPDATE ${t.undo} t SET ${set(UNDO_UPDATE, 2)} FROM ${unnest(UNDO_UPDATE)} ` +
+      'WHERE t.command_id = u.command_id AND t.ordinal = u.ordinal',
+    putEntities:
+      `INSERT INTO ${t.entities} (kind, id, value, command_id, updated_at) ` +
+      'SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[]) ' +
+      'ON CONFLICT (kind, id) DO UPDATE SET value = EXCLUDED.value, command_id = EXCLUDED.command_id, updated_at = EXCLUDED.updated_at',
+    deleteEntities:
+      `DELETE FROM ${t.entities} e USING unnest($1::text[], $2::text[]) AS u(kind, id) ` +
+      'WHERE e.kind = u.kind AND e.id = u.id',
+    missingCommand: `SELECT u.id FROM unnest($1::bigint[]) AS u(id) WHERE NOT EXISTS (SELECT 1 FROM ${t.commands} c WHERE c.id = u.id) LIMIT 1`,
+    missingTask: `SELECT u.command_id, u.ordinal FROM ${unnest(TASK_KEY)} WHERE NOT EXISTS (SELECT 1 FROM ${t.tasks} t WHERE t.command_id = u.command_id AND t.ordinal = u.ordinal) LIMIT 1`,
+    missingUndo: `SELECT u.command_id, u.ordinal FROM ${unnest(TASK_KEY)} WHERE NOT EXISTS (SELECT 1 FROM ${t.undo} t WHERE t.command_id = u.command_id AND t.ordinal = u.ordinal) LIMIT 1`,
+
+    // -- reads --
+    getCommand: `SELECT ${commandSelect} FROM ${t.commands} c WHERE c.id = $1`,
+    getCommandByKey: `SELECT ${commandSelect} FROM ${t.commands} c WHERE c.idempotency_key = $1`,
+    getTasks: `SELECT ${select(TASK_COLUMNS, 't')} FROM ${t.tasks} t WHERE t.command_id = $1 ORDER BY t.ordinal`,
+    getUndo: `SELECT ${select(UNDO_COLUMNS, 'u')} FROM ${t.undo} u WHERE u.command_id = $1 ORDER BY u.ordinal`,
+    getEntity: `SELECT ${select(ENTITY_COLUMNS, 'e')} FROM ${t.entities} e WHERE e.kind = $1 AND e.id = $2`,
+    saveAgent:
+      `INSERT INTO ${t.agents} (id, address, state, boot_id, last_seen_at, last_error, updated_at) ` +
+      'VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO UPDATE SET address = EXCLUDED.address, ' +
+      'state = EXCLUDED.state, boot_id = EXCLUDED.boot_id, last_seen_at = EXCLUDED.last_seen_at, ' +
+      'last_error = EXCLUDED.last_error, updated_at = EXCLUDED.updated_at',
+    listAgents: `SELECT id, address, state, boot_id, last_seen_at, last_error, updated_at FROM ${t.agents} ORDER BY id`,
+    // Ids: the counter, never below the highest stored id (batches may insert ids they did not
+    // reserve). max(id) is one probe of the primary key.
+    reserveIds:
+      `UPDATE ${t.ids} SET next_id = greatest(next_id, (SELECT coalesce(max(id), 0) + 1 FROM ${t.commands})) + $1 ` +
+      'WHERE singleton RETURNING next_id - $1 AS first',
+    ...activeReads(t.commands, t.tasks, t.undo, commandSelect),
+  };
+}
+
+/** The SQL of a store, see {@link buildSql}. */
+export type Sql = ReturnType<typeof buildSql>;
+
+/**
+ * The four queries of an active snapshot, restricted by `$1` (the owner; null for all) and, for
+ * `loadRoots`, `$2` (root ids). Unnamed statements are planned with their values, so the
+ * `IS NULL` branches fold away and the partial index commands_active (owner, id) is used.
+ */
+function activeReads(commands: string, tasks: string, undo: string, commandSelect: string) {
+  const active = (a: string): string =>
+    `${a}.active AND ($1::text IS NULL OR ${a}.owner = $1) ` +
+    `AND ($2::bigint[] IS NULL OR ${a}.root_id = ANY($2::bigint[]))`;
+  return {
+    activeCommands: `SELECT ${commandSelect} FROM ${commands} c WHERE ${active('c')} ORDER BY c.id`,
+    activeTasks:
+      `SELECT ${select(TASK_COLUMNS, 't')} FROM ${commands} c JOIN ${tasks} t ON t.command_id = c.id ` +
+      `WHERE ${active('c')} ORDER BY c.id, t.ordinal`,
+    activeUndo:
+      `SELECT ${select(UNDO_COLUMNS, 'u')} FROM ${commands} c JOIN ${undo} u ON u.command_id = c.id ` +
+      `WHERE ${active('c')} ORDER BY c.id, u.ordinal`,
+    endedChildren:
+      `SELECT ${select(COMMAND_COLUMNS, 'k')} FROM ${commands} c JOIN ${commands} k ON k.parent_id = c.id ` +
+      `WHERE ${active('c')} AND k.parent_id IS NOT NULL AND NOT k.active ORDER BY c.id, k.seq`,
+  };
+}
+
+/** JSON column value: text, or NULL for null/undefined. */
+function json(value: unknown): string | null {
+  return value === null || value === undefined ? null : (JSON.stringify(value) ?? null);
+}
+
+/**
+ * The `state` JSON of a command: its mutable bookkeeping, as an array in the order of
+ * `COMMAND_STATE_FIELDS` (src/store/sqlite/rows.ts), flags as 0/1.
+ */
+function commandState(u: CommandUpdate): string {
+  return JSON.stringify([
+    u.expectedTasks,
+    u.expectedChildren,
+    u.taskCount,
+    u.childCount,
+    u.undoCount,
+    u.journalSeq,
+    u.stage,
+    u.stageDone ? 1 : 0,
+    u.chainDone ? 1 : 0,
+    u.cancelRequested ? 1 : 0,
+    u.compensationError,
+    u.data ?? null,
+    u.attempts,
+    u.nextAttemptAt,
+    u.lastError,
+    u.deadlineAt,
+  ]);
+}
+
+/** Column arrays of `rows`: `pick` gives one row's values, in column order. */
+function columnar<T>(
+  rows: readonly T[],
+  width: number,
+  pick: (r: T) => readonly unknown[],
+): unknown[][] {
+  const cols: unknown[][] = Array.from({ length: width }, () => new Array<unknown>(rows.length));
+  for (let i = 0; i < rows.length; i++) {
+    const values = pick(rows[i]!);
+    for (let j = 0; j < width; j++) cols[j]![i] = values[j];
+  }
+  return cols;
+}
+
+/** Parameters of `insertCommands`: column arrays, then the owner. */
+export function commandInsertParams(
+  rows: readonly CommandRecord[],
+  owner: string | null,
+): unknown[] {
+  return [
+    ...columnar(rows, COMMAND_INSERT.length, (r) => [
+      r.id, r.type, r.paramsVersion, json(r.params), r.status, r.parentId, r.rootId, r.seq,
+      r.originStage, r.childMode, r.failurePolicy, r.compensation, json(r.error), json(r.result),
+      commandState(r), r.idempotencyKey, r.createdAt, r.updatedAt, r.endedAt, r.tasksCleared,
+      r.leaseUntil, isActive(r.status, r.tasksCleared, r.compensation),
+    ]), // prettier-ignore
+    owner,
+  ];
+}
+
+/** Parameters of `updateCommands`: column arrays, then the owner (null: left as it is). */
+export function commandUpdateParams(
+  rows: readonly CommandUpdate[],
+  owner: string | null,
+): unknown[] {
+  return [
+    ...columnar(rows, COMMAND_UPDATE.length, (u) => [
+      u.id, u.status, u.compensation, json(u.error), json(u.result), commandState(u), u.updatedAt,
+      u.endedAt, u.tasksCleared, u.leaseUntil, isActive(u.status, u.tasksCleared, u.compensation),
+    ]), // prettier-ignore
+    owner,
+  ];
+}
+
+/** Parameters of `upgradeParams`. */
+export function paramsUpgradeParams(rows: ChangeBatch['paramsUpgrades']): unknown[] {
+  return columnar(rows, 3, (p) => [p.id, p.paramsVersion, json(p.params)]);
+}
+
+/** Parameters of `insertTasks`. */
+export function taskInsertParams(rows: readonly TaskRecord[]): unknown[] {
+  return columnar(rows, TASK_INSERT.length, (t) => [
+    t.commandId, t.ordinal, t.origin, t.agentId, t.verb, json(t.args), t.status, json(t.result),
+    json(t.error), t.deadlineAt, t.stopRequested, t.createdAt, t.endedAt,
+  ]); // prettier-ignore
+}
+
+/** Parameters of `updateTasks`. */
+export function taskUpdateParams(rows: readonly TaskUpdate[]): unknown[] {
+  return columnar(rows, TASK_UPDATE.length, (t) => [
+    t.commandId, t.ordinal, t.status, json(t.result), json(t.error), t.stopRequested, t.endedAt,
+  ]); // prettier-ignore
+}
+
+/** Parameters of `insertUndo`. */
+export function undoInsertParams(rows: readonly UndoRecord[]): unknown[] {
+  return columnar(rows, UNDO_INSERT.length, (u) => [
+    u.commandId, u.ordinal, u.seq, u.stage, u.name, json(u.data), u.status, json(u.error),
+  ]); // prettier-ignore
+}
+
+/** Parameters of `updateUndo`. */
+export function undoUpdateParams(rows: readonly UndoUpdate[]): unknown[] {
+  return columnar(rows, UNDO_UPDATE.length, (u) => [
+    u.commandId,
+    u.ordinal,
+    u.status,
+    json(u.error),
+  ]);
+}
+
+/** Parameters of `putEntities` (writes whose value is not null). */
+export function entityPutParams(rows: ChangeBatch['entityWrites']): unknown[] {
+  return columnar(rows, 5, (w) => [w.kind, w.id, json(w.value), w.commandId, w.at]);
+}
+
+/** JSON text of a value, for parameters outside batches. */
+export { json as jsonText };
+
+/** Filters of a `listCommands` query, with its limit already checked. */
+export interface ListFilter {
+  readonly status?: readonly string[] | undefined;
+  readonly type?: string | undefined;
+  readonly parentId?: number | undefined;
+  readonly rootId?: number | undefined;
+  readonly rootsOnly?: boolean | undefined;
+  readonly beforeId?: number | undefined;
+  readonly limit: number;
+}
+
+/**
+ * Builds the `listCommands` query from fixed fragments (values are always bound, never spliced),
+ * newest first.
+ */
+export function listCommandsQuery(sql: Sql, f: ListFilter): { text: string; values: unknown[] } {
+  const where: string[] = [];
+  const values: unknown[] = [];
+  const param = (v: unknown): string => {
+    values.push(v);
+    return `$${values.length}`;
+  };
+  if (f.parentId !== undefined) where.push(`c.parent_id = ${param(f.parentId)}`);
+  if (f.rootId !== undefined) {
+    // The root itself, or a descendant (commands_root).
+    const p = param(f.rootId);
+    where.push(`c.root_id = ${p}`);
+  }
+  if (f.rootsOnly === true) where.push('c.parent_id IS NULL');
+  if (f.type !== undefined) where.push(`c.type = ${param(f.type)}`);
+  if (f.status !== undefined) where.push(`c.status = ANY(${param(f.status)}::text[])`);
+  if (f.beforeId !== undefined) where.push(`c.id < ${param(f.beforeId)}`);
+  const clause = where.length === 0 ? '' : ` WHERE ${where.join(' AND ')}`;
+  return {
+    text: `SELECT ${sql.commandSelect} FROM ${sql.tables.commands} c${clause} ORDER BY c.id DESC LIMIT ${param(f.limit)}`,
+    values,
+  };
+}

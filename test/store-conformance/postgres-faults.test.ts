@@ -1,0 +1,188 @@
+/**
+ * The PostgreSQL store when connections break: a batch is applied exactly once whether the
+ * connection is lost before COMMIT reached the server, or after the server committed but before
+ * its answer came back; an outage is waited out; reads try again; a listener reconnects. Cuts
+ * come from a TCP proxy (precise moments) and from pg_terminate_backend.
+ */
+import { afterAll, afterEach, beforeEach, expect, it } from 'vitest';
+import { ErrorCode } from '../../src/core/errors.js';
+import type { StoreSignal } from '../../src/store/port.js';
+import { describePg } from '../support/pg.js';
+import { batch, command, commandUpdate } from './fixtures.js';
+import { rejectsWith } from './harness.js';
+import {
+  CuttingProxy,
+  admin,
+  commitComplete,
+  commitQuery,
+  endAdmin,
+  raw,
+  schemaStores,
+  until,
+} from './pg-harness.js';
+
+afterAll(endAdmin);
+
+/** Terminates the backends of the store on `schema` whose application_name is `coco/<role>/<schema>`. */
+async function terminate(role: 'apply' | 'listen', schema: string): Promise<number> {
+  const r = await admin().query(
+    'SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE application_name = $1',
+    [`coco/${role}/${schema}`],
+  );
+  return r.rowCount ?? 0;
+}
+
+describePg('postgres store on broken connections', () => {
+  let env: ReturnType<typeof schemaStores>;
+  let proxy: CuttingProxy;
+  let url: string;
+  beforeEach(async () => {
+    env = schemaStores('coco_f');
+    proxy = new CuttingProxy();
+    url = await proxy.start();
+  });
+  afterEach(async () => {
+    await env.cleanup();
+    await proxy.stop();
+  });
+
+  const lastBatch = async (node: string): Promise<number> =>
+    Number(
+      (
+        await raw<{ n: string }>(
+          env.schema,
+          'SELECT last_batch AS n FROM coco_nodes WHERE node_id = $1',
+          [node],
+        )
+      )[0]?.n,
+    );
+
+  it('COMMIT answered but the answer lost: the batch is recognised as committed, not applied again', async () => {
+    const store = env.make({ url });
+    await store.open('n');
+    await store.apply(batch({ commandInserts: [command(1)] }));
+    const cut = proxy.arm(false, commitComplete);
+    // Applied twice, the insert of 2 would fail on its primary key.
+    await store.apply(
+      batch({
+        commandInserts: [command(2)],
+        commandUpdates: [commandUpdate(command(1, { status: 'waiting' }))],
+        entityWrites: [{ kind: 'k', id: 'e', value: 1, commandId: 2, at: 1 }],
+      }),
+    );
+    await cut;
+    expect(proxy.cuts).toBe(1);
+    expect((await store.getCommand(2))?.id).toBe(2);
+    expect((await store.getCommand(1))?.status).toBe('waiting');
+    expect(await lastBatch('n')).toBe(2);
+    await store.apply(batch({ commandInserts: [command(3)] }));
+    expect(await lastBatch('n')).toBe(3);
+  });
+
+  it('COMMIT never reached the server: the batch is applied on a new connection', async () => {
+    const store = env.make({ url });
+    await store.open('n');
+    await store.apply(batch({ commandInserts: [command(1)] }));
+    const cut = proxy.arm(true, commitQuery);
+    await store.apply(batch({ commandInserts: [command(2)] }));
+    await cut;
+    expect(proxy.cuts).toBe(1);
+    expect((await store.getCommand(2))?.id).toBe(2);
+    expect(await lastBatch('n')).toBe(2);
+  });
+
+  it('without an opened node, a lost COMMIT answer fails the batch as of unknown outcome', async () => {
+    const store = env.make({ url });
+    await store.migrate();
+    const cut = proxy.arm(false, commitComplete);
+    const error = await rejectsWith(
+      store.apply(batch({ commandInserts: [command(1)] })),
+      ErrorCode.StoreFailed,
+    );
+    await cut;
+    expect(error.message).toMatch(/outcome unknown/);
+    expect(error.retryable).toBe(true);
+  });
+
+  it('an outage is waited out: overlapping batches are applied once each, in order', async () => {
+    const store = env.make({ url });
+    await store.open('n');
+    await store.apply(batch({ commandInserts: [command(1)] }));
+    proxy.refuse = true;
+    proxy.cutAll();
+    const applied = [2, 3, 4].map((id) => store.apply(batch({ commandInserts: [command(id)] })));
+    await new Promise((r) => setTimeout(r, 300));
+    proxy.refuse = false;
+    await Promise.all(applied);
+    expect((await store.listCommands()).map((c) => c.id)).toEqual([4, 3, 2, 1]);
+    expect(await lastBatch('n')).toBe(4);
+  });
+
+  it('the apply connection terminated mid-transaction (pg_terminate_backend): applied once', async () => {
+    const store = env.make();
+    await store.open('n');
+    await store.apply(batch({ commandInserts: [command(1)] }));
+    const s = `"${env.schema}"`;
+    // The first insert of command 7 sleeps (a sequence is not rolled back: only once).
+    await raw(
+      env.schema,
+      `CREATE SEQUENCE once;
+       CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS $$
+       BEGIN
+         IF NEW.id = 7 AND nextval('${s}.once') = 1 THEN PERFORM pg_sleep(10); END IF;
+         RETURN NEW;
+       END $$;
+       CREATE TRIGGER slow BEFORE INSERT ON commands FOR EACH ROW EXECUTE FUNCTION ${s}.slow()`,
+    );
+    const applied = store.apply(batch({ commandInserts: [command(7)] }));
+    await until('the batch to sleep in its transaction', async () => {
+      const r = await admin().query(
+        "SELECT 1 FROM pg_stat_activity WHERE application_name = $1 AND wait_event = 'PgSleep'",
+        [`coco/apply/${env.schema}`],
+      );
+      return (r.rowCount ?? 0) > 0;
+    });
+    expect(await terminate('apply', env.schema)).toBe(1);
+    await applied;
+    expect((await store.getCommand(7))?.id).toBe(7);
+    expect(await lastBatch('n')).toBe(2);
+  });
+
+  it('the idle apply connection terminated between batches: the next batch goes through', async () => {
+    const store = env.make();
+    await store.open('n');
+    await store.apply(batch({ commandInserts: [command(1)] }));
+    expect(await terminate('apply', env.schema)).toBe(1);
+    await store.apply(batch({ commandInserts: [command(2)] }));
+    expect((await store.getCommand(2))?.id).toBe(2);
+  });
+
+  it('reads try again when their connection was lost', async () => {
+    const store = env.make({ url });
+    await store.open('n');
+    await store.apply(batch({ commandInserts: [command(1)] }));
+    await store.getCommand(1);
+    proxy.cutAll();
+    expect((await store.getCommand(1))?.id).toBe(1);
+    expect((await store.loadActive()).commands).toHaveLength(1);
+  });
+
+  it('a listener reconnects after its connection is lost, and signals both kinds at once', async () => {
+    const a = env.make();
+    const b = env.make();
+    await Promise.all([a.open('a'), b.open('b')]);
+    const seen: StoreSignal[] = [];
+    const unlisten = await a.listen('a', (s) => seen.push(s));
+    expect(await terminate('listen', env.schema)).toBe(1);
+    await until(
+      'signals after the reconnection',
+      async () => seen.includes('orphans') && seen.includes('reports'),
+    );
+    // Listening again: b's close reaches a.
+    seen.length = 0;
+    await b.close('b');
+    await until('orphans from b', async () => seen.includes('orphans'));
+    await unlisten();
+    expect(await terminate('listen', env.schema)).toBe(0);
+  });
+});

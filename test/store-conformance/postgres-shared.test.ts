@@ -1,0 +1,276 @@
+/**
+ * The PostgreSQL store as a shared store (src/store/port.ts SharedStore): node leases and
+ * fencing, claims of orphaned trees (once, by one claimer, only when every command's type and
+ * version is known), agent leases, and the relay of task reports with its signals.
+ */
+import { afterAll, afterEach, beforeEach, expect, it } from 'vitest';
+import { ErrorCode } from '../../src/core/errors.js';
+import type { KnownType, StoreSignal, TaskReportRecord } from '../../src/store/port.js';
+import type { PostgresStore } from '../../src/store/postgres/pg-store.js';
+import { describePg } from '../support/pg.js';
+import {
+  T0,
+  batch,
+  child,
+  command,
+  commandUpdate,
+  endedCommand,
+  task,
+  taskUpdate,
+} from './fixtures.js';
+import { rejectsWith } from './harness.js';
+import { endAdmin, raw, schemaStores } from './pg-harness.js';
+
+const KNOWN: KnownType[] = [{ type: 'test.cmd', version: 1 }];
+/** A lease short enough for a test to wait it out. */
+const SHORT_LEASE = 300;
+const expire = (): Promise<void> => new Promise((r) => setTimeout(r, SHORT_LEASE + 50));
+
+/** Resolves at the first `signal` the store calls back for `nodeId`; records them all. */
+async function signals(
+  store: PostgresStore,
+  nodeId: string,
+): Promise<{ seen: StoreSignal[]; next(signal: StoreSignal): Promise<void> }> {
+  const seen: StoreSignal[] = [];
+  const waiters: { signal: StoreSignal; resolve(): void }[] = [];
+  await store.listen(nodeId, (s) => {
+    seen.push(s);
+    for (const w of waiters.filter((x) => x.signal === s)) {
+      waiters.splice(waiters.indexOf(w), 1);
+      w.resolve();
+    }
+  });
+  return {
+    seen,
+    next: (signal) => new Promise((resolve) => waiters.push({ signal, resolve })),
+  };
+}
+
+afterAll(endAdmin);
+
+describePg('postgres shared store', () => {
+  let env: ReturnType<typeof schemaStores>;
+  beforeEach(() => {
+    env = schemaStores('coco_s');
+  });
+  afterEach(async () => {
+    await env.cleanup();
+  });
+
+  it('an expired node is fenced by the first claim: its trees are claimed once, and its writes are refused', async () => {
+    const a = env.make({ leaseMs: SHORT_LEASE });
+    const b = env.make();
+    const c = env.make();
+    await Promise.all([a.open('a'), b.open('b'), c.open('c')]);
+    const root = command(1, { status: 'waiting' });
+    await a.apply(
+      batch({
+        commandInserts: [root, child(2, root, 0), command(3), endedCommand(4)],
+        taskInserts: [task(1, 0, { status: 'running' })],
+      }),
+    );
+    const cSignals = await signals(c, 'c');
+    expect(await b.claimOrphans('b', KNOWN, 10)).toEqual([]); // a is live
+    await expire();
+    const orphaned = cSignals.next('orphans');
+    expect(await b.claimOrphans('b', KNOWN, 10)).toEqual([1, 3]);
+    await orphaned; // b fenced a, and told the others
+    expect(await c.claimOrphans('c', KNOWN, 10)).toEqual([]);
+    expect(await b.claimOrphans('b', KNOWN, 10)).toEqual([]);
+
+    await rejectsWith(
+      a.apply(batch({ commandUpdates: [commandUpdate({ ...root, status: 'succeeded' })] })),
+      ErrorCode.LeaseLost,
+    );
+    await rejectsWith(a.apply(batch({ commandInserts: [command(9)] })), ErrorCode.LeaseLost);
+    await rejectsWith(a.heartbeat('a'), ErrorCode.LeaseLost);
+    await rejectsWith(a.claimOrphans('a', KNOWN, 10), ErrorCode.LeaseLost);
+    await rejectsWith(a.claimAgents('a', ['x']), ErrorCode.LeaseLost);
+    expect((await b.getCommand(1))?.status).toBe('waiting');
+    expect(await b.getCommand(9)).toBeNull();
+
+    const snap = await b.loadRoots([1, 3]);
+    expect(snap.commands.map((x) => [x.id, x.owner])).toEqual([
+      [1, 'b'],
+      [2, 'b'],
+      [3, 'b'],
+    ]);
+    expect(snap.tasks).toEqual([task(1, 0, { status: 'running' })]);
+    expect((await b.loadActive()).commands.map((x) => x.id)).toEqual([1, 2, 3]);
+    expect((await c.loadActive()).commands).toEqual([]);
+    // The new owner writes the claimed trees.
+    await b.apply(batch({ commandUpdates: [commandUpdate({ ...root, status: 'succeeded' })] }));
+  });
+
+  it('a claimer whose own lease has expired is refused', async () => {
+    const a = env.make({ leaseMs: SHORT_LEASE });
+    await a.open('a');
+    await expire();
+    await rejectsWith(a.claimOrphans('a', KNOWN, 10), ErrorCode.LeaseLost);
+    // Not fenced yet (nobody claimed): its heartbeat renews it.
+    await a.heartbeat('a');
+    expect(await a.claimOrphans('a', KNOWN, 10)).toEqual([]);
+  });
+
+  it('close orphans the node’s trees at once and signals the other nodes', async () => {
+    const a = env.make();
+    const b = env.make();
+    await Promise.all([a.open('a'), b.open('b')]);
+    await a.apply(batch({ commandInserts: [command(1)] }));
+    const bSignals = await signals(b, 'b');
+    const orphaned = bSignals.next('orphans');
+    await a.close('a');
+    await orphaned;
+    expect(await b.claimOrphans('b', KNOWN, 10)).toEqual([1]);
+  });
+
+  it('concurrent claimers never take the same tree', async () => {
+    const dead = env.make();
+    await dead.open('dead');
+    const roots = Array.from({ length: 40 }, (_, i) => command(2 * i + 1));
+    await dead.apply(
+      batch({
+        commandInserts: roots.flatMap((r) => [r, child(r.id + 1, r, 0)]),
+        taskInserts: roots.map((r) => task(r.id, 0)),
+      }),
+    );
+    await dead.close('dead');
+    const claimers = ['x', 'y', 'z'].map((id) => ({ id, store: env.make() }));
+    await Promise.all(claimers.map((c) => c.store.open(c.id)));
+    const got = new Map<string, number[]>(claimers.map((c) => [c.id, []]));
+    await Promise.all(
+      claimers.map(async (c) => {
+        for (;;) {
+          const ids = await c.store.claimOrphans(c.id, KNOWN, 3);
+          if (ids.length === 0) return;
+          got.get(c.id)!.push(...ids);
+        }
+      }),
+    );
+    const all = [...got.values()].flat().sort((p, q) => p - q);
+    expect(all).toEqual(roots.map((r) => r.id));
+    for (const c of claimers) {
+      const mine = got.get(c.id)!;
+      const snap = await c.store.loadActive();
+      expect(snap.commands.filter((x) => x.parentId === null).map((x) => x.id)).toEqual(
+        [...mine].sort((p, q) => p - q),
+      );
+      expect(snap.commands).toHaveLength(mine.length * 2);
+    }
+  });
+
+  it('a tree is claimed only by a node that knows every active command’s type and version', async () => {
+    const dead = env.make();
+    await dead.open('dead');
+    const newer = command(1, { status: 'waiting' });
+    const older = command(3, { status: 'waiting' });
+    await dead.apply(
+      batch({
+        commandInserts: [
+          newer,
+          child(2, newer, 0, { paramsVersion: 2 }),
+          older,
+          // Ended (inactive) commands of a newer version do not hold a tree back.
+          endedCommand(4, { parentId: 3, rootId: 3, seq: 0, paramsVersion: 5 }),
+          command(5, { type: 'other' }),
+        ],
+      }),
+    );
+    await dead.close('dead');
+    const b = env.make();
+    await b.open('b');
+    expect(await b.claimOrphans('b', KNOWN, 10)).toEqual([3]);
+    expect(await b.claimOrphans('b', KNOWN, 10)).toEqual([]);
+    expect(await b.claimOrphans('b', [{ type: 'test.cmd', version: 2 }], 10)).toEqual([1]);
+    expect(await b.claimOrphans('b', [{ type: 'other', version: 1 }], 10)).toEqual([5]);
+  });
+
+  it('agent leases: one holder per agent, renewed by it, taken when released, expired or fenced', async () => {
+    const a = env.make({ leaseMs: SHORT_LEASE });
+    const b = env.make();
+    await Promise.all([a.open('a'), b.open('b')]);
+    const ids = ['h1', 'h2', 'h3', 'h4', 'h5', 'h6'];
+    const [ga, gb] = await Promise.all([a.claimAgents('a', ids), b.claimAgents('b', ids)]);
+    expect([...ga, ...gb].sort()).toEqual(ids);
+    expect(ga.filter((x) => gb.includes(x))).toEqual([]);
+    expect(await a.claimAgents('a', ga)).toEqual(ga); // renewed
+    expect(await b.claimAgents('b', ga)).toEqual([]); // a holds them
+    expect(await b.claimAgents('b', [...gb, ...ga])).toEqual(gb);
+    if (ga.length > 0) {
+      await a.releaseAgents('a', [ga[0]!]);
+      expect(await b.claimAgents('b', [ga[0]!])).toEqual([ga[0]]);
+    }
+    await a.heartbeat('a');
+    await expire(); // a's agent leases expire (its node lease too, but nobody fenced it)
+    expect(await b.claimAgents('b', ids)).toEqual(ids);
+    // A holder that was fenced loses its leases at once, expired or not.
+    const c = env.make();
+    await c.open('c');
+    expect(await c.claimAgents('c', ['q'])).toEqual(['q']);
+    expect(await b.claimAgents('b', ['q'])).toEqual([]);
+    await raw(env.schema, "UPDATE coco_nodes SET fenced = true WHERE node_id = 'c'");
+    expect(await b.claimAgents('b', ['q'])).toEqual(['q']);
+    await b.releaseAgents('b');
+    expect(await raw(env.schema, 'SELECT * FROM agent_leases')).toEqual([]);
+  });
+
+  it('reports relay: posted for the owner, signalled to it, read, and deleted when the task ends', async () => {
+    const a = env.make();
+    const b = env.make();
+    await Promise.all([a.open('a'), b.open('b')]);
+    const running = { status: 'running' as const, agentId: 'x' };
+    await a.apply(
+      batch({
+        commandInserts: [command(1, { status: 'waiting' }), command(2, { status: 'waiting' })],
+        taskInserts: [task(1, 0, running), task(1, 1, running), task(2, 0, running), task(2, 1)],
+      }),
+    );
+    expect(await b.claimAgents('b', ['x'])).toEqual(['x']);
+    expect(await b.foreignTasks('b', ['x'])).toEqual([
+      { commandId: 1, ordinal: 0, agentId: 'x', owner: 'a' },
+      { commandId: 1, ordinal: 1, agentId: 'x', owner: 'a' },
+      { commandId: 2, ordinal: 0, agentId: 'x', owner: 'a' },
+    ]);
+    expect(await a.foreignTasks('a', ['x'])).toEqual([]);
+    const aSignals = await signals(a, 'a');
+    const bSignals = await signals(b, 'b');
+    const told = aSignals.next('reports');
+    const report = (over: Partial<TaskReportRecord>): TaskReportRecord => ({
+      commandId: 1,
+      ordinal: 0,
+      status: 'running',
+      result: null,
+      error: null,
+      progress: null,
+      at: T0,
+      ...over,
+    });
+    const r10 = report({ status: 'succeeded', result: { ok: [1] }, progress: 1, at: T0 + 5 });
+    const r11 = report({ ordinal: 1, progress: 0.5, at: T0 + 4 });
+    const r20 = report({
+      commandId: 2,
+      status: 'failed',
+      error: { code: 'TASK_FAILED', message: 'no', details: { n: 1 } },
+      at: T0 + 6,
+    });
+    await b.postReports([r10, r11, r20]);
+    await told;
+    expect(await a.takeReports('a', 10)).toEqual([r11, r10, r20]);
+    expect(await a.takeReports('a', 1)).toEqual([r11]);
+    expect(await b.takeReports('b', 10)).toEqual([]);
+    const r11b = { ...r11, status: 'unknown' as const, at: T0 + 7 };
+    await b.postReports([r11b]);
+    expect(await a.takeReports('a', 10)).toEqual([r10, r20, r11b]);
+
+    // Ending a task spends its report; settling a command spends all of its reports.
+    await a.apply(
+      batch({ taskUpdates: [taskUpdate(task(1, 0, { ...running, status: 'succeeded' }))] }),
+    );
+    await a.dropReports([{ commandId: 1, ordinal: 1 }]);
+    expect(await a.takeReports('a', 10)).toEqual([r20]);
+    const ended = command(2, { status: 'failed', endedAt: T0 + 9 });
+    await a.apply(batch({ commandUpdates: [commandUpdate(ended)], commandsSettled: [2] }));
+    expect(await a.takeReports('a', 10)).toEqual([]);
+    expect(bSignals.seen).not.toContain('reports');
+  });
+});

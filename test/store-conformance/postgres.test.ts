@@ -1,0 +1,249 @@
+/**
+ * Runs the store conformance suite on PostgreSQL (a fresh schema per test), plus the checks only
+ * this store has: the transition tables match src/core/states.ts, the migration ledger, options,
+ * concurrent migrations by real processes, and node registration. Claims, agent leases and
+ * reports are in postgres-shared.test.ts; lost connections in postgres-faults.test.ts.
+ */
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { afterAll, afterEach, beforeEach, expect, it } from 'vitest';
+import { CocoError, ErrorCode } from '../../src/core/errors.js';
+import { MACHINES } from '../../src/core/states.js';
+import { postgresStore, type PostgresStoreOptions } from '../../src/store/postgres/pg-store.js';
+import { PG_URL, describePg } from '../support/pg.js';
+import { batch, command } from './fixtures.js';
+import { rejectsWith } from './harness.js';
+import { endAdmin, pgHarness, raw, schemaStores } from './pg-harness.js';
+import { describeStoreConformance } from './suite.js';
+
+const STORE_MODULE = fileURLToPath(
+  new URL('../../src/store/postgres/pg-store.ts', import.meta.url),
+);
+
+afterAll(endAdmin);
+
+describePg('postgres', () => {
+  describeStoreConformance('postgres', pgHarness);
+
+  describePg('postgres store specifics', () => {
+    let env: ReturnType<typeof schemaStores>;
+    beforeEach(() => {
+      env = schemaStores();
+    });
+    afterEach(async () => {
+      await env.cleanup();
+    });
+
+    it('the transition tables equal the machines of src/core/states.ts', async () => {
+      await env.make().migrate();
+      const tables = {
+        command: 'command_transitions',
+        compensation: 'compensation_transitions',
+        task: 'task_transitions',
+        undo: 'undo_transitions',
+      } as const;
+      for (const [machine, table] of Object.entries(tables)) {
+        const rows = await raw<{ f: string; t: string }>(
+          env.schema,
+          `SELECT from_status AS f, to_status AS t FROM ${table}`,
+        );
+        const table_: Readonly<Record<string, readonly string[]>> =
+          MACHINES[machine as keyof typeof MACHINES];
+        const expected = Object.entries(table_).flatMap(([f, tos]) => tos.map((t) => `${f}->${t}`));
+        expect(rows.map((r) => `${r.f}->${r.t}`).sort(), machine).toEqual([...expected].sort());
+      }
+      // Each trigger's WHEN clause lists exactly its table's pairs (compiled by the migration).
+      const triggers = await raw<{ name: string; def: string }>(
+        env.schema,
+        `SELECT t.tgname AS name, pg_get_triggerdef(t.oid) AS def FROM pg_trigger t
+         JOIN pg_class c ON c.oid = t.tgrelid WHERE c.relnamespace = $1::regnamespace AND NOT t.tgisinternal`,
+        [env.schema],
+      );
+      const machineOf: Record<string, keyof typeof MACHINES> = {
+        commands_status_transition: 'command',
+        commands_compensation_transition: 'compensation',
+        tasks_status_transition: 'task',
+        undo_steps_status_transition: 'undo',
+      };
+      expect(triggers.map((t) => t.name).sort()).toEqual(Object.keys(machineOf).sort());
+      for (const { name, def } of triggers) {
+        const listed = /'\{([^}]*)\}'::text\[\]/.exec(def)?.[1]?.split(',') ?? [];
+        const table_: Readonly<Record<string, readonly string[]>> = MACHINES[machineOf[name]!];
+        const expected = Object.entries(table_).flatMap(([f, tos]) => tos.map((t) => `${f}>${t}`));
+        expect(listed.sort(), name).toEqual([...expected].sort());
+      }
+    });
+
+    it('keeps a migration ledger in the schema and makes a store id of c + 10 hex digits', async () => {
+      const store = env.make();
+      const { storeId } = await store.open('n1');
+      expect(storeId).toMatch(/^c[0-9a-f]{10}$/);
+      expect(await store.identity()).toEqual({ storeId });
+      const ledger = await raw<{ version: number; name: string }>(
+        env.schema,
+        'SELECT version, name FROM coco_migrations ORDER BY version',
+      );
+      expect(ledger.map((r) => r.version)).toEqual(ledger.map((_, i) => i + 1));
+      expect(ledger[0]).toEqual({ version: 1, name: 'init' });
+    });
+
+    it('refuses a schema migrated by newer code, naming the version', async () => {
+      await env.make().migrate();
+      await raw(env.schema, "INSERT INTO coco_migrations (version, name) VALUES (999, 'future')");
+      const error = await rejectsWith(env.make().migrate(), ErrorCode.StoreFailed);
+      expect(error.message).toContain('999');
+    });
+
+    it('validates its options, naming the field', () => {
+      const pool = new pg.Pool({ connectionString: PG_URL, max: 5 });
+      const cases: [PostgresStoreOptions, string][] = [
+        [{}, 'url / pool'],
+        [{ url: PG_URL, pool }, 'url / pool'],
+        [{ url: '' }, 'url'],
+        [{ url: PG_URL, schema: 'Bad-Name' }, 'schema'],
+        [{ url: PG_URL, schema: 'pg_x' }, 'schema'],
+        [{ url: PG_URL, poolSize: 1 }, 'poolSize'],
+        [{ url: PG_URL, leaseMs: -1 }, 'leaseMs'],
+        [{ url: PG_URL, statementTimeoutMs: 1.5 }, 'statementTimeoutMs'],
+        [{ pool: {} as pg.Pool }, 'pool'],
+        [{ pool, poolSize: 4 }, 'poolSize'],
+        [{ url: PG_URL, extra: 1 } as PostgresStoreOptions, 'extra'],
+      ];
+      for (const [options, field] of cases) {
+        let error: unknown;
+        try {
+          postgresStore(options);
+        } catch (e) {
+          error = e;
+        }
+        expect(error, JSON.stringify(options)).toBeInstanceOf(CocoError);
+        expect((error as CocoError).code).toBe(ErrorCode.InvalidOptions);
+        expect((error as CocoError).message).toContain(field);
+      }
+      void pool.end();
+    });
+
+    it('works on a pool it is given, and leaves that pool open', async () => {
+      const pool = new pg.Pool({ connectionString: PG_URL, max: 4 });
+      try {
+        const store = postgresStore({ pool, schema: env.schema });
+        await store.open('n1');
+        await store.apply(batch({ commandInserts: [command(1)] }));
+        expect((await store.getCommand(1))?.owner).toBe('n1');
+        await store.close();
+        expect((await pool.query('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
+      } finally {
+        await pool.end();
+      }
+    });
+
+    it('processes migrating the same empty schema at once serialise: each migration is applied once', async () => {
+      const code = `
+        const { postgresStore } = await import(process.env.STORE_MODULE);
+        const s = postgresStore({ url: process.env.PG_URL, schema: process.env.SCHEMA, poolSize: 3 });
+        console.log(JSON.stringify(await s.migrate()));
+        await s.close();`;
+      const run = (): Promise<string> =>
+        new Promise((resolve, reject) => {
+          const child = spawn(
+            process.execPath,
+            ['--import', 'tsx', '--input-type=module', '-e', code],
+            {
+              env: { ...process.env, STORE_MODULE, PG_URL, SCHEMA: env.schema },
+              stdio: ['ignore', 'pipe', 'inherit'],
+            },
+          );
+          let out = '';
+          child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+          child.on('error', reject);
+          child.on('exit', (c) =>
+            c === 0 ? resolve(out) : reject(new Error(`child exited with ${c}: ${out}`)),
+          );
+        });
+      const reports = (await Promise.all([run(), run(), run()])).map(
+        (r) => JSON.parse(r.trim()) as { applied: number[]; current: number },
+      );
+      const current = reports[0]!.current;
+      expect(reports.every((r) => r.current === current)).toBe(true);
+      expect(reports.flatMap((r) => r.applied).sort((x, y) => x - y)).toEqual(
+        Array.from({ length: current }, (_, i) => i + 1),
+      );
+      const meta = await raw<{ n: string }>(env.schema, 'SELECT count(*) AS n FROM coco_meta');
+      expect(meta).toEqual([{ n: '1' }]);
+    });
+
+    it('a node id live elsewhere is refused; closed or expired it may be taken, and its earlier process is fenced out', async () => {
+      const first = env.make({ leaseMs: 300 });
+      await first.open('n1');
+      const second = env.make();
+      const error = await rejectsWith(second.open('n1'), ErrorCode.StoreInUse);
+      expect(error.message).toContain('n1');
+      expect(error.message).toContain(`pid ${process.pid}`);
+      // Expired (first stops renewing): a new process may take the id; the first is out.
+      await new Promise((r) => setTimeout(r, 350));
+      await second.open('n1');
+      await rejectsWith(first.apply(batch({ commandInserts: [command(1)] })), ErrorCode.LeaseLost);
+      await rejectsWith(first.heartbeat('n1'), ErrorCode.LeaseLost);
+      expect(await second.getCommand(1)).toBeNull();
+      await second.apply(batch({ commandInserts: [command(1)] }));
+      await second.close('n1');
+      // Closed: at once.
+      const third = env.make();
+      await third.open('n1');
+      await third.heartbeat('n1');
+      // A store serves the node it opened, and no other.
+      await rejectsWith(third.open('n2'), ErrorCode.StoreInUse);
+      await rejectsWith(third.heartbeat('n2'), ErrorCode.LeaseLost);
+    });
+
+    it('close applies the batches called before it', async () => {
+      const store = env.make();
+      await store.open('n1');
+      const applied = [1, 2, 3].map((id) => store.apply(batch({ commandInserts: [command(id)] })));
+      await store.close('n1');
+      await Promise.all(applied);
+      await rejectsWith(
+        store.apply(batch({ commandInserts: [command(4)] })),
+        ErrorCode.StoreFailed,
+      );
+      const other = env.make();
+      expect((await other.listCommands()).map((c) => c.id)).toEqual([3, 2, 1]);
+    });
+
+    it('ids inserted by a batch without reserveIds are not handed out afterwards, by any node', async () => {
+      const a = env.make();
+      const b = env.make();
+      await a.open('a');
+      await b.open('b');
+      const first = await a.reserveIds(1);
+      await a.apply(batch({ commandInserts: [command(first + 10)] }));
+      expect(await b.reserveIds(1)).toBe(first + 11);
+      expect(await a.reserveIds(2)).toBe(first + 12);
+    });
+
+    it('concurrent reservations by many nodes never overlap', async () => {
+      const stores = [env.make(), env.make(), env.make()];
+      await Promise.all(stores.map((s, i) => s.open(`n${i}`)));
+      const blocks = await Promise.all(
+        Array.from({ length: 30 }, (_, i) =>
+          stores[i % 3]!.reserveIds(1 + (i % 5)).then((first) => [first, 1 + (i % 5)] as const),
+        ),
+      );
+      const ids = blocks.flatMap(([first, n]) => Array.from({ length: n }, (_, k) => first + k));
+      expect(new Set(ids).size).toBe(ids.length);
+    });
+
+    it('loadActive of an opened store returns only its own trees', async () => {
+      const a = env.make();
+      const b = env.make();
+      await a.open('a');
+      await b.open('b');
+      await a.apply(batch({ commandInserts: [command(1), command(2)] }));
+      await b.apply(batch({ commandInserts: [command(3)] }));
+      expect((await a.loadActive()).commands.map((c) => c.id)).toEqual([1, 2]);
+      expect((await b.loadActive()).commands.map((c) => c.id)).toEqual([3]);
+      expect((await a.loadRoots([2, 3])).commands.map((c) => c.id)).toEqual([2]);
+    });
+  });
+});
