@@ -88,6 +88,12 @@ export interface AgentBroker {
    * (with its boot id: a new one means the agent restarted), or it stopped answering.
    */
   onAgentInfo?(listener: (info: AgentInfo) => void): () => void;
+  /**
+   * Optional (multi-node): from now on, poll by itself (long-polls) only these agents — those
+   * whose lease this node holds. Resolves once the polls of the other agents have ended. The
+   * engine's own calls are unaffected.
+   */
+  pollOnly?(agentIds: ReadonlySet<string>): Promise<void>;
   /** Releases connections. */
   close?(): Promise<void>;
 }

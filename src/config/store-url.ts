@@ -1,18 +1,30 @@
 /**
- * Stores chosen by URL: `sqlite:<path>` (the default, embedded) — `postgres://…` comes with the
- * PostgreSQL store. Used by the library, the CLI and the server alike.
+ * Stores chosen by URL: `sqlite:<path>` (the default, embedded) or
+ * `postgres://user@host:5432/db?schema=coco` (many nodes on one PostgreSQL; `schema` defaults to
+ * `coco`). Used by the library, the CLI and the server alike.
  *
  * @module
  */
 import { CocoError, ErrorCode } from '../core/errors.js';
+import type { JobStore } from '../jobs/port.js';
+import { postgresJobStore } from '../jobs/postgres/job-store.js';
+import { sqliteJobStore } from '../jobs/sqlite/job-store.js';
 import type { Store } from '../store/port.js';
+import { postgresStore } from '../store/postgres/pg-store.js';
 import { sqliteStore } from '../store/sqlite/sqlite-store.js';
 
 /** The default store URL: an embedded SQLite file under `.coco/`. */
 export const DEFAULT_STORE_URL = 'sqlite:.coco/coco.db';
 
 /** A parsed store URL. */
-export type StoreUrl = { readonly kind: 'sqlite'; readonly path: string };
+export type StoreUrl =
+  | { readonly kind: 'sqlite'; readonly path: string }
+  | {
+      readonly kind: 'postgres';
+      /** The connection string, without coco's own `schema` parameter. */
+      readonly url: string;
+      readonly schema: string;
+    };
 
 /** Parses a store URL; throws `INVALID_OPTIONS` saying what is wrong and what is accepted. */
 export function parseStoreUrl(url: string): StoreUrl {
@@ -27,19 +39,48 @@ export function parseStoreUrl(url: string): StoreUrl {
     return { kind: 'sqlite', path };
   }
   if (url.startsWith('postgres://') || url.startsWith('postgresql://')) {
-    throw new CocoError(
-      ErrorCode.InvalidOptions,
-      `store URL "${url}": the PostgreSQL store is not available in this version; use sqlite:<path>`,
-    );
+    let parsed: URL;
+    try {
+      parsed = new URL(url);
+    } catch {
+      throw new CocoError(
+        ErrorCode.InvalidOptions,
+        `store URL "${redact(url)}" is not a valid URL; e.g. postgres://user@localhost:5432/coco?schema=coco`,
+      );
+    }
+    const schema = parsed.searchParams.get('schema') ?? 'coco';
+    if (!/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) {
+      throw new CocoError(
+        ErrorCode.InvalidOptions,
+        `store URL "${redact(url)}": schema "${schema}" must be a lower-case SQL identifier`,
+      );
+    }
+    parsed.searchParams.delete('schema');
+    return { kind: 'postgres', url: parsed.toString(), schema };
   }
   throw new CocoError(
     ErrorCode.InvalidOptions,
-    `store URL "${url}" is not understood; use sqlite:<path> (e.g. ${DEFAULT_STORE_URL})`,
+    `store URL "${redact(url)}" is not understood; use sqlite:<path> (e.g. ${DEFAULT_STORE_URL}) or postgres://user@host/db`,
   );
+}
+
+/** The URL with any password masked, for messages and logs. */
+export function redact(url: string): string {
+  return url.replace(/(\/\/[^:/@]*:)[^@/]*@/, '$1***@');
 }
 
 /** Opens (does not yet connect) the store a URL names. */
 export function storeFromUrl(url: string): Store {
   const parsed = parseStoreUrl(url);
-  return sqliteStore({ path: parsed.path });
+  return parsed.kind === 'sqlite'
+    ? sqliteStore({ path: parsed.path })
+    : postgresStore({ url: parsed.url, schema: parsed.schema });
+}
+
+/** The job monitor's store beside the store a URL names (same file, or same schema). */
+export function jobStoreFromUrl(url: string): JobStore {
+  const parsed = parseStoreUrl(url);
+  return parsed.kind === 'sqlite'
+    ? sqliteJobStore({ path: parsed.path })
+    : postgresJobStore({ url: parsed.url, schema: parsed.schema });
 }

@@ -24,6 +24,24 @@ export interface DispatcherOptions {
   readonly vanishGraceMs: number;
 }
 
+/**
+ * Multi-node polling (a shared store): each agent is polled by one node at a time, the holder
+ * of its lease, which polls the other nodes' tasks on that agent too and relays what it learns.
+ * Without a gate every agent is polled (a single node).
+ */
+export interface PollGate {
+  /** Whether this node may poll the agent now (it holds the agent's lease for long enough). */
+  mayPoll(agentId: string): boolean;
+  /** This node has tasks to poll on an agent it may not poll: try to take its lease. */
+  wanted(agentId: string): void;
+  /** Agent task ids of other nodes' running tasks on this agent, polled along with ours. */
+  foreignIds(agentId: string): readonly string[];
+  /** What the agent said of one of those. */
+  foreignReport(agentId: string, report: TaskStatusReport): void;
+  /** Of these task ids (ours by prefix, unknown in memory), those without a row in the store. */
+  strangers(ids: readonly string[]): Promise<string[]>;
+}
+
 /** What the dispatcher tells the engine. */
 export interface DispatcherEvents {
   /** The agent accepted a start. */
@@ -62,8 +80,8 @@ class AgentLink {
     this.id = id;
   }
 
-  get hasCalls(): boolean {
-    return this.toStart.length + this.toStop.length + this.toClear.length > 0 || !this.reconciled;
+  get hasTaskCalls(): boolean {
+    return this.toStart.length + this.toStop.length + this.toClear.length > 0;
   }
 }
 
@@ -81,6 +99,8 @@ export class Dispatcher {
   private readonly clock: Clock;
   private readonly options: DispatcherOptions;
   private readonly events: DispatcherEvents;
+  /** Multi-node polling; null on a single node. */
+  gate: PollGate | null = null;
   constructor(
     broker: AgentBroker,
     clock: Clock,
@@ -98,6 +118,55 @@ export class Dispatcher {
         if (reports) this.apply(agentId, reports);
         else this.pollSoon(agentId);
       }) ?? null;
+  }
+
+  /** Whether this node polls the agent (always, on a single node). */
+  #mayPoll(link: AgentLink): boolean {
+    return this.gate === null || this.gate.mayPoll(link.id);
+  }
+
+  /** Whether the agent has tasks this node should poll now. */
+  #pollable(link: AgentLink): boolean {
+    if (this.gate === null) return link.running.size > 0;
+    if (!this.gate.mayPoll(link.id)) {
+      if (link.running.size > 0) this.gate.wanted(link.id);
+      return false;
+    }
+    return link.running.size > 0 || this.gate.foreignIds(link.id).length > 0;
+  }
+
+  #hasCalls(link: AgentLink): boolean {
+    return link.hasTaskCalls || (!link.reconciled && this.#mayPoll(link));
+  }
+
+  /**
+   * The poll gate changed its mind about an agent: on taking its lease, reconcile it again and
+   * poll at once; on losing it, the next round skips polling.
+   */
+  gateChanged(agentId: string, held: boolean): void {
+    const link = this.#link(agentId);
+    if (held) {
+      link.reconciled = false;
+      link.wantPoll = true;
+    }
+    this.#kick(link);
+  }
+
+  /** Agents where this node has tasks to poll (running, or stopping and not yet ended). */
+  agentsWithTasks(): string[] {
+    const ids: string[] = [];
+    for (const link of this.#links.values()) if (link.running.size > 0) ids.push(link.id);
+    return ids;
+  }
+
+  /**
+   * Applies a report relayed by the node polling the task's agent (multi-node), as if this
+   * node's own poll had returned it.
+   */
+  applyRelayed(task: LiveTask, report: TaskStatusReport): void {
+    const link = this.#links.get(task.agentId);
+    if (!link || this.#stopped) return;
+    this.#applyReports(link, [report], true);
   }
 
   /** Creates links for every agent the broker knows, so each is reconciled. */
@@ -178,9 +247,12 @@ export class Dispatcher {
     if (this.#stopped || link.busy) return;
     const now = this.clock.now();
     let at: number;
-    if (now < link.blockedUntil) at = link.blockedUntil;
-    else if (link.hasCalls || (link.wantPoll && link.running.size > 0)) at = now;
-    else if (link.running.size > 0) at = link.lastPollAt + this.options.pollIntervalMs;
+    const pollable = this.#pollable(link);
+    if (now < link.blockedUntil) {
+      if (!this.#hasCalls(link) && !pollable) return;
+      at = link.blockedUntil;
+    } else if (this.#hasCalls(link) || (link.wantPoll && pollable)) at = now;
+    else if (pollable) at = link.lastPollAt + this.options.pollIntervalMs;
     else return;
     if (at <= now) {
       if (link.immediate) return;
@@ -234,13 +306,13 @@ export class Dispatcher {
     // goes from created to ended in one write instead of two.
     let accepted: LiveTask[] = [];
     try {
-      if (!link.reconciled) await this.#reconcile(link);
+      if (!link.reconciled && this.#mayPoll(link)) await this.#reconcile(link);
       accepted = await this.#sendStarts(link);
       await this.#sendStops(link);
       await this.#sendClears(link);
       const now = this.clock.now();
       if (
-        link.running.size > 0 &&
+        this.#pollable(link) &&
         (link.wantPoll || now - link.lastPollAt >= this.options.pollIntervalMs)
       ) {
         link.wantPoll = false;
@@ -276,7 +348,9 @@ export class Dispatcher {
     const ids = await this.#call(link, 'listTasks', () =>
       this.broker.listTasks(link.id, this.prefix),
     );
-    const strangers = ids.filter((id) => !this.events.isKnown(id));
+    let strangers = ids.filter((id) => !this.events.isKnown(id));
+    // Other nodes' tasks are not in this node's memory: only rows missing from the store count.
+    if (strangers.length > 0 && this.gate) strangers = await this.gate.strangers(strangers);
     if (strangers.length > 0) {
       await this.#call(link, 'stopTasks', () => this.broker.stopTasks(link.id, strangers));
       await this.#call(link, 'clearTasks', () => this.broker.clearTasks(link.id, strangers));
@@ -357,12 +431,11 @@ export class Dispatcher {
   }
 
   async #poll(link: AgentLink): Promise<void> {
-    const tasks = [...link.running.values()];
+    const ids = [...link.running.keys()];
+    const foreign = this.gate?.foreignIds(link.id) ?? [];
+    if (foreign.length > 0) ids.push(...foreign);
     const reports = await this.#call(link, 'getStatuses', () =>
-      this.broker.getStatuses(
-        link.id,
-        tasks.map((t) => t.agentTaskId),
-      ),
+      this.broker.getStatuses(link.id, ids),
     );
     link.lastPollAt = this.clock.now();
     this.#applyReports(link, reports, true);
@@ -383,7 +456,11 @@ export class Dispatcher {
     const now = this.clock.now();
     for (const report of reports) {
       const task = link.running.get(report.taskId);
-      if (!task) continue;
+      if (!task) {
+        if (this.gate !== null && (polled || report.state !== 'unknown'))
+          this.gate.foreignReport(link.id, report);
+        continue;
+      }
       if (report.state === 'unknown') {
         if (!polled) continue;
         task.unknownSince ??= now;

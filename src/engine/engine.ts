@@ -10,13 +10,16 @@ import { CocoError, ErrorCode, ValidationError } from '../core/errors.js';
 import { validateParams, validateParamsSync } from '../core/params.js';
 import { CommandRegistry } from '../core/registry.js';
 import { isTerminal } from '../core/states.js';
-import type {
-  AgentRecord,
-  CommandQuery,
-  CommandRecord,
-  TaskRecord,
-  UndoRecord,
+import {
+  isSharedStore,
+  type ActiveSnapshot,
+  type AgentRecord,
+  type CommandQuery,
+  type CommandRecord,
+  type TaskRecord,
+  type UndoRecord,
 } from '../store/port.js';
+import { assertLeaseFits, Cluster } from './cluster.js';
 import type { Committer } from './committer.js';
 import type { Coordinator } from './coordinator.js';
 import type { Dispatcher } from './dispatcher.js';
@@ -67,6 +70,7 @@ export class Engine {
   #dispatcher: Dispatcher | null = null;
   #storeId = '';
   #heartbeat: { cancel(): void } | null = null;
+  #cluster: Cluster | null = null;
   #stopInfo: () => void = () => undefined;
   /** A started engine keeps the process alive until it is stopped (its own timers do not). */
   #keepAlive: ReturnType<typeof setInterval> | null = null;
@@ -102,9 +106,10 @@ export class Engine {
   async start(): Promise<StartReport> {
     if (this.#state !== 'new')
       throw new CocoError(ErrorCode.EngineStopped, `the engine cannot start: it is ${this.#state}`);
+    const { store, logger } = this.#o;
+    if (isSharedStore(store)) assertLeaseFits(store.leaseMs, this.#o.tuning.agentCallTimeoutMs);
     this.#state = 'starting';
     const began = performance.now();
-    const { store, logger } = this.#o;
     const identity = await store.open(this.#o.nodeId);
     this.#storeId = identity.storeId;
     const {
@@ -112,7 +117,9 @@ export class Engine {
       committer,
       dispatcher,
       stopInfo,
-    } = await wireEngine(this.#o, this.#registry, this.events, identity.storeId);
+    } = await wireEngine(this.#o, this.#registry, this.events, identity.storeId, (error) => {
+      void this.#halt(error);
+    });
     co.loader = async (id) => {
       const { command, failure } = await loadOne(store, this.#registry, this.#storeId, id);
       if (failure) this.events.emit('load-failed', failure);
@@ -127,43 +134,101 @@ export class Engine {
     const loadBegan = performance.now();
     const snapshot = await store.loadActive();
     const loadMs = performance.now() - loadBegan;
-    for (const bad of snapshot.corrupt)
-      this.events.emit('load-failed', { commandId: bad.commandId, error: bad.error });
-    const rebuilt = await rebuild(
-      this.#registry,
-      identity.storeId,
-      snapshot.commands,
-      snapshot.tasks,
-      snapshot.undo,
-      snapshot.endedChildren,
-    );
+    const adopted = await this.#adopt(co, snapshot);
     const rebuildMs = performance.now() - loadBegan - loadMs;
-    for (const id of rebuilt.foreignTasks) co.foreignTasks.add(id);
-    for (const failure of rebuilt.failures) {
-      logger.warn(
-        { commandId: failure.commandId, error: failure.error },
-        'stored command could not be loaded',
-      );
-      this.events.emit('load-failed', failure);
+    if (isSharedStore(store)) {
+      const cluster = new Cluster({
+        nodeId: this.#o.nodeId,
+        storeId: identity.storeId,
+        store,
+        registry: this.#registry,
+        clock: this.#o.clock,
+        logger,
+        dispatcher,
+        callTimeoutMs: this.#o.tuning.agentCallTimeoutMs,
+        claimIntervalMs: this.#o.tuning.claimIntervalMs,
+        foreignRefreshMs: this.#o.tuning.pollIntervalMs,
+        claimBatch: this.#o.tuning.claimBatch,
+        adopt: async (more) => (await this.#adopt(co, more)).resumed,
+        liveTask: (commandId, ordinal) => co.live.get(commandId)?.tasks[ordinal],
+        leaseLost: (error) => void this.#halt(error),
+        ...(this.#o.agents.pollOnly
+          ? { pollOnly: this.#o.agents.pollOnly.bind(this.#o.agents) }
+          : {}),
+      });
+      dispatcher.gate = cluster;
+      this.#cluster = cluster;
     }
-    for (const c of rebuilt.commands) co.live.set(c.id, c);
-    for (const c of rebuilt.commands) this.#resume(co, c);
     await dispatcher
       .discover()
       .catch((error: unknown) => logger.warn({ error }, 'could not list agents'));
     this.#state = 'running';
     // Only the 2^30 ms period matters here: the interval exists to hold the event loop open.
     this.#keepAlive = setInterval(() => undefined, 2 ** 30);
-    this.#beat();
+    if (this.#cluster) await this.#cluster.start();
+    else this.#beat();
     const report = {
-      resumed: rebuilt.commands.length,
-      loadFailed: rebuilt.failures.length + snapshot.corrupt.length,
+      resumed: adopted.resumed,
+      loadFailed: adopted.failed,
       durationMs: performance.now() - began,
       loadMs,
       rebuildMs,
     };
     logger.info(report, 'engine started');
     return report;
+  }
+
+  /** Rebuilds commands from stored rows and resumes them (at start, and for claimed trees). */
+  async #adopt(
+    co: Coordinator,
+    snapshot: ActiveSnapshot,
+  ): Promise<{ resumed: number; failed: number }> {
+    for (const bad of snapshot.corrupt)
+      this.events.emit('load-failed', { commandId: bad.commandId, error: bad.error });
+    const rebuilt = await rebuild(
+      this.#registry,
+      this.#storeId,
+      snapshot.commands,
+      snapshot.tasks,
+      snapshot.undo,
+      snapshot.endedChildren,
+    );
+    for (const id of rebuilt.foreignTasks) co.foreignTasks.add(id);
+    for (const failure of rebuilt.failures) {
+      this.#o.logger.warn(
+        { commandId: failure.commandId, error: failure.error },
+        'stored command could not be loaded',
+      );
+      this.events.emit('load-failed', failure);
+    }
+    const fresh = rebuilt.commands.filter((c) => !co.live.has(c.id));
+    for (const c of fresh) co.live.set(c.id, c);
+    for (const c of fresh) this.#resume(co, c);
+    return {
+      resumed: fresh.length,
+      failed: rebuilt.failures.length + snapshot.corrupt.length,
+    };
+  }
+
+  /**
+   * This node lost its lease on a shared store (another node took its work over): its memory is
+   * no longer the truth, so it stops at once, writing nothing more.
+   */
+  async #halt(error: CocoError): Promise<void> {
+    if (this.#state !== 'running' && this.#state !== 'starting') return;
+    this.#o.logger.error({ error: error.toInfo() }, 'lease lost: this node stops');
+    this.events.emit('error', { error: error.toInfo(), context: 'lease' });
+    this.#state = 'stopping';
+    if (this.#keepAlive) clearInterval(this.#keepAlive);
+    this.#keepAlive = null;
+    if (this.#co) this.#co.stopped = true;
+    this.#dispatcher?.stopAll();
+    this.#stopInfo();
+    this.#committer?.stop();
+    await this.#cluster?.stop().catch(() => undefined);
+    await this.#o.store.close(this.#o.nodeId).catch(() => undefined);
+    this.#state = 'stopped';
+    this.events.emit('halted', { error: error.toInfo() });
   }
 
   #resume(co: Coordinator, c: LiveCommand): void {
@@ -399,6 +464,7 @@ export class Engine {
       await this.#committer?.drain();
       this.#committer?.stop();
     }
+    await this.#cluster?.stop();
     await this.#o.store.close(this.#o.nodeId);
     this.#state = 'stopped';
   }

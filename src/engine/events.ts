@@ -34,6 +34,8 @@ export interface EngineEventMap {
   };
   /** Something failed inside the engine and is being retried (store commit, internal step). */
   error: { readonly error: ErrorInfo; readonly context: string };
+  /** The engine stopped by itself: its lease on a shared store was lost to another node. */
+  halted: { readonly error: ErrorInfo };
 }
 
 /** Name of an engine event. */

@@ -54,6 +54,14 @@ export interface EngineTuning {
   readonly idBlockSize?: number;
   /** On stop, how long to wait for running handlers before giving up on them. @default 5000 */
   readonly stopGraceMs?: number;
+  /**
+   * Shared stores: how often a node looks for commands whose node died (lease expired). Store
+   * signals make most claims immediate; this bounds the delay after an expiry nobody signals.
+   * @default 1000
+   */
+  readonly claimIntervalMs?: number;
+  /** Shared stores: trees claimed (and loaded) at a time. @default 500 */
+  readonly claimBatch?: number;
 }
 
 /** What {@link createEngine} takes. */
@@ -99,6 +107,8 @@ const tuningSchema = z
     heartbeatMs: positive.default(10_000),
     idBlockSize: positive.default(10_000),
     stopGraceMs: z.number().int().nonnegative().default(5_000),
+    claimIntervalMs: positive.default(1_000),
+    claimBatch: positive.default(500),
   })
   .strict();
 

@@ -29,6 +29,8 @@ export async function wireEngine(
   registry: CommandRegistry,
   events: EngineEvents,
   storeId: string,
+  /** A store error after which this node must stop (its lease was lost). */
+  fatal: (error: CocoError) => void = () => undefined,
 ): Promise<EngineParts> {
   const { store, clock, tuning, logger } = o;
   const ids = new IdAllocator(store, tuning.idBlockSize);
@@ -43,6 +45,10 @@ export async function wireEngine(
       maxBatchRows: tuning.maxBatchRows,
     },
     (error, attempt) => {
+      if (error instanceof CocoError && error.code === ErrorCode.LeaseLost) {
+        fatal(error);
+        return;
+      }
       const info =
         error instanceof CocoError
           ? error.toInfo()

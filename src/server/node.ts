@@ -13,10 +13,9 @@ import type { CommandType, Logger } from '../core/command-type.js';
 import { createEngine, type Engine, type StartReport } from '../engine/engine.js';
 import { createApi } from '../http/api.js';
 import { createJobMonitor, type JobMonitor } from '../jobs/monitor.js';
-import { sqliteJobStore } from '../jobs/sqlite/job-store.js';
 import { loadCommandModules } from '../config/commands.js';
 import type { CocoConfig } from '../config/config.js';
-import { parseStoreUrl, storeFromUrl } from '../config/store-url.js';
+import { jobStoreFromUrl, storeFromUrl } from '../config/store-url.js';
 import type { FastifyInstance } from 'fastify';
 
 /** Options of {@link startNode}. */
@@ -68,7 +67,7 @@ export async function startNode(options: NodeOptions): Promise<CocoNode> {
   const monitor = config.jobs
     ? createJobMonitor({
         engine,
-        store: sqliteJobStore({ path: parseStoreUrl(config.store).path }),
+        store: jobStoreFromUrl(config.store),
         logger,
       })
     : null;

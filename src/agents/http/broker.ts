@@ -92,6 +92,8 @@ export class HttpBroker implements AgentBroker {
   readonly #info = new Set<InfoListener>();
   #active = false;
   #closed = false;
+  /** Agents this broker may long-poll (multi-node: those whose lease the node holds); null: all. */
+  #pollOnly: ReadonlySet<string> | null = null;
 
   /** Validates `options` (`INVALID_OPTIONS` naming the bad field); sends nothing yet. */
   constructor(options: HttpBrokerOptions) {
@@ -220,10 +222,10 @@ export class HttpBroker implements AgentBroker {
   onActivity(listener: ActivityListener): () => void {
     this.#activity.add(listener);
     this.#activate();
-    this.#syncLoops();
+    void this.#syncLoops();
     return () => {
       this.#activity.delete(listener);
-      this.#syncLoops();
+      void this.#syncLoops();
     };
   }
 
@@ -241,6 +243,12 @@ export class HttpBroker implements AgentBroker {
       });
     }
     return () => void this.#info.delete(listener);
+  }
+
+  /** {@inheritDoc AgentBroker.pollOnly} */
+  async pollOnly(agentIds: ReadonlySet<string>): Promise<void> {
+    this.#pollOnly = new Set(agentIds);
+    await this.#syncLoops();
   }
 
   /** Stops the long-polls, aborts requests in flight and drops the listeners. */
@@ -352,11 +360,13 @@ export class HttpBroker implements AgentBroker {
   }
 
   /** Long-poll loops run while there are activity listeners. */
-  #syncLoops(): void {
+  #syncLoops(): Promise<void> {
     const settings = this.#o.longPoll;
+    const stopping: Promise<void>[] = [];
     const want = settings !== null && this.#activity.size > 0 && !this.#closed;
     for (const entry of this.#agents.values()) {
-      if (want && !entry.loop) {
+      const allowed = this.#pollOnly === null || this.#pollOnly.has(entry.client.id);
+      if (want && allowed && !entry.loop) {
         entry.loop = new ChangesLoop(
           entry.client,
           { ...settings, timeoutMs: this.#o.timeoutMs, prefix: this.#o.prefix },
@@ -364,11 +374,12 @@ export class HttpBroker implements AgentBroker {
           (reports) => this.#pushed(entry, reports),
         );
         entry.loop.start();
-      } else if (!want && entry.loop) {
-        void entry.loop.stop();
+      } else if ((!want || !allowed) && entry.loop) {
+        stopping.push(entry.loop.stop());
         entry.loop = null;
       }
     }
+    return Promise.all(stopping).then(() => undefined);
   }
 
   #pushed(entry: AgentEntry, reports: readonly TaskStatusReport[]): void {

@@ -9,8 +9,12 @@ import type { Command } from 'commander';
 import { loadVerbModules, startAgent } from '../../agent/index.js';
 import { storageVerbs } from '../../agent/verbs/storage.js';
 import { loadConfig, parseConfig, type CocoConfig } from '../../config/config.js';
-import { DEFAULT_STORE_URL, parseStoreUrl, storeFromUrl } from '../../config/store-url.js';
-import { sqliteJobStore } from '../../jobs/sqlite/job-store.js';
+import {
+  DEFAULT_STORE_URL,
+  jobStoreFromUrl,
+  redact,
+  storeFromUrl,
+} from '../../config/store-url.js';
 import { defaultLogger, startNode } from '../../server/node.js';
 import { usage } from '../errors.js';
 
@@ -128,13 +132,13 @@ export function addNodeCommands(program: Command): void {
       const store = storeFromUrl(o.store);
       const report = await store.migrate();
       await store.close();
-      const jobs = sqliteJobStore({ path: parseStoreUrl(o.store).path });
+      const jobs = jobStoreFromUrl(o.store);
       const jobsReport = await jobs.open();
       await jobs.close();
       if (o.json) console.log(JSON.stringify({ store: report, jobs: jobsReport }));
       else
         console.log(
-          `store ${o.store}: schema version ${report.current} (applied now: ${report.applied.join(', ') || 'none'})`,
+          `store ${redact(o.store)}: schema version ${report.current} (applied now: ${report.applied.join(', ') || 'none'})`,
         );
     });
 }
