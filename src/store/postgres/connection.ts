@@ -32,11 +32,12 @@ export const RECONNECT_MIN_MS = 50;
 export const RECONNECT_MAX_MS = 2_000;
 
 /**
- * Attempts of a read (and of other idempotent calls) on connection errors. A read does not wait
- * out a long outage like `apply` does: its caller has its own retries, and the engine's reads
- * are rare. Three attempts ride out one dropped connection in the pool.
+ * How long reads (and other calls safe to repeat) keep trying on connection errors. The engine
+ * waits for its reads — a handler reading an entity, a claim, a lease renewal — and a failed read
+ * would cost a handler one of its retries: 30 s rides out a server restart or a failover (a few
+ * seconds) with room to spare, yet a server that is really gone is reported within the minute.
  */
-export const READ_ATTEMPTS = 3;
+export const READ_RETRY_WINDOW_MS = 30_000;
 
 /** SQLSTATE of the transition triggers (migrations/0001_init.sql). */
 export const TRANSITION_SQLSTATE = 'CO001';

@@ -7,7 +7,7 @@
 import type pg from 'pg';
 import { CocoError } from '../../core/errors.js';
 import {
-  READ_ATTEMPTS,
+  READ_RETRY_WINDOW_MS,
   TYPES,
   backoff,
   isConnectionError,
@@ -35,6 +35,7 @@ export class PoolAccess {
 
   /** One statement on a pooled connection, tried again on connection errors if idempotent. */
   async query(text: string, values: unknown[], o: QueryOptions = {}): Promise<pg.QueryResult> {
+    const began = Date.now();
     for (let attempt = 1; ; attempt++) {
       try {
         return await this.#pool.query({
@@ -44,7 +45,8 @@ export class PoolAccess {
           ...(o.rowMode ? { rowMode: o.rowMode } : {}),
         });
       } catch (error) {
-        const again = o.idempotent === true && attempt < READ_ATTEMPTS && this.#isOpen();
+        const again =
+          o.idempotent === true && Date.now() - began < READ_RETRY_WINDOW_MS && this.#isOpen();
         if (!again || !isConnectionError(error)) throw storeFailed('query failed', error);
         await sleep(backoff(attempt - 1));
       }
@@ -53,7 +55,7 @@ export class PoolAccess {
 
   /**
    * A transaction on a pooled connection. Connection errors before COMMIT was sent (and, for a
-   * read-only one, after too) and deadlocks try it again, a few times: `fn` must be safe to run
+   * read-only one, after too) and deadlocks try it again, for up to READ_RETRY_WINDOW_MS: `fn` must be safe to run
    * again. Errors `fn` throws as `CocoError`s are its verdicts, passed on as they are.
    */
   async transaction<T>(
@@ -61,6 +63,7 @@ export class PoolAccess {
     fn: (client: pg.PoolClient) => Promise<T>,
     readOnly = false,
   ): Promise<T> {
+    const began = Date.now();
     for (let attempt = 1; ; attempt++) {
       let client: pg.PoolClient | null = null;
       let lost = false;
@@ -78,7 +81,7 @@ export class PoolAccess {
         lost ||= isConnectionError(error);
         if (client !== null && !lost) await client.query('ROLLBACK').catch(() => (lost = true));
         const again =
-          attempt < READ_ATTEMPTS &&
+          Date.now() - began < READ_RETRY_WINDOW_MS &&
           this.#isOpen() &&
           !(error instanceof CocoError) &&
           ((isConnectionError(error) && (readOnly || !commitSent)) ||
