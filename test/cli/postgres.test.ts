@@ -1,0 +1,97 @@
+/**
+ * The CLI and a node on a `postgres://` store URL: `coco migrate` creates the schema (engine and
+ * job view tables) in the URL's schema, and a node on PostgreSQL serves the CLI's submit and
+ * status as it does on SQLite.
+ */
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { z } from 'zod';
+import { inProcessAgents } from '../../src/agents/in-process/broker.js';
+import { parseConfig } from '../../src/config/config.js';
+import { parseStoreUrl } from '../../src/config/store-url.js';
+import { defineCommand } from '../../src/core/command-type.js';
+import { startNode, type CocoNode } from '../../src/server/node.js';
+import { adminQuery, describePg, freshSchema, PG_URL } from '../support/pg.js';
+import { coco } from './support.js';
+
+const work = defineCommand({
+  name: 'pg.work',
+  schema: z.object({ tasks: z.number().int().min(0).max(5) }),
+  execute(ctx) {
+    ctx.expect({ tasks: ctx.params.tasks });
+    for (let i = 0; i < ctx.params.tasks; i++) ctx.startTask({ agent: 'a1', verb: 'noop' });
+  },
+});
+
+/** The test server's URL with a `schema` parameter. */
+function storeUrl(schema: string): string {
+  const url = new URL(PG_URL);
+  url.searchParams.set('schema', schema);
+  return url.toString();
+}
+
+it('postgres store URLs: schema parameter, password never shown, clear errors', () => {
+  expect(parseStoreUrl('postgres://u:secret@db.example:5433/coco?schema=tenant_a')).toEqual({
+    kind: 'postgres',
+    url: 'postgres://u:secret@db.example:5433/coco',
+    schema: 'tenant_a',
+  });
+  expect(parseStoreUrl('postgresql://db.example/coco')).toMatchObject({ schema: 'coco' });
+  expect(() => parseStoreUrl('postgres://u:secret@db/x?schema=Bad-Name')).toThrow(
+    /postgres:\/\/u:\*\*\*@db\/x\?schema=Bad-Name.*lower-case SQL identifier/,
+  );
+  expect(() => parseStoreUrl('postgres://u:secret@db/x?schema=Bad-Name')).not.toThrow(/secret/);
+});
+
+describePg('coco on a postgres:// store', () => {
+  const fresh = freshSchema('coco_cli');
+  let node: CocoNode;
+  let server: string;
+
+  beforeAll(async () => {
+    const r = await coco('migrate', '--store', storeUrl(fresh.schema), '--json');
+    expect(r.code, r.err).toBe(0);
+    expect(JSON.parse(r.out)).toMatchObject({ store: { current: 2 }, jobs: { current: 1 } });
+    const config = parseConfig({ store: storeUrl(fresh.schema), api: { port: 0 } }, process.cwd());
+    node = await startNode({
+      config,
+      commands: [work],
+      broker: inProcessAgents(['a1']),
+      logger: { debug() {}, info() {}, warn() {}, error() {} },
+    });
+    server = node.url!;
+  });
+  afterAll(async () => {
+    await node?.close();
+    await fresh.drop();
+  });
+
+  it('migrate put the engine and job tables in the URL’s schema', async () => {
+    const { rows } = await adminQuery(
+      `SELECT table_name FROM information_schema.tables WHERE table_schema = '${fresh.schema}'`,
+    );
+    const tables = rows.map((r: { table_name: string }) => r.table_name);
+    expect(tables).toEqual(expect.arrayContaining(['commands', 'tasks', 'coco_nodes', 'job_jobs']));
+  });
+
+  it('submit --wait and status work against a node on PostgreSQL', async () => {
+    const submitted = await coco(
+      'submit',
+      'pg.work',
+      '--params',
+      '{"tasks":3}',
+      '--server',
+      server,
+      '--wait',
+    );
+    expect(submitted.code, submitted.err).toBe(0);
+    expect(submitted.out).toMatch(/job \d+ pg\.work .*100%.*succeeded/);
+    const id = Number(/job (\d+)/.exec(submitted.out)![1]);
+    await node.monitor!.flush();
+    const status = await coco('status', String(id), '--server', server, '--json');
+    expect(JSON.parse(status.out)).toMatchObject({
+      job: { id, status: 'succeeded', progress: 100 },
+    });
+    const row = await node.engine.get(id);
+    expect(row?.owner).toBe(node.engine.nodeId);
+  });
+});
