@@ -47,6 +47,11 @@ export interface ClusterHost {
   adopt(snapshot: ActiveSnapshot): Promise<number>;
   /** The live task, if this node runs its command. */
   liveTask(commandId: number, ordinal: number): LiveTask | undefined;
+  /**
+   * Cancels a command this node runs (as `Engine.cancel` does) once the request is durable;
+   * false if the command is not in memory.
+   */
+  cancel(commandId: number): Promise<boolean>;
   /** The lease is lost: stop at once. */
   leaseLost(error: CocoError): void;
   /** The broker narrows its own polling (long-polls) to these agents; resolves once it has. */
@@ -105,6 +110,7 @@ export class Cluster implements PollGate {
   #readingReports: Promise<void> | null = null;
   #reportsAgain = false;
   #wantedTimer: TimerHandle | null = null;
+  #cancelling: Promise<void> | null = null;
   #leasing: Promise<void> | null = null;
   readonly #known: KnownType[];
 
@@ -118,7 +124,8 @@ export class Cluster implements PollGate {
   async start(): Promise<void> {
     this.#unlisten = await this.#h.store.listen(this.#h.nodeId, (signal) => {
       if (signal === 'orphans') this.claimSoon();
-      else this.reportsSoon();
+      else if (signal === 'reports') this.reportsSoon();
+      else this.cancelsSoon();
     });
     const leaseMs = this.#h.store.leaseMs;
     // Renewing at a third of the lease lets two renewals fail (a slow database) before it expires.
@@ -127,10 +134,12 @@ export class Cluster implements PollGate {
       this.#expireHeld();
       this.claimSoon();
       this.reportsSoon();
+      this.cancelsSoon();
     });
     this.#every(this.#h.foreignRefreshMs, () => void this.#refreshForeign());
     await this.#claim();
     this.reportsSoon();
+    this.cancelsSoon();
   }
 
   /** Stops the loops and gives up the agent leases (the node lease goes with the store's close). */
@@ -139,7 +148,12 @@ export class Cluster implements PollGate {
     for (const t of this.#timers) t.cancel();
     this.#timers = [];
     this.#wantedTimer?.cancel();
-    await Promise.allSettled([this.#claiming, this.#readingReports, this.#leasing]);
+    await Promise.allSettled([
+      this.#claiming,
+      this.#readingReports,
+      this.#leasing,
+      this.#cancelling,
+    ]);
     await this.#flushOutbox().catch(() => undefined);
     await this.#unlisten?.().catch(() => undefined);
     this.#held.clear();
@@ -372,6 +386,31 @@ export class Cluster implements PollGate {
       } while (this.#claimAgain && !this.#stopped);
     })().finally(() => (this.#claiming = null));
     return this.#claiming;
+  }
+
+  // -- cancel requests for this node's commands --
+
+  /** Carries out the cancel requests other nodes stored for this node's commands (coalesced). */
+  cancelsSoon(): void {
+    if (this.#stopped || this.#cancelling) return;
+    this.#cancelling = (async () => {
+      try {
+        const ids = await this.#h.store.takeCancels(this.#h.nodeId, REPORT_BATCH);
+        const done: number[] = [];
+        for (const id of ids) {
+          if (await this.#h.cancel(id)) done.push(id);
+          // Not in memory: a tree being claimed right now (kept for after the load), or one that
+          // ended meanwhile (the request is moot).
+          else if (!this.#claiming) {
+            const status = (await this.#h.store.getCommand(id))?.status;
+            if (status !== 'pending' && status !== 'waiting') done.push(id);
+          }
+        }
+        if (done.length > 0) await this.#h.store.dropCancels(done);
+      } catch (error) {
+        this.#failed(error, 'carrying out cancel requests');
+      }
+    })().finally(() => (this.#cancelling = null));
   }
 
   // -- reports relayed to this node --

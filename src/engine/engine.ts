@@ -152,6 +152,13 @@ export class Engine {
         adopt: async (more) => (await this.#adopt(co, more)).resumed,
         liveTask: (commandId, ordinal) => co.live.get(commandId)?.tasks[ordinal],
         leaseLost: (error) => void this.#halt(error),
+        cancel: async (id) => {
+          const c = co.live.get(id);
+          if (!c) return false;
+          if (c.status === 'pending' || c.status === 'waiting') co.requestCancel(c);
+          await this.#committer!.durable(c);
+          return true;
+        },
         ...(this.#o.agents.pollOnly
           ? { pollOnly: this.#o.agents.pollOnly.bind(this.#o.agents) }
           : {}),
@@ -356,12 +363,15 @@ export class Engine {
   /**
    * Cancels a command and its subtree: stops its tasks, cancels its children, runs compensation,
    * and ends it as cancelled. Resolves once the request is durable. Cancelling a command that is
-   * already failing or cancelling changes nothing.
+   * already failing or cancelling changes nothing. On a shared store, a command another node runs
+   * is cancelled by that node: the request is stored and the node signalled.
    */
   async cancel(id: number): Promise<void> {
     const co = this.#running();
     const c = co.live.get(id);
     if (!c) {
+      // Another node runs it: store the request and signal that node, which cancels it.
+      if (isSharedStore(this.#o.store) && (await this.#o.store.requestCancel(id))) return;
       const record = await this.#o.store.getCommand(id);
       if (!record) throw new CocoError(ErrorCode.CommandNotFound, `command ${id} does not exist`);
       if (isTerminal(record.status))
@@ -369,6 +379,8 @@ export class Engine {
           ErrorCode.CommandState,
           `command ${id} has already ended (${record.status})`,
         );
+      // Run by another node and already failing or cancelling: nothing to change.
+      if (isSharedStore(this.#o.store) && record.owner !== this.#o.nodeId) return;
       throw new CocoError(
         ErrorCode.CommandState,
         `command ${id} is not loaded by this engine (see load-failed events)`,

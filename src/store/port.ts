@@ -350,8 +350,11 @@ export interface TaskReportRecord {
   readonly at: number;
 }
 
-/** What wakes a node of a {@link SharedStore}: commands without a live owner, or reports for it. */
-export type StoreSignal = 'orphans' | 'reports';
+/**
+ * What wakes a node of a {@link SharedStore}: commands without a live owner, reports for it, or
+ * cancel requests for its commands.
+ */
+export type StoreSignal = 'orphans' | 'reports' | 'cancels';
 
 /**
  * A store that many coordinator nodes share (PostgreSQL). On top of {@link Store}:
@@ -410,6 +413,15 @@ export interface SharedStore extends Store {
   dropReports(
     keys: readonly { readonly commandId: number; readonly ordinal: number }[],
   ): Promise<void>;
+  /**
+   * Asks the node owning a running (pending or waiting) command to cancel it, and signals that
+   * node. Resolves with the owner, or null when the command does not exist or is not running.
+   */
+  requestCancel(commandId: number): Promise<{ owner: string | null } | null>;
+  /** Ids of commands the caller owns that someone asked to cancel, oldest request first. */
+  takeCancels(nodeId: string, limit: number): Promise<number[]>;
+  /** Deletes cancel requests once carried out (or found moot). */
+  dropCancels(commandIds: readonly number[]): Promise<void>;
   /** Calls `onSignal` on every signal for this node; resolves with an unsubscribe function. */
   listen(nodeId: string, onSignal: (signal: StoreSignal) => void): Promise<() => Promise<void>>;
 }

@@ -50,7 +50,7 @@ describePg('coco on a postgres:// store', () => {
   beforeAll(async () => {
     const r = await coco('migrate', '--store', storeUrl(fresh.schema), '--json');
     expect(r.code, r.err).toBe(0);
-    expect(JSON.parse(r.out)).toMatchObject({ store: { current: 2 }, jobs: { current: 1 } });
+    expect(JSON.parse(r.out)).toMatchObject({ store: { current: 3 }, jobs: { current: 1 } });
     const config = parseConfig({ store: storeUrl(fresh.schema), api: { port: 0 } }, process.cwd());
     node = await startNode({
       config,

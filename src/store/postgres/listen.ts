@@ -3,8 +3,8 @@
  * each notification carries `{"node": <node id, or null for every node>, "signal": ...}`.
  *
  * A listener holds a connection of its own. When that connection is lost it reconnects (with
- * back-off, until unsubscribed or the store closes), listens again, and then signals both
- * `orphans` and `reports`: notifications sent while it was away are lost, and signals are only
+ * back-off, until unsubscribed or the store closes), listens again, and then signals
+ * `orphans`, `reports` and `cancels`: notifications sent while it was away are lost, and signals are only
  * hints that make a node look now rather than at its next poll.
  *
  * @module
@@ -29,7 +29,7 @@ function parsePayload(
   try {
     const p = JSON.parse(payload ?? '') as { node?: unknown; signal?: unknown };
     const signal = p.signal;
-    if (signal !== 'orphans' && signal !== 'reports') return null;
+    if (signal !== 'orphans' && signal !== 'reports' && signal !== 'cancels') return null;
     if (p.node !== null && typeof p.node !== 'string') return null;
     return { node: p.node, signal };
   } catch {
@@ -133,6 +133,7 @@ export class Listener {
       // Whatever was notified while we were away is lost: look now.
       this.#signal('orphans');
       this.#signal('reports');
+      this.#signal('cancels');
       return;
     }
   }

@@ -55,6 +55,7 @@ import {
   parseTaskRow,
   parseUndoRow,
 } from './rows.js';
+import * as cancels from './cancels.js';
 import * as shared from './shared.js';
 import { buildSql, jsonText, listCommandsQuery, type Sql } from './statements.js';
 
@@ -79,6 +80,7 @@ export class PostgresStore implements SharedStore {
   readonly #ownsPool: boolean;
   readonly #sql: Sql;
   readonly #db: shared.SharedDb;
+  readonly #cancelSql: ReturnType<typeof cancels.buildCancelSql>;
   readonly #access: PoolAccess;
   readonly #applier: Applier;
   readonly #listeners = new Set<Listener>();
@@ -108,6 +110,7 @@ export class PostgresStore implements SharedStore {
       statementTimeoutMs: this.#o.statementTimeoutMs,
       isOpen,
     });
+    this.#cancelSql = cancels.buildCancelSql(this.#o.schema);
     this.#db = {
       sql: shared.buildSharedSql(this.schema),
       schema: this.schema,
@@ -344,6 +347,21 @@ export class PostgresStore implements SharedStore {
   ): Promise<void> {
     await this.#ready();
     await shared.dropReports(this.#db, keys);
+  }
+
+  async requestCancel(commandId: number): Promise<{ owner: string | null } | null> {
+    await this.#ready();
+    return cancels.requestCancel(this.#db, this.#cancelSql, commandId, Date.now());
+  }
+
+  async takeCancels(nodeId: string, limit: number): Promise<number[]> {
+    await this.#ready();
+    return cancels.takeCancels(this.#db, this.#cancelSql, nodeId, limit);
+  }
+
+  async dropCancels(commandIds: readonly number[]): Promise<void> {
+    await this.#ready();
+    await cancels.dropCancels(this.#db, this.#cancelSql, commandIds);
   }
 
   async listen(
