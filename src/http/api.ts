@@ -59,6 +59,13 @@ function tokenMatches(expected: string, header: string | undefined): boolean {
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
+/**
+ * How often a followed job (server-sent events) is re-read from the job tables, besides the
+ * local monitor's events: the job may be run by another node of a shared store. Once a second
+ * is what a person watching a progress bar notices, and one cheap read per watcher.
+ */
+const JOB_REFRESH_MS = 1_000;
+
 /** Builds the API server (not listening yet). */
 export function createApi(options: ApiOptions): FastifyInstance {
   const { engine, monitor, token } = options;
@@ -215,6 +222,7 @@ export function createApi(options: ApiOptions): FastifyInstance {
     let sending = false;
     let again = false;
     let closed = false;
+    let last = '';
     const offs: (() => void)[] = [];
     const close = (): void => {
       if (closed) return;
@@ -232,7 +240,9 @@ export function createApi(options: ApiOptions): FastifyInstance {
         again = false;
         const tree = await monitor.getTree(id);
         if (closed || !tree) break;
-        res.write(`event: job\ndata: ${JSON.stringify(tree)}\n\n`);
+        const data = JSON.stringify(tree);
+        if (data !== last) res.write(`event: job\ndata: ${data}\n\n`);
+        last = data;
         if (tree.job.endedAt !== null) {
           close();
           break;
@@ -242,6 +252,10 @@ export function createApi(options: ApiOptions): FastifyInstance {
     };
     offs.push(monitor.on('job', (job) => job.id === id && void send()));
     offs.push(monitor.on('step', (step) => step.jobId === id && void send()));
+    // On a shared store another node may run the job: its changes reach the job tables but not
+    // this node's monitor events, so the tree is also re-read every JOB_REFRESH_MS.
+    const refresh = setInterval(() => void send(), JOB_REFRESH_MS);
+    offs.push(() => clearInterval(refresh));
     request.raw.on('close', close);
     await send();
     return reply;

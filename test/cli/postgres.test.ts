@@ -10,15 +10,23 @@ import { parseConfig } from '../../src/config/config.js';
 import { parseStoreUrl } from '../../src/config/store-url.js';
 import { defineCommand } from '../../src/core/command-type.js';
 import { startNode, type CocoNode } from '../../src/server/node.js';
+import { holdVerbs } from '../support/harness.js';
 import { adminQuery, describePg, freshSchema, PG_URL } from '../support/pg.js';
 import { coco } from './support.js';
 
+const hold = holdVerbs();
 const work = defineCommand({
   name: 'pg.work',
-  schema: z.object({ tasks: z.number().int().min(0).max(5) }),
+  schema: z.object({ tasks: z.number().int().min(0).max(5), hold: z.string().optional() }),
   execute(ctx) {
     ctx.expect({ tasks: ctx.params.tasks });
-    for (let i = 0; i < ctx.params.tasks; i++) ctx.startTask({ agent: 'a1', verb: 'noop' });
+    for (let i = 0; i < ctx.params.tasks; i++) {
+      ctx.startTask(
+        ctx.params.hold === undefined
+          ? { agent: 'a1', verb: 'noop' }
+          : { agent: 'a1', verb: 'hold', args: { key: ctx.params.hold } },
+      );
+    }
   },
 });
 
@@ -45,6 +53,7 @@ it('postgres store URLs: schema parameter, password never shown, clear errors', 
 describePg('coco on a postgres:// store', () => {
   const fresh = freshSchema('coco_cli');
   let node: CocoNode;
+  let other: CocoNode;
   let server: string;
 
   beforeAll(async () => {
@@ -52,15 +61,19 @@ describePg('coco on a postgres:// store', () => {
     expect(r.code, r.err).toBe(0);
     expect(JSON.parse(r.out)).toMatchObject({ store: { current: 3 }, jobs: { current: 1 } });
     const config = parseConfig({ store: storeUrl(fresh.schema), api: { port: 0 } }, process.cwd());
-    node = await startNode({
-      config,
+    const agents = inProcessAgents(['a1'], { verbs: hold.verbs });
+    const quiet = { debug() {}, info() {}, warn() {}, error() {} };
+    node = await startNode({ config, commands: [work], broker: agents, logger: quiet });
+    other = await startNode({
+      config: { ...config, nodeId: 'other-node' },
       commands: [work],
-      broker: inProcessAgents(['a1']),
-      logger: { debug() {}, info() {}, warn() {}, error() {} },
+      broker: agents,
+      logger: quiet,
     });
     server = node.url!;
   });
   afterAll(async () => {
+    await other?.close();
     await node?.close();
     await fresh.drop();
   });
@@ -93,5 +106,45 @@ describePg('coco on a postgres:// store', () => {
     });
     const row = await node.engine.get(id);
     expect(row?.owner).toBe(node.engine.nodeId);
+  });
+
+  it('status --watch on another node follows a job to its end; cancel through it works', async () => {
+    const submitted = await coco(
+      'submit',
+      'pg.work',
+      '--params',
+      '{"tasks":1,"hold":"w"}',
+      '--server',
+      server,
+      '--json',
+    );
+    const { id } = z.object({ id: z.number() }).parse(JSON.parse(submitted.out));
+    // The job ends only once the watcher on the other node has read it running: its end then
+    // reaches the watcher through the other node's re-reads, never through that node's monitor.
+    const monitor = other.monitor!;
+    const getTree = monitor.getTree.bind(monitor);
+    monitor.getTree = async (jobId) => {
+      const tree = await getTree(jobId);
+      if (jobId === id && tree?.job.status === 'running') hold.release('w');
+      return tree;
+    };
+    const watched = await coco('status', String(id), '--watch', '--server', other.url!);
+    expect(watched.code, watched.err).toBe(0);
+    expect(watched.out).toMatch(new RegExp(`job ${id} pg\\.work .*100%.*succeeded`));
+
+    const second = await coco(
+      'submit',
+      'pg.work',
+      '--params',
+      '{"tasks":1,"hold":"never"}',
+      '--server',
+      server,
+      '--json',
+    );
+    const { id: id2 } = z.object({ id: z.number() }).parse(JSON.parse(second.out));
+    const cancel = await coco('cancel', String(id2), '--server', other.url!);
+    expect(cancel.code, cancel.err).toBe(0);
+    const ended = await coco('status', String(id2), '--watch', '--server', other.url!);
+    expect(ended.out).toMatch(/cancelled/);
   });
 });
