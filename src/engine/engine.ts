@@ -12,21 +12,20 @@ import { CommandRegistry } from '../core/registry.js';
 import { isTerminal } from '../core/states.js';
 import {
   isSharedStore,
-  type ActiveSnapshot,
   type AgentRecord,
   type CommandQuery,
   type CommandRecord,
   type TaskRecord,
   type UndoRecord,
 } from '../store/port.js';
+import { adopt, resume, type AdoptHost } from './adopt.js';
 import { assertLeaseFits, Cluster } from './cluster.js';
 import type { Committer } from './committer.js';
 import type { Coordinator } from './coordinator.js';
 import type { Dispatcher } from './dispatcher.js';
 import { EngineEvents, type EngineEventMap, type EngineEventName } from './events.js';
-import type { LiveCommand } from './live.js';
 import { compileOptions, type CompiledEngineOptions, type EngineOptions } from './options.js';
-import { loadOne, rebuild } from './recovery.js';
+import { loadOne } from './recovery.js';
 import { wireEngine } from './wiring.js';
 
 /** Options of {@link Engine.submit}. */
@@ -57,6 +56,12 @@ export interface CommandDetails {
 }
 
 type State = 'new' | 'starting' | 'running' | 'stopping' | 'stopped';
+
+/**
+ * How often `waitFor` re-reads a command another node runs (shared stores): a quarter second is
+ * prompt for a caller waiting on long work, and one indexed read per waiter.
+ */
+const WAIT_POLL_MS = 250;
 
 /** The coordinator engine. Create with {@link createEngine}, then {@link Engine.start}. */
 export class Engine {
@@ -123,7 +128,7 @@ export class Engine {
     co.loader = async (id) => {
       const { command, failure } = await loadOne(store, this.#registry, this.#storeId, id);
       if (failure) this.events.emit('load-failed', failure);
-      if (command) this.#resume(co, command);
+      if (command) resume(this.#adoptHost(), command);
       return command;
     };
     this.#co = co;
@@ -134,7 +139,7 @@ export class Engine {
     const loadBegan = performance.now();
     const snapshot = await store.loadActive();
     const loadMs = performance.now() - loadBegan;
-    const adopted = await this.#adopt(co, snapshot);
+    const adopted = await adopt(this.#adoptHost(), snapshot);
     const rebuildMs = performance.now() - loadBegan - loadMs;
     if (isSharedStore(store)) {
       const cluster = new Cluster({
@@ -149,7 +154,7 @@ export class Engine {
         claimIntervalMs: this.#o.tuning.claimIntervalMs,
         foreignRefreshMs: this.#o.tuning.pollIntervalMs,
         claimBatch: this.#o.tuning.claimBatch,
-        adopt: async (more) => (await this.#adopt(co, more)).resumed,
+        adopt: async (more) => (await adopt(this.#adoptHost(), more)).resumed,
         liveTask: (commandId, ordinal) => co.live.get(commandId)?.tasks[ordinal],
         leaseLost: (error) => void this.#halt(error),
         cancel: async (id) => {
@@ -185,35 +190,14 @@ export class Engine {
     return report;
   }
 
-  /** Rebuilds commands from stored rows and resumes them (at start, and for claimed trees). */
-  async #adopt(
-    co: Coordinator,
-    snapshot: ActiveSnapshot,
-  ): Promise<{ resumed: number; failed: number }> {
-    for (const bad of snapshot.corrupt)
-      this.events.emit('load-failed', { commandId: bad.commandId, error: bad.error });
-    const rebuilt = await rebuild(
-      this.#registry,
-      this.#storeId,
-      snapshot.commands,
-      snapshot.tasks,
-      snapshot.undo,
-      snapshot.endedChildren,
-    );
-    for (const id of rebuilt.foreignTasks) co.foreignTasks.add(id);
-    for (const failure of rebuilt.failures) {
-      this.#o.logger.warn(
-        { commandId: failure.commandId, error: failure.error },
-        'stored command could not be loaded',
-      );
-      this.events.emit('load-failed', failure);
-    }
-    const fresh = rebuilt.commands.filter((c) => !co.live.has(c.id));
-    for (const c of fresh) co.live.set(c.id, c);
-    for (const c of fresh) this.#resume(co, c);
+  #adoptHost(): AdoptHost {
     return {
-      resumed: fresh.length,
-      failed: rebuilt.failures.length + snapshot.corrupt.length,
+      registry: this.#registry,
+      storeId: this.#storeId,
+      coordinator: this.#co!,
+      dispatcher: this.#dispatcher!,
+      events: this.events,
+      logger: this.#o.logger,
     };
   }
 
@@ -236,20 +220,6 @@ export class Engine {
     await this.#o.store.close(this.#o.nodeId).catch(() => undefined);
     this.#state = 'stopped';
     this.events.emit('halted', { error: error.toInfo() });
-  }
-
-  #resume(co: Coordinator, c: LiveCommand): void {
-    co.live.set(c.id, c);
-    for (const t of c.tasks) {
-      if (t.ended) continue;
-      if (t.stopRequested) this.#dispatcher!.stop(t);
-      else if (t.status === 'created') this.#dispatcher!.start(t);
-      else this.#dispatcher!.watch(t);
-      co.tasks.armDeadline(t);
-    }
-    co.armLifetime(c);
-    if (c.settled && !c.tasksCleared) co.settle(c);
-    co.wake(c);
   }
 
   #beat(): void {
@@ -414,14 +384,26 @@ export class Engine {
     return { command, tasks, undo, children: children.sort((a, b) => (a.seq ?? 0) - (b.seq ?? 0)) };
   }
 
-  /** Resolves with the stored command once it has ended (durably). */
+  /**
+   * Resolves with the stored command once it has ended (durably). On a shared store, a command
+   * another node runs is awaited by reading the store.
+   */
   async waitFor(id: number): Promise<CommandRecord> {
     const co = this.#running();
     const c = co.live.get(id);
     if (c && !c.terminal) await co.whenEnded(c);
     else if (c) await this.#committer!.durable(c);
-    const record = await this.#o.store.getCommand(id);
+    let record = await this.#o.store.getCommand(id);
     if (!record) throw new CocoError(ErrorCode.CommandNotFound, `command ${id} does not exist`);
+    // On a shared store another node may run it: its end shows in the store.
+    while (
+      !isTerminal(record.status) &&
+      isSharedStore(this.#o.store) &&
+      this.#state === 'running'
+    ) {
+      await new Promise((resolve) => this.#o.clock.setTimer(WAIT_POLL_MS, () => resolve(null)));
+      record = (await this.#o.store.getCommand(id)) ?? record;
+    }
     if (!isTerminal(record.status))
       throw new CocoError(
         ErrorCode.CommandState,

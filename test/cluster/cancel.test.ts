@@ -58,8 +58,10 @@ describePg('cancel across nodes', () => {
       });
     });
 
+    const waited = b.waitFor(id); // b does not run it: it waits on the store
     await b.cancel(id);
     await cancelled;
+    expect((await waited).status).toBe('cancelled');
     const record = await b.get(id);
     expect(record).toMatchObject({ status: 'cancelled', owner: 'a' });
     expect((await b.inspect(id))?.tasks[0]?.status).toBe('cancelled');

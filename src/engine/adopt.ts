@@ -1,0 +1,75 @@
+/**
+ * Bringing stored commands back to life: at start (the whole active set) and, on a shared store,
+ * for the trees a node claims from a dead one. Rows are rebuilt through the type registry and the
+ * parameter upgraders (recovery.ts); each live command is then resumed: its tasks started,
+ * stopped or polled again, its timers armed, and it is woken.
+ *
+ * @module
+ */
+import type { Logger } from '../core/command-type.js';
+import type { CommandRegistry } from '../core/registry.js';
+import type { ActiveSnapshot } from '../store/port.js';
+import type { Coordinator } from './coordinator.js';
+import type { Dispatcher } from './dispatcher.js';
+import type { EngineEvents } from './events.js';
+import type { LiveCommand } from './live.js';
+import { rebuild } from './recovery.js';
+
+/** What adopting needs. */
+export interface AdoptHost {
+  readonly registry: CommandRegistry;
+  readonly storeId: string;
+  readonly coordinator: Coordinator;
+  readonly dispatcher: Dispatcher;
+  readonly events: EngineEvents;
+  readonly logger: Logger;
+}
+
+/** Resumes one live command: its unfinished tasks go back to the dispatcher, then it is woken. */
+export function resume(h: AdoptHost, c: LiveCommand): void {
+  const co = h.coordinator;
+  co.live.set(c.id, c);
+  for (const t of c.tasks) {
+    if (t.ended) continue;
+    if (t.stopRequested) h.dispatcher.stop(t);
+    else if (t.status === 'created') h.dispatcher.start(t);
+    else h.dispatcher.watch(t);
+    co.tasks.armDeadline(t);
+  }
+  co.armLifetime(c);
+  if (c.settled && !c.tasksCleared) co.settle(c);
+  co.wake(c);
+}
+
+/**
+ * Rebuilds the snapshot's commands and resumes those not already live. Unloadable rows are
+ * reported (`load-failed`) and left untouched; their tasks are never taken for strangers.
+ */
+export async function adopt(
+  h: AdoptHost,
+  snapshot: ActiveSnapshot,
+): Promise<{ resumed: number; failed: number }> {
+  const co = h.coordinator;
+  for (const bad of snapshot.corrupt)
+    h.events.emit('load-failed', { commandId: bad.commandId, error: bad.error });
+  const rebuilt = await rebuild(
+    h.registry,
+    h.storeId,
+    snapshot.commands,
+    snapshot.tasks,
+    snapshot.undo,
+    snapshot.endedChildren,
+  );
+  for (const id of rebuilt.foreignTasks) co.foreignTasks.add(id);
+  for (const failure of rebuilt.failures) {
+    h.logger.warn(
+      { commandId: failure.commandId, error: failure.error },
+      'stored command could not be loaded',
+    );
+    h.events.emit('load-failed', failure);
+  }
+  const fresh = rebuilt.commands.filter((c) => !co.live.has(c.id));
+  for (const c of fresh) co.live.set(c.id, c);
+  for (const c of fresh) resume(h, c);
+  return { resumed: fresh.length, failed: rebuilt.failures.length + snapshot.corrupt.length };
+}
