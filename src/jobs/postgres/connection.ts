@@ -5,6 +5,11 @@
  * @module
  */
 import pg from 'pg';
+import {
+  isConnectionError,
+  isRetryableTransaction,
+  quoteIdent,
+} from '../../store/postgres/connection.js';
 import { z } from 'zod';
 import { systemClock, type Clock } from '../../core/clock.js';
 import { CocoError, ErrorCode, ValidationError } from '../../core/errors.js';
@@ -121,50 +126,15 @@ export function compileJobStoreOptions(options: unknown): CompiledJobStoreOption
   return { pool, ownsPool: true, schema: o.schema, clock };
 }
 
-/** A schema (or other) identifier, quoted. Identifiers are validated first; this is belt and braces. */
-export function quoteIdent(name: string): string {
-  return `"${name.replaceAll('"', '""')}"`;
-}
-
-/** SQLSTATEs worth another try: the same statement may pass on a new connection or a bit later. */
-const TRANSIENT_SQLSTATES = new Set([
-  '40001', // serialization_failure
-  '40P01', // deadlock_detected (two monitors on one schema writing the same rows)
-  '53300', // too_many_connections
-  '57P01', // admin_shutdown: the server (or an administrator) ended the connection
-  '57P02', // crash_shutdown
-  '57P03', // cannot_connect_now: the server is starting up
-]);
-
-/** Socket errors of a lost or refused connection. */
-const TRANSIENT_ERRNOS = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'EPIPE',
-  'ETIMEDOUT',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'EAI_AGAIN',
-]);
-
-/** Messages of `pg`'s own connection errors, which carry no code. */
-const TRANSIENT_MESSAGE =
-  /connection terminated|timeout exceeded when trying to connect|connection error and is not queryable/i;
-
 /**
  * Whether an error is a lost connection (or another failure that a new try may not meet), as
  * opposed to a statement the server refuses (a constraint, bad SQL), which fails the same way
- * every time.
+ * every time. The engine store's classification, plus the transaction conflicts two monitors
+ * on one schema can meet.
  */
 export function isTransient(error: unknown): boolean {
   if (error instanceof CocoError) return error.retryable;
-  const code = (error as { code?: unknown } | null)?.code;
-  if (typeof code === 'string') {
-    if (code.startsWith('08') || TRANSIENT_SQLSTATES.has(code) || TRANSIENT_ERRNOS.has(code))
-      return true;
-  }
-  const message = (error as { message?: unknown } | null)?.message;
-  return typeof message === 'string' && TRANSIENT_MESSAGE.test(message);
+  return isConnectionError(error) || isRetryableTransaction(error);
 }
 
 /** Wraps a failure in `STORE_FAILED` (keeping `CocoError`s as they are), retryable if transient. */
@@ -186,3 +156,5 @@ export function storeFailed(what: string, error: unknown): CocoError {
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
+
+export { quoteIdent };
