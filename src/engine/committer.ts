@@ -43,6 +43,10 @@ export type CommitListener = (batch: ChangeBatch) => void;
 
 const EMPTY = emptyBatch();
 
+function stoppedBeforeStored(): CocoError {
+  return new CocoError(ErrorCode.EngineStopped, 'the engine stopped before this change was stored');
+}
+
 /** Collects dirty live objects and flushes them in ordered, atomic, pipelined batches. */
 export class Committer {
   /** Command groups with dirty objects, in order of first change (taken ones are skipped). */
@@ -65,6 +69,8 @@ export class Committer {
   #stopped = false;
   #retryTimer: TimerHandle | null = null;
   #idle: (() => void)[] = [];
+  /** Rejecters of `durable()` promises not yet resolved: called if the committer stops first. */
+  readonly #abandon = new Set<(error: Error) => void>();
   #childOf: (id: number) => LiveCommand | undefined = () => undefined;
   readonly #listeners: CommitListener[] = [];
   /** Counters for monitoring: batches committed, rows written, time spent applying. */
@@ -164,7 +170,14 @@ export class Committer {
 
   /** Resolves once the changes of `cause` (or all changes, without one) marked so far are durable. */
   durable(cause: LiveCommand | null = null): Promise<void> {
-    return new Promise((resolve) => this.afterCommit(resolve, cause));
+    if (this.#stopped) return Promise.reject(stoppedBeforeStored());
+    return new Promise((resolve, reject) => {
+      this.#abandon.add(reject);
+      this.afterCommit(() => {
+        this.#abandon.delete(reject);
+        resolve();
+      }, cause);
+    });
   }
 
   /** Subscribes to committed batches. */
@@ -198,11 +211,17 @@ export class Committer {
     }
   }
 
-  /** Stops scheduling flushes (pending changes are dropped; the engine is stopping). */
-  stop(): void {
+  /**
+   * Stops scheduling flushes (pending changes are dropped; the engine is stopping). Whoever
+   * still waits on {@link Committer.durable} is rejected with `reason` (default
+   * `ENGINE_STOPPED`): what they waited for was not stored.
+   */
+  stop(reason: Error = stoppedBeforeStored()): void {
     this.#stopped = true;
     this.#retryTimer?.cancel();
     for (const fn of this.#idle.splice(0)) fn();
+    for (const reject of this.#abandon) reject(reason);
+    this.#abandon.clear();
   }
 
   #schedule(): void {

@@ -215,7 +215,7 @@ export class Engine {
     if (this.#co) this.#co.stopped = true;
     this.#dispatcher?.stopAll();
     this.#stopInfo();
-    this.#committer?.stop();
+    this.#committer?.stop(error);
     await this.#cluster?.stop().catch(() => undefined);
     await this.#o.store.close(this.#o.nodeId).catch(() => undefined);
     this.#state = 'stopped';

@@ -1,0 +1,63 @@
+/**
+ * A node that lost its lease (fenced by another node, as after a long pause) halts at once: its
+ * next write is refused by the store in the same transaction, the engine emits `halted`, and a
+ * submit waiting on that write is rejected instead of hanging. Nothing it wrote after the fence
+ * is stored.
+ */
+import { afterEach, expect, it } from 'vitest';
+import { z } from 'zod';
+import { inProcessAgents } from '../../src/agents/in-process/broker.js';
+import { defineCommand } from '../../src/core/command-type.js';
+import { CocoError } from '../../src/core/errors.js';
+import { createEngine, type Engine } from '../../src/engine/engine.js';
+import { postgresStore } from '../../src/store/postgres/pg-store.js';
+import { FAST } from '../support/harness.js';
+import { adminQuery, describePg, freshSchema, PG_URL } from '../support/pg.js';
+
+const noop = defineCommand({
+  name: 'fence.noop',
+  schema: z.object({}),
+  execute(ctx) {
+    ctx.startTask({ agent: 'a1', verb: 'noop' });
+  },
+});
+
+const engines: Engine[] = [];
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const e of engines.splice(0)) await e.stop().catch(() => undefined);
+  for (const c of cleanups.splice(0)) await c();
+});
+
+describePg('fencing', () => {
+  it('a fenced node halts at its next write; the write is refused and the submit rejected', async () => {
+    const fresh = freshSchema('coco_fence');
+    cleanups.push(() => fresh.drop());
+    const engine = createEngine({
+      store: postgresStore({ url: PG_URL, schema: fresh.schema, leaseMs: 3_000 }),
+      agents: inProcessAgents(['a1']),
+      commands: [noop],
+      nodeId: 'paused',
+      tuning: { ...FAST, agentCallTimeoutMs: 500 },
+    });
+    engines.push(engine);
+    await engine.start();
+    const { id: before } = await engine.submit(noop, {});
+    const halted = new Promise<unknown>((resolve) => engine.on('halted', resolve));
+
+    // What another node does to a node whose lease expired.
+    await adminQuery(
+      `UPDATE "${fresh.schema}".coco_nodes SET fenced = true WHERE node_id = 'paused'`,
+    );
+
+    const error = await engine.submit(noop, {}).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(CocoError);
+    expect((error as CocoError).code).toBe('LEASE_LOST');
+    expect(await halted).toMatchObject({ error: { code: 'LEASE_LOST' } });
+    const { rows } = await adminQuery(`SELECT id FROM "${fresh.schema}".commands ORDER BY id`);
+    expect(rows.map((r: { id: string }) => Number(r.id))).toEqual([before]);
+  });
+});
