@@ -1,8 +1,10 @@
 /**
  * `npm run bench [-- name...]`: runs the benchmarks (all, or the named ones), each in its own
  * process so heaps and files do not mix. Each prints human lines and, last, one JSON line.
- * Names: one-task, fanout, chain, memory, recovery, agents-http; and, only when named, peers
- * (graphile-worker and pg-boss on PostgreSQL at COCO_PG_URL, see bench/peers/).
+ * Names: one-task, fanout, chain, memory, recovery, agents-http, pg (coco on PostgreSQL at
+ * COCO_PG_URL with 1, 2 and 3 nodes, all three patterns; it says it is skipped and passes when no
+ * server answers); and, only when named, pg-one-task, pg-fanout, pg-chain (one pattern of pg)
+ * and peers (graphile-worker and pg-boss on PostgreSQL at COCO_PG_URL, see bench/peers/).
  */
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -18,10 +20,17 @@ const BENCHES: Record<string, string[][]> = {
   memory: [[`memory${ext}`]],
   recovery: [[`recovery${ext}`]],
   'agents-http': [[`agents-http${ext}`]],
+  pg: [[`pg${ext}`]],
+  'pg-one-task': [[`pg${ext}`, 'one-task']],
+  'pg-fanout': [[`pg${ext}`, 'fanout']],
+  'pg-chain': [[`pg${ext}`, 'chain']],
   peers: [[`peers/graphile-worker${ext}`], [`peers/pg-boss${ext}`]],
 };
-/** Run only when named: they need a PostgreSQL server and measure other libraries, not coco. */
-const OPT_IN = new Set(['peers']);
+/**
+ * Run only when named: the peers measure other libraries, not coco; the pg-* names are parts of
+ * `pg`, which the default run includes.
+ */
+const OPT_IN = new Set(['peers', 'pg-one-task', 'pg-fanout', 'pg-chain']);
 const names = process.argv.slice(2).filter((a) => !a.startsWith('-'));
 for (const name of names) {
   if (!BENCHES[name]) {

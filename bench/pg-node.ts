@@ -1,0 +1,298 @@
+/**
+ * One coordinator node of the PostgreSQL benchmark (forked by bench/pg.ts, one JSON argument:
+ * a {@link NodeConfig}): a coco engine on `postgresStore` with its own in-process agent
+ * (`n<k>-a1`, `history: false`, verb `noop`). It runs a warm-up, says `ready`, then on each `go`
+ * submits its share of the work and says `done` once all of it has ended durably (counted from
+ * the engine's `committed` events, as the SQLite benchmarks do), then `idle` once the run has
+ * settled (tasks cleared). On `raw` it stops the engine and measures its share of the raw-store
+ * limit (bench/raw-pg.ts).
+ */
+import pg from 'pg';
+import { z } from 'zod';
+import { inProcessAgents } from '../src/agents/in-process/broker.js';
+import { defineCommand } from '../src/core/command-type.js';
+import { createEngine } from '../src/engine/engine.js';
+import { postgresStore, type PostgresStore } from '../src/store/postgres/pg-store.js';
+import { buildSharedSql } from '../src/store/postgres/shared.js';
+import { buildSql } from '../src/store/postgres/statements.js';
+import type { ChangeBatch } from '../src/store/port.js';
+import { BENCH_TUNING, countOps, type OpCounts } from './lib.js';
+import { CHILDREN, type NodeConfig, type NodeMessage, type ParentMessage } from './pg-common.js';
+import { applyRaw, rawBatches, rawIdsNeeded } from './raw-pg.js';
+
+const cfg = JSON.parse(process.argv[2] ?? '{}') as NodeConfig;
+const nodeId = `n${cfg.node}`;
+const agentId = `${nodeId}-a1`;
+
+function send(message: NodeMessage): void {
+  process.send?.(message);
+}
+
+/** The parent is gone (it failed, or was killed): nothing to report to, so leave. */
+process.on('disconnect', () => process.exit(0));
+
+const one = defineCommand({
+  name: 'bench.one',
+  schema: z.object({ i: z.number() }),
+  execute(ctx) {
+    ctx.expect({ tasks: 1 });
+    ctx.startTask({ agent: agentId, verb: 'noop' });
+  },
+});
+const leaf = defineCommand({
+  name: 'bench.leaf',
+  schema: z.object({ i: z.number() }),
+  execute(ctx) {
+    ctx.expect({ tasks: 1 });
+    ctx.startTask({ agent: agentId, verb: 'noop' });
+  },
+});
+const fanout = defineCommand({
+  name: 'bench.fanout',
+  schema: z.object({ children: z.number().int() }),
+  execute(ctx) {
+    ctx.expect({ children: ctx.params.children });
+    for (let i = 0; i < ctx.params.children; i++) ctx.addChild(leaf, { i });
+  },
+});
+const chain = defineCommand({
+  name: 'bench.chain',
+  schema: z.object({ children: z.number().int() }),
+  execute(ctx) {
+    ctx.expect({ children: ctx.params.children });
+    ctx.addChild(leaf, { i: 0 });
+  },
+  next(ctx) {
+    if (ctx.command.stage < ctx.params.children) ctx.addChild(leaf, { i: ctx.command.stage });
+  },
+});
+
+/** Time during which the store had at least one batch to apply (its queue is serial). */
+function trackBusy(store: PostgresStore): { ms(): number } {
+  const apply = store.apply.bind(store);
+  let pending = 0;
+  let since = 0;
+  let total = 0;
+  store.apply = (batch: ChangeBatch): Promise<void> => {
+    if (pending++ === 0) since = performance.now();
+    const done = (): void => {
+      if (--pending === 0) total += performance.now() - since;
+    };
+    const p = apply(batch);
+    p.then(done, done);
+    return p;
+  };
+  return { ms: () => total + (pending > 0 ? performance.now() - since : 0) };
+}
+
+/**
+ * With `BENCH_PG_TRACE`: every statement's time from send to answer, by statement name (the
+ * store's own names: `coco_<name>` for its prepared batch statements, the key of its SQL tables
+ * for the others; else the first word). The apply connection sends one statement at a time, so
+ * for it this is the statement's round trip.
+ */
+const statements = new Map<string, { n: number; ms: number }>();
+if (process.env.BENCH_PG_TRACE) {
+  const known = new Map<string, string>();
+  for (const sqls of [buildSql(cfg.schema), buildSharedSql(cfg.schema)])
+    for (const [key, text] of Object.entries(sqls))
+      if (typeof text === 'string') known.set(text, key);
+  type Query = (this: pg.Client, config: unknown, ...rest: unknown[]) => unknown;
+  const proto = pg.Client.prototype as unknown as { query: Query };
+  const query = proto.query;
+  proto.query = function (config, ...rest) {
+    const c = config as { name?: string; text?: string } | string;
+    const text = typeof c === 'string' ? c : c.text;
+    const name =
+      (typeof c === 'string' ? undefined : c.name) ??
+      (text === undefined ? '?' : (known.get(text) ?? text.split(' ')[0]!));
+    const t0 = performance.now();
+    const result = query.call(this, config, ...rest);
+    const add = (): void => {
+      const s = statements.get(name) ?? { n: 0, ms: 0 };
+      s.n++;
+      s.ms += performance.now() - t0;
+      statements.set(name, s);
+    };
+    if (result instanceof Promise) result.then(add, add);
+    return result;
+  };
+}
+
+function statementsSince(
+  before: Map<string, { n: number; ms: number }>,
+): Record<string, { n: number; ms: number }> {
+  const out: Record<string, { n: number; ms: number }> = {};
+  for (const [name, s] of statements) {
+    const b = before.get(name) ?? { n: 0, ms: 0 };
+    if (s.n > b.n) out[name] = { n: s.n - b.n, ms: +(s.ms - b.ms).toFixed(1) };
+  }
+  return out;
+}
+
+const store = postgresStore({ url: cfg.url, schema: cfg.schema });
+const busy = trackBusy(store);
+const engine = createEngine({
+  store,
+  agents: inProcessAgents([agentId], { history: false }),
+  commands: [one, leaf, fanout, chain],
+  nodeId,
+  tuning: { ...BENCH_TUNING, ...cfg.tuning },
+});
+const { ops, ended } = countOps(engine);
+const roots = new Set<number>();
+let rootsEnded = 0;
+engine.on('committed', (b) => {
+  for (const c of b.commandUpdates)
+    if (c.endedAt !== null && roots.has(c.id) && roots.delete(c.id)) rootsEnded++;
+});
+
+/** One-task: `n` commands, at most `cfg.inFlight` at a time; resolves when all have ended. */
+function runOneTask(n: number): Promise<void> {
+  ended.clear();
+  let submitted = 0;
+  return new Promise<void>((resolve, reject) => {
+    const pump = (): void => {
+      while (submitted < n && submitted - ended.size < cfg.inFlight) {
+        const k = Math.min(cfg.chunk, n - submitted);
+        const items = Array.from({ length: k }, (_, j) => ({
+          type: one,
+          params: { i: submitted + j },
+        }));
+        submitted += k;
+        engine.submitMany(items).then(() => pump(), reject);
+      }
+    };
+    const off = engine.on('committed', () => {
+      if (ended.size >= n) {
+        off();
+        resolve();
+      } else pump();
+    });
+    pump();
+  });
+}
+
+/** Fan-out or chain: `parents` parents submitted at once; resolves when every one has ended. */
+async function runTrees(parents: number): Promise<void> {
+  rootsEnded = 0;
+  const type = cfg.pattern === 'chain' ? chain : fanout;
+  const children = cfg.pattern === 'chain' ? CHILDREN.chain : CHILDREN.fanout;
+  const ids = await engine.submitMany(
+    Array.from({ length: parents }, () => ({ type, params: { children } })),
+  );
+  for (const { id } of ids) roots.add(id);
+  await new Promise<void>((resolve) => {
+    if (rootsEnded >= parents) return resolve();
+    const off = engine.on('committed', () => {
+      if (rootsEnded >= parents) {
+        off();
+        resolve();
+      }
+    });
+  });
+}
+
+const run = (n: number): Promise<void> =>
+  n <= 0 ? Promise.resolve() : cfg.pattern === 'one-task' ? runOneTask(n) : runTrees(n);
+
+/**
+ * How often to look whether a run has settled (every command's tasks cleared, nothing live):
+ * between runs only, not timed; fine enough not to stretch the pause between runs.
+ */
+const SETTLE_POLL_MS = 5;
+
+async function settled(): Promise<void> {
+  while (engine.stats().liveCommands > 0) await new Promise((r) => setTimeout(r, SETTLE_POLL_MS));
+}
+
+function diff(a: OpCounts, b: OpCounts): OpCounts {
+  const out = { ...a };
+  for (const k of Object.keys(out) as (keyof OpCounts)[]) out[k] = a[k] - b[k];
+  return out;
+}
+
+let rawStore: PostgresStore | null = null;
+let rawPlan: ChangeBatch[] = [];
+let rawUnits = 0;
+
+async function onMessage(m: ParentMessage): Promise<void> {
+  switch (m.t) {
+    case 'go': {
+      const opsBefore = { ...ops };
+      const cpuBefore = process.cpuUsage();
+      const busyBefore = busy.ms();
+      const commitsBefore = engine.stats().commits;
+      const statementsBefore = new Map([...statements].map(([k, v]) => [k, { ...v }]));
+      const t0 = performance.now();
+      await run(cfg.share);
+      const seconds = (performance.now() - t0) / 1000;
+      const cpu = process.cpuUsage(cpuBefore);
+      const commits = engine.stats().commits;
+      send({
+        t: 'done',
+        run: m.run,
+        seconds,
+        ops: diff(ops, opsBefore),
+        cpuMs: (cpu.user + cpu.system) / 1000,
+        storeBusyMs: busy.ms() - busyBefore,
+        rows: commits.commands + commits.tasks - commitsBefore.commands - commitsBefore.tasks,
+        ...(process.env.BENCH_PG_TRACE ? { statements: statementsSince(statementsBefore) } : {}),
+      });
+      await settled();
+      send({ t: 'idle' });
+      return;
+    }
+    case 'raw': {
+      // The engine is done (its runs have settled): stop it so that it does not share the CPU.
+      await engine.stop();
+      if (rawStore === null) {
+        rawStore = postgresStore({ url: cfg.url, schema: cfg.schema });
+        await rawStore.open(`${nodeId}-raw`);
+      }
+      const first = await rawStore.reserveIds(rawIdsNeeded(m.perUnit, m.units, m.perBatch));
+      rawPlan = rawBatches(m.perUnit, m.units, m.perBatch, first, agentId);
+      rawUnits = Math.ceil(m.units / m.perBatch) * m.perBatch;
+      send({ t: 'raw-ready' });
+      return;
+    }
+    case 'raw-go': {
+      const seconds = await applyRaw(rawStore!, rawPlan);
+      send({ t: 'raw-done', seconds, batches: rawPlan.length, units: rawUnits });
+      return;
+    }
+    case 'stop': {
+      await engine.stop();
+      await rawStore?.close();
+      send({ t: 'stopped' });
+      process.disconnect();
+      return;
+    }
+  }
+}
+
+/** Messages are handled one at a time, in order. */
+let queue: Promise<void> = Promise.resolve();
+process.on('message', (m: ParentMessage) => {
+  queue = queue
+    .then(() => onMessage(m))
+    .catch((error: unknown) => {
+      send({
+        t: 'error',
+        message: error instanceof Error ? (error.stack ?? error.message) : String(error),
+      });
+    });
+});
+
+try {
+  await engine.start();
+  // The warm-up (the JIT, the server's caches and plans, the connections) is not timed.
+  await run(cfg.warmup);
+  await settled();
+  send({ t: 'ready' });
+} catch (error) {
+  send({
+    t: 'error',
+    message: error instanceof Error ? (error.stack ?? error.message) : String(error),
+  });
+}
