@@ -195,7 +195,12 @@ export class Applier {
       await client.query(
         `SET statement_timeout = ${this.#h.statementTimeoutMs}; ` +
           `SET idle_in_transaction_session_timeout = ${IDLE_IN_TRANSACTION_TIMEOUT_MS}; ` +
-          `SET application_name = 'coco/apply/${this.#h.schema}'`,
+          `SET application_name = 'coco/apply/${this.#h.schema}'; ` +
+          // A batch's UPDATE ... FROM unnest(...) touches a few thousand rows by primary key; for
+          // large batches the planner prefers hashing the whole table, whose cost grows with the
+          // table (measured: 10,000 command updates 372 -> 772 ms from 30k to 300k rows, against
+          // 319 -> 374 ms by index). Batch statements are only ever keyed lookups: index them.
+          'SET enable_hashjoin = off; SET enable_mergejoin = off',
       );
     } catch (error) {
       this.#drop();

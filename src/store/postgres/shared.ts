@@ -65,12 +65,15 @@ export function buildSharedSql(schema: string) {
     // has a known (type, version), oldest first, locked (skipping those another claimer holds).
     // The owner test on the root row itself is re-checked by PostgreSQL on the newest version of a
     // row that changed since the statement began: a tree another claimer took meanwhile is skipped.
+    // Owners are always registered nodes (apply stamps the opened node), so "not live" is
+    // "fenced": searching by the few fenced owners uses the (owner, id) index of the active set,
+    // instead of testing every active row against the live nodes (a scan, every claim poll).
     claimTrees:
-      `WITH live AS (SELECT node_id FROM ${nodes} WHERE NOT fenced), ` +
+      `WITH dead AS (SELECT node_id FROM ${nodes} WHERE fenced), ` +
       'roots AS (' +
       `SELECT r.id FROM ${commands} r WHERE r.id IN (` +
-      `SELECT c.root_id FROM ${commands} c WHERE c.active AND (c.owner IS NULL OR c.owner NOT IN (SELECT node_id FROM live))) ` +
-      'AND (r.owner IS NULL OR r.owner NOT IN (SELECT node_id FROM live)) ' +
+      `SELECT c.root_id FROM ${commands} c WHERE c.active AND (c.owner IS NULL OR c.owner IN (SELECT node_id FROM dead))) ` +
+      'AND (r.owner IS NULL OR r.owner IN (SELECT node_id FROM dead)) ' +
       `AND NOT EXISTS (SELECT 1 FROM ${commands} c WHERE c.root_id = r.id AND c.active AND NOT EXISTS (` +
       'SELECT 1 FROM unnest($2::text[], $3::int[]) AS k(type, version) WHERE k.type = c.type AND k.version >= c.params_version)) ' +
       'ORDER BY r.id LIMIT $4 FOR UPDATE OF r SKIP LOCKED), ' +
