@@ -34,11 +34,13 @@ describePg('fencing', () => {
     const fresh = freshSchema('coco_fence');
     cleanups.push(() => fresh.drop());
     const engine = createEngine({
-      store: postgresStore({ url: PG_URL, schema: fresh.schema, leaseMs: 3_000 }),
+      // Long lease and claim periods: the node's own timers must not find the fence before the
+      // submit's write does (that write is what the test is about).
+      store: postgresStore({ url: PG_URL, schema: fresh.schema, leaseMs: 60_000 }),
       agents: inProcessAgents(['a1']),
       commands: [noop],
       nodeId: 'paused',
-      tuning: { ...FAST, agentCallTimeoutMs: 500 },
+      tuning: { ...FAST, agentCallTimeoutMs: 500, claimIntervalMs: 60_000 },
     });
     engines.push(engine);
     await engine.start();
