@@ -45,6 +45,17 @@ describePg('fencing', () => {
     engines.push(engine);
     await engine.start();
     const { id: before } = await engine.submit(noop, {});
+    // The first command runs to its end and leaves memory: no write of it comes after the fence.
+    await new Promise<void>((resolve) => {
+      if (engine.stats().liveCommands === 0) return resolve();
+      const off = engine.on('committed', () =>
+        setImmediate(() => {
+          if (engine.stats().liveCommands > 0) return;
+          off();
+          resolve();
+        }),
+      );
+    });
     const halted = new Promise<unknown>((resolve) => engine.on('halted', resolve));
 
     // What another node does to a node whose lease expired.
