@@ -13,6 +13,7 @@
 import { z } from 'zod';
 import { CocoError, ErrorCode, type ErrorInfo } from '../../core/errors.js';
 import { COMMAND_STATUSES, COMPENSATION_STATUSES, TASK_STATUSES } from '../../core/states.js';
+import { errorColumn, percentColumn } from '../columns.js';
 import { JOB_STATUSES, STEP_KINDS, type Job, type Step } from '../port.js';
 
 /** A column of an upsert: its name and the PostgreSQL type of its `unnest` array. */
@@ -67,34 +68,13 @@ export const int8 = z
     return n;
   });
 
-const percent = z.number().min(0).max(100);
-
-/** An error info stored as JSON text (NULL for none). */
-const errorColumn = z
-  .string()
-  .nullable()
-  .transform((text, ctx): unknown => {
-    if (text === null) return null;
-    try {
-      return JSON.parse(text) as unknown;
-    } catch (error) {
-      ctx.addIssue({ code: 'custom', message: `invalid JSON (${(error as Error).message})` });
-      return z.NEVER;
-    }
-  })
-  .pipe(
-    z
-      .looseObject({ code: z.string(), message: z.string(), details: z.unknown().optional() })
-      .nullable(),
-  );
-
 const jobRow = z
   .object({
     id: int8,
     type: z.string(),
     status: z.enum(JOB_STATUSES),
     compensation: z.enum(COMPENSATION_STATUSES),
-    progress: percent,
+    progress: percentColumn,
     error: errorColumn,
     started_at: int8,
     updated_at: int8,
@@ -126,7 +106,7 @@ const stepRow = z
     task_ordinal: int8.nullable(),
     status: z.string(),
     compensation: z.enum(COMPENSATION_STATUSES),
-    progress: percent,
+    progress: percentColumn,
     expected_tasks: int8.pipe(z.number().nonnegative()),
     expected_children: int8.pipe(z.number().nonnegative()),
     undo: z.boolean(),

@@ -9,6 +9,7 @@
 import { z } from 'zod';
 import { CocoError, ErrorCode, type ErrorInfo } from '../../core/errors.js';
 import { COMMAND_STATUSES, COMPENSATION_STATUSES, TASK_STATUSES } from '../../core/states.js';
+import { errorColumn, percentColumn } from '../columns.js';
 import { JOB_STATUSES, STEP_KINDS, type Job, type Step } from '../port.js';
 
 /** `job_jobs` columns, in the order of the upsert's parameters. */
@@ -24,26 +25,6 @@ export const STEP_COLUMNS = [
 ] as const; // prettier-ignore
 
 const int = z.number().int();
-const percent = z.number().min(0).max(100);
-
-/** An error info stored as JSON text (NULL for none). */
-const errorColumn = z
-  .string()
-  .nullable()
-  .transform((text, ctx): unknown => {
-    if (text === null) return null;
-    try {
-      return JSON.parse(text) as unknown;
-    } catch (error) {
-      ctx.addIssue({ code: 'custom', message: `invalid JSON (${(error as Error).message})` });
-      return z.NEVER;
-    }
-  })
-  .pipe(
-    z
-      .looseObject({ code: z.string(), message: z.string(), details: z.unknown().optional() })
-      .nullable(),
-  );
 
 const jobRow = z
   .object({
@@ -51,7 +32,7 @@ const jobRow = z
     type: z.string(),
     status: z.enum(JOB_STATUSES),
     compensation: z.enum(COMPENSATION_STATUSES),
-    progress: percent,
+    progress: percentColumn,
     error: errorColumn,
     started_at: int,
     updated_at: int,
@@ -83,7 +64,7 @@ const stepRow = z
     task_ordinal: int.nullable(),
     status: z.string(),
     compensation: z.enum(COMPENSATION_STATUSES),
-    progress: percent,
+    progress: percentColumn,
     expected_tasks: int.nonnegative(),
     expected_children: int.nonnegative(),
     undo: z.union([z.literal(0), z.literal(1)]),

@@ -13,8 +13,15 @@
  *
  * @module
  */
-import { isActive } from '../sqlite/rows.js';
-import { COMMAND_COLUMNS, ENTITY_COLUMNS, TASK_COLUMNS, UNDO_COLUMNS } from '../sqlite/rows.js';
+import {
+  COMMAND_COLUMNS,
+  ENTITY_COLUMNS,
+  TASK_COLUMNS,
+  UNDO_COLUMNS,
+  commandState,
+  isActive,
+  jsonText,
+} from '../sqlite/rows.js';
 import type {
   ChangeBatch,
   CommandRecord,
@@ -195,36 +202,6 @@ function activeReads(commands: string, tasks: string, undo: string, commandSelec
   };
 }
 
-/** JSON column value: text, or NULL for null/undefined. */
-function json(value: unknown): string | null {
-  return value === null || value === undefined ? null : (JSON.stringify(value) ?? null);
-}
-
-/**
- * The `state` JSON of a command: its mutable bookkeeping, as an array in the order of
- * `COMMAND_STATE_FIELDS` (src/store/sqlite/rows.ts), flags as 0/1.
- */
-function commandState(u: CommandUpdate): string {
-  return JSON.stringify([
-    u.expectedTasks,
-    u.expectedChildren,
-    u.taskCount,
-    u.childCount,
-    u.undoCount,
-    u.journalSeq,
-    u.stage,
-    u.stageDone ? 1 : 0,
-    u.chainDone ? 1 : 0,
-    u.cancelRequested ? 1 : 0,
-    u.compensationError,
-    u.data ?? null,
-    u.attempts,
-    u.nextAttemptAt,
-    u.lastError,
-    u.deadlineAt,
-  ]);
-}
-
 /** Column arrays of `rows`: `pick` gives one row's values, in column order. */
 function columnar<T>(
   rows: readonly T[],
@@ -246,8 +223,8 @@ export function commandInsertParams(
 ): unknown[] {
   return [
     ...columnar(rows, COMMAND_INSERT.length, (r) => [
-      r.id, r.type, r.paramsVersion, json(r.params), r.status, r.parentId, r.rootId, r.seq,
-      r.originStage, r.childMode, r.failurePolicy, r.compensation, json(r.error), json(r.result),
+      r.id, r.type, r.paramsVersion, jsonText(r.params), r.status, r.parentId, r.rootId, r.seq,
+      r.originStage, r.childMode, r.failurePolicy, r.compensation, jsonText(r.error), jsonText(r.result),
       commandState(r), r.idempotencyKey, r.createdAt, r.updatedAt, r.endedAt, r.tasksCleared,
       r.leaseUntil, isActive(r.status, r.tasksCleared, r.compensation),
     ]), // prettier-ignore
@@ -262,7 +239,7 @@ export function commandUpdateParams(
 ): unknown[] {
   return [
     ...columnar(rows, COMMAND_UPDATE.length, (u) => [
-      u.id, u.status, u.compensation, json(u.error), json(u.result), commandState(u), u.updatedAt,
+      u.id, u.status, u.compensation, jsonText(u.error), jsonText(u.result), commandState(u), u.updatedAt,
       u.endedAt, u.tasksCleared, u.leaseUntil, isActive(u.status, u.tasksCleared, u.compensation),
     ]), // prettier-ignore
     owner,
@@ -271,28 +248,28 @@ export function commandUpdateParams(
 
 /** Parameters of `upgradeParams`. */
 export function paramsUpgradeParams(rows: ChangeBatch['paramsUpgrades']): unknown[] {
-  return columnar(rows, 3, (p) => [p.id, p.paramsVersion, json(p.params)]);
+  return columnar(rows, 3, (p) => [p.id, p.paramsVersion, jsonText(p.params)]);
 }
 
 /** Parameters of `insertTasks`. */
 export function taskInsertParams(rows: readonly TaskRecord[]): unknown[] {
   return columnar(rows, TASK_INSERT.length, (t) => [
-    t.commandId, t.ordinal, t.origin, t.agentId, t.verb, json(t.args), t.status, json(t.result),
-    json(t.error), t.deadlineAt, t.stopRequested, t.createdAt, t.endedAt,
+    t.commandId, t.ordinal, t.origin, t.agentId, t.verb, jsonText(t.args), t.status, jsonText(t.result),
+    jsonText(t.error), t.deadlineAt, t.stopRequested, t.createdAt, t.endedAt,
   ]); // prettier-ignore
 }
 
 /** Parameters of `updateTasks`. */
 export function taskUpdateParams(rows: readonly TaskUpdate[]): unknown[] {
   return columnar(rows, TASK_UPDATE.length, (t) => [
-    t.commandId, t.ordinal, t.status, json(t.result), json(t.error), t.stopRequested, t.endedAt,
+    t.commandId, t.ordinal, t.status, jsonText(t.result), jsonText(t.error), t.stopRequested, t.endedAt,
   ]); // prettier-ignore
 }
 
 /** Parameters of `insertUndo`. */
 export function undoInsertParams(rows: readonly UndoRecord[]): unknown[] {
   return columnar(rows, UNDO_INSERT.length, (u) => [
-    u.commandId, u.ordinal, u.seq, u.stage, u.name, json(u.data), u.status, json(u.error),
+    u.commandId, u.ordinal, u.seq, u.stage, u.name, jsonText(u.data), u.status, jsonText(u.error),
   ]); // prettier-ignore
 }
 
@@ -302,17 +279,17 @@ export function undoUpdateParams(rows: readonly UndoUpdate[]): unknown[] {
     u.commandId,
     u.ordinal,
     u.status,
-    json(u.error),
+    jsonText(u.error),
   ]);
 }
 
 /** Parameters of `putEntities` (writes whose value is not null). */
 export function entityPutParams(rows: ChangeBatch['entityWrites']): unknown[] {
-  return columnar(rows, 5, (w) => [w.kind, w.id, json(w.value), w.commandId, w.at]);
+  return columnar(rows, 5, (w) => [w.kind, w.id, jsonText(w.value), w.commandId, w.at]);
 }
 
 /** JSON text of a value, for parameters outside batches. */
-export { json as jsonText };
+export { jsonText };
 
 /** Filters of a `listCommands` query, with its limit already checked. */
 export interface ListFilter {

@@ -21,7 +21,14 @@ import {
   type CommandStatus,
   type CompensationStatus,
 } from '../../core/states.js';
-import type { CommandRecord, CorruptRow, EntityRecord, TaskRecord, UndoRecord } from '../port.js';
+import type {
+  CommandRecord,
+  CommandUpdate,
+  CorruptRow,
+  EntityRecord,
+  TaskRecord,
+  UndoRecord,
+} from '../port.js';
 
 /** `commands` columns, in row order. */
 export const COMMAND_COLUMNS = [
@@ -35,6 +42,38 @@ export const COMMAND_STATE_FIELDS = [
   'stage', 'stageDone', 'chainDone', 'cancelRequested', 'compensationError', 'data', 'attempts',
   'nextAttemptAt', 'lastError', 'deadlineAt',
 ] as const; // prettier-ignore
+
+/** JSON column value: text, or NULL for null/undefined (both stores write JSON as text). */
+export function jsonText(value: unknown): string | null {
+  return value === null || value === undefined ? null : (JSON.stringify(value) ?? null);
+}
+
+/**
+ * The `state` JSON of a command: its mutable bookkeeping fields (everything a query never
+ * filters on), written whole on every insert and update, as an array in the order of
+ * {@link COMMAND_STATE_FIELDS} — a third the bytes of an object with names, which is measurably
+ * cheaper to write (row size dominates the cost of a write).
+ */
+export function commandState(u: CommandUpdate): string {
+  return JSON.stringify([
+    u.expectedTasks,
+    u.expectedChildren,
+    u.taskCount,
+    u.childCount,
+    u.undoCount,
+    u.journalSeq,
+    u.stage,
+    u.stageDone ? 1 : 0,
+    u.chainDone ? 1 : 0,
+    u.cancelRequested ? 1 : 0,
+    u.compensationError,
+    u.data ?? null,
+    u.attempts,
+    u.nextAttemptAt,
+    u.lastError,
+    u.deadlineAt,
+  ]);
+}
 /** `tasks` columns, in row order. */
 export const TASK_COLUMNS = [
   'command_id', 'ordinal', 'origin', 'agent_id', 'verb', 'args', 'status', 'result', 'error',

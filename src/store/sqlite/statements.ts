@@ -18,7 +18,15 @@ import type {
   UndoRecord,
   UndoUpdate,
 } from '../port.js';
-import { COMMAND_COLUMNS, ENTITY_COLUMNS, TASK_COLUMNS, UNDO_COLUMNS, isActive } from './rows.js';
+import {
+  COMMAND_COLUMNS,
+  ENTITY_COLUMNS,
+  TASK_COLUMNS,
+  UNDO_COLUMNS,
+  commandState,
+  isActive,
+  jsonText,
+} from './rows.js';
 
 type Db = Database.Database;
 type Stmt = Database.Statement<unknown[], unknown>;
@@ -53,45 +61,13 @@ function asJson(columns: readonly string[], alias: string): string {
   return `json_array(${list(columns, alias)})`;
 }
 
-/** JSON column value: text, or NULL for null/undefined. */
-function json(value: unknown): string | null {
-  return value === null || value === undefined ? null : (JSON.stringify(value) ?? null);
-}
-
-/**
- * The `state` JSON of a command: its mutable bookkeeping fields (everything a query never
- * filters on), written whole on every insert and update, as an array in the order of
- * `COMMAND_STATE_FIELDS` (rows.ts) — a third the bytes of an object with names, which is measurably
- * cheaper to write (row size dominates SQLite's cost here).
- */
-function commandState(u: CommandUpdate): string {
-  return JSON.stringify([
-    u.expectedTasks,
-    u.expectedChildren,
-    u.taskCount,
-    u.childCount,
-    u.undoCount,
-    u.journalSeq,
-    u.stage,
-    u.stageDone ? 1 : 0,
-    u.chainDone ? 1 : 0,
-    u.cancelRequested ? 1 : 0,
-    u.compensationError,
-    u.data ?? null,
-    u.attempts,
-    u.nextAttemptAt,
-    u.lastError,
-    u.deadlineAt,
-  ]);
-}
-
 /** Parameters of `insertCommand`. */
 export function commandInsertValues(r: CommandRecord): unknown[] {
   return [
     r.id,
     r.type,
     r.paramsVersion,
-    json(r.params),
+    jsonText(r.params),
     r.status,
     r.parentId,
     r.rootId,
@@ -100,8 +76,8 @@ export function commandInsertValues(r: CommandRecord): unknown[] {
     r.childMode,
     r.failurePolicy,
     r.compensation,
-    json(r.error),
-    json(r.result),
+    jsonText(r.error),
+    jsonText(r.result),
     commandState(r),
     r.idempotencyKey,
     r.createdAt,
@@ -119,8 +95,8 @@ export function commandUpdateValues(u: CommandUpdate): unknown[] {
   return [
     u.status,
     u.compensation,
-    json(u.error),
-    json(u.result),
+    jsonText(u.error),
+    jsonText(u.result),
     commandState(u),
     u.updatedAt,
     u.endedAt,
@@ -140,10 +116,10 @@ export function taskInsertValues(t: TaskRecord): unknown[] {
     t.origin,
     t.agentId,
     t.verb,
-    json(t.args),
+    jsonText(t.args),
     t.status,
-    json(t.result),
-    json(t.error),
+    jsonText(t.result),
+    jsonText(t.error),
     t.deadlineAt,
     t.stopRequested ? 1 : 0,
     t.createdAt,
@@ -155,8 +131,8 @@ export function taskInsertValues(t: TaskRecord): unknown[] {
 export function taskUpdateValues(t: TaskUpdate): unknown[] {
   return [
     t.status,
-    json(t.result),
-    json(t.error),
+    jsonText(t.result),
+    jsonText(t.error),
     t.stopRequested ? 1 : 0,
     t.endedAt,
     t.commandId,
@@ -166,22 +142,31 @@ export function taskUpdateValues(t: TaskUpdate): unknown[] {
 
 /** Parameters of `insertUndo`. */
 export function undoInsertValues(u: UndoRecord): unknown[] {
-  return [u.commandId, u.ordinal, u.seq, u.stage, u.name, json(u.data), u.status, json(u.error)];
+  return [
+    u.commandId,
+    u.ordinal,
+    u.seq,
+    u.stage,
+    u.name,
+    jsonText(u.data),
+    u.status,
+    jsonText(u.error),
+  ];
 }
 
 /** Parameters of `updateUndo`. */
 export function undoUpdateValues(u: UndoUpdate): unknown[] {
-  return [u.status, json(u.error), u.commandId, u.ordinal];
+  return [u.status, jsonText(u.error), u.commandId, u.ordinal];
 }
 
 /** Parameters of `upgradeParams`. */
 export function paramsUpgradeValues(p: ChangeBatch['paramsUpgrades'][number]): unknown[] {
-  return [p.paramsVersion, json(p.params), p.id];
+  return [p.paramsVersion, jsonText(p.params), p.id];
 }
 
 /** Parameters of `putEntity` (a write whose value is not null). */
 export function entityPutValues(w: EntityWrite): unknown[] {
-  return [w.kind, w.id, json(w.value), w.commandId, w.at];
+  return [w.kind, w.id, jsonText(w.value), w.commandId, w.at];
 }
 
 const ACTIVE_COMMANDS =
