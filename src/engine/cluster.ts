@@ -21,9 +21,9 @@ import {
   type ActiveSnapshot,
   type KnownType,
   type SharedStore,
-  type TaskReportRecord,
 } from '../store/port.js';
 import type { Dispatcher, PollGate } from './dispatcher.js';
+import { Relay } from './relay.js';
 import type { LiveTask } from './live.js';
 
 /** What the cluster needs from the engine. */
@@ -67,15 +67,8 @@ function leaseSafetyMs(leaseMs: number): number {
   return Math.min(1_000, leaseMs / 10);
 }
 
-/**
- * A relayed task end still shown as running after this long was lost on the way (its owner
- * died before applying it, or had not loaded the command yet): it is polled and relayed again.
- * An owner applies a report within milliseconds of the signal, so 5 s means lost, not slow.
- */
-const RELAY_AGAIN_MS = 5_000;
-
-/** Reports applied at a time from the store's inbox. */
-const REPORT_BATCH = 1_000;
+/** Cancel requests carried out at a time. */
+const CANCEL_BATCH = 1_000;
 
 /**
  * Throws `INVALID_OPTIONS` unless a lease of `leaseMs` leaves room for polls: a poll must end
@@ -97,18 +90,12 @@ export class Cluster implements PollGate {
   readonly #h: ClusterHost;
   /** Agent id -> until when (this process's clock) this node may poll it. */
   readonly #held = new Map<string, number>();
-  /** Agent id -> agent task id -> the foreign task. */
-  #foreign = new Map<string, Map<string, { commandId: number; ordinal: number }>>();
-  /** Foreign tasks whose end was relayed, and when: not relayed again unless it seems lost. */
-  readonly #relayed = new Map<string, number>();
-  #outbox: TaskReportRecord[] = [];
+  readonly #relay: Relay;
   #timers: TimerHandle[] = [];
   #unlisten: (() => Promise<void>) | null = null;
   #stopped = false;
   #claiming: Promise<void> | null = null;
   #claimAgain = false;
-  #readingReports: Promise<void> | null = null;
-  #reportsAgain = false;
   #wantedTimer: TimerHandle | null = null;
   #cancelling: Promise<void> | null = null;
   #leasing: Promise<void> | null = null;
@@ -118,13 +105,25 @@ export class Cluster implements PollGate {
     assertLeaseFits(host.store.leaseMs, host.callTimeoutMs);
     this.#h = host;
     this.#known = host.registry.all().map((t) => ({ type: t.name, version: t.version }));
+    this.#relay = new Relay({
+      nodeId: host.nodeId,
+      storeId: host.storeId,
+      store: host.store,
+      clock: host.clock,
+      dispatcher: host.dispatcher,
+      liveTask: (commandId, ordinal) => host.liveTask(commandId, ordinal),
+      held: () => [...this.#held.keys()],
+      claiming: () => this.#claiming !== null,
+      stopped: () => this.#stopped,
+      failed: (error, what) => this.#failed(error, what),
+    });
   }
 
   /** Starts listening and the loops; claims orphans once before resolving. */
   async start(): Promise<void> {
     this.#unlisten = await this.#h.store.listen(this.#h.nodeId, (signal) => {
       if (signal === 'orphans') this.claimSoon();
-      else if (signal === 'reports') this.reportsSoon();
+      else if (signal === 'reports') this.#relay.reportsSoon();
       else this.cancelsSoon();
     });
     const leaseMs = this.#h.store.leaseMs;
@@ -133,12 +132,12 @@ export class Cluster implements PollGate {
     this.#every(this.#h.claimIntervalMs, () => {
       this.#expireHeld();
       this.claimSoon();
-      this.reportsSoon();
+      this.#relay.reportsSoon();
       this.cancelsSoon();
     });
-    this.#every(this.#h.foreignRefreshMs, () => void this.#refreshForeign());
+    this.#every(this.#h.foreignRefreshMs, () => void this.#relay.refresh());
     await this.#claim();
-    this.reportsSoon();
+    this.#relay.reportsSoon();
     this.cancelsSoon();
   }
 
@@ -148,13 +147,8 @@ export class Cluster implements PollGate {
     for (const t of this.#timers) t.cancel();
     this.#timers = [];
     this.#wantedTimer?.cancel();
-    await Promise.allSettled([
-      this.#claiming,
-      this.#readingReports,
-      this.#leasing,
-      this.#cancelling,
-    ]);
-    await this.#flushOutbox().catch(() => undefined);
+    await Promise.allSettled([this.#claiming, this.#relay.idle(), this.#leasing, this.#cancelling]);
+    await this.#relay.flush().catch(() => undefined);
     await this.#unlisten?.().catch(() => undefined);
     this.#held.clear();
     // The polls end before the leases go: the next holder never overlaps with this node.
@@ -235,14 +229,14 @@ export class Cluster implements PollGate {
     const had = this.#held.has(agentId);
     if (until === null) {
       this.#held.delete(agentId);
-      this.#foreign.delete(agentId);
+      this.#relay.dropAgent(agentId);
       if (had) this.#h.dispatcher.gateChanged(agentId, false);
       return;
     }
     this.#held.set(agentId, until);
     if (!had) {
       this.#h.dispatcher.gateChanged(agentId, true);
-      void this.#refreshForeign();
+      void this.#relay.refresh();
     }
   }
 
@@ -263,30 +257,11 @@ export class Cluster implements PollGate {
   }
 
   foreignIds(agentId: string): readonly string[] {
-    const tasks = this.#foreign.get(agentId);
-    return tasks ? [...tasks.keys()] : [];
+    return this.#relay.foreignIds(agentId);
   }
 
   foreignReport(agentId: string, report: TaskStatusReport): void {
-    const task = this.#foreign.get(agentId)?.get(report.taskId);
-    if (!task) return;
-    const ended = report.state !== 'running' && report.state !== 'unknown';
-    if (report.state === 'running') return;
-    if (ended) {
-      if (this.#relayed.has(report.taskId)) return;
-      this.#relayed.set(report.taskId, this.#h.clock.now());
-      this.#foreign.get(agentId)?.delete(report.taskId);
-    }
-    this.#outbox.push({
-      commandId: task.commandId,
-      ordinal: task.ordinal,
-      status: report.state,
-      result: report.result ?? null,
-      error: report.error ?? null,
-      progress: null,
-      at: this.#h.clock.now(),
-    });
-    if (this.#outbox.length === 1) queueMicrotask(() => void this.#flushOutbox());
+    this.#relay.foreignReport(agentId, report);
   }
 
   async strangers(ids: readonly string[]): Promise<string[]> {
@@ -305,51 +280,6 @@ export class Cluster implements PollGate {
       for (const id of list) if (!known.has(id)) out.push(id);
     }
     return out;
-  }
-
-  async #flushOutbox(): Promise<void> {
-    if (this.#outbox.length === 0) return;
-    const reports = this.#outbox;
-    this.#outbox = [];
-    try {
-      await this.#h.store.postReports(reports);
-    } catch (error) {
-      // Not relayed: poll those tasks again (ends are relayed anew).
-      for (const r of reports)
-        this.#relayed.delete(agentTaskId(this.#h.storeId, r.commandId, r.ordinal));
-      this.#failed(error, 'relaying task reports');
-    }
-  }
-
-  async #refreshForeign(): Promise<void> {
-    if (this.#stopped || this.#held.size === 0) {
-      this.#foreign.clear();
-      return;
-    }
-    try {
-      const rows = await this.#h.store.foreignTasks(this.#h.nodeId, [...this.#held.keys()]);
-      const next = new Map<string, Map<string, { commandId: number; ordinal: number }>>();
-      const seen = new Set<string>();
-      for (const r of rows) {
-        const id = agentTaskId(this.#h.storeId, r.commandId, r.ordinal);
-        seen.add(id);
-        const relayedAt = this.#relayed.get(id);
-        if (relayedAt !== undefined) {
-          if (this.#h.clock.now() - relayedAt < RELAY_AGAIN_MS) continue;
-          this.#relayed.delete(id); // lost on the way (its owner died?): poll and relay it again
-        }
-        let tasks = next.get(r.agentId);
-        if (!tasks)
-          next.set(r.agentId, (tasks = new Map<string, { commandId: number; ordinal: number }>()));
-        tasks.set(id, { commandId: r.commandId, ordinal: r.ordinal });
-      }
-      // A relayed end stays remembered until its task no longer shows as running.
-      for (const id of this.#relayed.keys()) if (!seen.has(id)) this.#relayed.delete(id);
-      this.#foreign = next;
-      for (const agentId of next.keys()) this.#h.dispatcher.gateChanged(agentId, true);
-    } catch (error) {
-      this.#failed(error, 'reading the other nodes’ tasks');
-    }
   }
 
   // -- claims --
@@ -395,7 +325,7 @@ export class Cluster implements PollGate {
     if (this.#stopped || this.#cancelling) return;
     this.#cancelling = (async () => {
       try {
-        const ids = await this.#h.store.takeCancels(this.#h.nodeId, REPORT_BATCH);
+        const ids = await this.#h.store.takeCancels(this.#h.nodeId, CANCEL_BATCH);
         const done: number[] = [];
         for (const id of ids) {
           if (await this.#h.cancel(id)) done.push(id);
@@ -411,68 +341,5 @@ export class Cluster implements PollGate {
         this.#failed(error, 'carrying out cancel requests');
       }
     })().finally(() => (this.#cancelling = null));
-  }
-
-  // -- reports relayed to this node --
-
-  /** Reports of commands this node has not loaded whose tasks have ended in the store. */
-  async #stale(
-    reports: readonly TaskReportRecord[],
-  ): Promise<{ commandId: number; ordinal: number }[]> {
-    const out: { commandId: number; ordinal: number }[] = [];
-    for (const r of reports) {
-      const task = (await this.#h.store.getTasks(r.commandId)).find((t) => t.ordinal === r.ordinal);
-      if (!task || task.endedAt !== null) out.push({ commandId: r.commandId, ordinal: r.ordinal });
-    }
-    return out;
-  }
-
-  /** Reads this node's relayed reports soon (coalesced). */
-  reportsSoon(): void {
-    if (this.#stopped) return;
-    if (this.#readingReports) {
-      this.#reportsAgain = true;
-      return;
-    }
-    this.#readingReports = (async () => {
-      do {
-        this.#reportsAgain = false;
-        try {
-          const reports = await this.#h.store.takeReports(this.#h.nodeId, REPORT_BATCH);
-          const useless: { commandId: number; ordinal: number }[] = [];
-          const notLoaded: TaskReportRecord[] = [];
-          for (const r of reports) {
-            const task = this.#h.liveTask(r.commandId, r.ordinal);
-            if (!task) {
-              notLoaded.push(r);
-              continue;
-            }
-            if (task.ended || task.agentDone) {
-              useless.push({ commandId: r.commandId, ordinal: r.ordinal });
-              continue;
-            }
-            const report: TaskStatusReport = {
-              taskId: task.agentTaskId,
-              state: r.status,
-              ...(r.result !== null && r.result !== undefined ? { result: r.result } : {}),
-              ...(r.error ? { error: r.error } : {}),
-            };
-            this.#h.dispatcher.applyRelayed(task, report);
-            // An `unknown` is kept by nobody: the holder sends it again while it lasts.
-            if (r.status === 'unknown')
-              useless.push({ commandId: r.commandId, ordinal: r.ordinal });
-          }
-          // A command not in memory may be a tree being claimed right now (its report is kept
-          // for after the load), or one that has ended and left memory (the report is stale).
-          if (notLoaded.length > 0 && !this.#claiming)
-            useless.push(...(await this.#stale(notLoaded)));
-          if (useless.length > 0) await this.#h.store.dropReports(useless);
-          if (reports.length === REPORT_BATCH) this.#reportsAgain = true;
-        } catch (error) {
-          this.#failed(error, 'reading relayed task reports');
-          break;
-        }
-      } while (this.#reportsAgain && !this.#stopped);
-    })().finally(() => (this.#readingReports = null));
   }
 }
