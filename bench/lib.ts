@@ -30,7 +30,11 @@ export function tempDb(): { dir: string; path: string; cleanup(): void } {
 }
 
 /** Engine timings for benchmarks: polls are driven by activity hints; the interval is the net. */
-export const BENCH_TUNING: EngineTuning = { pollIntervalMs: 1000, idBlockSize: 50_000 };
+export const BENCH_TUNING: EngineTuning = {
+  pollIntervalMs: 1000,
+  idBlockSize: 50_000,
+  ...(JSON.parse(process.env.BENCH_TUNING ?? '{}') as EngineTuning),
+};
 
 /** An engine on SQLite (WAL, synchronous=FULL: durable) with the given broker. */
 export function benchEngine(

@@ -43,6 +43,16 @@ export type CommitListener = (batch: ChangeBatch) => void;
 
 const EMPTY = emptyBatch();
 
+/**
+ * How long the write of a task's `running` status may wait for the task's next change. Most
+ * tasks of a busy engine end within a few poll rounds; a task that ends within this delay goes
+ * from `created` to ended in one row write instead of two (fan-out and chains write a sixth fewer
+ * rows). The row saying `created` a little longer only matters after a crash, when the task's
+ * start is sent again — harmless, starts are idempotent by task id — so the delay is bounded by
+ * what an operator reading the store would still call current: a fifth of a second.
+ */
+export const STARTED_WRITE_DELAY_MS = 200;
+
 function stoppedBeforeStored(): CocoError {
   return new CocoError(ErrorCode.EngineStopped, 'the engine stopped before this change was stored');
 }
@@ -55,6 +65,9 @@ export class Committer {
   /** Rows waiting, over all groups. */
   #rows = 0;
   #entities: EntityWrite[] = [];
+  /** Tasks whose `running` write is deferred (see {@link Committer.taskStarted}). */
+  #started: LiveTask[] = [];
+  #startedTimer: TimerHandle | null = null;
   /** Callbacks whose cause is already durable or in flight: they go with the next batch. */
   #ready: AfterCommit[] = [];
   /** Callbacks waiting for everything marked before them (a barrier). */
@@ -132,11 +145,34 @@ export class Committer {
 
   /** Marks a task changed (new or updated). */
   task(t: LiveTask): void {
+    t.lazy = false;
     if (t.dirty) return;
     t.dirty = true;
     (t.command.dirtyTasks ??= []).push(t);
     this.#rows++;
     this.#group(t.command);
+  }
+
+  /**
+   * Marks a stored task started: its `running` status is written with its next change, or after
+   * {@link STARTED_WRITE_DELAY_MS} if none comes first. Only for tasks whose progress this node
+   * follows itself (other nodes learn of running tasks from the store).
+   */
+  taskStarted(t: LiveTask): void {
+    if (t.lazy) return;
+    if (t.dirty || !t.persisted) return this.task(t);
+    t.lazy = true;
+    this.#started.push(t);
+    this.#startedTimer ??= this.#clock.setTimer(STARTED_WRITE_DELAY_MS, () => this.#writeStarted());
+  }
+
+  /** Queues the deferred `running` writes of tasks that have not changed since. */
+  #writeStarted(): void {
+    this.#startedTimer?.cancel();
+    this.#startedTimer = null;
+    const tasks = this.#started;
+    this.#started = [];
+    for (const t of tasks) if (t.lazy) this.task(t);
   }
 
   /** Marks an undo step changed (new or updated). */
@@ -196,6 +232,7 @@ export class Committer {
 
   /** Flushes everything now and waits (used when stopping). */
   async drain(): Promise<void> {
+    this.#writeStarted();
     for (let i = 0; i < 1000 && !this.#stopped && (this.pending || this.#flights.length > 0); i++) {
       if (this.#flights.length > 0) {
         await new Promise<void>((resolve) => this.#idle.push(resolve));
@@ -219,6 +256,8 @@ export class Committer {
   stop(reason: Error = stoppedBeforeStored()): void {
     this.#stopped = true;
     this.#retryTimer?.cancel();
+    this.#startedTimer?.cancel();
+    this.#startedTimer = null;
     for (const fn of this.#idle.splice(0)) fn();
     for (const reject of this.#abandon) reject(reason);
     this.#abandon.clear();

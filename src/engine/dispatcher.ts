@@ -120,6 +120,11 @@ export class Dispatcher {
       }) ?? null;
   }
 
+  /** Whether this node polls the agent now (always, on a single node). */
+  pollsAgent(agentId: string): boolean {
+    return this.gate === null || this.gate.mayPoll(agentId);
+  }
+
   /** Whether this node polls the agent (always, on a single node). */
   #mayPoll(link: AgentLink): boolean {
     return this.gate === null || this.gate.mayPoll(link.id);

@@ -63,6 +63,8 @@ export class LiveTask {
   cleared = false;
   progress = 0;
   dirty = false;
+  /** Started, with the write of `running` deferred (see Committer.taskStarted). */
+  lazy = false;
   persisted: boolean;
   deadlineTimer: TimerHandle | null = null;
 

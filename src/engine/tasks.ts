@@ -183,7 +183,8 @@ export class TaskTracker implements DispatcherEvents {
     if (t.status !== 'created') return;
     assertTransition('task', t.status, 'running', `task ${t.agentTaskId}`);
     t.status = 'running';
-    this.#committer.task(t);
+    if (this.dispatcher.pollsAgent(t.agentId)) this.#committer.taskStarted(t);
+    else this.#committer.task(t);
   }
 
   rejected(t: LiveTask, error: ErrorInfo): void {
