@@ -10,7 +10,7 @@ import type { CommandType, Json, Logger, TaskSpec } from '../core/command-type.j
 import { CocoError, ErrorCode, type ErrorInfo } from '../core/errors.js';
 import type { CommandRegistry } from '../core/registry.js';
 import { assertTransition, type CommandStatus } from '../core/states.js';
-import type { EntityWrite, Store } from '../store/port.js';
+import { isSharedStore, type EntityWrite, type Store } from '../store/port.js';
 import type { Committer } from './committer.js';
 import { decide } from './decide.js';
 import { newChild, newRoot } from './factory.js';
@@ -50,6 +50,15 @@ export class Coordinator implements HandlerHost, TaskHost {
   private readonly ids: IdAllocator;
   private readonly registry: CommandRegistry;
   private readonly storeId: string;
+  /**
+   * Whether the store records, in a write of its own, that a command's tasks were cleared on
+   * their agents. A shared store does: a node that takes over a dead node's trees must find the
+   * tasks still to clear. An engine alone on its store does not: an ended command's row says its
+   * tasks are cleared together with its outcome, and a task a crash left on its agent is found by
+   * the reconciliation at start (every agent's list, ours not known live are stopped and
+   * cleared) — one row write fewer per command with tasks.
+   */
+  readonly recordClears: boolean;
   constructor(
     options: CompiledEngineOptions,
     store: Store,
@@ -66,6 +75,7 @@ export class Coordinator implements HandlerHost, TaskHost {
     this.ids = ids;
     this.registry = registry;
     this.storeId = storeId;
+    this.recordClears = isSharedStore(store);
     this.log = options.logger;
     this.tasks = new TaskTracker(
       this,
@@ -289,13 +299,24 @@ export class Coordinator implements HandlerHost, TaskHost {
         c.tasksCleared = true;
         this.touch(c);
       }
-      this.committer.afterCommit(() => this.#evict(c), c);
+      this.committer.afterCommit(() => this.#done(c), c);
       return;
+    }
+    if (!this.recordClears && !c.tasksCleared) {
+      // Said with the outcome (same batch); the clears below follow its commit.
+      c.tasksCleared = true;
+      this.touch(c);
     }
     // Clearing follows the commit that records the command's outcome.
     this.committer.afterCommit(() => {
       for (const t of toClear) this.tasks.dispatcher.clear(t);
     }, c);
+  }
+
+  /** The command's tasks are cleared and the store says so: tell observers, let it go. */
+  #done(c: LiveCommand): void {
+    if (this.events.has('cleared')) this.events.emit('cleared', { commandId: c.id });
+    this.#evict(c);
   }
 
   #evict(c: LiveCommand): void {
@@ -403,9 +424,16 @@ export class Coordinator implements HandlerHost, TaskHost {
 
   /** Every task of a settled command was cleared: record it, then let the command go. */
   allCleared(c: LiveCommand): void {
-    c.tasksCleared = true;
-    this.committer.settled(c);
-    this.committer.afterCommit(() => this.#evict(c), c);
+    const done = (): void => this.#done(c);
+    if (!c.tasksCleared) {
+      c.tasksCleared = true;
+      this.committer.settled(c);
+    } else if (!c.dirty) {
+      // Already stored as cleared (see recordClears): nothing left to write.
+      done();
+      return;
+    }
+    this.committer.afterCommit(done, c);
   }
 
   recordUndo(c: LiveCommand, name: string, data: Json | null): void {

@@ -176,7 +176,7 @@ export class Dispatcher {
 
   /** Creates links for every agent the broker knows, so each is reconciled. */
   async discover(): Promise<void> {
-    for (const id of await this.broker.agentIds()) this.#link(id);
+    for (const id of await this.broker.agentIds()) this.#kick(this.#link(id));
   }
 
   /** Queues a start (after its intent is durable). */

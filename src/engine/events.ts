@@ -21,6 +21,11 @@ export interface EngineEventMap {
     readonly taskId: string;
     readonly progress: number;
   };
+  /**
+   * Every task of an ended command was cleared on its agent, and the store holds that (the
+   * engine is done with the command).
+   */
+  cleared: { readonly commandId: number };
   /** A stored command could not be loaded (newer version, unknown type, corrupt row); it is left untouched. */
   'load-failed': { readonly commandId: number | null; readonly error: ErrorInfo };
   /** The broker learned something about an agent (answered, stopped answering, restarted). */

@@ -237,7 +237,7 @@ export class TaskTracker implements DispatcherEvents {
     const commands = new Set<LiveCommand>();
     for (const t of tasks) commands.add(t.command);
     for (const c of commands) {
-      if (c.settled && !c.tasksCleared && c.tasks.every((t) => t.cleared)) this.#host.allCleared(c);
+      if (c.settled && c.tasks.every((t) => t.cleared)) this.#host.allCleared(c);
     }
   }
 
@@ -252,7 +252,9 @@ export class TaskTracker implements DispatcherEvents {
     const m = /-(\d+)-(\d+)$/.exec(taskId);
     if (!m) return false;
     const c = this.#host.live.get(Number(m[1]));
-    return c?.tasks[Number(m[2])]?.agentTaskId === taskId;
+    const t = c?.tasks[Number(m[2])];
+    // A task taken for cleared that its agent still lists was left there by a crash: clear it.
+    return t?.agentTaskId === taskId && !t.cleared;
   }
 }
 

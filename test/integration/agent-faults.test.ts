@@ -1,8 +1,14 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
 import { defineCommand } from '../../src/core/command-type.js';
 import type { EngineEventMap } from '../../src/engine/events.js';
-import { assertNoLeakedEngines, holdVerbs, startEnv, whenCommitted } from '../support/harness.js';
+import {
+  assertNoLeakedEngines,
+  holdVerbs,
+  settled,
+  startEnv,
+  whenCommitted,
+} from '../support/harness.js';
 
 afterEach(assertNoLeakedEngines);
 
@@ -125,10 +131,7 @@ describe('agent faults', () => {
       const ended = await env.engine.waitFor(id);
       expect(ended.status).toBe('failed');
       expect(ended.error?.code).toBe('TASK_DEADLINE_EXCEEDED');
-      await whenCommitted(
-        env.engine,
-        async () => (await env.engine.get(id))?.tasksCleared === true,
-      );
+      await settled(env.engine, id);
       const taskId = `${env.engine.storeId}-${id}-0`;
       expect(env.agent().taskHistory(taskId)).toMatchObject({
         starts: 1,
@@ -138,6 +141,32 @@ describe('agent faults', () => {
       expect(env.agent().counters().clearsOfRunning).toBe(0);
     } finally {
       await env.cleanup();
+    }
+  });
+
+  it('a task left uncleared when the engine stopped is cleared once by the next start', async () => {
+    const env = await startEnv({ commands: [task], agents: ['a1'] });
+    let next: Awaited<ReturnType<typeof env.restart>> | null = null;
+    try {
+      env.agent().faults.failNextCalls(1_000, 'clearTasks');
+      const { id } = await env.engine.submit(task, { verb: 'sleep', args: { ms: 1 } });
+      expect((await env.engine.waitFor(id)).status).toBe('succeeded');
+      const taskId = `${env.engine.storeId}-${id}-0`;
+      // Alone on its store, the engine records the clear with the outcome: the row leaves the
+      // active set although the agent still holds the task.
+      expect((await env.engine.get(id))?.tasksCleared).toBe(true);
+      expect(env.agent().taskHistory(taskId)?.clears).toBe(0);
+      env.agent().faults.reset();
+      next = await env.restart();
+      // Not loaded again (inactive), so its task is a stranger to the reconciliation.
+      await vi.waitFor(() => expect(env.agent().taskHistory(taskId)?.clears).toBe(1), {
+        timeout: 5_000,
+        interval: 10,
+      });
+      expect(await env.agent().listTasks(next.engine.storeId)).toEqual([]);
+      expect(env.agent().counters().clearsOfRunning).toBe(0);
+    } finally {
+      await (next ?? env).cleanup();
     }
   });
 });

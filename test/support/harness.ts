@@ -83,6 +83,9 @@ export async function startEnv(options: EnvOptions): Promise<TestEnv> {
     tuning: { ...FAST, ...options.tuning },
   });
   const recorded: { event: EngineEventName; list: unknown[] }[] = [];
+  const cleared = new Set<number>();
+  clearedBy.set(engine, cleared);
+  engine.on('cleared', ({ commandId }) => cleared.add(commandId));
   options.beforeStart?.(engine);
   await engine.start();
   running.add(engine);
@@ -159,11 +162,20 @@ export function whenCommitted(
 
 /** Resolves once the command has ended and every task of it was cleared (durably). */
 export async function settled(engine: Engine, id: number): Promise<void> {
-  const done = async (): Promise<boolean> => (await engine.get(id))?.tasksCleared === true;
-  const waiting = whenCommitted(engine, done);
-  if (await done()) return;
-  await waiting;
+  const cleared = clearedBy.get(engine);
+  if (!cleared) throw new Error('settled(): the engine was not started by startEnv');
+  if (cleared.has(id)) return;
+  await new Promise<void>((resolve) => {
+    const off = engine.on('cleared', ({ commandId }) => {
+      if (commandId !== id) return;
+      off();
+      resolve();
+    });
+  });
 }
+
+/** Commands whose tasks each engine of startEnv has cleared (its `cleared` events). */
+const clearedBy = new WeakMap<Engine, Set<number>>();
 
 /**
  * A `hold` verb whose tasks run until the test releases their key (or they are stopped):
