@@ -60,7 +60,11 @@ export interface CommandRecord {
   readonly createdAt: number;
   readonly updatedAt: number;
   readonly endedAt: number | null;
-  /** The command has ended and each of its tasks was cleared on its agent. */
+  /**
+   * The command has ended and each of its tasks was cleared on its agent — or, written by an
+   * engine alone on its store, is left to be cleared (a crash before the clear leaves the task
+   * to the reconciliation of the next start). Either way the engine is done with its tasks.
+   */
   readonly tasksCleared: boolean;
   /** Owning node and lease expiry (multi-node stores; unused on SQLite). */
   readonly owner: string | null;
