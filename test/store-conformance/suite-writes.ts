@@ -312,15 +312,18 @@ export function describeWrites(env: SuiteEnv): void {
     });
 
     it('an update of a row that does not exist stores nothing', async () => {
-      for (const extra of [
-        { commandUpdates: [...sideEffects.commandUpdates, commandUpdate(command(99))] },
-        { taskUpdates: [taskUpdate(task(1, 7))] },
-        { undoUpdates: [undoUpdate(undo(1, 0))] },
-      ]) {
-        await rejectsWith(
+      for (const [extra, named] of [
+        [{ commandUpdates: [...sideEffects.commandUpdates, commandUpdate(command(99))] }, /99/],
+        [{ taskUpdates: [taskUpdate(task(1, 7))] }, /7/],
+        [{ undoUpdates: [undoUpdate(undo(1, 0))] }, /0/],
+      ] as const) {
+        const error = await rejectsWith(
           env.store.apply(batch({ ...sideEffects, ...extra })),
           ErrorCode.StoreFailed,
         );
+        // The error names the statement and the row that was not there.
+        expect(error.message).toMatch(/no such row/);
+        expect(error.message.slice(error.message.indexOf('no such row'))).toMatch(named);
       }
       await expectUntouched();
     });

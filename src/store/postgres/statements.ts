@@ -107,43 +107,53 @@ export function buildSql(schema: string) {
   };
   const commandSelect = select(COMMAND_COLUMNS, 'c');
   const n = COMMAND_INSERT.length;
+  // The row-count check ending a statement (migration 0004): parameters k (the expected count)
+  // and k + 1 (the statement's label in the error).
+  const expect = (k: number): string =>
+    `${s}.coco_expect(count(*), $${k}::bigint, $${k + 1}::text) AS n`;
   return {
     tables: t,
     commandSelect,
     // -- apply --
+    // Every statement of a batch is sent at once (applier.ts): each checks its own row count,
+    // raising CO002 on a mismatch, which fails the statements after it and the COMMIT.
     lockNode:
-      `UPDATE ${t.nodes} SET last_batch = $3 ` +
-      'WHERE node_id = $1 AND epoch = $2 AND NOT fenced AND last_batch < $3',
+      `WITH locked AS (UPDATE ${t.nodes} SET last_batch = $3 ` +
+      'WHERE node_id = $1 AND epoch = $2 AND NOT fenced AND last_batch < $3 RETURNING 1) ' +
+      `SELECT ${expect(4)} FROM locked`,
     nodeState: `SELECT fenced, epoch, last_batch FROM ${t.nodes} WHERE node_id = $1`,
     insertCommands:
       `INSERT INTO ${t.commands} (${COMMAND_INSERT.map(([c]) => c).join(', ')}, owner) ` +
       `SELECT u.*, $${n + 1}::text FROM ${unnest(COMMAND_INSERT)}`,
     // The owner is the opened node: only the node owning a tree writes its commands.
     updateCommands:
-      `UPDATE ${t.commands} c SET ${set(COMMAND_UPDATE, 1)}, ` +
+      `WITH changed AS (UPDATE ${t.commands} c SET ${set(COMMAND_UPDATE, 1)}, ` +
       `owner = coalesce($${COMMAND_UPDATE.length + 1}::text, c.owner) ` +
-      `FROM ${unnest(COMMAND_UPDATE)} WHERE c.id = u.id`,
+      `FROM ${unnest(COMMAND_UPDATE)} WHERE c.id = u.id RETURNING 1) ` +
+      `SELECT ${expect(COMMAND_UPDATE.length + 2)} FROM changed`,
     // A narrow update: the status columns are not written, so the transition triggers do not
-    // fire. The relayed reports of a settled command are spent. Returns the rows updated (n).
+    // fire. The relayed reports of a settled command are spent.
     settleCommands:
       `WITH settled AS (UPDATE ${t.commands} SET tasks_cleared = true, active = false WHERE id = ANY($1::bigint[]) RETURNING id), ` +
       `spent AS (DELETE FROM ${t.reports} r WHERE r.command_id IN (SELECT id FROM settled)) ` +
-      'SELECT count(*)::int AS n FROM settled',
+      `SELECT ${expect(2)} FROM settled`,
     upgradeParams:
-      `UPDATE ${t.commands} c SET params_version = u.v, params = u.p ` +
-      `FROM unnest($1::bigint[], $2::int[], $3::text[]) AS u(id, v, p) WHERE c.id = u.id`,
+      `WITH changed AS (UPDATE ${t.commands} c SET params_version = u.v, params = u.p ` +
+      `FROM unnest($1::bigint[], $2::int[], $3::text[]) AS u(id, v, p) WHERE c.id = u.id RETURNING 1) ` +
+      `SELECT ${expect(4)} FROM changed`,
     insertTasks: `INSERT INTO ${t.tasks} (${TASK_INSERT.map(([c]) => c).join(', ')}) SELECT * FROM ${unnest(TASK_INSERT)}`,
-    // The relayed report of a task that ends is spent. Returns the rows updated (n).
+    // The relayed report of a task that ends is spent.
     updateTasks:
       `WITH changed AS (UPDATE ${t.tasks} t SET ${set(TASK_UPDATE, 2)} FROM ${unnest(TASK_UPDATE)} ` +
       'WHERE t.command_id = u.command_id AND t.ordinal = u.ordinal RETURNING t.command_id, t.ordinal, t.status), ' +
       `spent AS (DELETE FROM ${t.reports} r USING changed c WHERE r.command_id = c.command_id AND r.ordinal = c.ordinal ` +
       "AND c.status IN ('succeeded', 'failed', 'cancelled')) " +
-      'SELECT count(*)::int AS n FROM changed',
+      `SELECT ${expect(TASK_UPDATE.length + 1)} FROM changed`,
     insertUndo: `INSERT INTO ${t.undo} (${UNDO_INSERT.map(([c]) => c).join(', ')}) SELECT * FROM ${unnest(UNDO_INSERT)}`,
     updateUndo:
-      `UPDATE ${t.undo} t SET ${set(UNDO_UPDATE, 2)} FROM ${unnest(UNDO_UPDATE)} ` +
-      'WHERE t.command_id = u.command_id AND t.ordinal = u.ordinal',
+      `WITH changed AS (UPDATE ${t.undo} t SET ${set(UNDO_UPDATE, 2)} FROM ${unnest(UNDO_UPDATE)} ` +
+      'WHERE t.command_id = u.command_id AND t.ordinal = u.ordinal RETURNING 1) ' +
+      `SELECT ${expect(UNDO_UPDATE.length + 1)} FROM changed`,
     putEntities:
       `INSERT INTO ${t.entities} (kind, id, value, command_id, updated_at) ` +
       'SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[]) ' +

@@ -1,0 +1,145 @@
+/**
+ * The statements of one batch, in the port's order, as the applier sends them (applier.ts).
+ *
+ * Each table's rows go in one set-based statement (statements.ts); rows whose key appears twice
+ * in a batch go in later *rounds* (an `UPDATE ... FROM unnest` sees each row once). Every
+ * statement that must change a given number of rows carries that number and a label: the server
+ * checks the count itself (`coco_expect`, migration 0004) and raises SQLSTATE CO002 naming the
+ * label, because the statements are sent without waiting for each other's answers. The label
+ * leads back to the step, whose `missing` query then names the row that was not there.
+ *
+ * @module
+ */
+import type pg from 'pg';
+import type { ChangeBatch, EntityWrite } from '../port.js';
+import {
+  commandInsertParams,
+  commandUpdateParams,
+  entityPutParams,
+  paramsUpgradeParams,
+  taskInsertParams,
+  taskUpdateParams,
+  undoInsertParams,
+  undoUpdateParams,
+  type Sql,
+} from './statements.js';
+
+/** SQLSTATE of a row-count check that failed (`coco_expect`). */
+export const ROW_COUNT_SQLSTATE = 'CO002';
+const ROW_COUNT_PREFIX = 'ROW_COUNT|';
+
+/** One statement of a batch. */
+export interface Step {
+  readonly name: keyof Sql;
+  readonly values: unknown[];
+  /** Set on statements that check their row count: the label their CO002 error names. */
+  readonly label?: string;
+  /** Names the first row the statement expected and did not find (read after the rollback). */
+  missing?(client: pg.PoolClient): Promise<string>;
+}
+
+/** The label of a failed row-count check, or null if `error` is not one. */
+export function rowCountLabel(error: unknown): string | null {
+  const e = error as { code?: unknown; message?: unknown } | null;
+  if (e?.code !== ROW_COUNT_SQLSTATE || typeof e.message !== 'string') return null;
+  if (!e.message.startsWith(ROW_COUNT_PREFIX)) return null;
+  return e.message.slice(ROW_COUNT_PREFIX.length).split('|')[0] ?? null;
+}
+
+/** The rows, split so that no key appears twice in a round (later rounds run later). */
+function rounds<T>(rows: readonly T[], key: (r: T) => string | number): T[][] {
+  const seen = new Map<string | number, number>();
+  const out: T[][] = [];
+  for (const r of rows) {
+    const k = key(r);
+    const i = seen.get(k) ?? 0;
+    seen.set(k, i + 1);
+    (out[i] ??= []).push(r);
+  }
+  return out;
+}
+
+function taskKey(r: { commandId: number; ordinal: number }): string {
+  return `${r.commandId}/${r.ordinal}`;
+}
+
+/** Entity writes reduced to the last one of each record (the outcome of applying them in order). */
+function lastWrites(writes: readonly EntityWrite[]): {
+  puts: EntityWrite[];
+  deletes: EntityWrite[];
+} {
+  const last = new Map<string, EntityWrite>();
+  for (const w of writes) {
+    const key = JSON.stringify([w.kind, w.id]);
+    last.delete(key);
+    last.set(key, w);
+  }
+  const puts: EntityWrite[] = [];
+  const deletes: EntityWrite[] = [];
+  for (const w of last.values()) (w.value === null ? deletes : puts).push(w);
+  return { puts, deletes };
+}
+
+/** The batch's statements, in the port's order (the fencing statement is the applier's). */
+export function batchSteps(sql: Sql, b: ChangeBatch, owner: string | null): Step[] {
+  const steps: Step[] = [];
+  const plain = (name: keyof Sql, values: unknown[]): void => void steps.push({ name, values });
+  const checked = (
+    name: keyof Sql,
+    values: unknown[],
+    expected: number,
+    missing: Step['missing'],
+  ): void => {
+    const label = `${name}#${steps.length}`;
+    steps.push({ name, values: [...values, expected, label], label, missing });
+  };
+  const firstRow = async (
+    client: pg.PoolClient,
+    text: string,
+    values: unknown[],
+  ): Promise<string> => {
+    const r = await client.query({ text, values, rowMode: 'array' });
+    const row = r.rows[0] as unknown[] | undefined;
+    return row ? row.map(String).join('/') : '?';
+  };
+  const missingCommand =
+    (ids: readonly number[]) =>
+    (client: pg.PoolClient): Promise<string> =>
+      firstRow(client, sql.missingCommand, [ids]);
+  const missingKey =
+    (text: string, rows: readonly { commandId: number; ordinal: number }[]) =>
+    (client: pg.PoolClient): Promise<string> =>
+      firstRow(client, text, [rows.map((r) => r.commandId), rows.map((r) => r.ordinal)]);
+
+  if (b.commandInserts.length > 0)
+    plain('insertCommands', commandInsertParams(b.commandInserts, owner));
+  if (b.taskInserts.length > 0) plain('insertTasks', taskInsertParams(b.taskInserts));
+  if (b.undoInserts.length > 0) plain('insertUndo', undoInsertParams(b.undoInserts));
+  for (const round of rounds(b.commandUpdates, (u) => u.id)) {
+    const ids = round.map((u) => u.id);
+    checked('updateCommands', commandUpdateParams(round, owner), round.length, missingCommand(ids));
+  }
+  for (const round of rounds(b.taskUpdates, taskKey)) {
+    const missing = missingKey(sql.missingTask, round);
+    checked('updateTasks', taskUpdateParams(round), round.length, missing);
+  }
+  for (const round of rounds(b.undoUpdates, taskKey)) {
+    const missing = missingKey(sql.missingUndo, round);
+    checked('updateUndo', undoUpdateParams(round), round.length, missing);
+  }
+  if (b.commandsSettled.length > 0) {
+    const ids = [...new Set(b.commandsSettled)];
+    checked('settleCommands', [ids], ids.length, missingCommand(ids));
+  }
+  for (const round of rounds(b.paramsUpgrades, (p) => p.id)) {
+    const ids = round.map((p) => p.id);
+    checked('upgradeParams', paramsUpgradeParams(round), round.length, missingCommand(ids));
+  }
+  if (b.entityWrites.length > 0) {
+    const { puts, deletes } = lastWrites(b.entityWrites);
+    if (puts.length > 0) plain('putEntities', entityPutParams(puts));
+    if (deletes.length > 0)
+      plain('deleteEntities', [deletes.map((w) => w.kind), deletes.map((w) => w.id)]);
+  }
+  return steps;
+}
