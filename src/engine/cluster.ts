@@ -15,6 +15,7 @@ import type { Clock, TimerHandle } from '../core/clock.js';
 import type { Logger } from '../core/command-type.js';
 import { CocoError, ErrorCode, toErrorInfo } from '../core/errors.js';
 import type { CommandRegistry } from '../core/registry.js';
+import { isTaskEnded, isTerminal } from '../core/states.js';
 import {
   agentTaskId,
   parseAgentTaskId,
@@ -122,8 +123,12 @@ export class Cluster implements PollGate {
   /** Starts listening and the loops; claims orphans once before resolving. */
   async start(): Promise<void> {
     this.#unlisten = await this.#h.store.listen(this.#h.nodeId, (signal) => {
-      if (signal === 'orphans') this.claimSoon();
-      else if (signal === 'reports') this.#relay.reportsSoon();
+      if (signal === 'orphans') {
+        this.claimSoon();
+        // A node was fenced or retired: the ended tasks it had not cleared yet are left on
+        // agents; reconcile the agents this node polls (see Coordinator.settle).
+        for (const agentId of this.#held.keys()) this.#h.dispatcher.gateChanged(agentId, true);
+      } else if (signal === 'reports') this.#relay.reportsSoon();
       else this.cancelsSoon();
     });
     const leaseMs = this.#h.store.leaseMs;
@@ -276,8 +281,20 @@ export class Cluster implements PollGate {
     const out: string[] = [];
     for (const [commandId, list] of byCommand) {
       const rows = await this.#h.store.getTasks(commandId);
-      const known = new Set(rows.map((t) => agentTaskId(this.#h.storeId, commandId, t.ordinal)));
-      for (const id of list) if (!known.has(id)) out.push(id);
+      const command = rows.length > 0 ? await this.#h.store.getCommand(commandId) : null;
+      // Its owner is done with it: ended, its tasks taken for cleared (Coordinator.settle).
+      const done =
+        command !== null &&
+        isTerminal(command.status) &&
+        command.tasksCleared &&
+        command.compensation !== 'compensating';
+      const byId = new Map(
+        rows.map((t) => [agentTaskId(this.#h.storeId, commandId, t.ordinal), t]),
+      );
+      for (const id of list) {
+        const t = byId.get(id);
+        if (t === undefined || (done && isTaskEnded(t.status))) out.push(id);
+      }
     }
     return out;
   }

@@ -10,7 +10,7 @@ import type { CommandType, Json, Logger, TaskSpec } from '../core/command-type.j
 import { CocoError, ErrorCode, type ErrorInfo } from '../core/errors.js';
 import type { CommandRegistry } from '../core/registry.js';
 import { assertTransition, type CommandStatus } from '../core/states.js';
-import { isSharedStore, type EntityWrite, type Store } from '../store/port.js';
+import type { EntityWrite, Store } from '../store/port.js';
 import type { Committer } from './committer.js';
 import { decide } from './decide.js';
 import { newChild, newRoot } from './factory.js';
@@ -50,15 +50,6 @@ export class Coordinator implements HandlerHost, TaskHost {
   private readonly ids: IdAllocator;
   private readonly registry: CommandRegistry;
   private readonly storeId: string;
-  /**
-   * Whether the store records, in a write of its own, that a command's tasks were cleared on
-   * their agents. A shared store does: a node that takes over a dead node's trees must find the
-   * tasks still to clear. An engine alone on its store does not: an ended command's row says its
-   * tasks are cleared together with its outcome, and a task a crash left on its agent is found by
-   * the reconciliation at start (every agent's list, ours not known live are stopped and
-   * cleared) — one row write fewer per command with tasks.
-   */
-  readonly recordClears: boolean;
   constructor(
     options: CompiledEngineOptions,
     store: Store,
@@ -75,7 +66,6 @@ export class Coordinator implements HandlerHost, TaskHost {
     this.ids = ids;
     this.registry = registry;
     this.storeId = storeId;
-    this.recordClears = isSharedStore(store);
     this.log = options.logger;
     this.tasks = new TaskTracker(
       this,
@@ -302,8 +292,13 @@ export class Coordinator implements HandlerHost, TaskHost {
       this.committer.afterCommit(() => this.#done(c), c);
       return;
     }
-    if (!this.recordClears && !c.tasksCleared) {
-      // Said with the outcome (same batch); the clears below follow its commit.
+    if (!c.tasksCleared && c.tasks.every((t) => t.ended)) {
+      // Every task has ended: the row says its tasks are cleared with the outcome (same batch),
+      // one write fewer than recording the clears after they are done. The clears below follow
+      // the commit; a task a crash leaves on its agent is found there by a reconciliation (at
+      // start, on taking an agent's lease, or when a node is fenced), which clears the ended
+      // tasks of ended commands. A task still being stopped keeps its command active until
+      // its clear is recorded: it must not be cleared while it runs.
       c.tasksCleared = true;
       this.touch(c);
     }
@@ -429,7 +424,7 @@ export class Coordinator implements HandlerHost, TaskHost {
       c.tasksCleared = true;
       this.committer.settled(c);
     } else if (!c.dirty) {
-      // Already stored as cleared (see recordClears): nothing left to write.
+      // Stored as cleared with the outcome (see settle): nothing left to write.
       done();
       return;
     }

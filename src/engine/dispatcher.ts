@@ -38,7 +38,10 @@ export interface PollGate {
   foreignIds(agentId: string): readonly string[];
   /** What the agent said of one of those. */
   foreignReport(agentId: string, report: TaskStatusReport): void;
-  /** Of these task ids (ours by prefix, unknown in memory), those without a row in the store. */
+  /**
+   * Of these task ids (ours by prefix, unknown in memory), those to stop and clear: without a
+   * row in the store, or ended tasks of commands whose owner is done with them.
+   */
   strangers(ids: readonly string[]): Promise<string[]>;
 }
 
