@@ -15,7 +15,6 @@ import type { ChangeBatch, EntityWrite } from '../port.js';
 import {
   commandInsertParams,
   commandUpdateParams,
-  entityDeleteParams,
   entityPutParams,
   paramsUpgradeParams,
   taskInsertParams,
@@ -139,7 +138,8 @@ export function batchSteps(sql: Sql, b: ChangeBatch, owner: string | null): Step
   if (b.entityWrites.length > 0) {
     const { puts, deletes } = lastWrites(b.entityWrites);
     if (puts.length > 0) plain('putEntities', entityPutParams(puts));
-    if (deletes.length > 0) plain('deleteEntities', entityDeleteParams(deletes));
+    if (deletes.length > 0)
+      plain('deleteEntities', [deletes.map((w) => w.kind), deletes.map((w) => w.id)]);
   }
   return steps;
 }
