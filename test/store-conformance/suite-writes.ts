@@ -110,6 +110,45 @@ export function describeWrites(env: SuiteEnv): void {
       }
     });
 
+    it('round-trips odd text in plain text columns', async () => {
+      const odd = [
+        'quote " and \\ backslash',
+        '{"json":"text"}',
+        '{a,b} "NULL" NULL',
+        'comma, brace } bracket ]',
+        'emoji \ud83d\ude00 and \u2028 separator',
+        'tab\tnew\nline',
+        '',
+      ];
+      await env.store.apply(
+        batch({
+          commandInserts: odd.map((text, i) => command(i + 1, { idempotencyKey: `key ${text}` })),
+          taskInserts: odd.map((text, i) => task(i + 1, 0, { agentId: `a ${text}`, verb: text })),
+          undoInserts: odd.map((text, i) => undo(i + 1, 0, { name: text })),
+          entityWrites: odd.map((text, i) => ({
+            kind: text,
+            id: text,
+            value: text,
+            commandId: i + 1,
+            at: 1,
+          })),
+        }),
+      );
+      for (const [i, text] of odd.entries()) {
+        expect((await env.store.getCommand(i + 1))?.idempotencyKey).toBe(`key ${text}`);
+        expect((await env.store.getCommandByKey(`key ${text}`))?.id).toBe(i + 1);
+        const [t] = await env.store.getTasks(i + 1);
+        expect([t?.agentId, t?.verb]).toEqual([`a ${text}`, text]);
+        expect((await env.store.getUndo(i + 1))[0]?.name).toBe(text);
+        expect((await env.store.getEntity(text, text))?.value).toBe(text);
+      }
+    });
+
+    it('accepts a lone surrogate in a text column (kept, or replaced by U+FFFD)', async () => {
+      await env.store.apply(batch({ commandInserts: [command(1, { idempotencyKey: 'k\ud800' })] }));
+      expect((await env.store.getCommand(1))?.idempotencyKey).toMatch(/^k(\ud800|\ufffd+)$/);
+    });
+
     it('stores undefined JSON values as null', async () => {
       await env.store.apply(
         batch({ commandInserts: [command(1, { params: undefined, result: undefined })] }),
