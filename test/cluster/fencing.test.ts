@@ -49,13 +49,14 @@ describePg('fencing', () => {
     // (It leaves after its tasks were cleared: a commit or the `cleared` event comes last.)
     await new Promise<void>((resolve) => {
       if (engine.stats().liveCommands === 0) return resolve();
-      const check = (): void =>
+      const check = (): void => {
         setImmediate(() => {
           if (engine.stats().liveCommands > 0) return;
           offCommitted();
           offCleared();
           resolve();
         });
+      };
       const offCommitted = engine.on('committed', check);
       const offCleared = engine.on('cleared', check);
     });
