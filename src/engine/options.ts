@@ -12,7 +12,7 @@ import { systemClock, type Clock } from '../core/clock.js';
 import type { CommandType, Logger } from '../core/command-type.js';
 import { ValidationError } from '../core/errors.js';
 import { toIssues } from '../core/params.js';
-import type { Store } from '../store/port.js';
+import { isSharedStore, type Store } from '../store/port.js';
 
 /** Timing and sizing knobs. Every field has a default. */
 export interface EngineTuning {
@@ -40,7 +40,10 @@ export interface EngineTuning {
   readonly commitRetryMaxMs?: number;
   /**
    * Batches that may be with the store at once (it applies them in order). Two lets the engine
-   * build the next batch while the store writes one; more only adds memory. @default 2
+   * build the next batch while the store writes one (SQLite: more made no difference). A shared
+   * store's batches also cross the network and queue in the server, so 4 there keep its apply
+   * connection busy (PostgreSQL, one node, 5 × 3 runs: fan-out +10–17%, chains +6–10% over 2).
+   * @default 2, or 4 on a shared store (PostgreSQL)
    */
   readonly commitsInFlight?: number;
   /**
@@ -102,7 +105,7 @@ const tuningSchema = z
     vanishGraceMs: z.number().int().nonnegative().default(30_000),
     commitRetryBaseMs: positive.default(100),
     commitRetryMaxMs: positive.default(10_000),
-    commitsInFlight: positive.default(2),
+    commitsInFlight: positive.optional(),
     maxBatchRows: positive.default(5000),
     heartbeatMs: positive.default(10_000),
     idBlockSize: positive.default(10_000),
@@ -153,6 +156,9 @@ export function compileOptions(options: EngineOptions): CompiledEngineOptions {
     clock: options.clock ?? systemClock,
     logger: options.logger ?? silent,
     nodeId: options.nodeId ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,
-    tuning: Object.freeze(parsed.data),
+    tuning: Object.freeze({
+      ...parsed.data,
+      commitsInFlight: parsed.data.commitsInFlight ?? (isSharedStore(options.store) ? 4 : 2),
+    }),
   });
 }
