@@ -125,9 +125,9 @@ export class Cluster implements PollGate {
     this.#unlisten = await this.#h.store.listen(this.#h.nodeId, (signal) => {
       if (signal === 'orphans') {
         this.claimSoon();
-        // A node was fenced or retired: the ended tasks it had not cleared yet are left on
-        // agents; reconcile the agents this node polls (see Coordinator.settle).
-        for (const agentId of this.#held.keys()) this.#h.dispatcher.gateChanged(agentId, true);
+        // A node was fenced or retired: ended tasks it had not cleared yet may be left on any
+        // agent (see Coordinator.settle, Dispatcher.sweep).
+        this.#h.dispatcher.sweep();
       } else if (signal === 'reports') this.#relay.reportsSoon();
       else this.cancelsSoon();
     });

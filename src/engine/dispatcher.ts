@@ -78,6 +78,8 @@ class AgentLink {
   immediate = false;
   up = true;
   reconciled = false;
+  /** Reconcile once more even without the agent's lease (see Dispatcher.sweep). */
+  sweep = false;
   readonly id: string;
   constructor(id: string) {
     this.id = id;
@@ -144,7 +146,19 @@ export class Dispatcher {
   }
 
   #hasCalls(link: AgentLink): boolean {
-    return link.hasTaskCalls || (!link.reconciled && this.#mayPoll(link));
+    return link.hasTaskCalls || link.sweep || (!link.reconciled && this.#mayPoll(link));
+  }
+
+  /**
+   * Reconciles every known agent once more: another node left (fenced or retired), and the
+   * ended tasks it had not cleared yet may be on any agent, held by this node or by none (its
+   * leases went with it). Only listing and clearing: polling stays with the lease holder.
+   */
+  sweep(): void {
+    for (const link of this.#links.values()) {
+      link.sweep = true;
+      this.#kick(link);
+    }
   }
 
   /**
@@ -314,7 +328,7 @@ export class Dispatcher {
     // goes from created to ended in one write instead of two.
     let accepted: LiveTask[] = [];
     try {
-      if (!link.reconciled && this.#mayPoll(link)) await this.#reconcile(link);
+      if ((!link.reconciled && this.#mayPoll(link)) || link.sweep) await this.#reconcile(link);
       accepted = await this.#sendStarts(link);
       await this.#sendStops(link);
       await this.#sendClears(link);
@@ -363,7 +377,10 @@ export class Dispatcher {
       await this.#call(link, 'stopTasks', () => this.broker.stopTasks(link.id, strangers));
       await this.#call(link, 'clearTasks', () => this.broker.clearTasks(link.id, strangers));
     }
-    link.reconciled = true;
+    // A sweep is a reconciliation; a reconciliation without the lease leaves the one due when
+    // the lease is taken.
+    if (this.#mayPoll(link)) link.reconciled = true;
+    link.sweep = false;
   }
 
   async #sendStarts(link: AgentLink): Promise<LiveTask[]> {
