@@ -1,0 +1,90 @@
+/**
+ * The dispatcher's ports — its settings, the poll gate of multi-node polling, the events it
+ * reports to the engine — and the state it keeps per agent.
+ *
+ * @module
+ */
+import type { TaskStatusReport } from '../agents/port.js';
+import type { TimerHandle } from '../core/clock.js';
+import type { ErrorInfo } from '../core/errors.js';
+import type { LiveTask } from './live.js';
+
+/** Settings of the dispatcher (compiled engine options). */
+export interface DispatcherOptions {
+  /** Poll an agent with running tasks at least this often, even without activity hints. */
+  readonly pollIntervalMs: number;
+  /** Give up on one agent call after this long. */
+  readonly callTimeoutMs: number;
+  /** First back-off delay after a failed call; doubles up to `backoffMaxMs`. */
+  readonly backoffBaseMs: number;
+  readonly backoffMaxMs: number;
+  /** How long a task may be unknown to its agent before it is failed as vanished. */
+  readonly vanishGraceMs: number;
+}
+
+/**
+ * Multi-node polling (a shared store): each agent is polled by one node at a time, the holder
+ * of its lease, which polls the other nodes' tasks on that agent too and relays what it learns.
+ * Without a gate every agent is polled (a single node).
+ */
+export interface PollGate {
+  /** Whether this node may poll the agent now (it holds the agent's lease for long enough). */
+  mayPoll(agentId: string): boolean;
+  /** This node has tasks to poll on an agent it may not poll: try to take its lease. */
+  wanted(agentId: string): void;
+  /** Agent task ids of other nodes' running tasks on this agent, polled along with ours. */
+  foreignIds(agentId: string): readonly string[];
+  /** What the agent said of one of those. */
+  foreignReport(agentId: string, report: TaskStatusReport): void;
+  /**
+   * Of these task ids (ours by prefix, unknown in memory), those to stop and clear: without a
+   * row in the store, or ended tasks of commands whose owner is done with them.
+   */
+  strangers(ids: readonly string[]): Promise<string[]>;
+}
+
+/** What the dispatcher tells the engine. */
+export interface DispatcherEvents {
+  /** The agent accepted a start. */
+  started(task: LiveTask): void;
+  /** The agent refused a start. */
+  rejected(task: LiveTask, error: ErrorInfo): void;
+  /** A status report for a task the engine still considers open. */
+  report(task: LiveTask, report: TaskStatusReport): void;
+  /** The agent has not known the task for the whole grace period. */
+  vanished(task: LiveTask, unknownSince: number): void;
+  /** The tasks were cleared on their agent. */
+  cleared(tasks: readonly LiveTask[]): void;
+  /** An agent went down (calls failing) or came back. */
+  agentState(agentId: string, up: boolean, error: ErrorInfo | null, failures: number): void;
+  /** Task ids of ours that the agent holds but the engine does not know: stop and clear them? */
+  isKnown(agentTaskId: string): boolean;
+}
+
+/** One agent as the dispatcher sees it: queued calls, running tasks, back-off and timer state. */
+export class AgentLink {
+  readonly running = new Map<string, LiveTask>();
+  toStart: LiveTask[] = [];
+  toStop: LiveTask[] = [];
+  toClear: LiveTask[] = [];
+  busy = false;
+  wantPoll = false;
+  failures = 0;
+  blockedUntil = 0;
+  lastPollAt = 0;
+  timer: TimerHandle | null = null;
+  timerAt = 0;
+  immediate = false;
+  up = true;
+  reconciled = false;
+  /** Reconcile once more even without the agent's lease (see Dispatcher.sweep). */
+  sweep = false;
+  readonly id: string;
+  constructor(id: string) {
+    this.id = id;
+  }
+
+  get hasTaskCalls(): boolean {
+    return this.toStart.length + this.toStop.length + this.toClear.length > 0;
+  }
+}
