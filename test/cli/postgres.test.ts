@@ -59,7 +59,7 @@ describePg('coco on a postgres:// store', () => {
   beforeAll(async () => {
     const r = await coco('migrate', '--store', storeUrl(fresh.schema), '--json');
     expect(r.code, r.err).toBe(0);
-    expect(JSON.parse(r.out)).toMatchObject({ store: { current: 4 }, jobs: { current: 1 } });
+    expect(JSON.parse(r.out)).toMatchObject({ store: { current: 5 }, jobs: { current: 1 } });
     const config = parseConfig({ store: storeUrl(fresh.schema), api: { port: 0 } }, process.cwd());
     const agents = inProcessAgents(['a1'], { verbs: hold.verbs });
     const quiet = { debug() {}, info() {}, warn() {}, error() {} };

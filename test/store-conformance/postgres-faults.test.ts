@@ -79,6 +79,22 @@ describePg('postgres store on broken connections', () => {
     expect(await lastBatch('n')).toBe(3);
   });
 
+  it('a claim whose COMMIT answer is lost still returns the trees it took (claim ledger)', async () => {
+    const dead = env.make();
+    await dead.open('dead');
+    await dead.apply(batch({ commandInserts: [command(1), command(2)] }));
+    await dead.close('dead'); // fenced: its trees are orphans
+    const store = env.make({ url });
+    await store.open('n');
+    const known = [{ type: command(1).type, version: 1 }];
+    const cut = proxy.arm(false, commitComplete);
+    expect(await store.claimOrphans('n', known, 10)).toEqual([1, 2]);
+    await cut;
+    expect(proxy.cuts).toBe(1);
+    expect((await store.getCommand(1))?.owner).toBe('n');
+    expect(await store.claimOrphans('n', known, 10)).toEqual([]);
+  });
+
   it('COMMIT never reached the server: the batch is applied on a new connection', async () => {
     const store = env.make({ url });
     await store.open('n');

@@ -39,7 +39,7 @@ export function buildSharedSql(schema: string) {
       'fenced = false, instance = EXCLUDED.instance, pid = EXCLUDED.pid, host = EXCLUDED.host, ' +
       'since = EXCLUDED.since, heartbeat_at = EXCLUDED.heartbeat_at ' +
       'WHERE n.fenced OR n.lease_until < clock_timestamp() OR n.instance = EXCLUDED.instance ' +
-      'RETURNING n.epoch, n.last_batch',
+      'RETURNING n.epoch, n.last_batch, n.last_claim',
     nodeInfo:
       `SELECT node_id, pid, host, ${epochMs('heartbeat_at')} AS heartbeat_at, ${epochMs('since')} AS since, ` +
       `${epochMs('lease_until')} AS lease_until FROM ${nodes} WHERE node_id = $1`,
@@ -57,6 +57,11 @@ export function buildSharedSql(schema: string) {
     liveSelf:
       `SELECT 1 FROM ${nodes} WHERE node_id = $1 AND epoch = $2 AND NOT fenced ` +
       'AND lease_until > clock_timestamp() FOR KEY SHARE',
+    // The claim ledger (migration 0005): the last claim's number and roots, written by the claim.
+    recordClaim:
+      `UPDATE ${nodes} SET last_claim = $3, last_claim_roots = $4::bigint[] ` +
+      'WHERE node_id = $1 AND epoch = $2',
+    claimState: `SELECT epoch, last_claim, last_claim_roots::text[] AS roots FROM ${nodes} WHERE node_id = $1`,
     fenceExpired:
       `WITH expired AS (SELECT node_id FROM ${nodes} WHERE NOT fenced AND lease_until < clock_timestamp() ` +
       'AND node_id <> $1 ORDER BY node_id FOR UPDATE SKIP LOCKED) ' +
@@ -135,6 +140,8 @@ export interface RegisteredNode {
   readonly nodeId: string;
   readonly epoch: number;
   readonly lastBatch: number;
+  /** Number of the node's last claim (the claim ledger); the next claim takes the next one. */
+  lastClaim: number;
 }
 
 function num(value: unknown): number {
@@ -156,8 +163,15 @@ export async function registerNode(
     [nodeId, db.leaseMs, process.pid, hostname(), instance],
     true,
   );
-  const row = r.rows[0] as { epoch: unknown; last_batch: unknown } | undefined;
-  if (row !== undefined) return { nodeId, epoch: num(row.epoch), lastBatch: num(row.last_batch) };
+  const row = r.rows[0] as { epoch: unknown; last_batch: unknown; last_claim: unknown } | undefined;
+  if (row !== undefined) {
+    return {
+      nodeId,
+      epoch: num(row.epoch),
+      lastBatch: num(row.last_batch),
+      lastClaim: num(row.last_claim),
+    };
+  }
   const info = await db.query(db.sql.nodeInfo, [nodeId], true);
   const o = info.rows[0] as Record<string, unknown> | undefined;
   const owner: OwnerInfo = {
@@ -204,20 +218,39 @@ export async function claimOrphans(
       `claimOrphans: limit must be a positive integer, not ${limit}`,
     );
   }
-  return db.transaction('claimOrphans', async (client) => {
-    const me = await client.query(db.sql.liveSelf, [node.nodeId, node.epoch]);
-    if (me.rowCount === 0) throw leaseLost(node.nodeId, 'claimOrphans refused');
-    const fenced = await client.query(db.sql.fenceExpired, [node.nodeId]);
-    const claimed = await client.query({
-      text: db.sql.claimTrees,
-      values: [node.nodeId, known.map((k) => k.type), known.map((k) => k.version), limit],
-      rowMode: 'array',
+  const number = ++node.lastClaim;
+  try {
+    return await db.transaction('claimOrphans', async (client) => {
+      const me = await client.query(db.sql.liveSelf, [node.nodeId, node.epoch]);
+      if (me.rowCount === 0) throw leaseLost(node.nodeId, 'claimOrphans refused');
+      const fenced = await client.query(db.sql.fenceExpired, [node.nodeId]);
+      const claimed = await client.query({
+        text: db.sql.claimTrees,
+        values: [node.nodeId, known.map((k) => k.type), known.map((k) => k.version), limit],
+        rowMode: 'array',
+      });
+      const roots = claimed.rows.map((row) => num((row as unknown[])[0]));
+      await client.query(db.sql.recordClaim, [node.nodeId, node.epoch, number, roots]);
+      if ((fenced.rowCount ?? 0) > 0) {
+        await client.query(db.sql.notify, [channelOf(db.schema), signalPayload(null, 'orphans')]);
+      }
+      return roots;
     });
-    if ((fenced.rowCount ?? 0) > 0) {
-      await client.query(db.sql.notify, [channelOf(db.schema), signalPayload(null, 'orphans')]);
+  } catch (error) {
+    if (error instanceof CocoError && error.code === ErrorCode.LeaseLost) throw error;
+    // Perhaps committed, its answer lost: the ledger says whether this claim took trees.
+    const r = await db.query(db.sql.claimState, [node.nodeId], true);
+    const row = r.rows[0] as { epoch: unknown; last_claim: unknown; roots: unknown } | undefined;
+    if (
+      row !== undefined &&
+      num(row.epoch) === node.epoch &&
+      num(row.last_claim) === number &&
+      Array.isArray(row.roots)
+    ) {
+      return row.roots.map(num);
     }
-    return claimed.rows.map((row) => num((row as unknown[])[0]));
-  });
+    throw error;
+  }
 }
 
 /** {@link SharedStore.claimAgents} for a registered node. */
