@@ -2,16 +2,15 @@
  * Cancel through any node: a command run by another node is cancelled by its owner, which hears
  * of the request through the store (and its signal), stops the task, and ends it as cancelled.
  */
-import { afterEach, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { z } from 'zod';
 import { inProcessAgents } from '../../src/agents/in-process/broker.js';
 import { defineCommand } from '../../src/core/command-type.js';
 import { ErrorCode } from '../../src/core/errors.js';
-import { createEngine, type Engine } from '../../src/engine/engine.js';
-import { postgresStore } from '../../src/store/postgres/pg-store.js';
 import { rejectsWith } from '../store-conformance/harness.js';
-import { FAST, holdVerbs } from '../support/harness.js';
-import { describePg, freshSchema, PG_URL } from '../support/pg.js';
+import { holdVerbs } from '../support/harness.js';
+import { describePg } from '../support/pg.js';
+import { inProcessCluster } from './fixtures/in-process.js';
 
 const held = defineCommand({
   name: 'cancel.held',
@@ -21,33 +20,16 @@ const held = defineCommand({
   },
 });
 
-const engines: Engine[] = [];
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const e of engines.splice(0)) await e.stop().catch(() => undefined);
-  for (const c of cleanups.splice(0)) await c();
-});
-
 describePg('cancel across nodes', () => {
   it('a node cancels a command another node runs; ended and unknown ones are refused', async () => {
-    const fresh = freshSchema('coco_cancel');
-    cleanups.push(() => fresh.drop());
     const hold = holdVerbs();
-    const agents = inProcessAgents(['a1'], { verbs: hold.verbs });
-    const start = async (nodeId: string): Promise<Engine> => {
-      const engine = createEngine({
-        store: postgresStore({ url: PG_URL, schema: fresh.schema, leaseMs: 3_000 }),
-        agents,
-        commands: [held],
-        nodeId,
-        tuning: { ...FAST, agentCallTimeoutMs: 500 },
-      });
-      engines.push(engine);
-      await engine.start();
-      return engine;
-    };
-    const a = await start('a');
-    const b = await start('b');
+    const cluster = inProcessCluster({
+      prefix: 'coco_cancel',
+      agents: inProcessAgents(['a1'], { verbs: hold.verbs }),
+      commands: [held],
+    });
+    const a = await cluster.start('a');
+    const b = await cluster.start('b');
     const { id } = await a.submit(held, { key: 'k' });
     const cancelled = new Promise<void>((resolve) => {
       const off = a.on('committed', (batch) => {

@@ -4,15 +4,13 @@
  * submit waiting on that write is rejected instead of hanging. Nothing it wrote after the fence
  * is stored.
  */
-import { afterEach, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { z } from 'zod';
 import { inProcessAgents } from '../../src/agents/in-process/broker.js';
 import { defineCommand } from '../../src/core/command-type.js';
 import { CocoError } from '../../src/core/errors.js';
-import { createEngine, type Engine } from '../../src/engine/engine.js';
-import { postgresStore } from '../../src/store/postgres/pg-store.js';
-import { FAST } from '../support/harness.js';
-import { adminQuery, describePg, freshSchema, PG_URL } from '../support/pg.js';
+import { adminQuery, describePg } from '../support/pg.js';
+import { inProcessCluster } from './fixtures/in-process.js';
 
 const noop = defineCommand({
   name: 'fence.noop',
@@ -22,28 +20,18 @@ const noop = defineCommand({
   },
 });
 
-const engines: Engine[] = [];
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const e of engines.splice(0)) await e.stop().catch(() => undefined);
-  for (const c of cleanups.splice(0)) await c();
-});
-
 describePg('fencing', () => {
   it('a fenced node halts at its next write; the write is refused and the submit rejected', async () => {
-    const fresh = freshSchema('coco_fence');
-    cleanups.push(() => fresh.drop());
-    const engine = createEngine({
-      // Long lease and claim periods: the node's own timers must not find the fence before the
-      // submit's write does (that write is what the test is about).
-      store: postgresStore({ url: PG_URL, schema: fresh.schema, leaseMs: 60_000 }),
+    // Long lease and claim periods: the node's own timers must not find the fence before the
+    // submit's write does (that write is what the test is about).
+    const cluster = inProcessCluster({
+      prefix: 'coco_fence',
       agents: inProcessAgents(['a1']),
       commands: [noop],
-      nodeId: 'paused',
-      tuning: { ...FAST, agentCallTimeoutMs: 500, claimIntervalMs: 60_000 },
+      leaseMs: 60_000,
+      tuning: { claimIntervalMs: 60_000 },
     });
-    engines.push(engine);
-    await engine.start();
+    const engine = await cluster.start('paused');
     const { id: before } = await engine.submit(noop, {});
     // The first command runs to its end and leaves memory: no write of it comes after the fence.
     // (It leaves after its tasks were cleared: a commit or the `cleared` event comes last.)
@@ -64,7 +52,7 @@ describePg('fencing', () => {
 
     // What another node does to a node whose lease expired.
     await adminQuery(
-      `UPDATE "${fresh.schema}".coco_nodes SET fenced = true WHERE node_id = 'paused'`,
+      `UPDATE "${cluster.schema}".coco_nodes SET fenced = true WHERE node_id = 'paused'`,
     );
 
     const error = await engine.submit(noop, {}).then(
@@ -74,7 +62,7 @@ describePg('fencing', () => {
     expect(error).toBeInstanceOf(CocoError);
     expect((error as CocoError).code).toBe('LEASE_LOST');
     expect(await halted).toMatchObject({ error: { code: 'LEASE_LOST' } });
-    const { rows } = await adminQuery(`SELECT id FROM "${fresh.schema}".commands ORDER BY id`);
+    const { rows } = await adminQuery(`SELECT id FROM "${cluster.schema}".commands ORDER BY id`);
     expect(rows.map((r: { id: string }) => Number(r.id))).toEqual([before]);
   });
 });

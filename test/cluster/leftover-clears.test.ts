@@ -4,14 +4,12 @@
  * sweep the agents they know (on the `orphans` signal) and clear them — once, although the
  * agent's lease left with the departed node and nobody polls it.
  */
-import { afterEach, expect, it, vi } from 'vitest';
+import { expect, it, vi } from 'vitest';
 import { z } from 'zod';
 import { inProcessAgents } from '../../src/agents/in-process/broker.js';
 import { defineCommand } from '../../src/core/command-type.js';
-import { createEngine, type Engine } from '../../src/engine/engine.js';
-import { postgresStore } from '../../src/store/postgres/pg-store.js';
-import { FAST } from '../support/harness.js';
-import { describePg, freshSchema, PG_URL } from '../support/pg.js';
+import { describePg } from '../support/pg.js';
+import { inProcessCluster } from './fixtures/in-process.js';
 
 const one = defineCommand({
   name: 'leftover.one',
@@ -21,34 +19,14 @@ const one = defineCommand({
   },
 });
 
-const engines: Engine[] = [];
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const e of engines.splice(0)) await e.stop().catch(() => undefined);
-  for (const c of cleanups.splice(0)) await c();
-});
-
 describePg('tasks left on agents', () => {
   it('a remaining node clears the ended tasks a departed node had not cleared', async () => {
-    const fresh = freshSchema('coco_leftover');
-    cleanups.push(() => fresh.drop());
     const agents = inProcessAgents(['a1']);
     const agent = agents.agent('a1');
-    const start = async (nodeId: string): Promise<Engine> => {
-      const engine = createEngine({
-        store: postgresStore({ url: PG_URL, schema: fresh.schema, leaseMs: 3_000 }),
-        agents,
-        commands: [one],
-        nodeId,
-        tuning: { ...FAST, agentCallTimeoutMs: 500 },
-      });
-      engines.push(engine);
-      await engine.start();
-      return engine;
-    };
+    const cluster = inProcessCluster({ prefix: 'coco_leftover', agents, commands: [one] });
     // `b` runs the command and takes the agent's lease to poll it; `a` has nothing to poll.
-    const a = await start('a');
-    const b = await start('b');
+    const a = await cluster.start('a');
+    const b = await cluster.start('b');
     agent.faults.failNextCalls(1_000_000, 'clearTasks');
     const { id } = await b.submit(one, {});
     expect((await b.waitFor(id)).status).toBe('succeeded');
