@@ -35,6 +35,47 @@ describePg('postgres', () => {
       await env.cleanup();
     });
 
+    it("a node's batches are pipelined: the next is written before the previous one's COMMIT is answered", async () => {
+      const pool = new pg.Pool({ connectionString: PG_URL, max: 4 });
+      const events: string[] = [];
+      pool.on('connect', (client) => {
+        type Query = (q: unknown, ...rest: unknown[]) => Promise<unknown>;
+        const query = client.query.bind(client) as Query;
+        (client as unknown as { query: Query }).query = (q, ...rest) => {
+          const text = typeof q === 'string' ? q : (q as { text: string }).text;
+          if (text === 'BEGIN') events.push('BEGIN sent');
+          const answer = query(q, ...rest);
+          if (text === 'COMMIT')
+            void answer.then(
+              () => events.push('COMMIT answered'),
+              () => {},
+            );
+          return answer;
+        };
+      });
+      try {
+        const store = postgresStore({ pool, schema: env.schema });
+        await store.open('n');
+        await store.apply(batch({ commandInserts: [command(1)] }));
+        events.length = 0;
+        await Promise.all([
+          store.apply(batch({ commandInserts: [command(2)] })),
+          store.apply(batch({ commandInserts: [command(3)] })),
+        ]);
+        expect(events.slice(0, 2)).toEqual(['BEGIN sent', 'BEGIN sent']);
+        expect((await store.getCommand(3))?.id).toBe(3);
+        // Numbered one after the other, as written.
+        const [node] = await raw<{ last_batch: string }>(
+          env.schema,
+          'SELECT last_batch FROM coco_nodes',
+        );
+        expect(Number(node?.last_batch)).toBe(3);
+        await store.close();
+      } finally {
+        await pool.end();
+      }
+    });
+
     it('the transition tables equal the machines of src/core/states.ts', async () => {
       await env.make().migrate();
       const tables = {

@@ -33,7 +33,7 @@ import {
   sleep,
   storeFailed,
 } from './connection.js';
-import { batchSteps, rowCountLabel } from './batch-steps.js';
+import { batchSteps, rowCountLabel, type Step } from './batch-steps.js';
 import type { Sql } from './statements.js';
 
 /**
@@ -68,6 +68,13 @@ export interface ApplierHost {
   isOpen(): boolean;
 }
 
+/** A node's batch written to the connection: its number and the answers to come. */
+interface Sent {
+  readonly client: pg.PoolClient;
+  readonly number: number;
+  readonly answers: Promise<PromiseSettledResult<pg.QueryResult>[]>;
+}
+
 /** Applies batches in call order on a connection of its own. */
 export class Applier {
   readonly #h: ApplierHost;
@@ -85,8 +92,13 @@ export class Applier {
   /** A batch failed and its rejection has not been handled yet: calls made meanwhile are doomed. */
   #failureOpen = false;
   #node: NodeIdentity | null = null;
-  /** Number of the last batch of this node (the node's `last_batch` when it was registered). */
+  /** Number given to the last batch sent (the node's `last_batch` when it was registered). */
   #batchNo = 0;
+  /** Number of the last batch known committed. */
+  #committedNo = 0;
+  /** The last call whose batch was written to {@link Applier.#sentOn}, in call order. */
+  #sentThrough = 0;
+  #sentOn: pg.PoolClient | null = null;
 
   constructor(host: ApplierHost) {
     this.#h = host;
@@ -96,16 +108,31 @@ export class Applier {
   setNode(node: NodeIdentity | null, lastBatch = 0): void {
     this.#node = node;
     this.#batchNo = lastBatch;
+    this.#committedNo = lastBatch;
   }
 
   /**
    * Applies a batch after those called before it. Once one fails, those called before its
    * failure was reported fail too, without applying anything (see the port).
+   *
+   * A node's batch is written to the connection at once when the batches before it already
+   * were (**pipelined across batches**): the server goes from one batch's COMMIT to the next
+   * batch without waiting for this process to read the answer and send more — a wait that
+   * includes a turn of this process's event loop, busy with the engine. Each batch's fencing
+   * statement only passes if the node's `last_batch` is the batch's number minus one, so a batch
+   * written behind one that failed is refused by the server, whatever it holds.
    */
   apply(batch: ChangeBatch): Promise<void> {
     const call = ++this.#calls;
     if (this.#failureOpen) this.#doomedThrough = call;
-    const run = this.#tail.then(() => this.#turn(call, batch));
+    let steps: Step[] | Error;
+    try {
+      steps = batchSteps(this.#h.sql, batch, this.#node?.nodeId ?? null);
+    } catch (error) {
+      steps = error instanceof Error ? error : new Error(String(error));
+    }
+    const early = steps instanceof Error ? null : this.#sendEarly(call, steps);
+    const run = this.#tail.then(() => this.#turn(call, batch, steps, early));
     // Registered before the caller's reactions: it runs first when the batch fails, so calls
     // made after the failure was reported are not doomed.
     this.#tail = run.then(
@@ -123,17 +150,27 @@ export class Applier {
     this.#drop();
   }
 
-  async #turn(call: number, batch: ChangeBatch): Promise<void> {
+  async #turn(
+    call: number,
+    batch: ChangeBatch,
+    steps: Step[] | Error,
+    early: Sent | null,
+  ): Promise<void> {
     if (call <= this.#doomedThrough) {
       throw new CocoError(ErrorCode.StoreFailed, 'not applied: an earlier batch failed', {
         retryable: true,
       });
     }
     try {
-      await this.#run(batch);
+      if (steps instanceof Error) throw applyError(steps);
+      const node = this.#node;
+      if (node === null) await this.#runAlone(batch, steps);
+      else await this.#run(call, node, steps, early);
     } catch (error) {
       this.#doomedThrough = this.#calls;
       this.#failureOpen = true;
+      // Batches called from now on are numbered after the last one that committed.
+      this.#batchNo = this.#committedNo;
       throw error;
     }
   }
@@ -163,7 +200,7 @@ export class Applier {
     }
     // node-postgres pipelining (its `pipeline` client option, here on a connection of the pool
     // that this applier holds alone and destroys): queries are written at once, not each after
-    // the previous answer (see #attempt).
+    // the previous answer (see #send).
     (client as pg.PoolClient & { pipeline: boolean }).pipeline = true;
     return client;
   }
@@ -179,37 +216,142 @@ export class Applier {
     client.release(true);
   }
 
-  async #run(batch: ChangeBatch): Promise<void> {
+  /** Writes the batch now if every batch called before it is already written on this connection. */
+  #sendEarly(call: number, steps: Step[]): Sent | null {
     const node = this.#node;
-    const empty = Object.values(batch).every((part: readonly unknown[]) => part.length === 0);
-    if (empty && node === null) return;
-    const number = node === null ? 0 : ++this.#batchNo;
+    const client = this.#client;
+    if (node === null || client === null || this.#broken || this.#failureOpen) return null;
+    if (this.#sentOn !== client || this.#sentThrough !== call - 1) return null;
+    return this.#send(call, client, node, steps, ++this.#batchNo);
+  }
+
+  /**
+   * Writes a node's batch, BEGIN to COMMIT, without waiting for any answer (node-postgres
+   * pipelining): the server runs the statements back to back instead of waiting a round trip
+   * between them (measured: fan-out +29%, chains +19%). Every check is made by the statements
+   * themselves (batch-steps.ts): the first that fails aborts the transaction, so the COMMIT
+   * behind it rolls back.
+   */
+  #send(
+    call: number,
+    client: pg.PoolClient,
+    node: NodeIdentity,
+    steps: Step[],
+    number: number,
+  ): Sent {
+    const sql = this.#h.sql;
+    const queries: (string | pg.QueryConfig)[] = [
+      'BEGIN',
+      {
+        name: 'coco_lock_node',
+        text: sql.lockNode,
+        values: [node.nodeId, node.epoch, number, 1, 'lockNode'],
+      },
+    ];
+    for (const step of steps)
+      queries.push({
+        name: `coco_${step.name}`,
+        text: sql[step.name] as string,
+        values: step.values,
+      });
+    queries.push('COMMIT');
+    this.#sentThrough = call;
+    this.#sentOn = client;
+    return { client, number, answers: Promise.allSettled(queries.map((q) => client.query(q))) };
+  }
+
+  /**
+   * A node's batch: written (now, or already by {@link Applier.#sendEarly}), then its answers
+   * read; tried again on a new connection when the connection is lost — its number tells
+   * whether a lost try committed — and when a batch before it committed only on a retry.
+   */
+  async #run(call: number, node: NodeIdentity, steps: Step[], early: Sent | null): Promise<void> {
+    const number = early?.number ?? ++this.#batchNo;
+    let sent = early;
     let transactionFailures = 0;
     for (let lost = 0; ;) {
-      let commitSent = false;
-      let client: pg.PoolClient | null = null;
       try {
-        client = await this.#connection();
-        await this.#attempt(client, batch, node, number, () => {
-          commitSent = true;
-        });
-        return;
+        sent ??= this.#send(call, await this.#connection(), node, steps, number);
+        const answers = await sent.answers;
+        // The first failure is the cause; those after it only say the transaction was aborted.
+        const failed = answers.find((a) => a.status === 'rejected');
+        if (failed === undefined) {
+          this.#committedNo = number;
+          return;
+        }
+        throw failed.reason;
       } catch (error) {
-        if (client === null ? isConnectionError(error) : isConnectionError(error) || this.#broken) {
+        const client = sent?.client ?? null;
+        sent = null;
+        if (isConnectionError(error) || this.#broken || client === null) {
           this.#drop();
-          if (node === null && commitSent) {
-            throw storeFailed(
-              'apply: the connection was lost during COMMIT; outcome unknown',
-              error,
-            );
-          }
           // A closing store does not wait for the database to come back.
           if (!this.#h.isOpen()) throw storeFailed('apply: connection lost while closing', error);
           // Reconnect and try again: the batch's number tells whether the lost try committed.
           await sleep(backoff(lost++));
           continue;
         }
+        await this.#rollback(client);
+        const label = rowCountLabel(error);
+        if (label === 'lockNode') {
+          const { lastBatch, live } = await this.#nodeState(client, node);
+          if (lastBatch >= number) {
+            // An earlier try of it committed.
+            this.#committedNo = number;
+            return;
+          }
+          // Written behind a batch that committed only on its retry: write it again.
+          if (live && lastBatch === number - 1 && ++transactionFailures < TRANSACTION_ATTEMPTS)
+            continue;
+          throw leaseLost(node.nodeId, 'apply refused, nothing of the batch was stored');
+        }
+        if (label !== null) throw await missingRow(client, steps, label);
+        if (isRetryableTransaction(error) && ++transactionFailures < TRANSACTION_ATTEMPTS) continue;
+        throw applyError(error);
+      }
+    }
+  }
+
+  /**
+   * A batch without a node (no `last_batch` to tell a lost COMMIT's outcome): statements one at a
+   * time, so that a connection lost before COMMIT was sent is known not to have committed.
+   */
+  async #runAlone(batch: ChangeBatch, steps: Step[]): Promise<void> {
+    const empty = Object.values(batch).every((part: readonly unknown[]) => part.length === 0);
+    if (empty) return;
+    const sql = this.#h.sql;
+    let transactionFailures = 0;
+    for (let lost = 0; ;) {
+      let commitSent = false;
+      let client: pg.PoolClient | null = null;
+      try {
+        client = await this.#connection();
+        await client.query('BEGIN');
+        for (const step of steps)
+          await client.query({
+            name: `coco_${step.name}`,
+            text: sql[step.name] as string,
+            values: step.values,
+          });
+        commitSent = true;
+        await client.query('COMMIT');
+        return;
+      } catch (error) {
+        if (client === null ? isConnectionError(error) : isConnectionError(error) || this.#broken) {
+          this.#drop();
+          if (commitSent) {
+            throw storeFailed(
+              'apply: the connection was lost during COMMIT; outcome unknown',
+              error,
+            );
+          }
+          if (!this.#h.isOpen()) throw storeFailed('apply: connection lost while closing', error);
+          await sleep(backoff(lost++));
+          continue;
+        }
         if (client !== null) await this.#rollback(client);
+        const label = rowCountLabel(error);
+        if (label !== null && client !== null) throw await missingRow(client, steps, label);
         if (isRetryableTransaction(error) && ++transactionFailures < TRANSACTION_ATTEMPTS) continue;
         throw applyError(error);
       }
@@ -224,74 +366,25 @@ export class Applier {
     }
   }
 
-  /**
-   * One try of a batch: its transaction, committed; or nothing, if an earlier try committed it.
-   *
-   * A node's batch is **pipelined**: BEGIN, the fencing statement, the batch's statements and
-   * COMMIT are all sent at once, and the answers read after. The server runs them back to back
-   * instead of waiting a round trip — and a turn of this process's event loop, busy building the
-   * next batch — between statements (measured: the apply connection's backend on CPU 65% -> 71%
-   * of its busy time, fan-out +29%, chains +19%). Every check is made by the statements
-   * themselves (batch-steps.ts): the first that fails aborts the transaction, so the COMMIT
-   * behind it rolls back. Without a node, statements go one at a time, so that a connection lost
-   * before COMMIT was sent is known not to have committed.
-   */
-  async #attempt(
+  /** The node's `last_batch` (-1 if the node registered again: another epoch), and whether it is not fenced. */
+  async #nodeState(
     client: pg.PoolClient,
-    batch: ChangeBatch,
-    node: NodeIdentity | null,
-    number: number,
-    committing: () => void,
-  ): Promise<void> {
-    const sql = this.#h.sql;
-    const steps = batchSteps(sql, batch, node?.nodeId ?? null);
-    const queries: (string | pg.QueryConfig)[] = ['BEGIN'];
-    if (node !== null) {
-      queries.push({
-        name: 'coco_lock_node',
-        text: sql.lockNode,
-        values: [node.nodeId, node.epoch, number, 1, 'lockNode'],
-      });
-    }
-    for (const step of steps)
-      queries.push({
-        name: `coco_${step.name}`,
-        text: sql[step.name] as string,
-        values: step.values,
-      });
-    try {
-      if (node !== null) {
-        const sent = queries.map((q) => client.query(q));
-        committing();
-        sent.push(client.query('COMMIT'));
-        const answers = await Promise.allSettled(sent);
-        // The first failure is the cause; those after it only say the transaction was aborted.
-        const failed = answers.find((a) => a.status === 'rejected');
-        if (failed) throw failed.reason;
-        return;
-      }
-      for (const q of queries) await client.query(q);
-      committing();
-      await client.query('COMMIT');
-    } catch (error) {
-      if (isConnectionError(error) || this.#broken) throw error;
-      await this.#rollback(client);
-      const label = rowCountLabel(error);
-      if (label === null) throw error;
-      if (label === 'lockNode' && node !== null) {
-        const state = await client.query<{ fenced: boolean; epoch: number; last_batch: number }>({
-          text: sql.nodeState,
-          values: [node.nodeId],
-          types: TYPES,
-        });
-        const row = state.rows[0];
-        // Our epoch and a last batch at or past this one: an earlier try of it committed.
-        if (row !== undefined && row.epoch === node.epoch && row.last_batch >= number) return;
-        throw leaseLost(node.nodeId, 'apply refused, nothing of the batch was stored');
-      }
-      const step = steps.find((st) => st.label === label);
-      const row = step?.missing ? await step.missing(client) : '?';
-      throw new CocoError(ErrorCode.StoreFailed, `${step?.name ?? label}: no such row (${row})`);
-    }
+    node: NodeIdentity,
+  ): Promise<{ lastBatch: number; live: boolean }> {
+    const state = await client.query<{ fenced: boolean; epoch: number; last_batch: number }>({
+      text: this.#h.sql.nodeState,
+      values: [node.nodeId],
+      types: TYPES,
+    });
+    const row = state.rows[0];
+    if (row === undefined || row.epoch !== node.epoch) return { lastBatch: -1, live: false };
+    return { lastBatch: row.last_batch, live: !row.fenced };
   }
+}
+
+/** The error of a failed row-count check: the statement, and the first row it did not find. */
+async function missingRow(client: pg.PoolClient, steps: Step[], label: string): Promise<CocoError> {
+  const step = steps.find((st) => st.label === label);
+  const row = step?.missing ? await step.missing(client) : '?';
+  return new CocoError(ErrorCode.StoreFailed, `${step?.name ?? label}: no such row (${row})`);
 }

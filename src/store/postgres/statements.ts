@@ -119,7 +119,9 @@ export function buildSql(schema: string) {
     // raising CO002 on a mismatch, which fails the statements after it and the COMMIT.
     lockNode:
       `WITH locked AS (UPDATE ${t.nodes} SET last_batch = $3 ` +
-      'WHERE node_id = $1 AND epoch = $2 AND NOT fenced AND last_batch < $3 RETURNING 1) ' +
+      // The batch right after the last one stored: a batch written behind one that failed
+      // (applier.ts pipelines batches) is refused, whatever it holds.
+      'WHERE node_id = $1 AND epoch = $2 AND NOT fenced AND last_batch = $3 - 1 RETURNING 1) ' +
       `SELECT ${expect(4)} FROM locked`,
     nodeState: `SELECT fenced, epoch, last_batch FROM ${t.nodes} WHERE node_id = $1`,
     insertCommands:
