@@ -15,13 +15,12 @@ import type { Clock, TimerHandle } from '../core/clock.js';
 import type { Logger } from '../core/command-type.js';
 import { CocoError, ErrorCode, toErrorInfo } from '../core/errors.js';
 import type { CommandRegistry } from '../core/registry.js';
-import { isTaskEnded, isTerminal } from '../core/states.js';
 import {
-  agentTaskId,
   parseAgentTaskId,
   type ActiveSnapshot,
   type KnownType,
   type SharedStore,
+  type TaskKey,
 } from '../store/port.js';
 import type { Dispatcher, PollGate } from './dispatcher.js';
 import { Relay } from './relay.js';
@@ -67,6 +66,12 @@ export interface ClusterHost {
 function leaseSafetyMs(leaseMs: number): number {
   return Math.min(1_000, leaseMs / 10);
 }
+
+/**
+ * Task keys looked up per query when reconciling an agent: an agent may hold tens of thousands
+ * of our tasks (other nodes' running ones); a statement's parameters stay a few hundred KB.
+ */
+const STRANGER_CHUNK = 10_000;
 
 /** Cancel requests carried out at a time. */
 const CANCEL_BATCH = 1_000;
@@ -270,31 +275,18 @@ export class Cluster implements PollGate {
   }
 
   async strangers(ids: readonly string[]): Promise<string[]> {
-    const byCommand = new Map<number, string[]>();
+    const byKey = new Map<string, string>();
+    const keys: TaskKey[] = [];
     for (const id of ids) {
       const parsed = parseAgentTaskId(this.#h.storeId, id);
       if (!parsed) continue;
-      const list = byCommand.get(parsed.commandId) ?? [];
-      list.push(id);
-      byCommand.set(parsed.commandId, list);
+      byKey.set(`${parsed.commandId}/${parsed.ordinal}`, id);
+      keys.push(parsed);
     }
     const out: string[] = [];
-    for (const [commandId, list] of byCommand) {
-      const rows = await this.#h.store.getTasks(commandId);
-      const command = rows.length > 0 ? await this.#h.store.getCommand(commandId) : null;
-      // Its owner is done with it: ended, its tasks taken for cleared (Coordinator.settle).
-      const done =
-        command !== null &&
-        isTerminal(command.status) &&
-        command.tasksCleared &&
-        command.compensation !== 'compensating';
-      const byId = new Map(
-        rows.map((t) => [agentTaskId(this.#h.storeId, commandId, t.ordinal), t]),
-      );
-      for (const id of list) {
-        const t = byId.get(id);
-        if (t === undefined || (done && isTaskEnded(t.status))) out.push(id);
-      }
+    for (let i = 0; i < keys.length; i += STRANGER_CHUNK) {
+      for (const k of await this.#h.store.strangerTasks(keys.slice(i, i + STRANGER_CHUNK)))
+        out.push(byKey.get(`${k.commandId}/${k.ordinal}`)!);
     }
     return out;
   }

@@ -330,6 +330,12 @@ export interface KnownType {
 }
 
 /** A task of a command owned by another node, running on an agent this node polls. */
+/** A task by its command and position. */
+export interface TaskKey {
+  readonly commandId: number;
+  readonly ordinal: number;
+}
+
 export interface ForeignTask {
   readonly commandId: number;
   readonly ordinal: number;
@@ -409,6 +415,12 @@ export interface SharedStore extends Store {
    * means nothing).
    */
   foreignTasks(nodeId: string, agentIds: readonly string[]): Promise<ForeignTask[]>;
+  /**
+   * Of these tasks (found on agents; unknown to the caller's memory), those to stop and clear:
+   * without a row, or ended tasks of commands whose owner is done with them (ended, tasks taken
+   * for cleared, not being compensated). One query however many keys.
+   */
+  strangerTasks(keys: readonly TaskKey[]): Promise<TaskKey[]>;
   /** Stores reports (replacing an earlier one for the same task) and signals their owners. */
   postReports(reports: readonly TaskReportRecord[]): Promise<void>;
   /** Reports for tasks of commands the caller owns, oldest first. Does not delete them. */

@@ -124,6 +124,34 @@ describePg('postgres shared store', () => {
     expect(await b.claimOrphans('b', KNOWN, 10)).toEqual([1]);
   });
 
+  it('strangerTasks: tasks without a row, and ended tasks of finished commands, in one query', async () => {
+    const a = env.make();
+    await a.open('a');
+    const ended = { status: 'succeeded', endedAt: 2 } as const;
+    await a.apply(
+      batch({
+        commandInserts: [
+          command(1, { status: 'waiting' }), // running command
+          command(2, { ...ended, tasksCleared: true }), // done with
+          command(3, { ...ended, tasksCleared: false }), // clears still to be recorded
+          command(4, { ...ended, tasksCleared: true }), // its task still being stopped
+        ],
+        taskInserts: [
+          task(1, 0, { status: 'running' }),
+          task(2, 0, { status: 'succeeded', endedAt: 2 }),
+          task(3, 0, { status: 'succeeded', endedAt: 2 }),
+          task(4, 0, { status: 'running', stopRequested: true }),
+        ],
+      }),
+    );
+    const keys = [1, 2, 3, 4, 5].map((commandId) => ({ commandId, ordinal: 0 }));
+    expect(await a.strangerTasks(keys)).toEqual([
+      { commandId: 2, ordinal: 0 },
+      { commandId: 5, ordinal: 0 },
+    ]);
+    expect(await a.strangerTasks([])).toEqual([]);
+  });
+
   it('concurrent claimers never take the same tree', async () => {
     const dead = env.make();
     await dead.open('dead');

@@ -34,6 +34,7 @@ import type {
   StoreIdentity,
   StoreSignal,
   TaskRecord,
+  TaskKey,
   TaskReportRecord,
   UndoRecord,
 } from '../port.js';
@@ -330,6 +331,11 @@ export class PostgresStore implements SharedStore {
   async foreignTasks(nodeId: string, agentIds: readonly string[]): Promise<ForeignTask[]> {
     await this.#ready();
     return shared.foreignTasks(this.#db, nodeId, agentIds);
+  }
+
+  async strangerTasks(keys: readonly TaskKey[]): Promise<TaskKey[]> {
+    await this.#ready();
+    return shared.strangerTasks(this.#db, keys);
   }
 
   async postReports(reports: readonly TaskReportRecord[]): Promise<void> {

@@ -14,7 +14,7 @@
 import { hostname } from 'node:os';
 import type pg from 'pg';
 import { CocoError, ErrorCode } from '../../core/errors.js';
-import type { ForeignTask, KnownType, OwnerInfo, TaskReportRecord } from '../port.js';
+import type { ForeignTask, KnownType, OwnerInfo, TaskKey, TaskReportRecord } from '../port.js';
 import { leaseLost, quoteIdent } from './connection.js';
 import { channelOf, signalPayload } from './listen.js';
 import { parseReportRow } from './rows.js';
@@ -96,6 +96,13 @@ export function buildSharedSql(schema: string) {
       'SELECT (SELECT count(*) FROM me)::int AS live, ' +
       "coalesce((SELECT array_agg(agent_id ORDER BY agent_id) FROM claimed), '{}') AS agents",
     releaseAgents: `DELETE FROM ${leases} WHERE node_id = $1 AND ($2::text[] IS NULL OR agent_id = ANY($2::text[]))`,
+    strangerTasks:
+      'SELECT k.command_id, k.ordinal FROM unnest($1::bigint[], $2::int[]) AS k(command_id, ordinal) ' +
+      `LEFT JOIN ${s}.tasks t ON t.command_id = k.command_id AND t.ordinal = k.ordinal ` +
+      `LEFT JOIN ${commands} c ON c.id = k.command_id ` +
+      "WHERE t.command_id IS NULL OR (t.status IN ('succeeded', 'failed', 'cancelled') " +
+      "AND c.status IN ('succeeded', 'failed', 'cancelled') AND c.tasks_cleared " +
+      "AND c.compensation <> 'compensating') ORDER BY k.command_id, k.ordinal",
     foreignTasks:
       `SELECT t.command_id, t.ordinal, t.agent_id, c.owner FROM ${s}.tasks t JOIN ${commands} c ON c.id = t.command_id ` +
       "WHERE t.agent_id = ANY($2::text[]) AND t.status IN ('created', 'running') " +
@@ -294,6 +301,20 @@ export async function foreignTasks(
     ordinal: num(row.ordinal),
     agentId: String(row.agent_id),
     owner: String(row.owner),
+  }));
+}
+
+/** {@link SharedStore.strangerTasks}. */
+export async function strangerTasks(db: SharedDb, keys: readonly TaskKey[]): Promise<TaskKey[]> {
+  if (keys.length === 0) return [];
+  const r = await db.query(
+    db.sql.strangerTasks,
+    [keys.map((k) => k.commandId), keys.map((k) => k.ordinal)],
+    true,
+  );
+  return r.rows.map((row: Record<string, unknown>) => ({
+    commandId: num(row.command_id),
+    ordinal: num(row.ordinal),
   }));
 }
 
