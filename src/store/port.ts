@@ -410,9 +410,10 @@ export interface SharedStore extends Store {
   /** Gives up the caller's leases on these agents (all of them if omitted). */
   releaseAgents(nodeId: string, agentIds?: readonly string[]): Promise<void>;
   /**
-   * Tasks in status `running` on these agents whose command another node owns (`created` tasks
-   * are left out: their owner may not have sent the start yet, so the agent not knowing them
-   * means nothing).
+   * Tasks not ended (`created` or `running`) on these agents whose command another node owns.
+   * `created` ones are included: their owner may have started them and deferred writing
+   * `running` (Committer.taskStarted). The agent not knowing a `created` task means nothing
+   * (its start may not have been sent yet), which the poll's vanish rule already allows for.
    */
   foreignTasks(nodeId: string, agentIds: readonly string[]): Promise<ForeignTask[]>;
   /**
