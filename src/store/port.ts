@@ -412,8 +412,7 @@ export interface SharedStore extends Store {
   /**
    * Tasks not ended (`created` or `running`) on these agents whose command another node owns.
    * `created` ones are included: their owner may have started them and deferred writing
-   * `running` (Committer.taskStarted). The agent not knowing a `created` task means nothing
-   * (its start may not have been sent yet), which the poll's vanish rule already allows for.
+   * `running` (Committer.taskStarted).
    */
   foreignTasks(nodeId: string, agentIds: readonly string[]): Promise<ForeignTask[]>;
   /**
