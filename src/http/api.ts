@@ -14,6 +14,7 @@ import { toIssues } from '../core/params.js';
 import type { CommandType } from '../core/command-type.js';
 import type { Engine } from '../engine/engine.js';
 import type { JobMonitor } from '../jobs/monitor.js';
+import type { JobTree } from '../jobs/view.js';
 import { commandListQuery, idParam, jobListQuery, submitBody } from './contracts.js';
 
 /** Options of {@link createApi}. */
@@ -66,10 +67,37 @@ function tokenMatches(expected: string, header: string | undefined): boolean {
  */
 const JOB_REFRESH_MS = 1_000;
 
+/**
+ * How long a request for a job that does not exist yet waits when its root command does: the
+ * job row is written by the monitor of the node running the command just after the command's
+ * first commit — milliseconds on a quiet node, a few batches on a busy one. Past this, the
+ * answer is `NOT_FOUND`.
+ */
+const JOB_APPEAR_MS = 5_000;
+/** How often a job that does not exist yet is looked for, within {@link JOB_APPEAR_MS}. */
+const JOB_APPEAR_POLL_MS = 50;
+
 /** Builds the API server (not listening yet). */
 export function createApi(options: ApiOptions): FastifyInstance {
   const { engine, monitor, token } = options;
   const types = new Map(options.commands.map((t) => [t.name, t]));
+
+  /**
+   * The job's tree; for a root command whose job is not written yet (just submitted, maybe on
+   * another node), waits a little for it (JOB_APPEAR_MS). Null if there is no such job.
+   */
+  const jobTree = async (m: JobMonitor, id: number): Promise<JobTree | null> => {
+    const tree = await m.getTree(id);
+    if (tree) return tree;
+    const root = await engine.get(id);
+    if (!root || root.parentId !== null) return null;
+    for (const until = Date.now() + JOB_APPEAR_MS; Date.now() < until;) {
+      await new Promise((r) => setTimeout(r, JOB_APPEAR_POLL_MS));
+      const later = await m.getTree(id);
+      if (later) return later;
+    }
+    return null;
+  };
   const app = Fastify({ logger: false, bodyLimit: 4 * 1024 * 1024 });
 
   app.addHook('onRequest', async (request, reply) => {
@@ -192,7 +220,7 @@ export function createApi(options: ApiOptions): FastifyInstance {
     try {
       if (!monitor) throw new CocoError('NOT_FOUND', 'this node keeps no job view (jobs: false)');
       const { id } = parse(idParam, request.params, 'job id');
-      const tree = await monitor.getTree(id);
+      const tree = await jobTree(monitor, id);
       if (!tree) throw new CocoError('NOT_FOUND', `job ${id} does not exist`);
       return tree;
     } catch (error) {
@@ -210,7 +238,7 @@ export function createApi(options: ApiOptions): FastifyInstance {
     } catch (error) {
       return fail(reply, error);
     }
-    const first = await monitor.getTree(id);
+    const first = await jobTree(monitor, id);
     if (!first) return fail(reply, new CocoError('NOT_FOUND', `job ${id} does not exist`));
     reply.hijack();
     const res = reply.raw;

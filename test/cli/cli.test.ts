@@ -184,6 +184,26 @@ describe('coco CLI against a running node', () => {
     expect(events.at(-1)!.job).toMatchObject({ id, status: 'cancelled' });
   });
 
+  it('status of a command whose job is not written yet waits for it (just submitted, maybe on another node)', async () => {
+    const { id } = await node.engine.submit(work, { tasks: 1 });
+    await node.engine.waitFor(id);
+    await node.monitor!.flush();
+    // The job row appears only on the third look, as when the node running the command has
+    // not written it yet.
+    const monitor = node.monitor!;
+    const getTree = monitor.getTree.bind(monitor);
+    let looks = 0;
+    monitor.getTree = async (jobId) => (jobId === id && ++looks < 3 ? null : getTree(jobId));
+    try {
+      const status = await coco('status', String(id), '--server', server);
+      expect(status.code, status.err).toBe(0);
+      expect(status.out).toMatch(new RegExp(`job ${id} cli\\.work .*succeeded`));
+      expect(looks).toBe(3);
+    } finally {
+      monitor.getTree = getTree;
+    }
+  });
+
   it('a job that does not exist: exit 4', async () => {
     const r = await coco('status', '999999', '--server', server);
     expect(r.code).toBe(4);
