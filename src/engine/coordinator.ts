@@ -388,9 +388,14 @@ export class Coordinator implements HandlerHost, TaskHost {
   armLifetime(c: LiveCommand): void {
     if (c.deadlineAt === null || c.terminal) return;
     c.lifetimeTimer?.cancel();
-    c.lifetimeTimer = this.options.clock.setTimer(c.deadlineAt - this.now(), () => {
+    const deadlineAt = c.deadlineAt;
+    c.lifetimeTimer = this.options.clock.setTimer(deadlineAt - this.now(), () => {
       c.lifetimeTimer = null;
-      this.wake(c);
+      // A timer may fire a millisecond before the wall clock reaches its time (Node's timers
+      // run on a monotonic clock): `decide` would not see the deadline passed, and nothing
+      // would wake the command again. Arm again until it has.
+      if (this.now() < deadlineAt) this.armLifetime(c);
+      else this.wake(c);
     });
   }
 

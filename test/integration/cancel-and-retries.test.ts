@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { systemClock, type Clock } from '../../src/core/clock.js';
 import { z } from 'zod';
 import { defineCommand } from '../../src/core/command-type.js';
 import { Journal, testCommands } from '../support/commands.js';
@@ -224,6 +225,31 @@ describe('handler retries', () => {
       expect(ended.status).toBe('failed');
       expect(ended.error?.code).toBe('COMMAND_TIMEOUT');
       expect(env.agent().counters().stops).toBe(1);
+    } finally {
+      await env.cleanup();
+    }
+  });
+
+  it('a lifetime timer that fires early (before the clock reaches the deadline) still ends the command', async () => {
+    const lifetime = defineCommand({
+      name: 'test.lifetime-early',
+      schema: z.object({}),
+      timeoutMs: 50,
+      execute(ctx) {
+        ctx.startTask({ agent: 'a1', verb: 'sleep', args: { ms: 60_000 } });
+      },
+    });
+    // Timers fire 5 ms early, as Node's can by a millisecond against Date.now().
+    const early: Clock = {
+      now: () => systemClock.now(),
+      setTimer: (ms, fn) => systemClock.setTimer(ms - 5, fn),
+    };
+    const env = await startEnv({ commands: [lifetime], clock: early });
+    try {
+      const { id } = await env.engine.submit(lifetime, {});
+      const ended = await env.engine.waitFor(id);
+      expect(ended.error?.code).toBe('COMMAND_TIMEOUT');
+      expect(ended.endedAt! - ended.createdAt).toBeGreaterThanOrEqual(50);
     } finally {
       await env.cleanup();
     }

@@ -5,6 +5,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Clock } from '../../src/core/clock.js';
 import type { CommandType } from '../../src/core/command-type.js';
 import { createEngine, type Engine } from '../../src/engine/engine.js';
 import type { EngineEventMap, EngineEventName } from '../../src/engine/events.js';
@@ -43,6 +44,8 @@ export interface EnvOptions {
   readonly broker?: InProcessBroker;
   /** Called before the engine starts (to subscribe to events reported while loading). */
   readonly beforeStart?: (engine: Engine) => void;
+  /** The engine's clock (default: the system clock). */
+  readonly clock?: Clock;
 }
 
 export interface TestEnv {
@@ -81,6 +84,7 @@ export async function startEnv(options: EnvOptions): Promise<TestEnv> {
     agents: broker,
     commands: options.commands,
     tuning: { ...FAST, ...options.tuning },
+    ...(options.clock ? { clock: options.clock } : {}),
   });
   const recorded: { event: EngineEventName; list: unknown[] }[] = [];
   const cleared = new Set<number>();
