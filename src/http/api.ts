@@ -74,7 +74,11 @@ const JOB_REFRESH_MS = 1_000;
  * answer is `NOT_FOUND`.
  */
 const JOB_APPEAR_MS = 5_000;
-/** How often a job that does not exist yet is looked for, within {@link JOB_APPEAR_MS}. */
+/**
+ * How often a job that does not exist yet is looked for, within {@link JOB_APPEAR_MS}: a job
+ * usually appears within a batch or two (milliseconds), so a short step answers soon after, and
+ * one keyed read per step costs nothing.
+ */
 const JOB_APPEAR_POLL_MS = 50;
 
 /** Builds the API server (not listening yet). */
