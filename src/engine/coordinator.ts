@@ -292,13 +292,14 @@ export class Coordinator implements HandlerHost, TaskHost {
       this.committer.afterCommit(() => this.#done(c), c);
       return;
     }
-    if (!c.tasksCleared && c.tasks.every((t) => t.ended)) {
-      // Every task has ended: the row says its tasks are cleared with the outcome (same batch),
-      // one write fewer than recording the clears after they are done. The clears below follow
-      // the commit; a task a crash leaves on its agent is found there by a reconciliation (at
-      // start, on taking an agent's lease, or when a node is fenced), which clears the ended
-      // tasks of ended commands. A task still being stopped keeps its command active until
-      // its clear is recorded: it must not be cleared while it runs.
+    if (!c.tasksCleared && c.tasks.every((t) => t.agentDone)) {
+      // Every task has ended on its agent: the row says its tasks are cleared with the outcome
+      // (same batch), one write fewer than recording the clears after they are done. The clears
+      // below follow the commit; a task a crash leaves on its agent is found there by a
+      // reconciliation (at start, on taking an agent's lease, or when a node leaves), which
+      // clears the ended tasks of ended commands. A task the engine has ended but its agent may
+      // still run (past its deadline, being stopped) keeps its command active until its clear
+      // is recorded: a reconciliation must never clear it while it runs.
       c.tasksCleared = true;
       this.touch(c);
     }

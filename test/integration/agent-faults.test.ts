@@ -169,4 +169,33 @@ describe('agent faults', () => {
       await (next ?? env).cleanup();
     }
   });
+
+  it('a command ended while its agent still runs a task is not taken for cleared until the task ended there', async () => {
+    const deadline = defineCommand({
+      name: 'test.deadline-stuck',
+      schema: z.object({}),
+      execute(ctx) {
+        ctx.startTask({ agent: 'a1', verb: 'sleep', args: { ms: 60_000 }, deadlineMs: 80 });
+      },
+    });
+    const env = await startEnv({ commands: [deadline] });
+    try {
+      // The stop does not get through: the agent keeps running the task.
+      env.agent().faults.failNextCalls(1_000_000, 'stopTasks');
+      const { id } = await env.engine.submit(deadline, {});
+      const ended = await env.engine.waitFor(id);
+      expect(ended.error?.code).toBe('TASK_DEADLINE_EXCEEDED');
+      const taskId = `${env.engine.storeId}-${id}-0`;
+      expect(env.agent().task(taskId)?.state).toBe('running');
+      // A reconciliation (a restart, another node's sweep) must not take it for a leftover.
+      expect((await env.engine.get(id))?.tasksCleared).toBe(false);
+      env.agent().faults.reset();
+      await settled(env.engine, id);
+      expect((await env.engine.get(id))?.tasksCleared).toBe(true);
+      expect(env.agent().taskHistory(taskId)).toMatchObject({ clears: 1, endedState: 'cancelled' });
+      expect(env.agent().counters().clearsOfRunning).toBe(0);
+    } finally {
+      await env.cleanup();
+    }
+  });
 });
