@@ -61,16 +61,19 @@ export interface OpCounts {
   batches: number;
 }
 
+/** Row operation counts, all zero. */
+export const zeroOps = (): OpCounts => ({
+  commandInserts: 0,
+  commandUpdates: 0,
+  commandsSettled: 0,
+  taskInserts: 0,
+  taskUpdates: 0,
+  batches: 0,
+});
+
 /** Counts the row operations of committed batches, and the commands that ended. */
 export function countOps(engine: Engine): { ops: OpCounts; ended: Set<number> } {
-  const ops: OpCounts = {
-    commandInserts: 0,
-    commandUpdates: 0,
-    commandsSettled: 0,
-    taskInserts: 0,
-    taskUpdates: 0,
-    batches: 0,
-  };
+  const ops = zeroOps();
   const ended = new Set<number>();
   engine.on('committed', (b: ChangeBatch) => {
     ops.batches++;

@@ -3,9 +3,8 @@
  * on an in-process agent (`noop`), the command ends. Measures commands/s from the first submit
  * to the last durable end, and the raw-store limit for the same row writes.
  */
-import { z } from 'zod';
 import { inProcessAgents } from '../src/agents/in-process/broker.js';
-import { defineCommand } from '../src/core/command-type.js';
+import { benchCommands } from './patterns.js';
 import { rawLimit } from './raw.js';
 import { benchEngine, countOps, machine, report, tempDb, untilCommitted } from './lib.js';
 
@@ -13,14 +12,7 @@ const N = Number(process.env.BENCH_N ?? 100_000);
 const IN_FLIGHT = Number(process.env.BENCH_IN_FLIGHT ?? 10_000);
 const CHUNK = Number(process.env.BENCH_CHUNK ?? 1_000);
 
-const one = defineCommand({
-  name: 'bench.one',
-  schema: z.object({ i: z.number() }),
-  execute(ctx) {
-    ctx.expect({ tasks: 1 });
-    ctx.startTask({ agent: 'a1', verb: 'noop' });
-  },
-});
+const { one } = benchCommands('a1');
 
 const db = tempDb();
 const engine = benchEngine(db.path, inProcessAgents(['a1'], { history: false }), [one]);

@@ -8,9 +8,7 @@
  * limit (bench/raw-pg.ts).
  */
 import pg from 'pg';
-import { z } from 'zod';
 import { inProcessAgents } from '../src/agents/in-process/broker.js';
-import { defineCommand } from '../src/core/command-type.js';
 import { createEngine } from '../src/engine/engine.js';
 import { postgresStore, type PostgresStore } from '../src/store/postgres/pg-store.js';
 import { buildSharedSql } from '../src/store/postgres/shared.js';
@@ -18,6 +16,7 @@ import { buildSql } from '../src/store/postgres/statements.js';
 import type { ChangeBatch } from '../src/store/port.js';
 import { BENCH_TUNING, countOps, type OpCounts } from './lib.js';
 import { CHILDREN, type NodeConfig, type NodeMessage, type ParentMessage } from './pg-common.js';
+import { benchCommands } from './patterns.js';
 import { applyRaw, rawBatches, rawIdsNeeded } from './raw-pg.js';
 
 const cfg = JSON.parse(process.argv[2] ?? '{}') as NodeConfig;
@@ -31,41 +30,7 @@ function send(message: NodeMessage): void {
 /** The parent is gone (it failed, or was killed): nothing to report to, so leave. */
 process.on('disconnect', () => process.exit(0));
 
-const one = defineCommand({
-  name: 'bench.one',
-  schema: z.object({ i: z.number() }),
-  execute(ctx) {
-    ctx.expect({ tasks: 1 });
-    ctx.startTask({ agent: agentId, verb: 'noop' });
-  },
-});
-const leaf = defineCommand({
-  name: 'bench.leaf',
-  schema: z.object({ i: z.number() }),
-  execute(ctx) {
-    ctx.expect({ tasks: 1 });
-    ctx.startTask({ agent: agentId, verb: 'noop' });
-  },
-});
-const fanout = defineCommand({
-  name: 'bench.fanout',
-  schema: z.object({ children: z.number().int() }),
-  execute(ctx) {
-    ctx.expect({ children: ctx.params.children });
-    for (let i = 0; i < ctx.params.children; i++) ctx.addChild(leaf, { i });
-  },
-});
-const chain = defineCommand({
-  name: 'bench.chain',
-  schema: z.object({ children: z.number().int() }),
-  execute(ctx) {
-    ctx.expect({ children: ctx.params.children });
-    ctx.addChild(leaf, { i: 0 });
-  },
-  next(ctx) {
-    if (ctx.command.stage < ctx.params.children) ctx.addChild(leaf, { i: ctx.command.stage });
-  },
-});
+const { one, leaf, fanout, chain } = benchCommands(agentId);
 
 /** Time during which the store had at least one batch to apply (its queue is serial). */
 function trackBusy(store: PostgresStore): { ms(): number } {

@@ -39,7 +39,7 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import type { EngineTuning } from '../src/engine/options.js';
 import { postgresStore } from '../src/store/postgres/pg-store.js';
-import { BENCH_TUNING, machine, median, type OpCounts } from './lib.js';
+import { BENCH_TUNING, machine, median, zeroOps, type OpCounts } from './lib.js';
 import {
   CHILDREN,
   PATTERNS,
@@ -375,15 +375,6 @@ function sum(a: OpCounts, b: OpCounts): OpCounts {
   for (const k of Object.keys(out) as (keyof OpCounts)[]) out[k] += b[k];
   return out;
 }
-
-const zeroOps = (): OpCounts => ({
-  commandInserts: 0,
-  commandUpdates: 0,
-  commandsSettled: 0,
-  taskInserts: 0,
-  taskUpdates: 0,
-  batches: 0,
-});
 
 async function measure(pattern: Pattern, n: number): Promise<Result> {
   const size = pattern === 'one-task' ? options.commands : options.parents;

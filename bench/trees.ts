@@ -5,9 +5,8 @@
  *
  * Run as `bench/trees.ts fanout` or `bench/trees.ts chain`.
  */
-import { z } from 'zod';
 import { inProcessAgents } from '../src/agents/in-process/broker.js';
-import { defineCommand } from '../src/core/command-type.js';
+import { benchCommands } from './patterns.js';
 import { rawLimit } from './raw.js';
 import { benchEngine, countOps, machine, median, report, tempDb, untilCommitted } from './lib.js';
 
@@ -17,33 +16,7 @@ const CHILDREN = kind === 'chain' ? 5 : 10;
 /** Measured rounds; the figure is their median. */
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 
-const leaf = defineCommand({
-  name: 'bench.leaf',
-  schema: z.object({ i: z.number() }),
-  execute(ctx) {
-    ctx.expect({ tasks: 1 });
-    ctx.startTask({ agent: 'a1', verb: 'noop' });
-  },
-});
-const fanout = defineCommand({
-  name: 'bench.fanout',
-  schema: z.object({ children: z.number().int() }),
-  execute(ctx) {
-    ctx.expect({ children: ctx.params.children });
-    for (let i = 0; i < ctx.params.children; i++) ctx.addChild(leaf, { i });
-  },
-});
-const chain = defineCommand({
-  name: 'bench.chain',
-  schema: z.object({ children: z.number().int() }),
-  execute(ctx) {
-    ctx.expect({ children: ctx.params.children });
-    ctx.addChild(leaf, { i: 0 });
-  },
-  next(ctx) {
-    if (ctx.command.stage < ctx.params.children) ctx.addChild(leaf, { i: ctx.command.stage });
-  },
-});
+const { leaf, fanout, chain } = benchCommands('a1');
 const parentType = kind === 'chain' ? chain : fanout;
 
 const db = tempDb();
