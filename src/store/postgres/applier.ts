@@ -12,8 +12,9 @@
  * the node's `last_batch`. When the connection breaks — before COMMIT, or after COMMIT was sent
  * but before its answer arrived, when nobody knows whether it committed — the applier reconnects
  * (with back-off, for as long as the store is open) and runs the batch again: the first statement
- * only matches while `last_batch` is below the batch's number, so a batch that did commit is
- * recognised (and not applied twice) and one that did not is applied now. If the old transaction
+ * only matches while `last_batch` is the batch's number minus one, so a batch that did commit is
+ * recognised (and not applied twice), one that did not is applied now, and one written behind a
+ * batch that failed (batches are pipelined, see `apply`) is refused. If the old transaction
  * is still alive on the server, the new one waits for its row lock and then sees its outcome.
  * The caller only sees a slower `apply`. Without an opened node there is no `last_batch`: a
  * connection lost after COMMIT was sent then fails the batch (`STORE_FAILED`, outcome unknown).
@@ -248,12 +249,7 @@ export class Applier {
         values: [node.nodeId, node.epoch, number, 1, 'lockNode'],
       },
     ];
-    for (const step of steps)
-      queries.push({
-        name: `coco_${step.name}`,
-        text: sql[step.name] as string,
-        values: step.values,
-      });
+    for (const step of steps) queries.push(stepQuery(sql, step));
     queries.push('COMMIT');
     this.#sentThrough = call;
     this.#sentOn = client;
@@ -327,12 +323,7 @@ export class Applier {
       try {
         client = await this.#connection();
         await client.query('BEGIN');
-        for (const step of steps)
-          await client.query({
-            name: `coco_${step.name}`,
-            text: sql[step.name] as string,
-            values: step.values,
-          });
+        for (const step of steps) await client.query(stepQuery(sql, step));
         commitSent = true;
         await client.query('COMMIT');
         return;
@@ -380,6 +371,11 @@ export class Applier {
     if (row === undefined || row.epoch !== node.epoch) return { lastBatch: -1, live: false };
     return { lastBatch: row.last_batch, live: !row.fenced };
   }
+}
+
+/** A step as a prepared statement of the apply connection. */
+function stepQuery(sql: Sql, step: Step): pg.QueryConfig {
+  return { name: `coco_${step.name}`, text: sql[step.name] as string, values: step.values };
 }
 
 /** The error of a failed row-count check: the statement, and the first row it did not find. */
