@@ -68,7 +68,7 @@ function tokenMatches(expected: string, header: string | undefined): boolean {
 const JOB_REFRESH_MS = 1_000;
 
 /**
- * How long a request for a job that does not exist yet waits when its root command does: the
+ * For how long after its root command was created a job that does not exist yet is waited for: the
  * job row is written by the monitor of the node running the command just after the command's
  * first commit — milliseconds on a quiet node, a few batches on a busy one. Past this, the
  * answer is `NOT_FOUND`.
@@ -88,14 +88,16 @@ export function createApi(options: ApiOptions): FastifyInstance {
 
   /**
    * The job's tree; for a root command whose job is not written yet (just submitted, maybe on
-   * another node), waits a little for it (JOB_APPEAR_MS). Null if there is no such job.
+   * another node), waits for it until JOB_APPEAR_MS after the command was created. Null if
+   * there is no such job.
    */
   const jobTree = async (m: JobMonitor, id: number): Promise<JobTree | null> => {
     const tree = await m.getTree(id);
     if (tree) return tree;
     const root = await engine.get(id);
     if (!root || root.parentId !== null) return null;
-    for (const until = Date.now() + JOB_APPEAR_MS; Date.now() < until;) {
+    // Counted from the command's creation: an old root without a job will not get one now.
+    for (const until = root.createdAt + JOB_APPEAR_MS; Date.now() < until;) {
       await new Promise((r) => setTimeout(r, JOB_APPEAR_POLL_MS));
       const later = await m.getTree(id);
       if (later) return later;
