@@ -318,6 +318,7 @@ export class Dispatcher {
     link.toStart = [];
     if (batch.length === 0) return [];
     const accepted: LiveTask[] = [];
+    for (const t of batch) t.startSent = true;
     try {
       const results = await this.#call(link, 'startTasks', () =>
         this.broker.startTasks(
@@ -418,12 +419,14 @@ export class Dispatcher {
       if (report.state === 'unknown') {
         if (!polled) continue;
         task.unknownSince ??= now;
-        // An ended task (failed by the engine) or one never confirmed started has nothing to
-        // wait for; a task the agent accepted gets the grace period.
+        // An ended task (failed by the engine) or one whose start this process never sent has
+        // nothing to wait for. A task whose start was sent gets the grace period even before
+        // the agent's acceptance is recorded: the `unknown` may predate the start (a report
+        // relayed by another node is read late).
         if (
           now - task.unknownSince >= this.options.vanishGraceMs ||
           task.ended ||
-          task.status === 'created'
+          (task.status === 'created' && !task.startSent)
         ) {
           link.running.delete(report.taskId);
           task.agentDone = true;

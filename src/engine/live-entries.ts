@@ -59,6 +59,11 @@ export class LiveTask {
   agentDone: boolean;
   /** First time the agent said it does not know the task (vanish grace period). */
   unknownSince: number | null = null;
+  /**
+   * This process sent the task's start: an `unknown` may have been seen before the start arrived
+   * (a relayed report is read late), so it starts the grace period instead of ending the task.
+   */
+  startSent = false;
   /** Cleared on the agent (not stored per task; see CommandRecord.tasksCleared). */
   cleared = false;
   progress = 0;

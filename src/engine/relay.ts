@@ -9,7 +9,12 @@
  */
 import type { TaskStatusReport } from '../agents/port.js';
 import type { Clock } from '../core/clock.js';
-import { agentTaskId, type SharedStore, type TaskReportRecord } from '../store/port.js';
+import {
+  agentTaskId,
+  type ReportKey,
+  type SharedStore,
+  type TaskReportRecord,
+} from '../store/port.js';
 import type { Dispatcher, PollGate } from './dispatcher.js';
 import type { LiveTask } from './live.js';
 
@@ -48,6 +53,12 @@ export class Relay implements Pick<PollGate, 'foreignIds' | 'foreignReport'> {
   #foreign = new Map<string, Map<string, { commandId: number; ordinal: number }>>();
   /** Foreign tasks whose end was relayed, and when: not relayed again unless it seems lost. */
   readonly #relayed = new Map<string, number>();
+  /**
+   * Foreign tasks for which `unknown` was relayed: once the agent knows them again (their start
+   * arrived after the poll), `running` is relayed once, so the owner ends the grace period the
+   * `unknown` began instead of keeping a stale start of it.
+   */
+  readonly #unknownSent = new Set<string>();
   #outbox: TaskReportRecord[] = [];
   #readingReports: Promise<void> | null = null;
   #reportsAgain = false;
@@ -76,11 +87,14 @@ export class Relay implements Pick<PollGate, 'foreignIds' | 'foreignReport'> {
   foreignReport(agentId: string, report: TaskStatusReport): void {
     const task = this.#foreign.get(agentId)?.get(report.taskId);
     if (!task) return;
-    const ended = report.state !== 'running' && report.state !== 'unknown';
-    if (report.state === 'running') return;
-    if (ended) {
+    if (report.state === 'running') {
+      if (!this.#unknownSent.delete(report.taskId)) return;
+    } else if (report.state === 'unknown') {
+      this.#unknownSent.add(report.taskId);
+    } else {
       if (this.#relayed.has(report.taskId)) return;
       this.#relayed.set(report.taskId, this.#h.clock.now());
+      this.#unknownSent.delete(report.taskId);
       this.#foreign.get(agentId)?.delete(report.taskId);
     }
     this.#outbox.push({
@@ -135,6 +149,7 @@ export class Relay implements Pick<PollGate, 'foreignIds' | 'foreignReport'> {
       }
       // A relayed end stays remembered until its task no longer shows as running.
       for (const id of this.#relayed.keys()) if (!seen.has(id)) this.#relayed.delete(id);
+      for (const id of this.#unknownSent) if (!seen.has(id)) this.#unknownSent.delete(id);
       this.#foreign = next;
       for (const agentId of next.keys()) this.#h.dispatcher.gateChanged(agentId, true);
     } catch (error) {
@@ -166,7 +181,7 @@ export class Relay implements Pick<PollGate, 'foreignIds' | 'foreignReport'> {
         this.#reportsAgain = false;
         try {
           const reports = await this.#h.store.takeReports(this.#h.nodeId, REPORT_BATCH);
-          const useless: { commandId: number; ordinal: number }[] = [];
+          const useless: ReportKey[] = [];
           const notLoaded: TaskReportRecord[] = [];
           for (const r of reports) {
             const task = this.#h.liveTask(r.commandId, r.ordinal);
@@ -185,9 +200,9 @@ export class Relay implements Pick<PollGate, 'foreignIds' | 'foreignReport'> {
               ...(r.error ? { error: r.error } : {}),
             };
             this.#h.dispatcher.applyRelayed(task, report);
-            // An `unknown` is kept by nobody: the holder sends it again while it lasts.
-            if (r.status === 'unknown')
-              useless.push({ commandId: r.commandId, ordinal: r.ordinal });
+            // An `unknown` is kept by nobody: the holder sends it again while it lasts. A
+            // `running` (known again) has done its work once applied.
+            if (r.status === 'unknown' || r.status === 'running') useless.push(r);
           }
           // A command not in memory may be a tree being claimed right now (its report is kept
           // for after the load), or one that has ended and left memory (the report is stale).

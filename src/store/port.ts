@@ -360,6 +360,14 @@ export interface TaskReportRecord {
   readonly at: number;
 }
 
+/** Which report {@link SharedStore.dropReports} deletes: a task's, or only as it was read. */
+export interface ReportKey {
+  readonly commandId: number;
+  readonly ordinal: number;
+  readonly at?: number;
+  readonly status?: TaskReportRecord['status'];
+}
+
 /**
  * What wakes a node of a {@link SharedStore}: commands without a live owner, reports for it, or
  * cancel requests for its commands.
@@ -425,10 +433,12 @@ export interface SharedStore extends Store {
   postReports(reports: readonly TaskReportRecord[]): Promise<void>;
   /** Reports for tasks of commands the caller owns, oldest first. Does not delete them. */
   takeReports(nodeId: string, limit: number): Promise<TaskReportRecord[]>;
-  /** Deletes reports the caller has no use for (its task had already ended). */
-  dropReports(
-    keys: readonly { readonly commandId: number; readonly ordinal: number }[],
-  ): Promise<void>;
+  /**
+   * Deletes reports the caller has no use for (its task had already ended, or the report was
+   * applied). A key with `at` and `status` deletes the report only as it was read: one the
+   * polling node has replaced since (a newer report of the same task) is kept.
+   */
+  dropReports(keys: readonly ReportKey[]): Promise<void>;
   /**
    * Asks the node owning a running (pending or waiting) command to cancel it, and signals that
    * node. Resolves with the owner, or null when the command does not exist or is not running.

@@ -290,6 +290,15 @@ describePg('postgres shared store', () => {
     await b.postReports([r11b]);
     expect(await a.takeReports('a', 10)).toEqual([r10, r20, r11b]);
 
+    // Dropping a report as it was read keeps a newer one of the same task.
+    const r11c = { ...r11, status: 'running' as const, at: T0 + 8 };
+    await b.postReports([r11c]);
+    await a.dropReports([{ commandId: 1, ordinal: 1, at: r11b.at, status: r11b.status }]);
+    expect(await a.takeReports('a', 10)).toEqual([r10, r20, r11c]);
+    await a.dropReports([{ commandId: 1, ordinal: 1, at: r11c.at, status: r11c.status }]);
+    expect(await a.takeReports('a', 10)).toEqual([r10, r20]);
+    await b.postReports([r11b]);
+
     // Ending a task spends its report; settling a command spends all of its reports.
     await a.apply(
       batch({ taskUpdates: [taskUpdate(task(1, 0, { ...running, status: 'succeeded' }))] }),

@@ -30,6 +30,7 @@ import type {
   ForeignTask,
   KnownType,
   MigrationReport,
+  ReportKey,
   SharedStore,
   StoreIdentity,
   StoreSignal,
@@ -348,9 +349,7 @@ export class PostgresStore implements SharedStore {
     return shared.takeReports(this.#db, nodeId, limit);
   }
 
-  async dropReports(
-    keys: readonly { readonly commandId: number; readonly ordinal: number }[],
-  ): Promise<void> {
+  async dropReports(keys: readonly ReportKey[]): Promise<void> {
     await this.#ready();
     await shared.dropReports(this.#db, keys);
   }

@@ -14,7 +14,14 @@
 import { hostname } from 'node:os';
 import type pg from 'pg';
 import { CocoError, ErrorCode } from '../../core/errors.js';
-import type { ForeignTask, KnownType, OwnerInfo, TaskKey, TaskReportRecord } from '../port.js';
+import type {
+  ForeignTask,
+  KnownType,
+  OwnerInfo,
+  ReportKey,
+  TaskKey,
+  TaskReportRecord,
+} from '../port.js';
 import { leaseLost, quoteIdent } from './connection.js';
 import { channelOf, signalPayload } from './listen.js';
 import { parseReportRow } from './rows.js';
@@ -120,8 +127,9 @@ export function buildSharedSql(schema: string) {
       `SELECT r.command_id, r.ordinal, r.status, r.result, r.error, r.progress, r.at FROM ${reports} r ` +
       `JOIN ${commands} c ON c.id = r.command_id WHERE c.owner = $1 ORDER BY r.at, r.command_id, r.ordinal LIMIT $2`,
     dropReports:
-      `DELETE FROM ${reports} r USING unnest($1::bigint[], $2::int[]) AS u(command_id, ordinal) ` +
-      'WHERE r.command_id = u.command_id AND r.ordinal = u.ordinal',
+      `DELETE FROM ${reports} r USING unnest($1::bigint[], $2::int[], $3::bigint[], $4::text[]) ` +
+      'AS u(command_id, ordinal, at, status) WHERE r.command_id = u.command_id AND r.ordinal = u.ordinal ' +
+      'AND (u.at IS NULL OR (r.at = u.at AND r.status = u.status))',
   };
 }
 
@@ -363,15 +371,18 @@ export async function takeReports(
 }
 
 /** {@link SharedStore.dropReports}. */
-export async function dropReports(
-  db: SharedDb,
-  keys: readonly { readonly commandId: number; readonly ordinal: number }[],
-): Promise<void> {
+export async function dropReports(db: SharedDb, keys: readonly ReportKey[]): Promise<void> {
   if (keys.length === 0) return;
   const sorted = [...keys].sort((a, b) => a.commandId - b.commandId || a.ordinal - b.ordinal);
+  const exact = (k: ReportKey) => k.at !== undefined && k.status !== undefined;
   await db.query(
     db.sql.dropReports,
-    [sorted.map((k) => k.commandId), sorted.map((k) => k.ordinal)],
+    [
+      sorted.map((k) => k.commandId),
+      sorted.map((k) => k.ordinal),
+      sorted.map((k) => (exact(k) ? k.at : null)),
+      sorted.map((k) => (exact(k) ? k.status : null)),
+    ],
     true,
   );
 }

@@ -1,0 +1,232 @@
+/**
+ * Reports relayed by the node polling an agent (a shared store) are read late: an `unknown` seen
+ * before this node's start reached the agent may arrive after the agent accepted the start. Such
+ * an `unknown` must begin the grace period, not end the task as "stopped before it started" (which
+ * would also clear it on the agent while it runs), and a relayed `running` ends the grace period.
+ */
+import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import type { AgentBroker, StartRequest, StartResult } from '../../src/agents/port.js';
+import { ManualClock } from '../../src/core/clock.js';
+import { defineCommand } from '../../src/core/command-type.js';
+import { Dispatcher, type DispatcherEvents, type PollGate } from '../../src/engine/dispatcher.js';
+import { LiveCommand, LiveTask } from '../../src/engine/live.js';
+import { Relay } from '../../src/engine/relay.js';
+import { agentTaskId, type SharedStore, type TaskReportRecord } from '../../src/store/port.js';
+
+const type = defineCommand({ name: 'unit.relayed', schema: z.object({}), execute() {} });
+
+function deferred(): { promise: Promise<void>; resolve: () => void } {
+  let resolve = (): void => {};
+  const promise = new Promise<void>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
+function liveTask(c: LiveCommand, ordinal: number): LiveTask {
+  const t = new LiveTask(
+    c,
+    ordinal,
+    0,
+    'agent-1',
+    'v',
+    null,
+    `x-1-${ordinal}`,
+    'created',
+    null,
+    null,
+    null,
+    false,
+    0,
+    null,
+    true,
+  );
+  c.addTask(t);
+  return t;
+}
+
+function setup(): {
+  dispatcher: Dispatcher;
+  started: LiveTask[];
+  vanished: LiveTask[];
+  calls: string[];
+  stopAnswer: { promise: Promise<void>; resolve: () => void };
+  stopCalled: Promise<void>;
+  first: LiveTask;
+  second: LiveTask;
+} {
+  const calls: string[] = [];
+  const stopAnswer = deferred();
+  const stopSeen = deferred();
+  const broker: AgentBroker = {
+    agentIds: () => Promise.resolve(['agent-1']),
+    startTasks: (_agent: string, requests: readonly StartRequest[]) => {
+      calls.push('start');
+      return Promise.resolve(
+        requests.map((r): StartResult => ({ taskId: r.taskId, accepted: true })),
+      );
+    },
+    getStatuses: () => Promise.reject(new Error('this node does not poll agent-1')),
+    stopTasks: () => {
+      calls.push('stop');
+      stopSeen.resolve();
+      return stopAnswer.promise;
+    },
+    clearTasks: (_agent: string, ids: readonly string[]) => {
+      calls.push(`clear ${ids.join(',')}`);
+      return Promise.resolve();
+    },
+    listTasks: () => Promise.resolve([]),
+  };
+  const started: LiveTask[] = [];
+  const vanished: LiveTask[] = [];
+  const events: DispatcherEvents = {
+    started: (t) => {
+      started.push(t);
+      t.status = 'running';
+    },
+    rejected: () => {},
+    report: () => {},
+    vanished: (t) => vanished.push(t),
+    cleared: () => {},
+    agentState: () => {},
+    isKnown: () => true,
+  };
+  const clock = new ManualClock();
+  const dispatcher = new Dispatcher(
+    broker,
+    clock,
+    {
+      pollIntervalMs: 1_000,
+      callTimeoutMs: 60_000,
+      backoffBaseMs: 10,
+      backoffMaxMs: 100,
+      vanishGraceMs: 30_000,
+    },
+    events,
+    'x-',
+  );
+  // Another node holds agent-1's lease: this node starts, stops and clears, but does not poll.
+  const gate: PollGate = {
+    mayPoll: () => false,
+    wanted: () => {},
+    foreignIds: () => [],
+    foreignReport: () => {},
+    strangers: (ids) => Promise.resolve([...ids]),
+  };
+  dispatcher.gate = gate;
+  const c = new LiveCommand({
+    id: 1,
+    type,
+    paramsVersion: 1,
+    rawParams: {},
+    params: {},
+    parentId: null,
+    rootId: 1,
+    seq: null,
+    originStage: null,
+    childMode: 'concurrent',
+    failurePolicy: 'wait-all',
+    idempotencyKey: null,
+    createdAt: 0,
+    persisted: true,
+  });
+  return {
+    dispatcher,
+    started,
+    vanished,
+    calls,
+    stopAnswer,
+    stopCalled: stopSeen.promise,
+    first: liveTask(c, 0),
+    second: liveTask(c, 1),
+  };
+}
+
+describe('relayed reports', () => {
+  it('a stale relayed unknown read while the start is being accepted begins the grace period', async () => {
+    const s = setup();
+    // `second` has its stop queued, so the round that starts `first` waits in stopTasks after
+    // the start was accepted and before the acceptance is reported.
+    s.second.stopRequested = true;
+    s.dispatcher.stop(s.second);
+    s.dispatcher.start(s.first);
+    await s.stopCalled;
+    expect(s.calls).toEqual(['start', 'stop']);
+    expect(s.first.status).toBe('created');
+
+    s.dispatcher.applyRelayed(s.first, { taskId: s.first.agentTaskId, state: 'unknown' });
+    expect(s.vanished).toEqual([]);
+    expect(s.first.agentDone).toBe(false);
+    expect(s.first.unknownSince).not.toBeNull();
+
+    s.stopAnswer.resolve();
+    await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setImmediate(r));
+    expect(s.started).toEqual([s.first]);
+    expect(s.calls.filter((c) => c.startsWith('clear'))).toEqual([]);
+
+    // The polling node relays `running` once the agent knows the task again.
+    s.dispatcher.applyRelayed(s.first, { taskId: s.first.agentTaskId, state: 'running' });
+    expect(s.first.unknownSince).toBeNull();
+    s.dispatcher.stop(s.first);
+  });
+
+  it('an unknown for a task whose start was never sent ends it at once', async () => {
+    const s = setup();
+    s.second.stopRequested = true;
+    s.dispatcher.stop(s.second);
+    await s.stopCalled;
+    s.dispatcher.applyRelayed(s.second, { taskId: s.second.agentTaskId, state: 'unknown' });
+    expect(s.vanished).toEqual([s.second]);
+    expect(s.second.agentDone).toBe(true);
+    s.stopAnswer.resolve();
+  });
+});
+
+describe('the relay of the node polling an agent', () => {
+  it('relays `running` once after having relayed `unknown` for a task, and not otherwise', async () => {
+    const posted: TaskReportRecord[][] = [];
+    const clock = new ManualClock();
+    const store = {
+      foreignTasks: () =>
+        Promise.resolve([
+          { commandId: 7, ordinal: 0, agentId: 'agent-1', owner: 'b' },
+          { commandId: 8, ordinal: 0, agentId: 'agent-1', owner: 'b' },
+        ]),
+      postReports: (reports: readonly TaskReportRecord[]) => {
+        posted.push([...reports]);
+        return Promise.resolve();
+      },
+    };
+    const relay = new Relay({
+      nodeId: 'a',
+      storeId: 's',
+      store: store as unknown as SharedStore,
+      clock,
+      dispatcher: { gateChanged: () => {} } as unknown as Dispatcher,
+      liveTask: () => undefined,
+      held: () => ['agent-1'],
+      claiming: () => false,
+      stopped: () => false,
+      failed: (error) => {
+        throw error;
+      },
+    });
+    await relay.refresh();
+    const t7 = agentTaskId('s', 7, 0);
+    const t8 = agentTaskId('s', 8, 0);
+    expect([...relay.foreignIds('agent-1')].sort()).toEqual([t7, t8].sort());
+    const statuses = (): string[] => posted.flat().map((r) => `${r.commandId}:${r.status}`);
+
+    relay.foreignReport('agent-1', { taskId: t7, state: 'unknown' });
+    relay.foreignReport('agent-1', { taskId: t8, state: 'running' });
+    await relay.flush();
+    expect(statuses()).toEqual(['7:unknown']);
+
+    relay.foreignReport('agent-1', { taskId: t7, state: 'running' });
+    relay.foreignReport('agent-1', { taskId: t7, state: 'running' });
+    relay.foreignReport('agent-1', { taskId: t8, state: 'running' });
+    await relay.flush();
+    expect(statuses()).toEqual(['7:unknown', '7:running']);
+  });
+});
