@@ -14,6 +14,7 @@ import type { EntityWrite, Store } from '../store/port.js';
 import type { Committer } from './committer.js';
 import { decide } from './decide.js';
 import { newChild, newRoot } from './factory.js';
+import { Endings } from './endings.js';
 import { EntityOverlay } from './entities.js';
 import type { EngineEvents } from './events.js';
 import { runFailure, runStage, runSuccess, runUndo, type HandlerHost } from './handlers.js';
@@ -40,7 +41,7 @@ export class Coordinator implements HandlerHost, TaskHost {
   #drainScheduled = false;
   #handlers = 0;
   #idle: (() => void)[] = [];
-  readonly #endWaiters = new Map<number, ((c: LiveCommand) => void)[]>();
+  readonly #endings: Endings;
   readonly #entities: EntityOverlay;
 
   private readonly options: CompiledEngineOptions;
@@ -76,6 +77,16 @@ export class Coordinator implements HandlerHost, TaskHost {
       options.tuning.vanishGraceMs,
     );
     this.#entities = new EntityOverlay(store, committer);
+    this.#endings = new Endings({
+      live: this.live,
+      committer,
+      events,
+      dispatcher: () => this.tasks.dispatcher,
+      now: () => this.now(),
+      setStatus: (c, to) => this.setStatus(c, to),
+      touch: (c) => this.touch(c),
+      wake: (c) => this.wake(c),
+    });
   }
 
   now(): number {
@@ -165,10 +176,7 @@ export class Coordinator implements HandlerHost, TaskHost {
         this.#setCompensation(c, action.error ? 'failed' : 'compensated', action.error);
         c.attempts = 0;
         c.nextAttemptAt = null;
-        if (c.terminal) {
-          this.#notifyParent(c);
-          this.settle(c);
-        }
+        if (c.terminal) this.#endings.compensated(c);
         this.wake(c);
         return;
       case 'finish-failure':
@@ -233,93 +241,19 @@ export class Coordinator implements HandlerHost, TaskHost {
     return true;
   }
 
+  /** Records a command's outcome, tells its parent, and starts clearing its tasks. */
   endCommand(c: LiveCommand, status: 'succeeded' | 'failed' | 'cancelled'): void {
-    this.setStatus(c, status);
-    c.endedAt = this.now();
-    c.attempts = 0;
-    c.nextAttemptAt = null;
-    c.timer?.cancel();
-    c.timer = null;
-    c.lifetimeTimer?.cancel();
-    c.lifetimeTimer = null;
-    this.#notifyParent(c);
-    this.settle(c);
-    const waiters = this.#endWaiters.get(c.id);
-    if (waiters) {
-      this.#endWaiters.delete(c.id);
-      this.committer.afterCommit(() => {
-        for (const w of waiters) w(c);
-      }, c);
-    }
+    this.#endings.end(c, status);
   }
 
   /** Resolves with the live command once it has ended and that is durable. */
   whenEnded(c: LiveCommand): Promise<LiveCommand> {
-    return new Promise((resolve) => {
-      const list = this.#endWaiters.get(c.id) ?? [];
-      list.push(resolve);
-      this.#endWaiters.set(c.id, list);
-    });
-  }
-
-  #notifyParent(c: LiveCommand): void {
-    if (c.parentId === null) return;
-    const p = this.live.get(c.parentId);
-    if (!p?.children) return;
-    const ch = findChild(p.children, c.seq ?? -1);
-    if (!ch || ch.id !== c.id) return;
-    const wasEnded = ch.ended;
-    ch.status = c.status;
-    ch.result = c.result;
-    ch.error = c.error;
-    ch.compensation = c.compensation;
-    if (!wasEnded && ch.ended) {
-      p.childEnded(ch);
-      if (p.failurePolicy === 'fail-fast' && ch.status !== 'succeeded') p.abort?.abort();
-    }
-    this.wake(p);
+    return this.#endings.whenEnded(c);
   }
 
   /** Once a command has settled: clear its tasks on their agents, then let it go. */
   settle(c: LiveCommand): void {
-    if (!c.settled) return;
-    const toClear = c.tasks.filter((t) => !t.cleared);
-    if (toClear.length === 0) {
-      if (!c.tasksCleared) {
-        c.tasksCleared = true;
-        this.touch(c);
-      }
-      this.committer.afterCommit(() => this.#done(c), c);
-      return;
-    }
-    if (!c.tasksCleared && c.tasks.every((t) => t.agentDone)) {
-      // Every task has ended on its agent: the row says its tasks are cleared with the outcome
-      // (same batch), one write fewer than recording the clears after they are done. The clears
-      // below follow the commit; a task a crash leaves on its agent is found there by a
-      // reconciliation (at start, on taking an agent's lease, or when a node leaves), which
-      // clears the ended tasks of ended commands. A task the engine has ended but its agent may
-      // still run (past its deadline, being stopped) keeps its command active until its clear
-      // is recorded: a reconciliation must never clear it while it runs.
-      c.tasksCleared = true;
-      this.touch(c);
-    }
-    // Clearing follows the commit that records the command's outcome.
-    this.committer.afterCommit(() => {
-      for (const t of toClear) this.tasks.dispatcher.clear(t);
-    }, c);
-  }
-
-  /** The command's tasks are cleared and the store says so: tell observers, let it go. */
-  #done(c: LiveCommand): void {
-    if (this.events.has('cleared')) this.events.emit('cleared', { commandId: c.id });
-    this.#evict(c);
-  }
-
-  #evict(c: LiveCommand): void {
-    if (c.settled && c.tasksCleared && !c.dirty && !c.busy && this.live.get(c.id) === c) {
-      this.live.delete(c.id);
-      c.timer?.cancel();
-    }
+    this.#endings.settle(c);
   }
 
   async #compensateChild(c: LiveCommand, ch: ChildState): Promise<void> {
@@ -425,16 +359,7 @@ export class Coordinator implements HandlerHost, TaskHost {
 
   /** Every task of a settled command was cleared: record it, then let the command go. */
   allCleared(c: LiveCommand): void {
-    const done = (): void => this.#done(c);
-    if (!c.tasksCleared) {
-      c.tasksCleared = true;
-      this.committer.settled(c);
-    } else if (!c.dirty) {
-      // Stored as cleared with the outcome (see settle): nothing left to write.
-      done();
-      return;
-    }
-    this.committer.afterCommit(done, c);
+    this.#endings.allCleared(c);
   }
 
   recordUndo(c: LiveCommand, name: string, data: Json | null): void {
@@ -468,18 +393,4 @@ export class Coordinator implements HandlerHost, TaskHost {
       ? Promise.resolve()
       : new Promise((resolve) => this.#idle.push(resolve));
   }
-}
-
-/** Binary search of a child by journal position (children are kept in creation order). */
-function findChild(children: readonly ChildState[], seq: number): ChildState | undefined {
-  let lo = 0;
-  let hi = children.length - 1;
-  while (lo <= hi) {
-    const mid = (lo + hi) >> 1;
-    const ch = children[mid]!;
-    if (ch.seq === seq) return ch;
-    if (ch.seq < seq) lo = mid + 1;
-    else hi = mid - 1;
-  }
-  return undefined;
 }

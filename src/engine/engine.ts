@@ -6,8 +6,7 @@
  * @module
  */
 import type { CommandType } from '../core/command-type.js';
-import { CocoError, ErrorCode, ValidationError } from '../core/errors.js';
-import { validateParams, validateParamsSync } from '../core/params.js';
+import { CocoError, ErrorCode } from '../core/errors.js';
 import { CommandRegistry } from '../core/registry.js';
 import { isTerminal } from '../core/states.js';
 import {
@@ -19,14 +18,15 @@ import {
   type UndoRecord,
 } from '../store/port.js';
 import { adopt, resume, type AdoptHost } from './adopt.js';
-import { assertLeaseFits, Cluster } from './cluster.js';
+import { assertLeaseFits, type Cluster } from './cluster.js';
 import type { Committer } from './committer.js';
 import type { Coordinator } from './coordinator.js';
 import type { Dispatcher } from './dispatcher.js';
 import { EngineEvents, type EngineEventMap, type EngineEventName } from './events.js';
 import { compileOptions, type CompiledEngineOptions, type EngineOptions } from './options.js';
 import { loadOne } from './recovery.js';
-import { wireEngine } from './wiring.js';
+import { checkIdempotencyKey, parseParams, prepareMany, registeredType } from './submission.js';
+import { wireCluster, wireEngine } from './wiring.js';
 
 /** Options of {@link Engine.submit}. */
 export interface SubmitOptions {
@@ -142,34 +142,13 @@ export class Engine {
     const adopted = await adopt(this.#adoptHost(), snapshot);
     const rebuildMs = performance.now() - loadBegan - loadMs;
     if (isSharedStore(store)) {
-      const cluster = new Cluster({
-        nodeId: this.#o.nodeId,
-        storeId: identity.storeId,
-        store,
-        registry: this.#registry,
-        clock: this.#o.clock,
-        logger,
+      this.#cluster = wireCluster(this.#o, store, this.#registry, identity.storeId, {
+        coordinator: co,
+        committer,
         dispatcher,
-        callTimeoutMs: this.#o.tuning.agentCallTimeoutMs,
-        claimIntervalMs: this.#o.tuning.claimIntervalMs,
-        foreignRefreshMs: this.#o.tuning.pollIntervalMs,
-        claimBatch: this.#o.tuning.claimBatch,
         adopt: async (more) => (await adopt(this.#adoptHost(), more)).resumed,
-        liveTask: (commandId, ordinal) => co.live.get(commandId)?.tasks[ordinal],
         leaseLost: (error) => void this.#halt(error),
-        cancel: async (id) => {
-          const c = co.live.get(id);
-          if (!c) return false;
-          if (c.status === 'pending' || c.status === 'waiting') co.requestCancel(c);
-          await this.#committer!.durable(c);
-          return true;
-        },
-        ...(this.#o.agents.pollOnly
-          ? { pollOnly: this.#o.agents.pollOnly.bind(this.#o.agents) }
-          : {}),
       });
-      dispatcher.gate = cluster;
-      this.#cluster = cluster;
     }
     await dispatcher
       .discover()
@@ -248,18 +227,11 @@ export class Engine {
     options: SubmitOptions = {},
   ): Promise<{ id: number }> {
     const co = this.#running();
-    const registered = this.#registered(type.name, type.version);
-    const parsed = (
-      validateParamsSync(registered, params) ?? { value: await validateParams(registered, params) }
-    ).value;
+    const registered = registeredType(this.#registry, type.name, type.version);
+    const parsed = await parseParams(registered, params);
     const key = options.idempotencyKey ?? null;
     if (key !== null) {
-      if (typeof key !== 'string' || key.length === 0 || key.length > 200) {
-        throw new CocoError(
-          ErrorCode.ParametersInvalid,
-          'idempotencyKey must be a string of 1 to 200 characters',
-        );
-      }
+      checkIdempotencyKey(key);
       const known = this.#keys.get(key);
       if (known) return { id: await known };
       const pending = (async () => {
@@ -290,44 +262,11 @@ export class Engine {
     items: readonly { readonly type: CommandType<unknown, unknown>; readonly params: unknown }[],
   ): Promise<{ id: number }[]> {
     const co = this.#running();
-    const prepared: { type: CommandType; raw: unknown; parsed: unknown }[] = [];
-    for (const [index, item] of items.entries()) {
-      const registered = this.#registered(item.type.name, item.type.version);
-      try {
-        const parsed = validateParamsSync(registered, item.params) ?? {
-          value: await validateParams(registered, item.params),
-        };
-        prepared.push({ type: registered, raw: item.params, parsed: parsed.value });
-      } catch (error) {
-        if (error instanceof ValidationError) {
-          throw new ValidationError(
-            `item ${index}: ${error.plainMessage.split(':')[0] ?? 'invalid'}`,
-            error.issues.map((i) => ({ path: `${index}.${i.path}`, message: i.message })),
-          );
-        }
-        throw error;
-      }
-    }
+    const prepared = await prepareMany(this.#registry, items);
     const roots = prepared.map((p) => co.createRoot(p.type, p.raw, p.parsed, null));
     // Roots are batched in creation order: the last one durable means all are.
     await this.#committer!.durable(roots.at(-1) ?? null);
     return roots.map((c) => ({ id: c.id }));
-  }
-
-  #registered(name: string, version: number): CommandType {
-    const registered = this.#registry.get(name);
-    if (!registered)
-      throw new CocoError(
-        ErrorCode.InvalidDefinition,
-        `command type "${name}" is not registered with this engine`,
-      );
-    if (registered.version !== version) {
-      throw new CocoError(
-        ErrorCode.InvalidDefinition,
-        `command type "${name}" is registered at version ${registered.version}, not ${version}`,
-      );
-    }
-    return registered;
   }
 
   /**

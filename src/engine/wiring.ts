@@ -1,12 +1,15 @@
 /**
  * Builds the engine's parts for one run and connects them: the committer (group commit), the
  * coordinator (the command repository and its loop), the task tracker and the dispatcher (agent
- * calls). The engine facade calls this once the store is open.
+ * calls); on a shared store, the cluster membership (leases, claims, relayed reports). The engine
+ * facade calls these once the store is open.
  *
  * @module
  */
 import { CocoError, ErrorCode } from '../core/errors.js';
 import type { CommandRegistry } from '../core/registry.js';
+import type { ActiveSnapshot, SharedStore } from '../store/port.js';
+import { Cluster } from './cluster.js';
 import { Committer } from './committer.js';
 import { Coordinator } from './coordinator.js';
 import { Dispatcher } from './dispatcher.js';
@@ -102,4 +105,52 @@ export async function wireEngine(
         );
     }) ?? (() => undefined);
   return { committer, coordinator, dispatcher, stopInfo };
+}
+
+/**
+ * Joins the nodes sharing the store: the cluster takes orphaned trees, holds agent leases and
+ * relays task reports, and becomes the dispatcher's poll gate.
+ */
+export function wireCluster(
+  o: CompiledEngineOptions,
+  store: SharedStore,
+  registry: CommandRegistry,
+  storeId: string,
+  parts: {
+    readonly coordinator: Coordinator;
+    readonly committer: Committer;
+    readonly dispatcher: Dispatcher;
+    /** Resumes claimed trees; resolves with how many commands were resumed. */
+    readonly adopt: (snapshot: ActiveSnapshot) => Promise<number>;
+    /** This node lost its lease: it must stop. */
+    readonly leaseLost: (error: CocoError) => void;
+  },
+): Cluster {
+  const { coordinator: co, committer, dispatcher } = parts;
+  const cluster = new Cluster({
+    nodeId: o.nodeId,
+    storeId,
+    store,
+    registry,
+    clock: o.clock,
+    logger: o.logger,
+    dispatcher,
+    callTimeoutMs: o.tuning.agentCallTimeoutMs,
+    claimIntervalMs: o.tuning.claimIntervalMs,
+    foreignRefreshMs: o.tuning.pollIntervalMs,
+    claimBatch: o.tuning.claimBatch,
+    adopt: parts.adopt,
+    liveTask: (commandId, ordinal) => co.live.get(commandId)?.tasks[ordinal],
+    leaseLost: parts.leaseLost,
+    cancel: async (id) => {
+      const c = co.live.get(id);
+      if (!c) return false;
+      if (c.status === 'pending' || c.status === 'waiting') co.requestCancel(c);
+      await committer.durable(c);
+      return true;
+    },
+    ...(o.agents.pollOnly ? { pollOnly: o.agents.pollOnly.bind(o.agents) } : {}),
+  });
+  dispatcher.gate = cluster;
+  return cluster;
 }

@@ -1,0 +1,157 @@
+/**
+ * The end of a command's life in memory: its outcome recorded and told to its parent and to
+ * whoever waits for it, its tasks cleared on their agents, and then its eviction from the
+ * command repository once nothing of it is left to write.
+ *
+ * @module
+ */
+import type { CommandStatus } from '../core/states.js';
+import type { Committer } from './committer.js';
+import type { Dispatcher } from './dispatcher.js';
+import type { EngineEvents } from './events.js';
+import type { ChildState, LiveCommand } from './live.js';
+
+/** What {@link Endings} needs from the coordinator. */
+export interface EndingsHost {
+  /** The command repository (live commands by id). */
+  readonly live: Map<number, LiveCommand>;
+  readonly committer: Committer;
+  readonly events: EngineEvents;
+  /** The dispatcher, wired after construction. */
+  dispatcher(): Dispatcher;
+  now(): number;
+  setStatus(c: LiveCommand, to: CommandStatus): void;
+  touch(c: LiveCommand): void;
+  wake(c: LiveCommand): void;
+}
+
+/** Ends commands, clears their tasks, and lets them go. */
+export class Endings {
+  readonly #h: EndingsHost;
+  readonly #endWaiters = new Map<number, ((c: LiveCommand) => void)[]>();
+
+  constructor(host: EndingsHost) {
+    this.#h = host;
+  }
+
+  /** Records a command's outcome, tells its parent, and starts clearing its tasks. */
+  end(c: LiveCommand, status: 'succeeded' | 'failed' | 'cancelled'): void {
+    this.#h.setStatus(c, status);
+    c.endedAt = this.#h.now();
+    c.attempts = 0;
+    c.nextAttemptAt = null;
+    c.timer?.cancel();
+    c.timer = null;
+    c.lifetimeTimer?.cancel();
+    c.lifetimeTimer = null;
+    this.#notifyParent(c);
+    this.settle(c);
+    const waiters = this.#endWaiters.get(c.id);
+    if (waiters) {
+      this.#endWaiters.delete(c.id);
+      this.#h.committer.afterCommit(() => {
+        for (const w of waiters) w(c);
+      }, c);
+    }
+  }
+
+  /** Resolves with the live command once it has ended and that is durable. */
+  whenEnded(c: LiveCommand): Promise<LiveCommand> {
+    return new Promise((resolve) => {
+      const list = this.#endWaiters.get(c.id) ?? [];
+      list.push(resolve);
+      this.#endWaiters.set(c.id, list);
+    });
+  }
+
+  /** An ended command's compensation ended: its parent learns how, and its tasks are cleared. */
+  compensated(c: LiveCommand): void {
+    this.#notifyParent(c);
+    this.settle(c);
+  }
+
+  #notifyParent(c: LiveCommand): void {
+    if (c.parentId === null) return;
+    const p = this.#h.live.get(c.parentId);
+    if (!p?.children) return;
+    const ch = findChild(p.children, c.seq ?? -1);
+    if (!ch || ch.id !== c.id) return;
+    const wasEnded = ch.ended;
+    ch.status = c.status;
+    ch.result = c.result;
+    ch.error = c.error;
+    ch.compensation = c.compensation;
+    if (!wasEnded && ch.ended) {
+      p.childEnded(ch);
+      if (p.failurePolicy === 'fail-fast' && ch.status !== 'succeeded') p.abort?.abort();
+    }
+    this.#h.wake(p);
+  }
+
+  /** Once a command has settled: clear its tasks on their agents, then let it go. */
+  settle(c: LiveCommand): void {
+    if (!c.settled) return;
+    const toClear = c.tasks.filter((t) => !t.cleared);
+    if (toClear.length === 0) {
+      if (!c.tasksCleared) {
+        c.tasksCleared = true;
+        this.#h.touch(c);
+      }
+      this.#h.committer.afterCommit(() => this.#done(c), c);
+      return;
+    }
+    if (!c.tasksCleared && c.tasks.every((t) => t.agentDone)) {
+      // Every task has ended on its agent: the row says its tasks are cleared with the outcome
+      // (same batch), one write fewer than recording the clears after they are done. The clears
+      // below follow the commit; a task a crash leaves on its agent is found there by a
+      // reconciliation (at start, on taking an agent's lease, or when a node leaves), which
+      // clears the ended tasks of ended commands. A task the engine has ended but its agent may
+      // still run (past its deadline, being stopped) keeps its command active until its clear
+      // is recorded: a reconciliation must never clear it while it runs.
+      c.tasksCleared = true;
+      this.#h.touch(c);
+    }
+    // Clearing follows the commit that records the command's outcome.
+    this.#h.committer.afterCommit(() => {
+      const dispatcher = this.#h.dispatcher();
+      for (const t of toClear) dispatcher.clear(t);
+    }, c);
+  }
+
+  /** Every task of a settled command was cleared: record it, then let the command go. */
+  allCleared(c: LiveCommand): void {
+    const done = (): void => this.#done(c);
+    if (!c.tasksCleared) {
+      c.tasksCleared = true;
+      this.#h.committer.settled(c);
+    } else if (!c.dirty) {
+      // Stored as cleared with the outcome (see settle): nothing left to write.
+      done();
+      return;
+    }
+    this.#h.committer.afterCommit(done, c);
+  }
+
+  /** The command's tasks are cleared and the store says so: tell observers, let it go. */
+  #done(c: LiveCommand): void {
+    if (this.#h.events.has('cleared')) this.#h.events.emit('cleared', { commandId: c.id });
+    if (c.settled && c.tasksCleared && !c.dirty && !c.busy && this.#h.live.get(c.id) === c) {
+      this.#h.live.delete(c.id);
+      c.timer?.cancel();
+    }
+  }
+}
+
+/** Binary search of a child by journal position (children are kept in creation order). */
+function findChild(children: readonly ChildState[], seq: number): ChildState | undefined {
+  let lo = 0;
+  let hi = children.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    const ch = children[mid]!;
+    if (ch.seq === seq) return ch;
+    if (ch.seq < seq) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return undefined;
+}

@@ -1,0 +1,77 @@
+/**
+ * What a submission is checked against before anything is created: the command type registered
+ * with the engine (name and version), its parameters (validated and parsed), and the
+ * idempotency key. A bad submission is refused here, so nothing of it is stored.
+ *
+ * @module
+ */
+import type { CommandType } from '../core/command-type.js';
+import { CocoError, ErrorCode, ValidationError } from '../core/errors.js';
+import { validateParams, validateParamsSync } from '../core/params.js';
+import type { CommandRegistry } from '../core/registry.js';
+
+/** The engine's registration of a command type; refuses an unknown name or another version. */
+export function registeredType(
+  registry: CommandRegistry,
+  name: string,
+  version: number,
+): CommandType {
+  const registered = registry.get(name);
+  if (!registered)
+    throw new CocoError(
+      ErrorCode.InvalidDefinition,
+      `command type "${name}" is not registered with this engine`,
+    );
+  if (registered.version !== version) {
+    throw new CocoError(
+      ErrorCode.InvalidDefinition,
+      `command type "${name}" is registered at version ${registered.version}, not ${version}`,
+    );
+  }
+  return registered;
+}
+
+/** Validates and parses parameters (synchronously when the schema allows). */
+export async function parseParams(type: CommandType, params: unknown): Promise<unknown> {
+  return (validateParamsSync(type, params) ?? { value: await validateParams(type, params) }).value;
+}
+
+/** Refuses an idempotency key that is not a string of 1 to 200 characters. */
+export function checkIdempotencyKey(key: unknown): asserts key is string {
+  if (typeof key !== 'string' || key.length === 0 || key.length > 200) {
+    throw new CocoError(
+      ErrorCode.ParametersInvalid,
+      'idempotencyKey must be a string of 1 to 200 characters',
+    );
+  }
+}
+
+/**
+ * Checks every item of a batch submission; a bad one rejects the whole batch with an error
+ * naming its index and field.
+ */
+export async function prepareMany(
+  registry: CommandRegistry,
+  items: readonly { readonly type: CommandType<unknown, unknown>; readonly params: unknown }[],
+): Promise<{ type: CommandType; raw: unknown; parsed: unknown }[]> {
+  const prepared: { type: CommandType; raw: unknown; parsed: unknown }[] = [];
+  for (const [index, item] of items.entries()) {
+    const registered = registeredType(registry, item.type.name, item.type.version);
+    try {
+      prepared.push({
+        type: registered,
+        raw: item.params,
+        parsed: await parseParams(registered, item.params),
+      });
+    } catch (error) {
+      if (error instanceof ValidationError) {
+        throw new ValidationError(
+          `item ${index}: ${error.plainMessage.split(':')[0] ?? 'invalid'}`,
+          error.issues.map((i) => ({ path: `${index}.${i.path}`, message: i.message })),
+        );
+      }
+      throw error;
+    }
+  }
+  return prepared;
+}
