@@ -19,14 +19,42 @@
  * Failures while running carry stable codes ({@link StorageErrorCode}); a stop ends a running
  * verb between chunks with `CANCELLED`.
  *
+ * The verbs themselves are here; their argument schemas are in `./storage-args.ts`, their errors
+ * in `./storage-errors.ts` and their file-system helpers in `./storage-files.ts`.
+ *
  * @module
  */
-import { createCipheriv, createHash, randomUUID, type Hash } from 'node:crypto';
-import { constants, promises as fsp, type Stats } from 'node:fs';
-import type { FileHandle } from 'node:fs/promises';
+import { createCipheriv, createHash, randomUUID } from 'node:crypto';
+import { constants, promises as fsp } from 'node:fs';
 import { join, resolve, sep } from 'node:path';
-import { z } from 'zod';
+import type { z } from 'zod';
 import { CocoError, ErrorCode } from '../../core/errors.js';
+import {
+  checksumArgs,
+  copyArgs,
+  createArgs,
+  DEFAULT_CHUNK_BYTES,
+  fillArgs,
+  parseArgs,
+  restoreArgs,
+  snapshotArgs,
+  STORAGE_NAME,
+  verifyArgs,
+  volumeRef,
+} from './storage-args.js';
+import { ioError, StorageErrorCode, stopped } from './storage-errors.js';
+import {
+  cloneFile,
+  openExisting,
+  publish,
+  removeFile,
+  statOrNull,
+  streamChunks,
+  syncDir,
+  writeFully,
+} from './storage-files.js';
+
+export { DEFAULT_CHUNK_BYTES, STORAGE_NAME, StorageErrorCode };
 
 /** What a running verb gets besides its arguments (a subset of every agent's verb context). */
 export interface StorageVerbContext {
@@ -46,35 +74,6 @@ export interface StorageVerbContext {
 // eslint-disable-next-line @typescript-eslint/no-redundant-type-constituents
 export type Verb = (args: unknown, ctx: StorageVerbContext) => Promise<unknown> | unknown;
 
-/** Stable codes of the errors storage verbs fail with (besides `TASK_REJECTED`, `CANCELLED`). */
-export const StorageErrorCode = {
-  /** The volume (or the source of a copy) does not exist. */
-  VolumeNotFound: 'VOLUME_NOT_FOUND',
-  /** The snapshot does not exist. */
-  SnapshotNotFound: 'SNAPSHOT_NOT_FOUND',
-  /** `volume.create` found the volume already there with another size (or not a file). */
-  VolumeSizeMismatch: 'VOLUME_SIZE_MISMATCH',
-  /** `volume.verify` computed another checksum than the one expected. */
-  ChecksumMismatch: 'CHECKSUM_MISMATCH',
-  /** The file system failed (permissions, space, I/O); `details.errno` has the system code. */
-  StorageIo: 'STORAGE_IO_ERROR',
-} as const;
-
-/**
- * Names of domains, volumes and snapshots: lower-case letters, digits, `.`, `_`, `-`, starting
- * with a letter or digit, at most 64 characters. No `/`, no leading `.` (so no `..`), no `@`
- * (which separates a volume from its snapshot in file names).
- */
-export const STORAGE_NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/;
-
-/** Default copy chunk: big enough for sequential throughput, small enough to stop promptly. */
-export const DEFAULT_CHUNK_BYTES = 4 * 1024 * 1024;
-/** Smallest chunk accepted: one disk sector; smaller only multiplies system calls. */
-const MIN_CHUNK_BYTES = 512;
-/** Largest chunk accepted: one buffer of this size is held per running task. */
-const MAX_CHUNK_BYTES = 64 * 1024 * 1024;
-/** Largest volume: ext4's per-file limit with 4 KiB blocks; anything bigger is a typo. */
-const MAX_VOLUME_BYTES = 2 ** 44;
 /** Snapshot files are named `<volume>@<snapshot>.img`. */
 const SNAPSHOT_SEPARATOR = '@';
 /** Extension of volume and snapshot files. */
@@ -83,191 +82,6 @@ const IMAGE_EXTENSION = '.img';
 const TEMP_PREFIX = '.tmp-';
 /** Salt of the `volume.fill` key, so its data is not the keystream of some other use of a seed. */
 const FILL_KEY_SALT = 'coco.volume.fill\u0000';
-
-const name = z.string().regex(STORAGE_NAME, 'must match /^[a-z0-9][a-z0-9._-]{0,63}$/');
-const volumeRef = z.strictObject({ domain: name, volume: name });
-const sha256Hex = z
-  .string()
-  .regex(/^[0-9a-fA-F]{64}$/, 'must be 64 hexadecimal digits')
-  .transform((s) => s.toLowerCase());
-
-const chunkBytes = z.number().int().min(MIN_CHUNK_BYTES).max(MAX_CHUNK_BYTES).optional();
-const createArgs = z.strictObject({
-  domain: name,
-  volume: name,
-  sizeBytes: z.number().int().nonnegative().max(MAX_VOLUME_BYTES),
-});
-const copyArgs = z
-  .strictObject({
-    from: volumeRef,
-    to: volumeRef,
-    chunkBytes,
-  })
-  .refine((a) => a.from.domain !== a.to.domain || a.from.volume !== a.to.volume, {
-    message: 'must differ from "from" (a volume cannot be copied onto itself)',
-    path: ['to'],
-  });
-const checksumArgs = z.strictObject({ domain: name, volume: name, chunkBytes });
-const verifyArgs = z.strictObject({ domain: name, volume: name, sha256: sha256Hex, chunkBytes });
-const snapshotArgs = z.strictObject({ domain: name, volume: name, snapshot: name });
-const restoreArgs = z.strictObject({
-  domain: name,
-  volume: name,
-  snapshot: name,
-  onlyIfMissing: z.boolean().optional(),
-});
-const fillArgs = z.strictObject({
-  domain: name,
-  volume: name,
-  seed: z.union([z.string().min(1).max(256), z.number().int()]),
-  chunkBytes,
-});
-
-/** Parses a verb's arguments, refusing the start with every bad field named. */
-function parseArgs<T>(verb: string, schema: z.ZodType<T>, args: unknown): T {
-  const parsed = schema.safeParse(args);
-  if (parsed.success) return parsed.data;
-  const issues = parsed.error.issues.map((i) => ({
-    path: i.path.map(String).join('.'),
-    message: i.message,
-  }));
-  const list = issues.map((i) => `${i.path === '' ? '(root)' : i.path}: ${i.message}`).join('; ');
-  throw new CocoError(ErrorCode.TaskRejected, `bad arguments for verb "${verb}": ${list}`, {
-    details: { verb, issues },
-  });
-}
-
-function errnoOf(error: unknown): string | undefined {
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === 'string' ? code : undefined;
-}
-
-/** Turns a file-system failure into a `STORAGE_IO_ERROR`; coco errors pass through. */
-function ioError(error: unknown, what: string): CocoError {
-  if (error instanceof CocoError) return error;
-  const errno = errnoOf(error);
-  const message = error instanceof Error ? error.message : String(error);
-  return new CocoError(StorageErrorCode.StorageIo, `${what}: ${message}`, {
-    cause: error,
-    details: errno === undefined ? undefined : { errno },
-  });
-}
-
-function stopped(ctx: StorageVerbContext, done: number, total: number): CocoError {
-  return new CocoError(
-    ErrorCode.Cancelled,
-    `task ${ctx.taskId} stopped by request after ${done} of ${total} bytes`,
-    { details: { bytes: done, total } },
-  );
-}
-
-async function statOrNull(path: string): Promise<Stats | null> {
-  try {
-    return await fsp.stat(path);
-  } catch (error) {
-    if (errnoOf(error) === 'ENOENT') return null;
-    throw error;
-  }
-}
-
-/** Opens an existing file; a missing one fails with `notFound`. */
-async function openExisting(path: string, flags: string, notFound: CocoError): Promise<FileHandle> {
-  try {
-    return await fsp.open(path, flags);
-  } catch (error) {
-    if (errnoOf(error) === 'ENOENT') throw notFound;
-    throw error;
-  }
-}
-
-/** Makes a directory's entries (a new link, rename or unlink) durable. */
-async function syncDir(dir: string): Promise<void> {
-  const handle = await fsp.open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
-async function writeFully(target: FileHandle, data: Buffer, position: number): Promise<void> {
-  let offset = 0;
-  while (offset < data.length) {
-    const { bytesWritten } = await target.write(
-      data,
-      offset,
-      data.length - offset,
-      position + offset,
-    );
-    offset += bytesWritten;
-  }
-}
-
-/** Removes a file; true if it existed. */
-async function removeFile(path: string): Promise<boolean> {
-  try {
-    await fsp.unlink(path);
-    return true;
-  } catch (error) {
-    if (errnoOf(error) === 'ENOENT') return false;
-    throw error;
-  }
-}
-
-/**
- * Makes a file under the temporary name `temp` with `make`, then links it to `path` unless
- * `path` exists (an atomic, no-clobber publish). The temporary name is removed whatever
- * happens. Returns whether this call published the file.
- */
-async function publish(
-  temp: string,
-  path: string,
-  make: (temp: string) => Promise<void>,
-): Promise<boolean> {
-  try {
-    await make(temp);
-    try {
-      await fsp.link(temp, path);
-      return true;
-    } catch (error) {
-      if (errnoOf(error) === 'EEXIST') return false; // made meanwhile by another call
-      throw error;
-    }
-  } finally {
-    await removeFile(temp);
-  }
-}
-
-/** Reads `handle` from 0 to `size` in chunks, hashing (and passing each chunk to `each`). */
-async function streamChunks(
-  handle: FileHandle,
-  size: number,
-  chunkBytes: number,
-  ctx: StorageVerbContext,
-  hash: Hash,
-  each?: (chunk: Buffer, position: number) => Promise<void>,
-): Promise<number> {
-  const buffer = Buffer.allocUnsafe(Math.max(1, Math.min(chunkBytes, size)));
-  let position = 0;
-  ctx.progress(0);
-  while (position < size) {
-    if (ctx.signal.aborted) throw stopped(ctx, position, size);
-    const { bytesRead } = await handle.read(
-      buffer,
-      0,
-      Math.min(buffer.length, size - position),
-      position,
-    );
-    if (bytesRead === 0) break; // the file shrank while being read: what was read is the data
-    const chunk = buffer.subarray(0, bytesRead);
-    hash.update(chunk);
-    if (each) await each(chunk, position);
-    position += bytesRead;
-    ctx.progress((position / size) * 100);
-  }
-  ctx.progress(100);
-  return position;
-}
 
 /**
  * The storage verbs of an agent serving `root` (a folder of storage domains):
@@ -339,17 +153,6 @@ export function storageVerbs(root: string): Record<string, Verb> {
       const hash = createHash('sha256');
       const bytes = await streamChunks(handle, size, chunk ?? DEFAULT_CHUNK_BYTES, ctx, hash);
       return { sha256: hash.digest('hex'), bytes };
-    } finally {
-      await handle.close();
-    }
-  };
-
-  const cloneFile = async (from: string, to: string): Promise<void> => {
-    // A reflink where the file system has them (instant, shares blocks), else a full copy.
-    await fsp.copyFile(from, to, constants.COPYFILE_FICLONE);
-    const handle = await fsp.open(to, 'r+');
-    try {
-      await handle.sync();
     } finally {
       await handle.close();
     }

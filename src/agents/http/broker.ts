@@ -40,9 +40,18 @@ import type {
   StartResult,
   TaskStatusReport,
 } from '../port.js';
-import type { CircuitState } from './circuit.js';
-import { AgentState, checkIds, chunks, errorInfo } from './agent-state.js';
-import { AgentClient, type AgentOp, type RequestCounters } from './client.js';
+import {
+  keepRaced,
+  newAgentEntry,
+  snapshotOf,
+  statusesFromView,
+  takeRaced,
+  totalRequestCounts,
+  type AgentEntry,
+  type HttpAgentSnapshot,
+} from './agent-entry.js';
+import { checkIds, chunks, errorInfo } from './agent-state.js';
+import type { RequestCounters } from './client.js';
 import { ChangesLoop } from './long-poll.js';
 import {
   compileHttpBrokerOptions,
@@ -50,36 +59,10 @@ import {
   type HttpBrokerOptions,
 } from './options.js';
 
+export type { HttpAgentSnapshot } from './agent-entry.js';
 export { AGENT_UNAUTHORIZED } from './client.js';
 export type { HttpBrokerOptions, HttpAgentConfig } from './options.js';
 export { nodeHttpFetch, type HttpFetch } from './transport.js';
-
-/** What the broker holds per agent. */
-interface AgentEntry {
-  readonly client: AgentClient;
-  readonly state: AgentState;
-  /** The health check in flight, if any. */
-  health: Promise<void> | null;
-  loop: ChangesLoop | null;
-  /** Task ids of starts in flight, and pushed reports about them that arrived meanwhile. */
-  readonly starting: Set<string>;
-  readonly raced: Map<string, TaskStatusReport>;
-  /** Until when status polls may be answered from the long-poll's view (then a real call). */
-  nextStatusCallAt: number;
-  /** Status polls answered from the long-poll's view, without a request. */
-  statusFromView: number;
-}
-
-/** The broker's view of one agent, for monitoring and tests. */
-export interface HttpAgentSnapshot {
-  readonly info: AgentInfo | null;
-  readonly circuit: CircuitState;
-  /** When an open circuit lets its next probe through (ms since the epoch), else 0. */
-  readonly circuitOpenUntil: number;
-  readonly requests: Readonly<RequestCounters>;
-  /** Status polls answered from the long-poll without a request. */
-  readonly statusFromView: number;
-}
 
 type ActivityListener = (agentId: string, reports?: readonly TaskStatusReport[]) => void;
 type InfoListener = (info: AgentInfo) => void;
@@ -99,19 +82,10 @@ export class HttpBroker implements AgentBroker {
   constructor(options: HttpBrokerOptions) {
     this.#o = compileHttpBrokerOptions(options);
     for (const config of this.#o.agents) {
-      const entry: AgentEntry = {
-        client: new AgentClient(config, this.#o, {
-          answered: (bootId) => this.#answered(entry, bootId),
-          failed: (error) => this.#failed(entry, error),
-        }),
-        state: new AgentState(config.id, config.url),
-        health: null,
-        loop: null,
-        starting: new Set(),
-        raced: new Map(),
-        nextStatusCallAt: 0,
-        statusFromView: 0,
-      };
+      const entry: AgentEntry = newAgentEntry(config, this.#o, {
+        answered: (bootId) => this.#answered(entry, bootId),
+        failed: (error) => this.#failed(entry, error),
+      });
       this.#agents.set(config.id, entry);
     }
   }
@@ -165,19 +139,8 @@ export class HttpBroker implements AgentBroker {
     const entry = this.#entry(agentId);
     const refreshMs = this.#o.longPoll?.statusRefreshMs ?? 0;
     const now = this.#o.clock.now();
-    if (entry.loop && taskIds.length > 0 && now < entry.nextStatusCallAt) {
-      const seen = entry.loop.statuses(taskIds);
-      if (seen) {
-        entry.statusFromView++;
-        return seen;
-      }
-    }
-    if (entry.loop) {
-      // Jitter in [refresh/2, refresh]: agents whose polls began together (an engine start) do
-      // not all get their real status call in the same instant.
-      entry.nextStatusCallAt = now + refreshMs / 2 + Math.random() * (refreshMs / 2);
-      entry.loop.trim(now - Math.max(refreshMs, 1));
-    }
+    const seen = statusesFromView(entry, taskIds, now, refreshMs);
+    if (seen !== null) return seen;
     const reports: TaskStatusReport[] = [];
     for (const chunk of chunks(taskIds)) {
       const answer = await entry.client.call('status', { taskIds: chunk }, statusResponse);
@@ -269,36 +232,12 @@ export class HttpBroker implements AgentBroker {
 
   /** What the broker knows of an agent: its last info, circuit and request counters. */
   agent(agentId: string): HttpAgentSnapshot {
-    const entry = this.#entry(agentId);
-    return {
-      info: entry.state.info,
-      circuit: entry.client.circuit.state,
-      circuitOpenUntil: entry.client.circuit.openUntil,
-      requests: { ...entry.client.counters },
-      statusFromView: entry.statusFromView,
-    };
+    return snapshotOf(this.#entry(agentId));
   }
 
   /** Requests sent so far over all agents, by call, and status polls answered without one. */
   requestCounts(): Readonly<RequestCounters & { statusFromView: number }> {
-    const total: RequestCounters = {
-      health: 0,
-      start: 0,
-      status: 0,
-      stop: 0,
-      clear: 0,
-      list: 0,
-      changes: 0,
-      failedFast: 0,
-      retries: 0,
-    };
-    let statusFromView = 0;
-    for (const entry of this.#agents.values()) {
-      for (const key of Object.keys(total) as (AgentOp | 'failedFast' | 'retries')[])
-        total[key] += entry.client.counters[key];
-      statusFromView += entry.statusFromView;
-    }
-    return { ...total, statusFromView };
+    return totalRequestCounts(this.#agents.values());
   }
 
   /** Checks an agent now (`GET /v1/health`): its answer updates what is known of it. */
@@ -383,25 +322,12 @@ export class HttpBroker implements AgentBroker {
   }
 
   #pushed(entry: AgentEntry, reports: readonly TaskStatusReport[]): void {
-    // A task that ended before its start call returned is not yet polled by the engine, which
-    // would drop this report; keep it and push it again once the start has returned.
-    if (entry.starting.size > 0) {
-      for (const r of reports)
-        if (r.state !== 'running' && entry.starting.has(r.taskId)) entry.raced.set(r.taskId, r);
-    }
+    keepRaced(entry, reports); // pushed again by #startSettled, once the start has returned
     this.#emitActivity(entry.client.id, reports);
   }
 
   #startSettled(entry: AgentEntry, ids: readonly string[]): void {
-    const again: TaskStatusReport[] = [];
-    for (const id of ids) {
-      entry.starting.delete(id);
-      const r = entry.raced.get(id);
-      if (r) {
-        entry.raced.delete(id);
-        again.push(r);
-      }
-    }
+    const again = takeRaced(entry, ids);
     // After the engine has taken the start's answer (it does so right after the call resolves).
     if (again.length > 0) setImmediate(() => this.#emitActivity(entry.client.id, again));
   }

@@ -10,12 +10,19 @@ import { systemClock, type Clock } from '../../core/clock.js';
 import { CocoError, ErrorCode, type ErrorInfo } from '../../core/errors.js';
 import type { StartRequest, StartResult, TaskStatusReport } from '../port.js';
 import { AgentFaults } from './faults.js';
-import { builtinVerbs, type Verb, type VerbContext, type VerbRegistry } from './verbs.js';
+import {
+  HistoryEntry,
+  isPromiseLike,
+  TaskRecord,
+  verbError,
+  type EndedState,
+  type TaskHistory,
+  type TaskSnapshot,
+} from './task-record.js';
+import { builtinVerbs, type Verb, type VerbRegistry } from './verbs.js';
 
 export type { AgentMethod } from './faults.js';
-
-/** A state a task ends in. */
-export type EndedState = 'succeeded' | 'failed' | 'cancelled';
+export type { EndedState, TaskHistory, TaskSnapshot } from './task-record.js';
 
 /** Options of {@link InProcessAgent}. */
 export interface InProcessAgentOptions {
@@ -63,133 +70,7 @@ export interface AgentCounters {
   readonly injectedFailures: number;
 }
 
-/** What happened to one task id over the agent's life, kept after clears. */
-export interface TaskHistory {
-  /** Effective starts (more than 1 only if it was cleared or lost and started again). */
-  readonly starts: number;
-  readonly duplicateStarts: number;
-  readonly clears: number;
-  /** The state its last run ended in, if it ended. */
-  readonly endedState?: EndedState;
-  /** Whether {@link AgentFaults.vanish} or {@link AgentFaults.forgetAll} dropped it. */
-  readonly vanished: boolean;
-}
-
-/** A copy of one task's record. */
-export interface TaskSnapshot {
-  readonly taskId: string;
-  readonly verb: string;
-  readonly args: unknown;
-  readonly state: 'running' | EndedState;
-  readonly progress: number;
-  readonly result: unknown;
-  readonly error: ErrorInfo | undefined;
-  /** Clock time of the start. */
-  readonly startedAt: number;
-  /** Clock time of the end; `undefined` while running. */
-  readonly endedAt: number | undefined;
-}
-
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
-
-const CANCELLED: ErrorInfo = Object.freeze({
-  code: ErrorCode.Cancelled,
-  message: 'task stopped by request',
-});
-
-/** One task. It is also the verb's context, so a start allocates no context object. */
-class TaskRecord implements VerbContext {
-  state: 'running' | EndedState = 'running';
-  pct = 0;
-  result: unknown = undefined;
-  error: ErrorInfo | undefined = undefined;
-  endedAt = -1;
-  controller: AbortController | undefined = undefined;
-  stopHook: (() => void) | undefined = undefined;
-
-  readonly taskId: string;
-  readonly verb: string;
-  readonly args: unknown;
-  readonly startedAt: number;
-
-  constructor(taskId: string, verb: string, args: unknown, startedAt: number) {
-    this.taskId = taskId;
-    this.verb = verb;
-    this.args = args;
-    this.startedAt = startedAt;
-  }
-
-  /** Created on first use: most verbs never look at it. */
-  get signal(): AbortSignal {
-    if (this.controller === undefined) {
-      this.controller = new AbortController();
-      if (this.state === 'cancelled')
-        this.controller.abort(new CocoError(CANCELLED.code, CANCELLED.message));
-    }
-    return this.controller.signal;
-  }
-
-  progress(percent: number): void {
-    if (this.state === 'running' && Number.isFinite(percent))
-      this.pct = Math.min(100, Math.max(0, percent));
-  }
-
-  onStop(listener: () => void): void {
-    if (this.state === 'cancelled') listener();
-    else if (this.state === 'running') {
-      const previous = this.stopHook;
-      this.stopHook =
-        previous === undefined
-          ? listener
-          : () => {
-              previous();
-              listener();
-            };
-    }
-  }
-
-  /** Marks the task cancelled (the caller checked it runs), aborts its signal, runs its stop hook. */
-  cancel(now: number): void {
-    this.state = 'cancelled';
-    this.error = CANCELLED;
-    this.endedAt = now;
-    this.controller?.abort(new CocoError(CANCELLED.code, CANCELLED.message));
-    const hook = this.stopHook;
-    this.stopHook = undefined;
-    try {
-      hook?.();
-    } catch (error) {
-      // A verb's broken stop hook must not break the agent's stop loop; surface it instead.
-      queueMicrotask(() => {
-        throw error;
-      });
-    }
-  }
-}
-
-class HistoryEntry implements TaskHistory {
-  starts = 0;
-  duplicateStarts = 0;
-  clears = 0;
-  endedState: EndedState | undefined = undefined;
-  vanished = false;
-}
-
-function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
-  return (
-    value !== null &&
-    (typeof value === 'object' || typeof value === 'function') &&
-    typeof (value as { then?: unknown }).then === 'function'
-  );
-}
-
-/** A verb's throw as the task's error: a {@link CocoError} keeps its code, anything else is `TASK_FAILED`. */
-function verbError(error: unknown): ErrorInfo {
-  if (error instanceof CocoError) return error.toInfo();
-  if (error instanceof Error) return { code: ErrorCode.TaskFailed, message: error.message };
-  const message = typeof error === 'string' ? error : (JSON.stringify(error) ?? String(error));
-  return { code: ErrorCode.TaskFailed, message };
-}
 
 /**
  * An agent in this process. Its calls mirror the broker port minus the agent id; they answer

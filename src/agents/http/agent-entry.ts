@@ -1,0 +1,150 @@
+/**
+ * What the HTTP broker (`./broker.ts`) holds per agent: its client, what is known of it, its
+ * long-poll, the starts in flight with the pushed reports that raced them, and when its status
+ * polls may be answered from the long-poll's view; plus what the broker reports of its agents
+ * (snapshots, request counts).
+ *
+ * @module
+ */
+import type { AgentInfo, TaskStatusReport } from '../port.js';
+import { AgentState } from './agent-state.js';
+import type { CircuitState } from './circuit.js';
+import {
+  AgentClient,
+  type AgentClientHooks,
+  type AgentOp,
+  type RequestCounters,
+} from './client.js';
+import type { ChangesLoop } from './long-poll.js';
+import type { CompiledHttpBrokerOptions, HttpAgentConfig } from './options.js';
+
+/** @internal What the broker holds per agent. */
+export interface AgentEntry {
+  readonly client: AgentClient;
+  readonly state: AgentState;
+  /** The health check in flight, if any. */
+  health: Promise<void> | null;
+  loop: ChangesLoop | null;
+  /** Task ids of starts in flight, and pushed reports about them that arrived meanwhile. */
+  readonly starting: Set<string>;
+  readonly raced: Map<string, TaskStatusReport>;
+  /** Until when status polls may be answered from the long-poll's view (then a real call). */
+  nextStatusCallAt: number;
+  /** Status polls answered from the long-poll's view, without a request. */
+  statusFromView: number;
+}
+
+/** The broker's view of one agent, for monitoring and tests. */
+export interface HttpAgentSnapshot {
+  readonly info: AgentInfo | null;
+  readonly circuit: CircuitState;
+  /** When an open circuit lets its next probe through (ms since the epoch), else 0. */
+  readonly circuitOpenUntil: number;
+  readonly requests: Readonly<RequestCounters>;
+  /** Status polls answered from the long-poll without a request. */
+  readonly statusFromView: number;
+}
+
+/** @internal The entry of a configured agent; its client tells `hooks` how the agent answers. */
+export function newAgentEntry(
+  config: HttpAgentConfig,
+  options: CompiledHttpBrokerOptions,
+  hooks: AgentClientHooks,
+): AgentEntry {
+  return {
+    client: new AgentClient(config, options, hooks),
+    state: new AgentState(config.id, config.url),
+    health: null,
+    loop: null,
+    starting: new Set(),
+    raced: new Map(),
+    nextStatusCallAt: 0,
+    statusFromView: 0,
+  };
+}
+
+/** @internal What the broker knows of an agent: its last info, circuit and request counters. */
+export function snapshotOf(entry: AgentEntry): HttpAgentSnapshot {
+  return {
+    info: entry.state.info,
+    circuit: entry.client.circuit.state,
+    circuitOpenUntil: entry.client.circuit.openUntil,
+    requests: { ...entry.client.counters },
+    statusFromView: entry.statusFromView,
+  };
+}
+
+/** @internal Requests sent over all `entries`, by call, and status polls answered without one. */
+export function totalRequestCounts(
+  entries: Iterable<AgentEntry>,
+): Readonly<RequestCounters & { statusFromView: number }> {
+  const total: RequestCounters = {
+    health: 0,
+    start: 0,
+    status: 0,
+    stop: 0,
+    clear: 0,
+    list: 0,
+    changes: 0,
+    failedFast: 0,
+    retries: 0,
+  };
+  let statusFromView = 0;
+  for (const entry of entries) {
+    for (const key of Object.keys(total) as (AgentOp | 'failedFast' | 'retries')[])
+      total[key] += entry.client.counters[key];
+    statusFromView += entry.statusFromView;
+  }
+  return { ...total, statusFromView };
+}
+
+/**
+ * @internal The statuses of `taskIds` from the agent's long-poll view (counted in
+ * `statusFromView`) while it may answer for them; otherwise null, and while a long-poll runs,
+ * the next real status call is scheduled about `refreshMs` from `now` and the view trimmed.
+ */
+export function statusesFromView(
+  entry: AgentEntry,
+  taskIds: readonly string[],
+  now: number,
+  refreshMs: number,
+): readonly TaskStatusReport[] | null {
+  if (entry.loop && taskIds.length > 0 && now < entry.nextStatusCallAt) {
+    const seen = entry.loop.statuses(taskIds);
+    if (seen) {
+      entry.statusFromView++;
+      return seen;
+    }
+  }
+  if (entry.loop) {
+    // Jitter in [refresh/2, refresh]: agents whose polls began together (an engine start) do
+    // not all get their real status call in the same instant.
+    entry.nextStatusCallAt = now + refreshMs / 2 + Math.random() * (refreshMs / 2);
+    entry.loop.trim(now - Math.max(refreshMs, 1));
+  }
+  return null;
+}
+
+/** @internal Keeps the pushed end reports of tasks whose start is still in flight. */
+export function keepRaced(entry: AgentEntry, reports: readonly TaskStatusReport[]): void {
+  // A task that ended before its start call returned is not yet polled by the engine, which
+  // would drop this report; keep it and push it again once the start has returned.
+  if (entry.starting.size > 0) {
+    for (const r of reports)
+      if (r.state !== 'running' && entry.starting.has(r.taskId)) entry.raced.set(r.taskId, r);
+  }
+}
+
+/** @internal Ends the starts of `ids`; returns the reports kept by {@link keepRaced} for them. */
+export function takeRaced(entry: AgentEntry, ids: readonly string[]): TaskStatusReport[] {
+  const again: TaskStatusReport[] = [];
+  for (const id of ids) {
+    entry.starting.delete(id);
+    const r = entry.raced.get(id);
+    if (r) {
+      entry.raced.delete(id);
+      again.push(r);
+    }
+  }
+  return again;
+}
