@@ -30,32 +30,30 @@
  * `BENCH_PG_PEERS` (a file holding the output of `npm run bench -- peers`: prints coco's ratio
  * to the peers' figures).
  */
-import { fork, execSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync, readdirSync } from 'node:fs';
 import { cpus } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import type { EngineTuning } from '../src/engine/options.js';
 import { postgresStore } from '../src/store/postgres/pg-store.js';
-import { BENCH_TUNING, machine, median, zeroOps, type OpCounts } from './lib.js';
+import { BENCH_TUNING, machine, zeroOps, type OpCounts } from './lib.js';
 import {
-  CHILDREN,
   PATTERNS,
   PG_URL,
   UNITS,
   durableUrl,
-  type NodeConfig,
-  type NodeMessage,
   type NodeRun,
-  type ParentMessage,
   type Pattern,
   type PerUnit,
 } from './pg-common.js';
-
-const here = dirname(fileURLToPath(import.meta.url));
-const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
+import { Node, READY_TIMEOUT_MS, RUN_TIMEOUT_MS, children } from './pg-fork.js';
+import {
+  cpuSample,
+  cpuUse,
+  peerRatios,
+  reportMeasure,
+  type CpuUse,
+  type Result,
+} from './pg-report.js';
 
 function positiveInt(name: string, fallback: number): number {
   const raw = process.env[name];
@@ -109,13 +107,6 @@ for (const arg of process.argv.slice(2)) {
 if (patterns.length === 0) patterns.push(...PATTERNS);
 
 /**
- * Node start plus warm-up must end within this: a start is ~1 s and a warm-up a fifth of a run
- * (seconds), so two minutes means a node is stuck (no server, a lock), not slow.
- */
-const READY_TIMEOUT_MS = 120_000;
-/** A measured run (or a raw-limit run) still going after this long is stuck: fail, do not hang. */
-const RUN_TIMEOUT_MS = 180_000;
-/**
  * How long a DROP SCHEMA waits for a lock before it gives up: the schema's connections are
  * closed by then (nodes stopped or killed), so a wait means someone else is in it; the schema is
  * then left, named in the error, rather than the benchmark hanging.
@@ -124,7 +115,6 @@ const DROP_LOCK_TIMEOUT_MS = 10_000;
 
 const url = durableUrl(PG_URL);
 const schemas = new Set<string>();
-const children = new Set<ChildProcess>();
 
 async function admin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
   const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5_000 });
@@ -183,185 +173,7 @@ async function unreachable(): Promise<string | null> {
   }
 }
 
-// -- CPU accounting (Linux /proc; absent elsewhere) --
-
-const CLK_TCK = (() => {
-  try {
-    return Number(execSync('getconf CLK_TCK', { encoding: 'utf8' }).trim()) || 100;
-  } catch {
-    return 100;
-  }
-})();
-
-interface CpuSample {
-  /** Jiffies of the whole machine, all CPUs: busy (not idle, not iowait), total. */
-  busy: number;
-  total: number;
-  /** Jiffies (user + system) of the processes named `postgres`. */
-  postgres: number;
-  /** Jiffies of the processes in `ours` (this benchmark's backends). */
-  ours: number;
-  /** Jiffies of the processes in `apply` (the backends of the nodes' apply connections). */
-  apply: number;
-}
-
-function cpuSample(
-  ours: ReadonlySet<number> = new Set(),
-  apply: ReadonlySet<number> = new Set(),
-): CpuSample | null {
-  try {
-    const line = readFileSync('/proc/stat', 'utf8').split('\n')[0]!;
-    const f = line.trim().split(/\s+/).slice(1).map(Number);
-    const total = f.slice(0, 8).reduce((a, b) => a + b, 0);
-    const busy = total - f[3]! - f[4]!;
-    let postgres = 0;
-    let oursJiffies = 0;
-    let applyJiffies = 0;
-    for (const pid of readdirSync('/proc')) {
-      if (!/^\d+$/.test(pid)) continue;
-      try {
-        const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-        const close = stat.lastIndexOf(')');
-        if (stat.slice(stat.indexOf('(') + 1, close) !== 'postgres') continue;
-        const rest = stat.slice(close + 2).split(' ');
-        // Fields 14 and 15 of stat (utime, stime); `rest` starts at field 3.
-        const jiffies = Number(rest[11]) + Number(rest[12]);
-        postgres += jiffies;
-        if (ours.has(Number(pid))) oursJiffies += jiffies;
-        if (apply.has(Number(pid))) applyJiffies += jiffies;
-      } catch {
-        // The process ended meanwhile.
-      }
-    }
-    return { busy, total, postgres, ours: oursJiffies, apply: applyJiffies };
-  } catch {
-    return null;
-  }
-}
-
-// -- node processes --
-
-/** A forked node and the messages it sent that nobody has waited for yet. */
-class Node {
-  readonly proc: ChildProcess;
-  readonly index: number;
-  readonly #inbox: { m: NodeMessage; at: number }[] = [];
-  #waiter: (() => void) | null = null;
-  #failure: Error | null = null;
-  #stopping = false;
-
-  constructor(config: NodeConfig, execArgv: string[]) {
-    this.index = config.node;
-    this.proc = fork(join(here, `pg-node${ext}`), [JSON.stringify(config)], {
-      execArgv,
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    });
-    children.add(this.proc);
-    this.proc.on('message', (m: NodeMessage) => {
-      if (m.t === 'error') this.#fail(new Error(`node ${this.index}: ${m.message}`));
-      else this.#inbox.push({ m, at: performance.now() });
-      this.#waiter?.();
-    });
-    this.proc.on('exit', (code, signal) => {
-      children.delete(this.proc);
-      if (!this.#stopping) this.#fail(new Error(`node ${this.index} exited (${code ?? signal})`));
-      this.#waiter?.();
-    });
-  }
-
-  #fail(error: Error): void {
-    this.#failure ??= error;
-  }
-
-  send(m: ParentMessage): void {
-    this.proc.send(m);
-  }
-
-  /** The next message of type `t` and when it arrived (performance.now()). */
-  async next<T extends NodeMessage['t']>(
-    t: T,
-    timeoutMs: number,
-  ): Promise<{ m: Extract<NodeMessage, { t: T }>; at: number }> {
-    const until = performance.now() + timeoutMs;
-    for (;;) {
-      if (this.#failure) throw this.#failure;
-      const i = this.#inbox.findIndex((x) => x.m.t === t);
-      if (i >= 0) {
-        const [x] = this.#inbox.splice(i, 1);
-        return x as { m: Extract<NodeMessage, { t: T }>; at: number };
-      }
-      const left = until - performance.now();
-      if (left <= 0) throw new Error(`node ${this.index}: no "${t}" after ${timeoutMs / 1000} s`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        this.#waiter = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      this.#waiter = null;
-    }
-  }
-
-  async stop(): Promise<void> {
-    this.#stopping = true;
-    const exited = new Promise<void>((resolve) => {
-      if (this.proc.exitCode !== null || this.proc.signalCode !== null) resolve();
-      else this.proc.once('exit', () => resolve());
-    });
-    this.send({ t: 'stop' });
-    await this.next('stopped', RUN_TIMEOUT_MS);
-    await exited;
-  }
-}
-
 // -- one (pattern, nodes) --
-
-interface Result {
-  bench: string;
-  store: 'postgres';
-  nodes: number;
-  value: number;
-  unit: string;
-  rawLimit: number | null;
-  ratio: number | null;
-  runs: number[];
-  rawRuns: number[];
-  size: number;
-  profile: Profile;
-}
-
-/** Where the time went, over the measured runs of one (pattern, nodes). */
-interface Profile {
-  /** Batches committed per run (all nodes), and rows per batch. */
-  batches: number;
-  rowsPerBatch: number;
-  rowWritesPerUnit: number;
-  /** CPU of the node processes per command (or parent), µs; and in cores over the runs. */
-  nodeCpuUsPerUnit: number;
-  nodeCpuCores: number;
-  /** Median share of a run during which a node's store had a batch to apply. */
-  storeBusyShare: number;
-  /**
-   * CPU of the server's processes, in cores: all of them (other sessions' too), and this
-   * benchmark's backends alone (null: no /proc).
-   */
-  postgresCpuCores: number | null;
-  ourBackendsCpuCores: number | null;
-  /**
-   * CPU of the server backends of the apply connections over the time their stores were busy:
-   * near 1, the server's execution is the limit; well below, the time goes to the client
-   * (serializing parameters, an event loop busy with engine work), the network or WAL flushes.
-   */
-  applyCpuOfBusy: number | null;
-  /** Share of the machine's CPU time busy during the runs (null: no /proc). */
-  machineBusyShare: number | null;
-  /**
-   * CPU of everything else (other processes on a shared machine, the kernel's own threads),
-   * in cores: the noise the figures carry (null: no /proc).
-   */
-  otherCpuCores: number | null;
-}
 
 function split(total: number, parts: number): number[] {
   return Array.from(
@@ -415,8 +227,7 @@ async function measure(pattern: Pattern, n: number): Promise<Result> {
 
     const seconds: number[] = [];
     const perRun: NodeRun[][] = [];
-    type Cpu = Omit<CpuSample, 'total' | 'busy'> & { busy: number; total: number; wall: number };
-    const cpu: Cpu[] = [];
+    const cpu: CpuUse[] = [];
     // The server processes of the nodes' connections (the store names them after the schema):
     // all of them, and those of the apply connections.
     const backends = await admin(async (c) => {
@@ -439,16 +250,8 @@ async function measure(pattern: Pattern, n: number): Promise<Result> {
       const after = cpuSample(ourPids, applyPids);
       seconds.push(wall);
       perRun.push(done.map((d) => d.m));
-      if (before && after) {
-        cpu.push({
-          busy: after.busy - before.busy,
-          total: after.total - before.total,
-          postgres: after.postgres - before.postgres,
-          ours: after.ours - before.ours,
-          apply: after.apply - before.apply,
-          wall,
-        });
-      }
+      const use = cpuUse(before, after, wall);
+      if (use) cpu.push(use);
       console.log(
         `  ${pattern} × ${n} node${n > 1 ? 's' : ''}, run ${r + 1}/${options.repeats}: ${size} in ${wall.toFixed(2)} s = ${Math.round(size / wall)} ${unit}`,
       );
@@ -483,145 +286,24 @@ async function measure(pattern: Pattern, n: number): Promise<Result> {
     }
     for (const node of nodes) await node.stop();
 
-    const runs = seconds.map((s) => size / s);
-    const value = median(runs);
-    const rawLimit = rawRuns.length > 0 ? median(rawRuns) : null;
-    const all = perRun.flat();
-    const rows =
-      ops.commandInserts +
-      ops.commandUpdates +
-      ops.commandsSettled +
-      ops.taskInserts +
-      ops.taskUpdates;
-    const wallTotal = seconds.reduce((a, b) => a + b, 0);
-    const cpuTotals = cpu.reduce(
-      (a, c) => ({
-        busy: a.busy + c.busy,
-        total: a.total + c.total,
-        postgres: a.postgres + c.postgres,
-        ours: a.ours + c.ours,
-        apply: a.apply + c.apply,
-        wall: a.wall + c.wall,
-      }),
-      { busy: 0, total: 0, postgres: 0, ours: 0, apply: 0, wall: 0 },
-    );
-    const round = (x: number, digits = 0): number => +x.toFixed(digits);
-    const storeBusyMs = all.reduce((a, x) => a + x.storeBusyMs, 0);
-    const profile: Profile = {
-      batches: round(ops.batches / options.repeats),
-      rowsPerBatch: round(rows / Math.max(1, ops.batches)),
-      rowWritesPerUnit: round(rows / units, 2),
-      nodeCpuUsPerUnit: round((all.reduce((a, x) => a + x.cpuMs, 0) * 1000) / units),
-      nodeCpuCores: round(all.reduce((a, x) => a + x.cpuMs, 0) / 1000 / wallTotal, 2),
-      storeBusyShare: round(
-        median(perRun.flatMap((run, r) => run.map((x) => x.storeBusyMs / 1000 / seconds[r]!))),
-        2,
-      ),
-      postgresCpuCores:
-        cpu.length > 0 ? round(cpuTotals.postgres / CLK_TCK / cpuTotals.wall, 2) : null,
-      ourBackendsCpuCores:
-        cpu.length > 0 ? round(cpuTotals.ours / CLK_TCK / cpuTotals.wall, 2) : null,
-      applyCpuOfBusy:
-        cpu.length > 0 && storeBusyMs > 0
-          ? round(cpuTotals.apply / CLK_TCK / (storeBusyMs / 1000), 2)
-          : null,
-      machineBusyShare: cpu.length > 0 ? round(cpuTotals.busy / cpuTotals.total, 2) : null,
-      otherCpuCores: null,
-    };
-    if (cpu.length > 0) {
-      const cores = (cpuTotals.busy / cpuTotals.total) * cpus().length;
-      profile.otherCpuCores = round(
-        Math.max(0, cores - profile.nodeCpuCores - (profile.postgresCpuCores ?? 0)),
-        2,
-      );
-    }
-    const result: Result = {
-      bench: `pg-${pattern}`,
-      store: 'postgres',
-      nodes: n,
-      value: Math.round(value),
-      unit,
-      rawLimit: rawLimit === null ? null : Math.round(rawLimit),
-      ratio: rawLimit === null ? null : round(value / rawLimit, 3),
-      runs: runs.map((x) => Math.round(x)),
-      rawRuns: rawRuns.map((x) => Math.round(x)),
+    return reportMeasure({
+      pattern,
+      n,
       size,
-      profile,
-    };
-    const shape =
-      pattern === 'one-task'
-        ? `${size} one-task commands`
-        : `${size} parents × ${CHILDREN[pattern]} ${pattern === 'chain' ? 'serial' : 'concurrent'} children`;
-    console.log(
-      `pg ${pattern} with ${n} node${n > 1 ? 's' : ''}: median ${result.value} ${unit} [${result.runs.join(' · ')}] (${shape}, split evenly)`,
-    );
-    if (rawLimit !== null)
-      console.log(
-        `  raw-store limit (${n} connection${n > 1 ? 's' : ''} applying the same row writes, ${RAW_PER_BATCH} per transaction group): ${result.rawLimit} ${unit} [${result.rawRuns.join(' · ')}]; coco = ${Math.round((value / rawLimit) * 100)}% of it`,
-      );
-    console.log(
-      `  profile: ${profile.batches} batches/run, ${profile.rowsPerBatch} rows/batch, ${profile.rowWritesPerUnit} row writes/${pattern === 'one-task' ? 'command' : 'parent'}; ` +
-        `node CPU ${profile.nodeCpuUsPerUnit} µs/${pattern === 'one-task' ? 'command' : 'parent'} (${profile.nodeCpuCores} cores), ` +
-        `store busy ${Math.round(profile.storeBusyShare * 100)}% of a run per node, ` +
-        `apply backends ${profile.applyCpuOfBusy === null ? '?' : Math.round(profile.applyCpuOfBusy * 100)}% on CPU while busy, postgres ${profile.postgresCpuCores ?? '?'} cores (this run's backends ${profile.ourBackendsCpuCores ?? '?'}), machine busy ${profile.machineBusyShare === null ? '?' : Math.round(profile.machineBusyShare * 100)}% (other processes ${profile.otherCpuCores ?? '?'} cores)`,
-    );
-    const traced = all.filter((x) => x.statements);
-    if (traced.length > 0) {
-      const byName = new Map<string, { n: number; ms: number }>();
-      for (const x of traced)
-        for (const [name, st] of Object.entries(x.statements!)) {
-          const s = byName.get(name) ?? { n: 0, ms: 0 };
-          s.n += st.n;
-          s.ms += st.ms;
-          byName.set(name, s);
-        }
-      const list = [...byName].sort((a, b) => b[1].ms - a[1].ms);
-      console.log(
-        `  statements (all nodes and runs; send → answer): ${list
-          .map(
-            ([name, s]) => `${name} ${s.n}× ${(s.ms / s.n).toFixed(2)} ms = ${Math.round(s.ms)} ms`,
-          )
-          .join(', ')}`,
-      );
-    }
-    console.log(JSON.stringify(result));
-    return result;
+      unit,
+      repeats: options.repeats,
+      seconds,
+      perRun,
+      cpu,
+      ops,
+      units,
+      rawRuns,
+      rawPerBatch: RAW_PER_BATCH,
+    });
   } finally {
     for (const node of nodes) node.proc.kill('SIGKILL');
     await dropSchema(schema);
   }
-}
-
-// -- peers (optional) --
-
-/** The peers' medians by pattern (`peer-one-task` ...), from a saved `bench -- peers` output. */
-function peerFigures(file: string): Map<Pattern, { peer: string; value: number; unit: string }[]> {
-  const out = new Map<Pattern, { peer: string; value: number; unit: string }[]>();
-  for (const line of readFileSync(file, 'utf8').split('\n')) {
-    if (!line.startsWith('{')) continue;
-    try {
-      const j = JSON.parse(line) as {
-        bench?: unknown;
-        peer?: unknown;
-        value?: unknown;
-        unit?: unknown;
-      };
-      if (
-        typeof j.bench !== 'string' ||
-        !j.bench.startsWith('peer-') ||
-        typeof j.value !== 'number'
-      )
-        continue;
-      const pattern = j.bench.slice('peer-'.length) as Pattern;
-      if (!PATTERNS.includes(pattern)) continue;
-      const list = out.get(pattern) ?? [];
-      list.push({ peer: String(j.peer), value: j.value, unit: String(j.unit) });
-      out.set(pattern, list);
-    } catch {
-      // Not a result line.
-    }
-  }
-  return out;
 }
 
 // -- main --
@@ -659,19 +341,7 @@ async function main(): Promise<void> {
   for (const pattern of patterns)
     for (const n of options.nodes) results.push(await measure(pattern, n));
 
-  const peers = options.peers ? peerFigures(options.peers) : null;
-  const peerRatios: { bench: string; peer: string; ratio: number }[] = [];
-  if (peers) {
-    for (const r of results.filter((x) => x.nodes === 1)) {
-      for (const p of peers.get(r.bench.slice('pg-'.length) as Pattern) ?? []) {
-        const ratio = +(r.value / p.value).toFixed(2);
-        peerRatios.push({ bench: r.bench, peer: p.peer, ratio });
-        console.log(
-          `  ${r.bench}, 1 node: ${r.value} ${r.unit} = ${ratio} × ${p.peer} (${p.value} ${p.unit})`,
-        );
-      }
-    }
-  }
+  const ratios = options.peers ? peerRatios(results, options.peers) : null;
   console.log(
     JSON.stringify({
       bench: 'pg',
@@ -689,7 +359,7 @@ async function main(): Promise<void> {
         ratio,
         runs,
       })),
-      ...(peers ? { peerRatios } : {}),
+      ...(ratios ? { peerRatios: ratios } : {}),
     }),
   );
 }

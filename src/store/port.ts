@@ -4,11 +4,25 @@
  * and batches are applied one after another, so the store always holds a consistent prefix of
  * the engine's history. Every store (SQLite, PostgreSQL) passes the same conformance suite.
  *
+ * What a store shared by many nodes adds ({@link SharedStore}) is declared in `shared-port.ts`
+ * and re-exported here, so the whole port is imported from this module.
+ *
  * @module
  */
 import type { ChildMode, FailurePolicy, Json } from '../core/command-type.js';
 import type { ErrorInfo } from '../core/errors.js';
 import type { CommandStatus, CompensationStatus, TaskStatus, UndoStatus } from '../core/states.js';
+
+export { isSharedStore } from './shared-port.js';
+export type {
+  ForeignTask,
+  KnownType,
+  ReportKey,
+  SharedStore,
+  StoreSignal,
+  TaskKey,
+  TaskReportRecord,
+} from './shared-port.js';
 
 /** A command row. */
 export interface CommandRecord {
@@ -321,138 +335,4 @@ export function emptyBatch(): ChangeBatch {
     commandsSettled: [],
     entityWrites: [],
   };
-}
-
-/** A command type and the newest parameter version this code knows of it. */
-export interface KnownType {
-  readonly type: string;
-  readonly version: number;
-}
-
-/** A task of a command owned by another node, running on an agent this node polls. */
-/** A task by its command and position. */
-export interface TaskKey {
-  readonly commandId: number;
-  readonly ordinal: number;
-}
-
-export interface ForeignTask {
-  readonly commandId: number;
-  readonly ordinal: number;
-  readonly agentId: string;
-  /** The node that owns the task's command. */
-  readonly owner: string;
-}
-
-/**
- * What the node polling an agent learned about a task of another node's command: relayed
- * through the store to the command's owner ({@link SharedStore.postReports}).
- * `unknown` means the agent does not know the task (the owner applies its vanish grace).
- */
-export interface TaskReportRecord {
-  readonly commandId: number;
-  readonly ordinal: number;
-  readonly status: 'running' | 'succeeded' | 'failed' | 'cancelled' | 'unknown';
-  readonly result: unknown;
-  readonly error: ErrorInfo | null;
-  /** 0..1, when the agent reported progress. */
-  readonly progress: number | null;
-  readonly at: number;
-}
-
-/** Which report {@link SharedStore.dropReports} deletes: a task's, or only as it was read. */
-export interface ReportKey {
-  readonly commandId: number;
-  readonly ordinal: number;
-  readonly at?: number;
-  readonly status?: TaskReportRecord['status'];
-}
-
-/**
- * What wakes a node of a {@link SharedStore}: commands without a live owner, reports for it, or
- * cancel requests for its commands.
- */
-export type StoreSignal = 'orphans' | 'reports' | 'cancels';
-
-/**
- * A store that many coordinator nodes share (PostgreSQL). On top of {@link Store}:
- *
- * - **Node leases.** `open(nodeId)` registers the node with a lease (`leaseMs`, measured on the
- *   database's clock) and refuses a node id that is live elsewhere (`STORE_IN_USE`);
- *   `heartbeat` renews it. A node whose lease expired is *fenced* by the first other node that
- *   claims orphans; from then on its `heartbeat` and `apply` reject with `LEASE_LOST`, so a
- *   paused node that wakes up can never write over its successor. `close(nodeId)` fences the
- *   node at once (its work is orphaned for the others to claim).
- * - **Command ownership** is by tree: every command row carries the node that owns its root.
- *   `apply` stamps inserted commands with the opened node; `loadActive` returns only the trees
- *   the opened node owns. `claimOrphans` moves trees whose owner is fenced, gone or null to the
- *   caller (`FOR UPDATE SKIP LOCKED`, so concurrent claimers never take the same tree), but only
- *   trees whose every active command has a type and parameter version the caller knows.
- * - **Agent leases.** Each agent is polled by at most one node at a time: `claimAgents`
- *   renews the caller's leases and takes free or expired ones. The holder polls the tasks of
- *   other nodes on that agent too (`foreignTasks`) and relays what it learns (`postReports`);
- *   the owner reads its reports with `takeReports`. `apply` deletes the report of every task
- *   it ends, and of every command it settles.
- * - **Signals.** `listen` calls back (LISTEN/NOTIFY) when trees are orphaned (a node closed or
- *   was fenced) or reports arrive for the listener's commands. Signals are hints: nodes poll too.
- */
-export interface SharedStore extends Store {
-  readonly shared: true;
-  /** Length of a node's lease and of an agent lease, in ms. */
-  readonly leaseMs: number;
-  /**
-   * Fences every node whose lease has expired, then gives the caller up to `limit` trees without
-   * a live owner (oldest root first) whose active commands all have a (type, version) in `known`
-   * (a version at or below the known one). Returns their root ids. Rejects with `LEASE_LOST` if
-   * the caller's own lease is not live.
-   */
-  claimOrphans(nodeId: string, known: readonly KnownType[], limit: number): Promise<number[]>;
-  /** The active snapshot restricted to these trees (by root id), as {@link Store.loadActive}. */
-  loadRoots(rootIds: readonly number[]): Promise<ActiveSnapshot>;
-  /**
-   * Renews the caller's leases on these agents and takes those that are free, expired or held by
-   * a fenced node. Returns the ids the caller holds afterwards (a subset of `agentIds`).
-   * Leases on agents not listed are left as they are.
-   */
-  claimAgents(nodeId: string, agentIds: readonly string[]): Promise<string[]>;
-  /** Gives up the caller's leases on these agents (all of them if omitted). */
-  releaseAgents(nodeId: string, agentIds?: readonly string[]): Promise<void>;
-  /**
-   * Tasks not ended (`created` or `running`) on these agents whose command another node owns.
-   * `created` ones are included: their owner may have started them and deferred writing
-   * `running` (Committer.taskStarted).
-   */
-  foreignTasks(nodeId: string, agentIds: readonly string[]): Promise<ForeignTask[]>;
-  /**
-   * Of these tasks (found on agents; unknown to the caller's memory), those to stop and clear:
-   * without a row, or ended tasks of commands whose owner is done with them (ended, tasks taken
-   * for cleared, not being compensated). One query however many keys.
-   */
-  strangerTasks(keys: readonly TaskKey[]): Promise<TaskKey[]>;
-  /** Stores reports (replacing an earlier one for the same task) and signals their owners. */
-  postReports(reports: readonly TaskReportRecord[]): Promise<void>;
-  /** Reports for tasks of commands the caller owns, oldest first. Does not delete them. */
-  takeReports(nodeId: string, limit: number): Promise<TaskReportRecord[]>;
-  /**
-   * Deletes reports the caller has no use for (its task had already ended, or the report was
-   * applied). A key with `at` and `status` deletes the report only as it was read: one the
-   * polling node has replaced since (a newer report of the same task) is kept.
-   */
-  dropReports(keys: readonly ReportKey[]): Promise<void>;
-  /**
-   * Asks the node owning a running (pending or waiting) command to cancel it, and signals that
-   * node. Resolves with the owner, or null when the command does not exist or is not running.
-   */
-  requestCancel(commandId: number): Promise<{ owner: string | null } | null>;
-  /** Ids of commands the caller owns that someone asked to cancel, oldest request first. */
-  takeCancels(nodeId: string, limit: number): Promise<number[]>;
-  /** Deletes cancel requests once carried out (or found moot). */
-  dropCancels(commandIds: readonly number[]): Promise<void>;
-  /** Calls `onSignal` on every signal for this node; resolves with an unsubscribe function. */
-  listen(nodeId: string, onSignal: (signal: StoreSignal) => void): Promise<() => Promise<void>>;
-}
-
-/** Whether a store is shared by many nodes. */
-export function isSharedStore(store: Store): store is SharedStore {
-  return (store as Partial<SharedStore>).shared === true;
 }

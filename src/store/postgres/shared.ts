@@ -1,5 +1,5 @@
 /**
- * What makes the PostgreSQL store shared ({@link SharedStore} in src/store/port.ts): node leases
+ * What makes the PostgreSQL store shared ({@link SharedStore} in src/store/shared-port.ts): node leases
  * (register, renew, fence), claims of orphaned trees, agent leases, the foreign tasks of held
  * agents, and the relay of task reports. Each operation is one statement or one short
  * transaction; times are the database's (`clock_timestamp()`), never this process's.

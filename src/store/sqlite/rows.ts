@@ -1,8 +1,9 @@
 /**
  * Rows of the SQLite store and their parsers. A row is read as a positional array (its columns
- * in the order of the `*_COLUMNS` lists below) and is `unknown` until a zod parser has turned it
- * into a record of the store port: the parser first decodes the SQL representation (JSON text,
- * 0/1 booleans), then validates the record (statuses, integers, error infos).
+ * in the order of the `*_COLUMNS` lists of columns.ts, re-exported here) and is `unknown` until a
+ * zod parser has turned it into a record of the store port: the parser first decodes the SQL
+ * representation (JSON text, 0/1 booleans), then validates the record (statuses, integers, error
+ * infos).
  *
  * A row that does not parse becomes a {@link CorruptRow} (loads) or a `CORRUPT_ROW` error (reads
  * of one record); it never becomes a half-valid record.
@@ -17,81 +18,26 @@ import {
   COMPENSATION_STATUSES,
   TASK_STATUSES,
   UNDO_STATUSES,
-  isTerminal,
-  type CommandStatus,
-  type CompensationStatus,
 } from '../../core/states.js';
-import type {
-  CommandRecord,
-  CommandUpdate,
-  CorruptRow,
-  EntityRecord,
-  TaskRecord,
-  UndoRecord,
-} from '../port.js';
+import type { CommandRecord, CorruptRow, EntityRecord, TaskRecord, UndoRecord } from '../port.js';
+import {
+  COMMAND_COLUMNS,
+  COMMAND_STATE_FIELDS,
+  ENTITY_COLUMNS,
+  TASK_COLUMNS,
+  UNDO_COLUMNS,
+} from './columns.js';
 
-/** `commands` columns, in row order. */
-export const COMMAND_COLUMNS = [
-  'id', 'type', 'params_version', 'params', 'status', 'parent_id', 'root_id', 'seq', 'origin_stage',
-  'child_mode', 'failure_policy', 'compensation', 'error', 'result', 'state', 'idempotency_key',
-  'created_at', 'updated_at', 'ended_at', 'tasks_cleared', 'owner', 'lease_until',
-] as const; // prettier-ignore
-/** The command fields kept in the `state` column: a JSON array, in this order (0/1 for flags). */
-export const COMMAND_STATE_FIELDS = [
-  'expectedTasks', 'expectedChildren', 'taskCount', 'childCount', 'undoCount', 'journalSeq',
-  'stage', 'stageDone', 'chainDone', 'cancelRequested', 'compensationError', 'data', 'attempts',
-  'nextAttemptAt', 'lastError', 'deadlineAt',
-] as const; // prettier-ignore
-
-/** JSON column value: text, or NULL for null/undefined (both stores write JSON as text). */
-export function jsonText(value: unknown): string | null {
-  return value === null || value === undefined ? null : (JSON.stringify(value) ?? null);
-}
-
-/**
- * The `state` JSON of a command: its mutable bookkeeping fields (everything a query never
- * filters on), written whole on every insert and update, as an array in the order of
- * {@link COMMAND_STATE_FIELDS} — a third the bytes of an object with names, which is measurably
- * cheaper to write (row size dominates the cost of a write).
- */
-export function commandState(u: CommandUpdate): string {
-  return JSON.stringify([
-    u.expectedTasks,
-    u.expectedChildren,
-    u.taskCount,
-    u.childCount,
-    u.undoCount,
-    u.journalSeq,
-    u.stage,
-    u.stageDone ? 1 : 0,
-    u.chainDone ? 1 : 0,
-    u.cancelRequested ? 1 : 0,
-    u.compensationError,
-    u.data ?? null,
-    u.attempts,
-    u.nextAttemptAt,
-    u.lastError,
-    u.deadlineAt,
-  ]);
-}
-/** `tasks` columns, in row order. */
-export const TASK_COLUMNS = [
-  'command_id', 'ordinal', 'origin', 'agent_id', 'verb', 'args', 'status', 'result', 'error',
-  'deadline_at', 'stop_requested', 'created_at', 'ended_at',
-] as const; // prettier-ignore
-/** `undo_steps` columns, in row order. */
-export const UNDO_COLUMNS = [
-  'command_id',
-  'ordinal',
-  'seq',
-  'stage',
-  'name',
-  'data',
-  'status',
-  'error',
-] as const;
-/** `entities` columns, in row order. */
-export const ENTITY_COLUMNS = ['kind', 'id', 'value', 'command_id', 'updated_at'] as const;
+export {
+  COMMAND_COLUMNS,
+  COMMAND_STATE_FIELDS,
+  ENTITY_COLUMNS,
+  TASK_COLUMNS,
+  UNDO_COLUMNS,
+  commandState,
+  isActive,
+  jsonText,
+} from './columns.js';
 
 type Ctx = z.RefinementCtx;
 
@@ -396,17 +342,4 @@ export function parseOrThrow<T>(parse: (row: unknown) => Parsed<T>, row: unknown
   throw new CocoError(ErrorCode.CorruptRow, parsed.corrupt.error.message, {
     details: parsed.corrupt.error.details,
   });
-}
-
-/**
- * Whether the engine must resume a command after a restart: it has not ended, or its tasks are
- * not all cleared on their agents, or its own work is being compensated. Stored in the `active`
- * column, which the partial index `commands_active` covers.
- */
-export function isActive(
-  status: CommandStatus,
-  tasksCleared: boolean,
-  compensation: CompensationStatus,
-): boolean {
-  return !isTerminal(status) || !tasksCleared || compensation === 'compensating';
 }

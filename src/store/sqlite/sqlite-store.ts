@@ -31,17 +31,20 @@ import type {
   UndoRecord,
 } from '../port.js';
 import {
-  DEFAULT_BUSY_TIMEOUT_MS,
   applyError,
   connect,
   migrateDatabase,
-  ownerAlive,
   storeFailed,
-  storeInUse,
   type ConnectionSettings,
-  type OwnerRow,
 } from './connection.js';
 import { batchOps, maxInsertedId, readActive, writeBatch } from './operations.js';
+import {
+  DEFAULT_LIST_LIMIT,
+  MAX_LIST_LIMIT,
+  validateOptions,
+  type SqliteStoreOptions,
+} from './options.js';
+import { ownedInProcess, ownershipLost, takeOwnership } from './ownership.js';
 import { SqliteWriter } from './writer.js';
 import {
   parseCommandRow,
@@ -52,37 +55,7 @@ import {
 } from './rows.js';
 import { SQL, listCommandsQuery, prepareStatements, type Statements } from './statements.js';
 
-/** Options of {@link sqliteStore}. */
-export interface SqliteStoreOptions {
-  /** Path of the database file (created if missing). */
-  readonly path: string;
-  /**
-   * `FULL` makes every committed batch survive a power loss; `NORMAL` (WAL) may lose the last
-   * batches on power loss, never on a process crash, and commits faster.
-   * @default 'FULL'
-   */
-  readonly synchronous?: 'FULL' | 'NORMAL';
-  /** @default 5000 (see {@link DEFAULT_BUSY_TIMEOUT_MS}) */
-  readonly busyTimeoutMs?: number;
-  /** Time source for heartbeats and the migration ledger. @default systemClock */
-  readonly clock?: Clock;
-  /**
-   * Run `apply` in a writer thread (its own connection) instead of on the event loop, so the
-   * engine builds the next batch while SQLite writes this one. @default true
-   */
-  readonly writerThread?: boolean;
-}
-
-/** Default page size of {@link Store.listCommands}. */
-export const DEFAULT_LIST_LIMIT = 100;
-/** Largest page of {@link Store.listCommands}; bigger limits are capped to it. */
-export const MAX_LIST_LIMIT = 1_000;
-
-/**
- * Store ids of files held by an open store of this process: a recorded owner with our own pid is
- * alive only if it is listed here (see {@link ownerAlive}).
- */
-const ownedInProcess = new Set<string>();
+export { DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, type SqliteStoreOptions } from './options.js';
 
 /** The statement cache of `listCommands` is dropped past this many query shapes. */
 const LIST_CACHE_MAX = 64;
@@ -104,22 +77,6 @@ function settle<T>(work: () => T): Promise<T> {
   } catch (error) {
     return Promise.reject(error instanceof Error ? error : storeFailed('store call failed', error));
   }
-}
-
-function validate(options: SqliteStoreOptions): ConnectionSettings {
-  const { path, synchronous = 'FULL', busyTimeoutMs = DEFAULT_BUSY_TIMEOUT_MS } = options;
-  const invalid = (message: string): CocoError =>
-    new CocoError(ErrorCode.InvalidOptions, `sqliteStore: ${message}`);
-  if (typeof path !== 'string' || path === '' || path === ':memory:') {
-    throw invalid('path must name a database file');
-  }
-  if (synchronous !== 'FULL' && synchronous !== 'NORMAL') {
-    throw invalid(`synchronous must be 'FULL' or 'NORMAL', not ${String(synchronous)}`);
-  }
-  if (!Number.isSafeInteger(busyTimeoutMs) || busyTimeoutMs < 0) {
-    throw invalid('busyTimeoutMs must be a non-negative integer');
-  }
-  return { path, synchronous, busyTimeoutMs };
 }
 
 /** A {@link Store} on one SQLite file. */
@@ -144,7 +101,7 @@ export class SqliteStore implements Store {
   readonly #writerThread: boolean;
 
   constructor(options: SqliteStoreOptions) {
-    this.#settings = validate(options);
+    this.#settings = validateOptions(options);
     this.#clock = options.clock ?? systemClock;
     this.#writerThread = options.writerThread ?? true;
   }
@@ -186,31 +143,14 @@ export class SqliteStore implements Store {
   async open(nodeId: string): Promise<StoreIdentity> {
     const identity = await settle(() => {
       const { db, q, storeId } = this.#ready();
-      const now = this.#clock.now();
-      const take = db.transaction(() => {
-        const owner = q.getOwner.get() as OwnerRow | undefined;
-        const ours = owner !== undefined && this.#isOurs(owner);
-        if (ours && owner.nodeId !== nodeId) {
-          throw storeInUse(
-            this.#settings.path,
-            owner,
-            'this store is already open for another node',
-          );
-        }
-        if (
-          owner !== undefined &&
-          !ours &&
-          ownerAlive(owner, this.#host, now, ownedInProcess.has(storeId))
-        ) {
-          throw storeInUse(this.#settings.path, owner);
-        }
-        q.putOwner.run(nodeId, process.pid, this.#host, now, ours ? owner.since : now);
+      takeOwnership(db, q, {
+        path: this.#settings.path,
+        storeId,
+        nodeId,
+        host: this.#host,
+        now: this.#clock.now(),
+        holding: this.#ownerNode !== undefined,
       });
-      try {
-        take.immediate();
-      } catch (error) {
-        throw storeFailed('cannot take ownership', error);
-      }
       this.#ownerNode = nodeId;
       ownedInProcess.add(storeId);
       this.#seedIds(q);
@@ -219,10 +159,6 @@ export class SqliteStore implements Store {
     // The writer thread starts now, so the first batch does not pay for a cold start.
     await this.#writer?.start();
     return identity;
-  }
-
-  #isOurs(owner: OwnerRow): boolean {
-    return this.#ownerNode !== undefined && owner.pid === process.pid && owner.host === this.#host;
   }
 
   heartbeat(nodeId: string): Promise<void> {
@@ -240,13 +176,7 @@ export class SqliteStore implements Store {
         this.#ownerNode = undefined;
         ownedInProcess.delete(storeId);
       }
-      const owner = q.getOwner.get() as OwnerRow | undefined;
-      throw owner === undefined
-        ? new CocoError(
-            ErrorCode.StoreInUse,
-            `node "${nodeId}" does not own ${this.#settings.path}`,
-          )
-        : storeInUse(this.#settings.path, owner, `node "${nodeId}" lost ownership`);
+      throw ownershipLost(q, this.#settings.path, nodeId);
     });
   }
 

@@ -1,0 +1,87 @@
+/**
+ * The columns of the SQLite store's tables and the values written to them: the column lists in
+ * row order (rows are read as positional arrays in this order, see rows.ts), JSON as text, the
+ * command's `state` array, and the `active` flag. The PostgreSQL store reads and writes the same
+ * shapes. Re-exported by rows.ts.
+ *
+ * @module
+ */
+import { isTerminal, type CommandStatus, type CompensationStatus } from '../../core/states.js';
+import type { CommandUpdate } from '../port.js';
+
+/** `commands` columns, in row order. */
+export const COMMAND_COLUMNS = [
+  'id', 'type', 'params_version', 'params', 'status', 'parent_id', 'root_id', 'seq', 'origin_stage',
+  'child_mode', 'failure_policy', 'compensation', 'error', 'result', 'state', 'idempotency_key',
+  'created_at', 'updated_at', 'ended_at', 'tasks_cleared', 'owner', 'lease_until',
+] as const; // prettier-ignore
+/** The command fields kept in the `state` column: a JSON array, in this order (0/1 for flags). */
+export const COMMAND_STATE_FIELDS = [
+  'expectedTasks', 'expectedChildren', 'taskCount', 'childCount', 'undoCount', 'journalSeq',
+  'stage', 'stageDone', 'chainDone', 'cancelRequested', 'compensationError', 'data', 'attempts',
+  'nextAttemptAt', 'lastError', 'deadlineAt',
+] as const; // prettier-ignore
+
+/** `tasks` columns, in row order. */
+export const TASK_COLUMNS = [
+  'command_id', 'ordinal', 'origin', 'agent_id', 'verb', 'args', 'status', 'result', 'error',
+  'deadline_at', 'stop_requested', 'created_at', 'ended_at',
+] as const; // prettier-ignore
+/** `undo_steps` columns, in row order. */
+export const UNDO_COLUMNS = [
+  'command_id',
+  'ordinal',
+  'seq',
+  'stage',
+  'name',
+  'data',
+  'status',
+  'error',
+] as const;
+/** `entities` columns, in row order. */
+export const ENTITY_COLUMNS = ['kind', 'id', 'value', 'command_id', 'updated_at'] as const;
+
+/** JSON column value: text, or NULL for null/undefined (both stores write JSON as text). */
+export function jsonText(value: unknown): string | null {
+  return value === null || value === undefined ? null : (JSON.stringify(value) ?? null);
+}
+
+/**
+ * The `state` JSON of a command: its mutable bookkeeping fields (everything a query never
+ * filters on), written whole on every insert and update, as an array in the order of
+ * {@link COMMAND_STATE_FIELDS} — a third the bytes of an object with names, which is measurably
+ * cheaper to write (row size dominates the cost of a write).
+ */
+export function commandState(u: CommandUpdate): string {
+  return JSON.stringify([
+    u.expectedTasks,
+    u.expectedChildren,
+    u.taskCount,
+    u.childCount,
+    u.undoCount,
+    u.journalSeq,
+    u.stage,
+    u.stageDone ? 1 : 0,
+    u.chainDone ? 1 : 0,
+    u.cancelRequested ? 1 : 0,
+    u.compensationError,
+    u.data ?? null,
+    u.attempts,
+    u.nextAttemptAt,
+    u.lastError,
+    u.deadlineAt,
+  ]);
+}
+
+/**
+ * Whether the engine must resume a command after a restart: it has not ended, or its tasks are
+ * not all cleared on their agents, or its own work is being compensated. Stored in the `active`
+ * column, which the partial index `commands_active` covers.
+ */
+export function isActive(
+  status: CommandStatus,
+  tasksCleared: boolean,
+  compensation: CompensationStatus,
+): boolean {
+  return !isTerminal(status) || !tasksCleared || compensation === 'compensating';
+}
