@@ -28,3 +28,14 @@ export const errorColumn = z
       .looseObject({ code: z.string(), message: z.string(), details: z.unknown().optional() })
       .nullable(),
   );
+
+/**
+ * The condition under which an upsert may replace a stored job or step row (SQL shared by both
+ * job stores): not from ended back to not ended, and not with a compensation that goes back
+ * (none → compensating → compensated | failed). `cur` names the stored row, `next` the new one.
+ */
+export function forwardOnly(cur: string, next: string): string {
+  const rank = (row: string): string =>
+    `(CASE ${row}.compensation WHEN 'none' THEN 0 WHEN 'compensating' THEN 1 ELSE 2 END)`;
+  return `(${next}.ended_at IS NOT NULL OR ${cur}.ended_at IS NULL) AND ${rank(next)} >= ${rank(cur)}`;
+}

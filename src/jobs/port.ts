@@ -6,8 +6,11 @@
  * The view is derived: the engine's store is the truth, and the monitor can rebuild any job from
  * it (see `JobMonitor.start`). The store therefore only promises what the view needs: each
  * {@link JobStore.apply} is atomic, calls are made one at a time, and reads see every applied
- * change. Keeping statuses monotone is the monitor's job, not the store's: `apply` writes what
- * it is given.
+ * change. `apply` writes what it is given, with one exception that several monitors sharing a
+ * store (one per coordinator node) need: an ended job or step is never made not-ended again, and
+ * a compensation never goes back (none → compensating → compensated or failed). A node
+ * rebuilding a job from a snapshot read just before the job's owner wrote its end would
+ * otherwise show it running for good.
  *
  * @module
  */
@@ -123,7 +126,10 @@ export interface JobStoreOpenReport {
 export interface JobStore {
   /** Creates or migrates the tables. Called by the monitor before anything else. */
   open(): Promise<JobStoreOpenReport>;
-  /** Upserts jobs and steps (by job id, and by job id + step key) in one transaction. */
+  /**
+   * Upserts jobs and steps (by job id, and by job id + step key) in one transaction; a row that
+   * would take a stored row back (ended to not ended, compensation backwards) is skipped.
+   */
   apply(changes: JobChanges): Promise<void>;
   getJob(id: number): Promise<Job | null>;
   /** Jobs matching the filters, newest first. */

@@ -110,7 +110,7 @@ export function jobStoreSuite(fixture: JobStoreFixture): void {
       expect(await store.getWatermark()).toBeNull();
       await store.apply({
         jobs: [job(1, { error: { code: 'E', message: 'm' } })],
-        steps: [step(1, 'c1', { error: { code: 'E', message: 'm' }, endedAt: 9 })],
+        steps: [step(1, 'c1', { error: { code: 'E', message: 'm' }, expectedTasks: 3 })],
       });
       await store.apply({
         jobs: [job(1, { progress: 10 }), job(2), job(1, { progress: 20 })],
@@ -124,6 +124,37 @@ export function jobStoreSuite(fixture: JobStoreFixture): void {
         step(1, 't1.0'),
       ]);
       expect(await store.getWatermark()).toBe(2);
+    });
+
+    it('never takes a row back: an ended job or step stays ended, a compensation never goes back', async () => {
+      // Two nodes' monitors may write one job: a node rebuilding it from a snapshot read just
+      // before the owner wrote its end must not show it running again.
+      const store = await open();
+      const ended = { status: 'failed' as const, endedAt: 9, updatedAt: 9, progress: 100 };
+      await store.apply({
+        jobs: [job(1, ended), job(2, { ...ended, compensation: 'compensated' })],
+        steps: [
+          step(1, 'c1', { ...ended, compensation: 'compensating' }),
+          step(1, 't1.0', { status: 'succeeded', endedAt: 8 }),
+        ],
+      });
+      await store.apply({
+        jobs: [job(1, { progress: 50 }), job(2, { ...ended, compensation: 'compensating' })],
+        steps: [step(1, 'c1', { ...ended, compensation: 'none' }), step(1, 't1.0')],
+      });
+      expect(await store.getJob(1)).toEqual(job(1, ended));
+      expect(await store.getJob(2)).toEqual(job(2, { ...ended, compensation: 'compensated' }));
+      expect(byKey(await store.getSteps(1))).toEqual([
+        step(1, 'c1', { ...ended, compensation: 'compensating' }),
+        step(1, 't1.0', { status: 'succeeded', endedAt: 8 }),
+      ]);
+      // Forward changes still apply: a compensation going on, an ended row's other fields.
+      await store.apply({
+        jobs: [job(2, { ...ended, compensation: 'compensated', progress: 90 })],
+        steps: [step(1, 'c1', { ...ended, compensation: 'failed' })],
+      });
+      expect((await store.getJob(2))?.progress).toBe(90);
+      expect((await store.getSteps(1)).find((x) => x.key === 'c1')?.compensation).toBe('failed');
     });
 
     it('round-trips every field, large integers included; unknown ids read as nothing', async () => {

@@ -136,6 +136,21 @@ export function commitComplete(chunk: Buffer): boolean {
   return at >= 5 && chunk[at - 5] === 0x43; // 'C', then the message length
 }
 
+/** The server's ReadyForQuery (idle) message. */
+const READY_FOR_QUERY = Buffer.from([0x5a, 0, 0, 0, 5, 0x49]);
+
+/** The server's ErrorResponse of a connection it terminates on shutdown (SQLSTATE 57P01). */
+const ADMIN_SHUTDOWN = ((): Buffer => {
+  const fields = Buffer.from(
+    'SFATAL\0VFATAL\0C57P01\0Mterminating connection due to administrator command\0\0',
+    'latin1',
+  );
+  const head = Buffer.alloc(5);
+  head[0] = 0x45; // 'E'
+  head.writeInt32BE(fields.length + 4, 1);
+  return Buffer.concat([head, fields]);
+})();
+
 /**
  * A TCP proxy in front of the test server. Armed with a test on the bytes going one way, it cuts
  * the connection (both sides) on the first chunk that matches, without passing that chunk on.
@@ -148,6 +163,12 @@ export class CuttingProxy {
   cuts = 0;
   /** While set, new connections are closed at once (the server looks down). */
   refuse = false;
+  /**
+   * While above zero, that many new connections get the server's FATAL "terminating connection
+   * due to administrator command" (57P01) in the same chunk as their first ReadyForQuery, then
+   * close — what a server shutting down does to a connection that has just been accepted.
+   */
+  fatalAfterReady = 0;
 
   async start(): Promise<string> {
     this.#server.listen(0, '127.0.0.1');
@@ -179,8 +200,18 @@ export class CuttingProxy {
       this.#sockets.delete(client);
       this.#sockets.delete(server);
     };
+    let ready = false;
     const forward = (from: net.Socket, to: net.Socket, toServer: boolean): void => {
       from.on('data', (chunk: Buffer) => {
+        if (!toServer && !ready && chunk.includes(READY_FOR_QUERY)) {
+          ready = true;
+          if (this.fatalAfterReady > 0) {
+            this.fatalAfterReady--;
+            to.end(Buffer.concat([chunk, ADMIN_SHUTDOWN]));
+            server.destroy();
+            return;
+          }
+        }
         const cut = this.#cut;
         if (cut !== null && cut.toServer === toServer && cut.test(chunk)) {
           this.#cut = null;

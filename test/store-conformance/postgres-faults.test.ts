@@ -173,6 +173,27 @@ describePg('postgres store on broken connections', () => {
     expect((await store.getCommand(2))?.id).toBe(2);
   });
 
+  it('a connection terminated as soon as it is accepted (server shutting down) does not crash the process', async () => {
+    // The FATAL comes in the same chunk as the connection's first ReadyForQuery: the pool hands
+    // the new client out, and the error arrives before the caller could add its own listener.
+    // Without a listener of the store's own, the client's 'error' event is unhandled and the
+    // process dies (seen once in test/serial/pg-restart).
+    const store = env.make({ url });
+    const errors: unknown[] = [];
+    const onError = (error: unknown): void => void errors.push(error);
+    process.on('uncaughtException', onError);
+    try {
+      proxy.fatalAfterReady = 2;
+      await store.open('n');
+      await store.apply(batch({ commandInserts: [command(1)] }));
+      expect((await store.getCommand(1))?.id).toBe(1);
+    } finally {
+      process.off('uncaughtException', onError);
+    }
+    expect(proxy.fatalAfterReady).toBe(0);
+    expect(errors).toEqual([]);
+  });
+
   it('reads try again when their connection was lost', async () => {
     const store = env.make({ url });
     await store.open('n');

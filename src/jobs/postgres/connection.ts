@@ -123,6 +123,9 @@ export function compileJobStoreOptions(options: unknown): CompiledJobStoreOption
   // emit 'error', which would crash the process without a listener. The pool has already
   // discarded the connection, and the next query opens a new one: nothing else to do.
   pool.on('error', () => undefined);
+  // A FATAL arriving with a new connection's ReadyForQuery is emitted before the job store adds
+  // its own listener (see the engine store's createPool): every client keeps one for its life.
+  pool.on('connect', (client) => client.on('error', () => undefined));
   return { pool, ownsPool: true, schema: o.schema, clock };
 }
 

@@ -20,6 +20,7 @@ import type pg from 'pg';
 import type { Clock } from '../../core/clock.js';
 import { CocoError, ErrorCode } from '../../core/errors.js';
 import { migrations } from '../../generated/jobs-postgres-migrations.js';
+import { forwardOnly } from '../columns.js';
 import type { Job, JobChanges, JobQuery, JobStore, JobStoreOpenReport, Step } from '../port.js';
 import {
   compileJobStoreOptions,
@@ -70,7 +71,8 @@ function list(columns: readonly Column[]): string {
 
 /**
  * `INSERT ... SELECT FROM unnest(...) ON CONFLICT DO UPDATE` of every column: the whole row is
- * replaced, as the SQLite store's upserts do. Parameters start at `$first`.
+ * replaced, as the SQLite store's upserts do, unless that would take it back (see
+ * {@link forwardOnly}). Parameters start at `$first`.
  */
 function upsertSql(
   table: string,
@@ -83,7 +85,10 @@ function upsertSql(
     .filter((c) => !key.includes(c.name))
     .map((c) => `${c.name} = EXCLUDED.${c.name}`)
     .join(', ');
-  return `INSERT INTO ${table} (${list(columns)}) SELECT * FROM unnest(${arrays}) ON CONFLICT (${key.join(', ')}) DO UPDATE SET ${updates}`;
+  return (
+    `INSERT INTO ${table} AS cur (${list(columns)}) SELECT * FROM unnest(${arrays}) ` +
+    `ON CONFLICT (${key.join(', ')}) DO UPDATE SET ${updates} WHERE ${forwardOnly('cur', 'EXCLUDED')}`
+  );
 }
 
 /** A {@link JobStore} on PostgreSQL. */

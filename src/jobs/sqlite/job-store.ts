@@ -19,6 +19,7 @@ import { systemClock, type Clock } from '../../core/clock.js';
 import { CocoError, ErrorCode } from '../../core/errors.js';
 import { migrations } from '../../generated/jobs-sqlite-migrations.js';
 import { DEFAULT_BUSY_TIMEOUT_MS, connect, storeFailed } from '../../store/sqlite/connection.js';
+import { forwardOnly } from '../columns.js';
 import type { Job, JobChanges, JobQuery, JobStore, JobStoreOpenReport, Step } from '../port.js';
 import {
   JOB_COLUMNS,
@@ -75,7 +76,10 @@ function upsert(table: string, columns: readonly string[], key: string): string 
   const updates = columns
     .filter((c) => !key.split(', ').includes(c))
     .map((c) => `${c} = excluded.${c}`);
-  return `INSERT INTO ${table} (${columns.join(', ')}) VALUES (${columns.map(() => '?').join(', ')}) ON CONFLICT (${key}) DO UPDATE SET ${updates.join(', ')}`;
+  return (
+    `INSERT INTO ${table} (${columns.join(', ')}) VALUES (${columns.map(() => '?').join(', ')}) ` +
+    `ON CONFLICT (${key}) DO UPDATE SET ${updates.join(', ')} WHERE ${forwardOnly(table, 'excluded')}`
+  );
 }
 
 function prepare(db: Database.Database): Statements {

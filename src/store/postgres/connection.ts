@@ -77,6 +77,12 @@ export function createPool(o: CompiledPostgresOptions): { pool: pg.Pool; owned: 
   // An idle connection that the server drops makes the pool emit 'error', which would crash the
   // process without a listener. The pool has already discarded the connection: nothing to do.
   pool.on('error', () => undefined);
+  // A client the pool has just handed out has no 'error' listener until its user adds one, a
+  // microtask later; a server shutting down can send a FATAL in the same chunk as a new
+  // connection's ReadyForQuery, which would be emitted in between and crash the process. Every
+  // client gets a listener of its own for its whole life; its users still see the loss on their
+  // next query (or through their own listener).
+  pool.on('connect', (client) => client.on('error', () => undefined));
   return { pool, owned: true };
 }
 
