@@ -8,8 +8,9 @@ import { z } from 'zod';
 import { ManualClock } from '../../src/core/clock.js';
 import { defineCommand } from '../../src/core/command-type.js';
 import { Committer, STARTED_WRITE_DELAY_MS } from '../../src/engine/committer.js';
-import { LiveCommand, LiveTask } from '../../src/engine/live.js';
+import { LiveTask } from '../../src/engine/live.js';
 import type { ChangeBatch, Store, TaskUpdate } from '../../src/store/port.js';
+import { liveRoot } from '../support/live.js';
 
 const type = defineCommand({ name: 'unit.started', schema: z.object({}), execute() {} });
 
@@ -37,22 +38,7 @@ async function setup(): Promise<{
     { retryBaseMs: 1, retryMaxMs: 4, maxInFlight: 2, maxBatchRows: 100 },
     () => {},
   );
-  const c = new LiveCommand({
-    id: 1,
-    type,
-    paramsVersion: 1,
-    rawParams: {},
-    params: {},
-    parentId: null,
-    rootId: 1,
-    seq: null,
-    originStage: null,
-    childMode: 'concurrent',
-    failurePolicy: 'wait-all',
-    idempotencyKey: null,
-    createdAt: 0,
-    persisted: false,
-  });
+  const c = liveRoot(type, false);
   const task = new LiveTask(
     c,
     0,

@@ -10,9 +10,10 @@ import type { AgentBroker, StartRequest, StartResult } from '../../src/agents/po
 import { ManualClock } from '../../src/core/clock.js';
 import { defineCommand } from '../../src/core/command-type.js';
 import { Dispatcher, type DispatcherEvents, type PollGate } from '../../src/engine/dispatcher.js';
-import { LiveCommand, LiveTask } from '../../src/engine/live.js';
+import { LiveTask, type LiveCommand } from '../../src/engine/live.js';
 import { Relay } from '../../src/engine/relay.js';
 import { agentTaskId, type SharedStore, type TaskReportRecord } from '../../src/store/port.js';
+import { liveRoot } from '../support/live.js';
 
 const type = defineCommand({ name: 'unit.relayed', schema: z.object({}), execute() {} });
 
@@ -114,22 +115,7 @@ function setup(): {
     strangers: (ids) => Promise.resolve([...ids]),
   };
   dispatcher.gate = gate;
-  const c = new LiveCommand({
-    id: 1,
-    type,
-    paramsVersion: 1,
-    rawParams: {},
-    params: {},
-    parentId: null,
-    rootId: 1,
-    seq: null,
-    originStage: null,
-    childMode: 'concurrent',
-    failurePolicy: 'wait-all',
-    idempotencyKey: null,
-    createdAt: 0,
-    persisted: true,
-  });
+  const c = liveRoot(type, true);
   return {
     dispatcher,
     started,

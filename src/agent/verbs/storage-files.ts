@@ -39,14 +39,19 @@ export async function openExisting(
   }
 }
 
-/** Makes a directory's entries (a new link, rename or unlink) durable. */
-export async function syncDir(dir: string): Promise<void> {
-  const handle = await fsp.open(dir, 'r');
+/** Opens `path` (`flags`: 'r' for a directory, 'r+' for a file) and makes it durable. */
+async function syncPath(path: string, flags: 'r' | 'r+'): Promise<void> {
+  const handle = await fsp.open(path, flags);
   try {
     await handle.sync();
   } finally {
     await handle.close();
   }
+}
+
+/** Makes a directory's entries (a new link, rename or unlink) durable. */
+export async function syncDir(dir: string): Promise<void> {
+  await syncPath(dir, 'r');
 }
 
 /** Writes all of `data` at `position`, however many writes that takes. */
@@ -106,12 +111,7 @@ export async function publish(
 export async function cloneFile(from: string, to: string): Promise<void> {
   // A reflink where the file system has them (instant, shares blocks), else a full copy.
   await fsp.copyFile(from, to, constants.COPYFILE_FICLONE);
-  const handle = await fsp.open(to, 'r+');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
+  await syncPath(to, 'r+');
 }
 
 /** Reads `handle` from 0 to `size` in chunks, hashing (and passing each chunk to `each`). */

@@ -14,6 +14,7 @@ import {
   type AgentClientHooks,
   type AgentOp,
   type RequestCounters,
+  zeroCounters,
 } from './client.js';
 import type { ChangesLoop } from './long-poll.js';
 import type { CompiledHttpBrokerOptions, HttpAgentConfig } from './options.js';
@@ -78,17 +79,7 @@ export function snapshotOf(entry: AgentEntry): HttpAgentSnapshot {
 export function totalRequestCounts(
   entries: Iterable<AgentEntry>,
 ): Readonly<RequestCounters & { statusFromView: number }> {
-  const total: RequestCounters = {
-    health: 0,
-    start: 0,
-    status: 0,
-    stop: 0,
-    clear: 0,
-    list: 0,
-    changes: 0,
-    failedFast: 0,
-    retries: 0,
-  };
+  const total: RequestCounters = zeroCounters();
   let statusFromView = 0;
   for (const entry of entries) {
     for (const key of Object.keys(total) as (AgentOp | 'failedFast' | 'retries')[])

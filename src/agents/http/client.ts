@@ -51,6 +51,21 @@ export interface CallOptions {
 /** Requests sent, by call, and calls refused by the open circuit. */
 export type RequestCounters = Record<AgentOp, number> & { failedFast: number; retries: number };
 
+/** Request counters all at zero. */
+export function zeroCounters(): RequestCounters {
+  return {
+    health: 0,
+    start: 0,
+    status: 0,
+    stop: 0,
+    clear: 0,
+    list: 0,
+    changes: 0,
+    failedFast: 0,
+    retries: 0,
+  };
+}
+
 type Attempt<T> =
   | { readonly ok: true; readonly value: T }
   /**
@@ -68,17 +83,7 @@ export class AgentClient {
   readonly id: string;
   readonly url: string;
   readonly circuit: CircuitBreaker;
-  readonly counters: RequestCounters = {
-    health: 0,
-    start: 0,
-    status: 0,
-    stop: 0,
-    clear: 0,
-    list: 0,
-    changes: 0,
-    failedFast: 0,
-    retries: 0,
-  };
+  readonly counters: RequestCounters = zeroCounters();
   readonly #secret: string;
   readonly #o: CompiledHttpBrokerOptions;
   readonly #hooks: AgentClientHooks;
