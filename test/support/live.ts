@@ -1,26 +1,58 @@
 /**
- * In-memory engine objects for unit tests of engine parts (committer, dispatcher): a root
- * command of a given type, built without an engine.
+ * In-memory engine objects for unit tests of engine parts (committer, dispatcher): commands and
+ * tasks built without an engine.
  */
 import type { CommandType } from '../../src/core/command-type.js';
-import { LiveCommand } from '../../src/engine/live.js';
+import { LiveCommand, LiveTask } from '../../src/engine/live.js';
 
-/** A pending root command (id 1 unless given), concurrent children, wait-all. */
-export function liveRoot(type: CommandType, persisted: boolean, id = 1): LiveCommand {
+/** A pending command: a root, or a child of `parent` (concurrent children, wait-all). */
+export function liveCommand(
+  type: CommandType,
+  id: number,
+  options: { parent?: LiveCommand | null; persisted?: boolean } = {},
+): LiveCommand {
+  const parent = options.parent ?? null;
   return new LiveCommand({
     id,
     type,
     paramsVersion: 1,
     rawParams: {},
     params: {},
-    parentId: null,
-    rootId: id,
-    seq: null,
-    originStage: null,
+    parentId: parent?.id ?? null,
+    rootId: parent?.rootId ?? id,
+    seq: parent ? parent.journalSeq++ : null,
+    originStage: parent ? 0 : null,
     childMode: 'concurrent',
     failurePolicy: 'wait-all',
     idempotencyKey: null,
     createdAt: 0,
-    persisted,
+    persisted: options.persisted ?? false,
   });
+}
+
+/** A created task of `c` (verb `v`, task id `x-<command>-<ordinal>`), added to it. */
+export function liveTask(
+  c: LiveCommand,
+  ordinal: number,
+  options: { agentId?: string; result?: unknown; persisted?: boolean } = {},
+): LiveTask {
+  const t = new LiveTask(
+    c,
+    ordinal,
+    0,
+    options.agentId ?? 'a',
+    'v',
+    null,
+    `x-${c.id}-${ordinal}`,
+    'created',
+    options.result ?? null,
+    null,
+    null,
+    false,
+    0,
+    null,
+    options.persisted ?? false,
+  );
+  c.addTask(t);
+  return t;
 }

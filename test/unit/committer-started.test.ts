@@ -8,9 +8,9 @@ import { z } from 'zod';
 import { ManualClock } from '../../src/core/clock.js';
 import { defineCommand } from '../../src/core/command-type.js';
 import { Committer, STARTED_WRITE_DELAY_MS } from '../../src/engine/committer.js';
-import { LiveTask } from '../../src/engine/live.js';
+import type { LiveTask } from '../../src/engine/live.js';
 import type { ChangeBatch, Store, TaskUpdate } from '../../src/store/port.js';
-import { liveRoot } from '../support/live.js';
+import { liveCommand, liveTask } from '../support/live.js';
 
 const type = defineCommand({ name: 'unit.started', schema: z.object({}), execute() {} });
 
@@ -38,25 +38,8 @@ async function setup(): Promise<{
     { retryBaseMs: 1, retryMaxMs: 4, maxInFlight: 2, maxBatchRows: 100 },
     () => {},
   );
-  const c = liveRoot(type, false);
-  const task = new LiveTask(
-    c,
-    0,
-    0,
-    'a',
-    'v',
-    null,
-    'x-1-0',
-    'created',
-    null,
-    null,
-    null,
-    false,
-    0,
-    null,
-    false,
-  );
-  c.addTask(task);
+  const c = liveCommand(type, 1);
+  const task = liveTask(c, 0);
   committer.command(c);
   committer.task(task);
   const settle = async (): Promise<void> => {

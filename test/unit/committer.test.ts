@@ -11,8 +11,9 @@ import { ManualClock } from '../../src/core/clock.js';
 import { defineCommand } from '../../src/core/command-type.js';
 import { CocoError } from '../../src/core/errors.js';
 import { Committer } from '../../src/engine/committer.js';
-import { LiveCommand, LiveTask } from '../../src/engine/live.js';
+import type { LiveCommand } from '../../src/engine/live.js';
 import type { ChangeBatch, CommandRecord, Store } from '../../src/store/port.js';
+import { liveCommand, liveTask } from '../support/live.js';
 
 const type = defineCommand({ name: 'unit.t', schema: z.object({}), execute() {} });
 
@@ -55,22 +56,7 @@ class FlakyStore {
 }
 
 function command(id: number, parent: LiveCommand | null): LiveCommand {
-  return new LiveCommand({
-    id,
-    type,
-    paramsVersion: 1,
-    rawParams: {},
-    params: {},
-    parentId: parent?.id ?? null,
-    rootId: parent?.rootId ?? id,
-    seq: parent ? parent.journalSeq++ : null,
-    originStage: parent ? 0 : null,
-    childMode: 'concurrent',
-    failurePolicy: 'wait-all',
-    idempotencyKey: null,
-    createdAt: 0,
-    persisted: false,
-  });
+  return liveCommand(type, id, { parent });
 }
 
 const opArb = fc.oneof(
@@ -127,26 +113,7 @@ describe('committer (property)', () => {
               committer.command(c);
             } else if (op.kind === 'task' && live.length > 0) {
               const c = live[op.target % live.length]!;
-              const t =
-                c.tasks[0] ??
-                new LiveTask(
-                  c,
-                  0,
-                  0,
-                  'a',
-                  'v',
-                  null,
-                  `x-${c.id}-0`,
-                  'created',
-                  0,
-                  null,
-                  null,
-                  false,
-                  0,
-                  null,
-                  false,
-                );
-              if (!c.tasks[0]) c.addTask(t);
+              const t = c.tasks[0] ?? liveTask(c, 0, { result: 0 });
               t.result = (t.result as number) + 1;
               committer.task(t);
             } else if (op.kind === 'after' && live.length > 0) {

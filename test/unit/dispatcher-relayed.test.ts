@@ -10,10 +10,10 @@ import type { AgentBroker, StartRequest, StartResult } from '../../src/agents/po
 import { ManualClock } from '../../src/core/clock.js';
 import { defineCommand } from '../../src/core/command-type.js';
 import { Dispatcher, type DispatcherEvents, type PollGate } from '../../src/engine/dispatcher.js';
-import { LiveTask, type LiveCommand } from '../../src/engine/live.js';
+import type { LiveTask } from '../../src/engine/live.js';
 import { Relay } from '../../src/engine/relay.js';
 import { agentTaskId, type SharedStore, type TaskReportRecord } from '../../src/store/port.js';
-import { liveRoot } from '../support/live.js';
+import { liveCommand, liveTask } from '../support/live.js';
 
 const type = defineCommand({ name: 'unit.relayed', schema: z.object({}), execute() {} });
 
@@ -21,28 +21,6 @@ function deferred(): { promise: Promise<void>; resolve: () => void } {
   let resolve = (): void => {};
   const promise = new Promise<void>((r) => (resolve = r));
   return { promise, resolve };
-}
-
-function liveTask(c: LiveCommand, ordinal: number): LiveTask {
-  const t = new LiveTask(
-    c,
-    ordinal,
-    0,
-    'agent-1',
-    'v',
-    null,
-    `x-1-${ordinal}`,
-    'created',
-    null,
-    null,
-    null,
-    false,
-    0,
-    null,
-    true,
-  );
-  c.addTask(t);
-  return t;
 }
 
 function setup(): {
@@ -115,7 +93,7 @@ function setup(): {
     strangers: (ids) => Promise.resolve([...ids]),
   };
   dispatcher.gate = gate;
-  const c = liveRoot(type, true);
+  const c = liveCommand(type, 1, { persisted: true });
   return {
     dispatcher,
     started,
@@ -123,8 +101,8 @@ function setup(): {
     calls,
     stopAnswer,
     stopCalled: stopSeen.promise,
-    first: liveTask(c, 0),
-    second: liveTask(c, 1),
+    first: liveTask(c, 0, { agentId: 'agent-1', persisted: true }),
+    second: liveTask(c, 1, { agentId: 'agent-1', persisted: true }),
   };
 }
 
