@@ -45,6 +45,8 @@ export interface ClusterHost {
   readonly claimBatch: number;
   /** Loads claimed trees into the engine; resolves with the number of commands resumed. */
   adopt(snapshot: ActiveSnapshot): Promise<number>;
+  /** Trees this node took over (claimed and adopted): tells the engine's observers. */
+  claimed(rootIds: readonly number[]): void;
   /** The live task, if this node runs its command. */
   liveTask(commandId: number, ordinal: number): LiveTask | undefined;
   /**
@@ -316,6 +318,7 @@ export class Cluster implements PollGate {
           if (roots.length === 0 || this.#stopped) break;
           const snapshot = await this.#h.store.loadRoots(roots);
           const resumed = await this.#h.adopt(snapshot);
+          this.#h.claimed(roots);
           this.#h.logger.info({ trees: roots.length, resumed }, 'took over orphaned commands');
           if (roots.length === this.#h.claimBatch) this.#claimAgain = true;
         } catch (error) {

@@ -148,6 +148,7 @@ export class Engine {
         dispatcher,
         adopt: async (more) => (await adopt(this.#adoptHost(), more)).resumed,
         leaseLost: (error) => void this.#halt(error),
+        claimed: (rootIds) => this.events.emit('claimed', { rootIds }),
       });
     }
     await dispatcher

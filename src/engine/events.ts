@@ -39,6 +39,11 @@ export interface EngineEventMap {
   };
   /** Something failed inside the engine and is being retried (store commit, internal step). */
   error: { readonly error: ErrorInfo; readonly context: string };
+  /**
+   * This node took over command trees of a node that left (shared store): they run here from
+   * now on. The root ids; their commands were loaded from the store, not created here.
+   */
+  claimed: { readonly rootIds: readonly number[] };
   /** The engine stopped by itself: its lease on a shared store was lost to another node. */
   halted: { readonly error: ErrorInfo };
 }

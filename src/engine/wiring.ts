@@ -124,6 +124,8 @@ export function wireCluster(
     readonly adopt: (snapshot: ActiveSnapshot) => Promise<number>;
     /** This node lost its lease: it must stop. */
     readonly leaseLost: (error: CocoError) => void;
+    /** Trees taken over from a node that left. */
+    readonly claimed: (rootIds: readonly number[]) => void;
   },
 ): Cluster {
   const { coordinator: co, committer, dispatcher } = parts;
@@ -142,6 +144,7 @@ export function wireCluster(
     adopt: parts.adopt,
     liveTask: (commandId, ordinal) => co.live.get(commandId)?.tasks[ordinal],
     leaseLost: parts.leaseLost,
+    claimed: parts.claimed,
     cancel: async (id) => {
       const c = co.live.get(id);
       if (!c) return false;

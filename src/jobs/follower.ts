@@ -31,6 +31,8 @@ export class Follower {
   /** Records the cache could not place: their commands' roots are reconciled. */
   readonly #unknownCommands = new Set<number>();
   readonly #reconcileRoots = new Set<number>();
+  /** Roots queued for rebuilding because the engine took their trees over (see claimed). */
+  readonly #claimed = new Set<number>();
   /** Jobs that stayed incomplete after a reconcile (not retried, to avoid a loop). */
   readonly #unrepairable = new Set<number>();
   /** Jobs found ended by the start's reconcile, cached until the first fold (see the monitor's start). */
@@ -50,6 +52,17 @@ export class Follower {
     this.#store = store;
     this.#logger = logger;
     this.#report = report;
+  }
+
+  /**
+   * Jobs of trees this node's engine took over from a node that left: rebuilt from the engine,
+   * since the departed node's monitor may not have written its last changes.
+   */
+  claimed(rootIds: readonly number[]): void {
+    for (const id of rootIds) {
+      this.#reconcileRoots.add(id);
+      this.#claimed.add(id);
+    }
   }
 
   /** Whether records could not be placed (their jobs must be rebuilt). */
@@ -153,10 +166,16 @@ export class Follower {
 
   /** Rebuilds a job the view missed changes of; a job still incomplete afterwards is not retried. */
   async repair(rootId: number): Promise<void> {
-    this.#logger.warn(
-      { jobId: rootId },
-      'job view missed changes of a running job; rebuilding it from the engine',
-    );
+    if (this.#claimed.delete(rootId))
+      this.#logger.info(
+        { jobId: rootId },
+        'job of a tree taken over; rebuilding it from the engine',
+      );
+    else
+      this.#logger.warn(
+        { jobId: rootId },
+        'job view missed changes of a running job; rebuilding it from the engine',
+      );
     try {
       await this.reconcile(rootId);
     } catch (error) {

@@ -134,6 +134,7 @@ export class JobMonitor {
     this.#unsubscribe = [
       this.#engine.on('committed', (batch) => this.#onCommitted(batch)),
       this.#engine.on('progress', (report) => this.#onProgress(report)),
+      this.#engine.on('claimed', ({ rootIds }) => this.#onClaimed(rootIds)),
     ];
   }
 
@@ -263,6 +264,12 @@ export class JobMonitor {
   #onCommitted(batch: ChangeBatch): void {
     if (this.#state === 'stopping' || this.#state === 'stopped') return;
     this.#batches.push(batch);
+    this.#schedule();
+  }
+
+  #onClaimed(rootIds: readonly number[]): void {
+    if (this.#state === 'stopping' || this.#state === 'stopped') return;
+    this.#follower.claimed(rootIds);
     this.#schedule();
   }
 
