@@ -102,6 +102,51 @@ describePg('postgres shared store', () => {
     await b.apply(batch({ commandUpdates: [commandUpdate({ ...root, status: 'succeeded' })] }));
   });
 
+  it('rows of nodes fenced long ago that own nothing are purged; their id registers again with a new epoch', async () => {
+    const nodeRows = async (): Promise<{ node_id: string; epoch: string }[]> =>
+      raw(env.schema, 'SELECT node_id, epoch FROM coco_nodes ORDER BY node_id');
+    const x = env.make();
+    const z = env.make();
+    const y = env.make();
+    await Promise.all([x.open('x'), z.open('z'), y.open('y')]);
+    await x.apply(batch({ commandInserts: [command(1)] }));
+    // z's tree has a type nobody else knows: it is never claimed, so z's row must stay.
+    await z.apply(batch({ commandInserts: [command(2, { type: 'test.unknown' })] }));
+    await x.claimAgents('x', ['agent-x']);
+    const xEpoch = (await nodeRows()).find((r) => r.node_id === 'x')!.epoch;
+    await raw(
+      env.schema,
+      "UPDATE coco_nodes SET fenced = true, heartbeat_at = now() - interval '2 hours' WHERE node_id IN ('x', 'z')",
+    );
+    // First claim: x still owns its tree while the purge looks, so its row stays.
+    expect(await y.claimOrphans('y', KNOWN, 10)).toEqual([1]);
+    expect((await nodeRows()).map((r) => r.node_id)).toEqual(['x', 'y', 'z']);
+    // Next claim: x owns nothing, its row and its agent lease go; z's stays.
+    expect(await y.claimOrphans('y', KNOWN, 10)).toEqual([]);
+    expect((await nodeRows()).map((r) => r.node_id)).toEqual(['y', 'z']);
+    expect(await raw(env.schema, 'SELECT agent_id FROM agent_leases')).toEqual([]);
+    // A node fenced recently is kept, even once it owns nothing.
+    await y.close('y');
+    const w = env.make();
+    await w.open('w');
+    expect(await w.claimOrphans('w', KNOWN, 10)).toEqual([1]);
+    expect(await w.claimOrphans('w', KNOWN, 10)).toEqual([]);
+    expect((await nodeRows()).map((r) => r.node_id)).toEqual(['w', 'y', 'z']);
+
+    // x registers again: a new epoch, above the one its purged row had, and the earlier
+    // process (still holding the old epoch) is refused.
+    const x2 = env.make();
+    await x2.open('x');
+    const again = (await nodeRows()).find((r) => r.node_id === 'x')!.epoch;
+    expect(BigInt(again)).toBeGreaterThan(BigInt(xEpoch));
+    await rejectsWith(x.apply(batch({ commandInserts: [command(5)] })), ErrorCode.LeaseLost);
+    await x2.apply(batch({ commandInserts: [command(6)] }));
+    // The claimer that knows z's type takes its tree; z owns nothing now.
+    expect(await w.claimOrphans('w', [...KNOWN, { type: 'test.unknown', version: 1 }], 10)).toEqual(
+      [2],
+    );
+  });
+
   it('a claimer whose own lease has expired is refused', async () => {
     const a = env.make({ leaseMs: SHORT_LEASE });
     await a.open('a');

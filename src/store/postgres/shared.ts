@@ -27,6 +27,13 @@ import { channelOf, signalPayload } from './listen.js';
 import { parseReportRow } from './rows.js';
 import { jsonText } from './statements.js';
 
+/**
+ * How long the row of a fenced node is kept once it owns nothing: an hour in which whoever looks
+ * into a takeover still finds the departed node (host, pid, since, last heartbeat). Not needed
+ * for fencing (epochs never repeat, migration 0006), only for people.
+ */
+export const NODE_ROW_KEEP_MS = 3_600_000;
+
 /** The shared operations' SQL for one schema. */
 export function buildSharedSql(schema: string) {
   const s = quoteIdent(schema);
@@ -34,15 +41,17 @@ export function buildSharedSql(schema: string) {
   const commands = `${s}.commands`;
   const leases = `${s}.agent_leases`;
   const reports = `${s}.task_reports`;
+  const epochs = `${s}.coco_node_epochs`;
   const ms = (p: string): string => `clock_timestamp() + ${p} * interval '1 millisecond'`;
   const epochMs = (c: string): string => `(extract(epoch FROM ${c}) * 1000)::bigint`;
   return {
     // A live row (unfenced, unexpired) of this id stays, unless this very instance wrote it (a
-    // repeated try); any other is replaced, with a new epoch.
+    // repeated try); any other is replaced, with a new epoch (from the schema's sequence, so no
+    // earlier process of this id ever held it, even one whose row was purged: migration 0006).
     registerNode:
       `INSERT INTO ${nodes} AS n (node_id, epoch, lease_until, fenced, last_batch, instance, pid, host, since, heartbeat_at) ` +
-      `VALUES ($1, 1, ${ms('$2')}, false, 0, $5, $3, $4, clock_timestamp(), clock_timestamp()) ` +
-      'ON CONFLICT (node_id) DO UPDATE SET epoch = n.epoch + 1, lease_until = EXCLUDED.lease_until, ' +
+      `VALUES ($1, nextval('${epochs}'), ${ms('$2')}, false, 0, $5, $3, $4, clock_timestamp(), clock_timestamp()) ` +
+      'ON CONFLICT (node_id) DO UPDATE SET epoch = EXCLUDED.epoch, lease_until = EXCLUDED.lease_until, ' +
       'fenced = false, instance = EXCLUDED.instance, pid = EXCLUDED.pid, host = EXCLUDED.host, ' +
       'since = EXCLUDED.since, heartbeat_at = EXCLUDED.heartbeat_at ' +
       'WHERE n.fenced OR n.lease_until < clock_timestamp() OR n.instance = EXCLUDED.instance ' +
@@ -69,6 +78,16 @@ export function buildSharedSql(schema: string) {
       `UPDATE ${nodes} SET last_claim = $3, last_claim_roots = $4::bigint[] ` +
       'WHERE node_id = $1 AND epoch = $2',
     claimState: `SELECT epoch, last_claim, last_claim_roots::text[] AS roots FROM ${nodes} WHERE node_id = $1`,
+    // Rows of nodes fenced more than NODE_ROW_KEEP_MS ago that own no active command (none can
+    // come back to them: claims only take trees away) go, with their agent leases. SKIP LOCKED:
+    // two claimers never wait on each other for this housekeeping.
+    purgeNodes:
+      `WITH gone AS (DELETE FROM ${nodes} WHERE node_id IN (SELECT n.node_id FROM ${nodes} n ` +
+      `WHERE n.fenced AND n.heartbeat_at < clock_timestamp() - ${NODE_ROW_KEEP_MS} * interval '1 millisecond' ` +
+      `AND NOT EXISTS (SELECT 1 FROM ${commands} c WHERE c.active AND c.owner = n.node_id) ` +
+      'ORDER BY n.node_id FOR UPDATE SKIP LOCKED) RETURNING node_id), ' +
+      `dropped AS (DELETE FROM ${leases} l USING gone g WHERE l.node_id = g.node_id) ` +
+      'SELECT count(*)::int AS n FROM gone',
     fenceExpired:
       `WITH expired AS (SELECT node_id FROM ${nodes} WHERE NOT fenced AND lease_until < clock_timestamp() ` +
       'AND node_id <> $1 ORDER BY node_id FOR UPDATE SKIP LOCKED) ' +
@@ -239,6 +258,7 @@ export async function claimOrphans(
       const me = await client.query(db.sql.liveSelf, [node.nodeId, node.epoch]);
       if (me.rowCount === 0) throw leaseLost(node.nodeId, 'claimOrphans refused');
       const fenced = await client.query(db.sql.fenceExpired, [node.nodeId]);
+      await client.query(db.sql.purgeNodes);
       const claimed = await client.query({
         text: db.sql.claimTrees,
         values: [node.nodeId, known.map((k) => k.type), known.map((k) => k.version), limit],
