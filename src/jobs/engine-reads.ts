@@ -4,11 +4,17 @@
  *
  * @module
  */
+import { isTerminal } from '../core/states.js';
 import type { Engine } from '../engine/engine.js';
 import type { CommandRecord, TaskRecord } from '../store/port.js';
 
-/** The part of the engine the monitor uses: its events and its queries. */
-export type MonitoredEngine = Pick<Engine, 'on' | 'get' | 'list' | 'inspect'>;
+/**
+ * The part of the engine the monitor uses: its events and its queries, and its node id (on a
+ * shared store, the jobs of trees another node runs are that node's monitor's to write).
+ */
+export type MonitoredEngine = Pick<Engine, 'on' | 'get' | 'list' | 'inspect'> & {
+  readonly nodeId?: string;
+};
 
 /** Statuses of a command that has not ended. */
 const ACTIVE_STATUSES = ['pending', 'waiting', 'aborting', 'compensating'] as const;
@@ -57,6 +63,16 @@ export async function readJob(
   const tasks: TaskRecord[] = [];
   for (const d of details) if (d) tasks.push(...d.tasks);
   return { commands, tasks };
+}
+
+/**
+ * Whether another node runs the tree of this (active) root: a shared store stamps the owner of
+ * every command, a single-node store none.
+ */
+export function runElsewhere(root: CommandRecord, nodeId: string | undefined): boolean {
+  return (
+    nodeId !== undefined && root.owner !== null && root.owner !== nodeId && !isTerminal(root.status)
+  );
 }
 
 /** Ids of every root command that has not ended, newest first. */

@@ -14,6 +14,7 @@ import {
   newestCommandId,
   readJob,
   rootIdsAbove,
+  runElsewhere,
   type MonitoredEngine,
 } from './engine-reads.js';
 import { commandStepKey, taskStepKey, type JobChanges, type JobStore } from './port.js';
@@ -186,9 +187,14 @@ export class Follower {
 
   /**
    * Merges a job's stored engine state into the cache and marks the whole job for writing.
-   * Progress already shown (stored steps) is kept as a floor. False if the root does not exist.
+   * Progress already shown (stored steps) is kept as a floor. False if the root does not exist,
+   * or (`mineOnly`, at start) if another node runs its tree: that node's monitor writes its job.
    */
-  async reconcile(rootId: number): Promise<boolean> {
+  async reconcile(rootId: number, mineOnly = false): Promise<boolean> {
+    if (mineOnly) {
+      const root = await this.#engine.get(rootId);
+      if (root && runElsewhere(root, this.#engine.nodeId)) return false;
+    }
     const snapshot = await readJob(this.#engine, rootId);
     if (!snapshot) {
       this.#logger.warn({ jobId: rootId }, 'job has no root command in the engine; left as stored');

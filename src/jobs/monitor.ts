@@ -69,7 +69,7 @@ export interface JobMonitorOptions {
 
 /** What {@link JobMonitor.start} found and did. */
 export interface MonitorStartReport {
-  /** Jobs rebuilt from the engine's stored state. */
+  /** Jobs rebuilt from the engine's stored state (not those of trees other nodes run). */
   readonly reconciled: number;
   /** Of those, jobs still running (followed from now on). */
   readonly running: number;
@@ -150,8 +150,10 @@ export class JobMonitor {
    * Opens the job store, then makes the view truthful again: every job the store says is running,
    * every root command the engine has not ended, and every root newer than the stored watermark
    * (its changes may have been committed by the engine but not yet by the monitor before a crash)
-   * is rebuilt from the engine's stored state, one transaction per job. Then follows the engine,
-   * starting with the batches committed since the monitor was created. Call after `engine.start()`.
+   * is rebuilt from the engine's stored state, one transaction per job — except, on a shared
+   * store, the running jobs of trees another node runs (its monitor writes them; the trees this
+   * node takes over later are rebuilt when it claims them). Then follows the engine, starting
+   * with the batches committed since the monitor was created. Call after `engine.start()`.
    */
   async start(): Promise<MonitorStartReport> {
     if (this.#state !== 'new')
@@ -175,7 +177,7 @@ export class JobMonitor {
     const ids = await f.startTargets(this.#batches);
     let reconciled = 0;
     for (const id of ids) {
-      if (await f.reconcile(id)) reconciled++;
+      if (await f.reconcile(id, true)) reconciled++;
       // Ended jobs stay cached until the queued batches (older than the snapshot) are folded
       // onto them, so that those batches find their commands instead of looking unknown.
       await this.#applyNow(f.collect(this.#clock.now(), true));

@@ -1,8 +1,9 @@
 /**
- * The job view of trees taken over from a node that left: the node that claims them rebuilds
- * their jobs from the engine at once (the `claimed` engine event), instead of waiting for the
- * next change in the tree — the departed node's monitor may not have written its last changes,
- * or, as here, none at all.
+ * Jobs on a shared store, where each node's monitor writes the jobs of the trees its engine
+ * runs. The node that takes over a departed node's trees rebuilds their jobs from the engine at
+ * once (the `claimed` engine event), instead of waiting for the next change in the tree — the
+ * departed node's monitor may not have written its last changes, or, as here, none at all. A
+ * monitor starting leaves the running jobs of other live nodes' trees to their monitors.
  */
 import { expect, it, vi } from 'vitest';
 import { z } from 'zod';
@@ -67,6 +68,45 @@ describePg('jobs of claimed trees', () => {
     } finally {
       release();
       await monitor.stop();
+    }
+  });
+
+  it("a node's monitor starting leaves the running jobs of other live nodes' trees to their monitors", async () => {
+    let release = (): void => {};
+    const released = new Promise<void>((r) => (release = r));
+    const agents = inProcessAgents(['a1'], { verbs: { hold: () => released.then(() => 'done') } });
+    const cluster = inProcessCluster({ prefix: 'coco_startjobs', agents, commands: [held] });
+    const monitorOf = (engine: Awaited<ReturnType<typeof cluster.start>>) =>
+      createJobMonitor({
+        engine,
+        store: postgresJobStore({ url: PG_URL, schema: cluster.schema }),
+      });
+    const a = await cluster.start('a');
+    const aMonitor = monitorOf(a);
+    await aMonitor.start();
+    const b = await cluster.start('b');
+    const bMonitor = monitorOf(b);
+    try {
+      const { id: mine } = await b.submit(held, {});
+      const { id: theirs } = await a.submit(held, {});
+      await aMonitor.flush();
+      expect((await aMonitor.getJob(theirs))?.status).toBe('running');
+      // b's monitor starts with both trees running: it rebuilds its own node's job only.
+      const report = await bMonitor.start();
+      expect(report.reconciled).toBe(1);
+      expect((await bMonitor.getJob(mine))?.status).toBe('running');
+      expect(bMonitor.stats().runningJobs).toBe(1);
+
+      release();
+      expect((await a.waitFor(theirs)).status).toBe('succeeded');
+      expect((await b.waitFor(mine)).status).toBe('succeeded');
+      await Promise.all([aMonitor.flush(), bMonitor.flush()]);
+      expect((await bMonitor.getJob(theirs))?.status).toBe('succeeded');
+      expect((await bMonitor.getJob(mine))?.status).toBe('succeeded');
+    } finally {
+      release();
+      await bMonitor.stop();
+      await aMonitor.stop();
     }
   });
 });
