@@ -64,11 +64,12 @@ function positiveInt(name: string, fallback: number): number {
 }
 
 /**
- * Engine tuning on PostgreSQL: the engine's defaults (4 batches in flight on a shared store,
- * `maxBatchRows` 5,000) over the benchmarks' {@link BENCH_TUNING} (1 s poll safety net, id blocks
+ * Engine tuning on PostgreSQL: the engine's defaults (8 batches in flight on a shared store,
+ * `maxBatchRows` 3,000) over the benchmarks' {@link BENCH_TUNING} (1 s poll safety net, id blocks
  * of 50,000). Since a batch is pipelined (applier.ts) its fixed cost is small, so big batches no
  * longer pay: measured on one node, 3–5 runs each, interleaved: 5,000 × 4 in flight beat
- * 20,000 × 2 (the former setting) and 5,000 × 2 on fan-out and chains, tied on one-task.
+ * 20,000 × 2 and 5,000 × 2 on fan-out and chains (stop 7); 3,000 × 8 beat 5,000 × 4 on chains
+ * by 15–25%, within 3% on one-task, 4–7% behind on fan-out (stop 8; BENCHMARKS.md).
  */
 const PG_TUNING: EngineTuning = { ...BENCH_TUNING };
 
