@@ -7,8 +7,9 @@
  * @module
  */
 import type { AgentBroker, TaskStatusReport } from '../agents/port.js';
-import type { Clock, TimerHandle } from '../core/clock.js';
-import { CocoError, ErrorCode, toErrorInfo } from '../core/errors.js';
+import type { Clock } from '../core/clock.js';
+import { ErrorCode, toErrorInfo } from '../core/errors.js';
+import { AgentCalls } from './agent-calls.js';
 import type { LiveTask } from './live.js';
 import {
   AgentLink,
@@ -26,6 +27,7 @@ export class Dispatcher {
   #unsubscribe: (() => void) | null = null;
   /** Tasks whose clear waits for the agent to report them ended. */
   readonly #clearWhenDone = new Set<LiveTask>();
+  readonly #calls: AgentCalls;
 
   private readonly broker: AgentBroker;
   /** Prefix of our task ids on agents (reconciliation). */
@@ -47,6 +49,16 @@ export class Dispatcher {
     this.clock = clock;
     this.options = options;
     this.events = events;
+    this.#calls = new AgentCalls({
+      broker,
+      clock,
+      options,
+      events,
+      prefix,
+      gate: () => this.gate,
+      mayPoll: (link) => this.#mayPoll(link),
+      applyReports: (link, reports, polled) => this.#applyReports(link, reports, polled),
+    });
     this.#unsubscribe =
       broker.onActivity?.((agentId, reports) => {
         if (reports) this.apply(agentId, reports);
@@ -225,26 +237,6 @@ export class Dispatcher {
     });
   }
 
-  async #call<T>(link: AgentLink, what: string, fn: () => Promise<T>): Promise<T> {
-    let timer: TimerHandle | null = null;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = this.clock.setTimer(this.options.callTimeoutMs, () =>
-        reject(
-          new CocoError(
-            ErrorCode.AgentTimeout,
-            `agent ${link.id} did not answer ${what} within ${this.options.callTimeoutMs} ms`,
-            { retryable: true },
-          ),
-        ),
-      );
-    });
-    try {
-      return await Promise.race([fn(), timeout]);
-    } finally {
-      (timer as TimerHandle | null)?.cancel();
-    }
-  }
-
   async #round(link: AgentLink): Promise<void> {
     if (this.#stopped || link.busy) return;
     if (this.clock.now() < link.blockedUntil) {
@@ -257,17 +249,18 @@ export class Dispatcher {
     // goes from created to ended in one write instead of two.
     let accepted: LiveTask[] = [];
     try {
-      if ((!link.reconciled && this.#mayPoll(link)) || link.sweep) await this.#reconcile(link);
-      accepted = await this.#sendStarts(link);
-      await this.#sendStops(link);
-      await this.#sendClears(link);
+      if ((!link.reconciled && this.#mayPoll(link)) || link.sweep)
+        await this.#calls.reconcile(link);
+      accepted = await this.#calls.sendStarts(link);
+      await this.#calls.sendStops(link);
+      await this.#calls.sendClears(link);
       const now = this.clock.now();
       if (
         this.#pollable(link) &&
         (link.wantPoll || now - link.lastPollAt >= this.options.pollIntervalMs)
       ) {
         link.wantPoll = false;
-        await this.#poll(link);
+        await this.#calls.poll(link);
       }
     } catch (error) {
       ok = false;
@@ -293,107 +286,6 @@ export class Dispatcher {
       this.events.agentState(link.id, true, null, 0);
     } else if (ok) link.failures = 0;
     this.#kick(link);
-  }
-
-  async #reconcile(link: AgentLink): Promise<void> {
-    const ids = await this.#call(link, 'listTasks', () =>
-      this.broker.listTasks(link.id, this.prefix),
-    );
-    let strangers = ids.filter((id) => !this.events.isKnown(id));
-    // Other nodes' tasks are not in this node's memory: only rows missing from the store count.
-    if (strangers.length > 0 && this.gate) strangers = await this.gate.strangers(strangers);
-    if (strangers.length > 0) {
-      await this.#call(link, 'stopTasks', () => this.broker.stopTasks(link.id, strangers));
-      await this.#call(link, 'clearTasks', () => this.broker.clearTasks(link.id, strangers));
-    }
-    // A sweep is a reconciliation; a reconciliation without the lease leaves the one due when
-    // the lease is taken.
-    if (this.#mayPoll(link)) link.reconciled = true;
-    link.sweep = false;
-  }
-
-  async #sendStarts(link: AgentLink): Promise<LiveTask[]> {
-    if (link.toStart.length === 0) return [];
-    const batch = link.toStart.filter((t) => !t.ended && !t.stopRequested);
-    link.toStart = [];
-    if (batch.length === 0) return [];
-    const accepted: LiveTask[] = [];
-    for (const t of batch) t.startSent = true;
-    try {
-      const results = await this.#call(link, 'startTasks', () =>
-        this.broker.startTasks(
-          link.id,
-          batch.map((t) => ({ taskId: t.agentTaskId, verb: t.verb, args: t.args })),
-        ),
-      );
-      const byId = new Map(results.map((r) => [r.taskId, r]));
-      for (const task of batch) {
-        const r = byId.get(task.agentTaskId);
-        if (!r) {
-          link.toStart.push(task); // not answered: try again next round
-        } else if (r.accepted) {
-          link.running.set(task.agentTaskId, task);
-          accepted.push(task);
-        } else {
-          task.agentDone = true;
-          this.events.rejected(task, r.error);
-        }
-      }
-      if (link.toStart.length > 0) link.wantPoll = true;
-    } catch (error) {
-      link.toStart = batch.concat(link.toStart);
-      throw error;
-    }
-    return accepted;
-  }
-
-  async #sendStops(link: AgentLink): Promise<void> {
-    if (link.toStop.length === 0) return;
-    const batch = link.toStop;
-    link.toStop = [];
-    try {
-      await this.#call(link, 'stopTasks', () =>
-        this.broker.stopTasks(
-          link.id,
-          batch.map((t) => t.agentTaskId),
-        ),
-      );
-      link.wantPoll = true;
-    } catch (error) {
-      link.toStop = batch.concat(link.toStop);
-      throw error;
-    }
-  }
-
-  async #sendClears(link: AgentLink): Promise<void> {
-    if (link.toClear.length === 0) return;
-    const batch = link.toClear.filter((t) => !t.cleared);
-    link.toClear = [];
-    if (batch.length === 0) return;
-    try {
-      await this.#call(link, 'clearTasks', () =>
-        this.broker.clearTasks(
-          link.id,
-          batch.map((t) => t.agentTaskId),
-        ),
-      );
-    } catch (error) {
-      link.toClear = batch.concat(link.toClear);
-      throw error;
-    }
-    for (const t of batch) t.cleared = true;
-    this.events.cleared(batch);
-  }
-
-  async #poll(link: AgentLink): Promise<void> {
-    const ids = [...link.running.keys()];
-    const foreign = this.gate?.foreignIds(link.id) ?? [];
-    if (foreign.length > 0) ids.push(...foreign);
-    const reports = await this.#call(link, 'getStatuses', () =>
-      this.broker.getStatuses(link.id, ids),
-    );
-    link.lastPollAt = this.clock.now();
-    this.#applyReports(link, reports, true);
   }
 
   /**

@@ -1,0 +1,164 @@
+/**
+ * The calls a dispatcher round makes to one agent — reconcile (list, then stop and clear
+ * strangers), start, stop, clear, poll — each bounded by the call timeout. The dispatcher
+ * (./dispatcher.ts) decides when a round runs and what it does with the answers.
+ *
+ * @module
+ */
+import type { AgentBroker, TaskStatusReport } from '../agents/port.js';
+import type { Clock, TimerHandle } from '../core/clock.js';
+import { CocoError, ErrorCode } from '../core/errors.js';
+import type { AgentLink, DispatcherEvents, DispatcherOptions, PollGate } from './dispatch-ports.js';
+import type { LiveTask } from './live.js';
+
+/** What the calls need from their dispatcher. */
+export interface AgentCallsHost {
+  readonly broker: AgentBroker;
+  readonly clock: Clock;
+  readonly options: DispatcherOptions;
+  readonly events: DispatcherEvents;
+  /** Prefix of our task ids on agents (reconciliation). */
+  readonly prefix: string;
+  /** The poll gate (multi-node), or null on a single node. */
+  gate(): PollGate | null;
+  /** Whether this node may poll the agent now. */
+  mayPoll(link: AgentLink): boolean;
+  /** Applies what a poll returned. */
+  applyReports(link: AgentLink, reports: readonly TaskStatusReport[], polled: boolean): void;
+}
+
+/** One agent's calls, for the dispatcher's rounds. */
+export class AgentCalls {
+  readonly #h: AgentCallsHost;
+
+  constructor(host: AgentCallsHost) {
+    this.#h = host;
+  }
+
+  /** Lists our tasks on the agent; stops and clears those nobody knows (strangers). */
+  async reconcile(link: AgentLink): Promise<void> {
+    const ids = await this.#call(link, 'listTasks', () =>
+      this.#h.broker.listTasks(link.id, this.#h.prefix),
+    );
+    let strangers = ids.filter((id) => !this.#h.events.isKnown(id));
+    // Other nodes' tasks are not in this node's memory: only rows missing from the store count.
+    const gate = this.#h.gate();
+    if (strangers.length > 0 && gate) strangers = await gate.strangers(strangers);
+    if (strangers.length > 0) {
+      await this.#call(link, 'stopTasks', () => this.#h.broker.stopTasks(link.id, strangers));
+      await this.#call(link, 'clearTasks', () => this.#h.broker.clearTasks(link.id, strangers));
+    }
+    // A sweep is a reconciliation; a reconciliation without the lease leaves the one due when
+    // the lease is taken.
+    if (this.#h.mayPoll(link)) link.reconciled = true;
+    link.sweep = false;
+  }
+
+  /** Sends the queued starts; resolves with the tasks the agent accepted. */
+  async sendStarts(link: AgentLink): Promise<LiveTask[]> {
+    if (link.toStart.length === 0) return [];
+    const batch = link.toStart.filter((t) => !t.ended && !t.stopRequested);
+    link.toStart = [];
+    if (batch.length === 0) return [];
+    const accepted: LiveTask[] = [];
+    for (const t of batch) t.startSent = true;
+    try {
+      const results = await this.#call(link, 'startTasks', () =>
+        this.#h.broker.startTasks(
+          link.id,
+          batch.map((t) => ({ taskId: t.agentTaskId, verb: t.verb, args: t.args })),
+        ),
+      );
+      const byId = new Map(results.map((r) => [r.taskId, r]));
+      for (const task of batch) {
+        const r = byId.get(task.agentTaskId);
+        if (!r) {
+          link.toStart.push(task); // not answered: try again next round
+        } else if (r.accepted) {
+          link.running.set(task.agentTaskId, task);
+          accepted.push(task);
+        } else {
+          task.agentDone = true;
+          this.#h.events.rejected(task, r.error);
+        }
+      }
+      if (link.toStart.length > 0) link.wantPoll = true;
+    } catch (error) {
+      link.toStart = batch.concat(link.toStart);
+      throw error;
+    }
+    return accepted;
+  }
+
+  /** Sends the queued stops. */
+  async sendStops(link: AgentLink): Promise<void> {
+    if (link.toStop.length === 0) return;
+    const batch = link.toStop;
+    link.toStop = [];
+    try {
+      await this.#call(link, 'stopTasks', () =>
+        this.#h.broker.stopTasks(
+          link.id,
+          batch.map((t) => t.agentTaskId),
+        ),
+      );
+      link.wantPoll = true;
+    } catch (error) {
+      link.toStop = batch.concat(link.toStop);
+      throw error;
+    }
+  }
+
+  /** Sends the queued clears. */
+  async sendClears(link: AgentLink): Promise<void> {
+    if (link.toClear.length === 0) return;
+    const batch = link.toClear.filter((t) => !t.cleared);
+    link.toClear = [];
+    if (batch.length === 0) return;
+    try {
+      await this.#call(link, 'clearTasks', () =>
+        this.#h.broker.clearTasks(
+          link.id,
+          batch.map((t) => t.agentTaskId),
+        ),
+      );
+    } catch (error) {
+      link.toClear = batch.concat(link.toClear);
+      throw error;
+    }
+    for (const t of batch) t.cleared = true;
+    this.#h.events.cleared(batch);
+  }
+
+  /** Asks the agent for the statuses of its running tasks (ours, and relayed ones). */
+  async poll(link: AgentLink): Promise<void> {
+    const ids = [...link.running.keys()];
+    const foreign = this.#h.gate()?.foreignIds(link.id) ?? [];
+    if (foreign.length > 0) ids.push(...foreign);
+    const reports = await this.#call(link, 'getStatuses', () =>
+      this.#h.broker.getStatuses(link.id, ids),
+    );
+    link.lastPollAt = this.#h.clock.now();
+    this.#h.applyReports(link, reports, true);
+  }
+
+  async #call<T>(link: AgentLink, what: string, fn: () => Promise<T>): Promise<T> {
+    let timer: TimerHandle | null = null;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = this.#h.clock.setTimer(this.#h.options.callTimeoutMs, () =>
+        reject(
+          new CocoError(
+            ErrorCode.AgentTimeout,
+            `agent ${link.id} did not answer ${what} within ${this.#h.options.callTimeoutMs} ms`,
+            { retryable: true },
+          ),
+        ),
+      );
+    });
+    try {
+      return await Promise.race([fn(), timeout]);
+    } finally {
+      (timer as TimerHandle | null)?.cancel();
+    }
+  }
+}
