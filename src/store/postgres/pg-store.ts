@@ -41,16 +41,7 @@ import type {
 } from '../port.js';
 import { Applier } from './applier.js';
 import { PoolAccess } from './pool-access.js';
-import {
-  READ_RETRY_WINDOW_MS,
-  TYPES,
-  backoff,
-  createPool,
-  isConnectionError,
-  migrateSchema,
-  sleep,
-  storeFailed,
-} from './connection.js';
+import { TYPES, createPool, migrateSchema, storeFailed } from './connection.js';
 import { Listener } from './listen.js';
 import {
   compileOptions,
@@ -148,23 +139,12 @@ export class PostgresStore implements SharedStore {
 
   async #migrate(): Promise<MigrationReport & { storeId: string }> {
     this.#checkOpen();
-    const began = Date.now();
-    for (let attempt = 0; ; attempt++) {
-      try {
-        const report = await this.#access.withClient('migration failed', (client) =>
-          migrateSchema(client, this.schema),
-        );
-        this.#storeId = report.storeId;
-        return report;
-      } catch (error) {
-        // A server restarting while a node starts: migrating again is safe (the ledger and the
-        // advisory lock make a migration that did commit a no-op the second time).
-        const cause = error instanceof CocoError ? error.cause : error;
-        if (!isConnectionError(cause) || Date.now() - began >= READ_RETRY_WINDOW_MS || this.#closed)
-          throw storeFailed('migration failed', error);
-        await sleep(backoff(attempt));
-      }
-    }
+    // A server restarting while a node starts: the migration is tried again.
+    const report = await this.#access.withClientAgain('migration failed', (client) =>
+      migrateSchema(client, this.schema),
+    );
+    this.#storeId = report.storeId;
+    return report;
   }
 
   async migrate(): Promise<MigrationReport> {

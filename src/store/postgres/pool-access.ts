@@ -99,6 +99,29 @@ export class PoolAccess {
     }
   }
 
+  /**
+   * {@link PoolAccess.withClient}, tried again on connection errors for up to
+   * READ_RETRY_WINDOW_MS while the store is open: `fn` must be safe to run again, even after a
+   * run whose end was lost (the migration: its ledger and advisory lock make a repeat a no-op).
+   */
+  async withClientAgain<T>(what: string, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    const began = Date.now();
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.withClient(what, fn);
+      } catch (error) {
+        const cause = error instanceof CocoError ? error.cause : error;
+        if (
+          !isConnectionError(cause) ||
+          Date.now() - began >= READ_RETRY_WINDOW_MS ||
+          !this.#isOpen()
+        )
+          throw storeFailed(what, error);
+        await sleep(backoff(attempt));
+      }
+    }
+  }
+
   /** Runs `fn` on one pooled connection (destroyed afterwards if it failed). */
   async withClient<T>(what: string, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
     let client: pg.PoolClient;
