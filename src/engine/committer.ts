@@ -439,9 +439,16 @@ export class Committer {
       after.push(...f.after.map((a) => ({ fn: a.fn, barrier: true })));
     }
     // Failed batches go first again, as one barrier: nothing after them runs before they commit.
+    // Callbacks registered while they were in flight (their cause taken, so queued as "ready")
+    // become barriers too: their cause is back in the queue, and a partial next batch might not
+    // hold it.
     this.#entities = entities.concat(this.#entities);
+    const ready = this.#ready.map((a): AfterCommit => {
+      if (!a.barrier) this.#barriers++;
+      return { fn: a.fn, barrier: true };
+    });
     this.#barriers += after.length;
-    this.#ready = after.concat(this.#ready);
+    this.#ready = after.concat(ready);
     const delay = Math.min(
       this.#options.retryMaxMs,
       this.#options.retryBaseMs * 2 ** Math.min(this.#failures - 1, 16),

@@ -155,7 +155,26 @@ describe('committer (property)', () => {
           }
         },
       ),
-      { numRuns: 150 },
+      {
+        numRuns: 150,
+        examples: [
+          // Found by a CI run: c1's batch fails while a callback of c1 waits as "ready"; the
+          // retry's first batch (2 rows) holds c2 and the callback but not c1, and committed the
+          // callback before c1 was stored. Callbacks waiting during a failure are barriers now.
+          [
+            [
+              { kind: 'new', parent: 0 },
+              { kind: 'new', parent: 0 },
+              { kind: 'tick' },
+              { kind: 'after', target: 0 },
+              { kind: 'task', target: 33 },
+            ],
+            [0, 1],
+            1,
+            2,
+          ],
+        ],
+      },
     );
   });
 });
