@@ -26,6 +26,8 @@ afterEach(async () => {
 
 describePg('many nodes on one PostgreSQL', () => {
   it('3 nodes, a mixed workload of 3,000+ commands, one node SIGKILLed mid-run', async () => {
+    // Printed first, so that a failure anywhere below can be replayed (COCO_CLUSTER_SEED).
+    console.log(`cluster test: seed ${SEED}`);
     const fresh = freshSchema('coco_cluster');
     const schema = fresh.schema;
     cleanups.push(() => fresh.drop());
@@ -108,7 +110,7 @@ describePg('many nodes on one PostgreSQL', () => {
       throw new Error(`${String(error)}; ${active.commands.length} active:\n${lines.join('\n')}`);
     });
     const summary = await verifyWorkload(verifier, storeId, agents, AGENTS, submitted);
-    console.log(`cluster test: seed ${SEED}`, summary);
+    console.log('cluster test: summary', summary);
     expect(summary.commands).toBeGreaterThanOrEqual(3_000);
     expect(recorder.overlaps).toEqual([]);
     // The victim's agents were taken over: the survivors polled after the kill.

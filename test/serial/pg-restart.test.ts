@@ -58,6 +58,8 @@ describePg('PostgreSQL restarted mid-run', () => {
   it.skipIf(why !== null)(
     'two nodes ride out a server restart: nothing lost, nothing doubled',
     async () => {
+      // Printed first, so that a failure anywhere below can be replayed (COCO_CLUSTER_SEED).
+      console.log(`pg restart test: seed ${SEED}`);
       const fresh = freshSchema('coco_restart');
       cleanups.push(() => fresh.drop());
       const agents = inProcessAgents(AGENTS);
@@ -106,7 +108,7 @@ describePg('PostgreSQL restarted mid-run', () => {
         120_000,
       );
       const summary = await verifyWorkload(verifier, storeId, agents, AGENTS, submitted);
-      console.log(`pg restart test: seed ${SEED}`, summary);
+      console.log('pg restart test: summary', summary);
       expect(summary.commands).toBeGreaterThan(1_000);
       expect(recorder.overlaps).toEqual([]);
       for (const n of started) {
