@@ -119,7 +119,9 @@ export class LiveTask {
     this.createdAt = createdAt;
     this.endedAt = endedAt;
     this.persisted = persisted;
-    this.agentDone = isTaskEnded(status) && !stopRequested;
+    // A task stopped by the engine (deadline, cancel) may have ended in the engine's view only;
+    // one that succeeded was reported so by its agent, stop or not.
+    this.agentDone = isTaskEnded(status) && (!stopRequested || status === 'succeeded');
   }
 
   get ended(): boolean {

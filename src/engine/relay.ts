@@ -189,8 +189,14 @@ export class Relay implements Pick<PollGate, 'foreignIds' | 'foreignReport'> {
               notLoaded.push(r);
               continue;
             }
-            if (task.ended || task.agentDone) {
+            // A task the engine ended (deadline, cancel) still waits for its agent's word
+            // before it is cleared: only a task its agent is done with has no use for reports.
+            if (task.agentDone) {
               useless.push({ commandId: r.commandId, ordinal: r.ordinal });
+              continue;
+            }
+            if (task.ended && r.status === 'running') {
+              useless.push(r); // only this report: a newer one may say it ended
               continue;
             }
             const report: TaskStatusReport = {

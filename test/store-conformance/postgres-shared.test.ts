@@ -305,6 +305,30 @@ describePg('postgres shared store', () => {
       { commandId: 2, ordinal: 0, agentId: 'x', owner: 'a' },
     ]);
     expect(await a.foreignTasks('a', ['x'])).toEqual([]);
+    // A task the engine stopped and ended (deadline) in a command that ended but whose clears
+    // wait: its owner needs the agent's word, so it is polled too — until the command settles.
+    const stopped = { agentId: 'x', stopRequested: true, endedAt: T0 + 1 };
+    await a.apply(
+      batch({
+        commandInserts: [
+          command(3, { status: 'failed', endedAt: T0 + 1 }),
+          command(4, { status: 'failed', endedAt: T0 + 1 }),
+        ],
+        taskInserts: [
+          task(3, 0, { ...stopped, status: 'failed' }),
+          task(3, 1, { ...stopped, status: 'succeeded' }),
+          task(4, 0, { ...stopped, status: 'cancelled' }),
+        ],
+      }),
+    );
+    expect((await b.foreignTasks('b', ['x'])).slice(3)).toEqual([
+      { commandId: 3, ordinal: 0, agentId: 'x', owner: 'a' },
+      { commandId: 4, ordinal: 0, agentId: 'x', owner: 'a' },
+    ]);
+    await a.apply(batch({ commandsSettled: [4] }));
+    expect((await b.foreignTasks('b', ['x'])).slice(3)).toEqual([
+      { commandId: 3, ordinal: 0, agentId: 'x', owner: 'a' },
+    ]);
     const aSignals = await signals(a, 'a');
     const bSignals = await signals(b, 'b');
     const told = aSignals.next('reports');

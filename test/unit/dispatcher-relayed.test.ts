@@ -10,7 +10,7 @@ import type { AgentBroker, StartRequest, StartResult } from '../../src/agents/po
 import { ManualClock } from '../../src/core/clock.js';
 import { defineCommand } from '../../src/core/command-type.js';
 import { Dispatcher, type DispatcherEvents, type PollGate } from '../../src/engine/dispatcher.js';
-import type { LiveTask } from '../../src/engine/live.js';
+import { LiveTask } from '../../src/engine/live.js';
 import { Relay } from '../../src/engine/relay.js';
 import { agentTaskId, type SharedStore, type TaskReportRecord } from '../../src/store/port.js';
 import { liveCommand, liveTask } from '../support/live.js';
@@ -192,5 +192,34 @@ describe('the relay of the node polling an agent', () => {
     relay.foreignReport('agent-1', { taskId: t8, state: 'running' });
     await relay.flush();
     expect(statuses()).toEqual(['7:unknown', '7:running']);
+  });
+});
+
+describe('tasks loaded from the store', () => {
+  it('a task that succeeded is done on its agent even if a stop was requested; a stopped one that failed is not', () => {
+    const c = liveCommand(type, 1, { persisted: true });
+    const make = (status: 'succeeded' | 'failed', stopRequested: boolean): boolean =>
+      new LiveTask(
+        c,
+        0,
+        0,
+        'a',
+        'v',
+        null,
+        'x-1-0',
+        status,
+        null,
+        null,
+        null,
+        stopRequested,
+        0,
+        1,
+        true,
+      ).agentDone;
+    expect(make('succeeded', true)).toBe(true);
+    expect(make('succeeded', false)).toBe(true);
+    // Failed with a stop requested: perhaps by the engine (deadline), the agent may still run it.
+    expect(make('failed', true)).toBe(false);
+    expect(make('failed', false)).toBe(true);
   });
 });

@@ -129,10 +129,21 @@ export function buildSharedSql(schema: string) {
       "WHERE t.command_id IS NULL OR (t.status IN ('succeeded', 'failed', 'cancelled') " +
       "AND c.status IN ('succeeded', 'failed', 'cancelled') AND c.tasks_cleared " +
       "AND c.compensation <> 'compensating') ORDER BY k.command_id, k.ordinal",
+    // Tasks not ended (by agent: tasks_open), and tasks the engine ended with a stop requested
+    // (deadline, cancel) whose command has ended but is not settled: their owner waits for the
+    // agent's word before clearing them, and may not poll the agent itself. The second set is
+    // found from the active commands (few of them have ended and wait for clears).
     foreignTasks:
+      'SELECT * FROM (' +
       `SELECT t.command_id, t.ordinal, t.agent_id, c.owner FROM ${s}.tasks t JOIN ${commands} c ON c.id = t.command_id ` +
       "WHERE t.agent_id = ANY($2::text[]) AND t.status IN ('created', 'running') " +
-      'AND c.owner IS NOT NULL AND c.owner <> $1 ORDER BY t.agent_id, t.command_id, t.ordinal',
+      'AND c.owner IS NOT NULL AND c.owner <> $1 ' +
+      'UNION ALL ' +
+      `SELECT t.command_id, t.ordinal, t.agent_id, c.owner FROM ${commands} c JOIN ${s}.tasks t ON t.command_id = c.id ` +
+      "WHERE c.active AND c.status IN ('succeeded', 'failed', 'cancelled') AND NOT c.tasks_cleared " +
+      'AND c.owner IS NOT NULL AND c.owner <> $1 AND t.agent_id = ANY($2::text[]) ' +
+      "AND t.stop_requested AND t.status IN ('failed', 'cancelled')" +
+      ') f ORDER BY agent_id, command_id, ordinal',
     // Upserts the reports and signals the owner of each command concerned (NOTIFY is sent at
     // COMMIT; identical notifications of one transaction are sent once).
     postReports:
