@@ -195,10 +195,6 @@ export class Relay implements Pick<PollGate, 'foreignIds' | 'foreignReport'> {
               useless.push({ commandId: r.commandId, ordinal: r.ordinal });
               continue;
             }
-            if (task.ended && r.status === 'running') {
-              useless.push(r); // only this report: a newer one may say it ended
-              continue;
-            }
             const report: TaskStatusReport = {
               taskId: task.agentTaskId,
               state: r.status,
