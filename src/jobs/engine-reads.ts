@@ -39,8 +39,10 @@ export interface EngineJobSnapshot {
 export async function readJob(
   engine: MonitoredEngine,
   rootId: number,
+  /** The root, if the caller has just read it (null: it does not exist). */
+  known?: CommandRecord | null,
 ): Promise<EngineJobSnapshot | null> {
-  const root = await engine.get(rootId);
+  const root = known === undefined ? await engine.get(rootId) : known;
   if (!root) return null;
   const byId = new Map<number, CommandRecord>([[root.id, root]]);
   let beforeId: number | undefined;

@@ -191,11 +191,9 @@ export class Follower {
    * or (`mineOnly`, at start) if another node runs its tree: that node's monitor writes its job.
    */
   async reconcile(rootId: number, mineOnly = false): Promise<boolean> {
-    if (mineOnly) {
-      const root = await this.#engine.get(rootId);
-      if (root && runElsewhere(root, this.#engine.nodeId)) return false;
-    }
-    const snapshot = await readJob(this.#engine, rootId);
+    const root = await this.#engine.get(rootId);
+    if (mineOnly && root && runElsewhere(root, this.#engine.nodeId)) return false;
+    const snapshot = await readJob(this.#engine, rootId, root);
     if (!snapshot) {
       this.#logger.warn({ jobId: rootId }, 'job has no root command in the engine; left as stored');
       return false;
