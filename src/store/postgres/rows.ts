@@ -2,7 +2,7 @@
  * Parsing the PostgreSQL store's rows. Command, task, undo and entity rows are read in the very
  * shape the SQLite store reads (positional, JSON as text, flags as 0/1; see statements.ts), so
  * they go through the SQLite store's validating parsers, which know nothing of SQLite itself
- * (src/store/sqlite/rows.ts and fast-rows.ts import only zod and the core). Agents and relayed
+ * (src/store/rows/parse.ts and parse-fast.ts import only zod and the core). Agents and relayed
  * reports, which only this store has in this form, are parsed here.
  *
  * @module
@@ -16,8 +16,8 @@ import type {
   CorruptRow,
   TaskReportRecord,
 } from '../port.js';
-import { parseCommandRowFast, parseTaskRowFast } from '../sqlite/fast-rows.js';
-import { parseCommandRow, parseUndoRow, type Parsed } from '../sqlite/rows.js';
+import { parseCommandRowFast, parseTaskRowFast } from '../rows/parse-fast.js';
+import { parseCommandRow, parseUndoRow, type Parsed } from '../rows/parse.js';
 
 export {
   parseCommandRow,
@@ -25,7 +25,7 @@ export {
   parseOrThrow,
   parseTaskRow,
   parseUndoRow,
-} from '../sqlite/rows.js';
+} from '../rows/parse.js';
 
 /** Rows of the four queries of an active snapshot. */
 export interface ActiveRows {

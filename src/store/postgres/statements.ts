@@ -8,7 +8,7 @@
  * instead of one per row.
  *
  * Record reads return positional rows (`rowMode: 'array'`), columns in the order of the
- * `*_COLUMNS` lists of src/store/sqlite/rows.ts, JSON as text and flags as 0/1: exactly the rows
+ * `*_COLUMNS` lists of src/store/rows/columns.ts, JSON as text and flags as 0/1: exactly the rows
  * the SQLite store reads, so the same validating parsers read both.
  *
  * @module
@@ -21,7 +21,7 @@ import {
   commandState,
   isActive,
   jsonText,
-} from '../sqlite/rows.js';
+} from '../rows/parse.js';
 import type {
   ChangeBatch,
   CommandRecord,

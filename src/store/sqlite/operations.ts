@@ -7,8 +7,8 @@
 import type Database from 'better-sqlite3';
 import { CocoError, ErrorCode } from '../../core/errors.js';
 import type { ActiveSnapshot, ChangeBatch, CorruptRow } from '../port.js';
-import { parseCommandRow, parseUndoRow, type Parsed } from './rows.js';
-import { parseCommandRowFast, parseTaskRowFast } from './fast-rows.js';
+import { parseCommandRow, parseUndoRow, type Parsed } from '../rows/parse.js';
+import { parseCommandRowFast, parseTaskRowFast } from '../rows/parse-fast.js';
 import type { WriteOp } from './writer.js';
 import {
   commandInsertValues,

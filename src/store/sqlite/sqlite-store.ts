@@ -52,7 +52,7 @@ import {
   parseOrThrow,
   parseTaskRow,
   parseUndoRow,
-} from './rows.js';
+} from '../rows/parse.js';
 import { SQL, listCommandsQuery, prepareStatements, type Statements } from './statements.js';
 
 export { DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, type SqliteStoreOptions } from './options.js';

@@ -2,7 +2,7 @@
  * Every SQL operation of the SQLite store, by name, in one place; plus the binders that turn
  * records into statement parameters (JSON as text, booleans as 0/1).
  *
- * Reads return positional rows: columns in the order of the `*_COLUMNS` lists of rows.ts, which
+ * Reads return positional rows: columns in the order of the `*_COLUMNS` lists of store/rows/columns.ts, which
  * parses them.
  *
  * @module
@@ -26,7 +26,7 @@ import {
   commandState,
   isActive,
   jsonText,
-} from './rows.js';
+} from '../rows/parse.js';
 
 type Db = Database.Database;
 type Stmt = Database.Statement<unknown[], unknown>;
@@ -45,7 +45,7 @@ function placeholders(n: number): string {
   return Array.from({ length: n }, () => '?').join(', ');
 }
 
-/** Columns of a command row (positional, see rows.ts), for table alias `c`. */
+/** Columns of a command row (positional, see store/rows/columns.ts), for table alias `c`. */
 export const COMMAND_SELECT = list(COMMAND_COLUMNS, 'c');
 const TASK_SELECT = list(TASK_COLUMNS, 't');
 const UNDO_SELECT = list(UNDO_COLUMNS, 'u');
@@ -54,7 +54,7 @@ const UNDO_SELECT = list(UNDO_COLUMNS, 'u');
  * The same columns as one JSON array text per row. Bulk loads read rows this way: SQLite
  * serialising and V8's JSON.parse cost about a quarter less CPU than the driver converting
  * each value (measured on 100k commands). TEXT columns, JSON text included (even invalid), stay plain
- * strings inside the array, so each row is still parsed and reported on its own by rows.ts. A
+ * strings inside the array, so each row is still parsed and reported on its own by store/rows/parse.ts. A
  * BLOB anywhere makes json_array fail, so loads fall back to the plain form (operations.ts).
  */
 function asJson(columns: readonly string[], alias: string): string {
@@ -180,7 +180,7 @@ const ENDED_CHILDREN =
   'WHERE p.active = 1 AND c.parent_id IS NOT NULL AND c.active = 0 ORDER BY p.id, c.seq';
 
 /**
- * The store's SQL, by operation name. Record reads return positional rows (see rows.ts);
+ * The store's SQL, by operation name. Record reads return positional rows (see store/rows/columns.ts);
  * {@link prepareStatements} sets each statement's mode.
  */
 export const SQL = {

@@ -4,8 +4,8 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { fastCommandRow, fastTaskRow } from '../../../src/store/sqlite/fast-rows.js';
-import { parseCommandRow, parseTaskRow } from '../../../src/store/sqlite/rows.js';
+import { fastCommandRow, fastTaskRow } from '../../../src/store/rows/parse-fast.js';
+import { parseCommandRow, parseTaskRow } from '../../../src/store/rows/parse.js';
 
 const validCommand = (): unknown[] => [
   7, 'disk.copy', 2, '{"disk":"d1"}', 'waiting', 3, 1, 4, 0, 'serial', 'fail-fast', 'none',

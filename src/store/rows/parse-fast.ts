@@ -1,6 +1,6 @@
 /**
  * Fast paths for the two row kinds a restart reads by the hundred thousand (commands and tasks):
- * plain type checks that accept exactly the rows the zod parsers of rows.ts accept, and give
+ * plain type checks that accept exactly the rows the zod parsers of parse.ts accept, and give
  * `null` for anything else so that the zod parser runs and names the problem. Loading 100,000
  * unfinished commands spent ~1 s in zod; these take a fraction of that. A property test checks
  * that both paths agree.
@@ -24,7 +24,7 @@ import {
   parseCommandRow,
   parseTaskRow,
   type Parsed,
-} from './rows.js';
+} from './parse.js';
 
 const COMMAND_STATUS = new Set<unknown>(COMMAND_STATUSES);
 const COMPENSATION = new Set<unknown>(COMPENSATION_STATUSES);

@@ -1,8 +1,8 @@
 /**
- * The columns of the SQLite store's tables and the values written to them: the column lists in
- * row order (rows are read as positional arrays in this order, see rows.ts), JSON as text, the
- * command's `state` array, and the `active` flag. The PostgreSQL store reads and writes the same
- * shapes. Re-exported by rows.ts.
+ * The columns of the engine's tables and the values written to them, the same for every store
+ * (SQLite and PostgreSQL read and write these shapes): the column lists in row order (rows are
+ * read as positional arrays in this order, see parse.ts), JSON as text, the command's `state`
+ * array, and the `active` flag. Re-exported by parse.ts.
  *
  * @module
  */

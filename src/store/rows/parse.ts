@@ -1,5 +1,5 @@
 /**
- * Rows of the SQLite store and their parsers. A row is read as a positional array (its columns
+ * Rows of the stores (dialect-neutral) and their parsers. A row is read as a positional array (its columns
  * in the order of the `*_COLUMNS` lists of columns.ts, re-exported here) and is `unknown` until a
  * zod parser has turned it into a record of the store port: the parser first decodes the SQL
  * representation (JSON text, 0/1 booleans), then validates the record (statuses, integers, error
