@@ -20,7 +20,6 @@ import type pg from 'pg';
 import type { Clock } from '../../core/clock.js';
 import { CocoError, ErrorCode } from '../../core/errors.js';
 import { migrations } from '../../generated/jobs-postgres-migrations.js';
-import { forwardOnly } from '../columns.js';
 import type { Job, JobChanges, JobQuery, JobStore, JobStoreOpenReport, Step } from '../port.js';
 import {
   compileJobStoreOptions,
@@ -33,13 +32,11 @@ import {
 import {
   JOB_COLUMNS,
   STEP_COLUMNS,
-  int8,
-  jobArrays,
-  parseJobRow,
-  parseStepRow,
-  stepArrays,
+  columnList as list,
+  forwardOnly,
   type Column,
-} from './rows.js';
+} from '../rows.js';
+import { int8, jobArrays, parseJobRow, parseStepRow, stepArrays } from './rows.js';
 
 export type { PostgresJobStoreOptions } from './connection.js';
 
@@ -64,10 +61,8 @@ const APPLY_ATTEMPTS = 4;
 const APPLY_RETRY_BASE_MS = 100;
 const APPLY_RETRY_FACTOR = 4;
 
-/** Columns of a job or step read, selected by name (so rows are objects keyed by column). */
-function list(columns: readonly Column[]): string {
-  return columns.map((c) => c.name).join(', ');
-}
+/** The PostgreSQL type of each column kind (the element type of its `unnest` array). */
+const PG_TYPES = { int: 'bigint', text: 'text', real: 'float8', flag: 'boolean' } as const;
 
 /**
  * `INSERT ... SELECT FROM unnest(...) ON CONFLICT DO UPDATE` of every column: the whole row is
@@ -80,7 +75,7 @@ function upsertSql(
   key: string[],
   first: number,
 ): string {
-  const arrays = columns.map((c, i) => `$${first + i}::${c.type}[]`).join(', ');
+  const arrays = columns.map((c, i) => `$${first + i}::${PG_TYPES[c.kind]}[]`).join(', ');
   const updates = columns
     .filter((c) => !key.includes(c.name))
     .map((c) => `${c.name} = EXCLUDED.${c.name}`)

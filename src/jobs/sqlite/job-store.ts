@@ -19,16 +19,23 @@ import { systemClock, type Clock } from '../../core/clock.js';
 import { CocoError, ErrorCode } from '../../core/errors.js';
 import { migrations } from '../../generated/jobs-sqlite-migrations.js';
 import { DEFAULT_BUSY_TIMEOUT_MS, connect, storeFailed } from '../../store/sqlite/connection.js';
-import { forwardOnly } from '../columns.js';
+import { z } from 'zod';
 import type { Job, JobChanges, JobQuery, JobStore, JobStoreOpenReport, Step } from '../port.js';
 import {
   JOB_COLUMNS,
   STEP_COLUMNS,
-  jobValues,
-  parseJobRow,
-  parseStepRow,
-  stepValues,
-} from './rows.js';
+  columnList,
+  forwardOnly,
+  jobRows,
+  type Column,
+} from '../rows.js';
+
+/** SQLite hands integers over as numbers and flags as 0/1. */
+const { jobValues, parseJobRow, parseStepRow, stepValues } = jobRows({
+  int: z.number().int(),
+  flag: z.union([z.literal(0), z.literal(1)]).transform((v) => v === 1),
+  flagValue: (value) => (value ? 1 : 0),
+});
 
 /** Options of {@link sqliteJobStore}. */
 export interface SqliteJobStoreOptions {
@@ -72,12 +79,12 @@ interface Statements {
   readonly runningIds: Stmt;
 }
 
-function upsert(table: string, columns: readonly string[], key: string): string {
+function upsert(table: string, columns: readonly Column[], key: string): string {
   const updates = columns
-    .filter((c) => !key.split(', ').includes(c))
-    .map((c) => `${c} = excluded.${c}`);
+    .filter((c) => !key.split(', ').includes(c.name))
+    .map((c) => `${c.name} = excluded.${c.name}`);
   return (
-    `INSERT INTO ${table} (${columns.join(', ')}) VALUES (${columns.map(() => '?').join(', ')}) ` +
+    `INSERT INTO ${table} (${columnList(columns)}) VALUES (${columns.map(() => '?').join(', ')}) ` +
     `ON CONFLICT (${key}) DO UPDATE SET ${updates.join(', ')} WHERE ${forwardOnly(table, 'excluded')}`
   );
 }
@@ -90,8 +97,8 @@ function prepare(db: Database.Database): Statements {
       "INSERT INTO coco_job_meta (key, value) VALUES ('watermark', ?) ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
     ),
     getWatermark: db.prepare("SELECT value FROM coco_job_meta WHERE key = 'watermark'").pluck(),
-    getJob: db.prepare(`SELECT ${JOB_COLUMNS.join(', ')} FROM job_jobs WHERE id = ?`),
-    getSteps: db.prepare(`SELECT ${STEP_COLUMNS.join(', ')} FROM job_steps WHERE job_id = ?`),
+    getJob: db.prepare(`SELECT ${columnList(JOB_COLUMNS)} FROM job_jobs WHERE id = ?`),
+    getSteps: db.prepare(`SELECT ${columnList(STEP_COLUMNS)} FROM job_steps WHERE job_id = ?`),
     runningIds: db
       .prepare(
         "SELECT id FROM job_jobs WHERE status = 'running' AND id < ? ORDER BY id DESC LIMIT ?",
@@ -258,7 +265,7 @@ export class SqliteJobStore implements JobStore {
     }
     params.push(Math.min(limit, MAX_JOB_LIST_LIMIT));
     const clause = where.length === 0 ? '' : ` WHERE ${where.join(' AND ')}`;
-    const sql = `SELECT ${JOB_COLUMNS.join(', ')} FROM job_jobs${clause} ORDER BY id DESC LIMIT ?`;
+    const sql = `SELECT ${columnList(JOB_COLUMNS)} FROM job_jobs${clause} ORDER BY id DESC LIMIT ?`;
     const rows = this.#read(() => {
       let stmt = this.#listCache.get(sql);
       if (stmt === undefined) {

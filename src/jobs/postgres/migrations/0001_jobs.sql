@@ -41,7 +41,7 @@ CREATE TABLE job_steps (
   command_id bigint NOT NULL,
   task_ordinal bigint,
   -- A command status for a command step, a task status for a task step. Checked by the reader
-  -- (src/jobs/postgres/rows.ts), not by a CHECK here, as in the SQLite store: both stores accept
+  -- (src/jobs/rows.ts), not by a CHECK here, as in the SQLite store: both stores accept
   -- the same writes, and this table is a derived view written by one typed writer.
   status text NOT NULL,
   compensation text NOT NULL CHECK (compensation IN ('none', 'compensating', 'compensated', 'failed')),

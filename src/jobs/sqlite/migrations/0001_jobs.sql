@@ -32,7 +32,7 @@ CREATE TABLE job_steps (
   command_id INTEGER NOT NULL,
   task_ordinal INTEGER,
   -- A command status for a command step, a task status for a task step. Checked by the reader
-  -- (src/jobs/sqlite/rows.ts), not by a CHECK here: the per-kind CHECK measured about a quarter
+  -- (src/jobs/rows.ts), not by a CHECK here: the per-kind CHECK measured about a quarter
   -- of the cost of an upsert, and this table is a derived view written by one typed writer.
   status TEXT NOT NULL,
   compensation TEXT NOT NULL CHECK (compensation = 'none' OR compensation = 'compensating' OR compensation = 'compensated' OR compensation = 'failed'),
