@@ -10,7 +10,8 @@
  * limit of N connections writing in parallel, as coco's N nodes do.
  */
 import type { PostgresStore } from '../src/store/postgres/pg-store.js';
-import type { ChangeBatch, CommandRecord, CommandUpdate, TaskRecord } from '../src/store/port.js';
+import type { CommandRecord, TaskRecord } from '../src/core/records.js';
+import type { ChangeBatch, CommandUpdate } from '../src/store/port.js';
 import { emptyBatch } from '../src/store/port.js';
 import type { PerUnit } from './pg-common.js';
 

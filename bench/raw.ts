@@ -13,7 +13,7 @@ import {
   taskInsertValues,
   taskUpdateValues,
 } from '../src/store/sqlite/statements.js';
-import type { CommandRecord, TaskRecord } from '../src/store/port.js';
+import type { CommandRecord, TaskRecord } from '../src/core/records.js';
 import { tempDb, type OpCounts } from './lib.js';
 
 function commandRow(id: number): CommandRecord {

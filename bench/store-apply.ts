@@ -15,12 +15,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import Database from 'better-sqlite3';
-import {
-  emptyBatch,
-  type ChangeBatch,
-  type CommandRecord,
-  type TaskRecord,
-} from '../src/store/port.js';
+import type { CommandRecord, TaskRecord } from '../src/core/records.js';
+import { emptyBatch, type ChangeBatch } from '../src/store/port.js';
 import { sqliteStore, type SqliteStoreOptions } from '../src/store/sqlite/sqlite-store.js';
 import {
   T0,

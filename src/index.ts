@@ -46,6 +46,9 @@ export {
 } from './engine/engine.js';
 export type { EngineOptions, EngineTuning } from './engine/options.js';
 export type { EngineEventMap, EngineEventName } from './engine/events.js';
+export type * from './core/records.js';
+export { agentTaskId, parseAgentTaskId } from './core/records.js';
 export type * from './store/port.js';
-export { agentTaskId, parseAgentTaskId } from './store/port.js';
+export type * from './store/shared-port.js';
+export { isSharedStore } from './store/shared-port.js';
 export type * from './agents/port.js';

@@ -5,7 +5,7 @@
  */
 import type { Job, Step } from '../jobs/port.js';
 import type { JobTree, StepNode } from '../jobs/view.js';
-import type { CommandRecord } from '../store/port.js';
+import type { CommandRecord } from '../core/records.js';
 
 /** A 20-cell progress bar with the percentage. */
 export function bar(percent: number, width = 20): string {

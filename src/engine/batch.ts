@@ -4,16 +4,8 @@
  *
  * @module
  */
-import type {
-  ChangeBatch,
-  CommandRecord,
-  CommandUpdate,
-  EntityWrite,
-  TaskRecord,
-  TaskUpdate,
-  UndoRecord,
-  UndoUpdate,
-} from '../store/port.js';
+import type { CommandRecord, EntityWrite, TaskRecord, UndoRecord } from '../core/records.js';
+import type { ChangeBatch, CommandUpdate, TaskUpdate, UndoUpdate } from '../store/port.js';
 import type { LiveCommand, LiveTask, LiveUndo } from './live.js';
 
 /** A callback to run after a commit; a barrier waits for everything marked before it. */

@@ -15,13 +15,9 @@ import type { Clock, TimerHandle } from '../core/clock.js';
 import type { Logger } from '../core/command-type.js';
 import { CocoError, ErrorCode, toErrorInfo } from '../core/errors.js';
 import type { CommandRegistry } from '../core/registry.js';
-import {
-  parseAgentTaskId,
-  type ActiveSnapshot,
-  type KnownType,
-  type SharedStore,
-  type TaskKey,
-} from '../store/port.js';
+import { parseAgentTaskId } from '../core/records.js';
+import type { ActiveSnapshot } from '../store/port.js';
+import type { KnownType, SharedStore, TaskKey } from '../store/shared-port.js';
 import type { Dispatcher, PollGate } from './dispatcher.js';
 import { Relay } from './relay.js';
 import type { LiveTask } from './live.js';

@@ -23,7 +23,8 @@
  */
 import type { Clock, TimerHandle } from '../core/clock.js';
 import { CocoError, ErrorCode, toErrorInfo } from '../core/errors.js';
-import { emptyBatch, type ChangeBatch, type EntityWrite, type Store } from '../store/port.js';
+import type { EntityWrite } from '../core/records.js';
+import { emptyBatch, type ChangeBatch, type Store } from '../store/port.js';
 import type { LiveCommand, LiveTask, LiveUndo } from './live.js';
 import { snapshot, type Flight, type AfterCommit } from './batch.js';
 

@@ -27,7 +27,7 @@ import type {
 } from '../core/command-type.js';
 import { CocoError, ErrorCode, type ErrorInfo } from '../core/errors.js';
 import { assertJson } from '../core/params.js';
-import type { EntityWrite } from '../store/port.js';
+import type { EntityWrite } from '../core/records.js';
 import type { ChildState, LiveCommand, LiveTask } from './live.js';
 
 /** What contexts need from the engine. */

@@ -10,7 +10,8 @@ import type { CommandType, Json, Logger, TaskSpec } from '../core/command-type.j
 import { CocoError, ErrorCode, type ErrorInfo } from '../core/errors.js';
 import type { CommandRegistry } from '../core/registry.js';
 import { assertTransition, type CommandStatus } from '../core/states.js';
-import type { EntityWrite, Store } from '../store/port.js';
+import type { EntityWrite } from '../core/records.js';
+import type { Store } from '../store/port.js';
 import type { Committer } from './committer.js';
 import { decide } from './decide.js';
 import { newChild, newRoot } from './factory.js';

@@ -9,14 +9,9 @@ import type { CommandType } from '../core/command-type.js';
 import { CocoError, ErrorCode } from '../core/errors.js';
 import { CommandRegistry } from '../core/registry.js';
 import { isTerminal } from '../core/states.js';
-import {
-  isSharedStore,
-  type AgentRecord,
-  type CommandQuery,
-  type CommandRecord,
-  type TaskRecord,
-  type UndoRecord,
-} from '../store/port.js';
+import type { AgentRecord, CommandRecord, TaskRecord, UndoRecord } from '../core/records.js';
+import type { CommandQuery } from '../store/port.js';
+import { isSharedStore } from '../store/shared-port.js';
 import { adopt, resume, type AdoptHost } from './adopt.js';
 import { assertLeaseFits, type Cluster } from './cluster.js';
 import type { Committer } from './committer.js';

@@ -6,7 +6,8 @@
  * @module
  */
 import type { Json } from '../core/command-type.js';
-import type { EntityWrite, Store } from '../store/port.js';
+import type { EntityWrite } from '../core/records.js';
+import type { Store } from '../store/port.js';
 import type { Committer } from './committer.js';
 
 /** Uncommitted entity writes over the store's committed ones. */

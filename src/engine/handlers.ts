@@ -9,7 +9,7 @@
 import { CocoError, ErrorCode, toErrorInfo, type ErrorInfo } from '../core/errors.js';
 import { assertJson } from '../core/params.js';
 import type { CommandStatus } from '../core/states.js';
-import type { EntityWrite } from '../store/port.js';
+import type { EntityWrite } from '../core/records.js';
 import { EndCtx, FailureCtx, StageCtx, UndoCtx, type ContextHost } from './contexts.js';
 import type { LiveCommand, LiveUndo } from './live.js';
 

@@ -15,7 +15,8 @@ import {
   type TaskStatus,
   type UndoStatus,
 } from '../core/states.js';
-import type { TaskRecord, TaskUpdate, UndoRecord, UndoUpdate } from '../store/port.js';
+import type { TaskRecord, UndoRecord } from '../core/records.js';
+import type { TaskUpdate, UndoUpdate } from '../store/port.js';
 import type { LiveCommand } from './live.js';
 
 /** A child as its parent tracks it. */

@@ -11,7 +11,8 @@ import type { ChildMode, CommandType, FailurePolicy } from '../core/command-type
 import type { ErrorInfo } from '../core/errors.js';
 import type { TimerHandle } from '../core/clock.js';
 import { isTerminal, type CommandStatus, type CompensationStatus } from '../core/states.js';
-import type { CommandRecord, CommandUpdate } from '../store/port.js';
+import type { CommandRecord } from '../core/records.js';
+import type { CommandUpdate } from '../store/port.js';
 
 /** Marks parameters that could not be loaded (the command fails without running handlers). */
 export const BROKEN_PARAMS: unique symbol = Symbol('coco.brokenParams');

@@ -12,7 +12,8 @@ import { systemClock, type Clock } from '../core/clock.js';
 import type { CommandType, Logger } from '../core/command-type.js';
 import { ValidationError } from '../core/errors.js';
 import { toIssues } from '../core/params.js';
-import { isSharedStore, type Store } from '../store/port.js';
+import type { Store } from '../store/port.js';
+import { isSharedStore } from '../store/shared-port.js';
 
 /** Timing and sizing knobs. Every field has a default. */
 export interface EngineTuning {

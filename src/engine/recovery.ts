@@ -19,10 +19,10 @@ import type { CommandRegistry } from '../core/registry.js';
 import {
   agentTaskId,
   type CommandRecord,
-  type Store,
   type TaskRecord,
   type UndoRecord,
-} from '../store/port.js';
+} from '../core/records.js';
+import type { Store } from '../store/port.js';
 import { BROKEN_PARAMS, ChildState, LiveCommand, LiveTask, LiveUndo } from './live.js';
 
 /** A command that could not be loaded and is left as it is. */

@@ -9,12 +9,8 @@
  */
 import type { TaskStatusReport } from '../agents/port.js';
 import type { Clock } from '../core/clock.js';
-import {
-  agentTaskId,
-  type ReportKey,
-  type SharedStore,
-  type TaskReportRecord,
-} from '../store/port.js';
+import { agentTaskId } from '../core/records.js';
+import type { ReportKey, SharedStore, TaskReportRecord } from '../store/shared-port.js';
 import type { Dispatcher, PollGate } from './dispatcher.js';
 import type { LiveTask } from './live.js';
 

@@ -11,7 +11,7 @@ import type { Logger, TaskSpec } from '../core/command-type.js';
 import { CocoError, ErrorCode, ValidationError, type ErrorInfo } from '../core/errors.js';
 import { assertJson } from '../core/params.js';
 import { assertTransition, type TaskStatus } from '../core/states.js';
-import { agentTaskId } from '../store/port.js';
+import { agentTaskId } from '../core/records.js';
 import type { Committer } from './committer.js';
 import type { Dispatcher, DispatcherEvents } from './dispatcher.js';
 import type { EngineEvents } from './events.js';

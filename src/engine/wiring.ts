@@ -8,7 +8,8 @@
  */
 import { CocoError, ErrorCode } from '../core/errors.js';
 import type { CommandRegistry } from '../core/registry.js';
-import type { ActiveSnapshot, SharedStore } from '../store/port.js';
+import type { ActiveSnapshot } from '../store/port.js';
+import type { SharedStore } from '../store/shared-port.js';
 import { Cluster } from './cluster.js';
 import { Committer } from './committer.js';
 import { Coordinator } from './coordinator.js';

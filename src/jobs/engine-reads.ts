@@ -6,7 +6,7 @@
  */
 import { isTerminal } from '../core/states.js';
 import type { Engine } from '../engine/engine.js';
-import type { CommandRecord, TaskRecord } from '../store/port.js';
+import type { CommandRecord, TaskRecord } from '../core/records.js';
 
 /**
  * The part of the engine the monitor uses: its events and its queries, and its node id (on a

@@ -11,7 +11,8 @@
  * @module
  */
 import { isTaskEnded, isTerminal, type CommandStatus } from '../core/states.js';
-import type { CommandUpdate, TaskRecord, TaskUpdate } from '../store/port.js';
+import type { TaskRecord } from '../core/records.js';
+import type { CommandUpdate, TaskUpdate } from '../store/port.js';
 import {
   CommandNode,
   JobState,

@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { inProcessAgents } from '../../src/agents/in-process/broker.js';
 import { defineCommand } from '../../src/core/command-type.js';
 import { createEngine, type Engine } from '../../src/engine/engine.js';
-import { isSharedStore, type SharedStore } from '../../src/store/port.js';
+import { isSharedStore, type SharedStore } from '../../src/store/shared-port.js';
 import { postgresStore } from '../../src/store/postgres/pg-store.js';
 import { FAST, holdVerbs } from '../support/harness.js';
 import { describePg, freshSchema, PG_URL } from '../support/pg.js';

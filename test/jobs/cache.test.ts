@@ -7,12 +7,8 @@ import type { MonitoredEngine } from '../../src/jobs/engine-reads.js';
 import { createJobMonitor } from '../../src/jobs/monitor.js';
 import { sqliteJobStore } from '../../src/jobs/sqlite/job-store.js';
 import { JobCache } from '../../src/jobs/tree.js';
-import {
-  emptyBatch,
-  type CommandRecord,
-  type CommandUpdate,
-  type TaskRecord,
-} from '../../src/store/port.js';
+import type { CommandRecord, TaskRecord } from '../../src/core/records.js';
+import { emptyBatch, type CommandUpdate } from '../../src/store/port.js';
 import { tempDir } from '../support/harness.js';
 
 function record(

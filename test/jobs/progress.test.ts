@@ -9,7 +9,7 @@ import {
   toPercent,
 } from '../../src/jobs/progress.js';
 import { JobCache } from '../../src/jobs/tree.js';
-import type { CommandRecord, TaskRecord } from '../../src/store/port.js';
+import type { CommandRecord, TaskRecord } from '../../src/core/records.js';
 
 const oneDecimal = (x: number): boolean => Math.abs(x * 10 - Math.round(x * 10)) < 1e-9;
 const percent = fc.double({ min: -50, max: 150, noNaN: true });

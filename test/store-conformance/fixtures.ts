@@ -3,15 +3,8 @@
  *
  * @module
  */
-import type {
-  ChangeBatch,
-  CommandRecord,
-  CommandUpdate,
-  TaskRecord,
-  TaskUpdate,
-  UndoRecord,
-  UndoUpdate,
-} from '../../src/store/port.js';
+import type { CommandRecord, TaskRecord, UndoRecord } from '../../src/core/records.js';
+import type { ChangeBatch, CommandUpdate, TaskUpdate, UndoUpdate } from '../../src/store/port.js';
 import { emptyBatch } from '../../src/store/port.js';
 
 /** A fixed instant, so that records compare exactly. */

@@ -6,7 +6,7 @@
  */
 import { afterAll, afterEach, beforeEach, expect, it } from 'vitest';
 import { ErrorCode } from '../../src/core/errors.js';
-import type { StoreSignal } from '../../src/store/port.js';
+import type { StoreSignal } from '../../src/store/shared-port.js';
 import { describePg } from '../support/pg.js';
 import { batch, command, commandUpdate } from './fixtures.js';
 import { rejectsWith } from './harness.js';

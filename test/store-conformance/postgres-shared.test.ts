@@ -5,7 +5,7 @@
  */
 import { afterAll, afterEach, beforeEach, expect, it } from 'vitest';
 import { ErrorCode } from '../../src/core/errors.js';
-import type { KnownType, StoreSignal, TaskReportRecord } from '../../src/store/port.js';
+import type { KnownType, StoreSignal, TaskReportRecord } from '../../src/store/shared-port.js';
 import type { PostgresStore } from '../../src/store/postgres/pg-store.js';
 import { describePg } from '../support/pg.js';
 import {

@@ -6,7 +6,7 @@
  */
 import { beforeEach, describe, expect, it } from 'vitest';
 import { ErrorCode } from '../../src/core/errors.js';
-import type { CommandRecord } from '../../src/store/port.js';
+import type { CommandRecord } from '../../src/core/records.js';
 import { T0, batch, child, command, commandUpdate, endedCommand, task, undo } from './fixtures.js';
 import { need, rejectsWith, type SuiteEnv } from './harness.js';
 

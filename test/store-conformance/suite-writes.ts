@@ -14,7 +14,8 @@ import {
   UNDO_STATUSES,
   canTransition,
 } from '../../src/core/states.js';
-import type { CommandRecord, CommandUpdate, TaskRecord } from '../../src/store/port.js';
+import type { CommandRecord, TaskRecord } from '../../src/core/records.js';
+import type { CommandUpdate } from '../../src/store/port.js';
 import {
   T0,
   batch,

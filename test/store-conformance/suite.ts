@@ -12,7 +12,9 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { CocoError, ErrorCode } from '../../src/core/errors.js';
-import { isSharedStore, type CommandRecord, type Store } from '../../src/store/port.js';
+import type { CommandRecord } from '../../src/core/records.js';
+import type { Store } from '../../src/store/port.js';
+import { isSharedStore } from '../../src/store/shared-port.js';
 import { batch, command, endedCommand, task } from './fixtures.js';
 import { need, rejectsWith, type StoreHarness, type SuiteEnv } from './harness.js';
 import { describeReads } from './suite-reads.js';

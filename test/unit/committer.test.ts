@@ -12,7 +12,8 @@ import { defineCommand } from '../../src/core/command-type.js';
 import { CocoError } from '../../src/core/errors.js';
 import { Committer } from '../../src/engine/committer.js';
 import type { LiveCommand } from '../../src/engine/live.js';
-import type { ChangeBatch, CommandRecord, Store } from '../../src/store/port.js';
+import type { CommandRecord } from '../../src/core/records.js';
+import type { ChangeBatch, Store } from '../../src/store/port.js';
 import { liveCommand, liveTask } from '../support/live.js';
 
 const type = defineCommand({ name: 'unit.t', schema: z.object({}), execute() {} });

@@ -12,7 +12,8 @@ import { defineCommand } from '../../src/core/command-type.js';
 import { Dispatcher, type DispatcherEvents, type PollGate } from '../../src/engine/dispatcher.js';
 import { LiveTask } from '../../src/engine/live.js';
 import { Relay } from '../../src/engine/relay.js';
-import { agentTaskId, type SharedStore, type TaskReportRecord } from '../../src/store/port.js';
+import { agentTaskId } from '../../src/core/records.js';
+import type { SharedStore, TaskReportRecord } from '../../src/store/shared-port.js';
 import { liveCommand, liveTask } from '../support/live.js';
 
 const type = defineCommand({ name: 'unit.relayed', schema: z.object({}), execute() {} });

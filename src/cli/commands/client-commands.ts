@@ -11,7 +11,7 @@ import { ApiClient, defaultServer } from '../client.js';
 import { EXIT, usage } from '../errors.js';
 import { renderCommands, renderTree } from '../render.js';
 import type { JobTree } from '../../jobs/view.js';
-import type { CommandRecord } from '../../store/port.js';
+import type { CommandRecord } from '../../core/records.js';
 
 interface ClientOptions {
   server: string;

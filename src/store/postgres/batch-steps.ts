@@ -11,7 +11,8 @@
  * @module
  */
 import type pg from 'pg';
-import type { ChangeBatch, EntityWrite } from '../port.js';
+import type { EntityWrite } from '../../core/records.js';
+import type { ChangeBatch } from '../port.js';
 import {
   commandInsertParams,
   commandUpdateParams,

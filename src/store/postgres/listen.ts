@@ -10,7 +10,7 @@
  * @module
  */
 import type pg from 'pg';
-import type { StoreSignal } from '../port.js';
+import type { StoreSignal } from '../shared-port.js';
 import { backoff, quoteIdent, sleep, storeFailed } from './connection.js';
 
 /** The notification channel of a schema (names are at most 58 characters: this fits in 63). */

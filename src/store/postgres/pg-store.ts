@@ -21,24 +21,28 @@ import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
 import { CocoError, ErrorCode } from '../../core/errors.js';
 import type {
-  ActiveSnapshot,
   AgentRecord,
-  ChangeBatch,
-  CommandQuery,
   CommandRecord,
   EntityRecord,
+  TaskRecord,
+  UndoRecord,
+} from '../../core/records.js';
+import type {
+  ActiveSnapshot,
+  ChangeBatch,
+  CommandQuery,
+  MigrationReport,
+  StoreIdentity,
+} from '../port.js';
+import type {
   ForeignTask,
   KnownType,
-  MigrationReport,
   ReportKey,
   SharedStore,
-  StoreIdentity,
   StoreSignal,
-  TaskRecord,
   TaskKey,
   TaskReportRecord,
-  UndoRecord,
-} from '../port.js';
+} from '../shared-port.js';
 import { Applier } from './applier.js';
 import { PoolAccess } from './pool-access.js';
 import { TYPES, createPool, migrateSchema, storeFailed } from './connection.js';

@@ -9,13 +9,9 @@
  */
 import { z } from 'zod';
 import { CocoError, ErrorCode } from '../../core/errors.js';
-import type {
-  ActiveSnapshot,
-  AgentRecord,
-  CommandRecord,
-  CorruptRow,
-  TaskReportRecord,
-} from '../port.js';
+import type { AgentRecord, CommandRecord } from '../../core/records.js';
+import type { ActiveSnapshot, CorruptRow } from '../port.js';
+import type { TaskReportRecord } from '../shared-port.js';
 import { parseCommandRowFast, parseTaskRowFast } from '../rows/parse-fast.js';
 import { parseCommandRow, parseUndoRow, type Parsed } from '../rows/parse.js';
 

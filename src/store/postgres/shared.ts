@@ -14,14 +14,14 @@
 import { hostname } from 'node:os';
 import type pg from 'pg';
 import { CocoError, ErrorCode } from '../../core/errors.js';
+import type { OwnerInfo } from '../port.js';
 import type {
   ForeignTask,
   KnownType,
-  OwnerInfo,
   ReportKey,
   TaskKey,
   TaskReportRecord,
-} from '../port.js';
+} from '../shared-port.js';
 import { leaseLost } from './connection.js';
 import { channelOf, signalPayload } from './listen.js';
 import { parseReportRow } from './rows.js';

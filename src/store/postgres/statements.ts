@@ -22,15 +22,8 @@ import {
   isActive,
   jsonText,
 } from '../rows/parse.js';
-import type {
-  ChangeBatch,
-  CommandRecord,
-  CommandUpdate,
-  TaskRecord,
-  TaskUpdate,
-  UndoRecord,
-  UndoUpdate,
-} from '../port.js';
+import type { CommandRecord, TaskRecord, UndoRecord } from '../../core/records.js';
+import type { ChangeBatch, CommandUpdate, TaskUpdate, UndoUpdate } from '../port.js';
 import { quoteIdent } from './connection.js';
 
 /** Boolean columns, read as 0/1 like SQLite's (the shared parsers expect that). */

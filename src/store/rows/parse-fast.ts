@@ -16,7 +16,7 @@ import {
   type CompensationStatus,
   type TaskStatus,
 } from '../../core/states.js';
-import type { CommandRecord, TaskRecord } from '../port.js';
+import type { CommandRecord, TaskRecord } from '../../core/records.js';
 import {
   COMMAND_COLUMNS,
   COMMAND_STATE_FIELDS,

@@ -19,7 +19,8 @@ import {
   TASK_STATUSES,
   UNDO_STATUSES,
 } from '../../core/states.js';
-import type { CommandRecord, CorruptRow, EntityRecord, TaskRecord, UndoRecord } from '../port.js';
+import type { CommandRecord, EntityRecord, TaskRecord, UndoRecord } from '../../core/records.js';
+import type { CorruptRow } from '../port.js';
 import {
   COMMAND_COLUMNS,
   COMMAND_STATE_FIELDS,

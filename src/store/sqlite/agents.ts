@@ -7,7 +7,7 @@
 import type Database from 'better-sqlite3';
 import { z } from 'zod';
 import { CocoError, ErrorCode } from '../../core/errors.js';
-import type { AgentRecord } from '../port.js';
+import type { AgentRecord } from '../../core/records.js';
 
 const statements = new WeakMap<
   Database.Database,

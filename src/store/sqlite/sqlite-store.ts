@@ -18,17 +18,19 @@ import { systemClock, type Clock } from '../../core/clock.js';
 import { CocoError, ErrorCode } from '../../core/errors.js';
 import { listAgents, saveAgent } from './agents.js';
 import type {
-  ActiveSnapshot,
   AgentRecord,
-  ChangeBatch,
-  CommandQuery,
   CommandRecord,
   EntityRecord,
+  TaskRecord,
+  UndoRecord,
+} from '../../core/records.js';
+import type {
+  ActiveSnapshot,
+  ChangeBatch,
+  CommandQuery,
   MigrationReport,
   Store,
   StoreIdentity,
-  TaskRecord,
-  UndoRecord,
 } from '../port.js';
 import {
   applyError,

@@ -8,16 +8,8 @@
  * @module
  */
 import type Database from 'better-sqlite3';
-import type {
-  ChangeBatch,
-  CommandRecord,
-  CommandUpdate,
-  EntityWrite,
-  TaskRecord,
-  TaskUpdate,
-  UndoRecord,
-  UndoUpdate,
-} from '../port.js';
+import type { CommandRecord, EntityWrite, TaskRecord, UndoRecord } from '../../core/records.js';
+import type { ChangeBatch, CommandUpdate, TaskUpdate, UndoUpdate } from '../port.js';
 import {
   COMMAND_COLUMNS,
   ENTITY_COLUMNS,
