@@ -70,7 +70,7 @@ export interface RowDialect {
   /** A flag column as the driver hands it over, decoded to a boolean. */
   readonly flag: z.ZodType<boolean>;
   /** A flag as the store writes it. */
-  flagValue(value: boolean): unknown;
+  readonly flagValue: (value: boolean) => unknown;
 }
 
 /** A percentage column, 0..100. */
@@ -101,13 +101,13 @@ const taskStatus = new Set<string>(TASK_STATUSES);
 /** The parsers and writers of job rows for one dialect. */
 export interface JobRows {
   /** Parses a `job_jobs` row (an object keyed by column); throws `CORRUPT_ROW`. */
-  parseJobRow(row: unknown): Job;
+  readonly parseJobRow: (row: unknown) => Job;
   /** Parses a `job_steps` row (an object keyed by column); throws `CORRUPT_ROW`. */
-  parseStepRow(row: unknown): Step;
+  readonly parseStepRow: (row: unknown) => Step;
   /** The values of a job, in {@link JOB_COLUMNS} order. */
-  jobValues(job: Job): unknown[];
+  readonly jobValues: (job: Job) => unknown[];
   /** The values of a step, in {@link STEP_COLUMNS} order. */
-  stepValues(step: Step): unknown[];
+  readonly stepValues: (step: Step) => unknown[];
 }
 
 /** The job rows of a dialect. */
@@ -184,12 +184,12 @@ export function jobRows(dialect: RowDialect): JobRows {
       updatedAt: r.updated_at,
     }));
   return {
-    parseJobRow(row) {
+    parseJobRow: (row) => {
       const parsed = jobRow.safeParse(row);
       if (parsed.success) return parsed.data;
       throw corruptRow('job_jobs', String(fields(row).id), parsed.error);
     },
-    parseStepRow(row) {
+    parseStepRow: (row) => {
       const parsed = stepRow.safeParse(row);
       if (parsed.success) return parsed.data;
       const r = fields(row);
