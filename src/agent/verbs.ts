@@ -15,14 +15,16 @@
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { FastifyBaseLogger } from 'fastify';
-import {
-  builtinVerbs as inProcessBuiltinVerbs,
-  type VerbContext,
-} from '../agents/in-process/verbs.js';
+import { builtinVerbs as sharedBuiltinVerbs } from '../verbs/builtins.js';
+import type {
+  Verb as ModelVerb,
+  VerbContext,
+  VerbRegistry as ModelVerbRegistry,
+} from '../verbs/model.js';
 import type { Logger } from '../core/command-type.js';
 import { CocoError, ErrorCode, type ErrorInfo } from '../core/errors.js';
 
-export { rejectStart } from '../agents/in-process/verbs.js';
+export { rejectStart } from '../verbs/model.js';
 
 /** The agent's logger type (pino's interface, as fastify has it); verbs get one bound to their task. */
 export type AgentLogger = FastifyBaseLogger;
@@ -79,22 +81,21 @@ export interface AgentVerbContext extends VerbContext {
 }
 
 /**
- * An operation the agent can run. Synchronous verbs end their task before the start call
- * answers; asynchronous ones when their promise settles.
+ * An operation the agent can run (the verb model of verbs/model.ts, with the agent's richer
+ * context). Synchronous verbs end their task before the start call answers; asynchronous ones
+ * when their promise settles.
  */
-// The union documents that a verb may be synchronous or asynchronous.
-// eslint-disable-next-line @typescript-eslint/no-redundant-type-constituents
-export type Verb = (args: unknown, ctx: AgentVerbContext) => Promise<unknown> | unknown;
+export type Verb = ModelVerb<AgentVerbContext>;
 
 /** Verbs by name. */
-export type VerbRegistry = Readonly<Record<string, Verb>>;
+export type VerbRegistry = ModelVerbRegistry<AgentVerbContext>;
 
 /**
  * The built-in verbs (those of the in-process agent): `noop` (returns its arguments),
  * `echo` (the same, one macrotask later), `sleep` (`{ ms, result? }`: waits, reporting progress;
  * a stop ends it at once) and `fail` (`{ message?, code?, details? }`: fails the task).
  */
-export const builtinVerbs: VerbRegistry = Object.freeze({ ...inProcessBuiltinVerbs });
+export const builtinVerbs: VerbRegistry = Object.freeze({ ...sharedBuiltinVerbs });
 
 /** Longest verb name the protocol carries (`startRequest`'s `verb`). */
 const MAX_VERB_NAME = 200;

@@ -12,7 +12,7 @@ import type { EngineEventMap, EngineEventName } from '../../src/engine/events.js
 import type { EngineTuning } from '../../src/engine/options.js';
 import type { InProcessAgent } from '../../src/agents/in-process/agent.js';
 import { inProcessAgents, type InProcessBroker } from '../../src/agents/in-process/broker.js';
-import type { VerbRegistry } from '../../src/agents/in-process/verbs.js';
+import type { VerbRegistry } from '../../src/verbs/model.js';
 import { sqliteStore, type SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 
 /** Timings short enough for tests, long enough not to be flaky on a loaded 2-core machine. */

@@ -19,7 +19,8 @@ import {
   type TaskHistory,
   type TaskSnapshot,
 } from './task-record.js';
-import { builtinVerbs, type Verb, type VerbRegistry } from './verbs.js';
+import { builtinVerbs } from '../../verbs/builtins.js';
+import type { Verb, VerbRegistry } from '../../verbs/model.js';
 
 export type { AgentMethod } from './faults.js';
 export type { EndedState, TaskHistory, TaskSnapshot } from './task-record.js';

@@ -6,7 +6,7 @@
  * @module
  */
 import { CocoError, ErrorCode, type ErrorInfo } from '../../core/errors.js';
-import type { VerbContext } from './verbs.js';
+import type { VerbContext } from '../../verbs/model.js';
 
 /** A state a task ends in. */
 export type EndedState = 'succeeded' | 'failed' | 'cancelled';

@@ -1,7 +1,7 @@
 import { setImmediate as nextMacrotask } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { InProcessAgent } from '../../../src/agents/in-process/agent.js';
-import { rejectStart, type VerbContext } from '../../../src/agents/in-process/verbs.js';
+import { rejectStart, type VerbContext } from '../../../src/verbs/model.js';
 import { ManualClock } from '../../../src/core/clock.js';
 import { CocoError, ErrorCode } from '../../../src/core/errors.js';
 

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { InProcessAgent } from '../../../src/agents/in-process/agent.js';
-import { builtinVerbs } from '../../../src/agents/in-process/verbs.js';
+import { builtinVerbs } from '../../../src/verbs/builtins.js';
 import { ErrorCode } from '../../../src/core/errors.js';
 
 const start = (agent: InProcessAgent, taskId: string, verb: string, args: unknown) =>

@@ -1,56 +1,12 @@
 /**
- * Verbs: the operations an `InProcessAgent` can run, and the built-in ones used by
- * tests, benchmarks and examples.
- *
- * A verb is a plain function of its arguments and a {@link VerbContext}. What it returns
- * becomes the task's result, what it throws becomes the task's error. A verb that throws a
- * {@link CocoError} with code `TASK_REJECTED` *synchronously* refuses the start instead: the
- * task then does not exist on the agent (this is how a verb rejects bad arguments).
+ * The built-in verbs, offered by every agent coco ships (the in-process agents and the
+ * reference agent): `noop`, `echo`, `sleep` and `fail` — used by tests, benchmarks and examples.
  *
  * @module
  */
 import { z } from 'zod';
-import { CocoError, ErrorCode } from '../../core/errors.js';
-
-/** What a running verb gets besides its arguments. */
-export interface VerbContext {
-  /** Aborted when the task is stopped. The task is already `cancelled` by then. */
-  readonly signal: AbortSignal;
-  /** Reports progress, 0..100. Ignored once the task has ended. */
-  progress(percent: number): void;
-  /** The task's id, as chosen by the caller of `startTasks`. */
-  readonly taskId: string;
-  /**
-   * Calls `listener` once when the task is stopped or lost (at once if it already was): a
-   * lighter {@link VerbContext.signal} (Node's `AbortSignal` costs about 1 KB per task).
-   */
-  onStop(listener: () => void): void;
-}
-
-/**
- * An operation an agent can run. Synchronous verbs end their task before `startTasks` returns;
- * asynchronous ones end it when their promise settles.
- */
-// The union documents that a verb may be synchronous or asynchronous.
-// eslint-disable-next-line @typescript-eslint/no-redundant-type-constituents
-export type Verb = (args: unknown, ctx: VerbContext) => Promise<unknown> | unknown;
-
-/** Verbs by name. */
-export type VerbRegistry = Readonly<Record<string, Verb>>;
-
-/** Builds the error a verb throws synchronously to refuse a start (bad arguments). */
-export function rejectStart(message: string, details?: unknown): CocoError {
-  return new CocoError(ErrorCode.TaskRejected, message, { details });
-}
-
-/** Parses a verb's arguments, refusing the start when they do not match. */
-function parseArgs<T>(verb: string, schema: z.ZodType<T>, args: unknown): T {
-  const parsed = schema.safeParse(args);
-  if (!parsed.success) {
-    throw rejectStart(`bad arguments for verb "${verb}": ${z.prettifyError(parsed.error)}`);
-  }
-  return parsed.data;
-}
+import { CocoError, ErrorCode } from '../core/errors.js';
+import { parseVerbArgs as parseArgs, type Verb, type VerbRegistry } from './model.js';
 
 function cancelledError(): CocoError {
   return new CocoError(ErrorCode.Cancelled, 'task stopped by request');
