@@ -23,10 +23,10 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import { HttpBroker } from '../src/agents/http/broker.js';
+import { HttpBroker } from '../src/brokers/http/broker.js';
 import { defineCommand } from '../src/core/command-type.js';
 import type { ChangeBatch } from '../src/store/port.js';
-import { FakeAgentServer } from '../test/agents/fake-agent.js';
+import { FakeAgentServer } from '../test/brokers/fake-agent.js';
 import { benchEngine, machine, median, report, tempDb } from './lib.js';
 
 const AGENTS = Number(process.env.BENCH_AGENTS ?? 1_000);

@@ -11,7 +11,7 @@ import type {
   StartRequest,
   StartResult,
   TaskStatusReport,
-} from '../src/agents/port.js';
+} from '../src/brokers/port.js';
 import { z } from 'zod';
 import { defineCommand, type CommandType } from '../src/core/command-type.js';
 import { createEngine, type Engine } from '../src/engine/engine.js';

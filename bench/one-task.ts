@@ -3,7 +3,7 @@
  * on an in-process agent (`noop`), the command ends. Measures commands/s from the first submit
  * to the last durable end, and the raw-store limit for the same row writes.
  */
-import { inProcessAgents } from '../src/agents/in-process/broker.js';
+import { inProcessAgents } from '../src/brokers/in-process/broker.js';
 import { benchCommands } from './patterns.js';
 import { rawLimit } from './raw.js';
 import { benchEngine, countOps, machine, report, tempDb, untilCommitted } from './lib.js';

@@ -8,7 +8,7 @@
  * limit (bench/raw-pg.ts).
  */
 import pg from 'pg';
-import { inProcessAgents } from '../src/agents/in-process/broker.js';
+import { inProcessAgents } from '../src/brokers/in-process/broker.js';
 import { createEngine } from '../src/engine/engine.js';
 import { postgresStore, type PostgresStore } from '../src/store/postgres/pg-store.js';
 import { buildSharedSql } from '../src/store/postgres/shared.js';

@@ -5,7 +5,7 @@
  *
  * Run as `bench/trees.ts fanout` or `bench/trees.ts chain`.
  */
-import { inProcessAgents } from '../src/agents/in-process/broker.js';
+import { inProcessAgents } from '../src/brokers/in-process/broker.js';
 import { benchCommands } from './patterns.js';
 import { rawLimit } from './raw.js';
 import { benchEngine, countOps, machine, median, report, tempDb, untilCommitted } from './lib.js';

@@ -15,7 +15,7 @@ import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { createEngine, defineCommand } from '../src/index.js';
 import { createJobMonitor, sqliteJobStore, type StepNode } from '../src/jobs/index.js';
-import { inProcessAgents } from '../src/agents/in-process/broker.js';
+import { inProcessAgents } from '../src/brokers/in-process/broker.js';
 import { sqliteStore } from '../src/store/sqlite/sqlite-store.js';
 
 const fail = process.argv.includes('--fail');

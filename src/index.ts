@@ -51,4 +51,4 @@ export { agentTaskId, parseAgentTaskId } from './core/records.js';
 export type * from './store/port.js';
 export type * from './store/shared-port.js';
 export { isSharedStore } from './store/shared-port.js';
-export type * from './agents/port.js';
+export type * from './brokers/port.js';

@@ -1,5 +1,5 @@
 /**
- * A command pack for disks on storage agents (the storage verbs of `src/agent/verbs/storage.ts`),
+ * A command pack for disks on storage agents (the storage verbs of `src/reference-agent/storage/verbs.ts`),
  * built on coco's public API only. Disks are registered with `ctx.entities` (see
  * {@link ./registry.ts}); every command holds the disk it works on (`state` + `lockedBy`) and
  * releases it when it ends, whichever way.

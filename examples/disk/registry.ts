@@ -21,7 +21,7 @@ export const LOCATION_KIND = 'volume';
 
 /**
  * Names of disks, domains and volumes: the storage agent's own name rule (see
- * `src/agent/verbs/storage.ts`), repeated here because the pack uses only the public API; a
+ * `src/reference-agent/storage/verbs.ts`), repeated here because the pack uses only the public API; a
  * bad name is then refused at submit, not by the agent halfway through a chain.
  */
 export const diskName = z

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { AgentBroker, TaskStatusReport } from '../agents/port.js';
+import type { AgentBroker, TaskStatusReport } from '../brokers/port.js';
 import type { Clock, TimerHandle } from '../core/clock.js';
 import { CocoError, ErrorCode } from '../core/errors.js';
 import type { AgentLink, DispatcherEvents, DispatcherOptions, PollGate } from './dispatch-ports.js';

@@ -10,7 +10,7 @@
  *
  * @module
  */
-import type { TaskStatusReport } from '../agents/port.js';
+import type { TaskStatusReport } from '../brokers/port.js';
 import type { Clock, TimerHandle } from '../core/clock.js';
 import type { Logger } from '../core/command-type.js';
 import { CocoError, ErrorCode, toErrorInfo } from '../core/errors.js';

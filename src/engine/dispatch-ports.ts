@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { TaskStatusReport } from '../agents/port.js';
+import type { TaskStatusReport } from '../brokers/port.js';
 import type { TimerHandle } from '../core/clock.js';
 import type { ErrorInfo } from '../core/errors.js';
 import type { LiveTask } from './live.js';

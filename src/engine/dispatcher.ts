@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { AgentBroker, TaskStatusReport } from '../agents/port.js';
+import type { AgentBroker, TaskStatusReport } from '../brokers/port.js';
 import type { Clock } from '../core/clock.js';
 import { ErrorCode, toErrorInfo } from '../core/errors.js';
 import { AgentCalls } from './agent-calls.js';

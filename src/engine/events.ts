@@ -6,7 +6,7 @@
  * @module
  */
 import { Emitter } from '../core/emitter.js';
-import type { AgentInfo } from '../agents/port.js';
+import type { AgentInfo } from '../brokers/port.js';
 import type { ErrorInfo } from '../core/errors.js';
 import type { ChangeBatch } from '../store/port.js';
 

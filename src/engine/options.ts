@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { z } from 'zod';
-import type { AgentBroker } from '../agents/port.js';
+import type { AgentBroker } from '../brokers/port.js';
 import { systemClock, type Clock } from '../core/clock.js';
 import type { CommandType, Logger } from '../core/command-type.js';
 import { ValidationError } from '../core/errors.js';

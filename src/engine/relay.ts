@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { TaskStatusReport } from '../agents/port.js';
+import type { TaskStatusReport } from '../brokers/port.js';
 import type { Clock } from '../core/clock.js';
 import { agentTaskId } from '../core/records.js';
 import type { ReportKey, SharedStore, TaskReportRecord } from '../store/shared-port.js';

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { TaskStatusReport } from '../agents/port.js';
+import type { TaskStatusReport } from '../brokers/port.js';
 import type { Clock } from '../core/clock.js';
 import type { Logger, TaskSpec } from '../core/command-type.js';
 import { CocoError, ErrorCode, ValidationError, type ErrorInfo } from '../core/errors.js';

@@ -7,8 +7,8 @@
  */
 import { hostname } from 'node:os';
 import { pino } from 'pino';
-import type { AgentBroker } from '../agents/port.js';
-import { httpAgents } from '../agents/http/broker.js';
+import type { AgentBroker } from '../brokers/port.js';
+import { httpAgents } from '../brokers/http/broker.js';
 import type { CommandType, Logger } from '../core/command-type.js';
 import { createEngine, type Engine, type StartReport } from '../engine/engine.js';
 import { createApi } from '../http/api.js';

@@ -6,7 +6,7 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { inProcessAgents } from '../../src/agents/in-process/broker.js';
+import { inProcessAgents } from '../../src/brokers/in-process/broker.js';
 import { parseConfig } from '../../src/config/config.js';
 import { defineCommand } from '../../src/core/command-type.js';
 import { startNode, type CocoNode } from '../../src/server/node.js';

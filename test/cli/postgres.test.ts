@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { z } from 'zod';
-import { inProcessAgents } from '../../src/agents/in-process/broker.js';
+import { inProcessAgents } from '../../src/brokers/in-process/broker.js';
 import { parseConfig } from '../../src/config/config.js';
 import { parseStoreUrl } from '../../src/config/store-url.js';
 import { defineCommand } from '../../src/core/command-type.js';

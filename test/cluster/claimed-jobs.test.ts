@@ -7,7 +7,7 @@
  */
 import { expect, it, vi } from 'vitest';
 import { z } from 'zod';
-import { inProcessAgents } from '../../src/agents/in-process/broker.js';
+import { inProcessAgents } from '../../src/brokers/in-process/broker.js';
 import { defineCommand } from '../../src/core/command-type.js';
 import { createJobMonitor } from '../../src/jobs/monitor.js';
 import { postgresJobStore } from '../../src/jobs/postgres/job-store.js';

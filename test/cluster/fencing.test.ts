@@ -6,7 +6,7 @@
  */
 import { expect, it } from 'vitest';
 import { z } from 'zod';
-import { inProcessAgents } from '../../src/agents/in-process/broker.js';
+import { inProcessAgents } from '../../src/brokers/in-process/broker.js';
 import { defineCommand } from '../../src/core/command-type.js';
 import { CocoError } from '../../src/core/errors.js';
 import { adminQuery, describePg } from '../support/pg.js';

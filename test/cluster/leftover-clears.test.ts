@@ -6,7 +6,7 @@
  */
 import { expect, it, vi } from 'vitest';
 import { z } from 'zod';
-import { inProcessAgents } from '../../src/agents/in-process/broker.js';
+import { inProcessAgents } from '../../src/brokers/in-process/broker.js';
 import { defineCommand } from '../../src/core/command-type.js';
 import { describePg } from '../support/pg.js';
 import { inProcessCluster } from './fixtures/in-process.js';

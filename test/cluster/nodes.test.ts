@@ -5,7 +5,7 @@
  * agent was ever polled by two nodes at the same time.
  */
 import { afterEach, expect, it } from 'vitest';
-import { inProcessAgents } from '../../src/agents/in-process/broker.js';
+import { inProcessAgents } from '../../src/brokers/in-process/broker.js';
 import { postgresStore } from '../../src/store/postgres/pg-store.js';
 import { verifyWorkload } from '../recovery/fixtures/verify.js';
 import { randomWorkload, rng, type Submission } from '../recovery/fixtures/workload.js';

@@ -5,7 +5,7 @@
  */
 import { afterEach, expect, it } from 'vitest';
 import { z } from 'zod';
-import { inProcessAgents } from '../../src/agents/in-process/broker.js';
+import { inProcessAgents } from '../../src/brokers/in-process/broker.js';
 import { defineCommand } from '../../src/core/command-type.js';
 import { createEngine, type Engine } from '../../src/engine/engine.js';
 import { isSharedStore, type SharedStore } from '../../src/store/shared-port.js';

@@ -7,7 +7,7 @@ import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { diskCommands, diskCreate, diskMigrate } from '../../examples/disk/index.js';
-import type { AgentInfo } from '../../src/agents/port.js';
+import type { AgentInfo } from '../../src/brokers/port.js';
 import { parseConfig } from '../../src/config/config.js';
 import { sqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import { startNode } from '../../src/server/node.js';

@@ -9,7 +9,11 @@ import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CocoError } from '../../src/core/errors.js';
-import { storageVerbs, type StorageVerbContext, type Verb } from '../../src/agent/verbs/storage.js';
+import {
+  storageVerbs,
+  type StorageVerbContext,
+  type Verb,
+} from '../../src/reference-agent/storage/verbs.js';
 import {
   diskCommands,
   diskCopy,

@@ -11,7 +11,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { afterEach, expect, it } from 'vitest';
-import { inProcessAgents } from '../../src/agents/in-process/broker.js';
+import { inProcessAgents } from '../../src/brokers/in-process/broker.js';
 import { postgresStore } from '../../src/store/postgres/pg-store.js';
 import { PollRecorder, spawnNode, until, type NodeProcess } from '../cluster/fixtures/nodes.js';
 import { verifyWorkload } from '../recovery/fixtures/verify.js';

@@ -10,8 +10,8 @@ import type { CommandType } from '../../src/core/command-type.js';
 import { createEngine, type Engine } from '../../src/engine/engine.js';
 import type { EngineEventMap, EngineEventName } from '../../src/engine/events.js';
 import type { EngineTuning } from '../../src/engine/options.js';
-import type { InProcessAgent } from '../../src/agents/in-process/agent.js';
-import { inProcessAgents, type InProcessBroker } from '../../src/agents/in-process/broker.js';
+import type { InProcessAgent } from '../../src/brokers/in-process/agent.js';
+import { inProcessAgents, type InProcessBroker } from '../../src/brokers/in-process/broker.js';
 import type { VerbRegistry } from '../../src/verbs/model.js';
 import { sqliteStore, type SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 

@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import type { AgentBroker, StartRequest, StartResult } from '../../src/agents/port.js';
+import type { AgentBroker, StartRequest, StartResult } from '../../src/brokers/port.js';
 import { ManualClock } from '../../src/core/clock.js';
 import { defineCommand } from '../../src/core/command-type.js';
 import { Dispatcher, type DispatcherEvents, type PollGate } from '../../src/engine/dispatcher.js';

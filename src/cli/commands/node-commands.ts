@@ -6,8 +6,8 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { loadVerbModules, startAgent } from '../../agent/index.js';
-import { storageVerbs } from '../../agent/verbs/storage.js';
+import { loadVerbModules, startAgent } from '../../reference-agent/index.js';
+import { storageVerbs } from '../../reference-agent/storage/verbs.js';
 import { loadConfig, parseConfig, type CocoConfig } from '../../config/config.js';
 import {
   DEFAULT_STORE_URL,

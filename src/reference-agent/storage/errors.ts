@@ -1,0 +1,48 @@
+/**
+ * Errors of the storage verbs (`./storage.ts`): their stable codes, the `STORAGE_IO_ERROR` a
+ * file-system failure becomes, and the `CANCELLED` error of a verb stopped between chunks.
+ *
+ * @module
+ */
+import { CocoError, ErrorCode } from '../../core/errors.js';
+import type { StorageVerbContext } from './verbs.js';
+
+/** Stable codes of the errors storage verbs fail with (besides `TASK_REJECTED`, `CANCELLED`). */
+export const StorageErrorCode = {
+  /** The volume (or the source of a copy) does not exist. */
+  VolumeNotFound: 'VOLUME_NOT_FOUND',
+  /** The snapshot does not exist. */
+  SnapshotNotFound: 'SNAPSHOT_NOT_FOUND',
+  /** `volume.create` found the volume already there with another size (or not a file). */
+  VolumeSizeMismatch: 'VOLUME_SIZE_MISMATCH',
+  /** `volume.verify` computed another checksum than the one expected. */
+  ChecksumMismatch: 'CHECKSUM_MISMATCH',
+  /** The file system failed (permissions, space, I/O); `details.errno` has the system code. */
+  StorageIo: 'STORAGE_IO_ERROR',
+} as const;
+
+/** The system error code (`ENOENT`, `EEXIST`, ...) of a file-system failure, if it has one. */
+export function errnoOf(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+/** Turns a file-system failure into a `STORAGE_IO_ERROR`; coco errors pass through. */
+export function ioError(error: unknown, what: string): CocoError {
+  if (error instanceof CocoError) return error;
+  const errno = errnoOf(error);
+  const message = error instanceof Error ? error.message : String(error);
+  return new CocoError(StorageErrorCode.StorageIo, `${what}: ${message}`, {
+    cause: error,
+    details: errno === undefined ? undefined : { errno },
+  });
+}
+
+/** The `CANCELLED` error of a verb stopped after `done` of `total` bytes. */
+export function stopped(ctx: StorageVerbContext, done: number, total: number): CocoError {
+  return new CocoError(
+    ErrorCode.Cancelled,
+    `task ${ctx.taskId} stopped by request after ${done} of ${total} bytes`,
+    { details: { bytes: done, total } },
+  );
+}

@@ -1,0 +1,91 @@
+/**
+ * Shared setup of the HTTP broker tests: fake agents on 127.0.0.1, a broker over them, and
+ * cleanup after each test.
+ */
+import { afterEach } from 'vitest';
+import { HttpBroker, type HttpBrokerOptions } from '../../src/brokers/http/broker.js';
+import type { Logger } from '../../src/core/command-type.js';
+import { CocoError } from '../../src/core/errors.js';
+import { FakeAgentServer } from './fake-agent.js';
+
+const cleanups: (() => Promise<unknown>)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+/** Log lines captured by {@link captureLogger}. */
+export interface LogLine {
+  readonly level: keyof Logger;
+  readonly obj: object;
+  readonly msg: string | undefined;
+}
+
+/** A logger that keeps its lines. */
+export function captureLogger(): Logger & { lines: LogLine[] } {
+  const lines: LogLine[] = [];
+  const at =
+    (level: keyof Logger) =>
+    (obj: object, msg?: string): void =>
+      void lines.push({ level, obj, msg });
+  return { lines, debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
+}
+
+/** Fake agents plus a broker over them (closed after the test). */
+export async function setup(
+  ids: readonly string[] = ['a1'],
+  options: Partial<HttpBrokerOptions> = {},
+): Promise<{
+  server: FakeAgentServer;
+  broker: HttpBroker;
+  logger: ReturnType<typeof captureLogger>;
+}> {
+  const server = await FakeAgentServer.start({ agents: ids });
+  cleanups.push(() => server.close());
+  const logger = captureLogger();
+  const broker = new HttpBroker({
+    caller: 'engine-test',
+    agents: server.configs(),
+    longPoll: false,
+    logger,
+    ...options,
+  });
+  cleanups.push(() => broker.close());
+  return { server, broker, logger };
+}
+
+/** Registers a cleanup to run after the test. */
+export function onCleanup(fn: () => Promise<unknown>): void {
+  cleanups.push(fn);
+}
+
+/** The CocoError a promise rejects with. */
+export async function rejection(promise: Promise<unknown>): Promise<CocoError> {
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  if (!(error instanceof CocoError)) throw new Error(`expected a CocoError, got ${String(error)}`);
+  return error;
+}
+
+/** Resolves when `predicate` holds (checked every 5 ms), or fails after `ms`. */
+export async function until(
+  predicate: () => boolean | Promise<boolean>,
+  ms = 5_000,
+  what = 'condition',
+): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await predicate())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/** Start requests for `n` tasks named `<prefix><i>`. */
+export function tasks(
+  n: number,
+  verb = 'hold',
+  prefix = 't',
+): { taskId: string; verb: string; args: unknown }[] {
+  return Array.from({ length: n }, (_, i) => ({ taskId: `${prefix}${i}`, verb, args: { i } }));
+}
