@@ -5,7 +5,7 @@
  * @module
  */
 import { z } from 'zod';
-import { CocoError, fromErrorInfo } from '../core/errors.js';
+import { CocoError, ErrorCode, fromErrorInfo } from '../core/errors.js';
 import { DEFAULT_API_PORT } from '../config/config.js';
 
 /** Where the CLI looks for a node by default: `COCO_SERVER`, else the local default port. */
@@ -41,7 +41,7 @@ export class ApiClient {
       });
     } catch (error) {
       throw new CocoError(
-        'SERVER_UNREACHABLE',
+        ErrorCode.ServerUnreachable,
         `cannot reach a coco node at ${this.server} (${(error as Error).message}); start one with "coco serve", or point at one with --server or COCO_SERVER`,
         { cause: error },
       );
@@ -60,7 +60,7 @@ export class ApiClient {
       const parsed = errorBody.safeParse(json);
       throw parsed.success
         ? fromErrorInfo(parsed.data.error)
-        : new CocoError('HTTP_ERROR', `${method} ${path}: HTTP ${res.status}`);
+        : new CocoError(ErrorCode.HttpError, `${method} ${path}: HTTP ${res.status}`);
     }
     return json;
   }
@@ -82,7 +82,7 @@ export class ApiClient {
       });
     } catch (error) {
       throw new CocoError(
-        'SERVER_UNREACHABLE',
+        ErrorCode.ServerUnreachable,
         `cannot reach a coco node at ${this.server} (${(error as Error).message})`,
         { cause: error },
       );
@@ -91,7 +91,7 @@ export class ApiClient {
       const parsed = errorBody.safeParse(JSON.parse((await res.text()) || 'null'));
       throw parsed.success
         ? fromErrorInfo(parsed.data.error)
-        : new CocoError('HTTP_ERROR', `GET ${path}: HTTP ${res.status}`);
+        : new CocoError(ErrorCode.HttpError, `GET ${path}: HTTP ${res.status}`);
     }
     const decoder = new TextDecoder();
     let buffer = '';

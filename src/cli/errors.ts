@@ -29,17 +29,20 @@ export function exitCodeOf(error: unknown): number {
   if (error instanceof CommanderError) return error.exitCode === 0 ? EXIT.ok : EXIT.usage;
   if (!(error instanceof CocoError)) return EXIT.error;
   switch (error.code) {
-    case 'SERVER_UNREACHABLE':
+    case ErrorCode.ServerUnreachable:
       return EXIT.unreachable;
     case ErrorCode.CommandNotFound:
-    case 'NOT_FOUND':
+    case ErrorCode.NotFound:
       return EXIT.notFound;
+    case ErrorCode.Usage:
+      return EXIT.usage;
+    case ErrorCode.CommandFailed:
+      return EXIT.failed;
     case ErrorCode.ParametersInvalid:
     case ErrorCode.InvalidOptions:
     case ErrorCode.InvalidDefinition:
-    case 'BAD_REQUEST':
-    case 'USAGE':
-      return error.code === 'USAGE' ? EXIT.usage : EXIT.invalid;
+    case ErrorCode.BadRequest:
+      return EXIT.invalid;
     default:
       return EXIT.error;
   }
@@ -61,5 +64,5 @@ export function describeError(error: unknown): string {
 
 /** A usage error (exit code 2). */
 export function usage(message: string): CocoError {
-  return new CocoError('USAGE', message);
+  return new CocoError(ErrorCode.Usage, message);
 }

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { ErrorInfo } from './errors.js';
+import { ErrorCode, type ErrorInfo } from './errors.js';
 
 /** Event maps must have an `error` event to report listener failures. */
 export interface ErrorEvent {
@@ -42,7 +42,7 @@ export class Emitter<M extends { error: ErrorEvent }> {
         if (event !== 'error') {
           const failure: ErrorEvent = {
             error: {
-              code: 'LISTENER_FAILED',
+              code: ErrorCode.ListenerFailed,
               message: error instanceof Error ? error.message : String(error),
             },
             context: `listener of ${String(event)}`,

@@ -73,6 +73,30 @@ export const ErrorCode = {
   EngineStopped: 'ENGINE_STOPPED',
   /** Options passed to a constructor were invalid. */
   InvalidOptions: 'INVALID_OPTIONS',
+  /** Command ids are being reserved (a refill of the id block is late); try again. */
+  IdExhausted: 'ID_EXHAUSTED',
+  /** A listener of an engine or monitor event threw (reported on the `error` event). */
+  ListenerFailed: 'LISTENER_FAILED',
+  /** Something failed inside coco that no other code describes (a bug: please report it). */
+  Internal: 'INTERNAL',
+
+  // Requests (the node's HTTP API, the agent protocol) and the CLI.
+  /** A malformed request: bad JSON, or a body, query or path failing its schema (400). */
+  BadRequest: 'BAD_REQUEST',
+  /** Missing, wrong or stale credentials (401). */
+  Unauthorized: 'UNAUTHORIZED',
+  /** No such route, or no such object other than a command (a job, a job view) (404). */
+  NotFound: 'NOT_FOUND',
+  /** A request body over the size limit (413). */
+  PayloadTooLarge: 'PAYLOAD_TOO_LARGE',
+  /** The CLI: a command it ran or waited for ended failed or cancelled. */
+  CommandFailed: 'COMMAND_FAILED',
+  /** The CLI: bad arguments or options. */
+  Usage: 'USAGE',
+  /** The CLI: no coco node answered at the server address. */
+  ServerUnreachable: 'SERVER_UNREACHABLE',
+  /** The CLI: the server answered with an HTTP status and no error body coco understands. */
+  HttpError: 'HTTP_ERROR',
 } as const;
 
 /** One of the stable {@link ErrorCode} strings, or a user-defined code. */

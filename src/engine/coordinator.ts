@@ -125,7 +125,10 @@ export class Coordinator implements HandlerHost, TaskHost {
     const info =
       error instanceof CocoError
         ? error.toInfo()
-        : { code: 'INTERNAL', message: String(error instanceof Error ? error.stack : error) };
+        : {
+            code: ErrorCode.Internal,
+            message: String(error instanceof Error ? error.stack : error),
+          };
     this.log.error(
       { commandId: c.id, error: info },
       'internal error while advancing a command; it is left as it is',

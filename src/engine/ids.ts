@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { CocoError } from '../core/errors.js';
+import { CocoError, ErrorCode } from '../core/errors.js';
 import type { Store } from '../store/port.js';
 
 /** Hands out command ids from reserved blocks. */
@@ -33,7 +33,7 @@ export class IdAllocator {
     if (this.#next >= this.#end) {
       if (!this.#spare) {
         this.#refill();
-        throw new CocoError('ID_EXHAUSTED', 'command ids are being reserved; try again', {
+        throw new CocoError(ErrorCode.IdExhausted, 'command ids are being reserved; try again', {
           retryable: true,
         });
       }

@@ -41,7 +41,7 @@ const STATUS_OF: Record<string, number> = {
 };
 
 function fail(reply: FastifyReply, error: unknown): FastifyReply {
-  const info = toErrorInfo(error, 'INTERNAL');
+  const info = toErrorInfo(error, ErrorCode.Internal);
   const status = STATUS_OF[info.code] ?? (error instanceof CocoError ? 500 : 500);
   return reply.code(status).send({ error: info });
 }
@@ -49,7 +49,11 @@ function fail(reply: FastifyReply, error: unknown): FastifyReply {
 function parse<S extends z.ZodType>(schema: S, value: unknown, what: string): z.output<S> {
   const result = schema.safeParse(value);
   if (!result.success)
-    throw new ValidationError(`invalid ${what}`, toIssues(result.error.issues), 'BAD_REQUEST');
+    throw new ValidationError(
+      `invalid ${what}`,
+      toIssues(result.error.issues),
+      ErrorCode.BadRequest,
+    );
   return result.data;
 }
 
@@ -115,7 +119,7 @@ export function createApi(options: ApiOptions): FastifyInstance {
       );
       return reply.code(401).send({
         error: {
-          code: 'UNAUTHORIZED',
+          code: ErrorCode.Unauthorized,
           message: 'a valid "Authorization: Bearer <token>" header is required',
         },
       });
@@ -126,14 +130,14 @@ export function createApi(options: ApiOptions): FastifyInstance {
     if (e.statusCode && e.statusCode < 500) {
       return reply
         .code(e.statusCode)
-        .send({ error: { code: 'BAD_REQUEST', message: e.message ?? 'bad request' } });
+        .send({ error: { code: ErrorCode.BadRequest, message: e.message ?? 'bad request' } });
     }
     return fail(reply, error);
   });
   app.setNotFoundHandler((request, reply) =>
-    reply
-      .code(404)
-      .send({ error: { code: 'NOT_FOUND', message: `no route ${request.method} ${request.url}` } }),
+    reply.code(404).send({
+      error: { code: ErrorCode.NotFound, message: `no route ${request.method} ${request.url}` },
+    }),
   );
 
   app.get('/v1/health', () =>
@@ -207,7 +211,8 @@ export function createApi(options: ApiOptions): FastifyInstance {
 
   app.get('/v1/jobs', async (request, reply) => {
     try {
-      if (!monitor) throw new CocoError('NOT_FOUND', 'this node keeps no job view (jobs: false)');
+      if (!monitor)
+        throw new CocoError(ErrorCode.NotFound, 'this node keeps no job view (jobs: false)');
       const q = parse(jobListQuery, request.query, 'query');
       return {
         jobs: await monitor.listJobs({
@@ -224,10 +229,11 @@ export function createApi(options: ApiOptions): FastifyInstance {
 
   app.get('/v1/jobs/:id', async (request, reply) => {
     try {
-      if (!monitor) throw new CocoError('NOT_FOUND', 'this node keeps no job view (jobs: false)');
+      if (!monitor)
+        throw new CocoError(ErrorCode.NotFound, 'this node keeps no job view (jobs: false)');
       const { id } = parse(idParam, request.params, 'job id');
       const tree = await jobTree(monitor, id);
-      if (!tree) throw new CocoError('NOT_FOUND', `job ${id} does not exist`);
+      if (!tree) throw new CocoError(ErrorCode.NotFound, `job ${id} does not exist`);
       return tree;
     } catch (error) {
       return fail(reply, error);
@@ -237,7 +243,10 @@ export function createApi(options: ApiOptions): FastifyInstance {
   // Server-sent events: the job's tree now, then again after each change, until it ends.
   app.get('/v1/jobs/:id/events', async (request, reply) => {
     if (!monitor)
-      return fail(reply, new CocoError('NOT_FOUND', 'this node keeps no job view (jobs: false)'));
+      return fail(
+        reply,
+        new CocoError(ErrorCode.NotFound, 'this node keeps no job view (jobs: false)'),
+      );
     let id: number;
     try {
       id = parse(idParam, request.params, 'job id').id;
@@ -245,7 +254,7 @@ export function createApi(options: ApiOptions): FastifyInstance {
       return fail(reply, error);
     }
     const first = await jobTree(monitor, id);
-    if (!first) return fail(reply, new CocoError('NOT_FOUND', `job ${id} does not exist`));
+    if (!first) return fail(reply, new CocoError(ErrorCode.NotFound, `job ${id} does not exist`));
     reply.hijack();
     const res = reply.raw;
     res.writeHead(200, {

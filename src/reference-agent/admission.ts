@@ -7,21 +7,21 @@
  */
 import type { FastifyRequest } from 'fastify';
 import type { z } from 'zod';
-import type { ErrorInfo } from '../core/errors.js';
+import { ErrorCode, type ErrorInfo } from '../core/errors.js';
 import { HEADERS, verifyRequest, type errorResponse } from '../protocol/agent-v1.js';
 
-/** Error codes of the agent's refusals (the `error.code` of an `errorResponse` body). */
+/** Error codes of the agent's refusals (the `error.code` of an `errorResponse` body), from the catalogue. */
 export const AgentErrorCode = {
   /** Missing, wrong or stale signature (401). */
-  Unauthorized: 'UNAUTHORIZED',
+  Unauthorized: ErrorCode.Unauthorized,
   /** Malformed JSON or a body failing the call's schema (400). */
-  BadRequest: 'BAD_REQUEST',
+  BadRequest: ErrorCode.BadRequest,
   /** No such call (404). */
-  NotFound: 'NOT_FOUND',
+  NotFound: ErrorCode.NotFound,
   /** Body over `BODY_LIMIT_BYTES` (413). */
-  PayloadTooLarge: 'PAYLOAD_TOO_LARGE',
+  PayloadTooLarge: ErrorCode.PayloadTooLarge,
   /** The agent failed (500). */
-  Internal: 'INTERNAL_ERROR',
+  Internal: ErrorCode.Internal,
 } as const;
 
 /** The body of an error answer. */

@@ -8,7 +8,7 @@
  * is it parsed (JSON, then the call's zod schema) and acted on. A refusal answers with the
  * protocol's `errorResponse` body: 401 `UNAUTHORIZED` (logged with the reason and the claimed
  * caller), 400 `BAD_REQUEST` (naming the offending fields), 404 `NOT_FOUND`, 413
- * `PAYLOAD_TOO_LARGE`, 500 `INTERNAL_ERROR`.
+ * `PAYLOAD_TOO_LARGE`, 500 `INTERNAL`.
  *
  * @module
  */

@@ -14,7 +14,7 @@ import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
 import { pino } from 'pino';
 import { diskCommands } from '../../../examples/disk/index.js';
-import { CocoError } from '../../core/errors.js';
+import { CocoError, ErrorCode } from '../../core/errors.js';
 import { parseConfig } from '../../config/config.js';
 import { startNode, type CocoNode } from '../../server/node.js';
 import { EXIT, usage } from '../errors.js';
@@ -68,7 +68,10 @@ async function spawnAgent(
   );
   const line = await new Promise<string>((resolvePromise, reject) => {
     const timer = setTimeout(
-      () => reject(new CocoError('AGENT_UNAVAILABLE', 'the demo agent did not start within 20 s')),
+      () =>
+        reject(
+          new CocoError(ErrorCode.AgentUnavailable, 'the demo agent did not start within 20 s'),
+        ),
       20_000,
     );
     child.once('exit', (code) =>
@@ -97,7 +100,10 @@ async function sha256Of(path: string): Promise<string> {
 function typeNamed(name: string): (typeof diskCommands)[number] {
   const type = diskCommands.find((t) => t.name === name);
   if (!type)
-    throw new CocoError('INVALID_DEFINITION', `the disk example pack has no command type ${name}`);
+    throw new CocoError(
+      ErrorCode.InvalidDefinition,
+      `the disk example pack has no command type ${name}`,
+    );
   return type;
 }
 
@@ -148,7 +154,7 @@ export async function runDemo(o: {
     const createdEnd = await engine.waitFor(created.id);
     if (createdEnd.status !== 'succeeded')
       throw new CocoError(
-        'DEMO_FAILED',
+        ErrorCode.CommandFailed,
         `creating the disk ${createdEnd.status}: ${createdEnd.error?.message ?? ''}`,
       );
     const sourcePath = join(dir, 'storage', FROM, `${DISK}.img`);
