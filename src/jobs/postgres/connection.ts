@@ -5,11 +5,7 @@
  * @module
  */
 import pg from 'pg';
-import {
-  isConnectionError,
-  isRetryableTransaction,
-  quoteIdent,
-} from '../../store/postgres/connection.js';
+import { isConnectionError, isRetryableTransaction, quoteIdent } from '../../db/postgres.js';
 import { z } from 'zod';
 import { systemClock, type Clock } from '../../core/clock.js';
 import { CocoError, ErrorCode, ValidationError } from '../../core/errors.js';

@@ -18,7 +18,7 @@ import type Database from 'better-sqlite3';
 import { systemClock, type Clock } from '../../core/clock.js';
 import { CocoError, ErrorCode } from '../../core/errors.js';
 import { migrations } from '../../generated/jobs-sqlite-migrations.js';
-import { DEFAULT_BUSY_TIMEOUT_MS, connect, storeFailed } from '../../store/sqlite/connection.js';
+import { DEFAULT_BUSY_TIMEOUT_MS, connect, storeFailed } from '../../db/sqlite.js';
 import { z } from 'zod';
 import type { Job, JobChanges, JobQuery, JobStore, JobStoreOpenReport, Step } from '../port.js';
 import {

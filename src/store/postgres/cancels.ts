@@ -6,7 +6,7 @@
  */
 import { CocoError, ErrorCode } from '../../core/errors.js';
 import type { SharedDb } from './shared.js';
-import { quoteIdent } from './connection.js';
+import { quoteIdent } from '../../db/postgres.js';
 import { channelOf } from './listen.js';
 
 /** The cancel requests' SQL for one schema. */

@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { CocoError, ErrorCode, IllegalTransitionError } from '../../core/errors.js';
 import { migrations } from '../../generated/postgres-migrations.js';
+import { isConnectionError, isRetryableTransaction, quoteIdent } from '../../db/postgres.js';
 import type { MigrationReport } from '../port.js';
 import type { CompiledPostgresOptions } from './options.js';
 
@@ -84,51 +85,6 @@ export function createPool(o: CompiledPostgresOptions): { pool: pg.Pool; owned: 
   // next query (or through their own listener).
   pool.on('connect', (client) => client.on('error', () => undefined));
   return { pool, owned: true };
-}
-
-/** A schema name, quoted (names are validated first; this is belt and braces). */
-export function quoteIdent(name: string): string {
-  return `"${name.replaceAll('"', '""')}"`;
-}
-
-/** SQLSTATEs of a connection the server ended or refused. */
-const CONNECTION_SQLSTATES = new Set([
-  '53300', // too_many_connections
-  '57P01', // admin_shutdown: the server (or pg_terminate_backend) ended the connection
-  '57P02', // crash_shutdown
-  '57P03', // cannot_connect_now: the server is starting up
-]);
-
-/** Socket errors of a lost or refused connection. */
-const CONNECTION_ERRNOS = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'EPIPE',
-  'ETIMEDOUT',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'EAI_AGAIN',
-]);
-
-/** Messages of `pg`'s own connection errors, which carry no code. */
-const CONNECTION_MESSAGE =
-  /connection terminated|timeout exceeded when trying to connect|connection error and is not queryable|Client was closed|not queryable/i;
-
-/** Whether an error means the connection is gone (so the statement may or may not have run). */
-export function isConnectionError(error: unknown): boolean {
-  const code = (error as { code?: unknown } | null)?.code;
-  if (typeof code === 'string') {
-    if (code.startsWith('08') || CONNECTION_SQLSTATES.has(code) || CONNECTION_ERRNOS.has(code))
-      return true;
-  }
-  const message = (error as { message?: unknown } | null)?.message;
-  return typeof message === 'string' && CONNECTION_MESSAGE.test(message);
-}
-
-/** Whether the server rolled the transaction back for a reason a new try will not meet again. */
-export function isRetryableTransaction(error: unknown): boolean {
-  const code = (error as { code?: unknown } | null)?.code;
-  return code === '40001' || code === '40P01'; // serialization_failure, deadlock_detected
 }
 
 /** Wraps a failure in `STORE_FAILED` (keeping `CocoError`s as they are). */

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { quoteIdent } from './connection.js';
+import { quoteIdent } from '../../db/postgres.js';
 
 /**
  * How long the row of a fenced node is kept once it owns nothing: an hour in which whoever looks

@@ -24,7 +24,7 @@ import {
 } from '../rows/parse.js';
 import type { CommandRecord, TaskRecord, UndoRecord } from '../../core/records.js';
 import type { ChangeBatch, CommandUpdate, TaskUpdate, UndoUpdate } from '../port.js';
-import { quoteIdent } from './connection.js';
+import { quoteIdent } from '../../db/postgres.js';
 
 /** Boolean columns, read as 0/1 like SQLite's (the shared parsers expect that). */
 const FLAGS: ReadonlySet<string> = new Set(['tasks_cleared', 'stop_requested']);

@@ -6,7 +6,7 @@
  */
 import type { Clock } from '../../core/clock.js';
 import { CocoError, ErrorCode } from '../../core/errors.js';
-import { DEFAULT_BUSY_TIMEOUT_MS, type ConnectionSettings } from './connection.js';
+import { DEFAULT_BUSY_TIMEOUT_MS, type ConnectionSettings } from '../../db/sqlite.js';
 
 /** Options of `sqliteStore`. */
 export interface SqliteStoreOptions {

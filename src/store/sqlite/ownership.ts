@@ -7,7 +7,8 @@
  */
 import type Database from 'better-sqlite3';
 import { CocoError, ErrorCode } from '../../core/errors.js';
-import { ownerAlive, storeFailed, storeInUse, type OwnerRow } from './connection.js';
+import { ownerAlive, storeInUse, type OwnerRow } from './connection.js';
+import { storeFailed } from '../../db/sqlite.js';
 import type { Statements } from './statements.js';
 
 /**

@@ -32,13 +32,8 @@ import type {
   Store,
   StoreIdentity,
 } from '../port.js';
-import {
-  applyError,
-  connect,
-  migrateDatabase,
-  storeFailed,
-  type ConnectionSettings,
-} from './connection.js';
+import { applyError, migrateDatabase } from './connection.js';
+import { connect, storeFailed, type ConnectionSettings } from '../../db/sqlite.js';
 import { batchOps, maxInsertedId, readActive, writeBatch } from './operations.js';
 import {
   DEFAULT_LIST_LIMIT,

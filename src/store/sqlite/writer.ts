@@ -15,7 +15,7 @@ import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import { z } from 'zod';
 import { CocoError, ErrorCode } from '../../core/errors.js';
-import type { ConnectionSettings } from './connection.js';
+import type { ConnectionSettings } from '../../db/sqlite.js';
 
 /** One statement and the rows of values to run it with; `mustChange` rows must change a row. */
 export type WriteOp = readonly [

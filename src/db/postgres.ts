@@ -1,0 +1,52 @@
+/**
+ * PostgreSQL driver facts shared by the engine's store (store/postgres) and the job store
+ * (jobs/postgres): quoting a schema name, and which driver errors mean a lost connection or a
+ * transaction worth another try.
+ *
+ * @module
+ */
+
+/** A schema name, quoted (names are validated first; this is belt and braces). */
+export function quoteIdent(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}
+
+/** SQLSTATEs of a connection the server ended or refused. */
+const CONNECTION_SQLSTATES = new Set([
+  '53300', // too_many_connections
+  '57P01', // admin_shutdown: the server (or pg_terminate_backend) ended the connection
+  '57P02', // crash_shutdown
+  '57P03', // cannot_connect_now: the server is starting up
+]);
+
+/** Socket errors of a lost or refused connection. */
+const CONNECTION_ERRNOS = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+]);
+
+/** Messages of `pg`'s own connection errors, which carry no code. */
+const CONNECTION_MESSAGE =
+  /connection terminated|timeout exceeded when trying to connect|connection error and is not queryable|Client was closed|not queryable/i;
+
+/** Whether an error means the connection is gone (so the statement may or may not have run). */
+export function isConnectionError(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code === 'string') {
+    if (code.startsWith('08') || CONNECTION_SQLSTATES.has(code) || CONNECTION_ERRNOS.has(code))
+      return true;
+  }
+  const message = (error as { message?: unknown } | null)?.message;
+  return typeof message === 'string' && CONNECTION_MESSAGE.test(message);
+}
+
+/** Whether the server rolled the transaction back for a reason a new try will not meet again. */
+export function isRetryableTransaction(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === '40001' || code === '40P01'; // serialization_failure, deadlock_detected
+}
