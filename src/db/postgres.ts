@@ -1,10 +1,11 @@
 /**
  * PostgreSQL driver facts shared by the engine's store (store/postgres) and the job store
- * (jobs/postgres): quoting a schema name, and which driver errors mean a lost connection or a
- * transaction worth another try.
+ * (jobs/postgres): quoting a schema name, which driver errors mean a lost connection or a
+ * transaction worth another try, and how a driver error becomes `STORE_FAILED`.
  *
  * @module
  */
+import { CocoError, ErrorCode } from '../core/errors.js';
 
 /** A schema name, quoted (names are validated first; this is belt and braces). */
 export function quoteIdent(name: string): string {
@@ -49,4 +50,26 @@ export function isConnectionError(error: unknown): boolean {
 export function isRetryableTransaction(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
   return code === '40001' || code === '40P01'; // serialization_failure, deadlock_detected
+}
+
+/** Wraps a failure in `STORE_FAILED` (keeping `CocoError`s as they are), retryable when
+ * the connection was lost or the transaction may pass on a new try; `details.sqlstate` names the
+ * server's code. */
+export function storeFailed(what: string, error: unknown): CocoError {
+  if (error instanceof CocoError) return error;
+  const code = (error as { code?: unknown } | null)?.code;
+  return new CocoError(
+    ErrorCode.StoreFailed,
+    `${what}: ${(error as Error | null)?.message ?? String(error)}`,
+    {
+      cause: error,
+      retryable: isConnectionError(error) || isRetryableTransaction(error),
+      ...(typeof code === 'string' ? { details: { sqlstate: code } } : {}),
+    },
+  );
+}
+
+/** Resolves after `ms` milliseconds. */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }

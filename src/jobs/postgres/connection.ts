@@ -136,24 +136,4 @@ export function isTransient(error: unknown): boolean {
   return isConnectionError(error) || isRetryableTransaction(error);
 }
 
-/** Wraps a failure in `STORE_FAILED` (keeping `CocoError`s as they are), retryable if transient. */
-export function storeFailed(what: string, error: unknown): CocoError {
-  if (error instanceof CocoError) return error;
-  const code = (error as { code?: unknown } | null)?.code;
-  return new CocoError(
-    ErrorCode.StoreFailed,
-    `${what}: ${(error as Error | null)?.message ?? String(error)}`,
-    {
-      cause: error,
-      retryable: isTransient(error),
-      ...(typeof code === 'string' ? { details: { code } } : {}),
-    },
-  );
-}
-
-/** Resolves after `ms` milliseconds. */
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
 export { quoteIdent };

@@ -25,10 +25,9 @@ import {
   compileJobStoreOptions,
   isTransient,
   quoteIdent,
-  sleep,
-  storeFailed,
   type PostgresJobStoreOptions,
 } from './connection.js';
+import { sleep, storeFailed } from '../../db/postgres.js';
 import {
   JOB_COLUMNS,
   STEP_COLUMNS,

@@ -24,7 +24,8 @@
 import type pg from 'pg';
 import { CocoError, ErrorCode } from '../../core/errors.js';
 import type { ChangeBatch } from '../port.js';
-import { TYPES, applyError, backoff, leaseLost, sleep, storeFailed } from './connection.js';
+import { TYPES, applyError, backoff, leaseLost } from './connection.js';
+import { sleep, storeFailed } from '../../db/postgres.js';
 import { isConnectionError, isRetryableTransaction } from '../../db/postgres.js';
 import { batchSteps, rowCountLabel, type Step } from './batch-steps.js';
 import type { Sql } from './statements.js';

@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { CocoError, ErrorCode, IllegalTransitionError } from '../../core/errors.js';
 import { migrations } from '../../generated/postgres-migrations.js';
-import { isConnectionError, isRetryableTransaction, quoteIdent } from '../../db/postgres.js';
+import { quoteIdent, storeFailed } from '../../db/postgres.js';
 import type { MigrationReport } from '../port.js';
 import type { CompiledPostgresOptions } from './options.js';
 
@@ -87,21 +87,6 @@ export function createPool(o: CompiledPostgresOptions): { pool: pg.Pool; owned: 
   return { pool, owned: true };
 }
 
-/** Wraps a failure in `STORE_FAILED` (keeping `CocoError`s as they are). */
-export function storeFailed(what: string, error: unknown): CocoError {
-  if (error instanceof CocoError) return error;
-  const code = (error as { code?: unknown } | null)?.code;
-  return new CocoError(
-    ErrorCode.StoreFailed,
-    `${what}: ${(error as Error | null)?.message ?? String(error)}`,
-    {
-      cause: error,
-      retryable: isConnectionError(error) || isRetryableTransaction(error),
-      ...(typeof code === 'string' ? { details: { sqlstate: code } } : {}),
-    },
-  );
-}
-
 /** The `LEASE_LOST` error of a node that was fenced (or never registered). */
 export function leaseLost(nodeId: string, what: string): CocoError {
   return new CocoError(
@@ -132,11 +117,6 @@ export function applyError(error: unknown): CocoError {
     return new IllegalTransitionError(machine, from, to, subject);
   }
   return storeFailed('apply failed, nothing of the batch was stored', error);
-}
-
-/** Resolves after `ms` milliseconds. */
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /** The pause before reconnection attempt `attempt` (0-based): doubling, capped, with jitter. */

@@ -11,7 +11,8 @@
  */
 import type pg from 'pg';
 import type { StoreSignal } from '../shared-port.js';
-import { backoff, sleep, storeFailed } from './connection.js';
+import { backoff } from './connection.js';
+import { sleep, storeFailed } from '../../db/postgres.js';
 import { quoteIdent } from '../../db/postgres.js';
 
 /** The notification channel of a schema (names are at most 58 characters: this fits in 63). */

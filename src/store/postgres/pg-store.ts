@@ -45,7 +45,8 @@ import type {
 } from '../shared-port.js';
 import { Applier } from './applier.js';
 import { PoolAccess } from './pool-access.js';
-import { TYPES, createPool, migrateSchema, storeFailed } from './connection.js';
+import { TYPES, createPool, migrateSchema } from './connection.js';
+import { storeFailed } from '../../db/postgres.js';
 import { Listener } from './listen.js';
 import {
   compileOptions,

@@ -6,7 +6,8 @@
  */
 import type pg from 'pg';
 import { CocoError } from '../../core/errors.js';
-import { READ_RETRY_WINDOW_MS, TYPES, backoff, sleep, storeFailed } from './connection.js';
+import { READ_RETRY_WINDOW_MS, TYPES, backoff } from './connection.js';
+import { sleep, storeFailed } from '../../db/postgres.js';
 import { isConnectionError, isRetryableTransaction } from '../../db/postgres.js';
 
 /** Options of one statement. */
