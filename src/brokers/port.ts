@@ -58,7 +58,11 @@ export interface AgentInfo {
  * broker (remote agents). Methods may throw; the engine backs off per agent.
  */
 export interface AgentBroker {
-  /** Ids of the agents this broker can reach (used to reconcile task lists at start). */
+  /**
+   * Ids of the agents this broker is configured for, reachable or not: the agents the engine
+   * knows. A task for any other agent fails at once (`AGENT_UNKNOWN`), and calls for one may
+   * throw `AGENT_UNKNOWN`. Also used to reconcile task lists at start.
+   */
   agentIds(): Promise<readonly string[]>;
   /**
    * Starts tasks on one agent; answers one result per request, in request order. Repeating a

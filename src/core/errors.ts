@@ -49,6 +49,11 @@ export const ErrorCode = {
   CompensationFailed: 'COMPENSATION_FAILED',
   /** An agent could not be reached or answered with an error. */
   AgentUnavailable: 'AGENT_UNAVAILABLE',
+  /**
+   * A task names an agent this node does not know (not configured in its broker): it fails at
+   * once instead of waiting for an agent that will never answer.
+   */
+  AgentUnknown: 'AGENT_UNKNOWN',
   /** An agent refused the engine's credentials (wrong shared secret); not retried. */
   AgentUnauthorized: 'AGENT_UNAUTHORIZED',
   /** The agent restarted while the task ran (reported by the agent for such tasks). */

@@ -49,6 +49,10 @@ export interface DispatcherEvents {
   started(task: LiveTask): void;
   /** The agent refused a start. */
   rejected(task: LiveTask, error: ErrorInfo): void;
+  /** The task failed without its agent's word (its agent is unknown to this node). */
+  failed(task: LiveTask, error: ErrorInfo): void;
+  /** Tasks for an agent this node does not know were failed (`AGENT_UNKNOWN`). */
+  agentUnknown(agentId: string, error: ErrorInfo, tasks: number): void;
   /** A status report for a task the engine still considers open. */
   report(task: LiveTask, report: TaskStatusReport): void;
   /** The agent has not known the task for the whole grace period. */
@@ -76,7 +80,14 @@ export class AgentLink {
   timerAt = 0;
   immediate = false;
   up = true;
+  /** Since when calls to the agent fail, and the last error (null while it answers). */
+  downSince: number | null = null;
+  lastError: ErrorInfo | null = null;
   reconciled = false;
+  /** The broker does not know this agent: its tasks fail at once (see Dispatcher). */
+  unknown = false;
+  /** Asking the broker whether it knows the agent; no round runs meanwhile. */
+  checking = false;
   /** Reconcile once more even without the agent's lease (see Dispatcher.sweep). */
   sweep = false;
   readonly id: string;

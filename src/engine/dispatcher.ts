@@ -4,11 +4,15 @@
  * round of calls runs per agent at a time; errors and timeouts back that agent off
  * exponentially (with jitter) while the others go on.
  *
+ * An agent the broker does not know (a typo in a task's agent id, an agent removed from the
+ * configuration) is not backed off forever: its tasks fail at once with `AGENT_UNKNOWN`, naming
+ * the agent and the agents the broker knows.
+ *
  * @module
  */
 import type { AgentBroker, TaskStatusReport } from '../brokers/port.js';
 import type { Clock } from '../core/clock.js';
-import { ErrorCode, toErrorInfo } from '../core/errors.js';
+import { CocoError, ErrorCode, toErrorInfo, type ErrorInfo } from '../core/errors.js';
 import { AgentCalls } from './agent-calls.js';
 import type { LiveTask } from './live.js';
 import {
@@ -20,6 +24,18 @@ import {
 
 export type { DispatcherEvents, DispatcherOptions, PollGate } from './dispatch-ports.js';
 
+/**
+ * How long a listing of the broker's agents is trusted before it is asked again. A broker's
+ * agents may change while the engine runs (agents added to an in-process broker, a configuration
+ * reload), so an agent missing from the listing is looked up again before its tasks fail; at
+ * most one listing a second bounds what a flood of tasks for a mistyped agent costs, and delays
+ * their failure by one listing at the most.
+ */
+const KNOWN_AGENTS_REFRESH_MS = 1_000;
+
+/** How many known agents an `AGENT_UNKNOWN` message names (the details carry them all). */
+const KNOWN_AGENTS_IN_MESSAGE = 20;
+
 /** Per-agent batching of task calls, polling and back-off. */
 export class Dispatcher {
   readonly #links = new Map<string, AgentLink>();
@@ -28,6 +44,10 @@ export class Dispatcher {
   /** Tasks whose clear waits for the agent to report them ended. */
   readonly #clearWhenDone = new Set<LiveTask>();
   readonly #calls: AgentCalls;
+  /** The agents the broker is configured for; null until listed (every agent is tried then). */
+  #known: ReadonlySet<string> | null = null;
+  #knownAt = Number.NEGATIVE_INFINITY;
+  #listing: Promise<ReadonlySet<string>> | null = null;
 
   private readonly broker: AgentBroker;
   /** Prefix of our task ids on agents (reconciliation). */
@@ -132,9 +152,103 @@ export class Dispatcher {
     this.#applyReports(link, [report], true);
   }
 
-  /** Creates links for every agent the broker knows, so each is reconciled. */
+  /**
+   * Creates links for every agent the broker knows, so each is reconciled; the tasks of agents
+   * it does not know (loaded at start) fail.
+   */
   async discover(): Promise<void> {
-    for (const id of await this.broker.agentIds()) this.#kick(this.#link(id));
+    const known = await this.#knownAgents(true);
+    for (const link of [...this.#links.values()])
+      if (!known.has(link.id)) void this.#checkKnown(link);
+    for (const id of known) this.#kick(this.#link(id));
+  }
+
+  /** How the agent answers: whether calls fail, since when, and the last error. */
+  agentHealth(agentId: string): {
+    readonly reachable: boolean;
+    readonly since: number | null;
+    readonly failures: number;
+    readonly lastError: ErrorInfo | null;
+  } {
+    const link = this.#links.get(agentId);
+    return link?.downSince != null
+      ? {
+          reachable: false,
+          since: link.downSince,
+          failures: link.failures,
+          lastError: link.lastError,
+        }
+      : { reachable: true, since: null, failures: 0, lastError: null };
+  }
+
+  /** The broker's agents, listed again when the last listing is older than the refresh period. */
+  async #knownAgents(force = false): Promise<ReadonlySet<string>> {
+    if (
+      this.#known !== null &&
+      !force &&
+      this.clock.now() - this.#knownAt < KNOWN_AGENTS_REFRESH_MS
+    )
+      return this.#known;
+    this.#listing ??= this.broker.agentIds().then(
+      (ids) => {
+        this.#listing = null;
+        this.#known = new Set(ids);
+        this.#knownAt = this.clock.now();
+        return this.#known;
+      },
+      (error: unknown) => {
+        this.#listing = null;
+        throw error;
+      },
+    );
+    return this.#listing;
+  }
+
+  /** Asks the broker whether it knows the link's agent; fails its tasks if it does not. */
+  async #checkKnown(link: AgentLink, force = false): Promise<void> {
+    if (link.checking) return;
+    link.checking = true;
+    try {
+      link.unknown = !(await this.#knownAgents(force)).has(link.id);
+    } catch {
+      link.unknown = false; // the broker cannot tell: try the agent itself
+    } finally {
+      link.checking = false;
+    }
+    this.#kick(link);
+  }
+
+  /**
+   * The link's agent is unknown: its queued and watched tasks fail with `AGENT_UNKNOWN` (they
+   * can never be reached) and count as ended and cleared on the agent, so their commands end.
+   */
+  #failUnknown(link: AgentLink): void {
+    const tasks = new Set<LiveTask>([...link.toStart, ...link.toStop, ...link.running.values()]);
+    link.toStart = [];
+    link.toStop = [];
+    link.running.clear();
+    const known = [...(this.#known ?? [])].sort();
+    let failed = 0;
+    let first: ErrorInfo | null = null;
+    for (const t of tasks) {
+      t.agentDone = true;
+      if (t.ended) continue;
+      const error = agentUnknownError(link.id, known, t);
+      first ??= error;
+      failed++;
+      this.events.failed(t, error);
+    }
+    const cleared = link.toClear.filter((t) => !t.cleared);
+    link.toClear = [];
+    for (const t of this.#clearWhenDone) {
+      if (t.agentId !== link.id) continue;
+      this.#clearWhenDone.delete(t);
+      t.agentDone = true;
+      if (!t.cleared) cleared.push(t);
+    }
+    for (const t of cleared) t.cleared = true;
+    if (cleared.length > 0) this.events.cleared(cleared);
+    if (first) this.events.agentUnknown(link.id, first, failed);
   }
 
   /** Queues a start (after its intent is durable). */
@@ -163,6 +277,13 @@ export class Dispatcher {
   /** Queues a clear once the agent has reported the task ended. */
   clear(task: LiveTask): void {
     if (task.cleared) return;
+    if (this.#links.get(task.agentId)?.unknown) {
+      // Nothing to clear on an agent this node cannot reach: the task is let go.
+      task.agentDone = true;
+      task.cleared = true;
+      this.events.cleared([task]);
+      return;
+    }
     if (!task.agentDone) {
       this.#clearWhenDone.add(task);
       const link = this.#link(task.agentId);
@@ -202,12 +323,19 @@ export class Dispatcher {
     if (!link) {
       link = new AgentLink(agentId);
       this.#links.set(agentId, link);
+      if (this.#known !== null && !this.#known.has(agentId)) void this.#checkKnown(link);
     }
     return link;
   }
 
   #kick(link: AgentLink): void {
-    if (this.#stopped || link.busy) return;
+    if (this.#stopped || link.busy || link.checking) return;
+    if (link.unknown) {
+      // The broker may have learnt of the agent since: ask again before failing more tasks.
+      if (this.clock.now() - this.#knownAt >= KNOWN_AGENTS_REFRESH_MS) void this.#checkKnown(link);
+      else this.#failUnknown(link);
+      return;
+    }
     const now = this.clock.now();
     let at: number;
     const pollable = this.#pollable(link);
@@ -245,6 +373,7 @@ export class Dispatcher {
     }
     link.busy = true;
     let ok = true;
+    let unknown = false;
     // Accepted starts are reported after this round's poll: a task that already ended by then
     // goes from created to ended in one write instead of two.
     let accepted: LiveTask[] = [];
@@ -264,28 +393,43 @@ export class Dispatcher {
       }
     } catch (error) {
       ok = false;
-      link.failures++;
-      const delay = Math.min(
-        this.options.backoffMaxMs,
-        this.options.backoffBaseMs * 2 ** Math.min(link.failures - 1, 20),
-      );
-      // Full jitter in [delay/2, delay] keeps many engines from hammering a recovering agent in step.
-      link.blockedUntil = this.clock.now() + delay / 2 + Math.random() * (delay / 2);
-      const info = toErrorInfo(error, ErrorCode.AgentUnavailable);
-      if (link.up || link.failures === 1) {
-        link.up = false;
-      }
-      this.events.agentState(link.id, false, info, link.failures);
+      // The broker does not know the agent (any more): look it up, then fail its tasks.
+      if (error instanceof CocoError && error.code === ErrorCode.AgentUnknown) unknown = true;
+      else this.#backOff(link, error);
     } finally {
       link.busy = false;
     }
     for (const t of accepted) if (!t.ended) this.events.started(t);
+    if (unknown) {
+      void this.#checkKnown(link, true);
+      return;
+    }
     if (ok && !link.up) {
       link.up = true;
       link.failures = 0;
+      link.downSince = null;
+      link.lastError = null;
       this.events.agentState(link.id, true, null, 0);
     } else if (ok) link.failures = 0;
     this.#kick(link);
+  }
+
+  /** A round failed: back the agent off (exponentially, with jitter) and report it down. */
+  #backOff(link: AgentLink, error: unknown): void {
+    link.failures++;
+    const delay = Math.min(
+      this.options.backoffMaxMs,
+      this.options.backoffBaseMs * 2 ** Math.min(link.failures - 1, 20),
+    );
+    // Full jitter in [delay/2, delay] keeps many engines from hammering a recovering agent in step.
+    link.blockedUntil = this.clock.now() + delay / 2 + Math.random() * (delay / 2);
+    const info = toErrorInfo(error, ErrorCode.AgentUnavailable);
+    if (link.up || link.failures === 1) {
+      link.up = false;
+      link.downSince = this.clock.now();
+    }
+    link.lastError = info;
+    this.events.agentState(link.id, false, info, link.failures);
   }
 
   /**
@@ -342,4 +486,23 @@ export class Dispatcher {
   #maybeClear(task: LiveTask): void {
     if (this.#clearWhenDone.delete(task)) this.clear(task);
   }
+}
+
+/** The error of a task whose agent this node does not know. */
+function agentUnknownError(agentId: string, known: readonly string[], t: LiveTask): ErrorInfo {
+  const names =
+    known.length === 0
+      ? '(none)'
+      : known.slice(0, KNOWN_AGENTS_IN_MESSAGE).join(', ') +
+        (known.length > KNOWN_AGENTS_IN_MESSAGE ? `, ... (${known.length} in all)` : '');
+  const sent = t.startSent || t.status === 'running' || t.stopRequested;
+  return {
+    code: ErrorCode.AgentUnknown,
+    message: sent
+      ? `agent "${agentId}" is not known to this node any more (known agents: ${names}); task ` +
+        `${t.agentTaskId} may still run there, and this node cannot stop or clear it`
+      : `agent "${agentId}" is not known to this node (known agents: ${names}); task ` +
+        `${t.agentTaskId} (${t.verb}) was not started`,
+    details: { agentId, knownAgents: known, taskId: t.agentTaskId },
+  };
 }

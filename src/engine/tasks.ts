@@ -17,6 +17,33 @@ import type { Dispatcher, DispatcherEvents } from './dispatcher.js';
 import type { EngineEvents } from './events.js';
 import { LiveTask, type LiveCommand } from './live.js';
 
+/**
+ * A warning about one agent (calls failing, tasks for an unknown agent) is logged at the first
+ * occurrence, then at most once a minute with the number of occurrences in between: an agent
+ * that stays down, or a flood of tasks for a mistyped agent, must not bury the log (the events
+ * still report every occurrence).
+ */
+const AGENT_WARNING_INTERVAL_MS = 60_000;
+
+/** Logs one kind of warning per key at most once per interval, counting what it held back. */
+class WarningThrottle {
+  readonly #last = new Map<string, { at: number; held: number }>();
+  /** Whether to log now, and how many occurrences were held back since the last line. */
+  take(key: string, now: number): { log: boolean; held: number } {
+    const last = this.#last.get(key);
+    if (last !== undefined && now - last.at < AGENT_WARNING_INTERVAL_MS) {
+      last.held++;
+      return { log: false, held: 0 };
+    }
+    this.#last.set(key, { at: now, held: 0 });
+    return { log: true, held: last?.held ?? 0 };
+  }
+  /** Forgets a key (its trouble is over: the next occurrence logs at once). */
+  reset(key: string): void {
+    this.#last.delete(key);
+  }
+}
+
 /** What the task tracker needs from the coordinator. */
 export interface TaskHost {
   readonly stopped: boolean;
@@ -38,6 +65,7 @@ export class TaskTracker implements DispatcherEvents {
   readonly #events: EngineEvents;
   readonly #storeId: string;
   readonly #vanishGraceMs: number;
+  readonly #warnings = new WarningThrottle();
   readonly #waiters = new Map<
     LiveTask,
     { resolve(v: unknown): void; reject(e: unknown): void }[]
@@ -116,12 +144,34 @@ export class TaskTracker implements DispatcherEvents {
     t.deadlineTimer = this.#clock.setTimer(t.deadlineAt - this.#clock.now(), () => {
       t.deadlineTimer = null;
       if (t.ended) return;
-      this.#end(t, 'failed', null, {
-        code: ErrorCode.TaskDeadlineExceeded,
-        message: `task ${t.agentTaskId} (${t.verb} on ${t.agentId}) ran past its deadline and was stopped`,
-      });
+      this.#end(t, 'failed', null, this.#deadlineError(t));
       this.stop(t);
     });
+  }
+
+  /** The error of a task past its deadline: it says whether its agent was answering. */
+  #deadlineError(t: LiveTask): ErrorInfo {
+    const what = `task ${t.agentTaskId} (${t.verb} on ${t.agentId}) ran past its deadline and was stopped`;
+    const health = this.dispatcher.agentHealth(t.agentId);
+    if (health.reachable)
+      return {
+        code: ErrorCode.TaskDeadlineExceeded,
+        message: what,
+        details: { agent: 'reachable' },
+      };
+    const since = new Date(health.since ?? this.#clock.now()).toISOString();
+    return {
+      code: ErrorCode.TaskDeadlineExceeded,
+      message:
+        `${what}; agent ${t.agentId} has been unreachable since ${since} (${health.failures} ` +
+        `failed call(s), the last: ${health.lastError?.message ?? 'no answer'})`,
+      details: {
+        agent: 'unreachable',
+        since: health.since,
+        failures: health.failures,
+        lastError: health.lastError,
+      },
+    };
   }
 
   /** Decides a stop: stored with the task, sent to the agent after the commit. */
@@ -195,6 +245,19 @@ export class TaskTracker implements DispatcherEvents {
     });
   }
 
+  failed(t: LiveTask, error: ErrorInfo): void {
+    this.#end(t, 'failed', null, error);
+  }
+
+  agentUnknown(agentId: string, error: ErrorInfo, tasks: number): void {
+    const { log, held } = this.#warnings.take(`unknown:${agentId}`, this.#clock.now());
+    if (log)
+      this.#host.log.warn(
+        { agentId, tasks, heldBack: held, error },
+        'tasks for an agent this node does not know failed',
+      );
+  }
+
   report(t: LiveTask, r: TaskStatusReport): void {
     if (r.state === 'running') {
       if (r.progress !== undefined && r.progress !== t.progress) {
@@ -242,8 +305,17 @@ export class TaskTracker implements DispatcherEvents {
   }
 
   agentState(agentId: string, up: boolean, error: ErrorInfo | null, failures: number): void {
-    if (up) this.#host.log.info({ agentId }, 'agent reachable again');
-    else this.#host.log.warn({ agentId, error, failures }, 'agent call failed; backing off');
+    if (up) {
+      this.#warnings.reset(`down:${agentId}`);
+      this.#host.log.info({ agentId }, 'agent reachable again');
+    } else {
+      const { log, held } = this.#warnings.take(`down:${agentId}`, this.#clock.now());
+      if (log)
+        this.#host.log.warn(
+          { agentId, error, failures, heldBack: held },
+          'agent call failed; backing off',
+        );
+    }
     this.#events.emit('agent', { agentId, up, error, failures });
   }
 

@@ -201,11 +201,11 @@ describe('HttpBroker: the port over real HTTP', () => {
     expect((await rejection(broker.clearTasks('a1', ['t0']))).code).toBe(AGENT_UNAUTHORIZED);
   });
 
-  it('fails calls for unknown agents and after close with AGENT_UNAVAILABLE', async () => {
+  it('fails calls for unknown agents with AGENT_UNKNOWN, and after close with AGENT_UNAVAILABLE', async () => {
     const { broker } = await setup(['a1']);
-    expect((await rejection(broker.getStatuses('nope', ['x']))).code).toBe(
-      ErrorCode.AgentUnavailable,
-    );
+    const unknown = await rejection(broker.getStatuses('nope', ['x']));
+    expect(unknown.code).toBe(ErrorCode.AgentUnknown);
+    expect(unknown.details).toMatchObject({ agentId: 'nope', knownAgents: ['a1'] });
     await broker.close();
     const closed = await rejection(broker.getStatuses('a1', ['x']));
     expect(closed.message).toMatch(/closed/);

@@ -65,6 +65,8 @@ function setup(): {
       t.status = 'running';
     },
     rejected: () => {},
+    failed: () => {},
+    agentUnknown: () => {},
     report: () => {},
     vanished: (t) => vanished.push(t),
     cleared: () => {},

@@ -254,14 +254,11 @@ export class HttpBroker implements AgentBroker {
       });
     const entry = this.#agents.get(agentId);
     if (!entry) {
-      const known = [...this.#agents.keys()].join(', ');
+      const known = [...this.#agents.keys()];
       throw new CocoError(
-        ErrorCode.AgentUnavailable,
-        `agent "${agentId}" is not configured in the HTTP broker; configured: ${known}`,
-        {
-          retryable: true,
-          details: { agentId },
-        },
+        ErrorCode.AgentUnknown,
+        `agent "${agentId}" is not configured in the HTTP broker; configured: ${known.join(', ')}`,
+        { details: { agentId, knownAgents: known } },
       );
     }
     this.#activate();

@@ -19,6 +19,8 @@ import { InProcessAgent, type InProcessAgentOptions } from './agent.js';
 /** Routes broker calls to in-process agents by agent id. */
 export class InProcessBroker implements AgentBroker {
   readonly #agents = new Map<string, InProcessAgent>();
+  /** Every agent ever added, reachable or not: the agents this broker is configured for. */
+  readonly #configured = new Set<string>();
   /** Unsubscribe functions of the broker's own activity subscriptions, by agent id. */
   readonly #subscriptions = new Map<string, () => void>();
   readonly #listeners = new Set<(agentId: string) => void>();
@@ -34,6 +36,7 @@ export class InProcessBroker implements AgentBroker {
       throw new CocoError(ErrorCode.InvalidOptions, `agent "${agent.id}" is already in the broker`);
     }
     this.#agents.set(agent.id, agent);
+    this.#configured.add(agent.id);
     this.#subscriptions.set(agent.id, agent.onActivity(this.#relay));
     return this;
   }
@@ -62,9 +65,12 @@ export class InProcessBroker implements AgentBroker {
     return [...this.#agents.values()];
   }
 
-  /** {@inheritDoc AgentBroker.agentIds} */
+  /**
+   * {@inheritDoc AgentBroker.agentIds} Agents removed with {@link InProcessBroker.removeAgent}
+   * stay configured (unreachable, as a host that is down).
+   */
   agentIds(): Promise<readonly string[]> {
-    return Promise.resolve([...this.#agents.keys()]);
+    return Promise.resolve([...this.#configured]);
   }
 
   /** {@inheritDoc AgentBroker.startTasks} */
@@ -117,6 +123,12 @@ export class InProcessBroker implements AgentBroker {
     const agent = this.#agents.get(agentId);
     if (agent !== undefined) return agent;
     const known = [...this.#agents.keys()].join(', ') || '(none)';
+    if (!this.#configured.has(agentId))
+      throw new CocoError(
+        ErrorCode.AgentUnknown,
+        `agent "${agentId}" is not in this broker; its agents: ${[...this.#configured].join(', ') || '(none)'}`,
+        { details: { agentId, knownAgents: [...this.#configured] } },
+      );
     throw new CocoError(
       ErrorCode.AgentUnavailable,
       `agent "${agentId}" is not reachable; reachable agents: ${known}`,

@@ -29,7 +29,7 @@ describe('InProcessBroker', () => {
     expect(pending).toBeInstanceOf(Promise);
     const error = await pending.catch((e: unknown) => e);
     expect(error).toBeInstanceOf(CocoError);
-    expect(error).toMatchObject({ code: ErrorCode.AgentUnavailable, retryable: true });
+    expect(error).toMatchObject({ code: ErrorCode.AgentUnknown, retryable: false });
     expect((error as CocoError).message).toContain('"zz"');
     expect(() => broker.agent('zz')).toThrow(/"zz"/);
   });
@@ -42,7 +42,8 @@ describe('InProcessBroker', () => {
     await expect(broker.getStatuses('a', ['t1'])).rejects.toMatchObject({
       code: ErrorCode.AgentUnavailable,
     });
-    expect(await broker.agentIds()).toEqual([]);
+    // Still configured (a host that is down), so the engine knows it: not AGENT_UNKNOWN.
+    expect(await broker.agentIds()).toEqual(['a']);
     expect(agent.runningCount).toBe(1);
     broker.addAgent(agent);
     expect(await broker.getStatuses('a', ['t1'])).toMatchObject([{ state: 'running' }]);

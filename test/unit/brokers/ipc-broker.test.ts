@@ -86,7 +86,7 @@ describe('IpcBroker + IpcAgentHost', () => {
     const plain = await rejection(broker.startTasks('a', []));
     expect(plain).toMatchObject({ code: ErrorCode.AgentUnavailable, plainMessage: 'plain' });
     const unknownAgent = await rejection(setup().broker.getStatuses('nobody', ['t']));
-    expect(unknownAgent).toMatchObject({ code: ErrorCode.AgentUnavailable, retryable: true });
+    expect(unknownAgent).toMatchObject({ code: ErrorCode.AgentUnknown, retryable: false });
     expect(unknownAgent.message).toContain('"nobody"');
   });
 

@@ -106,7 +106,7 @@ describe('IPC agent broker across a real child process', () => {
     const unknownAgent = await child.call('listTasks', 'nobody', '');
     expect(unknownAgent.error).toMatchObject({
       isCocoError: true,
-      code: ErrorCode.AgentUnavailable,
+      code: ErrorCode.AgentUnknown,
     });
     expect(unknownAgent.error?.message).toContain('"nobody"');
     expect(agents.agent('a').counters()).toMatchObject({
