@@ -292,10 +292,16 @@ export class StageCtx extends BaseCtx implements StageContext<unknown> {
   }
 }
 
-function nthOfOrigin(tasks: readonly LiveTask[], origin: number, n: number): LiveTask | undefined {
+/** The `n`-th task of `origin` (among those `usable` accepts), in creation order. */
+function nthOfOrigin(
+  tasks: readonly LiveTask[],
+  origin: number,
+  n: number,
+  usable: (t: LiveTask) => boolean = () => true,
+): LiveTask | undefined {
   let k = 0;
   for (const t of tasks) {
-    if (t.origin === origin && k++ === n) return t;
+    if (t.origin === origin && usable(t) && k++ === n) return t;
   }
   return undefined;
 }
@@ -346,11 +352,18 @@ export class UndoCtx extends BaseCtx implements UndoContext<unknown> {
     this.undoOrdinal = undoOrdinal;
   }
 
+  /**
+   * Runs a task and resolves with its result. A replay (after a crash) reuses the task of the
+   * same position; a task that ended without success is never reused: each retry of the step
+   * runs a fresh one (task ids are single-use on agents).
+   */
   async runTask(spec: TaskSpec): Promise<unknown> {
     this.check();
     const origin = -1 - this.undoOrdinal;
     const i = this.#tasks++;
-    const task = nthOfOrigin(this.c.tasks, origin, i) ?? this.host.createTask(this.c, spec, origin);
+    const task =
+      nthOfOrigin(this.c.tasks, origin, i, (t) => !t.ended || t.status === 'succeeded') ??
+      this.host.createTask(this.c, spec, origin);
     return this.host.awaitTask(task);
   }
 }

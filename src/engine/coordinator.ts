@@ -277,7 +277,7 @@ export class Coordinator implements HandlerHost, TaskHost {
       if (this.stopped) return;
       if (!child) {
         ch.compensation = 'failed';
-        ch.error = {
+        ch.compensationError = {
           code: ErrorCode.CompensationFailed,
           message: `child ${ch.id} could not be loaded to compensate it`,
         };

@@ -71,10 +71,20 @@ function workFailure(c: LiveCommand): ErrorInfo {
   return first ?? { code: ErrorCode.HandlerFailed, message: 'work failed' };
 }
 
-/** Whether the command has undo steps or succeeded children left to compensate. */
+/**
+ * Whether the command has compensation to do or to report: undo steps or succeeded children left
+ * to compensate, or a child whose own compensation failed (a failed child compensates itself
+ * before it ends; its parent's compensation must not then say all was undone).
+ */
 export function hasCompensationWork(c: LiveCommand): boolean {
   if (c.undo?.some((u) => u.status === 'recorded')) return true;
-  return c.children?.some((ch) => ch.status === 'succeeded' && ch.compensation === 'none') ?? false;
+  return (
+    c.children?.some(
+      (ch) =>
+        (ch.status === 'succeeded' && ch.compensation === 'none') ||
+        (ch.ended && ch.compensation === 'failed'),
+    ) ?? false
+  );
 }
 
 function nextCompensation(c: LiveCommand): Action {
@@ -90,7 +100,10 @@ function nextCompensation(c: LiveCommand): Action {
     }
   }
   for (const ch of c.children ?? []) {
-    if (ch.status === 'succeeded' && ch.compensation !== 'compensated' && ch.seq > bestSeq) {
+    // Succeeded children are compensated by their parent; any ended child whose compensation
+    // failed (its own, as it failed, or the one its parent asked for) stops the parent's there.
+    const pending = ch.status === 'succeeded' && ch.compensation !== 'compensated';
+    if ((pending || (ch.ended && ch.compensation === 'failed')) && ch.seq > bestSeq) {
       bestSeq = ch.seq;
       bestChild = ch;
       bestUndo = null;
@@ -118,7 +131,11 @@ function nextCompensation(c: LiveCommand): Action {
     if (bestChild.compensation === 'failed') {
       return {
         kind: 'compensation-done',
-        error: compensationError(c, bestChild.error, `child ${bestChild.id} (${bestChild.type})`),
+        error: compensationError(
+          c,
+          bestChild.compensationError ?? bestChild.error,
+          `child ${bestChild.id} (${bestChild.type}), whose compensation failed`,
+        ),
       };
     }
     return NONE; // the child is compensating

@@ -81,6 +81,7 @@ export class Endings {
     ch.result = c.result;
     ch.error = c.error;
     ch.compensation = c.compensation;
+    ch.compensationError = c.compensationError;
     if (!wasEnded && ch.ended) {
       p.childEnded(ch);
       if (p.failurePolicy === 'fail-fast' && ch.status !== 'succeeded') p.abort?.abort();

@@ -29,6 +29,8 @@ export class ChildState {
   result: unknown;
   error: ErrorInfo | null;
   compensation: CompensationStatus;
+  /** Why the child's compensation failed (when it did). */
+  compensationError: ErrorInfo | null;
   constructor(
     id: number,
     type: string,
@@ -38,6 +40,7 @@ export class ChildState {
     result: unknown,
     error: ErrorInfo | null,
     compensation: CompensationStatus,
+    compensationError: ErrorInfo | null = null,
   ) {
     this.id = id;
     this.type = type;
@@ -47,6 +50,7 @@ export class ChildState {
     this.result = result;
     this.error = error;
     this.compensation = compensation;
+    this.compensationError = compensationError;
   }
 
   get ended(): boolean {

@@ -151,6 +151,7 @@ export async function rebuild(
           ch.result,
           ch.error,
           ch.compensation,
+          ch.compensationError,
         ),
       );
     }

@@ -330,11 +330,23 @@ export class TaskTracker implements DispatcherEvents {
   }
 }
 
+/**
+ * Task failures a retry cannot change: the agent refused the start (unknown verb, bad
+ * arguments), or the agent is unknown. Any other failure (the verb failed, the agent restarted
+ * or lost the task, a deadline) may pass on a new attempt with a fresh task.
+ */
+const FINAL_TASK_FAILURES = new Set<string>([
+  ErrorCode.TaskRejected,
+  ErrorCode.AgentUnknown,
+  ErrorCode.ParametersInvalid,
+]);
+
+/** The error a handler awaiting a task gets when the task did not succeed. */
 function taskError(t: LiveTask): CocoError {
   const e = t.error ?? { code: ErrorCode.TaskFailed, message: `task ${t.agentTaskId} ${t.status}` };
   return new CocoError(
     e.code,
     `task ${t.agentTaskId} (${t.verb} on ${t.agentId}) ${t.status}: ${e.message}`,
-    { details: e.details },
+    { details: e.details, retryable: !FINAL_TASK_FAILURES.has(e.code) },
   );
 }
