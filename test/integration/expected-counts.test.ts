@@ -6,7 +6,9 @@ import { assertNoLeakedEngines, gate, startEnv, whenCommitted } from '../support
 afterEach(assertNoLeakedEngines);
 
 describe('declared counts (premature end)', () => {
-  it('a command that declared 3 tasks waits although its first task ended before the second was created', async () => {
+  // What keeps this command waiting is its stage still running (stageDone); the declared count
+  // is what the tests after it guard: a stage or chain that ends short of it fails.
+  it('a command that declared 3 tasks waits while its stage runs, although its first task ended before the second was created', async () => {
     const second = gate();
     let executes = 0;
     const three = defineCommand({
@@ -59,6 +61,55 @@ describe('declared counts (premature end)', () => {
       expect(ended.status).toBe('failed');
       expect(ended.error?.code).toBe('EXPECTED_COUNT_UNMET');
       expect(ended.error?.message).toMatch(/declared 3 task\(s\).*created 2/);
+    } finally {
+      await env.cleanup();
+    }
+  });
+
+  it('a parent that declared more children than its stages created fails; it never succeeds early', async () => {
+    const leaf = defineCommand({ name: 'test.count-leaf', schema: z.object({}), execute() {} });
+    const parent = defineCommand({
+      name: 'test.count-parent',
+      schema: z.object({}),
+      execute(ctx) {
+        ctx.expect({ children: 2 });
+        ctx.addChild(leaf, {});
+      },
+    });
+    const env = await startEnv({ commands: [parent, leaf] });
+    try {
+      const { id } = await env.engine.submit(parent, {});
+      const ended = await env.engine.waitFor(id);
+      expect(ended.status).toBe('failed');
+      expect(ended.error?.code).toBe('EXPECTED_COUNT_UNMET');
+      expect(ended.error?.message).toMatch(
+        /declared 0 task\(s\) and 2 child\(ren\).*created 0 and 1/,
+      );
+    } finally {
+      await env.cleanup();
+    }
+  });
+
+  it('a chain counts its declared tasks over all its stages: one declared in the first stage and created in none fails', async () => {
+    const chain = defineCommand({
+      name: 'test.count-chain',
+      schema: z.object({}),
+      execute(ctx) {
+        // Declares two tasks for the whole command, starts one now...
+        ctx.expect({ tasks: 2 });
+        ctx.startTask({ agent: 'a1', verb: 'noop' });
+      },
+      next() {
+        // ...and the next stage creates nothing: the chain ends short of what it declared.
+      },
+    });
+    const env = await startEnv({ commands: [chain] });
+    try {
+      const { id } = await env.engine.submit(chain, {});
+      const ended = await env.engine.waitFor(id);
+      expect(ended.status).toBe('failed');
+      expect(ended.error?.code).toBe('EXPECTED_COUNT_UNMET');
+      expect(ended.taskCount).toBe(1);
     } finally {
       await env.cleanup();
     }

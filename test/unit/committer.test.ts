@@ -21,6 +21,10 @@ const type = defineCommand({ name: 'unit.t', schema: z.object({}), execute() {} 
 class FlakyStore {
   readonly commands = new Map<number, CommandRecord | { id: number; attempts: number }>();
   readonly tasks = new Map<string, { result: unknown }>();
+  /** Children of each command in creation order (kept by the test). */
+  readonly childrenOf = new Map<number, number[]>();
+  /** Stored parents whose row counted a child not stored yet (checked after every batch). */
+  readonly aheadOfChildren: string[] = [];
   applies = 0;
   #poisoned = false;
   readonly fails: ReadonlySet<number>;
@@ -51,6 +55,14 @@ class FlakyStore {
       const old = this.tasks.get(key);
       if (!old) return Promise.reject(new Error(`update of missing task ${key}`));
       this.tasks.set(key, { ...old, ...t });
+    }
+    // A parent's change never commits before its children's: a parent row that counts k
+    // children is stored only with (or after) those k children.
+    for (const c of [...b.commandInserts, ...b.commandUpdates]) {
+      const kids = this.childrenOf.get(c.id) ?? [];
+      for (const kid of kids.slice(0, c.childCount))
+        if (!this.commands.has(kid))
+          this.aheadOfChildren.push(`batch ${n}: parent ${c.id} stored before child ${kid}`);
     }
     return Promise.resolve();
   }
@@ -107,6 +119,11 @@ describe('committer (property)', () => {
                   ended: false,
                 } as never);
               live.push(c);
+              if (parent) {
+                // As the engine does (Coordinator.createChild): the parent first, then the child.
+                store.childrenOf.set(parent.id, [...(store.childrenOf.get(parent.id) ?? []), c.id]);
+                committer.command(parent);
+              }
               committer.command(c);
             } else if (op.kind === 'bump' && live.length > 0) {
               const c = live[op.target % live.length]!;
@@ -144,6 +161,7 @@ describe('committer (property)', () => {
           }
           await committer.drain();
           expect(late).toEqual([]);
+          expect(store.aheadOfChildren).toEqual([]);
           expect(ran.sort((a, b) => a - b)).toEqual(Array.from({ length: callbacks }, (_, i) => i));
           for (const c of live) {
             expect((store.commands.get(c.id) as { attempts: number } | undefined)?.attempts).toBe(
