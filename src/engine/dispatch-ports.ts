@@ -20,6 +20,8 @@ export interface DispatcherOptions {
   readonly backoffMaxMs: number;
   /** How long a task may be unknown to its agent before it is failed as vanished. */
   readonly vanishGraceMs: number;
+  /** How often every agent's task list is reconciled again while the engine runs. */
+  readonly reconcileIntervalMs: number;
 }
 
 /**

@@ -11,7 +11,7 @@
  * @module
  */
 import type { AgentBroker, TaskStatusReport } from '../brokers/port.js';
-import type { Clock } from '../core/clock.js';
+import type { Clock, TimerHandle } from '../core/clock.js';
 import { CocoError, ErrorCode, toErrorInfo, type ErrorInfo } from '../core/errors.js';
 import { AgentCalls } from './agent-calls.js';
 import type { LiveTask } from './live.js';
@@ -48,6 +48,8 @@ export class Dispatcher {
   #known: ReadonlySet<string> | null = null;
   #knownAt = Number.NEGATIVE_INFINITY;
   #listing: Promise<ReadonlySet<string>> | null = null;
+  /** The timer of the next periodic reconciliation of every agent. */
+  #reconcileTimer: TimerHandle | null = null;
 
   private readonly broker: AgentBroker;
   /** Prefix of our task ids on agents (reconciliation). */
@@ -161,6 +163,25 @@ export class Dispatcher {
     for (const link of [...this.#links.values()])
       if (!known.has(link.id)) void this.#checkKnown(link);
     for (const id of known) this.#kick(this.#link(id));
+    this.#scheduleReconcile();
+  }
+
+  /**
+   * Reconciles every agent again every `reconcileIntervalMs`: tasks of ours that appear on an
+   * agent while the engine runs (a late start, a restored agent) are stopped and cleared without
+   * waiting for the next start. On a shared store only the agent's lease holder reconciles.
+   */
+  #scheduleReconcile(): void {
+    if (this.#stopped || this.#reconcileTimer !== null) return;
+    this.#reconcileTimer = this.clock.setTimer(this.options.reconcileIntervalMs, () => {
+      this.#reconcileTimer = null;
+      for (const link of this.#links.values()) {
+        if (link.unknown) continue;
+        link.reconciled = false;
+        this.#kick(link);
+      }
+      this.#scheduleReconcile();
+    });
   }
 
   /** How the agent answers: whether calls fail, since when, and the last error. */
@@ -314,6 +335,8 @@ export class Dispatcher {
   /** Stops all timers and calls. */
   stopAll(): void {
     this.#stopped = true;
+    this.#reconcileTimer?.cancel();
+    this.#reconcileTimer = null;
     this.#unsubscribe?.();
     for (const link of this.#links.values()) link.timer?.cancel();
   }

@@ -35,6 +35,15 @@ export interface EngineTuning {
    * @default 30000
    */
   readonly vanishGraceMs?: number;
+  /**
+   * How often each agent's task list is reconciled while the engine runs (tasks of ours that no
+   * command knows are stopped and cleared): a task can appear after the start-time
+   * reconciliation — a start applied late, a restored agent, a process of this store that died.
+   * One list call per agent a minute costs next to nothing beside polling (one call a second per
+   * busy agent), and bounds how long such a task runs unsupervised.
+   * @default 60000
+   */
+  readonly reconcileIntervalMs?: number;
   /** First delay before retrying a failed store commit; doubles per failure. @default 100 */
   readonly commitRetryBaseMs?: number;
   /** Largest delay between store commit retries. @default 10000 */
@@ -109,6 +118,7 @@ const tuningSchema = z
     agentBackoffBaseMs: positive.default(250),
     agentBackoffMaxMs: positive.default(30_000),
     vanishGraceMs: z.number().int().nonnegative().default(30_000),
+    reconcileIntervalMs: positive.default(60_000),
     commitRetryBaseMs: positive.default(100),
     commitRetryMaxMs: positive.default(10_000),
     commitsInFlight: positive.optional(),

@@ -74,6 +74,7 @@ export async function wireEngine(
       backoffBaseMs: tuning.agentBackoffBaseMs,
       backoffMaxMs: tuning.agentBackoffMaxMs,
       vanishGraceMs: tuning.vanishGraceMs,
+      reconcileIntervalMs: tuning.reconcileIntervalMs,
     },
     coordinator.tasks,
     `${storeId}-`,

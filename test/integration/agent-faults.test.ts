@@ -199,3 +199,36 @@ describe('agent faults', () => {
     }
   });
 });
+
+describe('foreign tasks that appear while the engine runs', () => {
+  it('are found by the periodic reconciliation, stopped and cleared, without a restart', async () => {
+    const env = await startEnv({ commands: [task], tuning: { reconcileIntervalMs: 100 } });
+    try {
+      // After the reconciliation of the start (its list call answered)...
+      await vi.waitFor(() => expect(env.agent().counters().listCalls).toBeGreaterThan(0), {
+        timeout: 5_000,
+        interval: 5,
+      });
+      const listsAfterStart = env.agent().counters().listCalls;
+      // ...a task of ours (our store's prefix) that no row knows appears: left by a late start,
+      // a restored agent backup, another process of this store that died.
+      const stray = `${env.engine.storeId}-999999-0`;
+      await env.agent().startTasks([{ taskId: stray, verb: 'sleep', args: { ms: 60_000 } }]);
+      // An unrelated task (another store's prefix) is never touched.
+      await env.agent().startTasks([{ taskId: 'cother-1-0', verb: 'sleep', args: { ms: 60_000 } }]);
+      await vi.waitFor(() => expect(env.agent().taskHistory(stray)?.clears).toBe(1), {
+        timeout: 5_000,
+        interval: 20,
+      });
+      expect(env.agent().taskHistory(stray)?.endedState).toBe('cancelled');
+      expect(env.agent().counters().listCalls).toBeGreaterThan(listsAfterStart);
+      expect(env.agent().task('cother-1-0')?.state).toBe('running');
+      // The engine's own work is unaffected.
+      const { id } = await env.engine.submit(task, { verb: 'sleep', args: { ms: 150 } });
+      expect((await env.engine.waitFor(id)).status).toBe('succeeded');
+      await env.agent().stopTasks(['cother-1-0']);
+    } finally {
+      await env.cleanup();
+    }
+  });
+});

@@ -82,6 +82,7 @@ function setup(): {
       callTimeoutMs: 60_000,
       backoffBaseMs: 10,
       backoffMaxMs: 100,
+      reconcileIntervalMs: 60_000,
       vanishGraceMs: 30_000,
     },
     events,
