@@ -102,6 +102,8 @@ export class AgentCalls {
           batch.map((t) => t.agentTaskId),
         ),
       );
+      const now = this.#h.clock.now();
+      for (const t of batch) t.stopSentAt = now;
       link.wantPoll = true;
     } catch (error) {
       link.toStop = batch.concat(link.toStop);

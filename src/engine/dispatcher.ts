@@ -497,6 +497,7 @@ export class Dispatcher {
       task.unknownSince = null;
       if (report.state === 'running') {
         if (!task.ended) this.events.report(task, report);
+        this.#stopAgain(link, task, now);
         continue;
       }
       link.running.delete(report.taskId);
@@ -504,6 +505,18 @@ export class Dispatcher {
       if (!task.ended) this.events.report(task, report);
       this.#maybeClear(task);
     }
+  }
+
+  /**
+   * A stopped task the agent still reports running — the stop reached it before a late start,
+   * or was lost inside it — is sent the stop again, at most once per poll interval, until the
+   * agent reports it ended: a stop is done only when the agent confirms it.
+   */
+  #stopAgain(link: AgentLink, task: LiveTask, now: number): void {
+    if (!task.stopRequested || task.stopSentAt === null) return;
+    if (now - task.stopSentAt < this.options.pollIntervalMs || link.toStop.includes(task)) return;
+    link.toStop.push(task);
+    this.#kick(link); // a no-op inside a round: the round kicks the link again when it ends
   }
 
   #maybeClear(task: LiveTask): void {

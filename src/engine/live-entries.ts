@@ -69,6 +69,8 @@ export class LiveTask {
    * (a relayed report is read late), so it starts the grace period instead of ending the task.
    */
   startSent = false;
+  /** When the agent last acknowledged a stop of this task (null: none yet). */
+  stopSentAt: number | null = null;
   /** Cleared on the agent (not stored per task; see CommandRecord.tasksCleared). */
   cleared = false;
   progress = 0;
