@@ -40,6 +40,12 @@ export const configSchema = z
     /** Keep the job/step view (the monitor). @default true */
     jobs: z.boolean().default(true),
     tuning: z.record(z.string(), z.number()).optional(),
+    /**
+     * On a shared store, what a node does when it lost its lease (another node fenced it):
+     * `rejoin` as a fresh node, or `exit` with code 75 for its supervisor to restart it.
+     * @default 'rejoin'
+     */
+    onLeaseLost: z.enum(['rejoin', 'exit']).default('rejoin'),
   })
   .strict();
 

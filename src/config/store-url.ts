@@ -1,7 +1,8 @@
 /**
  * Stores chosen by URL: `sqlite:<path>` (the default, embedded) or
  * `postgres://user@host:5432/db?schema=coco` (many nodes on one PostgreSQL; `schema` defaults to
- * `coco`). Used by the library, the CLI and the server alike.
+ * `coco`; `leaseMs` sets the node lease, 30 s by default). Used by the library, the CLI and the
+ * server alike.
  *
  * @module
  */
@@ -21,9 +22,11 @@ export type StoreUrl =
   | { readonly kind: 'sqlite'; readonly path: string }
   | {
       readonly kind: 'postgres';
-      /** The connection string, without coco's own `schema` parameter. */
+      /** The connection string, without coco's own parameters (`schema`, `leaseMs`). */
       readonly url: string;
       readonly schema: string;
+      /** The node lease (`leaseMs`), when the URL sets it. */
+      readonly leaseMs?: number;
     };
 
 /** Parses a store URL; throws `INVALID_OPTIONS` saying what is wrong and what is accepted. */
@@ -55,8 +58,21 @@ export function parseStoreUrl(url: string): StoreUrl {
         `store URL "${redact(url)}": schema "${schema}" must be a lower-case SQL identifier`,
       );
     }
+    const lease = parsed.searchParams.get('leaseMs');
+    if (lease !== null && !/^[1-9][0-9]{0,8}$/.test(lease)) {
+      throw new CocoError(
+        ErrorCode.InvalidOptions,
+        `store URL "${redact(url)}": leaseMs "${lease}" must be a positive number of milliseconds`,
+      );
+    }
     parsed.searchParams.delete('schema');
-    return { kind: 'postgres', url: parsed.toString(), schema };
+    parsed.searchParams.delete('leaseMs');
+    return {
+      kind: 'postgres',
+      url: parsed.toString(),
+      schema,
+      ...(lease !== null ? { leaseMs: Number(lease) } : {}),
+    };
   }
   throw new CocoError(
     ErrorCode.InvalidOptions,
@@ -74,7 +90,11 @@ export function storeFromUrl(url: string): Store {
   const parsed = parseStoreUrl(url);
   return parsed.kind === 'sqlite'
     ? sqliteStore({ path: parsed.path })
-    : postgresStore({ url: parsed.url, schema: parsed.schema });
+    : postgresStore({
+        url: parsed.url,
+        schema: parsed.schema,
+        ...(parsed.leaseMs !== undefined ? { leaseMs: parsed.leaseMs } : {}),
+      });
 }
 
 /** The job monitor's store beside the store a URL names (same file, or same schema). */

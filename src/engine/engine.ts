@@ -6,7 +6,7 @@
  * @module
  */
 import type { CommandType } from '../core/command-type.js';
-import { CocoError, ErrorCode } from '../core/errors.js';
+import { CocoError, ErrorCode, type ErrorInfo } from '../core/errors.js';
 import { CommandRegistry } from '../core/registry.js';
 import { isTerminal } from '../core/states.js';
 import type { AgentRecord, CommandRecord, TaskRecord, UndoRecord } from '../core/records.js';
@@ -50,7 +50,8 @@ export interface CommandDetails {
   readonly children: readonly CommandRecord[];
 }
 
-type State = 'new' | 'starting' | 'running' | 'stopping' | 'stopped';
+/** Where an engine is in its life: it runs once, from `new` to `stopped`. */
+export type EngineState = 'new' | 'starting' | 'running' | 'stopping' | 'stopped';
 
 /**
  * How often `waitFor` re-reads a command another node runs (shared stores): a quarter second is
@@ -64,7 +65,9 @@ export class Engine {
   readonly events = new EngineEvents();
   readonly #o: CompiledEngineOptions;
   readonly #registry: CommandRegistry;
-  #state: State = 'new';
+  #state: EngineState = 'new';
+  /** Why the engine halted (its lease was lost), or null. */
+  #haltError: ErrorInfo | null = null;
   #co: Coordinator | null = null;
   #committer: Committer | null = null;
   #dispatcher: Dispatcher | null = null;
@@ -79,6 +82,16 @@ export class Engine {
   constructor(options: EngineOptions) {
     this.#o = compileOptions(options);
     this.#registry = new CommandRegistry(this.#o.commands);
+  }
+
+  /** Where the engine is in its life; only a `running` engine takes and does work. */
+  get state(): EngineState {
+    return this.#state;
+  }
+
+  /** Why the engine halted on its own (a shared store's lease lost), or null if it did not. */
+  get haltError(): ErrorInfo | null {
+    return this.#haltError;
   }
 
   /** This node's id. */
@@ -182,6 +195,7 @@ export class Engine {
    */
   async #halt(error: CocoError): Promise<void> {
     if (this.#state !== 'running' && this.#state !== 'starting') return;
+    this.#haltError = error.toInfo();
     this.#o.logger.error({ error: error.toInfo() }, 'lease lost: this node stops');
     this.events.emit('error', { error: error.toInfo(), context: 'lease' });
     this.#state = 'stopping';

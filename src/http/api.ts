@@ -19,9 +19,15 @@ import { commandListQuery, idParam, jobListQuery, submitBody } from './contracts
 
 /** Options of {@link createApi}. */
 export interface ApiOptions {
-  readonly engine: Engine;
-  /** The job monitor, if the node keeps the job view. */
-  readonly monitor?: JobMonitor | null;
+  /**
+   * The engine, or a function giving the node's current one (a node that lost its lease rejoins
+   * with a fresh engine: see server/rejoin.ts).
+   */
+  readonly engine: Engine | (() => Engine);
+  /** The job monitor (or a function giving the current one), if the node keeps the job view. */
+  readonly monitor?: JobMonitor | null | (() => JobMonitor | null);
+  /** Whether the node is between generations (rejoining after a lost lease): not ready. */
+  readonly rejoining?: () => boolean;
   /** The command types the engine runs (submit looks types up here by name). */
   readonly commands: readonly CommandType[];
   /** When set, every call but `GET /v1/health` needs `Authorization: Bearer <token>`. */
@@ -87,7 +93,13 @@ const JOB_APPEAR_POLL_MS = 50;
 
 /** Builds the API server (not listening yet). */
 export function createApi(options: ApiOptions): FastifyInstance {
-  const { engine, monitor, token } = options;
+  const { token } = options;
+  const engineOption = options.engine;
+  const engine: () => Engine =
+    typeof engineOption === 'function' ? engineOption : () => engineOption;
+  const monitorOption = options.monitor ?? null;
+  const monitor: () => JobMonitor | null =
+    typeof monitorOption === 'function' ? monitorOption : () => monitorOption;
   const types = new Map(options.commands.map((t) => [t.name, t]));
 
   /**
@@ -98,7 +110,7 @@ export function createApi(options: ApiOptions): FastifyInstance {
   const jobTree = async (m: JobMonitor, id: number): Promise<JobTree | null> => {
     const tree = await m.getTree(id);
     if (tree) return tree;
-    const root = await engine.get(id);
+    const root = await engine().get(id);
     if (!root || root.parentId !== null) return null;
     // Counted from the command's creation: an old root without a job will not get one now.
     for (const until = root.createdAt + JOB_APPEAR_MS; Date.now() < until;) {
@@ -140,16 +152,38 @@ export function createApi(options: ApiOptions): FastifyInstance {
     }),
   );
 
-  app.get('/v1/health', () =>
-    Promise.resolve({
-      ok: true,
-      nodeId: engine.nodeId,
-      storeId: engine.storeId,
+  // Liveness: the process answers. `ok` says whether its engine runs: a halted engine (its lease
+  // lost) is never reported ok, and answers 503 so that probes see it.
+  app.get('/v1/health', async (_request, reply) => {
+    const e = engine();
+    const ok = e.state === 'running';
+    return reply.code(ok ? 200 : 503).send({
+      ok,
+      state: e.state,
+      ...(e.haltError ? { haltedBy: e.haltError } : {}),
+      rejoining: options.rejoining?.() ?? false,
+      nodeId: e.nodeId,
+      storeId: e.storeId,
       version: options.version ?? '0',
       commandTypes: [...types.keys()].sort(),
-      ...engine.stats(),
-    }),
-  );
+      ...e.stats(),
+    });
+  });
+
+  // Readiness: whether this node takes work now, and why not.
+  app.get('/v1/ready', async (_request, reply) => {
+    const e = engine();
+    const rejoining = options.rejoining?.() ?? false;
+    const reason =
+      e.state !== 'running'
+        ? `the engine is ${e.state}${e.haltError ? ` (${e.haltError.code}: ${e.haltError.message})` : ''}`
+        : rejoining
+          ? 'the node is rejoining its cluster after losing its lease'
+          : null;
+    return reply
+      .code(reason === null ? 200 : 503)
+      .send({ ready: reason === null, nodeId: e.nodeId, ...(reason ? { reason } : {}) });
+  });
 
   app.post('/v1/commands', async (request, reply) => {
     try {
@@ -161,7 +195,7 @@ export function createApi(options: ApiOptions): FastifyInstance {
           `unknown command type "${body.type}"; known: ${[...types.keys()].sort().join(', ')}`,
         );
       }
-      const { id } = await engine.submit(
+      const { id } = await engine().submit(
         type,
         body.params,
         body.idempotencyKey === undefined ? {} : { idempotencyKey: body.idempotencyKey },
@@ -175,7 +209,7 @@ export function createApi(options: ApiOptions): FastifyInstance {
   app.get('/v1/commands', async (request, reply) => {
     try {
       const q = parse(commandListQuery, request.query, 'query');
-      const commands = await engine.list({
+      const commands = await engine().list({
         ...(q.status ? { status: q.status } : {}),
         ...(q.type ? { type: q.type } : {}),
         ...(q.rootsOnly ? { rootsOnly: true } : {}),
@@ -191,7 +225,7 @@ export function createApi(options: ApiOptions): FastifyInstance {
   app.get('/v1/commands/:id', async (request, reply) => {
     try {
       const { id } = parse(idParam, request.params, 'command id');
-      const details = await engine.inspect(id);
+      const details = await engine().inspect(id);
       if (!details) throw new CocoError(ErrorCode.CommandNotFound, `command ${id} does not exist`);
       return details;
     } catch (error) {
@@ -202,7 +236,7 @@ export function createApi(options: ApiOptions): FastifyInstance {
   app.post('/v1/commands/:id/cancel', async (request, reply) => {
     try {
       const { id } = parse(idParam, request.params, 'command id');
-      await engine.cancel(id);
+      await engine().cancel(id);
       return await reply.code(202).send({ id, cancelRequested: true });
     } catch (error) {
       return fail(reply, error);
@@ -211,11 +245,11 @@ export function createApi(options: ApiOptions): FastifyInstance {
 
   app.get('/v1/jobs', async (request, reply) => {
     try {
-      if (!monitor)
-        throw new CocoError(ErrorCode.NotFound, 'this node keeps no job view (jobs: false)');
+      const m = monitor();
+      if (!m) throw new CocoError(ErrorCode.NotFound, 'this node keeps no job view (jobs: false)');
       const q = parse(jobListQuery, request.query, 'query');
       return {
-        jobs: await monitor.listJobs({
+        jobs: await m.listJobs({
           ...(q.status ? { status: q.status } : {}),
           ...(q.type ? { type: q.type } : {}),
           ...(q.beforeId ? { beforeId: q.beforeId } : {}),
@@ -229,10 +263,10 @@ export function createApi(options: ApiOptions): FastifyInstance {
 
   app.get('/v1/jobs/:id', async (request, reply) => {
     try {
-      if (!monitor)
-        throw new CocoError(ErrorCode.NotFound, 'this node keeps no job view (jobs: false)');
+      const m = monitor();
+      if (!m) throw new CocoError(ErrorCode.NotFound, 'this node keeps no job view (jobs: false)');
       const { id } = parse(idParam, request.params, 'job id');
-      const tree = await jobTree(monitor, id);
+      const tree = await jobTree(m, id);
       if (!tree) throw new CocoError(ErrorCode.NotFound, `job ${id} does not exist`);
       return tree;
     } catch (error) {
@@ -242,7 +276,8 @@ export function createApi(options: ApiOptions): FastifyInstance {
 
   // Server-sent events: the job's tree now, then again after each change, until it ends.
   app.get('/v1/jobs/:id/events', async (request, reply) => {
-    if (!monitor)
+    const m = monitor();
+    if (!m)
       return fail(
         reply,
         new CocoError(ErrorCode.NotFound, 'this node keeps no job view (jobs: false)'),
@@ -253,7 +288,7 @@ export function createApi(options: ApiOptions): FastifyInstance {
     } catch (error) {
       return fail(reply, error);
     }
-    const first = await jobTree(monitor, id);
+    const first = await jobTree(m, id);
     if (!first) return fail(reply, new CocoError(ErrorCode.NotFound, `job ${id} does not exist`));
     reply.hijack();
     const res = reply.raw;
@@ -281,7 +316,7 @@ export function createApi(options: ApiOptions): FastifyInstance {
       sending = true;
       do {
         again = false;
-        const tree = await monitor.getTree(id);
+        const tree = await m.getTree(id);
         if (closed || !tree) break;
         const data = JSON.stringify(tree);
         if (data !== last) res.write(`event: job\ndata: ${data}\n\n`);
@@ -293,8 +328,8 @@ export function createApi(options: ApiOptions): FastifyInstance {
       } while (again);
       sending = false;
     };
-    offs.push(monitor.on('job', (job) => job.id === id && void send()));
-    offs.push(monitor.on('step', (step) => step.jobId === id && void send()));
+    offs.push(m.on('job', (job) => job.id === id && void send()));
+    offs.push(m.on('step', (step) => step.jobId === id && void send()));
     // On a shared store another node may run the job: its changes reach the job tables but not
     // this node's monitor events, so the tree is also re-read every JOB_REFRESH_MS.
     const refresh = setInterval(() => void send(), JOB_REFRESH_MS);
@@ -304,7 +339,7 @@ export function createApi(options: ApiOptions): FastifyInstance {
     return reply;
   });
 
-  app.get('/v1/agents', async () => ({ agents: await engine.agents() }));
+  app.get('/v1/agents', async () => ({ agents: await engine().agents() }));
 
   return app;
 }

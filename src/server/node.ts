@@ -3,6 +3,10 @@
  * URL), the agent broker (HTTP agents from the configuration), the engine, the job monitor and the
  * HTTP API, starts them in order and stops them in reverse.
  *
+ * On a shared store, a node whose lease was lost (its engine halted) rejoins as a fresh node — a
+ * new generation of store, broker, engine and monitor under a new node id — or exits for its
+ * supervisor (`onLeaseLost`, see rejoin.ts); the API follows the current generation.
+ *
  * @module
  */
 import { hostname } from 'node:os';
@@ -17,6 +21,7 @@ import { loadCommandModules } from '../config/commands.js';
 import type { CocoConfig } from '../config/config.js';
 import { jobStoreFromUrl, storeFromUrl } from '../config/store-url.js';
 import type { FastifyInstance } from 'fastify';
+import { Rejoiner, type Generation, type OnLeaseLost } from './rejoin.js';
 
 /** Options of {@link startNode}. */
 export interface NodeOptions {
@@ -29,12 +34,19 @@ export interface NodeOptions {
   /** Serve the HTTP API. @default true */
   readonly listen?: boolean;
   readonly version?: string;
+  /** What to do when a shared store's lease is lost. @default the configuration's, else 'rejoin' */
+  readonly onLeaseLost?: OnLeaseLost;
+  /** Ends the process when `onLeaseLost` is 'exit'. @default process.exit */
+  readonly exit?: (code: number) => void;
 }
 
 /** A running node. */
 export interface CocoNode {
+  /** The current generation's engine (a new one after a rejoin). */
   readonly engine: Engine;
   readonly monitor: JobMonitor | null;
+  /** Resolves once no rejoin is in progress. */
+  rejoined(): Promise<void>;
   readonly api: FastifyInstance;
   /** Where the API listens, when it does. */
   readonly url: string | null;
@@ -48,39 +60,73 @@ export function defaultLogger(level = process.env.COCO_LOG_LEVEL ?? 'info'): Log
   return pino({ level, base: { pid: process.pid } }, pino.destination(2));
 }
 
+/** One generation of a node: what runs under one node id. */
+interface NodeGeneration extends Generation {
+  readonly monitor: JobMonitor | null;
+  readonly startReport: StartReport;
+}
+
 /** Starts a node from a configuration. */
 export async function startNode(options: NodeOptions): Promise<CocoNode> {
   const { config } = options;
   const logger = options.logger ?? defaultLogger();
-  const nodeId = config.nodeId ?? `${hostname()}-${process.pid}`;
   const commands = [...(options.commands ?? []), ...(await loadCommandModules(config.commands))];
-  const store = storeFromUrl(config.store);
-  const broker = options.broker ?? httpAgents({ agents: config.agents, caller: nodeId, logger });
-  const engine = createEngine({
-    store,
-    agents: broker,
-    commands,
-    nodeId,
+  const build = async (nodeId: string): Promise<NodeGeneration> => {
+    const store = storeFromUrl(config.store);
+    const ownBroker = options.broker === undefined;
+    const broker = options.broker ?? httpAgents({ agents: config.agents, caller: nodeId, logger });
+    const engine = createEngine({
+      store,
+      agents: broker,
+      commands,
+      nodeId,
+      logger,
+      tuning: config.tuning ?? {},
+    });
+    const monitor = config.jobs
+      ? createJobMonitor({ engine, store: jobStoreFromUrl(config.store), logger })
+      : null;
+    const closeBroker = async (): Promise<void> => {
+      if (ownBroker) await broker.close?.();
+    };
+    let startReport: StartReport;
+    try {
+      startReport = await engine.start();
+    } catch (error) {
+      await store.close().catch(() => undefined);
+      await closeBroker();
+      throw error;
+    }
+    try {
+      await monitor?.start();
+    } catch (error) {
+      await engine.stop();
+      await closeBroker();
+      throw error;
+    }
+    return {
+      engine,
+      monitor,
+      startReport,
+      async close() {
+        await monitor?.stop();
+        await engine.stop();
+        await closeBroker();
+      },
+    };
+  };
+  const node = new Rejoiner<NodeGeneration>({
+    nodeId: config.nodeId ?? `${hostname()}-${process.pid}`,
+    build,
+    onLeaseLost: options.onLeaseLost ?? config.onLeaseLost,
+    ...(options.exit ? { exit: options.exit } : {}),
     logger,
-    tuning: config.tuning ?? {},
   });
-  const monitor = config.jobs
-    ? createJobMonitor({
-        engine,
-        store: jobStoreFromUrl(config.store),
-        logger,
-      })
-    : null;
-  const startReport = await engine.start();
-  try {
-    await monitor?.start();
-  } catch (error) {
-    await engine.stop();
-    throw error;
-  }
+  const first = await node.start();
   const api = createApi({
-    engine,
-    monitor,
+    engine: () => node.current.engine,
+    monitor: () => node.current.monitor,
+    rejoining: () => node.rejoining,
     commands,
     token: config.api.token,
     ...(options.version ? { version: options.version } : {}),
@@ -93,26 +139,30 @@ export async function startNode(options: NodeOptions): Promise<CocoNode> {
       const port = typeof address === 'object' && address ? address.port : config.api.port;
       url = `http://${config.api.host.includes(':') ? `[${config.api.host}]` : config.api.host}:${port}`;
     } catch (error) {
-      await monitor?.stop();
-      await engine.stop();
+      await node.close();
       throw error;
     }
   }
   let closed = false;
   return {
-    engine,
-    monitor,
+    get engine() {
+      return node.current.engine;
+    },
+    get monitor() {
+      return node.current.monitor;
+    },
+    rejoined: () => node.settled(),
     api,
     url,
     commands,
-    startReport,
+    startReport: first.startReport,
     async close() {
       if (closed) return;
       closed = true;
       await api.close();
-      await monitor?.stop();
-      await engine.stop();
-      await broker.close?.();
+      await node.close();
+      // A broker given by the caller outlives the generations: closed with the node.
+      await options.broker?.close?.();
     },
   };
 }
