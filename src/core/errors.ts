@@ -39,6 +39,11 @@ export const ErrorCode = {
   TaskDeadlineExceeded: 'TASK_DEADLINE_EXCEEDED',
   /** The agent refused to start a task (unknown verb, bad arguments). */
   TaskRejected: 'TASK_REJECTED',
+  /**
+   * The agent refused a start because the task id was stopped or cleared before: task ids are
+   * single-use, so a start that arrives late never runs unsupervised.
+   */
+  TaskIdUsed: 'TASK_ID_USED',
   /** A child command failed and the parent's policy made that the parent's failure. */
   ChildFailed: 'CHILD_FAILED',
   /** A command ran past its lifetime. */

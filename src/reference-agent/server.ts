@@ -38,6 +38,7 @@ import {
   type startResponse,
   type statusResponse,
 } from '../protocol/agent-v1.js';
+import type { UsedIdsOptions } from '../protocol/used-ids.js';
 import { admit, AgentErrorCode, errorBody, header, type ErrorBody } from './admission.js';
 import { ChangeFeed } from './changes.js';
 import { TaskTable } from './task-table.js';
@@ -79,6 +80,11 @@ export interface AgentOptions {
   readonly logger?: Logger | AgentLogger;
   /** Software version reported by health. @default 'unknown' */
   readonly version?: string;
+  /**
+   * Bounds of the memory of used task ids (stopped before their start arrived, or cleared),
+   * whose starts are refused. @default MAX_USED_IDS ids, for USED_ID_RETENTION_MS
+   */
+  readonly usedIds?: UsedIdsOptions;
 }
 
 /** A created, not yet listening agent (see {@link createAgentServer}). */
@@ -156,6 +162,7 @@ export function createAgentServer(options: AgentOptions): AgentServer {
     verbs,
     log: app.log,
     listener: feed,
+    usedIds: options.usedIds,
   });
   if (secret.length < 16) app.log.warn('the agent secret is shorter than 16 characters');
 

@@ -1,7 +1,7 @@
 /**
  * The SQLite file behind the agent's task table: opening it (WAL, an exclusive lock held for
  * the agent's life), its schema, and typed, validated reads and writes. What the rows mean
- * (restart marking, idempotent starts) is the task table's business.
+ * (restart marking, idempotent starts, single-use ids) is the task table's business.
  *
  * @module
  */
@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { z } from 'zod';
 import { CocoError, ErrorCode, type ErrorInfo } from '../core/errors.js';
+import type { UsedHow } from '../protocol/used-ids.js';
 
 /** Name of the task table's SQLite file inside the agent's data directory. */
 export const TASKS_FILE = 'agent-tasks.sqlite';
@@ -21,7 +22,13 @@ export const TASKS_FILE = 'agent-tasks.sqlite';
  */
 export const LOCK_WAIT_MS = 2_000;
 
-const SCHEMA = `
+/**
+ * The file's schema, one entry per version: `MIGRATIONS[i]` brings a file from version `i` to
+ * `i + 1` (`user_version` holds the version). Append only; an applied entry never changes.
+ */
+const MIGRATIONS: readonly string[] = [
+  // 1: the tasks.
+  `
   CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
   CREATE TABLE IF NOT EXISTS tasks (
     seq INTEGER PRIMARY KEY,
@@ -35,11 +42,35 @@ const SCHEMA = `
     boot_id TEXT NOT NULL,
     started_at INTEGER NOT NULL,
     ended_at INTEGER
-  ) STRICT;`;
-const SCHEMA_VERSION = 1;
+  ) STRICT;`,
+  // 2: used task ids (stopped before their start arrived, or cleared): a start of one is refused.
+  `
+  CREATE TABLE used_ids (
+    task_id TEXT PRIMARY KEY,
+    how TEXT NOT NULL CHECK (how IN ('stopped', 'cleared')),
+    at INTEGER NOT NULL
+  ) STRICT;`,
+];
+const SCHEMA_VERSION = MIGRATIONS.length;
+
+/** Brings a file at version `from` to {@link SCHEMA_VERSION}, in one transaction. */
+function migrate(db: Database.Database, from: number): void {
+  db.transaction(() => {
+    for (const statements of MIGRATIONS.slice(from)) db.exec(statements);
+    db.pragma(`user_version = ${SCHEMA_VERSION}`);
+  })();
+}
 
 /** A task's state as stored (`unknown` is never stored). */
 export type StoredState = 'running' | 'succeeded' | 'failed' | 'cancelled';
+
+/** A used task id, as loaded at open. */
+export interface UsedId {
+  readonly taskId: string;
+  readonly how: UsedHow;
+  /** When it was stopped or cleared (ms since the epoch). */
+  readonly at: number;
+}
 
 /** A stored task, as loaded at open. */
 export interface StoredTask {
@@ -66,6 +97,11 @@ const errorSchema = z.object({
   details: z.unknown().optional(),
 });
 const metaSchema = z.object({ value: z.string() }).optional();
+const usedRowSchema = z.object({
+  task_id: z.string(),
+  how: z.enum(['stopped', 'cleared']),
+  at: z.number().int(),
+});
 
 /** JSON text of a value (`undefined` and unserialisable values become `null`). */
 export function toJson(value: unknown): string {
@@ -92,6 +128,12 @@ function statements(db: Database.Database) {
     ),
     progress: db.prepare("UPDATE tasks SET progress = ? WHERE task_id = ? AND state = 'running'"),
     delete: db.prepare('DELETE FROM tasks WHERE task_id = ?'),
+    allUsed: db.prepare('SELECT task_id, how, at FROM used_ids ORDER BY at, task_id'),
+    markUsed: db.prepare(
+      `INSERT INTO used_ids (task_id, how, at) VALUES (?, ?, ?)
+       ON CONFLICT (task_id) DO UPDATE SET how = excluded.how, at = excluded.at`,
+    ),
+    forgetUsed: db.prepare('DELETE FROM used_ids WHERE task_id = ?'),
   };
 }
 
@@ -133,8 +175,7 @@ export class TaskFile {
           `${dataDir}: task table version ${version} is newer than this agent (${SCHEMA_VERSION})`,
         );
       }
-      db.exec(SCHEMA);
-      db.pragma(`user_version = ${SCHEMA_VERSION}`);
+      migrate(db, typeof version === 'number' ? version : 0);
       return new TaskFile(db);
     } catch (error) {
       db?.close();
@@ -206,6 +247,24 @@ export class TaskFile {
   /** Forgets a task. */
   delete(taskId: string): void {
     this.#sql.delete.run(taskId);
+  }
+
+  /** Every used task id, oldest first, validated. */
+  loadUsed(): UsedId[] {
+    return this.#sql.allUsed.all().map((raw) => {
+      const row = usedRowSchema.parse(raw);
+      return { taskId: row.task_id, how: row.how, at: row.at };
+    });
+  }
+
+  /** Stores a used task id (replacing what was stored of it). */
+  markUsed(taskId: string, how: UsedHow, at: number): void {
+    this.#sql.markUsed.run(taskId, how, at);
+  }
+
+  /** Forgets used task ids. */
+  forgetUsed(taskIds: readonly string[]): void {
+    for (const taskId of taskIds) this.#sql.forgetUsed.run(taskId);
   }
 
   /** Closes the file (and releases its lock). */

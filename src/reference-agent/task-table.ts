@@ -8,11 +8,22 @@
  * every read; writes go to the file first (starts) or at once (ends, stops, clears), progress
  * only now and then (see {@link PROGRESS_FLUSH_MS}).
  *
+ * Task ids are single-use (`../protocol/used-ids.ts`): an id stopped before its start arrived,
+ * or cleared, is remembered in the file too (bounded in count and age), so a start that arrives
+ * late is refused with `TASK_ID_USED`, also after a restart.
+ *
  * @module
  */
 import type { z } from 'zod';
 import { CocoError, ErrorCode, type ErrorInfo } from '../core/errors.js';
 import type { startResponse, taskStatus } from '../protocol/agent-v1.js';
+import {
+  STOPPED_BEFORE_START,
+  usedIdError,
+  UsedTaskIds,
+  type UsedHow,
+  type UsedIdsOptions,
+} from '../protocol/used-ids.js';
 import { TaskFile, type StoredState } from './task-file.js';
 import {
   cancelledError,
@@ -48,7 +59,7 @@ export interface StartItem {
 export interface TaskChangeListener {
   /** A task started, progressed or ended (also called for every task loaded at open). */
   changed(taskId: string): void;
-  /** A task was cleared. */
+  /** A task was cleared (or a stopped id it reported was forgotten). */
   forgotten(taskId: string): void;
 }
 
@@ -65,8 +76,13 @@ export interface TaskTableOptions {
   readonly listener?: TaskChangeListener;
   /** How long to wait for another process's lock on the file. @default LOCK_WAIT_MS */
   readonly lockWaitMs?: number;
-  /** Source of `startedAt` / `endedAt`. @default Date.now */
+  /**
+   * Source of `startedAt` / `endedAt`, and of the time a used id is remembered from.
+   * @default Date.now
+   */
   readonly now?: () => number;
+  /** Bounds of the memory of used task ids. @default MAX_USED_IDS, USED_ID_RETENTION_MS */
+  readonly usedIds?: UsedIdsOptions;
 }
 
 interface TaskRecord {
@@ -100,6 +116,7 @@ export class TaskTable {
   readonly #now: () => number;
   readonly #records = new Map<string, TaskRecord>();
   readonly #dirty = new Set<TaskRecord>();
+  readonly #used: UsedTaskIds;
   #flushTimer: NodeJS.Timeout | undefined;
   #closed = false;
 
@@ -107,6 +124,7 @@ export class TaskTable {
     this.#file = file;
     this.#opts = options;
     this.#now = options.now ?? Date.now;
+    this.#used = new UsedTaskIds(options.usedIds);
     this.bootId = options.bootId;
     const opened = file.transaction(() => this.#boot());
     this.previousBootId = opened.previousBootId;
@@ -156,6 +174,14 @@ export class TaskTable {
       this.#records.set(record.taskId, record);
       this.#opts.listener?.changed(record.taskId);
     }
+    // Loaded oldest first: what falls out of the bounds (expired, or too many) goes at once.
+    const dropped: string[] = [];
+    for (const { taskId, how, at } of this.#file.loadUsed())
+      dropped.push(...this.#used.add(taskId, how, at).dropped);
+    dropped.push(...this.#used.expire(now));
+    this.#file.forgetUsed(dropped);
+    for (const [taskId, { how }] of this.#used.entries())
+      if (how === 'stopped') this.#opts.listener?.changed(taskId);
     return { previousBootId, restarted };
   }
 
@@ -171,7 +197,8 @@ export class TaskTable {
 
   /**
    * Starts tasks; one result per request, in order. A task id already held (in any state, or
-   * earlier in the same batch) is accepted and changes nothing. Tasks are on disk before their
+   * earlier in the same batch) is accepted and changes nothing; a used one (stopped before its
+   * start arrived, or cleared) is refused with `TASK_ID_USED`. Tasks are on disk before their
    * verbs run, so no verb ever runs for a task a restarted agent would not report.
    */
   start(requests: readonly StartItem[]): StartResult[] {
@@ -179,10 +206,14 @@ export class TaskTable {
     const results: StartResult[] = [];
     const fresh: { index: number; item: StartItem }[] = [];
     const seen = new Set<string>();
+    const now = this.#now();
     for (const item of requests) {
       const { taskId, verb } = item;
+      const used = this.#used.get(taskId, now);
       if (this.#records.has(taskId) || seen.has(taskId)) {
         results.push({ taskId, accepted: true });
+      } else if (used !== undefined) {
+        results.push({ taskId, accepted: false, error: usedIdError(taskId, used) });
       } else if (!Object.hasOwn(this.#opts.verbs, verb)) {
         const knownVerbs = this.verbNames();
         const message = `this agent has no verb "${verb}"; known verbs: ${knownVerbs.join(', ')}`;
@@ -195,7 +226,6 @@ export class TaskTable {
       }
     }
     if (fresh.length === 0) return results;
-    const now = this.#now();
     this.#file.transaction(() => {
       for (const { item } of fresh)
         this.#file.insertRunning(item.taskId, item.verb, item.args, this.bootId, now);
@@ -292,23 +322,38 @@ export class TaskTable {
     }
   }
 
-  /** The status of one task (`unknown` if not held). Progress is reported while running. */
+  /**
+   * The status of one task: `cancelled` for an id stopped before its start arrived, `unknown`
+   * for other ids not held. Progress is reported while running.
+   */
   status(taskId: string): TaskStatus {
     const r = this.#records.get(taskId);
-    if (r === undefined) return { taskId, state: 'unknown' };
+    if (r === undefined) {
+      return this.#used.get(taskId, this.#now()) === 'stopped'
+        ? { taskId, state: 'cancelled', error: STOPPED_BEFORE_START }
+        : { taskId, state: 'unknown' };
+    }
     if (r.state === 'running') return { taskId, state: 'running', progress: r.progress };
     if (r.state === 'succeeded') return { taskId, state: 'succeeded', result: r.result };
     return { taskId, state: r.state, error: r.error };
   }
 
-  /** Cancels running tasks at once (their verbs are aborted; their later ends are ignored). */
+  /**
+   * Cancels running tasks at once (their verbs are aborted; their later ends are ignored). An id
+   * not held is remembered as used, so its start, should it arrive later, is refused. Ended
+   * tasks are left as they are. Returns how many running tasks were cancelled.
+   */
   stop(taskIds: readonly string[]): number {
     this.#assertOpen();
     let stopped = 0;
     this.#file.transaction(() => {
       for (const taskId of taskIds) {
         const r = this.#records.get(taskId);
-        if (r?.state !== 'running') continue;
+        if (r === undefined) {
+          this.#markUsed(taskId, 'stopped');
+          continue;
+        }
+        if (r.state !== 'running') continue;
         r.state = 'cancelled';
         r.error = cancelledError();
         stopped++;
@@ -320,21 +365,41 @@ export class TaskTable {
     return stopped;
   }
 
-  /** Forgets ended tasks; running and unknown ids are ignored. Returns how many were forgotten. */
+  /**
+   * Forgets ended tasks and remembers their ids as used, as it does ids not held (their start
+   * may arrive later); running tasks are left as they are. Returns how many tasks were forgotten.
+   */
   clear(taskIds: readonly string[]): number {
     this.#assertOpen();
     let cleared = 0;
     this.#file.transaction(() => {
       for (const taskId of taskIds) {
         const r = this.#records.get(taskId);
-        if (r === undefined || r.state === 'running') continue;
-        this.#records.delete(taskId);
-        this.#file.delete(taskId);
+        if (r?.state === 'running') continue;
+        if (r !== undefined) {
+          this.#records.delete(taskId);
+          this.#file.delete(taskId);
+          cleared++;
+        }
+        this.#markUsed(taskId, 'cleared');
         this.#opts.listener?.forgotten(taskId);
-        cleared++;
       }
     });
     return cleared;
+  }
+
+  /**
+   * Remembers a used id, in memory and in the file (the caller's transaction), and forgets the
+   * ids that fell out of the bounds. A stopped id's `cancelled` status is a change for the feed.
+   */
+  #markUsed(taskId: string, how: UsedHow): void {
+    const now = this.#now();
+    const before = this.#used.get(taskId, now);
+    const after = this.#used.add(taskId, how, now);
+    this.#file.markUsed(taskId, after.how, now);
+    this.#file.forgetUsed(after.dropped);
+    for (const id of after.dropped) this.#opts.listener?.forgotten(id);
+    if (after.how === 'stopped' && before !== 'stopped') this.#opts.listener?.changed(taskId);
   }
 
   /** Ids of the held tasks starting with `prefix`, in start order. Costs O(tasks held). */

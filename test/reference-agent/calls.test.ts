@@ -155,7 +155,7 @@ describe('reference agent calls', () => {
     expect((await client.one('w')).state).toBe('cancelled');
   });
 
-  it('clear forgets ended tasks only; a cleared id starts a new task', async () => {
+  it('clear forgets ended tasks only; a cleared id is not started again', async () => {
     const { client } = await agent();
     await client.start([
       { taskId: 'e', verb: 'noop', args: 1 },
@@ -164,8 +164,9 @@ describe('reference agent calls', () => {
     await client.clear(['e', 'r', 'ghost']);
     const { tasks } = await client.status(['e', 'r']);
     expect(tasks.map((t) => t.state)).toEqual(['unknown', 'running']);
-    await client.start([{ taskId: 'e', verb: 'noop', args: 2 }]);
-    expect(await client.one('e')).toEqual({ taskId: 'e', state: 'succeeded', result: 2 });
+    const { results } = await client.start([{ taskId: 'e', verb: 'noop', args: 2 }]);
+    expect(results).toMatchObject([{ accepted: false, error: { code: ErrorCode.TaskIdUsed } }]);
+    expect(await client.one('e')).toEqual({ taskId: 'e', state: 'unknown' });
   });
 
   it('lists task ids by prefix, in start order', async () => {

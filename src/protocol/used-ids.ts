@@ -1,0 +1,135 @@
+/**
+ * Single-use task ids: the rule every agent coco ships applies (the reference agent, the
+ * in-process agents, the test suite's fake agent), and the bounded memory of used ids behind it.
+ *
+ * A task id names one run, ever. An agent told to **stop** an id it does not hold (the start may
+ * still be on its way), or to **clear** an id, remembers the id as *used* and refuses a later
+ * start of it (`accepted: false`, code `TASK_ID_USED`). Without that, a start that arrives late
+ * — the engine's start call timed out, then the engine stopped or cleared the task — would run
+ * a verb nobody supervises. A stop of a task the agent holds needs no memory of its own: the
+ * task stays held (cancelled) until it is cleared, and the clear then marks the id used.
+ *
+ * What a status call reports for a used id: `cancelled` (code `CANCELLED`) for an id stopped
+ * before its start arrived, which is the truth (it was stopped and never runs) and ends the
+ * engine's task at its next poll; `unknown` for a cleared id, as for any id the agent does not
+ * hold. A start of an id the agent holds stays idempotent: accepted, nothing changes.
+ *
+ * @module
+ */
+import { CocoError, ErrorCode, type ErrorInfo } from '../core/errors.js';
+import { MAX_CLOCK_SKEW_MS } from './agent-v1.js';
+
+/**
+ * How long a used id is remembered. A late start was signed by the engine before the stop or
+ * clear that made the id used, and an agent admits a request only while its timestamp is within
+ * {@link MAX_CLOCK_SKEW_MS} of the agent's clock. The stop itself was admitted, so it was signed
+ * at most that far ahead of its arrival; a start signed no later than the stop is therefore
+ * admitted at most 2 × {@link MAX_CLOCK_SKEW_MS} after the stop arrived, however the two clocks
+ * differ within the tolerance. One more minute covers a clock stepped (NTP) in between. The
+ * engine's own call budget (10 s by default, retries included) is far inside this.
+ */
+export const USED_ID_RETENTION_MS = 2 * MAX_CLOCK_SKEW_MS + 60_000;
+
+/**
+ * How many used ids an agent remembers at most; past it the oldest are forgotten first. At about
+ * 100 bytes each that is ~10 MB of memory (and a table of that size in the reference agent's
+ * file). It covers 100,000 stops and clears within the retention above (150 per second for the
+ * whole 11 minutes), and 10,000 per second for the span a late start really lives (the engine's
+ * call budget): far more than an agent running real work ends.
+ */
+export const MAX_USED_IDS = 100_000;
+
+/** How an id was used: stopped before its start arrived (never held), or cleared. */
+export type UsedHow = 'stopped' | 'cleared';
+
+/** Bounds of {@link UsedTaskIds}. */
+export interface UsedIdsOptions {
+  /** Most ids remembered. @default MAX_USED_IDS */
+  readonly maxIds?: number;
+  /** How long an id is remembered, in ms. @default USED_ID_RETENTION_MS */
+  readonly retentionMs?: number;
+}
+
+/** The used ids an agent remembers, oldest first, bounded in count and age. */
+export class UsedTaskIds {
+  /** Most ids remembered. */
+  readonly maxIds: number;
+  /** How long an id is remembered, in ms. */
+  readonly retentionMs: number;
+  // Insertion order is age order: a re-used id is moved to the end with its new time.
+  readonly #ids = new Map<string, { how: UsedHow; at: number }>();
+
+  /** @throws CocoError `INVALID_OPTIONS` for a bound that is not a positive integer. */
+  constructor(options: UsedIdsOptions = {}) {
+    this.maxIds = options.maxIds ?? MAX_USED_IDS;
+    this.retentionMs = options.retentionMs ?? USED_ID_RETENTION_MS;
+    const problems: string[] = [];
+    if (!Number.isSafeInteger(this.maxIds) || this.maxIds < 1)
+      problems.push(`maxIds must be a positive integer, not ${String(this.maxIds)}`);
+    if (!Number.isSafeInteger(this.retentionMs) || this.retentionMs < 1)
+      problems.push(`retentionMs must be a positive integer, not ${String(this.retentionMs)}`);
+    if (problems.length > 0)
+      throw new CocoError(ErrorCode.InvalidOptions, `used task ids: ${problems.join('; ')}`);
+  }
+
+  /** Number of ids remembered (expired ones included until they are dropped). */
+  get size(): number {
+    return this.#ids.size;
+  }
+
+  /**
+   * Remembers `taskId` as used at `at` (a cleared id stays `cleared` when stopped again), then
+   * drops expired ids and the oldest beyond the count. Returns how the id is now remembered and
+   * the ids dropped, so that their owner can forget them too (the reference agent's file, its
+   * change feed).
+   */
+  add(taskId: string, how: UsedHow, at: number): { how: UsedHow; dropped: string[] } {
+    const previous = this.#ids.get(taskId);
+    const now: UsedHow = previous?.how === 'cleared' ? 'cleared' : how;
+    this.#ids.delete(taskId);
+    this.#ids.set(taskId, { how: now, at });
+    return { how: now, dropped: this.expire(at) };
+  }
+
+  /** How `taskId` was used, if it is remembered and not expired at `now`. */
+  get(taskId: string, now: number): UsedHow | undefined {
+    const entry = this.#ids.get(taskId);
+    return entry === undefined || entry.at + this.retentionMs <= now ? undefined : entry.how;
+  }
+
+  /** Drops the ids expired at `now` and the oldest beyond the count; returns them. */
+  expire(now: number): string[] {
+    const dropped: string[] = [];
+    for (const [taskId, { at }] of this.#ids) {
+      if (this.#ids.size - dropped.length <= this.maxIds && at + this.retentionMs > now) break;
+      dropped.push(taskId);
+    }
+    for (const taskId of dropped) this.#ids.delete(taskId);
+    return dropped;
+  }
+
+  /** Every id remembered, oldest first. */
+  entries(): IterableIterator<[string, { readonly how: UsedHow; readonly at: number }]> {
+    return this.#ids.entries();
+  }
+
+  /** Forgets every id (an agent that loses its memory, as an in-memory agent at a restart). */
+  clear(): void {
+    this.#ids.clear();
+  }
+}
+
+/** The refusal of a start of a used id. */
+export function usedIdError(taskId: string, how: UsedHow): ErrorInfo {
+  return {
+    code: ErrorCode.TaskIdUsed,
+    message: `task id ${taskId} was ${how} before; task ids are single-use, so this start is refused`,
+    details: { taskId, how },
+  };
+}
+
+/** The error a status reports for an id stopped before its start arrived. */
+export const STOPPED_BEFORE_START: ErrorInfo = Object.freeze({
+  code: ErrorCode.Cancelled,
+  message: 'task stopped before its start arrived; it never ran',
+});
