@@ -2,7 +2,9 @@
  * The agent-broker port: how the engine talks to the agents (hosts) that run async tasks.
  * Every call addresses one agent and carries many tasks, so a poll cycle costs one call per
  * agent however many tasks it runs. Task ids are chosen by the caller, which makes starting
- * idempotent: starting a task id the agent already has changes nothing.
+ * idempotent: starting a task id the agent already has changes nothing. Task ids are also
+ * single-use: a start that arrives after a stop or a clear of its id is refused, so a start
+ * delayed on its way never runs a task nobody supervises.
  *
  * @module
  */
@@ -21,10 +23,16 @@ export interface StartRequest {
 export type StartResult =
   /** Started now, or already known (a repeated start). */
   | { readonly taskId: string; readonly accepted: true }
-  /** Refused (unknown verb, bad arguments); the task does not exist on the agent. */
+  /**
+   * Refused (unknown verb, bad arguments, or `TASK_ID_USED`: the id was stopped or cleared
+   * before); the task does not exist on the agent.
+   */
   | { readonly taskId: string; readonly accepted: false; readonly error: ErrorInfo };
 
-/** A task's state on its agent. `unknown`: the agent has no such task. */
+/**
+ * A task's state on its agent. `unknown`: the agent has no such task. An id stopped before its
+ * start arrived reports `cancelled` (it never runs).
+ */
 export type AgentTaskState = 'running' | 'succeeded' | 'failed' | 'cancelled' | 'unknown';
 
 /** One task's status, as reported by its agent. */
@@ -66,15 +74,25 @@ export interface AgentBroker {
   agentIds(): Promise<readonly string[]>;
   /**
    * Starts tasks on one agent; answers one result per request, in request order. Repeating a
-   * start of a task id the agent holds changes nothing (verb and arguments are not compared);
-   * once a task was cleared (or lost by the agent), the same id starts a new task.
+   * start of a task id the agent holds changes nothing (verb and arguments are not compared).
+   * Ids are single-use: a start of an id the agent was told to stop before it held it, or to
+   * clear, is refused with `TASK_ID_USED` (agents remember such ids for a bounded time, at
+   * least as long as a delayed start may still arrive: `protocol/used-ids.ts`). Only an id the
+   * agent lost (an in-memory agent that restarted) may start again.
    */
   startTasks(agentId: string, requests: readonly StartRequest[]): Promise<readonly StartResult[]>;
   /** Reports the status of many tasks of one agent in one call: one report per id, in order. */
   getStatuses(agentId: string, taskIds: readonly string[]): Promise<readonly TaskStatusReport[]>;
-  /** Asks an agent to stop tasks (they then end as `cancelled`). Unknown ids are ignored. */
+  /**
+   * Asks an agent to stop tasks (they then end as `cancelled`). An id the agent does not hold
+   * (its start may still be on the way) is remembered as used: it reports `cancelled` and a
+   * later start of it is refused. Ended tasks are left as they are.
+   */
   stopTasks(agentId: string, taskIds: readonly string[]): Promise<void>;
-  /** Makes an agent forget ended tasks. Unknown ids are ignored. */
+  /**
+   * Makes an agent forget ended tasks; their ids, and ids it does not hold, are remembered as
+   * used (a later start is refused). Running tasks are left as they are.
+   */
   clearTasks(agentId: string, taskIds: readonly string[]): Promise<void>;
   /** Ids of the tasks an agent holds whose id starts with `prefix`. */
   listTasks(agentId: string, prefix: string): Promise<readonly string[]>;

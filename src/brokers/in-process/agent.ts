@@ -4,11 +4,20 @@
  * Built for volume: a start, a status and a clear cost O(1) per task id, `noop` tasks use no
  * timer and no closure, and a task record is one small object.
  *
+ * Task ids are single-use, as on every agent (`../../protocol/used-ids.ts`): a start of an id
+ * stopped before its start arrived, or cleared, is refused with `TASK_ID_USED`.
+ *
  * @module
  */
 import { systemClock, type Clock } from '../../core/clock.js';
 import { CocoError, ErrorCode, type ErrorInfo } from '../../core/errors.js';
 import type { StartRequest, StartResult, TaskStatusReport } from '../port.js';
+import {
+  STOPPED_BEFORE_START,
+  usedIdError,
+  UsedTaskIds,
+  type UsedIdsOptions,
+} from '../../protocol/used-ids.js';
 import { AgentFaults } from './faults.js';
 import {
   HistoryEntry,
@@ -40,6 +49,12 @@ export interface InProcessAgentOptions {
    * task ever started; turn it off for long benchmarks. @default true
    */
   readonly history?: boolean;
+  /**
+   * Bounds of the memory of used task ids (stopped before their start arrived, or cleared),
+   * whose starts are refused; their age is read from `clock`.
+   * @default MAX_USED_IDS ids, for USED_ID_RETENTION_MS
+   */
+  readonly usedIds?: UsedIdsOptions;
 }
 
 /**
@@ -47,10 +62,11 @@ export interface InProcessAgentOptions {
  * count only in `injectedFailures`.
  * - `startCalls`, `statusCalls`, `stopCalls`, `clearCalls`, `listCalls`: calls of each method.
  * - `starts`: tasks actually started; `duplicateStarts`: starts of ids already held (accepted,
- *   changed nothing); `rejectedStarts`: refused (unknown verb, bad arguments, injected).
+ *   changed nothing); `rejectedStarts`: refused (unknown verb, bad arguments, a used id,
+ *   injected).
  * - `statusTasks`: task ids asked about, summed over `getStatuses` calls.
  * - `stops`: running tasks a stop cancelled.
- * - `clears`: ended tasks forgotten; `clearsUnknown`: clears of ids not held;
+ * - `clears`: ended tasks forgotten; `clearsUnknown`: clears of ids not held (remembered as used);
  *   `clearsOfRunning`: clears of running tasks (ignored).
  * - `injectedFailures`: calls failed or replies dropped by {@link AgentFaults}.
  */
@@ -84,6 +100,7 @@ export class InProcessAgent {
   readonly faults: AgentFaults;
   readonly #verbs = new Map<string, Verb>();
   readonly #tasks = new Map<string, TaskRecord>();
+  readonly #used: UsedTaskIds;
   readonly #history: Map<string, HistoryEntry> | undefined;
   readonly #clock: Clock;
   readonly #listeners = new Set<(agentId: string) => void>();
@@ -113,6 +130,7 @@ export class InProcessAgent {
     this.id = options.id;
     this.#clock = options.clock ?? systemClock;
     this.#history = options.history === false ? undefined : new Map();
+    this.#used = new UsedTaskIds(options.usedIds);
     if (options.builtins !== false)
       for (const [name, fn] of Object.entries(builtinVerbs)) this.#verbs.set(name, fn);
     for (const [name, fn] of Object.entries(options.verbs ?? {})) this.registerVerb(name, fn);
@@ -145,17 +163,26 @@ export class InProcessAgent {
     return this.faults.run('startTasks', () => this.#start(requests));
   }
 
-  /** One report per id, in order (`unknown` for ids the agent does not hold). */
+  /**
+   * One report per id, in order: `cancelled` for an id stopped before its start arrived,
+   * `unknown` for other ids the agent does not hold.
+   */
   getStatuses(taskIds: readonly string[]): Promise<TaskStatusReport[]> {
     return this.faults.run('getStatuses', () => this.#statuses(taskIds));
   }
 
-  /** Cancels running tasks at once (their verbs' later ends are ignored); other ids are ignored. */
+  /**
+   * Cancels running tasks at once (their verbs' later ends are ignored) and remembers ids not
+   * held as used (a start of one arriving later is refused); ended tasks are left as they are.
+   */
   stopTasks(taskIds: readonly string[]): Promise<void> {
     return this.faults.run('stopTasks', () => this.#stop(taskIds));
   }
 
-  /** Forgets ended tasks; running and unknown ids are ignored (and counted). */
+  /**
+   * Forgets ended tasks; running ids are ignored (and counted). Ended and unknown ids are
+   * remembered as used: a start of one arriving later is refused.
+   */
   clearTasks(taskIds: readonly string[]): Promise<void> {
     return this.faults.run('clearTasks', () => this.#clear(taskIds));
   }
@@ -226,11 +253,18 @@ export class InProcessAgent {
     const c = this.#counters;
     c.startCalls++;
     const results: StartResult[] = [];
+    const now = this.#clock.now();
     for (const { taskId, verb: verbName, args } of requests) {
       if (this.#tasks.has(taskId)) {
         c.duplicateStarts++;
         if (this.#history !== undefined) this.#historyOf(taskId).duplicateStarts++;
         results.push({ taskId, accepted: true });
+        continue;
+      }
+      const used = this.#used.size === 0 ? undefined : this.#used.get(taskId, now);
+      if (used !== undefined) {
+        c.rejectedStarts++;
+        results.push({ taskId, accepted: false, error: usedIdError(taskId, used) });
         continue;
       }
       const verb = this.#verbs.get(verbName);
@@ -284,7 +318,7 @@ export class InProcessAgent {
     const reports: TaskStatusReport[] = [];
     for (const taskId of taskIds) {
       const r = this.#tasks.get(taskId);
-      if (r === undefined) reports.push({ taskId, state: 'unknown' });
+      if (r === undefined) reports.push(this.#notHeld(taskId));
       else if (r.state === 'running') reports.push({ taskId, state: 'running', progress: r.pct });
       else if (r.state === 'succeeded')
         reports.push({ taskId, state: 'succeeded', result: r.result });
@@ -293,10 +327,18 @@ export class InProcessAgent {
     return reports;
   }
 
+  /** The status of an id the agent does not hold. */
+  #notHeld(taskId: string): TaskStatusReport {
+    return this.#used.size > 0 && this.#used.get(taskId, this.#clock.now()) === 'stopped'
+      ? { taskId, state: 'cancelled', error: STOPPED_BEFORE_START }
+      : { taskId, state: 'unknown' };
+  }
+
   #stop(taskIds: readonly string[]): void {
     this.#counters.stopCalls++;
     for (const taskId of taskIds) {
       const r = this.#tasks.get(taskId);
+      if (r === undefined) this.#used.add(taskId, 'stopped', this.#clock.now());
       if (r?.state !== 'running') continue;
       this.#counters.stops++;
       r.cancel(this.#clock.now());
@@ -309,13 +351,17 @@ export class InProcessAgent {
     c.clearCalls++;
     for (const taskId of taskIds) {
       const r = this.#tasks.get(taskId);
+      if (r?.state === 'running') {
+        c.clearsOfRunning++;
+        continue;
+      }
       if (r === undefined) c.clearsUnknown++;
-      else if (r.state === 'running') c.clearsOfRunning++;
       else {
         this.#tasks.delete(taskId);
         c.clears++;
         if (this.#history !== undefined) this.#historyOf(taskId).clears++;
       }
+      this.#used.add(taskId, 'cleared', this.#clock.now());
     }
   }
 

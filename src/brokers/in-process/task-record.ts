@@ -13,7 +13,10 @@ export type EndedState = 'succeeded' | 'failed' | 'cancelled';
 
 /** What happened to one task id over the agent's life, kept after clears. */
 export interface TaskHistory {
-  /** Effective starts (more than 1 only if it was cleared or lost and started again). */
+  /**
+   * Effective starts: more than 1 only if the agent lost the task (a fault) or forgot its used
+   * id (past the bounds), and it was started again.
+   */
   readonly starts: number;
   readonly duplicateStarts: number;
   readonly clears: number;

@@ -239,9 +239,10 @@ describe('InProcessAgent', () => {
     });
     expect(agent.taskHistory('ghost')).toBeUndefined();
     expect(agent.historyIds()).toEqual(['done', 'busy']);
-    // A cleared id is unknown again: starting it runs it again (and the history shows it).
-    await agent.startTasks([noop('done')]);
-    expect(agent.taskHistory('done')).toMatchObject({ starts: 2, clears: 1 });
+    // A cleared id is used: starting it again is refused (and the history shows no new start).
+    const [again] = await agent.startTasks([noop('done')]);
+    expect(again).toMatchObject({ accepted: false, error: { code: ErrorCode.TaskIdUsed } });
+    expect(agent.taskHistory('done')).toMatchObject({ starts: 1, clears: 1 });
   });
 
   it('lists held tasks by prefix, running or ended', async () => {
