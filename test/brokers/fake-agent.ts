@@ -1,7 +1,8 @@
 /**
  * A small agent-protocol (v1) server for tests and the HTTP benchmark: in-memory tasks, signed
- * requests checked with `verifyRequest`, long-polled changes, and fault knobs (delay, error
- * status, dropped connections, hangs, malformed replies, a new boot id).
+ * requests checked with `verifyRequest`, long-polled changes, single-use task ids (as every
+ * agent coco ships), and fault knobs (delay, error status, dropped connections, hangs,
+ * malformed replies, a new boot id).
  *
  * One server can host many agents: each is reached under `/agents/<id>` (the protocol paths
  * follow), or at the root when the server hosts a single agent.
@@ -23,6 +24,7 @@ import {
   type taskStatus,
   verifyRequest,
 } from '../../src/protocol/agent-v1.js';
+import { STOPPED_BEFORE_START, usedIdError, UsedTaskIds } from '../../src/protocol/used-ids.js';
 
 type Status = z.output<typeof taskStatus>;
 type Path = (typeof PATHS)[keyof typeof PATHS];
@@ -64,6 +66,8 @@ export class FakeAgent {
   secret: string;
   bootId: string = randomUUID();
   readonly tasks = new Map<string, Task>();
+  /** Ids stopped before their start arrived, or cleared: their starts are refused. */
+  readonly used = new UsedTaskIds();
   readonly faults: Fault[] = [];
   readonly counters: FakeAgentCounters = { requests: new Map(), unauthorized: 0, statusSizes: [] };
   /** Called when a task ends (with the wall time, ms): latency measurements. */
@@ -93,12 +97,13 @@ export class FakeAgent {
     return this;
   }
 
-  /** A new process: a new boot id (tasks kept unless `keepTasks` is false). */
+  /** A new process: a new boot id (tasks and used ids kept unless `keepTasks` is false). */
   restart(keepTasks = true): string {
     this.bootId = randomUUID();
     if (!keepTasks) {
       for (const t of this.tasks.values()) if (t.timer) clearTimeout(t.timer);
       this.tasks.clear();
+      this.used.clear();
     }
     this.#changed();
     return this.bootId;
@@ -134,6 +139,8 @@ export class FakeAgent {
   start(body: z.output<typeof startRequest>): unknown {
     const results = body.tasks.map(({ taskId, verb, args }) => {
       if (this.tasks.has(taskId)) return { taskId, accepted: true };
+      const used = this.used.get(taskId, Date.now());
+      if (used !== undefined) return { taskId, accepted: false, error: usedIdError(taskId, used) };
       if (!['noop', 'hold', 'sleep', 'fail'].includes(verb))
         return {
           taskId,
@@ -165,7 +172,11 @@ export class FakeAgent {
   status(body: z.output<typeof statusRequest>): unknown {
     this.counters.statusSizes.push(body.taskIds.length);
     const tasks = body.taskIds.map(
-      (taskId) => this.tasks.get(taskId)?.status ?? { taskId, state: 'unknown' },
+      (taskId) =>
+        this.tasks.get(taskId)?.status ??
+        (this.used.get(taskId, Date.now()) === 'stopped'
+          ? { taskId, state: 'cancelled', error: STOPPED_BEFORE_START }
+          : { taskId, state: 'unknown' }),
     );
     return { bootId: this.bootId, tasks };
   }
@@ -173,7 +184,8 @@ export class FakeAgent {
   stop(body: z.output<typeof idsRequest>): unknown {
     for (const id of body.taskIds) {
       const task = this.tasks.get(id);
-      if (task?.status.state === 'running') this.#end(task, 'cancelled', {});
+      if (task === undefined) this.used.add(id, 'stopped', Date.now());
+      else if (task.status.state === 'running') this.#end(task, 'cancelled', {});
     }
     return { bootId: this.bootId, ok: true };
   }
@@ -181,7 +193,9 @@ export class FakeAgent {
   clear(body: z.output<typeof idsRequest>): unknown {
     for (const id of body.taskIds) {
       const task = this.tasks.get(id);
-      if (task && task.status.state !== 'running') this.tasks.delete(id);
+      if (task?.status.state === 'running') continue;
+      this.tasks.delete(id);
+      this.used.add(id, 'cleared', Date.now());
     }
     return { bootId: this.bootId, ok: true };
   }

@@ -50,6 +50,26 @@ describe('HttpBroker: the port over real HTTP', () => {
     ).toEqual([1, 2, 3, 1, 1]);
   });
 
+  it('passes single-use refusals through: a start after a stop or a clear of its id is refused', async () => {
+    const { server, broker } = await setup(['a1']);
+    await broker.startTasks('a1', [{ taskId: 'ran', verb: 'noop', args: null }]);
+    await broker.clearTasks('a1', ['ran']);
+    await broker.stopTasks('a1', ['late']);
+    expect(await broker.getStatuses('a1', ['late', 'ran'])).toMatchObject([
+      { taskId: 'late', state: 'cancelled', error: { code: ErrorCode.Cancelled } },
+      { taskId: 'ran', state: 'unknown' },
+    ]);
+    const results = await broker.startTasks('a1', [
+      { taskId: 'late', verb: 'noop', args: null },
+      { taskId: 'ran', verb: 'noop', args: null },
+    ]);
+    expect(results).toMatchObject([
+      { taskId: 'late', accepted: false, error: { code: ErrorCode.TaskIdUsed } },
+      { taskId: 'ran', accepted: false, error: { code: ErrorCode.TaskIdUsed } },
+    ]);
+    expect(server.agent('a1').tasks.size).toBe(0);
+  });
+
   it('signs every request: an agent with another secret refuses, and the broker neither retries nor hides it', async () => {
     const { server, broker, logger } = await setup(['a1'], { retries: 3 });
     const infos: unknown[] = [];
