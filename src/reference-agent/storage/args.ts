@@ -1,5 +1,5 @@
 /**
- * Arguments of the storage verbs (`./storage.ts`): the name pattern, the size and chunk limits,
+ * Arguments of the storage verbs (`./verbs.ts`): the name pattern, the size and chunk limits,
  * the zod schema of each verb's arguments, and the parse that refuses a start with a
  * `TASK_REJECTED` {@link CocoError} naming every bad field.
  *

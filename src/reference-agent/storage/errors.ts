@@ -1,6 +1,7 @@
 /**
- * Errors of the storage verbs (`./storage.ts`): their stable codes, the `STORAGE_IO_ERROR` a
- * file-system failure becomes, and the `CANCELLED` error of a verb stopped between chunks.
+ * Errors of the storage verbs (`./verbs.ts`): their stable codes, the `STORAGE_IO_ERROR` a
+ * file-system failure becomes, the refusal of a path leaving the root, and the `CANCELLED`
+ * error of a verb stopped between chunks.
  *
  * @module
  */
@@ -19,12 +20,26 @@ export const StorageErrorCode = {
   ChecksumMismatch: 'CHECKSUM_MISMATCH',
   /** The file system failed (permissions, space, I/O); `details.errno` has the system code. */
   StorageIo: 'STORAGE_IO_ERROR',
+  /**
+   * A path would leave the storage root or go through a symbolic link (a domain that is a link,
+   * a link inside a domain); `details.path` names it, `details.reason` says why.
+   */
+  PathRefused: 'STORAGE_PATH_REFUSED',
 } as const;
 
 /** The system error code (`ENOENT`, `EEXIST`, ...) of a file-system failure, if it has one. */
 export function errnoOf(error: unknown): string | undefined {
   const code = (error as { code?: unknown } | null)?.code;
   return typeof code === 'string' ? code : undefined;
+}
+
+/** The refusal of a path that leaves the root or goes through a link (`./paths.ts`). */
+export function pathRefused(path: string, reason: string): CocoError {
+  return new CocoError(
+    StorageErrorCode.PathRefused,
+    `refused ${path}: ${reason}; storage paths stay beneath the root and follow no symbolic link`,
+    { details: { path, reason } },
+  );
 }
 
 /** Turns a file-system failure into a `STORAGE_IO_ERROR`; coco errors pass through. */

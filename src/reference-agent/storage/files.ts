@@ -1,57 +1,37 @@
 /**
- * File-system helpers of the storage verbs (`./storage.ts`): existence checks, durable directory
- * entries, full writes, the atomic no-clobber publish of a file made under a temporary name,
- * clones, and the chunked, stoppable read that hashes a volume.
+ * File-system helpers of the storage verbs (`./verbs.ts`), on top of the checked domain
+ * directories of `./paths.ts`: opening an existing file, full writes, the atomic no-clobber
+ * publish of a file made under a temporary name, clones, and the chunked, stoppable read that
+ * hashes a volume.
  *
  * A stop ends a chunked read between chunks with a `CANCELLED` {@link CocoError}; other failures
- * are the file system's own errors, which the verbs turn into coded ones (`./errors.ts`).
+ * are the file system's own errors, which the verbs turn into coded ones (`./errors.ts`), or
+ * `STORAGE_PATH_REFUSED` refusals of a path that leaves the root.
  *
  * @module
  */
 import type { Hash } from 'node:crypto';
 import { constants, promises as fsp, type Stats } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { CocoError } from '../../core/errors.js';
 import type { StorageVerbContext } from './verbs.js';
-import { errnoOf, stopped } from './errors.js';
+import { errnoOf, pathRefused, stopped } from './errors.js';
+import type { DomainDir } from './paths.js';
 
-/** The file's stats, or null if it does not exist. */
-export async function statOrNull(path: string): Promise<Stats | null> {
-  try {
-    return await fsp.stat(path);
-  } catch (error) {
-    if (errnoOf(error) === 'ENOENT') return null;
-    throw error;
-  }
-}
-
-/** Opens an existing file; a missing one fails with `notFound`. */
+/** Opens an existing file of a domain (`flags`: `O_RDONLY` or `O_RDWR`); a missing one fails with `notFound`. */
 export async function openExisting(
-  path: string,
-  flags: string,
+  dir: DomainDir,
+  name: string,
+  flags: number,
   notFound: CocoError,
 ): Promise<FileHandle> {
   try {
-    return await fsp.open(path, flags);
+    return await dir.open(name, flags);
   } catch (error) {
     if (errnoOf(error) === 'ENOENT') throw notFound;
     throw error;
   }
-}
-
-/** Opens `path` (`flags`: 'r' for a directory, 'r+' for a file) and makes it durable. */
-async function syncPath(path: string, flags: 'r' | 'r+'): Promise<void> {
-  const handle = await fsp.open(path, flags);
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
-/** Makes a directory's entries (a new link, rename or unlink) durable. */
-export async function syncDir(dir: string): Promise<void> {
-  await syncPath(dir, 'r');
 }
 
 /** Writes all of `data` at `position`, however many writes that takes. */
@@ -72,46 +52,56 @@ export async function writeFully(
   }
 }
 
-/** Removes a file; true if it existed. */
-export async function removeFile(path: string): Promise<boolean> {
-  try {
-    await fsp.unlink(path);
-    return true;
-  } catch (error) {
-    if (errnoOf(error) === 'ENOENT') return false;
-    throw error;
-  }
-}
-
 /**
- * Makes a file under the temporary name `temp` with `make`, then links it to `path` unless
- * `path` exists (an atomic, no-clobber publish). The temporary name is removed whatever
+ * Makes a file of `dir` under the temporary name `temp` with `make`, then links it to `name`
+ * unless `name` exists (an atomic, no-clobber publish). The temporary name is removed whatever
  * happens. Returns whether this call published the file.
  */
 export async function publish(
+  dir: DomainDir,
   temp: string,
-  path: string,
+  name: string,
   make: (temp: string) => Promise<void>,
 ): Promise<boolean> {
   try {
     await make(temp);
-    try {
-      await fsp.link(temp, path);
-      return true;
-    } catch (error) {
-      if (errnoOf(error) === 'EEXIST') return false; // made meanwhile by another call
-      throw error;
-    }
+    return await dir.link(temp, name); // false: made meanwhile by another call
   } finally {
-    await removeFile(temp);
+    await dir.unlink(temp);
   }
 }
 
-/** Copies `from` to a new file `to` and makes its data durable. */
-export async function cloneFile(from: string, to: string): Promise<void> {
+/**
+ * Copies the file `name` of `from` (whose `lstat` the caller took: `source`) to the new file `to`
+ * of `into` and makes its data durable. The source must be a regular file, and still the same
+ * one after the copy; the target is made exclusively, never through a link.
+ */
+export async function cloneFile(
+  from: DomainDir,
+  name: string,
+  source: Stats,
+  into: DomainDir,
+  to: string,
+): Promise<void> {
+  if (!source.isFile()) throw pathRefused(from.shownPath(name), 'it is not a regular file');
+  await from.recheck();
+  await into.recheck();
   // A reflink where the file system has them (instant, shares blocks), else a full copy.
-  await fsp.copyFile(from, to, constants.COPYFILE_FICLONE);
-  await syncPath(to, 'r+');
+  await fsp.copyFile(
+    join(from.path, name),
+    join(into.path, to),
+    constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE,
+  );
+  const after = await from.entry(name);
+  if (after === null || after.dev !== source.dev || after.ino !== source.ino)
+    throw pathRefused(from.shownPath(name), 'it was replaced while being copied');
+  await from.recheck();
+  const copy = await into.open(to, constants.O_RDWR);
+  try {
+    await copy.sync();
+  } finally {
+    await copy.close();
+  }
 }
 
 /** Reads `handle` from 0 to `size` in chunks, hashing (and passing each chunk to `each`). */

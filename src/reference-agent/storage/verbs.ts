@@ -16,19 +16,21 @@
  * domains, volumes and snapshots must match {@link STORAGE_NAME}: no separators, no leading
  * dot, so a name can never reach outside its domain.
  *
+ * Every path is then resolved beneath the root and none goes through a symbolic link (a link
+ * planted in the root is refused with `STORAGE_PATH_REFUSED`, see `./paths.ts`).
+ *
  * Failures while running carry stable codes ({@link StorageErrorCode}); a stop ends a running
  * verb between chunks with `CANCELLED`.
  *
  * The verbs themselves are here; their argument schemas are in `./args.ts`, their errors
- * in `./errors.ts` and their file-system helpers in `./files.ts`.
+ * in `./errors.ts`, their paths in `./paths.ts` and their file-system helpers in `./files.ts`.
  *
  * @module
  */
 import { createCipheriv, createHash, randomUUID } from 'node:crypto';
-import { constants, promises as fsp } from 'node:fs';
-import { join, resolve, sep } from 'node:path';
+import { constants } from 'node:fs';
 import type { z } from 'zod';
-import { CocoError, ErrorCode } from '../../core/errors.js';
+import { CocoError } from '../../core/errors.js';
 import {
   checksumArgs,
   copyArgs,
@@ -43,16 +45,8 @@ import {
   volumeRef,
 } from './args.js';
 import { ioError, StorageErrorCode, stopped } from './errors.js';
-import {
-  cloneFile,
-  openExisting,
-  publish,
-  removeFile,
-  statOrNull,
-  streamChunks,
-  syncDir,
-  writeFully,
-} from './files.js';
+import { cloneFile, openExisting, publish, streamChunks, writeFully } from './files.js';
+import { StorageRoot, type DomainDir } from './paths.js';
 
 export { DEFAULT_CHUNK_BYTES, STORAGE_NAME, StorageErrorCode };
 
@@ -83,6 +77,12 @@ const TEMP_PREFIX = '.tmp-';
 /** Salt of the `volume.fill` key, so its data is not the keystream of some other use of a seed. */
 const FILL_KEY_SALT = 'coco.volume.fill\u0000';
 
+const volumeFile = (volume: string): string => volume + IMAGE_EXTENSION;
+const snapshotFile = (volume: string, snapshot: string): string =>
+  volume + SNAPSHOT_SEPARATOR + snapshot + IMAGE_EXTENSION;
+const tempFile = (volume: string): string =>
+  `${TEMP_PREFIX}${randomUUID()}-${volume}${IMAGE_EXTENSION}`;
+
 /**
  * The storage verbs of an agent serving `root` (a folder of storage domains):
  *
@@ -102,26 +102,24 @@ const FILL_KEY_SALT = 'coco.volume.fill\u0000';
  * with the same data when run again.
  */
 export function storageVerbs(root: string): Record<string, Verb> {
-  const base = resolve(root);
+  const storage = new StorageRoot(root);
 
-  const domainDir = (domain: string): string => {
-    const dir = join(base, domain);
-    // Defence in depth: the name pattern already makes this impossible.
-    if (!dir.startsWith(base + sep)) {
-      throw new CocoError(ErrorCode.TaskRejected, `domain "${domain}" is outside the root`);
-    }
-    return dir;
-  };
-  const volumePath = (domain: string, volume: string): string =>
-    join(domainDir(domain), volume + IMAGE_EXTENSION);
-  const snapshotPath = (domain: string, volume: string, snapshot: string): string =>
-    join(domainDir(domain), volume + SNAPSHOT_SEPARATOR + snapshot + IMAGE_EXTENSION);
-  const tempPath = (domain: string, volume: string): string =>
-    join(domainDir(domain), `${TEMP_PREFIX}${randomUUID()}-${volume}${IMAGE_EXTENSION}`);
   const volumeMissing = (domain: string, volume: string): CocoError =>
     new CocoError(StorageErrorCode.VolumeNotFound, `volume ${domain}/${volume} does not exist`, {
       details: { domain, volume },
     });
+  const snapshotMissing = (domain: string, volume: string, snapshot: string): CocoError =>
+    new CocoError(
+      StorageErrorCode.SnapshotNotFound,
+      `snapshot ${domain}/${volume}@${snapshot} does not exist`,
+      { details: { domain, volume, snapshot } },
+    );
+  /** The directory of an existing domain; a missing one fails with `missing`. */
+  const existingDomain = async (domain: string, missing: CocoError): Promise<DomainDir> => {
+    const dir = await storage.domain(domain, false);
+    if (dir === null) throw missing;
+    return dir;
+  };
 
   /** Wraps a verb body: arguments are parsed first (synchronously), I/O errors get a code. */
   const verb =
@@ -143,11 +141,9 @@ export function storageVerbs(root: string): Record<string, Verb> {
     chunk: number | undefined,
     ctx: StorageVerbContext,
   ): Promise<{ sha256: string; bytes: number }> => {
-    const handle = await openExisting(
-      volumePath(domain, volume),
-      'r',
-      volumeMissing(domain, volume),
-    );
+    const missing = volumeMissing(domain, volume);
+    const dir = await existingDomain(domain, missing);
+    const handle = await openExisting(dir, volumeFile(volume), constants.O_RDONLY, missing);
     try {
       const { size } = await handle.stat();
       const hash = createHash('sha256');
@@ -163,14 +159,16 @@ export function storageVerbs(root: string): Record<string, Verb> {
       'volume.create',
       createArgs,
       async ({ domain, volume, sizeBytes }, ctx) => {
-        const dir = domainDir(domain);
-        const path = volumePath(domain, volume);
+        const dir = await storage.domain(domain, true);
+        const file = volumeFile(volume);
+        const path = dir.shownPath(file);
         const existing = async (): Promise<{
           path: string;
           sizeBytes: number;
           created: boolean;
         }> => {
-          const stat = await fsp.stat(path);
+          const stat = await dir.entry(file);
+          if (stat === null) throw volumeMissing(domain, volume); // deleted meanwhile
           if (!stat.isFile() || stat.size !== sizeBytes) {
             throw new CocoError(
               StorageErrorCode.VolumeSizeMismatch,
@@ -181,10 +179,13 @@ export function storageVerbs(root: string): Record<string, Verb> {
           ctx.progress(100);
           return { path, sizeBytes, created: false };
         };
-        if ((await statOrNull(path)) !== null) return existing();
-        await fsp.mkdir(dir, { recursive: true });
-        const made = await publish(tempPath(domain, volume), path, async (temp) => {
-          const handle = await fsp.open(temp, 'wx', 0o644);
+        if ((await dir.entry(file)) !== null) return existing();
+        const made = await publish(dir, tempFile(volume), file, async (temp) => {
+          const handle = await dir.open(
+            temp,
+            constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL,
+            0o644,
+          );
           try {
             await handle.truncate(sizeBytes); // ftruncate: a sparse file, no data blocks written
             await handle.sync();
@@ -193,28 +194,27 @@ export function storageVerbs(root: string): Record<string, Verb> {
           }
         });
         if (!made) return existing();
-        await syncDir(dir);
+        await dir.sync();
         ctx.progress(100);
         return { path, sizeBytes, created: true };
       },
     ),
 
     'volume.copy': verb('volume.copy', copyArgs, async ({ from, to, chunkBytes }, ctx) => {
+      const missing = volumeMissing(from.domain, from.volume);
+      const fromDir = await existingDomain(from.domain, missing);
       const source = await openExisting(
-        volumePath(from.domain, from.volume),
-        'r',
-        volumeMissing(from.domain, from.volume),
+        fromDir,
+        volumeFile(from.volume),
+        constants.O_RDONLY,
+        missing,
       );
       try {
         const { size } = await source.stat();
-        const dir = domainDir(to.domain);
-        await fsp.mkdir(dir, { recursive: true });
+        const dir = await storage.domain(to.domain, true);
+        const file = volumeFile(to.volume);
         // Written in place (no truncation first): a crash or stop leaves a partial target.
-        const target = await fsp.open(
-          volumePath(to.domain, to.volume),
-          constants.O_WRONLY | constants.O_CREAT,
-          0o644,
-        );
+        const target = await dir.open(file, constants.O_WRONLY | constants.O_CREAT, 0o644);
         try {
           const hash = createHash('sha256');
           const bytes = await streamChunks(
@@ -227,7 +227,7 @@ export function storageVerbs(root: string): Record<string, Verb> {
           );
           await target.truncate(bytes); // the target ends exactly where the data does
           await target.sync();
-          await syncDir(dir); // the target's directory entry, if the copy created it
+          await dir.sync(); // the target's directory entry, if the copy created it
           return { sha256: hash.digest('hex'), bytes };
         } finally {
           await target.close();
@@ -268,8 +268,9 @@ export function storageVerbs(root: string): Record<string, Verb> {
     ),
 
     'volume.delete': verb('volume.delete', volumeRef, async ({ domain, volume }, ctx) => {
-      const deleted = await removeFile(volumePath(domain, volume));
-      if (deleted) await syncDir(domainDir(domain));
+      const dir = await storage.domain(domain, false);
+      const deleted = dir !== null && (await dir.unlink(volumeFile(volume)));
+      if (deleted) await dir.sync();
       ctx.progress(100);
       return { deleted };
     }),
@@ -278,15 +279,16 @@ export function storageVerbs(root: string): Record<string, Verb> {
       'volume.snapshot',
       snapshotArgs,
       async ({ domain, volume, snapshot }, ctx) => {
-        const dir = domainDir(domain);
-        const path = snapshotPath(domain, volume, snapshot);
-        if ((await statOrNull(path)) !== null) return { path, created: false };
-        const source = volumePath(domain, volume);
-        if ((await statOrNull(source)) === null) throw volumeMissing(domain, volume);
-        const created = await publish(tempPath(domain, volume), path, (temp) =>
-          cloneFile(source, temp),
+        const dir = await existingDomain(domain, volumeMissing(domain, volume));
+        const file = snapshotFile(volume, snapshot);
+        const path = dir.shownPath(file);
+        if ((await dir.entry(file)) !== null) return { path, created: false };
+        const source = await dir.entry(volumeFile(volume));
+        if (source === null) throw volumeMissing(domain, volume);
+        const created = await publish(dir, tempFile(volume), file, (temp) =>
+          cloneFile(dir, volumeFile(volume), source, dir, temp),
         );
-        await syncDir(dir);
+        await dir.sync();
         ctx.progress(100);
         return { path, created };
       },
@@ -296,8 +298,9 @@ export function storageVerbs(root: string): Record<string, Verb> {
       'volume.snapshot.delete',
       snapshotArgs,
       async ({ domain, volume, snapshot }, ctx) => {
-        const deleted = await removeFile(snapshotPath(domain, volume, snapshot));
-        if (deleted) await syncDir(domainDir(domain));
+        const dir = await storage.domain(domain, false);
+        const deleted = dir !== null && (await dir.unlink(snapshotFile(volume, snapshot)));
+        if (deleted) await dir.sync();
         ctx.progress(100);
         return { deleted };
       },
@@ -307,28 +310,26 @@ export function storageVerbs(root: string): Record<string, Verb> {
       'volume.snapshot.restore',
       restoreArgs,
       async ({ domain, volume, snapshot, onlyIfMissing }, ctx) => {
-        const dir = domainDir(domain);
-        const path = volumePath(domain, volume);
-        const from = snapshotPath(domain, volume, snapshot);
-        if ((await statOrNull(from)) === null) {
-          throw new CocoError(
-            StorageErrorCode.SnapshotNotFound,
-            `snapshot ${domain}/${volume}@${snapshot} does not exist`,
-            { details: { domain, volume, snapshot } },
-          );
-        }
-        if (onlyIfMissing === true && (await statOrNull(path)) !== null) {
+        const missing = snapshotMissing(domain, volume, snapshot);
+        const dir = await existingDomain(domain, missing);
+        const file = volumeFile(volume);
+        const path = dir.shownPath(file);
+        const from = snapshotFile(volume, snapshot);
+        const source = await dir.entry(from);
+        if (source === null) throw missing;
+        const current = await dir.entry(file); // refuses a link where the volume goes
+        if (onlyIfMissing === true && current !== null) {
           ctx.progress(100);
           return { path, restored: false };
         }
-        const temp = tempPath(domain, volume);
+        const temp = tempFile(volume);
         try {
-          await cloneFile(from, temp);
-          await fsp.rename(temp, path); // atomic replace: the volume is old or restored, never half
+          await cloneFile(dir, from, source, dir, temp);
+          await dir.rename(temp, file); // atomic replace: the volume is old or restored, never half
         } finally {
-          await removeFile(temp);
+          await dir.unlink(temp);
         }
-        await syncDir(dir);
+        await dir.sync();
         ctx.progress(100);
         return { path, restored: true };
       },
@@ -338,11 +339,9 @@ export function storageVerbs(root: string): Record<string, Verb> {
       'volume.fill',
       fillArgs,
       async ({ domain, volume, seed, chunkBytes }, ctx) => {
-        const handle = await openExisting(
-          volumePath(domain, volume),
-          'r+',
-          volumeMissing(domain, volume),
-        );
+        const missing = volumeMissing(domain, volume);
+        const dir = await existingDomain(domain, missing);
+        const handle = await openExisting(dir, volumeFile(volume), constants.O_RDWR, missing);
         try {
           const { size } = await handle.stat();
           // AES-256-CTR keystream of the seed: deterministic, platform-independent, native speed.
