@@ -48,7 +48,11 @@ export const chunkBytes = z
   .min(512)
   .max(64 * 1024 * 1024);
 
-/** Largest volume the storage agent creates (ext4's per-file limit with 4 KiB blocks). */
+/**
+ * Largest volume the pack accepts at submit: a bound of sanity only. Each storage agent refuses
+ * volumes over its own cap (`coco agent --max-volume-bytes`, 1 TiB by default) with
+ * `VOLUME_TOO_LARGE`, which the pack cannot know at submit.
+ */
 export const MAX_VOLUME_BYTES = 2 ** 44;
 
 /** The task result of a stage's only task, checked. */

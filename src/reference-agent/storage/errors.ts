@@ -25,6 +25,13 @@ export const StorageErrorCode = {
    * a link inside a domain); `details.path` names it, `details.reason` says why.
    */
   PathRefused: 'STORAGE_PATH_REFUSED',
+  /** The volume is over the agent's size cap (`maxVolumeBytes`); `details` has both sizes. */
+  VolumeTooLarge: 'VOLUME_TOO_LARGE',
+  /**
+   * The bytes a create, copy or fill needs are more than the file system has free, less what
+   * running verbs are about to write; `details` has the sizes.
+   */
+  InsufficientSpace: 'INSUFFICIENT_SPACE',
 } as const;
 
 /** The system error code (`ENOENT`, `EEXIST`, ...) of a file-system failure, if it has one. */

@@ -17,13 +17,17 @@
  * dot, so a name can never reach outside its domain.
  *
  * Every path is then resolved beneath the root and none goes through a symbolic link (a link
- * planted in the root is refused with `STORAGE_PATH_REFUSED`, see `./paths.ts`).
+ * planted in the root is refused with `STORAGE_PATH_REFUSED`, see `./paths.ts`); a volume over
+ * the agent's cap (`maxVolumeBytes`) is refused with `VOLUME_TOO_LARGE`, and a create, copy or
+ * fill that does not fit in the free space with `INSUFFICIENT_SPACE`, before anything is
+ * written (`./space.ts`).
  *
  * Failures while running carry stable codes ({@link StorageErrorCode}); a stop ends a running
  * verb between chunks with `CANCELLED`.
  *
  * The verbs themselves are here; their argument schemas are in `./args.ts`, their errors
- * in `./errors.ts`, their paths in `./paths.ts` and their file-system helpers in `./files.ts`.
+ * in `./errors.ts`, their paths in `./paths.ts`, their limits in `./space.ts` and their
+ * file-system helpers in `./files.ts`.
  *
  * @module
  */
@@ -47,8 +51,9 @@ import {
 import { ioError, StorageErrorCode, stopped } from './errors.js';
 import { cloneFile, openExisting, publish, streamChunks, writeFully } from './files.js';
 import { StorageRoot, type DomainDir } from './paths.js';
+import { allocatedBytes, DEFAULT_MAX_VOLUME_BYTES, SpaceGuard } from './space.js';
 
-export { DEFAULT_CHUNK_BYTES, STORAGE_NAME, StorageErrorCode };
+export { DEFAULT_CHUNK_BYTES, DEFAULT_MAX_VOLUME_BYTES, STORAGE_NAME, StorageErrorCode };
 
 /** What a running verb gets besides its arguments (a subset of every agent's verb context). */
 export interface StorageVerbContext {
@@ -67,6 +72,15 @@ export interface StorageVerbContext {
 // The union documents that a verb may be synchronous or asynchronous.
 // eslint-disable-next-line @typescript-eslint/no-redundant-type-constituents
 export type Verb = (args: unknown, ctx: StorageVerbContext) => Promise<unknown> | unknown;
+
+/** Options of {@link storageVerbs}. */
+export interface StorageOptions {
+  /**
+   * Largest volume this agent creates, copies or fills, in bytes; bigger ones are refused with
+   * `VOLUME_TOO_LARGE`. @default DEFAULT_MAX_VOLUME_BYTES (1 TiB)
+   */
+  readonly maxVolumeBytes?: number;
+}
 
 /** Snapshot files are named `<volume>@<snapshot>.img`. */
 const SNAPSHOT_SEPARATOR = '@';
@@ -100,9 +114,12 @@ const tempFile = (volume: string): string =>
  *
  * Every verb is idempotent except `volume.copy` and `volume.fill`, which rewrite their target
  * with the same data when run again.
+ *
+ * @throws CocoError `INVALID_OPTIONS` for a `maxVolumeBytes` that is not a positive integer.
  */
-export function storageVerbs(root: string): Record<string, Verb> {
+export function storageVerbs(root: string, options: StorageOptions = {}): Record<string, Verb> {
   const storage = new StorageRoot(root);
+  const space = new SpaceGuard(options.maxVolumeBytes ?? DEFAULT_MAX_VOLUME_BYTES);
 
   const volumeMissing = (domain: string, volume: string): CocoError =>
     new CocoError(StorageErrorCode.VolumeNotFound, `volume ${domain}/${volume} does not exist`, {
@@ -159,6 +176,7 @@ export function storageVerbs(root: string): Record<string, Verb> {
       'volume.create',
       createArgs,
       async ({ domain, volume, sizeBytes }, ctx) => {
+        space.checkSize(domain, volume, sizeBytes);
         const dir = await storage.domain(domain, true);
         const file = volumeFile(volume);
         const path = dir.shownPath(file);
@@ -180,6 +198,7 @@ export function storageVerbs(root: string): Record<string, Verb> {
           return { path, sizeBytes, created: false };
         };
         if ((await dir.entry(file)) !== null) return existing();
+        await space.check(dir, domain, volume, sizeBytes);
         const made = await publish(dir, tempFile(volume), file, async (temp) => {
           const handle = await dir.open(
             temp,
@@ -211,26 +230,33 @@ export function storageVerbs(root: string): Record<string, Verb> {
       );
       try {
         const { size } = await source.stat();
+        space.checkSize(to.domain, to.volume, size);
         const dir = await storage.domain(to.domain, true);
         const file = volumeFile(to.volume);
-        // Written in place (no truncation first): a crash or stop leaves a partial target.
-        const target = await dir.open(file, constants.O_WRONLY | constants.O_CREAT, 0o644);
+        const needed = size - allocatedBytes(await dir.entry(file));
+        const release = await space.reserve(dir, to.domain, to.volume, needed);
         try {
-          const hash = createHash('sha256');
-          const bytes = await streamChunks(
-            source,
-            size,
-            chunkBytes ?? DEFAULT_CHUNK_BYTES,
-            ctx,
-            hash,
-            (chunk, position) => writeFully(target, chunk, position),
-          );
-          await target.truncate(bytes); // the target ends exactly where the data does
-          await target.sync();
-          await dir.sync(); // the target's directory entry, if the copy created it
-          return { sha256: hash.digest('hex'), bytes };
+          // Written in place (no truncation first): a crash or stop leaves a partial target.
+          const target = await dir.open(file, constants.O_WRONLY | constants.O_CREAT, 0o644);
+          try {
+            const hash = createHash('sha256');
+            const bytes = await streamChunks(
+              source,
+              size,
+              chunkBytes ?? DEFAULT_CHUNK_BYTES,
+              ctx,
+              hash,
+              (chunk, position) => writeFully(target, chunk, position),
+            );
+            await target.truncate(bytes); // the target ends exactly where the data does
+            await target.sync();
+            await dir.sync(); // the target's directory entry, if the copy created it
+            return { sha256: hash.digest('hex'), bytes };
+          } finally {
+            await target.close();
+          }
         } finally {
-          await target.close();
+          release();
         }
       } finally {
         await source.close();
@@ -343,30 +369,37 @@ export function storageVerbs(root: string): Record<string, Verb> {
         const dir = await existingDomain(domain, missing);
         const handle = await openExisting(dir, volumeFile(volume), constants.O_RDWR, missing);
         try {
-          const { size } = await handle.stat();
-          // AES-256-CTR keystream of the seed: deterministic, platform-independent, native speed.
-          const key = createHash('sha256')
-            .update(FILL_KEY_SALT + String(seed))
-            .digest();
-          const cipher = createCipheriv('aes-256-ctr', key, Buffer.alloc(16));
-          const zeros = Buffer.alloc(
-            Math.max(1, Math.min(chunkBytes ?? DEFAULT_CHUNK_BYTES, size)),
-          );
-          const hash = createHash('sha256');
-          let position = 0;
-          ctx.progress(0);
-          while (position < size) {
-            if (ctx.signal.aborted) throw stopped(ctx, position, size);
-            const length = Math.min(zeros.length, size - position);
-            const data = cipher.update(zeros.subarray(0, length));
-            hash.update(data);
-            await writeFully(handle, data, position);
-            position += length;
-            ctx.progress((position / size) * 100);
+          const stat = await handle.stat();
+          const { size } = stat;
+          space.checkSize(domain, volume, size);
+          const release = await space.reserve(dir, domain, volume, size - allocatedBytes(stat));
+          try {
+            // AES-256-CTR keystream of the seed: deterministic, platform-independent, native speed.
+            const key = createHash('sha256')
+              .update(FILL_KEY_SALT + String(seed))
+              .digest();
+            const cipher = createCipheriv('aes-256-ctr', key, Buffer.alloc(16));
+            const zeros = Buffer.alloc(
+              Math.max(1, Math.min(chunkBytes ?? DEFAULT_CHUNK_BYTES, size)),
+            );
+            const hash = createHash('sha256');
+            let position = 0;
+            ctx.progress(0);
+            while (position < size) {
+              if (ctx.signal.aborted) throw stopped(ctx, position, size);
+              const length = Math.min(zeros.length, size - position);
+              const data = cipher.update(zeros.subarray(0, length));
+              hash.update(data);
+              await writeFully(handle, data, position);
+              position += length;
+              ctx.progress((position / size) * 100);
+            }
+            await handle.sync();
+            ctx.progress(100);
+            return { sha256: hash.digest('hex'), bytes: size };
+          } finally {
+            release();
           }
-          await handle.sync();
-          ctx.progress(100);
-          return { sha256: hash.digest('hex'), bytes: size };
         } finally {
           await handle.close();
         }
