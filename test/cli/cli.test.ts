@@ -66,6 +66,16 @@ describe('coco CLI: help and usage', () => {
     expect(badJson.err).toContain('--params must be JSON');
   });
 
+  it('coco agent refuses a --max-volume-bytes that is not a positive whole number, exit 2', async () => {
+    for (const bad of ['abc', '0', '-5', '1.5', '1e12', '99999999999999999999']) {
+      const r = await coco('agent', '--id', 'h1', '--max-volume-bytes', bad);
+      expect(r.code, bad).toBe(2);
+      expect(r.err).toContain(
+        `--max-volume-bytes must be a positive whole number of bytes, not "${bad}"`,
+      );
+    }
+  });
+
   it('a node that is not there is reported with what to do, exit 3', async () => {
     const r = await coco('list', '--server', 'http://127.0.0.1:9');
     expect(r.code).toBe(3);

@@ -50,6 +50,8 @@ export async function startAgentProcess(o: {
   dataDir: string;
   storageRoot: string;
   secret: string;
+  /** More options of `coco agent`. */
+  args?: readonly string[];
 }): Promise<CocoProcess & { url: string; bootId: string }> {
   const p = spawnCoco(
     [
@@ -62,6 +64,7 @@ export async function startAgentProcess(o: {
       o.dataDir,
       '--storage-root',
       o.storageRoot,
+      ...(o.args ?? []),
     ],
     { COCO_AGENT_SECRET: o.secret },
   );

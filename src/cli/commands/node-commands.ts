@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { loadVerbModules, startAgent } from '../../reference-agent/index.js';
-import { storageVerbs } from '../../reference-agent/storage/verbs.js';
+import { DEFAULT_MAX_VOLUME_BYTES, storageVerbs } from '../../reference-agent/storage/verbs.js';
 import { loadConfig, parseConfig, type CocoConfig } from '../../config/config.js';
 import {
   DEFAULT_STORE_URL,
@@ -88,6 +88,11 @@ export function addNodeCommands(program: Command): void {
     .option('--data-dir <dir>', 'where the agent keeps its task table', '.coco/agent')
     .option('--storage-root <dir>', 'root folder of the storage domains', '.coco/storage')
     .option(
+      '--max-volume-bytes <bytes>',
+      'largest volume the storage verbs create, copy or fill (default 1 TiB)',
+      String(DEFAULT_MAX_VOLUME_BYTES),
+    )
+    .option(
       '--verbs <module...>',
       'modules exporting more verbs (`export const verbs = { name: fn }`)',
     )
@@ -99,11 +104,21 @@ export function addNodeCommands(program: Command): void {
         port: string;
         dataDir: string;
         storageRoot: string;
+        maxVolumeBytes: string;
         verbs?: string[];
       }) => {
         const port = Number(o.port);
         if (!Number.isInteger(port) || port < 0 || port > 65535)
           throw usage(`--port must be a port number, not "${o.port}"`);
+        const maxVolumeBytes = Number(o.maxVolumeBytes);
+        if (
+          !/^[0-9]+$/.test(o.maxVolumeBytes) ||
+          !Number.isSafeInteger(maxVolumeBytes) ||
+          maxVolumeBytes < 1
+        )
+          throw usage(
+            `--max-volume-bytes must be a positive whole number of bytes, not "${o.maxVolumeBytes}"`,
+          );
         const agent = await startAgent({
           id: o.id,
           secret: readSecret(o.secret),
@@ -111,7 +126,7 @@ export function addNodeCommands(program: Command): void {
           host: o.host,
           port,
           verbs: {
-            ...storageVerbs(resolve(o.storageRoot)),
+            ...storageVerbs(resolve(o.storageRoot), { maxVolumeBytes }),
             ...(await loadVerbModules((o.verbs ?? []).map((m) => resolve(m)))),
           },
           logger: defaultLogger(),
