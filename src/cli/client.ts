@@ -52,7 +52,7 @@ export class ApiClient {
       json = text === '' ? null : JSON.parse(text);
     } catch {
       throw new CocoError(
-        'AGENT_PROTOCOL',
+        ErrorCode.AgentProtocol,
         `${this.server}${path} answered ${res.status} with something that is not JSON`,
       );
     }

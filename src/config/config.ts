@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
-import { ValidationError } from '../core/errors.js';
+import { ErrorCode, ValidationError } from '../core/errors.js';
 import { toIssues } from '../core/params.js';
 import { DEFAULT_STORE_URL } from './store-url.js';
 
@@ -56,7 +56,11 @@ export type CocoConfig = z.output<typeof configSchema>;
 export function parseConfig(raw: unknown, baseDir: string, what = 'configuration'): CocoConfig {
   const parsed = configSchema.safeParse(raw);
   if (!parsed.success)
-    throw new ValidationError(`invalid ${what}`, toIssues(parsed.error.issues), 'INVALID_OPTIONS');
+    throw new ValidationError(
+      `invalid ${what}`,
+      toIssues(parsed.error.issues),
+      ErrorCode.InvalidOptions,
+    );
   const c = parsed.data;
   const abs = (p: string): string => (isAbsolute(p) ? p : resolve(baseDir, p));
   const store =
@@ -75,7 +79,7 @@ export function loadConfig(path: string): CocoConfig {
     throw new ValidationError(
       `cannot read the configuration file ${path}`,
       [{ path: '', message: (error as Error).message }],
-      'INVALID_OPTIONS',
+      ErrorCode.InvalidOptions,
     );
   }
   let raw: unknown;
@@ -85,7 +89,7 @@ export function loadConfig(path: string): CocoConfig {
     throw new ValidationError(
       `${path} is not valid JSON`,
       [{ path: '', message: (error as Error).message }],
-      'INVALID_OPTIONS',
+      ErrorCode.InvalidOptions,
     );
   }
   return parseConfig(raw, dirname(resolve(path)), path);

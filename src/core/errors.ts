@@ -83,12 +83,32 @@ export const ErrorCode = {
   EngineStopped: 'ENGINE_STOPPED',
   /** Options passed to a constructor were invalid. */
   InvalidOptions: 'INVALID_OPTIONS',
+  /** The job monitor was used in the wrong state (started twice, queried before it started). */
+  JobMonitorState: 'JOB_MONITOR_STATE',
   /** Command ids are being reserved (a refill of the id block is late); try again. */
   IdExhausted: 'ID_EXHAUSTED',
   /** A listener of an engine or monitor event threw (reported on the `error` event). */
   ListenerFailed: 'LISTENER_FAILED',
   /** Something failed inside coco that no other code describes (a bug: please report it). */
   Internal: 'INTERNAL',
+
+  // The reference agent's storage verbs (reference-agent/storage; `details` say more).
+  /** The volume (or the source of a copy) does not exist. */
+  VolumeNotFound: 'VOLUME_NOT_FOUND',
+  /** The snapshot does not exist. */
+  SnapshotNotFound: 'SNAPSHOT_NOT_FOUND',
+  /** `volume.create` found the volume already there with another size (or not a file). */
+  VolumeSizeMismatch: 'VOLUME_SIZE_MISMATCH',
+  /** `volume.verify` computed another checksum than the one expected. */
+  ChecksumMismatch: 'CHECKSUM_MISMATCH',
+  /** The file system failed (permissions, space, I/O); `details.errno` has the system code. */
+  StorageIo: 'STORAGE_IO_ERROR',
+  /** A storage path would leave the storage root or go through a symbolic link. */
+  StoragePathRefused: 'STORAGE_PATH_REFUSED',
+  /** A volume is over the agent's size cap (`maxVolumeBytes`). */
+  VolumeTooLarge: 'VOLUME_TOO_LARGE',
+  /** A create, copy or fill needs more bytes than the file system has free. */
+  InsufficientSpace: 'INSUFFICIENT_SPACE',
 
   // Requests (the node's HTTP API, the agent protocol) and the CLI.
   /** A malformed request: bad JSON, or a body, query or path failing its schema (400). */

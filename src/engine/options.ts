@@ -10,7 +10,7 @@ import { z } from 'zod';
 import type { AgentBroker } from '../brokers/port.js';
 import { systemClock, type Clock } from '../core/clock.js';
 import type { CommandType, Logger } from '../core/command-type.js';
-import { ValidationError } from '../core/errors.js';
+import { ErrorCode, ValidationError } from '../core/errors.js';
 import { toIssues } from '../core/params.js';
 import type { Store } from '../store/port.js';
 import { isSharedStore } from '../store/shared-port.js';
@@ -140,7 +140,7 @@ export function compileOptions(options: EngineOptions): CompiledEngineOptions {
     throw new ValidationError(
       'invalid engine options',
       [{ path: '', message: 'expected an object' }],
-      'INVALID_OPTIONS',
+      ErrorCode.InvalidOptions,
     );
   if (!options.store) missing.push('store');
   if (!options.agents) missing.push('agents');
@@ -149,7 +149,7 @@ export function compileOptions(options: EngineOptions): CompiledEngineOptions {
     throw new ValidationError(
       'invalid engine options',
       missing.map((path) => ({ path, message: 'is required' })),
-      'INVALID_OPTIONS',
+      ErrorCode.InvalidOptions,
     );
   }
   const parsed = tuningSchema.safeParse(options.tuning ?? {});
@@ -162,7 +162,7 @@ export function compileOptions(options: EngineOptions): CompiledEngineOptions {
           path: ['tuning', ...i.path.map((p) => (typeof p === 'symbol' ? String(p) : p))],
         })),
       ),
-      'INVALID_OPTIONS',
+      ErrorCode.InvalidOptions,
     );
   }
   const shared = isSharedStore(options.store);

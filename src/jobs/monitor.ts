@@ -51,7 +51,7 @@ const RETRY_MAX_MS = 5_000;
 const STOP_ATTEMPTS = 3;
 
 /** The error code of a monitor used in the wrong state (started twice, queried before start). */
-export const JOB_MONITOR_STATE = 'JOB_MONITOR_STATE';
+export const JOB_MONITOR_STATE = ErrorCode.JobMonitorState;
 
 /** What {@link createJobMonitor} takes. */
 export interface JobMonitorOptions {

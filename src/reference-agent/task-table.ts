@@ -34,7 +34,7 @@ import {
 } from './verbs.js';
 
 /** Error code of a task that was running when its agent process died (or was shut down). */
-export const AGENT_RESTARTED = 'AGENT_RESTARTED';
+export const AGENT_RESTARTED = ErrorCode.AgentRestarted;
 
 /**
  * How often buffered progress is written. Progress is advisory: a crash loses at most this much

@@ -1,7 +1,8 @@
 /**
- * Every error code coco raises comes from one catalogue (`ErrorCode`, src/core/errors.ts): a
- * code written as a string literal anywhere in src/ must be one of the catalogue's, so a new
- * code cannot slip in beside it unnoticed.
+ * Every error code coco raises comes from one catalogue (`ErrorCode`, src/core/errors.ts). Code
+ * in src/ names a code through the catalogue, never as a string literal: a literal that is a
+ * catalogue code should be `ErrorCode.X`, and one that is not would be a code beside the
+ * catalogue — unless it is not coco's at all (a driver's or the system's, listed below).
  */
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -9,8 +10,11 @@ import { describe, expect, it } from 'vitest';
 import { ErrorCode } from '../../src/core/errors.js';
 
 const SRC = new URL('../../src/', import.meta.url).pathname;
-/** Codes that are not coco's: the SQLite writer thread's own reply (a cause, wrapped in STORE_FAILED). */
-const NOT_OURS = new Set(['COCO_SKIPPED']);
+/**
+ * Codes that are not coco's error codes: SQLite's and the system's, and the SQLite writer
+ * thread's replies to the store (always wrapped in STORE_FAILED before anyone sees them).
+ */
+const NOT_OURS = new Set(['SQLITE_BUSY', 'EAI_AGAIN', 'COCO_SKIPPED', 'COCO_MISSING_ROW']);
 
 function sources(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
@@ -20,20 +24,24 @@ function sources(dir: string): string[] {
   });
 }
 
+/** The text without comments (a code named in prose is fine). */
+function code(text: string): string {
+  return text.replace(/\/\*[\s\S]*?\*\//g, '').replace(/(^|[^:'"`])\/\/.*$/gm, '$1');
+}
+
 describe('the error catalogue', () => {
-  it('holds every code written as a literal in src/', () => {
+  it('is the only place src/ spells an error code', () => {
     const catalogue = new Set<string>(Object.values(ErrorCode));
     const strays: string[] = [];
     for (const file of sources(SRC)) {
-      const text = readFileSync(file, 'utf8');
-      const literals = [
-        ...text.matchAll(/(?:CocoError|ValidationError)\(\s*'([A-Z][A-Z0-9_]*)'/g),
-        ...text.matchAll(/\bcode:\s*'([A-Z][A-Z0-9_]+)'/g),
-        ...text.matchAll(/\bcase\s+'([A-Z][A-Z0-9_]+)'/g),
-      ].map((m) => m[1]!);
-      for (const code of literals)
-        if (!catalogue.has(code) && !NOT_OURS.has(code))
-          strays.push(`${file.slice(SRC.length)}: ${code}`);
+      if (file.endsWith('core/errors.ts')) continue;
+      for (const m of code(readFileSync(file, 'utf8')).matchAll(/'([A-Z][A-Z0-9]*_[A-Z0-9_]+)'/g)) {
+        const literal = m[1]!;
+        if (NOT_OURS.has(literal)) continue;
+        strays.push(
+          `${file.slice(SRC.length)}: '${literal}' ${catalogue.has(literal) ? '(use ErrorCode)' : '(not in the catalogue)'}`,
+        );
+      }
     }
     expect(strays).toEqual([]);
   });

@@ -25,7 +25,7 @@ import type { CompiledHttpBrokerOptions, HttpAgentConfig } from './options.js';
  * The agent refused the request's signature (401). Not yet one of `ErrorCode`'s constants; the
  * string is the stable code.
  */
-export const AGENT_UNAUTHORIZED = 'AGENT_UNAUTHORIZED';
+export const AGENT_UNAUTHORIZED = ErrorCode.AgentUnauthorized;
 
 /** A protocol call, by its key in `PATHS`. */
 export type AgentOp = keyof typeof PATHS;

@@ -77,7 +77,7 @@ async function spawnAgent(
     child.once('exit', (code) =>
       reject(
         new CocoError(
-          'AGENT_UNAVAILABLE',
+          ErrorCode.AgentUnavailable,
           `the demo agent exited (code ${code}) before it listened`,
         ),
       ),

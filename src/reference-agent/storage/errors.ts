@@ -8,30 +8,33 @@
 import { CocoError, ErrorCode } from '../../core/errors.js';
 import type { StorageVerbContext } from './verbs.js';
 
-/** Stable codes of the errors storage verbs fail with (besides `TASK_REJECTED`, `CANCELLED`). */
+/**
+ * Stable codes of the errors storage verbs fail with (besides `TASK_REJECTED`, `CANCELLED`): the
+ * storage part of the one catalogue, {@link ErrorCode}, under shorter names.
+ */
 export const StorageErrorCode = {
   /** The volume (or the source of a copy) does not exist. */
-  VolumeNotFound: 'VOLUME_NOT_FOUND',
+  VolumeNotFound: ErrorCode.VolumeNotFound,
   /** The snapshot does not exist. */
-  SnapshotNotFound: 'SNAPSHOT_NOT_FOUND',
+  SnapshotNotFound: ErrorCode.SnapshotNotFound,
   /** `volume.create` found the volume already there with another size (or not a file). */
-  VolumeSizeMismatch: 'VOLUME_SIZE_MISMATCH',
+  VolumeSizeMismatch: ErrorCode.VolumeSizeMismatch,
   /** `volume.verify` computed another checksum than the one expected. */
-  ChecksumMismatch: 'CHECKSUM_MISMATCH',
+  ChecksumMismatch: ErrorCode.ChecksumMismatch,
   /** The file system failed (permissions, space, I/O); `details.errno` has the system code. */
-  StorageIo: 'STORAGE_IO_ERROR',
+  StorageIo: ErrorCode.StorageIo,
   /**
    * A path would leave the storage root or go through a symbolic link (a domain that is a link,
    * a link inside a domain); `details.path` names it, `details.reason` says why.
    */
-  PathRefused: 'STORAGE_PATH_REFUSED',
+  PathRefused: ErrorCode.StoragePathRefused,
   /** The volume is over the agent's size cap (`maxVolumeBytes`); `details` has both sizes. */
-  VolumeTooLarge: 'VOLUME_TOO_LARGE',
+  VolumeTooLarge: ErrorCode.VolumeTooLarge,
   /**
    * The bytes a create, copy or fill needs are more than the file system has free, less what
    * running verbs are about to write; `details` has the sizes.
    */
-  InsufficientSpace: 'INSUFFICIENT_SPACE',
+  InsufficientSpace: ErrorCode.InsufficientSpace,
 } as const;
 
 /** The system error code (`ENOENT`, `EEXIST`, ...) of a file-system failure, if it has one. */
