@@ -238,6 +238,16 @@ export class TaskTracker implements DispatcherEvents {
   }
 
   rejected(t: LiveTask, error: ErrorInfo): void {
+    if (error.code === ErrorCode.TaskIdUsed) {
+      // The agent saw this id stopped or cleared before (ids are single-use): this start never
+      // ran, and no earlier one is running.
+      this.#end(t, 'cancelled', null, {
+        code: ErrorCode.Cancelled,
+        message: `agent ${t.agentId} refused a start of task ${t.agentTaskId}: the id was stopped or cleared before, so it never ran`,
+        details: { cause: error },
+      });
+      return;
+    }
     this.#end(t, 'failed', null, {
       code: ErrorCode.TaskRejected,
       message: `agent ${t.agentId} refused task ${t.agentTaskId}: ${error.message}`,
