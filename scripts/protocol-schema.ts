@@ -1,6 +1,6 @@
 /**
  * Writes docs/agent-protocol.schema.json: the JSON Schema of every message of the agent
- * protocol, generated from the zod schemas in src/protocol/agent-v1.ts (the single source).
+ * protocol, generated from the zod schemas in src/protocol/agent-v2.ts (the single source).
  * `npm run protocol:schema` rewrites it; a test fails when the committed file is out of date.
  */
 import { writeFileSync } from 'node:fs';

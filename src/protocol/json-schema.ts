@@ -5,15 +5,9 @@
  * @module
  */
 import { z } from 'zod';
-import {
-  HEADERS,
-  MAX_BATCH,
-  MAX_CHANGES_WAIT_MS,
-  MAX_CLOCK_SKEW_MS,
-  PATHS,
-  PROTOCOL_VERSION,
-  SCHEMAS,
-} from './agent-v1.js';
+import { MAX_BATCH, MAX_CHANGES_WAIT_MS, PATHS, PROTOCOL_VERSION, SCHEMAS } from './agent-v2.js';
+import { MAX_REMEMBERED_NONCES } from './replay.js';
+import { HEADERS, MAX_CLOCK_SKEW_MS, NONCE_PATTERN } from './signature.js';
 
 /** The document. */
 export function protocolJsonSchema(): Record<string, unknown> {
@@ -27,7 +21,7 @@ export function protocolJsonSchema(): Record<string, unknown> {
   }
   return {
     $schema: 'https://json-schema.org/draft/2020-12/schema',
-    $id: 'https://coco.dev/schemas/agent-protocol/v1.json',
+    $id: `https://coco.dev/schemas/agent-protocol/v${PROTOCOL_VERSION}.json`,
     title: `coco agent protocol, version ${PROTOCOL_VERSION}`,
     'x-coco': {
       version: PROTOCOL_VERSION,
@@ -60,12 +54,29 @@ export function protocolJsonSchema(): Record<string, unknown> {
           response: 'changesResponse',
         },
       },
-      errors: { body: 'errorResponse', statuses: [400, 401, 404, 413, 500] },
+      errors: { body: 'errorResponse', statuses: [400, 401, 404, 413, 500, 503] },
       headers: HEADERS,
+      signature: {
+        algorithm: 'HMAC-SHA256',
+        header: `v${PROTOCOL_VERSION}=<lower-case hex>`,
+        canonical: [
+          `coco-agent-protocol-${PROTOCOL_VERSION}`,
+          'METHOD',
+          'PATH',
+          'AGENT_ID',
+          'CALLER',
+          'TIMESTAMP',
+          'NONCE',
+          'BODY_SHA256',
+        ],
+        separator: '\n',
+        noncePattern: NONCE_PATTERN.source,
+      },
       limits: {
         maxBatch: MAX_BATCH,
         maxChangesWaitMs: MAX_CHANGES_WAIT_MS,
         maxClockSkewMs: MAX_CLOCK_SKEW_MS,
+        maxRememberedNonces: MAX_REMEMBERED_NONCES,
       },
     },
     $defs: defs,

@@ -17,7 +17,7 @@
  * @module
  */
 import { CocoError, ErrorCode, type ErrorInfo } from '../core/errors.js';
-import { MAX_CLOCK_SKEW_MS } from './agent-v1.js';
+import { MAX_CLOCK_SKEW_MS } from './signature.js';
 
 /**
  * How long a used id is remembered. A late start was signed by the engine before the stop or

@@ -1,5 +1,5 @@
 /**
- * The agent's change feed, behind `POST /v1/tasks/changes`: every task change (start, progress,
+ * The agent's change feed, behind `POST /v2/tasks/changes`: every task change (start, progress,
  * end, and every task loaded at boot) gets the next sequence number of this boot. A caller
  * holding a cursor asks for the tasks that changed after it and gets each such task once (the
  * feed keeps only a task's latest change: it coalesces), plus the new cursor. When nothing
@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { MAX_BATCH } from '../protocol/agent-v1.js';
+import { MAX_BATCH } from '../protocol/agent-v2.js';
 import type { TaskChangeListener } from './task-table.js';
 
 interface Entry {

@@ -1,5 +1,5 @@
 /**
- * The reference agent (`coco agent`): an HTTP server speaking the agent protocol v1, with a
+ * The reference agent (`coco agent`): an HTTP server speaking the agent protocol v2, with a
  * task table on disk that survives its restarts.
  *
  * @example

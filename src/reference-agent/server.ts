@@ -1,14 +1,17 @@
 /**
- * The reference agent's HTTP server: every call of the agent protocol v1
- * (src/protocol/agent-v1.ts) over fastify, on top of the persistent {@link TaskTable} and the
+ * The reference agent's HTTP server: every call of the agent protocol v2
+ * (src/protocol/agent-v2.ts) over fastify, on top of the persistent {@link TaskTable} and the
  * {@link ChangeFeed}.
  *
- * Every request is authenticated before anything else happens: the body is read as the exact
- * text that was signed, the HMAC headers are checked against the agent's secret, and only then
- * is it parsed (JSON, then the call's zod schema) and acted on. A refusal answers with the
- * protocol's `errorResponse` body: 401 `UNAUTHORIZED` (logged with the reason and the claimed
- * caller), 400 `BAD_REQUEST` (naming the offending fields), 404 `NOT_FOUND`, 413
- * `PAYLOAD_TOO_LARGE`, 500 `INTERNAL`.
+ * Every request is authenticated before its body is read: in an `onRequest` hook, from the
+ * signature headers alone (they carry the body's SHA-256), and its nonce is remembered (a
+ * request is used once). A refusal there answers at once and closes the connection, so an
+ * unauthenticated caller cannot make the agent read, let alone buffer, a body. Only then is the
+ * body read (up to {@link BODY_LIMIT_BYTES}), checked against its signed hash, parsed (JSON, then
+ * the call's zod schema) and acted on. A refusal answers with the protocol's `errorResponse`
+ * body: 401 `UNAUTHORIZED` (logged with the reason and the claimed caller), 400 `BAD_REQUEST`
+ * (naming the offending fields), 404 `NOT_FOUND`, 413 `PAYLOAD_TOO_LARGE`, 500 `INTERNAL`, 503
+ * `BUSY`.
  *
  * @module
  */
@@ -23,7 +26,6 @@ import type { z } from 'zod';
 import type { Logger } from '../core/command-type.js';
 import { CocoError, ErrorCode } from '../core/errors.js';
 import {
-  HEADERS,
   PATHS,
   PROTOCOL_VERSION,
   changesRequest,
@@ -37,9 +39,19 @@ import {
   type okResponse,
   type startResponse,
   type statusResponse,
-} from '../protocol/agent-v1.js';
+} from '../protocol/agent-v2.js';
+import type { NonceMemory } from '../protocol/replay.js';
 import type { UsedIdsOptions } from '../protocol/used-ids.js';
-import { admit, AgentErrorCode, errorBody, header, type ErrorBody } from './admission.js';
+import { HEADERS } from '../protocol/signature.js';
+import {
+  AgentErrorCode,
+  errorBody,
+  Gate,
+  header,
+  unknownPath,
+  type Admission,
+  type ErrorBody,
+} from './admission.js';
 import { ChangeFeed } from './changes.js';
 import { TaskTable } from './task-table.js';
 import {
@@ -51,8 +63,8 @@ import {
 } from './verbs.js';
 
 /**
- * Largest request body. The body is read whole before its signature can be checked, so this
- * bounds what an unauthenticated caller can make the agent buffer; 8 MiB still fits a start of
+ * Largest request body, read only once the request is authenticated (see the module doc): it
+ * bounds what one signed request can make the agent buffer; 8 MiB still fits a start of
  * `MAX_BATCH` (10,000) tasks with arguments of several hundred bytes each.
  */
 export const BODY_LIMIT_BYTES = 8 * 1024 * 1024;
@@ -85,6 +97,8 @@ export interface AgentOptions {
    * whose starts are refused. @default MAX_USED_IDS ids, for USED_ID_RETENTION_MS
    */
   readonly usedIds?: UsedIdsOptions;
+  /** The memory of accepted request nonces (tests give a small one). @default one of `MAX_REMEMBERED_NONCES` */
+  readonly nonces?: NonceMemory;
 }
 
 /** A created, not yet listening agent (see {@link createAgentServer}). */
@@ -165,20 +179,46 @@ export function createAgentServer(options: AgentOptions): AgentServer {
     usedIds: options.usedIds,
   });
   if (secret.length < 16) app.log.warn('the agent secret is shorter than 16 characters');
+  const gate = new Gate({
+    agentId,
+    secret,
+    log: app.log,
+    ...(options.nonces ? { nonces: options.nonces } : {}),
+  });
 
-  // The signature covers the exact body text, so every body is read as a string, whatever its
-  // content type, and parsed only once it is authenticated.
+  // Before the body is read: unknown paths and unauthenticated requests are answered here, and
+  // their connections closed (an unread body is not drained: the caller stops sending).
+  app.addHook('onRequest', async (request, reply) => {
+    const refusal: Admission<undefined> = request.is404
+      ? { ok: false, status: 404, error: unknownPath(request.method, request.url) }
+      : gate.authenticate(request);
+    if (refusal.ok) return;
+    void reply.header('connection', 'close').code(refusal.status).send({ error: refusal.error });
+    return reply;
+  });
+
+  // The signature covers the exact body bytes, so every body is read as bytes, whatever its
+  // content type, and hashed, then parsed, only once the request is authenticated.
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', { parseAs: 'string' }, (_request, body, done) => done(null, body));
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
 
-  /** A route: admit, then act; the response type is checked against the protocol's schema. */
+  /** The body of an authenticated request, checked against its signed hash, then parsed. */
+  function admitBody<T>(
+    request: FastifyRequest,
+    schema: z.ZodType<T> | null,
+  ): Admission<T | undefined> {
+    const raw = Buffer.isBuffer(request.body) ? request.body : undefined;
+    return gate.admitBody(request, raw, schema);
+  }
+
+  /** A route: admit the body, then act; the response type is checked against the protocol's schema. */
   function post<T, R>(
     path: string,
     schema: z.ZodType<T>,
     act: (body: T, request: FastifyRequest, reply: FastifyReply) => R | Promise<R>,
   ): void {
     app.post(path, async (request, reply): Promise<R | ErrorBody> => {
-      const admitted = admit(secret, request, schema);
+      const admitted = admitBody(request, schema);
       if (!admitted.ok) {
         reply.code(admitted.status);
         return { error: admitted.error };
@@ -188,7 +228,7 @@ export function createAgentServer(options: AgentOptions): AgentServer {
   }
 
   app.get(PATHS.health, async (request, reply): Promise<Health | ErrorBody> => {
-    const admitted = admit(secret, request, null);
+    const admitted = admitBody(request, null);
     if (!admitted.ok) {
       reply.code(admitted.status);
       return { error: admitted.error };
@@ -262,10 +302,9 @@ export function createAgentServer(options: AgentOptions): AgentServer {
     },
   );
 
+  // Reached only if the onRequest hook let an unknown path through; answers as it would.
   app.setNotFoundHandler((request, reply) =>
-    reply
-      .code(404)
-      .send(errorBody(AgentErrorCode.NotFound, `no call ${request.method} ${request.url}`)),
+    reply.code(404).send({ error: unknownPath(request.method, request.url) }),
   );
 
   app.setErrorHandler((error: unknown, request, reply) => {

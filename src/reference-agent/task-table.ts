@@ -16,7 +16,7 @@
  */
 import type { z } from 'zod';
 import { CocoError, ErrorCode, type ErrorInfo } from '../core/errors.js';
-import type { startResponse, taskStatus } from '../protocol/agent-v1.js';
+import type { startResponse, taskStatus } from '../protocol/agent-v2.js';
 import {
   STOPPED_BEFORE_START,
   usedIdError,

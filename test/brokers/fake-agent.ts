@@ -1,7 +1,8 @@
 /**
- * A small agent-protocol (v1) server for tests and the HTTP benchmark: in-memory tasks, signed
- * requests checked with `verifyRequest`, long-polled changes, single-use task ids (as every
- * agent coco ships), and fault knobs (delay, error status, dropped connections, hangs,
+ * A small agent-protocol (v2) server for tests and the HTTP benchmark: in-memory tasks, signed
+ * requests checked as the protocol wants (`verifyRequest` on the headers before the body is read,
+ * then the body's hash, each nonce accepted once), long-polled changes, single-use task ids (as
+ * every agent coco ships), and fault knobs (delay, error status, dropped connections, hangs,
  * malformed replies, a new boot id).
  *
  * One server can host many agents: each is reached under `/agents/<id>` (the protocol paths
@@ -14,16 +15,17 @@ import type { AddressInfo } from 'node:net';
 import type { z } from 'zod';
 import {
   changesRequest,
-  HEADERS,
   idsRequest,
   listRequest,
   MAX_CHANGES_WAIT_MS,
   PATHS,
+  PROTOCOL_VERSION,
   startRequest,
   statusRequest,
   type taskStatus,
-  verifyRequest,
-} from '../../src/protocol/agent-v1.js';
+} from '../../src/protocol/agent-v2.js';
+import { NonceMemory } from '../../src/protocol/replay.js';
+import { bodySha256, HEADERS, verifyRequest } from '../../src/protocol/signature.js';
 import { STOPPED_BEFORE_START, usedIdError, UsedTaskIds } from '../../src/protocol/used-ids.js';
 
 type Status = z.output<typeof taskStatus>;
@@ -69,7 +71,13 @@ export class FakeAgent {
   /** Ids stopped before their start arrived, or cleared: their starts are refused. */
   readonly used = new UsedTaskIds();
   readonly faults: Fault[] = [];
-  readonly counters: FakeAgentCounters = { requests: new Map(), unauthorized: 0, statusSizes: [] };
+  readonly counters: FakeAgentCounters = {
+    requests: new Map(),
+    unauthorized: 0,
+    statusSizes: [],
+  };
+  /** Nonces of the requests this agent accepted. */
+  readonly nonces = new NonceMemory();
   /** Called when a task ends (with the wall time, ms): latency measurements. */
   onEnded: ((taskId: string, at: number) => void) | null = null;
   #seq = 0;
@@ -339,12 +347,11 @@ export class FakeAgentServer {
   }
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const chunks: Buffer[] = [];
-    for await (const chunk of req) chunks.push(chunk as Buffer);
-    const body = Buffer.concat(chunks).toString('utf8');
     const route = this.#route(req.url ?? '/');
-    if (!route)
-      return send(res, 404, { error: { code: 'NOT_FOUND', message: `no route ${req.url}` } });
+    if (!route) {
+      const message = `no call ${req.method} ${req.url}`;
+      return refuseUnread(res, 404, { error: { code: 'NOT_FOUND', message } });
+    }
     const { agent, path } = route;
     agent.counters.requests.set(path, (agent.counters.requests.get(path) ?? 0) + 1);
     const fault = agent.takeFault(path);
@@ -373,22 +380,40 @@ export class FakeAgentServer {
       const v = req.headers[name];
       return Array.isArray(v) ? v[0] : v;
     };
-    const refused = verifyRequest(
+    const now = this.#now();
+    const checked = verifyRequest(
       agent.secret,
+      agent.id,
       method,
       path,
       {
         timestamp: header(HEADERS.timestamp),
         caller: header(HEADERS.caller),
+        agent: header(HEADERS.agent),
+        nonce: header(HEADERS.nonce),
+        contentSha256: header(HEADERS.contentSha256),
         signature: header(HEADERS.signature),
       },
-      body,
-      this.#now(),
+      now,
     );
+    const refused = !checked.ok
+      ? checked.reason
+      : agent.nonces.remember(checked.fields.nonce, checked.fields.timestamp, now) === 'fresh'
+        ? null
+        : `nonce ${checked.fields.nonce} already used`;
     if (refused !== null) {
       agent.counters.unauthorized++;
-      return send(res, 401, { error: { code: 'UNAUTHORIZED', message: refused } });
+      return refuseUnread(res, 401, { error: { code: 'UNAUTHORIZED', message: refused } });
     }
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    const raw = Buffer.concat(chunks);
+    if (checked.ok && bodySha256(raw) !== checked.fields.bodySha256) {
+      agent.counters.unauthorized++;
+      const message = 'the body does not match its signed hash';
+      return send(res, 401, { error: { code: 'UNAUTHORIZED', message } });
+    }
+    const body = raw.toString('utf8');
     try {
       const answer = await this.#dispatch(agent, method, path, body);
       if (answer === undefined)
@@ -408,7 +433,7 @@ export class FakeAgentServer {
     if (path === PATHS.health) {
       if (method !== 'GET') return undefined;
       return {
-        protocol: 1,
+        protocol: PROTOCOL_VERSION,
         agentId: agent.id,
         bootId: agent.bootId,
         version: 'fake-1',
@@ -447,6 +472,12 @@ export class FakeAgentServer {
     const path = (Object.values(PATHS) as string[]).find((p) => p === rest) as Path | undefined;
     return agent && path ? { agent, path } : null;
   }
+}
+
+/** Answers without reading the request's body, and closes the connection (nothing to drain). */
+function refuseUnread(res: ServerResponse, status: number, body: unknown): void {
+  res.setHeader('connection', 'close');
+  send(res, status, body);
 }
 
 function send(res: ServerResponse, status: number, body: unknown): void {

@@ -1,8 +1,25 @@
 import { describe, expect, it } from 'vitest';
 import { AGENT_UNAUTHORIZED, HttpBroker } from '../../src/brokers/http/broker.js';
+import type { AgentInfo } from '../../src/brokers/port.js';
 import { ErrorCode, ValidationError } from '../../src/core/errors.js';
-import { MAX_BATCH, PATHS } from '../../src/protocol/agent-v1.js';
-import { rejection, setup, tasks, until } from './http-setup.js';
+import { MAX_BATCH, PATHS } from '../../src/protocol/agent-v2.js';
+import { FakeAgentServer, secretOf } from './fake-agent.js';
+import { captureLogger, onCleanup, rejection, setup, tasks, until } from './http-setup.js';
+
+/** A broker over `agents` (long-poll off), closed after the test, and the infos it reports. */
+function brokerOf(agents: HttpBrokerAgents): { broker: HttpBroker; infos: AgentInfo[] } {
+  const broker = new HttpBroker({
+    caller: 'engine-test',
+    agents,
+    longPoll: false,
+    logger: captureLogger(),
+  });
+  onCleanup(() => broker.close());
+  const infos: AgentInfo[] = [];
+  broker.onAgentInfo((info) => infos.push(info));
+  return { broker, infos };
+}
+type HttpBrokerAgents = ConstructorParameters<typeof HttpBroker>[0]['agents'];
 
 describe('HttpBroker: the port over real HTTP', () => {
   it('answers every port call from the agent', async () => {
@@ -93,6 +110,21 @@ describe('HttpBroker: the port over real HTTP', () => {
     });
     // The circuit stays closed: the agent answers, it is our configuration that is wrong.
     expect(broker.agent('a1').circuit).toBe('closed');
+  });
+
+  it('signs for the agent it means: an agent of another id at that URL refuses, even with the right secret', async () => {
+    const server = await FakeAgentServer.start({ agents: ['a1'] });
+    onCleanup(() => server.close());
+    const { broker, infos } = brokerOf([
+      { id: 'a9', url: server.url('a1'), secret: secretOf('a1') },
+    ]);
+    const error = await rejection(broker.getStatuses('a9', ['x']));
+    expect(error.code).toBe(AGENT_UNAUTHORIZED);
+    expect(error.message).toMatch(
+      /for agent "a9"; this is agent "a1".*check the secret and the id/,
+    );
+    expect(server.agent('a1').counters.statusSizes).toEqual([]);
+    await until(() => infos.some((i) => !i.up), 5_000, 'the down info');
   });
 
   it('sends one request per call per agent however many tasks it carries, and chunks above MAX_BATCH', async () => {

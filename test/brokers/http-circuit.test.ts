@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { CircuitBreaker } from '../../src/brokers/http/circuit.js';
 import { ManualClock } from '../../src/core/clock.js';
 import { ErrorCode } from '../../src/core/errors.js';
-import { PATHS } from '../../src/protocol/agent-v1.js';
+import { PATHS } from '../../src/protocol/agent-v2.js';
 import { rejection, setup, until } from './http-setup.js';
 
 describe('CircuitBreaker', () => {

@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { HttpBroker } from '../../src/brokers/http/broker.js';
 import { defineCommand } from '../../src/core/command-type.js';
 import { createEngine } from '../../src/engine/engine.js';
-import { PATHS } from '../../src/protocol/agent-v1.js';
+import { PATHS } from '../../src/protocol/agent-v2.js';
 import { sqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import { FAST, tempDir } from '../support/harness.js';
 import { FakeAgentServer } from './fake-agent.js';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { AgentInfo, TaskStatusReport } from '../../src/brokers/port.js';
-import { PATHS } from '../../src/protocol/agent-v1.js';
+import { PATHS } from '../../src/protocol/agent-v2.js';
 import { setup, tasks, until } from './http-setup.js';
 
 interface Push {

@@ -10,11 +10,11 @@ import { agent, cleanup, gate } from './support.js';
 afterEach(cleanup);
 
 describe('reference agent calls', () => {
-  it('health names the agent, its boot, its verbs and protocol 1', async () => {
+  it('health names the agent, its boot, its verbs and protocol 2', async () => {
     const { agent: a, client } = await agent({ version: '1.2.3' });
     const health = await client.health();
     expect(health).toMatchObject({
-      protocol: 1,
+      protocol: 2,
       agentId: 'agent-1',
       bootId: a.bootId,
       version: '1.2.3',

@@ -15,17 +15,16 @@ import {
   type RunningAgent,
 } from '../../src/reference-agent/index.js';
 import {
-  HEADERS,
   PATHS,
   changesResponse,
   errorResponse,
   healthResponse,
   listResponse,
   okResponse,
-  signRequest,
   startResponse,
   statusResponse,
-} from '../../src/protocol/agent-v1.js';
+} from '../../src/protocol/agent-v2.js';
+import { HEADERS, signedHeaders } from '../../src/protocol/signature.js';
 
 export const SECRET = 'test-secret-0123456789abcdef';
 export const CALLER = 'engine-node-1';
@@ -34,6 +33,8 @@ export const CALLER = 'engine-node-1';
 export interface Answer {
   readonly status: number;
   readonly body: unknown;
+  /** The headers the request was sent with (to send it again, see {@link resend}). */
+  readonly sent: Readonly<Record<string, string>>;
 }
 
 /** How to (mis)sign one request. */
@@ -47,6 +48,10 @@ export interface SignOptions {
   readonly signedBody?: string;
   /** Sign for `caller` but send this caller header. */
   readonly sentCaller?: string;
+  /** The agent the request is signed for. @default 'agent-1' */
+  readonly agentId?: string;
+  /** The nonce. @default a fresh one */
+  readonly nonce?: string;
 }
 
 /** Sends a request to an agent, signed like the engine would (unless told otherwise). */
@@ -57,37 +62,56 @@ export async function send(
   body: string | undefined,
   sign: SignOptions = {},
 ): Promise<Answer> {
-  const timestamp = sign.timestamp ?? Date.now();
-  const caller = sign.caller ?? CALLER;
   const headers: Record<string, string> = {};
   if (body !== undefined) headers['content-type'] = 'application/json';
   if (sign.unsigned !== true) {
-    headers[HEADERS.timestamp] = String(timestamp);
-    headers[HEADERS.caller] = sign.sentCaller ?? caller;
-    headers[HEADERS.signature] = signRequest(
-      sign.secret ?? SECRET,
-      method,
-      path,
-      timestamp,
-      caller,
-      sign.signedBody ?? body ?? '',
+    Object.assign(
+      headers,
+      signedHeaders(sign.secret ?? SECRET, {
+        method,
+        path,
+        agentId: sign.agentId ?? 'agent-1',
+        caller: sign.caller ?? CALLER,
+        body: sign.signedBody ?? body ?? '',
+        ...(sign.timestamp === undefined ? {} : { timestamp: sign.timestamp }),
+        ...(sign.nonce === undefined ? {} : { nonce: sign.nonce }),
+      }),
     );
+    if (sign.sentCaller !== undefined) headers[HEADERS.caller] = sign.sentCaller;
   }
+  return resend(url, method, path, body, headers);
+}
+
+/** Sends a request with exactly these headers (a captured request, replayed). */
+export async function resend(
+  url: string,
+  method: 'GET' | 'POST',
+  path: string,
+  body: string | undefined,
+  headers: Readonly<Record<string, string>>,
+): Promise<Answer> {
   const response = await fetch(url + path, { method, headers, body });
   const text = await response.text();
-  return { status: response.status, body: text === '' ? undefined : (JSON.parse(text) as unknown) };
+  return {
+    status: response.status,
+    body: text === '' ? undefined : (JSON.parse(text) as unknown),
+    sent: headers,
+  };
 }
 
 /** A client of one agent whose answers are checked against the protocol's schemas. */
 export class Client {
   readonly url: string;
+  readonly #sign: SignOptions;
 
-  constructor(url: string) {
+  /** `sign`: how every request is signed (by default as the engine would, with `SECRET`). */
+  constructor(url: string, sign: SignOptions = {}) {
     this.url = url;
+    this.#sign = sign;
   }
 
   post(path: string, body: unknown, sign?: SignOptions): Promise<Answer> {
-    return send(this.url, 'POST', path, JSON.stringify(body), sign);
+    return send(this.url, 'POST', path, JSON.stringify(body), { ...this.#sign, ...sign });
   }
 
   async #ok<T>(schema: z.ZodType<T>, answer: Promise<Answer>): Promise<T> {
@@ -97,7 +121,7 @@ export class Client {
   }
 
   health() {
-    return this.#ok(healthResponse, send(this.url, 'GET', PATHS.health, undefined));
+    return this.#ok(healthResponse, send(this.url, 'GET', PATHS.health, undefined, this.#sign));
   }
   /** Starts tasks; a missing `args` is sent as null (the schema requires the key, see below). */
   start(tasks: readonly { taskId: string; verb: string; args?: unknown }[]) {

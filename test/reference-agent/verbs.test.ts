@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createAgentServer, loadVerbModules, startAgent } from '../../src/reference-agent/index.js';
 import type { Logger } from '../../src/core/command-type.js';
 import { ErrorCode } from '../../src/core/errors.js';
-import { PATHS } from '../../src/protocol/agent-v1.js';
+import { PATHS } from '../../src/protocol/agent-v2.js';
 import { agent, cleanup, Client, refusal, SECRET, send, tempDir } from './support.js';
 
 afterEach(cleanup);

@@ -6,7 +6,7 @@
  * @module
  */
 import { CocoError, ErrorCode, type ErrorInfo } from '../../core/errors.js';
-import { MAX_BATCH } from '../../protocol/agent-v1.js';
+import { MAX_BATCH } from '../../protocol/agent-v2.js';
 import type { AgentInfo } from '../port.js';
 
 /**

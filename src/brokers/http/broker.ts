@@ -1,5 +1,5 @@
 /**
- * The HTTP agent broker: the engine's client of the agent protocol (`src/protocol/agent-v1.ts`).
+ * The HTTP agent broker: the engine's client of the agent protocol (`src/protocol/agent-v2.ts`).
  * Each port call is one signed HTTP request to one agent however many tasks it carries (chunked
  * only above the protocol's `MAX_BATCH`); answers are validated with the protocol's schemas.
  * Per agent it keeps a circuit breaker, a long-poll of the agent's task changes (pushed to the
@@ -32,7 +32,7 @@ import {
   okResponse,
   startResponse,
   statusResponse,
-} from '../../protocol/agent-v1.js';
+} from '../../protocol/agent-v2.js';
 import type {
   AgentBroker,
   AgentInfo,
@@ -67,7 +67,7 @@ export { nodeHttpFetch, type HttpFetch } from './transport.js';
 type ActivityListener = (agentId: string, reports?: readonly TaskStatusReport[]) => void;
 type InfoListener = (info: AgentInfo) => void;
 
-/** The {@link AgentBroker} of agents reached over HTTP (agent protocol v1). */
+/** The {@link AgentBroker} of agents reached over HTTP (agent protocol v2). */
 export class HttpBroker implements AgentBroker {
   readonly #o: CompiledHttpBrokerOptions;
   readonly #agents = new Map<string, AgentEntry>();
@@ -240,7 +240,7 @@ export class HttpBroker implements AgentBroker {
     return totalRequestCounts(this.#agents.values());
   }
 
-  /** Checks an agent now (`GET /v1/health`): its answer updates what is known of it. */
+  /** Checks an agent now (`GET /v2/health`): its answer updates what is known of it. */
   async checkHealth(agentId: string): Promise<AgentInfo | null> {
     const entry = this.#entry(agentId);
     await this.#health(entry);

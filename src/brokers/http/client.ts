@@ -1,12 +1,12 @@
 /**
- * One agent's HTTP client: signs each request (HMAC, see `signRequest` in the protocol), sends
- * it with a time budget, validates the answer with the protocol's zod schemas, maps failures to
- * coco error codes, retries what may be retried, and runs every request through the agent's
- * circuit breaker.
+ * One agent's HTTP client: signs each request (HMAC over the agent's id, the call, a fresh nonce
+ * and the body's hash, see `signedHeaders` in the protocol), sends it with a time budget,
+ * validates the answer with the protocol's zod schemas, maps failures to coco error codes,
+ * retries what may be retried, and runs every request through the agent's circuit breaker.
  *
  * Error mapping:
- * - 401 → `AGENT_UNAUTHORIZED` (never retried; logged as an error: the secret is wrong, or the
- *   clocks are more than five minutes apart);
+ * - 401 → `AGENT_UNAUTHORIZED` (never retried; logged as an error: the secret is wrong, the
+ *   agent at the URL has another id, or the clocks are more than five minutes apart);
  * - other 4xx → `AGENT_PROTOCOL` carrying the agent's own error;
  * - 5xx, refused or dropped connections → `AGENT_UNAVAILABLE`, retryable (and retried);
  * - no answer within the budget → `AGENT_TIMEOUT`, retryable (not retried: the budget is spent);
@@ -17,14 +17,12 @@
 import { setMaxListeners } from 'node:events';
 import type { z } from 'zod';
 import { CocoError, ErrorCode, type ErrorInfo } from '../../core/errors.js';
-import { errorResponse, HEADERS, PATHS, signRequest } from '../../protocol/agent-v1.js';
+import { errorResponse, PATHS } from '../../protocol/agent-v2.js';
+import { signedHeaders } from '../../protocol/signature.js';
 import { CircuitBreaker } from './circuit.js';
 import type { CompiledHttpBrokerOptions, HttpAgentConfig } from './options.js';
 
-/**
- * The agent refused the request's signature (401). Not yet one of `ErrorCode`'s constants; the
- * string is the stable code.
- */
+/** The agent refused the request's signature (401): `ErrorCode.AgentUnauthorized`. */
 export const AGENT_UNAUTHORIZED = ErrorCode.AgentUnauthorized;
 
 /** A protocol call, by its key in `PATHS`. */
@@ -34,7 +32,9 @@ export type AgentOp = keyof typeof PATHS;
 export interface AgentClientHooks {
   /** A request got a valid answer from the agent process with this boot id. */
   answered(bootId: string): void;
-  /** A call failed in a way that makes the agent unusable (unreachable, garbage, 401). */
+  /**
+   * A call failed in a way that makes the agent unusable (unreachable, garbage, 401).
+   */
   failed(error: CocoError): void;
 }
 
@@ -70,12 +70,13 @@ type Attempt<T> =
   | { readonly ok: true; readonly value: T }
   /**
    * `transport`: no usable answer (network, timeout, 5xx, garbage) — counts against the circuit;
-   * `answered`: the agent answered with an error (4xx); `aborted`: the caller gave up.
+   * `refused`: the agent answered, but no call can succeed (401);
+   * `answered`: the agent answered with an error (other 4xx); `aborted`: the caller gave up.
    */
   | {
       readonly ok: false;
       readonly error: CocoError;
-      readonly kind: 'transport' | 'answered' | 'aborted';
+      readonly kind: 'transport' | 'refused' | 'answered' | 'aborted';
     };
 
 /** The HTTP client of one agent. */
@@ -177,7 +178,7 @@ export class AgentClient {
         clock.now() + delay < deadline &&
         this.circuit.state === 'closed';
       if (!retry) {
-        if (kind === 'transport' || error.code === AGENT_UNAUTHORIZED) this.#hooks.failed(error);
+        if (kind === 'transport' || kind === 'refused') this.#hooks.failed(error);
         throw error;
       }
       this.counters.retries++;
@@ -195,15 +196,17 @@ export class AgentClient {
   ): Promise<Attempt<T>> {
     const method = body === undefined ? 'GET' : 'POST';
     const text = body === undefined ? '' : JSON.stringify(body);
-    const timestamp = this.#o.clock.now();
-    const caller = this.#o.caller;
-    const headers: Record<string, string> = {
-      [HEADERS.timestamp]: String(timestamp),
-      [HEADERS.caller]: caller,
-      // The protocol path is signed, not the URL's: an agent behind a path-stripping proxy
-      // sees (and verifies) the same path.
-      [HEADERS.signature]: signRequest(this.#secret, method, PATHS[op], timestamp, caller, text),
-    };
+    // Signed anew for every attempt (a fresh nonce: the agent accepts each one once). The
+    // protocol path is signed, not the URL's: an agent behind a path-stripping proxy sees (and
+    // verifies) the same path.
+    const headers = signedHeaders(this.#secret, {
+      method,
+      path: PATHS[op],
+      agentId: this.id,
+      caller: this.#o.caller,
+      body: text,
+      timestamp: this.#o.clock.now(),
+    });
     if (method === 'POST') headers['content-type'] = 'application/json';
     // One controller per request, aborted by the budget's timer, the caller's signal or close().
     // (AbortSignal.any/timeout per request pile listeners onto the long-lived signals and cost
@@ -271,14 +274,14 @@ export class AgentClient {
       if (status === 401) {
         this.#o.logger.error(
           { agentId: this.id, url: this.url, op, agentError: info },
-          'agent refused the request signature (401): the shared secret for this agent is wrong, or the clocks are more than 5 minutes apart',
+          'agent refused the request signature (401): the shared secret for this agent is wrong, the agent at this URL has another id, or the clocks are more than 5 minutes apart',
         );
         const error = new CocoError(
           AGENT_UNAUTHORIZED,
-          `${where} refused ${op}: unauthorized (${said}); check the secret configured for this agent`,
+          `${where} refused ${op}: unauthorized (${said}); check the secret and the id configured for this agent`,
           { details },
         );
-        return { ok: false, kind: 'answered', error };
+        return { ok: false, kind: 'refused', error };
       }
       if (status >= 500) {
         const error = new CocoError(

@@ -1,5 +1,5 @@
 /**
- * The long-poll of one agent's task changes: a loop of `POST /v1/tasks/changes` with the last
+ * The long-poll of one agent's task changes: a loop of `POST /v2/tasks/changes` with the last
  * cursor and boot id. The agent holds the request until a task of ours changes (or `waitMs`
  * passes), so a task's end reaches the engine within milliseconds instead of at the next poll.
  * Failures back off with jitter; the agent's circuit breaker applies to these requests too.
@@ -12,7 +12,7 @@
  * @module
  */
 import type { Clock } from '../../core/clock.js';
-import { changesResponse } from '../../protocol/agent-v1.js';
+import { changesResponse } from '../../protocol/agent-v2.js';
 import type { TaskStatusReport } from '../port.js';
 import { sleep, type AgentClient } from './client.js';
 

@@ -9,7 +9,7 @@ import { z } from 'zod';
 import { systemClock, type Clock } from '../../core/clock.js';
 import type { Logger } from '../../core/command-type.js';
 import { ErrorCode, ValidationError } from '../../core/errors.js';
-import { MAX_CHANGES_WAIT_MS } from '../../protocol/agent-v1.js';
+import { MAX_CHANGES_WAIT_MS } from '../../protocol/agent-v2.js';
 import { nodeHttpFetch, type HttpFetch } from './transport.js';
 
 /** One agent the broker reaches. */
