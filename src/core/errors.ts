@@ -119,6 +119,8 @@ export const ErrorCode = {
   NotFound: 'NOT_FOUND',
   /** A request body over the size limit (413). */
   PayloadTooLarge: 'PAYLOAD_TOO_LARGE',
+  /** A request for another version of the agent protocol than the agent speaks; details name both (404). */
+  ProtocolVersion: 'PROTOCOL_VERSION',
   /** The receiver is at a bound it keeps to stay safe (an agent's memory of nonces is full); try again shortly (503). */
   Busy: 'BUSY',
   /** The CLI: a command it ran or waited for ended failed or cancelled. */

@@ -28,6 +28,16 @@ export const PATHS = {
   changes: '/v2/tasks/changes',
 } as const;
 
+/**
+ * The protocol version a request path belongs to (`/v1/tasks/start` → 1), or null for a path
+ * outside the versioned space. An agent answers a path of another version with 404
+ * `PROTOCOL_VERSION` naming both versions, so a peer of another release learns what is wrong.
+ */
+export function pathVersion(path: string): number | null {
+  const match = /^\/v(\d{1,6})(?:[/?]|$)/.exec(path);
+  return match ? Number(match[1]) : null;
+}
+
 /** Longest long-poll wait an agent grants (a proxy may cut idle connections after ~60 s). */
 export const MAX_CHANGES_WAIT_MS = 30_000;
 

@@ -16,7 +16,7 @@
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify';
 import type { z } from 'zod';
 import { ErrorCode, type ErrorInfo } from '../core/errors.js';
-import type { errorResponse } from '../protocol/agent-v2.js';
+import { PROTOCOL_VERSION, pathVersion, type errorResponse } from '../protocol/agent-v2.js';
 import { NonceMemory } from '../protocol/replay.js';
 import { bodySha256, HEADERS, verifyRequest, type ReceivedHeaders } from '../protocol/signature.js';
 
@@ -28,6 +28,8 @@ export const AgentErrorCode = {
   BadRequest: ErrorCode.BadRequest,
   /** No such call (404). */
   NotFound: ErrorCode.NotFound,
+  /** A path of another protocol version than the agent speaks (404). */
+  ProtocolVersion: ErrorCode.ProtocolVersion,
   /** Body over `BODY_LIMIT_BYTES` (413). */
   PayloadTooLarge: ErrorCode.PayloadTooLarge,
   /** The agent failed (500). */
@@ -55,8 +57,22 @@ export function header(request: FastifyRequest, name: string): string | undefine
   return typeof value === 'string' ? value : undefined;
 }
 
-/** The refusal of a request to a path the agent does not serve (answered without checking the signature). */
+/**
+ * The refusal of a request to a path the agent does not serve: 404 `PROTOCOL_VERSION` naming
+ * both versions for a path of another protocol version (an engine of another release), else
+ * 404 `NOT_FOUND`. Answered without checking the signature: it reveals nothing but the version.
+ */
 export function unknownPath(method: string, url: string): ErrorInfo {
+  const version = pathVersion(url);
+  if (version !== null && version !== PROTOCOL_VERSION) {
+    return {
+      code: AgentErrorCode.ProtocolVersion,
+      message:
+        `this agent speaks coco agent protocol ${PROTOCOL_VERSION} (paths /v${PROTOCOL_VERSION}/...), ` +
+        `not protocol ${version} (${method} ${url}): run an engine that speaks protocol ${PROTOCOL_VERSION}`,
+      details: { protocol: PROTOCOL_VERSION, requested: version },
+    };
+  }
   return { code: AgentErrorCode.NotFound, message: `no call ${method} ${url}` };
 }
 

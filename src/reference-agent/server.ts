@@ -10,8 +10,8 @@
  * body read (up to {@link BODY_LIMIT_BYTES}), checked against its signed hash, parsed (JSON, then
  * the call's zod schema) and acted on. A refusal answers with the protocol's `errorResponse`
  * body: 401 `UNAUTHORIZED` (logged with the reason and the claimed caller), 400 `BAD_REQUEST`
- * (naming the offending fields), 404 `NOT_FOUND`, 413 `PAYLOAD_TOO_LARGE`, 500 `INTERNAL`, 503
- * `BUSY`.
+ * (naming the offending fields), 404 `NOT_FOUND` or `PROTOCOL_VERSION` (a path of another
+ * protocol version), 413 `PAYLOAD_TOO_LARGE`, 500 `INTERNAL`, 503 `BUSY`.
  *
  * @module
  */

@@ -6,7 +6,8 @@
  * malformed replies, a new boot id).
  *
  * One server can host many agents: each is reached under `/agents/<id>` (the protocol paths
- * follow), or at the root when the server hosts a single agent.
+ * follow), or at the root when the server hosts a single agent. With `protocol: 1` it plays
+ * agents of the previous protocol, which know none of the `/v2/...` paths (404 `NOT_FOUND`).
  */
 import { randomUUID } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
@@ -275,6 +276,11 @@ export interface FakeServerOptions {
   readonly prefixRouting?: boolean;
   /** The agents' clock for the signature check. @default Date.now */
   readonly now?: () => number;
+  /**
+   * The protocol the agents speak: 1 plays agents of the previous release, which answer every
+   * `/v2/...` path with 404 `NOT_FOUND`, as the protocol 1 reference agent did. @default 2
+   */
+  readonly protocol?: 1 | 2;
 }
 
 /** The default secret of a test agent. */
@@ -288,6 +294,7 @@ export class FakeAgentServer {
   readonly #server: Server;
   readonly #prefixRouting: boolean;
   readonly #now: () => number;
+  readonly #protocol: 1 | 2;
   readonly #closing = new AbortController();
   #base = '';
 
@@ -298,6 +305,7 @@ export class FakeAgentServer {
     }
     this.#prefixRouting = options.prefixRouting ?? this.agents.size > 1;
     this.#now = options.now ?? Date.now;
+    this.#protocol = options.protocol ?? PROTOCOL_VERSION;
     // Every held long-poll listens for close(); thousands at once is the point, not a leak.
     setMaxListeners(0, this.#closing.signal);
     this.#server = createServer(
@@ -470,7 +478,7 @@ export class FakeAgentServer {
       rest = m[2]!;
     } else agent = this.agents.values().next().value;
     const path = (Object.values(PATHS) as string[]).find((p) => p === rest) as Path | undefined;
-    return agent && path ? { agent, path } : null;
+    return agent && path && this.#protocol === PROTOCOL_VERSION ? { agent, path } : null;
   }
 }
 

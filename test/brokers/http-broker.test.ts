@@ -1,3 +1,5 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { AGENT_UNAUTHORIZED, HttpBroker } from '../../src/brokers/http/broker.js';
 import type { AgentInfo } from '../../src/brokers/port.js';
@@ -311,5 +313,56 @@ describe('HttpBroker: the port over real HTTP', () => {
       expect(error.message).toMatch(message);
       expect(error.message).not.toContain('short-secret');
     }
+  });
+});
+
+describe('HttpBroker: agents of another protocol version', () => {
+  it('an agent of protocol 1: AGENT_PROTOCOL naming both versions, from the health check and every call, shown in its state', async () => {
+    const server = await FakeAgentServer.start({ agents: ['a1'], protocol: 1 });
+    onCleanup(() => server.close());
+    const { broker, infos } = brokerOf(server.configs());
+
+    const health = await broker.checkHealth('a1');
+    expect(health).toMatchObject({
+      agentId: 'a1',
+      up: false,
+      error: { code: ErrorCode.AgentProtocol },
+    });
+    const said = health?.error?.message ?? '';
+    expect(said).toMatch(/does not serve coco agent protocol 2: GET \/v2\/health answered 404/);
+    expect(said).toMatch(/older protocol than 2 \(protocol 1 agents answer so\)/);
+    await until(() => infos.some((i) => i.error?.code === ErrorCode.AgentProtocol), 5_000, 'info');
+
+    const call = await rejection(broker.startTasks('a1', tasks(1)));
+    expect(call.code).toBe(ErrorCode.AgentProtocol);
+    expect(call.retryable).toBe(false);
+    expect(call.message).toMatch(/POST \/v2\/tasks\/start answered 404 .*protocol 1/);
+    expect(call.details).toMatchObject({ protocol: 2, agentProtocol: null, status: 404 });
+    // The agent answered: its circuit stays closed (no retries, no back-off storm).
+    expect(broker.agent('a1').circuit).toBe('closed');
+    expect(broker.requestCounts().retries).toBe(0);
+  });
+
+  it('a newer agent that names its version: the error names both', async () => {
+    const newer = createServer((req, res) => {
+      res.writeHead(404, { 'content-type': 'application/json', connection: 'close' });
+      res.end(
+        JSON.stringify({
+          error: {
+            code: 'PROTOCOL_VERSION',
+            message: 'this agent speaks coco agent protocol 3',
+            details: { protocol: 3, requested: 2 },
+          },
+        }),
+      );
+    });
+    await new Promise<void>((resolve) => newer.listen(0, '127.0.0.1', resolve));
+    onCleanup(() => new Promise((resolve) => newer.close(resolve)));
+    const url = `http://127.0.0.1:${(newer.address() as AddressInfo).port}`;
+    const { broker } = brokerOf([{ id: 'a3', url, secret: secretOf('a3') }]);
+    const error = await rejection(broker.getStatuses('a3', ['x']));
+    expect(error.code).toBe(ErrorCode.AgentProtocol);
+    expect(error.message).toMatch(/does not serve coco agent protocol 2.*it speaks protocol 3/);
+    expect(error.details).toMatchObject({ protocol: 2, agentProtocol: 3 });
   });
 });

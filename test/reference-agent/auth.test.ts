@@ -4,6 +4,7 @@
  * calls (404) and calls of another protocol version (404 naming both), oversized bodies (413),
  * a full replay memory (503).
  */
+import { createHmac } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { AgentErrorCode, BODY_LIMIT_BYTES } from '../../src/reference-agent/index.js';
@@ -17,6 +18,7 @@ import {
   cleanup,
   refusal,
   resend,
+  SECRET,
   send,
   server,
   type SignOptions,
@@ -200,6 +202,26 @@ describe('no body before authentication', () => {
     );
     expect(error.message).toBe('the body does not match its signed x-coco-content-sha256');
     expect((await client.status(['x'])).tasks).toEqual([{ taskId: 'x', state: 'unknown' }]);
+  });
+});
+
+describe('protocol versions', () => {
+  it('answers an engine of protocol 1 (/v1/... paths) with 404 PROTOCOL_VERSION naming both versions', async () => {
+    const { agent: a } = await agent();
+    // As a protocol 1 engine signed: v1= HMAC over method, path, timestamp, caller and body.
+    const timestamp = Date.now();
+    const v1 = createHmac('sha256', SECRET)
+      .update(`GET\n/v1/health\n${timestamp}\n${CALLER}\n`)
+      .digest('hex');
+    const answer = await resend(a.url, 'GET', '/v1/health', undefined, {
+      'x-coco-timestamp': String(timestamp),
+      'x-coco-caller': CALLER,
+      'x-coco-signature': `v1=${v1}`,
+    });
+    const error = refusal(answer, 404);
+    expect(error.code).toBe(AgentErrorCode.ProtocolVersion);
+    expect(error.message).toMatch(/speaks coco agent protocol 2 .*not protocol 1/);
+    expect(error.details).toEqual({ protocol: 2, requested: 1 });
   });
 });
 

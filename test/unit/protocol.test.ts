@@ -1,6 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { changesRequest, PROTOCOL_VERSION, startRequest } from '../../src/protocol/agent-v2.js';
+import {
+  changesRequest,
+  pathVersion,
+  PROTOCOL_VERSION,
+  startRequest,
+} from '../../src/protocol/agent-v2.js';
 import { protocolJsonSchema } from '../../src/protocol/json-schema.js';
 import { NonceMemory } from '../../src/protocol/replay.js';
 import {
@@ -148,8 +153,13 @@ describe('agent protocol v2', () => {
     expect(newNonce()).not.toBe(a);
   });
 
-  it('this agent protocol is 2', () => {
+  it('paths carry their version; this agent protocol is 2', () => {
     expect(PROTOCOL_VERSION).toBe(2);
+    expect(pathVersion('/v1/tasks/start')).toBe(1);
+    expect(pathVersion('/v2/health')).toBe(2);
+    expect(pathVersion('/v12?x')).toBe(12);
+    expect(pathVersion('/version')).toBeNull();
+    expect(pathVersion('/tasks/v1/start')).toBeNull();
   });
 
   it('validates bodies: task ids, batch sizes, long-poll waits', () => {

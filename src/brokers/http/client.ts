@@ -7,6 +7,9 @@
  * Error mapping:
  * - 401 → `AGENT_UNAUTHORIZED` (never retried; logged as an error: the secret is wrong, the
  *   agent at the URL has another id, or the clocks are more than five minutes apart);
+ * - 404 → `AGENT_PROTOCOL` naming both protocol versions: the agent does not serve this
+ *   engine's protocol (an older agent answers `NOT_FOUND`, a newer one `PROTOCOL_VERSION`);
+ *   the agent is then reported down with that error, since no call can succeed;
  * - other 4xx → `AGENT_PROTOCOL` carrying the agent's own error;
  * - 5xx, refused or dropped connections → `AGENT_UNAVAILABLE`, retryable (and retried);
  * - no answer within the budget → `AGENT_TIMEOUT`, retryable (not retried: the budget is spent);
@@ -17,7 +20,7 @@
 import { setMaxListeners } from 'node:events';
 import type { z } from 'zod';
 import { CocoError, ErrorCode, type ErrorInfo } from '../../core/errors.js';
-import { errorResponse, PATHS } from '../../protocol/agent-v2.js';
+import { errorResponse, PATHS, PROTOCOL_VERSION } from '../../protocol/agent-v2.js';
 import { signedHeaders } from '../../protocol/signature.js';
 import { CircuitBreaker } from './circuit.js';
 import type { CompiledHttpBrokerOptions, HttpAgentConfig } from './options.js';
@@ -33,7 +36,8 @@ export interface AgentClientHooks {
   /** A request got a valid answer from the agent process with this boot id. */
   answered(bootId: string): void;
   /**
-   * A call failed in a way that makes the agent unusable (unreachable, garbage, 401).
+   * A call failed in a way that makes the agent unusable (unreachable, garbage, 401, another
+   * protocol version).
    */
   failed(error: CocoError): void;
 }
@@ -70,7 +74,7 @@ type Attempt<T> =
   | { readonly ok: true; readonly value: T }
   /**
    * `transport`: no usable answer (network, timeout, 5xx, garbage) — counts against the circuit;
-   * `refused`: the agent answered, but no call can succeed (401);
+   * `refused`: the agent answered, but no call can succeed (401, another protocol version);
    * `answered`: the agent answered with an error (other 4xx); `aborted`: the caller gave up.
    */
   | {
@@ -283,6 +287,8 @@ export class AgentClient {
         );
         return { ok: false, kind: 'refused', error };
       }
+      if (status === 404)
+        return { ok: false, kind: 'refused', error: this.#otherVersion(op, said, info, details) };
       if (status >= 500) {
         const error = new CocoError(
           ErrorCode.AgentUnavailable,
@@ -329,6 +335,38 @@ export class AgentClient {
       return { ok: false, kind: 'transport', error };
     }
     return { ok: true, value: checked.data };
+  }
+
+  /**
+   * The agent has no such path: it speaks another protocol version. A newer agent says which
+   * (`PROTOCOL_VERSION`, details.protocol); an agent of protocol 1 answers `NOT_FOUND`, as it
+   * does for any path it does not know.
+   */
+  #otherVersion(
+    op: AgentOp,
+    said: string,
+    info: ErrorInfo | undefined,
+    details: object,
+  ): CocoError {
+    const spoken = (info?.details as { protocol?: unknown } | undefined)?.protocol;
+    const theirs =
+      typeof spoken === 'number'
+        ? `protocol ${spoken}`
+        : `an older protocol than ${PROTOCOL_VERSION} (protocol 1 agents answer so)`;
+    const method = op === 'health' ? 'GET' : 'POST';
+    return new CocoError(
+      ErrorCode.AgentProtocol,
+      `agent ${this.id} (${this.url}) does not serve coco agent protocol ${PROTOCOL_VERSION}: ` +
+        `${method} ${PATHS[op]} answered 404 (${said}); it speaks ${theirs}. ` +
+        `Run agent and engine releases of the same protocol (this engine speaks protocol ${PROTOCOL_VERSION})`,
+      {
+        details: {
+          ...details,
+          protocol: PROTOCOL_VERSION,
+          agentProtocol: typeof spoken === 'number' ? spoken : null,
+        },
+      },
+    );
   }
 
   #abortedError(op: AgentOp): CocoError {
