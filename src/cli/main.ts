@@ -32,7 +32,8 @@ Exit codes: 0 ok · 1 the command or job failed · 2 bad arguments · 3 no node 
 Examples:
   coco demo                                   live-migrate a 256 MiB disk between two storage domains
   coco serve --config coco.json               run a node (engine, job view, HTTP API on :7390)
-  coco agent --id host-1 --secret $SECRET     run a reference agent on :7391
+  coco agent --id host-1 --secret-file host-1.secret
+                                              run a reference agent on :7391 (secret in a chmod 600 file)
   coco submit disk.migrate -p '{"disk":"d1","toDomain":"sd2","agent":"host-1"}' --wait
   coco status 42 --watch                      follow a job's tree and progress
   coco list --status failed --json`,

@@ -2,23 +2,38 @@
  * The configuration file of `coco serve` (JSON): where the store is, how the HTTP API listens,
  * which agents exist (id, URL, shared secret) and which modules define the command types.
  *
+ * Secrets need not be written in it: an agent's `secretFile` names a file holding its secret
+ * (resolved against the configuration's folder), and any string value may use `${NAME}` for the
+ * environment variable NAME (`$${` for a literal `${`), e.g. a store URL's password.
+ *
  * @module
  */
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
-import { ErrorCode, ValidationError } from '../core/errors.js';
+import { CocoError, ErrorCode, ValidationError, type ValidationIssue } from '../core/errors.js';
 import { toIssues } from '../core/params.js';
+import { expandEnv, MIN_SECRET_LENGTH, readSecretFile } from './secrets.js';
 import { DEFAULT_STORE_URL } from './store-url.js';
 
 /** Default port of the engine's HTTP API. */
 export const DEFAULT_API_PORT = 7390;
 
-const agentSchema = z.object({
-  id: z.string().min(1).max(128),
-  url: z.url(),
-  secret: z.string().min(16, 'use a secret of at least 16 characters'),
-});
+const agentSchema = z
+  .object({
+    id: z.string().min(1).max(128),
+    url: z.url(),
+    /** The shared secret itself (or `${NAME}` for an environment variable). */
+    secret: z
+      .string()
+      .min(MIN_SECRET_LENGTH, `use a secret of at least ${MIN_SECRET_LENGTH} characters`)
+      .optional(),
+    /** A file holding the shared secret (relative to the configuration's folder). */
+    secretFile: z.string().min(1).optional(),
+  })
+  .refine((a) => (a.secret === undefined) !== (a.secretFile === undefined), {
+    message: 'give exactly one of secret and secretFile',
+  });
 
 /** The configuration, as validated (paths resolved against the file's folder). */
 export const configSchema = z
@@ -49,29 +64,95 @@ export const configSchema = z
   })
   .strict();
 
-/** A validated configuration. */
-export type CocoConfig = z.output<typeof configSchema>;
+/** An agent of the configuration, its secret read. */
+export interface AgentConfig {
+  readonly id: string;
+  readonly url: string;
+  readonly secret: string;
+}
 
-/** Validates a configuration object; throws `INVALID_OPTIONS` naming each bad field. */
-export function parseConfig(raw: unknown, baseDir: string, what = 'configuration'): CocoConfig {
-  const parsed = configSchema.safeParse(raw);
-  if (!parsed.success)
-    throw new ValidationError(
-      `invalid ${what}`,
-      toIssues(parsed.error.issues),
-      ErrorCode.InvalidOptions,
-    );
+/** A validated configuration (agents' secret files read). */
+export type CocoConfig = Omit<z.output<typeof configSchema>, 'agents'> & {
+  readonly agents: readonly AgentConfig[];
+};
+
+/** Options of {@link parseConfig} and {@link loadConfig}. */
+export interface ParseConfigOptions {
+  /** Where `${NAME}` finds its values. @default process.env */
+  readonly env?: Readonly<Record<string, string | undefined>>;
+  /** Told of what is allowed but unwise (a secret file readable by others). @default silent */
+  readonly warn?: (message: string) => void;
+}
+
+/**
+ * Validates a configuration object: `${NAME}` replaced in every string, then the schema, then
+ * the agents' secret files read. Throws `INVALID_OPTIONS` naming each bad field (and each
+ * missing variable); never a secret.
+ */
+export function parseConfig(
+  raw: unknown,
+  baseDir: string,
+  what = 'configuration',
+  options: ParseConfigOptions = {},
+): CocoConfig {
+  const invalid = (issues: readonly ValidationIssue[]): ValidationError =>
+    new ValidationError(`invalid ${what}`, issues, ErrorCode.InvalidOptions);
+  const expansion: ValidationIssue[] = [];
+  const expanded = expandStrings(raw, options.env ?? process.env, [], expansion);
+  if (expansion.length > 0) throw invalid(expansion);
+  const parsed = configSchema.safeParse(expanded);
+  if (!parsed.success) throw invalid(toIssues(parsed.error.issues));
   const c = parsed.data;
   const abs = (p: string): string => (isAbsolute(p) ? p : resolve(baseDir, p));
   const store =
     c.store.startsWith('sqlite:') && !isAbsolute(c.store.slice(7))
       ? `sqlite:${abs(c.store.slice(7))}`
       : c.store;
-  return { ...c, store, commands: c.commands.map(abs) };
+  const secretIssues: ValidationIssue[] = [];
+  const agents = c.agents.map((agent, i): AgentConfig => {
+    const { id, url } = agent;
+    if (agent.secret !== undefined) return { id, url, secret: agent.secret };
+    try {
+      const read = readSecretFile(abs(agent.secretFile ?? ''));
+      if (read.warning) options.warn?.(read.warning);
+      return { id, url, secret: read.secret };
+    } catch (error) {
+      if (!(error instanceof CocoError)) throw error;
+      secretIssues.push({ path: `agents.${i}.secretFile`, message: error.plainMessage });
+      return { id, url, secret: '' };
+    }
+  });
+  if (secretIssues.length > 0) throw invalid(secretIssues);
+  return { ...c, store, agents, commands: c.commands.map(abs) };
 }
 
-/** Reads and validates a configuration file. */
-export function loadConfig(path: string): CocoConfig {
+/** `value` with `${NAME}` replaced in every string it holds; problems go to `issues`. */
+function expandStrings(
+  value: unknown,
+  env: Readonly<Record<string, string | undefined>>,
+  path: readonly (string | number)[],
+  issues: ValidationIssue[],
+): unknown {
+  if (typeof value === 'string') {
+    try {
+      return expandEnv(value, env);
+    } catch (error) {
+      if (!(error instanceof CocoError)) throw error;
+      issues.push({ path: path.join('.'), message: error.plainMessage });
+      return value;
+    }
+  }
+  if (Array.isArray(value)) return value.map((v, i) => expandStrings(v, env, [...path, i], issues));
+  if (typeof value === 'object' && value !== null) {
+    return Object.fromEntries(
+      Object.entries(value).map(([k, v]) => [k, expandStrings(v, env, [...path, k], issues)]),
+    );
+  }
+  return value;
+}
+
+/** Reads and validates a configuration file (see {@link parseConfig}). */
+export function loadConfig(path: string, options: ParseConfigOptions = {}): CocoConfig {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -92,5 +173,5 @@ export function loadConfig(path: string): CocoConfig {
       ErrorCode.InvalidOptions,
     );
   }
-  return parseConfig(raw, dirname(resolve(path)), path);
+  return parseConfig(raw, dirname(resolve(path)), path, options);
 }

@@ -5,10 +5,13 @@
  */
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
+import type { Logger } from '../../core/command-type.js';
+import { CocoError } from '../../core/errors.js';
 import { loadVerbModules, startAgent } from '../../reference-agent/index.js';
 import { DEFAULT_MAX_VOLUME_BYTES, storageVerbs } from '../../reference-agent/storage/verbs.js';
 import { loadConfig, parseConfig, type CocoConfig } from '../../config/config.js';
+import { MIN_SECRET_LENGTH, readSecretFile } from '../../config/secrets.js';
 import {
   DEFAULT_STORE_URL,
   jobStoreFromUrl,
@@ -27,14 +30,45 @@ function stopSignal(): Promise<string> {
   });
 }
 
-function readSecret(value: string | undefined): string {
-  const secret = value ?? process.env.COCO_AGENT_SECRET;
-  if (!secret)
+/** The environment variable `coco agent` takes its secret from. */
+const SECRET_ENV = 'COCO_AGENT_SECRET';
+
+/**
+ * The agent's shared secret, from `--secret-file` or `COCO_AGENT_SECRET` (exactly one of them);
+ * never from the arguments, which every user of the host can read. The variable is then removed
+ * from the environment, so that verbs and the processes they start do not inherit it.
+ */
+function readSecret(o: { secret?: string; secretFile?: string }, logger: Logger): string {
+  if (o.secret !== undefined) {
     throw usage(
-      'give the agent a shared secret with --secret or COCO_AGENT_SECRET (at least 16 characters)',
+      `--secret is not accepted: process arguments are visible to every user of the host (ps, /proc); ` +
+        `give the secret in a file only you can read (--secret-file <path>) or in ${SECRET_ENV}`,
     );
-  if (secret.length < 16) throw usage('the shared secret must have at least 16 characters');
-  return secret;
+  }
+  const fromEnv = process.env[SECRET_ENV];
+  delete process.env[SECRET_ENV];
+  const hasEnv = fromEnv !== undefined && fromEnv !== '';
+  if (o.secretFile !== undefined && hasEnv)
+    throw usage(`give the secret once: either --secret-file or ${SECRET_ENV}, not both`);
+  if (o.secretFile !== undefined) {
+    try {
+      const read = readSecretFile(resolve(o.secretFile));
+      if (read.warning) logger.warn({ secretFile: resolve(o.secretFile) }, read.warning);
+      return read.secret;
+    } catch (error) {
+      throw error instanceof CocoError ? usage(error.plainMessage) : error;
+    }
+  }
+  if (!hasEnv) {
+    throw usage(
+      `give the agent its shared secret (at least ${MIN_SECRET_LENGTH} characters) with --secret-file <path> or ${SECRET_ENV}`,
+    );
+  }
+  if (fromEnv.length < MIN_SECRET_LENGTH)
+    throw usage(
+      `the shared secret in ${SECRET_ENV} must have at least ${MIN_SECRET_LENGTH} characters`,
+    );
+  return fromEnv;
 }
 
 /** Adds serve, agent and migrate to the program. */
@@ -51,8 +85,12 @@ export function addNodeCommands(program: Command): void {
     )
     .option('--port <port>', 'API port (overrides the configuration)')
     .action(async (o: { config?: string; store?: string; port?: string }) => {
+      const logger = defaultLogger();
       const file = o.config ?? (existsSync('coco.json') ? 'coco.json' : null);
-      let config: CocoConfig = file ? loadConfig(file) : parseConfig({}, process.cwd());
+      const warn = (message: string): void => logger.warn({ config: file }, message);
+      let config: CocoConfig = file
+        ? loadConfig(file, { warn })
+        : parseConfig({}, process.cwd(), 'configuration', { warn });
       if (o.store) config = { ...config, store: o.store };
       if (o.port !== undefined) {
         const port = Number(o.port);
@@ -60,7 +98,6 @@ export function addNodeCommands(program: Command): void {
           throw usage(`--port must be a port number, not "${o.port}"`);
         config = { ...config, api: { ...config.api, port } };
       }
-      const logger = defaultLogger();
       const node = await startNode({ config, logger });
       logger.info(
         {
@@ -82,7 +119,12 @@ export function addNodeCommands(program: Command): void {
       'run a reference agent: storage verbs on image files under a root of storage domains',
     )
     .requiredOption('--id <id>', 'agent id, as the engine knows it')
-    .option('--secret <secret>', 'shared secret with the engine (or COCO_AGENT_SECRET)')
+    .option(
+      '--secret-file <path>',
+      `file holding the secret shared with the engine (or ${SECRET_ENV}); keep it chmod 600`,
+    )
+    // Refused (see readSecret), but known, so that its use gets a message saying what to do.
+    .addOption(new Option('--secret <secret>').hideHelp())
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--port <port>', 'port (0 picks a free one)', '7391')
     .option('--data-dir <dir>', 'where the agent keeps its task table', '.coco/agent')
@@ -100,6 +142,7 @@ export function addNodeCommands(program: Command): void {
       async (o: {
         id: string;
         secret?: string;
+        secretFile?: string;
         host: string;
         port: string;
         dataDir: string;
@@ -119,9 +162,11 @@ export function addNodeCommands(program: Command): void {
           throw usage(
             `--max-volume-bytes must be a positive whole number of bytes, not "${o.maxVolumeBytes}"`,
           );
+        const logger = defaultLogger();
+        const secret = readSecret(o, logger);
         const agent = await startAgent({
           id: o.id,
-          secret: readSecret(o.secret),
+          secret,
           dataDir: resolve(o.dataDir),
           host: o.host,
           port,
@@ -129,7 +174,7 @@ export function addNodeCommands(program: Command): void {
             ...storageVerbs(resolve(o.storageRoot), { maxVolumeBytes }),
             ...(await loadVerbModules((o.verbs ?? []).map((m) => resolve(m)))),
           },
-          logger: defaultLogger(),
+          logger,
         });
         // The first line on stdout tells a parent process where the agent listens.
         console.log(JSON.stringify({ agentId: o.id, url: agent.url, bootId: agent.bootId }));
