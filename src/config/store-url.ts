@@ -80,9 +80,29 @@ export function parseStoreUrl(url: string): StoreUrl {
   );
 }
 
-/** The URL with any password masked, for messages and logs. */
+/**
+ * The URL with any password masked, for messages and logs: the userinfo's password (the
+ * userinfo runs to the authority's last `@`, so an unencoded `@` in a password hides nothing)
+ * and a `password=` query parameter. When an `@` comes only after the authority (a password
+ * holding an unencoded `/`, `?` or `#`, or an `@` in the path), everything from `//` to the last
+ * `@` is masked: too much rather than too little.
+ */
 export function redact(url: string): string {
-  return url.replace(/(\/\/[^:/@]*:)[^@/]*@/, '$1***@');
+  const masked = url.replace(/([?&]password=)[^&#]*/gi, '$1***');
+  const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(masked);
+  if (!scheme) return masked;
+  const start = scheme[0].length;
+  const authorityEnd = masked.slice(start).search(/[/?#]/);
+  const authority =
+    authorityEnd < 0 ? masked.slice(start) : masked.slice(start, start + authorityEnd);
+  const at = authority.lastIndexOf('@');
+  if (at >= 0) {
+    const colon = authority.indexOf(':');
+    if (colon < 0 || colon > at) return masked;
+    return `${masked.slice(0, start + colon + 1)}***${masked.slice(start + at)}`;
+  }
+  const lastAt = masked.lastIndexOf('@');
+  return lastAt < start ? masked : `${masked.slice(0, start)}***${masked.slice(lastAt)}`;
 }
 
 /** Opens (does not yet connect) the store a URL names. */

@@ -76,9 +76,12 @@ export async function startAgentProcess(o: {
   return { ...p, url, bootId };
 }
 
-/** Starts `coco serve --config <file>` and resolves once its API listens. */
-export async function startServeProcess(config: string): Promise<CocoProcess> {
-  const p = spawnCoco(['serve', '--config', config]);
+/** Starts `coco serve --config <file>` (with `env`) and resolves once its API listens. */
+export async function startServeProcess(
+  config: string,
+  env: Record<string, string> = {},
+): Promise<CocoProcess> {
+  const p = spawnCoco(['serve', '--config', config], env);
   await new Promise<void>((resolve, reject) => {
     p.child.once('exit', (code) => reject(new Error(`serve exited with ${code}: ${p.stderr()}`)));
     p.child.stderr!.on('data', () => {

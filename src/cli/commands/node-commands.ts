@@ -99,16 +99,19 @@ export function addNodeCommands(program: Command): void {
         config = { ...config, api: { ...config.api, port } };
       }
       const node = await startNode({ config, logger });
+      // The store URL may hold a PostgreSQL password: shown masked, as everywhere.
       logger.info(
         {
           url: node.url,
-          store: config.store,
+          store: redact(config.store),
           resumed: node.startReport.resumed,
           commandTypes: node.commands.map((c) => c.name),
         },
         'coco node ready',
       );
-      console.error(`coco node listening on ${node.url} (store ${config.store}); Ctrl-C stops it`);
+      console.error(
+        `coco node listening on ${node.url} (store ${redact(config.store)}); Ctrl-C stops it`,
+      );
       await stopSignal();
       await node.close();
     });
