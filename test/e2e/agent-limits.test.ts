@@ -23,7 +23,7 @@ describe('coco agent --max-volume-bytes', () => {
       args: ['--max-volume-bytes', String(1024 * 1024)],
     });
     try {
-      const client = new Client(agent.url);
+      const client = new Client(agent.url, { agentId: 'host-1' });
       await client.start([
         {
           taskId: 'big',

@@ -11,10 +11,20 @@ import { ErrorCode } from '../../src/core/errors.js';
 
 const SRC = new URL('../../src/', import.meta.url).pathname;
 /**
- * Codes that are not coco's error codes: SQLite's and the system's, and the SQLite writer
- * thread's replies to the store (always wrapped in STORE_FAILED before anyone sees them).
+ * Code-shaped strings that are not coco's error codes: SQLite's and the system's codes, the
+ * SQLite writer thread's replies to the store (always wrapped in STORE_FAILED before anyone sees
+ * them), environment variables, and placeholders.
  */
-const NOT_OURS = new Set(['SQLITE_BUSY', 'EAI_AGAIN', 'COCO_SKIPPED', 'COCO_MISSING_ROW']);
+const NOT_OURS = new Set([
+  'SQLITE_BUSY',
+  'EAI_AGAIN',
+  'COCO_SKIPPED',
+  'COCO_MISSING_ROW',
+  // Environment variables, and the placeholders of the agent protocol's canonical text.
+  'COCO_AGENT_SECRET',
+  'AGENT_ID',
+  'BODY_SHA256',
+]);
 
 function sources(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
