@@ -13,6 +13,10 @@
  * | 6 | `disk.migrate.remove-source` | `volume.delete` of the source | restore the source from the snapshot |
  * | 7 | `disk.migrate.remove-snapshot` | `volume.snapshot.delete` | — (the last step) |
  *
+ * Every stage is child-only: submitted on its own it would move or delete a volume behind the
+ * registry's back (a ready disk's source removed, say), so the engine refuses it; only
+ * `disk.migrate` creates them, with the disk held.
+ *
  * Undo steps run in reverse order, and a failed stage runs its own undo before its parent
  * compensates the stages that succeeded, so a migration that fails anywhere ends with the
  * disk on its source, the source intact, and no target or snapshot left behind.
@@ -85,6 +89,8 @@ export type SnapshotStageParams = z.infer<typeof snapshotParams>;
 /** Stage 1: takes the automatic snapshot of the source. Undo: deletes it. */
 export const snapshotStage = defineCommand({
   name: 'disk.migrate.snapshot',
+  childOnly: true,
+  createdBy: ['disk.migrate'],
   schema: snapshotParams,
   execute(ctx) {
     const { agent, ...args } = ctx.params;
@@ -113,6 +119,8 @@ export type CreateTargetParams = z.infer<typeof createTargetParams>;
 /** Stage 2: creates the (sparse) target volume. Undo: deletes it. */
 export const createTargetStage = defineCommand({
   name: 'disk.migrate.create-target',
+  childOnly: true,
+  createdBy: ['disk.migrate'],
   schema: createTargetParams,
   execute(ctx) {
     const { agent, ...args } = ctx.params;
@@ -140,6 +148,8 @@ export type CopyStageParams = z.infer<typeof copyParams>;
 /** Stage 3: copies the data, with progress. Result: `{sha256, bytes}` of the data copied. Undo: deletes the (partial) target. */
 export const copyStage = defineCommand({
   name: 'disk.migrate.copy',
+  childOnly: true,
+  createdBy: ['disk.migrate'],
   schema: copyParams,
   execute(ctx) {
     const { agent, from, to, chunkBytes: chunk } = ctx.params;
@@ -177,6 +187,8 @@ export type VerifyStageParams = z.infer<typeof verifyParams>;
 /** Stage 4: checks the target's checksum against the copy's (`CHECKSUM_MISMATCH` if not). No undo: it only reads. */
 export const verifyStage = defineCommand({
   name: 'disk.migrate.verify',
+  childOnly: true,
+  createdBy: ['disk.migrate'],
   schema: verifyParams,
   execute(ctx) {
     const { agent, ...args } = ctx.params;
@@ -202,6 +214,8 @@ export type SwitchStageParams = z.infer<typeof switchParams>;
  */
 export const switchStage = defineCommand({
   name: 'disk.migrate.switch',
+  childOnly: true,
+  createdBy: ['disk.migrate'],
   schema: switchParams,
   async execute(ctx) {
     const { disk, from, to, sha256 } = ctx.params;
@@ -258,6 +272,8 @@ export const switchStage = defineCommand({
  */
 export const removeSourceStage = defineCommand({
   name: 'disk.migrate.remove-source',
+  childOnly: true,
+  createdBy: ['disk.migrate'],
   schema: snapshotParams,
   execute(ctx) {
     const { agent, domain, volume } = ctx.params;
@@ -283,6 +299,8 @@ export const removeSourceStage = defineCommand({
  */
 export const removeSnapshotStage = defineCommand({
   name: 'disk.migrate.remove-snapshot',
+  childOnly: true,
+  createdBy: ['disk.migrate'],
   schema: snapshotParams,
   execute(ctx) {
     const { agent, ...args } = ctx.params;

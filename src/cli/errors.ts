@@ -18,7 +18,7 @@ export const EXIT = {
   unreachable: 3,
   /** No such command or job. */
   notFound: 4,
-  /** The input was refused (parameters, configuration). */
+  /** The input was refused (parameters, a child-only command type, configuration). */
   invalid: 5,
   /** Anything else. */
   error: 6,
@@ -41,6 +41,7 @@ export function exitCodeOf(error: unknown): number {
     case ErrorCode.ParametersInvalid:
     case ErrorCode.InvalidOptions:
     case ErrorCode.InvalidDefinition:
+    case ErrorCode.CommandTypeNotSubmittable:
     case ErrorCode.BadRequest:
       return EXIT.invalid;
     default:

@@ -168,6 +168,18 @@ export type Upgrader = (params: never) => unknown;
 export interface CommandDefinition<P, I = P, U extends string = never> {
   /** Unique, stable name; stored with each command. */
   readonly name: string;
+  /**
+   * The type runs only as a child, created by another command's handler (`ctx.addChild`):
+   * submitting it on its own is refused with `COMMAND_TYPE_NOT_SUBMITTABLE`. Declare it for
+   * the stages of a larger operation, which are only safe as part of it. @default false
+   */
+  readonly childOnly?: boolean;
+  /**
+   * The types whose handlers create this child-only type, named in the error of a refused
+   * submit (so the caller learns what to submit instead). Only with `childOnly`; not enforced
+   * when children are created.
+   */
+  readonly createdBy?: readonly string[];
   /** Current parameter version (an integer from 1). @default 1 */
   readonly version?: number;
   /** Schema of the current parameter version (zod or any Standard Schema). */
@@ -205,6 +217,10 @@ export interface CommandDefinition<P, I = P, U extends string = never> {
  */
 export interface CommandType<P = unknown, I = P> {
   readonly name: string;
+  /** Submitting it on its own is refused (see {@link CommandDefinition.childOnly}). */
+  readonly childOnly: boolean;
+  /** The types that create it as a child (see {@link CommandDefinition.createdBy}). */
+  readonly createdBy: readonly string[];
   readonly version: number;
   readonly schema: StandardSchemaV1<I, P>;
   readonly upgrades: Readonly<Record<number, Upgrader>>;
@@ -247,6 +263,13 @@ export function defineCommand<P, I = P, U extends string = never>(
   };
   if (!NAME.test(def.name))
     bad('the name must start with a letter and use letters, digits, _ . : - (max 128)');
+  const childOnly = def.childOnly ?? false;
+  if (typeof childOnly !== 'boolean') bad('childOnly must be a boolean');
+  const createdBy = def.createdBy ?? [];
+  if (!Array.isArray(createdBy) || !createdBy.every((n) => typeof n === 'string' && NAME.test(n)))
+    bad('createdBy must be a list of command type names');
+  if (createdBy.length > 0 && !childOnly)
+    bad('createdBy names the parents of a child-only type: declare childOnly: true with it');
   const version = def.version ?? 1;
   if (!Number.isInteger(version) || version < 1)
     bad(`version must be an integer >= 1, got ${String(version)}`);
@@ -279,6 +302,8 @@ export function defineCommand<P, I = P, U extends string = never>(
   };
   return Object.freeze({
     name: def.name,
+    childOnly,
+    createdBy: Object.freeze([...createdBy]),
     version,
     schema: def.schema,
     upgrades: Object.freeze({ ...upgrades }),

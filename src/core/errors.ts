@@ -21,6 +21,8 @@ export const ErrorCode = {
   ParameterUpgradeFailed: 'PARAMETER_UPGRADE_FAILED',
   /** A stored command names a type no registered definition has. */
   UnknownCommandType: 'UNKNOWN_COMMAND_TYPE',
+  /** A child-only command type was submitted on its own (it runs only as another command's child). */
+  CommandTypeNotSubmittable: 'COMMAND_TYPE_NOT_SUBMITTABLE',
   /** A command type was registered twice or is malformed. */
   InvalidDefinition: 'INVALID_DEFINITION',
   /** A state change outside the transition table was attempted. */

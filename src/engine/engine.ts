@@ -20,7 +20,7 @@ import type { Dispatcher } from './dispatcher.js';
 import { EngineEvents, type EngineEventMap, type EngineEventName } from './events.js';
 import { compileOptions, type CompiledEngineOptions, type EngineOptions } from './options.js';
 import { loadOne } from './recovery.js';
-import { checkIdempotencyKey, parseParams, prepareMany, registeredType } from './submission.js';
+import { checkIdempotencyKey, parseParams, prepareMany, submittableType } from './submission.js';
 import { wireCluster, wireEngine } from './wiring.js';
 
 /** Options of {@link Engine.submit}. */
@@ -229,7 +229,8 @@ export class Engine {
 
   /**
    * Submits a command. Resolves with its id once it is durable. Invalid parameters reject with a
-   * `PARAMETERS_INVALID` {@link ValidationError} naming each field, and nothing is stored.
+   * `PARAMETERS_INVALID` {@link ValidationError} naming each field, a child-only type with
+   * `COMMAND_TYPE_NOT_SUBMITTABLE`, and nothing is stored.
    */
   async submit<P, I>(
     type: CommandType<P, I>,
@@ -237,7 +238,7 @@ export class Engine {
     options: SubmitOptions = {},
   ): Promise<{ id: number }> {
     const co = this.#running();
-    const registered = registeredType(this.#registry, type.name, type.version);
+    const registered = submittableType(this.#registry, type.name, type.version);
     const parsed = await parseParams(registered, params);
     const key = options.idempotencyKey ?? null;
     if (key !== null) {

@@ -1,7 +1,8 @@
 /**
  * What a submission is checked against before anything is created: the command type registered
- * with the engine (name and version), its parameters (validated and parsed), and the
- * idempotency key. A bad submission is refused here, so nothing of it is stored.
+ * with the engine (name and version) and allowed as a root (not child-only), its parameters
+ * (validated and parsed), and the idempotency key. A bad submission is refused here, so nothing
+ * of it is stored.
  *
  * @module
  */
@@ -11,11 +12,7 @@ import { validateParams, validateParamsSync } from '../core/params.js';
 import type { CommandRegistry } from '../core/registry.js';
 
 /** The engine's registration of a command type; refuses an unknown name or another version. */
-export function registeredType(
-  registry: CommandRegistry,
-  name: string,
-  version: number,
-): CommandType {
+function registeredType(registry: CommandRegistry, name: string, version: number): CommandType {
   const registered = registry.get(name);
   if (!registered)
     throw new CocoError(
@@ -26,6 +23,30 @@ export function registeredType(
     throw new CocoError(
       ErrorCode.InvalidDefinition,
       `command type "${name}" is registered at version ${registered.version}, not ${version}`,
+    );
+  }
+  return registered;
+}
+
+/**
+ * The engine's registration of a type submitted as a root: as {@link registeredType}, and
+ * refuses a child-only type with `COMMAND_TYPE_NOT_SUBMITTABLE`, naming the types that create it.
+ */
+export function submittableType(
+  registry: CommandRegistry,
+  name: string,
+  version: number,
+): CommandType {
+  const registered = registeredType(registry, name, version);
+  if (registered.childOnly) {
+    const parents = registered.createdBy;
+    throw new CocoError(
+      ErrorCode.CommandTypeNotSubmittable,
+      `command type "${name}" runs only as a child of another command and cannot be submitted on its own` +
+        (parents.length > 0
+          ? ` (it is created by ${parents.join(', ')}; submit that instead)`
+          : ''),
+      { details: { commandType: name, createdBy: parents } },
     );
   }
   return registered;
@@ -56,7 +77,16 @@ export async function prepareMany(
 ): Promise<{ type: CommandType; raw: unknown; parsed: unknown }[]> {
   const prepared: { type: CommandType; raw: unknown; parsed: unknown }[] = [];
   for (const [index, item] of items.entries()) {
-    const registered = registeredType(registry, item.type.name, item.type.version);
+    let registered: CommandType;
+    try {
+      registered = submittableType(registry, item.type.name, item.type.version);
+    } catch (error) {
+      if (error instanceof CocoError && error.code === ErrorCode.CommandTypeNotSubmittable)
+        throw new CocoError(error.code, `item ${index}: ${error.plainMessage}`, {
+          details: { index, ...(error.details as object) },
+        });
+      throw error;
+    }
     try {
       prepared.push({
         type: registered,

@@ -38,6 +38,8 @@ export interface ApiOptions {
 const STATUS_OF: Record<string, number> = {
   [ErrorCode.ParametersInvalid]: 400,
   [ErrorCode.InvalidDefinition]: 400,
+  // Well-formed and of a known type, but the type cannot be a root.
+  [ErrorCode.CommandTypeNotSubmittable]: 422,
   [ErrorCode.CommandNotFound]: 404,
   [ErrorCode.CommandState]: 409,
   [ErrorCode.EngineStopped]: 503,

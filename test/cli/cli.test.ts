@@ -37,6 +37,15 @@ const work = defineCommand({
   },
 });
 
+/** A type only other commands create: submitting it is refused. */
+const stage = defineCommand({
+  name: 'cli.stage',
+  childOnly: true,
+  createdBy: ['cli.work'],
+  schema: z.object({}),
+  execute() {},
+});
+
 describe('coco CLI: help and usage', () => {
   it('--help lists every subcommand and the exit codes', async () => {
     const r = await coco('--help');
@@ -93,7 +102,7 @@ describe('coco CLI against a running node', () => {
     const config = parseConfig({ store: `sqlite:${join(dir, 'coco.db')}`, api: { port: 0 } }, dir);
     node = await startNode({
       config,
-      commands: [work],
+      commands: [work, stage],
       broker: inProcessAgents(['a1'], { verbs: hold.verbs }),
       logger: { debug() {}, info() {}, warn() {}, error() {} },
     });
@@ -151,6 +160,24 @@ describe('coco CLI against a running node', () => {
     const unknown = await coco('submit', 'no.such.type', '--params', '{}', '--server', server);
     expect(unknown.code).toBe(5);
     expect(unknown.err).toContain('unknown command type "no.such.type"');
+    expect((await node.engine.list()).length).toBe(before);
+  });
+
+  it('a child-only type is refused: HTTP 422, exit 5, nothing stored', async () => {
+    const before = (await node.engine.list()).length;
+    const r = await coco('submit', 'cli.stage', '--params', '{}', '--server', server);
+    expect(r.code).toBe(5);
+    expect(r.err).toContain('COMMAND_TYPE_NOT_SUBMITTABLE');
+    expect(r.err).toMatch(/"cli\.stage" runs only as a child.*cli\.work/);
+    const res = await fetch(`${server}/v1/commands`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ type: 'cli.stage', params: {} }),
+    });
+    expect(res.status).toBe(422);
+    expect(await res.json()).toMatchObject({
+      error: { code: 'COMMAND_TYPE_NOT_SUBMITTABLE', details: { commandType: 'cli.stage' } },
+    });
     expect((await node.engine.list()).length).toBe(before);
   });
 

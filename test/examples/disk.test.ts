@@ -437,3 +437,29 @@ describe('disk.create, disk.copy, disk.delete', () => {
     expect(await location(e, 'sd1/d1')).toBeUndefined();
   });
 });
+
+describe('the migration stages', () => {
+  it('are child-only: submitting one on its own is refused and touches nothing', async () => {
+    const e = await start();
+    const checksum = await createDisk(e);
+    for (const type of migrationStages) {
+      const error = await e.engine
+        .submit(type as never, {
+          agent: AGENT,
+          domain: 'sd1',
+          volume: 'd1',
+          snapshot: 'd1-snap',
+        })
+        .then(
+          () => null,
+          (err: unknown) => err,
+        );
+      expect(error, type.name).toBeInstanceOf(CocoError);
+      expect((error as CocoError).code, type.name).toBe('COMMAND_TYPE_NOT_SUBMITTABLE');
+      expect((error as CocoError).message, type.name).toContain('disk.migrate');
+    }
+    expect(calls).toEqual([]);
+    expect(sha(file('sd1', 'd1'))).toBe(checksum);
+    expect((await disk(e, 'd1'))?.state).toBe('ready');
+  });
+});
