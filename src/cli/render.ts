@@ -6,6 +6,7 @@
 import type { Job, Step } from '../jobs/port.js';
 import type { JobTree, StepNode } from '../jobs/view.js';
 import type { CommandRecord } from '../core/records.js';
+import type { ErrorInfo } from '../core/errors.js';
 
 /** A 20-cell progress bar with the percentage. */
 export function bar(percent: number, width = 20): string {
@@ -62,4 +63,14 @@ export function renderCommands(commands: readonly CommandRecord[]): string[] {
     const when = new Date(c.createdAt).toISOString().replace('T', ' ').slice(0, 19);
     return `${String(c.id).padStart(6)}  ${when}  ${c.type.padEnd(24)} ${c.status.padEnd(12)}${err}${parent}`;
   });
+}
+
+/** One line per command row that could not be read: its id and why. */
+export function renderUnreadable(
+  rows: readonly { readonly commandId: number | null; readonly error: ErrorInfo }[],
+): string[] {
+  return rows.map(
+    (r) =>
+      `${String(r.commandId ?? '?').padStart(6)}  cannot be read, skipped — ${r.error.code}: ${r.error.message}`,
+  );
 }

@@ -10,7 +10,7 @@ import { CocoError, ErrorCode, type ErrorInfo } from '../core/errors.js';
 import { CommandRegistry } from '../core/registry.js';
 import { isTerminal } from '../core/states.js';
 import type { AgentRecord, CommandRecord, TaskRecord, UndoRecord } from '../core/records.js';
-import type { CommandQuery } from '../store/port.js';
+import type { CommandPage, CommandQuery, CorruptRow } from '../store/port.js';
 import { isSharedStore } from '../store/shared-port.js';
 import { adopt, resume, type AdoptHost } from './adopt.js';
 import { assertLeaseFits, type Cluster } from './cluster.js';
@@ -47,7 +47,10 @@ export interface CommandDetails {
   readonly command: CommandRecord;
   readonly tasks: readonly TaskRecord[];
   readonly undo: readonly UndoRecord[];
+  /** Its children that could be read, in creation order. */
   readonly children: readonly CommandRecord[];
+  /** Rows of its children that could not be read (left out of `children`), with why. */
+  readonly unreadableChildren: readonly CorruptRow[];
 }
 
 /** Where an engine is in its life: it runs once, from `new` to `stopped`. */
@@ -317,8 +320,11 @@ export class Engine {
     return this.#o.store.getCommand(id);
   }
 
-  /** Stored commands matching a query (newest first). */
-  async list(query: CommandQuery = {}): Promise<CommandRecord[]> {
+  /**
+   * Stored commands matching a query, newest first. A row that cannot be read does not fail the
+   * list: it is reported in the page's `unreadable`, naming the row and why.
+   */
+  async list(query: CommandQuery = {}): Promise<CommandPage> {
     return this.#o.store.listCommands(query);
   }
 
@@ -331,7 +337,13 @@ export class Engine {
       this.#o.store.getUndo(id),
       this.#o.store.listCommands({ parentId: id, limit: 1000 }),
     ]);
-    return { command, tasks, undo, children: children.sort((a, b) => (a.seq ?? 0) - (b.seq ?? 0)) };
+    return {
+      command,
+      tasks,
+      undo,
+      children: children.commands.sort((a, b) => (a.seq ?? 0) - (b.seq ?? 0)),
+      unreadableChildren: children.unreadable,
+    };
   }
 
   /**

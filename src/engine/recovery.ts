@@ -233,6 +233,6 @@ export async function loadOne(
     store.getUndo(id),
     store.listCommands({ parentId: id, limit: 1000 }),
   ]);
-  const result = await rebuild(registry, storeId, [record], tasks, undo, children);
+  const result = await rebuild(registry, storeId, [record], tasks, undo, children.commands);
   return { command: result.commands[0] ?? null, failure: result.failures[0] ?? null };
 }

@@ -211,14 +211,15 @@ export function createApi(options: ApiOptions): FastifyInstance {
   app.get('/v1/commands', async (request, reply) => {
     try {
       const q = parse(commandListQuery, request.query, 'query');
-      const commands = await engine().list({
+      // The page: the commands, the matching rows that could not be read (each naming the row
+      // and why), and the next page's beforeId.
+      return await engine().list({
         ...(q.status ? { status: q.status } : {}),
         ...(q.type ? { type: q.type } : {}),
         ...(q.rootsOnly ? { rootsOnly: true } : {}),
         ...(q.beforeId ? { beforeId: q.beforeId } : {}),
         limit: q.limit,
       });
-      return { commands };
     } catch (error) {
       return fail(reply, error);
     }

@@ -6,6 +6,7 @@
  * @module
  */
 import type { Logger } from '../core/command-type.js';
+import { fromErrorInfo } from '../core/errors.js';
 import { isTaskEnded, isTerminal } from '../core/states.js';
 import type { EngineEventMap } from '../engine/events.js';
 import type { ChangeBatch } from '../store/port.js';
@@ -198,6 +199,11 @@ export class Follower {
       this.#logger.warn({ jobId: rootId }, 'job has no root command in the engine; left as stored');
       return false;
     }
+    for (const bad of snapshot.unreadable)
+      this.#report(
+        fromErrorInfo(bad.error),
+        `job ${rootId}: command ${bad.commandId ?? '?'} cannot be read; its step is left as stored`,
+      );
     let floors: Map<string, number> | null = null;
     if (!this.cache.has(rootId)) {
       let stored: { key: string; progress: number }[] = [];

@@ -154,6 +154,10 @@ export class JobMonitor {
    * store, the running jobs of trees another node runs (its monitor writes them; the trees this
    * node takes over later are rebuilt when it claims them). Then follows the engine, starting
    * with the batches committed since the monitor was created. Call after `engine.start()`.
+   *
+   * Engine rows that cannot be read do not stop the start: a job whose root row cannot be read
+   * is left as stored, and a command or task list that cannot be read leaves its step as stored;
+   * each is reported (log and `error` event) naming the row and why.
    */
   async start(): Promise<MonitorStartReport> {
     if (this.#state !== 'new')
@@ -177,7 +181,13 @@ export class JobMonitor {
     const ids = await f.startTargets(this.#batches);
     let reconciled = 0;
     for (const id of ids) {
-      if (await f.reconcile(id, true)) reconciled++;
+      try {
+        if (await f.reconcile(id, true)) reconciled++;
+      } catch (error) {
+        // A job whose root row cannot be read stays as stored; the others are rebuilt.
+        if (!(error instanceof CocoError && error.code === ErrorCode.CorruptRow)) throw error;
+        this.#report(error, `job ${id} cannot be rebuilt at start; it is left as stored`);
+      }
       // Ended jobs stay cached until the queued batches (older than the snapshot) are folded
       // onto them, so that those batches find their commands instead of looking unknown.
       await this.#applyNow(f.collect(this.#clock.now(), true));

@@ -73,7 +73,10 @@ export interface ChangeBatch {
   readonly entityWrites: readonly EntityWrite[];
 }
 
-/** A row the store could not parse; reported, never thrown, so one bad row cannot stop a load. */
+/**
+ * A row the store could not parse; reported, never thrown, so one bad row cannot stop a load or
+ * a list.
+ */
 export interface CorruptRow {
   readonly table: 'commands' | 'tasks' | 'undo';
   /** The command the row belongs to, when it could be read. */
@@ -108,6 +111,20 @@ export interface CommandQuery {
   readonly limit?: number;
 }
 
+/** A page of {@link Store.listCommands}. */
+export interface CommandPage {
+  /** The matching commands that could be read, newest first. */
+  readonly commands: CommandRecord[];
+  /** Matching rows that could not be read: left out of `commands`, each named with why. */
+  readonly unreadable: CorruptRow[];
+  /**
+   * The `beforeId` of the next page: the oldest id this page read, or null when fewer rows than
+   * the limit matched (this page was the last). Unreadable rows count toward the limit, so page
+   * with this rather than with the last command's id.
+   */
+  readonly nextBeforeId: number | null;
+}
+
 /** Identity of a store, fixed when it is first migrated. */
 export interface StoreIdentity {
   /** Random id of this store; the prefix of task ids on agents, so that tasks of ours are recognised. */
@@ -137,7 +154,9 @@ export interface MigrationReport {
  *   pipelines batches): they are applied in call order, and once one fails, the calls made
  *   before that failure was reported fail too without applying anything.
  * - reads see every batch whose `apply` has resolved.
- * - rows that cannot be parsed are reported in {@link ActiveSnapshot.corrupt}, never thrown.
+ * - rows that cannot be parsed are reported in {@link ActiveSnapshot.corrupt} and
+ *   {@link CommandPage.unreadable}, never thrown by `loadActive` and `listCommands` (the reads
+ *   of one record, `get*`, throw `CORRUPT_ROW` naming the row).
  * - command, compensation, task and undo statuses only move along the transition tables
  *   of `core/states.ts` (`ILLEGAL_TRANSITION` otherwise).
  * - `listCommands`: an empty status list matches nothing; limits above 1000 are capped.
@@ -162,7 +181,8 @@ export interface Store {
   loadActive(): Promise<ActiveSnapshot>;
   getCommand(id: number): Promise<CommandRecord | null>;
   getCommandByKey(idempotencyKey: string): Promise<CommandRecord | null>;
-  listCommands(query?: CommandQuery): Promise<CommandRecord[]>;
+  /** Commands matching a query, newest first; rows that cannot be read are reported, not thrown. */
+  listCommands(query?: CommandQuery): Promise<CommandPage>;
   getTasks(commandId: number): Promise<TaskRecord[]>;
   getUndo(commandId: number): Promise<UndoRecord[]>;
   getEntity(kind: string, id: string): Promise<EntityRecord | null>;

@@ -152,7 +152,7 @@ describe('coco CLI against a running node', () => {
   });
 
   it('invalid parameters are refused naming the field, exit 5, nothing stored', async () => {
-    const before = (await node.engine.list()).length;
+    const before = (await node.engine.list()).commands.length;
     const r = await coco('submit', 'cli.work', '--params', '{"tasks":"two"}', '--server', server);
     expect(r.code).toBe(5);
     expect(r.err).toContain('PARAMETERS_INVALID');
@@ -160,11 +160,11 @@ describe('coco CLI against a running node', () => {
     const unknown = await coco('submit', 'no.such.type', '--params', '{}', '--server', server);
     expect(unknown.code).toBe(5);
     expect(unknown.err).toContain('unknown command type "no.such.type"');
-    expect((await node.engine.list()).length).toBe(before);
+    expect((await node.engine.list()).commands.length).toBe(before);
   });
 
   it('a child-only type is refused: HTTP 422, exit 5, nothing stored', async () => {
-    const before = (await node.engine.list()).length;
+    const before = (await node.engine.list()).commands.length;
     const r = await coco('submit', 'cli.stage', '--params', '{}', '--server', server);
     expect(r.code).toBe(5);
     expect(r.err).toContain('COMMAND_TYPE_NOT_SUBMITTABLE');
@@ -178,7 +178,7 @@ describe('coco CLI against a running node', () => {
     expect(await res.json()).toMatchObject({
       error: { code: 'COMMAND_TYPE_NOT_SUBMITTABLE', details: { commandType: 'cli.stage' } },
     });
-    expect((await node.engine.list()).length).toBe(before);
+    expect((await node.engine.list()).commands.length).toBe(before);
   });
 
   it('cancel stops a running command and its tasks', async () => {

@@ -47,7 +47,7 @@ describe('a one-task command', () => {
         code: 'PARAMETERS_INVALID',
         issues: [{ path: 'n' }],
       });
-      expect(await env.engine.list()).toEqual([]);
+      expect((await env.engine.list()).commands).toEqual([]);
     } finally {
       await env.cleanup();
     }

@@ -56,7 +56,7 @@ describe('child-only command types', () => {
         code: ErrorCode.CommandTypeNotSubmittable,
         message: expect.stringMatching(/item 1: .*"test\.stage"/) as unknown,
       });
-      expect(await env.engine.list()).toEqual([]);
+      expect((await env.engine.list()).commands).toEqual([]);
     } finally {
       await env.cleanup();
     }

@@ -10,6 +10,7 @@ import { JobCache } from '../../src/jobs/tree.js';
 import type { CommandRecord, TaskRecord } from '../../src/core/records.js';
 import { emptyBatch, type CommandUpdate } from '../../src/store/port.js';
 import { tempDir } from '../support/harness.js';
+import { pageOf } from './support.js';
 
 function record(
   id: number,
@@ -156,19 +157,20 @@ function fakeEngine(
     on: (event, listener) => events.on(event, listener),
     get: async (id) => commands.find((c) => c.id === id) ?? null,
     list: async (q = {}) =>
-      commands
-        .filter(
-          (c) =>
-            (q.rootId === undefined || c.rootId === q.rootId) &&
-            (!q.rootsOnly || c.parentId === null),
-        )
-        .filter(
-          (c) =>
-            (q.status === undefined || q.status.includes(c.status)) &&
-            (q.beforeId === undefined || c.id < q.beforeId),
-        )
-        .sort((a, b) => b.id - a.id)
-        .slice(0, q.limit ?? 100),
+      pageOf(
+        commands
+          .filter(
+            (c) =>
+              (q.rootId === undefined || c.rootId === q.rootId) &&
+              (!q.rootsOnly || c.parentId === null),
+          )
+          .filter(
+            (c) =>
+              (q.status === undefined || q.status.includes(c.status)) &&
+              (q.beforeId === undefined || c.id < q.beforeId),
+          ),
+        q.limit,
+      ),
     inspect: async (id) => {
       const command = commands.find((c) => c.id === id);
       return command
@@ -177,6 +179,7 @@ function fakeEngine(
             tasks: tasks.filter((t) => t.commandId === id),
             undo: [],
             children: commands.filter((c) => c.parentId === id),
+            unreadableChildren: [],
           }
         : null;
     },

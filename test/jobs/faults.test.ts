@@ -9,7 +9,7 @@ import type { CommandRecord } from '../../src/core/records.js';
 import { emptyBatch, type CommandUpdate } from '../../src/store/port.js';
 import { Journal, testCommands } from '../support/commands.js';
 import { assertNoLeakedEngines, startEnv, tempDir } from '../support/harness.js';
-import { expectTruthful } from './support.js';
+import { expectTruthful, pageOf } from './support.js';
 
 afterEach(assertNoLeakedEngines);
 
@@ -103,15 +103,16 @@ describe('job monitor: faults', () => {
       on: (event, listener) => events.on(event, listener),
       get: async (id) => commands.find((c) => c.id === id) ?? null,
       list: async (q = {}) =>
-        commands
-          .filter(
+        pageOf(
+          commands.filter(
             (c) =>
               (q.rootId === undefined || c.rootId === q.rootId) &&
               (!q.rootsOnly || c.parentId === null) &&
               (q.beforeId === undefined || c.id < q.beforeId) &&
               (q.status === undefined || q.status.includes(c.status)),
-          )
-          .sort((a, b) => b.id - a.id),
+          ),
+          q.limit,
+        ),
       inspect: async () => null,
     };
     const monitor = createJobMonitor({ engine, store: sqliteJobStore({ path: `${dir}/coco.db` }) });

@@ -6,6 +6,8 @@ import { join } from 'node:path';
 import { expect } from 'vitest';
 import { isTerminal } from '../../src/core/states.js';
 import type { Engine } from '../../src/engine/engine.js';
+import type { CommandRecord } from '../../src/core/records.js';
+import type { CommandPage } from '../../src/store/port.js';
 import { readJob } from '../../src/jobs/engine-reads.js';
 import {
   createJobMonitor,
@@ -223,4 +225,14 @@ export function stepOf(tree: JobTree, commandId: number): StepNode {
   const found = find(tree.root);
   if (!found) throw new Error(`no step for command ${commandId}`);
   return found;
+}
+
+/** A list page of an engine double: the records (newest first) up to `limit`, none unreadable. */
+export function pageOf(records: readonly CommandRecord[], limit = 100): CommandPage {
+  const commands = [...records].sort((a, b) => b.id - a.id).slice(0, limit);
+  return {
+    commands,
+    unreadable: [],
+    nextBeforeId: records.length > limit ? (commands.at(-1)?.id ?? null) : null,
+  };
 }

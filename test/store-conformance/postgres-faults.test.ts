@@ -130,7 +130,7 @@ describePg('postgres store on broken connections', () => {
     await new Promise((r) => setTimeout(r, 300));
     proxy.refuse = false;
     await Promise.all(applied);
-    expect((await store.listCommands()).map((c) => c.id)).toEqual([4, 3, 2, 1]);
+    expect((await store.listCommands()).commands.map((c) => c.id)).toEqual([4, 3, 2, 1]);
     expect(await lastBatch('n')).toBe(4);
   });
 

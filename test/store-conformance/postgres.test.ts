@@ -249,7 +249,7 @@ describePg('postgres', () => {
         ErrorCode.StoreFailed,
       );
       const other = env.make();
-      expect((await other.listCommands()).map((c) => c.id)).toEqual([3, 2, 1]);
+      expect((await other.listCommands()).commands.map((c) => c.id)).toEqual([3, 2, 1]);
     });
 
     it('ids inserted by a batch without reserveIds are not handed out afterwards, by any node', async () => {

@@ -8,7 +8,6 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CocoError, ErrorCode } from '../../src/core/errors.js';
 import { MACHINES } from '../../src/core/states.js';
@@ -18,6 +17,7 @@ import { SQL, listCommandsQuery } from '../../src/store/sqlite/statements.js';
 import { batch, command, task } from './fixtures.js';
 import { rejectsWith, type StoreHarness } from './harness.js';
 import { describeStoreConformance } from './suite.js';
+import { raw, rewriteRow } from '../support/sqlite-rows.js';
 
 const STORE_MODULE = fileURLToPath(
   new URL('../../src/store/sqlite/sqlite-store.ts', import.meta.url),
@@ -28,38 +28,6 @@ function deadPid(): number {
   const pid = spawnSync(process.execPath, ['-e', '']).pid;
   expect(() => process.kill(pid, 0)).toThrow();
   return pid;
-}
-
-/** Runs `fn` on a raw connection to the file (bypassing the store). */
-function raw<T>(path: string, fn: (db: Database.Database) => T): T {
-  const db = new Database(path);
-  try {
-    db.pragma('busy_timeout = 5000');
-    return fn(db);
-  } finally {
-    db.close();
-  }
-}
-
-/** Replaces a row with a copy whose column `col` is `value`, bypassing CHECKs and triggers. */
-function rewriteRow(
-  db: Database.Database,
-  table: string,
-  where: string,
-  args: unknown[],
-  col: string,
-  value: string,
-): void {
-  db.pragma('ignore_check_constraints = ON');
-  db.transaction(() => {
-    db.prepare(`CREATE TEMP TABLE corrupt_copy AS SELECT * FROM ${table} WHERE ${where}`).run(
-      ...args,
-    );
-    db.prepare(`UPDATE corrupt_copy SET ${col} = ?`).run(value);
-    // REPLACE deletes then inserts: no UPDATE trigger fires.
-    db.prepare(`INSERT OR REPLACE INTO ${table} SELECT * FROM corrupt_copy`).run();
-    db.prepare('DROP TABLE corrupt_copy').run();
-  })();
 }
 
 async function tempDb(): Promise<{ dir: string; path: string }> {

@@ -6,7 +6,7 @@
  */
 import { beforeEach, describe, expect, it } from 'vitest';
 import { ErrorCode } from '../../src/core/errors.js';
-import type { CommandRecord } from '../../src/core/records.js';
+import type { CommandPage } from '../../src/store/port.js';
 import { T0, batch, child, command, commandUpdate, endedCommand, task, undo } from './fixtures.js';
 import { need, rejectsWith, type SuiteEnv } from './harness.js';
 
@@ -200,7 +200,7 @@ export function describeReads(env: SuiteEnv): void {
       command(7, { parentId: 5, rootId: 1, seq: 0, type: 'a' }),
       child(8, roots[1]!, 0, { type: 'a', status: 'succeeded', endedAt: T0, tasksCleared: true }),
     ];
-    const ids = (list: readonly CommandRecord[]): number[] => list.map((c) => c.id);
+    const ids = (page: CommandPage): number[] => page.commands.map((c) => c.id);
 
     beforeEach(async () => {
       await env.store.open('node-a');
@@ -210,7 +210,9 @@ export function describeReads(env: SuiteEnv): void {
     it('lists newest first, whole records', async () => {
       const all = await env.store.listCommands();
       expect(ids(all)).toEqual([8, 7, 6, 5, 4, 3, 2, 1]);
-      expect(all.at(-1)).toEqual(env.stored(roots[0]!));
+      expect(all.commands.at(-1)).toEqual(env.stored(roots[0]!));
+      expect(all.unreadable).toEqual([]);
+      expect(all.nextBeforeId).toBeNull();
     });
 
     it('filters by status, type, parent, root and roots only, combined with AND', async () => {
@@ -245,9 +247,10 @@ export function describeReads(env: SuiteEnv): void {
           limit: 3,
           ...(beforeId === undefined ? {} : { beforeId }),
         });
-        if (page.length === 0) break;
         seen.push(...ids(page));
-        beforeId = page.at(-1)!.id;
+        if (page.nextBeforeId === null) break;
+        expect(page.nextBeforeId).toBe(page.commands.at(-1)!.id);
+        beforeId = page.nextBeforeId;
       }
       expect(seen).toEqual([8, 7, 6, 5, 4, 3, 2, 1]);
     });
@@ -255,9 +258,52 @@ export function describeReads(env: SuiteEnv): void {
     it('returns 100 by default and at most 1000', async () => {
       const many = Array.from({ length: 1_100 }, (_, i) => endedCommand(100 + i));
       await env.store.apply(batch({ commandInserts: many }));
-      expect(await env.store.listCommands()).toHaveLength(100);
-      expect(await env.store.listCommands({ limit: 5_000 })).toHaveLength(1_000);
+      expect((await env.store.listCommands()).commands).toHaveLength(100);
+      const capped = await env.store.listCommands({ limit: 5_000 });
+      expect(capped.commands).toHaveLength(1_000);
+      expect(capped.nextBeforeId).toBe(capped.commands.at(-1)!.id);
       await expect(env.store.listCommands({ limit: 0 })).rejects.toThrow();
+    });
+
+    it('reports rows it cannot read beside the others, and pages past them', async (ctx) => {
+      const corrupt = need(ctx, env.h.corruptCommandRow?.bind(env.h), 'corruptCommandRow');
+      await corrupt(6, 'json');
+      await corrupt(3, 'status');
+      const all = await env.store.listCommands();
+      expect(ids(all)).toEqual([8, 7, 5, 4, 2, 1]);
+      expect(all.unreadable).toEqual([
+        {
+          table: 'commands',
+          commandId: 6,
+          error: expect.objectContaining({
+            code: ErrorCode.CorruptRow,
+            message: expect.stringMatching(/commands row 6 .*params/) as unknown,
+          }) as unknown,
+        },
+        {
+          table: 'commands',
+          commandId: 3,
+          error: expect.objectContaining({
+            code: ErrorCode.CorruptRow,
+            message: expect.stringMatching(/commands row 3 .*status/) as unknown,
+          }) as unknown,
+        },
+      ]);
+      // A page of three rows holding an unreadable one still leads to the next page.
+      const first = await env.store.listCommands({ limit: 3 });
+      expect(ids(first)).toEqual([8, 7]);
+      expect(first.unreadable.map((r) => r.commandId)).toEqual([6]);
+      expect(first.nextBeforeId).toBe(6);
+      const second = await env.store.listCommands({ limit: 3, beforeId: 6 });
+      expect(ids(second)).toEqual([5, 4]);
+      expect(second.nextBeforeId).toBe(3);
+      const last = await env.store.listCommands({ limit: 3, beforeId: 3 });
+      expect(ids(last)).toEqual([2, 1]);
+      expect(last.nextBeforeId).toBeNull();
+      // The filters still apply; a row read alone still throws, naming itself.
+      expect(ids(await env.store.listCommands({ parentId: 1 }))).toEqual([5]);
+      expect((await env.store.listCommands({ parentId: 1 })).unreadable).toHaveLength(1);
+      await rejectsWith(env.store.getCommand(6), ErrorCode.CorruptRow);
     });
   });
 

@@ -9,7 +9,7 @@ import { z } from 'zod';
 import { COMMAND_STATUSES } from '../../core/states.js';
 import { ApiClient, defaultServer } from '../client.js';
 import { EXIT, usage } from '../errors.js';
-import { renderCommands, renderTree } from '../render.js';
+import { renderCommands, renderTree, renderUnreadable } from '../render.js';
 import type { JobTree } from '../../jobs/view.js';
 import type { CommandRecord } from '../../core/records.js';
 
@@ -160,9 +160,24 @@ export function addClientCommands(program: Command, setExit: (code: number) => v
       if (o.before) q.set('beforeId', o.before);
       q.set('limit', o.limit);
       const res = z
-        .object({ commands: z.array(z.custom<CommandRecord>()) })
+        .object({
+          commands: z.array(z.custom<CommandRecord>()),
+          unreadable: z.array(
+            z.object({
+              commandId: z.number().nullable(),
+              error: z.object({ code: z.string(), message: z.string() }),
+            }),
+          ),
+          nextBeforeId: z.number().nullable(),
+        })
         .parse(await client(o).get(`/v1/commands?${q.toString()}`));
-      print(o, res, () => renderCommands(res.commands));
+      print(o, res, () => [
+        ...(res.commands.length > 0 || res.unreadable.length === 0
+          ? renderCommands(res.commands)
+          : []),
+        ...renderUnreadable(res.unreadable),
+        ...(res.nextBeforeId === null ? [] : [`more: --before ${res.nextBeforeId}`]),
+      ]);
     },
   );
 

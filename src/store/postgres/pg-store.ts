@@ -30,6 +30,7 @@ import type {
 import type {
   ActiveSnapshot,
   ChangeBatch,
+  CommandPage,
   CommandQuery,
   MigrationReport,
   StoreIdentity,
@@ -55,6 +56,7 @@ import {
 } from './options.js';
 import {
   activeSnapshot,
+  commandPage,
   parseAgentRow,
   parseCommandRow,
   parseEntityRow,
@@ -262,7 +264,7 @@ export class PostgresStore implements SharedStore {
     return rows[0] === undefined ? null : parseOrThrow(parseCommandRow, rows[0]);
   }
 
-  async listCommands(query: CommandQuery = {}): Promise<CommandRecord[]> {
+  async listCommands(query: CommandQuery = {}): Promise<CommandPage> {
     const limit = query.limit ?? DEFAULT_LIST_LIMIT;
     if (!Number.isSafeInteger(limit) || limit < 1) {
       throw new CocoError(
@@ -275,7 +277,7 @@ export class PostgresStore implements SharedStore {
       limit: Math.min(limit, MAX_LIST_LIMIT),
     });
     const rows = await this.#rows(text, values);
-    return rows.map((row) => parseOrThrow(parseCommandRow, row));
+    return commandPage(rows, Math.min(limit, MAX_LIST_LIMIT));
   }
 
   async getTasks(commandId: number): Promise<TaskRecord[]> {

@@ -16,6 +16,7 @@ import { parseCommandRowFast, parseTaskRowFast } from '../rows/parse-fast.js';
 import { parseCommandRow, parseUndoRow, type Parsed } from '../rows/parse.js';
 
 export {
+  commandPage,
   parseCommandRow,
   parseEntityRow,
   parseOrThrow,

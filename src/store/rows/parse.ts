@@ -20,7 +20,7 @@ import {
   UNDO_STATUSES,
 } from '../../core/states.js';
 import type { CommandRecord, EntityRecord, TaskRecord, UndoRecord } from '../../core/records.js';
-import type { CorruptRow } from '../port.js';
+import type { CommandPage, CorruptRow } from '../port.js';
 import {
   COMMAND_COLUMNS,
   COMMAND_STATE_FIELDS,
@@ -343,4 +343,22 @@ export function parseOrThrow<T>(parse: (row: unknown) => Parsed<T>, row: unknown
   throw new CocoError(ErrorCode.CorruptRow, parsed.corrupt.error.message, {
     details: parsed.corrupt.error.details,
   });
+}
+
+/**
+ * A page of `listCommands` from its rows (newest first, at most `limit`): rows that do not parse
+ * are reported beside the commands, and the next page starts below the oldest row read.
+ */
+export function commandPage(rows: readonly unknown[], limit: number): CommandPage {
+  const commands: CommandRecord[] = [];
+  const unreadable: CorruptRow[] = [];
+  let oldest: number | null = null;
+  for (const row of rows) {
+    const parsed = parseCommandRow(row);
+    if (parsed.ok) commands.push(parsed.value);
+    else unreadable.push(parsed.corrupt);
+    const id = parsed.ok ? parsed.value.id : parsed.corrupt.commandId;
+    if (id !== null && (oldest === null || id < oldest)) oldest = id;
+  }
+  return { commands, unreadable, nextBeforeId: rows.length < limit ? null : oldest };
 }

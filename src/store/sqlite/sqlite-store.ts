@@ -27,6 +27,7 @@ import type {
 import type {
   ActiveSnapshot,
   ChangeBatch,
+  CommandPage,
   CommandQuery,
   MigrationReport,
   Store,
@@ -44,6 +45,7 @@ import {
 import { ownedInProcess, ownershipLost, takeOwnership } from './ownership.js';
 import { SqliteWriter } from './writer.js';
 import {
+  commandPage,
   parseCommandRow,
   parseEntityRow,
   parseOrThrow,
@@ -263,7 +265,7 @@ export class SqliteStore implements Store {
     });
   }
 
-  listCommands(query: CommandQuery = {}): Promise<CommandRecord[]> {
+  listCommands(query: CommandQuery = {}): Promise<CommandPage> {
     return settle(() => {
       const limit = query.limit ?? DEFAULT_LIST_LIMIT;
       if (!Number.isSafeInteger(limit) || limit < 1) {
@@ -285,7 +287,7 @@ export class SqliteStore implements Store {
         }
         return stmt.all(params);
       });
-      return rows.map((row) => parseOrThrow(parseCommandRow, row));
+      return commandPage(rows, Math.min(limit, MAX_LIST_LIMIT));
     });
   }
 
