@@ -50,17 +50,8 @@ export async function adopt(
   snapshot: ActiveSnapshot,
 ): Promise<{ resumed: number; failed: number }> {
   const co = h.coordinator;
-  for (const bad of snapshot.corrupt)
-    h.events.emit('load-failed', { commandId: bad.commandId, error: bad.error });
-  const rebuilt = await rebuild(
-    h.registry,
-    h.storeId,
-    snapshot.commands,
-    snapshot.tasks,
-    snapshot.undo,
-    snapshot.endedChildren,
-  );
-  for (const id of rebuilt.foreignTasks) co.foreignTasks.add(id);
+  const rebuilt = await rebuild(h.registry, h.storeId, snapshot);
+  for (const [id, why] of rebuilt.unloaded) co.unloaded.set(id, why);
   for (const failure of rebuilt.failures) {
     h.logger.warn(
       { commandId: failure.commandId, error: failure.error },
@@ -71,5 +62,5 @@ export async function adopt(
   const fresh = rebuilt.commands.filter((c) => !co.live.has(c.id));
   for (const c of fresh) co.live.set(c.id, c);
   for (const c of fresh) resume(h, c);
-  return { resumed: fresh.length, failed: rebuilt.failures.length + snapshot.corrupt.length };
+  return { resumed: fresh.length, failed: rebuilt.failures.length };
 }

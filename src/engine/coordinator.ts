@@ -32,8 +32,11 @@ export type CommandLoader = (id: number) => Promise<LiveCommand | null>;
 export class Coordinator implements HandlerHost, TaskHost {
   /** Live commands by id: the command repository. */
   readonly live = new Map<number, LiveCommand>();
-  /** Agent task ids of commands that could not be loaded: never stopped by reconciliation. */
-  readonly foreignTasks = new Set<string>();
+  /**
+   * Commands of this node's trees that could not be loaded, by id, with why: left untouched, and
+   * their tasks never stopped or cleared by reconciliation.
+   */
+  readonly unloaded = new Map<number, ErrorInfo>();
   readonly tasks: TaskTracker;
   loader!: CommandLoader;
   stopped = false;

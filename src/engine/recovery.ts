@@ -3,7 +3,9 @@
  * compensated later. Types are found through the registry by their stored name and parameters
  * go through the type's upgraders — never reflection. A row that cannot be loaded fails only
  * itself: newer-version and unknown-type rows are left untouched (a newer node may know them),
- * rows whose parameters cannot be upgraded fail their own command.
+ * rows whose parameters cannot be upgraded fail their own command. A command is never run from a
+ * partial picture: one with a row that cannot be read (its own, a task's, an undo step's, or a
+ * child's) is left untouched too, and its tasks are never taken for strangers.
  *
  * @module
  */
@@ -16,13 +18,8 @@ import {
 } from '../core/errors.js';
 import { upgradeParams, upgradeParamsSync } from '../core/params.js';
 import type { CommandRegistry } from '../core/registry.js';
-import {
-  agentTaskId,
-  type CommandRecord,
-  type TaskRecord,
-  type UndoRecord,
-} from '../core/records.js';
-import type { Store } from '../store/port.js';
+import { agentTaskId, type CommandRecord } from '../core/records.js';
+import type { ActiveSnapshot, Store } from '../store/port.js';
 import { BROKEN_PARAMS, ChildState, LiveCommand, LiveTask, LiveUndo } from './live.js';
 
 /** A command that could not be loaded and is left as it is. */
@@ -34,9 +31,13 @@ export interface LoadFailure {
 /** What {@link rebuild} returns. */
 export interface RebuildResult {
   readonly commands: LiveCommand[];
+  /** Each row that could not be read, and each command left untouched, with why. */
   readonly failures: LoadFailure[];
-  /** Agent task ids of commands left untouched (reconciliation must not stop them). */
-  readonly foreignTasks: string[];
+  /**
+   * Commands left untouched, by id, with why: their tasks are not strangers to reconciliation
+   * (nothing may stop or clear them while the command is neither run nor ended).
+   */
+  readonly unloaded: ReadonlyMap<number, ErrorInfo>;
 }
 
 function group<T extends { commandId: number }>(rows: readonly T[]): Map<number, T[]> {
@@ -49,28 +50,59 @@ function group<T extends { commandId: number }>(rows: readonly T[]): Map<number,
   return map;
 }
 
-/** Rebuilds live commands from rows: commands, their tasks and undo steps, and children rows. */
+/**
+ * The commands of a snapshot that cannot be rebuilt whole: those with a row that could not be
+ * read (their own, a task's or an undo step's), and the parents of command rows that could not
+ * be read. Each unreadable row is a failure of its own; a parent left out for its child too.
+ */
+function unreadable(snapshot: ActiveSnapshot): {
+  failures: LoadFailure[];
+  unloaded: Map<number, ErrorInfo>;
+} {
+  const failures: LoadFailure[] = [];
+  const unloaded = new Map<number, ErrorInfo>();
+  for (const bad of snapshot.corrupt) {
+    failures.push({ commandId: bad.commandId, error: bad.error });
+    if (bad.commandId !== null && !unloaded.has(bad.commandId))
+      unloaded.set(bad.commandId, bad.error);
+  }
+  const active = new Set(snapshot.commands.map((c) => c.id));
+  for (const bad of snapshot.corrupt) {
+    const parentId = bad.parentId;
+    if (parentId === null || !active.has(parentId) || unloaded.has(parentId)) continue;
+    const error = new CocoError(
+      ErrorCode.CorruptRow,
+      `command ${parentId} is not loaded: its child's row cannot be read (${bad.error.message})`,
+      { details: { commandId: parentId, childId: bad.commandId, cause: bad.error } },
+    ).toInfo();
+    unloaded.set(parentId, error);
+    failures.push({ commandId: parentId, error });
+  }
+  return { failures, unloaded };
+}
+
+/**
+ * Rebuilds live commands from a snapshot's rows: commands, their tasks and undo steps, and
+ * children rows. Commands that cannot be rebuilt whole are left out and reported.
+ */
 export async function rebuild(
   registry: CommandRegistry,
   storeId: string,
-  commands: readonly CommandRecord[],
-  tasks: readonly TaskRecord[],
-  undo: readonly UndoRecord[],
-  children: readonly CommandRecord[],
+  snapshot: ActiveSnapshot,
 ): Promise<RebuildResult> {
-  const tasksBy = group(tasks);
-  const undoBy = group(undo);
+  const { failures, unloaded } = unreadable(snapshot);
+  const tasksBy = group(snapshot.tasks);
+  const undoBy = group(snapshot.undo);
   const childrenBy = new Map<number, CommandRecord[]>();
-  for (const r of [...commands, ...children]) {
+  for (const r of [...snapshot.commands, ...snapshot.endedChildren]) {
     if (r.parentId === null) continue;
     const list = childrenBy.get(r.parentId);
     if (list) list.push(r);
     else childrenBy.set(r.parentId, [r]);
   }
   const out: LiveCommand[] = [];
-  const failures: LoadFailure[] = [];
-  const foreignTasks: string[] = [];
-  for (const r of commands) {
+  for (const r of snapshot.commands) {
+    if (unloaded.has(r.id)) continue;
     const type = registry.get(r.type);
     let params: unknown;
     let raw = r.params;
@@ -78,18 +110,13 @@ export async function rebuild(
     let upgraded = false;
     let brokenError: ErrorInfo | null = null;
     if (!type) {
-      failures.push({
-        commandId: r.id,
-        error: new CocoError(
-          ErrorCode.UnknownCommandType,
-          `command ${r.id} has type "${r.type}", which this engine does not know; it is left untouched`,
-          {
-            details: { commandType: r.type, commandId: r.id },
-          },
-        ).toInfo(),
-      });
-      for (const t of tasksBy.get(r.id) ?? [])
-        foreignTasks.push(agentTaskId(storeId, r.id, t.ordinal));
+      const error = new CocoError(
+        ErrorCode.UnknownCommandType,
+        `command ${r.id} has type "${r.type}", which this engine does not know; it is left untouched`,
+        { details: { commandType: r.type, commandId: r.id } },
+      ).toInfo();
+      failures.push({ commandId: r.id, error });
+      unloaded.set(r.id, error);
       continue;
     }
     try {
@@ -103,8 +130,7 @@ export async function rebuild(
     } catch (error) {
       if (error instanceof ParameterVersionError) {
         failures.push({ commandId: r.id, error: error.toInfo() });
-        for (const t of tasksBy.get(r.id) ?? [])
-          foreignTasks.push(agentTaskId(storeId, r.id, t.ordinal));
+        unloaded.set(r.id, error.toInfo());
         continue;
       }
       params = BROKEN_PARAMS;
@@ -163,7 +189,7 @@ export async function rebuild(
     );
     out.push(c);
   }
-  return { commands: out, failures, foreignTasks };
+  return { commands: out, failures, unloaded };
 }
 
 function fromRecord(
@@ -233,6 +259,12 @@ export async function loadOne(
     store.getUndo(id),
     store.listCommands({ parentId: id, limit: 1000 }),
   ]);
-  const result = await rebuild(registry, storeId, [record], tasks, undo, children.commands);
+  const result = await rebuild(registry, storeId, {
+    commands: [record],
+    tasks,
+    undo,
+    endedChildren: children.commands,
+    corrupt: children.unreadable,
+  });
   return { command: result.commands[0] ?? null, failure: result.failures[0] ?? null };
 }

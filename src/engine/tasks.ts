@@ -49,7 +49,8 @@ export interface TaskHost {
   readonly stopped: boolean;
   readonly log: Logger;
   readonly live: ReadonlyMap<number, LiveCommand>;
-  readonly foreignTasks: ReadonlySet<string>;
+  /** Commands that could not be loaded (their tasks are not strangers). */
+  readonly unloaded: ReadonlyMap<number, unknown>;
   touch(c: LiveCommand): void;
   wake(c: LiveCommand): void;
   /** Every task of a settled command was cleared. */
@@ -330,9 +331,10 @@ export class TaskTracker implements DispatcherEvents {
   }
 
   isKnown(taskId: string): boolean {
-    if (this.#host.foreignTasks.has(taskId)) return true;
     const m = /-(\d+)-(\d+)$/.exec(taskId);
     if (!m) return false;
+    // A command left untouched keeps its tasks, whatever state they are in.
+    if (this.#host.unloaded.has(Number(m[1]))) return true;
     const c = this.#host.live.get(Number(m[1]));
     const t = c?.tasks[Number(m[2])];
     // A task taken for cleared that its agent still lists was left there by a crash: clear it.

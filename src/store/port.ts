@@ -81,6 +81,11 @@ export interface CorruptRow {
   readonly table: 'commands' | 'tasks' | 'undo';
   /** The command the row belongs to, when it could be read. */
   readonly commandId: number | null;
+  /**
+   * For a `commands` row: its parent's id, when that could be read (null for a root, for other
+   * tables, or when unreadable). A command whose child cannot be read is not whole either.
+   */
+  readonly parentId: number | null;
   readonly error: ErrorInfo;
 }
 

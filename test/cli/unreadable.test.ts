@@ -75,9 +75,9 @@ describe('coco serve with a command row that cannot be read', () => {
 
     n = await start();
     const server = n.url!;
-    // Everything else still runs.
-    hold.release('rows-1');
-    expect((await n.engine.waitFor(running.id)).status).toBe('succeeded');
+    // The parent of the unreadable row is left as it is (it would run without its child);
+    // everything else runs.
+    expect(n.startReport.loadFailed).toBe(2);
     const more = await n.engine.submit(chain, { key: 'rows-3' });
     hold.release('rows-3');
     expect((await n.engine.waitFor(more.id)).status).toBe('succeeded');
@@ -85,7 +85,7 @@ describe('coco serve with a command row that cannot be read', () => {
     const list = await coco('list', '--server', server);
     expect(list.code).toBe(0);
     expect(list.out).toMatch(new RegExp(`${more.id}.*rows\\.chain.*succeeded`));
-    expect(list.out).toMatch(new RegExp(`${running.id}.*rows\\.chain.*succeeded`));
+    expect(list.out).toMatch(new RegExp(`${running.id}.*rows\\.chain.*waiting`));
     expect(list.out).toMatch(
       new RegExp(`${child!.id}.*cannot be read.*commands row ${child!.id}.*params: invalid JSON`),
     );

@@ -150,10 +150,12 @@ export function describeReads(env: SuiteEnv): void {
       expect(snap.endedChildren.map((c) => c.id)).toEqual([4]);
       // Tasks of unreadable commands are left out; the command is reported.
       expect(snap.tasks).toEqual([]);
+      // Each names its row, and a command row its parent (a command missing a child is not whole).
       expect([...snap.corrupt].sort((a, b) => (a.commandId ?? 0) - (b.commandId ?? 0))).toEqual(
         [2, 3, 5].map((id) => ({
           table: 'commands',
           commandId: id,
+          parentId: id === 5 ? 1 : null,
           error: expect.objectContaining({ code: ErrorCode.CorruptRow }) as unknown,
         })),
       );
@@ -178,6 +180,7 @@ export function describeReads(env: SuiteEnv): void {
         expect(row).toMatchObject({
           table: 'tasks',
           commandId: 1,
+          parentId: null,
           error: { code: ErrorCode.CorruptRow },
         });
       }
@@ -275,6 +278,7 @@ export function describeReads(env: SuiteEnv): void {
         {
           table: 'commands',
           commandId: 6,
+          parentId: 1,
           error: expect.objectContaining({
             code: ErrorCode.CorruptRow,
             message: expect.stringMatching(/commands row 6 .*params/) as unknown,
@@ -283,6 +287,7 @@ export function describeReads(env: SuiteEnv): void {
         {
           table: 'commands',
           commandId: 3,
+          parentId: null,
           error: expect.objectContaining({
             code: ErrorCode.CorruptRow,
             message: expect.stringMatching(/commands row 3 .*status/) as unknown,

@@ -284,6 +284,13 @@ function rowCommandId(table: RowTable, row: unknown): number | null {
   return typeof value === 'number' && Number.isSafeInteger(value) ? value : null;
 }
 
+/** The parent of a raw `commands` row, when it can be read (null otherwise). */
+function rowParentId(table: RowTable, row: unknown): number | null {
+  if (table !== 'commands' || !Array.isArray(row)) return null;
+  const value: unknown = (row as unknown[])[5];
+  return typeof value === 'number' && Number.isSafeInteger(value) ? value : null;
+}
+
 function corruptInfo(table: RowTable, row: unknown, error: z.ZodError): ErrorInfo {
   const issues = error.issues.map((i) => ({
     path: i.path.map(String).join('.'),
@@ -309,6 +316,7 @@ function parser<T>(table: RowTable, schema: z.ZodType<T>): (row: unknown) => Par
       corrupt: {
         table: reported,
         commandId: rowCommandId(table, row),
+        parentId: rowParentId(table, row),
         error: corruptInfo(table, row, result.error),
       },
     };
