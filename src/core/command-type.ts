@@ -169,6 +169,13 @@ export interface CommandDefinition<P, I = P, U extends string = never> {
   /** Unique, stable name; stored with each command. */
   readonly name: string;
   /**
+   * Former names of this type (after a rename): stored commands of these names load as this
+   * type, so commands in flight across the rename resume under it, keeping the name they were
+   * stored with (new commands take `name`). Keep the version history too: old rows go through
+   * the same upgraders. An alias may not be another registered type's name or alias.
+   */
+  readonly aliases?: readonly string[];
+  /**
    * The type runs only as a child, created by another command's handler (`ctx.addChild`):
    * submitting it on its own is refused with `COMMAND_TYPE_NOT_SUBMITTABLE`. Declare it for
    * the stages of a larger operation, which are only safe as part of it. @default false
@@ -217,6 +224,8 @@ export interface CommandDefinition<P, I = P, U extends string = never> {
  */
 export interface CommandType<P = unknown, I = P> {
   readonly name: string;
+  /** Former names: stored rows of these names load as this type (see {@link CommandDefinition.aliases}). */
+  readonly aliases: readonly string[];
   /** Submitting it on its own is refused (see {@link CommandDefinition.childOnly}). */
   readonly childOnly: boolean;
   /** The types that create it as a child (see {@link CommandDefinition.createdBy}). */
@@ -263,6 +272,11 @@ export function defineCommand<P, I = P, U extends string = never>(
   };
   if (!NAME.test(def.name))
     bad('the name must start with a letter and use letters, digits, _ . : - (max 128)');
+  const aliases = def.aliases ?? [];
+  if (!Array.isArray(aliases) || !aliases.every((n) => typeof n === 'string' && NAME.test(n)))
+    bad('aliases must be a list of command type names');
+  if (aliases.includes(def.name)) bad('a type cannot be an alias of itself');
+  if (new Set(aliases).size !== aliases.length) bad('an alias is listed twice');
   const childOnly = def.childOnly ?? false;
   if (typeof childOnly !== 'boolean') bad('childOnly must be a boolean');
   const createdBy = def.createdBy ?? [];
@@ -302,6 +316,7 @@ export function defineCommand<P, I = P, U extends string = never>(
   };
   return Object.freeze({
     name: def.name,
+    aliases: Object.freeze([...aliases]),
     childOnly,
     createdBy: Object.freeze([...createdBy]),
     version,

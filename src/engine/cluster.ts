@@ -108,7 +108,10 @@ export class Cluster implements PollGate {
   constructor(host: ClusterHost) {
     assertLeaseFits(host.store.leaseMs, host.callTimeoutMs);
     this.#h = host;
-    this.#known = host.registry.all().map((t) => ({ type: t.name, version: t.version }));
+    // Rows carry the name they were stored with: a renamed type is known by its aliases too.
+    this.#known = host.registry
+      .all()
+      .flatMap((t) => [t.name, ...t.aliases].map((type) => ({ type, version: t.version })));
     this.#relay = new Relay({
       nodeId: host.nodeId,
       storeId: host.storeId,

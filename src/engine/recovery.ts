@@ -103,7 +103,8 @@ export async function rebuild(
   const out: LiveCommand[] = [];
   for (const r of snapshot.commands) {
     if (unloaded.has(r.id)) continue;
-    const type = registry.get(r.type);
+    // By its stored name: the type's own, or a former one (an alias).
+    const type = registry.resolve(r.type);
     let params: unknown;
     let raw = r.params;
     let version = r.paramsVersion;

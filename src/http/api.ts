@@ -192,9 +192,12 @@ export function createApi(options: ApiOptions): FastifyInstance {
       const body = parse(submitBody, request.body, 'submit request');
       const type = types.get(body.type);
       if (!type) {
+        const renamed = options.commands.find((t) => t.aliases.includes(body.type));
         throw new CocoError(
           ErrorCode.InvalidDefinition,
-          `unknown command type "${body.type}"; known: ${[...types.keys()].sort().join(', ')}`,
+          renamed
+            ? `command type "${body.type}" was renamed "${renamed.name}"; submit that`
+            : `unknown command type "${body.type}"; known: ${[...types.keys()].sort().join(', ')}`,
         );
       }
       const { id } = await engine().submit(

@@ -16,6 +16,7 @@ import { coco } from './support.js';
 const hold = holdVerbs();
 const work = defineCommand({
   name: 'cli.work',
+  aliases: ['cli.old-work'],
   schema: z.object({
     tasks: z.number().int().min(0).max(5),
     verb: z.enum(['noop', 'hold', 'fail']).default('noop'),
@@ -160,6 +161,9 @@ describe('coco CLI against a running node', () => {
     const unknown = await coco('submit', 'no.such.type', '--params', '{}', '--server', server);
     expect(unknown.code).toBe(5);
     expect(unknown.err).toContain('unknown command type "no.such.type"');
+    const renamed = await coco('submit', 'cli.old-work', '--params', '{}', '--server', server);
+    expect(renamed.code).toBe(5);
+    expect(renamed.err).toContain('command type "cli.old-work" was renamed "cli.work"');
     expect((await node.engine.list()).commands.length).toBe(before);
   });
 
