@@ -23,6 +23,11 @@ export const ErrorCode = {
   UnknownCommandType: 'UNKNOWN_COMMAND_TYPE',
   /** A child-only command type was submitted on its own (it runs only as another command's child). */
   CommandTypeNotSubmittable: 'COMMAND_TYPE_NOT_SUBMITTABLE',
+  /**
+   * A command whose type or parameters could not be loaded was ended by a cancel (its stored
+   * error); also what its handlers get when they read its parameters.
+   */
+  CommandUnloadable: 'COMMAND_UNLOADABLE',
   /** A command type was registered twice or is malformed. */
   InvalidDefinition: 'INVALID_DEFINITION',
   /** A state change outside the transition table was attempted. */

@@ -25,10 +25,15 @@ export interface AdoptHost {
   readonly logger: Logger;
 }
 
-/** Resumes one live command: its unfinished tasks go back to the dispatcher, then it is woken. */
+/**
+ * Resumes one live command: its unfinished tasks go back to the dispatcher, then it is woken. A
+ * held command (it could not be loaded) is only put in the repository: nothing of it runs until
+ * a cancel ends it.
+ */
 export function resume(h: AdoptHost, c: LiveCommand): void {
   const co = h.coordinator;
   co.live.set(c.id, c);
+  if (c.held) return;
   for (const t of c.tasks) {
     if (t.ended) continue;
     if (t.stopRequested) h.dispatcher.stop(t);
@@ -42,8 +47,9 @@ export function resume(h: AdoptHost, c: LiveCommand): void {
 }
 
 /**
- * Rebuilds the snapshot's commands and resumes those not already live. Unloadable rows are
- * reported (`load-failed`) and left untouched; their tasks are never taken for strangers.
+ * Rebuilds the snapshot's commands and resumes those not already live. Commands that could not
+ * be loaded are reported (`load-failed`) and left untouched (held, or not loaded at all); their
+ * tasks are never taken for strangers.
  */
 export async function adopt(
   h: AdoptHost,

@@ -29,6 +29,7 @@ import { CocoError, ErrorCode, type ErrorInfo } from '../core/errors.js';
 import { assertJson } from '../core/params.js';
 import type { EntityWrite } from '../core/records.js';
 import type { ChildState, LiveCommand, LiveTask } from './live.js';
+import { paramsUnavailable } from './unloadable.js';
 
 /** What contexts need from the engine. */
 export interface ContextHost {
@@ -119,6 +120,8 @@ class BaseCtx {
   }
 
   get params(): unknown {
+    // A command ended although its parameters could not be loaded: only stored data is there.
+    if (this.c.broken) throw paramsUnavailable(this.c);
     return this.c.params;
   }
 

@@ -24,6 +24,7 @@ import type { ChildState, LiveCommand } from './live.js';
 import { LiveUndo, type LiveTask } from './live.js';
 import type { CompiledEngineOptions } from './options.js';
 import { TaskTracker, type TaskHost } from './tasks.js';
+import { unloadableError } from './unloadable.js';
 
 /** Loads one command (with its entries) from the store into memory; used for compensation. */
 export type CommandLoader = (id: number) => Promise<LiveCommand | null>;
@@ -238,14 +239,61 @@ export class Coordinator implements HandlerHost, TaskHost {
     this.wake(c);
   }
 
-  /** Asks a command to cancel (idempotent). Returns false if it had already ended or is failing. */
+  /**
+   * Asks a command to cancel (idempotent). Returns false if it had already ended or is failing.
+   * A held command (it could not be loaded) is ended instead (see {@link endHeld}).
+   */
   requestCancel(c: LiveCommand): boolean {
+    if (c.held) {
+      this.endHeld(c);
+      return true;
+    }
     if (c.terminal || c.cancelRequested) return false;
     c.cancelRequested = true;
     c.abort?.abort();
     this.touch(c);
     this.wake(c);
     return true;
+  }
+
+  /**
+   * A user's cancel: ends a held command, asks a running one to cancel, and changes nothing for
+   * one already failing or cancelling. False if the command had already ended (and is not held).
+   */
+  cancel(c: LiveCommand): boolean {
+    if (c.held) this.endHeld(c);
+    else if (c.terminal) return false;
+    else if (c.status === 'pending' || c.status === 'waiting') this.requestCancel(c);
+    return true;
+  }
+
+  /**
+   * Ends a command held because it could not be loaded (a cancel: the user's, or its parent's).
+   * Why it could not be loaded becomes its error (`COMMAND_UNLOADABLE`), its tasks are stopped
+   * and its children cancelled, and it goes on as any failing command: its undo steps and
+   * `onFailure` run with what stored data allows (none of its code if its type is unknown), then
+   * it ends failed. `cancelRequested` is stored with the change, so after a restart the command
+   * goes on ending instead of being held again.
+   */
+  endHeld(c: LiveCommand): void {
+    c.held = false;
+    c.cancelRequested = true;
+    const error = unloadableError(c);
+    if (c.status === 'pending' || c.status === 'waiting') {
+      this.abortCommand(c, error);
+      return;
+    }
+    // Already failing (or, ended, compensating): its work stops all the same.
+    if (!c.terminal) c.error = error;
+    c.attempts = 0;
+    c.nextAttemptAt = null;
+    this.touch(c);
+    for (const t of c.tasks) if (!t.ended) this.tasks.stop(t);
+    for (const ch of c.children ?? []) {
+      const child = ch.ended ? undefined : this.live.get(ch.id);
+      if (child) this.requestCancel(child);
+    }
+    this.wake(c);
   }
 
   /** Records a command's outcome, tells its parent, and starts clearing its tasks. */

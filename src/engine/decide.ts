@@ -6,6 +6,7 @@
  */
 import { CocoError, ErrorCode, type ErrorInfo } from '../core/errors.js';
 import type { ChildState, LiveCommand, LiveUndo } from './live.js';
+import { isUnknownType } from './unloadable.js';
 
 /** The next step of a command. */
 export type Action =
@@ -115,13 +116,18 @@ function nextCompensation(c: LiveCommand): Action {
         kind: 'compensation-done',
         error: compensationError(c, bestUndo.error, `undo step "${bestUndo.name}"`),
       };
-    if (c.broken) {
+    if (isUnknownType(c.type)) {
+      // No code of its type runs here: the step cannot run, and compensation stops at it.
       return {
         kind: 'compensation-done',
-        error: {
-          code: ErrorCode.CompensationFailed,
-          message: `undo step "${bestUndo.name}" skipped: the command's parameters could not be loaded`,
-        },
+        error: compensationError(
+          c,
+          {
+            code: ErrorCode.CommandUnloadable,
+            message: `not run: no code of command type "${c.type.name}" runs here (${c.loadError?.message ?? 'unknown type'})`,
+          },
+          `undo step "${bestUndo.name}"`,
+        ),
       };
     }
     return { kind: 'undo', undo: bestUndo };
@@ -160,19 +166,12 @@ function compensationStep(c: LiveCommand, now: number): Action {
 
 /** Decides the next step of a command. Pure: reads `c` and `now`, changes nothing. */
 export function decide(c: LiveCommand, now: number): Action {
-  if (c.busy) return NONE;
+  // A held command (it could not be loaded) does nothing until a cancel ends it.
+  if (c.busy || c.held) return NONE;
   if (c.terminal) return c.compensation === 'compensating' ? compensationStep(c, now) : NONE;
   switch (c.status) {
     case 'pending':
     case 'waiting': {
-      if (c.broken)
-        return {
-          kind: 'abort',
-          error: c.error ?? {
-            code: ErrorCode.CorruptRow,
-            message: 'parameters could not be loaded',
-          },
-        };
       if (c.cancelRequested) return { kind: 'abort', error: cancelledError() };
       if (c.deadlineAt !== null && now >= c.deadlineAt) {
         return {

@@ -33,7 +33,7 @@ export interface SubmitOptions {
 export interface StartReport {
   /** Commands resumed. */
   readonly resumed: number;
-  /** Commands left untouched (see the `load-failed` event). */
+  /** Rows that could not be read and commands that could not be loaded (`load-failed` events). */
   readonly loadFailed: number;
   /** Time from the start call until polling resumed. */
   readonly durationMs: number;
@@ -51,6 +51,12 @@ export interface CommandDetails {
   readonly children: readonly CommandRecord[];
   /** Rows of its children that could not be read (left out of `children`), with why. */
   readonly unreadableChildren: readonly CorruptRow[];
+  /**
+   * Why this engine leaves the command untouched — its rows, type or parameters could not be
+   * loaded — or null (it runs it, or another node does). A cancel ends it, unless a row of it
+   * cannot be read.
+   */
+  readonly unloadable: ErrorInfo | null;
 }
 
 /** Where an engine is in its life: it runs once, from `new` to `stopped`. */
@@ -288,11 +294,24 @@ export class Engine {
    * and ends it as cancelled. Resolves once the request is durable. Cancelling a command that is
    * already failing or cancelling changes nothing. On a shared store, a command another node runs
    * is cancelled by that node: the request is stored and the node signalled.
+   *
+   * A command held because its type or parameters could not be loaded is ended: it fails with
+   * `COMMAND_UNLOADABLE` naming why, after its tasks are stopped, its children cancelled, and its
+   * undo steps and `onFailure` run with what stored data allows (none of its code if its type is
+   * unknown here). A command a row of which cannot be read is refused with `CORRUPT_ROW`: the
+   * engine cannot write what it cannot read.
    */
   async cancel(id: number): Promise<void> {
     const co = this.#running();
     const c = co.live.get(id);
     if (!c) {
+      const unreadable = co.unloaded.get(id);
+      if (unreadable)
+        throw new CocoError(
+          ErrorCode.CorruptRow,
+          `command ${id} cannot be ended here: ${unreadable.message}; repair or remove that row, then restart`,
+          { details: { commandId: id, cause: unreadable } },
+        );
       // Another node runs it: store the request and signal that node, which cancels it.
       if (isSharedStore(this.#o.store) && (await this.#o.store.requestCancel(id))) return;
       const record = await this.#o.store.getCommand(id);
@@ -309,9 +328,8 @@ export class Engine {
         `command ${id} is not loaded by this engine (see load-failed events)`,
       );
     }
-    if (c.terminal)
+    if (!co.cancel(c))
       throw new CocoError(ErrorCode.CommandState, `command ${id} has already ended (${c.status})`);
-    if (c.status === 'pending' || c.status === 'waiting') co.requestCancel(c);
     await this.#committer!.durable(c);
   }
 
@@ -337,12 +355,14 @@ export class Engine {
       this.#o.store.getUndo(id),
       this.#o.store.listCommands({ parentId: id, limit: 1000 }),
     ]);
+    const live = this.#co?.live.get(id);
     return {
       command,
       tasks,
       undo,
       children: children.commands.sort((a, b) => (a.seq ?? 0) - (b.seq ?? 0)),
       unreadableChildren: children.unreadable,
+      unloadable: (live?.held ? live.loadError : null) ?? this.#co?.unloaded.get(id) ?? null,
     };
   }
 

@@ -26,7 +26,12 @@ export interface EngineEventMap {
    * engine is done with the command).
    */
   cleared: { readonly commandId: number };
-  /** A stored command could not be loaded (newer version, unknown type, corrupt row); it is left untouched. */
+  /**
+   * A stored row could not be read, or a command could not be loaded (unknown type, newer
+   * version, parameters that do not load). It is left untouched — held until a cancel ends it,
+   * or not loaded at all when a row of it cannot be read — unless it had ended or a cancel had
+   * asked for its end: then it goes on ending with what its stored data allows.
+   */
   'load-failed': { readonly commandId: number | null; readonly error: ErrorInfo };
   /** The broker learned something about an agent (answered, stopped answering, restarted). */
   'agent-info': AgentInfo;

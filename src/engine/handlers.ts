@@ -175,8 +175,10 @@ export function runUndo(host: HandlerHost, c: LiveCommand, u: LiveUndo): void {
 export function runFailure(host: HandlerHost, c: LiveCommand): void {
   const cancelled = c.cancelRequested && c.error?.code === ErrorCode.Cancelled;
   const status = cancelled ? 'cancelled' : 'failed';
+  // A command whose parameters could not be loaded runs it too: it gets its stored data, and
+  // reading its parameters throws (see contexts.ts).
   const handler = c.type.handlers.onFailure;
-  if (!handler || c.broken) {
+  if (!handler) {
     host.endCommand(c, status);
     return;
   }

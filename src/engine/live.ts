@@ -14,7 +14,10 @@ import { isTerminal, type CommandStatus, type CompensationStatus } from '../core
 import type { CommandRecord } from '../core/records.js';
 import type { CommandUpdate } from '../store/port.js';
 
-/** Marks parameters that could not be loaded (the command fails without running handlers). */
+/**
+ * Marks parameters that could not be loaded: the command is held (see `unloadable.ts`), and
+ * once a cancel ends it, a handler reading its parameters fails.
+ */
 export const BROKEN_PARAMS: unique symbol = Symbol('coco.brokenParams');
 
 export { ChildState, LiveTask, LiveUndo } from './live-entries.js';
@@ -82,6 +85,13 @@ export class LiveCommand {
   firstWorkError: ErrorInfo | null = null;
 
   // -- engine bookkeeping --
+  /** Why its type or parameters could not be loaded (null: loaded whole). */
+  loadError: ErrorInfo | null = null;
+  /**
+   * Left untouched because it could not be loaded: no handler runs and none of its tasks is
+   * started, stopped, polled or cleared, until a cancel ends it (`Coordinator.endHeld`).
+   */
+  held = false;
   persisted: boolean;
   dirty = false;
   /** Queued for the narrow "tasks cleared" write only (see Committer.settled). */

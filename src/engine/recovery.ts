@@ -1,11 +1,18 @@
 /**
  * Rebuilding live commands from stored rows, after a restart or when a settled command must be
  * compensated later. Types are found through the registry by their stored name and parameters
- * go through the type's upgraders — never reflection. A row that cannot be loaded fails only
- * itself: newer-version and unknown-type rows are left untouched (a newer node may know them),
- * rows whose parameters cannot be upgraded fail their own command. A command is never run from a
- * partial picture: one with a row that cannot be read (its own, a task's, an undo step's, or a
- * child's) is left untouched too, and its tasks are never taken for strangers.
+ * go through the type's upgraders — never reflection. A command that cannot be loaded never
+ * stops the others:
+ *
+ * - one whose type is unknown here (removed, renamed without an alias), whose parameters were
+ *   written by newer code, or whose parameters cannot be upgraded or validated is *held*: loaded
+ *   as its rows say, but left untouched — no handler runs, none of its tasks is started,
+ *   stopped, polled or cleared — until a cancel ends it (`Coordinator.endHeld`), or a release
+ *   that can load it restarts. One that has ended (only its tasks' clears are left) or that a
+ *   cancel already asked to end is not held: it goes on with what can run from stored data.
+ * - one with a row that cannot be read (its own, a task's, an undo step's, or a child's) is not
+ *   loaded at all: it is never run from a partial picture. Its tasks are never taken for
+ *   strangers, and it cannot be ended by the engine (the rows must be repaired).
  *
  * @module
  */
@@ -16,13 +23,15 @@ import {
   toErrorInfo,
   type ErrorInfo,
 } from '../core/errors.js';
+import type { CommandType } from '../core/command-type.js';
 import { upgradeParams, upgradeParamsSync } from '../core/params.js';
 import type { CommandRegistry } from '../core/registry.js';
 import { agentTaskId, type CommandRecord } from '../core/records.js';
 import type { ActiveSnapshot, Store } from '../store/port.js';
 import { BROKEN_PARAMS, ChildState, LiveCommand, LiveTask, LiveUndo } from './live.js';
+import { unknownType } from './unloadable.js';
 
-/** A command that could not be loaded and is left as it is. */
+/** A row that could not be read, or a command that could not be loaded, and why. */
 export interface LoadFailure {
   readonly commandId: number | null;
   readonly error: ErrorInfo;
@@ -31,11 +40,12 @@ export interface LoadFailure {
 /** What {@link rebuild} returns. */
 export interface RebuildResult {
   readonly commands: LiveCommand[];
-  /** Each row that could not be read, and each command left untouched, with why. */
+  /** Each row that could not be read, and each command that could not be loaded, with why. */
   readonly failures: LoadFailure[];
   /**
-   * Commands left untouched, by id, with why: their tasks are not strangers to reconciliation
-   * (nothing may stop or clear them while the command is neither run nor ended).
+   * Commands not loaded because a row of theirs cannot be read, by id, with why: their tasks are
+   * not strangers to reconciliation (nothing may stop or clear them while the command is neither
+   * run nor ended).
    */
   readonly unloaded: ReadonlyMap<number, ErrorInfo>;
 }
@@ -103,44 +113,16 @@ export async function rebuild(
   const out: LiveCommand[] = [];
   for (const r of snapshot.commands) {
     if (unloaded.has(r.id)) continue;
-    // By its stored name: the type's own, or a former one (an alias).
-    const type = registry.resolve(r.type);
-    let params: unknown;
-    let raw = r.params;
-    let version = r.paramsVersion;
-    let upgraded = false;
-    let brokenError: ErrorInfo | null = null;
-    if (!type) {
-      const error = new CocoError(
-        ErrorCode.UnknownCommandType,
-        `command ${r.id} has type "${r.type}", which this engine does not know; it is left untouched`,
-        { details: { commandType: r.type, commandId: r.id } },
-      ).toInfo();
-      failures.push({ commandId: r.id, error });
-      unloaded.set(r.id, error);
-      continue;
+    const code = await loadCode(registry, r);
+    const c = fromRecord(r, code.type, code.version, code.raw, code.params);
+    if (code.upgraded) c.paramsDirty = true;
+    if (code.loadError) {
+      failures.push({ commandId: r.id, error: code.loadError });
+      c.loadError = code.loadError;
+      // Held unless nothing of its code is needed any more (it has ended: only its tasks'
+      // clears are left), or a cancel already asked for its end (it goes on ending).
+      c.held = !c.settled && !r.cancelRequested;
     }
-    try {
-      const result =
-        upgradeParamsSync(type, r.paramsVersion, r.params, r.id) ??
-        (await upgradeParams(type, r.paramsVersion, r.params, r.id));
-      params = result.params;
-      raw = result.raw;
-      upgraded = result.upgraded;
-      if (upgraded) version = type.version;
-    } catch (error) {
-      if (error instanceof ParameterVersionError) {
-        failures.push({ commandId: r.id, error: error.toInfo() });
-        unloaded.set(r.id, error.toInfo());
-        continue;
-      }
-      params = BROKEN_PARAMS;
-      brokenError = toErrorInfo(error, ErrorCode.ParametersInvalid);
-      failures.push({ commandId: r.id, error: brokenError });
-    }
-    const c = fromRecord(r, type, version, raw, params);
-    if (upgraded) c.paramsDirty = true;
-    if (brokenError && !c.terminal) c.error = brokenError;
     for (const t of (tasksBy.get(r.id) ?? []).sort((a, b) => a.ordinal - b.ordinal)) {
       const task = new LiveTask(
         c,
@@ -193,9 +175,63 @@ export async function rebuild(
   return { commands: out, failures, unloaded };
 }
 
+/** What the code of a stored command is, as far as this engine can load it. */
+interface LoadedCode {
+  readonly type: CommandType;
+  readonly params: unknown;
+  readonly raw: unknown;
+  readonly version: number;
+  /** The parameters were upgraded (to be written back at the current version). */
+  readonly upgraded: boolean;
+  /** Why the type or the parameters could not be loaded (null: loaded). */
+  readonly loadError: ErrorInfo | null;
+}
+
+/**
+ * Finds a stored command's type by its stored name (the type's own, or a former one) and
+ * upgrades its parameters. An unknown type, or parameters written by newer code, give a
+ * stand-in type (none of its code runs here); parameters that cannot be upgraded or validated
+ * give {@link BROKEN_PARAMS} under the real type.
+ */
+async function loadCode(registry: CommandRegistry, r: CommandRecord): Promise<LoadedCode> {
+  const broken = {
+    params: BROKEN_PARAMS,
+    raw: r.params,
+    version: r.paramsVersion,
+    upgraded: false,
+  };
+  const type = registry.resolve(r.type);
+  if (!type) {
+    const loadError = new CocoError(
+      ErrorCode.UnknownCommandType,
+      `command ${r.id} has type "${r.type}", which this engine does not know (by name or alias)`,
+      { details: { commandType: r.type, commandId: r.id } },
+    ).toInfo();
+    return { ...broken, type: unknownType(r.type, r.paramsVersion), loadError };
+  }
+  try {
+    const result =
+      upgradeParamsSync(type, r.paramsVersion, r.params, r.id) ??
+      (await upgradeParams(type, r.paramsVersion, r.params, r.id));
+    return {
+      type,
+      params: result.params,
+      raw: result.raw,
+      version: result.upgraded ? type.version : r.paramsVersion,
+      upgraded: result.upgraded,
+      loadError: null,
+    };
+  } catch (error) {
+    // Written by newer code: this code's handlers may not understand what that code stored.
+    if (error instanceof ParameterVersionError)
+      return { ...broken, type: unknownType(r.type, r.paramsVersion), loadError: error.toInfo() };
+    return { ...broken, type, loadError: toErrorInfo(error, ErrorCode.ParametersInvalid) };
+  }
+}
+
 function fromRecord(
   r: CommandRecord,
-  type: NonNullable<ReturnType<CommandRegistry['get']>>,
+  type: CommandType,
   version: number,
   raw: unknown,
   params: unknown,

@@ -144,13 +144,17 @@ export function wireCluster(
     foreignRefreshMs: o.tuning.pollIntervalMs,
     claimBatch: o.tuning.claimBatch,
     adopt: parts.adopt,
-    liveTask: (commandId, ordinal) => co.live.get(commandId)?.tasks[ordinal],
+    // A held command's reports wait in the store until a cancel ends it (nothing of it runs).
+    liveTask: (commandId, ordinal) => {
+      const c = co.live.get(commandId);
+      return c?.held ? undefined : c?.tasks[ordinal];
+    },
     leaseLost: parts.leaseLost,
     claimed: parts.claimed,
     cancel: async (id) => {
       const c = co.live.get(id);
       if (!c) return false;
-      if (c.status === 'pending' || c.status === 'waiting') co.requestCancel(c);
+      co.cancel(c);
       await committer.durable(c);
       return true;
     },

@@ -9,7 +9,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { inProcessAgents, type InProcessBroker } from '../../src/brokers/in-process/broker.js';
 import { parseConfig } from '../../src/config/config.js';
-import { defineCommand } from '../../src/core/command-type.js';
+import { defineCommand, type StageContext } from '../../src/core/command-type.js';
 import { startNode, type CocoNode } from '../../src/server/node.js';
 import { holdVerbs, tempDir } from '../support/harness.js';
 import { setCommandColumn } from '../support/sqlite-rows.js';
@@ -25,17 +25,18 @@ const leaf = defineCommand({
   },
 });
 /** A chain: a child that ends at once, then a task held until the test releases it. */
-const chain = defineCommand({
+const chainDefinition = {
   name: 'rows.chain',
   schema: z.object({ key: z.string() }),
-  execute(ctx) {
+  execute(ctx: StageContext<{ key: string }>) {
     ctx.addChild(leaf, {});
   },
-  next(ctx) {
+  next(ctx: StageContext<{ key: string }>) {
     if (ctx.command.stage === 1)
       ctx.startTask({ agent: 'a1', verb: 'hold', args: { key: ctx.params.key } });
   },
-});
+};
+const chain = defineCommand(chainDefinition);
 
 const quiet = { debug() {}, info() {}, warn() {}, error() {} };
 
@@ -105,11 +106,43 @@ describe('coco serve with a command row that cannot be read', () => {
         error: expect.objectContaining({ code: 'CORRUPT_ROW' }) as unknown,
       }),
     ]);
-    // The parent's details list its readable children and report the other.
+    // The parent's details list its readable children, report the other, and say why the
+    // parent is left as it is.
     const res = await fetch(`${server}/v1/commands/${running.id}`);
     expect(await res.json()).toMatchObject({
       children: [],
       unreadableChildren: [{ commandId: child!.id, error: { code: 'CORRUPT_ROW' } }],
+      unloadable: { code: 'CORRUPT_ROW' },
     });
+    // It cannot be ended here: the engine cannot write what it cannot read.
+    const cancel = await coco('cancel', String(running.id), '--server', server);
+    expect(cancel.code).toBe(6);
+    expect(cancel.err).toMatch(
+      new RegExp(
+        `CORRUPT_ROW.*command ${running.id} cannot be ended here: .*repair or remove that row`,
+      ),
+    );
+  });
+
+  it('coco cancel ends a command whose parameters can no longer be loaded', async () => {
+    let n = await start();
+    const { id } = await n.engine.submit(chain, { key: 'rows-4' });
+    await n.engine.waitFor((await n.engine.inspect(id))!.children[0]!.id);
+    await n.close();
+    // The same type and version, but a schema its stored parameters no longer pass.
+    const stricter = defineCommand({
+      ...chainDefinition,
+      schema: z.object({ key: z.string(), pool: z.string() }),
+    });
+    const config = parseConfig({ store: `sqlite:${join(dir, 'coco.db')}`, api: { port: 0 } }, dir);
+    node = n = await startNode({ config, commands: [stricter, leaf], broker, logger: quiet });
+    expect(n.startReport.loadFailed).toBe(1);
+    expect((await n.engine.get(id))?.status).toBe('waiting');
+    const cancel = await coco('cancel', String(id), '--server', n.url!);
+    expect(cancel.code).toBe(0);
+    const ended = await n.engine.waitFor(id);
+    expect(ended).toMatchObject({ status: 'failed', error: { code: 'COMMAND_UNLOADABLE' } });
+    const list = await coco('list', '--server', n.url!);
+    expect(list.out).toMatch(new RegExp(`${id}.*rows\\.chain.*failed.*COMMAND_UNLOADABLE`));
   });
 });

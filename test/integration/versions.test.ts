@@ -69,7 +69,7 @@ describe('parameter versions', () => {
     }
   });
 
-  it('a row at a newer version is refused with a clear error, left untouched, and the others run', async () => {
+  it('a row at a newer version is refused with a clear error, left untouched, the others run, and a cancel ends it', async () => {
     const hold = holdVerbs();
     const v5 = defineCommand({
       name: 'disk.resize',
@@ -100,7 +100,7 @@ describe('parameter versions', () => {
       expect(failures[0]?.error.code).toBe('PARAMETER_VERSION_TOO_NEW');
       expect(failures[0]?.error.message).toMatch(/"disk\.resize".*version 5.*versions up to 3/);
       const after = await env2.engine.inspect(id);
-      expect(after).toEqual(before);
+      expect(after).toEqual({ ...before, unloadable: failures[0]?.error });
       // The held task of the newer command was not stopped by reconciliation.
       expect(env2.agent().counters().stops).toBe(0);
       expect(hold.held('newer')).toBe(true);
@@ -112,8 +112,17 @@ describe('parameter versions', () => {
       });
       hold.release('d2');
       expect((await env2.engine.waitFor(other.id)).status).toBe('succeeded');
-      await expect(env2.engine.cancel(id)).rejects.toMatchObject({ code: 'COMMAND_STATE' });
-      expect(await env2.engine.inspect(id)).toEqual(before);
+      expect(await env2.engine.inspect(id)).toEqual({ ...before, unloadable: failures[0]?.error });
+      // A cancel ends it; none of the code runs (this code is older than the command's).
+      await env2.engine.cancel(id);
+      expect(await env2.engine.waitFor(id)).toMatchObject({
+        status: 'failed',
+        error: {
+          code: 'COMMAND_UNLOADABLE',
+          message: expect.stringMatching(/version 5.*none of its code runs/) as unknown,
+        },
+      });
+      expect(env2.agent().counters().stops).toBe(1);
     } finally {
       await env2.cleanup();
     }

@@ -184,7 +184,9 @@ export function addClientCommands(program: Command, setExit: (code: number) => v
   common(
     program
       .command('cancel')
-      .description('cancel a command and its subtree (stops tasks, runs compensation)')
+      .description(
+        'cancel a command and its subtree (stops tasks, runs compensation); ends a command that could not be loaded',
+      )
       .argument('<id>', 'command id', idArg),
   ).action(async (id: number, o: ClientOptions) => {
     const res = await client(o).post(`/v1/commands/${id}/cancel`, {});
