@@ -5,8 +5,8 @@
 import { afterEach } from 'vitest';
 import { HttpBroker, type HttpBrokerOptions } from '../../src/brokers/http/broker.js';
 import type { Logger } from '../../src/core/command-type.js';
-import { CocoError } from '../../src/core/errors.js';
 import { FakeAgentServer } from './fake-agent.js';
+export { rejection } from '../support/errors.js';
 
 const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
@@ -56,16 +56,6 @@ export async function setup(
 /** Registers a cleanup to run after the test. */
 export function onCleanup(fn: () => Promise<unknown>): void {
   cleanups.push(fn);
-}
-
-/** The CocoError a promise rejects with. */
-export async function rejection(promise: Promise<unknown>): Promise<CocoError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  if (!(error instanceof CocoError)) throw new Error(`expected a CocoError, got ${String(error)}`);
-  return error;
 }
 
 /** Resolves when `predicate` holds (checked every 5 ms), or fails after `ms`. */

@@ -18,7 +18,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { CocoError, ErrorCode } from '../../src/core/errors.js';
+import { ErrorCode, type CocoError } from '../../src/core/errors.js';
 import {
   DEFAULT_MAX_VOLUME_BYTES,
   StorageErrorCode,
@@ -27,6 +27,8 @@ import {
   type Verb,
 } from '../../src/reference-agent/storage/verbs.js';
 import { tempDir } from '../support/harness.js';
+import { rejection as failure } from '../support/errors.js';
+import { runVerb } from './storage-support.js';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
@@ -40,37 +42,8 @@ beforeEach(() => {
 });
 afterEach(() => rmSync(root, { recursive: true, force: true }));
 
-/** A context that stops the verb after its first chunk: a safety net if a check is missing. */
-function context(): StorageVerbContext {
-  const controller = new AbortController();
-  return {
-    signal: controller.signal,
-    taskId: 'task-1',
-    progress(p) {
-      if (p > 0) controller.abort();
-    },
-  };
-}
-
-async function run(
-  name: string,
-  args: unknown,
-  ctx: StorageVerbContext = context(),
-): Promise<unknown> {
-  const verb = verbs[name];
-  if (!verb) throw new Error(`no verb ${name}`);
-  return await verb(args, ctx);
-}
-
-async function failure(promise: Promise<unknown>): Promise<CocoError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof CocoError) return error;
-    throw error;
-  }
-  throw new Error('expected a failure');
-}
+const run = (name: string, args: unknown, ctx?: StorageVerbContext): Promise<unknown> =>
+  runVerb(verbs, name, args, ctx);
 
 /** Bytes the file system has for this process, as the agent reads them. */
 function available(dir: string): number {

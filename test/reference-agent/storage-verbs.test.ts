@@ -16,6 +16,7 @@ import {
   type Verb,
 } from '../../src/reference-agent/storage/verbs.js';
 import { tempDir } from '../support/harness.js';
+import { rejection as failure } from '../support/errors.js';
 
 const MiB = 1024 * 1024;
 /** Odd on purpose: the last chunk of a copy is a short one. */
@@ -53,16 +54,6 @@ async function run(name: string, args: unknown, ctx = context().ctx): Promise<un
   const verb = verbs[name];
   if (!verb) throw new Error(`no verb ${name}`);
   return await verb(args, ctx);
-}
-
-async function failure(promise: Promise<unknown>): Promise<CocoError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof CocoError) return error;
-    throw error;
-  }
-  throw new Error('expected a failure');
 }
 
 const sha = (path: string): string => createHash('sha256').update(readFileSync(path)).digest('hex');

@@ -3,6 +3,7 @@
  * tasks built without an engine.
  */
 import type { CommandType } from '../../src/core/command-type.js';
+import type { DispatcherEvents, DispatcherOptions } from '../../src/engine/dispatcher.js';
 import { LiveCommand, LiveTask } from '../../src/engine/live.js';
 
 /** A pending command: a root, or a child of `parent` (concurrent children, wait-all). */
@@ -55,4 +56,33 @@ export function liveTask(
   );
   c.addTask(t);
   return t;
+}
+
+/** Dispatcher events that do nothing (every task known), with `overrides` for what a test watches. */
+export function dispatcherEvents(overrides: Partial<DispatcherEvents> = {}): DispatcherEvents {
+  return {
+    started: () => {},
+    rejected: () => {},
+    failed: () => {},
+    agentUnknown: () => {},
+    report: () => {},
+    vanished: () => {},
+    cleared: () => {},
+    agentState: () => {},
+    isKnown: () => true,
+    ...overrides,
+  };
+}
+
+/** Dispatcher settings for unit tests on a manual clock (1 s polls, long timeouts). */
+export function dispatcherOptions(overrides: Partial<DispatcherOptions> = {}): DispatcherOptions {
+  return {
+    pollIntervalMs: 1_000,
+    callTimeoutMs: 60_000,
+    backoffBaseMs: 10,
+    backoffMaxMs: 100,
+    vanishGraceMs: 30_000,
+    reconcileIntervalMs: 3_600_000,
+    ...overrides,
+  };
 }

@@ -9,12 +9,12 @@ import { z } from 'zod';
 import type { AgentBroker, StartRequest, StartResult } from '../../src/brokers/port.js';
 import { ManualClock } from '../../src/core/clock.js';
 import { defineCommand } from '../../src/core/command-type.js';
-import { Dispatcher, type DispatcherEvents, type PollGate } from '../../src/engine/dispatcher.js';
+import { Dispatcher, type PollGate } from '../../src/engine/dispatcher.js';
 import { LiveTask } from '../../src/engine/live.js';
 import { Relay } from '../../src/engine/relay.js';
 import { agentTaskId } from '../../src/core/records.js';
 import type { SharedStore, TaskReportRecord } from '../../src/store/shared-port.js';
-import { liveCommand, liveTask } from '../support/live.js';
+import { dispatcherEvents, dispatcherOptions, liveCommand, liveTask } from '../support/live.js';
 
 const type = defineCommand({ name: 'unit.relayed', schema: z.object({}), execute() {} });
 
@@ -59,32 +59,18 @@ function setup(): {
   };
   const started: LiveTask[] = [];
   const vanished: LiveTask[] = [];
-  const events: DispatcherEvents = {
+  const events = dispatcherEvents({
     started: (t) => {
       started.push(t);
       t.status = 'running';
     },
-    rejected: () => {},
-    failed: () => {},
-    agentUnknown: () => {},
-    report: () => {},
     vanished: (t) => vanished.push(t),
-    cleared: () => {},
-    agentState: () => {},
-    isKnown: () => true,
-  };
+  });
   const clock = new ManualClock();
   const dispatcher = new Dispatcher(
     broker,
     clock,
-    {
-      pollIntervalMs: 1_000,
-      callTimeoutMs: 60_000,
-      backoffBaseMs: 10,
-      backoffMaxMs: 100,
-      reconcileIntervalMs: 60_000,
-      vanishGraceMs: 30_000,
-    },
+    dispatcherOptions({ reconcileIntervalMs: 60_000 }),
     events,
     'x-',
   );

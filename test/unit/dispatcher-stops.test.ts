@@ -8,9 +8,9 @@ import { z } from 'zod';
 import type { AgentBroker, AgentTaskState, TaskStatusReport } from '../../src/brokers/port.js';
 import { ManualClock } from '../../src/core/clock.js';
 import { defineCommand } from '../../src/core/command-type.js';
-import { Dispatcher, type DispatcherEvents } from '../../src/engine/dispatcher.js';
+import { Dispatcher } from '../../src/engine/dispatcher.js';
 import type { LiveTask } from '../../src/engine/live.js';
-import { liveCommand, liveTask } from '../support/live.js';
+import { dispatcherEvents, dispatcherOptions, liveCommand, liveTask } from '../support/live.js';
 
 const type = defineCommand({ name: 'unit.stops', schema: z.object({}), execute() {} });
 
@@ -36,34 +36,13 @@ describe('stops', () => {
       listTasks: () => Promise.resolve([]),
     };
     const ended: LiveTask[] = [];
-    const events: DispatcherEvents = {
-      started: () => {},
-      rejected: () => {},
-      failed: () => {},
-      agentUnknown: () => {},
+    const events = dispatcherEvents({
       report: (t, r) => {
         if (r.state !== 'running') ended.push(t);
       },
-      vanished: () => {},
-      cleared: () => {},
-      agentState: () => {},
-      isKnown: () => true,
-    };
+    });
     const clock = new ManualClock();
-    const dispatcher = new Dispatcher(
-      broker,
-      clock,
-      {
-        pollIntervalMs: 1_000,
-        callTimeoutMs: 60_000,
-        backoffBaseMs: 10,
-        backoffMaxMs: 100,
-        vanishGraceMs: 30_000,
-        reconcileIntervalMs: 3_600_000,
-      },
-      events,
-      'x-',
-    );
+    const dispatcher = new Dispatcher(broker, clock, dispatcherOptions(), events, 'x-');
     const c = liveCommand(type, 1, { persisted: true });
     const t = liveTask(c, 0, { agentId: 'a', persisted: true });
     t.status = 'running';

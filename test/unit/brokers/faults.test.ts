@@ -1,19 +1,10 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { InProcessAgent } from '../../../src/brokers/in-process/agent.js';
-import { CocoError, ErrorCode } from '../../../src/core/errors.js';
+import { ErrorCode } from '../../../src/core/errors.js';
+import { rejection as caught } from '../../support/errors.js';
 
 const noop = (taskId: string) => ({ taskId, verb: 'noop', args: null });
-
-async function caught(promise: Promise<unknown>): Promise<CocoError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof CocoError) return error;
-    throw error;
-  }
-  throw new Error('expected a rejection');
-}
 
 describe('AgentFaults', () => {
   it('failNextCalls fails calls before applying them, then lets them through', async () => {

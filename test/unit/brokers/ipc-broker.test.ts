@@ -6,6 +6,7 @@ import { IpcAgentHost } from '../../../src/brokers/ipc/ipc-host.js';
 import type { AgentBroker } from '../../../src/brokers/port.js';
 import { CocoError, ErrorCode } from '../../../src/core/errors.js';
 import { channelPair, type FakeChannelEnd } from './fixtures/channel-pair.js';
+import { rejection } from '../../support/errors.js';
 
 const noop = (taskId: string) => ({ taskId, verb: 'noop', args: { n: taskId } });
 const cleanups: (() => unknown)[] = [];
@@ -22,15 +23,6 @@ function setup(local: AgentBroker = inProcessAgents(['a', 'b']), timeoutMs = 2_0
     () => host.close(),
   );
   return { child, parent, host, broker, local };
-}
-
-async function rejection(promise: Promise<unknown>): Promise<CocoError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  if (!(error instanceof CocoError)) throw new Error(`expected a CocoError, got ${String(error)}`);
-  return error;
 }
 
 /** The id of the last call the child sent. */
