@@ -9,6 +9,7 @@
  */
 import type { TaskStatusReport } from '../brokers/port.js';
 import type { Clock } from '../core/clock.js';
+import { CocoError, ErrorCode } from '../core/errors.js';
 import { agentTaskId } from '../core/records.js';
 import type { ReportKey, SharedStore, TaskReportRecord } from '../store/shared-port.js';
 import type { Dispatcher, PollGate } from './dispatcher.js';
@@ -153,13 +154,25 @@ export class Relay implements Pick<PollGate, 'foreignIds' | 'foreignReport'> {
     }
   }
 
-  /** Reports of commands this node has not loaded whose tasks have ended in the store. */
+  /**
+   * Reports of commands this node has not loaded whose tasks have ended in the store — or whose
+   * rows cannot be read: such a command is never loaded, its report can never be applied, and
+   * kept it would be read again in every batch (the task itself is left alone).
+   */
   async #stale(
     reports: readonly TaskReportRecord[],
   ): Promise<{ commandId: number; ordinal: number }[]> {
     const out: { commandId: number; ordinal: number }[] = [];
     for (const r of reports) {
-      const task = (await this.#h.store.getTasks(r.commandId)).find((t) => t.ordinal === r.ordinal);
+      let tasks: readonly { ordinal: number; endedAt: number | null }[];
+      try {
+        tasks = await this.#h.store.getTasks(r.commandId);
+      } catch (error) {
+        if (!(error instanceof CocoError && error.code === ErrorCode.CorruptRow)) throw error;
+        out.push({ commandId: r.commandId, ordinal: r.ordinal });
+        continue;
+      }
+      const task = tasks.find((t) => t.ordinal === r.ordinal);
       if (!task || task.endedAt !== null) out.push({ commandId: r.commandId, ordinal: r.ordinal });
     }
     return out;

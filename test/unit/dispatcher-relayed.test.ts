@@ -9,6 +9,7 @@ import { z } from 'zod';
 import type { AgentBroker, StartRequest, StartResult } from '../../src/brokers/port.js';
 import { ManualClock } from '../../src/core/clock.js';
 import { defineCommand } from '../../src/core/command-type.js';
+import { CocoError, ErrorCode } from '../../src/core/errors.js';
 import { Dispatcher, type PollGate } from '../../src/engine/dispatcher.js';
 import { LiveTask } from '../../src/engine/live.js';
 import { Relay } from '../../src/engine/relay.js';
@@ -211,5 +212,49 @@ describe('tasks loaded from the store', () => {
     // Failed with a stop requested: perhaps by the engine (deadline), the agent may still run it.
     expect(make('failed', true)).toBe(false);
     expect(make('failed', false)).toBe(true);
+  });
+});
+
+describe('relayed reports of commands whose rows cannot be read', () => {
+  it('are dropped as stale, and never fail the reading of the other reports', async () => {
+    const taken: TaskReportRecord[][] = [];
+    const dropped: { commandId: number; ordinal: number }[] = [];
+    const failures: unknown[] = [];
+    const report = (commandId: number): TaskReportRecord =>
+      ({ commandId, ordinal: 0, status: 'succeeded', at: 1 }) as unknown as TaskReportRecord;
+    const inbox = [report(5), report(6)];
+    const store = {
+      takeReports: () => {
+        const batch = inbox.splice(0);
+        taken.push(batch);
+        return Promise.resolve(batch);
+      },
+      getTasks: (commandId: number) =>
+        commandId === 5
+          ? Promise.reject(
+              new CocoError(ErrorCode.CorruptRow, 'tasks row 5/0 cannot be read: status: bad'),
+            )
+          : Promise.resolve([{ commandId, ordinal: 0, endedAt: 10 }]),
+      dropReports: (keys: { commandId: number; ordinal: number }[]) => {
+        dropped.push(...keys);
+        return Promise.resolve();
+      },
+    };
+    const relay = new Relay({
+      nodeId: 'a',
+      storeId: 's',
+      store: store as unknown as SharedStore,
+      clock: new ManualClock(),
+      dispatcher: {} as unknown as Dispatcher,
+      liveTask: () => undefined,
+      held: () => [],
+      claiming: () => false,
+      stopped: () => false,
+      failed: (error) => failures.push(error),
+    });
+    relay.reportsSoon();
+    await relay.idle();
+    expect(failures).toEqual([]);
+    expect(dropped.map((k) => k.commandId).sort()).toEqual([5, 6]);
   });
 });
