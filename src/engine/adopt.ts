@@ -6,39 +6,24 @@
  *
  * @module
  */
-import type { Logger } from '../core/command-type.js';
-import type { CommandRegistry } from '../core/registry.js';
 import type { ActiveSnapshot } from '../store/port.js';
 import type { Coordinator } from './coordinator.js';
-import type { Dispatcher } from './dispatcher.js';
-import type { EngineEvents } from './events.js';
 import type { LiveCommand } from './live.js';
 import { rebuild } from './recovery.js';
-
-/** What adopting needs. */
-export interface AdoptHost {
-  readonly registry: CommandRegistry;
-  readonly storeId: string;
-  readonly coordinator: Coordinator;
-  readonly dispatcher: Dispatcher;
-  readonly events: EngineEvents;
-  readonly logger: Logger;
-}
 
 /**
  * Resumes one live command: its unfinished tasks go back to the dispatcher, then it is woken. A
  * held command (it could not be loaded) is only put in the repository: nothing of it runs until
  * a cancel ends it.
  */
-export function resume(h: AdoptHost, c: LiveCommand): void {
-  const co = h.coordinator;
+export function resume(co: Coordinator, c: LiveCommand): void {
   co.live.set(c.id, c);
   if (c.held) return;
   for (const t of c.tasks) {
     if (t.ended) continue;
-    if (t.stopRequested) h.dispatcher.stop(t);
-    else if (t.status === 'created') h.dispatcher.start(t);
-    else h.dispatcher.watch(t);
+    if (t.stopRequested) co.dispatcher.stop(t);
+    else if (t.status === 'created') co.dispatcher.start(t);
+    else co.dispatcher.watch(t);
     co.tasks.armDeadline(t);
   }
   co.armLifetime(c);
@@ -52,21 +37,20 @@ export function resume(h: AdoptHost, c: LiveCommand): void {
  * tasks are never taken for strangers.
  */
 export async function adopt(
-  h: AdoptHost,
+  co: Coordinator,
   snapshot: ActiveSnapshot,
 ): Promise<{ resumed: number; failed: number }> {
-  const co = h.coordinator;
-  const rebuilt = await rebuild(h.registry, h.storeId, snapshot);
+  const rebuilt = await rebuild(co.registry, co.storeId, snapshot);
   for (const [id, why] of rebuilt.unloaded) co.unloaded.set(id, why);
   for (const failure of rebuilt.failures) {
-    h.logger.warn(
+    co.log.warn(
       { commandId: failure.commandId, error: failure.error },
       'stored command could not be loaded',
     );
-    h.events.emit('load-failed', failure);
+    co.events.emit('load-failed', failure);
   }
   const fresh = rebuilt.commands.filter((c) => !co.live.has(c.id));
   for (const c of fresh) co.live.set(c.id, c);
-  for (const c of fresh) resume(h, c);
+  for (const c of fresh) resume(co, c);
   return { resumed: fresh.length, failed: rebuilt.failures.length };
 }

@@ -20,7 +20,7 @@ export interface AgentCallsHost {
   /** Prefix of our task ids on agents (reconciliation). */
   readonly prefix: string;
   /** The poll gate (multi-node), or null on a single node. */
-  gate(): PollGate | null;
+  readonly gate: PollGate | null;
   /** Whether this node may poll the agent now. */
   mayPoll(link: AgentLink): boolean;
   /** Applies what a poll returned. */
@@ -42,7 +42,7 @@ export class AgentCalls {
     );
     let strangers = ids.filter((id) => !this.#h.events.isKnown(id));
     // Other nodes' tasks are not in this node's memory: only rows missing from the store count.
-    const gate = this.#h.gate();
+    const gate = this.#h.gate;
     if (strangers.length > 0 && gate) strangers = await gate.strangers(strangers);
     if (strangers.length > 0) {
       await this.#call(link, 'stopTasks', () => this.#h.broker.stopTasks(link.id, strangers));
@@ -135,7 +135,7 @@ export class AgentCalls {
   /** Asks the agent for the statuses of its running tasks (ours, and relayed ones). */
   async poll(link: AgentLink): Promise<void> {
     const ids = [...link.running.keys()];
-    const foreign = this.#h.gate()?.foreignIds(link.id) ?? [];
+    const foreign = this.#h.gate?.foreignIds(link.id) ?? [];
     if (foreign.length > 0) ids.push(...foreign);
     const reports = await this.#call(link, 'getStatuses', () =>
       this.#h.broker.getStatuses(link.id, ids),

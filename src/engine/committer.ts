@@ -85,7 +85,8 @@ export class Committer {
   #idle: (() => void)[] = [];
   /** Rejecters of `durable()` promises not yet resolved: called if the committer stops first. */
   readonly #abandon = new Set<(error: Error) => void>();
-  #childOf: (id: number) => LiveCommand | undefined = () => undefined;
+  /** Finds live children, to keep a parent's batch behind its children's. */
+  readonly #childOf: (id: number) => LiveCommand | undefined;
   readonly #listeners: CommitListener[] = [];
   /** Counters for monitoring: batches committed, rows written, time spent applying. */
   readonly stats = { batches: 0, commands: 0, tasks: 0, applyMs: 0 };
@@ -94,21 +95,22 @@ export class Committer {
   readonly #options: CommitterOptions;
   readonly #onError: (error: unknown, attempt: number) => void;
 
+  /**
+   * `childOf` finds a live command by id (the command repository), so that a parent's change is
+   * never committed before its children's.
+   */
   constructor(
     store: Store,
     clock: Clock,
     options: CommitterOptions,
     onError: (error: unknown, attempt: number) => void,
+    childOf: (id: number) => LiveCommand | undefined = () => undefined,
   ) {
     this.#store = store;
     this.#clock = clock;
     this.#options = options;
     this.#onError = onError;
-  }
-
-  /** Lets the committer find live children, to keep a parent's batch behind its children's. */
-  setChildLookup(lookup: (id: number) => LiveCommand | undefined): void {
-    this.#childOf = lookup;
+    this.#childOf = childOf;
   }
 
   #group(c: LiveCommand): void {

@@ -218,14 +218,7 @@ export class StageCtx extends BaseCtx implements StageContext<unknown> {
         );
       }
     }
-    const c = this.c;
-    const tasks = Math.max(c.expectedTasks, counts.tasks ?? 0);
-    const children = Math.max(c.expectedChildren, counts.children ?? 0);
-    if (tasks !== c.expectedTasks || children !== c.expectedChildren) {
-      c.expectedTasks = tasks;
-      c.expectedChildren = children;
-      this.host.touch(c);
-    }
+    if (this.c.expect(counts.tasks ?? 0, counts.children ?? 0)) this.host.touch(this.c);
   }
 
   startTask(spec: TaskSpec): TaskRef {

@@ -9,7 +9,7 @@
 import type { CommandType, Json, Logger, TaskSpec } from '../core/command-type.js';
 import { CocoError, ErrorCode, type ErrorInfo } from '../core/errors.js';
 import type { CommandRegistry } from '../core/registry.js';
-import { assertTransition, type CommandStatus } from '../core/states.js';
+import type { CommandStatus } from '../core/states.js';
 import type { EntityWrite } from '../core/records.js';
 import type { Store } from '../store/port.js';
 import type { Committer } from './committer.js';
@@ -24,23 +24,42 @@ import type { ChildState, LiveCommand } from './live.js';
 import { LiveUndo, type LiveTask } from './live.js';
 import type { CompiledEngineOptions } from './options.js';
 import { TaskTracker, type TaskHost } from './tasks.js';
+import { resume } from './adopt.js';
+import type { Dispatcher, PollGate } from './dispatcher.js';
+import { loadOne } from './recovery.js';
 import { unloadableError } from './unloadable.js';
 
-/** Loads one command (with its entries) from the store into memory; used for compensation. */
-export type CommandLoader = (id: number) => Promise<LiveCommand | null>;
+/** What a coordinator is built with (the store is open; `storeId` is its identity). */
+export interface CoordinatorParts {
+  readonly options: CompiledEngineOptions;
+  readonly store: Store;
+  readonly committer: Committer;
+  readonly events: EngineEvents;
+  readonly ids: IdAllocator;
+  readonly registry: CommandRegistry;
+  readonly storeId: string;
+  /** The command repository (the committer reads it too, to keep parents behind children). */
+  readonly live: Map<number, LiveCommand>;
+  /** The dispatcher's poll gate on a shared store (its agent leases), or null alone. */
+  readonly gate: PollGate | null;
+}
 
 /** Drives live commands. */
 export class Coordinator implements HandlerHost, TaskHost {
   /** Live commands by id: the command repository. */
-  readonly live = new Map<number, LiveCommand>();
+  readonly live: Map<number, LiveCommand>;
   /**
    * Commands of this node's trees that could not be loaded, by id, with why: left untouched, and
    * their tasks never stopped or cleared by reconciliation.
    */
   readonly unloaded = new Map<number, ErrorInfo>();
   readonly tasks: TaskTracker;
-  loader!: CommandLoader;
-  stopped = false;
+  /** The agent calls (owned by the task tracker). */
+  readonly dispatcher: Dispatcher;
+  readonly registry: CommandRegistry;
+  readonly storeId: string;
+  readonly events: EngineEvents;
+  #stopped = false;
   readonly log: Logger;
   #ready: LiveCommand[] = [];
   #drainScheduled = false;
@@ -52,57 +71,93 @@ export class Coordinator implements HandlerHost, TaskHost {
   private readonly options: CompiledEngineOptions;
   private readonly store: Store;
   private readonly committer: Committer;
-  private readonly events: EngineEvents;
   private readonly ids: IdAllocator;
-  private readonly registry: CommandRegistry;
-  private readonly storeId: string;
-  constructor(
-    options: CompiledEngineOptions,
-    store: Store,
-    committer: Committer,
-    events: EngineEvents,
-    ids: IdAllocator,
-    registry: CommandRegistry,
-    storeId: string,
-  ) {
+  constructor(parts: CoordinatorParts) {
+    const { options, store, committer, events, storeId } = parts;
     this.options = options;
     this.store = store;
     this.committer = committer;
     this.events = events;
-    this.ids = ids;
-    this.registry = registry;
+    this.ids = parts.ids;
+    this.registry = parts.registry;
     this.storeId = storeId;
+    this.live = parts.live;
     this.log = options.logger;
-    this.tasks = new TaskTracker(
-      this,
+    this.tasks = new TaskTracker({
+      host: this,
       committer,
-      options.clock,
+      clock: options.clock,
       events,
       storeId,
-      options.tuning.vanishGraceMs,
-    );
+      broker: options.agents,
+      gate: parts.gate,
+      tuning: options.tuning,
+      random: options.random,
+    });
+    this.dispatcher = this.tasks.dispatcher;
     this.#entities = new EntityOverlay(store, committer);
     this.#endings = new Endings({
       live: this.live,
       committer,
       events,
-      dispatcher: () => this.tasks.dispatcher,
-      now: () => this.now(),
-      setStatus: (c, to) => this.setStatus(c, to),
-      touch: (c) => this.touch(c),
+      dispatcher: this.dispatcher,
+      clock: options.clock,
       wake: (c) => this.wake(c),
     });
+  }
+
+  /** Whether the coordinator was stopped (the engine stopped or halted): it acts no more. */
+  get stopped(): boolean {
+    return this.#stopped;
+  }
+
+  /** Stops the loop: no command is looked at any more, no handler's outcome is applied. */
+  stop(): void {
+    this.#stopped = true;
+  }
+
+  /**
+   * Loads one command (with its entries) from the store and resumes it; used for compensating a
+   * child that left memory. Null (reported as `load-failed`) if it cannot be loaded.
+   */
+  async load(id: number): Promise<LiveCommand | null> {
+    const { command, failure } = await loadOne(this.store, this.registry, this.storeId, id);
+    if (failure) this.events.emit('load-failed', failure);
+    if (command) resume(this, command);
+    return command;
+  }
+
+  /** The live task a relayed report is for, unless its command is held (nothing of it runs). */
+  liveTask(commandId: number, ordinal: number): LiveTask | undefined {
+    const c = this.live.get(commandId);
+    return c?.held ? undefined : c?.tasks[ordinal];
+  }
+
+  /**
+   * Cancels a command of this node's memory (as `Engine.cancel` does), resolving once the request
+   * is durable; false if the command is not in memory.
+   */
+  async cancelLoaded(id: number): Promise<boolean> {
+    const c = this.live.get(id);
+    if (!c) return false;
+    this.cancel(c);
+    await this.committer.durable(c);
+    return true;
   }
 
   now(): number {
     return this.options.clock.now();
   }
 
+  random(): number {
+    return this.options.random();
+  }
+
   // ---------------------------------------------------------------- the loop
 
   /** Queues a command to be looked at. */
   wake(c: LiveCommand): void {
-    if (c.queued || this.stopped) return;
+    if (c.queued || this.#stopped) return;
     c.queued = true;
     this.#ready.push(c);
     if (!this.#drainScheduled) {
@@ -156,15 +211,14 @@ export class Coordinator implements HandlerHost, TaskHost {
         runStage(this, c);
         return;
       case 'next-stage':
-        c.stage++;
-        c.stageDone = false;
-        c.attempts = 0;
-        c.lastError = null;
+        c.nextStage();
         this.touch(c);
         this.wake(c);
         return;
       case 'succeed':
-        runSuccess(this, c);
+        // Without onSuccess there is no handler to run: the command ends here and now.
+        if (c.type.handlers.onSuccess) runSuccess(this, c);
+        else this.#endings.end(c, 'succeeded');
         return;
       case 'abort':
         this.abortCommand(c, action.error);
@@ -182,8 +236,7 @@ export class Coordinator implements HandlerHost, TaskHost {
         return;
       case 'compensation-done':
         this.#setCompensation(c, action.error ? 'failed' : 'compensated', action.error);
-        c.attempts = 0;
-        c.nextAttemptAt = null;
+        c.resetAttempts();
         if (c.terminal) this.#endings.compensated(c);
         this.wake(c);
         return;
@@ -206,24 +259,19 @@ export class Coordinator implements HandlerHost, TaskHost {
   }
 
   setStatus(c: LiveCommand, to: CommandStatus): void {
-    assertTransition('command', c.status, to, `command ${c.id}`);
-    c.status = to;
-    this.touch(c);
+    c.setStatus(to, this.now());
+    this.committer.command(c);
   }
 
   #setCompensation(c: LiveCommand, to: LiveCommand['compensation'], error: ErrorInfo | null): void {
-    assertTransition('compensation', c.compensation, to, `command ${c.id}`);
-    c.compensation = to;
-    c.compensationError = error;
-    this.touch(c);
+    c.setCompensation(to, error, this.now());
+    this.committer.command(c);
   }
 
   /** Failure or cancellation decided: stop the command's tasks and cancel its children. */
   abortCommand(c: LiveCommand, error: ErrorInfo): void {
-    this.setStatus(c, 'aborting');
-    c.error = error;
-    c.attempts = 0;
-    c.nextAttemptAt = null;
+    c.abortWith(error, this.now());
+    this.committer.command(c);
     c.abort?.abort();
     for (const t of c.tasks) if (!t.ended) this.tasks.stop(t);
     for (const ch of c.children ?? []) {
@@ -285,8 +333,7 @@ export class Coordinator implements HandlerHost, TaskHost {
     }
     // Already failing (or, ended, compensating): its work stops all the same.
     if (!c.terminal) c.error = error;
-    c.attempts = 0;
-    c.nextAttemptAt = null;
+    c.resetAttempts();
     this.touch(c);
     for (const t of c.tasks) if (!t.ended) this.tasks.stop(t);
     for (const ch of c.children ?? []) {
@@ -316,7 +363,7 @@ export class Coordinator implements HandlerHost, TaskHost {
     if (!child) {
       c.busy = true;
       try {
-        child = await this.loader(ch.id);
+        child = await this.load(ch.id);
       } catch (error) {
         this.log.error(
           { commandId: c.id, childId: ch.id, error },
@@ -327,11 +374,10 @@ export class Coordinator implements HandlerHost, TaskHost {
       }
       if (this.stopped) return;
       if (!child) {
-        ch.compensation = 'failed';
-        ch.compensationError = {
+        ch.compensationFailed({
           code: ErrorCode.CompensationFailed,
           message: `child ${ch.id} could not be loaded to compensate it`,
-        };
+        });
         this.wake(c);
         return;
       }
@@ -341,7 +387,7 @@ export class Coordinator implements HandlerHost, TaskHost {
       this.#setCompensation(child, 'compensating', null);
       this.wake(child);
     }
-    ch.compensation = child.compensation;
+    ch.mirror(child);
     this.wake(c);
   }
 
@@ -406,7 +452,7 @@ export class Coordinator implements HandlerHost, TaskHost {
     out: { writes: EntityWrite[]; dataSet: boolean; data: unknown },
   ): void {
     if (out.dataSet) {
-      c.data = out.data ?? null;
+      c.setData(out.data ?? null);
       this.touch(c);
     }
     this.#entities.write(out.writes);
@@ -421,7 +467,7 @@ export class Coordinator implements HandlerHost, TaskHost {
     const u = new LiveUndo(
       c,
       c.undoCount,
-      c.journalSeq++,
+      c.nextJournalSeq(),
       c.stage,
       name,
       data,

@@ -43,6 +43,12 @@ export interface PollGate {
    * row in the store, or ended tasks of commands whose owner is done with them.
    */
   strangers(ids: readonly string[]): Promise<string[]>;
+  /**
+   * Tells `listener` when this node gains (`true`) or loses (`false`) an agent's lease, and when
+   * an agent it holds has new foreign tasks to poll (`true` again). The dispatcher subscribes as
+   * it is built.
+   */
+  onChange?(listener: (agentId: string, held: boolean) => void): void;
 }
 
 /** What the dispatcher tells the engine. */

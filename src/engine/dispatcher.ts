@@ -36,6 +36,21 @@ const KNOWN_AGENTS_REFRESH_MS = 1_000;
 /** How many known agents an `AGENT_UNKNOWN` message names (the details carry them all). */
 const KNOWN_AGENTS_IN_MESSAGE = 20;
 
+/** What a dispatcher is built with. */
+export interface DispatcherParts {
+  readonly broker: AgentBroker;
+  readonly clock: Clock;
+  readonly options: DispatcherOptions;
+  /** Who hears what the agents say of the tasks (the task tracker). */
+  readonly events: DispatcherEvents;
+  /** Prefix of our task ids on agents (reconciliation). */
+  readonly prefix: string;
+  /** The poll gate of multi-node polling; none on a single node. */
+  readonly gate?: PollGate | null;
+  /** A number in [0, 1) for back-off jitter. @default Math.random */
+  readonly random?: () => number;
+}
+
 /** Per-agent batching of task calls, polling and back-off. */
 export class Dispatcher {
   readonly #links = new Map<string, AgentLink>();
@@ -52,32 +67,29 @@ export class Dispatcher {
   #reconcileTimer: TimerHandle | null = null;
 
   private readonly broker: AgentBroker;
-  /** Prefix of our task ids on agents (reconciliation). */
-  private readonly prefix: string;
   private readonly clock: Clock;
   private readonly options: DispatcherOptions;
   private readonly events: DispatcherEvents;
-  /** Multi-node polling; null on a single node. */
-  gate: PollGate | null = null;
-  constructor(
-    broker: AgentBroker,
-    clock: Clock,
-    options: DispatcherOptions,
-    events: DispatcherEvents,
-    prefix: string,
-  ) {
-    this.prefix = prefix;
+  /** Multi-node polling (the node's agent leases); null on a single node. */
+  private readonly gate: PollGate | null;
+  private readonly random: () => number;
+  constructor(parts: DispatcherParts) {
+    const { broker, clock, options, events, prefix } = parts;
     this.broker = broker;
     this.clock = clock;
     this.options = options;
     this.events = events;
+    this.gate = parts.gate ?? null;
+    this.random = parts.random ?? Math.random;
+    // The gate tells of leases gained and lost, and of new foreign tasks to poll.
+    this.gate?.onChange?.((agentId, held) => this.gateChanged(agentId, held));
     this.#calls = new AgentCalls({
       broker,
       clock,
       options,
       events,
       prefix,
-      gate: () => this.gate,
+      gate: this.gate,
       mayPoll: (link) => this.#mayPoll(link),
       applyReports: (link, reports, polled) => this.#applyReports(link, reports, polled),
     });
@@ -445,7 +457,7 @@ export class Dispatcher {
       this.options.backoffBaseMs * 2 ** Math.min(link.failures - 1, 20),
     );
     // Full jitter in [delay/2, delay] keeps many engines from hammering a recovering agent in step.
-    link.blockedUntil = this.clock.now() + delay / 2 + Math.random() * (delay / 2);
+    link.blockedUntil = this.clock.now() + delay / 2 + this.random() * (delay / 2);
     const info = toErrorInfo(error, ErrorCode.AgentUnavailable);
     if (link.up || link.failures === 1) {
       link.up = false;

@@ -5,41 +5,37 @@
  *
  * @module
  */
-import type { CommandStatus } from '../core/states.js';
+import type { Clock } from '../core/clock.js';
 import type { Committer } from './committer.js';
 import type { Dispatcher } from './dispatcher.js';
 import type { EngineEvents } from './events.js';
 import type { ChildState, LiveCommand } from './live.js';
 
-/** What {@link Endings} needs from the coordinator. */
-export interface EndingsHost {
+/** What {@link Endings} is built with. */
+export interface EndingsParts {
   /** The command repository (live commands by id). */
   readonly live: Map<number, LiveCommand>;
   readonly committer: Committer;
   readonly events: EngineEvents;
-  /** The dispatcher, wired after construction. */
-  dispatcher(): Dispatcher;
-  now(): number;
-  setStatus(c: LiveCommand, to: CommandStatus): void;
-  touch(c: LiveCommand): void;
+  readonly dispatcher: Dispatcher;
+  readonly clock: Clock;
+  /** Queues a command to be looked at (a parent told of its child's end). */
   wake(c: LiveCommand): void;
 }
 
 /** Ends commands, clears their tasks, and lets them go. */
 export class Endings {
-  readonly #h: EndingsHost;
+  readonly #h: EndingsParts;
   readonly #endWaiters = new Map<number, ((c: LiveCommand) => void)[]>();
 
-  constructor(host: EndingsHost) {
+  constructor(host: EndingsParts) {
     this.#h = host;
   }
 
   /** Records a command's outcome, tells its parent, and starts clearing its tasks. */
   end(c: LiveCommand, status: 'succeeded' | 'failed' | 'cancelled'): void {
-    this.#h.setStatus(c, status);
-    c.endedAt = this.#h.now();
-    c.attempts = 0;
-    c.nextAttemptAt = null;
+    c.end(status, this.#h.clock.now());
+    this.#h.committer.command(c);
     c.timer?.cancel();
     c.timer = null;
     c.lifetimeTimer?.cancel();
@@ -77,11 +73,7 @@ export class Endings {
     const ch = findChild(p.children, c.seq ?? -1);
     if (!ch || ch.id !== c.id) return;
     const wasEnded = ch.ended;
-    ch.status = c.status;
-    ch.result = c.result;
-    ch.error = c.error;
-    ch.compensation = c.compensation;
-    ch.compensationError = c.compensationError;
+    ch.mirror(c);
     if (!wasEnded && ch.ended) {
       p.childEnded(ch);
       if (p.failurePolicy === 'fail-fast' && ch.status !== 'succeeded') p.abort?.abort();
@@ -96,7 +88,7 @@ export class Endings {
     if (toClear.length === 0) {
       if (!c.tasksCleared) {
         c.tasksCleared = true;
-        this.#h.touch(c);
+        this.#touch(c);
       }
       this.#h.committer.afterCommit(() => this.#done(c), c);
       return;
@@ -110,13 +102,18 @@ export class Endings {
       // still run (past its deadline, being stopped) keeps its command active until its clear
       // is recorded: a reconciliation must never clear it while it runs.
       c.tasksCleared = true;
-      this.#h.touch(c);
+      this.#touch(c);
     }
     // Clearing follows the commit that records the command's outcome.
     this.#h.committer.afterCommit(() => {
-      const dispatcher = this.#h.dispatcher();
+      const dispatcher = this.#h.dispatcher;
       for (const t of toClear) dispatcher.clear(t);
     }, c);
+  }
+
+  #touch(c: LiveCommand): void {
+    c.updatedAt = this.#h.clock.now();
+    this.#h.committer.command(c);
   }
 
   /** Every task of a settled command was cleared: record it, then let the command go. */

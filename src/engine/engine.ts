@@ -12,16 +12,12 @@ import { isTerminal } from '../core/states.js';
 import type { AgentRecord, CommandRecord, TaskRecord, UndoRecord } from '../core/records.js';
 import type { CommandPage, CommandQuery, CorruptRow } from '../store/port.js';
 import { isSharedStore } from '../store/shared-port.js';
-import { adopt, resume, type AdoptHost } from './adopt.js';
-import { assertLeaseFits, type Cluster } from './cluster.js';
-import type { Committer } from './committer.js';
-import type { Coordinator } from './coordinator.js';
-import type { Dispatcher } from './dispatcher.js';
+import { adopt } from './adopt.js';
+import { assertLeaseFits } from './cluster.js';
 import { EngineEvents, type EngineEventMap, type EngineEventName } from './events.js';
 import { compileOptions, type CompiledEngineOptions, type EngineOptions } from './options.js';
-import { loadOne } from './recovery.js';
 import { checkIdempotencyKey, parseParams, prepareMany, submittableType } from './submission.js';
-import { wireCluster, wireEngine } from './wiring.js';
+import { buildRuntime, type EngineRuntime } from './wiring.js';
 
 /** Options of {@link Engine.submit}. */
 export interface SubmitOptions {
@@ -77,13 +73,10 @@ export class Engine {
   #state: EngineState = 'new';
   /** Why the engine halted (its lease was lost), or null. */
   #haltError: ErrorInfo | null = null;
-  #co: Coordinator | null = null;
-  #committer: Committer | null = null;
-  #dispatcher: Dispatcher | null = null;
+  /** The running parts, built once at start. */
+  #run: EngineRuntime | null = null;
   #storeId = '';
   #heartbeat: { cancel(): void } | null = null;
-  #cluster: Cluster | null = null;
-  #stopInfo: () => void = () => undefined;
   /** A started engine keeps the process alive until it is stopped (its own timers do not). */
   #keepAlive: ReturnType<typeof setInterval> | null = null;
   readonly #keys = new Map<string, Promise<number>>();
@@ -134,47 +127,28 @@ export class Engine {
     const began = performance.now();
     const identity = await store.open(this.#o.nodeId);
     this.#storeId = identity.storeId;
-    const {
-      coordinator: co,
-      committer,
-      dispatcher,
-      stopInfo,
-    } = await wireEngine(this.#o, this.#registry, this.events, identity.storeId, (error) => {
-      void this.#halt(error);
-    });
-    co.loader = async (id) => {
-      const { command, failure } = await loadOne(store, this.#registry, this.#storeId, id);
-      if (failure) this.events.emit('load-failed', failure);
-      if (command) resume(this.#adoptHost(), command);
-      return command;
-    };
-    this.#co = co;
-    this.#committer = committer;
-    this.#dispatcher = dispatcher;
-    this.#stopInfo = stopInfo;
+    const run = await buildRuntime(
+      this.#o,
+      this.#registry,
+      this.events,
+      identity.storeId,
+      (error) => void this.#halt(error),
+    );
+    this.#run = run;
+    const { dispatcher } = run;
 
     const loadBegan = performance.now();
     const snapshot = await store.loadActive();
     const loadMs = performance.now() - loadBegan;
-    const adopted = await adopt(this.#adoptHost(), snapshot);
+    const adopted = await adopt(run.coordinator, snapshot);
     const rebuildMs = performance.now() - loadBegan - loadMs;
-    if (isSharedStore(store)) {
-      this.#cluster = wireCluster(this.#o, store, this.#registry, identity.storeId, {
-        coordinator: co,
-        committer,
-        dispatcher,
-        adopt: async (more) => (await adopt(this.#adoptHost(), more)).resumed,
-        leaseLost: (error) => void this.#halt(error),
-        claimed: (rootIds) => this.events.emit('claimed', { rootIds }),
-      });
-    }
     await dispatcher
       .discover()
       .catch((error: unknown) => logger.warn({ error }, 'could not list agents'));
     this.#state = 'running';
     // Only the 2^30 ms period matters here: the interval exists to hold the event loop open.
     this.#keepAlive = setInterval(() => undefined, 2 ** 30);
-    if (this.#cluster) await this.#cluster.start();
+    if (run.cluster) await run.cluster.start();
     else this.#beat();
     const report = {
       resumed: adopted.resumed,
@@ -185,17 +159,6 @@ export class Engine {
     };
     logger.info(report, 'engine started');
     return report;
-  }
-
-  #adoptHost(): AdoptHost {
-    return {
-      registry: this.#registry,
-      storeId: this.#storeId,
-      coordinator: this.#co!,
-      dispatcher: this.#dispatcher!,
-      events: this.events,
-      logger: this.#o.logger,
-    };
   }
 
   /**
@@ -210,11 +173,12 @@ export class Engine {
     this.#state = 'stopping';
     if (this.#keepAlive) clearInterval(this.#keepAlive);
     this.#keepAlive = null;
-    if (this.#co) this.#co.stopped = true;
-    this.#dispatcher?.stopAll();
-    this.#stopInfo();
-    this.#committer?.stop(error);
-    await this.#cluster?.stop().catch(() => undefined);
+    const run = this.#run;
+    run?.coordinator.stop();
+    run?.dispatcher.stopAll();
+    run?.stopInfo();
+    run?.committer.stop(error);
+    await run?.cluster?.stop().catch(() => undefined);
     await this.#o.store.close(this.#o.nodeId).catch(() => undefined);
     this.#state = 'stopped';
     this.events.emit('halted', { error: error.toInfo() });
@@ -230,10 +194,11 @@ export class Engine {
     });
   }
 
-  #running(): Coordinator {
-    if (this.#state !== 'running' || !this.#co)
+  /** The running parts; throws `ENGINE_STOPPED` unless the engine runs. */
+  #running(): EngineRuntime {
+    if (this.#state !== 'running' || !this.#run)
       throw new CocoError(ErrorCode.EngineStopped, `the engine is ${this.#state}; start it first`);
-    return this.#co;
+    return this.#run;
   }
 
   /**
@@ -246,7 +211,7 @@ export class Engine {
     params: NoInfer<I>,
     options: SubmitOptions = {},
   ): Promise<{ id: number }> {
-    const co = this.#running();
+    const { coordinator: co, committer } = this.#running();
     const registered = submittableType(this.#registry, type.name, type.version);
     const parsed = await parseParams(registered, params);
     const key = options.idempotencyKey ?? null;
@@ -258,7 +223,7 @@ export class Engine {
         const existing = await this.#o.store.getCommandByKey(key);
         if (existing) return existing.id;
         const c = co.createRoot(registered, params, parsed, key);
-        await this.#committer!.durable(c);
+        await committer.durable(c);
         return c.id;
       })();
       this.#keys.set(key, pending);
@@ -269,7 +234,7 @@ export class Engine {
       }
     }
     const c = co.createRoot(registered, params, parsed, null);
-    await this.#committer!.durable(c);
+    await committer.durable(c);
     return { id: c.id };
   }
 
@@ -281,11 +246,11 @@ export class Engine {
   async submitMany(
     items: readonly { readonly type: CommandType<unknown, unknown>; readonly params: unknown }[],
   ): Promise<{ id: number }[]> {
-    const co = this.#running();
+    const { coordinator: co, committer } = this.#running();
     const prepared = await prepareMany(this.#registry, items);
     const roots = prepared.map((p) => co.createRoot(p.type, p.raw, p.parsed, null));
     // Roots are batched in creation order: the last one durable means all are.
-    await this.#committer!.durable(roots.at(-1) ?? null);
+    await committer.durable(roots.at(-1) ?? null);
     return roots.map((c) => ({ id: c.id }));
   }
 
@@ -302,7 +267,7 @@ export class Engine {
    * engine cannot write what it cannot read.
    */
   async cancel(id: number): Promise<void> {
-    const co = this.#running();
+    const { coordinator: co, committer } = this.#running();
     const c = co.live.get(id);
     if (!c) {
       const unreadable = co.unloaded.get(id);
@@ -330,7 +295,7 @@ export class Engine {
     }
     if (!co.cancel(c))
       throw new CocoError(ErrorCode.CommandState, `command ${id} has already ended (${c.status})`);
-    await this.#committer!.durable(c);
+    await committer.durable(c);
   }
 
   /** The stored (durable) state of a command, or null. */
@@ -355,14 +320,15 @@ export class Engine {
       this.#o.store.getUndo(id),
       this.#o.store.listCommands({ parentId: id, limit: 1000 }),
     ]);
-    const live = this.#co?.live.get(id);
+    const live = this.#run?.coordinator.live.get(id);
     return {
       command,
       tasks,
       undo,
       children: children.commands.sort((a, b) => (a.seq ?? 0) - (b.seq ?? 0)),
       unreadableChildren: children.unreadable,
-      unloadable: (live?.held ? live.loadError : null) ?? this.#co?.unloaded.get(id) ?? null,
+      unloadable:
+        (live?.held ? live.loadError : null) ?? this.#run?.coordinator.unloaded.get(id) ?? null,
     };
   }
 
@@ -371,10 +337,10 @@ export class Engine {
    * another node runs is awaited by reading the store.
    */
   async waitFor(id: number): Promise<CommandRecord> {
-    const co = this.#running();
+    const { coordinator: co, committer } = this.#running();
     const c = co.live.get(id);
     if (c && !c.terminal) await co.whenEnded(c);
-    else if (c) await this.#committer!.durable(c);
+    else if (c) await committer.durable(c);
     let record = await this.#o.store.getCommand(id);
     if (!record) throw new CocoError(ErrorCode.CommandNotFound, `command ${id} does not exist`);
     // On a shared store another node may run it: its end shows in the store.
@@ -405,10 +371,10 @@ export class Engine {
     watchedTasks: number;
     commits: { batches: number; commands: number; tasks: number; applyMs: number };
   } {
-    const commits = this.#committer?.stats ?? { batches: 0, commands: 0, tasks: 0, applyMs: 0 };
+    const commits = this.#run?.committer.stats ?? { batches: 0, commands: 0, tasks: 0, applyMs: 0 };
     return {
-      liveCommands: this.#co?.live.size ?? 0,
-      watchedTasks: this.#dispatcher?.watchedTasks ?? 0,
+      liveCommands: this.#run?.coordinator.live.size ?? 0,
+      watchedTasks: this.#run?.dispatcher.watchedTasks ?? 0,
       commits: { ...commits },
     };
   }
@@ -424,23 +390,23 @@ export class Engine {
     this.#heartbeat?.cancel();
     if (this.#keepAlive) clearInterval(this.#keepAlive);
     this.#keepAlive = null;
-    const co = this.#co;
-    if (co && wasRunning) {
+    const run = this.#run;
+    if (run && wasRunning) {
       let timer: { cancel(): void } | null = null;
       await Promise.race([
-        co.idle(),
+        run.coordinator.idle(),
         new Promise<void>(
           (resolve) => (timer = this.#o.clock.setTimer(this.#o.tuning.stopGraceMs, resolve)),
         ),
       ]);
       (timer as { cancel(): void } | null)?.cancel();
-      co.stopped = true;
-      this.#dispatcher?.stopAll();
-      this.#stopInfo();
-      await this.#committer?.drain();
-      this.#committer?.stop();
+      run.coordinator.stop();
+      run.dispatcher.stopAll();
+      run.stopInfo();
+      await run.committer.drain();
+      run.committer.stop();
     }
-    await this.#cluster?.stop();
+    await run?.cluster?.stop();
     await this.#o.store.close(this.#o.nodeId);
     this.#state = 'stopped';
   }

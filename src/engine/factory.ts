@@ -72,7 +72,7 @@ export function newChild(
   }
   if (result.issues) throw new ValidationError(what, toIssues(result.issues));
   const id = ids.next();
-  const seq = parent.journalSeq++;
+  const seq = parent.nextJournalSeq();
   const child = new LiveCommand({
     id,
     type: registered,

@@ -27,6 +27,8 @@ export interface HandlerHost extends ContextHost {
   ): void;
   handlerStarted(): void;
   handlerEnded(): void;
+  /** A number in [0, 1) for retry jitter (the engine's injectable source). */
+  random(): number;
 }
 
 type Phase = 'stage' | 'success' | 'undo' | 'failure';
@@ -100,11 +102,7 @@ export function runStage(host: HandlerHost, c: LiveCommand): void {
   run(host, c, ctx, handler ?? (() => undefined), (outcome, out) => {
     if (outcome.ok) {
       host.applyWrites(c, out);
-      c.stageDone = true;
-      c.attempts = 0;
-      c.nextAttemptAt = null;
-      c.lastError = null;
-      if (c.childMode === 'serial' && ctx.createdWork === 0) c.chainDone = true;
+      c.stageCompleted(ctx.createdWork);
       if (c.status === 'pending') host.setStatus(c, 'waiting');
       host.touch(c);
     } else {
@@ -133,7 +131,7 @@ export function runSuccess(host: HandlerHost, c: LiveCommand): void {
     }
     if (outcome.ok) {
       host.applyWrites(c, out);
-      c.result = outcome.value ?? null;
+      c.setResult(outcome.value ?? null);
       host.endCommand(c, 'succeeded');
     } else {
       failed(host, c, outcome.error, 'success', null);
@@ -157,12 +155,9 @@ export function runUndo(host: HandlerHost, c: LiveCommand, u: LiveUndo): void {
   run(host, c, ctx, fn, (outcome, out) => {
     if (outcome.ok) {
       host.applyWrites(c, out);
-      u.status = 'done';
-      u.error = null;
+      u.finish('done', null);
       host.touchUndo(u);
-      c.attempts = 0;
-      c.nextAttemptAt = null;
-      c.lastError = null;
+      c.resetAttempts();
       host.touch(c);
     } else {
       failed(host, c, outcome.error, 'undo', u);
@@ -216,9 +211,7 @@ function failed(
 ): boolean {
   const info = toErrorInfo(error);
   const retryable = !(error instanceof CocoError) || error.retryable;
-  c.attempts++;
-  c.lastError = info;
-  host.touch(c);
+  const attempt = c.attempts + 1;
   const { maxAttempts, backoffMs, maxBackoffMs } = c.type.retry;
   const what =
     phase === 'stage'
@@ -231,28 +224,31 @@ function failed(
     phase === 'stage' &&
     (c.cancelRequested || (c.failedWork > 0 && c.failurePolicy === 'fail-fast'))
   ) {
-    c.nextAttemptAt = null;
+    c.attemptFailed(info, null);
+    host.touch(c);
     return false;
   }
-  if (retryable && c.attempts < maxAttempts) {
+  if (retryable && attempt < maxAttempts) {
     // Small jitter spreads retries of many commands failing on one shared cause.
     const delay =
-      Math.min(maxBackoffMs, backoffMs * 2 ** (c.attempts - 1)) * (0.8 + Math.random() * 0.4);
-    c.nextAttemptAt = host.now() + Math.round(delay);
+      Math.min(maxBackoffMs, backoffMs * 2 ** (attempt - 1)) * (0.8 + host.random() * 0.4);
+    c.attemptFailed(info, host.now() + Math.round(delay));
+    host.touch(c);
     host.log.warn(
-      { commandId: c.id, type: c.type.name, attempt: c.attempts, error: info },
+      { commandId: c.id, type: c.type.name, attempt, error: info },
       `${what} failed; retrying`,
     );
     return false;
   }
-  c.nextAttemptAt = null;
   const final: ErrorInfo = {
     code: error instanceof CocoError ? info.code : ErrorCode.HandlerFailed,
-    message: `${what} of command ${c.id} (${c.type.name}) failed after ${c.attempts} attempt(s): ${info.message}`,
-    details: { cause: info, attempts: c.attempts },
+    message: `${what} of command ${c.id} (${c.type.name}) failed after ${attempt} attempt(s): ${info.message}`,
+    details: { cause: info, attempts: attempt },
   };
   host.log.error({ commandId: c.id, type: c.type.name, error: final }, `${what} failed for good`);
-  c.attempts = 0;
+  // Given up: the failure is kept (lastError), no attempt is due any more.
+  c.gaveUp(info);
+  host.touch(c);
   switch (phase) {
     case 'stage':
     case 'success':
@@ -260,8 +256,7 @@ function failed(
       return false;
     case 'undo':
       if (u) {
-        u.status = 'failed';
-        u.error = final;
+        u.finish('failed', final);
         host.touchUndo(u);
       }
       return false;

@@ -5,9 +5,10 @@
  * @module
  */
 import type { Json } from '../core/command-type.js';
-import type { ErrorInfo } from '../core/errors.js';
+import { ErrorCode, type ErrorInfo } from '../core/errors.js';
 import type { TimerHandle } from '../core/clock.js';
 import {
+  assertTransition,
   isTaskEnded,
   isTerminal,
   type CommandStatus,
@@ -55,6 +56,27 @@ export class ChildState {
 
   get ended(): boolean {
     return isTerminal(this.status);
+  }
+
+  /** Takes the child's outcome (its status, result, errors and compensation) as it is now. */
+  mirror(child: {
+    readonly status: CommandStatus;
+    readonly result: unknown;
+    readonly error: ErrorInfo | null;
+    readonly compensation: CompensationStatus;
+    readonly compensationError: ErrorInfo | null;
+  }): void {
+    this.status = child.status;
+    this.result = child.result;
+    this.error = child.error;
+    this.compensation = child.compensation;
+    this.compensationError = child.compensationError;
+  }
+
+  /** The child could not be compensated (it could not even be loaded): `error` says why. */
+  compensationFailed(error: ErrorInfo): void {
+    this.compensation = 'failed';
+    this.compensationError = error;
   }
 }
 
@@ -135,6 +157,32 @@ export class LiveTask {
     return isTaskEnded(this.status);
   }
 
+  /** The agent accepted the start: `created` to `running` along the task table. */
+  markRunning(): void {
+    assertTransition('task', this.status, 'running', `task ${this.agentTaskId}`);
+    this.status = 'running';
+  }
+
+  /**
+   * Ends the task along the task table, with its result (on success) or error (else; a default
+   * one when the agent gave none), at `now`.
+   */
+  end(status: TaskStatus, result: unknown, error: ErrorInfo | null, now: number): void {
+    assertTransition('task', this.status, status, `task ${this.agentTaskId}`);
+    this.status = status;
+    this.result = status === 'succeeded' ? (result ?? null) : null;
+    this.error =
+      status === 'succeeded'
+        ? null
+        : (error ??
+          (status === 'cancelled'
+            ? { code: ErrorCode.Cancelled, message: 'stopped' }
+            : { code: ErrorCode.TaskFailed, message: 'failed without a reason' }));
+    this.endedAt = now;
+    this.deadlineTimer?.cancel();
+    this.deadlineTimer = null;
+  }
+
   /** Work tasks count toward stages; undo tasks belong to compensation. */
   get isWork(): boolean {
     return this.origin >= 0;
@@ -203,6 +251,13 @@ export class LiveUndo {
     this.status = status;
     this.error = error;
     this.persisted = persisted;
+  }
+
+  /** The step ran for good: `done`, or `failed` with its error, along the undo table. */
+  finish(status: 'done' | 'failed', error: ErrorInfo | null): void {
+    assertTransition('undo', this.status, status, `undo step ${this.command.id}/${this.ordinal}`);
+    this.status = status;
+    this.error = error;
   }
 
   toRecord(): UndoRecord {

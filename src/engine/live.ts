@@ -5,12 +5,24 @@
  * Objects are plain classes with every field set in the constructor, so that V8 gives all
  * instances one shape and an in-flight command stays well under 2 KiB.
  *
+ * Who writes what: the stored state changes only through the methods below, each one step of
+ * the command's life (a status change goes through its transition table, `assertTransition`;
+ * a retry, a stage completed, an end). The coordinator and the handler runner call them and mark
+ * the command dirty; the committer alone writes the commit bookkeeping (`dirty`, `queuedGroup`,
+ * `dirtyTasks`, ...), the coordinator alone the scheduling fields (`queued`, `busy`, timers).
+ * Recovery builds a command from its row with {@link LiveCommand.restore}.
+ *
  * @module
  */
 import type { ChildMode, CommandType, FailurePolicy } from '../core/command-type.js';
 import type { ErrorInfo } from '../core/errors.js';
 import type { TimerHandle } from '../core/clock.js';
-import { isTerminal, type CommandStatus, type CompensationStatus } from '../core/states.js';
+import {
+  assertTransition,
+  isTerminal,
+  type CommandStatus,
+  type CompensationStatus,
+} from '../core/states.js';
 import type { CommandRecord } from '../core/records.js';
 import type { CommandUpdate } from '../store/port.js';
 
@@ -170,6 +182,126 @@ export class LiveCommand {
     return isTerminal(this.status);
   }
 
+  // -- the stored state's changes (the caller marks the command dirty) --
+
+  /** Moves to `to` along the command table (`ILLEGAL_TRANSITION` otherwise). */
+  setStatus(to: CommandStatus, now: number): void {
+    assertTransition('command', this.status, to, `command ${this.id}`);
+    this.status = to;
+    this.updatedAt = now;
+  }
+
+  /** Moves the compensation to `to` along its table, with the error that stopped it (if any). */
+  setCompensation(to: CompensationStatus, error: ErrorInfo | null, now: number): void {
+    assertTransition('compensation', this.compensation, to, `command ${this.id}`);
+    this.compensation = to;
+    this.compensationError = error;
+    this.updatedAt = now;
+  }
+
+  /** The handler due succeeded or is no longer due: no attempt counted, none scheduled. */
+  resetAttempts(): void {
+    this.attempts = 0;
+    this.nextAttemptAt = null;
+    this.lastError = null;
+  }
+
+  /** A handler attempt failed with `error`; the next one is due at `at` (null: none). */
+  attemptFailed(error: ErrorInfo, at: number | null): void {
+    this.attempts++;
+    this.lastError = error;
+    this.nextAttemptAt = at;
+  }
+
+  /** A handler failed for good: its error is kept, no attempt is counted or due any more. */
+  gaveUp(error: ErrorInfo): void {
+    this.attempts = 0;
+    this.nextAttemptAt = null;
+    this.lastError = error;
+  }
+
+  /** The current stage's handler completed; a serial stage that created no work ends the chain. */
+  stageCompleted(createdWork: number): void {
+    this.stageDone = true;
+    this.resetAttempts();
+    if (this.childMode === 'serial' && createdWork === 0) this.chainDone = true;
+  }
+
+  /** Opens the next stage of a serial command. */
+  nextStage(): void {
+    this.stage++;
+    this.stageDone = false;
+    this.resetAttempts();
+  }
+
+  /** Failure or cancellation decided: the command aborts with `error` (kept if it had one). */
+  abortWith(error: ErrorInfo, now: number): void {
+    this.setStatus('aborting', now);
+    this.error = error;
+    this.attempts = 0;
+    this.nextAttemptAt = null;
+  }
+
+  /** Records the outcome: the final status, when it ended, and no handler left due. */
+  end(status: 'succeeded' | 'failed' | 'cancelled', now: number): void {
+    this.setStatus(status, now);
+    this.endedAt = now;
+    this.attempts = 0;
+    this.nextAttemptAt = null;
+  }
+
+  /** Raises the declared counts (a minimum, never lowered); returns whether they changed. */
+  expect(tasks: number, children: number): boolean {
+    const t = Math.max(this.expectedTasks, tasks);
+    const ch = Math.max(this.expectedChildren, children);
+    if (t === this.expectedTasks && ch === this.expectedChildren) return false;
+    this.expectedTasks = t;
+    this.expectedChildren = ch;
+    return true;
+  }
+
+  /** The command's scratch state, as a handler set it. */
+  setData(data: unknown): void {
+    this.data = data;
+  }
+
+  /** The result `onSuccess` returned (stored with the command's end). */
+  setResult(result: unknown): void {
+    this.result = result;
+  }
+
+  /** Takes the next position in the journal (children and undo steps share it). */
+  nextJournalSeq(): number {
+    return this.journalSeq++;
+  }
+
+  /**
+   * Sets the stored state from a row (recovery): the one writer that does not go through the
+   * transitions, since the row is where the command already is.
+   */
+  restore(r: CommandRecord): void {
+    this.status = r.status;
+    this.expectedTasks = r.expectedTasks;
+    this.expectedChildren = r.expectedChildren;
+    this.journalSeq = r.journalSeq;
+    this.stage = r.stage;
+    this.stageDone = r.stageDone;
+    this.chainDone = r.chainDone;
+    this.cancelRequested = r.cancelRequested;
+    this.error = r.error;
+    this.result = r.result;
+    this.compensation = r.compensation;
+    this.compensationError = r.compensationError;
+    this.data = r.data;
+    this.attempts = r.attempts;
+    this.nextAttemptAt = r.nextAttemptAt;
+    this.lastError = r.lastError;
+    this.deadlineAt = r.deadlineAt;
+    this.updatedAt = r.updatedAt;
+    this.endedAt = r.endedAt;
+    this.tasksCleared = r.tasksCleared;
+  }
+
   get broken(): boolean {
     return this.params === BROKEN_PARAMS;
   }
@@ -210,8 +342,9 @@ export class LiveCommand {
     else this.openUndoTasks++;
   }
 
-  /** Records that a task of this command ended. */
-  taskEnded(task: LiveTask): void {
+  /** Records that a task of this command ended (at `now`). */
+  taskEnded(task: LiveTask, now: number): void {
+    this.updatedAt = now;
     if (task.isWork) {
       this.openTasks--;
       if (task.status !== 'succeeded') this.noteFailure(task.error);

@@ -92,6 +92,11 @@ export interface EngineOptions {
   readonly commands: readonly CommandType[];
   /** @default the system clock */
   readonly clock?: Clock;
+  /**
+   * A source of numbers in [0, 1) for the jitter of handler retries and agent back-off (tests
+   * pass a seeded one, as they pass a manual clock). @default Math.random
+   */
+  readonly random?: () => number;
   /** pino-compatible logger. @default silent */
   readonly logger?: Logger;
   /** This node's id (shown as the store's owner). @default `<hostname>-<pid>-<random>` */
@@ -105,6 +110,7 @@ export interface CompiledEngineOptions {
   readonly agents: AgentBroker;
   readonly commands: readonly CommandType[];
   readonly clock: Clock;
+  readonly random: () => number;
   readonly logger: Logger;
   readonly nodeId: string;
   readonly tuning: Readonly<Required<EngineTuning>>;
@@ -171,6 +177,7 @@ export function compileOptions(options: EngineOptions): CompiledEngineOptions {
     agents: options.agents,
     commands: options.commands,
     clock: options.clock ?? systemClock,
+    random: options.random ?? Math.random,
     logger: options.logger ?? silent,
     nodeId: options.nodeId ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,
     tuning: Object.freeze({

@@ -252,26 +252,7 @@ function fromRecord(
     createdAt: r.createdAt,
     persisted: true,
   });
-  c.status = r.status;
-  c.expectedTasks = r.expectedTasks;
-  c.expectedChildren = r.expectedChildren;
-  c.journalSeq = r.journalSeq;
-  c.stage = r.stage;
-  c.stageDone = r.stageDone;
-  c.chainDone = r.chainDone;
-  c.cancelRequested = r.cancelRequested;
-  c.error = r.error;
-  c.result = r.result;
-  c.compensation = r.compensation;
-  c.compensationError = r.compensationError;
-  c.data = r.data;
-  c.attempts = r.attempts;
-  c.nextAttemptAt = r.nextAttemptAt;
-  c.lastError = r.lastError;
-  c.deadlineAt = r.deadlineAt;
-  c.updatedAt = r.updatedAt;
-  c.endedAt = r.endedAt;
-  c.tasksCleared = r.tasksCleared;
+  c.restore(r);
   return c;
 }
 

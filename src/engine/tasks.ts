@@ -10,10 +10,12 @@ import type { Clock } from '../core/clock.js';
 import type { Logger, TaskSpec } from '../core/command-type.js';
 import { CocoError, ErrorCode, ValidationError, type ErrorInfo } from '../core/errors.js';
 import { assertJson } from '../core/params.js';
-import { assertTransition, type TaskStatus } from '../core/states.js';
+import type { TaskStatus } from '../core/states.js';
 import { agentTaskId } from '../core/records.js';
 import type { Committer } from './committer.js';
-import type { Dispatcher, DispatcherEvents } from './dispatcher.js';
+import type { AgentBroker } from '../brokers/port.js';
+import { Dispatcher, type DispatcherEvents, type PollGate } from './dispatcher.js';
+import type { EngineTuning } from './options.js';
 import type { EngineEvents } from './events.js';
 import { LiveTask, type LiveCommand } from './live.js';
 
@@ -57,9 +59,28 @@ export interface TaskHost {
   allCleared(c: LiveCommand): void;
 }
 
-/** Creates tasks and follows them to their end. */
+/** What a task tracker is built with. */
+export interface TaskTrackerParts {
+  readonly host: TaskHost;
+  readonly committer: Committer;
+  readonly clock: Clock;
+  readonly events: EngineEvents;
+  readonly storeId: string;
+  /** The agents, and the settings of the calls to them (the tracker's dispatcher makes them). */
+  readonly broker: AgentBroker;
+  readonly tuning: Readonly<Required<EngineTuning>>;
+  /** The dispatcher's poll gate on a shared store, or null alone. */
+  readonly gate: PollGate | null;
+  /** A number in [0, 1) for back-off jitter. */
+  readonly random: () => number;
+}
+
+/**
+ * Creates tasks and follows them to their end. It owns the dispatcher that makes the agent
+ * calls, and hears what the agents say of the tasks through it ({@link DispatcherEvents}).
+ */
 export class TaskTracker implements DispatcherEvents {
-  dispatcher!: Dispatcher;
+  readonly dispatcher: Dispatcher;
   readonly #host: TaskHost;
   readonly #committer: Committer;
   readonly #clock: Clock;
@@ -72,20 +93,30 @@ export class TaskTracker implements DispatcherEvents {
     { resolve(v: unknown): void; reject(e: unknown): void }[]
   >();
 
-  constructor(
-    host: TaskHost,
-    committer: Committer,
-    clock: Clock,
-    events: EngineEvents,
-    storeId: string,
-    vanishGraceMs: number,
-  ) {
-    this.#host = host;
-    this.#committer = committer;
-    this.#clock = clock;
-    this.#events = events;
-    this.#storeId = storeId;
-    this.#vanishGraceMs = vanishGraceMs;
+  constructor(parts: TaskTrackerParts) {
+    const { tuning } = parts;
+    this.#host = parts.host;
+    this.#committer = parts.committer;
+    this.#clock = parts.clock;
+    this.#events = parts.events;
+    this.#storeId = parts.storeId;
+    this.#vanishGraceMs = tuning.vanishGraceMs;
+    this.dispatcher = new Dispatcher({
+      broker: parts.broker,
+      clock: parts.clock,
+      options: {
+        pollIntervalMs: tuning.pollIntervalMs,
+        callTimeoutMs: tuning.agentCallTimeoutMs,
+        backoffBaseMs: tuning.agentBackoffBaseMs,
+        backoffMaxMs: tuning.agentBackoffMaxMs,
+        vanishGraceMs: tuning.vanishGraceMs,
+        reconcileIntervalMs: tuning.reconcileIntervalMs,
+      },
+      events: this,
+      prefix: `${parts.storeId}-`,
+      gate: parts.gate,
+      random: parts.random,
+    });
   }
 
   /** Creates a task of `c`; it starts on its agent once its intent is durable. */
@@ -199,22 +230,11 @@ export class TaskTracker implements DispatcherEvents {
 
   #end(t: LiveTask, status: TaskStatus, result: unknown, error: ErrorInfo | null): void {
     if (t.ended) return;
-    assertTransition('task', t.status, status, `task ${t.agentTaskId}`);
-    t.status = status;
-    t.result = status === 'succeeded' ? (result ?? null) : null;
-    t.error =
-      status === 'succeeded'
-        ? null
-        : (error ??
-          (status === 'cancelled'
-            ? { code: ErrorCode.Cancelled, message: 'stopped' }
-            : { code: ErrorCode.TaskFailed, message: 'failed without a reason' }));
-    t.endedAt = this.#clock.now();
-    t.deadlineTimer?.cancel();
-    t.deadlineTimer = null;
+    const now = this.#clock.now();
+    t.end(status, result, error, now);
     this.#committer.task(t);
     const c = t.command;
-    c.taskEnded(t);
+    c.taskEnded(t, now);
     if (t.isWork && status !== 'succeeded' && c.failurePolicy === 'fail-fast') c.abort?.abort();
     const waiters = this.#waiters.get(t);
     if (waiters) {
@@ -224,7 +244,7 @@ export class TaskTracker implements DispatcherEvents {
         else w.reject(taskError(t));
       }
     }
-    this.#host.touch(c);
+    this.#committer.command(c);
     this.#host.wake(c);
   }
 
@@ -232,8 +252,7 @@ export class TaskTracker implements DispatcherEvents {
 
   started(t: LiveTask): void {
     if (t.status !== 'created') return;
-    assertTransition('task', t.status, 'running', `task ${t.agentTaskId}`);
-    t.status = 'running';
+    t.markRunning();
     if (this.dispatcher.pollsAgent(t.agentId)) this.#committer.taskStarted(t);
     else this.#committer.task(t);
   }

@@ -1,44 +1,54 @@
 /**
- * Builds the engine's parts for one run and connects them: the committer (group commit), the
- * coordinator (the command repository and its loop), the task tracker and the dispatcher (agent
- * calls); on a shared store, the cluster membership (leases, claims, relayed reports). The engine
- * facade calls these once the store is open.
+ * Builds the engine's running parts for one start, once, in the order they depend on one another
+ * (see {@link buildRuntime}). The engine facade calls it once the store is open.
  *
  * @module
  */
 import { CocoError, ErrorCode } from '../core/errors.js';
 import type { CommandRegistry } from '../core/registry.js';
-import type { ActiveSnapshot } from '../store/port.js';
-import type { SharedStore } from '../store/shared-port.js';
+import { isSharedStore } from '../store/shared-port.js';
+import { AgentLeases } from './agent-leases.js';
 import { Cluster } from './cluster.js';
 import { Committer } from './committer.js';
 import { Coordinator } from './coordinator.js';
-import { Dispatcher } from './dispatcher.js';
+import type { Dispatcher } from './dispatcher.js';
 import type { EngineEvents } from './events.js';
 import { IdAllocator } from './ids.js';
+import type { LiveCommand } from './live.js';
 import type { CompiledEngineOptions } from './options.js';
 
-/** The connected parts of a running engine. */
-export interface EngineParts {
+/**
+ * The running parts of an engine, built once per start, each with what it needs: the committer
+ * (group commit), the coordinator (the command repository and its loop) with its task tracker
+ * and dispatcher (agent calls), and on a shared store the agent leases (the dispatcher's poll
+ * gate) and the cluster (node lease, claims, relayed reports, cancel requests).
+ */
+export interface EngineRuntime {
   readonly committer: Committer;
   readonly coordinator: Coordinator;
   readonly dispatcher: Dispatcher;
+  /** The node among others on a shared store; null alone on its store. */
+  readonly cluster: Cluster | null;
   /** Unsubscribes from the broker's agent information. */
   readonly stopInfo: () => void;
 }
 
-/** Builds and connects the parts (the store is open; `storeId` is its identity). */
-export async function wireEngine(
+/**
+ * Builds the running parts (the store is open; `storeId` is its identity), in the order they
+ * depend on one another: nothing is set on a part after it is built.
+ */
+export async function buildRuntime(
   o: CompiledEngineOptions,
   registry: CommandRegistry,
   events: EngineEvents,
   storeId: string,
-  /** A store error after which this node must stop (its lease was lost). */
-  fatal: (error: CocoError) => void = () => undefined,
-): Promise<EngineParts> {
+  /** This node lost its lease on a shared store (a batch refused, or the cluster found out). */
+  leaseLost: (error: CocoError) => void,
+): Promise<EngineRuntime> {
   const { store, clock, tuning, logger } = o;
   const ids = new IdAllocator(store, tuning.idBlockSize);
   await ids.init();
+  const live = new Map<number, LiveCommand>();
   const committer = new Committer(
     store,
     clock,
@@ -50,7 +60,7 @@ export async function wireEngine(
     },
     (error, attempt) => {
       if (error instanceof CocoError && error.code === ErrorCode.LeaseLost) {
-        fatal(error);
+        leaseLost(error);
         return;
       }
       const info =
@@ -60,27 +70,53 @@ export async function wireEngine(
       logger.error({ error: info, attempt }, 'store commit failed; retrying');
       events.emit('error', { error: info, context: 'commit' });
     },
+    (id) => live.get(id),
   );
   committer.onCommit((batch) => {
     if (events.has('committed')) events.emit('committed', batch);
   });
-  const coordinator = new Coordinator(o, store, committer, events, ids, registry, storeId);
-  const dispatcher = new Dispatcher(
-    o.agents,
-    clock,
-    {
-      pollIntervalMs: tuning.pollIntervalMs,
-      callTimeoutMs: tuning.agentCallTimeoutMs,
-      backoffBaseMs: tuning.agentBackoffBaseMs,
-      backoffMaxMs: tuning.agentBackoffMaxMs,
-      vanishGraceMs: tuning.vanishGraceMs,
-      reconcileIntervalMs: tuning.reconcileIntervalMs,
-    },
-    coordinator.tasks,
-    `${storeId}-`,
-  );
-  coordinator.tasks.dispatcher = dispatcher;
-  committer.setChildLookup((id) => coordinator.live.get(id));
+  const shared = isSharedStore(store) ? store : null;
+  const leases = shared
+    ? new AgentLeases({
+        nodeId: o.nodeId,
+        storeId,
+        store: shared,
+        clock,
+        callTimeoutMs: tuning.agentCallTimeoutMs,
+      })
+    : null;
+  const coordinator = new Coordinator({
+    options: o,
+    store,
+    committer,
+    events,
+    ids,
+    registry,
+    storeId,
+    live,
+    gate: leases,
+  });
+  const { dispatcher } = coordinator;
+  const cluster =
+    shared && leases
+      ? new Cluster({
+          nodeId: o.nodeId,
+          store: shared,
+          registry,
+          clock,
+          logger,
+          events,
+          broker: o.agents,
+          coordinator,
+          dispatcher,
+          leases,
+          callTimeoutMs: tuning.agentCallTimeoutMs,
+          claimIntervalMs: tuning.claimIntervalMs,
+          foreignRefreshMs: tuning.pollIntervalMs,
+          claimBatch: tuning.claimBatch,
+          leaseLost,
+        })
+      : null;
   const stopInfo =
     o.agents.onAgentInfo?.((info) => {
       if (info.previousBootId) {
@@ -106,60 +142,5 @@ export async function wireEngine(
           logger.warn({ agentId: info.agentId, error }, 'could not save agent state'),
         );
     }) ?? (() => undefined);
-  return { committer, coordinator, dispatcher, stopInfo };
-}
-
-/**
- * Joins the nodes sharing the store: the cluster takes orphaned trees, holds agent leases and
- * relays task reports, and becomes the dispatcher's poll gate.
- */
-export function wireCluster(
-  o: CompiledEngineOptions,
-  store: SharedStore,
-  registry: CommandRegistry,
-  storeId: string,
-  parts: {
-    readonly coordinator: Coordinator;
-    readonly committer: Committer;
-    readonly dispatcher: Dispatcher;
-    /** Resumes claimed trees; resolves with how many commands were resumed. */
-    readonly adopt: (snapshot: ActiveSnapshot) => Promise<number>;
-    /** This node lost its lease: it must stop. */
-    readonly leaseLost: (error: CocoError) => void;
-    /** Trees taken over from a node that left. */
-    readonly claimed: (rootIds: readonly number[]) => void;
-  },
-): Cluster {
-  const { coordinator: co, committer, dispatcher } = parts;
-  const cluster = new Cluster({
-    nodeId: o.nodeId,
-    storeId,
-    store,
-    registry,
-    clock: o.clock,
-    logger: o.logger,
-    dispatcher,
-    callTimeoutMs: o.tuning.agentCallTimeoutMs,
-    claimIntervalMs: o.tuning.claimIntervalMs,
-    foreignRefreshMs: o.tuning.pollIntervalMs,
-    claimBatch: o.tuning.claimBatch,
-    adopt: parts.adopt,
-    // A held command's reports wait in the store until a cancel ends it (nothing of it runs).
-    liveTask: (commandId, ordinal) => {
-      const c = co.live.get(commandId);
-      return c?.held ? undefined : c?.tasks[ordinal];
-    },
-    leaseLost: parts.leaseLost,
-    claimed: parts.claimed,
-    cancel: async (id) => {
-      const c = co.live.get(id);
-      if (!c) return false;
-      co.cancel(c);
-      await committer.durable(c);
-      return true;
-    },
-    ...(o.agents.pollOnly ? { pollOnly: o.agents.pollOnly.bind(o.agents) } : {}),
-  });
-  dispatcher.gate = cluster;
-  return cluster;
+  return Object.freeze({ committer, coordinator, dispatcher, cluster, stopInfo });
 }

@@ -90,15 +90,15 @@ describe('committer (property)', () => {
         fc.integer({ min: 1, max: 12 }),
         async (ops, fails, maxInFlight, maxBatchRows) => {
           const store = new FlakyStore(new Set(fails));
+          const live: LiveCommand[] = [];
           const clock = new ManualClock();
           const committer = new Committer(
             store as unknown as Store,
             clock,
             { retryBaseMs: 1, retryMaxMs: 4, maxInFlight, maxBatchRows },
             () => {},
+            (id) => live.find((c) => c.id === id),
           );
-          const live: LiveCommand[] = [];
-          committer.setChildLookup((id) => live.find((c) => c.id === id));
           const ran: number[] = [];
           const late: string[] = [];
           let callbacks = 0;

@@ -12,7 +12,11 @@ import { defineCommand } from '../../src/core/command-type.js';
 import { CocoError, ErrorCode } from '../../src/core/errors.js';
 import { Dispatcher, type PollGate } from '../../src/engine/dispatcher.js';
 import { LiveTask } from '../../src/engine/live.js';
-import { Relay } from '../../src/engine/relay.js';
+import { AgentLeases } from '../../src/engine/agent-leases.js';
+import { Cluster } from '../../src/engine/cluster.js';
+import type { Coordinator } from '../../src/engine/coordinator.js';
+import { EngineEvents } from '../../src/engine/events.js';
+import { CommandRegistry } from '../../src/core/registry.js';
 import { agentTaskId } from '../../src/core/records.js';
 import type { SharedStore, TaskReportRecord } from '../../src/store/shared-port.js';
 import { dispatcherEvents, dispatcherOptions, liveCommand, liveTask } from '../support/live.js';
@@ -68,13 +72,6 @@ function setup(): {
     vanished: (t) => vanished.push(t),
   });
   const clock = new ManualClock();
-  const dispatcher = new Dispatcher(
-    broker,
-    clock,
-    dispatcherOptions({ reconcileIntervalMs: 60_000 }),
-    events,
-    'x-',
-  );
   // Another node holds agent-1's lease: this node starts, stops and clears, but does not poll.
   const gate: PollGate = {
     mayPoll: () => false,
@@ -83,7 +80,14 @@ function setup(): {
     foreignReport: () => {},
     strangers: (ids) => Promise.resolve([...ids]),
   };
-  dispatcher.gate = gate;
+  const dispatcher = new Dispatcher({
+    broker,
+    clock,
+    options: dispatcherOptions({ reconcileIntervalMs: 60_000 }),
+    events,
+    prefix: 'x-',
+    gate,
+  });
   const c = liveCommand(type, 1, { persisted: true });
   return {
     dispatcher,
@@ -153,20 +157,17 @@ describe('the relay of the node polling an agent', () => {
         return Promise.resolve();
       },
     };
-    const relay = new Relay({
+    const relay = new AgentLeases({
       nodeId: 'a',
       storeId: 's',
       store: store as unknown as SharedStore,
       clock,
-      dispatcher: { gateChanged: () => {} } as unknown as Dispatcher,
-      liveTask: () => undefined,
-      held: () => ['agent-1'],
-      claiming: () => false,
-      stopped: () => false,
-      failed: (error) => {
-        throw error;
-      },
+      callTimeoutMs: 1_000,
     });
+    relay.onFailure((error) => {
+      throw error;
+    });
+    relay.hold('agent-1', clock.now() + 60_000);
     await relay.refresh();
     const t7 = agentTaskId('s', 7, 0);
     const t8 = agentTaskId('s', 8, 0);
@@ -240,20 +241,38 @@ describe('relayed reports of commands whose rows cannot be read', () => {
         return Promise.resolve();
       },
     };
-    const relay = new Relay({
+    const clock = new ManualClock();
+    const shared = { ...store, leaseMs: 30_000 } as unknown as SharedStore;
+    const cluster = new Cluster({
       nodeId: 'a',
-      storeId: 's',
-      store: store as unknown as SharedStore,
-      clock: new ManualClock(),
+      store: shared,
+      registry: new CommandRegistry([]),
+      clock,
+      logger: {
+        debug() {},
+        info() {},
+        warn: (o: object) => failures.push(o),
+        error: (o: object) => failures.push(o),
+      },
+      events: new EngineEvents(),
+      broker: {} as unknown as AgentBroker,
+      coordinator: { liveTask: () => undefined } as unknown as Coordinator,
       dispatcher: {} as unknown as Dispatcher,
-      liveTask: () => undefined,
-      held: () => [],
-      claiming: () => false,
-      stopped: () => false,
-      failed: (error) => failures.push(error),
+      leases: new AgentLeases({
+        nodeId: 'a',
+        storeId: 's',
+        store: shared,
+        clock,
+        callTimeoutMs: 1_000,
+      }),
+      callTimeoutMs: 1_000,
+      claimIntervalMs: 1_000,
+      foreignRefreshMs: 1_000,
+      claimBatch: 10,
+      leaseLost: (error) => failures.push(error),
     });
-    relay.reportsSoon();
-    await relay.idle();
+    cluster.reportsSoon();
+    await cluster.reportsIdle();
     expect(failures).toEqual([]);
     expect(dropped.map((k) => k.commandId).sort()).toEqual([5, 6]);
   });

@@ -42,7 +42,13 @@ describe('stops', () => {
       },
     });
     const clock = new ManualClock();
-    const dispatcher = new Dispatcher(broker, clock, dispatcherOptions(), events, 'x-');
+    const dispatcher = new Dispatcher({
+      broker,
+      clock,
+      options: dispatcherOptions(),
+      events,
+      prefix: 'x-',
+    });
     const c = liveCommand(type, 1, { persisted: true });
     const t = liveTask(c, 0, { agentId: 'a', persisted: true });
     t.status = 'running';
