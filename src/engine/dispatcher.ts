@@ -14,6 +14,7 @@ import type { AgentBroker, TaskStatusReport } from '../brokers/port.js';
 import type { Clock, TimerHandle } from '../core/clock.js';
 import { CocoError, ErrorCode, toErrorInfo, type ErrorInfo } from '../core/errors.js';
 import { AgentCalls } from './agent-calls.js';
+import { agentUnknownError, KnownAgents } from './known-agents.js';
 import type { LiveTask } from './live.js';
 import {
   AgentLink,
@@ -23,18 +24,6 @@ import {
 } from './dispatch-ports.js';
 
 export type { DispatcherEvents, DispatcherOptions, PollGate } from './dispatch-ports.js';
-
-/**
- * How long a listing of the broker's agents is trusted before it is asked again. A broker's
- * agents may change while the engine runs (agents added to an in-process broker, a configuration
- * reload), so an agent missing from the listing is looked up again before its tasks fail; at
- * most one listing a second bounds what a flood of tasks for a mistyped agent costs, and delays
- * their failure by one listing at the most.
- */
-const KNOWN_AGENTS_REFRESH_MS = 1_000;
-
-/** How many known agents an `AGENT_UNKNOWN` message names (the details carry them all). */
-const KNOWN_AGENTS_IN_MESSAGE = 20;
 
 /** What a dispatcher is built with. */
 export interface DispatcherParts {
@@ -59,10 +48,8 @@ export class Dispatcher {
   /** Tasks whose clear waits for the agent to report them ended. */
   readonly #clearWhenDone = new Set<LiveTask>();
   readonly #calls: AgentCalls;
-  /** The agents the broker is configured for; null until listed (every agent is tried then). */
-  #known: ReadonlySet<string> | null = null;
-  #knownAt = Number.NEGATIVE_INFINITY;
-  #listing: Promise<ReadonlySet<string>> | null = null;
+  /** The agents the broker is configured for, listed at start and looked up again when needed. */
+  readonly #known: KnownAgents;
   /** The timer of the next periodic reconciliation of every agent. */
   #reconcileTimer: TimerHandle | null = null;
 
@@ -81,6 +68,7 @@ export class Dispatcher {
     this.events = events;
     this.gate = parts.gate ?? null;
     this.random = parts.random ?? Math.random;
+    this.#known = new KnownAgents(broker, clock);
     // The gate tells of leases gained and lost, and of new foreign tasks to poll.
     this.gate?.onChange?.((agentId, held) => this.gateChanged(agentId, held));
     this.#calls = new AgentCalls({
@@ -171,7 +159,7 @@ export class Dispatcher {
    * it does not know (loaded at start) fail.
    */
   async discover(): Promise<void> {
-    const known = await this.#knownAgents(true);
+    const known = await this.#known.list(true);
     for (const link of [...this.#links.values()])
       if (!known.has(link.id)) void this.#checkKnown(link);
     for (const id of known) this.#kick(this.#link(id));
@@ -214,35 +202,12 @@ export class Dispatcher {
       : { reachable: true, since: null, failures: 0, lastError: null };
   }
 
-  /** The broker's agents, listed again when the last listing is older than the refresh period. */
-  async #knownAgents(force = false): Promise<ReadonlySet<string>> {
-    if (
-      this.#known !== null &&
-      !force &&
-      this.clock.now() - this.#knownAt < KNOWN_AGENTS_REFRESH_MS
-    )
-      return this.#known;
-    this.#listing ??= this.broker.agentIds().then(
-      (ids) => {
-        this.#listing = null;
-        this.#known = new Set(ids);
-        this.#knownAt = this.clock.now();
-        return this.#known;
-      },
-      (error: unknown) => {
-        this.#listing = null;
-        throw error;
-      },
-    );
-    return this.#listing;
-  }
-
   /** Asks the broker whether it knows the link's agent; fails its tasks if it does not. */
   async #checkKnown(link: AgentLink, force = false): Promise<void> {
     if (link.checking) return;
     link.checking = true;
     try {
-      link.unknown = !(await this.#knownAgents(force)).has(link.id);
+      link.unknown = !(await this.#known.list(force)).has(link.id);
     } catch {
       link.unknown = false; // the broker cannot tell: try the agent itself
     } finally {
@@ -260,7 +225,7 @@ export class Dispatcher {
     link.toStart = [];
     link.toStop = [];
     link.running.clear();
-    const known = [...(this.#known ?? [])].sort();
+    const known = this.#known.sorted();
     let failed = 0;
     let first: ErrorInfo | null = null;
     for (const t of tasks) {
@@ -358,7 +323,7 @@ export class Dispatcher {
     if (!link) {
       link = new AgentLink(agentId);
       this.#links.set(agentId, link);
-      if (this.#known !== null && !this.#known.has(agentId)) void this.#checkKnown(link);
+      if (this.#known.listed && !this.#known.has(agentId)) void this.#checkKnown(link);
     }
     return link;
   }
@@ -367,7 +332,7 @@ export class Dispatcher {
     if (this.#stopped || link.busy || link.checking) return;
     if (link.unknown) {
       // The broker may have learnt of the agent since: ask again before failing more tasks.
-      if (this.clock.now() - this.#knownAt >= KNOWN_AGENTS_REFRESH_MS) void this.#checkKnown(link);
+      if (this.#known.stale) void this.#checkKnown(link);
       else this.#failUnknown(link);
       return;
     }
@@ -534,23 +499,4 @@ export class Dispatcher {
   #maybeClear(task: LiveTask): void {
     if (this.#clearWhenDone.delete(task)) this.clear(task);
   }
-}
-
-/** The error of a task whose agent this node does not know. */
-function agentUnknownError(agentId: string, known: readonly string[], t: LiveTask): ErrorInfo {
-  const names =
-    known.length === 0
-      ? '(none)'
-      : known.slice(0, KNOWN_AGENTS_IN_MESSAGE).join(', ') +
-        (known.length > KNOWN_AGENTS_IN_MESSAGE ? `, ... (${known.length} in all)` : '');
-  const sent = t.startSent || t.status === 'running' || t.stopRequested;
-  return {
-    code: ErrorCode.AgentUnknown,
-    message: sent
-      ? `agent "${agentId}" is not known to this node any more (known agents: ${names}); task ` +
-        `${t.agentTaskId} may still run there, and this node cannot stop or clear it`
-      : `agent "${agentId}" is not known to this node (known agents: ${names}); task ` +
-        `${t.agentTaskId} (${t.verb}) was not started`,
-    details: { agentId, knownAgents: known, taskId: t.agentTaskId },
-  };
 }
