@@ -10,7 +10,7 @@
  *
  * @module
  */
-import type { ErrorInfo } from '../core/errors.js';
+import { CocoError, ErrorCode, type ErrorInfo } from '../core/errors.js';
 import type { CommandStatus } from '../core/states.js';
 import type {
   AgentRecord,
@@ -130,6 +130,39 @@ export interface CommandPage {
   readonly nextBeforeId: number | null;
 }
 
+/** Where a walk through prunable trees stands: the last root seen, in (ended at, id) order. */
+export interface PruneCursor {
+  readonly endedAt: number;
+  readonly rootId: number;
+}
+
+/** What {@link Store.prune} looks at and does. */
+export interface PruneOptions {
+  /** Trees whose root ended strictly before this time (ms since the epoch, the engine's clock). */
+  readonly endedBefore: number;
+  /** At most this many trees (a positive integer): one short transaction whatever the store's size. */
+  readonly limit: number;
+  /** Count what would be deleted, delete nothing. @default false */
+  readonly dryRun?: boolean;
+  /** Only trees after this one in (ended at, root id) order; omitted or null: from the oldest. */
+  readonly after?: PruneCursor | null;
+}
+
+/** What one {@link Store.prune} call deleted (or, dry, would delete). */
+export interface PruneBatch {
+  /** Root ids of the trees deleted (or that would be), ascending. */
+  readonly rootIds: readonly number[];
+  /** Trees, and their rows, deleted. */
+  readonly trees: number;
+  readonly commands: number;
+  readonly tasks: number;
+  readonly undo: number;
+  /** Whether prunable trees remain after {@link PruneBatch.next} (call again from there). */
+  readonly more: boolean;
+  /** The cursor of the next call: the last tree this call looked at; null when none. */
+  readonly next: PruneCursor | null;
+}
+
 /** Identity of a store, fixed when it is first migrated. */
 export interface StoreIdentity {
   /** Random id of this store; the prefix of task ids on agents, so that tasks of ours are recognised. */
@@ -191,6 +224,16 @@ export interface Store {
   getTasks(commandId: number): Promise<TaskRecord[]>;
   getUndo(commandId: number): Promise<UndoRecord[]>;
   getEntity(kind: string, id: string): Promise<EntityRecord | null>;
+  /**
+   * Retention: deletes whole trees that have ended — the root ended before `endedBefore` and no
+   * command of the tree is active (every one ended, its tasks cleared, none being compensated) —
+   * with their tasks and undo steps, oldest root first, at most `limit` trees in one short
+   * transaction. Nothing else is touched: entities, agents, and every row of a tree with an
+   * active command stay. A tree is deleted whole or not at all; one a concurrent writer holds
+   * (shared stores) is passed over for a later call. `dryRun` counts and deletes nothing.
+   * Like `apply`, it writes: on a single-writer store, call it on the instance the engine opened.
+   */
+  prune(options: PruneOptions): Promise<PruneBatch>;
   /** Saves what the engine knows of an agent (insert or replace). */
   saveAgent(record: AgentRecord): Promise<void>;
   /** Every agent the engine has seen, by id. */
@@ -212,4 +255,29 @@ export function emptyBatch(): ChangeBatch {
     commandsSettled: [],
     entityWrites: [],
   };
+}
+
+/** Largest {@link PruneOptions.limit}: bounds one prune's transaction, whatever is asked. */
+export const MAX_PRUNE_LIMIT = 10_000;
+
+/**
+ * Checks the options of {@link Store.prune} (every store calls it first): `INVALID_OPTIONS`
+ * naming the field that is wrong, before anything is read or written.
+ */
+export function checkPruneOptions(o: PruneOptions): void {
+  const bad = (message: string): CocoError =>
+    new CocoError(ErrorCode.InvalidOptions, `prune: ${message}`);
+  if (typeof o !== 'object' || o === null) throw bad('options must be an object');
+  if (!Number.isSafeInteger(o.endedBefore))
+    throw bad(`endedBefore must be a time in ms (an integer), not ${String(o.endedBefore)}`);
+  if (!Number.isSafeInteger(o.limit) || o.limit < 1 || o.limit > MAX_PRUNE_LIMIT)
+    throw bad(`limit must be an integer from 1 to ${MAX_PRUNE_LIMIT}, not ${String(o.limit)}`);
+  if (o.dryRun !== undefined && typeof o.dryRun !== 'boolean')
+    throw bad(`dryRun must be a boolean, not ${String(o.dryRun)}`);
+  const after = o.after;
+  if (
+    after != null &&
+    (!Number.isSafeInteger(after.endedAt) || !Number.isSafeInteger(after.rootId))
+  )
+    throw bad('after must be { endedAt, rootId } (integers), as a PruneBatch.next gives it');
 }

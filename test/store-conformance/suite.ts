@@ -18,6 +18,7 @@ import { isSharedStore } from '../../src/store/shared-port.js';
 import { batch, command, endedCommand, task } from './fixtures.js';
 import { need, rejectsWith, type StoreHarness, type SuiteEnv } from './harness.js';
 import { describeReads } from './suite-reads.js';
+import { describeRetention } from './suite-retention.js';
 import { describeWrites } from './suite-writes.js';
 
 export type { StoreHarness } from './harness.js';
@@ -186,6 +187,7 @@ export function describeStoreConformance(name: string, factory: () => Promise<St
 
     describeWrites(env);
     describeReads(env);
+    describeRetention(env);
 
     describe('durability', () => {
       it('after close and reopen everything applied is there', async (ctx) => {

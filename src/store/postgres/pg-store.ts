@@ -33,8 +33,11 @@ import type {
   CommandPage,
   CommandQuery,
   MigrationReport,
+  PruneBatch,
+  PruneOptions,
   StoreIdentity,
 } from '../port.js';
+import { checkPruneOptions } from '../port.js';
 import type {
   ForeignTask,
   KnownType,
@@ -65,6 +68,7 @@ import {
   parseUndoRow,
 } from './rows.js';
 import * as cancels from './cancels.js';
+import { buildRetentionSql, pruneQuery, pruneResult, type RetentionSql } from './retention.js';
 import * as shared from './shared.js';
 import { buildSql, jsonText, listCommandsQuery, type Sql } from './statements.js';
 
@@ -90,6 +94,7 @@ export class PostgresStore implements SharedStore {
   readonly #sql: Sql;
   readonly #db: shared.SharedDb;
   readonly #cancelSql: ReturnType<typeof cancels.buildCancelSql>;
+  readonly #retentionSql: RetentionSql;
   readonly #access: PoolAccess;
   readonly #applier: Applier;
   readonly #listeners = new Set<Listener>();
@@ -120,6 +125,7 @@ export class PostgresStore implements SharedStore {
       isOpen,
     });
     this.#cancelSql = cancels.buildCancelSql(this.#o.schema);
+    this.#retentionSql = buildRetentionSql(this.#o.schema);
     this.#db = {
       sql: shared.buildSharedSql(this.schema),
       schema: this.schema,
@@ -252,6 +258,20 @@ export class PostgresStore implements SharedStore {
       },
       true,
     );
+  }
+
+  /**
+   * Retention (see the port, and retention.ts): one statement per call, safe beside nodes that
+   * write and claim trees and beside other pruners. Needs no registered node. Tried again on a
+   * lost connection (a repeat deletes only what is still prunable); the counts of a run whose
+   * answer was lost are then missing from the result.
+   */
+  async prune(options: PruneOptions): Promise<PruneBatch> {
+    checkPruneOptions(options);
+    await this.#ready();
+    const { text, values } = pruneQuery(this.#retentionSql, options);
+    const r = await this.#access.query(text, values, { idempotent: true });
+    return pruneResult(r.rows[0] as Record<string, unknown> | undefined);
   }
 
   async getCommand(id: number): Promise<CommandRecord | null> {

@@ -30,9 +30,12 @@ import type {
   CommandPage,
   CommandQuery,
   MigrationReport,
+  PruneBatch,
+  PruneOptions,
   Store,
   StoreIdentity,
 } from '../port.js';
+import { checkPruneOptions } from '../port.js';
 import { applyError, migrateDatabase } from './connection.js';
 import { connect, storeFailed, type ConnectionSettings } from '../../db/sqlite.js';
 import { batchOps, maxInsertedId, readActive, writeBatch } from './operations.js';
@@ -44,6 +47,16 @@ import {
 } from './options.js';
 import { ownedInProcess, ownershipLost, takeOwnership } from './ownership.js';
 import { SqliteWriter } from './writer.js';
+import {
+  PRUNE_WRITES,
+  countTrees,
+  deleted,
+  prepareRetention,
+  pruneOps,
+  readCandidates,
+  runInline,
+  type RetentionStatements,
+} from './retention.js';
 import {
   commandPage,
   parseCommandRow,
@@ -67,6 +80,8 @@ interface Ready {
   /** The apply transaction (better-sqlite3 wrapper; `.immediate` takes the write lock at BEGIN). */
   readonly applyTx: Database.Transaction<(batch: ChangeBatch) => void>;
   readonly loadTx: Database.Transaction<() => ActiveSnapshot>;
+  /** Retention's statements (retention.ts): its reads, and its deletes for inline writes. */
+  readonly retention: RetentionStatements;
 }
 
 /** Runs synchronous work as a promise: its result, or its exception as the rejection. */
@@ -126,8 +141,10 @@ export class SqliteStore implements Store {
           applyTx: db.transaction((batch: ChangeBatch) => writeBatch(q, batch)),
           // A read transaction: the load's queries see one committed state.
           loadTx: db.transaction(() => readActive(q)),
+          retention: prepareRetention(db),
         };
-        if (this.#writerThread) this.#writer = new SqliteWriter(this.#settings, SQL);
+        if (this.#writerThread)
+          this.#writer = new SqliteWriter(this.#settings, { ...SQL, ...PRUNE_WRITES });
       } catch (error) {
         throw storeFailed('cannot prepare statements', error);
       }
@@ -249,6 +266,31 @@ export class SqliteStore implements Store {
 
   loadActive(): Promise<ActiveSnapshot> {
     return settle(() => this.#read(() => this.#ready().loadTx(), 'loadActive'));
+  }
+
+  /**
+   * Retention (see the port, and retention.ts): candidates read here, deleted by the writer that
+   * applies the engine's batches — the writer thread, in turn with them, or inline.
+   */
+  async prune(options: PruneOptions): Promise<PruneBatch> {
+    checkPruneOptions(options);
+    const { db, retention } = await settle(() => this.#ready());
+    const candidates = await settle(() =>
+      this.#read(() => readCandidates(retention, options), 'prune'),
+    );
+    if (options.dryRun === true)
+      return settle(() => this.#read(() => countTrees(retention, candidates), 'prune'));
+    if (candidates.roots.length === 0) return deleted(candidates, []);
+    const ops = pruneOps(candidates, options.endedBefore);
+    let changes: number[][];
+    try {
+      changes = this.#writer
+        ? await this.#writer.count(ops)
+        : db.transaction(() => runInline(retention, ops)).immediate();
+    } catch (error) {
+      throw storeFailed('prune failed, nothing was deleted', error);
+    }
+    return deleted(candidates, changes);
   }
 
   getCommand(id: number): Promise<CommandRecord | null> {

@@ -52,6 +52,20 @@ parentPort.on('message', (m) => {
     poisoned = false;
     return;
   }
+  // A counted write (retention) is not one of the engine's batches: it runs even behind a failed
+  // batch, and its own failure refuses no batch.
+  if (m.kind === 'count') {
+    try {
+      begin.run();
+      const changes = m.ops.map(([name, rows]) => rows.map((values) => statements[name].run(values).changes));
+      commit.run();
+      parentPort.postMessage({ id: m.id, ok: true, changes });
+    } catch (error) {
+      try { if (db.inTransaction) rollback.run(); } catch {}
+      parentPort.postMessage({ id: m.id, ok: false, error: { message: String(error && error.message), code: error && error.code } });
+    }
+    return;
+  }
   if (poisoned) {
     parentPort.postMessage({ id: m.id, ok: false, error: { message: 'not applied: an earlier batch failed', code: 'COCO_SKIPPED' } });
     return;
@@ -82,7 +96,12 @@ parentPort.on('message', (m) => {
 `;
 
 const replySchema = z.discriminatedUnion('ok', [
-  z.object({ id: z.number(), ok: z.literal(true), ms: z.array(z.number()).optional() }),
+  z.object({
+    id: z.number(),
+    ok: z.literal(true),
+    ms: z.array(z.number()).optional(),
+    changes: z.array(z.array(z.number())).optional(),
+  }),
   z.object({
     id: z.number(),
     ok: z.literal(false),
@@ -109,7 +128,15 @@ export class SqliteWriter {
   readonly stats = { statementsMs: 0, commitMs: 0 };
   /** A batch failed; the thread refuses batches until it is told to reset. */
   #poisoned = false;
-  readonly #pending = new Map<number, { resolve(): void; reject(e: Error): void }>();
+  readonly #pending = new Map<
+    number,
+    {
+      resolve(changes?: number[][]): void;
+      reject(e: Error): void;
+      /** A counted write: its failure does not stand for a failed batch. */
+      readonly counted?: boolean;
+    }
+  >();
 
   constructor(settings: ConnectionSettings, statements: Readonly<Record<string, string>>) {
     this.#settings = settings;
@@ -123,7 +150,7 @@ export class SqliteWriter {
   start(): Promise<void> {
     if (this.#worker) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
-      this.#pending.set(0, { resolve, reject });
+      this.#pending.set(0, { resolve: () => resolve(), reject });
       this.#worker = this.#spawn();
       this.#worker.ref();
     });
@@ -156,9 +183,9 @@ export class SqliteWriter {
           this.stats.statementsMs += reply.data.ms[0] ?? 0;
           this.stats.commitMs += reply.data.ms[1] ?? 0;
         }
-        waiter.resolve();
+        waiter.resolve(reply.data.changes);
       } else {
-        this.#poisoned = true;
+        if (waiter.counted !== true) this.#poisoned = true;
         waiter.reject(new WriterError(reply.data.error.message, reply.data.error.code));
       }
     });
@@ -193,10 +220,30 @@ export class SqliteWriter {
     }
     const id = this.#nextId++;
     return new Promise<void>((resolve, reject) => {
-      this.#pending.set(id, { resolve, reject });
+      this.#pending.set(id, { resolve: () => resolve(), reject });
       // While a batch is in flight the thread keeps the process alive.
       worker.ref();
       worker.postMessage({ kind: 'apply', id, ops });
+    });
+  }
+
+  /**
+   * Runs the operations in one transaction in the writer thread, in turn with the batches
+   * (after those already sent), and resolves with the rows each row of values changed. Unlike
+   * {@link SqliteWriter.write} it is not part of the engine's chain of batches: it runs behind a
+   * failed batch, and its own failure (rolled back whole) refuses no batch.
+   */
+  count(ops: readonly WriteOp[]): Promise<number[][]> {
+    const worker = (this.#worker ??= this.#spawn());
+    const id = this.#nextId++;
+    return new Promise<number[][]>((resolve, reject) => {
+      this.#pending.set(id, {
+        resolve: (changes) => resolve(changes ?? []),
+        reject,
+        counted: true,
+      });
+      worker.ref();
+      worker.postMessage({ kind: 'count', id, ops });
     });
   }
 
@@ -206,7 +253,7 @@ export class SqliteWriter {
     if (!worker) return;
     const id = this.#nextId++;
     await new Promise<void>((resolve) => {
-      this.#pending.set(id, { resolve, reject: () => resolve() });
+      this.#pending.set(id, { resolve: () => resolve(), reject: () => resolve() });
       worker.ref();
       worker.postMessage({ kind: 'close', id });
     });
