@@ -14,7 +14,7 @@
  *
  * @module
  */
-import type { ErrorInfo } from '../core/errors.js';
+import { CocoError, ErrorCode, type ErrorInfo } from '../core/errors.js';
 import type { CommandStatus, CompensationStatus, TaskStatus } from '../core/states.js';
 
 /** Statuses of a job: its root command's status, with every not-ended status shown as `running`. */
@@ -116,6 +116,34 @@ export interface JobStoreOpenReport {
 }
 
 /**
+ * A job by its age, for retention (see {@link JobStore.listOldJobs}): `at` is when it ended, or,
+ * for a job still shown running, when it started.
+ */
+export interface JobAge {
+  readonly id: number;
+  readonly at: number;
+}
+
+/** What {@link JobStore.listOldJobs} looks for. */
+export interface OldJobQuery {
+  /** Jobs whose age ({@link JobAge.at}) is strictly before this time (ms since the epoch). */
+  readonly before: number;
+  /** Only jobs after this one in (at, id) order; omitted or null: from the oldest. */
+  readonly after?: JobAge | null;
+  /** At most this many (1 to {@link MAX_JOB_PRUNE}). */
+  readonly limit: number;
+}
+
+/** What {@link JobStore.pruneJobs} deleted (or, dry, would delete). */
+export interface JobPruneCounts {
+  readonly jobs: number;
+  readonly steps: number;
+}
+
+/** Most ids one {@link JobStore.pruneJobs} or {@link JobStore.listOldJobs} call takes. */
+export const MAX_JOB_PRUNE = 10_000;
+
+/**
  * Job persistence.
  *
  * Guarantees:
@@ -138,6 +166,19 @@ export interface JobStore {
   getSteps(jobId: number): Promise<Step[]>;
   /** Ids of every job stored as `running`, newest first. */
   listRunningJobIds(): Promise<number[]>;
+  /**
+   * Retention: deletes the jobs with these ids (root command ids) and all their steps, in one
+   * transaction, whatever their status — the caller gives the jobs of trees the engine's store
+   * no longer has. `dryRun` counts them and deletes nothing. At most {@link MAX_JOB_PRUNE} ids.
+   */
+  pruneJobs(ids: readonly number[], dryRun?: boolean): Promise<JobPruneCounts>;
+  /**
+   * Retention: jobs that ended before `before`, or still shown running but started before it,
+   * oldest first — the jobs retention checks against the engine's store (a job whose root is
+   * gone is left of a pruned tree: a prune that stopped between the engine's rows and the
+   * view's, or a view that wrote a tree's last change after the tree was pruned).
+   */
+  listOldJobs(query: OldJobQuery): Promise<JobAge[]>;
   /** See {@link JobChanges.watermark}; null before the first one is stored. */
   getWatermark(): Promise<number | null>;
   /** Closes the connection. */
@@ -159,4 +200,26 @@ export function jobStatusOf(status: CommandStatus): JobStatus {
   return status === 'succeeded' || status === 'failed' || status === 'cancelled'
     ? status
     : 'running';
+}
+
+/** Checks the arguments of {@link JobStore.pruneJobs}: `INVALID_OPTIONS` naming what is wrong. */
+export function checkJobIds(ids: readonly number[]): void {
+  if (!Array.isArray(ids) || ids.length > MAX_JOB_PRUNE || !ids.every(Number.isSafeInteger))
+    throw new CocoError(
+      ErrorCode.InvalidOptions,
+      `pruneJobs: ids must be an array of at most ${MAX_JOB_PRUNE} integers`,
+    );
+}
+
+/** Checks a {@link OldJobQuery}: `INVALID_OPTIONS` naming the field that is wrong. */
+export function checkOldJobQuery(q: OldJobQuery): void {
+  const bad = (message: string): CocoError =>
+    new CocoError(ErrorCode.InvalidOptions, `listOldJobs: ${message}`);
+  if (typeof q !== 'object' || q === null) throw bad('the query must be an object');
+  if (!Number.isSafeInteger(q.before))
+    throw bad(`before must be a time in ms (an integer), not ${String(q.before)}`);
+  if (!Number.isSafeInteger(q.limit) || q.limit < 1 || q.limit > MAX_JOB_PRUNE)
+    throw bad(`limit must be an integer from 1 to ${MAX_JOB_PRUNE}, not ${String(q.limit)}`);
+  if (q.after != null && (!Number.isSafeInteger(q.after.at) || !Number.isSafeInteger(q.after.id)))
+    throw bad('after must be { at, id } (integers), as a JobAge gives it');
 }

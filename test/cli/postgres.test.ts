@@ -62,7 +62,7 @@ describePg('coco on a postgres:// store', () => {
     expect(r.code, r.err).toBe(0);
     expect(JSON.parse(r.out)).toMatchObject({
       store: { current: migrations.at(-1)?.version },
-      jobs: { current: 1 },
+      jobs: { current: 2 },
     });
     const config = parseConfig({ store: storeUrl(fresh.schema), api: { port: 0 } }, process.cwd());
     const agents = inProcessAgents(['a1'], { verbs: hold.verbs });

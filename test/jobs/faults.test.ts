@@ -30,6 +30,8 @@ function flaky(inner: JobStore): JobStore & { failures: number } {
     getSteps: (id: number) => inner.getSteps(id),
     listRunningJobIds: () => inner.listRunningJobIds(),
     getWatermark: () => inner.getWatermark(),
+    pruneJobs: (ids: readonly number[], dryRun?: boolean) => inner.pruneJobs(ids, dryRun),
+    listOldJobs: (q: Parameters<JobStore['listOldJobs']>[0]) => inner.listOldJobs(q),
     close: () => inner.close(),
   };
   return store;

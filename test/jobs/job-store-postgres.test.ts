@@ -88,8 +88,8 @@ describePg('postgres job store', () => {
     const name = schema();
     const stores = Array.from({ length: 4 }, () => store(name));
     const reports = await Promise.all(stores.map((s) => s.open()));
-    expect(reports.map((r) => r.current)).toEqual([1, 1, 1, 1]);
-    expect(reports.flatMap((r) => r.applied)).toEqual([1]);
+    expect(reports.map((r) => r.current)).toEqual([2, 2, 2, 2]);
+    expect(reports.flatMap((r) => r.applied)).toEqual([1, 2]);
     expect(await tablesOf(name)).toEqual([
       'coco_job_meta',
       'coco_jobs_migrations',
@@ -97,7 +97,10 @@ describePg('postgres job store', () => {
       'job_steps',
     ]);
     const ledger = await adminQuery(`SELECT version, name FROM "${name}".coco_jobs_migrations`);
-    expect(ledger.rows).toEqual([{ version: 1, name: 'jobs' }]);
+    expect(ledger.rows).toEqual([
+      { version: 1, name: 'jobs' },
+      { version: 2, name: 'retention' },
+    ]);
   });
 
   it('opens while another component creates the same schema at the same moment', async () => {
@@ -110,7 +113,7 @@ describePg('postgres job store', () => {
       const opening = store(name).open();
       await new Promise((resolve) => setTimeout(resolve, 300));
       await other.query('COMMIT');
-      expect(await opening).toEqual({ applied: [1], current: 1 });
+      expect(await opening).toEqual({ applied: [1, 2], current: 2 });
     } finally {
       await other.end();
     }
@@ -121,7 +124,7 @@ describePg('postgres job store', () => {
     const clock = new ManualClock(1_234_567);
     await store(name, { clock }).open();
     const ledger = await adminQuery(`SELECT applied_at FROM "${name}".coco_jobs_migrations`);
-    expect(ledger.rows).toEqual([{ applied_at: '1234567' }]);
+    expect(ledger.rows).toEqual([{ applied_at: '1234567' }, { applied_at: '1234567' }]);
     await adminQuery(
       `INSERT INTO "${name}".coco_jobs_migrations (version, name, applied_at) VALUES (99, 'future', 0)`,
     );

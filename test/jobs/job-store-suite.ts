@@ -257,6 +257,70 @@ export function jobStoreSuite(fixture: JobStoreFixture): void {
       await expect(store.listJobs()).rejects.toMatchObject({ code: 'CORRUPT_ROW' });
     });
 
+    it('prunes the jobs of given ids with all their steps, whatever their status; a dry run only counts', async () => {
+      const store = await open();
+      const ended = { status: 'succeeded', progress: 100, endedAt: 5 } as const;
+      await store.apply({
+        jobs: [job(1, ended), job(2), job(3, ended)],
+        steps: [step(1, 'c1'), step(1, 't1.0'), step(2, 'c2'), step(3, 'c3'), step(4, 'c4')],
+      });
+      expect(await store.pruneJobs([1, 2, 4, 99], true)).toEqual({ jobs: 2, steps: 4 });
+      expect(await store.getJob(1)).not.toBeNull();
+      expect(await store.getSteps(4)).toHaveLength(1);
+      // Steps without a job row (a view that wrote a step after its job went) go too.
+      expect(await store.pruneJobs([1, 2, 4, 99])).toEqual({ jobs: 2, steps: 4 });
+      for (const id of [1, 2, 4]) {
+        expect(await store.getJob(id)).toBeNull();
+        expect(await store.getSteps(id)).toEqual([]);
+      }
+      expect(await store.getJob(3)).toEqual(job(3, ended));
+      expect(await store.getSteps(3)).toEqual([step(3, 'c3')]);
+      expect(await store.listRunningJobIds()).toEqual([]);
+      expect(await store.pruneJobs([])).toEqual({ jobs: 0, steps: 0 });
+      for (const bad of [[1.5], [Number.NaN], Array.from({ length: 10_001 }, (_, i) => i)])
+        await expect(store.pruneJobs(bad)).rejects.toMatchObject({ code: 'INVALID_OPTIONS' });
+    });
+
+    it('lists old jobs by when they ended, or started while shown running, oldest first with a cursor', async () => {
+      const store = await open();
+      const ended = (at: number) => ({ status: 'failed', startedAt: 1, endedAt: at }) as const;
+      await store.apply({
+        jobs: [
+          job(1, ended(50)),
+          job(2, { startedAt: 20 }), // running since 20
+          job(3, ended(10)),
+          job(4, ended(20)),
+          job(5, ended(90)), // too young
+          job(6, { startedAt: 95 }), // running, too young
+        ],
+        steps: [],
+      });
+      expect(await store.listOldJobs({ before: 60, limit: 10 })).toEqual([
+        { id: 3, at: 10 },
+        { id: 2, at: 20 },
+        { id: 4, at: 20 },
+        { id: 1, at: 50 },
+      ]);
+      const first = await store.listOldJobs({ before: 60, limit: 2 });
+      expect(first).toEqual([
+        { id: 3, at: 10 },
+        { id: 2, at: 20 },
+      ]);
+      expect(await store.listOldJobs({ before: 60, limit: 2, after: first.at(-1)! })).toEqual([
+        { id: 4, at: 20 },
+        { id: 1, at: 50 },
+      ]);
+      expect(await store.listOldJobs({ before: 10, limit: 2 })).toEqual([]);
+      for (const bad of [
+        { before: 60, limit: 0 },
+        { before: Number.NaN, limit: 1 },
+        { before: 60, limit: 1, after: { at: 1 } },
+      ])
+        await expect(
+          store.listOldJobs(bad as Parameters<JobStore['listOldJobs']>[0]),
+        ).rejects.toMatchObject({ code: 'INVALID_OPTIONS' });
+    });
+
     it('refuses use before open or after close', async () => {
       const store = await create();
       await expect(store.getJob(1)).rejects.toMatchObject({ code: 'STORE_FAILED' });

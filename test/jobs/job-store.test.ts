@@ -55,8 +55,8 @@ describe('sqlite job store', () => {
     const b = sqliteJobStore({ path: file });
     opened.push(a, b);
     const reports = await Promise.all([a.open(), b.open()]);
-    expect(reports.map((r) => r.current)).toEqual([1, 1]);
-    expect(reports.flatMap((r) => r.applied)).toEqual([1]);
+    expect(reports.map((r) => r.current)).toEqual([2, 2]);
+    expect(reports.flatMap((r) => r.applied)).toEqual([1, 2]);
     expect((await a.open()).applied).toEqual([]);
     const raw = new Database(file, { readonly: true });
     const tables = raw
@@ -73,7 +73,7 @@ describe('sqlite job store', () => {
         'coco_job_meta',
       ]),
     );
-    expect(raw.prepare('SELECT version FROM coco_jobs_migrations').pluck().all()).toEqual([1]);
+    expect(raw.prepare('SELECT version FROM coco_jobs_migrations').pluck().all()).toEqual([1, 2]);
     expect(raw.pragma('journal_mode', { simple: true })).toBe('wal');
     raw.close();
     await engineStore.close();

@@ -20,7 +20,20 @@ import type pg from 'pg';
 import type { Clock } from '../../core/clock.js';
 import { CocoError, ErrorCode } from '../../core/errors.js';
 import { migrations } from '../../generated/jobs-postgres-migrations.js';
-import type { Job, JobChanges, JobQuery, JobStore, JobStoreOpenReport, Step } from '../port.js';
+import {
+  checkJobIds,
+  checkOldJobQuery,
+  type Job,
+  type JobAge,
+  type JobChanges,
+  type JobPruneCounts,
+  type JobQuery,
+  type JobStore,
+  type JobStoreOpenReport,
+  type OldJobQuery,
+  type Step,
+} from '../port.js';
+import { jobRetentionSql, oldJobRows, oldJobValues } from './retention.js';
 import {
   compileJobStoreOptions,
   isTransient,
@@ -93,6 +106,7 @@ export class PostgresJobStore implements JobStore {
   readonly #clock: Clock;
   /** Qualified table names. */
   readonly #t: { jobs: string; steps: string; meta: string; ledger: string };
+  readonly #retention: ReturnType<typeof jobRetentionSql>;
   #opened = false;
   #closed = false;
 
@@ -109,6 +123,7 @@ export class PostgresJobStore implements JobStore {
       meta: `${s}.coco_job_meta`,
       ledger: `${s}.coco_jobs_migrations`,
     };
+    this.#retention = jobRetentionSql(this.#t);
   }
 
   /** The schema holding the tables. */
@@ -351,6 +366,30 @@ export class PostgresJobStore implements JobStore {
       }
       if (page.length < RUNNING_PAGE) return ids;
     }
+  }
+
+  async pruneJobs(ids: readonly number[], dryRun = false): Promise<JobPruneCounts> {
+    this.#checkOpen();
+    checkJobIds(ids);
+    if (ids.length === 0) return { jobs: 0, steps: 0 };
+    let rows: Record<string, unknown>[];
+    try {
+      rows = (
+        await this.#pool.query<Record<string, unknown>>(
+          dryRun ? this.#retention.count : this.#retention.prune,
+          [[...ids]],
+        )
+      ).rows;
+    } catch (error) {
+      throw storeFailed('job tables: prune failed, nothing was deleted', error);
+    }
+    return { jobs: Number(rows[0]?.jobs ?? 0), steps: Number(rows[0]?.steps ?? 0) };
+  }
+
+  async listOldJobs(query: OldJobQuery): Promise<JobAge[]> {
+    this.#checkOpen();
+    checkOldJobQuery(query);
+    return oldJobRows(await this.#read(this.#retention.old, oldJobValues(query)));
   }
 
   async getWatermark(): Promise<number | null> {

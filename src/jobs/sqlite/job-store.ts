@@ -20,7 +20,25 @@ import { CocoError, ErrorCode } from '../../core/errors.js';
 import { migrations } from '../../generated/jobs-sqlite-migrations.js';
 import { DEFAULT_BUSY_TIMEOUT_MS, connect, storeFailed } from '../../db/sqlite.js';
 import { z } from 'zod';
-import type { Job, JobChanges, JobQuery, JobStore, JobStoreOpenReport, Step } from '../port.js';
+import {
+  checkJobIds,
+  checkOldJobQuery,
+  type Job,
+  type JobAge,
+  type JobChanges,
+  type JobPruneCounts,
+  type JobQuery,
+  type JobStore,
+  type JobStoreOpenReport,
+  type OldJobQuery,
+  type Step,
+} from '../port.js';
+import {
+  oldJobs,
+  prepareJobRetention,
+  pruneJobRows,
+  type JobRetentionStatements,
+} from './retention.js';
 import {
   JOB_COLUMNS,
   STEP_COLUMNS,
@@ -77,6 +95,7 @@ interface Statements {
   readonly getJob: Stmt;
   readonly getSteps: Stmt;
   readonly runningIds: Stmt;
+  readonly retention: JobRetentionStatements;
 }
 
 function upsert(table: string, columns: readonly Column[], key: string): string {
@@ -104,6 +123,7 @@ function prepare(db: Database.Database): Statements {
         "SELECT id FROM job_jobs WHERE status = 'running' AND id < ? ORDER BY id DESC LIMIT ?",
       )
       .pluck(),
+    retention: prepareJobRetention(db),
   };
 }
 
@@ -303,6 +323,27 @@ export class SqliteJobStore implements JobStore {
       }
       if (page.length < RUNNING_PAGE) return ids;
     }
+  }
+
+  pruneJobs(ids: readonly number[], dryRun = false): Promise<JobPruneCounts> {
+    return settle(() => {
+      checkJobIds(ids);
+      const q = this.#ready();
+      try {
+        return this.#conn()
+          .transaction(() => pruneJobRows(q.retention, ids, dryRun))
+          .immediate();
+      } catch (error) {
+        throw storeFailed('job tables: prune failed, nothing was deleted', error);
+      }
+    });
+  }
+
+  listOldJobs(query: OldJobQuery): Promise<JobAge[]> {
+    return settle(() => {
+      checkOldJobQuery(query);
+      return this.#read((q) => oldJobs(q.retention, query));
+    });
   }
 
   getWatermark(): Promise<number | null> {
