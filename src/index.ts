@@ -45,6 +45,14 @@ export {
   type CommandDetails,
 } from './engine/engine.js';
 export type { EngineOptions, EngineTuning } from './engine/options.js';
+export {
+  DEFAULT_PRUNE_BATCH,
+  DEFAULT_PRUNE_BUDGET_MS,
+  pruneTrees,
+  type OnPruned,
+  type PruneRequest,
+  type PruneTotals,
+} from './engine/retention.js';
 export type { EngineEventMap, EngineEventName } from './engine/events.js';
 export type * from './core/records.js';
 export { agentTaskId, parseAgentTaskId } from './core/records.js';

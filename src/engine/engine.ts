@@ -16,6 +16,7 @@ import { adopt } from './adopt.js';
 import { assertLeaseFits } from './cluster.js';
 import { EngineEvents, type EngineEventMap, type EngineEventName } from './events.js';
 import { compileOptions, type CompiledEngineOptions, type EngineOptions } from './options.js';
+import { pruneTrees, type OnPruned, type PruneRequest, type PruneTotals } from './retention.js';
 import { checkIdempotencyKey, parseParams, prepareMany, submittableType } from './submission.js';
 import { buildRuntime, type EngineRuntime } from './wiring.js';
 
@@ -358,6 +359,18 @@ export class Engine {
         `command ${id} is ${record.status} but not loaded by this engine`,
       );
     return record;
+  }
+
+  /**
+   * Retention: deletes the trees whose root ended at least `olderThanMs` ago and none of whose
+   * commands is active, with their tasks and undo steps, in bounded batches until none remain or
+   * the budget is spent (`more`: call again). `onBatch` hears of each batch (the job view prunes
+   * the same roots). Goes through this engine's store: on SQLite, its single writer. See
+   * retention.ts.
+   */
+  async prune(request: PruneRequest, onBatch?: OnPruned): Promise<PruneTotals> {
+    this.#running();
+    return pruneTrees(this.#o.store, request, this.#o.clock.now(), onBatch);
   }
 
   /** Agents as the engine last saw them (address, up/down, boot id, last seen). */

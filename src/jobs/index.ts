@@ -43,6 +43,10 @@ export {
   type JobStatus,
   type JobStore,
   type JobStoreOpenReport,
+  type JobAge,
+  type JobPruneCounts,
+  type OldJobQuery,
+  MAX_JOB_PRUNE,
   type Step,
   type StepKind,
   type StepStatus,
@@ -57,6 +61,7 @@ export {
   type RollUpInput,
   type TaskPart,
 } from './progress.js';
+export { runRetention, type RetentionReport, type RetentionTarget } from './retention.js';
 export { sqliteJobStore, SqliteJobStore, type SqliteJobStoreOptions } from './sqlite/job-store.js';
 export {
   postgresJobStore,

@@ -201,6 +201,11 @@ export class JobMonitor {
     return report;
   }
 
+  /** The job store the view is kept in (retention prunes it beside the engine's rows: retention.ts). */
+  get jobStore(): JobStore {
+    return this.#store;
+  }
+
   /** A job, as stored. */
   async getJob(id: number): Promise<Job | null> {
     return this.#store.getJob(id);
