@@ -13,6 +13,9 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
 import { CocoError, ErrorCode, ValidationError, type ValidationIssue } from '../core/errors.js';
 import { toIssues } from '../core/params.js';
+import { DEFAULT_PRUNE_BATCH } from '../engine/retention.js';
+import { MAX_PRUNE_LIMIT } from '../store/port.js';
+import { durationSchema } from './duration.js';
 import { expandEnv, MIN_SECRET_LENGTH, readSecretFile } from './secrets.js';
 import { DEFAULT_STORE_URL } from './store-url.js';
 
@@ -34,6 +37,24 @@ const agentSchema = z
   .refine((a) => (a.secret === undefined) !== (a.secretFile === undefined), {
     message: 'give exactly one of secret and secretFile',
   });
+
+/**
+ * Retention, off unless configured: a node deletes the trees that ended at least `maxAge` ago
+ * (with their jobs) every `interval`, in batches of `batch` trees, each pass for at most
+ * `budget`. Durations are `"30d"`-style text or numbers of milliseconds.
+ */
+const retentionSchema = z
+  .object({
+    /** Age past which an ended tree goes (e.g. `"30d"`). */
+    maxAge: durationSchema,
+    /** Time between passes. @default "1h" */
+    interval: durationSchema.default(3_600_000),
+    /** Trees per transaction. @default 100 */
+    batch: z.number().int().min(1).max(MAX_PRUNE_LIMIT).default(DEFAULT_PRUNE_BATCH),
+    /** Longest a pass goes on; what is left waits for the next. @default "30s" */
+    budget: durationSchema.default(30_000),
+  })
+  .strict();
 
 /** The configuration, as validated (paths resolved against the file's folder). */
 export const configSchema = z
@@ -61,6 +82,8 @@ export const configSchema = z
      * @default 'rejoin'
      */
     onLeaseLost: z.enum(['rejoin', 'exit']).default('rejoin'),
+    /** Retention: absent, the node keeps every ended tree (prune with `coco prune`). */
+    retention: retentionSchema.optional(),
   })
   .strict();
 

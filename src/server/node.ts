@@ -22,6 +22,7 @@ import type { CocoConfig } from '../config/config.js';
 import { jobStoreFromUrl, storeFromUrl } from '../config/store-url.js';
 import type { FastifyInstance } from 'fastify';
 import { Rejoiner, type Generation, type OnLeaseLost } from './rejoin.js';
+import { RetentionSchedule } from './retention.js';
 
 /** Options of {@link startNode}. */
 export interface NodeOptions {
@@ -52,6 +53,8 @@ export interface CocoNode {
   readonly url: string | null;
   readonly commands: readonly CommandType[];
   readonly startReport: StartReport;
+  /** The scheduled retention (`retention` in the configuration), or null when it is off. */
+  readonly retention: RetentionSchedule | null;
   close(): Promise<void>;
 }
 
@@ -123,6 +126,29 @@ export async function startNode(options: NodeOptions): Promise<CocoNode> {
     logger,
   });
   const first = await node.start();
+  // Retention works on whichever generation runs when a pass starts: the schedule outlives them.
+  const retention = config.retention
+    ? new RetentionSchedule({
+        maxAgeMs: config.retention.maxAge,
+        intervalMs: config.retention.interval,
+        batch: config.retention.batch,
+        budgetMs: config.retention.budget,
+        logger,
+        target: () => {
+          if (node.rejoining) return null;
+          const { engine, monitor } = node.current;
+          if (engine.state !== 'running') return null;
+          return {
+            nodeId: engine.nodeId,
+            target: {
+              prune: (request, onBatch) => engine.prune(request, onBatch),
+              get: (id) => engine.get(id),
+              jobs: monitor?.jobStore ?? null,
+            },
+          };
+        },
+      })
+    : null;
   const api = createApi({
     engine: () => node.current.engine,
     monitor: () => node.current.monitor,
@@ -143,6 +169,7 @@ export async function startNode(options: NodeOptions): Promise<CocoNode> {
       throw error;
     }
   }
+  retention?.start();
   let closed = false;
   return {
     get engine() {
@@ -156,9 +183,11 @@ export async function startNode(options: NodeOptions): Promise<CocoNode> {
     url,
     commands,
     startReport: first.startReport,
+    retention,
     async close() {
       if (closed) return;
       closed = true;
+      await retention?.stop();
       await api.close();
       await node.close();
       // A broker given by the caller outlives the generations: closed with the node.

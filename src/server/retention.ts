@@ -1,0 +1,132 @@
+/**
+ * The scheduled retention of a node (`retention` in the configuration): a pass every interval
+ * deletes the trees that ended at least `maxAge` ago, with their jobs ({@link runRetention}), in
+ * bounded batches until none remain or the pass's budget is spent, and logs what it did.
+ *
+ * The schedule belongs to the node, not to a generation: each pass works on the generation
+ * running then (a node that lost its lease and rejoined under a new node id keeps its schedule),
+ * and a pass that finds none running (a rejoin in progress) waits for the next.
+ *
+ * @module
+ */
+import type { Logger } from '../core/command-type.js';
+import { toErrorInfo, ErrorCode } from '../core/errors.js';
+import { runRetention, type RetentionReport, type RetentionTarget } from '../jobs/retention.js';
+
+/**
+ * The first pass comes this soon after the node starts, or after one interval if that is
+ * shorter: a node restarted more often than its interval (deployments) still prunes, and a
+ * minute lets the node finish resuming its work before retention competes with it.
+ */
+export const FIRST_PASS_DELAY_MS = 60_000;
+
+/** Options of {@link RetentionSchedule}. */
+export interface RetentionScheduleOptions {
+  /** Trees whose root ended at least this long ago go. */
+  readonly maxAgeMs: number;
+  /** Time from the end of a pass to the start of the next. */
+  readonly intervalMs: number;
+  /** Trees per transaction. */
+  readonly batch: number;
+  /** Longest a pass goes on. */
+  readonly budgetMs: number;
+  /**
+   * What the running generation prunes, and its node id (logged with each pass), or null when
+   * none runs (between generations).
+   */
+  target(): { readonly nodeId: string; readonly target: RetentionTarget } | null;
+  readonly logger: Logger;
+}
+
+/** Runs retention passes on a timer until stopped. */
+export class RetentionSchedule {
+  readonly #o: RetentionScheduleOptions;
+  #timer: ReturnType<typeof setTimeout> | null = null;
+  #pass: Promise<RetentionReport | null> | null = null;
+  #stopped = false;
+
+  constructor(options: RetentionScheduleOptions) {
+    this.#o = options;
+  }
+
+  /** Arms the first pass (see {@link FIRST_PASS_DELAY_MS}). */
+  start(): void {
+    this.#arm(Math.min(this.#o.intervalMs, FIRST_PASS_DELAY_MS));
+  }
+
+  #arm(delayMs: number): void {
+    if (this.#stopped) return;
+    this.#timer = setTimeout(() => {
+      this.#timer = null;
+      void this.runPass().then((report) => {
+        // A pass cut short by its budget: the next comes after a pause as long as the budget,
+        // so that catching up takes at most half the node's time; otherwise after an interval.
+        this.#arm(
+          report?.more === true
+            ? Math.min(this.#o.intervalMs, this.#o.budgetMs)
+            : this.#o.intervalMs,
+        );
+      });
+    }, delayMs);
+    // The node's engine keeps the process alive; a retention timer alone must not.
+    this.#timer.unref();
+  }
+
+  /**
+   * Runs one pass now (waiting for one in progress first); resolves with what it did, or null
+   * when no generation was running or the pass failed (logged; the schedule goes on).
+   */
+  async runPass(): Promise<RetentionReport | null> {
+    while (this.#pass) await this.#pass;
+    if (this.#stopped) return null;
+    this.#pass = this.#run().finally(() => (this.#pass = null));
+    return this.#pass;
+  }
+
+  async #run(): Promise<RetentionReport | null> {
+    const { logger } = this.#o;
+    const current = this.#o.target();
+    if (current === null) {
+      logger.debug({}, 'retention pass skipped: no engine is running (rejoining)');
+      return null;
+    }
+    try {
+      const report = await runRetention(current.target, {
+        olderThanMs: this.#o.maxAgeMs,
+        batch: this.#o.batch,
+        budgetMs: this.#o.budgetMs,
+      });
+      const { trees, commands, tasks, undo, jobs, steps, more, batches, durationMs } = report;
+      logger.info(
+        {
+          nodeId: current.nodeId,
+          trees,
+          commands,
+          tasks,
+          undo,
+          jobs,
+          steps,
+          more,
+          batches,
+          durationMs: Math.round(durationMs),
+        },
+        'retention pass',
+      );
+      return report;
+    } catch (error) {
+      logger.warn(
+        { nodeId: current.nodeId, error: toErrorInfo(error, ErrorCode.Internal) },
+        'retention pass failed; the next one tries again',
+      );
+      return null;
+    }
+  }
+
+  /** Stops the schedule; resolves once a pass in progress has ended. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = null;
+    await this.#pass;
+  }
+}

@@ -1,0 +1,222 @@
+/**
+ * Scheduled retention in a node (`retention` in the configuration): the configuration's
+ * durations, passes on the schedule logged at info with their counts, and the schedule kept
+ * across a rejoin (a node that lost its lease on PostgreSQL runs its next passes on its new
+ * generation).
+ */
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { inProcessAgents } from '../../src/brokers/in-process/broker.js';
+import { parseConfig } from '../../src/config/config.js';
+import type { Logger } from '../../src/core/command-type.js';
+import { CocoError } from '../../src/core/errors.js';
+import type { Engine } from '../../src/engine/engine.js';
+import { startNode } from '../../src/server/node.js';
+import { Journal, testCommands } from '../support/commands.js';
+import { tempDir, whenCommitted } from '../support/harness.js';
+import { PG_URL, adminQuery, describePg, freshSchema } from '../support/pg.js';
+
+const t = testCommands(new Journal());
+
+/** A logger that keeps the retention passes it is told of, and lets a test wait for one. */
+function passLog(): Logger & {
+  passes: Record<string, unknown>[];
+  next(match: (pass: Record<string, unknown>) => boolean): Promise<Record<string, unknown>>;
+} {
+  const passes: Record<string, unknown>[] = [];
+  const waiters: {
+    match(p: Record<string, unknown>): boolean;
+    resolve(p: Record<string, unknown>): void;
+  }[] = [];
+  const info = (fields: unknown, message?: string): void => {
+    if (message !== 'retention pass') return;
+    const pass = fields as Record<string, unknown>;
+    passes.push(pass);
+    for (const w of waiters.splice(0)) {
+      if (w.match(pass)) w.resolve(pass);
+      else waiters.push(w);
+    }
+  };
+  return {
+    passes,
+    debug() {},
+    info: info,
+    warn() {},
+    error() {},
+    next: (match) => new Promise((resolve) => waiters.push({ match, resolve })),
+  };
+}
+
+async function isSettled(engine: Engine, rootId: number): Promise<boolean> {
+  const { commands } = await engine.list({ rootId });
+  return commands.every(
+    (c) => c.endedAt !== null && c.tasksCleared && c.compensation !== 'compensating',
+  );
+}
+
+/** Runs a group of one child until its tree has settled. */
+async function settledGroup(engine: Engine): Promise<number> {
+  const { id } = await engine.submit(t.group, { name: 'g', children: [{ name: 'a' }] });
+  await engine.waitFor(id);
+  if (!(await isSettled(engine, id))) await whenCommitted(engine, () => isSettled(engine, id));
+  return id;
+}
+
+function thrown(fn: () => unknown): CocoError {
+  try {
+    fn();
+  } catch (error) {
+    if (error instanceof CocoError) return error;
+    throw error;
+  }
+  throw new Error('expected an error');
+}
+
+describe('configuration: retention', () => {
+  it('is off unless configured; durations are text or milliseconds, with defaults', () => {
+    expect(parseConfig({}, '/').retention).toBeUndefined();
+    expect(parseConfig({ retention: { maxAge: '30d' } }, '/').retention).toEqual({
+      maxAge: 30 * 86_400_000,
+      interval: 3_600_000,
+      batch: 100,
+      budget: 30_000,
+    });
+    expect(
+      parseConfig({ retention: { maxAge: 90_000, interval: '90m', batch: 500, budget: '2m' } }, '/')
+        .retention,
+    ).toEqual({ maxAge: 90_000, interval: 5_400_000, batch: 500, budget: 120_000 });
+  });
+
+  it('refuses bad values naming the field and what a duration is', () => {
+    for (const [retention, path] of [
+      [{}, 'retention.maxAge'],
+      [{ maxAge: '30' }, 'retention.maxAge'],
+      [{ maxAge: '0d' }, 'retention.maxAge'],
+      [{ maxAge: 0 }, 'retention.maxAge'],
+      [{ maxAge: '1d', interval: '1w' }, 'retention.interval'],
+      [{ maxAge: '1d', batch: 0 }, 'retention.batch'],
+      [{ maxAge: '1d', budget: -5 }, 'retention.budget'],
+      [{ maxAge: '1d', every: '1h' }, 'retention'],
+    ] as const) {
+      const error = thrown(() => parseConfig({ retention }, '/'));
+      expect(error.code).toBe('INVALID_OPTIONS');
+      const issues = (error.details as { issues: { path: string; message: string }[] }).issues;
+      expect(
+        issues.map((i) => i.path),
+        JSON.stringify(retention),
+      ).toContain(path);
+    }
+    const error = thrown(() => parseConfig({ retention: { maxAge: '3 days' } }, '/'));
+    expect(JSON.stringify(error.details)).toContain('e.g. 30d, 12h, 90m');
+  });
+});
+
+describe('scheduled retention in a node', () => {
+  const cleanups: (() => Promise<void>)[] = [];
+  afterEach(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c();
+  });
+
+  it('prunes on its schedule and logs each pass at info with the counts; off, there is none', async () => {
+    const dir = tempDir('coco-retention-');
+    cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
+    const log = passLog();
+    const config = parseConfig(
+      {
+        store: `sqlite:${join(dir, 'coco.db')}`,
+        api: { port: 0 },
+        retention: { maxAge: 1, interval: '100ms' },
+      },
+      dir,
+    );
+    const node = await startNode({
+      config,
+      commands: t.all,
+      broker: inProcessAgents(['a1']),
+      logger: log,
+      listen: false,
+    });
+    cleanups.push(() => node.close());
+    expect(node.retention).not.toBeNull();
+    const id = await settledGroup(node.engine);
+    const pass = await log.next((p) => (p.trees as number) > 0);
+    expect(pass).toMatchObject({
+      nodeId: node.engine.nodeId,
+      trees: 1,
+      commands: 2,
+      tasks: 1,
+      undo: 2,
+      more: false,
+    });
+    expect(await node.engine.get(id)).toBeNull();
+    // The job goes with its tree, or, if the view wrote it after the pass, with the next pass.
+    await node.monitor!.flush();
+    await log.next(() => true);
+    expect(await node.monitor!.getJob(id)).toBeNull();
+    expect(log.passes.reduce((n, p) => n + (p.jobs as number), 0)).toBe(1);
+
+    const off = await startNode({
+      config: parseConfig({ store: `sqlite:${join(dir, 'off.db')}`, api: { port: 0 } }, dir),
+      commands: t.all,
+      broker: inProcessAgents(['a1']),
+      logger: log,
+      listen: false,
+    });
+    cleanups.push(() => off.close());
+    expect(off.retention).toBeNull();
+  });
+});
+
+describePg('scheduled retention across a rejoin (PostgreSQL)', () => {
+  it('a node that lost its lease and rejoined runs its next passes on its new generation', async () => {
+    const fresh = freshSchema('coco_retj');
+    const url = new URL(PG_URL);
+    url.searchParams.set('schema', fresh.schema);
+    // A short lease (renewed every second), so that a fenced node finds out quickly.
+    url.searchParams.set('leaseMs', '3000');
+    const log = passLog();
+    const config = parseConfig(
+      {
+        store: url.toString(),
+        nodeId: 'ret-node',
+        api: { port: 0 },
+        tuning: { agentCallTimeoutMs: 1_000 },
+        retention: { maxAge: 1, interval: '100ms' },
+      },
+      process.cwd(),
+    );
+    const node = await startNode({
+      config,
+      commands: t.all,
+      broker: inProcessAgents(['a1']),
+      logger: log,
+      listen: false,
+    });
+    try {
+      const first = await settledGroup(node.engine);
+      await log.next((p) => p.nodeId === 'ret-node' && (p.trees as number) > 0);
+      expect(await node.engine.get(first)).toBeNull();
+
+      // Another node fences this one (as after a pause longer than its lease).
+      const halted = new Promise((resolve) => node.engine.on('halted', resolve));
+      await adminQuery(
+        `UPDATE "${fresh.schema}".coco_nodes SET fenced = true WHERE node_id = 'ret-node'`,
+      );
+      await halted;
+      await node.rejoined();
+      expect(node.engine.nodeId).toBe('ret-node-r1');
+
+      const second = await settledGroup(node.engine);
+      const pass = await log.next((p) => p.nodeId === 'ret-node-r1' && (p.trees as number) > 0);
+      expect(pass).toMatchObject({ trees: 1 });
+      expect(await node.engine.get(second)).toBeNull();
+      await node.monitor!.flush();
+      await log.next((p) => p.nodeId === 'ret-node-r1');
+      expect(await node.monitor!.getJob(second)).toBeNull();
+    } finally {
+      await node.close();
+      await fresh.drop();
+    }
+  });
+});

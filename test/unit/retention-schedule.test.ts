@@ -1,0 +1,180 @@
+/**
+ * The node's retention schedule (src/server/retention.ts) on fake timers, with a fake target:
+ * when passes run, what a pass cut short by its budget changes, that a failing pass or a missing
+ * generation does not stop the schedule, and that stop waits for the pass in progress.
+ */
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import type { Logger } from '../../src/core/command-type.js';
+import type { PruneRequest, PruneTotals } from '../../src/engine/retention.js';
+import type { RetentionTarget } from '../../src/jobs/retention.js';
+import { FIRST_PASS_DELAY_MS, RetentionSchedule } from '../../src/server/retention.js';
+
+const INTERVAL = 120_000;
+const BUDGET = 5_000;
+
+function totals(more: boolean): PruneTotals {
+  return {
+    endedBefore: 0,
+    trees: 1,
+    commands: 2,
+    tasks: 3,
+    undo: 4,
+    batches: 1,
+    more,
+    durationMs: 1,
+  };
+}
+
+/** A target whose prunes answer from a script (a value, or an error to throw). */
+function scripted(answers: (boolean | Error)[]): {
+  target: RetentionTarget;
+  requests: PruneRequest[];
+} {
+  const requests: PruneRequest[] = [];
+  return {
+    requests,
+    target: {
+      prune: async (request) => {
+        requests.push(request);
+        const next = answers.shift() ?? false;
+        if (next instanceof Error) throw next;
+        return totals(next);
+      },
+      get: async () => null,
+      jobs: null,
+    },
+  };
+}
+
+function logger(): Logger & { lines: [string, string, unknown][] } {
+  const lines: [string, string, unknown][] = [];
+  const at =
+    (level: string) =>
+    (fields: unknown, message?: string): void =>
+      void lines.push([level, message ?? '', fields]);
+  return {
+    lines,
+    debug: at('debug'),
+    info: at('info'),
+    warn: at('warn'),
+    error: at('error'),
+  };
+}
+
+describe('retention schedule', () => {
+  beforeEach(() => {
+    vi.useFakeTimers();
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('passes come after the first delay, then every interval; sooner after a pass cut short by its budget', async () => {
+    const { target, requests } = scripted([true, false, false]);
+    const log = logger();
+    const s = new RetentionSchedule({
+      maxAgeMs: 1_000,
+      intervalMs: INTERVAL,
+      batch: 7,
+      budgetMs: BUDGET,
+      logger: log,
+      target: () => ({ nodeId: 'n1', target }),
+    });
+    s.start();
+    await vi.advanceTimersByTimeAsync(FIRST_PASS_DELAY_MS - 1);
+    expect(requests).toHaveLength(0);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(requests).toEqual([{ olderThanMs: 1_000, batch: 7, budgetMs: BUDGET }]);
+    // Cut short (more): the next pass after a pause as long as the budget.
+    await vi.advanceTimersByTimeAsync(BUDGET);
+    expect(requests).toHaveLength(2);
+    // Done: the next after a whole interval.
+    await vi.advanceTimersByTimeAsync(INTERVAL - 1);
+    expect(requests).toHaveLength(2);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(requests).toHaveLength(3);
+    const passes = log.lines.filter(([, m]) => m === 'retention pass');
+    expect(passes[0]).toEqual([
+      'info',
+      'retention pass',
+      {
+        nodeId: 'n1',
+        trees: 1,
+        commands: 2,
+        tasks: 3,
+        undo: 4,
+        jobs: 0,
+        steps: 0,
+        more: true,
+        batches: 1,
+        durationMs: expect.any(Number) as number,
+      },
+    ]);
+    await s.stop();
+    await vi.advanceTimersByTimeAsync(INTERVAL * 3);
+    expect(requests).toHaveLength(3);
+  });
+
+  it('a failing pass is logged and the schedule goes on; no running generation skips a pass', async () => {
+    const { target, requests } = scripted([new Error('database away'), false]);
+    const log = logger();
+    let running = false;
+    const s = new RetentionSchedule({
+      maxAgeMs: 1,
+      intervalMs: 1_000,
+      batch: 1,
+      budgetMs: 1,
+      logger: log,
+      target: () => (running ? { nodeId: 'n1', target } : null),
+    });
+    s.start();
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(requests).toHaveLength(0);
+    expect(log.lines.at(-1)?.[0]).toBe('debug');
+    running = true;
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(log.lines.at(-1)).toMatchObject([
+      'warn',
+      'retention pass failed; the next one tries again',
+      { nodeId: 'n1', error: { message: 'database away' } },
+    ]);
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(requests).toHaveLength(2);
+    expect(log.lines.at(-1)?.[1]).toBe('retention pass');
+    await s.stop();
+  });
+
+  it('stop waits for the pass in progress, and no pass starts after it', async () => {
+    let release!: () => void;
+    let passes = 0;
+    const target: RetentionTarget = {
+      prune: async () => {
+        passes++;
+        await new Promise<void>((r) => (release = r));
+        return totals(false);
+      },
+      get: async () => null,
+      jobs: null,
+    };
+    const s = new RetentionSchedule({
+      maxAgeMs: 1,
+      intervalMs: 10,
+      batch: 1,
+      budgetMs: 1,
+      logger: logger(),
+      target: () => ({ nodeId: 'n1', target }),
+    });
+    s.start();
+    await vi.advanceTimersByTimeAsync(10);
+    expect(passes).toBe(1);
+    let stopped = false;
+    const stopping = s.stop().then(() => (stopped = true));
+    await vi.advanceTimersByTimeAsync(0);
+    expect(stopped).toBe(false);
+    release();
+    await stopping;
+    await vi.advanceTimersByTimeAsync(100);
+    expect(passes).toBe(1);
+    expect(await s.runPass()).toBeNull();
+  });
+});
