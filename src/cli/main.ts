@@ -9,6 +9,7 @@ import { Command, CommanderError } from 'commander';
 import { addClientCommands } from './commands/client-commands.js';
 import { addDemoCommand } from './commands/demo-command.js';
 import { addNodeCommands } from './commands/node-commands.js';
+import { addPruneCommand } from './commands/prune-command.js';
 import { EXIT, describeError, exitCodeOf } from './errors.js';
 
 /** Version printed by `coco --version`. */
@@ -36,11 +37,13 @@ Examples:
                                               run a reference agent on :7391 (secret in a chmod 600 file)
   coco submit disk.migrate -p '{"disk":"d1","toDomain":"sd2","agent":"host-1"}' --wait
   coco status 42 --watch                      follow a job's tree and progress
-  coco list --status failed --json`,
+  coco list --status failed --json
+  coco prune --older-than 30d --dry-run       count the ended trees (and jobs) older than 30 days`,
     );
   addNodeCommands(program);
   addClientCommands(program, setExit);
   addDemoCommand(program, setExit);
+  addPruneCommand(program);
   return program;
 }
 

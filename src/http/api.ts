@@ -15,7 +15,8 @@ import type { CommandType } from '../core/command-type.js';
 import type { Engine } from '../engine/engine.js';
 import type { JobMonitor } from '../jobs/monitor.js';
 import type { JobTree } from '../jobs/view.js';
-import { commandListQuery, idParam, jobListQuery, submitBody } from './contracts.js';
+import { runRetention } from '../jobs/retention.js';
+import { commandListQuery, idParam, jobListQuery, pruneBody, submitBody } from './contracts.js';
 
 /** Options of {@link createApi}. */
 export interface ApiOptions {
@@ -346,6 +347,29 @@ export function createApi(options: ApiOptions): FastifyInstance {
   });
 
   app.get('/v1/agents', async () => ({ agents: await engine().agents() }));
+
+  // role: admin
+  // Retention (jobs/retention.ts): deletes the trees that ended at least `olderThanMs` ago, with
+  // their jobs, in bounded batches through this node's engine, for at most the prune's default
+  // budget (engine/retention.ts); `more: true` asks for another call. `dryRun` only counts.
+  app.post('/v1/admin/prune', async (request, reply) => {
+    try {
+      const body = parse(pruneBody, request.body, 'prune request');
+      const e = engine();
+      const r = await runRetention(
+        {
+          prune: (req, onBatch) => e.prune(req, onBatch),
+          get: (id) => e.get(id),
+          jobs: monitor()?.jobStore ?? null,
+        },
+        { olderThanMs: body.olderThanMs, dryRun: body.dryRun },
+      );
+      const { trees, commands, tasks, undo, jobs, more } = r;
+      return { trees, commands, tasks, undo, jobs, more };
+    } catch (error) {
+      return fail(reply, error);
+    }
+  });
 
   return app;
 }

@@ -45,3 +45,14 @@ export const jobListQuery = z.object({
   beforeId: z.coerce.number().int().positive().optional(),
   limit: z.coerce.number().int().min(1).max(1000).default(50),
 });
+
+/**
+ * `POST /v1/admin/prune` (retention): trees that ended at least `olderThanMs` ago go, with their
+ * jobs; `dryRun` counts them instead.
+ */
+export const pruneBody = z
+  .object({
+    olderThanMs: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+    dryRun: z.boolean().default(false),
+  })
+  .strict();
