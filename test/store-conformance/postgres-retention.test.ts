@@ -71,7 +71,7 @@ describePg('postgres retention beside writers, claims and other pruners', () => 
     expect(await storedRows(a, held)).toEqual([0, 0, 0]);
   });
 
-  it('the relayed reports and cancel requests of a pruned tree go with it; those of others stay', async () => {
+  it('the relayed reports and cancel requests of a pruned tree go with it, stray reports later; those of others stay', async () => {
     const a = env.make();
     await a.open('a');
     await writeTrees(a, [settledTree(1, T0, 1), settledTree(10, CUTOFF)]);
@@ -93,6 +93,12 @@ describePg('postgres retention beside writers, claims and other pruners', () => 
       'INSERT INTO cancel_requests (command_id, requested_at) VALUES (1, 1), (10, 1)',
     );
     expect(await a.prune({ endedBefore: CUTOFF, limit: 10 })).toMatchObject({ rootIds: [1] });
+    expect(await raw(env.schema, 'SELECT command_id FROM task_reports ORDER BY 1')).toEqual([
+      { command_id: '11' },
+    ]);
+    // A poller's report posted just after its tree went names no command: the next call drops it.
+    await a.postReports([{ commandId: 3, ...report }]);
+    expect(await a.prune({ endedBefore: CUTOFF, limit: 10 })).toMatchObject({ trees: 0 });
     expect(await raw(env.schema, 'SELECT command_id FROM task_reports ORDER BY 1')).toEqual([
       { command_id: '11' },
     ]);

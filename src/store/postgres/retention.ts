@@ -13,7 +13,8 @@
  *    (a node's batch, a claim moving the tree's owner) makes the tree wait for a later call; a
  *    tree is never half-deleted, and no batch can change it until the deletes commit.
  * 3. **The deletes**: tasks, undo steps, relayed task reports and cancel requests of those
- *    commands, then the commands. Entities and everything else stay.
+ *    commands, then the commands; and reports relayed for commands that no longer exist (a
+ *    poller's answer posted just after its tree went). Entities and everything else stay.
  *
  * The engine never writes a tree once it has settled (no command of it is active: each one has
  * left memory, and only an active parent could add children or compensate), so in practice the
@@ -23,6 +24,12 @@
  */
 import { quoteIdent } from '../../db/postgres.js';
 import type { PruneBatch, PruneCursor, PruneOptions } from '../port.js';
+
+/**
+ * Stray relayed reports (see the `prune` statement) deleted per call at most: they are rare
+ * (a poll answered across a prune), and the bound keeps a call's work small whatever happened.
+ */
+const STRAY_REPORTS = 1_000;
 
 /** Before every tree, in (ended at, root id) order. */
 const START: PruneCursor = { endedAt: Number.MIN_SAFE_INTEGER, rootId: 0 };
@@ -62,6 +69,11 @@ export function buildRetentionSql(schema: string) {
       `gone_undo AS (DELETE FROM ${s}.undo_steps u WHERE u.command_id IN (SELECT id FROM doomed) RETURNING 1), ` +
       `gone_reports AS (DELETE FROM ${s}.task_reports p WHERE p.command_id IN (SELECT id FROM doomed)), ` +
       `gone_cancels AS (DELETE FROM ${s}.cancel_requests q WHERE q.command_id IN (SELECT id FROM doomed)), ` +
+      // A report a poller relayed just after its tree was pruned (read before the prune, posted
+      // after) names a command that no longer exists: no owner ever takes it, so it goes here.
+      `stray_reports AS (DELETE FROM ${s}.task_reports p WHERE (p.command_id, p.ordinal) IN (` +
+      `SELECT x.command_id, x.ordinal FROM ${s}.task_reports x WHERE NOT EXISTS ` +
+      `(SELECT 1 FROM ${commands} c WHERE c.id = x.command_id) LIMIT ${STRAY_REPORTS})), ` +
       `gone AS (DELETE FROM ${commands} c WHERE c.id IN (SELECT id FROM doomed) RETURNING c.root_id) ` +
       "SELECT coalesce((SELECT array_agg(DISTINCT root_id ORDER BY root_id) FROM gone), '{}') AS roots, " +
       '(SELECT count(*) FROM gone)::int AS commands, (SELECT count(*) FROM gone_tasks)::int AS tasks, ' +
