@@ -4,7 +4,9 @@
  * Names: one-task, fanout, chain, memory, recovery, agents-http, pg (coco on PostgreSQL at
  * COCO_PG_URL with 1, 2 and 3 nodes, all three patterns; it says it is skipped and passes when no
  * server answers); and, only when named, pg-one-task, pg-fanout, pg-chain (one pattern of pg)
- * and peers (graphile-worker and pg-boss on PostgreSQL at COCO_PG_URL, see bench/peers/).
+ * peers (graphile-worker and pg-boss on PostgreSQL at COCO_PG_URL, see bench/peers/) and
+ * retention (the store's size under a steady workload with and without retention, SQLite then
+ * PostgreSQL).
  */
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -25,12 +27,16 @@ const BENCHES: Record<string, string[][]> = {
   'pg-fanout': [[`pg${ext}`, 'fanout']],
   'pg-chain': [[`pg${ext}`, 'chain']],
   peers: [[`peers/graphile-worker${ext}`], [`peers/pg-boss${ext}`]],
+  retention: [
+    [`retention${ext}`, 'sqlite'],
+    [`retention${ext}`, 'postgres'],
+  ],
 };
 /**
  * Run only when named: the peers measure other libraries, not coco; the pg-* names are parts of
- * `pg`, which the default run includes.
+ * `pg`, which the default run includes; retention measures sizes over minutes, not speed.
  */
-const OPT_IN = new Set(['peers', 'pg-one-task', 'pg-fanout', 'pg-chain']);
+const OPT_IN = new Set(['peers', 'pg-one-task', 'pg-fanout', 'pg-chain', 'retention']);
 const names = process.argv.slice(2).filter((a) => !a.startsWith('-'));
 for (const name of names) {
   if (!BENCHES[name]) {
