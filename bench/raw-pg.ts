@@ -47,6 +47,7 @@ function commandRow(id: number, now: number): CommandRecord {
     nextAttemptAt: null,
     lastError: null,
     deadlineAt: null,
+    priority: 0,
     idempotencyKey: null,
     createdAt: now,
     updatedAt: now,
@@ -126,6 +127,7 @@ export function rawBatches(
         error: null,
         stopRequested: false,
         endedAt: now,
+        deadlineAt: null,
       })),
       commandUpdates: Array.from({ length: cu }, (_, i) => commandEnd(ids[i % ci]!, now)),
     });

@@ -49,6 +49,7 @@ function commandRow(id: number): CommandRecord {
     nextAttemptAt: null,
     lastError: null,
     deadlineAt: null,
+    priority: 0,
     idempotencyKey: null,
     createdAt: now,
     updatedAt: now,
@@ -132,6 +133,7 @@ export async function rawLimit(
         error: null,
         stopRequested: false,
         endedAt: Date.now(),
+        deadlineAt: null,
       }),
     );
     const cmdUpdates = Array.from({ length: cu }, (_, i) =>

@@ -55,6 +55,11 @@ export interface CommandRecord {
   readonly lastError: ErrorInfo | null;
   /** End of the command's lifetime, if it has one. */
   readonly deadlineAt: number | null;
+  /**
+   * Admission priority of its tasks (higher first; see engine/admission.ts): given at submit,
+   * inherited by children unless they set their own. 0 by default and in rows written before it.
+   */
+  readonly priority: number;
   readonly idempotencyKey: string | null;
   readonly createdAt: number;
   readonly updatedAt: number;

@@ -70,16 +70,27 @@ const COMPENSATION_TRANSITIONS: Readonly<
 
 /**
  * Lifecycle of an async task, as the engine records it.
- * - `created`: the intent is stored; the agent has not confirmed the start.
+ * - `queued`: the intent is stored, but its agent (or the agent's limit for its verb) is at its
+ *   limit of running tasks: it waits in the engine, not on the agent, until admitted
+ *   (engine/admission.ts). A queued task was never sent to its agent.
+ * - `created`: the intent is stored (and admitted); the agent has not confirmed the start.
  * - `running`: the agent accepted it.
  * - `succeeded`, `failed`, `cancelled`: ended on the agent (or failed by the engine: vanished,
  *   deadline, rejected). Clearing on the agent is tracked separately.
  */
-export const TASK_STATUSES = ['created', 'running', 'succeeded', 'failed', 'cancelled'] as const;
+export const TASK_STATUSES = [
+  'queued',
+  'created',
+  'running',
+  'succeeded',
+  'failed',
+  'cancelled',
+] as const;
 /** See {@link TASK_STATUSES}. */
 export type TaskStatus = (typeof TASK_STATUSES)[number];
 
 const TASK_TRANSITIONS: Readonly<Record<TaskStatus, readonly TaskStatus[]>> = {
+  queued: ['created', 'running', 'succeeded', 'failed', 'cancelled'],
   created: ['running', 'succeeded', 'failed', 'cancelled'],
   running: ['succeeded', 'failed', 'cancelled'],
   succeeded: [],

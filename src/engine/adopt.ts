@@ -20,7 +20,9 @@ export function resume(co: Coordinator, c: LiveCommand): void {
   co.live.set(c.id, c);
   if (c.held) return;
   for (const t of c.tasks) {
-    if (t.ended) continue;
+    // Slots are held again, queued tasks wait again (admitted by pumpAll after the load).
+    co.tasks.admission.restore(t);
+    if (t.ended || t.status === 'queued') continue;
     if (t.stopRequested) co.dispatcher.stop(t);
     else if (t.status === 'created') co.dispatcher.start(t);
     else co.dispatcher.watch(t);
@@ -52,5 +54,6 @@ export async function adopt(
   const fresh = rebuilt.commands.filter((c) => !co.live.has(c.id));
   for (const c of fresh) co.live.set(c.id, c);
   for (const c of fresh) resume(co, c);
+  co.tasks.admission.pumpAll();
   return { resumed: fresh.length, failed: rebuilt.failures.length };
 }

@@ -93,6 +93,7 @@ export class Coordinator implements HandlerHost, TaskHost {
       gate: parts.gate,
       tuning: options.tuning,
       random: options.random,
+      limits: options.limits,
     });
     this.dispatcher = this.tasks.dispatcher;
     this.#entities = new EntityOverlay(store, committer);
@@ -399,8 +400,9 @@ export class Coordinator implements HandlerHost, TaskHost {
     raw: unknown,
     params: unknown,
     idempotencyKey: string | null,
+    priority = 0,
   ): LiveCommand {
-    const c = newRoot(this.ids, this.now(), type, raw, params, idempotencyKey);
+    const c = newRoot(this.ids, this.now(), type, raw, params, idempotencyKey, priority);
     this.#adopt(c);
     return c;
   }

@@ -6,16 +6,22 @@
  * @module
  */
 import type { CommandType } from '../core/command-type.js';
-import { CocoError, ErrorCode, type ErrorInfo } from '../core/errors.js';
+import { CocoError, ErrorCode, ValidationError, type ErrorInfo } from '../core/errors.js';
 import { CommandRegistry } from '../core/registry.js';
 import { isTerminal } from '../core/states.js';
 import type { AgentRecord, CommandRecord, TaskRecord, UndoRecord } from '../core/records.js';
 import type { CommandPage, CommandQuery, CorruptRow } from '../store/port.js';
 import { isSharedStore } from '../store/shared-port.js';
 import { adopt } from './adopt.js';
+import type { AdmissionLimits, AgentAdmissionStats, QueuePosition } from './admission.js';
 import { assertLeaseFits } from './cluster.js';
 import { EngineEvents, type EngineEventMap, type EngineEventName } from './events.js';
-import { compileOptions, type CompiledEngineOptions, type EngineOptions } from './options.js';
+import {
+  compileOptions,
+  parseLimits,
+  type CompiledEngineOptions,
+  type EngineOptions,
+} from './options.js';
 import { pruneTrees, type OnPruned, type PruneRequest, type PruneTotals } from './retention.js';
 import { checkIdempotencyKey, parseParams, prepareMany, submittableType } from './submission.js';
 import { buildRuntime, type EngineRuntime } from './wiring.js';
@@ -24,6 +30,12 @@ import { buildRuntime, type EngineRuntime } from './wiring.js';
 export interface SubmitOptions {
   /** Submitting again with the same key returns the first command instead of a new one. */
   readonly idempotencyKey?: string;
+  /**
+   * Admission priority of the command's tasks (and its children's, unless they set their own):
+   * higher first among tasks queued for a limited agent (engine/admission.ts). An integer.
+   * @default 0
+   */
+  readonly priority?: number;
 }
 
 /** What {@link Engine.start} found and did. */
@@ -48,6 +60,11 @@ export interface CommandDetails {
   readonly children: readonly CommandRecord[];
   /** Rows of its children that could not be read (left out of `children`), with why. */
   readonly unreadableChildren: readonly CorruptRow[];
+  /**
+   * Its tasks waiting `queued` for a slot of their agent, with where they stand (this node's
+   * queues: empty for a command another node runs).
+   */
+  readonly queued: readonly { readonly ordinal: number; readonly position: QueuePosition }[];
   /**
    * Why this engine leaves the command untouched — its rows, type or parameters could not be
    * loaded — or null (it runs it, or another node does). A cancel ends it, unless a row of it
@@ -81,10 +98,13 @@ export class Engine {
   /** A started engine keeps the process alive until it is stopped (its own timers do not). */
   #keepAlive: ReturnType<typeof setInterval> | null = null;
   readonly #keys = new Map<string, Promise<number>>();
+  /** The admission limits in force (the options', until {@link Engine.setLimits}). */
+  #limits: AdmissionLimits;
 
   constructor(options: EngineOptions) {
     this.#o = compileOptions(options);
     this.#registry = new CommandRegistry(this.#o.commands);
+    this.#limits = this.#o.limits;
   }
 
   /** Where the engine is in its life; only a `running` engine takes and does work. */
@@ -137,6 +157,8 @@ export class Engine {
     );
     this.#run = run;
     const { dispatcher } = run;
+    // Limits changed before the start (setLimits) apply from the first task loaded.
+    if (this.#limits !== this.#o.limits) run.coordinator.tasks.admission.setLimits(this.#limits);
 
     const loadBegan = performance.now();
     const snapshot = await store.loadActive();
@@ -216,6 +238,7 @@ export class Engine {
     const registered = submittableType(this.#registry, type.name, type.version);
     const parsed = await parseParams(registered, params);
     const key = options.idempotencyKey ?? null;
+    const priority = checkPriority(options.priority);
     if (key !== null) {
       checkIdempotencyKey(key);
       const known = this.#keys.get(key);
@@ -223,7 +246,7 @@ export class Engine {
       const pending = (async () => {
         const existing = await this.#o.store.getCommandByKey(key);
         if (existing) return existing.id;
-        const c = co.createRoot(registered, params, parsed, key);
+        const c = co.createRoot(registered, params, parsed, key, priority);
         await committer.durable(c);
         return c.id;
       })();
@@ -234,7 +257,7 @@ export class Engine {
         this.#keys.delete(key);
       }
     }
-    const c = co.createRoot(registered, params, parsed, null);
+    const c = co.createRoot(registered, params, parsed, null, priority);
     await committer.durable(c);
     return { id: c.id };
   }
@@ -322,12 +345,19 @@ export class Engine {
       this.#o.store.listCommands({ parentId: id, limit: 1000 }),
     ]);
     const live = this.#run?.coordinator.live.get(id);
+    const queued: { ordinal: number; position: QueuePosition }[] = [];
+    const admission = this.#run?.coordinator.tasks.admission;
+    for (const t of live?.tasks ?? []) {
+      const position = admission?.position(t);
+      if (position) queued.push({ ordinal: t.ordinal, position });
+    }
     return {
       command,
       tasks,
       undo,
       children: children.commands.sort((a, b) => (a.seq ?? 0) - (b.seq ?? 0)),
       unreadableChildren: children.unreadable,
+      queued,
       unloadable:
         (live?.held ? live.loadError : null) ?? this.#run?.coordinator.unloaded.get(id) ?? null,
     };
@@ -378,6 +408,31 @@ export class Engine {
     return this.#o.store.listAgents();
   }
 
+  /**
+   * Replaces the admission limits at run time (a configuration reload, the admin API). A lower
+   * limit stops admissions until enough running tasks have ended — running tasks are never
+   * stopped for it; a higher or removed limit admits queued tasks at once. Throws
+   * `INVALID_OPTIONS` naming each bad field.
+   */
+  setLimits(limits: AdmissionLimits): void {
+    this.#limits = parseLimits(limits);
+    this.#run?.coordinator.tasks.admission.setLimits(this.#limits);
+  }
+
+  /** The admission limits in force. */
+  get limits(): AdmissionLimits {
+    return this.#limits;
+  }
+
+  /**
+   * Per agent with a limit: its limit, tasks holding a slot, tasks queued (in all and per verb)
+   * and the wait of the oldest — the queue-depth hook for metrics (wait times: `admitted`
+   * events).
+   */
+  admissionStats(): AgentAdmissionStats[] {
+    return this.#run?.coordinator.tasks.admission.stats() ?? [];
+  }
+
   /** Counters for monitoring and tests. */
   stats(): {
     liveCommands: number;
@@ -423,6 +478,16 @@ export class Engine {
     await this.#o.store.close(this.#o.nodeId);
     this.#state = 'stopped';
   }
+}
+
+/** A submit's priority: an integer (0 when absent); else `PARAMETERS_INVALID`. */
+function checkPriority(priority: unknown): number {
+  if (priority === undefined) return 0;
+  if (typeof priority === 'number' && Number.isSafeInteger(priority) && Math.abs(priority) <= 1e6)
+    return priority;
+  throw new ValidationError('invalid submit options', [
+    { path: 'priority', message: 'must be an integer between -1000000 and 1000000' },
+  ]);
 }
 
 /** Creates an engine (not started). Throws `INVALID_OPTIONS` naming each bad option. */

@@ -22,6 +22,18 @@ export interface EngineEventMap {
     readonly progress: number;
   };
   /**
+   * A task took a slot of its agent's limit (engine/admission.ts), at its creation or after
+   * waiting `queued` for `waitedMs`: the hook for queue wait-time metrics (queue depth per agent
+   * and verb: `Engine.admissionStats()`). Emitted only for agents with a limit.
+   */
+  admitted: {
+    readonly commandId: number;
+    readonly ordinal: number;
+    readonly agentId: string;
+    readonly verb: string;
+    readonly waitedMs: number;
+  };
+  /**
    * Every task of an ended command was cleared on its agent, and the store holds that (the
    * engine is done with the command).
    */

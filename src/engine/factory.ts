@@ -20,6 +20,7 @@ export function newRoot(
   raw: unknown,
   params: unknown,
   idempotencyKey: string | null,
+  priority = 0,
 ): LiveCommand {
   const id = ids.next();
   const c = new LiveCommand({
@@ -39,6 +40,7 @@ export function newRoot(
     persisted: false,
   });
   if (type.timeoutMs !== null) c.deadlineAt = now + type.timeoutMs;
+  c.priority = priority;
   return c;
 }
 
@@ -90,6 +92,7 @@ export function newChild(
     persisted: false,
   });
   if (registered.timeoutMs !== null) child.deadlineAt = now + registered.timeoutMs;
+  child.priority = parent.priority;
   return {
     child,
     state: new ChildState(id, registered.name, seq, parent.stage, 'pending', null, null, 'none'),

@@ -82,8 +82,12 @@ export class ChildState {
 
 /** A task as the engine tracks it. */
 export class LiveTask {
-  /** The agent reported the task ended (or it never existed there), so it may be cleared. */
-  agentDone: boolean;
+  #agentDone: boolean;
+  /**
+   * Told once when {@link agentDone} turns true: the admission slot the task holds is free
+   * (engine/admission.ts). Null when the task holds no slot.
+   */
+  onAgentDone: ((t: LiveTask) => void) | null = null;
   /** First time the agent said it does not know the task (vanish grace period). */
   unknownSince: number | null = null;
   /**
@@ -112,7 +116,11 @@ export class LiveTask {
   status: TaskStatus;
   result: unknown;
   error: ErrorInfo | null;
-  readonly deadlineAt: number | null;
+  /**
+   * When the task fails if it has not ended. A queued task's deadline counts from its admission:
+   * while queued it holds `createdAt + deadlineMs`, moved on by {@link admit}.
+   */
+  deadlineAt: number | null;
   stopRequested: boolean;
   readonly createdAt: number;
   endedAt: number | null;
@@ -150,7 +158,32 @@ export class LiveTask {
     this.persisted = persisted;
     // A task stopped by the engine (deadline, cancel) may have ended in the engine's view only;
     // one that succeeded was reported so by its agent, stop or not.
-    this.agentDone = isTaskEnded(status) && (!stopRequested || status === 'succeeded');
+    this.#agentDone = isTaskEnded(status) && (!stopRequested || status === 'succeeded');
+  }
+
+  /** The agent reported the task ended (or it never existed there), so it may be cleared. */
+  get agentDone(): boolean {
+    return this.#agentDone;
+  }
+
+  set agentDone(done: boolean) {
+    const was = this.#agentDone;
+    this.#agentDone = done;
+    if (done && !was && this.onAgentDone !== null) {
+      const release = this.onAgentDone;
+      this.onAgentDone = null;
+      release(this);
+    }
+  }
+
+  /**
+   * A queued task takes a slot of its agent: `queued` to `created` along the task table, its
+   * deadline now counting from `now`.
+   */
+  admit(now: number): void {
+    assertTransition('task', this.status, 'created', `task ${this.agentTaskId}`);
+    this.status = 'created';
+    if (this.deadlineAt !== null) this.deadlineAt = now + (this.deadlineAt - this.createdAt);
   }
 
   get ended(): boolean {
@@ -215,6 +248,7 @@ export class LiveTask {
       error: this.error,
       stopRequested: this.stopRequested,
       endedAt: this.endedAt,
+      deadlineAt: this.deadlineAt,
     };
   }
 }

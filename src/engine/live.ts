@@ -74,6 +74,8 @@ export class LiveCommand {
   nextAttemptAt: number | null;
   lastError: ErrorInfo | null;
   deadlineAt: number | null;
+  /** Admission priority of its tasks (see CommandRecord.priority). */
+  priority: number;
   updatedAt: number;
   endedAt: number | null;
   tasksCleared: boolean;
@@ -173,6 +175,7 @@ export class LiveCommand {
     this.nextAttemptAt = null;
     this.lastError = null;
     this.deadlineAt = null;
+    this.priority = 0;
     this.updatedAt = init.createdAt;
     this.endedAt = null;
     this.tasksCleared = false;
@@ -297,6 +300,7 @@ export class LiveCommand {
     this.nextAttemptAt = r.nextAttemptAt;
     this.lastError = r.lastError;
     this.deadlineAt = r.deadlineAt;
+    this.priority = r.priority;
     this.updatedAt = r.updatedAt;
     this.endedAt = r.endedAt;
     this.tasksCleared = r.tasksCleared;
@@ -400,6 +404,7 @@ export class LiveCommand {
       nextAttemptAt: this.nextAttemptAt,
       lastError: this.lastError,
       deadlineAt: this.deadlineAt,
+      priority: this.priority,
       idempotencyKey: this.idempotencyKey,
       createdAt: this.createdAt,
       updatedAt: this.updatedAt,
@@ -433,6 +438,7 @@ export class LiveCommand {
       nextAttemptAt: this.nextAttemptAt,
       lastError: this.lastError,
       deadlineAt: this.deadlineAt,
+      priority: this.priority,
       updatedAt: this.updatedAt,
       endedAt: this.endedAt,
       tasksCleared: this.tasksCleared,

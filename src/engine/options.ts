@@ -14,6 +14,7 @@ import { ErrorCode, ValidationError } from '../core/errors.js';
 import { toIssues } from '../core/params.js';
 import type { Store } from '../store/port.js';
 import { isSharedStore } from '../store/shared-port.js';
+import type { AdmissionLimits } from './admission.js';
 
 /** Timing and sizing knobs. Every field has a default. */
 export interface EngineTuning {
@@ -102,6 +103,12 @@ export interface EngineOptions {
   /** This node's id (shown as the store's owner). @default `<hostname>-<pid>-<random>` */
   readonly nodeId?: string;
   readonly tuning?: EngineTuning;
+  /**
+   * Admission limits: at most so many tasks running at once per agent (and per verb on an
+   * agent); the rest wait `queued` in the engine (engine/admission.ts). Changed at run time
+   * with `Engine.setLimits`. @default no limits
+   */
+  readonly limits?: AdmissionLimits;
 }
 
 /** Options after validation and defaults. */
@@ -114,6 +121,7 @@ export interface CompiledEngineOptions {
   readonly logger: Logger;
   readonly nodeId: string;
   readonly tuning: Readonly<Required<EngineTuning>>;
+  readonly limits: AdmissionLimits;
 }
 
 const positive = z.number().int().positive();
@@ -136,6 +144,41 @@ const tuningSchema = z
     claimBatch: positive.default(500),
   })
   .strict();
+
+const limit = z.number().int().positive();
+/** The schema of {@link AdmissionLimits} (engine options, `Engine.setLimits`, the admin API). */
+export const admissionLimitsSchema = z
+  .object({
+    agents: z
+      .record(
+        z.string().min(1),
+        z
+          .object({
+            maxRunning: limit.optional(),
+            maxRunningByVerb: z.record(z.string().min(1), limit).optional(),
+          })
+          .strict(),
+      )
+      .optional(),
+    ageStepMs: z.number().int().positive().optional(),
+  })
+  .strict();
+
+/** Validates admission limits; throws `INVALID_OPTIONS` naming each bad field under `path`. */
+export function parseLimits(value: unknown, path = 'limits'): AdmissionLimits {
+  const parsed = admissionLimitsSchema.safeParse(value ?? {});
+  if (parsed.success) return parsed.data;
+  throw new ValidationError(
+    'invalid admission limits',
+    toIssues(
+      parsed.error.issues.map((i) => ({
+        message: i.message,
+        path: [path, ...i.path.map((p) => (typeof p === 'symbol' ? String(p) : p))],
+      })),
+    ),
+    ErrorCode.InvalidOptions,
+  );
+}
 
 const silent: Logger = { debug() {}, info() {}, warn() {}, error() {} };
 
@@ -172,7 +215,9 @@ export function compileOptions(options: EngineOptions): CompiledEngineOptions {
     );
   }
   const shared = isSharedStore(options.store);
+  const limits = parseLimits(options.limits);
   return Object.freeze({
+    limits,
     store: options.store,
     agents: options.agents,
     commands: options.commands,

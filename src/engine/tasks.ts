@@ -14,6 +14,7 @@ import type { TaskStatus } from '../core/states.js';
 import { agentTaskId } from '../core/records.js';
 import type { Committer } from './committer.js';
 import type { AgentBroker } from '../brokers/port.js';
+import { Admission, type AdmissionLimits } from './admission.js';
 import { Dispatcher, type DispatcherEvents, type PollGate } from './dispatcher.js';
 import type { EngineTuning } from './options.js';
 import type { EngineEvents } from './events.js';
@@ -73,6 +74,8 @@ export interface TaskTrackerParts {
   readonly gate: PollGate | null;
   /** A number in [0, 1) for back-off jitter. */
   readonly random: () => number;
+  /** Admission limits per agent (none: every task starts at once). */
+  readonly limits: AdmissionLimits;
 }
 
 /**
@@ -81,6 +84,8 @@ export interface TaskTrackerParts {
  */
 export class TaskTracker implements DispatcherEvents {
   readonly dispatcher: Dispatcher;
+  /** The queues of agents with a limit (engine/admission.ts). */
+  readonly admission: Admission;
   readonly #host: TaskHost;
   readonly #committer: Committer;
   readonly #clock: Clock;
@@ -117,6 +122,41 @@ export class TaskTracker implements DispatcherEvents {
       gate: parts.gate,
       random: parts.random,
     });
+    this.admission = new Admission(
+      {
+        now: () => this.#clock.now(),
+        admitted: (t) => this.#admitted(t),
+        liveTasks: () => this.#liveTasks(),
+      },
+      parts.limits,
+    );
+  }
+
+  *#liveTasks(): Iterable<LiveTask> {
+    for (const c of this.#host.live.values()) if (!c.held) yield* c.tasks;
+  }
+
+  /**
+   * A task took a slot of its limited agent (at its creation, or later from the queue): it is
+   * stored `created` (its deadline counting from now), and started once that is durable.
+   */
+  #admitted(t: LiveTask): void {
+    if (t.status === 'queued') t.admit(this.#clock.now());
+    this.#committer.task(t);
+    this.#committer.afterCommit(() => {
+      if (!t.ended && !t.stopRequested && !this.#host.stopped) this.dispatcher.start(t);
+    }, t.command);
+    this.armDeadline(t);
+    if (this.#events.has('admitted')) {
+      const now = this.#clock.now();
+      this.#events.emit('admitted', {
+        commandId: t.command.id,
+        ordinal: t.ordinal,
+        agentId: t.agentId,
+        verb: t.verb,
+        waitedMs: now - t.createdAt,
+      });
+    }
   }
 
   /** Creates a task of `c`; it starts on its agent once its intent is durable. */
@@ -141,6 +181,7 @@ export class TaskTracker implements DispatcherEvents {
     const now = this.#clock.now();
     const ordinal = c.tasks.length;
     const deadlineAt = spec.deadlineMs === undefined ? null : now + spec.deadlineMs;
+    const limited = this.admission.limited(spec.agent);
     const t = new LiveTask(
       c,
       ordinal,
@@ -149,7 +190,7 @@ export class TaskTracker implements DispatcherEvents {
       spec.verb,
       spec.args ?? null,
       agentTaskId(this.#storeId, c.id, ordinal),
-      'created',
+      limited ? 'queued' : 'created',
       null,
       null,
       deadlineAt,
@@ -162,6 +203,11 @@ export class TaskTracker implements DispatcherEvents {
     c.tasksCleared = false;
     this.#committer.task(t);
     this.#host.touch(c);
+    if (limited) {
+      // Stored `queued`, or `created` in the same batch if a slot is free (see #admitted).
+      this.admission.submit(t);
+      return t;
+    }
     // The intent is durable before the agent hears of the task.
     this.#committer.afterCommit(() => {
       if (!t.ended && !t.stopRequested && !this.#host.stopped) this.dispatcher.start(t);
@@ -170,9 +216,9 @@ export class TaskTracker implements DispatcherEvents {
     return t;
   }
 
-  /** Arms the deadline timer of a task that has one. */
+  /** Arms the deadline timer of a task that has one (a queued task's counts from admission). */
   armDeadline(t: LiveTask): void {
-    if (t.deadlineAt === null || t.ended) return;
+    if (t.deadlineAt === null || t.ended || t.status === 'queued') return;
     t.deadlineTimer = this.#clock.setTimer(t.deadlineAt - this.#clock.now(), () => {
       t.deadlineTimer = null;
       if (t.ended) return;
@@ -206,8 +252,20 @@ export class TaskTracker implements DispatcherEvents {
     };
   }
 
-  /** Decides a stop: stored with the task, sent to the agent after the commit. */
+  /**
+   * Decides a stop: stored with the task, sent to the agent after the commit. A queued task is
+   * taken out of its queue and cancelled at once: it was never sent, and never will be.
+   */
   stop(t: LiveTask): void {
+    if (t.status === 'queued' && this.admission.remove(t)) {
+      this.#end(t, 'cancelled', null, {
+        code: ErrorCode.Cancelled,
+        message: `task ${t.agentTaskId} (${t.verb} on ${t.agentId}) was stopped while queued: it never started`,
+      });
+      t.agentDone = true;
+      t.cleared = true;
+      return;
+    }
     if (!t.stopRequested) {
       t.stopRequested = true;
       this.#committer.task(t);

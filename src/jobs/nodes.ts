@@ -24,6 +24,7 @@ const COMPENSATION_RANK: Readonly<Record<CompensationStatus, number>> = {
 };
 /** How far along a task is (never decreases). */
 export const TASK_RANK: Readonly<Record<TaskStatus, number>> = {
+  queued: 0,
   created: 0,
   running: 1,
   succeeded: 2,

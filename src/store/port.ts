@@ -40,7 +40,14 @@ export type CommandUpdate = Omit<
 /** The mutable part of a task row. */
 export type TaskUpdate = Pick<
   TaskRecord,
-  'commandId' | 'ordinal' | 'status' | 'result' | 'error' | 'stopRequested' | 'endedAt'
+  | 'commandId'
+  | 'ordinal'
+  | 'status'
+  | 'result'
+  | 'error'
+  | 'stopRequested'
+  | 'endedAt'
+  | 'deadlineAt'
 >;
 
 /** The mutable part of an undo row. */

@@ -43,6 +43,7 @@ export function command(id: number, over: Partial<CommandRecord> = {}): CommandR
     nextAttemptAt: null,
     lastError: null,
     deadlineAt: null,
+    priority: 0,
     idempotencyKey: null,
     createdAt: T0,
     updatedAt: T0,
@@ -186,6 +187,7 @@ export function taskUpdate(t: TaskRecord): TaskUpdate {
     error: t.error,
     stopRequested: t.stopRequested,
     endedAt: t.endedAt,
+    deadlineAt: t.deadlineAt,
   };
 }
 

@@ -10,6 +10,7 @@ import type { CommandType } from '../../src/core/command-type.js';
 import { createEngine, type Engine } from '../../src/engine/engine.js';
 import type { EngineEventMap, EngineEventName } from '../../src/engine/events.js';
 import type { EngineTuning } from '../../src/engine/options.js';
+import type { AdmissionLimits } from '../../src/engine/admission.js';
 import type { InProcessAgent } from '../../src/brokers/in-process/agent.js';
 import { inProcessAgents, type InProcessBroker } from '../../src/brokers/in-process/broker.js';
 import type { VerbRegistry } from '../../src/verbs/model.js';
@@ -46,6 +47,8 @@ export interface EnvOptions {
   readonly beforeStart?: (engine: Engine) => void;
   /** The engine's clock (default: the system clock). */
   readonly clock?: Clock;
+  /** Admission limits (engine/admission.ts). */
+  readonly limits?: AdmissionLimits;
 }
 
 export interface TestEnv {
@@ -85,6 +88,7 @@ export async function startEnv(options: EnvOptions): Promise<TestEnv> {
     commands: options.commands,
     tuning: { ...FAST, ...options.tuning },
     ...(options.clock ? { clock: options.clock } : {}),
+    ...(options.limits ? { limits: options.limits } : {}),
   });
   const recorded: { event: EngineEventName; list: unknown[] }[] = [];
   const cleared = new Set<number>();

@@ -62,7 +62,7 @@ const TASK_INSERT: readonly (readonly [string, string])[] = [
 ]; // prettier-ignore
 const TASK_UPDATE: readonly (readonly [string, string])[] = [
   ['command_id', 'bigint'], ['ordinal', 'int'], ['status', 'text'], ['result', 'text'],
-  ['error', 'text'], ['stop_requested', 'bool'], ['ended_at', 'bigint'],
+  ['error', 'text'], ['stop_requested', 'bool'], ['ended_at', 'bigint'], ['deadline_at', 'bigint'],
 ]; // prettier-ignore
 const UNDO_INSERT: readonly (readonly [string, string])[] = [
   ['command_id', 'bigint'], ['ordinal', 'int'], ['seq', 'int'], ['stage', 'int'], ['name', 'text'],
@@ -268,6 +268,7 @@ export function taskInsertParams(rows: readonly TaskRecord[]): unknown[] {
 export function taskUpdateParams(rows: readonly TaskUpdate[]): unknown[] {
   return columnar(rows, TASK_UPDATE.length, (t) => [
     t.commandId, t.ordinal, t.status, jsonText(t.result), jsonText(t.error), t.stopRequested, t.endedAt,
+    t.deadlineAt,
   ]); // prettier-ignore
 }
 

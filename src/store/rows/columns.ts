@@ -19,8 +19,10 @@ export const COMMAND_COLUMNS = [
 export const COMMAND_STATE_FIELDS = [
   'expectedTasks', 'expectedChildren', 'taskCount', 'childCount', 'undoCount', 'journalSeq',
   'stage', 'stageDone', 'chainDone', 'cancelRequested', 'compensationError', 'data', 'attempts',
-  'nextAttemptAt', 'lastError', 'deadlineAt',
+  'nextAttemptAt', 'lastError', 'deadlineAt', 'priority',
 ] as const; // prettier-ignore
+/** State arrays written before `priority` (field 16) was added: read with priority 0. */
+export const COMMAND_STATE_FIELDS_V1 = 16;
 
 /** `tasks` columns, in row order. */
 export const TASK_COLUMNS = [
@@ -70,6 +72,7 @@ export function commandState(u: CommandUpdate): string {
     u.nextAttemptAt,
     u.lastError,
     u.deadlineAt,
+    u.priority,
   ]);
 }
 

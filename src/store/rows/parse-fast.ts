@@ -20,6 +20,7 @@ import type { CommandRecord, TaskRecord } from '../../core/records.js';
 import {
   COMMAND_COLUMNS,
   COMMAND_STATE_FIELDS,
+  COMMAND_STATE_FIELDS_V1,
   TASK_COLUMNS,
   parseCommandRow,
   parseTaskRow,
@@ -79,7 +80,11 @@ export function fastCommandRow(row: unknown): CommandRecord | null {
   const a = row as readonly unknown[];
   try {
     const st = json(a[14]);
-    if (!Array.isArray(st) || st.length !== COMMAND_STATE_FIELDS.length) return null;
+    if (
+      !Array.isArray(st) ||
+      (st.length !== COMMAND_STATE_FIELDS.length && st.length !== COMMAND_STATE_FIELDS_V1)
+    )
+      return null;
     const s = st as readonly unknown[];
     return {
       id: int(a[0]),
@@ -112,6 +117,7 @@ export function fastCommandRow(row: unknown): CommandRecord | null {
       nextAttemptAt: intOrNull(s[13]),
       lastError: errorInfo(s[14]),
       deadlineAt: intOrNull(s[15]),
+      priority: s.length > 16 ? int(s[16]) : 0,
       idempotencyKey: strOrNull(a[15]),
       createdAt: int(a[16]),
       updatedAt: int(a[17]),

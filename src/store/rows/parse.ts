@@ -24,6 +24,7 @@ import type { CommandPage, CorruptRow } from '../port.js';
 import {
   COMMAND_COLUMNS,
   COMMAND_STATE_FIELDS,
+  COMMAND_STATE_FIELDS_V1,
   ENTITY_COLUMNS,
   TASK_COLUMNS,
   UNDO_COLUMNS,
@@ -32,6 +33,7 @@ import {
 export {
   COMMAND_COLUMNS,
   COMMAND_STATE_FIELDS,
+  COMMAND_STATE_FIELDS_V1,
   ENTITY_COLUMNS,
   TASK_COLUMNS,
   UNDO_COLUMNS,
@@ -82,7 +84,9 @@ function decodeCommand(row: unknown, ctx: Ctx): unknown {
   if (a === null) return row;
   // The bookkeeping fields live in the `state` JSON array (see COMMAND_STATE_FIELDS).
   const state = json(a[14], 'state', ctx);
-  const ok = Array.isArray(state) && state.length === COMMAND_STATE_FIELDS.length;
+  const ok =
+    Array.isArray(state) &&
+    (state.length === COMMAND_STATE_FIELDS.length || state.length === COMMAND_STATE_FIELDS_V1);
   if (!ok)
     ctx.addIssue({
       code: 'custom',
@@ -121,6 +125,7 @@ function decodeCommand(row: unknown, ctx: Ctx): unknown {
     nextAttemptAt: st[13],
     lastError: st[14],
     deadlineAt: st[15],
+    priority: st.length > 16 ? st[16] : 0,
     idempotencyKey: a[15],
     createdAt: a[16],
     updatedAt: a[17],
@@ -218,6 +223,7 @@ const commandRecord = z.object({
   nextAttemptAt: intOrNull,
   lastError: errorInfo,
   deadlineAt: intOrNull,
+  priority: int,
   idempotencyKey: z.string().nullable(),
   createdAt: int,
   updatedAt: int,

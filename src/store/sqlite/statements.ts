@@ -127,6 +127,7 @@ export function taskUpdateValues(t: TaskUpdate): unknown[] {
     jsonText(t.error),
     t.stopRequested ? 1 : 0,
     t.endedAt,
+    t.deadlineAt,
     t.commandId,
     t.ordinal,
   ];
@@ -183,7 +184,7 @@ export const SQL = {
   settleCommand: 'UPDATE commands SET tasks_cleared = 1, active = 0 WHERE id = ?',
   insertTask: `INSERT INTO tasks (${TASK_COLUMNS.join(', ')}) VALUES (${placeholders(TASK_COLUMNS.length)})`,
   updateTask:
-    'UPDATE tasks SET status = ?, result = ?, error = ?, stop_requested = ?, ended_at = ? WHERE command_id = ? AND ordinal = ?',
+    'UPDATE tasks SET status = ?, result = ?, error = ?, stop_requested = ?, ended_at = ?, deadline_at = ? WHERE command_id = ? AND ordinal = ?',
   insertUndo: `INSERT INTO undo_steps (${UNDO_COLUMNS.join(', ')}) VALUES (${placeholders(UNDO_COLUMNS.length)})`,
   updateUndo: 'UPDATE undo_steps SET status = ?, error = ? WHERE command_id = ? AND ordinal = ?',
   putEntity:
