@@ -17,6 +17,7 @@ import { DEFAULT_PRUNE_BATCH } from '../engine/retention.js';
 import { MAX_PRUNE_LIMIT } from '../store/port.js';
 import { durationSchema } from './duration.js';
 import { expandEnv, MIN_SECRET_LENGTH, readSecretFile } from './secrets.js';
+import type { AdmissionLimits, AgentLimit } from '../engine/admission.js';
 import { DEFAULT_STORE_URL } from './store-url.js';
 
 /** Default port of the engine's HTTP API. */
@@ -33,6 +34,10 @@ const agentSchema = z
       .optional(),
     /** A file holding the shared secret (relative to the configuration's folder). */
     secretFile: z.string().min(1).optional(),
+    /** Tasks running at once on the agent, at most; the rest wait `queued` in the engine. */
+    maxRunning: z.number().int().positive().optional(),
+    /** Per verb: tasks of that verb running at once on the agent, at most. */
+    maxRunningByVerb: z.record(z.string().min(1), z.number().int().positive()).optional(),
   })
   .refine((a) => (a.secret === undefined) !== (a.secretFile === undefined), {
     message: 'give exactly one of secret and secretFile',
@@ -84,6 +89,12 @@ export const configSchema = z
     onLeaseLost: z.enum(['rejoin', 'exit']).default('rejoin'),
     /** Retention: absent, the node keeps every ended tree (prune with `coco prune`). */
     retention: retentionSchema.optional(),
+    /**
+     * Admission (the agents' `maxRunning`): a queued task ranks as if queued one `ageStep`
+     * earlier per priority level, so nothing waits behind higher priorities for ever.
+     * @default { ageStep: "1m" }
+     */
+    admission: z.object({ ageStep: durationSchema.optional() }).strict().optional(),
   })
   .strict();
 
@@ -92,6 +103,22 @@ export interface AgentConfig {
   readonly id: string;
   readonly url: string;
   readonly secret: string;
+  readonly maxRunning?: number;
+  readonly maxRunningByVerb?: Readonly<Record<string, number>>;
+}
+
+/** The engine's admission limits written in a configuration (its agents' `maxRunning`). */
+export function limitsOf(config: CocoConfig): AdmissionLimits {
+  const agents: Record<string, AgentLimit> = {};
+  for (const a of config.agents) {
+    if (a.maxRunning === undefined && a.maxRunningByVerb === undefined) continue;
+    agents[a.id] = {
+      ...(a.maxRunning !== undefined ? { maxRunning: a.maxRunning } : {}),
+      ...(a.maxRunningByVerb !== undefined ? { maxRunningByVerb: a.maxRunningByVerb } : {}),
+    };
+  }
+  const ageStepMs = config.admission?.ageStep;
+  return { agents, ...(ageStepMs !== undefined ? { ageStepMs } : {}) };
 }
 
 /** A validated configuration (agents' secret files read). */
@@ -133,16 +160,20 @@ export function parseConfig(
       : c.store;
   const secretIssues: ValidationIssue[] = [];
   const agents = c.agents.map((agent, i): AgentConfig => {
-    const { id, url } = agent;
-    if (agent.secret !== undefined) return { id, url, secret: agent.secret };
+    const { id, url, maxRunning, maxRunningByVerb } = agent;
+    const limits = {
+      ...(maxRunning !== undefined ? { maxRunning } : {}),
+      ...(maxRunningByVerb !== undefined ? { maxRunningByVerb } : {}),
+    };
+    if (agent.secret !== undefined) return { id, url, secret: agent.secret, ...limits };
     try {
       const read = readSecretFile(abs(agent.secretFile ?? ''));
       if (read.warning) options.warn?.(read.warning);
-      return { id, url, secret: read.secret };
+      return { id, url, secret: read.secret, ...limits };
     } catch (error) {
       if (!(error instanceof CocoError)) throw error;
       secretIssues.push({ path: `agents.${i}.secretFile`, message: error.plainMessage });
-      return { id, url, secret: '' };
+      return { id, url, secret: '', ...limits };
     }
   });
   if (secretIssues.length > 0) throw invalid(secretIssues);

@@ -13,6 +13,7 @@ import { CocoError, ErrorCode, ValidationError, toErrorInfo } from '../core/erro
 import { toIssues } from '../core/params.js';
 import type { CommandType } from '../core/command-type.js';
 import type { Engine } from '../engine/engine.js';
+import type { AdmissionLimits } from '../engine/admission.js';
 import type { JobMonitor } from '../jobs/monitor.js';
 import type { JobTree } from '../jobs/view.js';
 import { runRetention } from '../jobs/retention.js';
@@ -34,11 +35,17 @@ export interface ApiOptions {
   /** When set, every call but `GET /v1/health` needs `Authorization: Bearer <token>`. */
   readonly token?: string | undefined;
   readonly version?: string;
+  /**
+   * Replaces the admission limits (`POST /v1/admin/limits`); the node's keeps them for later
+   * generations too. @default the current engine's `setLimits`
+   */
+  readonly setLimits?: (limits: AdmissionLimits) => void;
 }
 
 const STATUS_OF: Record<string, number> = {
   [ErrorCode.ParametersInvalid]: 400,
   [ErrorCode.InvalidDefinition]: 400,
+  [ErrorCode.InvalidOptions]: 400,
   // Well-formed and of a known type, but the type cannot be a root.
   [ErrorCode.CommandTypeNotSubmittable]: 422,
   [ErrorCode.CommandNotFound]: 404,
@@ -201,11 +208,10 @@ export function createApi(options: ApiOptions): FastifyInstance {
             : `unknown command type "${body.type}"; known: ${[...types.keys()].sort().join(', ')}`,
         );
       }
-      const { id } = await engine().submit(
-        type,
-        body.params,
-        body.idempotencyKey === undefined ? {} : { idempotencyKey: body.idempotencyKey },
-      );
+      const { id } = await engine().submit(type, body.params, {
+        ...(body.idempotencyKey === undefined ? {} : { idempotencyKey: body.idempotencyKey }),
+        ...(body.priority === undefined ? {} : { priority: body.priority }),
+      });
       return await reply.code(201).send({ id });
     } catch (error) {
       return fail(reply, error);
@@ -347,6 +353,24 @@ export function createApi(options: ApiOptions): FastifyInstance {
   });
 
   app.get('/v1/agents', async () => ({ agents: await engine().agents() }));
+
+  // Admission (engine/admission.ts): the limits in force, and per limited agent its slots held,
+  // its queue depth (per verb too) and the wait of its oldest queued task.
+  app.get('/v1/admission', (_request, reply) =>
+    reply.send({ limits: engine().limits, agents: engine().admissionStats() }),
+  );
+
+  // Replaces the admission limits without a restart (as a configuration reload does).
+  app.post('/v1/admin/limits', { config: { role: 'admin' } }, (request, reply) => {
+    try {
+      const set = options.setLimits ?? ((l: AdmissionLimits) => engine().setLimits(l));
+      // Validated by setLimits (INVALID_OPTIONS naming each bad field; nothing changed then).
+      set(request.body as AdmissionLimits);
+      return reply.send({ limits: engine().limits, agents: engine().admissionStats() });
+    } catch (error) {
+      return fail(reply, error);
+    }
+  });
 
   // role: admin
   // Retention (jobs/retention.ts): deletes the trees that ended at least `olderThanMs` ago, with

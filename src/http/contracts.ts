@@ -14,6 +14,8 @@ export const submitBody = z
     type: z.string().min(1),
     params: z.unknown(),
     idempotencyKey: z.string().min(1).max(200).optional(),
+    /** Admission priority (higher first among queued tasks; engine/admission.ts). */
+    priority: z.number().int().min(-1_000_000).max(1_000_000).optional(),
   })
   .strict();
 

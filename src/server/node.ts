@@ -15,10 +15,11 @@ import type { AgentBroker } from '../brokers/port.js';
 import { httpAgents } from '../brokers/http/broker.js';
 import type { CommandType, Logger } from '../core/command-type.js';
 import { createEngine, type Engine, type StartReport } from '../engine/engine.js';
+import type { AdmissionLimits } from '../engine/admission.js';
 import { createApi } from '../http/api.js';
 import { createJobMonitor, type JobMonitor } from '../jobs/monitor.js';
 import { loadCommandModules } from '../config/commands.js';
-import type { CocoConfig } from '../config/config.js';
+import { limitsOf, type CocoConfig } from '../config/config.js';
 import { jobStoreFromUrl, storeFromUrl } from '../config/store-url.js';
 import type { FastifyInstance } from 'fastify';
 import { Rejoiner, type Generation, type OnLeaseLost } from './rejoin.js';
@@ -55,6 +56,11 @@ export interface CocoNode {
   readonly startReport: StartReport;
   /** The scheduled retention (`retention` in the configuration), or null when it is off. */
   readonly retention: RetentionSchedule | null;
+  /**
+   * Replaces the admission limits of the running engine and of later generations (a
+   * configuration reload: `coco serve` on SIGHUP; the admin API). Throws `INVALID_OPTIONS`.
+   */
+  setLimits(limits: AdmissionLimits): void;
   close(): Promise<void>;
 }
 
@@ -74,6 +80,7 @@ export async function startNode(options: NodeOptions): Promise<CocoNode> {
   const { config } = options;
   const logger = options.logger ?? defaultLogger();
   const commands = [...(options.commands ?? []), ...(await loadCommandModules(config.commands))];
+  let limits: AdmissionLimits | null = null;
   const build = async (nodeId: string): Promise<NodeGeneration> => {
     const store = storeFromUrl(config.store);
     const ownBroker = options.broker === undefined;
@@ -85,6 +92,8 @@ export async function startNode(options: NodeOptions): Promise<CocoNode> {
       nodeId,
       logger,
       tuning: config.tuning ?? {},
+      // A rejoined generation takes the limits in force (a reload may have changed them).
+      limits: limits ?? limitsOf(config),
     });
     const monitor = config.jobs
       ? createJobMonitor({ engine, store: jobStoreFromUrl(config.store), logger })
@@ -155,6 +164,10 @@ export async function startNode(options: NodeOptions): Promise<CocoNode> {
     rejoining: () => node.rejoining,
     commands,
     token: config.api.token,
+    setLimits: (next) => {
+      node.current.engine.setLimits(next);
+      limits = node.current.engine.limits;
+    },
     ...(options.version ? { version: options.version } : {}),
   });
   let url: string | null = null;
@@ -184,6 +197,10 @@ export async function startNode(options: NodeOptions): Promise<CocoNode> {
     commands,
     startReport: first.startReport,
     retention,
+    setLimits(next) {
+      node.current.engine.setLimits(next);
+      limits = node.current.engine.limits;
+    },
     async close() {
       if (closed) return;
       closed = true;

@@ -253,7 +253,7 @@ describe('coco CLI against a running node', () => {
   it('migrate creates the schema of a new store', async () => {
     const r = await coco('migrate', '--store', `sqlite:${join(dir, 'other.db')}`, '--json');
     expect(r.code).toBe(0);
-    expect(JSON.parse(r.out)).toMatchObject({ store: { current: 3 } });
+    expect(JSON.parse(r.out)).toMatchObject({ store: { current: 5 } });
     const bad = await coco('migrate', '--store', 'mysql://x');
     expect(bad.code).toBe(5);
     expect(bad.err).toContain('use sqlite:<path>');

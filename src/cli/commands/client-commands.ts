@@ -62,7 +62,8 @@ async function showJob(
 ): Promise<number> {
   if (!o.watch) {
     const tree = treeSchema.parse(await api.get(`/v1/jobs/${id}`));
-    print(o, tree, () => renderTree(tree));
+    const waits = o.json ? [] : await queueLines(api, tree);
+    print(o, tree, () => [...renderTree(tree), ...waits]);
     return tree.job.status === 'failed' || tree.job.status === 'cancelled' ? EXIT.failed : EXIT.ok;
   }
   let last: JobTree | null = null;
@@ -86,6 +87,35 @@ async function showJob(
     : EXIT.ok;
 }
 
+/** Queued tasks shown with a position, at most (each costs a read of its command). */
+const QUEUED_SHOWN = 5;
+
+/** Where the job's queued tasks stand ("queued for host-1: 12 ahead, limit 4"). */
+async function queueLines(api: ApiClient, tree: JobTree): Promise<string[]> {
+  const commands = new Set<number>();
+  const walk = (node: JobTree['root']): void => {
+    if (!node) return;
+    for (const t of node.tasks) if (t.status === 'queued') commands.add(t.commandId);
+    for (const child of node.children) walk(child);
+  };
+  walk(tree.root);
+  const lines: string[] = [];
+  for (const commandId of [...commands].slice(0, QUEUED_SHOWN)) {
+    const details = queuedSchema.parse(await api.get(`/v1/commands/${commandId}`));
+    for (const q of details.queued)
+      lines.push(`  task ${commandId}/${q.ordinal} ${q.position.text}`);
+  }
+  if (commands.size > QUEUED_SHOWN)
+    lines.push(`  (${commands.size - QUEUED_SHOWN} more commands with queued tasks)`);
+  return lines;
+}
+
+const queuedSchema = z.object({
+  queued: z
+    .array(z.object({ ordinal: z.number(), position: z.object({ text: z.string() }) }))
+    .default([]),
+});
+
 /** Adds submit, status, list and cancel to the program. */
 export function addClientCommands(program: Command, setExit: (code: number) => void): void {
   const common = (c: Command): Command =>
@@ -104,14 +134,25 @@ export function addClientCommands(program: Command, setExit: (code: number) => v
         '--key <idempotency-key>',
         'submitting again with the same key returns the first command',
       )
-      .option('--wait', 'follow the job until it ends (exit 1 if it failed)'),
+      .option('--wait', 'follow the job until it ends (exit 1 if it failed)')
+      .option(
+        '--priority <n>',
+        'admission priority of its tasks on limited agents (higher first; default 0)',
+      ),
   ).action(
-    async (type: string, o: ClientOptions & { params: string; key?: string; wait?: boolean }) => {
+    async (
+      type: string,
+      o: ClientOptions & { params: string; key?: string; wait?: boolean; priority?: string },
+    ) => {
       const api = client(o);
+      const priority = o.priority === undefined ? undefined : Number(o.priority);
+      if (priority !== undefined && !Number.isSafeInteger(priority))
+        throw usage(`--priority must be an integer, not "${o.priority}"`);
       const body = {
         type,
         params: parseParams(o.params),
         ...(o.key ? { idempotencyKey: o.key } : {}),
+        ...(priority !== undefined ? { priority } : {}),
       };
       const { id } = idSchema.parse(await api.post('/v1/commands', body));
       if (!o.wait) {

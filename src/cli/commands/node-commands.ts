@@ -10,7 +10,7 @@ import type { Logger } from '../../core/command-type.js';
 import { CocoError } from '../../core/errors.js';
 import { loadVerbModules, startAgent } from '../../reference-agent/index.js';
 import { DEFAULT_MAX_VOLUME_BYTES, storageVerbs } from '../../reference-agent/storage/verbs.js';
-import { loadConfig, parseConfig, type CocoConfig } from '../../config/config.js';
+import { limitsOf, loadConfig, parseConfig, type CocoConfig } from '../../config/config.js';
 import { MIN_SECRET_LENGTH, readSecretFile } from '../../config/secrets.js';
 import {
   DEFAULT_STORE_URL,
@@ -112,7 +112,19 @@ export function addNodeCommands(program: Command): void {
       console.error(
         `coco node listening on ${node.url} (store ${redact(config.store)}); Ctrl-C stops it`,
       );
+      // SIGHUP reloads the admission limits (the agents' maxRunning) from the file, no restart.
+      const reload = (): void => {
+        if (!file) return;
+        try {
+          node.setLimits(limitsOf(loadConfig(file, { warn })));
+          logger.info({ config: file }, 'admission limits reloaded');
+        } catch (error) {
+          logger.error({ config: file, error }, 'configuration reload failed; limits unchanged');
+        }
+      };
+      process.on('SIGHUP', reload);
       await stopSignal();
+      process.off('SIGHUP', reload);
       await node.close();
     });
 

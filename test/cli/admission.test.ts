@@ -1,0 +1,120 @@
+/**
+ * Admission seen from outside: limits from the configuration's agents (`maxRunning`), changed
+ * through `POST /v1/admin/limits`, a submit's priority (API field, `--priority`), and a queued
+ * task's position in the API's command detail and in `coco status` — against a real node
+ * (SQLite, job view, HTTP API on loopback) with in-process agents.
+ */
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { inProcessAgents } from '../../src/brokers/in-process/broker.js';
+import { limitsOf, parseConfig } from '../../src/config/config.js';
+import { defineCommand } from '../../src/core/command-type.js';
+import { startNode, type CocoNode } from '../../src/server/node.js';
+import { holdVerbs, tempDir } from '../support/harness.js';
+import { coco } from './support.js';
+
+const hold = holdVerbs();
+const held = defineCommand({
+  name: 'adm.held',
+  schema: z.object({ key: z.string() }),
+  execute(ctx) {
+    ctx.expect({ tasks: 1 });
+    ctx.startTask({ agent: 'a1', verb: 'hold', args: { key: ctx.params.key } });
+  },
+});
+
+const SECRET = 'admission-secret-0123456789';
+
+describe('admission through the configuration, the API and the CLI', () => {
+  let dir: string;
+  let node: CocoNode;
+  let server: string;
+
+  beforeAll(async () => {
+    dir = tempDir('coco-adm-');
+    const config = parseConfig(
+      {
+        store: `sqlite:${join(dir, 'coco.db')}`,
+        api: { port: 0 },
+        agents: [{ id: 'a1', url: 'http://127.0.0.1:9', secret: SECRET, maxRunning: 1 }],
+      },
+      dir,
+    );
+    expect(limitsOf(config)).toEqual({ agents: { a1: { maxRunning: 1 } } });
+    node = await startNode({
+      config,
+      commands: [held],
+      broker: inProcessAgents(['a1'], { verbs: hold.verbs }),
+      logger: { debug() {}, info() {}, warn() {}, error() {} },
+    });
+    server = node.url!;
+  });
+  afterAll(async () => {
+    for (const key of ['a', 'b', 'c', 'd']) hold.release(key);
+    await node.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('queues past the configured limit, shows where a task waits, and takes new limits at run time', async () => {
+    const post = async (path: string, body: unknown): Promise<Response> =>
+      fetch(`${server}${path}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+    const submit = async (key: string, priority?: number): Promise<number> => {
+      const r = await post('/v1/commands', {
+        type: 'adm.held',
+        params: { key },
+        ...(priority === undefined ? {} : { priority }),
+      });
+      expect(r.status).toBe(201);
+      return z.object({ id: z.number() }).parse(await r.json()).id;
+    };
+    const a = await submit('a');
+    const b = await submit('b');
+    const cli = await coco(
+      'submit',
+      'adm.held',
+      '--params',
+      '{"key":"c"}',
+      '--priority',
+      '5',
+      '--server',
+      server,
+      '--json',
+    );
+    expect(cli.code).toBe(0);
+    const c = z.object({ id: z.number() }).parse(JSON.parse(cli.out)).id;
+    const queuedOf = async (id: number): Promise<string[]> => {
+      const d = z
+        .object({ queued: z.array(z.object({ position: z.object({ text: z.string() }) })) })
+        .parse(await (await fetch(`${server}/v1/commands/${id}`)).json());
+      return d.queued.map((q) => q.position.text);
+    };
+    // a runs; c (priority 5) is ahead of b.
+    await node.monitor!.flush();
+    while ((await queuedOf(b)).length === 0) await node.monitor!.flush();
+    expect(await queuedOf(a)).toEqual([]);
+    expect(await queuedOf(c)).toEqual(['queued for a1: 0 ahead, limit 1']);
+    expect(await queuedOf(b)).toEqual(['queued for a1: 1 ahead, limit 1']);
+    await node.monitor!.flush();
+    const status = await coco('status', String(b), '--server', server);
+    expect(status.code).toBe(0);
+    expect(status.out).toContain('queued');
+    expect(status.out).toContain(`task ${b}/0 queued for a1: 1 ahead, limit 1`);
+
+    const bad = await post('/v1/admin/limits', { agents: { a1: { maxRunning: 0 } } });
+    expect(bad.status).toBe(400);
+    const ok = await post('/v1/admin/limits', { agents: { a1: { maxRunning: 3 } } });
+    expect(ok.status).toBe(200);
+    expect(await ok.json()).toMatchObject({
+      limits: { agents: { a1: { maxRunning: 3 } } },
+      agents: [{ agentId: 'a1', limit: 3, running: 3, queued: 0 }],
+    });
+    for (const key of ['a', 'b', 'c']) hold.release(key);
+    for (const id of [a, b, c]) expect((await node.engine.waitFor(id)).status).toBe('succeeded');
+  });
+});
