@@ -16,6 +16,7 @@ import { z } from 'zod';
 import { defineCommand, type CommandType } from '../src/core/command-type.js';
 import { createEngine, type Engine } from '../src/engine/engine.js';
 import type { EngineTuning } from '../src/engine/options.js';
+import type { AdmissionLimits } from '../src/engine/admission.js';
 import type { ChangeBatch } from '../src/store/port.js';
 import { sqliteStore } from '../src/store/sqlite/sqlite-store.js';
 
@@ -36,6 +37,14 @@ export const BENCH_TUNING: EngineTuning = {
   ...(JSON.parse(process.env.BENCH_TUNING ?? '{}') as EngineTuning),
 };
 
+/**
+ * Admission limits of the benchmark engines, from `BENCH_LIMITS` (JSON): for example
+ * `{"agents":{"a1":{"maxRunning":1000000}}}` measures the cost of a limit never reached.
+ */
+export const BENCH_LIMITS: AdmissionLimits = JSON.parse(
+  process.env.BENCH_LIMITS ?? '{}',
+) as AdmissionLimits;
+
 /** An engine on SQLite (WAL, synchronous=FULL: durable) with the given broker. */
 export function benchEngine(
   path: string,
@@ -48,6 +57,7 @@ export function benchEngine(
     agents,
     commands: commands,
     tuning: { ...BENCH_TUNING, ...tuning },
+    limits: BENCH_LIMITS,
   });
 }
 
