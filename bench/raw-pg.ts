@@ -48,6 +48,7 @@ function commandRow(id: number, now: number): CommandRecord {
     lastError: null,
     deadlineAt: null,
     priority: 0,
+    queuedSince: null,
     idempotencyKey: null,
     createdAt: now,
     updatedAt: now,

@@ -50,6 +50,7 @@ function commandRow(id: number): CommandRecord {
     lastError: null,
     deadlineAt: null,
     priority: 0,
+    queuedSince: null,
     idempotencyKey: null,
     createdAt: now,
     updatedAt: now,

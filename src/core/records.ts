@@ -60,6 +60,12 @@ export interface CommandRecord {
    * inherited by children unless they set their own. 0 by default and in rows written before it.
    */
   readonly priority: number;
+  /**
+   * A root past its type's or the node's limit of running roots waits (status `pending`, no
+   * handler run) since this time; null once admitted, and for every other command
+   * (engine/root-admission.ts).
+   */
+  readonly queuedSince: number | null;
   readonly idempotencyKey: string | null;
   readonly createdAt: number;
   readonly updatedAt: number;

@@ -32,6 +32,10 @@ export interface AgentLimit {
 export interface AdmissionLimits {
   /** Per agent id. */
   readonly agents?: Readonly<Record<string, AgentLimit>>;
+  /** Root commands of a type running at once on a node, at most (engine/root-admission.ts). */
+  readonly types?: Readonly<Record<string, { readonly maxRunning?: number }>>;
+  /** Root commands running at once on a node, at most, whatever their type. */
+  readonly maxRunningRoots?: number;
   /**
    * Ageing: a queued task ranks as if it had been queued this much earlier per priority level,
    * so a lower priority waits behind a higher one only for work queued up to (difference in

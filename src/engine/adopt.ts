@@ -53,7 +53,9 @@ export async function adopt(
   }
   const fresh = rebuilt.commands.filter((c) => !co.live.has(c.id));
   for (const c of fresh) co.live.set(c.id, c);
+  for (const c of fresh) co.roots.restore(c);
   for (const c of fresh) resume(co, c);
   co.tasks.admission.pumpAll();
+  co.roots.pump();
   return { resumed: fresh.length, failed: rebuilt.failures.length };
 }

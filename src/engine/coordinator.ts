@@ -23,6 +23,7 @@ import type { IdAllocator } from './ids.js';
 import type { ChildState, LiveCommand } from './live.js';
 import { LiveUndo, type LiveTask } from './live.js';
 import type { CompiledEngineOptions } from './options.js';
+import { RootAdmission } from './root-admission.js';
 import { TaskTracker, type TaskHost } from './tasks.js';
 import { resume } from './adopt.js';
 import type { Dispatcher, PollGate } from './dispatcher.js';
@@ -54,6 +55,8 @@ export class Coordinator implements HandlerHost, TaskHost {
    */
   readonly unloaded = new Map<number, ErrorInfo>();
   readonly tasks: TaskTracker;
+  /** The root limits (per type, per node) and their queue. */
+  readonly roots: RootAdmission;
   /** The agent calls (owned by the task tracker). */
   readonly dispatcher: Dispatcher;
   readonly registry: CommandRegistry;
@@ -96,6 +99,17 @@ export class Coordinator implements HandlerHost, TaskHost {
       limits: options.limits,
     });
     this.dispatcher = this.tasks.dispatcher;
+    this.roots = new RootAdmission(
+      {
+        admitted: (c) => {
+          // A root admitted as it is created is not live yet: its creation wakes it.
+          if (!this.live.has(c.id)) return;
+          this.touch(c);
+          this.wake(c);
+        },
+      },
+      options.limits,
+    );
     this.#entities = new EntityOverlay(store, committer);
     this.#endings = new Endings({
       live: this.live,
@@ -197,6 +211,13 @@ export class Coordinator implements HandlerHost, TaskHost {
   }
 
   #step(c: LiveCommand): void {
+    if (c.queuedSince !== null) {
+      // A root waiting for admission runs nothing, unless a cancel or its lifetime ends it
+      // (its lifetime counts from its submission): it leaves the queue, holding no slot.
+      if (!c.cancelRequested && (c.deadlineAt === null || this.now() < c.deadlineAt)) return;
+      this.roots.remove(c);
+      this.touch(c);
+    }
     const action = decide(c, this.now());
     switch (action.kind) {
       case 'none':
@@ -219,7 +240,7 @@ export class Coordinator implements HandlerHost, TaskHost {
       case 'succeed':
         // Without onSuccess there is no handler to run: the command ends here and now.
         if (c.type.handlers.onSuccess) runSuccess(this, c);
-        else this.#endings.end(c, 'succeeded');
+        else this.endCommand(c, 'succeeded');
         return;
       case 'abort':
         this.abortCommand(c, action.error);
@@ -347,6 +368,7 @@ export class Coordinator implements HandlerHost, TaskHost {
   /** Records a command's outcome, tells its parent, and starts clearing its tasks. */
   endCommand(c: LiveCommand, status: 'succeeded' | 'failed' | 'cancelled'): void {
     this.#endings.end(c, status);
+    if (c.rootSlot) this.roots.ended(c);
   }
 
   /** Resolves with the live command once it has ended and that is durable. */
@@ -403,6 +425,7 @@ export class Coordinator implements HandlerHost, TaskHost {
     priority = 0,
   ): LiveCommand {
     const c = newRoot(this.ids, this.now(), type, raw, params, idempotencyKey, priority);
+    if (this.roots.limited) this.roots.submit(c, this.now());
     this.#adopt(c);
     return c;
   }

@@ -14,6 +14,7 @@ import type { CommandPage, CommandQuery, CorruptRow } from '../store/port.js';
 import { isSharedStore } from '../store/shared-port.js';
 import { adopt } from './adopt.js';
 import type { AdmissionLimits, AgentAdmissionStats, QueuePosition } from './admission.js';
+import type { RootQueuePosition } from './root-admission.js';
 import { assertLeaseFits } from './cluster.js';
 import { EngineEvents, type EngineEventMap, type EngineEventName } from './events.js';
 import {
@@ -65,6 +66,8 @@ export interface CommandDetails {
    * queues: empty for a command another node runs).
    */
   readonly queued: readonly { readonly ordinal: number; readonly position: QueuePosition }[];
+  /** Where the command waits, if it is a root waiting for the root limits (else null). */
+  readonly rootQueue: RootQueuePosition | null;
   /**
    * Why this engine leaves the command untouched — its rows, type or parameters could not be
    * loaded — or null (it runs it, or another node does). A cancel ends it, unless a row of it
@@ -158,7 +161,10 @@ export class Engine {
     this.#run = run;
     const { dispatcher } = run;
     // Limits changed before the start (setLimits) apply from the first task loaded.
-    if (this.#limits !== this.#o.limits) run.coordinator.tasks.admission.setLimits(this.#limits);
+    if (this.#limits !== this.#o.limits) {
+      run.coordinator.tasks.admission.setLimits(this.#limits);
+      run.coordinator.roots.setLimits(this.#limits);
+    }
 
     const loadBegan = performance.now();
     const snapshot = await store.loadActive();
@@ -358,6 +364,7 @@ export class Engine {
       children: children.commands.sort((a, b) => (a.seq ?? 0) - (b.seq ?? 0)),
       unreadableChildren: children.unreadable,
       queued,
+      rootQueue: (live && this.#run?.coordinator.roots.position(live)) ?? null,
       unloadable:
         (live?.held ? live.loadError : null) ?? this.#run?.coordinator.unloaded.get(id) ?? null,
     };
@@ -417,6 +424,7 @@ export class Engine {
   setLimits(limits: AdmissionLimits): void {
     this.#limits = parseLimits(limits);
     this.#run?.coordinator.tasks.admission.setLimits(this.#limits);
+    this.#run?.coordinator.roots.setLimits(this.#limits);
   }
 
   /** The admission limits in force. */

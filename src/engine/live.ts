@@ -76,6 +76,10 @@ export class LiveCommand {
   deadlineAt: number | null;
   /** Admission priority of its tasks (see CommandRecord.priority). */
   priority: number;
+  /** A root waiting for admission since then (see CommandRecord.queuedSince). */
+  queuedSince: number | null;
+  /** A root holding a slot of the root limits (engine/root-admission.ts); memory only. */
+  rootSlot = false;
   updatedAt: number;
   endedAt: number | null;
   tasksCleared: boolean;
@@ -176,6 +180,7 @@ export class LiveCommand {
     this.lastError = null;
     this.deadlineAt = null;
     this.priority = 0;
+    this.queuedSince = null;
     this.updatedAt = init.createdAt;
     this.endedAt = null;
     this.tasksCleared = false;
@@ -301,6 +306,7 @@ export class LiveCommand {
     this.lastError = r.lastError;
     this.deadlineAt = r.deadlineAt;
     this.priority = r.priority;
+    this.queuedSince = r.queuedSince;
     this.updatedAt = r.updatedAt;
     this.endedAt = r.endedAt;
     this.tasksCleared = r.tasksCleared;
@@ -405,6 +411,7 @@ export class LiveCommand {
       lastError: this.lastError,
       deadlineAt: this.deadlineAt,
       priority: this.priority,
+      queuedSince: this.queuedSince,
       idempotencyKey: this.idempotencyKey,
       createdAt: this.createdAt,
       updatedAt: this.updatedAt,
@@ -439,6 +446,7 @@ export class LiveCommand {
       lastError: this.lastError,
       deadlineAt: this.deadlineAt,
       priority: this.priority,
+      queuedSince: this.queuedSince,
       updatedAt: this.updatedAt,
       endedAt: this.endedAt,
       tasksCleared: this.tasksCleared,

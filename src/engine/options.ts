@@ -160,6 +160,10 @@ export const admissionLimitsSchema = z
           .strict(),
       )
       .optional(),
+    types: z
+      .record(z.string().min(1), z.object({ maxRunning: limit.optional() }).strict())
+      .optional(),
+    maxRunningRoots: limit.optional(),
     ageStepMs: z.number().int().positive().optional(),
   })
   .strict();

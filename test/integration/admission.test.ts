@@ -289,3 +289,68 @@ describe('admission: a limit per agent', () => {
     }
   });
 });
+
+describe('admission: limits of running roots', () => {
+  it('runs at most N roots of a type and of the node, queued ones admitted as roots end; a cancelled queued root never runs', async () => {
+    const agent = countingVerbs(false);
+    const runs: number[] = [];
+    const other = defineCommand({
+      name: 'test.other-root',
+      schema: z.object({ n: z.number().int() }),
+      execute(ctx) {
+        runs.push(ctx.params.n);
+        ctx.expect({ tasks: 1 });
+        ctx.startTask({ agent: 'a1', verb: 'other', args: { n: ctx.params.n } });
+      },
+    });
+    const counted = defineCommand({
+      name: 'test.counted-root',
+      schema: z.object({ n: z.number().int() }),
+      execute(ctx) {
+        runs.push(ctx.params.n);
+        ctx.expect({ tasks: 1 });
+        ctx.startTask({ agent: 'a1', verb: 'work', args: { n: ctx.params.n } });
+      },
+    });
+    const env = await startEnv({
+      commands: [counted, other],
+      verbs: agent.verbs,
+      limits: { types: { 'test.counted-root': { maxRunning: 2 } }, maxRunningRoots: 3 },
+    });
+    try {
+      const c = await Promise.all(
+        [0, 1, 2, 3].map((n) => env.engine.submit(counted, { n }, { priority: n === 3 ? 1 : 0 })),
+      );
+      const o = await Promise.all([10, 11].map((n) => env.engine.submit(other, { n })));
+      // Two of the type run, the other type takes the node's third slot; the rest wait.
+      await agent.startedWhen(3);
+      expect(runs).toEqual([0, 1, 10]);
+      const waiting = await env.engine.inspect(c[2]!.id);
+      expect(waiting?.command.status).toBe('pending');
+      expect(waiting?.command.queuedSince).not.toBeNull();
+      expect(waiting?.rootQueue?.text).toBe(
+        'queued: 1 ahead, test.counted-root limit 2, node limit 3',
+      );
+      await env.engine.cancel(c[2]!.id);
+      expect((await env.engine.waitFor(c[2]!.id)).status).toBe('cancelled');
+      // One counted root ends: the best waiting one of that type (priority 1: n = 3) runs.
+      agent.releaseOne();
+      await agent.startedWhen(4);
+      expect(runs).toEqual([0, 1, 10, 3]);
+      while (runs.length < 5) {
+        const before = agent.starts.length;
+        agent.releaseAll();
+        await agent.startedWhen(before + 1);
+      }
+      agent.releaseAll();
+      for (const { id } of [...c, ...o]) await env.engine.waitFor(id);
+      agent.releaseAll();
+      expect(runs).toEqual([0, 1, 10, 3, 11]);
+      expect(agent.max()).toBeLessThanOrEqual(3);
+      expect((await env.engine.get(c[3]!.id))?.queuedSince).toBeNull();
+    } finally {
+      agent.releaseAll();
+      await env.cleanup();
+    }
+  });
+});

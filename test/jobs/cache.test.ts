@@ -25,7 +25,7 @@ function record(
     childMode: 'concurrent', failurePolicy: 'wait-all', expectedTasks: 0, expectedChildren: 0, taskCount: 0, childCount: 0,
     undoCount: 0, journalSeq: 0, stage: 0, stageDone: true, chainDone: false, cancelRequested: false, error: null, result: null,
     compensation: 'none', compensationError: null, data: null, attempts: 0, nextAttemptAt: null, lastError: null,
-    deadlineAt: null, priority: 0, idempotencyKey: null, createdAt: 1, updatedAt, endedAt: status === 'succeeded' || status === 'failed' || status === 'cancelled' ? updatedAt : null,
+    deadlineAt: null, priority: 0, queuedSince: null, idempotencyKey: null, createdAt: 1, updatedAt, endedAt: status === 'succeeded' || status === 'failed' || status === 'cancelled' ? updatedAt : null,
     tasksCleared: false, owner: null, leaseUntil: null, ...more,
   }; // prettier-ignore
 }
@@ -179,6 +179,7 @@ function fakeEngine(
             tasks: tasks.filter((t) => t.commandId === id),
             undo: [],
             queued: [],
+            rootQueue: null,
             children: commands.filter((c) => c.parentId === id),
             unreadableChildren: [],
             unloadable: null,

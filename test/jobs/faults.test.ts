@@ -72,7 +72,7 @@ describe('job monitor: faults', () => {
   it('records of a job the view never saw are repaired from the engine', async () => {
     const dir = tempDir('coco-jobs-');
     const at = 1_000;
-    const base = { paramsVersion: 1, params: {}, childMode: 'concurrent', failurePolicy: 'wait-all', taskCount: 0, undoCount: 0, journalSeq: 0, stage: 0, stageDone: true, chainDone: false, cancelRequested: false, error: null, result: null, compensation: 'none', compensationError: null, data: null, attempts: 0, nextAttemptAt: null, lastError: null, deadlineAt: null, priority: 0, idempotencyKey: null, createdAt: at, updatedAt: at, endedAt: null, tasksCleared: false, owner: null, leaseUntil: null } as const; // prettier-ignore
+    const base = { paramsVersion: 1, params: {}, childMode: 'concurrent', failurePolicy: 'wait-all', taskCount: 0, undoCount: 0, journalSeq: 0, stage: 0, stageDone: true, chainDone: false, cancelRequested: false, error: null, result: null, compensation: 'none', compensationError: null, data: null, attempts: 0, nextAttemptAt: null, lastError: null, deadlineAt: null, priority: 0, queuedSince: null, idempotencyKey: null, createdAt: at, updatedAt: at, endedAt: null, tasksCleared: false, owner: null, leaseUntil: null } as const; // prettier-ignore
     const root: CommandRecord = {
       ...base,
       id: 4,

@@ -214,7 +214,7 @@ function command(
     originStage: parentId === null ? null : 0, childMode: 'concurrent', failurePolicy: 'wait-all', expectedTasks,
     expectedChildren, taskCount: 0, childCount: 0, undoCount: 0, journalSeq: 0, stage: 0, stageDone: true,
     chainDone: false, cancelRequested: false, error: null, result: null, compensation: 'none', compensationError: null,
-    data: null, attempts: 0, nextAttemptAt: null, lastError: null, deadlineAt: null, priority: 0, idempotencyKey: null,
+    data: null, attempts: 0, nextAttemptAt: null, lastError: null, deadlineAt: null, priority: 0, queuedSince: null, idempotencyKey: null,
     createdAt: at, updatedAt: at, endedAt: null, tasksCleared: false, owner: null, leaseUntil: null,
   }; // prettier-ignore
 }

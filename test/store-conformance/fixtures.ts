@@ -44,6 +44,7 @@ export function command(id: number, over: Partial<CommandRecord> = {}): CommandR
     lastError: null,
     deadlineAt: null,
     priority: 0,
+    queuedSince: null,
     idempotencyKey: null,
     createdAt: T0,
     updatedAt: T0,

@@ -19,9 +19,12 @@ export const COMMAND_COLUMNS = [
 export const COMMAND_STATE_FIELDS = [
   'expectedTasks', 'expectedChildren', 'taskCount', 'childCount', 'undoCount', 'journalSeq',
   'stage', 'stageDone', 'chainDone', 'cancelRequested', 'compensationError', 'data', 'attempts',
-  'nextAttemptAt', 'lastError', 'deadlineAt', 'priority',
+  'nextAttemptAt', 'lastError', 'deadlineAt', 'priority', 'queuedSince',
 ] as const; // prettier-ignore
-/** State arrays written before `priority` (field 16) was added: read with priority 0. */
+/**
+ * State arrays written before `priority` and `queuedSince` (fields 16, 17) were added: read with
+ * priority 0, not queued.
+ */
 export const COMMAND_STATE_FIELDS_V1 = 16;
 
 /** `tasks` columns, in row order. */
@@ -73,6 +76,7 @@ export function commandState(u: CommandUpdate): string {
     u.lastError,
     u.deadlineAt,
     u.priority,
+    u.queuedSince,
   ]);
 }
 

@@ -118,6 +118,7 @@ export function fastCommandRow(row: unknown): CommandRecord | null {
       lastError: errorInfo(s[14]),
       deadlineAt: intOrNull(s[15]),
       priority: s.length > 16 ? int(s[16]) : 0,
+      queuedSince: s.length > 17 ? intOrNull(s[17]) : null,
       idempotencyKey: strOrNull(a[15]),
       createdAt: int(a[16]),
       updatedAt: int(a[17]),
