@@ -226,6 +226,12 @@ export class Admission {
       this.#host.admitted(t);
       return;
     }
+    if (g.queued === 0 && g.roomFor(t.verb)) {
+      // Nothing waits and there is room: the common case of a limit not reached.
+      this.#hold(g, t);
+      this.#host.admitted(t);
+      return;
+    }
     this.#enqueue(g, t);
     this.#pump(g);
   }
@@ -364,7 +370,7 @@ export class Admission {
     const n = (g.runningByVerb.get(t.verb) ?? 1) - 1;
     if (n > 0) g.runningByVerb.set(t.verb, n);
     else g.runningByVerb.delete(t.verb);
-    if (this.#gates.get(g.id) === g) this.#pump(g);
+    if (g.queued > 0 && this.#gates.get(g.id) === g) this.#pump(g);
   }
 
   /** Admits the best queued tasks while there is room. */
