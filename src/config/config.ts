@@ -90,11 +90,23 @@ export const configSchema = z
     /** Retention: absent, the node keeps every ended tree (prune with `coco prune`). */
     retention: retentionSchema.optional(),
     /**
-     * Admission (the agents' `maxRunning`): a queued task ranks as if queued one `ageStep`
-     * earlier per priority level, so nothing waits behind higher priorities for ever.
+     * Admission (besides the agents' `maxRunning`): limits of running root commands per type
+     * and per node; and ageing: a queued task or root ranks as if queued one `ageStep` earlier
+     * per priority level, so nothing waits behind higher priorities for ever.
      * @default { ageStep: "1m" }
      */
-    admission: z.object({ ageStep: durationSchema.optional() }).strict().optional(),
+    admission: z
+      .object({
+        ageStep: durationSchema.optional(),
+        /** Root commands running at once on this node, at most; the rest wait. */
+        maxRunningRoots: z.number().int().positive().optional(),
+        /** Per command type: its root commands running at once on this node, at most. */
+        types: z
+          .record(z.string().min(1), z.object({ maxRunning: z.number().int().positive() }).strict())
+          .optional(),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 
@@ -117,8 +129,13 @@ export function limitsOf(config: CocoConfig): AdmissionLimits {
       ...(a.maxRunningByVerb !== undefined ? { maxRunningByVerb: a.maxRunningByVerb } : {}),
     };
   }
-  const ageStepMs = config.admission?.ageStep;
-  return { agents, ...(ageStepMs !== undefined ? { ageStepMs } : {}) };
+  const { ageStep, maxRunningRoots, types } = config.admission ?? {};
+  return {
+    agents,
+    ...(ageStep !== undefined ? { ageStepMs: ageStep } : {}),
+    ...(maxRunningRoots !== undefined ? { maxRunningRoots } : {}),
+    ...(types !== undefined ? { types } : {}),
+  };
 }
 
 /** A validated configuration (agents' secret files read). */

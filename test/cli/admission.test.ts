@@ -43,6 +43,14 @@ describe('admission through the configuration, the API and the CLI', () => {
       dir,
     );
     expect(limitsOf(config)).toEqual({ agents: { a1: { maxRunning: 1 } } });
+    expect(
+      limitsOf(
+        parseConfig(
+          { admission: { ageStep: '2m', types: { 'disk.migrate': { maxRunning: 8 } } } },
+          dir,
+        ),
+      ),
+    ).toEqual({ agents: {}, ageStepMs: 120_000, types: { 'disk.migrate': { maxRunning: 8 } } });
     node = await startNode({
       config,
       commands: [held],

@@ -100,6 +100,11 @@ async function queueLines(api: ApiClient, tree: JobTree): Promise<string[]> {
   };
   walk(tree.root);
   const lines: string[] = [];
+  if (tree.job.status === 'running') {
+    // A root waiting for the root limits (per type, per node) runs nothing yet: say why.
+    const root = queuedSchema.parse(await api.get(`/v1/commands/${tree.job.id}`));
+    if (root.rootQueue) lines.push(`  command ${tree.job.id} ${root.rootQueue.text}`);
+  }
   for (const commandId of [...commands].slice(0, QUEUED_SHOWN)) {
     const details = queuedSchema.parse(await api.get(`/v1/commands/${commandId}`));
     for (const q of details.queued)
@@ -114,6 +119,7 @@ const queuedSchema = z.object({
   queued: z
     .array(z.object({ ordinal: z.number(), position: z.object({ text: z.string() }) }))
     .default([]),
+  rootQueue: z.object({ text: z.string() }).nullable().default(null),
 });
 
 /** Adds submit, status, list and cancel to the program. */
