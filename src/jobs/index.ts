@@ -6,7 +6,7 @@
  *
  * @example
  * ```ts
- * import { createJobMonitor, sqliteJobStore } from 'coco/jobs';
+ * import { createJobMonitor, sqliteJobStore } from 'coco-engine/jobs';
  *
  * const monitor = createJobMonitor({ engine, store: sqliteJobStore({ path: 'coco.db' }) });
  * await engine.start();
