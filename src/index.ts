@@ -66,3 +66,10 @@ export type * from './store/port.js';
 export type * from './store/shared-port.js';
 export { isSharedStore } from './store/shared-port.js';
 export type * from './brokers/port.js';
+export {
+  DEFAULT_STORE_URL,
+  parseStoreUrl,
+  redact,
+  storeFromUrl,
+  type StoreUrl,
+} from './config/store-url.js';

@@ -62,6 +62,7 @@ export {
   type TaskPart,
 } from './progress.js';
 export { runRetention, type RetentionReport, type RetentionTarget } from './retention.js';
+export { jobStoreFromUrl } from '../config/store-url.js';
 export { sqliteJobStore, SqliteJobStore, type SqliteJobStoreOptions } from './sqlite/job-store.js';
 export {
   postgresJobStore,
