@@ -100,6 +100,8 @@ export default tseslint.config(
       '*.mts',
       '.coco/**',
       'bench/*.tmp.ts',
+      // A consumer's project (its own tsconfig; type-checked by test/consumer/run.ts).
+      'test/consumer/project/**',
     ],
   },
   js.configs.recommended,
