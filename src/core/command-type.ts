@@ -126,8 +126,15 @@ export interface StageContext<P, U extends string = string> extends BaseContext<
   expect(counts: { readonly tasks?: number; readonly children?: number }): void;
   /** Creates a task. Its intent is stored before the agent is called; it starts at once. */
   startTask(spec: TaskSpec): TaskRef;
-  /** Creates a child command with its own parameters. It starts at once. */
-  addChild<Q, QI>(type: CommandType<Q, QI>, params: NoInfer<QI>): ChildRef;
+  /**
+   * Creates a child command with its own parameters. It starts at once. Its tasks' admission
+   * priority is this command's unless `options.priority` (an integer) sets its own.
+   */
+  addChild<Q, QI>(
+    type: CommandType<Q, QI>,
+    params: NoInfer<QI>,
+    options?: { readonly priority?: number },
+  ): ChildRef;
   /** Records an undo step, run (in reverse order) if this command or a later step fails. */
   addUndo(name: U, data?: Json): void;
 }

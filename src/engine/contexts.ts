@@ -25,7 +25,7 @@ import type {
   EndContext,
   FailureContext,
 } from '../core/command-type.js';
-import { CocoError, ErrorCode, type ErrorInfo } from '../core/errors.js';
+import { CocoError, ErrorCode, ValidationError, type ErrorInfo } from '../core/errors.js';
 import { assertJson } from '../core/params.js';
 import type { EntityWrite } from '../core/records.js';
 import type { ChildState, LiveCommand, LiveTask } from './live.js';
@@ -38,7 +38,12 @@ export interface ContextHost {
   /** Marks a command changed. */
   touch(c: LiveCommand): void;
   createTask(c: LiveCommand, spec: TaskSpec, origin: number): LiveTask;
-  createChild(parent: LiveCommand, type: CommandType, params: unknown): ChildState;
+  createChild(
+    parent: LiveCommand,
+    type: CommandType,
+    params: unknown,
+    priority?: number,
+  ): ChildState;
   recordUndo(c: LiveCommand, name: string, data: Json | null): void;
   readEntity(kind: string, id: string): Promise<Json | undefined>;
   awaitTask(task: LiveTask): Promise<unknown>;
@@ -243,8 +248,20 @@ export class StageCtx extends BaseCtx implements StageContext<unknown> {
     return { id: t.agentTaskId, ordinal: t.ordinal, agent: t.agentId, verb: t.verb };
   }
 
-  addChild<Q, QI>(type: CommandType<Q, QI>, params: NoInfer<QI>): ChildRef {
+  addChild<Q, QI>(
+    type: CommandType<Q, QI>,
+    params: NoInfer<QI>,
+    options?: { readonly priority?: number },
+  ): ChildRef {
     this.check();
+    const priority = options?.priority;
+    if (
+      priority !== undefined &&
+      !(Number.isSafeInteger(priority) && Math.abs(priority) <= 1_000_000)
+    )
+      throw new ValidationError(`invalid child options for command ${this.c.id}`, [
+        { path: 'priority', message: 'must be an integer between -1000000 and 1000000' },
+      ]);
     const i = this.#children++;
     let n = 0;
     for (const ch of this.c.children ?? []) {
@@ -258,7 +275,7 @@ export class StageCtx extends BaseCtx implements StageContext<unknown> {
         return { id: ch.id, type: ch.type };
       }
     }
-    const ch = this.host.createChild(this.c, type, params);
+    const ch = this.host.createChild(this.c, type, params, priority);
     return { id: ch.id, type: ch.type };
   }
 

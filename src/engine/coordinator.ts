@@ -430,8 +430,14 @@ export class Coordinator implements HandlerHost, TaskHost {
     return c;
   }
 
-  createChild(parent: LiveCommand, type: CommandType, params: unknown): ChildState {
+  createChild(
+    parent: LiveCommand,
+    type: CommandType,
+    params: unknown,
+    priority?: number,
+  ): ChildState {
     const { child, state } = newChild(this.ids, this.registry, this.now(), parent, type, params);
+    if (priority !== undefined) child.priority = priority;
     parent.addChild(state);
     this.touch(parent);
     this.#adopt(child);

@@ -354,3 +354,38 @@ describe('admission: limits of running roots', () => {
     }
   });
 });
+
+describe('admission: priorities of children', () => {
+  it('a child inherits its parent priority unless it sets its own', async () => {
+    const leaf = defineCommand({
+      name: 'test.prio-leaf',
+      childOnly: true,
+      createdBy: ['test.prio-parent'],
+      schema: z.object({}),
+      execute() {},
+    });
+    const parent = defineCommand({
+      name: 'test.prio-parent',
+      schema: z.object({}),
+      execute(ctx) {
+        ctx.expect({ children: 2 });
+        ctx.addChild(leaf, {});
+        ctx.addChild(leaf, {}, { priority: 7 });
+      },
+    });
+    const env = await startEnv({ commands: [parent, leaf] });
+    try {
+      const { id } = await env.engine.submit(parent, {}, { priority: 2 });
+      await env.engine.waitFor(id);
+      const details = await env.engine.inspect(id);
+      expect(details?.command.priority).toBe(2);
+      expect(details?.children.map((c) => c.priority)).toEqual([2, 7]);
+      await expect(env.engine.submit(parent, {}, { priority: 1.5 })).rejects.toMatchObject({
+        code: 'PARAMETERS_INVALID',
+        issues: [{ path: 'priority' }],
+      });
+    } finally {
+      await env.cleanup();
+    }
+  });
+});
