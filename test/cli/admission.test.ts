@@ -4,7 +4,7 @@
  * task's position in the API's command detail and in `coco status` — against a real node
  * (SQLite, job view, HTTP API on loopback) with in-process agents.
  */
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
@@ -31,6 +31,7 @@ describe('admission through the configuration, the API and the CLI', () => {
   let dir: string;
   let node: CocoNode;
   let server: string;
+  let token: string;
 
   beforeAll(async () => {
     dir = tempDir('coco-adm-');
@@ -58,10 +59,14 @@ describe('admission through the configuration, the API and the CLI', () => {
       logger: { debug() {}, info() {}, warn() {}, error() {} },
     });
     server = node.url!;
+    // The node's own token (admin), created beside its store; the CLI finds it in COCO_TOKEN.
+    token = readFileSync(join(dir, 'coco.db.token'), 'utf8').trim();
+    process.env.COCO_TOKEN = token;
   });
   afterAll(async () => {
     for (const key of ['a', 'b', 'c', 'd']) hold.release(key);
     await node.close();
+    delete process.env.COCO_TOKEN;
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -69,7 +74,7 @@ describe('admission through the configuration, the API and the CLI', () => {
     const post = async (path: string, body: unknown): Promise<Response> =>
       fetch(`${server}${path}`, {
         method: 'POST',
-        headers: { 'content-type': 'application/json' },
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
         body: JSON.stringify(body),
       });
     const submit = async (key: string, priority?: number): Promise<number> => {
@@ -99,7 +104,13 @@ describe('admission through the configuration, the API and the CLI', () => {
     const queuedOf = async (id: number): Promise<string[]> => {
       const d = z
         .object({ queued: z.array(z.object({ position: z.object({ text: z.string() }) })) })
-        .parse(await (await fetch(`${server}/v1/commands/${id}`)).json());
+        .parse(
+          await (
+            await fetch(`${server}/v1/commands/${id}`, {
+              headers: { authorization: `Bearer ${token}` },
+            })
+          ).json(),
+        );
       return d.queued.map((q) => q.position.text);
     };
     // a runs; c (priority 5) is ahead of b.

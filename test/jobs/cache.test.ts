@@ -182,6 +182,7 @@ function fakeEngine(
             rootQueue: null,
             children: commands.filter((c) => c.parentId === id),
             unreadableChildren: [],
+            statusHistory: [],
             unloadable: null,
           }
         : null;
