@@ -157,8 +157,20 @@ export class AgentCalls {
         ),
       );
     });
+    const began = performance.now();
     try {
-      return await Promise.race([fn(), timeout]);
+      const answer = await Promise.race([fn(), timeout]);
+      this.#h.events.call?.(link.id, what, 'ok', performance.now() - began);
+      return answer;
+    } catch (error) {
+      const timedOut = error instanceof CocoError && error.code === ErrorCode.AgentTimeout;
+      this.#h.events.call?.(
+        link.id,
+        what,
+        timedOut ? 'timeout' : 'error',
+        performance.now() - began,
+      );
+      throw error;
     } finally {
       (timer as TimerHandle | null)?.cancel();
     }

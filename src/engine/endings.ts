@@ -42,6 +42,10 @@ export class Endings {
     c.lifetimeTimer = null;
     this.#notifyParent(c);
     this.settle(c);
+    if (this.#h.events.has('ended')) {
+      const events = this.#h.events;
+      this.#h.committer.afterCommit(() => events.emit('ended', c), c);
+    }
     const waiters = this.#endWaiters.get(c.id);
     if (waiters) {
       this.#endWaiters.delete(c.id);

@@ -95,6 +95,8 @@ export class LiveCommand {
   failedWork = 0;
   /** The first failure among them (why the stage failed). */
   firstWorkError: ErrorInfo | null = null;
+  /** `performance.now()` when a task of it last ended here (-1: none yet); metrics. */
+  lastTaskEndAt = -1;
 
   // -- engine bookkeeping --
   /** Why its type or parameters could not be loaded (null: loaded whole). */
@@ -345,6 +347,7 @@ export class LiveCommand {
   /** Records that a task of this command ended (at `now`). */
   taskEnded(task: LiveTask, now: number): void {
     this.updatedAt = now;
+    this.lastTaskEndAt = performance.now();
     if (task.isWork) {
       this.openTasks--;
       if (task.status !== 'succeeded') this.noteFailure(task.error);

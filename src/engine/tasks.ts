@@ -349,6 +349,11 @@ export class TaskTracker implements DispatcherEvents {
     this.#events.emit('agent', { agentId, up, error, failures });
   }
 
+  call(agentId: string, call: string, outcome: 'ok' | 'timeout' | 'error', ms: number): void {
+    if (this.#events.has('agent-call'))
+      this.#events.emit('agent-call', { agentId, call, outcome, ms });
+  }
+
   isKnown(taskId: string): boolean {
     const m = /-(\d+)-(\d+)$/.exec(taskId);
     if (!m) return false;

@@ -17,6 +17,8 @@ import type { JobMonitor } from '../jobs/monitor.js';
 import type { JobTree } from '../jobs/view.js';
 import { runRetention } from '../jobs/retention.js';
 import { commandListQuery, idParam, jobListQuery, pruneBody, submitBody } from './contracts.js';
+import { metricsRoute } from './metrics-route.js';
+import type { NodeMetrics } from '../observability/metrics.js';
 
 /** Options of {@link createApi}. */
 export interface ApiOptions {
@@ -34,6 +36,8 @@ export interface ApiOptions {
   /** When set, every call but `GET /v1/health` needs `Authorization: Bearer <token>`. */
   readonly token?: string | undefined;
   readonly version?: string;
+  /** The node's metrics, served at `GET /metrics` (role viewer); none without. */
+  readonly metrics?: NodeMetrics | null;
 }
 
 const STATUS_OF: Record<string, number> = {
@@ -140,6 +144,7 @@ export function createApi(options: ApiOptions): FastifyInstance {
       });
     }
   });
+  if (options.metrics) void app.register(metricsRoute, { metrics: options.metrics });
   app.setErrorHandler((error, _request, reply) => {
     const e = error as { statusCode?: number; message?: string };
     if (e.statusCode && e.statusCode < 500) {

@@ -23,6 +23,7 @@ import { jobStoreFromUrl, storeFromUrl } from '../config/store-url.js';
 import type { FastifyInstance } from 'fastify';
 import { Rejoiner, type Generation, type OnLeaseLost } from './rejoin.js';
 import { RetentionSchedule } from './retention.js';
+import { createNodeMetrics, type NodeMetrics } from '../observability/metrics.js';
 
 /** Options of {@link startNode}. */
 export interface NodeOptions {
@@ -55,6 +56,8 @@ export interface CocoNode {
   readonly startReport: StartReport;
   /** The scheduled retention (`retention` in the configuration), or null when it is off. */
   readonly retention: RetentionSchedule | null;
+  /** The node's metrics (served at `GET /metrics`), following each generation's engine. */
+  readonly metrics: NodeMetrics;
   close(): Promise<void>;
 }
 
@@ -74,6 +77,7 @@ export async function startNode(options: NodeOptions): Promise<CocoNode> {
   const { config } = options;
   const logger = options.logger ?? defaultLogger();
   const commands = [...(options.commands ?? []), ...(await loadCommandModules(config.commands))];
+  const metrics = createNodeMetrics();
   const build = async (nodeId: string): Promise<NodeGeneration> => {
     const store = storeFromUrl(config.store);
     const ownBroker = options.broker === undefined;
@@ -89,7 +93,9 @@ export async function startNode(options: NodeOptions): Promise<CocoNode> {
     const monitor = config.jobs
       ? createJobMonitor({ engine, store: jobStoreFromUrl(config.store), logger })
       : null;
+    const detachMetrics = metrics.attach(engine, monitor);
     const closeBroker = async (): Promise<void> => {
+      detachMetrics();
       if (ownBroker) await broker.close?.();
     };
     let startReport: StartReport;
@@ -155,6 +161,7 @@ export async function startNode(options: NodeOptions): Promise<CocoNode> {
     rejoining: () => node.rejoining,
     commands,
     token: config.api.token,
+    metrics,
     ...(options.version ? { version: options.version } : {}),
   });
   let url: string | null = null;
@@ -184,6 +191,7 @@ export async function startNode(options: NodeOptions): Promise<CocoNode> {
     commands,
     startReport: first.startReport,
     retention,
+    metrics,
     async close() {
       if (closed) return;
       closed = true;
