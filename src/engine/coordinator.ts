@@ -28,6 +28,7 @@ import { resume } from './adopt.js';
 import type { Dispatcher, PollGate } from './dispatcher.js';
 import { loadOne } from './recovery.js';
 import { unloadableError } from './unloadable.js';
+import { Tracing } from './tracing.js';
 
 /** What a coordinator is built with (the store is open; `storeId` is its identity). */
 export interface CoordinatorParts {
@@ -59,6 +60,8 @@ export class Coordinator implements HandlerHost, TaskHost {
   readonly registry: CommandRegistry;
   readonly storeId: string;
   readonly events: EngineEvents;
+  /** The engine's spans (a no-op without an OpenTelemetry SDK). */
+  readonly tracing: Tracing;
   #stopped = false;
   readonly log: Logger;
   #ready: LiveCommand[] = [];
@@ -83,7 +86,9 @@ export class Coordinator implements HandlerHost, TaskHost {
     this.storeId = storeId;
     this.live = parts.live;
     this.log = options.logger;
+    this.tracing = new Tracing(options.tracer);
     this.tasks = new TaskTracker({
+      tracing: this.tracing,
       host: this,
       committer,
       clock: options.clock,
@@ -102,6 +107,7 @@ export class Coordinator implements HandlerHost, TaskHost {
       events,
       dispatcher: this.dispatcher,
       clock: options.clock,
+      tracing: this.tracing,
       wake: (c) => this.wake(c),
     });
   }
@@ -401,6 +407,7 @@ export class Coordinator implements HandlerHost, TaskHost {
     idempotencyKey: string | null,
   ): LiveCommand {
     const c = newRoot(this.ids, this.now(), type, raw, params, idempotencyKey);
+    this.tracing.created(c, null);
     this.#adopt(c);
     return c;
   }
@@ -409,6 +416,7 @@ export class Coordinator implements HandlerHost, TaskHost {
     const { child, state } = newChild(this.ids, this.registry, this.now(), parent, type, params);
     parent.addChild(state);
     this.touch(parent);
+    this.tracing.created(child, parent);
     this.#adopt(child);
     return state;
   }

@@ -17,6 +17,7 @@
 import type { ChildMode, CommandType, FailurePolicy } from '../core/command-type.js';
 import type { ErrorInfo } from '../core/errors.js';
 import type { TimerHandle } from '../core/clock.js';
+import type { Span } from '@opentelemetry/api';
 import {
   assertTransition,
   isTerminal,
@@ -97,6 +98,10 @@ export class LiveCommand {
   firstWorkError: ErrorInfo | null = null;
   /** `performance.now()` when a task of it last ended here (-1: none yet); metrics. */
   lastTaskEndAt = -1;
+  /** The command's span while a tracer records it here (tracing.ts), else null. */
+  span: Span | null = null;
+  /** Its stored trace context (`traceparent` of its first span; see CommandRecord). */
+  traceContext: string | null = null;
 
   // -- engine bookkeeping --
   /** Why its type or parameters could not be loaded (null: loaded whole). */
@@ -302,6 +307,7 @@ export class LiveCommand {
     this.updatedAt = r.updatedAt;
     this.endedAt = r.endedAt;
     this.tasksCleared = r.tasksCleared;
+    this.traceContext = r.traceContext ?? null;
   }
 
   get broken(): boolean {
@@ -410,6 +416,7 @@ export class LiveCommand {
       tasksCleared: this.tasksCleared,
       owner: null,
       leaseUntil: null,
+      traceContext: this.traceContext,
     };
   }
 

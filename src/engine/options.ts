@@ -5,6 +5,8 @@
  * @module
  */
 import { randomBytes } from 'node:crypto';
+import { trace, type Tracer } from '@opentelemetry/api';
+import { TRACER_NAME } from './tracing.js';
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import type { AgentBroker } from '../brokers/port.js';
@@ -102,6 +104,12 @@ export interface EngineOptions {
   /** This node's id (shown as the store's owner). @default `<hostname>-<pid>-<random>` */
   readonly nodeId?: string;
   readonly tuning?: EngineTuning;
+  /**
+   * Where the engine's spans go (see engine/tracing.ts); `null`: no spans at all.
+   * @default `trace.getTracer('coco-engine')`: the globally registered provider's (a no-op
+   * until an OpenTelemetry SDK is registered)
+   */
+  readonly tracer?: Tracer | null;
 }
 
 /** Options after validation and defaults. */
@@ -114,6 +122,7 @@ export interface CompiledEngineOptions {
   readonly logger: Logger;
   readonly nodeId: string;
   readonly tuning: Readonly<Required<EngineTuning>>;
+  readonly tracer: Tracer | null;
 }
 
 const positive = z.number().int().positive();
@@ -178,6 +187,7 @@ export function compileOptions(options: EngineOptions): CompiledEngineOptions {
     commands: options.commands,
     clock: options.clock ?? systemClock,
     random: options.random ?? Math.random,
+    tracer: options.tracer === undefined ? trace.getTracer(TRACER_NAME) : options.tracer,
     logger: options.logger ?? silent,
     nodeId: options.nodeId ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,
     tuning: Object.freeze({

@@ -18,6 +18,7 @@ import { Dispatcher, type DispatcherEvents, type PollGate } from './dispatcher.j
 import type { EngineTuning } from './options.js';
 import type { EngineEvents } from './events.js';
 import { LiveTask, type LiveCommand } from './live.js';
+import type { Tracing } from './tracing.js';
 
 /**
  * A warning about one agent (calls failing, tasks for an unknown agent) is logged at the first
@@ -73,6 +74,8 @@ export interface TaskTrackerParts {
   readonly gate: PollGate | null;
   /** A number in [0, 1) for back-off jitter. */
   readonly random: () => number;
+  /** The engine's spans: a task's span runs from its creation to its end. */
+  readonly tracing: Tracing;
 }
 
 /**
@@ -87,6 +90,7 @@ export class TaskTracker implements DispatcherEvents {
   readonly #events: EngineEvents;
   readonly #storeId: string;
   readonly #vanishGraceMs: number;
+  readonly #tracing: Tracing;
   readonly #warnings = new WarningThrottle();
   readonly #waiters = new Map<
     LiveTask,
@@ -101,6 +105,7 @@ export class TaskTracker implements DispatcherEvents {
     this.#events = parts.events;
     this.#storeId = parts.storeId;
     this.#vanishGraceMs = tuning.vanishGraceMs;
+    this.#tracing = parts.tracing;
     this.dispatcher = new Dispatcher({
       broker: parts.broker,
       clock: parts.clock,
@@ -159,6 +164,7 @@ export class TaskTracker implements DispatcherEvents {
       false,
     );
     c.addTask(t);
+    this.#tracing.task(t);
     c.tasksCleared = false;
     this.#committer.task(t);
     this.#host.touch(c);
@@ -232,6 +238,7 @@ export class TaskTracker implements DispatcherEvents {
     if (t.ended) return;
     const now = this.#clock.now();
     t.end(status, result, error, now);
+    this.#tracing.taskEnded(t);
     this.#committer.task(t);
     const c = t.command;
     c.taskEnded(t, now);
@@ -253,6 +260,7 @@ export class TaskTracker implements DispatcherEvents {
   started(t: LiveTask): void {
     if (t.status !== 'created') return;
     t.markRunning();
+    this.#tracing.taskStarted(t);
     if (this.dispatcher.pollsAgent(t.agentId)) this.#committer.taskStarted(t);
     else this.#committer.task(t);
   }

@@ -128,6 +128,7 @@ function decodeCommand(row: unknown, ctx: Ctx): unknown {
     tasksCleared: flag(a[19]),
     owner: a[20],
     leaseUntil: a[21],
+    traceContext: a[22],
   };
 }
 
@@ -225,6 +226,7 @@ const commandRecord = z.object({
   tasksCleared: z.boolean(),
   owner: z.string().nullable(),
   leaseUntil: intOrNull,
+  traceContext: z.string().nullable(),
 });
 
 const taskRecord = z.object({
