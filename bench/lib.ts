@@ -15,7 +15,7 @@ import type {
 import { z } from 'zod';
 import { defineCommand, type CommandType } from '../src/core/command-type.js';
 import { createEngine, type Engine } from '../src/engine/engine.js';
-import type { EngineTuning } from '../src/engine/options.js';
+import type { EngineOptions, EngineTuning } from '../src/engine/options.js';
 import type { ChangeBatch } from '../src/store/port.js';
 import { sqliteStore } from '../src/store/sqlite/sqlite-store.js';
 
@@ -42,12 +42,14 @@ export function benchEngine(
   agents: AgentBroker,
   commands: readonly CommandType[],
   tuning: EngineTuning = {},
+  more: Pick<EngineOptions, 'tracer'> = {},
 ): Engine {
   return createEngine({
     store: sqliteStore({ path, synchronous: 'FULL' }),
     agents,
     commands: commands,
     tuning: { ...BENCH_TUNING, ...tuning },
+    ...more,
   });
 }
 
