@@ -9,7 +9,9 @@
  *   timing) and spans made through `@opentelemetry/api` with no SDK registered (no-ops);
  * - `sdk`: as `1`, with an OpenTelemetry SDK registered that records every span and exports
  *   none (no span processor), and the async-hooks context manager;
- * - `sdk-sampled`: as `sdk`, sampling 1 % of the traces (ParentBased(TraceIdRatioBased(0.01))).
+ * - `sdk-sampled`: as `sdk`, sampling 1 % of the traces (ParentBased(TraceIdRatioBased(0.01)));
+ * - `sdk-nocontext`: as `sdk`, without the context manager (the engine nests its own spans
+ *   explicitly; only spans a handler or verb starts itself need one).
  */
 import { inProcessAgents } from '../src/brokers/in-process/broker.js';
 import { benchCommands } from './patterns.js';
@@ -31,7 +33,7 @@ const CHUNK = Number(process.env.BENCH_CHUNK ?? 1_000);
 
 const OBS_MODE = process.env.COCO_BENCH_OBS ?? '0';
 const OBS = OBS_MODE !== '0';
-const SDK = OBS_MODE === 'sdk' || OBS_MODE === 'sdk-sampled';
+const SDK = OBS_MODE.startsWith('sdk');
 
 const { one } = benchCommands('a1');
 if (SDK) {
@@ -41,7 +43,8 @@ if (SDK) {
       ? new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(0.01) })
       : new AlwaysOnSampler();
   trace.setGlobalTracerProvider(new BasicTracerProvider({ sampler }));
-  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+  if (OBS_MODE !== 'sdk-nocontext')
+    context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
 }
 
 const db = tempDb();

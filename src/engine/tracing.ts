@@ -11,6 +11,10 @@
  * - A span per handler run (`<type> execute`, `next`, `onSuccess`, `undo <name>`, `onFailure`)
  *   under the command's, active while the handler runs: the handler's own spans nest under it.
  *
+ * A command whose span the sampler leaves out gets no task or handler spans (they would be left
+ * out too): an unsampled command costs one span start. Its context is still stored and handed
+ * to its children, so that they are left out alike.
+ *
  * A span lives in one process. The command's first span context is stored with it (the
  * `trace_context` column, written once with the insert), so after a restart — or on the node
  * that claimed the tree — a command still running gets a new span (`coco.resumed`) under the
@@ -119,7 +123,9 @@ export class Tracing {
     const tracer = this.#tracer;
     if (!tracer) return;
     const c = t.command;
-    if (!c.span && c.traceContext === null) return;
+    // Only under a recorded command span: a command the sampler left out (or one not traced)
+    // makes no span of its tasks, which would be left out as well.
+    if (!c.span) return;
     const span = tracer.startSpan(`task ${t.verb}`, { kind: SpanKind.CLIENT }, this.#contextOf(c));
     if (!span.isRecording()) return;
     t.span = span;
@@ -155,7 +161,7 @@ export class Tracing {
    */
   handler(c: LiveCommand, phase: HandlerPhase, undoName?: string): Span | null {
     const tracer = this.#tracer;
-    if (!tracer || (!c.span && c.traceContext === null)) return null;
+    if (!tracer || !c.span) return null;
     const what =
       phase === 'stage'
         ? c.stage === 0

@@ -17,7 +17,8 @@
  * ```
  * @module
  */
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Gauge, Registry } from 'prom-client';
+import { FastCounter, FastHistogram } from './fast-metrics.js';
 import type { Engine } from '../engine/engine.js';
 import type { AgentCallEvent, BatchEvent, EndedCommand } from '../engine/events.js';
 import type { JobMonitor } from '../jobs/monitor.js';
@@ -124,7 +125,7 @@ const ROW_BUCKETS = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000];
 /** Buckets of a batch's apply time: a SQLite commit takes ~0.1–1 ms, a busy PostgreSQL 100s. */
 const APPLY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 
-type Inc = { inc(value?: number): void };
+type Inc = { inc(by?: number): void };
 type Observe = { observe(value: number): void };
 type Outcomes<K extends string> = Readonly<Record<K, Inc>>;
 type CallOutcome = AgentCallEvent['outcome'];
@@ -173,40 +174,40 @@ export class NodeMetrics {
 
   constructor(options: NodeMetricsOptions = {}) {
     const registers = [(this.registry = options.registry ?? new Registry())];
-    const submitted = new Counter({
+    const submitted = new FastCounter({
       name: 'coco_commands_submitted_total',
       help: 'Commands stored, by type; kind "root" for a submit, "child" for a parent\u2019s child.',
       labelNames: ['type', 'kind'],
       registers,
     });
-    this.#submittedRoots = new Children((type) => submitted.labels({ type, kind: 'root' }));
-    this.#submittedChildren = new Children((type) => submitted.labels({ type, kind: 'child' }));
-    const ended = new Counter({
+    this.#submittedRoots = new Children((type) => submitted.child({ type, kind: 'root' }));
+    this.#submittedChildren = new Children((type) => submitted.child({ type, kind: 'child' }));
+    const ended = new FastCounter({
       name: 'coco_commands_ended_total',
       help: 'Commands whose end is durable, by type and outcome (succeeded, failed, cancelled).',
       labelNames: ['type', 'outcome'],
       registers,
     });
     this.#ended = new Children((type) => ({
-      succeeded: ended.labels({ type, outcome: 'succeeded' }),
-      failed: ended.labels({ type, outcome: 'failed' }),
-      cancelled: ended.labels({ type, outcome: 'cancelled' }),
+      succeeded: ended.child({ type, outcome: 'succeeded' }),
+      failed: ended.child({ type, outcome: 'failed' }),
+      cancelled: ended.child({ type, outcome: 'cancelled' }),
     }));
-    const durations = new Histogram({
+    const durations = new FastHistogram({
       name: 'coco_command_duration_seconds',
       help: 'A command\u2019s life, from its creation (submit) to its end, by type.',
       labelNames: ['type'],
       buckets: DURATION_BUCKETS,
       registers,
     });
-    this.#durations = new Children((type) => durations.labels({ type }));
-    this.#endLatency = new Histogram({
+    this.#durations = new Children((type) => durations.child({ type }));
+    this.#endLatency = new FastHistogram({
       name: 'coco_command_end_latency_seconds',
       help: 'From the engine learning that a command\u2019s last task ended to the command\u2019s end being durable.',
       buckets: END_LATENCY_BUCKETS,
       registers,
-    });
-    const calls = new Counter({
+    }).child();
+    const calls = new FastCounter({
       name: 'coco_agent_calls_total',
       help: 'Calls to agents, by agent, call (startTasks, getStatuses, stopTasks, clearTasks, listTasks) and outcome (ok, timeout, error).',
       labelNames: ['agent', 'call', 'outcome'],
@@ -215,52 +216,53 @@ export class NodeMetrics {
     this.#calls = new Children(
       (agent) =>
         new Children((call) => ({
-          ok: calls.labels({ agent, call, outcome: 'ok' }),
-          timeout: calls.labels({ agent, call, outcome: 'timeout' }),
-          error: calls.labels({ agent, call, outcome: 'error' }),
+          ok: calls.child({ agent, call, outcome: 'ok' }),
+          timeout: calls.child({ agent, call, outcome: 'timeout' }),
+          error: calls.child({ agent, call, outcome: 'error' }),
         })),
     );
-    const callSeconds = new Histogram({
+    const callSeconds = new FastHistogram({
       name: 'coco_agent_call_duration_seconds',
       help: 'Time from a call to an agent to its answer or failure, by call.',
       labelNames: ['call'],
       buckets: CALL_BUCKETS,
       registers,
     });
-    this.#callSeconds = new Children((call) => callSeconds.labels({ call }));
-    this.#batchRows = new Histogram({
+    this.#callSeconds = new Children((call) => callSeconds.child({ call }));
+    this.#batchRows = new FastHistogram({
       name: 'coco_batch_rows',
       help: 'Rows (commands, tasks, undo steps) per batch the engine committed.',
       buckets: ROW_BUCKETS,
       registers,
-    });
-    this.#applySeconds = new Histogram({
+    }).child();
+    this.#applySeconds = new FastHistogram({
       name: 'coco_batch_apply_seconds',
       help: 'Time from a batch\u2019s flush to the store\u2019s answer (waiting behind earlier batches included).',
       buckets: APPLY_BUCKETS,
       registers,
-    });
-    const storeErrors = new Counter({
+    }).child();
+    const storeErrors = new FastCounter({
       name: 'coco_store_errors_total',
       help: 'Failed store writes (retried), by store: "engine" (a batch) or "jobs" (the job view).',
       labelNames: ['store'],
       registers,
     });
-    this.#storeErrors = new Children((store) => storeErrors.labels({ store }));
-    storeErrors.labels({ store: 'engine' }).inc(0);
-    storeErrors.labels({ store: 'jobs' }).inc(0);
-    const engineErrors = new Counter({
+    this.#storeErrors = new Children((store) => storeErrors.child({ store }));
+    // Both shown from the first scrape, at 0.
+    this.#storeErrors.get('engine');
+    this.#storeErrors.get('jobs');
+    const engineErrors = new FastCounter({
       name: 'coco_engine_errors_total',
       help: 'Other errors inside the engine, by where: "command" (advancing one), "lease" (lost), "listener" (an event listener threw).',
       labelNames: ['where'],
       registers,
     });
-    this.#engineErrors = new Children((where) => engineErrors.labels({ where }));
-    this.#loadFailures = new Counter({
+    this.#engineErrors = new Children((where) => engineErrors.child({ where }));
+    this.#loadFailures = new FastCounter({
       name: 'coco_load_failures_total',
       help: 'Stored rows or commands that could not be loaded (load-failed events).',
       registers,
-    });
+    }).child();
     const source = (): ScrapeSource => this.#source;
     for (const g of SCRAPED) {
       new Gauge({

@@ -11,6 +11,8 @@ import { httpAgents } from '../../src/brokers/http/broker.js';
 import { parseConfig } from '../../src/config/config.js';
 import type { CommandRecord } from '../../src/core/records.js';
 import { createNodeMetrics } from '../../src/observability/metrics.js';
+import { FastCounter, FastHistogram } from '../../src/observability/fast-metrics.js';
+import { Registry } from 'prom-client';
 import { startAgent } from '../../src/reference-agent/index.js';
 import { startNode, type CocoNode } from '../../src/server/node.js';
 import { Journal, testCommands } from '../support/commands.js';
@@ -180,5 +182,39 @@ describe('GET /metrics', () => {
     const b = parsePrometheusText(await two.text());
     expect([...a.keys()]).toEqual([...b.keys()]);
     expect(a.has('coco_commands_submitted_total')).toBe(true);
+  });
+
+  it('writes cheap children as prom-client would: cumulative buckets, +Inf, sum and count', async () => {
+    const registry = new Registry();
+    const h = new FastHistogram({
+      name: 'h_seconds',
+      help: 'h',
+      labelNames: ['k'],
+      buckets: [0.1, 1, 10],
+      registers: [registry],
+    });
+    const a = h.child({ k: 'a' });
+    for (const x of [0.05, 0.1, 0.5, 2, 20, 1]) a.observe(x);
+    h.child({ k: 'b' });
+    const c = new FastCounter({
+      name: 'c_total',
+      help: 'c',
+      labelNames: ['k'],
+      registers: [registry],
+    });
+    c.child({ k: 'x' }).inc();
+    c.child({ k: 'y' }).inc(3);
+    const f = parsePrometheusText(await registry.metrics());
+    const bucket = (k: string, le: string) => sampleValue(f, 'h_seconds_bucket', { k, le });
+    expect([bucket('a', '0.1'), bucket('a', '1'), bucket('a', '10'), bucket('a', '+Inf')]).toEqual([
+      2, 4, 5, 6,
+    ]);
+    expect(sampleValue(f, 'h_seconds_sum', { k: 'a' })).toBeCloseTo(23.65);
+    expect(sampleValue(f, 'h_seconds_count', { k: 'a' })).toBe(6);
+    expect(bucket('b', '+Inf')).toBe(0);
+    expect(f.get('h_seconds')?.type).toBe('histogram');
+    expect(sampleValue(f, 'c_total', { k: 'x' })).toBe(1);
+    expect(sampleValue(f, 'c_total', { k: 'y' })).toBe(3);
+    expect(f.get('c_total')?.type).toBe('counter');
   });
 });
