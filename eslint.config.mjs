@@ -40,8 +40,10 @@ const LAYERS = [
   { target: 'jobs/*.ts', may: ['core', 'store/port.ts', 'engine'], except: ['jobs/index.ts'] },
   { target: 'jobs/sqlite', may: ['core', ...JOBS_ROOT, 'db', 'generated'] },
   { target: 'jobs/postgres', may: ['core', ...JOBS_ROOT, 'db', 'generated'] },
-  // The node's HTTP API: the core, the engine and the job view (not its stores).
-  { target: 'http', may: ['core', 'engine', ...JOBS_ROOT] },
+  // Metrics: the engine's and the job view's events and figures (their types; store port types).
+  { target: 'observability', may: ['core', 'engine', 'store/port.ts', ...JOBS_ROOT] },
+  // The node's HTTP API: the core, the engine, the job view (not its stores), the metrics.
+  { target: 'http', may: ['core', 'engine', ...JOBS_ROOT, 'observability'] },
   // Configuration and the composition root of a node: anything but the CLI.
   { target: 'config', may: ['*', '!cli', '!server', '!http'] },
   { target: 'server', may: ['*', '!cli'] },

@@ -15,7 +15,7 @@ import type {
 import { z } from 'zod';
 import { defineCommand, type CommandType } from '../src/core/command-type.js';
 import { createEngine, type Engine } from '../src/engine/engine.js';
-import type { EngineTuning } from '../src/engine/options.js';
+import type { EngineOptions, EngineTuning } from '../src/engine/options.js';
 import type { AdmissionLimits } from '../src/engine/admission.js';
 import type { ChangeBatch } from '../src/store/port.js';
 import { sqliteStore } from '../src/store/sqlite/sqlite-store.js';
@@ -51,6 +51,7 @@ export function benchEngine(
   agents: AgentBroker,
   commands: readonly CommandType[],
   tuning: EngineTuning = {},
+  more: Pick<EngineOptions, 'tracer'> = {},
 ): Engine {
   return createEngine({
     store: sqliteStore({ path, synchronous: 'FULL' }),
@@ -58,6 +59,7 @@ export function benchEngine(
     commands: commands,
     tuning: { ...BENCH_TUNING, ...tuning },
     limits: BENCH_LIMITS,
+    ...more,
   });
 }
 

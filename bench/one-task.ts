@@ -2,20 +2,61 @@
  * One-task commands end to end: submit (in chunks, a bounded number in flight), the task runs
  * on an in-process agent (`noop`), the command ends. Measures commands/s from the first submit
  * to the last durable end, and the raw-store limit for the same row writes.
+ *
+ * `COCO_BENCH_OBS` measures what metrics and tracing cost (BENCHMARKS.md):
+ * - unset or `0`: off — no metrics, and the engine's tracer `null` (no tracing call at all);
+ * - `1`: a node's default — the node's metrics attached (scraped once at the end, outside the
+ *   timing) and spans made through `@opentelemetry/api` with no SDK registered (no-ops);
+ * - `sdk`: as `1`, with an OpenTelemetry SDK registered that records every span and exports
+ *   none (no span processor), and the async-hooks context manager;
+ * - `sdk-sampled`: as `sdk`, sampling 1 % of the traces (ParentBased(TraceIdRatioBased(0.01)));
+ * - `sdk-nocontext`: as `sdk`, without the context manager (the engine nests its own spans
+ *   explicitly; only spans a handler or verb starts itself need one).
  */
 import { inProcessAgents } from '../src/brokers/in-process/broker.js';
 import { benchCommands } from './patterns.js';
 import { rawLimit } from './raw.js';
 import { benchEngine, countOps, machine, report, tempDb, untilCommitted } from './lib.js';
+import { context, trace } from '@opentelemetry/api';
+import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
+import {
+  AlwaysOnSampler,
+  BasicTracerProvider,
+  ParentBasedSampler,
+  TraceIdRatioBasedSampler,
+} from '@opentelemetry/sdk-trace-base';
+import { createNodeMetrics } from '../src/observability/metrics.js';
 
 const N = Number(process.env.BENCH_N ?? 100_000);
 const IN_FLIGHT = Number(process.env.BENCH_IN_FLIGHT ?? 10_000);
 const CHUNK = Number(process.env.BENCH_CHUNK ?? 1_000);
 
+const OBS_MODE = process.env.COCO_BENCH_OBS ?? '0';
+const OBS = OBS_MODE !== '0';
+const SDK = OBS_MODE.startsWith('sdk');
+
 const { one } = benchCommands('a1');
+if (SDK) {
+  // An SDK with no span processor: spans are recorded (when sampled) and dropped at their end.
+  const sampler =
+    OBS_MODE === 'sdk-sampled'
+      ? new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(0.01) })
+      : new AlwaysOnSampler();
+  trace.setGlobalTracerProvider(new BasicTracerProvider({ sampler }));
+  if (OBS_MODE !== 'sdk-nocontext')
+    context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+}
 
 const db = tempDb();
-const engine = benchEngine(db.path, inProcessAgents(['a1'], { history: false }), [one]);
+const engine = benchEngine(
+  db.path,
+  inProcessAgents(['a1'], { history: false }),
+  [one],
+  {},
+  OBS ? {} : { tracer: null },
+);
+const metrics = OBS ? createNodeMetrics() : null;
+metrics?.attach(engine);
 await engine.start();
 const { ops, ended } = countOps(engine);
 
@@ -50,11 +91,16 @@ async function run(n: number): Promise<number> {
 // A warm-up run (the JIT, the writer thread, the page cache) is not counted.
 await run(Math.min(N, 10_000));
 const before = { ...ops };
+const cpu0 = process.cpuUsage();
 const t = await run(N);
+const cpu = process.cpuUsage(cpu0);
+/** CPU time of the process (all threads: the engine and the SQLite writer) per command. */
+const cpuUsPerCommand = (cpu.user + cpu.system) / N;
 for (const k of Object.keys(ops) as (keyof typeof ops)[]) ops[k] -= before[k];
 const seconds = t;
 const value = N / seconds;
 await untilCommitted(engine, () => true);
+const scraped = metrics ? (await metrics.text()).length : 0;
 await engine.stop();
 db.cleanup();
 const raw = process.env.BENCH_NO_RAW ? NaN : await rawLimit(ops, N);
@@ -68,10 +114,16 @@ report(
     n: N,
     inFlight: IN_FLIGHT,
     synchronous: 'FULL',
+    obs: OBS ? OBS_MODE : false,
+    cpuUsPerCommand: Math.round(cpuUsPerCommand),
   },
   [
     `one-task: ${N} commands in ${seconds.toFixed(2)} s = ${Math.round(value)} commands/s, after a warm-up run (${machine()})`,
+    `  CPU (all threads) ${cpuUsPerCommand.toFixed(0)} µs per command`,
     `  row writes per command: ${((ops.commandInserts + ops.commandUpdates + ops.commandsSettled + ops.taskInserts + ops.taskUpdates) / N).toFixed(2)} in ${ops.batches} batches`,
     `  raw-store limit for the same writes (100 commands per transaction): ${Math.round(raw)} commands/s; coco = ${((value / raw) * 100).toFixed(0)}% of it`,
+    OBS
+      ? `  metrics and tracing on (COCO_BENCH_OBS=${OBS_MODE}${SDK ? ': an SDK without exporter' : ': no SDK registered'}; one scrape of ${scraped} bytes after the run)`
+      : '  metrics and tracing off (COCO_BENCH_OBS=1, sdk or sdk-sampled turns them on)',
   ],
 );

@@ -59,7 +59,24 @@ export {
   type PruneRequest,
   type PruneTotals,
 } from './engine/retention.js';
-export type { EngineEventMap, EngineEventName } from './engine/events.js';
+export type {
+  EngineEventMap,
+  EngineEventName,
+  EndedCommand,
+  AgentCallEvent,
+  BatchEvent,
+} from './engine/events.js';
+export type { EngineFigures } from './engine/engine.js';
+export { TRACER_NAME } from './engine/tracing.js';
+export { formatTraceParent, parseTraceParent, type TraceParent } from './core/trace-context.js';
+export {
+  createNodeMetrics,
+  NodeMetrics,
+  SCRAPED,
+  type NodeMetricsOptions,
+  type ScrapeSource,
+  type ScrapedGauge,
+} from './observability/metrics.js';
 export type * from './core/records.js';
 export { agentTaskId, parseAgentTaskId } from './core/records.js';
 export type * from './store/port.js';

@@ -17,6 +17,11 @@ export interface StartRequest {
   readonly verb: string;
   /** Must survive JSON (remote brokers send it over the wire). */
   readonly args: unknown;
+  /**
+   * The W3C `traceparent` of the engine's span for this task, when one records it: the agent's
+   * work on the task joins that trace. Agents that do not trace ignore it.
+   */
+  readonly traceparent?: string;
 }
 
 /** Answer to one {@link StartRequest}. */

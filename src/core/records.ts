@@ -79,6 +79,12 @@ export interface CommandRecord {
   /** Owning node and lease expiry (multi-node stores; unused on SQLite). */
   readonly owner: string | null;
   readonly leaseUntil: number | null;
+  /**
+   * The W3C `traceparent` of the command's span when it was created (written once, with the
+   * insert), so that spans after a restart, and its children's, join its trace; null (or
+   * absent) when no tracer recorded it.
+   */
+  readonly traceContext?: string | null;
 }
 
 /** A task row. The task's id on its agent is derived: see {@link agentTaskId}. */

@@ -19,6 +19,7 @@ import { rebuild } from './recovery.js';
 export function resume(co: Coordinator, c: LiveCommand): void {
   co.live.set(c.id, c);
   if (c.held) return;
+  co.tracing.resumed(c, c.parentId === null ? undefined : co.live.get(c.parentId));
   for (const t of c.tasks) {
     // Slots are held again, queued tasks wait again (admitted by pumpAll after the load).
     co.tasks.admission.restore(t);

@@ -8,6 +8,7 @@
 import type { AgentBroker, TaskStatusReport } from '../brokers/port.js';
 import type { Clock, TimerHandle } from '../core/clock.js';
 import { CocoError, ErrorCode } from '../core/errors.js';
+import { formatTraceParent } from '../core/trace-context.js';
 import type { AgentLink, DispatcherEvents, DispatcherOptions, PollGate } from './dispatch-ports.js';
 import type { LiveTask } from './live.js';
 
@@ -66,7 +67,16 @@ export class AgentCalls {
       const results = await this.#call(link, 'startTasks', () =>
         this.#h.broker.startTasks(
           link.id,
-          batch.map((t) => ({ taskId: t.agentTaskId, verb: t.verb, args: t.args })),
+          batch.map((t) =>
+            t.span
+              ? {
+                  taskId: t.agentTaskId,
+                  verb: t.verb,
+                  args: t.args,
+                  traceparent: formatTraceParent(t.span.spanContext()),
+                }
+              : { taskId: t.agentTaskId, verb: t.verb, args: t.args },
+          ),
         ),
       );
       const byId = new Map(results.map((r) => [r.taskId, r]));
@@ -157,8 +167,20 @@ export class AgentCalls {
         ),
       );
     });
+    const began = performance.now();
     try {
-      return await Promise.race([fn(), timeout]);
+      const answer = await Promise.race([fn(), timeout]);
+      this.#h.events.call?.(link.id, what, 'ok', performance.now() - began);
+      return answer;
+    } catch (error) {
+      const timedOut = error instanceof CocoError && error.code === ErrorCode.AgentTimeout;
+      this.#h.events.call?.(
+        link.id,
+        what,
+        timedOut ? 'timeout' : 'error',
+        performance.now() - began,
+      );
+      throw error;
     } finally {
       (timer as TimerHandle | null)?.cancel();
     }

@@ -39,8 +39,11 @@ export interface CommitterOptions {
   readonly maxBatchRows: number;
 }
 
-/** Listener called after each committed batch, with the batch. */
-export type CommitListener = (batch: ChangeBatch) => void;
+/**
+ * Listener called after each committed batch, with the batch, its rows (commands, tasks, undo
+ * steps) and the milliseconds from its flush to the store's answer.
+ */
+export type CommitListener = (batch: ChangeBatch, rows: number, applyMs: number) => void;
 
 const EMPTY = emptyBatch();
 
@@ -408,10 +411,12 @@ export class Committer {
     this.stats.batches++;
     this.stats.commands += flight.commands.length;
     this.stats.tasks += flight.tasks.length;
-    this.stats.applyMs += performance.now() - flight.began;
+    const applyMs = performance.now() - flight.began;
+    this.stats.applyMs += applyMs;
+    const rows = flight.commands.length + flight.tasks.length + flight.undo.length;
     for (const listener of this.#listeners) {
       try {
-        listener(flight.batch);
+        listener(flight.batch, rows, applyMs);
       } catch (error) {
         this.#onError(
           new CocoError(

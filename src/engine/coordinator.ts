@@ -29,6 +29,7 @@ import { resume } from './adopt.js';
 import type { Dispatcher, PollGate } from './dispatcher.js';
 import { loadOne } from './recovery.js';
 import { unloadableError } from './unloadable.js';
+import { Tracing } from './tracing.js';
 
 /** What a coordinator is built with (the store is open; `storeId` is its identity). */
 export interface CoordinatorParts {
@@ -62,6 +63,8 @@ export class Coordinator implements HandlerHost, TaskHost {
   readonly registry: CommandRegistry;
   readonly storeId: string;
   readonly events: EngineEvents;
+  /** The engine's spans (a no-op without an OpenTelemetry SDK). */
+  readonly tracing: Tracing;
   #stopped = false;
   readonly log: Logger;
   #ready: LiveCommand[] = [];
@@ -86,7 +89,9 @@ export class Coordinator implements HandlerHost, TaskHost {
     this.storeId = storeId;
     this.live = parts.live;
     this.log = options.logger;
+    this.tracing = new Tracing(options.tracer);
     this.tasks = new TaskTracker({
+      tracing: this.tracing,
       host: this,
       committer,
       clock: options.clock,
@@ -117,6 +122,7 @@ export class Coordinator implements HandlerHost, TaskHost {
       events,
       dispatcher: this.dispatcher,
       clock: options.clock,
+      tracing: this.tracing,
       wake: (c) => this.wake(c),
     });
   }
@@ -426,6 +432,7 @@ export class Coordinator implements HandlerHost, TaskHost {
   ): LiveCommand {
     const c = newRoot(this.ids, this.now(), type, raw, params, idempotencyKey, priority);
     if (this.roots.limited) this.roots.submit(c, this.now());
+    this.tracing.created(c, null);
     this.#adopt(c);
     return c;
   }
@@ -440,6 +447,7 @@ export class Coordinator implements HandlerHost, TaskHost {
     if (priority !== undefined) child.priority = priority;
     parent.addChild(state);
     this.touch(parent);
+    this.tracing.created(child, parent);
     this.#adopt(child);
     return state;
   }

@@ -69,6 +69,8 @@ export interface DispatcherEvents {
   cleared(tasks: readonly LiveTask[]): void;
   /** An agent went down (calls failing) or came back. */
   agentState(agentId: string, up: boolean, error: ErrorInfo | null, failures: number): void;
+  /** A call to an agent answered (`ok`) or failed, after `ms` milliseconds (metrics). */
+  call?(agentId: string, call: string, outcome: 'ok' | 'timeout' | 'error', ms: number): void;
   /** Task ids of ours that the agent holds but the engine does not know: stop and clear them? */
   isKnown(agentTaskId: string): boolean;
 }

@@ -302,6 +302,14 @@ export class Dispatcher {
     this.#kick(link);
   }
 
+  /** Each agent this dispatcher has called or was told of, and whether its calls succeed. */
+  agentStates(): { readonly agentId: string; readonly up: boolean }[] {
+    const states = [];
+    for (const link of this.#links.values())
+      if (!link.unknown) states.push({ agentId: link.id, up: link.downSince === null });
+    return states;
+  }
+
   /** Number of tasks being polled, over all agents. */
   /** Tasks watched (started, not ended) per agent id. */
   tasksByAgent(): Map<string, number> {

@@ -10,6 +10,7 @@ import type { Committer } from './committer.js';
 import type { Dispatcher } from './dispatcher.js';
 import type { EngineEvents } from './events.js';
 import type { ChildState, LiveCommand } from './live.js';
+import type { Tracing } from './tracing.js';
 
 /** What {@link Endings} is built with. */
 export interface EndingsParts {
@@ -19,6 +20,7 @@ export interface EndingsParts {
   readonly events: EngineEvents;
   readonly dispatcher: Dispatcher;
   readonly clock: Clock;
+  readonly tracing: Tracing;
   /** Queues a command to be looked at (a parent told of its child's end). */
   wake(c: LiveCommand): void;
 }
@@ -42,6 +44,14 @@ export class Endings {
     c.lifetimeTimer = null;
     this.#notifyParent(c);
     this.settle(c);
+    // Observers (metrics) and the command's span hear of the end once it is durable.
+    const { events, tracing } = this.#h;
+    if (c.span !== null || events.has('ended')) {
+      this.#h.committer.afterCommit(() => {
+        tracing.ended(c);
+        if (events.has('ended')) events.emit('ended', c);
+      }, c);
+    }
     const waiters = this.#endWaiters.get(c.id);
     if (waiters) {
       this.#endWaiters.delete(c.id);

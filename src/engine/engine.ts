@@ -84,6 +84,25 @@ export interface CommandDetails {
   readonly unloadable: ErrorInfo | null;
 }
 
+/** Figures counted when they are asked for (a metrics scrape): see {@link Engine.figures}. */
+export interface EngineFigures {
+  /** Commands in memory that have not ended, by status (held ones included). */
+  readonly inFlight: Readonly<Record<'pending' | 'waiting' | 'aborting' | 'compensating', number>>;
+  /** Of the commands in memory: those held because they could not be loaded. */
+  readonly held: number;
+  /** Tasks being polled on their agents. */
+  readonly watchedTasks: number;
+  /** Each agent the engine calls, and whether its calls succeed. */
+  readonly agents: readonly { readonly agentId: string; readonly up: boolean }[];
+  /** Group commit totals since start (see {@link Engine.stats}). */
+  readonly commits: {
+    readonly batches: number;
+    readonly commands: number;
+    readonly tasks: number;
+    readonly applyMs: number;
+  };
+}
+
 /** Where an engine is in its life: it runs once, from `new` to `stopped`. */
 export type EngineState = 'new' | 'starting' | 'running' | 'stopping' | 'stopped';
 
@@ -503,6 +522,31 @@ export class Engine {
       liveCommands: this.#run?.coordinator.live.size ?? 0,
       watchedTasks: this.#run?.dispatcher.watchedTasks ?? 0,
       commits: { ...commits },
+    };
+  }
+
+  /**
+   * Figures for a metrics scrape, counted now by walking the live commands (one pass; call it
+   * per scrape, not per change). Zero before start and after stop.
+   */
+  figures(): EngineFigures {
+    const inFlight = { pending: 0, waiting: 0, aborting: 0, compensating: 0 };
+    let held = 0;
+    const run = this.#state === 'running' ? this.#run : null;
+    if (run) {
+      for (const c of run.coordinator.live.values()) {
+        if (c.held) held++;
+        if (!c.terminal) inFlight[c.status as keyof typeof inFlight]++;
+      }
+    }
+    return {
+      inFlight,
+      held,
+      watchedTasks: run?.dispatcher.watchedTasks ?? 0,
+      agents: run?.dispatcher.agentStates() ?? [],
+      commits: {
+        ...(this.#run?.committer.stats ?? { batches: 0, commands: 0, tasks: 0, applyMs: 0 }),
+      },
     };
   }
 

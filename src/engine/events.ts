@@ -8,12 +8,59 @@
 import { Emitter } from '../core/emitter.js';
 import type { AgentInfo } from '../brokers/port.js';
 import type { ErrorInfo } from '../core/errors.js';
+import type { CommandStatus } from '../core/states.js';
 import type { ChangeBatch } from '../store/port.js';
+
+/**
+ * A command whose end is durable (the `ended` event). The engine hands its live object, seen
+ * through this read-only view: read it in the listener, do not keep it.
+ */
+export interface EndedCommand {
+  readonly id: number;
+  readonly type: { readonly name: string };
+  readonly parentId: number | null;
+  readonly rootId: number;
+  readonly status: CommandStatus;
+  /** When it was created (submit, or its parent's stage), on the engine's clock. */
+  readonly createdAt: number;
+  /** When it ended, on the engine's clock. */
+  readonly endedAt: number | null;
+  /**
+   * `performance.now()` when this engine learned that the command's last task ended, or -1 when
+   * no task of it ended in this process (none, or they ended before a restart).
+   */
+  readonly lastTaskEndAt: number;
+}
+
+/** One call of the engine to an agent (the `agent-call` event). */
+export interface AgentCallEvent {
+  readonly agentId: string;
+  /** The broker method: `startTasks`, `getStatuses`, `stopTasks`, `clearTasks`, `listTasks`. */
+  readonly call: string;
+  /** `ok`, `timeout` (no answer within the call timeout) or `error`. */
+  readonly outcome: 'ok' | 'timeout' | 'error';
+  /** Milliseconds from the call to its answer (or its failure). */
+  readonly ms: number;
+}
+
+/** A batch the store applied (the `batch` event). */
+export interface BatchEvent {
+  /** Command, task and undo rows written. */
+  readonly rows: number;
+  /** Milliseconds from the flush to the store's answer (queueing behind earlier batches included). */
+  readonly applyMs: number;
+}
 
 /** Events and their payloads. */
 export interface EngineEventMap {
   /** A batch of changes is durable. */
   committed: ChangeBatch;
+  /** The size and apply time of each durable batch (metrics). */
+  batch: BatchEvent;
+  /** A command's end is durable (its outcome is stored). */
+  ended: EndedCommand;
+  /** The engine called an agent (metrics). */
+  'agent-call': AgentCallEvent;
   /** An agent reported progress of a running task (not stored by the engine). */
   progress: {
     readonly commandId: number;

@@ -12,6 +12,7 @@ import type { CommandStatus } from '../core/states.js';
 import type { EntityWrite } from '../core/records.js';
 import { EndCtx, FailureCtx, StageCtx, UndoCtx, type ContextHost } from './contexts.js';
 import type { LiveCommand, LiveUndo } from './live.js';
+import type { Tracing } from './tracing.js';
 
 /** What the handler runner needs from the coordinator. */
 export interface HandlerHost extends ContextHost {
@@ -29,6 +30,8 @@ export interface HandlerHost extends ContextHost {
   handlerEnded(): void;
   /** A number in [0, 1) for retry jitter (the engine's injectable source). */
   random(): number;
+  /** The engine's spans: each handler run is one, active while the handler runs. */
+  readonly tracing: Tracing;
 }
 
 type Phase = 'stage' | 'success' | 'undo' | 'failure';
@@ -81,25 +84,31 @@ interface BaseCtxLike {
 function run<T extends BaseCtxLike>(
   host: HandlerHost,
   c: LiveCommand,
+  phase: Phase,
   ctx: T,
   fn: (ctx: T) => unknown,
   then: (outcome: Outcome, out: Out) => void,
+  undoName?: string,
 ): void {
   c.busy = true;
   host.handlerStarted();
-  invoke(fn, ctx, (outcome) => {
+  const span = host.tracing.handler(c, phase, undoName);
+  const done = (outcome: Outcome): void => {
+    if (span) host.tracing.handlerEnded(span, outcome);
     const out = ctx.close();
     c.busy = false;
     host.handlerEnded();
     if (!host.stopped) then(outcome, out);
-  });
+  };
+  if (span) host.tracing.active(span, () => invoke(fn, ctx, done));
+  else invoke(fn, ctx, done);
 }
 
 /** Runs the current stage's handler (`execute` or `next`). */
 export function runStage(host: HandlerHost, c: LiveCommand): void {
   const handler = c.stage === 0 ? c.type.handlers.execute : c.type.handlers.next;
   const ctx = new StageCtx(host, c, c.attempts + 1);
-  run(host, c, ctx, handler ?? (() => undefined), (outcome, out) => {
+  run(host, c, 'stage', ctx, handler ?? (() => undefined), (outcome, out) => {
     if (outcome.ok) {
       host.applyWrites(c, out);
       c.stageCompleted(ctx.createdWork);
@@ -120,7 +129,7 @@ export function runSuccess(host: HandlerHost, c: LiveCommand): void {
     return;
   }
   const ctx = new EndCtx(host, c, c.attempts + 1);
-  run(host, c, ctx, handler, (result, out) => {
+  run(host, c, 'success', ctx, handler, (result, out) => {
     let outcome = result;
     if (outcome.ok && outcome.value !== undefined) {
       try {
@@ -152,7 +161,7 @@ export function runUndo(host: HandlerHost, c: LiveCommand, u: LiveUndo): void {
           `command type "${c.type.name}" has no undo handler "${u.name}" any more`,
         );
       };
-  run(host, c, ctx, fn, (outcome, out) => {
+  const then = (outcome: Outcome, out: Out): void => {
     if (outcome.ok) {
       host.applyWrites(c, out);
       u.finish('done', null);
@@ -163,7 +172,8 @@ export function runUndo(host: HandlerHost, c: LiveCommand, u: LiveUndo): void {
       failed(host, c, outcome.error, 'undo', u);
     }
     host.wake(c);
-  });
+  };
+  run(host, c, 'undo', ctx, fn, then, u.name);
 }
 
 /** Runs `onFailure` (if any) and ends the command as failed or cancelled. */
@@ -179,7 +189,7 @@ export function runFailure(host: HandlerHost, c: LiveCommand): void {
   }
   const error = c.error ?? { code: ErrorCode.HandlerFailed, message: 'failed' };
   const ctx = new FailureCtx(host, c, c.attempts + 1, error, cancelled);
-  run(host, c, ctx, handler, (outcome, out) => {
+  run(host, c, 'failure', ctx, handler, (outcome, out) => {
     if (outcome.ok) {
       host.applyWrites(c, out);
       host.endCommand(c, status);

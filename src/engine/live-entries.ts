@@ -7,6 +7,7 @@
 import type { Json } from '../core/command-type.js';
 import { ErrorCode, type ErrorInfo } from '../core/errors.js';
 import type { TimerHandle } from '../core/clock.js';
+import type { Span } from '@opentelemetry/api';
 import {
   assertTransition,
   isTaskEnded,
@@ -105,6 +106,8 @@ export class LiveTask {
   lazy = false;
   persisted: boolean;
   deadlineTimer: TimerHandle | null = null;
+  /** The task's span while a tracer records it (tracing.ts), else null. */
+  span: Span | null = null;
 
   readonly command: LiveCommand;
   readonly ordinal: number;

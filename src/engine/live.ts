@@ -17,6 +17,7 @@
 import type { ChildMode, CommandType, FailurePolicy } from '../core/command-type.js';
 import type { ErrorInfo } from '../core/errors.js';
 import type { TimerHandle } from '../core/clock.js';
+import type { Span } from '@opentelemetry/api';
 import {
   assertTransition,
   isTerminal,
@@ -101,6 +102,12 @@ export class LiveCommand {
   failedWork = 0;
   /** The first failure among them (why the stage failed). */
   firstWorkError: ErrorInfo | null = null;
+  /** `performance.now()` when a task of it last ended here (-1: none yet); metrics. */
+  lastTaskEndAt = -1;
+  /** The command's span while a tracer records it here (tracing.ts), else null. */
+  span: Span | null = null;
+  /** Its stored trace context (`traceparent` of its first span; see CommandRecord). */
+  traceContext: string | null = null;
 
   // -- engine bookkeeping --
   /** Why its type or parameters could not be loaded (null: loaded whole). */
@@ -310,6 +317,7 @@ export class LiveCommand {
     this.updatedAt = r.updatedAt;
     this.endedAt = r.endedAt;
     this.tasksCleared = r.tasksCleared;
+    this.traceContext = r.traceContext ?? null;
   }
 
   get broken(): boolean {
@@ -355,6 +363,7 @@ export class LiveCommand {
   /** Records that a task of this command ended (at `now`). */
   taskEnded(task: LiveTask, now: number): void {
     this.updatedAt = now;
+    this.lastTaskEndAt = performance.now();
     if (task.isWork) {
       this.openTasks--;
       if (task.status !== 'succeeded') this.noteFailure(task.error);
@@ -419,6 +428,7 @@ export class LiveCommand {
       tasksCleared: this.tasksCleared,
       owner: null,
       leaseUntil: null,
+      traceContext: this.traceContext,
     };
   }
 

@@ -5,6 +5,8 @@
  * @module
  */
 import { randomBytes } from 'node:crypto';
+import { trace, type Tracer } from '@opentelemetry/api';
+import { TRACER_NAME } from './tracing.js';
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import type { AgentBroker } from '../brokers/port.js';
@@ -109,6 +111,11 @@ export interface EngineOptions {
    * with `Engine.setLimits`. @default no limits
    */
   readonly limits?: AdmissionLimits;
+   * Where the engine's spans go (see engine/tracing.ts); `null`: no spans at all.
+   * @default `trace.getTracer('coco-engine')`: the globally registered provider's (a no-op
+   * until an OpenTelemetry SDK is registered)
+   */
+  readonly tracer?: Tracer | null;
 }
 
 /** Options after validation and defaults. */
@@ -122,6 +129,7 @@ export interface CompiledEngineOptions {
   readonly nodeId: string;
   readonly tuning: Readonly<Required<EngineTuning>>;
   readonly limits: AdmissionLimits;
+  readonly tracer: Tracer | null;
 }
 
 const positive = z.number().int().positive();
@@ -227,6 +235,7 @@ export function compileOptions(options: EngineOptions): CompiledEngineOptions {
     commands: options.commands,
     clock: options.clock ?? systemClock,
     random: options.random ?? Math.random,
+    tracer: options.tracer === undefined ? trace.getTracer(TRACER_NAME) : options.tracer,
     logger: options.logger ?? silent,
     nodeId: options.nodeId ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,
     tuning: Object.freeze({

@@ -19,6 +19,7 @@ import { Dispatcher, type DispatcherEvents, type PollGate } from './dispatcher.j
 import type { EngineTuning } from './options.js';
 import type { EngineEvents } from './events.js';
 import { LiveTask, type LiveCommand } from './live.js';
+import type { Tracing } from './tracing.js';
 
 /**
  * A warning about one agent (calls failing, tasks for an unknown agent) is logged at the first
@@ -76,6 +77,8 @@ export interface TaskTrackerParts {
   readonly random: () => number;
   /** Admission limits per agent (none: every task starts at once). */
   readonly limits: AdmissionLimits;
+  /** The engine's spans: a task's span runs from its creation to its end. */
+  readonly tracing: Tracing;
 }
 
 /**
@@ -92,6 +95,7 @@ export class TaskTracker implements DispatcherEvents {
   readonly #events: EngineEvents;
   readonly #storeId: string;
   readonly #vanishGraceMs: number;
+  readonly #tracing: Tracing;
   readonly #warnings = new WarningThrottle();
   readonly #waiters = new Map<
     LiveTask,
@@ -106,6 +110,7 @@ export class TaskTracker implements DispatcherEvents {
     this.#events = parts.events;
     this.#storeId = parts.storeId;
     this.#vanishGraceMs = tuning.vanishGraceMs;
+    this.#tracing = parts.tracing;
     this.dispatcher = new Dispatcher({
       broker: parts.broker,
       clock: parts.clock,
@@ -200,6 +205,7 @@ export class TaskTracker implements DispatcherEvents {
       false,
     );
     c.addTask(t);
+    this.#tracing.task(t);
     c.tasksCleared = false;
     this.#committer.task(t);
     this.#host.touch(c);
@@ -290,6 +296,7 @@ export class TaskTracker implements DispatcherEvents {
     if (t.ended) return;
     const now = this.#clock.now();
     t.end(status, result, error, now);
+    this.#tracing.taskEnded(t);
     this.#committer.task(t);
     const c = t.command;
     c.taskEnded(t, now);
@@ -311,6 +318,7 @@ export class TaskTracker implements DispatcherEvents {
   started(t: LiveTask): void {
     if (t.status !== 'created') return;
     t.markRunning();
+    this.#tracing.taskStarted(t);
     if (this.dispatcher.pollsAgent(t.agentId)) this.#committer.taskStarted(t);
     else this.#committer.task(t);
   }
@@ -405,6 +413,11 @@ export class TaskTracker implements DispatcherEvents {
         );
     }
     this.#events.emit('agent', { agentId, up, error, failures });
+  }
+
+  call(agentId: string, call: string, outcome: 'ok' | 'timeout' | 'error', ms: number): void {
+    if (this.#events.has('agent-call'))
+      this.#events.emit('agent-call', { agentId, call, outcome, ms });
   }
 
   isKnown(taskId: string): boolean {

@@ -72,8 +72,9 @@ export async function buildRuntime(
     },
     (id) => live.get(id),
   );
-  committer.onCommit((batch) => {
+  committer.onCommit((batch, rows, applyMs) => {
     if (events.has('committed')) events.emit('committed', batch);
+    if (events.has('batch')) events.emit('batch', { rows, applyMs });
   });
   const shared = isSharedStore(store) ? store : null;
   const leases = shared

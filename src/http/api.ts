@@ -12,6 +12,8 @@ import { ErrorCode } from '../core/errors.js';
 import type { CommandType } from '../core/command-type.js';
 import type { Engine } from '../engine/engine.js';
 import type { JobMonitor } from '../jobs/monitor.js';
+import { metricsRoute } from './metrics-route.js';
+import type { NodeMetrics } from '../observability/metrics.js';
 import { guard, TokenTable, type ApiToken } from './auth.js';
 import { commandRoutes } from './command-routes.js';
 import type { AdmissionLimits } from '../engine/admission.js';
@@ -67,6 +69,8 @@ export interface ApiOptions {
    * generations too. @default the current engine's `setLimits`
    */
   readonly setLimits?: (limits: AdmissionLimits) => void;
+  /** The node's metrics, served at `GET /metrics` (role viewer); none without. */
+  readonly metrics?: NodeMetrics | null;
 }
 
 /** The API server, with what a node needs to shut it down. */
@@ -135,6 +139,7 @@ export function buildApi(options: ApiOptions): Api {
       'API call',
     );
   });
+  if (options.metrics) void app.register(metricsRoute, { metrics: options.metrics });
   app.setErrorHandler((error, _request, reply) => {
     const e = error as { statusCode?: number; message?: string };
     if (e.statusCode === 413)

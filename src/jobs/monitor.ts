@@ -92,6 +92,10 @@ export class JobMonitor {
   readonly #follower: Follower;
   #state: State = 'new';
   #batches: ChangeBatch[] = [];
+  /** `performance.now()` when the oldest queued batch arrived (-1: none queued). */
+  #queuedAt = -1;
+  /** Same, for the batches being written (or kept after a failed write; -1: none). */
+  #writingAt = -1;
   #progress = new Map<string, ProgressReport>();
   #progressDue = false;
   #progressTimer: TimerHandle | null = null;
@@ -235,6 +239,20 @@ export class JobMonitor {
     await idle;
   }
 
+  /**
+   * How far the job view is behind the engine: milliseconds since the oldest committed batch
+   * that is not written to the job tables yet arrived (0 when the view is caught up).
+   */
+  lagMs(): number {
+    const oldest =
+      this.#writingAt < 0
+        ? this.#queuedAt
+        : this.#queuedAt < 0
+          ? this.#writingAt
+          : Math.min(this.#writingAt, this.#queuedAt);
+    return oldest < 0 ? 0 : performance.now() - oldest;
+  }
+
   /** Counters for monitoring and tests. */
   stats(): { runningJobs: number; queuedBatches: number } {
     return { runningJobs: this.#follower.cache.size, queuedBatches: this.#batches.length };
@@ -281,6 +299,7 @@ export class JobMonitor {
   #onCommitted(batch: ChangeBatch): void {
     if (this.#state === 'stopping' || this.#state === 'stopped') return;
     this.#batches.push(batch);
+    if (this.#queuedAt < 0) this.#queuedAt = performance.now();
     this.#schedule();
   }
 
@@ -359,6 +378,8 @@ export class JobMonitor {
       const progress = batches.length > 0 || this.#progressDue;
       if (batches.length === 0 && !(progress && this.#progress.size > 0) && !f.hasFailed) return;
       this.#batches = [];
+      if (this.#writingAt < 0) this.#writingAt = this.#queuedAt;
+      this.#queuedAt = -1;
       for (const batch of batches) f.fold(batch);
       if (progress) {
         f.foldProgress(this.#progress.values());
@@ -381,7 +402,10 @@ export class JobMonitor {
 
   /** Writes changes; on failure keeps them for the next write and arms a retry. */
   async #write(changes: JobChanges): Promise<boolean> {
-    if (isEmpty(changes)) return true;
+    if (isEmpty(changes)) {
+      this.#writingAt = -1;
+      return true;
+    }
     try {
       await this.#store.apply(changes);
     } catch (error) {
@@ -396,6 +420,7 @@ export class JobMonitor {
       return false;
     }
     this.#failures = 0;
+    this.#writingAt = -1;
     this.#afterWrite(changes);
     return true;
   }

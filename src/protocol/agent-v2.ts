@@ -44,6 +44,12 @@ export const MAX_CHANGES_WAIT_MS = 30_000;
 /** Largest number of task ids or tasks in one request. */
 export const MAX_BATCH = 10_000;
 
+/**
+ * Longest `traceparent` a start may carry: version 00 is 55 characters; later versions may
+ * append fields, which an agent of today reads as version 00 or ignores.
+ */
+export const MAX_TRACEPARENT = 256;
+
 const taskId = z
   .string()
   .min(1)
@@ -82,10 +88,22 @@ export const healthResponse = z.object({
   time: z.number().int(),
 });
 
-/** `POST /v2/tasks/start`: start tasks under caller-chosen ids; repeating one is harmless. */
+/**
+ * `POST /v2/tasks/start`: start tasks under caller-chosen ids; repeating one is harmless.
+ * `traceparent` (optional, W3C Trace Context) names the caller's span of the task: the agent's
+ * work on it joins that trace. An agent that does not trace ignores it; one that cannot read it
+ * starts a trace of its own (a bad value never refuses a start).
+ */
 export const startRequest = z.object({
   tasks: z
-    .array(z.object({ taskId, verb: z.string().min(1).max(200), args: z.unknown() }))
+    .array(
+      z.object({
+        taskId,
+        verb: z.string().min(1).max(200),
+        args: z.unknown(),
+        traceparent: z.string().max(MAX_TRACEPARENT).optional(),
+      }),
+    )
     .max(MAX_BATCH),
 });
 export const startResponse = z.object({

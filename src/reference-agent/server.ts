@@ -55,6 +55,8 @@ import {
 } from './admission.js';
 import { ChangeFeed } from './changes.js';
 import { TaskTable } from './task-table.js';
+import { AGENT_TRACER_NAME } from './tracing.js';
+import { trace, type Tracer } from '@opentelemetry/api';
 import {
   builtinVerbs,
   checkVerbs,
@@ -106,6 +108,11 @@ export interface AgentOptions {
   readonly usedIds?: UsedIdsOptions;
   /** The memory of accepted request nonces (tests give a small one). @default one of `MAX_REMEMBERED_NONCES` */
   readonly nonces?: NonceMemory;
+  /**
+   * Where the spans of task runs go (tracing.ts); null: none.
+   * @default `trace.getTracer('coco-agent')`: the registered provider's (a no-op without an SDK)
+   */
+  readonly tracer?: Tracer | null;
 }
 
 /** A created, not yet listening agent (see {@link createAgentServer}). */
@@ -185,6 +192,7 @@ export function createAgentServer(options: AgentOptions): AgentServer {
     ...(options.storageRoot !== undefined ? { storageRoot: resolve(options.storageRoot) } : {}),
     listener: feed,
     usedIds: options.usedIds,
+    tracer: options.tracer === undefined ? trace.getTracer(AGENT_TRACER_NAME) : options.tracer,
   });
   if (secret.length < 16) app.log.warn('the agent secret is shorter than 16 characters');
   const gate = new Gate({

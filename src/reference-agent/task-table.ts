@@ -25,6 +25,8 @@ import {
   type UsedIdsOptions,
 } from '../protocol/used-ids.js';
 import { TaskFile, type StoredState } from './task-file.js';
+import { SpanStatusCode, type Span, type Tracer } from '@opentelemetry/api';
+import { endTaskSpan, startTaskSpan, withSpan } from './tracing.js';
 import {
   cancelledError,
   VerbRun,
@@ -54,6 +56,8 @@ export interface StartItem {
   readonly taskId: string;
   readonly verb: string;
   readonly args: unknown;
+  /** The engine's span of the task (W3C `traceparent`): the run's span joins its trace. */
+  readonly traceparent?: string | undefined;
 }
 
 /** Who hears of task changes: the change feed. */
@@ -86,6 +90,8 @@ export interface TaskTableOptions {
   readonly now?: () => number;
   /** Bounds of the memory of used task ids. @default MAX_USED_IDS, USED_ID_RETENTION_MS */
   readonly usedIds?: UsedIdsOptions;
+  /** Where the runs' spans go (tracing.ts); null: none. @default none */
+  readonly tracer?: Tracer | null;
 }
 
 interface TaskRecord {
@@ -95,6 +101,8 @@ interface TaskRecord {
   result: unknown;
   error: ErrorInfo | undefined;
   run: VerbRun | undefined;
+  /** The span of the run while a tracer records it. */
+  span: Span | null;
 }
 
 /** The error of a task that was running under boot `from` when the agent restarted as `to`. */
@@ -173,7 +181,7 @@ export class TaskTable {
     let restarted = 0;
     for (const stored of this.#file.loadAll()) {
       const { bootId: startedBy, ...fields } = stored;
-      const record: TaskRecord = { ...fields, run: undefined };
+      const record: TaskRecord = { ...fields, run: undefined, span: null };
       if (record.state === 'running') {
         record.state = 'failed';
         record.error = restartedError(startedBy, bootId);
@@ -250,7 +258,14 @@ export class TaskTable {
   }
 
   /** Runs one new task's verb; returns a refusal, or undefined when the task was accepted. */
-  #run({ taskId, verb, args }: StartItem): StartResult | undefined {
+  #run({ taskId, verb, args, traceparent }: StartItem): StartResult | undefined {
+    const span = startTaskSpan(
+      this.#opts.tracer ?? null,
+      this.#opts.agentId,
+      taskId,
+      verb,
+      traceparent,
+    );
     const record: TaskRecord = {
       taskId,
       state: 'running',
@@ -258,12 +273,15 @@ export class TaskTable {
       result: undefined,
       error: undefined,
       run: undefined,
+      span,
     };
     this.#records.set(taskId, record);
     const run = new VerbRun(taskId, verb, this.#host, (p) => this.#progress(record, p));
     record.run = run;
-    const call = run.call(this.#opts.verbs[verb]!, args);
+    const call = withSpan(span, () => run.call(this.#opts.verbs[verb]!, args));
     if (call.kind === 'rejected') {
+      span?.setStatus({ code: SpanStatusCode.ERROR, message: call.error.message });
+      span?.end();
       run.finish();
       this.#records.delete(taskId);
       this.#file.delete(taskId);
@@ -292,6 +310,10 @@ export class TaskTable {
   #ended(record: TaskRecord): void {
     record.run?.finish();
     record.run = undefined;
+    if (record.span) {
+      endTaskSpan(record.span, record.state, record.error?.message);
+      record.span = null;
+    }
     this.#dirty.delete(record);
     try {
       const { taskId, state, progress, result, error } = record;

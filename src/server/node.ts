@@ -31,6 +31,7 @@ import { jobStoreFromUrl, storeFromUrl } from '../config/store-url.js';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { Rejoiner, type Generation, type OnLeaseLost } from './rejoin.js';
 import { RetentionSchedule } from './retention.js';
+import { createNodeMetrics, type NodeMetrics } from '../observability/metrics.js';
 
 /** Options of {@link startNode}. */
 export interface NodeOptions {
@@ -68,6 +69,8 @@ export interface CocoNode {
    * configuration reload: `coco serve` on SIGHUP; the admin API). Throws `INVALID_OPTIONS`.
    */
   setLimits(limits: AdmissionLimits): void;
+  /** The node's metrics (served at `GET /metrics`), following each generation's engine. */
+  readonly metrics: NodeMetrics;
   close(): Promise<void>;
 }
 
@@ -130,6 +133,7 @@ export async function startNode(options: NodeOptions): Promise<CocoNode> {
   const tokens = apiTokens(config, listen, logger);
   const commands = [...(options.commands ?? []), ...(await loadCommandModules(config.commands))];
   let limits: AdmissionLimits | null = null;
+  const metrics = createNodeMetrics();
   const build = async (nodeId: string): Promise<NodeGeneration> => {
     const store = storeFromUrl(config.store);
     const ownBroker = options.broker === undefined;
@@ -147,7 +151,9 @@ export async function startNode(options: NodeOptions): Promise<CocoNode> {
     const monitor = config.jobs
       ? createJobMonitor({ engine, store: jobStoreFromUrl(config.store), logger })
       : null;
+    const detachMetrics = metrics.attach(engine, monitor);
     const closeBroker = async (): Promise<void> => {
+      detachMetrics();
       if (ownBroker) await broker.close?.();
     };
     let startReport: StartReport;
@@ -219,6 +225,7 @@ export async function startNode(options: NodeOptions): Promise<CocoNode> {
       node.current.engine.setLimits(next);
       limits = node.current.engine.limits;
     },
+    metrics,
     ...(options.version ? { version: options.version } : {}),
   });
   let url: string | null = null;
@@ -252,6 +259,7 @@ export async function startNode(options: NodeOptions): Promise<CocoNode> {
       node.current.engine.setLimits(next);
       limits = node.current.engine.limits;
     },
+    metrics,
     async close() {
       if (closed) return;
       closed = true;

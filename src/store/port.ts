@@ -35,6 +35,7 @@ export type CommandUpdate = Omit<
   | 'failurePolicy'
   | 'idempotencyKey'
   | 'createdAt'
+  | 'traceContext'
 >;
 
 /** The mutable part of a task row. */

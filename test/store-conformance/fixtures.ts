@@ -52,6 +52,7 @@ export function command(id: number, over: Partial<CommandRecord> = {}): CommandR
     tasksCleared: false,
     owner: null,
     leaseUntil: null,
+    traceContext: null,
     ...over,
   };
 }
@@ -113,6 +114,7 @@ export function fullCommand(id: number, parentId: number, rootId: number): Comma
     tasksCleared: true,
     owner: 'node-a',
     leaseUntil: T0 + 10_000,
+    traceContext: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01',
   });
 }
 

@@ -200,6 +200,8 @@ export function describeWrites(env: SuiteEnv): void {
           failurePolicy: original.failurePolicy,
           idempotencyKey: original.idempotencyKey,
           createdAt: original.createdAt,
+          // Written once, with the insert: updates never carry it.
+          traceContext: original.traceContext,
         }),
       );
       expect(await env.store.getCommandByKey('other-key')).toBeNull();

@@ -109,7 +109,18 @@ export class HttpBroker implements AgentBroker {
         const answer = await entry.client.call(
           'start',
           // `args: undefined` would vanish from the JSON; the protocol wants the key.
-          { tasks: chunk.map((r) => ({ taskId: r.taskId, verb: r.verb, args: r.args ?? null })) },
+          {
+            tasks: chunk.map((r) =>
+              r.traceparent === undefined
+                ? { taskId: r.taskId, verb: r.verb, args: r.args ?? null }
+                : {
+                    taskId: r.taskId,
+                    verb: r.verb,
+                    args: r.args ?? null,
+                    traceparent: r.traceparent,
+                  },
+            ),
+          },
           startResponse,
         );
         checkIds(

@@ -46,7 +46,8 @@ const COMMAND_INSERT: readonly (readonly [string, string])[] = [
   ['origin_stage', 'int'], ['child_mode', 'text'], ['failure_policy', 'text'],
   ['compensation', 'text'], ['error', 'text'], ['result', 'text'], ['state', 'text'],
   ['idempotency_key', 'text'], ['created_at', 'bigint'], ['updated_at', 'bigint'],
-  ['ended_at', 'bigint'], ['tasks_cleared', 'bool'], ['lease_until', 'bigint'], ['active', 'bool'],
+  ['ended_at', 'bigint'], ['tasks_cleared', 'bool'], ['lease_until', 'bigint'],
+  ['trace_context', 'text'], ['active', 'bool'],
 ]; // prettier-ignore
 /** Mutable `commands` columns (and `id`), in the order of {@link commandUpdateParams}. */
 const COMMAND_UPDATE: readonly (readonly [string, string])[] = [
@@ -232,7 +233,7 @@ export function commandInsertParams(
       r.id, r.type, r.paramsVersion, jsonText(r.params), r.status, r.parentId, r.rootId, r.seq,
       r.originStage, r.childMode, r.failurePolicy, r.compensation, jsonText(r.error), jsonText(r.result),
       commandState(r), r.idempotencyKey, r.createdAt, r.updatedAt, r.endedAt, r.tasksCleared,
-      r.leaseUntil, isActive(r.status, r.tasksCleared, r.compensation),
+      r.leaseUntil, r.traceContext ?? null, isActive(r.status, r.tasksCleared, r.compensation),
     ]), // prettier-ignore
     owner,
   ];

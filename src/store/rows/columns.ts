@@ -13,7 +13,7 @@ import type { CommandUpdate } from '../port.js';
 export const COMMAND_COLUMNS = [
   'id', 'type', 'params_version', 'params', 'status', 'parent_id', 'root_id', 'seq', 'origin_stage',
   'child_mode', 'failure_policy', 'compensation', 'error', 'result', 'state', 'idempotency_key',
-  'created_at', 'updated_at', 'ended_at', 'tasks_cleared', 'owner', 'lease_until',
+  'created_at', 'updated_at', 'ended_at', 'tasks_cleared', 'owner', 'lease_until', 'trace_context',
 ] as const; // prettier-ignore
 /** The command fields kept in the `state` column: a JSON array, in this order (0/1 for flags). */
 export const COMMAND_STATE_FIELDS = [

@@ -126,6 +126,7 @@ export function fastCommandRow(row: unknown): CommandRecord | null {
       tasksCleared: flag(a[19]),
       owner: strOrNull(a[20]),
       leaseUntil: intOrNull(a[21]),
+      traceContext: strOrNull(a[22]),
     };
   } catch (error) {
     if (error === MISS) return null;

@@ -134,6 +134,7 @@ function decodeCommand(row: unknown, ctx: Ctx): unknown {
     tasksCleared: flag(a[19]),
     owner: a[20],
     leaseUntil: a[21],
+    traceContext: a[22],
   };
 }
 
@@ -233,6 +234,7 @@ const commandRecord = z.object({
   tasksCleared: z.boolean(),
   owner: z.string().nullable(),
   leaseUntil: intOrNull,
+  traceContext: z.string().nullable(),
 });
 
 const taskRecord = z.object({

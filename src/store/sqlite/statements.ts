@@ -78,6 +78,7 @@ export function commandInsertValues(r: CommandRecord): unknown[] {
     r.tasksCleared ? 1 : 0,
     r.owner,
     r.leaseUntil,
+    r.traceContext ?? null,
     isActive(r.status, r.tasksCleared, r.compensation) ? 1 : 0,
   ];
 }
