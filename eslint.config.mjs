@@ -39,6 +39,9 @@ const LAYERS = [
   { target: 'jobs/*.ts', may: ['core', 'store/port.ts', 'engine'], except: ['jobs/index.ts'] },
   { target: 'jobs/sqlite', may: ['core', ...JOBS_ROOT, 'db', 'generated'] },
   { target: 'jobs/postgres', may: ['core', ...JOBS_ROOT, 'db', 'generated'] },
+  // The dashboard (browser code, bundled by scripts/build-dashboard.mjs): nothing of ours — it
+  // knows the node only through the public API.
+  { target: 'dashboard', may: [] },
   // The node's HTTP API: the core, the engine and the job view (not its stores).
   { target: 'http', may: ['core', 'engine', ...JOBS_ROOT] },
   // Configuration and the composition root of a node: anything but the CLI.

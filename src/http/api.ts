@@ -17,6 +17,7 @@ import type { JobMonitor } from '../jobs/monitor.js';
 import type { JobTree } from '../jobs/view.js';
 import { runRetention } from '../jobs/retention.js';
 import { commandListQuery, idParam, jobListQuery, pruneBody, submitBody } from './contracts.js';
+import { dashboardRoutes } from './dashboard-route.js';
 
 /** Options of {@link createApi}. */
 export interface ApiOptions {
@@ -126,7 +127,7 @@ export function createApi(options: ApiOptions): FastifyInstance {
   const app = Fastify({ logger: false, bodyLimit: 4 * 1024 * 1024 });
 
   app.addHook('onRequest', async (request, reply) => {
-    if (!token || request.url === '/v1/health') return;
+    if (!token || request.url === '/v1/health' || request.routeOptions.config?.public) return;
     if (!tokenMatches(token, request.headers.authorization)) {
       request.log.warn(
         { url: request.url, ip: request.ip },
@@ -154,6 +155,8 @@ export function createApi(options: ApiOptions): FastifyInstance {
       error: { code: ErrorCode.NotFound, message: `no route ${request.method} ${request.url}` },
     }),
   );
+
+  dashboardRoutes(app);
 
   // Liveness: the process answers. `ok` says whether its engine runs: a halted engine (its lease
   // lost) is never reported ok, and answers 503 so that probes see it.
