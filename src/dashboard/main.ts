@@ -107,6 +107,31 @@ async function signIn(token: string): Promise<void> {
   }
 }
 
+/**
+ * A tab that has its token already (a reload) opens its page at once, as a viewer (no cancel
+ * buttons), while the node says who the token belongs to: one round trip less before the data.
+ */
+function resume(token: string): void {
+  app.role = 'viewer';
+  app.name = '…';
+  open();
+  identify(token).then(
+    (who) => {
+      app.role = who.role;
+      app.name = who.name;
+      app.update();
+    },
+    (error: unknown) => {
+      signOut();
+      signInError =
+        error instanceof ApiError && error.status === 401
+          ? 'This token is no longer accepted by the node: sign in again.'
+          : `Sign-in failed — ${describe(error)}`;
+      app.update();
+    },
+  );
+}
+
 function signOut(): void {
   forgetToken();
   app.role = null;
@@ -310,4 +335,4 @@ setInterval(() => {
 }, 1_000);
 const token = sessionToken();
 if (token === null) app.update();
-else void signIn(token);
+else resume(token);

@@ -128,9 +128,12 @@ export function loading(error: string | null): TemplateResult {
 }
 
 /** The dot saying whether a view's live stream is connected. */
-export function liveDot(state: 'live' | 'connecting' | 'off' | 'ended'): TemplateResult {
+export function liveDot(
+  state: 'live' | 'connecting' | 'polling' | 'off' | 'ended',
+): TemplateResult {
   const title = {
     live: 'updating live',
+    polling: 'updating every few seconds',
     connecting: 'reconnecting…',
     off: 'not updating',
     ended: 'ended: nothing more will change',

@@ -290,7 +290,7 @@ function waits(r: TreeRow): TemplateResult | typeof nothing {
 function undoItem(e: UndoEntry): TemplateResult {
   return html`<li class="undo-${e.status}" data-undo=${`${e.commandId}.${e.name}`}>
     <span class="order">${e.order ?? '–'}</span>
-    <span class="mono">${e.name}</span>
+    <span class="mono undo-name">${e.name}</span>
     <span class="quiet">of</span> ${commandLink(e.commandId, e.commandType)}
     ${badge(e.status === 'recorded' ? 'not run' : e.status)}
     ${e.tasks.map(

@@ -74,7 +74,7 @@ export class JobsView implements View {
   #loaded = false;
   #error: string | null = null;
   #selected = 0;
-  #live: 'live' | 'connecting' | 'off' = 'connecting';
+  #live: 'live' | 'connecting' | 'polling' = 'connecting';
   #loadMs: number | null = null;
   readonly #abort = new AbortController();
   #poll: ReturnType<typeof setInterval> | null = null;
@@ -95,8 +95,8 @@ export class JobsView implements View {
           if (e.event === 'job') this.#apply(e.data);
         },
         onError: (_error, retryInMs) => {
-          this.#live = retryInMs === null ? 'off' : 'connecting';
-          // No stream here (an older node, or refused): the page is re-read instead.
+          this.#live = retryInMs === null ? 'polling' : 'connecting';
+          // No stream here (an older node, or refused), or not now: the page is re-read instead.
           this.#startPolling();
           app.update();
         },
