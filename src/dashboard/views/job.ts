@@ -42,6 +42,9 @@ export class JobView implements View {
   #details = new Map<number, CommandDetails>();
   #detailsAt = 0;
   #detailsTimer: ReturnType<typeof setTimeout> | null = null;
+  #detailsReading = false;
+  /** The tree changed since the last read of the details began. */
+  #detailsDirty = false;
   readonly #abort = new AbortController();
 
   constructor(route: Route) {
@@ -109,29 +112,41 @@ export class JobView implements View {
     );
   }
 
-  /** Reads the details of the commands that compensate (throttled). */
+  /**
+   * Reads the details of the commands that compensate (throttled): the commands are chosen when
+   * the read starts, and a change of the tree during a read asks for another.
+   */
   #scheduleDetails(): void {
-    const tree = this.#tree;
-    if (!tree || this.#detailsTimer !== null) return;
-    const ids = [...commandSteps(tree).keys()].filter((id) => this.#compensating(id));
-    if (ids.length === 0) return;
+    this.#detailsDirty = true;
+    if (!this.#tree || this.#detailsTimer !== null || this.#detailsReading) return;
     const wait = Math.max(0, this.#detailsAt + DETAILS_EVERY_MS - Date.now());
     this.#detailsTimer = setTimeout(() => {
-      this.#detailsAt = Date.now();
-      void Promise.all(
-        ids.map((id) =>
-          getCommand(id).then(
-            (d) => [id, d] as const,
-            () => null,
-          ),
-        ),
-      ).then((found) => {
-        this.#detailsTimer = null;
-        if (this.#abort.signal.aborted) return;
-        for (const entry of found) if (entry) this.#details.set(entry[0], entry[1]);
-        app.update();
-      });
+      this.#detailsTimer = null;
+      void this.#readDetails();
     }, wait);
+  }
+
+  async #readDetails(): Promise<void> {
+    const tree = this.#tree;
+    if (!tree || this.#abort.signal.aborted) return;
+    const ids = [...commandSteps(tree).keys()].filter((id) => this.#compensating(id));
+    this.#detailsDirty = false;
+    if (ids.length === 0) return;
+    this.#detailsReading = true;
+    this.#detailsAt = Date.now();
+    const found = await Promise.all(
+      ids.map((id) =>
+        getCommand(id).then(
+          (d) => [id, d] as const,
+          () => null,
+        ),
+      ),
+    );
+    this.#detailsReading = false;
+    if (this.#abort.signal.aborted) return;
+    for (const entry of found) if (entry) this.#details.set(entry[0], entry[1]);
+    app.update();
+    if (this.#detailsDirty) this.#scheduleDetails();
   }
 
   dispose(): void {
@@ -265,13 +280,13 @@ export class JobView implements View {
   }
 }
 
-function countText(label: string, c: Count): TemplateResult | typeof nothing {
+function countText(label: string, c: Count, ended: boolean): TemplateResult | typeof nothing {
   if (c.declared === 0 && c.created === 0) return nothing;
   const total = Math.max(c.declared, c.created);
   const ok = met(c);
   const short = c.created < c.declared;
   return html`<span
-    class="count ${ok ? 'met' : 'open'}"
+    class="count ${ok ? 'met' : ended ? 'closed' : 'open'}"
     title="declared ${c.declared}, created ${c.created}, ended ${c.ended}"
     >${ok ? '✓ ' : ''}${c.ended}/${total}
     ${label}${short ? html` <em>(${c.created} of ${c.declared} created)</em>` : nothing}</span
@@ -280,9 +295,10 @@ function countText(label: string, c: Count): TemplateResult | typeof nothing {
 
 function waits(r: TreeRow): TemplateResult | typeof nothing {
   if (!r.waits) return nothing;
-  const parts = [countText('tasks', r.waits.tasks), countText('children', r.waits.children)].filter(
-    (p) => p !== nothing,
-  );
+  const parts = [
+    countText('tasks', r.waits.tasks, isEnded(r.step.status)),
+    countText('children', r.waits.children, isEnded(r.step.status)),
+  ].filter((p) => p !== nothing);
   if (parts.length === 0) return html`<span class="quiet">—</span>`;
   return html`${parts}`;
 }
