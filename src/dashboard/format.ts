@@ -4,6 +4,14 @@
  * @module
  */
 
+/** Statuses that mean "ended" (of commands, tasks and jobs alike). */
+const ENDED = new Set(['succeeded', 'failed', 'cancelled']);
+
+/** Whether a status is an ending. */
+export function isEnded(status: string): boolean {
+  return ENDED.has(status);
+}
+
 /** A duration in ms, short: `850 ms`, `12.4 s`, `3 m 05 s`, `2 h 07 m`, `3 d 4 h`. */
 export function duration(ms: number): string {
   if (!Number.isFinite(ms) || ms < 0) return '—';

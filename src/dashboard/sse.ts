@@ -1,52 +1,12 @@
 /**
  * Server-sent events over `fetch`, so that the stream carries the `Authorization` header
- * (`EventSource` cannot send one, and a token never goes in a URL). A small parser of the
- * `text/event-stream` format: `event:` and `data:` fields, a blank line ends an event, lines
- * starting with `:` are comments (keep-alives).
+ * (`EventSource` cannot send one, and a token never goes in a URL), parsed by `event-parser.ts`,
+ * reconnecting with back-off.
  *
  * @module
  */
 import { authHeaders, failure, type ApiError } from './api.js';
-
-/** One event of the stream. */
-export interface StreamEvent {
-  readonly event: string;
-  readonly data: string;
-}
-
-/** Splits a `text/event-stream` body into events, chunk by chunk. */
-export class EventParser {
-  #buffer = '';
-  #event = '';
-  #data: string[] = [];
-
-  /** Feeds a chunk of text; returns the events it completed. */
-  push(chunk: string): StreamEvent[] {
-    this.#buffer += chunk;
-    const out: StreamEvent[] = [];
-    for (;;) {
-      const nl = this.#buffer.search(/\r\n|\r|\n/);
-      if (nl < 0) break;
-      const line = this.#buffer.slice(0, nl);
-      this.#buffer = this.#buffer.slice(nl + (this.#buffer.startsWith('\r\n', nl) ? 2 : 1));
-      if (line === '') {
-        if (this.#data.length > 0)
-          out.push({ event: this.#event || 'message', data: this.#data.join('\n') });
-        this.#event = '';
-        this.#data = [];
-        continue;
-      }
-      if (line.startsWith(':')) continue;
-      const colon = line.indexOf(':');
-      const field = colon < 0 ? line : line.slice(0, colon);
-      let value = colon < 0 ? '' : line.slice(colon + 1);
-      if (value.startsWith(' ')) value = value.slice(1);
-      if (field === 'event') this.#event = value;
-      else if (field === 'data') this.#data.push(value);
-    }
-    return out;
-  }
-}
+import { EventParser, type StreamEvent } from './event-parser.js';
 
 /** What a followed stream tells its owner. */
 export interface StreamHandlers {

@@ -7,17 +7,11 @@
  */
 import { html, noChange, nothing, type ElementPart, type TemplateResult } from 'lit-html';
 import { Directive, directive, PartType, type PartInfo } from 'lit-html/directive.js';
-import { json, percent } from './format.js';
+import { isEnded, json, percent } from './format.js';
 import type { ErrorInfo } from './schemas.js';
 import { app, canCancel, confirmAndCancel } from './state.js';
 
-/** Statuses that mean "ended" (of commands, tasks and jobs alike). */
-const ENDED = new Set(['succeeded', 'failed', 'cancelled']);
-
-/** Whether a status is an ending. */
-export function isEnded(status: string): boolean {
-  return ENDED.has(status);
-}
+export { isEnded } from './format.js';
 
 /** The colour family of a status (see app.css `.s-*`). */
 export function tone(status: string): string {

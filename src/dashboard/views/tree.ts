@@ -5,7 +5,7 @@
  * @module
  */
 import type { JobTree, Step, StepNode } from '../schemas.js';
-import { isEnded } from '../ui.js';
+import { isEnded } from '../format.js';
 
 /** One row of the tree. */
 export interface TreeRow {
