@@ -31,8 +31,9 @@ const LAYERS = [
     target: `brokers/${b}`,
     may: ['core', 'brokers/port.ts', 'protocol', 'verbs'],
   })),
-  // The reference agent (`coco agent`): the core, the protocol and the verb model.
-  { target: 'reference-agent', may: ['core', 'protocol', 'verbs'] },
+  // The reference agent (`coco agent`): the core, the protocol, the verb model and driver
+  // facts (its task table is a SQLite file, its driver loaded as the stores load theirs).
+  { target: 'reference-agent', may: ['core', 'protocol', 'verbs', 'db'] },
   // The engine: the core and the two ports.
   { target: 'engine', may: ['core', ...STORE_PORT, 'brokers/port.ts'] },
   // The job view: the core, the store port, the engine's types (type imports only, below).
@@ -102,6 +103,8 @@ export default tseslint.config(
       '*.mts',
       '.coco/**',
       'bench/*.tmp.ts',
+      // A consumer's project (its own tsconfig; type-checked by test/consumer/run.ts).
+      'test/consumer/project/**',
     ],
   },
   js.configs.recommended,

@@ -14,17 +14,23 @@
  *
  * @example
  * ```ts
- * import { createEngine, defineCommand, inProcessAgents, sqliteStore } from 'coco';
+ * import { createEngine, defineCommand } from 'coco-engine';
+ * import { sqliteStore } from 'coco-engine/sqlite';
+ * import { inProcessAgents } from 'coco-engine/in-process';
  * import { z } from 'zod';
  *
  * const copy = defineCommand({
  *   name: 'volume.copy',
  *   schema: z.object({ from: z.string(), to: z.string() }),
  *   execute(ctx) {
- *     ctx.startTask({ agent: 'host-1', verb: 'copy', args: ctx.params });
+ *     ctx.startTask({ agent: 'host-1', verb: 'sleep', args: { ms: 10 } });
  *   },
  * });
- * const engine = createEngine({ store: sqliteStore({ path: 'coco.db' }), agents: inProcessAgents(...), commands: [copy] });
+ * const engine = createEngine({
+ *   store: sqliteStore({ path: 'coco.db' }),
+ *   agents: inProcessAgents(['host-1']),
+ *   commands: [copy],
+ * });
  * await engine.start();
  * const { id } = await engine.submit(copy, { from: 'a', to: 'b' });
  * ```
@@ -60,3 +66,10 @@ export type * from './store/port.js';
 export type * from './store/shared-port.js';
 export { isSharedStore } from './store/shared-port.js';
 export type * from './brokers/port.js';
+export {
+  DEFAULT_STORE_URL,
+  parseStoreUrl,
+  redact,
+  storeFromUrl,
+  type StoreUrl,
+} from './config/store-url.js';

@@ -99,6 +99,18 @@ export const ErrorCode = {
   /** Something failed inside coco that no other code describes (a bug: please report it). */
   Internal: 'INTERNAL',
 
+  /**
+   * A store's database driver (`better-sqlite3` for SQLite, `pg` for PostgreSQL) is not
+   * installed or failed to load; drivers load when a store first connects, so a user of one
+   * store never needs the other's.
+   */
+  DriverMissing: 'DRIVER_MISSING',
+  /**
+   * A command ran more stages than its limit (`maxStages`): a `next` handler that never returns
+   * an empty stage (a forgotten stage check) fails here instead of looping for ever.
+   */
+  StageLimitExceeded: 'STAGE_LIMIT_EXCEEDED',
+
   // The reference agent's storage verbs (reference-agent/storage; `details` say more).
   /** The volume (or the source of a copy) does not exist. */
   VolumeNotFound: 'VOLUME_NOT_FOUND',

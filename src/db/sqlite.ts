@@ -5,8 +5,9 @@
  *
  * @module
  */
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import { CocoError, ErrorCode } from '../core/errors.js';
+import { sqliteDriver } from './drivers.js';
 
 /**
  * How long a connection waits for another connection's write lock before failing with
@@ -25,9 +26,11 @@ export interface ConnectionSettings {
 
 /** Opens the file with WAL, the requested `synchronous` level and a busy timeout. */
 export function connect(settings: ConnectionSettings): Database.Database {
+  // Loaded before the try: a missing driver is DRIVER_MISSING, not a failure of this file.
+  const Driver = sqliteDriver();
   let db: Database.Database | undefined;
   try {
-    db = new Database(settings.path);
+    db = new Driver(settings.path);
     // Set first: switching to WAL may need to wait for another process's lock.
     db.pragma(`busy_timeout = ${settings.busyTimeoutMs}`);
     const mode: unknown = db.pragma('journal_mode = WAL', { simple: true });

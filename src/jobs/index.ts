@@ -6,7 +6,7 @@
  *
  * @example
  * ```ts
- * import { createJobMonitor, sqliteJobStore } from 'coco/jobs';
+ * import { createJobMonitor, sqliteJobStore } from 'coco-engine/jobs';
  *
  * const monitor = createJobMonitor({ engine, store: sqliteJobStore({ path: 'coco.db' }) });
  * await engine.start();
@@ -62,6 +62,7 @@ export {
   type TaskPart,
 } from './progress.js';
 export { runRetention, type RetentionReport, type RetentionTarget } from './retention.js';
+export { jobStoreFromUrl } from '../config/store-url.js';
 export { sqliteJobStore, SqliteJobStore, type SqliteJobStoreOptions } from './sqlite/job-store.js';
 export {
   postgresJobStore,

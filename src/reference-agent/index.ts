@@ -3,7 +3,7 @@
  * task table on disk that survives its restarts.
  *
  * @example
- * import { loadVerbModules, startAgent } from '../agent/agent/index.js';
+ * import { loadVerbModules, startAgent } from 'coco-engine/agent';
  * const verbs = await loadVerbModules(['./my-verbs.js']);
  * const agent = await startAgent({ id: 'host-1', secret, dataDir: './agent-data', port: 7411, verbs });
  * console.log(agent.url, agent.bootId);

@@ -15,6 +15,7 @@
  *
  * @module
  */
+import { resolve } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import Fastify, {
   LogController,
@@ -83,6 +84,12 @@ export interface AgentOptions {
   readonly port?: number;
   /** Verbs added to (or replacing) the built-in ones, e.g. from {@link loadVerbModules}. */
   readonly verbs?: VerbRegistry;
+  /**
+   * The root folder of the agent's storage, given to every verb as
+   * `AgentVerbContext.storageRoot` (plug-in verbs keep their files beneath it). Resolved to an
+   * absolute path. @default none (`undefined` in the context)
+   */
+  readonly storageRoot?: string;
   /** Whether the built-in verbs are offered. @default true */
   readonly builtins?: boolean;
   /**
@@ -175,6 +182,7 @@ export function createAgentServer(options: AgentOptions): AgentServer {
     bootId,
     verbs,
     log: app.log,
+    ...(options.storageRoot !== undefined ? { storageRoot: resolve(options.storageRoot) } : {}),
     listener: feed,
     usedIds: options.usedIds,
   });

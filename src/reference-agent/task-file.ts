@@ -7,10 +7,11 @@
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import { z } from 'zod';
 import { CocoError, ErrorCode, type ErrorInfo } from '../core/errors.js';
 import type { UsedHow } from '../protocol/used-ids.js';
+import { sqliteDriver } from '../db/drivers.js';
 
 /** Name of the task table's SQLite file inside the agent's data directory. */
 export const TASKS_FILE = 'agent-tasks.sqlite';
@@ -154,10 +155,11 @@ export class TaskFile {
    *   I/O errors or a file written by a newer agent.
    */
   static open(dataDir: string, lockWaitMs: number = LOCK_WAIT_MS): TaskFile {
+    const Driver = sqliteDriver();
     let db: Database.Database | undefined;
     try {
       mkdirSync(dataDir, { recursive: true });
-      db = new Database(join(dataDir, TASKS_FILE));
+      db = new Driver(join(dataDir, TASKS_FILE));
       db.pragma(`busy_timeout = ${Math.max(0, Math.trunc(lockWaitMs))}`);
       // One agent process per directory: the lock is taken by the first write and kept.
       db.pragma('locking_mode = EXCLUSIVE');

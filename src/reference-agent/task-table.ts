@@ -28,6 +28,7 @@ import { TaskFile, type StoredState } from './task-file.js';
 import {
   cancelledError,
   VerbRun,
+  type VerbHost,
   type AgentLogger,
   type VerbOutcome,
   type VerbRegistry,
@@ -73,6 +74,8 @@ export interface TaskTableOptions {
   readonly bootId: string;
   readonly verbs: VerbRegistry;
   readonly log: AgentLogger;
+  /** The storage root verbs see (`AgentVerbContext.storageRoot`), if the agent has one. */
+  readonly storageRoot?: string;
   readonly listener?: TaskChangeListener;
   /** How long to wait for another process's lock on the file. @default LOCK_WAIT_MS */
   readonly lockWaitMs?: number;
@@ -113,6 +116,7 @@ export class TaskTable {
   readonly restartedTasks: number;
   readonly #file: TaskFile;
   readonly #opts: TaskTableOptions;
+  readonly #host: VerbHost;
   readonly #now: () => number;
   readonly #records = new Map<string, TaskRecord>();
   readonly #dirty = new Set<TaskRecord>();
@@ -123,6 +127,11 @@ export class TaskTable {
   private constructor(file: TaskFile, options: TaskTableOptions) {
     this.#file = file;
     this.#opts = options;
+    this.#host = {
+      agentId: options.agentId,
+      storageRoot: options.storageRoot,
+      log: options.log,
+    };
     this.#now = options.now ?? Date.now;
     this.#used = new UsedTaskIds(options.usedIds);
     this.bootId = options.bootId;
@@ -251,7 +260,7 @@ export class TaskTable {
       run: undefined,
     };
     this.#records.set(taskId, record);
-    const run = new VerbRun(taskId, verb, this.#opts.log, (p) => this.#progress(record, p));
+    const run = new VerbRun(taskId, verb, this.#host, (p) => this.#progress(record, p));
     record.run = run;
     const call = run.call(this.#opts.verbs[verb]!, args);
     if (call.kind === 'rejected') {

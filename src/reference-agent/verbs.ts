@@ -78,6 +78,21 @@ export interface AgentVerbContext extends VerbContext {
   readonly taskId: string;
   /** The agent's logger with `taskId` and `verb` bound. */
   readonly log: AgentLogger;
+  /** The id of the agent running the task. */
+  readonly agentId: string;
+  /**
+   * The root folder of the agent's storage (`coco agent --storage-root`, or
+   * {@link AgentOptions.storageRoot}), absolute; `undefined` when the agent was given none.
+   * Plug-in verbs that work on files keep beneath it.
+   */
+  readonly storageRoot: string | undefined;
+}
+
+/** Who runs a verb: the agent's facts a {@link VerbRun} passes on to each verb. */
+export interface VerbHost {
+  readonly agentId: string;
+  readonly storageRoot: string | undefined;
+  readonly log: AgentLogger;
 }
 
 /**
@@ -240,6 +255,8 @@ function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
  */
 export class VerbRun implements AgentVerbContext {
   readonly taskId: string;
+  readonly agentId: string;
+  readonly storageRoot: string | undefined;
   readonly #verb: string;
   readonly #baseLog: AgentLogger;
   readonly #onProgress: (percent: number) => void;
@@ -249,15 +266,12 @@ export class VerbRun implements AgentVerbContext {
   #done = false;
   #stopReason: ErrorInfo | undefined;
 
-  constructor(
-    taskId: string,
-    verb: string,
-    log: AgentLogger,
-    onProgress: (percent: number) => void,
-  ) {
+  constructor(taskId: string, verb: string, host: VerbHost, onProgress: (percent: number) => void) {
     this.taskId = taskId;
+    this.agentId = host.agentId;
+    this.storageRoot = host.storageRoot;
     this.#verb = verb;
-    this.#baseLog = log;
+    this.#baseLog = host.log;
     this.#onProgress = onProgress;
   }
 

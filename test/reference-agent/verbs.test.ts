@@ -3,7 +3,13 @@
  */
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { createAgentServer, loadVerbModules, startAgent } from '../../src/reference-agent/index.js';
+import { resolve } from 'node:path';
+import {
+  createAgentServer,
+  loadVerbModules,
+  startAgent,
+  type Verb,
+} from '../../src/reference-agent/index.js';
 import type { Logger } from '../../src/core/command-type.js';
 import { ErrorCode } from '../../src/core/errors.js';
 import { PATHS } from '../../src/protocol/agent-v2.js';
@@ -51,6 +57,21 @@ describe('verb plug-ins', () => {
     await expect(loadVerbModules([fixture('missing.ts')])).rejects.toMatchObject({
       code: ErrorCode.InvalidOptions,
     });
+  });
+
+  it('gives a plug-in verb the storage root and the agent id (undefined root without one)', async () => {
+    const root = tempDir();
+    const where: Verb = (_args, ctx) => ({ root: ctx.storageRoot ?? null, agent: ctx.agentId });
+    const { client } = await agent({ verbs: { where }, storageRoot: root });
+    await client.start([{ taskId: 'w', verb: 'where', args: null }]);
+    expect(await client.one('w')).toEqual({
+      taskId: 'w',
+      state: 'succeeded',
+      result: { root: resolve(root), agent: 'agent-1' },
+    });
+    const other = await agent({ verbs: { where } });
+    await other.client.start([{ taskId: 'w2', verb: 'where', args: null }]);
+    expect(await other.client.one('w2')).toMatchObject({ result: { root: null } });
   });
 
   it('can run without the built-in verbs', async () => {

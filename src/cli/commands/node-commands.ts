@@ -173,6 +173,7 @@ export function addNodeCommands(program: Command): void {
           dataDir: resolve(o.dataDir),
           host: o.host,
           port,
+          storageRoot: resolve(o.storageRoot),
           verbs: {
             ...storageVerbs(resolve(o.storageRoot), { maxVolumeBytes }),
             ...(await loadVerbModules((o.verbs ?? []).map((m) => resolve(m)))),

@@ -4,7 +4,8 @@
  *
  * @module
  */
-import pg from 'pg';
+import type pg from 'pg';
+import { pgDriver } from '../../db/drivers.js';
 import { isConnectionError, isRetryableTransaction, quoteIdent } from '../../db/postgres.js';
 import { z } from 'zod';
 import { systemClock, type Clock } from '../../core/clock.js';
@@ -110,7 +111,7 @@ export function compileJobStoreOptions(options: unknown): CompiledJobStoreOption
   const o = parsed.data;
   const clock = o.clock ?? systemClock;
   if (o.pool !== undefined) return { pool: o.pool, ownsPool: false, schema: o.schema, clock };
-  const pool = new pg.Pool({
+  const pool = new (pgDriver().Pool)({
     connectionString: o.url,
     max: o.maxConnections,
     connectionTimeoutMillis: CONNECT_TIMEOUT_MS,

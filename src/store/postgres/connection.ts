@@ -6,9 +6,10 @@
  * @module
  */
 import { randomBytes } from 'node:crypto';
-import pg from 'pg';
+import type pg from 'pg';
 import { CocoError, ErrorCode, IllegalTransitionError } from '../../core/errors.js';
 import { migrations } from '../../generated/postgres-migrations.js';
+import { pgDriver } from '../../db/drivers.js';
 import { quoteIdent, storeFailed } from '../../db/postgres.js';
 import type { MigrationReport } from '../port.js';
 import type { CompiledPostgresOptions } from './options.js';
@@ -60,13 +61,16 @@ export const TYPES: pg.CustomTypesConfig = {
   getTypeParser: ((oid: number, format: 'text' | 'binary' = 'text'): unknown =>
     oid === INT8_OID
       ? parseInt8
-      : (pg.types.getTypeParser(oid, format) as unknown)) as pg.CustomTypesConfig['getTypeParser'],
+      : (pgDriver().types.getTypeParser(
+          oid,
+          format,
+        ) as unknown)) as pg.CustomTypesConfig['getTypeParser'],
 };
 
 /** The pool of a store: the caller's, or one created from the URL (which connects nothing yet). */
 export function createPool(o: CompiledPostgresOptions): { pool: pg.Pool; owned: boolean } {
   if (o.source.kind === 'pool') return { pool: o.source.pool, owned: false };
-  const pool = new pg.Pool({
+  const pool = new (pgDriver().Pool)({
     connectionString: o.source.url,
     max: o.source.poolSize,
     connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
