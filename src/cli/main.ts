@@ -29,6 +29,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
       `
 Exit codes: 0 ok · 1 the command or job failed · 2 bad arguments · 3 no node at the server address
             4 not found · 5 input refused (parameters, configuration) · 6 other error
+            7 not authorized (no token, a wrong one, or a role too low)
 
 Examples:
   coco demo                                   live-migrate a 256 MiB disk between two storage domains

@@ -7,7 +7,7 @@
  * @module
  */
 import { html, nothing, render, type TemplateResult } from 'lit-html';
-import { ApiError, forgetToken, getWhoami, keepToken, listAgents, sessionToken } from './api.js';
+import { ApiError, forgetToken, getWhoami, keepToken, sessionToken } from './api.js';
 import { app, dismiss, describe, type Role } from './state.js';
 import { AgentsView } from './views/agents.js';
 import { CommandView } from './views/command.js';
@@ -73,16 +73,9 @@ function open(): void {
 
 // ---- sign-in --------------------------------------------------------------------------------
 
-/** Who the token belongs to; a node without `/v1/whoami` is asked something every role reads. */
-async function identify(token: string): Promise<{ role: Role; name: string }> {
-  try {
-    return await getWhoami(token);
-  } catch (error) {
-    if (!(error instanceof ApiError) || error.status !== 404) throw error;
-    keepToken(token);
-    await listAgents();
-    return { role: 'operator', name: 'token' };
-  }
+/** Who the token belongs to (`GET /v1/whoami`). */
+function identify(token: string): Promise<{ role: Role; name: string }> {
+  return getWhoami(token);
 }
 
 async function signIn(token: string): Promise<void> {

@@ -122,8 +122,6 @@ export const commandPage = z.looseObject({
   commands: z.array(commandSummary),
   unreadable: z.optional(z.array(unreadableRow)),
   nextCursor: z.optional(z.nullable(str)),
-  /** The API before cursors: the next page's `beforeId`. */
-  nextBeforeId: z.optional(z.nullable(num)),
 });
 
 /** A task of a command. */
@@ -153,16 +151,13 @@ export const undoStep = z.looseObject({
 /** See {@link undoStep}. */
 export type UndoStep = z.infer<typeof undoStep>;
 
-/** A command's child, as its details list it. */
-export const child = z.looseObject({
-  id: num,
-  type: str,
-  status: str,
-  seq: z.optional(z.nullable(num)),
-  compensation: z.optional(str),
-  createdAt: z.optional(num),
-  endedAt: z.optional(when),
-});
+/** A command's child, as its details list it: its id (type and status come from the job tree). */
+export const child = z.pipe(
+  z.union([num, z.looseObject({ id: num, seq: z.optional(z.nullable(num)) })]),
+  z.transform((c) =>
+    typeof c === 'number' ? { id: c, seq: null } : { id: c.id, seq: c.seq ?? null },
+  ),
+);
 /** See {@link child}. */
 export type Child = z.infer<typeof child>;
 
@@ -194,14 +189,7 @@ const detailLists = {
 };
 
 /** `GET /v1/commands/:id`: the summary's fields with the details beside them. */
-export const commandDetails = z.union([
-  z.looseObject({ ...commandFields, ...detailLists }),
-  // The API before summaries: the command's record under `command`.
-  z.pipe(
-    z.looseObject({ command: z.looseObject(commandFields), ...detailLists }),
-    z.transform(({ command, ...rest }) => ({ ...command, ...rest })),
-  ),
-]);
+export const commandDetails = z.looseObject({ ...commandFields, ...detailLists });
 /** See {@link commandDetails}. */
 export type CommandDetails = z.infer<typeof commandDetails>;
 

@@ -13,13 +13,6 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 
-declare module 'fastify' {
-  interface FastifyContextConfig {
-    /** A route anyone may call: no token asked (the dashboard's static files). */
-    public?: boolean;
-  }
-}
-
 /**
  * The policy of the dashboard's answers. No `'unsafe-inline'` anywhere: a string that reaches
  * the page can only ever be text. Progress bars set their width through the CSSOM, which the
@@ -91,7 +84,7 @@ export function dashboardRoutes(app: FastifyInstance, options: DashboardOptions 
     return loaded;
   };
   for (const [url, [name, type]] of Object.entries(FILES)) {
-    app.get(url, { config: { public: true } }, (request: FastifyRequest, reply: FastifyReply) => {
+    app.get(url, { config: { role: 'public' } }, (request: FastifyRequest, reply: FastifyReply) => {
       reply
         .header('content-security-policy', DASHBOARD_CSP)
         .header('x-content-type-options', 'nosniff')

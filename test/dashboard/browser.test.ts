@@ -37,11 +37,6 @@ if (!haveBrowser)
 
 const idOf = z.object({ id: z.number() });
 const statusOf = z.object({ status: z.string() }).passthrough();
-/** A command's details: its status at the top (or, from an older node, under `command`). */
-const detailsOf = z.object({
-  status: z.string().optional(),
-  command: z.object({ status: z.string() }).optional(),
-});
 
 describe.skipIf(!haveBrowser && !process.env.CI)('the dashboard in a browser', () => {
   let dir: string;
@@ -73,8 +68,7 @@ describe.skipIf(!haveBrowser && !process.env.CI)('the dashboard in a browser', (
     idOf.parse(await api('/v1/commands', { type, params })).id;
   const ended = async (id: number): Promise<string> => {
     for (;;) {
-      const c = detailsOf.parse(await api(`/v1/commands/${id}`));
-      const status = c.status ?? c.command?.status ?? '';
+      const { status } = statusOf.parse(await api(`/v1/commands/${id}`));
       if (['succeeded', 'failed', 'cancelled'].includes(status)) return status;
       await new Promise((r) => setTimeout(r, 50));
     }
@@ -87,10 +81,6 @@ describe.skipIf(!haveBrowser && !process.env.CI)('the dashboard in a browser', (
       storageRoot: join(dir, 'storage'),
       secret: SECRET,
     });
-  /** Whether the node knows roles (the operator's API): `GET /v1/whoami` answers. */
-  const rolesKnown = async (): Promise<boolean> =>
-    (await fetch(`${server}/v1/whoami`, { headers: { authorization: `Bearer ${OPERATOR}` } }))
-      .status !== 404;
   const shot = (name: string, p: Page = page) =>
     p.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
   const signIn = async (p: Page, token: string): Promise<void> => {
@@ -116,10 +106,10 @@ describe.skipIf(!haveBrowser && !process.env.CI)('the dashboard in a browser', (
         store: 'sqlite:coco.db',
         api: {
           port: apiPort,
-          // TRANSITION until the api branch's roles land here: `token` is the one token of a
-          // node without roles (an admin of a node with them); the viewer needs roles.
-          token: OPERATOR,
-          tokens: [{ name: 'watcher', role: 'viewer', token: VIEWER }],
+          tokens: [
+            { name: 'ops', role: 'operator', token: OPERATOR },
+            { name: 'watcher', role: 'viewer', token: VIEWER },
+          ],
         },
         agents: [{ id: 'host-1', url: agent.url, secret: SECRET }],
         commands: [join(ROOT, 'examples', 'disk', 'index.ts')],
@@ -162,7 +152,7 @@ describe.skipIf(!haveBrowser && !process.env.CI)('the dashboard in a browser', (
     await page.click('button[type=submit]');
     await expect.poll(() => page.locator('[role=alert]').textContent()).toMatch(/not accepted/);
     await signIn(page, OPERATOR);
-    expect(await page.locator('header.top .role').textContent()).toMatch(/^(operator|admin)$/);
+    expect(await page.locator('header.top .role').textContent()).toBe('operator');
     // (Expressions run in the page: this file is type-checked without the DOM's types.)
     expect(await page.evaluate(`sessionStorage.getItem('coco.token')`)).toBe(OPERATOR);
     expect(await page.evaluate(`localStorage.getItem('coco.token')`)).toBeNull();
@@ -254,20 +244,17 @@ describe.skipIf(!haveBrowser && !process.env.CI)('the dashboard in a browser', (
 
     // A viewer, in a session of its own, sees the same job without a cancel button, and a
     // cancel forced from its page is refused.
-    if (!(await rolesKnown()))
-      console.warn('dashboard test: this node has no roles (GET /v1/whoami): viewer part skipped');
-    else {
-      const viewer = await browser.newContext({ viewport: { width: 1400, height: 900 } });
-      const watcher = await viewer.newPage();
-      await signIn(watcher, VIEWER);
-      expect(await watcher.locator('header.top .role').textContent()).toBe('viewer');
-      await watcher.goto(`${server}/#/jobs/${id}`);
-      await watcher.locator('table.tree').waitFor();
-      expect(await watcher.locator('button[data-cancel]').count()).toBe(0);
-      const forced = await watcher.evaluate<{
-        status: number;
-        body: { error?: { code?: string } };
-      }>(`(async () => {
+    const viewer = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+    const watcher = await viewer.newPage();
+    await signIn(watcher, VIEWER);
+    expect(await watcher.locator('header.top .role').textContent()).toBe('viewer');
+    await watcher.goto(`${server}/#/jobs/${id}`);
+    await watcher.locator('table.tree').waitFor();
+    expect(await watcher.locator('button[data-cancel]').count()).toBe(0);
+    const forced = await watcher.evaluate<{
+      status: number;
+      body: { error?: { code?: string } };
+    }>(`(async () => {
         const res = await fetch('/v1/commands/${id}/cancel', {
           method: 'POST',
           headers: {
@@ -278,11 +265,10 @@ describe.skipIf(!haveBrowser && !process.env.CI)('the dashboard in a browser', (
         });
         return { status: res.status, body: await res.json() };
       })()`);
-      expect(forced.status).toBe(403);
-      expect(forced.body.error?.code).toBe('FORBIDDEN');
-      await shot('3-viewer-no-cancel', watcher);
-      await viewer.close();
-    }
+    expect(forced.status).toBe(403);
+    expect(forced.body.error?.code).toBe('FORBIDDEN');
+    await shot('3-viewer-no-cancel', watcher);
+    await viewer.close();
 
     // The operator cancels, confirming in the dialog.
     expect(

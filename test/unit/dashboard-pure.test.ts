@@ -121,7 +121,7 @@ const details = (
   error: null,
   tasks: [{ ordinal: 0, origin: -1, agentId: 'h', verb: 'volume.delete', status: 'succeeded' }],
   undo: undo.map((u) => ({ ...u, error: null })),
-  children: children.map((c) => ({ type: `t${c.id}`, status: 'succeeded', ...c })),
+  children: children.map((c) => ({ id: c.id, seq: c.seq ?? null })),
 });
 
 describe('the compensation order', () => {
@@ -154,6 +154,32 @@ describe('the compensation order', () => {
     ]);
     // The undo step's own tasks (origin -1 - its ordinal) go with it.
     expect(order[3]!.tasks.map((t) => t.verb)).toEqual(['volume.delete']);
+  });
+
+  it('places children known by id only after the undo steps, latest first', () => {
+    // The API lists children as ids: the migration's shape (undo steps of its first stage,
+    // children after) comes out in the order it runs.
+    const all = new Map([
+      [
+        1,
+        details(
+          1,
+          [
+            { ordinal: 0, seq: 0, name: 'unlock', status: 'done' },
+            { ordinal: 1, seq: 1, name: 'releaseTarget', status: 'done' },
+          ],
+          [{ id: 2 }, { id: 3 }],
+        ),
+      ],
+      [2, details(2, [{ ordinal: 0, seq: 0, name: 'removeSnapshot', status: 'done' }])],
+      [3, details(3, [{ ordinal: 0, seq: 0, name: 'removeTarget', status: 'done' }])],
+    ]);
+    expect(undoOrder(1, all, () => true).map((e) => e.name)).toEqual([
+      'removeTarget',
+      'removeSnapshot',
+      'releaseTarget',
+      'unlock',
+    ]);
   });
 
   it('leaves out children that take no part, and does not number steps not run', () => {

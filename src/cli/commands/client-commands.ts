@@ -4,23 +4,26 @@
  * @module
  */
 import { readFileSync } from 'node:fs';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { z } from 'zod';
 import { COMMAND_STATUSES } from '../../core/states.js';
-import { ApiClient, defaultServer } from '../client.js';
+import { ApiClient, defaultServer, findToken, tokenFileOption, tokenInArgs } from '../client.js';
 import { EXIT, usage } from '../errors.js';
 import { renderCommands, renderTree, renderUnreadable } from '../render.js';
 import type { JobTree } from '../../jobs/view.js';
-import type { CommandRecord } from '../../core/records.js';
 
 interface ClientOptions {
   server: string;
   token?: string;
+  tokenFile?: string;
+  store?: string;
+  config?: string;
   json?: boolean;
 }
 
 function client(o: ClientOptions): ApiClient {
-  return new ApiClient(o.server, o.token);
+  if (o.token !== undefined) throw tokenInArgs();
+  return new ApiClient(o.server, findToken(o));
 }
 
 function print(o: ClientOptions, json: unknown, human: () => string[]): void {
@@ -91,7 +94,10 @@ export function addClientCommands(program: Command, setExit: (code: number) => v
   const common = (c: Command): Command =>
     c
       .option('--server <url>', 'node API address (or COCO_SERVER)', defaultServer())
-      .option('--token <token>', 'API token (or COCO_TOKEN)')
+      .addOption(tokenFileOption())
+      .addOption(new Option('--token <token>').hideHelp())
+      .option('--store <url>', "the node's store, to find the token it created beside it")
+      .option('-c, --config <file>', 'the configuration naming the store (default ./coco.json)')
       .option('--json', 'print JSON for scripts');
 
   common(
@@ -141,8 +147,8 @@ export function addClientCommands(program: Command, setExit: (code: number) => v
       .option('-s, --status <list>', `comma-separated statuses (${COMMAND_STATUSES.join(', ')})`)
       .option('-t, --type <type>', 'only this command type')
       .option('--roots', 'only root commands (jobs)')
-      .option('-n, --limit <n>', 'how many', '50')
-      .option('--before <id>', 'page: commands older than this id'),
+      .option('-n, --limit <n>', 'how many (1 to 500)', '50')
+      .option('--cursor <cursor>', 'page: the cursor the page before printed'),
   ).action(
     async (
       o: ClientOptions & {
@@ -150,25 +156,36 @@ export function addClientCommands(program: Command, setExit: (code: number) => v
         type?: string;
         roots?: boolean;
         limit: string;
-        before?: string;
+        cursor?: string;
       },
     ) => {
       const q = new URLSearchParams();
       if (o.status) q.set('status', o.status);
       if (o.type) q.set('type', o.type);
       if (o.roots) q.set('rootsOnly', 'true');
-      if (o.before) q.set('beforeId', o.before);
+      if (o.cursor) q.set('cursor', o.cursor);
       q.set('limit', o.limit);
       const res = z
         .object({
-          commands: z.array(z.custom<CommandRecord>()),
+          commands: z.array(
+            z.object({
+              id: z.number(),
+              type: z.string(),
+              status: z.enum(COMMAND_STATUSES),
+              parentId: z.number().nullable(),
+              rootId: z.number(),
+              createdAt: z.number(),
+              endedAt: z.number().nullable(),
+              error: z.object({ code: z.string(), message: z.string() }).nullable(),
+            }),
+          ),
           unreadable: z.array(
             z.object({
               commandId: z.number().nullable(),
               error: z.object({ code: z.string(), message: z.string() }),
             }),
           ),
-          nextBeforeId: z.number().nullable(),
+          nextCursor: z.string().nullable(),
         })
         .parse(await client(o).get(`/v1/commands?${q.toString()}`));
       print(o, res, () => [
@@ -176,7 +193,7 @@ export function addClientCommands(program: Command, setExit: (code: number) => v
           ? renderCommands(res.commands)
           : []),
         ...renderUnreadable(res.unreadable),
-        ...(res.nextBeforeId === null ? [] : [`more: --before ${res.nextBeforeId}`]),
+        ...(res.nextCursor === null ? [] : [`more: --cursor ${res.nextCursor}`]),
       ]);
     },
   );

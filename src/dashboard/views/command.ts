@@ -24,7 +24,7 @@ import {
   loading,
   value,
 } from '../ui.js';
-import { taskSteps } from './tree.js';
+import { commandSteps, taskSteps } from './tree.js';
 import type { Route, View } from './view.js';
 
 /**
@@ -129,6 +129,7 @@ export class CommandView implements View {
       </section>`;
     const now = app.now;
     const progress = this.#tree ? taskSteps(this.#tree) : new Map<string, Step>();
+    const steps = this.#tree ? commandSteps(this.#tree) : new Map<number, Step>();
     const history = c.statusHistory ?? [];
     return html`<section class="page">
       <header class="page-head">
@@ -292,17 +293,18 @@ export class CommandView implements View {
                 </tr>
               </thead>
               <tbody>
-                ${c.children.map(
-                  (ch) =>
-                    html`<tr>
-                      <td class="num">${commandLink(ch.id)}</td>
-                      <td class="mono">${ch.type}</td>
-                      <td>${badge(ch.status)}</td>
-                      <td class="num">
-                        ${ch.createdAt === undefined ? '—' : elapsed(ch.createdAt, ch.endedAt, now)}
-                      </td>
-                    </tr>`,
-                )}
+                ${c.children.map((ch) => {
+                  const s = steps.get(ch.id);
+                  return html`<tr>
+                    <td class="num">${commandLink(ch.id)}</td>
+                    <td class="mono">${s?.name ?? '—'}</td>
+                    <td>
+                      ${s ? badge(s.status) : nothing}
+                      ${s && s.compensation !== 'none' ? badge(s.compensation, 'compensation') : nothing}
+                    </td>
+                    <td class="num">${s ? elapsed(s.startedAt, s.endedAt, now) : '—'}</td>
+                  </tr>`;
+                })}
                 ${(c.unreadableChildren ?? []).map(
                   (u) =>
                     html`<tr class="unreadable">
