@@ -6,6 +6,7 @@
  * (token already in the tab's session). Needs /usr/bin/chromium for the page figure.
  */
 import { existsSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { chromium } from 'playwright-core';
 import { inProcessAgents } from '../src/brokers/in-process/broker.js';
 import { parseConfig } from '../src/config/config.js';
@@ -88,27 +89,48 @@ const browser = existsSync(CHROMIUM)
 const context = await browser?.newContext({ viewport: { width: 1400, height: 900 } });
 // The token already in the tab's session (a reload), set before the page's script runs.
 await context?.addInitScript(`sessionStorage.setItem('coco.token', ${JSON.stringify(TOKEN)})`);
-/** From navigation to the first page's 50 rows drawn, in a fresh tab. */
-async function pageFirstPage(): Promise<number> {
+/**
+ * From navigation to the first page's 50 rows drawn, in a fresh tab: as the driver sees it, and
+ * as the page's own clock does (from its navigation start: without the driver's round trips).
+ */
+async function pageFirstPage(): Promise<{ wall: number; inPage: number }> {
   const page = await context!.newPage();
   const t = performance.now();
   await page.goto(`${server}/#/jobs`);
-  await page.locator('tr[data-job]').nth(49).waitFor();
-  const ms = performance.now() - t;
+  // A function, not a string: the page's policy refuses eval, the driver's included. (This file
+  // is type-checked without the DOM's types: the page's globals are named through globalThis.)
+  const handle = await page.waitForFunction(
+    () => {
+      const g = globalThis as unknown as {
+        document: { querySelectorAll(s: string): { length: number } };
+        performance: { now(): number };
+      };
+      return g.document.querySelectorAll('tr[data-job]').length >= 50 && g.performance.now();
+    },
+    undefined,
+    { polling: 'raf' },
+  );
+  const wall = performance.now() - t;
+  const inPage = (await handle.jsonValue()) as number;
   await page.close();
-  return ms;
+  return { wall, inPage };
 }
 
 const api: number[] = [];
 const filtered: number[] = [];
 const pages: number[] = [];
+const inPage: number[] = [];
 // Warm-up (JIT, page cache, the browser's first start of a renderer), not counted.
 await apiFirstPage();
 if (browser) await pageFirstPage();
 for (let i = 0; i < RUNS; i++) {
   api.push(await apiFirstPage());
   filtered.push(await apiFiltered());
-  if (browser) pages.push(await pageFirstPage());
+  if (browser) {
+    const p = await pageFirstPage();
+    pages.push(p.wall);
+    inPage.push(p.inPage);
+  }
 }
 await browser?.close();
 await node.close();
@@ -124,15 +146,17 @@ report(
     apiMs: round(median(api)),
     filteredMs: round(median(filtered)),
     pageMaxMs: browser ? round(Math.max(...pages)) : NaN,
+    inPageMs: browser ? round(median(inPage)) : NaN,
+    load: round(loadavg()[0]!),
     runs: RUNS,
   },
   [
-    `machine: ${machine()}`,
+    `machine: ${machine()}, load average ${loadavg()[0]!.toFixed(1)}`,
     `${JOBS} jobs run to the end in ${fillSeconds.toFixed(1)} s`,
     `GET /v1/jobs?limit=50: median ${round(median(api))} ms (${RUNS} runs)`,
     `GET /v1/jobs?limit=50&status=succeeded&type=bench.one: median ${round(median(filtered))} ms`,
     browser
-      ? `jobs page, navigation to 50 rows drawn: median ${round(median(pages))} ms, max ${round(Math.max(...pages))} ms`
+      ? `jobs page, navigation to 50 rows drawn: median ${round(median(pages))} ms, max ${round(Math.max(...pages))} ms (by the page's clock: median ${round(median(inPage))} ms)`
       : `jobs page: skipped (no ${CHROMIUM})`,
   ],
 );

@@ -86,10 +86,11 @@ export class JobsView implements View {
       '/v1/events',
       {
         onOpen: () => {
+          const reopened = this.#live !== 'connecting' || this.#poll !== null;
           this.#live = 'live';
           this.#stopPolling();
-          // Whatever changed while the stream was away.
-          void this.#load();
+          // Whatever changed while the stream was away (the first page read is already on its way).
+          if (reopened) void this.#load();
         },
         onEvent: (e) => {
           if (e.event === 'job') this.#apply(e.data);
