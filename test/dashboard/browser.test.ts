@@ -335,6 +335,16 @@ describe.skipIf(!haveBrowser && !process.env.CI)('the dashboard in a browser', (
       .toMatch(/went down[\s\S]*came up|came up[\s\S]*went down/);
     await shot('7-agent-up');
     await ended(copy);
+    // The list and the problems page, dark: every job ended, nothing unreadable or held.
+    await page.goto(`${server}/#/jobs`);
+    await expect.poll(() => page.locator('tr[data-job]').count()).toBe(5);
+    await shot('8-jobs');
+    await page.emulateMedia({ colorScheme: 'dark' });
+    await page.goto(`${server}/#/problems`);
+    await page.locator('button', { hasText: 'Scan again' }).and(page.locator(':enabled')).waitFor();
+    expect(await page.locator('table[aria-label="unreadable rows"]').count()).toBe(0);
+    expect(await page.locator('main [role=alert]').count()).toBe(0);
+    await shot('9-problems-dark');
     expect(dialogs).toEqual([]);
   });
 });

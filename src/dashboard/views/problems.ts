@@ -7,14 +7,16 @@
  * @module
  */
 import { html, nothing, type TemplateResult } from 'lit-html';
-import { getCommand, listCommands } from '../api.js';
+import { ApiError, getCommand, listCommands } from '../api.js';
 import { ago, clock, duration, stamp } from '../format.js';
 import type { CommandDetails, CommandSummary, UnreadableRow } from '../schemas.js';
 import { app, describe } from '../state.js';
 import { badge, cancelButton, commandLink, errorLine, jobLink, loading } from '../ui.js';
 import type { View } from './view.js';
 
-const ACTIVE = ['pending', 'waiting', 'aborting', 'compensating', 'queued'];
+const ACTIVE = ['pending', 'waiting', 'aborting', 'compensating'];
+/** Admission's waiting status: asked for too when the node knows it (a 400 says it does not). */
+const QUEUED = 'queued';
 /** Rows per read: the API's cap. */
 const PAGE = 500;
 /** At most this many pages are scanned (10,000 active commands) — past that, say so. */
@@ -56,8 +58,15 @@ export class ProblemsView implements View {
       const active: CommandSummary[] = [];
       let cursor: string | null = null;
       let pages = 0;
+      const status = await listCommands({ status: [...ACTIVE, QUEUED] }, null, 1).then(
+        () => [...ACTIVE, QUEUED],
+        (error: unknown) => {
+          if (error instanceof ApiError && error.status === 400) return ACTIVE;
+          throw error;
+        },
+      );
       do {
-        const page = await listCommands({ status: ACTIVE }, cursor, PAGE);
+        const page = await listCommands({ status }, cursor, PAGE);
         unreadable.push(...page.unreadable);
         active.push(...page.commands);
         cursor = page.nextCursor;
