@@ -113,6 +113,21 @@ describe('detail, unknown ids, cancel', () => {
     expect(Object.keys(r.body as object).sort()).toEqual(Object.keys(commandDetail.shape).sort());
   });
 
+  it("a handler's ctx.log carries the command's id, type and root", async () => {
+    const { id } = await api.node.engine.submit(work, { tasks: 0, note: 'log' });
+    await api.node.engine.waitFor(id);
+    expect(api.logs).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({
+          msg: 'api.work runs',
+          commandId: id,
+          type: 'api.work',
+          rootId: id,
+        }),
+      ]),
+    );
+  });
+
   it('unknown ids: 404 COMMAND_NOT_FOUND / NOT_FOUND; a bad id: 400', async () => {
     for (const [path, code] of [
       ['/v1/commands/424242', 'COMMAND_NOT_FOUND'],
