@@ -48,6 +48,8 @@ describe.skipIf(!haveBrowser && !process.env.CI)('the dashboard in a browser', (
   let operator: BrowserContext;
   let page: Page;
   const dialogs: string[] = [];
+  /** What the browser said about the page's Content-Security-Policy (nothing, expected). */
+  const violations: string[] = [];
   /** The disk.create whose seed holds markup. */
   let markupCommand = 0;
 
@@ -133,6 +135,9 @@ describe.skipIf(!haveBrowser && !process.env.CI)('the dashboard in a browser', (
     });
     operator = await browser.newContext({ viewport: { width: 1400, height: 900 } });
     page = await operator.newPage();
+    page.on('console', (m) => {
+      if (m.text().includes('Content Security Policy')) violations.push(m.text());
+    });
     page.on('dialog', (d) => {
       dialogs.push(d.message());
       void d.dismiss();
@@ -147,6 +152,13 @@ describe.skipIf(!haveBrowser && !process.env.CI)('the dashboard in a browser', (
   });
 
   it('signs in with a token kept for the session only, and refuses a wrong one', async () => {
+    // The page is public and strict: scripts and styles from this origin only, nothing inline.
+    const res = await fetch(`${server}/`);
+    expect(res.status).toBe(200);
+    const csp = res.headers.get('content-security-policy') ?? '';
+    expect(csp).toContain("script-src 'self'");
+    expect(csp).toContain("default-src 'none'");
+    expect(csp).not.toContain('unsafe');
     await page.goto(`${server}/`);
     await page.fill('#token', 'not-a-token-of-this-node');
     await page.click('button[type=submit]');
@@ -346,5 +358,6 @@ describe.skipIf(!haveBrowser && !process.env.CI)('the dashboard in a browser', (
     expect(await page.locator('main [role=alert]').count()).toBe(0);
     await shot('9-problems-dark');
     expect(dialogs).toEqual([]);
+    expect(violations).toEqual([]);
   });
 });
