@@ -44,6 +44,9 @@ const LAYERS = [
   { target: 'observability', may: ['core', 'engine', 'store/port.ts', ...JOBS_ROOT] },
   // The node's HTTP API: the core, the engine, the job view (not its stores), the metrics.
   { target: 'http', may: ['core', 'engine', ...JOBS_ROOT, 'observability'] },
+  // The dashboard (browser code, bundled by scripts/build-dashboard.mjs): nothing of ours — it
+  // knows the node only through the public API.
+  { target: 'dashboard', may: [] },
   // Configuration and the composition root of a node: anything but the CLI.
   { target: 'config', may: ['*', '!cli', '!server', '!http'] },
   { target: 'server', may: ['*', '!cli'] },

@@ -26,6 +26,7 @@ import {
   jobTree,
   unreadableRow,
 } from './contracts.js';
+import { dashboardRoutes } from './dashboard-route.js';
 import { jobRoutes } from './job-routes.js';
 import { nodeRoutes } from './node-routes.js';
 import { openApiDocument } from './openapi.js';
@@ -191,6 +192,7 @@ export function buildApi(options: ApiOptions): Api {
   nodeRoutes(ctx);
   commandRoutes(ctx);
   jobRoutes(ctx);
+  dashboardRoutes(app);
 
   let document: unknown = null;
   ctx.routes.add(

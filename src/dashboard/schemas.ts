@@ -1,0 +1,213 @@
+/**
+ * What the dashboard reads from the API, parsed at the boundary (zod's small build). Only the
+ * fields the views show are required; anything else the server adds is ignored, so the page
+ * keeps working when the API grows.
+ *
+ * @module
+ */
+import * as z from 'zod/mini';
+
+// The page's policy allows no eval: zod's compiled parsers are turned off rather than tried.
+z.config({ jitless: true });
+
+const num = z.number();
+const str = z.string();
+const when = z.nullable(z.number());
+
+/** An error as the API reports it: a stable code and a message. */
+export const errorInfo = z.looseObject({
+  code: str,
+  message: str,
+  details: z.optional(z.unknown()),
+});
+/** See {@link errorInfo}. */
+export type ErrorInfo = z.infer<typeof errorInfo>;
+const maybeError = z.optional(z.nullable(errorInfo));
+
+/** `GET /v1/whoami`. */
+export const whoami = z.looseObject({ role: z.enum(['viewer', 'operator', 'admin']), name: str });
+/** See {@link whoami}. */
+export type Whoami = z.infer<typeof whoami>;
+
+/** A job (one per root command), as the job list and the event stream give it. */
+export const job = z.looseObject({
+  id: num,
+  type: str,
+  status: str,
+  compensation: z.optional(str),
+  progress: num,
+  error: maybeError,
+  startedAt: num,
+  updatedAt: z.optional(num),
+  endedAt: when,
+});
+/** See {@link job}. */
+export type Job = z.infer<typeof job>;
+
+/** `GET /v1/jobs`: a page, newest first, and the next page's cursor (null: the last page). */
+export const jobPage = z.looseObject({
+  jobs: z.array(job),
+  nextCursor: z.optional(z.nullable(str)),
+});
+
+/** A step of a job's tree: a command, or a task of a command. */
+export const step = z.looseObject({
+  key: str,
+  kind: z.enum(['command', 'task']),
+  name: str,
+  commandId: num,
+  taskOrdinal: z.nullable(num),
+  status: str,
+  compensation: str,
+  progress: num,
+  expectedTasks: num,
+  expectedChildren: num,
+  undo: z.boolean(),
+  error: maybeError,
+  startedAt: num,
+  endedAt: when,
+});
+/** See {@link step}. */
+export type Step = z.infer<typeof step>;
+
+/** A command step with its tasks and children. */
+export interface StepNode {
+  readonly step: Step;
+  readonly tasks: readonly Step[];
+  readonly children: readonly StepNode[];
+}
+const stepNode: z.ZodMiniType<StepNode> = z.looseObject({
+  step,
+  tasks: z.array(step),
+  get children() {
+    return z.array(stepNode);
+  },
+});
+
+/** `GET /v1/jobs/:id` and each `event: job` of `/v1/jobs/:id/events`. */
+export const jobTree = z.looseObject({
+  job,
+  root: z.nullable(stepNode),
+  orphans: z.optional(z.array(step)),
+});
+/** See {@link jobTree}. */
+export type JobTree = z.infer<typeof jobTree>;
+
+/** A command in a list: no parameters (the API's `CommandSummary`). */
+export const commandSummary = z.looseObject({
+  id: num,
+  type: str,
+  status: str,
+  parentId: z.nullable(num),
+  rootId: num,
+  createdAt: num,
+  endedAt: when,
+  error: maybeError,
+});
+/** See {@link commandSummary}. */
+export type CommandSummary = z.infer<typeof commandSummary>;
+
+/** A row the server could not read, named with why. */
+export const unreadableRow = z.looseObject({
+  table: z.optional(str),
+  commandId: z.nullable(num),
+  parentId: z.optional(z.nullable(num)),
+  error: errorInfo,
+});
+/** See {@link unreadableRow}. */
+export type UnreadableRow = z.infer<typeof unreadableRow>;
+
+/** `GET /v1/commands`. */
+export const commandPage = z.looseObject({
+  commands: z.array(commandSummary),
+  unreadable: z.optional(z.array(unreadableRow)),
+  nextCursor: z.optional(z.nullable(str)),
+});
+
+/** A task of a command. */
+export const task = z.looseObject({
+  ordinal: num,
+  origin: z.optional(num),
+  agentId: str,
+  verb: str,
+  status: str,
+  progress: z.optional(z.nullable(num)),
+  error: maybeError,
+  createdAt: z.optional(num),
+  endedAt: z.optional(when),
+});
+/** See {@link task}. */
+export type Task = z.infer<typeof task>;
+
+/** An undo step of a command. */
+export const undoStep = z.looseObject({
+  ordinal: num,
+  seq: num,
+  stage: z.optional(num),
+  name: str,
+  status: str,
+  error: maybeError,
+});
+/** See {@link undoStep}. */
+export type UndoStep = z.infer<typeof undoStep>;
+
+/** A command's child, as its details list it: its id (type and status come from the job tree). */
+export const child = z.pipe(
+  z.union([num, z.looseObject({ id: num, seq: z.optional(z.nullable(num)) })]),
+  z.transform((c) =>
+    typeof c === 'number' ? { id: c, seq: null } : { id: c.id, seq: c.seq ?? null },
+  ),
+);
+/** See {@link child}. */
+export type Child = z.infer<typeof child>;
+
+const commandFields = {
+  id: num,
+  type: str,
+  status: str,
+  parentId: z.nullable(num),
+  rootId: num,
+  createdAt: num,
+  endedAt: when,
+  error: maybeError,
+  params: z.optional(z.unknown()),
+  paramsVersion: z.optional(num),
+  result: z.optional(z.unknown()),
+  compensation: z.optional(str),
+  compensationError: maybeError,
+  expectedTasks: z.optional(num),
+  expectedChildren: z.optional(num),
+  cancelRequested: z.optional(z.boolean()),
+  statusHistory: z.optional(z.array(z.looseObject({ status: str, at: num }))),
+};
+const detailLists = {
+  tasks: z.array(task),
+  undo: z.array(undoStep),
+  children: z.array(child),
+  unreadableChildren: z.optional(z.array(unreadableRow)),
+  unloadable: maybeError,
+};
+
+/** `GET /v1/commands/:id`: the summary's fields with the details beside them. */
+export const commandDetails = z.looseObject({ ...commandFields, ...detailLists });
+/** See {@link commandDetails}. */
+export type CommandDetails = z.infer<typeof commandDetails>;
+
+/** An agent as the node last saw it. */
+export const agent = z.looseObject({
+  id: str,
+  address: z.optional(z.nullable(str)),
+  state: str,
+  bootId: z.optional(z.nullable(str)),
+  lastSeenAt: z.optional(when),
+  lastError: maybeError,
+  tasksInFlight: z.optional(z.nullable(num)),
+});
+/** See {@link agent}. */
+export type Agent = z.infer<typeof agent>;
+
+/** `GET /v1/agents`. */
+export const agentList = z.looseObject({ agents: z.array(agent) });
+
+/** The body of an error answer. */
+export const errorBody = z.looseObject({ error: errorInfo });

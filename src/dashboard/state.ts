@@ -1,0 +1,95 @@
+/**
+ * The page's shared state: who is signed in (and so whether cancel buttons show), the clock the
+ * durations tick with, messages for the user, and the render scheduler every view calls after a
+ * change.
+ *
+ * @module
+ */
+import { ApiError, cancelCommand } from './api.js';
+
+/** A role of the API's tokens. */
+export type Role = 'viewer' | 'operator' | 'admin';
+
+/** A message shown at the top of the page for a while. */
+export interface Notice {
+  readonly id: number;
+  readonly kind: 'info' | 'error';
+  readonly text: string;
+}
+
+/** The cancel being confirmed, if any. */
+export interface PendingCancel {
+  readonly id: number;
+  readonly type: string;
+  readonly resolve: (confirmed: boolean) => void;
+}
+
+/**
+ * How long a notice stays: long enough to read two lines, short enough not to pile up. Errors
+ * stay until dismissed.
+ */
+const NOTICE_MS = 6_000;
+
+/** The page's state. */
+export const app = {
+  role: null as Role | null,
+  name: '',
+  /** The time durations are drawn with; ticks every second (main.ts). */
+  now: Date.now(),
+  notices: [] as Notice[],
+  confirming: null as PendingCancel | null,
+  /** Set by main.ts: schedules one render of the page. */
+  update: (): void => undefined,
+};
+
+let noticeIds = 0;
+
+/** Shows a message; errors stay until dismissed, others go after a few seconds. */
+export function notify(kind: Notice['kind'], text: string): void {
+  const notice = { id: ++noticeIds, kind, text };
+  app.notices = [...app.notices.slice(-3), notice];
+  if (kind === 'info')
+    setTimeout(() => {
+      dismiss(notice.id);
+    }, NOTICE_MS);
+  app.update();
+}
+
+/** Removes a message. */
+export function dismiss(id: number): void {
+  app.notices = app.notices.filter((n) => n.id !== id);
+  app.update();
+}
+
+/** Whether the signed-in role may cancel (operators and admins). */
+export function canCancel(): boolean {
+  return app.role === 'operator' || app.role === 'admin';
+}
+
+/** An error as one line for the user. */
+export function describe(error: unknown): string {
+  if (error instanceof ApiError) return `${error.code}: ${error.message}`;
+  return error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * Asks for confirmation (the dialog of main.ts), then cancels the command; tells the user the
+ * outcome. Resolves true when the cancel was accepted.
+ */
+export async function confirmAndCancel(id: number, type: string): Promise<boolean> {
+  const confirmed = await new Promise<boolean>((resolve) => {
+    app.confirming = { id, type, resolve };
+    app.update();
+  });
+  app.confirming = null;
+  app.update();
+  if (!confirmed) return false;
+  try {
+    await cancelCommand(id);
+    notify('info', `Cancel of command ${id} requested.`);
+    return true;
+  } catch (error) {
+    notify('error', `Cancel of command ${id} refused — ${describe(error)}`);
+    return false;
+  }
+}

@@ -1,0 +1,141 @@
+/**
+ * Small templates the views share: status badges, progress bars, errors, values, links, the
+ * cancel button. Everything interpolated by lit-html is text or an attribute value, never
+ * markup; widths are set through the CSSOM ({@link width}), which the page's policy allows.
+ *
+ * @module
+ */
+import { html, noChange, nothing, type ElementPart, type TemplateResult } from 'lit-html';
+import { Directive, directive, PartType, type PartInfo } from 'lit-html/directive.js';
+import { isEnded, json, percent } from './format.js';
+import type { ErrorInfo } from './schemas.js';
+import { app, canCancel, confirmAndCancel } from './state.js';
+
+export { isEnded } from './format.js';
+
+/** The colour family of a status (see app.css `.s-*`). */
+export function tone(status: string): string {
+  switch (status) {
+    case 'succeeded':
+    case 'done':
+    case 'up':
+    case 'compensated':
+      return 'ok';
+    case 'failed':
+    case 'down':
+      return 'bad';
+    case 'cancelled':
+    case 'not run':
+      return 'muted';
+    case 'aborting':
+    case 'compensating':
+    case 'queued':
+      return 'warn';
+    case 'none':
+      return 'muted';
+    default:
+      return 'run';
+  }
+}
+
+/** A status as a small coloured label. */
+export function badge(status: string, title?: string): TemplateResult {
+  return html`<span class="badge s-${tone(status)}" title=${title ?? nothing}>${status}</span>`;
+}
+
+/**
+ * Sets an element's width (percent) through the CSSOM. lit-html's `styleMap` writes a `style`
+ * attribute on first render, which the page's Content-Security-Policy refuses.
+ */
+class WidthDirective extends Directive {
+  constructor(info: PartInfo) {
+    super(info);
+    if (info.type !== PartType.ELEMENT) throw new Error('width() goes on an element');
+  }
+  render(_percent: number): unknown {
+    return noChange;
+  }
+  override update(part: ElementPart, [percent]: [number]): unknown {
+    (part.element as HTMLElement).style.width = `${percent}%`;
+    return noChange;
+  }
+}
+const width = directive(WidthDirective);
+
+/** A progress bar with its figure. */
+export function bar(progress: number, status: string): TemplateResult {
+  const p = Math.max(0, Math.min(100, progress));
+  return html`<span
+    class="bar s-${tone(status)}"
+    role="progressbar"
+    aria-valuemin="0"
+    aria-valuemax="100"
+    aria-valuenow=${p}
+    ><span class="track"><span class="fill" ${width(p)}></span></span
+    ><span class="figure">${percent(p)}</span></span
+  >`;
+}
+
+/** An error: its code, then its message. */
+export function errorLine(error: ErrorInfo | null | undefined): TemplateResult | typeof nothing {
+  if (!error) return nothing;
+  return html`<span class="error"><code class="code">${error.code}</code> ${error.message}</span>`;
+}
+
+/** A JSON value as text in a block. */
+export function value(v: unknown): TemplateResult {
+  return html`<pre class="json">${json(v)}</pre>`;
+}
+
+/** A link to a command's page. */
+export function commandLink(id: number, label: string | number = id): TemplateResult {
+  return html`<a href="#/commands/${id}">${label}</a>`;
+}
+
+/** A link to a job's page. */
+export function jobLink(id: number, label: string | number = id): TemplateResult {
+  return html`<a href="#/jobs/${id}">${label}</a>`;
+}
+
+/** The cancel button of a command: only for roles that may cancel, only while it runs. */
+export function cancelButton(
+  id: number,
+  type: string,
+  status: string,
+  label = 'Cancel…',
+): TemplateResult | typeof nothing {
+  if (!canCancel() || isEnded(status)) return nothing;
+  return html`<button
+    class="danger"
+    data-cancel=${id}
+    @click=${() => void confirmAndCancel(id, type)}
+  >
+    ${label}
+  </button>`;
+}
+
+/** A line saying a view is loading, or why it failed. */
+export function loading(error: string | null): TemplateResult {
+  return error === null
+    ? html`<p class="quiet">Loading…</p>`
+    : html`<p class="notice error" role="alert">${error}</p>`;
+}
+
+/** The dot saying whether a view's live stream is connected. */
+export function liveDot(
+  state: 'live' | 'connecting' | 'polling' | 'off' | 'ended',
+): TemplateResult {
+  const title = {
+    live: 'updating live',
+    polling: 'updating every few seconds',
+    connecting: 'reconnecting…',
+    off: 'not updating',
+    ended: 'ended: nothing more will change',
+  }[state];
+  return html`<span class="live live-${state}" title=${title}>${title}</span>`;
+}
+
+/** Forces a render on the next frame (re-exported for views). */
+export function refresh(): void {
+  app.update();
+}

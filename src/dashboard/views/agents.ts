@@ -1,0 +1,163 @@
+/**
+ * Agents: up or down, last seen, boot id, tasks in flight, the last error — read every few
+ * seconds (`GET /v1/agents`) — and what changed while the page was open: went down, came back
+ * up, restarted (a new boot id), a new error.
+ *
+ * @module
+ */
+import { html, nothing, type TemplateResult } from 'lit-html';
+import { repeat } from 'lit-html/directives/repeat.js';
+import { listAgents } from '../api.js';
+import { ago, clock, stamp } from '../format.js';
+import type { Agent, ErrorInfo } from '../schemas.js';
+import { app, describe } from '../state.js';
+import { badge, errorLine, liveDot, loading } from '../ui.js';
+import type { View } from './view.js';
+
+/**
+ * How often the agents are read: the node itself polls each agent about once a second, so a
+ * change shows within two reads; one small read.
+ */
+const POLL_MS = 1_500;
+/** Changes kept in the page's log. */
+const LOG_SIZE = 50;
+
+interface Change {
+  readonly at: number;
+  readonly agent: string;
+  readonly what: string;
+  readonly error: ErrorInfo | null;
+}
+
+/** The agents page. */
+export class AgentsView implements View {
+  #agents: Agent[] | null = null;
+  #error: string | null = null;
+  #log: Change[] = [];
+  readonly #timer: ReturnType<typeof setInterval>;
+  #reading = false;
+
+  constructor() {
+    void this.#read();
+    this.#timer = setInterval(() => void this.#read(), POLL_MS);
+  }
+
+  title(): string {
+    return 'Agents';
+  }
+
+  async #read(): Promise<void> {
+    if (this.#reading) return;
+    this.#reading = true;
+    try {
+      const agents = [...(await listAgents())].sort((a, b) => a.id.localeCompare(b.id));
+      if (this.#agents) this.#compare(this.#agents, agents);
+      this.#agents = agents;
+      this.#error = null;
+    } catch (error) {
+      this.#error = describe(error);
+    } finally {
+      this.#reading = false;
+    }
+    app.update();
+  }
+
+  #compare(before: readonly Agent[], after: readonly Agent[]): void {
+    const now = Date.now();
+    const add = (agent: string, what: string, error: ErrorInfo | null = null): void => {
+      this.#log = [{ at: now, agent, what, error }, ...this.#log].slice(0, LOG_SIZE);
+    };
+    for (const a of after) {
+      const b = before.find((x) => x.id === a.id);
+      if (!b) {
+        add(a.id, 'appeared');
+        continue;
+      }
+      if (b.state !== a.state)
+        add(a.id, a.state === 'up' ? 'came up' : 'went down', a.lastError ?? null);
+      else if (a.lastError && a.lastError.message !== b.lastError?.message)
+        add(a.id, 'error', a.lastError);
+      if (b.bootId && a.bootId && b.bootId !== a.bootId)
+        add(a.id, `restarted (boot ${short(b.bootId)} → ${short(a.bootId)})`);
+    }
+  }
+
+  dispose(): void {
+    clearInterval(this.#timer);
+  }
+
+  render(): TemplateResult {
+    const agents = this.#agents;
+    const now = app.now;
+    return html`<section class="page">
+      <header class="page-head">
+        <h1>Agents</h1>
+        ${liveDot(this.#error === null ? 'live' : 'connecting')}
+        <span class="spacer"></span>
+        ${
+          agents
+            ? html`<span class="quiet"
+                >${agents.filter((a) => a.state === 'up').length} up ·
+                ${agents.filter((a) => a.state !== 'up').length} down</span
+              >`
+            : nothing
+        }
+      </header>
+      ${
+        agents === null
+          ? loading(this.#error)
+          : html`${this.#error !== null ? html`<p class="notice error" role="alert">${this.#error}</p>` : nothing}
+              <table class="grid" aria-label="agents">
+                <thead>
+                  <tr>
+                    <th>Agent</th>
+                    <th>State</th>
+                    <th>Address</th>
+                    <th>Last seen</th>
+                    <th>Boot id</th>
+                    <th class="num">Tasks in flight</th>
+                    <th>Last error</th>
+                  </tr>
+                </thead>
+                <tbody>
+                  ${repeat(
+                    agents,
+                    (a) => a.id,
+                    (a) =>
+                      html`<tr data-agent=${a.id} class=${a.state === 'up' ? '' : 'down'}>
+                        <td class="mono strong">${a.id}</td>
+                        <td>${badge(a.state)}</td>
+                        <td class="mono small">${a.address ?? '—'}</td>
+                        <td title=${stamp(a.lastSeenAt)}>${ago(a.lastSeenAt, now)}</td>
+                        <td class="mono small" title=${a.bootId ?? ''}>
+                          ${a.bootId ? short(a.bootId) : '—'}
+                        </td>
+                        <td class="num">${a.tasksInFlight ?? '—'}</td>
+                        <td class="err-cell">${errorLine(a.lastError)}</td>
+                      </tr>`,
+                  )}
+                </tbody>
+              </table>
+              ${agents.length === 0 ? html`<p class="empty">This node knows no agent.</p>` : nothing}`
+      }
+      <h2>Changes seen here</h2>
+      ${
+        this.#log.length === 0
+          ? html`<p class="quiet">None since this page opened.</p>`
+          : html`<ol class="log" aria-label="agent changes">
+              ${this.#log.map(
+                (c) =>
+                  html`<li>
+                    <span class="quiet" title=${stamp(c.at)}>${clock(c.at, now)}</span>
+                    <span class="mono strong">${c.agent}</span> ${c.what} ${errorLine(c.error)}
+                  </li>`,
+              )}
+            </ol>`
+      }
+    </section>`;
+  }
+}
+
+function short(id: string): string {
+  return id.length > 12 ? `${id.slice(0, 8)}…` : id;
+}

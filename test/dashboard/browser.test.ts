@@ -1,0 +1,363 @@
+/**
+ * The dashboard in a real headless browser (Debian's chromium through playwright-core) against a
+ * real `coco serve` process and a real reference agent over HTTP, with the disk pack of
+ * examples/: sign in; watch a migration progress to done; cancel another mid-copy and see its
+ * compensation in order; a parameter holding markup shown as text (no dialog fires); a viewer
+ * sees no cancel button and a forced cancel is refused; the agent going down and up. Screenshots
+ * go to test-artifacts/dashboard/ (git-ignored).
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { tempDir } from '../support/harness.js';
+import {
+  freePort,
+  killHard,
+  startAgentProcess,
+  startServeProcess,
+  type CocoProcess,
+} from '../e2e/support.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const ROOT = new URL('../../', import.meta.url).pathname;
+const SHOTS = join(ROOT, 'test-artifacts', 'dashboard');
+const OPERATOR = 'operator-token-for-the-dashboard-test';
+const VIEWER = 'viewer-token-for-the-dashboard-test';
+const SECRET = 'a-shared-secret-for-the-dashboard';
+/** Markup in a parameter: it must only ever be text. */
+const MARKUP = '<img src=x onerror=alert(1)></script><script>alert(2)</script>';
+const MiB = 1024 * 1024;
+
+const haveBrowser = existsSync(CHROMIUM);
+if (!haveBrowser)
+  console.warn(`dashboard browser tests skipped: no ${CHROMIUM} (apt-get install -y chromium)`);
+
+const idOf = z.object({ id: z.number() });
+const statusOf = z.object({ status: z.string() }).passthrough();
+
+describe.skipIf(!haveBrowser && !process.env.CI)('the dashboard in a browser', () => {
+  let dir: string;
+  let server: string;
+  let agent: CocoProcess & { url: string; bootId: string };
+  let agentPort: number;
+  let serve: CocoProcess;
+  let browser: Browser;
+  let operator: BrowserContext;
+  let page: Page;
+  const dialogs: string[] = [];
+  /** What the browser said about the page's Content-Security-Policy (nothing, expected). */
+  const violations: string[] = [];
+  /** The disk.create whose seed holds markup. */
+  let markupCommand = 0;
+
+  const api = async (path: string, body?: unknown): Promise<unknown> => {
+    const res = await fetch(`${server}${path}`, {
+      method: body === undefined ? 'GET' : 'POST',
+      headers: {
+        authorization: `Bearer ${OPERATOR}`,
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    const json: unknown = await res.json();
+    if (!res.ok) throw new Error(`${path}: ${res.status} ${JSON.stringify(json)}`);
+    return json;
+  };
+  const submit = async (type: string, params: unknown): Promise<number> =>
+    idOf.parse(await api('/v1/commands', { type, params })).id;
+  const ended = async (id: number): Promise<string> => {
+    for (;;) {
+      const { status } = statusOf.parse(await api(`/v1/commands/${id}`));
+      if (['succeeded', 'failed', 'cancelled'].includes(status)) return status;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+  const startAgent = () =>
+    startAgentProcess({
+      id: 'host-1',
+      port: agentPort,
+      dataDir: join(dir, 'agent'),
+      storageRoot: join(dir, 'storage'),
+      secret: SECRET,
+    });
+  const shot = (name: string, p: Page = page) =>
+    p.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+  const signIn = async (p: Page, token: string): Promise<void> => {
+    await p.goto(`${server}/`);
+    await p.fill('#token', token);
+    await p.press('#token', 'Enter');
+    await p.locator('header.top .role').waitFor();
+  };
+
+  beforeAll(async () => {
+    // The page as `npm run build` makes it (type-checked by the build's own step).
+    execFileSync(process.execPath, [join(ROOT, 'scripts', 'build-dashboard.mjs'), '--no-check']);
+    mkdirSync(SHOTS, { recursive: true });
+    dir = tempDir('coco-dashboard-');
+    agentPort = await freePort();
+    agent = await startAgent();
+    const apiPort = await freePort();
+    server = `http://127.0.0.1:${apiPort}`;
+    const config = join(dir, 'coco.json');
+    writeFileSync(
+      config,
+      JSON.stringify({
+        store: 'sqlite:coco.db',
+        api: {
+          port: apiPort,
+          tokens: [
+            { name: 'ops', role: 'operator', token: OPERATOR },
+            { name: 'watcher', role: 'viewer', token: VIEWER },
+          ],
+        },
+        agents: [{ id: 'host-1', url: agent.url, secret: SECRET }],
+        commands: [join(ROOT, 'examples', 'disk', 'index.ts')],
+        tuning: { pollIntervalMs: 100 },
+      }),
+    );
+    serve = await startServeProcess(config);
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
+      // launch() gives the browser a fresh, temporary profile (user data dir) of its own.
+    });
+    operator = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+    page = await operator.newPage();
+    page.on('console', (m) => {
+      if (m.text().includes('Content Security Policy')) violations.push(m.text());
+    });
+    page.on('dialog', (d) => {
+      dialogs.push(d.message());
+      void d.dismiss();
+    });
+  }, 60_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    if (serve) await killHard(serve);
+    if (agent) await killHard(agent);
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('signs in with a token kept for the session only, and refuses a wrong one', async () => {
+    // The page is public and strict: scripts and styles from this origin only, nothing inline.
+    const res = await fetch(`${server}/`);
+    expect(res.status).toBe(200);
+    const csp = res.headers.get('content-security-policy') ?? '';
+    expect(csp).toContain("script-src 'self'");
+    expect(csp).toContain("default-src 'none'");
+    expect(csp).not.toContain('unsafe');
+    await page.goto(`${server}/`);
+    await page.fill('#token', 'not-a-token-of-this-node');
+    await page.click('button[type=submit]');
+    await expect.poll(() => page.locator('[role=alert]').textContent()).toMatch(/not accepted/);
+    await signIn(page, OPERATOR);
+    expect(await page.locator('header.top .role').textContent()).toBe('operator');
+    // (Expressions run in the page: this file is type-checked without the DOM's types.)
+    expect(await page.evaluate(`sessionStorage.getItem('coco.token')`)).toBe(OPERATOR);
+    expect(await page.evaluate(`localStorage.getItem('coco.token')`)).toBeNull();
+  });
+
+  it('shows a migration progressing live to done, step by step', async () => {
+    // d1 is filled from a seed holding markup: it must show as text (below).
+    const create = await submit('disk.create', {
+      disk: 'd1',
+      domain: 'sd-a',
+      sizeBytes: 8 * MiB,
+      agent: 'host-1',
+      seed: MARKUP,
+    });
+    await submit('disk.create', {
+      disk: 'd2',
+      domain: 'sd-a',
+      sizeBytes: 48 * MiB,
+      agent: 'host-1',
+      seed: 2,
+    });
+    expect(await ended(create)).toBe('succeeded');
+    await page.goto(`${server}/#/jobs`);
+    const id = await submit('disk.migrate', {
+      disk: 'd1',
+      toDomain: 'sd-b',
+      agent: 'host-1',
+      chunkBytes: 512,
+    });
+    // The new job appears in the list by itself, then opens from its row.
+    const row = page.locator(`tr[data-job="${id}"]`);
+    await row.waitFor();
+    await row.locator('a').click();
+    await page.locator('table.tree').waitFor();
+    // The root's progress moves through values short of 100 before the end.
+    const seen = new Set<string>();
+    const root = page.locator(`tr[data-step="c${id}"]`);
+    while (
+      !(await root.locator('.badge').first().textContent())?.match(/succeeded|failed|cancelled/)
+    ) {
+      seen.add((await root.locator('.figure').textContent()) ?? '');
+      await page.waitForTimeout(20);
+    }
+    expect([...seen].some((f) => f !== '0 %' && f !== '100 %')).toBe(true);
+    expect(await root.locator('.badge').first().textContent()).toBe('succeeded');
+    expect(await root.locator('.figure').textContent()).toBe('100 %');
+    const steps = page.locator('table.tree tr.command');
+    expect(await steps.count()).toBe(8);
+    expect(
+      await page.locator('table.tree tr.command .badge', { hasText: 'succeeded' }).count(),
+    ).toBe(8);
+    expect(await page.locator(`tr[data-step="c${id}"] .count`).textContent()).toMatch(
+      /✓ 7\/7\s+children/,
+    );
+    await shot('1-migration-done');
+    markupCommand = create;
+  });
+
+  it('shows a parameter holding markup as text, and runs none of it', async () => {
+    await page.goto(`${server}/#/commands/${markupCommand}`);
+    const params = page.locator('.params pre');
+    await params.waitFor();
+    expect(await params.textContent()).toContain(JSON.stringify(MARKUP).slice(1, -1));
+    await expect
+      .poll(() => page.getByText('<img src=x onerror=alert(1)>', { exact: false }).count())
+      .toBe(1);
+    expect(await page.locator('img[src="x"], .params script').count()).toBe(0);
+    await shot('2-markup-as-text');
+    expect(dialogs).toEqual([]);
+  });
+
+  it('cancels a migration mid-copy for an operator, not for a viewer, and shows the compensation', async () => {
+    const id = await submit('disk.migrate', {
+      disk: 'd2',
+      toDomain: 'sd-b',
+      agent: 'host-1',
+      chunkBytes: 512,
+    });
+    await page.goto(`${server}/#/jobs/${id}`);
+    // Under way: the copy stage's progress moved.
+    const copy = page.locator('table.tree tr.command', { hasText: 'disk.migrate.copy' });
+    await copy.waitFor();
+    await expect
+      .poll(async () => Number.parseFloat((await copy.locator('.figure').textContent()) ?? '0'), {
+        timeout: 20_000,
+        interval: 20,
+      })
+      .toBeGreaterThan(0);
+
+    // A viewer, in a session of its own, sees the same job without a cancel button, and a
+    // cancel forced from its page is refused.
+    const viewer = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+    const watcher = await viewer.newPage();
+    await signIn(watcher, VIEWER);
+    expect(await watcher.locator('header.top .role').textContent()).toBe('viewer');
+    await watcher.goto(`${server}/#/jobs/${id}`);
+    await watcher.locator('table.tree').waitFor();
+    expect(await watcher.locator('button[data-cancel]').count()).toBe(0);
+    const forced = await watcher.evaluate<{
+      status: number;
+      body: { error?: { code?: string } };
+    }>(`(async () => {
+        const res = await fetch('/v1/commands/${id}/cancel', {
+          method: 'POST',
+          headers: {
+            authorization: 'Bearer ' + sessionStorage.getItem('coco.token'),
+            'content-type': 'application/json',
+          },
+          body: '{}',
+        });
+        return { status: res.status, body: await res.json() };
+      })()`);
+    expect(forced.status).toBe(403);
+    expect(forced.body.error?.code).toBe('FORBIDDEN');
+    await shot('3-viewer-no-cancel', watcher);
+    await viewer.close();
+
+    // The operator cancels, confirming in the dialog.
+    expect(
+      statusOf.parse(await api(`/v1/jobs/${id}`).then((t) => (t as { job: unknown }).job)).status,
+    ).toBe('running');
+    await page.locator(`button[data-cancel="${id}"]`).click();
+    await page.locator('dialog#confirm[open]').waitFor();
+    await shot('4-confirm-cancel');
+    await page.click('#confirm-cancel');
+    const compensation = page.locator('section.compensation');
+    await compensation.waitFor({ timeout: 20_000 });
+    await expect
+      .poll(() => page.locator(`tr[data-step="c${id}"] .badge`).first().textContent(), {
+        timeout: 20_000,
+      })
+      .toMatch(/cancelled|failed/);
+    // Every undo step ran, in reverse: the copy's partial target first, the lock last.
+    await expect
+      .poll(() => compensation.locator('li .undo-name').allTextContents(), {
+        timeout: 10_000,
+      })
+      .toEqual([
+        'removePartialTarget',
+        'removeTarget',
+        'removeSnapshot',
+        'releaseTarget',
+        'unlock',
+      ]);
+    await expect.poll(() => compensation.locator('li.undo-done').count()).toBe(5);
+    expect(await compensation.locator('li .order').allTextContents()).toEqual([
+      '1',
+      '2',
+      '3',
+      '4',
+      '5',
+    ]);
+    await shot('5-cancelled-compensated');
+  });
+
+  it('shows the agent going down and coming back up with a new boot id', async () => {
+    // A slow copy keeps the node calling the agent.
+    const copy = await submit('disk.copy', {
+      disk: 'd2',
+      toDomain: 'sd-c',
+      toVolume: 'd2-copy',
+      agent: 'host-1',
+      chunkBytes: 512,
+    });
+    await page.goto(`${server}/#/agents`);
+    const row = page.locator('tr[data-agent="host-1"]');
+    await expect.poll(() => row.locator('.badge').textContent()).toBe('up');
+    const bootBefore = await row.locator('td:nth-child(5)').getAttribute('title');
+    await killHard(agent);
+    await expect.poll(() => row.locator('.badge').textContent(), { timeout: 20_000 }).toBe('down');
+    await shot('6-agent-down');
+    agent = await startAgent();
+    await expect.poll(() => row.locator('.badge').textContent(), { timeout: 20_000 }).toBe('up');
+    await expect
+      .poll(() => row.locator('td:nth-child(5)').getAttribute('title'))
+      .toBe(agent.bootId);
+    expect(agent.bootId).not.toBe(bootBefore);
+    await expect
+      .poll(() => page.locator('ol.log').textContent())
+      .toMatch(/went down[\s\S]*came up|came up[\s\S]*went down/);
+    await shot('7-agent-up');
+    await ended(copy);
+    // The list and the problems page, dark: every job ended, nothing unreadable or held.
+    await page.goto(`${server}/#/jobs`);
+    await expect.poll(() => page.locator('tr[data-job]').count()).toBe(5);
+    await shot('8-jobs');
+    await page.emulateMedia({ colorScheme: 'dark' });
+    await page.goto(`${server}/#/problems`);
+    await page.locator('button', { hasText: 'Scan again' }).and(page.locator(':enabled')).waitFor();
+    expect(await page.locator('table[aria-label="unreadable rows"]').count()).toBe(0);
+    expect(await page.locator('main [role=alert]').count()).toBe(0);
+    await shot('9-problems-dark');
+    expect(dialogs).toEqual([]);
+    expect(violations).toEqual([]);
+  });
+});
