@@ -115,7 +115,6 @@ function typeNamed(name: string): (typeof diskCommands)[number] {
 class StageLines {
   readonly #say: (line: string) => void;
   readonly #pending = new Map<number, { lines: string[]; ended: boolean }>();
-  #printedUpTo = -1;
 
   constructor(say: (line: string) => void) {
     this.#say = say;
@@ -139,7 +138,6 @@ class StageLines {
       const entry = this.#pending.get(stage)!;
       for (const line of entry.lines) this.#say(line);
       entry.lines = [];
-      this.#printedUpTo = stage;
       if (!entry.ended && !all) return;
       this.#pending.delete(stage);
     }
