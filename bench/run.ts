@@ -6,7 +6,7 @@
  * server answers); and, only when named, pg-one-task, pg-fanout, pg-chain (one pattern of pg)
  * peers (graphile-worker and pg-boss on PostgreSQL at COCO_PG_URL, see bench/peers/) and
  * retention (the store's size under a steady workload with and without retention, SQLite then
- * PostgreSQL).
+ * PostgreSQL) and api (the node's HTTP API under load: submits/s and gets/s).
  */
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -22,6 +22,7 @@ const BENCHES: Record<string, string[][]> = {
   memory: [[`memory${ext}`]],
   recovery: [[`recovery${ext}`]],
   'agents-http': [[`agents-http${ext}`]],
+  api: [[`api${ext}`]],
   pg: [[`pg${ext}`]],
   'pg-one-task': [[`pg${ext}`, 'one-task']],
   'pg-fanout': [[`pg${ext}`, 'fanout']],
@@ -34,9 +35,10 @@ const BENCHES: Record<string, string[][]> = {
 };
 /**
  * Run only when named: the peers measure other libraries, not coco; the pg-* names are parts of
- * `pg`, which the default run includes; retention measures sizes over minutes, not speed.
+ * `pg`, which the default run includes; retention measures sizes over minutes, not speed; api
+ * loads the HTTP server for 20 s.
  */
-const OPT_IN = new Set(['peers', 'pg-one-task', 'pg-fanout', 'pg-chain', 'retention']);
+const OPT_IN = new Set(['peers', 'pg-one-task', 'pg-fanout', 'pg-chain', 'retention', 'api']);
 const names = process.argv.slice(2).filter((a) => !a.startsWith('-'));
 for (const name of names) {
   if (!BENCHES[name]) {

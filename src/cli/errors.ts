@@ -22,10 +22,10 @@ export const EXIT = {
   invalid: 5,
   /** Anything else. */
   error: 6,
+  /** The node refused the call: no token, a wrong one, or a role too low (401, 403). */
+  notAuthorized: 7,
   /** The command's state does not allow it: cancel of a command that has already ended. */
-  ended: 7,
-  /** Reserved: the node refused the credentials (API tokens, HTTP 401/403). */
-  unauthorized: 8,
+  ended: 8,
 } as const;
 
 /** The exit code for an error. */
@@ -45,10 +45,15 @@ export function exitCodeOf(error: unknown): number {
       return EXIT.usage;
     case ErrorCode.CommandFailed:
       return EXIT.failed;
+    case ErrorCode.Unauthorized:
+    case ErrorCode.Forbidden:
+      return EXIT.notAuthorized;
     case ErrorCode.ParametersInvalid:
     case ErrorCode.InvalidOptions:
     case ErrorCode.InvalidDefinition:
     case ErrorCode.CommandTypeNotSubmittable:
+    case ErrorCode.UnknownCommandType:
+    case ErrorCode.IdempotencyConflict:
     case ErrorCode.BadRequest:
       return EXIT.invalid;
     default:

@@ -90,7 +90,7 @@ export async function buildProgram(
       `
 Exit codes: see "Exit codes" in the README; 0 ok · 1 the command or job failed · 2 bad arguments
             3 no coco node at the server address · 4 not found · 5 input refused · 6 other error
-            7 the command has already ended · 8 not authorized
+            7 not authorized (no token, a wrong one, or a role too low) · 8 the command has already ended
 
 Examples:
   coco demo                                   live-migrate a 256 MiB disk between two storage domains

@@ -74,7 +74,12 @@ export function fit(text: string, columns: number): string {
 }
 
 /** One line per command. */
-export function renderCommands(commands: readonly CommandRecord[]): string[] {
+export function renderCommands(
+  commands: readonly Pick<
+    CommandRecord,
+    'id' | 'parentId' | 'error' | 'createdAt' | 'type' | 'status'
+  >[],
+): string[] {
   if (commands.length === 0) return ['no commands'];
   return commands.map((c) => {
     const parent = c.parentId === null ? '' : ` (child of ${c.parentId})`;

@@ -39,6 +39,26 @@ const agentSchema = z
   });
 
 /**
+ * An API token: its name (logs say who called, never the token), role, and the token itself or
+ * a file holding it (relative to the configuration's folder). `${NAME}` takes it from the
+ * environment.
+ */
+const tokenSchema = z
+  .object({
+    name: z.string().min(1).max(64),
+    role: z.enum(['viewer', 'operator', 'admin']),
+    token: z
+      .string()
+      .min(MIN_SECRET_LENGTH, `use a token of at least ${MIN_SECRET_LENGTH} characters`)
+      .optional(),
+    tokenFile: z.string().min(1).optional(),
+  })
+  .strict()
+  .refine((t) => (t.token === undefined) !== (t.tokenFile === undefined), {
+    message: 'give exactly one of token and tokenFile',
+  });
+
+/**
  * Retention, off unless configured: a node deletes the trees that ended at least `maxAge` ago
  * (with their jobs) every `interval`, in batches of `batch` trees, each pass for at most
  * `budget`. Durations are `"30d"`-style text or numbers of milliseconds.
@@ -66,10 +86,21 @@ export const configSchema = z
       .object({
         host: z.string().default('127.0.0.1'),
         port: z.number().int().min(0).max(65535).default(DEFAULT_API_PORT),
-        /** When set, every API call but health needs `Authorization: Bearer <token>`. */
-        token: z.string().min(16).optional(),
+        /** One admin token (shorthand of a `tokens` entry named `token`). */
+        token: z.string().min(MIN_SECRET_LENGTH).optional(),
+        /**
+         * The tokens the API accepts. None configured: the node creates its own admin token
+         * beside the store (and refuses to bind a non-loopback address).
+         */
+        tokens: z.array(tokenSchema).default([]),
+        /**
+         * Host names the `Host` header may carry besides IP literals and localhost (DNS
+         * rebinding defence); the bound host is always allowed.
+         */
+        allowedHosts: z.array(z.string().min(1)).default([]),
       })
-      .default({ host: '127.0.0.1', port: DEFAULT_API_PORT }),
+      .strict()
+      .default({ host: '127.0.0.1', port: DEFAULT_API_PORT, tokens: [], allowedHosts: [] }),
     agents: z.array(agentSchema).default([]),
     /** Modules exporting command types (an array export named `commands`, or any arrays of them). */
     commands: z.array(z.string().min(1)).default([]),
@@ -94,9 +125,25 @@ export interface AgentConfig {
   readonly secret: string;
 }
 
-/** A validated configuration (agents' secret files read). */
-export type CocoConfig = Omit<z.output<typeof configSchema>, 'agents'> & {
+/** An API token of the configuration, its file read. */
+export interface TokenConfig {
+  readonly name: string;
+  readonly role: 'viewer' | 'operator' | 'admin';
+  readonly token: string;
+}
+
+/** A validated configuration (agents' secret files and token files read). */
+export type CocoConfig = Omit<z.output<typeof configSchema>, 'agents' | 'api'> & {
   readonly agents: readonly AgentConfig[];
+  readonly api: {
+    readonly host: string;
+    readonly port: number;
+    /** The configured tokens (`api.token` included, as an admin token named `token`). */
+    readonly tokens: readonly TokenConfig[];
+    readonly allowedHosts: readonly string[];
+  };
+  /** The folder relative paths were resolved against (the configuration's). */
+  readonly baseDir: string;
 };
 
 /** Options of {@link parseConfig} and {@link loadConfig}. */
@@ -145,8 +192,30 @@ export function parseConfig(
       return { id, url, secret: '' };
     }
   });
+  const tokens = c.api.tokens.map((t, i): TokenConfig => {
+    const { name, role } = t;
+    if (t.token !== undefined) return { name, role, token: t.token };
+    try {
+      const read = readSecretFile(abs(t.tokenFile ?? ''));
+      if (read.warning) options.warn?.(read.warning);
+      return { name, role, token: read.secret };
+    } catch (error) {
+      if (!(error instanceof CocoError)) throw error;
+      secretIssues.push({ path: `api.tokens.${i}.tokenFile`, message: error.plainMessage });
+      return { name, role, token: '' };
+    }
+  });
+  if (c.api.token !== undefined) tokens.push({ name: 'token', role: 'admin', token: c.api.token });
   if (secretIssues.length > 0) throw invalid(secretIssues);
-  return { ...c, store, agents, commands: c.commands.map(abs) };
+  const { host, port, allowedHosts } = c.api;
+  return {
+    ...c,
+    store,
+    agents,
+    api: { host, port, tokens, allowedHosts },
+    commands: c.commands.map(abs),
+    baseDir: resolve(baseDir),
+  };
 }
 
 /** `value` with `${NAME}` replaced in every string it holds; problems go to `issues`. */

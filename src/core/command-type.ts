@@ -100,6 +100,21 @@ export interface Logger {
   error(obj: object, msg?: string): void;
 }
 
+/**
+ * A logger whose every line carries `fields` (a line's own fields win). A pino logger gives a
+ * child logger (its bindings are serialised once); any other is wrapped.
+ */
+export function withFields(logger: Logger, fields: Readonly<Record<string, unknown>>): Logger {
+  const child = (logger as { child?: unknown }).child;
+  if (typeof child === 'function') return (child as (b: object) => Logger).call(logger, fields);
+  return {
+    debug: (obj, msg) => logger.debug({ ...fields, ...obj }, msg),
+    info: (obj, msg) => logger.info({ ...fields, ...obj }, msg),
+    warn: (obj, msg) => logger.warn({ ...fields, ...obj }, msg),
+    error: (obj, msg) => logger.error({ ...fields, ...obj }, msg),
+  };
+}
+
 /** Context shared by every handler. */
 export interface BaseContext<P> {
   readonly command: CommandInfo;

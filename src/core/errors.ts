@@ -139,6 +139,15 @@ export const ErrorCode = {
   BadRequest: 'BAD_REQUEST',
   /** Missing, wrong or stale credentials (401). */
   Unauthorized: 'UNAUTHORIZED',
+  /**
+   * Credentials are good but not enough: a role too low for the route, a cross-origin call, a
+   * foreign `Host` header (403).
+   */
+  Forbidden: 'FORBIDDEN',
+  /** A state-changing request whose body is not `application/json` (415). */
+  UnsupportedMediaType: 'UNSUPPORTED_MEDIA_TYPE',
+  /** An idempotency key used again with another command type or other parameters (409). */
+  IdempotencyConflict: 'IDEMPOTENCY_CONFLICT',
   /** No such route, or no such object other than a command (a job, a job view) (404). */
   NotFound: 'NOT_FOUND',
   /** A request body over the size limit (413). */

@@ -25,6 +25,7 @@ import type {
   EndContext,
   FailureContext,
 } from '../core/command-type.js';
+import { withFields } from '../core/command-type.js';
 import { CocoError, ErrorCode, type ErrorInfo } from '../core/errors.js';
 import { assertJson } from '../core/params.js';
 import type { EntityWrite } from '../core/records.js';
@@ -94,6 +95,8 @@ class BaseCtx {
   }
 
   /** Per-command scratch state (built on first use: most handlers never touch it). */
+  #log: Logger | undefined;
+
   get data(): { get(): Json | undefined; set(value: Json): void } {
     return (this.#dataApi ??= {
       get: () => (this.#dataSet ? this.#data : ((this.c.data ?? undefined) as Json | undefined)),
@@ -125,8 +128,13 @@ class BaseCtx {
     return this.c.params;
   }
 
+  /** The engine's logger, each line carrying the command's id, type and root (built on first use). */
   get log(): Logger {
-    return this.host.log;
+    return (this.#log ??= withFields(this.host.log, {
+      commandId: this.c.id,
+      type: this.c.type.name,
+      rootId: this.c.rootId,
+    }));
   }
 
   #check(): void {

@@ -303,6 +303,13 @@ export class Dispatcher {
   }
 
   /** Number of tasks being polled, over all agents. */
+  /** Tasks watched (started, not ended) per agent id. */
+  tasksByAgent(): Map<string, number> {
+    const counts = new Map<string, number>();
+    for (const link of this.#links.values()) counts.set(link.id, link.running.size);
+    return counts;
+  }
+
   get watchedTasks(): number {
     let n = 0;
     for (const link of this.#links.values()) n += link.running.size;

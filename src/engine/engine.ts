@@ -10,14 +10,20 @@ import { CocoError, ErrorCode, type ErrorInfo } from '../core/errors.js';
 import { CommandRegistry } from '../core/registry.js';
 import { isTerminal } from '../core/states.js';
 import type { AgentRecord, CommandRecord, TaskRecord, UndoRecord } from '../core/records.js';
-import type { CommandPage, CommandQuery, CorruptRow } from '../store/port.js';
+import type { CommandPage, CommandQuery, CorruptRow, StatusChange } from '../store/port.js';
 import { isSharedStore } from '../store/shared-port.js';
 import { adopt } from './adopt.js';
 import { assertLeaseFits } from './cluster.js';
 import { EngineEvents, type EngineEventMap, type EngineEventName } from './events.js';
 import { compileOptions, type CompiledEngineOptions, type EngineOptions } from './options.js';
 import { pruneTrees, type OnPruned, type PruneRequest, type PruneTotals } from './retention.js';
-import { checkIdempotencyKey, parseParams, prepareMany, submittableType } from './submission.js';
+import {
+  canonicalJson,
+  checkIdempotencyKey,
+  parseParams,
+  prepareMany,
+  submittableType,
+} from './submission.js';
 import { buildRuntime, type EngineRuntime } from './wiring.js';
 
 /** Options of {@link Engine.submit}. */
@@ -48,6 +54,8 @@ export interface CommandDetails {
   readonly children: readonly CommandRecord[];
   /** Rows of its children that could not be read (left out of `children`), with why. */
   readonly unreadableChildren: readonly CorruptRow[];
+  /** The statuses it was stored with, oldest first (empty if the store keeps no history). */
+  readonly statusHistory: readonly StatusChange[];
   /**
    * Why this engine leaves the command untouched — its rows, type or parameters could not be
    * loaded — or null (it runs it, or another node does). A cancel ends it, unless a row of it
@@ -65,6 +73,16 @@ export type EngineState = 'new' | 'starting' | 'running' | 'stopping' | 'stopped
  */
 const WAIT_POLL_MS = 250;
 
+/** The command an idempotency key stands for: its type and parameters, to compare a reuse with. */
+interface KeyedSubmit {
+  readonly id: number;
+  readonly type: string;
+  /** The parameters as canonical JSON text. */
+  readonly params: string;
+  /** This call created it. */
+  readonly created?: true;
+}
+
 /** The coordinator engine. Create with {@link createEngine}, then {@link Engine.start}. */
 export class Engine {
   /** Engine events (committed batches, progress, load failures, agent state). */
@@ -80,7 +98,7 @@ export class Engine {
   #heartbeat: { cancel(): void } | null = null;
   /** A started engine keeps the process alive until it is stopped (its own timers do not). */
   #keepAlive: ReturnType<typeof setInterval> | null = null;
-  readonly #keys = new Map<string, Promise<number>>();
+  readonly #keys = new Map<string, Promise<KeyedSubmit>>();
 
   constructor(options: EngineOptions) {
     this.#o = compileOptions(options);
@@ -211,28 +229,47 @@ export class Engine {
     type: CommandType<P, I>,
     params: NoInfer<I>,
     options: SubmitOptions = {},
-  ): Promise<{ id: number }> {
+  ): Promise<{ id: number; existing?: true }> {
     const { coordinator: co, committer } = this.#running();
     const registered = submittableType(this.#registry, type.name, type.version);
     const parsed = await parseParams(registered, params);
     const key = options.idempotencyKey ?? null;
     if (key !== null) {
       checkIdempotencyKey(key);
+      const mine = { type: registered.name, params: canonicalJson(params) };
       const known = this.#keys.get(key);
-      if (known) return { id: await known };
-      const pending = (async () => {
-        const existing = await this.#o.store.getCommandByKey(key);
-        if (existing) return existing.id;
-        const c = co.createRoot(registered, params, parsed, key);
-        await committer.durable(c);
-        return c.id;
-      })();
-      this.#keys.set(key, pending);
+      const pending =
+        known ??
+        (async (): Promise<KeyedSubmit> => {
+          const existing = await this.#o.store.getCommandByKey(key);
+          if (existing) {
+            const sameType =
+              existing.type === registered.name || registered.aliases.includes(existing.type);
+            return {
+              id: existing.id,
+              type: sameType ? registered.name : existing.type,
+              params: canonicalJson(existing.params),
+            };
+          }
+          const c = co.createRoot(registered, params, parsed, key);
+          await committer.durable(c);
+          return { id: c.id, type: mine.type, params: mine.params, created: true };
+        })();
+      if (!known) this.#keys.set(key, pending);
+      let first: KeyedSubmit;
       try {
-        return { id: await pending };
+        first = await pending;
       } finally {
-        this.#keys.delete(key);
+        if (!known) this.#keys.delete(key);
       }
+      if (first.created === true && !known) return { id: first.id };
+      if (first.type !== mine.type || first.params !== mine.params)
+        throw new CocoError(
+          ErrorCode.IdempotencyConflict,
+          `the idempotency key "${key}" was used by command ${first.id} with ${first.type === mine.type ? 'other parameters' : `another type (${first.type})`}; use a new key for a new command`,
+          { details: { commandId: first.id } },
+        );
+      return { id: first.id, existing: true };
     }
     const c = co.createRoot(registered, params, parsed, null);
     await committer.durable(c);
@@ -316,10 +353,11 @@ export class Engine {
   async inspect(id: number): Promise<CommandDetails | null> {
     const command = await this.#o.store.getCommand(id);
     if (!command) return null;
-    const [tasks, undo, children] = await Promise.all([
+    const [tasks, undo, children, statusHistory] = await Promise.all([
       this.#o.store.getTasks(id),
       this.#o.store.getUndo(id),
       this.#o.store.listCommands({ parentId: id, limit: 1000 }),
+      this.#o.store.getStatusHistory?.(id) ?? [],
     ]);
     const live = this.#run?.coordinator.live.get(id);
     return {
@@ -328,6 +366,11 @@ export class Engine {
       undo,
       children: children.commands.sort((a, b) => (a.seq ?? 0) - (b.seq ?? 0)),
       unreadableChildren: children.unreadable,
+      // Every command is created pending: shown even when its first stored status was later.
+      statusHistory:
+        statusHistory.length === 0 || statusHistory[0]?.status === 'pending'
+          ? statusHistory
+          : [{ status: 'pending', at: command.createdAt }, ...statusHistory],
       unloadable:
         (live?.held ? live.loadError : null) ?? this.#run?.coordinator.unloaded.get(id) ?? null,
     };
@@ -376,6 +419,14 @@ export class Engine {
   /** Agents as the engine last saw them (address, up/down, boot id, last seen). */
   async agents(): Promise<AgentRecord[]> {
     return this.#o.store.listAgents();
+  }
+
+  /**
+   * This node's tasks in flight (started on their agent, not ended) per agent id; empty while
+   * the engine does not run.
+   */
+  tasksInFlight(): Map<string, number> {
+    return this.#run?.dispatcher.tasksByAgent() ?? new Map<string, number>();
   }
 
   /** Counters for monitoring and tests. */

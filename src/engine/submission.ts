@@ -105,3 +105,25 @@ export async function prepareMany(
   }
   return prepared;
 }
+
+/**
+ * A value as JSON text with object keys sorted at every level: two parameter objects that differ
+ * only in key order give the same text (an idempotency key reused with the same parameters).
+ */
+export function canonicalJson(value: unknown): string {
+  const sort = (v: unknown): unknown => {
+    if (Array.isArray(v)) return v.map(sort);
+    if (typeof v === 'object' && v !== null) {
+      const o = v as Record<string, unknown>;
+      return Object.fromEntries(
+        Object.keys(o)
+          .sort()
+          .map((k) => [k, sort(o[k])]),
+      );
+    }
+    return v;
+  };
+  // A round trip first: what JSON drops (undefined, functions) is dropped here too.
+  const text = JSON.stringify(value);
+  return text === undefined ? 'null' : JSON.stringify(sort(JSON.parse(text)));
+}

@@ -1,50 +1,122 @@
 /**
- * The engine API's request contracts (zod). Responses are the store's and the monitor's records
- * (see src/store/port.ts and src/jobs/port.ts).
+ * The engine API's contracts (zod): what each route takes (path, query, body) and answers. The
+ * routes validate their input with these, and the OpenAPI document (`/openapi.json`,
+ * openapi.ts) is generated from them, so the two cannot part.
  *
  * @module
  */
 import { z } from 'zod';
-import { COMMAND_STATUSES } from '../core/states.js';
-import { JOB_STATUSES } from '../jobs/port.js';
+import {
+  COMMAND_STATUSES,
+  COMPENSATION_STATUSES,
+  TASK_STATUSES,
+  UNDO_STATUSES,
+} from '../core/states.js';
+import { JOB_STATUSES, STEP_KINDS } from '../jobs/port.js';
+
+// ---------------------------------------------------------------------------------------------
+// Requests
 
 /** `POST /v1/commands`. */
 export const submitBody = z
   .object({
-    type: z.string().min(1),
-    params: z.unknown(),
-    idempotencyKey: z.string().min(1).max(200).optional(),
+    type: z.string().min(1).describe('the command type, e.g. disk.migrate'),
+    params: z.unknown().describe("the parameters, checked against the type's schema"),
+    idempotencyKey: z
+      .string()
+      .min(1)
+      .max(200)
+      .optional()
+      .describe(
+        'submitting again with the same key and the same type and parameters returns the first command (200); with others, 409',
+      ),
   })
   .strict();
 
 /** A numeric id in the path. */
-export const idParam = z.object({ id: z.coerce.number().int().positive() });
+export const idParam = z.object({
+  id: z.coerce
+    .number()
+    .int()
+    .positive()
+    .max(2 ** 53 - 1),
+});
 
 const csv = <T extends readonly [string, ...string[]]>(values: T) =>
   z
     .string()
     .transform((s) => s.split(',').filter((x) => x !== ''))
-    .pipe(z.array(z.enum(values)).min(1));
+    .pipe(z.array(z.enum(values)).min(1))
+    .describe(`comma-separated: ${values.join(', ')}`);
+
+/** A time in a query: ms since the epoch, or an ISO 8601 date-time. */
+const instant = z
+  .string()
+  .transform((s, ctx) => {
+    const ms = /^\d+$/.test(s) ? Number(s) : Date.parse(s);
+    if (!Number.isSafeInteger(ms)) {
+      ctx.addIssue({ code: 'custom', message: 'give ms since the epoch or an ISO 8601 time' });
+      return z.NEVER;
+    }
+    return ms;
+  })
+  .describe('ms since the epoch, or an ISO 8601 date-time');
+
+/** Largest page of a list. */
+export const MAX_PAGE = 500;
+
+const limit = z.coerce
+  .number()
+  .int()
+  .min(1)
+  .max(MAX_PAGE)
+  .default(50)
+  .describe(`page size, 1..${MAX_PAGE}`);
+
+/** An opaque page cursor: the `nextCursor` of the page before. */
+const cursor = z.string().min(1).max(100).describe('the nextCursor of the previous page (opaque)');
+
+/** Encodes where the next page starts (newest first: below this id). */
+export function encodeCursor(beforeId: number): string {
+  return Buffer.from(`b${beforeId}`).toString('base64url');
+}
+
+/** The id a cursor stands for, or null if it is not one of ours. */
+export function decodeCursor(text: string): number | null {
+  const m = /^b([1-9]\d{0,15})$/.exec(Buffer.from(text, 'base64url').toString('utf8'));
+  const id = m ? Number(m[1]) : NaN;
+  return Number.isSafeInteger(id) ? id : null;
+}
 
 /** `GET /v1/commands` query. */
-export const commandListQuery = z.object({
-  status: csv(COMMAND_STATUSES).optional(),
-  type: z.string().min(1).optional(),
-  rootsOnly: z
-    .enum(['true', 'false'])
-    .transform((v) => v === 'true')
-    .optional(),
-  beforeId: z.coerce.number().int().positive().optional(),
-  limit: z.coerce.number().int().min(1).max(1000).default(50),
-});
+export const commandListQuery = z
+  .object({
+    limit,
+    cursor: cursor.optional(),
+    status: csv(COMMAND_STATUSES).optional(),
+    type: z.string().min(1).max(200).optional(),
+    rootsOnly: z
+      .enum(['true', 'false'])
+      .transform((v) => v === 'true')
+      .optional(),
+    createdAfter: instant.optional(),
+    createdBefore: instant.optional(),
+    endedAfter: instant.optional(),
+    endedBefore: instant.optional(),
+  })
+  .strict();
 
 /** `GET /v1/jobs` query. */
-export const jobListQuery = z.object({
-  status: csv(JOB_STATUSES).optional(),
-  type: z.string().min(1).optional(),
-  beforeId: z.coerce.number().int().positive().optional(),
-  limit: z.coerce.number().int().min(1).max(1000).default(50),
-});
+export const jobListQuery = z
+  .object({
+    limit,
+    cursor: cursor.optional(),
+    status: csv(JOB_STATUSES).optional(),
+    type: z.string().min(1).max(200).optional(),
+    createdAfter: instant.optional(),
+    createdBefore: instant.optional(),
+  })
+  .strict();
 
 /**
  * `POST /v1/admin/prune` (retention): trees that ended at least `olderThanMs` ago go, with their
@@ -56,3 +128,201 @@ export const pruneBody = z
     dryRun: z.boolean().default(false),
   })
   .strict();
+
+// ---------------------------------------------------------------------------------------------
+// Answers
+
+/** An error as the API answers it. */
+export const errorInfo = z.object({
+  code: z.string(),
+  message: z.string(),
+  details: z.unknown().optional(),
+});
+
+/** Every refusal and failure: `{ error: { code, message, details? } }`. */
+export const errorAnswer = z.object({ error: errorInfo });
+
+const ms = z.number().int().describe('ms since the epoch');
+
+/** A command in a list: no parameters, result or tasks (see the detail). */
+export const commandSummary = z.object({
+  id: z.number().int(),
+  type: z.string(),
+  status: z.enum(COMMAND_STATUSES),
+  parentId: z.number().int().nullable(),
+  rootId: z.number().int(),
+  createdAt: ms,
+  endedAt: ms.nullable(),
+  error: z.object({ code: z.string(), message: z.string() }).nullable(),
+});
+/** See {@link commandSummary}. */
+export type CommandSummary = z.infer<typeof commandSummary>;
+
+/** A row a list could not read, and why (`CORRUPT_ROW`). */
+export const unreadableRow = z.object({
+  table: z.enum(['commands', 'tasks', 'undo']),
+  commandId: z.number().int().nullable(),
+  parentId: z.number().int().nullable(),
+  error: errorInfo,
+});
+
+/** `GET /v1/commands`. */
+export const commandPage = z.object({
+  commands: z.array(commandSummary),
+  unreadable: z.array(unreadableRow),
+  nextCursor: z.string().nullable(),
+});
+
+const taskRecord = z.object({
+  commandId: z.number().int(),
+  ordinal: z.number().int(),
+  origin: z.number().int(),
+  agentId: z.string(),
+  verb: z.string(),
+  args: z.unknown(),
+  status: z.enum(TASK_STATUSES),
+  result: z.unknown(),
+  error: errorInfo.nullable(),
+  deadlineAt: ms.nullable(),
+  stopRequested: z.boolean(),
+  createdAt: ms,
+  endedAt: ms.nullable(),
+});
+
+const undoRecord = z.object({
+  commandId: z.number().int(),
+  ordinal: z.number().int(),
+  seq: z.number().int(),
+  stage: z.number().int(),
+  name: z.string(),
+  data: z.unknown(),
+  status: z.enum(UNDO_STATUSES),
+  error: errorInfo.nullable(),
+});
+
+/** `GET /v1/commands/:id`: the summary, and everything else about the command. */
+export const commandDetail = commandSummary.extend({
+  error: errorInfo.nullable(),
+  params: z.unknown(),
+  paramsVersion: z.number().int(),
+  idempotencyKey: z.string().nullable(),
+  statusHistory: z
+    .array(z.object({ status: z.enum(COMMAND_STATUSES), at: ms }))
+    .describe('each stored status, oldest first'),
+  result: z.unknown(),
+  compensation: z.enum(COMPENSATION_STATUSES),
+  compensationError: errorInfo.nullable(),
+  cancelRequested: z.boolean(),
+  deadlineAt: ms.nullable(),
+  updatedAt: ms,
+  tasks: z.array(taskRecord),
+  undo: z.array(undoRecord),
+  children: z.array(z.number().int()).describe('child command ids, in creation order'),
+  unreadableChildren: z.array(unreadableRow),
+  unloadable: errorInfo.nullable().describe('why the command is held, if it could not be loaded'),
+});
+
+/** A job: the user's view of a root command and everything it started. */
+export const jobRecord = z.object({
+  id: z.number().int(),
+  type: z.string(),
+  status: z.enum(JOB_STATUSES),
+  compensation: z.enum(COMPENSATION_STATUSES),
+  progress: z.number(),
+  error: errorInfo.nullable(),
+  startedAt: ms,
+  updatedAt: ms,
+  endedAt: ms.nullable(),
+});
+
+/** `GET /v1/jobs`. */
+export const jobPage = z.object({ jobs: z.array(jobRecord), nextCursor: z.string().nullable() });
+
+const step = z.object({
+  jobId: z.number().int(),
+  key: z.string(),
+  parentKey: z.string().nullable(),
+  kind: z.enum(STEP_KINDS),
+  name: z.string(),
+  commandId: z.number().int(),
+  taskOrdinal: z.number().int().nullable(),
+  status: z.string(),
+  compensation: z.enum(COMPENSATION_STATUSES),
+  progress: z.number(),
+  expectedTasks: z.number().int(),
+  expectedChildren: z.number().int(),
+  undo: z.boolean(),
+  error: errorInfo.nullable(),
+  startedAt: ms,
+  endedAt: ms.nullable(),
+  updatedAt: ms,
+});
+
+interface StepNodeShape {
+  step: z.infer<typeof step>;
+  tasks: z.infer<typeof step>[];
+  children: StepNodeShape[];
+}
+const stepNode: z.ZodType<StepNodeShape> = z.lazy(() =>
+  z.object({ step, tasks: z.array(step), children: z.array(stepNode) }),
+);
+
+/** `GET /v1/jobs/:id`: the job and its steps as a tree. */
+export const jobTree = z.object({
+  job: jobRecord,
+  root: stepNode.nullable(),
+  orphans: z.array(step),
+});
+
+/** `GET /v1/agents`. */
+export const agentList = z.object({
+  agents: z.array(
+    z.object({
+      id: z.string(),
+      address: z.string().nullable(),
+      state: z.enum(['up', 'down']),
+      bootId: z.string().nullable(),
+      lastSeenAt: ms.nullable(),
+      lastError: errorInfo.nullable(),
+      updatedAt: ms,
+      tasksInFlight: z
+        .number()
+        .int()
+        .describe("this node's tasks on the agent that have not ended (started or running)"),
+    }),
+  ),
+});
+
+/** `POST /v1/commands`. */
+export const submitAnswer = z.object({ id: z.number().int() });
+/** `POST /v1/commands/:id/cancel`. */
+export const cancelAnswer = z.object({ id: z.number().int(), cancelRequested: z.literal(true) });
+/** `POST /v1/admin/prune`. */
+export const pruneAnswer = z.object({
+  trees: z.number().int(),
+  commands: z.number().int(),
+  tasks: z.number().int(),
+  undo: z.number().int(),
+  jobs: z.number().int(),
+  more: z.boolean(),
+});
+/** `GET /v1/whoami`. */
+export const whoami = z.object({
+  name: z.string(),
+  role: z.enum(['viewer', 'operator', 'admin']),
+});
+/** `GET /v1/health`. */
+export const health = z.object({
+  ok: z.boolean(),
+  state: z.string(),
+  haltedBy: z.object({ code: z.string() }).optional(),
+  rejoining: z.boolean(),
+  nodeId: z.string(),
+  version: z.string(),
+});
+/** `GET /v1/ready`. */
+export const ready = z.object({
+  ready: z.boolean(),
+  nodeId: z.string(),
+  reason: z.string().optional(),
+});

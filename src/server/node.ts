@@ -15,12 +15,19 @@ import type { AgentBroker } from '../brokers/port.js';
 import { httpAgents } from '../brokers/http/broker.js';
 import type { CommandType, Logger } from '../core/command-type.js';
 import { createEngine, type Engine, type StartReport } from '../engine/engine.js';
-import { createApi } from '../http/api.js';
+import { buildApi } from '../http/api.js';
 import { createJobMonitor, type JobMonitor } from '../jobs/monitor.js';
 import { loadCommandModules } from '../config/commands.js';
-import type { CocoConfig } from '../config/config.js';
+import type { CocoConfig, TokenConfig } from '../config/config.js';
+import {
+  LOCAL_TOKEN_NAME,
+  ensureLocalToken,
+  isLoopback,
+  tokenFilePath,
+} from '../config/api-tokens.js';
+import { CocoError, ErrorCode } from '../core/errors.js';
 import { jobStoreFromUrl, storeFromUrl } from '../config/store-url.js';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { Rejoiner, type Generation, type OnLeaseLost } from './rejoin.js';
 import { RetentionSchedule } from './retention.js';
 
@@ -63,6 +70,45 @@ export function defaultLogger(level = process.env.COCO_LOG_LEVEL ?? 'info'): Log
   return pino({ level, base: { pid: process.pid } }, pino.destination(2));
 }
 
+/** Whether a logger is a pino logger (fastify logs through it then; any other, it stays silent). */
+function isPino(logger: Logger): logger is Logger & FastifyBaseLogger {
+  const l = logger as Partial<FastifyBaseLogger>;
+  return (
+    typeof l.child === 'function' &&
+    typeof l.fatal === 'function' &&
+    typeof l.trace === 'function' &&
+    typeof l.level === 'string'
+  );
+}
+
+/**
+ * The API's tokens: the configured ones, else the node's own admin token (created beside the
+ * store at first start; the log says where, never what). A node without configured tokens
+ * binds loopback addresses only: its token protects calls from this machine, and the file
+ * that holds it is readable only here.
+ */
+function apiTokens(config: CocoConfig, listen: boolean, logger: Logger): readonly TokenConfig[] {
+  if (config.api.tokens.length > 0) return config.api.tokens;
+  // Not served: only in-process calls (`api.inject`), to the public routes.
+  if (!listen) return [];
+  if (!isLoopback(config.api.host)) {
+    throw new CocoError(
+      ErrorCode.InvalidOptions,
+      `refusing to serve the API on ${config.api.host} without configured tokens: anyone who reaches that address could call it. ` +
+        `Configure api.tokens (each { name, role, token | tokenFile }; "\${NAME}" takes a token from the environment), or bind 127.0.0.1`,
+    );
+  }
+  const local = ensureLocalToken(tokenFilePath(config.store, config.baseDir));
+  if (local.warning) logger.warn({ tokenFile: local.path }, local.warning);
+  logger.info(
+    { tokenFile: local.path, role: 'admin' },
+    local.created
+      ? 'created the API admin token (no tokens configured); the CLI on this machine finds it there'
+      : 'using the API admin token of this store (no tokens configured)',
+  );
+  return [{ name: LOCAL_TOKEN_NAME, role: 'admin', token: local.token }];
+}
+
 /** One generation of a node: what runs under one node id. */
 interface NodeGeneration extends Generation {
   readonly monitor: JobMonitor | null;
@@ -73,6 +119,9 @@ interface NodeGeneration extends Generation {
 export async function startNode(options: NodeOptions): Promise<CocoNode> {
   const { config } = options;
   const logger = options.logger ?? defaultLogger();
+  // First: a node that would serve its API to the network without tokens never starts.
+  const listen = options.listen ?? true;
+  const tokens = apiTokens(config, listen, logger);
   const commands = [...(options.commands ?? []), ...(await loadCommandModules(config.commands))];
   const build = async (nodeId: string): Promise<NodeGeneration> => {
     const store = storeFromUrl(config.store);
@@ -149,16 +198,18 @@ export async function startNode(options: NodeOptions): Promise<CocoNode> {
         },
       })
     : null;
-  const api = createApi({
+  const { app: api } = buildApi({
+    ...(isPino(logger) ? { logger } : {}),
     engine: () => node.current.engine,
     monitor: () => node.current.monitor,
     rejoining: () => node.rejoining,
     commands,
-    token: config.api.token,
+    tokens,
+    allowedHosts: [config.api.host, hostname(), ...config.api.allowedHosts],
     ...(options.version ? { version: options.version } : {}),
   });
   let url: string | null = null;
-  if (options.listen ?? true) {
+  if (listen) {
     try {
       await api.listen({ host: config.api.host, port: config.api.port });
       const address = api.server.address();

@@ -102,6 +102,12 @@ export interface ActiveSnapshot {
   readonly corrupt: readonly CorruptRow[];
 }
 
+/** A status a command was stored with, and when (its `updatedAt` then). */
+export interface StatusChange {
+  readonly status: CommandStatus;
+  readonly at: number;
+}
+
 /** Filters for {@link Store.listCommands}. */
 export interface CommandQuery {
   readonly status?: readonly CommandStatus[];
@@ -112,6 +118,14 @@ export interface CommandQuery {
   readonly rootsOnly?: boolean;
   /** Keyset pagination: ids below this one (newest first). */
   readonly beforeId?: number;
+  /** Created at or after this time (ms since the epoch). */
+  readonly createdAfter?: number;
+  /** Created strictly before this time. */
+  readonly createdBefore?: number;
+  /** Ended at or after this time (only ended commands match). */
+  readonly endedAfter?: number;
+  /** Ended strictly before this time (only ended commands match). */
+  readonly endedBefore?: number;
   /** @default 100 */
   readonly limit?: number;
 }
@@ -222,6 +236,11 @@ export interface Store {
   /** Commands matching a query, newest first; rows that cannot be read are reported, not thrown. */
   listCommands(query?: CommandQuery): Promise<CommandPage>;
   getTasks(commandId: number): Promise<TaskRecord[]>;
+  /**
+   * The statuses a command was stored with, oldest first (one per status: statuses passed
+   * through within one batch are not seen). Optional: a store without it shows none.
+   */
+  getStatusHistory?(commandId: number): Promise<StatusChange[]>;
   getUndo(commandId: number): Promise<UndoRecord[]>;
   getEntity(kind: string, id: string): Promise<EntityRecord | null>;
   /**

@@ -2,7 +2,7 @@
  * The `coco` CLI: help and usage errors, and every client subcommand against a real node (engine
  * on SQLite, job view, HTTP API on loopback) with in-process agents.
  */
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
@@ -108,10 +108,38 @@ describe('coco CLI against a running node', () => {
       logger: { debug() {}, info() {}, warn() {}, error() {} },
     });
     server = node.url!;
+    // The CLI finds the node's own token through COCO_TOKEN here (beside its store: see below).
+    process.env.COCO_TOKEN = readFileSync(join(dir, 'coco.db.token'), 'utf8').trim();
   });
   afterAll(async () => {
+    delete process.env.COCO_TOKEN;
     await node.close();
     rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('finds the token the node created beside its store (--store), else says where it looked: exit 7', async () => {
+    const token = process.env.COCO_TOKEN;
+    delete process.env.COCO_TOKEN;
+    try {
+      const store = `sqlite:${join(dir, 'coco.db')}`;
+      const found = await coco('list', '--server', server, '--store', store, '--json');
+      expect(found.code, found.err).toBe(0);
+      const missing = await coco(
+        'list',
+        '--server',
+        server,
+        '--store',
+        `sqlite:${join(dir, 'x.db')}`,
+      );
+      expect(missing.code).toBe(7);
+      expect(missing.err).toContain('UNAUTHORIZED');
+      expect(missing.err).toContain(`${join(dir, 'x.db')}.token`);
+      const refused = await coco('list', '--server', server, '--token', 'in-the-arguments-0123');
+      expect(refused.code).toBe(2);
+      expect(refused.err).toContain('--token is not accepted');
+    } finally {
+      process.env.COCO_TOKEN = token;
+    }
   });
 
   it('submit --json gives the id; status shows the job tree; list shows it', async () => {
@@ -175,7 +203,10 @@ describe('coco CLI against a running node', () => {
     expect(r.err).toMatch(/"cli\.stage" runs only as a child.*cli\.work/);
     const res = await fetch(`${server}/v1/commands`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: {
+        'content-type': 'application/json',
+        authorization: `Bearer ${process.env.COCO_TOKEN ?? ''}`,
+      },
       body: JSON.stringify({ type: 'cli.stage', params: {} }),
     });
     expect(res.status).toBe(422);
@@ -201,7 +232,7 @@ describe('coco CLI against a running node', () => {
     expect(cancel.out).toContain(`cancel of command ${id} requested`);
     expect((await node.engine.waitFor(id)).status).toBe('cancelled');
     const again = await coco('cancel', String(id), '--server', server);
-    expect(again.code).toBe(7); // the command has already ended
+    expect(again.code).toBe(8); // the command has already ended
     expect(again.err).toContain('COMMAND_STATE');
   });
 
@@ -253,7 +284,7 @@ describe('coco CLI against a running node', () => {
   it('migrate creates the schema of a new store', async () => {
     const r = await coco('migrate', '--store', `sqlite:${join(dir, 'other.db')}`, '--json');
     expect(r.code).toBe(0);
-    expect(JSON.parse(r.out)).toMatchObject({ store: { current: 3 } });
+    expect(JSON.parse(r.out)).toMatchObject({ store: { current: 4 } });
     const bad = await coco('migrate', '--store', 'mysql://x');
     expect(bad.code).toBe(5);
     expect(bad.err).toContain('use sqlite:<path>');

@@ -2,7 +2,7 @@
  * The exit codes of the README's table, one test each, against a real node (SQLite, in-process
  * agents), a real reference agent, and a plain HTTP server; `--json` errors are JSON on stdout.
  */
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -48,6 +48,8 @@ beforeAll(async () => {
     logger: quiet,
   });
   server = node.url!;
+  // The CLI finds the node's own token (created beside its store) through COCO_TOKEN here.
+  process.env.COCO_TOKEN = readFileSync(join(dir, 'coco.db.token'), 'utf8').trim();
   agent = await startAgent({
     id: 'host-1',
     secret: 'exit-codes-secret-0123456789',
@@ -63,6 +65,7 @@ beforeAll(async () => {
   otherUrl = `http://127.0.0.1:${(other.address() as AddressInfo).port}`;
 });
 afterAll(async () => {
+  delete process.env.COCO_TOKEN;
   await node.close();
   await agent.close();
   await new Promise((r) => other.close(r));
@@ -105,7 +108,7 @@ describe('coco exit codes', () => {
     }
   });
 
-  it('2: bad list arguments (status, limit, before)', async () => {
+  it('2: bad list arguments (status, limit)', async () => {
     const status = await coco('list', '--status', 'runing', '--server', server);
     expect(status.code).toBe(EXIT.usage);
     expect(status.err).toContain('unknown status "runing"');
@@ -114,7 +117,6 @@ describe('coco exit codes', () => {
       expect(r.code, limit).toBe(EXIT.usage);
       expect(r.err).toContain('--limit must be a whole number');
     }
-    expect((await coco('list', '--before', 'x', '--server', server)).code).toBe(EXIT.usage);
   });
 
   it('3: no node at the address', async () => {
@@ -143,7 +145,7 @@ describe('coco exit codes', () => {
     expect(r.err).toContain('something broke');
   });
 
-  it('7: cancelling a command that has already ended says so', async () => {
+  it('8: cancelling a command that has already ended says so', async () => {
     const id = await submitted('{}');
     await node.engine.waitFor(id);
     const r = await coco('cancel', String(id), '--server', server);

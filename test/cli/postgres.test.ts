@@ -10,10 +10,14 @@ import { parseConfig } from '../../src/config/config.js';
 import { parseStoreUrl } from '../../src/config/store-url.js';
 import { defineCommand } from '../../src/core/command-type.js';
 import { startNode, type CocoNode } from '../../src/server/node.js';
+import { testTokens, TOKENS } from '../support/api.js';
 import { holdVerbs } from '../support/harness.js';
 import { adminQuery, describePg, freshSchema, PG_URL } from '../support/pg.js';
 import { coco } from './support.js';
 import { migrations } from '../../src/generated/postgres-migrations.js';
+
+// The CLI calls the nodes of this file with the admin token (COCO_TOKEN).
+process.env.COCO_TOKEN = TOKENS.admin;
 
 const hold = holdVerbs();
 const work = defineCommand({
@@ -64,7 +68,10 @@ describePg('coco on a postgres:// store', () => {
       store: { current: migrations.at(-1)?.version },
       jobs: { current: 2 },
     });
-    const config = parseConfig({ store: storeUrl(fresh.schema), api: { port: 0 } }, process.cwd());
+    const config = parseConfig(
+      { store: storeUrl(fresh.schema), api: { port: 0, tokens: testTokens() } },
+      process.cwd(),
+    );
     const agents = inProcessAgents(['a1'], { verbs: hold.verbs });
     const quiet = { debug() {}, info() {}, warn() {}, error() {} };
     node = await startNode({ config, commands: [work], broker: agents, logger: quiet });

@@ -11,10 +11,14 @@ import { inProcessAgents } from '../../src/brokers/in-process/broker.js';
 import { parseConfig } from '../../src/config/config.js';
 import type { Engine } from '../../src/engine/engine.js';
 import { startNode, type CocoNode } from '../../src/server/node.js';
+import { authHeaders, testTokens, TOKENS } from '../support/api.js';
 import { Journal, testCommands } from '../support/commands.js';
 import { holdVerbs, tempDir, whenCommitted } from '../support/harness.js';
 import { PG_URL, describePg, freshSchema } from '../support/pg.js';
 import { coco } from './support.js';
+
+// The CLI calls the nodes of this file with the admin token (COCO_TOKEN).
+process.env.COCO_TOKEN = TOKENS.admin;
 
 const t = testCommands(new Journal());
 const hold = holdVerbs();
@@ -85,7 +89,10 @@ describe('coco prune against a running node, then on its file', () => {
   beforeAll(async () => {
     dir = tempDir('coco-prune-');
     file = join(dir, 'coco.db');
-    const config = parseConfig({ store: `sqlite:${file}`, api: { port: 0 } }, dir);
+    const config = parseConfig(
+      { store: `sqlite:${file}`, api: { port: 0, tokens: testTokens() } },
+      dir,
+    );
     node = await startNode({
       config,
       commands: t.all,
@@ -142,7 +149,7 @@ describe('coco prune against a running node, then on its file', () => {
     const post = (body: unknown): Promise<Response> =>
       fetch(`${server}/v1/admin/prune`, {
         method: 'POST',
-        headers: { 'content-type': 'application/json' },
+        headers: authHeaders(),
         body: JSON.stringify(body),
       });
     const ok = await post({ olderThanMs: 3_600_000, dryRun: true });
@@ -196,7 +203,10 @@ describe('coco prune against a running node, then on its file', () => {
     expect(real.code, real.err).toBe(0);
     expect(real.out).toMatch(/^pruned 2 trees .*: 5 commands, 3 tasks, 5 undo steps, 2 jobs$/);
     // The file is free again: a node opens it, and the pruned tree is gone.
-    const config = parseConfig({ store: `sqlite:${file}`, api: { port: 0 } }, dir);
+    const config = parseConfig(
+      { store: `sqlite:${file}`, api: { port: 0, tokens: testTokens() } },
+      dir,
+    );
     node = await startNode({
       config,
       commands: t.all,
@@ -219,7 +229,10 @@ describePg('coco prune --store on PostgreSQL beside a running node', () => {
   };
 
   beforeAll(async () => {
-    const config = parseConfig({ store: url(), api: { port: 0 } }, process.cwd());
+    const config = parseConfig(
+      { store: url(), api: { port: 0, tokens: testTokens() } },
+      process.cwd(),
+    );
     node = await startNode({
       config,
       commands: t.all,

@@ -11,9 +11,13 @@ import { inProcessAgents, type InProcessBroker } from '../../src/brokers/in-proc
 import { parseConfig } from '../../src/config/config.js';
 import { defineCommand, type StageContext } from '../../src/core/command-type.js';
 import { startNode, type CocoNode } from '../../src/server/node.js';
+import { authHeaders, testTokens, TOKENS } from '../support/api.js';
 import { holdVerbs, tempDir } from '../support/harness.js';
 import { setCommandColumn } from '../support/sqlite-rows.js';
 import { coco } from './support.js';
+
+// The CLI calls the nodes of this file with the admin token (COCO_TOKEN).
+process.env.COCO_TOKEN = TOKENS.admin;
 
 const hold = holdVerbs();
 const leaf = defineCommand({
@@ -46,7 +50,10 @@ describe('coco serve with a command row that cannot be read', () => {
   let node: CocoNode | null = null;
 
   const start = async (): Promise<CocoNode> => {
-    const config = parseConfig({ store: `sqlite:${join(dir, 'coco.db')}`, api: { port: 0 } }, dir);
+    const config = parseConfig(
+      { store: `sqlite:${join(dir, 'coco.db')}`, api: { port: 0, tokens: testTokens() } },
+      dir,
+    );
     node = await startNode({ config, commands: [chain, leaf], broker, logger: quiet });
     return node;
   };
@@ -108,7 +115,9 @@ describe('coco serve with a command row that cannot be read', () => {
     ]);
     // The parent's details list its readable children, report the other, and say why the
     // parent is left as it is.
-    const res = await fetch(`${server}/v1/commands/${running.id}`);
+    const res = await fetch(`${server}/v1/commands/${running.id}`, {
+      headers: authHeaders('viewer'),
+    });
     expect(await res.json()).toMatchObject({
       children: [],
       unreadableChildren: [{ commandId: child!.id, error: { code: 'CORRUPT_ROW' } }],
@@ -134,7 +143,10 @@ describe('coco serve with a command row that cannot be read', () => {
       ...chainDefinition,
       schema: z.object({ key: z.string(), pool: z.string() }),
     });
-    const config = parseConfig({ store: `sqlite:${join(dir, 'coco.db')}`, api: { port: 0 } }, dir);
+    const config = parseConfig(
+      { store: `sqlite:${join(dir, 'coco.db')}`, api: { port: 0, tokens: testTokens() } },
+      dir,
+    );
     node = n = await startNode({ config, commands: [stricter, leaf], broker, logger: quiet });
     expect(n.startReport.loadFailed).toBe(1);
     expect((await n.engine.get(id))?.status).toBe('waiting');

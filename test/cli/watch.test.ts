@@ -4,7 +4,7 @@
  * row is left; without a terminal, only lines that changed are printed.
  */
 import { execFile, spawn } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -48,8 +48,11 @@ beforeAll(async () => {
     logger: { debug() {}, info() {}, warn() {}, error() {} },
   });
   server = node.url!;
+  // The CLI (here and in the pseudo-terminal's child) finds the node's own token through COCO_TOKEN.
+  process.env.COCO_TOKEN = readFileSync(join(dir, 'coco.db.token'), 'utf8').trim();
 });
 afterAll(async () => {
+  delete process.env.COCO_TOKEN;
   await node.close();
   rmSync(dir, { recursive: true, force: true });
 });

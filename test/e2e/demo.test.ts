@@ -62,7 +62,8 @@ describe('coco demo', () => {
       // Each stage's lines come before the next stage's.
       const firsts = stages.map((s) => progress.indexOf(`    ${s} `));
       expect([...firsts].sort((a, b) => a - b)).toEqual(firsts);
-      const hint = /browse it: {2}coco (serve --config \S+) {3}then: coco status (\d+)/.exec(out);
+      const hint =
+        /browse it: {2}coco (serve --config \S+) {3}then: coco (status \d+ --config \S+)/.exec(out);
       expect(hint, out).not.toBeNull();
       const serve = spawnCoco([...hint![1]!.split(' '), '--port', '0']);
       try {
@@ -75,7 +76,7 @@ describe('coco demo', () => {
             if (m) resolve(m[1]!);
           });
         });
-        const status = spawnCoco(['status', hint![2]!, '--server', url]);
+        const status = spawnCoco([...hint![2]!.split(' '), '--server', url]);
         let shown = '';
         status.child.stdout!.on('data', (d: Buffer) => (shown += d.toString()));
         expect(await status.exited, status.stderr()).toBe(0);

@@ -7,7 +7,7 @@ import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { ApiClient } from '../../src/cli/client.js';
+import { ApiClient, findToken } from '../../src/cli/client.js';
 import { tempDir } from '../support/harness.js';
 import { coco } from '../cli/support.js';
 import { freePort, killHard, sha256File, startAgentProcess, startServeProcess } from './support.js';
@@ -15,8 +15,9 @@ import { freePort, killHard, sha256File, startAgentProcess, startServeProcess } 
 const idOf = z.object({ id: z.number() });
 const commandOf = z
   .object({
-    command: z.object({ status: z.string() }).passthrough(),
-    children: z.array(z.object({ id: z.number(), type: z.string(), status: z.string() })),
+    type: z.string(),
+    status: z.string(),
+    children: z.array(z.number()),
     tasks: z.array(z.unknown()),
   })
   .passthrough();
@@ -73,8 +74,10 @@ describe('engine killed mid-copy', () => {
       }),
     );
     const server = `http://127.0.0.1:${apiPort}`;
-    const api = new ApiClient(server);
     let serve = await startServeProcess(configFile);
+    // The node created its admin token beside its store: the CLI finds it through the
+    // configuration (--config), as a user on this machine would.
+    const api = new ApiClient(server, findToken({ config: configFile }));
     try {
       // The CLI client against the served node.
       const created = await coco(
@@ -90,13 +93,15 @@ describe('engine killed mid-copy', () => {
         }),
         '--server',
         server,
+        '--config',
+        configFile,
         '--json',
       );
       expect(created.code, created.err).toBe(0);
       const createId = idOf.parse(JSON.parse(created.out)).id;
       await until('disk.create to end', async () => {
         const c = commandOf.parse(await api.get(`/v1/commands/${createId}`));
-        return c.command.status === 'succeeded' ? true : null;
+        return c.status === 'succeeded' ? true : null;
       });
       const source = join(dir, 'storage', 'sd-a', 'd1.img');
       const sourceSha = await sha256File(source);
@@ -117,11 +122,14 @@ describe('engine killed mid-copy', () => {
 
       const done = await until('the migration to end', async () => {
         const c = commandOf.parse(await api.get(`/v1/commands/${id}`));
-        return ['succeeded', 'failed', 'cancelled'].includes(c.command.status) ? c : null;
+        return ['succeeded', 'failed', 'cancelled'].includes(c.status) ? c : null;
       });
-      expect(done.command.status).toBe('succeeded');
+      expect(done.status).toBe('succeeded');
       // Each stage ran once: seven children, one per stage, each with its tasks run once.
-      expect(done.children.map((c) => c.type)).toEqual([
+      const children = await Promise.all(
+        done.children.map(async (child) => commandOf.parse(await api.get(`/v1/commands/${child}`))),
+      );
+      expect(children.map((c) => c.type)).toEqual([
         'disk.migrate.snapshot',
         'disk.migrate.create-target',
         'disk.migrate.copy',
@@ -130,14 +138,13 @@ describe('engine killed mid-copy', () => {
         'disk.migrate.remove-source',
         'disk.migrate.remove-snapshot',
       ]);
-      for (const child of done.children) {
-        const c = commandOf.parse(await api.get(`/v1/commands/${child.id}`));
-        expect(c.command.status).toBe('succeeded');
+      for (const c of children) {
+        expect(c.status).toBe('succeeded');
         expect(c.tasks.length).toBeLessThanOrEqual(1);
       }
       expect(await sha256File(join(dir, 'storage', 'sd-b', 'd1.img'))).toBe(sourceSha);
       expect(existsSync(source)).toBe(false);
-      const status = await coco('status', String(id), '--server', server);
+      const status = await coco('status', String(id), '--server', server, '--config', configFile);
       expect(status.code).toBe(0);
       expect(status.out).toMatch(/disk\.migrate .*100%.*succeeded/);
     } finally {

@@ -180,6 +180,7 @@ function fakeEngine(
             undo: [],
             children: commands.filter((c) => c.parentId === id),
             unreadableChildren: [],
+            statusHistory: [],
             unloadable: null,
           }
         : null;

@@ -19,6 +19,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { z } from 'zod';
 import { ApiClient } from '../../src/cli/client.js';
+import { TOKENS, testTokens } from '../support/api.js';
 import { postgresStore } from '../../src/store/postgres/pg-store.js';
 import {
   freePort,
@@ -121,7 +122,7 @@ describe.skipIf(why !== null)('a node fenced after a database outage longer than
           store,
           nodeId: name,
           onLeaseLost,
-          api: { port },
+          api: { port, tokens: testTokens() },
           agents: [{ id: 'host-1', url: agent.url, secret }],
           commands: [new URL('./fixtures/fence-commands.ts', import.meta.url).pathname],
           tuning: { agentCallTimeoutMs: 1_000, pollIntervalMs: 100, claimIntervalMs: 250 },
@@ -136,7 +137,7 @@ describe.skipIf(why !== null)('a node fenced after a database outage longer than
     // Work in flight on the rejoining nodes when the server goes away.
     const ids: number[] = [];
     for (let i = 0; i < 12; i++) {
-      const api = new ApiClient(i % 2 === 0 ? fa.url : fb.url);
+      const api = new ApiClient(i % 2 === 0 ? fa.url : fb.url, TOKENS.admin);
       const { id } = z
         .object({ id: z.number() })
         .parse(await api.post('/v1/commands', { type: 'fence.sleep', params: { ms: 3_000 } }));
@@ -203,7 +204,7 @@ describe.skipIf(why !== null)('a node fenced after a database outage longer than
         const tasks = await verifier.getTasks(id);
         expect(tasks.map((t) => t.status)).toEqual(['succeeded']);
       }
-      const after = new ApiClient(fa.url);
+      const after = new ApiClient(fa.url, TOKENS.admin);
       const { id } = z
         .object({ id: z.number() })
         .parse(await after.post('/v1/commands', { type: 'fence.sleep', params: { ms: 10 } }));

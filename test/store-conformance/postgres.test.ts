@@ -107,8 +107,10 @@ describePg('postgres', () => {
         tasks_status_transition: 'task',
         undo_steps_status_transition: 'undo',
       };
-      expect(triggers.map((t) => t.name).sort()).toEqual(Object.keys(machineOf).sort());
-      for (const { name, def } of triggers) {
+      // The transition triggers (the status history's, migration 0008, are others).
+      const transitions = triggers.filter((t) => t.name.endsWith('_transition'));
+      expect(transitions.map((t) => t.name).sort()).toEqual(Object.keys(machineOf).sort());
+      for (const { name, def } of transitions) {
         const listed = /'\{([^}]*)\}'::text\[\]/.exec(def)?.[1]?.split(',') ?? [];
         const table_: Readonly<Record<string, readonly string[]>> = MACHINES[machineOf[name]!];
         const expected = Object.entries(table_).flatMap(([f, tos]) => tos.map((t) => `${f}>${t}`));

@@ -22,6 +22,7 @@ const NOT_OURS = new Set([
   'COCO_MISSING_ROW',
   // Environment variables, and the placeholders of the agent protocol's canonical text.
   'COCO_AGENT_SECRET',
+  'COCO_TOKEN',
   'AGENT_ID',
   'BODY_SHA256',
 ]);

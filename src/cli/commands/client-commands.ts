@@ -4,20 +4,22 @@
  * @module
  */
 import { readFileSync } from 'node:fs';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { createLogUpdate } from 'log-update';
 import { z } from 'zod';
 import { CocoError, ErrorCode } from '../../core/errors.js';
 import { COMMAND_STATUSES } from '../../core/states.js';
-import { ApiClient, defaultServer } from '../client.js';
+import { ApiClient, defaultServer, findToken, tokenFileOption, tokenInArgs } from '../client.js';
 import { EXIT, usage } from '../errors.js';
 import { fit, renderCommands, renderTree, renderUnreadable } from '../render.js';
 import type { JobTree } from '../../jobs/view.js';
-import type { CommandRecord } from '../../core/records.js';
 
 interface ClientOptions {
   server: string;
   token?: string;
+  tokenFile?: string;
+  store?: string;
+  config?: string;
   json?: boolean;
 }
 
@@ -34,7 +36,8 @@ function client(o: ClientOptions): ApiClient {
       `--server must be the http(s) address of a coco node, e.g. http://127.0.0.1:7390, not "${o.server}"`,
     );
   }
-  return new ApiClient(o.server, o.token);
+  if (o.token !== undefined) throw tokenInArgs();
+  return new ApiClient(o.server, findToken(o));
 }
 
 /**
@@ -96,15 +99,14 @@ const MAX_LIST = 1_000;
 const treeSchema = z.custom<JobTree>((v) => typeof v === 'object' && v !== null && 'job' in v);
 const idSchema = z.object({ id: z.number() });
 
-const resultSchema = z.object({ command: z.object({ result: z.unknown().optional() }) });
+/** A command's detail (`GET /v1/commands/:id`): only its result is read here. */
+const resultSchema = z.object({ result: z.unknown().optional() });
 
 /** The line showing an ended job's result (its root command's `onSuccess` value), if it has one. */
 async function resultLines(api: ApiClient, tree: JobTree): Promise<string[]> {
   if (tree.job.status !== 'succeeded') return [];
-  const { command } = resultSchema.parse(await api.get(`/v1/commands/${tree.job.id}`));
-  return command.result === undefined || command.result === null
-    ? []
-    : [`result: ${JSON.stringify(command.result)}`];
+  const { result } = resultSchema.parse(await api.get(`/v1/commands/${tree.job.id}`));
+  return result === undefined || result === null ? [] : [`result: ${JSON.stringify(result)}`];
 }
 
 const ended = (tree: JobTree | null): boolean => tree !== null && tree.job.endedAt !== null;
@@ -158,7 +160,10 @@ export function addClientCommands(program: Command, setExit: (code: number) => v
   const common = (c: Command): Command =>
     c
       .option('--server <url>', 'node API address (or COCO_SERVER)', defaultServer())
-      .option('--token <token>', 'API token (or COCO_TOKEN)')
+      .addOption(tokenFileOption())
+      .addOption(new Option('--token <token>').hideHelp())
+      .option('--store <url>', "the node's store, to find the token it created beside it")
+      .option('-c, --config <file>', 'the configuration naming the store (default ./coco.json)')
       .option('--json', 'print JSON for scripts');
 
   common(
@@ -209,8 +214,8 @@ export function addClientCommands(program: Command, setExit: (code: number) => v
       .option('-s, --status <list>', `comma-separated statuses (${COMMAND_STATUSES.join(', ')})`)
       .option('-t, --type <type>', 'only this command type')
       .option('--roots', 'only root commands (jobs)')
-      .option('-n, --limit <n>', 'how many', '50')
-      .option('--before <id>', 'page: commands older than this id'),
+      .option('-n, --limit <n>', 'how many (1 to 500)', '50')
+      .option('--cursor <cursor>', 'page: the cursor the page before printed'),
   ).action(
     async (
       o: ClientOptions & {
@@ -218,7 +223,7 @@ export function addClientCommands(program: Command, setExit: (code: number) => v
         type?: string;
         roots?: boolean;
         limit: string;
-        before?: string;
+        cursor?: string;
       },
     ) => {
       const api = client(o);
@@ -235,21 +240,31 @@ export function addClientCommands(program: Command, setExit: (code: number) => v
       }
       if (!/^[1-9][0-9]{0,3}$/.test(o.limit) || Number(o.limit) > MAX_LIST)
         throw usage(`--limit must be a whole number from 1 to ${MAX_LIST}, not "${o.limit}"`);
-      if (o.before !== undefined) idArg(o.before);
       if (o.type) q.set('type', o.type);
       if (o.roots) q.set('rootsOnly', 'true');
-      if (o.before) q.set('beforeId', o.before);
+      if (o.cursor) q.set('cursor', o.cursor);
       q.set('limit', o.limit);
       const res = z
         .object({
-          commands: z.array(z.custom<CommandRecord>()),
+          commands: z.array(
+            z.object({
+              id: z.number(),
+              type: z.string(),
+              status: z.enum(COMMAND_STATUSES),
+              parentId: z.number().nullable(),
+              rootId: z.number(),
+              createdAt: z.number(),
+              endedAt: z.number().nullable(),
+              error: z.object({ code: z.string(), message: z.string() }).nullable(),
+            }),
+          ),
           unreadable: z.array(
             z.object({
               commandId: z.number().nullable(),
               error: z.object({ code: z.string(), message: z.string() }),
             }),
           ),
-          nextBeforeId: z.number().nullable(),
+          nextCursor: z.string().nullable(),
         })
         .parse(await atNode(o, () => api.get(`/v1/commands?${q.toString()}`)));
       print(o, res, () => [
@@ -257,7 +272,7 @@ export function addClientCommands(program: Command, setExit: (code: number) => v
           ? renderCommands(res.commands)
           : []),
         ...renderUnreadable(res.unreadable),
-        ...(res.nextBeforeId === null ? [] : [`more: --before ${res.nextBeforeId}`]),
+        ...(res.nextCursor === null ? [] : [`more: --cursor ${res.nextCursor}`]),
       ]);
     },
   );

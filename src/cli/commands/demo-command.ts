@@ -269,7 +269,7 @@ export async function runDemo(o: {
     const configFile = writeBrowseConfig(dir, agent.url, secret);
     say(`  database:   ${join(dir, 'coco.db')} (commands, tasks, jobs)`);
     say(
-      `  browse it:  coco serve --config ${configFile}   then: coco status ${migration.id}   (the demo's agent has stopped)`,
+      `  browse it:  coco serve --config ${configFile}   then: coco status ${migration.id} --config ${configFile}   (the demo's agent has stopped)`,
     );
     say(`  ${ok ? 'done' : 'FAILED'} in ${seconds.toFixed(1)} s`);
     return {

@@ -19,7 +19,7 @@ import {
   storeFromUrl,
 } from '../../config/store-url.js';
 import { defaultLogger, startNode } from '../../server/node.js';
-import { usage } from '../errors.js';
+import { EXIT, usage } from '../errors.js';
 
 /** Resolves when the process is asked to stop (SIGINT or SIGTERM). */
 function stopSignal(): Promise<string> {
@@ -29,6 +29,15 @@ function stopSignal(): Promise<string> {
     process.once('SIGTERM', on('SIGTERM'));
   });
 }
+
+/**
+ * Longest a node takes to stop after SIGTERM or SIGINT before it exits anyway: its parts stop in
+ * order (event streams closed at once, the engine's handlers given their 5 s grace, the last
+ * batch written, the store released), which takes well under a second when all is well; 20 s
+ * leaves room for a slow store and stays under the 30 s a supervisor (Kubernetes' default
+ * termination grace, systemd's 90 s) waits before SIGKILL.
+ */
+export const SHUTDOWN_MS = 20_000;
 
 /** The environment variable `coco agent` takes its secret from. */
 const SECRET_ENV = 'COCO_AGENT_SECRET';
@@ -91,6 +100,7 @@ export function addNodeCommands(program: Command): void {
       let config: CocoConfig = file
         ? loadConfig(file, { warn })
         : parseConfig({}, process.cwd(), 'configuration', { warn });
+      // A relative SQLite path is taken from the working folder.
       if (o.store) config = { ...config, store: o.store };
       if (o.port !== undefined) {
         const port = Number(o.port);
@@ -112,8 +122,23 @@ export function addNodeCommands(program: Command): void {
       console.error(
         `coco node listening on ${node.url} (store ${redact(config.store)}); Ctrl-C stops it`,
       );
-      await stopSignal();
+      const signal = await stopSignal();
+      const started = Date.now();
+      logger.info({ signal }, 'coco node shutting down');
+      // Bounded: a stop that hangs (a store that does not answer, a handler past its grace)
+      // must not keep the process from its supervisor; what was not made durable resumes at
+      // the next start, as after a crash.
+      const bound = setTimeout(() => {
+        logger.error(
+          { signal, ms: SHUTDOWN_MS },
+          `coco node did not stop within ${SHUTDOWN_MS} ms; exiting anyway`,
+        );
+        process.exit(EXIT.error);
+      }, SHUTDOWN_MS);
+      bound.unref();
       await node.close();
+      clearTimeout(bound);
+      logger.info({ signal, ms: Date.now() - started }, 'coco node stopped');
     });
 
   program

@@ -12,14 +12,14 @@
  * @module
  */
 import { hostname } from 'node:os';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { z } from 'zod';
 import { CocoError, ErrorCode } from '../../core/errors.js';
 import { pruneTrees } from '../../engine/retention.js';
 import { runRetention } from '../../jobs/retention.js';
 import { DURATION_HELP, parseDuration } from '../../config/duration.js';
 import { jobStoreFromUrl, parseStoreUrl, redact, storeFromUrl } from '../../config/store-url.js';
-import { ApiClient, defaultServer } from '../client.js';
+import { ApiClient, defaultServer, findToken, tokenFileOption, tokenInArgs } from '../client.js';
 import { usage } from '../errors.js';
 
 /** What a prune deleted, as the API answers and the CLI prints it. */
@@ -39,12 +39,17 @@ interface PruneOptions {
   store?: string;
   server: string;
   token?: string;
+  tokenFile?: string;
+  config?: string;
   json?: boolean;
 }
 
 /** Through the running node: calls again while it says more remain (a dry run counts once). */
 async function viaNode(o: PruneOptions, olderThanMs: number): Promise<PruneAnswer> {
-  const api = new ApiClient(o.server, o.token);
+  if (o.token !== undefined) throw tokenInArgs();
+  // The node's own token: beside the default store (or the configuration's), not --store's:
+  // with --store the CLI works on the store itself.
+  const api = new ApiClient(o.server, findToken({ tokenFile: o.tokenFile, config: o.config }));
   const dryRun = o.dryRun === true;
   const total: PruneAnswer = { trees: 0, commands: 0, tasks: 0, undo: 0, jobs: 0, more: false };
   for (;;) {
@@ -106,7 +111,9 @@ export function addPruneCommand(program: Command): void {
       'work on this store directly (a SQLite file no node holds, or any PostgreSQL store) instead of asking the node',
     )
     .option('--server <url>', 'node API address (or COCO_SERVER)', defaultServer())
-    .option('--token <token>', 'API token (or COCO_TOKEN)')
+    .addOption(tokenFileOption())
+    .addOption(new Option('--token <token>').hideHelp())
+    .option('-c, --config <file>', 'the configuration naming the store (default ./coco.json)')
     .option('--json', 'print JSON for scripts')
     .action(async (o: PruneOptions) => {
       const olderThanMs = parseDuration(o.olderThan);

@@ -31,6 +31,7 @@ import type {
   ActiveSnapshot,
   ChangeBatch,
   CommandPage,
+  StatusChange,
   CommandQuery,
   MigrationReport,
   PruneBatch,
@@ -60,6 +61,7 @@ import {
 import {
   activeSnapshot,
   commandPage,
+  statusHistory,
   parseAgentRow,
   parseCommandRow,
   parseEntityRow,
@@ -303,6 +305,10 @@ export class PostgresStore implements SharedStore {
   async getTasks(commandId: number): Promise<TaskRecord[]> {
     const rows = await this.#rows(this.#sql.getTasks, [commandId]);
     return rows.map((row) => parseOrThrow(parseTaskRow, row));
+  }
+
+  async getStatusHistory(commandId: number): Promise<StatusChange[]> {
+    return statusHistory(await this.#rows(this.#sql.getStatusHistory, [commandId]), commandId);
   }
 
   async getUndo(commandId: number): Promise<UndoRecord[]> {

@@ -22,6 +22,7 @@ export {
   parseOrThrow,
   parseTaskRow,
   parseUndoRow,
+  statusHistory,
 } from '../rows/parse.js';
 
 /** Rows of the four queries of an active snapshot. */

@@ -166,6 +166,7 @@ export function buildSql(schema: string) {
     getTasks: `SELECT ${select(TASK_COLUMNS, 't')} FROM ${t.tasks} t WHERE t.command_id = $1 ORDER BY t.ordinal`,
     getUndo: `SELECT ${select(UNDO_COLUMNS, 'u')} FROM ${t.undo} u WHERE u.command_id = $1 ORDER BY u.ordinal`,
     getEntity: `SELECT ${select(ENTITY_COLUMNS, 'e')} FROM ${t.entities} e WHERE e.kind = $1 AND e.id = $2`,
+    getStatusHistory: `SELECT status, at FROM ${s}.command_status_history WHERE command_id = $1`,
     saveAgent:
       `INSERT INTO ${t.agents} (id, address, state, boot_id, last_seen_at, last_error, updated_at) ` +
       'VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO UPDATE SET address = EXCLUDED.address, ' +
@@ -304,6 +305,10 @@ export interface ListFilter {
   readonly rootId?: number | undefined;
   readonly rootsOnly?: boolean | undefined;
   readonly beforeId?: number | undefined;
+  readonly createdAfter?: number | undefined;
+  readonly createdBefore?: number | undefined;
+  readonly endedAfter?: number | undefined;
+  readonly endedBefore?: number | undefined;
   readonly limit: number;
 }
 
@@ -328,6 +333,10 @@ export function listCommandsQuery(sql: Sql, f: ListFilter): { text: string; valu
   if (f.type !== undefined) where.push(`c.type = ${param(f.type)}`);
   if (f.status !== undefined) where.push(`c.status = ANY(${param(f.status)}::text[])`);
   if (f.beforeId !== undefined) where.push(`c.id < ${param(f.beforeId)}`);
+  if (f.createdAfter !== undefined) where.push(`c.created_at >= ${param(f.createdAfter)}`);
+  if (f.createdBefore !== undefined) where.push(`c.created_at < ${param(f.createdBefore)}`);
+  if (f.endedAfter !== undefined) where.push(`c.ended_at >= ${param(f.endedAfter)}`);
+  if (f.endedBefore !== undefined) where.push(`c.ended_at < ${param(f.endedBefore)}`);
   const clause = where.length === 0 ? '' : ` WHERE ${where.join(' AND ')}`;
   return {
     text: `SELECT ${sql.commandSelect} FROM ${sql.tables.commands} c${clause} ORDER BY c.id DESC LIMIT ${param(f.limit)}`,

@@ -20,7 +20,7 @@ import {
   UNDO_STATUSES,
 } from '../../core/states.js';
 import type { CommandRecord, EntityRecord, TaskRecord, UndoRecord } from '../../core/records.js';
-import type { CommandPage, CorruptRow } from '../port.js';
+import type { CommandPage, CorruptRow, StatusChange } from '../port.js';
 import {
   COMMAND_COLUMNS,
   COMMAND_STATE_FIELDS,
@@ -369,4 +369,29 @@ export function commandPage(rows: readonly unknown[], limit: number): CommandPag
     if (id !== null && (oldest === null || id < oldest)) oldest = id;
   }
   return { commands, unreadable, nextBeforeId: rows.length < limit ? null : oldest };
+}
+
+const statusChange = z.tuple([z.enum(COMMAND_STATUSES), z.coerce.number().int()]);
+const STATUS_RANK = new Map<string, number>(COMMAND_STATUSES.map((s, i) => [s, i]));
+
+/**
+ * A command's status history from its rows (`[status, at]`), oldest first; statuses stored at
+ * the same millisecond follow the state machine's order. A row that does not parse throws
+ * `CORRUPT_ROW` naming the command.
+ */
+export function statusHistory(rows: readonly unknown[], commandId: number): StatusChange[] {
+  const changes = rows.map((row) => {
+    const parsed = statusChange.safeParse(Array.isArray(row) ? row : Object.values(row as object));
+    if (!parsed.success)
+      throw new CocoError(
+        ErrorCode.CorruptRow,
+        `command_status_history of command ${commandId}: ${parsed.error.issues.map((i) => i.message).join('; ')}`,
+        { details: { table: 'command_status_history', commandId } },
+      );
+    const [status, at] = parsed.data;
+    return { status, at };
+  });
+  return changes.sort(
+    (a, b) => a.at - b.at || (STATUS_RANK.get(a.status) ?? 0) - (STATUS_RANK.get(b.status) ?? 0),
+  );
 }

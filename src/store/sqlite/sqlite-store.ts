@@ -28,6 +28,7 @@ import type {
   ActiveSnapshot,
   ChangeBatch,
   CommandPage,
+  StatusChange,
   CommandQuery,
   MigrationReport,
   PruneBatch,
@@ -59,6 +60,7 @@ import {
 } from './retention.js';
 import {
   commandPage,
+  statusHistory,
   parseCommandRow,
   parseEntityRow,
   parseOrThrow,
@@ -336,6 +338,15 @@ export class SqliteStore implements Store {
   getTasks(commandId: number): Promise<TaskRecord[]> {
     return settle(() =>
       this.#read((q) => q.getTasks.all(commandId)).map((row) => parseOrThrow(parseTaskRow, row)),
+    );
+  }
+
+  getStatusHistory(commandId: number): Promise<StatusChange[]> {
+    return settle(() =>
+      statusHistory(
+        this.#read((q) => q.getStatusHistory.all(commandId)),
+        commandId,
+      ),
     );
   }
 

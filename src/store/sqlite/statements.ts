@@ -197,6 +197,7 @@ export const SQL = {
   getUndo: `SELECT ${UNDO_SELECT} FROM undo_steps u WHERE u.command_id = ? ORDER BY u.ordinal`,
   getEntity: `SELECT ${list(ENTITY_COLUMNS, 'e')} FROM entities e WHERE e.kind = ? AND e.id = ?`,
   maxCommandId: 'SELECT max(id) AS maxId FROM commands',
+  getStatusHistory: 'SELECT status, at FROM command_status_history WHERE command_id = ?',
 
   // loadActive: set-based over the partial index commands_active. CROSS JOIN keeps the active
   // commands as the outer loop (SQLite never reorders it): without statistics the planner would
@@ -226,7 +227,7 @@ export const SQL = {
 
 /** Reads of record rows: they return positional arrays (the `...Json` ones, one JSON text). */
 const POSITIONAL: ReadonlySet<keyof typeof SQL> = new Set([
-  'getCommand', 'getCommandByKey', 'getTasks', 'getUndo', 'getEntity',
+  'getCommand', 'getCommandByKey', 'getTasks', 'getUndo', 'getEntity', 'getStatusHistory',
   'activeCommands', 'activeTasks', 'activeUndo', 'endedChildren',
 ] as const); // prettier-ignore
 
@@ -256,6 +257,10 @@ export interface ListFilter {
   readonly rootId?: number | undefined;
   readonly rootsOnly?: boolean | undefined;
   readonly beforeId?: number | undefined;
+  readonly createdAfter?: number | undefined;
+  readonly createdBefore?: number | undefined;
+  readonly endedAfter?: number | undefined;
+  readonly endedBefore?: number | undefined;
   readonly limit: number;
 }
 
@@ -287,6 +292,17 @@ export function listCommandsQuery(f: ListFilter): { sql: string; params: unknown
   if (f.beforeId !== undefined) {
     where.push('c.id < ?');
     params.push(f.beforeId);
+  }
+  const times = [
+    ['c.created_at >= ?', f.createdAfter],
+    ['c.created_at < ?', f.createdBefore],
+    ['c.ended_at >= ?', f.endedAfter],
+    ['c.ended_at < ?', f.endedBefore],
+  ] as const;
+  for (const [test, at] of times) {
+    if (at === undefined) continue;
+    where.push(test);
+    params.push(at);
   }
   const clause = where.length === 0 ? '' : ` WHERE ${where.join(' AND ')}`;
   params.push(f.limit);

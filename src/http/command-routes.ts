@@ -1,0 +1,199 @@
+/**
+ * The command routes: submit, list (summaries, keyset pages, filters), detail, cancel.
+ *
+ * @module
+ */
+import { CocoError, ErrorCode } from '../core/errors.js';
+import type { CommandRecord } from '../core/records.js';
+import type { CommandDetails } from '../engine/engine.js';
+import {
+  cancelAnswer,
+  commandDetail,
+  commandListQuery,
+  commandPage,
+  decodeCursor,
+  encodeCursor,
+  idParam,
+  submitAnswer,
+  submitBody,
+  type CommandSummary,
+} from './contracts.js';
+import type { ApiContext } from './context.js';
+
+/** A command as a list shows it: no parameters, result or tasks. */
+export function summaryOf(c: CommandRecord): CommandSummary {
+  return {
+    id: c.id,
+    type: c.type,
+    status: c.status,
+    parentId: c.parentId,
+    rootId: c.rootId,
+    createdAt: c.createdAt,
+    endedAt: c.endedAt,
+    error: c.error === null ? null : { code: c.error.code, message: c.error.message },
+  };
+}
+
+/** A command's detail: its summary and everything else (`GET /v1/commands/:id`). */
+export function detailOf(d: CommandDetails): unknown {
+  const c = d.command;
+  return {
+    ...summaryOf(c),
+    error: c.error,
+    params: c.params,
+    paramsVersion: c.paramsVersion,
+    idempotencyKey: c.idempotencyKey,
+    statusHistory: d.statusHistory,
+    result: c.result,
+    compensation: c.compensation,
+    compensationError: c.compensationError,
+    cancelRequested: c.cancelRequested,
+    deadlineAt: c.deadlineAt,
+    updatedAt: c.updatedAt,
+    tasks: d.tasks,
+    undo: d.undo,
+    children: d.children.map((child) => child.id),
+    unreadableChildren: d.unreadableChildren,
+    unloadable: d.unloadable,
+  };
+}
+
+/** A `BAD_REQUEST` for a cursor that is not one of ours. */
+export function badCursor(): CocoError {
+  return new CocoError(
+    ErrorCode.BadRequest,
+    'invalid query: cursor: not a cursor of this API (pass the nextCursor of the page before)',
+  );
+}
+
+/** Adds the command routes. */
+export function commandRoutes(api: ApiContext): void {
+  const { routes } = api;
+
+  routes.add(
+    {
+      method: 'POST',
+      url: '/v1/commands',
+      role: 'operator',
+      tag: 'commands',
+      summary: 'Submit a command',
+      description:
+        'Validates the parameters against the type, stores the command and answers 201 with its id once it is durable. ' +
+        'With an idempotency key already used for the same type and parameters, answers 200 with the first command; ' +
+        'for another type or other parameters, 409 IDEMPOTENCY_CONFLICT.',
+      body: submitBody,
+      ok: { status: 201, schema: submitAnswer, also: [200] },
+      errors: {
+        400: [ErrorCode.UnknownCommandType, ErrorCode.ParametersInvalid],
+        409: [ErrorCode.IdempotencyConflict],
+        422: [ErrorCode.CommandTypeNotSubmittable],
+        503: [ErrorCode.EngineStopped],
+      },
+    },
+    async ({ body, reply }) => {
+      const type = api.types.get(body.type);
+      if (!type) {
+        const renamed = api.commands.find((t) => t.aliases.includes(body.type));
+        throw new CocoError(
+          ErrorCode.UnknownCommandType,
+          renamed
+            ? `command type "${body.type}" was renamed "${renamed.name}"; submit that`
+            : `unknown command type "${body.type}"; known: ${[...api.types.keys()].sort().join(', ')}`,
+          { details: { type: body.type } },
+        );
+      }
+      const r = await api
+        .engine()
+        .submit(
+          type,
+          body.params,
+          body.idempotencyKey === undefined ? {} : { idempotencyKey: body.idempotencyKey },
+        );
+      // The first command of this idempotency key: nothing new was created.
+      if (r.existing) return reply.code(200).send({ id: r.id });
+      return { id: r.id };
+    },
+  );
+
+  routes.add(
+    {
+      method: 'GET',
+      url: '/v1/commands',
+      role: 'viewer',
+      tag: 'commands',
+      summary: 'List commands (summaries), newest first',
+      description:
+        'Keyset pages: pass nextCursor back as cursor. Filters combine (AND); times are ms since the epoch or ISO 8601, ' +
+        '`After` inclusive and `Before` exclusive; ended filters match ended commands only. Rows that cannot be read ' +
+        'are reported in `unreadable` (and count toward the page size).',
+      query: commandListQuery,
+      ok: { status: 200, schema: commandPage },
+      errors: { 503: [ErrorCode.StoreFailed] },
+    },
+    async ({ query: q }) => {
+      const beforeId = q.cursor === undefined ? undefined : decodeCursor(q.cursor);
+      if (beforeId === null) throw badCursor();
+      const page = await api.engine().list({
+        ...(q.status ? { status: q.status } : {}),
+        ...(q.type ? { type: q.type } : {}),
+        ...(q.rootsOnly ? { rootsOnly: true } : {}),
+        ...(beforeId === undefined ? {} : { beforeId }),
+        ...(q.createdAfter === undefined ? {} : { createdAfter: q.createdAfter }),
+        ...(q.createdBefore === undefined ? {} : { createdBefore: q.createdBefore }),
+        ...(q.endedAfter === undefined ? {} : { endedAfter: q.endedAfter }),
+        ...(q.endedBefore === undefined ? {} : { endedBefore: q.endedBefore }),
+        limit: q.limit,
+      });
+      return {
+        commands: page.commands.map(summaryOf),
+        unreadable: page.unreadable,
+        nextCursor: page.nextBeforeId === null ? null : encodeCursor(page.nextBeforeId),
+      };
+    },
+  );
+
+  routes.add(
+    {
+      method: 'GET',
+      url: '/v1/commands/:id',
+      role: 'viewer',
+      tag: 'commands',
+      summary: "A command's detail",
+      description:
+        'The summary with parameters, status history, result, error, tasks, undo steps and child ids.',
+      params: idParam,
+      ok: { status: 200, schema: commandDetail },
+      errors: { 404: [ErrorCode.CommandNotFound], 500: [ErrorCode.CorruptRow] },
+    },
+    async ({ params: { id } }) => {
+      const details = await api.engine().inspect(id);
+      if (!details) throw new CocoError(ErrorCode.CommandNotFound, `command ${id} does not exist`);
+      return detailOf(details);
+    },
+  );
+
+  routes.add(
+    {
+      method: 'POST',
+      url: '/v1/commands/:id/cancel',
+      role: 'operator',
+      tag: 'commands',
+      summary: 'Cancel a command and its subtree',
+      description:
+        'Stops its tasks, cancels its children, runs compensation; answers 202 once the request is durable. ' +
+        'Ends a command held because it could not be loaded. The body, if any, is an empty JSON object.',
+      params: idParam,
+      ok: { status: 202, schema: cancelAnswer },
+      errors: {
+        404: [ErrorCode.CommandNotFound],
+        409: [ErrorCode.CommandState],
+        500: [ErrorCode.CorruptRow],
+        503: [ErrorCode.EngineStopped],
+      },
+    },
+    async ({ params: { id } }) => {
+      await api.engine().cancel(id);
+      return { id, cancelRequested: true };
+    },
+  );
+}

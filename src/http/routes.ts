@@ -1,0 +1,151 @@
+/**
+ * A route of the API as one value: method, path, role, contracts (zod) and the errors it may
+ * answer. {@link Routes.add} registers it with fastify (its role in the route config, where the
+ * access hook finds it) and keeps it for the OpenAPI document, so the routes served and the
+ * routes described are the same list.
+ *
+ * @module
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { z } from 'zod';
+import { CocoError, ErrorCode, ValidationError, toErrorInfo } from '../core/errors.js';
+import { toIssues } from '../core/params.js';
+import type { RouteRole } from './auth.js';
+
+/** One route: what it takes, answers and needs. */
+export interface RouteSpec {
+  readonly method: 'GET' | 'POST';
+  /** fastify's path syntax (`/v1/commands/:id`). */
+  readonly url: string;
+  readonly role: RouteRole;
+  /** One line for the OpenAPI document and docs/API.md. */
+  readonly summary: string;
+  readonly description?: string;
+  readonly tag: string;
+  readonly params?: z.ZodType;
+  readonly query?: z.ZodType;
+  readonly body?: z.ZodType;
+  /** The success status and its answer; `sse` for a server-sent event stream. */
+  readonly ok: {
+    readonly status: number;
+    readonly schema: z.ZodType | 'sse';
+    /** Other success statuses with the same answer. */
+    readonly also?: readonly number[];
+  };
+  /** Other answers besides the access hook's (401, 403, 415, 421): status → error codes. */
+  readonly errors?: Readonly<Record<number, readonly string[]>>;
+}
+
+/** The status each error code answers with (500 for any other). */
+export const STATUS_OF: Readonly<Record<string, number>> = {
+  [ErrorCode.ParametersInvalid]: 400,
+  [ErrorCode.InvalidDefinition]: 400,
+  [ErrorCode.BadRequest]: 400,
+  [ErrorCode.UnknownCommandType]: 400,
+  [ErrorCode.Unauthorized]: 401,
+  [ErrorCode.Forbidden]: 403,
+  [ErrorCode.CommandNotFound]: 404,
+  [ErrorCode.NotFound]: 404,
+  [ErrorCode.CommandState]: 409,
+  [ErrorCode.IdempotencyConflict]: 409,
+  [ErrorCode.PayloadTooLarge]: 413,
+  [ErrorCode.UnsupportedMediaType]: 415,
+  // Well-formed and of a known type, but the type cannot be a root.
+  [ErrorCode.CommandTypeNotSubmittable]: 422,
+  [ErrorCode.EngineStopped]: 503,
+  [ErrorCode.StoreFailed]: 503,
+};
+
+/** Answers an error with its code's status and `{ error: { code, message, details? } }`. */
+export function fail(reply: FastifyReply, error: unknown): FastifyReply {
+  const info = toErrorInfo(error, ErrorCode.Internal);
+  const status = STATUS_OF[info.code] ?? 500;
+  if (status >= 500) reply.log.error({ err: error }, 'API call failed');
+  return reply.code(status).send({ error: info });
+}
+
+/** Parses a request part; a `BAD_REQUEST` naming each bad field otherwise. */
+export function parse<S extends z.ZodType>(schema: S, value: unknown, what: string): z.output<S> {
+  const result = schema.safeParse(value);
+  if (!result.success)
+    throw new ValidationError(
+      `invalid ${what}`,
+      toIssues(result.error.issues),
+      ErrorCode.BadRequest,
+    );
+  return result.data;
+}
+
+/** A route's input, parsed by its contracts. */
+export interface RouteInput<P, Q, B> {
+  readonly params: P;
+  readonly query: Q;
+  readonly body: B;
+  readonly request: FastifyRequest;
+  readonly reply: FastifyReply;
+}
+
+type Out<S> = S extends z.ZodType ? z.output<S> : undefined;
+
+/** The routes of an API, as registered. */
+export class Routes {
+  readonly #app: FastifyInstance;
+  readonly #specs: RouteSpec[] = [];
+
+  constructor(app: FastifyInstance) {
+    this.#app = app;
+  }
+
+  /** Every route added, in order. */
+  get specs(): readonly RouteSpec[] {
+    return this.#specs;
+  }
+
+  /**
+   * Registers a route: its input parsed by its contracts (a `BAD_REQUEST` naming each bad field
+   * otherwise), errors answered with their code's status. The handler returns the answer (sent
+   * with `ok.status`), or the reply when it answered itself (a stream).
+   */
+  add<S extends RouteSpec>(
+    spec: S,
+    handler: (input: RouteInput<Out<S['params']>, Out<S['query']>, Out<S['body']>>) => unknown,
+  ): void {
+    this.#specs.push(spec);
+    this.#app.route({
+      method: spec.method,
+      url: spec.url,
+      config: { role: spec.role },
+      handler: async (request, reply) => {
+        try {
+          const input = {
+            params: (spec.params ? parse(spec.params, request.params, 'path') : undefined) as Out<
+              S['params']
+            >,
+            query: (spec.query ? parse(spec.query, request.query, 'query') : undefined) as Out<
+              S['query']
+            >,
+            body: (spec.body ? parse(spec.body, request.body, 'body') : undefined) as Out<
+              S['body']
+            >,
+            request,
+            reply,
+          };
+          const answer = await handler(input);
+          if (answer === reply) return reply;
+          return await reply.code(spec.ok.status).send(answer);
+        } catch (error) {
+          if (reply.sent) {
+            request.log.error({ err: error }, 'API stream failed');
+            return reply;
+          }
+          return fail(reply, error);
+        }
+      },
+    });
+  }
+}
+
+/** A `NOT_FOUND` error. */
+export function notFound(message: string): CocoError {
+  return new CocoError(ErrorCode.NotFound, message);
+}

@@ -1,0 +1,53 @@
+/**
+ * Graceful shutdown of a real `coco serve`: SIGTERM with a client following the job events ends
+ * the stream, stops the node within its bound (not the tens of seconds a follower used to hold
+ * it) and logs the shutdown.
+ */
+import { rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, expect, it } from 'vitest';
+import { SHUTDOWN_MS } from '../../src/cli/commands/node-commands.js';
+import { TOKENS, testTokens } from '../support/api.js';
+import { tempDir } from '../support/harness.js';
+import { freePort, startServeProcess } from './support.js';
+
+const dir = tempDir('coco-shutdown-');
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+it('SIGTERM closes the open event streams and stops the node within its bound, logged', async () => {
+  const port = await freePort();
+  const config = join(dir, 'coco.json');
+  writeFileSync(
+    config,
+    JSON.stringify({
+      store: 'sqlite:coco.db',
+      api: { port, tokens: testTokens() },
+      // An agent nobody runs: the node needs one configured, and never reaches it here.
+      agents: [{ id: 'h1', url: 'http://127.0.0.1:9', secret: 'shutdown-test-secret-0123' }],
+    }),
+  );
+  const serve = await startServeProcess(config, { COCO_LOG_LEVEL: 'info' });
+  try {
+    const res = await fetch(`http://127.0.0.1:${port}/v1/events`, {
+      headers: { authorization: `Bearer ${TOKENS.viewer}` },
+    });
+    expect(res.status).toBe(200);
+    const reader = res.body!.getReader();
+    await reader.read(); // the opening comment: the stream is open
+    const started = Date.now();
+    serve.child.kill('SIGTERM');
+    // The stream ends (done), rather than hanging until the client gives up.
+    let done = false;
+    while (!done) done = ((await reader.read()) as { done: boolean }).done;
+    expect(await serve.exited).toBe(0);
+    const took = Date.now() - started;
+    expect(took).toBeLessThan(SHUTDOWN_MS);
+    const log = serve.stderr();
+    expect(log).toContain('coco node shutting down');
+    expect(log).toContain('closed the open event streams for shutdown');
+    expect(log).toContain('coco node stopped');
+    expect(log).not.toContain(TOKENS.viewer);
+  } finally {
+    if (serve.child.exitCode === null) serve.child.kill('SIGKILL');
+  }
+}, 60_000);

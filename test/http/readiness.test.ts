@@ -1,0 +1,115 @@
+/**
+ * Readiness on PostgreSQL: false while the store does not answer (with the reason), false on a
+ * node whose lease was lost while it rejoins, true again once it has. Node A reaches the
+ * database through a cutting proxy; node B, direct, fences A while the proxy refuses A.
+ */
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { inProcessAgents } from '../../src/brokers/in-process/broker.js';
+import { parseConfig } from '../../src/config/config.js';
+import { startNode, type CocoNode } from '../../src/server/node.js';
+import { CuttingProxy, until } from '../store-conformance/pg-harness.js';
+import { authGet, testTokens } from '../support/api.js';
+import { adminQuery, describePg, freshSchema, PG_URL } from '../support/pg.js';
+
+const quiet = { debug() {}, info() {}, warn() {}, error() {} };
+
+describePg('readiness on PostgreSQL', () => {
+  const fresh = freshSchema('coco_ready');
+  const proxy = new CuttingProxy();
+  const nodes: CocoNode[] = [];
+  let proxied = '';
+
+  const storeUrl = (base: string): string => {
+    const u = new URL(base);
+    u.searchParams.set('schema', fresh.schema);
+    // A short lease: B fences A within seconds of A losing the database.
+    u.searchParams.set('leaseMs', '1500');
+    return u.toString();
+  };
+  const start = async (base: string, nodeId: string): Promise<CocoNode> => {
+    const config = parseConfig(
+      {
+        store: storeUrl(base),
+        nodeId,
+        api: { port: 0, tokens: testTokens() },
+        tuning: { agentCallTimeoutMs: 400 },
+      },
+      process.cwd(),
+    );
+    const node = await startNode({
+      config,
+      commands: [],
+      broker: inProcessAgents(['a1']),
+      logger: quiet,
+    });
+    nodes.push(node);
+    return node;
+  };
+  const ready = async (node: CocoNode): Promise<{ ready: boolean; reason?: string }> => {
+    const res = await authGet(`${node.url!}/v1/ready`);
+    const body = (await res.json()) as { ready: boolean; reason?: string };
+    expect(res.status).toBe(body.ready ? 200 : 503);
+    return body;
+  };
+
+  beforeAll(async () => {
+    proxied = await proxy.start();
+  });
+  afterAll(async () => {
+    proxy.refuse = false;
+    for (const n of nodes) await n.close().catch(() => undefined);
+    await proxy.stop();
+    await fresh.drop();
+  });
+
+  it('is false while the store is unreachable and after the lease was lost, true once rejoined', async () => {
+    const a = await start(proxied, 'ready-a');
+    expect(await ready(a)).toMatchObject({ ready: true });
+
+    // The database goes away for A.
+    proxy.refuse = true;
+    proxy.cutAll();
+    let seen = '';
+    await until(
+      'A to say it is not ready',
+      async () => {
+        const r = await ready(a);
+        seen = r.reason ?? '';
+        return !r.ready;
+      },
+      15_000,
+    );
+    expect(seen).toMatch(/store|LEASE_LOST|halted|rejoining/);
+
+    // B fences A once A's lease has run out.
+    const b = await start(PG_URL, 'ready-b');
+    expect(await ready(b)).toMatchObject({ ready: true });
+    await until(
+      'B to fence A',
+      async () =>
+        (
+          await adminQuery(
+            `SELECT 1 FROM ${fresh.schema}.coco_nodes WHERE node_id = 'ready-a' AND fenced`,
+          )
+        ).rowCount === 1,
+      20_000,
+    );
+    expect((await ready(a)).ready).toBe(false);
+
+    // The database is back: A learns it lost its lease (its engine halts: not ready), rejoins
+    // as a fresh node, and is ready again.
+    const reasons = new Set<string>();
+    proxy.refuse = false;
+    await until(
+      'A to be ready again',
+      async () => {
+        const r = await ready(a);
+        if (r.reason) reasons.add(r.reason);
+        return r.ready;
+      },
+      30_000,
+    );
+    expect(a.engine.nodeId).toMatch(/^ready-a-r\d+$/);
+    expect([...reasons].join(' | ')).toMatch(/LEASE_LOST|rejoining/);
+  }, 90_000);
+});
