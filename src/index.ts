@@ -38,7 +38,7 @@
  */
 export * from './core/errors.js';
 export * from './core/states.js';
-export { defineCommand } from './core/command-type.js';
+export { defineCommand, DEFAULT_MAX_STAGES } from './core/command-type.js';
 export type * from './core/command-type.js';
 export { ManualClock, systemClock, type Clock, type TimerHandle } from './core/clock.js';
 export { CommandRegistry } from './core/registry.js';

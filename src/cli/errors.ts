@@ -14,7 +14,7 @@ export const EXIT = {
   failed: 1,
   /** Bad arguments or options. */
   usage: 2,
-  /** No node answered at the server address. */
+  /** No coco node at the server address: nothing answered, or something that is not a node. */
   unreachable: 3,
   /** No such command or job. */
   notFound: 4,
@@ -24,6 +24,8 @@ export const EXIT = {
   error: 6,
   /** The node refused the call: no token, a wrong one, or a role too low (401, 403). */
   notAuthorized: 7,
+  /** The command's state does not allow it: cancel of a command that has already ended. */
+  ended: 8,
 } as const;
 
 /** The exit code for an error. */
@@ -32,7 +34,10 @@ export function exitCodeOf(error: unknown): number {
   if (!(error instanceof CocoError)) return EXIT.error;
   switch (error.code) {
     case ErrorCode.ServerUnreachable:
+    case ErrorCode.NotACocoNode:
       return EXIT.unreachable;
+    case ErrorCode.CommandState:
+      return EXIT.ended;
     case ErrorCode.CommandNotFound:
     case ErrorCode.NotFound:
       return EXIT.notFound;
@@ -68,6 +73,18 @@ export function describeError(error: unknown): string {
     return `error: ${error.message}${more}`;
   }
   return `error: ${error instanceof Error ? error.message : String(error)}`;
+}
+
+/** An error as `--json` prints it on stdout: its code, message, details, and the exit code. */
+export function errorJson(error: unknown): string {
+  const info =
+    error instanceof CocoError
+      ? error.toInfo()
+      : {
+          code: error instanceof CommanderError ? ErrorCode.Usage : ErrorCode.Internal,
+          message: error instanceof Error ? error.message : String(error),
+        };
+  return JSON.stringify({ error: info, exitCode: exitCodeOf(error) }, null, 2);
 }
 
 /** A usage error (exit code 2). */

@@ -6,17 +6,78 @@
  * @module
  */
 import { Command, CommanderError } from 'commander';
-import { addClientCommands } from './commands/client-commands.js';
-import { addDemoCommand } from './commands/demo-command.js';
-import { addNodeCommands } from './commands/node-commands.js';
-import { addPruneCommand } from './commands/prune-command.js';
-import { EXIT, describeError, exitCodeOf } from './errors.js';
+import { EXIT, describeError, errorJson, exitCodeOf } from './errors.js';
 
 /** Version printed by `coco --version`. */
 export const VERSION = '0.1.0';
 
-/** Builds the program; `setExit` records the exit code of commands that report an outcome. */
-export function buildProgram(setExit: (code: number) => void): Command {
+/** Adds a group of subcommands to the program. */
+type AddCommands = (program: Command, setExit: (code: number) => void) => void;
+
+/**
+ * The subcommands, their one-line descriptions (for `coco --help`) and the module defining them,
+ * loaded only when one of them runs: `coco --version` and `coco --help` load no server, store or
+ * agent code (a test checks these descriptions are the modules' own).
+ */
+export const SUBCOMMANDS: Readonly<
+  Record<string, { description: string; load: () => Promise<AddCommands> }>
+> = (() => {
+  const node = async (): Promise<AddCommands> =>
+    (await import('./commands/node-commands.js')).addNodeCommands;
+  const client = async (): Promise<AddCommands> =>
+    (await import('./commands/client-commands.js')).addClientCommands;
+  const demo = async (): Promise<AddCommands> =>
+    (await import('./commands/demo-command.js')).addDemoCommand;
+  const prune = async (): Promise<AddCommands> =>
+    (await import('./commands/prune-command.js')).addPruneCommand;
+  return {
+    serve: {
+      description:
+        'run a coco node: the engine, the job view and the HTTP API, with the agents of the configuration',
+      load: node,
+    },
+    agent: {
+      description:
+        'run a reference agent: storage verbs on image files under a root of storage domains',
+      load: node,
+    },
+    migrate: {
+      description: 'create or upgrade the store schema (and the job view tables), then exit',
+      load: node,
+    },
+    submit: { description: 'submit a command to a running node', load: client },
+    status: {
+      description: 'show a job: its tree of commands and tasks with progress',
+      load: client,
+    },
+    list: { description: 'list commands, newest first', load: client },
+    cancel: {
+      description:
+        'cancel a command and its subtree (stops tasks, runs compensation); ends a command that could not be loaded',
+      load: client,
+    },
+    prune: {
+      description:
+        'delete the trees of commands that ended longer ago than an age (with their tasks, undo steps and jobs); live trees are never touched',
+      load: prune,
+    },
+    demo: {
+      description:
+        'the main job: live-migrate a disk image between two storage domains through a local agent, showing progress',
+      load: demo,
+    },
+  };
+})();
+
+/**
+ * Builds the program for `argv`: with the subcommand `argv` names (and those defined beside it)
+ * loaded, or — for `--version`, `--help` and anything else — only their names and descriptions.
+ * `setExit` records the exit code of commands that report an outcome.
+ */
+export async function buildProgram(
+  setExit: (code: number) => void,
+  argv: readonly string[] = [],
+): Promise<Command> {
   const program = new Command('coco')
     .description(
       'coco — a durable command coordinator: commands, async tasks on agents, child trees, compensation, recovery',
@@ -27,9 +88,9 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .addHelpText(
       'after',
       `
-Exit codes: 0 ok · 1 the command or job failed · 2 bad arguments · 3 no node at the server address
-            4 not found · 5 input refused (parameters, configuration) · 6 other error
-            7 not authorized (no token, a wrong one, or a role too low)
+Exit codes: see "Exit codes" in the README; 0 ok · 1 the command or job failed · 2 bad arguments
+            3 no coco node at the server address · 4 not found · 5 input refused · 6 other error
+            7 not authorized (no token, a wrong one, or a role too low) · 8 the command has already ended
 
 Examples:
   coco demo                                   live-migrate a 256 MiB disk between two storage domains
@@ -41,22 +102,29 @@ Examples:
   coco list --status failed --json
   coco prune --older-than 30d --dry-run       count the ended trees (and jobs) older than 30 days`,
     );
-  addNodeCommands(program);
-  addClientCommands(program, setExit);
-  addDemoCommand(program, setExit);
-  addPruneCommand(program);
+  const name = argv[0] === 'help' ? argv[1] : argv[0];
+  const wanted = name === undefined ? undefined : SUBCOMMANDS[name];
+  if (wanted !== undefined) {
+    (await wanted.load())(program, setExit);
+    return program;
+  }
+  for (const [command, { description }] of Object.entries(SUBCOMMANDS)) {
+    program.command(command).description(description);
+  }
   return program;
 }
 
 /** Runs the CLI with `argv` (without node and the script); resolves with the exit code. */
 export async function runCli(argv: readonly string[]): Promise<number> {
   let code: number = EXIT.ok;
-  const program = buildProgram((c) => (code = c));
+  const program = await buildProgram((c) => (code = c), argv);
   try {
     await program.parseAsync([...argv], { from: 'user' });
     return code;
   } catch (error) {
+    const json = argv.includes('--json');
     if (error instanceof CommanderError) {
+      if (json && exitCodeOf(error) !== EXIT.ok) console.log(errorJson(error));
       // Commander already printed the message (or the help / version).
       return error.exitCode === 0 ||
         error.code === 'commander.helpDisplayed' ||
@@ -64,7 +132,8 @@ export async function runCli(argv: readonly string[]): Promise<number> {
         ? EXIT.ok
         : EXIT.usage;
     }
-    console.error(describeError(error));
+    if (json) console.log(errorJson(error));
+    else console.error(describeError(error));
     return exitCodeOf(error);
   }
 }

@@ -20,19 +20,32 @@ function duration(from: number, to: number | null): string {
   return ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`;
 }
 
+/**
+ * How a status reads: a command `waiting` for the work its stage started is running, as far as
+ * a person watching it is concerned.
+ */
+const LABELS: Readonly<Record<string, string>> = { waiting: 'running' };
+
 function state(s: Pick<Step, 'status' | 'compensation' | 'error'>): string {
-  const comp = s.compensation !== 'none' ? `, ${s.compensation}` : '';
+  // "compensating, compensating" says nothing twice: the compensation only when it adds to the status.
+  const comp =
+    s.compensation !== 'none' && s.compensation !== s.status ? `, ${s.compensation}` : '';
   const err = s.error ? ` — ${s.error.code}: ${s.error.message}` : '';
-  return `${s.status}${comp}${err}`;
+  return `${LABELS[s.status] ?? s.status}${comp}${err}`;
+}
+
+/** Options of {@link renderTree}. */
+export interface RenderOptions {
+  /** Show the job's running time (left out when only changes are printed). @default true */
+  readonly durations?: boolean;
 }
 
 /** The lines of a job tree: one per command step, tasks under their command. */
-export function renderTree(tree: JobTree): string[] {
+export function renderTree(tree: JobTree, options: RenderOptions = {}): string[] {
   const lines: string[] = [];
   const { job } = tree;
-  lines.push(
-    `job ${job.id} ${job.type}  ${bar(job.progress)}  ${jobState(job)}  (${duration(job.startedAt, job.endedAt)})`,
-  );
+  const took = options.durations === false ? '' : `  (${duration(job.startedAt, job.endedAt)})`;
+  lines.push(`job ${job.id} ${job.type}  ${bar(job.progress)}  ${jobState(job)}${took}`);
   const walk = (node: StepNode, indent: string): void => {
     const s = node.step;
     lines.push(
@@ -52,6 +65,12 @@ export function renderTree(tree: JobTree): string[] {
 
 function jobState(job: Job): string {
   return state({ status: job.status, compensation: job.compensation, error: job.error });
+}
+
+/** `text` cut to `columns` characters (an ellipsis marks the cut): a redrawn screen never wraps. */
+export function fit(text: string, columns: number): string {
+  if (columns <= 1 || text.length <= columns) return text;
+  return `${text.slice(0, columns - 1)}…`;
 }
 
 /** One line per command. */

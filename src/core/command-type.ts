@@ -238,7 +238,21 @@ export interface CommandDefinition<P, I = P, U extends string = never> {
   /** Fail the command if it has not ended this long after it was created. */
   readonly timeoutMs?: number;
   readonly retry?: RetryOptions;
+  /**
+   * Most stages a serial command runs (`execute` counts as the first): opening one more fails
+   * the command with `STAGE_LIMIT_EXCEEDED` (then it compensates as on any failure). Catches a
+   * `next` that never returns an empty stage. @default DEFAULT_MAX_STAGES
+   */
+  readonly maxStages?: number;
 }
+
+/**
+ * The default {@link CommandDefinition.maxStages}. Real serial chains run a handful of stages
+ * (a disk migration runs seven); a chain that goes on for ever — a `next` whose stage check was
+ * forgotten ran 5,243 stages in 3 s — stops within a second or so at 1,000, with room for long
+ * generated chains (raise it per type when one needs more).
+ */
+export const DEFAULT_MAX_STAGES = 1_000;
 
 /**
  * A registered-ready command type. Create with {@link defineCommand}. `P` is what handlers see
@@ -259,6 +273,8 @@ export interface CommandType<P = unknown, I = P> {
   readonly failurePolicy: FailurePolicy;
   readonly timeoutMs: number | null;
   readonly retry: Required<RetryOptions>;
+  /** Most stages it runs (see {@link CommandDefinition.maxStages}). */
+  readonly maxStages: number;
   /** @internal The handlers, with parameters erased to `unknown` for the engine. */
   readonly handlers: CommandHandlers;
   /** Type-only markers carrying `P` and `I`. */
@@ -329,6 +345,8 @@ export function defineCommand<P, I = P, U extends string = never>(
   if (!Number.isInteger(retry.maxAttempts) || retry.maxAttempts < 1)
     bad('retry.maxAttempts must be an integer >= 1');
   if (def.timeoutMs !== undefined && !(def.timeoutMs > 0)) bad('timeoutMs must be positive');
+  const maxStages = def.maxStages ?? DEFAULT_MAX_STAGES;
+  if (!Number.isInteger(maxStages) || maxStages < 1) bad('maxStages must be an integer >= 1');
   const handlers: CommandHandlers = {
     execute: def.execute as CommandHandlers['execute'],
     next: (def.next as CommandHandlers['next'] | undefined) ?? null,
@@ -348,6 +366,7 @@ export function defineCommand<P, I = P, U extends string = never>(
     failurePolicy: def.failurePolicy ?? 'wait-all',
     timeoutMs: def.timeoutMs ?? null,
     retry: Object.freeze(retry),
+    maxStages,
     handlers: Object.freeze(handlers),
   });
 }

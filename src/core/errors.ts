@@ -110,6 +110,11 @@ export const ErrorCode = {
    * an empty stage (a forgotten stage check) fails here instead of looping for ever.
    */
   StageLimitExceeded: 'STAGE_LIMIT_EXCEEDED',
+  /**
+   * The CLI: something answered at the server address, but not a coco node's API (a coco agent,
+   * another service).
+   */
+  NotACocoNode: 'NOT_A_COCO_NODE',
 
   // The reference agent's storage verbs (reference-agent/storage; `details` say more).
   /** The volume (or the source of a copy) does not exist. */

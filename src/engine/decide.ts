@@ -191,7 +191,20 @@ export function decide(c: LiveCommand, now: number): Action {
       }
       if (c.openTasks + c.openChildren > 0) return NONE;
       if (c.failedWork > 0) return { kind: 'abort', error: workFailure(c) };
-      if (c.childMode === 'serial' && !c.chainDone) return NEXT_STAGE;
+      if (c.childMode === 'serial' && !c.chainDone) {
+        // Stage k is the (k+1)-th: opening one more would pass the type's limit.
+        if (c.stage + 1 >= c.type.maxStages) {
+          return {
+            kind: 'abort',
+            error: new CocoError(
+              ErrorCode.StageLimitExceeded,
+              `command ${c.id} (${c.type.name}) ran ${c.stage + 1} stages, its limit ` +
+                `(maxStages): does its next handler ever create nothing?`,
+            ).toInfo(),
+          };
+        }
+        return NEXT_STAGE;
+      }
       const tasks = c.workTaskCount();
       if (tasks < c.expectedTasks || c.childCount < c.expectedChildren) {
         return {

@@ -9,7 +9,7 @@
  *
  * @module
  */
-import type { CommandType } from '../core/command-type.js';
+import { DEFAULT_MAX_STAGES, type CommandType } from '../core/command-type.js';
 import { CocoError, ErrorCode, type ErrorInfo } from '../core/errors.js';
 import type { LiveCommand } from './live.js';
 
@@ -43,6 +43,7 @@ export function unknownType(name: string, version: number): CommandType {
     failurePolicy: 'wait-all' as const,
     timeoutMs: null,
     retry: { maxAttempts: 1, backoffMs: 0, maxBackoffMs: 0 },
+    maxStages: DEFAULT_MAX_STAGES,
     handlers: { execute: refuse, next: null, onSuccess: null, onFailure: null, undo: {} },
   });
   STAND_INS.add(type);

@@ -233,7 +233,7 @@ describe('coco CLI against a running node', () => {
     expect(cancel.out).toContain(`cancel of command ${id} requested`);
     expect((await node.engine.waitFor(id)).status).toBe('cancelled');
     const again = await coco('cancel', String(id), '--server', server);
-    expect(again.code).toBe(6);
+    expect(again.code).toBe(8); // the command has already ended
     expect(again.err).toContain('COMMAND_STATE');
   });
 

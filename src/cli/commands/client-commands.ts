@@ -5,11 +5,13 @@
  */
 import { readFileSync } from 'node:fs';
 import { Option, type Command } from 'commander';
+import { createLogUpdate } from 'log-update';
 import { z } from 'zod';
+import { CocoError, ErrorCode } from '../../core/errors.js';
 import { COMMAND_STATUSES } from '../../core/states.js';
 import { ApiClient, defaultServer, findToken, tokenFileOption, tokenInArgs } from '../client.js';
 import { EXIT, usage } from '../errors.js';
-import { renderCommands, renderTree, renderUnreadable } from '../render.js';
+import { fit, renderCommands, renderTree, renderUnreadable } from '../render.js';
 import type { JobTree } from '../../jobs/view.js';
 
 interface ClientOptions {
@@ -21,9 +23,46 @@ interface ClientOptions {
   json?: boolean;
 }
 
+/** A client of the node at `--server`; a server address that is not an http(s) URL is a usage error. */
 function client(o: ClientOptions): ApiClient {
+  let url: URL | undefined;
+  try {
+    url = new URL(o.server);
+  } catch {
+    url = undefined;
+  }
+  if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
+    throw usage(
+      `--server must be the http(s) address of a coco node, e.g. http://127.0.0.1:7390, not "${o.server}"`,
+    );
+  }
   if (o.token !== undefined) throw tokenInArgs();
   return new ApiClient(o.server, findToken(o));
+}
+
+/**
+ * Errors that mean something other than a coco node answered: an agent (it speaks another
+ * protocol version), a server without coco's error bodies, or one answering something not JSON.
+ */
+const NOT_A_NODE = new Set<string>([
+  ErrorCode.ProtocolVersion,
+  ErrorCode.HttpError,
+  ErrorCode.AgentProtocol,
+]);
+
+/** Runs a call to the node, turning the answers of something that is not a node into NOT_A_COCO_NODE. */
+async function atNode<T>(o: ClientOptions, call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (error) {
+    if (!(error instanceof CocoError) || !NOT_A_NODE.has(error.code)) throw error;
+    const what = error.code === ErrorCode.ProtocolVersion ? ' (it looks like a coco agent)' : '';
+    throw new CocoError(
+      ErrorCode.NotACocoNode,
+      `${o.server} is not a coco node${what}: ${error.message}; point --server (or COCO_SERVER) at a node started with "coco serve" (port 7390 by default)`,
+      { cause: error },
+    );
+  }
 }
 
 function print(o: ClientOptions, json: unknown, human: () => string[]): void {
@@ -54,8 +93,23 @@ function idArg(value: string): number {
   return id;
 }
 
+/** Largest `--limit` of `coco list` (the API's page bound). */
+const MAX_LIST = 1_000;
+
 const treeSchema = z.custom<JobTree>((v) => typeof v === 'object' && v !== null && 'job' in v);
 const idSchema = z.object({ id: z.number() });
+
+/** A command's detail (`GET /v1/commands/:id`): only its result is read here. */
+const resultSchema = z.object({ result: z.unknown().optional() });
+
+/** The line showing an ended job's result (its root command's `onSuccess` value), if it has one. */
+async function resultLines(api: ApiClient, tree: JobTree): Promise<string[]> {
+  if (tree.job.status !== 'succeeded') return [];
+  const { result } = resultSchema.parse(await api.get(`/v1/commands/${tree.job.id}`));
+  return result === undefined || result === null ? [] : [`result: ${JSON.stringify(result)}`];
+}
+
+const ended = (tree: JobTree | null): boolean => tree !== null && tree.job.endedAt !== null;
 
 /** Prints a job tree until it ends (watch) or once; returns the exit code. */
 async function showJob(
@@ -65,26 +119,37 @@ async function showJob(
 ): Promise<number> {
   if (!o.watch) {
     const tree = treeSchema.parse(await api.get(`/v1/jobs/${id}`));
-    const waits = o.json ? [] : await queueLines(api, tree);
-    print(o, tree, () => [...renderTree(tree), ...waits]);
+    const more = o.json ? [] : [...(await resultLines(api, tree)), ...(await queueLines(api, tree))];
+    print(o, tree, () => [...renderTree(tree), ...more]);
     return tree.job.status === 'failed' || tree.job.status === 'cancelled' ? EXIT.failed : EXIT.ok;
   }
   let last: JobTree | null = null;
+  // A terminal gets the tree redrawn in place (log-update), each line cut to its width; a pipe
+  // or a file gets the lines that changed, once each.
   const interactive = process.stdout.isTTY && !o.json;
-  let drawn = 0;
+  const screen = interactive ? createLogUpdate(process.stdout) : null;
+  let printed = new Set<string>();
   await api.stream(`/v1/jobs/${id}/events`, (data) => {
     const tree = treeSchema.parse(data);
     last = tree;
     if (o.json) {
       console.log(JSON.stringify(tree));
-      return;
+    } else if (screen) {
+      const columns = process.stdout.columns || 80;
+      screen(
+        renderTree(tree)
+          .map((line) => fit(line, columns))
+          .join('\n'),
+      );
+    } else {
+      const lines = renderTree(tree, { durations: false });
+      for (const line of lines) if (!printed.has(line)) console.log(line);
+      printed = new Set(lines);
     }
-    const lines = renderTree(tree);
-    if (interactive && drawn > 0) process.stdout.write(`\x1b[${drawn}A\x1b[J`);
-    for (const line of lines) console.log(line);
-    drawn = interactive ? lines.length : 0;
   });
+  screen?.done();
   const end = last as JobTree | null;
+  if (!o.json && ended(end)) for (const line of await resultLines(api, end!)) console.log(line);
   return end && (end.job.status === 'failed' || end.job.status === 'cancelled')
     ? EXIT.failed
     : EXIT.ok;
@@ -166,14 +231,14 @@ export function addClientCommands(program: Command, setExit: (code: number) => v
         ...(o.key ? { idempotencyKey: o.key } : {}),
         ...(priority !== undefined ? { priority } : {}),
       };
-      const { id } = idSchema.parse(await api.post('/v1/commands', body));
+      const { id } = idSchema.parse(await atNode(o, () => api.post('/v1/commands', body)));
       if (!o.wait) {
         print(o, { id }, () => [
           `submitted ${type} as command ${id}; follow it with: coco status ${id} --watch`,
         ]);
         return;
       }
-      setExit(await showJob(api, { ...o, watch: true }, id));
+      setExit(await atNode(o, () => showJob(api, { ...o, watch: true }, id)));
     },
   );
 
@@ -184,7 +249,8 @@ export function addClientCommands(program: Command, setExit: (code: number) => v
       .argument('<id>', 'root command (job) id', idArg)
       .option('-w, --watch', 'follow it live until it ends'),
   ).action(async (id: number, o: ClientOptions & { watch?: boolean }) => {
-    setExit(await showJob(client(o), o, id));
+    const api = client(o);
+    setExit(await atNode(o, () => showJob(api, o, id)));
   });
 
   common(
@@ -206,8 +272,20 @@ export function addClientCommands(program: Command, setExit: (code: number) => v
         cursor?: string;
       },
     ) => {
+      const api = client(o);
       const q = new URLSearchParams();
-      if (o.status) q.set('status', o.status);
+      if (o.status) {
+        const unknown = o.status
+          .split(',')
+          .filter((s) => !(COMMAND_STATUSES as readonly string[]).includes(s));
+        if (unknown.length > 0)
+          throw usage(
+            `--status: unknown status ${unknown.map((s) => `"${s}"`).join(', ')}; use ${COMMAND_STATUSES.join(', ')}`,
+          );
+        q.set('status', o.status);
+      }
+      if (!/^[1-9][0-9]{0,3}$/.test(o.limit) || Number(o.limit) > MAX_LIST)
+        throw usage(`--limit must be a whole number from 1 to ${MAX_LIST}, not "${o.limit}"`);
       if (o.type) q.set('type', o.type);
       if (o.roots) q.set('rootsOnly', 'true');
       if (o.cursor) q.set('cursor', o.cursor);
@@ -234,7 +312,7 @@ export function addClientCommands(program: Command, setExit: (code: number) => v
           ),
           nextCursor: z.string().nullable(),
         })
-        .parse(await client(o).get(`/v1/commands?${q.toString()}`));
+        .parse(await atNode(o, () => api.get(`/v1/commands?${q.toString()}`)));
       print(o, res, () => [
         ...(res.commands.length > 0 || res.unreadable.length === 0
           ? renderCommands(res.commands)
@@ -253,7 +331,8 @@ export function addClientCommands(program: Command, setExit: (code: number) => v
       )
       .argument('<id>', 'command id', idArg),
   ).action(async (id: number, o: ClientOptions) => {
-    const res = await client(o).post(`/v1/commands/${id}/cancel`, {});
+    const api = client(o);
+    const res = await atNode(o, () => api.post(`/v1/commands/${id}/cancel`, {}));
     print(o, res, () => [
       `cancel of command ${id} requested; follow it with: coco status ${id} --watch`,
     ]);

@@ -8,9 +8,10 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, existsSync, mkdirSync, rmSync } from 'node:fs';
+import { createReadStream, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { pino } from 'pino';
 import { diskCommands } from '../../../examples/disk/index.js';
@@ -107,6 +108,67 @@ function typeNamed(name: string): (typeof diskCommands)[number] {
   return type;
 }
 
+/**
+ * The demo's stage lines in stage order: a stage's lines (keyed by its command id, which grows
+ * with the stages) are printed once every earlier stage printed its end; the rest at `flush`.
+ */
+class StageLines {
+  readonly #say: (line: string) => void;
+  readonly #pending = new Map<number, { lines: string[]; ended: boolean }>();
+
+  constructor(say: (line: string) => void) {
+    this.#say = say;
+  }
+
+  add(stage: number, line: string, ended: boolean): void {
+    const entry = this.#pending.get(stage) ?? { lines: [], ended: false };
+    entry.lines.push(line);
+    entry.ended ||= ended;
+    this.#pending.set(stage, entry);
+    this.#drain(false);
+  }
+
+  /** Prints whatever is left, stage by stage. */
+  flush(): void {
+    this.#drain(true);
+  }
+
+  #drain(all: boolean): void {
+    for (const stage of [...this.#pending.keys()].sort((a, b) => a - b)) {
+      const entry = this.#pending.get(stage)!;
+      for (const line of entry.lines) this.#say(line);
+      entry.lines = [];
+      if (!entry.ended && !all) return;
+      this.#pending.delete(stage);
+    }
+  }
+}
+
+/**
+ * A configuration to browse the demo's database with `coco serve --config <file>`: its store,
+ * the disk command pack, and its agent (stopped by then; its secret in a chmod 600 file).
+ */
+function writeBrowseConfig(dir: string, agentUrl: string, secret: string): string {
+  const secretFile = join(dir, 'agent.secret');
+  writeFileSync(secretFile, `${secret}\n`, { mode: 0o600 });
+  const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
+  const pack = fileURLToPath(new URL(`../../../examples/disk/index${ext}`, import.meta.url));
+  const file = join(dir, 'coco.json');
+  writeFileSync(
+    file,
+    `${JSON.stringify(
+      {
+        store: `sqlite:${join(dir, 'coco.db')}`,
+        agents: [{ id: AGENT, url: agentUrl, secretFile }],
+        commands: [pack],
+      },
+      null,
+      2,
+    )}\n`,
+  );
+  return file;
+}
+
 /** Runs the demo; prints progress unless `quiet`. */
 export async function runDemo(o: {
   sizeMib: number;
@@ -166,8 +228,10 @@ export async function runDemo(o: {
       toDomain: TO,
       agent: AGENT,
     });
-    // One line per step when it starts, every 25% of a long step, and when it ends.
+    // One line per stage when it starts, every 25% of a long stage, and when it ends — stage
+    // after stage: the lines of a stage wait until the stages before it printed their end.
     const shown = new Map<string, string>();
+    const stages = new StageLines(say);
     const off = monitor?.on('step', (step) => {
       if (step.jobId !== migration.id || step.kind !== 'command' || step.parentKey === null) return;
       const ended =
@@ -176,13 +240,17 @@ export async function runDemo(o: {
       if (shown.get(step.key) === phase) return;
       shown.set(step.key, phase);
       const label = step.name.replace(/^disk\.migrate\./, '');
-      say(
+      stages.add(
+        Number(step.key.slice(1)),
         `    ${label.padEnd(16)} ${bar(step.progress)}  ${ended ? step.status : 'running'}${step.error ? ` — ${step.error.code}` : ''}`,
+        ended,
       );
     });
     const end = await engine.waitFor(migration.id);
-    off?.();
+    // The monitor's last batch (the last stage's end) is heard before the listener goes.
     await monitor?.flush();
+    off?.();
+    stages.flush();
     const tree = monitor ? await monitor.getTree(migration.id) : null;
     if (tree) {
       say('');
@@ -198,8 +266,10 @@ export async function runDemo(o: {
       `  data ${targetSha === sha256 ? 'arrived intact (sha256 matches)' : 'DOES NOT MATCH'}; source ${removed ? 'removed' : 'STILL THERE'}`,
     );
     say(`  disk image: ${targetPath}`);
+    const configFile = writeBrowseConfig(dir, agent.url, secret);
+    say(`  database:   ${join(dir, 'coco.db')} (commands, tasks, jobs)`);
     say(
-      `  database:   ${join(dir, 'coco.db')} (commands, tasks, jobs; "coco serve --store sqlite:${join(dir, 'coco.db')}" to browse it)`,
+      `  browse it:  coco serve --config ${configFile}   then: coco status ${migration.id} --config ${configFile}   (the demo's agent has stopped)`,
     );
     say(`  ${ok ? 'done' : 'FAILED'} in ${seconds.toFixed(1)} s`);
     return {
