@@ -111,6 +111,7 @@ export interface EngineOptions {
    * with `Engine.setLimits`. @default no limits
    */
   readonly limits?: AdmissionLimits;
+  /**
    * Where the engine's spans go (see engine/tracing.ts); `null`: no spans at all.
    * @default `trace.getTracer('coco-engine')`: the globally registered provider's (a no-op
    * until an OpenTelemetry SDK is registered)

@@ -119,7 +119,9 @@ async function showJob(
 ): Promise<number> {
   if (!o.watch) {
     const tree = treeSchema.parse(await api.get(`/v1/jobs/${id}`));
-    const more = o.json ? [] : [...(await resultLines(api, tree)), ...(await queueLines(api, tree))];
+    const more = o.json
+      ? []
+      : [...(await resultLines(api, tree)), ...(await queueLines(api, tree))];
     print(o, tree, () => [...renderTree(tree), ...more]);
     return tree.job.status === 'failed' || tree.job.status === 'cancelled' ? EXIT.failed : EXIT.ok;
   }
