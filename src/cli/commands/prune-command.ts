@@ -13,7 +13,7 @@
  */
 import { hostname } from 'node:os';
 import { Option, type Command } from 'commander';
-import { z } from 'zod';
+import type { z } from 'zod';
 import { CocoError, ErrorCode } from '../../core/errors.js';
 import { pruneTrees } from '../../engine/retention.js';
 import { runRetention } from '../../jobs/retention.js';
@@ -21,16 +21,9 @@ import { DURATION_HELP, parseDuration } from '../../config/duration.js';
 import { jobStoreFromUrl, parseStoreUrl, redact, storeFromUrl } from '../../config/store-url.js';
 import { ApiClient, defaultServer, findToken, tokenFileOption, tokenInArgs } from '../client.js';
 import { usage } from '../errors.js';
+import { pruneAnswer } from '../../http/contracts.js';
 
-/** What a prune deleted, as the API answers and the CLI prints it. */
-const pruneAnswer = z.object({
-  trees: z.number(),
-  commands: z.number(),
-  tasks: z.number(),
-  undo: z.number(),
-  jobs: z.number(),
-  more: z.boolean(),
-});
+/** What a prune deleted, as the API answers (its contract) and the CLI prints it. */
 type PruneAnswer = z.infer<typeof pruneAnswer>;
 
 interface PruneOptions {
