@@ -27,6 +27,7 @@ import {
   unreadableRow,
 } from './contracts.js';
 import { dashboardRoutes } from './dashboard-route.js';
+import { DetailCache } from './detail-cache.js';
 import { jobRoutes } from './job-routes.js';
 import { nodeRoutes } from './node-routes.js';
 import { openApiDocument } from './openapi.js';
@@ -72,6 +73,11 @@ export interface ApiOptions {
   readonly setLimits?: (limits: AdmissionLimits) => void;
   /** The node's metrics, served at `GET /metrics` (role viewer); none without. */
   readonly metrics?: NodeMetrics | null;
+  /**
+   * Ended commands whose rendered detail is kept for the next read (http/detail-cache.ts); 0
+   * keeps none. @default 10,000
+   */
+  readonly detailCacheEntries?: number;
 }
 
 /** The API server, with what a node needs to shut it down. */
@@ -188,6 +194,7 @@ export function buildApi(options: ApiOptions): Api {
     streams,
     version: options.version ?? '0',
     setLimits: options.setLimits ?? ((limits) => engine().setLimits(limits)),
+    details: new DetailCache(options.detailCacheEntries),
   };
   nodeRoutes(ctx);
   commandRoutes(ctx);

@@ -5,6 +5,7 @@
  */
 import { CocoError, ErrorCode } from '../core/errors.js';
 import type { CommandRecord } from '../core/records.js';
+import { isTerminal } from '../core/states.js';
 import type { CommandDetails } from '../engine/engine.js';
 import {
   cancelAnswer,
@@ -19,6 +20,7 @@ import {
   type CommandSummary,
 } from './contracts.js';
 import type { ApiContext } from './context.js';
+import { ANSWERED } from './routes.js';
 
 /** A command as a list shows it: no parameters, result or tasks. */
 export function summaryOf(c: CommandRecord): CommandSummary {
@@ -111,7 +113,10 @@ export function commandRoutes(api: ApiContext): void {
         ...(body.priority === undefined ? {} : { priority: body.priority }),
       });
       // The first command of this idempotency key: nothing new was created.
-      if (r.existing) return reply.code(200).send({ id: r.id });
+      if (r.existing) {
+        void reply.code(200).send({ id: r.id });
+        return ANSWERED;
+      }
       return { id: r.id };
     },
   );
@@ -161,15 +166,31 @@ export function commandRoutes(api: ApiContext): void {
       tag: 'commands',
       summary: "A command's detail",
       description:
-        'The summary with parameters, status history, result, error, tasks, undo steps and child ids.',
+        'The summary with parameters, status history, result, error, tasks, undo steps and child ids. ' +
+        "An ended command's detail never changes: it carries an `ETag`, and a request sending it back in " +
+        '`If-None-Match` is answered 304 with no body.',
       params: idParam,
-      ok: { status: 200, schema: commandDetail },
+      ok: { status: 200, schema: commandDetail, notModified: true },
       errors: { 404: [ErrorCode.CommandNotFound], 500: [ErrorCode.CorruptRow] },
     },
-    async ({ params: { id } }) => {
-      const details = await api.engine().inspect(id);
-      if (!details) throw new CocoError(ErrorCode.CommandNotFound, `command ${id} does not exist`);
-      return detailOf(details);
+    async ({ params: { id }, request, reply }) => {
+      const engine = api.engine();
+      api.details.follow(engine);
+      let kept = api.details.get(id, performance.now());
+      if (kept === undefined) {
+        const details = await engine.inspect(id);
+        if (!details)
+          throw new CocoError(ErrorCode.CommandNotFound, `command ${id} does not exist`);
+        const detail = detailOf(details);
+        const c = details.command;
+        if (!isTerminal(c.status)) return detail;
+        const body = JSON.stringify(detail);
+        kept = { body, etag: api.details.put(id, c.rootId, body, performance.now()) };
+      }
+      void reply.header('etag', kept.etag);
+      if (request.headers['if-none-match'] === kept.etag) void reply.code(304).send();
+      else void reply.code(200).type('application/json; charset=utf-8').send(kept.body);
+      return ANSWERED;
     },
   );
 

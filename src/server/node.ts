@@ -227,6 +227,9 @@ export async function startNode(options: NodeOptions): Promise<CocoNode> {
     },
     metrics,
     ...(options.version ? { version: options.version } : {}),
+    ...(config.api.detailCacheEntries === undefined
+      ? {}
+      : { detailCacheEntries: config.api.detailCacheEntries }),
   });
   let url: string | null = null;
   if (listen) {
