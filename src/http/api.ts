@@ -7,7 +7,7 @@
  *
  * @module
  */
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { ErrorCode } from '../core/errors.js';
 import type { CommandType } from '../core/command-type.js';
 import type { Engine } from '../engine/engine.js';
@@ -118,7 +118,7 @@ export function buildApi(options: ApiOptions): Api {
     ...(options.logger ? { loggerInstance: options.logger } : { logger: false }),
     bodyLimit: BODY_LIMIT,
     // The access log is written once per call, on response (below), with the caller's name.
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
   });
   const served: ServedRoute[] = [];
   app.addHook('onRoute', (route) => {
