@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { context, propagation, trace, type Context } from '@opentelemetry/api';
 import { CocoError, ErrorCode } from '../core/errors.js';
 import type { CommandRecord } from '../core/records.js';
 import { isTerminal } from '../core/states.js';
@@ -64,6 +65,16 @@ export function detailOf(d: CommandDetails): unknown {
   };
 }
 
+/**
+ * The trace context a submitted command's span nests under: the active one when the server is
+ * instrumented (an HTTP server span already holds the caller's), else the caller's W3C
+ * `traceparent` header through the registered propagator (none registered: no parent).
+ */
+function callerContext(headers: Readonly<Record<string, unknown>>): Context {
+  const active = context.active();
+  return trace.getSpan(active) ? active : propagation.extract(active, headers);
+}
+
 /** A `BAD_REQUEST` for a cursor that is not one of ours. */
 export function badCursor(): CocoError {
   return new CocoError(
@@ -86,7 +97,8 @@ export function commandRoutes(api: ApiContext): void {
       description:
         'Validates the parameters against the type, stores the command and answers 201 with its id once it is durable. ' +
         'With an idempotency key already used for the same type and parameters, answers 200 with the first command; ' +
-        'for another type or other parameters, 409 IDEMPOTENCY_CONFLICT.',
+        'for another type or other parameters, 409 IDEMPOTENCY_CONFLICT. A W3C `traceparent` header makes the ' +
+        "command's span a child of the caller's (with an OpenTelemetry SDK and propagator registered).",
       body: submitBody,
       ok: { status: 201, schema: submitAnswer, also: [200] },
       errors: {
@@ -96,7 +108,7 @@ export function commandRoutes(api: ApiContext): void {
         503: [ErrorCode.EngineStopped],
       },
     },
-    async ({ body, reply }) => {
+    async ({ body, request, reply }) => {
       const type = api.types.get(body.type);
       if (!type) {
         const renamed = api.commands.find((t) => t.aliases.includes(body.type));
@@ -108,10 +120,12 @@ export function commandRoutes(api: ApiContext): void {
           { details: { type: body.type } },
         );
       }
-      const r = await api.engine().submit(type, body.params, {
-        ...(body.idempotencyKey === undefined ? {} : { idempotencyKey: body.idempotencyKey }),
-        ...(body.priority === undefined ? {} : { priority: body.priority }),
-      });
+      const r = await context.with(callerContext(request.headers), () =>
+        api.engine().submit(type, body.params, {
+          ...(body.idempotencyKey === undefined ? {} : { idempotencyKey: body.idempotencyKey }),
+          ...(body.priority === undefined ? {} : { priority: body.priority }),
+        }),
+      );
       // The first command of this idempotency key: nothing new was created.
       if (r.existing) {
         void reply.code(200).send({ id: r.id });
