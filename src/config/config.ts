@@ -108,6 +108,13 @@ export const configSchema = z
          * command never changes; http/detail-cache.ts); 0 keeps none. @default 10,000
          */
         detailCacheEntries: z.number().int().min(0).max(1_000_000).optional(),
+        /**
+         * Behind a reverse proxy (TLS termination): trust its `X-Forwarded-Proto`, `-Host` and
+         * `-For` — `true` for any peer, or the proxies' addresses / CIDR ranges. Needed for the
+         * same-origin check of state-changing calls when browsers see `https://` and the node
+         * `http://`, and for callers' real addresses in the logs. @default false
+         */
+        trustProxy: z.union([z.boolean(), z.array(z.string().min(1)).min(1)]).optional(),
       })
       .strict()
       .default({ host: '127.0.0.1', port: DEFAULT_API_PORT, tokens: [], allowedHosts: [] }),
@@ -191,6 +198,7 @@ export type CocoConfig = Omit<z.output<typeof configSchema>, 'agents' | 'api'> &
     readonly tokens: readonly TokenConfig[];
     readonly allowedHosts: readonly string[];
     readonly detailCacheEntries?: number;
+    readonly trustProxy?: boolean | readonly string[];
   };
   /** The folder relative paths were resolved against (the configuration's). */
   readonly baseDir: string;
@@ -261,7 +269,7 @@ export function parseConfig(
   });
   if (c.api.token !== undefined) tokens.push({ name: 'token', role: 'admin', token: c.api.token });
   if (secretIssues.length > 0) throw invalid(secretIssues);
-  const { host, port, allowedHosts, detailCacheEntries } = c.api;
+  const { host, port, allowedHosts, detailCacheEntries, trustProxy } = c.api;
   return {
     ...c,
     store,
@@ -272,6 +280,7 @@ export function parseConfig(
       tokens,
       allowedHosts,
       ...(detailCacheEntries === undefined ? {} : { detailCacheEntries }),
+      ...(trustProxy === undefined ? {} : { trustProxy }),
     },
     commands: c.commands.map(abs),
     baseDir: resolve(baseDir),

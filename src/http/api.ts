@@ -78,6 +78,11 @@ export interface ApiOptions {
    * keeps none. @default 10,000
    */
   readonly detailCacheEntries?: number;
+  /**
+   * Trust a reverse proxy's `X-Forwarded-*` headers (`true`, or its addresses / CIDR ranges):
+   * the protocol, host and caller address then come from them. @default false
+   */
+  readonly trustProxy?: boolean | readonly string[];
 }
 
 /** The API server, with what a node needs to shut it down. */
@@ -119,6 +124,12 @@ export function buildApi(options: ApiOptions): Api {
     bodyLimit: BODY_LIMIT,
     // The access log is written once per call, on response (below), with the caller's name.
     logController: new LogController({ disableRequestLogging: true }),
+    ...(options.trustProxy === undefined
+      ? {}
+      : {
+          trustProxy:
+            typeof options.trustProxy === 'boolean' ? options.trustProxy : [...options.trustProxy],
+        }),
   });
   const served: ServedRoute[] = [];
   app.addHook('onRoute', (route) => {

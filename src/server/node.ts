@@ -230,6 +230,7 @@ export async function startNode(options: NodeOptions): Promise<CocoNode> {
     ...(config.api.detailCacheEntries === undefined
       ? {}
       : { detailCacheEntries: config.api.detailCacheEntries }),
+    ...(config.api.trustProxy === undefined ? {} : { trustProxy: config.api.trustProxy }),
   });
   let url: string | null = null;
   if (listen) {
