@@ -7,7 +7,8 @@
  * peers (graphile-worker and pg-boss on PostgreSQL at COCO_PG_URL, see bench/peers/) and
  * retention (the store's size under a steady workload with and without retention, SQLite then
  * PostgreSQL), api (the node's HTTP API under load: submits/s and gets/s) and dashboard (the
- * jobs list's first page with 10,000 jobs, API and browser).
+ * jobs list's first page with 10,000 jobs, API and browser) and growth (one-task on a store
+ * already holding 0, 1,000,000 and 10,000,000 ended commands; SQLite).
  */
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -24,6 +25,11 @@ const BENCHES: Record<string, string[][]> = {
   recovery: [[`recovery${ext}`]],
   'agents-http': [[`agents-http${ext}`]],
   api: [[`api${ext}`]],
+  growth: [
+    [`one-task${ext}`, 'prefill=0'],
+    [`one-task${ext}`, 'prefill=1000000'],
+    [`one-task${ext}`, 'prefill=10000000'],
+  ],
   dashboard: [[`dashboard${ext}`]],
   pg: [[`pg${ext}`]],
   'pg-one-task': [[`pg${ext}`, 'one-task']],
@@ -38,7 +44,8 @@ const BENCHES: Record<string, string[][]> = {
 /**
  * Run only when named: the peers measure other libraries, not coco; the pg-* names are parts of
  * `pg`, which the default run includes; retention measures sizes over minutes, not speed; api
- * loads the HTTP server for 20 s; dashboard needs a browser and runs 10,000 jobs first.
+ * loads the HTTP server for 20 s; dashboard needs a browser and runs 10,000 jobs first; growth
+ * writes 11 million rows first (minutes, ~3 GB of disk).
  */
 const OPT_IN = new Set([
   'peers',
@@ -48,6 +55,7 @@ const OPT_IN = new Set([
   'retention',
   'api',
   'dashboard',
+  'growth',
 ]);
 const names = process.argv.slice(2).filter((a) => !a.startsWith('-'));
 for (const name of names) {
