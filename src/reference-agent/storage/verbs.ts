@@ -103,7 +103,7 @@ const tempFile = (volume: string): string =>
  * | verb | arguments | result |
  * | --- | --- | --- |
  * | `volume.create` | `{domain, volume, sizeBytes}` | `{path, sizeBytes, created}` |
- * | `volume.copy` | `{from: {domain, volume}, to: {domain, volume}, chunkBytes?}` | `{sha256, bytes}` |
+ * | `volume.copy` | `{from: {domain, volume}, to: {domain, volume}, chunkBytes?, bytesPerSecond?}` | `{sha256, bytes}` |
  * | `volume.checksum` | `{domain, volume, chunkBytes?}` | `{sha256, bytes}` |
  * | `volume.verify` | `{domain, volume, sha256, chunkBytes?}` | `{sha256, bytes}` or `CHECKSUM_MISMATCH` |
  * | `volume.delete` | `{domain, volume}` | `{deleted}` |
@@ -219,7 +219,7 @@ export function storageVerbs(root: string, options: StorageOptions = {}): Record
       },
     ),
 
-    'volume.copy': verb('volume.copy', copyArgs, async ({ from, to, chunkBytes }, ctx) => {
+    'volume.copy': verb('volume.copy', copyArgs, async ({ from, to, chunkBytes, bytesPerSecond }, ctx) => {
       const missing = volumeMissing(from.domain, from.volume);
       const fromDir = await existingDomain(from.domain, missing);
       const source = await openExisting(
@@ -247,6 +247,7 @@ export function storageVerbs(root: string, options: StorageOptions = {}): Record
               ctx,
               hash,
               (chunk, position) => writeFully(target, chunk, position),
+              bytesPerSecond,
             );
             await target.truncate(bytes); // the target ends exactly where the data does
             await target.sync();
