@@ -225,6 +225,13 @@ describe.skipIf(!haveBrowser && !process.env.CI)('the dashboard in a browser', (
       /✓ 7\/7\s+children/,
     );
     await shot('1-migration-done');
+    // Its command view lists the chain's children with their places in its journal (after its
+    // two undo steps, in stage order).
+    await page.goto(`${server}/#/commands/${id}`);
+    const seqs = page.locator('table[aria-label="children"] td.seq');
+    await expect.poll(() => seqs.count()).toBe(7);
+    expect((await seqs.allTextContents()).map(Number)).toEqual([2, 3, 4, 5, 6, 7, 8]);
+    await shot('1-migration-command');
     markupCommand = create;
   });
 

@@ -286,6 +286,7 @@ export class CommandView implements View {
           : html`<table class="grid" aria-label="children">
               <thead>
                 <tr>
+                  <th class="num" title="place in the journal, shared with the undo steps">Seq</th>
                   <th class="num">Id</th>
                   <th>Type</th>
                   <th>Status</th>
@@ -295,7 +296,8 @@ export class CommandView implements View {
               <tbody>
                 ${c.children.map((ch) => {
                   const s = steps.get(ch.id);
-                  return html`<tr>
+                  return html`<tr data-child=${ch.id}>
+                    <td class="num seq">${ch.seq ?? '—'}</td>
                     <td class="num">${commandLink(ch.id)}</td>
                     <td class="mono">${s?.name ?? '—'}</td>
                     <td>
@@ -308,6 +310,7 @@ export class CommandView implements View {
                 ${(c.unreadableChildren ?? []).map(
                   (u) =>
                     html`<tr class="unreadable">
+                      <td class="num">—</td>
                       <td class="num">${u.commandId ?? '?'}</td>
                       <td colspan="3">cannot be read — ${errorLine(u.error)}</td>
                     </tr>`,
