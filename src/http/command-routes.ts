@@ -56,6 +56,11 @@ export function detailOf(d: CommandDetails): unknown {
     tasks: d.tasks,
     undo: d.undo,
     children: d.children.map((child) => child.id),
+    childPositions: d.children.map((child) => ({
+      id: child.id,
+      seq: child.seq,
+      stage: child.originStage,
+    })),
     unreadableChildren: d.unreadableChildren,
     unloadable: d.unloadable,
     priority: c.priority,

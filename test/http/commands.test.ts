@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agentList, commandDetail, commandPage, jobPage } from '../../src/http/contracts.js';
 import { TOKENS } from '../support/api.js';
-import { codeOf, hold, startApiNode, work, type ApiNode } from './support.js';
+import { chain, codeOf, hold, startApiNode, work, type ApiNode } from './support.js';
 
 let api: ApiNode;
 beforeAll(async () => {
@@ -21,7 +21,7 @@ describe('submit', () => {
     const r = await api.call('POST', '/v1/commands', { body: { type: 'no.such', params: {} } });
     expect(r.status).toBe(400);
     expect(codeOf(r.body)).toBe('UNKNOWN_COMMAND_TYPE');
-    expect(JSON.stringify(r.body)).toContain('known: api.other, api.work');
+    expect(JSON.stringify(r.body)).toContain('known: api.chain, api.other, api.work');
   });
 
   it('bad parameters: 400 PARAMETERS_INVALID naming the field; a bad body: 400 BAD_REQUEST', async () => {
@@ -111,6 +111,24 @@ describe('detail, unknown ids, cancel', () => {
     expect(d.statusHistory.map((h) => h.at)).toEqual([...d.statusHistory.map((h) => h.at)].sort());
     // Exactly the contract's fields.
     expect(Object.keys(r.body as object).sort()).toEqual(Object.keys(commandDetail.shape).sort());
+  });
+
+  it("the detail gives each child's place: its journal seq (shared with undo steps) and stage", async () => {
+    const { id } = await api.node.engine.submit(chain, {});
+    expect((await api.node.engine.waitFor(id)).status).toBe('succeeded');
+    const d = commandDetail.parse((await api.call('GET', `/v1/commands/${id}`)).body);
+    expect(d.children).toHaveLength(2);
+    expect(d.childPositions.map((p) => p.id)).toEqual(d.children);
+    expect(d.childPositions.map((p) => p.stage)).toEqual([0, 1]);
+    // The undo step the second stage recorded sits between the two children in the journal.
+    const [first, second] = d.childPositions.map((p) => p.seq!);
+    expect(d.undo.map((u) => u.name)).toEqual(['between']);
+    expect(d.undo[0]!.seq).toBeGreaterThan(first!);
+    expect(d.undo[0]!.seq).toBeLessThan(second!);
+    const inspected = await api.node.engine.inspect(id);
+    expect(d.childPositions).toEqual(
+      inspected!.children.map((c) => ({ id: c.id, seq: c.seq, stage: c.originStage })),
+    );
   });
 
   it("a handler's ctx.log carries the command's id, type and root", async () => {
