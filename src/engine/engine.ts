@@ -14,6 +14,7 @@ import type { CommandPage, CommandQuery, CorruptRow, StatusChange } from '../sto
 import { isSharedStore } from '../store/shared-port.js';
 import { adopt } from './adopt.js';
 import type { AdmissionLimits, AgentAdmissionStats, QueuePosition } from './admission.js';
+import type { RootTypeStats } from './root-admission.js';
 import type { RootQueuePosition } from './root-admission.js';
 import { assertLeaseFits } from './cluster.js';
 import { EngineEvents, type EngineEventMap, type EngineEventName } from './events.js';
@@ -501,6 +502,15 @@ export class Engine {
    */
   admissionStats(): AgentAdmissionStats[] {
     return this.#run?.coordinator.tasks.admission.stats() ?? [];
+  }
+
+  /**
+   * Per command type with a root limit, running roots or waiting ones: its limit, the roots
+   * holding a slot and those waiting (root limits, engine/root-admission.ts) — the queue depth
+   * per type for metrics.
+   */
+  rootAdmissionStats(): RootTypeStats[] {
+    return this.#run?.coordinator.roots.typeStats() ?? [];
   }
 
   /**
