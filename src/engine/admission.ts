@@ -52,6 +52,8 @@ export const DEFAULT_AGE_STEP_MS = 60_000;
 /** Where a queued task stands. */
 export interface QueuePosition {
   readonly agentId: string;
+  /** The task's verb. */
+  readonly verb: string;
   /** Queued tasks on the agent admitted before it (by the current order). */
   readonly ahead: number;
   /** The agent's limit (null: only a per-verb limit). */
@@ -316,6 +318,7 @@ export class Admission {
     ].filter((x) => x !== null);
     return {
       agentId: g.id,
+      verb: t.verb,
       ahead,
       limit: g.limit,
       verbLimit,
