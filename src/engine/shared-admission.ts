@@ -112,8 +112,10 @@ export class SharedAdmission implements SlotLedger {
 
   /** A signal (`admissions`) or the safety-net tick: take grants, admit on the held agents. */
   wake(): void {
-    this.takeGrants();
     const admission = this.#p.admission();
+    // No limits here: nothing of this node waits, and it admits for no agent.
+    if (admission.limitedAgents().length === 0) return;
+    this.takeGrants();
     for (const agentId of this.#p.leases.heldAgents())
       if (admission.limitOf(agentId) !== null) this.admitSoon(agentId);
     this.#flushSoon();

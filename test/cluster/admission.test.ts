@@ -84,10 +84,13 @@ describePg('admission across nodes on one PostgreSQL', () => {
     cleanups.push(() => fresh.drop());
     const schema = fresh.schema;
 
-    // The agent's own count of tasks running at once, and of starts per task.
+    // The agent's own count of tasks running at once, of starts per task, and their order. The
+    // first tasks are held until the test lets them go (`open`).
     let running = 0;
     let max = 0;
     const starts = new Map<number, number>();
+    const order: number[] = [];
+    let held: (() => void)[] | null = [];
     const agents = inProcessAgents(['h1'], {
       verbs: {
         work: (args) => {
@@ -95,18 +98,23 @@ describePg('admission across nodes on one PostgreSQL', () => {
           running++;
           max = Math.max(max, running);
           starts.set(n, (starts.get(n) ?? 0) + 1);
-          return new Promise((resolve) =>
-            setTimeout(
-              () => {
-                running--;
-                resolve({ n });
-              },
-              20 + (n % 7) * 5,
-            ),
-          );
+          order.push(n);
+          return new Promise((resolve) => {
+            const done = (): void => {
+              running--;
+              resolve({ n });
+            };
+            if (held) held.push(done);
+            else setTimeout(done, 20 + (n % 7) * 5);
+          });
         },
       },
     });
+    const open = (): void => {
+      const waiting = held ?? [];
+      held = null;
+      for (const done of waiting) done();
+    };
 
     const a = spawnNode('adm-a', schema, agents);
     nodes.push(a);
@@ -120,6 +128,21 @@ describePg('admission across nodes on one PostgreSQL', () => {
     const [idsA, idsB] = await Promise.all([a.submit(0, PER_NODE), b.submit(1000, PER_NODE)]);
     expect(idsA).toHaveLength(PER_NODE);
     expect(idsB).toHaveLength(PER_NODE);
+    const queued = async (): Promise<number> =>
+      Number(
+        (await adminQuery(`SELECT count(*) AS n FROM "${schema}".tasks WHERE status = 'queued'`))
+          .rows[0].n,
+      );
+    // All but the 3 running wait, on both nodes: from here on the holder admits in one order.
+    await until(
+      'the rest to wait queued',
+      async () => (await queued()) === 2 * PER_NODE - LIMIT,
+      30_000,
+      50,
+    );
+    expect(order).toHaveLength(LIMIT);
+    expect(max).toBe(LIMIT);
+    open();
     const ended = async (): Promise<number> =>
       Number(
         (
@@ -134,9 +157,17 @@ describePg('admission across nodes on one PostgreSQL', () => {
       90_000,
       100,
     );
-    expect(max).toBeLessThanOrEqual(LIMIT);
-    // Both nodes' tasks ran; the limit was reached (the agent was kept busy, not served one by one).
     expect(max).toBe(LIMIT);
+    // Across both nodes, priority first (odd n: priority 1), then submission order on each node.
+    const waited = order.slice(LIMIT);
+    expect(waited).toHaveLength(2 * PER_NODE - LIMIT);
+    const priorities = waited.map((n) => n % 2);
+    expect(priorities).toEqual(priorities.slice().sort((x, y) => y - x));
+    for (const node of [(n: number) => n < 1000, (n: number) => n >= 1000])
+      for (const p of [0, 1]) {
+        const mine = waited.filter((n) => node(n) && n % 2 === p);
+        expect(mine).toEqual(mine.slice().sort((x, y) => x - y));
+      }
 
     // Phase 2: more work on both; node a is SIGKILLed while most of it waits.
     const [moreA, moreB] = await Promise.all([a.submit(2000, PER_NODE), b.submit(3000, PER_NODE)]);
