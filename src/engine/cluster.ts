@@ -173,6 +173,11 @@ export class Cluster {
     this.#p.logger.warn({ error: toErrorInfo(error, ErrorCode.StoreFailed) }, `${what} failed`);
   }
 
+  /** The admission limits changed: the agents this node holds are admitted on again at once. */
+  limitsChanged(): void {
+    if (!this.#stopped) this.#p.admission?.wake();
+  }
+
   /** Narrows the broker's own polling (long-polls) to the agents this node holds. */
   async #pollOnly(): Promise<void> {
     await this.#p.broker.pollOnly?.(new Set(this.#p.leases.heldAgents()));

@@ -488,6 +488,8 @@ export class Engine {
     this.#limits = parseLimits(limits);
     this.#run?.coordinator.tasks.admission.setLimits(this.#limits);
     this.#run?.coordinator.roots.setLimits(this.#limits);
+    // On a shared store the agents' lease holders admit: those held here, at once.
+    this.#run?.cluster?.limitsChanged();
   }
 
   /** The admission limits in force. */

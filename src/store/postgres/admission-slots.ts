@@ -47,6 +47,8 @@ export function buildSlotSql(schema: string) {
     candidates:
       `SELECT t.command_id, t.ordinal, t.verb, c.owner FROM ${s}.tasks t ` +
       `JOIN ${s}.commands c ON c.id = t.command_id ` +
+      // Only tasks of live nodes: an orphan's queued task is granted once its tree is claimed.
+      `JOIN ${s}.coco_nodes n ON n.node_id = c.owner AND NOT n.fenced ` +
       "WHERE t.agent_id = $1 AND t.status = 'queued' AND NOT EXISTS " +
       `(SELECT 1 FROM ${s}.admission_slots a WHERE a.command_id = t.command_id AND a.ordinal = t.ordinal) ` +
       `ORDER BY t.created_at - coalesce((c.state::jsonb ->> ${PRIORITY_INDEX})::bigint, 0) * $2, ` +
