@@ -106,8 +106,13 @@ export interface SlotHolder {
  *   other nodes on that agent too (`foreignTasks`) and relays what it learns (`postReports`);
  *   the owner reads its reports with `takeReports`. `apply` deletes the report of every task
  *   it ends, and of every command it settles.
+ * - **Admission across nodes.** The holder of a limited agent's lease grants slots of its limit
+ *   to the queued tasks of every node (`admitQueued`, counted from the slot rows under a lock of
+ *   the lease row); owners take their grants (`takeGrants`) and release the slots when the
+ *   agent is done with the tasks (`releaseSlots`).
  * - **Signals.** `listen` calls back (LISTEN/NOTIFY) when trees are orphaned (a node closed or
- *   was fenced) or reports arrive for the listener's commands. Signals are hints: nodes poll too.
+ *   was fenced), reports arrive for the listener's commands, cancels are asked, or admissions
+ *   change. Signals are hints: nodes poll too.
  */
 export interface SharedStore extends Store {
   readonly shared: true;
