@@ -323,6 +323,11 @@ export class Admission {
     };
   }
 
+  /** The ageing step in force ({@link AdmissionLimits.ageStepMs}). */
+  get ageStepMs(): number {
+    return this.#ageStepMs;
+  }
+
   /** The limited agents. */
   limitedAgents(): string[] {
     return [...this.#gates.keys()];

@@ -114,7 +114,7 @@ export class Cluster {
         // agent (see Coordinator.settle, Dispatcher.sweep).
         this.#p.dispatcher.sweep();
       } else if (signal === 'reports') this.reportsSoon();
-      else if (signal === 'admissions') this.#p.admission?.wake();
+      else if (signal === 'admissions') this.#p.admission?.wake(true);
       else this.cancelsSoon();
     });
     // Renewing at a third of the lease lets two renewals fail (a slow database) before it expires.

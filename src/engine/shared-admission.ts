@@ -18,7 +18,8 @@
  *   and frees those of tasks the agent is done with ({@link Admission.restore}); a queued task
  *   whose grant arrived while its owner was away is found by {@link SharedAdmission.takeGrants}.
  *   A lease handed over waits for a grant in progress (the row lock), so the next holder counts it.
- * - **Limits** are the holder's (`EngineOptions.limits`): give every node the same ones.
+ * - **Limits** are the holder's (`EngineOptions.limits`): give every node the same ones. A
+ *   holder that knows no limit for the agent grants every queued task there when signalled.
  *
  * Store calls that fail are tried again at the next safety-net tick (the cluster's claim
  * interval); signals make the rest immediate.
@@ -61,6 +62,8 @@ export class SharedAdmission implements SlotLedger {
   #flushAgain = false;
   readonly #admitting = new Map<string, Promise<void>>();
   readonly #admitAgain = new Set<string>();
+  /** Agents to admit on even without a limit here (signalled: see {@link wake}). */
+  readonly #admitAnyway = new Set<string>();
   #taking: Promise<void> | null = null;
   #takeAgain = false;
   #stopped = false;
@@ -68,7 +71,7 @@ export class SharedAdmission implements SlotLedger {
   constructor(parts: SharedAdmissionParts) {
     this.#p = parts;
     parts.leases.onChange((agentId, held) => {
-      if (held) this.admitSoon(agentId);
+      if (held && parts.admission().limitOf(agentId) !== null) this.admitSoon(agentId);
     });
   }
 
@@ -110,14 +113,20 @@ export class SharedAdmission implements SlotLedger {
     return this.#p.admission().queuedAgents();
   }
 
-  /** A signal (`admissions`) or the safety-net tick: take grants, admit on the held agents. */
-  wake(): void {
+  /**
+   * A signal (`admissions`: grants for this node, or a queue or slot change on an agent it
+   * holds), the safety-net tick, or new limits: take grants, admit on the held agents. Signalled,
+   * it admits on held agents without a limit here too — another node queued tasks there, and a
+   * holder that knows no limit for the agent grants them all rather than let them starve.
+   */
+  wake(signalled = false): void {
     const admission = this.#p.admission();
-    // No limits here: nothing of this node waits, and it admits for no agent.
-    if (admission.limitedAgents().length === 0) return;
-    this.takeGrants();
+    const limited = admission.limitedAgents().length > 0;
+    // No limits here and no signal: nothing of this node waits, and nobody waits on it.
+    if (!limited && !signalled) return;
+    if (limited) this.takeGrants();
     for (const agentId of this.#p.leases.heldAgents())
-      if (admission.limitOf(agentId) !== null) this.admitSoon(agentId);
+      if (signalled || admission.limitOf(agentId) !== null) this.admitSoon(agentId, signalled);
     this.#flushSoon();
   }
 
@@ -127,17 +136,26 @@ export class SharedAdmission implements SlotLedger {
     await Promise.allSettled([this.#flushing, this.#taking, ...this.#admitting.values()]);
   }
 
-  /** Admits on `agentId` soon (coalesced) if this node holds its lease and it has a limit. */
-  admitSoon(agentId: string): void {
+  /**
+   * Admits on `agentId` soon (coalesced) if this node holds its lease — by this node's limits
+   * for it; without one, only when `anyway` (a signal): then every queued task there is granted.
+   */
+  admitSoon(agentId: string, anyway = false): void {
     if (this.#stopped) return;
     if (this.#admitting.has(agentId)) {
+      if (anyway) this.#admitAnyway.add(agentId);
       this.#admitAgain.add(agentId);
       return;
     }
+    if (anyway) this.#admitAnyway.add(agentId);
     const run = (async () => {
       do {
         this.#admitAgain.delete(agentId);
-        const limits = this.#p.admission().limitOf(agentId);
+        const admission = this.#p.admission();
+        const unlimited = this.#admitAnyway.delete(agentId)
+          ? { maxRunning: null, byVerb: {}, ageStepMs: admission.ageStepMs }
+          : null;
+        const limits = admission.limitOf(agentId) ?? unlimited;
         if (limits === null || !this.#p.leases.heldAgents().includes(agentId)) break;
         try {
           const grants = await this.#p.store.admitQueued(this.#p.nodeId, agentId, limits);

@@ -159,10 +159,14 @@ describePg('admission across nodes on one PostgreSQL', () => {
     );
     expect(max).toBe(LIMIT);
     // Across both nodes, priority first (odd n: priority 1), then submission order on each node.
+    // Tolerance: the holder grants in that order, but the tasks granted in one round start in
+    // their owners' time (the holder's own at once, the other node's after a signal and a
+    // commit), so starts may swap within one round: at most LIMIT apart.
     const waited = order.slice(LIMIT);
     expect(waited).toHaveLength(2 * PER_NODE - LIMIT);
-    const priorities = waited.map((n) => n % 2);
-    expect(priorities).toEqual(priorities.slice().sort((x, y) => y - x));
+    const lastHigh = waited.map((n) => n % 2).lastIndexOf(1);
+    const firstLow = waited.map((n) => n % 2).indexOf(0);
+    expect(lastHigh - firstLow).toBeLessThan(LIMIT);
     for (const node of [(n: number) => n < 1000, (n: number) => n >= 1000])
       for (const p of [0, 1]) {
         const mine = waited.filter((n) => node(n) && n % 2 === p);
