@@ -183,8 +183,7 @@ export class SharedAdmission implements SlotLedger {
           const keys = await this.#p.store.takeGrants(this.#p.nodeId, GRANT_BATCH);
           for (const k of keys) this.#apply(k);
           // More than a batch: the rest once these are stored (no longer queued there).
-          if (keys.length === GRANT_BATCH)
-            this.#p.committer.afterCommit(() => this.takeGrants());
+          if (keys.length === GRANT_BATCH) this.#p.committer.afterCommit(() => this.takeGrants());
         } catch (error) {
           this.#failed(error, 'taking admission grants');
           break;

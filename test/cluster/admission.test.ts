@@ -12,6 +12,12 @@ import { IpcAgentHost } from '../../src/brokers/ipc/ipc-host.js';
 import { adminQuery, describePg, freshSchema, PG_URL } from '../support/pg.js';
 import { until } from './fixtures/nodes.js';
 
+/** The `n` of a `SELECT count(*) AS n …`. */
+async function countOf(sql: string): Promise<number> {
+  const row = (await adminQuery(sql)).rows[0] as { n: string };
+  return Number(row.n);
+}
+
 const NODE = new URL('./fixtures/admission-node.ts', import.meta.url).pathname;
 const LIMIT = 3;
 /**
@@ -129,10 +135,7 @@ describePg('admission across nodes on one PostgreSQL', () => {
     expect(idsA).toHaveLength(PER_NODE);
     expect(idsB).toHaveLength(PER_NODE);
     const queued = async (): Promise<number> =>
-      Number(
-        (await adminQuery(`SELECT count(*) AS n FROM "${schema}".tasks WHERE status = 'queued'`))
-          .rows[0].n,
-      );
+      countOf(`SELECT count(*) AS n FROM "${schema}".tasks WHERE status = 'queued'`);
     // All but the 3 running wait, on both nodes: from here on the holder admits in one order.
     await until(
       'the rest to wait queued',
@@ -144,13 +147,7 @@ describePg('admission across nodes on one PostgreSQL', () => {
     expect(max).toBe(LIMIT);
     open();
     const ended = async (): Promise<number> =>
-      Number(
-        (
-          await adminQuery(
-            `SELECT count(*) AS n FROM "${schema}".commands WHERE status = 'succeeded'`,
-          )
-        ).rows[0].n,
-      );
+      countOf(`SELECT count(*) AS n FROM "${schema}".commands WHERE status = 'succeeded'`);
     await until(
       'the first 120 commands to end',
       async () => (await ended()) === 2 * PER_NODE,
@@ -201,10 +198,7 @@ describePg('admission across nodes on one PostgreSQL', () => {
     // No slot is left held once everything ended.
     await until(
       'the slots to be released',
-      async () =>
-        Number(
-          (await adminQuery(`SELECT count(*) AS n FROM "${schema}".admission_slots`)).rows[0].n,
-        ) === 0,
+      async () => (await countOf(`SELECT count(*) AS n FROM "${schema}".admission_slots`)) === 0,
       30_000,
       100,
     );

@@ -13,6 +13,12 @@ import { postgresStore } from '../../src/store/postgres/pg-store.js';
 import { FAST } from '../support/harness.js';
 import { adminQuery, describePg, freshSchema, PG_URL } from '../support/pg.js';
 
+/** The `n` of a `SELECT count(*) AS n …`. */
+async function countOf(sql: string): Promise<number> {
+  const row = (await adminQuery(sql)).rows[0] as { n: string };
+  return Number(row.n);
+}
+
 const migrate = defineCommand({
   name: 'test.migrate',
   schema: z.object({ n: z.number().int() }),
@@ -78,13 +84,7 @@ describePg('admission on PostgreSQL (one node)', () => {
     for (let n = 0; n < 8; n++) ids.push((await engine.submit(migrate, { n })).id);
     await until(() => starts.length === 2, 'two starts');
     const queued = async (): Promise<number> =>
-      Number(
-        (
-          await adminQuery(
-            `SELECT count(*) AS n FROM "${fresh.schema}".tasks WHERE status = 'queued'`,
-          )
-        ).rows[0].n,
-      );
+      countOf(`SELECT count(*) AS n FROM "${fresh.schema}".tasks WHERE status = 'queued'`);
     await until(async () => (await queued()) === 6, 'six queued');
     expect(starts).toEqual([0, 1]);
     const third = await engine.inspect(ids[2]!);
@@ -118,10 +118,7 @@ describePg('admission on PostgreSQL (one node)', () => {
     expect(starts).not.toContain(2);
     await until(
       async () =>
-        Number(
-          (await adminQuery(`SELECT count(*) AS n FROM "${fresh.schema}".admission_slots`)).rows[0]
-            .n,
-        ) === 0,
+        (await countOf(`SELECT count(*) AS n FROM "${fresh.schema}".admission_slots`)) === 0,
       'every slot released',
     );
   }, 60_000);
