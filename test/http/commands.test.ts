@@ -238,3 +238,49 @@ describe('GET /v1/events', () => {
     controller.abort();
   });
 });
+
+describe("an ended command's detail, kept", () => {
+  it('is answered again from what was rendered, with an ETag (304 when sent back); live ones are not kept; retention drops it', async () => {
+    const own = await startApiNode();
+    try {
+      const get = (id: number, headers: Record<string, string> = {}): Promise<Response> =>
+        fetch(`${own.url}/v1/commands/${id}`, {
+          headers: { authorization: `Bearer ${TOKENS.viewer}`, ...headers },
+        });
+      const { id: live } = await own.node.engine.submit(work, {
+        tasks: 1,
+        verb: 'hold',
+        key: 'kept',
+      });
+      const running = await get(live);
+      expect(running.status).toBe(200);
+      expect(running.headers.get('etag')).toBeNull();
+      expect(commandDetail.parse(await running.json()).status).not.toBe('succeeded');
+      hold.release('kept');
+      await own.node.engine.waitFor(live);
+      // The live detail was not kept: the ended one is read.
+      const ended = await get(live);
+      const etag = ended.headers.get('etag');
+      expect(etag).toMatch(/^"\d+-\d+-[0-9a-z]+"$/);
+      expect(ended.headers.get('content-type')).toBe('application/json; charset=utf-8');
+      const first = await ended.text();
+      expect(commandDetail.parse(JSON.parse(first)).status).toBe('succeeded');
+      const again = await get(live);
+      expect(again.headers.get('etag')).toBe(etag);
+      expect(await again.text()).toBe(first);
+      const notModified = await get(live, { 'if-none-match': etag! });
+      expect(notModified.status).toBe(304);
+      expect(await notModified.text()).toBe('');
+      expect((await get(live, { 'if-none-match': '"other"' })).status).toBe(200);
+      // Retention deletes the tree: what was kept of it goes too.
+      const pruned = await own.call('POST', '/v1/admin/prune', { body: { olderThanMs: 0 } });
+      expect(pruned.status).toBe(200);
+      expect(pruned.body).toMatchObject({ commands: 1 });
+      const gone = await get(live);
+      expect(gone.status).toBe(404);
+      expect(codeOf(await gone.json())).toBe('COMMAND_NOT_FOUND');
+    } finally {
+      await own.close();
+    }
+  });
+});
