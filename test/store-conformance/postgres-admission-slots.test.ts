@@ -133,6 +133,24 @@ describePg('postgres admission slots', () => {
       ),
     ).toEqual([1, 5]);
 
+    // A verb at its limit holds nobody back: with copy full, a snapshot queued behind many
+    // copies is read and granted.
+    await a.apply(
+      batch({
+        commandInserts: Array.from({ length: 211 }, (_, i) =>
+          command(100 + i, { status: 'waiting' }),
+        ),
+        taskInserts: [
+          ...Array.from({ length: 210 }, (_, i) => task(100 + i, 0, queued(T0 + 100 + i))),
+          task(310, 0, queued(T0 + 400, 'snap')),
+        ],
+      }),
+    );
+    await a.releaseSlots([key(5)]);
+    expect(
+      await b.admitQueued('b', 'x', { maxRunning: 5, byVerb: { copy: 1 }, ageStepMs: 1 }),
+    ).toEqual([{ ...key(310), owner: 'a' }]);
+
     // queueChanged signals the holder.
     const told = bSignals.next('admissions');
     await a.queueChanged(['x']);

@@ -19,9 +19,10 @@ import { quoteIdent } from '../../db/postgres.js';
 import { channelOf } from './listen.js';
 
 /**
- * Queued tasks read per admission beyond the free slots: candidates whose verb is full are
- * passed over, so a few more than the room are read; a queue whose head is all one full verb
- * waits for the next admission (one slot release away).
+ * Queued tasks read per admission beyond the free slots. Verbs already at their limit are not
+ * read at all; a verb that fills up during the round is passed over, so a few more than the
+ * room are read — a head longer than this of one verb that just filled delays the others by one
+ * admission round (the next one leaves that verb out).
  */
 const CANDIDATES_BEYOND_ROOM = 200;
 
@@ -49,7 +50,7 @@ export function buildSlotSql(schema: string) {
       `JOIN ${s}.commands c ON c.id = t.command_id ` +
       // Only tasks of live nodes: an orphan's queued task is granted once its tree is claimed.
       `JOIN ${s}.coco_nodes n ON n.node_id = c.owner AND NOT n.fenced ` +
-      "WHERE t.agent_id = $1 AND t.status = 'queued' AND NOT EXISTS " +
+      "WHERE t.agent_id = $1 AND t.status = 'queued' AND t.verb <> ALL($4::text[]) AND NOT EXISTS " +
       `(SELECT 1 FROM ${s}.admission_slots a WHERE a.command_id = t.command_id AND a.ordinal = t.ordinal) ` +
       `ORDER BY t.created_at - coalesce((c.state::jsonb ->> ${PRIORITY_INDEX})::bigint, 0) * $2, ` +
       'c.root_id, t.command_id, t.ordinal LIMIT $3 FOR UPDATE OF t SKIP LOCKED',
@@ -118,7 +119,12 @@ export async function admitQueued(
     const room = limits.maxRunning === null ? Infinity : limits.maxRunning - total;
     if (room <= 0) return [];
     const read = Number.isFinite(room) ? room + CANDIDATES_BEYOND_ROOM : 10_000;
-    const rows = (await client.query(sql.candidates, [agentId, limits.ageStepMs, read])).rows as {
+    // Verbs at their limit are left out of the read: their queue cannot hold the others back.
+    const full = Object.entries(limits.byVerb)
+      .filter(([verb, limit]) => (byVerb.get(verb) ?? 0) >= limit)
+      .map(([verb]) => verb);
+    const rows = (await client.query(sql.candidates, [agentId, limits.ageStepMs, read, full]))
+      .rows as {
       command_id: unknown;
       ordinal: unknown;
       verb: string;
