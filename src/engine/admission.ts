@@ -72,6 +72,33 @@ export interface QueuePosition {
   readonly text: string;
 }
 
+/**
+ * A {@link QueuePosition} with its text: "queued for host-1: 12 ahead, limit 4" (and the verb's
+ * limit when it has one there).
+ */
+export function queuePosition(
+  agentId: string,
+  verb: string,
+  ahead: number,
+  limit: number | null,
+  verbLimit: number | null,
+  running: number,
+): QueuePosition {
+  const limits = [
+    limit === null ? null : `limit ${limit}`,
+    verbLimit === null ? null : `${verb} limit ${verbLimit}`,
+  ].filter((x) => x !== null);
+  return {
+    agentId,
+    verb,
+    ahead,
+    limit,
+    verbLimit,
+    running,
+    text: `queued for ${agentId}: ${ahead} ahead${limits.length > 0 ? `, ${limits.join(', ')}` : ''}`,
+  };
+}
+
 /** Queue depth and occupancy of one limited agent (engine stats, metrics). */
 export interface AgentAdmissionStats {
   readonly agentId: string;
@@ -401,20 +428,7 @@ export class Admission {
     let ahead = 0;
     for (const heap of g.queues.values())
       for (const e of heap.items) if (e !== mine && before(e, mine)) ahead++;
-    const verbLimit = g.verbLimits.get(t.verb) ?? null;
-    const limits = [
-      g.limit === null ? null : `limit ${g.limit}`,
-      verbLimit === null ? null : `${t.verb} limit ${verbLimit}`,
-    ].filter((x) => x !== null);
-    return {
-      agentId: g.id,
-      verb: t.verb,
-      ahead,
-      limit: g.limit,
-      verbLimit,
-      running: g.running,
-      text: `queued for ${g.id}: ${ahead} ahead, ${limits.join(', ')}`,
-    };
+    return queuePosition(g.id, t.verb, ahead, g.limit, g.verbLimits.get(t.verb) ?? null, g.running);
   }
 
   /** Queue depth and occupancy per limited agent. */

@@ -79,6 +79,19 @@ export interface SlotGrant {
   readonly owner: string | null;
 }
 
+/** Where a queued task stands in its agent's cluster-wide queue ({@link SharedStore.queueAhead}). */
+export interface ClusterQueuePosition {
+  readonly commandId: number;
+  readonly ordinal: number;
+  readonly agentId: string;
+  readonly verb: string;
+  /** Queued tasks of any node on the agent, without a slot, ranked before it. */
+  readonly ahead: number;
+  /** Slots held on the agent, and by its verb there. */
+  readonly held: number;
+  readonly verbHeld: number;
+}
+
 /** A task that holds a slot of its agent ({@link SharedStore.holdSlots}). */
 export interface SlotHolder {
   readonly commandId: number;
@@ -183,6 +196,11 @@ export interface SharedStore extends Store {
   holdSlots(holders: readonly SlotHolder[]): Promise<void>;
   /** Frees the slots of these tasks (their agent is done with them), signalling the holders. */
   releaseSlots(keys: readonly TaskKey[]): Promise<void>;
+  /**
+   * Where these tasks stand, cluster-wide, among their agents' queued tasks not yet granted
+   * (same order as {@link admitQueued}); only tasks still queued without a grant are answered.
+   */
+  queueAhead(keys: readonly TaskKey[], ageStepMs: number): Promise<ClusterQueuePosition[]>;
   /** Signals the lease holders of these agents that tasks were queued for them. */
   queueChanged(agentIds: readonly string[]): Promise<void>;
   /** Calls `onSignal` on every signal for this node; resolves with an unsubscribe function. */

@@ -89,6 +89,16 @@ describePg('admission on PostgreSQL (one node)', () => {
     expect(starts).toEqual([0, 1]);
     const third = await engine.inspect(ids[2]!);
     expect(third?.queued[0]?.position).toMatchObject({ agentId: 'a1', ahead: 0, limit: 2 });
+    // Positions come from the store (the cluster's queue): 2, 3 and 4 wait before 5.
+    expect((await engine.inspect(ids[5]!))?.queued[0]?.position).toEqual({
+      agentId: 'a1',
+      verb: 'work',
+      ahead: 3,
+      limit: 2,
+      verbLimit: null,
+      running: 2,
+      text: 'queued for a1: 3 ahead, limit 2',
+    });
 
     // A queued task cancelled never starts.
     await engine.cancel(ids[2]!);

@@ -74,6 +74,12 @@ describePg('postgres admission slots', () => {
     const aSignals = await signals(a, 'a');
     const bSignals = await signals(b, 'b');
 
+    // Positions, cluster-wide, in the order of the grants: 2, 10, 3, 1, 4.
+    expect(await b.queueAhead([key(1), key(10), key(5)], LIMITS.ageStepMs)).toEqual([
+      { ...key(1), agentId: 'x', verb: 'copy', ahead: 3, held: 0, verbHeld: 0 },
+      { ...key(10), agentId: 'x', verb: 'copy', ahead: 1, held: 0, verbHeld: 0 },
+    ]);
+
     // Nobody holds x's lease: nobody admits.
     expect(await a.admitQueued('a', 'x', LIMITS)).toBeNull();
     expect(await b.claimAgents('b', ['x'])).toEqual(['x']);
@@ -89,6 +95,10 @@ describePg('postgres admission slots', () => {
     expect(await b.admitQueued('b', 'x', LIMITS)).toEqual([]); // full
     expect(await a.takeGrants('a', 10)).toEqual([key(2), key(3)]);
     expect(await b.takeGrants('b', 10)).toEqual([]);
+    // Granted tasks are no longer queued ahead, and hold their slots.
+    expect(await a.queueAhead([key(1), key(2)], LIMITS.ageStepMs)).toEqual([
+      { ...key(1), agentId: 'x', verb: 'copy', ahead: 1, held: 2, verbHeld: 1 },
+    ]);
     // Once a grant is taken (the task is created), it is no longer handed out.
     await a.apply(
       batch({ taskUpdates: [taskUpdate(task(2, 0, { ...queued(T0 + 20), status: 'created' }))] }),

@@ -13,7 +13,13 @@
  * @module
  */
 import { CocoError, ErrorCode } from '../../core/errors.js';
-import type { SlotGrant, SlotHolder, SlotLimits, TaskKey } from '../shared-port.js';
+import type {
+  ClusterQueuePosition,
+  SlotGrant,
+  SlotHolder,
+  SlotLimits,
+  TaskKey,
+} from '../shared-port.js';
 import type { RegisteredNode, SharedDb } from './shared.js';
 import { quoteIdent } from '../../db/postgres.js';
 import { channelOf } from './listen.js';
@@ -76,6 +82,22 @@ export function buildSlotSql(schema: string) {
       '(SELECT * FROM unnest($2::bigint[], $3::int[])) RETURNING a.agent_id) ' +
       `SELECT ${notify('l.node_id')} FROM (SELECT DISTINCT agent_id FROM d) x ` +
       `JOIN ${s}.agent_leases l ON l.agent_id = x.agent_id`,
+    // Row comparison: the same order as `candidates`.
+    ahead:
+      'SELECT t.command_id, t.ordinal, t.agent_id, t.verb, ' +
+      `(SELECT count(*) FROM ${s}.tasks q JOIN ${s}.commands qc ON qc.id = q.command_id ` +
+      "WHERE q.agent_id = t.agent_id AND q.status = 'queued' AND NOT EXISTS " +
+      `(SELECT 1 FROM ${s}.admission_slots a WHERE a.command_id = q.command_id AND a.ordinal = q.ordinal) ` +
+      `AND (q.created_at - coalesce((qc.state::jsonb ->> ${PRIORITY_INDEX})::bigint, 0) * $3, qc.root_id, q.command_id, q.ordinal) ` +
+      `< (t.created_at - coalesce((c.state::jsonb ->> ${PRIORITY_INDEX})::bigint, 0) * $3, c.root_id, t.command_id, t.ordinal))::int AS ahead, ` +
+      `(SELECT count(*) FROM ${s}.admission_slots a WHERE a.agent_id = t.agent_id)::int AS held, ` +
+      `(SELECT count(*) FROM ${s}.admission_slots a WHERE a.agent_id = t.agent_id AND a.verb = t.verb)::int AS verb_held ` +
+      'FROM unnest($1::bigint[], $2::int[]) AS k(command_id, ordinal) ' +
+      `JOIN ${s}.tasks t ON t.command_id = k.command_id AND t.ordinal = k.ordinal ` +
+      `JOIN ${s}.commands c ON c.id = t.command_id ` +
+      "WHERE t.status = 'queued' AND NOT EXISTS " +
+      `(SELECT 1 FROM ${s}.admission_slots a WHERE a.command_id = t.command_id AND a.ordinal = t.ordinal) ` +
+      'ORDER BY t.command_id, t.ordinal',
     queueChanged: `SELECT ${notify('l.node_id')} FROM ${s}.agent_leases l WHERE l.agent_id = ANY($2::text[])`,
   };
 }
@@ -198,6 +220,39 @@ export async function releaseSlots(
     [channelOf(db.schema), sorted.map((k) => k.commandId), sorted.map((k) => k.ordinal)],
     true,
   );
+}
+
+/** {@link SharedStore.queueAhead}. */
+export async function queueAhead(
+  db: SharedDb,
+  sql: SlotSql,
+  keys: readonly TaskKey[],
+  ageStepMs: number,
+): Promise<ClusterQueuePosition[]> {
+  if (keys.length === 0) return [];
+  const r = await db.query(
+    sql.ahead,
+    [keys.map((k) => k.commandId), keys.map((k) => k.ordinal), ageStepMs],
+    true,
+  );
+  return (
+    r.rows as {
+      command_id: unknown;
+      ordinal: unknown;
+      agent_id: string;
+      verb: string;
+      ahead: number;
+      held: number;
+      verb_held: number;
+    }[]
+  ).map((row) => ({
+    ...key(row),
+    agentId: row.agent_id,
+    verb: row.verb,
+    ahead: row.ahead,
+    held: row.held,
+    verbHeld: row.verb_held,
+  }));
 }
 
 /** {@link SharedStore.queueChanged}. */

@@ -40,6 +40,7 @@ import type {
 } from '../port.js';
 import { checkPruneOptions } from '../port.js';
 import type {
+  ClusterQueuePosition,
   ForeignTask,
   KnownType,
   ReportKey,
@@ -432,6 +433,11 @@ export class PostgresStore implements SharedStore {
   async releaseSlots(keys: readonly TaskKey[]): Promise<void> {
     await this.#ready();
     await slots.releaseSlots(this.#db, this.#slotSql, keys);
+  }
+
+  async queueAhead(keys: readonly TaskKey[], ageStepMs: number): Promise<ClusterQueuePosition[]> {
+    await this.#ready();
+    return slots.queueAhead(this.#db, this.#slotSql, keys, ageStepMs);
   }
 
   async queueChanged(agentIds: readonly string[]): Promise<void> {
