@@ -75,8 +75,13 @@ describe('admission metrics', () => {
     for (let i = 0; i < 3; i++)
       ids.push((await engine.submit(rooted, { key: `r${i}`, agent: 'a2' })).id);
     // Two tasks run on a1 (its limit), three wait; one adm.rooted root runs, two wait.
-    while (!hold.held('l0') || !hold.held('l1') || !hold.held('r0'))
-      await new Promise((r) => setImmediate(r));
+    const settled = (): boolean =>
+      hold.held('l0') &&
+      hold.held('l1') &&
+      hold.held('r0') &&
+      engine.admissionStats()[0]?.queued === 3 &&
+      engine.rootAdmissionStats()[0]?.queued === 2;
+    while (!settled()) await new Promise((r) => setImmediate(r));
 
     let v = await scrape();
     expect(v('coco_admission_tasks_queued', { agent: 'a1' })).toBe(3);
