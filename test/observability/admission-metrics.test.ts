@@ -89,9 +89,10 @@ describe('admission metrics', () => {
     expect(v('coco_admission_oldest_wait_seconds', { agent: 'a1' })).toBeGreaterThanOrEqual(0);
     expect(v('coco_admission_roots_queued', { type: 'adm.rooted' })).toBe(2);
     expect(v('coco_admission_roots_running', { type: 'adm.rooted' })).toBe(1);
-    // Admitted at once (a free slot): two waits observed, both in the first bucket.
+    // Admitted at once (a free slot): two waits observed, both within the creation's own
+    // milliseconds (a loaded machine may take a few between the task's creation and its slot).
     expect(v('coco_admission_wait_seconds_count', { agent: 'a1' })).toBe(2);
-    expect(v('coco_admission_wait_seconds_bucket', { agent: 'a1', le: '0.001' })).toBe(2);
+    expect(v('coco_admission_wait_seconds_bucket', { agent: 'a1', le: '0.01' })).toBe(2);
     // An agent without a limit is not tracked.
     expect(v.agents('coco_admission_tasks_queued')).toEqual(['a1']);
 
