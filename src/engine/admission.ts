@@ -15,9 +15,15 @@
  *   queued less than the difference in age steps after it; nothing starves.
  * - **Agents without a limit** are not tracked at all (the fast path of every task). A limit set
  *   at run time ({@link Admission.setLimits}) counts the agent's tasks from the live commands.
+ * - **On a shared store** (a {@link SlotLedger}, engine/shared-admission.ts) this node admits
+ *   nothing by itself: every task of a limited agent is stored `queued`, the agent's lease
+ *   holder grants slots cluster-wide through the store, and {@link Admission.grant} admits the
+ *   task granted. The queues here then only say where this node's tasks stand, and the slots
+ *   held here are reported to the store (held, released) so the holder counts them.
  *
  * @module
  */
+import type { SlotLimits } from '../store/shared-port.js';
 import type { LiveTask } from './live.js';
 
 /** The limits of one agent. */
@@ -52,6 +58,8 @@ export const DEFAULT_AGE_STEP_MS = 60_000;
 /** Where a queued task stands. */
 export interface QueuePosition {
   readonly agentId: string;
+  /** The task's verb. */
+  readonly verb: string;
   /** Queued tasks on the agent admitted before it (by the current order). */
   readonly ahead: number;
   /** The agent's limit (null: only a per-verb limit). */
@@ -62,6 +70,33 @@ export interface QueuePosition {
   readonly running: number;
   /** "queued for host-1: 12 ahead, limit 4". */
   readonly text: string;
+}
+
+/**
+ * A {@link QueuePosition} with its text: "queued for host-1: 12 ahead, limit 4" (and the verb's
+ * limit when it has one there).
+ */
+export function queuePosition(
+  agentId: string,
+  verb: string,
+  ahead: number,
+  limit: number | null,
+  verbLimit: number | null,
+  running: number,
+): QueuePosition {
+  const limits = [
+    limit === null ? null : `limit ${limit}`,
+    verbLimit === null ? null : `${verb} limit ${verbLimit}`,
+  ].filter((x) => x !== null);
+  return {
+    agentId,
+    verb,
+    ahead,
+    limit,
+    verbLimit,
+    running,
+    text: `queued for ${agentId}: ${ahead} ahead${limits.length > 0 ? `, ${limits.join(', ')}` : ''}`,
+  };
 }
 
 /** Queue depth and occupancy of one limited agent (engine stats, metrics). */
@@ -191,6 +226,19 @@ class AgentGate {
   }
 }
 
+/**
+ * Admission across nodes (engine/shared-admission.ts): the store's ledger of slots, kept by the
+ * agents' lease holders and the tasks' owners. Null alone on a store.
+ */
+export interface SlotLedger {
+  /** A task was queued (or loaded queued): the agent's lease holder hears of it after the commit. */
+  queued(t: LiveTask): void;
+  /** The task holds a slot (loaded admitted, or counted when a limit is set): recorded. */
+  hold(t: LiveTask): void;
+  /** The task's slot is free (its agent is done with it, or it was cancelled queued): after the commit. */
+  release(t: LiveTask): void;
+}
+
 /** What admission needs from the engine. */
 export interface AdmissionHost {
   now(): number;
@@ -198,6 +246,8 @@ export interface AdmissionHost {
   admitted(t: LiveTask): void;
   /** Every live task (to count the running tasks of an agent that gets a limit at run time). */
   liveTasks(): Iterable<LiveTask>;
+  /** On a shared store, the slot ledger: the agents' lease holders admit, not this node. */
+  readonly ledger: SlotLedger | null;
 }
 
 /** The admission queues of one engine. */
@@ -226,6 +276,13 @@ export class Admission {
       this.#host.admitted(t);
       return;
     }
+    const ledger = this.#host.ledger;
+    if (ledger !== null) {
+      // The agent's lease holder grants the slot, once the task is stored queued.
+      this.#enqueue(g, t);
+      ledger.queued(t);
+      return;
+    }
     if (g.queued === 0 && g.roomFor(t.verb)) {
       // Nothing waits and there is room: the common case of a limit not reached.
       this.#hold(g, t);
@@ -244,8 +301,68 @@ export class Admission {
   restore(t: LiveTask): void {
     const g = this.#gates.get(t.agentId);
     if (g === undefined) return;
-    if (t.status === 'queued') this.#enqueue(g, t);
-    else if (!t.agentDone && !t.cleared) this.#hold(g, t);
+    const ledger = this.#host.ledger;
+    if (t.status === 'queued') {
+      this.#enqueue(g, t);
+      ledger?.queued(t);
+    } else if (!t.agentDone && !t.cleared) {
+      this.#hold(g, t);
+      ledger?.hold(t);
+    } else ledger?.release(t); // its node may have died before releasing it
+  }
+
+  /**
+   * On a shared store: the agent's lease holder granted this queued task a slot; it is admitted
+   * (stored `created`, then started). False if it is no longer queued here (admitted already,
+   * cancelled): nothing changes.
+   */
+  grant(t: LiveTask): boolean {
+    const g = this.#gates.get(t.agentId);
+    if (t.status !== 'queued') return false;
+    if (g === undefined) {
+      // No limit here any more: it was admitted when the limit went; a grant changes nothing.
+      return false;
+    }
+    const heap = g.queues.get(t.verb);
+    if (!heap?.remove(t)) return false;
+    g.queued--;
+    this.#hold(g, t);
+    this.#host.admitted(t);
+    return true;
+  }
+
+  /**
+   * A queued task was cancelled (after {@link remove}, its end marked): on a shared store, a
+   * slot the holder may have granted it meanwhile is given back once the cancel is stored.
+   */
+  cancelled(t: LiveTask): void {
+    this.#host.ledger?.release(t);
+  }
+
+  /** The limits of an agent as its lease holder admits by them, or null without a limit. */
+  limitOf(agentId: string): SlotLimits | null {
+    const g = this.#gates.get(agentId);
+    if (!g) return null;
+    return {
+      maxRunning: g.limit,
+      byVerb: Object.fromEntries(g.verbLimits),
+      ageStepMs: this.#ageStepMs,
+    };
+  }
+
+  /** The ageing step in force ({@link AdmissionLimits.ageStepMs}). */
+  get ageStepMs(): number {
+    return this.#ageStepMs;
+  }
+
+  /** The limited agents. */
+  limitedAgents(): string[] {
+    return [...this.#gates.keys()];
+  }
+
+  /** The agents with tasks of this node waiting (their lease is wanted: its holder admits). */
+  queuedAgents(): string[] {
+    return [...this.#gates.values()].filter((g) => g.queued > 0).map((g) => g.id);
   }
 
   /** Admits what the restored slots leave room for (after {@link restore}). */
@@ -284,8 +401,10 @@ export class Admission {
     if (fresh.length > 0) {
       for (const t of this.#host.liveTasks()) {
         const g = this.#gates.get(t.agentId);
-        if (g && fresh.includes(g) && t.status !== 'queued' && !t.agentDone && !t.cleared)
+        if (g && fresh.includes(g) && t.status !== 'queued' && !t.agentDone && !t.cleared) {
           this.#hold(g, t);
+          this.#host.ledger?.hold(t);
+        }
       }
     }
     for (const g of [...this.#gates.values()]) {
@@ -293,7 +412,7 @@ export class Admission {
         // No limit any more: everything queued goes; running tasks are simply let go.
         g.limit = null;
         g.verbLimits.clear();
-        this.#pump(g);
+        this.#pump(g, true);
         this.#gates.delete(g.id);
       } else this.#pump(g);
     }
@@ -309,19 +428,7 @@ export class Admission {
     let ahead = 0;
     for (const heap of g.queues.values())
       for (const e of heap.items) if (e !== mine && before(e, mine)) ahead++;
-    const verbLimit = g.verbLimits.get(t.verb) ?? null;
-    const limits = [
-      g.limit === null ? null : `limit ${g.limit}`,
-      verbLimit === null ? null : `${t.verb} limit ${verbLimit}`,
-    ].filter((x) => x !== null);
-    return {
-      agentId: g.id,
-      ahead,
-      limit: g.limit,
-      verbLimit,
-      running: g.running,
-      text: `queued for ${g.id}: ${ahead} ahead, ${limits.join(', ')}`,
-    };
+    return queuePosition(g.id, t.verb, ahead, g.limit, g.verbLimits.get(t.verb) ?? null, g.running);
   }
 
   /** Queue depth and occupancy per limited agent. */
@@ -370,11 +477,16 @@ export class Admission {
     const n = (g.runningByVerb.get(t.verb) ?? 1) - 1;
     if (n > 0) g.runningByVerb.set(t.verb, n);
     else g.runningByVerb.delete(t.verb);
+    this.#host.ledger?.release(t);
     if (g.queued > 0 && this.#gates.get(g.id) === g) this.#pump(g);
   }
 
-  /** Admits the best queued tasks while there is room. */
-  #pump(g: AgentGate): void {
+  /**
+   * Admits the best queued tasks while there is room — here alone on a store; on a shared one
+   * only when the agent's limit went (`unlimited`): else the agent's lease holder admits.
+   */
+  #pump(g: AgentGate, unlimited = false): void {
+    if (this.#host.ledger !== null && !unlimited) return;
     for (let e = g.next(); e !== null; e = g.next()) {
       g.queues.get(e.task.verb)!.pop();
       g.queued--;

@@ -18,6 +18,7 @@ import type { CommandRegistry } from '../core/registry.js';
 import type { KnownType, ReportKey, SharedStore, TaskReportRecord } from '../store/shared-port.js';
 import { adopt } from './adopt.js';
 import type { AgentLeases } from './agent-leases.js';
+import type { SharedAdmission } from './shared-admission.js';
 import type { Coordinator } from './coordinator.js';
 import type { Dispatcher } from './dispatcher.js';
 import type { EngineEvents } from './events.js';
@@ -34,6 +35,8 @@ export interface ClusterParts {
   readonly coordinator: Coordinator;
   readonly dispatcher: Dispatcher;
   readonly leases: AgentLeases;
+  /** Admission across nodes (the agents' lease holders admit). */
+  readonly admission?: SharedAdmission | null;
   /** Agent call timeout: a poll must end before the agent's lease can expire. */
   readonly callTimeoutMs: number;
   /** Safety-net period of claims, report reads and cancel requests. */
@@ -111,6 +114,7 @@ export class Cluster {
         // agent (see Coordinator.settle, Dispatcher.sweep).
         this.#p.dispatcher.sweep();
       } else if (signal === 'reports') this.reportsSoon();
+      else if (signal === 'admissions') this.#p.admission?.wake(true);
       else this.cancelsSoon();
     });
     // Renewing at a third of the lease lets two renewals fail (a slow database) before it expires.
@@ -120,11 +124,13 @@ export class Cluster {
       this.claimSoon();
       this.reportsSoon();
       this.cancelsSoon();
+      this.#p.admission?.wake();
     });
     this.#every(this.#p.foreignRefreshMs, () => void leases.refresh());
     await this.#claim();
     this.reportsSoon();
     this.cancelsSoon();
+    this.#p.admission?.wake();
   }
 
   /** Stops the loops and gives up the agent leases (the node lease goes with the store's close). */
@@ -137,6 +143,7 @@ export class Cluster {
       this.#readingReports,
       this.#leasing,
       this.#cancelling,
+      this.#p.admission?.stop(),
     ]);
     await this.#p.leases.flush().catch(() => undefined);
     await this.#unlisten?.().catch(() => undefined);
@@ -166,6 +173,11 @@ export class Cluster {
     this.#p.logger.warn({ error: toErrorInfo(error, ErrorCode.StoreFailed) }, `${what} failed`);
   }
 
+  /** The admission limits changed: the agents this node holds are admitted on again at once. */
+  limitsChanged(): void {
+    if (!this.#stopped) this.#p.admission?.wake();
+  }
+
   /** Narrows the broker's own polling (long-polls) to the agents this node holds. */
   async #pollOnly(): Promise<void> {
     await this.#p.broker.pollOnly?.(new Set(this.#p.leases.heldAgents()));
@@ -193,7 +205,12 @@ export class Cluster {
     const { leases, store, clock } = this.#p;
     this.#leasing = (async () => {
       if (this.#stopped) return;
-      const want = new Set([...leases.heldAgents(), ...this.#p.dispatcher.agentsWithTasks()]);
+      const want = new Set([
+        ...leases.heldAgents(),
+        ...this.#p.dispatcher.agentsWithTasks(),
+        // Tasks wait on these: their holder admits (shared-admission.ts), so someone must hold.
+        ...(this.#p.admission?.wantedAgents() ?? []),
+      ]);
       if (want.size === 0) return;
       const began = clock.now();
       try {
@@ -235,6 +252,8 @@ export class Cluster {
           const snapshot = await store.loadRoots(roots);
           const { resumed } = await adopt(coordinator, snapshot);
           events.emit('claimed', { rootIds: roots });
+          // Grants given to their queued tasks while their node was away.
+          this.#p.admission?.takeGrants();
           logger.info({ trees: roots.length, resumed }, 'took over orphaned commands');
           if (roots.length === claimBatch) this.#claimAgain = true;
         } catch (error) {

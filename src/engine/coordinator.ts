@@ -24,6 +24,7 @@ import type { ChildState, LiveCommand } from './live.js';
 import { LiveUndo, type LiveTask } from './live.js';
 import type { CompiledEngineOptions } from './options.js';
 import { RootAdmission } from './root-admission.js';
+import type { SlotLedger } from './admission.js';
 import { TaskTracker, type TaskHost } from './tasks.js';
 import { resume } from './adopt.js';
 import type { Dispatcher, PollGate } from './dispatcher.js';
@@ -44,6 +45,8 @@ export interface CoordinatorParts {
   readonly live: Map<number, LiveCommand>;
   /** The dispatcher's poll gate on a shared store (its agent leases), or null alone. */
   readonly gate: PollGate | null;
+  /** On a shared store, the slot ledger (admission across nodes), or null alone. */
+  readonly ledger: SlotLedger | null;
 }
 
 /** Drives live commands. */
@@ -102,6 +105,7 @@ export class Coordinator implements HandlerHost, TaskHost {
       tuning: options.tuning,
       random: options.random,
       limits: options.limits,
+      ledger: parts.ledger,
     });
     this.dispatcher = this.tasks.dispatcher;
     this.roots = new RootAdmission(

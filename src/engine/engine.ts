@@ -13,7 +13,14 @@ import type { AgentRecord, CommandRecord, TaskRecord, UndoRecord } from '../core
 import type { CommandPage, CommandQuery, CorruptRow, StatusChange } from '../store/port.js';
 import { isSharedStore } from '../store/shared-port.js';
 import { adopt } from './adopt.js';
-import type { AdmissionLimits, AgentAdmissionStats, QueuePosition } from './admission.js';
+import type { LiveCommand } from './live.js';
+import {
+  queuePosition,
+  type AdmissionLimits,
+  type AgentAdmissionStats,
+  type QueuePosition,
+} from './admission.js';
+import type { RootTypeStats } from './root-admission.js';
 import type { RootQueuePosition } from './root-admission.js';
 import { assertLeaseFits } from './cluster.js';
 import { EngineEvents, type EngineEventMap, type EngineEventName } from './events.js';
@@ -408,12 +415,7 @@ export class Engine {
       this.#o.store.getStatusHistory?.(id) ?? [],
     ]);
     const live = this.#run?.coordinator.live.get(id);
-    const queued: { ordinal: number; position: QueuePosition }[] = [];
-    const admission = this.#run?.coordinator.tasks.admission;
-    for (const t of live?.tasks ?? []) {
-      const position = admission?.position(t);
-      if (position) queued.push({ ordinal: t.ordinal, position });
-    }
+    const queued = await this.#queuePositions(id, tasks, live);
     return {
       command,
       tasks,
@@ -430,6 +432,49 @@ export class Engine {
       unloadable:
         (live?.held ? live.loadError : null) ?? this.#run?.coordinator.unloaded.get(id) ?? null,
     };
+  }
+
+  /**
+   * Where a command's queued tasks stand. Alone on a store, in this node's queues; on a shared
+   * one, in the cluster's (the store's queued tasks of every node and the slots held, by the
+   * order the agents' lease holders grant in), whichever node runs the command, with this
+   * node's limits.
+   */
+  async #queuePositions(
+    id: number,
+    tasks: readonly TaskRecord[],
+    live: LiveCommand | undefined,
+  ): Promise<{ ordinal: number; position: QueuePosition }[]> {
+    const admission = this.#run?.coordinator.tasks.admission;
+    const store = this.#o.store;
+    if (!isSharedStore(store)) {
+      const queued: { ordinal: number; position: QueuePosition }[] = [];
+      for (const t of live?.tasks ?? []) {
+        const position = admission?.position(t);
+        if (position) queued.push({ ordinal: t.ordinal, position });
+      }
+      return queued;
+    }
+    const waiting = tasks.filter((t) => t.status === 'queued');
+    if (waiting.length === 0 || !admission) return [];
+    const found = await store.queueAhead(
+      waiting.map((t) => ({ commandId: id, ordinal: t.ordinal })),
+      admission.ageStepMs,
+    );
+    return found.map((p) => {
+      const limits = admission.limitOf(p.agentId);
+      return {
+        ordinal: p.ordinal,
+        position: queuePosition(
+          p.agentId,
+          p.verb,
+          p.ahead,
+          limits?.maxRunning ?? null,
+          limits?.byVerb[p.verb] ?? null,
+          p.held,
+        ),
+      };
+    });
   }
 
   /**
@@ -490,6 +535,8 @@ export class Engine {
     this.#limits = parseLimits(limits);
     this.#run?.coordinator.tasks.admission.setLimits(this.#limits);
     this.#run?.coordinator.roots.setLimits(this.#limits);
+    // On a shared store the agents' lease holders admit: those held here, at once.
+    this.#run?.cluster?.limitsChanged();
   }
 
   /** The admission limits in force. */
@@ -504,6 +551,15 @@ export class Engine {
    */
   admissionStats(): AgentAdmissionStats[] {
     return this.#run?.coordinator.tasks.admission.stats() ?? [];
+  }
+
+  /**
+   * Per command type with a root limit, running roots or waiting ones: its limit, the roots
+   * holding a slot and those waiting (root limits, engine/root-admission.ts) — the queue depth
+   * per type for metrics.
+   */
+  rootAdmissionStats(): RootTypeStats[] {
+    return this.#run?.coordinator.roots.typeStats() ?? [];
   }
 
   /**

@@ -29,6 +29,17 @@ export interface RootQueuePosition {
   readonly text: string;
 }
 
+/** Root admission of one command type ({@link RootAdmission.typeStats}). */
+export interface RootTypeStats {
+  readonly type: string;
+  /** `limits.types[type].maxRunning`, or null. */
+  readonly limit: number | null;
+  /** Roots of the type holding a slot (admitted, not ended). */
+  readonly running: number;
+  /** Roots of the type waiting for a slot. */
+  readonly queued: number;
+}
+
 /** What root admission needs from the coordinator. */
 export interface RootAdmissionHost {
   /** A queued root was admitted: store `queuedSince: null`, and wake it. */
@@ -135,6 +146,25 @@ export class RootAdmission {
   /** Roots holding a slot and waiting, per type with a limit or waiting roots. */
   stats(): { running: number; queued: number; limit: number | null } {
     return { running: this.#running, queued: this.#queue.length, limit: this.#nodeLimit };
+  }
+
+  /**
+   * Per command type with a limit, a running root or a waiting one: its limit, the roots holding
+   * a slot and the roots waiting (metrics: queue depth per type).
+   */
+  typeStats(): RootTypeStats[] {
+    const types = new Set([...this.#typeLimits.keys(), ...this.#runningByType.keys()]);
+    const queued = new Map<string, number>();
+    for (const { c } of this.#queue) {
+      types.add(c.type.name);
+      queued.set(c.type.name, (queued.get(c.type.name) ?? 0) + 1);
+    }
+    return [...types].map((type) => ({
+      type,
+      limit: this.#typeLimits.get(type) ?? null,
+      running: this.#runningByType.get(type) ?? 0,
+      queued: queued.get(type) ?? 0,
+    }));
   }
 
   #room(type: string): boolean {

@@ -14,7 +14,7 @@ import type { TaskStatus } from '../core/states.js';
 import { agentTaskId } from '../core/records.js';
 import type { Committer } from './committer.js';
 import type { AgentBroker } from '../brokers/port.js';
-import { Admission, type AdmissionLimits } from './admission.js';
+import { Admission, type AdmissionLimits, type SlotLedger } from './admission.js';
 import { Dispatcher, type DispatcherEvents, type PollGate } from './dispatcher.js';
 import type { EngineTuning } from './options.js';
 import type { EngineEvents } from './events.js';
@@ -77,6 +77,8 @@ export interface TaskTrackerParts {
   readonly random: () => number;
   /** Admission limits per agent (none: every task starts at once). */
   readonly limits: AdmissionLimits;
+  /** On a shared store, the slot ledger (the agents' lease holders admit); null alone. */
+  readonly ledger: SlotLedger | null;
   /** The engine's spans: a task's span runs from its creation to its end. */
   readonly tracing: Tracing;
 }
@@ -132,6 +134,7 @@ export class TaskTracker implements DispatcherEvents {
         now: () => this.#clock.now(),
         admitted: (t) => this.#admitted(t),
         liveTasks: () => this.#liveTasks(),
+        ledger: parts.ledger,
       },
       parts.limits,
     );
@@ -270,6 +273,7 @@ export class TaskTracker implements DispatcherEvents {
       });
       t.agentDone = true;
       t.cleared = true;
+      this.admission.cancelled(t);
       return;
     }
     if (!t.stopRequested) {

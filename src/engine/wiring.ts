@@ -9,6 +9,7 @@ import type { CommandRegistry } from '../core/registry.js';
 import { isSharedStore } from '../store/shared-port.js';
 import { AgentLeases } from './agent-leases.js';
 import { Cluster } from './cluster.js';
+import { SharedAdmission } from './shared-admission.js';
 import { Committer } from './committer.js';
 import { Coordinator } from './coordinator.js';
 import type { Dispatcher } from './dispatcher.js';
@@ -86,7 +87,21 @@ export async function buildRuntime(
         callTimeoutMs: tuning.agentCallTimeoutMs,
       })
     : null;
-  const coordinator = new Coordinator({
+  const admission =
+    shared && leases
+      ? new SharedAdmission({
+          nodeId: o.nodeId,
+          store: shared,
+          clock,
+          logger,
+          committer,
+          leases,
+          // Called only once running: the coordinator is built just below, with this ledger.
+          admission: () => coordinator.tasks.admission,
+          liveTask: (commandId, ordinal) => coordinator.liveTask(commandId, ordinal),
+        })
+      : null;
+  const coordinator: Coordinator = new Coordinator({
     options: o,
     store,
     committer,
@@ -96,6 +111,7 @@ export async function buildRuntime(
     storeId,
     live,
     gate: leases,
+    ledger: admission,
   });
   const { dispatcher } = coordinator;
   const cluster =
@@ -111,6 +127,7 @@ export async function buildRuntime(
           coordinator,
           dispatcher,
           leases,
+          admission,
           callTimeoutMs: tuning.agentCallTimeoutMs,
           claimIntervalMs: tuning.claimIntervalMs,
           foreignRefreshMs: tuning.pollIntervalMs,

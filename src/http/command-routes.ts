@@ -7,6 +7,7 @@ import { context, propagation, trace, type Context } from '@opentelemetry/api';
 import { CocoError, ErrorCode } from '../core/errors.js';
 import type { CommandRecord } from '../core/records.js';
 import { isTerminal } from '../core/states.js';
+import type { QueuePosition } from '../engine/admission.js';
 import type { CommandDetails } from '../engine/engine.js';
 import {
   cancelAnswer,
@@ -19,6 +20,8 @@ import {
   submitAnswer,
   submitBody,
   type CommandSummary,
+  type RootQueue,
+  type TaskQueue,
 } from './contracts.js';
 import type { ApiContext } from './context.js';
 import { ANSWERED } from './routes.js';
@@ -40,6 +43,17 @@ export function summaryOf(c: CommandRecord): CommandSummary {
 /** A command's detail: its summary and everything else (`GET /v1/commands/:id`). */
 export function detailOf(d: CommandDetails): unknown {
   const c = d.command;
+  const taskQueue = new Map(d.queued.map((q) => [q.ordinal, taskQueueOf(q.position)]));
+  let bestQueued: (typeof d.queued)[number] | undefined;
+  for (const q of d.queued)
+    if (!bestQueued || q.position.ahead < bestQueued.position.ahead) bestQueued = q;
+  const rootQueue: RootQueue | null = d.rootQueue && {
+    type: c.type,
+    ahead: d.rootQueue.ahead,
+    limit: d.rootQueue.typeLimit,
+    nodeLimit: d.rootQueue.nodeLimit,
+    text: d.rootQueue.text,
+  };
   return {
     ...summaryOf(c),
     error: c.error,
@@ -53,7 +67,7 @@ export function detailOf(d: CommandDetails): unknown {
     cancelRequested: c.cancelRequested,
     deadlineAt: c.deadlineAt,
     updatedAt: c.updatedAt,
-    tasks: d.tasks,
+    tasks: d.tasks.map((t) => ({ ...t, queue: taskQueue.get(t.ordinal) ?? null })),
     undo: d.undo,
     children: d.children.map((child) => child.id),
     childPositions: d.children.map((child) => ({
@@ -65,8 +79,23 @@ export function detailOf(d: CommandDetails): unknown {
     unloadable: d.unloadable,
     priority: c.priority,
     queuedSince: c.queuedSince,
+    queue:
+      rootQueue ??
+      (bestQueued ? { ordinal: bestQueued.ordinal, ...taskQueue.get(bestQueued.ordinal)! } : null),
     queued: d.queued,
     rootQueue: d.rootQueue,
+  };
+}
+
+/** The API's `queue` of a queued task (`tasks[].queue`) from the engine's position. */
+function taskQueueOf(p: QueuePosition): TaskQueue {
+  return {
+    agent: p.agentId,
+    ...(p.verbLimit === null ? {} : { verb: p.verb, verbLimit: p.verbLimit }),
+    ahead: p.ahead,
+    limit: p.limit,
+    running: p.running,
+    text: p.text,
   };
 }
 

@@ -209,6 +209,43 @@ const undoRecord = z.object({
   error: errorInfo.nullable(),
 });
 
+/**
+ * Where a queued task waits (admission control, engine/admission.ts): its agent, the agent's
+ * limit, and the tasks queued ahead of it on that agent; `verb` and `verbLimit` when its verb
+ * has a limit of its own there.
+ */
+export const taskQueue = z.object({
+  agent: z.string(),
+  verb: z
+    .string()
+    .optional()
+    .describe('the task\u2019s verb, when it has a limit of its own on the agent'),
+  verbLimit: z.number().int().optional().describe('that verb\u2019s limit on the agent'),
+  ahead: z.number().int().describe('queued tasks on the agent admitted before it (current order)'),
+  limit: z
+    .number()
+    .int()
+    .nullable()
+    .describe('the agent\u2019s limit (null: only per-verb limits)'),
+  running: z.number().int().describe('tasks holding a slot of the agent now'),
+  text: z.string().describe("'queued for host-1: 12 ahead, limit 4'"),
+});
+
+/** {@link taskQueue}'s type. */
+export type TaskQueue = z.infer<typeof taskQueue>;
+
+/** Where a root waiting for the root limits stands (engine/root-admission.ts). */
+export const rootQueue = z.object({
+  type: z.string(),
+  ahead: z.number().int().describe('queued roots admitted before it (current order)'),
+  limit: z.number().int().nullable().describe('its type\u2019s limit (null: only the node\u2019s)'),
+  nodeLimit: z.number().int().nullable().describe('roots running at once on the node, at most'),
+  text: z.string().describe("'queued: 3 ahead, disk.migrate limit 8'"),
+});
+
+/** {@link rootQueue}'s type. */
+export type RootQueue = z.infer<typeof rootQueue>;
+
 /** `GET /v1/commands/:id`: the summary, and everything else about the command. */
 export const commandDetail = commandSummary.extend({
   error: errorInfo.nullable(),
@@ -224,7 +261,13 @@ export const commandDetail = commandSummary.extend({
   cancelRequested: z.boolean(),
   deadlineAt: ms.nullable(),
   updatedAt: ms,
-  tasks: z.array(taskRecord),
+  tasks: z.array(
+    taskRecord.extend({
+      queue: taskQueue
+        .nullable()
+        .describe('where the task waits for a slot of its agent (status queued), else null'),
+    }),
+  ),
   undo: z.array(undoRecord),
   children: z.array(z.number().int()).describe('child command ids, in creation order'),
   childPositions: z
@@ -254,6 +297,12 @@ export const commandDetail = commandSummary.extend({
   queuedSince: ms
     .nullable()
     .describe('a root waiting for the root limits since then (it runs nothing yet), else null'),
+  queue: z
+    .union([taskQueue.extend({ ordinal: z.number().int() }), rootQueue])
+    .nullable()
+    .describe(
+      'what the command waits for, else null: a root waiting for the root limits ({ type, ahead, limit, … }), or else its best-placed queued task ({ ordinal, agent, verb?, ahead, limit, … })',
+    ),
   queued: z
     .array(
       z.object({
@@ -268,9 +317,7 @@ export const commandDetail = commandSummary.extend({
         }),
       }),
     )
-    .describe(
-      "its tasks waiting for a slot of their agent: 'queued for host-1: 12 ahead, limit 4'",
-    ),
+    .describe('deprecated: tasks[].queue says the same'),
   rootQueue: z
     .object({
       ahead: z.number().int(),
@@ -279,7 +326,7 @@ export const commandDetail = commandSummary.extend({
       text: z.string(),
     })
     .nullable()
-    .describe('where a root waiting for the root limits stands, else null'),
+    .describe('deprecated: queue says the same for a queued root'),
 });
 
 /** A job: the user's view of a root command and everything it started. */

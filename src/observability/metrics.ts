@@ -96,6 +96,47 @@ export const SCRAPED: readonly ScrapedGauge[] = [
     },
   },
   {
+    name: 'coco_admission_tasks_queued',
+    help: 'Tasks waiting for a slot of their agent (admission control), per agent with a limit.',
+    labelNames: ['agent'],
+    collect: ({ engine }, set) => {
+      for (const a of engine?.admissionStats() ?? []) set({ agent: a.agentId }, a.queued);
+    },
+  },
+  {
+    name: 'coco_admission_tasks_holding_slot',
+    help: 'Tasks holding a slot of their agent (admitted, agent not done with them), per agent with a limit.',
+    labelNames: ['agent'],
+    collect: ({ engine }, set) => {
+      for (const a of engine?.admissionStats() ?? []) set({ agent: a.agentId }, a.running);
+    },
+  },
+  {
+    name: 'coco_admission_oldest_wait_seconds',
+    help: 'How long the oldest queued task of an agent has waited (0: none waits), per agent with a limit.',
+    labelNames: ['agent'],
+    collect: ({ engine }, set) => {
+      for (const a of engine?.admissionStats() ?? [])
+        set({ agent: a.agentId }, a.oldestWaitMs / 1000);
+    },
+  },
+  {
+    name: 'coco_admission_roots_queued',
+    help: 'Root commands waiting for the root limits (per type, per node), by type.',
+    labelNames: ['type'],
+    collect: ({ engine }, set) => {
+      for (const t of engine?.rootAdmissionStats() ?? []) set({ type: t.type }, t.queued);
+    },
+  },
+  {
+    name: 'coco_admission_roots_running',
+    help: 'Root commands holding a slot of the root limits, by type (counted only while root limits are set).',
+    labelNames: ['type'],
+    collect: ({ engine }, set) => {
+      for (const t of engine?.rootAdmissionStats() ?? []) set({ type: t.type }, t.running);
+    },
+  },
+  {
     name: 'coco_job_monitor_lag_seconds',
     help: 'How far the job view is behind the engine: age of the oldest committed batch not yet written to the job tables (0: caught up).',
     labelNames: [],
@@ -120,6 +161,11 @@ const END_LATENCY_BUCKETS = [
 const DURATION_BUCKETS = [0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600, 14400];
 /** Buckets of an agent call: loopback milliseconds up to the 30 s call timeout. */
 const CALL_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+/**
+ * Buckets of a task's admission wait (queued → admitted): 0 for a free slot, then anything from
+ * the next slot freeing (milliseconds) to hours behind a long queue of copies.
+ */
+const WAIT_BUCKETS = [0.001, 0.01, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600, 14400];
 /** Buckets of rows per batch: one command up to the 3,000-row cap of a PostgreSQL batch and beyond. */
 const ROW_BUCKETS = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000];
 /** Buckets of a batch's apply time: a SQLite commit takes ~0.1–1 ms, a busy PostgreSQL 100s. */
@@ -171,6 +217,7 @@ export class NodeMetrics {
   readonly #storeErrors: Children<Inc>;
   readonly #engineErrors: Children<Inc>;
   readonly #loadFailures: Inc;
+  readonly #admissionWait: Children<Observe>;
 
   constructor(options: NodeMetricsOptions = {}) {
     const registers = [(this.registry = options.registry ?? new Registry())];
@@ -263,6 +310,14 @@ export class NodeMetrics {
       help: 'Stored rows or commands that could not be loaded (load-failed events).',
       registers,
     }).child();
+    const admissionWait = new FastHistogram({
+      name: 'coco_admission_wait_seconds',
+      help: 'How long a task of a limited agent waited for a slot (queued → admitted; 0 when a slot was free), by agent.',
+      labelNames: ['agent'],
+      buckets: WAIT_BUCKETS,
+      registers,
+    });
+    this.#admissionWait = new Children((agent) => admissionWait.child({ agent }));
     const source = (): ScrapeSource => this.#source;
     for (const g of SCRAPED) {
       new Gauge({
@@ -290,6 +345,9 @@ export class NodeMetrics {
       engine.on('agent-call', (call) => this.#agentCall(call)),
       engine.on('batch', (b) => this.#batch(b)),
       engine.on('load-failed', () => this.#loadFailures.inc()),
+      engine.on('admitted', (a) =>
+        this.#admissionWait.get(a.agentId).observe(Math.max(0, a.waitedMs) / 1000),
+      ),
       engine.on('error', ({ context }) => {
         if (context === 'commit') this.#storeErrors.get('engine').inc();
         else this.#engineErrors.get(context.split(' ', 1)[0] ?? context).inc();

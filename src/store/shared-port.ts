@@ -55,10 +55,50 @@ export interface ReportKey {
 }
 
 /**
- * What wakes a node of a {@link SharedStore}: commands without a live owner, reports for it, or
- * cancel requests for its commands.
+ * What wakes a node of a {@link SharedStore}: commands without a live owner, reports for it,
+ * cancel requests for its commands, or admissions (slots granted to its queued tasks, or a queue
+ * or slot change on an agent whose lease it holds).
  */
-export type StoreSignal = 'orphans' | 'reports' | 'cancels';
+export type StoreSignal = 'orphans' | 'reports' | 'cancels' | 'admissions';
+
+/** The limits of one agent, as its lease holder admits by them ({@link SharedStore.admitQueued}). */
+export interface SlotLimits {
+  /** Tasks holding a slot at once, at most (null: only per-verb limits). */
+  readonly maxRunning: number | null;
+  /** Per verb, at most. */
+  readonly byVerb: Readonly<Record<string, number>>;
+  /** The ageing step of the order (`createdAt − priority × ageStepMs`). */
+  readonly ageStepMs: number;
+}
+
+/** A task granted a slot of its agent ({@link SharedStore.admitQueued}). */
+export interface SlotGrant {
+  readonly commandId: number;
+  readonly ordinal: number;
+  /** The node owning the task's command (it was signalled), or null for an orphan. */
+  readonly owner: string | null;
+}
+
+/** Where a queued task stands in its agent's cluster-wide queue ({@link SharedStore.queueAhead}). */
+export interface ClusterQueuePosition {
+  readonly commandId: number;
+  readonly ordinal: number;
+  readonly agentId: string;
+  readonly verb: string;
+  /** Queued tasks of any node on the agent, without a slot, ranked before it. */
+  readonly ahead: number;
+  /** Slots held on the agent, and by its verb there. */
+  readonly held: number;
+  readonly verbHeld: number;
+}
+
+/** A task that holds a slot of its agent ({@link SharedStore.holdSlots}). */
+export interface SlotHolder {
+  readonly commandId: number;
+  readonly ordinal: number;
+  readonly agentId: string;
+  readonly verb: string;
+}
 
 /**
  * A store that many coordinator nodes share (PostgreSQL). On top of {@link Store}:
@@ -79,8 +119,13 @@ export type StoreSignal = 'orphans' | 'reports' | 'cancels';
  *   other nodes on that agent too (`foreignTasks`) and relays what it learns (`postReports`);
  *   the owner reads its reports with `takeReports`. `apply` deletes the report of every task
  *   it ends, and of every command it settles.
+ * - **Admission across nodes.** The holder of a limited agent's lease grants slots of its limit
+ *   to the queued tasks of every node (`admitQueued`, counted from the slot rows under a lock of
+ *   the lease row); owners take their grants (`takeGrants`) and release the slots when the
+ *   agent is done with the tasks (`releaseSlots`).
  * - **Signals.** `listen` calls back (LISTEN/NOTIFY) when trees are orphaned (a node closed or
- *   was fenced) or reports arrive for the listener's commands. Signals are hints: nodes poll too.
+ *   was fenced), reports arrive for the listener's commands, cancels are asked, or admissions
+ *   change. Signals are hints: nodes poll too.
  */
 export interface SharedStore extends Store {
   readonly shared: true;
@@ -134,6 +179,30 @@ export interface SharedStore extends Store {
   takeCancels(nodeId: string, limit: number): Promise<number[]>;
   /** Deletes cancel requests once carried out (or found moot). */
   dropCancels(commandIds: readonly number[]): Promise<void>;
+  // -- admission across nodes (engine/shared-admission.ts; table admission_slots) --
+  /**
+   * The admission of an agent by the holder of its lease: in one transaction that locks the
+   * agent's lease row (so no other node can take the lease until it commits), only if the caller
+   * holds a live lease, counts the slots held on the agent (dropping those of commands gone or
+   * inactive), and grants free slots to the agent's queued tasks without one, best first by
+   * `createdAt − priority × ageStepMs`, root id, command id, ordinal (skipping per-verb limits
+   * that are full, and tasks a writer has locked), signalling their owners (`admissions`).
+   * Resolves with the grants, or null when the caller does not hold the agent's lease.
+   */
+  admitQueued(nodeId: string, agentId: string, limits: SlotLimits): Promise<SlotGrant[] | null>;
+  /** Tasks of the caller's commands still `queued` in the store that were granted a slot. */
+  takeGrants(nodeId: string, limit: number): Promise<TaskKey[]>;
+  /** Records that these tasks hold a slot (restart, takeover, a limit set at run time). */
+  holdSlots(holders: readonly SlotHolder[]): Promise<void>;
+  /** Frees the slots of these tasks (their agent is done with them), signalling the holders. */
+  releaseSlots(keys: readonly TaskKey[]): Promise<void>;
+  /**
+   * Where these tasks stand, cluster-wide, among their agents' queued tasks not yet granted
+   * (same order as {@link admitQueued}); only tasks still queued without a grant are answered.
+   */
+  queueAhead(keys: readonly TaskKey[], ageStepMs: number): Promise<ClusterQueuePosition[]>;
+  /** Signals the lease holders of these agents that tasks were queued for them. */
+  queueChanged(agentIds: readonly string[]): Promise<void>;
   /** Calls `onSignal` on every signal for this node; resolves with an unsubscribe function. */
   listen(nodeId: string, onSignal: (signal: StoreSignal) => void): Promise<() => Promise<void>>;
 }

@@ -64,7 +64,7 @@ describe('admission through the configuration, the API and the CLI', () => {
     process.env.COCO_TOKEN = token;
   });
   afterAll(async () => {
-    for (const key of ['a', 'b', 'c', 'd']) hold.release(key);
+    for (const key of ['a', 'b', 'c', 'd', 'e']) hold.release(key);
     await node.close();
     delete process.env.COCO_TOKEN;
     rmSync(dir, { recursive: true, force: true });
@@ -101,9 +101,13 @@ describe('admission through the configuration, the API and the CLI', () => {
     );
     expect(cli.code).toBe(0);
     const c = z.object({ id: z.number() }).parse(JSON.parse(cli.out)).id;
-    const queuedOf = async (id: number): Promise<string[]> => {
-      const d = z
-        .object({ queued: z.array(z.object({ position: z.object({ text: z.string() }) })) })
+    const detail = async (id: number) =>
+      z
+        .object({
+          queue: z.record(z.string(), z.unknown()).nullable(),
+          tasks: z.array(z.object({ queue: z.record(z.string(), z.unknown()).nullable() })),
+          queued: z.array(z.object({ position: z.object({ text: z.string() }) })),
+        })
         .parse(
           await (
             await fetch(`${server}/v1/commands/${id}`, {
@@ -111,7 +115,13 @@ describe('admission through the configuration, the API and the CLI', () => {
             })
           ).json(),
         );
-      return d.queued.map((q) => q.position.text);
+    const queuedOf = async (id: number): Promise<string[]> => {
+      const d = await detail(id);
+      // The deprecated `queued` says the same as the tasks' `queue`.
+      expect(d.queued.map((q) => q.position.text)).toEqual(
+        d.tasks.flatMap((t) => (t.queue ? [t.queue.text] : [])),
+      );
+      return d.tasks.flatMap((t) => (t.queue ? [String(t.queue.text)] : []));
     };
     // a runs; c (priority 5) is ahead of b.
     await node.monitor!.flush();
@@ -119,6 +129,18 @@ describe('admission through the configuration, the API and the CLI', () => {
     expect(await queuedOf(a)).toEqual([]);
     expect(await queuedOf(c)).toEqual(['queued for a1: 0 ahead, limit 1']);
     expect(await queuedOf(b)).toEqual(['queued for a1: 1 ahead, limit 1']);
+    // The command's `queue`: its best-placed queued task, what it waits for.
+    const bq = {
+      agent: 'a1',
+      ahead: 1,
+      limit: 1,
+      running: 1,
+      text: 'queued for a1: 1 ahead, limit 1',
+    };
+    expect((await detail(b)).queue).toEqual({ ordinal: 0, ...bq });
+    expect((await detail(b)).tasks[0]?.queue).toEqual(bq);
+    expect((await detail(a)).queue).toBeNull();
+    expect((await detail(a)).tasks[0]?.queue).toBeNull();
     await node.monitor!.flush();
     const status = await coco('status', String(b), '--server', server);
     expect(status.code).toBe(0);
@@ -133,7 +155,38 @@ describe('admission through the configuration, the API and the CLI', () => {
       limits: { agents: { a1: { maxRunning: 3 } } },
       agents: [{ agentId: 'a1', limit: 3, running: 3, queued: 0 }],
     });
-    for (const key of ['a', 'b', 'c']) hold.release(key);
-    for (const id of [a, b, c]) expect((await node.engine.waitFor(id)).status).toBe('succeeded');
+    // A root limit per type (set at run time: the roots already running are not counted): d
+    // runs, e waits for d's slot, and its `queue` says so.
+    const typed = await post('/v1/admin/limits', {
+      agents: { a1: { maxRunning: 3, maxRunningByVerb: { hold: 3 } } },
+      types: { 'adm.held': { maxRunning: 1 } },
+    });
+    expect(typed.status).toBe(200);
+    const d = await submit('d');
+    const e = await submit('e');
+    expect((await detail(e)).queue).toEqual({
+      type: 'adm.held',
+      ahead: 0,
+      limit: 1,
+      nodeLimit: null,
+      text: 'queued: 0 ahead, adm.held limit 1',
+    });
+    const eStatus = await coco('status', String(e), '--server', server);
+    expect(eStatus.out).toContain(`command ${e} queued: 0 ahead, adm.held limit 1`);
+    // d's task waits for a1 (3 running, a verb limit too): verb and its limit are named.
+    await node.monitor!.flush();
+    while ((await detail(d)).tasks[0]?.queue == null) await node.monitor!.flush();
+    expect((await detail(d)).tasks[0]?.queue).toEqual({
+      agent: 'a1',
+      verb: 'hold',
+      verbLimit: 3,
+      ahead: 0,
+      limit: 3,
+      running: 3,
+      text: 'queued for a1: 0 ahead, limit 3, hold limit 3',
+    });
+    for (const key of ['a', 'b', 'c', 'd', 'e']) hold.release(key);
+    for (const id of [a, b, c, d, e])
+      expect((await node.engine.waitFor(id)).status).toBe('succeeded');
   });
 });

@@ -173,23 +173,33 @@ async function queueLines(api: ApiClient, tree: JobTree): Promise<string[]> {
   if (tree.job.status === 'running') {
     // A root waiting for the root limits (per type, per node) runs nothing yet: say why.
     const root = queuedSchema.parse(await api.get(`/v1/commands/${tree.job.id}`));
-    if (root.rootQueue) lines.push(`  command ${tree.job.id} ${root.rootQueue.text}`);
+    if (root.queue && 'type' in root.queue)
+      lines.push(`  command ${tree.job.id} ${root.queue.text}`);
   }
   for (const commandId of [...commands].slice(0, QUEUED_SHOWN)) {
     const details = queuedSchema.parse(await api.get(`/v1/commands/${commandId}`));
-    for (const q of details.queued)
-      lines.push(`  task ${commandId}/${q.ordinal} ${q.position.text}`);
+    for (const t of details.tasks)
+      if (t.queue) lines.push(`  task ${commandId}/${t.ordinal} ${t.queue.text}`);
   }
   if (commands.size > QUEUED_SHOWN)
     lines.push(`  (${commands.size - QUEUED_SHOWN} more commands with queued tasks)`);
   return lines;
 }
 
+/** What the CLI reads of a command's detail to say where it waits (contracts.ts `queue`). */
 const queuedSchema = z.object({
-  queued: z
-    .array(z.object({ ordinal: z.number(), position: z.object({ text: z.string() }) }))
+  tasks: z
+    .array(
+      z.object({
+        ordinal: z.number(),
+        queue: z.object({ text: z.string() }).nullable().default(null),
+      }),
+    )
     .default([]),
-  rootQueue: z.object({ text: z.string() }).nullable().default(null),
+  queue: z
+    .union([z.object({ type: z.string(), text: z.string() }), z.object({ text: z.string() })])
+    .nullable()
+    .default(null),
 });
 
 /** Adds submit, status, list and cancel to the program. */

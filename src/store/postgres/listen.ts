@@ -4,7 +4,7 @@
  *
  * A listener holds a connection of its own. When that connection is lost it reconnects (with
  * back-off, until unsubscribed or the store closes), listens again, and then signals
- * `orphans`, `reports` and `cancels`: notifications sent while it was away are lost, and signals are only
+ * `orphans`, `reports`, `cancels` and `admissions`: notifications sent while it was away are lost, and signals are only
  * hints that make a node look now rather than at its next poll.
  *
  * @module
@@ -31,7 +31,13 @@ function parsePayload(
   try {
     const p = JSON.parse(payload ?? '') as { node?: unknown; signal?: unknown };
     const signal = p.signal;
-    if (signal !== 'orphans' && signal !== 'reports' && signal !== 'cancels') return null;
+    if (
+      signal !== 'orphans' &&
+      signal !== 'reports' &&
+      signal !== 'cancels' &&
+      signal !== 'admissions'
+    )
+      return null;
     if (p.node !== null && typeof p.node !== 'string') return null;
     return { node: p.node, signal };
   } catch {
@@ -136,6 +142,7 @@ export class Listener {
       this.#signal('orphans');
       this.#signal('reports');
       this.#signal('cancels');
+      this.#signal('admissions');
       return;
     }
   }

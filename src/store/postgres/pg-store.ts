@@ -40,10 +40,14 @@ import type {
 } from '../port.js';
 import { checkPruneOptions } from '../port.js';
 import type {
+  ClusterQueuePosition,
   ForeignTask,
   KnownType,
   ReportKey,
   SharedStore,
+  SlotGrant,
+  SlotHolder,
+  SlotLimits,
   StoreSignal,
   TaskKey,
   TaskReportRecord,
@@ -70,6 +74,7 @@ import {
   parseUndoRow,
 } from './rows.js';
 import * as cancels from './cancels.js';
+import * as slots from './admission-slots.js';
 import { buildRetentionSql, pruneQuery, pruneResult, type RetentionSql } from './retention.js';
 import * as shared from './shared.js';
 import { buildSql, jsonText, listCommandsQuery, type Sql } from './statements.js';
@@ -96,6 +101,7 @@ export class PostgresStore implements SharedStore {
   readonly #sql: Sql;
   readonly #db: shared.SharedDb;
   readonly #cancelSql: ReturnType<typeof cancels.buildCancelSql>;
+  readonly #slotSql: slots.SlotSql;
   readonly #retentionSql: RetentionSql;
   readonly #access: PoolAccess;
   readonly #applier: Applier;
@@ -127,6 +133,7 @@ export class PostgresStore implements SharedStore {
       isOpen,
     });
     this.#cancelSql = cancels.buildCancelSql(this.#o.schema);
+    this.#slotSql = slots.buildSlotSql(this.#o.schema);
     this.#retentionSql = buildRetentionSql(this.#o.schema);
     this.#db = {
       sql: shared.buildSharedSql(this.schema),
@@ -401,6 +408,41 @@ export class PostgresStore implements SharedStore {
   async dropCancels(commandIds: readonly number[]): Promise<void> {
     await this.#ready();
     await cancels.dropCancels(this.#db, this.#cancelSql, commandIds);
+  }
+
+  async admitQueued(
+    nodeId: string,
+    agentId: string,
+    limits: SlotLimits,
+  ): Promise<SlotGrant[] | null> {
+    await this.#ready();
+    const node = this.#registered(nodeId, 'admitQueued refused');
+    return slots.admitQueued(this.#db, this.#slotSql, node, agentId, limits, Date.now());
+  }
+
+  async takeGrants(nodeId: string, limit: number): Promise<TaskKey[]> {
+    await this.#ready();
+    return slots.takeGrants(this.#db, this.#slotSql, nodeId, limit);
+  }
+
+  async holdSlots(holders: readonly SlotHolder[]): Promise<void> {
+    await this.#ready();
+    await slots.holdSlots(this.#db, this.#slotSql, holders, Date.now());
+  }
+
+  async releaseSlots(keys: readonly TaskKey[]): Promise<void> {
+    await this.#ready();
+    await slots.releaseSlots(this.#db, this.#slotSql, keys);
+  }
+
+  async queueAhead(keys: readonly TaskKey[], ageStepMs: number): Promise<ClusterQueuePosition[]> {
+    await this.#ready();
+    return slots.queueAhead(this.#db, this.#slotSql, keys, ageStepMs);
+  }
+
+  async queueChanged(agentIds: readonly string[]): Promise<void> {
+    await this.#ready();
+    await slots.queueChanged(this.#db, this.#slotSql, agentIds);
   }
 
   async listen(
