@@ -124,6 +124,21 @@ export const commandPage = z.looseObject({
   nextCursor: z.optional(z.nullable(str)),
 });
 
+/**
+ * What a queued task or command waits for (admission control): `text` says it, e.g. "queued for
+ * host-1: 12 ahead, limit 4"; the numbers are there for sorting and titles.
+ */
+export const queue = z.nullable(
+  z.looseObject({
+    text: str,
+    ahead: z.optional(num),
+    agent: z.optional(str),
+    type: z.optional(str),
+  }),
+);
+/** See {@link queue}. */
+export type Queue = z.infer<typeof queue>;
+
 /** A task of a command. */
 export const task = z.looseObject({
   ordinal: num,
@@ -135,6 +150,7 @@ export const task = z.looseObject({
   error: maybeError,
   createdAt: z.optional(num),
   endedAt: z.optional(when),
+  queue: z.optional(queue),
 });
 /** See {@link task}. */
 export type Task = z.infer<typeof task>;
@@ -186,6 +202,7 @@ const detailLists = {
   children: z.array(child),
   unreadableChildren: z.optional(z.array(unreadableRow)),
   unloadable: maybeError,
+  queue: z.optional(queue),
 };
 
 /** A child's place in its parent's work (`childPositions`): its journal seq, its parent's stage. */

@@ -3,7 +3,8 @@
  * real `coco serve` process and a real reference agent over HTTP, with the disk pack of
  * examples/: sign in; watch a migration progress to done; cancel another mid-copy and see its
  * compensation in order; a parameter holding markup shown as text (no dialog fires); a viewer
- * sees no cancel button and a forced cancel is refused; the agent going down and up. Screenshots
+ * sees no cancel button and a forced cancel is refused; a copy waiting for its agent's limit
+ * (admission) shown with what it waits for; the agent going down and up. Screenshots
  * go to test-artifacts/dashboard/ (git-ignored).
  */
 import { execFileSync } from 'node:child_process';
@@ -118,7 +119,15 @@ describe.skipIf(!haveBrowser && !process.env.CI)('the dashboard in a browser', (
             { name: 'watcher', role: 'viewer', token: VIEWER },
           ],
         },
-        agents: [{ id: 'host-1', url: agent.url, secret: SECRET }],
+        // One copy at a time on host-1: a second migration's copy waits, visibly.
+        agents: [
+          {
+            id: 'host-1',
+            url: agent.url,
+            secret: SECRET,
+            maxRunningByVerb: { 'volume.copy': 1 },
+          },
+        ],
         commands: [join(ROOT, 'examples', 'disk', 'index.ts')],
         tuning: { pollIntervalMs: 100 },
       }),
@@ -333,6 +342,60 @@ describe.skipIf(!haveBrowser && !process.env.CI)('the dashboard in a browser', (
       '5',
     ]);
     await shot('5-cancelled-compensated');
+  });
+
+  it('shows a copy waiting for its agent with what it waits for, until the slot frees', async () => {
+    const slow = { toDomain: 'sd-b', agent: 'host-1', chunkBytes: 64 * 1024, bytesPerSecond: MiB };
+    // 16 MiB at 1 MiB/s: the first copy holds the slot far longer than the checks take.
+    for (const disk of ['q1', 'q2']) {
+      const created = await submit('disk.create', {
+        disk,
+        domain: 'sd-a',
+        sizeBytes: 16 * MiB,
+        agent: 'host-1',
+        seed: 3,
+      });
+      expect(await ended(created)).toBe('succeeded');
+    }
+    const first = await submit('disk.migrate', { disk: 'q1', ...slow });
+    const second = await submit('disk.migrate', { disk: 'q2', ...slow });
+    // The second migration's copy command, once its task is queued behind the first's.
+    const copies = z.object({
+      commands: z.array(z.object({ id: z.number(), rootId: z.number() })),
+    });
+    const tasksOf = z.object({
+      tasks: z.array(z.object({ status: z.string() }).passthrough()),
+    });
+    let copyId = 0;
+    await expect
+      .poll(
+        async () => {
+          const page = copies.parse(await api('/v1/commands?type=disk.migrate.copy&limit=10'));
+          copyId = page.commands.find((c) => c.rootId === second)?.id ?? 0;
+          if (copyId === 0) return 'none';
+          return tasksOf.parse(await api(`/v1/commands/${copyId}`)).tasks[0]?.status ?? 'none';
+        },
+        { timeout: 20_000, interval: 50 },
+      )
+      .toBe('queued');
+    await page.goto(`${server}/#/commands/${copyId}`);
+    const waiting = page.locator('table[aria-label="tasks"] .queue');
+    await waiting.waitFor();
+    expect(await waiting.textContent()).toMatch(/queued for host-1: 0 ahead/);
+    expect(await page.locator('p[aria-label="waiting for admission"]').textContent()).toContain(
+      'queued for host-1',
+    );
+    await shot('6-queued-copy');
+    // The first migration ends (cancelled): the slot frees, the waiting copy starts.
+    await api(`/v1/commands/${first}/cancel`, {});
+    expect(await ended(first)).toBe('cancelled');
+    await expect
+      .poll(async () => tasksOf.parse(await api(`/v1/commands/${copyId}`)).tasks[0]?.status, {
+        timeout: 20_000,
+      })
+      .toBe('running');
+    await api(`/v1/commands/${second}/cancel`, {});
+    expect(await ended(second)).toBe('cancelled');
   });
 
   it('shows the agent going down and coming back up with a new boot id', async () => {

@@ -168,6 +168,13 @@ export class CommandView implements View {
         </div>
       </dl>
       ${
+        c.queue
+          ? html`<p class="notice" role="status" aria-label="waiting for admission">
+              Waiting for admission: ${c.queue.text}
+            </p>`
+          : nothing
+      }
+      ${
         c.unloadable
           ? html`<p class="notice warn" role="status">
               This node leaves the command as it is: ${errorLine(c.unloadable)}. A cancel ends it.
@@ -240,7 +247,10 @@ export class CommandView implements View {
                       ${t.verb}${(t.origin ?? 0) < 0 ? html` <span class="tag">undo</span>` : nothing}
                     </td>
                     <td class="mono">${t.agentId}</td>
-                    <td>${badge(t.status)}</td>
+                    <td>
+                      ${badge(t.status)}
+                      ${t.queue ? html`<div class="quiet small queue">${t.queue.text}</div>` : nothing}
+                    </td>
                     <td class="progress-col">${bar(p, t.status)}</td>
                     <td class="num">
                       ${t.createdAt === undefined ? '—' : elapsed(t.createdAt, t.endedAt, now)}
