@@ -9,6 +9,8 @@ import { inProcessAgents } from '../src/brokers/in-process/broker.js';
 import { benchCommands } from './patterns.js';
 import { rawLimit } from './raw.js';
 import { benchEngine, countOps, machine, median, report, tempDb, untilCommitted } from './lib.js';
+import { sqliteStore } from '../src/store/sqlite/sqlite-store.js';
+import { TreeTracer } from './tree-trace.js';
 
 const kind = process.argv[2] === 'chain' ? 'chain' : 'fanout';
 const PARENTS = Number(process.env.BENCH_PARENTS ?? 1_000);
@@ -20,12 +22,17 @@ const { leaf, fanout, chain } = benchCommands('a1');
 const parentType = kind === 'chain' ? chain : fanout;
 
 const db = tempDb();
-const engine = benchEngine(db.path, inProcessAgents(['a1'], { history: false }), [
-  leaf,
-  fanout,
-  chain,
-]);
+const store = sqliteStore({ path: db.path, synchronous: 'FULL' });
+const engine = benchEngine(
+  db.path,
+  inProcessAgents(['a1'], { history: false }),
+  [leaf, fanout, chain],
+  {},
+  { store },
+);
 await engine.start();
+/** `BENCH_TRACE=1`: batch-by-batch counts of each round (bench/tree-trace.ts). */
+const tracer = process.env.BENCH_TRACE ? new TreeTracer(engine, () => store.writerStats()) : null;
 const { ops } = countOps(engine);
 const roots = new Set<number>();
 let rootsEnded = 0;
@@ -37,6 +44,7 @@ engine.on('committed', (b) => {
 /** One round: submit `parents` parents at once, wait for every one to end. Seconds. */
 async function round(parents: number): Promise<number> {
   rootsEnded = 0;
+  tracer?.begin();
   const t0 = performance.now();
   const ids = await engine.submitMany(
     Array.from({ length: parents }, () => ({ type: parentType, params: { children: CHILDREN } })),
@@ -44,6 +52,7 @@ async function round(parents: number): Promise<number> {
   for (const { id } of ids) roots.add(id);
   await untilCommitted(engine, () => rootsEnded === parents);
   const seconds = (performance.now() - t0) / 1000;
+  if (tracer) for (const line of tracer.lines(parents)) console.log(line);
   // Let the round settle (tasks cleared) so rounds do not overlap.
   while (engine.stats().liveCommands > 0) await new Promise((r) => setTimeout(r, 5));
   return seconds;
