@@ -11,8 +11,22 @@
  *
  * @module
  */
+import { readFileSync } from 'node:fs';
 import type { Engine } from '../src/engine/engine.js';
 import type { ChangeBatch } from '../src/store/port.js';
+import type { ThreadUsage } from '../src/store/sqlite/writer.js';
+
+/** This thread's CPU time and run-queue wait (Linux schedstat), or null. */
+export function threadUsage(): ThreadUsage | null {
+  try {
+    const [cpu, wait] = readFileSync('/proc/thread-self/schedstat', 'utf8').split(' ').map(Number);
+    return { cpuMs: cpu! / 1e6, runQueueMs: wait! / 1e6 };
+  } catch {
+    return null;
+  }
+}
+
+const NO_USAGE: ThreadUsage = { cpuMs: NaN, runQueueMs: NaN };
 
 /** Where one root's tree was written: batch numbers within the round. */
 interface TreeTrace {
@@ -35,19 +49,25 @@ export class TreeTracer {
   #t0 = 0;
   #elu0 = performance.eventLoopUtilization();
   #writer0 = { statementsMs: 0, commitMs: 0 };
-
+  #writerUse0 = NO_USAGE;
+  #mainUse0 = NO_USAGE;
   readonly writerStats: () => { statementsMs: number; commitMs: number } | null;
+  readonly writerUsage: () => Promise<ThreadUsage | null>;
 
   constructor(
     engine: Engine,
     writerStats: () => { statementsMs: number; commitMs: number } | null,
+    writerUsage: () => Promise<ThreadUsage | null>,
   ) {
     this.writerStats = writerStats;
+    this.writerUsage = writerUsage;
     engine.on('committed', (b) => this.#committed(b));
   }
 
   /** Starts a round. */
-  begin(): void {
+  async begin(): Promise<void> {
+    this.#writerUse0 = (await this.writerUsage()) ?? NO_USAGE;
+    this.#mainUse0 = threadUsage() ?? NO_USAGE;
     this.#batch = 0;
     this.#rootOf.clear();
     this.#trees.clear();
@@ -101,9 +121,15 @@ export class TreeTracer {
   }
 
   /** The round's figures, as human lines. */
-  lines(parents: number): string[] {
+  async lines(parents: number): Promise<string[]> {
     const wall = performance.now() - this.#t0;
     const elu = performance.eventLoopUtilization(this.#elu0);
+    const mainUse = threadUsage() ?? NO_USAGE;
+    const writerUse = (await this.writerUsage()) ?? NO_USAGE;
+    const writerCpu = writerUse.cpuMs - this.#writerUse0.cpuMs;
+    const writerQueue = writerUse.runQueueMs - this.#writerUse0.runQueueMs;
+    const mainCpu = mainUse.cpuMs - this.#mainUse0.cpuMs;
+    const mainQueue = mainUse.runQueueMs - this.#mainUse0.runQueueMs;
     const w = this.writerStats() ?? { statementsMs: NaN, commitMs: NaN };
     const stmtMs = w.statementsMs - this.#writer0.statementsMs;
     const commitMs = w.commitMs - this.#writer0.commitMs;
@@ -122,7 +148,8 @@ export class TreeTracer {
       `  trace: ${this.#batch} batches in ${wall.toFixed(0)} ms; rows per batch ${this.#batchRows.join(' ')}`,
       `  trace: batch commit times (ms) ${this.#batchAt.map((t) => t.toFixed(0)).join(' ')}`,
       `  trace: writer busy ${(stmtMs + commitMs).toFixed(0)} ms (statements ${stmtMs.toFixed(0)}, commits ${commitMs.toFixed(0)}) = ${((100 * (stmtMs + commitMs)) / wall).toFixed(0)}% of the round; main thread busy ${elu.active.toFixed(0)} ms = ${(100 * elu.utilization).toFixed(0)}%`,
-      `  trace: per parent: writer ${((1000 * (stmtMs + commitMs)) / parents).toFixed(1)} us, main thread ${((1000 * elu.active) / parents).toFixed(1)} us`,
+      `  trace: per parent: writer busy ${((1000 * (stmtMs + commitMs)) / parents).toFixed(1)} us, main thread busy ${((1000 * elu.active) / parents).toFixed(1)} us`,
+      `  trace: CPU per parent (schedstat): writer thread ${((1000 * writerCpu) / parents).toFixed(1)} us (+ ${((1000 * writerQueue) / parents).toFixed(1)} us waiting for a core), main thread ${((1000 * mainCpu) / parents).toFixed(1)} us (+ ${((1000 * mainQueue) / parents).toFixed(1)} us waiting)`,
       `  trace: batches a tree spans, parent insert -> parent end (span:trees) ${dist((t) => t.parentEnded - t.parentInserted + 1)}`,
       `  trace: children inserted after the parent's batch by (batches:trees) ${dist((t) => max(t.childrenInserted) - t.parentInserted)}`,
       `  trace: first task end after the last task insert by ${dist((t) => min(t.tasksEnded) - max(t.tasksInserted))}; last child end after the last task end by ${dist((t) => max(t.childrenEnded) - max(t.tasksEnded))}`,

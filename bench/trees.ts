@@ -32,7 +32,13 @@ const engine = benchEngine(
 );
 await engine.start();
 /** `BENCH_TRACE=1`: batch-by-batch counts of each round (bench/tree-trace.ts). */
-const tracer = process.env.BENCH_TRACE ? new TreeTracer(engine, () => store.writerStats()) : null;
+const tracer = process.env.BENCH_TRACE
+  ? new TreeTracer(
+      engine,
+      () => store.writerStats(),
+      () => store.writerUsage(),
+    )
+  : null;
 const { ops } = countOps(engine);
 const roots = new Set<number>();
 let rootsEnded = 0;
@@ -44,7 +50,7 @@ engine.on('committed', (b) => {
 /** One round: submit `parents` parents at once, wait for every one to end. Seconds. */
 async function round(parents: number): Promise<number> {
   rootsEnded = 0;
-  tracer?.begin();
+  await tracer?.begin();
   const t0 = performance.now();
   const ids = await engine.submitMany(
     Array.from({ length: parents }, () => ({ type: parentType, params: { children: CHILDREN } })),
@@ -52,7 +58,7 @@ async function round(parents: number): Promise<number> {
   for (const { id } of ids) roots.add(id);
   await untilCommitted(engine, () => rootsEnded === parents);
   const seconds = (performance.now() - t0) / 1000;
-  if (tracer) for (const line of tracer.lines(parents)) console.log(line);
+  if (tracer) for (const line of await tracer.lines(parents)) console.log(line);
   // Let the round settle (tasks cleared) so rounds do not overlap.
   while (engine.stats().liveCommands > 0) await new Promise((r) => setTimeout(r, 5));
   return seconds;
@@ -68,7 +74,14 @@ const seconds = median(times);
 const value = PARENTS / seconds;
 await engine.stop();
 db.cleanup();
-const raw = process.env.BENCH_NO_RAW ? NaN : await rawLimit(ops, PARENTS, 100, 2_000);
+const raw = process.env.BENCH_NO_RAW
+  ? NaN
+  : await rawLimit(ops, PARENTS, 100, 2_000, (use, units) => {
+      if (tracer)
+        console.log(
+          `  trace: raw store, CPU per parent (schedstat): ${((1000 * use.cpuMs) / units).toFixed(1)} us (+ ${((1000 * use.runQueueMs) / units).toFixed(1)} us waiting for a core)`,
+        );
+    });
 const unit = kind === 'chain' ? 'chains/s' : 'parents/s';
 report(
   {
