@@ -177,8 +177,11 @@ export class SqliteWriter {
     const worker = new Worker(WORKER_SOURCE, {
       eval: true,
       // The script is plain CommonJS: the parent's flags (a loader, --input-type=module) must
-      // not change how it is read.
-      execArgv: [],
+      // not change how it is read. COCO_WRITER_CPU_PROF (a folder) profiles the thread, for
+      // measurements (BENCHMARKS.md): the parent's --cpu-prof does not reach it.
+      execArgv: process.env.COCO_WRITER_CPU_PROF
+        ? ['--cpu-prof', `--cpu-prof-dir=${process.env.COCO_WRITER_CPU_PROF}`]
+        : [],
       workerData: {
         driver: createRequire(import.meta.url).resolve('better-sqlite3'),
         path: this.#settings.path,
