@@ -388,6 +388,13 @@ export class Committer {
           if (child?.queuedGroup) take(child);
         }
       }
+      // A parent queued behind its child joins it too (with its other queued children): its
+      // reaction to the child (its end, once its last child ended) is stored with the cause
+      // instead of batches later, behind the other groups queued in between.
+      if (!all && c.parentId !== null) {
+        const parent = this.#childOf(c.parentId);
+        if (parent?.queuedGroup) take(parent);
+      }
     };
     const groups = this.#groups;
     while (this.#head < groups.length) {
