@@ -40,7 +40,7 @@ export interface CommitterOptions {
   readonly maxBatchRows: number;
   /**
    * The smallest part an idle store's flush is split into (see {@link SPLIT_MIN_ROWS}, the
-   * default; tests set it small to exercise the split).
+   * default; `0`: never split; tests set it small to exercise the split).
    */
   readonly splitMinRows?: number;
 }
@@ -354,7 +354,10 @@ export class Committer {
     // cut only before a stored command's group, so new commands queued together (a submitMany's
     // roots) are never cut apart by it.
     const budget =
-      this.#flights.length === 0 && this.#options.maxInFlight > 1 && this.#rows >= 2 * minPart
+      minPart > 0 &&
+      this.#flights.length === 0 &&
+      this.#options.maxInFlight > 1 &&
+      this.#rows >= 2 * minPart
         ? Math.min(max, Math.ceil(this.#rows / 2))
         : max;
     const all = this.#entities.length > 0 || this.#barriers > 0 || this.#rows <= budget;

@@ -17,6 +17,7 @@ import { toIssues } from '../core/params.js';
 import type { Store } from '../store/port.js';
 import { isSharedStore } from '../store/shared-port.js';
 import type { AdmissionLimits } from './admission.js';
+import { SPLIT_MIN_ROWS } from './committer.js';
 
 /** Timing and sizing knobs. Every field has a default. */
 export interface EngineTuning {
@@ -69,6 +70,14 @@ export interface EngineTuning {
    * @default 5000, or 3000 on a shared store
    */
   readonly maxBatchRows?: number;
+  /**
+   * When the store is idle (no batch in flight) and at least twice this many rows are dirty, a
+   * flush sends about half of them first and the rest right behind, so that work advancing in
+   * steps (a chain's next child waits for the previous one's end to be stored) goes on while the
+   * second half is written. `0` turns it off. See `SPLIT_MIN_ROWS` in engine/committer.ts.
+   * @default 500
+   */
+  readonly idleSplitRows?: number;
   /** How often the engine renews its ownership of the store. @default 10000 */
   readonly heartbeatMs?: number;
   /** Ids reserved from the store at a time (ids are handed out without a store round trip). @default 10000 */
@@ -146,6 +155,7 @@ const tuningSchema = z
     commitRetryMaxMs: positive.default(10_000),
     commitsInFlight: positive.optional(),
     maxBatchRows: positive.optional(),
+    idleSplitRows: z.number().int().nonnegative().default(SPLIT_MIN_ROWS),
     heartbeatMs: positive.default(10_000),
     idBlockSize: positive.default(10_000),
     stopGraceMs: z.number().int().nonnegative().default(5_000),

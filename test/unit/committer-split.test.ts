@@ -123,6 +123,14 @@ describe('committer: an idle store gets half first', () => {
     store.release();
   });
 
+  it('never splits with splitMinRows 0 (tuning idleSplitRows: 0)', async () => {
+    const { store, committer } = setup(0);
+    storedWithTask(committer, 10);
+    await turns();
+    expect(store.batches).toHaveLength(1);
+    store.release();
+  });
+
   it('by default splits from twice SPLIT_MIN_ROWS rows', async () => {
     const { store, committer } = setup(undefined);
     storedWithTask(committer, SPLIT_MIN_ROWS - 1);
