@@ -7,8 +7,9 @@
  * Dirty objects are queued by **command group** (a command with its tasks and undo steps), in
  * the order the groups first changed. A large flush takes whole groups, oldest first, each with
  * its dirty descendants (so a parent's change never commits before its children's), up to
- * `maxBatchRows`; the rest waits for the next batch. An idle store's flush takes about half of
- * what is dirty (see {@link SPLIT_MIN_ROWS}). Flushes are pipelined: up to `maxInFlight`
+ * `maxBatchRows`; the rest waits for the next batch. A parent queued behind a child it takes
+ * joins it. An idle store's flush may take about half of what is dirty (see
+ * {@link SPLIT_MIN_ROWS}). Flushes are pipelined: up to `maxInFlight`
  * batches may be with the store at once (it applies them in order), so the engine works on the
  * next batch while the store writes this one.
  *
@@ -70,7 +71,9 @@ export const STARTED_WRITE_DELAY_MS = 200;
  * child, a fan-out's task starts) is done while the second half is written, instead of the store
  * and the engine taking turns over one big batch. Below this, a batch's fixed cost (one fsync,
  * 4–5 ms on the machines measured, against 5–10 µs per row on SQLite) would outweigh the
- * overlap: 500 rows are about as long to write as the commit that ends them.
+ * overlap: 500 rows are about as long to write as the commit that ends them. The engine turns
+ * the split on with the tuning `idleSplitRows` (off by default, see there); a committer built
+ * without `splitMinRows` uses this value.
  */
 export const SPLIT_MIN_ROWS = 500;
 
