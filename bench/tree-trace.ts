@@ -46,6 +46,8 @@ export class TreeTracer {
   #trees = new Map<number, TreeTrace>();
   #batchRows: number[] = [];
   #batchAt: number[] = [];
+  /** The engine's calls to agents in the round, by broker method. */
+  #calls = new Map<string, number>();
   #t0 = 0;
   #elu0 = performance.eventLoopUtilization();
   #writer0 = { statementsMs: 0, commitMs: 0 };
@@ -62,6 +64,9 @@ export class TreeTracer {
     this.writerStats = writerStats;
     this.writerUsage = writerUsage;
     engine.on('committed', (b) => this.#committed(b));
+    engine.on('agent-call', (c) => {
+      this.#calls.set(c.call, (this.#calls.get(c.call) ?? 0) + 1);
+    });
   }
 
   /** Starts a round. */
@@ -73,6 +78,7 @@ export class TreeTracer {
     this.#trees.clear();
     this.#batchRows = [];
     this.#batchAt = [];
+    this.#calls.clear();
     this.#t0 = performance.now();
     this.#elu0 = performance.eventLoopUtilization();
     this.#writer0 = this.writerStats() ?? { statementsMs: 0, commitMs: 0 };
@@ -150,6 +156,7 @@ export class TreeTracer {
       `  trace: writer busy ${(stmtMs + commitMs).toFixed(0)} ms (statements ${stmtMs.toFixed(0)}, commits ${commitMs.toFixed(0)}) = ${((100 * (stmtMs + commitMs)) / wall).toFixed(0)}% of the round; main thread busy ${elu.active.toFixed(0)} ms = ${(100 * elu.utilization).toFixed(0)}%`,
       `  trace: per parent: writer busy ${((1000 * (stmtMs + commitMs)) / parents).toFixed(1)} us, main thread busy ${((1000 * elu.active) / parents).toFixed(1)} us`,
       `  trace: CPU per parent (schedstat): writer thread ${((1000 * writerCpu) / parents).toFixed(1)} us (+ ${((1000 * writerQueue) / parents).toFixed(1)} us waiting for a core), main thread ${((1000 * mainCpu) / parents).toFixed(1)} us (+ ${((1000 * mainQueue) / parents).toFixed(1)} us waiting)`,
+      `  trace: calls to agents: ${[...this.#calls.entries()].map(([k, n]) => `${k} ${n}`).join(', ')}`,
       `  trace: batches a tree spans, parent insert -> parent end (span:trees) ${dist((t) => t.parentEnded - t.parentInserted + 1)}`,
       `  trace: children inserted after the parent's batch by (batches:trees) ${dist((t) => max(t.childrenInserted) - t.parentInserted)}`,
       `  trace: first task end after the last task insert by ${dist((t) => min(t.tasksEnded) - max(t.tasksInserted))}; last child end after the last task end by ${dist((t) => max(t.childrenEnded) - max(t.tasksEnded))}`,
