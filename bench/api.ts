@@ -5,9 +5,15 @@
  * handler and ends), then gets/s (`GET /v1/commands/:id` of commands that exist, the detail:
  * five keyed reads), each with its p99 latency.
  *
- * Run: `npm run bench -- api`. Env: BENCH_CONNECTIONS (64), BENCH_DURATION_S (10).
+ * Run: `npm run bench -- api`. Env: BENCH_CONNECTIONS (64), BENCH_DURATION_S (10),
+ * BENCH_API_CACHE (the node's `api.detailCacheEntries`: 0 renders every detail anew),
+ * BENCH_API_PROFILE (a directory: the server's CPU profile of the gets phase alone is written there
+ * as `gets.cpuprofile`, for `--cpu-prof`-style analysis without the submits mixed in).
  */
 import { fork } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
+import { join } from 'node:path';
 import { cpus, loadavg } from 'node:os';
 
 import { fileURLToPath } from 'node:url';
@@ -35,7 +41,13 @@ async function server(): Promise<void> {
   const config = parseConfig(
     {
       store: `sqlite:${db.path}`,
-      api: { port: 0, tokens: [{ name: 'bench', role: 'operator', token: TOKEN }] },
+      api: {
+        port: 0,
+        tokens: [{ name: 'bench', role: 'operator', token: TOKEN }],
+        ...(process.env.BENCH_API_CACHE === undefined
+          ? {}
+          : { detailCacheEntries: Number(process.env.BENCH_API_CACHE) }),
+      },
     },
     db.dir,
   );
@@ -47,7 +59,23 @@ async function server(): Promise<void> {
     logger: quiet,
   });
   process.send!({ url: node.url });
+  const profiler = new Session();
   process.on('message', (m) => {
+    if (m === 'profile:start') {
+      profiler.connect();
+      void profiler
+        .post('Profiler.enable')
+        .then(() => profiler.post('Profiler.start'))
+        .then(() => process.send!('profiling'));
+      return;
+    }
+    if (typeof m === 'object' && m !== null && 'profileTo' in m) {
+      void profiler.post('Profiler.stop').then(({ profile }) => {
+        writeFileSync(join(String(m.profileTo), 'gets.cpuprofile'), JSON.stringify(profile));
+        process.send!('profiled');
+      });
+      return;
+    }
     if (m === 'cpu') {
       const u = process.cpuUsage();
       process.send!({ cpuMs: (u.user + u.system) / 1000 });
@@ -91,12 +119,20 @@ async function main(): Promise<void> {
       commands: { id: number }[];
     }
   ).commands.map((c) => c.id);
+  const profileTo = process.env.BENCH_API_PROFILE;
+  const ack = async (message: unknown, answer: string): Promise<void> => {
+    const done = new Promise((resolve) => child.once('message', resolve));
+    child.send(message as string);
+    if ((await done) !== answer) throw new Error(`the server did not answer ${answer}`);
+  };
+  if (profileTo) await ack('profile:start', 'profiling');
   const gets = await run({
     url,
     headers: { authorization: `Bearer ${TOKEN}` },
     requests: ids.slice(0, 100).map((id) => ({ method: 'GET', path: `/v1/commands/${id}` })),
   });
   const cpu2 = await cpu();
+  if (profileTo) await ack({ profileTo }, 'profiled');
   // The server's CPU time per call: what the machine's other load does not change much.
   const submitUs = Math.round(((cpu1 - cpu0) * 1000) / submits.requests.total);
   const getUs = Math.round(((cpu2 - cpu1) * 1000) / gets.requests.total);

@@ -28,7 +28,8 @@
  * sample sizes), `BENCH_NO_RAW`, `BENCH_PG_PROF` (a folder: node 1 runs with `--cpu-prof` there),
  * `BENCH_PG_TRACE` (times every statement the nodes send, by name, and prints the totals),
  * `BENCH_PG_PEERS` (a file holding the output of `npm run bench -- peers`: prints coco's ratio
- * to the peers' figures).
+ * to the peers' figures), `BENCH_PG_PREFILL` (ended commands the schema holds before the measured
+ * runs: the warm-ups' copied, bench/pg-prefill.ts — the cost of a store that has grown).
  */
 import { randomBytes } from 'node:crypto';
 import { cpus } from 'node:os';
@@ -48,6 +49,7 @@ import {
   type PerUnit,
 } from './pg-common.js';
 import { Node, READY_TIMEOUT_MS, RUN_TIMEOUT_MS, children } from './pg-fork.js';
+import { prefillEndedPg } from './pg-prefill.js';
 import {
   cpuSample,
   cpuUse,
@@ -95,6 +97,7 @@ const options = {
   },
   prof: process.env.BENCH_PG_PROF,
   peers: process.env.BENCH_PG_PEERS,
+  prefill: process.env.BENCH_PG_PREFILL ? positiveInt('BENCH_PG_PREFILL', 0) : 0,
 };
 /** Commands (or parents) per raw-store transaction group, as in the SQLite limit. */
 const RAW_PER_BATCH = 100;
@@ -200,6 +203,12 @@ async function measure(pattern: Pattern, n: number): Promise<Result> {
       );
     }
     await Promise.all(nodes.map((node) => node.next('ready', READY_TIMEOUT_MS)));
+    if (options.prefill > 0) {
+      const f = await admin((c) => prefillEndedPg(c, schema, options.prefill));
+      console.log(
+        `  store grown by ${f.added} ended commands (copies of the warm-ups') in ${f.seconds.toFixed(1)} s before the measured runs`,
+      );
+    }
 
     const seconds: number[] = [];
     const perRun: NodeRun[][] = [];

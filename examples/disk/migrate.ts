@@ -23,6 +23,7 @@ import {
   type VolumeRef,
 } from './registry.js';
 import {
+  bytesPerSecond,
   checksumResult,
   chunkBytes,
   copyStage,
@@ -43,6 +44,8 @@ const migrateParams = z.strictObject({
   toVolume: diskName.optional(),
   agent: agentId,
   chunkBytes: chunkBytes.optional(),
+  /** The copy's rate limit, in bytes a second. @default none */
+  bytesPerSecond: bytesPerSecond.optional(),
 });
 /** Parameters of `disk.migrate`. */
 export type DiskMigrateParams = z.infer<typeof migrateParams>;
@@ -103,7 +106,7 @@ export const diskMigrate: CommandType<DiskMigrateParams> = defineCommand({
     ctx.addChild(snapshotStage, { agent, ...source, snapshot: plan.snapshot });
   },
   next(ctx) {
-    const { disk, agent, chunkBytes: chunk } = ctx.params;
+    const { disk, agent, chunkBytes: chunk, bytesPerSecond: rate } = ctx.params;
     const { source, target, sizeBytes, snapshot } = parseRecord(
       migrationPlan,
       ctx.data.get(),
@@ -125,6 +128,7 @@ export const diskMigrate: CommandType<DiskMigrateParams> = defineCommand({
           from: source,
           to: target,
           ...(chunk === undefined ? {} : { chunkBytes: chunk }),
+          ...(rate === undefined ? {} : { bytesPerSecond: rate }),
         });
         break;
       case 3:

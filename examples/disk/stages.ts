@@ -53,6 +53,12 @@ export const chunkBytes = z
   .max(64 * 1024 * 1024);
 
 /**
+ * A copy's rate limit, in bytes a second (the storage agent's own lower bound: one sector a
+ * second). A live migration shares the disks with the machines that use them.
+ */
+export const bytesPerSecond = z.number().int().min(512);
+
+/**
  * Largest volume the pack accepts at submit: a bound of sanity only. Each storage agent refuses
  * volumes over its own cap (`coco agent --max-volume-bytes`, 1 TiB by default) with
  * `VOLUME_TOO_LARGE`, which the pack cannot know at submit.
@@ -141,6 +147,8 @@ const copyParams = z.strictObject({
   from: volumeRef,
   to: volumeRef,
   chunkBytes: chunkBytes.optional(),
+  /** The copy's rate limit. @default none */
+  bytesPerSecond: bytesPerSecond.optional(),
 });
 /** Parameters of stage 3. */
 export type CopyStageParams = z.infer<typeof copyParams>;
@@ -152,7 +160,7 @@ export const copyStage = defineCommand({
   createdBy: ['disk.migrate'],
   schema: copyParams,
   execute(ctx) {
-    const { agent, from, to, chunkBytes: chunk } = ctx.params;
+    const { agent, from, to, chunkBytes: chunk, bytesPerSecond: rate } = ctx.params;
     ctx.expect({ tasks: 1 });
     // Recorded before the task exists: a copy that fails or stops halfway has written part of
     // the target, and only this step knows to remove it.
@@ -164,6 +172,7 @@ export const copyStage = defineCommand({
         from: { ...from },
         to: { ...to },
         ...(chunk === undefined ? {} : { chunkBytes: chunk }),
+        ...(rate === undefined ? {} : { bytesPerSecond: rate }),
       },
     });
   },

@@ -103,6 +103,18 @@ export const configSchema = z
          * rebinding defence); the bound host is always allowed.
          */
         allowedHosts: z.array(z.string().min(1)).default([]),
+        /**
+         * Ended commands whose rendered detail the API keeps for the next read (an ended
+         * command never changes; http/detail-cache.ts); 0 keeps none. @default 10,000
+         */
+        detailCacheEntries: z.number().int().min(0).max(1_000_000).optional(),
+        /**
+         * Behind a reverse proxy (TLS termination): trust its `X-Forwarded-Proto`, `-Host` and
+         * `-For` — `true` for any peer, or the proxies' addresses / CIDR ranges. Needed for the
+         * same-origin check of state-changing calls when browsers see `https://` and the node
+         * `http://`, and for callers' real addresses in the logs. @default false
+         */
+        trustProxy: z.union([z.boolean(), z.array(z.string().min(1)).min(1)]).optional(),
       })
       .strict()
       .default({ host: '127.0.0.1', port: DEFAULT_API_PORT, tokens: [], allowedHosts: [] }),
@@ -185,6 +197,8 @@ export type CocoConfig = Omit<z.output<typeof configSchema>, 'agents' | 'api'> &
     /** The configured tokens (`api.token` included, as an admin token named `token`). */
     readonly tokens: readonly TokenConfig[];
     readonly allowedHosts: readonly string[];
+    readonly detailCacheEntries?: number;
+    readonly trustProxy?: boolean | readonly string[];
   };
   /** The folder relative paths were resolved against (the configuration's). */
   readonly baseDir: string;
@@ -255,12 +269,19 @@ export function parseConfig(
   });
   if (c.api.token !== undefined) tokens.push({ name: 'token', role: 'admin', token: c.api.token });
   if (secretIssues.length > 0) throw invalid(secretIssues);
-  const { host, port, allowedHosts } = c.api;
+  const { host, port, allowedHosts, detailCacheEntries, trustProxy } = c.api;
   return {
     ...c,
     store,
     agents,
-    api: { host, port, tokens, allowedHosts },
+    api: {
+      host,
+      port,
+      tokens,
+      allowedHosts,
+      ...(detailCacheEntries === undefined ? {} : { detailCacheEntries }),
+      ...(trustProxy === undefined ? {} : { trustProxy }),
+    },
     commands: c.commands.map(abs),
     baseDir: resolve(baseDir),
   };

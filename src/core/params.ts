@@ -26,31 +26,50 @@ export function toIssues(issues: readonly StandardSchemaV1.Issue[]): ValidationI
   return issues.map((issue) => ({ path: pathOf(issue), message: issue.message }));
 }
 
-function checkJson(value: unknown, path: string, issues: ValidationIssue[], depth = 0): void {
+/**
+ * Walks `value`, noting what JSON would not keep. `keys` is the path down to it, joined into a
+ * string only for an issue: every submitted command's parameters go through here, so the walk
+ * allocates nothing for valid input (no path strings, no entry arrays, no closures).
+ */
+function checkJson(
+  value: unknown,
+  keys: (string | number)[],
+  issues: ValidationIssue[],
+  depth: number,
+): void {
   if (depth > 64) {
-    issues.push({ path, message: 'nested too deeply (more than 64 levels)' });
+    issues.push({ path: keys.join('.'), message: 'nested too deeply (more than 64 levels)' });
     return;
   }
   if (value === null || typeof value === 'string' || typeof value === 'boolean') return;
   if (typeof value === 'number') {
-    if (!Number.isFinite(value)) issues.push({ path, message: `${value} is not a JSON number` });
+    if (!Number.isFinite(value))
+      issues.push({ path: keys.join('.'), message: `${value} is not a JSON number` });
     return;
   }
   if (Array.isArray(value)) {
-    value.forEach((item, i) =>
-      checkJson(item, path === '' ? String(i) : `${path}.${i}`, issues, depth + 1),
-    );
+    for (let i = 0; i < value.length; i++) {
+      if (!(i in value)) continue; // a hole, as forEach and JSON's own walk skip it
+      keys.push(i);
+      checkJson(value[i], keys, issues, depth + 1);
+      keys.pop();
+    }
     return;
   }
   if (typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype) {
-    for (const [key, item] of Object.entries(value)) {
-      if (item !== undefined)
-        checkJson(item, path === '' ? key : `${path}.${key}`, issues, depth + 1);
+    const record = value as Record<string, unknown>;
+    for (const key in record) {
+      if (!Object.hasOwn(record, key)) continue;
+      const item = record[key];
+      if (item === undefined) continue;
+      keys.push(key);
+      checkJson(item, keys, issues, depth + 1);
+      keys.pop();
     }
     return;
   }
   issues.push({
-    path,
+    path: keys.join('.'),
     message: `a ${typeof value === 'object' ? (value.constructor?.name ?? 'object') : typeof value} is not JSON`,
   });
 }
@@ -61,7 +80,7 @@ function checkJson(value: unknown, path: string, issues: ValidationIssue[], dept
  */
 export function assertJson(value: unknown, what: string): void {
   const issues: ValidationIssue[] = [];
-  checkJson(value, '', issues);
+  checkJson(value, [], issues, 0);
   if (issues.length > 0) throw new ValidationError(what, issues);
 }
 

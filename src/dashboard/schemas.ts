@@ -188,8 +188,32 @@ const detailLists = {
   unloadable: maybeError,
 };
 
-/** `GET /v1/commands/:id`: the summary's fields with the details beside them. */
-export const commandDetails = z.looseObject({ ...commandFields, ...detailLists });
+/** A child's place in its parent's work (`childPositions`): its journal seq, its parent's stage. */
+const childPosition = z.looseObject({
+  id: num,
+  seq: z.optional(z.nullable(num)),
+  stage: z.optional(z.nullable(num)),
+});
+
+/**
+ * `GET /v1/commands/:id`: the summary's fields with the details beside them. A child's `seq`
+ * comes from `childPositions` when the API gives it (children themselves are listed as ids).
+ */
+export const commandDetails = z.pipe(
+  z.looseObject({
+    ...commandFields,
+    ...detailLists,
+    childPositions: z.optional(z.array(childPosition)),
+  }),
+  z.transform((d) => {
+    if (d.childPositions === undefined) return d;
+    const seqs = new Map(d.childPositions.map((p) => [p.id, p.seq ?? null]));
+    return {
+      ...d,
+      children: d.children.map((c) => ({ id: c.id, seq: c.seq ?? seqs.get(c.id) ?? null })),
+    };
+  }),
+);
 /** See {@link commandDetails}. */
 export type CommandDetails = z.infer<typeof commandDetails>;
 

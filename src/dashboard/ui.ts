@@ -121,10 +121,33 @@ export function loading(error: string | null): TemplateResult {
     : html`<p class="notice error" role="alert">${error}</p>`;
 }
 
+/**
+ * The page of one record (a job, a command) until it has loaded: its title, and the loading line
+ * or why it failed.
+ */
+export function loadingPage(title: string, error: string | null): TemplateResult {
+  return html`<section class="page">
+    <header class="page-head"><h1>${title}</h1></header>
+    ${loading(error)}
+  </section>`;
+}
+
+/**
+ * Why the id part of a record's route (`#/jobs/12`) names no record — not a positive whole
+ * number — as the page says it (`"x" is not a job id`); null for a good id.
+ */
+export function badId(part: string | undefined, what: string): string | null {
+  const id = Number(part);
+  return Number.isSafeInteger(id) && id > 0 ? null : `"${part ?? ''}" is not ${what} id`;
+}
+
+/** Whether a view's data is updating: its live stream's state, or polling. */
+export type LiveState = 'live' | 'connecting' | 'polling' | 'off' | 'ended';
+/** The states of a page that follows one record's stream (no polling). */
+export type StreamState = Exclude<LiveState, 'polling'>;
+
 /** The dot saying whether a view's live stream is connected. */
-export function liveDot(
-  state: 'live' | 'connecting' | 'polling' | 'off' | 'ended',
-): TemplateResult {
+export function liveDot(state: LiveState): TemplateResult {
   const title = {
     live: 'updating live',
     polling: 'updating every few seconds',

@@ -469,7 +469,10 @@ export class Engine {
    */
   async prune(request: PruneRequest, onBatch?: OnPruned): Promise<PruneTotals> {
     this.#running();
-    return pruneTrees(this.#o.store, request, this.#o.clock.now(), onBatch);
+    return pruneTrees(this.#o.store, request, this.#o.clock.now(), async (batch) => {
+      if (request.dryRun !== true) this.events.emit('pruned', { rootIds: batch.rootIds });
+      await onBatch?.(batch);
+    });
   }
 
   /** Agents as the engine last saw them (address, up/down, boot id, last seen). */

@@ -86,6 +86,11 @@ export interface EngineEventMap {
    */
   cleared: { readonly commandId: number };
   /**
+   * Retention (`Engine.prune`, not a dry run) deleted these trees: their commands can no
+   * longer be read (the API drops what it kept of them).
+   */
+  pruned: { readonly rootIds: readonly number[] };
+  /**
    * A stored row could not be read, or a command could not be loaded (unknown type, newer
    * version, parameters that do not load). It is left untouched — held until a cancel ends it,
    * or not loaded at all when a row of it cannot be read — unless it had ended or a cancel had

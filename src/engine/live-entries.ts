@@ -81,9 +81,11 @@ export class ChildState {
   }
 }
 
+/** The agentDone bit of LiveTask's flags. */
+const AGENT_DONE = 64;
+
 /** A task as the engine tracks it. */
 export class LiveTask {
-  #agentDone: boolean;
   /**
    * Told once when {@link agentDone} turns true: the admission slot the task holds is free
    * (engine/admission.ts). Null when the task holds no slot.
@@ -91,23 +93,67 @@ export class LiveTask {
   onAgentDone: ((t: LiveTask) => void) | null = null;
   /** First time the agent said it does not know the task (vanish grace period). */
   unknownSince: number | null = null;
+  /** When the agent last acknowledged a stop of this task (null: none yet). */
+  stopSentAt: number | null = null;
+  progress = 0;
+  deadlineTimer: TimerHandle | null = null;
+  /** The task's span while a tracer records it (tracing.ts), else null. */
+  span: Span | null = null;
+
+  // -- flags: one small integer instead of a field each (see LiveCommand's); bit 64 is
+  // agentDone, read and written through its accessor below --
+  #flags = 0;
+
   /**
    * This process sent the task's start: an `unknown` may have been seen before the start arrived
    * (a relayed report is read late), so it starts the grace period instead of ending the task.
    */
-  startSent = false;
-  /** When the agent last acknowledged a stop of this task (null: none yet). */
-  stopSentAt: number | null = null;
+  get startSent(): boolean {
+    return (this.#flags & 1) !== 0;
+  }
+  set startSent(on: boolean) {
+    this.#flags = on ? this.#flags | 1 : this.#flags & ~1;
+  }
+
   /** Cleared on the agent (not stored per task; see CommandRecord.tasksCleared). */
-  cleared = false;
-  progress = 0;
-  dirty = false;
+  get cleared(): boolean {
+    return (this.#flags & 2) !== 0;
+  }
+  set cleared(on: boolean) {
+    this.#flags = on ? this.#flags | 2 : this.#flags & ~2;
+  }
+
+  /** Changed since its last batch (the committer writes it with the next). */
+  get dirty(): boolean {
+    return (this.#flags & 4) !== 0;
+  }
+  set dirty(on: boolean) {
+    this.#flags = on ? this.#flags | 4 : this.#flags & ~4;
+  }
+
   /** Started, with the write of `running` deferred (see Committer.taskStarted). */
-  lazy = false;
-  persisted: boolean;
-  deadlineTimer: TimerHandle | null = null;
-  /** The task's span while a tracer records it (tracing.ts), else null. */
-  span: Span | null = null;
+  get lazy(): boolean {
+    return (this.#flags & 8) !== 0;
+  }
+  set lazy(on: boolean) {
+    this.#flags = on ? this.#flags | 8 : this.#flags & ~8;
+  }
+
+  /** Its row is stored (inserted, or loaded from the store). */
+  get persisted(): boolean {
+    return (this.#flags & 16) !== 0;
+  }
+  set persisted(on: boolean) {
+    this.#flags = on ? this.#flags | 16 : this.#flags & ~16;
+  }
+
+  /** A stop was decided (cancel, fail-fast, deadline); resent after a restart until it ends. */
+  get stopRequested(): boolean {
+    return (this.#flags & 32) !== 0;
+  }
+  set stopRequested(on: boolean) {
+    this.#flags = on ? this.#flags | 32 : this.#flags & ~32;
+  }
 
   readonly command: LiveCommand;
   readonly ordinal: number;
@@ -124,7 +170,6 @@ export class LiveTask {
    * while queued it holds `createdAt + deadlineMs`, moved on by {@link admit}.
    */
   deadlineAt: number | null;
-  stopRequested: boolean;
   readonly createdAt: number;
   endedAt: number | null;
   constructor(
@@ -161,17 +206,18 @@ export class LiveTask {
     this.persisted = persisted;
     // A task stopped by the engine (deadline, cancel) may have ended in the engine's view only;
     // one that succeeded was reported so by its agent, stop or not.
-    this.#agentDone = isTaskEnded(status) && (!stopRequested || status === 'succeeded');
+    if (isTaskEnded(status) && (!stopRequested || status === 'succeeded'))
+      this.#flags |= AGENT_DONE;
   }
 
   /** The agent reported the task ended (or it never existed there), so it may be cleared. */
   get agentDone(): boolean {
-    return this.#agentDone;
+    return (this.#flags & AGENT_DONE) !== 0;
   }
 
   set agentDone(done: boolean) {
-    const was = this.#agentDone;
-    this.#agentDone = done;
+    const was = this.agentDone;
+    this.#flags = done ? this.#flags | AGENT_DONE : this.#flags & ~AGENT_DONE;
     if (done && !was && this.onAgentDone !== null) {
       const release = this.onAgentDone;
       this.onAgentDone = null;

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { ErrorCode } from '../core/errors.js';
 import type { CommandType } from '../core/command-type.js';
 import type { Engine } from '../engine/engine.js';
@@ -27,6 +27,7 @@ import {
   unreadableRow,
 } from './contracts.js';
 import { dashboardRoutes } from './dashboard-route.js';
+import { DetailCache } from './detail-cache.js';
 import { jobRoutes } from './job-routes.js';
 import { nodeRoutes } from './node-routes.js';
 import { openApiDocument } from './openapi.js';
@@ -72,6 +73,16 @@ export interface ApiOptions {
   readonly setLimits?: (limits: AdmissionLimits) => void;
   /** The node's metrics, served at `GET /metrics` (role viewer); none without. */
   readonly metrics?: NodeMetrics | null;
+  /**
+   * Ended commands whose rendered detail is kept for the next read (http/detail-cache.ts); 0
+   * keeps none. @default 10,000
+   */
+  readonly detailCacheEntries?: number;
+  /**
+   * Trust a reverse proxy's `X-Forwarded-*` headers (`true`, or its addresses / CIDR ranges):
+   * the protocol, host and caller address then come from them. @default false
+   */
+  readonly trustProxy?: boolean | readonly string[];
 }
 
 /** The API server, with what a node needs to shut it down. */
@@ -112,7 +123,13 @@ export function buildApi(options: ApiOptions): Api {
     ...(options.logger ? { loggerInstance: options.logger } : { logger: false }),
     bodyLimit: BODY_LIMIT,
     // The access log is written once per call, on response (below), with the caller's name.
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
+    ...(options.trustProxy === undefined
+      ? {}
+      : {
+          trustProxy:
+            typeof options.trustProxy === 'boolean' ? options.trustProxy : [...options.trustProxy],
+        }),
   });
   const served: ServedRoute[] = [];
   app.addHook('onRoute', (route) => {
@@ -188,6 +205,7 @@ export function buildApi(options: ApiOptions): Api {
     streams,
     version: options.version ?? '0',
     setLimits: options.setLimits ?? ((limits) => engine().setLimits(limits)),
+    details: new DetailCache(options.detailCacheEntries),
   };
   nodeRoutes(ctx);
   commandRoutes(ctx);

@@ -154,11 +154,13 @@ export function guard(app: FastifyInstance, options: GuardOptions): void {
       declared === 'public' ||
       (matched && (request.method === 'GET' || request.method === 'HEAD') && isStaticPath(path));
     if (isPublic) return;
-    if (!hostAllowed(request.headers.host, allowed)) {
+    // `request.host`: the Host header, or behind a trusted proxy (api.trustProxy) the host the
+    // client asked for (X-Forwarded-Host).
+    if (!hostAllowed(request.host, allowed)) {
       return refuse(request, reply, {
         status: 421,
         code: ErrorCode.Forbidden,
-        message: `the Host header "${request.headers.host ?? ''}" does not name this server (add it to api.allowedHosts)`,
+        message: `the Host header "${request.host}" does not name this server (add it to api.allowedHosts)`,
       });
     }
     const token = options.tokens.find(request.headers.authorization);
@@ -189,7 +191,7 @@ export function guard(app: FastifyInstance, options: GuardOptions): void {
     request.caller = { name: token.name, role: token.role };
     if (!isStateChanging(request.method)) return;
     const origin = request.headers.origin;
-    if (origin !== undefined && origin !== `${request.protocol}://${request.headers.host ?? ''}`) {
+    if (origin !== undefined && origin !== `${request.protocol}://${request.host}`) {
       return refuse(request, reply, {
         status: 403,
         code: ErrorCode.Forbidden,

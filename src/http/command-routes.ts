@@ -3,8 +3,10 @@
  *
  * @module
  */
+import { context, propagation, trace, type Context } from '@opentelemetry/api';
 import { CocoError, ErrorCode } from '../core/errors.js';
 import type { CommandRecord } from '../core/records.js';
+import { isTerminal } from '../core/states.js';
 import type { CommandDetails } from '../engine/engine.js';
 import {
   cancelAnswer,
@@ -19,6 +21,7 @@ import {
   type CommandSummary,
 } from './contracts.js';
 import type { ApiContext } from './context.js';
+import { ANSWERED } from './routes.js';
 
 /** A command as a list shows it: no parameters, result or tasks. */
 export function summaryOf(c: CommandRecord): CommandSummary {
@@ -53,6 +56,11 @@ export function detailOf(d: CommandDetails): unknown {
     tasks: d.tasks,
     undo: d.undo,
     children: d.children.map((child) => child.id),
+    childPositions: d.children.map((child) => ({
+      id: child.id,
+      seq: child.seq,
+      stage: child.originStage,
+    })),
     unreadableChildren: d.unreadableChildren,
     unloadable: d.unloadable,
     priority: c.priority,
@@ -60,6 +68,16 @@ export function detailOf(d: CommandDetails): unknown {
     queued: d.queued,
     rootQueue: d.rootQueue,
   };
+}
+
+/**
+ * The trace context a submitted command's span nests under: the active one when the server is
+ * instrumented (an HTTP server span already holds the caller's), else the caller's W3C
+ * `traceparent` header through the registered propagator (none registered: no parent).
+ */
+function callerContext(headers: Readonly<Record<string, unknown>>): Context {
+  const active = context.active();
+  return trace.getSpan(active) ? active : propagation.extract(active, headers);
 }
 
 /** A `BAD_REQUEST` for a cursor that is not one of ours. */
@@ -84,7 +102,8 @@ export function commandRoutes(api: ApiContext): void {
       description:
         'Validates the parameters against the type, stores the command and answers 201 with its id once it is durable. ' +
         'With an idempotency key already used for the same type and parameters, answers 200 with the first command; ' +
-        'for another type or other parameters, 409 IDEMPOTENCY_CONFLICT.',
+        'for another type or other parameters, 409 IDEMPOTENCY_CONFLICT. A W3C `traceparent` header makes the ' +
+        "command's span a child of the caller's (with an OpenTelemetry SDK and propagator registered).",
       body: submitBody,
       ok: { status: 201, schema: submitAnswer, also: [200] },
       errors: {
@@ -94,7 +113,7 @@ export function commandRoutes(api: ApiContext): void {
         503: [ErrorCode.EngineStopped],
       },
     },
-    async ({ body, reply }) => {
+    async ({ body, request, reply }) => {
       const type = api.types.get(body.type);
       if (!type) {
         const renamed = api.commands.find((t) => t.aliases.includes(body.type));
@@ -106,12 +125,17 @@ export function commandRoutes(api: ApiContext): void {
           { details: { type: body.type } },
         );
       }
-      const r = await api.engine().submit(type, body.params, {
-        ...(body.idempotencyKey === undefined ? {} : { idempotencyKey: body.idempotencyKey }),
-        ...(body.priority === undefined ? {} : { priority: body.priority }),
-      });
+      const r = await context.with(callerContext(request.headers), () =>
+        api.engine().submit(type, body.params, {
+          ...(body.idempotencyKey === undefined ? {} : { idempotencyKey: body.idempotencyKey }),
+          ...(body.priority === undefined ? {} : { priority: body.priority }),
+        }),
+      );
       // The first command of this idempotency key: nothing new was created.
-      if (r.existing) return reply.code(200).send({ id: r.id });
+      if (r.existing) {
+        void reply.code(200).send({ id: r.id });
+        return ANSWERED;
+      }
       return { id: r.id };
     },
   );
@@ -161,15 +185,31 @@ export function commandRoutes(api: ApiContext): void {
       tag: 'commands',
       summary: "A command's detail",
       description:
-        'The summary with parameters, status history, result, error, tasks, undo steps and child ids.',
+        'The summary with parameters, status history, result, error, tasks, undo steps and child ids. ' +
+        "An ended command's detail never changes: it carries an `ETag`, and a request sending it back in " +
+        '`If-None-Match` is answered 304 with no body.',
       params: idParam,
-      ok: { status: 200, schema: commandDetail },
+      ok: { status: 200, schema: commandDetail, notModified: true },
       errors: { 404: [ErrorCode.CommandNotFound], 500: [ErrorCode.CorruptRow] },
     },
-    async ({ params: { id } }) => {
-      const details = await api.engine().inspect(id);
-      if (!details) throw new CocoError(ErrorCode.CommandNotFound, `command ${id} does not exist`);
-      return detailOf(details);
+    async ({ params: { id }, request, reply }) => {
+      const engine = api.engine();
+      api.details.follow(engine);
+      let kept = api.details.get(id, performance.now());
+      if (kept === undefined) {
+        const details = await engine.inspect(id);
+        if (!details)
+          throw new CocoError(ErrorCode.CommandNotFound, `command ${id} does not exist`);
+        const detail = detailOf(details);
+        const c = details.command;
+        if (!isTerminal(c.status)) return detail;
+        const body = JSON.stringify(detail);
+        kept = { body, etag: api.details.put(id, c.rootId, body, performance.now()) };
+      }
+      void reply.header('etag', kept.etag);
+      if (request.headers['if-none-match'] === kept.etag) void reply.code(304).send();
+      else void reply.code(200).type('application/json; charset=utf-8').send(kept.body);
+      return ANSWERED;
     },
   );
 

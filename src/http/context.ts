@@ -8,6 +8,7 @@ import type { AdmissionLimits } from '../engine/admission.js';
 import type { CommandType } from '../core/command-type.js';
 import type { Engine } from '../engine/engine.js';
 import type { JobMonitor } from '../jobs/monitor.js';
+import type { DetailCache } from './detail-cache.js';
 import type { Routes } from './routes.js';
 import type { Streams } from './sse.js';
 
@@ -24,4 +25,6 @@ export interface ApiContext {
   readonly version: string;
   /** Replaces the admission limits (engine/admission.ts) of this node's engines. */
   readonly setLimits: (limits: AdmissionLimits) => void;
+  /** Ended commands' rendered details (`GET /v1/commands/:id`). */
+  readonly details: DetailCache;
 }

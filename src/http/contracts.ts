@@ -227,6 +227,27 @@ export const commandDetail = commandSummary.extend({
   tasks: z.array(taskRecord),
   undo: z.array(undoRecord),
   children: z.array(z.number().int()).describe('child command ids, in creation order'),
+  childPositions: z
+    .array(
+      z.object({
+        id: z.number().int(),
+        seq: z
+          .number()
+          .int()
+          .nullable()
+          .describe(
+            "its place in the parent's journal, shared with the undo steps' seq (compensation undoes by descending seq)",
+          ),
+        stage: z
+          .number()
+          .int()
+          .nullable()
+          .describe(
+            'the stage of the parent that created it (0: execute; a serial chain has one per stage)',
+          ),
+      }),
+    )
+    .describe("each child's place in its parent's work, in creation order (as children)"),
   unreadableChildren: z.array(unreadableRow),
   unloadable: errorInfo.nullable().describe('why the command is held, if it could not be loaded'),
   priority: z.number().int().describe('admission priority of its tasks (higher first)'),

@@ -17,7 +17,7 @@ import {
   jobTree as jobTreeSchema,
 } from './contracts.js';
 import type { ApiContext } from './context.js';
-import { notFound } from './routes.js';
+import { ANSWERED, notFound } from './routes.js';
 
 /**
  * How often a followed job (server-sent events) is re-read from the job tables, besides the
@@ -200,7 +200,7 @@ export function jobRoutes(api: ApiContext): void {
         for (const off of offs) off();
       });
       await send().catch(() => stream.close());
-      return reply;
+      return ANSWERED;
     },
   );
 
@@ -218,14 +218,14 @@ export function jobRoutes(api: ApiContext): void {
       ok: { status: 200, schema: 'sse' },
       errors: { 404: [ErrorCode.NotFound] },
     },
-    async ({ reply }) => {
+    ({ reply }) => {
       const m = monitor();
       const stream = api.streams.open(reply);
       // A comment first: the client sees the stream open before the first change.
       reply.raw.write(': coco job events\n\n');
       const off = m.on('job', (job) => void stream.send('job', JSON.stringify(job)));
       stream.onClose(off);
-      return reply;
+      return ANSWERED;
     },
   );
 }

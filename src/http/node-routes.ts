@@ -17,6 +17,7 @@ import {
 } from './contracts.js';
 import type { ApiContext } from './context.js';
 import { Readiness } from './readiness.js';
+import { ANSWERED } from './routes.js';
 import { z } from 'zod';
 
 const nodeInfo = z.object({
@@ -55,10 +56,10 @@ export function nodeRoutes(api: ApiContext): void {
         'Public (no token): it says nothing but the state.',
       ok: { status: 200, schema: health, also: [503] },
     },
-    async ({ reply }) => {
+    ({ reply }) => {
       const e = api.engine();
       const ok = e.state === 'running';
-      return reply.code(ok ? 200 : 503).send({
+      void reply.code(ok ? 200 : 503).send({
         ok,
         state: e.state,
         ...(e.haltError ? { haltedBy: { code: e.haltError.code } } : {}),
@@ -66,6 +67,7 @@ export function nodeRoutes(api: ApiContext): void {
         nodeId: e.nodeId,
         version: api.version,
       });
+      return ANSWERED;
     },
   );
 
@@ -83,11 +85,12 @@ export function nodeRoutes(api: ApiContext): void {
     },
     async ({ reply }) => {
       const reason = await readiness.reason();
-      return reply.code(reason === null ? 200 : 503).send({
+      void reply.code(reason === null ? 200 : 503).send({
         ready: reason === null,
         nodeId: api.engine().nodeId,
         ...(reason ? { reason } : {}),
       });
+      return ANSWERED;
     },
   );
 

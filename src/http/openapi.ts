@@ -121,6 +121,10 @@ export function openApiDocument(
           description: 'success',
           content: { 'application/json': { schema: ref(name) } },
         };
+      if (spec.ok.notModified === true)
+        responses['304'] = {
+          description: 'not modified: the ETag sent in If-None-Match is still the answer',
+        };
     }
     const errors: Record<number, string[]> = {};
     const addError = (status: number, code: string): void => {

@@ -31,6 +31,8 @@ export interface RouteSpec {
     readonly schema: z.ZodType | 'sse';
     /** Other success statuses with the same answer. */
     readonly also?: readonly number[];
+    /** Answers 304 with no body when `If-None-Match` holds the answer's current `ETag`. */
+    readonly notModified?: boolean;
   };
   /** Other answers besides the access hook's (401, 403, 415, 421): status → error codes. */
   readonly errors?: Readonly<Record<number, readonly string[]>>;
@@ -77,6 +79,14 @@ export function parse<S extends z.ZodType>(schema: S, value: unknown, what: stri
   return result.data;
 }
 
+/**
+ * What a handler returns when it answered itself (`reply.code(…).send(…)`, a 304, an open event
+ * stream). A handler must not return the reply: fastify's reply is a thenable, so an async
+ * function returning it resolves only when the response is finished, with `undefined` — the
+ * route would then answer a second time (fastify logs "Reply was already sent" at warn).
+ */
+export const ANSWERED: unique symbol = Symbol('answered by the handler');
+
 /** A route's input, parsed by its contracts. */
 export interface RouteInput<P, Q, B> {
   readonly params: P;
@@ -105,7 +115,7 @@ export class Routes {
   /**
    * Registers a route: its input parsed by its contracts (a `BAD_REQUEST` naming each bad field
    * otherwise), errors answered with their code's status. The handler returns the answer (sent
-   * with `ok.status`), or the reply when it answered itself (a stream).
+   * with `ok.status`), or {@link ANSWERED} when it answered itself (another status, a stream).
    */
   add<S extends RouteSpec>(
     spec: S,
@@ -132,7 +142,7 @@ export class Routes {
             reply,
           };
           const answer = await handler(input);
-          if (answer === reply) return reply;
+          if (answer === ANSWERED) return reply;
           return await reply.code(spec.ok.status).send(answer);
         } catch (error) {
           if (reply.sent) {

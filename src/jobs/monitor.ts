@@ -316,7 +316,11 @@ export class JobMonitor {
   }
 
   #armProgress(): void {
-    if (this.#progressTimer || this.#progressDue) return;
+    if (this.#progressDue) {
+      this.#schedule(); // due already: the write to come takes this report too
+      return;
+    }
+    if (this.#progressTimer) return;
     this.#progressTimer = this.#clock.setTimer(this.#progressMs, () => {
       this.#progressTimer = null;
       this.#progressDue = true;
@@ -384,6 +388,12 @@ export class JobMonitor {
       if (progress) {
         f.foldProgress(this.#progress.values());
         this.#progress.clear();
+        // A batch took the reports along before their timer fired: that timer has nothing left
+        // to write. Left armed, it would set #progressDue with no report pending, and the
+        // reports that follow (#armProgress returns while #progressDue is set) would wait for
+        // the next batch — for a long task, its end.
+        this.#progressTimer?.cancel();
+        this.#progressTimer = null;
         this.#progressDue = false;
       }
       f.afterFold();

@@ -227,6 +227,10 @@ export async function startNode(options: NodeOptions): Promise<CocoNode> {
     },
     metrics,
     ...(options.version ? { version: options.version } : {}),
+    ...(config.api.detailCacheEntries === undefined
+      ? {}
+      : { detailCacheEntries: config.api.detailCacheEntries }),
+    ...(config.api.trustProxy === undefined ? {} : { trustProxy: config.api.trustProxy }),
   });
   let url: string | null = null;
   if (listen) {

@@ -126,6 +126,31 @@ describe('state changes: same-origin JSON only, and refusals change nothing', ()
     expect((await api.node.engine.list()).commands.length).toBe(before);
   });
 
+  it("behind a TLS proxy (api.trustProxy) the browser's https origin is the node's own; without, it is refused", async () => {
+    const proxied = {
+      origin: 'https://coco.example',
+      'x-forwarded-proto': 'https',
+      'x-forwarded-host': 'coco.example',
+    };
+    const direct = await api.call('POST', '/v1/commands', { body: submit, headers: proxied });
+    expect(direct.status).toBe(403);
+    const behind = await startApiNode({
+      api: { trustProxy: ['127.0.0.1'], allowedHosts: ['coco.example'] },
+    });
+    try {
+      const ok = await behind.call('POST', '/v1/commands', { body: submit, headers: proxied });
+      expect(ok.status).toBe(201);
+      // The forwarded host is the one checked against DNS rebinding.
+      const rebound = await behind.call('POST', '/v1/commands', {
+        body: submit,
+        headers: { ...proxied, 'x-forwarded-host': 'evil.example', origin: 'https://evil.example' },
+      });
+      expect(rebound.status).toBe(421);
+    } finally {
+      await behind.close();
+    }
+  });
+
   it('refuses a cross-origin call with 403 (a web page the operator opens cannot submit or cancel)', async () => {
     const { id } = await api.node.engine.submit(work, { tasks: 1, verb: 'hold', key: 'origin' });
     const before = (await api.node.engine.list()).commands.length;

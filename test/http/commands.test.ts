@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agentList, commandDetail, commandPage, jobPage } from '../../src/http/contracts.js';
 import { TOKENS } from '../support/api.js';
-import { codeOf, hold, startApiNode, work, type ApiNode } from './support.js';
+import { chain, codeOf, hold, startApiNode, work, type ApiNode } from './support.js';
 
 let api: ApiNode;
 beforeAll(async () => {
@@ -21,7 +21,7 @@ describe('submit', () => {
     const r = await api.call('POST', '/v1/commands', { body: { type: 'no.such', params: {} } });
     expect(r.status).toBe(400);
     expect(codeOf(r.body)).toBe('UNKNOWN_COMMAND_TYPE');
-    expect(JSON.stringify(r.body)).toContain('known: api.other, api.work');
+    expect(JSON.stringify(r.body)).toContain('known: api.chain, api.other, api.work');
   });
 
   it('bad parameters: 400 PARAMETERS_INVALID naming the field; a bad body: 400 BAD_REQUEST', async () => {
@@ -111,6 +111,24 @@ describe('detail, unknown ids, cancel', () => {
     expect(d.statusHistory.map((h) => h.at)).toEqual([...d.statusHistory.map((h) => h.at)].sort());
     // Exactly the contract's fields.
     expect(Object.keys(r.body as object).sort()).toEqual(Object.keys(commandDetail.shape).sort());
+  });
+
+  it("the detail gives each child's place: its journal seq (shared with undo steps) and stage", async () => {
+    const { id } = await api.node.engine.submit(chain, {});
+    expect((await api.node.engine.waitFor(id)).status).toBe('succeeded');
+    const d = commandDetail.parse((await api.call('GET', `/v1/commands/${id}`)).body);
+    expect(d.children).toHaveLength(2);
+    expect(d.childPositions.map((p) => p.id)).toEqual(d.children);
+    expect(d.childPositions.map((p) => p.stage)).toEqual([0, 1]);
+    // The undo step the second stage recorded sits between the two children in the journal.
+    const [first, second] = d.childPositions.map((p) => p.seq!);
+    expect(d.undo.map((u) => u.name)).toEqual(['between']);
+    expect(d.undo[0]!.seq).toBeGreaterThan(first!);
+    expect(d.undo[0]!.seq).toBeLessThan(second!);
+    const inspected = await api.node.engine.inspect(id);
+    expect(d.childPositions).toEqual(
+      inspected!.children.map((c) => ({ id: c.id, seq: c.seq, stage: c.originStage })),
+    );
   });
 
   it("a handler's ctx.log carries the command's id, type and root", async () => {
@@ -236,5 +254,51 @@ describe('GET /v1/events', () => {
     expect(seen.filter((j) => j.id === id).map((j) => j.status)).toContain('running');
     expect(seen.filter((j) => j.id === id).at(-1)?.status).toBe('succeeded');
     controller.abort();
+  });
+});
+
+describe("an ended command's detail, kept", () => {
+  it('is answered again from what was rendered, with an ETag (304 when sent back); live ones are not kept; retention drops it', async () => {
+    const own = await startApiNode();
+    try {
+      const get = (id: number, headers: Record<string, string> = {}): Promise<Response> =>
+        fetch(`${own.url}/v1/commands/${id}`, {
+          headers: { authorization: `Bearer ${TOKENS.viewer}`, ...headers },
+        });
+      const { id: live } = await own.node.engine.submit(work, {
+        tasks: 1,
+        verb: 'hold',
+        key: 'kept',
+      });
+      const running = await get(live);
+      expect(running.status).toBe(200);
+      expect(running.headers.get('etag')).toBeNull();
+      expect(commandDetail.parse(await running.json()).status).not.toBe('succeeded');
+      hold.release('kept');
+      await own.node.engine.waitFor(live);
+      // The live detail was not kept: the ended one is read.
+      const ended = await get(live);
+      const etag = ended.headers.get('etag');
+      expect(etag).toMatch(/^"\d+-\d+-[0-9a-z]+"$/);
+      expect(ended.headers.get('content-type')).toBe('application/json; charset=utf-8');
+      const first = await ended.text();
+      expect(commandDetail.parse(JSON.parse(first)).status).toBe('succeeded');
+      const again = await get(live);
+      expect(again.headers.get('etag')).toBe(etag);
+      expect(await again.text()).toBe(first);
+      const notModified = await get(live, { 'if-none-match': etag! });
+      expect(notModified.status).toBe(304);
+      expect(await notModified.text()).toBe('');
+      expect((await get(live, { 'if-none-match': '"other"' })).status).toBe(200);
+      // Retention deletes the tree: what was kept of it goes too.
+      const pruned = await own.call('POST', '/v1/admin/prune', { body: { olderThanMs: 0 } });
+      expect(pruned.status).toBe(200);
+      expect(pruned.body).toMatchObject({ commands: 1 });
+      const gone = await get(live);
+      expect(gone.status).toBe(404);
+      expect(codeOf(await gone.json())).toBe('COMMAND_NOT_FOUND');
+    } finally {
+      await own.close();
+    }
   });
 });

@@ -1,22 +1,23 @@
 /**
- * Readiness on PostgreSQL: false while the store does not answer (with the reason), false on a
- * node whose lease was lost while it rejoins, true again once it has. Node A reaches the
- * database through a cutting proxy; node B, direct, fences A while the proxy refuses A.
+ * Readiness on PostgreSQL, with real `coco serve` processes: false while the store does not
+ * answer (with the reason), false on a node whose lease was lost while it rejoins, true again
+ * once it has. Node A reaches the database through a cutting proxy (in this process); node B,
+ * direct, fences A while the proxy refuses A.
  */
+import { rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { inProcessAgents } from '../../src/brokers/in-process/broker.js';
-import { parseConfig } from '../../src/config/config.js';
-import { startNode, type CocoNode } from '../../src/server/node.js';
 import { CuttingProxy, until } from '../store-conformance/pg-harness.js';
+import { freePort, startServeProcess, type CocoProcess } from '../e2e/support.js';
 import { authGet, testTokens } from '../support/api.js';
+import { tempDir } from '../support/harness.js';
 import { adminQuery, describePg, freshSchema, PG_URL } from '../support/pg.js';
 
-const quiet = { debug() {}, info() {}, warn() {}, error() {} };
-
-describePg('readiness on PostgreSQL', () => {
+describePg('readiness on PostgreSQL (real node processes)', () => {
   const fresh = freshSchema('coco_ready');
   const proxy = new CuttingProxy();
-  const nodes: CocoNode[] = [];
+  const dir = tempDir('coco-ready-');
+  const nodes: CocoProcess[] = [];
   let proxied = '';
 
   const storeUrl = (base: string): string => {
@@ -26,28 +27,29 @@ describePg('readiness on PostgreSQL', () => {
     u.searchParams.set('leaseMs', '1500');
     return u.toString();
   };
-  const start = async (base: string, nodeId: string): Promise<CocoNode> => {
-    const config = parseConfig(
-      {
+  /** Starts `coco serve` as node `nodeId` on the store at `base`; resolves with its API URL. */
+  const start = async (base: string, nodeId: string): Promise<string> => {
+    const port = await freePort();
+    const config = join(dir, `${nodeId}.json`);
+    writeFileSync(
+      config,
+      JSON.stringify({
         store: storeUrl(base),
         nodeId,
-        api: { port: 0, tokens: testTokens() },
+        api: { port, tokens: testTokens() },
+        // An agent nobody runs: the node needs one configured, and never reaches it here.
+        agents: [{ id: 'h1', url: 'http://127.0.0.1:9', secret: 'readiness-test-secret-0123' }],
         tuning: { agentCallTimeoutMs: 400 },
-      },
-      process.cwd(),
+      }),
     );
-    const node = await startNode({
-      config,
-      commands: [],
-      broker: inProcessAgents(['a1']),
-      logger: quiet,
-    });
-    nodes.push(node);
-    return node;
+    nodes.push(await startServeProcess(config, { COCO_LOG_LEVEL: 'info' }));
+    return `http://127.0.0.1:${port}`;
   };
-  const ready = async (node: CocoNode): Promise<{ ready: boolean; reason?: string }> => {
-    const res = await authGet(`${node.url!}/v1/ready`);
-    const body = (await res.json()) as { ready: boolean; reason?: string };
+  const ready = async (
+    url: string,
+  ): Promise<{ ready: boolean; nodeId: string; reason?: string }> => {
+    const res = await authGet(`${url}/v1/ready`);
+    const body = (await res.json()) as { ready: boolean; nodeId: string; reason?: string };
     expect(res.status).toBe(body.ready ? 200 : 503);
     return body;
   };
@@ -57,9 +59,13 @@ describePg('readiness on PostgreSQL', () => {
   });
   afterAll(async () => {
     proxy.refuse = false;
-    for (const n of nodes) await n.close().catch(() => undefined);
+    for (const n of nodes) {
+      n.child.kill('SIGTERM');
+      await n.exited;
+    }
     await proxy.stop();
     await fresh.drop();
+    rmSync(dir, { recursive: true, force: true });
   });
 
   it('is false while the store is unreachable and after the lease was lost, true once rejoined', async () => {
@@ -109,7 +115,7 @@ describePg('readiness on PostgreSQL', () => {
       },
       30_000,
     );
-    expect(a.engine.nodeId).toMatch(/^ready-a-r\d+$/);
+    expect((await ready(a)).nodeId).toMatch(/^ready-a-r\d+$/);
     expect([...reasons].join(' | ')).toMatch(/LEASE_LOST|rejoining/);
   }, 90_000);
 });

@@ -39,6 +39,25 @@ export const work = defineCommand({
   },
 });
 
+/**
+ * A serial chain of two `api.work` children, with an undo step recorded between them (the
+ * second stage's): what a child's place in its parent's journal tells apart.
+ */
+export const chain = defineCommand({
+  name: 'api.chain',
+  schema: z.object({}),
+  execute(ctx) {
+    ctx.expect({ children: 2 });
+    ctx.addChild(work, { note: 'first' });
+  },
+  next(ctx) {
+    if (ctx.command.stage !== 1) return;
+    ctx.addUndo('between');
+    ctx.addChild(work, { note: 'second' });
+  },
+  undo: { between() {} },
+});
+
 /** A second type, for the type filter. */
 export const other = defineCommand({
   name: 'api.other',
@@ -90,7 +109,7 @@ export async function startApiNode(
   );
   const node = await startNode({
     config,
-    commands: options.commands ?? [work, other],
+    commands: options.commands ?? [work, other, chain],
     broker: inProcessAgents(['a1'], { verbs: hold.verbs }),
     logger,
   });

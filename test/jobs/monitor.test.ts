@@ -1,9 +1,11 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import { ManualClock } from '../../src/core/clock.js';
 import { defineCommand } from '../../src/core/command-type.js';
+import type { Engine } from '../../src/engine/engine.js';
 import type { Job, Step } from '../../src/jobs/port.js';
 import { Journal, testCommands } from '../support/commands.js';
-import { assertNoLeakedEngines, holdVerbs, settled } from '../support/harness.js';
+import { assertNoLeakedEngines, gate, holdVerbs, settled } from '../support/harness.js';
 import { expectTruthful, flatten, recordJobProgress, startMonitored, whenJob } from './support.js';
 
 afterEach(assertNoLeakedEngines);
@@ -23,6 +25,49 @@ function progressVerbs() {
     },
   };
 }
+
+/**
+ * `stepped`: one task that reports the progress the test gives it, until the test finishes it.
+ * `running` resolves when the agent runs it.
+ */
+function steppedVerb() {
+  const started = gate<(percent: number) => void>();
+  const done = gate();
+  return {
+    verbs: {
+      stepped: async (_args: unknown, ctx: { progress(percent: number): void }) => {
+        started.open((percent) => ctx.progress(percent));
+        await done.promise;
+        return null;
+      },
+    },
+    running: started.promise,
+    finish: () => done.open(),
+  };
+}
+
+/** Resolves when the engine has emitted the agent's report of `percent` for a task. */
+function reported(engine: Engine, percent: number): Promise<void> {
+  return new Promise((resolve) => {
+    const off = engine.on('progress', (r) => {
+      if (r.progress !== percent) return;
+      off();
+      resolve();
+    });
+  });
+}
+
+/** `promise`, or a rejection naming `what` if it takes longer than `ms` (a bound, never a wait). */
+function within<T>(ms: number, what: string, promise: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
+
+/** Lets the macrotasks already queued run (the monitor's scheduled write, on `setImmediate`). */
+const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 function nonDecreasing(values: readonly number[]): boolean {
   return values.every((v, i) => i === 0 || v >= values[i - 1]!);
@@ -153,6 +198,59 @@ describe('job monitor: jobs and steps', () => {
       expect(jobProgress.some((p) => p > 0 && p < 100)).toBe(true);
       expect(nonDecreasing(jobProgress)).toBe(true);
       expect(jobProgress.at(-1)).toBe(100);
+    } finally {
+      await m.cleanup();
+    }
+  });
+
+  it("writes a running task's later progress after a batch wrote its first report before the flush timer fired", async () => {
+    // The engine commits a batch while a progress report waits for the flush timer (here a
+    // task's `running` write of another command): the batch's write takes the report along. The
+    // timer must not then leave the next reports waiting for a batch that may come only when the
+    // task ends (seen: a copy at 0 % in the job tree for 20 s, its agent reporting all along).
+    const t = testCommands(new Journal());
+    const clock = new ManualClock(Date.now());
+    const agent = steppedVerb();
+    const m = await startMonitored(
+      { commands: t.all, verbs: agent.verbs },
+      { clock, progressFlushMs: 100 },
+    );
+    try {
+      const { id } = await m.env.engine.submit(t.leaf, { name: 'copy', verb: 'stepped' });
+      const report = await agent.running;
+      const taskShows = (ok: (task: Step) => boolean) =>
+        whenJob(m.monitor, id, (tree) => {
+          const task = tree.root?.tasks[0];
+          return task !== undefined && ok(task);
+        });
+      await taskShows((task) => task.status === 'running');
+
+      // A report arms the flush timer; a batch (another root) writes it before the timer fires.
+      report(10);
+      await reported(m.env.engine, 10);
+      await m.env.engine.submit(t.leaf, { name: 'other', tasks: 0 });
+      await within(
+        5_000,
+        'the first report',
+        taskShows((task) => task.progress === 10),
+      );
+      clock.advance(100); // the timer armed by the first report: nothing is left to write
+      await turn();
+      await turn();
+
+      // The next report is written by its own timer, with no batch to carry it.
+      report(60);
+      await reported(m.env.engine, 60);
+      clock.advance(100);
+      const tree = await within(
+        5_000,
+        'the second report',
+        taskShows((task) => task.progress === 60),
+      );
+      expect(tree.root!.tasks[0]!.status).toBe('running');
+      expect(tree.job.progress).toBe(60);
+      agent.finish();
+      await m.env.engine.waitFor(id);
     } finally {
       await m.cleanup();
     }

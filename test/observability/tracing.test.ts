@@ -6,7 +6,8 @@
  */
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { context, trace } from '@opentelemetry/api';
+import { context, propagation, trace } from '@opentelemetry/api';
+import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import {
   BasicTracerProvider,
@@ -23,7 +24,9 @@ import { storageVerbs } from '../../src/reference-agent/storage/verbs.js';
 import { sqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import { diskCommands, diskCreate, diskMigrate } from '../../examples/disk/index.js';
 import { Journal, testCommands } from '../support/commands.js';
+import { TOKENS } from '../support/api.js';
 import { FAST, assertNoLeakedEngines, holdVerbs, startEnv, tempDir } from '../support/harness.js';
+import { startApiNode } from '../http/support.js';
 
 const SECRET = 'tracing-test-agent-secret-0123456789';
 const silent = { debug() {}, info() {}, warn() {}, error() {} };
@@ -214,6 +217,32 @@ describe('traces', () => {
     // The handlers after the restart (the child's and the group's onSuccess) too.
     expect(parentOf(one(spans, (s) => s.name === 'test.group onSuccess'))).toBe(idOf(resumedRoot));
     await restarted.cleanup();
+  });
+
+  it("a command submitted through the API with a traceparent header nests under the caller's span", async () => {
+    propagation.setGlobalPropagator(new W3CTraceContextPropagator());
+    cleanups.push(async () => propagation.disable());
+    const api = await startApiNode();
+    cleanups.push(() => api.close());
+    const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
+    const callerSpan = '00f067aa0ba902b7';
+    const r = await fetch(`${api.url}/v1/commands`, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${TOKENS.operator}`,
+        'content-type': 'application/json',
+        traceparent: `00-${traceId}-${callerSpan}-01`,
+      },
+      body: JSON.stringify({ type: 'api.work', params: { tasks: 1 } }),
+    });
+    expect(r.status).toBe(201);
+    const { id } = (await r.json()) as { id: number };
+    await api.node.engine.waitFor(id);
+    await spansSettled((spans) => spans.some((s) => s.name === 'command api.work'));
+    const span = one(exporter.getFinishedSpans(), (s) => s.name === 'command api.work');
+    expect(span.spanContext().traceId).toBe(traceId);
+    expect(parentOf(span)).toBe(callerSpan);
+    expect(parseTraceParent((await api.node.engine.get(id))!.traceContext)?.traceId).toBe(traceId);
   });
 
   it('without a registered SDK nothing is recorded or stored', async () => {

@@ -147,6 +147,46 @@ describe('volume.copy', () => {
     expect(partial.equals(readFileSync(vol('sd1', 'v1')).subarray(0, partial.length))).toBe(true);
   });
 
+  it('keeps to bytesPerSecond: never ahead of the rate, the same data', async () => {
+    const sourceSha = await filled('sd1', 'v1', 'seed-2');
+    const rate = 6 * MiB;
+    const began = performance.now();
+    const result = await run('volume.copy', {
+      from: { domain: 'sd1', volume: 'v1' },
+      to: { domain: 'sd2', volume: 'v1' },
+      chunkBytes: CHUNK,
+      bytesPerSecond: rate,
+    });
+    const elapsed = performance.now() - began;
+    expect(result).toEqual({ sha256: sourceSha, bytes: SIZE });
+    // The last chunk is read once the bytes before it are due at the rate (pauses under 10 ms
+    // are left to add up, so the copy may be that much ahead).
+    const lastChunkAt = Math.floor((SIZE - 1) / CHUNK) * CHUNK;
+    expect(elapsed).toBeGreaterThanOrEqual((lastChunkAt / rate) * 1000 - 10);
+  });
+
+  it('ends a rate-limit pause at once when stopped: CANCELLED, not after the pause', async () => {
+    await filled('sd1', 'v1', 'seed-1');
+    // At 512 bytes a second the pause after the first chunk would last over eight minutes.
+    const { ctx } = context((p, abort) => {
+      if (p > 0) abort();
+    });
+    const error = await failure(
+      run(
+        'volume.copy',
+        {
+          from: { domain: 'sd1', volume: 'v1' },
+          to: { domain: 'sd2', volume: 'v1' },
+          chunkBytes: CHUNK,
+          bytesPerSecond: 512,
+        },
+        ctx,
+      ),
+    );
+    expect(error.code).toBe('CANCELLED');
+    expect(error.details).toMatchObject({ bytes: CHUNK, total: SIZE });
+  });
+
   it('fails with VOLUME_NOT_FOUND when the source is missing', async () => {
     const error = await failure(
       run('volume.copy', {
@@ -272,6 +312,16 @@ describe('argument checks', () => {
     const error = rejected('volume.create', { domain: bad, volume: 'v1', sizeBytes: 1 });
     expect(error.code).toBe('TASK_REJECTED');
     expect(error.message).toContain(field);
+  });
+
+  it.each([0, 511, 1.5, -1])('refuses a copy rate of %j bytes a second', (rate) => {
+    const error = rejected('volume.copy', {
+      from: { domain: 'sd1', volume: 'v1' },
+      to: { domain: 'sd2', volume: 'v1' },
+      bytesPerSecond: rate,
+    });
+    expect(error.code).toBe('TASK_REJECTED');
+    expect(error.message).toContain('bytesPerSecond');
   });
 
   it('refuses bad volume and snapshot names, nested ones too, in every verb', () => {

@@ -6,7 +6,12 @@
 import { describe, expect, it } from 'vitest';
 import { EventParser } from '../../src/dashboard/event-parser.js';
 import { duration } from '../../src/dashboard/format.js';
-import type { CommandDetails, JobTree, Step } from '../../src/dashboard/schemas.js';
+import {
+  commandDetails,
+  type CommandDetails,
+  type JobTree,
+  type Step,
+} from '../../src/dashboard/schemas.js';
 import { undoOrder } from '../../src/dashboard/views/compensation.js';
 import { met, treeRows } from '../../src/dashboard/views/tree.js';
 
@@ -180,6 +185,39 @@ describe('the compensation order', () => {
       'releaseTarget',
       'unlock',
     ]);
+  });
+
+  it("takes each child's seq from the API's childPositions: an undo step recorded after a child undoes first", () => {
+    // As GET /v1/commands/:id answers: children as ids, their journal places beside them.
+    const root = commandDetails.parse({
+      ...details(1, [
+        { ordinal: 0, seq: 0, name: 'unlock', status: 'done' },
+        { ordinal: 1, seq: 3, name: 'release', status: 'done' },
+      ]),
+      children: [2, 3],
+      childPositions: [
+        { id: 2, seq: 1, stage: 0 },
+        { id: 3, seq: 2, stage: 1 },
+      ],
+    });
+    expect(root.children).toEqual([
+      { id: 2, seq: 1 },
+      { id: 3, seq: 2 },
+    ]);
+    const all = new Map([
+      [1, root],
+      [2, details(2, [{ ordinal: 0, seq: 0, name: 'removeSnapshot', status: 'done' }])],
+      [3, details(3, [{ ordinal: 0, seq: 0, name: 'removeTarget', status: 'done' }])],
+    ]);
+    expect(undoOrder(1, all, () => true).map((e) => e.name)).toEqual([
+      'release',
+      'removeTarget',
+      'removeSnapshot',
+      'unlock',
+    ]);
+    // Without the positions (an older node), children go after the undo steps.
+    const idsOnly = commandDetails.parse({ ...root, childPositions: undefined, children: [2, 3] });
+    expect(idsOnly.children.map((c) => c.seq)).toEqual([null, null]);
   });
 
   it('leaves out children that take no part, and does not number steps not run', () => {

@@ -13,6 +13,7 @@ import { jobTree, type CommandDetails, type JobTree, type Step } from '../schema
 import { follow } from '../sse.js';
 import { app, describe } from '../state.js';
 import {
+  badId,
   badge,
   bar,
   cancelButton,
@@ -21,7 +22,8 @@ import {
   isEnded,
   jobLink,
   liveDot,
-  loading,
+  loadingPage,
+  type StreamState,
   value,
 } from '../ui.js';
 import { commandSteps, taskSteps } from './tree.js';
@@ -39,15 +41,15 @@ export class CommandView implements View {
   #command: CommandDetails | null = null;
   #tree: JobTree | null = null;
   #error: string | null = null;
-  #live: 'live' | 'connecting' | 'off' | 'ended' = 'connecting';
+  #live: StreamState = 'connecting';
   #readAt = 0;
   #timer: ReturnType<typeof setTimeout> | null = null;
   readonly #abort = new AbortController();
 
   constructor(route: Route) {
     this.#id = Number(route.parts[0]);
-    if (!Number.isSafeInteger(this.#id) || this.#id <= 0) {
-      this.#error = `"${route.parts[0] ?? ''}" is not a command id`;
+    this.#error = badId(route.parts[0], 'a command');
+    if (this.#error !== null) {
       this.#live = 'off';
       return;
     }
@@ -122,11 +124,7 @@ export class CommandView implements View {
 
   render(): TemplateResult {
     const c = this.#command;
-    if (!c)
-      return html`<section class="page">
-        <header class="page-head"><h1>Command ${this.#id}</h1></header>
-        ${loading(this.#error)}
-      </section>`;
+    if (!c) return loadingPage(`Command ${this.#id}`, this.#error);
     const now = app.now;
     const progress = this.#tree ? taskSteps(this.#tree) : new Map<string, Step>();
     const steps = this.#tree ? commandSteps(this.#tree) : new Map<number, Step>();
@@ -286,6 +284,7 @@ export class CommandView implements View {
           : html`<table class="grid" aria-label="children">
               <thead>
                 <tr>
+                  <th class="num" title="place in the journal, shared with the undo steps">Seq</th>
                   <th class="num">Id</th>
                   <th>Type</th>
                   <th>Status</th>
@@ -295,7 +294,8 @@ export class CommandView implements View {
               <tbody>
                 ${c.children.map((ch) => {
                   const s = steps.get(ch.id);
-                  return html`<tr>
+                  return html`<tr data-child=${ch.id}>
+                    <td class="num seq">${ch.seq ?? '—'}</td>
                     <td class="num">${commandLink(ch.id)}</td>
                     <td class="mono">${s?.name ?? '—'}</td>
                     <td>
@@ -308,6 +308,7 @@ export class CommandView implements View {
                 ${(c.unreadableChildren ?? []).map(
                   (u) =>
                     html`<tr class="unreadable">
+                      <td class="num">—</td>
                       <td class="num">${u.commandId ?? '?'}</td>
                       <td colspan="3">cannot be read — ${errorLine(u.error)}</td>
                     </tr>`,

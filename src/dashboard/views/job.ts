@@ -14,6 +14,7 @@ import { jobTree, type CommandDetails, type JobTree } from '../schemas.js';
 import { follow } from '../sse.js';
 import { app, describe } from '../state.js';
 import {
+  badId,
   badge,
   bar,
   cancelButton,
@@ -21,7 +22,8 @@ import {
   errorLine,
   isEnded,
   liveDot,
-  loading,
+  loadingPage,
+  type StreamState,
 } from '../ui.js';
 import { undoOrder, type UndoEntry } from './compensation.js';
 import { commandSteps, met, treeRows, type Count, type TreeRow } from './tree.js';
@@ -38,7 +40,7 @@ export class JobView implements View {
   readonly #id: number;
   #tree: JobTree | null = null;
   #error: string | null = null;
-  #live: 'live' | 'connecting' | 'off' | 'ended' = 'connecting';
+  #live: StreamState = 'connecting';
   #details = new Map<number, CommandDetails>();
   #detailsAt = 0;
   #detailsTimer: ReturnType<typeof setTimeout> | null = null;
@@ -49,8 +51,8 @@ export class JobView implements View {
 
   constructor(route: Route) {
     this.#id = Number(route.parts[0]);
-    if (!Number.isSafeInteger(this.#id) || this.#id <= 0) {
-      this.#error = `"${route.parts[0] ?? ''}" is not a job id`;
+    this.#error = badId(route.parts[0], 'a job');
+    if (this.#error !== null) {
       this.#live = 'off';
       return;
     }
@@ -156,11 +158,7 @@ export class JobView implements View {
 
   render(): TemplateResult {
     const tree = this.#tree;
-    if (!tree)
-      return html`<section class="page">
-        <header class="page-head"><h1>Job ${this.#id}</h1></header>
-        ${loading(this.#error)}
-      </section>`;
+    if (!tree) return loadingPage(`Job ${this.#id}`, this.#error);
     const { job } = tree;
     const now = app.now;
     return html`<section class="page">

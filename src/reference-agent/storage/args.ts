@@ -28,6 +28,12 @@ const sha256Hex = z
   .regex(/^[0-9a-fA-F]{64}$/, 'must be 64 hexadecimal digits')
   .transform((s) => s.toLowerCase());
 const chunkBytes = z.number().int().min(MIN_CHUNK_BYTES).max(MAX_CHUNK_BYTES).optional();
+/**
+ * Slowest copy rate accepted: one sector a second. A rate limit is for sharing a disk's
+ * bandwidth with the machines that use it, not for stopping a copy: that is what a stop is for.
+ */
+export const MIN_BYTES_PER_SECOND = 512;
+const bytesPerSecond = z.number().int().min(MIN_BYTES_PER_SECOND).optional();
 
 /** A volume: `{domain, volume}` (also the arguments of `volume.delete`). */
 export const volumeRef = z.strictObject({ domain: name, volume: name });
@@ -40,12 +46,16 @@ export const createArgs = z.strictObject({
   sizeBytes: z.number().int().nonnegative(),
 });
 
-/** Arguments of `volume.copy`: two different volumes. */
+/**
+ * Arguments of `volume.copy`: two different volumes; `bytesPerSecond` caps the copy's rate (a
+ * live migration's bandwidth limit), unlimited when absent.
+ */
 export const copyArgs = z
   .strictObject({
     from: volumeRef,
     to: volumeRef,
     chunkBytes,
+    bytesPerSecond,
   })
   .refine((a) => a.from.domain !== a.to.domain || a.from.volume !== a.to.volume, {
     message: 'must differ from "from" (a volume cannot be copied onto itself)',

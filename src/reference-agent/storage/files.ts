@@ -104,7 +104,34 @@ export async function cloneFile(
   }
 }
 
-/** Reads `handle` from 0 to `size` in chunks, hashing (and passing each chunk to `each`). */
+/**
+ * A rate-limited read pauses only once it is at least this far ahead of its rate: smaller pauses
+ * add up until they reach it. A timer per 512-byte chunk would cost more than the chunk, and
+ * Node's timers are not finer than a millisecond anyway.
+ */
+const MIN_PAUSE_MS = 10;
+
+/** Resolves after `ms`, or at once when `signal` aborts (the caller checks it). */
+function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) {
+      resolve();
+      return;
+    }
+    const done = (): void => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
+/**
+ * Reads `handle` from 0 to `size` in chunks, hashing (and passing each chunk to `each`); with
+ * `bytesPerSecond`, no faster than that on average (a stop ends a pause at once).
+ */
 export async function streamChunks(
   handle: FileHandle,
   size: number,
@@ -112,11 +139,17 @@ export async function streamChunks(
   ctx: StorageVerbContext,
   hash: Hash,
   each?: (chunk: Buffer, position: number) => Promise<void>,
+  bytesPerSecond?: number,
 ): Promise<number> {
   const buffer = Buffer.allocUnsafe(Math.max(1, Math.min(chunkBytes, size)));
+  const began = performance.now();
   let position = 0;
   ctx.progress(0);
   while (position < size) {
+    if (bytesPerSecond !== undefined) {
+      const ahead = began + (position / bytesPerSecond) * 1000 - performance.now();
+      if (ahead >= MIN_PAUSE_MS) await pause(ahead, ctx.signal);
+    }
     if (ctx.signal.aborted) throw stopped(ctx, position, size);
     const { bytesRead } = await handle.read(
       buffer,

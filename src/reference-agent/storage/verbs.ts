@@ -103,7 +103,7 @@ const tempFile = (volume: string): string =>
  * | verb | arguments | result |
  * | --- | --- | --- |
  * | `volume.create` | `{domain, volume, sizeBytes}` | `{path, sizeBytes, created}` |
- * | `volume.copy` | `{from: {domain, volume}, to: {domain, volume}, chunkBytes?}` | `{sha256, bytes}` |
+ * | `volume.copy` | `{from: {domain, volume}, to: {domain, volume}, chunkBytes?, bytesPerSecond?}` | `{sha256, bytes}` |
  * | `volume.checksum` | `{domain, volume, chunkBytes?}` | `{sha256, bytes}` |
  * | `volume.verify` | `{domain, volume, sha256, chunkBytes?}` | `{sha256, bytes}` or `CHECKSUM_MISMATCH` |
  * | `volume.delete` | `{domain, volume}` | `{deleted}` |
@@ -219,49 +219,54 @@ export function storageVerbs(root: string, options: StorageOptions = {}): Record
       },
     ),
 
-    'volume.copy': verb('volume.copy', copyArgs, async ({ from, to, chunkBytes }, ctx) => {
-      const missing = volumeMissing(from.domain, from.volume);
-      const fromDir = await existingDomain(from.domain, missing);
-      const source = await openExisting(
-        fromDir,
-        volumeFile(from.volume),
-        constants.O_RDONLY,
-        missing,
-      );
-      try {
-        const { size } = await source.stat();
-        space.checkSize(to.domain, to.volume, size);
-        const dir = await storage.domain(to.domain, true);
-        const file = volumeFile(to.volume);
-        const needed = size - allocatedBytes(await dir.entry(file));
-        const release = await space.reserve(dir, to.domain, to.volume, needed);
+    'volume.copy': verb(
+      'volume.copy',
+      copyArgs,
+      async ({ from, to, chunkBytes, bytesPerSecond }, ctx) => {
+        const missing = volumeMissing(from.domain, from.volume);
+        const fromDir = await existingDomain(from.domain, missing);
+        const source = await openExisting(
+          fromDir,
+          volumeFile(from.volume),
+          constants.O_RDONLY,
+          missing,
+        );
         try {
-          // Written in place (no truncation first): a crash or stop leaves a partial target.
-          const target = await dir.open(file, constants.O_WRONLY | constants.O_CREAT, 0o644);
+          const { size } = await source.stat();
+          space.checkSize(to.domain, to.volume, size);
+          const dir = await storage.domain(to.domain, true);
+          const file = volumeFile(to.volume);
+          const needed = size - allocatedBytes(await dir.entry(file));
+          const release = await space.reserve(dir, to.domain, to.volume, needed);
           try {
-            const hash = createHash('sha256');
-            const bytes = await streamChunks(
-              source,
-              size,
-              chunkBytes ?? DEFAULT_CHUNK_BYTES,
-              ctx,
-              hash,
-              (chunk, position) => writeFully(target, chunk, position),
-            );
-            await target.truncate(bytes); // the target ends exactly where the data does
-            await target.sync();
-            await dir.sync(); // the target's directory entry, if the copy created it
-            return { sha256: hash.digest('hex'), bytes };
+            // Written in place (no truncation first): a crash or stop leaves a partial target.
+            const target = await dir.open(file, constants.O_WRONLY | constants.O_CREAT, 0o644);
+            try {
+              const hash = createHash('sha256');
+              const bytes = await streamChunks(
+                source,
+                size,
+                chunkBytes ?? DEFAULT_CHUNK_BYTES,
+                ctx,
+                hash,
+                (chunk, position) => writeFully(target, chunk, position),
+                bytesPerSecond,
+              );
+              await target.truncate(bytes); // the target ends exactly where the data does
+              await target.sync();
+              await dir.sync(); // the target's directory entry, if the copy created it
+              return { sha256: hash.digest('hex'), bytes };
+            } finally {
+              await target.close();
+            }
           } finally {
-            await target.close();
+            release();
           }
         } finally {
-          release();
+          await source.close();
         }
-      } finally {
-        await source.close();
-      }
-    }),
+      },
+    ),
 
     'volume.checksum': verb(
       'volume.checksum',

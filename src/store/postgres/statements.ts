@@ -72,6 +72,12 @@ const UNDO_INSERT: readonly (readonly [string, string])[] = [
 const UNDO_UPDATE: readonly (readonly [string, string])[] = [
   ['command_id', 'bigint'], ['ordinal', 'int'], ['status', 'text'], ['error', 'text'],
 ]; // prettier-ignore
+const PARAMS_UPGRADE: readonly (readonly [string, string])[] = [
+  ['id', 'bigint'], ['params_version', 'int'], ['params', 'text'],
+]; // prettier-ignore
+const ENTITY_PUT: readonly (readonly [string, string])[] = [
+  ['kind', 'text'], ['id', 'text'], ['value', 'text'], ['command_id', 'bigint'], ['updated_at', 'bigint'],
+]; // prettier-ignore
 const TASK_KEY: readonly (readonly [string, string])[] = [
   ['command_id', 'bigint'],
   ['ordinal', 'int'],
@@ -209,18 +215,66 @@ function activeReads(commands: string, tasks: string, undo: string, commandSelec
   };
 }
 
-/** Column arrays of `rows`: `pick` gives one row's values, in column order. */
-function columnar<T>(
+const QUOTED = /[\\"]/g;
+
+/** A column value's text (the columns hold only strings, numbers and booleans). */
+const scalarText = (v: string | number | boolean): string => String(v);
+
+/** A text column as an array literal: each value quoted (backslash and quote escaped), or NULL. */
+function textArray(values: readonly unknown[]): string {
+  let out = '{';
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (i > 0) out += ',';
+    if (v === null || v === undefined) out += 'NULL';
+    else {
+      const text = typeof v === 'string' ? v : scalarText(v as number);
+      out += '"';
+      out += text.indexOf('"') < 0 && text.indexOf('\\') < 0 ? text : text.replace(QUOTED, '\\$&');
+      out += '"';
+    }
+  }
+  return out + '}';
+}
+
+/** A number or boolean column as an array literal (numbers as JavaScript prints them). */
+function plainArray(values: readonly unknown[]): string {
+  let out = '{';
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (i > 0) out += ',';
+    out +=
+      v === null || v === undefined
+        ? 'NULL'
+        : v === true
+          ? 't'
+          : v === false
+            ? 'f'
+            : scalarText(v as number);
+  }
+  return out + '}';
+}
+
+/**
+ * Column arrays of `rows`, each as a PostgreSQL array literal (`{1,2,NULL}`, `{"a","b\\"c"}`):
+ * `pick` gives one row's values, in the order of `columns` (name and SQL type). coco encodes
+ * them itself because node-postgres turns every element, numbers included, into a quoted string
+ * passed through two regular expressions — 14–16 % of a PostgreSQL node's main thread (BENCHMARKS.md).
+ */
+export function columnar<T>(
   rows: readonly T[],
-  width: number,
+  columns: readonly (readonly [name: string, type: string])[],
   pick: (r: T) => readonly unknown[],
-): unknown[][] {
+): string[] {
+  const width = columns.length;
   const cols: unknown[][] = Array.from({ length: width }, () => new Array<unknown>(rows.length));
   for (let i = 0; i < rows.length; i++) {
     const values = pick(rows[i]!);
     for (let j = 0; j < width; j++) cols[j]![i] = values[j];
   }
-  return cols;
+  return cols.map((values, j) =>
+    columns[j]![1] === 'text' ? textArray(values) : plainArray(values),
+  );
 }
 
 /** Parameters of `insertCommands`: column arrays, then the owner. */
@@ -229,7 +283,7 @@ export function commandInsertParams(
   owner: string | null,
 ): unknown[] {
   return [
-    ...columnar(rows, COMMAND_INSERT.length, (r) => [
+    ...columnar(rows, COMMAND_INSERT, (r) => [
       r.id, r.type, r.paramsVersion, jsonText(r.params), r.status, r.parentId, r.rootId, r.seq,
       r.originStage, r.childMode, r.failurePolicy, r.compensation, jsonText(r.error), jsonText(r.result),
       commandState(r), r.idempotencyKey, r.createdAt, r.updatedAt, r.endedAt, r.tasksCleared,
@@ -245,7 +299,7 @@ export function commandUpdateParams(
   owner: string | null,
 ): unknown[] {
   return [
-    ...columnar(rows, COMMAND_UPDATE.length, (u) => [
+    ...columnar(rows, COMMAND_UPDATE, (u) => [
       u.id, u.status, u.compensation, jsonText(u.error), jsonText(u.result), commandState(u), u.updatedAt,
       u.endedAt, u.tasksCleared, u.leaseUntil, isActive(u.status, u.tasksCleared, u.compensation),
     ]), // prettier-ignore
@@ -255,12 +309,12 @@ export function commandUpdateParams(
 
 /** Parameters of `upgradeParams`. */
 export function paramsUpgradeParams(rows: ChangeBatch['paramsUpgrades']): unknown[] {
-  return columnar(rows, 3, (p) => [p.id, p.paramsVersion, jsonText(p.params)]);
+  return columnar(rows, PARAMS_UPGRADE, (p) => [p.id, p.paramsVersion, jsonText(p.params)]);
 }
 
 /** Parameters of `insertTasks`. */
 export function taskInsertParams(rows: readonly TaskRecord[]): unknown[] {
-  return columnar(rows, TASK_INSERT.length, (t) => [
+  return columnar(rows, TASK_INSERT, (t) => [
     t.commandId, t.ordinal, t.origin, t.agentId, t.verb, jsonText(t.args), t.status, jsonText(t.result),
     jsonText(t.error), t.deadlineAt, t.stopRequested, t.createdAt, t.endedAt,
   ]); // prettier-ignore
@@ -268,7 +322,7 @@ export function taskInsertParams(rows: readonly TaskRecord[]): unknown[] {
 
 /** Parameters of `updateTasks`. */
 export function taskUpdateParams(rows: readonly TaskUpdate[]): unknown[] {
-  return columnar(rows, TASK_UPDATE.length, (t) => [
+  return columnar(rows, TASK_UPDATE, (t) => [
     t.commandId, t.ordinal, t.status, jsonText(t.result), jsonText(t.error), t.stopRequested, t.endedAt,
     t.deadlineAt,
   ]); // prettier-ignore
@@ -276,24 +330,19 @@ export function taskUpdateParams(rows: readonly TaskUpdate[]): unknown[] {
 
 /** Parameters of `insertUndo`. */
 export function undoInsertParams(rows: readonly UndoRecord[]): unknown[] {
-  return columnar(rows, UNDO_INSERT.length, (u) => [
+  return columnar(rows, UNDO_INSERT, (u) => [
     u.commandId, u.ordinal, u.seq, u.stage, u.name, jsonText(u.data), u.status, jsonText(u.error),
   ]); // prettier-ignore
 }
 
 /** Parameters of `updateUndo`. */
 export function undoUpdateParams(rows: readonly UndoUpdate[]): unknown[] {
-  return columnar(rows, UNDO_UPDATE.length, (u) => [
-    u.commandId,
-    u.ordinal,
-    u.status,
-    jsonText(u.error),
-  ]);
+  return columnar(rows, UNDO_UPDATE, (u) => [u.commandId, u.ordinal, u.status, jsonText(u.error)]);
 }
 
 /** Parameters of `putEntities` (writes whose value is not null). */
 export function entityPutParams(rows: ChangeBatch['entityWrites']): unknown[] {
-  return columnar(rows, 5, (w) => [w.kind, w.id, jsonText(w.value), w.commandId, w.at]);
+  return columnar(rows, ENTITY_PUT, (w) => [w.kind, w.id, jsonText(w.value), w.commandId, w.at]);
 }
 
 /** JSON text of a value, for parameters outside batches. */

@@ -1,0 +1,68 @@
+/**
+ * Fills a PostgreSQL schema with ended commands, for "cost as the store grows" (issue 15): the
+ * ended trees already there (the nodes' warm-ups) are copied under new ids, far above any the
+ * nodes allocate, until `n` ended commands are stored — the rows the engine wrote, through the
+ * store's own triggers — then the tables are analyzed, as autovacuum would have done.
+ */
+import type pg from 'pg';
+
+/** Ids of the copies start here: above anything a benchmark's id sequence reaches. */
+const COPY_BASE = 1_000_000_000_000;
+
+/** Commands copied per statement: bounds each transaction. */
+const STEP = 200_000;
+
+/** Copies ended commands (and their tasks) in `schema` until it holds `n` ended commands. */
+export async function prefillEndedPg(
+  client: pg.Client,
+  schema: string,
+  n: number,
+): Promise<{ added: number; seconds: number }> {
+  const t0 = performance.now();
+  const s = `"${schema}"`;
+  const cols = async (table: string): Promise<string[]> =>
+    (
+      await client.query<{ column_name: string }>(
+        `SELECT column_name FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2 ORDER BY ordinal_position`,
+        [schema, table],
+      )
+    ).rows.map((r) => r.column_name);
+  const shift = (c: string): string =>
+    c === 'id' || c === 'root_id' || c === 'parent_id' || c === 'command_id'
+      ? `${c} + $1 + k * $2`
+      : c === 'idempotency_key'
+        ? 'NULL'
+        : c;
+  const commandCols = await cols('commands');
+  const taskCols = await cols('tasks');
+  const t = (
+    await client.query<{ lo: string | null; hi: string | null; n: string }>(
+      `SELECT min(id) AS lo, max(id) AS hi, count(*) AS n FROM ${s}.commands WHERE NOT active`,
+    )
+  ).rows[0]!;
+  const template = Number(t.n);
+  if (t.lo === null || t.hi === null || template === 0)
+    throw new Error('prefill: no ended command to copy (run a workload first)');
+  const span = Number(t.hi) - Number(t.lo) + 1;
+  const copies = Math.ceil(Math.max(0, n - template) / template);
+  const perStatement = Math.max(1, Math.floor(STEP / template));
+  for (let k0 = 0; k0 < copies; k0 += perStatement) {
+    const k1 = Math.min(copies, k0 + perStatement) - 1;
+    await client.query('BEGIN');
+    await client.query(
+      `INSERT INTO ${s}.commands (${commandCols.join(', ')}) SELECT ${commandCols.map(shift).join(', ')} ` +
+        `FROM ${s}.commands CROSS JOIN generate_series($3::bigint, $4::bigint) AS k WHERE NOT active AND id < $1`,
+      [COPY_BASE, span, k0, k1],
+    );
+    await client.query(
+      `INSERT INTO ${s}.tasks (${taskCols.join(', ')}) SELECT ${taskCols.map(shift).join(', ')} ` +
+        `FROM ${s}.tasks t CROSS JOIN generate_series($3::bigint, $4::bigint) AS k ` +
+        `WHERE t.command_id < $1 AND EXISTS (SELECT 1 FROM ${s}.commands c WHERE c.id = t.command_id AND NOT c.active)`,
+      [COPY_BASE, span, k0, k1],
+    );
+    await client.query('COMMIT');
+  }
+  await client.query(`ANALYZE ${s}.commands`);
+  await client.query(`ANALYZE ${s}.tasks`);
+  return { added: copies * template, seconds: (performance.now() - t0) / 1000 };
+}
