@@ -51,7 +51,7 @@ export function benchEngine(
   agents: AgentBroker,
   commands: readonly CommandType[],
   tuning: EngineTuning = {},
-  more: Pick<EngineOptions, 'tracer'> = {},
+  more: Pick<EngineOptions, 'tracer'> & { store?: EngineOptions['store'] } = {},
 ): Engine {
   return createEngine({
     store: sqliteStore({ path, synchronous: 'FULL' }),

@@ -2,6 +2,7 @@
  * What the PostgreSQL benchmark's parent (bench/pg.ts) and its node processes (bench/pg-node.ts)
  * share: the patterns, the server URL, the node's configuration and the IPC messages.
  */
+import pg from 'pg';
 import type { EngineTuning } from '../src/engine/options.js';
 import type { OpCounts } from './lib.js';
 
@@ -29,6 +30,42 @@ export function durableUrl(url: string): string {
   const u = new URL(url);
   if (!u.searchParams.has('options')) u.searchParams.set('options', '-c synchronous_commit=on');
   return u.toString();
+}
+
+/** Runs `fn` with a client of its own on `url`, closed after. */
+export async function withClient<T>(
+  url: string,
+  fn: (client: pg.Client) => Promise<T>,
+): Promise<T> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5_000 });
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
+
+/**
+ * Why no server answers at `url` (a network error or a timeout), or null if it answers; any
+ * other error (a server that refuses us) is thrown: that is not a reason to skip.
+ */
+export async function unreachable(url: string): Promise<string | null> {
+  try {
+    await withClient(url, (c) => c.query('SELECT 1'));
+    return null;
+  } catch (error) {
+    // A host name with several addresses fails with an AggregateError of one error each.
+    const errors = error instanceof AggregateError ? (error.errors as unknown[]) : [error];
+    const network = ['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ETIMEDOUT', 'ECONNRESET'];
+    const down = errors.every((e) => {
+      const code = (e as { code?: unknown }).code;
+      const message = e instanceof Error ? e.message : String(e);
+      return (typeof code === 'string' && network.includes(code)) || /timeout/i.test(message);
+    });
+    if (!down) throw error;
+    return errors.map((e) => (e instanceof Error ? e.message : String(e))).join('; ');
+  }
 }
 
 /** What a node process is told on its command line (one JSON argument). */

@@ -33,7 +33,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { cpus } from 'node:os';
-import pg from 'pg';
+import type pg from 'pg';
 import type { EngineTuning } from '../src/engine/options.js';
 import { postgresStore } from '../src/store/postgres/pg-store.js';
 import { BENCH_TUNING, machine, zeroOps, type OpCounts } from './lib.js';
@@ -42,6 +42,8 @@ import {
   PG_URL,
   UNITS,
   durableUrl,
+  unreachable,
+  withClient,
   type NodeRun,
   type Pattern,
   type PerUnit,
@@ -120,15 +122,7 @@ const DROP_LOCK_TIMEOUT_MS = 10_000;
 const url = durableUrl(PG_URL);
 const schemas = new Set<string>();
 
-async function admin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5_000 });
-  await client.connect();
-  try {
-    return await fn(client);
-  } finally {
-    await client.end();
-  }
-}
+const admin = <T>(fn: (client: pg.Client) => Promise<T>): Promise<T> => withClient(url, fn);
 
 async function dropSchema(schema: string): Promise<void> {
   if (!schemas.delete(schema)) return;
@@ -156,25 +150,6 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     console.error(`pg: ${signal}, stopping the nodes and dropping the schema`);
     void cleanup().finally(() => process.exit(130));
   });
-}
-
-/** Why the server cannot be reached, or null if it answers. */
-async function unreachable(): Promise<string | null> {
-  try {
-    await admin((c) => c.query('SELECT 1'));
-    return null;
-  } catch (error) {
-    // A host name with several addresses fails with an AggregateError of one error each.
-    const errors = error instanceof AggregateError ? (error.errors as unknown[]) : [error];
-    const network = ['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ETIMEDOUT', 'ECONNRESET'];
-    const down = errors.every((e) => {
-      const code = (e as { code?: unknown }).code;
-      const message = e instanceof Error ? e.message : String(e);
-      return (typeof code === 'string' && network.includes(code)) || /timeout/i.test(message);
-    });
-    if (!down) throw error;
-    return errors.map((e) => (e instanceof Error ? e.message : String(e))).join('; ');
-  }
 }
 
 // -- one (pattern, nodes) --
@@ -319,7 +294,7 @@ async function measure(pattern: Pattern, n: number): Promise<Result> {
 // -- main --
 
 async function main(): Promise<void> {
-  const reason = await unreachable();
+  const reason = await unreachable(url);
   if (reason !== null) {
     console.log(
       `pg: skipped — no PostgreSQL server answers at ${PG_URL} (${reason}); set COCO_PG_URL to run it`,

@@ -7,8 +7,9 @@
  * peers (graphile-worker and pg-boss on PostgreSQL at COCO_PG_URL, see bench/peers/) and
  * retention (the store's size under a steady workload with and without retention, SQLite then
  * PostgreSQL), api (the node's HTTP API under load: submits/s and gets/s) and dashboard (the
- * jobs list's first page with 10,000 jobs, API and browser) and growth (one-task on a store
- * already holding 0, 1,000,000 and 10,000,000 ended commands; SQLite).
+ * jobs list's first page with 10,000 jobs, API and browser), growth (one-task on a store
+ * already holding 0, 1,000,000 and 10,000,000 ended commands; SQLite) and latency (one command
+ * at a time: a task's end to its command's durable end, SQLite and PostgreSQL).
  */
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -24,6 +25,7 @@ const BENCHES: Record<string, string[][]> = {
   memory: [[`memory${ext}`]],
   recovery: [[`recovery${ext}`]],
   'agents-http': [[`agents-http${ext}`]],
+  latency: [[`latency${ext}`]],
   api: [[`api${ext}`]],
   growth: [
     [`one-task${ext}`, 'prefill=0'],
@@ -45,7 +47,8 @@ const BENCHES: Record<string, string[][]> = {
  * Run only when named: the peers measure other libraries, not coco; the pg-* names are parts of
  * `pg`, which the default run includes; retention measures sizes over minutes, not speed; api
  * loads the HTTP server for 20 s; dashboard needs a browser and runs 10,000 jobs first; growth
- * writes 11 million rows first (minutes, ~3 GB of disk).
+ * writes 11 million rows first (minutes, ~3 GB of disk); latency measures one command at a time,
+ * not throughput, and wants a PostgreSQL server.
  */
 const OPT_IN = new Set([
   'peers',
@@ -56,6 +59,7 @@ const OPT_IN = new Set([
   'api',
   'dashboard',
   'growth',
+  'latency',
 ]);
 const names = process.argv.slice(2).filter((a) => !a.startsWith('-'));
 for (const name of names) {

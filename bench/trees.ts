@@ -9,6 +9,8 @@ import { inProcessAgents } from '../src/brokers/in-process/broker.js';
 import { benchCommands } from './patterns.js';
 import { rawLimit } from './raw.js';
 import { benchEngine, countOps, machine, median, report, tempDb, untilCommitted } from './lib.js';
+import { sqliteStore } from '../src/store/sqlite/sqlite-store.js';
+import { TreeTracer } from './tree-trace.js';
 
 const kind = process.argv[2] === 'chain' ? 'chain' : 'fanout';
 const PARENTS = Number(process.env.BENCH_PARENTS ?? 1_000);
@@ -20,30 +22,59 @@ const { leaf, fanout, chain } = benchCommands('a1');
 const parentType = kind === 'chain' ? chain : fanout;
 
 const db = tempDb();
-const engine = benchEngine(db.path, inProcessAgents(['a1'], { history: false }), [
-  leaf,
-  fanout,
-  chain,
-]);
+const store = sqliteStore({ path: db.path, synchronous: 'FULL' });
+const engine = benchEngine(
+  db.path,
+  inProcessAgents(['a1'], { history: false }),
+  [leaf, fanout, chain],
+  {},
+  { store },
+);
 await engine.start();
+/** `BENCH_TRACE=1`: batch-by-batch counts of each round (bench/tree-trace.ts). */
+const tracer = process.env.BENCH_TRACE
+  ? new TreeTracer(
+      engine,
+      () => store.writerStats(),
+      () => store.writerUsage(),
+    )
+  : null;
 const { ops } = countOps(engine);
 const roots = new Set<number>();
 let rootsEnded = 0;
+/** A round's submitMany has not answered yet. */
+let submitting = false;
+/**
+ * Commands whose end was committed while their submit had not answered yet: a root's end may
+ * be stored with (or before) the batch that makes the last root of its submitMany durable.
+ */
+const endedEarly = new Set<number>();
 engine.on('committed', (b) => {
-  for (const c of b.commandUpdates)
-    if (c.endedAt !== null && roots.has(c.id) && roots.delete(c.id)) rootsEnded++;
+  for (const c of b.commandUpdates) {
+    if (c.endedAt === null) continue;
+    if (roots.delete(c.id)) rootsEnded++;
+    else if (submitting) endedEarly.add(c.id);
+  }
 });
 
 /** One round: submit `parents` parents at once, wait for every one to end. Seconds. */
 async function round(parents: number): Promise<number> {
   rootsEnded = 0;
+  await tracer?.begin();
   const t0 = performance.now();
+  submitting = true;
   const ids = await engine.submitMany(
     Array.from({ length: parents }, () => ({ type: parentType, params: { children: CHILDREN } })),
   );
-  for (const { id } of ids) roots.add(id);
+  submitting = false;
+  for (const { id } of ids) {
+    if (endedEarly.has(id)) rootsEnded++;
+    else roots.add(id);
+  }
+  endedEarly.clear();
   await untilCommitted(engine, () => rootsEnded === parents);
   const seconds = (performance.now() - t0) / 1000;
+  if (tracer) for (const line of await tracer.lines(parents)) console.log(line);
   // Let the round settle (tasks cleared) so rounds do not overlap.
   while (engine.stats().liveCommands > 0) await new Promise((r) => setTimeout(r, 5));
   return seconds;
@@ -59,7 +90,14 @@ const seconds = median(times);
 const value = PARENTS / seconds;
 await engine.stop();
 db.cleanup();
-const raw = process.env.BENCH_NO_RAW ? NaN : await rawLimit(ops, PARENTS, 100, 2_000);
+const raw = process.env.BENCH_NO_RAW
+  ? NaN
+  : await rawLimit(ops, PARENTS, 100, 2_000, (use, units) => {
+      if (tracer)
+        console.log(
+          `  trace: raw store, CPU per parent (schedstat): ${((1000 * use.cpuMs) / units).toFixed(1)} us (+ ${((1000 * use.runQueueMs) / units).toFixed(1)} us waiting for a core)`,
+        );
+    });
 const unit = kind === 'chain' ? 'chains/s' : 'parents/s';
 report(
   {

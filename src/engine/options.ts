@@ -69,6 +69,18 @@ export interface EngineTuning {
    * @default 5000, or 3000 on a shared store
    */
   readonly maxBatchRows?: number;
+  /**
+   * When the store is idle (no batch in flight) and at least twice this many rows are dirty, a
+   * flush sends about half of them first and the rest right behind, so that work advancing in
+   * steps (a chain's next child waits for the previous one's end to be stored) goes on while the
+   * second half is written; it costs a batch more per step, and the agents' polls that follow
+   * each batch. `0` turns it off: the default until a quiet machine says whether it pays on
+   * SQLite (BENCHMARKS.md, 2026-12-05: the store busier, but +25–45% main-thread CPU per
+   * chain on a loaded machine, and no clear throughput gain there). 500 is the suggested
+   * value (`SPLIT_MIN_ROWS` in engine/committer.ts).
+   * @default 0
+   */
+  readonly idleSplitRows?: number;
   /** How often the engine renews its ownership of the store. @default 10000 */
   readonly heartbeatMs?: number;
   /** Ids reserved from the store at a time (ids are handed out without a store round trip). @default 10000 */
@@ -146,6 +158,7 @@ const tuningSchema = z
     commitRetryMaxMs: positive.default(10_000),
     commitsInFlight: positive.optional(),
     maxBatchRows: positive.optional(),
+    idleSplitRows: z.number().int().nonnegative().default(0),
     heartbeatMs: positive.default(10_000),
     idBlockSize: positive.default(10_000),
     stopGraceMs: z.number().int().nonnegative().default(5_000),

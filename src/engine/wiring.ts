@@ -58,6 +58,7 @@ export async function buildRuntime(
       retryMaxMs: tuning.commitRetryMaxMs,
       maxInFlight: tuning.commitsInFlight,
       maxBatchRows: tuning.maxBatchRows,
+      splitMinRows: tuning.idleSplitRows,
     },
     (error, attempt) => {
       if (error instanceof CocoError && error.code === ErrorCode.LeaseLost) {

@@ -88,14 +88,16 @@ describe('committer (property)', () => {
         fc.uniqueArray(fc.nat(30), { maxLength: 6 }),
         fc.integer({ min: 1, max: 3 }),
         fc.integer({ min: 1, max: 12 }),
-        async (ops, fails, maxInFlight, maxBatchRows) => {
+        fc.integer({ min: 1, max: 2 }),
+        async (ops, fails, maxInFlight, maxBatchRows, splitMinRows) => {
           const store = new FlakyStore(new Set(fails));
           const live: LiveCommand[] = [];
           const clock = new ManualClock();
           const committer = new Committer(
             store as unknown as Store,
             clock,
-            { retryBaseMs: 1, retryMaxMs: 4, maxInFlight, maxBatchRows },
+            // splitMinRows small: an idle store's flush is split (SPLIT_MIN_ROWS) in many runs.
+            { retryBaseMs: 1, retryMaxMs: 4, maxInFlight, maxBatchRows, splitMinRows },
             () => {},
             (id) => live.find((c) => c.id === id),
           );
@@ -191,6 +193,7 @@ describe('committer (property)', () => {
             [0, 1],
             1,
             2,
+            4,
           ],
         ],
       },

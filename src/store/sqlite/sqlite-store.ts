@@ -47,7 +47,7 @@ import {
   type SqliteStoreOptions,
 } from './options.js';
 import { ownedInProcess, ownershipLost, takeOwnership } from './ownership.js';
-import { SqliteWriter } from './writer.js';
+import { SqliteWriter, type ThreadUsage } from './writer.js';
 import {
   PRUNE_WRITES,
   countTrees,
@@ -223,6 +223,11 @@ export class SqliteStore implements Store {
   /** Time the writer thread spent running statements and committing (monitoring). */
   writerStats(): { statementsMs: number; commitMs: number } | null {
     return this.#writer ? { ...this.#writer.stats } : null;
+  }
+
+  /** The writer thread's CPU time and run-queue wait (Linux; null otherwise), for measurements. */
+  writerUsage(): Promise<ThreadUsage | null> {
+    return this.#writer ? this.#writer.usage() : Promise.resolve(null);
   }
 
   apply(batch: ChangeBatch): Promise<void> {

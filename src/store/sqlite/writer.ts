@@ -52,6 +52,16 @@ parentPort.on('message', (m) => {
     poisoned = false;
     return;
   }
+  // The thread's own scheduler figures (Linux): nanoseconds on a CPU, and waiting to get one.
+  if (m.kind === 'usage') {
+    let usage = null;
+    try {
+      const [cpu, wait] = require('node:fs').readFileSync('/proc/thread-self/schedstat', 'utf8').split(' ').map(Number);
+      usage = { cpuMs: cpu / 1e6, runQueueMs: wait / 1e6 };
+    } catch {}
+    parentPort.postMessage({ id: m.id, ok: true, usage });
+    return;
+  }
   // A counted write (retention) is not one of the engine's batches: it runs even behind a failed
   // batch, and its own failure refuses no batch.
   if (m.kind === 'count') {
@@ -101,6 +111,7 @@ const replySchema = z.discriminatedUnion('ok', [
     ok: z.literal(true),
     ms: z.array(z.number()).optional(),
     changes: z.array(z.array(z.number())).optional(),
+    usage: z.object({ cpuMs: z.number(), runQueueMs: z.number() }).nullable().optional(),
   }),
   z.object({
     id: z.number(),
@@ -108,6 +119,12 @@ const replySchema = z.discriminatedUnion('ok', [
     error: z.object({ message: z.string(), code: z.unknown() }),
   }),
 ]);
+
+/** A thread's time on a CPU and waiting for one (run queue), from Linux's schedstat. */
+export interface ThreadUsage {
+  readonly cpuMs: number;
+  readonly runQueueMs: number;
+}
 
 /** An error that happened in the writer thread, as the store maps it. */
 export class WriterError extends Error {
@@ -131,7 +148,7 @@ export class SqliteWriter {
   readonly #pending = new Map<
     number,
     {
-      resolve(changes?: number[][]): void;
+      resolve(changes?: number[][], usage?: ThreadUsage | null): void;
       reject(e: Error): void;
       /** A counted write: its failure does not stand for a failed batch. */
       readonly counted?: boolean;
@@ -160,8 +177,11 @@ export class SqliteWriter {
     const worker = new Worker(WORKER_SOURCE, {
       eval: true,
       // The script is plain CommonJS: the parent's flags (a loader, --input-type=module) must
-      // not change how it is read.
-      execArgv: [],
+      // not change how it is read. COCO_WRITER_CPU_PROF (a folder) profiles the thread, for
+      // measurements (BENCHMARKS.md): the parent's --cpu-prof does not reach it.
+      execArgv: process.env.COCO_WRITER_CPU_PROF
+        ? ['--cpu-prof', `--cpu-prof-dir=${process.env.COCO_WRITER_CPU_PROF}`]
+        : [],
       workerData: {
         driver: createRequire(import.meta.url).resolve('better-sqlite3'),
         path: this.#settings.path,
@@ -183,7 +203,7 @@ export class SqliteWriter {
           this.stats.statementsMs += reply.data.ms[0] ?? 0;
           this.stats.commitMs += reply.data.ms[1] ?? 0;
         }
-        waiter.resolve(reply.data.changes);
+        waiter.resolve(reply.data.changes, reply.data.usage);
       } else {
         if (waiter.counted !== true) this.#poisoned = true;
         waiter.reject(new WriterError(reply.data.error.message, reply.data.error.code));
@@ -244,6 +264,26 @@ export class SqliteWriter {
       });
       worker.ref();
       worker.postMessage({ kind: 'count', id, ops });
+    });
+  }
+
+  /**
+   * The writer thread's CPU time and run-queue wait since it started (null where the system does
+   * not say: not Linux), for measurements: unlike wall-clock busy time, CPU time does not count
+   * the time a loaded machine keeps the thread off a core.
+   */
+  usage(): Promise<ThreadUsage | null> {
+    const worker = this.#worker;
+    if (!worker) return Promise.resolve(null);
+    const id = this.#nextId++;
+    return new Promise<ThreadUsage | null>((resolve, reject) => {
+      this.#pending.set(id, {
+        resolve: (_changes, usage) => resolve(usage ?? null),
+        reject,
+        counted: true,
+      });
+      worker.ref();
+      worker.postMessage({ kind: 'usage', id });
     });
   }
 
