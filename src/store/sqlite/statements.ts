@@ -8,6 +8,7 @@
  * @module
  */
 import type Database from 'better-sqlite3';
+import { CocoError, ErrorCode } from '../../core/errors.js';
 import type { CommandRecord, EntityWrite, TaskRecord, UndoRecord } from '../../core/records.js';
 import type { ChangeBatch, CommandUpdate, TaskUpdate, UndoUpdate } from '../port.js';
 import {
@@ -307,9 +308,14 @@ export function listCommandsQuery(f: ListFilter): { sql: string; params: unknown
     params.push(at);
   }
   const clause = where.length === 0 ? '' : ` WHERE ${where.join(' AND ')}`;
-  params.push(f.limit);
+  // The limit is written into the statement, not bound: with `LIMIT ?` SQLite cannot plan the
+  // ORDER BY ... LIMIT as a bounded top-N, and a query that finds nothing costs ~28 µs instead
+  // of ~2 (a command's detail lists its children this way: measured, 23 columns). It is a
+  // checked integer (the caller validates it), and each page size is one cached statement.
+  if (!Number.isSafeInteger(f.limit) || f.limit < 1)
+    throw new CocoError(ErrorCode.InvalidOptions, `listCommands: bad limit ${f.limit}`);
   return {
-    sql: `SELECT ${COMMAND_SELECT} FROM commands c${clause} ORDER BY c.id DESC LIMIT ?`,
+    sql: `SELECT ${COMMAND_SELECT} FROM commands c${clause} ORDER BY c.id DESC LIMIT ${f.limit}`,
     params,
   };
 }
