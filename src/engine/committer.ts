@@ -72,8 +72,8 @@ export const STARTED_WRITE_DELAY_MS = 200;
  * and the engine taking turns over one big batch. Below this, a batch's fixed cost (one fsync,
  * 4–5 ms on the machines measured, against 5–10 µs per row on SQLite) would outweigh the
  * overlap: 500 rows are about as long to write as the commit that ends them. The engine turns
- * the split on with the tuning `idleSplitRows` (off by default, see there); a committer built
- * without `splitMinRows` uses this value.
+ * the split with the tuning `idleSplitRows` (this value by default; 0 turns it off); a committer
+ * built without `splitMinRows` uses this value.
  */
 export const SPLIT_MIN_ROWS = 500;
 
