@@ -19,7 +19,7 @@
  */
 import { Gauge, Registry } from 'prom-client';
 import { FastCounter, FastHistogram } from './fast-metrics.js';
-import type { Engine } from '../engine/engine.js';
+import type { Engine, EngineFigures } from '../engine/engine.js';
 import type { AgentCallEvent, BatchEvent, EndedCommand } from '../engine/events.js';
 import type { JobMonitor } from '../jobs/monitor.js';
 import type { ChangeBatch } from '../store/port.js';
@@ -28,7 +28,20 @@ import type { ChangeBatch } from '../store/port.js';
 export interface ScrapeSource {
   readonly engine: Engine | null;
   readonly monitor: JobMonitor | null;
+  /**
+   * The engine's figures (`Engine.figures()`, a walk over every live command), taken once for
+   * all the gauges of a scrape; null without an engine.
+   */
+  readonly figures: EngineFigures | null;
 }
+
+/**
+ * How long one `Engine.figures()` snapshot serves the gauges: those of one scrape are collected
+ * within milliseconds of each other, scrapes come seconds apart (Prometheus: 5–60 s), so a
+ * snapshot this young belongs to the same scrape — and 100,000 live commands are walked once a
+ * scrape instead of once per gauge.
+ */
+const FIGURES_TTL_MS = 250;
 
 /**
  * A gauge counted at each scrape (never on each change). To add one, add an entry to
@@ -56,8 +69,8 @@ export const SCRAPED: readonly ScrapedGauge[] = [
     name: 'coco_commands_in_flight',
     help: 'Commands in this node\u2019s memory that have not ended, by status.',
     labelNames: ['status'],
-    collect: ({ engine }, set) => {
-      const { inFlight } = engine?.figures() ?? { inFlight: null };
+    collect: ({ figures }, set) => {
+      const { inFlight } = figures ?? { inFlight: null };
       for (const status of IN_FLIGHT_STATUSES) set({ status }, inFlight?.[status] ?? 0);
     },
   },
@@ -65,30 +78,30 @@ export const SCRAPED: readonly ScrapedGauge[] = [
     name: 'coco_commands_held',
     help: 'Commands held because their type or parameters could not be loaded here.',
     labelNames: [],
-    collect: ({ engine }, set) => set({}, engine?.figures().held ?? 0),
+    collect: ({ figures }, set) => set({}, figures?.held ?? 0),
   },
   {
     name: 'coco_tasks_watched',
     help: 'Tasks this node polls on their agents.',
     labelNames: [],
-    collect: ({ engine }, set) => set({}, engine?.figures().watchedTasks ?? 0),
+    collect: ({ figures }, set) => set({}, figures?.watchedTasks ?? 0),
   },
   {
     name: 'coco_agent_up',
     help: 'Whether the calls to an agent succeed (1) or fail (0), per agent this node calls.',
     labelNames: ['agent'],
-    collect: ({ engine }, set) => {
-      for (const a of engine?.figures().agents ?? []) set({ agent: a.agentId }, a.up ? 1 : 0);
+    collect: ({ figures }, set) => {
+      for (const a of figures?.agents ?? []) set({ agent: a.agentId }, a.up ? 1 : 0);
     },
   },
   {
     name: 'coco_agents',
     help: 'Agents this node calls, by state (up: calls succeed; down: they fail).',
     labelNames: ['state'],
-    collect: ({ engine }, set) => {
+    collect: ({ figures }, set) => {
       let up = 0;
       let down = 0;
-      for (const a of engine?.figures().agents ?? [])
+      for (const a of figures?.agents ?? [])
         if (a.up) up++;
         else down++;
       set({ state: 'up' }, up);
@@ -204,7 +217,10 @@ export interface NodeMetricsOptions {
 export class NodeMetrics {
   /** The registry (`await registry.metrics()` is the Prometheus text). */
   readonly registry: Registry;
-  #source: ScrapeSource = { engine: null, monitor: null };
+  #source: { engine: Engine | null; monitor: JobMonitor | null } = {
+    engine: null,
+    monitor: null,
+  };
   readonly #submittedRoots: Children<Inc>;
   readonly #submittedChildren: Children<Inc>;
   readonly #ended: Children<Outcomes<CommandOutcome>>;
@@ -318,7 +334,15 @@ export class NodeMetrics {
       registers,
     });
     this.#admissionWait = new Children((agent) => admissionWait.child({ agent }));
-    const source = (): ScrapeSource => this.#source;
+    let snapshot: { engine: Engine; at: number; figures: EngineFigures } | null = null;
+    const source = (): ScrapeSource => {
+      const { engine, monitor } = this.#source;
+      if (!engine) return { engine, monitor, figures: null };
+      const now = performance.now();
+      if (snapshot?.engine !== engine || now - snapshot.at > FIGURES_TTL_MS)
+        snapshot = { engine, at: now, figures: engine.figures() };
+      return { engine, monitor, figures: snapshot.figures };
+    };
     for (const g of SCRAPED) {
       new Gauge({
         name: g.name,

@@ -174,6 +174,34 @@ describe('GET /metrics', () => {
     expect(typeOf('coco_job_monitor_lag_seconds')).toBe('gauge');
   });
 
+  it("walks the engine's live commands once a scrape, not once per gauge", async () => {
+    const dir = tempDir('coco-metrics-once-');
+    cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
+    const node = await startNode({
+      config: parseConfig(
+        {
+          store: `sqlite:${join(dir, 'coco.db')}`,
+          api: { port: 0, tokens: [{ name: 't', role: 'viewer', token: TOKEN }] },
+        },
+        dir,
+      ),
+      commands: [],
+      broker: inProcessAgents(['a1']),
+      logger: silent,
+    });
+    cleanups.push(() => node.close());
+    const engine = node.engine;
+    const figures = engine.figures.bind(engine);
+    let walks = 0;
+    engine.figures = () => {
+      walks++;
+      return figures();
+    };
+    const text = await (await scrape(node)).text();
+    expect(text).toContain('coco_commands_in_flight');
+    expect(walks).toBe(1);
+  });
+
   it('keeps two nodes of one process apart (a registry each)', async () => {
     const one = createNodeMetrics();
     const two = createNodeMetrics();
