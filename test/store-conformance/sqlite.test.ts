@@ -13,8 +13,8 @@ import { CocoError, ErrorCode } from '../../src/core/errors.js';
 import { MACHINES } from '../../src/core/states.js';
 import { FOREIGN_OWNER_STALE_MS } from '../../src/store/sqlite/connection.js';
 import { sqliteStore, type SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
-import { SQL, listCommandsQuery } from '../../src/store/sqlite/statements.js';
-import { batch, command, task } from './fixtures.js';
+import { LOAD_CHUNK, SQL, listCommandsQuery } from '../../src/store/sqlite/statements.js';
+import { batch, command, endedCommand, task } from './fixtures.js';
 import { rejectsWith, type StoreHarness } from './harness.js';
 import { describeStoreConformance } from './suite.js';
 import { raw, rewriteRow } from '../support/sqlite-rows.js';
@@ -181,17 +181,22 @@ describe('sqlite store specifics', () => {
         (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...args) as { detail: string }[])
           .map((r) => r.detail)
           .join(' | ');
-      expect(plan(SQL.activeCommands)).toContain('commands_active');
-      expect(plan(SQL.activeTasks)).toMatch(
+      // The load's queries each read one chunk of active command ids: (after, upTo].
+      const chunk = [0, 20_000];
+      expect(plan(SQL.activeChunkEnd, 0)).toContain('commands_active');
+      expect(plan(SQL.activeCommands, ...chunk)).toContain('commands_active');
+      expect(plan(SQL.activeTasks, ...chunk)).toMatch(
         /^(SCAN|SEARCH) c USING COVERING INDEX commands_active .*SEARCH t USING PRIMARY KEY/,
       );
-      expect(plan(SQL.activeUndo)).toMatch(
+      expect(plan(SQL.activeUndo, ...chunk)).toMatch(
         /^(SCAN|SEARCH) c USING COVERING INDEX commands_active .*SEARCH u USING PRIMARY KEY/,
       );
-      expect(plan(SQL.activeTasks) + plan(SQL.activeUndo) + plan(SQL.endedChildren)).not.toContain(
-        'TEMP B-TREE',
-      );
-      expect(plan(SQL.endedChildren)).toMatch(
+      expect(
+        plan(SQL.activeTasks, ...chunk) +
+          plan(SQL.activeUndo, ...chunk) +
+          plan(SQL.endedChildren, ...chunk),
+      ).not.toContain('TEMP B-TREE');
+      expect(plan(SQL.endedChildren, ...chunk)).toMatch(
         /^(SCAN|SEARCH) p USING COVERING INDEX commands_active .*SEARCH c USING INDEX commands_children/,
       );
       expect(plan(SQL.getCommandByKey, 'k')).toContain('commands_idempotency');
@@ -224,6 +229,36 @@ describe('sqlite store specifics', () => {
     ]);
     expect(snap.corrupt[0]?.error.message).toMatch(/params: expected JSON text/);
     await rejectsWith(store.getCommand(2), ErrorCode.CorruptRow);
+  });
+
+  it('a load reads every active command, task and ended child across its chunks', async () => {
+    const store = open();
+    await store.open('n1');
+    // One chunk and a bit, with ended commands (skipped by the index) between active ones,
+    // and a parent at each chunk edge with its ended child.
+    const n = Math.ceil(((LOAD_CHUNK + 37) * 7) / 6); // a seventh of them ended
+    const commands = [];
+    const tasks = [];
+    for (let id = 1; id <= n; id++) {
+      commands.push(id % 7 === 0 ? endedCommand(id) : command(id));
+      if (id % 7 !== 0) tasks.push(task(id, 0));
+    }
+    const activeIds = commands.filter((c) => c.endedAt === null).map((c) => c.id);
+    const edge = activeIds[LOAD_CHUNK - 1]!; // the last command of the first chunk
+    const next = activeIds[LOAD_CHUNK]!; // the first of the second
+    const children = [
+      endedCommand(n + 1, { parentId: edge, rootId: edge, seq: 0, originStage: 0 }),
+      endedCommand(n + 2, { parentId: next, rootId: next, seq: 0, originStage: 0 }),
+    ];
+    await store.apply(batch({ commandInserts: [...commands, ...children], taskInserts: tasks }));
+    const snap = await store.loadActive();
+    expect(snap.corrupt).toEqual([]);
+    expect(snap.commands.map((c) => c.id)).toEqual(activeIds);
+    expect(snap.tasks.map((t) => t.commandId)).toEqual(activeIds);
+    expect(snap.endedChildren.map((c) => [c.id, c.parentId])).toEqual([
+      [n + 1, edge],
+      [n + 2, next],
+    ]);
   });
 
   it('ids inserted by a batch without reserveIds are not handed out afterwards', async () => {

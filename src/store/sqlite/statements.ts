@@ -164,15 +164,23 @@ export function entityPutValues(w: EntityWrite): unknown[] {
   return [w.kind, w.id, jsonText(w.value), w.commandId, w.at];
 }
 
+/**
+ * Active commands a restart reads per query (see operations.ts `readActive`): a chunk's row texts
+ * and records die young, where a million read at once went through the old generation and its
+ * full collections (garbage collection was 41 % of a 1,000,000-command restart).
+ */
+export const LOAD_CHUNK = 20_000;
+
+// Each load query covers the active commands with ids in (?, ?]: one chunk.
 const ACTIVE_COMMANDS =
-  'FROM commands c INDEXED BY commands_active WHERE c.active = 1 ORDER BY c.id';
+  'FROM commands c INDEXED BY commands_active WHERE c.active = 1 AND c.id > ? AND c.id <= ? ORDER BY c.id';
 const ACTIVE_TASKS =
-  'FROM commands c INDEXED BY commands_active CROSS JOIN tasks t ON t.command_id = c.id WHERE c.active = 1 ORDER BY c.id, t.ordinal';
+  'FROM commands c INDEXED BY commands_active CROSS JOIN tasks t ON t.command_id = c.id WHERE c.active = 1 AND c.id > ? AND c.id <= ? ORDER BY c.id, t.ordinal';
 const ACTIVE_UNDO =
-  'FROM commands c INDEXED BY commands_active CROSS JOIN undo_steps u ON u.command_id = c.id WHERE c.active = 1 ORDER BY c.id, u.ordinal';
+  'FROM commands c INDEXED BY commands_active CROSS JOIN undo_steps u ON u.command_id = c.id WHERE c.active = 1 AND c.id > ? AND c.id <= ? ORDER BY c.id, u.ordinal';
 const ENDED_CHILDREN =
   'FROM commands p INDEXED BY commands_active CROSS JOIN commands c INDEXED BY commands_children ON c.parent_id = p.id ' +
-  'WHERE p.active = 1 AND c.parent_id IS NOT NULL AND c.active = 0 ORDER BY p.id, c.seq';
+  'WHERE p.active = 1 AND p.id > ? AND p.id <= ? AND c.parent_id IS NOT NULL AND c.active = 0 ORDER BY p.id, c.seq';
 
 /**
  * The store's SQL, by operation name. Record reads return positional rows (see store/rows/columns.ts);
@@ -205,6 +213,8 @@ export const SQL = {
   // loadActive: set-based over the partial index commands_active. CROSS JOIN keeps the active
   // commands as the outer loop (SQLite never reorders it): without statistics the planner would
   // rather scan every task ever stored and probe the index. Each has a `...Json` form (see asJson).
+  // The last active command id of the chunk after the given one (none: the chunk is the last).
+  activeChunkEnd: `SELECT c.id AS id FROM commands c INDEXED BY commands_active WHERE c.active = 1 AND c.id > ? ORDER BY c.id LIMIT 1 OFFSET ${LOAD_CHUNK - 1}`,
   activeCommands: `SELECT ${COMMAND_SELECT} ${ACTIVE_COMMANDS}`,
   activeCommandsJson: `SELECT ${asJson(COMMAND_COLUMNS, 'c')} ${ACTIVE_COMMANDS}`,
   activeTasks: `SELECT ${TASK_SELECT} ${ACTIVE_TASKS}`,
