@@ -9,12 +9,12 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { ManualClock } from '../../src/core/clock.js';
-import { CocoError } from '../../src/core/errors.js';
 import { defineCommand } from '../../src/core/command-type.js';
 import { Committer, SPLIT_MIN_ROWS } from '../../src/engine/committer.js';
 import type { LiveCommand } from '../../src/engine/live.js';
 import type { ChangeBatch, Store } from '../../src/store/port.js';
 import { liveCommand, liveTask } from '../support/live.js';
+import { BatchFaults } from '../support/batch-faults.js';
 
 const type = defineCommand({ name: 'unit.split', schema: z.object({}), execute() {} });
 
@@ -156,21 +156,16 @@ describe('committer: an idle store gets half first', () => {
 class FailingStore {
   readonly commands = new Map<number, number>();
   readonly tasks = new Map<number, number>();
-  applies = 0;
-  #poisoned = false;
-  readonly fails: ReadonlySet<number>;
+  readonly faults: BatchFaults;
   constructor(fails: ReadonlySet<number>) {
-    this.fails = fails;
+    this.faults = new BatchFaults(fails);
+  }
+  get applies(): number {
+    return this.faults.applies;
   }
   apply(b: ChangeBatch): Promise<void> {
-    const n = this.applies++;
-    if (this.#poisoned) return Promise.reject(new CocoError('STORE_FAILED', 'skipped'));
-    if (this.fails.has(n)) {
-      this.#poisoned = true;
-      const p = Promise.reject(new CocoError('STORE_FAILED', `batch ${n} failed`));
-      p.catch(() => (this.#poisoned = false));
-      return p;
-    }
+    const refused = this.faults.next();
+    if (refused) return refused;
     for (const c of b.commandInserts) this.commands.set(c.id, c.attempts);
     for (const u of b.commandUpdates) this.commands.set(u.id, u.attempts);
     for (const t of b.taskInserts) this.tasks.set(t.commandId, t.result as number);

@@ -9,12 +9,12 @@ import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { ManualClock } from '../../src/core/clock.js';
 import { defineCommand } from '../../src/core/command-type.js';
-import { CocoError } from '../../src/core/errors.js';
 import { Committer } from '../../src/engine/committer.js';
 import type { LiveCommand } from '../../src/engine/live.js';
 import type { CommandRecord } from '../../src/core/records.js';
 import type { ChangeBatch, Store } from '../../src/store/port.js';
 import { liveCommand, liveTask } from '../support/live.js';
+import { BatchFaults } from '../support/batch-faults.js';
 
 const type = defineCommand({ name: 'unit.t', schema: z.object({}), execute() {} });
 
@@ -25,21 +25,17 @@ class FlakyStore {
   readonly childrenOf = new Map<number, number[]>();
   /** Stored parents whose row counted a child not stored yet (checked after every batch). */
   readonly aheadOfChildren: string[] = [];
-  applies = 0;
-  #poisoned = false;
-  readonly fails: ReadonlySet<number>;
+  readonly faults: BatchFaults;
   constructor(fails: ReadonlySet<number>) {
-    this.fails = fails;
+    this.faults = new BatchFaults(fails);
+  }
+  get applies(): number {
+    return this.faults.applies;
   }
   apply(b: ChangeBatch): Promise<void> {
-    const n = this.applies++;
-    if (this.#poisoned) return Promise.reject(new CocoError('STORE_FAILED', 'skipped'));
-    if (this.fails.has(n)) {
-      this.#poisoned = true;
-      const p = Promise.reject(new CocoError('STORE_FAILED', `batch ${n} failed`));
-      p.catch(() => (this.#poisoned = false));
-      return p;
-    }
+    const n = this.faults.applies;
+    const refused = this.faults.next();
+    if (refused) return refused;
     for (const c of b.commandInserts) {
       if (this.commands.has(c.id)) throw new Error(`duplicate insert ${c.id}`);
       this.commands.set(c.id, c);
