@@ -346,38 +346,44 @@ describe.skipIf(!haveBrowser && !process.env.CI)('the dashboard in a browser', (
 
   it('shows a copy waiting for its agent with what it waits for, until the slot frees', async () => {
     const slow = { toDomain: 'sd-b', agent: 'host-1', chunkBytes: 64 * 1024, bytesPerSecond: MiB };
-    // 16 MiB at 1 MiB/s: the first copy holds the slot far longer than the checks take.
+    // 32 MiB at 1 MiB/s: the first copy holds the slot far longer than the checks take.
     for (const disk of ['q1', 'q2']) {
       const created = await submit('disk.create', {
         disk,
         domain: 'sd-a',
-        sizeBytes: 16 * MiB,
+        sizeBytes: 32 * MiB,
         agent: 'host-1',
         seed: 3,
       });
       expect(await ended(created)).toBe('succeeded');
     }
-    const first = await submit('disk.migrate', { disk: 'q1', ...slow });
-    const second = await submit('disk.migrate', { disk: 'q2', ...slow });
-    // The second migration's copy command, once its task is queued behind the first's.
     const copies = z.object({
       commands: z.array(z.object({ id: z.number(), rootId: z.number() })),
     });
     const tasksOf = z.object({
       tasks: z.array(z.object({ status: z.string() }).passthrough()),
     });
-    let copyId = 0;
-    await expect
-      .poll(
-        async () => {
-          const page = copies.parse(await api('/v1/commands?type=disk.migrate.copy&limit=10'));
-          copyId = page.commands.find((c) => c.rootId === second)?.id ?? 0;
-          if (copyId === 0) return 'none';
-          return tasksOf.parse(await api(`/v1/commands/${copyId}`)).tasks[0]?.status ?? 'none';
-        },
-        { timeout: 20_000, interval: 50 },
-      )
-      .toBe('queued');
+    /** The status of the copy task of migration `root` (none before its copy stage). */
+    const copyOf = async (root: number): Promise<{ id: number; status: string }> => {
+      const page = copies.parse(await api('/v1/commands?type=disk.migrate.copy&limit=10'));
+      const id = page.commands.find((c) => c.rootId === root)?.id ?? 0;
+      if (id === 0) return { id, status: 'none' };
+      return {
+        id,
+        status: tasksOf.parse(await api(`/v1/commands/${id}`)).tasks[0]?.status ?? 'none',
+      };
+    };
+    const until = (root: number, status: string): Promise<void> =>
+      expect
+        .poll(async () => (await copyOf(root)).status, { timeout: 30_000, interval: 50 })
+        .toBe(status);
+    // The first copy holds the slot before the second migration starts: then the second's
+    // copy can only wait (which reaches its copy stage first is not up to the test otherwise).
+    const first = await submit('disk.migrate', { disk: 'q1', ...slow });
+    await until(first, 'running');
+    const second = await submit('disk.migrate', { disk: 'q2', ...slow });
+    await until(second, 'queued');
+    const copyId = (await copyOf(second)).id;
     await page.goto(`${server}/#/commands/${copyId}`);
     const waiting = page.locator('table[aria-label="tasks"] .queue');
     await waiting.waitFor();
@@ -389,14 +395,10 @@ describe.skipIf(!haveBrowser && !process.env.CI)('the dashboard in a browser', (
     // The first migration ends (cancelled): the slot frees, the waiting copy starts.
     await api(`/v1/commands/${first}/cancel`, {});
     expect(await ended(first)).toBe('cancelled');
-    await expect
-      .poll(async () => tasksOf.parse(await api(`/v1/commands/${copyId}`)).tasks[0]?.status, {
-        timeout: 20_000,
-      })
-      .toBe('running');
+    await until(second, 'running');
     await api(`/v1/commands/${second}/cancel`, {});
     expect(await ended(second)).toBe('cancelled');
-  });
+  }, 120_000);
 
   it('shows the agent going down and coming back up with a new boot id', async () => {
     // A slow copy keeps the node calling the agent.
