@@ -77,8 +77,13 @@ function positiveInt(name: string, fallback: number): number {
  */
 const PG_TUNING: EngineTuning = { ...BENCH_TUNING };
 
+/** `nodes=1` (an argument, as `npm run bench -- pg-chain` passes) wins over BENCH_PG_NODES. */
+const nodesArg = process.argv
+  .slice(2)
+  .find((a) => a.startsWith('nodes='))
+  ?.slice('nodes='.length);
 const options = {
-  nodes: (process.env.BENCH_PG_NODES ?? '1,2,3').split(',').map((s) => {
+  nodes: (nodesArg ?? process.env.BENCH_PG_NODES ?? '1,2,3').split(',').map((s) => {
     const n = Number(s);
     if (!Number.isInteger(n) || n < 1) throw new Error(`BENCH_PG_NODES: bad node count "${s}"`);
     return n;
@@ -104,6 +109,7 @@ const RAW_PER_BATCH = 100;
 
 const patterns: Pattern[] = [];
 for (const arg of process.argv.slice(2)) {
+  if (arg.startsWith('nodes=')) continue;
   if (!(PATTERNS as readonly string[]).includes(arg)) {
     console.error(`unknown pattern "${arg}"; choose from: ${PATTERNS.join(', ')}`);
     process.exit(2);
@@ -327,6 +333,9 @@ async function main(): Promise<void> {
     for (const n of options.nodes) results.push(await measure(pattern, n));
 
   const ratios = options.peers ? peerRatios(results, options.peers) : null;
+  // One pattern on one node count (`npm run bench -- pg-chain`): its own JSON line, printed by
+  // reportMeasure, stays the last line, as scripts read it.
+  if (results.length === 1 && !ratios) return;
   console.log(
     JSON.stringify({
       bench: 'pg',

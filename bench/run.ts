@@ -3,7 +3,8 @@
  * process so heaps and files do not mix. Each prints human lines and, last, one JSON line.
  * Names: one-task, fanout, chain, memory, recovery, agents-http, pg (coco on PostgreSQL at
  * COCO_PG_URL with 1, 2 and 3 nodes, all three patterns; it says it is skipped and passes when no
- * server answers); and, only when named, pg-one-task, pg-fanout, pg-chain (one pattern of pg)
+ * server answers); and, only when named, pg-one-task, pg-fanout, pg-chain (one pattern of pg,
+ * one node, its JSON line last)
  * peers (graphile-worker and pg-boss on PostgreSQL at COCO_PG_URL, see bench/peers/) and
  * retention (the store's size under a steady workload with and without retention, SQLite then
  * PostgreSQL), api (the node's HTTP API under load: submits/s and gets/s) and dashboard (the
@@ -34,9 +35,9 @@ const BENCHES: Record<string, string[][]> = {
   ],
   dashboard: [[`dashboard${ext}`]],
   pg: [[`pg${ext}`]],
-  'pg-one-task': [[`pg${ext}`, 'one-task']],
-  'pg-fanout': [[`pg${ext}`, 'fanout']],
-  'pg-chain': [[`pg${ext}`, 'chain']],
+  'pg-one-task': [[`pg${ext}`, 'one-task', 'nodes=1']],
+  'pg-fanout': [[`pg${ext}`, 'fanout', 'nodes=1']],
+  'pg-chain': [[`pg${ext}`, 'chain', 'nodes=1']],
   peers: [[`peers/graphile-worker${ext}`], [`peers/pg-boss${ext}`]],
   retention: [
     [`retention${ext}`, 'sqlite'],
