@@ -107,9 +107,20 @@ const engine = createEngine({
 const { ops, ended } = countOps(engine);
 const roots = new Set<number>();
 let rootsEnded = 0;
+/** A run's submitMany has not answered yet. */
+let submitting = false;
+/**
+ * Commands whose end was committed while their submit had not answered yet: a root's end may
+ * be stored with (or before) the batch that makes the last root of its submitMany durable (a
+ * parent joins its last child's batch), so it is counted once its id is known.
+ */
+const endedEarly = new Set<number>();
 engine.on('committed', (b) => {
-  for (const c of b.commandUpdates)
-    if (c.endedAt !== null && roots.has(c.id) && roots.delete(c.id)) rootsEnded++;
+  for (const c of b.commandUpdates) {
+    if (c.endedAt === null) continue;
+    if (roots.delete(c.id)) rootsEnded++;
+    else if (submitting) endedEarly.add(c.id);
+  }
 });
 
 /** One-task: `n` commands, at most `cfg.inFlight` at a time; resolves when all have ended. */
@@ -143,10 +154,16 @@ async function runTrees(parents: number): Promise<void> {
   rootsEnded = 0;
   const type = cfg.pattern === 'chain' ? chain : fanout;
   const children = cfg.pattern === 'chain' ? CHILDREN.chain : CHILDREN.fanout;
+  submitting = true;
   const ids = await engine.submitMany(
     Array.from({ length: parents }, () => ({ type, params: { children } })),
   );
-  for (const { id } of ids) roots.add(id);
+  submitting = false;
+  for (const { id } of ids) {
+    if (endedEarly.has(id)) rootsEnded++;
+    else roots.add(id);
+  }
+  endedEarly.clear();
   await new Promise<void>((resolve) => {
     if (rootsEnded >= parents) return resolve();
     const off = engine.on('committed', () => {
