@@ -44,7 +44,7 @@ describe.skipIf(!haveBrowser && !process.env.CI)('the dashboard in a browser', (
   let server: string;
   let agent: CocoProcess & { url: string; bootId: string };
   let agentPort: number;
-  let serve: CocoProcess;
+  let serve: CocoProcess & { url: string };
   let browser: Browser;
   let operator: BrowserContext;
   let page: Page;
@@ -105,15 +105,15 @@ describe.skipIf(!haveBrowser && !process.env.CI)('the dashboard in a browser', (
     dir = tempDir('coco-dashboard-');
     agentPort = await freePort();
     agent = await startAgent();
-    const apiPort = await freePort();
-    server = `http://127.0.0.1:${apiPort}`;
     const config = join(dir, 'coco.json');
     writeFileSync(
       config,
       JSON.stringify({
         store: 'sqlite:coco.db',
         api: {
-          port: apiPort,
+          // Any free port, taken by the node itself (a port chosen here could be taken by
+          // another test process before the node binds it).
+          port: 0,
           tokens: [
             { name: 'ops', role: 'operator', token: OPERATOR },
             { name: 'watcher', role: 'viewer', token: VIEWER },
@@ -133,6 +133,7 @@ describe.skipIf(!haveBrowser && !process.env.CI)('the dashboard in a browser', (
       }),
     );
     serve = await startServeProcess(config);
+    server = serve.url;
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       args: [

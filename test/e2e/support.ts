@@ -76,19 +76,24 @@ export async function startAgentProcess(o: {
   return { ...p, url, bootId };
 }
 
-/** Starts `coco serve --config <file>` (with `env`) and resolves once its API listens. */
+/**
+ * Starts `coco serve --config <file>` (with `env`) and resolves once its API listens, with the
+ * URL it says it listens on — so a configuration may ask for port 0 (any free port), which no
+ * other process can take between choosing it and binding it.
+ */
 export async function startServeProcess(
   config: string,
   env: Record<string, string> = {},
-): Promise<CocoProcess> {
+): Promise<CocoProcess & { url: string }> {
   const p = spawnCoco(['serve', '--config', config], env);
-  await new Promise<void>((resolve, reject) => {
+  const url = await new Promise<string>((resolve, reject) => {
     p.child.once('exit', (code) => reject(new Error(`serve exited with ${code}: ${p.stderr()}`)));
     p.child.stderr!.on('data', () => {
-      if (p.stderr().includes('listening on')) resolve();
+      const m = /listening on (http:\/\/\S+)/.exec(p.stderr());
+      if (m) resolve(m[1]!);
     });
   });
-  return p;
+  return { ...p, url };
 }
 
 /** Kills a process with SIGKILL and waits for it to be gone. */
