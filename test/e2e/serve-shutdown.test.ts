@@ -9,26 +9,25 @@ import { afterAll, expect, it } from 'vitest';
 import { SHUTDOWN_MS } from '../../src/cli/commands/node-commands.js';
 import { TOKENS, testTokens } from '../support/api.js';
 import { tempDir } from '../support/harness.js';
-import { freePort, startServeProcess } from './support.js';
+import { startServeProcess } from './support.js';
 
 const dir = tempDir('coco-shutdown-');
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 it('SIGTERM closes the open event streams and stops the node within its bound, logged', async () => {
-  const port = await freePort();
   const config = join(dir, 'coco.json');
   writeFileSync(
     config,
     JSON.stringify({
       store: 'sqlite:coco.db',
-      api: { port, tokens: testTokens() },
+      api: { port: 0, tokens: testTokens() }, // any free port: the node reports it
       // An agent nobody runs: the node needs one configured, and never reaches it here.
       agents: [{ id: 'h1', url: 'http://127.0.0.1:9', secret: 'shutdown-test-secret-0123' }],
     }),
   );
   const serve = await startServeProcess(config, { COCO_LOG_LEVEL: 'info' });
   try {
-    const res = await fetch(`http://127.0.0.1:${port}/v1/events`, {
+    const res = await fetch(`${serve.url}/v1/events`, {
       headers: { authorization: `Bearer ${TOKENS.viewer}` },
     });
     expect(res.status).toBe(200);

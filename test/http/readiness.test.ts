@@ -8,7 +8,7 @@ import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { CuttingProxy, until } from '../store-conformance/pg-harness.js';
-import { freePort, startServeProcess, type CocoProcess } from '../e2e/support.js';
+import { startServeProcess, type CocoProcess } from '../e2e/support.js';
 import { authGet, testTokens } from '../support/api.js';
 import { tempDir } from '../support/harness.js';
 import { adminQuery, describePg, freshSchema, PG_URL } from '../support/pg.js';
@@ -29,21 +29,21 @@ describePg('readiness on PostgreSQL (real node processes)', () => {
   };
   /** Starts `coco serve` as node `nodeId` on the store at `base`; resolves with its API URL. */
   const start = async (base: string, nodeId: string): Promise<string> => {
-    const port = await freePort();
     const config = join(dir, `${nodeId}.json`);
     writeFileSync(
       config,
       JSON.stringify({
         store: storeUrl(base),
         nodeId,
-        api: { port, tokens: testTokens() },
+        api: { port: 0, tokens: testTokens() }, // any free port: the node reports it
         // An agent nobody runs: the node needs one configured, and never reaches it here.
         agents: [{ id: 'h1', url: 'http://127.0.0.1:9', secret: 'readiness-test-secret-0123' }],
         tuning: { agentCallTimeoutMs: 400 },
       }),
     );
-    nodes.push(await startServeProcess(config, { COCO_LOG_LEVEL: 'info' }));
-    return `http://127.0.0.1:${port}`;
+    const node = await startServeProcess(config, { COCO_LOG_LEVEL: 'info' });
+    nodes.push(node);
+    return node.url;
   };
   const ready = async (
     url: string,
