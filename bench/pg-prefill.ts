@@ -5,6 +5,7 @@
  * store's own triggers — then the tables are analyzed, as autovacuum would have done.
  */
 import type pg from 'pg';
+import { copiedColumn } from './prefill.js';
 
 /** Ids of the copies start here: above anything a benchmark's id sequence reaches. */
 const COPY_BASE = 1_000_000_000_000;
@@ -27,12 +28,7 @@ export async function prefillEndedPg(
         [schema, table],
       )
     ).rows.map((r) => r.column_name);
-  const shift = (c: string): string =>
-    c === 'id' || c === 'root_id' || c === 'parent_id' || c === 'command_id'
-      ? `${c} + $1 + k * $2`
-      : c === 'idempotency_key'
-        ? 'NULL'
-        : c;
+  const shift = (c: string): string => copiedColumn(c, '$1 + k * $2');
   const commandCols = await cols('commands');
   const taskCols = await cols('tasks');
   const t = (

@@ -7,6 +7,15 @@
  */
 import Database from 'better-sqlite3';
 
+/**
+ * A column of a copied row, as a SELECT expression: ids (own, root, parent, command) moved by
+ * `offset` (an SQL expression), idempotency keys dropped (they are unique), the rest as stored.
+ */
+export function copiedColumn(column: string, offset: string): string {
+  if (['id', 'root_id', 'parent_id', 'command_id'].includes(column)) return `${column} + ${offset}`;
+  return column === 'idempotency_key' ? 'NULL' : column;
+}
+
 /** Rows copied per statement: large enough to be fast, small enough to bound the journal. */
 const STEP = 50_000;
 
@@ -22,12 +31,7 @@ export function prefillEnded(path: string, n: number): { added: number; seconds:
     db.pragma('synchronous = NORMAL'); // a fill, not the measured workload
     const cols = (table: string): string[] =>
       (db.prepare(`PRAGMA table_info(${table})`).all() as { name: string }[]).map((c) => c.name);
-    const shift = (c: string): string =>
-      c === 'id' || c === 'root_id' || c === 'parent_id' || c === 'command_id'
-        ? `${c} + @off`
-        : c === 'idempotency_key'
-          ? 'NULL'
-          : c;
+    const shift = (c: string): string => copiedColumn(c, '@off');
     const copy = (table: string, where: string): Database.Statement => {
       const names = cols(table);
       return db.prepare(
