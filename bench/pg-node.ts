@@ -95,7 +95,14 @@ function statementsSince(
   return out;
 }
 
-const store = postgresStore({ url: cfg.url, schema: cfg.schema });
+/** Apply connections per node (`BENCH_PG_LANES`, the store's `applyConnections`; 1 by default). */
+const LANES = Number(process.env.BENCH_PG_LANES ?? 1);
+const store = postgresStore({
+  url: cfg.url,
+  schema: cfg.schema,
+  applyConnections: LANES,
+  poolSize: Math.max(10, LANES + 4),
+});
 const busy = trackBusy(store);
 const engine = createEngine({
   store,

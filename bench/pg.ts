@@ -28,6 +28,7 @@
  * {@link PG_TUNING}), `BENCH_PG_RAW_N` (20,000) / `BENCH_PG_RAW_PARENTS` (2,000) (raw-limit
  * sample sizes), `BENCH_NO_RAW`, `BENCH_PG_PROF` (a folder: node 1 runs with `--cpu-prof` there),
  * `BENCH_PG_TRACE` (times every statement the nodes send, by name, and prints the totals),
+ * `BENCH_PG_LANES` (apply connections per node, the store's `applyConnections`; 1),
  * `BENCH_PG_PEERS` (a file holding the output of `npm run bench -- peers`: prints coco's ratio
  * to the peers' figures), `BENCH_PG_PREFILL` (ended commands the schema holds before the measured
  * runs: the warm-ups' copied, bench/pg-prefill.ts — the cost of a store that has grown).
@@ -342,6 +343,7 @@ async function main(): Promise<void> {
     `  server: ${JSON.stringify(server)} (durable: every batch's COMMIT waits for its WAL flush)`,
   );
   console.log(`  engine tuning: ${JSON.stringify(options.tuning)}`);
+  console.log(`  apply connections per node: ${process.env.BENCH_PG_LANES ?? 1} (BENCH_PG_LANES)`);
   const results: Result[] = [];
   for (const pattern of patterns)
     for (const n of options.nodes) results.push(await measure(pattern, n));
