@@ -207,6 +207,31 @@ describePg('postgres store, two apply connections', () => {
     expect(await store.getCommand(3)).toBeNull();
   });
 
+  it('an id is not taken over from a process still applying through lanes; once it stops, it is', async () => {
+    const store = env.make(LANES);
+    await store.open('n');
+    await store.apply(batch({ commandInserts: [command(1)] }));
+    const { first, second, release } = await holdTwo(
+      store,
+      batch({ commandInserts: [command(2)] }),
+    );
+    await raw(
+      env.schema,
+      "UPDATE coco_nodes SET lease_until = now() - interval '1 hour' WHERE node_id = 'n'",
+    );
+    const successor = env.make(LANES);
+    await rejectsWith(successor.open('n'), ErrorCode.StoreInUse);
+    await release();
+    await Promise.all([first, second]);
+    await successor.open('n');
+    // The earlier process is out: its next batch is refused, the successor's applies.
+    await rejectsWith(store.apply(batch({ commandInserts: [command(3)] })), ErrorCode.LeaseLost);
+    await successor.apply(batch({ commandInserts: [command(4)] }));
+    expect(await successor.getCommand(3)).toBeNull();
+    expect((await successor.getCommand(4))?.id).toBe(4);
+    expect(await lanes('n')).toEqual([1, 0]);
+  });
+
   it('COMMIT answer lost on a lane: recognised as committed, not applied again; the other lane goes on', async () => {
     const store = env.make({ ...LANES, url });
     await store.open('n');
