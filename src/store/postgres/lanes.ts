@@ -98,11 +98,16 @@ interface Sent {
   readonly answers: Promise<PromiseSettledResult<pg.QueryResult>[]>;
 }
 
+/** Errors of batches not applied because one called before them failed (see {@link doomed}). */
+const DOOMED = new WeakSet<object>();
+
 /** A batch that was not applied because one called before it failed. */
 function doomed(): CocoError {
-  return new CocoError(ErrorCode.StoreFailed, 'not applied: an earlier batch failed', {
+  const error = new CocoError(ErrorCode.StoreFailed, 'not applied: an earlier batch failed', {
     retryable: true,
   });
+  DOOMED.add(error);
+  return error;
 }
 
 /** The rows a batch touches, by command id, entity key and idempotency key (see the module). */
@@ -382,9 +387,13 @@ export class LaneApplier {
         first ?? (await this.#resend(lane, node, steps, number)),
       );
     } catch (error) {
-      this.#doom(call, this.#calls);
-      this.#failureOpen = true;
+      // Its number (if it took one) is void. A batch that only followed a failure does not
+      // doom the calls made since that failure was reported (as with one connection).
       this.#renumber = true;
+      if (!DOOMED.has(error as object)) {
+        this.#doom(call, this.#calls);
+        this.#failureOpen = true;
+      }
       throw error;
     }
   }
