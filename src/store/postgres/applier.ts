@@ -388,7 +388,11 @@ export function stepQuery(sql: Sql, step: Step): pg.QueryConfig {
 }
 
 /** The error of a failed row-count check: the statement, and the first row it did not find. */
-export async function missingRow(client: pg.PoolClient, steps: Step[], label: string): Promise<CocoError> {
+export async function missingRow(
+  client: pg.PoolClient,
+  steps: Step[],
+  label: string,
+): Promise<CocoError> {
   const step = steps.find((st) => st.label === label);
   const row = step?.missing ? await step.missing(client) : '?';
   return new CocoError(ErrorCode.StoreFailed, `${step?.name ?? label}: no such row (${row})`);
