@@ -10,7 +10,8 @@
  * PostgreSQL), api (the node's HTTP API under load: submits/s and gets/s) and dashboard (the
  * jobs list's first page with 10,000 jobs, API and browser), growth (one-task on a store
  * already holding 0, 1,000,000 and 10,000,000 ended commands; SQLite) and latency (one command
- * at a time: a task's end to its command's durable end, SQLite and PostgreSQL).
+ * at a time: a task's end to its command's durable end, SQLite and PostgreSQL) and pg-cost (what a
+ * command costs the PostgreSQL server: WAL bytes, rows, transactions, CPU; one node).
  */
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -38,6 +39,7 @@ const BENCHES: Record<string, string[][]> = {
   'pg-one-task': [[`pg${ext}`, 'one-task', 'nodes=1']],
   'pg-fanout': [[`pg${ext}`, 'fanout', 'nodes=1']],
   'pg-chain': [[`pg${ext}`, 'chain', 'nodes=1']],
+  'pg-cost': [[`pg-cost${ext}`]],
   peers: [[`peers/graphile-worker${ext}`], [`peers/pg-boss${ext}`]],
   retention: [
     [`retention${ext}`, 'sqlite'],
@@ -49,7 +51,8 @@ const BENCHES: Record<string, string[][]> = {
  * `pg`, which the default run includes; retention measures sizes over minutes, not speed; api
  * loads the HTTP server for 20 s; dashboard needs a browser and runs 10,000 jobs first; growth
  * writes 11 million rows first (minutes, ~3 GB of disk); latency measures one command at a time,
- * not throughput, and wants a PostgreSQL server.
+ * not throughput, and wants a PostgreSQL server; pg-cost reads the server's counters (a minute
+ * per pattern, most of it waiting for statistics to be flushed).
  */
 const OPT_IN = new Set([
   'peers',
@@ -61,6 +64,7 @@ const OPT_IN = new Set([
   'dashboard',
   'growth',
   'latency',
+  'pg-cost',
 ]);
 const names = process.argv.slice(2).filter((a) => !a.startsWith('-'));
 for (const name of names) {
