@@ -29,7 +29,9 @@
  * `BENCH_PG_TRACE` (times every statement the nodes send, by name, and prints the totals),
  * `BENCH_PG_PEERS` (a file holding the output of `npm run bench -- peers`: prints coco's ratio
  * to the peers' figures), `BENCH_PG_PREFILL` (ended commands the schema holds before the measured
- * runs: the warm-ups' copied, bench/pg-prefill.ts — the cost of a store that has grown).
+ * runs: the warm-ups' copied, bench/pg-prefill.ts — the cost of a store that has grown),
+ * `BENCH_PG_STATS` (after the runs: rows updated, HOT, dead, bytes and WAL per ended command,
+ * bench/pg-stats.ts; with `BENCH_NO_RAW`, the raw-limit rows are not counted in).
  */
 import { randomBytes } from 'node:crypto';
 import { cpus } from 'node:os';
@@ -50,6 +52,14 @@ import {
 } from './pg-common.js';
 import { Node, READY_TIMEOUT_MS, RUN_TIMEOUT_MS, children } from './pg-fork.js';
 import { prefillEndedPg } from './pg-prefill.js';
+import {
+  diskMark,
+  diskReport,
+  printDisk,
+  printStatements,
+  resetStatements,
+  type DiskMark,
+} from './pg-stats.js';
 import {
   cpuSample,
   cpuUse,
@@ -103,6 +113,7 @@ const options = {
   prof: process.env.BENCH_PG_PROF,
   peers: process.env.BENCH_PG_PEERS,
   prefill: process.env.BENCH_PG_PREFILL ? positiveInt('BENCH_PG_PREFILL', 0) : 0,
+  stats: Boolean(process.env.BENCH_PG_STATS),
 };
 /** Commands (or parents) per raw-store transaction group, as in the SQLite limit. */
 const RAW_PER_BATCH = 100;
@@ -181,6 +192,7 @@ async function measure(pattern: Pattern, n: number): Promise<Result> {
   const migrator = postgresStore({ url, schema });
   await migrator.migrate();
   await migrator.close();
+  const mark: DiskMark | null = options.stats ? await admin(diskMark) : null;
 
   const shares = split(size, n);
   // A fifth-size warm-up per node: the JIT, the server's plans and caches, the connections.
@@ -216,6 +228,7 @@ async function measure(pattern: Pattern, n: number): Promise<Result> {
       );
     }
 
+    const statements = options.stats && (await admin(resetStatements));
     const seconds: number[] = [];
     const perRun: NodeRun[][] = [];
     const cpu: CpuUse[] = [];
@@ -276,6 +289,8 @@ async function measure(pattern: Pattern, n: number): Promise<Result> {
       }
     }
     for (const node of nodes) await node.stop();
+    if (statements) await admin((c) => printStatements(c, schema));
+    if (mark) printDisk(await admin((c) => diskReport(c, schema, mark)));
 
     return reportMeasure({
       pattern,
