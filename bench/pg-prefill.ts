@@ -1,14 +1,14 @@
 /**
  * Fills a PostgreSQL schema with ended commands, for "cost as the store grows" (issue 15): the
- * ended trees already there (the nodes' warm-ups) are copied under new ids, far above any the
- * nodes allocate, until `n` ended commands are stored — the rows the engine wrote, through the
- * store's own triggers — then the tables are analyzed, as autovacuum would have done.
+ * ended trees already there (the nodes' warm-ups) are copied under new ids, from the schema's
+ * next unreserved id up (the nodes' id blocks are below it; their next blocks come after the
+ * copies, since a reservation starts above the highest stored id), until `n` ended commands are
+ * stored — the rows the engine wrote, through the
+ * store's own triggers — then the tables are vacuumed and analyzed, as autovacuum would have
+ * done, and the server checkpointed.
  */
 import type pg from 'pg';
 import { copiedColumn } from './prefill.js';
-
-/** Ids of the copies start here: above anything a benchmark's id sequence reaches. */
-const COPY_BASE = 1_000_000_000_000;
 
 /** Commands copied per statement: bounds each transaction. */
 const STEP = 200_000;
@@ -40,6 +40,12 @@ export async function prefillEndedPg(
   if (t.lo === null || t.hi === null || template === 0)
     throw new Error('prefill: no ended command to copy (run a workload first)');
   const span = Number(t.hi) - Number(t.lo) + 1;
+  // Ids as a store that grew to `n` would hand out: small. (Copies from 10^12 up, as before,
+  // made every id the engine allocated afterwards larger than V8's small integers (2^30): heap
+  // numbers in every map and record, which a store that really grew never sees.)
+  const next = (await client.query<{ next_id: string }>(`SELECT next_id FROM ${s}.coco_ids`))
+    .rows[0]!;
+  const offset = Number(next.next_id) - Number(t.lo);
   const copies = Math.ceil(Math.max(0, n - template) / template);
   const perStatement = Math.max(1, Math.floor(STEP / template));
   for (let k0 = 0; k0 < copies; k0 += perStatement) {
@@ -47,18 +53,29 @@ export async function prefillEndedPg(
     await client.query('BEGIN');
     await client.query(
       `INSERT INTO ${s}.commands (${commandCols.join(', ')}) SELECT ${commandCols.map(shift).join(', ')} ` +
-        `FROM ${s}.commands CROSS JOIN generate_series($3::bigint, $4::bigint) AS k WHERE NOT active AND id < $1`,
-      [COPY_BASE, span, k0, k1],
+        `FROM ${s}.commands CROSS JOIN generate_series($3::bigint, $4::bigint) AS k WHERE NOT active AND id <= $5`,
+      [offset, span, k0, k1, t.hi],
     );
     await client.query(
       `INSERT INTO ${s}.tasks (${taskCols.join(', ')}) SELECT ${taskCols.map(shift).join(', ')} ` +
         `FROM ${s}.tasks t CROSS JOIN generate_series($3::bigint, $4::bigint) AS k ` +
-        `WHERE t.command_id < $1 AND EXISTS (SELECT 1 FROM ${s}.commands c WHERE c.id = t.command_id AND NOT c.active)`,
-      [COPY_BASE, span, k0, k1],
+        `WHERE t.command_id <= $5 AND EXISTS (SELECT 1 FROM ${s}.commands c WHERE c.id = t.command_id AND NOT c.active)`,
+      [offset, span, k0, k1, t.hi],
     );
     await client.query('COMMIT');
   }
-  await client.query(`ANALYZE ${s}.commands`);
-  await client.query(`ANALYZE ${s}.tasks`);
+  // At rest, as a store that grew over weeks would be: vacuumed and analyzed (autovacuum does
+  // both after that many inserts; visibility map and hint bits set, so the measured runs do not
+  // write the copied pages again), and checkpointed: the fill writes more WAL than max_wal_size
+  // (1 GB by default) per million commands, and the checkpoint that forces would otherwise run
+  // during the measured runs, with a full-page image for the first write to every page after it.
+  for (const table of ['commands', 'tasks', 'command_status_history'])
+    await client.query(`VACUUM (ANALYZE) ${s}.${table}`);
+  await client.query('CHECKPOINT').catch((error: unknown) => {
+    // CHECKPOINT needs a superuser or pg_checkpoint: without, say so and go on.
+    console.log(
+      `  prefill: no CHECKPOINT (${error instanceof Error ? error.message : String(error)})`,
+    );
+  });
   return { added: copies * template, seconds: (performance.now() - t0) / 1000 };
 }

@@ -31,7 +31,9 @@
  * `BENCH_PG_LANES` (apply connections per node, the store's `applyConnections`; 1),
  * `BENCH_PG_PEERS` (a file holding the output of `npm run bench -- peers`: prints coco's ratio
  * to the peers' figures), `BENCH_PG_PREFILL` (ended commands the schema holds before the measured
- * runs: the warm-ups' copied, bench/pg-prefill.ts — the cost of a store that has grown).
+ * runs: the warm-ups' copied, bench/pg-prefill.ts — the cost of a store that has grown),
+ * `BENCH_PG_STATS` (after the runs: rows updated, HOT, dead, bytes and WAL per ended command,
+ * bench/pg-stats.ts; with `BENCH_NO_RAW`, the raw-limit rows are not counted in).
  */
 import { randomBytes } from 'node:crypto';
 import { cpus } from 'node:os';
@@ -52,6 +54,14 @@ import {
 } from './pg-common.js';
 import { Node, READY_TIMEOUT_MS, RUN_TIMEOUT_MS, children } from './pg-fork.js';
 import { prefillEndedPg } from './pg-prefill.js';
+import {
+  diskMark,
+  diskReport,
+  printDisk,
+  printStatements,
+  resetStatements,
+  type DiskMark,
+} from './pg-stats.js';
 import {
   cpuSample,
   cpuUse,
@@ -105,6 +115,7 @@ const options = {
   prof: process.env.BENCH_PG_PROF,
   peers: process.env.BENCH_PG_PEERS,
   prefill: process.env.BENCH_PG_PREFILL ? positiveInt('BENCH_PG_PREFILL', 0) : 0,
+  stats: Boolean(process.env.BENCH_PG_STATS),
 };
 /** Commands (or parents) per raw-store transaction group, as in the SQLite limit. */
 const RAW_PER_BATCH = 100;
@@ -183,6 +194,7 @@ async function measure(pattern: Pattern, n: number): Promise<Result> {
   const migrator = postgresStore({ url, schema });
   await migrator.migrate();
   await migrator.close();
+  const mark: DiskMark | null = options.stats ? await admin(diskMark) : null;
 
   const shares = split(size, n);
   // A fifth-size warm-up per node: the JIT, the server's plans and caches, the connections.
@@ -218,6 +230,7 @@ async function measure(pattern: Pattern, n: number): Promise<Result> {
       );
     }
 
+    const statements = options.stats && (await admin(resetStatements));
     const seconds: number[] = [];
     const perRun: NodeRun[][] = [];
     const cpu: CpuUse[] = [];
@@ -291,6 +304,8 @@ async function measure(pattern: Pattern, n: number): Promise<Result> {
     const ops = perRun.flat().reduce((acc, x) => sum(acc, x.ops), zeroOps());
     const units = size * options.repeats;
     for (const node of nodes) await node.stop();
+    if (statements) await admin((c) => printStatements(c, schema));
+    if (mark) printDisk(await admin((c) => diskReport(c, schema, mark)));
 
     return reportMeasure({
       pattern,

@@ -20,9 +20,13 @@ export function buildCancelSql(schema: string) {
       `ins AS (INSERT INTO ${s}.cancel_requests (command_id, requested_at) SELECT id, $3 FROM c ` +
       'ON CONFLICT (command_id) DO NOTHING) ' +
       `SELECT c.owner, pg_notify($1, json_build_object('node', c.owner, 'signal', 'cancels')::text) FROM c`,
+    // The owner looked up by primary key for each request (a subquery per row, which the planner
+    // cannot turn into a join): as a join, a planner without statistics (never analyzed: no
+    // autovacuum) read every command of the store each poll to find the few with requests.
     take:
-      `SELECT r.command_id FROM ${s}.cancel_requests r JOIN ${s}.commands c ON c.id = r.command_id ` +
-      'WHERE c.owner = $1 ORDER BY r.requested_at, r.command_id LIMIT $2',
+      `SELECT r.command_id FROM ${s}.cancel_requests r ` +
+      `WHERE (SELECT c.owner FROM ${s}.commands c WHERE c.id = r.command_id) = $1 ` +
+      'ORDER BY r.requested_at, r.command_id LIMIT $2',
     drop: `DELETE FROM ${s}.cancel_requests WHERE command_id = ANY($1::bigint[])`,
   };
 }

@@ -161,9 +161,12 @@ export function buildSharedSql(schema: string) {
       'error = EXCLUDED.error, progress = EXCLUDED.progress, at = EXCLUDED.at RETURNING command_id) ' +
       `SELECT pg_notify($1, json_build_object('node', o.owner, 'signal', 'reports')::text) FROM (` +
       `SELECT DISTINCT c.owner FROM ${commands} c WHERE c.id IN (SELECT command_id FROM up) AND c.owner IS NOT NULL) o`,
+    // The owner by primary key for each report (a subquery per row, never a join the planner may
+    // drive from commands: without statistics it read every command of the store each poll).
     takeReports:
       `SELECT r.command_id, r.ordinal, r.status, r.result, r.error, r.progress, r.at FROM ${reports} r ` +
-      `JOIN ${commands} c ON c.id = r.command_id WHERE c.owner = $1 ORDER BY r.at, r.command_id, r.ordinal LIMIT $2`,
+      `WHERE (SELECT c.owner FROM ${commands} c WHERE c.id = r.command_id) = $1 ` +
+      'ORDER BY r.at, r.command_id, r.ordinal LIMIT $2',
     dropReports:
       `DELETE FROM ${reports} r USING unnest($1::bigint[], $2::int[], $3::bigint[], $4::text[]) ` +
       'AS u(command_id, ordinal, at, status) WHERE r.command_id = u.command_id AND r.ordinal = u.ordinal ' +

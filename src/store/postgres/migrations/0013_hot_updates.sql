@@ -1,0 +1,20 @@
+-- coco PostgreSQL schema, version 13: room for HOT updates of commands.
+--
+-- An update is HOT (heap-only: no new index entries, and the old version is reclaimed on the
+-- page by the next reader, without VACUUM) only if no indexed column changes and the new version
+-- fits on the old one's page. A command's end cannot be HOT: it changes `active` and `ended_at`,
+-- which the partial indexes of the active set (commands_active) and of retention
+-- (commands_ended_roots) hold. Its updates before that can: a parent's counts, stage and status
+-- while its children run (state, status, updated_at; no index holds them). But a batch writes
+-- hundreds of rows at once, packed by their insert; with 15 % of a page free (fillfactor 85,
+-- migration 0001) only two or three of a page's rows found room for their new version, and the
+-- rest went to other pages with an entry in every index: of a chain's 0.67 updates per command
+-- before the end, 0.26 were HOT. With half of each page free they all are (measured on
+-- `npm run bench -- pg-chain`: 0.66 of 0.67; dead row versions left per command 1.49 -> 1.00,
+-- WAL -10 %, table and index bytes -8 %; BENCHMARKS.md, issue 15). The end's own new version
+-- lands on the same page too, instead of a fresh one.
+--
+-- Tasks stay at 85: a task's updates change its status, which the partial indexes of open and
+-- queued tasks (tasks_open, tasks_queued) hold, so none can be HOT whatever the free space.
+-- Only pages written from now on are laid out this way (no rewrite of a large table).
+ALTER TABLE :COCO_SCHEMA.commands SET (fillfactor = 50);
