@@ -1,15 +1,11 @@
 /**
- * The two multi-statement operations of the SQLite store: writing a change batch (the body of
- * the apply transaction) and reading the active snapshot (the body of the load transaction).
+ * The SQLite store's batch: writing a change batch (the body of the apply transaction, inline or
+ * in the writer thread). Reading the active set is load.ts.
  *
  * @module
  */
-import type Database from 'better-sqlite3';
 import { CocoError, ErrorCode } from '../../core/errors.js';
-import type { CommandRecord, TaskRecord, UndoRecord } from '../../core/records.js';
-import type { ActiveRowSink, ActiveSnapshot, ChangeBatch, CorruptRow } from '../port.js';
-import { parseCommandRow, parseUndoRow } from '../rows/parse.js';
-import { parseCommandRowFast, parseTaskRowFast } from '../rows/parse-fast.js';
+import type { ChangeBatch } from '../port.js';
 import type { WriteOp } from './writer.js';
 import {
   commandInsertValues,
@@ -90,103 +86,4 @@ export function writeBatch(q: Statements, b: ChangeBatch): void {
       }
     }
   }
-}
-
-type Stmt = Database.Statement<unknown[], unknown>;
-
-/**
- * Reads the rows of a bulk query and hands each to `each`: through its JSON form (one text per
- * row), or, if that fails, through its plain form (json_array refuses a BLOB: one odd row must
- * not stop a load).
- */
-function bulk(
-  json: Stmt,
-  plain: Stmt,
-  range: readonly [after: number, upTo: number],
-  each: (row: unknown) => void,
-): void {
-  let rows: unknown[];
-  let texts = true;
-  try {
-    rows = json.all(range[0], range[1]);
-  } catch {
-    rows = plain.all(range[0], range[1]);
-    texts = false;
-  }
-  for (let i = 0; i < rows.length; i++) {
-    const row = rows[i];
-    // Let the row text go at once: only what the sink builds outlives the load.
-    rows[i] = null;
-    each(texts ? (JSON.parse(row as string) as unknown) : row);
-  }
-}
-
-/**
- * Reads the active set with four set-based queries over the partial index of active commands,
- * chunk after chunk of `LOAD_CHUNK` (statements.ts) command ids, handing each row to the sink as
- * it is parsed (a 1,000,000-command restart: 25.6 → 14.3 s with the chunks, the garbage of each
- * dying young). Must run in one read transaction, so that every query of every chunk sees the
- * same state.
- *
- * Rows that do not parse go to `sink.corrupt`. Tasks, undo steps and ended children of a command
- * that could not be read are left out: every query of a chunk is ordered by command id, so a
- * cursor over the chunk's readable command ids tells which to keep.
- */
-export function streamActive(q: Statements, sink: ActiveRowSink): void {
-  const ids: number[] = [];
-  let k = 0;
-  const readable = (id: number): boolean => {
-    while (k < ids.length && ids[k]! < id) k++;
-    return ids[k] === id;
-  };
-  let after = 0;
-  for (;;) {
-    const end = (q.activeChunkEnd.get(after) as { id: number } | undefined)?.id;
-    const range = [after, end ?? Number.MAX_SAFE_INTEGER] as const;
-    ids.length = 0;
-    bulk(q.activeCommandsJson, q.activeCommands, range, (row) => {
-      const parsed = parseCommandRowFast(row);
-      if (!parsed.ok) return sink.corrupt(parsed.corrupt);
-      ids.push(parsed.value.id);
-      sink.command(parsed.value);
-    });
-    k = 0;
-    bulk(q.activeTasksJson, q.activeTasks, range, (row) => {
-      const parsed = parseTaskRowFast(row);
-      if (!parsed.ok) sink.corrupt(parsed.corrupt);
-      else if (readable(parsed.value.commandId)) sink.task(parsed.value);
-    });
-    k = 0;
-    bulk(q.activeUndoJson, q.activeUndo, range, (row) => {
-      const parsed = parseUndoRow(row);
-      if (!parsed.ok) sink.corrupt(parsed.corrupt);
-      else if (readable(parsed.value.commandId)) sink.undo(parsed.value);
-    });
-    k = 0;
-    bulk(q.endedChildrenJson, q.endedChildren, range, (row) => {
-      const parsed = parseCommandRow(row);
-      if (!parsed.ok) sink.corrupt(parsed.corrupt);
-      else if (parsed.value.parentId !== null && readable(parsed.value.parentId))
-        sink.endedChild(parsed.value);
-    });
-    if (end === undefined) break;
-    after = end;
-  }
-}
-
-/** The active snapshot (see {@link streamActive}), its rows collected. */
-export function readActive(q: Statements): ActiveSnapshot {
-  const commands: CommandRecord[] = [];
-  const tasks: TaskRecord[] = [];
-  const undo: UndoRecord[] = [];
-  const endedChildren: CommandRecord[] = [];
-  const corrupt: CorruptRow[] = [];
-  streamActive(q, {
-    command: (r) => commands.push(r),
-    task: (t) => tasks.push(t),
-    undo: (u) => undo.push(u),
-    endedChild: (r) => endedChildren.push(r),
-    corrupt: (row) => corrupt.push(row),
-  });
-  return { commands, tasks, undo, endedChildren, corrupt };
 }

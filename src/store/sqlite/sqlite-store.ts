@@ -40,7 +40,9 @@ import type {
 import { checkPruneOptions } from '../port.js';
 import { applyError, migrateDatabase } from './connection.js';
 import { connect, storeFailed, type ConnectionSettings } from '../../db/sqlite.js';
-import { batchOps, maxInsertedId, readActive, streamActive, writeBatch } from './operations.js';
+import { batchOps, maxInsertedId, writeBatch } from './operations.js';
+import { manyActive, readActive, streamActive } from './load.js';
+import { streamInThread } from './reader.js';
 import {
   DEFAULT_LIST_LIMIT,
   MAX_LIST_LIMIT,
@@ -278,7 +280,13 @@ export class SqliteStore implements Store {
     return settle(() => this.#read(() => this.#ready().loadTx(), 'loadActive'));
   }
 
-  streamActive(sink: ActiveRowSink): Promise<void> {
+  /**
+   * The active set (see the port): on the event loop, or, with the writer thread on and more
+   * than one chunk to read, in a reader thread (reader.ts) while the sink builds.
+   */
+  async streamActive(sink: ActiveRowSink): Promise<void> {
+    if (this.#writerThread && this.#read(manyActive, 'loadActive'))
+      return streamInThread(this.#settings, sink);
     return settle(() => this.#read(() => this.#ready().streamTx(sink), 'loadActive'));
   }
 
