@@ -265,8 +265,9 @@ describe('sqlite store specifics', () => {
   it('streamActive hands over the rows of loadActive, in the reader thread past one chunk and on the event loop', async () => {
     const store = open();
     await store.open('n1');
-    // Two chunks: in the first, a task whose args are a BLOB (its JSON query fails: the chunk's
-    // tasks are read in their plain form); in the second, a command row that cannot be read.
+    // Two chunks: in the first, a task whose args are a BLOB and a command whose parameters are
+    // JSON5, not JSON (their JSON queries fail: the chunk's commands and tasks are read in their
+    // plain form); in the second, a command row whose JSON text cannot be parsed.
     const n = LOAD_CHUNK + 40;
     const commands = [];
     const tasks = [];
@@ -286,6 +287,7 @@ describe('sqlite store specifics', () => {
     raw(path, (db) => {
       db.prepare("UPDATE tasks SET args = X'01' WHERE command_id = 9 AND ordinal = 1").run();
       db.prepare("UPDATE commands SET params = '{' WHERE id = ?").run(bad);
+      db.prepare("UPDATE commands SET params = '{i:1}' WHERE id = 4").run();
     });
     const collect = async (s: SqliteStore): Promise<ActiveSnapshot> => {
       const snap = { commands: [], tasks: [], undo: [], endedChildren: [], corrupt: [] } as {
@@ -301,12 +303,14 @@ describe('sqlite store specifics', () => {
       return snap;
     };
     const loaded = await store.loadActive();
-    expect(loaded.commands).toHaveLength(n - 1);
-    expect(loaded.tasks).toHaveLength(2 * n - 3); // the unreadable command's, and the BLOB
+    expect(loaded.commands).toHaveLength(n - 2);
+    expect(loaded.tasks).toHaveLength(2 * n - 5); // the unreadable commands', and the BLOB
     expect(loaded.corrupt.map((c) => [c.table, c.commandId])).toEqual([
+      ['commands', 4],
       ['tasks', 9],
       ['commands', bad],
     ]);
+    expect(loaded.corrupt[0]?.error.message).toMatch(/params: invalid JSON/);
     expect(loaded.endedChildren.map((c) => c.id)).toEqual([n + 1]);
     expect(await collect(store)).toEqual(loaded); // in the reader thread
     expect(await collect(open({ writerThread: false }))).toEqual(loaded); // on the event loop

@@ -16,7 +16,8 @@ type Stmt = Database.Statement<unknown[], unknown>;
 
 /**
  * The load's queries, in the order each chunk runs them: the table of their rows, the JSON form
- * (one text per row, see statements.ts `asJson`) and the plain form (positional rows).
+ * (one text per row, see statements.ts `asJson`; commands and tasks embed their JSON columns,
+ * `asEmbeddedJson`) and the plain form (positional rows).
  */
 export const LOAD_QUERIES = [
   ['commands', 'activeCommandsJson', 'activeCommands'],
@@ -46,30 +47,33 @@ export class ActiveRowRouter {
   }
 
   /**
-   * Takes rows of `table`, in query order: positional rows, or (`texts`) their JSON texts. A
-   * chunk's command rows come before its other rows (a chunk without command rows has none).
+   * Takes rows of `table`, in query order, as `form` says: the JSON texts of the query's JSON
+   * form, those texts parsed, or positional rows of its plain form. A chunk's command rows come
+   * before its other rows (a chunk without command rows has none).
    */
-  take(table: LoadTable, rows: unknown[], texts: boolean): void {
+  take(table: LoadTable, rows: unknown[], form: 'texts' | 'json' | 'plain'): void {
     if (table !== this.#table) {
       if (table === 'commands') this.#ids.length = 0;
       this.#at = 0;
       this.#table = table;
     }
     const sink = this.#sink;
+    const texts = form === 'texts';
+    const embedded = form !== 'plain';
     for (let i = 0; i < rows.length; i++) {
       const text = rows[i];
       // Let the row (or its text) go at once: only what the sink builds outlives the load.
       rows[i] = null;
       const row = texts ? (JSON.parse(text as string) as unknown) : text;
       if (table === 'commands') {
-        const parsed = parseCommandRowFast(row);
+        const parsed = parseCommandRowFast(row, embedded);
         if (!parsed.ok) sink.corrupt(parsed.corrupt);
         else {
           this.#ids.push(parsed.value.id);
           sink.command(parsed.value);
         }
       } else if (table === 'tasks') {
-        const parsed = parseTaskRowFast(row);
+        const parsed = parseTaskRowFast(row, embedded);
         if (!parsed.ok) sink.corrupt(parsed.corrupt);
         else if (this.#readable(parsed.value.commandId)) sink.task(parsed.value);
       } else if (table === 'undo') {
@@ -108,10 +112,10 @@ function bulk(
   try {
     rows = json.all(after, upTo);
   } catch {
-    router.take(table, plain.all(after, upTo), false);
+    router.take(table, plain.all(after, upTo), 'plain');
     return;
   }
-  router.take(table, rows, true);
+  router.take(table, rows, 'texts');
 }
 
 /**

@@ -135,8 +135,8 @@ export function streamInThread(settings: ConnectionSettings, sink: ActiveRowSink
             storeFailed('loadActive failed', Object.assign(new Error(), message.error)),
           );
         if ('text' in message)
-          router.take(message.table, JSON.parse(message.text) as unknown[], false);
-        else router.take(message.table, message.rows, false);
+          router.take(message.table, JSON.parse(message.text) as unknown[], 'json');
+        else router.take(message.table, message.rows, 'plain');
         Atomics.add(taken, 0, 1);
         Atomics.notify(taken, 0);
       } catch (error) {

@@ -13,8 +13,10 @@ import type { CommandRecord, EntityWrite, TaskRecord, UndoRecord } from '../../c
 import type { ChangeBatch, CommandUpdate, TaskUpdate, UndoUpdate } from '../port.js';
 import {
   COMMAND_COLUMNS,
+  COMMAND_JSON_AT,
   ENTITY_COLUMNS,
   TASK_COLUMNS,
+  TASK_JSON_AT,
   UNDO_COLUMNS,
   commandState,
   isActive,
@@ -52,6 +54,29 @@ const UNDO_SELECT = list(UNDO_COLUMNS, 'u');
  */
 function asJson(columns: readonly string[], alias: string): string {
   return `json_array(${list(columns, alias)})`;
+}
+
+/**
+ * {@link asJson} with the JSON columns at `embed` (positions in `columns`) embedded as their
+ * values, not as strings holding their text: the row's one `JSON.parse` parses them too (see
+ * store/rows/parse-fast.ts, "embedded" rows), where each cost a parse and a string of its own.
+ * Only strict JSON is embedded (`json_valid(x, 1)`; `json()` alone would turn JSON5 into JSON,
+ * which the parsers refuse): for anything else the JSON form fails as for a BLOB, through
+ * `json('')` (malformed, on purpose), and the chunk is read in its plain form, where the
+ * parsers report the row.
+ */
+function asEmbeddedJson(
+  columns: readonly string[],
+  alias: string,
+  embed: readonly number[],
+): string {
+  const values = columns.map((c, i) => {
+    const col = `${alias}.${c}`;
+    return embed.includes(i)
+      ? `CASE WHEN ${col} IS NULL OR json_valid(${col}, 1) THEN json(${col}) ELSE json('') END`
+      : col;
+  });
+  return `json_array(${values.join(', ')})`;
 }
 
 /** Parameters of `insertCommand`. */
@@ -216,9 +241,9 @@ export const SQL = {
   // The last active command id of the chunk after the given one (none: the chunk is the last).
   activeChunkEnd: `SELECT c.id AS id FROM commands c INDEXED BY commands_active WHERE c.active = 1 AND c.id > ? ORDER BY c.id LIMIT 1 OFFSET ${LOAD_CHUNK - 1}`,
   activeCommands: `SELECT ${COMMAND_SELECT} ${ACTIVE_COMMANDS}`,
-  activeCommandsJson: `SELECT ${asJson(COMMAND_COLUMNS, 'c')} ${ACTIVE_COMMANDS}`,
+  activeCommandsJson: `SELECT ${asEmbeddedJson(COMMAND_COLUMNS, 'c', COMMAND_JSON_AT)} ${ACTIVE_COMMANDS}`,
   activeTasks: `SELECT ${TASK_SELECT} ${ACTIVE_TASKS}`,
-  activeTasksJson: `SELECT ${asJson(TASK_COLUMNS, 't')} ${ACTIVE_TASKS}`,
+  activeTasksJson: `SELECT ${asEmbeddedJson(TASK_COLUMNS, 't', TASK_JSON_AT)} ${ACTIVE_TASKS}`,
   activeUndo: `SELECT ${UNDO_SELECT} ${ACTIVE_UNDO}`,
   activeUndoJson: `SELECT ${asJson(UNDO_COLUMNS, 'u')} ${ACTIVE_UNDO}`,
   endedChildren: `SELECT ${COMMAND_SELECT} ${ENDED_CHILDREN}`,
