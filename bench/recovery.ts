@@ -7,7 +7,7 @@
  * and each run starts on a copy of it, so that runs compared with one another (before/after a
  * change, `BENCH_N=1000000`) start on the same rows without filling a million each time.
  */
-import { copyFileSync, existsSync } from 'node:fs';
+import { copyFileSync, existsSync, readFileSync } from 'node:fs';
 import {
   HoldingBroker,
   benchEngine,
@@ -42,9 +42,24 @@ else {
   // Closed, the file holds every row (the WAL is checkpointed into it on close).
   if (kept !== undefined) copyFileSync(db.path, kept);
 }
+/**
+ * CPU seconds of this process's main thread (Linux schedstat; null elsewhere): on a loaded
+ * machine the wall-clock figure mostly says how long the thread waited for a core.
+ */
+function mainThreadCpu(): number | null {
+  try {
+    const stat = readFileSync(`/proc/self/task/${process.pid}/schedstat`, 'utf8');
+    return Number(stat.split(' ')[0]) / 1e9;
+  } catch {
+    return null;
+  }
+}
+
 const broker = new HoldingBroker();
 const engine = benchEngine(db.path, broker, [held]);
 let polled = 0;
+const cpu0 = mainThreadCpu();
+const process0 = process.cpuUsage();
 const t0 = performance.now();
 const resumed = new Promise<number>((resolve) => {
   broker.onStatus = (ids) => {
@@ -55,6 +70,10 @@ const resumed = new Promise<number>((resolve) => {
 const startReport = await engine.start();
 const startMs = performance.now() - t0;
 const pollMs = await resumed;
+const cpu1 = mainThreadCpu();
+const mainCpu = cpu0 === null || cpu1 === null ? null : cpu1 - cpu0;
+const processUsage = process.cpuUsage(process0);
+const processCpu = (processUsage.user + processUsage.system) / 1e6;
 await engine.stop();
 db.cleanup();
 report(
@@ -67,9 +86,12 @@ report(
     startSeconds: +(startMs / 1000).toFixed(3),
     loadSeconds: +(startReport.loadMs / 1000).toFixed(3),
     rebuildSeconds: +(startReport.rebuildMs / 1000).toFixed(3),
+    mainThreadCpuSeconds: mainCpu === null ? null : +mainCpu.toFixed(3),
+    processCpuSeconds: +processCpu.toFixed(3),
   },
   [
     `recovery: ${startReport.resumed} in-flight commands resumed; polling resumed ${(pollMs / 1000).toFixed(2)} s after start() (start() returned after ${(startMs / 1000).toFixed(2)} s) (${machine()})`,
     `  of which: load from the store ${(startReport.loadMs / 1000).toFixed(2)} s, rebuild live commands ${(startReport.rebuildMs / 1000).toFixed(2)} s`,
+    `  CPU until then: main thread ${mainCpu === null ? '?' : mainCpu.toFixed(2)} s, process ${processCpu.toFixed(2)} s`,
   ],
 );
