@@ -13,6 +13,7 @@
  * Environment: `BENCH_LATENCY_N` (measured commands per store, 2,000), `BENCH_LATENCY_WARMUP`
  * (200).
  */
+import type pg from 'pg';
 import { randomBytes } from 'node:crypto';
 import { inProcessAgents } from '../src/brokers/in-process/broker.js';
 import { createEngine, type Engine } from '../src/engine/engine.js';
@@ -105,6 +106,38 @@ async function measure(store: Store, nodeId: string): Promise<Figures> {
   }
 }
 
+/**
+ * The floor under the PostgreSQL figure, measured on the same server in the same window: one
+ * transaction at a time, BEGIN + a one-row UPDATE by primary key + COMMIT written at once (as
+ * coco pipelines a batch), each waiting for its WAL flush. Whatever coco adds to a command's end
+ * is above this.
+ */
+async function pgFloor(
+  client: pg.Client,
+  schema: string,
+  n: number,
+): Promise<{ p50: number; p99: number }> {
+  await client.query(`CREATE TABLE "${schema}".floor (id int PRIMARY KEY, v bigint NOT NULL)`);
+  await client.query(`INSERT INTO "${schema}".floor VALUES (1, 0)`);
+  (client as pg.Client & { pipeline: boolean }).pipeline = true;
+  const times: number[] = [];
+  for (let i = 0; i < WARMUP + n; i++) {
+    const t0 = performance.now();
+    await Promise.all([
+      client.query('BEGIN'),
+      client.query({
+        name: 'floor',
+        text: `UPDATE "${schema}".floor SET v = $1 WHERE id = 1`,
+        values: [i],
+      }),
+      client.query('COMMIT'),
+    ]);
+    if (i >= WARMUP) times.push(performance.now() - t0);
+  }
+  times.sort((a, b) => a - b);
+  return { p50: ms(percentile(times, 0.5)), p99: ms(percentile(times, 0.99)) };
+}
+
 function line(store: string, f: Figures): string {
   return `  ${store}: task end -> command ended durably p50 ${f.p50} ms, p90 ${f.p90} ms, p99 ${f.p99} ms, max ${f.max} ms; submit -> durable end p50 ${f.submitP50} ms, p99 ${f.submitP99} ms (${f.n} commands)`;
 }
@@ -132,14 +165,19 @@ if (reason !== null) {
 } else {
   const schema = `bench_latency_${randomBytes(6).toString('hex')}`;
   let pgFigures: Figures;
+  let floor: { p50: number; p99: number };
   try {
     pgFigures = await measure(postgresStore({ url, schema }), 'latency');
+    floor = await withClient(url, (c) => pgFloor(c, schema, N));
   } finally {
     await withClient(url, (c) => c.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`));
   }
   console.log(head);
   console.log(line('sqlite (WAL, synchronous=FULL)', sqlite));
   console.log(line('postgres (1 node, synchronous_commit=on)', pgFigures));
+  console.log(
+    `  postgres floor (BEGIN + a one-row UPDATE + COMMIT, pipelined, one at a time, same server): p50 ${floor.p50} ms, p99 ${floor.p99} ms — coco's p50 is ${(pgFigures.p50 / floor.p50).toFixed(2)}× it`,
+  );
   console.log(
     JSON.stringify({
       bench: 'latency',
@@ -152,6 +190,7 @@ if (reason !== null) {
       submitP50: pgFigures.submitP50,
       submitP99: pgFigures.submitP99,
       n: pgFigures.n,
+      floor,
       sqlite,
     }),
   );

@@ -4,8 +4,8 @@
  * (`n<k>-a1`, `history: false`, verb `noop`). It runs a warm-up, says `ready`, then on each `go`
  * submits its share of the work and says `done` once all of it has ended durably (counted from
  * the engine's `committed` events, as the SQLite benchmarks do), then `idle` once the run has
- * settled (tasks cleared). On `raw` it stops the engine and measures its share of the raw-store
- * limit (bench/raw-pg.ts).
+ * settled (tasks cleared). On `raw` (between runs, its engine idle) it measures its share of the
+ * raw-store limit (bench/raw-pg.ts) through a store of its own.
  */
 import pg from 'pg';
 import { inProcessAgents } from '../src/brokers/in-process/broker.js';
@@ -95,7 +95,14 @@ function statementsSince(
   return out;
 }
 
-const store = postgresStore({ url: cfg.url, schema: cfg.schema });
+/** Apply connections per node (`BENCH_PG_LANES`, the store's `applyConnections`; 1 by default). */
+const LANES = Number(process.env.BENCH_PG_LANES ?? 1);
+const store = postgresStore({
+  url: cfg.url,
+  schema: cfg.schema,
+  applyConnections: LANES,
+  poolSize: Math.max(10, LANES + 4),
+});
 const busy = trackBusy(store);
 const engine = createEngine({
   store,
@@ -197,6 +204,7 @@ function diff(a: OpCounts, b: OpCounts): OpCounts {
 let rawStore: PostgresStore | null = null;
 let rawPlan: ChangeBatch[] = [];
 let rawUnits = 0;
+let rawRun = 0;
 
 async function onMessage(m: ParentMessage): Promise<void> {
   switch (m.t) {
@@ -226,12 +234,11 @@ async function onMessage(m: ParentMessage): Promise<void> {
       return;
     }
     case 'raw': {
-      // The engine is done (its runs have settled): stop it so that it does not share the CPU.
-      await engine.stop();
-      if (rawStore === null) {
-        rawStore = postgresStore({ url: cfg.url, schema: cfg.schema });
-        await rawStore.open(`${nodeId}-raw`);
-      }
+      // The engine's run has settled: it stays idle (nothing in flight) while the raw limit is
+      // measured, and runs again after it (the runs and the raw limits are interleaved). Each raw
+      // run applies as a node of its own, retired at its end (so the engine never adopts it).
+      rawStore = postgresStore({ url: cfg.url, schema: cfg.schema });
+      await rawStore.open(`${nodeId}-raw-${++rawRun}`);
       const first = await rawStore.reserveIds(rawIdsNeeded(m.perUnit, m.units, m.perBatch));
       rawPlan = rawBatches(m.perUnit, m.units, m.perBatch, first, agentId);
       rawUnits = Math.ceil(m.units / m.perBatch) * m.perBatch;
@@ -241,6 +248,8 @@ async function onMessage(m: ParentMessage): Promise<void> {
     case 'raw-go': {
       const seconds = await applyRaw(rawStore!, rawPlan);
       send({ t: 'raw-done', seconds, batches: rawPlan.length, units: rawUnits });
+      await rawStore!.close();
+      rawStore = null;
       return;
     }
     case 'stop': {

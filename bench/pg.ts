@@ -8,9 +8,10 @@
  * (bench/pg-node.ts: each an engine on `postgresStore` with its own in-process agent), waits
  * until every node has warmed up, then sends `go` to all at once and times the wall clock until
  * the last node reports its share ended durably. The total work is fixed and split evenly. Each
- * (pattern, nodes) is measured `BENCH_REPEATS` times; the figure is the median. Then the nodes
- * stop their engines and measure the raw-store limit the same way: all nodes applying their share
- * of the same row writes at once, straight through `PostgresStore.apply`.
+ * (pattern, nodes) is measured `BENCH_REPEATS` times; the figure is the median. After each run
+ * (interleaved, so that both see the same window of a shared machine) the nodes measure the
+ * raw-store limit the same way: all nodes applying their share of the row writes counted so far
+ * at once, straight through `PostgresStore.apply`, their engines idle.
  *
  * Durable: every connection runs with `synchronous_commit=on` (the server's default, forced), so
  * a batch is acknowledged only once its WAL is flushed. Each (pattern, nodes) also prints where
@@ -27,6 +28,7 @@
  * {@link PG_TUNING}), `BENCH_PG_RAW_N` (20,000) / `BENCH_PG_RAW_PARENTS` (2,000) (raw-limit
  * sample sizes), `BENCH_NO_RAW`, `BENCH_PG_PROF` (a folder: node 1 runs with `--cpu-prof` there),
  * `BENCH_PG_TRACE` (times every statement the nodes send, by name, and prints the totals),
+ * `BENCH_PG_LANES` (apply connections per node, the store's `applyConnections`; 1),
  * `BENCH_PG_PEERS` (a file holding the output of `npm run bench -- peers`: prints coco's ratio
  * to the peers' figures), `BENCH_PG_PREFILL` (ended commands the schema holds before the measured
  * runs: the warm-ups' copied, bench/pg-prefill.ts — the cost of a store that has grown).
@@ -232,6 +234,21 @@ async function measure(pattern: Pattern, n: number): Promise<Result> {
     const applyPids = new Set(
       backends.filter((b) => b.application_name === `coco/apply/${schema}`).map((b) => b.pid),
     );
+    const rawRuns: number[] = [];
+    const rawSize = pattern === 'one-task' ? options.rawCommands : options.rawParents;
+    const rawShares = split(rawSize, n);
+    /** Row writes per unit over the runs so far, over every node: what the raw-store limit replays. */
+    const perUnitSoFar = (): PerUnit => {
+      const o = perRun.flat().reduce((acc, x) => sum(acc, x.ops), zeroOps());
+      const u = size * perRun.length;
+      return {
+        commandInserts: o.commandInserts / u,
+        commandUpdates: o.commandUpdates / u,
+        commandsSettled: o.commandsSettled / u,
+        taskInserts: o.taskInserts / u,
+        taskUpdates: o.taskUpdates / u,
+      };
+    };
     for (let r = 0; r < options.repeats; r++) {
       const before = cpuSample(ourPids, applyPids);
       const t0 = performance.now();
@@ -247,34 +264,32 @@ async function measure(pattern: Pattern, n: number): Promise<Result> {
         `  ${pattern} × ${n} node${n > 1 ? 's' : ''}, run ${r + 1}/${options.repeats}: ${size} in ${wall.toFixed(2)} s = ${Math.round(size / wall)} ${unit}`,
       );
       await Promise.all(nodes.map((node) => node.next('idle', RUN_TIMEOUT_MS)));
+      if (options.noRaw) continue;
+      // The raw-store limit right after each run (interleaved: both see the same window of this
+      // shared machine, so their ratio is steadier than that of runs minutes apart), replaying
+      // the row writes counted so far; the nodes' engines are idle meanwhile.
+      nodes.forEach((node, i) =>
+        node.send({
+          t: 'raw',
+          perUnit: perUnitSoFar(),
+          units: rawShares[i]!,
+          perBatch: RAW_PER_BATCH,
+        }),
+      );
+      await Promise.all(nodes.map((node) => node.next('raw-ready', RUN_TIMEOUT_MS)));
+      const r0 = performance.now();
+      for (const node of nodes) node.send({ t: 'raw-go' });
+      const rawDone = await Promise.all(nodes.map((node) => node.next('raw-done', RUN_TIMEOUT_MS)));
+      const applied = rawDone.reduce((a, d) => a + d.m.units, 0);
+      rawRuns.push(applied / ((Math.max(...rawDone.map((d) => d.at)) - r0) / 1000));
+      console.log(
+        `  raw-store limit, run ${r + 1}/${options.repeats}: ${Math.round(rawRuns.at(-1)!)} ${unit}`,
+      );
     }
 
-    // Row writes per unit, over every node and run: what the raw-store limit replays.
+    // Row writes per unit, over every node and run.
     const ops = perRun.flat().reduce((acc, x) => sum(acc, x.ops), zeroOps());
     const units = size * options.repeats;
-    const perUnit: PerUnit = {
-      commandInserts: ops.commandInserts / units,
-      commandUpdates: ops.commandUpdates / units,
-      commandsSettled: ops.commandsSettled / units,
-      taskInserts: ops.taskInserts / units,
-      taskUpdates: ops.taskUpdates / units,
-    };
-    const rawRuns: number[] = [];
-    const rawSize = pattern === 'one-task' ? options.rawCommands : options.rawParents;
-    if (!options.noRaw) {
-      const rawShares = split(rawSize, n);
-      for (let r = 0; r < options.repeats; r++) {
-        nodes.forEach((node, i) =>
-          node.send({ t: 'raw', perUnit, units: rawShares[i]!, perBatch: RAW_PER_BATCH }),
-        );
-        await Promise.all(nodes.map((node) => node.next('raw-ready', RUN_TIMEOUT_MS)));
-        const t0 = performance.now();
-        for (const node of nodes) node.send({ t: 'raw-go' });
-        const done = await Promise.all(nodes.map((node) => node.next('raw-done', RUN_TIMEOUT_MS)));
-        const applied = done.reduce((a, d) => a + d.m.units, 0);
-        rawRuns.push(applied / ((Math.max(...done.map((d) => d.at)) - t0) / 1000));
-      }
-    }
     for (const node of nodes) await node.stop();
 
     return reportMeasure({
@@ -328,6 +343,7 @@ async function main(): Promise<void> {
     `  server: ${JSON.stringify(server)} (durable: every batch's COMMIT waits for its WAL flush)`,
   );
   console.log(`  engine tuning: ${JSON.stringify(options.tuning)}`);
+  console.log(`  apply connections per node: ${process.env.BENCH_PG_LANES ?? 1} (BENCH_PG_LANES)`);
   const results: Result[] = [];
   for (const pattern of patterns)
     for (const n of options.nodes) results.push(await measure(pattern, n));

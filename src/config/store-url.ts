@@ -1,7 +1,8 @@
 /**
  * Stores chosen by URL: `sqlite:<path>` (the default, embedded) or
  * `postgres://user@host:5432/db?schema=coco` (many nodes on one PostgreSQL; `schema` defaults to
- * `coco`; `leaseMs` sets the node lease, 30 s by default). Used by the library, the CLI and the
+ * `coco`; `leaseMs` sets the node lease, 30 s by default; `applyConnections` the connections a node
+ * applies its batches through, 1 by default). Used by the library, the CLI and the
  * server alike.
  *
  * @module
@@ -22,11 +23,13 @@ export type StoreUrl =
   | { readonly kind: 'sqlite'; readonly path: string }
   | {
       readonly kind: 'postgres';
-      /** The connection string, without coco's own parameters (`schema`, `leaseMs`). */
+      /** The connection string, without coco's own parameters (`schema`, `leaseMs`, `applyConnections`). */
       readonly url: string;
       readonly schema: string;
       /** The node lease (`leaseMs`), when the URL sets it. */
       readonly leaseMs?: number;
+      /** Apply connections per node (`applyConnections`), when the URL sets it. */
+      readonly applyConnections?: number;
     };
 
 /** Parses a store URL; throws `INVALID_OPTIONS` saying what is wrong and what is accepted. */
@@ -65,13 +68,22 @@ export function parseStoreUrl(url: string): StoreUrl {
         `store URL "${redact(url)}": leaseMs "${lease}" must be a positive number of milliseconds`,
       );
     }
+    const lanes = parsed.searchParams.get('applyConnections');
+    if (lanes !== null && !/^[1-8]$/.test(lanes)) {
+      throw new CocoError(
+        ErrorCode.InvalidOptions,
+        `store URL "${redact(url)}": applyConnections "${lanes}" must be a whole number from 1 to 8`,
+      );
+    }
     parsed.searchParams.delete('schema');
     parsed.searchParams.delete('leaseMs');
+    parsed.searchParams.delete('applyConnections');
     return {
       kind: 'postgres',
       url: parsed.toString(),
       schema,
       ...(lease !== null ? { leaseMs: Number(lease) } : {}),
+      ...(lanes !== null ? { applyConnections: Number(lanes) } : {}),
     };
   }
   throw new CocoError(
@@ -114,6 +126,9 @@ export function storeFromUrl(url: string): Store {
         url: parsed.url,
         schema: parsed.schema,
         ...(parsed.leaseMs !== undefined ? { leaseMs: parsed.leaseMs } : {}),
+        ...(parsed.applyConnections !== undefined
+          ? { applyConnections: parsed.applyConnections }
+          : {}),
       });
 }
 

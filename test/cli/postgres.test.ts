@@ -53,6 +53,16 @@ it('postgres store URLs: schema parameter, password never shown, clear errors', 
     /postgres:\/\/u:\*\*\*@db\/x\?schema=Bad-Name.*lower-case SQL identifier/,
   );
   expect(() => parseStoreUrl('postgres://u:secret@db/x?schema=Bad-Name')).not.toThrow(/secret/);
+  expect(parseStoreUrl('postgres://db/x?applyConnections=3&leaseMs=5000')).toEqual({
+    kind: 'postgres',
+    url: 'postgres://db/x',
+    schema: 'coco',
+    leaseMs: 5000,
+    applyConnections: 3,
+  });
+  expect(() => parseStoreUrl('postgres://db/x?applyConnections=9')).toThrow(
+    /applyConnections "9" must be a whole number from 1 to 8/,
+  );
 });
 
 describePg('coco on a postgres:// store', () => {

@@ -1,6 +1,7 @@
 /**
  * Many coordinator nodes on one PostgreSQL: node processes share a mixed workload; one is
- * SIGKILLed mid-run and the others take its work over once its lease expires. Afterwards every
+ * SIGKILLed mid-run and the others take its work over once its lease expires. One node applies
+ * its batches through one connection, the victim and the third through two. Afterwards every
  * command has ended exactly once, every task was started and cleared once on its agent, and no
  * agent was ever polled by two nodes at the same time.
  *
@@ -44,8 +45,16 @@ describePg('many nodes on one PostgreSQL', () => {
     const agents = inProcessAgents(AGENTS);
     const recorder = new PollRecorder();
     const settings = { url: PG_URL, schema, leaseMs: LEASE_MS, agents, recorder, pollMs: 3 };
-    // All three start on the empty schema at once: migrations serialise.
-    const started = ['n1', 'n2', 'n3'].map((name) => spawnNode(name, settings));
+    // All three start on the empty schema at once: migrations serialise. n1 applies through one
+    // connection, n2 (the victim) and n3 through two (src/store/postgres/lanes.ts): fencing and
+    // takeover work across both ways of applying.
+    const started = (
+      [
+        ['n1', 1],
+        ['n2', 2],
+        ['n3', 2],
+      ] as const
+    ).map(([name, lanes]) => spawnNode(name, settings, lanes));
     nodes.push(...started);
     await Promise.all(started.map((n) => n.ready));
 

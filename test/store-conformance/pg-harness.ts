@@ -77,15 +77,17 @@ export function schemaStores(prefix = 'coco_t'): {
 }
 
 /** The conformance harness: a fresh schema per test. */
-export async function pgHarness(): Promise<StoreHarness & { schema: string }> {
+export async function pgHarness(
+  options: Partial<PostgresStoreOptions> = {},
+): Promise<StoreHarness & { schema: string }> {
   const { schema, make, cleanup } = schemaStores('coco_c');
   return {
     schema,
-    store: make(),
+    store: make(options),
     stampsOwner: true,
     takenOverCode: ErrorCode.LeaseLost,
     async another() {
-      return make();
+      return make(options);
     },
     cleanup,
     async simulateDeadOwner(nodeId) {

@@ -173,29 +173,9 @@ export class Applier {
   async #connection(): Promise<pg.PoolClient> {
     if (this.#client && !this.#broken) return this.#client;
     this.#drop();
-    const client = await this.#h.pool.connect();
-    client.on('error', this.#onClientError);
+    const client = await openApplyConnection(this.#h, this.#onClientError);
     this.#client = client;
     this.#broken = false;
-    try {
-      await client.query(
-        `SET statement_timeout = ${this.#h.statementTimeoutMs}; ` +
-          `SET idle_in_transaction_session_timeout = ${IDLE_IN_TRANSACTION_TIMEOUT_MS}; ` +
-          `SET application_name = 'coco/apply/${this.#h.schema}'; ` +
-          // A batch's UPDATE ... FROM unnest(...) touches a few thousand rows by primary key; for
-          // large batches the planner prefers hashing the whole table, whose cost grows with the
-          // table (measured: 10,000 command updates 372 -> 772 ms from 30k to 300k rows, against
-          // 319 -> 374 ms by index). Batch statements are only ever keyed lookups: index them.
-          'SET enable_hashjoin = off; SET enable_mergejoin = off',
-      );
-    } catch (error) {
-      this.#drop();
-      throw error;
-    }
-    // node-postgres pipelining (its `pipeline` client option, here on a connection of the pool
-    // that this applier holds alone and destroys): queries are written at once, not each after
-    // the previous answer (see #send).
-    (client as pg.PoolClient & { pipeline: boolean }).pipeline = true;
     return client;
   }
 
@@ -203,11 +183,7 @@ export class Applier {
   #drop(): void {
     const client = this.#client;
     this.#client = null;
-    if (!client) return;
-    client.off('error', this.#onClientError);
-    // A client that errored keeps emitting 'error' on late socket events: swallow them.
-    client.on('error', () => undefined);
-    client.release(true);
+    if (client) destroyApplyConnection(client, this.#onClientError);
   }
 
   /** Writes the batch now if every batch called before it is already written on this connection. */
@@ -366,13 +342,57 @@ export class Applier {
   }
 }
 
+/**
+ * A new connection for applying batches, with the session settings batches rely on, and
+ * node-postgres pipelining on (the connection is held by one applier and destroyed after).
+ */
+export async function openApplyConnection(
+  host: ApplierHost,
+  onError: () => void,
+): Promise<pg.PoolClient> {
+  const client = await host.pool.connect();
+  client.on('error', onError);
+  try {
+    await client.query(
+      `SET statement_timeout = ${host.statementTimeoutMs}; ` +
+        `SET idle_in_transaction_session_timeout = ${IDLE_IN_TRANSACTION_TIMEOUT_MS}; ` +
+        `SET application_name = 'coco/apply/${host.schema}'; ` +
+        // A batch's UPDATE ... FROM unnest(...) touches a few thousand rows by primary key; for
+        // large batches the planner prefers hashing the whole table, whose cost grows with the
+        // table (measured: 10,000 command updates 372 -> 772 ms from 30k to 300k rows, against
+        // 319 -> 374 ms by index). Batch statements are only ever keyed lookups: index them.
+        'SET enable_hashjoin = off; SET enable_mergejoin = off',
+    );
+  } catch (error) {
+    destroyApplyConnection(client, onError);
+    throw error;
+  }
+  // node-postgres pipelining (its `pipeline` client option, here on a connection of the pool
+  // that this applier holds alone and destroys): queries are written at once, not each after
+  // the previous answer.
+  (client as pg.PoolClient & { pipeline: boolean }).pipeline = true;
+  return client;
+}
+
+/** Destroys an apply connection (it may be broken, or carry the session settings). */
+export function destroyApplyConnection(client: pg.PoolClient, onError: () => void): void {
+  client.off('error', onError);
+  // A client that errored keeps emitting 'error' on late socket events: swallow them.
+  client.on('error', () => undefined);
+  client.release(true);
+}
+
 /** A step as a prepared statement of the apply connection. */
-function stepQuery(sql: Sql, step: Step): pg.QueryConfig {
+export function stepQuery(sql: Sql, step: Step): pg.QueryConfig {
   return { name: `coco_${step.name}`, text: sql[step.name] as string, values: step.values };
 }
 
 /** The error of a failed row-count check: the statement, and the first row it did not find. */
-async function missingRow(client: pg.PoolClient, steps: Step[], label: string): Promise<CocoError> {
+export async function missingRow(
+  client: pg.PoolClient,
+  steps: Step[],
+  label: string,
+): Promise<CocoError> {
   const step = steps.find((st) => st.label === label);
   const row = step?.missing ? await step.missing(client) : '?';
   return new CocoError(ErrorCode.StoreFailed, `${step?.name ?? label}: no such row (${row})`);

@@ -36,6 +36,19 @@ export const DEFAULT_STATEMENT_TIMEOUT_MS = 30_000;
 /** Smallest pool: the apply connection, one listener, and one connection for everything else. */
 export const MIN_POOL_SIZE = 3;
 
+/**
+ * Default number of apply connections per node: one, the path measured longest (its batches
+ * pipelined back to back on one server backend). More pay off where the server has cores to
+ * spare for them (BENCHMARKS.md, "Several apply connections per node").
+ */
+export const DEFAULT_APPLY_CONNECTIONS = 1;
+
+/**
+ * Most apply connections per node: each holds a server backend, and past a few the COMMITs,
+ * which stay in call order, are the limit, not the statements running beside each other.
+ */
+export const MAX_APPLY_CONNECTIONS = 8;
+
 /** Options of {@link postgresStore}. Give exactly one of `url` and `pool`. */
 export interface PostgresStoreOptions {
   /** Connection string, e.g. `postgres://user@host:5432/db`. The store creates and ends its pool. */
@@ -64,6 +77,14 @@ export interface PostgresStoreOptions {
    * @default 30000 (see {@link DEFAULT_STATEMENT_TIMEOUT_MS})
    */
   readonly statementTimeoutMs?: number;
+  /**
+   * Connections a node applies its batches through ("lanes", src/store/postgres/lanes.ts): with
+   * more than one, batches touching different commands run on the server side by side, their
+   * COMMITs still in call order. Each is held while the store is open, so the pool needs this
+   * many plus two (a listener, and reads).
+   * @default 1 (see {@link DEFAULT_APPLY_CONNECTIONS})
+   */
+  readonly applyConnections?: number;
 }
 
 /** Where connections come from. */
@@ -77,6 +98,7 @@ export interface CompiledPostgresOptions {
   readonly schema: string;
   readonly leaseMs: number;
   readonly statementTimeoutMs: number;
+  readonly applyConnections: number;
 }
 
 /** A schema name the store accepts (it is also spliced, quoted, into SQL text). */
@@ -107,6 +129,12 @@ const optionsSchema = z.strictObject({
   poolSize: z.number().int().min(MIN_POOL_SIZE).max(1_000).default(DEFAULT_POOL_SIZE),
   leaseMs: z.number().int().min(100).max(86_400_000).default(DEFAULT_LEASE_MS),
   statementTimeoutMs: z.number().int().min(0).max(86_400_000).default(DEFAULT_STATEMENT_TIMEOUT_MS),
+  applyConnections: z
+    .number()
+    .int()
+    .min(1)
+    .max(MAX_APPLY_CONNECTIONS)
+    .default(DEFAULT_APPLY_CONNECTIONS),
 });
 
 function invalid(message: string): CocoError {
@@ -130,8 +158,14 @@ export function compileOptions(options: PostgresStoreOptions): CompiledPostgresO
     throw invalid('poolSize: only applies to the pool created from url');
   }
   const poolMax = (o.pool as { options?: { max?: unknown } } | undefined)?.options?.max;
-  if (typeof poolMax === 'number' && poolMax < MIN_POOL_SIZE) {
-    throw invalid(`pool: needs at least ${MIN_POOL_SIZE} connections (max is ${poolMax})`);
+  const needed = Math.max(MIN_POOL_SIZE, o.applyConnections + 2);
+  if (typeof poolMax === 'number' && poolMax < needed) {
+    throw invalid(`pool: needs at least ${needed} connections (max is ${poolMax})`);
+  }
+  if (o.pool === undefined && o.poolSize < needed) {
+    throw invalid(
+      `poolSize: ${o.poolSize} is too small for ${o.applyConnections} apply connections (at least ${needed})`,
+    );
   }
   const source: ConnectionSource =
     o.pool !== undefined
@@ -142,5 +176,6 @@ export function compileOptions(options: PostgresStoreOptions): CompiledPostgresO
     schema: o.schema,
     leaseMs: o.leaseMs,
     statementTimeoutMs: o.statementTimeoutMs,
+    applyConnections: o.applyConnections,
   });
 }

@@ -53,6 +53,7 @@ import type {
   TaskReportRecord,
 } from '../shared-port.js';
 import { Applier } from './applier.js';
+import { LaneApplier } from './lanes.js';
 import { PoolAccess } from './pool-access.js';
 import { TYPES, createPool, migrateSchema } from './connection.js';
 import { storeFailed } from '../../db/postgres.js';
@@ -104,7 +105,7 @@ export class PostgresStore implements SharedStore {
   readonly #slotSql: slots.SlotSql;
   readonly #retentionSql: RetentionSql;
   readonly #access: PoolAccess;
-  readonly #applier: Applier;
+  readonly #applier: Applier | LaneApplier;
   readonly #listeners = new Set<Listener>();
   /** The store id, once migrated. */
   #storeId: string | undefined;
@@ -125,13 +126,17 @@ export class PostgresStore implements SharedStore {
     this.#sql = buildSql(this.schema);
     const isOpen = (): boolean => !this.#closed;
     this.#access = new PoolAccess(pool, isOpen);
-    this.#applier = new Applier({
+    const applierHost = {
       pool,
       sql: this.#sql,
       schema: this.schema,
       statementTimeoutMs: this.#o.statementTimeoutMs,
       isOpen,
-    });
+    };
+    this.#applier =
+      this.#o.applyConnections > 1
+        ? new LaneApplier(applierHost, this.#o.applyConnections)
+        : new Applier(applierHost);
     this.#cancelSql = cancels.buildCancelSql(this.#o.schema);
     this.#slotSql = slots.buildSlotSql(this.#o.schema);
     this.#retentionSql = buildRetentionSql(this.#o.schema);
@@ -192,8 +197,12 @@ export class PostgresStore implements SharedStore {
       return { storeId };
     }
     const node = await shared.registerNode(this.#db, nodeId, this.#instance);
+    const identity = { nodeId, epoch: node.epoch };
+    if (this.#applier instanceof LaneApplier) {
+      const lanes = await shared.openLanes(this.#db, identity, this.#applier.size);
+      this.#applier.setNode(identity, lanes);
+    } else this.#applier.setNode(identity, node.lastBatch);
     this.#node = node;
-    this.#applier.setNode({ nodeId, epoch: node.epoch }, node.lastBatch);
     return { storeId };
   }
 

@@ -14,10 +14,25 @@ import { quoteIdent } from '../../db/postgres.js';
  */
 export const NODE_ROW_KEEP_MS = 3_600_000;
 
+/**
+ * SQL of the 64-bit key of a node's apply lock, for the node id SQL `nodeId` (a parameter or a
+ * column). The lanes of a node applying through several connections (lanes.ts) hold it shared
+ * for each batch; whatever fences or replaces a node only ever *tries* to take it exclusively
+ * (`pg_try_advisory_xact_lock`): advisory locks queue in order, and a waiting exclusive request
+ * would hold up a lane whose later batch, waiting in the client for it, holds the lock shared.
+ * A node applying through one connection never takes it (its batches lock the node row instead).
+ */
+export function nodeApplyKey(schema: string, nodeId: string): string {
+  return `hashtextextended('${schema.replaceAll("'", "''")}/apply/' || ${nodeId}, 0)`;
+}
+
 /** The shared operations' SQL for one schema. */
 export function buildSharedSql(schema: string) {
   const s = quoteIdent(schema);
   const nodes = `${s}.coco_nodes`;
+  const lanes = `${s}.coco_apply_lanes`;
+  const tryApplyLock = (nodeId: string): string =>
+    `pg_try_advisory_xact_lock(${nodeApplyKey(schema, nodeId)})`;
   const commands = `${s}.commands`;
   const leases = `${s}.agent_leases`;
   const reports = `${s}.task_reports`;
@@ -34,7 +49,9 @@ export function buildSharedSql(schema: string) {
       'ON CONFLICT (node_id) DO UPDATE SET epoch = EXCLUDED.epoch, lease_until = EXCLUDED.lease_until, ' +
       'fenced = false, instance = EXCLUDED.instance, pid = EXCLUDED.pid, host = EXCLUDED.host, ' +
       'since = EXCLUDED.since, heartbeat_at = EXCLUDED.heartbeat_at ' +
-      'WHERE n.fenced OR n.lease_until < clock_timestamp() OR n.instance = EXCLUDED.instance ' +
+      'WHERE (n.fenced OR n.lease_until < clock_timestamp() OR n.instance = EXCLUDED.instance) ' +
+      // An earlier process of the id still applying through lanes (migration 0012) keeps it.
+      `AND ${tryApplyLock('n.node_id')} ` +
       'RETURNING n.epoch, n.last_batch, n.last_claim',
     nodeInfo:
       `SELECT node_id, pid, host, ${epochMs('heartbeat_at')} AS heartbeat_at, ${epochMs('since')} AS since, ` +
@@ -45,7 +62,7 @@ export function buildSharedSql(schema: string) {
     // close: fence the node (its trees are orphans at once), drop its agent leases, tell the others.
     retireNode:
       `WITH f AS (UPDATE ${nodes} SET fenced = true, lease_until = least(lease_until, clock_timestamp()) ` +
-      'WHERE node_id = $1 AND epoch = $2 AND NOT fenced RETURNING node_id), ' +
+      `WHERE node_id = $1 AND epoch = $2 AND NOT fenced AND ${tryApplyLock('node_id')} RETURNING node_id), ` +
       `r AS (DELETE FROM ${leases} WHERE node_id IN (SELECT node_id FROM f)) ` +
       'SELECT pg_notify($3, $4) FROM f',
     // KEY SHARE: does not hold up this node's own batches and heartbeats (which update the row),
@@ -57,6 +74,14 @@ export function buildSharedSql(schema: string) {
     recordClaim:
       `UPDATE ${nodes} SET last_claim = $3, last_claim_roots = $4::bigint[] ` +
       'WHERE node_id = $1 AND epoch = $2',
+    // Lanes (migration 0012): a node applying through several connections numbers each lane's
+    // batches from 0 under each epoch; the rows of an earlier epoch are taken over.
+    openLanes:
+      `INSERT INTO ${lanes} AS l (node_id, lane, epoch, last_batch) ` +
+      'SELECT $1, g, $2, 0 FROM generate_series(0, $3::int - 1) AS g ' +
+      'ON CONFLICT (node_id, lane) DO UPDATE SET epoch = EXCLUDED.epoch, last_batch = 0 ' +
+      'WHERE l.epoch <> EXCLUDED.epoch',
+    laneBatches: `SELECT lane, last_batch FROM ${lanes} WHERE node_id = $1 AND epoch = $2 ORDER BY lane`,
     claimState: `SELECT epoch, last_claim, last_claim_roots::text[] AS roots FROM ${nodes} WHERE node_id = $1`,
     // Rows of nodes fenced more than NODE_ROW_KEEP_MS ago that own no active command (none can
     // come back to them: claims only take trees away) go, with their agent leases. SKIP LOCKED:
@@ -66,12 +91,15 @@ export function buildSharedSql(schema: string) {
       `WHERE n.fenced AND n.heartbeat_at < clock_timestamp() - ${NODE_ROW_KEEP_MS} * interval '1 millisecond' ` +
       `AND NOT EXISTS (SELECT 1 FROM ${commands} c WHERE c.active AND c.owner = n.node_id) ` +
       'ORDER BY n.node_id FOR UPDATE SKIP LOCKED) RETURNING node_id), ' +
-      `dropped AS (DELETE FROM ${leases} l USING gone g WHERE l.node_id = g.node_id) ` +
+      `dropped AS (DELETE FROM ${leases} l USING gone g WHERE l.node_id = g.node_id), ` +
+      `lanes AS (DELETE FROM ${lanes} l USING gone g WHERE l.node_id = g.node_id) ` +
       'SELECT count(*)::int AS n FROM gone',
     fenceExpired:
       `WITH expired AS (SELECT node_id FROM ${nodes} WHERE NOT fenced AND lease_until < clock_timestamp() ` +
       'AND node_id <> $1 ORDER BY node_id FOR UPDATE SKIP LOCKED) ' +
-      `UPDATE ${nodes} n SET fenced = true FROM expired e WHERE n.node_id = e.node_id RETURNING n.node_id`,
+      // A node whose lanes are applying a batch right now is passed by (as SKIP LOCKED passes a
+      // node whose one connection is), and fenced by a later claim.
+      `UPDATE ${nodes} n SET fenced = true FROM expired e WHERE n.node_id = e.node_id AND ${tryApplyLock('e.node_id')} RETURNING n.node_id`,
     // Roots of trees whose owner is not live (fenced, gone or null) and whose every active command
     // has a known (type, version), oldest first, locked (skipping those another claimer holds).
     // The owner test on the root row itself is re-checked by PostgreSQL on the newest version of a

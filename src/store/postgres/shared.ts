@@ -99,6 +99,25 @@ export async function registerNode(
   );
 }
 
+/**
+ * Sets up the ledgers of a node's `count` apply lanes under its epoch (migration 0012) and returns
+ * each lane's last committed batch (0 for a new epoch).
+ */
+export async function openLanes(
+  db: SharedDb,
+  node: { readonly nodeId: string; readonly epoch: number },
+  count: number,
+): Promise<number[]> {
+  await db.query(db.sql.openLanes, [node.nodeId, node.epoch, count], true);
+  const r = await db.query(db.sql.laneBatches, [node.nodeId, node.epoch], true);
+  const out = Array.from({ length: count }, () => 0);
+  for (const row of r.rows as { lane: unknown; last_batch: unknown }[]) {
+    const lane = num(row.lane);
+    if (lane < count) out[lane] = num(row.last_batch);
+  }
+  return out;
+}
+
 /** Renews the node's lease; `LEASE_LOST` if it was fenced or replaced. */
 export async function renewNode(db: SharedDb, node: RegisteredNode): Promise<void> {
   const r = await db.query(db.sql.renewNode, [node.nodeId, node.epoch, db.leaseMs], true);

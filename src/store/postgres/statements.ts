@@ -24,6 +24,7 @@ import {
 } from '../rows/parse.js';
 import type { CommandRecord, TaskRecord, UndoRecord } from '../../core/records.js';
 import type { ChangeBatch, CommandUpdate, TaskUpdate, UndoUpdate } from '../port.js';
+import { nodeApplyKey } from './shared-sql.js';
 import { quoteIdent } from '../../db/postgres.js';
 
 /** Boolean columns, read as 0/1 like SQLite's (the shared parsers expect that). */
@@ -100,6 +101,7 @@ export function buildSql(schema: string) {
     entities: `${s}.entities`,
     agents: `${s}.agents`,
     nodes: `${s}.coco_nodes`,
+    lanes: `${s}.coco_apply_lanes`,
     agentLeases: `${s}.agent_leases`,
     reports: `${s}.task_reports`,
     ids: `${s}.coco_ids`,
@@ -124,6 +126,20 @@ export function buildSql(schema: string) {
       'WHERE node_id = $1 AND epoch = $2 AND NOT fenced AND last_batch = $3 - 1 RETURNING 1) ' +
       `SELECT ${expect(4)} FROM locked`,
     nodeState: `SELECT fenced, epoch, last_batch FROM ${t.nodes} WHERE node_id = $1`,
+    // A lane's batch (lanes.ts, migration 0012) first holds the node's apply lock shared — its own
+    // statement, so that the check after it reads the node row as it is once the lock is held
+    // (READ COMMITTED takes a snapshot per statement) — then checks the node without locking its
+    // row and numbers the batch in the lane's ledger, like lockNode.
+    enterLane: `SELECT pg_advisory_xact_lock_shared(${nodeApplyKey(schema, '$1')})`,
+    lockLane:
+      `WITH locked AS (UPDATE ${t.lanes} SET last_batch = $4 ` +
+      'WHERE node_id = $1 AND lane = $3 AND epoch = $2 AND last_batch = $4 - 1 ' +
+      `AND EXISTS (SELECT 1 FROM ${t.nodes} WHERE node_id = $1 AND epoch = $2 AND NOT fenced) RETURNING 1) ` +
+      `SELECT ${expect(5)} FROM locked`,
+    laneState:
+      `SELECT n.fenced, n.epoch, coalesce(l.last_batch, -1) AS last_batch FROM ${t.nodes} n ` +
+      `LEFT JOIN ${t.lanes} l ON l.node_id = n.node_id AND l.lane = $2 AND l.epoch = n.epoch ` +
+      'WHERE n.node_id = $1',
     insertCommands:
       `INSERT INTO ${t.commands} (${COMMAND_INSERT.map(([c]) => c).join(', ')}, owner) ` +
       `SELECT u.*, $${n + 1}::text FROM ${unnest(COMMAND_INSERT)}`,
