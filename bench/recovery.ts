@@ -91,7 +91,7 @@ report(
   },
   [
     `recovery: ${startReport.resumed} in-flight commands resumed; polling resumed ${(pollMs / 1000).toFixed(2)} s after start() (start() returned after ${(startMs / 1000).toFixed(2)} s) (${machine()})`,
-    `  of which: load from the store ${(startReport.loadMs / 1000).toFixed(2)} s, rebuild live commands ${(startReport.rebuildMs / 1000).toFixed(2)} s`,
+    `  of which: reading the store, live commands built as the rows come ${(startReport.loadMs / 1000).toFixed(2)} s; the rest (children linked, commands resumed) ${(startReport.rebuildMs / 1000).toFixed(2)} s`,
     `  CPU until then: main thread ${mainCpu === null ? '?' : mainCpu.toFixed(2)} s, process ${processCpu.toFixed(2)} s`,
   ],
 );
