@@ -5,10 +5,10 @@
  * thread builds live objects from the parts already read. SQLite's share of a restart (stepping
  * the queries, building each row's JSON text) then runs beside the engine's instead of before it.
  *
- * The worker is a small script given as source, as the writer thread's is (writer.ts). A part is
- * one JSON text holding up to {@link PART_ROWS} rows (the main thread parses it with one
- * `JSON.parse` and makes no string per row), or, for a query whose JSON form failed (a BLOB),
- * its positional rows.
+ * The worker is a small script given as source, as the writer thread's is (writer.ts). It reads
+ * in chunks of `READ_PART` (statements.ts) active commands; each query's rows are a part: one
+ * JSON text (the main thread parses it with one `JSON.parse` and makes no string per row), or,
+ * for a query whose JSON form failed (a BLOB), its positional rows.
  *
  * @module
  */
@@ -18,13 +18,6 @@ import { storeFailed, type ConnectionSettings } from '../../db/sqlite.js';
 import type { ActiveRowSink } from '../port.js';
 import { ActiveRowRouter, LOAD_QUERIES, type LoadTable } from './load.js';
 import { SQL } from './statements.js';
-
-/**
- * Rows per part: a part's rows are alive at once on the main thread, so a part stays far below
- * the young generation (1,000 command rows: ~220 KB of text, ~0.6 MB parsed), and its message
- * costs little next to its rows (~200 messages for 100,000 commands with one task each).
- */
-const PART_ROWS = 1_000;
 
 /**
  * Parts the thread may have sent that the main thread has not taken yet: enough to keep both
@@ -71,8 +64,7 @@ try {
         send({ table, rows: plain.all(after, upTo) });
         continue;
       }
-      for (let i = 0; i < texts.length; i += workerData.part)
-        send({ table, text: '[' + texts.slice(i, i + workerData.part).join(',') + ']' });
+      if (texts.length > 0) send({ table, text: '[' + texts.join(',') + ']' });
     }
     if (end === undefined) break;
     after = end.id;
@@ -109,10 +101,9 @@ export function streamInThread(settings: ConnectionSettings, sink: ActiveRowSink
         driver: createRequire(import.meta.url).resolve('better-sqlite3'),
         path: settings.path,
         busyTimeoutMs: settings.busyTimeoutMs,
-        chunkEnd: SQL.activeChunkEnd,
+        chunkEnd: SQL.activePartEnd,
         queries: LOAD_QUERIES.map(([table, json, plain]) => [table, SQL[json], SQL[plain]]),
         taken: taken.buffer,
-        part: PART_ROWS,
         ahead: PARTS_AHEAD,
       },
     });

@@ -196,6 +196,15 @@ export function entityPutValues(w: EntityWrite): unknown[] {
  */
 export const LOAD_CHUNK = 20_000;
 
+/**
+ * Active commands the reader thread (reader.ts) reads per query: each query's rows go to the main
+ * thread as one part (one JSON text), so they are never held in the thread beyond their part (a
+ * chunk of 20,000 row texts held while its parts were cut kept the thread's young generation
+ * copying them), and a part's rows alive at once on the main thread stay far below its young
+ * generation (1,000 command rows: ~220 KB of text, ~0.6 MB parsed).
+ */
+export const READ_PART = 1_000;
+
 // Each load query covers the active commands with ids in (?, ?]: one chunk.
 const ACTIVE_COMMANDS =
   'FROM commands c INDEXED BY commands_active WHERE c.active = 1 AND c.id > ? AND c.id <= ? ORDER BY c.id';
@@ -240,6 +249,8 @@ export const SQL = {
   // rather scan every task ever stored and probe the index. Each has a `...Json` form (see asJson).
   // The last active command id of the chunk after the given one (none: the chunk is the last).
   activeChunkEnd: `SELECT c.id AS id FROM commands c INDEXED BY commands_active WHERE c.active = 1 AND c.id > ? ORDER BY c.id LIMIT 1 OFFSET ${LOAD_CHUNK - 1}`,
+  // The same for the reader thread's parts.
+  activePartEnd: `SELECT c.id AS id FROM commands c INDEXED BY commands_active WHERE c.active = 1 AND c.id > ? ORDER BY c.id LIMIT 1 OFFSET ${READ_PART - 1}`,
   activeCommands: `SELECT ${COMMAND_SELECT} ${ACTIVE_COMMANDS}`,
   activeCommandsJson: `SELECT ${asEmbeddedJson(COMMAND_COLUMNS, 'c', COMMAND_JSON_AT)} ${ACTIVE_COMMANDS}`,
   activeTasks: `SELECT ${TASK_SELECT} ${ACTIVE_TASKS}`,
