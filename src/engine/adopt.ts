@@ -6,10 +6,9 @@
  *
  * @module
  */
-import type { ActiveSnapshot } from '../store/port.js';
 import type { Coordinator } from './coordinator.js';
 import type { LiveCommand } from './live.js';
-import { rebuild } from './recovery.js';
+import { rebuild, type ActiveRows } from './recovery.js';
 
 /**
  * Resumes one live command: its unfinished tasks go back to the dispatcher, then it is woken. A
@@ -35,15 +34,16 @@ export function resume(co: Coordinator, c: LiveCommand): void {
 }
 
 /**
- * Rebuilds the snapshot's commands and resumes those not already live. Commands that could not
- * be loaded are reported (`load-failed`) and left untouched (held, or not loaded at all); their
- * tasks are never taken for strangers.
+ * Rebuilds the commands of a snapshot (or of a store's stream) and resumes those not already
+ * live. Commands that could not be loaded are reported (`load-failed`) and left untouched (held,
+ * or not loaded at all); their tasks are never taken for strangers. `readMs`: the time until
+ * the last row was handed over (RebuildResult in recovery.ts).
  */
 export async function adopt(
   co: Coordinator,
-  snapshot: ActiveSnapshot,
-): Promise<{ resumed: number; failed: number }> {
-  const rebuilt = await rebuild(co.registry, co.storeId, snapshot);
+  rows: ActiveRows,
+): Promise<{ resumed: number; failed: number; readMs: number }> {
+  const rebuilt = await rebuild(co.registry, co.storeId, rows);
   for (const [id, why] of rebuilt.unloaded) co.unloaded.set(id, why);
   for (const failure of rebuilt.failures) {
     co.log.warn(
@@ -58,5 +58,5 @@ export async function adopt(
   for (const c of fresh) resume(co, c);
   co.tasks.admission.pumpAll();
   co.roots.pump();
-  return { resumed: fresh.length, failed: rebuilt.failures.length };
+  return { resumed: fresh.length, failed: rebuilt.failures.length, readMs: rebuilt.readMs };
 }

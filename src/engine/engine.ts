@@ -13,6 +13,7 @@ import type { AgentRecord, CommandRecord, TaskRecord, UndoRecord } from '../core
 import type { CommandPage, CommandQuery, CorruptRow, StatusChange } from '../store/port.js';
 import { isSharedStore } from '../store/shared-port.js';
 import { adopt } from './adopt.js';
+import { activeRows } from './recovery.js';
 import type { LiveCommand } from './live.js';
 import {
   queuePosition,
@@ -60,7 +61,10 @@ export interface StartReport {
   readonly loadFailed: number;
   /** Time from the start call until polling resumed. */
   readonly durationMs: number;
-  /** Of which: reading the unfinished work from the store, and rebuilding live commands. */
+  /**
+   * Of which: reading the unfinished work from the store, the live commands built as its rows
+   * come; then the rest of the rebuild (children linked, commands resumed).
+   */
   readonly loadMs: number;
   readonly rebuildMs: number;
 }
@@ -211,9 +215,8 @@ export class Engine {
     }
 
     const loadBegan = performance.now();
-    const snapshot = await store.loadActive();
-    const loadMs = performance.now() - loadBegan;
-    const adopted = await adopt(run.coordinator, snapshot);
+    const adopted = await adopt(run.coordinator, activeRows(store));
+    const loadMs = adopted.readMs;
     const rebuildMs = performance.now() - loadBegan - loadMs;
     await dispatcher
       .discover()

@@ -1,8 +1,9 @@
 /**
  * Rebuilding live commands from stored rows, after a restart or when a settled command must be
- * compensated later. Types are found through the registry by their stored name and parameters
- * go through the type's upgraders — never reflection. A command that cannot be loaded never
- * stops the others:
+ * compensated later. At a restart the rows come as the store reads them (`Store.streamActive`)
+ * and each becomes its live object at once: no record outlives its row. Types are found through
+ * the registry by their stored name and parameters go through the type's upgraders — never
+ * reflection (stored-code.ts). A command that cannot be loaded never stops the others:
  *
  * - one whose type is unknown here (removed, renamed without an alias), whose parameters were
  *   written by newer code, or whose parameters cannot be upgraded or validated is *held*: loaded
@@ -16,20 +17,18 @@
  *
  * @module
  */
-import {
-  CocoError,
-  ErrorCode,
-  ParameterVersionError,
-  toErrorInfo,
-  type ErrorInfo,
-} from '../core/errors.js';
+import { CocoError, ErrorCode, type ErrorInfo } from '../core/errors.js';
 import type { CommandType } from '../core/command-type.js';
-import { upgradeParams, upgradeParamsSync } from '../core/params.js';
 import type { CommandRegistry } from '../core/registry.js';
-import { agentTaskId, type CommandRecord } from '../core/records.js';
-import type { ActiveSnapshot, Store } from '../store/port.js';
-import { BROKEN_PARAMS, ChildState, LiveCommand, LiveTask, LiveUndo } from './live.js';
-import { unknownType } from './unloadable.js';
+import {
+  agentTaskId,
+  type CommandRecord,
+  type TaskRecord,
+  type UndoRecord,
+} from '../core/records.js';
+import type { ActiveRowSink, ActiveSnapshot, CorruptRow, Store } from '../store/port.js';
+import { ChildState, LiveCommand, LiveTask, LiveUndo } from './live.js';
+import { loadCode, loadCodeLater } from './stored-code.js';
 
 /** A row that could not be read, or a command that could not be loaded, and why. */
 export interface LoadFailure {
@@ -48,38 +47,62 @@ export interface RebuildResult {
    * run nor ended).
    */
   readonly unloaded: ReadonlyMap<number, ErrorInfo>;
-}
-
-function group<T extends { commandId: number }>(rows: readonly T[]): Map<number, T[]> {
-  const map = new Map<number, T[]>();
-  for (const row of rows) {
-    const list = map.get(row.commandId);
-    if (list) list.push(row);
-    else map.set(row.commandId, [row]);
-  }
-  return map;
+  /**
+   * Time until the last row was handed over (ms): the store's read, with the live objects built
+   * as the rows came. Zero for a snapshot read beforehand.
+   */
+  readonly readMs: number;
 }
 
 /**
- * The commands of a snapshot that cannot be rebuilt whole: those with a row that could not be
- * read (their own, a task's or an undo step's), and the parents of command rows that could not
- * be read. Each unreadable row is a failure of its own; a parent left out for its child too.
+ * Where the rows of a rebuild come from: a snapshot already read, or a reader handing them to a
+ * sink as it reads them (see {@link activeRows}).
  */
-function unreadable(snapshot: ActiveSnapshot): {
-  failures: LoadFailure[];
-  unloaded: Map<number, ErrorInfo>;
-} {
+export type ActiveRows = ActiveSnapshot | ((sink: ActiveRowSink) => Promise<void>);
+
+/**
+ * The active set of a store as {@link ActiveRows}: streamed where the store can
+ * (`Store.streamActive`), else its snapshot handed over row by row once read.
+ */
+export function activeRows(store: Store): (sink: ActiveRowSink) => Promise<void> {
+  if (store.streamActive) return (sink) => store.streamActive!(sink);
+  return async (sink) => feed(await store.loadActive(), sink);
+}
+
+/**
+ * Hands a snapshot's rows to a sink in the order of the port's stream: commands, then each
+ * command's tasks and undo steps in ordinal order, ended children, unreadable rows.
+ */
+function feed(snapshot: ActiveSnapshot, sink: ActiveRowSink): void {
+  const byOrdinal = (a: TaskRecord | UndoRecord, b: TaskRecord | UndoRecord): number =>
+    a.commandId - b.commandId || a.ordinal - b.ordinal;
+  for (const r of snapshot.commands) sink.command(r);
+  for (const t of [...snapshot.tasks].sort(byOrdinal)) sink.task(t);
+  for (const u of [...snapshot.undo].sort(byOrdinal)) sink.undo(u);
+  for (const r of snapshot.endedChildren) sink.endedChild(r);
+  for (const row of snapshot.corrupt) sink.corrupt(row);
+}
+
+/**
+ * The commands that cannot be rebuilt whole: those with a row that could not be read (their
+ * own, a task's or an undo step's), and the parents (among the rows read) of command rows that
+ * could not be read. Each unreadable row is a failure of its own; a parent left out for its
+ * child too.
+ */
+function unreadable(
+  corrupt: readonly CorruptRow[],
+  isRead: (id: number) => boolean,
+): { failures: LoadFailure[]; unloaded: Map<number, ErrorInfo> } {
   const failures: LoadFailure[] = [];
   const unloaded = new Map<number, ErrorInfo>();
-  for (const bad of snapshot.corrupt) {
+  for (const bad of corrupt) {
     failures.push({ commandId: bad.commandId, error: bad.error });
     if (bad.commandId !== null && !unloaded.has(bad.commandId))
       unloaded.set(bad.commandId, bad.error);
   }
-  const active = new Set(snapshot.commands.map((c) => c.id));
-  for (const bad of snapshot.corrupt) {
+  for (const bad of corrupt) {
     const parentId = bad.parentId;
-    if (parentId === null || !active.has(parentId) || unloaded.has(parentId)) continue;
+    if (parentId === null || !isRead(parentId) || unloaded.has(parentId)) continue;
     const error = new CocoError(
       ErrorCode.CorruptRow,
       `command ${parentId} is not loaded: its child's row cannot be read (${bad.error.message})`,
@@ -92,141 +115,189 @@ function unreadable(snapshot: ActiveSnapshot): {
 }
 
 /**
- * Rebuilds live commands from a snapshot's rows: commands, their tasks and undo steps, and
+ * Builds live commands from rows as they come (the sink of a store's stream): each command row
+ * becomes its live command at once, each task and undo row its live entry on it, so no record
+ * outlives its row. What needs every row — children in journal order, commands left out for an
+ * unreadable row, parameters whose schema validates asynchronously — is settled by
+ * {@link finish}.
+ */
+class Rebuilder implements ActiveRowSink {
+  readonly #registry: CommandRegistry;
+  readonly #storeId: string;
+  /** Live commands in the order their rows came. */
+  readonly #commands: LiveCommand[] = [];
+  /** Rows came in ascending id order (a store's stream does): found by binary search. */
+  #ascending = true;
+  /** By id, built only if rows came out of order. */
+  #byId: Map<number, LiveCommand> | null = null;
+  /** Index in #commands of the command found last (entries come grouped by command). */
+  #hint = 0;
+  readonly #corrupt: CorruptRow[] = [];
+  /** Child states with their parents' ids, in the order their rows came. */
+  readonly #children: [parentId: number, child: ChildState][] = [];
+  /** Commands whose parameters validate asynchronously, with what their rows said. */
+  readonly #later: [c: LiveCommand, version: number, params: unknown][] = [];
+
+  constructor(registry: CommandRegistry, storeId: string) {
+    this.#registry = registry;
+    this.#storeId = storeId;
+  }
+
+  command(r: CommandRecord): void {
+    const code = loadCode(this.#registry, r);
+    const c = fromRecord(r, code.type, code.version, code.raw, code.params);
+    if (code.upgraded) c.paramsDirty = true;
+    if (code.loadError) hold(c, code.loadError);
+    if (code.later) this.#later.push([c, r.paramsVersion, r.params]);
+    const list = this.#commands;
+    if (list.length > 0 && list[list.length - 1]!.id >= r.id) this.#ascending = false;
+    list.push(c);
+    this.#byId?.set(c.id, c);
+    if (r.parentId !== null) this.#children.push([r.parentId, childState(r)]);
+  }
+
+  task(t: TaskRecord): void {
+    const c = this.#find(t.commandId);
+    if (c === undefined) return;
+    const task = new LiveTask(
+      c,
+      t.ordinal,
+      t.origin,
+      t.agentId,
+      t.verb,
+      t.args,
+      agentTaskId(this.#storeId, c.id, t.ordinal),
+      t.status,
+      t.result,
+      t.error,
+      t.deadlineAt,
+      t.stopRequested,
+      t.createdAt,
+      t.endedAt,
+      true,
+    );
+    if (c.tasksCleared) task.cleared = true;
+    c.addTask(task);
+  }
+
+  undo(u: UndoRecord): void {
+    const c = this.#find(u.commandId);
+    if (c === undefined) return;
+    (c.undo ??= []).push(
+      new LiveUndo(c, u.ordinal, u.seq, u.stage, u.name, u.data, u.status, u.error, true),
+    );
+    // Counters on the row are informational; the entries are the truth.
+    if (u.seq >= c.journalSeq) c.journalSeq = u.seq + 1;
+  }
+
+  endedChild(r: CommandRecord): void {
+    if (r.parentId !== null) this.#children.push([r.parentId, childState(r)]);
+  }
+
+  corrupt(row: CorruptRow): void {
+    this.#corrupt.push(row);
+  }
+
+  /** The live command of a row already handed over, by id. */
+  #find(id: number): LiveCommand | undefined {
+    const list = this.#commands;
+    const at = this.#hint;
+    if (list[at]?.id === id) return list[at];
+    if (list[at + 1]?.id === id) return list[(this.#hint = at + 1)];
+    if (!this.#ascending) {
+      this.#byId ??= new Map(list.map((c) => [c.id, c]));
+      return this.#byId.get(id);
+    }
+    let lo = 0;
+    let hi = list.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      const found = list[mid]!.id;
+      if (found === id) return list[(this.#hint = mid)];
+      if (found < id) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    return undefined;
+  }
+
+  /** Settles what needs every row: see the class. */
+  async finish(readMs: number): Promise<RebuildResult> {
+    for (const [c, version, params] of this.#later) {
+      const code = await loadCodeLater(c, version, params);
+      c.params = code.params;
+      c.rawParams = code.raw;
+      c.paramsVersion = code.version;
+      if (code.upgraded) c.paramsDirty = true;
+      if (code.loadError) hold(c, code.loadError);
+    }
+    const { failures, unloaded } = unreadable(this.#corrupt, (id) => !!this.#find(id));
+    this.#linkChildren();
+    const commands =
+      unloaded.size === 0 ? this.#commands : this.#commands.filter((c) => !unloaded.has(c.id));
+    for (const c of commands)
+      if (c.loadError !== null) failures.push({ commandId: c.id, error: c.loadError });
+    return { commands, failures, unloaded, readMs };
+  }
+
+  /** Gives each parent read its children's states, in journal order. */
+  #linkChildren(): void {
+    const byParent = new Map<LiveCommand, ChildState[]>();
+    for (const [parentId, child] of this.#children) {
+      const parent = this.#find(parentId);
+      if (parent === undefined) continue;
+      const list = byParent.get(parent);
+      if (list) list.push(child);
+      else byParent.set(parent, [child]);
+    }
+    for (const [parent, children] of byParent) {
+      for (const child of children.sort((a, b) => a.seq - b.seq)) {
+        parent.addChild(child);
+        if (child.seq >= parent.journalSeq) parent.journalSeq = child.seq + 1;
+      }
+    }
+  }
+}
+
+/** Marks a command that could not be loaded (see the module). */
+function hold(c: LiveCommand, loadError: ErrorInfo): void {
+  c.loadError = loadError;
+  // Held unless nothing of its code is needed any more (it has ended: only its tasks' clears
+  // are left), or a cancel already asked for its end (it goes on ending).
+  c.held = !c.settled && !c.cancelRequested;
+}
+
+/** A child as its parent tracks it, from the child's row. */
+function childState(r: CommandRecord): ChildState {
+  return new ChildState(
+    r.id,
+    r.type,
+    r.seq ?? 0,
+    r.originStage ?? 0,
+    r.status,
+    r.result,
+    r.error,
+    r.compensation,
+    r.compensationError,
+  );
+}
+
+/**
+ * Rebuilds live commands from the active set's rows: commands, their tasks and undo steps, and
  * children rows. Commands that cannot be rebuilt whole are left out and reported.
  */
 export async function rebuild(
   registry: CommandRegistry,
   storeId: string,
-  snapshot: ActiveSnapshot,
+  rows: ActiveRows,
 ): Promise<RebuildResult> {
-  const { failures, unloaded } = unreadable(snapshot);
-  const tasksBy = group(snapshot.tasks);
-  const undoBy = group(snapshot.undo);
-  const childrenBy = new Map<number, CommandRecord[]>();
-  for (const r of [...snapshot.commands, ...snapshot.endedChildren]) {
-    if (r.parentId === null) continue;
-    const list = childrenBy.get(r.parentId);
-    if (list) list.push(r);
-    else childrenBy.set(r.parentId, [r]);
+  const sink = new Rebuilder(registry, storeId);
+  if (typeof rows !== 'function') {
+    feed(rows, sink);
+    return sink.finish(0);
   }
-  const out: LiveCommand[] = [];
-  for (const r of snapshot.commands) {
-    if (unloaded.has(r.id)) continue;
-    const code = await loadCode(registry, r);
-    const c = fromRecord(r, code.type, code.version, code.raw, code.params);
-    if (code.upgraded) c.paramsDirty = true;
-    if (code.loadError) {
-      failures.push({ commandId: r.id, error: code.loadError });
-      c.loadError = code.loadError;
-      // Held unless nothing of its code is needed any more (it has ended: only its tasks'
-      // clears are left), or a cancel already asked for its end (it goes on ending).
-      c.held = !c.settled && !r.cancelRequested;
-    }
-    for (const t of (tasksBy.get(r.id) ?? []).sort((a, b) => a.ordinal - b.ordinal)) {
-      const task = new LiveTask(
-        c,
-        t.ordinal,
-        t.origin,
-        t.agentId,
-        t.verb,
-        t.args,
-        agentTaskId(storeId, r.id, t.ordinal),
-        t.status,
-        t.result,
-        t.error,
-        t.deadlineAt,
-        t.stopRequested,
-        t.createdAt,
-        t.endedAt,
-        true,
-      );
-      if (c.tasksCleared) task.cleared = true;
-      c.addTask(task);
-    }
-    for (const u of (undoBy.get(r.id) ?? []).sort((a, b) => a.ordinal - b.ordinal)) {
-      (c.undo ??= []).push(
-        new LiveUndo(c, u.ordinal, u.seq, u.stage, u.name, u.data, u.status, u.error, true),
-      );
-    }
-    for (const ch of (childrenBy.get(r.id) ?? []).sort((a, b) => (a.seq ?? 0) - (b.seq ?? 0))) {
-      c.addChild(
-        new ChildState(
-          ch.id,
-          ch.type,
-          ch.seq ?? 0,
-          ch.originStage ?? 0,
-          ch.status,
-          ch.result,
-          ch.error,
-          ch.compensation,
-          ch.compensationError,
-        ),
-      );
-    }
-    // Counters on the row are informational; the entries are the truth.
-    c.journalSeq = Math.max(
-      r.journalSeq,
-      ...(c.undo ?? []).map((u) => u.seq + 1),
-      ...(c.children ?? []).map((ch) => ch.seq + 1),
-    );
-    out.push(c);
-  }
-  return { commands: out, failures, unloaded };
-}
-
-/** What the code of a stored command is, as far as this engine can load it. */
-interface LoadedCode {
-  readonly type: CommandType;
-  readonly params: unknown;
-  readonly raw: unknown;
-  readonly version: number;
-  /** The parameters were upgraded (to be written back at the current version). */
-  readonly upgraded: boolean;
-  /** Why the type or the parameters could not be loaded (null: loaded). */
-  readonly loadError: ErrorInfo | null;
-}
-
-/**
- * Finds a stored command's type by its stored name (the type's own, or a former one) and
- * upgrades its parameters. An unknown type, or parameters written by newer code, give a
- * stand-in type (none of its code runs here); parameters that cannot be upgraded or validated
- * give {@link BROKEN_PARAMS} under the real type.
- */
-async function loadCode(registry: CommandRegistry, r: CommandRecord): Promise<LoadedCode> {
-  const broken = {
-    params: BROKEN_PARAMS,
-    raw: r.params,
-    version: r.paramsVersion,
-    upgraded: false,
-  };
-  const type = registry.resolve(r.type);
-  if (!type) {
-    const loadError = new CocoError(
-      ErrorCode.UnknownCommandType,
-      `command ${r.id} has type "${r.type}", which this engine does not know (by name or alias)`,
-      { details: { commandType: r.type, commandId: r.id } },
-    ).toInfo();
-    return { ...broken, type: unknownType(r.type, r.paramsVersion), loadError };
-  }
-  try {
-    const result =
-      upgradeParamsSync(type, r.paramsVersion, r.params, r.id) ??
-      (await upgradeParams(type, r.paramsVersion, r.params, r.id));
-    return {
-      type,
-      params: result.params,
-      raw: result.raw,
-      version: result.upgraded ? type.version : r.paramsVersion,
-      upgraded: result.upgraded,
-      loadError: null,
-    };
-  } catch (error) {
-    // Written by newer code: this code's handlers may not understand what that code stored.
-    if (error instanceof ParameterVersionError)
-      return { ...broken, type: unknownType(r.type, r.paramsVersion), loadError: error.toInfo() };
-    return { ...broken, type, loadError: toErrorInfo(error, ErrorCode.ParametersInvalid) };
-  }
+  const began = performance.now();
+  await rows(sink);
+  return sink.finish(performance.now() - began);
 }
 
 function fromRecord(

@@ -110,6 +110,27 @@ export interface ActiveSnapshot {
   readonly corrupt: readonly CorruptRow[];
 }
 
+/**
+ * Takes the rows of the active snapshot one at a time, as {@link Store.streamActive} reads them:
+ * the rows {@link Store.loadActive} would return, without the arrays. A restart builds its live
+ * commands as the rows come, so no record outlives its row (a million records held at once cost
+ * more to collect than to build).
+ *
+ * Order: a command comes before its tasks, undo steps and ended children; the tasks and the undo
+ * steps of one command come in ordinal order. As in a snapshot, the entries of a command whose
+ * own row could not be read are left out. The records passed are the sink's to keep.
+ */
+export interface ActiveRowSink {
+  /** An active command (not ended, ended with tasks not yet cleared, or being compensated). */
+  command(r: CommandRecord): void;
+  task(t: TaskRecord): void;
+  undo(u: UndoRecord): void;
+  /** An ended child of an active command (its live siblings come through {@link command}). */
+  endedChild(r: CommandRecord): void;
+  /** A row that could not be read. */
+  corrupt(row: CorruptRow): void;
+}
+
 /** A status a command was stored with, and when (its `updatedAt` then). */
 export interface StatusChange {
   readonly status: CommandStatus;
@@ -239,6 +260,12 @@ export interface Store {
   apply(batch: ChangeBatch): Promise<void>;
   /** Loads everything the engine must resume. */
   loadActive(): Promise<ActiveSnapshot>;
+  /**
+   * Hands the rows of {@link loadActive} to `sink` as they are read (one read transaction);
+   * resolves once the last was handed over. Optional: the engine reads a store without it
+   * through `loadActive`.
+   */
+  streamActive?(sink: ActiveRowSink): Promise<void>;
   getCommand(id: number): Promise<CommandRecord | null>;
   getCommandByKey(idempotencyKey: string): Promise<CommandRecord | null>;
   /** Commands matching a query, newest first; rows that cannot be read are reported, not thrown. */

@@ -14,7 +14,8 @@ import { MACHINES } from '../../src/core/states.js';
 import { FOREIGN_OWNER_STALE_MS } from '../../src/store/sqlite/connection.js';
 import { sqliteStore, type SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import { LOAD_CHUNK, SQL, listCommandsQuery } from '../../src/store/sqlite/statements.js';
-import { batch, command, endedCommand, task } from './fixtures.js';
+import { batch, command, endedCommand, task, undo } from './fixtures.js';
+import type { ActiveSnapshot } from '../../src/store/port.js';
 import { rejectsWith, type StoreHarness } from './harness.js';
 import { describeStoreConformance } from './suite.js';
 import { raw, rewriteRow } from '../support/sqlite-rows.js';
@@ -259,6 +260,60 @@ describe('sqlite store specifics', () => {
       [n + 1, edge],
       [n + 2, next],
     ]);
+  });
+
+  it('streamActive hands over the rows of loadActive, in the reader thread past one chunk and on the event loop', async () => {
+    const store = open();
+    await store.open('n1');
+    // Two chunks: in the first, a task whose args are a BLOB and a command whose parameters are
+    // JSON5, not JSON (their JSON queries fail: the chunk's commands and tasks are read in their
+    // plain form); in the second, a command row whose JSON text cannot be parsed.
+    const n = LOAD_CHUNK + 40;
+    const commands = [];
+    const tasks = [];
+    for (let id = 1; id <= n; id++) {
+      commands.push(command(id));
+      tasks.push(task(id, 0), task(id, 1));
+    }
+    const child = endedCommand(n + 1, { parentId: 3, rootId: 3, seq: 0, originStage: 0 });
+    await store.apply(
+      batch({
+        commandInserts: [...commands, child],
+        taskInserts: tasks,
+        undoInserts: [undo(2, 0), undo(n, 0)],
+      }),
+    );
+    const bad = LOAD_CHUNK + 7;
+    raw(path, (db) => {
+      db.prepare("UPDATE tasks SET args = X'01' WHERE command_id = 9 AND ordinal = 1").run();
+      db.prepare("UPDATE commands SET params = '{' WHERE id = ?").run(bad);
+      db.prepare("UPDATE commands SET params = '{i:1}' WHERE id = 4").run();
+    });
+    const collect = async (s: SqliteStore): Promise<ActiveSnapshot> => {
+      const snap = { commands: [], tasks: [], undo: [], endedChildren: [], corrupt: [] } as {
+        [K in keyof ActiveSnapshot]: ActiveSnapshot[K][number][];
+      };
+      await s.streamActive({
+        command: (r) => snap.commands.push(r),
+        task: (t) => snap.tasks.push(t),
+        undo: (u) => snap.undo.push(u),
+        endedChild: (r) => snap.endedChildren.push(r),
+        corrupt: (row) => snap.corrupt.push(row),
+      });
+      return snap;
+    };
+    const loaded = await store.loadActive();
+    expect(loaded.commands).toHaveLength(n - 2);
+    expect(loaded.tasks).toHaveLength(2 * n - 5); // the unreadable commands', and the BLOB
+    expect(loaded.corrupt.map((c) => [c.table, c.commandId])).toEqual([
+      ['commands', 4],
+      ['tasks', 9],
+      ['commands', bad],
+    ]);
+    expect(loaded.corrupt[0]?.error.message).toMatch(/params: invalid JSON/);
+    expect(loaded.endedChildren.map((c) => c.id)).toEqual([n + 1]);
+    expect(await collect(store)).toEqual(loaded); // in the reader thread
+    expect(await collect(open({ writerThread: false }))).toEqual(loaded); // on the event loop
   });
 
   it('ids inserted by a batch without reserveIds are not handed out afterwards', async () => {

@@ -15,6 +15,11 @@ export const COMMAND_COLUMNS = [
   'child_mode', 'failure_policy', 'compensation', 'error', 'result', 'state', 'idempotency_key',
   'created_at', 'updated_at', 'ended_at', 'tasks_cleared', 'owner', 'lease_until', 'trace_context',
 ] as const; // prettier-ignore
+/**
+ * Positions of the `commands` columns holding JSON text (params, error, result, state): a bulk
+ * read may hand them over as JSON values already (see parse-fast.ts, "embedded" rows).
+ */
+export const COMMAND_JSON_AT = [3, 12, 13, 14] as const;
 /** The command fields kept in the `state` column: a JSON array, in this order (0/1 for flags). */
 export const COMMAND_STATE_FIELDS = [
   'expectedTasks', 'expectedChildren', 'taskCount', 'childCount', 'undoCount', 'journalSeq',
@@ -32,6 +37,8 @@ export const TASK_COLUMNS = [
   'command_id', 'ordinal', 'origin', 'agent_id', 'verb', 'args', 'status', 'result', 'error',
   'deadline_at', 'stop_requested', 'created_at', 'ended_at',
 ] as const; // prettier-ignore
+/** Positions of the `tasks` columns holding JSON text (args, result, error); see COMMAND_JSON_AT. */
+export const TASK_JSON_AT = [5, 7, 8] as const;
 /** `undo_steps` columns, in row order. */
 export const UNDO_COLUMNS = [
   'command_id',

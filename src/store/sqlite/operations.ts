@@ -1,15 +1,11 @@
 /**
- * The two multi-statement operations of the SQLite store: writing a change batch (the body of
- * the apply transaction) and reading the active snapshot (the body of the load transaction).
+ * The SQLite store's batch: writing a change batch (the body of the apply transaction, inline or
+ * in the writer thread). Reading the active set is load.ts.
  *
  * @module
  */
-import type Database from 'better-sqlite3';
 import { CocoError, ErrorCode } from '../../core/errors.js';
-import type { CommandRecord, TaskRecord, UndoRecord } from '../../core/records.js';
-import type { ActiveSnapshot, ChangeBatch, CorruptRow } from '../port.js';
-import { parseCommandRow, parseUndoRow, type Parsed } from '../rows/parse.js';
-import { parseCommandRowFast, parseTaskRowFast } from '../rows/parse-fast.js';
+import type { ChangeBatch } from '../port.js';
 import type { WriteOp } from './writer.js';
 import {
   commandInsertValues,
@@ -90,90 +86,4 @@ export function writeBatch(q: Statements, b: ChangeBatch): void {
       }
     }
   }
-}
-
-type Stmt = Database.Statement<unknown[], unknown>;
-
-/**
- * Reads and parses the rows of a bulk query: through its JSON form (one text per row), or, if
- * that fails, through its plain form (json_array refuses a BLOB: one odd row must not stop a
- * load). Values for which `keep` is false are dropped; rows that do not parse go to `corrupt`.
- */
-function bulk<T>(
-  json: Stmt,
-  plain: Stmt,
-  parse: (row: unknown) => Parsed<T>,
-  keep: (value: T) => boolean,
-  corrupt: CorruptRow[],
-  range: readonly [after: number, upTo: number],
-  values: T[] = [],
-): T[] {
-  let rows: unknown[];
-  let texts = true;
-  try {
-    rows = json.all(range[0], range[1]);
-  } catch {
-    rows = plain.all(range[0], range[1]);
-    texts = false;
-  }
-  for (let i = 0; i < rows.length; i++) {
-    const parsed = parse(texts ? (JSON.parse(rows[i] as string) as unknown) : rows[i]);
-    // Let the row text go at once: only the records outlive the load.
-    rows[i] = null;
-    if (!parsed.ok) corrupt.push(parsed.corrupt);
-    else if (keep(parsed.value)) values.push(parsed.value);
-  }
-  return values;
-}
-
-/**
- * Reads the active snapshot with four set-based queries over the partial index of active
- * commands, chunk after chunk of `LOAD_CHUNK` (statements.ts) command ids (a 1,000,000-command restart:
- * 25.6 → 14.3 s, the garbage of each chunk dying young). Must run in one read transaction, so
- * that every query of every chunk sees the same state.
- *
- * Rows that do not parse are reported in `corrupt`. Tasks, undo steps and ended children of a
- * command that could not be read are left out: the snapshot only holds rows of the commands it
- * returns, and the unreadable command is already reported.
- */
-export function readActive(q: Statements): ActiveSnapshot {
-  const corrupt: CorruptRow[] = [];
-  const ids = new Set<number>();
-  const ofActive = (r: { commandId: number }): boolean => ids.has(r.commandId);
-  const commands: CommandRecord[] = [];
-  const tasks: TaskRecord[] = [];
-  const undo: UndoRecord[] = [];
-  const endedChildren: CommandRecord[] = [];
-  // Chunk after chunk of LOAD_CHUNK active commands, each with its tasks, undo steps and ended
-  // children: the same snapshot (one read transaction), with less garbage alive at once.
-  let after = 0;
-  for (;;) {
-    const end = (q.activeChunkEnd.get(after) as { id: number } | undefined)?.id;
-    const range = [after, end ?? Number.MAX_SAFE_INTEGER] as const;
-    const from = commands.length;
-    bulk(
-      q.activeCommandsJson,
-      q.activeCommands,
-      parseCommandRowFast,
-      () => true,
-      corrupt,
-      range,
-      commands,
-    );
-    for (let i = from; i < commands.length; i++) ids.add(commands[i]!.id);
-    bulk(q.activeTasksJson, q.activeTasks, parseTaskRowFast, ofActive, corrupt, range, tasks);
-    bulk(q.activeUndoJson, q.activeUndo, parseUndoRow, ofActive, corrupt, range, undo);
-    bulk(
-      q.endedChildrenJson,
-      q.endedChildren,
-      parseCommandRow,
-      (c) => c.parentId !== null && ids.has(c.parentId),
-      corrupt,
-      range,
-      endedChildren,
-    );
-    if (end === undefined) break;
-    after = end;
-  }
-  return { commands, tasks, undo, endedChildren, corrupt };
 }

@@ -25,6 +25,7 @@ import type {
   UndoRecord,
 } from '../../core/records.js';
 import type {
+  ActiveRowSink,
   ActiveSnapshot,
   ChangeBatch,
   CommandPage,
@@ -39,7 +40,9 @@ import type {
 import { checkPruneOptions } from '../port.js';
 import { applyError, migrateDatabase } from './connection.js';
 import { connect, storeFailed, type ConnectionSettings } from '../../db/sqlite.js';
-import { batchOps, maxInsertedId, readActive, writeBatch } from './operations.js';
+import { batchOps, maxInsertedId, writeBatch } from './operations.js';
+import { manyActive, readActive, streamActive } from './load.js';
+import { streamInThread } from './reader.js';
 import {
   DEFAULT_LIST_LIMIT,
   MAX_LIST_LIMIT,
@@ -82,6 +85,7 @@ interface Ready {
   /** The apply transaction (better-sqlite3 wrapper; `.immediate` takes the write lock at BEGIN). */
   readonly applyTx: Database.Transaction<(batch: ChangeBatch) => void>;
   readonly loadTx: Database.Transaction<() => ActiveSnapshot>;
+  readonly streamTx: Database.Transaction<(sink: ActiveRowSink) => void>;
   /** Retention's statements (retention.ts): its reads, and its deletes for inline writes. */
   readonly retention: RetentionStatements;
 }
@@ -143,6 +147,7 @@ export class SqliteStore implements Store {
           applyTx: db.transaction((batch: ChangeBatch) => writeBatch(q, batch)),
           // A read transaction: the load's queries see one committed state.
           loadTx: db.transaction(() => readActive(q)),
+          streamTx: db.transaction((sink: ActiveRowSink) => streamActive(q, sink)),
           retention: prepareRetention(db),
         };
         if (this.#writerThread)
@@ -273,6 +278,16 @@ export class SqliteStore implements Store {
 
   loadActive(): Promise<ActiveSnapshot> {
     return settle(() => this.#read(() => this.#ready().loadTx(), 'loadActive'));
+  }
+
+  /**
+   * The active set (see the port): on the event loop, or, with the writer thread on and more
+   * than one chunk to read, in a reader thread (reader.ts) while the sink builds.
+   */
+  async streamActive(sink: ActiveRowSink): Promise<void> {
+    if (this.#writerThread && this.#read(manyActive, 'loadActive'))
+      return streamInThread(this.#settings, sink);
+    return settle(() => this.#read(() => this.#ready().streamTx(sink), 'loadActive'));
   }
 
   /**

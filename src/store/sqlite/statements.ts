@@ -13,8 +13,10 @@ import type { CommandRecord, EntityWrite, TaskRecord, UndoRecord } from '../../c
 import type { ChangeBatch, CommandUpdate, TaskUpdate, UndoUpdate } from '../port.js';
 import {
   COMMAND_COLUMNS,
+  COMMAND_JSON_AT,
   ENTITY_COLUMNS,
   TASK_COLUMNS,
+  TASK_JSON_AT,
   UNDO_COLUMNS,
   commandState,
   isActive,
@@ -52,6 +54,29 @@ const UNDO_SELECT = list(UNDO_COLUMNS, 'u');
  */
 function asJson(columns: readonly string[], alias: string): string {
   return `json_array(${list(columns, alias)})`;
+}
+
+/**
+ * {@link asJson} with the JSON columns at `embed` (positions in `columns`) embedded as their
+ * values, not as strings holding their text: the row's one `JSON.parse` parses them too (see
+ * store/rows/parse-fast.ts, "embedded" rows), where each cost a parse and a string of its own.
+ * Only strict JSON is embedded (`json_valid(x, 1)`; `json()` alone would turn JSON5 into JSON,
+ * which the parsers refuse): for anything else the JSON form fails as for a BLOB, through
+ * `json('')` (malformed, on purpose), and the chunk is read in its plain form, where the
+ * parsers report the row.
+ */
+function asEmbeddedJson(
+  columns: readonly string[],
+  alias: string,
+  embed: readonly number[],
+): string {
+  const values = columns.map((c, i) => {
+    const col = `${alias}.${c}`;
+    return embed.includes(i)
+      ? `CASE WHEN ${col} IS NULL OR json_valid(${col}, 1) THEN json(${col}) ELSE json('') END`
+      : col;
+  });
+  return `json_array(${values.join(', ')})`;
 }
 
 /** Parameters of `insertCommand`. */
@@ -171,6 +196,15 @@ export function entityPutValues(w: EntityWrite): unknown[] {
  */
 export const LOAD_CHUNK = 20_000;
 
+/**
+ * Active commands the reader thread (reader.ts) reads per query: each query's rows go to the main
+ * thread as one part (one JSON text), so they are never held in the thread beyond their part (a
+ * chunk of 20,000 row texts held while its parts were cut kept the thread's young generation
+ * copying them), and a part's rows alive at once on the main thread stay far below its young
+ * generation (1,000 command rows: ~220 KB of text, ~0.6 MB parsed).
+ */
+export const READ_PART = 1_000;
+
 // Each load query covers the active commands with ids in (?, ?]: one chunk.
 const ACTIVE_COMMANDS =
   'FROM commands c INDEXED BY commands_active WHERE c.active = 1 AND c.id > ? AND c.id <= ? ORDER BY c.id';
@@ -215,10 +249,12 @@ export const SQL = {
   // rather scan every task ever stored and probe the index. Each has a `...Json` form (see asJson).
   // The last active command id of the chunk after the given one (none: the chunk is the last).
   activeChunkEnd: `SELECT c.id AS id FROM commands c INDEXED BY commands_active WHERE c.active = 1 AND c.id > ? ORDER BY c.id LIMIT 1 OFFSET ${LOAD_CHUNK - 1}`,
+  // The same for the reader thread's parts.
+  activePartEnd: `SELECT c.id AS id FROM commands c INDEXED BY commands_active WHERE c.active = 1 AND c.id > ? ORDER BY c.id LIMIT 1 OFFSET ${READ_PART - 1}`,
   activeCommands: `SELECT ${COMMAND_SELECT} ${ACTIVE_COMMANDS}`,
-  activeCommandsJson: `SELECT ${asJson(COMMAND_COLUMNS, 'c')} ${ACTIVE_COMMANDS}`,
+  activeCommandsJson: `SELECT ${asEmbeddedJson(COMMAND_COLUMNS, 'c', COMMAND_JSON_AT)} ${ACTIVE_COMMANDS}`,
   activeTasks: `SELECT ${TASK_SELECT} ${ACTIVE_TASKS}`,
-  activeTasksJson: `SELECT ${asJson(TASK_COLUMNS, 't')} ${ACTIVE_TASKS}`,
+  activeTasksJson: `SELECT ${asEmbeddedJson(TASK_COLUMNS, 't', TASK_JSON_AT)} ${ACTIVE_TASKS}`,
   activeUndo: `SELECT ${UNDO_SELECT} ${ACTIVE_UNDO}`,
   activeUndoJson: `SELECT ${asJson(UNDO_COLUMNS, 'u')} ${ACTIVE_UNDO}`,
   endedChildren: `SELECT ${COMMAND_SELECT} ${ENDED_CHILDREN}`,

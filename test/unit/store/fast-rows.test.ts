@@ -4,8 +4,18 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { fastCommandRow, fastTaskRow } from '../../../src/store/rows/parse-fast.js';
-import { parseCommandRow, parseTaskRow } from '../../../src/store/rows/parse.js';
+import {
+  fastCommandRow,
+  fastTaskRow,
+  parseCommandRowFast,
+  parseTaskRowFast,
+} from '../../../src/store/rows/parse-fast.js';
+import {
+  COMMAND_JSON_AT,
+  TASK_JSON_AT,
+  parseCommandRow,
+  parseTaskRow,
+} from '../../../src/store/rows/parse.js';
 
 const validCommand = (): unknown[] => [
   7, 'disk.copy', 2, '{"disk":"d1"}', 'waiting', 3, 1, 4, 0, 'serial', 'fail-fast', 'none',
@@ -103,6 +113,52 @@ describe('fast row parsers', () => {
         state[index] = value;
         row[14] = JSON.stringify(state);
         agree(fastCommandRow, parseCommandRow, row);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('embedded rows (JSON columns as values) parse as the rows read plainly, corrupt ones with the same message (property)', () => {
+    /**
+     * The row as a bulk read's JSON form hands it over, or null where that form fails (a JSON
+     * column that is neither NULL nor strict JSON text: the plain form is read then).
+     */
+    const embed = (row: unknown[], at: readonly number[]): unknown[] | null => {
+      const out = [...row];
+      for (const i of at) {
+        const v = out[i];
+        if (v === null) continue;
+        if (typeof v !== 'string') return null;
+        try {
+          out[i] = JSON.parse(v) as unknown;
+        } catch {
+          return null;
+        }
+      }
+      return out;
+    };
+    const same = (embedded: unknown[] | null, plain: unknown[], task: boolean): void => {
+      if (embedded === null) return;
+      const e = task ? parseTaskRowFast(embedded, true) : parseCommandRowFast(embedded, true);
+      const p = task ? parseTaskRow(plain) : parseCommandRow(plain);
+      expect(e).toEqual(p);
+    };
+    fc.assert(
+      fc.property(fc.nat(22), oddValue, fc.nat(15), oddValue, (column, value, index, inState) => {
+        const row = validCommand();
+        const state = JSON.parse(row[14] as string) as unknown[];
+        state[index] = inState;
+        row[14] = JSON.stringify(state);
+        row[column] = value;
+        same(embed(row, COMMAND_JSON_AT), row, false);
+      }),
+      { numRuns: 2000 },
+    );
+    fc.assert(
+      fc.property(fc.nat(12), oddValue, (column, value) => {
+        const row = validTask();
+        row[column] = value;
+        same(embed(row, TASK_JSON_AT), row, true);
       }),
       { numRuns: 2000 },
     );
