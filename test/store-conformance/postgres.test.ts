@@ -277,6 +277,22 @@ describePg('postgres', () => {
       expect(new Set(ids).size).toBe(ids.length);
     });
 
+    it("the status-history trigger of command updates plans its join with hash joins allowed (the apply connection's settings are not its own)", async () => {
+      const store = env.make();
+      await store.migrate();
+      const rows = await raw<{ config: string[] | null }>(
+        env.schema,
+        "SELECT proconfig AS config FROM pg_proc WHERE proname = 'commands_history_updated' AND pronamespace = $1::regnamespace",
+        [env.schema],
+      );
+      // Without it the join of the statement's old and new rows is a nested loop over two
+      // unindexed transition tables under the apply connection's enable_hashjoin = off:
+      // quadratic in the batch (2,500 updates: 335-441 ms, against 32-38 ms).
+      expect(rows[0]?.config).toEqual(
+        expect.arrayContaining(['enable_hashjoin=on', 'enable_mergejoin=on']),
+      );
+    });
+
     it('a batch of updates that leave the indexed columns alone is HOT, row for row (migration 0013)', async () => {
       const store = env.make();
       await store.open('n1');
