@@ -37,9 +37,11 @@ export const DEFAULT_STATEMENT_TIMEOUT_MS = 30_000;
 export const MIN_POOL_SIZE = 3;
 
 /**
- * Default number of apply connections per node: one, the path measured longest (its batches
- * pipelined back to back on one server backend). More pay off where the server has cores to
- * spare for them (BENCHMARKS.md, "Several apply connections per node").
+ * Default number of apply connections per node: one — its batches pipelined COMMIT after COMMIT
+ * on one server backend, with no client round trip between them. More let batches' statements
+ * run side by side but put a round trip through the node before each COMMIT that follows one on
+ * another connection: measured +22 % one-task while the server's statements dominated, −33 %
+ * once they were cheap (BENCHMARKS.md, "Several apply connections per node").
  */
 export const DEFAULT_APPLY_CONNECTIONS = 1;
 
