@@ -106,22 +106,27 @@ describePg('postgres store, two apply connections', () => {
     return { first, second: later, release, order };
   };
 
+  /** Releases the held row: both batches of {@link holdTwo} apply once each, the first first. */
+  const bothApplied = async (
+    store: PostgresStore,
+    held: Awaited<ReturnType<typeof holdTwo>>,
+  ): Promise<void> => {
+    await held.release();
+    await Promise.all([held.first, held.second]);
+    expect(held.order).toEqual(['first', 'second']);
+    expect((await store.getCommand(1))?.status).toBe('waiting');
+    expect((await store.getCommand(2))?.id).toBe(2);
+    expect((await lanes('n')).reduce((a, b) => a + b, 0)).toBe(3);
+  };
+
   it('batches on different commands run side by side, yet a later one commits only after the earlier', async () => {
     const store = env.make(LANES);
     await store.open('n');
     await store.apply(batch({ commandInserts: [command(1)] }));
-    const { first, second, release, order } = await holdTwo(
-      store,
-      batch({ commandInserts: [command(2)] }),
-    );
+    const held = await holdTwo(store, batch({ commandInserts: [command(2)] }));
     // The second batch's statements have run on the other lane, but it is not committed.
     expect(await store.getCommand(2)).toBeNull();
-    await release();
-    await Promise.all([first, second]);
-    expect(order).toEqual(['first', 'second']);
-    expect((await store.getCommand(1))?.status).toBe('waiting');
-    expect((await store.getCommand(2))?.id).toBe(2);
-    expect((await lanes('n')).reduce((a, b) => a + b, 0)).toBe(3);
+    await bothApplied(store, held);
   });
 
   it('when the earlier batch fails, the later one waiting on the other lane is rolled back; the next call applies', async () => {
@@ -276,10 +281,7 @@ describePg('postgres store, two apply connections', () => {
     const store = env.make(LANES);
     await store.open('n');
     await store.apply(batch({ commandInserts: [command(1)] }));
-    const { first, second, release, order } = await holdTwo(
-      store,
-      batch({ commandInserts: [command(2)] }),
-    );
+    const held = await holdTwo(store, batch({ commandInserts: [command(2)] }));
     // The first batch waits for the held row; the second, its statements run, for its turn.
     const victims = (await applyBackends()).filter((b) =>
       mid ? b.waiting : b.state === 'idle in transaction',
@@ -292,12 +294,7 @@ describePg('postgres store, two apply connections', () => {
         (await applyBackends()).some((b) => b.waiting),
       );
     }
-    await release();
-    await Promise.all([first, second]);
-    expect(order).toEqual(['first', 'second']);
-    expect((await store.getCommand(1))?.status).toBe('waiting');
-    expect((await store.getCommand(2))?.id).toBe(2);
-    expect((await lanes('n')).reduce((a, b) => a + b, 0)).toBe(3);
+    await bothApplied(store, held);
   });
 
   it('an outage is waited out: overlapping batches on both lanes are applied once each, in order', async () => {
