@@ -12,7 +12,7 @@ import { CocoError, ErrorCode } from '../../src/core/errors.js';
 import { MACHINES } from '../../src/core/states.js';
 import { postgresStore, type PostgresStoreOptions } from '../../src/store/postgres/pg-store.js';
 import { PG_URL, describePg } from '../support/pg.js';
-import { batch, command } from './fixtures.js';
+import { batch, command, commandUpdate } from './fixtures.js';
 import { rejectsWith } from './harness.js';
 import { admin, endAdmin, pgHarness, raw, schemaStores } from './pg-harness.js';
 import { describeStoreConformance } from './suite.js';
@@ -291,6 +291,48 @@ describePg('postgres', () => {
       expect(rows[0]?.config).toEqual(
         expect.arrayContaining(['enable_hashjoin=on', 'enable_mergejoin=on']),
       );
+    });
+
+    it('each status a command is stored with goes to its history, oldest first, once — also from one statement of 2,500 updates', async () => {
+      const store = env.make();
+      await store.open('n');
+      const ids = Array.from({ length: 2_500 }, (_, i) => i + 1);
+      await store.apply(batch({ commandInserts: ids.map((id) => command(id, { updatedAt: 1 })) }));
+      // One statement of 2,500 updates; then command 1 twice in one batch (two statements);
+      // then an update that leaves the status as it is.
+      await store.apply(
+        batch({
+          commandUpdates: ids.map((id) =>
+            commandUpdate(command(id, { status: 'waiting', updatedAt: 2 })),
+          ),
+        }),
+      );
+      await store.apply(
+        batch({
+          commandUpdates: [
+            commandUpdate(command(1, { status: 'aborting', updatedAt: 3 })),
+            commandUpdate(command(1, { status: 'failed', updatedAt: 4, endedAt: 4 })),
+          ],
+        }),
+      );
+      await store.apply(
+        batch({ commandUpdates: [commandUpdate(command(2, { status: 'waiting', updatedAt: 5 }))] }),
+      );
+      expect(await store.getStatusHistory(1)).toEqual([
+        { status: 'pending', at: 1 },
+        { status: 'waiting', at: 2 },
+        { status: 'aborting', at: 3 },
+        { status: 'failed', at: 4 },
+      ]);
+      expect(await store.getStatusHistory(2)).toEqual([
+        { status: 'pending', at: 1 },
+        { status: 'waiting', at: 2 },
+      ]);
+      const counted = await raw<{ n: string }>(
+        env.schema,
+        "SELECT count(*) AS n FROM command_status_history WHERE status = 'waiting'",
+      );
+      expect(Number(counted[0]?.n)).toBe(2_500);
     });
 
     it('a batch of updates that leave the indexed columns alone is HOT, row for row (migration 0013)', async () => {
