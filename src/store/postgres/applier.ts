@@ -209,20 +209,14 @@ export class Applier {
     steps: Step[],
     number: number,
   ): Sent {
-    const sql = this.#h.sql;
-    const queries: (string | pg.QueryConfig)[] = [
-      'BEGIN',
-      {
-        name: 'coco_lock_node',
-        text: sql.lockNode,
-        values: [node.nodeId, node.epoch, number, 1, 'lockNode'],
-      },
-    ];
-    for (const step of steps) queries.push(stepQuery(sql, step));
-    queries.push('COMMIT');
+    const lock: pg.QueryConfig = {
+      name: 'coco_lock_node',
+      text: this.#h.sql.lockNode,
+      values: [node.nodeId, node.epoch, number, 1, 'lockNode'],
+    };
     this.#sentThrough = call;
     this.#sentOn = client;
-    return { client, number, answers: Promise.allSettled(queries.map((q) => client.query(q))) };
+    return { client, number, answers: writeBatch(client, this.#h.sql, [lock], steps, true) };
   }
 
   /**
@@ -380,6 +374,23 @@ export function destroyApplyConnection(client: pg.PoolClient, onError: () => voi
   // A client that errored keeps emitting 'error' on late socket events: swallow them.
   client.on('error', () => undefined);
   client.release(true);
+}
+
+/**
+ * Writes a batch on `client` without waiting for any answer (node-postgres pipelining): BEGIN,
+ * the fencing statements `head`, the steps, and COMMIT if `commit`; its answers, in order.
+ */
+export function writeBatch(
+  client: pg.PoolClient,
+  sql: Sql,
+  head: readonly pg.QueryConfig[],
+  steps: readonly Step[],
+  commit: boolean,
+): Promise<PromiseSettledResult<pg.QueryResult>[]> {
+  const queries: (string | pg.QueryConfig)[] = ['BEGIN', ...head];
+  for (const step of steps) queries.push(stepQuery(sql, step));
+  if (commit) queries.push('COMMIT');
+  return Promise.allSettled(queries.map((q) => client.query(q)));
 }
 
 /** A step as a prepared statement of the apply connection. */

@@ -46,7 +46,7 @@ import {
   destroyApplyConnection,
   missingRow,
   openApplyConnection,
-  stepQuery,
+  writeBatch,
   type ApplierHost,
   type NodeIdentity,
 } from './applier.js';
@@ -202,26 +202,24 @@ export class LaneApplier {
     const prev = this.#prev;
     const prevSettled = this.#settled;
     let committed!: (ok: boolean) => void;
-    const call$: { lane: Lane | Promise<Lane>; committed: Promise<boolean> } = {
-      lane: this.#lanes[0]!,
-      committed: new Promise<boolean>((resolve) => (committed = resolve)),
-    };
+    const done = new Promise<boolean>((resolve) => (committed = resolve));
     const start = (lane: Lane): Promise<void> =>
       this.#start(lane, keys, committed, (turns) =>
         this.#run(call, lane, node, steps, prev, prevSettled, turns),
       );
     let run: Promise<void>;
+    let routed: Lane | Promise<Lane>;
     const holding = this.#barriers === 0 ? this.#lanesHolding(keys) : null;
     if (holding !== null && holding.length <= 1) {
       const lane = holding[0] ?? this.#leastLoaded();
-      call$.lane = lane;
+      routed = lane;
       run = start(lane);
     } else {
       // Its rows are in unsettled batches of several lanes: once all before it have settled,
       // no lane holds any of them.
       this.#barriers++;
       let chosen!: (lane: Lane) => void;
-      call$.lane = new Promise<Lane>((resolve) => (chosen = resolve));
+      routed = new Promise<Lane>((resolve) => (chosen = resolve));
       run = prevSettled.then(() => {
         this.#barriers--;
         const lane = this.#leastLoaded();
@@ -229,7 +227,7 @@ export class LaneApplier {
         return start(lane);
       });
     }
-    this.#prev = call$;
+    this.#prev = { lane: routed, committed: done };
     // Registered before the caller's reactions: it runs first when the batch fails, so calls
     // made after the failure was reported are not doomed.
     const settled = run.then(
@@ -423,8 +421,7 @@ export class LaneApplier {
     number: number,
   ): Sent {
     const sql = this.#h.sql;
-    const queries: (string | pg.QueryConfig)[] = [
-      'BEGIN',
+    const head: pg.QueryConfig[] = [
       { name: 'coco_enter_lane', text: sql.enterLane, values: [node.nodeId] },
       {
         name: 'coco_lock_lane',
@@ -432,8 +429,7 @@ export class LaneApplier {
         values: [node.nodeId, node.epoch, lane.index, number, 1, 'lockNode'],
       },
     ];
-    for (const step of steps) queries.push(stepQuery(sql, step));
-    return { client, own: false, answers: Promise.allSettled(queries.map((q) => client.query(q))) };
+    return { client, own: false, answers: writeBatch(client, sql, head, steps, false) };
   }
 
   /**
