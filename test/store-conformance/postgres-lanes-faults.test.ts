@@ -70,16 +70,29 @@ describePg('postgres store, two apply connections', () => {
     };
   };
 
-  /** The apply backends of the schema, by state (`waiting` for a lock, `idle in transaction`…). */
-  const applyBackends = async (): Promise<{ pid: number; state: string; waiting: boolean }[]> => {
-    const r = await admin().query<{ pid: number; state: string; wait_event_type: string | null }>(
-      'SELECT pid, state, wait_event_type FROM pg_stat_activity WHERE application_name = $1',
+  /**
+   * The apply connections' backends: `waiting` for a lock, or `parked` — idle in a transaction
+   * whose last statement was a batch's insert (its statements all run, waiting for its turn to
+   * commit; a backend between two messages of a batch can read idle in transaction too, but its
+   * last statement is then BEGIN or the lane's own).
+   */
+  const applyBackends = async (): Promise<
+    { pid: number; state: string; waiting: boolean; parked: boolean }[]
+  > => {
+    const r = await admin().query<{
+      pid: number;
+      state: string;
+      wait_event_type: string | null;
+      query: string;
+    }>(
+      'SELECT pid, state, wait_event_type, query FROM pg_stat_activity WHERE application_name = $1',
       [`coco/apply/${env.schema}`],
     );
     return r.rows.map((b) => ({
       pid: b.pid,
       state: b.state,
       waiting: b.wait_event_type === 'Lock',
+      parked: b.state === 'idle in transaction' && /^\s*INSERT\b/i.test(b.query),
     }));
   };
 
@@ -101,7 +114,7 @@ describePg('postgres store, two apply connections', () => {
     const later = store.apply(second).then(() => void order.push('second'));
     await until('one batch waiting for the lock, the other for its turn to commit', async () => {
       const b = await applyBackends();
-      return b.some((x) => x.waiting) && b.some((x) => x.state === 'idle in transaction');
+      return b.some((x) => x.waiting) && b.some((x) => x.parked);
     });
     return { first, second: later, release, order };
   };
@@ -145,7 +158,7 @@ describePg('postgres store, two apply connections', () => {
     );
     const second = store.apply(batch({ commandInserts: [command(2)] }));
     await until('the second batch waiting for the first', async () =>
-      (await applyBackends()).some((x) => x.state === 'idle in transaction'),
+      (await applyBackends()).some((x) => x.parked),
     );
     await release();
     const failed = await rejectsWith(first, ErrorCode.StoreFailed);
@@ -283,9 +296,7 @@ describePg('postgres store, two apply connections', () => {
     await store.apply(batch({ commandInserts: [command(1)] }));
     const held = await holdTwo(store, batch({ commandInserts: [command(2)] }));
     // The first batch waits for the held row; the second, its statements run, for its turn.
-    const victims = (await applyBackends()).filter((b) =>
-      mid ? b.waiting : b.state === 'idle in transaction',
-    );
+    const victims = (await applyBackends()).filter((b) => (mid ? b.waiting : b.parked));
     expect(victims).toHaveLength(1);
     await admin().query('SELECT pg_terminate_backend($1)', [victims[0]!.pid]);
     if (mid) {
