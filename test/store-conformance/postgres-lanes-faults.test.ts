@@ -287,6 +287,69 @@ describePg('postgres store, two apply connections', () => {
     expect((await lanes('n')).reduce((a, b) => a + b, 0)).toBe(4);
   });
 
+  /**
+   * Records the order in which inserted commands COMMIT: a deferred constraint trigger runs at
+   * each transaction's COMMIT and numbers its rows from a sequence.
+   */
+  const commitOrderProbe = async (): Promise<void> => {
+    const s = `"${env.schema}"`;
+    await admin().query(
+      `CREATE TABLE ${s}.commit_order (id bigint NOT NULL, n bigserial);
+       CREATE FUNCTION ${s}.note_commit() RETURNS trigger LANGUAGE plpgsql AS
+         $$BEGIN INSERT INTO ${s}.commit_order (id) VALUES (NEW.id); RETURN NULL; END$$;
+       CREATE CONSTRAINT TRIGGER note_commit AFTER INSERT ON ${s}.commands
+         DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION ${s}.note_commit();`,
+    );
+  };
+  const commitOrder = async (): Promise<number[]> =>
+    (
+      await admin().query<{ id: string }>(`SELECT id FROM "${env.schema}".commit_order ORDER BY n`)
+    ).rows.map((r) => Number(r.id));
+
+  /**
+   * Where a lane's connection can be cut: each message of a lane's batch on its way to the server
+   * (BEGIN, entering the lane, locking its ledger row, the batch's step, COMMIT), and each answer
+   * on its way back (the step's, the lane lock's, COMMIT's). Matched by the bytes of the chunk.
+   */
+  const cutPoints: [string, boolean, (chunk: Buffer) => boolean][] = [
+    ['BEGIN sent', true, (c) => c.includes('BEGIN\0')],
+    ['the lane entered', true, (c) => c.includes('coco_enter_lane\0')],
+    ['the lane ledger locked', true, (c) => c.includes('coco_lock_lane\0')],
+    ['the step sent', true, (c) => c.includes('coco_insertCommands\0')],
+    ['COMMIT sent', true, commitQuery],
+    ["the lane lock's answer", false, (c) => c.includes('SELECT 1\0')],
+    ["the step's answer", false, (c) => c.includes('INSERT 0 1\0')],
+    ["COMMIT's answer", false, commitComplete],
+  ];
+
+  it.each(
+    cutPoints.flatMap(([what, toServer, test]) =>
+      [1, 2].map((n) => [what, n, toServer, test] as const),
+    ),
+  )(
+    'a lane cut at %s (the %i. time): overlapping batches on both lanes applied once each, in order',
+    async (_what, n, toServer, test) => {
+      const store = env.make({ ...LANES, url });
+      await store.open('n');
+      await store.apply(batch({ commandInserts: [command(1)] }));
+      await commitOrderProbe();
+      let seen = 0;
+      const cut = proxy.arm(toServer, (chunk) => test(chunk) && ++seen === n);
+      // Applied twice, an insert would fail on its primary key; the COMMITs must come in call
+      // order whichever lane was cut.
+      await Promise.all(
+        [2, 3, 4, 5].map((id) => store.apply(batch({ commandInserts: [command(id)] }))),
+      );
+      await cut;
+      expect(proxy.cuts).toBe(1);
+      expect((await store.listCommands()).commands.map((c) => c.id)).toEqual([5, 4, 3, 2, 1]);
+      expect(await commitOrder()).toEqual([2, 3, 4, 5]);
+      expect((await lanes('n')).reduce((a, b) => a + b, 0)).toBe(5);
+      await store.apply(batch({ commandInserts: [command(6)] }));
+      expect((await lanes('n')).reduce((a, b) => a + b, 0)).toBe(6);
+    },
+  );
+
   it.each([
     ['of a batch waiting for the other lane', false],
     ['of the earlier batch, mid-statement,', true],
