@@ -42,7 +42,7 @@ import { applyError, migrateDatabase } from './connection.js';
 import { connect, storeFailed, type ConnectionSettings } from '../../db/sqlite.js';
 import { batchOps, maxInsertedId, writeBatch } from './operations.js';
 import { manyActive, readActive, streamActive } from './load.js';
-import { streamInThread } from './reader.js';
+import { ReaderThread, streamInThread } from './reader.js';
 import {
   DEFAULT_LIST_LIMIT,
   MAX_LIST_LIMIT,
@@ -119,6 +119,8 @@ export class SqliteStore implements Store {
   /** The writer thread (created with the prepared state), or null for inline writes. */
   #writer: SqliteWriter | null = null;
   readonly #writerThread: boolean;
+  /** A reader thread spawned at open for the restart's read (reader.ts), until it is used. */
+  #reader: ReaderThread | null = null;
 
   constructor(options: SqliteStoreOptions) {
     this.#settings = validateOptions(options);
@@ -177,6 +179,9 @@ export class SqliteStore implements Store {
       this.#ownerNode = nodeId;
       ownedInProcess.add(storeId);
       this.#seedIds(q);
+      // Much to load: the reader thread starts beside the writer thread (streamActive uses it).
+      if (this.#writerThread && this.#reader === null && manyActive(q))
+        this.#reader = ReaderThread.spawn(this.#settings);
       return { storeId };
     });
     // The writer thread starts now, so the first batch does not pay for a cold start.
@@ -285,6 +290,9 @@ export class SqliteStore implements Store {
    * than one chunk to read, in a reader thread (reader.ts) while the sink builds.
    */
   async streamActive(sink: ActiveRowSink): Promise<void> {
+    const spawned = this.#reader;
+    this.#reader = null;
+    if (spawned) return spawned.stream(sink);
     if (this.#writerThread && this.#read(manyActive, 'loadActive'))
       return streamInThread(this.#settings, sink);
     return settle(() => this.#read(() => this.#ready().streamTx(sink), 'loadActive'));
@@ -416,6 +424,8 @@ export class SqliteStore implements Store {
   }
 
   async close(nodeId?: string): Promise<void> {
+    this.#reader?.close();
+    this.#reader = null;
     const writer = this.#writer;
     this.#writer = null;
     await writer?.close();
