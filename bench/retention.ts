@@ -22,7 +22,9 @@
  *
  * `node --import tsx bench/retention.ts [sqlite|postgres]` (or `npm run bench -- retention`).
  * Environment: `BENCH_RETENTION_SECONDS` (per phase, default 60), `BENCH_RETENTION_RATE`
- * (parents per second, 50), `BENCH_RETENTION_MAX_AGE_MS` (10,000).
+ * (parents per second, 50), `BENCH_RETENTION_MAX_AGE_MS` (10,000),
+ * `BENCH_RETENTION_WITHOUT_SECONDS` (the phase without retention, default the same as with: a
+ * 30-minute run with retention needs only a few minutes without to show the linear growth).
  */
 import { randomBytes } from 'node:crypto';
 import { statSync } from 'node:fs';
@@ -42,6 +44,7 @@ import { benchCommands } from './patterns.js';
 
 const kind = process.argv[2] === 'postgres' ? 'postgres' : 'sqlite';
 const SECONDS = Number(process.env.BENCH_RETENTION_SECONDS ?? 60);
+const WITHOUT_SECONDS = Number(process.env.BENCH_RETENTION_WITHOUT_SECONDS ?? SECONDS);
 const RATE = Number(process.env.BENCH_RETENTION_RATE ?? 50);
 const MAX_AGE_MS = Number(process.env.BENCH_RETENTION_MAX_AGE_MS ?? 10_000);
 /** Retention passes: often, so that the store holds about one max age of trees. */
@@ -142,10 +145,11 @@ function postgresPhase(admin: pg.Pool): PhaseStore {
   };
 }
 
-/** One phase: the workload for SECONDS, retention on or off; the size samples. */
+/** One phase: the workload for `seconds`, retention on or off; the size samples. */
 async function phase(
   p: PhaseStore,
   retention: boolean,
+  seconds: number,
 ): Promise<{ samples: Sample[]; parents: number }> {
   const engine = createEngine({
     store: p.store,
@@ -198,7 +202,7 @@ async function phase(
   const samples: Sample[] = [await p.measure(0)];
   const sampleAt = (k: number): Promise<void> =>
     new Promise((r) => setTimeout(r, Math.max(0, began + k * SAMPLE_MS - performance.now())));
-  for (let k = 1; k * SAMPLE_MS <= SECONDS * 1000; k++) {
+  for (let k = 1; k * SAMPLE_MS <= seconds * 1000; k++) {
     await sampleAt(k);
     // Stamped with the nominal time: a timer may fire a hair early.
     const s = await p.measure((k * SAMPLE_MS) / 1000);
@@ -223,8 +227,11 @@ function growth(samples: readonly Sample[], field: 'bytes' | 'used') {
   const first = window[0] ?? samples[0]!;
   const last = window.at(-1) ?? samples.at(-1)!;
   const minutes = Math.max((last.t - first.t) / 60, 1e-9);
+  const peak = Math.max(...window.map((s) => s[field]));
   return {
     ratio: +(last[field] / first[field]).toFixed(3),
+    /** The largest sample of the window over its first: a store that grew and shrank shows here. */
+    peakRatio: +(peak / first[field]).toFixed(3),
     bytesPerMinute: Math.round((last[field] - first[field]) / minutes),
     from: first.t,
   };
@@ -246,13 +253,17 @@ const make = (): PhaseStore => (admin ? postgresPhase(admin) : sqlitePhase());
 
 console.log(
   `retention (${kind}): ${RATE} fan-out parents/s (2 children, a noop task each; job view on), ` +
-    `${SECONDS} s per phase, max age ${MAX_AGE_MS / 1000} s, a pass every ${INTERVAL_MS / 1000} s (${machine()})`,
+    `${SECONDS} s with retention, ${WITHOUT_SECONDS} s without, max age ${MAX_AGE_MS / 1000} s, a pass every ${INTERVAL_MS / 1000} s (${machine()})`,
 );
 const results: Record<string, { samples: Sample[]; parents: number }> = {};
 for (const retention of [false, true]) {
   const p = make();
   try {
-    results[retention ? 'with' : 'without'] = await phase(p, retention);
+    results[retention ? 'with' : 'without'] = await phase(
+      p,
+      retention,
+      retention ? SECONDS : WITHOUT_SECONDS,
+    );
   } finally {
     await p.drop();
   }
@@ -282,8 +293,10 @@ console.log(
     withoutRatio: n.ratio,
     withoutBytesPerMinute: n.bytesPerMinute,
     usedRatio: gUsed.ratio,
+    peakRatio: g.peakRatio,
     rate: RATE,
     seconds: SECONDS,
+    withoutSeconds: WITHOUT_SECONDS,
     maxAgeMs: MAX_AGE_MS,
     parents: { with: withR.parents, without: without.parents },
     seriesKiB: { with: series(withR.samples), without: series(without.samples) },

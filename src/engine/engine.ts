@@ -9,20 +9,13 @@ import type { CommandType } from '../core/command-type.js';
 import { CocoError, ErrorCode, ValidationError, type ErrorInfo } from '../core/errors.js';
 import { CommandRegistry } from '../core/registry.js';
 import { isTerminal } from '../core/states.js';
-import type { AgentRecord, CommandRecord, TaskRecord, UndoRecord } from '../core/records.js';
-import type { CommandPage, CommandQuery, CorruptRow, StatusChange } from '../store/port.js';
+import type { AgentRecord, CommandRecord } from '../core/records.js';
+import type { CommandPage, CommandQuery } from '../store/port.js';
 import { isSharedStore } from '../store/shared-port.js';
 import { adopt } from './adopt.js';
 import { activeRows } from './recovery.js';
-import type { LiveCommand } from './live.js';
-import {
-  queuePosition,
-  type AdmissionLimits,
-  type AgentAdmissionStats,
-  type QueuePosition,
-} from './admission.js';
+import type { AdmissionLimits, AgentAdmissionStats } from './admission.js';
 import type { RootTypeStats } from './root-admission.js';
-import type { RootQueuePosition } from './root-admission.js';
 import { assertLeaseFits } from './cluster.js';
 import { EngineEvents, type EngineEventMap, type EngineEventName } from './events.js';
 import {
@@ -40,6 +33,9 @@ import {
   submittableType,
 } from './submission.js';
 import { buildRuntime, type EngineRuntime } from './wiring.js';
+import { inspectCommand, type CommandDetails } from './inspect.js';
+
+export type { CommandDetails } from './inspect.js';
 
 /** Options of {@link Engine.submit}. */
 export interface SubmitOptions {
@@ -67,32 +63,6 @@ export interface StartReport {
    */
   readonly loadMs: number;
   readonly rebuildMs: number;
-}
-
-/** A command with its tasks, undo steps and direct children. */
-export interface CommandDetails {
-  readonly command: CommandRecord;
-  readonly tasks: readonly TaskRecord[];
-  readonly undo: readonly UndoRecord[];
-  /** Its children that could be read, in creation order. */
-  readonly children: readonly CommandRecord[];
-  /** Rows of its children that could not be read (left out of `children`), with why. */
-  readonly unreadableChildren: readonly CorruptRow[];
-  /** The statuses it was stored with, oldest first (empty if the store keeps no history). */
-  readonly statusHistory: readonly StatusChange[];
-  /**
-   * Its tasks waiting `queued` for a slot of their agent, with where they stand (this node's
-   * queues: empty for a command another node runs).
-   */
-  readonly queued: readonly { readonly ordinal: number; readonly position: QueuePosition }[];
-  /** Where the command waits, if it is a root waiting for the root limits (else null). */
-  readonly rootQueue: RootQueuePosition | null;
-  /**
-   * Why this engine leaves the command untouched — its rows, type or parameters could not be
-   * loaded — or null (it runs it, or another node does). A cancel ends it, unless a row of it
-   * cannot be read.
-   */
-  readonly unloadable: ErrorInfo | null;
 }
 
 /** Figures counted when they are asked for (a metrics scrape): see {@link Engine.figures}. */
@@ -407,77 +377,9 @@ export class Engine {
     return this.#o.store.listCommands(query);
   }
 
-  /** A command with its tasks, undo steps and children, as stored. */
+  /** A command with its tasks, undo steps and children, as stored (see inspect.ts). */
   async inspect(id: number): Promise<CommandDetails | null> {
-    const command = await this.#o.store.getCommand(id);
-    if (!command) return null;
-    const [tasks, undo, children, statusHistory] = await Promise.all([
-      this.#o.store.getTasks(id),
-      this.#o.store.getUndo(id),
-      this.#o.store.listCommands({ parentId: id, limit: 1000 }),
-      this.#o.store.getStatusHistory?.(id) ?? [],
-    ]);
-    const live = this.#run?.coordinator.live.get(id);
-    const queued = await this.#queuePositions(id, tasks, live);
-    return {
-      command,
-      tasks,
-      undo,
-      children: children.commands.sort((a, b) => (a.seq ?? 0) - (b.seq ?? 0)),
-      unreadableChildren: children.unreadable,
-      queued,
-      rootQueue: (live && this.#run?.coordinator.roots.position(live)) ?? null,
-      // Every command is created pending: shown even when its first stored status was later.
-      statusHistory:
-        statusHistory.length === 0 || statusHistory[0]?.status === 'pending'
-          ? statusHistory
-          : [{ status: 'pending', at: command.createdAt }, ...statusHistory],
-      unloadable:
-        (live?.held ? live.loadError : null) ?? this.#run?.coordinator.unloaded.get(id) ?? null,
-    };
-  }
-
-  /**
-   * Where a command's queued tasks stand. Alone on a store, in this node's queues; on a shared
-   * one, in the cluster's (the store's queued tasks of every node and the slots held, by the
-   * order the agents' lease holders grant in), whichever node runs the command, with this
-   * node's limits.
-   */
-  async #queuePositions(
-    id: number,
-    tasks: readonly TaskRecord[],
-    live: LiveCommand | undefined,
-  ): Promise<{ ordinal: number; position: QueuePosition }[]> {
-    const admission = this.#run?.coordinator.tasks.admission;
-    const store = this.#o.store;
-    if (!isSharedStore(store)) {
-      const queued: { ordinal: number; position: QueuePosition }[] = [];
-      for (const t of live?.tasks ?? []) {
-        const position = admission?.position(t);
-        if (position) queued.push({ ordinal: t.ordinal, position });
-      }
-      return queued;
-    }
-    const waiting = tasks.filter((t) => t.status === 'queued');
-    if (waiting.length === 0 || !admission) return [];
-    const found = await store.queueAhead(
-      waiting.map((t) => ({ commandId: id, ordinal: t.ordinal })),
-      admission.ageStepMs,
-    );
-    return found.map((p) => {
-      const limits = admission.limitOf(p.agentId);
-      return {
-        ordinal: p.ordinal,
-        position: queuePosition(
-          p.agentId,
-          p.verb,
-          p.ahead,
-          limits?.maxRunning ?? null,
-          limits?.byVerb[p.verb] ?? null,
-          p.held,
-        ),
-      };
-    });
+    return inspectCommand(this.#o.store, this.#run?.coordinator, id);
   }
 
   /**

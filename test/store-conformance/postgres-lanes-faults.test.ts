@@ -70,16 +70,29 @@ describePg('postgres store, two apply connections', () => {
     };
   };
 
-  /** The apply backends of the schema, by state (`waiting` for a lock, `idle in transaction`…). */
-  const applyBackends = async (): Promise<{ pid: number; state: string; waiting: boolean }[]> => {
-    const r = await admin().query<{ pid: number; state: string; wait_event_type: string | null }>(
-      'SELECT pid, state, wait_event_type FROM pg_stat_activity WHERE application_name = $1',
+  /**
+   * The apply connections' backends: `waiting` for a lock, or `parked` — idle in a transaction
+   * whose last statement was a batch's insert (its statements all run, waiting for its turn to
+   * commit; a backend between two messages of a batch can read idle in transaction too, but its
+   * last statement is then BEGIN or the lane's own).
+   */
+  const applyBackends = async (): Promise<
+    { pid: number; state: string; waiting: boolean; parked: boolean }[]
+  > => {
+    const r = await admin().query<{
+      pid: number;
+      state: string;
+      wait_event_type: string | null;
+      query: string;
+    }>(
+      'SELECT pid, state, wait_event_type, query FROM pg_stat_activity WHERE application_name = $1',
       [`coco/apply/${env.schema}`],
     );
     return r.rows.map((b) => ({
       pid: b.pid,
       state: b.state,
       waiting: b.wait_event_type === 'Lock',
+      parked: b.state === 'idle in transaction' && /^\s*INSERT\b/i.test(b.query),
     }));
   };
 
@@ -101,7 +114,7 @@ describePg('postgres store, two apply connections', () => {
     const later = store.apply(second).then(() => void order.push('second'));
     await until('one batch waiting for the lock, the other for its turn to commit', async () => {
       const b = await applyBackends();
-      return b.some((x) => x.waiting) && b.some((x) => x.state === 'idle in transaction');
+      return b.some((x) => x.waiting) && b.some((x) => x.parked);
     });
     return { first, second: later, release, order };
   };
@@ -145,7 +158,7 @@ describePg('postgres store, two apply connections', () => {
     );
     const second = store.apply(batch({ commandInserts: [command(2)] }));
     await until('the second batch waiting for the first', async () =>
-      (await applyBackends()).some((x) => x.state === 'idle in transaction'),
+      (await applyBackends()).some((x) => x.parked),
     );
     await release();
     const failed = await rejectsWith(first, ErrorCode.StoreFailed);
@@ -274,6 +287,69 @@ describePg('postgres store, two apply connections', () => {
     expect((await lanes('n')).reduce((a, b) => a + b, 0)).toBe(4);
   });
 
+  /**
+   * Records the order in which inserted commands COMMIT: a deferred constraint trigger runs at
+   * each transaction's COMMIT and numbers its rows from a sequence.
+   */
+  const commitOrderProbe = async (): Promise<void> => {
+    const s = `"${env.schema}"`;
+    await admin().query(
+      `CREATE TABLE ${s}.commit_order (id bigint NOT NULL, n bigserial);
+       CREATE FUNCTION ${s}.note_commit() RETURNS trigger LANGUAGE plpgsql AS
+         $$BEGIN INSERT INTO ${s}.commit_order (id) VALUES (NEW.id); RETURN NULL; END$$;
+       CREATE CONSTRAINT TRIGGER note_commit AFTER INSERT ON ${s}.commands
+         DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION ${s}.note_commit();`,
+    );
+  };
+  const commitOrder = async (): Promise<number[]> =>
+    (
+      await admin().query<{ id: string }>(`SELECT id FROM "${env.schema}".commit_order ORDER BY n`)
+    ).rows.map((r) => Number(r.id));
+
+  /**
+   * Where a lane's connection can be cut: each message of a lane's batch on its way to the server
+   * (BEGIN, entering the lane, locking its ledger row, the batch's step, COMMIT), and each answer
+   * on its way back (the step's, the lane lock's, COMMIT's). Matched by the bytes of the chunk.
+   */
+  const cutPoints: [string, boolean, (chunk: Buffer) => boolean][] = [
+    ['BEGIN sent', true, (c) => c.includes('BEGIN\0')],
+    ['the lane entered', true, (c) => c.includes('coco_enter_lane\0')],
+    ['the lane ledger locked', true, (c) => c.includes('coco_lock_lane\0')],
+    ['the step sent', true, (c) => c.includes('coco_insertCommands\0')],
+    ['COMMIT sent', true, commitQuery],
+    ["the lane lock's answer", false, (c) => c.includes('SELECT 1\0')],
+    ["the step's answer", false, (c) => c.includes('INSERT 0 1\0')],
+    ["COMMIT's answer", false, commitComplete],
+  ];
+
+  it.each(
+    cutPoints.flatMap(([what, toServer, test]) =>
+      [1, 2].map((n) => [what, n, toServer, test] as const),
+    ),
+  )(
+    'a lane cut at %s (the %i. time): overlapping batches on both lanes applied once each, in order',
+    async (_what, n, toServer, test) => {
+      const store = env.make({ ...LANES, url });
+      await store.open('n');
+      await store.apply(batch({ commandInserts: [command(1)] }));
+      await commitOrderProbe();
+      let seen = 0;
+      const cut = proxy.arm(toServer, (chunk) => test(chunk) && ++seen === n);
+      // Applied twice, an insert would fail on its primary key; the COMMITs must come in call
+      // order whichever lane was cut.
+      await Promise.all(
+        [2, 3, 4, 5].map((id) => store.apply(batch({ commandInserts: [command(id)] }))),
+      );
+      await cut;
+      expect(proxy.cuts).toBe(1);
+      expect((await store.listCommands()).commands.map((c) => c.id)).toEqual([5, 4, 3, 2, 1]);
+      expect(await commitOrder()).toEqual([2, 3, 4, 5]);
+      expect((await lanes('n')).reduce((a, b) => a + b, 0)).toBe(5);
+      await store.apply(batch({ commandInserts: [command(6)] }));
+      expect((await lanes('n')).reduce((a, b) => a + b, 0)).toBe(6);
+    },
+  );
+
   it.each([
     ['of a batch waiting for the other lane', false],
     ['of the earlier batch, mid-statement,', true],
@@ -283,9 +359,7 @@ describePg('postgres store, two apply connections', () => {
     await store.apply(batch({ commandInserts: [command(1)] }));
     const held = await holdTwo(store, batch({ commandInserts: [command(2)] }));
     // The first batch waits for the held row; the second, its statements run, for its turn.
-    const victims = (await applyBackends()).filter((b) =>
-      mid ? b.waiting : b.state === 'idle in transaction',
-    );
+    const victims = (await applyBackends()).filter((b) => (mid ? b.waiting : b.parked));
     expect(victims).toHaveLength(1);
     await admin().query('SELECT pg_terminate_backend($1)', [victims[0]!.pid]);
     if (mid) {
