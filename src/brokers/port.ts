@@ -111,6 +111,20 @@ export interface AgentBroker {
     listener: (agentId: string, reports?: readonly TaskStatusReport[]) => void,
   ): () => void;
   /**
+   * Optional: whether, right now, every status change of the agent's tasks reaches the
+   * `onActivity` listeners with its report (a complete, live feed, e.g. a long-poll of the
+   * agent's changes read from the start of its boot) and no periodic check of that feed is due.
+   *
+   * While it answers `true` the engine's poll cycle asks only about the tasks no report has
+   * vouched for yet (just started or watched, being stopped, unknown to the agent): asking about
+   * the others would repeat what was pushed, and the cycle then costs nothing per task. Such
+   * partial polls are not the periodic check: the broker must answer `false` again once its check
+   * is due (the HTTP broker: `longPoll.statusRefreshMs` after its last status request of every
+   * task), and whenever the feed stops being live; the engine's next cycle then asks about every
+   * task. Absent, or `false`: every cycle asks about every task.
+   */
+  pushesStatuses?(agentId: string): boolean;
+  /**
    * Optional: calls `listener` when the broker learns something about an agent: it answered
    * (with its boot id: a new one means the agent restarted), or it stopped answering.
    */

@@ -85,7 +85,7 @@ export class AgentCalls {
         if (!r) {
           link.toStart.push(task); // not answered: try again next round
         } else if (r.accepted) {
-          link.running.set(task.agentTaskId, task);
+          link.track(task);
           accepted.push(task);
         } else {
           task.agentDone = true;
@@ -142,16 +142,27 @@ export class AgentCalls {
     this.#h.events.cleared(batch);
   }
 
-  /** Asks the agent for the statuses of its running tasks (ours, and relayed ones). */
-  async poll(link: AgentLink): Promise<void> {
-    const ids = [...link.running.keys()];
-    const foreign = this.#h.gate?.foreignIds(link.id) ?? [];
-    if (foreign.length > 0) ids.push(...foreign);
+  /**
+   * Asks the agent for the statuses of its running tasks (ours, and relayed ones); with `all`
+   * false (the broker pushes every change of the others), only of those no report vouched for.
+   * Answers the number of task ids asked about.
+   */
+  async poll(link: AgentLink, all: boolean): Promise<number> {
+    const ids = all ? [...link.running.keys()] : [...link.unvouched];
+    if (all) {
+      const foreign = this.#h.gate?.foreignIds(link.id) ?? [];
+      if (foreign.length > 0) ids.push(...foreign);
+    }
+    if (ids.length === 0) {
+      link.lastPollAt = this.#h.clock.now();
+      return 0;
+    }
     const reports = await this.#call(link, 'getStatuses', () =>
       this.#h.broker.getStatuses(link.id, ids),
     );
     link.lastPollAt = this.#h.clock.now();
     this.#h.applyReports(link, reports, true);
+    return ids.length;
   }
 
   async #call<T>(link: AgentLink, what: string, fn: () => Promise<T>): Promise<T> {

@@ -77,7 +77,18 @@ export interface DispatcherEvents {
 
 /** One agent as the dispatcher sees it: queued calls, running tasks, back-off and timer state. */
 export class AgentLink {
-  readonly running = new Map<string, LiveTask>();
+  /** Tasks polled on the agent (started or watched, not yet reported ended), by agent task id. */
+  readonly #running = new Map<string, LiveTask>();
+  /**
+   * The running tasks no report has vouched for since they were added or last needed a look:
+   * just started or watched (their state may have been pushed before they were added, and was
+   * then dropped), being stopped (a stop is sent again while they still run), or unknown to the
+   * agent (the vanish grace period counts on polls). While the broker pushes every status change
+   * of the agent (`AgentBroker.pushesStatuses`), a poll cycle asks only about these.
+   */
+  readonly #unvouched = new Set<string>();
+  /** The next poll asks about every task, pushes or not (an activity hint, a lease taken). */
+  pollAll = false;
   toStart: LiveTask[] = [];
   toStop: LiveTask[] = [];
   toClear: LiveTask[] = [];
@@ -103,6 +114,44 @@ export class AgentLink {
   readonly id: string;
   constructor(id: string) {
     this.id = id;
+  }
+
+  /** The tasks polled on the agent. */
+  get running(): ReadonlyMap<string, LiveTask> {
+    return this.#running;
+  }
+
+  /** The running tasks a poll must ask about even while the agent's statuses are pushed. */
+  get unvouched(): ReadonlySet<string> {
+    return this.#unvouched;
+  }
+
+  /** Polls `task` from now on; until a report vouches for it, every cycle asks about it. */
+  track(task: LiveTask): void {
+    this.#running.set(task.agentTaskId, task);
+    this.#unvouched.add(task.agentTaskId);
+  }
+
+  /** A report said the task runs: pushes will tell of its next change (unless it is stopping). */
+  vouched(task: LiveTask): void {
+    if (!task.stopRequested && task.unknownSince === null) this.#unvouched.delete(task.agentTaskId);
+  }
+
+  /** The task needs a look every cycle again (unknown to the agent: its grace period counts). */
+  unvouch(task: LiveTask): void {
+    this.#unvouched.add(task.agentTaskId);
+  }
+
+  /** Stops polling a task (its agent reported it ended or lost). */
+  untrack(agentTaskId: string): void {
+    this.#running.delete(agentTaskId);
+    this.#unvouched.delete(agentTaskId);
+  }
+
+  /** Stops polling every task (the agent is unknown). */
+  untrackAll(): void {
+    this.#running.clear();
+    this.#unvouched.clear();
   }
 
   get hasTaskCalls(): boolean {

@@ -4,6 +4,10 @@
  * round of calls runs per agent at a time; errors and timeouts back that agent off
  * exponentially (with jitter) while the others go on.
  *
+ * While the broker pushes every status change of an agent (`AgentBroker.pushesStatuses`: a live
+ * long-poll feed), a poll cycle asks only about the tasks no report has vouched for yet (see
+ * `AgentLink.unvouched`): its cost follows the tasks that need a look, not the tasks in flight.
+ *
  * An agent the broker does not know (a typo in a task's agent id, an agent removed from the
  * configuration) is not backed off forever: its tasks fail at once with `AGENT_UNKNOWN`, naming
  * the agent and the agents the broker knows.
@@ -52,6 +56,9 @@ export class Dispatcher {
   readonly #known: KnownAgents;
   /** The timer of the next periodic reconciliation of every agent. */
   #reconcileTimer: TimerHandle | null = null;
+  /** Polls made, and task ids asked about by them (see {@link Dispatcher.pollCounts}). */
+  #polls = 0;
+  #tasksPolled = 0;
 
   private readonly broker: AgentBroker;
   private readonly clock: Clock;
@@ -133,6 +140,7 @@ export class Dispatcher {
     if (held) {
       link.reconciled = false;
       link.wantPoll = true;
+      link.pollAll = true;
     }
     this.#kick(link);
   }
@@ -224,7 +232,7 @@ export class Dispatcher {
     const tasks = new Set<LiveTask>([...link.toStart, ...link.toStop, ...link.running.values()]);
     link.toStart = [];
     link.toStop = [];
-    link.running.clear();
+    link.untrackAll();
     const known = this.#known.sorted();
     let failed = 0;
     let first: ErrorInfo | null = null;
@@ -259,7 +267,7 @@ export class Dispatcher {
   /** Starts polling a task that is already running on its agent (after a restart). */
   watch(task: LiveTask): void {
     const link = this.#link(task.agentId);
-    link.running.set(task.agentTaskId, task);
+    link.track(task);
     link.wantPoll = true;
     this.#kick(link);
   }
@@ -268,7 +276,7 @@ export class Dispatcher {
   stop(task: LiveTask): void {
     const link = this.#link(task.agentId);
     link.toStop.push(task);
-    if (!task.agentDone) link.running.set(task.agentTaskId, task);
+    if (!task.agentDone) link.track(task);
     this.#kick(link);
   }
 
@@ -285,7 +293,7 @@ export class Dispatcher {
     if (!task.agentDone) {
       this.#clearWhenDone.add(task);
       const link = this.#link(task.agentId);
-      link.running.set(task.agentTaskId, task);
+      link.track(task);
       this.#kick(link);
       return;
     }
@@ -294,11 +302,15 @@ export class Dispatcher {
     this.#kick(link);
   }
 
-  /** Polls an agent as soon as possible (activity hint). */
+  /**
+   * Polls an agent as soon as possible (an activity hint, a restart of the agent), asking about
+   * every task even while the broker pushes its statuses.
+   */
   pollSoon(agentId: string): void {
     const link = this.#links.get(agentId);
     if (!link) return;
     link.wantPoll = true;
+    link.pollAll = true;
     this.#kick(link);
   }
 
@@ -386,6 +398,15 @@ export class Dispatcher {
       this.#kick(link);
       return;
     }
+    if (this.#pushedOnly(link)) {
+      // Nothing to send and nothing to ask: the cycle is counted and the next one scheduled,
+      // without the calls' machinery (at 10,000 agents, most cycles of most agents).
+      link.wantPoll = false;
+      link.lastPollAt = this.clock.now();
+      this.#polls++;
+      this.#kick(link);
+      return;
+    }
     link.busy = true;
     let ok = true;
     let unknown = false;
@@ -404,7 +425,7 @@ export class Dispatcher {
         (link.wantPoll || now - link.lastPollAt >= this.options.pollIntervalMs)
       ) {
         link.wantPoll = false;
-        await this.#calls.poll(link);
+        await this.#poll(link);
       }
     } catch (error) {
       ok = false;
@@ -427,6 +448,52 @@ export class Dispatcher {
       this.events.agentState(link.id, true, null, 0);
     } else if (ok) link.failures = 0;
     this.#kick(link);
+  }
+
+  /**
+   * One poll of the link's agent. While the broker pushes every status change of the agent (and
+   * its periodic check is not due), only the tasks no report vouched for are asked about: the
+   * cycle's cost follows them, not the tasks in flight. Otherwise — no push, the check due, an
+   * activity hint, a lease taken, other nodes' tasks to poll — every task is.
+   */
+  async #poll(link: AgentLink): Promise<void> {
+    const all =
+      link.pollAll ||
+      this.broker.pushesStatuses?.(link.id) !== true ||
+      (this.gate !== null && this.gate.foreignIds(link.id).length > 0);
+    link.pollAll = false;
+    this.#polls++;
+    try {
+      this.#tasksPolled += await this.#calls.poll(link, all);
+    } catch (error) {
+      if (all) link.pollAll = true;
+      throw error;
+    }
+  }
+
+  /**
+   * Whether the link's round would only be a poll that asks about nothing: no call queued, no
+   * reconciliation due, and every task's change pushed by the broker (and vouched for).
+   */
+  #pushedOnly(link: AgentLink): boolean {
+    return (
+      link.up &&
+      !this.#hasCalls(link) &&
+      !link.pollAll &&
+      link.unvouched.size === 0 &&
+      this.gate === null &&
+      link.running.size > 0 &&
+      this.broker.pushesStatuses?.(link.id) === true
+    );
+  }
+
+  /**
+   * Polls made so far (one per agent per cycle) and the task ids they asked about, over all
+   * agents (metrics): with statuses pushed, the second grows with the tasks that need a look, not
+   * with the tasks in flight.
+   */
+  pollCounts(): { readonly polls: number; readonly tasks: number } {
+    return { polls: this.#polls, tasks: this.#tasksPolled };
   }
 
   /** A round failed: back the agent off (exponentially, with jitter) and report it down. */
@@ -470,6 +537,7 @@ export class Dispatcher {
       if (report.state === 'unknown') {
         if (!polled) continue;
         task.unknownSince ??= now;
+        link.unvouch(task); // the grace period counts on polls: look every cycle
         // An ended task (failed by the engine) or one whose start this process never sent has
         // nothing to wait for. A task whose start was sent gets the grace period even before
         // the agent's acceptance is recorded: the `unknown` may predate the start (a report
@@ -479,7 +547,7 @@ export class Dispatcher {
           task.ended ||
           (task.status === 'created' && !task.startSent)
         ) {
-          link.running.delete(report.taskId);
+          link.untrack(report.taskId);
           task.agentDone = true;
           if (!task.ended) this.events.vanished(task, task.unknownSince);
           this.#maybeClear(task);
@@ -488,11 +556,12 @@ export class Dispatcher {
       }
       task.unknownSince = null;
       if (report.state === 'running') {
+        link.vouched(task);
         if (!task.ended) this.events.report(task, report);
         this.#stopAgain(link, task, now);
         continue;
       }
-      link.running.delete(report.taskId);
+      link.untrack(report.taskId);
       task.agentDone = true;
       if (!task.ended) this.events.report(task, report);
       this.#maybeClear(task);

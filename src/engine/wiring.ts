@@ -8,6 +8,7 @@ import { CocoError, ErrorCode } from '../core/errors.js';
 import type { CommandRegistry } from '../core/registry.js';
 import { isSharedStore } from '../store/shared-port.js';
 import { AgentLeases } from './agent-leases.js';
+import { AgentRows } from './agent-rows.js';
 import { Cluster } from './cluster.js';
 import { SharedAdmission } from './shared-admission.js';
 import { Committer } from './committer.js';
@@ -30,7 +31,10 @@ export interface EngineRuntime {
   readonly dispatcher: Dispatcher;
   /** The node among others on a shared store; null alone on its store. */
   readonly cluster: Cluster | null;
-  /** Unsubscribes from the broker's agent information. */
+  /**
+   * Unsubscribes from the broker's agent information and sends the agents' rows not yet written
+   * (see ./agent-rows.ts).
+   */
   readonly stopInfo: () => void;
 }
 
@@ -136,7 +140,8 @@ export async function buildRuntime(
           leaseLost,
         })
       : null;
-  const stopInfo =
+  const agentRows = new AgentRows(store, logger);
+  const unsubscribeInfo =
     o.agents.onAgentInfo?.((info) => {
       if (info.previousBootId) {
         logger.warn(
@@ -147,19 +152,21 @@ export async function buildRuntime(
         dispatcher.pollSoon(info.agentId);
       }
       events.emit('agent-info', info);
-      store
-        .saveAgent({
-          id: info.agentId,
-          address: info.address,
-          state: info.up ? 'up' : 'down',
-          bootId: info.bootId,
-          lastSeenAt: info.lastSeenAt,
-          lastError: info.error ?? null,
-          updatedAt: clock.now(),
-        })
-        .catch((error: unknown) =>
-          logger.warn({ agentId: info.agentId, error }, 'could not save agent state'),
-        );
+      // Coalesced (the latest state of each agent) and written in batches, off the event loop.
+      agentRows.save({
+        id: info.agentId,
+        address: info.address,
+        state: info.up ? 'up' : 'down',
+        bootId: info.bootId,
+        lastSeenAt: info.lastSeenAt,
+        lastError: info.error ?? null,
+        updatedAt: clock.now(),
+      });
     }) ?? (() => undefined);
+  const stopInfo = (): void => {
+    unsubscribeInfo();
+    // What is pending goes out before the store closes (the engine closes it after draining).
+    void agentRows.flush();
+  };
   return Object.freeze({ committer, coordinator, dispatcher, cluster, stopInfo });
 }

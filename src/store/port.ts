@@ -288,8 +288,16 @@ export interface Store {
    * Like `apply`, it writes: on a single-writer store, call it on the instance the engine opened.
    */
   prune(options: PruneOptions): Promise<PruneBatch>;
-  /** Saves what the engine knows of an agent (insert or replace). */
+  /** Saves what the engine knows of an agent (insert or replace); see {@link Store.saveAgents}. */
   saveAgent(record: AgentRecord): Promise<void>;
+  /**
+   * Saves what the engine knows of many agents (insert or replace each) in one transaction: all
+   * rows or none. Of several records of one id the last wins. Off the engine's event loop where
+   * the store can (SQLite: its writer thread; PostgreSQL: one statement). The engine coalesces
+   * agents' news (the latest state of each agent) and keeps one such write in flight, so 10,000
+   * agents coming up cost a few transactions, not one each.
+   */
+  saveAgents(records: readonly AgentRecord[]): Promise<void>;
   /** Every agent the engine has seen, by id. */
   listAgents(): Promise<AgentRecord[]>;
   /** Releases this node's ownership and closes connections. Idempotent; later calls reject. */

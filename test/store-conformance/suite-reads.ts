@@ -344,6 +344,44 @@ export function describeReads(env: SuiteEnv): void {
       await env.store.saveAgent(restarted);
       expect(await env.store.listAgents()).toEqual([a, restarted]);
     });
+
+    it('saves many agents in one call, the last record of an id winning, all or none', async () => {
+      const agent = (i: number, state: 'up' | 'down', at: number) => ({
+        id: `agent-${String(i).padStart(4, '0')}`,
+        address: `http://10.0.0.${i % 250}:7391`,
+        state,
+        bootId: state === 'up' ? `boot-${i}` : null,
+        lastSeenAt: state === 'up' ? at : null,
+        lastError:
+          state === 'down'
+            ? { code: 'AGENT_UNAVAILABLE', message: 'refused', details: { i } }
+            : null,
+        updatedAt: at,
+      });
+      await env.store.saveAgents([]);
+      expect(await env.store.listAgents()).toEqual([]);
+      const up = Array.from({ length: 1_000 }, (_, i) => agent(i, 'up', 10));
+      // Agent 5 goes down later in the same call: its last record wins.
+      await env.store.saveAgents([...up, agent(5, 'down', 11)]);
+      let rows = await env.store.listAgents();
+      expect(rows).toHaveLength(1_000);
+      expect(rows[5]).toEqual(agent(5, 'down', 11));
+      expect(rows[6]).toEqual(agent(6, 'up', 10));
+
+      // Replaces existing rows and adds new ones.
+      await env.store.saveAgents([agent(6, 'down', 12), agent(1_000, 'up', 12)]);
+      rows = await env.store.listAgents();
+      expect(rows).toHaveLength(1_001);
+      expect(rows[6]).toEqual(agent(6, 'down', 12));
+      expect(rows[1_000]).toEqual(agent(1_000, 'up', 12));
+
+      // A row the store refuses (a state outside up/down) fails the whole call: none is saved.
+      const bad = { ...agent(1_001, 'up', 13), state: 'sideways' as 'up' };
+      await rejectsWith(env.store.saveAgents([agent(7, 'down', 13), bad]), ErrorCode.StoreFailed);
+      rows = await env.store.listAgents();
+      expect(rows).toHaveLength(1_001);
+      expect(rows[7]).toEqual(agent(7, 'up', 10));
+    });
   });
 
   describe('entities', () => {

@@ -346,6 +346,32 @@ export class PostgresStore implements SharedStore {
     );
   }
 
+  /** {@inheritDoc Store.saveAgents} One statement (`unnest` of the columns) for every row. */
+  async saveAgents(records: readonly AgentRecord[]): Promise<void> {
+    const latest = new Map<string, AgentRecord>();
+    for (const r of records) {
+      latest.delete(r.id);
+      latest.set(r.id, r);
+    }
+    if (latest.size === 0) return;
+    if (latest.size === 1) return this.saveAgent([...latest.values()][0]!);
+    const rows = [...latest.values()];
+    await this.#ready();
+    await this.#access.query(
+      this.#sql.saveAgents,
+      [
+        rows.map((r) => r.id),
+        rows.map((r) => r.address),
+        rows.map((r) => r.state),
+        rows.map((r) => r.bootId),
+        rows.map((r) => r.lastSeenAt),
+        rows.map((r) => jsonText(r.lastError)),
+        rows.map((r) => r.updatedAt),
+      ],
+      { idempotent: true },
+    );
+  }
+
   async listAgents(): Promise<AgentRecord[]> {
     await this.#ready();
     const r = await this.#access.query(this.#sql.listAgents, [], { idempotent: true });

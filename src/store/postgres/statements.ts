@@ -195,6 +195,13 @@ export function buildSql(schema: string) {
       'VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO UPDATE SET address = EXCLUDED.address, ' +
       'state = EXCLUDED.state, boot_id = EXCLUDED.boot_id, last_seen_at = EXCLUDED.last_seen_at, ' +
       'last_error = EXCLUDED.last_error, updated_at = EXCLUDED.updated_at',
+    // Many agents in one statement (ids distinct: ON CONFLICT cannot touch a row twice).
+    saveAgents:
+      `INSERT INTO ${t.agents} (id, address, state, boot_id, last_seen_at, last_error, updated_at) ` +
+      'SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::bigint[]) ' +
+      'ON CONFLICT (id) DO UPDATE SET address = EXCLUDED.address, ' +
+      'state = EXCLUDED.state, boot_id = EXCLUDED.boot_id, last_seen_at = EXCLUDED.last_seen_at, ' +
+      'last_error = EXCLUDED.last_error, updated_at = EXCLUDED.updated_at',
     listAgents: `SELECT id, address, state, boot_id, last_seen_at, last_error, updated_at FROM ${t.agents} ORDER BY id`,
     // Ids: the counter, never below the highest stored id (batches may insert ids they did not
     // reserve). max(id) is one probe of the primary key.

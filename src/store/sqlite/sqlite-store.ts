@@ -16,7 +16,7 @@ import { hostname } from 'node:os';
 import type Database from 'better-sqlite3';
 import { systemClock, type Clock } from '../../core/clock.js';
 import { CocoError, ErrorCode } from '../../core/errors.js';
-import { listAgents, saveAgent } from './agents.js';
+import { AGENT_WRITES, agentRows, listAgents, saveAgents } from './agents.js';
 import type {
   AgentRecord,
   CommandRecord,
@@ -153,7 +153,11 @@ export class SqliteStore implements Store {
           retention: prepareRetention(db),
         };
         if (this.#writerThread)
-          this.#writer = new SqliteWriter(this.#settings, { ...SQL, ...PRUNE_WRITES });
+          this.#writer = new SqliteWriter(this.#settings, {
+            ...SQL,
+            ...PRUNE_WRITES,
+            ...AGENT_WRITES,
+          });
       } catch (error) {
         throw storeFailed('cannot prepare statements', error);
       }
@@ -392,14 +396,37 @@ export class SqliteStore implements Store {
   }
 
   saveAgent(record: AgentRecord): Promise<void> {
-    return settle(() => {
-      const { db } = this.#ready();
+    return this.saveAgents([record]);
+  }
+
+  /**
+   * {@inheritDoc Store.saveAgents}
+   *
+   * In the writer thread when the store has one (a counted write: in turn with the batches, but
+   * not part of their chain), else inline in one transaction.
+   */
+  async saveAgents(records: readonly AgentRecord[]): Promise<void> {
+    const rows = agentRows(records);
+    if (rows.length === 0) return;
+    const what = () =>
+      rows.length === 1
+        ? `cannot save agent ${String(rows[0]?.[0])}`
+        : `cannot save ${rows.length} agents`;
+    const { db } = await settle(() => this.#ready());
+    const writer = this.#writer;
+    if (writer) {
       try {
-        saveAgent(db, record);
+        await writer.count([['saveAgent', rows, false]]);
       } catch (error) {
-        throw storeFailed(`cannot save agent ${record.id}`, error);
+        throw error instanceof CocoError ? error : storeFailed(what(), error);
       }
-    });
+      return;
+    }
+    try {
+      saveAgents(db, rows);
+    } catch (error) {
+      throw storeFailed(what(), error);
+    }
   }
 
   listAgents(): Promise<AgentRecord[]> {
