@@ -293,6 +293,35 @@ describePg('postgres', () => {
       );
     });
 
+    it('batch statements go by their index even when first planned on a tiny, never-analyzed table', async () => {
+      const store = env.make();
+      await store.open('n');
+      // The first updates plan on a table of one row (a generic plan is made at once and kept
+      // until the table's statistics change, which without autovacuum is never); then it grows.
+      await store.apply(batch({ commandInserts: [command(1)] }));
+      for (let k = 0; k < 6; k++) {
+        await store.apply(batch({ commandUpdates: [commandUpdate(command(1, { updatedAt: k }))] }));
+      }
+      await store.apply(
+        batch({ commandInserts: Array.from({ length: 300 }, (_, i) => command(i + 2)) }),
+      );
+      for (let k = 2; k <= 21; k++) {
+        await store.apply(
+          batch({ commandUpdates: [commandUpdate(command(k, { status: 'waiting' }))] }),
+        );
+      }
+      // A backend reports its table counters when it ends (the apply connection never idles
+      // long enough to report them before).
+      await store.close();
+      const [r] = await raw<{ idx: string }>(
+        env.schema,
+        'SELECT idx_scan AS idx FROM pg_stat_user_tables WHERE schemaname = $1 AND relname = $2',
+        [env.schema, 'commands'],
+      );
+      // Each of the 26 updates found its row by the primary key, not by reading the table.
+      expect(Number(r?.idx)).toBeGreaterThanOrEqual(26);
+    });
+
     it('each status a command is stored with goes to its history, oldest first, once — also from one statement of 2,500 updates', async () => {
       const store = env.make();
       await store.open('n');

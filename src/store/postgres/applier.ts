@@ -355,7 +355,15 @@ export async function openApplyConnection(
         // large batches the planner prefers hashing the whole table, whose cost grows with the
         // table (measured: 10,000 command updates 372 -> 772 ms from 30k to 300k rows, against
         // 319 -> 374 ms by index). Batch statements are only ever keyed lookups: index them.
-        'SET enable_hashjoin = off; SET enable_mergejoin = off',
+        'SET enable_hashjoin = off; SET enable_mergejoin = off; ' +
+        // For the same reason the plan of a batch statement never depends on its values (keyed
+        // lookups and inserts from unnest, whatever the rows): plan each prepared statement once.
+        // With custom plans, planning at every BIND was ~0.2 ms of server time per statement — a
+        // third of a command's end at light load (BENCHMARKS.md, latency). A plan made once must
+        // not be the sequential scan the planner picks while a table is small or never analyzed
+        // (a generic plan is kept until the table's statistics change, which without autovacuum
+        // is never): keyed statements go by their index whatever the table's size.
+        'SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off',
     );
   } catch (error) {
     destroyApplyConnection(client, onError);
