@@ -251,6 +251,38 @@ export class Committer {
     };
   }
 
+  /**
+   * Whether a full batch (`maxBatchRows`) is dirty and could be sent now (a flight is free).
+   */
+  get fullBatchWaiting(): boolean {
+    return (
+      this.#rows >= this.#options.maxBatchRows &&
+      this.#entities.length === 0 &&
+      this.#barriers === 0 &&
+      this.#flights.length < this.#options.maxInFlight &&
+      !this.#recovering &&
+      !this.#stopped
+    );
+  }
+
+  /** Rows waiting to be flushed. */
+  get dirtyRows(): number {
+    return this.#rows;
+  }
+
+  /** The most rows a batch takes (`maxBatchRows`). */
+  get batchRows(): number {
+    return this.#options.maxBatchRows;
+  }
+
+  /**
+   * Sends a batch now if one can go (see {@link Committer.fullBatchWaiting}), rather than at the
+   * end of the turn: the coordinator's drain calls it between two trees.
+   */
+  flushNow(): void {
+    this.#flush();
+  }
+
   /** Whether anything is waiting to be flushed. */
   get pending(): boolean {
     return this.#head < this.#groups.length || this.#entities.length > 0 || this.#ready.length > 0;
@@ -363,7 +395,8 @@ export class Committer {
       this.#rows >= 2 * minPart
         ? Math.min(max, Math.ceil(this.#rows / 2))
         : max;
-    const all = this.#entities.length > 0 || this.#barriers > 0 || this.#rows <= budget;
+    const forced = this.#entities.length > 0 || this.#barriers > 0;
+    const all = forced || this.#rows <= budget;
     this.#entities = [];
     let rows = 0;
     const take = (c: LiveCommand): void => {
@@ -404,7 +437,11 @@ export class Committer {
     };
     const groups = this.#groups;
     while (this.#head < groups.length) {
-      if (!all && (rows >= max || (rows >= budget && groups[this.#head]!.persisted))) break;
+      const head = groups[this.#head]!;
+      if (!all && (rows >= max || (rows >= budget && head.persisted))) break;
+      // A new command still waiting for its first step (the coordinator's drain sent this batch
+      // before reaching it) would be stored `pending` now and again once stepped: it waits.
+      if (!forced && rows > 0 && head.queued && !head.persisted && head.status === 'pending') break;
       take(groups[this.#head++]!);
     }
     if (this.#head >= groups.length) {
