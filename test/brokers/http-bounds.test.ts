@@ -24,6 +24,7 @@ describe('HttpBroker bounds', () => {
     broker.onAgentInfo((info) => infos.push(info)); // a health check of every agent at once
     const lists = await Promise.all(agents.map((id) => broker.listTasks(id, '')));
     await until(() => infos.filter((i) => i.up).length === agents.length, 5_000, 'all up');
+    await until(() => broker.callSlots().inFlight === 0, 5_000, 'the health checks done');
     expect(lists).toHaveLength(agents.length);
     expect(server.traffic.peakCalls).toBeGreaterThan(1);
     expect(server.traffic.peakCalls).toBeLessThanOrEqual(5);
@@ -50,9 +51,9 @@ describe('HttpBroker bounds', () => {
     await until(() => agents.every((id) => broker.agent(id).info?.up === true), 5_000, 'all up');
     expect(server.traffic.peakCalls).toBeLessThanOrEqual(4);
     expect(server.traffic.peakConnections).toBeLessThanOrEqual(agents.length + 4);
-    // The held requests took no slot: calls still go through at once.
+    // The held requests take no slot.
+    await until(() => broker.callSlots().inFlight === 0, 5_000, 'the health checks done');
     expect(await broker.listTasks('a0', '')).toEqual([]);
-    expect(broker.callSlots().inFlight).toBe(0);
   });
 
   it('a call that waits its whole budget for a slot fails BROKER_SATURATED; the agent is not blamed', async () => {
@@ -141,5 +142,69 @@ describe('HttpBroker bounds', () => {
     );
     expect(await call).toEqual([]);
     expect(broker.agent('a1').requests.list).toBe(2);
+  });
+});
+
+describe('HttpBroker under congestion', () => {
+  it('serves the newest waiting calls first once more wait than there are slots', async () => {
+    const { CallGate } = await import('../../src/brokers/http/gate.js');
+    const gate = new CallGate(1);
+    const signal = new AbortController().signal;
+    const aborted = (): never => {
+      throw new Error('aborted');
+    };
+    const what = { agentId: 'a', op: 'status' };
+    const first = await gate.acquire(1_000, signal, what, aborted);
+    const order: number[] = [];
+    const waits = [1, 2, 3].map((n) =>
+      gate.acquire(1_000, signal, what, aborted).then((release) => {
+        order.push(n);
+        release();
+      }),
+    );
+    first();
+    await Promise.all(waits);
+    // Three waited for one slot: the newest first while more than one waited.
+    expect(order).toEqual([3, 2, 1]);
+    // As many waiting as there are slots (or fewer): first come first served.
+    const two = new CallGate(2);
+    const held = [
+      await two.acquire(1_000, signal, what, aborted),
+      await two.acquire(1_000, signal, what, aborted),
+    ];
+    const fifo: number[] = [];
+    const queued = [1, 2].map((n) =>
+      two.acquire(1_000, signal, what, aborted).then((release) => {
+        fifo.push(n);
+        release();
+      }),
+    );
+    for (const release of held) release();
+    await Promise.all(queued);
+    expect(fifo).toEqual([1, 2]);
+  });
+
+  it('puts off the status refresh while calls wait for a slot, answering from the long-poll', async () => {
+    const { server, broker } = await setup(['a1', 'a2'], {
+      maxConcurrentCalls: 1,
+      longPoll: { waitMs: 5_000, statusRefreshMs: 100 },
+    });
+    broker.onActivity(() => undefined);
+    await broker.startTasks('a1', [{ taskId: 't0', verb: 'hold', args: null }]);
+    const a1 = server.agent('a1');
+    // The second request of a1's long-poll is held: the first, with t0, was answered.
+    await until(() => a1.requests(PATHS.changes) >= 2, 2_000, 'the long-poll held');
+    expect(await broker.getStatuses('a1', ['t0'])).toMatchObject([{ state: 'running' }]);
+    expect(a1.requests(PATHS.status)).toBe(1);
+    // Congestion: a2 holds the only slot, a second call waits for it.
+    server.agent('a2').faults.push({ kind: 'hang', paths: [PATHS.list] });
+    const held = broker.listTasks('a2', '').catch(() => undefined);
+    const waiting = broker.listTasks('a2', '').catch(() => undefined);
+    await until(() => broker.callSlots().waiting === 1, 1_000, 'a call waiting');
+    await new Promise((r) => setTimeout(r, 150)); // past the refresh time
+    expect(await broker.getStatuses('a1', ['t0'])).toMatchObject([{ state: 'running' }]);
+    expect(a1.requests(PATHS.status)).toBe(1); // answered from the long-poll's view
+    await broker.close();
+    await Promise.all([held, waiting]);
   });
 });

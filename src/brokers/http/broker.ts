@@ -151,7 +151,7 @@ export class HttpBroker implements AgentBroker {
     const entry = this.#entry(agentId);
     const refreshMs = this.#o.longPoll?.statusRefreshMs ?? 0;
     const now = this.#o.clock.now();
-    const seen = statusesFromView(entry, taskIds, now, refreshMs);
+    const seen = statusesFromView(entry, taskIds, now, refreshMs, this.#o.gate.waiting > 0);
     if (seen !== null) return seen;
     const reports: TaskStatusReport[] = [];
     for (const chunk of chunks(taskIds)) {

@@ -103,6 +103,14 @@ type Attempt<T> =
  */
 const LOOP_LAG_TOLERANCE_MS = 100;
 
+/**
+ * A call whose wait for a slot left it less than this (or a quarter of its budget, if less) is
+ * not sent: on a node so far behind that its calls wait in line, a request with half a second
+ * left is more likely to time out on the wire — destroying its connection, work for a loop
+ * already behind — than to be answered; refused at once, its caller backs off instead.
+ */
+const MIN_USEFUL_BUDGET_MS = 500;
+
 /** System errors that mean this process, not the agent, ran out of something. */
 const LOCAL_EXHAUSTION = new Set(['EMFILE', 'ENFILE', 'ENOBUFS', 'EADDRNOTAVAIL']);
 
@@ -195,6 +203,18 @@ export class AgentClient {
         throw this.#abortedError(op);
       }
       const remaining = Math.max(1, deadline - clock.now());
+      if (release && remaining < Math.min(MIN_USEFUL_BUDGET_MS, budget / 4)) {
+        // The wait for a slot left too little to be worth a request (see the constant).
+        release();
+        this.circuit.release(permit.probe);
+        throw new CocoError(
+          ErrorCode.BrokerSaturated,
+          `agent ${this.id}: ${op} not sent: it waited ${clock.now() - waitFrom} ms for one of the broker's ` +
+            `${this.#o.maxConcurrentCalls} call slots (maxConcurrentCalls), leaving ${remaining} ms of its ` +
+            `${budget} ms budget; this node is behind, the agent was not asked`,
+          { retryable: true, details: { agentId: this.id, op } },
+        );
+      }
       let result: Attempt<T>;
       try {
         result = await this.#attempt(op, body, schema, remaining, budget, signal);

@@ -9,7 +9,8 @@
  *
  * Waiting in line counts towards the call's budget: a call that waited its whole budget fails
  * with `BROKER_SATURATED` without a request, and the agent is neither blamed (no circuit
- * failure) nor reported down — the node, not the agent, is behind.
+ * failure) nor reported down — the node, not the agent, is behind. Under overload (more calls
+ * waiting than there are slots) the newest are served first, see `#next`.
  *
  * @module
  */
@@ -123,10 +124,18 @@ export class CallGate {
   }
 
   #next(): void {
-    while (this.#inFlight < this.limit && this.#head < this.#queue.length) {
-      const waiter = this.#queue[this.#head]!;
-      this.#head++;
+    while (this.#inFlight < this.limit && this.#waiting > 0) {
+      // First come first served, unless more wait than a round of slots serves: then the
+      // newest first. Under overload the oldest are about to run out of budget anyway; served
+      // first, every call would get its slot just before its deadline and time out on the wire
+      // (FIFO with deadlines collapses: nothing succeeds), whereas served newest first most
+      // calls that get a slot still have their budget.
+      const waiter = this.#waiting > this.limit ? this.#queue.pop()! : this.#queue[this.#head++]!;
       if (!waiter.done) waiter.grant(this.#take());
+    }
+    if (this.#head >= this.#queue.length) {
+      this.#queue.length = 0;
+      this.#head = 0;
     }
     if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
       this.#queue.splice(0, this.#head);
