@@ -90,6 +90,44 @@ describe('HttpBroker bounds', () => {
     expect(broker.callSlots().refused).toBeGreaterThanOrEqual(1);
   });
 
+  it('a call whose wait left too little budget is refused, not sent to time out on the wire', async () => {
+    // The only slot is held 850 ms by a slow answer; a call queued behind it (budget 1,000 ms)
+    // would get ~150 ms: under a quarter of its budget, so it is not sent.
+    const sent: string[] = [];
+    const fetch: HttpFetch = (url) => {
+      sent.push(url);
+      return new Promise((resolve) =>
+        setTimeout(
+          () =>
+            resolve({ status: 200, text: () => Promise.resolve('{"bootId":"b","taskIds":[]}') }),
+          850,
+        ),
+      );
+    };
+    const broker = new HttpBroker({
+      caller: 'engine-test',
+      agents: [
+        { id: 'a1', url: 'http://127.0.0.1:9/a1', secret: 'a-secret-of-16-characters' },
+        { id: 'a2', url: 'http://127.0.0.1:9/a2', secret: 'a-secret-of-16-characters' },
+      ],
+      longPoll: false,
+      maxConcurrentCalls: 1,
+      timeoutMs: 1_000,
+      logger: captureLogger(),
+      fetch,
+    });
+    onCleanup(() => broker.close());
+    broker.onAgentInfo(() => undefined); // the health checks at first use, out of the way
+    await until(() => broker.callSlots().inFlight + broker.callSlots().waiting === 0, 3_000);
+    sent.length = 0;
+    const first = broker.listTasks('a1', '');
+    const second = rejection(broker.listTasks('a2', ''));
+    expect(await first).toEqual([]);
+    expect(await second).toMatchObject({ code: ErrorCode.BrokerSaturated });
+    expect(sent.filter((url) => url.includes('/a2/'))).toEqual([]); // a2 was not asked
+    expect(broker.agent('a2').circuit).toBe('closed');
+  });
+
   it('EMFILE fails BROKER_SATURATED, logged once, without opening the circuit or marking the agent down', async () => {
     const fetch: HttpFetch = () =>
       Promise.reject(Object.assign(new Error('connect EMFILE'), { code: 'EMFILE' }));
