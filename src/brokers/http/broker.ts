@@ -345,9 +345,25 @@ export class HttpBroker implements AgentBroker {
           'the agent at this URL calls itself by another id: check the broker configuration',
         );
       }
-    } catch {
-      // Already reported: the hooks marked the agent down (or the circuit is open).
+    } catch (error) {
+      // Already reported: the hooks marked the agent down (or the circuit is open). Only a check
+      // this node was too busy to send is tried again, later: nothing else would (an agent
+      // that answers is never checked again, so its id would go unverified).
+      if (error instanceof CocoError && error.code === ErrorCode.BrokerSaturated)
+        this.#healthLater(entry);
     }
+  }
+
+  /** Runs a health check in 5–10 s, or later while calls still wait for a slot. */
+  #healthLater(entry: AgentEntry): void {
+    if (this.#closed) return;
+    const delay = HEALTH_RETRY_MS / 2 + Math.random() * (HEALTH_RETRY_MS / 2);
+    const timer = setTimeout(() => {
+      // Not while the node is still behind: a background check must not add to the line.
+      if (this.#o.gate.waiting > 0) this.#healthLater(entry);
+      else void this.#health(entry);
+    }, delay);
+    timer.unref();
   }
 
   /** Long-poll loops run while there are activity listeners. */
@@ -419,6 +435,14 @@ export class HttpBroker implements AgentBroker {
     for (const listener of [...this.#info]) this.#safely(() => listener(info));
   }
 }
+
+/**
+ * A health check refused because this node was saturated is tried again after 5–10 s (and
+ * then only when no call waits for a slot): long enough for the start-up stream of a large
+ * fleet to pass, soon enough that a misconfigured agent (another id at its URL) is reported
+ * within a minute of the node catching up.
+ */
+const HEALTH_RETRY_MS = 10_000;
 
 /** Descriptors left for the rest of the node (store files, WAL, the API's sockets, logs). */
 const FD_MARGIN = 100;
