@@ -28,10 +28,14 @@
  * (the broker's default; 0 makes every poll a request), BENCH_TRANSPORT (`node-http`, the
  * broker's default, or `fetch`: the global fetch), BENCH_MAX_SOCKETS (connections per agents'
  * process, unbounded by default), BENCH_PROGRESS_S (10: how often the start says how far it got),
- * BENCH_SAVE_AGENTS (1; 0 leaves the agents' rows unsaved).
+ * BENCH_SAVE_AGENTS (1; 0 leaves the agents' rows unsaved), BENCH_MAX_CALLS (the broker's
+ * `maxConcurrentCalls`, its default when unset), BENCH_START_LIMIT_S (none: give up a start that
+ * takes longer, saying how far it got).
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { readdirSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { HttpBroker } from '../src/brokers/http/broker.js';
@@ -46,16 +50,22 @@ const AGENTS = Number(process.env.BENCH_AGENTS ?? 1_000);
 const TASKS = Number(process.env.BENCH_TASKS ?? process.env.BENCH_TASKS_PER_AGENT ?? 100);
 const PROCS = Math.max(1, Number(process.env.BENCH_AGENT_PROCS ?? 1));
 /**
- * Connections per agents' process (each is one host to the broker's pool): unset, the broker's
- * own transport (unbounded). The engine holds up to three per agent (long-poll, a call, a health
- * check), so 10,000 agents need `ulimit -n` above 30,000, or a bound here.
+ * Connections per agents' process (each is one host to the broker's pool) for calls other than
+ * long-polls: unset, the broker's own transport. Since the broker bounds its calls in flight
+ * (`maxConcurrentCalls`), the engine holds one connection per agent (its long-poll) plus one per
+ * call slot, so this is no longer needed to stay under `ulimit -n`.
  */
 const MAX_SOCKETS =
   process.env.BENCH_MAX_SOCKETS === undefined ? undefined : Number(process.env.BENCH_MAX_SOCKETS);
 /** `BENCH_SAVE_AGENTS=0`: agent rows are not saved (what batching those writes would approach). */
 const SAVE_AGENTS = process.env.BENCH_SAVE_AGENTS !== '0';
+/** The broker's `maxConcurrentCalls` (its default when unset). */
+const MAX_CALLS =
+  process.env.BENCH_MAX_CALLS === undefined ? undefined : Number(process.env.BENCH_MAX_CALLS);
 /** How often the start phase says how far it got (it takes minutes at 1,000,000 tasks). */
 const PROGRESS_MS = Number(process.env.BENCH_PROGRESS_S ?? 10) * 1000;
+/** `BENCH_START_LIMIT_S`: give up (exit 1, saying how far it got) when the start takes longer. */
+const START_LIMIT_MS = Number(process.env.BENCH_START_LIMIT_S ?? Infinity) * 1000;
 const WINDOW_S = Number(process.env.BENCH_WINDOW_S ?? 10);
 const FINISH = Number(process.env.BENCH_FINISH ?? 2_000);
 const FINISH_RATE = Number(process.env.BENCH_FINISH_RATE ?? 200);
@@ -220,6 +230,7 @@ async function main(): Promise<void> {
         ? { statusRefreshMs: STATUS_REFRESH_MS }
         : LONG_POLL,
     ...(transport === undefined ? {} : { fetch: transport }),
+    ...(MAX_CALLS === undefined ? {} : { maxConcurrentCalls: MAX_CALLS }),
   });
   const cmd = defineCommand({
     name: 'bench.http',
@@ -251,21 +262,42 @@ async function main(): Promise<void> {
   const ids: number[] = [];
   const CHUNK = 1_000;
   // At 1,000,000 tasks the start takes minutes: say how it goes.
+  const lag = monitorEventLoopDelay({ resolution: 20 });
+  lag.enable();
   const progress = setInterval(() => {
     const c = broker.requestCounts();
+    const loopLag = `loop delay p50 ${(lag.percentile(50) / 1e6).toFixed(0)} ms, max ${(lag.max / 1e6).toFixed(0)} ms`;
+    lag.reset();
     console.log(
-      `  … ${((performance.now() - t0) / 1000).toFixed(0)} s: ${ids.length} submitted, ${engine.stats().watchedTasks} started; requests ${JSON.stringify(c)}; ${openFds()} fds`,
+      `  … ${((performance.now() - t0) / 1000).toFixed(0)} s: ${ids.length} submitted, ${engine.stats().watchedTasks} started; ${loopLag}; requests ${JSON.stringify(c)}; call slots ${JSON.stringify(broker.callSlots())}; ${openFds()} fds; load ${loadavg()
+        .map((l) => l.toFixed(1))
+        .join(' ')}`,
     );
   }, PROGRESS_MS);
+  // Gives up a start past BENCH_START_LIMIT_S, saying how far it got (a CPU profile is written).
+  const giveUpIfLate = (): void => {
+    if (performance.now() - t0 <= START_LIMIT_MS) return;
+    const cpu = process.cpuUsage(startCpu0);
+    console.log(
+      `agents-http: start not done after ${START_LIMIT_MS / 1000} s: ${ids.length} submitted, ${engine.stats().watchedTasks} of ${total} started; engine CPU ${((cpu.user + cpu.system) / 1e6).toFixed(1)} s; heap ${(process.memoryUsage().heapUsed / MB).toFixed(0)} MB, RSS ${(process.memoryUsage.rss() / MB).toFixed(0)} MB; ${openFds()} fds; requests ${JSON.stringify(broker.requestCounts())}; call slots ${JSON.stringify(broker.callSlots())}`,
+    );
+    for (const child of children) child.kill();
+    process.exit(1);
+  };
   for (let from = 0; from < total; from += CHUNK) {
+    giveUpIfLate();
     const items = Array.from({ length: Math.min(CHUNK, total - from) }, (_, j) => {
       const i = from + j;
       return { type: cmd, params: { i, agent: agentId(Math.floor(i / TASKS)) } };
     });
     for (const { id } of await engine.submitMany(items)) ids.push(id);
   }
-  while (engine.stats().watchedTasks < total) await new Promise((r) => setTimeout(r, 50));
+  while (engine.stats().watchedTasks < total) {
+    giveUpIfLate();
+    await new Promise((r) => setTimeout(r, 50));
+  }
   clearInterval(progress);
+  lag.disable();
   const startS = (performance.now() - t0) / 1000;
   const startCpu = process.cpuUsage(startCpu0);
   const startCpuUsPerTask = (startCpu.user + startCpu.system) / total;
@@ -369,6 +401,9 @@ async function main(): Promise<void> {
       transport: TRANSPORT,
       maxSocketsPerAgentsProcess: MAX_SOCKETS ?? 'unbounded',
       agentRowsSaved: SAVE_AGENTS,
+      maxConcurrentCalls: MAX_CALLS ?? 'default',
+      callSlots: broker.callSlots(),
+      loadAverage: loadavg().map((l) => +l.toFixed(2)),
       startSeconds: +startS.toFixed(1),
       startRequests: startCalls,
       startCpuUsPerTask: Math.round(startCpuUsPerTask),

@@ -74,6 +74,13 @@ export const ErrorCode = {
   AgentTimeout: 'AGENT_TIMEOUT',
   /** An agent's reply did not match the protocol. */
   AgentProtocol: 'AGENT_PROTOCOL',
+  /**
+   * The node's HTTP agent broker reached a bound of its own, not the agent's fault (the agent is
+   * not reported down): a call waited its whole budget for one of the broker's call slots
+   * (`maxConcurrentCalls`), or the process ran out of file descriptors (`EMFILE`: raise
+   * `ulimit -n` above the agents' number plus `maxConcurrentCalls`); retryable.
+   */
+  BrokerSaturated: 'BROKER_SATURATED',
   /** No command with that id exists. */
   CommandNotFound: 'COMMAND_NOT_FOUND',
   /** The operation needs a command that has not ended, or one that has. */

@@ -288,9 +288,24 @@ export function secretOf(id: string): string {
   return `secret-of-${id}-0123456789`;
 }
 
+/** What the server as a whole sees: connections and requests open at once, and their peaks. */
+export interface FakeServerTraffic {
+  connections: number;
+  peakConnections: number;
+  /** Requests being handled, long-polls (`changes`) excepted. */
+  calls: number;
+  peakCalls: number;
+}
+
 /** A node:http server hosting one or many fake agents. */
 export class FakeAgentServer {
   readonly agents = new Map<string, FakeAgent>();
+  readonly traffic: FakeServerTraffic = {
+    connections: 0,
+    peakConnections: 0,
+    calls: 0,
+    peakCalls: 0,
+  };
   readonly #server: Server;
   readonly #prefixRouting: boolean;
   readonly #now: () => number;
@@ -308,10 +323,22 @@ export class FakeAgentServer {
     this.#protocol = options.protocol ?? PROTOCOL_VERSION;
     // Every held long-poll listens for close(); thousands at once is the point, not a leak.
     setMaxListeners(0, this.#closing.signal);
-    this.#server = createServer(
-      { keepAliveTimeout: 30_000 },
-      (req, res) => void this.#handle(req, res),
-    );
+    this.#server = createServer({ keepAliveTimeout: 30_000 }, (req, res) => {
+      const call = !(req.url ?? '').endsWith(PATHS.changes);
+      const t = this.traffic;
+      if (call) {
+        t.calls++;
+        t.peakCalls = Math.max(t.peakCalls, t.calls);
+        res.once('close', () => void t.calls--);
+      }
+      void this.#handle(req, res);
+    });
+    this.#server.on('connection', (socket) => {
+      const t = this.traffic;
+      t.connections++;
+      t.peakConnections = Math.max(t.peakConnections, t.connections);
+      socket.once('close', () => void t.connections--);
+    });
   }
 
   /** Starts a server on 127.0.0.1 (a free port). */

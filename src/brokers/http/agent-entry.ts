@@ -31,6 +31,8 @@ export interface AgentEntry {
   readonly raced: Map<string, TaskStatusReport>;
   /** Until when status polls may be answered from the long-poll's view (then a real call). */
   nextStatusCallAt: number;
+  /** When the last real status call went out while the long-poll ran (0: none yet). */
+  statusCalledAt: number;
   /** Status polls answered from the long-poll's view, without a request. */
   statusFromView: number;
 }
@@ -60,6 +62,7 @@ export function newAgentEntry(
     starting: new Set(),
     raced: new Map(),
     nextStatusCallAt: 0,
+    statusCalledAt: 0,
     statusFromView: 0,
   };
 }
@@ -90,17 +93,32 @@ export function totalRequestCounts(
 }
 
 /**
+ * While the broker's calls wait in line for a slot (the node is behind), the status refresh —
+ * a safety net against a change the long-poll missed, not a source of news — is put off up to
+ * this many times `statusRefreshMs` (30 s by default), so that it gives way to the calls that
+ * are. At 10,000 agents the refresh alone is ~1,300 calls a second (measured: more than a
+ * starved node got through its slots, so its queue grew and its calls ran out of budget).
+ */
+export const CONGESTED_REFRESH_FACTOR = 3;
+
+/**
  * @internal The statuses of `taskIds` from the agent's long-poll view (counted in
  * `statusFromView`) while it may answer for them; otherwise null, and while a long-poll runs,
  * the next real status call is scheduled about `refreshMs` from `now` and the view trimmed.
+ * `congested`: calls are waiting for a slot — the refresh is then put off (up to
+ * {@link CONGESTED_REFRESH_FACTOR} × `refreshMs` since the last real call).
  */
 export function statusesFromView(
   entry: AgentEntry,
   taskIds: readonly string[],
   now: number,
   refreshMs: number,
+  congested = false,
 ): readonly TaskStatusReport[] | null {
-  if (entry.loop && taskIds.length > 0 && now < entry.nextStatusCallAt) {
+  const fresh =
+    now < entry.nextStatusCallAt ||
+    (congested && now < entry.statusCalledAt + CONGESTED_REFRESH_FACTOR * refreshMs);
+  if (entry.loop && taskIds.length > 0 && fresh) {
     const seen = entry.loop.statuses(taskIds);
     if (seen) {
       entry.statusFromView++;
@@ -111,6 +129,7 @@ export function statusesFromView(
     // Jitter in [refresh/2, refresh]: agents whose polls began together (an engine start) do
     // not all get their real status call in the same instant.
     entry.nextStatusCallAt = now + refreshMs / 2 + Math.random() * (refreshMs / 2);
+    entry.statusCalledAt = now;
     entry.loop.trim(now - Math.max(refreshMs, 1));
   }
   return null;

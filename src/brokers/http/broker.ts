@@ -25,6 +25,7 @@
  *
  * @module
  */
+import { readFileSync } from 'node:fs';
 import { CocoError, ErrorCode } from '../../core/errors.js';
 import {
   healthResponse,
@@ -150,7 +151,7 @@ export class HttpBroker implements AgentBroker {
     const entry = this.#entry(agentId);
     const refreshMs = this.#o.longPoll?.statusRefreshMs ?? 0;
     const now = this.#o.clock.now();
-    const seen = statusesFromView(entry, taskIds, now, refreshMs);
+    const seen = statusesFromView(entry, taskIds, now, refreshMs, this.#o.gate.waiting > 0);
     if (seen !== null) return seen;
     const reports: TaskStatusReport[] = [];
     for (const chunk of chunks(taskIds)) {
@@ -251,6 +252,22 @@ export class HttpBroker implements AgentBroker {
     return totalRequestCounts(this.#agents.values());
   }
 
+  /**
+   * The broker's call slots (`maxConcurrentCalls`): held now, waiting now, the peak held, calls
+   * that had to wait, calls refused after waiting their whole budget (`BROKER_SATURATED`).
+   */
+  callSlots(): {
+    readonly limit: number;
+    readonly inFlight: number;
+    readonly waiting: number;
+    readonly peak: number;
+    readonly waited: number;
+    readonly refused: number;
+  } {
+    const { gate } = this.#o;
+    return { limit: gate.limit, inFlight: gate.inFlight, waiting: gate.waiting, ...gate.stats() };
+  }
+
   /** Checks an agent now (`GET /v2/health`): its answer updates what is known of it. */
   async checkHealth(agentId: string): Promise<AgentInfo | null> {
     const entry = this.#entry(agentId);
@@ -280,7 +297,34 @@ export class HttpBroker implements AgentBroker {
   #activate(): void {
     if (this.#active || this.#closed) return;
     this.#active = true;
+    this.#checkDescriptors();
     for (const entry of this.#agents.values()) void this.#health(entry);
+  }
+
+  /**
+   * Logs an error when the process may open fewer files than the broker can need: a held
+   * long-poll per agent, a connection per call slot, and {@link FD_MARGIN} for the rest of the
+   * node. Short of it, calls fail with `BROKER_SATURATED` (`EMFILE`) instead of reaching agents.
+   */
+  #checkDescriptors(): void {
+    const limit = openFilesLimit();
+    if (limit === null) return;
+    const polled = this.#o.longPoll === null ? 0 : this.#agents.size;
+    const needed = polled + this.#o.maxConcurrentCalls + FD_MARGIN;
+    if (limit >= needed) return;
+    this.#o.logger.error(
+      {
+        code: ErrorCode.BrokerSaturated,
+        openFilesLimit: limit,
+        needed,
+        agents: this.#agents.size,
+        maxConcurrentCalls: this.#o.maxConcurrentCalls,
+      },
+      `this process may open ${limit} files (ulimit -n) but the HTTP agent broker may need ${needed}: ` +
+        `${polled} long-polls (one per agent), ${this.#o.maxConcurrentCalls} call slots (maxConcurrentCalls) ` +
+        `and ${FD_MARGIN} for the node; raise the limit or lower maxConcurrentCalls, else calls will fail ` +
+        `with BROKER_SATURATED (EMFILE)`,
+    );
   }
 
   /** Runs a health check, or joins the one in flight; failures are reported through the hooks. */
@@ -301,9 +345,25 @@ export class HttpBroker implements AgentBroker {
           'the agent at this URL calls itself by another id: check the broker configuration',
         );
       }
-    } catch {
-      // Already reported: the hooks marked the agent down (or the circuit is open).
+    } catch (error) {
+      // Already reported: the hooks marked the agent down (or the circuit is open). Only a check
+      // this node was too busy to send is tried again, later: nothing else would (an agent
+      // that answers is never checked again, so its id would go unverified).
+      if (error instanceof CocoError && error.code === ErrorCode.BrokerSaturated)
+        this.#healthLater(entry);
     }
+  }
+
+  /** Runs a health check in 5–10 s, or later while calls still wait for a slot. */
+  #healthLater(entry: AgentEntry): void {
+    if (this.#closed) return;
+    const delay = HEALTH_RETRY_MS / 2 + Math.random() * (HEALTH_RETRY_MS / 2);
+    const timer = setTimeout(() => {
+      // Not while the node is still behind: a background check must not add to the line.
+      if (this.#o.gate.waiting > 0) this.#healthLater(entry);
+      else void this.#health(entry);
+    }, delay);
+    timer.unref();
   }
 
   /** Long-poll loops run while there are activity listeners. */
@@ -373,6 +433,27 @@ export class HttpBroker implements AgentBroker {
 
   #emitInfo(info: AgentInfo): void {
     for (const listener of [...this.#info]) this.#safely(() => listener(info));
+  }
+}
+
+/**
+ * A health check refused because this node was saturated is tried again after 5–10 s (and
+ * then only when no call waits for a slot): long enough for the start-up stream of a large
+ * fleet to pass, soon enough that a misconfigured agent (another id at its URL) is reported
+ * within a minute of the node catching up.
+ */
+const HEALTH_RETRY_MS = 10_000;
+
+/** Descriptors left for the rest of the node (store files, WAL, the API's sockets, logs). */
+const FD_MARGIN = 100;
+
+/** The soft limit of open files (`ulimit -n`), read on Linux; null elsewhere or if unlimited. */
+function openFilesLimit(): number | null {
+  try {
+    const m = /^Max open files\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
   }
 }
 

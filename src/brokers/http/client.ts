@@ -50,6 +50,12 @@ export interface CallOptions {
   readonly timeoutMs?: number;
   /** Aborts the call (the long-poll loop stopping). */
   readonly signal?: AbortSignal;
+  /**
+   * A long-poll's held request: it takes none of the broker's `maxConcurrentCalls` slots (one
+   * held request per agent is what a long-poll is; holding a slot for its whole wait would
+   * starve the other calls). @default false
+   */
+  readonly held?: boolean;
 }
 
 /** Requests sent, by call, and calls refused by the open circuit. */
@@ -75,13 +81,45 @@ type Attempt<T> =
   /**
    * `transport`: no usable answer (network, timeout, 5xx, garbage) — counts against the circuit;
    * `refused`: the agent answered, but no call can succeed (401, another protocol version);
-   * `answered`: the agent answered with an error (other 4xx); `aborted`: the caller gave up.
+   * `answered`: the agent answered with an error (other 4xx); `aborted`: the caller gave up;
+   * `local`: this node is at a bound of its own (no call slot within the budget, no file
+   * descriptor left) — the agent is not at fault, and is neither blamed nor reported down.
    */
   | {
       readonly ok: false;
       readonly error: CocoError;
-      readonly kind: 'transport' | 'refused' | 'answered' | 'aborted';
+      readonly kind: 'transport' | 'refused' | 'answered' | 'aborted' | 'local';
     };
+
+/**
+ * A request's timer that fires this much later than it was due shows an event loop that was
+ * busy (a long synchronous task, a GC pause, a starved process) — 100 ms is well above the
+ * few milliseconds of an ordinary loop turn. The request then gets as long again as the loop
+ * was late, once: its answer may be waiting unread in the socket, or the request may not even
+ * have left while the loop was stuck, so the agent had no fair chance. Without this, every
+ * request of a node whose loop lagged past their budgets is aborted at once, its connection
+ * destroyed and opened again — more work for a loop already behind (measured: a node with
+ * 10,000 agents that never settled, BENCHMARKS.md).
+ */
+const LOOP_LAG_TOLERANCE_MS = 100;
+
+/**
+ * A call whose wait for a slot left it less than this (or a quarter of its budget, if less) is
+ * not sent: on a node so far behind that its calls wait in line, a request with half a second
+ * left is more likely to time out on the wire — destroying its connection, work for a loop
+ * already behind — than to be answered; refused at once, its caller backs off instead.
+ */
+const MIN_USEFUL_BUDGET_MS = 500;
+
+/** System errors that mean this process, not the agent, ran out of something. */
+const LOCAL_EXHAUSTION = new Set(['EMFILE', 'ENFILE', 'ENOBUFS', 'EADDRNOTAVAIL']);
+
+/**
+ * Once a minute at most, the error log about exhausted file descriptors: every request fails
+ * the same way at such a time, and one line says it all.
+ */
+const EXHAUSTION_LOG_EVERY_MS = 60_000;
+let lastExhaustionLog = -Infinity;
 
 /** The HTTP client of one agent. */
 export class AgentClient {
@@ -147,15 +185,49 @@ export class AgentClient {
         this.counters.failedFast++;
         throw this.#circuitOpen(op, permit.until, permit.state);
       }
+      const waitFrom = clock.now();
+      const release = options.held
+        ? null
+        : await this.#o.gate
+            .acquire(Math.max(1, deadline - waitFrom), signal, { agentId: this.id, op }, () =>
+              this.#abortedError(op),
+            )
+            .catch((error: unknown) => {
+              this.circuit.release(permit.probe);
+              throw error;
+            });
+      if (signal.aborted || this.closed) {
+        // Closed or aborted while waiting for the slot: send nothing.
+        release?.();
+        this.circuit.release(permit.probe);
+        throw this.#abortedError(op);
+      }
       const remaining = Math.max(1, deadline - clock.now());
-      const result = await this.#attempt(op, body, schema, remaining, budget, signal);
+      if (release && remaining < Math.min(MIN_USEFUL_BUDGET_MS, budget / 4)) {
+        // The wait for a slot left too little to be worth a request (see the constant).
+        release();
+        this.circuit.release(permit.probe);
+        throw new CocoError(
+          ErrorCode.BrokerSaturated,
+          `agent ${this.id}: ${op} not sent: it waited ${clock.now() - waitFrom} ms for one of the broker's ` +
+            `${this.#o.maxConcurrentCalls} call slots (maxConcurrentCalls), leaving ${remaining} ms of its ` +
+            `${budget} ms budget; this node is behind, the agent was not asked`,
+          { retryable: true, details: { agentId: this.id, op } },
+        );
+      }
+      let result: Attempt<T>;
+      try {
+        result = await this.#attempt(op, body, schema, remaining, budget, signal);
+      } finally {
+        release?.();
+      }
       if (result.ok) {
         this.circuit.success(permit.probe);
         this.#hooks.answered(result.value.bootId);
         return result.value;
       }
       const { error, kind } = result;
-      if (kind === 'aborted') {
+      if (kind === 'aborted' || kind === 'local') {
         this.circuit.release(permit.probe);
         throw error;
       }
@@ -217,10 +289,20 @@ export class AgentClient {
     // measurable CPU at thousands of requests per second.)
     const controller = new AbortController();
     let timedOut = false;
-    const timer = setTimeout(() => {
+    let due = performance.now() + timeoutMs;
+    let lagGraceUsed = false;
+    const expire = (): void => {
+      const late = performance.now() - due;
+      if (late > LOOP_LAG_TOLERANCE_MS && !lagGraceUsed) {
+        lagGraceUsed = true;
+        due = performance.now() + Math.min(late, timeoutMs);
+        timer = setTimeout(expire, Math.min(late, timeoutMs));
+        return;
+      }
       timedOut = true;
       controller.abort();
-    }, timeoutMs);
+    };
+    let timer = setTimeout(expire, timeoutMs);
     const abort = (): void => controller.abort();
     signal.addEventListener('abort', abort);
     if (signal !== this.#closing.signal) this.#closing.signal.addEventListener('abort', abort);
@@ -233,12 +315,28 @@ export class AgentClient {
         headers,
         body: method === 'POST' ? text : undefined,
         signal: controller.signal,
+        ...(op === 'changes' ? { longPoll: true } : {}),
       });
       status = response.status;
       raw = await response.text();
     } catch (cause) {
       if (signal.aborted || this.closed)
         return { ok: false, kind: 'aborted', error: this.#abortedError(op) };
+      const code = systemCode(cause);
+      if (code !== undefined && LOCAL_EXHAUSTION.has(code)) {
+        const error = new CocoError(
+          ErrorCode.BrokerSaturated,
+          `agent ${this.id} (${this.url}): ${op} not sent: this process is out of ${code === 'EMFILE' || code === 'ENFILE' ? 'file descriptors' : 'sockets'} (${code}); ` +
+            `raise \`ulimit -n\` above the agents' number plus maxConcurrentCalls (${this.#o.maxConcurrentCalls}) plus ~100, or lower maxConcurrentCalls`,
+          { retryable: true, cause, details: { agentId: this.id, op, errno: code } },
+        );
+        const now = performance.now();
+        if (now - lastExhaustionLog >= EXHAUSTION_LOG_EVERY_MS) {
+          lastExhaustionLog = now;
+          this.#o.logger.error({ error: error.toInfo() }, error.plainMessage);
+        }
+        return { ok: false, kind: 'local', error };
+      }
       if (timedOut) {
         const error = new CocoError(
           ErrorCode.AgentTimeout,
@@ -409,6 +507,16 @@ export function sleep(
     });
     signal.addEventListener('abort', onAbort, { once: true });
   });
+}
+
+/** The system error code (`EMFILE`, `ECONNREFUSED`) of a network error or its cause. */
+function systemCode(error: unknown): string | undefined {
+  for (let e: unknown = error, depth = 0; e instanceof Error && depth < 3; depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) return code;
+    e = e.cause;
+  }
+  return undefined;
 }
 
 /** A network error's most telling part (undici wraps the socket error as `cause`). */

@@ -50,6 +50,8 @@ export class ChangesLoop {
   #complete = false;
   /** The last request answered and the loop is waiting on the agent (not backing off). */
   #live = false;
+  /** The last request answered: the next may be held (and takes no call slot). */
+  #answered = false;
 
   constructor(
     client: AgentClient,
@@ -113,9 +115,13 @@ export class ChangesLoop {
     const signal = this.#stop.signal;
     let failures = 0;
     while (!signal.aborted && !this.#client.closed) {
-      // Only a closed circuit gets a held request: a probe must answer at once, or it would
-      // keep every other call failing fast for the whole wait.
-      const waitMs = this.#client.circuit.state === 'closed' ? this.#settings.waitMs : 0;
+      // Only a live loop (its last request answered) with a closed circuit sends a held
+      // request, outside the broker's call slots. The first request (and the first after a
+      // failure) asks for an answer at once and takes a slot like any call: a node coming up
+      // (or reconnecting) brings its long-polls up as a stream, not all at once. A probe, too,
+      // must answer at once, or it would keep every other call failing fast for the whole wait.
+      const held = this.#answered && this.#client.circuit.state === 'closed';
+      const waitMs = held ? this.#settings.waitMs : 0;
       const began = this.#clock.now();
       try {
         const answer = await this.#client.call(
@@ -123,7 +129,7 @@ export class ChangesLoop {
           { cursor: this.#cursor, bootId: this.#bootId, waitMs, prefix: this.#settings.prefix },
           changesResponse,
           // Retried like any call: a keep-alive connection the agent just closed is no outage.
-          { timeoutMs: waitMs + this.#settings.timeoutMs, signal },
+          { timeoutMs: waitMs + this.#settings.timeoutMs, signal, held },
         );
         failures = 0;
         const sameBoot = answer.bootId === this.#bootId;
@@ -138,6 +144,7 @@ export class ChangesLoop {
         const at = this.#clock.now();
         for (const report of answer.tasks) this.#view.set(report.taskId, { report, at });
         this.#live = true;
+        this.#answered = true;
         if (answer.tasks.length > 0) this.#deliver(answer.tasks);
         else if (sameBoot && waitMs > 0 && at - began < QUICK_EMPTY_ANSWER_MS) {
           this.#live = false;
@@ -146,6 +153,7 @@ export class ChangesLoop {
       } catch {
         // The client has counted the failure (circuit, agent down); here only the pace matters.
         this.#live = false;
+        this.#answered = false;
         if (signal.aborted) break;
         failures++;
         const { backoffBaseMs, backoffMaxMs } = this.#settings;
