@@ -17,15 +17,6 @@ import { sqliteDriver } from './drivers.js';
  */
 export const DEFAULT_BUSY_TIMEOUT_MS = 5_000;
 
-/**
- * SQLite's own checkpoint-on-commit threshold on coco's connections (pages of 4 KiB: 64 MiB),
- * instead of its default 1,000. The engine's store runs checkpoints on a thread of their own
- * (store/sqlite/checkpointer.ts), so that no commit pays for one — on the writer thread it held
- * back the batches behind it, on the event loop (the job store's writes) it stalled everything;
- * this is the backstop that keeps the WAL bounded should that thread fall behind or be absent.
- */
-export const WAL_BACKSTOP_PAGES = 16_384;
-
 /** Connection settings, already validated. */
 export interface ConnectionSettings {
   readonly path: string;
@@ -53,7 +44,6 @@ export function connect(settings: ConnectionSettings): Database.Database {
     // Group commit writes thousands of rows per transaction; with SQLite's default 2 MB page
     // cache those spill mid-transaction and pages are re-read. 64 MB keeps a batch in memory.
     db.pragma('cache_size = -65536');
-    db.pragma(`wal_autocheckpoint = ${WAL_BACKSTOP_PAGES}`);
     return db;
   } catch (error) {
     db?.close();

@@ -4,7 +4,6 @@
  * partial indexes, and migration and ownership work across real processes.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { statSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -176,36 +175,6 @@ describe('sqlite store specifics', () => {
     });
   });
 
-  it.each([true, false])(
-    "no commit checkpoints (writer thread: %s): the WAL grows past SQLite's default 1,000 pages until the checkpointer thread copies it back",
-    async (writerThread) => {
-      const store = open({ writerThread, checkpointIntervalMs: 60_000 });
-      await store.open('n1');
-      // 300 small transactions, a few pages each: with SQLite's checkpoint-on-commit (1,000
-      // pages) some commit would have copied the WAL back and restarted it.
-      for (let b = 0; b < 300; b++) {
-        const ids = [1, 2, 3, 4, 5].map((k) => b * 5 + k);
-        await store.apply(batch({ commandInserts: ids.map((id) => command(id)) }));
-      }
-      const frame = 4096 + 24;
-      // ~2,000 frames here; a WAL restarted at 1,000 pages never holds much more than 1,000.
-      expect(statSync(`${path}-wal`).size).toBeGreaterThan(32 + 1_500 * frame);
-      const stats = await store.checkpointStats(true);
-      expect(stats).toMatchObject({ errors: 0, lastError: null });
-      expect(stats!.framesCopied).toBeGreaterThan(1_000);
-      // Everything copied back: the next commit starts the WAL over.
-      await store.apply(batch({ commandInserts: [command(1_501)] }));
-      const [{ log }] = raw(path, (db) => db.pragma('wal_checkpoint(PASSIVE)')) as [
-        { log: number },
-      ];
-      expect(log).toBeLessThan(100);
-      await store.close();
-      expect(await store.checkpointStats()).toBeNull();
-      const again = open();
-      expect((await again.listCommands({ limit: 1 })).commands[0]?.id).toBe(1_501);
-    },
-  );
-
   it('the hot queries use the partial indexes', async () => {
     await open().migrate();
     raw(path, (db) => {
@@ -368,8 +337,6 @@ describe('sqlite store specifics', () => {
       { path: ':memory:' },
       { path: 'x.db', synchronous: 'OFF' as 'FULL' },
       { path: 'x.db', busyTimeoutMs: -1 },
-      { path: 'x.db', checkpointIntervalMs: 5 },
-      { path: 'x.db', checkpointIntervalMs: 1.5 },
     ]) {
       expect(() => sqliteStore(options)).toThrow(CocoError);
     }

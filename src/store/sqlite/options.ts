@@ -27,29 +27,12 @@ export interface SqliteStoreOptions {
    * engine builds the next batch while SQLite writes this one. @default true
    */
   readonly writerThread?: boolean;
-  /**
-   * How often the checkpointer thread copies the WAL back into the database file, in ms (10 to
-   * 60,000). Commits never checkpoint (see store/sqlite/checkpointer.ts). @default 200
-   */
-  readonly checkpointIntervalMs?: number;
 }
 
 /** Default page size of `Store.listCommands`. */
 export const DEFAULT_LIST_LIMIT = 100;
 /** Largest page of `Store.listCommands`; bigger limits are capped to it. */
 export const MAX_LIST_LIMIT = 1_000;
-
-/** The checkpointer's interval of valid options; `INVALID_OPTIONS` otherwise. */
-export function checkpointInterval(options: SqliteStoreOptions, fallback: number): number {
-  const ms = options.checkpointIntervalMs ?? fallback;
-  if (!Number.isSafeInteger(ms) || ms < 10 || ms > 60_000) {
-    throw new CocoError(
-      ErrorCode.InvalidOptions,
-      `sqliteStore: checkpointIntervalMs must be an integer from 10 to 60000, not ${String(ms)}`,
-    );
-  }
-  return ms;
-}
 
 /** The connection settings of valid options; `INVALID_OPTIONS` otherwise. */
 export function validateOptions(options: SqliteStoreOptions): ConnectionSettings {

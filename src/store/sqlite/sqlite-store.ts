@@ -46,16 +46,10 @@ import { ReaderThread, streamInThread } from './reader.js';
 import {
   DEFAULT_LIST_LIMIT,
   MAX_LIST_LIMIT,
-  checkpointInterval,
   validateOptions,
   type SqliteStoreOptions,
 } from './options.js';
 import { ownedInProcess, ownershipLost, takeOwnership } from './ownership.js';
-import {
-  CHECKPOINT_INTERVAL_MS,
-  SqliteCheckpointer,
-  type CheckpointStats,
-} from './checkpointer.js';
 import { SqliteWriter, type ThreadUsage } from './writer.js';
 import {
   PRUNE_WRITES,
@@ -127,15 +121,11 @@ export class SqliteStore implements Store {
   readonly #writerThread: boolean;
   /** A reader thread spawned at open for the restart's read (reader.ts), until it is used. */
   #reader: ReaderThread | null = null;
-  /** The checkpointer thread, from `open` (a node writes) to `close`. */
-  #checkpointer: SqliteCheckpointer | null = null;
-  readonly #checkpointIntervalMs: number;
 
   constructor(options: SqliteStoreOptions) {
     this.#settings = validateOptions(options);
     this.#clock = options.clock ?? systemClock;
     this.#writerThread = options.writerThread ?? true;
-    this.#checkpointIntervalMs = checkpointInterval(options, CHECKPOINT_INTERVAL_MS);
   }
 
   /** The prepared state, after connecting and migrating on first use. */
@@ -198,12 +188,6 @@ export class SqliteStore implements Store {
         this.#reader = ReaderThread.spawn(this.#settings);
       return { storeId };
     });
-    // Checkpoints from now on on a thread of their own, never inside a commit (checkpointer.ts);
-    // nothing waits for it to be ready (a restart's read does not).
-    if (this.#checkpointer === null && !this.#closed) {
-      this.#checkpointer = new SqliteCheckpointer(this.#settings, this.#checkpointIntervalMs);
-      void this.#checkpointer.start();
-    }
     // The writer thread starts now, so the first batch does not pay for a cold start.
     await this.#writer?.start();
     return identity;
@@ -253,14 +237,6 @@ export class SqliteStore implements Store {
   /** Time the writer thread spent running statements and committing (monitoring). */
   writerStats(): { statementsMs: number; commitMs: number } | null {
     return this.#writer ? { ...this.#writer.stats } : null;
-  }
-
-  /**
-   * What the checkpointer thread has done (null before `open` or after `close`); with `now`,
-   * after a checkpoint run at once.
-   */
-  checkpointStats(now = false): Promise<CheckpointStats | null> {
-    return this.#checkpointer ? this.#checkpointer.stats(now) : Promise.resolve(null);
   }
 
   /** The writer thread's CPU time and run-queue wait (Linux; null otherwise), for measurements. */
@@ -480,9 +456,6 @@ export class SqliteStore implements Store {
     const writer = this.#writer;
     this.#writer = null;
     await writer?.close();
-    const checkpointer = this.#checkpointer;
-    this.#checkpointer = null;
-    await checkpointer?.close();
     return settle(() => {
       if (this.#closed) return;
       const state = this.#state;

@@ -15,7 +15,7 @@ import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import { z } from 'zod';
 import { CocoError, ErrorCode } from '../../core/errors.js';
-import { WAL_BACKSTOP_PAGES, type ConnectionSettings } from '../../db/sqlite.js';
+import type { ConnectionSettings } from '../../db/sqlite.js';
 
 /** One statement and the rows of values to run it with; `mustChange` rows must change a row. */
 export type WriteOp = readonly [
@@ -33,7 +33,6 @@ db.pragma('busy_timeout = ' + workerData.busyTimeoutMs);
 db.pragma('journal_mode = WAL');
 db.pragma('synchronous = ' + workerData.synchronous);
 db.pragma('cache_size = -65536');
-db.pragma('wal_autocheckpoint = ' + workerData.walBackstopPages);
 const statements = {};
 for (const [name, sql] of Object.entries(workerData.statements)) statements[name] = db.prepare(sql);
 const begin = db.prepare('BEGIN IMMEDIATE');
@@ -188,8 +187,6 @@ export class SqliteWriter {
         path: this.#settings.path,
         busyTimeoutMs: this.#settings.busyTimeoutMs,
         synchronous: this.#settings.synchronous,
-        // Checkpoints are the checkpointer thread's (checkpointer.ts); SQLite's own, a backstop.
-        walBackstopPages: WAL_BACKSTOP_PAGES,
         statements: this.#statements,
       },
     });
