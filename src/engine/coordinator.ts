@@ -212,12 +212,14 @@ export class Coordinator implements HandlerHost, TaskHost {
         // Depth first: the commands this step created, and theirs, before the next.
         for (let j = 0; j < this.#fresh.length; j++) this.#stepQueued(this.#fresh[j]!);
         this.#fresh = [];
-        // This drain made a batch's worth of rows and the store can take one: send it now, so
-        // the store writes it while the rest of the queue is worked out, instead of both waiting
-        // for the whole drain (a submitMany of 1,000 fan-out parents: 10,000 children).
+        // This drain made a full batch of rows and the store can take one: send it now, so the
+        // store writes it while the rest of the queue is worked out, instead of both waiting for
+        // the whole drain (a submitMany of 1,000 fan-out parents: 10,000 children; fan-out +18 %).
+        // A full batch, not less: a drain smaller than a batch (a chain's step) stays whole —
+        // cut at half a batch, chains ran 15-20 % slower (more batches, more agent calls).
         if (
           i + 1 < ready.length &&
-          this.committer.dirtyRows - rows0 >= this.committer.batchRows / 2 &&
+          this.committer.dirtyRows - rows0 >= this.committer.batchRows &&
           this.committer.fullBatchWaiting
         )
           this.committer.flushNow();
