@@ -136,6 +136,38 @@ describe('HttpBroker long-poll', () => {
     expect(a1.requests(PATHS.status)).toBe(6);
   });
 
+  it("says it pushes an agent's statuses while its feed is live and the refresh is not due; a call for a task the view lacks does not put the refresh off", async () => {
+    const { broker } = await setup(['a1'], {
+      longPoll: { waitMs: 5_000, statusRefreshMs: 1_500 },
+    });
+    const { pushes, off } = recordPushes(broker);
+    await broker.startTasks('a1', tasks(3));
+    await until(
+      () => pushes.some((p) => p.reports.some((r) => r.taskId === 't2')),
+      2_000,
+      'the starts pushed',
+    );
+    // No real status call yet: the engine must ask about every task once.
+    expect(broker.pushesStatuses('a1')).toBe(false);
+    const ids = tasks(3).map((t) => t.taskId);
+    await broker.getStatuses('a1', ids);
+    const t0 = performance.now();
+    expect(broker.pushesStatuses('a1')).toBe(true);
+    // The engine asks about a task the view has not seen (a real call) a second later: the
+    // refresh stays due 0.75-1.5 s after the first call, not after this one.
+    await new Promise((r) => setTimeout(r, 1_000));
+    await broker.getStatuses('a1', ['never']);
+    expect(broker.pushesStatuses('a1')).toBe(true);
+    await new Promise((r) => setTimeout(r, Math.max(0, t0 + 1_600 - performance.now())));
+    expect(broker.pushesStatuses('a1')).toBe(false);
+    await broker.getStatuses('a1', ids);
+    expect(broker.pushesStatuses('a1')).toBe(true);
+    // Without a live feed it never does.
+    off();
+    await until(() => !broker.pushesStatuses('a1'), 2_000, 'the feed stopped');
+    expect(broker.pushesStatuses('unknown-agent')).toBe(false);
+  });
+
   it('stops its loops when the last listener unsubscribes, and on close', async () => {
     const { server, broker } = await setup(['a1'], { longPoll: { waitMs: 100 } });
     const { off } = recordPushes(broker);

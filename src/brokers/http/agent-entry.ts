@@ -115,9 +115,7 @@ export function statusesFromView(
   refreshMs: number,
   congested = false,
 ): readonly TaskStatusReport[] | null {
-  const fresh =
-    now < entry.nextStatusCallAt ||
-    (congested && now < entry.statusCalledAt + CONGESTED_REFRESH_FACTOR * refreshMs);
+  const fresh = viewFresh(entry, now, refreshMs, congested);
   if (entry.loop && taskIds.length > 0 && fresh) {
     const seen = entry.loop.statuses(taskIds);
     if (seen) {
@@ -125,7 +123,9 @@ export function statusesFromView(
       return seen;
     }
   }
-  if (entry.loop) {
+  // Only a due refresh schedules the next: a call for a few tasks the view has not seen (the
+  // engine asks about those alone while the feed pushes the rest) must not put it off.
+  if (entry.loop && !fresh) {
     // Jitter in [refresh/2, refresh]: agents whose polls began together (an engine start) do
     // not all get their real status call in the same instant.
     entry.nextStatusCallAt = now + refreshMs / 2 + Math.random() * (refreshMs / 2);
@@ -133,6 +133,22 @@ export function statusesFromView(
     entry.loop.trim(now - Math.max(refreshMs, 1));
   }
   return null;
+}
+
+/**
+ * @internal Whether the agent's long-poll view may answer for it at `now`: its real status call
+ * (the refresh) is not due yet, or is put off while calls wait for a slot (`congested`).
+ */
+export function viewFresh(
+  entry: AgentEntry,
+  now: number,
+  refreshMs: number,
+  congested: boolean,
+): boolean {
+  return (
+    now < entry.nextStatusCallAt ||
+    (congested && now < entry.statusCalledAt + CONGESTED_REFRESH_FACTOR * refreshMs)
+  );
 }
 
 /** @internal Keeps the pushed end reports of tasks whose start is still in flight. */

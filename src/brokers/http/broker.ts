@@ -46,6 +46,7 @@ import {
   newAgentEntry,
   snapshotOf,
   statusesFromView,
+  viewFresh,
   takeRaced,
   totalRequestCounts,
   type AgentEntry,
@@ -166,6 +167,14 @@ export class HttpBroker implements AgentBroker {
       reports.push(...answer.tasks);
     }
     return reports;
+  }
+
+  /** {@inheritDoc AgentBroker.pushesStatuses} */
+  pushesStatuses(agentId: string): boolean {
+    const entry = this.#agents.get(agentId);
+    if (!entry?.loop?.pushesAll) return false;
+    const refreshMs = this.#o.longPoll?.statusRefreshMs ?? 0;
+    return viewFresh(entry, this.#o.clock.now(), refreshMs, this.#o.gate.waiting > 0);
   }
 
   /** {@inheritDoc AgentBroker.stopTasks} */

@@ -77,6 +77,11 @@ export class ChangesLoop {
     await this.#done;
   }
 
+  /** Whether every change of the agent's tasks reaches the view (the feed is live and complete). */
+  get pushesAll(): boolean {
+    return this.#live && this.#complete;
+  }
+
   /**
    * The statuses of `ids` from the view, in order, or null when the view cannot answer for all
    * of them (not complete or not live, or an id it has not seen: that one needs a status call).
