@@ -52,10 +52,20 @@ export async function adopt(
     );
     co.events.emit('load-failed', failure);
   }
-  const fresh = rebuilt.commands.filter((c) => !co.live.has(c.id));
-  for (const c of fresh) co.live.set(c.id, c);
-  for (const c of fresh) co.roots.restore(c);
-  for (const c of fresh) resume(co, c);
+  // Two passes over what may be a million objects just built (each pass is mostly first touches
+  // of them): all in the repository first (a child's resume looks its parent up), then each
+  // root's admission restored and each command resumed — nothing is woken before the last one
+  // is restored (wakes run after this synchronous loop).
+  const fresh: LiveCommand[] = [];
+  for (const c of rebuilt.commands) {
+    if (co.live.has(c.id)) continue;
+    co.live.set(c.id, c);
+    fresh.push(c);
+  }
+  for (const c of fresh) {
+    co.roots.restore(c);
+    resume(co, c);
+  }
   co.tasks.admission.pumpAll();
   co.roots.pump();
   return { resumed: fresh.length, failed: rebuilt.failures.length, readMs: rebuilt.readMs };

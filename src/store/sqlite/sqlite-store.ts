@@ -188,8 +188,11 @@ export class SqliteStore implements Store {
         this.#reader = ReaderThread.spawn(this.#settings);
       return { storeId };
     });
-    // The writer thread starts now, so the first batch does not pay for a cold start.
-    await this.#writer?.start();
+    // The writer thread starts now, so the first batch does not pay for a cold start; nothing
+    // waits for it (a restart reads its active rows meanwhile: 90-100 ms of an idle event loop
+    // before): a write sent before it is ready waits in its queue, and a thread that failed to
+    // start fails that write (`STORE_FAILED`, retryable), and the next write starts another.
+    this.#writer?.start().catch(() => undefined);
     return identity;
   }
 
