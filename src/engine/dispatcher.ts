@@ -29,6 +29,15 @@ import {
 
 export type { DispatcherEvents, DispatcherOptions, PollGate } from './dispatch-ports.js';
 
+/**
+ * How soon an agent's round is tried again after the broker refused it for want of capacity of
+ * its own (`BROKER_SATURATED`: no call slot within the call's budget, or no file descriptor).
+ * Why 1 s: about one poll interval — the broker's queue of calls moves in well under that at its
+ * default 256 in flight — without the exponential back-off of a failing agent, which would leave
+ * a healthy agent unpolled for up to `backoffMaxMs` because this node was busy.
+ */
+const SATURATED_RETRY_MS = 1_000;
+
 /** What a dispatcher is built with. */
 export interface DispatcherParts {
   readonly broker: AgentBroker;
@@ -496,8 +505,17 @@ export class Dispatcher {
     return { polls: this.#polls, tasks: this.#tasksPolled };
   }
 
-  /** A round failed: back the agent off (exponentially, with jitter) and report it down. */
+  /**
+   * A round failed: back the agent off (exponentially, with jitter) and report it down — unless
+   * the broker refused it for want of capacity of its own (`BROKER_SATURATED`): the agent was not
+   * reached, so it is neither blamed nor reported down, and its round comes again soon.
+   */
   #backOff(link: AgentLink, error: unknown): void {
+    if (error instanceof CocoError && error.code === ErrorCode.BrokerSaturated) {
+      link.blockedUntil =
+        this.clock.now() + SATURATED_RETRY_MS / 2 + this.random() * (SATURATED_RETRY_MS / 2);
+      return;
+    }
     link.failures++;
     const delay = Math.min(
       this.options.backoffMaxMs,
