@@ -119,6 +119,8 @@ export class SqliteStore implements Store {
   /** The writer thread (created with the prepared state), or null for inline writes. */
   #writer: SqliteWriter | null = null;
   readonly #writerThread: boolean;
+  /** The writer thread's start begun by `open`, until a read of the active set waited for it. */
+  #writerStarting: Promise<void> | null = null;
   /** A reader thread spawned at open for the restart's read (reader.ts), until it is used. */
   #reader: ReaderThread | null = null;
 
@@ -188,11 +190,11 @@ export class SqliteStore implements Store {
         this.#reader = ReaderThread.spawn(this.#settings);
       return { storeId };
     });
-    // The writer thread starts now, so the first batch does not pay for a cold start; nothing
-    // waits for it (a restart reads its active rows meanwhile: 90-100 ms of an idle event loop
-    // before): a write sent before it is ready waits in its queue, and a thread that failed to
-    // start fails that write (`STORE_FAILED`, retryable), and the next write starts another.
-    this.#writer?.start().catch(() => undefined);
+    // The writer thread starts now, so the first batch does not pay for a cold start. The read
+    // of the active set that follows (an engine's start) waits for it at its end, not before it:
+    // a restart reads its rows meanwhile (90-100 ms of an idle event loop before). A thread that
+    // failed to start fails the first write (`STORE_FAILED`, retryable); the next starts another.
+    this.#writerStarting = this.#writer ? this.#writer.start().catch(() => undefined) : null;
     return identity;
   }
 
@@ -288,8 +290,19 @@ export class SqliteStore implements Store {
     if (this.#nextId !== undefined && maxId >= this.#nextId) this.#nextId = maxId + 1;
   }
 
-  loadActive(): Promise<ActiveSnapshot> {
-    return settle(() => this.#read(() => this.#ready().loadTx(), 'loadActive'));
+  async loadActive(): Promise<ActiveSnapshot> {
+    try {
+      return await settle(() => this.#read(() => this.#ready().loadTx(), 'loadActive'));
+    } finally {
+      await this.#writerReady();
+    }
+  }
+
+  /** Waits for the writer thread's start begun by `open` (once). */
+  async #writerReady(): Promise<void> {
+    const starting = this.#writerStarting;
+    this.#writerStarting = null;
+    await starting;
   }
 
   /**
@@ -297,12 +310,16 @@ export class SqliteStore implements Store {
    * than one chunk to read, in a reader thread (reader.ts) while the sink builds.
    */
   async streamActive(sink: ActiveRowSink): Promise<void> {
-    const spawned = this.#reader;
-    this.#reader = null;
-    if (spawned) return spawned.stream(sink);
-    if (this.#writerThread && this.#read(manyActive, 'loadActive'))
-      return streamInThread(this.#settings, sink);
-    return settle(() => this.#read(() => this.#ready().streamTx(sink), 'loadActive'));
+    try {
+      const spawned = this.#reader;
+      this.#reader = null;
+      if (spawned) return await spawned.stream(sink);
+      if (this.#writerThread && this.#read(manyActive, 'loadActive'))
+        return await streamInThread(this.#settings, sink);
+      return await settle(() => this.#read(() => this.#ready().streamTx(sink), 'loadActive'));
+    } finally {
+      await this.#writerReady();
+    }
   }
 
   /**
