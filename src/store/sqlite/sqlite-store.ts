@@ -119,8 +119,6 @@ export class SqliteStore implements Store {
   /** The writer thread (created with the prepared state), or null for inline writes. */
   #writer: SqliteWriter | null = null;
   readonly #writerThread: boolean;
-  /** The writer thread's start begun by `open`, until a read of the active set waited for it. */
-  #writerStarting: Promise<void> | null = null;
   /** A reader thread spawned at open for the restart's read (reader.ts), until it is used. */
   #reader: ReaderThread | null = null;
 
@@ -190,11 +188,8 @@ export class SqliteStore implements Store {
         this.#reader = ReaderThread.spawn(this.#settings);
       return { storeId };
     });
-    // The writer thread starts now, so the first batch does not pay for a cold start. The read
-    // of the active set that follows (an engine's start) waits for it at its end, not before it:
-    // a restart reads its rows meanwhile (90-100 ms of an idle event loop before). A thread that
-    // failed to start fails the first write (`STORE_FAILED`, retryable); the next starts another.
-    this.#writerStarting = this.#writer ? this.#writer.start().catch(() => undefined) : null;
+    // The writer thread starts now, so the first batch does not pay for a cold start.
+    await this.#writer?.start();
     return identity;
   }
 
@@ -290,19 +285,8 @@ export class SqliteStore implements Store {
     if (this.#nextId !== undefined && maxId >= this.#nextId) this.#nextId = maxId + 1;
   }
 
-  async loadActive(): Promise<ActiveSnapshot> {
-    try {
-      return await settle(() => this.#read(() => this.#ready().loadTx(), 'loadActive'));
-    } finally {
-      await this.#writerReady();
-    }
-  }
-
-  /** Waits for the writer thread's start begun by `open` (once). */
-  async #writerReady(): Promise<void> {
-    const starting = this.#writerStarting;
-    this.#writerStarting = null;
-    await starting;
+  loadActive(): Promise<ActiveSnapshot> {
+    return settle(() => this.#read(() => this.#ready().loadTx(), 'loadActive'));
   }
 
   /**
@@ -310,16 +294,12 @@ export class SqliteStore implements Store {
    * than one chunk to read, in a reader thread (reader.ts) while the sink builds.
    */
   async streamActive(sink: ActiveRowSink): Promise<void> {
-    try {
-      const spawned = this.#reader;
-      this.#reader = null;
-      if (spawned) return await spawned.stream(sink);
-      if (this.#writerThread && this.#read(manyActive, 'loadActive'))
-        return await streamInThread(this.#settings, sink);
-      return await settle(() => this.#read(() => this.#ready().streamTx(sink), 'loadActive'));
-    } finally {
-      await this.#writerReady();
-    }
+    const spawned = this.#reader;
+    this.#reader = null;
+    if (spawned) return spawned.stream(sink);
+    if (this.#writerThread && this.#read(manyActive, 'loadActive'))
+      return streamInThread(this.#settings, sink);
+    return settle(() => this.#read(() => this.#ready().streamTx(sink), 'loadActive'));
   }
 
   /**
