@@ -310,7 +310,7 @@ async function main(): Promise<void> {
   // Steady state: every task running, nothing changes; the engine polls, the long-polls wait.
   await new Promise((r) => setTimeout(r, 2 * POLL_MS));
   const before = broker.requestCounts();
-  const polls0 = engine.stats().polls;
+  const polls0 = engine.pollCounts();
   const cpu0 = process.cpuUsage();
   const usage = async (): Promise<{ cpuMs: number; rssBytes: number; running: number }> => {
     const all = await askAll(children, () => ({ kind: 'usage' }), 'usage');
@@ -343,7 +343,7 @@ async function main(): Promise<void> {
     (after.health - before.health);
   // A poll cycle polls every agent once (the dispatcher's count): by a status request, from the
   // long-poll's view, or — its changes pushed — by asking only about tasks no report vouched for.
-  const polls1 = engine.stats().polls;
+  const polls1 = engine.pollCounts();
   const cycles = (polls1.polls - polls0.polls) / AGENTS;
   const tasksAskedPerCycle = (polls1.tasks - polls0.tasks) / cycles;
   const statusPerAgentCycle = statusReqs / AGENTS / cycles;

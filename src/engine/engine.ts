@@ -480,16 +480,22 @@ export class Engine {
     liveCommands: number;
     watchedTasks: number;
     commits: { batches: number; commands: number; tasks: number; applyMs: number };
-    /** The dispatcher's polls of an agent (one per agent per cycle) and the task ids they asked about. */
-    polls: { polls: number; tasks: number };
   } {
     const commits = this.#run?.committer.stats ?? { batches: 0, commands: 0, tasks: 0, applyMs: 0 };
     return {
       liveCommands: this.#run?.coordinator.live.size ?? 0,
       watchedTasks: this.#run?.dispatcher.watchedTasks ?? 0,
       commits: { ...commits },
-      polls: { ...(this.#run?.dispatcher.pollCounts() ?? { polls: 0, tasks: 0 }) },
     };
+  }
+
+  /**
+   * The dispatcher's polls since start (one per agent per cycle) and the task ids they asked
+   * about: with statuses pushed by the broker the second follows the tasks that need a look, not
+   * the tasks in flight (measurements; zero before start).
+   */
+  pollCounts(): { polls: number; tasks: number } {
+    return { ...(this.#run?.dispatcher.pollCounts() ?? { polls: 0, tasks: 0 }) };
   }
 
   /**
