@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { AgentInfo, TaskStatusReport } from '../../src/brokers/port.js';
 import { PATHS } from '../../src/protocol/agent-v2.js';
 import { setup, tasks, until } from './http-setup.js';
@@ -150,18 +150,24 @@ describe('HttpBroker long-poll', () => {
     // No real status call yet: the engine must ask about every task once.
     expect(broker.pushesStatuses('a1')).toBe(false);
     const ids = tasks(3).map((t) => t.taskId);
-    await broker.getStatuses('a1', ids);
-    const t0 = performance.now();
-    expect(broker.pushesStatuses('a1')).toBe(true);
-    // The engine asks about a task the view has not seen (a real call) a second later: the
-    // refresh stays due 0.75-1.5 s after the first call, not after this one.
-    await new Promise((r) => setTimeout(r, 1_000));
-    await broker.getStatuses('a1', ['never']);
-    expect(broker.pushesStatuses('a1')).toBe(true);
-    await new Promise((r) => setTimeout(r, Math.max(0, t0 + 1_600 - performance.now())));
-    expect(broker.pushesStatuses('a1')).toBe(false);
-    await broker.getStatuses('a1', ids);
-    expect(broker.pushesStatuses('a1')).toBe(true);
+    // The refresh comes 0.75-1.5 s after a real call (jitter): at 1.5 s, with Math.random at 1.
+    const jitter = vi.spyOn(Math, 'random').mockReturnValue(1);
+    try {
+      const t0 = performance.now();
+      await broker.getStatuses('a1', ids);
+      expect(broker.pushesStatuses('a1')).toBe(true);
+      // The engine asks about a task the view has not seen (a real call) 0.3 s later: the
+      // refresh stays due at 1.5 s after the first call (it was put off to 1.8 s before).
+      await new Promise((r) => setTimeout(r, 300));
+      await broker.getStatuses('a1', ['never']);
+      expect(broker.pushesStatuses('a1')).toBe(true);
+      await new Promise((r) => setTimeout(r, Math.max(0, t0 + 1_600 - performance.now())));
+      expect(broker.pushesStatuses('a1')).toBe(false);
+      await broker.getStatuses('a1', ids);
+      expect(broker.pushesStatuses('a1')).toBe(true);
+    } finally {
+      jitter.mockRestore();
+    }
     // Without a live feed it never does.
     off();
     await until(() => !broker.pushesStatuses('a1'), 2_000, 'the feed stopped');
