@@ -251,35 +251,20 @@ export class Committer {
     };
   }
 
-  /**
-   * Whether a full batch (`maxBatchRows`) is dirty and could be sent now (a flight is free).
-   */
-  get fullBatchWaiting(): boolean {
-    return (
-      this.#rows >= this.#options.maxBatchRows &&
-      this.#entities.length === 0 &&
-      this.#barriers === 0 &&
-      this.#flights.length < this.#options.maxInFlight &&
-      !this.#recovering &&
-      !this.#stopped
-    );
-  }
-
   /** Rows waiting to be flushed. */
   get dirtyRows(): number {
     return this.#rows;
   }
 
-  /** The most rows a batch takes (`maxBatchRows`). */
-  get batchRows(): number {
-    return this.#options.maxBatchRows;
-  }
-
   /**
-   * Sends a batch now if one can go (see {@link Committer.fullBatchWaiting}), rather than at the
-   * end of the turn: the coordinator's drain calls it between two trees.
+   * Sends a batch now, rather than at the end of the turn, if a full batch's worth of rows
+   * (`maxBatchRows`) was made since `rowsBefore` (a {@link Committer.dirtyRows} reading) and one
+   * can go: the coordinator's drain calls it between two trees. Never when the next batch must
+   * take everything (entity writes, barrier callbacks): it would take commands not yet stepped.
    */
-  flushNow(): void {
+  flushFullBatch(rowsBefore: number): void {
+    if (this.#rows - rowsBefore < this.#options.maxBatchRows) return;
+    if (this.#entities.length > 0 || this.#barriers > 0) return;
     this.#flush();
   }
 

@@ -217,12 +217,7 @@ export class Coordinator implements HandlerHost, TaskHost {
         // the whole drain (a submitMany of 1,000 fan-out parents: 10,000 children; fan-out +18 %).
         // A full batch, not less: a drain smaller than a batch (a chain's step) stays whole —
         // cut at half a batch, chains ran 15-20 % slower (more batches, more agent calls).
-        if (
-          i + 1 < ready.length &&
-          this.committer.dirtyRows - rows0 >= this.committer.batchRows &&
-          this.committer.fullBatchWaiting
-        )
-          this.committer.flushNow();
+        if (i + 1 < ready.length) this.committer.flushFullBatch(rows0);
       }
     } finally {
       this.#draining = false;

@@ -87,7 +87,7 @@ export class ChangesLoop {
    * of them (not complete or not live, or an id it has not seen: that one needs a status call).
    */
   statuses(ids: readonly string[]): TaskStatusReport[] | null {
-    if (!this.#live || !this.#complete) return null;
+    if (!this.pushesAll) return null;
     const out: TaskStatusReport[] = [];
     for (const id of ids) {
       const seen = this.#view.get(id);
