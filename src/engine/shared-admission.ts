@@ -29,7 +29,7 @@
 import type { Clock } from '../core/clock.js';
 import type { Logger } from '../core/command-type.js';
 import { ErrorCode, toErrorInfo } from '../core/errors.js';
-import type { SharedStore, SlotHolder, TaskKey } from '../store/shared-port.js';
+import type { SharedStore, SlotHolder, SlotLimits, TaskKey } from '../store/shared-port.js';
 import type { Admission, SlotLedger } from './admission.js';
 import type { AgentLeases } from './agent-leases.js';
 import type { Committer } from './committer.js';
@@ -155,9 +155,10 @@ export class SharedAdmission implements SlotLedger {
         const unlimited = this.#admitAnyway.delete(agentId)
           ? { maxRunning: null, byVerb: {}, ageStepMs: admission.ageStepMs }
           : null;
-        const limits = admission.limitOf(agentId) ?? unlimited;
-        if (limits === null || !this.#p.leases.heldAgents().includes(agentId)) break;
+        const limits = (): SlotLimits | null => admission.limitOf(agentId) ?? unlimited;
+        if (limits() === null || !this.#p.leases.heldAgents().includes(agentId)) break;
         try {
+          // The limits as they are once the store has counted the slots (see admitQueued).
           const grants = await this.#p.store.admitQueued(this.#p.nodeId, agentId, limits);
           for (const g of grants ?? []) if (g.owner === this.#p.nodeId) this.#apply(g);
         } catch (error) {

@@ -188,8 +188,17 @@ export interface SharedStore extends Store {
    * `createdAt − priority × ageStepMs`, root id, command id, ordinal (skipping per-verb limits
    * that are full, and tasks a writer has locked), signalling their owners (`admissions`).
    * Resolves with the grants, or null when the caller does not hold the agent's lease.
+   *
+   * `limits` may be a function, read once the agent's slots are counted (null: grant nothing):
+   * the caller's limits as they are then, not as they were when the call left — else a limit
+   * lowered while the statement was on its way, with a slot freed after the lowering (a task
+   * ended), would be exceeded once by a grant counting the freed slot against the old limit.
    */
-  admitQueued(nodeId: string, agentId: string, limits: SlotLimits): Promise<SlotGrant[] | null>;
+  admitQueued(
+    nodeId: string,
+    agentId: string,
+    limits: SlotLimits | (() => SlotLimits | null),
+  ): Promise<SlotGrant[] | null>;
   /** Tasks of the caller's commands still `queued` in the store that were granted a slot. */
   takeGrants(nodeId: string, limit: number): Promise<TaskKey[]>;
   /** Records that these tasks hold a slot (restart, takeover, a limit set at run time). */

@@ -334,7 +334,10 @@ describe.skipIf(!haveBrowser && !process.env.CI)('the dashboard in a browser', (
         'releaseTarget',
         'unlock',
       ]);
-    await expect.poll(() => compensation.locator('li.undo-done').count()).toBe(5);
+    // The done marks may come a refresh after the names (under load): the same wait.
+    await expect
+      .poll(() => compensation.locator('li.undo-done').count(), { timeout: 10_000 })
+      .toBe(5);
     expect(await compensation.locator('li .order').allTextContents()).toEqual([
       '1',
       '2',

@@ -132,4 +132,107 @@ describePg('admission on PostgreSQL (one node)', () => {
       'every slot released',
     );
   }, 60_000);
+
+  it('a lowered limit is not exceeded by a grant in flight when a slot frees', async () => {
+    // The race (seen once in CI): an admission round starts with limit 2, the limit is lowered
+    // to 1 and a running task ends; if its slot were freed in the store before that round's
+    // statement ran, the round would count 1 slot against limit 2 and grant a second task.
+    const fresh = freshSchema('coco_adm_pg_race');
+    cleanups.push(() => fresh.drop());
+    let running = 0;
+    const starts: number[] = [];
+    const waiting = new Map<number, () => void>();
+    const agents = inProcessAgents(['a1'], {
+      verbs: {
+        work: (args) => {
+          const n = (args as { n: number }).n;
+          running++;
+          starts.push(n);
+          return new Promise((resolve) =>
+            waiting.set(n, () => {
+              running--;
+              resolve(null);
+            }),
+          );
+        },
+      },
+    });
+    const store = postgresStore({ url: PG_URL, schema: fresh.schema, leaseMs: 6_000 });
+    // A gate on the admission statement, and a record of what it was asked and of slots freed.
+    let gate: Promise<void> | null = null;
+    let openGate = (): void => {};
+    const asked: { maxRunning: number | null; granted: number }[] = [];
+    let gatedCall: (() => void) | null = null;
+    const gatedReached = new Promise<void>((r) => (gatedCall = r));
+    const admitQueued = store.admitQueued.bind(store);
+    store.admitQueued = async (nodeId, agentId, limits) => {
+      const held = gate;
+      if (held) {
+        gatedCall?.();
+        await held;
+      }
+      let maxRunning: number | null = null;
+      const grants = await admitQueued(nodeId, agentId, () => {
+        const l = typeof limits === 'function' ? limits() : limits;
+        maxRunning = l?.maxRunning ?? null;
+        return l;
+      });
+      asked.push({ maxRunning, granted: grants?.length ?? 0 });
+      return grants;
+    };
+    let freed = 0;
+    let slotFreed = (): void => {};
+    const releaseSlots = store.releaseSlots.bind(store);
+    store.releaseSlots = async (keys) => {
+      await releaseSlots(keys);
+      freed += keys.length;
+      slotFreed();
+    };
+    const engine: Engine = createEngine({
+      store,
+      agents,
+      commands: [migrate],
+      nodeId: 'solo',
+      tuning: { ...FAST, claimIntervalMs: 100 },
+      limits: { agents: { a1: { maxRunning: 2 } } },
+    });
+    await engine.start();
+    cleanups.push(async () => {
+      for (const done of waiting.values()) done();
+      await engine.stop();
+    });
+    const ids = [];
+    for (let n = 0; n < 3; n++) ids.push((await engine.submit(migrate, { n })).id);
+    await until(() => starts.length === 2, 'two starts');
+    await until(
+      async () =>
+        (await countOf(
+          `SELECT count(*) AS n FROM "${fresh.schema}".tasks WHERE status = 'queued'`,
+        )) === 1,
+      'one queued',
+    );
+
+    // The next round (the safety-net tick, 100 ms) is held before its statement, with limit 2.
+    const beforeGate = asked.length;
+    gate = new Promise<void>((r) => (openGate = r));
+    await gatedReached;
+    engine.setLimits({ agents: { a1: { maxRunning: 1 } } });
+    const first = starts[0]!;
+    waiting.get(first)?.();
+    expect((await engine.waitFor(ids[first]!)).status).toBe('succeeded');
+    // Give the freed slot time to reach the store (it must not, while the old round is held).
+    await Promise.race([
+      new Promise<void>((r) => (slotFreed = r)),
+      new Promise((r) => setTimeout(r, 500)),
+    ]);
+    gate = null;
+    openGate();
+    await until(() => freed === 1, 'the slot freed');
+    // A round after the free, by the new limit, has run and granted nothing.
+    const after = asked.length;
+    await until(() => asked.length > after, 'a round after the free');
+    expect(asked.slice(beforeGate).filter((a) => a.granted > 0)).toEqual([]);
+    expect(starts).toHaveLength(2);
+    expect(running).toBe(1);
+  }, 60_000);
 });

@@ -122,7 +122,7 @@ export async function admitQueued(
   sql: SlotSql,
   node: RegisteredNode,
   agentId: string,
-  limits: SlotLimits,
+  limitsOf: SlotLimits | (() => SlotLimits | null),
   now: number,
 ): Promise<SlotGrant[] | null> {
   return db.transaction('admitting queued tasks', async (client) => {
@@ -138,6 +138,9 @@ export async function admitQueued(
       byVerb.set(row.verb, row.n);
       total += row.n;
     }
+    // Read now, after the count: a limit lowered before a slot counted free here is in force.
+    const limits = typeof limitsOf === 'function' ? limitsOf() : limitsOf;
+    if (limits === null) return [];
     const room = limits.maxRunning === null ? Infinity : limits.maxRunning - total;
     if (room <= 0) return [];
     const read = Number.isFinite(room) ? room + CANDIDATES_BEYOND_ROOM : 10_000;

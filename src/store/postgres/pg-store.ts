@@ -448,7 +448,7 @@ export class PostgresStore implements SharedStore {
   async admitQueued(
     nodeId: string,
     agentId: string,
-    limits: SlotLimits,
+    limits: SlotLimits | (() => SlotLimits | null),
   ): Promise<SlotGrant[] | null> {
     await this.#ready();
     const node = this.#registered(nodeId, 'admitQueued refused');
