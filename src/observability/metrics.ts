@@ -17,7 +17,7 @@
  * ```
  * @module
  */
-import { Gauge, Registry } from 'prom-client';
+import { Counter, Gauge, Registry } from 'prom-client';
 import { FastCounter, FastHistogram } from './fast-metrics.js';
 import type { Engine, EngineFigures } from '../engine/engine.js';
 import type { AgentCallEvent, BatchEvent, EndedCommand } from '../engine/events.js';
@@ -221,6 +221,8 @@ export class NodeMetrics {
     engine: null,
     monitor: null,
   };
+  /** Poll counts of the engines detached so far (see `coco_agent_polls_total`). */
+  readonly #pollsBefore = { polls: 0, tasks: 0 };
   readonly #submittedRoots: Children<Inc>;
   readonly #submittedChildren: Children<Inc>;
   readonly #ended: Children<Outcomes<CommandOutcome>>;
@@ -343,6 +345,26 @@ export class NodeMetrics {
         snapshot = { engine, at: now, figures: engine.figures() };
       return { engine, monitor, figures: snapshot.figures };
     };
+    // The dispatcher's poll counts, read at the scrape: the engines of earlier generations
+    // (counted at their detach) plus the current one's, so the counters never go back.
+    const polled = (which: 'polls' | 'tasks') =>
+      function (this: Counter) {
+        this.reset();
+        this.inc(base[which] + (source().engine?.pollCounts()[which] ?? 0));
+      };
+    const base = this.#pollsBefore;
+    new Counter({
+      name: 'coco_agent_polls_total',
+      help: 'Status polls of agents: one per agent with tasks to look at, per poll cycle.',
+      registers,
+      collect: polled('polls'),
+    });
+    new Counter({
+      name: 'coco_agent_polled_tasks_total',
+      help: 'Task ids the status polls asked about (tasks whose changes an agent pushes are asked only when due).',
+      registers,
+      collect: polled('tasks'),
+    });
     for (const g of SCRAPED) {
       new Gauge({
         name: g.name,
@@ -380,6 +402,9 @@ export class NodeMetrics {
     if (monitor) off.push(monitor.on('error', () => this.#storeErrors.get('jobs').inc()));
     return () => {
       for (const f of off) f();
+      const counts = engine.pollCounts();
+      this.#pollsBefore.polls += counts.polls;
+      this.#pollsBefore.tasks += counts.tasks;
       if (this.#source.engine === engine) this.#source = { engine: null, monitor: null };
     };
   }

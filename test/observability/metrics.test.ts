@@ -105,7 +105,9 @@ describe('GET /metrics', () => {
     expect((await fetch(`${node.url}/metrics`)).status).toBe(401);
     expect((await scrape(node, 'x'.repeat(TOKEN.length))).status).toBe(401);
 
+    const pollsBefore = engine.pollCounts();
     const response = await scrape(node);
+    const pollsAfter = engine.pollCounts();
     expect(response.status).toBe(200);
     expect(response.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
     const families = parsePrometheusText(await response.text());
@@ -169,6 +171,16 @@ describe('GET /metrics', () => {
     expect(v('coco_batch_rows_sum')).toBeGreaterThanOrEqual(commits.commands + commits.tasks);
     expect(v('coco_store_errors_total', { store: 'engine' })).toBe(0);
     expect(v('coco_store_errors_total', { store: 'jobs' })).toBe(0);
+    // Polls: the dispatcher's counts at the scrape (they move between two reads).
+    expect(typeOf('coco_agent_polls_total')).toBe('counter');
+    expect(pollsBefore.polls).toBeGreaterThan(0);
+    for (const [name, which] of [
+      ['coco_agent_polls_total', 'polls'],
+      ['coco_agent_polled_tasks_total', 'tasks'],
+    ] as const) {
+      expect(v(name), name).toBeGreaterThanOrEqual(pollsBefore[which]);
+      expect(v(name), name).toBeLessThanOrEqual(pollsAfter[which]);
+    }
     // The job view caught up.
     expect(v('coco_job_monitor_lag_seconds')).toBe(0);
     expect(typeOf('coco_job_monitor_lag_seconds')).toBe('gauge');
@@ -200,6 +212,32 @@ describe('GET /metrics', () => {
     const text = await (await scrape(node)).text();
     expect(text).toContain('coco_commands_in_flight');
     expect(walks).toBe(1);
+  });
+
+  it('keeps counting polls across engine generations (never back)', async () => {
+    const metrics = createNodeMetrics();
+    const engine = (polls: number, tasks: number) =>
+      ({
+        on: () => () => {},
+        pollCounts: () => ({ polls, tasks }),
+        figures: () => ({ inFlight: {}, held: 0, watchedTasks: 0, agents: [] }),
+        admissionStats: () => [],
+        rootAdmissionStats: () => [],
+        state: 'running',
+      }) as unknown as Parameters<typeof metrics.attach>[0];
+    const polls = async () => {
+      const f = parsePrometheusText(await metrics.text());
+      return [
+        sampleValue(f, 'coco_agent_polls_total', {}),
+        sampleValue(f, 'coco_agent_polled_tasks_total', {}),
+      ];
+    };
+    const detachFirst = metrics.attach(engine(5, 40));
+    expect(await polls()).toEqual([5, 40]);
+    detachFirst();
+    expect(await polls()).toEqual([5, 40]);
+    metrics.attach(engine(2, 3));
+    expect(await polls()).toEqual([7, 43]);
   });
 
   it('keeps two nodes of one process apart (a registry each)', async () => {
