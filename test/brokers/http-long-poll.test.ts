@@ -1,5 +1,6 @@
 import { describe, expect, it, vi } from 'vitest';
 import type { AgentInfo, TaskStatusReport } from '../../src/brokers/port.js';
+import { systemClock } from '../../src/core/clock.js';
 import { PATHS } from '../../src/protocol/agent-v2.js';
 import { setup, tasks, until } from './http-setup.js';
 
@@ -134,6 +135,44 @@ describe('HttpBroker long-poll', () => {
     await broker.getStatuses('a1', ['t0']);
     await broker.getStatuses('a1', ['t0']);
     expect(a1.requests(PATHS.status)).toBe(6);
+  });
+
+  it('spreads the refreshes of many live feeds: at most about statusRefreshesPerSecond over all agents', async () => {
+    // The broker's clock stands still but for steps by hand (its timers stay real): the refresh
+    // schedule alone.
+    const base = Date.now();
+    let offset = 0;
+    const clock = {
+      now: () => base + offset,
+      setTimer: (ms: number, fn: () => void) => systemClock.setTimer(ms, fn),
+    };
+    const ids = ['a1', 'a2', 'a3'];
+    const refreshAt = async (perSecond: number): Promise<number> => {
+      const { broker } = await setup(ids, {
+        clock,
+        longPoll: { waitMs: 5_000, statusRefreshMs: 100, statusRefreshesPerSecond: perSecond },
+      });
+      const { pushes, off } = recordPushes(broker);
+      for (const id of ids) await broker.startTasks(id, tasks(1, 'hold', `${id}-`));
+      await until(() => pushes.length >= ids.length, 2_000, 'the starts pushed');
+      // The next refresh at the least of its jitter, half the interval after a real call.
+      const jitter = vi.spyOn(Math, 'random').mockReturnValue(0);
+      try {
+        offset = 0;
+        await broker.getStatuses('a1', ['a1-t0']);
+        expect(broker.pushesStatuses('a1')).toBe(true);
+        // Step by 10 ms until the refresh is due: how long after the call it came.
+        while (broker.pushesStatuses('a1')) offset += 10;
+        return offset;
+      } finally {
+        jitter.mockRestore();
+        off();
+      }
+    };
+    // Three live feeds at 1 refresh a second: 4 s apart (4/3 × 3 s, the jitter's mean ¾ of it),
+    // the first 2 s after the call; unbounded in effect, statusRefreshMs's 100 ms (50 ms first).
+    expect(await refreshAt(1)).toBe(2_000);
+    expect(await refreshAt(1_000)).toBe(50);
   });
 
   it("says it pushes an agent's statuses while its feed is live and the refresh is not due; a call for a task the view lacks does not put the refresh off", async () => {

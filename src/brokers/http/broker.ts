@@ -9,7 +9,8 @@
  * While an agent's long-poll is live, the engine's status polls of it are answered from what the
  * long-poll reported (no request; as fresh as a status call), with a real status call at least
  * every `longPoll.statusRefreshMs` (10 s) as the safety net — at 1,000 agents this removes most
- * of the engine's polling cost (see bench/agents-http.ts).
+ * of the engine's polling cost (see bench/agents-http.ts). Over all agents, those refreshes are
+ * bounded (`longPoll.statusRefreshesPerSecond`): a large fleet refreshes each agent less often.
  *
  * Network work starts lazily, at the first subscription or call: a health check of every agent,
  * then, while someone listens to `onActivity`, the long-poll loops.
@@ -79,6 +80,8 @@ export class HttpBroker implements AgentBroker {
   #closed = false;
   /** Agents this broker may long-poll (multi-node: those whose lease the node holds); null: all. */
   #pollOnly: ReadonlySet<string> | null = null;
+  /** Agents whose long-poll loop runs (they share the refresh budget, see {@link #refreshMs}). */
+  #liveLoops = 0;
 
   /** Validates `options` (`INVALID_OPTIONS` naming the bad field); sends nothing yet. */
   constructor(options: HttpBrokerOptions) {
@@ -150,9 +153,8 @@ export class HttpBroker implements AgentBroker {
     taskIds: readonly string[],
   ): Promise<readonly TaskStatusReport[]> {
     const entry = this.#entry(agentId);
-    const refreshMs = this.#o.longPoll?.statusRefreshMs ?? 0;
     const now = this.#o.clock.now();
-    const seen = statusesFromView(entry, taskIds, now, refreshMs, this.#o.gate.waiting > 0);
+    const seen = statusesFromView(entry, taskIds, now, this.#refreshMs(), this.#o.gate.waiting > 0);
     if (seen !== null) return seen;
     const reports: TaskStatusReport[] = [];
     for (const chunk of chunks(taskIds)) {
@@ -173,8 +175,19 @@ export class HttpBroker implements AgentBroker {
   pushesStatuses(agentId: string): boolean {
     const entry = this.#agents.get(agentId);
     if (!entry?.loop?.pushesAll) return false;
-    const refreshMs = this.#o.longPoll?.statusRefreshMs ?? 0;
-    return viewFresh(entry, this.#o.clock.now(), refreshMs, this.#o.gate.waiting > 0);
+    return viewFresh(entry, this.#o.clock.now(), this.#refreshMs(), this.#o.gate.waiting > 0);
+  }
+
+  /**
+   * The time between an agent's real status calls while its long-poll is live:
+   * `statusRefreshMs`, or longer when the live long-polls would otherwise refresh more than
+   * `statusRefreshesPerSecond` (the jitter makes the mean interval ¾ of this).
+   */
+  #refreshMs(): number {
+    const settings = this.#o.longPoll;
+    if (settings === null || settings.statusRefreshMs === 0) return 0;
+    const spread = (4 / 3) * ((1000 * this.#liveLoops) / settings.statusRefreshesPerSecond);
+    return Math.max(settings.statusRefreshMs, spread);
   }
 
   /** {@inheritDoc AgentBroker.stopTasks} */
@@ -247,6 +260,7 @@ export class HttpBroker implements AgentBroker {
       entry.loop = null;
       entry.client.close();
     }
+    this.#liveLoops = 0;
     await Promise.all(loops);
     this.#o.releaseTransport();
   }
@@ -390,9 +404,11 @@ export class HttpBroker implements AgentBroker {
           (reports) => this.#pushed(entry, reports),
         );
         entry.loop.start();
+        this.#liveLoops++;
       } else if ((!want || !allowed) && entry.loop) {
         stopping.push(entry.loop.stop());
         entry.loop = null;
+        this.#liveLoops--;
       }
     }
     return Promise.all(stopping).then(() => undefined);

@@ -52,6 +52,15 @@ export interface HttpLongPollOptions {
    * @default 10000
    */
   readonly statusRefreshMs?: number;
+  /**
+   * About how many of those refreshes the broker makes per second over all its agents, at most:
+   * with more live long-polls than `statusRefreshesPerSecond × statusRefreshMs / 1000`, each
+   * agent's refresh comes less often than `statusRefreshMs` (every 100 s at 10,000 agents by
+   * default). The refresh is a safety net against a change the long-poll missed, not a source of
+   * news; unbounded, it grows with the fleet and becomes most of a large node's requests.
+   * @default 100
+   */
+  readonly statusRefreshesPerSecond?: number;
 }
 
 /** The per-agent circuit breaker. */
@@ -170,6 +179,10 @@ export const DEFAULT_LONG_POLL: Readonly<Required<HttpLongPollOptions>> = {
   // of per second (at 1,000 agents × 100 tasks, most of the engine's CPU), while a change the
   // feed missed (an agent bug) still surfaces within 10 s, well inside the 30 s vanish grace.
   statusRefreshMs: 10_000,
+  // 100 a second: 1,000 agents refresh every 10 s as before; at 10,000 agents the refresh was
+  // ~1,300 requests a second, more than the engine's whole poll cycle otherwise costs (measured,
+  // BENCHMARKS.md), for a check that finds nothing unless an agent's feed is broken.
+  statusRefreshesPerSecond: 100,
 };
 
 /**
@@ -223,6 +236,11 @@ const longPollSchema = z
       .min(0)
       .max(MAX_TIMER_MS)
       .default(DEFAULT_LONG_POLL.statusRefreshMs),
+    statusRefreshesPerSecond: z
+      .number()
+      .positive()
+      .max(1_000_000)
+      .default(DEFAULT_LONG_POLL.statusRefreshesPerSecond),
   })
   .strict();
 const circuitSchema = z
