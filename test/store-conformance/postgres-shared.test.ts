@@ -7,6 +7,7 @@ import { afterAll, afterEach, beforeEach, expect, it } from 'vitest';
 import { ErrorCode } from '../../src/core/errors.js';
 import type { KnownType, StoreSignal, TaskReportRecord } from '../../src/store/shared-port.js';
 import type { PostgresStore } from '../../src/store/postgres/pg-store.js';
+import { buildSharedSql } from '../../src/store/postgres/shared-sql.js';
 import { describePg } from '../support/pg.js';
 import {
   T0,
@@ -230,6 +231,46 @@ describePg('postgres shared store', () => {
       );
       expect(snap.commands).toHaveLength(mine.length * 2);
     }
+  });
+
+  it('the claim goes by its indexes on a store never analyzed (it runs every second on every node)', async () => {
+    const a = env.make();
+    await a.open('a');
+    await a.apply(batch({ commandInserts: [command(1, { status: 'waiting' })] }));
+    // 60,000 ended commands, loaded as a bulk load or a restore would be: no statistics (the
+    // shared test server runs without autovacuum, as some production servers do).
+    await raw(
+      env.schema,
+      'INSERT INTO commands (id, type, params_version, status, root_id, child_mode, failure_policy, ' +
+        'compensation, state, created_at, updated_at, ended_at, tasks_cleared, owner, active) ' +
+        "SELECT g, 'test.cmd', 1, 'succeeded', g, 'concurrent', 'wait-all', 'none', '[]', 1, 1, 1, " +
+        "true, 'a', false FROM generate_series(10, 60009) g",
+    );
+    const plan = async (): Promise<{ buffers: number; ms: number }> => {
+      const [row] = await raw<{ 'QUERY PLAN': [{ Plan: Record<string, number> }] }>(
+        env.schema,
+        `EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) ${buildSharedSql(env.schema).claimTrees}`,
+        ['b', ['test.cmd'], [1], 100],
+      );
+      const top = row!['QUERY PLAN'][0].Plan;
+      return {
+        buffers: (top['Shared Hit Blocks'] ?? 0) + (top['Shared Read Blocks'] ?? 0),
+        ms: top['Actual Total Time'] ?? 0,
+      };
+    };
+    // Nothing to claim: a few index pages, not the 60,000 rows (their table is ~1,200 pages).
+    expect((await plan()).buffers).toBeLessThan(100);
+    // An orphaned tree (its owner fenced): claimed, still by the indexes.
+    await raw(env.schema, 'UPDATE coco_nodes SET fenced = true WHERE node_id = $1', ['a']);
+    const b = env.make();
+    await b.open('b');
+    expect(await b.claimOrphans('b', KNOWN, 100)).toEqual([1]);
+    const [owner] = await raw<{ owner: string }>(
+      env.schema,
+      'SELECT owner FROM commands WHERE id = 1',
+    );
+    expect(owner?.owner).toBe('b');
+    expect((await plan()).buffers).toBeLessThan(100);
   });
 
   it('a tree is claimed only by a node that knows every active command’s type and version', async () => {

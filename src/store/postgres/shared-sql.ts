@@ -105,14 +105,18 @@ export function buildSharedSql(schema: string) {
     // The owner test on the root row itself is re-checked by PostgreSQL on the newest version of a
     // row that changed since the statement began: a tree another claimer took meanwhile is skipped.
     // Owners are always registered nodes (apply stamps the opened node), so "not live" is
-    // "fenced": searching by the few fenced owners uses the (owner, id) index of the active set,
-    // instead of testing every active row against the live nodes (a scan, every claim poll).
+    // "fenced". Every step goes by an index whatever the statistics say (this runs every claim
+    // interval on every node): the fenced owners as one array, the active commands of those owners
+    // (or of none) through the (owner, id) index of the active set, their roots by primary key
+    // from an array. Written as joins, a never-analyzed store (autovacuum off, a bulk load) was
+    // planned as a merge join along the primary key over every command: 930 ms and 12,000
+    // buffers a claim at 300,000 stored, against 8 buffers now (BENCHMARKS.md).
     claimTrees:
-      `WITH dead AS (SELECT node_id FROM ${nodes} WHERE fenced), ` +
+      `WITH dead AS MATERIALIZED (SELECT coalesce(array_agg(node_id), '{}') AS ids FROM ${nodes} WHERE fenced), ` +
       'roots AS (' +
-      `SELECT r.id FROM ${commands} r WHERE r.id IN (` +
-      `SELECT c.root_id FROM ${commands} c WHERE c.active AND (c.owner IS NULL OR c.owner IN (SELECT node_id FROM dead))) ` +
-      'AND (r.owner IS NULL OR r.owner IN (SELECT node_id FROM dead)) ' +
+      `SELECT r.id FROM ${commands} r WHERE r.id = ANY (ARRAY(` +
+      `SELECT c.root_id FROM ${commands} c WHERE c.active AND (c.owner IS NULL OR c.owner = ANY ((SELECT ids FROM dead)::text[])))) ` +
+      'AND (r.owner IS NULL OR r.owner = ANY ((SELECT ids FROM dead)::text[])) ' +
       `AND NOT EXISTS (SELECT 1 FROM ${commands} c WHERE c.root_id = r.id AND c.active AND NOT EXISTS (` +
       'SELECT 1 FROM unnest($2::text[], $3::int[]) AS k(type, version) WHERE k.type = c.type AND k.version >= c.params_version)) ' +
       'ORDER BY r.id LIMIT $4 FOR UPDATE OF r SKIP LOCKED), ' +
