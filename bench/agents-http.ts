@@ -25,7 +25,8 @@
  * tasks ended for the latency), BENCH_FINISH_RATE (200/s, spread over the agents: a latency
  * measurement, not a throughput one — at 1,000/s a loaded 2-vCPU machine saturates and the
  * figure becomes queueing), BENCH_POLL_MS (1000), BENCH_LONG_POLL (1), BENCH_STATUS_REFRESH_MS
- * (the broker's default; 0 makes every poll a request), BENCH_TRANSPORT (`node-http`, the
+ * (the broker's default; 0 makes every poll a request), BENCH_STATUS_REFRESHES_PER_S (the broker's
+ * `statusRefreshesPerSecond`, its default when unset), BENCH_TRANSPORT (`node-http`, the
  * broker's default, or `fetch`: the global fetch), BENCH_MAX_SOCKETS (connections per agents'
  * process, unbounded by default), BENCH_PROGRESS_S (10: how often the start says how far it got),
  * BENCH_SAVE_AGENTS (1; 0 leaves the agents' rows unsaved), BENCH_MAX_CALLS (the broker's
@@ -72,6 +73,11 @@ const FINISH_RATE = Number(process.env.BENCH_FINISH_RATE ?? 200);
 const POLL_MS = Number(process.env.BENCH_POLL_MS ?? 1_000);
 const LONG_POLL = process.env.BENCH_LONG_POLL !== '0';
 const TRANSPORT = process.env.BENCH_TRANSPORT === 'fetch' ? 'fetch' : 'node-http';
+/** The broker's `longPoll.statusRefreshesPerSecond` (its default when unset). */
+const REFRESHES_PER_S =
+  process.env.BENCH_STATUS_REFRESHES_PER_S === undefined
+    ? undefined
+    : Number(process.env.BENCH_STATUS_REFRESHES_PER_S);
 /** The broker's `longPoll.statusRefreshMs` (its default when unset; 0: every poll a request). */
 const STATUS_REFRESH_MS =
   process.env.BENCH_STATUS_REFRESH_MS === undefined
@@ -225,10 +231,12 @@ async function main(): Promise<void> {
   const broker = new HttpBroker({
     caller: 'bench-engine',
     agents: readies.flatMap((r) => r.configs),
-    longPoll:
-      LONG_POLL && STATUS_REFRESH_MS !== undefined
-        ? { statusRefreshMs: STATUS_REFRESH_MS }
-        : LONG_POLL,
+    longPoll: LONG_POLL
+      ? {
+          ...(STATUS_REFRESH_MS === undefined ? {} : { statusRefreshMs: STATUS_REFRESH_MS }),
+          ...(REFRESHES_PER_S === undefined ? {} : { statusRefreshesPerSecond: REFRESHES_PER_S }),
+        }
+      : false,
     ...(transport === undefined ? {} : { fetch: transport }),
     ...(MAX_CALLS === undefined ? {} : { maxConcurrentCalls: MAX_CALLS }),
   });
@@ -407,6 +415,7 @@ async function main(): Promise<void> {
       pollIntervalMs: POLL_MS,
       longPoll: LONG_POLL,
       statusRefreshMs: STATUS_REFRESH_MS ?? 'default',
+      statusRefreshesPerSecond: REFRESHES_PER_S ?? 'default',
       transport: TRANSPORT,
       maxSocketsPerAgentsProcess: MAX_SOCKETS ?? 'unbounded',
       agentRowsSaved: SAVE_AGENTS,
