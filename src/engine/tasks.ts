@@ -55,7 +55,8 @@ export interface TaskHost {
   readonly live: ReadonlyMap<number, LiveCommand>;
   /** Commands that could not be loaded (their tasks are not strangers). */
   readonly unloaded: ReadonlyMap<number, unknown>;
-  touch(c: LiveCommand): void;
+  /** Marks a command changed, at `now` when given (else the clock's). */
+  touch(c: LiveCommand, now?: number): void;
   wake(c: LiveCommand): void;
   /** Every task of a settled command was cleared. */
   allCleared(c: LiveCommand): void;
@@ -206,7 +207,7 @@ export class TaskTracker implements DispatcherEvents {
     this.#tracing.task(t);
     c.tasksCleared = false;
     this.#committer.task(t);
-    this.#host.touch(c);
+    this.#host.touch(c, now);
     if (limited) {
       // Stored `queued`, or `created` in the same batch if a slot is free (see #admitted).
       this.admission.submit(t);
