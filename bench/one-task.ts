@@ -103,11 +103,22 @@ async function run(n: number): Promise<number> {
 // A warm-up run (the JIT, the writer thread, the page cache) is not counted in the main figure;
 // its own rate is the cold start's (issue 15: the first 10,000 commands after a start).
 const COLD_N = Math.min(N, 10_000);
+/** CPU time of the process (all threads) per command of a run, in µs: steadier than its rate. */
+const cpuPerCommand = (since: NodeJS.CpuUsage, n: number): number => {
+  const used = process.cpuUsage(since);
+  return (used.user + used.system) / n;
+};
+let cpuStart = process.cpuUsage();
 const cold = COLD_N / (await run(COLD_N));
+// The JIT's cost (compiles on V8's background threads) shows here rather than in the rate when
+// the other core is busy.
+const coldCpu = cpuPerCommand(cpuStart, COLD_N);
 // The same 10,000 again on the now-warm process: a run this short pays its pipeline's fill and
 // drain (first batch in, last batch out) whatever the JIT's state, so the cold start is also
 // compared with a warm run of the same size.
+cpuStart = process.cpuUsage();
 const warmShort = COLD_N / (await run(COLD_N));
+const warmShortCpu = cpuPerCommand(cpuStart, COLD_N);
 let filled = '';
 if (PREFILL !== null) {
   await untilCommitted(engine, () => true);
@@ -152,11 +163,13 @@ report(
     coldRatio: +(cold / value).toFixed(3),
     warmShort: Math.round(warmShort),
     coldToWarmShort: +(cold / warmShort).toFixed(3),
+    coldCpuUsPerCommand: Math.round(coldCpu),
+    warmShortCpuUsPerCommand: Math.round(warmShortCpu),
   },
   [
     `one-task: ${N} commands in ${seconds.toFixed(2)} s = ${Math.round(value)} commands/s, after a warm-up run (${machine()})`,
     `  CPU (all threads) ${cpuUsPerCommand.toFixed(0)} µs per command`,
-    `  cold start: the first ${COLD_N} commands of the process at ${Math.round(cold)} commands/s = ${((cold / value) * 100).toFixed(0)}% of the warm rate; the next ${COLD_N} at ${Math.round(warmShort)} commands/s (cold = ${((cold / warmShort) * 100).toFixed(0)}% of a warm run of the same size)`,
+    `  cold start: the first ${COLD_N} commands of the process at ${Math.round(cold)} commands/s = ${((cold / value) * 100).toFixed(0)}% of the warm rate; the next ${COLD_N} at ${Math.round(warmShort)} commands/s (cold = ${((cold / warmShort) * 100).toFixed(0)}% of a warm run of the same size); CPU ${coldCpu.toFixed(0)} and ${warmShortCpu.toFixed(0)} µs per command`,
     `  row writes per command: ${((ops.commandInserts + ops.commandUpdates + ops.commandsSettled + ops.taskInserts + ops.taskUpdates) / N).toFixed(2)} in ${ops.batches} batches`,
     `  raw-store limit for the same writes (100 commands per transaction): ${Math.round(raw)} commands/s; coco = ${((value / raw) * 100).toFixed(0)}% of it`,
     OBS

@@ -90,11 +90,25 @@ export function assertJson(value: unknown, what: string): void {
  * Throws a {@link ValidationError} naming each bad field.
  */
 export async function validateParams<P, I>(type: CommandType<P, I>, params: unknown): Promise<P> {
-  const what = `invalid parameters for command type "${type.name}" (version ${type.version})`;
-  assertJson(params, what);
+  assertJsonParams(type, params);
   const result = await type.schema['~standard'].validate(params);
-  if (result.issues) throw new ValidationError(what, toIssues(result.issues));
+  if (result.issues) throw new ValidationError(paramsInvalid(type), toIssues(result.issues));
   return result.value;
+}
+
+/** The message of a {@link ValidationError} for parameters of `type`. */
+function paramsInvalid(type: CommandType<unknown, unknown>): string {
+  return `invalid parameters for command type "${type.name}" (version ${type.version})`;
+}
+
+/**
+ * {@link assertJson} for parameters of `type`, its message made only for an error: this runs
+ * for every submitted command.
+ */
+function assertJsonParams(type: CommandType<unknown, unknown>, params: unknown): void {
+  const issues: ValidationIssue[] = [];
+  checkJson(params, [], issues, 0);
+  if (issues.length > 0) throw new ValidationError(paramsInvalid(type), issues);
 }
 
 /**
@@ -107,11 +121,10 @@ export function validateParamsSync<P, I>(
   type: CommandType<P, I>,
   params: unknown,
 ): { value: P } | undefined {
-  const what = `invalid parameters for command type "${type.name}" (version ${type.version})`;
-  assertJson(params, what);
+  assertJsonParams(type, params);
   const result = type.schema['~standard'].validate(params);
   if (result instanceof Promise) return undefined;
-  if (result.issues) throw new ValidationError(what, toIssues(result.issues));
+  if (result.issues) throw new ValidationError(paramsInvalid(type), toIssues(result.issues));
   return { value: result.value };
 }
 

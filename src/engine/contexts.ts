@@ -223,7 +223,10 @@ export class StageCtx extends BaseCtx implements StageContext<unknown> {
 
   expect(counts: { readonly tasks?: number; readonly children?: number }): void {
     this.check();
-    for (const [key, value] of Object.entries(counts)) {
+    // for-in over own keys: as Object.entries, without an array per key (every stage calls this).
+    for (const key in counts) {
+      if (!Object.hasOwn(counts, key)) continue;
+      const value = counts[key as keyof typeof counts];
       if (value !== undefined && (!Number.isInteger(value) || value < 0)) {
         throw new CocoError(
           ErrorCode.ParametersInvalid,

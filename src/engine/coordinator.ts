@@ -308,9 +308,9 @@ export class Coordinator implements HandlerHost, TaskHost {
 
   // ---------------------------------------------------------------- state changes
 
-  /** Marks a command changed. */
-  touch(c: LiveCommand): void {
-    c.updatedAt = this.now();
+  /** Marks a command changed, at `now` (a caller that just read the clock passes its reading). */
+  touch(c: LiveCommand, now = this.now()): void {
+    c.updatedAt = now;
     this.committer.command(c);
   }
 
@@ -462,10 +462,11 @@ export class Coordinator implements HandlerHost, TaskHost {
     idempotencyKey: string | null,
     priority = 0,
   ): LiveCommand {
-    const c = newRoot(this.ids, this.now(), type, raw, params, idempotencyKey, priority);
-    if (this.roots.limited) this.roots.submit(c, this.now());
+    const now = this.now();
+    const c = newRoot(this.ids, now, type, raw, params, idempotencyKey, priority);
+    if (this.roots.limited) this.roots.submit(c, now);
     this.tracing.created(c, null);
-    this.#adopt(c);
+    this.#adopt(c, now);
     return c;
   }
 
@@ -475,18 +476,19 @@ export class Coordinator implements HandlerHost, TaskHost {
     params: unknown,
     priority?: number,
   ): ChildState {
-    const { child, state } = newChild(this.ids, this.registry, this.now(), parent, type, params);
+    const now = this.now();
+    const { child, state } = newChild(this.ids, this.registry, now, parent, type, params);
     if (priority !== undefined) child.priority = priority;
     parent.addChild(state);
-    this.touch(parent);
+    this.touch(parent, now);
     this.tracing.created(child, parent);
-    this.#adopt(child);
+    this.#adopt(child, now);
     return state;
   }
 
-  #adopt(c: LiveCommand): void {
+  #adopt(c: LiveCommand, now: number): void {
     this.live.set(c.id, c);
-    this.touch(c);
+    this.touch(c, now);
     this.armLifetime(c);
     if (this.#draining && !this.#stopped) {
       c.queued = true;

@@ -95,10 +95,14 @@ export class AgentLink {
   busy = false;
   wantPoll = false;
   failures = 0;
-  blockedUntil = 0;
-  lastPollAt = 0;
+  // The three times below hold clock readings (ms since the epoch, not small integers): they
+  // start as a double (-Infinity: never, or long past) so that V8 gives them their final
+  // representation at once; a 0 turned into a timestamp later would change every link's map
+  // and deoptimize the code that had seen one.
+  blockedUntil = -Infinity;
+  lastPollAt = -Infinity;
   timer: TimerHandle | null = null;
-  timerAt = 0;
+  timerAt = -Infinity;
   immediate = false;
   up = true;
   /** Since when calls to the agent fail, and the last error (null while it answers). */

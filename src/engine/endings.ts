@@ -36,14 +36,15 @@ export class Endings {
 
   /** Records a command's outcome, tells its parent, and starts clearing its tasks. */
   end(c: LiveCommand, status: 'succeeded' | 'failed' | 'cancelled'): void {
-    c.end(status, this.#h.clock.now());
+    const now = this.#h.clock.now();
+    c.end(status, now);
     this.#h.committer.command(c);
     c.timer?.cancel();
     c.timer = null;
     c.lifetimeTimer?.cancel();
     c.lifetimeTimer = null;
     this.#notifyParent(c);
-    this.settle(c);
+    this.settle(c, now);
     // Observers (metrics) and the command's span hear of the end once it is durable.
     const { events, tracing } = this.#h;
     if (c.span !== null || events.has('ended')) {
@@ -91,14 +92,17 @@ export class Endings {
     this.#h.wake(p);
   }
 
-  /** Once a command has settled: clear its tasks on their agents, then let it go. */
-  settle(c: LiveCommand): void {
+  /**
+   * Once a command has settled: clear its tasks on their agents, then let it go. `now`: a
+   * reading of the clock the caller just made (else one is made if needed).
+   */
+  settle(c: LiveCommand, now?: number): void {
     if (!c.settled) return;
     const toClear = c.tasks.filter((t) => !t.cleared);
     if (toClear.length === 0) {
       if (!c.tasksCleared) {
         c.tasksCleared = true;
-        this.#touch(c);
+        this.#touch(c, now);
       }
       this.#h.committer.afterCommit(() => this.#done(c), c);
       return;
@@ -112,7 +116,7 @@ export class Endings {
       // still run (past its deadline, being stopped) keeps its command active until its clear
       // is recorded: a reconciliation must never clear it while it runs.
       c.tasksCleared = true;
-      this.#touch(c);
+      this.#touch(c, now);
     }
     // Clearing follows the commit that records the command's outcome.
     this.#h.committer.afterCommit(() => {
@@ -121,8 +125,8 @@ export class Endings {
     }, c);
   }
 
-  #touch(c: LiveCommand): void {
-    c.updatedAt = this.#h.clock.now();
+  #touch(c: LiveCommand, now = this.#h.clock.now()): void {
+    c.updatedAt = now;
     this.#h.committer.command(c);
   }
 

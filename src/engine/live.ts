@@ -103,8 +103,12 @@ export class LiveCommand {
   failedWork = 0;
   /** The first failure among them (why the stage failed). */
   firstWorkError: ErrorInfo | null = null;
-  /** `performance.now()` when a task of it last ended here (-1: none yet); metrics. */
-  lastTaskEndAt = -1;
+  /**
+   * `performance.now()` when a task of it last ended here; -Infinity: none yet. A double from
+   * the start: a field that first holds a small integer and later a fraction changes the map of
+   * every command once, which deoptimizes the code that had seen them (a cold start's cost).
+   */
+  #lastTaskEndAt = -Infinity;
   /** The command's span while a tracer records it here (tracing.ts), else null. */
   span: Span | null = null;
   /** Its stored trace context (`traceparent` of its first span; see CommandRecord). */
@@ -284,6 +288,11 @@ export class LiveCommand {
     this.endedAt = null;
   }
 
+  /** `performance.now()` when a task of it last ended here, -1 when none did; metrics. */
+  get lastTaskEndAt(): number {
+    return this.#lastTaskEndAt === -Infinity ? -1 : this.#lastTaskEndAt;
+  }
+
   get terminal(): boolean {
     return isTerminal(this.status);
   }
@@ -455,7 +464,7 @@ export class LiveCommand {
   /** Records that a task of this command ended (at `now`). */
   taskEnded(task: LiveTask, now: number): void {
     this.updatedAt = now;
-    this.lastTaskEndAt = performance.now();
+    this.#lastTaskEndAt = performance.now();
     if (task.isWork) {
       this.openTasks--;
       if (task.status !== 'succeeded') this.noteFailure(task.error);

@@ -55,7 +55,8 @@ export interface TaskHost {
   readonly live: ReadonlyMap<number, LiveCommand>;
   /** Commands that could not be loaded (their tasks are not strangers). */
   readonly unloaded: ReadonlyMap<number, unknown>;
-  touch(c: LiveCommand): void;
+  /** Marks a command changed, at `now` when given (else the clock's). */
+  touch(c: LiveCommand, now?: number): void;
   wake(c: LiveCommand): void;
   /** Every task of a settled command was cleared. */
   allCleared(c: LiveCommand): void;
@@ -169,20 +170,15 @@ export class TaskTracker implements DispatcherEvents {
 
   /** Creates a task of `c`; it starts on its agent once its intent is durable. */
   create(c: LiveCommand, spec: TaskSpec, origin: number): LiveTask {
-    const bad = (path: string, message: string): never => {
-      throw new ValidationError(`invalid task for command ${c.id} (${c.type.name})`, [
-        { path, message },
-      ]);
-    };
     if (typeof spec?.agent !== 'string' || spec.agent === '')
-      bad('agent', 'must be a non-empty string');
+      badTask(c, 'agent', 'must be a non-empty string');
     if (typeof spec.verb !== 'string' || spec.verb === '')
-      bad('verb', 'must be a non-empty string');
+      badTask(c, 'verb', 'must be a non-empty string');
     if (
       spec.deadlineMs !== undefined &&
       !(typeof spec.deadlineMs === 'number' && spec.deadlineMs > 0)
     ) {
-      bad('deadlineMs', 'must be a positive number');
+      badTask(c, 'deadlineMs', 'must be a positive number');
     }
     if (spec.args !== undefined)
       assertJson(spec.args, `invalid task arguments for command ${c.id} (${c.type.name})`);
@@ -211,7 +207,7 @@ export class TaskTracker implements DispatcherEvents {
     this.#tracing.task(t);
     c.tasksCleared = false;
     this.#committer.task(t);
-    this.#host.touch(c);
+    this.#host.touch(c, now);
     if (limited) {
       // Stored `queued`, or `created` in the same batch if a slot is free (see #admitted).
       this.admission.submit(t);
@@ -455,4 +451,14 @@ function taskError(t: LiveTask): CocoError {
     `task ${t.agentTaskId} (${t.verb} on ${t.agentId}) ${t.status}: ${e.message}`,
     { details: e.details, retryable: !FINAL_TASK_FAILURES.has(e.code) },
   );
+}
+
+/**
+ * Rejects a task spec: the field at `path` is wrong. A function of the module, not a closure
+ * made by every {@link TaskTracker.create} (one allocation per task, in code that runs for all).
+ */
+function badTask(c: LiveCommand, path: string, message: string): never {
+  throw new ValidationError(`invalid task for command ${c.id} (${c.type.name})`, [
+    { path, message },
+  ]);
 }

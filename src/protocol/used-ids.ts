@@ -50,14 +50,37 @@ export interface UsedIdsOptions {
   readonly retentionMs?: number;
 }
 
-/** The used ids an agent remembers, oldest first, bounded in count and age. */
+/**
+ * Slack of the queue before it is copied anew: a copy costs O(queue), so it waits until the
+ * slots dropped from its front, or the empty ones in it, are at least this many and as many as
+ * the ids remembered (amortised O(1) per id), without keeping many dead slots of a small queue.
+ */
+const COMPACT_AT = 4096;
+
+/**
+ * The used ids an agent remembers, oldest first, bounded in count and age.
+ *
+ * Kept without an object per id (an in-process agent clears one id per task, so it holds up to
+ * {@link MAX_USED_IDS} of them): a queue of parallel arrays in age order (ids, times, how), and
+ * a map from id to its position in the queue. An id used again moves to the end: its old slot
+ * is left empty and skipped. Dropping reads the queue's front, so it costs O(1) per id dropped,
+ * whatever was deleted before (a `Map` iterated from its start would first skip every entry
+ * ever deleted from it since its last rehash).
+ */
 export class UsedTaskIds {
   /** Most ids remembered. */
   readonly maxIds: number;
   /** How long an id is remembered, in ms. */
   readonly retentionMs: number;
-  // Insertion order is age order: a re-used id is moved to the end with its new time.
-  readonly #ids = new Map<string, { how: UsedHow; at: number }>();
+  /** Position of each remembered id's slot: its index in the queue plus {@link #shift}. */
+  readonly #slot = new Map<string, number>();
+  // The queue, oldest first, from #head on; an id of null is an empty slot (the id moved on).
+  #ids: (string | null)[] = [];
+  #at: number[] = [];
+  #how: UsedHow[] = [];
+  #head = 0;
+  /** Slots removed from the front by compactions (positions stay valid across them). */
+  #shift = 0;
 
   /** @throws CocoError `INVALID_OPTIONS` for a bound that is not a positive integer. */
   constructor(options: UsedIdsOptions = {}) {
@@ -74,7 +97,7 @@ export class UsedTaskIds {
 
   /** Number of ids remembered (expired ones included until they are dropped). */
   get size(): number {
-    return this.#ids.size;
+    return this.#slot.size;
   }
 
   /**
@@ -84,38 +107,115 @@ export class UsedTaskIds {
    * change feed).
    */
   add(taskId: string, how: UsedHow, at: number): { how: UsedHow; dropped: string[] } {
-    const previous = this.#ids.get(taskId);
-    const now: UsedHow = previous?.how === 'cleared' ? 'cleared' : how;
-    this.#ids.delete(taskId);
-    this.#ids.set(taskId, { how: now, at });
-    return { how: now, dropped: this.expire(at) };
+    const now = this.#put(taskId, how, at);
+    const dropped: string[] = [];
+    this.#drop(at, dropped);
+    return { how: now, dropped };
+  }
+
+  /**
+   * {@link add} for an owner that keeps no copy of the ids (the in-process agent): the same
+   * memory and drops, with nothing to report (no allocation per id).
+   */
+  mark(taskId: string, how: UsedHow, at: number): void {
+    this.#put(taskId, how, at);
+    this.#drop(at, null);
   }
 
   /** How `taskId` was used, if it is remembered and not expired at `now`. */
   get(taskId: string, now: number): UsedHow | undefined {
-    const entry = this.#ids.get(taskId);
-    return entry === undefined || entry.at + this.retentionMs <= now ? undefined : entry.how;
+    const slot = this.#slot.get(taskId);
+    if (slot === undefined) return undefined;
+    const i = slot - this.#shift;
+    return this.#at[i]! + this.retentionMs <= now ? undefined : this.#how[i];
   }
 
   /** Drops the ids expired at `now` and the oldest beyond the count; returns them. */
   expire(now: number): string[] {
     const dropped: string[] = [];
-    for (const [taskId, { at }] of this.#ids) {
-      if (this.#ids.size - dropped.length <= this.maxIds && at + this.retentionMs > now) break;
-      dropped.push(taskId);
-    }
-    for (const taskId of dropped) this.#ids.delete(taskId);
+    this.#drop(now, dropped);
     return dropped;
   }
 
   /** Every id remembered, oldest first. */
-  entries(): IterableIterator<[string, { readonly how: UsedHow; readonly at: number }]> {
-    return this.#ids.entries();
+  *entries(): IterableIterator<[string, { readonly how: UsedHow; readonly at: number }]> {
+    for (let i = this.#head; i < this.#ids.length; i++) {
+      const taskId = this.#ids[i];
+      if (taskId != null) yield [taskId, { how: this.#how[i]!, at: this.#at[i]! }];
+    }
   }
 
   /** Forgets every id (an agent that loses its memory, as an in-memory agent at a restart). */
   clear(): void {
-    this.#ids.clear();
+    this.#slot.clear();
+    this.#ids = [];
+    this.#at = [];
+    this.#how = [];
+    this.#head = 0;
+    this.#shift = 0;
+  }
+
+  /** Appends `taskId` to the queue (emptying its older slot); returns how it is now used. */
+  #put(taskId: string, how: UsedHow, at: number): UsedHow {
+    let now = how;
+    const previous = this.#slot.get(taskId);
+    if (previous !== undefined) {
+      const i = previous - this.#shift;
+      if (this.#how[i] === 'cleared') now = 'cleared';
+      this.#ids[i] = null;
+    }
+    this.#slot.set(taskId, this.#ids.length + this.#shift);
+    this.#ids.push(taskId);
+    this.#at.push(at);
+    this.#how.push(now);
+    if (this.#ids.length - this.#head > 2 * this.#slot.size + COMPACT_AT) this.#compact();
+    return now;
+  }
+
+  /** Drops from the front what {@link expire} drops, into `dropped` unless it is null. */
+  #drop(now: number, dropped: string[] | null): void {
+    const ids = this.#ids;
+    let head = this.#head;
+    for (; head < ids.length; head++) {
+      const taskId = ids[head];
+      if (taskId === null) continue;
+      if (this.#slot.size <= this.maxIds && this.#at[head]! + this.retentionMs > now) break;
+      this.#slot.delete(taskId!);
+      dropped?.push(taskId!);
+    }
+    this.#head = head;
+    if (head >= COMPACT_AT && 2 * head >= ids.length) {
+      // Positions stay valid: the slots before the head go, the shift counts them.
+      this.#ids = ids.slice(head);
+      this.#at = this.#at.slice(head);
+      this.#how = this.#how.slice(head);
+      this.#shift += head;
+      this.#head = 0;
+    }
+  }
+
+  /**
+   * Copies the remembered ids into new arrays without the empty slots (many when ids are used
+   * again and again within the retention), giving each a new position.
+   */
+  #compact(): void {
+    const ids: (string | null)[] = [];
+    const at: number[] = [];
+    const how: UsedHow[] = [];
+    const shift = this.#shift + this.#ids.length;
+    for (let i = this.#head; i < this.#ids.length; i++) {
+      const taskId = this.#ids[i];
+      if (taskId == null) continue;
+      this.#slot.set(taskId, shift + ids.length);
+      ids.push(taskId);
+      at.push(this.#at[i]!);
+      how.push(this.#how[i]!);
+    }
+    this.#ids = ids;
+    this.#at = at;
+    this.#how = how;
+    this.#head = 0;
+    this.#shift = shift;
   }
 }
 

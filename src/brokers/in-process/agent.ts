@@ -275,7 +275,7 @@ export class InProcessAgent {
         results.push({ taskId, accepted: false, error: refusal! });
         continue;
       }
-      const record = new TaskRecord(taskId, verbName, args, this.#clock.now());
+      const record = new TaskRecord(taskId, verbName, args, now);
       let value: unknown;
       let thrown = false;
       try {
@@ -336,12 +336,13 @@ export class InProcessAgent {
 
   #stop(taskIds: readonly string[]): void {
     this.#counters.stopCalls++;
+    const now = this.#clock.now();
     for (const taskId of taskIds) {
       const r = this.#tasks.get(taskId);
-      if (r === undefined) this.#used.add(taskId, 'stopped', this.#clock.now());
+      if (r === undefined) this.#used.mark(taskId, 'stopped', now);
       if (r?.state !== 'running') continue;
       this.#counters.stops++;
-      r.cancel(this.#clock.now());
+      r.cancel(now);
       this.#ended(r);
     }
   }
@@ -349,6 +350,8 @@ export class InProcessAgent {
   #clear(taskIds: readonly string[]): void {
     const c = this.#counters;
     c.clearCalls++;
+    // One reading for the call (it clears its ids at once), as the reference agent does.
+    const now = this.#clock.now();
     for (const taskId of taskIds) {
       const r = this.#tasks.get(taskId);
       if (r?.state === 'running') {
@@ -361,7 +364,7 @@ export class InProcessAgent {
         c.clears++;
         if (this.#history !== undefined) this.#historyOf(taskId).clears++;
       }
-      this.#used.add(taskId, 'cleared', this.#clock.now());
+      this.#used.mark(taskId, 'cleared', now);
     }
   }
 

@@ -52,7 +52,12 @@ export class TaskRecord implements VerbContext {
   pct = 0;
   result: unknown = undefined;
   error: ErrorInfo | undefined = undefined;
-  endedAt = -1;
+  /**
+   * Clock time of the end; -Infinity while running. A double from the start: a small integer
+   * replaced by a timestamp later would change every record's map once (V8), deoptimizing the
+   * agent's code that had seen one.
+   */
+  endedAt = -Infinity;
   controller: AbortController | undefined = undefined;
   stopHook: (() => void) | undefined = undefined;
 
