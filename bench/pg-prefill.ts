@@ -79,3 +79,52 @@ export async function prefillEndedPg(
   });
   return { added: copies * template, seconds: (performance.now() - t0) / 1000 };
 }
+
+/**
+ * The filler's size, in multiples of the server's shared buffers: more than one, so that every
+ * buffer has been taken (none left on the free list) and the clock sweep has passed over the
+ * pool, as after the prefill's ~1 GB of copies.
+ */
+const POOL_FILL = 1.7;
+
+/** Filler rows of ~1 KB: seven to an 8 KB page, none compressed (under the 2 KB TOAST bound). */
+const FILLER_ROWS_PER_PAGE = 7;
+
+/**
+ * Fills the server's shared buffer pool (`BENCH_PG_FILL_POOL`): a filler table in `schema`
+ * (dropped with it) of {@link POOL_FILL} × `shared_buffers`, written by a plain INSERT (which,
+ * unlike COPY or a sequential scan, goes through the whole pool, not a small ring), then a
+ * checkpoint, so the pool is full of clean pages. A server that has run for a while has no
+ * free buffer: every new page needs a victim, as in a run on a prefilled store. On an empty
+ * store's fresh schema the pool would otherwise still have free buffers (a dropped schema's
+ * buffers go back to the free list), and the empty store's figures would be the better for it.
+ */
+export async function fillPool(
+  client: pg.Client,
+  schema: string,
+): Promise<{ bytes: number; seconds: number }> {
+  const t0 = performance.now();
+  const s = `"${schema}"`;
+  const pool = (
+    await client.query<{ pages: string }>(
+      `SELECT setting::bigint AS pages FROM pg_settings WHERE name = 'shared_buffers'`,
+    )
+  ).rows[0]!;
+  const rows = Math.ceil(Number(pool.pages) * POOL_FILL) * FILLER_ROWS_PER_PAGE;
+  await client.query(
+    `CREATE TABLE ${s}.pool_filler (id bigint, pad text) WITH (autovacuum_enabled = false)`,
+  );
+  await client.query(
+    `INSERT INTO ${s}.pool_filler SELECT g, repeat('x', 1000) FROM generate_series(1, $1::bigint) AS g`,
+    [rows],
+  );
+  await client.query('CHECKPOINT').catch((error: unknown) => {
+    console.log(
+      `  pool fill: no CHECKPOINT (${error instanceof Error ? error.message : String(error)})`,
+    );
+  });
+  const size = await client.query<{ bytes: string }>(
+    `SELECT pg_relation_size('${s}.pool_filler') AS bytes`,
+  );
+  return { bytes: Number(size.rows[0]!.bytes), seconds: (performance.now() - t0) / 1000 };
+}

@@ -7,6 +7,7 @@
  * command. WAL is the server's (pg_current_wal_lsn), so the figure is this run's only on a
  * server nobody else writes to meanwhile.
  */
+import { readFileSync } from 'node:fs';
 import type pg from 'pg';
 
 /** Where the WAL stood when the schema was ready. */
@@ -178,4 +179,112 @@ export async function printStatements(client: pg.Client, schema: string): Promis
     console.log(
       `    ${Math.round(s.total)} ms  ${s.calls}×  ${s.mean.toFixed(2)} ms  ${s.rows} rows  ${s.q}`,
     );
+}
+
+/**
+ * The shared buffer pool around one measured run (`BENCH_PG_POOL`): the server's buffer
+ * counters (pg_stat_bgwriter, cluster-wide: a server nobody else uses gives this run's), the
+ * pool's free and dirty buffers when pg_buffercache is installed, and what the apply backends
+ * wrote through write(2) (/proc/PID/io: their WAL and any dirty page they had to evict).
+ */
+export interface PoolSample {
+  /** Buffers allocated (a free one taken or a victim evicted). */
+  alloc: number;
+  /** Dirty buffers written by backends themselves (no bgwriter or checkpointer ahead of them). */
+  backend: number;
+  /** Written by the background writer. */
+  clean: number;
+  /** Written by checkpoints. */
+  checkpoint: number;
+  /** Buffers holding no page, and dirty ones; null without pg_buffercache. */
+  free: number | null;
+  dirty: number | null;
+  /** Bytes and write calls of the apply backends (/proc/PID/io); null where unreadable. */
+  applyWrote: { bytes: number; calls: number } | null;
+  /** Nanoseconds the apply backends have been on CPU (/proc/PID/schedstat); null if unreadable. */
+  applyCpuNs: number | null;
+}
+
+function procWrites(pids: ReadonlySet<number>): { bytes: number; calls: number } | null {
+  let bytes = 0;
+  let calls = 0;
+  for (const pid of pids) {
+    try {
+      const io = readFileSync(`/proc/${pid}/io`, 'utf8');
+      bytes += Number(/^wchar: (\d+)/m.exec(io)?.[1] ?? 0);
+      calls += Number(/^syscw: (\d+)/m.exec(io)?.[1] ?? 0);
+    } catch {
+      return null;
+    }
+  }
+  return { bytes, calls };
+}
+
+function procCpuNs(pids: ReadonlySet<number>): number | null {
+  let ns = 0;
+  for (const pid of pids) {
+    try {
+      ns += Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[0]);
+    } catch {
+      return null;
+    }
+  }
+  return ns;
+}
+
+/** Reads the pool's counters now (see {@link PoolSample}). */
+export async function poolSample(
+  client: pg.Client,
+  applyPids: ReadonlySet<number>,
+): Promise<PoolSample> {
+  const w = (
+    await client.query<Record<'alloc' | 'backend' | 'clean' | 'checkpoint', string>>(
+      'SELECT buffers_alloc AS alloc, buffers_backend AS backend, buffers_clean AS clean, ' +
+        'buffers_checkpoint AS checkpoint FROM pg_stat_bgwriter',
+    )
+  ).rows[0]!;
+  let free: number | null = null;
+  let dirty: number | null = null;
+  try {
+    const b = (
+      await client.query<{ free: string; dirty: string }>(
+        'SELECT count(*) FILTER (WHERE relfilenode IS NULL) AS free, ' +
+          'count(*) FILTER (WHERE isdirty) AS dirty FROM pg_buffercache',
+      )
+    ).rows[0]!;
+    free = Number(b.free);
+    dirty = Number(b.dirty);
+  } catch {
+    // No pg_buffercache in this database: the counters alone.
+  }
+  return {
+    alloc: Number(w.alloc),
+    backend: Number(w.backend),
+    clean: Number(w.clean),
+    checkpoint: Number(w.checkpoint),
+    free,
+    dirty,
+    applyWrote: procWrites(applyPids),
+    applyCpuNs: procCpuNs(applyPids),
+  };
+}
+
+/**
+ * One line: the pool at the run's start, and the counters' growth over it; the apply backends'
+ * CPU per unit of the run's `units` (commands or parents).
+ */
+export function printPool(run: number, before: PoolSample, after: PoolSample, units: number): void {
+  const d = (k: 'alloc' | 'backend' | 'clean' | 'checkpoint'): number => after[k] - before[k];
+  const wrote =
+    before.applyWrote && after.applyWrote
+      ? `; apply backend wrote ${((after.applyWrote.bytes - before.applyWrote.bytes) / 1e6).toFixed(1)} MB in ${after.applyWrote.calls - before.applyWrote.calls} calls`
+      : '';
+  const cpu =
+    before.applyCpuNs !== null && after.applyCpuNs !== null
+      ? `; apply backend CPU ${((after.applyCpuNs - before.applyCpuNs) / 1e3 / units).toFixed(1)} µs/unit`
+      : '';
+  console.log(
+    `    pool, run ${run}: at start ${before.free ?? '?'} free, ${before.dirty ?? '?'} dirty; ` +
+      `buffers alloc ${d('alloc')}, backend ${d('backend')}, clean ${d('clean')}, checkpoint ${d('checkpoint')}${wrote}${cpu}`,
+  );
 }

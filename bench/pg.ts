@@ -33,8 +33,15 @@
  * to the peers' figures), `BENCH_PG_PREFILL` (ended commands the schema holds before the measured
  * runs: the warm-ups' copied, bench/pg-prefill.ts — the cost of a store that has grown),
  * `BENCH_PG_STATS` (after the runs: rows updated, HOT, dead, bytes and WAL per ended command,
- * bench/pg-stats.ts; with `BENCH_NO_RAW`, the raw-limit rows are not counted in).
+ * bench/pg-stats.ts; with `BENCH_NO_RAW`, the raw-limit rows are not counted in),
+ * `BENCH_PG_FILL_POOL` (before the measured runs, after any prefill: the server's shared buffers
+ * filled with a filler table and checkpointed, so that an empty store's runs, like a grown
+ * store's, find no free buffer; bench/pg-prefill.ts `fillPool`), `BENCH_PG_POOL` (per run: the
+ * pool's free and dirty buffers at its start, pg_stat_bgwriter's buffer counts over it, and the
+ * apply backends' write(2) bytes and CPU per unit), `BENCH_PG_PERF` (a folder: `perf record` of
+ * the apply backends over each measured run).
  */
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { cpus } from 'node:os';
 import type pg from 'pg';
@@ -53,11 +60,13 @@ import {
   type PerUnit,
 } from './pg-common.js';
 import { Node, READY_TIMEOUT_MS, RUN_TIMEOUT_MS, children } from './pg-fork.js';
-import { prefillEndedPg } from './pg-prefill.js';
+import { fillPool, prefillEndedPg } from './pg-prefill.js';
 import {
   diskMark,
   diskReport,
   printDisk,
+  poolSample,
+  printPool,
   printStatements,
   resetStatements,
   type DiskMark,
@@ -116,7 +125,36 @@ const options = {
   peers: process.env.BENCH_PG_PEERS,
   prefill: process.env.BENCH_PG_PREFILL ? positiveInt('BENCH_PG_PREFILL', 0) : 0,
   stats: Boolean(process.env.BENCH_PG_STATS),
+  pool: Boolean(process.env.BENCH_PG_POOL),
+  fillPool: Boolean(process.env.BENCH_PG_FILL_POOL),
+  perf: process.env.BENCH_PG_PERF,
 };
+
+/**
+ * With `BENCH_PG_PERF` (a folder): `perf record` (software CPU clock, call graphs: VMs rarely
+ * expose hardware counters) on the apply backends over one measured run, to
+ * `<folder>/<schema>-run<r>.data`; null without the option. perf attaches while the run starts,
+ * so the run's first milliseconds may be missed.
+ */
+function perfRecord(pids: ReadonlySet<number>, schema: string, run: number): ChildProcess | null {
+  if (!options.perf || pids.size === 0) return null;
+  const out = `${options.perf}/${schema}-run${run}.data`;
+  const args = ['record', '-q', '-e', 'cpu-clock', '-F', '999', '-g', '-o', out];
+  args.push('-p', [...pids].join(','));
+  const child = spawn('perf', args, { stdio: 'ignore' });
+  child.on('error', () => undefined);
+  return child;
+}
+
+/** Stops a {@link perfRecord} and waits until it has written its file. */
+async function perfStop(child: ChildProcess | null): Promise<void> {
+  // No pid: perf could not be started (not installed); it never emits 'exit' then.
+  if (!child || child.pid === undefined || child.exitCode !== null) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGINT');
+  await exited;
+}
+
 /** Commands (or parents) per raw-store transaction group, as in the SQLite limit. */
 const RAW_PER_BATCH = 100;
 
@@ -229,6 +267,12 @@ async function measure(pattern: Pattern, n: number): Promise<Result> {
         `  store grown by ${f.added} ended commands (copies of the warm-ups') in ${f.seconds.toFixed(1)} s before the measured runs`,
       );
     }
+    if (options.fillPool) {
+      const f = await admin((c) => fillPool(c, schema));
+      console.log(
+        `  buffer pool filled: ${Math.round(f.bytes / 1e6)} MB of filler in ${f.seconds.toFixed(1)} s`,
+      );
+    }
 
     const statements = options.stats && (await admin(resetStatements));
     const seconds: number[] = [];
@@ -263,12 +307,16 @@ async function measure(pattern: Pattern, n: number): Promise<Result> {
       };
     };
     for (let r = 0; r < options.repeats; r++) {
+      const poolBefore = options.pool ? await admin((c) => poolSample(c, applyPids)) : null;
+      const perf = perfRecord(applyPids, schema, r + 1);
       const before = cpuSample(ourPids, applyPids);
       const t0 = performance.now();
       for (const node of nodes) node.send({ t: 'go', run: r });
       const done = await Promise.all(nodes.map((node) => node.next('done', RUN_TIMEOUT_MS)));
       const wall = (Math.max(...done.map((d) => d.at)) - t0) / 1000;
       const after = cpuSample(ourPids, applyPids);
+      await perfStop(perf);
+      const poolAfter = poolBefore ? await admin((c) => poolSample(c, applyPids)) : null;
       seconds.push(wall);
       perRun.push(done.map((d) => d.m));
       const use = cpuUse(before, after, wall);
@@ -276,6 +324,7 @@ async function measure(pattern: Pattern, n: number): Promise<Result> {
       console.log(
         `  ${pattern} × ${n} node${n > 1 ? 's' : ''}, run ${r + 1}/${options.repeats}: ${size} in ${wall.toFixed(2)} s = ${Math.round(size / wall)} ${unit}`,
       );
+      if (poolBefore && poolAfter) printPool(r + 1, poolBefore, poolAfter, size);
       await Promise.all(nodes.map((node) => node.next('idle', RUN_TIMEOUT_MS)));
       if (options.noRaw) continue;
       // The raw-store limit right after each run (interleaved: both see the same window of this
