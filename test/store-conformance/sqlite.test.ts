@@ -324,6 +324,26 @@ describe('sqlite store specifics', () => {
     expect(await store.reserveIds(1)).toBe(first + 11);
   });
 
+  it('a status already in the history does not fail a batch (the batch statements say OR ROLLBACK)', async () => {
+    // The batch statements' OR ROLLBACK replaces the OR clause of the statements their triggers
+    // run (migration 0007): the history's insert must ignore a duplicate by ON CONFLICT DO
+    // NOTHING, which it does not replace. A duplicate cannot come from the engine (a command
+    // never returns to a status); a row left by hand or by an older schema's backfill can.
+    for (const writerThread of [true, false]) {
+      const store = open({ writerThread });
+      await store.open('n1');
+      const id = (await store.reserveIds(1)) + (writerThread ? 0 : 1);
+      raw(path, (db) =>
+        db
+          .prepare('INSERT INTO command_status_history (command_id, status, at) VALUES (?, ?, ?)')
+          .run(id, 'pending', 1),
+      );
+      await store.apply(batch({ commandInserts: [command(id)] }));
+      expect(await store.getStatusHistory(id)).toEqual([{ status: 'pending', at: 1 }]);
+      await store.close();
+    }
+  });
+
   it('refuses a database migrated by newer code', async () => {
     await open().migrate();
     raw(path, (db) => db.prepare("INSERT INTO coco_migrations VALUES (999, 'future', 0)").run());
