@@ -278,6 +278,30 @@ export const SQL = {
   getStoreId: "SELECT value FROM coco_meta WHERE key = 'store_id'",
 } as const;
 
+/**
+ * Rows per multi-row insert in the writer thread (writer.ts): one statement run stores this many
+ * rows of a batch's inserts, where one run per row paid better-sqlite3's call, its result object
+ * and SQLite's per-statement start and reset each time. Measured on fan-out batches replayed in
+ * one thread (CPU per parent, BENCHMARKS.md): 8, 20 and 50 rows within a few percent of each
+ * other, 100 slower; 20 keeps a statement's parameters (24 per command) far below SQLite's limit.
+ */
+export const MULTI_ROWS = 20;
+
+/** `sql` (an INSERT ending in one `VALUES (...)` tuple) storing `rows` rows per run. */
+export function multiRowInsert(sql: string, rows: number): string {
+  const at = sql.lastIndexOf(' VALUES (');
+  if (at < 0 || !sql.endsWith(')')) throw new Error(`not a one-row INSERT: ${sql}`);
+  const tuple = sql.slice(at + ' VALUES '.length);
+  return `${sql.slice(0, at)} VALUES ${Array.from({ length: rows }, () => tuple).join(', ')}`;
+}
+
+/** The inserts the writer thread runs {@link MULTI_ROWS} rows at a time, by statement name. */
+export const MULTI_ROW_SQL: Readonly<Record<string, string>> = {
+  insertCommand: multiRowInsert(SQL.insertCommand, MULTI_ROWS),
+  insertTask: multiRowInsert(SQL.insertTask, MULTI_ROWS),
+  insertUndo: multiRowInsert(SQL.insertUndo, MULTI_ROWS),
+};
+
 /** Reads of record rows: they return positional arrays (the `...Json` ones, one JSON text). */
 const POSITIONAL: ReadonlySet<keyof typeof SQL> = new Set([
   'getCommand', 'getCommandByKey', 'getTasks', 'getUndo', 'getEntity', 'getStatusHistory',
