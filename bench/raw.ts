@@ -184,13 +184,14 @@ export async function rawLimit(
     );
     const settles = Array.from({ length: cs }, (_, i) => ids[i % ci]!);
     plans.push(() => {
+      // Values as arguments, as the store's writer binds them (cheaper than one array).
       db.transaction(() => {
-        for (const v of cmdInserts) insC.run(v);
-        for (const v of taskInserts) insT.run(v);
+        for (const v of cmdInserts) insC.run(...v);
+        for (const v of taskInserts) insT.run(...v);
       }).immediate();
       db.transaction(() => {
-        for (const v of taskUpdates) updT.run(v);
-        for (const v of cmdUpdates) updC.run(v);
+        for (const v of taskUpdates) updT.run(...v);
+        for (const v of cmdUpdates) updC.run(...v);
       }).immediate();
       db.transaction(() => {
         for (const id of settles) setC.run(id);

@@ -13,7 +13,15 @@ import { CocoError, ErrorCode } from '../../src/core/errors.js';
 import { MACHINES } from '../../src/core/states.js';
 import { FOREIGN_OWNER_STALE_MS } from '../../src/store/sqlite/connection.js';
 import { sqliteStore, type SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
-import { LOAD_CHUNK, SQL, listCommandsQuery } from '../../src/store/sqlite/statements.js';
+import {
+  LOAD_CHUNK,
+  MULTI_ROWS,
+  MULTI_ROW_SQL,
+  SQL,
+  listCommandsQuery,
+  taskInsertValues,
+} from '../../src/store/sqlite/statements.js';
+import { SqliteWriter } from '../../src/store/sqlite/writer.js';
 import { batch, command, endedCommand, task, undo } from './fixtures.js';
 import type { ActiveSnapshot } from '../../src/store/port.js';
 import { rejectsWith, type StoreHarness } from './harness.js';
@@ -322,6 +330,66 @@ describe('sqlite store specifics', () => {
     const first = await store.reserveIds(1);
     await store.apply(batch({ commandInserts: [command(first + 10)] }));
     expect(await store.reserveIds(1)).toBe(first + 11);
+  });
+
+  it('a status already in the history does not fail a batch (the batch statements say OR ROLLBACK)', async () => {
+    // The batch statements' OR ROLLBACK replaces the OR clause of the statements their triggers
+    // run (migration 0007): the history's insert must ignore a duplicate by ON CONFLICT DO
+    // NOTHING, which it does not replace. A duplicate cannot come from the engine (a command
+    // never returns to a status); a row left by hand or by an older schema's backfill can.
+    for (const writerThread of [true, false]) {
+      const store = open({ writerThread });
+      await store.open('n1');
+      const id = (await store.reserveIds(1)) + (writerThread ? 0 : 1);
+      raw(path, (db) =>
+        db
+          .prepare('INSERT INTO command_status_history (command_id, status, at) VALUES (?, ?, ?)')
+          .run(id, 'pending', 1),
+      );
+      await store.apply(batch({ commandInserts: [command(id)] }));
+      expect(await store.getStatusHistory(id)).toEqual([{ status: 'pending', at: 1 }]);
+      await store.close();
+    }
+  });
+
+  it('the writer thread stores the inserts of a batch many rows per run, whole or not at all', async () => {
+    const store = open();
+    await store.open('n1');
+    const n = 2 * MULTI_ROWS + 5; // two multi-row runs and five one-row runs per insert
+    const first = await store.reserveIds(2 * n);
+    const ids = Array.from({ length: n }, (_, i) => first + i);
+    const commands = ids.map((id, i) => command(id, { type: `t${i}`, params: { i } }));
+    const tasks = ids.flatMap((id) => [task(id, 0), task(id, 1, { verb: `v${id}` })]);
+    await store.apply(batch({ commandInserts: commands, taskInserts: tasks }));
+    const snap = await store.loadActive();
+    expect(snap.commands).toEqual(commands);
+    expect(snap.tasks).toEqual(tasks);
+    // A duplicate in the middle of the second multi-row run: nothing of the batch is stored.
+    const more = Array.from({ length: n }, (_, i) => command(first + n + i));
+    more[MULTI_ROWS + 7] = command(ids[3]!);
+    await rejectsWith(store.apply(batch({ commandInserts: more })), ErrorCode.StoreFailed);
+    expect((await store.loadActive()).commands).toEqual(commands);
+  });
+
+  it('the writer thread refuses a multi-row run whose rows have the wrong width', async () => {
+    await open().migrate();
+    const writer = new SqliteWriter(
+      { path, synchronous: 'FULL', busyTimeoutMs: 5_000 },
+      SQL,
+      MULTI_ROW_SQL,
+    );
+    try {
+      const rows = Array.from({ length: MULTI_ROWS }, (_, i) => taskInsertValues(task(1, i)));
+      // One value short, then one too many: concatenated, they would bind without an error,
+      // each value of the first one shifted into the next column.
+      rows[3] = rows[3]!.slice(0, -1);
+      rows[4] = [...rows[4]!, null];
+      await expect(writer.write([['insertTask', rows, false]])).rejects.toThrow(
+        /a row of 12 values/,
+      );
+    } finally {
+      await writer.close();
+    }
   });
 
   it('refuses a database migrated by newer code', async () => {

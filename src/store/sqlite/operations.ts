@@ -81,7 +81,8 @@ export function writeBatch(q: Statements, b: ChangeBatch): void {
   for (const [statement, rows, mustChange] of batchOps(b)) {
     const st = q[statement as keyof Statements];
     for (const values of rows) {
-      if (st.run(values).changes === 0 && mustChange) {
+      // As arguments, not one array: cheaper to bind (see writer.ts).
+      if (st.run(...values).changes === 0 && mustChange) {
         throw missing(statement, JSON.stringify(values[values.length - 1]));
       }
     }

@@ -70,7 +70,13 @@ import {
   parseTaskRow,
   parseUndoRow,
 } from '../rows/parse.js';
-import { SQL, listCommandsQuery, prepareStatements, type Statements } from './statements.js';
+import {
+  MULTI_ROW_SQL,
+  SQL,
+  listCommandsQuery,
+  prepareStatements,
+  type Statements,
+} from './statements.js';
 
 export { DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, type SqliteStoreOptions } from './options.js';
 
@@ -153,11 +159,11 @@ export class SqliteStore implements Store {
           retention: prepareRetention(db),
         };
         if (this.#writerThread)
-          this.#writer = new SqliteWriter(this.#settings, {
-            ...SQL,
-            ...PRUNE_WRITES,
-            ...AGENT_WRITES,
-          });
+          this.#writer = new SqliteWriter(
+            this.#settings,
+            { ...SQL, ...PRUNE_WRITES, ...AGENT_WRITES },
+            MULTI_ROW_SQL,
+          );
       } catch (error) {
         throw storeFailed('cannot prepare statements', error);
       }

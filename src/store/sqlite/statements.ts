@@ -221,18 +221,22 @@ const ENDED_CHILDREN =
  * {@link prepareStatements} sets each statement's mode.
  */
 export const SQL = {
-  insertCommand: `INSERT INTO commands (${[...COMMAND_COLUMNS, 'active'].join(', ')}) VALUES (${placeholders(COMMAND_COLUMNS.length + 1)})`,
-  updateCommand: `UPDATE commands SET ${COMMAND_UPDATE_COLUMNS.map((c) => `${c} = ?`).join(', ')} WHERE id = ?`,
-  upgradeParams: 'UPDATE commands SET params_version = ?, params = ? WHERE id = ?',
+  // The batch statements say OR ROLLBACK (and the triggers RAISE(ROLLBACK), migration 0007): a
+  // batch is all or nothing, so SQLite need not keep a statement journal to back out one failed
+  // statement (~14 % of its work per row, BENCHMARKS.md). A failure ends the transaction.
+  insertCommand: `INSERT OR ROLLBACK INTO commands (${[...COMMAND_COLUMNS, 'active'].join(', ')}) VALUES (${placeholders(COMMAND_COLUMNS.length + 1)})`,
+  updateCommand: `UPDATE OR ROLLBACK commands SET ${COMMAND_UPDATE_COLUMNS.map((c) => `${c} = ?`).join(', ')} WHERE id = ?`,
+  upgradeParams: 'UPDATE OR ROLLBACK commands SET params_version = ?, params = ? WHERE id = ?',
   // A narrow update: the status columns are not written, so the transition triggers do not fire.
-  settleCommand: 'UPDATE commands SET tasks_cleared = 1, active = 0 WHERE id = ?',
-  insertTask: `INSERT INTO tasks (${TASK_COLUMNS.join(', ')}) VALUES (${placeholders(TASK_COLUMNS.length)})`,
+  settleCommand: 'UPDATE OR ROLLBACK commands SET tasks_cleared = 1, active = 0 WHERE id = ?',
+  insertTask: `INSERT OR ROLLBACK INTO tasks (${TASK_COLUMNS.join(', ')}) VALUES (${placeholders(TASK_COLUMNS.length)})`,
   updateTask:
-    'UPDATE tasks SET status = ?, result = ?, error = ?, stop_requested = ?, ended_at = ?, deadline_at = ? WHERE command_id = ? AND ordinal = ?',
-  insertUndo: `INSERT INTO undo_steps (${UNDO_COLUMNS.join(', ')}) VALUES (${placeholders(UNDO_COLUMNS.length)})`,
-  updateUndo: 'UPDATE undo_steps SET status = ?, error = ? WHERE command_id = ? AND ordinal = ?',
+    'UPDATE OR ROLLBACK tasks SET status = ?, result = ?, error = ?, stop_requested = ?, ended_at = ?, deadline_at = ? WHERE command_id = ? AND ordinal = ?',
+  insertUndo: `INSERT OR ROLLBACK INTO undo_steps (${UNDO_COLUMNS.join(', ')}) VALUES (${placeholders(UNDO_COLUMNS.length)})`,
+  updateUndo:
+    'UPDATE OR ROLLBACK undo_steps SET status = ?, error = ? WHERE command_id = ? AND ordinal = ?',
   putEntity:
-    'INSERT INTO entities (kind, id, value, command_id, updated_at) VALUES (?, ?, ?, ?, ?) ' +
+    'INSERT OR ROLLBACK INTO entities (kind, id, value, command_id, updated_at) VALUES (?, ?, ?, ?, ?) ' +
     'ON CONFLICT (kind, id) DO UPDATE SET value = excluded.value, command_id = excluded.command_id, updated_at = excluded.updated_at',
   deleteEntity: 'DELETE FROM entities WHERE kind = ? AND id = ?',
 
@@ -273,6 +277,30 @@ export const SQL = {
     'DELETE FROM coco_owner WHERE singleton = 1 AND node_id = ? AND pid = ? AND host = ?',
   getStoreId: "SELECT value FROM coco_meta WHERE key = 'store_id'",
 } as const;
+
+/**
+ * Rows per multi-row insert in the writer thread (writer.ts): one statement run stores this many
+ * rows of a batch's inserts, where one run per row paid better-sqlite3's call, its result object
+ * and SQLite's per-statement start and reset each time. Measured on fan-out batches replayed in
+ * one thread (CPU per parent, BENCHMARKS.md): 8, 20 and 50 rows within a few percent of each
+ * other, 100 slower; 20 keeps a statement's parameters (24 per command) far below SQLite's limit.
+ */
+export const MULTI_ROWS = 20;
+
+/** `sql` (an INSERT ending in one `VALUES (...)` tuple) storing `rows` rows per run. */
+export function multiRowInsert(sql: string, rows: number): string {
+  const at = sql.lastIndexOf(' VALUES (');
+  if (at < 0 || !sql.endsWith(')')) throw new Error(`not a one-row INSERT: ${sql}`);
+  const tuple = sql.slice(at + ' VALUES '.length);
+  return `${sql.slice(0, at)} VALUES ${Array.from({ length: rows }, () => tuple).join(', ')}`;
+}
+
+/** The inserts the writer thread runs {@link MULTI_ROWS} rows at a time, by statement name. */
+export const MULTI_ROW_SQL: Readonly<Record<string, string>> = {
+  insertCommand: multiRowInsert(SQL.insertCommand, MULTI_ROWS),
+  insertTask: multiRowInsert(SQL.insertTask, MULTI_ROWS),
+  insertUndo: multiRowInsert(SQL.insertUndo, MULTI_ROWS),
+};
 
 /** Reads of record rows: they return positional arrays (the `...Json` ones, one JSON text). */
 const POSITIONAL: ReadonlySet<keyof typeof SQL> = new Set([

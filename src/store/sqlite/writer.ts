@@ -16,6 +16,7 @@ import { Worker } from 'node:worker_threads';
 import { z } from 'zod';
 import { CocoError, ErrorCode } from '../../core/errors.js';
 import type { ConnectionSettings } from '../../db/sqlite.js';
+import { MULTI_ROWS } from './statements.js';
 
 /** One statement and the rows of values to run it with; `mustChange` rows must change a row. */
 export type WriteOp = readonly [
@@ -35,6 +36,10 @@ db.pragma('synchronous = ' + workerData.synchronous);
 db.pragma('cache_size = -65536');
 const statements = {};
 for (const [name, sql] of Object.entries(workerData.statements)) statements[name] = db.prepare(sql);
+// Inserts stored workerData.multiRows rows per run (statements.ts MULTI_ROWS), by statement name.
+const multi = {};
+for (const [name, sql] of Object.entries(workerData.multi)) multi[name] = db.prepare(sql);
+const multiRows = workerData.multiRows;
 const begin = db.prepare('BEGIN IMMEDIATE');
 const commit = db.prepare('COMMIT');
 const rollback = db.prepare('ROLLBACK');
@@ -67,7 +72,7 @@ parentPort.on('message', (m) => {
   if (m.kind === 'count') {
     try {
       begin.run();
-      const changes = m.ops.map(([name, rows]) => rows.map((values) => statements[name].run(values).changes));
+      const changes = m.ops.map(([name, rows]) => rows.map((values) => statements[name].run(...values).changes));
       commit.run();
       parentPort.postMessage({ id: m.id, ok: true, changes });
     } catch (error) {
@@ -85,8 +90,27 @@ parentPort.on('message', (m) => {
     begin.run();
     for (const [name, rows, mustChange] of m.ops) {
       const st = statements[name];
-      for (const values of rows) {
-        const r = st.run(values);
+      let i = 0;
+      const many = mustChange ? undefined : multi[name];
+      if (many !== undefined && rows.length >= multiRows) {
+        // Each row must have the statement's width, as one-row runs check: concatenated, a short
+        // row would shift the next row's values into its columns.
+        const width = rows[0].length;
+        for (; i + multiRows <= rows.length; i += multiRows) {
+          const args = [];
+          for (let j = i; j < i + multiRows; j++) {
+            const row = rows[j];
+            if (row.length !== width) throw new RangeError(name + ': a row of ' + row.length + ' values, not ' + width);
+            for (let c = 0; c < width; c++) args.push(row[c]);
+          }
+          many.run(...args);
+        }
+      }
+      for (; i < rows.length; i++) {
+        const values = rows[i];
+        // Values as arguments, not one array: better-sqlite3 reads an array's elements through
+        // V8's slow element lookup, half of its binding's work (measured, BENCHMARKS.md).
+        const r = st.run(...values);
         if (mustChange && r.changes === 0) {
           const e = new Error(name + ': no such row (' + JSON.stringify(values[values.length - 1]) + ')');
           e.code = 'COCO_MISSING_ROW';
@@ -139,6 +163,7 @@ export class WriterError extends Error {
 export class SqliteWriter {
   readonly #settings: ConnectionSettings;
   readonly #statements: Readonly<Record<string, string>>;
+  readonly #multi: Readonly<Record<string, string>>;
   #worker: Worker | null = null;
   #nextId = 1;
   /** Time the thread spent running statements and committing. */
@@ -155,9 +180,19 @@ export class SqliteWriter {
     }
   >();
 
-  constructor(settings: ConnectionSettings, statements: Readonly<Record<string, string>>) {
+  /**
+   * @param statements the SQL of each operation, by name
+   * @param multi for some inserts (by operation name), the same insert of {@link MULTI_ROWS} rows
+   *   (statements.ts `MULTI_ROW_SQL`): a batch's rows of that insert are stored that many per run
+   */
+  constructor(
+    settings: ConnectionSettings,
+    statements: Readonly<Record<string, string>>,
+    multi: Readonly<Record<string, string>> = {},
+  ) {
     this.#settings = settings;
     this.#statements = statements;
+    this.#multi = multi;
   }
 
   /**
@@ -188,6 +223,8 @@ export class SqliteWriter {
         busyTimeoutMs: this.#settings.busyTimeoutMs,
         synchronous: this.#settings.synchronous,
         statements: this.#statements,
+        multi: this.#multi,
+        multiRows: MULTI_ROWS,
       },
     });
     worker.unref();
