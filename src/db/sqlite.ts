@@ -33,7 +33,11 @@ export function connect(settings: ConnectionSettings): Database.Database {
     db = new Driver(settings.path);
     // Set first: switching to WAL may need to wait for another process's lock.
     db.pragma(`busy_timeout = ${settings.busyTimeoutMs}`);
-    const mode: unknown = db.pragma('journal_mode = WAL', { simple: true });
+    const conn = db;
+    const mode: unknown = whileBusy(
+      () => conn.pragma('journal_mode = WAL', { simple: true }),
+      settings.busyTimeoutMs,
+    );
     if (mode !== 'wal') {
       throw new CocoError(
         ErrorCode.StoreFailed,
@@ -48,6 +52,28 @@ export function connect(settings: ConnectionSettings): Database.Database {
   } catch (error) {
     db?.close();
     throw storeFailed(`cannot open ${settings.path}`, error);
+  }
+}
+
+/**
+ * Runs `fn`, again after a short pause each time SQLite answers `SQLITE_BUSY`, until
+ * `budgetMs` has passed. For what SQLite refuses without calling its busy handler: switching a
+ * new file to WAL while another process switches it too (each holds a shared lock and wants the
+ * exclusive one; to avoid a deadlock one of them is told "busy" at once — seen as a failed start
+ * when three processes open one new file together).
+ */
+export function whileBusy<T>(fn: () => T, budgetMs: number): T {
+  const deadline = Date.now() + budgetMs;
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  // 1 ms, doubling to 50: the other opener holds the lock for a pragma or a migration.
+  for (let ms = 1; ; ms = Math.min(ms * 2, 50)) {
+    try {
+      return fn();
+    } catch (error) {
+      const code = (error as { code?: unknown } | null)?.code;
+      if (code !== 'SQLITE_BUSY' || Date.now() >= deadline) throw error;
+      Atomics.wait(pause, 0, 0, ms);
+    }
   }
 }
 
