@@ -14,12 +14,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { z } from 'zod';
-import { inProcessAgents } from '../src/brokers/in-process/broker.js';
-import type { AgentBroker, AgentInfo } from '../src/brokers/port.js';
 import { defineCommand } from '../src/core/command-type.js';
 import type { AgentRecord } from '../src/core/records.js';
 import { createEngine } from '../src/engine/engine.js';
 import { sqliteStore } from '../src/store/sqlite/sqlite-store.js';
+import { brokerWithInfos } from '../test/support/info-broker.js';
 
 const agents = Number(process.env.BENCH_AGENTS ?? 10_000);
 const perTurn = Number(process.env.BENCH_PER_TURN ?? 10);
@@ -43,20 +42,7 @@ if (saveAgents) {
     return saveAgents(rs);
   };
 }
-const inner = inProcessAgents(['a1'], { verbs: {} });
-let listener = null as ((info: AgentInfo) => void) | null;
-const broker: AgentBroker = {
-  agentIds: () => inner.agentIds(),
-  startTasks: (a, r) => inner.startTasks(a, r),
-  getStatuses: (a, ids) => inner.getStatuses(a, ids),
-  stopTasks: (a, ids) => inner.stopTasks(a, ids),
-  clearTasks: (a, ids) => inner.clearTasks(a, ids),
-  listTasks: (a, p) => inner.listTasks(a, p),
-  onAgentInfo: (l) => {
-    listener = l;
-    return () => (listener = null);
-  },
-};
+const { broker, tell } = brokerWithInfos();
 const cmd = defineCommand({ name: 'bench.rows', schema: z.object({}), execute() {} });
 const engine = createEngine({ store, agents: broker, commands: [cmd] });
 await engine.start();
@@ -67,7 +53,7 @@ const cpu0 = process.cpuUsage();
 const t0 = performance.now();
 for (let i = 0; i < agents; i += perTurn) {
   for (let j = i; j < Math.min(agents, i + perTurn); j++) {
-    listener?.({
+    tell({
       agentId: `agent-${j}`,
       address: `http://10.0.${j >> 8}.${j & 255}:7391`,
       up: true,

@@ -7,13 +7,13 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
-import type { AgentBroker, AgentInfo } from '../../src/brokers/port.js';
-import { inProcessAgents } from '../../src/brokers/in-process/broker.js';
+import type { AgentInfo } from '../../src/brokers/port.js';
 import { defineCommand } from '../../src/core/command-type.js';
 import type { AgentRecord } from '../../src/core/records.js';
 import { createEngine, type Engine } from '../../src/engine/engine.js';
 import { sqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import { FAST, tempDir } from '../support/harness.js';
+import { brokerWithInfos } from '../support/info-broker.js';
 
 const AGENTS = 10_000;
 const cmd = defineCommand({ name: 'rows.noop', schema: z.object({}), execute() {} });
@@ -26,25 +26,6 @@ afterEach(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
   dir = null;
 });
-
-/** In-process agents plus a feed of agent infos the test drives. */
-function brokerWithInfos(): { broker: AgentBroker; tell: (info: AgentInfo) => void } {
-  const inner = inProcessAgents(['a1'], { verbs: {} });
-  let listener: ((info: AgentInfo) => void) | null = null;
-  const broker: AgentBroker = {
-    agentIds: () => inner.agentIds(),
-    startTasks: (a, r) => inner.startTasks(a, r),
-    getStatuses: (a, ids) => inner.getStatuses(a, ids),
-    stopTasks: (a, ids) => inner.stopTasks(a, ids),
-    clearTasks: (a, ids) => inner.clearTasks(a, ids),
-    listTasks: (a, p) => inner.listTasks(a, p),
-    onAgentInfo: (l) => {
-      listener = l;
-      return () => (listener = null);
-    },
-  };
-  return { broker, tell: (info) => listener?.(info) };
-}
 
 function info(i: number, up: boolean): AgentInfo {
   return {
