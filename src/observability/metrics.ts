@@ -347,12 +347,12 @@ export class NodeMetrics {
     };
     // The dispatcher's poll counts, read at the scrape: the engines of earlier generations
     // (counted at their detach) plus the current one's, so the counters never go back.
+    const base = this.#pollsBefore;
     const polled = (which: 'polls' | 'tasks') =>
       function (this: Counter) {
         this.reset();
         this.inc(base[which] + (source().engine?.pollCounts()[which] ?? 0));
       };
-    const base = this.#pollsBefore;
     new Counter({
       name: 'coco_agent_polls_total',
       help: 'Status polls of agents: one per agent with tasks to look at, per poll cycle.',
