@@ -24,10 +24,35 @@ import type { AgentCallEvent, BatchEvent, EndedCommand } from '../engine/events.
 import type { JobMonitor } from '../jobs/monitor.js';
 import type { ChangeBatch } from '../store/port.js';
 
+/**
+ * A broker's call slots (the HTTP broker's `maxConcurrentCalls`, `HttpBroker.callSlots()`): the
+ * limit, the calls holding a slot and waiting for one now, and since the broker was made, the
+ * calls that had to wait and those refused after waiting their whole budget (`BROKER_SATURATED`).
+ */
+export interface CallSlots {
+  readonly limit: number;
+  readonly inFlight: number;
+  readonly waiting: number;
+  readonly waited: number;
+  readonly refused: number;
+}
+
+/** A broker that bounds its calls with slots (see {@link CallSlots}). */
+export interface CallSlotSource {
+  callSlots(): CallSlots;
+}
+
+/** Whether `broker` reports call slots (the HTTP broker does; in-process agents do not). */
+export function hasCallSlots(broker: object): broker is CallSlotSource {
+  return typeof (broker as Partial<CallSlotSource>).callSlots === 'function';
+}
+
 /** What the figures counted at a scrape are read from: the node's current engine and monitor. */
 export interface ScrapeSource {
   readonly engine: Engine | null;
   readonly monitor: JobMonitor | null;
+  /** The current generation's broker, when it has call slots. */
+  readonly slots: CallSlotSource | null;
   /**
    * The engine's figures (`Engine.figures()`, a walk over every live command), taken once for
    * all the gauges of a scrape; null without an engine.
@@ -106,6 +131,30 @@ export const SCRAPED: readonly ScrapedGauge[] = [
         else down++;
       set({ state: 'up' }, up);
       set({ state: 'down' }, down);
+    },
+  },
+  {
+    name: 'coco_broker_call_slots',
+    help: 'The broker\u2019s call slots (maxConcurrentCalls): calls to agents in flight at once over all agents, long-polls held excepted (0 when the node\u2019s agents are not called over HTTP).',
+    labelNames: [],
+    collect: ({ slots }, set) => {
+      if (slots) set({}, slots.callSlots().limit);
+    },
+  },
+  {
+    name: 'coco_broker_calls_in_flight',
+    help: 'Calls to agents holding one of the broker\u2019s call slots now (HTTP agents only).',
+    labelNames: [],
+    collect: ({ slots }, set) => {
+      if (slots) set({}, slots.callSlots().inFlight);
+    },
+  },
+  {
+    name: 'coco_broker_calls_waiting',
+    help: 'Calls to agents waiting for one of the broker\u2019s call slots now: above 0 for long, the node is behind its agents (HTTP agents only).',
+    labelNames: [],
+    collect: ({ slots }, set) => {
+      if (slots) set({}, slots.callSlots().waiting);
     },
   },
   {
@@ -217,12 +266,24 @@ export interface NodeMetricsOptions {
 export class NodeMetrics {
   /** The registry (`await registry.metrics()` is the Prometheus text). */
   readonly registry: Registry;
-  #source: { engine: Engine | null; monitor: JobMonitor | null } = {
-    engine: null,
-    monitor: null,
-  };
+  #source: {
+    engine: Engine | null;
+    monitor: JobMonitor | null;
+    slots: CallSlotSource | null;
+  } = { engine: null, monitor: null, slots: null };
   /** Poll counts of the engines detached so far (see `coco_agent_polls_total`). */
   readonly #pollsBefore = { polls: 0, tasks: 0 };
+  /** Call-slot counts of the brokers detached so far (see `coco_broker_calls_refused_total`). */
+  readonly #slotsBefore = { waited: 0, refused: 0 };
+  /**
+   * The broker last detached and what it had counted then: a broker that outlives a generation
+   * (given to the node by its caller) is attached again, and its counts must not be added twice.
+   */
+  #lastDetached: {
+    readonly slots: CallSlotSource;
+    readonly waited: number;
+    readonly refused: number;
+  } | null = null;
   readonly #submittedRoots: Children<Inc>;
   readonly #submittedChildren: Children<Inc>;
   readonly #ended: Children<Outcomes<CommandOutcome>>;
@@ -338,12 +399,12 @@ export class NodeMetrics {
     this.#admissionWait = new Children((agent) => admissionWait.child({ agent }));
     let snapshot: { engine: Engine; at: number; figures: EngineFigures } | null = null;
     const source = (): ScrapeSource => {
-      const { engine, monitor } = this.#source;
-      if (!engine) return { engine, monitor, figures: null };
+      const { engine, monitor, slots } = this.#source;
+      if (!engine) return { engine, monitor, slots, figures: null };
       const now = performance.now();
       if (snapshot?.engine !== engine || now - snapshot.at > FIGURES_TTL_MS)
         snapshot = { engine, at: now, figures: engine.figures() };
-      return { engine, monitor, figures: snapshot.figures };
+      return { engine, monitor, slots, figures: snapshot.figures };
     };
     // The dispatcher's poll counts, read at the scrape: the engines of earlier generations
     // (counted at their detach) plus the current one's, so the counters never go back.
@@ -365,6 +426,27 @@ export class NodeMetrics {
       registers,
       collect: polled('tasks'),
     });
+    // The broker's call-slot counts, the same way: detached brokers' plus the current one's.
+    const slotBase = this.#slotsBefore;
+    const slotted = (which: 'waited' | 'refused') => {
+      const current = () => this.#source.slots;
+      return function (this: Counter) {
+        this.reset();
+        this.inc(slotBase[which] + (current()?.callSlots()[which] ?? 0));
+      };
+    };
+    new Counter({
+      name: 'coco_broker_calls_waited_total',
+      help: 'Calls to agents that waited for one of the broker\u2019s call slots (HTTP agents only).',
+      registers,
+      collect: slotted('waited'),
+    });
+    new Counter({
+      name: 'coco_broker_calls_refused_total',
+      help: 'Calls to agents never sent: they waited their whole budget for a call slot (BROKER_SATURATED; the node is behind, the agent was not asked).',
+      registers,
+      collect: slotted('refused'),
+    });
     for (const g of SCRAPED) {
       new Gauge({
         name: g.name,
@@ -380,11 +462,23 @@ export class NodeMetrics {
   }
 
   /**
-   * Follows an engine (and its job monitor): counts from their events from now on, and the
-   * scrape reads them. A node attaches each generation's engine; returns the detach function.
+   * Follows an engine (and its job monitor and broker): counts from their events from now on,
+   * and the scrape reads them. A node attaches each generation's engine; returns the detach
+   * function. `slots`: the generation's broker, when it bounds its calls (see {@link hasCallSlots}).
    */
-  attach(engine: Engine, monitor: JobMonitor | null = null): () => void {
-    this.#source = { engine, monitor };
+  attach(
+    engine: Engine,
+    monitor: JobMonitor | null = null,
+    slots: CallSlotSource | null = null,
+  ): () => void {
+    const last = this.#lastDetached;
+    if (slots !== null && last?.slots === slots) {
+      // The same broker again: it still counts what it counted, so it leaves the base.
+      this.#slotsBefore.waited -= last.waited;
+      this.#slotsBefore.refused -= last.refused;
+    }
+    this.#lastDetached = null;
+    this.#source = { engine, monitor, slots };
     const off = [
       engine.on('committed', (batch) => this.#committed(batch)),
       engine.on('ended', (c) => this.#commandEnded(c)),
@@ -405,7 +499,14 @@ export class NodeMetrics {
       const counts = engine.pollCounts();
       this.#pollsBefore.polls += counts.polls;
       this.#pollsBefore.tasks += counts.tasks;
-      if (this.#source.engine === engine) this.#source = { engine: null, monitor: null };
+      if (slots !== null) {
+        const { waited, refused } = slots.callSlots();
+        this.#slotsBefore.waited += waited;
+        this.#slotsBefore.refused += refused;
+        this.#lastDetached = { slots, waited, refused };
+      }
+      if (this.#source.engine === engine)
+        this.#source = { engine: null, monitor: null, slots: null };
     };
   }
 

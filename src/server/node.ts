@@ -31,7 +31,7 @@ import { jobStoreFromUrl, storeFromUrl } from '../config/store-url.js';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { Rejoiner, type Generation, type OnLeaseLost } from './rejoin.js';
 import { RetentionSchedule } from './retention.js';
-import { createNodeMetrics, type NodeMetrics } from '../observability/metrics.js';
+import { createNodeMetrics, hasCallSlots, type NodeMetrics } from '../observability/metrics.js';
 
 /** Options of {@link startNode}. */
 export interface NodeOptions {
@@ -151,7 +151,7 @@ export async function startNode(options: NodeOptions): Promise<CocoNode> {
     const monitor = config.jobs
       ? createJobMonitor({ engine, store: jobStoreFromUrl(config.store), logger })
       : null;
-    const detachMetrics = metrics.attach(engine, monitor);
+    const detachMetrics = metrics.attach(engine, monitor, hasCallSlots(broker) ? broker : null);
     const closeBroker = async (): Promise<void> => {
       detachMetrics();
       if (ownBroker) await broker.close?.();

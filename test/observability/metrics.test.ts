@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { inProcessAgents } from '../../src/brokers/in-process/broker.js';
 import { httpAgents } from '../../src/brokers/http/broker.js';
+import { DEFAULT_MAX_CONCURRENT_CALLS } from '../../src/brokers/http/options.js';
 import { parseConfig } from '../../src/config/config.js';
 import type { CommandRecord } from '../../src/core/records.js';
 import { createNodeMetrics } from '../../src/observability/metrics.js';
@@ -238,6 +239,100 @@ describe('GET /metrics', () => {
     expect(await polls()).toEqual([5, 40]);
     metrics.attach(engine(2, 3));
     expect(await polls()).toEqual([7, 43]);
+  });
+
+  it("shows the HTTP broker's call slots of a node that calls its agents itself", async () => {
+    const dir = tempDir('coco-metrics-slots-');
+    cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
+    const remote = await startAgent({
+      id: 'h1',
+      secret: SECRET,
+      dataDir: join(dir, 'agent'),
+      logger: silent,
+    });
+    cleanups.push(() => remote.close());
+    const t = testCommands(new Journal());
+    const node = await startNode({
+      config: parseConfig(
+        {
+          store: `sqlite:${join(dir, 'coco.db')}`,
+          api: { port: 0, token: TOKEN },
+          agents: [{ id: 'h1', url: remote.url, secret: SECRET }],
+        },
+        dir,
+      ),
+      commands: t.all,
+      logger: silent,
+    });
+    cleanups.push(() => node.close());
+    const { id } = await node.engine.submit(t.leaf, { name: 'remote', agent: 'h1' });
+    expect((await node.engine.waitFor(id)).status).toBe('succeeded');
+    const families = parsePrometheusText(await (await scrape(node)).text());
+    const v = (name: string) => sampleValue(families, name, {});
+    expect(v('coco_broker_call_slots')).toBe(DEFAULT_MAX_CONCURRENT_CALLS);
+    expect(families.get('coco_broker_call_slots')?.type).toBe('gauge');
+    expect(v('coco_broker_calls_waiting')).toBe(0);
+    expect(v('coco_broker_calls_in_flight')).toBeLessThanOrEqual(DEFAULT_MAX_CONCURRENT_CALLS);
+    expect(families.get('coco_broker_calls_refused_total')?.type).toBe('counter');
+    expect(v('coco_broker_calls_refused_total')).toBe(0);
+    expect(v('coco_broker_calls_waited_total')).toBe(0);
+  });
+
+  it("keeps counting the broker's waits and refusals across generations, once per broker", async () => {
+    const metrics = createNodeMetrics();
+    const engine = {
+      on: () => () => {},
+      pollCounts: () => ({ polls: 0, tasks: 0 }),
+      figures: () => ({ inFlight: {}, held: 0, watchedTasks: 0, agents: [] }),
+      admissionStats: () => [],
+      rootAdmissionStats: () => [],
+      state: 'running',
+    } as unknown as Parameters<typeof metrics.attach>[0];
+    const broker = (counts: { waited: number; refused: number }) => ({
+      callSlots: () => ({ limit: 8, inFlight: 3, waiting: 2, ...counts }),
+    });
+    const read = async () => {
+      const f = parsePrometheusText(await metrics.text());
+      return {
+        slots: f.get('coco_broker_call_slots')?.samples.length
+          ? sampleValue(f, 'coco_broker_call_slots', {})
+          : null,
+        inFlight: f.get('coco_broker_calls_in_flight')?.samples.length
+          ? sampleValue(f, 'coco_broker_calls_in_flight', {})
+          : null,
+        waiting: f.get('coco_broker_calls_waiting')?.samples.length
+          ? sampleValue(f, 'coco_broker_calls_waiting', {})
+          : null,
+        waited: sampleValue(f, 'coco_broker_calls_waited_total', {}),
+        refused: sampleValue(f, 'coco_broker_calls_refused_total', {}),
+      };
+    };
+    // No broker with slots (in-process agents): everything at 0.
+    const detachNone = metrics.attach(engine);
+    expect(await read()).toEqual({ slots: 0, inFlight: 0, waiting: 0, waited: 0, refused: 0 });
+    detachNone();
+    // A generation's own broker, then the next generation's: the counts add up, never back.
+    const first = { waited: 10, refused: 4 };
+    const detachFirst = metrics.attach(engine, null, broker(first));
+    expect(await read()).toEqual({ slots: 8, inFlight: 3, waiting: 2, waited: 10, refused: 4 });
+    first.waited = 12;
+    detachFirst();
+    expect(await read()).toMatchObject({ slots: 0, waited: 12, refused: 4 });
+    const second = { waited: 1, refused: 0 };
+    const kept = broker(second);
+    const detachSecond = metrics.attach(engine, null, kept);
+    expect(await read()).toMatchObject({ slots: 8, waited: 13, refused: 4 });
+    // A broker that outlives its generation (given to the node) is attached again: its counts
+    // are not added twice.
+    second.refused = 2;
+    detachSecond();
+    expect(await read()).toMatchObject({ waited: 13, refused: 6 });
+    second.refused = 3;
+    const detachThird = metrics.attach(engine, null, kept);
+    expect(await read()).toMatchObject({ waited: 13, refused: 7 });
+    detachThird();
+    metrics.attach(engine, null, kept);
+    expect(await read()).toMatchObject({ waited: 13, refused: 7 });
   });
 
   it('keeps two nodes of one process apart (a registry each)', async () => {
