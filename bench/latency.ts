@@ -9,10 +9,13 @@
  * fresh schema, dropped at the end; `synchronous_commit=on` forced), skipped with a message and
  * `skipped: true` when no server answers. The last line is the PostgreSQL figure:
  * `{"bench":"latency","store":"postgres","value":<p50 ms>,"unit":"ms","p99":…,"sqlite":{…}}`.
+ * Each store's figures come with its floor (`floor`): a one-row transaction alone, one at a
+ * time, on the same disk or server — what the store's own commit takes, coco's work aside.
  *
  * Environment: `BENCH_LATENCY_N` (measured commands per store, 2,000), `BENCH_LATENCY_WARMUP`
  * (200).
  */
+import Database from 'better-sqlite3';
 import type pg from 'pg';
 import { randomBytes } from 'node:crypto';
 import { inProcessAgents } from '../src/brokers/in-process/broker.js';
@@ -138,17 +141,53 @@ async function pgFloor(
   return { p50: ms(percentile(times, 0.5)), p99: ms(percentile(times, 0.99)) };
 }
 
+/**
+ * The floor under the SQLite figure, on a file beside the store's in the same window: one
+ * transaction at a time on one connection (WAL, synchronous=FULL, as the store), BEGIN IMMEDIATE +
+ * a one-row UPDATE by primary key + COMMIT, each waiting for its fsync. Whatever coco adds (the
+ * engine's work, the hand-off to the writer thread and back) is above this; what the disk's own
+ * sync takes at the tail is in it.
+ */
+function sqliteFloor(path: string, n: number): { p50: number; p99: number } {
+  const db = new Database(path);
+  try {
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = FULL');
+    db.exec('CREATE TABLE floor (id INTEGER PRIMARY KEY, v INTEGER NOT NULL)');
+    db.exec('INSERT INTO floor VALUES (1, 0)');
+    const begin = db.prepare('BEGIN IMMEDIATE');
+    const update = db.prepare('UPDATE floor SET v = ? WHERE id = 1');
+    const commit = db.prepare('COMMIT');
+    const times: number[] = [];
+    for (let i = 0; i < WARMUP + n; i++) {
+      const t0 = performance.now();
+      begin.run();
+      update.run(i);
+      commit.run();
+      if (i >= WARMUP) times.push(performance.now() - t0);
+    }
+    times.sort((a, b) => a - b);
+    return { p50: ms(percentile(times, 0.5)), p99: ms(percentile(times, 0.99)) };
+  } finally {
+    db.close();
+  }
+}
+
 function line(store: string, f: Figures): string {
   return `  ${store}: task end -> command ended durably p50 ${f.p50} ms, p90 ${f.p90} ms, p99 ${f.p99} ms, max ${f.max} ms; submit -> durable end p50 ${f.submitP50} ms, p99 ${f.submitP99} ms (${f.n} commands)`;
 }
 
 const db = tempDb();
-let sqlite: Figures;
+let sqliteRun: Figures;
+let sqliteFloorFigures: { p50: number; p99: number };
 try {
-  sqlite = await measure(sqliteStore({ path: db.path, synchronous: 'FULL' }), 'latency');
+  sqliteRun = await measure(sqliteStore({ path: db.path, synchronous: 'FULL' }), 'latency');
+  sqliteFloorFigures = sqliteFloor(`${db.path}.floor`, N);
 } finally {
   db.cleanup();
 }
+const sqlite = { ...sqliteRun, floor: sqliteFloorFigures };
+const sqliteFloorLine = `  sqlite floor (BEGIN IMMEDIATE + a one-row UPDATE + COMMIT, one at a time, one connection, same disk): p50 ${sqliteFloorFigures.p50} ms, p99 ${sqliteFloorFigures.p99} ms`;
 const head = `latency: one command at a time, one noop task each, ${N} measured after ${WARMUP} (${machine()})`;
 
 const url = durableUrl(PG_URL);
@@ -156,6 +195,7 @@ const reason = await unreachable(url);
 if (reason !== null) {
   console.log(head);
   console.log(line('sqlite (WAL, synchronous=FULL)', sqlite));
+  console.log(sqliteFloorLine);
   console.log(
     `  postgres: skipped — no PostgreSQL server answers at ${PG_URL} (${reason}); set COCO_PG_URL to run it`,
   );
@@ -174,6 +214,7 @@ if (reason !== null) {
   }
   console.log(head);
   console.log(line('sqlite (WAL, synchronous=FULL)', sqlite));
+  console.log(sqliteFloorLine);
   console.log(line('postgres (1 node, synchronous_commit=on)', pgFigures));
   console.log(
     `  postgres floor (BEGIN + a one-row UPDATE + COMMIT, pipelined, one at a time, same server): p50 ${floor.p50} ms, p99 ${floor.p99} ms — coco's p50 is ${(pgFigures.p50 / floor.p50).toFixed(2)}× it`,

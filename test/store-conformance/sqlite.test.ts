@@ -12,7 +12,11 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CocoError, ErrorCode } from '../../src/core/errors.js';
 import { MACHINES } from '../../src/core/states.js';
 import { FOREIGN_OWNER_STALE_MS } from '../../src/store/sqlite/connection.js';
-import { sqliteStore, type SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
+import {
+  sqliteStore,
+  type SqliteStore,
+  type SqliteStoreOptions,
+} from '../../src/store/sqlite/sqlite-store.js';
 import {
   LOAD_CHUNK,
   MULTI_ROWS,
@@ -44,15 +48,18 @@ async function tempDb(): Promise<{ dir: string; path: string }> {
   return { dir, path: join(dir, 'coco.db') };
 }
 
-async function harness(writerThread = true): Promise<StoreHarness & { path: string }> {
+/** How a harness's stores write: the writer thread (small batches inline or not), or inline. */
+type WriteMode = Pick<SqliteStoreOptions, 'writerThread' | 'inlineMaxRows'>;
+
+async function harness(mode: WriteMode): Promise<StoreHarness & { path: string }> {
   const { dir, path } = await tempDb();
-  const stores: SqliteStore[] = [sqliteStore({ path, writerThread })];
+  const stores: SqliteStore[] = [sqliteStore({ path, ...mode })];
   return {
     path,
     store: stores[0]!,
     singleWriter: true,
     async another() {
-      const s = sqliteStore({ path, writerThread });
+      const s = sqliteStore({ path, ...mode });
       stores.push(s);
       return s;
     },
@@ -97,8 +104,13 @@ async function harness(writerThread = true): Promise<StoreHarness & { path: stri
   };
 }
 
-describeStoreConformance('sqlite (writer thread)', () => harness(true));
-describeStoreConformance('sqlite (inline writes)', () => harness(false));
+describeStoreConformance('sqlite (writer thread)', () =>
+  harness({ writerThread: true, inlineMaxRows: 0 }),
+);
+describeStoreConformance('sqlite (writer thread, small batches on the event loop)', () =>
+  harness({ writerThread: true }),
+);
+describeStoreConformance('sqlite (inline writes)', () => harness({ writerThread: false }));
 
 /** Starts `node` running `code` (an ES module body) with the store module's URL in STORE_MODULE. */
 function node(code: string, env: Record<string, string>): ChildProcess {

@@ -27,7 +27,25 @@ export interface SqliteStoreOptions {
    * engine builds the next batch while SQLite writes this one. @default true
    */
   readonly writerThread?: boolean;
+  /**
+   * With the writer thread on: a batch of at most this many rows, applied while the thread has
+   * nothing queued, is committed on the event loop instead. At light load the two hand-offs
+   * (to the thread and back, each a thread wake-up) cost more than such a commit, and on a busy
+   * machine a wake-up can wait milliseconds for a core (BENCHMARKS.md, "Latency at light
+   * load"). Larger batches, and every batch while one is in the thread, go through the thread,
+   * so under load the engine never waits for the disk. 0: every batch through the thread.
+   * @default {@link DEFAULT_INLINE_MAX_ROWS}
+   */
+  readonly inlineMaxRows?: number;
 }
+
+/**
+ * Default of {@link SqliteStoreOptions.inlineMaxRows}: a command's start (its row and its
+ * tasks') or end (its row, its tasks' ends) at light load is a handful of rows; a batch of 16
+ * commits in ~0.2–0.5 ms on the event loop, about what the hand-offs to the thread cost, while
+ * the batches of a loaded engine hold hundreds to thousands of rows.
+ */
+export const DEFAULT_INLINE_MAX_ROWS = 16;
 
 /** Default page size of `Store.listCommands`. */
 export const DEFAULT_LIST_LIMIT = 100;
@@ -47,6 +65,10 @@ export function validateOptions(options: SqliteStoreOptions): ConnectionSettings
   }
   if (!Number.isSafeInteger(busyTimeoutMs) || busyTimeoutMs < 0) {
     throw invalid('busyTimeoutMs must be a non-negative integer');
+  }
+  const { inlineMaxRows = DEFAULT_INLINE_MAX_ROWS } = options;
+  if (!Number.isSafeInteger(inlineMaxRows) || inlineMaxRows < 0) {
+    throw invalid('inlineMaxRows must be a non-negative integer');
   }
   return { path, synchronous, busyTimeoutMs };
 }

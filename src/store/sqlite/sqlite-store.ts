@@ -44,6 +44,7 @@ import { batchOps, maxInsertedId, writeBatch } from './operations.js';
 import { manyActive, readActive, streamActive } from './load.js';
 import { ReaderThread, streamInThread } from './reader.js';
 import {
+  DEFAULT_INLINE_MAX_ROWS,
   DEFAULT_LIST_LIMIT,
   MAX_LIST_LIMIT,
   validateOptions,
@@ -78,10 +79,44 @@ import {
   type Statements,
 } from './statements.js';
 
-export { DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, type SqliteStoreOptions } from './options.js';
+export {
+  DEFAULT_INLINE_MAX_ROWS,
+  DEFAULT_LIST_LIMIT,
+  MAX_LIST_LIMIT,
+  type SqliteStoreOptions,
+} from './options.js';
 
 /** The statement cache of `listCommands` is dropped past this many query shapes. */
 const LIST_CACHE_MAX = 64;
+
+/**
+ * A small batch committed on the event loop that took this long (a slow or busy disk's sync, a
+ * lock held by another process) held the event loop — API requests, agent polls — as long;
+ * the thread's hand-offs cost ~0.1–0.3 ms, so past a few milliseconds the event loop is the
+ * worse place for the commit.
+ */
+const INLINE_SLOW_MS = 5;
+/**
+ * After a slow commit on the event loop, every batch goes through the writer thread this long:
+ * a disk that is slow stalls the event loop at most once per pause, and one that was only busy
+ * for a moment gets the fast path back soon.
+ */
+const INLINE_PAUSE_MS = 10_000;
+
+/** Rows a batch writes (what {@link SqliteStoreOptions.inlineMaxRows} counts). */
+function batchRows(b: ChangeBatch): number {
+  return (
+    b.commandInserts.length +
+    b.commandUpdates.length +
+    b.paramsUpgrades.length +
+    b.taskInserts.length +
+    b.taskUpdates.length +
+    b.undoInserts.length +
+    b.undoUpdates.length +
+    b.commandsSettled.length +
+    b.entityWrites.length
+  );
+}
 
 /** What the store holds once migrated. */
 interface Ready {
@@ -125,6 +160,12 @@ export class SqliteStore implements Store {
   /** The writer thread (created with the prepared state), or null for inline writes. */
   #writer: SqliteWriter | null = null;
   readonly #writerThread: boolean;
+  /** With the writer thread: batches of at most this many rows may commit on the event loop. */
+  readonly #inlineMaxRows: number;
+  /** `performance.now()` until which no batch commits on the event loop (after a slow one). */
+  #inlinePausedUntil = 0;
+  /** Batches committed on the event loop while the writer thread was idle (monitoring). */
+  #inlineBatches = 0;
   /** A reader thread spawned at open for the restart's read (reader.ts), until it is used. */
   #reader: ReaderThread | null = null;
 
@@ -132,6 +173,7 @@ export class SqliteStore implements Store {
     this.#settings = validateOptions(options);
     this.#clock = options.clock ?? systemClock;
     this.#writerThread = options.writerThread ?? true;
+    this.#inlineMaxRows = options.inlineMaxRows ?? DEFAULT_INLINE_MAX_ROWS;
   }
 
   /** The prepared state, after connecting and migrating on first use. */
@@ -240,9 +282,13 @@ export class SqliteStore implements Store {
     });
   }
 
-  /** Time the writer thread spent running statements and committing (monitoring). */
-  writerStats(): { statementsMs: number; commitMs: number } | null {
-    return this.#writer ? { ...this.#writer.stats } : null;
+  /**
+   * Time the writer thread spent running statements and committing, and the small batches
+   * committed on the event loop instead (see {@link SqliteStoreOptions.inlineMaxRows};
+   * monitoring). Null without the writer thread.
+   */
+  writerStats(): { statementsMs: number; commitMs: number; inlineBatches: number } | null {
+    return this.#writer ? { ...this.#writer.stats, inlineBatches: this.#inlineBatches } : null;
   }
 
   /** The writer thread's CPU time and run-queue wait (Linux; null otherwise), for measurements. */
@@ -251,7 +297,6 @@ export class SqliteStore implements Store {
   }
 
   apply(batch: ChangeBatch): Promise<void> {
-    if (this.#writer) return this.#applyInThread(this.#writer, batch);
     if (this.#poisoned) {
       return Promise.reject(
         new CocoError(ErrorCode.StoreFailed, 'not applied: an earlier batch failed', {
@@ -259,6 +304,28 @@ export class SqliteStore implements Store {
         }),
       );
     }
+    const writer = this.#writer;
+    if (writer) {
+      // A small batch while the thread has nothing queued (so nothing it holds is overtaken)
+      // commits here; see SqliteStoreOptions.inlineMaxRows.
+      if (
+        writer.busy ||
+        batchRows(batch) > this.#inlineMaxRows ||
+        performance.now() < this.#inlinePausedUntil
+      )
+        return this.#applyInThread(writer, batch);
+      this.#inlineBatches++;
+      const t0 = performance.now();
+      const applied = this.#applyInline(batch);
+      const t1 = performance.now();
+      if (t1 - t0 > INLINE_SLOW_MS) this.#inlinePausedUntil = t1 + INLINE_PAUSE_MS;
+      return applied;
+    }
+    return this.#applyInline(batch);
+  }
+
+  /** Applies the batch on the event loop, in one transaction (the inline path). */
+  #applyInline(batch: ChangeBatch): Promise<void> {
     try {
       this.#ready().applyTx.immediate(batch);
     } catch (error) {

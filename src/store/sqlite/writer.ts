@@ -265,6 +265,14 @@ export class SqliteWriter {
   }
 
   /**
+   * Whether the thread has anything to do: a batch, a counted write or a request not yet
+   * answered. While it has, a write made elsewhere would overtake what is queued here.
+   */
+  get busy(): boolean {
+    return this.#pending.size > 0;
+  }
+
+  /**
    * Runs the operations in one transaction in the writer thread; resolves once committed.
    * Writes are applied in call order; after one fails, those already sent behind it fail too
    * (without applying anything) until a write is made after the failure was reported.
