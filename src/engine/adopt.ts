@@ -17,6 +17,11 @@ import { rebuild, type ActiveRows } from './recovery.js';
  */
 export function resume(co: Coordinator, c: LiveCommand): void {
   co.live.set(c.id, c);
+  resumeLive(co, c);
+}
+
+/** {@link resume} for a command already in the repository (adopt puts them all there first). */
+function resumeLive(co: Coordinator, c: LiveCommand): void {
   if (c.held) return;
   co.tracing.resumed(c, c.parentId === null ? undefined : co.live.get(c.parentId));
   for (const t of c.tasks) {
@@ -64,7 +69,7 @@ export async function adopt(
   }
   for (const c of fresh) {
     co.roots.restore(c);
-    resume(co, c);
+    resumeLive(co, c);
   }
   co.tasks.admission.pumpAll();
   co.roots.pump();
