@@ -7,7 +7,7 @@
  * and each run starts on a copy of it, so that runs compared with one another (before/after a
  * change, `BENCH_N=1000000`) start on the same rows without filling a million each time.
  */
-import { copyFileSync, existsSync, readFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readFileSync, readdirSync } from 'node:fs';
 import {
   HoldingBroker,
   benchEngine,
@@ -55,9 +55,32 @@ function mainThreadCpu(): number | null {
   }
 }
 
+/**
+ * CPU seconds of each live thread of this process, by thread id (Linux schedstat; empty
+ * elsewhere). Threads are all named "node": the reader thread is told apart as the one that
+ * exits during the restart (see the report).
+ */
+function threadCpu(): Map<string, number> {
+  const out = new Map<string, number>();
+  try {
+    for (const tid of readdirSync('/proc/self/task')) {
+      try {
+        const stat = readFileSync(`/proc/self/task/${tid}/schedstat`, 'utf8');
+        out.set(tid, Number(stat.split(' ')[0]) / 1e9);
+      } catch {
+        // The thread exited between the listing and the read.
+      }
+    }
+  } catch {
+    // Not Linux.
+  }
+  return out;
+}
+
 const broker = new HoldingBroker();
 const engine = benchEngine(db.path, broker, [held]);
 let polled = 0;
+const threads0 = threadCpu();
 const cpu0 = mainThreadCpu();
 const process0 = process.cpuUsage();
 const t0 = performance.now();
@@ -71,9 +94,17 @@ const startReport = await engine.start();
 const startMs = performance.now() - t0;
 const pollMs = await resumed;
 const cpu1 = mainThreadCpu();
+const threads1 = threadCpu();
 const mainCpu = cpu0 === null || cpu1 === null ? null : cpu1 - cpu0;
 const processUsage = process.cpuUsage(process0);
 const processCpu = (processUsage.user + processUsage.system) / 1e6;
+// The other threads alive now (the writer thread, V8's garbage collection helpers, libuv's
+// pool); what the process spent beyond them and the main thread went to threads that have
+// exited since `start()` was called: the reader thread (reader.ts), done once the rows are read.
+let aliveCpu = 0;
+for (const [tid, s] of threads1)
+  if (tid !== String(process.pid)) aliveCpu += s - (threads0.get(tid) ?? 0);
+const exitedCpu = mainCpu === null || threads1.size === 0 ? null : processCpu - mainCpu - aliveCpu;
 await engine.stop();
 db.cleanup();
 report(
@@ -88,10 +119,15 @@ report(
     rebuildSeconds: +(startReport.rebuildMs / 1000).toFixed(3),
     mainThreadCpuSeconds: mainCpu === null ? null : +mainCpu.toFixed(3),
     processCpuSeconds: +processCpu.toFixed(3),
+    otherThreadsCpuSeconds: exitedCpu === null ? null : +aliveCpu.toFixed(3),
+    exitedThreadsCpuSeconds: exitedCpu === null ? null : +exitedCpu.toFixed(3),
   },
   [
     `recovery: ${startReport.resumed} in-flight commands resumed; polling resumed ${(pollMs / 1000).toFixed(2)} s after start() (start() returned after ${(startMs / 1000).toFixed(2)} s) (${machine()})`,
     `  of which: reading the store, live commands built as the rows come ${(startReport.loadMs / 1000).toFixed(2)} s; the rest (children linked, commands resumed) ${(startReport.rebuildMs / 1000).toFixed(2)} s`,
-    `  CPU until then: main thread ${mainCpu === null ? '?' : mainCpu.toFixed(2)} s, process ${processCpu.toFixed(2)} s`,
+    `  CPU until then: main thread ${mainCpu === null ? '?' : mainCpu.toFixed(2)} s, process ${processCpu.toFixed(2)} s` +
+      (exitedCpu === null
+        ? ''
+        : ` (threads exited since: the reader ${exitedCpu.toFixed(2)} s; the others alive ${aliveCpu.toFixed(2)} s)`),
   ],
 );

@@ -17,6 +17,11 @@ import { rebuild, type ActiveRows } from './recovery.js';
  */
 export function resume(co: Coordinator, c: LiveCommand): void {
   co.live.set(c.id, c);
+  resumeLive(co, c);
+}
+
+/** {@link resume} for a command already in the repository (adopt puts them all there first). */
+function resumeLive(co: Coordinator, c: LiveCommand): void {
   if (c.held) return;
   co.tracing.resumed(c, c.parentId === null ? undefined : co.live.get(c.parentId));
   for (const t of c.tasks) {
@@ -56,15 +61,14 @@ export async function adopt(
   // of them): all in the repository first (a child's resume looks its parent up), then each
   // root's admission restored and each command resumed — nothing is woken before the last one
   // is restored (wakes run after this synchronous loop).
-  const fresh: LiveCommand[] = [];
-  for (const c of rebuilt.commands) {
-    if (co.live.has(c.id)) continue;
-    co.live.set(c.id, c);
-    fresh.push(c);
-  }
+  // At start the repository is empty (and a store's rows have distinct ids): every command is
+  // fresh, without a lookup each in a map that grows to a million entries (~0.2-0.4 µs each).
+  const fresh =
+    co.live.size === 0 ? rebuilt.commands : rebuilt.commands.filter((c) => !co.live.has(c.id));
+  for (const c of fresh) co.live.set(c.id, c);
   for (const c of fresh) {
     co.roots.restore(c);
-    resume(co, c);
+    resumeLive(co, c);
   }
   co.tasks.admission.pumpAll();
   co.roots.pump();

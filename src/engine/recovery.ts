@@ -137,6 +137,12 @@ class Rebuilder implements ActiveRowSink {
   readonly #children: [parentId: number, child: ChildState][] = [];
   /** Commands whose parameters validate asynchronously, with what their rows said. */
   readonly #later: [c: LiveCommand, version: number, params: unknown][] = [];
+  /**
+   * Commands that are or may be held (their code could not be loaded, or is checked later), in
+   * the order their rows came: {@link finish} reports those held from this short list, not from
+   * a pass over every command (at a restart, each such pass is 100,000s of first touches).
+   */
+  readonly #mayHold: LiveCommand[] = [];
 
   constructor(registry: CommandRegistry, storeId: string) {
     this.#registry = registry;
@@ -149,6 +155,7 @@ class Rebuilder implements ActiveRowSink {
     if (code.upgraded) c.paramsDirty = true;
     if (code.loadError) hold(c, code.loadError);
     if (code.later) this.#later.push([c, r.paramsVersion, r.params]);
+    if (code.loadError || code.later) this.#mayHold.push(c);
     const list = this.#commands;
     if (list.length > 0 && list[list.length - 1]!.id >= r.id) this.#ascending = false;
     list.push(c);
@@ -234,8 +241,9 @@ class Rebuilder implements ActiveRowSink {
     this.#linkChildren();
     const commands =
       unloaded.size === 0 ? this.#commands : this.#commands.filter((c) => !unloaded.has(c.id));
-    for (const c of commands)
-      if (c.loadError !== null) failures.push({ commandId: c.id, error: c.loadError });
+    for (const c of this.#mayHold)
+      if (c.loadError !== null && !unloaded.has(c.id))
+        failures.push({ commandId: c.id, error: c.loadError });
     return { commands, failures, unloaded, readMs };
   }
 

@@ -50,7 +50,17 @@ const parent = defineCommand({
       ctx.startTask({ agent: 'a1', verb: 'hold', args: { key: ctx.params.key } });
   },
 });
-const commands = [holding, leaf, parent];
+/** `holding`, its parameters checked by an asynchronous schema (at a restart, after the read). */
+const checkedLater = defineCommand({
+  name: 'rows.checked-later',
+  schema: z
+    .object({ key: z.string(), n: z.number() })
+    .refine(async (p) => Promise.resolve(p.n >= 0), 'negative'),
+  execute(ctx) {
+    ctx.startTask({ agent: 'a1', verb: 'hold', args: { key: ctx.params.key } });
+  },
+});
+const commands = [holding, leaf, parent, checkedLater];
 
 type LoadFailed = EngineEventMap['load-failed'];
 
@@ -106,6 +116,37 @@ describe('commands whose rows cannot be read', () => {
       ]);
       expect(env.agent().counters().stops).toBe(0);
       expect(env.agent().task(taskId)?.state).toBe('running');
+    } finally {
+      await env.cleanup();
+    }
+  });
+
+  it('parameters refused at the restart, by an asynchronous schema or none: each command reported once, in row order, and held', async () => {
+    let env = await startEnv({ commands, verbs: hold.verbs });
+    try {
+      const later = await env.engine.submit(checkedLater, { key: 'unreadable-4', n: 1 });
+      const now = await env.engine.submit(holding, { key: 'unreadable-4' });
+      const fine = await env.engine.submit(checkedLater, { key: 'unreadable-4', n: 2 });
+      const ids = [later.id, now.id, fine.id];
+      await whenCommitted(env.engine, async () => {
+        const all = await Promise.all(ids.map((id) => env.engine.inspect(id)));
+        return all.every((d) => d?.tasks[0]?.status === 'running');
+      });
+      const r = await restartCorrupted(env, (path) => {
+        setCommandColumn(path, later.id, 'params', '{"key":"unreadable-4","n":-1}');
+        setCommandColumn(path, now.id, 'params', '{"key":7}');
+      });
+      env = r.env;
+      expect(r.failures.map((f) => f.commandId)).toEqual([later.id, now.id]);
+      expect(r.failures[0]?.error.message).toMatch(/negative/);
+      expect(env.agent().counters().stops).toBe(0);
+      for (const id of ids)
+        expect(env.agent().task(agentTaskId(env.engine.storeId, id, 0))?.state).toBe('running');
+      // The held ones are not run when their tasks end; the one whose parameters passed is.
+      hold.release('unreadable-4');
+      expect((await env.engine.waitFor(fine.id)).status).toBe('succeeded');
+      expect((await env.engine.get(later.id))?.status).toBe('waiting');
+      expect((await env.engine.get(now.id))?.status).toBe('waiting');
     } finally {
       await env.cleanup();
     }

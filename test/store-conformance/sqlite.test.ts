@@ -26,6 +26,7 @@ import {
   taskInsertValues,
 } from '../../src/store/sqlite/statements.js';
 import { SqliteWriter } from '../../src/store/sqlite/writer.js';
+import { parseCommandRowFast } from '../../src/store/rows/parse-fast.js';
 import { batch, command, endedCommand, task, undo } from './fixtures.js';
 import type { ActiveSnapshot } from '../../src/store/port.js';
 import { rejectsWith, type StoreHarness } from './harness.js';
@@ -250,6 +251,50 @@ describe('sqlite store specifics', () => {
     ]);
     expect(snap.corrupt[0]?.error.message).toMatch(/params: expected JSON text/);
     await rejectsWith(store.getCommand(2), ErrorCode.CorruptRow);
+  });
+
+  it('the JSON bulk read embeds JSON text as stored, and refuses a BLOB holding JSON text as the plain read does', async () => {
+    // The JSON form splices a JSON column's own text into the row once SQLite has checked it
+    // (statements.ts asEmbeddedJson): strict JSON with spaces and escapes is read in that form
+    // and loads as it is; a BLOB whose bytes are JSON text must fail that form (the plain form
+    // reports the row: a JSON column holds text).
+    const store = open();
+    await store.open('n1');
+    await store.apply(
+      batch({
+        commandInserts: [command(1), command(2), command(3)],
+        taskInserts: [task(2, 0), task(3, 0)],
+      }),
+    );
+    const jsonForm = (sql: string): unknown[] =>
+      raw(path, (db) => db.prepare<unknown[], string>(sql).pluck(true).all(0, 10)).map(
+        (text) => JSON.parse(text) as unknown,
+      );
+    raw(path, (db) =>
+      db
+        .prepare(`UPDATE commands SET params = ' { "i" : [1, 2.5e3, "\\u00e9\\n"] } ' WHERE id = 2`)
+        .run(),
+    );
+    const spaced = jsonForm(SQL.activeCommandsJson)[1];
+    expect(parseCommandRowFast(spaced, true)).toMatchObject({
+      ok: true,
+      value: { id: 2, params: { i: [1, 2500, '\u00e9\n'] } },
+    });
+    expect((await store.loadActive()).commands[1]?.params).toEqual({ i: [1, 2500, '\u00e9\n'] });
+    raw(path, (db) => {
+      db.prepare("UPDATE commands SET params = X'7b7d' WHERE id = 1").run();
+      db.prepare("UPDATE tasks SET args = X'5b315d' WHERE command_id = 3").run();
+    });
+    expect(() => jsonForm(SQL.activeCommandsJson)).toThrow(/malformed JSON/);
+    expect(() => jsonForm(SQL.activeTasksJson)).toThrow(/malformed JSON/);
+    const snap = await store.loadActive();
+    expect(snap.commands.map((c) => c.id)).toEqual([2, 3]);
+    expect(snap.tasks.map((t) => t.commandId)).toEqual([2]);
+    expect(snap.corrupt.map((c) => [c.table, c.commandId])).toEqual([
+      ['commands', 1],
+      ['tasks', 3],
+    ]);
+    expect(snap.corrupt[0]?.error.message).toMatch(/params: expected JSON text/);
   });
 
   it('a load reads every active command, task and ended child across its chunks', async () => {

@@ -39,6 +39,23 @@ export const TASK_COLUMNS = [
 ] as const; // prettier-ignore
 /** Positions of the `tasks` columns holding JSON text (args, result, error); see COMMAND_JSON_AT. */
 export const TASK_JSON_AT = [5, 7, 8] as const;
+
+/**
+ * The order of an *embedded* row's values (a bulk read's JSON form, see parse-fast.ts): the JSON
+ * columns first, in row order, then the others in row order. Position `i` of an embedded row holds
+ * column `order[i]`. SQLite builds such a row from its JSON columns' own texts, each checked once
+ * (statements.ts `asEmbeddedJson`), and the other columns as one `json_array`: that is why they
+ * come as one run, after the JSON columns.
+ */
+function embeddedOrder(count: number, jsonAt: readonly number[]): readonly number[] {
+  const rest = Array.from({ length: count }, (_, i) => i).filter((i) => !jsonAt.includes(i));
+  return Object.freeze([...jsonAt, ...rest]);
+}
+/** The order of an embedded `commands` row's values (see {@link embeddedOrder}). */
+export const COMMAND_EMBEDDED_ORDER = embeddedOrder(COMMAND_COLUMNS.length, COMMAND_JSON_AT);
+/** The order of an embedded `tasks` row's values (see {@link embeddedOrder}). */
+export const TASK_EMBEDDED_ORDER = embeddedOrder(TASK_COLUMNS.length, TASK_JSON_AT);
+
 /** `undo_steps` columns, in row order. */
 export const UNDO_COLUMNS = [
   'command_id',

@@ -7,9 +7,11 @@
  *
  * A row may come *embedded*: its JSON columns (`COMMAND_JSON_AT`, `TASK_JSON_AT`) handed over
  * as the values their text holds, parsed with the row's own JSON text (a bulk read's JSON form:
- * one `JSON.parse` per row instead of one per JSON column, and no string for each). Only valid
- * JSON is embedded, so the zod parser, given the row with those values written back as text,
- * names any other problem as it would for the row read plainly.
+ * one `JSON.parse` per row instead of one per JSON column, and no string for each), and its
+ * values in the embedded order (`COMMAND_EMBEDDED_ORDER`, `TASK_EMBEDDED_ORDER`: the JSON
+ * columns first). Only valid JSON is embedded, so the zod parser, given the row in row order with
+ * those values written back as text, names any other problem as it would for the row read
+ * plainly.
  *
  * @module
  */
@@ -25,10 +27,12 @@ import {
 import type { CommandRecord, TaskRecord } from '../../core/records.js';
 import {
   COMMAND_COLUMNS,
+  COMMAND_EMBEDDED_ORDER,
   COMMAND_JSON_AT,
   COMMAND_STATE_FIELDS,
   COMMAND_STATE_FIELDS_V1,
   TASK_COLUMNS,
+  TASK_EMBEDDED_ORDER,
   TASK_JSON_AT,
   parseCommandRow,
   parseTaskRow,
@@ -85,12 +89,28 @@ const errorInfo = (v: unknown): ErrorInfo | null => {
 /** A JSON column: its text parsed, or (embedded) its value as it is. */
 const jsonAt = (v: unknown, embedded: boolean): unknown => (embedded ? v : json(v));
 
+/**
+ * Where each column of a row is in a row of the given order: `at[column]` is its position. A
+ * plain array of small integers (not frozen: V8 reads those through slower paths).
+ */
+function positions(order: readonly number[]): readonly number[] {
+  const at = order.map(() => 0);
+  order.forEach((column, i) => (at[column] = i));
+  return at;
+}
+const ROW_ORDER = (n: number): readonly number[] => Array.from({ length: n }, (_, i) => i);
+const COMMAND_AT = positions(ROW_ORDER(COMMAND_COLUMNS.length));
+const COMMAND_EMBEDDED_AT = positions(COMMAND_EMBEDDED_ORDER);
+const TASK_AT = positions(ROW_ORDER(TASK_COLUMNS.length));
+const TASK_EMBEDDED_AT = positions(TASK_EMBEDDED_ORDER);
+
 /** A `commands` row as a record, or null when it needs the full parser. */
 export function fastCommandRow(row: unknown, embedded = false): CommandRecord | null {
   if (!Array.isArray(row) || row.length !== COMMAND_COLUMNS.length) return null;
   const a = row as readonly unknown[];
+  const p = embedded ? COMMAND_EMBEDDED_AT : COMMAND_AT;
   try {
-    const st = jsonAt(a[14], embedded);
+    const st = jsonAt(a[p[14]!], embedded);
     if (
       !Array.isArray(st) ||
       (st.length !== COMMAND_STATE_FIELDS.length && st.length !== COMMAND_STATE_FIELDS_V1)
@@ -98,17 +118,17 @@ export function fastCommandRow(row: unknown, embedded = false): CommandRecord | 
       return null;
     const s = st as readonly unknown[];
     return {
-      id: int(a[0]),
-      type: str(a[1]),
-      paramsVersion: int(a[2]),
-      params: jsonAt(a[3], embedded),
-      status: oneOf<CommandStatus>(COMMAND_STATUS, a[4]),
-      parentId: intOrNull(a[5]),
-      rootId: int(a[6]),
-      seq: intOrNull(a[7]),
-      originStage: intOrNull(a[8]),
-      childMode: oneOf(CHILD_MODE, a[9]),
-      failurePolicy: oneOf(FAILURE_POLICY, a[10]),
+      id: int(a[p[0]!]),
+      type: str(a[p[1]!]),
+      paramsVersion: int(a[p[2]!]),
+      params: jsonAt(a[p[3]!], embedded),
+      status: oneOf<CommandStatus>(COMMAND_STATUS, a[p[4]!]),
+      parentId: intOrNull(a[p[5]!]),
+      rootId: int(a[p[6]!]),
+      seq: intOrNull(a[p[7]!]),
+      originStage: intOrNull(a[p[8]!]),
+      childMode: oneOf(CHILD_MODE, a[p[9]!]),
+      failurePolicy: oneOf(FAILURE_POLICY, a[p[10]!]),
       expectedTasks: int(s[0]),
       expectedChildren: int(s[1]),
       taskCount: int(s[2]),
@@ -119,9 +139,9 @@ export function fastCommandRow(row: unknown, embedded = false): CommandRecord | 
       stageDone: flag(s[7]),
       chainDone: flag(s[8]),
       cancelRequested: flag(s[9]),
-      error: errorInfo(jsonAt(a[12], embedded)),
-      result: jsonAt(a[13], embedded),
-      compensation: oneOf<CompensationStatus>(COMPENSATION, a[11]),
+      error: errorInfo(jsonAt(a[p[12]!], embedded)),
+      result: jsonAt(a[p[13]!], embedded),
+      compensation: oneOf<CompensationStatus>(COMPENSATION, a[p[11]!]),
       compensationError: errorInfo(s[10]),
       data: s[11],
       attempts: int(s[12]),
@@ -130,14 +150,14 @@ export function fastCommandRow(row: unknown, embedded = false): CommandRecord | 
       deadlineAt: intOrNull(s[15]),
       priority: s.length > 16 ? int(s[16]) : 0,
       queuedSince: s.length > 17 ? intOrNull(s[17]) : null,
-      idempotencyKey: strOrNull(a[15]),
-      createdAt: int(a[16]),
-      updatedAt: int(a[17]),
-      endedAt: intOrNull(a[18]),
-      tasksCleared: flag(a[19]),
-      owner: strOrNull(a[20]),
-      leaseUntil: intOrNull(a[21]),
-      traceContext: strOrNull(a[22]),
+      idempotencyKey: strOrNull(a[p[15]!]),
+      createdAt: int(a[p[16]!]),
+      updatedAt: int(a[p[17]!]),
+      endedAt: intOrNull(a[p[18]!]),
+      tasksCleared: flag(a[p[19]!]),
+      owner: strOrNull(a[p[20]!]),
+      leaseUntil: intOrNull(a[p[21]!]),
+      traceContext: strOrNull(a[p[22]!]),
     };
   } catch (error) {
     if (error === MISS) return null;
@@ -149,21 +169,22 @@ export function fastCommandRow(row: unknown, embedded = false): CommandRecord | 
 export function fastTaskRow(row: unknown, embedded = false): TaskRecord | null {
   if (!Array.isArray(row) || row.length !== TASK_COLUMNS.length) return null;
   const a = row as readonly unknown[];
+  const p = embedded ? TASK_EMBEDDED_AT : TASK_AT;
   try {
     return {
-      commandId: int(a[0]),
-      ordinal: int(a[1]),
-      origin: int(a[2]),
-      agentId: str(a[3]),
-      verb: str(a[4]),
-      args: jsonAt(a[5], embedded),
-      status: oneOf<TaskStatus>(TASK_STATUS, a[6]),
-      result: jsonAt(a[7], embedded),
-      error: errorInfo(jsonAt(a[8], embedded)),
-      deadlineAt: intOrNull(a[9]),
-      stopRequested: flag(a[10]),
-      createdAt: int(a[11]),
-      endedAt: intOrNull(a[12]),
+      commandId: int(a[p[0]!]),
+      ordinal: int(a[p[1]!]),
+      origin: int(a[p[2]!]),
+      agentId: str(a[p[3]!]),
+      verb: str(a[p[4]!]),
+      args: jsonAt(a[p[5]!], embedded),
+      status: oneOf<TaskStatus>(TASK_STATUS, a[p[6]!]),
+      result: jsonAt(a[p[7]!], embedded),
+      error: errorInfo(jsonAt(a[p[8]!], embedded)),
+      deadlineAt: intOrNull(a[p[9]!]),
+      stopRequested: flag(a[p[10]!]),
+      createdAt: int(a[p[11]!]),
+      endedAt: intOrNull(a[p[12]!]),
     };
   } catch (error) {
     if (error === MISS) return null;
@@ -171,10 +192,14 @@ export function fastTaskRow(row: unknown, embedded = false): TaskRecord | null {
   }
 }
 
-/** An embedded row with its JSON columns written back as text (for the zod parser). */
-function asText(row: unknown, at: readonly number[]): unknown {
-  if (!Array.isArray(row)) return row;
-  const out = [...(row as unknown[])];
+/**
+ * An embedded row in row order, with its JSON columns written back as text (for the zod parser).
+ * A row of the wrong length is handed over as it is (the parser names that).
+ */
+function asText(row: unknown, order: readonly number[], at: readonly number[]): unknown {
+  if (!Array.isArray(row) || row.length !== order.length) return row;
+  const out: unknown[] = [];
+  order.forEach((column, i) => (out[column] = (row as unknown[])[i]));
   for (const i of at) out[i] = out[i] === null ? null : JSON.stringify(out[i]);
   return out;
 }
@@ -183,12 +208,12 @@ function asText(row: unknown, at: readonly number[]): unknown {
 export function parseCommandRowFast(row: unknown, embedded = false): Parsed<CommandRecord> {
   const value = fastCommandRow(row, embedded);
   if (value) return { ok: true, value };
-  return parseCommandRow(embedded ? asText(row, COMMAND_JSON_AT) : row);
+  return parseCommandRow(embedded ? asText(row, COMMAND_EMBEDDED_ORDER, COMMAND_JSON_AT) : row);
 }
 
 /** Parses a `tasks` row: the fast path, else the zod parser (which names the problem). */
 export function parseTaskRowFast(row: unknown, embedded = false): Parsed<TaskRecord> {
   const value = fastTaskRow(row, embedded);
   if (value) return { ok: true, value };
-  return parseTaskRow(embedded ? asText(row, TASK_JSON_AT) : row);
+  return parseTaskRow(embedded ? asText(row, TASK_EMBEDDED_ORDER, TASK_JSON_AT) : row);
 }
