@@ -54,18 +54,28 @@ parentPort.postMessage({ id: 0, ok: true });
 // The rows of an operation sent in columns (writer.ts encodeOp): [name, mustChange, width, count,
 // tags, numbers, strings, others]; a value's tag says where it is (0 null, 1 a number, 2 a
 // string, 3 anything else, in order in others).
-function decode(op) {
-  const width = op[2], count = op[3], tags = op[4], numbers = op[5], strings = op[6], others = op[7];
-  const rows = new Array(count);
-  let p = 0, s = 0, o = 0;
-  for (let i = 0; i < count; i++) {
-    const row = new Array(width);
-    for (let c = 0; c < width; c++, p++) {
-      const tag = tags[p];
-      row[c] = tag === 1 ? numbers[p] : tag === 2 ? strings[s++] : tag === 0 ? null : others[o++];
-    }
-    rows[i] = row;
+// A reader of such an operation's values, in order: take(reader, n) returns the next n.
+function reader(op) {
+  return { tags: op[4], numbers: op[5], strings: op[6], others: op[7], p: 0, s: 0, o: 0 };
+}
+
+function take(r, n) {
+  const values = new Array(n);
+  const tags = r.tags, numbers = r.numbers;
+  let p = r.p;
+  for (let c = 0; c < n; c++, p++) {
+    const tag = tags[p];
+    values[c] = tag === 1 ? numbers[p] : tag === 2 ? r.strings[r.s++] : tag === 0 ? null : r.others[r.o++];
   }
+  r.p = p;
+  return values;
+}
+
+function decode(op) {
+  const width = op[2], count = op[3];
+  const r = reader(op);
+  const rows = new Array(count);
+  for (let i = 0; i < count; i++) rows[i] = take(r, width);
   return rows;
 }
 
@@ -182,9 +192,27 @@ parentPort.on('message', (m) => {
     for (const op of m.ops) {
       const name = op[0];
       const plain = op.length === 3;
-      const rows = plain ? op[1] : decode(op);
       const mustChange = plain ? op[2] : op[1];
       const st = statements[name];
+      if (!plain && !mustChange) {
+        // Inserts sent in columns: each run's values taken straight from them (rows of one width).
+        const width = op[2], count = op[3];
+        const many = multi[name];
+        const r = reader(op);
+        let i = 0;
+        if (many !== undefined && count >= multiRows) {
+          for (; i + multiRows <= count; i += multiRows) {
+            many.run(...take(r, multiRows * width));
+            runs++;
+          }
+        }
+        for (; i < count; i++) {
+          st.run(...take(r, width));
+          runs++;
+        }
+        continue;
+      }
+      const rows = plain ? op[1] : decode(op);
       let i = 0;
       if (mustChange) {
         const many = multiUpdates[name];
