@@ -73,6 +73,7 @@ import {
 } from '../rows/parse.js';
 import {
   MULTI_ROW_SQL,
+  MULTI_ROW_UPDATES,
   SQL,
   listCommandsQuery,
   prepareStatements,
@@ -205,6 +206,7 @@ export class SqliteStore implements Store {
             this.#settings,
             { ...SQL, ...PRUNE_WRITES, ...AGENT_WRITES },
             MULTI_ROW_SQL,
+            MULTI_ROW_UPDATES,
           );
       } catch (error) {
         throw storeFailed('cannot prepare statements', error);

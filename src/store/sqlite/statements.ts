@@ -319,6 +319,68 @@ export const MULTI_ROW_SQL: Readonly<Record<string, string>> = {
   insertUndo: multiRowInsert(SQL.insertUndo, MULTI_ROWS),
 };
 
+/**
+ * A multi-row form of a one-row update (writer.ts): the update of {@link MULTI_ROWS} rows per run,
+ * joined to their values (`UPDATE ... FROM (VALUES ...)`), and what the writer needs to keep the
+ * one-row form's guarantees.
+ */
+export interface MultiRowUpdate {
+  /** The update of `rows` rows per run: each row's values in the one-row update's order. */
+  readonly sql: string;
+  /** How many values at each row's end key its row (the one-row update's `WHERE` parameters). */
+  readonly keys: number;
+  /** Whether a key's row exists (one row, or none), with the key's values: names a missing row. */
+  readonly exists: string;
+}
+
+/**
+ * `sql`, a one-row update `UPDATE OR ROLLBACK <table> SET <col> = ?|<literal>, ... WHERE <key> = ?
+ * AND ...` (its parameters the SET values, then the keys), as an update of `rows` rows per run:
+ * `UPDATE OR ROLLBACK <table> AS t SET <col> = v.columnN, ... FROM (VALUES (...), ...) AS v WHERE
+ * t.<key> = v.columnM AND ...`. Each row's values bind as the one-row update's, in its order; the
+ * row triggers fire once per updated row, as for one-row runs. A key twice in one run would update
+ * its row once, with either row's values: the writer never puts a key twice in one run.
+ */
+export function multiRowUpdate(sql: string, rows: number): MultiRowUpdate {
+  const shape = /^UPDATE OR ROLLBACK (\w+) SET (.+) WHERE (.+)$/.exec(sql);
+  if (!shape) throw new Error(`not a one-row UPDATE: ${sql}`);
+  const [, table, sets, where] = shape as unknown as [string, string, string, string];
+  let n = 0;
+  const assignments = sets.split(', ').map((assignment) => {
+    const set = /^(\w+) = (\?|\d+)$/.exec(assignment);
+    if (!set) throw new Error(`not a plain assignment: ${assignment} (${sql})`);
+    return set[2] === '?' ? `${set[1]} = v.column${++n}` : assignment;
+  });
+  const keyColumns = where.split(' AND ').map((test) => {
+    const key = /^(\w+) = \?$/.exec(test);
+    if (!key) throw new Error(`not a key test: ${test} (${sql})`);
+    return key[1] as string;
+  });
+  const width = n + keyColumns.length;
+  const keyed = keyColumns.map((c, i) => `t.${c} = v.column${n + i + 1}`).join(' AND ');
+  const tuple = `(${placeholders(width)})`;
+  return {
+    sql:
+      `UPDATE OR ROLLBACK ${table} AS t SET ${assignments.join(', ')} ` +
+      `FROM (VALUES ${Array.from({ length: rows }, () => tuple).join(', ')}) AS v WHERE ${keyed}`,
+    keys: keyColumns.length,
+    exists: `SELECT 1 FROM ${table} WHERE ${where}`,
+  };
+}
+
+/**
+ * The updates the writer thread runs {@link MULTI_ROWS} rows at a time, by statement name: a batch's
+ * updates are half of a one-task command's rows, and one run per row paid better-sqlite3's call,
+ * its result object and SQLite's statement start and reset each time (measured, BENCHMARKS.md).
+ */
+export const MULTI_ROW_UPDATES: Readonly<Record<string, MultiRowUpdate>> = {
+  updateCommand: multiRowUpdate(SQL.updateCommand, MULTI_ROWS),
+  updateTask: multiRowUpdate(SQL.updateTask, MULTI_ROWS),
+  updateUndo: multiRowUpdate(SQL.updateUndo, MULTI_ROWS),
+  settleCommand: multiRowUpdate(SQL.settleCommand, MULTI_ROWS),
+  upgradeParams: multiRowUpdate(SQL.upgradeParams, MULTI_ROWS),
+};
+
 /** Reads of record rows: they return positional arrays (the `...Json` ones, one JSON text). */
 const POSITIONAL: ReadonlySet<keyof typeof SQL> = new Set([
   'getCommand', 'getCommandByKey', 'getTasks', 'getUndo', 'getEntity', 'getStatusHistory',

@@ -16,7 +16,7 @@ import { Worker } from 'node:worker_threads';
 import { z } from 'zod';
 import { CocoError, ErrorCode } from '../../core/errors.js';
 import type { ConnectionSettings } from '../../db/sqlite.js';
-import { MULTI_ROWS } from './statements.js';
+import { MULTI_ROWS, type MultiRowUpdate } from './statements.js';
 
 /** One statement and the rows of values to run it with; `mustChange` rows must change a row. */
 export type WriteOp = readonly [
@@ -39,11 +39,111 @@ for (const [name, sql] of Object.entries(workerData.statements)) statements[name
 // Inserts stored workerData.multiRows rows per run (statements.ts MULTI_ROWS), by statement name.
 const multi = {};
 for (const [name, sql] of Object.entries(workerData.multi)) multi[name] = db.prepare(sql);
+// Updates run as many rows per run (statements.ts MULTI_ROW_UPDATES), by statement name.
+const multiUpdates = {};
+for (const [name, u] of Object.entries(workerData.multiUpdates))
+  multiUpdates[name] = { run: db.prepare(u.sql), keys: u.keys, exists: db.prepare(u.exists) };
 const multiRows = workerData.multiRows;
+// Statement runs of the last batch (measurements and tests: rows stored many per run).
+let runs = 0;
 const begin = db.prepare('BEGIN IMMEDIATE');
 const commit = db.prepare('COMMIT');
 const rollback = db.prepare('ROLLBACK');
 parentPort.postMessage({ id: 0, ok: true });
+
+// The rows of an operation sent in columns (writer.ts encodeOp): [name, mustChange, width, count,
+// tags, numbers, strings, others]; a value's tag says where it is (0 null, 1 a number, 2 a
+// string, 3 anything else, in order in others).
+// A reader of such an operation's values, in order: take(reader, n) returns the next n.
+function reader(op) {
+  return { tags: op[4], numbers: op[5], strings: op[6], others: op[7], p: 0, s: 0, o: 0 };
+}
+
+function take(r, n) {
+  const values = new Array(n);
+  const tags = r.tags, numbers = r.numbers;
+  let p = r.p;
+  for (let c = 0; c < n; c++, p++) {
+    const tag = tags[p];
+    values[c] = tag === 1 ? numbers[p] : tag === 2 ? r.strings[r.s++] : tag === 0 ? null : r.others[r.o++];
+  }
+  r.p = p;
+  return values;
+}
+
+function decode(op) {
+  const width = op[2], count = op[3];
+  const r = reader(op);
+  const rows = new Array(count);
+  for (let i = 0; i < count; i++) rows[i] = take(r, width);
+  return rows;
+}
+
+// The values of rows[from .. from + multiRows) in one list. Each row must have the first one's
+// width, as one-row runs check: concatenated, a short row would shift the next row's values into
+// its columns.
+function runArgs(name, rows, from) {
+  const width = rows[from].length;
+  const args = [];
+  for (let j = from; j < from + multiRows; j++) {
+    const row = rows[j];
+    if (row.length !== width) throw new RangeError(name + ': a row of ' + row.length + ' values, not ' + width);
+    for (let c = 0; c < width; c++) args.push(row[c]);
+  }
+  return args;
+}
+
+function missingRow(name, values) {
+  const e = new Error(name + ': no such row (' + JSON.stringify(values[values.length - 1]) + ')');
+  e.code = 'COCO_MISSING_ROW';
+  return e;
+}
+
+function oneByOne(name, st, rows, from, to, mustChange) {
+  for (let i = from; i < to; i++) {
+    const values = rows[i];
+    // Values as arguments, not one array: better-sqlite3 reads an array's elements through
+    // V8's slow element lookup, half of its binding's work (measured, BENCHMARKS.md).
+    const r = st.run(...values);
+    runs++;
+    if (mustChange && r.changes === 0) throw missingRow(name, values);
+  }
+}
+
+// Updates in runs of multiRows rows, in the batch's order. A run never holds a key twice (one
+// update per row and run, each row's own values): at a repeated key the rows before it run first.
+// Every row must change its row: a run that changed fewer names its first missing row.
+function updateRuns(name, st, many, rows) {
+  const keys = many.keys;
+  const seen = new Set();
+  let from = 0;
+  for (let i = 0; i < rows.length; i++) {
+    const row = rows[i];
+    // The key as text: values SQLite takes for one key (5, 5.0, '5') are one key here.
+    let key = String(row[row.length - keys]);
+    for (let k = row.length - keys + 1; k < row.length; k++) key += '\u0001' + String(row[k]);
+    if (seen.has(key)) {
+      oneByOne(name, st, rows, from, i, true);
+      from = i;
+      seen.clear();
+    }
+    seen.add(key);
+    if (i + 1 - from === multiRows) {
+      const r = many.run.run(...runArgs(name, rows, from));
+      runs++;
+      if (r.changes !== multiRows) {
+        for (let j = from; j <= i; j++) {
+          const values = rows[j];
+          if (many.exists.get(...values.slice(values.length - keys)) === undefined) throw missingRow(name, values);
+        }
+        throw new Error(name + ': ' + r.changes + ' rows changed, not ' + multiRows);
+      }
+      from = i + 1;
+      seen.clear();
+    }
+  }
+  oneByOne(name, st, rows, from, rows.length, true);
+}
 // After a failed batch, the batches already sent behind it are refused until the main thread
 // resets: applying them would store a batch without the one before it.
 let poisoned = false;
@@ -88,39 +188,52 @@ parentPort.on('message', (m) => {
   const t0 = performance.now();
   try {
     begin.run();
-    for (const [name, rows, mustChange] of m.ops) {
+    runs = 0;
+    for (const op of m.ops) {
+      const name = op[0];
+      const plain = op.length === 3;
+      const mustChange = plain ? op[2] : op[1];
       const st = statements[name];
-      let i = 0;
-      const many = mustChange ? undefined : multi[name];
-      if (many !== undefined && rows.length >= multiRows) {
-        // Each row must have the statement's width, as one-row runs check: concatenated, a short
-        // row would shift the next row's values into its columns.
-        const width = rows[0].length;
-        for (; i + multiRows <= rows.length; i += multiRows) {
-          const args = [];
-          for (let j = i; j < i + multiRows; j++) {
-            const row = rows[j];
-            if (row.length !== width) throw new RangeError(name + ': a row of ' + row.length + ' values, not ' + width);
-            for (let c = 0; c < width; c++) args.push(row[c]);
+      if (!plain && !mustChange) {
+        // Inserts sent in columns: each run's values taken straight from them (rows of one width).
+        const width = op[2], count = op[3];
+        const many = multi[name];
+        const r = reader(op);
+        let i = 0;
+        if (many !== undefined && count >= multiRows) {
+          for (; i + multiRows <= count; i += multiRows) {
+            many.run(...take(r, multiRows * width));
+            runs++;
           }
-          many.run(...args);
+        }
+        for (; i < count; i++) {
+          st.run(...take(r, width));
+          runs++;
+        }
+        continue;
+      }
+      const rows = plain ? op[1] : decode(op);
+      let i = 0;
+      if (mustChange) {
+        const many = multiUpdates[name];
+        if (many !== undefined && rows.length >= multiRows) {
+          updateRuns(name, st, many, rows);
+          continue;
+        }
+      } else {
+        const many = multi[name];
+        if (many !== undefined && rows.length >= multiRows) {
+          for (; i + multiRows <= rows.length; i += multiRows) {
+            many.run(...runArgs(name, rows, i));
+            runs++;
+          }
         }
       }
-      for (; i < rows.length; i++) {
-        const values = rows[i];
-        // Values as arguments, not one array: better-sqlite3 reads an array's elements through
-        // V8's slow element lookup, half of its binding's work (measured, BENCHMARKS.md).
-        const r = st.run(...values);
-        if (mustChange && r.changes === 0) {
-          const e = new Error(name + ': no such row (' + JSON.stringify(values[values.length - 1]) + ')');
-          e.code = 'COCO_MISSING_ROW';
-          throw e;
-        }
-      }
+      oneByOne(name, st, rows, i, rows.length, mustChange);
     }
     const t1 = performance.now();
     commit.run();
-    parentPort.postMessage({ id: m.id, ok: true, ms: [t1 - t0, performance.now() - t1] });
+    parentPort.postMessage({ id: m.id, ok: true, ms: [t1 - t0, performance.now() - t1], runs });
   } catch (error) {
     try { if (db.inTransaction) rollback.run(); } catch {}
     poisoned = true;
@@ -134,6 +247,7 @@ const replySchema = z.discriminatedUnion('ok', [
     id: z.number(),
     ok: z.literal(true),
     ms: z.array(z.number()).optional(),
+    runs: z.number().optional(),
     changes: z.array(z.array(z.number())).optional(),
     usage: z.object({ cpuMs: z.number(), runQueueMs: z.number() }).nullable().optional(),
   }),
@@ -143,6 +257,61 @@ const replySchema = z.discriminatedUnion('ok', [
     error: z.object({ message: z.string(), code: z.unknown() }),
   }),
 ]);
+
+/**
+ * An operation as the thread receives it: its rows in columns when they all have one width
+ * (values in row order: `tags` says where each is, 0 null, 1 in `numbers` at its own position,
+ * 2 next in `strings`, 3 next in `others`), else as given (the thread checks the widths).
+ */
+type WireOp =
+  | WriteOp
+  | readonly [
+      statement: string,
+      mustChange: boolean,
+      width: number,
+      count: number,
+      tags: Uint8Array,
+      numbers: Float64Array,
+      strings: string[],
+      others: unknown[],
+    ];
+
+/**
+ * `op` in columns. V8's structured clone of rows of values costs the thread ~1 µs per row to
+ * read back (a heap number per large number, a string or a null each, an array per row): ~40 %
+ * of its work outside SQLite. Columns read back at ~0.3 µs per row, the numbers and tags as one
+ * copy each (their buffers are moved, not copied: added to `transfer`); they cost the main
+ * thread no more to build than the rows cost it to clone (measured, BENCHMARKS.md).
+ */
+function encodeOp(op: WriteOp, transfer: ArrayBuffer[]): WireOp {
+  const [statement, rows, mustChange] = op;
+  const width = rows[0]?.length ?? 0;
+  for (const row of rows) if (row.length !== width) return op;
+  const tags = new Uint8Array(rows.length * width);
+  const numbers = new Float64Array(rows.length * width);
+  const strings: string[] = [];
+  const others: unknown[] = [];
+  let p = 0;
+  for (const row of rows) {
+    for (let c = 0; c < width; c++, p++) {
+      const value = row[c];
+      if (typeof value === 'number') {
+        tags[p] = 1;
+        numbers[p] = value;
+      } else if (typeof value === 'string') {
+        tags[p] = 2;
+        strings.push(value);
+      } else if (value === null) {
+        tags[p] = 0;
+      } else {
+        tags[p] = 3;
+        others.push(value);
+      }
+    }
+  }
+  transfer.push(tags.buffer, numbers.buffer);
+  return [statement, mustChange, width, rows.length, tags, numbers, strings, others];
+}
 
 /** A thread's time on a CPU and waiting for one (run queue), from Linux's schedstat. */
 export interface ThreadUsage {
@@ -164,10 +333,14 @@ export class SqliteWriter {
   readonly #settings: ConnectionSettings;
   readonly #statements: Readonly<Record<string, string>>;
   readonly #multi: Readonly<Record<string, string>>;
+  readonly #multiUpdates: Readonly<Record<string, MultiRowUpdate>>;
   #worker: Worker | null = null;
   #nextId = 1;
-  /** Time the thread spent running statements and committing. */
-  readonly stats = { statementsMs: 0, commitMs: 0 };
+  /**
+   * Time the thread spent running statements and committing; `runs`: the statement runs of the
+   * last batch applied (rows are stored many per run, {@link MULTI_ROWS}).
+   */
+  readonly stats = { statementsMs: 0, commitMs: 0, runs: 0 };
   /** A batch failed; the thread refuses batches until it is told to reset. */
   #poisoned = false;
   readonly #pending = new Map<
@@ -184,15 +357,20 @@ export class SqliteWriter {
    * @param statements the SQL of each operation, by name
    * @param multi for some inserts (by operation name), the same insert of {@link MULTI_ROWS} rows
    *   (statements.ts `MULTI_ROW_SQL`): a batch's rows of that insert are stored that many per run
+   * @param multiUpdates for some updates (by operation name), the same update of
+   *   {@link MULTI_ROWS} rows (statements.ts `MULTI_ROW_UPDATES`): a batch's rows of that update
+   *   run that many per run, each still required to change its row
    */
   constructor(
     settings: ConnectionSettings,
     statements: Readonly<Record<string, string>>,
     multi: Readonly<Record<string, string>> = {},
+    multiUpdates: Readonly<Record<string, MultiRowUpdate>> = {},
   ) {
     this.#settings = settings;
     this.#statements = statements;
     this.#multi = multi;
+    this.#multiUpdates = multiUpdates;
   }
 
   /**
@@ -224,6 +402,7 @@ export class SqliteWriter {
         synchronous: this.#settings.synchronous,
         statements: this.#statements,
         multi: this.#multi,
+        multiUpdates: this.#multiUpdates,
         multiRows: MULTI_ROWS,
       },
     });
@@ -240,6 +419,7 @@ export class SqliteWriter {
           this.stats.statementsMs += reply.data.ms[0] ?? 0;
           this.stats.commitMs += reply.data.ms[1] ?? 0;
         }
+        if (reply.data.runs !== undefined) this.stats.runs = reply.data.runs;
         waiter.resolve(reply.data.changes, reply.data.usage);
       } else {
         if (waiter.counted !== true) this.#poisoned = true;
@@ -284,11 +464,13 @@ export class SqliteWriter {
       worker.postMessage({ kind: 'reset' });
     }
     const id = this.#nextId++;
+    const transfer: ArrayBuffer[] = [];
+    const wire = ops.map((op) => encodeOp(op, transfer));
     return new Promise<void>((resolve, reject) => {
       this.#pending.set(id, { resolve: () => resolve(), reject });
       // While a batch is in flight the thread keeps the process alive.
       worker.ref();
-      worker.postMessage({ kind: 'apply', id, ops });
+      worker.postMessage({ kind: 'apply', id, ops: wire }, transfer);
     });
   }
 
