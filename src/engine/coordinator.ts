@@ -10,14 +10,14 @@ import type { CommandType, Json, Logger, TaskSpec } from '../core/command-type.j
 import { CocoError, ErrorCode, type ErrorInfo } from '../core/errors.js';
 import type { CommandRegistry } from '../core/registry.js';
 import type { CommandStatus } from '../core/states.js';
-import type { EntityWrite } from '../core/records.js';
 import type { Store } from '../store/port.js';
 import type { Committer } from './committer.js';
 import { decide } from './decide.js';
-import { newChild, newRoot } from './factory.js';
+import { childStateOf, newChild, newRoot } from './factory.js';
 import { Endings } from './endings.js';
 import { EntityOverlay } from './entities.js';
 import type { EngineEvents } from './events.js';
+import type { ClosedCtx } from './contexts.js';
 import { runFailure, runStage, runSuccess, runUndo, type HandlerHost } from './handlers.js';
 import type { IdAllocator } from './ids.js';
 import type { ChildState, LiveCommand } from './live.js';
@@ -477,7 +477,8 @@ export class Coordinator implements HandlerHost, TaskHost {
     priority?: number,
   ): ChildState {
     const now = this.now();
-    const { child, state } = newChild(this.ids, this.registry, now, parent, type, params);
+    const child = newChild(this.ids, this.registry, now, parent, type, params);
+    const state = childStateOf(child);
     if (priority !== undefined) child.priority = priority;
     parent.addChild(state);
     this.touch(parent, now);
@@ -523,10 +524,7 @@ export class Coordinator implements HandlerHost, TaskHost {
     return this.#entities.read(kind, id);
   }
 
-  applyWrites(
-    c: LiveCommand,
-    out: { writes: EntityWrite[]; dataSet: boolean; data: unknown },
-  ): void {
+  applyWrites(c: LiveCommand, out: ClosedCtx): void {
     if (out.dataSet) {
       c.setData(out.data ?? null);
       this.touch(c);

@@ -9,8 +9,14 @@
 import { CocoError, ErrorCode, toErrorInfo, type ErrorInfo } from '../core/errors.js';
 import { assertJson } from '../core/params.js';
 import type { CommandStatus } from '../core/states.js';
-import type { EntityWrite } from '../core/records.js';
-import { EndCtx, FailureCtx, StageCtx, UndoCtx, type ContextHost } from './contexts.js';
+import {
+  EndCtx,
+  FailureCtx,
+  StageCtx,
+  UndoCtx,
+  type ClosedCtx,
+  type ContextHost,
+} from './contexts.js';
 import type { LiveCommand, LiveUndo } from './live.js';
 import type { Tracing } from './tracing.js';
 
@@ -22,10 +28,7 @@ export interface HandlerHost extends ContextHost {
   abortCommand(c: LiveCommand, error: ErrorInfo): void;
   endCommand(c: LiveCommand, status: 'succeeded' | 'failed' | 'cancelled'): void;
   touchUndo(u: LiveUndo): void;
-  applyWrites(
-    c: LiveCommand,
-    out: { writes: EntityWrite[]; dataSet: boolean; data: unknown },
-  ): void;
+  applyWrites(c: LiveCommand, out: ClosedCtx): void;
   handlerStarted(): void;
   handlerEnded(): void;
   /** A number in [0, 1) for retry jitter (the engine's injectable source). */
@@ -46,6 +49,9 @@ function isPromise(value: unknown): value is Promise<unknown> {
 
 type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
 
+/** The outcome of most handlers (they return nothing): one object, not one per run. */
+const OK_VOID: Outcome = Object.freeze({ ok: true, value: undefined });
+
 /**
  * Calls `fn(ctx)` and hands the outcome to `done`: at once if the handler is synchronous (no
  * promise is made: most handlers are, and this is the hot path), else when its promise settles.
@@ -63,15 +69,11 @@ function invoke<T>(fn: (ctx: T) => unknown, ctx: T, done: (outcome: Outcome) => 
       (v) => done({ ok: true, value: v }),
       (error: unknown) => done({ ok: false, error }),
     );
-  } else done({ ok: true, value });
+  } else done(value === undefined ? OK_VOID : { ok: true, value });
 }
 
 /** What a handler's context hands back when it closes: its buffered writes. */
-interface Out {
-  writes: EntityWrite[];
-  dataSet: boolean;
-  data: unknown;
-}
+type Out = ClosedCtx;
 interface BaseCtxLike {
   close(): Out;
 }
