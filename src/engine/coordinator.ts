@@ -256,7 +256,9 @@ export class Coordinator implements HandlerHost, TaskHost {
       this.roots.remove(c);
       this.touch(c);
     }
-    const action = decide(c, this.now());
+    // `decide` compares the time only with a deadline or a retry's due time: a step of a command
+    // with neither (most steps: a fan-out parent is stepped at each child's end) reads no clock.
+    const action = decide(c, c.deadlineAt === null && c.nextAttemptAt === null ? 0 : this.now());
     switch (action.kind) {
       case 'none':
         return;
