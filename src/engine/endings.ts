@@ -145,16 +145,15 @@ export class Endings {
 
   /** Every task of a settled command was cleared: record it, then let the command go. */
   allCleared(c: LiveCommand): void {
-    const done = (): void => this.#done(c);
     if (!c.tasksCleared) {
       c.tasksCleared = true;
       this.#h.committer.settled(c);
     } else if (!c.dirty) {
       // Stored as cleared with the outcome (see settle): nothing left to write.
-      done();
+      this.#done(c);
       return;
     }
-    this.#h.committer.afterCommit(done, c);
+    this.#h.committer.afterCommit(() => this.#done(c), c);
   }
 
   /** The command's tasks are cleared and the store says so: tell observers, let it go. */
