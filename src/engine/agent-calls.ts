@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { AgentBroker, TaskStatusReport } from '../brokers/port.js';
+import type { AgentBroker, StartResult, TaskStatusReport } from '../brokers/port.js';
 import type { Clock, TimerHandle } from '../core/clock.js';
 import { CocoError, ErrorCode } from '../core/errors.js';
 import { formatTraceParent } from '../core/trace-context.js';
@@ -79,9 +79,19 @@ export class AgentCalls {
           ),
         ),
       );
-      const byId = new Map(results.map((r) => [r.taskId, r]));
-      for (const task of batch) {
-        const r = byId.get(task.agentTaskId);
+      // Brokers answer one result per request, in order (the port says so): then no map by id
+      // (a pair array and an entry per task). Otherwise the results are matched by id.
+      let byId: Map<string, StartResult> | null = null;
+      if (results.length !== batch.length) byId = byTaskId(results);
+      else
+        for (let i = 0; i < batch.length; i++)
+          if (results[i]!.taskId !== batch[i]!.agentTaskId) {
+            byId = byTaskId(results);
+            break;
+          }
+      for (let i = 0; i < batch.length; i++) {
+        const task = batch[i]!;
+        const r = byId === null ? results[i] : byId.get(task.agentTaskId);
         if (!r) {
           link.toStart.push(task); // not answered: try again next round
         } else if (r.accepted) {
@@ -196,4 +206,11 @@ export class AgentCalls {
       (timer as TimerHandle | null)?.cancel();
     }
   }
+}
+
+/** Start results by task id (a broker that answered out of order, or not for every task). */
+function byTaskId(results: readonly StartResult[]): Map<string, StartResult> {
+  const m = new Map<string, StartResult>();
+  for (const r of results) m.set(r.taskId, r);
+  return m;
 }

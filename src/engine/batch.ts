@@ -21,7 +21,8 @@ export interface Flight {
   readonly tasks: LiveTask[];
   readonly undo: LiveUndo[];
   readonly entities: EntityWrite[];
-  readonly after: AfterCommit[];
+  /** Callbacks to run once it commits, in order (their barriers were counted when taken). */
+  readonly after: (() => void)[];
   /** Objects this batch inserts (they count as stored from the snapshot on). */
   readonly inserted: { persisted: boolean }[];
   /** Commands whose upgraded parameters this batch rewrites. */
@@ -30,13 +31,19 @@ export interface Flight {
   failed: boolean;
 }
 
-/** Snapshots a flight's objects into a batch, noting what it inserts and upgrades. */
+/**
+ * Snapshots a flight's objects into a batch, noting what it inserts and upgrades. Indexed loops:
+ * it runs a few times per second over thousands of rows, often before it is optimized, and an
+ * unoptimized `for...of` makes an iterator result object per row.
+ */
 export function snapshot(f: Flight): ChangeBatch {
   const commandInserts: CommandRecord[] = [];
   const commandUpdates: CommandUpdate[] = [];
   const commandsSettled: number[] = [];
   const paramsUpgrades: { id: number; paramsVersion: number; params: unknown }[] = [];
-  for (const c of f.commands) {
+  const commands = f.commands;
+  for (let i = 0; i < commands.length; i++) {
+    const c = commands[i]!;
     if (!c.persisted) {
       commandInserts.push(c.toRecord());
       f.inserted.push(c);
@@ -52,7 +59,9 @@ export function snapshot(f: Flight): ChangeBatch {
   }
   const taskInserts: TaskRecord[] = [];
   const taskUpdates: TaskUpdate[] = [];
-  for (const t of f.tasks) {
+  const tasks = f.tasks;
+  for (let i = 0; i < tasks.length; i++) {
+    const t = tasks[i]!;
     if (t.persisted) taskUpdates.push(t.toUpdate());
     else {
       taskInserts.push(t.toRecord());

@@ -83,9 +83,15 @@ function stoppedBeforeStored(): CocoError {
 
 /** Collects dirty live objects and flushes them in ordered, atomic, pipelined batches. */
 export class Committer {
-  /** Command groups with dirty objects, in order of first change (taken ones are skipped). */
-  #groups: LiveCommand[] = [];
+  /**
+   * Command groups with dirty objects, in order of first change (taken ones are skipped): the
+   * entries from `#head` to `#tail`. The array is kept and refilled from the start once emptied
+   * (taken slots are set to null, so it holds no command it no longer queues): a new array per
+   * batch grew again from empty, copying itself each time (~1 KB per fan-out parent).
+   */
+  readonly #groups: (LiveCommand | null)[] = [];
   #head = 0;
+  #tail = 0;
   /** Rows waiting, over all groups. */
   #rows = 0;
   #entities: EntityWrite[] = [];
@@ -139,7 +145,9 @@ export class Committer {
   #group(c: LiveCommand): void {
     if (!c.queuedGroup) {
       c.queuedGroup = true;
-      this.#groups.push(c);
+      if (this.#tail < this.#groups.length) this.#groups[this.#tail] = c;
+      else this.#groups.push(c);
+      this.#tail++;
     }
     this.#schedule();
   }
@@ -174,7 +182,10 @@ export class Committer {
     t.lazy = false;
     if (t.dirty) return;
     t.dirty = true;
-    (t.command.dirtyTasks ??= []).push(t);
+    // A one-entry literal, not `[]` then push: an array grown from empty gets room for 17.
+    const c = t.command;
+    if (c.dirtyTasks === null) c.dirtyTasks = [t];
+    else c.dirtyTasks.push(t);
     this.#rows++;
     this.#group(t.command);
   }
@@ -205,7 +216,9 @@ export class Committer {
   undo(u: LiveUndo): void {
     if (u.dirty) return;
     u.dirty = true;
-    (u.command.dirtyUndo ??= []).push(u);
+    const c = u.command;
+    if (c.dirtyUndo === null) c.dirtyUndo = [u];
+    else c.dirtyUndo.push(u);
     this.#rows++;
     this.#group(u.command);
   }
@@ -225,8 +238,10 @@ export class Committer {
     if (cause === null) {
       this.#barriers++;
       this.#ready.push({ fn, barrier: true });
-    } else if (cause.queuedGroup) (cause.pendingAfter ??= []).push(fn);
-    else this.#ready.push({ fn, barrier: false });
+    } else if (cause.queuedGroup) {
+      if (cause.pendingAfter === null) cause.pendingAfter = [fn];
+      else cause.pendingAfter.push(fn);
+    } else this.#ready.push({ fn, barrier: false });
     this.#schedule();
   }
 
@@ -270,7 +285,7 @@ export class Committer {
 
   /** Whether anything is waiting to be flushed. */
   get pending(): boolean {
-    return this.#head < this.#groups.length || this.#entities.length > 0 || this.#ready.length > 0;
+    return this.#head < this.#tail || this.#entities.length > 0 || this.#ready.length > 0;
   }
 
   /** Flushes everything now and waits (used when stopping). */
@@ -335,14 +350,16 @@ export class Committer {
     flight.batch = snapshot(flight);
     // Dirty flags are cleared now, so changes made while the store writes re-mark their objects
     // for a later batch; rows inserted by this batch count as stored for the batches after it.
-    for (const c of flight.commands) {
+    const { commands, tasks, undo, inserted } = flight;
+    for (let i = 0; i < commands.length; i++) {
+      const c = commands[i]!;
       c.dirty = false;
       c.paramsDirty = false;
       c.settledOnly = false;
     }
-    for (const t of flight.tasks) t.dirty = false;
-    for (const u of flight.undo) u.dirty = false;
-    for (const o of flight.inserted) o.persisted = true;
+    for (let i = 0; i < tasks.length; i++) tasks[i]!.dirty = false;
+    for (let i = 0; i < undo.length; i++) undo[i]!.dirty = false;
+    for (let i = 0; i < inserted.length; i++) inserted[i]!.persisted = true;
     this.#flights.push(flight);
     this.#store.apply(flight.batch).then(
       () => this.#settle(flight, null),
@@ -391,24 +408,28 @@ export class Committer {
         flight.commands.push(c);
         rows++;
       }
-      if (c.dirtyTasks) {
-        for (const t of c.dirtyTasks) flight.tasks.push(t);
-        rows += c.dirtyTasks.length;
+      const tasks = c.dirtyTasks;
+      if (tasks !== null) {
+        for (let i = 0; i < tasks.length; i++) flight.tasks.push(tasks[i]!);
+        rows += tasks.length;
         c.dirtyTasks = null;
       }
-      if (c.dirtyUndo) {
-        for (const u of c.dirtyUndo) flight.undo.push(u);
-        rows += c.dirtyUndo.length;
+      const undo = c.dirtyUndo;
+      if (undo !== null) {
+        for (let i = 0; i < undo.length; i++) flight.undo.push(undo[i]!);
+        rows += undo.length;
         c.dirtyUndo = null;
       }
-      if (c.pendingAfter) {
-        for (const fn of c.pendingAfter) flight.after.push({ fn, barrier: false });
+      const after = c.pendingAfter;
+      if (after !== null) {
+        for (let i = 0; i < after.length; i++) flight.after.push(after[i]!);
         c.pendingAfter = null;
       }
       // A parent's change never commits before its children's: they join its batch.
-      if (!all && c.children) {
-        for (const ch of c.children) {
-          const child = this.#childOf(ch.id);
+      const children = c.children;
+      if (!all && children !== null) {
+        for (let i = 0; i < children.length; i++) {
+          const child = this.#childOf(children[i]!.id);
           if (child?.queuedGroup) take(child);
         }
       }
@@ -421,25 +442,30 @@ export class Committer {
       }
     };
     const groups = this.#groups;
-    while (this.#head < groups.length) {
+    while (this.#head < this.#tail) {
       const head = groups[this.#head]!;
       if (!all && (rows >= max || (rows >= budget && head.persisted))) break;
       // A new command still waiting for its first step (the coordinator's drain sent this batch
       // before reaching it) would be stored `pending` now and again once stepped: it waits.
       if (!forced && rows > 0 && head.queued && !head.persisted && head.status === 'pending') break;
-      take(groups[this.#head++]!);
+      groups[this.#head++] = null;
+      take(head);
     }
-    if (this.#head >= groups.length) {
-      this.#groups = [];
+    if (this.#head >= this.#tail) {
       this.#head = 0;
-    } else if (this.#head > 4096 && this.#head * 2 > groups.length) {
-      this.#groups = groups.slice(this.#head);
+      this.#tail = 0;
+    } else if (this.#head > 4096 && this.#head * 2 > this.#tail) {
+      // Mostly taken: the rest moves to the front (the slots it leaves are set to null).
+      groups.copyWithin(0, this.#head, this.#tail);
+      const left = this.#tail - this.#head;
+      groups.fill(null, left, this.#tail);
       this.#head = 0;
+      this.#tail = left;
     }
     this.#rows -= rows;
     // Callbacks whose cause was durable (or in flight) already go now, in order.
     for (const a of this.#ready) {
-      flight.after.push(a);
+      flight.after.push(a.fn);
       if (a.barrier) this.#barriers--;
     }
     this.#ready = [];
@@ -490,7 +516,8 @@ export class Committer {
         );
       }
     }
-    for (const a of flight.after) a.fn();
+    const after = flight.after;
+    for (let i = 0; i < after.length; i++) after[i]!();
   }
 
   /** Every flight has settled after a failure: put the failed batches back, in order, and retry. */
@@ -506,7 +533,7 @@ export class Committer {
       for (const t of f.tasks) this.task(t);
       for (const u of f.undo) this.undo(u);
       entities.push(...f.entities);
-      after.push(...f.after.map((a) => ({ fn: a.fn, barrier: true })));
+      for (const fn of f.after) after.push({ fn, barrier: true });
     }
     // Failed batches go first again, as one barrier: nothing after them runs before they commit.
     // Callbacks registered while they were in flight (their cause taken, so queued as "ready")

@@ -81,6 +81,23 @@ function closedError(): CocoError {
   );
 }
 
+/** What a context hands back when it closes: its buffered writes and data. */
+export interface ClosedCtx {
+  readonly writes: readonly EntityWrite[];
+  readonly dataSet: boolean;
+  readonly data: Json | undefined;
+}
+
+/**
+ * What most handlers leave: no entity write, no data set. One shared object instead of one
+ * (and an empty array) per handler run.
+ */
+const NOTHING_BUFFERED: ClosedCtx = Object.freeze({
+  writes: Object.freeze([]),
+  dataSet: false,
+  data: undefined,
+});
+
 /** Shared parts: identity, params, data, entities, buffered writes. */
 class BaseCtx {
   protected closed = false;
@@ -91,12 +108,23 @@ class BaseCtx {
   #entitiesApi: EntityAccess | null = null;
   protected readonly host: ContextHost;
   protected readonly c: LiveCommand;
-  readonly command: CommandInfo;
+  readonly #attempt: number;
+  readonly #stage: number;
+  #command: CommandInfo | null = null;
 
-  constructor(host: ContextHost, c: LiveCommand, command: CommandInfo) {
+  constructor(host: ContextHost, c: LiveCommand, attempt: number) {
     this.host = host;
     this.c = c;
-    this.command = command;
+    this.#attempt = attempt;
+    this.#stage = c.stage;
+  }
+
+  /**
+   * The command as the handler sees it, as it was when the context was made; built on first
+   * use (most handlers never read it).
+   */
+  get command(): CommandInfo {
+    return (this.#command ??= info(this.c, this.#attempt, this.#stage));
   }
 
   /** Per-command scratch state (built on first use: most handlers never touch it). */
@@ -169,8 +197,9 @@ class BaseCtx {
   }
 
   /** Ends the context; returns its buffered writes. */
-  close(): { writes: EntityWrite[]; dataSet: boolean; data: Json | undefined } {
+  close(): ClosedCtx {
     this.closed = true;
+    if (this.#writes === null && !this.#dataSet) return NOTHING_BUFFERED;
     return {
       writes: this.#writes ? [...this.#writes.values()] : [],
       dataSet: this.#dataSet,
@@ -179,14 +208,14 @@ class BaseCtx {
   }
 }
 
-function info(c: LiveCommand, attempt: number): CommandInfo {
+function info(c: LiveCommand, attempt: number, stage: number): CommandInfo {
   return {
     id: c.id,
     type: c.type.name,
     parentId: c.parentId,
     rootId: c.rootId,
     attempt,
-    stage: c.stage,
+    stage,
   };
 }
 
@@ -198,7 +227,7 @@ export class StageCtx extends BaseCtx implements StageContext<unknown> {
   #signal: AbortSignal | null = null;
 
   constructor(host: ContextHost, c: LiveCommand, attempt: number) {
-    super(host, c, info(c, attempt));
+    super(host, c, attempt);
   }
 
   /** Tasks and children this attempt created or reused. */
@@ -340,7 +369,7 @@ function nondeterministic(c: LiveCommand, what: string): CocoError {
 /** Context of `onSuccess`. */
 export class EndCtx extends BaseCtx implements EndContext<unknown> {
   constructor(host: ContextHost, c: LiveCommand, attempt: number) {
-    super(host, c, info(c, attempt));
+    super(host, c, attempt);
   }
   get tasks(): readonly TaskOutcome[] {
     return this.c.tasks.filter((t) => t.origin >= 0).map(taskOutcome);
@@ -372,7 +401,7 @@ export class UndoCtx extends BaseCtx implements UndoContext<unknown> {
   #tasks = 0;
   private readonly undoOrdinal: number;
   constructor(host: ContextHost, c: LiveCommand, attempt: number, undoOrdinal: number) {
-    super(host, c, info(c, attempt));
+    super(host, c, attempt);
     this.undoOrdinal = undoOrdinal;
   }
 

@@ -10,14 +10,14 @@ import type { CommandType, Json, Logger, TaskSpec } from '../core/command-type.j
 import { CocoError, ErrorCode, type ErrorInfo } from '../core/errors.js';
 import type { CommandRegistry } from '../core/registry.js';
 import type { CommandStatus } from '../core/states.js';
-import type { EntityWrite } from '../core/records.js';
 import type { Store } from '../store/port.js';
 import type { Committer } from './committer.js';
 import { decide } from './decide.js';
-import { newChild, newRoot } from './factory.js';
+import { childStateOf, newChild, newRoot } from './factory.js';
 import { Endings } from './endings.js';
 import { EntityOverlay } from './entities.js';
 import type { EngineEvents } from './events.js';
+import type { ClosedCtx } from './contexts.js';
 import { runFailure, runStage, runSuccess, runUndo, type HandlerHost } from './handlers.js';
 import type { IdAllocator } from './ids.js';
 import type { ChildState, LiveCommand } from './live.js';
@@ -196,9 +196,12 @@ export class Coordinator implements HandlerHost, TaskHost {
     this.#ready.push(c);
     if (!this.#drainScheduled) {
       this.#drainScheduled = true;
-      queueMicrotask(() => this.#drain());
+      queueMicrotask(this.#drainNow);
     }
   }
+
+  /** {@link #drain} as a callback, made once (not a closure per drain). */
+  readonly #drainNow = (): void => this.#drain();
 
   #drain(): void {
     this.#drainScheduled = false;
@@ -211,7 +214,8 @@ export class Coordinator implements HandlerHost, TaskHost {
         this.#stepQueued(ready[i]!);
         // Depth first: the commands this step created, and theirs, before the next.
         for (let j = 0; j < this.#fresh.length; j++) this.#stepQueued(this.#fresh[j]!);
-        this.#fresh = [];
+        // A new array only after a step that created commands (most create none).
+        if (this.#fresh.length > 0) this.#fresh = [];
         // This drain made a full batch of rows and the store can take one: send it now, so the
         // store writes it while the rest of the queue is worked out, instead of both waiting for
         // the whole drain (a submitMany of 1,000 fan-out parents: 10,000 children; fan-out +18 %).
@@ -256,7 +260,9 @@ export class Coordinator implements HandlerHost, TaskHost {
       this.roots.remove(c);
       this.touch(c);
     }
-    const action = decide(c, this.now());
+    // `decide` compares the time only with a deadline or a retry's due time: a step of a command
+    // with neither (most steps: a fan-out parent is stepped at each child's end) reads no clock.
+    const action = decide(c, c.deadlineAt === null && c.nextAttemptAt === null ? 0 : this.now());
     switch (action.kind) {
       case 'none':
         return;
@@ -477,7 +483,8 @@ export class Coordinator implements HandlerHost, TaskHost {
     priority?: number,
   ): ChildState {
     const now = this.now();
-    const { child, state } = newChild(this.ids, this.registry, now, parent, type, params);
+    const child = newChild(this.ids, this.registry, now, parent, type, params);
+    const state = childStateOf(child);
     if (priority !== undefined) child.priority = priority;
     parent.addChild(state);
     this.touch(parent, now);
@@ -523,10 +530,7 @@ export class Coordinator implements HandlerHost, TaskHost {
     return this.#entities.read(kind, id);
   }
 
-  applyWrites(
-    c: LiveCommand,
-    out: { writes: EntityWrite[]; dataSet: boolean; data: unknown },
-  ): void {
+  applyWrites(c: LiveCommand, out: ClosedCtx): void {
     if (out.dataSet) {
       c.setData(out.data ?? null);
       this.touch(c);

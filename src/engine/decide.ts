@@ -164,7 +164,11 @@ function compensationStep(c: LiveCommand, now: number): Action {
   return action;
 }
 
-/** Decides the next step of a command. Pure: reads `c` and `now`, changes nothing. */
+/**
+ * Decides the next step of a command. Pure: reads `c` and `now`, changes nothing. `now` is
+ * compared only with `c.deadlineAt` and `c.nextAttemptAt`: when both are null any value will do
+ * (the coordinator then reads no clock).
+ */
 export function decide(c: LiveCommand, now: number): Action {
   // A held command (it could not be loaded) does nothing until a cancel ends it.
   if (c.busy || c.held) return NONE;

@@ -372,6 +372,9 @@ export class Dispatcher {
       else this.#failUnknown(link);
       return;
     }
+    // A round is due in this turn already and kicks again when it ends: the starts and clears
+    // queued meanwhile (one kick each) need no clock reading of their own.
+    if (link.immediate) return;
     const now = this.clock.now();
     let at: number;
     const pollable = this.#pollable(link);
@@ -382,7 +385,6 @@ export class Dispatcher {
     else if (pollable) at = link.lastPollAt + this.options.pollIntervalMs;
     else return;
     if (at <= now) {
-      if (link.immediate) return;
       link.timer?.cancel();
       link.timer = null;
       link.immediate = true;

@@ -98,8 +98,18 @@ export class Endings {
    */
   settle(c: LiveCommand, now?: number): void {
     if (!c.settled) return;
-    const toClear = c.tasks.filter((t) => !t.cleared);
-    if (toClear.length === 0) {
+    // Counted, not filtered into an array (every command ends here): the clears below go to the
+    // first `count` tasks (the ones it has now; ordinals never move), skipping cleared ones.
+    const tasks = c.tasks;
+    const count = tasks.length;
+    let uncleared = 0;
+    let agentDone = true;
+    for (let i = 0; i < count; i++) {
+      const t = tasks[i]!;
+      if (!t.cleared) uncleared++;
+      if (!t.agentDone) agentDone = false;
+    }
+    if (uncleared === 0) {
       if (!c.tasksCleared) {
         c.tasksCleared = true;
         this.#touch(c, now);
@@ -107,7 +117,7 @@ export class Endings {
       this.#h.committer.afterCommit(() => this.#done(c), c);
       return;
     }
-    if (!c.tasksCleared && c.tasks.every((t) => t.agentDone)) {
+    if (!c.tasksCleared && agentDone) {
       // Every task has ended on its agent: the row says its tasks are cleared with the outcome
       // (same batch), one write fewer than recording the clears after they are done. The clears
       // below follow the commit; a task a crash leaves on its agent is found there by a
@@ -121,7 +131,10 @@ export class Endings {
     // Clearing follows the commit that records the command's outcome.
     this.#h.committer.afterCommit(() => {
       const dispatcher = this.#h.dispatcher;
-      for (const t of toClear) dispatcher.clear(t);
+      // Tasks cleared meanwhile are skipped (as `Dispatcher.clear` would); tasks added since (a
+      // compensation's undo tasks) are not this settle's to clear.
+      const all = c.tasks;
+      for (let i = 0; i < count; i++) if (!all[i]!.cleared) dispatcher.clear(all[i]!);
     }, c);
   }
 
@@ -132,16 +145,15 @@ export class Endings {
 
   /** Every task of a settled command was cleared: record it, then let the command go. */
   allCleared(c: LiveCommand): void {
-    const done = (): void => this.#done(c);
     if (!c.tasksCleared) {
       c.tasksCleared = true;
       this.#h.committer.settled(c);
     } else if (!c.dirty) {
       // Stored as cleared with the outcome (see settle): nothing left to write.
-      done();
+      this.#done(c);
       return;
     }
-    this.#h.committer.afterCommit(done, c);
+    this.#h.committer.afterCommit(() => this.#done(c), c);
   }
 
   /** The command's tasks are cleared and the store says so: tell observers, let it go. */

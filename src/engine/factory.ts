@@ -45,7 +45,8 @@ export function newRoot(
 }
 
 /**
- * A new child of `parent`, created by its current stage. Throws `INVALID_DEFINITION` for a type
+ * A new child of `parent`, created by its current stage (its state as the parent tracks it:
+ * {@link childStateOf}). Throws `INVALID_DEFINITION` for a type
  * the engine does not know and `PARAMETERS_INVALID` (naming the fields) for bad parameters.
  */
 export function newChild(
@@ -55,7 +56,7 @@ export function newChild(
   parent: LiveCommand,
   type: CommandType,
   params: unknown,
-): { child: LiveCommand; state: ChildState } {
+): LiveCommand {
   const registered = registry.get(type.name);
   if (!registered || registered.version !== type.version) {
     throw new CocoError(
@@ -63,8 +64,14 @@ export function newChild(
       `child type "${type.name}" (version ${type.version}) is not registered with this engine`,
     );
   }
-  const what = `invalid parameters for child command type "${type.name}" (version ${type.version}) of command ${parent.id}`;
-  assertJson(params, what);
+  // The message is made only for an error: every child of every stage comes through here.
+  try {
+    assertJson(params, '');
+  } catch (error) {
+    if (error instanceof ValidationError)
+      throw new ValidationError(childParamsInvalid(type, parent), error.issues);
+    throw error;
+  }
   const result = registered.schema['~standard'].validate(params);
   if (result instanceof Promise) {
     throw new CocoError(
@@ -72,7 +79,8 @@ export function newChild(
       `command type "${type.name}" has an async schema; children need a synchronous one`,
     );
   }
-  if (result.issues) throw new ValidationError(what, toIssues(result.issues));
+  if (result.issues)
+    throw new ValidationError(childParamsInvalid(type, parent), toIssues(result.issues));
   const id = ids.next();
   const seq = parent.nextJournalSeq();
   const child = new LiveCommand({
@@ -93,8 +101,24 @@ export function newChild(
   });
   if (registered.timeoutMs !== null) child.deadlineAt = now + registered.timeoutMs;
   child.priority = parent.priority;
-  return {
-    child,
-    state: new ChildState(id, registered.name, seq, parent.stage, 'pending', null, null, 'none'),
-  };
+  return child;
+}
+
+/** A new child's state as its parent tracks it. */
+export function childStateOf(child: LiveCommand): ChildState {
+  return new ChildState(
+    child.id,
+    child.type.name,
+    child.seq!,
+    child.originStage!,
+    'pending',
+    null,
+    null,
+    'none',
+  );
+}
+
+/** The message of a {@link ValidationError} for a child's parameters. */
+function childParamsInvalid(type: CommandType, parent: LiveCommand): string {
+  return `invalid parameters for child command type "${type.name}" (version ${type.version}) of command ${parent.id}`;
 }

@@ -9,10 +9,17 @@
 import { CocoError, ErrorCode, toErrorInfo, type ErrorInfo } from '../core/errors.js';
 import { assertJson } from '../core/params.js';
 import type { CommandStatus } from '../core/states.js';
-import type { EntityWrite } from '../core/records.js';
-import { EndCtx, FailureCtx, StageCtx, UndoCtx, type ContextHost } from './contexts.js';
+import {
+  EndCtx,
+  FailureCtx,
+  StageCtx,
+  UndoCtx,
+  type ClosedCtx,
+  type ContextHost,
+} from './contexts.js';
 import type { LiveCommand, LiveUndo } from './live.js';
 import type { Tracing } from './tracing.js';
+import type { Span } from '@opentelemetry/api';
 
 /** What the handler runner needs from the coordinator. */
 export interface HandlerHost extends ContextHost {
@@ -22,10 +29,7 @@ export interface HandlerHost extends ContextHost {
   abortCommand(c: LiveCommand, error: ErrorInfo): void;
   endCommand(c: LiveCommand, status: 'succeeded' | 'failed' | 'cancelled'): void;
   touchUndo(u: LiveUndo): void;
-  applyWrites(
-    c: LiveCommand,
-    out: { writes: EntityWrite[]; dataSet: boolean; data: unknown },
-  ): void;
+  applyWrites(c: LiveCommand, out: ClosedCtx): void;
   handlerStarted(): void;
   handlerEnded(): void;
   /** A number in [0, 1) for retry jitter (the engine's injectable source). */
@@ -46,35 +50,21 @@ function isPromise(value: unknown): value is Promise<unknown> {
 
 type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
 
-/**
- * Calls `fn(ctx)` and hands the outcome to `done`: at once if the handler is synchronous (no
- * promise is made: most handlers are, and this is the hot path), else when its promise settles.
- */
-function invoke<T>(fn: (ctx: T) => unknown, ctx: T, done: (outcome: Outcome) => void): void {
-  let value: unknown;
-  try {
-    value = fn(ctx);
-  } catch (error) {
-    done({ ok: false, error });
-    return;
-  }
-  if (isPromise(value)) {
-    value.then(
-      (v) => done({ ok: true, value: v }),
-      (error: unknown) => done({ ok: false, error }),
-    );
-  } else done({ ok: true, value });
-}
+/** The outcome of most handlers (they return nothing): one object, not one per run. */
+const OK_VOID: Outcome = Object.freeze({ ok: true, value: undefined });
 
 /** What a handler's context hands back when it closes: its buffered writes. */
-interface Out {
-  writes: EntityWrite[];
-  dataSet: boolean;
-  data: unknown;
-}
+type Out = ClosedCtx;
 interface BaseCtxLike {
   close(): Out;
 }
+
+/**
+ * What follows a handler's run, given its command, its context, the outcome and the buffered
+ * writes. Module functions for the hot phases (a stage, `onSuccess`, `onFailure`), so that a run
+ * makes no closure.
+ */
+type Then<T> = (host: HandlerHost, c: LiveCommand, ctx: T, outcome: Outcome, out: Out) => void;
 
 /**
  * Runs a handler for `c`: marks the command busy while it runs, closes its context, and calls
@@ -87,39 +77,90 @@ function run<T extends BaseCtxLike>(
   phase: Phase,
   ctx: T,
   fn: (ctx: T) => unknown,
-  then: (outcome: Outcome, out: Out) => void,
+  then: Then<T>,
   undoName?: string,
 ): void {
   c.busy = true;
   host.handlerStarted();
   const span = host.tracing.handler(c, phase, undoName);
-  const done = (outcome: Outcome): void => {
-    if (span) host.tracing.handlerEnded(span, outcome);
-    const out = ctx.close();
-    c.busy = false;
-    host.handlerEnded();
-    if (!host.stopped) then(outcome, out);
-  };
-  if (span) host.tracing.active(span, () => invoke(fn, ctx, done));
-  else invoke(fn, ctx, done);
+  if (span) host.tracing.active(span, () => invoke(host, c, ctx, fn, span, then));
+  else invoke(host, c, ctx, fn, null, then);
+}
+
+/**
+ * Calls `fn(ctx)` and hands the outcome on: at once if the handler is synchronous (no promise
+ * and no closure is made: most handlers are, and this is the hot path), else when its promise
+ * settles.
+ */
+function invoke<T extends BaseCtxLike>(
+  host: HandlerHost,
+  c: LiveCommand,
+  ctx: T,
+  fn: (ctx: T) => unknown,
+  span: Span | null,
+  then: Then<T>,
+): void {
+  let value: unknown;
+  try {
+    value = fn(ctx);
+  } catch (error) {
+    finish(host, c, ctx, span, then, { ok: false, error });
+    return;
+  }
+  if (isPromise(value)) {
+    value.then(
+      (v) => finish(host, c, ctx, span, then, { ok: true, value: v }),
+      (error: unknown) => finish(host, c, ctx, span, then, { ok: false, error }),
+    );
+  } else finish(host, c, ctx, span, then, value === undefined ? OK_VOID : { ok: true, value });
+}
+
+/** A handler's run ended with `outcome`: its span ends, its context closes, `then` follows. */
+function finish<T extends BaseCtxLike>(
+  host: HandlerHost,
+  c: LiveCommand,
+  ctx: T,
+  span: Span | null,
+  then: Then<T>,
+  outcome: Outcome,
+): void {
+  if (span) host.tracing.handlerEnded(span, outcome);
+  const out = ctx.close();
+  c.busy = false;
+  host.handlerEnded();
+  if (!host.stopped) then(host, c, ctx, outcome, out);
+}
+
+/** A stage without a handler (a serial command's `next` left out) does nothing. */
+function noHandler(): undefined {
+  return undefined;
 }
 
 /** Runs the current stage's handler (`execute` or `next`). */
 export function runStage(host: HandlerHost, c: LiveCommand): void {
   const handler = c.stage === 0 ? c.type.handlers.execute : c.type.handlers.next;
   const ctx = new StageCtx(host, c, c.attempts + 1);
-  run(host, c, 'stage', ctx, handler ?? (() => undefined), (outcome, out) => {
-    if (outcome.ok) {
-      host.applyWrites(c, out);
-      c.stageCompleted(ctx.createdWork);
-      // setStatus marks the command changed too (one clock reading instead of two)
-      if (c.status === 'pending') host.setStatus(c, 'waiting');
-      else host.touch(c);
-    } else {
-      failed(host, c, outcome.error, 'stage', null);
-    }
-    host.wake(c);
-  });
+  run(host, c, 'stage', ctx, handler ?? noHandler, stageRan);
+}
+
+/** A stage's handler ran: the stage completes (with its writes), or the failure is handled. */
+function stageRan(
+  host: HandlerHost,
+  c: LiveCommand,
+  ctx: StageCtx,
+  outcome: Outcome,
+  out: Out,
+): void {
+  if (outcome.ok) {
+    host.applyWrites(c, out);
+    c.stageCompleted(ctx.createdWork);
+    // setStatus marks the command changed too (one clock reading instead of two)
+    if (c.status === 'pending') host.setStatus(c, 'waiting');
+    else host.touch(c);
+  } else {
+    failed(host, c, outcome.error, 'stage', null);
+  }
+  host.wake(c);
 }
 
 /** Runs `onSuccess` (if any) and ends the command as succeeded. */
@@ -130,24 +171,33 @@ export function runSuccess(host: HandlerHost, c: LiveCommand): void {
     return;
   }
   const ctx = new EndCtx(host, c, c.attempts + 1);
-  run(host, c, 'success', ctx, handler, (result, out) => {
-    let outcome = result;
-    if (outcome.ok && outcome.value !== undefined) {
-      try {
-        assertJson(outcome.value, `command ${c.id} (${c.type.name}): the result of onSuccess`);
-      } catch (error) {
-        outcome = { ok: false, error };
-      }
+  run(host, c, 'success', ctx, handler, successRan);
+}
+
+/** `onSuccess` ran: the command ends succeeded with its result, or the failure is handled. */
+function successRan(
+  host: HandlerHost,
+  c: LiveCommand,
+  _ctx: EndCtx,
+  result: Outcome,
+  out: Out,
+): void {
+  let outcome = result;
+  if (outcome.ok && outcome.value !== undefined) {
+    try {
+      assertJson(outcome.value, `command ${c.id} (${c.type.name}): the result of onSuccess`);
+    } catch (error) {
+      outcome = { ok: false, error };
     }
-    if (outcome.ok) {
-      host.applyWrites(c, out);
-      c.setResult(outcome.value ?? null);
-      host.endCommand(c, 'succeeded');
-    } else {
-      failed(host, c, outcome.error, 'success', null);
-      host.wake(c);
-    }
-  });
+  }
+  if (outcome.ok) {
+    host.applyWrites(c, out);
+    c.setResult(outcome.value ?? null);
+    host.endCommand(c, 'succeeded');
+  } else {
+    failed(host, c, outcome.error, 'success', null);
+    host.wake(c);
+  }
 }
 
 /** Runs one undo step. */
@@ -162,7 +212,13 @@ export function runUndo(host: HandlerHost, c: LiveCommand, u: LiveUndo): void {
           `command type "${c.type.name}" has no undo handler "${u.name}" any more`,
         );
       };
-  const then = (outcome: Outcome, out: Out): void => {
+  const then = (
+    _h: HandlerHost,
+    _c: LiveCommand,
+    _ctx: UndoCtx,
+    outcome: Outcome,
+    out: Out,
+  ): void => {
     if (outcome.ok) {
       host.applyWrites(c, out);
       u.finish('done', null);
@@ -190,16 +246,27 @@ export function runFailure(host: HandlerHost, c: LiveCommand): void {
   }
   const error = c.error ?? { code: ErrorCode.HandlerFailed, message: 'failed' };
   const ctx = new FailureCtx(host, c, c.attempts + 1, error, cancelled);
-  run(host, c, 'failure', ctx, handler, (outcome, out) => {
-    if (outcome.ok) {
-      host.applyWrites(c, out);
-      host.endCommand(c, status);
-    } else if (failed(host, c, outcome.error, 'failure', null)) {
-      host.endCommand(c, status);
-    } else {
-      host.wake(c);
-    }
-  });
+  run(host, c, 'failure', ctx, handler, failureRan);
+}
+
+/** `onFailure` ran: the command ends failed or cancelled, or the failure is handled. */
+function failureRan(
+  host: HandlerHost,
+  c: LiveCommand,
+  ctx: FailureCtx,
+  outcome: Outcome,
+  out: Out,
+): void {
+  // As decided before the handler ran (the context keeps it).
+  const status = ctx.cancelled ? 'cancelled' : 'failed';
+  if (outcome.ok) {
+    host.applyWrites(c, out);
+    host.endCommand(c, status);
+  } else if (failed(host, c, outcome.error, 'failure', null)) {
+    host.endCommand(c, status);
+  } else {
+    host.wake(c);
+  }
 }
 
 const PHASE_NAMES: Record<Phase, string> = {

@@ -435,7 +435,8 @@ export class LiveCommand {
   /** Number of work tasks (undo tasks excluded). */
   workTaskCount(): number {
     let n = 0;
-    for (const t of this.tasks) if (t.origin >= 0) n++;
+    const tasks = this.tasks;
+    for (let i = 0; i < tasks.length; i++) if (tasks[i]!.origin >= 0) n++;
     return n;
   }
 

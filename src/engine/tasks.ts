@@ -396,7 +396,7 @@ export class TaskTracker implements DispatcherEvents {
     const commands = new Set<LiveCommand>();
     for (const t of tasks) commands.add(t.command);
     for (const c of commands) {
-      if (c.settled && c.tasks.every((t) => t.cleared)) this.#host.allCleared(c);
+      if (c.settled && allTasksCleared(c)) this.#host.allCleared(c);
     }
   }
 
@@ -461,4 +461,11 @@ function badTask(c: LiveCommand, path: string, message: string): never {
   throw new ValidationError(`invalid task for command ${c.id} (${c.type.name})`, [
     { path, message },
   ]);
+}
+
+/** Whether every task of `c` was cleared on its agent (a loop: no callback per command). */
+function allTasksCleared(c: LiveCommand): boolean {
+  const tasks = c.tasks;
+  for (let i = 0; i < tasks.length; i++) if (!tasks[i]!.cleared) return false;
+  return true;
 }
