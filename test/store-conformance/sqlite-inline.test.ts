@@ -11,7 +11,11 @@ import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CocoError, ErrorCode } from '../../src/core/errors.js';
-import { sqliteStore, type SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
+import {
+  InlineCommitGuard,
+  sqliteStore,
+  type SqliteStore,
+} from '../../src/store/sqlite/sqlite-store.js';
 import { batch, command, commandUpdate, T0 } from './fixtures.js';
 import { raw } from '../support/sqlite-rows.js';
 
@@ -141,3 +145,32 @@ function holdWriteLock(path: string, ms: number): { locked: Promise<void>; done:
   const done = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
   return { locked, done };
 }
+
+describe('InlineCommitGuard', () => {
+  it('lets a lone hiccup of the disk pass and pauses on commits slow on average', () => {
+    const guard = new InlineCommitGuard();
+    let now = 0;
+    const commit = (ms: number): void => {
+      now += ms;
+      guard.took(ms, now);
+    };
+    for (let i = 0; i < 100; i++) commit(0.3);
+    commit(9); // one hiccup
+    expect(guard.allows(now)).toBe(true);
+    for (let i = 0; i < 20; i++) commit(0.3);
+    // A disk that stays slow: paused within a few commits.
+    let slow = 0;
+    while (guard.allows(now) && slow < 10) {
+      commit(5);
+      slow++;
+    }
+    expect(slow).toBeLessThanOrEqual(5);
+    expect(guard.allows(now)).toBe(false);
+    expect(guard.allows(now + 9_999)).toBe(false);
+    // After the pause, judged afresh: one fast commit does not pause it again.
+    now += 10_000;
+    expect(guard.allows(now)).toBe(true);
+    commit(0.3);
+    expect(guard.allows(now)).toBe(true);
+  });
+});

@@ -91,18 +91,49 @@ export {
 const LIST_CACHE_MAX = 64;
 
 /**
- * A small batch committed on the event loop that took this long (a slow or busy disk's sync, a
- * lock held by another process) held the event loop — API requests, agent polls — as long;
- * the thread's hand-offs cost ~0.1–0.3 ms, so past a few milliseconds the event loop is the
- * worse place for the commit.
+ * When the small batches' commits on the event loop have taken this long on average, the event
+ * loop is the worse place for them: a slow or busy disk's sync (or a lock another process holds)
+ * holds API requests and agent polls as long, while the writer thread's hand-offs cost ~0.1–0.3
+ * ms. A commit here takes ~0.2–0.5 ms on a local disk (BENCHMARKS.md, "Latency at light load").
  */
-const INLINE_SLOW_MS = 5;
+const INLINE_SLOW_MS = 2;
 /**
- * After a slow commit on the event loop, every batch goes through the writer thread this long:
- * a disk that is slow stalls the event loop at most once per pause, and one that was only busy
- * for a moment gets the fast path back soon.
+ * Weight of the latest commit in that average: a lone hiccup of the disk (5–10 ms, seen every few
+ * thousand commits on this machine kind, and a commit in the thread would wait for it as long)
+ * does not trip it; a disk that stays slow does within a few commits.
+ */
+const INLINE_AVERAGE_WEIGHT = 1 / 8;
+/**
+ * How long every batch then goes through the writer thread: a disk that stays slow stalls the
+ * event loop for a few commits per pause at most, and one that was busy for a moment gets the
+ * fast path back soon.
  */
 const INLINE_PAUSE_MS = 10_000;
+
+/**
+ * Whether small batches may commit on the event loop (see
+ * {@link SqliteStoreOptions.inlineMaxRows}): not for a while after those commits were slow on
+ * average. Times are `performance.now()` milliseconds, passed in.
+ */
+export class InlineCommitGuard {
+  #averageMs = 0;
+  #pausedUntil = 0;
+
+  /** Whether a small batch may commit on the event loop at `now`. */
+  allows(now: number): boolean {
+    return now >= this.#pausedUntil;
+  }
+
+  /** Takes note of a commit on the event loop that took `ms` and ended at `now`. */
+  took(ms: number, now: number): void {
+    this.#averageMs += (ms - this.#averageMs) * INLINE_AVERAGE_WEIGHT;
+    if (this.#averageMs > INLINE_SLOW_MS) {
+      this.#pausedUntil = now + INLINE_PAUSE_MS;
+      // Judged afresh after the pause: a disk still slow trips it again within a few commits.
+      this.#averageMs = 0;
+    }
+  }
+}
 
 /** Rows a batch writes (what {@link SqliteStoreOptions.inlineMaxRows} counts). */
 function batchRows(b: ChangeBatch): number {
@@ -163,8 +194,8 @@ export class SqliteStore implements Store {
   readonly #writerThread: boolean;
   /** With the writer thread: batches of at most this many rows may commit on the event loop. */
   readonly #inlineMaxRows: number;
-  /** `performance.now()` until which no batch commits on the event loop (after a slow one). */
-  #inlinePausedUntil = 0;
+  /** Whether small batches may commit on the event loop now (not after slow ones). */
+  readonly #inlineGuard = new InlineCommitGuard();
   /** Batches committed on the event loop while the writer thread was idle (monitoring). */
   #inlineBatches = 0;
   /** A reader thread spawned at open for the restart's read (reader.ts), until it is used. */
@@ -313,14 +344,14 @@ export class SqliteStore implements Store {
       if (
         writer.busy ||
         batchRows(batch) > this.#inlineMaxRows ||
-        performance.now() < this.#inlinePausedUntil
+        !this.#inlineGuard.allows(performance.now())
       )
         return this.#applyInThread(writer, batch);
       this.#inlineBatches++;
       const t0 = performance.now();
       const applied = this.#applyInline(batch);
       const t1 = performance.now();
-      if (t1 - t0 > INLINE_SLOW_MS) this.#inlinePausedUntil = t1 + INLINE_PAUSE_MS;
+      this.#inlineGuard.took(t1 - t0, t1);
       return applied;
     }
     return this.#applyInline(batch);
