@@ -52,17 +52,23 @@ function countBy<T>(items: readonly T[], key: (t: T) => string): Map<string, num
   return counts;
 }
 
+/** A reference agent `h1` over real HTTP, its data under `dir`; closed after the test. */
+async function startRemote(dir: string): Promise<Awaited<ReturnType<typeof startAgent>>> {
+  const remote = await startAgent({
+    id: 'h1',
+    secret: SECRET,
+    dataDir: join(dir, 'agent'),
+    logger: silent,
+  });
+  cleanups.push(() => remote.close());
+  return remote;
+}
+
 describe('GET /metrics', () => {
   it('after a workload, counts what the store shows', async () => {
     const dir = tempDir('coco-metrics-');
     cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
-    const remote = await startAgent({
-      id: 'h1',
-      secret: SECRET,
-      dataDir: join(dir, 'agent'),
-      logger: silent,
-    });
-    cleanups.push(() => remote.close());
+    const remote = await startRemote(dir);
     const broker = new RoutingBroker([
       inProcessAgents(['a1']),
       httpAgents({
@@ -244,13 +250,7 @@ describe('GET /metrics', () => {
   it("shows the HTTP broker's call slots of a node that calls its agents itself", async () => {
     const dir = tempDir('coco-metrics-slots-');
     cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
-    const remote = await startAgent({
-      id: 'h1',
-      secret: SECRET,
-      dataDir: join(dir, 'agent'),
-      logger: silent,
-    });
-    cleanups.push(() => remote.close());
+    const remote = await startRemote(dir);
     const t = testCommands(new Journal());
     const node = await startNode({
       config: parseConfig(
