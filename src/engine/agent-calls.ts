@@ -158,7 +158,9 @@ export class AgentCalls {
    * Answers the number of task ids asked about.
    */
   async poll(link: AgentLink, all: boolean): Promise<number> {
-    const ids = all ? [...link.running.keys()] : [...link.unvouched];
+    // The watched tasks no poll has asked about yet are asked about now (see AgentLink.#fresh).
+    const fresh = link.takeFresh();
+    const ids = all ? [...link.running.keys()] : link.unvouchedIds(fresh);
     if (all) {
       const foreign = this.#h.gate?.foreignIds(link.id) ?? [];
       if (foreign.length > 0) ids.push(...foreign);
@@ -167,9 +169,18 @@ export class AgentCalls {
       link.lastPollAt = this.#h.clock.now();
       return 0;
     }
-    const reports = await this.#call(link, 'getStatuses', () =>
-      this.#h.broker.getStatuses(link.id, ids),
-    );
+    let reports: readonly TaskStatusReport[];
+    try {
+      reports = await this.#call(link, 'getStatuses', () =>
+        this.#h.broker.getStatuses(link.id, ids),
+      );
+    } catch (error) {
+      link.unvouchFresh(fresh);
+      throw error;
+    }
+    // A report for each id, in order (the port's contract), vouches for the fresh tasks or not
+    // as for any other; a broker that answered otherwise leaves them all to be asked again.
+    if (fresh.length > 0 && !answersEach(ids, reports)) link.unvouchFresh(fresh);
     link.lastPollAt = this.#h.clock.now();
     this.#h.applyReports(link, reports, true);
     return ids.length;
@@ -206,6 +217,13 @@ export class AgentCalls {
       (timer as TimerHandle | null)?.cancel();
     }
   }
+}
+
+/** Whether `reports` holds one report per id of `ids`, in their order. */
+function answersEach(ids: readonly string[], reports: readonly TaskStatusReport[]): boolean {
+  if (reports.length !== ids.length) return false;
+  for (let i = 0; i < ids.length; i++) if (reports[i]!.taskId !== ids[i]) return false;
+  return true;
 }
 
 /** Start results by task id (a broker that answered out of order, or not for every task). */

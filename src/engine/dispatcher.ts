@@ -6,7 +6,7 @@
  *
  * While the broker pushes every status change of an agent (`AgentBroker.pushesStatuses`: a live
  * long-poll feed), a poll cycle asks only about the tasks no report has vouched for yet (see
- * `AgentLink.unvouched`): its cost follows the tasks that need a look, not the tasks in flight.
+ * `AgentLink.unvouchedIds`): its cost follows the tasks that need a look, not the tasks in flight.
  *
  * An agent the broker does not know (a typo in a task's agent id, an agent removed from the
  * configuration) is not backed off forever: its tasks fail at once with `AGENT_UNKNOWN`, naming
@@ -276,7 +276,7 @@ export class Dispatcher {
   /** Starts polling a task that is already running on its agent (after a restart). */
   watch(task: LiveTask): void {
     const link = this.#link(task.agentId);
-    link.track(task);
+    link.watch(task);
     link.wantPoll = true;
     this.#kick(link);
   }
@@ -491,7 +491,7 @@ export class Dispatcher {
       link.up &&
       !this.#hasCalls(link) &&
       !link.pollAll &&
-      link.unvouched.size === 0 &&
+      link.allVouched &&
       this.gate === null &&
       link.running.size > 0 &&
       this.broker.pushesStatuses?.(link.id) === true
