@@ -24,8 +24,16 @@ export interface AgentCallsHost {
   readonly gate: PollGate | null;
   /** Whether this node may poll the agent now. */
   mayPoll(link: AgentLink): boolean;
-  /** Applies what a poll returned. */
-  applyReports(link: AgentLink, reports: readonly TaskStatusReport[], polled: boolean): void;
+  /**
+   * Applies what a poll returned. `asked`: the tasks asked about, when the reports line up with
+   * them (one per task, in order; reports past them are looked up by id).
+   */
+  applyReports(
+    link: AgentLink,
+    reports: readonly TaskStatusReport[],
+    polled: boolean,
+    asked: readonly LiveTask[] | null,
+  ): void;
 }
 
 /** One agent's calls, for the dispatcher's rounds. */
@@ -161,6 +169,10 @@ export class AgentCalls {
     // The watched tasks no poll has asked about yet are asked about now (see AgentLink.#fresh).
     const fresh = link.takeFresh();
     const ids = all ? [...link.running.keys()] : link.unvouchedIds(fresh);
+    // The tasks asked about, in the ids' order: a lined-up answer is applied without a lookup
+    // by id per report (a hash of each report's id, fresh from the broker: ~10 % of a restart's
+    // first poll at 1,000,000 tasks).
+    const tasks = all ? [...link.running.values()] : null;
     if (all) {
       const foreign = this.#h.gate?.foreignIds(link.id) ?? [];
       if (foreign.length > 0) ids.push(...foreign);
@@ -180,9 +192,10 @@ export class AgentCalls {
     }
     // A report for each id, in order (the port's contract), vouches for the fresh tasks or not
     // as for any other; a broker that answered otherwise leaves them all to be asked again.
-    if (fresh.length > 0 && !answersEach(ids, reports)) link.unvouchFresh(fresh);
+    const lined = answersEach(ids, reports);
+    if (fresh.length > 0 && !lined) link.unvouchFresh(fresh);
     link.lastPollAt = this.#h.clock.now();
-    this.#h.applyReports(link, reports, true);
+    this.#h.applyReports(link, reports, true, lined ? tasks : null);
     return ids.length;
   }
 

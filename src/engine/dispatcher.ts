@@ -95,7 +95,8 @@ export class Dispatcher {
       prefix,
       gate: this.gate,
       mayPoll: (link) => this.#mayPoll(link),
-      applyReports: (link, reports, polled) => this.#applyReports(link, reports, polled),
+      applyReports: (link, reports, polled, asked) =>
+        this.#applyReports(link, reports, polled, asked),
     });
     this.#unsubscribe =
       broker.onActivity?.((agentId, reports) => {
@@ -168,7 +169,7 @@ export class Dispatcher {
   applyRelayed(task: LiveTask, report: TaskStatusReport): void {
     const link = this.#links.get(task.agentId);
     if (!link || this.#stopped) return;
-    this.#applyReports(link, [report], true);
+    this.#applyReports(link, [report], true, null);
   }
 
   /**
@@ -542,13 +543,27 @@ export class Dispatcher {
   apply(agentId: string, reports: readonly TaskStatusReport[]): void {
     const link = this.#links.get(agentId);
     if (!link || this.#stopped) return;
-    this.#applyReports(link, reports, false);
+    this.#applyReports(link, reports, false, null);
   }
 
-  #applyReports(link: AgentLink, reports: readonly TaskStatusReport[], polled: boolean): void {
+  /**
+   * Applies reports to the tasks they name. `asked`: the tasks a poll asked about, when its
+   * reports line up with them (`reports[i]` is about `asked[i]`); each is still polled unless
+   * the agent's word made it done since the poll asked (a pushed end: only then is a task
+   * untracked, its `agentDone` set at once), when the report's id is looked up as any other.
+   */
+  #applyReports(
+    link: AgentLink,
+    reports: readonly TaskStatusReport[],
+    polled: boolean,
+    asked: readonly LiveTask[] | null,
+  ): void {
     const now = this.clock.now();
-    for (const report of reports) {
-      const task = link.running.get(report.taskId);
+    const lined = asked === null ? 0 : asked.length;
+    for (let i = 0; i < reports.length; i++) {
+      const report = reports[i]!;
+      let task = i < lined ? asked![i] : undefined;
+      if (task === undefined || task.agentDone) task = link.running.get(report.taskId);
       if (!task) {
         if (this.gate !== null && (polled || report.state !== 'unknown'))
           this.gate.foreignReport(link.id, report);

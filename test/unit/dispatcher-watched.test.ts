@@ -21,13 +21,15 @@ async function settle(): Promise<void> {
 }
 
 /** How the agent answers the next status call (then it answers normally). */
-type Answer = 'normal' | 'fail' | 'omit-first' | 'reversed';
+type Answer = 'normal' | 'fail' | 'omit-first' | 'reversed' | 'held';
 
-function setup(n = 20) {
+function setup(n = 20, pushes = true) {
   const states = new Map<string, AgentTaskState>();
   const asked: string[][] = [];
   const stops: string[][] = [];
   let next: Answer = 'normal';
+  /** Lets a held answer go (see `held`). */
+  let release: () => void = () => {};
   let listener: ((agentId: string, reports?: readonly TaskStatusReport[]) => void) | null = null;
   const broker: AgentBroker = {
     agentIds: () => Promise.resolve(['a']),
@@ -43,6 +45,7 @@ function setup(n = 20) {
       }));
       if (answer === 'omit-first') reports.shift();
       if (answer === 'reversed') reports.reverse();
+      if (answer === 'held') return new Promise((r) => (release = () => r(reports)));
       return Promise.resolve(reports);
     },
     stopTasks: (_agent, ids) => {
@@ -55,9 +58,10 @@ function setup(n = 20) {
       listener = l;
       return () => (listener = null);
     },
-    pushesStatuses: () => true,
+    ...(pushes ? { pushesStatuses: () => true } : {}),
   };
   const ended: LiveTask[] = [];
+  const reported: string[] = [];
   const clock = new ManualClock();
   const dispatcher = new Dispatcher({
     broker,
@@ -65,6 +69,7 @@ function setup(n = 20) {
     options: dispatcherOptions(),
     events: dispatcherEvents({
       report: (t, r) => {
+        reported.push(`${t.agentTaskId} ${r.state}`);
         if (r.state !== 'running' && r.state !== 'unknown') {
           t.status = r.state;
           ended.push(t);
@@ -89,7 +94,19 @@ function setup(n = 20) {
   const answerNext = (a: Answer): void => {
     next = a;
   };
-  return { dispatcher, clock, asked, stops, tasks, ended, states, push, answerNext };
+  return {
+    dispatcher,
+    clock,
+    asked,
+    stops,
+    tasks,
+    ended,
+    reported,
+    states,
+    push,
+    answerNext,
+    release: () => release(),
+  };
 }
 
 async function cycles(clock: ManualClock, n: number): Promise<void> {
@@ -179,6 +196,60 @@ describe('tasks watched after a restart', () => {
     const mark = asked.length;
     await cycles(clock, 3);
     expect(asked.slice(mark)).toEqual([[lost.agentTaskId], [lost.agentTaskId], [lost.agentTaskId]]);
+    dispatcher.stopAll();
+  });
+
+  it('a poll answered in order is applied to the tasks asked about, but not to one that ended meanwhile', async () => {
+    const { dispatcher, clock, asked, tasks, ended, reported, push, answerNext, release } = setup(
+      5,
+      false,
+    );
+    for (const t of tasks) dispatcher.watch(t);
+    await settle();
+    expect(reported).toEqual(ids(tasks).map((id) => `${id} running`));
+    reported.length = 0;
+    answerNext('held');
+    await cycles(clock, 1);
+    expect(asked).toHaveLength(2); // every task, asked about: the answer is held
+    const done = tasks[2]!;
+    push(done.agentTaskId, 'succeeded'); // the end pushed while the poll waits
+    expect(ended).toEqual([done]);
+    release();
+    await settle();
+    // The held answer still says `running` of it: not applied (it is no longer polled).
+    expect(reported).toEqual([
+      `${done.agentTaskId} succeeded`,
+      ...ids(tasks)
+        .filter((id) => id !== done.agentTaskId)
+        .map((id) => `${id} running`),
+    ]);
+    await cycles(clock, 1);
+    expect(asked[2]).toEqual(ids(tasks).filter((id) => id !== done.agentTaskId));
+    dispatcher.stopAll();
+  });
+
+  it('a stale `running` in a held answer does not bring back a stopped task that ended meanwhile', async () => {
+    const { dispatcher, clock, asked, stops, tasks, ended, push, answerNext, release } = setup(5);
+    for (const t of tasks) dispatcher.watch(t);
+    await settle();
+    const s = tasks[1]!;
+    s.stopRequested = true;
+    dispatcher.stop(s);
+    await settle();
+    await cycles(clock, 2); // asked about alone, the stop sent again
+    answerNext('held');
+    dispatcher.pollSoon('a'); // every task asked about: the answer is held
+    await settle();
+    push(s.agentTaskId, 'cancelled'); // its end pushed while the poll waits
+    expect(ended).toEqual([s]);
+    const sent = stops.length;
+    clock.advance(5_000);
+    release(); // still says `running` of it
+    await settle();
+    const mark = asked.length;
+    await cycles(clock, 3);
+    expect(asked.slice(mark)).toEqual([]);
+    expect(stops).toHaveLength(sent);
     dispatcher.stopAll();
   });
 });
