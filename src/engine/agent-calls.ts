@@ -32,7 +32,7 @@ export interface AgentCallsHost {
     link: AgentLink,
     reports: readonly TaskStatusReport[],
     polled: boolean,
-    asked: readonly LiveTask[] | null,
+    asked: readonly (LiveTask | undefined)[] | null,
   ): void;
 }
 
@@ -168,14 +168,18 @@ export class AgentCalls {
   async poll(link: AgentLink, all: boolean): Promise<number> {
     // The watched tasks no poll has asked about yet are asked about now (see AgentLink.#fresh).
     const fresh = link.takeFresh();
-    const ids = all ? [...link.running.keys()] : link.unvouchedIds(fresh);
-    // The tasks asked about, in the ids' order: a lined-up answer is applied without a lookup
-    // by id per report (a hash of each report's id, fresh from the broker: ~10 % of a restart's
-    // first poll at 1,000,000 tasks).
-    const tasks = all ? [...link.running.values()] : null;
+    // The tasks asked about, in the ids' order where known: a lined-up answer is applied without
+    // a lookup by id per report (a hash of each report's id, fresh from the broker).
+    let tasks: (LiveTask | undefined)[];
+    let ids: string[];
     if (all) {
+      ids = [...link.running.keys()];
+      tasks = [...link.running.values()];
       const foreign = this.#h.gate?.foreignIds(link.id) ?? [];
       if (foreign.length > 0) ids.push(...foreign);
+    } else {
+      tasks = [];
+      ids = link.unvouchedIds(fresh, tasks);
     }
     if (ids.length === 0) {
       link.lastPollAt = this.#h.clock.now();

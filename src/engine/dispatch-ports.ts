@@ -142,14 +142,19 @@ export class AgentLink {
   /**
    * The ids of the running tasks a poll must ask about even while the agent's statuses are
    * pushed: those of the set, then the `fresh` ones (from {@link AgentLink.takeFresh}) still
-   * polled and not in the set already.
+   * polled and not in the set already. `tasks` gets the task of each id where it is known
+   * without a lookup (the fresh ones), `undefined` for the others.
    */
-  unvouchedIds(fresh: readonly LiveTask[]): string[] {
+  unvouchedIds(fresh: readonly LiveTask[], tasks: (LiveTask | undefined)[]): string[] {
     const ids = [...this.#unvouched];
+    for (let i = 0; i < ids.length; i++) tasks.push(undefined);
     const inSet = this.#unvouched.size > 0;
     for (const t of fresh) {
       const id = t.agentTaskId;
-      if (this.#running.get(id) === t && !(inSet && this.#unvouched.has(id))) ids.push(id);
+      if (this.#running.get(id) === t && !(inSet && this.#unvouched.has(id))) {
+        ids.push(id);
+        tasks.push(t);
+      }
     }
     return ids;
   }

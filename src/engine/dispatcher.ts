@@ -548,15 +548,16 @@ export class Dispatcher {
 
   /**
    * Applies reports to the tasks they name. `asked`: the tasks a poll asked about, when its
-   * reports line up with them (`reports[i]` is about `asked[i]`); each is still polled unless
-   * the agent's word made it done since the poll asked (a pushed end: only then is a task
-   * untracked, its `agentDone` set at once), when the report's id is looked up as any other.
+   * reports line up with them (`reports[i]` is about `asked[i]`; an `undefined` one, or past
+   * the end, is looked up by id). Each is still polled unless the agent's word made it done
+   * since the poll asked (a pushed end: only then is a task untracked, its `agentDone` set at
+   * once), when the report's id is looked up as any other.
    */
   #applyReports(
     link: AgentLink,
     reports: readonly TaskStatusReport[],
     polled: boolean,
-    asked: readonly LiveTask[] | null,
+    asked: readonly (LiveTask | undefined)[] | null,
   ): void {
     const now = this.clock.now();
     const lined = asked === null ? 0 : asked.length;

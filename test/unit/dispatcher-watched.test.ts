@@ -252,4 +252,22 @@ describe('tasks watched after a restart', () => {
     expect(stops).toHaveLength(sent);
     dispatcher.stopAll();
   });
+
+  it('watched later, beside a task already unvouched: each report goes to its own task', async () => {
+    const { dispatcher, clock, asked, tasks, states } = setup(4);
+    const [lost, ...later] = tasks as [LiveTask, ...LiveTask[]];
+    states.delete(lost.agentTaskId);
+    dispatcher.watch(lost);
+    await settle();
+    expect(lost.unknownSince).not.toBeNull(); // unknown to the agent: in the set, asked each cycle
+    const since = lost.unknownSince;
+    for (const t of later) dispatcher.watch(t); // e.g. a claimed tree's tasks
+    await cycles(clock, 1);
+    expect(asked.at(-1)).toEqual(ids([lost, ...later]));
+    expect(lost.unknownSince).toBe(since);
+    for (const t of later) expect(t.unknownSince).toBeNull();
+    await cycles(clock, 2);
+    expect(asked.slice(-2)).toEqual([[lost.agentTaskId], [lost.agentTaskId]]);
+    dispatcher.stopAll();
+  });
 });
