@@ -96,6 +96,12 @@ export class AgentLink {
    * untracked since): readers check `#running`. See {@link AgentLink.takeFresh}.
    */
   #fresh: LiveTask[] = [];
+  /**
+   * Tasks untracked so far (a count), and that count when `#fresh` got its first entry: while
+   * they are equal no entry of `#fresh` is stale, and none needs a lookup in `#running`.
+   */
+  #untracks = 0;
+  #untracksAtFresh = 0;
   /** The next poll asks about every task, pushes or not (an activity hint, a lease taken). */
   pollAll = false;
   toStart: LiveTask[] = [];
@@ -141,8 +147,8 @@ export class AgentLink {
 
   /**
    * The ids of the running tasks a poll must ask about even while the agent's statuses are
-   * pushed: those of the set, then the `fresh` ones (from {@link AgentLink.takeFresh}) still
-   * polled and not in the set already. `tasks` gets the task of each id where it is known
+   * pushed: those of the set, then the `fresh` ones (from {@link AgentLink.takeFresh}: all
+   * still polled) not in the set already. `tasks` gets the task of each id where it is known
    * without a lookup (the fresh ones), `undefined` for the others.
    */
   unvouchedIds(fresh: readonly LiveTask[], tasks: (LiveTask | undefined)[]): string[] {
@@ -151,7 +157,7 @@ export class AgentLink {
     const inSet = this.#unvouched.size > 0;
     for (const t of fresh) {
       const id = t.agentTaskId;
-      if (this.#running.get(id) === t && !(inSet && this.#unvouched.has(id))) {
+      if (!(inSet && this.#unvouched.has(id))) {
         ids.push(id);
         tasks.push(t);
       }
@@ -171,6 +177,7 @@ export class AgentLink {
    */
   watch(task: LiveTask): void {
     this.#running.set(task.agentTaskId, task);
+    if (this.#fresh.length === 0) this.#untracksAtFresh = this.#untracks;
     this.#fresh.push(task);
   }
 
@@ -181,8 +188,12 @@ export class AgentLink {
    * reports of the others vouch for them or not as for any task.
    */
   takeFresh(): LiveTask[] {
-    const fresh = this.#fresh;
-    if (fresh.length > 0) this.#fresh = [];
+    let fresh = this.#fresh;
+    if (fresh.length === 0) return fresh;
+    this.#fresh = [];
+    // Some may have been untracked since they were listed (a pushed end): those are left out.
+    if (this.#untracks !== this.#untracksAtFresh)
+      fresh = fresh.filter((t) => this.#running.get(t.agentTaskId) === t);
     return fresh;
   }
 
@@ -213,6 +224,7 @@ export class AgentLink {
   untrack(agentTaskId: string): void {
     this.#running.delete(agentTaskId);
     if (this.#unvouched.size > 0) this.#unvouched.delete(agentTaskId);
+    this.#untracks++;
   }
 
   /** Stops polling every task (the agent is unknown). */
@@ -220,6 +232,7 @@ export class AgentLink {
     this.#running.clear();
     this.#unvouched.clear();
     this.#fresh = [];
+    this.#untracks++;
   }
 
   get hasTaskCalls(): boolean {
