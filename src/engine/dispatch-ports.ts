@@ -92,8 +92,9 @@ export class AgentLink {
    * unvouched as those of `#unvouched`, but held in an array, one push each, instead of the set.
    * At a restart every watched task is unvouched and the first poll asks about each of them, so
    * filling the set only to empty it again task by task cost two hash operations per task
-   * (~10 % of the main thread's restart at 1,000,000 tasks). An entry may be stale (the task was
-   * untracked since): readers check `#running`. See {@link AgentLink.takeFresh}.
+   * (with `#running`'s, ~10 % of the main thread's restart at 1,000,000 tasks, BENCHMARKS.md).
+   * An entry may be stale (the task was untracked since): {@link AgentLink.takeFresh} leaves
+   * those out.
    */
   #fresh: LiveTask[] = [];
   /**
