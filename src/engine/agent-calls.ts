@@ -24,8 +24,16 @@ export interface AgentCallsHost {
   readonly gate: PollGate | null;
   /** Whether this node may poll the agent now. */
   mayPoll(link: AgentLink): boolean;
-  /** Applies what a poll returned. */
-  applyReports(link: AgentLink, reports: readonly TaskStatusReport[], polled: boolean): void;
+  /**
+   * Applies what a poll returned. `asked`: the tasks asked about, when the reports line up with
+   * them (one per task, in order; reports past them are looked up by id).
+   */
+  applyReports(
+    link: AgentLink,
+    reports: readonly TaskStatusReport[],
+    polled: boolean,
+    asked: readonly (LiveTask | undefined)[] | null,
+  ): void;
 }
 
 /** One agent's calls, for the dispatcher's rounds. */
@@ -158,20 +166,40 @@ export class AgentCalls {
    * Answers the number of task ids asked about.
    */
   async poll(link: AgentLink, all: boolean): Promise<number> {
-    const ids = all ? [...link.running.keys()] : [...link.unvouched];
+    // The watched tasks no poll has asked about yet are asked about now (see AgentLink.#fresh).
+    const fresh = link.takeFresh();
+    // The tasks asked about, in the ids' order where known: a lined-up answer is applied without
+    // a lookup by id per report (a hash of each report's id, fresh from the broker).
+    let tasks: (LiveTask | undefined)[];
+    let ids: string[];
     if (all) {
+      ids = [...link.running.keys()];
+      tasks = [...link.running.values()];
       const foreign = this.#h.gate?.foreignIds(link.id) ?? [];
       if (foreign.length > 0) ids.push(...foreign);
+    } else {
+      tasks = [];
+      ids = link.unvouchedIds(fresh, tasks);
     }
     if (ids.length === 0) {
       link.lastPollAt = this.#h.clock.now();
       return 0;
     }
-    const reports = await this.#call(link, 'getStatuses', () =>
-      this.#h.broker.getStatuses(link.id, ids),
-    );
+    let reports: readonly TaskStatusReport[];
+    try {
+      reports = await this.#call(link, 'getStatuses', () =>
+        this.#h.broker.getStatuses(link.id, ids),
+      );
+    } catch (error) {
+      link.unvouchFresh(fresh);
+      throw error;
+    }
+    // A report for each id, in order (the port's contract), vouches for the fresh tasks or not
+    // as for any other; a broker that answered otherwise leaves them all to be asked again.
+    const lined = answersEach(ids, reports);
+    if (fresh.length > 0 && !lined) link.unvouchFresh(fresh);
     link.lastPollAt = this.#h.clock.now();
-    this.#h.applyReports(link, reports, true);
+    this.#h.applyReports(link, reports, true, lined ? tasks : null);
     return ids.length;
   }
 
@@ -206,6 +234,13 @@ export class AgentCalls {
       (timer as TimerHandle | null)?.cancel();
     }
   }
+}
+
+/** Whether `reports` holds one report per id of `ids`, in their order. */
+function answersEach(ids: readonly string[], reports: readonly TaskStatusReport[]): boolean {
+  if (reports.length !== ids.length) return false;
+  for (let i = 0; i < ids.length; i++) if (reports[i]!.taskId !== ids[i]) return false;
+  return true;
 }
 
 /** Start results by task id (a broker that answered out of order, or not for every task). */

@@ -87,6 +87,22 @@ export class AgentLink {
    * of the agent (`AgentBroker.pushesStatuses`), a poll cycle asks only about these.
    */
   readonly #unvouched = new Set<string>();
+  /**
+   * Tasks {@link AgentLink.watch}ed (after a restart) that no poll has asked about yet: as
+   * unvouched as those of `#unvouched`, but held in an array, one push each, instead of the set.
+   * At a restart every watched task is unvouched and the first poll asks about each of them, so
+   * filling the set only to empty it again task by task cost two hash operations per task
+   * (with `#running`'s, ~10 % of the main thread's restart at 1,000,000 tasks, BENCHMARKS.md).
+   * An entry may be stale (the task was untracked since): {@link AgentLink.takeFresh} leaves
+   * those out.
+   */
+  #fresh: LiveTask[] = [];
+  /**
+   * Tasks untracked so far (a count), and that count when `#fresh` got its first entry: while
+   * they are equal no entry of `#fresh` is stale, and none needs a lookup in `#running`.
+   */
+  #untracks = 0;
+  #untracksAtFresh = 0;
   /** The next poll asks about every task, pushes or not (an activity hint, a lease taken). */
   pollAll = false;
   toStart: LiveTask[] = [];
@@ -125,9 +141,29 @@ export class AgentLink {
     return this.#running;
   }
 
-  /** The running tasks a poll must ask about even while the agent's statuses are pushed. */
-  get unvouched(): ReadonlySet<string> {
-    return this.#unvouched;
+  /** Whether no running task needs a look (every one vouched for since it was added). */
+  get allVouched(): boolean {
+    return this.#unvouched.size === 0 && this.#fresh.length === 0;
+  }
+
+  /**
+   * The ids of the running tasks a poll must ask about even while the agent's statuses are
+   * pushed: those of the set, then the `fresh` ones (from {@link AgentLink.takeFresh}: all
+   * still polled) not in the set already. `tasks` gets the task of each id where it is known
+   * without a lookup (the fresh ones), `undefined` for the others.
+   */
+  unvouchedIds(fresh: readonly LiveTask[], tasks: (LiveTask | undefined)[]): string[] {
+    const ids = [...this.#unvouched];
+    for (let i = 0; i < ids.length; i++) tasks.push(undefined);
+    const inSet = this.#unvouched.size > 0;
+    for (const t of fresh) {
+      const id = t.agentTaskId;
+      if (!(inSet && this.#unvouched.has(id))) {
+        ids.push(id);
+        tasks.push(t);
+      }
+    }
+    return ids;
   }
 
   /** Polls `task` from now on; until a report vouches for it, every cycle asks about it. */
@@ -136,9 +172,48 @@ export class AgentLink {
     this.#unvouched.add(task.agentTaskId);
   }
 
-  /** A report said the task runs: pushes will tell of its next change (unless it is stopping). */
+  /**
+   * {@link AgentLink.track} for a task already running on its agent (a restart): unvouched the
+   * same, but listed in an array rather than added to the set (see `#fresh`).
+   */
+  watch(task: LiveTask): void {
+    this.#running.set(task.agentTaskId, task);
+    if (this.#fresh.length === 0) this.#untracksAtFresh = this.#untracks;
+    this.#fresh.push(task);
+  }
+
+  /**
+   * Hands the watched tasks no poll has asked about yet to the poll that is about to ask about
+   * them (they count as vouched from here): the poll gives back, through
+   * {@link AgentLink.unvouchFresh}, those it could not ask about or got no report of; the
+   * reports of the others vouch for them or not as for any task.
+   */
+  takeFresh(): LiveTask[] {
+    let fresh = this.#fresh;
+    if (fresh.length === 0) return fresh;
+    this.#fresh = [];
+    // Some may have been untracked since they were listed (a pushed end): those are left out.
+    if (this.#untracks !== this.#untracksAtFresh)
+      fresh = fresh.filter((t) => this.#running.get(t.agentTaskId) === t);
+    return fresh;
+  }
+
+  /** Those of `fresh` still polled need a look again: into the set of unvouched tasks. */
+  unvouchFresh(fresh: readonly LiveTask[]): void {
+    for (const t of fresh)
+      if (this.#running.get(t.agentTaskId) === t) this.#unvouched.add(t.agentTaskId);
+  }
+
+  /**
+   * A report said the task runs: pushes will tell of its next change — unless it is stopping
+   * (or still unknown), when it stays unvouched (a watched task the poll took, back in the set).
+   */
   vouched(task: LiveTask): void {
-    if (!task.stopRequested && task.unknownSince === null) this.#unvouched.delete(task.agentTaskId);
+    if (!task.stopRequested && task.unknownSince === null) {
+      // Empty after a restart's first poll: no lookup per task then (their ids' headers are
+      // cold reads at 1,000,000 tasks).
+      if (this.#unvouched.size > 0) this.#unvouched.delete(task.agentTaskId);
+    } else this.#unvouched.add(task.agentTaskId);
   }
 
   /** The task needs a look every cycle again (unknown to the agent: its grace period counts). */
@@ -149,13 +224,16 @@ export class AgentLink {
   /** Stops polling a task (its agent reported it ended or lost). */
   untrack(agentTaskId: string): void {
     this.#running.delete(agentTaskId);
-    this.#unvouched.delete(agentTaskId);
+    if (this.#unvouched.size > 0) this.#unvouched.delete(agentTaskId);
+    this.#untracks++;
   }
 
   /** Stops polling every task (the agent is unknown). */
   untrackAll(): void {
     this.#running.clear();
     this.#unvouched.clear();
+    this.#fresh = [];
+    this.#untracks++;
   }
 
   get hasTaskCalls(): boolean {

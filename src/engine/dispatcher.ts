@@ -6,7 +6,7 @@
  *
  * While the broker pushes every status change of an agent (`AgentBroker.pushesStatuses`: a live
  * long-poll feed), a poll cycle asks only about the tasks no report has vouched for yet (see
- * `AgentLink.unvouched`): its cost follows the tasks that need a look, not the tasks in flight.
+ * `AgentLink.unvouchedIds`): its cost follows the tasks that need a look, not the tasks in flight.
  *
  * An agent the broker does not know (a typo in a task's agent id, an agent removed from the
  * configuration) is not backed off forever: its tasks fail at once with `AGENT_UNKNOWN`, naming
@@ -95,7 +95,8 @@ export class Dispatcher {
       prefix,
       gate: this.gate,
       mayPoll: (link) => this.#mayPoll(link),
-      applyReports: (link, reports, polled) => this.#applyReports(link, reports, polled),
+      applyReports: (link, reports, polled, asked) =>
+        this.#applyReports(link, reports, polled, asked),
     });
     this.#unsubscribe =
       broker.onActivity?.((agentId, reports) => {
@@ -168,7 +169,7 @@ export class Dispatcher {
   applyRelayed(task: LiveTask, report: TaskStatusReport): void {
     const link = this.#links.get(task.agentId);
     if (!link || this.#stopped) return;
-    this.#applyReports(link, [report], true);
+    this.#applyReports(link, [report], true, null);
   }
 
   /**
@@ -276,7 +277,7 @@ export class Dispatcher {
   /** Starts polling a task that is already running on its agent (after a restart). */
   watch(task: LiveTask): void {
     const link = this.#link(task.agentId);
-    link.track(task);
+    link.watch(task);
     link.wantPoll = true;
     this.#kick(link);
   }
@@ -491,7 +492,7 @@ export class Dispatcher {
       link.up &&
       !this.#hasCalls(link) &&
       !link.pollAll &&
-      link.unvouched.size === 0 &&
+      link.allVouched &&
       this.gate === null &&
       link.running.size > 0 &&
       this.broker.pushesStatuses?.(link.id) === true
@@ -542,13 +543,28 @@ export class Dispatcher {
   apply(agentId: string, reports: readonly TaskStatusReport[]): void {
     const link = this.#links.get(agentId);
     if (!link || this.#stopped) return;
-    this.#applyReports(link, reports, false);
+    this.#applyReports(link, reports, false, null);
   }
 
-  #applyReports(link: AgentLink, reports: readonly TaskStatusReport[], polled: boolean): void {
+  /**
+   * Applies reports to the tasks they name. `asked`: the tasks a poll asked about, when its
+   * reports line up with them (`reports[i]` is about `asked[i]`; an `undefined` one, or past
+   * the end, is looked up by id). Each is still polled unless the agent's word made it done
+   * since the poll asked (a pushed end: only then is a task untracked, its `agentDone` set at
+   * once), when the report's id is looked up as any other.
+   */
+  #applyReports(
+    link: AgentLink,
+    reports: readonly TaskStatusReport[],
+    polled: boolean,
+    asked: readonly (LiveTask | undefined)[] | null,
+  ): void {
     const now = this.clock.now();
-    for (const report of reports) {
-      const task = link.running.get(report.taskId);
+    const lined = asked === null ? 0 : asked.length;
+    for (let i = 0; i < reports.length; i++) {
+      const report = reports[i]!;
+      let task = i < lined ? asked![i] : undefined;
+      if (task === undefined || task.agentDone) task = link.running.get(report.taskId);
       if (!task) {
         if (this.gate !== null && (polled || report.state !== 'unknown'))
           this.gate.foreignReport(link.id, report);
