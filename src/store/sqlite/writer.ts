@@ -7,7 +7,7 @@
  *
  * The worker is a small script (given as source, so it runs the same under tsx, vitest and the
  * compiled package) that only knows prepared statements by name and rows of values: the main
- * thread turns records into values with the same binders the inline path uses.
+ * thread encodes records into columns with the same codecs the inline path binds (statements.ts).
  *
  * @module
  */
@@ -16,7 +16,7 @@ import { Worker } from 'node:worker_threads';
 import { z } from 'zod';
 import { CocoError, ErrorCode } from '../../core/errors.js';
 import type { ConnectionSettings } from '../../db/sqlite.js';
-import { MULTI_ROWS, type MultiRowUpdate } from './statements.js';
+import { MULTI_ROWS, type MultiRowUpdate, type RowCodec, type ValueSink } from './statements.js';
 
 /** One statement and the rows of values to run it with; `mustChange` rows must change a row. */
 export type WriteOp = readonly [
@@ -24,6 +24,18 @@ export type WriteOp = readonly [
   rows: readonly (readonly unknown[])[],
   mustChange: boolean,
 ];
+
+/**
+ * One statement and the records to run it with, each record's values read by `codec` (the
+ * engine's batches, operations.ts `batchOps`): encoded straight into the columns the thread
+ * reads, with no array of values per row. `mustChange` records must change a row.
+ */
+export interface RecordOp<T = unknown> {
+  readonly statement: string;
+  readonly records: readonly T[];
+  readonly codec: RowCodec<T>;
+  readonly mustChange: boolean;
+}
 
 const WORKER_SOURCE = String.raw`
 'use strict';
@@ -51,7 +63,7 @@ const commit = db.prepare('COMMIT');
 const rollback = db.prepare('ROLLBACK');
 parentPort.postMessage({ id: 0, ok: true });
 
-// The rows of an operation sent in columns (writer.ts encodeOp): [name, mustChange, width, count,
+// The rows of an operation sent in columns (writer.ts ColumnEncoder): [name, mustChange, width, count,
 // tags, numbers, strings, others]; a value's tag says where it is (0 null, 1 a number, 2 a
 // string, 3 anything else, in order in others).
 // A reader of such an operation's values, in order: take(reader, n) returns the next n.
@@ -277,40 +289,89 @@ type WireOp =
     ];
 
 /**
- * `op` in columns. V8's structured clone of rows of values costs the thread ~1 µs per row to
- * read back (a heap number per large number, a string or a null each, an array per row): ~40 %
- * of its work outside SQLite. Columns read back at ~0.3 µs per row, the numbers and tags as one
- * copy each (their buffers are moved, not copied: added to `transfer`); they cost the main
- * thread no more to build than the rows cost it to clone (measured, BENCHMARKS.md).
+ * Values in columns, in row order (see {@link WireOp}): what an operation's rows are sent as.
+ * V8's structured clone of rows of values costs the thread ~1 µs per row to read back (a heap
+ * number per large number, a string or a null each, an array per row): ~40 % of its work outside
+ * SQLite. Columns read back at ~0.3 µs per row, the numbers and tags as one copy each (their
+ * buffers are moved, not copied: added to `transfer`). Records are encoded here straight from
+ * their codec ({@link RecordOp}), with no array of values per row.
  */
-function encodeOp(op: WriteOp, transfer: ArrayBuffer[]): WireOp {
+class ColumnEncoder implements ValueSink {
+  readonly tags: Uint8Array<ArrayBuffer>;
+  readonly numbers: Float64Array<ArrayBuffer>;
+  readonly strings: string[] = [];
+  readonly others: unknown[] = [];
+  /** The next value's position. */
+  p = 0;
+  constructor(values: number) {
+    this.tags = new Uint8Array(values);
+    this.numbers = new Float64Array(values);
+  }
+  add(value: unknown): void {
+    const p = this.p++;
+    if (typeof value === 'number') {
+      this.tags[p] = 1;
+      this.numbers[p] = value;
+    } else if (typeof value === 'string') {
+      this.tags[p] = 2;
+      this.strings.push(value);
+    } else if (value !== null) {
+      // A position past the end (a codec adding more than its width) is caught by the caller.
+      this.tags[p] = 3;
+      this.others.push(value);
+    }
+  }
+  /** The operation as sent; its buffers added to `transfer`. */
+  wire(
+    statement: string,
+    mustChange: boolean,
+    width: number,
+    count: number,
+    transfer: ArrayBuffer[],
+  ): WireOp {
+    transfer.push(this.tags.buffer, this.numbers.buffer);
+    return [
+      statement,
+      mustChange,
+      width,
+      count,
+      this.tags,
+      this.numbers,
+      this.strings,
+      this.others,
+    ];
+  }
+}
+
+/** `op` in columns (when its rows all have one width; else as given: the thread checks them). */
+function encodeRows(op: WriteOp, transfer: ArrayBuffer[]): WireOp {
   const [statement, rows, mustChange] = op;
   const width = rows[0]?.length ?? 0;
   for (const row of rows) if (row.length !== width) return op;
-  const tags = new Uint8Array(rows.length * width);
-  const numbers = new Float64Array(rows.length * width);
-  const strings: string[] = [];
-  const others: unknown[] = [];
-  let p = 0;
-  for (const row of rows) {
-    for (let c = 0; c < width; c++, p++) {
-      const value = row[c];
-      if (typeof value === 'number') {
-        tags[p] = 1;
-        numbers[p] = value;
-      } else if (typeof value === 'string') {
-        tags[p] = 2;
-        strings.push(value);
-      } else if (value === null) {
-        tags[p] = 0;
-      } else {
-        tags[p] = 3;
-        others.push(value);
-      }
-    }
+  const out = new ColumnEncoder(rows.length * width);
+  for (const row of rows) for (let c = 0; c < width; c++) out.add(row[c]);
+  return out.wire(statement, mustChange, width, rows.length, transfer);
+}
+
+/**
+ * `op`'s records in columns, each record's values added by its codec. A codec adding other than
+ * its width throws (concatenated, a short row would shift the next row's values into its
+ * columns).
+ */
+function encodeRecords(op: RecordOp, transfer: ArrayBuffer[]): WireOp {
+  const { statement, records, codec, mustChange } = op;
+  const width = codec.width;
+  const out = new ColumnEncoder(records.length * width);
+  for (let i = 0; i < records.length; i++) {
+    codec.write(records[i], out);
+    if (out.p !== (i + 1) * width)
+      throw new RangeError(`${statement}: a row of ${out.p - i * width} values, not ${width}`);
   }
-  transfer.push(tags.buffer, numbers.buffer);
-  return [statement, mustChange, width, rows.length, tags, numbers, strings, others];
+  return out.wire(statement, mustChange, width, records.length, transfer);
+}
+
+function isRecordOp(op: WriteOp | RecordOp): op is RecordOp {
+  return !Array.isArray(op);
 }
 
 /** A thread's time on a CPU and waiting for one (run queue), from Linux's schedstat. */
@@ -457,7 +518,7 @@ export class SqliteWriter {
    * Writes are applied in call order; after one fails, those already sent behind it fail too
    * (without applying anything) until a write is made after the failure was reported.
    */
-  write(ops: readonly WriteOp[]): Promise<void> {
+  write(ops: readonly (WriteOp | RecordOp)[]): Promise<void> {
     const worker = (this.#worker ??= this.#spawn());
     if (this.#poisoned) {
       this.#poisoned = false;
@@ -465,7 +526,9 @@ export class SqliteWriter {
     }
     const id = this.#nextId++;
     const transfer: ArrayBuffer[] = [];
-    const wire = ops.map((op) => encodeOp(op, transfer));
+    const wire = ops.map((op) =>
+      isRecordOp(op) ? encodeRecords(op, transfer) : encodeRows(op, transfer),
+    );
     return new Promise<void>((resolve, reject) => {
       this.#pending.set(id, { resolve: () => resolve(), reject });
       // While a batch is in flight the thread keeps the process alive.
