@@ -65,10 +65,10 @@ parentPort.postMessage({ id: 0, ok: true });
 
 // The rows of an operation sent in columns (writer.ts ColumnEncoder): [name, mustChange, width, count,
 // tags, numbers, strings, others]; a value's tag says where it is (0 null, 1 a number, 2 a
-// string, 3 anything else, in order in others).
+// string: strings[numbers[p]], 3 anything else, in order in others).
 // A reader of such an operation's values, in order: take(reader, n) returns the next n.
 function reader(op) {
-  return { tags: op[4], numbers: op[5], strings: op[6], others: op[7], p: 0, s: 0, o: 0 };
+  return { tags: op[4], numbers: op[5], strings: op[6], others: op[7], p: 0, o: 0 };
 }
 
 function take(r, n) {
@@ -77,7 +77,7 @@ function take(r, n) {
   let p = r.p;
   for (let c = 0; c < n; c++, p++) {
     const tag = tags[p];
-    values[c] = tag === 1 ? numbers[p] : tag === 2 ? r.strings[r.s++] : tag === 0 ? null : r.others[r.o++];
+    values[c] = tag === 1 ? numbers[p] : tag === 2 ? r.strings[numbers[p]] : tag === 0 ? null : r.others[r.o++];
   }
   r.p = p;
   return values;
@@ -273,9 +273,10 @@ const replySchema = z.discriminatedUnion('ok', [
 /**
  * An operation as the thread receives it: its rows in columns when they all have one width
  * (values in row order: `tags` says where each is, 0 null, 1 in `numbers` at its own position,
- * 2 next in `strings`, 3 next in `others`), else as given (the thread checks the widths).
+ * 2 in `strings` at the index `numbers` holds at its position, 3 next in `others`), else as
+ * given (the thread checks the widths).
  */
-type WireOp =
+export type WireOp =
   | WriteOp
   | readonly [
       statement: string,
@@ -287,6 +288,13 @@ type WireOp =
       strings: string[],
       others: unknown[],
     ];
+
+/**
+ * Strings up to this length are sent once per operation however many rows hold them (see
+ * `ColumnEncoder`): long enough for the names a batch repeats (statuses, types, agents, verbs,
+ * node ids), short of the JSON texts.
+ */
+const SHARED_STRING_LENGTH = 24;
 
 /**
  * Values in columns, in row order (see {@link WireOp}): what an operation's rows are sent as.
@@ -301,6 +309,14 @@ class ColumnEncoder implements ValueSink {
   readonly numbers: Float64Array<ArrayBuffer>;
   readonly strings: string[] = [];
   readonly others: unknown[] = [];
+  /**
+   * Short strings already in `strings`, by value: a status, a type, an agent or a verb repeats
+   * from row to row and goes once per operation. Each string sent costs the thread an allocation
+   * to read back (and its collection): a fan-out's writer thread ran 8 % fewer instructions per
+   * parent with them shared (callgrind, BENCHMARKS.md). Longer strings (JSON texts) rarely
+   * repeat: looking them up would hash each whole text for nothing.
+   */
+  readonly #short = new Map<string, number>();
   /** The next value's position. */
   p = 0;
   constructor(values: number) {
@@ -314,7 +330,14 @@ class ColumnEncoder implements ValueSink {
       this.numbers[p] = value;
     } else if (typeof value === 'string') {
       this.tags[p] = 2;
-      this.strings.push(value);
+      if (value.length <= SHARED_STRING_LENGTH) {
+        let at = this.#short.get(value);
+        if (at === undefined) {
+          at = this.strings.push(value) - 1;
+          this.#short.set(value, at);
+        }
+        this.numbers[p] = at;
+      } else this.numbers[p] = this.strings.push(value) - 1;
     } else if (value !== null) {
       // A position past the end (a codec adding more than its width) is caught by the caller.
       this.tags[p] = 3;
@@ -372,6 +395,14 @@ function encodeRecords(op: RecordOp, transfer: ArrayBuffer[]): WireOp {
 
 function isRecordOp(op: WriteOp | RecordOp): op is RecordOp {
   return !Array.isArray(op);
+}
+
+/**
+ * Operations as the thread receives them (see {@link WireOp}); the buffers to move are added to
+ * `transfer`. Exported for tests.
+ */
+export function encodeOps(ops: readonly (WriteOp | RecordOp)[], transfer: ArrayBuffer[]): WireOp[] {
+  return ops.map((op) => (isRecordOp(op) ? encodeRecords(op, transfer) : encodeRows(op, transfer)));
 }
 
 /** A thread's time on a CPU and waiting for one (run queue), from Linux's schedstat. */
@@ -526,9 +557,7 @@ export class SqliteWriter {
     }
     const id = this.#nextId++;
     const transfer: ArrayBuffer[] = [];
-    const wire = ops.map((op) =>
-      isRecordOp(op) ? encodeRecords(op, transfer) : encodeRows(op, transfer),
-    );
+    const wire = encodeOps(ops, transfer);
     return new Promise<void>((resolve, reject) => {
       this.#pending.set(id, { resolve: () => resolve(), reject });
       // While a batch is in flight the thread keeps the process alive.

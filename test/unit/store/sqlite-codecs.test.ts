@@ -14,7 +14,7 @@ import {
   rowValues,
   type RowCodec,
 } from '../../../src/store/sqlite/statements.js';
-import { SqliteWriter, type RecordOp } from '../../../src/store/sqlite/writer.js';
+import { SqliteWriter, encodeOps, type RecordOp } from '../../../src/store/sqlite/writer.js';
 import {
   batch,
   child,
@@ -70,6 +70,22 @@ describe('sqlite row codecs', () => {
   it('a codec giving other than its width is refused', () => {
     const short: RowCodec<number> = { width: 2, write: (n, out) => out.add(n) };
     expect(() => rowValues(short, 1)).toThrow(/a row of 1 values, not 2/);
+  });
+
+  it('a short string goes to the thread once per operation, however many rows hold it', () => {
+    const ids = [1, 2, 3, 4, 5];
+    const long = 'x'.repeat(40);
+    const [op] = encodeOps(
+      batchOps(batch({ commandInserts: ids.map((id) => command(id, { owner: long })) })),
+      [],
+    );
+    const strings = op?.[6] as string[];
+    // Once each: the type, status, child mode, failure policy, compensation; per row: params,
+    // state, and the long owner (a text too long to be looked up).
+    expect(strings.filter((s) => s === 'test.cmd')).toHaveLength(1);
+    expect(strings.filter((s) => s === 'pending')).toHaveLength(1);
+    expect(strings.filter((s) => s === long)).toHaveLength(ids.length);
+    expect(strings).toHaveLength(5 + 3 * ids.length);
   });
 
   describe('in the writer thread', () => {
