@@ -313,8 +313,8 @@ class ColumnEncoder implements ValueSink {
    * Short strings already in `strings`, by value: a status, a type, an agent or a verb repeats
    * from row to row and goes once per operation. Each string sent costs the thread an allocation
    * to read back (and its collection): the writer thread ran 7–9 % fewer instructions per
-   * fan-out parent and chain with them shared (callgrind, BENCHMARKS.md). Longer strings (JSON texts) rarely
-   * repeat: looking them up would hash each whole text for nothing.
+   * fan-out parent and chain with them shared (callgrind, BENCHMARKS.md). Longer strings (JSON
+   * texts) rarely repeat: looking them up would hash each whole text for nothing.
    */
   readonly #short = new Map<string, number>();
   /** The next value's position. */
