@@ -6,16 +6,20 @@
  */
 import { CocoError, ErrorCode } from '../../core/errors.js';
 import type { ChangeBatch } from '../port.js';
-import type { WriteOp } from './writer.js';
+import type { RecordOp } from './writer.js';
 import {
-  commandInsertValues,
-  commandUpdateValues,
-  entityPutValues,
-  paramsUpgradeValues,
-  taskInsertValues,
-  taskUpdateValues,
-  undoInsertValues,
-  undoUpdateValues,
+  COMMAND_INSERT,
+  COMMAND_SETTLE,
+  COMMAND_UPDATE,
+  ENTITY_DELETE,
+  ENTITY_PUT,
+  PARAMS_UPGRADE,
+  TASK_INSERT,
+  TASK_UPDATE,
+  UNDO_INSERT,
+  UNDO_UPDATE,
+  rowValues,
+  type RowCodec,
   type Statements,
 } from './statements.js';
 
@@ -26,43 +30,41 @@ function missing(statement: string, key: string): CocoError {
 /**
  * A batch as statement operations, in the port's order: inserts (commands, tasks, undo steps),
  * updates (commands, tasks, undo steps), settled commands, parameter upgrades, entity writes.
- * Updates must change a row (a missing row fails the batch). Both the inline path and the
- * writer thread run exactly these.
+ * Updates must change a row (a missing row fails the batch). Each operation holds the batch's
+ * records and the codec reading their values (statements.ts): the inline path binds each
+ * record's values as an array, the writer thread's are encoded straight into columns
+ * (writer.ts), both from that one codec.
  */
-export function batchOps(b: ChangeBatch): WriteOp[] {
-  const ops: WriteOp[] = [];
-  const add = (
+export function batchOps(b: ChangeBatch): RecordOp[] {
+  const ops: RecordOp[] = [];
+  const add = <T>(
     statement: keyof Statements,
-    rows: readonly (readonly unknown[])[],
+    records: readonly T[],
+    codec: RowCodec<T>,
     mustChange: boolean,
   ): void => {
-    if (rows.length > 0) ops.push([statement, rows, mustChange]);
+    if (records.length > 0) ops.push({ statement, records, codec, mustChange });
   };
-  add('insertCommand', b.commandInserts.map(commandInsertValues), false);
-  add('insertTask', b.taskInserts.map(taskInsertValues), false);
-  add('insertUndo', b.undoInserts.map(undoInsertValues), false);
-  add('updateCommand', b.commandUpdates.map(commandUpdateValues), true);
-  add('updateTask', b.taskUpdates.map(taskUpdateValues), true);
-  add('updateUndo', b.undoUpdates.map(undoUpdateValues), true);
-  add(
-    'settleCommand',
-    b.commandsSettled.map((id) => [id]),
-    true,
-  );
-  add('upgradeParams', b.paramsUpgrades.map(paramsUpgradeValues), true);
+  add('insertCommand', b.commandInserts, COMMAND_INSERT, false);
+  add('insertTask', b.taskInserts, TASK_INSERT, false);
+  add('insertUndo', b.undoInserts, UNDO_INSERT, false);
+  add('updateCommand', b.commandUpdates, COMMAND_UPDATE, true);
+  add('updateTask', b.taskUpdates, TASK_UPDATE, true);
+  add('updateUndo', b.undoUpdates, UNDO_UPDATE, true);
+  add('settleCommand', b.commandsSettled, COMMAND_SETTLE, true);
+  add('upgradeParams', b.paramsUpgrades, PARAMS_UPGRADE, true);
   // Entity writes keep their order (a put then a delete of one record is a delete): each run
   // of consecutive puts or deletes is one operation.
-  const runs: { statement: 'putEntity' | 'deleteEntity'; rows: unknown[][] }[] = [];
-  for (const w of b.entityWrites) {
-    const statement = w.value === null ? 'deleteEntity' : 'putEntity';
-    let run = runs.at(-1);
-    if (run?.statement !== statement) {
-      run = { statement, rows: [] };
-      runs.push(run);
-    }
-    run.rows.push(statement === 'deleteEntity' ? [w.kind, w.id] : entityPutValues(w));
+  let from = 0;
+  const writes = b.entityWrites;
+  for (let i = 1; i <= writes.length; i++) {
+    const put = writes[from]!.value !== null;
+    if (i < writes.length && (writes[i]!.value !== null) === put) continue;
+    const run = writes.slice(from, i);
+    if (put) add('putEntity', run, ENTITY_PUT, false);
+    else add('deleteEntity', run, ENTITY_DELETE, false);
+    from = i;
   }
-  for (const run of runs) add(run.statement, run.rows, false);
   return ops;
 }
 
@@ -78,12 +80,14 @@ export function maxInsertedId(b: ChangeBatch): number {
  * half-way on the first failure (a constraint, a transition trigger, an update of a missing row).
  */
 export function writeBatch(q: Statements, b: ChangeBatch): void {
-  for (const [statement, rows, mustChange] of batchOps(b)) {
-    const st = q[statement as keyof Statements];
-    for (const values of rows) {
+  for (const op of batchOps(b)) {
+    const st = q[op.statement as keyof Statements];
+    const codec = op.codec;
+    for (const record of op.records) {
+      const values = rowValues(codec, record);
       // As arguments, not one array: cheaper to bind (see writer.ts).
-      if (st.run(...values).changes === 0 && mustChange) {
-        throw missing(statement, JSON.stringify(values[values.length - 1]));
+      if (st.run(...values).changes === 0 && op.mustChange) {
+        throw missing(op.statement, JSON.stringify(values[values.length - 1]));
       }
     }
   }

@@ -96,114 +96,211 @@ function asEmbeddedJson(
   return `concat('[', ${json.join(", ',', ")}, ',', ${rest})`;
 }
 
+/**
+ * Where a statement's parameters go, one value at a time in the statement's order: an array for
+ * `st.run(...values)` (the inline path, {@link rowValues}), or the columns the writer thread
+ * reads (writer.ts `ColumnEncoder`), filled straight from the records with no array per row.
+ */
+export interface ValueSink {
+  /** The next parameter. */
+  add(value: unknown): void;
+}
+
+/**
+ * A statement's parameters read from a record: the ONE definition of their order, used by the
+ * inline path and the writer thread alike (they cannot drift apart). `write` adds exactly
+ * `width` values.
+ */
+export interface RowCodec<T> {
+  readonly width: number;
+  write(record: T, out: ValueSink): void;
+}
+
+/** A sink collecting values into an array (what the inline path binds). */
+class ArraySink implements ValueSink {
+  readonly values: unknown[] = [];
+  add(value: unknown): void {
+    this.values.push(value);
+  }
+}
+
+/** The parameters `codec` reads from `record`, as an array. */
+export function rowValues<T>(codec: RowCodec<T>, record: T): unknown[] {
+  const sink = new ArraySink();
+  codec.write(record, sink);
+  if (sink.values.length !== codec.width)
+    throw new RangeError(`a row of ${sink.values.length} values, not ${codec.width}`);
+  return sink.values;
+}
+
+/** Parameters of `insertCommand`. */
+export const COMMAND_INSERT: RowCodec<CommandRecord> = {
+  width: COMMAND_COLUMNS.length + 1,
+  write(r, out) {
+    out.add(r.id);
+    out.add(r.type);
+    out.add(r.paramsVersion);
+    out.add(jsonText(r.params));
+    out.add(r.status);
+    out.add(r.parentId);
+    out.add(r.rootId);
+    out.add(r.seq);
+    out.add(r.originStage);
+    out.add(r.childMode);
+    out.add(r.failurePolicy);
+    out.add(r.compensation);
+    out.add(jsonText(r.error));
+    out.add(jsonText(r.result));
+    out.add(commandState(r));
+    out.add(r.idempotencyKey);
+    out.add(r.createdAt);
+    out.add(r.updatedAt);
+    out.add(r.endedAt);
+    out.add(r.tasksCleared ? 1 : 0);
+    out.add(r.owner);
+    out.add(r.leaseUntil);
+    out.add(r.traceContext ?? null);
+    out.add(isActive(r.status, r.tasksCleared, r.compensation) ? 1 : 0);
+  },
+};
+
+/** Parameters of `updateCommand`. */
+export const COMMAND_UPDATE: RowCodec<CommandUpdate> = {
+  width: COMMAND_UPDATE_COLUMNS.length + 1,
+  write(u, out) {
+    out.add(u.status);
+    out.add(u.compensation);
+    out.add(jsonText(u.error));
+    out.add(jsonText(u.result));
+    out.add(commandState(u));
+    out.add(u.updatedAt);
+    out.add(u.endedAt);
+    out.add(u.tasksCleared ? 1 : 0);
+    out.add(u.owner);
+    out.add(u.leaseUntil);
+    out.add(isActive(u.status, u.tasksCleared, u.compensation) ? 1 : 0);
+    out.add(u.id);
+  },
+};
+
+/** Parameters of `insertTask`. */
+export const TASK_INSERT: RowCodec<TaskRecord> = {
+  width: TASK_COLUMNS.length,
+  write(t, out) {
+    out.add(t.commandId);
+    out.add(t.ordinal);
+    out.add(t.origin);
+    out.add(t.agentId);
+    out.add(t.verb);
+    out.add(jsonText(t.args));
+    out.add(t.status);
+    out.add(jsonText(t.result));
+    out.add(jsonText(t.error));
+    out.add(t.deadlineAt);
+    out.add(t.stopRequested ? 1 : 0);
+    out.add(t.createdAt);
+    out.add(t.endedAt);
+  },
+};
+
+/** Parameters of `updateTask`. */
+export const TASK_UPDATE: RowCodec<TaskUpdate> = {
+  width: 8,
+  write(t, out) {
+    out.add(t.status);
+    out.add(jsonText(t.result));
+    out.add(jsonText(t.error));
+    out.add(t.stopRequested ? 1 : 0);
+    out.add(t.endedAt);
+    out.add(t.deadlineAt);
+    out.add(t.commandId);
+    out.add(t.ordinal);
+  },
+};
+
+/** Parameters of `insertUndo`. */
+export const UNDO_INSERT: RowCodec<UndoRecord> = {
+  width: UNDO_COLUMNS.length,
+  write(u, out) {
+    out.add(u.commandId);
+    out.add(u.ordinal);
+    out.add(u.seq);
+    out.add(u.stage);
+    out.add(u.name);
+    out.add(jsonText(u.data));
+    out.add(u.status);
+    out.add(jsonText(u.error));
+  },
+};
+
+/** Parameters of `updateUndo`. */
+export const UNDO_UPDATE: RowCodec<UndoUpdate> = {
+  width: 4,
+  write(u, out) {
+    out.add(u.status);
+    out.add(jsonText(u.error));
+    out.add(u.commandId);
+    out.add(u.ordinal);
+  },
+};
+
+/** Parameters of `settleCommand`: the command's id. */
+export const COMMAND_SETTLE: RowCodec<number> = {
+  width: 1,
+  write(id, out) {
+    out.add(id);
+  },
+};
+
+/** Parameters of `upgradeParams`. */
+export const PARAMS_UPGRADE: RowCodec<ChangeBatch['paramsUpgrades'][number]> = {
+  width: 3,
+  write(p, out) {
+    out.add(p.paramsVersion);
+    out.add(jsonText(p.params));
+    out.add(p.id);
+  },
+};
+
+/** Parameters of `putEntity` (a write whose value is not null). */
+export const ENTITY_PUT: RowCodec<EntityWrite> = {
+  width: 5,
+  write(w, out) {
+    out.add(w.kind);
+    out.add(w.id);
+    out.add(jsonText(w.value));
+    out.add(w.commandId);
+    out.add(w.at);
+  },
+};
+
+/** Parameters of `deleteEntity` (a write whose value is null). */
+export const ENTITY_DELETE: RowCodec<EntityWrite> = {
+  width: 2,
+  write(w, out) {
+    out.add(w.kind);
+    out.add(w.id);
+  },
+};
+
 /** Parameters of `insertCommand`. */
 export function commandInsertValues(r: CommandRecord): unknown[] {
-  return [
-    r.id,
-    r.type,
-    r.paramsVersion,
-    jsonText(r.params),
-    r.status,
-    r.parentId,
-    r.rootId,
-    r.seq,
-    r.originStage,
-    r.childMode,
-    r.failurePolicy,
-    r.compensation,
-    jsonText(r.error),
-    jsonText(r.result),
-    commandState(r),
-    r.idempotencyKey,
-    r.createdAt,
-    r.updatedAt,
-    r.endedAt,
-    r.tasksCleared ? 1 : 0,
-    r.owner,
-    r.leaseUntil,
-    r.traceContext ?? null,
-    isActive(r.status, r.tasksCleared, r.compensation) ? 1 : 0,
-  ];
+  return rowValues(COMMAND_INSERT, r);
 }
 
 /** Parameters of `updateCommand`. */
 export function commandUpdateValues(u: CommandUpdate): unknown[] {
-  return [
-    u.status,
-    u.compensation,
-    jsonText(u.error),
-    jsonText(u.result),
-    commandState(u),
-    u.updatedAt,
-    u.endedAt,
-    u.tasksCleared ? 1 : 0,
-    u.owner,
-    u.leaseUntil,
-    isActive(u.status, u.tasksCleared, u.compensation) ? 1 : 0,
-    u.id,
-  ];
+  return rowValues(COMMAND_UPDATE, u);
 }
 
 /** Parameters of `insertTask`. */
 export function taskInsertValues(t: TaskRecord): unknown[] {
-  return [
-    t.commandId,
-    t.ordinal,
-    t.origin,
-    t.agentId,
-    t.verb,
-    jsonText(t.args),
-    t.status,
-    jsonText(t.result),
-    jsonText(t.error),
-    t.deadlineAt,
-    t.stopRequested ? 1 : 0,
-    t.createdAt,
-    t.endedAt,
-  ];
+  return rowValues(TASK_INSERT, t);
 }
 
 /** Parameters of `updateTask`. */
 export function taskUpdateValues(t: TaskUpdate): unknown[] {
-  return [
-    t.status,
-    jsonText(t.result),
-    jsonText(t.error),
-    t.stopRequested ? 1 : 0,
-    t.endedAt,
-    t.deadlineAt,
-    t.commandId,
-    t.ordinal,
-  ];
-}
-
-/** Parameters of `insertUndo`. */
-export function undoInsertValues(u: UndoRecord): unknown[] {
-  return [
-    u.commandId,
-    u.ordinal,
-    u.seq,
-    u.stage,
-    u.name,
-    jsonText(u.data),
-    u.status,
-    jsonText(u.error),
-  ];
-}
-
-/** Parameters of `updateUndo`. */
-export function undoUpdateValues(u: UndoUpdate): unknown[] {
-  return [u.status, jsonText(u.error), u.commandId, u.ordinal];
-}
-
-/** Parameters of `upgradeParams`. */
-export function paramsUpgradeValues(p: ChangeBatch['paramsUpgrades'][number]): unknown[] {
-  return [p.paramsVersion, jsonText(p.params), p.id];
-}
-
-/** Parameters of `putEntity` (a write whose value is not null). */
-export function entityPutValues(w: EntityWrite): unknown[] {
-  return [w.kind, w.id, jsonText(w.value), w.commandId, w.at];
+  return rowValues(TASK_UPDATE, t);
 }
 
 /**

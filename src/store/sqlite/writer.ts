@@ -7,7 +7,7 @@
  *
  * The worker is a small script (given as source, so it runs the same under tsx, vitest and the
  * compiled package) that only knows prepared statements by name and rows of values: the main
- * thread turns records into values with the same binders the inline path uses.
+ * thread encodes records into columns with the same codecs the inline path binds (statements.ts).
  *
  * @module
  */
@@ -16,7 +16,7 @@ import { Worker } from 'node:worker_threads';
 import { z } from 'zod';
 import { CocoError, ErrorCode } from '../../core/errors.js';
 import type { ConnectionSettings } from '../../db/sqlite.js';
-import { MULTI_ROWS, type MultiRowUpdate } from './statements.js';
+import { MULTI_ROWS, type MultiRowUpdate, type RowCodec, type ValueSink } from './statements.js';
 
 /** One statement and the rows of values to run it with; `mustChange` rows must change a row. */
 export type WriteOp = readonly [
@@ -24,6 +24,18 @@ export type WriteOp = readonly [
   rows: readonly (readonly unknown[])[],
   mustChange: boolean,
 ];
+
+/**
+ * One statement and the records to run it with, each record's values read by `codec` (the
+ * engine's batches, operations.ts `batchOps`): encoded straight into the columns the thread
+ * reads, with no array of values per row. `mustChange` records must change a row.
+ */
+export interface RecordOp<T = unknown> {
+  readonly statement: string;
+  readonly records: readonly T[];
+  readonly codec: RowCodec<T>;
+  readonly mustChange: boolean;
+}
 
 const WORKER_SOURCE = String.raw`
 'use strict';
@@ -51,12 +63,12 @@ const commit = db.prepare('COMMIT');
 const rollback = db.prepare('ROLLBACK');
 parentPort.postMessage({ id: 0, ok: true });
 
-// The rows of an operation sent in columns (writer.ts encodeOp): [name, mustChange, width, count,
+// The rows of an operation sent in columns (writer.ts ColumnEncoder): [name, mustChange, width, count,
 // tags, numbers, strings, others]; a value's tag says where it is (0 null, 1 a number, 2 a
-// string, 3 anything else, in order in others).
+// string: strings[numbers[p]], 3 anything else, in order in others).
 // A reader of such an operation's values, in order: take(reader, n) returns the next n.
 function reader(op) {
-  return { tags: op[4], numbers: op[5], strings: op[6], others: op[7], p: 0, s: 0, o: 0 };
+  return { tags: op[4], numbers: op[5], strings: op[6], others: op[7], p: 0, o: 0 };
 }
 
 function take(r, n) {
@@ -65,7 +77,7 @@ function take(r, n) {
   let p = r.p;
   for (let c = 0; c < n; c++, p++) {
     const tag = tags[p];
-    values[c] = tag === 1 ? numbers[p] : tag === 2 ? r.strings[r.s++] : tag === 0 ? null : r.others[r.o++];
+    values[c] = tag === 1 ? numbers[p] : tag === 2 ? r.strings[numbers[p]] : tag === 0 ? null : r.others[r.o++];
   }
   r.p = p;
   return values;
@@ -261,9 +273,10 @@ const replySchema = z.discriminatedUnion('ok', [
 /**
  * An operation as the thread receives it: its rows in columns when they all have one width
  * (values in row order: `tags` says where each is, 0 null, 1 in `numbers` at its own position,
- * 2 next in `strings`, 3 next in `others`), else as given (the thread checks the widths).
+ * 2 in `strings` at the index `numbers` holds at its position, 3 next in `others`), else as
+ * given (the thread checks the widths).
  */
-type WireOp =
+export type WireOp =
   | WriteOp
   | readonly [
       statement: string,
@@ -277,40 +290,119 @@ type WireOp =
     ];
 
 /**
- * `op` in columns. V8's structured clone of rows of values costs the thread ~1 µs per row to
- * read back (a heap number per large number, a string or a null each, an array per row): ~40 %
- * of its work outside SQLite. Columns read back at ~0.3 µs per row, the numbers and tags as one
- * copy each (their buffers are moved, not copied: added to `transfer`); they cost the main
- * thread no more to build than the rows cost it to clone (measured, BENCHMARKS.md).
+ * Strings up to this length are sent once per operation however many rows hold them (see
+ * `ColumnEncoder`): long enough for the names a batch repeats (statuses, types, agents, verbs,
+ * node ids), short of the JSON texts.
  */
-function encodeOp(op: WriteOp, transfer: ArrayBuffer[]): WireOp {
+const SHARED_STRING_LENGTH = 24;
+
+/**
+ * Values in columns, in row order (see {@link WireOp}): what an operation's rows are sent as.
+ * V8's structured clone of rows of values costs the thread ~1 µs per row to read back (a heap
+ * number per large number, a string or a null each, an array per row): ~40 % of its work outside
+ * SQLite. Columns read back at ~0.3 µs per row, the numbers and tags as one copy each (their
+ * buffers are moved, not copied: added to `transfer`). Records are encoded here straight from
+ * their codec ({@link RecordOp}), with no array of values per row.
+ */
+class ColumnEncoder implements ValueSink {
+  readonly tags: Uint8Array<ArrayBuffer>;
+  readonly numbers: Float64Array<ArrayBuffer>;
+  readonly strings: string[] = [];
+  readonly others: unknown[] = [];
+  /**
+   * Short strings already in `strings`, by value: a status, a type, an agent or a verb repeats
+   * from row to row and goes once per operation. Each string sent costs the thread an allocation
+   * to read back (and its collection): the writer thread ran 7–9 % fewer instructions per
+   * fan-out parent and chain with them shared (callgrind, BENCHMARKS.md). Longer strings (JSON
+   * texts) rarely repeat: looking them up would hash each whole text for nothing.
+   */
+  readonly #short = new Map<string, number>();
+  /** The next value's position. */
+  p = 0;
+  constructor(values: number) {
+    this.tags = new Uint8Array(values);
+    this.numbers = new Float64Array(values);
+  }
+  add(value: unknown): void {
+    const p = this.p++;
+    if (typeof value === 'number') {
+      this.tags[p] = 1;
+      this.numbers[p] = value;
+    } else if (typeof value === 'string') {
+      this.tags[p] = 2;
+      if (value.length <= SHARED_STRING_LENGTH) {
+        let at = this.#short.get(value);
+        if (at === undefined) {
+          at = this.strings.push(value) - 1;
+          this.#short.set(value, at);
+        }
+        this.numbers[p] = at;
+      } else this.numbers[p] = this.strings.push(value) - 1;
+    } else if (value !== null) {
+      // A position past the end (a codec adding more than its width) is caught by the caller.
+      this.tags[p] = 3;
+      this.others.push(value);
+    }
+  }
+  /** The operation as sent; its buffers added to `transfer`. */
+  wire(
+    statement: string,
+    mustChange: boolean,
+    width: number,
+    count: number,
+    transfer: ArrayBuffer[],
+  ): WireOp {
+    transfer.push(this.tags.buffer, this.numbers.buffer);
+    return [
+      statement,
+      mustChange,
+      width,
+      count,
+      this.tags,
+      this.numbers,
+      this.strings,
+      this.others,
+    ];
+  }
+}
+
+/** `op` in columns (when its rows all have one width; else as given: the thread checks them). */
+function encodeRows(op: WriteOp, transfer: ArrayBuffer[]): WireOp {
   const [statement, rows, mustChange] = op;
   const width = rows[0]?.length ?? 0;
   for (const row of rows) if (row.length !== width) return op;
-  const tags = new Uint8Array(rows.length * width);
-  const numbers = new Float64Array(rows.length * width);
-  const strings: string[] = [];
-  const others: unknown[] = [];
-  let p = 0;
-  for (const row of rows) {
-    for (let c = 0; c < width; c++, p++) {
-      const value = row[c];
-      if (typeof value === 'number') {
-        tags[p] = 1;
-        numbers[p] = value;
-      } else if (typeof value === 'string') {
-        tags[p] = 2;
-        strings.push(value);
-      } else if (value === null) {
-        tags[p] = 0;
-      } else {
-        tags[p] = 3;
-        others.push(value);
-      }
-    }
+  const out = new ColumnEncoder(rows.length * width);
+  for (const row of rows) for (let c = 0; c < width; c++) out.add(row[c]);
+  return out.wire(statement, mustChange, width, rows.length, transfer);
+}
+
+/**
+ * `op`'s records in columns, each record's values added by its codec. A codec adding other than
+ * its width throws (concatenated, a short row would shift the next row's values into its
+ * columns).
+ */
+function encodeRecords(op: RecordOp, transfer: ArrayBuffer[]): WireOp {
+  const { statement, records, codec, mustChange } = op;
+  const width = codec.width;
+  const out = new ColumnEncoder(records.length * width);
+  for (let i = 0; i < records.length; i++) {
+    codec.write(records[i], out);
+    if (out.p !== (i + 1) * width)
+      throw new RangeError(`${statement}: a row of ${out.p - i * width} values, not ${width}`);
   }
-  transfer.push(tags.buffer, numbers.buffer);
-  return [statement, mustChange, width, rows.length, tags, numbers, strings, others];
+  return out.wire(statement, mustChange, width, records.length, transfer);
+}
+
+function isRecordOp(op: WriteOp | RecordOp): op is RecordOp {
+  return !Array.isArray(op);
+}
+
+/**
+ * Operations as the thread receives them (see {@link WireOp}); the buffers to move are added to
+ * `transfer`. Exported for tests.
+ */
+export function encodeOps(ops: readonly (WriteOp | RecordOp)[], transfer: ArrayBuffer[]): WireOp[] {
+  return ops.map((op) => (isRecordOp(op) ? encodeRecords(op, transfer) : encodeRows(op, transfer)));
 }
 
 /** A thread's time on a CPU and waiting for one (run queue), from Linux's schedstat. */
@@ -457,7 +549,7 @@ export class SqliteWriter {
    * Writes are applied in call order; after one fails, those already sent behind it fail too
    * (without applying anything) until a write is made after the failure was reported.
    */
-  write(ops: readonly WriteOp[]): Promise<void> {
+  write(ops: readonly (WriteOp | RecordOp)[]): Promise<void> {
     const worker = (this.#worker ??= this.#spawn());
     if (this.#poisoned) {
       this.#poisoned = false;
@@ -465,7 +557,7 @@ export class SqliteWriter {
     }
     const id = this.#nextId++;
     const transfer: ArrayBuffer[] = [];
-    const wire = ops.map((op) => encodeOp(op, transfer));
+    const wire = encodeOps(ops, transfer);
     return new Promise<void>((resolve, reject) => {
       this.#pending.set(id, { resolve: () => resolve(), reject });
       // While a batch is in flight the thread keeps the process alive.
