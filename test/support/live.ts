@@ -86,3 +86,8 @@ export function dispatcherOptions(overrides: Partial<DispatcherOptions> = {}): D
     ...overrides,
   };
 }
+
+/** Lets promise chains and immediates run: ten turns of the event loop. */
+export async function settle(): Promise<void> {
+  for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
+}

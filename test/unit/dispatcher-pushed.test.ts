@@ -7,72 +7,20 @@
  */
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import type {
-  AgentBroker,
-  AgentTaskState,
-  StartRequest,
-  StartResult,
-  TaskStatusReport,
-} from '../../src/brokers/port.js';
 import { ManualClock } from '../../src/core/clock.js';
 import { defineCommand } from '../../src/core/command-type.js';
 import { Dispatcher } from '../../src/engine/dispatcher.js';
 import type { LiveTask } from '../../src/engine/live.js';
-import { dispatcherEvents, dispatcherOptions, liveCommand, liveTask } from '../support/live.js';
+import {
+  dispatcherEvents,
+  dispatcherOptions,
+  liveCommand,
+  liveTask,
+  settle,
+} from '../support/live.js';
+import { pushingAgent } from '../support/pushing-agent.js';
 
 const type = defineCommand({ name: 'unit.pushed', schema: z.object({}), execute() {} });
-
-async function settle(): Promise<void> {
-  for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
-}
-
-/** One agent `a` whose task states the test sets; pushes them like a long-poll when `live`. */
-function pushingAgent(withPushes = true): {
-  broker: AgentBroker;
-  states: Map<string, AgentTaskState>;
-  /** Task ids asked about by each status call. */
-  asked: string[][];
-  stops: string[][];
-  feed: { live: boolean };
-  push: (taskId: string, state: AgentTaskState) => void;
-} {
-  const states = new Map<string, AgentTaskState>();
-  const asked: string[][] = [];
-  const stops: string[][] = [];
-  const feed = { live: true };
-  let listener: ((agentId: string, reports?: readonly TaskStatusReport[]) => void) | null = null;
-  const broker: AgentBroker = {
-    agentIds: () => Promise.resolve(['a']),
-    startTasks: (_agent: string, requests: readonly StartRequest[]) => {
-      for (const r of requests) states.set(r.taskId, 'running');
-      return Promise.resolve(
-        requests.map((r): StartResult => ({ taskId: r.taskId, accepted: true })),
-      );
-    },
-    getStatuses: (_agent, ids) => {
-      asked.push([...ids]);
-      return Promise.resolve(
-        ids.map((taskId): TaskStatusReport => ({ taskId, state: states.get(taskId) ?? 'unknown' })),
-      );
-    },
-    stopTasks: (_agent, ids) => {
-      stops.push([...ids]);
-      return Promise.resolve();
-    },
-    clearTasks: () => Promise.resolve(),
-    listTasks: () => Promise.resolve([]),
-    onActivity: (l) => {
-      listener = l;
-      return () => (listener = null);
-    },
-    ...(withPushes ? { pushesStatuses: () => feed.live } : {}),
-  };
-  const push = (taskId: string, state: AgentTaskState): void => {
-    states.set(taskId, state);
-    listener?.('a', [{ taskId, state }]);
-  };
-  return { broker, states, asked, stops, feed, push };
-}
 
 function setup(withPushes = true, tasks = 50) {
   const agent = pushingAgent(withPushes);

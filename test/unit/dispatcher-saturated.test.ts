@@ -11,13 +11,15 @@ import { defineCommand } from '../../src/core/command-type.js';
 import { CocoError, ErrorCode } from '../../src/core/errors.js';
 import { Dispatcher } from '../../src/engine/dispatcher.js';
 import type { LiveTask } from '../../src/engine/live.js';
-import { dispatcherEvents, dispatcherOptions, liveCommand, liveTask } from '../support/live.js';
+import {
+  dispatcherEvents,
+  dispatcherOptions,
+  liveCommand,
+  liveTask,
+  settle,
+} from '../support/live.js';
 
 const type = defineCommand({ name: 'unit.saturated', schema: z.object({}), execute() {} });
-
-async function settle(): Promise<void> {
-  for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
-}
 
 it.each([
   ['BROKER_SATURATED', ErrorCode.BrokerSaturated, false],

@@ -11,13 +11,15 @@ import { defineCommand } from '../../src/core/command-type.js';
 import { ErrorCode } from '../../src/core/errors.js';
 import { Dispatcher } from '../../src/engine/dispatcher.js';
 import type { LiveTask } from '../../src/engine/live.js';
-import { dispatcherEvents, dispatcherOptions, liveCommand, liveTask } from '../support/live.js';
+import {
+  dispatcherEvents,
+  dispatcherOptions,
+  liveCommand,
+  liveTask,
+  settle,
+} from '../support/live.js';
 
 const type = defineCommand({ name: 'unit.start-results', schema: z.object({}), execute() {} });
-
-async function settle(): Promise<void> {
-  for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
-}
 
 /** Starts 5 tasks in one call; the agent refuses the second; `answer` orders the results. */
 async function startFive(

@@ -10,13 +10,15 @@ import { ManualClock } from '../../src/core/clock.js';
 import { defineCommand } from '../../src/core/command-type.js';
 import { Dispatcher } from '../../src/engine/dispatcher.js';
 import type { LiveTask } from '../../src/engine/live.js';
-import { dispatcherEvents, dispatcherOptions, liveCommand, liveTask } from '../support/live.js';
+import {
+  dispatcherEvents,
+  dispatcherOptions,
+  liveCommand,
+  liveTask,
+  settle,
+} from '../support/live.js';
 
 const type = defineCommand({ name: 'unit.stops', schema: z.object({}), execute() {} });
-
-async function settle(): Promise<void> {
-  for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
-}
 
 describe('stops', () => {
   it('are sent again while the agent still reports the task running, until it ends', async () => {

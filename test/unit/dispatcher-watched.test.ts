@@ -7,59 +7,24 @@
  */
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import type { AgentBroker, AgentTaskState, TaskStatusReport } from '../../src/brokers/port.js';
 import { ManualClock } from '../../src/core/clock.js';
 import { defineCommand } from '../../src/core/command-type.js';
 import { Dispatcher } from '../../src/engine/dispatcher.js';
 import type { LiveTask } from '../../src/engine/live.js';
-import { dispatcherEvents, dispatcherOptions, liveCommand, liveTask } from '../support/live.js';
+import {
+  dispatcherEvents,
+  dispatcherOptions,
+  liveCommand,
+  liveTask,
+  settle,
+} from '../support/live.js';
+import { pushingAgent } from '../support/pushing-agent.js';
 
 const type = defineCommand({ name: 'unit.watched', schema: z.object({}), execute() {} });
 
-async function settle(): Promise<void> {
-  for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
-}
-
-/** How the agent answers the next status call (then it answers normally). */
-type Answer = 'normal' | 'fail' | 'omit-first' | 'reversed' | 'held';
-
 function setup(n = 20, pushes = true) {
-  const states = new Map<string, AgentTaskState>();
-  const asked: string[][] = [];
-  const stops: string[][] = [];
-  let next: Answer = 'normal';
-  /** Lets a held answer go (see `held`). */
-  let release: () => void = () => {};
-  let listener: ((agentId: string, reports?: readonly TaskStatusReport[]) => void) | null = null;
-  const broker: AgentBroker = {
-    agentIds: () => Promise.resolve(['a']),
-    startTasks: () => Promise.resolve([]),
-    getStatuses: (_agent, ids) => {
-      asked.push([...ids]);
-      const answer = next;
-      next = 'normal';
-      if (answer === 'fail') return Promise.reject(new Error('connection reset'));
-      const reports = ids.map((taskId): TaskStatusReport => ({
-        taskId,
-        state: states.get(taskId) ?? 'unknown',
-      }));
-      if (answer === 'omit-first') reports.shift();
-      if (answer === 'reversed') reports.reverse();
-      if (answer === 'held') return new Promise((r) => (release = () => r(reports)));
-      return Promise.resolve(reports);
-    },
-    stopTasks: (_agent, ids) => {
-      stops.push([...ids]);
-      return Promise.resolve();
-    },
-    clearTasks: () => Promise.resolve(),
-    listTasks: () => Promise.resolve([]),
-    onActivity: (l) => {
-      listener = l;
-      return () => (listener = null);
-    },
-    ...(pushes ? { pushesStatuses: () => true } : {}),
-  };
+  const agent = pushingAgent(pushes);
+  const { broker, states } = agent;
   const ended: LiveTask[] = [];
   const reported: string[] = [];
   const clock = new ManualClock();
@@ -87,26 +52,7 @@ function setup(n = 20, pushes = true) {
     states.set(t.agentTaskId, 'running');
     tasks.push(t);
   }
-  const push = (taskId: string, state: AgentTaskState): void => {
-    states.set(taskId, state);
-    listener?.('a', [{ taskId, state }]);
-  };
-  const answerNext = (a: Answer): void => {
-    next = a;
-  };
-  return {
-    dispatcher,
-    clock,
-    asked,
-    stops,
-    tasks,
-    ended,
-    reported,
-    states,
-    push,
-    answerNext,
-    release: () => release(),
-  };
+  return { ...agent, dispatcher, clock, tasks, ended, reported };
 }
 
 async function cycles(clock: ManualClock, n: number): Promise<void> {
