@@ -406,47 +406,45 @@ export class NodeMetrics {
         snapshot = { engine, at: now, figures: engine.figures() };
       return { engine, monitor, slots, figures: snapshot.figures };
     };
-    // The dispatcher's poll counts, read at the scrape: the engines of earlier generations
-    // (counted at their detach) plus the current one's, so the counters never go back.
-    const base = this.#pollsBefore;
-    const polled = (which: 'polls' | 'tasks') =>
-      function (this: Counter) {
-        this.reset();
-        this.inc(base[which] + (source().engine?.pollCounts()[which] ?? 0));
-      };
-    new Counter({
-      name: 'coco_agent_polls_total',
-      help: 'Status polls of agents: one per agent with tasks to look at, per poll cycle.',
-      registers,
-      collect: polled('polls'),
-    });
-    new Counter({
-      name: 'coco_agent_polled_tasks_total',
-      help: 'Task ids the status polls asked about (tasks whose changes an agent pushes are asked only when due).',
-      registers,
-      collect: polled('tasks'),
-    });
-    // The broker's call-slot counts, the same way: detached brokers' plus the current one's.
-    const slotBase = this.#slotsBefore;
-    const slotted = (which: 'waited' | 'refused') => {
-      const current = () => this.#source.slots;
-      return function (this: Counter) {
-        this.reset();
-        this.inc(slotBase[which] + (current()?.callSlots()[which] ?? 0));
-      };
+    // Counters read at the scrape from the current engine (or broker), plus what those of
+    // earlier generations had counted at their detach, so that they never go back.
+    const counted = (name: string, help: string, total: () => number): void => {
+      new Counter({
+        name,
+        help,
+        registers,
+        collect(this: Counter) {
+          this.reset();
+          this.inc(total());
+        },
+      });
     };
-    new Counter({
-      name: 'coco_broker_calls_waited_total',
-      help: 'Calls to agents that waited for one of the broker\u2019s call slots (HTTP agents only).',
-      registers,
-      collect: slotted('waited'),
-    });
-    new Counter({
-      name: 'coco_broker_calls_refused_total',
-      help: 'Calls to agents never sent: they waited their whole budget for a call slot (BROKER_SATURATED; the node is behind, the agent was not asked).',
-      registers,
-      collect: slotted('refused'),
-    });
+    const polls = this.#pollsBefore;
+    const pollCount = (which: 'polls' | 'tasks') => () =>
+      polls[which] + (this.#source.engine?.pollCounts()[which] ?? 0);
+    counted(
+      'coco_agent_polls_total',
+      'Status polls of agents: one per agent with tasks to look at, per poll cycle.',
+      pollCount('polls'),
+    );
+    counted(
+      'coco_agent_polled_tasks_total',
+      'Task ids the status polls asked about (tasks whose changes an agent pushes are asked only when due).',
+      pollCount('tasks'),
+    );
+    const slots = this.#slotsBefore;
+    const slotCount = (which: 'waited' | 'refused') => () =>
+      slots[which] + (this.#source.slots?.callSlots()[which] ?? 0);
+    counted(
+      'coco_broker_calls_waited_total',
+      'Calls to agents that waited for one of the broker\u2019s call slots (HTTP agents only).',
+      slotCount('waited'),
+    );
+    counted(
+      'coco_broker_calls_refused_total',
+      'Calls to agents never sent: they waited their whole budget for a call slot (BROKER_SATURATED; the node is behind, the agent was not asked).',
+      slotCount('refused'),
+    );
     for (const g of SCRAPED) {
       new Gauge({
         name: g.name,
