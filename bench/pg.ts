@@ -39,7 +39,10 @@
  * store's, find no free buffer; bench/pg-prefill.ts `fillPool`), `BENCH_PG_POOL` (per run: the
  * pool's free and dirty buffers at its start, pg_stat_bgwriter's buffer counts over it, and the
  * apply backends' write(2) bytes and CPU per unit), `BENCH_PG_PERF` (a folder: `perf record` of
- * the apply backends over each measured run).
+ * the apply backends over each measured run), `BENCH_PG_KEEP` (a schema name: the runs use that
+ * schema, created and migrated on first use, and keep it — with `BENCH_PG_PREFILL`, a store of
+ * 10,000,000 ended commands is filled once and measured by later invocations, which copy only
+ * what is missing; one (pattern, nodes) per invocation).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -128,7 +131,10 @@ const options = {
   pool: Boolean(process.env.BENCH_PG_POOL),
   fillPool: Boolean(process.env.BENCH_PG_FILL_POOL),
   perf: process.env.BENCH_PG_PERF,
+  keep: process.env.BENCH_PG_KEEP,
 };
+if (options.keep !== undefined && !/^[a-z_][a-z0-9_]*$/.test(options.keep))
+  throw new Error(`BENCH_PG_KEEP: "${options.keep}" is not a plain lower-case schema name`);
 
 /**
  * With `BENCH_PG_PERF` (a folder): `perf record` (software CPU clock, call graphs: VMs rarely
@@ -227,8 +233,9 @@ function sum(a: OpCounts, b: OpCounts): OpCounts {
 async function measure(pattern: Pattern, n: number): Promise<Result> {
   const size = pattern === 'one-task' ? options.commands : options.parents;
   const unit = UNITS[pattern];
-  const schema = `bench_pg_${randomBytes(6).toString('hex')}`;
-  schemas.add(schema);
+  const schema = options.keep ?? `bench_pg_${randomBytes(6).toString('hex')}`;
+  // A kept schema is not dropped (dropSchema drops only the schemas listed here).
+  if (options.keep === undefined) schemas.add(schema);
   const migrator = postgresStore({ url, schema });
   await migrator.migrate();
   await migrator.close();
