@@ -64,6 +64,9 @@ export class AgentLeases implements PollGate {
    */
   readonly #unknownSent = new Set<string>();
   #outbox: TaskReportRecord[] = [];
+  /** The read of {@link refresh} in flight, and the one queued after it. */
+  #refreshing: Promise<void> | null = null;
+  #refreshAgain: Promise<void> | null = null;
   #wantedTimer: TimerHandle | null = null;
   #stopped = false;
   readonly #changed = new Set<(agentId: string, held: boolean) => void>();
@@ -218,8 +221,27 @@ export class AgentLeases implements PollGate {
     }
   }
 
-  /** Re-reads the other nodes' running tasks on the agents this node holds. */
-  async refresh(): Promise<void> {
+  /**
+   * Re-reads the other nodes' running tasks on the agents this node holds. One read at a time:
+   * asked again while one is in flight (the refresh timer, a newly held agent), it reads once
+   * more after it, for all who asked meanwhile. (Each call started its own read: on a store
+   * slower than the refresh interval — a large table never analyzed, a loaded server — the reads
+   * piled up, each adding to the load that made them slow.) The promise settles once a read that
+   * began after the call has ended.
+   */
+  refresh(): Promise<void> {
+    if (this.#refreshing !== null) {
+      this.#refreshAgain ??= this.#refreshing.then(() => {
+        this.#refreshAgain = null;
+        return this.refresh();
+      });
+      return this.#refreshAgain;
+    }
+    this.#refreshing = this.#readForeign().finally(() => (this.#refreshing = null));
+    return this.#refreshing;
+  }
+
+  async #readForeign(): Promise<void> {
     if (this.#stopped || this.#held.size === 0) {
       this.#foreign.clear();
       return;

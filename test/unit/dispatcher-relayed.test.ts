@@ -19,7 +19,13 @@ import { EngineEvents } from '../../src/engine/events.js';
 import { CommandRegistry } from '../../src/core/registry.js';
 import { agentTaskId } from '../../src/core/records.js';
 import type { SharedStore, TaskReportRecord } from '../../src/store/shared-port.js';
-import { dispatcherEvents, dispatcherOptions, liveCommand, liveTask } from '../support/live.js';
+import {
+  dispatcherEvents,
+  dispatcherOptions,
+  liveCommand,
+  liveTask,
+  settle,
+} from '../support/live.js';
 
 const type = defineCommand({ name: 'unit.relayed', schema: z.object({}), execute() {} });
 
@@ -184,6 +190,54 @@ describe('the relay of the node polling an agent', () => {
     relay.foreignReport('agent-1', { taskId: t8, state: 'running' });
     await relay.flush();
     expect(statuses()).toEqual(['7:unknown', '7:running']);
+  });
+});
+
+describe('the read of the other nodes’ tasks', () => {
+  it('runs one at a time however often it is asked, and once more for those who asked meanwhile', async () => {
+    const clock = new ManualClock();
+    const reads: { agents: string[]; answer: () => void }[] = [];
+    const store = {
+      foreignTasks: (_node: string, agentIds: readonly string[]) =>
+        new Promise<[]>((resolve) =>
+          reads.push({ agents: [...agentIds], answer: () => resolve([]) }),
+        ),
+    };
+    const leases = new AgentLeases({
+      nodeId: 'a',
+      storeId: 's',
+      store: store as unknown as SharedStore,
+      clock,
+      callTimeoutMs: 1_000,
+    });
+    leases.onFailure((error) => {
+      throw error;
+    });
+    leases.hold('agent-1', clock.now() + 60_000); // reads
+    // A store slower than the refresh interval: the timer asks again and again, and a new agent
+    // is held, while the first read is in flight.
+    const asked = [leases.refresh(), leases.refresh(), leases.refresh()];
+    leases.hold('agent-2', clock.now() + 60_000);
+    await settle();
+    expect(reads.map((r) => r.agents)).toEqual([['agent-1']]);
+    let done = 0;
+    for (const p of asked) void p.then(() => (done += 1));
+
+    reads[0]!.answer();
+    await settle();
+    // One more read, for all who asked meanwhile: it sees the agent held since.
+    expect(reads.map((r) => r.agents)).toEqual([['agent-1'], ['agent-1', 'agent-2']]);
+    expect(done).toBe(0); // they asked after the first read began: they wait for the second
+
+    reads[1]!.answer();
+    await settle();
+    expect(done).toBe(3);
+    expect(reads).toHaveLength(2);
+    // Nothing in flight: the next ask reads at once.
+    const later = leases.refresh();
+    expect(reads).toHaveLength(3);
+    reads[2]!.answer();
+    await later;
   });
 });
 
