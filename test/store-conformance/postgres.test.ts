@@ -364,6 +364,33 @@ describePg('postgres', () => {
       expect(Number(counted[0]?.n)).toBe(2_500);
     });
 
+    it('a history row already there (left by hand) fails no batch, and the rows beside it are written (migration 0015)', async () => {
+      const store = env.make();
+      await store.open('n');
+      // The triggers insert plainly, and only on a duplicate again with ON CONFLICT DO NOTHING:
+      // the row left by hand stays, the other rows of the same statement are written.
+      await raw(env.schema, "INSERT INTO command_status_history VALUES (1, 'pending', 7)");
+      await store.apply(
+        batch({ commandInserts: [command(1, { updatedAt: 1 }), command(2, { updatedAt: 1 })] }),
+      );
+      await raw(env.schema, "INSERT INTO command_status_history VALUES (1, 'waiting', 9)");
+      await store.apply(
+        batch({
+          commandUpdates: [1, 2].map((id) =>
+            commandUpdate(command(id, { status: 'waiting', updatedAt: 2 })),
+          ),
+        }),
+      );
+      expect(await store.getStatusHistory(1)).toEqual([
+        { status: 'pending', at: 7 },
+        { status: 'waiting', at: 9 },
+      ]);
+      expect(await store.getStatusHistory(2)).toEqual([
+        { status: 'pending', at: 1 },
+        { status: 'waiting', at: 2 },
+      ]);
+    });
+
     it('a batch of updates that leave the indexed columns alone is HOT, row for row (migration 0013)', async () => {
       const store = env.make();
       await store.open('n1');
