@@ -11,6 +11,7 @@ import { afterAll, afterEach, beforeEach, expect, it } from 'vitest';
 import { CocoError, ErrorCode } from '../../src/core/errors.js';
 import { MACHINES } from '../../src/core/states.js';
 import { postgresStore, type PostgresStoreOptions } from '../../src/store/postgres/pg-store.js';
+import { buildSql } from '../../src/store/postgres/statements.js';
 import { PG_URL, describePg } from '../support/pg.js';
 import { batch, command, commandUpdate } from './fixtures.js';
 import { rejectsWith } from './harness.js';
@@ -389,6 +390,44 @@ describePg('postgres', () => {
         { status: 'pending', at: 1 },
         { status: 'waiting', at: 2 },
       ]);
+    });
+
+    it('batch statements read their column arrays row by row (ProjectSet), not through a tuplestore (Function Scan)', async () => {
+      const store = env.make();
+      await store.migrate();
+      const sql = buildSql(env.schema);
+      const client = await admin().connect();
+      try {
+        // The apply connection's planner settings (applier.ts openApplyConnection).
+        await client.query(
+          'SET enable_hashjoin = off; SET enable_mergejoin = off; ' +
+            'SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off',
+        );
+        for (const name of [
+          'insertCommands',
+          'updateCommands',
+          'insertTasks',
+          'updateTasks',
+        ] as const) {
+          const params = (sql[name].match(/\$\d+/g) ?? []).reduce(
+            (n, p) => Math.max(n, Number(p.slice(1))),
+            0,
+          );
+          await client.query(`PREPARE p AS ${sql[name]}`);
+          const plan = await client.query<{ 'QUERY PLAN': string }>(
+            `EXPLAIN (COSTS OFF) EXECUTE p(${Array.from({ length: params }, () => 'NULL').join(', ')})`,
+          );
+          await client.query('DEALLOCATE p');
+          const text = plan.rows.map((r) => r['QUERY PLAN']).join('\n');
+          expect(text, name).toContain('ProjectSet');
+          expect(text, name).not.toContain('Function Scan');
+          if (name.startsWith('update'))
+            expect(text, name).toMatch(/Index Scan using (commands|tasks)_pkey/);
+        }
+      } finally {
+        await client.query('RESET ALL').catch(() => undefined);
+        client.release();
+      }
     });
 
     it('a batch of updates that leave the indexed columns alone is HOT, row for row (migration 0013)', async () => {

@@ -3,9 +3,9 @@
  * turn records into statement parameters.
  *
  * A batch is written with set-based statements: each table's inserts are one
- * `INSERT ... SELECT FROM unnest($1::bigint[], $2::text[], ...)`, its updates one
- * `UPDATE ... FROM unnest(...)`: one array parameter per column, one round trip per table
- * instead of one per row.
+ * `INSERT ... SELECT FROM (SELECT unnest($1::bigint[]) AS id, unnest($2::text[]) AS type, ...) u`,
+ * its updates one `UPDATE ... FROM (SELECT unnest(...), ...) u`: one array parameter per column,
+ * one round trip per table instead of one per row.
  *
  * Record reads return positional rows (`rowMode: 'array'`), columns in the order of the
  * `*_COLUMNS` lists of src/store/rows/columns.ts, JSON as text and flags as 0/1: exactly the rows
@@ -34,10 +34,16 @@ function select(columns: readonly string[], alias: string): string {
   return columns.map((c) => (FLAGS.has(c) ? `${alias}.${c}::int` : `${alias}.${c}`)).join(', ');
 }
 
-/** `unnest($1::t1[], $2::t2[], ...) AS u(c1, c2, ...)`, numbering from `first`. */
+/**
+ * `(SELECT unnest($1::t1[]) AS c1, unnest($2::t2[]) AS c2, ...) AS u`, numbering from `first`:
+ * the column arrays side by side as rows (a shorter array is padded with nulls, as
+ * `unnest(a, b, ...)` pads). Set-returning functions in the select list are read row by row
+ * (ProjectSet); in FROM (`unnest(a, b, ...) AS u(...)`) each array was first copied into a
+ * tuplestore of its own and read back — ~4 % of the apply backend's CPU (BENCHMARKS.md, issue 15).
+ */
 function unnest(columns: readonly (readonly [name: string, type: string])[], first = 1): string {
-  const arrays = columns.map(([, type], i) => `$${first + i}::${type}[]`).join(', ');
-  return `unnest(${arrays}) AS u(${columns.map(([name]) => name).join(', ')})`;
+  const arrays = columns.map(([name, type], i) => `unnest($${first + i}::${type}[]) AS ${name}`);
+  return `(SELECT ${arrays.join(', ')}) AS u`;
 }
 
 /** Insertable `commands` columns (all but `owner`, which the store sets), with their types. */
