@@ -116,6 +116,9 @@ describePg('postgres', () => {
         const table_: Readonly<Record<string, readonly string[]>> = MACHINES[machineOf[name]!];
         const expected = Object.entries(table_).flatMap(([f, tos]) => tos.map((t) => `${f}>${t}`));
         expect(listed.sort(), name).toEqual([...expected].sort());
+        // After the row's update (migration 0016): a BEFORE row trigger makes every update
+        // lock and copy its row first, whatever the WHEN clause decides.
+        expect(def, name).toMatch(/ AFTER UPDATE OF \w+ ON .* FOR EACH ROW WHEN /);
       }
     });
 
