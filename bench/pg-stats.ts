@@ -203,6 +203,8 @@ export interface PoolSample {
   applyWrote: { bytes: number; calls: number } | null;
   /** Nanoseconds the apply backends have been on CPU (/proc/PID/schedstat); null if unreadable. */
   applyCpuNs: number | null;
+  /** Nanoseconds they were runnable but waited for a CPU (schedstat's run-queue time). */
+  applyQueuedNs: number | null;
 }
 
 function procWrites(pids: ReadonlySet<number>): { bytes: number; calls: number } | null {
@@ -220,11 +222,12 @@ function procWrites(pids: ReadonlySet<number>): { bytes: number; calls: number }
   return { bytes, calls };
 }
 
-function procCpuNs(pids: ReadonlySet<number>): number | null {
+/** Field `field` of the processes' /proc/PID/schedstat (0: ns on CPU, 1: ns waiting for one), summed. */
+function procSchedNs(pids: ReadonlySet<number>, field: 0 | 1): number | null {
   let ns = 0;
   for (const pid of pids) {
     try {
-      ns += Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[0]);
+      ns += Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[field]);
     } catch {
       return null;
     }
@@ -265,26 +268,48 @@ export async function poolSample(
     free,
     dirty,
     applyWrote: procWrites(applyPids),
-    applyCpuNs: procCpuNs(applyPids),
+    applyCpuNs: procSchedNs(applyPids, 0),
+    applyQueuedNs: procSchedNs(applyPids, 1),
   };
 }
 
 /**
  * One line: the pool at the run's start, and the counters' growth over it; the apply backends'
- * CPU per unit of the run's `units` (commands or parents).
+ * CPU per unit of the run's `units` (commands or parents) and, given the run's `seconds`, where
+ * each apply backend's wall time went: on CPU, waiting for a CPU (run queue), and the rest
+ * asleep — waiting for its WAL flush (a COMMIT), for the node's next statements, or for a lock.
  */
-export function printPool(run: number, before: PoolSample, after: PoolSample, units: number): void {
+export function printPool(
+  run: number,
+  before: PoolSample,
+  after: PoolSample,
+  units: number,
+  seconds?: number,
+  backends = 1,
+): void {
   const d = (k: 'alloc' | 'backend' | 'clean' | 'checkpoint'): number => after[k] - before[k];
   const wrote =
     before.applyWrote && after.applyWrote
       ? `; apply backend wrote ${((after.applyWrote.bytes - before.applyWrote.bytes) / 1e6).toFixed(1)} MB in ${after.applyWrote.calls - before.applyWrote.calls} calls`
       : '';
-  const cpu =
+  const cpuNs =
     before.applyCpuNs !== null && after.applyCpuNs !== null
-      ? `; apply backend CPU ${((after.applyCpuNs - before.applyCpuNs) / 1e3 / units).toFixed(1)} µs/unit`
-      : '';
+      ? after.applyCpuNs - before.applyCpuNs
+      : null;
+  const queuedNs =
+    before.applyQueuedNs !== null && after.applyQueuedNs !== null
+      ? after.applyQueuedNs - before.applyQueuedNs
+      : null;
+  const cpu =
+    cpuNs !== null ? `; apply backend CPU ${(cpuNs / 1e3 / units).toFixed(1)} µs/unit` : '';
+  let split = '';
+  if (cpuNs !== null && queuedNs !== null && seconds !== undefined && seconds > 0) {
+    const wallNs = seconds * 1e9 * backends;
+    const pct = (ns: number): string => `${Math.round((100 * ns) / wallNs)} %`;
+    split = ` (of its wall time: on CPU ${pct(cpuNs)}, waiting for a CPU ${pct(queuedNs)}, asleep ${pct(Math.max(0, wallNs - cpuNs - queuedNs))})`;
+  }
   console.log(
     `    pool, run ${run}: at start ${before.free ?? '?'} free, ${before.dirty ?? '?'} dirty; ` +
-      `buffers alloc ${d('alloc')}, backend ${d('backend')}, clean ${d('clean')}, checkpoint ${d('checkpoint')}${wrote}${cpu}`,
+      `buffers alloc ${d('alloc')}, backend ${d('backend')}, clean ${d('clean')}, checkpoint ${d('checkpoint')}${wrote}${cpu}${split}`,
   );
 }

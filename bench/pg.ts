@@ -331,7 +331,8 @@ async function measure(pattern: Pattern, n: number): Promise<Result> {
       console.log(
         `  ${pattern} × ${n} node${n > 1 ? 's' : ''}, run ${r + 1}/${options.repeats}: ${size} in ${wall.toFixed(2)} s = ${Math.round(size / wall)} ${unit}`,
       );
-      if (poolBefore && poolAfter) printPool(r + 1, poolBefore, poolAfter, size);
+      if (poolBefore && poolAfter)
+        printPool(r + 1, poolBefore, poolAfter, size, wall, applyPids.size);
       await Promise.all(nodes.map((node) => node.next('idle', RUN_TIMEOUT_MS)));
       if (options.noRaw) continue;
       // The raw-store limit right after each run (interleaved: both see the same window of this

@@ -58,6 +58,60 @@ describePg('PostgreSQL array parameters encoded by coco', () => {
     );
   });
 
+  it('number and boolean columns go in binary, extremes and nulls included', async () => {
+    const bigs = [
+      0,
+      1,
+      -1,
+      2 ** 32,
+      -(2 ** 32),
+      2 ** 32 - 1,
+      2 ** 53 - 1,
+      -(2 ** 53 - 1),
+      null,
+      1_765_000_000_000,
+    ];
+    const ints = [0, -1, 2 ** 31 - 1, -(2 ** 31), null, 7, 8, 9, 10, 11];
+    const flags = [true, false, null, true, false, true, false, true, false, null];
+    const cols = columnar(
+      bigs.map((b, i) => ({ b, i: ints[i], f: flags[i] })),
+      [
+        ['b', 'bigint'],
+        ['i', 'int'],
+        ['f', 'bool'],
+      ],
+      (r) => [r.b, r.i, r.f],
+    );
+    // Buffers: node-postgres sends them in binary format (the server's array_recv reads them).
+    for (const c of cols) expect(Buffer.isBuffer(c)).toBe(true);
+    const back = await admin().query(
+      'SELECT b::text AS b, i, f FROM unnest($1::bigint[], $2::int[], $3::bool[]) WITH ORDINALITY AS u(b, i, f, n) ORDER BY n',
+      cols,
+    );
+    expect(back.rows).toEqual(
+      bigs.map((b, k) => ({ b: b === null ? null : String(b), i: ints[k], f: flags[k] })),
+    );
+  });
+
+  it('a column with a value that does not fit its type goes as text, read by the server as before', async () => {
+    // [type, value, what the server makes of the text literal: its text, or null if refused]
+    const cases: [type: string, value: unknown, back: string | null][] = [
+      ['bigint', 1.5, null],
+      ['int', 2 ** 31, null],
+      ['bigint', 2 ** 53, '{1,9007199254740992}'],
+      ['bool', 1, '{t,t}'],
+    ];
+    for (const [type, value, back] of cases) {
+      const what = `${type} ${String(value)}`;
+      const first = type === 'bool' ? true : 1;
+      const [col] = columnar([{ v: first }, { v: value }], [['v', type]], (r) => [r.v]);
+      expect(col, what).toBe(`{${type === 'bool' ? 't' : '1'},${String(value)}}`);
+      const read = admin().query<{ a: string }>(`SELECT $1::${type}[]::text AS a`, [col]);
+      if (back === null) await expect(read, what).rejects.toThrow();
+      else expect((await read).rows[0]?.a, what).toBe(back);
+    }
+  });
+
   it('an empty batch is an empty array', async () => {
     const [empty] = columnar([], [['t', 'text']], () => []);
     expect(empty).toBe('{}');

@@ -11,6 +11,7 @@ import { afterAll, afterEach, beforeEach, expect, it } from 'vitest';
 import { CocoError, ErrorCode } from '../../src/core/errors.js';
 import { MACHINES } from '../../src/core/states.js';
 import { postgresStore, type PostgresStoreOptions } from '../../src/store/postgres/pg-store.js';
+import { buildSql } from '../../src/store/postgres/statements.js';
 import { PG_URL, describePg } from '../support/pg.js';
 import { batch, command, commandUpdate } from './fixtures.js';
 import { rejectsWith } from './harness.js';
@@ -115,6 +116,9 @@ describePg('postgres', () => {
         const table_: Readonly<Record<string, readonly string[]>> = MACHINES[machineOf[name]!];
         const expected = Object.entries(table_).flatMap(([f, tos]) => tos.map((t) => `${f}>${t}`));
         expect(listed.sort(), name).toEqual([...expected].sort());
+        // After the row's update (migration 0016): a BEFORE row trigger makes every update
+        // lock and copy its row first, whatever the WHEN clause decides.
+        expect(def, name).toMatch(/ AFTER UPDATE OF \w+ ON .* FOR EACH ROW WHEN /);
       }
     });
 
@@ -362,6 +366,71 @@ describePg('postgres', () => {
         "SELECT count(*) AS n FROM command_status_history WHERE status = 'waiting'",
       );
       expect(Number(counted[0]?.n)).toBe(2_500);
+    });
+
+    it('a history row already there (left by hand) fails no batch, and the rows beside it are written (migration 0015)', async () => {
+      const store = env.make();
+      await store.open('n');
+      // The triggers insert plainly, and only on a duplicate again with ON CONFLICT DO NOTHING:
+      // the row left by hand stays, the other rows of the same statement are written.
+      await raw(env.schema, "INSERT INTO command_status_history VALUES (1, 'pending', 7)");
+      await store.apply(
+        batch({ commandInserts: [command(1, { updatedAt: 1 }), command(2, { updatedAt: 1 })] }),
+      );
+      await raw(env.schema, "INSERT INTO command_status_history VALUES (1, 'waiting', 9)");
+      await store.apply(
+        batch({
+          commandUpdates: [1, 2].map((id) =>
+            commandUpdate(command(id, { status: 'waiting', updatedAt: 2 })),
+          ),
+        }),
+      );
+      expect(await store.getStatusHistory(1)).toEqual([
+        { status: 'pending', at: 7 },
+        { status: 'waiting', at: 9 },
+      ]);
+      expect(await store.getStatusHistory(2)).toEqual([
+        { status: 'pending', at: 1 },
+        { status: 'waiting', at: 2 },
+      ]);
+    });
+
+    it('batch statements read their column arrays row by row (ProjectSet), not through a tuplestore (Function Scan)', async () => {
+      const store = env.make();
+      await store.migrate();
+      const sql = buildSql(env.schema);
+      const client = await admin().connect();
+      try {
+        // The apply connection's planner settings (applier.ts openApplyConnection).
+        await client.query(
+          'SET enable_hashjoin = off; SET enable_mergejoin = off; ' +
+            'SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off',
+        );
+        for (const name of [
+          'insertCommands',
+          'updateCommands',
+          'insertTasks',
+          'updateTasks',
+        ] as const) {
+          const params = (sql[name].match(/\$\d+/g) ?? []).reduce(
+            (n, p) => Math.max(n, Number(p.slice(1))),
+            0,
+          );
+          await client.query(`PREPARE p AS ${sql[name]}`);
+          const plan = await client.query<{ 'QUERY PLAN': string }>(
+            `EXPLAIN (COSTS OFF) EXECUTE p(${Array.from({ length: params }, () => 'NULL').join(', ')})`,
+          );
+          await client.query('DEALLOCATE p');
+          const text = plan.rows.map((r) => r['QUERY PLAN']).join('\n');
+          expect(text, name).toContain('ProjectSet');
+          expect(text, name).not.toContain('Function Scan');
+          if (name.startsWith('update'))
+            expect(text, name).toMatch(/Index Scan using (commands|tasks)_pkey/);
+        }
+      } finally {
+        await client.query('RESET ALL').catch(() => undefined);
+        client.release();
+      }
     });
 
     it('a batch of updates that leave the indexed columns alone is HOT, row for row (migration 0013)', async () => {

@@ -14,6 +14,7 @@ import type pg from 'pg';
 import type { EntityWrite } from '../../core/records.js';
 import type { ChangeBatch } from '../port.js';
 import {
+  bigintArray,
   commandInsertParams,
   commandUpdateParams,
   entityPutParams,
@@ -130,7 +131,7 @@ export function batchSteps(sql: Sql, b: ChangeBatch, owner: string | null): Step
   }
   if (b.commandsSettled.length > 0) {
     const ids = [...new Set(b.commandsSettled)];
-    checked('settleCommands', [ids], ids.length, missingCommand(ids));
+    checked('settleCommands', [bigintArray(ids)], ids.length, missingCommand(ids));
   }
   for (const round of rounds(b.paramsUpgrades, (p) => p.id)) {
     const ids = round.map((p) => p.id);

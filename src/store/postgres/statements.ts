@@ -3,9 +3,10 @@
  * turn records into statement parameters.
  *
  * A batch is written with set-based statements: each table's inserts are one
- * `INSERT ... SELECT FROM unnest($1::bigint[], $2::text[], ...)`, its updates one
- * `UPDATE ... FROM unnest(...)`: one array parameter per column, one round trip per table
- * instead of one per row.
+ * `INSERT ... SELECT FROM (SELECT unnest($1::bigint[]) AS id, unnest($2::text[]) AS type, ...) u`,
+ * its updates one `UPDATE ... FROM (SELECT unnest(...), ...) u`: one array parameter per column
+ * (text columns as array literals, number and boolean columns in binary), one round trip per
+ * table instead of one per row.
  *
  * Record reads return positional rows (`rowMode: 'array'`), columns in the order of the
  * `*_COLUMNS` lists of src/store/rows/columns.ts, JSON as text and flags as 0/1: exactly the rows
@@ -34,10 +35,16 @@ function select(columns: readonly string[], alias: string): string {
   return columns.map((c) => (FLAGS.has(c) ? `${alias}.${c}::int` : `${alias}.${c}`)).join(', ');
 }
 
-/** `unnest($1::t1[], $2::t2[], ...) AS u(c1, c2, ...)`, numbering from `first`. */
+/**
+ * `(SELECT unnest($1::t1[]) AS c1, unnest($2::t2[]) AS c2, ...) AS u`, numbering from `first`:
+ * the column arrays side by side as rows (a shorter array is padded with nulls, as
+ * `unnest(a, b, ...)` pads). Set-returning functions in the select list are read row by row
+ * (ProjectSet); in FROM (`unnest(a, b, ...) AS u(...)`) each array was first copied into a
+ * tuplestore of its own and read back — ~4 % of the apply backend's CPU (BENCHMARKS.md, issue 15).
+ */
 function unnest(columns: readonly (readonly [name: string, type: string])[], first = 1): string {
-  const arrays = columns.map(([, type], i) => `$${first + i}::${type}[]`).join(', ');
-  return `unnest(${arrays}) AS u(${columns.map(([name]) => name).join(', ')})`;
+  const arrays = columns.map(([name, type], i) => `unnest($${first + i}::${type}[]) AS ${name}`);
+  return `(SELECT ${arrays.join(', ')}) AS u`;
 }
 
 /** Insertable `commands` columns (all but `owner`, which the store sets), with their types. */
@@ -278,26 +285,93 @@ function plainArray(values: readonly unknown[]): string {
   return out + '}';
 }
 
+/** Element type OIDs of the binary arrays (pg_type: int8, int4, bool). */
+const ELEMENT_OID = { bigint: 20, int: 23, bool: 16 } as const;
+/** Bytes of one element of each binary array type. */
+const ELEMENT_BYTES = { bigint: 8, int: 4, bool: 1 } as const;
+type BinaryType = keyof typeof ELEMENT_OID;
+const TWO_32 = 2 ** 32;
+const INT4_MIN = -(2 ** 31);
+const INT4_MAX = 2 ** 31 - 1;
+
+function fits(type: BinaryType, v: unknown): boolean {
+  if (v === null || v === undefined) return true;
+  if (type === 'bool') return typeof v === 'boolean';
+  if (type === 'bigint') return Number.isSafeInteger(v);
+  return Number.isInteger(v) && (v as number) >= INT4_MIN && (v as number) <= INT4_MAX;
+}
+
 /**
- * Column arrays of `rows`, each as a PostgreSQL array literal (`{1,2,NULL}`, `{"a","b\\"c"}`):
- * `pick` gives one row's values, in the order of `columns` (name and SQL type). coco encodes
- * them itself because node-postgres turns every element, numbers included, into a quoted string
- * passed through two regular expressions — 14–16 % of a PostgreSQL node's main thread (BENCHMARKS.md).
+ * A number or boolean column in PostgreSQL's binary array format (what `array_recv` reads: one
+ * dimension, a null flag, the element type, the length and lower bound, then each element as
+ * its byte length, or -1 for NULL, and its big-endian bytes). node-postgres sends a Buffer
+ * parameter in binary format, so the server reads each element with `int8recv` and its like
+ * instead of parsing the text literal (`array_in`, one `int8in` call per element). Null if a
+ * value does not fit the type (a fraction, an unsafe integer, a string): the column then goes
+ * as text, and the server refuses it as it always did.
+ */
+function binaryArray(values: readonly unknown[], type: BinaryType): Buffer | null {
+  const size = ELEMENT_BYTES[type];
+  let nulls = 0;
+  for (const v of values) {
+    if (!fits(type, v)) return null;
+    if (v === null || v === undefined) nulls++;
+  }
+  const buf = Buffer.allocUnsafe(20 + values.length * 4 + (values.length - nulls) * size);
+  buf.writeInt32BE(1, 0); // dimensions
+  buf.writeInt32BE(nulls > 0 ? 1 : 0, 4);
+  buf.writeInt32BE(ELEMENT_OID[type], 8);
+  buf.writeInt32BE(values.length, 12);
+  buf.writeInt32BE(1, 16); // lower bound
+  let at = 20;
+  for (const v of values) {
+    if (v === null || v === undefined) {
+      at = buf.writeInt32BE(-1, at);
+      continue;
+    }
+    at = buf.writeInt32BE(size, at);
+    if (type === 'bigint') {
+      const n = v as number;
+      const high = Math.floor(n / TWO_32);
+      at = buf.writeInt32BE(high, at);
+      at = buf.writeUInt32BE(n - high * TWO_32, at);
+    } else if (type === 'int') at = buf.writeInt32BE(v as number, at);
+    else at = buf.writeUInt8(v === true ? 1 : 0, at);
+  }
+  return buf;
+}
+
+/**
+ * Column arrays of `rows`: `pick` gives one row's values, in the order of `columns` (name and SQL
+ * type). Text columns as a PostgreSQL array literal (`{"a","b\\"c"}`), number and boolean
+ * columns in binary (`binaryArray`; as a literal, `{1,2,NULL}`, when a value does not fit).
+ * coco encodes them itself because node-postgres turns every element, numbers included, into a
+ * quoted string passed through two regular expressions — 14–16 % of a PostgreSQL node's main
+ * thread (BENCHMARKS.md); the binary columns spare the server the parsing of their text.
  */
 export function columnar<T>(
   rows: readonly T[],
   columns: readonly (readonly [name: string, type: string])[],
   pick: (r: T) => readonly unknown[],
-): string[] {
+): (string | Buffer)[] {
   const width = columns.length;
   const cols: unknown[][] = Array.from({ length: width }, () => new Array<unknown>(rows.length));
   for (let i = 0; i < rows.length; i++) {
     const values = pick(rows[i]!);
     for (let j = 0; j < width; j++) cols[j]![i] = values[j];
   }
-  return cols.map((values, j) =>
-    columns[j]![1] === 'text' ? textArray(values) : plainArray(values),
-  );
+  return cols.map((values, j) => {
+    const type = columns[j]![1];
+    if (type === 'text') return textArray(values);
+    if (rows.length > 0 && (type === 'bigint' || type === 'int' || type === 'bool'))
+      return binaryArray(values, type) ?? plainArray(values);
+    return plainArray(values);
+  });
+}
+
+/** Ids as a `bigint[]` parameter (binary, see `binaryArray`). */
+export function bigintArray(ids: readonly number[]): string | Buffer {
+  return (ids.length > 0 ? binaryArray(ids, 'bigint') : null) ?? plainArray(ids);
 }
 
 /** Parameters of `insertCommands`: column arrays, then the owner. */
