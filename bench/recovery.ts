@@ -10,6 +10,7 @@
  * change, `BENCH_N=1000000`) start on the same rows without filling a million each time.
  */
 import { copyFileSync, existsSync, readFileSync, readdirSync } from 'node:fs';
+import { PerformanceObserver, constants, type PerformanceEntry } from 'node:perf_hooks';
 import {
   HoldingBroker,
   benchEngine,
@@ -79,9 +80,32 @@ function threadCpu(): Map<string, number> {
   return out;
 }
 
+/**
+ * The main thread's garbage collection pauses, young (scavenges) and old (mark-compact and
+ * incremental marking steps), from `start()` until the figure: with every resumed command and task surviving, copied by the
+ * scavenges and marked, the collector is a large share of a big restart.
+ */
+const gc = { scavenges: 0, scavengeMs: 0, oldPauses: 0, oldMs: 0, counting: false };
+function countGc(entries: PerformanceEntry[]): void {
+  if (!gc.counting) return;
+  for (const entry of entries) {
+    const kind = (entry as { detail?: { kind?: number } }).detail?.kind;
+    if (kind === constants.NODE_PERFORMANCE_GC_MINOR) {
+      gc.scavenges++;
+      gc.scavengeMs += entry.duration;
+    } else {
+      gc.oldPauses++;
+      gc.oldMs += entry.duration;
+    }
+  }
+}
+const gcObserver = new PerformanceObserver((list) => countGc(list.getEntries()));
+gcObserver.observe({ entryTypes: ['gc'] });
+
 const broker = new HoldingBroker();
 const engine = benchEngine(db.path, broker, [held]);
 let polled = 0;
+gc.counting = true;
 const threads0 = threadCpu();
 const cpu0 = mainThreadCpu();
 const process0 = process.cpuUsage();
@@ -104,6 +128,10 @@ const resumed = new Promise<number>((resolve) => {
 const startReport = await engine.start();
 const startMs = performance.now() - t0;
 const pollMs = await resumed;
+// Entries are delivered later: take those of the pauses until now, then stop counting.
+countGc(gcObserver.takeRecords());
+gc.counting = false;
+gcObserver.disconnect();
 const cpu1 = mainThreadCpu();
 const threads1 = threadCpu();
 const mainCpu = cpu0 === null || cpu1 === null ? null : cpu1 - cpu0;
@@ -134,6 +162,10 @@ report(
     processCpuSeconds: +processCpu.toFixed(3),
     otherThreadsCpuSeconds: exitedCpu === null ? null : +aliveCpu.toFixed(3),
     exitedThreadsCpuSeconds: exitedCpu === null ? null : +exitedCpu.toFixed(3),
+    scavenges: gc.scavenges,
+    scavengeSeconds: +(gc.scavengeMs / 1000).toFixed(3),
+    oldGenerationPauses: gc.oldPauses,
+    oldGenerationPauseSeconds: +(gc.oldMs / 1000).toFixed(3),
   },
   [
     `recovery: ${startReport.resumed} in-flight commands resumed; polling resumed ${(pollMs / 1000).toFixed(2)} s after start() (start() returned after ${(startMs / 1000).toFixed(2)} s) (${machine()})`,
@@ -142,6 +174,7 @@ report(
       (exitedCpu === null
         ? ''
         : ` (threads exited since: the reader ${exitedCpu.toFixed(2)} s; the others alive ${aliveCpu.toFixed(2)} s)`),
+    `  main thread's GC pauses until then: ${gc.scavenges} scavenges ${(gc.scavengeMs / 1000).toFixed(2)} s, ${gc.oldPauses} old-generation pauses ${(gc.oldMs / 1000).toFixed(2)} s`,
     `  the first poll's answer applied ${(appliedMs / 1000).toFixed(2)} s after start()` +
       ' (after the CPU figures above)',
   ],

@@ -67,7 +67,14 @@ function read(db, chunkEnd, queries) {
           send({ table, rows: plain.all(after, upTo) });
           continue;
         }
-        if (texts.length > 0) send({ table, text: '[' + texts.join(',') + ']' });
+        if (texts.length > 0) {
+          // The brackets go in with the rows: join makes one flat text, which postMessage copies
+          // as it is ('[' + joined + ']' is a rope, which the copy flattens first: one more
+          // text of ~200 KB made and dropped per part).
+          texts[0] = '[' + texts[0];
+          texts[texts.length - 1] += ']';
+          send({ table, text: texts.join(',') });
+        }
       }
       if (end === undefined) break;
       after = end.id;
