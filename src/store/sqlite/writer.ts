@@ -156,6 +156,61 @@ function updateRuns(name, st, many, rows) {
   }
   oneByOne(name, st, rows, from, rows.length, true);
 }
+// updateRuns for an operation sent in columns whose keys are all numbers (the engine's batches:
+// ids and ordinals): each run's values taken straight from the columns, as inserts are, with no
+// array and no key text per row; a key twice within a run is found by comparing the run's keys
+// (at most multiRows rows). Returns false, having done nothing, for other keys (strings, nulls):
+// the caller then decodes the rows for updateRuns.
+function updateColumns(name, st, many, op) {
+  const width = op[2], count = op[3], tags = op[4], numbers = op[5];
+  const keys = many.keys, first = width - keys;
+  for (let i = 0; i < count; i++)
+    for (let c = first; c < width; c++) if (tags[i * width + c] !== 1) return false;
+  const r = reader(op);
+  let from = 0;
+  for (let i = 0; i < count; i++) {
+    const at = i * width + first;
+    let twice = false;
+    for (let j = from; j < i && !twice; j++) {
+      twice = true;
+      for (let c = 0; c < keys; c++)
+        if (numbers[j * width + first + c] !== numbers[at + c]) {
+          twice = false;
+          break;
+        }
+    }
+    if (twice) {
+      oneByOneColumns(name, st, r, width, i - from);
+      from = i;
+    }
+    if (i + 1 - from === multiRows) {
+      const args = take(r, multiRows * width);
+      const res = many.run.run(...args);
+      runs++;
+      if (res.changes !== multiRows) {
+        for (let j = 0; j < multiRows; j++) {
+          const values = args.slice(j * width, (j + 1) * width);
+          if (many.exists.get(...values.slice(first)) === undefined) throw missingRow(name, values);
+        }
+        throw new Error(name + ': ' + res.changes + ' rows changed, not ' + multiRows);
+      }
+      from = i + 1;
+    }
+  }
+  oneByOneColumns(name, st, r, width, count - from);
+  return true;
+}
+
+// The reader's next n rows, one run each; each must change its row.
+function oneByOneColumns(name, st, r, width, n) {
+  for (let i = 0; i < n; i++) {
+    const values = take(r, width);
+    const res = st.run(...values);
+    runs++;
+    if (res.changes === 0) throw missingRow(name, values);
+  }
+}
+
 // After a failed batch, the batches already sent behind it are refused until the main thread
 // resets: applying them would store a batch without the one before it.
 let poisoned = false;
@@ -223,6 +278,10 @@ parentPort.on('message', (m) => {
           runs++;
         }
         continue;
+      }
+      if (!plain) {
+        const many = multiUpdates[name];
+        if (many !== undefined && op[3] >= multiRows && updateColumns(name, st, many, op)) continue;
       }
       const rows = plain ? op[1] : decode(op);
       let i = 0;
