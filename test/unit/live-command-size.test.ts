@@ -1,7 +1,7 @@
 /**
- * A live command's memory (engine/live.ts): the fields most commands never set live in a side
- * object made on the first such value, so that a round of trees in flight (every scavenge
- * copies them) holds less; the accessors read and write them as the fields did.
+ * A live command's and task's memory (engine/live.ts, live-entries.ts): the fields most never
+ * set live in a side object made on the first such value, so that a round of trees in flight
+ * (every scavenge copies them) holds less; the accessors read and write them as the fields did.
  */
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { defineCommand } from '../../src/core/command-type.js';
 import type { CommandRecord } from '../../src/core/records.js';
-import { LiveCommand } from '../../src/engine/live.js';
+import { LiveCommand, LiveTask } from '../../src/engine/live.js';
 import { liveCommand } from '../support/live.js';
 
 setFlagsFromString('--expose-gc');
@@ -51,11 +51,51 @@ function bytesPerCommand(n: number): number {
   return (after - before - 8 * n) / n;
 }
 
+/** The heap's growth per task while `n` of them (of one command) are held, in bytes. */
+function bytesPerTask(n: number): number {
+  const c = liveCommand(type, 1);
+  const held: LiveTask[] = [];
+  gc();
+  gc();
+  const before = process.memoryUsage().heapUsed;
+  for (let i = 0; i < n; i++) {
+    const t = new LiveTask(
+      c,
+      i,
+      0,
+      'a',
+      'v',
+      null,
+      `x-1-${i}`,
+      'created',
+      null,
+      null,
+      null,
+      false,
+      Date.now() + 0.5,
+      null,
+      false,
+    );
+    held.push(t);
+  }
+  gc();
+  gc();
+  const after = process.memoryUsage().heapUsed;
+  expect(held).toHaveLength(n);
+  // Less the ids (made here, not by the task) and the array's slot.
+  return (after - before) / n - 8 - (24 + 8 + 8);
+}
+
 describe('live command memory', () => {
   it('a command that sets none of its rare fields stays under 400 bytes', () => {
     // ~355 bytes with its boxed times (Node 20); ~480 with every field its own.
     const per = Math.min(bytesPerCommand(20_000), bytesPerCommand(20_000));
     expect(per).toBeLessThan(400);
+  });
+
+  it('a task that sets none of its rare fields stays under 170 bytes', () => {
+    // ~144 bytes with its boxed time (Node 20); ~189 with every field its own.
+    expect(Math.min(bytesPerTask(20_000), bytesPerTask(20_000))).toBeLessThan(170);
   });
 
   it('the rare fields read back what was set, and a null set on a command without them makes nothing', () => {
@@ -83,5 +123,37 @@ describe('live command memory', () => {
     const d = liveCommand(type, 1);
     d.restore(r);
     expect(d.toRecord()).toEqual(r);
+    const t = new LiveTask(
+      d,
+      0,
+      0,
+      'a',
+      'v',
+      null,
+      'x-1-0',
+      'created',
+      null,
+      null,
+      50,
+      false,
+      1,
+      null,
+      false,
+    );
+    expect([t.deadlineAt, t.error, t.progress, t.onAgentDone, t.unknownSince]).toEqual([
+      50,
+      null,
+      0,
+      null,
+      null,
+    ]);
+    t.progress = 3;
+    t.end('failed', null, null, 2);
+    expect(t.toRecord()).toMatchObject({
+      deadlineAt: 50,
+      status: 'failed',
+      error: { code: 'TASK_FAILED' },
+    });
+    expect(t.progress).toBe(3);
   });
 });
