@@ -2,7 +2,8 @@
  * A trace of the fan-out and chain benchmarks, batch by batch (`BENCH_TRACE=1`, bench/trees.ts):
  * deterministic counts of what a parent's tree costs the store, and where the store waits.
  *
- * - rows and statements per parent, by kind, as the writer runs them (one statement per row);
+ * - rows per parent, and the writer thread's statement runs per parent (an insert or update runs
+ *   up to 20 rows per statement: writer.ts `MULTI_ROWS`);
  * - the batches of a round, their rows, and how many batches a tree spans end to end: the batch
  *   holding the parent's insert to the one holding its durable end ("hops"), and the batch of
  *   each step (children inserted, tasks ended, children ended, parent ended);
@@ -50,15 +51,20 @@ export class TreeTracer {
   #calls = new Map<string, number>();
   #t0 = 0;
   #elu0 = performance.eventLoopUtilization();
-  #writer0 = { statementsMs: 0, commitMs: 0 };
+  #writer0: { statementsMs: number; commitMs: number; totalRuns?: number } = {
+    statementsMs: 0,
+    commitMs: 0,
+  };
   #writerUse0 = NO_USAGE;
   #mainUse0 = NO_USAGE;
-  readonly writerStats: () => { statementsMs: number; commitMs: number } | null;
+  /** The process's CPU (all threads: main, writer, V8's helpers, libuv) at the round's start. */
+  #processUse0 = process.cpuUsage();
+  readonly writerStats: () => { statementsMs: number; commitMs: number; totalRuns?: number } | null;
   readonly writerUsage: () => Promise<ThreadUsage | null>;
 
   constructor(
     engine: Engine,
-    writerStats: () => { statementsMs: number; commitMs: number } | null,
+    writerStats: () => { statementsMs: number; commitMs: number; totalRuns?: number } | null,
     writerUsage: () => Promise<ThreadUsage | null>,
   ) {
     this.writerStats = writerStats;
@@ -73,6 +79,7 @@ export class TreeTracer {
   async begin(): Promise<void> {
     this.#writerUse0 = (await this.writerUsage()) ?? NO_USAGE;
     this.#mainUse0 = threadUsage() ?? NO_USAGE;
+    this.#processUse0 = process.cpuUsage();
     this.#batch = 0;
     this.#rootOf.clear();
     this.#trees.clear();
@@ -136,9 +143,13 @@ export class TreeTracer {
     const writerQueue = writerUse.runQueueMs - this.#writerUse0.runQueueMs;
     const mainCpu = mainUse.cpuMs - this.#mainUse0.cpuMs;
     const mainQueue = mainUse.runQueueMs - this.#mainUse0.runQueueMs;
+    const processUse = process.cpuUsage(this.#processUse0);
+    const processCpu = (processUse.user + processUse.system) / 1000;
     const w = this.writerStats() ?? { statementsMs: NaN, commitMs: NaN };
     const stmtMs = w.statementsMs - this.#writer0.statementsMs;
     const commitMs = w.commitMs - this.#writer0.commitMs;
+    const runs = (w.totalRuns ?? NaN) - (this.#writer0.totalRuns ?? NaN);
+    const rows = this.#batchRows.reduce((a, b) => a + b, 0);
     const trees = [...this.#trees.values()];
     const dist = (f: (t: TreeTrace) => number): string => {
       const counts = new Map<number, number>();
@@ -152,10 +163,12 @@ export class TreeTracer {
     const min = (xs: number[]): number => xs.reduce((a, b) => Math.min(a, b), Infinity);
     return [
       `  trace: ${this.#batch} batches in ${wall.toFixed(0)} ms; rows per batch ${this.#batchRows.join(' ')}`,
+      `  trace: per parent: ${(rows / parents).toFixed(1)} rows in ${(runs / parents).toFixed(1)} statement runs of the writer thread`,
       `  trace: batch commit times (ms) ${this.#batchAt.map((t) => t.toFixed(0)).join(' ')}`,
       `  trace: writer busy ${(stmtMs + commitMs).toFixed(0)} ms (statements ${stmtMs.toFixed(0)}, commits ${commitMs.toFixed(0)}) = ${((100 * (stmtMs + commitMs)) / wall).toFixed(0)}% of the round; main thread busy ${elu.active.toFixed(0)} ms = ${(100 * elu.utilization).toFixed(0)}%`,
       `  trace: per parent: writer busy ${((1000 * (stmtMs + commitMs)) / parents).toFixed(1)} us, main thread busy ${((1000 * elu.active) / parents).toFixed(1)} us`,
       `  trace: CPU per parent (schedstat): writer thread ${((1000 * writerCpu) / parents).toFixed(1)} us (+ ${((1000 * writerQueue) / parents).toFixed(1)} us waiting for a core), main thread ${((1000 * mainCpu) / parents).toFixed(1)} us (+ ${((1000 * mainQueue) / parents).toFixed(1)} us waiting)`,
+      `  trace: CPU per parent, all threads: ${((1000 * processCpu) / parents).toFixed(1)} us, of which threads other than the main and writer (V8's helpers, libuv) ${((1000 * (processCpu - mainCpu - writerCpu)) / parents).toFixed(1)} us`,
       `  trace: calls to agents: ${[...this.#calls.entries()].map(([k, n]) => `${k} ${n}`).join(', ')}`,
       `  trace: batches a tree spans, parent insert -> parent end (span:trees) ${dist((t) => t.parentEnded - t.parentInserted + 1)}`,
       `  trace: children inserted after the parent's batch by (batches:trees) ${dist((t) => max(t.childrenInserted) - t.parentInserted)}`,

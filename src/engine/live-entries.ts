@@ -81,24 +81,94 @@ export class ChildState {
   }
 }
 
+/**
+ * The fields of a task that most tasks never set (a failure, a deadline and its timer, an
+ * admission slot, a stop, an agent that lost it, progress, tracing), kept apart as
+ * {@link LiveCommand}'s are: a {@link LiveTask} makes its one on the first such value (8 bytes
+ * a field per task otherwise, for every task of every tree in flight).
+ */
+class RareTaskFields {
+  error: ErrorInfo | null = null;
+  deadlineAt: number | null = null;
+  deadlineTimer: TimerHandle | null = null;
+  onAgentDone: ((t: LiveTask) => void) | null = null;
+  unknownSince: number | null = null;
+  stopSentAt: number | null = null;
+  progress = 0;
+  span: Span | null = null;
+}
+
 /** The agentDone bit of LiveTask's flags. */
 const AGENT_DONE = 64;
 
 /** A task as the engine tracks it. */
 export class LiveTask {
+  /** The fields most tasks never set (see {@link RareTaskFields}); null until one is. */
+  #rare: RareTaskFields | null = null;
+
+  #more(): RareTaskFields {
+    return (this.#rare ??= new RareTaskFields());
+  }
+
   /**
    * Told once when {@link agentDone} turns true: the admission slot the task holds is free
    * (engine/admission.ts). Null when the task holds no slot.
    */
-  onAgentDone: ((t: LiveTask) => void) | null = null;
+  get onAgentDone(): ((t: LiveTask) => void) | null {
+    return this.#rare === null ? null : this.#rare.onAgentDone;
+  }
+  set onAgentDone(v: ((t: LiveTask) => void) | null) {
+    if (v !== null || this.#rare !== null) this.#more().onAgentDone = v;
+  }
   /** First time the agent said it does not know the task (vanish grace period). */
-  unknownSince: number | null = null;
+  get unknownSince(): number | null {
+    return this.#rare === null ? null : this.#rare.unknownSince;
+  }
+  set unknownSince(v: number | null) {
+    if (v !== null || this.#rare !== null) this.#more().unknownSince = v;
+  }
   /** When the agent last acknowledged a stop of this task (null: none yet). */
-  stopSentAt: number | null = null;
-  progress = 0;
-  deadlineTimer: TimerHandle | null = null;
+  get stopSentAt(): number | null {
+    return this.#rare === null ? null : this.#rare.stopSentAt;
+  }
+  set stopSentAt(v: number | null) {
+    if (v !== null || this.#rare !== null) this.#more().stopSentAt = v;
+  }
+  get progress(): number {
+    return this.#rare === null ? 0 : this.#rare.progress;
+  }
+  set progress(v: number) {
+    if (v !== 0 || this.#rare !== null) this.#more().progress = v;
+  }
+  get deadlineTimer(): TimerHandle | null {
+    return this.#rare === null ? null : this.#rare.deadlineTimer;
+  }
+  set deadlineTimer(v: TimerHandle | null) {
+    if (v !== null || this.#rare !== null) this.#more().deadlineTimer = v;
+  }
   /** The task's span while a tracer records it (tracing.ts), else null. */
-  span: Span | null = null;
+  get span(): Span | null {
+    return this.#rare === null ? null : this.#rare.span;
+  }
+  set span(v: Span | null) {
+    if (v !== null || this.#rare !== null) this.#more().span = v;
+  }
+  get error(): ErrorInfo | null {
+    return this.#rare === null ? null : this.#rare.error;
+  }
+  set error(v: ErrorInfo | null) {
+    if (v !== null || this.#rare !== null) this.#more().error = v;
+  }
+  /**
+   * When the task fails if it has not ended. A queued task's deadline counts from its admission:
+   * while queued it holds `createdAt + deadlineMs`, moved on by {@link admit}.
+   */
+  get deadlineAt(): number | null {
+    return this.#rare === null ? null : this.#rare.deadlineAt;
+  }
+  set deadlineAt(v: number | null) {
+    if (v !== null || this.#rare !== null) this.#more().deadlineAt = v;
+  }
 
   // -- flags: one small integer instead of a field each (see LiveCommand's); bit 64 is
   // agentDone, read and written through its accessor below --
@@ -164,12 +234,6 @@ export class LiveTask {
   readonly agentTaskId: string;
   status: TaskStatus;
   result: unknown;
-  error: ErrorInfo | null;
-  /**
-   * When the task fails if it has not ended. A queued task's deadline counts from its admission:
-   * while queued it holds `createdAt + deadlineMs`, moved on by {@link admit}.
-   */
-  deadlineAt: number | null;
   readonly createdAt: number;
   endedAt: number | null;
   constructor(

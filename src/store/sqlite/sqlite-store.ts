@@ -320,7 +320,12 @@ export class SqliteStore implements Store {
    * committed on the event loop instead (see {@link SqliteStoreOptions.inlineMaxRows};
    * monitoring). Null without the writer thread.
    */
-  writerStats(): { statementsMs: number; commitMs: number; inlineBatches: number } | null {
+  writerStats(): {
+    statementsMs: number;
+    commitMs: number;
+    totalRuns: number;
+    inlineBatches: number;
+  } | null {
     return this.#writer ? { ...this.#writer.stats, inlineBatches: this.#inlineBatches } : null;
   }
 

@@ -156,6 +156,61 @@ function updateRuns(name, st, many, rows) {
   }
   oneByOne(name, st, rows, from, rows.length, true);
 }
+// updateRuns for an operation sent in columns whose keys are all numbers (the engine's batches:
+// ids and ordinals): each run's values taken straight from the columns, as inserts are, with no
+// array and no key text per row; a key twice within a run is found by comparing the run's keys
+// (at most multiRows rows). Returns false, having done nothing, for other keys (strings, nulls):
+// the caller then decodes the rows for updateRuns.
+function updateColumns(name, st, many, op) {
+  const width = op[2], count = op[3], tags = op[4], numbers = op[5];
+  const keys = many.keys, first = width - keys;
+  for (let i = 0; i < count; i++)
+    for (let c = first; c < width; c++) if (tags[i * width + c] !== 1) return false;
+  const r = reader(op);
+  let from = 0;
+  for (let i = 0; i < count; i++) {
+    const at = i * width + first;
+    let twice = false;
+    for (let j = from; j < i && !twice; j++) {
+      twice = true;
+      for (let c = 0; c < keys; c++)
+        if (numbers[j * width + first + c] !== numbers[at + c]) {
+          twice = false;
+          break;
+        }
+    }
+    if (twice) {
+      oneByOneColumns(name, st, r, width, i - from);
+      from = i;
+    }
+    if (i + 1 - from === multiRows) {
+      const args = take(r, multiRows * width);
+      const res = many.run.run(...args);
+      runs++;
+      if (res.changes !== multiRows) {
+        for (let j = 0; j < multiRows; j++) {
+          const values = args.slice(j * width, (j + 1) * width);
+          if (many.exists.get(...values.slice(first)) === undefined) throw missingRow(name, values);
+        }
+        throw new Error(name + ': ' + res.changes + ' rows changed, not ' + multiRows);
+      }
+      from = i + 1;
+    }
+  }
+  oneByOneColumns(name, st, r, width, count - from);
+  return true;
+}
+
+// The reader's next n rows, one run each; each must change its row.
+function oneByOneColumns(name, st, r, width, n) {
+  for (let i = 0; i < n; i++) {
+    const values = take(r, width);
+    const res = st.run(...values);
+    runs++;
+    if (res.changes === 0) throw missingRow(name, values);
+  }
+}
+
 // After a failed batch, the batches already sent behind it are refused until the main thread
 // resets: applying them would store a batch without the one before it.
 let poisoned = false;
@@ -224,6 +279,10 @@ parentPort.on('message', (m) => {
         }
         continue;
       }
+      if (!plain) {
+        const many = multiUpdates[name];
+        if (many !== undefined && op[3] >= multiRows && updateColumns(name, st, many, op)) continue;
+      }
       const rows = plain ? op[1] : decode(op);
       let i = 0;
       if (mustChange) {
@@ -245,7 +304,11 @@ parentPort.on('message', (m) => {
     }
     const t1 = performance.now();
     commit.run();
-    parentPort.postMessage({ id: m.id, ok: true, ms: [t1 - t0, performance.now() - t1], runs });
+    // The columns' buffers go back to the main thread, which fills them again for the next
+    // batches (writer.ts ColumnPool): nothing here reads them any more.
+    const buffers = [];
+    for (const op of m.ops) if (op.length === 8) buffers.push(op[5].buffer);
+    parentPort.postMessage({ id: m.id, ok: true, ms: [t1 - t0, performance.now() - t1], runs, buffers }, buffers);
   } catch (error) {
     try { if (db.inTransaction) rollback.run(); } catch {}
     poisoned = true;
@@ -260,6 +323,7 @@ const replySchema = z.discriminatedUnion('ok', [
     ok: z.literal(true),
     ms: z.array(z.number()).optional(),
     runs: z.number().optional(),
+    buffers: z.array(z.instanceof(ArrayBuffer)).optional(),
     changes: z.array(z.array(z.number())).optional(),
     usage: z.object({ cpuMs: z.number(), runQueueMs: z.number() }).nullable().optional(),
   }),
@@ -296,6 +360,46 @@ export type WireOp =
  */
 const SHARED_STRING_LENGTH = 24;
 
+/** Buffers of columns kept for reuse: at most this many bytes in all. */
+const POOL_BYTES = 32 * 1024 * 1024;
+
+/**
+ * The columns' buffers the thread handed back after their batch, filled again for the next
+ * ones. A fresh buffer per operation cost the main thread its allocation and the first touch of
+ * each page (the kernel zeroes it), and the thread its release: ~190 µs per buffer of a large
+ * batch's operation (up to 2 MB), ~4 µs of the main thread per fan-out parent (BENCHMARKS.md).
+ * Sizes are rounded up to a power of two, so that a buffer fits the next batch's same operation.
+ */
+export class ColumnPool {
+  readonly #free: ArrayBuffer[] = [];
+  #bytes = 0;
+  /** A buffer of at least `bytes` bytes: the smallest kept that fits, else a new one. */
+  take(bytes: number): ArrayBuffer {
+    const free = this.#free;
+    let best = -1;
+    for (let i = 0; i < free.length; i++) {
+      const size = free[i]!.byteLength;
+      if (size >= bytes && (best < 0 || size < free[best]!.byteLength)) best = i;
+    }
+    if (best < 0) return new ArrayBuffer(bytes <= 1024 ? 1024 : 2 ** Math.ceil(Math.log2(bytes)));
+    const buffer = free[best]!;
+    free[best] = free[free.length - 1]!;
+    free.pop();
+    this.#bytes -= buffer.byteLength;
+    return buffer;
+  }
+  /** Keeps `buffer` for reuse (unless the pool is full). */
+  give(buffer: ArrayBuffer): void {
+    if (this.#bytes + buffer.byteLength > POOL_BYTES) return;
+    this.#free.push(buffer);
+    this.#bytes += buffer.byteLength;
+  }
+  /** Buffers kept (tests). */
+  get size(): number {
+    return this.#free.length;
+  }
+}
+
 /**
  * Values in columns, in row order (see {@link WireOp}): what an operation's rows are sent as.
  * V8's structured clone of rows of values costs the thread ~1 µs per row to read back (a heap
@@ -319,9 +423,15 @@ class ColumnEncoder implements ValueSink {
   readonly #short = new Map<string, number>();
   /** The next value's position. */
   p = 0;
-  constructor(values: number) {
-    this.tags = new Uint8Array(values);
-    this.numbers = new Float64Array(values);
+  /**
+   * Room for `values` values, in one buffer (the numbers, then the tags) taken from `pool`, or a
+   * new one. A reused buffer's tags are zeroed: a null adds no tag.
+   */
+  constructor(values: number, pool?: ColumnPool) {
+    const buffer = pool ? pool.take(9 * values) : new ArrayBuffer(9 * values);
+    this.numbers = new Float64Array(buffer, 0, values);
+    this.tags = new Uint8Array(buffer, 8 * values, values);
+    if (pool) this.tags.fill(0);
   }
   add(value: unknown): void {
     const p = this.p++;
@@ -352,7 +462,7 @@ class ColumnEncoder implements ValueSink {
     count: number,
     transfer: ArrayBuffer[],
   ): WireOp {
-    transfer.push(this.tags.buffer, this.numbers.buffer);
+    transfer.push(this.numbers.buffer);
     return [
       statement,
       mustChange,
@@ -367,11 +477,11 @@ class ColumnEncoder implements ValueSink {
 }
 
 /** `op` in columns (when its rows all have one width; else as given: the thread checks them). */
-function encodeRows(op: WriteOp, transfer: ArrayBuffer[]): WireOp {
+function encodeRows(op: WriteOp, transfer: ArrayBuffer[], pool?: ColumnPool): WireOp {
   const [statement, rows, mustChange] = op;
   const width = rows[0]?.length ?? 0;
   for (const row of rows) if (row.length !== width) return op;
-  const out = new ColumnEncoder(rows.length * width);
+  const out = new ColumnEncoder(rows.length * width, pool);
   for (const row of rows) for (let c = 0; c < width; c++) out.add(row[c]);
   return out.wire(statement, mustChange, width, rows.length, transfer);
 }
@@ -381,10 +491,10 @@ function encodeRows(op: WriteOp, transfer: ArrayBuffer[]): WireOp {
  * its width throws (concatenated, a short row would shift the next row's values into its
  * columns).
  */
-function encodeRecords(op: RecordOp, transfer: ArrayBuffer[]): WireOp {
+function encodeRecords(op: RecordOp, transfer: ArrayBuffer[], pool?: ColumnPool): WireOp {
   const { statement, records, codec, mustChange } = op;
   const width = codec.width;
-  const out = new ColumnEncoder(records.length * width);
+  const out = new ColumnEncoder(records.length * width, pool);
   for (let i = 0; i < records.length; i++) {
     codec.write(records[i], out);
     if (out.p !== (i + 1) * width)
@@ -399,10 +509,16 @@ function isRecordOp(op: WriteOp | RecordOp): op is RecordOp {
 
 /**
  * Operations as the thread receives them (see {@link WireOp}); the buffers to move are added to
- * `transfer`. Exported for tests.
+ * `transfer`, taken from `pool` when given. Exported for tests.
  */
-export function encodeOps(ops: readonly (WriteOp | RecordOp)[], transfer: ArrayBuffer[]): WireOp[] {
-  return ops.map((op) => (isRecordOp(op) ? encodeRecords(op, transfer) : encodeRows(op, transfer)));
+export function encodeOps(
+  ops: readonly (WriteOp | RecordOp)[],
+  transfer: ArrayBuffer[],
+  pool?: ColumnPool,
+): WireOp[] {
+  return ops.map((op) =>
+    isRecordOp(op) ? encodeRecords(op, transfer, pool) : encodeRows(op, transfer, pool),
+  );
 }
 
 /** A thread's time on a CPU and waiting for one (run queue), from Linux's schedstat. */
@@ -430,9 +546,16 @@ export class SqliteWriter {
   #nextId = 1;
   /**
    * Time the thread spent running statements and committing; `runs`: the statement runs of the
-   * last batch applied (rows are stored many per run, {@link MULTI_ROWS}).
+   * last batch applied (rows are stored many per run, {@link MULTI_ROWS}), `totalRuns` those of
+   * every batch applied.
    */
-  readonly stats = { statementsMs: 0, commitMs: 0, runs: 0 };
+  readonly stats = { statementsMs: 0, commitMs: 0, runs: 0, totalRuns: 0 };
+  /** The columns' buffers handed back by the thread, for the next batches. */
+  readonly #pool = new ColumnPool();
+  /** Buffers handed back and not taken again yet (tests). */
+  get pooledBuffers(): number {
+    return this.#pool.size;
+  }
   /** A batch failed; the thread refuses batches until it is told to reset. */
   #poisoned = false;
   readonly #pending = new Map<
@@ -511,7 +634,12 @@ export class SqliteWriter {
           this.stats.statementsMs += reply.data.ms[0] ?? 0;
           this.stats.commitMs += reply.data.ms[1] ?? 0;
         }
-        if (reply.data.runs !== undefined) this.stats.runs = reply.data.runs;
+        if (reply.data.runs !== undefined) {
+          this.stats.runs = reply.data.runs;
+          this.stats.totalRuns += reply.data.runs;
+        }
+        const buffers = reply.data.buffers;
+        if (buffers) for (let i = 0; i < buffers.length; i++) this.#pool.give(buffers[i]!);
         waiter.resolve(reply.data.changes, reply.data.usage);
       } else {
         if (waiter.counted !== true) this.#poisoned = true;
@@ -557,7 +685,7 @@ export class SqliteWriter {
     }
     const id = this.#nextId++;
     const transfer: ArrayBuffer[] = [];
-    const wire = encodeOps(ops, transfer);
+    const wire = encodeOps(ops, transfer, this.#pool);
     return new Promise<void>((resolve, reject) => {
       this.#pending.set(id, { resolve: () => resolve(), reject });
       // While a batch is in flight the thread keeps the process alive.
