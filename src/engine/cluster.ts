@@ -123,7 +123,8 @@ export class Cluster {
     // One renewal at a time: a heartbeat slower than the period (a loaded database) is not
     // joined by another each period, adding to the load that slows it; the one in flight renews.
     this.#every(Math.max(1, Math.floor(store.leaseMs / 3)), () => {
-      this.#renewing ??= this.#renew().finally(() => (this.#renewing = null));
+      if (this.#renewing === null)
+        this.#renewing = this.#renew().finally(() => (this.#renewing = null));
     });
     this.#every(this.#p.claimIntervalMs, () => {
       if (leases.expire()) void this.#pollOnly();
