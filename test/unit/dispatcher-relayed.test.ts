@@ -111,6 +111,37 @@ function setup(): {
   };
 }
 
+/** A cluster on a stub store (only what a test's loops call), failures collected. */
+function stubCluster(
+  store: SharedStore,
+  clock: ManualClock,
+  failures: unknown[],
+  intervalMs: number,
+): Cluster {
+  return new Cluster({
+    nodeId: 'a',
+    store,
+    registry: new CommandRegistry([]),
+    clock,
+    logger: {
+      debug() {},
+      info() {},
+      warn: (o: object) => failures.push(o),
+      error: (o: object) => failures.push(o),
+    },
+    events: new EngineEvents(),
+    broker: {} as unknown as AgentBroker,
+    coordinator: { liveTask: () => undefined } as unknown as Coordinator,
+    dispatcher: { agentsWithTasks: () => [] } as unknown as Dispatcher,
+    leases: new AgentLeases({ nodeId: 'a', storeId: 's', store, clock, callTimeoutMs: 1_000 }),
+    callTimeoutMs: 1_000,
+    claimIntervalMs: intervalMs,
+    foreignRefreshMs: intervalMs,
+    claimBatch: 10,
+    leaseLost: (error) => failures.push(error),
+  });
+}
+
 describe('relayed reports', () => {
   it('a stale relayed unknown read while the start is being accepted begins the grace period', async () => {
     const s = setup();
@@ -301,34 +332,7 @@ describe('relayed reports of commands whose rows cannot be read', () => {
     };
     const clock = new ManualClock();
     const shared = { ...store, leaseMs: 30_000 } as unknown as SharedStore;
-    const cluster = new Cluster({
-      nodeId: 'a',
-      store: shared,
-      registry: new CommandRegistry([]),
-      clock,
-      logger: {
-        debug() {},
-        info() {},
-        warn: (o: object) => failures.push(o),
-        error: (o: object) => failures.push(o),
-      },
-      events: new EngineEvents(),
-      broker: {} as unknown as AgentBroker,
-      coordinator: { liveTask: () => undefined } as unknown as Coordinator,
-      dispatcher: {} as unknown as Dispatcher,
-      leases: new AgentLeases({
-        nodeId: 'a',
-        storeId: 's',
-        store: shared,
-        clock,
-        callTimeoutMs: 1_000,
-      }),
-      callTimeoutMs: 1_000,
-      claimIntervalMs: 1_000,
-      foreignRefreshMs: 1_000,
-      claimBatch: 10,
-      leaseLost: (error) => failures.push(error),
-    });
+    const cluster = stubCluster(shared, clock, failures, 1_000);
     cluster.reportsSoon();
     await cluster.reportsIdle();
     expect(failures).toEqual([]);
@@ -355,28 +359,7 @@ describe('the node lease’s renewal', () => {
       },
     } as unknown as SharedStore;
     const failures: unknown[] = [];
-    const cluster = new Cluster({
-      nodeId: 'a',
-      store,
-      registry: new CommandRegistry([]),
-      clock,
-      logger: {
-        debug() {},
-        info() {},
-        warn: (o: object) => failures.push(o),
-        error: (o: object) => failures.push(o),
-      },
-      events: new EngineEvents(),
-      broker: {} as unknown as AgentBroker,
-      coordinator: {} as unknown as Coordinator,
-      dispatcher: { agentsWithTasks: () => [] } as unknown as Dispatcher,
-      leases: new AgentLeases({ nodeId: 'a', storeId: 's', store, clock, callTimeoutMs: 1_000 }),
-      callTimeoutMs: 1_000,
-      claimIntervalMs: 60_000,
-      foreignRefreshMs: 60_000,
-      claimBatch: 10,
-      leaseLost: (error) => failures.push(error),
-    });
+    const cluster = stubCluster(store, clock, failures, 60_000);
     await cluster.start();
     // Renewal every 10 s (a third of the lease); the first heartbeat hangs for 35 s.
     for (let i = 0; i < 35; i++) {
