@@ -101,27 +101,15 @@ export function buildSharedSql(schema: string) {
       // node whose one connection is), and fenced by a later claim.
       `UPDATE ${nodes} n SET fenced = true FROM expired e WHERE n.node_id = e.node_id AND ${tryApplyLock('e.node_id')} RETURNING n.node_id`,
     // Roots of trees whose owner is not live (fenced, gone or null) and whose every active command
-    // has a known (type, version), oldest first, locked (skipping those another claimer holds).
-    // The owner test on the root row itself is re-checked by PostgreSQL on the newest version of a
-    // row that changed since the statement began: a tree another claimer took meanwhile is skipped.
-    // Owners are always registered nodes (apply stamps the opened node), so "not live" is
-    // "fenced". Every step goes by an index whatever the statistics say (this runs every claim
-    // interval on every node): the fenced owners as one array, the active commands of those owners
-    // (or of none) through the (owner, id) index of the active set, their roots by primary key
-    // from an array. Written as joins, a never-analyzed store (autovacuum off, a bulk load) was
-    // planned as a merge join along the primary key over every command: 930 ms and 12,000
-    // buffers a claim at 300,000 stored, against 8 buffers now (BENCHMARKS.md).
-    claimTrees:
-      `WITH dead AS MATERIALIZED (SELECT coalesce(array_agg(node_id), '{}') AS ids FROM ${nodes} WHERE fenced), ` +
-      'roots AS (' +
-      `SELECT r.id FROM ${commands} r WHERE r.id = ANY (ARRAY(` +
-      `SELECT c.root_id FROM ${commands} c WHERE c.active AND (c.owner IS NULL OR c.owner = ANY ((SELECT ids FROM dead)::text[])))) ` +
-      'AND (r.owner IS NULL OR r.owner = ANY ((SELECT ids FROM dead)::text[])) ' +
-      `AND NOT EXISTS (SELECT 1 FROM ${commands} c WHERE c.root_id = r.id AND c.active AND NOT EXISTS (` +
-      'SELECT 1 FROM unnest($2::text[], $3::int[]) AS k(type, version) WHERE k.type = c.type AND k.version >= c.params_version)) ' +
-      'ORDER BY r.id LIMIT $4 FOR UPDATE OF r SKIP LOCKED), ' +
-      `moved AS (UPDATE ${commands} c SET owner = $1 FROM roots WHERE c.root_id = roots.id AND (c.active OR c.id = roots.id)) ` +
-      'SELECT id FROM roots ORDER BY id',
+    // has a known (type, version), oldest first, locked (skipping those another claimer holds),
+    // given to $1 with their active commands. The statement is the function coco_claim_trees
+    // (migration 0017), planned with its own settings: only index scans and nested loops, no
+    // parallel workers, no JIT, whatever the statistics say (this runs every claim interval on
+    // every node). Planned freely, a never-analyzed store (a bulk load, a restore, no autovacuum)
+    // got a merge join along the primary key over every command at 300,000 stored (930 ms a
+    // claim), and a JIT-compiled bitmap plan at 10,000,000 (~0.6 s); by index it reads a few
+    // pages when there is nothing to claim (BENCHMARKS.md).
+    claimTrees: `SELECT c.id FROM ${s}.coco_claim_trees($1, $2::text[], $3::int[], $4::int) AS c(id) ORDER BY c.id`,
     notify: 'SELECT pg_notify($1, $2)',
     claimAgents:
       `WITH me AS (SELECT node_id FROM ${nodes} WHERE node_id = $1 AND epoch = $2 AND NOT fenced), ` +
@@ -143,22 +131,15 @@ export function buildSharedSql(schema: string) {
       "AND c.compensation <> 'compensating') ORDER BY k.command_id, k.ordinal",
     // Tasks not ended (by agent: tasks_open), and tasks the engine ended with a stop requested
     // (deadline, cancel) whose command has ended but is not settled: their owner waits for the
-    // agent's word before clearing them, and may not poll the agent itself. The second set is
-    // found from the active commands (few of them have ended and wait for clears), as an array
-    // of ids looked up by primary key: written as a join, a never-analyzed store was planned as a
-    // scan of every task (every poll interval while the node holds agents; 105 ms at 300,000).
+    // agent's word before clearing them, and may not poll the agent itself. The function
+    // coco_foreign_tasks (migration 0017), planned by its indexes whatever the statistics say
+    // (every poll interval while the node holds agents): never analyzed, the free planner took a
+    // read of the active set to match half the commands (a boolean column without statistics),
+    // and at 10,000,000 stored read it as a parallel, JIT-compiled scan of commands and of tasks,
+    // ~1 s a call (3 ms by index, BENCHMARKS.md).
     foreignTasks:
-      'SELECT * FROM (' +
-      `SELECT t.command_id, t.ordinal, t.agent_id, c.owner FROM ${s}.tasks t JOIN ${commands} c ON c.id = t.command_id ` +
-      "WHERE t.agent_id = ANY($2::text[]) AND t.status IN ('created', 'running') " +
-      'AND c.owner IS NOT NULL AND c.owner <> $1 ' +
-      'UNION ALL ' +
-      `SELECT t.command_id, t.ordinal, t.agent_id, c.owner FROM ${s}.tasks t JOIN ${commands} c ON c.id = t.command_id ` +
-      `WHERE t.command_id = ANY (ARRAY(SELECT e.id FROM ${commands} e WHERE e.active ` +
-      "AND e.status IN ('succeeded', 'failed', 'cancelled') AND NOT e.tasks_cleared " +
-      'AND e.owner IS NOT NULL AND e.owner <> $1)) AND t.agent_id = ANY($2::text[]) ' +
-      "AND t.stop_requested AND t.status IN ('failed', 'cancelled')" +
-      ') f ORDER BY agent_id, command_id, ordinal',
+      'SELECT f.command_id, f.ordinal, f.agent_id, f.owner ' +
+      `FROM ${s}.coco_foreign_tasks($1, $2::text[]) f ORDER BY f.agent_id, f.command_id, f.ordinal`,
     // Upserts the reports and signals the owner of each command concerned (NOTIFY is sent at
     // COMMIT; identical notifications of one transaction are sent once).
     postReports:
