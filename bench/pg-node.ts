@@ -7,6 +7,7 @@
  * settled (tasks cleared). On `raw` (between runs, its engine idle) it measures its share of the
  * raw-store limit (bench/raw-pg.ts) through a store of its own.
  */
+import { writeFileSync } from 'node:fs';
 import pg from 'pg';
 import { inProcessAgents } from '../src/brokers/in-process/broker.js';
 import { createEngine } from '../src/engine/engine.js';
@@ -32,6 +33,13 @@ process.on('disconnect', () => process.exit(0));
 
 const { one, leaf, fanout, chain } = benchCommands(agentId);
 
+/**
+ * With `BENCH_PG_CAPTURE` (a file): the batches of the last measured run, as JSON (an array of
+ * {@link ChangeBatch}, then the run's units), for bench/pg-encode.ts to replay.
+ */
+const capture = process.env.BENCH_PG_CAPTURE;
+let captured: ChangeBatch[] | null = null;
+
 /** Time during which the store had at least one batch to apply (its queue is serial). */
 function trackBusy(store: PostgresStore): { ms(): number } {
   const apply = store.apply.bind(store);
@@ -39,6 +47,7 @@ function trackBusy(store: PostgresStore): { ms(): number } {
   let since = 0;
   let total = 0;
   store.apply = (batch: ChangeBatch): Promise<void> => {
+    captured?.push(batch);
     if (pending++ === 0) since = performance.now();
     const done = (): void => {
       if (--pending === 0) total += performance.now() - since;
@@ -214,10 +223,15 @@ async function onMessage(m: ParentMessage): Promise<void> {
       const busyBefore = busy.ms();
       const commitsBefore = engine.stats().commits;
       const statementsBefore = new Map([...statements].map(([k, v]) => [k, { ...v }]));
+      if (capture) captured = [];
       const t0 = performance.now();
       await run(cfg.share);
       const seconds = (performance.now() - t0) / 1000;
       const cpu = process.cpuUsage(cpuBefore);
+      if (capture && captured) {
+        writeFileSync(capture, JSON.stringify({ units: cfg.share, batches: captured }));
+        captured = null;
+      }
       const commits = engine.stats().commits;
       send({
         t: 'done',

@@ -27,6 +27,8 @@
  * all nodes, 10,000), `BENCH_CHUNK` (1,000), `BENCH_PG_TUNING` (JSON engine tuning merged over
  * {@link PG_TUNING}), `BENCH_PG_RAW_N` (20,000) / `BENCH_PG_RAW_PARENTS` (2,000) (raw-limit
  * sample sizes), `BENCH_NO_RAW`, `BENCH_PG_PROF` (a folder: node 1 runs with `--cpu-prof` there),
+ * `BENCH_PG_CAPTURE` (a file: node 1 writes there the batches of its last run, which
+ * bench/pg-encode.ts replays),
  * `BENCH_PG_TRACE` (times every statement the nodes send, by name, and prints the totals),
  * `BENCH_PG_LANES` (apply connections per node, the store's `applyConnections`; 1),
  * `BENCH_PG_PEERS` (a file holding the output of `npm run bench -- peers`: prints coco's ratio

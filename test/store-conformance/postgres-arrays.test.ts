@@ -1,7 +1,8 @@
 /**
- * The PostgreSQL store encodes its batches' column arrays itself (statements.ts `columnar`): every
- * value comes back from the server as it went in — text with quotes, backslashes, braces, commas,
- * the word NULL, empty strings, newlines and non-ASCII; numbers; booleans; nulls.
+ * The PostgreSQL store encodes its batches' column arrays itself (statements.ts `columnar`), in
+ * PostgreSQL's binary array format: every value comes back from the server as it went in — text
+ * with quotes, backslashes, braces, commas, the word NULL, empty strings, newlines and non-ASCII;
+ * numbers; booleans; nulls.
  */
 import { afterAll, expect, it } from 'vitest';
 import { columnar } from '../../src/store/postgres/statements.js';
@@ -110,6 +111,35 @@ describePg('PostgreSQL array parameters encoded by coco', () => {
       if (back === null) await expect(read, what).rejects.toThrow();
       else expect((await read).rows[0]?.a, what).toBe(back);
     }
+  });
+
+  it('text columns go in binary as well, as node-postgres would have encoded each string', async () => {
+    // A lone surrogate becomes U+FFFD (Buffer's UTF-8 encoding, node-postgres' for a string
+    // parameter); a number in a text column goes as its text; long and many values outgrow the
+    // encoder's scratch buffers, and a later call is not confused by what an earlier one left.
+    const long = 'x'.repeat(70_000) + 'é';
+    const texts = ['a\uD800b', 'ascii then ü', long, 'plain', null];
+    const many = Array.from({ length: 20_000 }, (_, i) => `row ${i} ✓`);
+    for (const values of [texts, many, texts]) {
+      const [col] = columnar(values, [['t', 'text']], (v) => [v]);
+      expect(Buffer.isBuffer(col)).toBe(true);
+      const back = await admin().query<{ t: string | null }>(
+        'SELECT t FROM unnest($1::text[]) WITH ORDINALITY AS u(t, n) ORDER BY n',
+        [col],
+      );
+      expect(back.rows.map((r) => r.t)).toEqual(
+        values.map((v) => (v === null ? null : v.replace('\uD800', '\uFFFD'))),
+      );
+    }
+    const [numbers] = columnar([1.5, 2], [['t', 'text']], (v) => [v]);
+    const back = await admin().query('SELECT $1::text[] AS a', [numbers]);
+    expect(back.rows).toEqual([{ a: ['1.5', '2'] }]);
+  });
+
+  it('a text with a NUL character is refused by the server, as before', async () => {
+    const [col] = columnar(['a\u0000b'], [['t', 'text']], (v) => [v]);
+    await expect(admin().query('SELECT $1::text[] AS a', [col])).rejects.toThrow(/0x00/);
+    await expect(admin().query('SELECT $1::text AS a', ['a\u0000b'])).rejects.toThrow(/0x00/);
   });
 
   it('an empty batch is an empty array', async () => {

@@ -21,6 +21,7 @@
  *
  * @module
  */
+import type { Writable } from 'node:stream';
 import type pg from 'pg';
 import { CocoError, ErrorCode } from '../../core/errors.js';
 import type { ChangeBatch } from '../port.js';
@@ -398,7 +399,17 @@ export function writeBatch(
   const queries: (string | pg.QueryConfig)[] = ['BEGIN', ...head];
   for (const step of steps) queries.push(stepQuery(sql, step));
   if (commit) queries.push('COMMIT');
-  return Promise.allSettled(queries.map((q) => client.query(q)));
+  // node-postgres corks the socket around each query's messages; corked around the whole batch,
+  // they leave in one write(2) instead of one per statement (and the server reads them at once).
+  const stream = (client as pg.PoolClient & { connection?: { stream?: Partial<Writable> } })
+    .connection?.stream;
+  const corked = typeof stream?.cork === 'function' && typeof stream.uncork === 'function';
+  if (corked) stream.cork();
+  try {
+    return Promise.allSettled(queries.map((q) => client.query(q)));
+  } finally {
+    if (corked) stream.uncork();
+  }
 }
 
 /** A step as a prepared statement of the apply connection. */

@@ -48,8 +48,21 @@ export function rowCountLabel(error: unknown): string | null {
   return e.message.slice(ROW_COUNT_PREFIX.length).split('|')[0] ?? null;
 }
 
-/** The rows, split so that no key appears twice in a round (later rounds run later). */
-function rounds<T>(rows: readonly T[], key: (r: T) => string | number): T[][] {
+/**
+ * The rows, split so that no key appears twice in a round (later rounds run later). Nearly
+ * always one round: the rows themselves, once a pass over their keys found no key twice.
+ */
+function rounds<T>(rows: readonly T[], key: (r: T) => string | number): (readonly T[])[] {
+  if (rows.length === 0) return [];
+  const keys = new Set<string | number>();
+  for (const r of rows) {
+    const size = keys.size;
+    if (keys.add(key(r)).size === size) return splitRounds(rows, key);
+  }
+  return [rows];
+}
+
+function splitRounds<T>(rows: readonly T[], key: (r: T) => string | number): T[][] {
   const seen = new Map<string | number, number>();
   const out: T[][] = [];
   for (const r of rows) {
@@ -61,8 +74,22 @@ function rounds<T>(rows: readonly T[], key: (r: T) => string | number): T[][] {
   return out;
 }
 
-function taskKey(r: { commandId: number; ordinal: number }): string {
-  return `${r.commandId}/${r.ordinal}`;
+/** Ordinals below this make a task's key a number (no string built per row). */
+const ORDINALS = 2 ** 16;
+/** Command ids below this too: id × ORDINALS + ordinal stays a safe integer. */
+const NUMERIC_KEY_IDS = Number.MAX_SAFE_INTEGER / ORDINALS;
+
+/** A task's or undo step's key: a number when it fits one, else a string (the two never equal). */
+function taskKey(r: { commandId: number; ordinal: number }): string | number {
+  const { commandId: id, ordinal } = r;
+  return Number.isInteger(id) &&
+    id >= 0 &&
+    id < NUMERIC_KEY_IDS &&
+    Number.isInteger(ordinal) &&
+    ordinal >= 0 &&
+    ordinal < ORDINALS
+    ? id * ORDINALS + ordinal
+    : `${id}/${ordinal}`;
 }
 
 /** Entity writes reduced to the last one of each record (the outcome of applying them in order). */
