@@ -439,20 +439,29 @@ class ColumnEncoder implements ValueSink {
       this.tags[p] = 1;
       this.numbers[p] = value;
     } else if (typeof value === 'string') {
-      this.tags[p] = 2;
-      if (value.length <= SHARED_STRING_LENGTH) {
-        let at = this.#short.get(value);
-        if (at === undefined) {
-          at = this.strings.push(value) - 1;
-          this.#short.set(value, at);
-        }
-        this.numbers[p] = at;
-      } else this.numbers[p] = this.strings.push(value) - 1;
+      if (value.length <= SHARED_STRING_LENGTH) this.#share(p, value);
+      else {
+        this.tags[p] = 2;
+        this.numbers[p] = this.strings.push(value) - 1;
+      }
     } else if (value !== null) {
       // A position past the end (a codec adding more than its width) is caught by the caller.
       this.tags[p] = 3;
       this.others.push(value);
     }
+  }
+  addShared(text: string): void {
+    this.#share(this.p++, text);
+  }
+  /** Position `p` holds `text`, put in `strings` once per operation. */
+  #share(p: number, text: string): void {
+    this.tags[p] = 2;
+    let at = this.#short.get(text);
+    if (at === undefined) {
+      at = this.strings.push(text) - 1;
+      this.#short.set(text, at);
+    }
+    this.numbers[p] = at;
   }
   /** The operation as sent; its buffers added to `transfer`. */
   wire(
