@@ -9,14 +9,16 @@
  *
  * Only states whose every field is a number, a flag or null-by-default are cached (no error, no
  * data, no timestamps: those vary from command to command); the others are made every time. A hit
- * compares every cached field, so the text is always the one `commandState` makes.
+ * compares every cached field, so the text is always the one `commandState` makes. A cached text
+ * goes to the writer thread once per operation (`ValueSink.addShared`), not once per row.
  *
  * @module
  */
 import type { CommandUpdate } from '../port.js';
 import { commandState } from '../rows/parse.js';
+import type { ValueSink } from './statements.js';
 
-/** The numbers a cached state is keyed by (see `stateText`). */
+/** The numbers a cached state is keyed by (see `cached`). */
 const KEY_WIDTH = 10;
 /** Entries of the cache: a power of two (the hash is masked). */
 const SLOTS = 256;
@@ -31,22 +33,43 @@ const TEXTS: (string | null)[] = new Array<string | null>(SLOTS).fill(null);
 /** Hits and misses since the start (tests, measurements). */
 export const stateTextStats = { hits: 0, misses: 0, uncached: 0 };
 
+/** Whether `u`'s state may be cached: no error, no data, no time (see the module's note). */
+function cacheable(u: CommandUpdate): boolean {
+  return (
+    u.compensationError === null &&
+    (u.data === null || u.data === undefined) &&
+    u.lastError === null &&
+    u.nextAttemptAt === null &&
+    u.deadlineAt === null &&
+    u.queuedSince === null
+  );
+}
+
 /**
  * `commandState(u)`: the same text, taken from the cache when `u`'s state was made before (see
  * the module's note).
  */
 export function stateText(u: CommandUpdate): string {
-  if (
-    u.compensationError !== null ||
-    (u.data !== null && u.data !== undefined) ||
-    u.lastError !== null ||
-    u.nextAttemptAt !== null ||
-    u.deadlineAt !== null ||
-    u.queuedSince !== null
-  ) {
+  if (cacheable(u)) return cached(u);
+  stateTextStats.uncached++;
+  return commandState(u);
+}
+
+/**
+ * Adds `u`'s state text to `out`: as a text many rows repeat (sent once per operation) when it
+ * is one the cache holds, else as any other text (one made for this command alone, with an error,
+ * data or a time, would be looked up for nothing).
+ */
+export function addStateText(u: CommandUpdate, out: ValueSink): void {
+  if (cacheable(u)) out.addShared(cached(u));
+  else {
     stateTextStats.uncached++;
-    return commandState(u);
+    out.add(commandState(u));
   }
+}
+
+/** The text of a cacheable state, from the cache or made now and kept there. */
+function cached(u: CommandUpdate): string {
   const k0 = u.expectedTasks;
   const k1 = u.expectedChildren;
   const k2 = u.taskCount;

@@ -23,7 +23,7 @@ import {
   isActive,
   jsonText,
 } from '../rows/parse.js';
-import { stateText } from './state-text.js';
+import { addStateText } from './state-text.js';
 
 type Db = Database.Database;
 type Stmt = Database.Statement<unknown[], unknown>;
@@ -159,7 +159,7 @@ export const COMMAND_INSERT: RowCodec<CommandRecord> = {
     out.add(r.compensation);
     out.add(jsonText(r.error));
     out.add(jsonText(r.result));
-    out.addShared(stateText(r));
+    addStateText(r, out);
     out.add(r.idempotencyKey);
     out.add(r.createdAt);
     out.add(r.updatedAt);
@@ -180,7 +180,7 @@ export const COMMAND_UPDATE: RowCodec<CommandUpdate> = {
     out.add(u.compensation);
     out.add(jsonText(u.error));
     out.add(jsonText(u.result));
-    out.addShared(stateText(u));
+    addStateText(u, out);
     out.add(u.updatedAt);
     out.add(u.endedAt);
     out.add(u.tasksCleared ? 1 : 0);

@@ -91,4 +91,12 @@ describe('sqlite state texts', () => {
     expect(state.length).toBeGreaterThan(24);
     expect(strings.filter((s) => s === state)).toHaveLength(1);
   });
+
+  it('a state of its own (one with a time) goes with its row', () => {
+    const ids = [1, 2, 3];
+    const timed = (id: number) => command(id, { deadlineAt: 5_000 });
+    const [op] = encodeOps(batchOps(batch({ commandInserts: ids.map(timed) })), []);
+    const strings = op?.[6] as string[];
+    expect(strings.filter((s) => s === commandState(timed(1)))).toHaveLength(ids.length);
+  });
 });
