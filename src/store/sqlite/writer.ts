@@ -418,7 +418,8 @@ class ColumnEncoder implements ValueSink {
    * from row to row and goes once per operation. Each string sent costs the thread an allocation
    * to read back (and its collection): the writer thread ran 7–9 % fewer instructions per
    * fan-out parent and chain with them shared (callgrind, BENCHMARKS.md). Longer strings (JSON
-   * texts) rarely repeat: looking them up would hash each whole text for nothing.
+   * texts) rarely repeat: looking them up would hash each whole text for nothing — unless the
+   * codec says a text repeats (`addShared`: a command's cached `state` text, state-text.ts).
    */
   readonly #short = new Map<string, number>();
   /** The next value's position. */
