@@ -20,10 +20,10 @@ import {
   TASK_EMBEDDED_ORDER,
   TASK_JSON_AT,
   UNDO_COLUMNS,
-  commandState,
   isActive,
   jsonText,
 } from '../rows/parse.js';
+import { addStateText } from './state-text.js';
 
 type Db = Database.Database;
 type Stmt = Database.Statement<unknown[], unknown>;
@@ -104,6 +104,11 @@ function asEmbeddedJson(
 export interface ValueSink {
   /** The next parameter. */
   add(value: unknown): void;
+  /**
+   * The next parameter, a text many rows repeat (a command's `state`, state-text.ts): the writer
+   * thread's columns send it once per operation, however long.
+   */
+  addShared(text: string): void;
 }
 
 /**
@@ -121,6 +126,9 @@ class ArraySink implements ValueSink {
   readonly values: unknown[] = [];
   add(value: unknown): void {
     this.values.push(value);
+  }
+  addShared(text: string): void {
+    this.values.push(text);
   }
 }
 
@@ -151,7 +159,7 @@ export const COMMAND_INSERT: RowCodec<CommandRecord> = {
     out.add(r.compensation);
     out.add(jsonText(r.error));
     out.add(jsonText(r.result));
-    out.add(commandState(r));
+    addStateText(r, out);
     out.add(r.idempotencyKey);
     out.add(r.createdAt);
     out.add(r.updatedAt);
@@ -172,7 +180,7 @@ export const COMMAND_UPDATE: RowCodec<CommandUpdate> = {
     out.add(u.compensation);
     out.add(jsonText(u.error));
     out.add(jsonText(u.result));
-    out.add(commandState(u));
+    addStateText(u, out);
     out.add(u.updatedAt);
     out.add(u.endedAt);
     out.add(u.tasksCleared ? 1 : 0);

@@ -418,7 +418,8 @@ class ColumnEncoder implements ValueSink {
    * from row to row and goes once per operation. Each string sent costs the thread an allocation
    * to read back (and its collection): the writer thread ran 7–9 % fewer instructions per
    * fan-out parent and chain with them shared (callgrind, BENCHMARKS.md). Longer strings (JSON
-   * texts) rarely repeat: looking them up would hash each whole text for nothing.
+   * texts) rarely repeat: looking them up would hash each whole text for nothing — unless the
+   * codec says a text repeats (`addShared`: a command's cached `state` text, state-text.ts).
    */
   readonly #short = new Map<string, number>();
   /** The next value's position. */
@@ -439,20 +440,29 @@ class ColumnEncoder implements ValueSink {
       this.tags[p] = 1;
       this.numbers[p] = value;
     } else if (typeof value === 'string') {
-      this.tags[p] = 2;
-      if (value.length <= SHARED_STRING_LENGTH) {
-        let at = this.#short.get(value);
-        if (at === undefined) {
-          at = this.strings.push(value) - 1;
-          this.#short.set(value, at);
-        }
-        this.numbers[p] = at;
-      } else this.numbers[p] = this.strings.push(value) - 1;
+      if (value.length <= SHARED_STRING_LENGTH) this.#share(p, value);
+      else {
+        this.tags[p] = 2;
+        this.numbers[p] = this.strings.push(value) - 1;
+      }
     } else if (value !== null) {
       // A position past the end (a codec adding more than its width) is caught by the caller.
       this.tags[p] = 3;
       this.others.push(value);
     }
+  }
+  addShared(text: string): void {
+    this.#share(this.p++, text);
+  }
+  /** Position `p` holds `text`, put in `strings` once per operation. */
+  #share(p: number, text: string): void {
+    this.tags[p] = 2;
+    let at = this.#short.get(text);
+    if (at === undefined) {
+      at = this.strings.push(text) - 1;
+      this.#short.set(text, at);
+    }
+    this.numbers[p] = at;
   }
   /** The operation as sent; its buffers added to `transfer`. */
   wire(

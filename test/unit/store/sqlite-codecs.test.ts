@@ -80,12 +80,13 @@ describe('sqlite row codecs', () => {
       [],
     );
     const strings = op?.[6] as string[];
-    // Once each: the type, status, child mode, failure policy, compensation; per row: params,
-    // state, and the long owner (a text too long to be looked up).
+    // Once each: the type, status, child mode, failure policy, compensation, and the state (a
+    // text many rows repeat, state-text.ts); per row: params and the long owner (a text too long
+    // to be looked up).
     expect(strings.filter((s) => s === 'test.cmd')).toHaveLength(1);
     expect(strings.filter((s) => s === 'pending')).toHaveLength(1);
     expect(strings.filter((s) => s === long)).toHaveLength(ids.length);
-    expect(strings).toHaveLength(5 + 3 * ids.length);
+    expect(strings).toHaveLength(6 + 2 * ids.length);
   });
 
   describe('in the writer thread', () => {
@@ -106,7 +107,10 @@ describe('sqlite row codecs', () => {
         const drifting: RowCodec<number> = {
           width: COMMAND_INSERT.width,
           write(id, out) {
-            const dropNulls = { add: (v: unknown) => (v === null ? undefined : out.add(v)) };
+            const dropNulls = {
+              add: (v: unknown) => (v === null ? undefined : out.add(v)),
+              addShared: (text: string) => out.addShared(text),
+            };
             COMMAND_INSERT.write(command(id), id === 2 ? dropNulls : out);
           },
         };
