@@ -18,7 +18,23 @@ import type { CommandUpdate } from '../port.js';
 import { commandState } from '../rows/parse.js';
 import type { ValueSink } from './statements.js';
 
-/** The numbers a cached state is keyed by (see `cached`). */
+/**
+ * How the cache treats each field of the state (`COMMAND_STATE_FIELDS`): the fields a cached
+ * text is keyed by (`cached` compares each), and those whose presence keeps a state out of the
+ * cache (`cacheable`). Together they must be every field of the state — a field added to the
+ * state but to neither list would be left out of the key, and a cached text could be another
+ * state's (test/unit/store/sqlite-state-text.test.ts checks the two lists cover the state).
+ */
+export const STATE_FIELDS_KEYED = [
+  'expectedTasks', 'expectedChildren', 'taskCount', 'childCount', 'undoCount', 'journalSeq',
+  'stage', 'stageDone', 'chainDone', 'cancelRequested', 'attempts', 'priority',
+] as const; // prettier-ignore
+/** See {@link STATE_FIELDS_KEYED}. */
+export const STATE_FIELDS_UNCACHED = [
+  'compensationError', 'data', 'lastError', 'nextAttemptAt', 'deadlineAt', 'queuedSince',
+] as const; // prettier-ignore
+
+/** The numbers a cached state is keyed by (see `cached`; the three flags share one). */
 const KEY_WIDTH = 10;
 /** Entries of the cache: a power of two (the hash is masked). */
 const SLOTS = 256;

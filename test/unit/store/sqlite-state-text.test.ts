@@ -8,7 +8,13 @@ import { describe, expect, it } from 'vitest';
 import { commandState } from '../../../src/store/rows/parse.js';
 import type { CommandUpdate } from '../../../src/store/port.js';
 import { batchOps } from '../../../src/store/sqlite/operations.js';
-import { stateText, stateTextStats } from '../../../src/store/sqlite/state-text.js';
+import { COMMAND_STATE_FIELDS } from '../../../src/store/rows/columns.js';
+import {
+  STATE_FIELDS_KEYED,
+  STATE_FIELDS_UNCACHED,
+  stateText,
+  stateTextStats,
+} from '../../../src/store/sqlite/state-text.js';
 import { encodeOps } from '../../../src/store/sqlite/writer.js';
 import { batch, command, commandUpdate } from '../../store-conformance/fixtures.js';
 
@@ -41,6 +47,14 @@ const stateArb = fc.record({
 });
 
 describe('sqlite state texts', () => {
+  it('know every field of the state: each is a key of the cache or keeps a state out of it', () => {
+    // A field added to the state and to neither list would be left out of the key: two states
+    // differing in it only would share one text.
+    expect([...STATE_FIELDS_KEYED, ...STATE_FIELDS_UNCACHED].sort()).toEqual(
+      [...COMMAND_STATE_FIELDS].sort(),
+    );
+  });
+
   it('are always the text commandState makes, however states follow each other', () => {
     fc.assert(
       fc.property(fc.array(stateArb, { minLength: 1, maxLength: 600 }), (states) => {
