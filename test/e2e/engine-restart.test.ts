@@ -109,7 +109,16 @@ describe('engine killed mid-copy', () => {
       const { id } = idOf.parse(
         await api.post('/v1/commands', {
           type: 'disk.migrate',
-          params: { disk: 'd1', toDomain: 'sd-b', agent: 'host-1', chunkBytes: 256 * 1024 },
+          // Rate-limited to ~2 s for the 64 MB, whatever the machine: unlimited, a fast machine
+          // copied it between two looks (every 25 ms at the job, every 200 ms by the node's poll),
+          // and the test never saw the copy under way to kill the node in it.
+          params: {
+            disk: 'd1',
+            toDomain: 'sd-b',
+            agent: 'host-1',
+            chunkBytes: 256 * 1024,
+            bytesPerSecond: 32 * 1024 * 1024,
+          },
         }),
       );
       await until('the copy to be under way', async () => {
