@@ -59,6 +59,9 @@ describe('agent killed mid-copy', () => {
         toDomain: 'sd-b',
         agent: 'host-1',
         chunkBytes: 256 * 1024,
+        // ~2 s for the 64 MB whatever the machine: unlimited, a fast machine may copy it between
+        // two polls, and no progress under 90 would ever be seen (engine-restart.test.ts).
+        bytesPerSecond: 32 * 1024 * 1024,
       });
       // Kill the agent once the copy is under way (its progress reached the engine).
       await new Promise<void>((resolve) => {
