@@ -15,9 +15,10 @@
  *
  * Durable: every connection runs with `synchronous_commit=on` (the server's default, forced), so
  * a batch is acknowledged only once its WAL is flushed. Each (pattern, nodes) also prints where
- * the time went: batches and rows per batch, the nodes' CPU, how long each node's store had a
- * batch to apply (its batches go one at a time through one connection), how much of that time its
- * server backend was on CPU, and the CPU of the server and of everything else on the machine.
+ * the time went: batches and rows per batch, the nodes' CPU, how long each node's main thread
+ * waited for a CPU (the run queue, schedstat), how long each node's store had a batch to apply
+ * (its batches go one at a time through one connection), how much of that time its server
+ * backend was on CPU, and the CPU of the server and of everything else on the machine.
  *
  * `node --import tsx bench/pg.ts [one-task|fanout|chain...]` (or `npm run bench -- pg`). With no
  * server answering at `COCO_PG_URL` it says so and exits 0 (skipped).

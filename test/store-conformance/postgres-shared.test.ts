@@ -104,7 +104,7 @@ describePg('postgres shared store', () => {
     await b.apply(batch({ commandUpdates: [commandUpdate({ ...root, status: 'succeeded' })] }));
   });
 
-  it('a claim that takes no tree does not wait for the node\'s own batch in flight (nor make it wait)', async () => {
+  it("a claim that takes no tree does not wait for the node's own batch in flight (nor make it wait)", async () => {
     const n = env.make();
     await n.open('n');
     // A batch of n's in flight holds n's row (its last_batch) until its COMMIT: held here.
