@@ -109,6 +109,8 @@ export interface NodeRun {
    * ms; null where unreadable.
    */
   mainQueuedMs: number | null;
+  /** CPU of the node's main thread alone (schedstat), ms; null where unreadable. */
+  mainCpuMs: number | null;
   /** Rows (commands + tasks) of the committed batches, per the engine's counters. */
   rows: number;
   /** With `BENCH_PG_TRACE`: statements sent, by name (first word if unnamed): count and ms. */

@@ -204,11 +204,14 @@ async function settled(): Promise<void> {
   while (engine.stats().liveCommands > 0) await new Promise((r) => setTimeout(r, SETTLE_POLL_MS));
 }
 
-/** Nanoseconds this process's main thread waited for a CPU so far (schedstat); null: no /proc. */
-function mainQueuedNs(): number | null {
+/**
+ * Nanoseconds this process's main thread has been on a CPU and waited for one so far
+ * (schedstat); null: no /proc.
+ */
+function mainSched(): { cpu: number; queued: number } | null {
   try {
-    const stat = readFileSync(`/proc/self/task/${process.pid}/schedstat`, 'utf8');
-    return Number(stat.split(' ')[1]);
+    const stat = readFileSync(`/proc/self/task/${process.pid}/schedstat`, 'utf8').split(' ');
+    return { cpu: Number(stat[0]), queued: Number(stat[1]) };
   } catch {
     return null;
   }
@@ -230,7 +233,7 @@ async function onMessage(m: ParentMessage): Promise<void> {
     case 'go': {
       const opsBefore = { ...ops };
       const cpuBefore = process.cpuUsage();
-      const queuedBefore = mainQueuedNs();
+      const schedBefore = mainSched();
       const busyBefore = busy.ms();
       const commitsBefore = engine.stats().commits;
       const statementsBefore = new Map([...statements].map(([k, v]) => [k, { ...v }]));
@@ -239,7 +242,7 @@ async function onMessage(m: ParentMessage): Promise<void> {
       await run(cfg.share);
       const seconds = (performance.now() - t0) / 1000;
       const cpu = process.cpuUsage(cpuBefore);
-      const queuedAfter = mainQueuedNs();
+      const schedAfter = mainSched();
       if (capture && captured) {
         writeFileSync(capture, JSON.stringify({ units: cfg.share, batches: captured }));
         captured = null;
@@ -253,7 +256,8 @@ async function onMessage(m: ParentMessage): Promise<void> {
         cpuMs: (cpu.user + cpu.system) / 1000,
         storeBusyMs: busy.ms() - busyBefore,
         mainQueuedMs:
-          queuedBefore === null || queuedAfter === null ? null : (queuedAfter - queuedBefore) / 1e6,
+          schedBefore && schedAfter ? (schedAfter.queued - schedBefore.queued) / 1e6 : null,
+        mainCpuMs: schedBefore && schedAfter ? (schedAfter.cpu - schedBefore.cpu) / 1e6 : null,
         rows: commits.commands + commits.tasks - commitsBefore.commands - commitsBefore.tasks,
         ...(process.env.BENCH_PG_TRACE ? { statements: statementsSince(statementsBefore) } : {}),
       });

@@ -116,6 +116,8 @@ export interface Profile {
   /** CPU of the node processes per command (or parent), µs; and in cores over the runs. */
   nodeCpuUsPerUnit: number;
   nodeCpuCores: number;
+  /** Of it, the nodes' main threads alone (the rest: GC and compiler threads, libuv); null: no /proc. */
+  nodeMainCpuUsPerUnit: number | null;
   /** Median share of a run during which a node's store had a batch to apply. */
   storeBusyShare: number;
   /**
@@ -204,6 +206,9 @@ export function reportMeasure(m: Measured): Result {
     rowWritesPerUnit: round(rows / units, 2),
     nodeCpuUsPerUnit: round((all.reduce((a, x) => a + x.cpuMs, 0) * 1000) / units),
     nodeCpuCores: round(all.reduce((a, x) => a + x.cpuMs, 0) / 1000 / wallTotal, 2),
+    nodeMainCpuUsPerUnit: all.every((x) => x.mainCpuMs !== null)
+      ? round((all.reduce((a, x) => a + x.mainCpuMs!, 0) * 1000) / units)
+      : null,
     storeBusyShare: round(
       median(perRun.flatMap((run, r) => run.map((x) => x.storeBusyMs / 1000 / seconds[r]!))),
       2,
@@ -258,7 +263,7 @@ export function reportMeasure(m: Measured): Result {
     );
   console.log(
     `  profile: ${profile.batches} batches/run, ${profile.rowsPerBatch} rows/batch, ${profile.rowWritesPerUnit} row writes/${pattern === 'one-task' ? 'command' : 'parent'}; ` +
-      `node CPU ${profile.nodeCpuUsPerUnit} µs/${pattern === 'one-task' ? 'command' : 'parent'} (${profile.nodeCpuCores} cores), ` +
+      `node CPU ${profile.nodeCpuUsPerUnit} µs/${pattern === 'one-task' ? 'command' : 'parent'} (main thread ${profile.nodeMainCpuUsPerUnit ?? '?'}; ${profile.nodeCpuCores} cores), ` +
       `store busy ${Math.round(profile.storeBusyShare * 100)}% of a run per node, ` +
       `node main thread waiting for a CPU ${profile.nodeQueuedShare === null ? '?' : Math.round(profile.nodeQueuedShare * 100)}% of a run, ` +
       `apply backends ${profile.applyCpuOfBusy === null ? '?' : Math.round(profile.applyCpuOfBusy * 100)}% on CPU while busy, postgres ${profile.postgresCpuCores ?? '?'} cores (this run's backends ${profile.ourBackendsCpuCores ?? '?'}), machine busy ${profile.machineBusyShare === null ? '?' : Math.round(profile.machineBusyShare * 100)}% (other processes ${profile.otherCpuCores ?? '?'} cores)`,
