@@ -104,6 +104,13 @@ export interface NodeRun {
   cpuMs: number;
   /** Time the store had at least one batch to apply (its apply queue is serial), ms. */
   storeBusyMs: number;
+  /**
+   * Time the node's main thread was runnable but waited for a CPU (run queue, /proc schedstat),
+   * ms; null where unreadable.
+   */
+  mainQueuedMs: number | null;
+  /** CPU of the node's main thread alone (schedstat), ms; null where unreadable. */
+  mainCpuMs: number | null;
   /** Rows (commands + tasks) of the committed batches, per the engine's counters. */
   rows: number;
   /** With `BENCH_PG_TRACE`: statements sent, by name (first word if unnamed): count and ms. */

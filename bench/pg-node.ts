@@ -7,7 +7,7 @@
  * settled (tasks cleared). On `raw` (between runs, its engine idle) it measures its share of the
  * raw-store limit (bench/raw-pg.ts) through a store of its own.
  */
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import pg from 'pg';
 import { inProcessAgents } from '../src/brokers/in-process/broker.js';
 import { createEngine } from '../src/engine/engine.js';
@@ -204,6 +204,19 @@ async function settled(): Promise<void> {
   while (engine.stats().liveCommands > 0) await new Promise((r) => setTimeout(r, SETTLE_POLL_MS));
 }
 
+/**
+ * Nanoseconds this process's main thread has been on a CPU and waited for one so far
+ * (schedstat); null: no /proc.
+ */
+function mainSched(): { cpu: number; queued: number } | null {
+  try {
+    const stat = readFileSync(`/proc/self/task/${process.pid}/schedstat`, 'utf8').split(' ');
+    return { cpu: Number(stat[0]), queued: Number(stat[1]) };
+  } catch {
+    return null;
+  }
+}
+
 function diff(a: OpCounts, b: OpCounts): OpCounts {
   const out = { ...a };
   for (const k of Object.keys(out) as (keyof OpCounts)[]) out[k] = a[k] - b[k];
@@ -220,6 +233,7 @@ async function onMessage(m: ParentMessage): Promise<void> {
     case 'go': {
       const opsBefore = { ...ops };
       const cpuBefore = process.cpuUsage();
+      const schedBefore = mainSched();
       const busyBefore = busy.ms();
       const commitsBefore = engine.stats().commits;
       const statementsBefore = new Map([...statements].map(([k, v]) => [k, { ...v }]));
@@ -228,6 +242,7 @@ async function onMessage(m: ParentMessage): Promise<void> {
       await run(cfg.share);
       const seconds = (performance.now() - t0) / 1000;
       const cpu = process.cpuUsage(cpuBefore);
+      const schedAfter = mainSched();
       if (capture && captured) {
         writeFileSync(capture, JSON.stringify({ units: cfg.share, batches: captured }));
         captured = null;
@@ -240,6 +255,9 @@ async function onMessage(m: ParentMessage): Promise<void> {
         ops: diff(ops, opsBefore),
         cpuMs: (cpu.user + cpu.system) / 1000,
         storeBusyMs: busy.ms() - busyBefore,
+        mainQueuedMs:
+          schedBefore && schedAfter ? (schedAfter.queued - schedBefore.queued) / 1e6 : null,
+        mainCpuMs: schedBefore && schedAfter ? (schedAfter.cpu - schedBefore.cpu) / 1e6 : null,
         rows: commits.commands + commits.tasks - commitsBefore.commands - commitsBefore.tasks,
         ...(process.env.BENCH_PG_TRACE ? { statements: statementsSince(statementsBefore) } : {}),
       });

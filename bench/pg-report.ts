@@ -116,8 +116,15 @@ export interface Profile {
   /** CPU of the node processes per command (or parent), µs; and in cores over the runs. */
   nodeCpuUsPerUnit: number;
   nodeCpuCores: number;
+  /** Of it, the nodes' main threads alone (the rest: GC and compiler threads, libuv); null: no /proc. */
+  nodeMainCpuUsPerUnit: number | null;
   /** Median share of a run during which a node's store had a batch to apply. */
   storeBusyShare: number;
+  /**
+   * Median share of a run during which a node's main thread was runnable but waited for a CPU
+   * (the run queue: more runnable threads than cores); null without /proc.
+   */
+  nodeQueuedShare: number | null;
   /**
    * CPU of the server's processes, in cores: all of them (other sessions' too), and this
    * benchmark's backends alone (null: no /proc).
@@ -199,10 +206,19 @@ export function reportMeasure(m: Measured): Result {
     rowWritesPerUnit: round(rows / units, 2),
     nodeCpuUsPerUnit: round((all.reduce((a, x) => a + x.cpuMs, 0) * 1000) / units),
     nodeCpuCores: round(all.reduce((a, x) => a + x.cpuMs, 0) / 1000 / wallTotal, 2),
+    nodeMainCpuUsPerUnit: all.every((x) => x.mainCpuMs !== null)
+      ? round((all.reduce((a, x) => a + x.mainCpuMs!, 0) * 1000) / units)
+      : null,
     storeBusyShare: round(
       median(perRun.flatMap((run, r) => run.map((x) => x.storeBusyMs / 1000 / seconds[r]!))),
       2,
     ),
+    nodeQueuedShare: all.every((x) => x.mainQueuedMs !== null)
+      ? round(
+          median(perRun.flatMap((run, r) => run.map((x) => x.mainQueuedMs! / 1000 / seconds[r]!))),
+          2,
+        )
+      : null,
     postgresCpuCores:
       cpu.length > 0 ? round(cpuTotals.postgres / CLK_TCK / cpuTotals.wall, 2) : null,
     ourBackendsCpuCores:
@@ -247,8 +263,9 @@ export function reportMeasure(m: Measured): Result {
     );
   console.log(
     `  profile: ${profile.batches} batches/run, ${profile.rowsPerBatch} rows/batch, ${profile.rowWritesPerUnit} row writes/${pattern === 'one-task' ? 'command' : 'parent'}; ` +
-      `node CPU ${profile.nodeCpuUsPerUnit} µs/${pattern === 'one-task' ? 'command' : 'parent'} (${profile.nodeCpuCores} cores), ` +
+      `node CPU ${profile.nodeCpuUsPerUnit} µs/${pattern === 'one-task' ? 'command' : 'parent'} (main thread ${profile.nodeMainCpuUsPerUnit ?? '?'}; ${profile.nodeCpuCores} cores), ` +
       `store busy ${Math.round(profile.storeBusyShare * 100)}% of a run per node, ` +
+      `node main thread waiting for a CPU ${profile.nodeQueuedShare === null ? '?' : Math.round(profile.nodeQueuedShare * 100)}% of a run, ` +
       `apply backends ${profile.applyCpuOfBusy === null ? '?' : Math.round(profile.applyCpuOfBusy * 100)}% on CPU while busy, postgres ${profile.postgresCpuCores ?? '?'} cores (this run's backends ${profile.ourBackendsCpuCores ?? '?'}), machine busy ${profile.machineBusyShare === null ? '?' : Math.round(profile.machineBusyShare * 100)}% (other processes ${profile.otherCpuCores ?? '?'} cores)`,
   );
   printStatements(all);

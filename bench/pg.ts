@@ -15,9 +15,10 @@
  *
  * Durable: every connection runs with `synchronous_commit=on` (the server's default, forced), so
  * a batch is acknowledged only once its WAL is flushed. Each (pattern, nodes) also prints where
- * the time went: batches and rows per batch, the nodes' CPU, how long each node's store had a
- * batch to apply (its batches go one at a time through one connection), how much of that time its
- * server backend was on CPU, and the CPU of the server and of everything else on the machine.
+ * the time went: batches and rows per batch, the nodes' CPU, how long each node's main thread
+ * waited for a CPU (the run queue, schedstat), how long each node's store had a batch to apply
+ * (its batches go one at a time through one connection), how much of that time its server
+ * backend was on CPU, and the CPU of the server and of everything else on the machine.
  *
  * `node --import tsx bench/pg.ts [one-task|fanout|chain...]` (or `npm run bench -- pg`). With no
  * server answering at `COCO_PG_URL` it says so and exits 0 (skipped).
@@ -29,6 +30,9 @@
  * sample sizes), `BENCH_NO_RAW`, `BENCH_PG_PROF` (a folder: node 1 runs with `--cpu-prof` there),
  * `BENCH_PG_CAPTURE` (a file: node 1 writes there the batches of its last run, which
  * bench/pg-encode.ts replays),
+ * `BENCH_PG_WARMUP_EACH` (each node warms up with a fifth of the run's size, not a fifth split
+ * over the nodes: a node's JIT and heap are its own, so with the split a node of three meets
+ * the measured run a third as warm as a lone one),
  * `BENCH_PG_TRACE` (times every statement the nodes send, by name, and prints the totals),
  * `BENCH_PG_LANES` (apply connections per node, the store's `applyConnections`; 1),
  * `BENCH_PG_PEERS` (a file holding the output of `npm run bench -- peers`: prints coco's ratio
@@ -122,6 +126,7 @@ const options = {
   rawCommands: positiveInt('BENCH_PG_RAW_N', 20_000),
   rawParents: positiveInt('BENCH_PG_RAW_PARENTS', 2_000),
   noRaw: Boolean(process.env.BENCH_NO_RAW),
+  warmupEach: Boolean(process.env.BENCH_PG_WARMUP_EACH),
   tuning: {
     ...PG_TUNING,
     ...(JSON.parse(process.env.BENCH_PG_TUNING ?? '{}') as EngineTuning),
@@ -244,8 +249,10 @@ async function measure(pattern: Pattern, n: number): Promise<Result> {
   const mark: DiskMark | null = options.stats ? await admin(diskMark) : null;
 
   const shares = split(size, n);
-  // A fifth-size warm-up per node: the JIT, the server's plans and caches, the connections.
-  const warmups = split(Math.max(n, Math.round(size / 5)), n);
+  // A fifth-size warm-up: the JIT, the server's plans and caches, the connections. Split over
+  // the nodes, or with BENCH_PG_WARMUP_EACH a whole fifth for each (the JIT is per process).
+  const warmup = Math.max(n, Math.round(size / 5));
+  const warmups = options.warmupEach ? Array<number>(n).fill(warmup) : split(warmup, n);
   const windows = split(options.inFlight, n);
   const nodes: Node[] = [];
   try {

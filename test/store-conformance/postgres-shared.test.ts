@@ -21,7 +21,7 @@ import {
   taskUpdate,
 } from './fixtures.js';
 import { rejectsWith } from './harness.js';
-import { endAdmin, raw, schemaStores } from './pg-harness.js';
+import { admin, endAdmin, raw, schemaStores } from './pg-harness.js';
 
 const KNOWN: KnownType[] = [{ type: 'test.cmd', version: 1 }];
 /** A lease short enough for a test to wait it out. */
@@ -102,6 +102,36 @@ describePg('postgres shared store', () => {
     expect((await c.loadActive()).commands).toEqual([]);
     // The new owner writes the claimed trees.
     await b.apply(batch({ commandUpdates: [commandUpdate({ ...root, status: 'succeeded' })] }));
+  });
+
+  it("a claim that takes no tree does not wait for the node's own batch in flight (nor make it wait)", async () => {
+    const n = env.make();
+    await n.open('n');
+    // A batch of n's in flight holds n's row (its last_batch) until its COMMIT: held here.
+    const held = await admin().connect();
+    try {
+      await held.query('BEGIN');
+      await held.query(
+        `UPDATE "${env.schema}".coco_nodes SET last_batch = last_batch WHERE node_id = 'n'`,
+      );
+      const timeout = new Promise<string>((r) => setTimeout(() => r('waited'), 1_000));
+      expect(await Promise.race([n.claimOrphans('n', KNOWN, 10), timeout])).toEqual([]);
+    } finally {
+      await held.query('ROLLBACK');
+      held.release();
+    }
+    // A claim that takes trees still writes the ledger (postgres-faults: its lost answer).
+    const dead = env.make();
+    await dead.open('dead');
+    await dead.apply(batch({ commandInserts: [command(1)] }));
+    await dead.close('dead');
+    expect(await n.claimOrphans('n', KNOWN, 10)).toEqual([1]);
+    const [row] = await raw<{ last_claim: string; roots: string[] }>(
+      env.schema,
+      "SELECT last_claim, last_claim_roots::text[] AS roots FROM coco_nodes WHERE node_id = 'n'",
+    );
+    expect(row!.roots).toEqual(['1']);
+    expect(Number(row!.last_claim)).toBeGreaterThan(0);
   });
 
   it('rows of nodes fenced long ago that own nothing are purged; their id registers again with a new epoch', async () => {

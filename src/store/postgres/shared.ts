@@ -159,7 +159,13 @@ export async function claimOrphans(
         rowMode: 'array',
       });
       const roots = claimed.rows.map((row) => num((row as unknown[])[0]));
-      await client.query(db.sql.recordClaim, [node.nodeId, node.epoch, number, roots]);
+      // Only a claim that took trees writes the ledger: one that took none has nothing for a lost
+      // answer to recover (the ledger's older number makes it fail, retried at the next claim),
+      // and writing the node's row would make the claim wait for this node's batch in flight
+      // (which holds the row until its COMMIT) and the node's next batch wait for the claim.
+      if (roots.length > 0) {
+        await client.query(db.sql.recordClaim, [node.nodeId, node.epoch, number, roots]);
+      }
       if ((fenced.rowCount ?? 0) > 0) {
         await client.query(db.sql.notify, [channelOf(db.schema), signalPayload(null, 'orphans')]);
       }
