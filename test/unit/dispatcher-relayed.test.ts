@@ -111,6 +111,21 @@ function setup(): {
   };
 }
 
+/** Agent leases on a stub store (only what a test calls); a store failure fails the test. */
+function stubLeases(store: object, clock: ManualClock): AgentLeases {
+  const leases = new AgentLeases({
+    nodeId: 'a',
+    storeId: 's',
+    store: store as SharedStore,
+    clock,
+    callTimeoutMs: 1_000,
+  });
+  leases.onFailure((error) => {
+    throw error;
+  });
+  return leases;
+}
+
 /** A cluster on a stub store (only what a test's loops call), failures collected. */
 function stubCluster(
   store: SharedStore,
@@ -198,16 +213,7 @@ describe('the relay of the node polling an agent', () => {
         return Promise.resolve();
       },
     };
-    const relay = new AgentLeases({
-      nodeId: 'a',
-      storeId: 's',
-      store: store as unknown as SharedStore,
-      clock,
-      callTimeoutMs: 1_000,
-    });
-    relay.onFailure((error) => {
-      throw error;
-    });
+    const relay = stubLeases(store, clock);
     relay.hold('agent-1', clock.now() + 60_000);
     await relay.refresh();
     const t7 = agentTaskId('s', 7, 0);
@@ -238,16 +244,7 @@ describe('the read of the other nodes’ tasks', () => {
           reads.push({ agents: [...agentIds], answer: () => resolve([]) }),
         ),
     };
-    const leases = new AgentLeases({
-      nodeId: 'a',
-      storeId: 's',
-      store: store as unknown as SharedStore,
-      clock,
-      callTimeoutMs: 1_000,
-    });
-    leases.onFailure((error) => {
-      throw error;
-    });
+    const leases = stubLeases(store, clock);
     leases.hold('agent-1', clock.now() + 60_000); // reads
     // A store slower than the refresh interval: the timer asks again and again, and a new agent
     // is held, while the first read is in flight.
