@@ -89,8 +89,6 @@ export class Cluster {
   #claimAgain = false;
   #cancelling: Promise<void> | null = null;
   #leasing: Promise<void> | null = null;
-  /** The node lease's renewal in flight (heartbeat, then the agent leases). */
-  #renewing: Promise<void> | null = null;
   #readingReports: Promise<void> | null = null;
   #reportsAgain = false;
   readonly #known: KnownType[];
@@ -120,12 +118,7 @@ export class Cluster {
       else this.cancelsSoon();
     });
     // Renewing at a third of the lease lets two renewals fail (a slow database) before it expires.
-    // One renewal at a time: a heartbeat slower than the period (a loaded database) is not
-    // joined by another each period, adding to the load that slows it; the one in flight renews.
-    this.#every(Math.max(1, Math.floor(store.leaseMs / 3)), () => {
-      if (this.#renewing === null)
-        this.#renewing = this.#renew().finally(() => (this.#renewing = null));
-    });
+    this.#every(Math.max(1, Math.floor(store.leaseMs / 3)), () => void this.#renew());
     this.#every(this.#p.claimIntervalMs, () => {
       if (leases.expire()) void this.#pollOnly();
       this.claimSoon();

@@ -4,9 +4,8 @@
  * an `unknown` must begin the grace period, not end the task as "stopped before it started" (which
  * would also clear it on the agent while it runs), and a relayed `running` ends the grace period.
  *
- * Also the cluster's loops on a shared store (cluster.ts, agent-leases.ts): the relay, the read
- * of the other nodes' tasks and the node lease's renewal, each one at a time however slow the
- * store.
+ * Also the cluster's loops on a shared store (cluster.ts, agent-leases.ts): the relay, and the
+ * read of the other nodes' tasks, one at a time however slow the store.
  */
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
@@ -334,43 +333,5 @@ describe('relayed reports of commands whose rows cannot be read', () => {
     await cluster.reportsIdle();
     expect(failures).toEqual([]);
     expect(dropped.map((k) => k.commandId).sort()).toEqual([5, 6]);
-  });
-});
-
-describe('the node lease’s renewal', () => {
-  it('runs one at a time: a heartbeat slower than the period is not joined by another each period', async () => {
-    const clock = new ManualClock();
-    let heartbeats = 0;
-    let answer = (): void => {};
-    const store = {
-      leaseMs: 30_000,
-      listen: () => Promise.resolve(() => Promise.resolve()),
-      claimOrphans: () => Promise.resolve([]),
-      takeReports: () => Promise.resolve([]),
-      takeCancels: () => Promise.resolve([]),
-      claimAgents: () => Promise.resolve([]),
-      releaseAgents: () => Promise.resolve(),
-      heartbeat: () => {
-        heartbeats += 1;
-        return new Promise<void>((resolve) => (answer = resolve));
-      },
-    } as unknown as SharedStore;
-    const failures: unknown[] = [];
-    const cluster = stubCluster(store, clock, failures, 60_000);
-    await cluster.start();
-    // Renewal every 10 s (a third of the lease); the first heartbeat hangs for 35 s.
-    for (let i = 0; i < 35; i++) {
-      clock.advance(1_000);
-      await settle();
-    }
-    expect(heartbeats).toBe(1);
-    answer();
-    await settle();
-    clock.advance(10_000);
-    await settle();
-    expect(heartbeats).toBe(2);
-    answer();
-    await cluster.stop();
-    expect(failures).toEqual([]);
   });
 });
