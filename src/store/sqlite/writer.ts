@@ -111,6 +111,16 @@ function missingRow(name, values) {
   return e;
 }
 
+// The error of a run of multiRows updates that changed fewer rows: its first row (rowAt(j), the
+// j-th row's values) whose key names no row, else the count.
+function shortRun(name, many, changes, rowAt) {
+  for (let j = 0; j < multiRows; j++) {
+    const values = rowAt(j);
+    if (many.exists.get(...values.slice(values.length - many.keys)) === undefined) return missingRow(name, values);
+  }
+  return new Error(name + ': ' + changes + ' rows changed, not ' + multiRows);
+}
+
 function oneByOne(name, st, rows, from, to, mustChange) {
   for (let i = from; i < to; i++) {
     const values = rows[i];
@@ -143,13 +153,7 @@ function updateRuns(name, st, many, rows) {
     if (i + 1 - from === multiRows) {
       const r = many.run.run(...runArgs(name, rows, from));
       runs++;
-      if (r.changes !== multiRows) {
-        for (let j = from; j <= i; j++) {
-          const values = rows[j];
-          if (many.exists.get(...values.slice(values.length - keys)) === undefined) throw missingRow(name, values);
-        }
-        throw new Error(name + ': ' + r.changes + ' rows changed, not ' + multiRows);
-      }
+      if (r.changes !== multiRows) throw shortRun(name, many, r.changes, (j) => rows[from + j]);
       from = i + 1;
       seen.clear();
     }
@@ -187,13 +191,8 @@ function updateColumns(name, st, many, op) {
       const args = take(r, multiRows * width);
       const res = many.run.run(...args);
       runs++;
-      if (res.changes !== multiRows) {
-        for (let j = 0; j < multiRows; j++) {
-          const values = args.slice(j * width, (j + 1) * width);
-          if (many.exists.get(...values.slice(first)) === undefined) throw missingRow(name, values);
-        }
-        throw new Error(name + ': ' + res.changes + ' rows changed, not ' + multiRows);
-      }
+      if (res.changes !== multiRows)
+        throw shortRun(name, many, res.changes, (j) => args.slice(j * width, (j + 1) * width));
       from = i + 1;
     }
   }
