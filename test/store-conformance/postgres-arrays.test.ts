@@ -5,7 +5,7 @@
  * numbers; booleans; nulls.
  */
 import { afterAll, expect, it } from 'vitest';
-import { columnar } from '../../src/store/postgres/statements.js';
+import { columnar } from '../../src/store/postgres/binary-arrays.js';
 import { describePg } from '../support/pg.js';
 import { admin, endAdmin } from './pg-harness.js';
 

@@ -13,8 +13,8 @@
 import type pg from 'pg';
 import type { EntityWrite } from '../../core/records.js';
 import type { ChangeBatch } from '../port.js';
+import { bigintArray } from './binary-arrays.js';
 import {
-  bigintArray,
   commandInsertParams,
   commandUpdateParams,
   entityPutParams,
