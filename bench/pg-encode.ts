@@ -3,7 +3,9 @@
  * bench/pg.ts (`BENCH_PG_CAPTURE=<file>`, node 1's last run) through what the apply connection
  * does with them on this side — `batchSteps` (the column arrays and their encoding) and
  * node-postgres' protocol messages for each statement (`pg-protocol`'s serializer: Parse once
- * per statement name, then Bind, Describe, Execute, Sync, as a prepared query sends them) — and
+ * per statement name, then Bind — built as the apply connection builds it, src/store/postgres/bind.ts,
+ * or with `BENCH_ENCODE_BIND=serializer` as node-postgres would — Describe, Execute, Sync, as a
+ * prepared query sends them) — and
  * prints the CPU (user + system, this process: the collector's threads included) per unit of the
  * captured run and per batch. Steady where the wall-clock benches are not: no server, no socket,
  * the same batches every time; interleave runs of two builds to compare them.
@@ -15,6 +17,7 @@ import { readFileSync } from 'node:fs';
 import { serialize } from 'pg-protocol';
 import { createRequire } from 'node:module';
 import { stepQuery } from '../src/store/postgres/applier.js';
+import { bindMessage } from '../src/store/postgres/bind.js';
 import { batchSteps } from '../src/store/postgres/batch-steps.js';
 import { buildSql } from '../src/store/postgres/statements.js';
 import type { ChangeBatch } from '../src/store/port.js';
@@ -34,6 +37,8 @@ const { units, batches } = JSON.parse(readFileSync(file, 'utf8')) as {
   units: number;
   batches: ChangeBatch[];
 };
+/** `BENCH_ENCODE_BIND=serializer`: Bind messages as node-postgres builds them, not as the apply connection does (bind.ts). */
+const exact = process.env.BENCH_ENCODE_BIND !== 'serializer';
 const ROUNDS = Number(process.env.BENCH_ENCODE_ROUNDS ?? 20);
 const WARMUP = 5;
 const sql = buildSql('bench_encode');
@@ -51,11 +56,8 @@ function replay(): void {
         parsed.add(q.name!);
         bytes += serialize.parse({ name: q.name, text: q.text, types: [] }).length;
       }
-      bytes += serialize.bind({
-        statement: q.name,
-        values: q.values as never,
-        valueMapper: prepareValue,
-      }).length;
+      const config = { statement: q.name, values: q.values as never, valueMapper: prepareValue };
+      bytes += (exact ? bindMessage(config) : serialize.bind(config)).length;
       bytes += serialize.describe({ type: 'P', name: '' }).length;
       bytes += serialize.execute().length + serialize.sync().length;
     }

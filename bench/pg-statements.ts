@@ -9,7 +9,9 @@
  * `COCO_PG_URL=postgres://postgres@127.0.0.1:5432/mine node dist/bench/pg-statements.js`; env
  * `BENCH_PG_N` (commands per batch, 650: a one-task batch of the engine's ~2,600 rows),
  * `BENCH_PG_BATCHES` (60), `BENCH_PG_PERF` (a file: `perf record -g` of the backend over the
- * counted batches; `perf report -i FILE --children --sort sym -g none`). Steadier than the
+ * counted batches; `perf report -i FILE --children --sort sym -g none`), `BENCH_PG_ALTER` (SQL run
+ * once the schema is migrated, `:S` standing for the quoted schema: what a schema change would
+ * save, e.g. `DROP INDEX :S.commands_type`, measured before writing its migration). Steadier than the
  * wall-clock benches on a shared machine: CPU time of one process, the same rows every run;
  * interleave runs of two builds to compare them. Prints one JSON line last.
  */
@@ -65,6 +67,8 @@ async function main(): Promise<void> {
   await store.close();
   const client = new pg.Client({ connectionString: url });
   await client.connect();
+  const alter = process.env.BENCH_PG_ALTER;
+  if (alter) await client.query(alter.replaceAll(':S', `"${schema}"`));
   let perf: ChildProcess | null = null;
   try {
     await client.query(

@@ -70,6 +70,7 @@ import {
 } from './pg-common.js';
 import { Node, READY_TIMEOUT_MS, RUN_TIMEOUT_MS, children } from './pg-fork.js';
 import { fillPool, prefillEndedPg } from './pg-prefill.js';
+import { printWaits, sampleWaits } from './pg-waits.js';
 import {
   diskMark,
   diskReport,
@@ -136,6 +137,7 @@ const options = {
   prefill: process.env.BENCH_PG_PREFILL ? positiveInt('BENCH_PG_PREFILL', 0) : 0,
   stats: Boolean(process.env.BENCH_PG_STATS),
   pool: Boolean(process.env.BENCH_PG_POOL),
+  waits: Boolean(process.env.BENCH_PG_WAITS),
   fillPool: Boolean(process.env.BENCH_PG_FILL_POOL),
   perf: process.env.BENCH_PG_PERF,
   keep: process.env.BENCH_PG_KEEP,
@@ -326,10 +328,12 @@ async function measure(pattern: Pattern, n: number): Promise<Result> {
       const poolBefore = options.pool ? await admin((c) => poolSample(c, applyPids)) : null;
       const perf = perfRecord(applyPids, schema, r + 1);
       const before = cpuSample(ourPids, applyPids);
+      const waits = options.waits ? sampleWaits(applyPids) : null;
       const t0 = performance.now();
       for (const node of nodes) node.send({ t: 'go', run: r });
       const done = await Promise.all(nodes.map((node) => node.next('done', RUN_TIMEOUT_MS)));
       const wall = (Math.max(...done.map((d) => d.at)) - t0) / 1000;
+      const waitShares = waits?.stop() ?? null;
       const after = cpuSample(ourPids, applyPids);
       await perfStop(perf);
       const poolAfter = poolBefore ? await admin((c) => poolSample(c, applyPids)) : null;
@@ -342,6 +346,7 @@ async function measure(pattern: Pattern, n: number): Promise<Result> {
       );
       if (poolBefore && poolAfter)
         printPool(r + 1, poolBefore, poolAfter, size, wall, applyPids.size);
+      if (waits) printWaits(r + 1, waitShares);
       await Promise.all(nodes.map((node) => node.next('idle', RUN_TIMEOUT_MS)));
       if (options.noRaw) continue;
       // The raw-store limit right after each run (interleaved: both see the same window of this

@@ -395,6 +395,45 @@ describePg('postgres', () => {
       ]);
     });
 
+    it('a command’s first status is kept in its row, not as a history row, and read with the history rows (migration 0018)', async () => {
+      const store = env.make();
+      await store.open('n');
+      await store.apply(
+        batch({
+          commandInserts: [
+            command(1, { updatedAt: 1 }),
+            command(2, { status: 'waiting', updatedAt: 3 }),
+          ],
+        }),
+      );
+      const rows = await raw<{ n: string }>(
+        env.schema,
+        'SELECT count(*) AS n FROM command_status_history',
+      );
+      expect(Number(rows[0]?.n)).toBe(0);
+      await store.apply(
+        batch({ commandUpdates: [commandUpdate(command(1, { status: 'waiting', updatedAt: 2 }))] }),
+      );
+      expect(await store.getStatusHistory(1)).toEqual([
+        { status: 'pending', at: 1 },
+        { status: 'waiting', at: 2 },
+      ]);
+      expect(await store.getStatusHistory(2)).toEqual([{ status: 'waiting', at: 3 }]);
+      // A command stored before 0018 has no first status in its row: its history rows alone.
+      await raw(
+        env.schema,
+        'UPDATE commands SET first_status = NULL, first_at = NULL WHERE id = 2',
+      );
+      await raw(
+        env.schema,
+        "INSERT INTO command_status_history VALUES (2, 'pending', 1), (2, 'waiting', 3)",
+      );
+      expect(await store.getStatusHistory(2)).toEqual([
+        { status: 'pending', at: 1 },
+        { status: 'waiting', at: 3 },
+      ]);
+    });
+
     it('batch statements read their column arrays row by row (ProjectSet), not through a tuplestore (Function Scan)', async () => {
       const store = env.make();
       await store.migrate();

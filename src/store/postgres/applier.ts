@@ -29,6 +29,7 @@ import { TYPES, applyError, backoff, leaseLost } from './connection.js';
 import { sleep, storeFailed } from '../../db/postgres.js';
 import { isConnectionError, isRetryableTransaction } from '../../db/postgres.js';
 import { batchSteps, rowCountLabel, type Step } from './batch-steps.js';
+import { useExactBind } from './bind.js';
 import type { Sql } from './statements.js';
 
 /**
@@ -338,8 +339,9 @@ export class Applier {
 }
 
 /**
- * A new connection for applying batches, with the session settings batches rely on, and
- * node-postgres pipelining on (the connection is held by one applier and destroyed after).
+ * A new connection for applying batches, with the session settings batches rely on,
+ * node-postgres pipelining on, and Bind messages built by bind.ts (the connection is held by
+ * one applier and destroyed after).
  */
 export async function openApplyConnection(
   host: ApplierHost,
@@ -374,6 +376,8 @@ export async function openApplyConnection(
   // that this applier holds alone and destroys): queries are written at once, not each after
   // the previous answer.
   (client as pg.PoolClient & { pipeline: boolean }).pipeline = true;
+  // Its Bind messages (a batch statement's column buffers) built at their size, copied once.
+  useExactBind((client as pg.PoolClient & { connection?: unknown }).connection);
   return client;
 }
 

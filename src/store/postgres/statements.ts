@@ -148,9 +148,10 @@ export function buildSql(schema: string) {
       `SELECT n.fenced, n.epoch, coalesce(l.last_batch, -1) AS last_batch FROM ${t.nodes} n ` +
       `LEFT JOIN ${t.lanes} l ON l.node_id = n.node_id AND l.lane = $2 AND l.epoch = n.epoch ` +
       'WHERE n.node_id = $1',
+    // A command's first status and its time go in its own row (migration 0018), not a history row.
     insertCommands:
-      `INSERT INTO ${t.commands} (${COMMAND_INSERT.map(([c]) => c).join(', ')}, owner) ` +
-      `SELECT u.*, $${n + 1}::text FROM ${unnest(COMMAND_INSERT)}`,
+      `INSERT INTO ${t.commands} (${COMMAND_INSERT.map(([c]) => c).join(', ')}, owner, first_status, first_at) ` +
+      `SELECT u.*, $${n + 1}::text, u.status, u.updated_at FROM ${unnest(COMMAND_INSERT)}`,
     // The owner is the opened node: only the node owning a tree writes its commands.
     updateCommands:
       `WITH changed AS (UPDATE ${t.commands} c SET ${set(COMMAND_UPDATE, 1)}, ` +
@@ -197,7 +198,13 @@ export function buildSql(schema: string) {
     getTasks: `SELECT ${select(TASK_COLUMNS, 't')} FROM ${t.tasks} t WHERE t.command_id = $1 ORDER BY t.ordinal`,
     getUndo: `SELECT ${select(UNDO_COLUMNS, 'u')} FROM ${t.undo} u WHERE u.command_id = $1 ORDER BY u.ordinal`,
     getEntity: `SELECT ${select(ENTITY_COLUMNS, 'e')} FROM ${t.entities} e WHERE e.kind = $1 AND e.id = $2`,
-    getStatusHistory: `SELECT status, at FROM ${s}.command_status_history WHERE command_id = $1`,
+    // The history rows and the first status of the command's row (migration 0018), unless a
+    // history row holds that status already.
+    getStatusHistory:
+      `SELECT status, at FROM ${s}.command_status_history WHERE command_id = $1 ` +
+      `UNION ALL SELECT c.first_status, c.first_at FROM ${t.commands} c ` +
+      'WHERE c.id = $1 AND c.first_status IS NOT NULL AND NOT EXISTS ' +
+      `(SELECT 1 FROM ${s}.command_status_history h WHERE h.command_id = $1 AND h.status = c.first_status)`,
     saveAgent:
       `INSERT INTO ${t.agents} (id, address, state, boot_id, last_seen_at, last_error, updated_at) ` +
       'VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO UPDATE SET address = EXCLUDED.address, ' +
