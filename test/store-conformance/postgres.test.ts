@@ -432,6 +432,15 @@ describePg('postgres', () => {
         { status: 'pending', at: 1 },
         { status: 'waiting', at: 3 },
       ]);
+      // A node of an older release, still running beside the one that migrated (rolling
+      // upgrade), inserts commands without a first status: their history row is written for them.
+      await raw(
+        env.schema,
+        'CREATE TEMP TABLE older AS SELECT * FROM commands WHERE id = 1; ' +
+          'UPDATE older SET id = 3, root_id = 3, first_status = NULL, first_at = NULL, updated_at = 7; ' +
+          'INSERT INTO commands SELECT * FROM older',
+      );
+      expect(await store.getStatusHistory(3)).toEqual([{ status: 'waiting', at: 7 }]);
     });
 
     it('batch statements read their column arrays row by row (ProjectSet), not through a tuplestore (Function Scan)', async () => {

@@ -17,3 +17,20 @@ ALTER TABLE :COCO_SCHEMA.commands ADD COLUMN first_status text, ADD COLUMN first
 
 DROP TRIGGER commands_status_history_insert ON :COCO_SCHEMA.commands;
 DROP FUNCTION :COCO_SCHEMA.commands_history_inserted();
+
+-- A node of an older release keeps running beside the one that migrated (rolling upgrades, GUIDE
+-- "Upgrade") and inserts commands without a first status: a row trigger writes their history row
+-- as the dropped trigger did. Its WHEN clause is evaluated per row by the executor, without a
+-- call, so this code's inserts (first_status always set) queue nothing.
+CREATE FUNCTION :COCO_SCHEMA.commands_history_inserted_row() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO :COCO_SCHEMA.command_status_history (command_id, status, at)
+    VALUES (NEW.id, NEW.status, NEW.updated_at)
+    ON CONFLICT DO NOTHING;
+  RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER commands_status_history_insert_row AFTER INSERT ON :COCO_SCHEMA.commands
+  FOR EACH ROW WHEN (NEW.first_status IS NULL)
+  EXECUTE FUNCTION :COCO_SCHEMA.commands_history_inserted_row();
