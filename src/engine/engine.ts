@@ -315,6 +315,8 @@ export class Engine {
     const { coordinator: co, committer } = this.#running();
     const prepared = await prepareMany(this.#registry, items);
     const roots = prepared.map((p) => co.createRoot(p.type, p.raw, p.parsed, null));
+    // Stepped now, not after every other submission of this turn (see Coordinator.stepReady).
+    co.stepReady();
     // Roots are batched in creation order: the last one durable means all are.
     await committer.durable(roots.at(-1) ?? null);
     return roots.map((c) => ({ id: c.id }));
