@@ -315,10 +315,13 @@ export class Engine {
     const { coordinator: co, committer } = this.#running();
     const prepared = await prepareMany(this.#registry, items);
     const roots = prepared.map((p) => co.createRoot(p.type, p.raw, p.parsed, null));
+    // Roots are batched in creation order: the last one durable means all are. Asked before
+    // they are stepped and sent, so the answer rides on the batch that holds the last root (asked
+    // after, it would wait for the next batch, and an idle store would get one just for it).
+    const durable = committer.durable(roots.at(-1) ?? null);
     // Stepped now, not after every other submission of this turn (see Coordinator.stepReady).
     co.stepReady();
-    // Roots are batched in creation order: the last one durable means all are.
-    await committer.durable(roots.at(-1) ?? null);
+    await durable;
     return roots.map((c) => ({ id: c.id }));
   }
 

@@ -17,6 +17,12 @@ import type { ChangeBatch } from '../../src/store/port.js';
 import { sqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 
 const dirs: string[] = [];
+const rowsOf = (b: ChangeBatch): number =>
+  b.commandInserts.length +
+  b.commandUpdates.length +
+  b.commandsSettled.length +
+  b.taskInserts.length +
+  b.taskUpdates.length;
 afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
@@ -41,12 +47,13 @@ it('ten submitMany in one turn: the first batch is sent before the last submissi
     tuning: { maxBatchRows: 500 },
   });
   /** For each batch: the commands in memory when it was sent, and the statuses it inserted. */
-  const sent: { live: number; inserted: string[] }[] = [];
+  const sent: { live: number; inserted: string[]; rows: number }[] = [];
   const apply = store.apply.bind(store);
   store.apply = (batch: ChangeBatch): Promise<void> => {
     sent.push({
       live: engine.stats().liveCommands,
       inserted: batch.commandInserts.map((c) => c.status),
+      rows: rowsOf(batch),
     });
     return apply(batch);
   };
@@ -66,6 +73,46 @@ it('ten submitMany in one turn: the first batch is sent before the last submissi
     // No command stored before its handler ran (it would be stored again as waiting).
     expect(sent.flatMap((b) => b.inserted).filter((s) => s === 'pending')).toEqual([]);
     expect(sent.reduce((n, b) => n + b.inserted.length, 0)).toBe(1000);
+    expect(sent.filter((b) => b.rows === 0)).toEqual([]);
+  } finally {
+    await engine.stop();
+    await store.close();
+  }
+});
+
+it('a submitMany sent to an idle store at once answers with the batch that holds its roots', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'coco-burst-'));
+  dirs.push(dir);
+  const one = defineCommand({
+    name: 'burst.one',
+    schema: z.object({ i: z.number() }),
+    execute(ctx) {
+      ctx.expect({ tasks: 1 });
+      ctx.startTask({ agent: 'a1', verb: 'noop' });
+    },
+  });
+  const store = sqliteStore({ path: join(dir, 'coco.db') });
+  const engine = createEngine({
+    store,
+    agents: inProcessAgents(['a1'], { history: false }),
+    commands: [one],
+  });
+  const sent: number[] = [];
+  const apply = store.apply.bind(store);
+  store.apply = (batch: ChangeBatch): Promise<void> => {
+    sent.push(rowsOf(batch));
+    return apply(batch);
+  };
+  await engine.start();
+  try {
+    const before = sent.length;
+    // 1,200 rows: an idle store gets them at once (twice SPLIT_MIN_ROWS), in the submission.
+    const ids = await engine.submitMany(
+      Array.from({ length: 600 }, (_, i) => ({ type: one, params: { i } })),
+    );
+    // Answered when that batch committed: not one batch later, with a batch of its own.
+    expect(sent.slice(before)).toEqual([1200]);
+    await Promise.all(ids.map(({ id }) => engine.waitFor(id)));
   } finally {
     await engine.stop();
     await store.close();
