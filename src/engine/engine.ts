@@ -300,7 +300,11 @@ export class Engine {
       return { id: first.id, existing: true };
     }
     const c = co.createRoot(registered, params, parsed, null, priority);
-    await committer.durable(c);
+    // As in submitMany: durability asked first, then stepped now (a burst of single submits made
+    // in one turn otherwise creates every root before the first is stepped and sent).
+    const durable = committer.durable(c);
+    co.stepReady();
+    await durable;
     return { id: c.id };
   }
 

@@ -118,3 +118,43 @@ it('a submitMany sent to an idle store at once answers with the batch that holds
     await store.close();
   }
 });
+
+it('a thousand single submits in one turn: the first batch is sent before the last is created', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'coco-burst-'));
+  dirs.push(dir);
+  const one = defineCommand({
+    name: 'burst.one',
+    schema: z.object({ i: z.number() }),
+    execute(ctx) {
+      ctx.expect({ tasks: 1 });
+      ctx.startTask({ agent: 'a1', verb: 'noop' });
+    },
+  });
+  const store = sqliteStore({ path: join(dir, 'coco.db') });
+  const engine = createEngine({
+    store,
+    agents: inProcessAgents(['a1'], { history: false }),
+    commands: [one],
+    tuning: { maxBatchRows: 500 },
+  });
+  const sent: { live: number; rows: number }[] = [];
+  const apply = store.apply.bind(store);
+  store.apply = (batch: ChangeBatch): Promise<void> => {
+    sent.push({ live: engine.stats().liveCommands, rows: rowsOf(batch) });
+    return apply(batch);
+  };
+  await engine.start();
+  try {
+    const ids = await Promise.all(
+      Array.from({ length: 1000 }, (_, i) => engine.submit(one, { i })),
+    );
+    const ended = await Promise.all(ids.map(({ id }) => engine.waitFor(id)));
+    expect(ended.map((c) => c.status)).toEqual(ended.map(() => 'succeeded'));
+    // Sent once 250 were stepped (a full batch), before the other 750 were created.
+    expect(sent[0]!.live).toBeLessThan(1000);
+    expect(sent.filter((b) => b.rows === 0)).toEqual([]);
+  } finally {
+    await engine.stop();
+    await store.close();
+  }
+});
