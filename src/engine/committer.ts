@@ -283,6 +283,21 @@ export class Committer {
     this.#flush();
   }
 
+  /**
+   * Sends a batch now, rather than at the end of the turn, if one is worth sending: a full
+   * batch's worth of rows (`maxBatchRows`) is dirty, or the store is idle and at least twice
+   * {@link SPLIT_MIN_ROWS} are (as an idle store's flush splits at). Never when the next batch
+   * must take everything (entity writes, barrier callbacks). For callers that know every dirty
+   * command has been stepped (see `Coordinator.stepReady`).
+   */
+  flushIfFull(): void {
+    const minPart = this.#options.splitMinRows ?? SPLIT_MIN_ROWS;
+    const idle = minPart > 0 && this.#flights.length === 0 && this.#rows >= 2 * minPart;
+    if (idle) {
+      if (this.#entities.length === 0 && this.#barriers === 0) this.#flush();
+    } else this.flushFullBatch(0);
+  }
+
   /** Whether anything is waiting to be flushed. */
   get pending(): boolean {
     return this.#head < this.#tail || this.#entities.length > 0 || this.#ready.length > 0;

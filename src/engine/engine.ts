@@ -300,7 +300,11 @@ export class Engine {
       return { id: first.id, existing: true };
     }
     const c = co.createRoot(registered, params, parsed, null, priority);
-    await committer.durable(c);
+    // As in submitMany: durability asked first, then stepped now (a burst of single submits made
+    // in one turn otherwise creates every root before the first is stepped and sent).
+    const durable = committer.durable(c);
+    co.stepReady();
+    await durable;
     return { id: c.id };
   }
 
@@ -315,8 +319,13 @@ export class Engine {
     const { coordinator: co, committer } = this.#running();
     const prepared = await prepareMany(this.#registry, items);
     const roots = prepared.map((p) => co.createRoot(p.type, p.raw, p.parsed, null));
-    // Roots are batched in creation order: the last one durable means all are.
-    await committer.durable(roots.at(-1) ?? null);
+    // Roots are batched in creation order: the last one durable means all are. Asked before
+    // they are stepped and sent, so the answer rides on the batch that holds the last root (asked
+    // after, it would wait for the next batch, and an idle store would get one just for it).
+    const durable = committer.durable(roots.at(-1) ?? null);
+    // Stepped now, not after every other submission of this turn (see Coordinator.stepReady).
+    co.stepReady();
+    await durable;
     return roots.map((c) => ({ id: c.id }));
   }
 
