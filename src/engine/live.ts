@@ -82,6 +82,38 @@ class RareFields {
   abort: AbortController | null = null;
 }
 
+/**
+ * What a batch that writes a command's row gives it (batch.ts): `persisted` is true once the
+ * batch was sent to the store and turns false if the batch failed (its rows are then written
+ * again). See {@link LiveCommand.stateOnly}.
+ */
+export interface WriteReceipt {
+  readonly persisted: boolean;
+}
+
+/** A command status's part of {@link LiveCommand}'s row key (1–7: never 0, "no key"). */
+const STATUS_KEY: Readonly<Record<CommandStatus, number>> = {
+  pending: 1,
+  waiting: 2,
+  aborting: 3,
+  compensating: 4,
+  succeeded: 5,
+  failed: 6,
+  cancelled: 7,
+};
+
+/** A compensation status's part of the row key (multiples of 8, below 32). */
+const COMPENSATION_KEY: Readonly<Record<CompensationStatus, number>> = {
+  none: 0,
+  compensating: 8,
+  compensated: 16,
+  failed: 24,
+};
+
+/** Where the row key of the last written row sits in a command's flags (6 bits). */
+const WRITTEN_SHIFT = 13;
+const WRITTEN_MASK = 63 << WRITTEN_SHIFT;
+
 /** The tasks of every command that has none yet (never written: see LiveCommand.tasks). */
 const NO_TASKS: readonly LiveTask[] = Object.freeze([]);
 
@@ -133,6 +165,12 @@ export class LiveCommand {
 
   /** The fields most commands never set (see {@link RareFields}); null until one is. */
   #rare: RareFields | null = null;
+
+  /**
+   * The receipt of the batch that last wrote this command's row, when that row's key (see
+   * {@link LiveCommand.stateOnly}) was kept in the flags; else null.
+   */
+  #writtenBy: WriteReceipt | null = null;
 
   #more(): RareFields {
     return (this.#rare ??= new RareFields());
@@ -254,7 +292,8 @@ export class LiveCommand {
   }
 
   // -- flags: one small integer instead of a field each (8 bytes per field per command, with
-  // 100,000s of commands in flight; see bench/memory.ts) --
+  // 100,000s of commands in flight; see bench/memory.ts); bits 13–18: the row key of its last
+  // written row (WRITTEN_SHIFT) --
   #flags = 0;
 
   /** Stored: its current stage has run (see CommandRecord). */
@@ -605,6 +644,42 @@ export class LiveCommand {
     return !this.terminal || !this.tasksCleared || this.compensation === 'compensating';
   }
 
+  /**
+   * The key of the columns a state-only update leaves alone: its status, compensation and
+   * cleared tasks, while it has no error, no result and no end (0 otherwise: no key, never
+   * written state-only). Two equal keys mean those columns hold the same values.
+   */
+  #rowKey(): number {
+    if (this.endedAt !== null || this.error !== null || this.result !== null) return 0;
+    return (
+      STATUS_KEY[this.status] + COMPENSATION_KEY[this.compensation] + (this.tasksCleared ? 32 : 0)
+    );
+  }
+
+  /**
+   * Whether its next update may be written as its bookkeeping and `updatedAt` alone
+   * (`CommandUpdate.stateOnly`): the batch that last wrote its row was sent and has not failed —
+   * so the store holds that row, or fails every batch after it — and that row's status,
+   * compensation, cleared tasks, error, result and end (none) are the command's now.
+   */
+  get stateOnly(): boolean {
+    const by = this.#writtenBy;
+    if (by === null || !by.persisted) return false;
+    const key = this.#rowKey();
+    return key !== 0 && key === (this.#flags & WRITTEN_MASK) >>> WRITTEN_SHIFT;
+  }
+
+  /**
+   * Its row was just written (a batch's insert or update of it) with its current values, by the
+   * batch of `receipt`; null: by a write that leaves its row's key unknown (a narrow "tasks
+   * cleared" write): its next update is written whole.
+   */
+  wrote(receipt: WriteReceipt | null): void {
+    const key = receipt === null ? 0 : this.#rowKey();
+    this.#flags = (this.#flags & ~WRITTEN_MASK) | (key << WRITTEN_SHIFT);
+    this.#writtenBy = key === 0 ? null : receipt;
+  }
+
   toRecord(): CommandRecord {
     // Written out (no spread of toUpdate()): this runs for every command in every batch.
     return {
@@ -651,7 +726,8 @@ export class LiveCommand {
     };
   }
 
-  toUpdate(): CommandUpdate {
+  /** Its update; `stateOnly` as {@link LiveCommand.stateOnly} said (the batch's to decide). */
+  toUpdate(stateOnly = false): CommandUpdate {
     return {
       id: this.id,
       status: this.status,
@@ -681,6 +757,7 @@ export class LiveCommand {
       tasksCleared: this.tasksCleared,
       owner: null,
       leaseUntil: null,
+      stateOnly,
     };
   }
 }
