@@ -36,7 +36,7 @@ export interface Flight {
 }
 
 /**
- * What the commands a batch writes keep of it ({@link LiveCommand.wrote}): whether it was sent
+ * What the commands a batch writes keep of it ({@link LiveCommand.noteWrite}): whether it was sent
  * and has not failed. The batch's `inserted` list holds it, so it turns stored and back to not
  * stored with the rows the batch inserts; it holds nothing else (a command may keep it long
  * after its batch is gone).
@@ -66,14 +66,13 @@ export function snapshot(f: Flight): ChangeBatch {
     if (!c.persisted) {
       commandInserts.push(c.toRecord());
       f.inserted.push(c);
-      c.wrote(receipt);
+      c.noteWrite(receipt);
     } else if (c.settledOnly) {
       commandsSettled.push(c.id);
-      c.wrote(null);
+      c.noteWrite(null);
     } else {
       // One update per command and batch (the flight holds each command once).
-      commandUpdates.push(c.toUpdate(c.stateOnly));
-      c.wrote(receipt);
+      commandUpdates.push(c.toUpdate(c.noteWrite(receipt)));
       if (c.paramsDirty) {
         paramsUpgrades.push({ id: c.id, paramsVersion: c.paramsVersion, params: c.rawParams });
         f.upgraded.push(c);

@@ -85,30 +85,51 @@ class RareFields {
 /**
  * What a batch that writes a command's row gives it (batch.ts): `persisted` is true once the
  * batch was sent to the store and turns false if the batch failed (its rows are then written
- * again). See {@link LiveCommand.stateOnly}.
+ * again). See {@link LiveCommand.noteWrite}.
  */
 export interface WriteReceipt {
   readonly persisted: boolean;
 }
 
-/** A command status's part of {@link LiveCommand}'s row key (1–7: never 0, "no key"). */
-const STATUS_KEY: Readonly<Record<CommandStatus, number>> = {
-  pending: 1,
-  waiting: 2,
-  aborting: 3,
-  compensating: 4,
-  succeeded: 5,
-  failed: 6,
-  cancelled: 7,
-};
-
-/** A compensation status's part of the row key (multiples of 8, below 32). */
-const COMPENSATION_KEY: Readonly<Record<CompensationStatus, number>> = {
-  none: 0,
-  compensating: 8,
-  compensated: 16,
-  failed: 24,
-};
+/**
+ * The part of {@link LiveCommand}'s row key its status and compensation make (1–31: never 0,
+ * "no key"). A switch, not a table: a keyed load with seven names goes megamorphic.
+ */
+function statusKey(status: CommandStatus, compensation: CompensationStatus): number {
+  let k: number;
+  switch (status) {
+    case 'pending':
+      k = 1;
+      break;
+    case 'waiting':
+      k = 2;
+      break;
+    case 'aborting':
+      k = 3;
+      break;
+    case 'compensating':
+      k = 4;
+      break;
+    case 'succeeded':
+      k = 5;
+      break;
+    case 'failed':
+      k = 6;
+      break;
+    default:
+      k = 7;
+  }
+  switch (compensation) {
+    case 'none':
+      return k;
+    case 'compensating':
+      return k + 8;
+    case 'compensated':
+      return k + 16;
+    default:
+      return k + 24;
+  }
+}
 
 /** Where the row key of the last written row sits in a command's flags (6 bits). */
 const WRITTEN_SHIFT = 13;
@@ -168,7 +189,7 @@ export class LiveCommand {
 
   /**
    * The receipt of the batch that last wrote this command's row, when that row's key (see
-   * {@link LiveCommand.stateOnly}) was kept in the flags; else null.
+   * {@link LiveCommand.noteWrite}) was kept in the flags; else null.
    */
   #writtenBy: WriteReceipt | null = null;
 
@@ -651,33 +672,27 @@ export class LiveCommand {
    */
   #rowKey(): number {
     if (this.endedAt !== null || this.error !== null || this.result !== null) return 0;
-    return (
-      STATUS_KEY[this.status] + COMPENSATION_KEY[this.compensation] + (this.tasksCleared ? 32 : 0)
-    );
+    return statusKey(this.status, this.compensation) + (this.tasksCleared ? 32 : 0);
   }
 
   /**
-   * Whether its next update may be written as its bookkeeping and `updatedAt` alone
-   * (`CommandUpdate.stateOnly`): the batch that last wrote its row was sent and has not failed —
-   * so the store holds that row, or fails every batch after it — and that row's status,
-   * compensation, cleared tasks, error, result and end (none) are the command's now.
+   * Notes that its row is being written with its current values by the batch of `receipt` (an
+   * insert or an update of it; null: a write that leaves its row's key unknown, a narrow "tasks
+   * cleared" write — its next update is then written whole). Returns whether this write may be
+   * its bookkeeping and `updatedAt` alone (`CommandUpdate.stateOnly`): the batch that last wrote
+   * its row was sent and has not failed — so the store holds that row, or fails every batch after
+   * it — and that row's status, compensation, cleared tasks, error, result and end (none) are the
+   * command's now.
    */
-  get stateOnly(): boolean {
-    const by = this.#writtenBy;
-    if (by === null || !by.persisted) return false;
-    const key = this.#rowKey();
-    return key !== 0 && key === (this.#flags & WRITTEN_MASK) >>> WRITTEN_SHIFT;
-  }
-
-  /**
-   * Its row was just written (a batch's insert or update of it) with its current values, by the
-   * batch of `receipt`; null: by a write that leaves its row's key unknown (a narrow "tasks
-   * cleared" write): its next update is written whole.
-   */
-  wrote(receipt: WriteReceipt | null): void {
+  noteWrite(receipt: WriteReceipt | null): boolean {
     const key = receipt === null ? 0 : this.#rowKey();
-    this.#flags = (this.#flags & ~WRITTEN_MASK) | (key << WRITTEN_SHIFT);
+    const by = this.#writtenBy;
+    const flags = this.#flags;
+    const stateOnly =
+      key !== 0 && by !== null && by.persisted && key === (flags & WRITTEN_MASK) >>> WRITTEN_SHIFT;
+    this.#flags = (flags & ~WRITTEN_MASK) | (key << WRITTEN_SHIFT);
     this.#writtenBy = key === 0 ? null : receipt;
+    return stateOnly;
   }
 
   toRecord(): CommandRecord {
@@ -726,7 +741,7 @@ export class LiveCommand {
     };
   }
 
-  /** Its update; `stateOnly` as {@link LiveCommand.stateOnly} said (the batch's to decide). */
+  /** Its update; `stateOnly` as {@link LiveCommand.noteWrite} said (the batch's to decide). */
   toUpdate(stateOnly = false): CommandUpdate {
     return {
       id: this.id,
