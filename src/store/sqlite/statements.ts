@@ -364,7 +364,7 @@ export const SQL = {
   // A state-only update (CommandUpdate.stateOnly): a chain's parent moving to its next stage
   // binds 3 values, not 12, fires no transition or history trigger (status and compensation
   // are not written) and moves no index entry (`active`, `ended_at` are not written either):
-  // the writer thread ran 5-7 % fewer instructions per chain (4 of its 10 command updates;
+  // the writer thread ran ~6 % fewer instructions per chain (4 of its 10 command updates;
   // callgrind, BENCHMARKS.md).
   updateCommandState: 'UPDATE OR ROLLBACK commands SET state = ?, updated_at = ? WHERE id = ?',
   upgradeParams: 'UPDATE OR ROLLBACK commands SET params_version = ?, params = ? WHERE id = ?',
