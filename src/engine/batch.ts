@@ -6,7 +6,7 @@
  */
 import type { CommandRecord, EntityWrite, TaskRecord, UndoRecord } from '../core/records.js';
 import type { ChangeBatch, CommandUpdate, TaskUpdate, UndoUpdate } from '../store/port.js';
-import type { LiveCommand, LiveTask, LiveUndo } from './live.js';
+import type { LiveCommand, LiveTask, LiveUndo, WriteReceipt } from './live.js';
 
 /** A callback to run after a commit; a barrier waits for everything marked before it. */
 export interface AfterCommit {
@@ -23,7 +23,11 @@ export interface Flight {
   readonly entities: EntityWrite[];
   /** Callbacks to run once it commits, in order (their barriers were counted when taken). */
   readonly after: (() => void)[];
-  /** Objects this batch inserts (they count as stored from the snapshot on). */
+  /**
+   * Objects this batch inserts (they count as stored from the snapshot on), and its
+   * {@link BatchReceipt}: the committer sets each `persisted` once the batch is sent, and clears
+   * it again if the batch fails.
+   */
   readonly inserted: { persisted: boolean }[];
   /** Commands whose upgraded parameters this batch rewrites. */
   readonly upgraded: LiveCommand[];
@@ -32,7 +36,20 @@ export interface Flight {
 }
 
 /**
- * Snapshots a flight's objects into a batch, noting what it inserts and upgrades. Indexed loops:
+ * What the commands a batch writes keep of it ({@link LiveCommand.noteWrite}): whether it was sent
+ * and has not failed. The batch's `inserted` list holds it, so it turns stored and back to not
+ * stored with the rows the batch inserts; it holds nothing else (a command may keep it long
+ * after its batch is gone).
+ */
+class BatchReceipt implements WriteReceipt {
+  persisted = false;
+}
+
+/**
+ * Snapshots a flight's objects into a batch, noting what it inserts and upgrades. A command
+ * whose last row was written by a batch sent and not failed, and which changed only its
+ * bookkeeping since, gets a state-only update (`CommandUpdate.stateOnly`): the batches before
+ * this one are applied before it, or it fails with them. Indexed loops:
  * it runs a few times per second over thousands of rows, often before it is optimized, and an
  * unoptimized `for...of` makes an iterator result object per row.
  */
@@ -42,15 +59,20 @@ export function snapshot(f: Flight): ChangeBatch {
   const commandsSettled: number[] = [];
   const paramsUpgrades: { id: number; paramsVersion: number; params: unknown }[] = [];
   const commands = f.commands;
+  const receipt = new BatchReceipt();
+  f.inserted.push(receipt);
   for (let i = 0; i < commands.length; i++) {
     const c = commands[i]!;
     if (!c.persisted) {
       commandInserts.push(c.toRecord());
       f.inserted.push(c);
+      c.noteWrite(receipt);
     } else if (c.settledOnly) {
       commandsSettled.push(c.id);
+      c.noteWrite(null);
     } else {
-      commandUpdates.push(c.toUpdate());
+      // One update per command and batch (the flight holds each command once).
+      commandUpdates.push(c.toUpdate(c.noteWrite(receipt)));
       if (c.paramsDirty) {
         paramsUpgrades.push({ id: c.id, paramsVersion: c.paramsVersion, params: c.rawParams });
         f.upgraded.push(c);

@@ -82,6 +82,59 @@ class RareFields {
   abort: AbortController | null = null;
 }
 
+/**
+ * What a batch that writes a command's row gives it (batch.ts): `persisted` is true once the
+ * batch was sent to the store and turns false if the batch failed (its rows are then written
+ * again). See {@link LiveCommand.noteWrite}.
+ */
+export interface WriteReceipt {
+  readonly persisted: boolean;
+}
+
+/**
+ * The part of {@link LiveCommand}'s row key its status and compensation make (1–31: never 0,
+ * "no key"). A switch, not a table: a keyed load with seven names goes megamorphic.
+ */
+function statusKey(status: CommandStatus, compensation: CompensationStatus): number {
+  let k: number;
+  switch (status) {
+    case 'pending':
+      k = 1;
+      break;
+    case 'waiting':
+      k = 2;
+      break;
+    case 'aborting':
+      k = 3;
+      break;
+    case 'compensating':
+      k = 4;
+      break;
+    case 'succeeded':
+      k = 5;
+      break;
+    case 'failed':
+      k = 6;
+      break;
+    default:
+      k = 7;
+  }
+  switch (compensation) {
+    case 'none':
+      return k;
+    case 'compensating':
+      return k + 8;
+    case 'compensated':
+      return k + 16;
+    default:
+      return k + 24;
+  }
+}
+
+/** Where the row key of the last written row sits in a command's flags (6 bits). */
+const WRITTEN_SHIFT = 13;
+const WRITTEN_MASK = 63 << WRITTEN_SHIFT;
+
 /** The tasks of every command that has none yet (never written: see LiveCommand.tasks). */
 const NO_TASKS: readonly LiveTask[] = Object.freeze([]);
 
@@ -133,6 +186,12 @@ export class LiveCommand {
 
   /** The fields most commands never set (see {@link RareFields}); null until one is. */
   #rare: RareFields | null = null;
+
+  /**
+   * The receipt of the batch that last wrote this command's row, when that row's key (see
+   * {@link LiveCommand.noteWrite}) was kept in the flags; else null.
+   */
+  #writtenBy: WriteReceipt | null = null;
 
   #more(): RareFields {
     return (this.#rare ??= new RareFields());
@@ -254,7 +313,8 @@ export class LiveCommand {
   }
 
   // -- flags: one small integer instead of a field each (8 bytes per field per command, with
-  // 100,000s of commands in flight; see bench/memory.ts) --
+  // 100,000s of commands in flight; see bench/memory.ts); bits 13–18: the row key of its last
+  // written row (WRITTEN_SHIFT) --
   #flags = 0;
 
   /** Stored: its current stage has run (see CommandRecord). */
@@ -605,6 +665,36 @@ export class LiveCommand {
     return !this.terminal || !this.tasksCleared || this.compensation === 'compensating';
   }
 
+  /**
+   * The key of the columns a state-only update leaves alone: its status, compensation and
+   * cleared tasks, while it has no error, no result and no end (0 otherwise: no key, never
+   * written state-only). Two equal keys mean those columns hold the same values.
+   */
+  #rowKey(): number {
+    if (this.endedAt !== null || this.error !== null || this.result !== null) return 0;
+    return statusKey(this.status, this.compensation) + (this.tasksCleared ? 32 : 0);
+  }
+
+  /**
+   * Notes that its row is being written with its current values by the batch of `receipt` (an
+   * insert or an update of it; null: a write that leaves its row's key unknown, a narrow "tasks
+   * cleared" write — its next update is then written whole). Returns whether this write may be
+   * its bookkeeping and `updatedAt` alone (`CommandUpdate.stateOnly`): the batch that last wrote
+   * its row was sent and has not failed — so the store holds that row, or fails every batch after
+   * it — and that row's status, compensation, cleared tasks, error, result and end (none) are the
+   * command's now.
+   */
+  noteWrite(receipt: WriteReceipt | null): boolean {
+    const key = receipt === null ? 0 : this.#rowKey();
+    const by = this.#writtenBy;
+    const flags = this.#flags;
+    const stateOnly =
+      key !== 0 && by !== null && by.persisted && key === (flags & WRITTEN_MASK) >>> WRITTEN_SHIFT;
+    this.#flags = (flags & ~WRITTEN_MASK) | (key << WRITTEN_SHIFT);
+    this.#writtenBy = key === 0 ? null : receipt;
+    return stateOnly;
+  }
+
   toRecord(): CommandRecord {
     // Written out (no spread of toUpdate()): this runs for every command in every batch.
     return {
@@ -651,7 +741,8 @@ export class LiveCommand {
     };
   }
 
-  toUpdate(): CommandUpdate {
+  /** Its update; `stateOnly` as {@link LiveCommand.noteWrite} said (the batch's to decide). */
+  toUpdate(stateOnly = false): CommandUpdate {
     return {
       id: this.id,
       status: this.status,
@@ -681,6 +772,7 @@ export class LiveCommand {
       tasksCleared: this.tasksCleared,
       owner: null,
       leaseUntil: null,
+      stateOnly,
     };
   }
 }

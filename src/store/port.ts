@@ -36,7 +36,17 @@ export type CommandUpdate = Omit<
   | 'idempotencyKey'
   | 'createdAt'
   | 'traceContext'
->;
+> & {
+  /**
+   * Set by the engine when the command's row, as the batches before this one leave it, differs
+   * from this update in its bookkeeping and `updatedAt` only — its `status`, `compensation`,
+   * `error`, `result`, `endedAt`, `tasksCleared`, `owner` and `leaseUntil` are already these
+   * (a chain's parent moving to its next stage) — and this batch holds no other update of it.
+   * A store may then write only what changed (SQLite: the `state` text and `updated_at`, with
+   * no transition check to run). Ignoring it (writing the whole update) is always correct.
+   */
+  readonly stateOnly?: boolean;
+};
 
 /** The mutable part of a task row. */
 export type TaskUpdate = Pick<

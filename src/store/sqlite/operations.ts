@@ -5,11 +5,12 @@
  * @module
  */
 import { CocoError, ErrorCode } from '../../core/errors.js';
-import type { ChangeBatch } from '../port.js';
+import type { ChangeBatch, CommandUpdate } from '../port.js';
 import type { RecordOp } from './writer.js';
 import {
   COMMAND_INSERT,
   COMMAND_SETTLE,
+  COMMAND_STATE_UPDATE,
   COMMAND_UPDATE,
   ENTITY_DELETE,
   ENTITY_PUT,
@@ -28,8 +29,31 @@ function missing(statement: string, key: string): CocoError {
 }
 
 /**
+ * A batch's command updates in two lists: those written whole, and the state-only ones
+ * (`CommandUpdate.stateOnly`, written as their `state` and `updated_at`). The engine flags only a
+ * command the batch updates once, so the two lists touch different rows and may run one after
+ * the other. No state-only update: the batch's own list, and an empty one.
+ */
+export function splitCommandUpdates(
+  updates: readonly CommandUpdate[],
+): [whole: readonly CommandUpdate[], stateOnly: readonly CommandUpdate[]] {
+  let i = 0;
+  while (i < updates.length && updates[i]!.stateOnly !== true) i++;
+  if (i === updates.length) return [updates, []];
+  const whole = updates.slice(0, i);
+  const stateOnly: CommandUpdate[] = [];
+  for (; i < updates.length; i++) {
+    const u = updates[i]!;
+    if (u.stateOnly === true) stateOnly.push(u);
+    else whole.push(u);
+  }
+  return [whole, stateOnly];
+}
+
+/**
  * A batch as statement operations, in the port's order: inserts (commands, tasks, undo steps),
- * updates (commands, tasks, undo steps), settled commands, parameter upgrades, entity writes.
+ * updates (commands — those written whole, then the state-only ones — tasks, undo steps),
+ * settled commands, parameter upgrades, entity writes.
  * Updates must change a row (a missing row fails the batch). Each operation holds the batch's
  * records and the codec reading their values (statements.ts): the inline path binds each
  * record's values as an array, the writer thread's are encoded straight into columns
@@ -48,7 +72,9 @@ export function batchOps(b: ChangeBatch): RecordOp[] {
   add('insertCommand', b.commandInserts, COMMAND_INSERT, false);
   add('insertTask', b.taskInserts, TASK_INSERT, false);
   add('insertUndo', b.undoInserts, UNDO_INSERT, false);
-  add('updateCommand', b.commandUpdates, COMMAND_UPDATE, true);
+  const [whole, stateOnly] = splitCommandUpdates(b.commandUpdates);
+  add('updateCommand', whole, COMMAND_UPDATE, true);
+  add('updateCommandState', stateOnly, COMMAND_STATE_UPDATE, true);
   add('updateTask', b.taskUpdates, TASK_UPDATE, true);
   add('updateUndo', b.undoUpdates, UNDO_UPDATE, true);
   add('settleCommand', b.commandsSettled, COMMAND_SETTLE, true);
