@@ -72,6 +72,8 @@ describePg('postgres shared store', () => {
       }),
     );
     const cSignals = await signals(c, 'c');
+    // Renewed here: on a busy machine the steps above can outlast the short lease.
+    await a.heartbeat('a');
     expect(await b.claimOrphans('b', KNOWN, 10)).toEqual([]); // a is live
     await expire();
     const orphaned = cSignals.next('orphans');
