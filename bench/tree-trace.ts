@@ -59,6 +59,12 @@ export class TreeTracer {
   #mainUse0 = NO_USAGE;
   /** The process's CPU (all threads: main, writer, V8's helpers, libuv) at the round's start. */
   #processUse0 = process.cpuUsage();
+  /** CPU per parent of each round traced (µs): the writer thread, the main thread, all threads. */
+  readonly cpuPerParent: { writer: number[]; main: number[]; all: number[] } = {
+    writer: [],
+    main: [],
+    all: [],
+  };
   readonly writerStats: () => { statementsMs: number; commitMs: number; totalRuns?: number } | null;
   readonly writerUsage: () => Promise<ThreadUsage | null>;
 
@@ -159,6 +165,9 @@ export class TreeTracer {
         .map(([v, n]) => `${v}:${n}`)
         .join(' ');
     };
+    this.cpuPerParent.writer.push((1000 * writerCpu) / parents);
+    this.cpuPerParent.main.push((1000 * mainCpu) / parents);
+    this.cpuPerParent.all.push((1000 * processCpu) / parents);
     const max = (xs: number[]): number => xs.reduce((a, b) => Math.max(a, b), 0);
     const min = (xs: number[]): number => xs.reduce((a, b) => Math.min(a, b), Infinity);
     return [

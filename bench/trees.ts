@@ -110,6 +110,15 @@ report(
     children: CHILDREN,
     rounds: times.map((t) => Math.round(PARENTS / t)),
     synchronous: 'FULL',
+    // With BENCH_TRACE: CPU per parent (schedstat), the median over the measured rounds —
+    // steadier than the rate on a shared machine (`scripts/bench-pairs.mjs --only cpu-chain`).
+    ...(tracer && {
+      cpuUsPerParent: {
+        writer: +median(tracer.cpuPerParent.writer.slice(1)).toFixed(1),
+        main: +median(tracer.cpuPerParent.main.slice(1)).toFixed(1),
+        all: +median(tracer.cpuPerParent.all.slice(1)).toFixed(1),
+      },
+    }),
   },
   [
     `${kind}: ${PARENTS} parents x ${CHILDREN} ${kind === 'chain' ? 'serial' : 'concurrent'} children in ${seconds.toFixed(2)} s = ${Math.round(value)} ${unit} (median of ${ROUNDS} rounds after a warm-up: ${times.map((t) => Math.round(PARENTS / t)).join(', ')}) (${machine()})`,

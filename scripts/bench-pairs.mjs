@@ -8,7 +8,8 @@
 //   node scripts/bench-pairs.mjs <base dir> <main dir> [pairs] [--log file] [--only name,...]
 //
 // pairs: 5 by default. --log keeps every run's JSON line (side | bench | line). --only picks
-// benches by name (one-task, fanout, chain, pg-one-task, pg-fanout, pg-chain, latency, recovery).
+// benches by name (one-task, fanout, chain, pg-one-task, pg-fanout, pg-chain, latency, recovery;
+// and, only when named, cpu-fanout and cpu-chain: CPU per tree by thread, no raw limit).
 // The PostgreSQL benches skip themselves without a server at COCO_PG_URL. On a shared machine
 // the wall-clock figures swing ±20–30 % between minutes: quote medians and the load average
 // (printed per side), and prefer the CPU figures the benches print.
@@ -21,6 +22,14 @@ const BENCHES = [
   { name: 'one-task', args: ['--expose-gc', 'dist/bench/one-task.js'] },
   { name: 'fanout', args: ['--expose-gc', 'dist/bench/run.js', 'fanout'] },
   { name: 'chain', args: ['--expose-gc', 'dist/bench/run.js', 'chain'] },
+  // CPU per tree by thread (schedstat; no raw limit): steadier than the rates when the machine
+  // is noisy. Only when named.
+  ...['fanout', 'chain'].map((kind) => ({
+    name: `cpu-${kind}`,
+    args: ['--expose-gc', 'dist/bench/trees.js', kind],
+    env: { BENCH_NO_RAW: '1', BENCH_TRACE: '1' },
+    named: true,
+  })),
   {
     name: 'pg-one-task',
     args: ['dist/bench/pg.js', 'one-task', 'nodes=1'],
@@ -63,7 +72,8 @@ if (!baseDir || !mainDir) usage();
 const pairs = pairsArg === undefined ? 5 : Number(pairsArg);
 if (!Number.isInteger(pairs) || pairs < 1)
   usage(`pairs must be a positive integer, not ${pairsArg}`);
-const benches = only === null ? BENCHES : BENCHES.filter((b) => only.includes(b.name));
+const benches =
+  only === null ? BENCHES.filter((b) => !b.named) : BENCHES.filter((b) => only.includes(b.name));
 if (benches.length === 0) usage(`--only: none of ${only.join(', ')} is a bench here`);
 const sides = { base: resolve(baseDir), main: resolve(mainDir) };
 const tag = `${process.pid}`;
