@@ -12,7 +12,7 @@ import { afterEach, expect, it } from 'vitest';
 import { z } from 'zod';
 import { inProcessAgents } from '../../src/brokers/in-process/broker.js';
 import { defineCommand } from '../../src/core/command-type.js';
-import { createEngine } from '../../src/engine/engine.js';
+import { createEngine, type Engine } from '../../src/engine/engine.js';
 import type { ChangeBatch } from '../../src/store/port.js';
 import { sqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 
@@ -27,27 +27,36 @@ afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
-it('ten submitMany in one turn: the first batch is sent before the last submission is created', async () => {
+const one = defineCommand({
+  name: 'burst.one',
+  schema: z.object({ i: z.number() }),
+  execute(ctx) {
+    ctx.expect({ tasks: 1 });
+    ctx.startTask({ agent: 'a1', verb: 'noop' });
+  },
+});
+
+/** For each batch the store is sent: the commands in memory then, the statuses it inserts, its rows. */
+interface Sent {
+  live: number;
+  inserted: string[];
+  rows: number;
+}
+
+/** An engine of `one` on a fresh SQLite file, started; `sent` records every batch applied. */
+async function burstEngine(
+  maxBatchRows?: number,
+): Promise<{ engine: Engine; sent: Sent[]; stop: () => Promise<void> }> {
   const dir = mkdtempSync(join(tmpdir(), 'coco-burst-'));
   dirs.push(dir);
-  const one = defineCommand({
-    name: 'burst.one',
-    schema: z.object({ i: z.number() }),
-    execute(ctx) {
-      ctx.expect({ tasks: 1 });
-      ctx.startTask({ agent: 'a1', verb: 'noop' });
-    },
-  });
   const store = sqliteStore({ path: join(dir, 'coco.db') });
   const engine = createEngine({
     store,
     agents: inProcessAgents(['a1'], { history: false }),
     commands: [one],
-    // A command is 2 rows (itself, its task): a batch holds 250, a submission 100.
-    tuning: { maxBatchRows: 500 },
+    ...(maxBatchRows === undefined ? {} : { tuning: { maxBatchRows } }),
   });
-  /** For each batch: the commands in memory when it was sent, and the statuses it inserted. */
-  const sent: { live: number; inserted: string[]; rows: number }[] = [];
+  const sent: Sent[] = [];
   const apply = store.apply.bind(store);
   store.apply = (batch: ChangeBatch): Promise<void> => {
     sent.push({
@@ -58,6 +67,19 @@ it('ten submitMany in one turn: the first batch is sent before the last submissi
     return apply(batch);
   };
   await engine.start();
+  return {
+    engine,
+    sent,
+    stop: async () => {
+      await engine.stop();
+      await store.close();
+    },
+  };
+}
+
+it('ten submitMany in one turn: the first batch is sent before the last submission is created', async () => {
+  // A command is 2 rows (itself, its task): a batch holds 250, a submission 100.
+  const { engine, sent, stop } = await burstEngine(500);
   try {
     const submissions = Array.from({ length: 10 }, (_, s) =>
       engine.submitMany(
@@ -75,35 +97,12 @@ it('ten submitMany in one turn: the first batch is sent before the last submissi
     expect(sent.reduce((n, b) => n + b.inserted.length, 0)).toBe(1000);
     expect(sent.filter((b) => b.rows === 0)).toEqual([]);
   } finally {
-    await engine.stop();
-    await store.close();
+    await stop();
   }
 });
 
 it('a submitMany sent to an idle store at once answers with the batch that holds its roots', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'coco-burst-'));
-  dirs.push(dir);
-  const one = defineCommand({
-    name: 'burst.one',
-    schema: z.object({ i: z.number() }),
-    execute(ctx) {
-      ctx.expect({ tasks: 1 });
-      ctx.startTask({ agent: 'a1', verb: 'noop' });
-    },
-  });
-  const store = sqliteStore({ path: join(dir, 'coco.db') });
-  const engine = createEngine({
-    store,
-    agents: inProcessAgents(['a1'], { history: false }),
-    commands: [one],
-  });
-  const sent: number[] = [];
-  const apply = store.apply.bind(store);
-  store.apply = (batch: ChangeBatch): Promise<void> => {
-    sent.push(rowsOf(batch));
-    return apply(batch);
-  };
-  await engine.start();
+  const { engine, sent, stop } = await burstEngine();
   try {
     const before = sent.length;
     // 1,200 rows: an idle store gets them at once (twice SPLIT_MIN_ROWS), in the submission.
@@ -111,39 +110,15 @@ it('a submitMany sent to an idle store at once answers with the batch that holds
       Array.from({ length: 600 }, (_, i) => ({ type: one, params: { i } })),
     );
     // Answered when that batch committed: not one batch later, with a batch of its own.
-    expect(sent.slice(before)).toEqual([1200]);
+    expect(sent.slice(before).map((b) => b.rows)).toEqual([1200]);
     await Promise.all(ids.map(({ id }) => engine.waitFor(id)));
   } finally {
-    await engine.stop();
-    await store.close();
+    await stop();
   }
 });
 
 it('a thousand single submits in one turn: the first batch is sent before the last is created', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'coco-burst-'));
-  dirs.push(dir);
-  const one = defineCommand({
-    name: 'burst.one',
-    schema: z.object({ i: z.number() }),
-    execute(ctx) {
-      ctx.expect({ tasks: 1 });
-      ctx.startTask({ agent: 'a1', verb: 'noop' });
-    },
-  });
-  const store = sqliteStore({ path: join(dir, 'coco.db') });
-  const engine = createEngine({
-    store,
-    agents: inProcessAgents(['a1'], { history: false }),
-    commands: [one],
-    tuning: { maxBatchRows: 500 },
-  });
-  const sent: { live: number; rows: number }[] = [];
-  const apply = store.apply.bind(store);
-  store.apply = (batch: ChangeBatch): Promise<void> => {
-    sent.push({ live: engine.stats().liveCommands, rows: rowsOf(batch) });
-    return apply(batch);
-  };
-  await engine.start();
+  const { engine, sent, stop } = await burstEngine(500);
   try {
     const ids = await Promise.all(
       Array.from({ length: 1000 }, (_, i) => engine.submit(one, { i })),
@@ -154,7 +129,6 @@ it('a thousand single submits in one turn: the first batch is sent before the la
     expect(sent[0]!.live).toBeLessThan(1000);
     expect(sent.filter((b) => b.rows === 0)).toEqual([]);
   } finally {
-    await engine.stop();
-    await store.close();
+    await stop();
   }
 });
