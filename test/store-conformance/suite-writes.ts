@@ -207,6 +207,19 @@ export function describeWrites(env: SuiteEnv): void {
       expect(await env.store.getCommandByKey('other-key')).toBeNull();
     });
 
+    it('a state-only command update (CommandUpdate.stateOnly) stores its bookkeeping and time, the rest as it was', async () => {
+      const stored = command(1, { status: 'waiting', taskCount: 1 });
+      await env.store.apply(batch({ commandInserts: [stored, command(2)] }));
+      // As the engine flags it: status, compensation, error, result, end and cleared tasks are
+      // the stored ones; a store may write the state alone, or the whole update.
+      const next = { ...stored, taskCount: 3, stageDone: true, data: [1], updatedAt: T0 + 5 };
+      const flagged: CommandUpdate = { ...commandUpdate(next), stateOnly: true };
+      await env.store.apply(batch({ commandUpdates: [flagged, commandUpdate(command(2))] }));
+      expect(await env.store.getCommand(1)).toEqual(env.stored(next));
+      const history = await env.store.getStatusHistory?.(1);
+      if (history) expect(history.map((h) => h.status)).toEqual(['waiting']);
+    });
+
     it('task and undo updates change only their mutable fields', async () => {
       const t = task(1, 0, { deadlineAt: 5 });
       const u = undo(1, 0);
