@@ -279,7 +279,7 @@ export class Committer {
    */
   flushFullBatch(rowsBefore: number): void {
     if (this.#rows - rowsBefore < this.#options.maxBatchRows) return;
-    if (this.#entities.length > 0 || this.#barriers > 0) return;
+    if (this.#takesAll()) return;
     this.#flush();
   }
 
@@ -291,11 +291,23 @@ export class Committer {
    * command has been stepped (see `Coordinator.stepReady`).
    */
   flushIfFull(): void {
-    const minPart = this.#options.splitMinRows ?? SPLIT_MIN_ROWS;
-    const idle = minPart > 0 && this.#flights.length === 0 && this.#rows >= 2 * minPart;
-    if (idle) {
-      if (this.#entities.length === 0 && this.#barriers === 0) this.#flush();
+    if (this.#idleWithParts()) {
+      if (!this.#takesAll()) this.#flush();
     } else this.flushFullBatch(0);
+  }
+
+  /** The next batch must take everything dirty: entity writes or barrier callbacks are waiting. */
+  #takesAll(): boolean {
+    return this.#entities.length > 0 || this.#barriers > 0;
+  }
+
+  /**
+   * No batch in flight and at least twice the idle split's smallest part dirty
+   * ({@link SPLIT_MIN_ROWS}; a split of 0 is off): what an idle store's flush is split for.
+   */
+  #idleWithParts(): boolean {
+    const minPart = this.#options.splitMinRows ?? SPLIT_MIN_ROWS;
+    return minPart > 0 && this.#flights.length === 0 && this.#rows >= 2 * minPart;
   }
 
   /** Whether anything is waiting to be flushed. */
@@ -401,18 +413,14 @@ export class Committer {
       failed: false,
     };
     const max = this.#options.maxBatchRows;
-    const minPart = this.#options.splitMinRows ?? SPLIT_MIN_ROWS;
     // An idle store gets half of what is dirty first (SPLIT_MIN_ROWS): at most `budget` rows,
     // cut only before a stored command's group, so new commands queued together (a submitMany's
     // roots) are never cut apart by it.
     const budget =
-      minPart > 0 &&
-      this.#flights.length === 0 &&
-      this.#options.maxInFlight > 1 &&
-      this.#rows >= 2 * minPart
+      this.#options.maxInFlight > 1 && this.#idleWithParts()
         ? Math.min(max, Math.ceil(this.#rows / 2))
         : max;
-    const forced = this.#entities.length > 0 || this.#barriers > 0;
+    const forced = this.#takesAll();
     const all = forced || this.#rows <= budget;
     this.#entities = [];
     let rows = 0;
