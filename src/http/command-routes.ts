@@ -27,6 +27,26 @@ import type { ApiContext } from './context.js';
 import { ANSWERED } from './routes.js';
 
 /** A command as a list shows it: no parameters, result or tasks. */
+
+/**
+ * Whether a command's detail can no longer change: it ended, its compensation is not running
+ * and its tasks are cleared, and so is its tree's root. An ended command of a running tree may
+ * still change — a succeeded child is compensated when its parent aborts (its compensation and
+ * undo steps move on), and a command's tasks are cleared after its end — so only a finished
+ * tree's details are kept (one keyed read of the root, for a child, on a miss).
+ */
+async function isFinal(
+  engine: { get(id: number): Promise<CommandRecord | null> },
+  c: CommandRecord,
+): Promise<boolean> {
+  const done = (r: CommandRecord): boolean =>
+    isTerminal(r.status) && r.compensation !== 'compensating' && r.tasksCleared;
+  if (!done(c)) return false;
+  if (c.rootId === c.id) return true;
+  const root = await engine.get(c.rootId);
+  return root !== null && done(root);
+}
+
 export function summaryOf(c: CommandRecord): CommandSummary {
   return {
     id: c.id,
@@ -215,7 +235,7 @@ export function commandRoutes(api: ApiContext): void {
       summary: "A command's detail",
       description:
         'The summary with parameters, status history, result, error, tasks, undo steps and child ids. ' +
-        "An ended command's detail never changes: it carries an `ETag`, and a request sending it back in " +
+        "A final command's detail (ended, settled, compensation done, in a finished tree) never changes: it carries an `ETag`, and a request sending it back in " +
         '`If-None-Match` is answered 304 with no body.',
       params: idParam,
       ok: { status: 200, schema: commandDetail, notModified: true },
@@ -231,7 +251,7 @@ export function commandRoutes(api: ApiContext): void {
           throw new CocoError(ErrorCode.CommandNotFound, `command ${id} does not exist`);
         const detail = detailOf(details);
         const c = details.command;
-        if (!isTerminal(c.status)) return detail;
+        if (!(await isFinal(engine, c))) return detail;
         const body = JSON.stringify(detail);
         kept = { body, etag: api.details.put(id, c.rootId, body, performance.now()) };
       }

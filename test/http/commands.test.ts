@@ -4,9 +4,11 @@
  * agents with their tasks in flight, and the stream of job changes.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { defineCommand } from '../../src/core/command-type.js';
 import { agentList, commandDetail, commandPage, jobPage } from '../../src/http/contracts.js';
 import { TOKENS } from '../support/api.js';
-import { chain, codeOf, hold, startApiNode, work, type ApiNode } from './support.js';
+import { chain, codeOf, hold, other, startApiNode, work, type ApiNode } from './support.js';
 
 let api: ApiNode;
 beforeAll(async () => {
@@ -298,6 +300,50 @@ describe("an ended command's detail, kept", () => {
       expect(gone.status).toBe(404);
       expect(codeOf(await gone.json())).toBe('COMMAND_NOT_FOUND');
     } finally {
+      await own.close();
+    }
+  });
+  it('is not kept while its tree runs: a succeeded child compensated later is read anew', async () => {
+    // A child with an undo step, and a parent whose second child holds until it is cancelled.
+    const undone = defineCommand({
+      name: 'api.undone',
+      schema: z.object({}),
+      execute(ctx) {
+        ctx.addUndo('back');
+      },
+      undo: { back() {} },
+    });
+    const saga = defineCommand({
+      name: 'api.saga',
+      schema: z.object({}),
+      execute(ctx) {
+        ctx.expect({ children: 2 });
+        ctx.addChild(undone, {});
+      },
+      next(ctx) {
+        if (ctx.command.stage === 1) ctx.addChild(work, { tasks: 1, verb: 'hold', key: 'saga' });
+      },
+    });
+    const own = await startApiNode({ commands: [work, other, chain, undone, saga] });
+    try {
+      const read = async (id: number): Promise<Record<string, unknown>> => {
+        const res = await fetch(`${own.url}/v1/commands/${id}`, {
+          headers: { authorization: `Bearer ${TOKENS.viewer}` },
+        });
+        return (await res.json()) as Record<string, unknown>;
+      };
+      const { id: root } = await own.node.engine.submit(saga, {});
+      const first = root + 1;
+      // The first child succeeded (its tasks, none, cleared) while its tree still runs: read.
+      const child = await own.node.engine.waitFor(first);
+      expect(child.status).toBe('succeeded');
+      expect((await read(first)).compensation).toBe('none');
+      await own.node.engine.cancel(root);
+      await own.node.engine.waitFor(root);
+      // Its parent's abort compensated it: the detail says so (a kept one would still say none).
+      expect((await read(first)).compensation).toBe('compensated');
+    } finally {
+      hold.release('saga');
       await own.close();
     }
   });
