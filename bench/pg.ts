@@ -30,9 +30,10 @@
  * sample sizes), `BENCH_NO_RAW`, `BENCH_PG_PROF` (a folder: node 1 runs with `--cpu-prof` there),
  * `BENCH_PG_CAPTURE` (a file: node 1 writes there the batches of its last run, which
  * bench/pg-encode.ts replays),
- * `BENCH_PG_WARMUP_EACH` (each node warms up with a fifth of the run's size, not a fifth split
- * over the nodes: a node's JIT and heap are its own, so with the split a node of three meets
- * the measured run a third as warm as a lone one),
+ * `BENCH_PG_WARMUP` (the warm-up each node runs before the measured runs, as a fraction of the
+ * run's whole size: 1 by default — a node's JIT and heap are its own, and a shorter warm-up left
+ * the first measured run partly cold: BENCHMARKS.md, stop 26; before stop 26 it was a fifth of
+ * the size split over the nodes, `BENCH_PG_WARMUP=0.2` for one node),
  * `BENCH_PG_TRACE` (times every statement the nodes send, by name, and prints the totals),
  * `BENCH_PG_LANES` (apply connections per node, the store's `applyConnections`; 1),
  * `BENCH_PG_PEERS` (a file holding the output of `npm run bench -- peers`: prints coco's ratio
@@ -98,6 +99,15 @@ function positiveInt(name: string, fallback: number): number {
   return n;
 }
 
+/** A positive number from the environment (a fraction or more), or the fallback. */
+function positiveFraction(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`${name} must be a positive number: ${raw}`);
+  return n;
+}
+
 /**
  * Engine tuning on PostgreSQL: the engine's defaults (8 batches in flight on a shared store,
  * `maxBatchRows` 3,000) over the benchmarks' {@link BENCH_TUNING} (1 s poll safety net, id blocks
@@ -127,7 +137,7 @@ const options = {
   rawCommands: positiveInt('BENCH_PG_RAW_N', 20_000),
   rawParents: positiveInt('BENCH_PG_RAW_PARENTS', 2_000),
   noRaw: Boolean(process.env.BENCH_NO_RAW),
-  warmupEach: Boolean(process.env.BENCH_PG_WARMUP_EACH),
+  warmup: positiveFraction('BENCH_PG_WARMUP', 1),
   tuning: {
     ...PG_TUNING,
     ...(JSON.parse(process.env.BENCH_PG_TUNING ?? '{}') as EngineTuning),
@@ -251,10 +261,13 @@ async function measure(pattern: Pattern, n: number): Promise<Result> {
   const mark: DiskMark | null = options.stats ? await admin(diskMark) : null;
 
   const shares = split(size, n);
-  // A fifth-size warm-up: the JIT, the server's plans and caches, the connections. Split over
-  // the nodes, or with BENCH_PG_WARMUP_EACH a whole fifth for each (the JIT is per process).
-  const warmup = Math.max(n, Math.round(size / 5));
-  const warmups = options.warmupEach ? Array<number>(n).fill(warmup) : split(warmup, n);
+  // The warm-up (the JIT, the server's plans and caches, the connections): each node runs the
+  // whole run's size by default, as a lone node would — the JIT is per process, and it takes
+  // ~10,000 commands to settle (issue 15's cold start). With the fifth split over the nodes that
+  // this was until stop 26, a lone node's first measured fan-out run ran at half the next ones'
+  // rate and its CPU per parent was 15–30 % higher (BENCHMARKS.md, stop 26).
+  const warmup = Math.max(1, Math.round(size * options.warmup));
+  const warmups = Array<number>(n).fill(warmup);
   const windows = split(options.inFlight, n);
   const nodes: Node[] = [];
   try {
