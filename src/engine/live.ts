@@ -427,6 +427,11 @@ export class LiveCommand {
   readonly id: number;
   readonly type: CommandType;
   paramsVersion: number;
+  /**
+   * The parameters as stored (written with its insert, or with an upgrade on load). Null for a
+   * command loaded whole from the store with parameters that need no upgrade: nothing writes
+   * them again (recovery.ts).
+   */
   rawParams: unknown;
   /** Parsed parameters, or {@link BROKEN_PARAMS}. */
   params: unknown;
