@@ -17,13 +17,16 @@ import { rebuild, type ActiveRows } from './recovery.js';
  */
 export function resume(co: Coordinator, c: LiveCommand): void {
   co.live.set(c.id, c);
-  resumeLive(co, c);
+  resumeLive(co, c, co.tracing.makesSpans());
 }
 
-/** {@link resume} for a command already in the repository (adopt puts them all there first). */
-function resumeLive(co: Coordinator, c: LiveCommand): void {
+/**
+ * {@link resume} for a command already in the repository (adopt puts them all there first).
+ * `traced`: whether the tracer may make spans (`Tracing.makesSpans`, asked once per adopt).
+ */
+function resumeLive(co: Coordinator, c: LiveCommand, traced: boolean): void {
   if (c.held) return;
-  co.tracing.resumed(c, c.parentId === null ? undefined : co.live.get(c.parentId));
+  if (traced) co.tracing.resumed(c, c.parentId === null ? undefined : co.live.get(c.parentId));
   for (const t of c.tasks) {
     // Slots are held again, queued tasks wait again (admitted by pumpAll after the load).
     co.tasks.admission.restore(t);
@@ -66,9 +69,10 @@ export async function adopt(
   const fresh =
     co.live.size === 0 ? rebuilt.commands : rebuilt.commands.filter((c) => !co.live.has(c.id));
   for (const c of fresh) co.live.set(c.id, c);
+  const traced = co.tracing.makesSpans();
   for (const c of fresh) {
     co.roots.restore(c);
-    resumeLive(co, c);
+    resumeLive(co, c, traced);
   }
   co.tasks.admission.pumpAll();
   co.roots.pump();

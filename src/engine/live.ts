@@ -172,11 +172,13 @@ export class LiveCommand {
   /** Work tasks and children that ended other than succeeded. */
   failedWork = 0;
   /**
-   * `performance.now()` when a task of it last ended here; -Infinity: none yet. A double from
-   * the start: a field that first holds a small integer and later a fraction changes the map of
-   * every command once, which deoptimizes the code that had seen them (a cold start's cost).
+   * `performance.now()` when a task of it last ended here; null: none yet. A tagged field (null,
+   * then a number), not a double one: a double field holds a box of its own in every command
+   * from the start (16 bytes and an object per command for the scavenges to copy: a restart's
+   * million), a tagged one only once a task has ended. Never a small integer first: its first
+   * reading would change the map of every command (a cold start's deoptimizations).
    */
-  #lastTaskEndAt = -Infinity;
+  #lastTaskEndAt: number | null = null;
 
   // -- engine bookkeeping --
   /** Tasks of this command waiting for the next batch. */
@@ -427,6 +429,11 @@ export class LiveCommand {
   readonly id: number;
   readonly type: CommandType;
   paramsVersion: number;
+  /**
+   * The parameters as stored (written with its insert, or with an upgrade on load). Null for a
+   * command loaded whole from the store with parameters that need no upgrade: nothing writes
+   * them again (recovery.ts).
+   */
   rawParams: unknown;
   /** Parsed parameters, or {@link BROKEN_PARAMS}. */
   params: unknown;
@@ -467,7 +474,7 @@ export class LiveCommand {
 
   /** `performance.now()` when a task of it last ended here, -1 when none did; metrics. */
   get lastTaskEndAt(): number {
-    return this.#lastTaskEndAt === -Infinity ? -1 : this.#lastTaskEndAt;
+    return this.#lastTaskEndAt ?? -1;
   }
 
   get terminal(): boolean {

@@ -28,7 +28,7 @@ import {
 } from '../core/records.js';
 import type { ActiveRowSink, ActiveSnapshot, CorruptRow, Store } from '../store/port.js';
 import { ChildState, LiveCommand, LiveTask, LiveUndo } from './live.js';
-import { loadCode, loadCodeLater } from './stored-code.js';
+import { loadCode, loadCodeLater, type LoadedCode } from './stored-code.js';
 
 /** A row that could not be read, or a command that could not be loaded, and why. */
 export interface LoadFailure {
@@ -151,7 +151,7 @@ class Rebuilder implements ActiveRowSink {
 
   command(r: CommandRecord): void {
     const code = loadCode(this.#registry, r);
-    const c = fromRecord(r, code.type, code.version, code.raw, code.params);
+    const c = fromRecord(r, code.type, code.version, storedParams(code), code.params);
     if (code.upgraded) c.paramsDirty = true;
     if (code.loadError) hold(c, code.loadError);
     if (code.later) this.#later.push([c, r.paramsVersion, r.params]);
@@ -232,7 +232,7 @@ class Rebuilder implements ActiveRowSink {
     for (const [c, version, params] of this.#later) {
       const code = await loadCodeLater(c, version, params);
       c.params = code.params;
-      c.rawParams = code.raw;
+      c.rawParams = storedParams(code);
       c.paramsVersion = code.version;
       if (code.upgraded) c.paramsDirty = true;
       if (code.loadError) hold(c, code.loadError);
@@ -264,6 +264,17 @@ class Rebuilder implements ActiveRowSink {
       }
     }
   }
+}
+
+/**
+ * The parameters a rebuilt command keeps as stored (`LiveCommand.rawParams`): those it must write
+ * back (upgraded on load), and those of a command that could not be loaded (kept as read). A
+ * command loaded whole never writes its parameters again (a batch writes them with an insert or
+ * an upgrade only): it keeps none — at a restart, an object less per command for every
+ * scavenge to copy twice.
+ */
+function storedParams(code: LoadedCode): unknown {
+  return code.upgraded || code.loadError !== null ? code.raw : null;
 }
 
 /** Marks a command that could not be loaded (see the module). */

@@ -93,6 +93,15 @@ describe('live command memory', () => {
     expect(per).toBeLessThan(400);
   });
 
+  it('a command none of whose tasks has ended here holds no box for that time (under 352 bytes)', () => {
+    // ~343 bytes (Node 20); ~360 when the time of its last task end was a double field (a box
+    // per command from the start: 1,000,000 at a restart).
+    const per = Math.min(bytesPerCommand(20_000), bytesPerCommand(20_000));
+    expect(per).toBeLessThan(352);
+    const c = liveCommand(type, 1);
+    expect(c.lastTaskEndAt).toBe(-1);
+  });
+
   it('a task that sets none of its rare fields stays under 170 bytes', () => {
     // ~144 bytes with its boxed time (Node 20); ~189 with every field its own.
     expect(Math.min(bytesPerTask(20_000), bytesPerTask(20_000))).toBeLessThan(170);

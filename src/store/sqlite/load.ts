@@ -9,7 +9,12 @@ import type Database from 'better-sqlite3';
 import type { CommandRecord, TaskRecord, UndoRecord } from '../../core/records.js';
 import type { ActiveRowSink, ActiveSnapshot, CorruptRow } from '../port.js';
 import { parseCommandRow, parseUndoRow } from '../rows/parse.js';
-import { parseCommandRowFast, parseTaskRowFast } from '../rows/parse-fast.js';
+import {
+  fastCommandRow,
+  fastTaskRow,
+  parseCommandRowFast,
+  parseTaskRowFast,
+} from '../rows/parse-fast.js';
 import type { Statements } from './statements.js';
 
 type Stmt = Database.Statement<unknown[], unknown>;
@@ -65,17 +70,30 @@ export class ActiveRowRouter {
       // Let the row (or its text) go at once: only what the sink builds outlives the load.
       rows[i] = null;
       const row = texts ? (JSON.parse(text as string) as unknown) : text;
+      // The fast paths' records handed over as they are (no result object per row); a row they
+      // decline goes through the full parser, which names the problem.
       if (table === 'commands') {
-        const parsed = parseCommandRowFast(row, embedded);
-        if (!parsed.ok) sink.corrupt(parsed.corrupt);
-        else {
-          this.#ids.push(parsed.value.id);
-          sink.command(parsed.value);
+        const r = fastCommandRow(row, embedded);
+        if (r !== null) {
+          this.#ids.push(r.id);
+          sink.command(r);
+        } else {
+          const parsed = parseCommandRowFast(row, embedded);
+          if (!parsed.ok) sink.corrupt(parsed.corrupt);
+          else {
+            this.#ids.push(parsed.value.id);
+            sink.command(parsed.value);
+          }
         }
       } else if (table === 'tasks') {
-        const parsed = parseTaskRowFast(row, embedded);
-        if (!parsed.ok) sink.corrupt(parsed.corrupt);
-        else if (this.#readable(parsed.value.commandId)) sink.task(parsed.value);
+        const t = fastTaskRow(row, embedded);
+        if (t !== null) {
+          if (this.#readable(t.commandId)) sink.task(t);
+        } else {
+          const parsed = parseTaskRowFast(row, embedded);
+          if (!parsed.ok) sink.corrupt(parsed.corrupt);
+          else if (this.#readable(parsed.value.commandId)) sink.task(parsed.value);
+        }
       } else if (table === 'undo') {
         const parsed = parseUndoRow(row);
         if (!parsed.ok) sink.corrupt(parsed.corrupt);
