@@ -137,17 +137,23 @@ describe('committer (property)', () => {
               const version = c.attempts;
               const taskVersion = c.tasks[0]?.result as number | undefined;
               const n = callbacks++;
-              committer.afterCommit(() => {
-                ran.push(n);
-                const stored = store.commands.get(c.id);
+              const check = (a: { n: number; c: LiveCommand }): void => {
+                ran.push(a.n);
+                const stored = store.commands.get(a.c.id);
                 if (!stored || stored.attempts < version)
-                  late.push(`callback ${n}: command ${c.id} at ${stored?.attempts} < ${version}`);
+                  late.push(
+                    `callback ${a.n}: command ${a.c.id} at ${stored?.attempts} < ${version}`,
+                  );
                 if (
                   taskVersion !== undefined &&
-                  ((store.tasks.get(`${c.id}/0`)?.result as number) ?? -1) < taskVersion
+                  ((store.tasks.get(`${a.c.id}/0`)?.result as number) ?? -1) < taskVersion
                 )
-                  late.push(`callback ${n}: task of ${c.id}`);
-              }, c);
+                  late.push(`callback ${a.n}: task of ${a.c.id}`);
+              };
+              // Every other one as a function and its argument (afterCommitWith): the pairs
+              // go through the same queues, failed batches and requeues as the closures.
+              if (n % 2 === 1) committer.afterCommitWith(check, { n, c }, c);
+              else committer.afterCommit(() => check({ n, c }), c);
             } else if (op.kind === 'tick') {
               await new Promise((r) => setImmediate(r));
               clock.advance(10);
