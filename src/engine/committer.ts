@@ -98,6 +98,15 @@ export class Committer {
   /** Tasks whose `running` write is deferred (see {@link Committer.taskStarted}). */
   #started: LiveTask[] = [];
   #startedTimer: TimerHandle | null = null;
+  /**
+   * Callbacks waiting for their cause's queued changes, in the order they were registered: three
+   * entries each (the cause, the function, its argument), the first `#afterEnd` entries of the
+   * array. A batch takes those whose cause it took (`#takeAfter`); the others move to the front.
+   * One array kept and refilled, not one per command: every command queues a callback in
+   * most batches (a chain: 11 per chain), and a list of its own cost it ~64 bytes each time.
+   */
+  readonly #after: unknown[] = [];
+  #afterEnd = 0;
   /** Callbacks whose cause is already durable or in flight: they go with the next batch. */
   #ready: AfterCommit[] = [];
   /** Callbacks waiting for everything marked before them (a barrier). */
@@ -249,8 +258,14 @@ export class Committer {
       this.#barriers++;
       this.#ready.push({ fn, arg, barrier: true });
     } else if (cause.queuedGroup) {
-      if (cause.pendingAfter === null) cause.pendingAfter = [fn, arg];
-      else cause.pendingAfter.push(fn, arg);
+      const after = this.#after;
+      const end = this.#afterEnd;
+      if (end < after.length) {
+        after[end] = cause;
+        after[end + 1] = fn;
+        after[end + 2] = arg;
+      } else after.push(cause, fn, arg);
+      this.#afterEnd = end + 3;
     } else this.#ready.push({ fn, arg, barrier: false });
     this.#schedule();
   }
@@ -453,11 +468,6 @@ export class Committer {
         rows += undo.length;
         c.dirtyUndo = null;
       }
-      const after = c.pendingAfter;
-      if (after !== null) {
-        for (let i = 0; i < after.length; i++) flight.after.push(after[i]);
-        c.pendingAfter = null;
-      }
       // A parent's change never commits before its children's: they join its batch.
       const children = c.children;
       if (!all && children !== null) {
@@ -496,6 +506,7 @@ export class Committer {
       this.#tail = left;
     }
     this.#rows -= rows;
+    this.#takeAfter(flight);
     // Callbacks whose cause was durable (or in flight) already go now, in order.
     for (const a of this.#ready) {
       flight.after.push(a.fn, a.arg);
@@ -503,6 +514,29 @@ export class Committer {
     }
     this.#ready = [];
     return flight;
+  }
+
+  /**
+   * Moves the waiting callbacks whose cause `flight` took (its group is no longer queued: only
+   * `#take` unqueues one) into it, in order; the others move to the front, in order.
+   */
+  #takeAfter(flight: Flight): void {
+    const after = this.#after;
+    const end = this.#afterEnd;
+    let kept = 0;
+    for (let i = 0; i < end; i += 3) {
+      if ((after[i] as LiveCommand).queuedGroup) {
+        if (kept !== i) {
+          after[kept] = after[i];
+          after[kept + 1] = after[i + 1];
+          after[kept + 2] = after[i + 2];
+        }
+        kept += 3;
+      } else flight.after.push(after[i + 1], after[i + 2]);
+    }
+    // The slots left hold nothing (no command or callback kept alive by them).
+    after.fill(null, kept, end);
+    this.#afterEnd = kept;
   }
 
   #settle(flight: Flight, error: unknown): void {

@@ -181,11 +181,6 @@ export class LiveCommand {
   // -- engine bookkeeping --
   /** Tasks of this command waiting for the next batch. */
   dirtyTasks: LiveTask[] | null = null;
-  /**
-   * Callbacks waiting for this command's queued changes to commit: two entries each, the
-   * function and its argument (`Committer.afterCommitWith`).
-   */
-  pendingAfter: unknown[] | null = null;
 
   /** The fields most commands never set (see {@link RareFields}); null until one is. */
   #rare: RareFields | null = null;
