@@ -191,10 +191,14 @@ export class Committer {
     t.lazy = false;
     if (t.dirty) return;
     t.dirty = true;
-    // A one-entry literal, not `[]` then push: an array grown from empty gets room for 17.
+    // The first one alone, a list from the second on (a chain's or fan-out's command has one
+    // dirty task per batch: no array for it); a literal, not `[]` then push: an array grown
+    // from empty gets room for 17.
     const c = t.command;
-    if (c.dirtyTasks === null) c.dirtyTasks = [t];
-    else c.dirtyTasks.push(t);
+    const dirty = c.dirtyTasks;
+    if (dirty === null) c.dirtyTasks = t;
+    else if (Array.isArray(dirty)) dirty.push(t);
+    else c.dirtyTasks = [dirty, t];
     this.#rows++;
     this.#group(t.command);
   }
@@ -458,8 +462,13 @@ export class Committer {
       }
       const tasks = c.dirtyTasks;
       if (tasks !== null) {
-        for (let i = 0; i < tasks.length; i++) flight.tasks.push(tasks[i]!);
-        rows += tasks.length;
+        if (Array.isArray(tasks)) {
+          for (let i = 0; i < tasks.length; i++) flight.tasks.push(tasks[i]!);
+          rows += tasks.length;
+        } else {
+          flight.tasks.push(tasks);
+          rows++;
+        }
         c.dirtyTasks = null;
       }
       const undo = c.dirtyUndo;

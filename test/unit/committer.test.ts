@@ -129,7 +129,9 @@ describe('committer (property)', () => {
               committer.command(c);
             } else if (op.kind === 'task' && live.length > 0) {
               const c = live[op.target % live.length]!;
-              const t = c.tasks[0] ?? liveTask(c, 0, { result: 0 });
+              // Up to three tasks per command: several of one command dirty in one batch.
+              const k = Math.min(c.tasks.length, op.target % 3);
+              const t = c.tasks[k] ?? liveTask(c, k, { result: 0 });
               t.result = (t.result as number) + 1;
               committer.task(t);
             } else if (op.kind === 'after' && live.length > 0) {
@@ -171,8 +173,8 @@ describe('committer (property)', () => {
             expect((store.commands.get(c.id) as { attempts: number } | undefined)?.attempts).toBe(
               c.attempts,
             );
-            const t = c.tasks[0];
-            if (t) expect(store.tasks.get(`${c.id}/0`)?.result).toBe(t.result);
+            for (const t of c.tasks)
+              expect(store.tasks.get(`${c.id}/${t.ordinal}`)?.result).toBe(t.result);
             // A child is never stored behind its parent: if the parent is stored, so is the child.
             if (c.parentId !== null) expect(store.commands.has(c.id)).toBe(true);
           }
