@@ -324,7 +324,11 @@ export class StageCtx extends BaseCtx implements StageContext<unknown> {
       ]);
     const i = this.#children++;
     let n = 0;
-    for (const ch of this.c.children ?? []) {
+    // Indexed, and no empty array for a command without children (as nthOfOrigin).
+    const children = this.c.children;
+    const count = children === null ? 0 : children.length;
+    for (let k = 0; k < count; k++) {
+      const ch = children![k]!;
       if (ch.originStage !== this.c.stage) continue;
       if (n++ === i) {
         if (ch.type !== type.name)
@@ -365,16 +369,21 @@ export class StageCtx extends BaseCtx implements StageContext<unknown> {
   }
 }
 
-/** The `n`-th task of `origin` (among those `usable` accepts), in creation order. */
+/**
+ * The `n`-th task of `origin` (among those `usable` accepts, all without it), in creation order.
+ * An indexed loop and no default predicate: every `startTask` comes here, and an iterator or a
+ * closure per call is garbage when the call is not optimized.
+ */
 function nthOfOrigin(
   tasks: readonly LiveTask[],
   origin: number,
   n: number,
-  usable: (t: LiveTask) => boolean = () => true,
+  usable: ((t: LiveTask) => boolean) | null = null,
 ): LiveTask | undefined {
   let k = 0;
-  for (const t of tasks) {
-    if (t.origin === origin && usable(t) && k++ === n) return t;
+  for (let i = 0; i < tasks.length; i++) {
+    const t = tasks[i]!;
+    if (t.origin === origin && (usable === null || usable(t)) && k++ === n) return t;
   }
   return undefined;
 }
