@@ -18,7 +18,7 @@ export interface AfterCommit {
   readonly barrier: boolean;
 }
 
-/** Runs the callbacks of an {@link AfterPairs} list, in order. */
+/** Runs callbacks kept as pairs (the function, then its argument: {@link Flight.after}), in order. */
 export function runAfter(after: readonly unknown[]): void {
   for (let i = 0; i < after.length; i += 2) (after[i] as (arg: unknown) => void)(after[i + 1]);
 }

@@ -254,8 +254,8 @@ export class Committer {
   /**
    * {@link Committer.afterCommit} for a function made once (a method bound at construction) and
    * its argument: `fn(arg)` runs after the commit. Every command's end and every task's start
-   * waits on a commit: a closure for each (its context, the function) was ~0.2 KB per command
-   * of the garbage a chain makes.
+   * waits on a commit: a closure for each meant a function and its context per command and task
+   * (with the lists they were kept in, ~0.7 KB of the ~36 KB a chain allocated).
    */
   afterCommitWith<T>(fn: (arg: T) => void, arg: T, cause: LiveCommand | null = null): void {
     if (cause === null) {
