@@ -8,10 +8,19 @@ import type { CommandRecord, EntityWrite, TaskRecord, UndoRecord } from '../core
 import type { ChangeBatch, CommandUpdate, TaskUpdate, UndoUpdate } from '../store/port.js';
 import type { LiveCommand, LiveTask, LiveUndo, WriteReceipt } from './live.js';
 
+/** A callback run after a commit, with its argument (see `Committer.afterCommitWith`). */
+export type AfterFn = (arg: never) => void;
+
 /** A callback to run after a commit; a barrier waits for everything marked before it. */
 export interface AfterCommit {
-  readonly fn: () => void;
+  readonly fn: AfterFn;
+  readonly arg: unknown;
   readonly barrier: boolean;
+}
+
+/** Runs callbacks kept as pairs (the function, then its argument: {@link Flight.after}), in order. */
+export function runAfter(after: readonly unknown[]): void {
+  for (let i = 0; i < after.length; i += 2) (after[i] as (arg: unknown) => void)(after[i + 1]);
 }
 
 /** What one flush sent, kept until it settles. */
@@ -21,8 +30,11 @@ export interface Flight {
   readonly tasks: LiveTask[];
   readonly undo: LiveUndo[];
   readonly entities: EntityWrite[];
-  /** Callbacks to run once it commits, in order (their barriers were counted when taken). */
-  readonly after: (() => void)[];
+  /**
+   * Callbacks to run once it commits, in order (their barriers were counted when taken), each as
+   * two entries: the function and its argument (see `Committer.afterCommitWith`).
+   */
+  readonly after: unknown[];
   /**
    * Objects this batch inserts (they count as stored from the snapshot on), and its
    * {@link BatchReceipt}: the committer sets each `persisted` once the batch is sent, and clears

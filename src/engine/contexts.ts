@@ -98,14 +98,26 @@ const NOTHING_BUFFERED: ClosedCtx = Object.freeze({
   data: undefined,
 });
 
+/**
+ * What a handler's context holds only once the handler uses it: data, entity writes, the data
+ * and entity accessors, the logger, the abort signal. Most handlers use none of them, and a
+ * context is made for every handler run (a chain: 11 per chain): held in the context, these
+ * seven fields cost ~56 bytes per run, here one field until the first use.
+ */
+class CtxExtras {
+  dataSet = false;
+  data: Json | undefined = undefined;
+  writes: Map<string, EntityWrite> | null = null;
+  dataApi: { get(): Json | undefined; set(value: Json): void } | null = null;
+  entitiesApi: EntityAccess | null = null;
+  log: Logger | undefined = undefined;
+  signal: AbortSignal | null = null;
+}
+
 /** Shared parts: identity, params, data, entities, buffered writes. */
 class BaseCtx {
   protected closed = false;
-  #dataSet = false;
-  #data: Json | undefined;
-  #writes: Map<string, EntityWrite> | null = null;
-  #dataApi: { get(): Json | undefined; set(value: Json): void } | null = null;
-  #entitiesApi: EntityAccess | null = null;
+  #x: CtxExtras | null = null;
   protected readonly host: ContextHost;
   protected readonly c: LiveCommand;
   readonly #attempt: number;
@@ -127,26 +139,31 @@ class BaseCtx {
     return (this.#command ??= info(this.c, this.#attempt, this.#stage));
   }
 
-  /** Per-command scratch state (built on first use: most handlers never touch it). */
-  #log: Logger | undefined;
+  /** The fields held once used (see {@link CtxExtras}). */
+  protected extras(): CtxExtras {
+    return (this.#x ??= new CtxExtras());
+  }
 
+  /** Per-command scratch state (built on first use: most handlers never touch it). */
   get data(): { get(): Json | undefined; set(value: Json): void } {
-    return (this.#dataApi ??= {
-      get: () => (this.#dataSet ? this.#data : ((this.c.data ?? undefined) as Json | undefined)),
+    const x = this.extras();
+    return (x.dataApi ??= {
+      get: () => (x.dataSet ? x.data : ((this.c.data ?? undefined) as Json | undefined)),
       set: (value: Json) => {
         this.#check();
         assertJson(value, `command ${this.c.id}: data`);
-        this.#dataSet = true;
-        this.#data = value;
+        x.dataSet = true;
+        x.data = value;
       },
     });
   }
 
   /** Application records committed with the handler (built on first use). */
   get entities(): EntityAccess {
-    return (this.#entitiesApi ??= {
+    const x = this.extras();
+    return (x.entitiesApi ??= {
       get: async (kind, id) => {
-        const own = this.#writes?.get(`${kind}\u0000${id}`);
+        const own = x.writes?.get(`${kind}\u0000${id}`);
         if (own) return own.value ?? undefined;
         return this.host.readEntity(kind, id);
       },
@@ -163,7 +180,8 @@ class BaseCtx {
 
   /** The engine's logger, each line carrying the command's id, type and root (built on first use). */
   get log(): Logger {
-    return (this.#log ??= withFields(this.host.log, {
+    const x = this.extras();
+    return (x.log ??= withFields(this.host.log, {
       commandId: this.c.id,
       type: this.c.type.name,
       rootId: this.c.rootId,
@@ -183,7 +201,8 @@ class BaseCtx {
       );
     }
     if (value !== null) assertJson(value, `command ${this.c.id}: entity ${kind}/${id}`);
-    (this.#writes ??= new Map()).set(`${kind}\u0000${id}`, {
+    const x = this.extras();
+    (x.writes ??= new Map()).set(`${kind}\u0000${id}`, {
       kind,
       id,
       value,
@@ -199,11 +218,12 @@ class BaseCtx {
   /** Ends the context; returns its buffered writes. */
   close(): ClosedCtx {
     this.closed = true;
-    if (this.#writes === null && !this.#dataSet) return NOTHING_BUFFERED;
+    const x = this.#x;
+    if (x === null || (x.writes === null && !x.dataSet)) return NOTHING_BUFFERED;
     return {
-      writes: this.#writes ? [...this.#writes.values()] : [],
-      dataSet: this.#dataSet,
-      data: this.#data,
+      writes: x.writes ? [...x.writes.values()] : [],
+      dataSet: x.dataSet,
+      data: x.data,
     };
   }
 }
@@ -224,7 +244,6 @@ export class StageCtx extends BaseCtx implements StageContext<unknown> {
   #tasks = 0;
   #children = 0;
   #undo = 0;
-  #signal: AbortSignal | null = null;
 
   constructor(host: ContextHost, c: LiveCommand, attempt: number) {
     super(host, c, attempt);
@@ -236,8 +255,9 @@ export class StageCtx extends BaseCtx implements StageContext<unknown> {
   }
 
   get signal(): AbortSignal {
-    if (!this.#signal) this.#signal = (this.c.abort ??= new AbortController()).signal;
-    return this.#signal;
+    const x = this.extras();
+    if (!x.signal) x.signal = (this.c.abort ??= new AbortController()).signal;
+    return x.signal;
   }
 
   get tasks(): readonly TaskOutcome[] {
@@ -304,7 +324,11 @@ export class StageCtx extends BaseCtx implements StageContext<unknown> {
       ]);
     const i = this.#children++;
     let n = 0;
-    for (const ch of this.c.children ?? []) {
+    // Indexed, and no empty array for a command without children (as nthOfOrigin).
+    const children = this.c.children;
+    const count = children === null ? 0 : children.length;
+    for (let k = 0; k < count; k++) {
+      const ch = children![k]!;
       if (ch.originStage !== this.c.stage) continue;
       if (n++ === i) {
         if (ch.type !== type.name)
@@ -345,16 +369,21 @@ export class StageCtx extends BaseCtx implements StageContext<unknown> {
   }
 }
 
-/** The `n`-th task of `origin` (among those `usable` accepts), in creation order. */
+/**
+ * The `n`-th task of `origin` (among those `usable` accepts, all without it), in creation order.
+ * An indexed loop and no default predicate: every `startTask` comes here, and an iterator or a
+ * closure per call is garbage when the call is not optimized.
+ */
 function nthOfOrigin(
   tasks: readonly LiveTask[],
   origin: number,
   n: number,
-  usable: (t: LiveTask) => boolean = () => true,
+  usable: ((t: LiveTask) => boolean) | null = null,
 ): LiveTask | undefined {
   let k = 0;
-  for (const t of tasks) {
-    if (t.origin === origin && usable(t) && k++ === n) return t;
+  for (let i = 0; i < tasks.length; i++) {
+    const t = tasks[i]!;
+    if (t.origin === origin && (usable === null || usable(t)) && k++ === n) return t;
   }
   return undefined;
 }

@@ -9,7 +9,7 @@ import type { Clock } from '../core/clock.js';
 import type { Committer } from './committer.js';
 import type { Dispatcher } from './dispatcher.js';
 import type { EngineEvents } from './events.js';
-import type { ChildState, LiveCommand } from './live.js';
+import type { ChildState, LiveCommand, LiveTask } from './live.js';
 import type { Tracing } from './tracing.js';
 
 /** What {@link Endings} is built with. */
@@ -34,6 +34,31 @@ export class Endings {
     this.#h = host;
   }
 
+  /** The command's end is durable: its span ends, observers hear of it. Made once. */
+  readonly #endedAfter = (c: LiveCommand): void => {
+    const { events, tracing } = this.#h;
+    tracing.ended(c);
+    if (events.has('ended')) events.emit('ended', c);
+  };
+
+  /** {@link Endings.#done} as a callback, made once (not a closure per command). */
+  readonly #doneAfter = (c: LiveCommand): void => this.#done(c);
+
+  /**
+   * Clears the tasks a settled command had when it settled, `last` the last of them (tasks are
+   * only ever appended: it says which tasks, and whose). Made once, not a closure per command:
+   * see {@link Committer.afterCommitWith}.
+   */
+  readonly #clearAfter = (last: LiveTask): void => {
+    const dispatcher = this.#h.dispatcher;
+    const all = last.command.tasks;
+    // A task's ordinal is its position (as `Coordinator.liveTask` reads it); searched otherwise.
+    const count = all[last.ordinal] === last ? last.ordinal + 1 : all.indexOf(last) + 1;
+    // Tasks cleared meanwhile are skipped (as `Dispatcher.clear` would); tasks added since (a
+    // compensation's undo tasks) are not this settle's to clear.
+    for (let i = 0; i < count; i++) if (!all[i]!.cleared) dispatcher.clear(all[i]!);
+  };
+
   /** Records a command's outcome, tells its parent, and starts clearing its tasks. */
   end(c: LiveCommand, status: 'succeeded' | 'failed' | 'cancelled'): void {
     const now = this.#h.clock.now();
@@ -46,13 +71,8 @@ export class Endings {
     this.#notifyParent(c);
     this.settle(c, now);
     // Observers (metrics) and the command's span hear of the end once it is durable.
-    const { events, tracing } = this.#h;
-    if (c.span !== null || events.has('ended')) {
-      this.#h.committer.afterCommit(() => {
-        tracing.ended(c);
-        if (events.has('ended')) events.emit('ended', c);
-      }, c);
-    }
+    if (c.span !== null || this.#h.events.has('ended'))
+      this.#h.committer.afterCommitWith(this.#endedAfter, c, c);
     const waiters = this.#endWaiters.get(c.id);
     if (waiters) {
       this.#endWaiters.delete(c.id);
@@ -114,7 +134,7 @@ export class Endings {
         c.tasksCleared = true;
         this.#touch(c, now);
       }
-      this.#h.committer.afterCommit(() => this.#done(c), c);
+      this.#h.committer.afterCommitWith(this.#doneAfter, c, c);
       return;
     }
     if (!c.tasksCleared && agentDone) {
@@ -128,14 +148,9 @@ export class Endings {
       c.tasksCleared = true;
       this.#touch(c, now);
     }
-    // Clearing follows the commit that records the command's outcome.
-    this.#h.committer.afterCommit(() => {
-      const dispatcher = this.#h.dispatcher;
-      // Tasks cleared meanwhile are skipped (as `Dispatcher.clear` would); tasks added since (a
-      // compensation's undo tasks) are not this settle's to clear.
-      const all = c.tasks;
-      for (let i = 0; i < count; i++) if (!all[i]!.cleared) dispatcher.clear(all[i]!);
-    }, c);
+    // Clearing follows the commit that records the command's outcome: of the first `count`
+    // tasks, the ones it has now (count > 0: some task is not cleared).
+    this.#h.committer.afterCommitWith(this.#clearAfter, tasks[count - 1]!, c);
   }
 
   #touch(c: LiveCommand, now = this.#h.clock.now()): void {
@@ -153,7 +168,7 @@ export class Endings {
       this.#done(c);
       return;
     }
-    this.#h.committer.afterCommit(() => this.#done(c), c);
+    this.#h.committer.afterCommitWith(this.#doneAfter, c, c);
   }
 
   /** The command's tasks are cleared and the store says so: tell observers, let it go. */

@@ -181,10 +181,8 @@ export class LiveCommand {
   #lastTaskEndAt: number | null = null;
 
   // -- engine bookkeeping --
-  /** Tasks of this command waiting for the next batch. */
-  dirtyTasks: LiveTask[] | null = null;
-  /** Callbacks waiting for this command's queued changes to commit. */
-  pendingAfter: (() => void)[] | null = null;
+  /** Tasks of this command waiting for the next batch: the first alone, a list from the second on. */
+  dirtyTasks: LiveTask | LiveTask[] | null = null;
 
   /** The fields most commands never set (see {@link RareFields}); null until one is. */
   #rare: RareFields | null = null;

@@ -152,9 +152,7 @@ export class TaskTracker implements DispatcherEvents {
   #admitted(t: LiveTask): void {
     if (t.status === 'queued') t.admit(this.#clock.now());
     this.#committer.task(t);
-    this.#committer.afterCommit(() => {
-      if (!t.ended && !t.stopRequested && !this.#host.stopped) this.dispatcher.start(t);
-    }, t.command);
+    this.#committer.afterCommitWith(this.#startAfter, t, t.command);
     this.armDeadline(t);
     if (this.#events.has('admitted')) {
       const now = this.#clock.now();
@@ -167,6 +165,19 @@ export class TaskTracker implements DispatcherEvents {
       });
     }
   }
+
+  /**
+   * A task's intent is durable: it starts on its agent, unless it ended or is being stopped
+   * meanwhile. Made once, not a closure per task (see `Committer.afterCommitWith`).
+   */
+  readonly #startAfter = (t: LiveTask): void => {
+    if (!t.ended && !t.stopRequested && !this.#host.stopped) this.dispatcher.start(t);
+  };
+
+  /** A task's stop is durable: it is sent to its agent. Made once. */
+  readonly #stopAfter = (t: LiveTask): void => {
+    if (!this.#host.stopped) this.dispatcher.stop(t);
+  };
 
   /** Creates a task of `c`; it starts on its agent once its intent is durable. */
   create(c: LiveCommand, spec: TaskSpec, origin: number): LiveTask {
@@ -214,9 +225,7 @@ export class TaskTracker implements DispatcherEvents {
       return t;
     }
     // The intent is durable before the agent hears of the task.
-    this.#committer.afterCommit(() => {
-      if (!t.ended && !t.stopRequested && !this.#host.stopped) this.dispatcher.start(t);
-    }, c);
+    this.#committer.afterCommitWith(this.#startAfter, t, c);
     this.armDeadline(t);
     return t;
   }
@@ -276,9 +285,7 @@ export class TaskTracker implements DispatcherEvents {
       t.stopRequested = true;
       this.#committer.task(t);
     }
-    this.#committer.afterCommit(() => {
-      if (!this.#host.stopped) this.dispatcher.stop(t);
-    }, t.command);
+    this.#committer.afterCommitWith(this.#stopAfter, t, t.command);
   }
 
   /** Resolves with the task's result when it succeeds; rejects when it ends otherwise. */

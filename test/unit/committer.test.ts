@@ -129,7 +129,9 @@ describe('committer (property)', () => {
               committer.command(c);
             } else if (op.kind === 'task' && live.length > 0) {
               const c = live[op.target % live.length]!;
-              const t = c.tasks[0] ?? liveTask(c, 0, { result: 0 });
+              // Up to three tasks per command: several of one command dirty in one batch.
+              const k = Math.min(c.tasks.length, op.target % 3);
+              const t = c.tasks[k] ?? liveTask(c, k, { result: 0 });
               t.result = (t.result as number) + 1;
               committer.task(t);
             } else if (op.kind === 'after' && live.length > 0) {
@@ -137,17 +139,23 @@ describe('committer (property)', () => {
               const version = c.attempts;
               const taskVersion = c.tasks[0]?.result as number | undefined;
               const n = callbacks++;
-              committer.afterCommit(() => {
-                ran.push(n);
-                const stored = store.commands.get(c.id);
+              const check = (a: { n: number; c: LiveCommand }): void => {
+                ran.push(a.n);
+                const stored = store.commands.get(a.c.id);
                 if (!stored || stored.attempts < version)
-                  late.push(`callback ${n}: command ${c.id} at ${stored?.attempts} < ${version}`);
+                  late.push(
+                    `callback ${a.n}: command ${a.c.id} at ${stored?.attempts} < ${version}`,
+                  );
                 if (
                   taskVersion !== undefined &&
-                  ((store.tasks.get(`${c.id}/0`)?.result as number) ?? -1) < taskVersion
+                  ((store.tasks.get(`${a.c.id}/0`)?.result as number) ?? -1) < taskVersion
                 )
-                  late.push(`callback ${n}: task of ${c.id}`);
-              }, c);
+                  late.push(`callback ${a.n}: task of ${a.c.id}`);
+              };
+              // Every other one as a function and its argument (afterCommitWith): the pairs
+              // go through the same queues, failed batches and requeues as the closures.
+              if (n % 2 === 1) committer.afterCommitWith(check, { n, c }, c);
+              else committer.afterCommit(() => check({ n, c }), c);
             } else if (op.kind === 'tick') {
               await new Promise((r) => setImmediate(r));
               clock.advance(10);
@@ -165,8 +173,8 @@ describe('committer (property)', () => {
             expect((store.commands.get(c.id) as { attempts: number } | undefined)?.attempts).toBe(
               c.attempts,
             );
-            const t = c.tasks[0];
-            if (t) expect(store.tasks.get(`${c.id}/0`)?.result).toBe(t.result);
+            for (const t of c.tasks)
+              expect(store.tasks.get(`${c.id}/${t.ordinal}`)?.result).toBe(t.result);
             // A child is never stored behind its parent: if the parent is stored, so is the child.
             if (c.parentId !== null) expect(store.commands.has(c.id)).toBe(true);
           }

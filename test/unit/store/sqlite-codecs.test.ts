@@ -89,6 +89,30 @@ describe('sqlite row codecs', () => {
     expect(strings).toHaveLength(6 + 2 * ids.length);
   });
 
+  it('shared strings read back as sent when a column changes its value or two columns share one', () => {
+    // Each column remembers the string it held last: a column going back and forth between
+    // values, and one value in two columns, must still read back row by row.
+    const rows = [
+      ['a', 'b', 1, 'a'],
+      ['a', 'a', 2, 'b'],
+      ['b', 'a', null, 'b'],
+      ['a', 'c', 4, 'a'],
+      ['c', 'c', 5, 'c'],
+    ];
+    const [op] = encodeOps([['insertCommand', rows, true]], []);
+    const [, , width, count, tags, numbers, strings] = op as unknown as [
+      string, boolean, number, number, Uint8Array, Float64Array, string[],
+    ]; // prettier-ignore
+    const back = Array.from({ length: count }, (_, r) =>
+      Array.from({ length: width }, (_, c) => {
+        const p = r * width + c;
+        return tags[p] === 0 ? null : tags[p] === 1 ? numbers[p] : strings[numbers[p]!];
+      }),
+    );
+    expect(back).toEqual(rows);
+    expect([...strings].sort()).toEqual(['a', 'b', 'c']);
+  });
+
   describe('in the writer thread', () => {
     let dir: string;
     beforeEach(async () => {
