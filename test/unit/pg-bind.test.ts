@@ -12,6 +12,7 @@ import { stepQuery } from '../../src/store/postgres/applier.js';
 import { buildSql } from '../../src/store/postgres/statements.js';
 import { emptyBatch, type ChangeBatch } from '../../src/store/port.js';
 import type { CommandRecord } from '../../src/core/records.js';
+import { commandRecord } from '../support/records.js';
 
 /** node-postgres' own parameter mapper, as its queries pass it to `bind`. */
 const { prepareValue } = createRequire(import.meta.url)('pg/lib/utils.js') as {
@@ -21,16 +22,7 @@ const { prepareValue } = createRequire(import.meta.url)('pg/lib/utils.js') as {
 const serializer = (c: BindConfig): Buffer => serialize.bind(c as never);
 
 function command(id: number, extra: Partial<CommandRecord> = {}): CommandRecord {
-  return {
-    id, type: 'unit.bind', paramsVersion: 1, params: { id, text: 'ü€😀 "q" \\' }, status: 'pending',
-    parentId: null, rootId: id, seq: null, originStage: null, childMode: 'concurrent',
-    failurePolicy: 'wait-all', expectedTasks: 0, expectedChildren: 0, taskCount: 0, childCount: 0,
-    undoCount: 0, journalSeq: 0, stage: 0, stageDone: true, chainDone: false, cancelRequested: false,
-    error: null, result: null, compensation: 'none', compensationError: null, data: null, attempts: 0,
-    nextAttemptAt: null, lastError: null, deadlineAt: null, priority: 0, queuedSince: null,
-    idempotencyKey: null, createdAt: 1, updatedAt: 1, endedAt: null, tasksCleared: false, owner: null,
-    leaseUntil: null, ...extra,
-  }; // prettier-ignore
+  return commandRecord(id, { type: 'unit.bind', params: { id, text: 'ü€😀 "q" \\' }, ...extra });
 }
 
 describe('the apply connection’s Bind messages', () => {

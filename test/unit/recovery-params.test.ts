@@ -10,6 +10,7 @@ import { defineCommand } from '../../src/core/command-type.js';
 import type { CommandRecord } from '../../src/core/records.js';
 import { CommandRegistry } from '../../src/core/registry.js';
 import { rebuild } from '../../src/engine/recovery.js';
+import { commandRecord } from '../support/records.js';
 
 const current = defineCommand({
   name: 'unit.params',
@@ -25,16 +26,13 @@ const later = defineCommand({
 });
 
 function row(id: number, extra: Partial<CommandRecord> = {}): CommandRecord {
-  return {
-    id, type: 'unit.params', paramsVersion: 2, params: { n: id }, status: 'waiting',
-    parentId: null, rootId: id, seq: null, originStage: null, childMode: 'concurrent',
-    failurePolicy: 'wait-all', expectedTasks: 0, expectedChildren: 0, taskCount: 0, childCount: 0,
-    undoCount: 0, journalSeq: 0, stage: 0, stageDone: true, chainDone: false, cancelRequested: false,
-    error: null, result: null, compensation: 'none', compensationError: null, data: null, attempts: 0,
-    nextAttemptAt: null, lastError: null, deadlineAt: null, priority: 0, queuedSince: null,
-    idempotencyKey: null, createdAt: 1, updatedAt: 1, endedAt: null, tasksCleared: false, owner: null,
-    leaseUntil: null, ...extra,
-  }; // prettier-ignore
+  return commandRecord(id, {
+    type: 'unit.params',
+    paramsVersion: 2,
+    params: { n: id },
+    status: 'waiting',
+    ...extra,
+  });
 }
 
 describe('a rebuilt command’s stored parameters', () => {
