@@ -17,6 +17,16 @@ const PARENTS = Number(process.env.BENCH_PARENTS ?? 1_000);
 const CHILDREN = kind === 'chain' ? 5 : 10;
 /** Measured rounds; the figure is their median. */
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
+/**
+ * Commands the warm-up rounds run at least (`BENCH_WARMUP`, 20,000 by default; whole rounds): a
+ * process takes ~10,000 commands to settle its JIT (issue 15's cold start), and one round of
+ * chains is 6,000 — with one warm-up round the measured chain rounds still sped up one after the
+ * other (BENCHMARKS.md, stop 26). Fan-out: 2 rounds, chain: 4.
+ */
+const WARMUP_ROUNDS = Math.max(
+  1,
+  Math.ceil(Number(process.env.BENCH_WARMUP ?? 20_000) / (PARENTS * (CHILDREN + 1))),
+);
 
 const { leaf, fanout, chain } = benchCommands('a1');
 const parentType = kind === 'chain' ? chain : fanout;
@@ -80,8 +90,8 @@ async function round(parents: number): Promise<number> {
   return seconds;
 }
 
-// A warm-up round (the JIT, the writer thread, the page cache), then the measured rounds.
-await round(PARENTS);
+// Warm-up rounds (the JIT, the writer thread, the page cache), then the measured rounds.
+for (let r = 0; r < WARMUP_ROUNDS; r++) await round(PARENTS);
 const opsBefore = { ...ops };
 const times: number[] = [];
 for (let r = 0; r < ROUNDS; r++) times.push(await round(PARENTS));
@@ -114,9 +124,9 @@ report(
     // steadier than the rate on a shared machine (`scripts/bench-pairs.mjs --only cpu-chain`).
     ...(tracer && {
       cpuUsPerParent: {
-        writer: +median(tracer.cpuPerParent.writer.slice(1)).toFixed(1),
-        main: +median(tracer.cpuPerParent.main.slice(1)).toFixed(1),
-        all: +median(tracer.cpuPerParent.all.slice(1)).toFixed(1),
+        writer: +median(tracer.cpuPerParent.writer.slice(WARMUP_ROUNDS)).toFixed(1),
+        main: +median(tracer.cpuPerParent.main.slice(WARMUP_ROUNDS)).toFixed(1),
+        all: +median(tracer.cpuPerParent.all.slice(WARMUP_ROUNDS)).toFixed(1),
       },
     }),
   },
