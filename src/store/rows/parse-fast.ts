@@ -208,6 +208,14 @@ function asText(row: unknown, order: readonly number[], at: readonly number[]): 
 export function parseCommandRowFast(row: unknown, embedded = false): Parsed<CommandRecord> {
   const value = fastCommandRow(row, embedded);
   if (value) return { ok: true, value };
+  return parseDeclinedCommandRow(row, embedded);
+}
+
+/**
+ * The zod parser for a `commands` row {@link fastCommandRow} declined (it names the problem), for
+ * callers that tried the fast path themselves.
+ */
+export function parseDeclinedCommandRow(row: unknown, embedded = false): Parsed<CommandRecord> {
   return parseCommandRow(embedded ? asText(row, COMMAND_EMBEDDED_ORDER, COMMAND_JSON_AT) : row);
 }
 
@@ -215,5 +223,10 @@ export function parseCommandRowFast(row: unknown, embedded = false): Parsed<Comm
 export function parseTaskRowFast(row: unknown, embedded = false): Parsed<TaskRecord> {
   const value = fastTaskRow(row, embedded);
   if (value) return { ok: true, value };
+  return parseDeclinedTaskRow(row, embedded);
+}
+
+/** The zod parser for a `tasks` row {@link fastTaskRow} declined (see {@link parseDeclinedCommandRow}). */
+export function parseDeclinedTaskRow(row: unknown, embedded = false): Parsed<TaskRecord> {
   return parseTaskRow(embedded ? asText(row, TASK_EMBEDDED_ORDER, TASK_JSON_AT) : row);
 }

@@ -12,8 +12,8 @@ import { parseCommandRow, parseUndoRow } from '../rows/parse.js';
 import {
   fastCommandRow,
   fastTaskRow,
-  parseCommandRowFast,
-  parseTaskRowFast,
+  parseDeclinedCommandRow,
+  parseDeclinedTaskRow,
 } from '../rows/parse-fast.js';
 import type { Statements } from './statements.js';
 
@@ -73,27 +73,28 @@ export class ActiveRowRouter {
       // The fast paths' records handed over as they are (no result object per row); a row they
       // decline goes through the full parser, which names the problem.
       if (table === 'commands') {
-        const r = fastCommandRow(row, embedded);
-        if (r !== null) {
-          this.#ids.push(r.id);
-          sink.command(r);
-        } else {
-          const parsed = parseCommandRowFast(row, embedded);
-          if (!parsed.ok) sink.corrupt(parsed.corrupt);
-          else {
-            this.#ids.push(parsed.value.id);
-            sink.command(parsed.value);
+        let r = fastCommandRow(row, embedded);
+        if (r === null) {
+          const parsed = parseDeclinedCommandRow(row, embedded);
+          if (!parsed.ok) {
+            sink.corrupt(parsed.corrupt);
+            continue;
           }
+          r = parsed.value;
         }
+        this.#ids.push(r.id);
+        sink.command(r);
       } else if (table === 'tasks') {
-        const t = fastTaskRow(row, embedded);
-        if (t !== null) {
-          if (this.#readable(t.commandId)) sink.task(t);
-        } else {
-          const parsed = parseTaskRowFast(row, embedded);
-          if (!parsed.ok) sink.corrupt(parsed.corrupt);
-          else if (this.#readable(parsed.value.commandId)) sink.task(parsed.value);
+        let t = fastTaskRow(row, embedded);
+        if (t === null) {
+          const parsed = parseDeclinedTaskRow(row, embedded);
+          if (!parsed.ok) {
+            sink.corrupt(parsed.corrupt);
+            continue;
+          }
+          t = parsed.value;
         }
+        if (this.#readable(t.commandId)) sink.task(t);
       } else if (table === 'undo') {
         const parsed = parseUndoRow(row);
         if (!parsed.ok) sink.corrupt(parsed.corrupt);
