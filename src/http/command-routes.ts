@@ -26,8 +26,6 @@ import {
 import type { ApiContext } from './context.js';
 import { ANSWERED } from './routes.js';
 
-/** A command as a list shows it: no parameters, result or tasks. */
-
 /**
  * Whether a command's detail can no longer change: it ended, its compensation is not running
  * and its tasks are cleared, and so is its tree's root. An ended command of a running tree may
@@ -47,6 +45,7 @@ async function isFinal(
   return root !== null && done(root);
 }
 
+/** A command as a list shows it: no parameters, result or tasks. */
 export function summaryOf(c: CommandRecord): CommandSummary {
   return {
     id: c.id,

@@ -4,10 +4,11 @@
  * A command that has ended, settled and finished compensating, in a tree whose root has too,
  * never changes again: its row, tasks, undo steps, status history and children are final until
  * retention deletes its tree (an ended command of a running tree may still be compensated, and
- * its tasks are cleared after its end: the route keeps only final ones, command-routes.ts). So the API renders its detail once, keeps
- * the JSON text and answers later reads with it (and `304 Not Modified` to a client that sends
- * the `ETag` back) without five store reads, row parsing and serialisation each time: that is
- * most of a detail's cost, and dashboards, CLIs and scripts poll the same commands over and over.
+ * its tasks are cleared after its end: the route keeps only final ones, command-routes.ts). So
+ * the API renders its detail once, keeps the JSON text and answers later reads with it (and
+ * `304 Not Modified` to a client that sends the `ETag` back) without five store reads, row
+ * parsing and serialisation each time: that is most of a detail's cost, and dashboards, CLIs
+ * and scripts poll the same commands over and over.
  * Live commands are never kept: their detail changes with every batch.
  *
  * What could make an entry wrong is its tree being deleted. This node's own retention says which
