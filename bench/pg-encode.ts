@@ -3,10 +3,9 @@
  * bench/pg.ts (`BENCH_PG_CAPTURE=<file>`, node 1's last run) through what the apply connection
  * does with them on this side — `batchSteps` (the column arrays and their encoding) and
  * node-postgres' protocol messages for each statement (`pg-protocol`'s serializer: Parse once
- * per statement name, then Bind — built as the apply connection builds it, src/store/postgres/bind.ts,
- * or with `BENCH_ENCODE_BIND=serializer` as node-postgres would — Describe, Execute, Sync, as a
- * prepared query sends them) — and
- * prints the CPU (user + system, this process: the collector's threads included) per unit of the
+ * per statement name, then Bind — built as the apply connection builds it,
+ * src/store/postgres/bind.ts, or with `BENCH_ENCODE_BIND=serializer` as node-postgres would —
+ * Describe, Execute, Sync, as a prepared query sends them) — and prints the CPU (user + system, this process: the collector's threads included) per unit of the
  * captured run and per batch. Steady where the wall-clock benches are not: no server, no socket,
  * the same batches every time; interleave runs of two builds to compare them.
  *
@@ -37,7 +36,10 @@ const { units, batches } = JSON.parse(readFileSync(file, 'utf8')) as {
   units: number;
   batches: ChangeBatch[];
 };
-/** `BENCH_ENCODE_BIND=serializer`: Bind messages as node-postgres builds them, not as the apply connection does (bind.ts). */
+/**
+ * `BENCH_ENCODE_BIND=serializer`: Bind messages as node-postgres builds them, not as the apply
+ * connection does (bind.ts).
+ */
 const exact = process.env.BENCH_ENCODE_BIND !== 'serializer';
 const ROUNDS = Number(process.env.BENCH_ENCODE_ROUNDS ?? 20);
 const WARMUP = 5;
