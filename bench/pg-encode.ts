@@ -6,8 +6,9 @@
  * per statement name, then Bind — built as the apply connection builds it,
  * src/store/postgres/bind.ts, or with `BENCH_ENCODE_BIND=serializer` as node-postgres would —
  * Describe, Execute, Sync, as a prepared query sends them) — and prints the CPU (user + system,
- * this process: the collector's threads included) per unit of the captured run and per batch. Steady where the wall-clock benches are not: no server, no socket,
- * the same batches every time; interleave runs of two builds to compare them.
+ * this process: the collector's threads included) per unit of the captured run and per batch.
+ * Steady where the wall-clock benches are not: no server, no socket, the same batches every
+ * time; interleave runs of two builds to compare them.
  *
  * `node dist/bench/pg-encode.js <file>`; env `BENCH_ENCODE_ROUNDS` (20: replays of the whole
  * capture after 5 warm-up replays, the figure the median of them). Prints one JSON line last.
