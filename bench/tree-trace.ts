@@ -14,7 +14,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { Engine } from '../src/engine/engine.js';
-import type { ChangeBatch } from '../src/store/port.js';
+import { batchRows, type ChangeBatch } from '../src/store/port.js';
 import type { ThreadUsage } from '../src/store/sqlite/writer.js';
 
 /** This thread's CPU time and run-queue wait (Linux schedstat), or null. */
@@ -105,13 +105,7 @@ export class TreeTracer {
   #committed(b: ChangeBatch): void {
     const k = ++this.#batch;
     this.#batchAt.push(performance.now() - this.#t0);
-    this.#batchRows.push(
-      b.commandInserts.length +
-        b.commandUpdates.length +
-        b.commandsSettled.length +
-        b.taskInserts.length +
-        b.taskUpdates.length,
-    );
+    this.#batchRows.push(batchRows(b));
     for (const c of b.commandInserts) {
       this.#rootOf.set(c.id, c.rootId);
       if (c.parentId === null) {

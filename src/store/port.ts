@@ -329,6 +329,21 @@ export function emptyBatch(): ChangeBatch {
   };
 }
 
+/** Rows a batch writes: its inserts, updates, settles and entity writes, one each. */
+export function batchRows(b: ChangeBatch): number {
+  return (
+    b.commandInserts.length +
+    b.commandUpdates.length +
+    b.paramsUpgrades.length +
+    b.taskInserts.length +
+    b.taskUpdates.length +
+    b.undoInserts.length +
+    b.undoUpdates.length +
+    b.commandsSettled.length +
+    b.entityWrites.length
+  );
+}
+
 /** Largest {@link PruneOptions.limit}: bounds one prune's transaction, whatever is asked. */
 export const MAX_PRUNE_LIMIT = 10_000;
 

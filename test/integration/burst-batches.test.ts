@@ -13,16 +13,10 @@ import { z } from 'zod';
 import { inProcessAgents } from '../../src/brokers/in-process/broker.js';
 import { defineCommand } from '../../src/core/command-type.js';
 import { createEngine, type Engine } from '../../src/engine/engine.js';
-import type { ChangeBatch } from '../../src/store/port.js';
+import { batchRows, type ChangeBatch } from '../../src/store/port.js';
 import { sqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 
 const dirs: string[] = [];
-const rowsOf = (b: ChangeBatch): number =>
-  b.commandInserts.length +
-  b.commandUpdates.length +
-  b.commandsSettled.length +
-  b.taskInserts.length +
-  b.taskUpdates.length;
 afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
@@ -62,7 +56,7 @@ async function burstEngine(
     sent.push({
       live: engine.stats().liveCommands,
       inserted: batch.commandInserts.map((c) => c.status),
-      rows: rowsOf(batch),
+      rows: batchRows(batch),
     });
     return apply(batch);
   };

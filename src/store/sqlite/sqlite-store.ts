@@ -37,7 +37,7 @@ import type {
   Store,
   StoreIdentity,
 } from '../port.js';
-import { checkPruneOptions } from '../port.js';
+import { batchRows, checkPruneOptions } from '../port.js';
 import { applyError, migrateDatabase } from './connection.js';
 import { connect, storeFailed, type ConnectionSettings } from '../../db/sqlite.js';
 import { batchOps, maxInsertedId, writeBatch } from './operations.js';
@@ -133,21 +133,6 @@ export class InlineCommitGuard {
       this.#averageMs = 0;
     }
   }
-}
-
-/** Rows a batch writes (what {@link SqliteStoreOptions.inlineMaxRows} counts). */
-function batchRows(b: ChangeBatch): number {
-  return (
-    b.commandInserts.length +
-    b.commandUpdates.length +
-    b.paramsUpgrades.length +
-    b.taskInserts.length +
-    b.taskUpdates.length +
-    b.undoInserts.length +
-    b.undoUpdates.length +
-    b.commandsSettled.length +
-    b.entityWrites.length
-  );
 }
 
 /** What the store holds once migrated. */
