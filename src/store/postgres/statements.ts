@@ -198,13 +198,17 @@ export function buildSql(schema: string) {
     getTasks: `SELECT ${select(TASK_COLUMNS, 't')} FROM ${t.tasks} t WHERE t.command_id = $1 ORDER BY t.ordinal`,
     getUndo: `SELECT ${select(UNDO_COLUMNS, 'u')} FROM ${t.undo} u WHERE u.command_id = $1 ORDER BY u.ordinal`,
     getEntity: `SELECT ${select(ENTITY_COLUMNS, 'e')} FROM ${t.entities} e WHERE e.kind = $1 AND e.id = $2`,
-    // The history rows and the first status of the command's row (migration 0018), unless a
-    // history row holds that status already.
+    // The history rows, the first status of the command's row (migration 0018) and its terminal
+    // status at its end (0019), each of the last two unless a history row holds that status.
     getStatusHistory:
       `SELECT status, at FROM ${s}.command_status_history WHERE command_id = $1 ` +
       `UNION ALL SELECT c.first_status, c.first_at FROM ${t.commands} c ` +
       'WHERE c.id = $1 AND c.first_status IS NOT NULL AND NOT EXISTS ' +
-      `(SELECT 1 FROM ${s}.command_status_history h WHERE h.command_id = $1 AND h.status = c.first_status)`,
+      `(SELECT 1 FROM ${s}.command_status_history h WHERE h.command_id = $1 AND h.status = c.first_status) ` +
+      `UNION ALL SELECT c.status, coalesce(c.ended_at, c.updated_at) FROM ${t.commands} c ` +
+      "WHERE c.id = $1 AND c.status IN ('succeeded', 'failed', 'cancelled') " +
+      'AND c.status IS DISTINCT FROM c.first_status AND NOT EXISTS ' +
+      `(SELECT 1 FROM ${s}.command_status_history h WHERE h.command_id = $1 AND h.status = c.status)`,
     saveAgent:
       `INSERT INTO ${t.agents} (id, address, state, boot_id, last_seen_at, last_error, updated_at) ` +
       'VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO UPDATE SET address = EXCLUDED.address, ' +
