@@ -19,10 +19,10 @@ import {
   ENTITY_COLUMNS,
   TASK_COLUMNS,
   UNDO_COLUMNS,
-  commandState,
   isActive,
   jsonText,
 } from '../rows/parse.js';
+import { stateText } from '../rows/state-text.js';
 import type { CommandRecord, TaskRecord, UndoRecord } from '../../core/records.js';
 import type { ChangeBatch, CommandUpdate, TaskUpdate, UndoUpdate } from '../port.js';
 import { columnar } from './binary-arrays.js';
@@ -266,7 +266,7 @@ export function commandInsertParams(
     ...columnar(rows, COMMAND_INSERT, (r) => [
       r.id, r.type, r.paramsVersion, jsonText(r.params), r.status, r.parentId, r.rootId, r.seq,
       r.originStage, r.childMode, r.failurePolicy, r.compensation, jsonText(r.error), jsonText(r.result),
-      commandState(r), r.idempotencyKey, r.createdAt, r.updatedAt, r.endedAt, r.tasksCleared,
+      stateText(r), r.idempotencyKey, r.createdAt, r.updatedAt, r.endedAt, r.tasksCleared,
       r.leaseUntil, r.traceContext ?? null, isActive(r.status, r.tasksCleared, r.compensation),
     ]), // prettier-ignore
     owner,
@@ -280,7 +280,7 @@ export function commandUpdateParams(
 ): unknown[] {
   return [
     ...columnar(rows, COMMAND_UPDATE, (u) => [
-      u.id, u.status, u.compensation, jsonText(u.error), jsonText(u.result), commandState(u), u.updatedAt,
+      u.id, u.status, u.compensation, jsonText(u.error), jsonText(u.result), stateText(u), u.updatedAt,
       u.endedAt, u.tasksCleared, u.leaseUntil, isActive(u.status, u.tasksCleared, u.compensation),
     ]), // prettier-ignore
     owner,

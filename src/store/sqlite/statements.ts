@@ -23,7 +23,7 @@ import {
   isActive,
   jsonText,
 } from '../rows/parse.js';
-import { addStateText } from './state-text.js';
+import { addStateText } from '../rows/state-text.js';
 
 type Db = Database.Database;
 type Stmt = Database.Statement<unknown[], unknown>;
@@ -105,7 +105,7 @@ export interface ValueSink {
   /** The next parameter. */
   add(value: unknown): void;
   /**
-   * The next parameter, a text many rows repeat (a command's `state`, state-text.ts): the writer
+   * The next parameter, a text many rows repeat (a command's `state`, rows/state-text.ts): the writer
    * thread's columns send it once per operation, however long.
    */
   addShared(text: string): void;

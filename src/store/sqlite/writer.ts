@@ -418,7 +418,7 @@ class ColumnEncoder implements ValueSink {
    * to read back (and its collection): the writer thread ran 7–9 % fewer instructions per
    * fan-out parent and chain with them shared (callgrind, BENCHMARKS.md). Longer strings (JSON
    * texts) rarely repeat: looking them up would hash each whole text for nothing — unless the
-   * codec says a text repeats (`addShared`: a command's cached `state` text, state-text.ts).
+   * codec says a text repeats (`addShared`: a command's cached `state` text, rows/state-text.ts).
    */
   readonly #short = new Map<string, number>();
   /**

@@ -81,7 +81,7 @@ describe('sqlite row codecs', () => {
     );
     const strings = op?.[6] as string[];
     // Once each: the type, status, child mode, failure policy, compensation, and the state (a
-    // text many rows repeat, state-text.ts); per row: params and the long owner (a text too long
+    // text many rows repeat, rows/state-text.ts); per row: params and the long owner (a text too long
     // to be looked up).
     expect(strings.filter((s) => s === 'test.cmd')).toHaveLength(1);
     expect(strings.filter((s) => s === 'pending')).toHaveLength(1);

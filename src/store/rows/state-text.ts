@@ -1,29 +1,40 @@
 /**
- * The `state` column's text of a command row (store/rows/columns.ts `commandState`), from a small
- * cache of the texts made last. A command's bookkeeping goes through the same few states as every
- * other command of its type (a chain's children are inserted with one state and end with
- * another; its parents pass stage 1, 2, … alike), so most rows of a batch repeat a text made for
- * an earlier row: `JSON.stringify` of the 18-value array was 9 % of the main thread's busy time
- * in the chain benchmark, and 5.6 KB of its allocation per chain (the array, the stringifier's
- * buffer, the text), for ~16 texts per chain nearly all of them repeats (BENCHMARKS.md).
+ * The `state` column's text of a command row (`commandState`, columns.ts), from a small cache of
+ * the texts made last — for both stores' batch statements. A command's bookkeeping goes through
+ * the same few states as every other command of its type (a chain's children are inserted with
+ * one state and end with another; its parents pass stage 1, 2, … alike), so most rows of a batch
+ * repeat a text made for an earlier row: `JSON.stringify` of the 18-value array was 9 % of the
+ * main thread's busy time in the SQLite chain benchmark, and 5.6 KB of its allocation per chain
+ * (the array, the stringifier's buffer, the text), for ~16 texts per chain nearly all of them
+ * repeats; on PostgreSQL 4 % of a fan-out node's main thread (BENCHMARKS.md).
  *
  * Only states whose every field is a number, a flag or null-by-default are cached (no error, no
  * data, no timestamps: those vary from command to command); the others are made every time. A hit
- * compares every cached field, so the text is always the one `commandState` makes. A cached text
- * goes to the writer thread once per operation (`ValueSink.addShared`), not once per row.
+ * compares every cached field, so the text is always the one `commandState` makes. The SQLite
+ * writer thread's columns send a cached text once per operation ({@link addStateText}).
  *
  * @module
  */
 import type { CommandUpdate } from '../port.js';
-import { commandState } from '../rows/parse.js';
-import type { ValueSink } from './statements.js';
+import { commandState } from './columns.js';
+
+/**
+ * Where {@link addStateText} puts a text: the next parameter of a statement, as any text or as
+ * one many rows repeat (the SQLite store's `ValueSink`).
+ */
+export interface StateTextSink {
+  /** The next parameter. */
+  add(value: unknown): void;
+  /** The next parameter, a text many rows repeat. */
+  addShared(text: string): void;
+}
 
 /**
  * How the cache treats each field of the state (`COMMAND_STATE_FIELDS`): the fields a cached
  * text is keyed by (`cached` compares each), and those whose presence keeps a state out of the
  * cache (`cacheable`). Together they must be every field of the state — a field added to the
  * state but to neither list would be left out of the key, and a cached text could be another
- * state's (test/unit/store/sqlite-state-text.test.ts checks the two lists cover the state).
+ * state's (test/unit/store/state-text.test.ts checks the two lists cover the state).
  */
 export const STATE_FIELDS_KEYED = [
   'expectedTasks', 'expectedChildren', 'taskCount', 'childCount', 'undoCount', 'journalSeq',
@@ -76,7 +87,7 @@ export function stateText(u: CommandUpdate): string {
  * is one the cache holds, else as any other text (one made for this command alone, with an error,
  * data or a time, would be looked up for nothing).
  */
-export function addStateText(u: CommandUpdate, out: ValueSink): void {
+export function addStateText(u: CommandUpdate, out: StateTextSink): void {
   if (cacheable(u)) out.addShared(cached(u));
   else {
     stateTextStats.uncached++;

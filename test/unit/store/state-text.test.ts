@@ -1,5 +1,5 @@
 /**
- * The `state` texts of the SQLite store's command rows (state-text.ts): taken from a cache of the
+ * The `state` texts of the stores' command rows (rows/state-text.ts): taken from a cache of the
  * texts made last, always the text `commandState` makes, and sent to the writer thread once per
  * operation.
  */
@@ -14,7 +14,7 @@ import {
   STATE_FIELDS_UNCACHED,
   stateText,
   stateTextStats,
-} from '../../../src/store/sqlite/state-text.js';
+} from '../../../src/store/rows/state-text.js';
 import { encodeOps } from '../../../src/store/sqlite/writer.js';
 import { batch, command, commandUpdate } from '../../store-conformance/fixtures.js';
 
