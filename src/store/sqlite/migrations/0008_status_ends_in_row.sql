@@ -25,7 +25,8 @@
 -- Measured: callgrind, 20-row runs of 100 commands per transaction in one thread — SQLite's work
 -- (sqlite3_step) per command insert 20.1 k -> 13.6 k instructions, per command end 20.1 k ->
 -- 17.0 k. The engine's writer thread under callgrind (bench/trees.ts, 3,000 trees): fan-out
--- 4,405 -> 3,887 M instructions (-12 %, -173 k per parent), chain 3,855 -> 3,482 M (-10 %).
+-- 4,418 -> 3,929 M instructions (-11 %, -163 k per parent; mean of two pairs, SQLite's part
+-- 2,751 -> 2,266 M in both), chain 3,855 -> 3,482 M (-10 %, one pair).
 -- Natively (scripts/bench-pairs.mjs, 8 interleaved pairs, load 1.1–2.2): the writer thread's CPU
 -- per fan-out parent 159.6 -> 143.7 µs, per chain 100.8 -> 87.3 µs (medians; lower in 7 of 8
 -- pairs each); one-task 48.8 k -> 54.2 k commands/s.
