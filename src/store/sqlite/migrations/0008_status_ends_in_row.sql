@@ -29,7 +29,9 @@
 -- 2,751 -> 2,266 M in both), chain 3,855 -> 3,482 M (-10 %, one pair).
 -- Natively (scripts/bench-pairs.mjs, 8 interleaved pairs, load 1.1–2.2): the writer thread's CPU
 -- per fan-out parent 159.6 -> 143.7 µs, per chain 100.8 -> 87.3 µs (medians; lower in 7 of 8
--- pairs each); one-task 48.8 k -> 54.2 k commands/s.
+-- pairs each); one-task 48.8 k -> 54.2 k commands/s. A second set in a busier window (the raw
+-- limit 23 k commands/s, not 32 k) could not resolve it (lower in 5 of 8): the counts above are
+-- the figures to trust.
 --
 -- No writer of an older release inserts beside this one: a file has one owner at a time
 -- (coco_owner, ownership.ts), and a process whose code knows fewer migrations than the file holds
