@@ -130,14 +130,15 @@ describe('sqlite writer thread', () => {
     }
     const rows = await stored(threaded);
     expect(rows).toEqual(await stored(inline));
-    // The triggers fired once per row: each command's history holds its two statuses.
+    // Each command's history holds its two statuses, both read from its row (migration 0008):
+    // the first as inserted, the end at its ended_at.
     expect(rows[0]).toEqual([
       expect.objectContaining({ status: 'failed', tasksCleared: true, result: { i: 0 } }),
       [expect.objectContaining({ status: 'succeeded', result: { t: 0 } })],
       [expect.objectContaining({ status: 'done' })],
       [
         { status: 'pending', at: T0 },
-        { status: 'failed', at: T0 },
+        { status: 'failed', at: T0 + 1_000 },
       ],
     ]);
     expect((await threaded.loadActive()).commands).toEqual([]);

@@ -27,7 +27,7 @@ import {
 } from '../../src/store/sqlite/statements.js';
 import { SqliteWriter } from '../../src/store/sqlite/writer.js';
 import { parseCommandRowFast } from '../../src/store/rows/parse-fast.js';
-import { batch, command, endedCommand, task, undo } from './fixtures.js';
+import { T0, batch, command, commandUpdate, endedCommand, task, undo } from './fixtures.js';
 import type { ActiveSnapshot } from '../../src/store/port.js';
 import { rejectsWith, type StoreHarness } from './harness.js';
 import { describeStoreConformance } from './suite.js';
@@ -391,9 +391,10 @@ describe('sqlite store specifics', () => {
 
   it('a status already in the history does not fail a batch (the batch statements say OR ROLLBACK)', async () => {
     // The batch statements' OR ROLLBACK replaces the OR clause of the statements their triggers
-    // run (migration 0007): the history's insert must ignore a duplicate by ON CONFLICT DO
-    // NOTHING, which it does not replace. A duplicate cannot come from the engine (a command
-    // never returns to a status); a row left by hand or by an older schema's backfill can.
+    // run (migration 0007): the history's insert (by the update trigger: since 0008 an insert
+    // writes no history row) must ignore a duplicate by ON CONFLICT DO NOTHING, which it does not
+    // replace. A duplicate cannot come from the engine (a command never returns to a status); a
+    // row left by hand or by an older schema's backfill can.
     for (const writerThread of [true, false]) {
       const store = open({ writerThread });
       await store.open('n1');
@@ -401,10 +402,18 @@ describe('sqlite store specifics', () => {
       raw(path, (db) =>
         db
           .prepare('INSERT INTO command_status_history (command_id, status, at) VALUES (?, ?, ?)')
-          .run(id, 'pending', 1),
+          .run(id, 'waiting', T0 + 9),
       );
       await store.apply(batch({ commandInserts: [command(id)] }));
-      expect(await store.getStatusHistory(id)).toEqual([{ status: 'pending', at: 1 }]);
+      await store.apply(
+        batch({
+          commandUpdates: [commandUpdate(command(id, { status: 'waiting', updatedAt: T0 + 2 }))],
+        }),
+      );
+      expect(await store.getStatusHistory(id)).toEqual([
+        { status: 'pending', at: T0 },
+        { status: 'waiting', at: T0 + 9 },
+      ]);
       await store.close();
     }
   });

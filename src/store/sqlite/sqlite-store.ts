@@ -472,7 +472,7 @@ export class SqliteStore implements Store {
   getStatusHistory(commandId: number): Promise<StatusChange[]> {
     return settle(() =>
       statusHistory(
-        this.#read((q) => q.getStatusHistory.all(commandId)),
+        this.#read((q) => q.getStatusHistory.all({ id: commandId })),
         commandId,
       ),
     );

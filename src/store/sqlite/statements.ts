@@ -352,6 +352,31 @@ const ENDED_CHILDREN =
   'WHERE p.active = 1 AND p.id > ? AND p.id <= ? AND c.parent_id IS NOT NULL AND c.active = 0 ORDER BY p.id, c.seq';
 
 /**
+ * `insertCommand`: the row's columns and `active` from its {@link COMMAND_INSERT} values, and its
+ * first status and time (first_status, first_at: migration 0008) from the same values again — its
+ * `status` and `updated_at`, which the dropped insert trigger wrote into the history. A VALUES
+ * tuple cannot name another of its values, and numbered parameters (`?5` twice) cannot be bound
+ * by position in better-sqlite3 (a `?NNN` has a name, and its binder skips named parameters when
+ * it binds by position: they take an object, keyed by name, per run), so the tuple is read
+ * through a subquery whose columns (`column1` …) the SELECT names twice. The writer thread's
+ * 20-row form repeats the tuple inside it ({@link multiRowInsert}). Measured against binding the
+ * two values again (26 per row; callgrind, 20-row runs of 100 commands per transaction): the same
+ * writer work per command, within 1 % — SQLite's copy of a row out of the subquery costs what
+ * binding two more values did — and the rows sent to the writer stay 24 values wide.
+ *
+ * SQLite writes an INSERT … SELECT through a temporary table when the table has an INSERT
+ * trigger; `commands` has none since 0008 (a new one would make this form dearer).
+ */
+const COMMAND_INSERT_SQL = (() => {
+  const status = COMMAND_COLUMNS.indexOf('status') + 1;
+  const updatedAt = COMMAND_COLUMNS.indexOf('updated_at') + 1;
+  return (
+    `INSERT OR ROLLBACK INTO commands (${[...COMMAND_COLUMNS, 'active', 'first_status', 'first_at'].join(', ')}) ` +
+    `SELECT *, column${status}, column${updatedAt} FROM (VALUES (${placeholders(COMMAND_COLUMNS.length + 1)}))`
+  );
+})();
+
+/**
  * The store's SQL, by operation name. Record reads return positional rows (see store/rows/columns.ts);
  * {@link prepareStatements} sets each statement's mode.
  */
@@ -359,7 +384,7 @@ export const SQL = {
   // The batch statements say OR ROLLBACK (and the triggers RAISE(ROLLBACK), migration 0007): a
   // batch is all or nothing, so SQLite need not keep a statement journal to back out one failed
   // statement (~14 % of its work per row, BENCHMARKS.md). A failure ends the transaction.
-  insertCommand: `INSERT OR ROLLBACK INTO commands (${[...COMMAND_COLUMNS, 'active'].join(', ')}) VALUES (${placeholders(COMMAND_COLUMNS.length + 1)})`,
+  insertCommand: COMMAND_INSERT_SQL,
   updateCommand: `UPDATE OR ROLLBACK commands SET ${COMMAND_UPDATE_COLUMNS.map((c) => `${c} = ?`).join(', ')} WHERE id = ?`,
   // A state-only update (CommandUpdate.stateOnly): a chain's parent moving to its next stage
   // binds 3 values, not 12, fires no transition or history trigger (status and compensation
@@ -387,7 +412,17 @@ export const SQL = {
   getUndo: `SELECT ${UNDO_SELECT} FROM undo_steps u WHERE u.command_id = ? ORDER BY u.ordinal`,
   getEntity: `SELECT ${list(ENTITY_COLUMNS, 'e')} FROM entities e WHERE e.kind = ? AND e.id = ?`,
   maxCommandId: 'SELECT max(id) AS maxId FROM commands',
-  getStatusHistory: 'SELECT status, at FROM command_status_history WHERE command_id = ?',
+  // A command's statuses (store/rows/parse.ts `statusHistory` sorts them): its history rows, the
+  // first status of its row and its terminal status at its end (migration 0008), each of the last
+  // two unless a history row holds that status (a row stored before 0008, or left by hand). An
+  // inserted terminal status is the first one, read once. Bound by name (`{ id }`).
+  getStatusHistory:
+    'SELECT status, at FROM command_status_history WHERE command_id = @id ' +
+    'UNION ALL SELECT c.first_status, c.first_at FROM commands c WHERE c.id = @id AND c.first_status IS NOT NULL ' +
+    'AND NOT EXISTS (SELECT 1 FROM command_status_history h WHERE h.command_id = @id AND h.status = c.first_status) ' +
+    'UNION ALL SELECT c.status, coalesce(c.ended_at, c.updated_at) FROM commands c WHERE c.id = @id ' +
+    "AND c.status IN ('succeeded', 'failed', 'cancelled') AND c.status IS NOT c.first_status " +
+    'AND NOT EXISTS (SELECT 1 FROM command_status_history h WHERE h.command_id = @id AND h.status = c.status)',
 
   // loadActive: set-based over the partial index commands_active. CROSS JOIN keeps the active
   // commands as the outer loop (SQLite never reorders it): without statistics the planner would
@@ -428,12 +463,18 @@ export const SQL = {
  */
 export const MULTI_ROWS = 20;
 
-/** `sql` (an INSERT ending in one `VALUES (...)` tuple) storing `rows` rows per run. */
+/**
+ * `sql` (an INSERT of one `VALUES (?, ...)` tuple, as its last clause or inside a closing
+ * subquery: `insertCommand`) storing `rows` rows per run: the tuple repeated in place.
+ */
 export function multiRowInsert(sql: string, rows: number): string {
-  const at = sql.lastIndexOf(' VALUES (');
-  if (at < 0 || !sql.endsWith(')')) throw new Error(`not a one-row INSERT: ${sql}`);
-  const tuple = sql.slice(at + ' VALUES '.length);
-  return `${sql.slice(0, at)} VALUES ${Array.from({ length: rows }, () => tuple).join(', ')}`;
+  const at = sql.lastIndexOf('VALUES (') + 'VALUES '.length;
+  const end = sql.indexOf(')', at) + 1;
+  const tuple = sql.slice(at, end);
+  if (!sql.startsWith('INSERT ') || !/^\((\?, )*\?\)$/.test(tuple) || !/^\)*$/.test(sql.slice(end)))
+    throw new Error(`not a one-row INSERT: ${sql}`);
+  const many = Array.from({ length: rows }, () => tuple).join(', ');
+  return `${sql.slice(0, at)}${many}${sql.slice(end)}`;
 }
 
 /** The inserts the writer thread runs {@link MULTI_ROWS} rows at a time, by statement name. */
