@@ -12,6 +12,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CocoError, ErrorCode } from '../../src/core/errors.js';
 import { MACHINES } from '../../src/core/states.js';
 import { FOREIGN_OWNER_STALE_MS } from '../../src/store/sqlite/connection.js';
+import { migrations as sqliteMigrations } from '../../src/generated/sqlite-migrations.js';
 import {
   sqliteStore,
   type SqliteStore,
@@ -492,6 +493,42 @@ describe('sqlite store specifics', () => {
     expect(error.message).toMatch(/"far".*pid 4242.*elsewhere\.example.*since 1970/);
     setOwner(Date.now() - FOREIGN_OWNER_STALE_MS - 1_000);
     await expect(store.open('near')).resolves.toHaveProperty('storeId');
+  });
+
+  it('a file a live owner holds is not migrated: a node of a newer release is refused before it changes the schema', async () => {
+    // The file as the release before the latest migration left it, owned by a live node of it.
+    const previous = sqliteMigrations.at(-2)!.version;
+    raw(path, (db) => {
+      db.exec(
+        'CREATE TABLE coco_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)',
+      );
+      for (const m of sqliteMigrations.filter((m) => m.version <= previous)) {
+        db.exec(m.sql);
+        db.prepare('INSERT INTO coco_migrations VALUES (?, ?, 0)').run(m.version, m.name);
+      }
+      db.prepare("INSERT INTO coco_meta (key, value) VALUES ('store_id', 'c0123456789')").run();
+      db.prepare("INSERT INTO coco_owner VALUES (1, 'older', 4242, 'elsewhere.example', ?, 0)").run(
+        Date.now(),
+      );
+    });
+    const version = (): unknown =>
+      raw(path, (db) => db.prepare('SELECT max(version) AS v FROM coco_migrations').get());
+    const store = open();
+    const refused = await rejectsWith(store.open('newer'), ErrorCode.StoreInUse);
+    expect(refused.message).toMatch(
+      /cannot migrate to schema version \d+ while the store is in use/,
+    );
+    expect(refused.message).toContain('"older"');
+    await rejectsWith(store.migrate(), ErrorCode.StoreInUse);
+    expect(version()).toEqual({ v: previous });
+    // Once the older node is gone (its heartbeat stale), the newer one migrates and takes over.
+    raw(path, (db) =>
+      db
+        .prepare('UPDATE coco_owner SET heartbeat_at = ?')
+        .run(Date.now() - FOREIGN_OWNER_STALE_MS - 1_000),
+    );
+    await expect(store.open('newer')).resolves.toHaveProperty('storeId', 'c0123456789');
+    expect(version()).toEqual({ v: sqliteMigrations.at(-1)!.version });
   });
 
   it('processes migrating the same new file at once serialise: the schema is applied once', async () => {

@@ -45,10 +45,32 @@ const LEDGER_DDL =
   'CREATE TABLE IF NOT EXISTS coco_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)';
 
 /**
+ * Whose file a migration must not change under: the migrating process's host and the store ids
+ * its open stores hold (ownership.ts `ownedInProcess`), to tell a live owner (see
+ * {@link ownerAlive}), and the file's path for the error.
+ */
+export interface MigrationGuard {
+  readonly path: string;
+  readonly host: string;
+  readonly ownedInProcess: ReadonlySet<string>;
+}
+
+/**
  * Applies pending migrations in one `BEGIN IMMEDIATE` transaction, so concurrent migrators
  * serialise on the write lock and the later one finds them applied. Creates the store id once.
+ *
+ * With a `guard`, a file that holds a schema already and has a live owner is not migrated: the
+ * owner runs the code of an older release, and would go on writing into a schema it does not
+ * know (a node of a newer release started before the older one stopped, or `coco migrate` run
+ * beside a running node) — `STORE_IN_USE`, naming the owner, and nothing is changed. A store is
+ * migrated before it takes the owner row, so without this the newer node changed the file first
+ * and was refused second.
  */
-export function migrateDatabase(db: Database.Database, now: number): MigrationReport {
+export function migrateDatabase(
+  db: Database.Database,
+  now: number,
+  guard?: MigrationGuard,
+): MigrationReport {
   const latest = migrations.at(-1)?.version ?? 0;
   const run = db.transaction((): MigrationReport => {
     db.exec(LEDGER_DDL);
@@ -62,6 +84,9 @@ export function migrateDatabase(db: Database.Database, now: number): MigrationRe
         ErrorCode.StoreFailed,
         `the database is at schema version ${newest}, newer than this code knows (${latest}); upgrade coco`,
       );
+    }
+    if (guard !== undefined && newest > 0 && migrations.some((m) => !done.has(m.version))) {
+      refuseLiveOwner(db, guard, now, latest);
     }
     const applied: number[] = [];
     const record = db.prepare(
@@ -82,6 +107,31 @@ export function migrateDatabase(db: Database.Database, now: number): MigrationRe
     return run.immediate();
   } catch (error) {
     throw storeFailed('migration failed', error);
+  }
+}
+
+/** Throws `STORE_IN_USE` if the file has a live owner (see {@link migrateDatabase}'s guard). */
+function refuseLiveOwner(
+  db: Database.Database,
+  guard: MigrationGuard,
+  now: number,
+  latest: number,
+): void {
+  const owner = db
+    .prepare(
+      'SELECT node_id AS nodeId, pid, host, heartbeat_at AS heartbeatAt, since FROM coco_owner WHERE singleton = 1',
+    )
+    .get() as OwnerRow | undefined;
+  if (owner === undefined) return;
+  const id = db.prepare("SELECT value FROM coco_meta WHERE key = 'store_id'").get() as
+    { value: string } | undefined;
+  const inProcess = id !== undefined && guard.ownedInProcess.has(id.value);
+  if (ownerAlive(owner, guard.host, now, inProcess)) {
+    throw storeInUse(
+      guard.path,
+      owner,
+      `cannot migrate to schema version ${latest} while the store is in use (stop that node first)`,
+    );
   }
 }
 

@@ -203,7 +203,11 @@ export class SqliteStore implements Store {
       throw new CocoError(ErrorCode.StoreFailed, `store ${this.#settings.path} is closed`);
     }
     const db = (this.#db ??= connect(this.#settings));
-    const report = migrateDatabase(db, this.#clock.now());
+    const report = migrateDatabase(db, this.#clock.now(), {
+      path: this.#settings.path,
+      host: this.#host,
+      ownedInProcess,
+    });
     if (this.#state === undefined) {
       try {
         const q = prepareStatements(db);

@@ -34,18 +34,14 @@
 -- the figures to trust.
 --
 -- No writer of an older release inserts beside this one: a file has one owner at a time
--- (coco_owner, ownership.ts), and a process whose code knows fewer migrations than the file holds
--- is refused when it opens it (connection.ts `migrateDatabase`). One window remains: a store
--- migrates on first use, before `open` takes the owner row (sqlite-store.ts), so a node of this
--- release started while one of an older release still owns the file migrates it and is then
--- refused (STORE_IN_USE) — the older node writes on until it stops. Its inserts store neither a
--- first status nor a history row for it, so the history of the commands it inserts then lacks
--- their first status (the API shows `pending` at created_at for them, engine/inspect.ts); nothing
--- else is lost. PostgreSQL 0018 keeps an insert trigger for such rows (WHEN first_status IS
--- NULL); here it would cost most of what dropping the trigger saves: SQLite runs a row trigger's
--- program for every row to test its WHEN (6.4 k of the 7.8 k instructions per row the dropped
--- trigger cost, callgrind), and any INSERT trigger makes `insertCommand`'s INSERT … SELECT go
--- through a temporary table.
+-- (coco_owner, ownership.ts), a process whose code knows fewer migrations than the file holds is
+-- refused when it opens it, and a file with a live owner is not migrated (connection.ts
+-- `migrateDatabase`: a node of this release started before the older one stopped is refused
+-- with STORE_IN_USE and changes nothing). So no insert trigger is kept for rows without a first
+-- status, as PostgreSQL 0018 keeps one for its rolling upgrades; here it would also cost most of
+-- what dropping the trigger saves: SQLite runs a row trigger's program for every row to test its
+-- WHEN (6.4 k of the 7.8 k instructions per row the dropped trigger cost, callgrind), and any
+-- INSERT trigger makes `insertCommand`'s INSERT … SELECT go through a temporary table.
 ALTER TABLE commands ADD COLUMN first_status TEXT;
 ALTER TABLE commands ADD COLUMN first_at INTEGER;
 
