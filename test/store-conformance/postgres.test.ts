@@ -444,15 +444,12 @@ describePg('postgres', () => {
     });
 
     it('a command’s terminal status is read from its row at its end, not from a history row (migration 0019)', async () => {
+      // What is read is the conformance suite's ("the status history: …"); here, what is written.
       const store = env.make();
       await store.open('n');
       await store.apply(
         batch({
-          commandInserts: [
-            command(1, { status: 'waiting', updatedAt: 1 }),
-            command(2, { updatedAt: 1 }),
-            command(3, { status: 'failed', updatedAt: 1, endedAt: 1 }),
-          ],
+          commandInserts: [command(1, { status: 'waiting', updatedAt: 1 }), command(2)],
         }),
       );
       await store.apply(
@@ -463,13 +460,9 @@ describePg('postgres', () => {
           ],
         }),
       );
-      // A later update of an ended command (its tasks cleared) moves updated_at, not its end.
       await store.apply(
         batch({
           commandUpdates: [
-            commandUpdate(
-              command(1, { status: 'succeeded', updatedAt: 6, endedAt: 4, tasksCleared: true }),
-            ),
             commandUpdate(command(2, { status: 'cancelled', updatedAt: 5, endedAt: 5 })),
           ],
         }),
@@ -480,17 +473,6 @@ describePg('postgres', () => {
         'SELECT command_id AS id, status FROM command_status_history ORDER BY command_id, status',
       );
       expect(rows.map((r) => [Number(r.id), r.status])).toEqual([[2, 'aborting']]);
-      expect(await store.getStatusHistory(1)).toEqual([
-        { status: 'waiting', at: 1 },
-        { status: 'succeeded', at: 4 },
-      ]);
-      expect(await store.getStatusHistory(2)).toEqual([
-        { status: 'pending', at: 1 },
-        { status: 'aborting', at: 2 },
-        { status: 'cancelled', at: 5 },
-      ]);
-      // Inserted terminal: its first status is its terminal one, read once.
-      expect(await store.getStatusHistory(3)).toEqual([{ status: 'failed', at: 1 }]);
       // A command ended before 0019 has its terminal history row: read from it alone, once.
       await raw(env.schema, "INSERT INTO command_status_history VALUES (1, 'succeeded', 9)");
       expect(await store.getStatusHistory(1)).toEqual([

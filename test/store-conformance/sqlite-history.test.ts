@@ -2,7 +2,8 @@
  * SQLite's status history since migration 0008: a command's first status is kept in its own row
  * (first_status, first_at, written by the insert), its terminal status is its row's status at its
  * end, and only the statuses between them are history rows. `getStatusHistory` reads the three
- * as one; rows stored before 0008 and rows left by hand read as they did.
+ * as one (what it reads for any store: the conformance suite, "the status history: …"); rows
+ * stored before 0008 and rows left by hand read as they did.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -89,48 +90,6 @@ describe.each([
         { status: end(i), at: T0 + 1000 + i },
       ]);
     }
-  });
-
-  it('reads a terminal status at the command’s end, or at its last update without one', async () => {
-    await store.apply(
-      batch({
-        commandInserts: [
-          command(1, { updatedAt: 1 }),
-          command(2, { updatedAt: 1 }),
-          command(3, { status: 'failed', updatedAt: 1, endedAt: 1 }),
-        ],
-      }),
-    );
-    await store.apply(
-      batch({
-        commandUpdates: [
-          commandUpdate(command(1, { status: 'succeeded', updatedAt: 4, endedAt: 4 })),
-          commandUpdate(command(2, { status: 'cancelled', updatedAt: 5, endedAt: null })),
-        ],
-      }),
-    );
-    // A later update of an ended command (its tasks cleared) moves updated_at, not its end.
-    await store.apply(
-      batch({
-        commandUpdates: [
-          commandUpdate(
-            command(1, { status: 'succeeded', updatedAt: 6, endedAt: 4, tasksCleared: true }),
-          ),
-        ],
-      }),
-    );
-    expect(historyRows(path)).toEqual([]);
-    expect(await store.getStatusHistory(1)).toEqual([
-      { status: 'pending', at: 1 },
-      { status: 'succeeded', at: 4 },
-    ]);
-    expect(await store.getStatusHistory(2)).toEqual([
-      { status: 'pending', at: 1 },
-      { status: 'cancelled', at: 5 },
-    ]);
-    // Inserted ended: its first status is its terminal one, read once.
-    expect(await store.getStatusHistory(3)).toEqual([{ status: 'failed', at: 1 }]);
-    expect(await store.getStatusHistory(4)).toEqual([]);
   });
 
   it('reads a command stored before 0008 (no first status, history rows) as before', async () => {

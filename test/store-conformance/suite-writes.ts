@@ -220,6 +220,63 @@ export function describeWrites(env: SuiteEnv): void {
       if (history) expect(history.map((h) => h.status)).toEqual(['waiting']);
     });
 
+    it('the status history: each stored status with its time, oldest first — a terminal one at the command’s end, not at a later update', async () => {
+      const read = env.store.getStatusHistory?.bind(env.store);
+      if (read === undefined) return;
+      await env.store.apply(
+        batch({
+          commandInserts: [
+            command(1, { status: 'waiting', updatedAt: T0 + 1 }),
+            command(2, { updatedAt: T0 + 1 }),
+            command(3, { status: 'failed', updatedAt: T0 + 1, endedAt: T0 + 1 }),
+            command(4, { updatedAt: T0 + 1 }),
+          ],
+        }),
+      );
+      await env.store.apply(
+        batch({
+          commandUpdates: [
+            commandUpdate(command(1, { status: 'succeeded', updatedAt: T0 + 4, endedAt: T0 + 4 })),
+            commandUpdate(command(2, { status: 'aborting', updatedAt: T0 + 2 })),
+            // Ended without an end time (never by the engine): at its update.
+            commandUpdate(command(4, { status: 'cancelled', updatedAt: T0 + 3, endedAt: null })),
+          ],
+        }),
+      );
+      // A later update of an ended command (its tasks cleared) moves updated_at, not its end.
+      await env.store.apply(
+        batch({
+          commandUpdates: [
+            commandUpdate(
+              command(1, {
+                status: 'succeeded',
+                updatedAt: T0 + 6,
+                endedAt: T0 + 4,
+                tasksCleared: true,
+              }),
+            ),
+            commandUpdate(command(2, { status: 'cancelled', updatedAt: T0 + 5, endedAt: T0 + 5 })),
+          ],
+        }),
+      );
+      expect(await read(1)).toEqual([
+        { status: 'waiting', at: T0 + 1 },
+        { status: 'succeeded', at: T0 + 4 },
+      ]);
+      expect(await read(2)).toEqual([
+        { status: 'pending', at: T0 + 1 },
+        { status: 'aborting', at: T0 + 2 },
+        { status: 'cancelled', at: T0 + 5 },
+      ]);
+      // Inserted ended: its first status is its terminal one, read once.
+      expect(await read(3)).toEqual([{ status: 'failed', at: T0 + 1 }]);
+      expect(await read(4)).toEqual([
+        { status: 'pending', at: T0 + 1 },
+        { status: 'cancelled', at: T0 + 3 },
+      ]);
+      expect(await read(5)).toEqual([]);
+    });
+
     it('task and undo updates change only their mutable fields', async () => {
       const t = task(1, 0, { deadlineAt: 5 });
       const u = undo(1, 0);
