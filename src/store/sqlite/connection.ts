@@ -9,6 +9,7 @@ import { CocoError, ErrorCode, IllegalTransitionError } from '../../core/errors.
 import { migrations } from '../../generated/sqlite-migrations.js';
 import { storeFailed } from '../../db/sqlite.js';
 import type { MigrationReport, OwnerInfo } from '../port.js';
+import { SQL } from './statements.js';
 
 /**
  * A node on another host owns the store while its heartbeat is younger than this. We cannot
@@ -117,14 +118,9 @@ function refuseLiveOwner(
   now: number,
   latest: number,
 ): void {
-  const owner = db
-    .prepare(
-      'SELECT node_id AS nodeId, pid, host, heartbeat_at AS heartbeatAt, since FROM coco_owner WHERE singleton = 1',
-    )
-    .get() as OwnerRow | undefined;
+  const owner = db.prepare(SQL.getOwner).get() as OwnerRow | undefined;
   if (owner === undefined) return;
-  const id = db.prepare("SELECT value FROM coco_meta WHERE key = 'store_id'").get() as
-    { value: string } | undefined;
+  const id = db.prepare(SQL.getStoreId).get() as { value: string } | undefined;
   const inProcess = id !== undefined && guard.ownedInProcess.has(id.value);
   if (ownerAlive(owner, guard.host, now, inProcess)) {
     throw storeInUse(
