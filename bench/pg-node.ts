@@ -19,6 +19,7 @@ import { BENCH_TUNING, countOps, type OpCounts } from './lib.js';
 import { CHILDREN, type NodeConfig, type NodeMessage, type ParentMessage } from './pg-common.js';
 import { benchCommands } from './patterns.js';
 import { applyRaw, rawBatches, rawIdsNeeded } from './raw-pg.js';
+import { DEFAULT_APPLY_CONNECTIONS } from '../src/store/postgres/options.js';
 
 const cfg = JSON.parse(process.argv[2] ?? '{}') as NodeConfig;
 const nodeId = `n${cfg.node}`;
@@ -104,8 +105,8 @@ function statementsSince(
   return out;
 }
 
-/** Apply connections per node (`BENCH_PG_LANES`, the store's `applyConnections`; 1 by default). */
-const LANES = Number(process.env.BENCH_PG_LANES ?? 1);
+/** Apply connections per node (`BENCH_PG_LANES`, the store's `applyConnections`; its default). */
+const LANES = Number(process.env.BENCH_PG_LANES ?? DEFAULT_APPLY_CONNECTIONS);
 const store = postgresStore({
   url: cfg.url,
   schema: cfg.schema,
@@ -269,7 +270,8 @@ async function onMessage(m: ParentMessage): Promise<void> {
       // The engine's run has settled: it stays idle (nothing in flight) while the raw limit is
       // measured, and runs again after it (the runs and the raw limits are interleaved). Each raw
       // run applies as a node of its own, retired at its end (so the engine never adopts it).
-      rawStore = postgresStore({ url: cfg.url, schema: cfg.schema });
+      // The one-connection limit, whatever the nodes apply through.
+      rawStore = postgresStore({ url: cfg.url, schema: cfg.schema, applyConnections: 1 });
       await rawStore.open(`${nodeId}-raw-${++rawRun}`);
       const first = await rawStore.reserveIds(rawIdsNeeded(m.perUnit, m.units, m.perBatch));
       rawPlan = rawBatches(m.perUnit, m.units, m.perBatch, first, agentId);

@@ -35,7 +35,7 @@
  * the first measured run partly cold: BENCHMARKS.md, stop 26; before stop 26 it was a fifth of
  * the size split over the nodes, `BENCH_PG_WARMUP=0.2` for one node),
  * `BENCH_PG_TRACE` (times every statement the nodes send, by name, and prints the totals),
- * `BENCH_PG_LANES` (apply connections per node, the store's `applyConnections`; 1),
+ * `BENCH_PG_LANES` (apply connections per node, the store's `applyConnections`; its default),
  * `BENCH_PG_PEERS` (a file holding the output of `npm run bench -- peers`: prints coco's ratio
  * to the peers' figures), `BENCH_PG_PREFILL` (ended commands the schema holds before the measured
  * runs: the warm-ups' copied, bench/pg-prefill.ts — the cost of a store that has grown),
@@ -90,6 +90,7 @@ import {
   type CpuUse,
   type Result,
 } from './pg-report.js';
+import { DEFAULT_APPLY_CONNECTIONS } from '../src/store/postgres/options.js';
 
 function positiveInt(name: string, fallback: number): number {
   const raw = process.env[name];
@@ -442,7 +443,9 @@ async function main(): Promise<void> {
     `  server: ${JSON.stringify(server)} (durable: every batch's COMMIT waits for its WAL flush)`,
   );
   console.log(`  engine tuning: ${JSON.stringify(options.tuning)}`);
-  console.log(`  apply connections per node: ${process.env.BENCH_PG_LANES ?? 1} (BENCH_PG_LANES)`);
+  console.log(
+    `  apply connections per node: ${process.env.BENCH_PG_LANES ?? DEFAULT_APPLY_CONNECTIONS} (BENCH_PG_LANES; the raw limit: 1)`,
+  );
   const results: Result[] = [];
   for (const pattern of patterns)
     for (const n of options.nodes) results.push(await measure(pattern, n));

@@ -8,11 +8,16 @@
  * Batches are held at a chosen point by a row lock the test takes (a batch updating that command
  * waits for it on the server).
  */
-import type pg from 'pg';
+import pg from 'pg';
 import { afterAll, afterEach, beforeEach, expect, it } from 'vitest';
 import { ErrorCode } from '../../src/core/errors.js';
+import {
+  DEFAULT_APPLY_CONNECTIONS,
+  compileOptions,
+  type PostgresStoreOptions,
+} from '../../src/store/postgres/options.js';
 import type { PostgresStore } from '../../src/store/postgres/pg-store.js';
-import { describePg } from '../support/pg.js';
+import { PG_URL, describePg } from '../support/pg.js';
 import { batch, command, commandUpdate } from './fixtures.js';
 import { rejectsWith } from './harness.js';
 import {
@@ -390,5 +395,26 @@ describePg('postgres store, two apply connections', () => {
       /poolSize: 5 is too small for 4 apply connections \(at least 6\)/,
     );
     expect(() => env.make({ applyConnections: 9, poolSize: 20 })).toThrow(/applyConnections/);
+  });
+
+  it('options: two apply connections by default, one where the pool has no room for two', () => {
+    const lanesOf = (o: PostgresStoreOptions): number => compileOptions(o).applyConnections;
+    expect(lanesOf({ url: PG_URL })).toBe(DEFAULT_APPLY_CONNECTIONS);
+    expect(DEFAULT_APPLY_CONNECTIONS).toBe(2);
+    expect(lanesOf({ url: PG_URL, poolSize: 4 })).toBe(2);
+    expect(lanesOf({ url: PG_URL, poolSize: 3 })).toBe(1);
+    expect(lanesOf({ url: PG_URL, poolSize: 3, applyConnections: 1 })).toBe(1);
+    expect(() => lanesOf({ url: PG_URL, poolSize: 3, applyConnections: 2 })).toThrow(
+      /poolSize: 3 is too small for 2 apply connections/,
+    );
+    const small = new pg.Pool({ connectionString: PG_URL, max: 3 });
+    const large = new pg.Pool({ connectionString: PG_URL, max: 10 });
+    try {
+      expect(lanesOf({ pool: small })).toBe(1);
+      expect(lanesOf({ pool: large })).toBe(2);
+    } finally {
+      void small.end();
+      void large.end();
+    }
   });
 });

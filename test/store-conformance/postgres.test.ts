@@ -55,7 +55,8 @@ describePg('postgres', () => {
         };
       });
       try {
-        const store = postgresStore({ pool, schema: env.schema });
+        // One apply connection: its batches pipelined on it (lanes: postgres-lanes*.test.ts).
+        const store = postgresStore({ pool, schema: env.schema, applyConnections: 1 });
         await store.open('n');
         await store.apply(batch({ commandInserts: [command(1)] }));
         events.length = 0;

@@ -19,9 +19,10 @@ import { CocoError, ErrorCode } from '../../core/errors.js';
 export const DEFAULT_LEASE_MS = 30_000;
 
 /**
- * Default size of the pool the store creates: one connection is held for `apply` (batches go
- * through one connection, in order), one by each `listen`, and the rest serve reads, claims and
- * heartbeats, which are short. Ten covers a busy node; a bigger pool does not make batches faster.
+ * Default size of the pool the store creates: the apply connections are held for `apply` (two by
+ * default, {@link DEFAULT_APPLY_CONNECTIONS}), one by each `listen`, and the rest serve reads,
+ * claims and heartbeats, which are short. Ten covers a busy node; a bigger pool does not make
+ * batches faster.
  */
 export const DEFAULT_POOL_SIZE = 10;
 
@@ -37,13 +38,16 @@ export const DEFAULT_STATEMENT_TIMEOUT_MS = 30_000;
 export const MIN_POOL_SIZE = 3;
 
 /**
- * Default number of apply connections per node: one — its batches pipelined COMMIT after COMMIT
- * on one server backend, with no client round trip between them. More let batches' statements
- * run side by side but put a round trip through the node before each COMMIT that follows one on
- * another connection: measured +22 % one-task while the server's statements dominated, −33 %
- * once they were cheap (BENCHMARKS.md, "Several apply connections per node").
+ * Default number of apply connections per node: two — batches touching different commands run
+ * their statements on two server backends side by side, their COMMITs still in call order. The
+ * server's statements bound a node (its one apply backend on CPU ~90 % of a run), and with two
+ * a node on the 2-core bench machine ran +13 % one-task, +10 % fan-out, +20 % chain (33
+ * interleaved pairs; 3 nodes of two lanes still above one node: BENCHMARKS.md, issue 15, stop
+ * 27). It was one until then: with the statements cheap and the commits the bound, the round
+ * trip through the node before each COMMIT that follows one on another connection had cost
+ * −33 % (stop 20). A pool too small for two (fewer than 4 connections) gets one.
  */
-export const DEFAULT_APPLY_CONNECTIONS = 1;
+export const DEFAULT_APPLY_CONNECTIONS = 2;
 
 /**
  * Most apply connections per node: each holds a server backend, and past a few the COMMITs,
@@ -56,9 +60,9 @@ export interface PostgresStoreOptions {
   /** Connection string, e.g. `postgres://user@host:5432/db`. The store creates and ends its pool. */
   readonly url?: string;
   /**
-   * An existing pool to use instead of `url`; the store never ends it. It holds one of its
-   * connections for `apply` and one per `listen` while open (so give it at least
-   * {@link MIN_POOL_SIZE}), and uses schema-qualified names, so the pool's `search_path` does not
+   * An existing pool to use instead of `url`; the store never ends it. It holds its apply
+   * connections (`applyConnections`) and one per `listen` while open (so give it at least
+   * {@link MIN_POOL_SIZE}; below 4, one apply connection by default), and uses schema-qualified names, so the pool's `search_path` does not
    * matter. `statementTimeoutMs` applies only to the connections the store holds. Give the pool
    * an `'error'` listener, and each client one on `'connect'` (the store does both on a pool it
    * creates): a server restart can end a connection before the store adds its own listener.
@@ -84,7 +88,7 @@ export interface PostgresStoreOptions {
    * more than one, batches touching different commands run on the server side by side, their
    * COMMITs still in call order. Each is held while the store is open, so the pool needs this
    * many plus two (a listener, and reads).
-   * @default 1 (see {@link DEFAULT_APPLY_CONNECTIONS})
+   * @default 2, or 1 when the pool holds fewer than 4 (see {@link DEFAULT_APPLY_CONNECTIONS})
    */
   readonly applyConnections?: number;
 }
@@ -131,12 +135,7 @@ const optionsSchema = z.strictObject({
   poolSize: z.number().int().min(MIN_POOL_SIZE).max(1_000).default(DEFAULT_POOL_SIZE),
   leaseMs: z.number().int().min(100).max(86_400_000).default(DEFAULT_LEASE_MS),
   statementTimeoutMs: z.number().int().min(0).max(86_400_000).default(DEFAULT_STATEMENT_TIMEOUT_MS),
-  applyConnections: z
-    .number()
-    .int()
-    .min(1)
-    .max(MAX_APPLY_CONNECTIONS)
-    .default(DEFAULT_APPLY_CONNECTIONS),
+  applyConnections: z.number().int().min(1).max(MAX_APPLY_CONNECTIONS).optional(),
 });
 
 function invalid(message: string): CocoError {
@@ -160,13 +159,21 @@ export function compileOptions(options: PostgresStoreOptions): CompiledPostgresO
     throw invalid('poolSize: only applies to the pool created from url');
   }
   const poolMax = (o.pool as { options?: { max?: unknown } } | undefined)?.options?.max;
-  const needed = Math.max(MIN_POOL_SIZE, o.applyConnections + 2);
+  const capacity = o.pool !== undefined ? poolMax : o.poolSize;
+  // Unset: the default, or one where the pool has no room for it (its apply connections, a
+  // listener and one for reads).
+  const applyConnections =
+    o.applyConnections ??
+    (typeof capacity === 'number' && capacity < DEFAULT_APPLY_CONNECTIONS + 2
+      ? 1
+      : DEFAULT_APPLY_CONNECTIONS);
+  const needed = Math.max(MIN_POOL_SIZE, applyConnections + 2);
   if (typeof poolMax === 'number' && poolMax < needed) {
     throw invalid(`pool: needs at least ${needed} connections (max is ${poolMax})`);
   }
   if (o.pool === undefined && o.poolSize < needed) {
     throw invalid(
-      `poolSize: ${o.poolSize} is too small for ${o.applyConnections} apply connections (at least ${needed})`,
+      `poolSize: ${o.poolSize} is too small for ${applyConnections} apply connections (at least ${needed})`,
     );
   }
   const source: ConnectionSource =
@@ -178,6 +185,6 @@ export function compileOptions(options: PostgresStoreOptions): CompiledPostgresO
     schema: o.schema,
     leaseMs: o.leaseMs,
     statementTimeoutMs: o.statementTimeoutMs,
-    applyConnections: o.applyConnections,
+    applyConnections,
   });
 }
