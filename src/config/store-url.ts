@@ -2,8 +2,7 @@
  * Stores chosen by URL: `sqlite:<path>` (the default, embedded) or
  * `postgres://user@host:5432/db?schema=coco` (many nodes on one PostgreSQL; `schema` defaults to
  * `coco`; `leaseMs` sets the node lease, 30 s by default; `applyConnections` the connections a node
- * applies its batches through, 1 by default). Used by the library, the CLI and the
- * server alike.
+ * applies its batches through, 2 by default). Used by the library, the CLI and the server alike.
  *
  * @module
  */
