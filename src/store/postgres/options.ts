@@ -63,9 +63,10 @@ export interface PostgresStoreOptions {
    * An existing pool to use instead of `url`; the store never ends it. It holds its apply
    * connections (`applyConnections`) and one per `listen` while open (so give it at least
    * {@link MIN_POOL_SIZE}; below 4, one apply connection by default), and uses schema-qualified
-   * names, so the pool's `search_path` does not matter. `statementTimeoutMs` applies only to the connections the store holds. Give the pool
-   * an `'error'` listener, and each client one on `'connect'` (the store does both on a pool it
-   * creates): a server restart can end a connection before the store adds its own listener.
+   * names, so the pool's `search_path` does not matter. `statementTimeoutMs` applies only to the
+   * connections the store holds. Give the pool an `'error'` listener, and each client one on
+   * `'connect'` (the store does both on a pool it creates): a server restart can end a connection
+   * before the store adds its own listener.
    */
   readonly pool?: pg.Pool;
   /**
