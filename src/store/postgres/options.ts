@@ -143,6 +143,11 @@ function invalid(message: string): CocoError {
   return new CocoError(ErrorCode.InvalidOptions, `postgresStore: ${message}`);
 }
 
+/** Connections a pool needs for `lanes` apply connections: theirs, a listener, one for reads. */
+function poolNeeds(lanes: number): number {
+  return Math.max(MIN_POOL_SIZE, lanes + 2);
+}
+
 /** Validates and defaults the options; throws `INVALID_OPTIONS` naming the offending field. */
 export function compileOptions(options: PostgresStoreOptions): CompiledPostgresOptions {
   const parsed = optionsSchema.safeParse(options ?? {});
@@ -161,14 +166,13 @@ export function compileOptions(options: PostgresStoreOptions): CompiledPostgresO
   }
   const poolMax = (o.pool as { options?: { max?: unknown } } | undefined)?.options?.max;
   const capacity = o.pool !== undefined ? poolMax : o.poolSize;
-  // Unset: the default, or one where the pool has no room for it (its apply connections, a
-  // listener and one for reads).
+  // Unset: the default, or one where the pool has no room for it.
   const applyConnections =
     o.applyConnections ??
-    (typeof capacity === 'number' && capacity < DEFAULT_APPLY_CONNECTIONS + 2
+    (typeof capacity === 'number' && capacity < poolNeeds(DEFAULT_APPLY_CONNECTIONS)
       ? 1
       : DEFAULT_APPLY_CONNECTIONS);
-  const needed = Math.max(MIN_POOL_SIZE, applyConnections + 2);
+  const needed = poolNeeds(applyConnections);
   if (typeof poolMax === 'number' && poolMax < needed) {
     throw invalid(`pool: needs at least ${needed} connections (max is ${poolMax})`);
   }
