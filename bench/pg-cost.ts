@@ -38,7 +38,7 @@ import {
   type Pattern,
 } from './pg-common.js';
 import { Node, READY_TIMEOUT_MS, RUN_TIMEOUT_MS, children } from './pg-fork.js';
-import { cpuSample, type CpuSample } from './pg-report.js';
+import { cpuSample, postgresSince, type CpuSample } from './pg-report.js';
 
 /**
  * PostgreSQL 15 flushes a backend's pending statistics at most once a second while it works
@@ -205,7 +205,7 @@ async function delta(c: pg.Client, a: Sample, b: Sample, walinspect: boolean): P
     },
     byTable,
     backendCpuS: a.cpu && b.cpu ? (b.cpu.ours - a.cpu.ours) / HZ : NaN,
-    postgresCpuS: a.cpu && b.cpu ? (b.cpu.postgres - a.cpu.postgres) / HZ : NaN,
+    postgresCpuS: a.cpu && b.cpu ? postgresSince(a.cpu, b.cpu) / HZ : NaN,
   };
 }
 

@@ -27,8 +27,13 @@ export interface CpuSample {
   /** Jiffies of the whole machine, all CPUs: busy (not idle, not iowait), total. */
   busy: number;
   total: number;
-  /** Jiffies (user + system) of the processes named `postgres`. */
+  /**
+   * Jiffies (user + system) of the processes named `postgres`. A process that exits takes its
+   * jiffies with it, so a difference of two samples is taken per process ({@link postgresSince}).
+   */
   postgres: number;
+  /** The same, per process id. */
+  postgresByPid: ReadonlyMap<number, number>;
   /** Jiffies of the processes in `ours` (this benchmark's backends). */
   ours: number;
   /** Jiffies of the processes in `apply` (the backends of the nodes' apply connections). */
@@ -36,7 +41,21 @@ export interface CpuSample {
 }
 
 /** The CPU used over one measured run (jiffies), and the run's wall-clock seconds. */
-export type CpuUse = CpuSample & { wall: number };
+export type CpuUse = Omit<CpuSample, 'postgresByPid'> & { wall: number };
+
+/**
+ * Jiffies of the server's processes between two samples, process by process: those alive at
+ * `after` count what they used since `before` (all of it if they started since). A backend that
+ * exits between the samples (a closed connection, an autovacuum worker) is left out instead of
+ * subtracting everything it ever used, which a difference of the totals did — it could even come
+ * out negative.
+ */
+export function postgresSince(before: CpuSample, after: CpuSample): number {
+  let jiffies = 0;
+  for (const [pid, now] of after.postgresByPid)
+    jiffies += Math.max(0, now - (before.postgresByPid.get(pid) ?? 0));
+  return jiffies;
+}
 
 /** Reads the CPU counters; null where there is no /proc. */
 export function cpuSample(
@@ -49,6 +68,7 @@ export function cpuSample(
     const total = f.slice(0, 8).reduce((a, b) => a + b, 0);
     const busy = total - f[3]! - f[4]!;
     let postgres = 0;
+    const postgresByPid = new Map<number, number>();
     let oursJiffies = 0;
     let applyJiffies = 0;
     for (const pid of readdirSync('/proc')) {
@@ -61,13 +81,14 @@ export function cpuSample(
         // Fields 14 and 15 of stat (utime, stime); `rest` starts at field 3.
         const jiffies = Number(rest[11]) + Number(rest[12]);
         postgres += jiffies;
+        postgresByPid.set(Number(pid), jiffies);
         if (ours.has(Number(pid))) oursJiffies += jiffies;
         if (apply.has(Number(pid))) applyJiffies += jiffies;
       } catch {
         // The process ended meanwhile.
       }
     }
-    return { busy, total, postgres, ours: oursJiffies, apply: applyJiffies };
+    return { busy, total, postgres, postgresByPid, ours: oursJiffies, apply: applyJiffies };
   } catch {
     return null;
   }
@@ -83,7 +104,7 @@ export function cpuUse(
   return {
     busy: after.busy - before.busy,
     total: after.total - before.total,
-    postgres: after.postgres - before.postgres,
+    postgres: postgresSince(before, after),
     ours: after.ours - before.ours,
     apply: after.apply - before.apply,
     wall,
@@ -132,6 +153,14 @@ export interface Profile {
   postgresCpuCores: number | null;
   ourBackendsCpuCores: number | null;
   /**
+   * CPU of all the server's processes per unit, µs: over coco's runs, and over the raw-store
+   * limit's (the same row writes through the same statements, one connection per node, no
+   * engine). Their difference is what coco's batches cost the server beyond the rows
+   * themselves (null: no /proc, or no raw run).
+   */
+  postgresCpuUsPerUnit: number | null;
+  rawPostgresCpuUsPerUnit: number | null;
+  /**
    * CPU of the server backends of the apply connections over the time their stores were busy:
    * near 1, the server's execution is the limit; well below, the time goes to the client
    * (serializing parameters, an event loop busy with engine work), the network or WAL flushes.
@@ -166,6 +195,9 @@ export interface Measured {
   units: number;
   /** The raw-store limit of each repeat, units/s (empty with `BENCH_NO_RAW`). */
   rawRuns: number[];
+  /** The CPU used over each raw-store run, and the units they applied in all. */
+  rawCpu: CpuUse[];
+  rawUnits: number;
   /** Units per raw-store transaction group. */
   rawPerBatch: number;
 }
@@ -223,6 +255,12 @@ export function reportMeasure(m: Measured): Result {
       cpu.length > 0 ? round(cpuTotals.postgres / CLK_TCK / cpuTotals.wall, 2) : null,
     ourBackendsCpuCores:
       cpu.length > 0 ? round(cpuTotals.ours / CLK_TCK / cpuTotals.wall, 2) : null,
+    postgresCpuUsPerUnit:
+      cpu.length > 0 ? round((cpuTotals.postgres / CLK_TCK / units) * 1e6) : null,
+    rawPostgresCpuUsPerUnit:
+      m.rawCpu.length > 0 && m.rawUnits > 0
+        ? round((m.rawCpu.reduce((a, c) => a + c.postgres, 0) / CLK_TCK / m.rawUnits) * 1e6)
+        : null,
     applyCpuOfBusy:
       cpu.length > 0 && storeBusyMs > 0
         ? round(cpuTotals.apply / CLK_TCK / (storeBusyMs / 1000), 2)
@@ -266,7 +304,7 @@ export function reportMeasure(m: Measured): Result {
       `node CPU ${profile.nodeCpuUsPerUnit} µs/${pattern === 'one-task' ? 'command' : 'parent'} (main thread ${profile.nodeMainCpuUsPerUnit ?? '?'}; ${profile.nodeCpuCores} cores), ` +
       `store busy ${Math.round(profile.storeBusyShare * 100)}% of a run per node, ` +
       `node main thread waiting for a CPU ${profile.nodeQueuedShare === null ? '?' : Math.round(profile.nodeQueuedShare * 100)}% of a run, ` +
-      `apply backends ${profile.applyCpuOfBusy === null ? '?' : Math.round(profile.applyCpuOfBusy * 100)}% on CPU while busy, postgres ${profile.postgresCpuCores ?? '?'} cores (this run's backends ${profile.ourBackendsCpuCores ?? '?'}), machine busy ${profile.machineBusyShare === null ? '?' : Math.round(profile.machineBusyShare * 100)}% (other processes ${profile.otherCpuCores ?? '?'} cores)`,
+      `apply backends ${profile.applyCpuOfBusy === null ? '?' : Math.round(profile.applyCpuOfBusy * 100)}% on CPU while busy, postgres ${profile.postgresCpuCores ?? '?'} cores (this run's backends ${profile.ourBackendsCpuCores ?? '?'}; ${profile.postgresCpuUsPerUnit ?? '?'} µs/${pattern === 'one-task' ? 'command' : 'parent'}, raw-store limit ${profile.rawPostgresCpuUsPerUnit ?? '?'}), machine busy ${profile.machineBusyShare === null ? '?' : Math.round(profile.machineBusyShare * 100)}% (other processes ${profile.otherCpuCores ?? '?'} cores)`,
   );
   printStatements(all);
   console.log(JSON.stringify(result));

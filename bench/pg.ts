@@ -324,6 +324,8 @@ async function measure(pattern: Pattern, n: number): Promise<Result> {
       backends.filter((b) => b.application_name === `coco/apply/${schema}`).map((b) => b.pid),
     );
     const rawRuns: number[] = [];
+    const rawCpu: CpuUse[] = [];
+    let rawUnits = 0;
     const rawSize = pattern === 'one-task' ? options.rawCommands : options.rawParents;
     const rawShares = split(rawSize, n);
     /** Row writes per unit over the runs so far, over every node: what the raw-store limit replays. */
@@ -375,11 +377,16 @@ async function measure(pattern: Pattern, n: number): Promise<Result> {
         }),
       );
       await Promise.all(nodes.map((node) => node.next('raw-ready', RUN_TIMEOUT_MS)));
+      const rawBefore = cpuSample();
       const r0 = performance.now();
       for (const node of nodes) node.send({ t: 'raw-go' });
       const rawDone = await Promise.all(nodes.map((node) => node.next('raw-done', RUN_TIMEOUT_MS)));
+      const rawWall = (Math.max(...rawDone.map((d) => d.at)) - r0) / 1000;
+      const rawUse = cpuUse(rawBefore, cpuSample(), rawWall);
+      if (rawUse) rawCpu.push(rawUse);
       const applied = rawDone.reduce((a, d) => a + d.m.units, 0);
-      rawRuns.push(applied / ((Math.max(...rawDone.map((d) => d.at)) - r0) / 1000));
+      rawUnits += applied;
+      rawRuns.push(applied / rawWall);
       console.log(
         `  raw-store limit, run ${r + 1}/${options.repeats}: ${Math.round(rawRuns.at(-1)!)} ${unit}`,
       );
@@ -404,6 +411,8 @@ async function measure(pattern: Pattern, n: number): Promise<Result> {
       ops,
       units,
       rawRuns,
+      rawCpu,
+      rawUnits,
       rawPerBatch: RAW_PER_BATCH,
     });
   } finally {
