@@ -79,8 +79,8 @@ interface Lane {
   doneTail: Promise<void>;
   /** Batches routed to the lane and not settled. */
   inFlight: number;
-  /** Keys of those batches, with how many of them hold each. */
-  readonly keys: Map<BatchKey, number>;
+  /** The keys of each of those batches (a set per batch: released whole when it settles). */
+  readonly held: ReadonlySet<BatchKey>[];
 }
 
 /** A call, as the call after it sees it. */
@@ -110,22 +110,35 @@ function doomed(): CocoError {
   return error;
 }
 
-/** The rows a batch touches, by command id, entity key and idempotency key (see the module). */
-export function batchKeys(b: ChangeBatch): BatchKey[] {
-  const keys: BatchKey[] = [];
+/**
+ * The rows a batch touches, by command id, entity key and idempotency key (see the module), each
+ * once: a command's id comes with its own row and again with each of its tasks' rows.
+ */
+export function batchKeys(b: ChangeBatch): Set<BatchKey> {
+  const keys = new Set<BatchKey>();
   for (const c of b.commandInserts) {
-    keys.push(c.id);
-    if (c.idempotencyKey !== null) keys.push(`i:${c.idempotencyKey}`);
+    keys.add(c.id);
+    if (c.idempotencyKey !== null) keys.add(`i:${c.idempotencyKey}`);
   }
-  for (const u of b.commandUpdates) keys.push(u.id);
-  for (const p of b.paramsUpgrades) keys.push(p.id);
-  for (const t of b.taskInserts) keys.push(t.commandId);
-  for (const t of b.taskUpdates) keys.push(t.commandId);
-  for (const u of b.undoInserts) keys.push(u.commandId);
-  for (const u of b.undoUpdates) keys.push(u.commandId);
-  for (const id of b.commandsSettled) keys.push(id);
-  for (const w of b.entityWrites) keys.push(`e:${w.kind.length}:${w.kind}${w.id}`);
+  for (const u of b.commandUpdates) keys.add(u.id);
+  for (const p of b.paramsUpgrades) keys.add(p.id);
+  for (const t of b.taskInserts) keys.add(t.commandId);
+  for (const t of b.taskUpdates) keys.add(t.commandId);
+  for (const u of b.undoInserts) keys.add(u.commandId);
+  for (const u of b.undoUpdates) keys.add(u.commandId);
+  for (const id of b.commandsSettled) keys.add(id);
+  for (const w of b.entityWrites) keys.add(`e:${w.kind.length}:${w.kind}${w.id}`);
   return keys;
+}
+
+/** No keys: a batch that fails before it is written holds nothing. */
+const NO_KEYS: ReadonlySet<BatchKey> = new Set();
+
+/** Whether two key sets share a key (the smaller one is walked). */
+function meet(a: ReadonlySet<BatchKey>, b: ReadonlySet<BatchKey>): boolean {
+  const [small, large] = a.size <= b.size ? [a, b] : [b, a];
+  for (const k of small) if (large.has(k)) return true;
+  return false;
 }
 
 /** Applies a node's batches through several connections (see the module). */
@@ -164,7 +177,7 @@ export class LaneApplier {
         writeTail: Promise.resolve(),
         doneTail: Promise.resolve(),
         inFlight: 0,
-        keys: new Map(),
+        held: [],
       };
       return lane;
     });
@@ -198,7 +211,7 @@ export class LaneApplier {
     } catch (error) {
       steps = error instanceof Error ? error : new Error(String(error));
     }
-    const keys = steps instanceof Error ? [] : batchKeys(batch);
+    const keys = steps instanceof Error ? NO_KEYS : batchKeys(batch);
     const prev = this.#prev;
     const prevSettled = this.#settled;
     let committed!: (ok: boolean) => void;
@@ -262,12 +275,11 @@ export class LaneApplier {
   }
 
   /** Lanes with an unsettled batch holding one of `keys`. */
-  #lanesHolding(keys: readonly BatchKey[]): Lane[] {
+  #lanesHolding(keys: ReadonlySet<BatchKey>): Lane[] {
     const out: Lane[] = [];
     for (const lane of this.#lanes) {
-      if (lane.inFlight === 0) continue;
-      for (const k of keys) {
-        if (lane.keys.has(k)) {
+      for (const held of lane.held) {
+        if (meet(keys, held)) {
           out.push(lane);
           break;
         }
@@ -285,11 +297,11 @@ export class LaneApplier {
   /** Routes a call to `lane`: its keys held, its turns taken, released when it settles. */
   #start(
     lane: Lane,
-    keys: readonly BatchKey[],
+    keys: ReadonlySet<BatchKey>,
     committed: (ok: boolean) => void,
     body: (turns: Turns) => Promise<void>,
   ): Promise<void> {
-    for (const k of keys) lane.keys.set(k, (lane.keys.get(k) ?? 0) + 1);
+    lane.held.push(keys);
     lane.inFlight++;
     const writeTurn = lane.writeTail;
     const doneTurn = lane.doneTail;
@@ -305,11 +317,7 @@ export class LaneApplier {
     const done = run.finally(() => {
       releaseWrite();
       lane.inFlight--;
-      for (const k of keys) {
-        const n = lane.keys.get(k)! - 1;
-        if (n === 0) lane.keys.delete(k);
-        else lane.keys.set(k, n);
-      }
+      lane.held.splice(lane.held.indexOf(keys), 1);
     });
     lane.doneTail = done.then(
       () => undefined,
