@@ -80,7 +80,7 @@ interface Lane {
   /** Batches routed to the lane and not settled. */
   inFlight: number;
   /** The keys of each of those batches (a set per batch: released whole when it settles). */
-  readonly held: ReadonlySet<BatchKey>[];
+  readonly held: BatchKeys[];
 }
 
 /** A call, as the call after it sees it. */
@@ -112,34 +112,62 @@ function doomed(): CocoError {
 
 /**
  * The rows a batch touches, by command id, entity key and idempotency key (see the module), each
- * once: a command's id comes with its own row and again with each of its tasks' rows.
+ * once (a command's id comes with its own row and again with each of its tasks' rows), and the
+ * range of its command ids: most batches of a busy node touch ids far from those of the batches
+ * in flight (new commands, or older ones ending), which the ranges tell without a lookup per key.
  */
-export function batchKeys(b: ChangeBatch): Set<BatchKey> {
-  const keys = new Set<BatchKey>();
-  for (const c of b.commandInserts) {
-    keys.add(c.id);
-    if (c.idempotencyKey !== null) keys.add(`i:${c.idempotencyKey}`);
+export class BatchKeys {
+  readonly keys = new Set<BatchKey>();
+  /** Lowest and highest command id among the keys (an empty range when there is none). */
+  lo = Infinity;
+  hi = -Infinity;
+  /** Whether any key is an entity or idempotency key. */
+  named = false;
+
+  /** Adds a command id. */
+  id(id: number): void {
+    this.keys.add(id);
+    if (id < this.lo) this.lo = id;
+    if (id > this.hi) this.hi = id;
   }
-  for (const u of b.commandUpdates) keys.add(u.id);
-  for (const p of b.paramsUpgrades) keys.add(p.id);
-  for (const t of b.taskInserts) keys.add(t.commandId);
-  for (const t of b.taskUpdates) keys.add(t.commandId);
-  for (const u of b.undoInserts) keys.add(u.commandId);
-  for (const u of b.undoUpdates) keys.add(u.commandId);
-  for (const id of b.commandsSettled) keys.add(id);
-  for (const w of b.entityWrites) keys.add(`e:${w.kind.length}:${w.kind}${w.id}`);
+
+  /** Adds an entity or idempotency key. */
+  name(key: string): void {
+    this.keys.add(key);
+    this.named = true;
+  }
+
+  /** Whether the two share a key. */
+  meets(other: BatchKeys): boolean {
+    // Command ids can meet only where the ranges overlap; names only if both have some.
+    if ((this.hi < other.lo || other.hi < this.lo) && !(this.named && other.named)) return false;
+    const [small, large] =
+      this.keys.size <= other.keys.size ? [this.keys, other.keys] : [other.keys, this.keys];
+    for (const k of small) if (large.has(k)) return true;
+    return false;
+  }
+}
+
+/** The keys of a batch (see {@link BatchKeys}). */
+export function batchKeys(b: ChangeBatch): BatchKeys {
+  const keys = new BatchKeys();
+  for (const c of b.commandInserts) {
+    keys.id(c.id);
+    if (c.idempotencyKey !== null) keys.name(`i:${c.idempotencyKey}`);
+  }
+  for (const u of b.commandUpdates) keys.id(u.id);
+  for (const p of b.paramsUpgrades) keys.id(p.id);
+  for (const t of b.taskInserts) keys.id(t.commandId);
+  for (const t of b.taskUpdates) keys.id(t.commandId);
+  for (const u of b.undoInserts) keys.id(u.commandId);
+  for (const u of b.undoUpdates) keys.id(u.commandId);
+  for (const id of b.commandsSettled) keys.id(id);
+  for (const w of b.entityWrites) keys.name(`e:${w.kind.length}:${w.kind}${w.id}`);
   return keys;
 }
 
 /** No keys: a batch that fails before it is written holds nothing. */
-const NO_KEYS: ReadonlySet<BatchKey> = new Set();
-
-/** Whether two key sets share a key (the smaller one is walked). */
-function meet(a: ReadonlySet<BatchKey>, b: ReadonlySet<BatchKey>): boolean {
-  const [small, large] = a.size <= b.size ? [a, b] : [b, a];
-  for (const k of small) if (large.has(k)) return true;
-  return false;
-}
+const NO_KEYS = new BatchKeys();
 
 /** Applies a node's batches through several connections (see the module). */
 export class LaneApplier {
@@ -275,11 +303,11 @@ export class LaneApplier {
   }
 
   /** Lanes with an unsettled batch holding one of `keys`. */
-  #lanesHolding(keys: ReadonlySet<BatchKey>): Lane[] {
+  #lanesHolding(keys: BatchKeys): Lane[] {
     const out: Lane[] = [];
     for (const lane of this.#lanes) {
       for (const held of lane.held) {
-        if (meet(keys, held)) {
+        if (keys.meets(held)) {
           out.push(lane);
           break;
         }
@@ -297,7 +325,7 @@ export class LaneApplier {
   /** Routes a call to `lane`: its keys held, its turns taken, released when it settles. */
   #start(
     lane: Lane,
-    keys: ReadonlySet<BatchKey>,
+    keys: BatchKeys,
     committed: (ok: boolean) => void,
     body: (turns: Turns) => Promise<void>,
   ): Promise<void> {
