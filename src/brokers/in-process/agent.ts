@@ -360,13 +360,17 @@ export class InProcessAgent {
         c.clearsOfRunning++;
         continue;
       }
-      if (r === undefined) c.clearsUnknown++;
-      else {
-        this.#tasks.delete(taskId);
-        c.clears++;
-        if (this.#history !== undefined) this.#historyOf(taskId).clears++;
+      if (r === undefined) {
+        c.clearsUnknown++;
+        this.#used.mark(taskId, 'cleared', now);
+        continue;
       }
-      this.#used.mark(taskId, 'cleared', now);
+      this.#tasks.delete(taskId);
+      c.clears++;
+      if (this.#history !== undefined) this.#historyOf(taskId).clears++;
+      // Its start found the id not remembered (or only expired), and a held id is marked by
+      // nothing else: markNew spares a lookup, and scans for the expired one.
+      this.#used.markNew(taskId, 'cleared', now);
     }
   }
 

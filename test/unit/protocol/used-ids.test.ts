@@ -95,7 +95,7 @@ describe('UsedTaskIds', () => {
   const opArb = fc.record({
     // clear() rarely: it empties the memory the other operations build up
     op: fc.oneof(
-      { arbitrary: fc.constantFrom('add', 'mark', 'get', 'expire'), weight: 60 },
+      { arbitrary: fc.constantFrom('add', 'mark', 'markNew', 'get', 'expire'), weight: 60 },
       { arbitrary: fc.constant('clear'), weight: 1 },
     ),
     id: fc.nat(),
@@ -118,8 +118,9 @@ describe('UsedTaskIds', () => {
             const taskId = `t${id % pool}`;
             if (op === 'add')
               expect(used.add(taskId, how, now)).toEqual(model.add(taskId, how, now));
-            else if (op === 'mark') {
-              used.mark(taskId, how, now);
+            else if (op === 'mark' || op === 'markNew') {
+              // markNew is only a shortcut: on an id remembered already it is mark all the same
+              used[op](taskId, how, now);
               model.add(taskId, how, now);
             } else if (op === 'get') expect(used.get(taskId, now)).toBe(model.get(taskId, now));
             else if (op === 'expire') expect(used.expire(now)).toEqual(model.expire(now));
@@ -147,6 +148,19 @@ describe('UsedTaskIds', () => {
       ['a', { how: 'cleared', at: 3 }],
       ['c', { how: 'stopped', at: 4 }],
     ]);
+  });
+
+  it('markNew of an id remembered after all (expired, not yet dropped) moves it as mark does', () => {
+    const used = new UsedTaskIds({ maxIds: 2, retentionMs: 10 });
+    used.mark('a', 'stopped', 100);
+    used.mark('b', 'cleared', 105);
+    expect(used.get('b', 115)).toBeUndefined(); // expired, still remembered
+    used.markNew('b', 'stopped', 116); // drops 'a'; 'b' stays cleared, now at 116
+    expect([...used.entries()]).toEqual([['b', { how: 'cleared', at: 116 }]]);
+    used.markNew('c', 'stopped', 117);
+    used.markNew('d', 'stopped', 118); // past the count: 'b' goes, once
+    expect([...used.entries()].map(([taskId]) => taskId)).toEqual(['c', 'd']);
+    expect(used.size).toBe(2);
   });
 
   it('forgets an id at its retention, not before', () => {
