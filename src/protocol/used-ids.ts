@@ -50,37 +50,39 @@ export interface UsedIdsOptions {
   readonly retentionMs?: number;
 }
 
-/**
- * Slack of the queue before it is copied anew: a copy costs O(queue), so it waits until the
- * slots dropped from its front, or the empty ones in it, are at least this many and as many as
- * the ids remembered (amortised O(1) per id), without keeping many dead slots of a small queue.
- */
-const COMPACT_AT = 4096;
+/** Ring size of a new memory; it doubles as ids come, up to what the bounds need. */
+const INITIAL_CAPACITY = 8;
+
+/** Codes of {@link UsedHow} in the ring (a byte per slot rather than a pointer). */
+const STOPPED = 0;
+const CLEARED = 1;
 
 /**
  * The used ids an agent remembers, oldest first, bounded in count and age.
  *
  * Kept without an object per id (an in-process agent clears one id per task, so it holds up to
- * {@link MAX_USED_IDS} of them): a queue of parallel arrays in age order (ids, times, how), and
- * a map from id to its position in the queue. An id used again moves to the end: its old slot
- * is left empty and skipped. Dropping reads the queue's front, so it costs O(1) per id dropped,
- * whatever was deleted before (a `Map` iterated from its start would first skip every entry
- * ever deleted from it since its last rehash).
+ * {@link MAX_USED_IDS} of them): a ring of parallel arrays in age order (ids, times, how), and a
+ * map from id to its index in the ring. An id used again moves to the end: its old slot is left
+ * empty and skipped. Dropping reads the ring's front, so it costs O(1) per id dropped, whatever
+ * was deleted before (a `Map` iterated from its start would first skip every entry ever deleted
+ * from it since its last rehash). At the count bound the ring stops growing: a new id takes the
+ * slot the oldest leaves, with no copy of the queue and no garbage per id.
  */
 export class UsedTaskIds {
   /** Most ids remembered. */
   readonly maxIds: number;
   /** How long an id is remembered, in ms. */
   readonly retentionMs: number;
-  /** Position of each remembered id's slot: its index in the queue plus {@link #shift}. */
+  /** Index of each remembered id's slot in the ring. */
   readonly #slot = new Map<string, number>();
-  // The queue, oldest first, from #head on; an id of null is an empty slot (the id moved on).
+  // The ring: #length slots from index #head on, oldest first, wrapping at its size (a power of
+  // two, #mask + 1). An id of null is an empty slot (the id moved on, or was dropped).
   #ids: (string | null)[] = [];
-  #at: number[] = [];
-  #how: UsedHow[] = [];
+  #at = new Float64Array(0);
+  #how = new Uint8Array(0);
+  #mask = 0;
   #head = 0;
-  /** Slots removed from the front by compactions (positions stay valid across them). */
-  #shift = 0;
+  #length = 0;
 
   /** @throws CocoError `INVALID_OPTIONS` for a bound that is not a positive integer. */
   constructor(options: UsedIdsOptions = {}) {
@@ -93,6 +95,7 @@ export class UsedTaskIds {
       problems.push(`retentionMs must be a positive integer, not ${String(this.retentionMs)}`);
     if (problems.length > 0)
       throw new CocoError(ErrorCode.InvalidOptions, `used task ids: ${problems.join('; ')}`);
+    this.clear();
   }
 
   /** Number of ids remembered (expired ones included until they are dropped). */
@@ -107,10 +110,10 @@ export class UsedTaskIds {
    * change feed).
    */
   add(taskId: string, how: UsedHow, at: number): { how: UsedHow; dropped: string[] } {
-    const now = this.#put(taskId, how, at);
+    const now = this.#put(taskId, how === 'cleared' ? CLEARED : STOPPED, at);
     const dropped: string[] = [];
     this.#drop(at, dropped);
-    return { how: now, dropped };
+    return { how: now === CLEARED ? 'cleared' : 'stopped', dropped };
   }
 
   /**
@@ -118,16 +121,45 @@ export class UsedTaskIds {
    * memory and drops, with nothing to report (no allocation per id).
    */
   mark(taskId: string, how: UsedHow, at: number): void {
-    this.#put(taskId, how, at);
+    this.#put(taskId, how === 'cleared' ? CLEARED : STOPPED, at);
+    this.#drop(at, null);
+  }
+
+  /**
+   * {@link mark} of an id its caller knows to be new here, with one map lookup fewer: the
+   * in-process agent clearing a task it holds, whose start found the id not remembered (nothing
+   * marks a held id). Should the id be remembered after all (an expired id not yet dropped when
+   * the start came), its older slot is found by a scan of the ring, O(ring): the outcome is
+   * {@link mark}'s either way.
+   */
+  markNew(taskId: string, how: UsedHow, at: number): void {
+    if (this.#length > this.#mask) this.#makeRoom();
+    const i = (this.#head + this.#length) & this.#mask;
+    const size = this.#slot.size;
+    this.#slot.set(taskId, i);
+    let now = how === 'cleared' ? CLEARED : STOPPED;
+    if (this.#slot.size === size) {
+      // Remembered after all: empty its older slot, as #put does.
+      for (let k = 0; k < this.#length; k++) {
+        const j = (this.#head + k) & this.#mask;
+        if (this.#ids[j] !== taskId) continue;
+        if (this.#how[j] === CLEARED) now = CLEARED;
+        this.#ids[j] = null;
+        break;
+      }
+    }
+    this.#length++;
+    this.#ids[i] = taskId;
+    this.#at[i] = at;
+    this.#how[i] = now;
     this.#drop(at, null);
   }
 
   /** How `taskId` was used, if it is remembered and not expired at `now`. */
   get(taskId: string, now: number): UsedHow | undefined {
-    const slot = this.#slot.get(taskId);
-    if (slot === undefined) return undefined;
-    const i = slot - this.#shift;
-    return this.#at[i]! + this.retentionMs <= now ? undefined : this.#how[i];
+    const i = this.#slot.get(taskId);
+    if (i === undefined || this.#at[i]! + this.retentionMs <= now) return undefined;
+    return this.#how[i] === CLEARED ? 'cleared' : 'stopped';
   }
 
   /** Drops the ids expired at `now` and the oldest beyond the count; returns them. */
@@ -139,83 +171,93 @@ export class UsedTaskIds {
 
   /** Every id remembered, oldest first. */
   *entries(): IterableIterator<[string, { readonly how: UsedHow; readonly at: number }]> {
-    for (let i = this.#head; i < this.#ids.length; i++) {
+    for (let k = 0; k < this.#length; k++) {
+      const i = (this.#head + k) & this.#mask;
       const taskId = this.#ids[i];
-      if (taskId != null) yield [taskId, { how: this.#how[i]!, at: this.#at[i]! }];
+      if (taskId != null)
+        yield [taskId, { how: this.#how[i] === CLEARED ? 'cleared' : 'stopped', at: this.#at[i]! }];
     }
   }
 
   /** Forgets every id (an agent that loses its memory, as an in-memory agent at a restart). */
   clear(): void {
     this.#slot.clear();
-    this.#ids = [];
-    this.#at = [];
-    this.#how = [];
+    this.#alloc(INITIAL_CAPACITY);
     this.#head = 0;
-    this.#shift = 0;
+    this.#length = 0;
   }
 
-  /** Appends `taskId` to the queue (emptying its older slot); returns how it is now used. */
-  #put(taskId: string, how: UsedHow, at: number): UsedHow {
+  /** Appends `taskId` to the ring (emptying its older slot); returns how it is now used. */
+  #put(taskId: string, how: number, at: number): number {
     let now = how;
     const previous = this.#slot.get(taskId);
     if (previous !== undefined) {
-      const i = previous - this.#shift;
-      if (this.#how[i] === 'cleared') now = 'cleared';
-      this.#ids[i] = null;
+      if (this.#how[previous] === CLEARED) now = CLEARED;
+      this.#ids[previous] = null;
     }
-    this.#slot.set(taskId, this.#ids.length + this.#shift);
-    this.#ids.push(taskId);
-    this.#at.push(at);
-    this.#how.push(now);
-    if (this.#ids.length - this.#head > 2 * this.#slot.size + COMPACT_AT) this.#compact();
+    if (this.#length > this.#mask) this.#makeRoom();
+    const i = (this.#head + this.#length++) & this.#mask;
+    this.#ids[i] = taskId;
+    this.#at[i] = at;
+    this.#how[i] = now;
+    this.#slot.set(taskId, i);
     return now;
   }
 
   /** Drops from the front what {@link expire} drops, into `dropped` unless it is null. */
   #drop(now: number, dropped: string[] | null): void {
     const ids = this.#ids;
+    const mask = this.#mask;
+    const slot = this.#slot;
     let head = this.#head;
-    for (; head < ids.length; head++) {
+    let length = this.#length;
+    for (; length > 0; head = (head + 1) & mask, length--) {
       const taskId = ids[head];
       if (taskId === null) continue;
-      if (this.#slot.size <= this.maxIds && this.#at[head]! + this.retentionMs > now) break;
-      this.#slot.delete(taskId!);
+      if (slot.size <= this.maxIds && this.#at[head]! + this.retentionMs > now) break;
+      slot.delete(taskId!);
+      ids[head] = null;
       dropped?.push(taskId!);
     }
     this.#head = head;
-    if (head >= COMPACT_AT && 2 * head >= ids.length) {
-      // Positions stay valid: the slots before the head go, the shift counts them.
-      this.#ids = ids.slice(head);
-      this.#at = this.#at.slice(head);
-      this.#how = this.#how.slice(head);
-      this.#shift += head;
-      this.#head = 0;
-    }
+    this.#length = length;
   }
 
   /**
-   * Copies the remembered ids into new arrays without the empty slots (many when ids are used
-   * again and again within the retention), giving each a new position.
+   * Makes room in a full ring: copies the remembered ids in order, without the empty slots, into
+   * a ring as large if at least half of its slots are empty (many ids used again within the
+   * retention), else twice as large. Either costs O(ring), paid for by as many slots filled
+   * before: the ring grows only while the memory does, and at the count bound stays put.
    */
-  #compact(): void {
-    const ids: (string | null)[] = [];
-    const at: number[] = [];
-    const how: UsedHow[] = [];
-    const shift = this.#shift + this.#ids.length;
-    for (let i = this.#head; i < this.#ids.length; i++) {
-      const taskId = this.#ids[i];
+  #makeRoom(): void {
+    const ids = this.#ids;
+    const at = this.#at;
+    const how = this.#how;
+    const mask = this.#mask;
+    const head = this.#head;
+    const length = this.#length;
+    // Every id in the map has one slot: the others are empty.
+    this.#alloc(length >= 2 * this.#slot.size ? mask + 1 : 2 * (mask + 1));
+    let j = 0;
+    for (let k = 0; k < length; k++) {
+      const i = (head + k) & mask;
+      const taskId = ids[i];
       if (taskId == null) continue;
-      this.#slot.set(taskId, shift + ids.length);
-      ids.push(taskId);
-      at.push(this.#at[i]!);
-      how.push(this.#how[i]!);
+      this.#ids[j] = taskId;
+      this.#at[j] = at[i]!;
+      this.#how[j] = how[i]!;
+      this.#slot.set(taskId, j++);
     }
-    this.#ids = ids;
-    this.#at = at;
-    this.#how = how;
     this.#head = 0;
-    this.#shift = shift;
+    this.#length = j;
+  }
+
+  /** Replaces the ring with an empty one of `capacity` slots (a power of two). */
+  #alloc(capacity: number): void {
+    this.#ids = new Array<string | null>(capacity).fill(null);
+    this.#at = new Float64Array(capacity);
+    this.#how = new Uint8Array(capacity);
+    this.#mask = capacity - 1;
   }
 }
 

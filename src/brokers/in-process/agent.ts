@@ -294,8 +294,10 @@ export class InProcessAgent {
       c.starts++;
       if (this.#history !== undefined) this.#historyOf(taskId).starts++;
       results.push({ taskId, accepted: true });
-      if (thrown) this.#end(record, 'failed', undefined, verbError(value));
-      else if (!isPromiseLike(value)) this.#end(record, 'succeeded', value ?? null, undefined);
+      // A verb that ended at once ends its task here: the record was just stored, running (no
+      // lookup to check that it is still the one held, as a later end needs).
+      if (thrown) this.#settle(record, 'failed', undefined, verbError(value));
+      else if (!isPromiseLike(value)) this.#settle(record, 'succeeded', value ?? null, undefined);
       else {
         void Promise.resolve(value).then(
           (result) => this.#end(record, 'succeeded', result ?? null, undefined),
@@ -358,19 +360,28 @@ export class InProcessAgent {
         c.clearsOfRunning++;
         continue;
       }
-      if (r === undefined) c.clearsUnknown++;
-      else {
-        this.#tasks.delete(taskId);
-        c.clears++;
-        if (this.#history !== undefined) this.#historyOf(taskId).clears++;
+      if (r === undefined) {
+        c.clearsUnknown++;
+        this.#used.mark(taskId, 'cleared', now);
+        continue;
       }
-      this.#used.mark(taskId, 'cleared', now);
+      this.#tasks.delete(taskId);
+      c.clears++;
+      if (this.#history !== undefined) this.#historyOf(taskId).clears++;
+      // Its start found the id not remembered (or only expired), and a held id is marked by
+      // nothing else: markNew spares a lookup, and scans for the expired one.
+      this.#used.markNew(taskId, 'cleared', now);
     }
   }
 
   /** Ends a running task that the agent still holds; later ends of the same run are ignored. */
   #end(r: TaskRecord, state: EndedState, result: unknown, error: ErrorInfo | undefined): void {
-    if (r.state !== 'running' || this.#tasks.get(r.taskId) !== r) return;
+    if (r.state === 'running' && this.#tasks.get(r.taskId) === r)
+      this.#settle(r, state, result, error);
+  }
+
+  /** Ends a running task the agent holds (the caller checked both). */
+  #settle(r: TaskRecord, state: EndedState, result: unknown, error: ErrorInfo | undefined): void {
     r.state = state;
     r.result = result;
     r.error = error;

@@ -102,6 +102,21 @@ describe('the memory of used ids is bounded', () => {
     expect(await agent.startTasks([start('old')])).toEqual([{ taskId: 'old', accepted: true }]);
   });
 
+  it('remembers once the id of a task started after its id expired, when it is cleared', async () => {
+    const clock = new ManualClock(0);
+    const { agent } = counting({ clock, usedIds: { maxIds: 2, retentionMs: 1_000 } });
+    await agent.stopTasks(['old']);
+    clock.advance(1_000); // expired, not yet dropped: nothing was marked since
+    expect(await agent.startTasks([start('old')])).toEqual([{ taskId: 'old', accepted: true }]);
+    await agent.clearTasks(['old']);
+    expect(await agent.startTasks([start('old')])).toEqual([refused('old', 'cleared')]);
+    // it takes one place of two: one more id keeps it, a second drops it
+    await agent.clearTasks(['x']);
+    expect(await agent.startTasks([start('old')])).toEqual([refused('old', 'cleared')]);
+    await agent.clearTasks(['y']);
+    expect(await agent.startTasks([start('old')])).toEqual([{ taskId: 'old', accepted: true }]);
+  });
+
   it('keeps at most maxIds, forgetting the oldest first', async () => {
     const { agent } = counting({ usedIds: { maxIds: 2 } });
     await agent.stopTasks(['a', 'b', 'c']);

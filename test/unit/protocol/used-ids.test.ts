@@ -1,8 +1,10 @@
 /**
  * The memory of used task ids (src/protocol/used-ids.ts) behaves as a map in age order would:
  * checked against such a model over long random sequences (ids used again, expired, dropped
- * past the count, the queue compacted many times), and on the cases the rule names.
+ * past the count, the ring compacted, grown and wrapped many times), over short sequences with
+ * small bounds that fast-check shrinks to a minimal failing one, and on the cases the rule names.
  */
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { UsedTaskIds, type UsedHow } from '../../../src/protocol/used-ids.js';
 
@@ -39,6 +41,9 @@ class Model {
   }
   entries(): [string, { how: UsedHow; at: number }][] {
     return [...this.#ids];
+  }
+  clear(): void {
+    this.#ids.clear();
   }
 }
 
@@ -84,6 +89,54 @@ describe('UsedTaskIds', () => {
     expect([...used.entries()]).toEqual(model.entries());
   });
 
+  // Small bounds reach every path of the ring in a few operations: a tiny pool of ids used
+  // again fills it with empty slots (compaction), a larger count grows it past its first size,
+  // and fresh ids at the count wrap it around.
+  const opArb = fc.record({
+    // clear() rarely: it empties the memory the other operations build up
+    op: fc.oneof(
+      { arbitrary: fc.constantFrom('add', 'mark', 'markNew', 'get', 'expire'), weight: 60 },
+      { arbitrary: fc.constant('clear'), weight: 1 },
+    ),
+    id: fc.nat(),
+    how: fc.constantFrom<UsedHow>('stopped', 'cleared'),
+    dt: fc.constantFrom(0, 0, 0, 1, 2, 7),
+  });
+  it('matches a map in age order over random operations with small bounds (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.oneof(fc.integer({ min: 1, max: 6 }), fc.integer({ min: 30, max: 90 })),
+        fc.oneof(fc.integer({ min: 1, max: 40 }), fc.constant(1_000_000)),
+        fc.integer({ min: 1, max: 150 }),
+        fc.array(opArb, { maxLength: 400, size: 'max' }),
+        (maxIds, retentionMs, pool, ops) => {
+          const used = new UsedTaskIds({ maxIds, retentionMs });
+          const model = new Model(maxIds, retentionMs);
+          let now = 1_000;
+          for (const { op, id, how, dt } of ops) {
+            now += dt;
+            const taskId = `t${id % pool}`;
+            if (op === 'add')
+              expect(used.add(taskId, how, now)).toEqual(model.add(taskId, how, now));
+            else if (op === 'mark' || op === 'markNew') {
+              // markNew is only a shortcut: on an id remembered already it is mark all the same
+              used[op](taskId, how, now);
+              model.add(taskId, how, now);
+            } else if (op === 'get') expect(used.get(taskId, now)).toBe(model.get(taskId, now));
+            else if (op === 'expire') expect(used.expire(now)).toEqual(model.expire(now));
+            else {
+              used.clear();
+              model.clear();
+            }
+            expect(used.size).toBe(model.size);
+            expect([...used.entries()]).toEqual(model.entries());
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
   it('keeps a cleared id cleared when it is stopped again, and moves it to the end', () => {
     const used = new UsedTaskIds({ maxIds: 2 });
     used.add('a', 'cleared', 1);
@@ -95,6 +148,19 @@ describe('UsedTaskIds', () => {
       ['a', { how: 'cleared', at: 3 }],
       ['c', { how: 'stopped', at: 4 }],
     ]);
+  });
+
+  it('markNew of an id remembered after all (expired, not yet dropped) moves it as mark does', () => {
+    const used = new UsedTaskIds({ maxIds: 2, retentionMs: 10 });
+    used.mark('a', 'stopped', 100);
+    used.mark('b', 'cleared', 105);
+    expect(used.get('b', 115)).toBeUndefined(); // expired, still remembered
+    used.markNew('b', 'stopped', 116); // drops 'a'; 'b' stays cleared, now at 116
+    expect([...used.entries()]).toEqual([['b', { how: 'cleared', at: 116 }]]);
+    used.markNew('c', 'stopped', 117);
+    used.markNew('d', 'stopped', 118); // past the count: 'b' goes, once
+    expect([...used.entries()].map(([taskId]) => taskId)).toEqual(['c', 'd']);
+    expect(used.size).toBe(2);
   });
 
   it('forgets an id at its retention, not before', () => {
