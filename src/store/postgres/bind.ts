@@ -34,11 +34,13 @@ const BIND = 0x42;
 
 /**
  * Buffer parameters of at least this many bytes are sent as they are, not copied into the
- * message. Below it, a copy costs less than a chunk of its own (a slice, a write into the
- * corked stream, an entry of the writev); a 650-row batch's column buffers are 3–30 KB each
- * (measured with /work/notes/pgbind/bench.mjs: 1, 2, 4 and 8 KB within 1 % of each other).
+ * message. Below it, a copy costs about what a chunk of its own does (a slice, a write into the
+ * corked stream, an entry of the writev). The Binds of a one-task batch of 650 rows per table
+ * (column buffers of 3–30 KB) cost 11.5–12.3 µs with 512 B to 2 KB here, 19 µs with 4 KB, 50 µs
+ * with 16 KB and 67 µs copying every parameter; with 100 and 10 rows per table, 512 B to 4 KB are
+ * within noise of copying everything (/work/notes/pgbind.md, threshold.mjs).
  */
-const SEND_AS_IS = 2048;
+const SEND_AS_IS = 1024;
 
 /**
  * The Bind message for `config` as consecutive chunks, whose concatenation is what pg-protocol's
