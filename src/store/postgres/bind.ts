@@ -38,7 +38,7 @@ const BIND = 0x42;
  * corked stream, an entry of the writev). The Binds of a one-task batch of 650 rows per table
  * (column buffers of 3–30 KB) cost 11.5–12.3 µs with 512 B to 2 KB here, 19 µs with 4 KB, 50 µs
  * with 16 KB and 67 µs copying every parameter; with 100 and 10 rows per table, 512 B to 4 KB are
- * within noise of copying everything (/work/notes/pgbind.md, threshold.mjs).
+ * within noise of copying everything.
  */
 const SEND_AS_IS = 1024;
 
