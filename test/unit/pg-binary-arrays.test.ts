@@ -169,3 +169,17 @@ describe('the PostgreSQL store’s column arrays', () => {
     expect(bigintArray([3, 1, 2 ** 40])).toEqual(reference('bigint', [3, 1, 2 ** 40]));
   });
 });
+
+describe('the column arrays’ buffer', () => {
+  it('is sized within bounds after a call whose rows were few and large', () => {
+    // One row of 1 MB, then 100,000 rows of one character: sized by bytes per row alone, the
+    // second call's buffer would be ~100 GB (more than a Buffer can hold: a RangeError).
+    const columns = [['t', 'text']] as const;
+    const getters = [(v: string) => v];
+    columnar(['x'.repeat(1_000_000)], columns, getters);
+    const many = Array.from({ length: 100_000 }, () => 'a');
+    const [col] = columnar(many, columns, getters);
+    expect(col).toEqual(reference('text', many));
+    expect((col as Buffer).buffer.byteLength).toBeLessThanOrEqual(8 * 1024 * 1024);
+  });
+});

@@ -78,6 +78,13 @@ const bytesPerRow = new WeakMap<object, number>();
 const FIRST_GUESS = 16;
 /** A call's margin over its estimate: an eighth. */
 const MARGIN = 1.125;
+/**
+ * The most a call's buffer starts at, whatever its estimate: bytes per row from a batch of a few
+ * large rows would size a later batch of many small ones far too large (up to more than a Buffer
+ * holds). 4 MB is ~25× a one-task batch's largest statement (650 command inserts: 169 KB); a call
+ * that needs more grows its buffer, copying what it wrote.
+ */
+const START_MAX = 4 * 1024 * 1024;
 
 /** Writes `n` (an int32 or uint32) big-endian at `at`; returns the offset after it. */
 function int32At(buf: Buffer, at: number, n: number): number {
@@ -231,7 +238,9 @@ export function columnar<T>(
   });
   if (n === 0) return kind.map(() => '{}');
   const perRow = bytesPerRow.get(columns) ?? FIRST_GUESS * width;
-  out = Buffer.allocUnsafe(Math.ceil(MARGIN * perRow * n) + ARRAY_HEADER * width);
+  out = Buffer.allocUnsafe(
+    Math.min(Math.ceil(MARGIN * perRow * n) + ARRAY_HEADER * width, START_MAX),
+  );
   /** Where each column starts in `out`, and ends (-1: a literal then, in `literal`). */
   const starts: number[] = new Array<number>(width);
   const ends: number[] = new Array<number>(width);
