@@ -43,7 +43,7 @@ describePg('PostgreSQL array parameters encoded by coco', () => {
         ['i', 'int'],
         ['f', 'bool'],
       ],
-      (r) => [r.text, r.big, r.int, r.flag],
+      [(r) => r.text, (r) => r.big, (r) => r.int, (r) => r.flag],
     );
     const back = await admin().query(
       'SELECT t, b::text AS b, i, f FROM unnest($1::text[], $2::bigint[], $3::int[], $4::bool[]) WITH ORDINALITY AS u(t, b, i, f, n) ORDER BY n',
@@ -81,7 +81,7 @@ describePg('PostgreSQL array parameters encoded by coco', () => {
         ['i', 'int'],
         ['f', 'bool'],
       ],
-      (r) => [r.b, r.i, r.f],
+      [(r) => r.b, (r) => r.i, (r) => r.f],
     );
     // Buffers: node-postgres sends them in binary format (the server's array_recv reads them).
     for (const c of cols) expect(Buffer.isBuffer(c)).toBe(true);
@@ -105,7 +105,7 @@ describePg('PostgreSQL array parameters encoded by coco', () => {
     for (const [type, value, back] of cases) {
       const what = `${type} ${String(value)}`;
       const first = type === 'bool' ? true : 1;
-      const [col] = columnar([{ v: first }, { v: value }], [['v', type]], (r) => [r.v]);
+      const [col] = columnar([{ v: first }, { v: value }], [['v', type]], [(r) => r.v]);
       expect(col, what).toBe(`{${type === 'bool' ? 't' : '1'},${String(value)}}`);
       const read = admin().query<{ a: string }>(`SELECT $1::${type}[]::text AS a`, [col]);
       if (back === null) await expect(read, what).rejects.toThrow();
@@ -121,7 +121,7 @@ describePg('PostgreSQL array parameters encoded by coco', () => {
     const texts = ['a\uD800b', 'ascii then ü', long, 'plain', null];
     const many = Array.from({ length: 20_000 }, (_, i) => `row ${i} ✓`);
     for (const values of [texts, many, texts]) {
-      const [col] = columnar(values, [['t', 'text']], (v) => [v]);
+      const [col] = columnar(values, [['t', 'text']], [(v) => v]);
       expect(Buffer.isBuffer(col)).toBe(true);
       const back = await admin().query<{ t: string | null }>(
         'SELECT t FROM unnest($1::text[]) WITH ORDINALITY AS u(t, n) ORDER BY n',
@@ -131,19 +131,19 @@ describePg('PostgreSQL array parameters encoded by coco', () => {
         values.map((v) => (v === null ? null : v.replace('\uD800', '\uFFFD'))),
       );
     }
-    const [numbers] = columnar([1.5, 2], [['t', 'text']], (v) => [v]);
+    const [numbers] = columnar([1.5, 2], [['t', 'text']], [(v) => v]);
     const back = await admin().query('SELECT $1::text[] AS a', [numbers]);
     expect(back.rows).toEqual([{ a: ['1.5', '2'] }]);
   });
 
   it('a text with a NUL character is refused by the server, as before', async () => {
-    const [col] = columnar(['a\u0000b'], [['t', 'text']], (v) => [v]);
+    const [col] = columnar(['a\u0000b'], [['t', 'text']], [(v) => v]);
     await expect(admin().query('SELECT $1::text[] AS a', [col])).rejects.toThrow(/0x00/);
     await expect(admin().query('SELECT $1::text AS a', ['a\u0000b'])).rejects.toThrow(/0x00/);
   });
 
   it('an empty batch is an empty array', async () => {
-    const [empty] = columnar([], [['t', 'text']], () => []);
+    const [empty] = columnar([], [['t', 'text']], [() => null]);
     expect(empty).toBe('{}');
     const back = await admin().query('SELECT cardinality($1::text[]) AS n', [empty]);
     expect(back.rows).toEqual([{ n: 0 }]);

@@ -263,11 +263,13 @@ export function commandInsertParams(
   owner: string | null,
 ): unknown[] {
   return [
-    ...columnar(rows, COMMAND_INSERT, (r) => [
-      r.id, r.type, r.paramsVersion, jsonText(r.params), r.status, r.parentId, r.rootId, r.seq,
-      r.originStage, r.childMode, r.failurePolicy, r.compensation, jsonText(r.error), jsonText(r.result),
-      stateText(r), r.idempotencyKey, r.createdAt, r.updatedAt, r.endedAt, r.tasksCleared,
-      r.leaseUntil, r.traceContext ?? null, isActive(r.status, r.tasksCleared, r.compensation),
+    ...columnar(rows, COMMAND_INSERT, [
+      (r) => r.id, (r) => r.type, (r) => r.paramsVersion, (r) => jsonText(r.params), (r) => r.status,
+      (r) => r.parentId, (r) => r.rootId, (r) => r.seq, (r) => r.originStage, (r) => r.childMode,
+      (r) => r.failurePolicy, (r) => r.compensation, (r) => jsonText(r.error),
+      (r) => jsonText(r.result), (r) => stateText(r), (r) => r.idempotencyKey, (r) => r.createdAt,
+      (r) => r.updatedAt, (r) => r.endedAt, (r) => r.tasksCleared, (r) => r.leaseUntil,
+      (r) => r.traceContext ?? null, (r) => isActive(r.status, r.tasksCleared, r.compensation),
     ]), // prettier-ignore
     owner,
   ];
@@ -279,9 +281,11 @@ export function commandUpdateParams(
   owner: string | null,
 ): unknown[] {
   return [
-    ...columnar(rows, COMMAND_UPDATE, (u) => [
-      u.id, u.status, u.compensation, jsonText(u.error), jsonText(u.result), stateText(u), u.updatedAt,
-      u.endedAt, u.tasksCleared, u.leaseUntil, isActive(u.status, u.tasksCleared, u.compensation),
+    ...columnar(rows, COMMAND_UPDATE, [
+      (u) => u.id, (u) => u.status, (u) => u.compensation, (u) => jsonText(u.error),
+      (u) => jsonText(u.result), (u) => stateText(u), (u) => u.updatedAt, (u) => u.endedAt,
+      (u) => u.tasksCleared, (u) => u.leaseUntil,
+      (u) => isActive(u.status, u.tasksCleared, u.compensation),
     ]), // prettier-ignore
     owner,
   ];
@@ -289,40 +293,48 @@ export function commandUpdateParams(
 
 /** Parameters of `upgradeParams`. */
 export function paramsUpgradeParams(rows: ChangeBatch['paramsUpgrades']): unknown[] {
-  return columnar(rows, PARAMS_UPGRADE, (p) => [p.id, p.paramsVersion, jsonText(p.params)]);
+  return columnar(rows, PARAMS_UPGRADE, [
+    (p) => p.id, (p) => p.paramsVersion, (p) => jsonText(p.params),
+  ]); // prettier-ignore
 }
 
 /** Parameters of `insertTasks`. */
 export function taskInsertParams(rows: readonly TaskRecord[]): unknown[] {
-  return columnar(rows, TASK_INSERT, (t) => [
-    t.commandId, t.ordinal, t.origin, t.agentId, t.verb, jsonText(t.args), t.status, jsonText(t.result),
-    jsonText(t.error), t.deadlineAt, t.stopRequested, t.createdAt, t.endedAt,
+  return columnar(rows, TASK_INSERT, [
+    (t) => t.commandId, (t) => t.ordinal, (t) => t.origin, (t) => t.agentId, (t) => t.verb,
+    (t) => jsonText(t.args), (t) => t.status, (t) => jsonText(t.result), (t) => jsonText(t.error),
+    (t) => t.deadlineAt, (t) => t.stopRequested, (t) => t.createdAt, (t) => t.endedAt,
   ]); // prettier-ignore
 }
 
 /** Parameters of `updateTasks`. */
 export function taskUpdateParams(rows: readonly TaskUpdate[]): unknown[] {
-  return columnar(rows, TASK_UPDATE, (t) => [
-    t.commandId, t.ordinal, t.status, jsonText(t.result), jsonText(t.error), t.stopRequested, t.endedAt,
-    t.deadlineAt,
+  return columnar(rows, TASK_UPDATE, [
+    (t) => t.commandId, (t) => t.ordinal, (t) => t.status, (t) => jsonText(t.result),
+    (t) => jsonText(t.error), (t) => t.stopRequested, (t) => t.endedAt, (t) => t.deadlineAt,
   ]); // prettier-ignore
 }
 
 /** Parameters of `insertUndo`. */
 export function undoInsertParams(rows: readonly UndoRecord[]): unknown[] {
-  return columnar(rows, UNDO_INSERT, (u) => [
-    u.commandId, u.ordinal, u.seq, u.stage, u.name, jsonText(u.data), u.status, jsonText(u.error),
+  return columnar(rows, UNDO_INSERT, [
+    (u) => u.commandId, (u) => u.ordinal, (u) => u.seq, (u) => u.stage, (u) => u.name,
+    (u) => jsonText(u.data), (u) => u.status, (u) => jsonText(u.error),
   ]); // prettier-ignore
 }
 
 /** Parameters of `updateUndo`. */
 export function undoUpdateParams(rows: readonly UndoUpdate[]): unknown[] {
-  return columnar(rows, UNDO_UPDATE, (u) => [u.commandId, u.ordinal, u.status, jsonText(u.error)]);
+  return columnar(rows, UNDO_UPDATE, [
+    (u) => u.commandId, (u) => u.ordinal, (u) => u.status, (u) => jsonText(u.error),
+  ]); // prettier-ignore
 }
 
 /** Parameters of `putEntities` (writes whose value is not null). */
 export function entityPutParams(rows: ChangeBatch['entityWrites']): unknown[] {
-  return columnar(rows, ENTITY_PUT, (w) => [w.kind, w.id, jsonText(w.value), w.commandId, w.at]);
+  return columnar(rows, ENTITY_PUT, [
+    (w) => w.kind, (w) => w.id, (w) => jsonText(w.value), (w) => w.commandId, (w) => w.at,
+  ]); // prettier-ignore
 }
 
 /** JSON text of a value, for parameters outside batches. */
