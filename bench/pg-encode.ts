@@ -17,7 +17,7 @@ import { readFileSync } from 'node:fs';
 import { serialize } from 'pg-protocol';
 import { createRequire } from 'node:module';
 import { stepQuery } from '../src/store/postgres/applier.js';
-import { bindMessage } from '../src/store/postgres/bind.js';
+import { bindChunks } from '../src/store/postgres/bind.js';
 import { batchSteps } from '../src/store/postgres/batch-steps.js';
 import { buildSql } from '../src/store/postgres/statements.js';
 import type { ChangeBatch } from '../src/store/port.js';
@@ -60,7 +60,8 @@ function replay(): void {
         bytes += serialize.parse({ name: q.name, text: q.text, types: [] }).length;
       }
       const config = { statement: q.name, values: q.values as never, valueMapper: prepareValue };
-      bytes += (exact ? bindMessage(config) : serialize.bind(config)).length;
+      if (exact) for (const chunk of bindChunks(config)) bytes += chunk.length;
+      else bytes += serialize.bind(config).length;
       bytes += serialize.describe({ type: 'P', name: '' }).length;
       bytes += serialize.execute().length + serialize.sync().length;
     }
