@@ -117,6 +117,7 @@ function doomed(): CocoError {
  * in flight (new commands, or older ones ending), which the ranges tell without a lookup per key.
  */
 export class BatchKeys {
+  /** Every key, once. */
   readonly keys = new Set<BatchKey>();
   /** Lowest and highest command id among the keys (an empty range when there is none). */
   lo = Infinity;
