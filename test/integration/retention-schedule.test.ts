@@ -19,10 +19,17 @@ import { PG_URL, adminQuery, describePg, freshSchema } from '../support/pg.js';
 
 const t = testCommands(new Journal());
 
-/** A logger that keeps the retention passes it is told of, and lets a test wait for one. */
+/**
+ * A logger that keeps the retention passes it is told of, and lets a test wait for one: the first
+ * matching pass from index `from` of `passes` on (already told, or to come; by default only one
+ * to come). A pass may prune a tree before the test gets to wait for it (passes every 100 ms).
+ */
 function passLog(): Logger & {
   passes: Record<string, unknown>[];
-  next(match: (pass: Record<string, unknown>) => boolean): Promise<Record<string, unknown>>;
+  next(
+    match: (pass: Record<string, unknown>) => boolean,
+    from?: number,
+  ): Promise<Record<string, unknown>>;
 } {
   const passes: Record<string, unknown>[] = [];
   const waiters: {
@@ -44,7 +51,11 @@ function passLog(): Logger & {
     info: info,
     warn() {},
     error() {},
-    next: (match) => new Promise((resolve) => waiters.push({ match, resolve })),
+    next: (match, from = passes.length) => {
+      const told = passes.slice(from).find(match);
+      if (told !== undefined) return Promise.resolve(told);
+      return new Promise((resolve) => waiters.push({ match, resolve }));
+    },
   };
 }
 
@@ -154,8 +165,9 @@ describe('scheduled retention in a node', () => {
     });
     cleanups.push(() => node.close());
     expect(node.retention).not.toBeNull();
+    const from = log.passes.length;
     const id = await settledGroup(node.engine);
-    const pass = await log.next((p) => (p.trees as number) > 0);
+    const pass = await log.next((p) => (p.trees as number) > 0, from);
     expect(pass).toMatchObject({
       nodeId: node.engine.nodeId,
       trees: 1,
@@ -210,8 +222,9 @@ describePg('scheduled retention across a rejoin (PostgreSQL)', () => {
       listen: false,
     });
     try {
+      const before = log.passes.length;
       const first = await settledGroup(node.engine);
-      await log.next((p) => p.nodeId === 'ret-node' && (p.trees as number) > 0);
+      await log.next((p) => p.nodeId === 'ret-node' && (p.trees as number) > 0, before);
       expect(await node.engine.get(first)).toBeNull();
 
       // Another node fences this one (as after a pause longer than its lease).
@@ -223,8 +236,12 @@ describePg('scheduled retention across a rejoin (PostgreSQL)', () => {
       await node.rejoined();
       expect(node.engine.nodeId).toBe('ret-node-r1');
 
+      const rejoined = log.passes.length;
       const second = await settledGroup(node.engine);
-      const pass = await log.next((p) => p.nodeId === 'ret-node-r1' && (p.trees as number) > 0);
+      const pass = await log.next(
+        (p) => p.nodeId === 'ret-node-r1' && (p.trees as number) > 0,
+        rejoined,
+      );
       expect(pass).toMatchObject({ trees: 1 });
       expect(await node.engine.get(second)).toBeNull();
       await node.monitor!.flush();
