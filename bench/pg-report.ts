@@ -28,11 +28,10 @@ export interface CpuSample {
   busy: number;
   total: number;
   /**
-   * Jiffies (user + system) of the processes named `postgres`. A process that exits takes its
-   * jiffies with it, so a difference of two samples is taken per process ({@link postgresSince}).
+   * Jiffies (user + system) of each process named `postgres`, by process id. A process that exits
+   * takes its jiffies with it, so two samples are compared process by process
+   * ({@link postgresSince}).
    */
-  postgres: number;
-  /** The same, per process id. */
   postgresByPid: ReadonlyMap<number, number>;
   /** Jiffies of the processes in `ours` (this benchmark's backends). */
   ours: number;
@@ -41,7 +40,11 @@ export interface CpuSample {
 }
 
 /** The CPU used over one measured run (jiffies), and the run's wall-clock seconds. */
-export type CpuUse = Omit<CpuSample, 'postgresByPid'> & { wall: number };
+export type CpuUse = Omit<CpuSample, 'postgresByPid'> & {
+  /** Jiffies of the server's processes ({@link postgresSince}). */
+  postgres: number;
+  wall: number;
+};
 
 /**
  * Jiffies of the server's processes between two samples, process by process: those alive at
@@ -67,7 +70,6 @@ export function cpuSample(
     const f = line.trim().split(/\s+/).slice(1).map(Number);
     const total = f.slice(0, 8).reduce((a, b) => a + b, 0);
     const busy = total - f[3]! - f[4]!;
-    let postgres = 0;
     const postgresByPid = new Map<number, number>();
     let oursJiffies = 0;
     let applyJiffies = 0;
@@ -80,7 +82,6 @@ export function cpuSample(
         const rest = stat.slice(close + 2).split(' ');
         // Fields 14 and 15 of stat (utime, stime); `rest` starts at field 3.
         const jiffies = Number(rest[11]) + Number(rest[12]);
-        postgres += jiffies;
         postgresByPid.set(Number(pid), jiffies);
         if (ours.has(Number(pid))) oursJiffies += jiffies;
         if (apply.has(Number(pid))) applyJiffies += jiffies;
@@ -88,7 +89,7 @@ export function cpuSample(
         // The process ended meanwhile.
       }
     }
-    return { busy, total, postgres, postgresByPid, ours: oursJiffies, apply: applyJiffies };
+    return { busy, total, postgresByPid, ours: oursJiffies, apply: applyJiffies };
   } catch {
     return null;
   }
