@@ -104,12 +104,6 @@ export function bindChunks(config: BindConfig): Buffer[] {
   return chunks;
 }
 
-/** The Bind message for `config` in one buffer: the concatenation of {@link bindChunks}. */
-export function bindMessage(config: BindConfig): Buffer {
-  const chunks = bindChunks(config);
-  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
-}
-
 /** The part of node-postgres' connection that sends a Bind. */
 interface BindingConnection {
   bind(config: BindConfig): void;
