@@ -218,8 +218,8 @@ function fixedColumn<T>(
  * into a quoted string passed through two regular expressions — 14–16 % of a PostgreSQL node's
  * main thread (BENCHMARKS.md, issue 15). The columns are written one after the other into one
  * fresh buffer, sized from the statement's last call ({@link bytesPerRow}), and returned as
- * slices of it: no array of values per row, and no copy out of scratch buffers (−10 % of the
- * instructions of a one-task batch's parameters and Binds, 2,600 rows).
+ * slices of it: no array of values per row, and no copy out of scratch buffers (−16 % of the
+ * instructions of a one-task batch's parameters and Binds, 2,600 rows: BENCHMARKS.md, stop 28).
  */
 export function columnar<T>(
   rows: readonly T[],
