@@ -133,25 +133,19 @@ export class UsedTaskIds {
    * {@link mark}'s either way.
    */
   markNew(taskId: string, how: UsedHow, at: number): void {
-    if (this.#length > this.#mask) this.#makeRoom();
-    const i = (this.#head + this.#length) & this.#mask;
     const size = this.#slot.size;
+    const i = this.#append(taskId, how === 'cleared' ? CLEARED : STOPPED, at);
     this.#slot.set(taskId, i);
-    let now = how === 'cleared' ? CLEARED : STOPPED;
     if (this.#slot.size === size) {
-      // Remembered after all: empty its older slot, as #put does.
-      for (let k = 0; k < this.#length; k++) {
+      // Remembered after all: empty its older slot (one before the new), as #put does.
+      for (let k = 0; k < this.#length - 1; k++) {
         const j = (this.#head + k) & this.#mask;
         if (this.#ids[j] !== taskId) continue;
-        if (this.#how[j] === CLEARED) now = CLEARED;
+        if (this.#how[j] === CLEARED) this.#how[i] = CLEARED;
         this.#ids[j] = null;
         break;
       }
     }
-    this.#length++;
-    this.#ids[i] = taskId;
-    this.#at[i] = at;
-    this.#how[i] = now;
     this.#drop(at, null);
   }
 
@@ -195,13 +189,18 @@ export class UsedTaskIds {
       if (this.#how[previous] === CLEARED) now = CLEARED;
       this.#ids[previous] = null;
     }
+    this.#slot.set(taskId, this.#append(taskId, now, at));
+    return now;
+  }
+
+  /** Writes `taskId` into the ring's next slot, making room first if it is full; returns its index. */
+  #append(taskId: string, how: number, at: number): number {
     if (this.#length > this.#mask) this.#makeRoom();
     const i = (this.#head + this.#length++) & this.#mask;
     this.#ids[i] = taskId;
     this.#at[i] = at;
-    this.#how[i] = now;
-    this.#slot.set(taskId, i);
-    return now;
+    this.#how[i] = how;
+    return i;
   }
 
   /** Drops from the front what {@link expire} drops, into `dropped` unless it is null. */
