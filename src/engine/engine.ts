@@ -393,7 +393,9 @@ export class Engine {
 
   /**
    * Resolves with the stored command once it has ended (durably). On a shared store, a command
-   * another node runs is awaited by reading the store.
+   * another node runs is awaited by reading the store. A command this engine ran whose tree
+   * retention pruned once its end was durable (a very short `maxAge`) is answered from the
+   * engine's own copy, as it was stored.
    */
   async waitFor(id: number): Promise<CommandRecord> {
     const { coordinator: co, committer } = this.#running();
@@ -401,6 +403,7 @@ export class Engine {
     if (c && !c.terminal) await co.whenEnded(c);
     else if (c) await committer.durable(c);
     let record = await this.#o.store.getCommand(id);
+    if (!record && c?.terminal) record = c.toRecord();
     if (!record) throw new CocoError(ErrorCode.CommandNotFound, `command ${id} does not exist`);
     // On a shared store another node may run it: its end shows in the store.
     while (
