@@ -54,6 +54,13 @@ export function rowCountLabel(error: unknown): string | null {
  */
 function rounds<T>(rows: readonly T[], key: (r: T) => string | number): (readonly T[])[] {
   if (rows.length === 0) return [];
+  if (SEEN.clear(rows.length)) {
+    for (const r of rows) {
+      const k = key(r);
+      if (typeof k === 'number' ? !SEEN.add(k) : !SEEN.addName(k)) return splitRounds(rows, key);
+    }
+    return [rows];
+  }
   const keys = new Set<string | number>();
   for (const r of rows) {
     const size = keys.size;
@@ -61,6 +68,73 @@ function rounds<T>(rows: readonly T[], key: (r: T) => string | number): (readonl
   }
   return [rows];
 }
+
+/**
+ * Most slots of {@link SeenKeys}' table: 2^17 (1.5 MB), for statements of up to 65,536 rows —
+ * twenty times a busy node's batch (`maxBatchRows`). A bigger statement (a batch that takes
+ * everything queued behind a stalled store) gets a set of its own rather than a table kept for
+ * the life of the process.
+ */
+const SEEN_MAX_SLOTS = 2 ** 17;
+
+/**
+ * The keys {@link rounds} has seen in its current pass: numbers in an open-addressing table kept
+ * from call to call (a slot counts as taken only if stamped with the pass's number, so a new pass
+ * clears nothing), names — rare — in a set. A fresh `Set` per statement, grown key by key, was
+ * ~2 % of a PostgreSQL fan-out node's allocation; without it `batchSteps` takes 3–7 % less CPU
+ * over a captured run's batches (BENCHMARKS.md, issue 15 at stop 29).
+ */
+class SeenKeys {
+  #keys = new Float64Array(0);
+  #stamps = new Uint32Array(0);
+  #pass = 0;
+  #shift = 32;
+  #names: Set<string> | null = null;
+
+  /** Starts a pass that will see at most `n` keys; false if that is more than the table takes. */
+  clear(n: number): boolean {
+    // At most half full: probes stay short.
+    if (2 * n > SEEN_MAX_SLOTS) return false;
+    if (this.#keys.length < 2 * n) {
+      const size = 2 ** Math.max(4, Math.ceil(Math.log2(2 * n)));
+      this.#keys = new Float64Array(size);
+      this.#stamps = new Uint32Array(size);
+      this.#shift = 32 - Math.log2(size);
+      this.#pass = 0;
+    }
+    if (++this.#pass === 0xffffffff) {
+      this.#stamps.fill(0);
+      this.#pass = 1;
+    }
+    this.#names?.clear();
+    return true;
+  }
+
+  /** Adds a number key; false if this pass had seen it. */
+  add(k: number): boolean {
+    const keys = this.#keys;
+    const stamps = this.#stamps;
+    const mask = keys.length - 1;
+    // Fibonacci hashing of both 32-bit halves (task keys are id × 2^16 + ordinal).
+    let h = Math.imul((k | 0) ^ ((k / 4294967296) | 0), 0x9e3779b1) >>> this.#shift;
+    while (stamps[h] === this.#pass) {
+      if (keys[h] === k) return false;
+      h = (h + 1) & mask;
+    }
+    stamps[h] = this.#pass;
+    keys[h] = k;
+    return true;
+  }
+
+  /** Adds a name key; false if this pass had seen it. */
+  addName(k: string): boolean {
+    const names = (this.#names ??= new Set());
+    const size = names.size;
+    return names.add(k).size !== size;
+  }
+}
+
+const SEEN = new SeenKeys();
 
 function splitRounds<T>(rows: readonly T[], key: (r: T) => string | number): T[][] {
   const seen = new Map<string | number, number>();
