@@ -9,7 +9,8 @@
 //
 // pairs: 5 by default. --log keeps every run's JSON line (side | bench | line). --only picks
 // benches by name (one-task, fanout, chain, pg-one-task, pg-fanout, pg-chain, latency, recovery;
-// and, only when named, cpu-fanout and cpu-chain: CPU per tree by thread, no raw limit).
+// and, only when named, cpu-fanout and cpu-chain: CPU per tree by thread, no raw limit; and
+// cpu-pg-one-task, cpu-pg-fanout, cpu-pg-chain: the PostgreSQL node's CPU per unit, warm).
 // The PostgreSQL benches skip themselves without a server at COCO_PG_URL. On a shared machine
 // the wall-clock figures swing ±20–30 % between minutes: quote medians and the load average
 // (printed per side), and prefer the CPU figures the benches print.
@@ -41,6 +42,15 @@ const BENCHES = [
     env: { BENCH_REPEATS: '1' },
   },
   { name: 'pg-chain', args: ['dist/bench/pg.js', 'chain', 'nodes=1'], env: { BENCH_REPEATS: '1' } },
+  // The PostgreSQL node's CPU per unit, warm (three runs, the first of them pays what JIT is left
+  // after the warm-up; no raw limit): steadier than the one-run pairs above, whose tree runs
+  // last half a second with the JIT in them. Only when named.
+  ...['one-task', 'fanout', 'chain'].map((pattern) => ({
+    name: `cpu-pg-${pattern}`,
+    args: ['dist/bench/pg.js', pattern, 'nodes=1'],
+    env: { BENCH_NO_RAW: '1', BENCH_REPEATS: '3' },
+    named: true,
+  })),
   {
     name: 'latency',
     args: ['--expose-gc', 'dist/bench/latency.js'],
