@@ -29,19 +29,16 @@
 -- (a batch of dozens of update rounds could have passed PostgreSQL's 64 cached ones). Nodes of
 -- the previous release beside the one that migrated (rolling upgrades, GUIDE "Upgrade") write
 -- through this trigger as through the old one.
+--
+-- The row trigger does what 0018's insert row trigger does — NEW's status at NEW.updated_at as
+-- a history row — so both run one function: 0018's, renamed to say so (a trigger holds its
+-- function by identity, not by name).
 DROP TRIGGER commands_status_history_update ON :COCO_SCHEMA.commands;
 DROP FUNCTION :COCO_SCHEMA.commands_history_updated();
 
-CREATE FUNCTION :COCO_SCHEMA.commands_history_updated_row() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  INSERT INTO :COCO_SCHEMA.command_status_history (command_id, status, at)
-    VALUES (NEW.id, NEW.status, NEW.updated_at)
-    ON CONFLICT DO NOTHING;
-  RETURN NULL;
-END
-$$;
+ALTER FUNCTION :COCO_SCHEMA.commands_history_inserted_row() RENAME TO commands_history_row;
 
 CREATE TRIGGER commands_status_history_update_row AFTER UPDATE OF status ON :COCO_SCHEMA.commands
   FOR EACH ROW
   WHEN (OLD.status <> NEW.status AND NEW.status NOT IN ('succeeded', 'failed', 'cancelled'))
-  EXECUTE FUNCTION :COCO_SCHEMA.commands_history_updated_row();
+  EXECUTE FUNCTION :COCO_SCHEMA.commands_history_row();
