@@ -102,8 +102,8 @@ describe('a batch on the apply connection', () => {
       { numRuns: 300 },
     );
   });
-  it('splits a statement too big for the shared key table the same way', () => {
-    // 70,000 rows: past the 65,536 the reused table takes (a set of its own then).
+  it('splits a statement past the size the key table keeps the same way', () => {
+    // 70,000 rows: past the 65,536 the table keeps between statements (one sized for it then).
     const rows = Array.from({ length: 70_000 }, (_, i) => task(i + 1, 0, 'running'));
     rows.push(task(5, 0, 'succeeded'));
     const steps = batchSteps(sql, { ...emptyBatch(), taskUpdates: rows }, 'n1');

@@ -54,28 +54,21 @@ export function rowCountLabel(error: unknown): string | null {
  */
 function rounds<T>(rows: readonly T[], key: (r: T) => string | number): (readonly T[])[] {
   if (rows.length === 0) return [];
-  if (SEEN.clear(rows.length)) {
-    for (const r of rows) {
-      const k = key(r);
-      if (typeof k === 'number' ? !SEEN.add(k) : !SEEN.addName(k)) return splitRounds(rows, key);
-    }
-    return [rows];
-  }
-  const keys = new Set<string | number>();
+  SEEN.clear(rows.length);
   for (const r of rows) {
-    const size = keys.size;
-    if (keys.add(key(r)).size === size) return splitRounds(rows, key);
+    const k = key(r);
+    if (typeof k === 'number' ? !SEEN.add(k) : !SEEN.addName(k)) return splitRounds(rows, key);
   }
   return [rows];
 }
 
 /**
- * Most slots of {@link SeenKeys}' table: 2^17 (1.5 MB), for statements of up to 65,536 rows —
- * twenty times a busy node's batch (`maxBatchRows`). A bigger statement (a batch that takes
- * everything queued behind a stalled store) gets a set of its own rather than a table kept for
- * the life of the process.
+ * Most slots {@link SeenKeys} keeps between statements: 2^17 (1.5 MB), for statements of up to
+ * 65,536 rows — twenty times a busy node's batch (`maxBatchRows`). A bigger statement (a batch
+ * that takes everything queued behind a stalled store) gets a table sized for it, given back at
+ * the next statement that fits, rather than one kept for the life of the process.
  */
-const SEEN_MAX_SLOTS = 2 ** 17;
+const SEEN_KEPT_SLOTS = 2 ** 17;
 
 /**
  * The keys {@link rounds} has seen in its current pass: numbers in an open-addressing table kept
@@ -91,12 +84,11 @@ class SeenKeys {
   #shift = 32;
   #names: Set<string> | null = null;
 
-  /** Starts a pass that will see at most `n` keys; false if that is more than the table takes. */
-  clear(n: number): boolean {
+  /** Starts a pass that will see at most `n` keys. */
+  clear(n: number): void {
     // At most half full: probes stay short.
-    if (2 * n > SEEN_MAX_SLOTS) return false;
-    if (this.#keys.length < 2 * n) {
-      const size = 2 ** Math.max(4, Math.ceil(Math.log2(2 * n)));
+    const size = 2 ** Math.max(4, Math.ceil(Math.log2(2 * n)));
+    if (this.#keys.length < size || this.#keys.length > Math.max(size, SEEN_KEPT_SLOTS)) {
       this.#keys = new Float64Array(size);
       this.#stamps = new Uint32Array(size);
       this.#shift = 32 - Math.log2(size);
@@ -107,7 +99,6 @@ class SeenKeys {
       this.#pass = 1;
     }
     this.#names?.clear();
-    return true;
   }
 
   /** Adds a number key; false if this pass had seen it. */
