@@ -12,6 +12,15 @@ export function quoteIdent(name: string): string {
   return `"${name.replaceAll('"', '""')}"`;
 }
 
+/**
+ * Idle time before TCP keepalive probes start on the stores' connections. The OS default (2 h,
+ * then 9 probes 75 s apart) would leave a listener or an idle apply connection on a server that
+ * vanished without closing anything (a failed-over primary, a dropped route) for over two hours;
+ * with Node's probes (10, 1 s apart) such a connection is found dead within ~20 s of going quiet.
+ * Probes cost one empty packet each way per idle connection every 10 s.
+ */
+export const KEEPALIVE_IDLE_MS = 10_000;
+
 /** SQLSTATEs of a connection the server ended or refused. */
 const CONNECTION_SQLSTATES = new Set([
   '53300', // too_many_connections
@@ -31,9 +40,13 @@ const CONNECTION_ERRNOS = new Set([
   'EAI_AGAIN',
 ]);
 
-/** Messages of `pg`'s own connection errors, which carry no code. */
+/**
+ * Messages of `pg`'s own connection errors, which carry no code. "Query read timeout" is its
+ * `query_timeout` deadline: the server never answered, the connection still waits for it, so it
+ * is as lost as a cut one (destroyed; the statement may have run).
+ */
 const CONNECTION_MESSAGE =
-  /connection terminated|timeout exceeded when trying to connect|connection error and is not queryable|Client was closed|not queryable/i;
+  /connection terminated|timeout exceeded when trying to connect|connection error and is not queryable|Client was closed|not queryable|query read timeout/i;
 
 /** Whether an error means the connection is gone (so the statement may or may not have run). */
 export function isConnectionError(error: unknown): boolean {

@@ -155,14 +155,24 @@ const ADMIN_SHUTDOWN = ((): Buffer => {
 
 /**
  * A TCP proxy in front of the test server. Armed with a test on the bytes going one way, it cuts
- * the connection (both sides) on the first chunk that matches, without passing that chunk on.
+ * the connection (both sides) on the first chunk that matches, without passing that chunk on —
+ * or silences it: from that chunk on, nothing passes either way and nothing is closed, as when
+ * a server vanishes behind an address that stays up (a failed-over primary, a dropped route).
  */
 export class CuttingProxy {
   readonly #server = net.createServer((client) => this.#pipe(client));
   readonly #sockets = new Set<net.Socket>();
-  #cut: { toServer: boolean; test: (chunk: Buffer) => boolean; done: () => void } | null = null;
+  readonly #pairs = new Set<{ silent: boolean }>();
+  #cut: {
+    toServer: boolean;
+    test: (chunk: Buffer) => boolean;
+    silence: boolean;
+    done: () => void;
+  } | null = null;
   /** Connections cut so far. */
   cuts = 0;
+  /** Connections silenced so far. */
+  silenced = 0;
   /** While set, new connections are closed at once (the server looks down). */
   refuse = false;
   /**
@@ -181,11 +191,22 @@ export class CuttingProxy {
     return url.toString();
   }
 
-  /** Cuts the next connection on which a chunk going `toServer` (or back) passes `test`. */
-  arm(toServer: boolean, test: (chunk: Buffer) => boolean): Promise<void> {
+  /**
+   * Cuts (or, with `silence`, silences) the next connection on which a chunk going `toServer`
+   * (or back) passes `test`.
+   */
+  arm(toServer: boolean, test: (chunk: Buffer) => boolean, silence = false): Promise<void> {
     return new Promise((done) => {
-      this.#cut = { toServer, test, done };
+      this.#cut = { toServer, test, silence, done };
     });
+  }
+
+  /** Silences every open connection (new ones still pass). */
+  silenceAll(): void {
+    for (const pair of this.#pairs) {
+      if (!pair.silent) this.silenced++;
+      pair.silent = true;
+    }
   }
 
   #pipe(client: net.Socket): void {
@@ -196,15 +217,19 @@ export class CuttingProxy {
     const target = new URL(PG_URL);
     const server = net.connect(Number(target.port || 5432), target.hostname);
     this.#sockets.add(client).add(server);
+    const pair = { silent: false };
+    this.#pairs.add(pair);
     const close = (): void => {
       client.destroy();
       server.destroy();
       this.#sockets.delete(client);
       this.#sockets.delete(server);
+      this.#pairs.delete(pair);
     };
     let ready = false;
     const forward = (from: net.Socket, to: net.Socket, toServer: boolean): void => {
       from.on('data', (chunk: Buffer) => {
+        if (pair.silent) return;
         if (!toServer && !ready && chunk.includes(READY_FOR_QUERY)) {
           ready = true;
           if (this.fatalAfterReady > 0) {
@@ -217,8 +242,13 @@ export class CuttingProxy {
         const cut = this.#cut;
         if (cut !== null && cut.toServer === toServer && cut.test(chunk)) {
           this.#cut = null;
-          this.cuts++;
-          close();
+          if (cut.silence) {
+            this.silenced++;
+            pair.silent = true;
+          } else {
+            this.cuts++;
+            close();
+          }
           cut.done();
           return;
         }

@@ -4,8 +4,9 @@
  * its answer came back; an outage is waited out; reads try again; a listener reconnects. Cuts
  * come from a TCP proxy (precise moments) and from pg_terminate_backend.
  */
-import { afterAll, afterEach, beforeEach, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ErrorCode } from '../../src/core/errors.js';
+import { queryDeadlineMs } from '../../src/store/postgres/connection.js';
 import type { StoreSignal } from '../../src/store/shared-port.js';
 import { describePg } from '../support/pg.js';
 import { batch, command, commandUpdate } from './fixtures.js';
@@ -57,6 +58,17 @@ describePg('postgres store on broken connections', () => {
       )[0]?.n,
     );
 
+  /** Batches the node's ledger counts as committed: the node row's, or its lanes' in all. */
+  const committed = async (node: string, applyConnections: number): Promise<number> => {
+    if (applyConnections === 1) return lastBatch(node);
+    const rows = await raw<{ n: string }>(
+      env.schema,
+      'SELECT last_batch AS n FROM coco_apply_lanes WHERE node_id = $1',
+      [node],
+    );
+    return rows.reduce((sum, r) => sum + Number(r.n), 0);
+  };
+
   it('COMMIT answered but the answer lost: the batch is recognised as committed, not applied again', async () => {
     const store = env.make({ url });
     await store.open('n');
@@ -105,6 +117,99 @@ describePg('postgres store on broken connections', () => {
     expect(proxy.cuts).toBe(1);
     expect((await store.getCommand(2))?.id).toBe(2);
     expect(await lastBatch('n')).toBe(2);
+  });
+
+  // A server that stops answering without closing anything: the statement in flight meets the
+  // store's deadline (1.5 × statement_timeout), its connection is dropped as if cut.
+  describe('connections gone silent', () => {
+    const statementTimeoutMs = 300;
+    const deadline = queryDeadlineMs(statementTimeoutMs) ?? 0;
+
+    it('a read is tried again on a new connection once its deadline has passed', async () => {
+      const store = env.make({ url, statementTimeoutMs });
+      await store.open('n');
+      await store.apply(batch({ commandInserts: [command(1)] }));
+      await store.getCommand(1);
+      proxy.silenceAll();
+      const began = Date.now();
+      expect((await store.getCommand(1))?.id).toBe(1);
+      // It waited on a silenced connection (the pool's idle one) until the deadline.
+      expect(Date.now() - began).toBeGreaterThanOrEqual(deadline - 20);
+      expect(proxy.silenced).toBeGreaterThan(0);
+      expect(proxy.cuts).toBe(0);
+    });
+
+    it.each([1, 2])(
+      'a COMMIT whose answer never comes is recognised as committed (%i apply connections)',
+      async (applyConnections) => {
+        const store = env.make({
+          url,
+          statementTimeoutMs,
+          applyConnections,
+          poolSize: applyConnections + 2,
+        });
+        await store.open('n');
+        await store.apply(batch({ commandInserts: [command(1)] }));
+        const silenced = proxy.arm(false, commitComplete, true);
+        // Applied twice, the insert of 2 would fail on its primary key.
+        await store.apply(
+          batch({
+            commandInserts: [command(2)],
+            commandUpdates: [commandUpdate(command(1, { status: 'waiting' }))],
+          }),
+        );
+        await silenced;
+        expect([proxy.silenced, proxy.cuts]).toEqual([1, 0]);
+        expect((await store.getCommand(2))?.id).toBe(2);
+        expect((await store.getCommand(1))?.status).toBe('waiting');
+        expect(await committed('n', applyConnections)).toBe(2);
+        await store.apply(batch({ commandInserts: [command(3)] }));
+        expect(await committed('n', applyConnections)).toBe(3);
+      },
+    );
+
+    it('a migration waiting for another migration is not cut by the deadline', async () => {
+      const holder = await admin().connect();
+      try {
+        await holder.query('BEGIN');
+        await holder.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [
+          `coco:store:${env.schema}`,
+        ]);
+        const store = env.make({ statementTimeoutMs });
+        const opened = store.open('n');
+        const waiting = async (): Promise<number> => {
+          const r = await admin().query(
+            "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'",
+            [`coco/${env.schema}`],
+          );
+          return (r.rows[0] as { n: number }).n;
+        };
+        await until('the migration to wait for the lock', async () => (await waiting()) > 0);
+        // Three deadlines: a migration cut by one would have tried again on a second connection
+        // (the first backend still waits for the lock: it has not noticed its client is gone).
+        await new Promise((r) => setTimeout(r, 3 * deadline));
+        expect(await waiting()).toBe(1);
+        await holder.query('COMMIT');
+        await opened;
+      } finally {
+        holder.release();
+      }
+    });
+
+    it('a claim whose COMMIT answer never comes still returns the trees it took', async () => {
+      const dead = env.make();
+      await dead.open('dead');
+      await dead.apply(batch({ commandInserts: [command(1), command(2)] }));
+      await dead.close('dead');
+      const store = env.make({ url, statementTimeoutMs });
+      await store.open('n');
+      const known = [{ type: command(1).type, version: 1 }];
+      const silenced = proxy.arm(false, commitComplete, true);
+      expect(await store.claimOrphans('n', known, 10)).toEqual([1, 2]);
+      await silenced;
+      expect(proxy.silenced).toBe(1);
+      expect(await store.claimOrphans('n', known, 10)).toEqual([]);
+    });
   });
 
   it('without an opened node, a lost COMMIT answer fails the batch as of unknown outcome', async () => {

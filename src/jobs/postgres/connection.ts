@@ -6,7 +6,12 @@
  */
 import type pg from 'pg';
 import { pgDriver } from '../../db/drivers.js';
-import { isConnectionError, isRetryableTransaction, quoteIdent } from '../../db/postgres.js';
+import {
+  KEEPALIVE_IDLE_MS,
+  isConnectionError,
+  isRetryableTransaction,
+  quoteIdent,
+} from '../../db/postgres.js';
 import { z } from 'zod';
 import { systemClock, type Clock } from '../../core/clock.js';
 import { CocoError, ErrorCode, ValidationError } from '../../core/errors.js';
@@ -115,6 +120,9 @@ export function compileJobStoreOptions(options: unknown): CompiledJobStoreOption
     connectionString: o.url,
     max: o.maxConnections,
     connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    // Finds an idle connection whose peer vanished (a failed-over server) in seconds, not hours.
+    keepAlive: true,
+    keepAliveInitialDelayMillis: KEEPALIVE_IDLE_MS,
   });
   // An idle connection that the server drops (restart, idle timeout of a proxy) makes the pool
   // emit 'error', which would crash the process without a listener. The pool has already

@@ -10,7 +10,12 @@ import type pg from 'pg';
 import { CocoError, ErrorCode, IllegalTransitionError } from '../../core/errors.js';
 import { migrations } from '../../generated/postgres-migrations.js';
 import { pgDriver } from '../../db/drivers.js';
-import { quoteIdent, storeFailed } from '../../db/postgres.js';
+import {
+  KEEPALIVE_IDLE_MS,
+  isConnectionError,
+  quoteIdent,
+  storeFailed,
+} from '../../db/postgres.js';
 import type { MigrationReport } from '../port.js';
 import type { CompiledPostgresOptions } from './options.js';
 
@@ -40,6 +45,36 @@ export const RECONNECT_MAX_MS = 2_000;
  * seconds) with room to spare, yet a server that is really gone is reported within the minute.
  */
 export const READ_RETRY_WINDOW_MS = 30_000;
+
+/**
+ * A statement not answered this long after the `statement_timeout` (a half more) is waited for no
+ * longer: its connection is taken as lost. A live server cancels a statement at its timeout and
+ * answers at once, and a batch's statements before it (it is pipelined behind them) take well
+ * under a second; a server that does not answer by then is gone without closing the connection,
+ * which TCP alone would report only after ~15 min of retransmissions (or never, behind a proxy
+ * that stays up). The connection is then treated like a cut one: destroyed, the statement's
+ * outcome settled by the batch ledgers, reads tried again. 30 s statements: 45 s.
+ */
+export function queryDeadlineMs(statementTimeoutMs: number): number | undefined {
+  return statementTimeoutMs > 0 ? Math.round(statementTimeoutMs * 1.5) : undefined;
+}
+
+/**
+ * `query_timeout` of statements that may rightly run longer than the deadline: the migration
+ * (an index built on a big table, the lock of another node's migration). node-postgres reads 0
+ * as "the pool's", so "none" is the longest delay a timer takes (~24.8 days).
+ */
+const NO_QUERY_DEADLINE_MS = 2_147_483_647;
+
+/** A statement exempt from the pool's query deadline (node-postgres reads it off the query). */
+export function withoutDeadline(text: string, values: unknown[] = []): pg.QueryConfig {
+  const query: pg.QueryConfig & { query_timeout: number } = {
+    text,
+    values,
+    query_timeout: NO_QUERY_DEADLINE_MS,
+  };
+  return query;
+}
 
 /** SQLSTATE of the transition triggers (migrations/0001_init.sql). */
 export const TRANSITION_SQLSTATE = 'CO001';
@@ -74,10 +109,17 @@ export function createPool(o: CompiledPostgresOptions): { pool: pg.Pool; owned: 
     connectionString: o.source.url,
     max: o.source.poolSize,
     connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
-    // Finds a connection whose peer vanished (a failed-over server) without waiting for the OS.
+    // Finds an idle connection whose peer vanished (a failed-over server) without waiting for
+    // the OS; a statement in flight on such a connection meets the deadline instead.
     keepAlive: true,
+    keepAliveInitialDelayMillis: KEEPALIVE_IDLE_MS,
     application_name: `coco/${o.schema}`,
-    ...(o.statementTimeoutMs > 0 ? { statement_timeout: o.statementTimeoutMs } : {}),
+    ...(o.statementTimeoutMs > 0
+      ? {
+          statement_timeout: o.statementTimeoutMs,
+          query_timeout: queryDeadlineMs(o.statementTimeoutMs),
+        }
+      : {}),
   });
   // An idle connection that the server drops makes the pool emit 'error', which would crash the
   // process without a listener. The pool has already discarded the connection: nothing to do.
@@ -158,9 +200,11 @@ export async function migrateSchema(
     // Migrations may take longer than a statement should (an index on a big table).
     await client.query('SET LOCAL statement_timeout = 0');
     // hashtextextended: a 64-bit key from the schema, so stores of other schemas never wait.
-    await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [
-      `coco:store:${schema}`,
-    ]);
+    await client.query(
+      withoutDeadline('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [
+        `coco:store:${schema}`,
+      ]),
+    );
     // Looked up first: CREATE SCHEMA IF NOT EXISTS needs the CREATE privilege on the database
     // even when the schema exists, and a role may only have been granted the schema.
     const exists = await client.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [schema]);
@@ -183,7 +227,7 @@ export async function migrateSchema(
     const applied: number[] = [];
     for (const m of migrations) {
       if (done.has(m.version)) continue;
-      await client.query(migrationSql(m.sql, schema));
+      await client.query(withoutDeadline(migrationSql(m.sql, schema)));
       await client.query(`INSERT INTO ${s}.coco_migrations (version, name) VALUES ($1, $2)`, [
         m.version,
         m.name,
@@ -200,7 +244,8 @@ export async function migrateSchema(
     await client.query('COMMIT');
     return { applied, current: latest, storeId: String(id.rows[0]?.value) };
   } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
+    // A lost connection has nothing to roll back (and one past its deadline would queue it).
+    if (!isConnectionError(error)) await client.query('ROLLBACK').catch(() => undefined);
     throw storeFailed('migration failed', error);
   }
 }

@@ -569,10 +569,15 @@ export class LaneApplier {
   /** The error of a failed row-count check, read on a connection of the pool. */
   async #missing(steps: Step[], label: string): Promise<CocoError> {
     const client = await this.#h.pool.connect();
+    let lost = false;
     try {
       return await missingRow(client, steps, label);
+    } catch (error) {
+      // Past the query deadline, the connection still waits for its answer: not given back.
+      lost = isConnectionError(error);
+      throw error;
     } finally {
-      client.release();
+      client.release(lost);
     }
   }
 }

@@ -66,7 +66,10 @@ export interface PostgresStoreOptions {
    * names, so the pool's `search_path` does not matter. `statementTimeoutMs` applies only to the
    * connections the store holds. Give the pool an `'error'` listener, and each client one on
    * `'connect'` (the store does both on a pool it creates): a server restart can end a connection
-   * before the store adds its own listener.
+   * before the store adds its own listener. The store sets no deadline on a pool of yours: give
+   * it `keepAlive` and a `query_timeout` (as `queryDeadlineMs` in connection.ts), or a server
+   * that vanishes without closing its connections holds the node's statements until TCP gives up
+   * (~15 min).
    */
   readonly pool?: pg.Pool;
   /**
@@ -80,7 +83,9 @@ export interface PostgresStoreOptions {
   /** Length of node and agent leases, in ms. @default 30000 (see {@link DEFAULT_LEASE_MS}) */
   readonly leaseMs?: number;
   /**
-   * `statement_timeout` of the store's statements, in ms; 0 disables it.
+   * `statement_timeout` of the store's statements, in ms; 0 disables it. On the pool the store
+   * creates it also sets the client-side deadline, half as long again (`queryDeadlineMs`):
+   * a statement not answered by then has its connection dropped as lost.
    * @default 30000 (see {@link DEFAULT_STATEMENT_TIMEOUT_MS})
    */
   readonly statementTimeoutMs?: number;

@@ -129,6 +129,10 @@ export class PoolAccess {
     client.on('error', onError);
     try {
       return await fn(client);
+    } catch (error) {
+      // A statement that met the deadline leaves its connection waiting for the answer: gone too.
+      lost ||= isConnectionError(error instanceof CocoError ? error.cause : error);
+      throw error;
     } finally {
       client.off('error', onError);
       if (lost) client.on('error', () => undefined);
