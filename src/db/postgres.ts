@@ -1,10 +1,12 @@
 /**
  * PostgreSQL driver facts shared by the engine's store (store/postgres) and the job store
  * (jobs/postgres): quoting a schema name, which driver errors mean a lost connection or a
- * transaction worth another try, and how a driver error becomes `STORE_FAILED`.
+ * transaction worth another try, how a driver error becomes `STORE_FAILED`, and how long a
+ * connection may stay silent (keepalive, the statement deadline).
  *
  * @module
  */
+import type pg from 'pg';
 import { CocoError, ErrorCode } from '../core/errors.js';
 
 /** A schema name, quoted (names are validated first; this is belt and braces). */
@@ -20,6 +22,36 @@ export function quoteIdent(name: string): string {
  * Probes cost one empty packet each way per idle connection every 10 s.
  */
 export const KEEPALIVE_IDLE_MS = 10_000;
+
+/**
+ * A statement not answered this long after the `statement_timeout` (a half more) is waited for no
+ * longer: its connection is taken as lost. A live server cancels a statement at its timeout and
+ * answers at once, and a batch's statements before it (it is pipelined behind them) take well
+ * under a second; a server that does not answer by then is gone without closing the connection,
+ * which TCP alone would report only after ~15 min of retransmissions (or never, behind a proxy
+ * that stays up). The connection is then treated like a cut one: destroyed, the statement's
+ * outcome settled by the batch ledgers (the engine store), reads and writes tried again. 30 s statements: 45 s.
+ */
+export function queryDeadlineMs(statementTimeoutMs: number): number | undefined {
+  return statementTimeoutMs > 0 ? Math.round(statementTimeoutMs * 1.5) : undefined;
+}
+
+/**
+ * `query_timeout` of statements that may rightly run longer than the deadline: the migration
+ * (an index built on a big table, the lock of another node's migration). node-postgres reads 0
+ * as "the pool's", so "none" is the longest delay a timer takes (~24.8 days).
+ */
+const NO_QUERY_DEADLINE_MS = 2_147_483_647;
+
+/** A statement exempt from the pool's query deadline (node-postgres reads it off the query). */
+export function withoutDeadline(text: string, values: unknown[] = []): pg.QueryConfig {
+  const query: pg.QueryConfig & { query_timeout: number } = {
+    text,
+    values,
+    query_timeout: NO_QUERY_DEADLINE_MS,
+  };
+  return query;
+}
 
 /** SQLSTATEs of a connection the server ended or refused. */
 const CONNECTION_SQLSTATES = new Set([

@@ -9,6 +9,8 @@ import {
   type PostgresJobStoreOptions,
 } from '../../src/jobs/postgres/job-store.js';
 import { PG_URL, adminQuery, describePg, freshSchema, uniqueName } from '../support/pg.js';
+import { queryDeadlineMs } from '../../src/db/postgres.js';
+import { CuttingProxy } from '../store-conformance/pg-harness.js';
 import { job, jobStoreSuite, step } from './job-store-suite.js';
 
 const drops: (() => Promise<void>)[] = [];
@@ -194,6 +196,27 @@ describePg('postgres job store', () => {
     expect(await s.getJob(1)).toMatchObject({ progress: 50 });
   });
 
+  it('goes on through a new connection when its connection goes silent (the deadline)', async () => {
+    const proxy = new CuttingProxy();
+    try {
+      const s = store(schema(), { url: await proxy.start(), statementTimeoutMs: 300 });
+      await s.open();
+      await s.apply({ jobs: [job(1)], steps: [] });
+      // The server stops answering without closing anything (a failed-over primary).
+      proxy.silenceAll();
+      const began = Date.now();
+      await s.apply({ jobs: [job(1, { progress: 50 })], steps: [], watermark: 7 });
+      // The write waited on its silenced connection until the deadline, then went on.
+      expect(Date.now() - began).toBeGreaterThanOrEqual((queryDeadlineMs(300) ?? 0) - 20);
+      expect(proxy.silenced).toBeGreaterThan(0);
+      expect(await s.getJob(1)).toMatchObject({ progress: 50 });
+      expect(await s.getWatermark()).toBe(7);
+    } finally {
+      proxy.cutAll();
+      await proxy.stop();
+    }
+  });
+
   it('reads integers beyond the safe range as CORRUPT_ROW', async () => {
     const name = schema();
     const s = store(name);
@@ -229,6 +252,8 @@ describePg('postgres job store', () => {
       bad({ url: PG_URL, schema: 'x'.repeat(64) }, /schema:/);
       bad({ url: PG_URL, schema: 'pg_jobs' }, /schema: must not start with pg_/);
       bad({ url: PG_URL, maxConnections: 0 }, /maxConnections/);
+      bad({ url: PG_URL, statementTimeoutMs: -1 }, /statementTimeoutMs/);
+      bad({ url: PG_URL, statementTimeoutMs: 1.5 }, /statementTimeoutMs/);
       bad({ url: PG_URL, clock: {} }, /clock: must be a Clock/);
       bad({ url: PG_URL, path: 'x.db' }, /path/);
       bad({ pool: {} }, /pool: must be a pg.Pool/);

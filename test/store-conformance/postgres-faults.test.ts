@@ -6,7 +6,7 @@
  */
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ErrorCode } from '../../src/core/errors.js';
-import { queryDeadlineMs } from '../../src/store/postgres/connection.js';
+import { queryDeadlineMs } from '../../src/db/postgres.js';
 import type { StoreSignal } from '../../src/store/shared-port.js';
 import { describePg } from '../support/pg.js';
 import { batch, command, commandUpdate } from './fixtures.js';

@@ -10,6 +10,7 @@ import {
   KEEPALIVE_IDLE_MS,
   isConnectionError,
   isRetryableTransaction,
+  queryDeadlineMs,
   quoteIdent,
 } from '../../db/postgres.js';
 import { z } from 'zod';
@@ -30,6 +31,13 @@ export interface PostgresJobStoreOptions {
   readonly schema?: string;
   /** Connections of the pool opened for `url` (ignored with `pool`). @default 4 */
   readonly maxConnections?: number;
+  /**
+   * `statement_timeout` of the pool opened for `url`, in ms (0: none), and from it the pool's
+   * client-side deadline, half as long again (`queryDeadlineMs` in db/postgres.ts): a statement
+   * not answered by then has its connection dropped as lost and is tried again. Ignored with
+   * `pool`. @default 30000 (see {@link DEFAULT_JOB_STATEMENT_TIMEOUT_MS})
+   */
+  readonly statementTimeoutMs?: number;
   /** Time source of the migration ledger. @default systemClock */
   readonly clock?: Clock;
 }
@@ -59,6 +67,14 @@ const DEFAULT_MAX_CONNECTIONS = 4;
  */
 const CONNECT_TIMEOUT_MS = 10_000;
 
+/**
+ * Default `statement_timeout` of the job store's own pool: its writes are one upsert of a few
+ * thousand rows at most (well under a second), so a statement still running after 30 s is stuck
+ * behind a lock and better reported (the monitor tries again) than waited for. The migration
+ * runs without it.
+ */
+export const DEFAULT_JOB_STATEMENT_TIMEOUT_MS = 30_000;
+
 const IDENTIFIER = /^[a-z_][a-z0-9_]{0,62}$/;
 
 const optionsSchema = z
@@ -83,6 +99,12 @@ const optionsSchema = z
       .refine((s) => !s.startsWith('pg_'), 'must not start with pg_ (reserved by PostgreSQL)')
       .default(DEFAULT_JOB_SCHEMA),
     maxConnections: z.number().int().min(1).max(100).default(DEFAULT_MAX_CONNECTIONS),
+    statementTimeoutMs: z
+      .number()
+      .int()
+      .min(0)
+      .max(86_400_000)
+      .default(DEFAULT_JOB_STATEMENT_TIMEOUT_MS),
     clock: z
       .custom<Clock>(
         (c) =>
@@ -123,6 +145,12 @@ export function compileJobStoreOptions(options: unknown): CompiledJobStoreOption
     // Finds an idle connection whose peer vanished (a failed-over server) in seconds, not hours.
     keepAlive: true,
     keepAliveInitialDelayMillis: KEEPALIVE_IDLE_MS,
+    ...(o.statementTimeoutMs > 0
+      ? {
+          statement_timeout: o.statementTimeoutMs,
+          query_timeout: queryDeadlineMs(o.statementTimeoutMs),
+        }
+      : {}),
   });
   // An idle connection that the server drops (restart, idle timeout of a proxy) makes the pool
   // emit 'error', which would crash the process without a listener. The pool has already

@@ -40,7 +40,7 @@ import {
   quoteIdent,
   type PostgresJobStoreOptions,
 } from './connection.js';
-import { sleep, storeFailed } from '../../db/postgres.js';
+import { isConnectionError, sleep, storeFailed, withoutDeadline } from '../../db/postgres.js';
 import {
   JOB_COLUMNS,
   STEP_COLUMNS,
@@ -167,6 +167,8 @@ export class PostgresJobStore implements JobStore {
       this.#opened = true;
       return report;
     } catch (error) {
+      // A lost connection (or one past its deadline, still waiting) has nothing to roll back.
+      if (isConnectionError(error)) lost ??= error;
       lost ??= await client.query('ROLLBACK').then(
         () => undefined,
         (e: unknown) => e,
@@ -181,10 +183,15 @@ export class PostgresJobStore implements JobStore {
 
   async #migrate(client: pg.PoolClient): Promise<JobStoreOpenReport> {
     const latest = migrations.at(-1)?.version ?? 0;
+    // A migration may take longer than a statement should (an index on a big table), and may
+    // wait for another opener's: no statement timeout, no client deadline.
+    await client.query('SET LOCAL statement_timeout = 0');
     // hashtextextended: a 64-bit key from the schema, so stores of other schemas never wait.
-    await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [
-      `coco:jobs:${this.#schema}`,
-    ]);
+    await client.query(
+      withoutDeadline('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [
+        `coco:jobs:${this.#schema}`,
+      ]),
+    );
     // Looked up first: CREATE SCHEMA IF NOT EXISTS checks the CREATE privilege on the database
     // even when the schema exists, and a role may only have been granted the schema.
     const exists = await client.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [
@@ -209,7 +216,7 @@ export class PostgresJobStore implements JobStore {
     const applied: number[] = [];
     for (const m of migrations) {
       if (done.has(m.version)) continue;
-      await client.query(m.sql);
+      await client.query(withoutDeadline(m.sql));
       await client.query(
         `INSERT INTO ${this.#t.ledger} (version, name, applied_at) VALUES ($1, $2, $3)`,
         [m.version, m.name, Math.trunc(this.#clock.now())],

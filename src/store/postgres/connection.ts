@@ -13,8 +13,10 @@ import { pgDriver } from '../../db/drivers.js';
 import {
   KEEPALIVE_IDLE_MS,
   isConnectionError,
+  queryDeadlineMs,
   quoteIdent,
   storeFailed,
+  withoutDeadline,
 } from '../../db/postgres.js';
 import type { MigrationReport } from '../port.js';
 import type { CompiledPostgresOptions } from './options.js';
@@ -45,36 +47,6 @@ export const RECONNECT_MAX_MS = 2_000;
  * seconds) with room to spare, yet a server that is really gone is reported within the minute.
  */
 export const READ_RETRY_WINDOW_MS = 30_000;
-
-/**
- * A statement not answered this long after the `statement_timeout` (a half more) is waited for no
- * longer: its connection is taken as lost. A live server cancels a statement at its timeout and
- * answers at once, and a batch's statements before it (it is pipelined behind them) take well
- * under a second; a server that does not answer by then is gone without closing the connection,
- * which TCP alone would report only after ~15 min of retransmissions (or never, behind a proxy
- * that stays up). The connection is then treated like a cut one: destroyed, the statement's
- * outcome settled by the batch ledgers, reads tried again. 30 s statements: 45 s.
- */
-export function queryDeadlineMs(statementTimeoutMs: number): number | undefined {
-  return statementTimeoutMs > 0 ? Math.round(statementTimeoutMs * 1.5) : undefined;
-}
-
-/**
- * `query_timeout` of statements that may rightly run longer than the deadline: the migration
- * (an index built on a big table, the lock of another node's migration). node-postgres reads 0
- * as "the pool's", so "none" is the longest delay a timer takes (~24.8 days).
- */
-const NO_QUERY_DEADLINE_MS = 2_147_483_647;
-
-/** A statement exempt from the pool's query deadline (node-postgres reads it off the query). */
-export function withoutDeadline(text: string, values: unknown[] = []): pg.QueryConfig {
-  const query: pg.QueryConfig & { query_timeout: number } = {
-    text,
-    values,
-    query_timeout: NO_QUERY_DEADLINE_MS,
-  };
-  return query;
-}
 
 /** SQLSTATE of the transition triggers (migrations/0001_init.sql). */
 export const TRANSITION_SQLSTATE = 'CO001';

@@ -67,7 +67,7 @@ export interface PostgresStoreOptions {
    * connections the store holds. Give the pool an `'error'` listener, and each client one on
    * `'connect'` (the store does both on a pool it creates): a server restart can end a connection
    * before the store adds its own listener. The store sets no deadline on a pool of yours: give
-   * it `keepAlive` and a `query_timeout` (as `queryDeadlineMs` in connection.ts), or a server
+   * it `keepAlive` and a `query_timeout` (as `queryDeadlineMs` in db/postgres.ts), or a server
    * that vanishes without closing its connections holds the node's statements until TCP gives up
    * (~15 min).
    */
