@@ -2,7 +2,9 @@
  * Stores chosen by URL: `sqlite:<path>` (the default, embedded) or
  * `postgres://user@host:5432/db?schema=coco` (many nodes on one PostgreSQL; `schema` defaults to
  * `coco`; `leaseMs` sets the node lease, 30 s by default; `applyConnections` the connections a node
- * applies its batches through, 2 by default). Used by the library, the CLI and the server alike.
+ * applies its batches through, 2 by default; `statementTimeoutMs` the statement timeout of both
+ * stores, 30 s by default, 0 for none, a statement unanswered half as long again dropping its
+ * connection as lost). Used by the library, the CLI and the server alike.
  *
  * @module
  */
@@ -22,14 +24,19 @@ export type StoreUrl =
   | { readonly kind: 'sqlite'; readonly path: string }
   | {
       readonly kind: 'postgres';
-      /** The connection string, without coco's own parameters (`schema`, `leaseMs`, `applyConnections`). */
+      /** The connection string, without coco's own parameters (`schema`, `leaseMs`, `applyConnections`, `statementTimeoutMs`). */
       readonly url: string;
       readonly schema: string;
       /** The node lease (`leaseMs`), when the URL sets it. */
       readonly leaseMs?: number;
       /** Apply connections per node (`applyConnections`), when the URL sets it. */
       readonly applyConnections?: number;
+      /** The stores' statement timeout (`statementTimeoutMs`), when the URL sets it. */
+      readonly statementTimeoutMs?: number;
     };
+
+/** Longest `statementTimeoutMs` a URL may set: a day, as the stores' options. */
+const MAX_STATEMENT_TIMEOUT_MS = 86_400_000;
 
 /** Parses a store URL; throws `INVALID_OPTIONS` saying what is wrong and what is accepted. */
 export function parseStoreUrl(url: string): StoreUrl {
@@ -74,15 +81,27 @@ export function parseStoreUrl(url: string): StoreUrl {
         `store URL "${redact(url)}": applyConnections "${lanes}" must be a whole number from 1 to 8`,
       );
     }
+    const timeout = parsed.searchParams.get('statementTimeoutMs');
+    if (
+      timeout !== null &&
+      !(/^(0|[1-9][0-9]{0,7})$/.test(timeout) && Number(timeout) <= MAX_STATEMENT_TIMEOUT_MS)
+    ) {
+      throw new CocoError(
+        ErrorCode.InvalidOptions,
+        `store URL "${redact(url)}": statementTimeoutMs "${timeout}" must be a whole number of milliseconds from 0 (none) to ${MAX_STATEMENT_TIMEOUT_MS}`,
+      );
+    }
     parsed.searchParams.delete('schema');
     parsed.searchParams.delete('leaseMs');
     parsed.searchParams.delete('applyConnections');
+    parsed.searchParams.delete('statementTimeoutMs');
     return {
       kind: 'postgres',
       url: parsed.toString(),
       schema,
       ...(lease !== null ? { leaseMs: Number(lease) } : {}),
       ...(lanes !== null ? { applyConnections: Number(lanes) } : {}),
+      ...(timeout !== null ? { statementTimeoutMs: Number(timeout) } : {}),
     };
   }
   throw new CocoError(
@@ -128,6 +147,9 @@ export function storeFromUrl(url: string): Store {
         ...(parsed.applyConnections !== undefined
           ? { applyConnections: parsed.applyConnections }
           : {}),
+        ...(parsed.statementTimeoutMs !== undefined
+          ? { statementTimeoutMs: parsed.statementTimeoutMs }
+          : {}),
       });
 }
 
@@ -136,5 +158,11 @@ export function jobStoreFromUrl(url: string): JobStore {
   const parsed = parseStoreUrl(url);
   return parsed.kind === 'sqlite'
     ? sqliteJobStore({ path: parsed.path })
-    : postgresJobStore({ url: parsed.url, schema: parsed.schema });
+    : postgresJobStore({
+        url: parsed.url,
+        schema: parsed.schema,
+        ...(parsed.statementTimeoutMs !== undefined
+          ? { statementTimeoutMs: parsed.statementTimeoutMs }
+          : {}),
+      });
 }

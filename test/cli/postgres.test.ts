@@ -63,6 +63,20 @@ it('postgres store URLs: schema parameter, password never shown, clear errors', 
   expect(() => parseStoreUrl('postgres://db/x?applyConnections=9')).toThrow(
     /applyConnections "9" must be a whole number from 1 to 8/,
   );
+  expect(parseStoreUrl('postgres://db/x?statementTimeoutMs=0&sslmode=require')).toEqual({
+    kind: 'postgres',
+    url: 'postgres://db/x?sslmode=require',
+    schema: 'coco',
+    statementTimeoutMs: 0,
+  });
+  expect(parseStoreUrl('postgres://db/x?statementTimeoutMs=86400000')).toMatchObject({
+    statementTimeoutMs: 86_400_000,
+  });
+  for (const bad of ['-1', '1.5', '86400001', '', '030', 'abc']) {
+    expect(() => parseStoreUrl(`postgres://db/x?statementTimeoutMs=${bad}`)).toThrow(
+      new RegExp(`statementTimeoutMs "${bad}" must be a whole number of milliseconds`),
+    );
+  }
 });
 
 describePg('coco on a postgres:// store', () => {

@@ -6,6 +6,7 @@
  */
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ErrorCode } from '../../src/core/errors.js';
+import { jobStoreFromUrl, storeFromUrl } from '../../src/config/store-url.js';
 import { queryDeadlineMs } from '../../src/db/postgres.js';
 import type { StoreSignal } from '../../src/store/shared-port.js';
 import { describePg } from '../support/pg.js';
@@ -137,6 +138,25 @@ describePg('postgres store on broken connections', () => {
       expect(Date.now() - began).toBeGreaterThanOrEqual(deadline - 20);
       expect(proxy.silenced).toBeGreaterThan(0);
       expect(proxy.cuts).toBe(0);
+    });
+
+    it("a store URL's statementTimeoutMs sets the deadline of both stores", async () => {
+      const at = new URL(url);
+      at.searchParams.set('schema', env.schema);
+      at.searchParams.set('statementTimeoutMs', String(statementTimeoutMs));
+      const store = storeFromUrl(at.toString());
+      const jobs = jobStoreFromUrl(at.toString());
+      await store.open('n');
+      await jobs.open();
+      await store.apply(batch({ commandInserts: [command(1)] }));
+      await jobs.apply({ jobs: [], steps: [], watermark: 1 });
+      proxy.silenceAll();
+      // With the default (45 s) these would outlast the test.
+      expect((await store.getCommand(1))?.id).toBe(1);
+      expect(await jobs.getWatermark()).toBe(1);
+      expect(proxy.silenced).toBeGreaterThan(0);
+      await jobs.close();
+      await store.close('n');
     });
 
     it.each([1, 2])(

@@ -60,8 +60,8 @@ export const MAX_JOB_LIST_LIMIT = 1_000;
 const RUNNING_PAGE = 1_000;
 
 /**
- * Tries of an `apply` that fails on a lost connection, and the delays between them (100, 400,
- * 1600 ms). The pool drops a broken connection, so when the server closed an idle one (restart,
+ * Tries of an `apply` (or a read) that fails on a lost connection, and the delays between them
+ * (100, 400, 1600 ms). The pool drops a broken connection, so when the server closed an idle one (restart,
  * failover, a proxy's idle timeout) the first retry on a new connection passes at once: hence
  * the short first delay. A server that is restarting takes seconds, which the longer ones cover.
  * Past ~2 s the store gives up: the tables are a derived view, and the monitor keeps the changes
@@ -250,17 +250,23 @@ export class PostgresJobStore implements JobStore {
     this.#checkOpen();
     const statement = this.#applyStatement(changes);
     if (statement === null) return;
+    await this.#again(
+      (tries) => `job tables: apply failed${tries}, nothing of the changes was stored`,
+      () => this.#pool.query(statement),
+    );
+  }
+
+  /**
+   * Runs `run`, tried again while it fails on a lost connection (or a transaction conflict), up
+   * to {@link APPLY_ATTEMPTS} times; then fails with `STORE_FAILED` saying `what(tries)`.
+   */
+  async #again<T>(what: (tries: string) => string, run: () => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       try {
-        await this.#pool.query(statement);
-        return;
+        return await run();
       } catch (error) {
         if (attempt >= APPLY_ATTEMPTS || !isTransient(error) || this.#closed) {
-          const tries = attempt === 1 ? '' : ` (after ${attempt} tries)`;
-          throw storeFailed(
-            `job tables: apply failed${tries}, nothing of the changes was stored`,
-            error,
-          );
+          throw storeFailed(what(attempt === 1 ? '' : ` (after ${attempt} tries)`), error);
         }
       }
       await sleep(APPLY_RETRY_BASE_MS * APPLY_RETRY_FACTOR ** (attempt - 1));
@@ -412,15 +418,14 @@ export class PostgresJobStore implements JobStore {
     return value.data;
   }
 
-  /** Runs a read, mapping driver errors to `STORE_FAILED`. */
+  /** Runs a read, tried again on a lost connection as `apply` is; driver errors become `STORE_FAILED`. */
   async #read(text: string, values: unknown[]): Promise<Record<string, unknown>[]> {
     this.#checkOpen();
-    try {
-      const result = await this.#pool.query<Record<string, unknown>>(text, values);
-      return result.rows;
-    } catch (error) {
-      throw storeFailed('job tables: read failed', error);
-    }
+    const result = await this.#again(
+      (tries) => `job tables: read failed${tries}`,
+      () => this.#pool.query<Record<string, unknown>>(text, values),
+    );
+    return result.rows;
   }
 
   /** Ends the pool if the store opened it (a pool given in the options is left as it is). */
