@@ -30,7 +30,8 @@ export const KEEPALIVE_IDLE_MS = 10_000;
  * under a second; a server that does not answer by then is gone without closing the connection,
  * which TCP alone would report only after ~15 min of retransmissions (or never, behind a proxy
  * that stays up). The connection is then treated like a cut one: destroyed, the statement's
- * outcome settled by the batch ledgers (the engine store), reads and writes tried again. 30 s statements: 45 s.
+ * outcome settled by the batch ledgers (the engine store), reads and writes tried again.
+ * 30 s statements: 45 s.
  */
 export function queryDeadlineMs(statementTimeoutMs: number): number | undefined {
   return statementTimeoutMs > 0 ? Math.round(statementTimeoutMs * 1.5) : undefined;
