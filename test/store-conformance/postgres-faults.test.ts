@@ -1,8 +1,10 @@
 /**
  * The PostgreSQL store when connections break: a batch is applied exactly once whether the
  * connection is lost before COMMIT reached the server, or after the server committed but before
- * its answer came back; an outage is waited out; reads try again; a listener reconnects. Cuts
- * come from a TCP proxy (precise moments) and from pg_terminate_backend.
+ * its answer came back; an outage is waited out; reads try again; a listener reconnects; a
+ * connection that goes silent (nothing answers, nothing closes) is dropped at the store's
+ * deadline and its work goes on as after a cut. Cuts and silences come from a TCP proxy (precise
+ * moments), cuts also from pg_terminate_backend.
  */
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ErrorCode } from '../../src/core/errors.js';

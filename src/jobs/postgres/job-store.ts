@@ -61,13 +61,14 @@ const RUNNING_PAGE = 1_000;
 
 /**
  * Tries of an `apply` (or a read) that fails on a lost connection, and the delays between them
- * (100, 400, 1600 ms). The pool drops a broken connection, so when the server closed an idle one (restart,
- * failover, a proxy's idle timeout) the first retry on a new connection passes at once: hence
- * the short first delay. A server that is restarting takes seconds, which the longer ones cover.
- * Past ~2 s the store gives up: the tables are a derived view, and the monitor keeps the changes
- * and writes them later with its own back-off, so waiting here would only hold up its queue and
- * its stop. Retrying is safe even when the commit's outcome is unknown: `apply` is idempotent
- * (upserts that replace, and a watermark that only rises).
+ * (100, 400, 1600 ms). The pool drops a broken connection, so when the server closed an idle one
+ * (restart, failover, a proxy's idle timeout) the first retry on a new connection passes at once:
+ * hence the short first delay. A server that is restarting takes seconds, which the longer ones
+ * cover. Past ~2 s the store gives up: the tables are a derived view, and the monitor keeps the
+ * changes and writes them later with its own back-off, so waiting here would only hold up its
+ * queue and its stop (a reader gets `STORE_FAILED`, retryable). Retrying is safe even when the
+ * commit's outcome is unknown: `apply` is idempotent (upserts that replace, and a watermark that
+ * only rises), and reads change nothing.
  */
 const APPLY_ATTEMPTS = 4;
 const APPLY_RETRY_BASE_MS = 100;
@@ -418,7 +419,7 @@ export class PostgresJobStore implements JobStore {
     return value.data;
   }
 
-  /** Runs a read, tried again on a lost connection as `apply` is; driver errors become `STORE_FAILED`. */
+  /** Runs a read, tried again on a lost connection as `apply` is; errors become `STORE_FAILED`. */
   async #read(text: string, values: unknown[]): Promise<Record<string, unknown>[]> {
     this.#checkOpen();
     const result = await this.#again(
