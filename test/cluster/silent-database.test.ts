@@ -31,7 +31,7 @@ describePg('a database gone silent', () => {
         prefix: 'coco_silent',
         agents: inProcessAgents(['a1']),
         commands: [noop],
-        store: { url: await proxy.start(), statementTimeoutMs: 300 },
+        store: { url: await proxy.start(), statementTimeoutMs: 1_000 },
       });
       const engine = await cluster.start('lone');
       const first = await engine.submit(noop, {});

@@ -125,11 +125,14 @@ describePg('postgres store on broken connections', () => {
   // A server that stops answering without closing anything: the statement in flight meets the
   // store's deadline (1.5 × statement_timeout), its connection is dropped as if cut.
   describe('connections gone silent', () => {
-    const statementTimeoutMs = 300;
+    // Short for the test, yet far above any statement here (CI runs suites side by side); the
+    // lease outlasts a deadline (no heartbeats here: a lapsed lease would refuse the claim).
+    const statementTimeoutMs = 1_000;
+    const leaseMs = 10_000;
     const deadline = queryDeadlineMs(statementTimeoutMs) ?? 0;
 
     it('a read is tried again on a new connection once its deadline has passed', async () => {
-      const store = env.make({ url, statementTimeoutMs });
+      const store = env.make({ url, statementTimeoutMs, leaseMs });
       await store.open('n');
       await store.apply(batch({ commandInserts: [command(1)] }));
       await store.getCommand(1);
@@ -167,6 +170,7 @@ describePg('postgres store on broken connections', () => {
         const store = env.make({
           url,
           statementTimeoutMs,
+          leaseMs,
           applyConnections,
           poolSize: applyConnections + 2,
         });
@@ -223,7 +227,7 @@ describePg('postgres store on broken connections', () => {
       await dead.open('dead');
       await dead.apply(batch({ commandInserts: [command(1), command(2)] }));
       await dead.close('dead');
-      const store = env.make({ url, statementTimeoutMs });
+      const store = env.make({ url, statementTimeoutMs, leaseMs });
       await store.open('n');
       const known = [{ type: command(1).type, version: 1 }];
       const silenced = proxy.arm(false, commitComplete, true);
