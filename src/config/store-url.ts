@@ -3,9 +3,8 @@
  * `postgres://user@host:5432/db?schema=coco` (many nodes on one PostgreSQL; `schema` defaults to
  * `coco`; `leaseMs` sets the node lease, 30 s by default; `applyConnections` the connections a node
  * applies its batches through, 2 by default; `statementTimeoutMs` the statement timeout of both
- * stores, 0 for none — by default 30 s for the engine's store and none for the job store —, a
- * statement unanswered half as long again dropping its connection as lost). Used by the library,
- * the CLI and the server alike.
+ * stores, 30 s by default, 0 for none, a statement unanswered half as long again dropping its
+ * connection as lost). Used by the library, the CLI and the server alike.
  *
  * @module
  */

@@ -196,6 +196,51 @@ describePg('postgres job store', () => {
     expect(await s.getJob(1)).toMatchObject({ progress: 50 });
   });
 
+  it('writes a change larger than a statement takes in several, all or nothing', async () => {
+    const name = schema();
+    const p = pool();
+    // The upserts the store sends (each `apply` statement writes rows with unnest).
+    let upserts = 0;
+    p.on('connect', (client) => {
+      const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+      (client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args) => {
+        const text = (args[0] as { text?: unknown } | null)?.text;
+        if (typeof text === 'string' && text.includes('unnest(')) upserts++;
+        return query(...args);
+      };
+    });
+    const s = store(name, { pool: p });
+    await s.open();
+    const count = async (table: string): Promise<number> =>
+      Number(
+        (
+          (await adminQuery(`SELECT count(*) AS n FROM "${name}".${table}`)).rows[0] as {
+            n: string;
+          }
+        ).n,
+      );
+    // 12,000 jobs and 6,000 steps: three statements of jobs, two of steps (5,000 rows each).
+    const jobs = Array.from({ length: 12_000 }, (_, i) => job(i + 1));
+    const steps = Array.from({ length: 6_000 }, (_, i) => step(i + 1, `c${i + 1}`));
+    // One bad row in the last slice of jobs: the server refuses it, and the slices before it
+    // (already run in the same transaction) are not kept.
+    jobs[11_000] = job(11_001, { progress: -1 });
+    await expect(s.apply({ jobs, steps, watermark: 9 })).rejects.toMatchObject({
+      code: 'STORE_FAILED',
+      retryable: false,
+    });
+    expect([await count('job_jobs'), await count('job_steps')]).toEqual([0, 0]);
+    expect(await s.getWatermark()).toBeNull();
+
+    jobs[11_000] = job(11_001);
+    upserts = 0;
+    await s.apply({ jobs, steps, watermark: 9 });
+    expect(upserts).toBe(5);
+    expect([await count('job_jobs'), await count('job_steps')]).toEqual([12_000, 6_000]);
+    expect(await s.getWatermark()).toBe(9);
+    expect(await s.getJob(12_000)).toMatchObject({ id: 12_000, status: 'running' });
+  });
+
   it('goes on through a new connection when its connection goes silent (the deadline)', async () => {
     const proxy = new CuttingProxy();
     try {

@@ -35,10 +35,8 @@ export interface PostgresJobStoreOptions {
    * `statement_timeout` of the pool opened for `url`, in ms (0: none), and from it the pool's
    * client-side deadline, half as long again (`queryDeadlineMs` in db/postgres.ts): a statement
    * not answered by then has its connection dropped as lost and is tried again, so a server gone
-   * silent holds the monitor's writes that long at most. Ignored with `pool`. None by default:
-   * a write folds everything the monitor has queued, with no bound on its size, and one that
-   * could never finish in time would be refused again on every try.
-   * @default 0 (see {@link DEFAULT_JOB_STATEMENT_TIMEOUT_MS})
+   * silent holds the monitor's writes that long at most. Ignored with `pool`.
+   * @default 30000 (see {@link DEFAULT_JOB_STATEMENT_TIMEOUT_MS})
    */
   readonly statementTimeoutMs?: number;
   /** Time source of the migration ledger. @default systemClock */
@@ -71,14 +69,13 @@ const DEFAULT_MAX_CONNECTIONS = 4;
 const CONNECT_TIMEOUT_MS = 10_000;
 
 /**
- * Default `statement_timeout` of the job store's own pool: none. Its write is one upsert of all
- * the monitor has queued, which has no upper bound (a monitor far behind folds minutes of
- * history into one statement); a timeout it could never meet would fail it on every try and stop
- * the job view for good. Without one, a server gone silent is found by keepalive when the write
- * was received (~20 s), else by TCP (~15 min) — the engine is not held up meanwhile (the monitor
- * queues). The store URL's `statementTimeoutMs` sets one for both stores.
+ * Default `statement_timeout` of the job store's own pool. Its statements are bounded: an
+ * `apply` is sliced into upserts of at most 5,000 rows (50–140 ms measured), reads are keyed or
+ * paged. So a statement still running after 30 s waits behind a lock (another monitor's write)
+ * and is better failed (the monitor tries again later) than waited for; and from it the
+ * deadline (45 s) bounds a server gone silent. The migration runs without either.
  */
-export const DEFAULT_JOB_STATEMENT_TIMEOUT_MS = 0;
+export const DEFAULT_JOB_STATEMENT_TIMEOUT_MS = 30_000;
 
 const IDENTIFIER = /^[a-z_][a-z0-9_]{0,62}$/;
 

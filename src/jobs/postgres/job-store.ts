@@ -74,6 +74,15 @@ const APPLY_ATTEMPTS = 4;
 const APPLY_RETRY_BASE_MS = 100;
 const APPLY_RETRY_FACTOR = 4;
 
+/**
+ * Most rows (jobs and steps) of one statement of an `apply`. The monitor folds everything it has
+ * queued into one `apply`, so one far behind (stopped for minutes, a slow server) could send a
+ * statement of any size; slices of 5,000 rows (an upsert of ~0.1 s) keep each statement well
+ * inside a statement timeout, all in one transaction, so the tables still hold a prefix of the
+ * engine's history.
+ */
+const ROWS_PER_STATEMENT = 5_000;
+
 /** The PostgreSQL type of each column kind (the element type of its `unnest` array). */
 const PG_TYPES = { int: 'bigint', text: 'text', real: 'float8', flag: 'boolean' } as const;
 
@@ -97,6 +106,39 @@ function upsertSql(
     `INSERT INTO ${table} AS cur (${list(columns)}) SELECT * FROM unnest(${arrays}) ` +
     `ON CONFLICT (${key.join(', ')}) DO UPDATE SET ${updates} WHERE ${forwardOnly('cur', 'EXCLUDED')}`
   );
+}
+
+/**
+ * Runs `fn` on `client` between BEGIN and COMMIT (ROLLBACK when it throws) and gives the client
+ * back, destroyed if its connection failed.
+ */
+async function inTransaction<T>(
+  client: pg.PoolClient,
+  fn: (client: pg.PoolClient) => Promise<T>,
+): Promise<T> {
+  // A checked-out client has no 'error' listener of the pool's: a connection lost between two
+  // statements would otherwise crash the process. The statement in flight fails anyway.
+  let lost: unknown;
+  const onError = (error: unknown): void => void (lost ??= error);
+  client.on('error', onError);
+  try {
+    await client.query('BEGIN');
+    const result = await fn(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (error) {
+    // A lost connection (or one past its deadline, still waiting) has nothing to roll back.
+    if (isConnectionError(error)) lost ??= error;
+    lost ??= await client.query('ROLLBACK').then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    throw error;
+  } finally {
+    client.off('error', onError);
+    // A connection that failed is destroyed rather than returned to the pool.
+    client.release(lost !== undefined);
+  }
 }
 
 /** A {@link JobStore} on PostgreSQL. */
@@ -156,29 +198,12 @@ export class PostgresJobStore implements JobStore {
     } catch (error) {
       throw storeFailed('job tables: cannot connect', error);
     }
-    // A checked-out client has no 'error' listener of the pool's: a connection lost between two
-    // statements would otherwise crash the process. The statement in flight fails anyway.
-    let lost: unknown;
-    const onError = (error: unknown): void => void (lost ??= error);
-    client.on('error', onError);
     try {
-      await client.query('BEGIN');
-      const report = await this.#migrate(client);
-      await client.query('COMMIT');
+      const report = await inTransaction(client, (c) => this.#migrate(c));
       this.#opened = true;
       return report;
     } catch (error) {
-      // A lost connection (or one past its deadline, still waiting) has nothing to roll back.
-      if (isConnectionError(error)) lost ??= error;
-      lost ??= await client.query('ROLLBACK').then(
-        () => undefined,
-        (e: unknown) => e,
-      );
       throw storeFailed('job tables: migration failed', error);
-    } finally {
-      client.off('error', onError);
-      // A connection that failed is destroyed rather than returned to the pool.
-      client.release(lost !== undefined);
     }
   }
 
@@ -249,12 +274,38 @@ export class PostgresJobStore implements JobStore {
    */
   async apply(changes: JobChanges): Promise<void> {
     this.#checkOpen();
-    const statement = this.#applyStatement(changes);
-    if (statement === null) return;
+    const statements = this.#applyStatements(changes);
+    const [first] = statements;
+    if (first === undefined) return;
     await this.#again(
       (tries) => `job tables: apply failed${tries}, nothing of the changes was stored`,
-      () => this.#pool.query(statement),
+      async () => {
+        if (statements.length === 1) return void (await this.#pool.query(first));
+        await inTransaction(await this.#pool.connect(), async (client) => {
+          for (const statement of statements) await client.query(statement);
+        });
+      },
     );
+  }
+
+  /**
+   * The statements of an `apply`: one when it has at most {@link ROWS_PER_STATEMENT} rows, else
+   * one per such slice of its jobs, then of its steps (run in one transaction), the watermark
+   * with the last: it is written with the rows it stands for.
+   */
+  #applyStatements(changes: JobChanges): pg.QueryConfig[] {
+    const { jobs, steps, watermark } = changes;
+    const parts: JobChanges[] = [];
+    if (jobs.length + steps.length <= ROWS_PER_STATEMENT) parts.push(changes);
+    else {
+      for (let i = 0; i < jobs.length; i += ROWS_PER_STATEMENT)
+        parts.push({ jobs: jobs.slice(i, i + ROWS_PER_STATEMENT), steps: [] });
+      for (let i = 0; i < steps.length; i += ROWS_PER_STATEMENT)
+        parts.push({ jobs: [], steps: steps.slice(i, i + ROWS_PER_STATEMENT) });
+      const last = parts.pop()!;
+      parts.push({ ...last, watermark });
+    }
+    return parts.flatMap((part) => this.#applyStatement(part) ?? []);
   }
 
   /**
