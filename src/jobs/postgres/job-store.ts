@@ -269,8 +269,9 @@ export class PostgresJobStore implements JobStore {
   }
 
   /**
-   * Upserts in one statement (so one transaction). A lost connection is retried a few times
-   * (see {@link APPLY_ATTEMPTS}); anything else fails at once with `STORE_FAILED`.
+   * Upserts in one transaction: one statement, or several for a change of more than
+   * {@link ROWS_PER_STATEMENT} rows. A lost connection is retried a few times (see
+   * {@link APPLY_ATTEMPTS}); anything else fails at once with `STORE_FAILED`.
    */
   async apply(changes: JobChanges): Promise<void> {
     this.#checkOpen();
