@@ -8,6 +8,7 @@
  */
 import type pg from 'pg';
 import { CocoError, ErrorCode } from '../core/errors.js';
+import { pgDriver } from './drivers.js';
 
 /** A schema name, quoted (names are validated first; this is belt and braces). */
 export function quoteIdent(name: string): string {
@@ -52,6 +53,57 @@ export function withoutDeadline(text: string, values: unknown[] = []): pg.QueryC
     query_timeout: NO_QUERY_DEADLINE_MS,
   };
   return query;
+}
+
+/**
+ * How long a store's own pool waits for a new connection. `pg` waits forever by default, which
+ * turns an unreachable server into a hung call; 10 s is far above a healthy connect (milliseconds,
+ * even with TLS) and leaves room for a server that is still starting.
+ */
+export const CONNECT_TIMEOUT_MS = 10_000;
+
+/** What {@link ownPool} takes. */
+export interface OwnPoolOptions {
+  readonly connectionString: string;
+  readonly max: number;
+  /** `statement_timeout` of its connections, and from it their deadline; 0: neither. */
+  readonly statementTimeoutMs: number;
+  readonly applicationName?: string;
+}
+
+/**
+ * The pool a store creates from a URL (the engine's store and the job store alike): a bounded
+ * connect, keepalive from {@link KEEPALIVE_IDLE_MS} (an idle connection to a vanished server is
+ * found dead; a statement in flight on one meets the deadline instead), the statement timeout
+ * and its {@link queryDeadlineMs}, and the listeners without which a connection lost at the
+ * wrong moment would crash the process. Connects nothing yet.
+ */
+export function ownPool(o: OwnPoolOptions): pg.Pool {
+  const pool = new (pgDriver().Pool)({
+    connectionString: o.connectionString,
+    max: o.max,
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    keepAlive: true,
+    keepAliveInitialDelayMillis: KEEPALIVE_IDLE_MS,
+    ...(o.applicationName !== undefined ? { application_name: o.applicationName } : {}),
+    ...(o.statementTimeoutMs > 0
+      ? {
+          statement_timeout: o.statementTimeoutMs,
+          query_timeout: queryDeadlineMs(o.statementTimeoutMs),
+        }
+      : {}),
+  });
+  // An idle connection that the server drops (restart, a proxy's idle timeout) makes the pool
+  // emit 'error', which would crash the process without a listener. The pool has already
+  // discarded the connection, and the next query opens a new one: nothing else to do.
+  pool.on('error', () => undefined);
+  // A client the pool has just handed out has no 'error' listener until its user adds one, a
+  // microtask later; a server shutting down can send a FATAL in the same chunk as a new
+  // connection's ReadyForQuery, which would be emitted in between and crash the process. Every
+  // client gets a listener of its own for its whole life; its users still see the loss on their
+  // next query (or through their own listener).
+  pool.on('connect', (client) => client.on('error', () => undefined));
+  return pool;
 }
 
 /** SQLSTATEs of a connection the server ended or refused. */

@@ -5,12 +5,10 @@
  * @module
  */
 import type pg from 'pg';
-import { pgDriver } from '../../db/drivers.js';
 import {
-  KEEPALIVE_IDLE_MS,
   isConnectionError,
   isRetryableTransaction,
-  queryDeadlineMs,
+  ownPool,
   quoteIdent,
 } from '../../db/postgres.js';
 import { z } from 'zod';
@@ -60,13 +58,6 @@ export const DEFAULT_JOB_SCHEMA = 'coco';
  * the others serve concurrent reads (the HTTP API's job queries) without queueing behind a write.
  */
 const DEFAULT_MAX_CONNECTIONS = 4;
-
-/**
- * How long the store's own pool waits for a new connection. `pg`'s default is to wait forever,
- * which turns an unreachable server into a hung monitor; 10 s is far above a healthy connect
- * (milliseconds, even with TLS) and leaves room for a server that is still starting.
- */
-const CONNECT_TIMEOUT_MS = 10_000;
 
 /**
  * Default `statement_timeout` of the job store's own pool. Its statements are bounded: an
@@ -140,27 +131,11 @@ export function compileJobStoreOptions(options: unknown): CompiledJobStoreOption
   const o = parsed.data;
   const clock = o.clock ?? systemClock;
   if (o.pool !== undefined) return { pool: o.pool, ownsPool: false, schema: o.schema, clock };
-  const pool = new (pgDriver().Pool)({
-    connectionString: o.url,
+  const pool = ownPool({
+    connectionString: o.url!,
     max: o.maxConnections,
-    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
-    // Finds an idle connection whose peer vanished (a failed-over server) in seconds, not hours.
-    keepAlive: true,
-    keepAliveInitialDelayMillis: KEEPALIVE_IDLE_MS,
-    ...(o.statementTimeoutMs > 0
-      ? {
-          statement_timeout: o.statementTimeoutMs,
-          query_timeout: queryDeadlineMs(o.statementTimeoutMs),
-        }
-      : {}),
+    statementTimeoutMs: o.statementTimeoutMs,
   });
-  // An idle connection that the server drops (restart, idle timeout of a proxy) makes the pool
-  // emit 'error', which would crash the process without a listener. The pool has already
-  // discarded the connection, and the next query opens a new one: nothing else to do.
-  pool.on('error', () => undefined);
-  // A FATAL arriving with a new connection's ReadyForQuery is emitted before the job store adds
-  // its own listener (see the engine store's createPool): every client keeps one for its life.
-  pool.on('connect', (client) => client.on('error', () => undefined));
   return { pool, ownsPool: true, schema: o.schema, clock };
 }
 

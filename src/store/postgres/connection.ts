@@ -11,22 +11,14 @@ import { CocoError, ErrorCode, IllegalTransitionError } from '../../core/errors.
 import { migrations } from '../../generated/postgres-migrations.js';
 import { pgDriver } from '../../db/drivers.js';
 import {
-  KEEPALIVE_IDLE_MS,
   isConnectionError,
-  queryDeadlineMs,
+  ownPool,
   quoteIdent,
   storeFailed,
   withoutDeadline,
 } from '../../db/postgres.js';
 import type { MigrationReport } from '../port.js';
 import type { CompiledPostgresOptions } from './options.js';
-
-/**
- * How long the store's own pool waits for a new connection. `pg` waits forever by default, which
- * turns an unreachable server into a hung call; 10 s is far above a healthy connect (milliseconds,
- * even with TLS) and leaves room for a server that is still starting.
- */
-export const CONNECT_TIMEOUT_MS = 10_000;
 
 /**
  * First pause before reconnecting after a lost connection. A connection cut by a proxy or an
@@ -77,31 +69,12 @@ export const TYPES: pg.CustomTypesConfig = {
 /** The pool of a store: the caller's, or one created from the URL (which connects nothing yet). */
 export function createPool(o: CompiledPostgresOptions): { pool: pg.Pool; owned: boolean } {
   if (o.source.kind === 'pool') return { pool: o.source.pool, owned: false };
-  const pool = new (pgDriver().Pool)({
+  const pool = ownPool({
     connectionString: o.source.url,
     max: o.source.poolSize,
-    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
-    // Finds an idle connection whose peer vanished (a failed-over server) without waiting for
-    // the OS; a statement in flight on such a connection meets the deadline instead.
-    keepAlive: true,
-    keepAliveInitialDelayMillis: KEEPALIVE_IDLE_MS,
-    application_name: `coco/${o.schema}`,
-    ...(o.statementTimeoutMs > 0
-      ? {
-          statement_timeout: o.statementTimeoutMs,
-          query_timeout: queryDeadlineMs(o.statementTimeoutMs),
-        }
-      : {}),
+    statementTimeoutMs: o.statementTimeoutMs,
+    applicationName: `coco/${o.schema}`,
   });
-  // An idle connection that the server drops makes the pool emit 'error', which would crash the
-  // process without a listener. The pool has already discarded the connection: nothing to do.
-  pool.on('error', () => undefined);
-  // A client the pool has just handed out has no 'error' listener until its user adds one, a
-  // microtask later; a server shutting down can send a FATAL in the same chunk as a new
-  // connection's ReadyForQuery, which would be emitted in between and crash the process. Every
-  // client gets a listener of its own for its whole life; its users still see the loss on their
-  // next query (or through their own listener).
-  pool.on('connect', (client) => client.on('error', () => undefined));
   return { pool, owned: true };
 }
 
