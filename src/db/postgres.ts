@@ -6,6 +6,7 @@
  *
  * @module
  */
+import net from 'node:net';
 import type pg from 'pg';
 import { CocoError, ErrorCode } from '../core/errors.js';
 import { pgDriver } from './drivers.js';
@@ -79,7 +80,18 @@ export interface OwnPoolOptions {
  * wrong moment would crash the process. Connects nothing yet.
  */
 export function ownPool(o: OwnPoolOptions): pg.Pool {
+  const own: OwnSockets = { open: new Set(), dropped: false };
   const pool = new (pgDriver().Pool)({
+    // Sockets of our own making, so that they can be destroyed (destroyConnections) when the
+    // server stops answering: ending a connection waits for the server's goodbye.
+    stream: () => {
+      const socket = new net.Socket();
+      // Dropped: a connection asked for now fails at once (pg connects it right after this).
+      if (own.dropped) process.nextTick(() => socket.destroy(new Error('connection dropped')));
+      own.open.add(socket);
+      socket.once('close', () => own.open.delete(socket));
+      return socket;
+    },
     connectionString: o.connectionString,
     max: o.max,
     connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
@@ -103,7 +115,31 @@ export function ownPool(o: OwnPoolOptions): pg.Pool {
   // client gets a listener of its own for its whole life; its users still see the loss on their
   // next query (or through their own listener).
   pool.on('connect', (client) => client.on('error', () => undefined));
+  ownSockets.set(pool, own);
   return pool;
+}
+
+/** The sockets of a pool made by {@link ownPool}, and whether they were dropped. */
+interface OwnSockets {
+  readonly open: Set<net.Socket>;
+  dropped: boolean;
+}
+const ownSockets = new WeakMap<pg.Pool, OwnSockets>();
+
+/**
+ * Destroys every connection of a pool made by {@link ownPool}, in use or idle, and fails every
+ * one it is asked to open from now on, without waiting for the server: what is in flight fails
+ * at once as a lost connection. For a store closing that was told to stop waiting on a database
+ * that does not answer (ending a connection would wait for the server's goodbye). Returns how
+ * many were destroyed; a pool made elsewhere is not touched (0).
+ */
+export function destroyConnections(pool: pg.Pool): number {
+  const own = ownSockets.get(pool);
+  if (own === undefined) return 0;
+  own.dropped = true;
+  const n = own.open.size;
+  for (const socket of [...own.open]) socket.destroy();
+  return n;
 }
 
 /** SQLSTATEs of a connection the server ended or refused. */

@@ -310,8 +310,25 @@ export interface Store {
   saveAgents(records: readonly AgentRecord[]): Promise<void>;
   /** Every agent the engine has seen, by id. */
   listAgents(): Promise<AgentRecord[]>;
-  /** Releases this node's ownership and closes connections. Idempotent; later calls reject. */
-  close(nodeId?: string): Promise<void>;
+  /**
+   * Releases this node's ownership and closes connections, once the batches already called are
+   * applied. Idempotent; later calls reject. With `options.signal`, the caller may stop waiting
+   * on the database: see {@link CloseOptions}.
+   */
+  close(nodeId?: string, options?: CloseOptions): Promise<void>;
+}
+
+/** How {@link Store.close} may be cut short. */
+export interface CloseOptions {
+  /**
+   * Once aborted (before the call or during it), the store stops waiting on its database and
+   * `close` resolves: batches still in flight fail (`STORE_FAILED`) or land unseen, a shared
+   * store's node is not retired (others claim its trees once its lease lapses), and the
+   * connections of a pool the store created are destroyed rather than ended. What was not stored
+   * resumes at the next start, as after a crash. For a database that stopped answering: the
+   * engine aborts when `stopTimeoutMs` has passed.
+   */
+  readonly signal?: AbortSignal;
 }
 
 /** An empty batch, to build on. */

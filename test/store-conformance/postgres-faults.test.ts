@@ -222,6 +222,39 @@ describePg('postgres store on broken connections', () => {
       }
     });
 
+    it('a close told to stop waiting lets go of a silent server at once, destroying its connections', async () => {
+      // No deadline: without the signal, this close would wait for a batch that waits for ever.
+      const store = env.make({ url, statementTimeoutMs: 0, leaseMs });
+      await store.open('n');
+      await store.apply(batch({ commandInserts: [command(1)] }));
+      const backends = async (): Promise<number> => {
+        const r = await admin().query(
+          "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name LIKE 'coco/%' AND application_name LIKE '%/' || $1",
+          [env.schema],
+        );
+        return (r.rows[0] as { n: number }).n;
+      };
+      expect(await backends()).toBeGreaterThan(0);
+      proxy.silenceAll();
+      proxy.refuse = true;
+      const late = store.apply(batch({ commandInserts: [command(2)] })).then(
+        () => 'stored',
+        (error: unknown) => error,
+      );
+      const letGo = new AbortController();
+      const closed = store.close('n', { signal: letGo.signal });
+      letGo.abort();
+      await closed;
+      expect(await late).toMatchObject({ code: ErrorCode.StoreFailed });
+      // Each destroyed connection closed its pair in the proxy, and so its backend.
+      await until('the backends to leave', async () => (await backends()) === 0);
+      proxy.refuse = false;
+      const other = env.make();
+      await other.migrate();
+      expect((await other.getCommand(1))?.id).toBe(1);
+      expect(await other.getCommand(2)).toBeNull();
+    });
+
     it('a claim whose COMMIT answer never comes still returns the trees it took', async () => {
       const dead = env.make();
       await dead.open('dead');

@@ -139,6 +139,35 @@ export function describeStoreConformance(name: string, factory: () => Promise<St
         await env.store.close('node-a');
         await expect(env.store.getCommand(1)).rejects.toBeInstanceOf(CocoError);
       });
+
+      it('a close told to stop waiting resolves; a batch in flight lands whole or not at all', async (ctx) => {
+        await env.store.open('node-a');
+        const kept = command(1, { status: 'waiting' });
+        await env.store.apply(batch({ commandInserts: [kept] }));
+        const late = command(2, { status: 'waiting' });
+        const inFlight = env.store.apply(
+          batch({ commandInserts: [late], taskInserts: [task(2, 0, { status: 'running' })] }),
+        );
+        const outcome = inFlight.then(
+          () => 'stored',
+          (error: unknown) => error,
+        );
+        await env.store.close('node-a', { signal: AbortSignal.abort() });
+        const settled = await outcome;
+        if (settled !== 'stored') {
+          expect(settled).toBeInstanceOf(CocoError);
+          expect((settled as CocoError).code).toBe(ErrorCode.StoreFailed);
+        }
+        await expect(env.store.getCommand(1)).rejects.toBeInstanceOf(CocoError);
+
+        const other = await env.another(ctx);
+        await other.migrate();
+        expect(await other.getCommand(1)).toEqual(env.stored(kept));
+        const late2 = await other.getCommand(2);
+        const tasks = await other.getTasks(2);
+        if (late2 === null) expect(tasks).toEqual([]);
+        else expect(tasks).toHaveLength(1);
+      });
     });
 
     describe('reserveIds', () => {

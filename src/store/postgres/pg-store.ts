@@ -30,6 +30,7 @@ import type {
 import type {
   ActiveSnapshot,
   ChangeBatch,
+  CloseOptions,
   CommandPage,
   StatusChange,
   CommandQuery,
@@ -56,7 +57,7 @@ import { Applier } from './applier.js';
 import { LaneApplier } from './lanes.js';
 import { PoolAccess } from './pool-access.js';
 import { TYPES, createPool, migrateSchema } from './connection.js';
-import { storeFailed } from '../../db/postgres.js';
+import { destroyConnections, storeFailed } from '../../db/postgres.js';
 import { Listener } from './listen.js';
 import {
   compileOptions,
@@ -502,26 +503,50 @@ export class PostgresStore implements SharedStore {
    * Fences this instance's node (its trees become orphans at once; the others are signalled),
    * drops its agent leases, and closes connections (the pool too, if the store created it).
    * Batches already called are applied first. Idempotent; later calls reject.
+   *
+   * Once `options.signal` aborts, nothing more is waited for: the node is not retired (its lease
+   * lapses), and the connections of the store's own pool are destroyed, failing what is in flight
+   * on them (a caller's pool keeps its connections: they are the caller's to end).
    */
-  async close(nodeId?: string): Promise<void> {
+  async close(nodeId?: string, options: CloseOptions = {}): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     const node = this.#node;
     this.#node = null;
+    const { signal } = options;
+    const drop = (): void => {
+      if (this.#ownsPool) destroyConnections(this.#pool);
+    };
+    const abandoned = new Promise<void>((resolve) => {
+      if (signal === undefined) return;
+      if (signal.aborted) resolve();
+      else signal.addEventListener('abort', () => resolve(), { once: true });
+    }).then(drop);
+    // Each wait ends when the signal aborts; what it waited for goes on alone, failing fast on
+    // destroyed connections (or, on a caller's pool, at its statements' timeout).
+    const unlessAbandoned = <T>(p: Promise<T>): Promise<T | void> => {
+      p.catch(() => undefined);
+      return Promise.race([p, abandoned]);
+    };
     let failure: unknown;
     try {
-      await this.#applier.close();
-      await Promise.all([...this.#listeners].map((l) => l.stop()));
+      await unlessAbandoned(this.#applier.close());
+      await unlessAbandoned(Promise.all([...this.#listeners].map((l) => l.stop())));
       this.#listeners.clear();
-      if (node !== null && (nodeId === undefined || nodeId === node.nodeId)) {
-        await shared.retireNode(this.#db, node);
+      if (
+        node !== null &&
+        (nodeId === undefined || nodeId === node.nodeId) &&
+        signal?.aborted !== true
+      ) {
+        await unlessAbandoned(shared.retireNode(this.#db, node));
       }
     } catch (error) {
       failure = error;
     } finally {
-      if (this.#ownsPool) await this.#pool.end().catch(() => undefined);
+      if (this.#ownsPool) await unlessAbandoned(this.#pool.end().catch(() => undefined));
     }
-    if (failure !== undefined) throw storeFailed('close failed', failure);
+    if (failure !== undefined && signal?.aborted !== true)
+      throw storeFailed('close failed', failure);
   }
 
   // -- helpers --

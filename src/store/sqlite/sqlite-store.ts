@@ -28,6 +28,7 @@ import type {
   ActiveRowSink,
   ActiveSnapshot,
   ChangeBatch,
+  CloseOptions,
   CommandPage,
   StatusChange,
   CommandQuery,
@@ -550,12 +551,17 @@ export class SqliteStore implements Store {
     }
   }
 
-  async close(nodeId?: string): Promise<void> {
+  /**
+   * Releases this instance's ownership and closes the file, once the batches already called are
+   * written. Once `options.signal` aborts, the writer thread is not waited for: it is terminated
+   * (what it was writing rolls back) and the batches still queued fail.
+   */
+  async close(nodeId?: string, options: CloseOptions = {}): Promise<void> {
     this.#reader?.close();
     this.#reader = null;
     const writer = this.#writer;
     this.#writer = null;
-    await writer?.close();
+    await writer?.close(options.signal);
     return settle(() => {
       if (this.#closed) return;
       const state = this.#state;

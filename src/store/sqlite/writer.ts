@@ -763,17 +763,30 @@ export class SqliteWriter {
     });
   }
 
-  /** Closes the writer's connection and ends the thread. */
-  async close(): Promise<void> {
+  /**
+   * Closes the writer's connection and ends the thread, once what was sent before is done. Once
+   * `signal` aborts, that is not waited for: the thread is terminated (what it was writing rolls
+   * back, as in a crash) and its pending writes fail.
+   */
+  async close(signal?: AbortSignal): Promise<void> {
     const worker = this.#worker;
     if (!worker) return;
     const id = this.#nextId++;
+    let aborted = false;
     await new Promise<void>((resolve) => {
       this.#pending.set(id, { resolve: () => resolve(), reject: () => resolve() });
       worker.ref();
       worker.postMessage({ kind: 'close', id });
+      const abort = (): void => {
+        aborted = true;
+        resolve();
+      };
+      if (signal?.aborted === true) abort();
+      else signal?.addEventListener('abort', abort, { once: true });
     });
     this.#worker = null;
-    await worker.terminate();
+    // A thread held in a native call ends only when the call returns: not waited for then.
+    const ended = worker.terminate();
+    if (!aborted) await ended;
   }
 }
