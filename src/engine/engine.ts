@@ -537,7 +537,9 @@ export class Engine {
 
   /**
    * Stops: takes no new work, lets running handlers finish (up to `stopGraceMs`), makes what is
-   * done durable, and releases the store. Unfinished work resumes at the next start.
+   * done durable, and releases the store. Unfinished work resumes at the next start. The store's
+   * part is bounded by `stopTimeoutMs`: a store that does not answer by then is let go (the
+   * store port's `CloseOptions`), with a warning in the log, as if the node had crashed.
    */
   async stop(): Promise<void> {
     if (this.#state === 'stopped' || this.#state === 'stopping') return;
@@ -559,11 +561,33 @@ export class Engine {
       run.coordinator.stop();
       run.dispatcher.stopAll();
       run.stopInfo();
-      await run.committer.drain();
-      run.committer.stop();
     }
-    await run?.cluster?.stop();
-    await this.#o.store.close(this.#o.nodeId);
+    const { stopTimeoutMs } = this.#o.tuning;
+    const letGo = new AbortController();
+    const bound = this.#o.clock.setTimer(stopTimeoutMs, () => letGo.abort());
+    const given = new Promise<void>((resolve) =>
+      letGo.signal.addEventListener('abort', () => resolve(), { once: true }),
+    );
+    let waitingFor = 'the last batch';
+    try {
+      if (run && wasRunning) {
+        await Promise.race([run.committer.drain(), given]);
+        run.committer.stop();
+      }
+      waitingFor = 'the store';
+      const cluster = run?.cluster?.stop();
+      cluster?.catch(() => undefined);
+      await Promise.race([cluster, given]);
+      await this.#o.store.close(this.#o.nodeId, { signal: letGo.signal });
+    } finally {
+      bound.cancel();
+      if (letGo.signal.aborted)
+        this.#o.logger.warn(
+          { nodeId: this.#o.nodeId, stopTimeoutMs },
+          `the engine stopped without waiting for ${waitingFor}, which did not answer within ` +
+            `${stopTimeoutMs} ms: what was not stored resumes at the next start`,
+        );
+    }
     this.#state = 'stopped';
   }
 }

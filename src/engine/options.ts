@@ -89,6 +89,17 @@ export interface EngineTuning {
   /** On stop, how long to wait for running handlers before giving up on them. @default 5000 */
   readonly stopGraceMs?: number;
   /**
+   * On stop, after the handlers' grace: how long to wait for the store to take the last batch
+   * and close. Past it, the engine stops waiting on a store that does not answer (a database
+   * down or gone silent) and lets go as after a crash: what was not stored resumes at the next
+   * start (on a shared store, another node claims it once the lease lapses). A healthy store
+   * takes its last batch in milliseconds, a large one on a slow disk in about a second; 10 s is
+   * far above that, and with the 5 s grace (and the job monitor's 5 s) inside `coco serve`'s 25 s
+   * bound on a stop.
+   * @default 10000
+   */
+  readonly stopTimeoutMs?: number;
+  /**
    * Shared stores: how often a node looks for commands whose node died (lease expired). Store
    * signals make most claims immediate; this bounds the delay after an expiry nobody signals.
    * @default 1000
@@ -163,6 +174,7 @@ const tuningSchema = z
     heartbeatMs: positive.default(10_000),
     idBlockSize: positive.default(10_000),
     stopGraceMs: z.number().int().nonnegative().default(5_000),
+    stopTimeoutMs: positive.default(10_000),
     claimIntervalMs: positive.default(1_000),
     claimBatch: positive.default(500),
   })
