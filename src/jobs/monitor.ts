@@ -49,6 +49,13 @@ const RETRY_BASE_MS = 50;
 const RETRY_MAX_MS = 5_000;
 /** On stop, how many times a failing write is tried before the rest is left to the next start's reconcile. */
 const STOP_ATTEMPTS = 3;
+/**
+ * On stop, how long the last writes and the store's close are waited for before the monitor lets
+ * go of a job store that does not answer (a database down or gone silent): what it did not write,
+ * the next start reconciles. A healthy store takes them in milliseconds; 5 s, with the engine's
+ * own bounds after it (a node stops its monitor first), stays inside `coco serve`'s 25 s.
+ */
+export const DEFAULT_MONITOR_STOP_TIMEOUT_MS = 5_000;
 
 /** The error code of a monitor used in the wrong state (started twice, queried before start). */
 export const JOB_MONITOR_STATE = ErrorCode.JobMonitorState;
@@ -65,6 +72,8 @@ export interface JobMonitorOptions {
   readonly logger?: Logger;
   /** See {@link DEFAULT_PROGRESS_FLUSH_MS}. @default 250 */
   readonly progressFlushMs?: number;
+  /** See {@link DEFAULT_MONITOR_STOP_TIMEOUT_MS}. @default 5000 */
+  readonly stopTimeoutMs?: number;
 }
 
 /** What {@link JobMonitor.start} found and did. */
@@ -89,6 +98,7 @@ export class JobMonitor {
   readonly #clock: Clock;
   readonly #logger: Logger;
   readonly #progressMs: number;
+  readonly #stopTimeoutMs: number;
   readonly #follower: Follower;
   #state: State = 'new';
   #batches: ChangeBatch[] = [];
@@ -127,6 +137,14 @@ export class JobMonitor {
         `createJobMonitor: progressFlushMs must be a non-negative integer, not ${String(progressMs)}`,
       );
     }
+    const stopTimeoutMs = options.stopTimeoutMs ?? DEFAULT_MONITOR_STOP_TIMEOUT_MS;
+    if (!Number.isSafeInteger(stopTimeoutMs) || stopTimeoutMs <= 0) {
+      throw new CocoError(
+        ErrorCode.InvalidOptions,
+        `createJobMonitor: stopTimeoutMs must be a positive integer, not ${String(stopTimeoutMs)}`,
+      );
+    }
+    this.#stopTimeoutMs = stopTimeoutMs;
     this.#engine = options.engine;
     this.#store = options.store;
     this.#clock = options.clock ?? systemClock;
@@ -276,22 +294,35 @@ export class JobMonitor {
     this.#progressTimer?.cancel();
     this.#progressTimer = null;
     this.#progressDue = true;
-    if (wasRunning) {
-      for (let attempt = 0; attempt < STOP_ATTEMPTS; attempt++) {
+    // The store's part is bounded: past it, the signal lets go of a store that does not answer.
+    const letGo = new AbortController();
+    const bound = this.#clock.setTimer(this.#stopTimeoutMs, () => letGo.abort());
+    const given = new Promise<void>((resolve) =>
+      letGo.signal.addEventListener('abort', () => resolve(), { once: true }),
+    );
+    try {
+      if (wasRunning) {
+        const lastWrites = async (): Promise<void> => {
+          for (let attempt = 0; attempt < STOP_ATTEMPTS && !letGo.signal.aborted; attempt++) {
+            this.#retryTimer?.cancel();
+            this.#retryTimer = null;
+            await this.#work();
+            if (!this.#follower.hasFailed && !this.#hasWork()) break;
+          }
+        };
+        await Promise.race([lastWrites(), given]);
         this.#retryTimer?.cancel();
         this.#retryTimer = null;
-        await this.#work();
-        if (!this.#follower.hasFailed && !this.#hasWork()) break;
+        if (this.#follower.hasFailed || this.#hasWork() || this.#working !== null)
+          this.#logger.warn(
+            { stopTimeoutMs: this.#stopTimeoutMs, timedOut: letGo.signal.aborted },
+            'job monitor stopped with unwritten changes; the next start reconciles them',
+          );
       }
-      this.#retryTimer?.cancel();
-      this.#retryTimer = null;
-      if (this.#follower.hasFailed || this.#hasWork())
-        this.#logger.warn(
-          {},
-          'job monitor stopped with unwritten changes; the next start reconciles them',
-        );
+      await this.#store.close({ signal: letGo.signal });
+    } finally {
+      bound.cancel();
     }
-    await this.#store.close();
     this.#state = 'stopped';
     this.#notifyIdle();
   }

@@ -181,8 +181,12 @@ export interface JobStore {
   listOldJobs(query: OldJobQuery): Promise<JobAge[]>;
   /** See {@link JobChanges.watermark}; null before the first one is stored. */
   getWatermark(): Promise<number | null>;
-  /** Closes the connection. */
-  close(): Promise<void>;
+  /**
+   * Closes the connection. Once `options.signal` aborts, nothing more is waited for: the
+   * connections of a pool the store created are destroyed (what is in flight on them fails), for
+   * a database that does not answer.
+   */
+  close(options?: { readonly signal?: AbortSignal }): Promise<void>;
 }
 
 /** The step key of a command. */

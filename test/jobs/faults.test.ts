@@ -1,5 +1,6 @@
 import { rmSync } from 'node:fs';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { ManualClock } from '../../src/core/clock.js';
 import { EngineEvents } from '../../src/engine/events.js';
 import type { MonitoredEngine } from '../../src/jobs/engine-reads.js';
 import { createJobMonitor, type JobMonitor } from '../../src/jobs/monitor.js';
@@ -37,6 +38,10 @@ function flaky(inner: JobStore): JobStore & { failures: number } {
   return store;
 }
 
+/** The shape of a stored command, for engines faked in these tests. */
+const at = 1_000;
+const base = { paramsVersion: 1, params: {}, childMode: 'concurrent', failurePolicy: 'wait-all', taskCount: 0, undoCount: 0, journalSeq: 0, stage: 0, stageDone: true, chainDone: false, cancelRequested: false, error: null, result: null, compensation: 'none', compensationError: null, data: null, attempts: 0, nextAttemptAt: null, lastError: null, deadlineAt: null, priority: 0, queuedSince: null, idempotencyKey: null, createdAt: at, updatedAt: at, endedAt: null, tasksCleared: false, owner: null, leaseUntil: null } as const; // prettier-ignore
+
 describe('job monitor: faults', () => {
   it('failed job-store writes are retried and merged; nothing is lost', async () => {
     const t = testCommands(new Journal());
@@ -71,8 +76,6 @@ describe('job monitor: faults', () => {
 
   it('records of a job the view never saw are repaired from the engine', async () => {
     const dir = tempDir('coco-jobs-');
-    const at = 1_000;
-    const base = { paramsVersion: 1, params: {}, childMode: 'concurrent', failurePolicy: 'wait-all', taskCount: 0, undoCount: 0, journalSeq: 0, stage: 0, stageDone: true, chainDone: false, cancelRequested: false, error: null, result: null, compensation: 'none', compensationError: null, data: null, attempts: 0, nextAttemptAt: null, lastError: null, deadlineAt: null, priority: 0, queuedSince: null, idempotencyKey: null, createdAt: at, updatedAt: at, endedAt: null, tasksCleared: false, owner: null, leaseUntil: null } as const; // prettier-ignore
     const root: CommandRecord = {
       ...base,
       id: 4,
@@ -147,6 +150,75 @@ describe('job monitor: faults', () => {
       expect(tree?.root?.children.map((c) => [c.step.commandId, c.step.status])).toEqual([
         [5, 'waiting'],
       ]);
+    } finally {
+      await monitor.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a stop lets go of a job store that does not answer after stopTimeoutMs', async () => {
+    const dir = tempDir('coco-jobs-');
+    const clock = new ManualClock();
+    const inner = sqliteJobStore({ path: `${dir}/coco.db` });
+    // Its writes never answer once `silent` (a database gone away), until it is closed.
+    let silent = false;
+    let closedWith: AbortSignal | undefined;
+    const hung: (() => void)[] = [];
+    const store: JobStore = {
+      ...flaky(inner),
+      apply: (changes) =>
+        silent
+          ? new Promise<void>((_, reject) => hung.push(() => reject(new Error('closed'))))
+          : inner.apply(changes),
+      close: async (options) => {
+        closedWith = options?.signal;
+        for (const fail of hung.splice(0)) fail();
+        await inner.close();
+      },
+    };
+    const events = new EngineEvents();
+    const engine: MonitoredEngine = {
+      on: (event, listener) => events.on(event, listener),
+      get: async () => null,
+      list: async () => pageOf([], 100),
+      inspect: async () => null,
+    };
+    const warnings: object[] = [];
+    const logger = {
+      debug() {},
+      info() {},
+      warn: (o: object) => void warnings.push(o),
+      error() {},
+    };
+    const monitor = createJobMonitor({ engine, store, clock, logger, stopTimeoutMs: 2_000 });
+    try {
+      await monitor.start();
+      silent = true;
+      const root: CommandRecord = {
+        ...base,
+        id: 1,
+        type: 'root',
+        status: 'pending',
+        parentId: null,
+        rootId: 1,
+        seq: null,
+        originStage: null,
+        expectedTasks: 0,
+        expectedChildren: 0,
+        childCount: 0,
+      };
+      events.emit('committed', { ...emptyBatch(), commandInserts: [root] });
+      await vi.waitFor(() => expect(hung).toHaveLength(1), { interval: 5 });
+      let stopped = false;
+      const stopping = monitor.stop().then(() => (stopped = true));
+      clock.advance(1_999);
+      await new Promise((r) => setImmediate(r));
+      expect(stopped).toBe(false);
+      expect(closedWith).toBeUndefined();
+      clock.advance(1);
+      await stopping;
+      expect(closedWith?.aborted).toBe(true);
+      expect(warnings).toEqual([{ stopTimeoutMs: 2_000, timedOut: true }]);
     } finally {
       await monitor.stop();
       rmSync(dir, { recursive: true, force: true });

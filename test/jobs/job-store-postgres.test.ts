@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { CocoError } from '../../src/core/errors.js';
 import { ManualClock } from '../../src/core/clock.js';
 import type { JobStore } from '../../src/jobs/port.js';
@@ -256,6 +256,51 @@ describePg('postgres job store', () => {
       expect(proxy.silenced).toBeGreaterThan(0);
       expect(await s.getJob(1)).toMatchObject({ progress: 50 });
       expect(await s.getWatermark()).toBe(7);
+    } finally {
+      proxy.cutAll();
+      await proxy.stop();
+    }
+  });
+
+  it('a close told to stop waiting lets go of a silent server at once, destroying its connections', async () => {
+    const proxy = new CuttingProxy();
+    try {
+      const name = schema();
+      // No deadline: without the signal, the write and so the close would wait for ever.
+      const s = store(name, { url: await proxy.start(), statementTimeoutMs: 0 });
+      await s.open();
+      await s.apply({ jobs: [job(1)], steps: [], watermark: 1 });
+      const backends = async (): Promise<number> =>
+        Number(
+          (
+            (
+              await adminQuery(
+                `SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'coco/jobs/${name}'`,
+              )
+            ).rows[0] as { n: number }
+          ).n,
+        );
+      expect(await backends()).toBeGreaterThan(0);
+      proxy.silenceAll();
+      proxy.refuse = true;
+      const late = s.apply({ jobs: [job(2)], steps: [], watermark: 2 }).then(
+        () => 'stored',
+        (error: unknown) => error,
+      );
+      const letGo = new AbortController();
+      const closed = s.close({ signal: letGo.signal });
+      letGo.abort();
+      await closed;
+      expect(await late).toMatchObject({ code: 'STORE_FAILED' });
+      // Each destroyed connection closed its pair in the proxy, and so its backend.
+      await vi.waitFor(async () => expect(await backends()).toBe(0), {
+        timeout: 5_000,
+        interval: 20,
+      });
+      const other = store(name);
+      await other.open();
+      expect(await other.getWatermark()).toBe(1);
+      expect(await other.getJob(2)).toBeNull();
     } finally {
       proxy.cutAll();
       await proxy.stop();

@@ -333,5 +333,26 @@ export function jobStoreSuite(fixture: JobStoreFixture): void {
       await expect(store.open()).rejects.toMatchObject({ code: 'STORE_FAILED' });
       await expect(store.getWatermark()).rejects.toMatchObject({ code: 'STORE_FAILED' });
     });
+
+    it('a close told to stop waiting resolves; a write in flight lands whole or not at all', async () => {
+      const store = await create();
+      await store.open();
+      await store.apply({ jobs: [job(1)], steps: [], watermark: 1 });
+      const late = store.apply({ jobs: [job(2)], steps: [step(2, 'c2')], watermark: 2 }).then(
+        () => 'stored',
+        (error: unknown) => error,
+      );
+      await store.close({ signal: AbortSignal.abort() });
+      const outcome = await late;
+      if (outcome !== 'stored') expect(outcome).toMatchObject({ code: 'STORE_FAILED' });
+      await expect(store.getJob(1)).rejects.toMatchObject({ code: 'STORE_FAILED' });
+      const again = fixture.another(store);
+      opened.push(again);
+      await again.open();
+      expect(await again.getJob(1)).toMatchObject({ id: 1 });
+      const watermark = await again.getWatermark();
+      expect([1, 2]).toContain(watermark);
+      expect((await again.getJob(2)) !== null).toBe(watermark === 2);
+    });
   });
 }

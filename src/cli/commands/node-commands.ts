@@ -32,12 +32,14 @@ function stopSignal(): Promise<string> {
 
 /**
  * Longest a node takes to stop after SIGTERM or SIGINT before it exits anyway: its parts stop in
- * order (event streams closed at once, the engine's handlers given their 5 s grace, the last
- * batch written, the store released), which takes well under a second when all is well; 20 s
- * leaves room for a slow store and stays under the 30 s a supervisor (Kubernetes' default
- * termination grace, systemd's 90 s) waits before SIGKILL.
+ * order (event streams closed at once, the job monitor's last writes, the engine's handlers given
+ * their 5 s grace, the last batch written, the store released), which takes well under a second
+ * when all is well. With a database that does not answer, the parts' own bounds add up to 20 s
+ * (the monitor's 5 s, the grace, the engine's `stopTimeoutMs` of 10 s); 25 s lets them end
+ * the stop themselves, with their warnings, and stays under the 30 s a supervisor (Kubernetes'
+ * default termination grace, systemd's 90 s) waits before SIGKILL.
  */
-export const SHUTDOWN_MS = 20_000;
+export const SHUTDOWN_MS = 25_000;
 
 /** The environment variable `coco agent` takes its secret from. */
 const SECRET_ENV = 'COCO_AGENT_SECRET';

@@ -135,6 +135,8 @@ export function compileJobStoreOptions(options: unknown): CompiledJobStoreOption
     connectionString: o.url!,
     max: o.maxConnections,
     statementTimeoutMs: o.statementTimeoutMs,
+    // Named in pg_stat_activity beside the engine store's `coco/<schema>` connections.
+    applicationName: `coco/jobs/${o.schema}`,
   });
   return { pool, ownsPool: true, schema: o.schema, clock };
 }

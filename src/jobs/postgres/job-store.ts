@@ -40,7 +40,13 @@ import {
   quoteIdent,
   type PostgresJobStoreOptions,
 } from './connection.js';
-import { isConnectionError, sleep, storeFailed, withoutDeadline } from '../../db/postgres.js';
+import {
+  destroyConnections,
+  isConnectionError,
+  sleep,
+  storeFailed,
+  withoutDeadline,
+} from '../../db/postgres.js';
 import {
   JOB_COLUMNS,
   STEP_COLUMNS,
@@ -152,6 +158,8 @@ export class PostgresJobStore implements JobStore {
   readonly #retention: ReturnType<typeof jobRetentionSql>;
   #opened = false;
   #closed = false;
+  /** Calls under way (apply, reads), which close lets end before it ends the pool. */
+  readonly #inFlight = new Set<Promise<unknown>>();
 
   constructor(options: PostgresJobStoreOptions) {
     const o = compileJobStoreOptions(options);
@@ -314,6 +322,16 @@ export class PostgresJobStore implements JobStore {
    * to {@link APPLY_ATTEMPTS} times; then fails with `STORE_FAILED` saying `what(tries)`.
    */
   async #again<T>(what: (tries: string) => string, run: () => Promise<T>): Promise<T> {
+    const call = this.#tries(what, run);
+    this.#inFlight.add(call);
+    try {
+      return await call;
+    } finally {
+      this.#inFlight.delete(call);
+    }
+  }
+
+  async #tries<T>(what: (tries: string) => string, run: () => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       try {
         return await run();
@@ -481,12 +499,27 @@ export class PostgresJobStore implements JobStore {
     return result.rows;
   }
 
-  /** Ends the pool if the store opened it (a pool given in the options is left as it is). */
-  async close(): Promise<void> {
+  /**
+   * Ends the pool if the store opened it (a pool given in the options is left as it is), once the
+   * calls in flight have ended (a pool ended under a call waiting for a connection would leave it
+   * waiting). Once `options.signal` aborts, the pool's connections are destroyed: those calls
+   * fail at once (no more tries: the store is closed).
+   */
+  async close(options: { readonly signal?: AbortSignal } = {}): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     this.#opened = false;
-    if (this.#ownsPool) await this.#pool.end();
+    if (!this.#ownsPool) return;
+    const { signal } = options;
+    const drop = (): void => void destroyConnections(this.#pool);
+    if (signal?.aborted === true) drop();
+    else signal?.addEventListener('abort', drop, { once: true });
+    try {
+      await Promise.allSettled([...this.#inFlight]);
+      await this.#pool.end();
+    } finally {
+      signal?.removeEventListener('abort', drop);
+    }
   }
 }
 
