@@ -144,9 +144,11 @@ export function describeStoreConformance(name: string, factory: () => Promise<St
         await env.store.open('node-a');
         const kept = command(1, { status: 'waiting' });
         await env.store.apply(batch({ commandInserts: [kept] }));
-        const late = command(2, { status: 'waiting' });
+        // Large enough to be under way when the signal aborts (a SQLite writer thread is then
+        // terminated mid-transaction, PostgreSQL connections destroyed mid-batch).
+        const late = Array.from({ length: 5_000 }, (_, i) => command(i + 2, { status: 'waiting' }));
         const inFlight = env.store.apply(
-          batch({ commandInserts: [late], taskInserts: [task(2, 0, { status: 'running' })] }),
+          batch({ commandInserts: late, taskInserts: [task(2, 0, { status: 'running' })] }),
         );
         const outcome = inFlight.then(
           () => 'stored',
@@ -160,13 +162,15 @@ export function describeStoreConformance(name: string, factory: () => Promise<St
         }
         await expect(env.store.getCommand(1)).rejects.toBeInstanceOf(CocoError);
 
+        // Another store opens and writes at once: nothing of the first holds the database.
         const other = await env.another(ctx);
-        await other.migrate();
+        await other.open('node-b');
+        await other.apply(batch({ commandInserts: [command(10_000)] }));
         expect(await other.getCommand(1)).toEqual(env.stored(kept));
-        const late2 = await other.getCommand(2);
+        const [first, last] = [await other.getCommand(2), await other.getCommand(5_001)];
         const tasks = await other.getTasks(2);
-        if (late2 === null) expect(tasks).toEqual([]);
-        else expect(tasks).toHaveLength(1);
+        if (first === null) expect([last, tasks]).toEqual([null, []]);
+        else expect([last?.id, tasks.length]).toEqual([5_001, 1]);
       });
     });
 
