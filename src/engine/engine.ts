@@ -224,8 +224,7 @@ export class Engine {
     run?.dispatcher.stopAll();
     run?.stopInfo();
     run?.committer.stop(error);
-    await run?.cluster?.stop().catch(() => undefined);
-    await this.#o.store.close(this.#o.nodeId).catch(() => undefined);
+    await this.#release(run, false).catch(() => undefined);
     this.#state = 'stopped';
     this.events.emit('halted', { error: error.toInfo() });
   }
@@ -562,6 +561,15 @@ export class Engine {
       run.dispatcher.stopAll();
       run.stopInfo();
     }
+    await this.#release(run, wasRunning);
+    this.#state = 'stopped';
+  }
+
+  /**
+   * The store's part of a stop: the last batch (`drain`), the cluster's loops, the store's close —
+   * all within `stopTimeoutMs`, past which the store is let go (a database down or gone silent).
+   */
+  async #release(run: EngineRuntime | null, drain: boolean): Promise<void> {
     const { stopTimeoutMs } = this.#o.tuning;
     const letGo = new AbortController();
     const bound = this.#o.clock.setTimer(stopTimeoutMs, () => letGo.abort());
@@ -570,7 +578,7 @@ export class Engine {
     );
     let waitingFor = 'the last batch';
     try {
-      if (run && wasRunning) {
+      if (run && drain) {
         await Promise.race([run.committer.drain(), given]);
         run.committer.stop();
       }
@@ -588,7 +596,6 @@ export class Engine {
             `${stopTimeoutMs} ms: what was not stored resumes at the next start`,
         );
     }
-    this.#state = 'stopped';
   }
 }
 

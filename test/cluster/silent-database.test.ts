@@ -100,29 +100,29 @@ describePg('a node stopped while its database is down', () => {
         async () => expect((await first.inspect(id))?.tasks[0]?.status).toBe('running'),
         { timeout: 10_000, interval: 20 },
       );
-      // The database goes down: what is open goes silent, new connections are refused. The
-      // task ends; its command's end is computed, but cannot be stored.
+      // The database goes down: what is open goes silent, new connections are refused. A
+      // submit's batch is in flight, never to be stored; the task ends on its agent.
       down.silenceAll();
       down.refuse = true;
-      release();
-      await vi.waitFor(
-        () => expect(first.figures().inFlight).toMatchObject({ pending: 0, waiting: 0 }),
-        {
-          timeout: 10_000,
-          interval: 20,
-        },
+      const late = first.submit(hold, {}).then(
+        () => 'stored',
+        (error: unknown) => error,
       );
+      release();
       const began = Date.now();
       await first.stop();
       expect(Date.now() - began).toBeLessThan(5_000);
       expect(first.state).toBe('stopped');
       expect(warnings.some((w) => w.includes('did not answer within 1000 ms'))).toBe(true);
+      expect(await late).toMatchObject({ code: 'ENGINE_STOPPED' });
       const stored = async (): Promise<string | undefined> =>
         (
           (await adminQuery(`SELECT status FROM "${cluster.schema}".commands WHERE id = ${id}`))
             .rows[0] as { status?: string } | undefined
         )?.status;
       expect(await stored()).toBe('waiting');
+      const count = await adminQuery(`SELECT count(*)::int AS n FROM "${cluster.schema}".commands`);
+      expect(count.rows).toEqual([{ n: 1 }]);
 
       // The database is back; another node claims the tree once the first's lease lapses.
       down.refuse = false;
