@@ -1,6 +1,6 @@
 /**
  * The clock port: the engine reads time and sets timers only through it, so tests can
- * drive time by hand.
+ * drive time by hand. And time limits built on it, as abort signals.
  *
  * @module
  */
@@ -16,6 +16,36 @@ export interface Clock {
   now(): number;
   /** Calls `fn` once after `ms` milliseconds. The timer must not keep the process alive. */
   setTimer(ms: number, fn: () => void): TimerHandle;
+}
+
+/** A time limit: see {@link timeLimit}. */
+export interface TimeLimit {
+  /** Aborts once the time has passed. */
+  readonly signal: AbortSignal;
+  /** Resolves once the time has passed (never, once cancelled). */
+  readonly passed: Promise<void>;
+  /** Cancels the timer: the signal does not abort after this. */
+  cancel(): void;
+}
+
+/** A limit `ms` from now on `clock`: a signal that aborts then, and a promise that resolves then. */
+export function timeLimit(clock: Clock, ms: number): TimeLimit {
+  const controller = new AbortController();
+  const timer = clock.setTimer(ms, () => controller.abort());
+  return {
+    signal: controller.signal,
+    passed: whenAborted(controller.signal),
+    cancel: () => timer.cancel(),
+  };
+}
+
+/** Resolves once `signal` aborts (at once if it has; never without a signal). */
+export function whenAborted(signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal === undefined) return;
+    if (signal.aborted) resolve();
+    else signal.addEventListener('abort', () => resolve(), { once: true });
+  });
 }
 
 /** The real clock. */

@@ -7,6 +7,7 @@
  */
 import type { CommandType } from '../core/command-type.js';
 import { CocoError, ErrorCode, ValidationError, type ErrorInfo } from '../core/errors.js';
+import { timeLimit } from '../core/clock.js';
 import { CommandRegistry } from '../core/registry.js';
 import { isTerminal } from '../core/states.js';
 import type { AgentRecord, CommandRecord } from '../core/records.js';
@@ -571,25 +572,21 @@ export class Engine {
    */
   async #release(run: EngineRuntime | null, drain: boolean): Promise<void> {
     const { stopTimeoutMs } = this.#o.tuning;
-    const letGo = new AbortController();
-    const bound = this.#o.clock.setTimer(stopTimeoutMs, () => letGo.abort());
-    const given = new Promise<void>((resolve) =>
-      letGo.signal.addEventListener('abort', () => resolve(), { once: true }),
-    );
+    const limit = timeLimit(this.#o.clock, stopTimeoutMs);
     let waitingFor = 'the last batch';
     try {
       if (run && drain) {
-        await Promise.race([run.committer.drain(), given]);
+        await Promise.race([run.committer.drain(), limit.passed]);
         run.committer.stop();
       }
       waitingFor = 'the store';
       const cluster = run?.cluster?.stop();
       cluster?.catch(() => undefined);
-      await Promise.race([cluster, given]);
-      await this.#o.store.close(this.#o.nodeId, { signal: letGo.signal });
+      await Promise.race([cluster, limit.passed]);
+      await this.#o.store.close(this.#o.nodeId, { signal: limit.signal });
     } finally {
-      bound.cancel();
-      if (letGo.signal.aborted)
+      limit.cancel();
+      if (limit.signal.aborted)
         this.#o.logger.warn(
           { nodeId: this.#o.nodeId, stopTimeoutMs },
           `the engine stopped without waiting for ${waitingFor}, which did not answer within ` +

@@ -19,7 +19,7 @@
  * ```
  * @module
  */
-import { systemClock, type Clock, type TimerHandle } from '../core/clock.js';
+import { systemClock, timeLimit, type Clock, type TimerHandle } from '../core/clock.js';
 import type { Logger } from '../core/command-type.js';
 import { CocoError, ErrorCode, toErrorInfo } from '../core/errors.js';
 import type { ChangeBatch } from '../store/port.js';
@@ -295,33 +295,29 @@ export class JobMonitor {
     this.#progressTimer = null;
     this.#progressDue = true;
     // The store's part is bounded: past it, the signal lets go of a store that does not answer.
-    const letGo = new AbortController();
-    const bound = this.#clock.setTimer(this.#stopTimeoutMs, () => letGo.abort());
-    const given = new Promise<void>((resolve) =>
-      letGo.signal.addEventListener('abort', () => resolve(), { once: true }),
-    );
+    const limit = timeLimit(this.#clock, this.#stopTimeoutMs);
     try {
       if (wasRunning) {
         const lastWrites = async (): Promise<void> => {
-          for (let attempt = 0; attempt < STOP_ATTEMPTS && !letGo.signal.aborted; attempt++) {
+          for (let attempt = 0; attempt < STOP_ATTEMPTS && !limit.signal.aborted; attempt++) {
             this.#retryTimer?.cancel();
             this.#retryTimer = null;
             await this.#work();
             if (!this.#follower.hasFailed && !this.#hasWork()) break;
           }
         };
-        await Promise.race([lastWrites(), given]);
+        await Promise.race([lastWrites(), limit.passed]);
         this.#retryTimer?.cancel();
         this.#retryTimer = null;
         if (this.#follower.hasFailed || this.#hasWork() || this.#working !== null)
           this.#logger.warn(
-            { stopTimeoutMs: this.#stopTimeoutMs, timedOut: letGo.signal.aborted },
+            { stopTimeoutMs: this.#stopTimeoutMs, timedOut: limit.signal.aborted },
             'job monitor stopped with unwritten changes; the next start reconciles them',
           );
       }
-      await this.#store.close({ signal: letGo.signal });
+      await this.#store.close({ signal: limit.signal });
     } finally {
-      bound.cancel();
+      limit.cancel();
     }
     this.#state = 'stopped';
     this.#notifyIdle();

@@ -19,6 +19,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
+import { whenAborted } from '../../core/clock.js';
 import { CocoError, ErrorCode } from '../../core/errors.js';
 import type {
   AgentRecord,
@@ -517,11 +518,7 @@ export class PostgresStore implements SharedStore {
     const drop = (): void => {
       if (this.#ownsPool) destroyConnections(this.#pool);
     };
-    const abandoned = new Promise<void>((resolve) => {
-      if (signal === undefined) return;
-      if (signal.aborted) resolve();
-      else signal.addEventListener('abort', () => resolve(), { once: true });
-    }).then(drop);
+    const abandoned = whenAborted(signal).then(drop);
     // Each wait ends when the signal aborts; what it waited for goes on alone, failing fast on
     // destroyed connections (or, on a caller's pool, at its statements' timeout).
     const unlessAbandoned = <T>(p: Promise<T>): Promise<T | void> => {

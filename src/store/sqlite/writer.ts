@@ -14,6 +14,7 @@
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import { z } from 'zod';
+import { whenAborted } from '../../core/clock.js';
 import { CocoError, ErrorCode } from '../../core/errors.js';
 import type { ConnectionSettings } from '../../db/sqlite.js';
 import { MULTI_ROWS, type MultiRowUpdate, type RowCodec, type ValueSink } from './statements.js';
@@ -772,18 +773,12 @@ export class SqliteWriter {
     const worker = this.#worker;
     if (!worker) return;
     const id = this.#nextId++;
-    let aborted = false;
-    await new Promise<void>((resolve) => {
-      this.#pending.set(id, { resolve: () => resolve(), reject: () => resolve() });
+    const closed = new Promise<boolean>((resolve) => {
+      this.#pending.set(id, { resolve: () => resolve(false), reject: () => resolve(false) });
       worker.ref();
       worker.postMessage({ kind: 'close', id });
-      const abort = (): void => {
-        aborted = true;
-        resolve();
-      };
-      if (signal?.aborted === true) abort();
-      else signal?.addEventListener('abort', abort, { once: true });
     });
+    const aborted = await Promise.race([closed, whenAborted(signal).then(() => true)]);
     this.#worker = null;
     // A thread held in a native call ends only when the call returns: not waited for then.
     const ended = worker.terminate();
