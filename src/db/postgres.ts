@@ -119,6 +119,11 @@ export function ownPool(o: OwnPoolOptions): pg.Pool {
   return pool;
 }
 
+/** A pool's connections now: open, idle, and the calls waiting for one (the stores' metrics). */
+export function poolFigures(pool: pg.Pool): { open: number; idle: number; waiting: number } {
+  return { open: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount };
+}
+
 /** The sockets of a pool made by {@link ownPool}, and whether they were dropped. */
 interface OwnSockets {
   readonly open: Set<net.Socket>;

@@ -16,6 +16,9 @@
  */
 import { CocoError, ErrorCode, type ErrorInfo } from '../core/errors.js';
 import type { CommandStatus, CompensationStatus, TaskStatus } from '../core/states.js';
+import type { PoolFigures } from '../store/port.js';
+
+export type { PoolFigures };
 
 /** Statuses of a job: its root command's status, with every not-ended status shown as `running`. */
 export const JOB_STATUSES = ['running', 'succeeded', 'failed', 'cancelled'] as const;
@@ -181,6 +184,8 @@ export interface JobStore {
   listOldJobs(query: OldJobQuery): Promise<JobAge[]>;
   /** See {@link JobChanges.watermark}; null before the first one is stored. */
   getWatermark(): Promise<number | null>;
+  /** The store's connection pool now, for metrics; optional (SQLite has none). */
+  connections?(): PoolFigures;
   /**
    * Closes the connection. Once `options.signal` aborts, nothing more is waited for: the
    * connections of a pool the store created are destroyed (what is in flight on them fails), for

@@ -22,7 +22,7 @@ import { FastCounter, FastHistogram } from './fast-metrics.js';
 import type { Engine, EngineFigures } from '../engine/engine.js';
 import type { AgentCallEvent, BatchEvent, EndedCommand } from '../engine/events.js';
 import type { JobMonitor } from '../jobs/monitor.js';
-import type { ChangeBatch } from '../store/port.js';
+import type { ChangeBatch, PoolFigures } from '../store/port.js';
 
 /**
  * A broker's call slots (the HTTP broker's `maxConcurrentCalls`, `HttpBroker.callSlots()`): the
@@ -47,12 +47,30 @@ export function hasCallSlots(broker: object): broker is CallSlotSource {
   return typeof (broker as Partial<CallSlotSource>).callSlots === 'function';
 }
 
+/** A store with a connection pool (the PostgreSQL stores: `connections()`). */
+export interface PoolSource {
+  connections(): PoolFigures;
+}
+
+/** Whether `store` has a connection pool to show (see {@link PoolSource}). */
+export function hasPool(store: object): store is PoolSource {
+  return typeof (store as Partial<PoolSource>).connections === 'function';
+}
+
+/** The pools of a generation's stores, by store: the engine's and the job view's. */
+export interface Pools {
+  readonly engine?: PoolSource | null;
+  readonly jobs?: PoolSource | null;
+}
+
 /** What the figures counted at a scrape are read from: the node's current engine and monitor. */
 export interface ScrapeSource {
   readonly engine: Engine | null;
   readonly monitor: JobMonitor | null;
   /** The current generation's broker, when it has call slots. */
   readonly slots: CallSlotSource | null;
+  /** The current generation's stores, when they have connection pools. */
+  readonly pools: Pools;
   /**
    * The engine's figures (`Engine.figures()`, a walk over every live command), taken once for
    * all the gauges of a scrape; null without an engine.
@@ -81,6 +99,14 @@ export interface ScrapedGauge {
 }
 
 const IN_FLIGHT_STATUSES = ['pending', 'waiting', 'aborting', 'compensating'] as const;
+
+/** The pools to show, with their store's label. */
+function poolsOf(pools: Pools): [string, PoolSource][] {
+  const out: [string, PoolSource][] = [];
+  if (pools.engine) out.push(['engine', pools.engine]);
+  if (pools.jobs) out.push(['jobs', pools.jobs]);
+  return out;
+}
 
 /** The gauges counted at a scrape (see {@link ScrapedGauge}). */
 export const SCRAPED: readonly ScrapedGauge[] = [
@@ -199,6 +225,26 @@ export const SCRAPED: readonly ScrapedGauge[] = [
     },
   },
   {
+    name: 'coco_store_connections',
+    help: 'Connections open in a store’s pool (PostgreSQL), by store ("engine", "jobs") and state ("busy": in use, "idle").',
+    labelNames: ['store', 'state'],
+    collect: ({ pools }, set) => {
+      for (const [store, pool] of poolsOf(pools)) {
+        const { open, idle } = pool.connections();
+        set({ store, state: 'busy' }, open - idle);
+        set({ store, state: 'idle' }, idle);
+      }
+    },
+  },
+  {
+    name: 'coco_store_connection_waiters',
+    help: 'Calls waiting for a connection of a store’s pool (PostgreSQL), by store: above 0 for long, the pool is too small for the node (poolSize in the store URL).',
+    labelNames: ['store'],
+    collect: ({ pools }, set) => {
+      for (const [store, pool] of poolsOf(pools)) set({ store }, pool.connections().waiting);
+    },
+  },
+  {
     name: 'coco_job_monitor_lag_seconds',
     help: 'How far the job view is behind the engine: age of the oldest committed batch not yet written to the job tables (0: caught up).',
     labelNames: [],
@@ -270,7 +316,8 @@ export class NodeMetrics {
     engine: Engine | null;
     monitor: JobMonitor | null;
     slots: CallSlotSource | null;
-  } = { engine: null, monitor: null, slots: null };
+    pools: Pools;
+  } = { engine: null, monitor: null, slots: null, pools: {} };
   /** Poll counts of the engines detached so far (see `coco_agent_polls_total`). */
   readonly #pollsBefore = { polls: 0, tasks: 0 };
   /** Call-slot counts of the brokers detached so far (see `coco_broker_calls_refused_total`). */
@@ -399,12 +446,12 @@ export class NodeMetrics {
     this.#admissionWait = new Children((agent) => admissionWait.child({ agent }));
     let snapshot: { engine: Engine; at: number; figures: EngineFigures } | null = null;
     const source = (): ScrapeSource => {
-      const { engine, monitor, slots } = this.#source;
-      if (!engine) return { engine, monitor, slots, figures: null };
+      const { engine, monitor, slots, pools } = this.#source;
+      if (!engine) return { engine, monitor, slots, pools, figures: null };
       const now = performance.now();
       if (snapshot?.engine !== engine || now - snapshot.at > FIGURES_TTL_MS)
         snapshot = { engine, at: now, figures: engine.figures() };
-      return { engine, monitor, slots, figures: snapshot.figures };
+      return { engine, monitor, slots, pools, figures: snapshot.figures };
     };
     // Counters read at the scrape from the current engine (or broker), plus what those of
     // earlier generations had counted at their detach, so that they never go back.
@@ -462,12 +509,14 @@ export class NodeMetrics {
   /**
    * Follows an engine (and its job monitor and broker): counts from their events from now on,
    * and the scrape reads them. A node attaches each generation's engine; returns the detach
-   * function. `slots`: the generation's broker, when it bounds its calls (see {@link hasCallSlots}).
+   * function. `slots`: the generation's broker, when it bounds its calls (see {@link hasCallSlots});
+   * `pools`: its stores, when they have connection pools (see {@link hasPool}).
    */
   attach(
     engine: Engine,
     monitor: JobMonitor | null = null,
     slots: CallSlotSource | null = null,
+    pools: Pools = {},
   ): () => void {
     const last = this.#lastDetached;
     if (slots !== null && last?.slots === slots) {
@@ -476,7 +525,7 @@ export class NodeMetrics {
       this.#slotsBefore.refused -= last.refused;
     }
     this.#lastDetached = null;
-    this.#source = { engine, monitor, slots };
+    this.#source = { engine, monitor, slots, pools };
     const off = [
       engine.on('committed', (batch) => this.#committed(batch)),
       engine.on('ended', (c) => this.#commandEnded(c)),
@@ -504,7 +553,7 @@ export class NodeMetrics {
         this.#lastDetached = { slots, waited, refused };
       }
       if (this.#source.engine === engine)
-        this.#source = { engine: null, monitor: null, slots: null };
+        this.#source = { engine: null, monitor: null, slots: null, pools: {} };
     };
   }
 

@@ -31,7 +31,12 @@ import { jobStoreFromUrl, storeFromUrl } from '../config/store-url.js';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { Rejoiner, type Generation, type OnLeaseLost } from './rejoin.js';
 import { RetentionSchedule } from './retention.js';
-import { createNodeMetrics, hasCallSlots, type NodeMetrics } from '../observability/metrics.js';
+import {
+  createNodeMetrics,
+  hasCallSlots,
+  hasPool,
+  type NodeMetrics,
+} from '../observability/metrics.js';
 
 /** Options of {@link startNode}. */
 export interface NodeOptions {
@@ -148,10 +153,12 @@ export async function startNode(options: NodeOptions): Promise<CocoNode> {
       // A rejoined generation takes the limits in force (a reload may have changed them).
       limits: limits ?? limitsOf(config),
     });
-    const monitor = config.jobs
-      ? createJobMonitor({ engine, store: jobStoreFromUrl(config.store), logger })
-      : null;
-    const detachMetrics = metrics.attach(engine, monitor, hasCallSlots(broker) ? broker : null);
+    const jobStore = config.jobs ? jobStoreFromUrl(config.store) : null;
+    const monitor = jobStore ? createJobMonitor({ engine, store: jobStore, logger }) : null;
+    const detachMetrics = metrics.attach(engine, monitor, hasCallSlots(broker) ? broker : null, {
+      engine: hasPool(store) ? store : null,
+      jobs: jobStore && hasPool(jobStore) ? jobStore : null,
+    });
     const closeBroker = async (): Promise<void> => {
       detachMetrics();
       if (ownBroker) await broker.close?.();

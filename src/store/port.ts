@@ -311,11 +311,26 @@ export interface Store {
   /** Every agent the engine has seen, by id. */
   listAgents(): Promise<AgentRecord[]>;
   /**
+   * The store's connection pool now, for metrics. Optional: a store without a pool (SQLite: one
+   * connection and its writer thread) has none.
+   */
+  connections?(): PoolFigures;
+  /**
    * Releases this node's ownership and closes connections, once the batches already called are
    * applied. Idempotent; later calls reject. With `options.signal`, the caller may stop waiting
    * on the database: see {@link CloseOptions}.
    */
   close(nodeId?: string, options?: CloseOptions): Promise<void>;
+}
+
+/** A connection pool's state (see {@link Store.connections}). */
+export interface PoolFigures {
+  /** Connections open: in use or idle. */
+  readonly open: number;
+  /** Of those, idle in the pool. */
+  readonly idle: number;
+  /** Calls waiting for a connection (the pool at its size): above 0 for long, it is too small. */
+  readonly waiting: number;
 }
 
 /** How {@link Store.close} may be cut short. */

@@ -18,6 +18,7 @@ import { startAgent } from '../../src/reference-agent/index.js';
 import { startNode, type CocoNode } from '../../src/server/node.js';
 import { Journal, testCommands } from '../support/commands.js';
 import { tempDir } from '../support/harness.js';
+import { PG_URL, describePg, freshSchema } from '../support/pg.js';
 import { parsePrometheusText, sampleValue, samples, type Family } from '../support/prom-text.js';
 import { RoutingBroker } from '../support/routing-broker.js';
 
@@ -247,6 +248,49 @@ describe('GET /metrics', () => {
     expect(await polls()).toEqual([7, 43]);
   });
 
+  it("shows a store's connection pool, by store and state", async () => {
+    const metrics = createNodeMetrics();
+    const engine = {
+      on: () => () => {},
+      pollCounts: () => ({ polls: 0, tasks: 0 }),
+      figures: () => ({ inFlight: {}, held: 0, watchedTasks: 0, agents: [] }),
+      admissionStats: () => [],
+      rootAdmissionStats: () => [],
+      state: 'running',
+    } as unknown as Parameters<typeof metrics.attach>[0];
+    const pool = (open: number, idle: number, waiting: number) => ({
+      connections: () => ({ open, idle, waiting }),
+    });
+    const shown = async () => {
+      const f = parsePrometheusText(await metrics.text());
+      return [
+        samples(f, 'coco_store_connections').map((x) => [x.labels, x.value]),
+        samples(f, 'coco_store_connection_waiters').map((x) => [x.labels, x.value]),
+      ];
+    };
+    const detach = metrics.attach(engine, null, null, {
+      engine: pool(5, 1, 3),
+      jobs: pool(2, 2, 0),
+    });
+    expect(await shown()).toEqual([
+      [
+        [{ store: 'engine', state: 'busy' }, 4],
+        [{ store: 'engine', state: 'idle' }, 1],
+        [{ store: 'jobs', state: 'busy' }, 0],
+        [{ store: 'jobs', state: 'idle' }, 2],
+      ],
+      [
+        [{ store: 'engine' }, 3],
+        [{ store: 'jobs' }, 0],
+      ],
+    ]);
+    // Without pools (SQLite), or once detached: no series.
+    detach();
+    expect(await shown()).toEqual([[], []]);
+    metrics.attach(engine);
+    expect(await shown()).toEqual([[], []]);
+  });
+
   it("shows the HTTP broker's call slots of a node that calls its agents itself", async () => {
     const dir = tempDir('coco-metrics-slots-');
     cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
@@ -377,5 +421,37 @@ describe('GET /metrics', () => {
     expect(sampleValue(f, 'c_total', { k: 'x' })).toBe(1);
     expect(sampleValue(f, 'c_total', { k: 'y' })).toBe(3);
     expect(f.get('c_total')?.type).toBe('counter');
+  });
+});
+
+describePg('GET /metrics on PostgreSQL', () => {
+  it("shows the engine store's and the job view's connection pools", async () => {
+    const fresh = freshSchema('coco_metrics_pool');
+    cleanups.push(() => fresh.drop());
+    const dir = tempDir('coco-metrics-pool-');
+    cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
+    const url = new URL(PG_URL);
+    url.searchParams.set('schema', fresh.schema);
+    const t = testCommands(new Journal());
+    const node = await startNode({
+      config: parseConfig({ store: url.toString(), api: { port: 0, token: TOKEN } }, dir),
+      commands: t.all,
+      broker: inProcessAgents(['a1']),
+      logger: silent,
+    });
+    cleanups.push(() => node.close());
+    const { id } = await node.engine.submit(t.leaf, { name: 'one' });
+    expect((await node.engine.waitFor(id)).status).toBe('succeeded');
+    const families = parsePrometheusText(await (await scrape(node)).text());
+    expect(families.get('coco_store_connections')?.type).toBe('gauge');
+    const v = (name: string, labels: Record<string, string>) => sampleValue(families, name, labels);
+    for (const store of ['engine', 'jobs']) {
+      // The engine store holds its apply connections and its listener: some are busy.
+      const busy = v('coco_store_connections', { store, state: 'busy' });
+      const idle = v('coco_store_connections', { store, state: 'idle' });
+      expect(busy + idle).toBeGreaterThan(0);
+      expect(v('coco_store_connection_waiters', { store })).toBe(0);
+    }
+    expect(v('coco_store_connections', { store: 'engine', state: 'busy' })).toBeGreaterThan(0);
   });
 });

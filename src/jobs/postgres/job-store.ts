@@ -31,6 +31,7 @@ import {
   type JobStore,
   type JobStoreOpenReport,
   type OldJobQuery,
+  type PoolFigures,
   type Step,
 } from '../port.js';
 import { jobRetentionSql, oldJobRows, oldJobValues } from './retention.js';
@@ -43,6 +44,7 @@ import {
 import {
   destroyConnections,
   isConnectionError,
+  poolFigures,
   sleep,
   storeFailed,
   withoutDeadline,
@@ -497,6 +499,11 @@ export class PostgresJobStore implements JobStore {
       () => this.#pool.query<Record<string, unknown>>(text, values),
     );
     return result.rows;
+  }
+
+  /** The pool's connections now (a pool given in the options too). */
+  connections(): PoolFigures {
+    return poolFigures(this.#pool);
   }
 
   /**

@@ -36,6 +36,7 @@ import type {
   StatusChange,
   CommandQuery,
   MigrationReport,
+  PoolFigures,
   PruneBatch,
   PruneOptions,
   StoreIdentity,
@@ -58,7 +59,7 @@ import { Applier } from './applier.js';
 import { LaneApplier } from './lanes.js';
 import { PoolAccess } from './pool-access.js';
 import { TYPES, createPool, migrateSchema } from './connection.js';
-import { destroyConnections, storeFailed } from '../../db/postgres.js';
+import { destroyConnections, poolFigures, storeFailed } from '../../db/postgres.js';
 import { Listener } from './listen.js';
 import {
   compileOptions,
@@ -498,6 +499,11 @@ export class PostgresStore implements SharedStore {
       this.#listeners.delete(listener);
       await listener.stop();
     };
+  }
+
+  /** The pool's connections now (a caller's pool too: the one this store uses). */
+  connections(): PoolFigures {
+    return poolFigures(this.#pool);
   }
 
   /**
