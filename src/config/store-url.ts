@@ -2,9 +2,10 @@
  * Stores chosen by URL: `sqlite:<path>` (the default, embedded) or
  * `postgres://user@host:5432/db?schema=coco` (many nodes on one PostgreSQL; `schema` defaults to
  * `coco`; `leaseMs` sets the node lease, 30 s by default; `applyConnections` the connections a node
- * applies its batches through, 2 by default; `statementTimeoutMs` the statement timeout of both
- * stores, 30 s by default, 0 for none, a statement unanswered half as long again dropping its
- * connection as lost). Used by the library, the CLI and the server alike.
+ * applies its batches through, 2 by default; `poolSize` the connections of the node's store, 10
+ * by default; `statementTimeoutMs` the statement timeout of both stores, 30 s by default, 0 for
+ * none, a statement unanswered half as long again dropping its connection as lost). Used by the
+ * library, the CLI and the server alike.
  *
  * @module
  */
@@ -13,6 +14,7 @@ import type { JobStore } from '../jobs/port.js';
 import { postgresJobStore } from '../jobs/postgres/job-store.js';
 import { sqliteJobStore } from '../jobs/sqlite/job-store.js';
 import type { Store } from '../store/port.js';
+import { MIN_POOL_SIZE } from '../store/postgres/options.js';
 import { postgresStore } from '../store/postgres/pg-store.js';
 import { sqliteStore } from '../store/sqlite/sqlite-store.js';
 
@@ -24,13 +26,15 @@ export type StoreUrl =
   | { readonly kind: 'sqlite'; readonly path: string }
   | {
       readonly kind: 'postgres';
-      /** The connection string, without coco's own parameters (`schema`, `leaseMs`, `applyConnections`, `statementTimeoutMs`). */
+      /** The connection string, without coco's own parameters (`schema`, `leaseMs`, `applyConnections`, `poolSize`, `statementTimeoutMs`). */
       readonly url: string;
       readonly schema: string;
       /** The node lease (`leaseMs`), when the URL sets it. */
       readonly leaseMs?: number;
       /** Apply connections per node (`applyConnections`), when the URL sets it. */
       readonly applyConnections?: number;
+      /** The engine store's pool size (`poolSize`), when the URL sets it. */
+      readonly poolSize?: number;
       /** The stores' statement timeout (`statementTimeoutMs`), when the URL sets it. */
       readonly statementTimeoutMs?: number;
     };
@@ -81,6 +85,20 @@ export function parseStoreUrl(url: string): StoreUrl {
         `store URL "${redact(url)}": applyConnections "${lanes}" must be a whole number from 1 to 8`,
       );
     }
+    const poolSize = parsed.searchParams.get('poolSize');
+    if (
+      poolSize !== null &&
+      !(
+        /^[1-9][0-9]{0,3}$/.test(poolSize) &&
+        Number(poolSize) >= MIN_POOL_SIZE &&
+        Number(poolSize) <= 1_000
+      )
+    ) {
+      throw new CocoError(
+        ErrorCode.InvalidOptions,
+        `store URL "${redact(url)}": poolSize "${poolSize}" must be a whole number of connections from ${MIN_POOL_SIZE} to 1000`,
+      );
+    }
     const timeout = parsed.searchParams.get('statementTimeoutMs');
     if (
       timeout !== null &&
@@ -94,6 +112,7 @@ export function parseStoreUrl(url: string): StoreUrl {
     parsed.searchParams.delete('schema');
     parsed.searchParams.delete('leaseMs');
     parsed.searchParams.delete('applyConnections');
+    parsed.searchParams.delete('poolSize');
     parsed.searchParams.delete('statementTimeoutMs');
     return {
       kind: 'postgres',
@@ -101,6 +120,7 @@ export function parseStoreUrl(url: string): StoreUrl {
       schema,
       ...(lease !== null ? { leaseMs: Number(lease) } : {}),
       ...(lanes !== null ? { applyConnections: Number(lanes) } : {}),
+      ...(poolSize !== null ? { poolSize: Number(poolSize) } : {}),
       ...(timeout !== null ? { statementTimeoutMs: Number(timeout) } : {}),
     };
   }
@@ -147,6 +167,7 @@ export function storeFromUrl(url: string): Store {
         ...(parsed.applyConnections !== undefined
           ? { applyConnections: parsed.applyConnections }
           : {}),
+        ...(parsed.poolSize !== undefined ? { poolSize: parsed.poolSize } : {}),
         ...(parsed.statementTimeoutMs !== undefined
           ? { statementTimeoutMs: parsed.statementTimeoutMs }
           : {}),

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { z } from 'zod';
 import { inProcessAgents } from '../../src/brokers/in-process/broker.js';
 import { parseConfig } from '../../src/config/config.js';
-import { parseStoreUrl } from '../../src/config/store-url.js';
+import { parseStoreUrl, storeFromUrl } from '../../src/config/store-url.js';
 import { defineCommand } from '../../src/core/command-type.js';
 import { startNode, type CocoNode } from '../../src/server/node.js';
 import { testTokens, TOKENS } from '../support/api.js';
@@ -62,6 +62,21 @@ it('postgres store URLs: schema parameter, password never shown, clear errors', 
   });
   expect(() => parseStoreUrl('postgres://db/x?applyConnections=9')).toThrow(
     /applyConnections "9" must be a whole number from 1 to 8/,
+  );
+  expect(parseStoreUrl('postgres://db/x?poolSize=40')).toEqual({
+    kind: 'postgres',
+    url: 'postgres://db/x',
+    schema: 'coco',
+    poolSize: 40,
+  });
+  for (const bad of ['2', '1001', '0', '-5', '4.5', '', 'ten']) {
+    expect(() => parseStoreUrl(`postgres://db/x?poolSize=${bad}`)).toThrow(
+      new RegExp(`poolSize "${bad}" must be a whole number of connections from 3 to 1000`),
+    );
+  }
+  // Too small for its apply connections: the store's own check names both.
+  expect(() => storeFromUrl('postgres://db/x?poolSize=3&applyConnections=2')).toThrow(
+    /poolSize: 3 is too small for 2 apply connections/,
   );
   expect(parseStoreUrl('postgres://db/x?statementTimeoutMs=0&sslmode=require')).toEqual({
     kind: 'postgres',
@@ -181,5 +196,37 @@ describePg('coco on a postgres:// store', () => {
     expect(cancel.code, cancel.err).toBe(0);
     const ended = await coco('status', String(id2), '--watch', '--server', other.url!);
     expect(ended.out).toMatch(/cancelled/);
+  });
+});
+
+describePg("a store URL's poolSize", () => {
+  it('sizes the pool: calls beyond it wait for a connection, and the store shows them waiting', async () => {
+    const fresh = freshSchema('coco_pool');
+    const url = new URL(storeUrl(fresh.schema));
+    url.searchParams.set('poolSize', '3');
+    url.searchParams.set('applyConnections', '1');
+    const store = storeFromUrl(url.toString());
+    try {
+      await store.open('n');
+      let done = false;
+      const reads = Promise.all(Array.from({ length: 20 }, (_, i) => store.getCommand(i + 1)));
+      void reads.finally(() => (done = true));
+      // The figures seen at each turn of the event loop while the reads go on.
+      let open = 0;
+      let waiting = 0;
+      while (!done) {
+        const now = store.connections?.();
+        open = Math.max(open, now?.open ?? 0);
+        waiting = Math.max(waiting, now?.waiting ?? 0);
+        await new Promise((r) => setImmediate(r));
+      }
+      expect(await reads).toEqual(Array.from({ length: 20 }, () => null));
+      expect(open).toBe(3);
+      expect(waiting).toBeGreaterThan(0);
+      expect(store.connections?.().waiting).toBe(0);
+    } finally {
+      await store.close('n');
+      await fresh.drop();
+    }
   });
 });
