@@ -119,9 +119,55 @@ export function ownPool(o: OwnPoolOptions): pg.Pool {
   return pool;
 }
 
-/** A pool's connections now: open, idle, and the calls waiting for one (the stores' metrics). */
-export function poolFigures(pool: pg.Pool): { open: number; idle: number; waiting: number } {
-  return { open: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount };
+/**
+ * How long the connections of a pool made by {@link ownPool} may take to close once it has ended
+ * ({@link endPool}). A live server closes a connection within milliseconds of its Terminate; one
+ * that does not answer (frozen, or gone behind an address that stays up) never sends its
+ * goodbye, and the half-closed socket would hold the process open for as long. 1 s is far above
+ * the first and bounds the second.
+ */
+export const END_GRACE_MS = 1_000;
+
+/**
+ * Ends a pool (once its connections in use are given back; each is told goodbye), then gives the
+ * connections of a pool made by {@link ownPool} {@link END_GRACE_MS} to close before destroying
+ * those left. Calls still waiting for a connection are not served by an ended pool: let them end
+ * first.
+ */
+export async function endPool(pool: pg.Pool): Promise<void> {
+  await pool.end();
+  const own = ownSockets.get(pool);
+  if (own === undefined || own.open.size === 0) return;
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, END_GRACE_MS);
+    let left = own.open.size;
+    for (const socket of own.open)
+      socket.once('close', () => {
+        if (--left > 0) return;
+        clearTimeout(timer);
+        resolve();
+      });
+  });
+  destroyConnections(pool);
+}
+
+/**
+ * A pool's connections now (the stores' metrics): open, idle, the calls waiting for one, and, for
+ * a pool made by {@link ownPool}, those it has let go of whose sockets have not closed yet.
+ */
+export function poolFigures(pool: pg.Pool): {
+  open: number;
+  idle: number;
+  waiting: number;
+  closing: number;
+} {
+  const sockets = ownSockets.get(pool)?.open.size ?? 0;
+  return {
+    open: pool.totalCount,
+    idle: pool.idleCount,
+    waiting: pool.waitingCount,
+    closing: Math.max(0, sockets - pool.totalCount),
+  };
 }
 
 /** The sockets of a pool made by {@link ownPool}, and whether they were dropped. */
@@ -143,7 +189,10 @@ export function destroyConnections(pool: pg.Pool): number {
   if (own === undefined) return 0;
   own.dropped = true;
   const n = own.open.size;
-  for (const socket of [...own.open]) socket.destroy();
+  for (const socket of [...own.open]) {
+    socket.destroy();
+    own.open.delete(socket); // closed now, though its 'close' event comes a turn later
+  }
   return n;
 }
 

@@ -226,13 +226,14 @@ export const SCRAPED: readonly ScrapedGauge[] = [
   },
   {
     name: 'coco_store_connections',
-    help: 'Connections open in a store’s pool (PostgreSQL), by store ("engine", "jobs") and state ("busy": in use, "idle").',
+    help: 'Connections of a store’s pool (PostgreSQL), by store ("engine", "jobs") and state ("busy": in use, "idle", "closing": let go of, not closed yet).',
     labelNames: ['store', 'state'],
     collect: ({ pools }, set) => {
       for (const [store, pool] of poolsOf(pools)) {
-        const { open, idle } = pool.connections();
+        const { open, idle, closing } = pool.connections();
         set({ store, state: 'busy' }, open - idle);
         set({ store, state: 'idle' }, idle);
+        set({ store, state: 'closing' }, closing);
       }
     },
   },

@@ -331,6 +331,11 @@ export interface PoolFigures {
   readonly idle: number;
   /** Calls waiting for a connection (the pool at its size): above 0 for long, it is too small. */
   readonly waiting: number;
+  /**
+   * Connections the pool has let go of that have not closed yet (ended, waiting for the server's
+   * goodbye). A store's own pool only; 0 for a pool given by the caller.
+   */
+  readonly closing: number;
 }
 
 /** How {@link Store.close} may be cut short. */

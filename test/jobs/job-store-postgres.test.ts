@@ -307,6 +307,24 @@ describePg('postgres job store', () => {
     }
   });
 
+  it("a close does not leave a frozen server's connections half-closed", async () => {
+    const proxy = new CuttingProxy();
+    try {
+      const s = store(schema(), { url: await proxy.start(), statementTimeoutMs: 0 });
+      await s.open();
+      await s.apply({ jobs: [job(1)], steps: [], watermark: 1 });
+      // Frozen: what is open hears nothing and says nothing, not even goodbye.
+      proxy.freezeAll();
+      await s.close();
+      // Ended, a connection would wait for the goodbye for ever, holding the process open.
+      expect(s.connections()).toEqual({ open: 0, idle: 0, waiting: 0, closing: 0 });
+      expect(proxy.open).toBeGreaterThan(0);
+    } finally {
+      proxy.cutAll();
+      await proxy.stop();
+    }
+  });
+
   it('reads integers beyond the safe range as CORRUPT_ROW', async () => {
     const name = schema();
     const s = store(name);

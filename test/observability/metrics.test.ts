@@ -258,8 +258,8 @@ describe('GET /metrics', () => {
       rootAdmissionStats: () => [],
       state: 'running',
     } as unknown as Parameters<typeof metrics.attach>[0];
-    const pool = (open: number, idle: number, waiting: number) => ({
-      connections: () => ({ open, idle, waiting }),
+    const pool = (open: number, idle: number, waiting: number, closing = 0) => ({
+      connections: () => ({ open, idle, waiting, closing }),
     });
     const shown = async () => {
       const f = parsePrometheusText(await metrics.text());
@@ -269,15 +269,17 @@ describe('GET /metrics', () => {
       ];
     };
     const detach = metrics.attach(engine, null, null, {
-      engine: pool(5, 1, 3),
+      engine: pool(5, 1, 3, 2),
       jobs: pool(2, 2, 0),
     });
     expect(await shown()).toEqual([
       [
         [{ store: 'engine', state: 'busy' }, 4],
         [{ store: 'engine', state: 'idle' }, 1],
+        [{ store: 'engine', state: 'closing' }, 2],
         [{ store: 'jobs', state: 'busy' }, 0],
         [{ store: 'jobs', state: 'idle' }, 2],
+        [{ store: 'jobs', state: 'closing' }, 0],
       ],
       [
         [{ store: 'engine' }, 3],

@@ -157,12 +157,16 @@ const ADMIN_SHUTDOWN = ((): Buffer => {
  * A TCP proxy in front of the test server. Armed with a test on the bytes going one way, it cuts
  * the connection (both sides) on the first chunk that matches, without passing that chunk on —
  * or silences it: from that chunk on, nothing passes either way and nothing is closed, as when
- * a server vanishes behind an address that stays up (a failed-over primary, a dropped route).
+ * a server vanishes behind an address that stays up (a failed-over primary, a dropped route). Or
+ * frozen ({@link CuttingProxy.freezeAll}): silenced, and a connection the client ends is not
+ * closed from this side either, as by a stopped server process whose kernel still acknowledges.
  */
 export class CuttingProxy {
-  readonly #server = net.createServer((client) => this.#pipe(client));
+  // Half-open allowed, so that a frozen connection the client ends stays open on this side; any
+  // other is closed both ways at either side's end, as without it.
+  readonly #server = net.createServer({ allowHalfOpen: true }, (client) => this.#pipe(client));
   readonly #sockets = new Set<net.Socket>();
-  readonly #pairs = new Set<{ silent: boolean }>();
+  readonly #pairs = new Set<{ silent: boolean; frozen: boolean }>();
   #cut: {
     toServer: boolean;
     test: (chunk: Buffer) => boolean;
@@ -173,6 +177,10 @@ export class CuttingProxy {
   cuts = 0;
   /** Connections silenced so far. */
   silenced = 0;
+  /** Connections open through the proxy now (silenced ones included). */
+  get open(): number {
+    return this.#pairs.size;
+  }
   /** While set, new connections are closed at once (the server looks down). */
   refuse = false;
   /**
@@ -209,15 +217,25 @@ export class CuttingProxy {
     }
   }
 
+  /** Silences every open connection, and leaves those the client ends half-open (see above). */
+  freezeAll(): void {
+    this.silenceAll();
+    for (const pair of this.#pairs) pair.frozen = true;
+  }
+
   #pipe(client: net.Socket): void {
     if (this.refuse) {
       client.destroy();
       return;
     }
     const target = new URL(PG_URL);
-    const server = net.connect(Number(target.port || 5432), target.hostname);
+    const server = net.connect({
+      port: Number(target.port || 5432),
+      host: target.hostname,
+      allowHalfOpen: true,
+    });
     this.#sockets.add(client).add(server);
-    const pair = { silent: false };
+    const pair = { silent: false, frozen: false };
     this.#pairs.add(pair);
     const close = (): void => {
       client.destroy();
@@ -259,6 +277,11 @@ export class CuttingProxy {
     forward(server, client, false);
     client.on('error', close).on('close', close);
     server.on('error', close).on('close', close);
+    const ended = (): void => {
+      if (!pair.frozen) close();
+    };
+    client.on('end', ended);
+    server.on('end', ended);
   }
 
   /** Cuts every open connection. */

@@ -255,6 +255,19 @@ describePg('postgres store on broken connections', () => {
       expect(await other.getCommand(2)).toBeNull();
     });
 
+    it("a close does not leave a frozen server's connections half-closed: destroyed within a second", async () => {
+      const store = env.make({ url, statementTimeoutMs: 0, leaseMs });
+      await store.open('n');
+      await store.apply(batch({ commandInserts: [command(1)] }));
+      // Frozen: what is open hears nothing and says nothing, not even goodbye.
+      proxy.freezeAll();
+      await store.close('n');
+      // Ended, a connection waits for the server's goodbye: for ever on a frozen server, holding
+      // the process open. The close destroyed them (the proxy still holds its frozen sides).
+      expect(store.connections()).toEqual({ open: 0, idle: 0, waiting: 0, closing: 0 });
+      expect(proxy.open).toBeGreaterThan(0);
+    });
+
     it('a claim whose COMMIT answer never comes still returns the trees it took', async () => {
       const dead = env.make();
       await dead.open('dead');

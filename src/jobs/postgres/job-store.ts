@@ -43,6 +43,7 @@ import {
 } from './connection.js';
 import {
   destroyConnections,
+  endPool,
   isConnectionError,
   poolFigures,
   sleep,
@@ -523,7 +524,7 @@ export class PostgresJobStore implements JobStore {
     else signal?.addEventListener('abort', drop, { once: true });
     try {
       await Promise.allSettled([...this.#inFlight]);
-      await this.#pool.end();
+      await endPool(this.#pool);
     } finally {
       signal?.removeEventListener('abort', drop);
     }

@@ -59,7 +59,7 @@ import { Applier } from './applier.js';
 import { LaneApplier } from './lanes.js';
 import { PoolAccess } from './pool-access.js';
 import { TYPES, createPool, migrateSchema } from './connection.js';
-import { destroyConnections, poolFigures, storeFailed } from '../../db/postgres.js';
+import { destroyConnections, endPool, poolFigures, storeFailed } from '../../db/postgres.js';
 import { Listener } from './listen.js';
 import {
   compileOptions,
@@ -546,7 +546,7 @@ export class PostgresStore implements SharedStore {
     } catch (error) {
       failure = error;
     } finally {
-      if (this.#ownsPool) await unlessAbandoned(this.#pool.end().catch(() => undefined));
+      if (this.#ownsPool) await unlessAbandoned(endPool(this.#pool).catch(() => undefined));
     }
     if (failure !== undefined && signal?.aborted !== true)
       throw storeFailed('close failed', failure);
