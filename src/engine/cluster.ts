@@ -170,7 +170,11 @@ export class Cluster {
       }
       return;
     }
-    this.#p.logger.warn({ error: toErrorInfo(error, ErrorCode.StoreFailed) }, `${what} failed`);
+    // Once stopped, what was under way fails as the store closes under it (a stop that let go of
+    // a store that did not answer): expected, not worth a warning.
+    const info = { error: toErrorInfo(error, ErrorCode.StoreFailed) };
+    if (this.#stopped) this.#p.logger.debug(info, `${what} failed`);
+    else this.#p.logger.warn(info, `${what} failed`);
   }
 
   /** The admission limits changed: the agents this node holds are admitted on again at once. */

@@ -41,6 +41,14 @@ function stopSignal(): Promise<string> {
  */
 export const SHUTDOWN_MS = 25_000;
 
+/**
+ * How long a stopped node's process may linger before it exits anyway: once `close` has resolved
+ * nothing of the node's should hold it (the stores destroy what a peer does not close within a
+ * second, `END_GRACE_MS`), so this only catches what slipped through; 2 s is long enough for
+ * any socket still saying a normal goodbye.
+ */
+const LINGER_MS = 2_000;
+
 /** The environment variable `coco agent` takes its secret from. */
 const SECRET_ENV = 'COCO_AGENT_SECRET';
 
@@ -153,6 +161,13 @@ export function addNodeCommands(program: Command): void {
       await node.close();
       clearTimeout(bound);
       logger.info({ signal, ms: Date.now() - started }, 'coco node stopped');
+      // Stopped: nothing of the node's holds the process now. Should something still (a socket
+      // waiting for a peer's goodbye), the process does not wait for it.
+      const linger = setTimeout(() => {
+        logger.warn({ ms: LINGER_MS }, 'handles still open after the node stopped; exiting');
+        process.exit(EXIT.ok);
+      }, LINGER_MS);
+      linger.unref();
     });
 
   program
