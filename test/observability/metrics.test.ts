@@ -11,6 +11,7 @@ import { httpAgents } from '../../src/brokers/http/broker.js';
 import { DEFAULT_MAX_CONCURRENT_CALLS } from '../../src/brokers/http/options.js';
 import { parseConfig } from '../../src/config/config.js';
 import type { CommandRecord } from '../../src/core/records.js';
+import type { Engine } from '../../src/engine/engine.js';
 import { createNodeMetrics } from '../../src/observability/metrics.js';
 import { FastCounter, FastHistogram } from '../../src/observability/fast-metrics.js';
 import { Registry } from 'prom-client';
@@ -51,6 +52,18 @@ function countBy<T>(items: readonly T[], key: (t: T) => string): Map<string, num
   const counts = new Map<string, number>();
   for (const item of items) counts.set(key(item), (counts.get(key(item)) ?? 0) + 1);
   return counts;
+}
+
+/** An engine as the metrics see it, idle, with its poll counts (for `NodeMetrics.attach`). */
+function fakeEngine(polls = 0, tasks = 0): Engine {
+  return {
+    on: () => () => {},
+    pollCounts: () => ({ polls, tasks }),
+    figures: () => ({ inFlight: {}, held: 0, watchedTasks: 0, agents: [] }),
+    admissionStats: () => [],
+    rootAdmissionStats: () => [],
+    state: 'running',
+  } as unknown as Engine;
 }
 
 /** A reference agent `h1` over real HTTP, its data under `dir`; closed after the test. */
@@ -224,15 +237,7 @@ describe('GET /metrics', () => {
 
   it('keeps counting polls across engine generations (never back)', async () => {
     const metrics = createNodeMetrics();
-    const engine = (polls: number, tasks: number) =>
-      ({
-        on: () => () => {},
-        pollCounts: () => ({ polls, tasks }),
-        figures: () => ({ inFlight: {}, held: 0, watchedTasks: 0, agents: [] }),
-        admissionStats: () => [],
-        rootAdmissionStats: () => [],
-        state: 'running',
-      }) as unknown as Parameters<typeof metrics.attach>[0];
+    const engine = fakeEngine;
     const polls = async () => {
       const f = parsePrometheusText(await metrics.text());
       return [
@@ -250,14 +255,7 @@ describe('GET /metrics', () => {
 
   it("shows a store's connection pool, by store and state", async () => {
     const metrics = createNodeMetrics();
-    const engine = {
-      on: () => () => {},
-      pollCounts: () => ({ polls: 0, tasks: 0 }),
-      figures: () => ({ inFlight: {}, held: 0, watchedTasks: 0, agents: [] }),
-      admissionStats: () => [],
-      rootAdmissionStats: () => [],
-      state: 'running',
-    } as unknown as Parameters<typeof metrics.attach>[0];
+    const engine = fakeEngine();
     const pool = (open: number, idle: number, waiting: number, closing = 0) => ({
       connections: () => ({ open, idle, waiting, closing }),
     });
@@ -326,14 +324,7 @@ describe('GET /metrics', () => {
 
   it("keeps counting the broker's waits and refusals across generations, once per broker", async () => {
     const metrics = createNodeMetrics();
-    const engine = {
-      on: () => () => {},
-      pollCounts: () => ({ polls: 0, tasks: 0 }),
-      figures: () => ({ inFlight: {}, held: 0, watchedTasks: 0, agents: [] }),
-      admissionStats: () => [],
-      rootAdmissionStats: () => [],
-      state: 'running',
-    } as unknown as Parameters<typeof metrics.attach>[0];
+    const engine = fakeEngine();
     const broker = (counts: { waited: number; refused: number }) => ({
       callSlots: () => ({ limit: 8, inFlight: 3, waiting: 2, ...counts }),
     });
