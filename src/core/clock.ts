@@ -39,6 +39,16 @@ export function timeLimit(clock: Clock, ms: number): TimeLimit {
   };
 }
 
+/**
+ * Waits for `p`, or only until `until` resolves (a limit passed, a signal aborted), whichever
+ * comes first. What `p` stands for goes on alone then, and a failure it meets later is not
+ * reported: nothing waits for it any more.
+ */
+export function raceUntil<T>(p: Promise<T>, until: Promise<void>): Promise<T | void> {
+  p.catch(() => undefined);
+  return Promise.race([p, until]);
+}
+
 /** Resolves once `signal` aborts (at once if it has; never without a signal). */
 export function whenAborted(signal: AbortSignal | undefined): Promise<void> {
   return new Promise((resolve) => {

@@ -7,7 +7,7 @@
  */
 import type { CommandType } from '../core/command-type.js';
 import { CocoError, ErrorCode, ValidationError, type ErrorInfo } from '../core/errors.js';
-import { timeLimit } from '../core/clock.js';
+import { raceUntil, timeLimit } from '../core/clock.js';
 import { CommandRegistry } from '../core/registry.js';
 import { isTerminal } from '../core/states.js';
 import type { AgentRecord, CommandRecord } from '../core/records.js';
@@ -576,13 +576,11 @@ export class Engine {
     let waitingFor = 'the last batch';
     try {
       if (run && drain) {
-        await Promise.race([run.committer.drain(), limit.passed]);
+        await raceUntil(run.committer.drain(), limit.passed);
         run.committer.stop();
       }
       waitingFor = 'the store';
-      const cluster = run?.cluster?.stop();
-      cluster?.catch(() => undefined);
-      await Promise.race([cluster, limit.passed]);
+      if (run?.cluster) await raceUntil(run.cluster.stop(), limit.passed);
       await this.#o.store.close(this.#o.nodeId, { signal: limit.signal });
     } finally {
       limit.cancel();

@@ -19,7 +19,7 @@
  * ```
  * @module
  */
-import { systemClock, timeLimit, type Clock, type TimerHandle } from '../core/clock.js';
+import { raceUntil, systemClock, timeLimit, type Clock, type TimerHandle } from '../core/clock.js';
 import type { Logger } from '../core/command-type.js';
 import { CocoError, ErrorCode, toErrorInfo } from '../core/errors.js';
 import type { ChangeBatch } from '../store/port.js';
@@ -306,7 +306,7 @@ export class JobMonitor {
             if (!this.#follower.hasFailed && !this.#hasWork()) break;
           }
         };
-        await Promise.race([lastWrites(), limit.passed]);
+        await raceUntil(lastWrites(), limit.passed);
         this.#retryTimer?.cancel();
         this.#retryTimer = null;
         if (this.#follower.hasFailed || this.#hasWork() || this.#working !== null)

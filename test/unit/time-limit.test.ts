@@ -1,6 +1,6 @@
 /** Time limits on the clock port (core/clock.ts): what a bounded stop is built on. */
 import { describe, expect, it } from 'vitest';
-import { ManualClock, timeLimit, whenAborted } from '../../src/core/clock.js';
+import { ManualClock, raceUntil, timeLimit, whenAborted } from '../../src/core/clock.js';
 
 /** Whether `p` has settled once the microtasks queued now have run. */
 async function settled(p: Promise<unknown>): Promise<boolean> {
@@ -41,5 +41,19 @@ describe('whenAborted', () => {
     controller.abort();
     expect(await settled(later)).toBe(true);
     expect(await settled(whenAborted(undefined))).toBe(false);
+  });
+});
+
+describe('raceUntil', () => {
+  it("answers with the promise's value or failure before the limit, with nothing after it", async () => {
+    const never = new Promise<void>(() => {});
+    expect(await raceUntil(Promise.resolve(7), never)).toBe(7);
+    await expect(raceUntil(Promise.reject(new Error('no')), never)).rejects.toThrow('no');
+    let fail = (_: Error): void => {};
+    const late = new Promise<number>((_, reject) => (fail = reject));
+    expect(await raceUntil(late, Promise.resolve())).toBeUndefined();
+    // Failing after the limit: not reported (an unhandled rejection would fail the run).
+    fail(new Error('late'));
+    await new Promise((r) => setImmediate(r));
   });
 });

@@ -19,7 +19,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
-import { whenAborted } from '../../core/clock.js';
+import { raceUntil, whenAborted } from '../../core/clock.js';
 import { CocoError, ErrorCode } from '../../core/errors.js';
 import type {
   AgentRecord,
@@ -524,29 +524,29 @@ export class PostgresStore implements SharedStore {
     const drop = (): void => {
       if (this.#ownsPool) destroyConnections(this.#pool);
     };
-    const abandoned = whenAborted(signal).then(drop);
     // Each wait ends when the signal aborts; what it waited for goes on alone, failing fast on
     // destroyed connections (or, on a caller's pool, at its statements' timeout).
-    const unlessAbandoned = <T>(p: Promise<T>): Promise<T | void> => {
-      p.catch(() => undefined);
-      return Promise.race([p, abandoned]);
-    };
+    const abandoned = whenAborted(signal).then(drop);
     let failure: unknown;
     try {
-      await unlessAbandoned(this.#applier.close());
-      await unlessAbandoned(Promise.all([...this.#listeners].map((l) => l.stop())));
+      await raceUntil(this.#applier.close(), abandoned);
+      await raceUntil(Promise.all([...this.#listeners].map((l) => l.stop())), abandoned);
       this.#listeners.clear();
       if (
         node !== null &&
         (nodeId === undefined || nodeId === node.nodeId) &&
         signal?.aborted !== true
       ) {
-        await unlessAbandoned(shared.retireNode(this.#db, node));
+        await raceUntil(shared.retireNode(this.#db, node), abandoned);
       }
     } catch (error) {
       failure = error;
     } finally {
-      if (this.#ownsPool) await unlessAbandoned(endPool(this.#pool).catch(() => undefined));
+      if (this.#ownsPool)
+        await raceUntil(
+          endPool(this.#pool).catch(() => undefined),
+          abandoned,
+        );
     }
     if (failure !== undefined && signal?.aborted !== true)
       throw storeFailed('close failed', failure);
