@@ -181,19 +181,17 @@ const ownSockets = new WeakMap<pg.Pool, OwnSockets>();
  * Destroys every connection of a pool made by {@link ownPool}, in use or idle, and fails every
  * one it is asked to open from now on, without waiting for the server: what is in flight fails
  * at once as a lost connection. For a store closing that was told to stop waiting on a database
- * that does not answer (ending a connection would wait for the server's goodbye). Returns how
- * many were destroyed; a pool made elsewhere is not touched (0).
+ * that does not answer (ending a connection would wait for the server's goodbye). A pool made
+ * elsewhere is not touched.
  */
-export function destroyConnections(pool: pg.Pool): number {
+export function destroyConnections(pool: pg.Pool): void {
   const own = ownSockets.get(pool);
-  if (own === undefined) return 0;
+  if (own === undefined) return;
   own.dropped = true;
-  const n = own.open.size;
   for (const socket of [...own.open]) {
     socket.destroy();
     own.open.delete(socket); // closed now, though its 'close' event comes a turn later
   }
-  return n;
 }
 
 /** SQLSTATEs of a connection the server ended or refused. */

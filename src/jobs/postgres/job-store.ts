@@ -17,7 +17,7 @@
  * @module
  */
 import type pg from 'pg';
-import type { Clock } from '../../core/clock.js';
+import { whenAborted, type Clock } from '../../core/clock.js';
 import { CocoError, ErrorCode } from '../../core/errors.js';
 import { migrations } from '../../generated/jobs-postgres-migrations.js';
 import {
@@ -518,16 +518,9 @@ export class PostgresJobStore implements JobStore {
     this.#closed = true;
     this.#opened = false;
     if (!this.#ownsPool) return;
-    const { signal } = options;
-    const drop = (): void => void destroyConnections(this.#pool);
-    if (signal?.aborted === true) drop();
-    else signal?.addEventListener('abort', drop, { once: true });
-    try {
-      await Promise.allSettled([...this.#inFlight]);
-      await endPool(this.#pool);
-    } finally {
-      signal?.removeEventListener('abort', drop);
-    }
+    void whenAborted(options.signal).then(() => destroyConnections(this.#pool));
+    await Promise.allSettled([...this.#inFlight]);
+    await endPool(this.#pool);
   }
 }
 
