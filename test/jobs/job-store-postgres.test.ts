@@ -16,11 +16,23 @@ import { job, jobStoreSuite, step } from './job-store-suite.js';
 const drops: (() => Promise<void>)[] = [];
 const opened: PostgresJobStore[] = [];
 const pools: pg.Pool[] = [];
+const proxies: CuttingProxy[] = [];
 afterEach(async () => {
+  // Cut first: a store closing through a silenced connection would wait on it.
+  const cut = proxies.splice(0);
+  for (const p of cut) p.cutAll();
   for (const s of opened.splice(0)) await s.close();
   for (const p of pools.splice(0)) await p.end();
+  for (const p of cut) await p.stop();
   for (const drop of drops.splice(0)) await drop();
 });
+
+/** A proxy in front of the test server, and its URL; cut and stopped after the test. */
+async function proxied(): Promise<{ proxy: CuttingProxy; url: string }> {
+  const proxy = new CuttingProxy();
+  proxies.push(proxy);
+  return { proxy, url: await proxy.start() };
+}
 
 /** A new schema name, dropped after the test (the schema itself is created by the store). */
 function schema(): string {
@@ -242,87 +254,72 @@ describePg('postgres job store', () => {
   });
 
   it('goes on through a new connection when its connection goes silent (the deadline)', async () => {
-    const proxy = new CuttingProxy();
-    try {
-      const s = store(schema(), { url: await proxy.start(), statementTimeoutMs: 1_000 });
-      await s.open();
-      await s.apply({ jobs: [job(1)], steps: [] });
-      // The server stops answering without closing anything (a failed-over primary).
-      proxy.silenceAll();
-      const began = Date.now();
-      await s.apply({ jobs: [job(1, { progress: 50 })], steps: [], watermark: 7 });
-      // The write waited on its silenced connection until the deadline, then went on.
-      expect(Date.now() - began).toBeGreaterThanOrEqual((queryDeadlineMs(1_000) ?? 0) - 20);
-      expect(proxy.silenced).toBeGreaterThan(0);
-      expect(await s.getJob(1)).toMatchObject({ progress: 50 });
-      expect(await s.getWatermark()).toBe(7);
-    } finally {
-      proxy.cutAll();
-      await proxy.stop();
-    }
+    const { proxy, url } = await proxied();
+    const s = store(schema(), { url, statementTimeoutMs: 1_000 });
+    await s.open();
+    await s.apply({ jobs: [job(1)], steps: [] });
+    // The server stops answering without closing anything (a failed-over primary).
+    proxy.silenceAll();
+    const began = Date.now();
+    await s.apply({ jobs: [job(1, { progress: 50 })], steps: [], watermark: 7 });
+    // The write waited on its silenced connection until the deadline, then went on.
+    expect(Date.now() - began).toBeGreaterThanOrEqual((queryDeadlineMs(1_000) ?? 0) - 20);
+    expect(proxy.silenced).toBeGreaterThan(0);
+    expect(await s.getJob(1)).toMatchObject({ progress: 50 });
+    expect(await s.getWatermark()).toBe(7);
   });
 
   it('a close told to stop waiting lets go of a silent server at once, destroying its connections', async () => {
-    const proxy = new CuttingProxy();
-    try {
-      const name = schema();
-      // No deadline: without the signal, the write and so the close would wait for ever.
-      const s = store(name, { url: await proxy.start(), statementTimeoutMs: 0 });
-      await s.open();
-      await s.apply({ jobs: [job(1)], steps: [], watermark: 1 });
-      const backends = async (): Promise<number> =>
-        Number(
+    const { proxy, url } = await proxied();
+    const name = schema();
+    // No deadline: without the signal, the write and so the close would wait for ever.
+    const s = store(name, { url, statementTimeoutMs: 0 });
+    await s.open();
+    await s.apply({ jobs: [job(1)], steps: [], watermark: 1 });
+    const backends = async (): Promise<number> =>
+      Number(
+        (
           (
-            (
-              await adminQuery(
-                `SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'coco/jobs/${name}'`,
-              )
-            ).rows[0] as { n: number }
-          ).n,
-        );
-      expect(await backends()).toBeGreaterThan(0);
-      proxy.silenceAll();
-      proxy.refuse = true;
-      const late = s.apply({ jobs: [job(2)], steps: [], watermark: 2 }).then(
-        () => 'stored',
-        (error: unknown) => error,
+            await adminQuery(
+              `SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'coco/jobs/${name}'`,
+            )
+          ).rows[0] as { n: number }
+        ).n,
       );
-      const letGo = new AbortController();
-      const closed = s.close({ signal: letGo.signal });
-      letGo.abort();
-      await closed;
-      expect(await late).toMatchObject({ code: 'STORE_FAILED' });
-      // Each destroyed connection closed its pair in the proxy, and so its backend.
-      await vi.waitFor(async () => expect(await backends()).toBe(0), {
-        timeout: 5_000,
-        interval: 20,
-      });
-      const other = store(name);
-      await other.open();
-      expect(await other.getWatermark()).toBe(1);
-      expect(await other.getJob(2)).toBeNull();
-    } finally {
-      proxy.cutAll();
-      await proxy.stop();
-    }
+    expect(await backends()).toBeGreaterThan(0);
+    proxy.silenceAll();
+    proxy.refuse = true;
+    const late = s.apply({ jobs: [job(2)], steps: [], watermark: 2 }).then(
+      () => 'stored',
+      (error: unknown) => error,
+    );
+    const letGo = new AbortController();
+    const closed = s.close({ signal: letGo.signal });
+    letGo.abort();
+    await closed;
+    expect(await late).toMatchObject({ code: 'STORE_FAILED' });
+    // Each destroyed connection closed its pair in the proxy, and so its backend.
+    await vi.waitFor(async () => expect(await backends()).toBe(0), {
+      timeout: 5_000,
+      interval: 20,
+    });
+    const other = store(name);
+    await other.open();
+    expect(await other.getWatermark()).toBe(1);
+    expect(await other.getJob(2)).toBeNull();
   });
 
   it("a close does not leave a frozen server's connections half-closed", async () => {
-    const proxy = new CuttingProxy();
-    try {
-      const s = store(schema(), { url: await proxy.start(), statementTimeoutMs: 0 });
-      await s.open();
-      await s.apply({ jobs: [job(1)], steps: [], watermark: 1 });
-      // Frozen: what is open hears nothing and says nothing, not even goodbye.
-      proxy.freezeAll();
-      await s.close();
-      // Ended, a connection would wait for the goodbye for ever, holding the process open.
-      expect(s.connections()).toEqual({ open: 0, idle: 0, waiting: 0, closing: 0 });
-      expect(proxy.open).toBeGreaterThan(0);
-    } finally {
-      proxy.cutAll();
-      await proxy.stop();
-    }
+    const { proxy, url } = await proxied();
+    const s = store(schema(), { url, statementTimeoutMs: 0 });
+    await s.open();
+    await s.apply({ jobs: [job(1)], steps: [], watermark: 1 });
+    // Frozen: what is open hears nothing and says nothing, not even goodbye.
+    proxy.freezeAll();
+    await s.close();
+    // Ended, a connection would wait for the goodbye for ever, holding the process open.
+    expect(s.connections()).toEqual({ open: 0, idle: 0, waiting: 0, closing: 0 });
+    expect(proxy.open).toBeGreaterThan(0);
   });
 
   it('reads integers beyond the safe range as CORRUPT_ROW', async () => {
