@@ -66,7 +66,7 @@ export type {
   AgentCallEvent,
   BatchEvent,
 } from './engine/events.js';
-export type { EngineFigures } from './engine/engine.js';
+export type { EngineFigures, StoreOutage } from './engine/engine.js';
 export { TRACER_NAME } from './engine/tracing.js';
 export { formatTraceParent, parseTraceParent, type TraceParent } from './core/trace-context.js';
 export {

@@ -44,6 +44,8 @@ export interface Flight {
   /** Commands whose upgraded parameters this batch rewrites. */
   readonly upgraded: LiveCommand[];
   readonly began: number;
+  /** When it was taken to be sent (the engine's clock, ms). */
+  readonly sentAt: number;
   failed: boolean;
 }
 

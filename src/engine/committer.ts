@@ -24,7 +24,7 @@
  * @module
  */
 import type { Clock, TimerHandle } from '../core/clock.js';
-import { CocoError, ErrorCode, toErrorInfo } from '../core/errors.js';
+import { CocoError, ErrorCode, toErrorInfo, type ErrorInfo } from '../core/errors.js';
 import type { EntityWrite } from '../core/records.js';
 import { emptyBatch, type ChangeBatch, type Store } from '../store/port.js';
 import type { LiveCommand, LiveTask, LiveUndo } from './live.js';
@@ -118,6 +118,13 @@ export class Committer {
   #recovering = false;
   #failedFlights: Flight[] = [];
   #failures = 0;
+  /**
+   * When the oldest batch not yet committed was first sent (clock ms; a failed batch's retries
+   * count from its first send), or null while no batch waits for the store.
+   */
+  #owedSince: number | null = null;
+  /** The latest failure since the last commit, or null. */
+  #lastFailure: ErrorInfo | null = null;
   #stopped = false;
   #retryTimer: TimerHandle | null = null;
   #idle: (() => void)[] = [];
@@ -344,6 +351,21 @@ export class Committer {
     return this.#head < this.#tail || this.#entities.length > 0 || this.#ready.length > 0;
   }
 
+  /**
+   * Since when the store owes an answer: the first send of the oldest batch not yet committed
+   * (clock ms, failed tries included), or null while no batch waits for the store. How long ago
+   * that is tells a store that keeps up (a batch's write: milliseconds) from one that is out
+   * (failing, or not answering, for seconds).
+   */
+  get owedSince(): number | null {
+    return this.#owedSince;
+  }
+
+  /** The latest failure since the last commit, or null. */
+  get lastFailure(): ErrorInfo | null {
+    return this.#lastFailure;
+  }
+
   /** Flushes everything now and waits (used when stopping). */
   async drain(): Promise<void> {
     this.#writeStarted();
@@ -416,6 +438,7 @@ export class Committer {
     for (let i = 0; i < tasks.length; i++) tasks[i]!.dirty = false;
     for (let i = 0; i < undo.length; i++) undo[i]!.dirty = false;
     for (let i = 0; i < inserted.length; i++) inserted[i]!.persisted = true;
+    this.#owedSince ??= flight.sentAt;
     this.#flights.push(flight);
     this.#store.apply(flight.batch).then(
       () => this.#settle(flight, null),
@@ -439,6 +462,7 @@ export class Committer {
       inserted: [],
       upgraded: [],
       began: performance.now(),
+      sentAt: this.#clock.now(),
       failed: false,
     };
     const max = this.#options.maxBatchRows;
@@ -554,6 +578,7 @@ export class Committer {
       this.#failedFlights.push(flight);
       if (!this.#recovering) {
         this.#failures++;
+        this.#lastFailure = toErrorInfo(error);
         this.#onError(error, this.#failures);
       }
       this.#recovering = true;
@@ -563,6 +588,8 @@ export class Committer {
     }
     const i = this.#flights.indexOf(flight);
     if (i >= 0) this.#flights.splice(i, 1);
+    // Flights settle in order: after a commit, the oldest still owed is the next one.
+    if (error === null) this.#owedSince = this.#flights[0]?.sentAt ?? null;
     if (this.#flights.length === 0) {
       if (this.#recovering) this.#requeueFailed();
       for (const fn of this.#idle.splice(0)) fn();
@@ -572,6 +599,7 @@ export class Committer {
 
   #committed(flight: Flight): void {
     this.#failures = 0;
+    this.#lastFailure = null;
     this.stats.batches++;
     this.stats.commands += flight.commands.length;
     this.stats.tasks += flight.tasks.length;

@@ -83,6 +83,11 @@ export interface EngineFigures {
     readonly tasks: number;
     readonly applyMs: number;
   };
+  /**
+   * How long the oldest batch not yet committed has waited for the store, in ms (0: none
+   * waits); from the tuning `storeOutageMs` on, the store counts as out ({@link Engine.storeOutage}).
+   */
+  readonly storeWaitMs: number;
 }
 
 /** Where an engine is in its life: it runs once, from `new` to `stopped`. */
@@ -102,6 +107,27 @@ interface KeyedSubmit {
   readonly params: string;
   /** This call created it. */
   readonly created?: true;
+}
+
+/**
+ * A store out: it has taken no write for at least the tuning `storeOutageMs` — its oldest
+ * batch not yet committed was sent that long ago, each try failing or never answered.
+ */
+export interface StoreOutage {
+  /** When that batch was first sent (ms, the engine's clock). */
+  readonly since: number;
+  /** How long the store has taken no write, in ms. */
+  readonly forMs: number;
+  /**
+   * The latest failure since the last commit, or null: no answer at all (a database down behind
+   * the PostgreSQL store, which reconnects and tries again itself for as long as it is open).
+   */
+  readonly last: ErrorInfo | null;
+}
+
+/** Why a store is out, for messages: its latest failure, or that it has not answered. */
+export function outageText(out: StoreOutage): string {
+  return `the store has taken no write for ${(out.forMs / 1000).toFixed(1)} s (${out.last ? `last failure: ${out.last.code}: ${out.last.message}` : 'no answer'})`;
 }
 
 /** The coordinator engine. Create with {@link createEngine}, then {@link Engine.start}. */
@@ -137,6 +163,35 @@ export class Engine {
   /** Why the engine halted on its own (a shared store's lease lost), or null if it did not. */
   get haltError(): ErrorInfo | null {
     return this.#haltError;
+  }
+
+  /**
+   * The store's outage, while a running engine's store has taken no write for at least the
+   * tuning `storeOutageMs`; null otherwise. Meanwhile new submissions and cancellations are
+   * refused with a retryable `STORE_FAILED`, and the node's readiness reports it.
+   */
+  get storeOutage(): StoreOutage | null {
+    const committer = this.#state === 'running' ? this.#run?.committer : undefined;
+    const since = committer?.owedSince ?? null;
+    if (since === null) return null;
+    const forMs = this.#o.clock.now() - since;
+    return forMs >= this.#o.tuning.storeOutageMs
+      ? { since, forMs, last: committer!.lastFailure }
+      : null;
+  }
+
+  /**
+   * Refuses new work while the store is out (see {@link Engine.storeOutage}), before anything of
+   * it is created: accepted, it would wait in memory for as long as the outage lasts.
+   */
+  #refuseDuringOutage(what: string): void {
+    const out = this.storeOutage;
+    if (!out) return;
+    throw new CocoError(
+      ErrorCode.StoreFailed,
+      `${outageText(out)}; the ${what} was not taken and nothing of it was created: try again once the store takes writes`,
+      { retryable: true, details: { noWriteForMs: out.forMs, lastError: out.last } },
+    );
   }
 
   /** This node's id. */
@@ -250,7 +305,8 @@ export class Engine {
   /**
    * Submits a command. Resolves with its id once it is durable. Invalid parameters reject with a
    * `PARAMETERS_INVALID` {@link ValidationError} naming each field, a child-only type with
-   * `COMMAND_TYPE_NOT_SUBMITTABLE`, and nothing is stored.
+   * `COMMAND_TYPE_NOT_SUBMITTABLE`, and nothing is stored. While the store is out
+   * ({@link Engine.storeOutage}) it is refused at once with a retryable `STORE_FAILED`.
    */
   async submit<P, I>(
     type: CommandType<P, I>,
@@ -258,6 +314,7 @@ export class Engine {
     options: SubmitOptions = {},
   ): Promise<{ id: number; existing?: true }> {
     const { coordinator: co, committer } = this.#running();
+    this.#refuseDuringOutage('submission');
     const registered = submittableType(this.#registry, type.name, type.version);
     const parsed = await parseParams(registered, params);
     const key = options.idempotencyKey ?? null;
@@ -311,12 +368,14 @@ export class Engine {
   /**
    * Submits many commands at once: all are validated first (a bad one rejects the whole call
    * with an error naming its index and field, and nothing is stored), then stored in one batch.
-   * Resolves with their ids, in order, once durable.
+   * Resolves with their ids, in order, once durable. Refused as {@link Engine.submit} while the
+   * store is out.
    */
   async submitMany(
     items: readonly { readonly type: CommandType<unknown, unknown>; readonly params: unknown }[],
   ): Promise<{ id: number }[]> {
     const { coordinator: co, committer } = this.#running();
+    this.#refuseDuringOutage('submission');
     const prepared = await prepareMany(this.#registry, items);
     const roots = prepared.map((p) => co.createRoot(p.type, p.raw, p.parsed, null));
     // Roots are batched in creation order: the last one durable means all are. Asked before
@@ -339,10 +398,12 @@ export class Engine {
    * `COMMAND_UNLOADABLE` naming why, after its tasks are stopped, its children cancelled, and its
    * undo steps and `onFailure` run with what stored data allows (none of its code if its type is
    * unknown here). A command a row of which cannot be read is refused with `CORRUPT_ROW`: the
-   * engine cannot write what it cannot read.
+   * engine cannot write what it cannot read. While the store is out ({@link Engine.storeOutage})
+   * the request is refused at once with a retryable `STORE_FAILED`.
    */
   async cancel(id: number): Promise<void> {
     const { coordinator: co, committer } = this.#running();
+    this.#refuseDuringOutage('cancellation');
     const c = co.live.get(id);
     if (!c) {
       const unreadable = co.unloaded.get(id);
@@ -532,6 +593,10 @@ export class Engine {
       commits: {
         ...(this.#run?.committer.stats ?? { batches: 0, commands: 0, tasks: 0, applyMs: 0 }),
       },
+      storeWaitMs:
+        run?.committer.owedSince == null
+          ? 0
+          : Math.max(0, this.#o.clock.now() - run.committer.owedSince),
     };
   }
 

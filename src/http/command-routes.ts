@@ -151,14 +151,16 @@ export function commandRoutes(api: ApiContext): void {
         'Validates the parameters against the type, stores the command and answers 201 with its id once it is durable. ' +
         'With an idempotency key already used for the same type and parameters, answers 200 with the first command; ' +
         'for another type or other parameters, 409 IDEMPOTENCY_CONFLICT. A W3C `traceparent` header makes the ' +
-        "command's span a child of the caller's (with an OpenTelemetry SDK and propagator registered).",
+        "command's span a child of the caller's (with an OpenTelemetry SDK and propagator registered). " +
+        'While the store has refused every write for `storeOutageMs` (5 s), answers 503 STORE_FAILED at once ' +
+        '(retryable; nothing created).',
       body: submitBody,
       ok: { status: 201, schema: submitAnswer, also: [200] },
       errors: {
         400: [ErrorCode.UnknownCommandType, ErrorCode.ParametersInvalid],
         409: [ErrorCode.IdempotencyConflict],
         422: [ErrorCode.CommandTypeNotSubmittable],
-        503: [ErrorCode.EngineStopped],
+        503: [ErrorCode.EngineStopped, ErrorCode.StoreFailed],
       },
     },
     async ({ body, request, reply }) => {
@@ -277,7 +279,7 @@ export function commandRoutes(api: ApiContext): void {
         404: [ErrorCode.CommandNotFound],
         409: [ErrorCode.CommandState],
         500: [ErrorCode.CorruptRow],
-        503: [ErrorCode.EngineStopped],
+        503: [ErrorCode.EngineStopped, ErrorCode.StoreFailed],
       },
     },
     async ({ params: { id } }) => {

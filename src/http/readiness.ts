@@ -1,11 +1,12 @@
 /**
  * Readiness: whether this node takes work now, and why not — the engine starting, halted or
- * fenced, the node rejoining its cluster, or its store unreachable. The store is probed with
- * one keyed read, at most once per {@link STORE_CHECK_MS} whatever the probe rate.
+ * fenced, the node rejoining its cluster, its store taking no write (the engine's
+ * `storeOutage`: a disk full, a database down), or its store unreachable. The store is probed
+ * with one keyed read, at most once per {@link STORE_CHECK_MS} whatever the probe rate.
  *
  * @module
  */
-import type { Engine } from '../engine/engine.js';
+import { outageText, type Engine } from '../engine/engine.js';
 
 /**
  * How long a store probe's answer is reused: readiness probes and dashboards may ask many times
@@ -38,6 +39,8 @@ export class Readiness {
     if (e.state !== 'running')
       return `the engine is ${e.state}${e.haltError ? ` (${e.haltError.code}: ${e.haltError.message})` : ''}`;
     if (this.#rejoining()) return 'the node is rejoining its cluster after losing its lease';
+    const out = e.storeOutage;
+    if (out) return outageText(out);
     const c = this.#checked;
     if (c && c.engine === e && Date.now() - c.at < STORE_CHECK_MS) return c.reason;
     this.#probe ??= this.#check(e).finally(() => (this.#probe = null));

@@ -59,10 +59,22 @@ export const STATUS_OF: Readonly<Record<string, number>> = {
   [ErrorCode.StoreFailed]: 503,
 };
 
-/** Answers an error with its code's status and `{ error: { code, message, details? } }`. */
+/**
+ * The `Retry-After` of a 503 (seconds): a store counts as out after 5 s without a write
+ * (`storeOutageMs`) and its commits are retried up to every 10 s, so a client asking again every
+ * 5 s neither hammers a node that is recovering nor waits long past its return; a stopping node's
+ * clients reach another node behind the balancer as soon.
+ */
+export const RETRY_AFTER_S = 5;
+
+/**
+ * Answers an error with its code's status and `{ error: { code, message, details? } }`; a 503
+ * (the node stopping, its store out) with a `Retry-After`.
+ */
 export function fail(reply: FastifyReply, error: unknown): FastifyReply {
   const info = toErrorInfo(error, ErrorCode.Internal);
   const status = STATUS_OF[info.code] ?? 500;
+  if (status === 503) void reply.header('retry-after', String(RETRY_AFTER_S));
   if (status >= 500) reply.log.error({ err: error }, 'API call failed');
   return reply.code(status).send({ error: info });
 }

@@ -126,6 +126,12 @@ export const SCRAPED: readonly ScrapedGauge[] = [
     },
   },
   {
+    name: 'coco_store_write_wait_seconds',
+    help: 'How long the oldest batch not yet committed has waited for the engine store (0: none waits); from storeOutageMs (5 s) on, submits and cancels are refused with STORE_FAILED.',
+    labelNames: [],
+    collect: ({ figures }, set) => set({}, (figures?.storeWaitMs ?? 0) / 1000),
+  },
+  {
     name: 'coco_commands_held',
     help: 'Commands held because their type or parameters could not be loaded here.',
     labelNames: [],

@@ -87,9 +87,17 @@ export interface ApiNode {
   close(): Promise<void>;
 }
 
-/** Starts a node for API tests. */
+/**
+ * Starts a node for API tests: on SQLite in its folder, or on the store URL given; `tuning` is
+ * the configuration's.
+ */
 export async function startApiNode(
-  options: { commands?: readonly CommandType[]; api?: Record<string, unknown> } = {},
+  options: {
+    commands?: readonly CommandType[];
+    api?: Record<string, unknown>;
+    store?: string;
+    tuning?: Record<string, unknown>;
+  } = {},
 ): Promise<ApiNode> {
   const dir = tempDir('coco-api-');
   const lines: string[] = [];
@@ -102,8 +110,9 @@ export async function startApiNode(
   const logger = pino({ level: 'info' }, sink);
   const config = parseConfig(
     {
-      store: `sqlite:${join(dir, 'coco.db')}`,
+      store: options.store ?? `sqlite:${join(dir, 'coco.db')}`,
       api: { port: 0, tokens: testTokens(), ...options.api },
+      ...(options.tuning ? { tuning: options.tuning } : {}),
     },
     dir,
   );

@@ -1,0 +1,97 @@
+/**
+ * What the store owes the committer (`owedSince` and `lastFailure`, the engine's `storeOutage`):
+ * since the first send of the oldest batch not yet committed — through failed tries and their
+ * retries — with the latest failure; null once nothing waits for the store.
+ */
+import { expect, it } from 'vitest';
+import { z } from 'zod';
+import { ManualClock } from '../../src/core/clock.js';
+import { defineCommand } from '../../src/core/command-type.js';
+import { CocoError } from '../../src/core/errors.js';
+import { Committer } from '../../src/engine/committer.js';
+import type { Store } from '../../src/store/port.js';
+import { liveCommand } from '../support/live.js';
+
+const type = defineCommand({ name: 'unit.owed', schema: z.object({}), execute() {} });
+
+const owed = (c: Committer): { since: number | null; last: unknown } => ({
+  since: c.owedSince,
+  last: c.lastFailure,
+});
+
+/** A store whose batches are answered by the test, in order. */
+class HeldStore {
+  readonly waiting: { resolve: () => void; reject: (e: unknown) => void }[] = [];
+  apply(): Promise<void> {
+    return new Promise((resolve, reject) => this.waiting.push({ resolve, reject }));
+  }
+}
+
+const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+it('counts from the first send of the oldest batch not committed, and clears once all are', async () => {
+  const store = new HeldStore();
+  const clock = new ManualClock(1_000);
+  const committer = new Committer(
+    store as unknown as Store,
+    clock,
+    { retryBaseMs: 100, retryMaxMs: 100, maxInFlight: 2, maxBatchRows: 100 },
+    () => {},
+  );
+  expect(committer.owedSince).toBeNull();
+  committer.command(liveCommand(type, 1));
+  await turn();
+  expect(store.waiting).toHaveLength(1);
+  expect(owed(committer)).toEqual({ since: 1_000, last: null });
+
+  clock.advance(50);
+  committer.command(liveCommand(type, 2));
+  await turn();
+  expect(store.waiting).toHaveLength(2);
+  // Still the first batch's send.
+  expect(owed(committer)).toEqual({ since: 1_000, last: null });
+
+  store.waiting.shift()!.resolve();
+  await turn();
+  // The first committed: the second is the oldest owed now.
+  expect(owed(committer)).toEqual({ since: 1_050, last: null });
+  store.waiting.shift()!.resolve();
+  await turn();
+  expect(committer.owedSince).toBeNull();
+});
+
+it('keeps counting through failed tries and their retries, with the latest failure', async () => {
+  const store = new HeldStore();
+  const clock = new ManualClock(5_000);
+  const committer = new Committer(
+    store as unknown as Store,
+    clock,
+    { retryBaseMs: 100, retryMaxMs: 100, maxInFlight: 1, maxBatchRows: 100 },
+    () => {},
+  );
+  committer.command(liveCommand(type, 1));
+  await turn();
+  for (const message of ['disk full', 'disk still full']) {
+    clock.advance(30);
+    store.waiting.shift()!.reject(new CocoError('STORE_FAILED', message));
+    await turn();
+    expect(owed(committer)).toEqual({
+      since: 5_000,
+      last: expect.objectContaining({ code: 'STORE_FAILED', message }) as unknown,
+    });
+    // The retry, after its delay.
+    clock.advance(100);
+    await turn();
+    expect(store.waiting).toHaveLength(1);
+    expect(committer.owedSince).toBe(5_000);
+  }
+  store.waiting.shift()!.resolve();
+  await turn();
+  expect(committer.owedSince).toBeNull();
+
+  // A new batch after the outage counts from its own send, with no failure.
+  clock.advance(1_000);
+  committer.command(liveCommand(type, 2));
+  await turn();
+  expect(owed(committer)).toEqual({ since: 6_260, last: null });
+});
