@@ -26,6 +26,11 @@ export const EXIT = {
   notAuthorized: 7,
   /** The command's state does not allow it: cancel of a command that has already ended. */
   ended: 8,
+  /**
+   * The node cannot take the call now (HTTP 503): its store is out (`STORE_FAILED`) or its engine
+   * stopped (`ENGINE_STOPPED`). Nothing was done: try again later (a submit with the same `--key`).
+   */
+  unavailable: 9,
 } as const;
 
 /** The exit code for an error. */
@@ -38,6 +43,9 @@ export function exitCodeOf(error: unknown): number {
       return EXIT.unreachable;
     case ErrorCode.CommandState:
       return EXIT.ended;
+    case ErrorCode.StoreFailed:
+    case ErrorCode.EngineStopped:
+      return EXIT.unavailable;
     case ErrorCode.CommandNotFound:
     case ErrorCode.NotFound:
       return EXIT.notFound;

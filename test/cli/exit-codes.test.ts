@@ -37,6 +37,8 @@ let server: string;
 let agent: RunningAgent;
 let other: Server;
 let otherUrl: string;
+let outage: Server;
+let outageUrl: string;
 
 beforeAll(async () => {
   dir = tempDir('coco-exit-');
@@ -63,12 +65,28 @@ beforeAll(async () => {
   });
   await new Promise<void>((r) => other.listen(0, '127.0.0.1', r));
   otherUrl = `http://127.0.0.1:${(other.address() as AddressInfo).port}`;
+  // A node whose store is out answers so (test/http/store-outage.test.ts): exit 9.
+  outage = createServer((_req, res) => {
+    res.writeHead(503, { 'content-type': 'application/json', 'retry-after': '5' });
+    res.end(
+      JSON.stringify({
+        error: {
+          code: 'STORE_FAILED',
+          message:
+            'the store has taken no write for 6.0 s (no answer); the submission was not taken',
+        },
+      }),
+    );
+  });
+  await new Promise<void>((r) => outage.listen(0, '127.0.0.1', r));
+  outageUrl = `http://127.0.0.1:${(outage.address() as AddressInfo).port}`;
 });
 afterAll(async () => {
   delete process.env.COCO_TOKEN;
   await node.close();
   await agent.close();
   await new Promise((r) => other.close(r));
+  await new Promise((r) => outage.close(r));
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -151,6 +169,12 @@ describe('coco exit codes', () => {
     const r = await coco('cancel', String(id), '--server', server);
     expect(r.code).toBe(EXIT.ended);
     expect(r.err).toContain(`command ${id} has already ended (succeeded)`);
+  });
+
+  it('9: the node cannot take it now (its store out)', async () => {
+    const r = await coco('submit', 'exit.work', '-p', '{}', '--key', 'k9', '--server', outageUrl);
+    expect(r.code).toBe(EXIT.unavailable);
+    expect(r.err).toContain('the store has taken no write');
   });
 
   it('--json errors are JSON on stdout, with the code and the exit code', async () => {
