@@ -13,12 +13,14 @@ import {
   errorBody,
   jobPage,
   jobTree,
+  readiness,
   whoami,
   type Agent,
   type CommandDetails,
   type CommandSummary,
   type Job,
   type JobTree,
+  type Readiness,
   type UnreadableRow,
   type Whoami,
 } from './schemas.js';
@@ -158,6 +160,29 @@ export async function listCommands(
 /** `GET /v1/whoami`. */
 export function getWhoami(token?: string): Promise<Whoami> {
   return call(whoami, '/v1/whoami', {}, token);
+}
+
+/**
+ * How long the readiness read may take: the node answers it within its own store probe's 800 ms
+ * limit, so 3 s without an answer means the node itself does not answer (stopped, frozen, the
+ * network).
+ */
+const READY_TIMEOUT_MS = 3_000;
+
+/** `GET /v1/ready` (public): the node's readiness, whether 200 or 503. */
+export async function getReadiness(): Promise<Readiness> {
+  const res = await fetch('/v1/ready', {
+    headers: { accept: 'application/json' },
+    credentials: 'omit',
+    cache: 'no-store',
+    signal: AbortSignal.timeout(READY_TIMEOUT_MS),
+  }).catch((error: unknown) => {
+    throw error instanceof DOMException && error.name === 'TimeoutError'
+      ? new Error(`no answer within ${READY_TIMEOUT_MS / 1000} s`)
+      : error;
+  });
+  if (!res.ok && res.status !== 503) throw await failure(res);
+  return readiness.parse(await res.json());
 }
 
 /** `GET /v1/jobs/:id`. */

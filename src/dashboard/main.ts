@@ -7,7 +7,8 @@
  * @module
  */
 import { html, nothing, render, type TemplateResult } from 'lit-html';
-import { ApiError, forgetToken, getWhoami, keepToken, sessionToken } from './api.js';
+import { ApiError, forgetToken, getReadiness, getWhoami, keepToken, sessionToken } from './api.js';
+import { healthBanner } from './format.js';
 import { app, dismiss, describe, type Role } from './state.js';
 import { AgentsView } from './views/agents.js';
 import { CommandView } from './views/command.js';
@@ -204,6 +205,7 @@ function frame(content: TemplateResult): TemplateResult {
       </button>
       <button class="quiet" @click=${signOut}>Sign out</button>
     </header>
+    ${healthLine()}
     <div class="notices" aria-live="polite">
       ${app.notices.map(
         (n) =>
@@ -215,6 +217,15 @@ function frame(content: TemplateResult): TemplateResult {
     </div>
     <main>${content}</main>
     ${confirmDialog()} ${help ? helpPanel() : nothing}`;
+}
+
+function healthLine(): TemplateResult | typeof nothing {
+  const text = healthBanner(app.health);
+  return text === null
+    ? nothing
+    : html`<div class="notice warn health" role="status" data-health=${app.health?.kind ?? ''}>
+        <span>${text}</span>
+      </div>`;
 }
 
 function confirmDialog(): TemplateResult {
@@ -316,11 +327,36 @@ function onKey(e: KeyboardEvent): void {
   app.update();
 }
 
+// ---- the node's health ----------------------------------------------------------------------
+
+/**
+ * How often the node's readiness is read while someone is signed in: it reports a store that has
+ * taken no write for 5 s (`storeOutageMs`), so a banner within 5 s more comes while the operator
+ * still looks; one small public read per tab every 5 s costs the node nothing.
+ */
+const HEALTH_EVERY_MS = 5_000;
+
+async function readHealth(): Promise<void> {
+  if (app.role !== null) {
+    try {
+      const r = await getReadiness();
+      app.health = r.ready
+        ? { kind: 'ready' }
+        : { kind: 'not-ready', nodeId: r.nodeId, reason: r.reason ?? 'no reason given' };
+    } catch (error) {
+      app.health = { kind: 'unreachable', error: describe(error) };
+    }
+    app.update();
+  }
+  setTimeout(() => void readHealth(), HEALTH_EVERY_MS);
+}
+
 // ---- start ----------------------------------------------------------------------------------
 
 applyTheme();
 addEventListener('hashchange', open);
 addEventListener('keydown', onKey);
+void readHealth();
 // Durations of running work tick once a second.
 setInterval(() => {
   app.now = Date.now();

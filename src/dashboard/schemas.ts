@@ -250,5 +250,14 @@ export type Agent = z.infer<typeof agent>;
 /** `GET /v1/agents`. */
 export const agentList = z.looseObject({ agents: z.array(agent) });
 
+/** `GET /v1/ready`'s answer (200 or 503). */
+export const readiness = z.looseObject({
+  ready: z.boolean(),
+  nodeId: str,
+  reason: z.optional(str),
+});
+/** See {@link readiness}. */
+export type Readiness = z.infer<typeof readiness>;
+
 /** The body of an error answer. */
 export const errorBody = z.looseObject({ error: errorInfo });

@@ -6,6 +6,7 @@
  * @module
  */
 import { ApiError, cancelCommand } from './api.js';
+import type { NodeHealth } from './format.js';
 
 /** A role of the API's tokens. */
 export type Role = 'viewer' | 'operator' | 'admin';
@@ -38,6 +39,8 @@ export const app = {
   now: Date.now(),
   notices: [] as Notice[],
   confirming: null as PendingCancel | null,
+  /** The node's readiness as last read (main.ts polls it), or null before the first read. */
+  health: null as NodeHealth | null,
   /** Set by main.ts: schedules one render of the page. */
   update: (): void => undefined,
 };

@@ -444,4 +444,24 @@ describe.skipIf(!haveBrowser && !process.env.CI)('the dashboard in a browser', (
     expect(dialogs).toEqual([]);
     expect(violations).toEqual([]);
   });
+
+  it('says when the node does not answer, and stops saying it once it does', async () => {
+    await page.goto(`${server}/#/jobs`);
+    const banner = page.locator('.notice.health');
+    await page.locator('tr[data-job]').first().waitFor();
+    expect(await banner.count()).toBe(0);
+    // The node's process frozen: its readiness read gets no answer.
+    serve.child.kill('SIGSTOP');
+    try {
+      await banner.waitFor({ timeout: 20_000 });
+      expect(await banner.getAttribute('data-health')).toBe('unreachable');
+      expect(await banner.textContent()).toContain(
+        'The node does not answer (no answer within 3 s)',
+      );
+      await shot('10-node-unreachable');
+    } finally {
+      serve.child.kill('SIGCONT');
+    }
+    await banner.waitFor({ state: 'detached', timeout: 20_000 });
+  });
 });

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { EventParser } from '../../src/dashboard/event-parser.js';
-import { duration } from '../../src/dashboard/format.js';
+import { duration, healthBanner } from '../../src/dashboard/format.js';
 import {
   commandDetails,
   type CommandDetails,
@@ -247,5 +247,24 @@ describe('durations', () => {
       '2 h 07 m',
       '3 d 0 h',
     ]);
+  });
+});
+
+describe("the node's health banner", () => {
+  it('shows nothing while the node is ready or not yet read, and why otherwise', () => {
+    expect(healthBanner(null)).toBeNull();
+    expect(healthBanner({ kind: 'ready' })).toBeNull();
+    expect(
+      healthBanner({
+        kind: 'not-ready',
+        nodeId: 'node-1',
+        reason: 'the store has taken no write for 6.2 s (last failure: STORE_FAILED: disk is full)',
+      }),
+    ).toBe(
+      'Node node-1 is not ready: the store has taken no write for 6.2 s (last failure: STORE_FAILED: disk is full). Submits and cancels may be refused until it is.',
+    );
+    expect(healthBanner({ kind: 'unreachable', error: 'no answer within 3 s' })).toBe(
+      'The node does not answer (no answer within 3 s): what is shown may be out of date.',
+    );
   });
 });
