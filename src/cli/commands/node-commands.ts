@@ -47,7 +47,7 @@ export const SHUTDOWN_MS = 25_000;
  * second, `END_GRACE_MS`), so this only catches what slipped through; 2 s is long enough for
  * any socket still saying a normal goodbye.
  */
-const LINGER_MS = 2_000;
+export const LINGER_MS = 2_000;
 
 /** The environment variable `coco agent` takes its secret from. */
 const SECRET_ENV = 'COCO_AGENT_SECRET';
