@@ -81,6 +81,18 @@ function stoppedBeforeStored(): CocoError {
   return new CocoError(ErrorCode.EngineStopped, 'the engine stopped before this change was stored');
 }
 
+/** Why a store owes a batch, for messages: how long, and its latest failure or no answer. */
+export function outageText(forMs: number, last: ErrorInfo | null): string {
+  return `the store has taken no write for ${(forMs / 1000).toFixed(1)} s (${last ? `last failure: ${last.code}: ${last.message}` : 'no answer'})`;
+}
+
+/** What {@link Committer.watchOutages} calls. */
+interface OutageWatch {
+  readonly limitMs: number;
+  readonly onOut: () => void;
+  readonly onBack: (lastedMs: number) => void;
+}
+
 /** Collects dirty live objects and flushes them in ordered, atomic, pipelined batches. */
 export class Committer {
   /**
@@ -125,6 +137,11 @@ export class Committer {
   #owedSince: number | null = null;
   /** The latest failure since the last commit, or null. */
   #lastFailure: ErrorInfo | null = null;
+  /** See {@link Committer.watchOutages}. */
+  #outages: OutageWatch | null = null;
+  #outageTimer: TimerHandle | null = null;
+  /** The `owedSince` of the outage reported by `onOut`, until a commit ends it. */
+  #outSince: number | null = null;
   #stopped = false;
   #retryTimer: TimerHandle | null = null;
   #idle: (() => void)[] = [];
@@ -366,6 +383,34 @@ export class Committer {
     return this.#lastFailure;
   }
 
+  /**
+   * Calls `onOut` once the store has owed an answer for `limitMs` ({@link Committer.owedSince}),
+   * and `onBack` at the commit that ends such an outage, with how long it lasted (from the first
+   * send of the batch it owed). One timer at most, re-armed only when it fires.
+   */
+  watchOutages(limitMs: number, onOut: () => void, onBack: (lastedMs: number) => void): void {
+    this.#outages = { limitMs, onOut, onBack };
+    this.#watchOwed();
+  }
+
+  /** Arms the outage timer for the batch owed now, unless one is armed or reported. */
+  #watchOwed(): void {
+    const watch = this.#outages;
+    const since = this.#owedSince;
+    if (!watch || this.#outageTimer || since === null || this.#outSince !== null || this.#stopped)
+      return;
+    const due = Math.max(0, since + watch.limitMs - this.#clock.now());
+    this.#outageTimer = this.#clock.setTimer(due, () => {
+      this.#outageTimer = null;
+      const owed = this.#owedSince;
+      if (owed === null || this.#stopped) return;
+      if (this.#clock.now() - owed >= watch.limitMs) {
+        this.#outSince = owed;
+        watch.onOut();
+      } else this.#watchOwed();
+    });
+  }
+
   /** Flushes everything now and waits (used when stopping). */
   async drain(): Promise<void> {
     this.#writeStarted();
@@ -394,6 +439,8 @@ export class Committer {
     this.#retryTimer?.cancel();
     this.#startedTimer?.cancel();
     this.#startedTimer = null;
+    this.#outageTimer?.cancel();
+    this.#outageTimer = null;
     for (const fn of this.#idle.splice(0)) fn();
     for (const reject of this.#abandon) reject(reason);
     this.#abandon.clear();
@@ -438,7 +485,10 @@ export class Committer {
     for (let i = 0; i < tasks.length; i++) tasks[i]!.dirty = false;
     for (let i = 0; i < undo.length; i++) undo[i]!.dirty = false;
     for (let i = 0; i < inserted.length; i++) inserted[i]!.persisted = true;
-    this.#owedSince ??= flight.sentAt;
+    if (this.#owedSince === null) {
+      this.#owedSince = flight.sentAt;
+      this.#watchOwed();
+    }
     this.#flights.push(flight);
     this.#store.apply(flight.batch).then(
       () => this.#settle(flight, null),
@@ -589,7 +639,15 @@ export class Committer {
     const i = this.#flights.indexOf(flight);
     if (i >= 0) this.#flights.splice(i, 1);
     // Flights settle in order: after a commit, the oldest still owed is the next one.
-    if (error === null) this.#owedSince = this.#flights[0]?.sentAt ?? null;
+    if (error === null) {
+      this.#owedSince = this.#flights[0]?.sentAt ?? null;
+      if (this.#outSince !== null) {
+        const lasted = this.#clock.now() - this.#outSince;
+        this.#outSince = null;
+        this.#outages?.onBack(lasted);
+      }
+      this.#watchOwed();
+    }
     if (this.#flights.length === 0) {
       if (this.#recovering) this.#requeueFailed();
       for (const fn of this.#idle.splice(0)) fn();

@@ -34,6 +34,7 @@ import {
   submittableType,
 } from './submission.js';
 import { buildRuntime, type EngineRuntime } from './wiring.js';
+import { outageText } from './committer.js';
 import { inspectCommand, type CommandDetails } from './inspect.js';
 
 export type { CommandDetails } from './inspect.js';
@@ -126,8 +127,8 @@ export interface StoreOutage {
 }
 
 /** Why a store is out, for messages: its latest failure, or that it has not answered. */
-export function outageText(out: StoreOutage): string {
-  return `the store has taken no write for ${(out.forMs / 1000).toFixed(1)} s (${out.last ? `last failure: ${out.last.code}: ${out.last.message}` : 'no answer'})`;
+export function describeOutage(out: StoreOutage): string {
+  return outageText(out.forMs, out.last);
 }
 
 /** The coordinator engine. Create with {@link createEngine}, then {@link Engine.start}. */
@@ -189,7 +190,7 @@ export class Engine {
     if (!out) return;
     throw new CocoError(
       ErrorCode.StoreFailed,
-      `${outageText(out)}; the ${what} was not taken and nothing of it was created: try again once the store takes writes`,
+      `${describeOutage(out)}; the ${what} was not taken and nothing of it was created: try again once the store takes writes`,
       { retryable: true, details: { noWriteForMs: out.forMs, lastError: out.last } },
     );
   }

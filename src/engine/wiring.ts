@@ -11,7 +11,7 @@ import { AgentLeases } from './agent-leases.js';
 import { AgentRows } from './agent-rows.js';
 import { Cluster } from './cluster.js';
 import { SharedAdmission } from './shared-admission.js';
-import { Committer } from './committer.js';
+import { Committer, outageText } from './committer.js';
 import { Coordinator } from './coordinator.js';
 import type { Dispatcher } from './dispatcher.js';
 import type { EngineEvents } from './events.js';
@@ -77,6 +77,23 @@ export async function buildRuntime(
       events.emit('error', { error: info, context: 'commit' });
     },
     (id) => live.get(id),
+  );
+  // An outage is logged once, when it is counted, and once more when it ends: the PostgreSQL store
+  // reconnects and tries again itself, so nothing else would say that the database is away.
+  committer.watchOutages(
+    tuning.storeOutageMs,
+    () => {
+      const last = committer.lastFailure;
+      logger.warn(
+        { storeOutageMs: tuning.storeOutageMs, lastError: last },
+        `${outageText(tuning.storeOutageMs, last)}; new submissions and cancellations are refused until it does`,
+      );
+    },
+    (lastedMs) =>
+      logger.info(
+        { lastedMs },
+        `the store takes writes again, after ${(lastedMs / 1000).toFixed(1)} s without`,
+      ),
   );
   committer.onCommit((batch, rows, applyMs) => {
     if (events.has('committed')) events.emit('committed', batch);

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { outageText, type Engine } from '../engine/engine.js';
+import { describeOutage, type Engine } from '../engine/engine.js';
 
 /**
  * How long a store probe's answer is reused: readiness probes and dashboards may ask many times
@@ -40,7 +40,7 @@ export class Readiness {
       return `the engine is ${e.state}${e.haltError ? ` (${e.haltError.code}: ${e.haltError.message})` : ''}`;
     if (this.#rejoining()) return 'the node is rejoining its cluster after losing its lease';
     const out = e.storeOutage;
-    if (out) return outageText(out);
+    if (out) return describeOutage(out);
     const c = this.#checked;
     if (c && c.engine === e && Date.now() - c.at < STORE_CHECK_MS) return c.reason;
     this.#probe ??= this.#check(e).finally(() => (this.#probe = null));

@@ -27,6 +27,7 @@ afterAll(() => proxy.stop());
 describePg('a store taking no write', () => {
   it('refuses new work after storeOutageMs, stores what it took before, and takes work again once back', async () => {
     try {
+      const logged: string[] = [];
       const cluster = inProcessCluster({
         prefix: 'coco_outage',
         agents: inProcessAgents(['a1']),
@@ -35,6 +36,12 @@ describePg('a store taking no write', () => {
         leaseMs: 60_000,
         store: { url: await proxy.start() },
         tuning: { storeOutageMs: 400 },
+        logger: {
+          debug() {},
+          info: (_o: unknown, m?: string) => void logged.push(`info ${m}`),
+          warn: (_o: unknown, m?: string) => void logged.push(`warn ${m}`),
+          error: (_o: unknown, m?: string) => void logged.push(`error ${m}`),
+        },
       });
       const engine = await cluster.start('lone');
       const before = await engine.submit(noop, { n: 1 });
@@ -80,6 +87,14 @@ describePg('a store taking no write', () => {
       expect(engine.storeOutage).toBeNull();
       const after = await engine.submit(noop, { n: 6 });
       expect((await engine.waitFor(after.id)).status).toBe('succeeded');
+
+      // Said once when counted, once when over: the store's own retries say nothing.
+      expect(logged.filter((l) => /no write|takes writes/.test(l))).toEqual([
+        'warn the store has taken no write for 0.4 s (no answer); new submissions and cancellations are refused until it does',
+        expect.stringMatching(
+          /^info the store takes writes again, after [\d.]+ s without$/,
+        ) as unknown,
+      ]);
 
       // Nothing of the refused work was stored.
       const { rows } = await adminQuery(

@@ -95,3 +95,63 @@ it('keeps counting through failed tries and their retries, with the latest failu
   await turn();
   expect(owed(committer)).toEqual({ since: 6_260, last: null });
 });
+
+it('reports an outage once, when the oldest batch has been owed for the limit, and its end', async () => {
+  const store = new HeldStore();
+  const clock = new ManualClock(0);
+  const committer = new Committer(
+    store as unknown as Store,
+    clock,
+    { retryBaseMs: 100, retryMaxMs: 100, maxInFlight: 2, maxBatchRows: 100 },
+    () => {},
+  );
+  const said: string[] = [];
+  committer.watchOutages(
+    500,
+    () => said.push(`out at ${clock.now()}`),
+    (ms) => said.push(`back after ${ms}`),
+  );
+
+  // Batches that keep committing within the limit: nothing said, whatever the pipeline.
+  committer.command(liveCommand(type, 1));
+  await turn();
+  clock.advance(300);
+  committer.command(liveCommand(type, 2));
+  await turn();
+  clock.advance(100);
+  store.waiting.shift()!.resolve(); // the first, at 400: the second (sent at 300) is owed now
+  await turn();
+  clock.advance(300);
+  store.waiting.shift()!.resolve(); // the second, at 700
+  await turn();
+  clock.advance(5_000);
+  expect(said).toEqual([]);
+
+  // A batch the store does not answer: said once, at its limit, then its end.
+  committer.command(liveCommand(type, 3));
+  await turn();
+  clock.advance(499);
+  expect(said).toEqual([]);
+  clock.advance(1);
+  expect(said).toEqual(['out at 6200']);
+  clock.advance(10_000);
+  expect(said).toEqual(['out at 6200']);
+  store.waiting.shift()!.resolve();
+  await turn();
+  expect(said).toEqual(['out at 6200', 'back after 10500']);
+
+  // The first of two batches commits, the second is never answered: counted from its own send.
+  said.length = 0;
+  committer.command(liveCommand(type, 4)); // sent at 16200
+  await turn();
+  clock.advance(300);
+  committer.command(liveCommand(type, 5)); // sent at 16500
+  await turn();
+  clock.advance(100);
+  store.waiting.shift()!.resolve();
+  await turn();
+  clock.advance(399);
+  expect(said).toEqual([]);
+  clock.advance(1);
+  expect(said).toEqual(['out at 17000']);
+});
