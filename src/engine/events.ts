@@ -106,6 +106,12 @@ export interface EngineEventMap {
     readonly error: ErrorInfo | null;
     readonly failures: number;
   };
+  /**
+   * The store went out or came back (`Engine.storeOutage`): out (`up` false) once it has taken
+   * no write for the tuning `storeOutageMs`, with how long and its latest failure (null: no
+   * answer); back at the commit that ends that, with how long it lasted.
+   */
+  store: { readonly up: boolean; readonly forMs: number; readonly error: ErrorInfo | null };
   /** Something failed inside the engine and is being retried (store commit, internal step). */
   error: { readonly error: ErrorInfo; readonly context: string };
   /**

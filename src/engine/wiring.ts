@@ -88,12 +88,15 @@ export async function buildRuntime(
         { storeOutageMs: tuning.storeOutageMs, lastError: last },
         `${outageText(tuning.storeOutageMs, last)}; new submissions and cancellations are refused until it does`,
       );
+      events.emit('store', { up: false, forMs: tuning.storeOutageMs, error: last });
     },
-    (lastedMs) =>
+    (lastedMs) => {
       logger.info(
         { lastedMs },
         `the store takes writes again, after ${(lastedMs / 1000).toFixed(1)} s without`,
-      ),
+      );
+      events.emit('store', { up: true, forMs: lastedMs, error: null });
+    },
   );
   committer.onCommit((batch, rows, applyMs) => {
     if (events.has('committed')) events.emit('committed', batch);

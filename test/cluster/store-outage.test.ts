@@ -44,6 +44,8 @@ describePg('a store taking no write', () => {
         },
       });
       const engine = await cluster.start('lone');
+      const storeEvents: { up: boolean; forMs: number; error: unknown }[] = [];
+      engine.on('store', (e) => storeEvents.push(e));
       const before = await engine.submit(noop, { n: 1 });
       expect((await engine.waitFor(before.id)).status).toBe('succeeded');
       expect(engine.storeOutage).toBeNull();
@@ -95,6 +97,12 @@ describePg('a store taking no write', () => {
           /^info the store takes writes again, after [\d.]+ s without$/,
         ) as unknown,
       ]);
+
+      expect(storeEvents).toEqual([
+        { up: false, forMs: 400, error: null },
+        { up: true, forMs: expect.any(Number) as unknown, error: null },
+      ]);
+      expect(storeEvents[1]!.forMs).toBeGreaterThanOrEqual(400);
 
       // Nothing of the refused work was stored.
       const { rows } = await adminQuery(
