@@ -29,15 +29,24 @@ class HeldStore {
 
 const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
 
-it('counts from the first send of the oldest batch not committed, and clears once all are', async () => {
+/** A committer on a held store and a manual clock starting at `start`. */
+function setup(
+  start: number,
+  maxInFlight: number,
+): { store: HeldStore; clock: ManualClock; committer: Committer } {
   const store = new HeldStore();
-  const clock = new ManualClock(1_000);
+  const clock = new ManualClock(start);
   const committer = new Committer(
     store as unknown as Store,
     clock,
-    { retryBaseMs: 100, retryMaxMs: 100, maxInFlight: 2, maxBatchRows: 100 },
+    { retryBaseMs: 100, retryMaxMs: 100, maxInFlight, maxBatchRows: 100 },
     () => {},
   );
+  return { store, clock, committer };
+}
+
+it('counts from the first send of the oldest batch not committed, and clears once all are', async () => {
+  const { store, clock, committer } = setup(1_000, 2);
   expect(committer.owedSince).toBeNull();
   committer.command(liveCommand(type, 1));
   await turn();
@@ -61,14 +70,7 @@ it('counts from the first send of the oldest batch not committed, and clears onc
 });
 
 it('keeps counting through failed tries and their retries, with the latest failure', async () => {
-  const store = new HeldStore();
-  const clock = new ManualClock(5_000);
-  const committer = new Committer(
-    store as unknown as Store,
-    clock,
-    { retryBaseMs: 100, retryMaxMs: 100, maxInFlight: 1, maxBatchRows: 100 },
-    () => {},
-  );
+  const { store, clock, committer } = setup(5_000, 1);
   committer.command(liveCommand(type, 1));
   await turn();
   for (const message of ['disk full', 'disk still full']) {
@@ -97,14 +99,7 @@ it('keeps counting through failed tries and their retries, with the latest failu
 });
 
 it('reports an outage once, when the oldest batch has been owed for the limit, and its end', async () => {
-  const store = new HeldStore();
-  const clock = new ManualClock(0);
-  const committer = new Committer(
-    store as unknown as Store,
-    clock,
-    { retryBaseMs: 100, retryMaxMs: 100, maxInFlight: 2, maxBatchRows: 100 },
-    () => {},
-  );
+  const { store, clock, committer } = setup(0, 2);
   const said: string[] = [];
   committer.watchOutages(
     500,
