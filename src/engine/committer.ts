@@ -89,7 +89,7 @@ export function outageText(forMs: number, last: ErrorInfo | null): string {
 /** What {@link Committer.watchOutages} calls. */
 interface OutageWatch {
   readonly limitMs: number;
-  readonly onOut: () => void;
+  readonly onOut: (forMs: number) => void;
   readonly onBack: (lastedMs: number) => void;
 }
 
@@ -385,10 +385,14 @@ export class Committer {
 
   /**
    * Calls `onOut` once the store has owed an answer for `limitMs` ({@link Committer.owedSince}),
-   * and `onBack` at the commit that ends such an outage, with how long it lasted (from the first
+   * with how long it has, and `onBack` at the commit that ends such an outage, with how long it lasted (from the first
    * send of the batch it owed). One timer at most, re-armed only when it fires.
    */
-  watchOutages(limitMs: number, onOut: () => void, onBack: (lastedMs: number) => void): void {
+  watchOutages(
+    limitMs: number,
+    onOut: (forMs: number) => void,
+    onBack: (lastedMs: number) => void,
+  ): void {
     this.#outages = { limitMs, onOut, onBack };
     this.#watchOwed();
   }
@@ -404,9 +408,10 @@ export class Committer {
       this.#outageTimer = null;
       const owed = this.#owedSince;
       if (owed === null || this.#stopped) return;
-      if (this.#clock.now() - owed >= watch.limitMs) {
+      const forMs = this.#clock.now() - owed;
+      if (forMs >= watch.limitMs) {
         this.#outSince = owed;
-        watch.onOut();
+        watch.onOut(forMs);
       } else this.#watchOwed();
     });
   }

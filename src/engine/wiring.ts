@@ -82,13 +82,13 @@ export async function buildRuntime(
   // reconnects and tries again itself, so nothing else would say that the database is away.
   committer.watchOutages(
     tuning.storeOutageMs,
-    () => {
+    (forMs) => {
       const last = committer.lastFailure;
       logger.warn(
-        { storeOutageMs: tuning.storeOutageMs, lastError: last },
-        `${outageText(tuning.storeOutageMs, last)}; new submissions and cancellations are refused until it does`,
+        { forMs, storeOutageMs: tuning.storeOutageMs, lastError: last },
+        `${outageText(forMs, last)}; new submissions and cancellations are refused until it does`,
       );
-      events.emit('store', { up: false, forMs: tuning.storeOutageMs, error: last });
+      events.emit('store', { up: false, forMs, error: last });
     },
     (lastedMs) => {
       logger.info(

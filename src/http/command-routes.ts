@@ -152,8 +152,8 @@ export function commandRoutes(api: ApiContext): void {
         'With an idempotency key already used for the same type and parameters, answers 200 with the first command; ' +
         'for another type or other parameters, 409 IDEMPOTENCY_CONFLICT. A W3C `traceparent` header makes the ' +
         "command's span a child of the caller's (with an OpenTelemetry SDK and propagator registered). " +
-        'While the store has refused every write for `storeOutageMs` (5 s), answers 503 STORE_FAILED at once ' +
-        '(retryable; nothing created).',
+        'While the store has taken no write for `storeOutageMs` (5 s), answers 503 STORE_FAILED at once, ' +
+        'with `Retry-After` (nothing created).',
       body: submitBody,
       ok: { status: 201, schema: submitAnswer, also: [200] },
       errors: {

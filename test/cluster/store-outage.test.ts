@@ -92,17 +92,20 @@ describePg('a store taking no write', () => {
 
       // Said once when counted, once when over: the store's own retries say nothing.
       expect(logged.filter((l) => /no write|takes writes/.test(l))).toEqual([
-        'warn the store has taken no write for 0.4 s (no answer); new submissions and cancellations are refused until it does',
+        expect.stringMatching(
+          /^warn the store has taken no write for [\d.]+ s \(no answer\); new submissions and cancellations are refused until it does$/,
+        ) as unknown,
         expect.stringMatching(
           /^info the store takes writes again, after [\d.]+ s without$/,
         ) as unknown,
       ]);
 
       expect(storeEvents).toEqual([
-        { up: false, forMs: 400, error: null },
+        { up: false, forMs: expect.any(Number) as unknown, error: null },
         { up: true, forMs: expect.any(Number) as unknown, error: null },
       ]);
-      expect(storeEvents[1]!.forMs).toBeGreaterThanOrEqual(400);
+      expect(storeEvents[0]!.forMs).toBeGreaterThanOrEqual(400);
+      expect(storeEvents[1]!.forMs).toBeGreaterThanOrEqual(storeEvents[0]!.forMs);
 
       // Nothing of the refused work was stored.
       const { rows } = await adminQuery(

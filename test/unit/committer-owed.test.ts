@@ -103,7 +103,7 @@ it('reports an outage once, when the oldest batch has been owed for the limit, a
   const said: string[] = [];
   committer.watchOutages(
     500,
-    () => said.push(`out at ${clock.now()}`),
+    (forMs) => said.push(`out at ${clock.now()} after ${forMs}`),
     (ms) => said.push(`back after ${ms}`),
   );
 
@@ -128,12 +128,12 @@ it('reports an outage once, when the oldest batch has been owed for the limit, a
   clock.advance(499);
   expect(said).toEqual([]);
   clock.advance(1);
-  expect(said).toEqual(['out at 6200']);
+  expect(said).toEqual(['out at 6200 after 500']);
   clock.advance(10_000);
-  expect(said).toEqual(['out at 6200']);
+  expect(said).toEqual(['out at 6200 after 500']);
   store.waiting.shift()!.resolve();
   await turn();
-  expect(said).toEqual(['out at 6200', 'back after 10500']);
+  expect(said).toEqual(['out at 6200 after 500', 'back after 10500']);
 
   // The first of two batches commits, the second is never answered: counted from its own send.
   said.length = 0;
@@ -148,5 +148,5 @@ it('reports an outage once, when the oldest batch has been owed for the limit, a
   clock.advance(399);
   expect(said).toEqual([]);
   clock.advance(1);
-  expect(said).toEqual(['out at 17000']);
+  expect(said).toEqual(['out at 17000 after 500']);
 });
