@@ -80,6 +80,7 @@ export function nodeRoutes(api: ApiContext): void {
       summary: 'Readiness: whether this node takes work now, and why not',
       description:
         '503 with a reason while the engine starts, after it halted or was fenced, while the node rejoins its cluster, ' +
+        'while the store has taken no write for `storeOutageMs` (5 s), ' +
         "or while the store does not answer (checked at most once a second). Public, for orchestrators' probes.",
       ok: { status: 200, schema: ready, also: [503] },
     },
