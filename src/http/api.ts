@@ -187,7 +187,13 @@ export function buildApi(options: ApiOptions): Api {
     }),
   );
 
-  const streams = new Streams();
+  const streams = new Streams({
+    onDropped: (unsentBytes) =>
+      app.log.warn(
+        { unsentBytes },
+        'dropped an event stream whose client does not read (it may reconnect and read again)',
+      ),
+  });
   // Shutdown: open event streams would hold the server open; each ends now, and its client
   // reconnects to another node (or this one once it is back).
   app.addHook('preClose', (done) => {
