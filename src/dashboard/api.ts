@@ -169,10 +169,13 @@ export function getWhoami(token?: string): Promise<Whoami> {
  */
 const READY_TIMEOUT_MS = 3_000;
 
-/** `GET /v1/ready` (public): the node's readiness, whether 200 or 503. */
+/**
+ * `GET /v1/ready`: the node's readiness, whether 200 or 503; with the token, so that the node
+ * says what failed (`detail`).
+ */
 export async function getReadiness(): Promise<Readiness> {
   const res = await fetch('/v1/ready', {
-    headers: { accept: 'application/json' },
+    headers: { accept: 'application/json', ...authHeaders() },
     credentials: 'omit',
     cache: 'no-store',
     signal: AbortSignal.timeout(READY_TIMEOUT_MS),

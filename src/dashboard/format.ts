@@ -7,7 +7,12 @@
 /** What the dashboard last learnt of the node's readiness (`GET /v1/ready`). */
 export type NodeHealth =
   | { readonly kind: 'ready' }
-  | { readonly kind: 'not-ready'; readonly nodeId: string; readonly reason: string }
+  | {
+      readonly kind: 'not-ready';
+      readonly nodeId: string;
+      readonly reason: string;
+      readonly detail: string | null;
+    }
   | { readonly kind: 'unreachable'; readonly error: string };
 
 /** The banner shown for the node's health, or null when it is ready (or not known yet). */
@@ -15,7 +20,8 @@ export function healthBanner(health: NodeHealth | null): string | null {
   if (health === null || health.kind === 'ready') return null;
   if (health.kind === 'unreachable')
     return `The node does not answer (${health.error}): what is shown may be out of date.`;
-  return `Node ${health.nodeId} is not ready: ${health.reason}. Submits and cancels may be refused until it is.`;
+  const detail = health.detail === null ? '' : ` (${health.detail})`;
+  return `Node ${health.nodeId} is not ready: ${health.reason}${detail}. Submits and cancels may be refused until it is.`;
 }
 
 /** Statuses that mean "ended" (of commands, tasks and jobs alike). */

@@ -342,7 +342,12 @@ async function readHealth(): Promise<void> {
       const r = await getReadiness();
       app.health = r.ready
         ? { kind: 'ready' }
-        : { kind: 'not-ready', nodeId: r.nodeId, reason: r.reason ?? 'no reason given' };
+        : {
+            kind: 'not-ready',
+            nodeId: r.nodeId,
+            reason: r.reason ?? 'no reason given',
+            detail: r.detail ?? null,
+          };
     } catch (error) {
       app.health = { kind: 'unreachable', error: describe(error) };
     }

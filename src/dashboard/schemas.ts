@@ -255,6 +255,7 @@ export const readiness = z.looseObject({
   ready: z.boolean(),
   nodeId: str,
   reason: z.optional(str),
+  detail: z.optional(str),
 });
 /** See {@link readiness}. */
 export type Readiness = z.infer<typeof readiness>;

@@ -126,11 +126,6 @@ export interface StoreOutage {
   readonly last: ErrorInfo | null;
 }
 
-/** Why a store is out, for messages: its latest failure, or that it has not answered. */
-export function describeOutage(out: StoreOutage): string {
-  return outageText(out.forMs, out.last);
-}
-
 /** The coordinator engine. Create with {@link createEngine}, then {@link Engine.start}. */
 export class Engine {
   /** Engine events (committed batches, progress, load failures, agent state). */
@@ -190,7 +185,7 @@ export class Engine {
     if (!out) return;
     throw new CocoError(
       ErrorCode.StoreFailed,
-      `${describeOutage(out)}; the ${what} was not taken and nothing of it was created: try again once the store takes writes`,
+      `${outageText(out.forMs, out.last)}; the ${what} was not taken and nothing of it was created: try again once the store takes writes`,
       { retryable: true, details: { noWriteForMs: out.forMs, lastError: out.last } },
     );
   }

@@ -153,7 +153,13 @@ export function guard(app: FastifyInstance, options: GuardOptions): void {
     const isPublic =
       declared === 'public' ||
       (matched && (request.method === 'GET' || request.method === 'HEAD') && isStaticPath(path));
-    if (isPublic) return;
+    if (isPublic) {
+      // A public route answers anyone; a valid token still says who asks (readiness gives its
+      // details only then). An invalid one is not refused here.
+      const token = options.tokens.find(request.headers.authorization);
+      if (token) request.caller = { name: token.name, role: token.role };
+      return;
+    }
     // `request.host`: the Host header, or behind a trusted proxy (api.trustProxy) the host the
     // client asked for (X-Forwarded-Host).
     if (!hostAllowed(request.host, allowed)) {

@@ -432,6 +432,8 @@ export const ready = z.object({
   ready: z.boolean(),
   nodeId: z.string(),
   reason: z.string().optional(),
+  /** The failure behind the reason, in its own words: only to a caller with a valid token. */
+  detail: z.string().optional(),
 });
 
 /** `POST /v1/admin/limits`: the admission limits (engine/admission.ts), checked by the engine. */

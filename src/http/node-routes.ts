@@ -81,15 +81,18 @@ export function nodeRoutes(api: ApiContext): void {
       description:
         '503 with a reason while the engine starts, after it halted or was fenced, while the node rejoins its cluster, ' +
         'while the store has taken no write for `storeOutageMs` (5 s), ' +
-        "or while the store does not answer (checked at most once a second). Public, for orchestrators' probes.",
+        "or while the store does not answer (checked at most once a second). Public, for orchestrators' probes; " +
+        'the failure behind a reason (`detail`, in its own words: it may name hosts or paths) only to a caller ' +
+        'with a valid token.',
       ok: { status: 200, schema: ready, also: [503] },
     },
-    async ({ reply }) => {
-      const reason = await readiness.reason();
-      void reply.code(reason === null ? 200 : 503).send({
-        ready: reason === null,
+    async ({ request, reply }) => {
+      const notReady = await readiness.check();
+      void reply.code(notReady === null ? 200 : 503).send({
+        ready: notReady === null,
         nodeId: api.engine().nodeId,
-        ...(reason ? { reason } : {}),
+        ...(notReady ? { reason: notReady.reason } : {}),
+        ...(notReady?.detail && request.caller ? { detail: notReady.detail } : {}),
       });
       return ANSWERED;
     },

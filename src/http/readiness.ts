@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { describeOutage, type Engine } from '../engine/engine.js';
+import type { Engine } from '../engine/engine.js';
 
 /**
  * How long a store probe's answer is reused: readiness probes and dashboards may ask many times
@@ -21,12 +21,22 @@ export const STORE_CHECK_MS = 1_000;
  */
 export const STORE_CHECK_TIMEOUT_MS = 800;
 
+/**
+ * Why a node is not ready: `reason` for anyone (an orchestrator's probe is public), `detail` the
+ * failure behind it in its own words (a store's error can name hosts, paths and users), for
+ * callers with a token.
+ */
+export interface NotReady {
+  readonly reason: string;
+  readonly detail: string | null;
+}
+
 /** Probes a node's readiness; see the module's documentation. */
 export class Readiness {
   readonly #engine: () => Engine;
   readonly #rejoining: () => boolean;
-  #checked: { at: number; reason: string | null; engine: Engine } | null = null;
-  #probe: Promise<string | null> | null = null;
+  #checked: { at: number; notReady: NotReady | null; engine: Engine } | null = null;
+  #probe: Promise<NotReady | null> | null = null;
 
   constructor(engine: () => Engine, rejoining: () => boolean) {
     this.#engine = engine;
@@ -34,35 +44,49 @@ export class Readiness {
   }
 
   /** Null when ready, else why not. */
-  async reason(): Promise<string | null> {
+  async check(): Promise<NotReady | null> {
     const e = this.#engine();
     if (e.state !== 'running')
-      return `the engine is ${e.state}${e.haltError ? ` (${e.haltError.code}: ${e.haltError.message})` : ''}`;
-    if (this.#rejoining()) return 'the node is rejoining its cluster after losing its lease';
+      return {
+        reason: `the engine is ${e.state}`,
+        detail: e.haltError ? `${e.haltError.code}: ${e.haltError.message}` : null,
+      };
+    if (this.#rejoining())
+      return { reason: 'the node is rejoining its cluster after losing its lease', detail: null };
     const out = e.storeOutage;
-    if (out) return describeOutage(out);
+    if (out)
+      return {
+        reason: `the store has taken no write for ${(out.forMs / 1000).toFixed(1)} s`,
+        detail: out.last ? `${out.last.code}: ${out.last.message}` : 'no answer',
+      };
     const c = this.#checked;
-    if (c && c.engine === e && Date.now() - c.at < STORE_CHECK_MS) return c.reason;
+    if (c && c.engine === e && Date.now() - c.at < STORE_CHECK_MS) return c.notReady;
     this.#probe ??= this.#check(e).finally(() => (this.#probe = null));
     return this.#probe;
   }
 
-  async #check(e: Engine): Promise<string | null> {
+  async #check(e: Engine): Promise<NotReady | null> {
     let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<string>((resolve) => {
+    const timeout = new Promise<NotReady>((resolve) => {
       timer = setTimeout(
-        () => resolve(`the store did not answer within ${STORE_CHECK_TIMEOUT_MS} ms`),
+        () =>
+          resolve({
+            reason: `the store did not answer within ${STORE_CHECK_TIMEOUT_MS} ms`,
+            detail: null,
+          }),
         STORE_CHECK_TIMEOUT_MS,
       );
     });
     // A keyed read of an id no command has: one index probe, through the engine's own store.
     const read = e.get(Number.MAX_SAFE_INTEGER).then(
       () => null,
-      (error: unknown) =>
-        `the store is unreachable (${error instanceof Error ? error.message : String(error)})`,
+      (error: unknown): NotReady => ({
+        reason: 'the store is unreachable',
+        detail: error instanceof Error ? error.message : String(error),
+      }),
     );
-    const reason = await Promise.race([read, timeout]).finally(() => clearTimeout(timer));
-    this.#checked = { at: Date.now(), reason, engine: e };
-    return reason;
+    const notReady = await Promise.race([read, timeout]).finally(() => clearTimeout(timer));
+    this.#checked = { at: Date.now(), notReady, engine: e };
+    return notReady;
   }
 }

@@ -49,7 +49,14 @@ describePg('readiness on PostgreSQL (real node processes)', () => {
     url: string,
   ): Promise<{ ready: boolean; nodeId: string; reason?: string }> => {
     const res = await authGet(`${url}/v1/ready`);
-    const body = (await res.json()) as { ready: boolean; nodeId: string; reason?: string };
+    const body = (await res.json()) as {
+      ready: boolean;
+      nodeId: string;
+      reason?: string;
+      detail?: string;
+    };
+    // With a token, the failure behind the reason too: both are looked at.
+    if (body.detail) body.reason = `${body.reason} (${body.detail})`;
     expect(res.status).toBe(body.ready ? 200 : 503);
     return body;
   };

@@ -36,17 +36,27 @@ describePg('the API during a store outage', () => {
     proxy.refuse = true;
     proxy.cutAll();
     const waiting = submit('taken');
-    let reason = '';
+    let seen: unknown;
     await until(
       'readiness to report the outage',
       async () => {
         const r = await api.call('GET', '/v1/ready');
-        reason = (r.body as { reason?: string }).reason ?? '';
-        return r.status === 503 && /taken no write/.test(reason);
+        seen = r.body;
+        return (
+          r.status === 503 && /taken no write/.test((r.body as { reason?: string }).reason ?? '')
+        );
       },
       10_000,
     );
-    expect(reason).toMatch(/the store has taken no write for [\d.]+ s \(no answer\)/);
+    // With a token, what failed; without (a public probe), only the reason.
+    expect(seen).toMatchObject({
+      ready: false,
+      reason: expect.stringMatching(/^the store has taken no write for [\d.]+ s$/) as unknown,
+      detail: 'no answer',
+    });
+    const probe = await api.call('GET', '/v1/ready', { role: null });
+    expect(probe.status).toBe(503);
+    expect(probe.body).not.toHaveProperty('detail');
 
     const refused = await fetch(`${api.url}/v1/commands`, {
       method: 'POST',

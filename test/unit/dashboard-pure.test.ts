@@ -258,10 +258,21 @@ describe("the node's health banner", () => {
       healthBanner({
         kind: 'not-ready',
         nodeId: 'node-1',
-        reason: 'the store has taken no write for 6.2 s (last failure: STORE_FAILED: disk is full)',
+        reason: 'the store has taken no write for 6.2 s',
+        detail: 'STORE_FAILED: disk is full',
       }),
     ).toBe(
-      'Node node-1 is not ready: the store has taken no write for 6.2 s (last failure: STORE_FAILED: disk is full). Submits and cancels may be refused until it is.',
+      'Node node-1 is not ready: the store has taken no write for 6.2 s (STORE_FAILED: disk is full). Submits and cancels may be refused until it is.',
+    );
+    expect(
+      healthBanner({
+        kind: 'not-ready',
+        nodeId: 'n',
+        reason: 'the engine is starting',
+        detail: null,
+      }),
+    ).toBe(
+      'Node n is not ready: the engine is starting. Submits and cancels may be refused until it is.',
     );
     expect(healthBanner({ kind: 'unreachable', error: 'no answer within 3 s' })).toBe(
       'The node does not answer (no answer within 3 s): what is shown may be out of date.',
