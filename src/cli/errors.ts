@@ -27,8 +27,9 @@ export const EXIT = {
   /** The command's state does not allow it: cancel of a command that has already ended. */
   ended: 8,
   /**
-   * The node cannot take the call now (HTTP 503): its store is out (`STORE_FAILED`) or its engine
-   * stopped (`ENGINE_STOPPED`). Nothing was done: try again later (a submit with the same `--key`).
+   * Not now: the node cannot take the call (HTTP 503: its store is out, `STORE_FAILED`, or its
+   * engine stopped, `ENGINE_STOPPED`), or `serve` / `migrate` cannot reach its store. Nothing was
+   * done: try again later (a submit with the same `--key`).
    */
   unavailable: 9,
 } as const;
