@@ -27,7 +27,7 @@ import {
   tokenFilePath,
 } from '../config/api-tokens.js';
 import { CocoError, ErrorCode } from '../core/errors.js';
-import { jobStoreFromUrl, storeFromUrl } from '../config/store-url.js';
+import { jobStoreFromUrl, redact, storeFromUrl } from '../config/store-url.js';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { Rejoiner, type Generation, type OnLeaseLost } from './rejoin.js';
 import { RetentionSchedule } from './retention.js';
@@ -37,6 +37,13 @@ import {
   hasPool,
   type NodeMetrics,
 } from '../observability/metrics.js';
+
+/**
+ * How long a start may wait on its store before the node says so. A store that answers opens in
+ * well under a second (its migrations already applied); a PostgreSQL server that does not answer
+ * is tried for 30 s before the start fails, which without a word looks like a hung node.
+ */
+export const SLOW_OPEN_MS = 3_000;
 
 /** Options of {@link startNode}. */
 export interface NodeOptions {
@@ -164,12 +171,23 @@ export async function startNode(options: NodeOptions): Promise<CocoNode> {
       if (ownBroker) await broker.close?.();
     };
     let startReport: StartReport;
+    const slow = setTimeout(
+      () =>
+        logger.warn(
+          { store: redact(config.store), waitedMs: SLOW_OPEN_MS },
+          `opening the store has taken ${SLOW_OPEN_MS / 1000} s so far; still trying (a PostgreSQL server that does not answer is tried for 30 s)`,
+        ),
+      SLOW_OPEN_MS,
+    );
+    slow.unref();
     try {
       startReport = await engine.start();
     } catch (error) {
       await store.close().catch(() => undefined);
       await closeBroker();
       throw error;
+    } finally {
+      clearTimeout(slow);
     }
     try {
       await monitor?.start();

@@ -9,9 +9,13 @@ import { afterAll, expect, it } from 'vitest';
 import { CuttingProxy, until } from '../store-conformance/pg-harness.js';
 import { TOKENS } from '../support/api.js';
 import { adminQuery, describePg, freshSchema } from '../support/pg.js';
+import { SLOW_OPEN_MS } from '../../src/server/node.js';
 import { codeOf, startApiNode, type ApiNode } from './support.js';
 
 const proxy = new CuttingProxy();
+let listening: Promise<string> | undefined;
+/** The proxy's URL (it listens once for both tests). */
+const proxied = (): Promise<string> => (listening ??= proxy.start());
 const fresh = freshSchema('coco_api_outage');
 let node: ApiNode | undefined;
 afterAll(async () => {
@@ -21,9 +25,34 @@ afterAll(async () => {
   await fresh.drop();
 });
 
+describePg('a node started while its store does not answer', () => {
+  it('says so after SLOW_OPEN_MS, without the password, and starts once the store answers', async () => {
+    const url = new URL(await proxied());
+    url.password = 'not-a-real-password';
+    url.searchParams.set('schema', `${fresh.schema}_slow`);
+    // Refused until the start has said that it waits.
+    proxy.refuse = true;
+    const slow = await startApiNode({
+      store: url.toString(),
+      onLog: (l) => {
+        if (String(l.msg).startsWith('opening the store has taken')) proxy.refuse = false;
+      },
+    });
+    try {
+      const line = slow.logs.find((l) => String(l.msg).startsWith('opening the store has taken'));
+      expect(line).toMatchObject({ level: 40, waitedMs: SLOW_OPEN_MS });
+      expect(slow.logText()).not.toContain('not-a-real-password');
+      expect((await slow.call('GET', '/v1/ready')).status).toBe(200);
+    } finally {
+      await slow.close();
+      await adminQuery(`DROP SCHEMA IF EXISTS "${fresh.schema}_slow" CASCADE`);
+    }
+  }, 60_000);
+});
+
 describePg('the API during a store outage', () => {
   it('answers 503 STORE_FAILED with Retry-After once the store has taken no write for storeOutageMs', async () => {
-    const url = new URL(await proxy.start());
+    const url = new URL(await proxied());
     url.searchParams.set('schema', fresh.schema);
     // A lease far longer than the test: the node must not halt meanwhile.
     url.searchParams.set('leaseMs', '60000');

@@ -97,13 +97,17 @@ export async function startApiNode(
     api?: Record<string, unknown>;
     store?: string;
     tuning?: Record<string, unknown>;
+    /** Told of each log line as it is written (the start's own included). */
+    onLog?: (line: Record<string, unknown>) => void;
   } = {},
 ): Promise<ApiNode> {
   const dir = tempDir('coco-api-');
   const lines: string[] = [];
   const sink = new Writable({
     write(chunk: Buffer, _enc, done) {
-      lines.push(...chunk.toString('utf8').split('\n').filter(Boolean));
+      const added = chunk.toString('utf8').split('\n').filter(Boolean);
+      lines.push(...added);
+      for (const l of added) options.onLog?.(JSON.parse(l) as Record<string, unknown>);
       done();
     },
   });
