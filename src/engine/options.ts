@@ -110,10 +110,10 @@ export interface EngineTuning {
   /**
    * How long the store may take no write (its oldest batch not yet committed sent that long ago,
    * every try failing or unanswered) before the node counts it as out: from then until a batch
-   * commits, new submissions and cancellations are refused at once with
-   * a retryable `STORE_FAILED` (nothing of them created) and readiness says why, instead of each
-   * request waiting for as long as the outage lasts. What was accepted before keeps waiting and
-   * is stored once the store takes writes again. Longer than a blip (the commit retries of the
+   * commits, new submissions and cancellations are refused at once with a retryable
+   * `STORE_FAILED` (nothing of them created) and readiness says why, instead of each request
+   * waiting for as long as the outage lasts. What was accepted before keeps waiting and is
+   * stored once the store takes writes again. Longer than a blip (the commit retries of the
    * first 3 s: 100 ms doubling) and shorter than a client's usual 30 s timeout and a shared
    * store's 30 s lease, so clients learn of an outage from the node, before any halt. A healthy
    * store commits a batch in milliseconds, a pipeline of full batches in about a second.
