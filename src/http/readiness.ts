@@ -37,6 +37,13 @@ export class Readiness {
   readonly #rejoining: () => boolean;
   #checked: { at: number; notReady: NotReady | null; engine: Engine } | null = null;
   #probe: Promise<NotReady | null> | null = null;
+  /**
+   * The store read of the last probe while it has not answered: a probe that gave up on it
+   * (`STORE_CHECK_TIMEOUT_MS`) leaves it running (a PostgreSQL store tries a read again for 30 s),
+   * and the next probes wait for it rather than start reads of their own — else a database away
+   * for a while gathered one read per second in the pool's queue, ahead of the engine's own.
+   */
+  #reading: { readonly engine: Engine; readonly answer: Promise<NotReady | null> } | null = null;
 
   constructor(engine: () => Engine, rejoining: () => boolean) {
     this.#engine = engine;
@@ -78,13 +85,23 @@ export class Readiness {
       );
     });
     // A keyed read of an id no command has: one index probe, through the engine's own store.
-    const read = e.get(Number.MAX_SAFE_INTEGER).then(
-      () => null,
-      (error: unknown): NotReady => ({
-        reason: 'the store is unreachable',
-        detail: error instanceof Error ? error.message : String(error),
-      }),
-    );
+    if (this.#reading?.engine !== e) {
+      const reading = {
+        engine: e,
+        answer: e.get(Number.MAX_SAFE_INTEGER).then(
+          () => null,
+          (error: unknown): NotReady => ({
+            reason: 'the store is unreachable',
+            detail: error instanceof Error ? error.message : String(error),
+          }),
+        ),
+      };
+      this.#reading = reading;
+      void reading.answer.finally(() => {
+        if (this.#reading === reading) this.#reading = null;
+      });
+    }
+    const read = this.#reading.answer;
     const notReady = await Promise.race([read, timeout]).finally(() => clearTimeout(timer));
     this.#checked = { at: Date.now(), notReady, engine: e };
     return notReady;
