@@ -194,6 +194,7 @@ export function buildApi(options: ApiOptions): Api {
         'dropped an event stream whose client does not read (it may reconnect and read again)',
       ),
   });
+  options.metrics?.followStreams(streams);
   // Shutdown: open event streams would hold the server open; each ends now, and its client
   // reconnects to another node (or this one once it is back).
   app.addHook('preClose', (done) => {

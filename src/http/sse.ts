@@ -48,6 +48,8 @@ export class Streams {
   readonly #open = new Set<Stream>();
   readonly #maxUnsent: number;
   readonly #onDropped: (unsentBytes: number) => void;
+  /** Streams dropped so far because their client did not read. */
+  dropped = 0;
 
   constructor(options: StreamsOptions = {}) {
     this.#maxUnsent = options.maxUnsentBytes ?? MAX_UNSENT_BYTES;
@@ -86,6 +88,7 @@ export class Streams {
       res.write(text);
       const unsent = res.writableLength;
       if (unsent > this.#maxUnsent) {
+        this.dropped++;
         end(true);
         this.#onDropped(unsent);
       }

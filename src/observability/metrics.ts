@@ -315,6 +315,14 @@ export interface NodeMetricsOptions {
   readonly registry?: Registry;
 }
 
+/** What the metrics read of the API's event streams (http/sse.ts `Streams`). */
+export interface StreamSource {
+  /** Streams open now. */
+  readonly size: number;
+  /** Streams dropped so far because their client did not read. */
+  readonly dropped: number;
+}
+
 /** A node's metrics: the registry to scrape, and the engines and monitors it follows. */
 export class NodeMetrics {
   /** The registry (`await registry.metrics()` is the Prometheus text). */
@@ -325,6 +333,8 @@ export class NodeMetrics {
     slots: CallSlotSource | null;
     pools: Pools;
   } = { engine: null, monitor: null, slots: null, pools: {} };
+  /** The API's event streams, once {@link NodeMetrics.followStreams} was called. */
+  #streams: StreamSource | null = null;
   /** Poll counts of the engines detached so far (see `coco_agent_polls_total`). */
   readonly #pollsBefore = { polls: 0, tasks: 0 };
   /** Call-slot counts of the brokers detached so far (see `coco_broker_calls_refused_total`). */
@@ -495,6 +505,20 @@ export class NodeMetrics {
       slotCount('waited'),
     );
     counted(
+      'coco_api_streams_dropped_total',
+      'Event streams (/v1/events, /v1/jobs/:id/events) dropped because their client left 4 MiB unread (a frozen tab or process).',
+      () => this.#streams?.dropped ?? 0,
+    );
+    const streamsOpen = (): number => this.#streams?.size ?? 0;
+    new Gauge({
+      name: 'coco_api_streams',
+      help: 'Event streams open on the API now.',
+      registers,
+      collect() {
+        this.set(streamsOpen());
+      },
+    });
+    counted(
       'coco_broker_calls_refused_total',
       'Calls to agents never sent: they waited their whole budget for a call slot (BROKER_SATURATED; the node is behind, the agent was not asked).',
       slotCount('refused'),
@@ -511,6 +535,11 @@ export class NodeMetrics {
         },
       });
     }
+  }
+
+  /** Follows the API's event streams (`coco_api_streams`, `…_dropped_total`). */
+  followStreams(streams: StreamSource): void {
+    this.#streams = streams;
   }
 
   /**

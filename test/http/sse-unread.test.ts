@@ -8,6 +8,7 @@ import net from 'node:net';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterEach, expect, it } from 'vitest';
 import { Streams, type Stream } from '../../src/http/sse.js';
+import { createNodeMetrics } from '../../src/observability/metrics.js';
 
 const BOUND = 256 * 1024;
 const EVENT = 'x'.repeat(16 * 1024);
@@ -15,7 +16,9 @@ let app: FastifyInstance | undefined;
 afterEach(() => app?.close());
 
 /** A server with one stream route; resolves with its port and the streams it opened. */
-async function serve(dropped: number[]): Promise<{ port: number; opened: Promise<Stream> }> {
+async function serve(
+  dropped: number[],
+): Promise<{ port: number; opened: Promise<Stream>; streams: Streams }> {
   const streams = new Streams({ maxUnsentBytes: BOUND, onDropped: (n) => dropped.push(n) });
   let opened!: (s: Stream) => void;
   const stream = new Promise<Stream>((r) => (opened = r));
@@ -24,7 +27,7 @@ async function serve(dropped: number[]): Promise<{ port: number; opened: Promise
     opened(streams.open(reply));
   });
   await app.listen({ port: 0, host: '127.0.0.1' });
-  return { port: (app.server.address() as net.AddressInfo).port, opened: stream };
+  return { port: (app.server.address() as net.AddressInfo).port, opened: stream, streams };
 }
 
 /** A raw client that sends the request; `read` says whether it reads what comes. */
@@ -40,7 +43,9 @@ function client(port: number, read: boolean): { socket: net.Socket; got(): numbe
 
 it('drops a stream whose client does not read once it holds more than its bound', async () => {
   const dropped: number[] = [];
-  const { port, opened } = await serve(dropped);
+  const { port, opened, streams } = await serve(dropped);
+  const metrics = createNodeMetrics();
+  metrics.followStreams(streams);
   const { socket } = client(port, false);
   const stream = await opened;
   const closed = new Promise<void>((r) => socket.once('close', () => r()));
@@ -54,6 +59,9 @@ it('drops a stream whose client does not read once it holds more than its bound'
   expect(dropped).toHaveLength(1);
   expect(dropped[0]).toBeGreaterThan(BOUND);
   expect(dropped[0]).toBeLessThan(BOUND + 2 * EVENT.length);
+  const text = await metrics.registry.metrics();
+  expect(text).toMatch(/^coco_api_streams_dropped_total 1$/m);
+  expect(text).toMatch(/^coco_api_streams 0$/m);
   // The connection is cut, not ended after what was buffered.
   socket.on('data', () => undefined);
   socket.resume();
