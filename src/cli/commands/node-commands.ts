@@ -119,6 +119,11 @@ export function addNodeCommands(program: Command): void {
         config = { ...config, api: { ...config.api, port } };
       }
       const node = await startNode({ config, logger });
+      // The stop signals are listened for before the node says it is ready: a supervisor (or a
+      // test) acting on that line at once must find them handled. Listened for after the line,
+      // a SIGTERM sent as soon as it was read could meet the default action (seen under load:
+      // the process was killed with no graceful stop).
+      const stopping = stopSignal();
       // The store URL may hold a PostgreSQL password: shown masked, as everywhere.
       logger.info(
         {
@@ -143,7 +148,7 @@ export function addNodeCommands(program: Command): void {
         }
       };
       process.on('SIGHUP', reload);
-      const signal = await stopSignal();
+      const signal = await stopping;
       process.off('SIGHUP', reload);
       const started = Date.now();
       logger.info({ signal }, 'coco node shutting down');
