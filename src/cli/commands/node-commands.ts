@@ -239,9 +239,11 @@ export function addNodeCommands(program: Command): void {
           },
           logger,
         });
+        // Listened for before the line that says the agent is up (see `serve`).
+        const stopping = stopSignal();
         // The first line on stdout tells a parent process where the agent listens.
         console.log(JSON.stringify({ agentId: o.id, url: agent.url, bootId: agent.bootId }));
-        await stopSignal();
+        await stopping;
         await agent.close();
       },
     );
