@@ -119,11 +119,22 @@ export function addNodeCommands(program: Command): void {
         config = { ...config, api: { ...config.api, port } };
       }
       const node = await startNode({ config, logger });
-      // The stop signals are listened for before the node says it is ready: a supervisor (or a
-      // test) acting on that line at once must find them handled. Listened for after the line,
-      // a SIGTERM sent as soon as it was read could meet the default action (seen under load:
-      // the process was killed with no graceful stop).
+      // The signals are listened for before the node says it is ready: a supervisor (or a test)
+      // acting on that line at once must find them handled. Listened for after the line, a
+      // SIGTERM sent as soon as it was read could meet the default action (seen under load: the
+      // process was killed with no graceful stop), and so could a SIGHUP.
       const stopping = stopSignal();
+      // SIGHUP reloads the admission limits (the agents' maxRunning) from the file, no restart.
+      const reload = (): void => {
+        if (!file) return;
+        try {
+          node.setLimits(limitsOf(loadConfig(file, { warn })));
+          logger.info({ config: file }, 'admission limits reloaded');
+        } catch (error) {
+          logger.error({ config: file, error }, 'configuration reload failed; limits unchanged');
+        }
+      };
+      process.on('SIGHUP', reload);
       // The store URL may hold a PostgreSQL password: shown masked, as everywhere.
       logger.info(
         {
@@ -137,17 +148,6 @@ export function addNodeCommands(program: Command): void {
       console.error(
         `coco node listening on ${node.url} (store ${redact(config.store)}); Ctrl-C stops it`,
       );
-      // SIGHUP reloads the admission limits (the agents' maxRunning) from the file, no restart.
-      const reload = (): void => {
-        if (!file) return;
-        try {
-          node.setLimits(limitsOf(loadConfig(file, { warn })));
-          logger.info({ config: file }, 'admission limits reloaded');
-        } catch (error) {
-          logger.error({ config: file, error }, 'configuration reload failed; limits unchanged');
-        }
-      };
-      process.on('SIGHUP', reload);
       const signal = await stopping;
       process.off('SIGHUP', reload);
       const started = Date.now();
