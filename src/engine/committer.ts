@@ -81,9 +81,19 @@ function stoppedBeforeStored(): CocoError {
   return new CocoError(ErrorCode.EngineStopped, 'the engine stopped before this change was stored');
 }
 
+/** How long a store has taken no write, for messages (readiness's public reason). */
+export function outageReason(forMs: number): string {
+  return `the store has taken no write for ${(forMs / 1000).toFixed(1)} s`;
+}
+
+/** What a store that takes no write last said: its latest failure, or that it did not answer. */
+export function outageDetail(last: ErrorInfo | null): string {
+  return last ? `${last.code}: ${last.message}` : 'no answer';
+}
+
 /** Why a store owes a batch, for messages: how long, and its latest failure or no answer. */
 export function outageText(forMs: number, last: ErrorInfo | null): string {
-  return `the store has taken no write for ${(forMs / 1000).toFixed(1)} s (${last ? `last failure: ${last.code}: ${last.message}` : 'no answer'})`;
+  return `${outageReason(forMs)} (${last ? `last failure: ${outageDetail(last)}` : 'no answer'})`;
 }
 
 /** What {@link Committer.watchOutages} calls. */

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { Engine } from '../engine/engine.js';
+import { outageDetail, outageReason, type Engine } from '../engine/engine.js';
 
 /**
  * How long a store probe's answer is reused: readiness probes and dashboards may ask many times
@@ -36,12 +36,12 @@ export class Readiness {
   readonly #engine: () => Engine;
   readonly #rejoining: () => boolean;
   #checked: { at: number; notReady: NotReady | null; engine: Engine } | null = null;
-  #probe: Promise<NotReady | null> | null = null;
   /**
-   * The store read of the last probe while it has not answered: a probe that gave up on it
-   * (`STORE_CHECK_TIMEOUT_MS`) leaves it running (a PostgreSQL store tries a read again for 30 s),
-   * and the next probes wait for it rather than start reads of their own — else a database away
-   * for a while gathered one read per second in the pool's queue, ahead of the engine's own.
+   * The store read of the last probe while it has not answered: probes at the same time share
+   * it, and a probe that gave up on it (`STORE_CHECK_TIMEOUT_MS`) leaves it running (a PostgreSQL
+   * store tries a read again for 30 s), so the next probes wait for it rather than start reads of
+   * their own — else a database away for a while gathered one read per second in the pool's
+   * queue, ahead of the engine's own.
    */
   #reading: { readonly engine: Engine; readonly answer: Promise<NotReady | null> } | null = null;
 
@@ -61,15 +61,10 @@ export class Readiness {
     if (this.#rejoining())
       return { reason: 'the node is rejoining its cluster after losing its lease', detail: null };
     const out = e.storeOutage;
-    if (out)
-      return {
-        reason: `the store has taken no write for ${(out.forMs / 1000).toFixed(1)} s`,
-        detail: out.last ? `${out.last.code}: ${out.last.message}` : 'no answer',
-      };
+    if (out) return { reason: outageReason(out.forMs), detail: outageDetail(out.last) };
     const c = this.#checked;
     if (c && c.engine === e && Date.now() - c.at < STORE_CHECK_MS) return c.notReady;
-    this.#probe ??= this.#check(e).finally(() => (this.#probe = null));
-    return this.#probe;
+    return this.#check(e);
   }
 
   async #check(e: Engine): Promise<NotReady | null> {
