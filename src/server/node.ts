@@ -45,6 +45,23 @@ import {
  */
 export const SLOW_OPEN_MS = 3_000;
 
+/** What a slow store open says after {@link SLOW_OPEN_MS} (`coco serve`'s log, `coco migrate`). */
+export const SLOW_OPEN_TEXT = `opening the store has taken ${SLOW_OPEN_MS / 1000} s so far; still trying (a PostgreSQL server that does not answer is tried for 30 s)`;
+
+/**
+ * Waits for `work`; should it take longer than `afterMs`, calls `say` once meanwhile (a start or a
+ * migration that waits on a store that does not answer says so instead of looking hung).
+ */
+export async function sayIfSlow<T>(work: Promise<T>, afterMs: number, say: () => void): Promise<T> {
+  const slow = setTimeout(say, afterMs);
+  slow.unref();
+  try {
+    return await work;
+  } finally {
+    clearTimeout(slow);
+  }
+}
+
 /** Options of {@link startNode}. */
 export interface NodeOptions {
   readonly config: CocoConfig;
@@ -161,7 +178,15 @@ export async function startNode(options: NodeOptions): Promise<CocoNode> {
       limits: limits ?? limitsOf(config),
     });
     const jobStore = config.jobs ? jobStoreFromUrl(config.store) : null;
-    const monitor = jobStore ? createJobMonitor({ engine, store: jobStore, logger }) : null;
+    const monitorStop = typeof config.jobs === 'object' ? config.jobs.stopTimeout : undefined;
+    const monitor = jobStore
+      ? createJobMonitor({
+          engine,
+          store: jobStore,
+          logger,
+          ...(monitorStop === undefined ? {} : { stopTimeoutMs: monitorStop }),
+        })
+      : null;
     const detachMetrics = metrics.attach(engine, monitor, hasCallSlots(broker) ? broker : null, {
       engine: hasPool(store) ? store : null,
       jobs: jobStore && hasPool(jobStore) ? jobStore : null,
@@ -171,23 +196,14 @@ export async function startNode(options: NodeOptions): Promise<CocoNode> {
       if (ownBroker) await broker.close?.();
     };
     let startReport: StartReport;
-    const slow = setTimeout(
-      () =>
-        logger.warn(
-          { store: redact(config.store), waitedMs: SLOW_OPEN_MS },
-          `opening the store has taken ${SLOW_OPEN_MS / 1000} s so far; still trying (a PostgreSQL server that does not answer is tried for 30 s)`,
-        ),
-      SLOW_OPEN_MS,
-    );
-    slow.unref();
     try {
-      startReport = await engine.start();
+      startReport = await sayIfSlow(engine.start(), SLOW_OPEN_MS, () =>
+        logger.warn({ store: redact(config.store), waitedMs: SLOW_OPEN_MS }, SLOW_OPEN_TEXT),
+      );
     } catch (error) {
       await store.close().catch(() => undefined);
       await closeBroker();
       throw error;
-    } finally {
-      clearTimeout(slow);
     }
     try {
       await monitor?.start();

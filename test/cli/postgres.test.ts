@@ -9,11 +9,12 @@ import { inProcessAgents } from '../../src/brokers/in-process/broker.js';
 import { parseConfig } from '../../src/config/config.js';
 import { parseStoreUrl, storeFromUrl } from '../../src/config/store-url.js';
 import { defineCommand } from '../../src/core/command-type.js';
-import { startNode, type CocoNode } from '../../src/server/node.js';
+import { SLOW_OPEN_MS, SLOW_OPEN_TEXT, startNode, type CocoNode } from '../../src/server/node.js';
 import { testTokens, TOKENS } from '../support/api.js';
 import { holdVerbs } from '../support/harness.js';
 import { adminQuery, describePg, freshSchema, PG_URL } from '../support/pg.js';
-import { coco } from './support.js';
+import { coco, cocoSeeing } from './support.js';
+import { CuttingProxy } from '../store-conformance/pg-harness.js';
 import { migrations } from '../../src/generated/postgres-migrations.js';
 
 // The CLI calls the nodes of this file with the admin token (COCO_TOKEN).
@@ -229,4 +230,40 @@ describePg("a store URL's poolSize", () => {
       await fresh.drop();
     }
   });
+});
+
+describePg('coco migrate against a store that does not answer yet', () => {
+  const fresh = freshSchema('coco_cli_slow');
+  const proxy = new CuttingProxy();
+  afterAll(async () => {
+    proxy.refuse = false;
+    await proxy.stop();
+    await fresh.drop();
+  });
+
+  it('says so on stderr after SLOW_OPEN_MS, without the password, and migrates once it answers', async () => {
+    const url = new URL(await proxy.start());
+    url.password = 'not-a-real-password';
+    url.searchParams.set('schema', fresh.schema);
+    // Refused until the migration has said that it waits.
+    proxy.refuse = true;
+    const started = Date.now();
+    let saidAfter = -1;
+    const r = await cocoSeeing(
+      (text) => {
+        if (!text.includes(SLOW_OPEN_TEXT)) return;
+        saidAfter = Date.now() - started;
+        proxy.refuse = false;
+      },
+      'migrate',
+      '--store',
+      url.toString(),
+      '--json',
+    );
+    expect(r.code, r.err).toBe(0);
+    expect(saidAfter).toBeGreaterThanOrEqual(SLOW_OPEN_MS - 100);
+    expect(r.err).toContain(`store postgres://postgres:***@`);
+    expect(r.err).not.toContain('not-a-real-password');
+    expect(JSON.parse(r.out)).toMatchObject({ store: { current: migrations.at(-1)?.version } });
+  }, 60_000);
 });

@@ -11,15 +11,27 @@ export interface CliRun {
 }
 
 /** Runs `coco <args>` in-process. */
-export async function coco(...args: string[]): Promise<CliRun> {
+export function coco(...args: string[]): Promise<CliRun> {
+  return cocoSeeing(() => undefined, ...args);
+}
+
+/** Runs `coco <args>` in-process, showing `onErr` each piece of stderr as it is written. */
+export async function cocoSeeing(
+  onErr: (text: string) => void,
+  ...args: string[]
+): Promise<CliRun> {
   const out: string[] = [];
   const err: string[] = [];
+  const toErr = (text: string): void => {
+    err.push(text);
+    onErr(text);
+  };
   const log = vi
     .spyOn(console, 'log')
     .mockImplementation((...a: unknown[]) => void out.push(a.map(String).join(' ')));
   const error = vi
     .spyOn(console, 'error')
-    .mockImplementation((...a: unknown[]) => void err.push(a.map(String).join(' ')));
+    .mockImplementation((...a: unknown[]) => void toErr(a.map(String).join(' ')));
   const stdout = vi
     .spyOn(process.stdout, 'write')
     .mockImplementation((chunk: string | Uint8Array) => {
@@ -29,7 +41,7 @@ export async function coco(...args: string[]): Promise<CliRun> {
   const stderr = vi
     .spyOn(process.stderr, 'write')
     .mockImplementation((chunk: string | Uint8Array) => {
-      err.push(String(chunk));
+      toErr(String(chunk));
       return true;
     });
   try {

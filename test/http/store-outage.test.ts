@@ -9,7 +9,7 @@ import { afterAll, expect, it } from 'vitest';
 import { CuttingProxy, until } from '../store-conformance/pg-harness.js';
 import { TOKENS } from '../support/api.js';
 import { adminQuery, describePg, freshSchema } from '../support/pg.js';
-import { SLOW_OPEN_MS } from '../../src/server/node.js';
+import { SLOW_OPEN_MS, SLOW_OPEN_TEXT } from '../../src/server/node.js';
 import { codeOf, startApiNode, type ApiNode } from './support.js';
 
 const proxy = new CuttingProxy();
@@ -35,11 +35,11 @@ describePg('a node started while its store does not answer', () => {
     const slow = await startApiNode({
       store: url.toString(),
       onLog: (l) => {
-        if (String(l.msg).startsWith('opening the store has taken')) proxy.refuse = false;
+        if (String(l.msg).startsWith(SLOW_OPEN_TEXT)) proxy.refuse = false;
       },
     });
     try {
-      const line = slow.logs.find((l) => String(l.msg).startsWith('opening the store has taken'));
+      const line = slow.logs.find((l) => String(l.msg).startsWith(SLOW_OPEN_TEXT));
       expect(line).toMatchObject({ level: 40, waitedMs: SLOW_OPEN_MS });
       expect(slow.logText()).not.toContain('not-a-real-password');
       expect((await slow.call('GET', '/v1/ready')).status).toBe(200);

@@ -18,7 +18,13 @@ import {
   redact,
   storeFromUrl,
 } from '../../config/store-url.js';
-import { defaultLogger, startNode } from '../../server/node.js';
+import {
+  SLOW_OPEN_MS,
+  SLOW_OPEN_TEXT,
+  defaultLogger,
+  sayIfSlow,
+  startNode,
+} from '../../server/node.js';
 import { EXIT, usage } from '../errors.js';
 
 /** Resolves when the process is asked to stop (SIGINT or SIGTERM). */
@@ -254,11 +260,13 @@ export function addNodeCommands(program: Command): void {
     .option('--store <url>', 'store URL', DEFAULT_STORE_URL)
     .option('--json', 'print JSON')
     .action(async (o: { store: string; json?: boolean }) => {
+      // A person waits at a terminal: a store that does not answer is said, not left silent.
+      const slow = (): void => console.error(`store ${redact(o.store)}: ${SLOW_OPEN_TEXT}`);
       const store = storeFromUrl(o.store);
-      const report = await store.migrate();
+      const report = await sayIfSlow(store.migrate(), SLOW_OPEN_MS, slow);
       await store.close();
       const jobs = jobStoreFromUrl(o.store);
-      const jobsReport = await jobs.open();
+      const jobsReport = await sayIfSlow(jobs.open(), SLOW_OPEN_MS, slow);
       await jobs.close();
       if (o.json) console.log(JSON.stringify({ store: report, jobs: jobsReport }));
       else
