@@ -44,6 +44,11 @@ export interface PruneRequest {
   readonly batch?: number;
   /** No batch starts after this long (ms); `more` then says trees remain. @default 10,000 */
   readonly budgetMs?: number;
+  /**
+   * Once aborted, no batch starts (the one under way ends); `more` then says trees remain. A
+   * stopping node ends its retention pass so, instead of waiting out the budget.
+   */
+  readonly signal?: AbortSignal;
 }
 
 /** What a prune deleted (or, dry, would delete). */
@@ -126,7 +131,7 @@ export async function pruneTrees(
     if (b.rootIds.length > 0) await onBatch?.(b);
     if (!b.more) break;
     after = b.next;
-    if (performance.now() - began >= r.budgetMs) {
+    if (request.signal?.aborted === true || performance.now() - began >= r.budgetMs) {
       more = true;
       break;
     }

@@ -72,6 +72,8 @@ export async function runRetention(
     if (jobs) add(await jobs.pruneJobs(batch.rootIds, dryRun));
   });
   let more = trees.more;
+  const stopped = (): boolean => request.signal?.aborted === true;
+  if (jobs && !more && stopped()) more = true;
   if (jobs && !more) {
     const budget = request.budgetMs ?? DEFAULT_BUDGET_MS;
     const limit = request.batch ?? SWEEP_PAGE;
@@ -83,7 +85,7 @@ export async function runRetention(
       if (gone.length > 0) add(await jobs.pruneJobs(gone, dryRun));
       if (old.length < limit) break;
       after = old.at(-1) ?? null;
-      if (performance.now() - began >= budget) {
+      if (stopped() || performance.now() - began >= budget) {
         more = true;
         break;
       }

@@ -44,6 +44,8 @@ export class RetentionSchedule {
   #timer: ReturnType<typeof setTimeout> | null = null;
   #pass: Promise<RetentionReport | null> | null = null;
   #stopped = false;
+  /** Aborted by {@link stop}: a pass under way ends after its current batch. */
+  readonly #stop = new AbortController();
 
   constructor(options: RetentionScheduleOptions) {
     this.#o = options;
@@ -95,6 +97,7 @@ export class RetentionSchedule {
         olderThanMs: this.#o.maxAgeMs,
         batch: this.#o.batch,
         budgetMs: this.#o.budgetMs,
+        signal: this.#stop.signal,
       });
       const { trees, commands, tasks, undo, jobs, steps, more, batches, durationMs } = report;
       logger.info(
@@ -122,9 +125,14 @@ export class RetentionSchedule {
     }
   }
 
-  /** Stops the schedule; resolves once a pass in progress has ended. */
+  /**
+   * Stops the schedule; resolves once a pass in progress has ended, which it does after its
+   * current batch (a pass catching up may otherwise go on for its whole budget, past the bound a
+   * supervisor gives a stopping node).
+   */
   async stop(): Promise<void> {
     this.#stopped = true;
+    this.#stop.abort();
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = null;
     await this.#pass;

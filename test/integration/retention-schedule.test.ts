@@ -196,6 +196,51 @@ describe('scheduled retention in a node', () => {
   });
 });
 
+describe('a stopping node and its retention pass', () => {
+  it('ends a pass under way after its current batch instead of waiting out the budget', async () => {
+    const dir = tempDir('coco-retention-stop-');
+    const node = await startNode({
+      config: parseConfig(
+        {
+          store: `sqlite:${join(dir, 'coco.db')}`,
+          api: { port: 0 },
+          // A pass of one tree per batch and a budget of an hour: only the stop can end it early.
+          retention: { maxAge: 1, interval: '1h', batch: 1, budget: '1h' },
+        },
+        dir,
+      ),
+      commands: t.all,
+      broker: inProcessAgents(['a1']),
+      logger: passLog(),
+      listen: false,
+    });
+    try {
+      const trees = 30;
+      const submitted = await node.engine.submitMany(
+        Array.from({ length: trees }, (_, i) => ({
+          type: t.leaf,
+          params: { name: `l${i}`, tasks: 0 },
+        })),
+      );
+      // Durably ended (no tasks: settled as they end).
+      for (const { id } of submitted) await node.engine.waitFor(id);
+      let closing: Promise<void> | null = null;
+      const off = node.engine.on('pruned', () => (closing ??= node.close()));
+      const report = await node.retention!.runPass();
+      off();
+      await closing;
+      expect(closing).not.toBeNull();
+      expect(report).toMatchObject({ more: true });
+      expect(report!.trees).toBeGreaterThan(0);
+      // The batch under way when the stop came, and perhaps the one after it: not all 30.
+      expect(report!.trees).toBeLessThanOrEqual(2);
+    } finally {
+      await node.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describePg('scheduled retention across a rejoin (PostgreSQL)', () => {
   it('a node that lost its lease and rejoined runs its next passes on its new generation', async () => {
     const fresh = freshSchema('coco_retj');

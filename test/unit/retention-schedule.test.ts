@@ -1,7 +1,8 @@
 /**
  * The node's retention schedule (src/server/retention.ts) on fake timers, with a fake target:
  * when passes run, what a pass cut short by its budget changes, that a failing pass or a missing
- * generation does not stop the schedule, and that stop waits for the pass in progress.
+ * generation does not stop the schedule, and that stop ends the pass in progress after its current
+ * batch and waits for it.
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Logger } from '../../src/core/command-type.js';
@@ -84,7 +85,9 @@ describe('retention schedule', () => {
     await vi.advanceTimersByTimeAsync(FIRST_PASS_DELAY_MS - 1);
     expect(requests).toHaveLength(0);
     await vi.advanceTimersByTimeAsync(1);
-    expect(requests).toEqual([{ olderThanMs: 1_000, batch: 7, budgetMs: BUDGET }]);
+    expect(requests).toEqual([
+      { olderThanMs: 1_000, batch: 7, budgetMs: BUDGET, signal: expect.any(AbortSignal) },
+    ]);
     // Cut short (more): the next pass after a pause as long as the budget.
     await vi.advanceTimersByTimeAsync(BUDGET);
     expect(requests).toHaveLength(2);
@@ -147,8 +150,10 @@ describe('retention schedule', () => {
   it('stop waits for the pass in progress, and no pass starts after it', async () => {
     let release!: () => void;
     let passes = 0;
+    let asked: PruneRequest | null = null;
     const target: RetentionTarget = {
-      prune: async () => {
+      prune: async (request) => {
+        asked = request;
         passes++;
         await new Promise<void>((r) => (release = r));
         return totals(false);
@@ -171,6 +176,8 @@ describe('retention schedule', () => {
     const stopping = s.stop().then(() => (stopped = true));
     await vi.advanceTimersByTimeAsync(0);
     expect(stopped).toBe(false);
+    // The pass is told to start no further batch.
+    expect((asked as PruneRequest | null)?.signal?.aborted).toBe(true);
     release();
     await stopping;
     await vi.advanceTimersByTimeAsync(100);
