@@ -121,8 +121,15 @@ export const configSchema = z
     agents: z.array(agentSchema).default([]),
     /** Modules exporting command types (an array export named `commands`, or any arrays of them). */
     commands: z.array(z.string().min(1)).default([]),
-    /** Keep the job/step view (the monitor). @default true */
-    jobs: z.boolean().default(true),
+    /**
+     * Keep the job/step view (the monitor): `true`, `false`, or `{ stopTimeout }` — how long a
+     * stopping node waits for the view's last writes before letting go of a job store that does
+     * not answer (`"5s"`, the default; what is not written is reconciled at the next start).
+     * @default true
+     */
+    jobs: z
+      .union([z.boolean(), z.object({ stopTimeout: durationSchema.optional() }).strict()])
+      .default(true),
     tuning: z.record(z.string(), z.number()).optional(),
     /**
      * On a shared store, what a node does when it lost its lease (another node fenced it):

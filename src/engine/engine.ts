@@ -515,6 +515,14 @@ export class Engine {
     this.#run?.cluster?.limitsChanged();
   }
 
+  /**
+   * The longest {@link stop} takes: running handlers are waited for `stopGraceMs`, then the
+   * store's part for `stopTimeoutMs` (a supervisor's stop bound should be above it).
+   */
+  get stopBoundMs(): number {
+    return this.#o.tuning.stopGraceMs + this.#o.tuning.stopTimeoutMs;
+  }
+
   /** The admission limits in force. */
   get limits(): AdmissionLimits {
     return this.#limits;

@@ -94,8 +94,8 @@ export interface EngineTuning {
    * down or gone silent) and lets go as after a crash: what was not stored resumes at the next
    * start (on a shared store, another node claims it once the lease lapses). A healthy store
    * takes its last batch in milliseconds, a large one on a slow disk in about a second; 10 s is
-   * far above that, and with the 5 s grace (and the job monitor's 5 s) inside `coco serve`'s 25 s
-   * bound on a stop.
+   * far above that; `coco serve`'s bound on a stop is its parts' bounds (this, the grace and the
+   * job monitor's) plus 5 s: 25 s on the defaults.
    * @default 10000
    */
   readonly stopTimeoutMs?: number;

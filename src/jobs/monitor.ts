@@ -53,7 +53,8 @@ const STOP_ATTEMPTS = 3;
  * On stop, how long the last writes and the store's close are waited for before the monitor lets
  * go of a job store that does not answer (a database down or gone silent): what it did not write,
  * the next start reconciles. A healthy store takes them in milliseconds; 5 s, with the engine's
- * own bounds after it (a node stops its monitor first), stays inside `coco serve`'s 25 s.
+ * own bounds after it (a node stops its monitor first), makes `coco serve`'s 25 s on the defaults
+ * (`jobs.stopTimeout` in the configuration).
  */
 export const DEFAULT_MONITOR_STOP_TIMEOUT_MS = 5_000;
 
@@ -221,6 +222,11 @@ export class JobMonitor {
     this.#schedule();
     if (this.#progress.size > 0) this.#armProgress();
     return report;
+  }
+
+  /** The longest {@link stop} waits for the last writes and the store's close (`stopTimeoutMs`). */
+  get stopBoundMs(): number {
+    return this.#stopTimeoutMs;
   }
 
   /** The job store the view is kept in (retention prunes it beside the engine's rows: retention.ts). */

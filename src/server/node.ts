@@ -100,6 +100,12 @@ export interface CocoNode {
   setLimits(limits: AdmissionLimits): void;
   /** The node's metrics (served at `GET /metrics`), following each generation's engine. */
   readonly metrics: NodeMetrics;
+  /**
+   * The longest {@link close} takes when its store does not answer: the job monitor's stop bound
+   * and then the engine's (`stopGraceMs` + `stopTimeoutMs`), which the configuration may raise.
+   * A retention pass under way ends after its current batch (one transaction).
+   */
+  readonly stopBoundMs: number;
   close(): Promise<void>;
 }
 
@@ -305,6 +311,9 @@ export async function startNode(options: NodeOptions): Promise<CocoNode> {
       limits = node.current.engine.limits;
     },
     metrics,
+    get stopBoundMs() {
+      return (node.current.monitor?.stopBoundMs ?? 0) + node.current.engine.stopBoundMs;
+    },
     async close() {
       if (closed) return;
       closed = true;

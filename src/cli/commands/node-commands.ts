@@ -37,15 +37,18 @@ function stopSignal(): Promise<string> {
 }
 
 /**
- * Longest a node takes to stop after SIGTERM or SIGINT before it exits anyway: its parts stop in
- * order (event streams closed at once, the job monitor's last writes, the engine's handlers given
- * their 5 s grace, the last batch written, the store released), which takes well under a second
- * when all is well. With a database that does not answer, the parts' own bounds add up to 20 s
- * (the monitor's 5 s, the grace, the engine's `stopTimeoutMs` of 10 s); 25 s lets them end
- * the stop themselves, with their warnings, and stays under the 30 s a supervisor (Kubernetes'
- * default termination grace, systemd's 90 s) waits before SIGKILL.
+ * How much longer than its parts' own bounds (`CocoNode.stopBoundMs`) a node may take to stop
+ * after SIGTERM or SIGINT before it exits anyway. Its parts stop in order (event streams closed at
+ * once, a retention pass after its current batch, the job monitor's last writes, the engine's
+ * handlers given their grace, the last batch written, the store released), which takes well under
+ * a second when all is well; with a database that does not answer, each part waits out its own
+ * bound and says so. 5 s covers what no bound counts (a retention batch, the broker's close); on
+ * the defaults the whole is 25 s (the monitor's 5, the grace's 5, `stopTimeoutMs`'s 10, this 5),
+ * under the 30 s a supervisor (Kubernetes' default termination grace; systemd's 90 s) waits before
+ * SIGKILL. A configuration that raises `stopGraceMs`, `stopTimeoutMs` or `jobs.stopTimeout` raises
+ * the bound with them (and should raise the supervisor's).
  */
-export const SHUTDOWN_MS = 25_000;
+export const SHUTDOWN_MARGIN_MS = 5_000;
 
 /**
  * How long a stopped node's process may linger before it exits anyway: once `close` has resolved
@@ -161,13 +164,14 @@ export function addNodeCommands(program: Command): void {
       // Bounded: a stop that hangs (a store that does not answer, a handler past its grace)
       // must not keep the process from its supervisor; what was not made durable resumes at
       // the next start, as after a crash.
+      const boundMs = node.stopBoundMs + SHUTDOWN_MARGIN_MS;
       const bound = setTimeout(() => {
         logger.error(
-          { signal, ms: SHUTDOWN_MS },
-          `coco node did not stop within ${SHUTDOWN_MS} ms; exiting anyway`,
+          { signal, ms: boundMs },
+          `coco node did not stop within ${boundMs} ms; exiting anyway`,
         );
         process.exit(EXIT.error);
-      }, SHUTDOWN_MS);
+      }, boundMs);
       bound.unref();
       await node.close();
       clearTimeout(bound);
