@@ -69,13 +69,18 @@ export const RETRY_AFTER_S = 5;
 
 /**
  * Answers an error with its code's status and `{ error: { code, message, details? } }`; a 503
- * (the node stopping, its store out) with a `Retry-After`.
+ * (the node stopping, its store out) with a `Retry-After`. A 503 is logged as a warning with its
+ * code, without a stack: it is expected while it lasts (the outage or the stop is logged once
+ * where it happens), and an error line per refused call would page for each; other 5xx are
+ * errors, with the stack.
  */
 export function fail(reply: FastifyReply, error: unknown): FastifyReply {
   const info = toErrorInfo(error, ErrorCode.Internal);
   const status = STATUS_OF[info.code] ?? 500;
-  if (status === 503) void reply.header('retry-after', String(RETRY_AFTER_S));
-  if (status >= 500) reply.log.error({ err: error }, 'API call failed');
+  if (status === 503) {
+    void reply.header('retry-after', String(RETRY_AFTER_S));
+    reply.log.warn({ code: info.code }, `API call refused for now: ${info.message}`);
+  } else if (status >= 500) reply.log.error({ err: error }, 'API call failed');
   return reply.code(status).send({ error: info });
 }
 

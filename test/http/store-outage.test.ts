@@ -97,6 +97,11 @@ describePg('the API during a store outage', () => {
     const body: unknown = await refused.json();
     expect(codeOf(body)).toBe('STORE_FAILED');
     expect(body).toMatchObject({ error: { details: { lastError: null } } });
+    // Expected while the outage lasts: a warning with the code, not an error with a stack.
+    const refusal = api.logs.filter((l) => /^API call (refused|failed)/.test(String(l.msg)));
+    expect(refusal).toHaveLength(1);
+    expect(refusal[0]).toMatchObject({ level: 40, code: 'STORE_FAILED' });
+    expect(refusal[0]).not.toHaveProperty('err');
 
     const gauge = async (): Promise<number> => {
       const text = (await api.call('GET', '/metrics')).body as string;
