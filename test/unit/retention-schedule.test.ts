@@ -86,7 +86,12 @@ describe('retention schedule', () => {
     expect(requests).toHaveLength(0);
     await vi.advanceTimersByTimeAsync(1);
     expect(requests).toEqual([
-      { olderThanMs: 1_000, batch: 7, budgetMs: BUDGET, signal: expect.any(AbortSignal) },
+      {
+        olderThanMs: 1_000,
+        batch: 7,
+        budgetMs: BUDGET,
+        signal: expect.any(AbortSignal) as unknown,
+      },
     ]);
     // Cut short (more): the next pass after a pause as long as the budget.
     await vi.advanceTimersByTimeAsync(BUDGET);
