@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { createServer } from 'node:net';
 import { hostname } from 'node:os';
 import { pino } from 'pino';
 import type { AgentBroker } from '../brokers/port.js';
@@ -153,6 +154,39 @@ function apiTokens(config: CocoConfig, listen: boolean, logger: Logger): readonl
   return [{ name: LOCAL_TOKEN_NAME, role: 'admin', token: local.token }];
 }
 
+/**
+ * Refuses a start whose API address cannot be bound (another node on the port, a port below
+ * 1024 without the right), before the engine starts: otherwise the engine would resume its work,
+ * call its agents and claim trees, only to stop again when the API fails to listen. A port freed
+ * or taken between this check and the API's listen is still caught there.
+ */
+async function checkPortFree(host: string, port: number): Promise<void> {
+  if (port === 0) return;
+  const probe = createServer();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      probe.once('error', reject);
+      probe.listen({ host, port, exclusive: true }, resolve);
+    });
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL')
+      throw new CocoError(
+        ErrorCode.InvalidOptions,
+        `cannot serve the API on ${host}:${port} (${code}: ${
+          code === 'EADDRINUSE'
+            ? 'the port is in use, perhaps by another coco serve'
+            : code === 'EACCES'
+              ? 'not allowed to bind that port'
+              : 'no such address on this host'
+        }): give another with --port or api.port / api.host; nothing was started`,
+      );
+    throw error;
+  } finally {
+    await new Promise<void>((resolve) => probe.close(() => resolve()));
+  }
+}
+
 /** One generation of a node: what runs under one node id. */
 interface NodeGeneration extends Generation {
   readonly monitor: JobMonitor | null;
@@ -163,9 +197,20 @@ interface NodeGeneration extends Generation {
 export async function startNode(options: NodeOptions): Promise<CocoNode> {
   const { config } = options;
   const logger = options.logger ?? defaultLogger();
+  // Before anything is created (the token file, the store's folder): a node with no agent to
+  // start tasks on is a configuration not yet written, not a node.
+  if (options.broker === undefined && config.agents.length === 0) {
+    throw new CocoError(
+      ErrorCode.InvalidOptions,
+      'no agents configured: a node starts its tasks on agents, and this configuration names none. ' +
+        'List them under "agents" in the configuration file (coco serve --config coco.json; each ' +
+        '{ id, url, secretFile }, an agent being e.g. coco agent --id host-1 --secret-file <file>): see docs/GUIDE.md, "Configuration reference"',
+    );
+  }
   // First: a node that would serve its API to the network without tokens never starts.
   const listen = options.listen ?? true;
   const tokens = apiTokens(config, listen, logger);
+  if (listen) await checkPortFree(config.api.host, config.api.port);
   const commands = [...(options.commands ?? []), ...(await loadCommandModules(config.commands))];
   let limits: AdmissionLimits | null = null;
   const metrics = createNodeMetrics();

@@ -2,7 +2,8 @@
  * The `coco` CLI: help and usage errors, and every client subcommand against a real node (engine
  * on SQLite, job view, HTTP API on loopback) with in-process agents.
  */
-import { readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
@@ -292,5 +293,39 @@ describe('coco CLI against a running node', () => {
     const bad = await coco('migrate', '--store', 'mysql://x');
     expect(bad.code).toBe(5);
     expect(bad.err).toContain('use sqlite:<path>');
+  });
+
+  it('serve with no agents configured says how to configure them, exit 5, and creates nothing', async () => {
+    const store = join(dir, 'no-agents', 'coco.db');
+    const r = await coco('serve', '--store', `sqlite:${store}`, '--port', '0');
+    expect(r.code).toBe(5);
+    expect(r.err).toContain('no agents configured');
+    expect(r.err).toContain('"agents" in the configuration file');
+    // Neither the node's token file nor the store's folder.
+    expect(existsSync(join(dir, 'no-agents'))).toBe(false);
+  });
+
+  it('serve on a port already taken says so, exit 5, before its engine starts', async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const port = (taken.address() as AddressInfo).port;
+    try {
+      const file = join(dir, 'taken.json');
+      writeFileSync(
+        file,
+        JSON.stringify({
+          store: 'sqlite:taken/coco.db',
+          api: { port },
+          agents: [{ id: 'h1', url: 'http://127.0.0.1:9', secret: 'port-test-secret-0123456' }],
+        }),
+      );
+      const r = await coco('serve', '--config', file);
+      expect(r.code).toBe(5);
+      expect(r.err).toContain(`cannot serve the API on 127.0.0.1:${port} (EADDRINUSE`);
+      // The engine never opened its store (it would have resumed work and called its agents).
+      expect(existsSync(join(dir, 'taken', 'coco.db'))).toBe(false);
+    } finally {
+      taken.close();
+    }
   });
 });
