@@ -94,6 +94,11 @@ export interface Api {
   readonly routes: Routes;
   /** Every route fastify registered (by any plugin, HEAD aside), with its declared role. */
   readonly served: readonly ServedRoute[];
+  /**
+   * Accepts these tokens from the next call on, and no others (a reload: a token rotated or
+   * revoked), and ends the open event streams of tokens no longer accepted; returns how many.
+   */
+  setTokens(tokens: readonly ApiToken[]): number;
 }
 
 /** A route as fastify registered it. */
@@ -138,10 +143,8 @@ export function buildApi(options: ApiOptions): Api {
       if (method !== 'HEAD')
         served.push({ method, url: route.url, role: route.config?.role ?? null });
   });
-  guard(app, {
-    tokens: new TokenTable(options.tokens),
-    allowedHosts: options.allowedHosts ?? [],
-  });
+  const tokens = new TokenTable(options.tokens);
+  guard(app, { tokens, allowedHosts: options.allowedHosts ?? [] });
   app.addHook('onResponse', async (request, reply) => {
     // Refusals were logged at warn by the guard; event streams are logged when they end.
     request.log.info(
@@ -245,5 +248,9 @@ export function buildApi(options: ApiOptions): Api {
         ctx.version,
       )),
   );
-  return { app, streams, routes: ctx.routes, served };
+  const setTokens = (next: readonly ApiToken[]): number => {
+    tokens.replace(next);
+    return streams.closeRevoked((authorization) => tokens.find(authorization) === null);
+  };
+  return { app, streams, routes: ctx.routes, served, setTokens };
 }

@@ -56,9 +56,14 @@ function isStateChanging(method: string): boolean {
 
 /** The tokens a node accepts, compared in constant time. */
 export class TokenTable {
-  readonly #tokens: readonly { readonly digest: Buffer; readonly token: ApiToken }[];
+  #tokens: readonly { readonly digest: Buffer; readonly token: ApiToken }[] = [];
 
   constructor(tokens: readonly ApiToken[]) {
+    this.replace(tokens);
+  }
+
+  /** Accepts these tokens from now on, and no others (a reload: rotation, revocation). */
+  replace(tokens: readonly ApiToken[]): void {
     this.#tokens = tokens.map((token) => ({ digest: digest(token.token), token }));
   }
 

@@ -46,6 +46,8 @@ export interface Stream {
 /** The open streams of an API. */
 export class Streams {
   readonly #open = new Set<Stream>();
+  /** The `Authorization` header each stream was opened with (a token revoked ends its streams). */
+  readonly #authorization = new WeakMap<Stream, string | undefined>();
   readonly #maxUnsent: number;
   readonly #onDropped: (unsentBytes: number) => void;
   /** Streams dropped so far because their client did not read. */
@@ -111,9 +113,24 @@ export class Streams {
       },
     };
     this.#open.add(stream);
+    this.#authorization.set(stream, reply.request.headers.authorization);
     reply.request.raw.on('close', () => stream.close());
     res.on('close', () => stream.close());
     return stream;
+  }
+
+  /**
+   * Closes the open streams whose `Authorization` header `revoked` says is no longer accepted (the
+   * API's tokens reloaded); returns how many.
+   */
+  closeRevoked(revoked: (authorization: string | undefined) => boolean): number {
+    let n = 0;
+    for (const s of [...this.#open]) {
+      if (!revoked(this.#authorization.get(s))) continue;
+      s.close();
+      n++;
+    }
+    return n;
   }
 
   /** Closes every open stream (shutdown). */

@@ -99,6 +99,17 @@ export interface CocoNode {
    * configuration reload: `coco serve` on SIGHUP; the admin API). Throws `INVALID_OPTIONS`.
    */
   setLimits(limits: AdmissionLimits): void;
+  /**
+   * Replaces the API's tokens with a configuration's `api.tokens` (a reload: `coco serve` on
+   * SIGHUP), from the next call on; none configured falls back to the node's own admin token, as
+   * at start (and is refused on a non-loopback address: `INVALID_OPTIONS`, the tokens in force
+   * kept). Open event streams of a token no longer accepted end. Returns the token names now
+   * accepted and how many streams ended.
+   */
+  setTokens(tokens: readonly TokenConfig[]): {
+    readonly names: readonly string[];
+    readonly streamsEnded: number;
+  };
   /** The node's metrics (served at `GET /metrics`), following each generation's engine. */
   readonly metrics: NodeMetrics;
   /**
@@ -305,7 +316,7 @@ export async function startNode(options: NodeOptions): Promise<CocoNode> {
         },
       })
     : null;
-  const { app: api } = buildApi({
+  const { app: api, setTokens: setApiTokens } = buildApi({
     ...(isPino(logger) ? { logger } : {}),
     engine: () => node.current.engine,
     monitor: () => node.current.monitor,
@@ -354,6 +365,14 @@ export async function startNode(options: NodeOptions): Promise<CocoNode> {
     setLimits(next) {
       node.current.engine.setLimits(next);
       limits = node.current.engine.limits;
+    },
+    setTokens(next) {
+      const accepted = apiTokens(
+        { ...config, api: { ...config.api, tokens: [...next] } },
+        listen,
+        logger,
+      );
+      return { names: accepted.map((t) => t.name), streamsEnded: setApiTokens(accepted) };
     },
     metrics,
     get stopBoundMs() {

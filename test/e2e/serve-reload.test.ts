@@ -1,6 +1,7 @@
 /**
- * SIGHUP to a real `coco serve`: the admission limits are read again from its configuration file
- * (no restart); a file that no longer parses leaves the limits in force, logged.
+ * SIGHUP to a real `coco serve`: the admission limits and the API tokens are read again from its
+ * configuration file (no restart); a file that no longer parses leaves them in force, logged; a
+ * token no longer accepted is refused from the next call on and its open event streams end.
  */
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -54,6 +55,68 @@ it('SIGHUP reloads the agents’ limits from the file, and keeps them when the f
     );
     expect(await limit()).toEqual({ maxRunning: 3 });
     expect(serve.child.exitCode).toBeNull();
+  } finally {
+    serve.child.kill('SIGTERM');
+    await serve.exited;
+  }
+}, 60_000);
+
+it('SIGHUP reloads the API tokens: a rotated token works at once, the old one is refused and its event streams end', async () => {
+  const config = join(dir, 'tokens.json');
+  const tokenFile = join(dir, 'rotating.token');
+  writeFileSync(tokenFile, 'first-rotating-token-0123456789\n', { mode: 0o600 });
+  writeFileSync(
+    config,
+    JSON.stringify({
+      store: 'sqlite:tokens.db',
+      api: {
+        port: 0,
+        tokens: [...testTokens(), { name: 'rotating', role: 'viewer', tokenFile }],
+      },
+      agents: [{ id: 'h1', url: 'http://127.0.0.1:9', secret: 'reload-test-secret-0123' }],
+    }),
+  );
+  const serve = await startServeProcess(config, { COCO_LOG_LEVEL: 'info' });
+  const call = (token: string): Promise<number> =>
+    fetch(`${serve.url}/v1/admission`, { headers: { authorization: `Bearer ${token}` } }).then(
+      (r) => r.status,
+    );
+  const follow = async (token: string): Promise<ReadableStreamDefaultReader<Uint8Array>> => {
+    const res = await fetch(`${serve.url}/v1/events`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    expect(res.status).toBe(200);
+    const reader = res.body!.getReader();
+    await reader.read(); // the opening comment: the stream is open
+    return reader;
+  };
+  try {
+    expect(await call('first-rotating-token-0123456789')).toBe(200);
+    const revoked = await follow('first-rotating-token-0123456789');
+    const kept = await follow(TOKENS.viewer);
+
+    writeFileSync(tokenFile, 'second-rotating-token-0123456789\n', { mode: 0o600 });
+    serve.child.kill('SIGHUP');
+    // The stream of the token no longer accepted ends (done), without waiting for its client.
+    let done = false;
+    while (!done) done = (await revoked.read()).done;
+    await until('the reload to be logged', () =>
+      Promise.resolve(serve.stderr().includes('API tokens reloaded')),
+    );
+    const line = serve
+      .stderr()
+      .split('\n')
+      .find((l) => l.includes('API tokens reloaded'));
+    // One stream ended: the other token's stream is still open.
+    expect(JSON.parse(line!)).toMatchObject({
+      streamsEnded: 1,
+      tokens: ['test-viewer', 'test-operator', 'test-admin', 'rotating'],
+    });
+    expect(await call('first-rotating-token-0123456789')).toBe(401);
+    expect(await call('second-rotating-token-0123456789')).toBe(200);
+    expect(await call(TOKENS.viewer)).toBe(200);
+    expect(serve.stderr()).not.toContain('rotating-token-0123456789');
+    await kept.cancel();
   } finally {
     serve.child.kill('SIGTERM');
     await serve.exited;

@@ -133,14 +133,31 @@ export function addNodeCommands(program: Command): void {
       // SIGTERM sent as soon as it was read could meet the default action (seen under load: the
       // process was killed with no graceful stop), and so could a SIGHUP.
       const stopping = stopSignal();
-      // SIGHUP reloads the admission limits (the agents' maxRunning) from the file, no restart.
+      // SIGHUP reloads the admission limits (the agents' maxRunning) and the API's tokens
+      // (rotation, revocation) from the file, no restart; the rest needs one.
       const reload = (): void => {
         if (!file) return;
+        let next: CocoConfig;
         try {
-          node.setLimits(limitsOf(loadConfig(file, { warn })));
+          next = loadConfig(file, { warn });
+        } catch (error) {
+          logger.error(
+            { config: file, error },
+            'configuration reload failed; limits unchanged, tokens unchanged',
+          );
+          return;
+        }
+        try {
+          node.setLimits(limitsOf(next));
           logger.info({ config: file }, 'admission limits reloaded');
         } catch (error) {
-          logger.error({ config: file, error }, 'configuration reload failed; limits unchanged');
+          logger.error({ config: file, error }, 'admission limits not reloaded; limits unchanged');
+        }
+        try {
+          const { names, streamsEnded } = node.setTokens(next.api.tokens);
+          logger.info({ config: file, tokens: names, streamsEnded }, 'API tokens reloaded');
+        } catch (error) {
+          logger.error({ config: file, error }, 'API tokens not reloaded; tokens unchanged');
         }
       };
       process.on('SIGHUP', reload);
