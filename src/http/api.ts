@@ -98,7 +98,7 @@ export interface Api {
    * Accepts these tokens from the next call on, and no others (a reload: a token rotated or
    * revoked), and ends the open event streams of tokens no longer accepted; returns how many.
    */
-  setTokens(tokens: readonly ApiToken[]): number;
+  readonly setTokens: (tokens: readonly ApiToken[]) => number;
 }
 
 /** A route as fastify registered it. */

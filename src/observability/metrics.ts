@@ -323,6 +323,15 @@ export interface StreamSource {
   readonly dropped: number;
 }
 
+/** What the metrics read of a node's retention schedule (server/retention.ts `counts`). */
+export interface RetentionSource {
+  readonly counts: {
+    readonly passes: Readonly<Record<'done' | 'more' | 'failed' | 'skipped', number>>;
+    readonly deleted: Readonly<Record<'trees' | 'commands' | 'tasks' | 'jobs', number>>;
+    readonly lastSuccessAt: number | null;
+  };
+}
+
 /** A node's metrics: the registry to scrape, and the engines and monitors it follows. */
 export class NodeMetrics {
   /** The registry (`await registry.metrics()` is the Prometheus text). */
@@ -535,6 +544,52 @@ export class NodeMetrics {
         },
       });
     }
+  }
+
+  /**
+   * Follows a node's retention schedule: registers the `coco_retention_…` metrics (a node with
+   * retention off has none) and reads its counts at each scrape. Once per registry.
+   */
+  followRetention(retention: RetentionSource): void {
+    const counts = retention.counts;
+    const registers = [this.registry];
+    const byLabel = (
+      name: string,
+      help: string,
+      label: string,
+      read: () => Readonly<Record<string, number>>,
+    ): void => {
+      new Counter({
+        name,
+        help,
+        labelNames: [label],
+        registers,
+        collect(this: Counter<string>) {
+          this.reset();
+          for (const [key, n] of Object.entries(read())) this.inc({ [label]: key }, n);
+        },
+      });
+    };
+    byLabel(
+      'coco_retention_passes_total',
+      'Retention passes by outcome: done (nothing left), more (cut short by its budget or a stop: the next pass goes on), failed (logged), skipped (no engine running: a rejoin).',
+      'outcome',
+      () => counts.passes,
+    );
+    byLabel(
+      'coco_retention_deleted_total',
+      'Rows retention deleted: the trees, their commands and tasks, and the job view\u2019s jobs.',
+      'what',
+      () => counts.deleted,
+    );
+    new Gauge({
+      name: 'coco_retention_last_success_timestamp_seconds',
+      help: 'When the last retention pass that did not fail ended (Unix seconds); 0 until one has.',
+      registers,
+      collect() {
+        this.set((counts.lastSuccessAt ?? 0) / 1000);
+      },
+    });
   }
 
   /** Follows the API's event streams (`coco_api_streams`, `…_dropped_total`). */

@@ -316,6 +316,7 @@ export async function startNode(options: NodeOptions): Promise<CocoNode> {
         },
       })
     : null;
+  if (retention) metrics.followRetention(retention);
   const { app: api, setTokens: setApiTokens } = buildApi({
     ...(isPino(logger) ? { logger } : {}),
     engine: () => node.current.engine,

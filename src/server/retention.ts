@@ -38,8 +38,27 @@ export interface RetentionScheduleOptions {
   readonly logger: Logger;
 }
 
+/** What a schedule's passes have done so far (the metrics read it at a scrape). */
+export interface RetentionCounts {
+  /**
+   * Passes by outcome: `done` (nothing left), `more` (cut short by the budget or a stop),
+   * `failed` (logged), `skipped` (no generation running: a rejoin).
+   */
+  readonly passes: { done: number; more: number; failed: number; skipped: number };
+  /** Rows deleted by the passes: the engine's trees, commands and tasks, the job view's jobs. */
+  readonly deleted: { trees: number; commands: number; tasks: number; jobs: number };
+  /** When the last pass that did not fail ended (ms since the epoch), or null. */
+  lastSuccessAt: number | null;
+}
+
 /** Runs retention passes on a timer until stopped. */
 export class RetentionSchedule {
+  /** What the passes have done so far. */
+  readonly counts: RetentionCounts = {
+    passes: { done: 0, more: 0, failed: 0, skipped: 0 },
+    deleted: { trees: 0, commands: 0, tasks: 0, jobs: 0 },
+    lastSuccessAt: null,
+  };
   readonly #o: RetentionScheduleOptions;
   #timer: ReturnType<typeof setTimeout> | null = null;
   #pass: Promise<RetentionReport | null> | null = null;
@@ -88,7 +107,9 @@ export class RetentionSchedule {
   async #run(): Promise<RetentionReport | null> {
     const { logger } = this.#o;
     const current = this.#o.target();
+    const { passes, deleted } = this.counts;
     if (current === null) {
+      passes.skipped++;
       logger.debug({}, 'retention pass skipped: no engine is running (rejoining)');
       return null;
     }
@@ -100,6 +121,12 @@ export class RetentionSchedule {
         signal: this.#stop.signal,
       });
       const { trees, commands, tasks, undo, jobs, steps, more, batches, durationMs } = report;
+      passes[more ? 'more' : 'done']++;
+      deleted.trees += trees;
+      deleted.commands += commands;
+      deleted.tasks += tasks;
+      deleted.jobs += jobs;
+      this.counts.lastSuccessAt = Date.now();
       logger.info(
         {
           nodeId: current.nodeId,
@@ -117,6 +144,7 @@ export class RetentionSchedule {
       );
       return report;
     } catch (error) {
+      passes.failed++;
       logger.warn(
         { nodeId: current.nodeId, error: toErrorInfo(error, ErrorCode.Internal) },
         'retention pass failed; the next one tries again',

@@ -183,6 +183,20 @@ describe('scheduled retention in a node', () => {
     // (a test failed once at load 12 waiting for just the next pass).
     while ((await node.monitor!.getJob(id)) !== null) await log.next(() => true);
     expect(log.passes.reduce((n, p) => n + (p.jobs as number), 0)).toBe(1);
+    // The metrics count the passes and what they deleted, and say when one last succeeded.
+    const text = await node.metrics.registry.metrics();
+    const sample = (series: string): number =>
+      Number(new RegExp(`^${series.replace(/[{}]/g, '\\$&')} (\\S+)$`, 'm').exec(text)?.[1]);
+    expect(sample('coco_retention_passes_total{outcome="done"}')).toBeGreaterThanOrEqual(
+      log.passes.length,
+    );
+    expect(sample('coco_retention_passes_total{outcome="failed"}')).toBe(0);
+    expect(sample('coco_retention_deleted_total{what="trees"}')).toBe(1);
+    expect(sample('coco_retention_deleted_total{what="commands"}')).toBe(2);
+    expect(sample('coco_retention_deleted_total{what="jobs"}')).toBe(1);
+    const last = sample('coco_retention_last_success_timestamp_seconds');
+    expect(Date.now() / 1000 - last).toBeGreaterThanOrEqual(0);
+    expect(Date.now() / 1000 - last).toBeLessThan(60);
 
     const off = await startNode({
       config: parseConfig({ store: `sqlite:${join(dir, 'off.db')}`, api: { port: 0 } }, dir),
@@ -193,6 +207,8 @@ describe('scheduled retention in a node', () => {
     });
     cleanups.push(() => off.close());
     expect(off.retention).toBeNull();
+    // Off: no retention series at all.
+    expect(await off.metrics.registry.metrics()).not.toMatch(/^coco_retention_\S+ /m);
   });
 });
 

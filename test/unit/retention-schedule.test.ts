@@ -146,9 +146,14 @@ describe('retention schedule', () => {
       'retention pass failed; the next one tries again',
       { nodeId: 'n1', error: { message: 'database away' } },
     ]);
+    expect(s.counts.lastSuccessAt).toBeNull();
     await vi.advanceTimersByTimeAsync(1_000);
     expect(requests).toHaveLength(2);
     expect(log.lines.at(-1)?.[1]).toBe('retention pass');
+    // Counted for the metrics: one of each, and what the pass that worked deleted.
+    expect(s.counts.passes).toEqual({ done: 1, more: 0, failed: 1, skipped: 1 });
+    expect(s.counts.deleted).toEqual({ trees: 1, commands: 2, tasks: 3, jobs: 0 });
+    expect(s.counts.lastSuccessAt).toBe(Date.now());
     await s.stop();
   });
 
