@@ -18,13 +18,25 @@ export interface SecretFromFile {
   readonly warning: string | null;
 }
 
+/** Secrets read from a file, and a warning when the file is open to others. */
+export interface SecretsFromFile {
+  readonly secrets: readonly string[];
+  /** Set when group or others may read the file. */
+  readonly warning: string | null;
+}
+
+/** Most secrets an agent's file may hold: the one in use, and those a rotation still accepts. */
+export const MAX_SECRETS = 4;
+
 /**
- * Reads a secret file: its content, trimmed (a trailing newline is not part of the secret), at
- * least {@link MIN_SECRET_LENGTH} characters. The messages name the file, never its content.
+ * Reads an agent's secrets file: one secret per line (blank lines and surrounding spaces
+ * ignored), each at least {@link MIN_SECRET_LENGTH} characters, at most {@link MAX_SECRETS}. Every
+ * line is accepted alike: a rotation adds the new secret, moves the engines to it, then removes
+ * the old. The messages name the file and the line, never a secret.
  *
- * @throws CocoError `INVALID_OPTIONS` when the file cannot be read or holds too short a secret.
+ * @throws CocoError `INVALID_OPTIONS` when the file cannot be read or a line is refused.
  */
-export function readSecretFile(path: string): SecretFromFile {
+export function readSecretsFile(path: string): SecretsFromFile {
   let text: string;
   let mode: number;
   try {
@@ -37,21 +49,47 @@ export function readSecretFile(path: string): SecretFromFile {
       `cannot read the secret file ${path}${typeof code === 'string' ? ` (${code})` : ''}`,
     );
   }
-  const secret = text.trim();
-  if (secret.length < MIN_SECRET_LENGTH) {
+  const lines = text.split(/\r?\n/).map((line, i) => ({ secret: line.trim(), line: i + 1 }));
+  const given = lines.filter((l) => l.secret !== '');
+  const short = given.find((l) => l.secret.length < MIN_SECRET_LENGTH);
+  if (given.length === 0 || short) {
     throw new CocoError(
       ErrorCode.InvalidOptions,
-      `the secret file ${path} must hold a secret of at least ${MIN_SECRET_LENGTH} characters`,
+      `the secret file ${path} must hold a secret of at least ${MIN_SECRET_LENGTH} characters` +
+        (short ? ` (line ${short.line} is shorter)` : ''),
     );
   }
+  if (given.length > MAX_SECRETS)
+    throw new CocoError(
+      ErrorCode.InvalidOptions,
+      `the secret file ${path} holds ${given.length} secrets; at most ${MAX_SECRETS}, one per line`,
+    );
   // POSIX permission bits; Windows reports none of these, so it never warns there.
   const open = (mode & 0o044) !== 0;
   return {
-    secret,
+    secrets: given.map((l) => l.secret),
     warning: open
       ? `the secret file ${path} is readable by group or others (mode ${(mode & 0o777).toString(8)}): chmod 600 it`
       : null,
   };
+}
+
+/**
+ * Reads a file holding one secret (an engine's side of an agent's secret, an API token): its
+ * content, trimmed (a trailing newline is not part of the secret), at least
+ * {@link MIN_SECRET_LENGTH} characters. The messages name the file, never its content.
+ *
+ * @throws CocoError `INVALID_OPTIONS` when the file cannot be read, holds too short a secret, or
+ *   several lines (an agent's rotation file: the engine signs with one secret).
+ */
+export function readSecretFile(path: string): SecretFromFile {
+  const { secrets, warning } = readSecretsFile(path);
+  if (secrets.length > 1)
+    throw new CocoError(
+      ErrorCode.InvalidOptions,
+      `the secret file ${path} holds ${secrets.length} lines; this one takes a single secret`,
+    );
+  return { secret: secrets[0]!, warning };
 }
 
 /**

@@ -145,12 +145,13 @@ export type Verification =
 /**
  * Checks a request's signature from its headers alone (the body's hash is one of them): that
  * every header is there and well formed, that its timestamp is within {@link MAX_CLOCK_SKEW_MS}
- * of `now`, that the signature matches, and that the request is for this agent (`agentId`).
+ * of `now`, that the signature matches (one of the `secret`s: a rotation accepts the new and the
+ * old), and that the request is for this agent (`agentId`).
  * It does not check the nonce against earlier requests (see `./replay.ts`) nor the body against
  * its hash (the agent does, once it has read the body).
  */
 export function verifyRequest(
-  secret: string,
+  secret: string | readonly string[],
   agentId: string,
   method: string,
   path: string,
@@ -189,9 +190,15 @@ export function verifyRequest(
     nonce,
     bodySha256: contentSha256,
   };
-  const expected = Buffer.from(signRequest(secret, fields));
+  // Any of the secrets (during a rotation, the new one and the old): each is tried, so the time
+  // taken says nothing of which one matched.
   const given = Buffer.from(signature);
-  if (expected.length !== given.length || !timingSafeEqual(expected, given)) {
+  let matched = false;
+  for (const s of typeof secret === 'string' ? [secret] : secret) {
+    const expected = Buffer.from(signRequest(s, fields));
+    if (expected.length === given.length && timingSafeEqual(expected, given)) matched = true;
+  }
+  if (!matched) {
     return refuse(
       signature.startsWith(SIGNATURE_PREFIX)
         ? 'bad signature'

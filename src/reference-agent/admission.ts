@@ -79,7 +79,8 @@ export function unknownPath(method: string, url: string): ErrorInfo {
 /** What {@link Gate} needs. */
 export interface GateOptions {
   readonly agentId: string;
-  readonly secret: string;
+  /** The secrets a request may be signed with (several during a rotation). */
+  readonly secret: string | readonly string[];
   readonly log: FastifyBaseLogger;
   /** @default a memory of `MAX_REMEMBERED_NONCES` nonces */
   readonly nonces?: NonceMemory;
@@ -90,7 +91,7 @@ export interface GateOptions {
 /** The agent's admission of requests: authentication from the headers, then the body. */
 export class Gate {
   readonly #agentId: string;
-  readonly #secret: string;
+  #secrets: readonly string[];
   readonly #log: FastifyBaseLogger;
   readonly #nonces: NonceMemory;
   readonly #clock: () => number;
@@ -106,11 +107,16 @@ export class Gate {
 
   constructor(options: GateOptions) {
     this.#agentId = options.agentId;
-    this.#secret = options.secret;
+    this.#secrets = typeof options.secret === 'string' ? [options.secret] : [...options.secret];
     this.#log = options.log;
     this.#nonces = options.nonces ?? new NonceMemory();
     this.#clock = options.clock ?? Date.now;
     this.#notBefore = this.#now();
+  }
+
+  /** Accepts requests signed with these secrets from now on, and no others (a rotation). */
+  setSecrets(secrets: readonly string[]): void {
+    this.#secrets = [...secrets];
   }
 
   /**
@@ -128,7 +134,7 @@ export class Gate {
     };
     const now = this.#now();
     const checked = verifyRequest(
-      this.#secret,
+      this.#secrets,
       this.#agentId,
       request.method,
       request.url,

@@ -76,8 +76,11 @@ export const BODY_LIMIT_BYTES = 8 * 1024 * 1024;
 export interface AgentOptions {
   /** The agent id, as the engine knows it. */
   readonly id: string;
-  /** The secret shared with the engine; requests are signed with it. */
-  readonly secret: string;
+  /**
+   * The secret shared with the engine; requests are signed with it. Several are accepted alike
+   * (a rotation: the new one and the old, until every engine signs with the new).
+   */
+  readonly secret: string | readonly string[];
   /** Directory of the agent's task table (created if missing); one agent per directory. */
   readonly dataDir: string;
   /** Interface to listen on. @default '127.0.0.1' */
@@ -126,6 +129,11 @@ export interface AgentServer {
   readonly previousBootId: string | null;
   readonly table: TaskTable;
   readonly feed: ChangeFeed;
+  /**
+   * Accepts requests signed with these secrets from the next request on, and no others (a
+   * rotation without a restart). Throws `INVALID_OPTIONS` for an empty list or an empty secret.
+   */
+  readonly setSecrets: (secrets: readonly string[]) => void;
   /** Answers pending long-polls, stops the server, aborts running verbs, closes the table. */
   close(): Promise<void>;
 }
@@ -137,6 +145,8 @@ export interface RunningAgent {
   readonly port: number;
   readonly bootId: string;
   readonly previousBootId: string | null;
+  /** Replaces the secrets accepted (see {@link AgentServer.setSecrets}). */
+  readonly setSecrets: (secrets: readonly string[]) => void;
   /** Stops the agent (see {@link AgentServer.close}). */
   close(): Promise<void>;
 }
@@ -147,7 +157,9 @@ function checkOptions(options: AgentOptions): void {
   const problems: string[] = [];
   const nonEmpty = (value: unknown): boolean => typeof value === 'string' && value !== '';
   if (!nonEmpty(options.id)) problems.push('id must be a non-empty string');
-  if (!nonEmpty(options.secret)) problems.push('secret must be a non-empty string');
+  const secrets = typeof options.secret === 'string' ? [options.secret] : options.secret;
+  if (!Array.isArray(secrets) || secrets.length === 0 || !secrets.every(nonEmpty))
+    problems.push('secret must be a non-empty string, or an array of them');
   if (!nonEmpty(options.dataDir)) problems.push('dataDir must be a non-empty string');
   const port = options.port ?? 0;
   if (!Number.isInteger(port) || port < 0 || port > 65_535) problems.push('port must be 0..65535');
@@ -194,7 +206,11 @@ export function createAgentServer(options: AgentOptions): AgentServer {
     usedIds: options.usedIds,
     tracer: options.tracer === undefined ? trace.getTracer(AGENT_TRACER_NAME) : options.tracer,
   });
-  if (secret.length < 16) app.log.warn('the agent secret is shorter than 16 characters');
+  const warnShort = (secrets: readonly string[]): void => {
+    if (secrets.some((s) => s.length < 16))
+      app.log.warn('an agent secret is shorter than 16 characters');
+  };
+  warnShort(typeof secret === 'string' ? [secret] : secret);
   const gate = new Gate({
     agentId,
     secret,
@@ -361,6 +377,15 @@ export function createAgentServer(options: AgentOptions): AgentServer {
     previousBootId: table.previousBootId,
     table,
     feed,
+    setSecrets: (secrets) => {
+      if (secrets.length === 0 || !secrets.every((s) => typeof s === 'string' && s !== ''))
+        throw new CocoError(
+          ErrorCode.InvalidOptions,
+          'agent secrets: give at least one, each a non-empty string',
+        );
+      warnShort(secrets);
+      gate.setSecrets(secrets);
+    },
     close: () => (closing ??= app.close()),
   };
 }
@@ -401,6 +426,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     port,
     bootId: server.bootId,
     previousBootId: server.previousBootId,
+    setSecrets: server.setSecrets,
     close: () => server.close(),
   };
 }

@@ -13,14 +13,14 @@ import { createServer } from 'node:net';
 import { hostname } from 'node:os';
 import { pino } from 'pino';
 import type { AgentBroker } from '../brokers/port.js';
-import { httpAgents } from '../brokers/http/broker.js';
+import { httpAgents, type HttpBroker } from '../brokers/http/broker.js';
 import type { CommandType, Logger } from '../core/command-type.js';
 import { createEngine, type Engine, type StartReport } from '../engine/engine.js';
 import type { AdmissionLimits } from '../engine/admission.js';
 import { buildApi } from '../http/api.js';
 import { createJobMonitor, type JobMonitor } from '../jobs/monitor.js';
 import { loadCommandModules } from '../config/commands.js';
-import { limitsOf, type CocoConfig, type TokenConfig } from '../config/config.js';
+import { limitsOf, type AgentConfig, type CocoConfig, type TokenConfig } from '../config/config.js';
 import {
   LOCAL_TOKEN_NAME,
   ensureLocalToken,
@@ -109,6 +109,16 @@ export interface CocoNode {
   setTokens(tokens: readonly TokenConfig[]): {
     readonly names: readonly string[];
     readonly streamsEnded: number;
+  };
+  /**
+   * Signs the next requests to the configured agents with these agents' secrets (a rotation:
+   * each agent must already accept the new one, see `coco agent --secret-file`), in this
+   * generation and the next. Only secrets change: agents added or removed are returned, not
+   * applied (they need a restart). Throws `INVALID_OPTIONS` when the node was given its broker.
+   */
+  setAgentSecrets(next: readonly AgentConfig[]): {
+    readonly changed: readonly string[];
+    readonly needRestart: readonly string[];
   };
   /** The node's metrics (served at `GET /metrics`), following each generation's engine. */
   readonly metrics: NodeMetrics;
@@ -224,11 +234,16 @@ export async function startNode(options: NodeOptions): Promise<CocoNode> {
   if (listen) await checkPortFree(config.api.host, config.api.port);
   const commands = [...(options.commands ?? []), ...(await loadCommandModules(config.commands))];
   let limits: AdmissionLimits | null = null;
+  // The agents a generation's broker is built from (a reload changes their secrets), and the
+  // running generation's broker when the node built it (HTTP agents).
+  let agents: readonly AgentConfig[] = config.agents;
+  let http: HttpBroker | null = null;
   const metrics = createNodeMetrics();
   const build = async (nodeId: string): Promise<NodeGeneration> => {
     const store = storeFromUrl(config.store);
     const ownBroker = options.broker === undefined;
-    const broker = options.broker ?? httpAgents({ agents: config.agents, caller: nodeId, logger });
+    const broker = options.broker ?? httpAgents({ agents, caller: nodeId, logger });
+    http = options.broker === undefined ? (broker as HttpBroker) : null;
     const engine = createEngine({
       store,
       agents: broker,
@@ -366,6 +381,30 @@ export async function startNode(options: NodeOptions): Promise<CocoNode> {
     setLimits(next) {
       node.current.engine.setLimits(next);
       limits = node.current.engine.limits;
+    },
+    setAgentSecrets(next) {
+      if (options.broker !== undefined)
+        throw new CocoError(
+          ErrorCode.InvalidOptions,
+          'this node was given its agent broker: its secrets are the broker’s to change',
+        );
+      const before = new Map(agents.map((a) => [a.id, a]));
+      const after = new Map(next.map((a) => [a.id, a]));
+      const needRestart = [
+        ...[...after.keys()].filter((id) => !before.has(id)),
+        ...[...before.keys()].filter((id) => !after.has(id)),
+      ];
+      const changed = new Map<string, string>();
+      for (const [id, a] of before) {
+        const secret = after.get(id)?.secret;
+        if (secret !== undefined && secret !== a.secret) changed.set(id, secret);
+      }
+      http?.setSecrets(changed);
+      agents = agents.map((a) => {
+        const secret = changed.get(a.id);
+        return secret === undefined ? a : { ...a, secret };
+      });
+      return { changed: [...changed.keys()], needRestart };
     },
     setTokens(next) {
       const accepted = apiTokens(

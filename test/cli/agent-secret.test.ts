@@ -9,6 +9,7 @@ import { createInterface } from 'node:readline';
 import { afterEach, describe, expect, it } from 'vitest';
 import { spawnCoco, type CocoProcess } from '../e2e/support.js';
 import { Client } from '../reference-agent/support.js';
+import { until } from '../store-conformance/pg-harness.js';
 
 const SECRET = 'file-secret-0123456789abcdef';
 const running: CocoProcess[] = [];
@@ -132,5 +133,53 @@ describe('coco agent: the secret', () => {
     expect((twice as { stderr: string }).stderr).toMatch(
       /either --secret-file or COCO_AGENT_SECRET/,
     );
+  });
+
+  it('a rotation: the file’s lines are all accepted, and SIGHUP reads it again, with no restart', async () => {
+    const dir = tempDir();
+    const OLD = SECRET;
+    const NEW = 'rotated-secret-0123456789abcdef';
+    const path = secretFile(dir, `${OLD}\n`, 0o600);
+    const p = agentProcess(dir, ['--secret-file', path], { COCO_LOG_LEVEL: 'info' });
+    const ended = await outcome(p);
+    expect(ended, JSON.stringify(ended)).toHaveProperty('listening');
+    const { url, bootId } = JSON.parse((ended as { listening: string }).listening) as {
+      url: string;
+      bootId: string;
+    };
+    const served = async (secret: string): Promise<boolean> =>
+      new Client(url, { secret }).health().then(
+        () => true,
+        (error: unknown) => {
+          if (String(error).includes('HTTP 401')) return false;
+          throw error;
+        },
+      );
+    const reloaded = async (n: number): Promise<void> => {
+      p.child.kill('SIGHUP');
+      await until('the reload to be logged', () =>
+        Promise.resolve(p.stderr().split('agent secrets reloaded').length - 1 >= n),
+      );
+    };
+    expect([await served(OLD), await served(NEW)]).toEqual([true, false]);
+    // 1. The new secret beside the old: both accepted (the engines still sign with the old).
+    writeFileSync(path, `${NEW}\n${OLD}\n`);
+    await reloaded(1);
+    expect([await served(OLD), await served(NEW)]).toEqual([true, true]);
+    // 3. Once every engine signs with the new one, the old goes.
+    writeFileSync(path, `${NEW}\n`);
+    await reloaded(2);
+    expect([await served(OLD), await served(NEW)]).toEqual([false, true]);
+    // A file that no longer holds a good secret leaves those in force.
+    writeFileSync(path, 'short\n');
+    p.child.kill('SIGHUP');
+    await until('the refused reload to be logged', () =>
+      Promise.resolve(p.stderr().includes('agent secrets not reloaded; those in force kept')),
+    );
+    expect(await served(NEW)).toBe(true);
+    // The same process throughout, and no secret in its log.
+    expect((await new Client(url, { secret: NEW }).health()).bootId).toBe(bootId);
+    expect(p.stderr()).not.toContain(OLD);
+    expect(p.stderr()).not.toContain(NEW);
   });
 });

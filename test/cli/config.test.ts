@@ -131,4 +131,17 @@ describe('configuration: agent secrets', () => {
     });
     expect(warnings).toEqual([expect.stringMatching(/open\.secret.*readable by group or others/)]);
   });
+
+  it('an engine-side secretFile holds one secret: an agent’s rotation file of two lines is refused', () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'two.secret'), 'new-secret-0123456789\nold-secret-0123456789\n');
+    chmodSync(join(dir, 'two.secret'), 0o600);
+    const error = thrown(() =>
+      parseConfig({ agents: [{ id: 'h', url: URL_1, secretFile: 'two.secret' }] }, dir),
+    );
+    expect(JSON.stringify(error.details)).toMatch(
+      /two\.secret holds 2 lines; this one takes a single secret/,
+    );
+    expect(JSON.stringify(error.details)).not.toContain('secret-0123456789');
+  });
 });

@@ -16,16 +16,14 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 it('SIGHUP reloads the agents’ limits from the file, and keeps them when the file is bad', async () => {
   const config = join(dir, 'coco.json');
-  const write = (maxRunning: number): void =>
+  const write = (maxRunning: number, secret = 'reload-test-secret-0123'): void =>
     writeFileSync(
       config,
       JSON.stringify({
         store: 'sqlite:coco.db',
         api: { port: 0, tokens: testTokens() },
         // An agent nobody runs: only its limit matters here.
-        agents: [
-          { id: 'h1', url: 'http://127.0.0.1:9', secret: 'reload-test-secret-0123', maxRunning },
-        ],
+        agents: [{ id: 'h1', url: 'http://127.0.0.1:9', secret, maxRunning }],
       }),
     );
   write(1);
@@ -40,13 +38,23 @@ it('SIGHUP reloads the agents’ limits from the file, and keeps them when the f
   try {
     expect(await limit()).toEqual({ maxRunning: 1 });
 
-    write(3);
+    // The limit, and the agent's secret (a rotation).
+    write(3, 'reload-test-secret-rotated-0123');
     serve.child.kill('SIGHUP');
     await until(
       'the limit to be reloaded',
       async () => JSON.stringify(await limit()) === JSON.stringify({ maxRunning: 3 }),
     );
     expect(serve.stderr()).toContain('admission limits reloaded');
+    await until('the agent secrets reload to be logged', () =>
+      Promise.resolve(serve.stderr().includes('agent secrets reloaded')),
+    );
+    const secrets = serve
+      .stderr()
+      .split('\n')
+      .find((l) => l.includes('agent secrets reloaded'));
+    expect(JSON.parse(secrets!)).toMatchObject({ agents: ['h1'] });
+    expect(serve.stderr()).not.toContain('reload-test-secret');
 
     writeFileSync(config, '{ not json');
     serve.child.kill('SIGHUP');

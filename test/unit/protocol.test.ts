@@ -121,6 +121,16 @@ describe('agent protocol v2', () => {
     });
   });
 
+  it('several secrets (a rotation): a request signed with any of them verifies, with none it does not', () => {
+    const good = signed();
+    const check = (secrets: readonly string[]) =>
+      verifyRequest(secrets, 'agent-1', 'POST', '/v2/tasks/stop', good, NOW).ok;
+    expect(check(['new-secret-0123456789', SECRET])).toBe(true);
+    expect(check([SECRET, 'new-secret-0123456789'])).toBe(true);
+    expect(check(['new-secret-0123456789'])).toBe(false);
+    expect(check([])).toBe(false);
+  });
+
   it('binds the request to its agent: the claimed agent is signed, and another agent refuses it', () => {
     const forOne = signed({ agentId: 'agent-1' });
     expect(reason(forOne, { agentId: 'agent-2' })).toBe(

@@ -58,6 +58,7 @@ import type { RequestCounters } from './client.js';
 import { ChangesLoop } from './long-poll.js';
 import {
   compileHttpBrokerOptions,
+  MIN_AGENT_SECRET_LENGTH,
   type CompiledHttpBrokerOptions,
   type HttpBrokerOptions,
 } from './options.js';
@@ -246,6 +247,28 @@ export class HttpBroker implements AgentBroker {
   async pollOnly(agentIds: ReadonlySet<string>): Promise<void> {
     this.#pollOnly = new Set(agentIds);
     await this.#syncLoops();
+  }
+
+  /**
+   * Signs the next requests to these agents with these secrets (a rotation, no restart: each
+   * agent already accepts the new secret beside the old). Agents this broker does not know are
+   * left out and returned. Throws `INVALID_OPTIONS` naming the agent whose secret is too short
+   * (nothing changed then).
+   */
+  setSecrets(secrets: ReadonlyMap<string, string>): { readonly unknown: readonly string[] } {
+    for (const [id, secret] of secrets)
+      if (secret.length < MIN_AGENT_SECRET_LENGTH)
+        throw new CocoError(
+          ErrorCode.InvalidOptions,
+          `agent ${JSON.stringify(id)}: its secret must be at least ${MIN_AGENT_SECRET_LENGTH} characters (it is an HMAC key)`,
+        );
+    const unknown: string[] = [];
+    for (const [id, secret] of secrets) {
+      const entry = this.#agents.get(id);
+      if (entry) entry.client.setSecret(secret);
+      else unknown.push(id);
+    }
+    return { unknown };
   }
 
   /** Stops the long-polls, aborts requests in flight and drops the listeners. */

@@ -127,11 +127,16 @@ export class AgentClient {
   readonly url: string;
   readonly circuit: CircuitBreaker;
   readonly counters: RequestCounters = zeroCounters();
-  readonly #secret: string;
+  #secret: string;
   readonly #o: CompiledHttpBrokerOptions;
   readonly #hooks: AgentClientHooks;
   readonly #urls: Record<AgentOp, string>;
   readonly #closing = new AbortController();
+
+  /** Signs the next requests with this secret (a rotation: see `HttpBroker.setSecrets`). */
+  setSecret(secret: string): void {
+    this.#secret = secret;
+  }
 
   constructor(
     config: HttpAgentConfig,

@@ -206,6 +206,9 @@ export const DEFAULT_CIRCUIT: Readonly<Required<HttpCircuitOptions>> = {
 export const DEFAULT_MAX_CONCURRENT_CALLS = 256;
 
 /** Node fires longer timers after 1 ms (the delay overflows 32 bits), so longer is refused. */
+/** Shortest agent secret accepted: an HMAC key of 16 characters or more. */
+export const MIN_AGENT_SECRET_LENGTH = 16;
+
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
 const ms = z.number().int().positive().max(MAX_TIMER_MS);
@@ -216,7 +219,9 @@ const agentSchema = z.object({
     .max(200)
     .regex(/^[A-Za-z0-9._:-]+$/, 'agent ids use letters, digits and . _ : -'),
   url: z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' }),
-  secret: z.string().min(16, 'must be at least 16 characters (it is an HMAC key)'),
+  secret: z
+    .string()
+    .min(MIN_AGENT_SECRET_LENGTH, 'must be at least 16 characters (it is an HMAC key)'),
 });
 const retriesSchema = z
   .object({

@@ -11,7 +11,7 @@ import { CocoError } from '../../core/errors.js';
 import { loadVerbModules, startAgent } from '../../reference-agent/index.js';
 import { DEFAULT_MAX_VOLUME_BYTES, storageVerbs } from '../../reference-agent/storage/verbs.js';
 import { limitsOf, loadConfig, parseConfig, type CocoConfig } from '../../config/config.js';
-import { MIN_SECRET_LENGTH, readSecretFile } from '../../config/secrets.js';
+import { MIN_SECRET_LENGTH, readSecretsFile } from '../../config/secrets.js';
 import {
   DEFAULT_STORE_URL,
   jobStoreFromUrl,
@@ -61,12 +61,27 @@ export const LINGER_MS = 2_000;
 /** The environment variable `coco agent` takes its secret from. */
 const SECRET_ENV = 'COCO_AGENT_SECRET';
 
+/** Reads the agent's secrets file (see `readSecretsFile`), its problems as usage errors. */
+function readAgentSecrets(path: string, logger: Logger): readonly string[] {
+  try {
+    const read = readSecretsFile(path);
+    if (read.warning) logger.warn({ secretFile: path }, read.warning);
+    return read.secrets;
+  } catch (error) {
+    throw error instanceof CocoError ? usage(error.plainMessage) : error;
+  }
+}
+
 /**
- * The agent's shared secret, from `--secret-file` or `COCO_AGENT_SECRET` (exactly one of them);
- * never from the arguments, which every user of the host can read. The variable is then removed
- * from the environment, so that verbs and the processes they start do not inherit it.
+ * The agent's shared secrets, from `--secret-file` (one per line: a rotation accepts the new and
+ * the old) or `COCO_AGENT_SECRET` (one), exactly one of the two; never from the arguments, which
+ * every user of the host can read. The variable is then removed from the environment, so that
+ * verbs and the processes they start do not inherit it.
  */
-function readSecret(o: { secret?: string; secretFile?: string }, logger: Logger): string {
+function readSecret(
+  o: { secret?: string; secretFile?: string },
+  logger: Logger,
+): readonly string[] {
   if (o.secret !== undefined) {
     throw usage(
       `--secret is not accepted: process arguments are visible to every user of the host (ps, /proc); ` +
@@ -78,15 +93,7 @@ function readSecret(o: { secret?: string; secretFile?: string }, logger: Logger)
   const hasEnv = fromEnv !== undefined && fromEnv !== '';
   if (o.secretFile !== undefined && hasEnv)
     throw usage(`give the secret once: either --secret-file or ${SECRET_ENV}, not both`);
-  if (o.secretFile !== undefined) {
-    try {
-      const read = readSecretFile(resolve(o.secretFile));
-      if (read.warning) logger.warn({ secretFile: resolve(o.secretFile) }, read.warning);
-      return read.secret;
-    } catch (error) {
-      throw error instanceof CocoError ? usage(error.plainMessage) : error;
-    }
-  }
+  if (o.secretFile !== undefined) return readAgentSecrets(resolve(o.secretFile), logger);
   if (!hasEnv) {
     throw usage(
       `give the agent its shared secret (at least ${MIN_SECRET_LENGTH} characters) with --secret-file <path> or ${SECRET_ENV}`,
@@ -96,7 +103,7 @@ function readSecret(o: { secret?: string; secretFile?: string }, logger: Logger)
     throw usage(
       `the shared secret in ${SECRET_ENV} must have at least ${MIN_SECRET_LENGTH} characters`,
     );
-  return fromEnv;
+  return [fromEnv];
 }
 
 /** Adds serve, agent and migrate to the program. */
@@ -133,8 +140,9 @@ export function addNodeCommands(program: Command): void {
       // SIGTERM sent as soon as it was read could meet the default action (seen under load: the
       // process was killed with no graceful stop), and so could a SIGHUP.
       const stopping = stopSignal();
-      // SIGHUP reloads the admission limits (the agents' maxRunning) and the API's tokens
-      // (rotation, revocation) from the file, no restart; the rest needs one.
+      // SIGHUP reloads the admission limits (the agents' maxRunning), the API's tokens
+      // (rotation, revocation) and the agents' secrets (rotation) from the file, no restart; the
+      // rest needs one.
       const reload = (): void => {
         if (!file) return;
         let next: CocoConfig;
@@ -158,6 +166,17 @@ export function addNodeCommands(program: Command): void {
           logger.info({ config: file, tokens: names, streamsEnded }, 'API tokens reloaded');
         } catch (error) {
           logger.error({ config: file, error }, 'API tokens not reloaded; tokens unchanged');
+        }
+        try {
+          const { changed, needRestart } = node.setAgentSecrets(next.agents);
+          logger.info({ config: file, agents: changed }, 'agent secrets reloaded');
+          if (needRestart.length > 0)
+            logger.warn(
+              { config: file, agents: needRestart },
+              'agents added or removed in the configuration take effect at the next start',
+            );
+        } catch (error) {
+          logger.error({ config: file, error }, 'agent secrets not reloaded; secrets unchanged');
         }
       };
       process.on('SIGHUP', reload);
@@ -210,7 +229,7 @@ export function addNodeCommands(program: Command): void {
     .requiredOption('--id <id>', 'agent id, as the engine knows it')
     .option(
       '--secret-file <path>',
-      `file holding the secret shared with the engine (or ${SECRET_ENV}); keep it chmod 600`,
+      `file holding the secret shared with the engine (or ${SECRET_ENV}), chmod 600; one per line, all accepted: a rotation adds the new one, moves the engines, removes the old (SIGHUP reloads it)`,
     )
     // Refused (see readSecret), but known, so that its use gets a message saying what to do.
     .addOption(new Option('--secret <secret>').hideHelp())
@@ -268,9 +287,33 @@ export function addNodeCommands(program: Command): void {
         });
         // Listened for before the line that says the agent is up (see `serve`).
         const stopping = stopSignal();
+        // SIGHUP reads the secrets file again: a rotation adds the new secret, moves the
+        // engines to it, then removes the old, with no restart. The environment is read once.
+        const reload = (): void => {
+          if (o.secretFile === undefined) {
+            logger.warn(
+              {},
+              `secrets not reloaded: ${SECRET_ENV} is read once, at start (use --secret-file to rotate without a restart)`,
+            );
+            return;
+          }
+          const path = resolve(o.secretFile);
+          try {
+            const secrets = readAgentSecrets(path, logger);
+            agent.setSecrets(secrets);
+            logger.info({ secretFile: path, secrets: secrets.length }, 'agent secrets reloaded');
+          } catch (error) {
+            logger.error(
+              { secretFile: path, error: error instanceof CocoError ? error.plainMessage : error },
+              'agent secrets not reloaded; those in force kept',
+            );
+          }
+        };
+        process.on('SIGHUP', reload);
         // The first line on stdout tells a parent process where the agent listens.
         console.log(JSON.stringify({ agentId: o.id, url: agent.url, bootId: agent.bootId }));
         await stopping;
+        process.off('SIGHUP', reload);
         await agent.close();
       },
     );
