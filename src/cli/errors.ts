@@ -28,8 +28,9 @@ export const EXIT = {
   ended: 8,
   /**
    * Not now: the node cannot take the call (HTTP 503: its store is out, `STORE_FAILED`, or its
-   * engine stopped, `ENGINE_STOPPED`), or `serve` / `migrate` cannot reach its store. Nothing was
-   * done: try again later (a submit with the same `--key`).
+   * engine stopped, `ENGINE_STOPPED`; HTTP 429: the caller's rate limit, `RATE_LIMITED`), or
+   * `serve` / `migrate` cannot reach its store. Nothing was done: try again later (a submit with
+   * the same `--key`).
    */
   unavailable: 9,
 } as const;
@@ -46,6 +47,7 @@ export function exitCodeOf(error: unknown): number {
       return EXIT.ended;
     case ErrorCode.StoreFailed:
     case ErrorCode.EngineStopped:
+    case ErrorCode.RateLimited:
       return EXIT.unavailable;
     case ErrorCode.CommandNotFound:
     case ErrorCode.NotFound:

@@ -115,6 +115,19 @@ export const configSchema = z
          * `http://`, and for callers' real addresses in the logs. @default false
          */
         trustProxy: z.union([z.boolean(), z.array(z.string().min(1)).min(1)]).optional(),
+        /**
+         * At most `max` calls per `window` from each token (its name), answered 429
+         * `RATE_LIMITED` with `Retry-After` past it; public routes (liveness, readiness, the
+         * dashboard's files) are not counted. Off unless configured.
+         */
+        rateLimit: z
+          .object({
+            max: z.number().int().min(1),
+            /** @default "1m" */
+            window: durationSchema.default(60_000),
+          })
+          .strict()
+          .optional(),
       })
       .strict()
       .default({ host: '127.0.0.1', port: DEFAULT_API_PORT, tokens: [], allowedHosts: [] }),
@@ -206,6 +219,8 @@ export type CocoConfig = Omit<z.output<typeof configSchema>, 'agents' | 'api'> &
     readonly allowedHosts: readonly string[];
     readonly detailCacheEntries?: number;
     readonly trustProxy?: boolean | readonly string[];
+    /** At most `max` calls per `window` (ms) from each token. */
+    readonly rateLimit?: { readonly max: number; readonly window: number };
   };
   /** The folder relative paths were resolved against (the configuration's). */
   readonly baseDir: string;
@@ -276,7 +291,7 @@ export function parseConfig(
   });
   if (c.api.token !== undefined) tokens.push({ name: 'token', role: 'admin', token: c.api.token });
   if (secretIssues.length > 0) throw invalid(secretIssues);
-  const { host, port, allowedHosts, detailCacheEntries, trustProxy } = c.api;
+  const { host, port, allowedHosts, detailCacheEntries, trustProxy, rateLimit } = c.api;
   return {
     ...c,
     store,
@@ -288,6 +303,7 @@ export function parseConfig(
       allowedHosts,
       ...(detailCacheEntries === undefined ? {} : { detailCacheEntries }),
       ...(trustProxy === undefined ? {} : { trustProxy }),
+      ...(rateLimit === undefined ? {} : { rateLimit }),
     },
     commands: c.commands.map(abs),
     baseDir: resolve(baseDir),

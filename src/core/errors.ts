@@ -95,6 +95,11 @@ export const ErrorCode = {
   StoreFailed: 'STORE_FAILED',
   /** The engine is not running (not started, or stopping). */
   EngineStopped: 'ENGINE_STOPPED',
+  /**
+   * The API: the caller made more calls than `api.rateLimit` allows in its window; nothing was
+   * done, try again after `Retry-After` seconds (HTTP 429).
+   */
+  RateLimited: 'RATE_LIMITED',
   /** Options passed to a constructor were invalid. */
   InvalidOptions: 'INVALID_OPTIONS',
   /** The job monitor was used in the wrong state (started twice, queried before it started). */

@@ -7,7 +7,13 @@
  *
  * @module
  */
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import rateLimit from '@fastify/rate-limit';
+import Fastify, {
+  LogController,
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type preHandlerAsyncHookHandler,
+} from 'fastify';
 import { ErrorCode } from '../core/errors.js';
 import type { CommandType } from '../core/command-type.js';
 import type { Engine } from '../engine/engine.js';
@@ -83,6 +89,11 @@ export interface ApiOptions {
    * the protocol, host and caller address then come from them. @default false
    */
   readonly trustProxy?: boolean | readonly string[];
+  /**
+   * At most `max` calls per `windowMs` from each token (by its name); past it a call is answered
+   * 429 `RATE_LIMITED` with `Retry-After`. Public routes are not counted. @default none
+   */
+  readonly rateLimit?: { readonly max: number; readonly windowMs: number };
 }
 
 /** The API server, with what a node needs to shut it down. */
@@ -110,6 +121,36 @@ export interface ServedRoute {
 
 /** Largest request body: a submit's parameters are small; 4 MiB leaves room and bounds memory. */
 const BODY_LIMIT = 4 * 1024 * 1024;
+
+/**
+ * Counts each token's calls (after the access hook: the caller is known) and refuses those past
+ * `max` in a window with 429 and `Retry-After` (@fastify/rate-limit, its memory store: per node,
+ * as the tokens are). Calls without a caller — public routes, which orchestrators' probes use —
+ * are not counted. Its hook is added at the root, before any route, so that every route has it;
+ * the limiter it calls exists once the plugin has loaded (the server's `ready`).
+ */
+function limitRate(app: FastifyInstance, limit: { max: number; windowMs: number }): void {
+  let limiter: preHandlerAsyncHookHandler | null = null;
+  void app.register(rateLimit, { global: false });
+  void app.after(() => {
+    limiter = app.rateLimit({
+      max: limit.max,
+      timeWindow: limit.windowMs,
+      keyGenerator: (request) => `token:${request.caller?.name ?? ''}`,
+      errorResponseBuilder: (request, context) => ({
+        statusCode: 429,
+        message:
+          `too many calls from token "${request.caller?.name ?? ''}": at most ${context.max} per ` +
+          `${limit.windowMs / 1000} s (api.rateLimit); try again in ${Math.ceil(context.ttl / 1000)} s`,
+      }),
+    });
+  });
+  app.addHook('preHandler', async function (request, reply) {
+    if (limiter === null || request.caller === null) return;
+    if (request.routeOptions.config.role === 'public') return;
+    await limiter.call(this, request, reply);
+  });
+}
 
 /** Builds the API server (not listening yet). */
 export function createApi(options: ApiOptions): FastifyInstance {
@@ -145,6 +186,7 @@ export function buildApi(options: ApiOptions): Api {
   });
   const tokens = new TokenTable(options.tokens);
   guard(app, { tokens, allowedHosts: options.allowedHosts ?? [] });
+  if (options.rateLimit) limitRate(app, options.rateLimit);
   app.addHook('onResponse', async (request, reply) => {
     // Refusals were logged at warn by the guard; event streams are logged when they end.
     request.log.info(
@@ -169,6 +211,10 @@ export function buildApi(options: ApiOptions): Api {
           code: ErrorCode.PayloadTooLarge,
           message: `the request body is over ${BODY_LIMIT} bytes`,
         },
+      });
+    if (e.statusCode === 429)
+      return reply.code(429).send({
+        error: { code: ErrorCode.RateLimited, message: e.message ?? 'too many calls' },
       });
     if (e.statusCode === 415)
       return reply.code(415).send({

@@ -55,6 +55,7 @@ export const STATUS_OF: Readonly<Record<string, number>> = {
   [ErrorCode.UnsupportedMediaType]: 415,
   // Well-formed and of a known type, but the type cannot be a root.
   [ErrorCode.CommandTypeNotSubmittable]: 422,
+  [ErrorCode.RateLimited]: 429,
   [ErrorCode.EngineStopped]: 503,
   [ErrorCode.StoreFailed]: 503,
 };

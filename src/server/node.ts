@@ -350,6 +350,9 @@ export async function startNode(options: NodeOptions): Promise<CocoNode> {
       ? {}
       : { detailCacheEntries: config.api.detailCacheEntries }),
     ...(config.api.trustProxy === undefined ? {} : { trustProxy: config.api.trustProxy }),
+    ...(config.api.rateLimit === undefined
+      ? {}
+      : { rateLimit: { max: config.api.rateLimit.max, windowMs: config.api.rateLimit.window } }),
   });
   let url: string | null = null;
   if (listen) {
