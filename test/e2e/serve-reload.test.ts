@@ -9,9 +9,20 @@ import { afterAll, expect, it } from 'vitest';
 import { TOKENS, testTokens } from '../support/api.js';
 import { tempDir } from '../support/harness.js';
 import { until } from '../store-conformance/pg-harness.js';
-import { startServeProcess } from './support.js';
+import { startServeProcess, type CocoProcess } from './support.js';
 
 const dir = tempDir('coco-reload-');
+
+/** The first log line of `serve` with this message, once it is written, parsed. */
+async function logged(serve: CocoProcess, msg: string): Promise<Record<string, unknown>> {
+  const find = (): string | undefined =>
+    serve
+      .stderr()
+      .split('\n')
+      .find((l) => l.includes(`"msg":"${msg}"`));
+  await until(`"${msg}" to be logged`, () => Promise.resolve(find() !== undefined));
+  return JSON.parse(find()!) as Record<string, unknown>;
+}
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 it('SIGHUP reloads the agents’ limits from the file, and keeps them when the file is bad', async () => {
@@ -46,14 +57,7 @@ it('SIGHUP reloads the agents’ limits from the file, and keeps them when the f
       async () => JSON.stringify(await limit()) === JSON.stringify({ maxRunning: 3 }),
     );
     expect(serve.stderr()).toContain('admission limits reloaded');
-    await until('the agent secrets reload to be logged', () =>
-      Promise.resolve(serve.stderr().includes('agent secrets reloaded')),
-    );
-    const secrets = serve
-      .stderr()
-      .split('\n')
-      .find((l) => l.includes('agent secrets reloaded'));
-    expect(JSON.parse(secrets!)).toMatchObject({ agents: ['h1'] });
+    expect(await logged(serve, 'agent secrets reloaded')).toMatchObject({ agents: ['h1'] });
     expect(serve.stderr()).not.toContain('reload-test-secret');
 
     writeFileSync(config, '{ not json');
@@ -108,15 +112,8 @@ it('SIGHUP reloads the API tokens: a rotated token works at once, the old one is
     // The stream of the token no longer accepted ends (done), without waiting for its client.
     let done = false;
     while (!done) done = (await revoked.read()).done;
-    await until('the reload to be logged', () =>
-      Promise.resolve(serve.stderr().includes('API tokens reloaded')),
-    );
-    const line = serve
-      .stderr()
-      .split('\n')
-      .find((l) => l.includes('API tokens reloaded'));
     // One stream ended: the other token's stream is still open.
-    expect(JSON.parse(line!)).toMatchObject({
+    expect(await logged(serve, 'API tokens reloaded')).toMatchObject({
       streamsEnded: 1,
       tokens: ['test-viewer', 'test-operator', 'test-admin', 'rotating'],
     });
