@@ -20,7 +20,14 @@ import type { AdmissionLimits } from '../engine/admission.js';
 import { buildApi } from '../http/api.js';
 import { createJobMonitor, type JobMonitor } from '../jobs/monitor.js';
 import { loadCommandModules } from '../config/commands.js';
-import { limitsOf, type AgentConfig, type CocoConfig, type TokenConfig } from '../config/config.js';
+import {
+  agentChanges,
+  limitsOf,
+  type AgentConfig,
+  type CocoConfig,
+  type TokenConfig,
+} from '../config/config.js';
+import { MIN_SECRET_LENGTH } from '../config/secrets.js';
 import {
   LOCAL_TOKEN_NAME,
   ensureLocalToken,
@@ -242,8 +249,8 @@ export async function startNode(options: NodeOptions): Promise<CocoNode> {
   const build = async (nodeId: string): Promise<NodeGeneration> => {
     const store = storeFromUrl(config.store);
     const ownBroker = options.broker === undefined;
-    const broker = options.broker ?? httpAgents({ agents, caller: nodeId, logger });
-    http = options.broker === undefined ? (broker as HttpBroker) : null;
+    http = options.broker === undefined ? httpAgents({ agents, caller: nodeId, logger }) : null;
+    const broker: AgentBroker = options.broker ?? http!;
     const engine = createEngine({
       store,
       agents: broker,
@@ -391,23 +398,19 @@ export async function startNode(options: NodeOptions): Promise<CocoNode> {
           ErrorCode.InvalidOptions,
           'this node was given its agent broker: its secrets are the broker’s to change',
         );
-      const before = new Map(agents.map((a) => [a.id, a]));
-      const after = new Map(next.map((a) => [a.id, a]));
-      const needRestart = [
-        ...[...after.keys()].filter((id) => !before.has(id)),
-        ...[...before.keys()].filter((id) => !after.has(id)),
-      ];
-      const changed = new Map<string, string>();
-      for (const [id, a] of before) {
-        const secret = after.get(id)?.secret;
-        if (secret !== undefined && secret !== a.secret) changed.set(id, secret);
-      }
-      http?.setSecrets(changed);
+      const { secrets, addedOrRemoved } = agentChanges(agents, next);
+      for (const [id, secret] of secrets)
+        if (secret.length < MIN_SECRET_LENGTH)
+          throw new CocoError(
+            ErrorCode.InvalidOptions,
+            `agent ${JSON.stringify(id)}: its secret must be at least ${MIN_SECRET_LENGTH} characters (it is an HMAC key)`,
+          );
+      http?.setSecrets(secrets);
       agents = agents.map((a) => {
-        const secret = changed.get(a.id);
+        const secret = secrets.get(a.id);
         return secret === undefined ? a : { ...a, secret };
       });
-      return { changed: [...changed.keys()], needRestart };
+      return { changed: [...secrets.keys()], needRestart: addedOrRemoved };
     },
     setTokens(next) {
       const accepted = apiTokens(
