@@ -63,7 +63,7 @@ it('SIGHUP reloads the agents’ limits from the file, and keeps them when the f
     writeFileSync(config, '{ not json');
     serve.child.kill('SIGHUP');
     await until('the failed reload to be logged', () =>
-      Promise.resolve(serve.stderr().includes('configuration reload failed; limits unchanged')),
+      Promise.resolve(serve.stderr().includes('configuration reload failed; nothing reloaded')),
     );
     expect(await limit()).toEqual({ maxRunning: 3 });
     expect(serve.child.exitCode).toBeNull();

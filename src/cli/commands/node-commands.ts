@@ -151,7 +151,7 @@ export function addNodeCommands(program: Command): void {
         } catch (error) {
           logger.error(
             { config: file, error },
-            'configuration reload failed; limits unchanged, tokens unchanged',
+            'configuration reload failed; nothing reloaded (limits, tokens, agent secrets unchanged)',
           );
           return;
         }
