@@ -129,14 +129,21 @@ const BODY_LIMIT = 4 * 1024 * 1024;
  * are not counted. Its hook is added at the root, before any route, so that every route has it;
  * the limiter it calls exists once the plugin has loaded (the server's `ready`).
  */
-function limitRate(app: FastifyInstance, limit: { max: number; windowMs: number }): void {
+function limitRate(
+  app: FastifyInstance,
+  limit: { max: number; windowMs: number },
+  metrics: NodeMetrics | null | undefined,
+): void {
   let limiter: preHandlerAsyncHookHandler | null = null;
+  const counts = { refused: 0 };
+  metrics?.followRateLimit(counts);
   void app.register(rateLimit, { global: false });
   void app.after(() => {
     limiter = app.rateLimit({
       max: limit.max,
       timeWindow: limit.windowMs,
       keyGenerator: (request) => `token:${request.caller?.name ?? ''}`,
+      onExceeded: () => void counts.refused++,
       errorResponseBuilder: (request, context) => ({
         statusCode: 429,
         message:
@@ -186,7 +193,7 @@ export function buildApi(options: ApiOptions): Api {
   });
   const tokens = new TokenTable(options.tokens);
   guard(app, { tokens, allowedHosts: options.allowedHosts ?? [] });
-  if (options.rateLimit) limitRate(app, options.rateLimit);
+  if (options.rateLimit) limitRate(app, options.rateLimit, options.metrics);
   app.addHook('onResponse', async (request, reply) => {
     // Refusals were logged at warn by the guard; event streams are logged when they end.
     request.log.info(

@@ -592,6 +592,22 @@ export class NodeMetrics {
     });
   }
 
+  /**
+   * Follows the API's rate limit (`api.rateLimit`): registers `coco_api_rate_limited_total` (a
+   * node without a limit has none) and reads its count at each scrape. Once per registry.
+   */
+  followRateLimit(source: { readonly refused: number }): void {
+    new Counter({
+      name: 'coco_api_rate_limited_total',
+      help: 'API calls refused with 429 RATE_LIMITED: their token had used up api.rateLimit in its window.',
+      registers: [this.registry],
+      collect(this: Counter) {
+        this.reset();
+        this.inc(source.refused);
+      },
+    });
+  }
+
   /** Follows the API's event streams (`coco_api_streams`, `…_dropped_total`). */
   followStreams(streams: StreamSource): void {
     this.#streams = streams;

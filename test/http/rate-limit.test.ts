@@ -39,6 +39,8 @@ it('refuses a token’s calls past its limit with 429 RATE_LIMITED and Retry-Aft
     /^too many calls from token "test-operator": at most 3 per 3600 s \(api\.rateLimit\); try again in \d+ s$/,
   );
   expect(JSON.stringify(body)).not.toContain(TOKENS.operator);
+  const metrics = (await node.call('GET', '/metrics', { role: 'admin' })).body as string;
+  expect(metrics).toMatch(/^coco_api_rate_limited_total 1$/m);
   // Nothing of the refused call was done.
   const list = (await node.call('GET', '/v1/commands', { role: 'admin' })).body as {
     commands: unknown[];
