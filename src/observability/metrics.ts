@@ -357,6 +357,8 @@ export class NodeMetrics {
     readonly waited: number;
     readonly refused: number;
   } | null = null;
+  /** The configuration reloads counted so far, once there was one. */
+  #reloads: { ok: number; failed: number; lastOk: boolean } | null = null;
   readonly #submittedRoots: Children<Inc>;
   readonly #submittedChildren: Children<Inc>;
   readonly #ended: Children<Outcomes<CommandOutcome>>;
@@ -590,6 +592,41 @@ export class NodeMetrics {
         this.set((counts.lastSuccessAt ?? 0) / 1000);
       },
     });
+  }
+
+  /**
+   * Counts a configuration reload (`coco serve` on SIGHUP): `ok` when every part of it took
+   * (`coco_config_reloads_total`, `coco_config_last_reload_successful`). Registered at the first
+   * reload: a node never reloaded has neither.
+   */
+  configReloaded(ok: boolean): void {
+    if (this.#reloads === null) {
+      const registers = [this.registry];
+      const counts = { ok: 0, failed: 0, lastOk: true };
+      new Counter({
+        name: 'coco_config_reloads_total',
+        help: 'Configuration reloads (SIGHUP) by outcome: ok, or failed (the file did not parse, or a part of it was refused: logged; what was in force stays).',
+        labelNames: ['outcome'],
+        registers,
+        collect(this: Counter<string>) {
+          this.reset();
+          this.inc({ outcome: 'ok' }, counts.ok);
+          this.inc({ outcome: 'failed' }, counts.failed);
+        },
+      });
+      new Gauge({
+        name: 'coco_config_last_reload_successful',
+        help: 'Whether the last configuration reload took whole (1) or not (0): the file on disk and what runs may differ.',
+        registers,
+        collect() {
+          this.set(counts.lastOk ? 1 : 0);
+        },
+      });
+      this.#reloads = counts;
+    }
+    if (ok) this.#reloads.ok++;
+    else this.#reloads.failed++;
+    this.#reloads.lastOk = ok;
   }
 
   /**

@@ -46,8 +46,25 @@ it('SIGHUP reloads the agents’ limits from the file, and keeps them when the f
     const body = (await res.json()) as { limits: { agents: Record<string, unknown> } };
     return body.limits.agents.h1;
   };
+  // The reload metrics: the last outcome, and the counts by outcome.
+  const reloads = async (): Promise<string> => {
+    const res = await fetch(`${serve.url}/metrics`, {
+      headers: { authorization: `Bearer ${TOKENS.viewer}` },
+    });
+    const text = await res.text();
+    const series = [
+      'coco_config_last_reload_successful',
+      'coco_config_reloads_total{outcome="ok"}',
+      'coco_config_reloads_total{outcome="failed"}',
+    ];
+    const lines = text.split('\n');
+    return series
+      .map((m) => lines.find((l) => l.startsWith(`${m} `))?.slice(m.length + 1) ?? '-')
+      .join(' ');
+  };
   try {
     expect(await limit()).toEqual({ maxRunning: 1 });
+    expect(await reloads()).toBe('- - -');
 
     // The limit, and the agent's secret (a rotation).
     write(3, 'reload-test-secret-rotated-0123');
@@ -59,6 +76,7 @@ it('SIGHUP reloads the agents’ limits from the file, and keeps them when the f
     expect(serve.stderr()).toContain('admission limits reloaded');
     expect(await logged(serve, 'agent secrets reloaded')).toMatchObject({ agents: ['h1'] });
     expect(serve.stderr()).not.toContain('reload-test-secret');
+    expect(await reloads()).toBe('1 1 0');
 
     writeFileSync(config, '{ not json');
     serve.child.kill('SIGHUP');
@@ -66,6 +84,7 @@ it('SIGHUP reloads the agents’ limits from the file, and keeps them when the f
       Promise.resolve(serve.stderr().includes('configuration reload failed; nothing reloaded')),
     );
     expect(await limit()).toEqual({ maxRunning: 3 });
+    expect(await reloads()).toBe('0 1 1');
     expect(serve.child.exitCode).toBeNull();
   } finally {
     serve.child.kill('SIGTERM');

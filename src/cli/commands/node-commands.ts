@@ -153,19 +153,23 @@ export function addNodeCommands(program: Command): void {
             { config: file, error },
             'configuration reload failed; nothing reloaded (limits, tokens, agent secrets unchanged)',
           );
+          node.metrics.configReloaded(false);
           return;
         }
+        let ok = true;
         try {
           node.setLimits(limitsOf(next));
           logger.info({ config: file }, 'admission limits reloaded');
         } catch (error) {
           logger.error({ config: file, error }, 'admission limits not reloaded; limits unchanged');
+          ok = false;
         }
         try {
           const { names, streamsEnded } = node.setTokens(next.api.tokens);
           logger.info({ config: file, tokens: names, streamsEnded }, 'API tokens reloaded');
         } catch (error) {
           logger.error({ config: file, error }, 'API tokens not reloaded; tokens unchanged');
+          ok = false;
         }
         try {
           const { changed, needRestart } = node.setAgentSecrets(next.agents);
@@ -177,7 +181,9 @@ export function addNodeCommands(program: Command): void {
             );
         } catch (error) {
           logger.error({ config: file, error }, 'agent secrets not reloaded; secrets unchanged');
+          ok = false;
         }
+        node.metrics.configReloaded(ok);
       };
       process.on('SIGHUP', reload);
       // The store URL may hold a PostgreSQL password: shown masked, as everywhere.
