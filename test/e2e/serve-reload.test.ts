@@ -73,7 +73,8 @@ it('SIGHUP reloads the agents’ limits from the file, and keeps them when the f
       'the limit to be reloaded',
       async () => JSON.stringify(await limit()) === JSON.stringify({ maxRunning: 3 }),
     );
-    expect(serve.stderr()).toContain('admission limits reloaded');
+    // The log comes through the process's stderr pipe, not in step with its HTTP answers.
+    expect(await logged(serve, 'admission limits reloaded')).toMatchObject({ config });
     expect(await logged(serve, 'agent secrets reloaded')).toMatchObject({ agents: ['h1'] });
     expect(serve.stderr()).not.toContain('reload-test-secret');
     expect(await reloads()).toBe('1 1 0');
