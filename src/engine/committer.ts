@@ -93,7 +93,7 @@ export function outageDetail(last: ErrorInfo | null): string {
 
 /** Why a store owes a batch, for messages: how long, and its latest failure or no answer. */
 export function outageText(forMs: number, last: ErrorInfo | null): string {
-  return `${outageReason(forMs)} (${last ? `last failure: ${outageDetail(last)}` : 'no answer'})`;
+  return `${outageReason(forMs)} (${last ? 'last failure: ' : ''}${outageDetail(last)})`;
 }
 
 /** What {@link Committer.watchOutages} calls. */

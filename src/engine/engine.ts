@@ -35,10 +35,9 @@ import {
 } from './submission.js';
 import { buildRuntime, type EngineRuntime } from './wiring.js';
 import { outageText } from './committer.js';
-
-export { outageDetail, outageReason } from './committer.js';
 import { inspectCommand, type CommandDetails } from './inspect.js';
 
+export { outageDetail, outageReason } from './committer.js';
 export type { CommandDetails } from './inspect.js';
 
 /** Options of {@link Engine.submit}. */

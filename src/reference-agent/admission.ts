@@ -80,7 +80,7 @@ export function unknownPath(method: string, url: string): ErrorInfo {
 export interface GateOptions {
   readonly agentId: string;
   /** The secrets a request may be signed with (several during a rotation). */
-  readonly secret: string | readonly string[];
+  readonly secrets: readonly string[];
   readonly log: FastifyBaseLogger;
   /** @default a memory of `MAX_REMEMBERED_NONCES` nonces */
   readonly nonces?: NonceMemory;
@@ -107,7 +107,7 @@ export class Gate {
 
   constructor(options: GateOptions) {
     this.#agentId = options.agentId;
-    this.#secrets = typeof options.secret === 'string' ? [options.secret] : [...options.secret];
+    this.#secrets = [...options.secrets];
     this.#log = options.log;
     this.#nonces = options.nonces ?? new NonceMemory();
     this.#clock = options.clock ?? Date.now;

@@ -153,12 +153,22 @@ export interface RunningAgent {
 
 type Health = z.infer<typeof healthResponse>;
 
+const nonEmpty = (value: unknown): boolean => typeof value === 'string' && value !== '';
+
+/** Whether `secrets` is a list of at least one non-empty secret (options, and a rotation's). */
+function isSecretList(secrets: unknown): secrets is readonly string[] {
+  return Array.isArray(secrets) && secrets.length > 0 && secrets.every(nonEmpty);
+}
+
+/** The agent's secrets as a list (`AgentOptions.secret` takes one or several). */
+function secretList(secret: string | readonly string[]): readonly string[] {
+  return typeof secret === 'string' ? [secret] : secret;
+}
+
 function checkOptions(options: AgentOptions): void {
   const problems: string[] = [];
-  const nonEmpty = (value: unknown): boolean => typeof value === 'string' && value !== '';
   if (!nonEmpty(options.id)) problems.push('id must be a non-empty string');
-  const secrets = typeof options.secret === 'string' ? [options.secret] : options.secret;
-  if (!Array.isArray(secrets) || secrets.length === 0 || !secrets.every(nonEmpty))
+  if (!isSecretList(secretList(options.secret)))
     problems.push('secret must be a non-empty string, or an array of them');
   if (!nonEmpty(options.dataDir)) problems.push('dataDir must be a non-empty string');
   const port = options.port ?? 0;
@@ -177,7 +187,8 @@ function checkOptions(options: AgentOptions): void {
  */
 export function createAgentServer(options: AgentOptions): AgentServer {
   checkOptions(options);
-  const { id: agentId, secret } = options;
+  const { id: agentId } = options;
+  const secrets = secretList(options.secret);
   const version = options.version ?? 'unknown';
   const verbs: VerbRegistry = {
     ...(options.builtins === false ? {} : builtinVerbs),
@@ -210,10 +221,10 @@ export function createAgentServer(options: AgentOptions): AgentServer {
     if (secrets.some((s) => s.length < 16))
       app.log.warn('an agent secret is shorter than 16 characters');
   };
-  warnShort(typeof secret === 'string' ? [secret] : secret);
+  warnShort(secrets);
   const gate = new Gate({
     agentId,
-    secret,
+    secrets,
     log: app.log,
     ...(options.nonces ? { nonces: options.nonces } : {}),
   });
@@ -378,7 +389,7 @@ export function createAgentServer(options: AgentOptions): AgentServer {
     table,
     feed,
     setSecrets: (secrets) => {
-      if (secrets.length === 0 || !secrets.every((s) => typeof s === 'string' && s !== ''))
+      if (!isSecretList(secrets))
         throw new CocoError(
           ErrorCode.InvalidOptions,
           'agent secrets: give at least one, each a non-empty string',

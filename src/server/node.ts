@@ -13,7 +13,7 @@ import { createServer } from 'node:net';
 import { hostname } from 'node:os';
 import { pino } from 'pino';
 import type { AgentBroker } from '../brokers/port.js';
-import { httpAgents, type HttpBroker } from '../brokers/http/broker.js';
+import { checkAgentSecrets, httpAgents, type HttpBroker } from '../brokers/http/broker.js';
 import type { CommandType, Logger } from '../core/command-type.js';
 import { createEngine, type Engine, type StartReport } from '../engine/engine.js';
 import type { AdmissionLimits } from '../engine/admission.js';
@@ -27,7 +27,6 @@ import {
   type CocoConfig,
   type TokenConfig,
 } from '../config/config.js';
-import { MIN_SECRET_LENGTH } from '../config/secrets.js';
 import {
   LOCAL_TOKEN_NAME,
   ensureLocalToken,
@@ -249,8 +248,8 @@ export async function startNode(options: NodeOptions): Promise<CocoNode> {
   const build = async (nodeId: string): Promise<NodeGeneration> => {
     const store = storeFromUrl(config.store);
     const ownBroker = options.broker === undefined;
-    http = options.broker === undefined ? httpAgents({ agents, caller: nodeId, logger }) : null;
-    const broker: AgentBroker = options.broker ?? http!;
+    const broker: AgentBroker =
+      options.broker ?? (http = httpAgents({ agents, caller: nodeId, logger }));
     const engine = createEngine({
       store,
       agents: broker,
@@ -399,12 +398,8 @@ export async function startNode(options: NodeOptions): Promise<CocoNode> {
           'this node was given its agent broker: its secrets are the broker’s to change',
         );
       const { secrets, addedOrRemoved } = agentChanges(agents, next);
-      for (const [id, secret] of secrets)
-        if (secret.length < MIN_SECRET_LENGTH)
-          throw new CocoError(
-            ErrorCode.InvalidOptions,
-            `agent ${JSON.stringify(id)}: its secret must be at least ${MIN_SECRET_LENGTH} characters (it is an HMAC key)`,
-          );
+      // Checked here too: between two generations there is no broker to check it.
+      checkAgentSecrets(secrets);
       http?.setSecrets(secrets);
       agents = agents.map((a) => {
         const secret = secrets.get(a.id);

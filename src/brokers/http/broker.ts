@@ -57,8 +57,8 @@ import { checkIds, chunks, errorInfo } from './agent-state.js';
 import type { RequestCounters } from './client.js';
 import { ChangesLoop } from './long-poll.js';
 import {
+  checkAgentSecrets,
   compileHttpBrokerOptions,
-  MIN_AGENT_SECRET_LENGTH,
   type CompiledHttpBrokerOptions,
   type HttpBrokerOptions,
 } from './options.js';
@@ -66,6 +66,7 @@ import {
 export type { HttpAgentSnapshot } from './agent-entry.js';
 export { AGENT_UNAUTHORIZED } from './client.js';
 export type { HttpBrokerOptions, HttpAgentConfig } from './options.js';
+export { checkAgentSecrets } from './options.js';
 export { nodeHttpFetch, type HttpFetch } from './transport.js';
 
 type ActivityListener = (agentId: string, reports?: readonly TaskStatusReport[]) => void;
@@ -256,12 +257,7 @@ export class HttpBroker implements AgentBroker {
    * (nothing changed then).
    */
   setSecrets(secrets: ReadonlyMap<string, string>): { readonly unknown: readonly string[] } {
-    for (const [id, secret] of secrets)
-      if (secret.length < MIN_AGENT_SECRET_LENGTH)
-        throw new CocoError(
-          ErrorCode.InvalidOptions,
-          `agent ${JSON.stringify(id)}: its secret must be at least ${MIN_AGENT_SECRET_LENGTH} characters (it is an HMAC key)`,
-        );
+    checkAgentSecrets(secrets);
     const unknown: string[] = [];
     for (const [id, secret] of secrets) {
       const entry = this.#agents.get(id);

@@ -8,7 +8,7 @@
 import { z } from 'zod';
 import { systemClock, type Clock } from '../../core/clock.js';
 import type { Logger } from '../../core/command-type.js';
-import { ErrorCode, ValidationError } from '../../core/errors.js';
+import { CocoError, ErrorCode, ValidationError } from '../../core/errors.js';
 import { MAX_CHANGES_WAIT_MS } from '../../protocol/agent-v2.js';
 import { CallGate } from './gate.js';
 import { DEFAULT_IDLE_CONNECTION_MS, nodeHttpFetch, type HttpFetch } from './transport.js';
@@ -205,10 +205,23 @@ export const DEFAULT_CIRCUIT: Readonly<Required<HttpCircuitOptions>> = {
  */
 export const DEFAULT_MAX_CONCURRENT_CALLS = 256;
 
-/** Node fires longer timers after 1 ms (the delay overflows 32 bits), so longer is refused. */
 /** Shortest agent secret accepted: an HMAC key of 16 characters or more. */
 export const MIN_AGENT_SECRET_LENGTH = 16;
 
+/**
+ * Throws `INVALID_OPTIONS` naming the first agent whose new secret is too short (a rotation:
+ * `HttpBroker.setSecrets`, and a node's reload before it changes anything).
+ */
+export function checkAgentSecrets(secrets: ReadonlyMap<string, string>): void {
+  for (const [id, secret] of secrets)
+    if (secret.length < MIN_AGENT_SECRET_LENGTH)
+      throw new CocoError(
+        ErrorCode.InvalidOptions,
+        `agent ${JSON.stringify(id)}: its secret must be at least ${MIN_AGENT_SECRET_LENGTH} characters (it is an HMAC key)`,
+      );
+}
+
+/** Node fires longer timers after 1 ms (the delay overflows 32 bits), so longer is refused. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
 const ms = z.number().int().positive().max(MAX_TIMER_MS);

@@ -156,33 +156,35 @@ export function addNodeCommands(program: Command): void {
           node.metrics.configReloaded(false);
           return;
         }
-        let ok = true;
-        try {
-          node.setLimits(limitsOf(next));
-          logger.info({ config: file }, 'admission limits reloaded');
-        } catch (error) {
-          logger.error({ config: file, error }, 'admission limits not reloaded; limits unchanged');
-          ok = false;
-        }
-        try {
-          const { names, streamsEnded } = node.setTokens(next.api.tokens);
-          logger.info({ config: file, tokens: names, streamsEnded }, 'API tokens reloaded');
-        } catch (error) {
-          logger.error({ config: file, error }, 'API tokens not reloaded; tokens unchanged');
-          ok = false;
-        }
-        try {
-          const { changed, needRestart } = node.setAgentSecrets(next.agents);
-          logger.info({ config: file, agents: changed }, 'agent secrets reloaded');
-          if (needRestart.length > 0)
-            logger.warn(
-              { config: file, agents: needRestart },
-              'agents added or removed in the configuration take effect at the next start',
-            );
-        } catch (error) {
-          logger.error({ config: file, error }, 'agent secrets not reloaded; secrets unchanged');
-          ok = false;
-        }
+        // Each part on its own: one refused leaves the others reloaded (and is counted failed).
+        const part = (what: string, apply: (c: CocoConfig) => object): boolean => {
+          try {
+            logger.info({ config: file, ...apply(next) }, `${what} reloaded`);
+            return true;
+          } catch (error) {
+            logger.error({ config: file, error }, `${what} not reloaded; those in force kept`);
+            return false;
+          }
+        };
+        const ok = [
+          part('admission limits', (c) => {
+            node.setLimits(limitsOf(c));
+            return {};
+          }),
+          part('API tokens', (c) => {
+            const { names, streamsEnded } = node.setTokens(c.api.tokens);
+            return { tokens: names, streamsEnded };
+          }),
+          part('agent secrets', (c) => {
+            const { changed, needRestart } = node.setAgentSecrets(c.agents);
+            if (needRestart.length > 0)
+              logger.warn(
+                { config: file, agents: needRestart },
+                'agents added or removed in the configuration take effect at the next start',
+              );
+            return { agents: changed };
+          }),
+        ].every(Boolean);
         node.metrics.configReloaded(ok);
       };
       process.on('SIGHUP', reload);
