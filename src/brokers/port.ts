@@ -130,6 +130,13 @@ export interface AgentBroker {
    */
   onAgentInfo?(listener: (info: AgentInfo) => void): () => void;
   /**
+   * Optional: calls `listener` when the agents this broker is configured for change while it
+   * runs (a configuration reload: agents added or retired). The engine then lists them again
+   * ({@link agentIds}) before it next judges an agent it did not know. Returns an unsubscribe
+   * function.
+   */
+  onAgentsChanged?(listener: () => void): () => void;
+  /**
    * Optional (multi-node): from now on, poll by itself (long-polls) only these agents — those
    * whose lease this node holds. Resolves once the polls of the other agents have ended. The
    * engine's own calls are unaffected.

@@ -182,26 +182,6 @@ export interface AgentConfig {
   readonly maxRunningByVerb?: Readonly<Record<string, number>>;
 }
 
-/**
- * What a reloaded configuration changes of its agents: the new secrets by agent id, and the ids
- * added or removed (which take a restart: a node's agents are fixed for its run).
- */
-export function agentChanges(
-  before: readonly AgentConfig[],
-  after: readonly AgentConfig[],
-): { readonly secrets: ReadonlyMap<string, string>; readonly addedOrRemoved: readonly string[] } {
-  const was = new Map(before.map((a) => [a.id, a.secret]));
-  const now = new Map(after.map((a) => [a.id, a.secret]));
-  const secrets = new Map<string, string>();
-  for (const [id, secret] of now)
-    if (was.has(id) && was.get(id) !== secret) secrets.set(id, secret);
-  const addedOrRemoved = [
-    ...[...now.keys()].filter((id) => !was.has(id)),
-    ...[...was.keys()].filter((id) => !now.has(id)),
-  ];
-  return { secrets, addedOrRemoved };
-}
-
 /** The engine's admission limits written in a configuration (its agents' `maxRunning`). */
 export function limitsOf(config: CocoConfig): AdmissionLimits {
   const agents: Record<string, AgentLimit> = {};

@@ -243,6 +243,7 @@ export const agent = z.looseObject({
   lastSeenAt: z.optional(when),
   lastError: maybeError,
   tasksInFlight: z.optional(z.nullable(num)),
+  configured: z.optional(z.boolean()),
 });
 /** See {@link agent}. */
 export type Agent = z.infer<typeof agent>;

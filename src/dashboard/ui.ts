@@ -26,6 +26,7 @@ export function tone(status: string): string {
       return 'bad';
     case 'cancelled':
     case 'not run':
+    case 'retired':
       return 'muted';
     case 'aborting':
     case 'compensating':

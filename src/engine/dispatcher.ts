@@ -98,11 +98,17 @@ export class Dispatcher {
       applyReports: (link, reports, polled, asked) =>
         this.#applyReports(link, reports, polled, asked),
     });
-    this.#unsubscribe =
+    const activity =
       broker.onActivity?.((agentId, reports) => {
         if (reports) this.apply(agentId, reports);
         else this.pollSoon(agentId);
       }) ?? null;
+    // An agent added by a reload takes tasks at once, not after the listing's refresh period.
+    const agents = broker.onAgentsChanged?.(() => this.#known.invalidate()) ?? null;
+    this.#unsubscribe = () => {
+      activity?.();
+      agents?.();
+    };
   }
 
   /** Whether this node polls the agent now (always, on a single node). */

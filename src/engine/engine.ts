@@ -501,6 +501,15 @@ export class Engine {
   }
 
   /**
+   * The agents this engine's broker is configured for now: those it starts tasks on. An agent
+   * retired by a reload (see `HttpBroker.setAgents`) is not among them, though its tasks are
+   * still followed.
+   */
+  configuredAgents(): Promise<readonly string[]> {
+    return this.#o.agents.agentIds();
+  }
+
+  /**
    * Replaces the admission limits at run time (a configuration reload, the admin API). A lower
    * limit stops admissions until enough running tasks have ended — running tasks are never
    * stopped for it; a higher or removed limit admits queued tasks at once. Throws

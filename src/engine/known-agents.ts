@@ -27,6 +27,8 @@ export class KnownAgents {
   #known: ReadonlySet<string> | null = null;
   #knownAt = Number.NEGATIVE_INFINITY;
   #listing: Promise<ReadonlySet<string>> | null = null;
+  /** Changes announced so far: a listing asked for before the last one is not trusted for long. */
+  #changes = 0;
   readonly #broker: AgentBroker;
   readonly #clock: Clock;
 
@@ -45,6 +47,13 @@ export class KnownAgents {
     return this.#clock.now() - this.#knownAt >= KNOWN_AGENTS_REFRESH_MS;
   }
 
+  /** The broker's agents changed: the next question lists them again (not a listing under way). */
+  invalidate(): void {
+    this.#knownAt = Number.NEGATIVE_INFINITY;
+    this.#listing = null;
+    this.#changes++;
+  }
+
   /** Whether the last listing had the agent. */
   has(agentId: string): boolean {
     return this.#known?.has(agentId) ?? false;
@@ -58,19 +67,23 @@ export class KnownAgents {
   /** The agents, listed again if the last listing is stale (or `force`); concurrent calls share one. */
   async list(force = false): Promise<ReadonlySet<string>> {
     if (this.#known !== null && !force && !this.stale) return this.#known;
-    this.#listing ??= this.#broker.agentIds().then(
+    if (this.#listing !== null) return this.#listing;
+    const changes = this.#changes;
+    const listing = this.#broker.agentIds().then(
       (ids) => {
-        this.#listing = null;
+        if (this.#listing === listing) this.#listing = null;
         this.#known = new Set(ids);
-        this.#knownAt = this.#clock.now();
+        // Asked for before a change: answers this question, the next one lists again.
+        this.#knownAt = changes === this.#changes ? this.#clock.now() : Number.NEGATIVE_INFINITY;
         return this.#known;
       },
       (error: unknown) => {
-        this.#listing = null;
+        if (this.#listing === listing) this.#listing = null;
         throw error;
       },
     );
-    return this.#listing;
+    this.#listing = listing;
+    return listing;
   }
 }
 

@@ -396,6 +396,12 @@ export const agentList = z.object({
         .number()
         .int()
         .describe("this node's tasks on the agent that have not ended (started or running)"),
+      configured: z
+        .boolean()
+        .describe(
+          "whether this node's configuration names the agent: false for one retired by a reload " +
+            '(no new task starts there; its tasks in flight are followed to their end) or seen before a restart without it',
+        ),
     }),
   ),
 });

@@ -139,14 +139,22 @@ export function nodeRoutes(api: ApiContext): void {
       url: '/v1/agents',
       role: 'viewer',
       tag: 'node',
-      summary: 'Agents as the engine last saw them, with the tasks this node has on each',
+      summary:
+        'Agents as the engine last saw them, with the tasks this node has on each and whether it is configured',
       ok: { status: 200, schema: agentList },
     },
     async () => {
       const e = api.engine();
       const inFlight = e.tasksInFlight();
-      const agents = await e.agents();
-      return { agents: agents.map((a) => ({ ...a, tasksInFlight: inFlight.get(a.id) ?? 0 })) };
+      const [agents, configured] = await Promise.all([e.agents(), e.configuredAgents()]);
+      const named = new Set(configured);
+      return {
+        agents: agents.map((a) => ({
+          ...a,
+          tasksInFlight: inFlight.get(a.id) ?? 0,
+          configured: named.has(a.id),
+        })),
+      };
     },
   );
 

@@ -13,20 +13,20 @@ import { createServer } from 'node:net';
 import { hostname } from 'node:os';
 import { pino } from 'pino';
 import type { AgentBroker } from '../brokers/port.js';
-import { checkAgentSecrets, httpAgents, type HttpBroker } from '../brokers/http/broker.js';
+import {
+  compileAgents,
+  httpAgents,
+  type AgentsChange,
+  type HttpAgentConfig,
+  type HttpBroker,
+} from '../brokers/http/broker.js';
 import type { CommandType, Logger } from '../core/command-type.js';
 import { createEngine, type Engine, type StartReport } from '../engine/engine.js';
 import type { AdmissionLimits } from '../engine/admission.js';
 import { buildApi } from '../http/api.js';
 import { createJobMonitor, type JobMonitor } from '../jobs/monitor.js';
 import { loadCommandModules } from '../config/commands.js';
-import {
-  agentChanges,
-  limitsOf,
-  type AgentConfig,
-  type CocoConfig,
-  type TokenConfig,
-} from '../config/config.js';
+import { limitsOf, type AgentConfig, type CocoConfig, type TokenConfig } from '../config/config.js';
 import {
   LOCAL_TOKEN_NAME,
   ensureLocalToken,
@@ -117,15 +117,14 @@ export interface CocoNode {
     readonly streamsEnded: number;
   };
   /**
-   * Signs the next requests to the configured agents with these agents' secrets (a rotation:
-   * each agent must already accept the new one, see `coco agent --secret-file`), in this
-   * generation and the next. Only secrets change: agents added or removed are returned, not
-   * applied (they need a restart). Throws `INVALID_OPTIONS` when the node was given its broker.
+   * Replaces the configured agents (a reload: `coco serve` on SIGHUP), in this generation and
+   * the next, as `HttpBroker.setAgents` does: agents added take tasks at once; agents removed
+   * are retired (no new task starts there, their tasks are followed to their end: restart
+   * without them once `GET /v1/agents` shows none in flight); an agent's new URL or secret is
+   * used from its next request. Throws `INVALID_OPTIONS` naming the bad field, nothing changed,
+   * and when the node was given its broker.
    */
-  setAgentSecrets(next: readonly AgentConfig[]): {
-    readonly changed: readonly string[];
-    readonly needRestart: readonly string[];
-  };
+  setAgents(next: readonly AgentConfig[]): AgentsChange;
   /** The node's metrics (served at `GET /metrics`), following each generation's engine. */
   readonly metrics: NodeMetrics;
   /**
@@ -240,16 +239,22 @@ export async function startNode(options: NodeOptions): Promise<CocoNode> {
   if (listen) await checkPortFree(config.api.host, config.api.port);
   const commands = [...(options.commands ?? []), ...(await loadCommandModules(config.commands))];
   let limits: AdmissionLimits | null = null;
-  // The agents a generation's broker is built from (a reload changes their secrets), and the
-  // running generation's broker when the node built it (HTTP agents).
-  let agents: readonly AgentConfig[] = config.agents;
+  // The agents a generation's broker is built from, configured and retired (a reload changes
+  // them), and the running generation's broker when the node built it (HTTP agents).
+  let agents: readonly HttpAgentConfig[] = config.agents;
+  let retired: readonly HttpAgentConfig[] = [];
   let http: HttpBroker | null = null;
+  const fleet = (nodeId: string): HttpBroker => {
+    const broker = httpAgents({ agents: [...agents, ...retired], caller: nodeId, logger });
+    // A new generation follows the tasks on retired agents as the last one did.
+    if (retired.length > 0) broker.setAgents(agents);
+    return broker;
+  };
   const metrics = createNodeMetrics();
   const build = async (nodeId: string): Promise<NodeGeneration> => {
     const store = storeFromUrl(config.store);
     const ownBroker = options.broker === undefined;
-    const broker: AgentBroker =
-      options.broker ?? (http = httpAgents({ agents, caller: nodeId, logger }));
+    const broker: AgentBroker = options.broker ?? (http = fleet(nodeId));
     const engine = createEngine({
       store,
       agents: broker,
@@ -391,21 +396,18 @@ export async function startNode(options: NodeOptions): Promise<CocoNode> {
       node.current.engine.setLimits(next);
       limits = node.current.engine.limits;
     },
-    setAgentSecrets(next) {
-      if (options.broker !== undefined)
+    setAgents(next) {
+      if (options.broker !== undefined || http === null)
         throw new CocoError(
           ErrorCode.InvalidOptions,
-          'this node was given its agent broker: its secrets are the broker’s to change',
+          'this node was given its agent broker: its agents are the broker’s to change',
         );
-      const { secrets, addedOrRemoved } = agentChanges(agents, next);
-      // Checked here too: between two generations there is no broker to check it.
-      checkAgentSecrets(secrets);
-      http?.setSecrets(secrets);
-      agents = agents.map((a) => {
-        const secret = secrets.get(a.id);
-        return secret === undefined ? a : { ...a, secret };
-      });
-      return { changed: [...secrets.keys()], needRestart: addedOrRemoved };
+      const wanted = compileAgents(next);
+      const change = http.setAgents(wanted);
+      const ids = new Set(wanted.map((a) => a.id));
+      retired = [...retired, ...agents].filter((a) => !ids.has(a.id));
+      agents = wanted;
+      return change;
     },
     setTokens(next) {
       const accepted = apiTokens(

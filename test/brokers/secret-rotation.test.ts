@@ -62,17 +62,20 @@ it('agent first, then the node, then the old secret goes: every command succeeds
     agent.setSecrets([NEW, OLD]);
     expect(await run(2)).toBe('succeeded');
     // 2. The node signs with the new one (its configuration reloaded).
-    expect(node.setAgentSecrets(agentsWith(NEW))).toEqual({ changed: ['host-1'], needRestart: [] });
-    // Unchanged secrets change nothing; an agent added is not applied, but said.
-    expect(
-      node.setAgentSecrets([...agentsWith(NEW), { id: 'host-2', url: agent.url, secret: NEW }]),
-    ).toEqual({ changed: [], needRestart: ['host-2'] });
+    expect(node.setAgents(agentsWith(NEW))).toEqual({
+      added: [],
+      retired: [],
+      moved: [],
+      secrets: ['host-1'],
+    });
+    // An unchanged secret changes nothing.
+    expect(node.setAgents(agentsWith(NEW)).secrets).toEqual([]);
     // 3. The agent drops the old one: the node's calls go on.
     agent.setSecrets([NEW]);
     expect(await run(3)).toBe('succeeded');
     expect([await served(OLD), await served(NEW)]).toEqual([false, true]);
     // Too short a secret is refused, naming the agent, and changes nothing.
-    expect(() => node.setAgentSecrets(agentsWith('short'))).toThrow(/agent "host-1".*16/);
+    expect(() => node.setAgents(agentsWith('short'))).toThrow(/agents\.0\.secret: .*16/);
     expect(await run(4)).toBe('succeeded');
   } finally {
     await node.close();

@@ -8,7 +8,7 @@
  * go to test-artifacts/dashboard/ (git-ignored).
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -89,6 +89,8 @@ describe.skipIf(!haveBrowser && !process.env.CI)('the dashboard in a browser', (
       storageRoot: join(dir, 'storage'),
       secret: SECRET,
     });
+  // The node's configuration file (a reload re-reads it).
+  let config = '';
   const shot = (name: string, p: Page = page) =>
     p.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
   const signIn = async (p: Page, token: string): Promise<void> => {
@@ -105,7 +107,7 @@ describe.skipIf(!haveBrowser && !process.env.CI)('the dashboard in a browser', (
     dir = tempDir('coco-dashboard-');
     agentPort = await freePort();
     agent = await startAgent();
-    const config = join(dir, 'coco.json');
+    config = join(dir, 'coco.json');
     writeFileSync(
       config,
       JSON.stringify({
@@ -441,6 +443,22 @@ describe.skipIf(!haveBrowser && !process.env.CI)('the dashboard in a browser', (
     expect(await page.locator('table[aria-label="unreadable rows"]').count()).toBe(0);
     expect(await page.locator('main [role=alert]').count()).toBe(0);
     await shot('9-problems-dark');
+    // host-1 removed from the configuration, another agent in its place, and the node reloaded:
+    // host-1 is shown retired (its row kept), and the change logged.
+    await page.goto(`${server}/#/agents`);
+    const retiredRow = page.locator('tr[data-agent="host-1"]');
+    await retiredRow.waitFor();
+    const body = JSON.parse(readFileSync(config, 'utf8')) as { agents: unknown[] };
+    body.agents = [{ id: 'host-2', url: 'http://127.0.0.1:9', secret: SECRET }];
+    writeFileSync(config, JSON.stringify(body));
+    serve.child.kill('SIGHUP');
+    await expect
+      .poll(() => retiredRow.locator('.badge').allTextContents(), { timeout: 10_000 })
+      .toEqual(['up', 'retired']);
+    await expect
+      .poll(() => page.locator('ol.log').textContent())
+      .toContain('host-1 retired (removed from the configuration)');
+    await shot('9b-agent-retired-dark');
     expect(dialogs).toEqual([]);
     expect(violations).toEqual([]);
   });

@@ -1,6 +1,6 @@
 /**
- * SIGHUP to a real `coco serve`: the admission limits and the API tokens are read again from its
- * configuration file (no restart); a file that no longer parses leaves them in force, logged; a
+ * SIGHUP to a real `coco serve`: the admission limits, the API tokens and the agents are read
+ * again from its configuration file (no restart); a file that no longer parses leaves them in force, logged; a
  * token no longer accepted is refused from the next call on and its open event streams end.
  */
 import { rmSync, writeFileSync } from 'node:fs';
@@ -13,38 +13,38 @@ import { startServeProcess, type CocoProcess } from './support.js';
 
 const dir = tempDir('coco-reload-');
 
-/** The first log line of `serve` with this message, once it is written, parsed. */
-async function logged(serve: CocoProcess, msg: string): Promise<Record<string, unknown>> {
+/** The first (or `nth`, from 0) log line of `serve` with this message, once written, parsed. */
+async function logged(serve: CocoProcess, msg: string, nth = 0): Promise<Record<string, unknown>> {
   const find = (): string | undefined =>
     serve
       .stderr()
       .split('\n')
-      .find((l) => l.includes(`"msg":"${msg}"`));
+      .filter((l) => l.includes(`"msg":"${msg}"`))[nth];
   await until(`"${msg}" to be logged`, () => Promise.resolve(find() !== undefined));
   return JSON.parse(find()!) as Record<string, unknown>;
 }
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-it('SIGHUP reloads the agents’ limits from the file, and keeps them when the file is bad', async () => {
+it('SIGHUP reloads the agents (limits, secrets, added, retired) from the file, and keeps them when the file is bad', async () => {
   const config = join(dir, 'coco.json');
-  const write = (maxRunning: number, secret = 'reload-test-secret-0123'): void =>
+  const write = (maxRunning: number, secret = 'reload-test-secret-0123', id = 'h1'): void =>
     writeFileSync(
       config,
       JSON.stringify({
         store: 'sqlite:coco.db',
         api: { port: 0, tokens: testTokens() },
         // An agent nobody runs: only its limit matters here.
-        agents: [{ id: 'h1', url: 'http://127.0.0.1:9', secret, maxRunning }],
+        agents: [{ id, url: 'http://127.0.0.1:9', secret, maxRunning }],
       }),
     );
   write(1);
   const serve = await startServeProcess(config, { COCO_LOG_LEVEL: 'info' });
-  const limit = async (): Promise<unknown> => {
+  const limit = async (agent = 'h1'): Promise<unknown> => {
     const res = await fetch(`${serve.url}/v1/admission`, {
       headers: { authorization: `Bearer ${TOKENS.viewer}` },
     });
     const body = (await res.json()) as { limits: { agents: Record<string, unknown> } };
-    return body.limits.agents.h1;
+    return body.limits.agents[agent];
   };
   // The reload metrics: the last outcome, and the counts by outcome.
   const reloads = async (): Promise<string> => {
@@ -75,17 +75,42 @@ it('SIGHUP reloads the agents’ limits from the file, and keeps them when the f
     );
     // The log comes through the process's stderr pipe, not in step with its HTTP answers.
     expect(await logged(serve, 'admission limits reloaded')).toMatchObject({ config });
-    expect(await logged(serve, 'agent secrets reloaded')).toMatchObject({ agents: ['h1'] });
+    expect(await logged(serve, 'agents reloaded')).toMatchObject({
+      added: [],
+      retired: [],
+      moved: [],
+      secrets: ['h1'],
+    });
     expect(serve.stderr()).not.toContain('reload-test-secret');
     expect(await reloads()).toBe('1 1 0');
+
+    // Another agent in its place: h2 added, h1 retired (said, with what to do next).
+    write(3, 'reload-test-secret-rotated-0123', 'h2');
+    serve.child.kill('SIGHUP');
+    const retiredLine = await logged(serve, 'agents reloaded', 1);
+    expect(retiredLine).toMatchObject({ added: ['h2'], retired: ['h1'], moved: [], secrets: [] });
+    expect(serve.stderr()).toContain('are retired: no new task starts on them');
+    expect(await reloads()).toBe('1 2 0');
+    // The API tells the retired agent from the configured one (each once checked: a row).
+    const configured = async (): Promise<string> => {
+      const res = await fetch(`${serve.url}/v1/agents`, {
+        headers: { authorization: `Bearer ${TOKENS.viewer}` },
+      });
+      const { agents } = (await res.json()) as { agents: { id: string; configured: boolean }[] };
+      return agents.map((a) => `${a.id}:${a.configured}`).join(' ');
+    };
+    await until(
+      'both agents to be listed',
+      async () => (await configured()) === 'h1:false h2:true',
+    );
 
     writeFileSync(config, '{ not json');
     serve.child.kill('SIGHUP');
     await until('the failed reload to be logged', () =>
       Promise.resolve(serve.stderr().includes('configuration reload failed; nothing reloaded')),
     );
-    expect(await limit()).toEqual({ maxRunning: 3 });
-    expect(await reloads()).toBe('0 1 1');
+    expect(await limit('h2')).toEqual({ maxRunning: 3 });
+    expect(await reloads()).toBe('0 2 1');
     expect(serve.child.exitCode).toBeNull();
   } finally {
     serve.child.kill('SIGTERM');

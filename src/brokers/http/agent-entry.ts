@@ -35,6 +35,11 @@ export interface AgentEntry {
   statusCalledAt: number;
   /** Status polls answered from the long-poll's view, without a request. */
   statusFromView: number;
+  /**
+   * Removed from the configuration (`HttpBroker.setAgents`): no new task starts here, and the
+   * broker no longer lists the agent; its tasks are still polled, stopped and cleared.
+   */
+  retired: boolean;
 }
 
 /** The broker's view of one agent, for monitoring and tests. */
@@ -46,6 +51,8 @@ export interface HttpAgentSnapshot {
   readonly requests: Readonly<RequestCounters>;
   /** Status polls answered from the long-poll without a request. */
   readonly statusFromView: number;
+  /** Removed from the configuration: takes no new task, its tasks still followed. */
+  readonly retired: boolean;
 }
 
 /** @internal The entry of a configured agent; its client tells `hooks` how the agent answers. */
@@ -64,6 +71,7 @@ export function newAgentEntry(
     nextStatusCallAt: 0,
     statusCalledAt: 0,
     statusFromView: 0,
+    retired: false,
   };
 }
 
@@ -75,6 +83,7 @@ export function snapshotOf(entry: AgentEntry): HttpAgentSnapshot {
     circuitOpenUntil: entry.client.circuit.openUntil,
     requests: { ...entry.client.counters },
     statusFromView: entry.statusFromView,
+    retired: entry.retired,
   };
 }
 

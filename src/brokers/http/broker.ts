@@ -57,17 +57,30 @@ import { checkIds, chunks, errorInfo } from './agent-state.js';
 import type { RequestCounters } from './client.js';
 import { ChangesLoop } from './long-poll.js';
 import {
-  checkAgentSecrets,
+  compileAgents,
   compileHttpBrokerOptions,
   type CompiledHttpBrokerOptions,
+  type HttpAgentConfig,
   type HttpBrokerOptions,
 } from './options.js';
 
 export type { HttpAgentSnapshot } from './agent-entry.js';
 export { AGENT_UNAUTHORIZED } from './client.js';
 export type { HttpBrokerOptions, HttpAgentConfig } from './options.js';
-export { checkAgentSecrets } from './options.js';
+export { compileAgents } from './options.js';
 export { nodeHttpFetch, type HttpFetch } from './transport.js';
+
+/** What {@link HttpBroker.setAgents} changed, by agent id (never a secret). */
+export interface AgentsChange {
+  /** Agents new to the broker, or retired before and configured again. */
+  readonly added: readonly string[];
+  /** Agents no longer configured: they take no new task; their tasks are still followed. */
+  readonly retired: readonly string[];
+  /** Agents at another URL, reached there from the next call. */
+  readonly moved: readonly string[];
+  /** Agents whose secret changed, signed with the new one from the next request. */
+  readonly secrets: readonly string[];
+}
 
 type ActivityListener = (agentId: string, reports?: readonly TaskStatusReport[]) => void;
 type InfoListener = (info: AgentInfo) => void;
@@ -78,6 +91,7 @@ export class HttpBroker implements AgentBroker {
   readonly #agents = new Map<string, AgentEntry>();
   readonly #activity = new Set<ActivityListener>();
   readonly #info = new Set<InfoListener>();
+  readonly #agentsChanged = new Set<() => void>();
   #active = false;
   #closed = false;
   /** Agents this broker may long-poll (multi-node: those whose lease the node holds); null: all. */
@@ -88,18 +102,14 @@ export class HttpBroker implements AgentBroker {
   /** Validates `options` (`INVALID_OPTIONS` naming the bad field); sends nothing yet. */
   constructor(options: HttpBrokerOptions) {
     this.#o = compileHttpBrokerOptions(options);
-    for (const config of this.#o.agents) {
-      const entry: AgentEntry = newAgentEntry(config, this.#o, {
-        answered: (bootId) => this.#answered(entry, bootId),
-        failed: (error) => this.#failed(entry, error),
-      });
-      this.#agents.set(config.id, entry);
-    }
+    for (const config of this.#o.agents) this.#add(config);
   }
 
   /** {@inheritDoc AgentBroker.agentIds} */
   agentIds(): Promise<readonly string[]> {
-    return Promise.resolve([...this.#agents.keys()]);
+    const ids: string[] = [];
+    for (const [id, entry] of this.#agents) if (!entry.retired) ids.push(id);
+    return Promise.resolve(ids);
   }
 
   /** {@inheritDoc AgentBroker.startTasks} */
@@ -108,6 +118,7 @@ export class HttpBroker implements AgentBroker {
     requests: readonly StartRequest[],
   ): Promise<readonly StartResult[]> {
     const entry = this.#entry(agentId);
+    if (entry.retired) return requests.map((r) => retiredRefusal(agentId, r.taskId));
     const results: StartResult[] = [];
     for (const chunk of chunks(requests)) {
       const ids = chunk.map((r) => r.taskId);
@@ -244,6 +255,12 @@ export class HttpBroker implements AgentBroker {
     return () => void this.#info.delete(listener);
   }
 
+  /** {@inheritDoc AgentBroker.onAgentsChanged} */
+  onAgentsChanged(listener: () => void): () => void {
+    this.#agentsChanged.add(listener);
+    return () => void this.#agentsChanged.delete(listener);
+  }
+
   /** {@inheritDoc AgentBroker.pollOnly} */
   async pollOnly(agentIds: ReadonlySet<string>): Promise<void> {
     this.#pollOnly = new Set(agentIds);
@@ -251,20 +268,84 @@ export class HttpBroker implements AgentBroker {
   }
 
   /**
-   * Signs the next requests to these agents with these secrets (a rotation, no restart: each
-   * agent already accepts the new secret beside the old). Agents this broker does not know are
-   * left out and returned. Throws `INVALID_OPTIONS` naming the agent whose secret is too short
-   * (nothing changed then).
+   * Replaces the agents this broker is configured for (a configuration reload, no restart), as
+   * one change; an id is one agent whatever its URL or secret:
+   * - an agent new to the list is added: listed from now on, checked and long-polled as the
+   *   others (so is a retired one listed again);
+   * - an agent missing from the list is **retired**, not dropped: no longer listed, and each new
+   *   start there is refused (`AGENT_UNKNOWN`, the task never runs); its tasks already started
+   *   are still polled, stopped and cleared, so none is left unsupervised on it. It leaves the
+   *   broker with the broker (a restart without it, once the engine has no task there);
+   * - an agent with another URL is reached there from the next call: its calls in flight to the
+   *   old URL are abandoned (the engine calls again: every call is idempotent);
+   * - an agent with another secret signs its next requests with it (a rotation: the agent must
+   *   already accept it, see `coco agent --secret-file`).
+   *
+   * Throws `INVALID_OPTIONS` naming each bad field, changing nothing (see {@link compileAgents}).
    */
-  setSecrets(secrets: ReadonlyMap<string, string>): { readonly unknown: readonly string[] } {
-    checkAgentSecrets(secrets);
-    const unknown: string[] = [];
-    for (const [id, secret] of secrets) {
-      const entry = this.#agents.get(id);
-      if (entry) entry.client.setSecret(secret);
-      else unknown.push(id);
+  setAgents(agents: readonly HttpAgentConfig[]): AgentsChange {
+    const next = compileAgents(agents);
+    const change: Record<keyof AgentsChange, string[]> = {
+      added: [],
+      retired: [],
+      moved: [],
+      secrets: [],
+    };
+    const wanted = new Set(next.map((a) => a.id));
+    for (const [id, entry] of this.#agents) {
+      if (wanted.has(id) || entry.retired) continue;
+      entry.retired = true;
+      change.retired.push(id);
     }
-    return { unknown };
+    for (const config of next) {
+      const entry = this.#agents.get(config.id);
+      if (!entry) {
+        this.#add(config);
+        change.added.push(config.id);
+        continue;
+      }
+      if (entry.retired) {
+        entry.retired = false;
+        change.added.push(config.id);
+      }
+      if (entry.client.url !== config.url) {
+        this.#replace(entry, config);
+        change.moved.push(config.id);
+      } else if (entry.client.setSecret(config.secret)) change.secrets.push(config.id);
+    }
+    if (change.added.length > 0 || change.moved.length > 0) {
+      if (this.#active) this.#checkDescriptors();
+      void this.#syncLoops();
+    }
+    if (change.added.length > 0 || change.retired.length > 0)
+      for (const listener of [...this.#agentsChanged]) this.#safely(listener);
+    return change;
+  }
+
+  /** A new agent's entry; checked at once when the broker is in use. */
+  #add(config: HttpAgentConfig): AgentEntry {
+    const entry: AgentEntry = newAgentEntry(config, this.#o, {
+      answered: (bootId) => {
+        if (this.#agents.get(config.id) === entry) this.#answered(entry, bootId);
+      },
+      failed: (error) => {
+        if (this.#agents.get(config.id) === entry) this.#failed(entry, error);
+      },
+    });
+    this.#agents.set(config.id, entry);
+    if (this.#active) void this.#health(entry);
+    return entry;
+  }
+
+  /** The agent is at another URL: a new entry in its place, the old one's work abandoned. */
+  #replace(old: AgentEntry, config: HttpAgentConfig): void {
+    if (old.loop) {
+      void old.loop.stop();
+      old.loop = null;
+      this.#liveLoops--;
+    }
+    old.client.close();
+    this.#add(config).retired = old.retired;
   }
 
   /** Stops the long-polls, aborts requests in flight and drops the listeners. */
@@ -273,6 +354,7 @@ export class HttpBroker implements AgentBroker {
     this.#closed = true;
     this.#activity.clear();
     this.#info.clear();
+    this.#agentsChanged.clear();
     const loops: Promise<void>[] = [];
     for (const entry of this.#agents.values()) {
       if (entry.loop) loops.push(entry.loop.stop());
@@ -487,6 +569,21 @@ export class HttpBroker implements AgentBroker {
  * within a minute of the node catching up.
  */
 const HEALTH_RETRY_MS = 10_000;
+
+/** A start on a retired agent, refused without a request: the task never runs. */
+function retiredRefusal(agentId: string, taskId: string): StartResult {
+  return {
+    taskId,
+    accepted: false,
+    error: {
+      code: ErrorCode.AgentUnknown,
+      message:
+        `agent "${agentId}" was removed from this node's configuration: no new task starts ` +
+        'there (its tasks already started are followed to their end)',
+      details: { agentId },
+    },
+  };
+}
 
 /** Descriptors left for the rest of the node (store files, WAL, the API's sockets, logs). */
 const FD_MARGIN = 100;

@@ -133,9 +133,14 @@ export class AgentClient {
   readonly #urls: Record<AgentOp, string>;
   readonly #closing = new AbortController();
 
-  /** Signs the next requests with this secret (a rotation: see `HttpBroker.setSecrets`). */
-  setSecret(secret: string): void {
+  /**
+   * Signs the next requests with this secret (a rotation: see `HttpBroker.setAgents`); whether
+   * it differs from the one in use.
+   */
+  setSecret(secret: string): boolean {
+    const changed = secret !== this.#secret;
     this.#secret = secret;
+    return changed;
   }
 
   constructor(

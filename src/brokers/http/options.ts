@@ -8,7 +8,7 @@
 import { z } from 'zod';
 import { systemClock, type Clock } from '../../core/clock.js';
 import type { Logger } from '../../core/command-type.js';
-import { CocoError, ErrorCode, ValidationError } from '../../core/errors.js';
+import { ErrorCode, ValidationError } from '../../core/errors.js';
 import { MAX_CHANGES_WAIT_MS } from '../../protocol/agent-v2.js';
 import { CallGate } from './gate.js';
 import { DEFAULT_IDLE_CONNECTION_MS, nodeHttpFetch, type HttpFetch } from './transport.js';
@@ -208,19 +208,6 @@ export const DEFAULT_MAX_CONCURRENT_CALLS = 256;
 /** Shortest agent secret accepted: an HMAC key of 16 characters or more. */
 export const MIN_AGENT_SECRET_LENGTH = 16;
 
-/**
- * Throws `INVALID_OPTIONS` naming the first agent whose new secret is too short (a rotation:
- * `HttpBroker.setSecrets`, and a node's reload before it changes anything).
- */
-export function checkAgentSecrets(secrets: ReadonlyMap<string, string>): void {
-  for (const [id, secret] of secrets)
-    if (secret.length < MIN_AGENT_SECRET_LENGTH)
-      throw new CocoError(
-        ErrorCode.InvalidOptions,
-        `agent ${JSON.stringify(id)}: its secret must be at least ${MIN_AGENT_SECRET_LENGTH} characters (it is an HMAC key)`,
-      );
-}
-
 /** Node fires longer timers after 1 ms (the delay overflows 32 bits), so longer is refused. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -236,6 +223,22 @@ const agentSchema = z.object({
     .string()
     .min(MIN_AGENT_SECRET_LENGTH, 'must be at least 16 characters (it is an HMAC key)'),
 });
+/** A broker's agents: at least one, each id once. */
+const agentsSchema = z
+  .array(agentSchema)
+  .min(1, 'at least one agent is needed')
+  .superRefine((agents, ctx) => {
+    const seen = new Set<string>();
+    agents.forEach((agent, i) => {
+      if (seen.has(agent.id))
+        ctx.addIssue({
+          code: 'custom',
+          path: [i, 'id'],
+          message: `duplicate agent id "${agent.id}"`,
+        });
+      seen.add(agent.id);
+    });
+  });
 const retriesSchema = z
   .object({
     max: z.number().int().min(0).max(10).default(DEFAULT_RETRIES.max),
@@ -270,21 +273,7 @@ const circuitSchema = z
   .strict();
 const optionsSchema = z
   .object({
-    agents: z
-      .array(agentSchema)
-      .min(1, 'at least one agent is needed')
-      .superRefine((agents, ctx) => {
-        const seen = new Set<string>();
-        agents.forEach((agent, i) => {
-          if (seen.has(agent.id))
-            ctx.addIssue({
-              code: 'custom',
-              path: [i, 'id'],
-              message: `duplicate agent id "${agent.id}"`,
-            });
-          seen.add(agent.id);
-        });
-      }),
+    agents: agentsSchema,
     caller: z.string().min(1).max(200),
     prefix: z.string().max(200).default(''),
     timeoutMs: ms.default(DEFAULT_TIMEOUT_MS),
@@ -359,16 +348,7 @@ const silent: Logger = { debug() {}, info() {}, warn() {}, error() {} };
  */
 export function compileHttpBrokerOptions(options: unknown): CompiledHttpBrokerOptions {
   const parsed = optionsSchema.safeParse(options);
-  if (!parsed.success) {
-    throw new ValidationError(
-      'invalid HTTP agent broker options',
-      parsed.error.issues.map((i) => ({
-        path: i.path.map((p) => (typeof p === 'symbol' ? String(p) : p)).join('.'),
-        message: i.message,
-      })),
-      ErrorCode.InvalidOptions,
-    );
-  }
+  if (!parsed.success) throw invalid('invalid HTTP agent broker options', parsed.error, []);
   const o = parsed.data;
   if (o.retries.maxMs < o.retries.baseMs) o.retries.maxMs = o.retries.baseMs;
   if (o.circuit.maxCoolDownMs < o.circuit.coolDownMs)
@@ -390,4 +370,28 @@ export function compileHttpBrokerOptions(options: unknown): CompiledHttpBrokerOp
     logger: o.logger ?? silent,
     ...transport(o.fetch, o.maxConcurrentCalls, o.idleConnectionMs),
   });
+}
+
+/**
+ * Validates a broker's new list of agents (`HttpBroker.setAgents`, a node's reload before it
+ * changes anything): at least one, each id once, each URL http(s), each secret 16 characters or
+ * more. Throws an `INVALID_OPTIONS` {@link ValidationError} naming each bad field (for example
+ * `agents.1.secret`); secrets never appear in the message.
+ */
+export function compileAgents(agents: unknown): readonly HttpAgentConfig[] {
+  const parsed = agentsSchema.safeParse(agents);
+  if (!parsed.success) throw invalid('invalid agents', parsed.error, ['agents']);
+  return Object.freeze(parsed.data.map((a) => Object.freeze({ ...a })));
+}
+
+/** The `INVALID_OPTIONS` error of a failed parse, each issue's path under `prefix`. */
+function invalid(what: string, error: z.ZodError, prefix: readonly string[]): ValidationError {
+  return new ValidationError(
+    what,
+    error.issues.map((i) => ({
+      path: [...prefix, ...i.path.map((p) => (typeof p === 'symbol' ? String(p) : p))].join('.'),
+      message: i.message,
+    })),
+    ErrorCode.InvalidOptions,
+  );
 }

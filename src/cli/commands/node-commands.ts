@@ -151,7 +151,7 @@ export function addNodeCommands(program: Command): void {
         } catch (error) {
           logger.error(
             { config: file, error },
-            'configuration reload failed; nothing reloaded (limits, tokens, agent secrets unchanged)',
+            'configuration reload failed; nothing reloaded (limits, tokens, agents unchanged)',
           );
           node.metrics.configReloaded(false);
           return;
@@ -175,14 +175,16 @@ export function addNodeCommands(program: Command): void {
             const { names, streamsEnded } = node.setTokens(c.api.tokens);
             return { tokens: names, streamsEnded };
           }),
-          part('agent secrets', (c) => {
-            const { changed, needRestart } = node.setAgentSecrets(c.agents);
-            if (needRestart.length > 0)
+          part('agents', (c) => {
+            const change = node.setAgents(c.agents);
+            if (change.retired.length > 0)
               logger.warn(
-                { config: file, agents: needRestart },
-                'agents added or removed in the configuration take effect at the next start',
+                { config: file, agents: change.retired },
+                'agents removed from the configuration are retired: no new task starts on them, ' +
+                  'their tasks are followed to their end; restart without them once GET /v1/agents ' +
+                  'shows none in flight there (a restart first fails those tasks as on an unknown agent)',
               );
-            return { agents: changed };
+            return change;
           }),
         ].every(Boolean);
         node.metrics.configReloaded(ok);

@@ -79,6 +79,9 @@ export class AgentsView implements View {
         add(a.id, 'error', a.lastError);
       if (b.bootId && a.bootId && b.bootId !== a.bootId)
         add(a.id, `restarted (boot ${short(b.bootId)} → ${short(a.bootId)})`);
+      if (b.configured !== false && a.configured === false)
+        add(a.id, 'retired (removed from the configuration)');
+      else if (b.configured === false && a.configured === true) add(a.id, 'configured again');
     }
   }
 
@@ -126,7 +129,17 @@ export class AgentsView implements View {
                     (a) =>
                       html`<tr data-agent=${a.id} class=${a.state === 'up' ? '' : 'down'}>
                         <td class="mono strong">${a.id}</td>
-                        <td>${badge(a.state)}</td>
+                        <td>
+                          ${badge(a.state)}
+                          ${
+                            a.configured === false
+                              ? badge(
+                                  'retired',
+                                  'not in this node’s configuration: no new task starts here; tasks in flight are followed to their end',
+                                )
+                              : nothing
+                          }
+                        </td>
                         <td class="mono small">${a.address ?? '—'}</td>
                         <td title=${stamp(a.lastSeenAt)}>${ago(a.lastSeenAt, now)}</td>
                         <td class="mono small" title=${a.bootId ?? ''}>

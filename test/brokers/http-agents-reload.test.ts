@@ -1,0 +1,164 @@
+/**
+ * The HTTP broker's agents replaced while the engine runs (`HttpBroker.setAgents`, what a node's
+ * configuration reload calls), over real HTTP with the real engine: an agent added takes tasks at
+ * once; one removed is retired (no new start reaches it, its running task is followed to its end
+ * and cleared); one at another URL is called there; a bad list changes nothing.
+ */
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { HttpBroker } from '../../src/brokers/http/broker.js';
+import { defineCommand } from '../../src/core/command-type.js';
+import { createEngine, type Engine } from '../../src/engine/engine.js';
+import { PATHS } from '../../src/protocol/agent-v2.js';
+import { sqliteStore } from '../../src/store/sqlite/sqlite-store.js';
+import { FAST, tempDir } from '../support/harness.js';
+import { FakeAgentServer } from './fake-agent.js';
+import { onCleanup, rejection, until } from './http-setup.js';
+
+const one = defineCommand({
+  name: 'test.http.reload.one',
+  schema: z.object({ agent: z.string(), verb: z.string() }),
+  execute(ctx) {
+    ctx.expect({ tasks: 1 });
+    ctx.startTask({ agent: ctx.params.agent, verb: ctx.params.verb, args: null });
+  },
+});
+
+async function server(id: string): Promise<FakeAgentServer> {
+  const s = await FakeAgentServer.start({ agents: [id] });
+  onCleanup(() => s.close());
+  return s;
+}
+
+async function engineOver(broker: HttpBroker): Promise<Engine> {
+  onCleanup(() => broker.close());
+  const dir = tempDir();
+  onCleanup(async () => rmSync(dir, { recursive: true, force: true }));
+  const engine = createEngine({
+    store: sqliteStore({ path: join(dir, 'coco.db') }),
+    agents: broker,
+    commands: [one],
+    tuning: FAST,
+  });
+  await engine.start();
+  onCleanup(() => engine.stop());
+  return engine;
+}
+
+/** Runs one command with one task on `agent` to its end: its status and error. */
+async function run(
+  engine: Engine,
+  agent: string,
+  verb = 'noop',
+): Promise<{ status: string; code: string | undefined; message: string | undefined }> {
+  const { id } = await engine.submit(one, { agent, verb });
+  const ended = await engine.waitFor(id);
+  return { status: ended.status, code: ended.error?.code, message: ended.error?.message };
+}
+
+describe('HttpBroker.setAgents under a running engine', () => {
+  it('an agent added takes tasks at once; a retired one takes no new task, and its running task ends and is cleared', async () => {
+    const s1 = await server('a1');
+    const s2 = await server('a2');
+    const broker = new HttpBroker({
+      caller: 'engine-reload',
+      agents: s1.configs(),
+      longPoll: { waitMs: 5_000 },
+    });
+    const engine = await engineOver(broker);
+    const a2 = s2.agent('a2');
+
+    // Not configured: refused before any start.
+    expect(await run(engine, 'a2')).toMatchObject({ status: 'failed', code: 'AGENT_UNKNOWN' });
+    expect(a2.requests(PATHS.start)).toBe(0);
+
+    // Added: taken at once (the engine lists the agents again on the change, not a second later).
+    expect(broker.setAgents([...s1.configs(), ...s2.configs()])).toEqual({
+      added: ['a2'],
+      retired: [],
+      moved: [],
+      secrets: [],
+    });
+    expect(await run(engine, 'a2')).toEqual({
+      status: 'succeeded',
+      code: undefined,
+      message: undefined,
+    });
+
+    // A task running on a2 when it is retired.
+    const { id: held } = await engine.submit(one, { agent: 'a2', verb: 'hold' });
+    await until(() => a2.running().length === 1, 5_000, 'the held task on a2');
+    const starts = a2.requests(PATHS.start);
+    expect(broker.setAgents(s1.configs())).toEqual({
+      added: [],
+      retired: ['a2'],
+      moved: [],
+      secrets: [],
+    });
+    expect(await broker.agentIds()).toEqual(['a1']);
+    expect(broker.agent('a2').retired).toBe(true);
+    // Retiring twice changes nothing more.
+    expect(broker.setAgents(s1.configs()).retired).toEqual([]);
+
+    // No new task reaches it: refused without a request, saying why.
+    const refused = await run(engine, 'a2');
+    expect(refused).toMatchObject({ status: 'failed', code: 'AGENT_UNKNOWN' });
+    expect(refused.message).toContain(`agent "a2" was removed from this node's configuration`);
+    expect(a2.requests(PATHS.start)).toBe(starts);
+    // The running one is followed to its end, then cleared on the agent.
+    a2.finish(a2.running()[0]!, { result: 'done on a retired agent' });
+    expect((await engine.waitFor(held)).status).toBe('succeeded');
+    await until(() => a2.tasks.size === 0, 5_000, 'the clear on the retired agent');
+    // The others' tasks go on.
+    expect((await run(engine, 'a1')).status).toBe('succeeded');
+
+    // Configured again: added back.
+    expect(broker.setAgents([...s1.configs(), ...s2.configs()]).added).toEqual(['a2']);
+    expect((await run(engine, 'a2')).status).toBe('succeeded');
+  });
+
+  it('an agent at another URL is called there from the next call; a bad list changes nothing', async () => {
+    const old = await server('a1');
+    const moved = await server('a1'); // the same agent, on another host
+    const broker = new HttpBroker({ caller: 'engine-reload', agents: old.configs() });
+    const engine = await engineOver(broker);
+    expect((await run(engine, 'a1')).status).toBe('succeeded');
+    expect(old.agent('a1').requests(PATHS.start)).toBe(1);
+
+    expect(broker.setAgents(moved.configs())).toEqual({
+      added: [],
+      retired: [],
+      moved: ['a1'],
+      secrets: [],
+    });
+    expect((await run(engine, 'a1')).status).toBe('succeeded');
+    expect(moved.agent('a1').requests(PATHS.start)).toBe(1);
+    expect(old.agent('a1').requests(PATHS.start)).toBe(1);
+    expect(broker.agent('a1').info?.address).toBe(moved.url('a1'));
+
+    // Refused whole, naming the field, the secret never shown; the agents in force are kept.
+    const [config] = moved.configs();
+    const bad = [
+      { agents: [], says: 'agents: at least one agent is needed' },
+      { agents: [config, config], says: 'agents.1.id: duplicate agent id "a1"' },
+      {
+        agents: [{ ...config!, secret: 'short-secret' }],
+        says: 'agents.0.secret: must be at least 16',
+      },
+      { agents: [{ ...config!, url: 'ftp://x' }], says: 'agents.0.url: must be an http' },
+    ];
+    for (const { agents, says } of bad) {
+      const error = await rejection(
+        Promise.resolve().then(() => broker.setAgents(agents as never)),
+      );
+      expect(error).toMatchObject({ code: 'INVALID_OPTIONS' });
+      expect(String(error)).toContain(says);
+      expect(String(error)).not.toContain('short-secret');
+    }
+    expect(await broker.agentIds()).toEqual(['a1']);
+    expect((await run(engine, 'a1')).status).toBe('succeeded');
+    expect(moved.agent('a1').requests(PATHS.start)).toBe(2);
+  });
+});
