@@ -9,7 +9,6 @@
  *
  * @module
  */
-import { createServer } from 'node:net';
 import { hostname } from 'node:os';
 import { pino } from 'pino';
 import type { AgentBroker } from '../brokers/port.js';
@@ -37,6 +36,7 @@ import { CocoError, ErrorCode } from '../core/errors.js';
 import { jobStoreFromUrl, redact, storeFromUrl } from '../config/store-url.js';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { Rejoiner, type Generation, type OnLeaseLost } from './rejoin.js';
+import { checkPortFree } from './port-check.js';
 import { RetentionSchedule } from './retention.js';
 import {
   createNodeMetrics,
@@ -180,39 +180,6 @@ function apiTokens(config: CocoConfig, listen: boolean, logger: Logger): readonl
   return [{ name: LOCAL_TOKEN_NAME, role: 'admin', token: local.token }];
 }
 
-/**
- * Refuses a start whose API address cannot be bound (another node on the port, a port below
- * 1024 without the right), before the engine starts: otherwise the engine would resume its work,
- * call its agents and claim trees, only to stop again when the API fails to listen. A port freed
- * or taken between this check and the API's listen is still caught there.
- */
-async function checkPortFree(host: string, port: number): Promise<void> {
-  if (port === 0) return;
-  const probe = createServer();
-  try {
-    await new Promise<void>((resolve, reject) => {
-      probe.once('error', reject);
-      probe.listen({ host, port, exclusive: true }, resolve);
-    });
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL')
-      throw new CocoError(
-        ErrorCode.InvalidOptions,
-        `cannot serve the API on ${host}:${port} (${code}: ${
-          code === 'EADDRINUSE'
-            ? 'the port is in use, perhaps by another coco serve'
-            : code === 'EACCES'
-              ? 'not allowed to bind that port'
-              : 'no such address on this host'
-        }): give another with --port or api.port / api.host; nothing was started`,
-      );
-    throw error;
-  } finally {
-    await new Promise<void>((resolve) => probe.close(() => resolve()));
-  }
-}
-
 /** One generation of a node: what runs under one node id. */
 interface NodeGeneration extends Generation {
   readonly monitor: JobMonitor | null;
@@ -236,7 +203,14 @@ export async function startNode(options: NodeOptions): Promise<CocoNode> {
   // First: a node that would serve its API to the network without tokens never starts.
   const listen = options.listen ?? true;
   const tokens = apiTokens(config, listen, logger);
-  if (listen) await checkPortFree(config.api.host, config.api.port);
+  // Otherwise the engine would resume its work, call its agents and claim trees, only to stop
+  // again when the API fails to listen.
+  if (listen)
+    await checkPortFree(config.api.host, config.api.port, {
+      what: 'serve the API',
+      who: 'another coco serve',
+      change: '--port or api.port / api.host',
+    });
   const commands = [...(options.commands ?? []), ...(await loadCommandModules(config.commands))];
   let limits: AdmissionLimits | null = null;
   // The agents a generation's broker is built from, configured and retired (a reload changes

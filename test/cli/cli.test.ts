@@ -305,7 +305,7 @@ describe('coco CLI against a running node', () => {
     expect(existsSync(join(dir, 'no-agents'))).toBe(false);
   });
 
-  it('serve on a port already taken says so, exit 5, before its engine starts', async () => {
+  it('serve and agent on a port already taken say so, exit 5, before they start', async () => {
     const taken = createServer();
     await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
     const port = (taken.address() as AddressInfo).port;
@@ -324,6 +324,24 @@ describe('coco CLI against a running node', () => {
       expect(r.err).toContain(`cannot serve the API on 127.0.0.1:${port} (EADDRINUSE`);
       // The engine never opened its store (it would have resumed work and called its agents).
       expect(existsSync(join(dir, 'taken', 'coco.db'))).toBe(false);
+      // The agent likewise, before its data folder is made.
+      const secretFile = join(dir, 'taken-agent.secret');
+      writeFileSync(secretFile, 'port-test-secret-0123456\n', { mode: 0o600 });
+      const agent = await coco(
+        'agent',
+        '--id',
+        'h1',
+        '--port',
+        String(port),
+        '--secret-file',
+        secretFile,
+        '--data-dir',
+        join(dir, 'taken-agent'),
+      );
+      expect(agent.code).toBe(5);
+      expect(agent.err).toContain(`cannot serve the agent on 127.0.0.1:${port} (EADDRINUSE`);
+      expect(agent.err).toContain('--port / --host');
+      expect(existsSync(join(dir, 'taken-agent'))).toBe(false);
     } finally {
       taken.close();
     }

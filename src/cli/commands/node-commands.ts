@@ -25,6 +25,7 @@ import {
   sayIfSlow,
   startNode,
 } from '../../server/node.js';
+import { checkPortFree } from '../../server/port-check.js';
 import { EXIT, usage } from '../errors.js';
 
 /** Resolves when the process is asked to stop (SIGINT or SIGTERM). */
@@ -282,6 +283,12 @@ export function addNodeCommands(program: Command): void {
           );
         const logger = defaultLogger();
         const secret = readSecret(o, logger);
+        // Before its data folder is created or its task table opened.
+        await checkPortFree(o.host, port, {
+          what: 'serve the agent',
+          who: 'another coco agent',
+          change: '--port / --host',
+        });
         const agent = await startAgent({
           id: o.id,
           secret,
