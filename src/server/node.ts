@@ -37,7 +37,7 @@ import { jobStoreFromUrl, redact, storeFromUrl } from '../config/store-url.js';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { Rejoiner, type Generation, type OnLeaseLost } from './rejoin.js';
 import { checkPortFree } from './port-check.js';
-import { RetentionSchedule } from './retention.js';
+import { RetentionSchedule, type RetentionSettings } from './retention.js';
 import {
   createNodeMetrics,
   hasCallSlots,
@@ -98,8 +98,16 @@ export interface CocoNode {
   readonly url: string | null;
   readonly commands: readonly CommandType[];
   readonly startReport: StartReport;
-  /** The scheduled retention (`retention` in the configuration), or null when it is off. */
+  /**
+   * The scheduled retention (`retention` in the configuration), or null when it was never on
+   * (its `settings` are null when a reload turned it off).
+   */
   readonly retention: RetentionSchedule | null;
+  /**
+   * Replaces retention's settings with a configuration's (a reload: `coco serve` on SIGHUP), or
+   * turns it off (`undefined`) or on; a pass under way ends with the settings it began with.
+   */
+  setRetention(next: CocoConfig['retention']): void;
   /**
    * Replaces the admission limits of the running engine and of later generations (a
    * configuration reload: `coco serve` on SIGHUP; the admin API). Throws `INVALID_OPTIONS`.
@@ -294,29 +302,30 @@ export async function startNode(options: NodeOptions): Promise<CocoNode> {
   });
   const first = await node.start();
   // Retention works on whichever generation runs when a pass starts: the schedule outlives them.
-  const retention = config.retention
-    ? new RetentionSchedule({
-        maxAgeMs: config.retention.maxAge,
-        intervalMs: config.retention.interval,
-        batch: config.retention.batch,
-        budgetMs: config.retention.budget,
-        logger,
-        target: () => {
-          if (node.rejoining) return null;
-          const { engine, monitor } = node.current;
-          if (engine.state !== 'running') return null;
-          return {
-            nodeId: engine.nodeId,
-            target: {
-              prune: (request, onBatch) => engine.prune(request, onBatch),
-              get: (id) => engine.get(id),
-              jobs: monitor?.jobStore ?? null,
-            },
-          };
-        },
-      })
-    : null;
-  if (retention) metrics.followRetention(retention);
+  // Made at start when configured, else at the first reload that configures it.
+  const schedule = (settings: RetentionSettings): RetentionSchedule => {
+    const made = new RetentionSchedule({
+      ...settings,
+      logger,
+      target: () => {
+        if (node.rejoining) return null;
+        const { engine, monitor } = node.current;
+        if (engine.state !== 'running') return null;
+        return {
+          nodeId: engine.nodeId,
+          target: {
+            prune: (request, onBatch) => engine.prune(request, onBatch),
+            get: (id) => engine.get(id),
+            jobs: monitor?.jobStore ?? null,
+          },
+        };
+      },
+    });
+    metrics.followRetention(made);
+    return made;
+  };
+  const initial = retentionSettings(config.retention);
+  let retention = initial ? schedule(initial) : null;
   const { app: api, setTokens: setApiTokens } = buildApi({
     ...(isPino(logger) ? { logger } : {}),
     engine: () => node.current.engine,
@@ -365,7 +374,19 @@ export async function startNode(options: NodeOptions): Promise<CocoNode> {
     url,
     commands,
     startReport: first.startReport,
-    retention,
+    get retention() {
+      return retention;
+    },
+    setRetention(next) {
+      const settings = retentionSettings(next);
+      if (retention === null) {
+        if (settings === null) return;
+        retention = schedule(settings);
+        if (!closed) retention.start();
+        return;
+      }
+      retention.setSettings(settings);
+    },
     setLimits(next) {
       node.current.engine.setLimits(next);
       limits = node.current.engine.limits;
@@ -405,4 +426,11 @@ export async function startNode(options: NodeOptions): Promise<CocoNode> {
       await options.broker?.close?.();
     },
   };
+}
+
+/** A configuration's retention as a schedule's settings, or null when it is off. */
+function retentionSettings(retention: CocoConfig['retention']): RetentionSettings | null {
+  if (retention === undefined) return null;
+  const { maxAge, interval, batch, budget } = retention;
+  return { maxAgeMs: maxAge, intervalMs: interval, batch, budgetMs: budget };
 }

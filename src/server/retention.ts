@@ -20,8 +20,8 @@ import { runRetention, type RetentionReport, type RetentionTarget } from '../job
  */
 export const FIRST_PASS_DELAY_MS = 60_000;
 
-/** Options of {@link RetentionSchedule}. */
-export interface RetentionScheduleOptions {
+/** How a schedule prunes (a reload may replace them: {@link RetentionSchedule.setSettings}). */
+export interface RetentionSettings {
   /** Trees whose root ended at least this long ago go. */
   readonly maxAgeMs: number;
   /** Time from the end of a pass to the start of the next. */
@@ -30,6 +30,10 @@ export interface RetentionScheduleOptions {
   readonly batch: number;
   /** Longest a pass goes on. */
   readonly budgetMs: number;
+}
+
+/** Options of {@link RetentionSchedule}: its first settings, and what it prunes. */
+export interface RetentionScheduleOptions extends RetentionSettings {
   /**
    * What the running generation prunes, and its node id (logged with each pass), or null when
    * none runs (between generations).
@@ -60,6 +64,9 @@ export class RetentionSchedule {
     lastSuccessAt: null,
   };
   readonly #o: RetentionScheduleOptions;
+  /** The settings in force; null: off (a reload turned retention off). */
+  #settings: RetentionSettings | null;
+  #started = false;
   #timer: ReturnType<typeof setTimeout> | null = null;
   #pass: Promise<RetentionReport | null> | null = null;
   #stopped = false;
@@ -68,11 +75,37 @@ export class RetentionSchedule {
 
   constructor(options: RetentionScheduleOptions) {
     this.#o = options;
+    const { maxAgeMs, intervalMs, batch, budgetMs } = options;
+    this.#settings = { maxAgeMs, intervalMs, batch, budgetMs };
+  }
+
+  /** The settings in force, or null when retention was turned off. */
+  get settings(): RetentionSettings | null {
+    return this.#settings;
   }
 
   /** Arms the first pass (see {@link FIRST_PASS_DELAY_MS}). */
   start(): void {
-    this.#arm(Math.min(this.#o.intervalMs, FIRST_PASS_DELAY_MS));
+    this.#started = true;
+    if (this.#settings) this.#arm(Math.min(this.#settings.intervalMs, FIRST_PASS_DELAY_MS));
+  }
+
+  /**
+   * Replaces the settings (a configuration reload), or turns retention off (null). A pass under
+   * way ends with the settings it began with; the next uses these. A new interval counts from
+   * now; retention turned back on makes its first pass as after a start.
+   */
+  setSettings(next: RetentionSettings | null): void {
+    const was = this.#settings;
+    this.#settings = next === null ? null : { ...next };
+    if (!this.#started || this.#stopped) return;
+    if (next === null || was === null || was.intervalMs !== next.intervalMs) {
+      if (this.#timer) clearTimeout(this.#timer);
+      this.#timer = null;
+      // A pass under way arms the next itself when it ends.
+      if (next !== null && this.#pass === null)
+        this.#arm(was === null ? Math.min(next.intervalMs, FIRST_PASS_DELAY_MS) : next.intervalMs);
+    }
   }
 
   #arm(delayMs: number): void {
@@ -80,12 +113,14 @@ export class RetentionSchedule {
     this.#timer = setTimeout(() => {
       this.#timer = null;
       void this.runPass().then((report) => {
+        const settings = this.#settings;
+        if (settings === null || this.#timer !== null) return;
         // A pass cut short by its budget: the next comes after a pause as long as the budget,
         // so that catching up takes at most half the node's time; otherwise after an interval.
         this.#arm(
           report?.more === true
-            ? Math.min(this.#o.intervalMs, this.#o.budgetMs)
-            : this.#o.intervalMs,
+            ? Math.min(settings.intervalMs, settings.budgetMs)
+            : settings.intervalMs,
         );
       });
     }, delayMs);
@@ -95,17 +130,20 @@ export class RetentionSchedule {
 
   /**
    * Runs one pass now (waiting for one in progress first); resolves with what it did, or null
-   * when no generation was running or the pass failed (logged; the schedule goes on).
+   * when no generation was running, the pass failed (logged; the schedule goes on) or retention
+   * is off.
    */
   async runPass(): Promise<RetentionReport | null> {
     while (this.#pass) await this.#pass;
-    if (this.#stopped) return null;
+    if (this.#stopped || this.#settings === null) return null;
     this.#pass = this.#run().finally(() => (this.#pass = null));
     return this.#pass;
   }
 
   async #run(): Promise<RetentionReport | null> {
     const { logger } = this.#o;
+    const settings = this.#settings;
+    if (settings === null) return null;
     const current = this.#o.target();
     const { passes, deleted } = this.counts;
     if (current === null) {
@@ -115,9 +153,9 @@ export class RetentionSchedule {
     }
     try {
       const report = await runRetention(current.target, {
-        olderThanMs: this.#o.maxAgeMs,
-        batch: this.#o.batch,
-        budgetMs: this.#o.budgetMs,
+        olderThanMs: settings.maxAgeMs,
+        batch: settings.batch,
+        budgetMs: settings.budgetMs,
         signal: this.#stop.signal,
       });
       const { trees, commands, tasks, undo, jobs, steps, more, batches, durationMs } = report;

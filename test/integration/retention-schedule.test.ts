@@ -210,6 +210,52 @@ describe('scheduled retention in a node', () => {
     // Off: no retention series at all.
     expect(await off.metrics.registry.metrics()).not.toMatch(/^coco_retention_\S+ /m);
   });
+
+  it('a reload turns it on, changes it and turns it off, with no restart', async () => {
+    const dir = tempDir('coco-retention-reload-');
+    cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
+    const log = passLog();
+    const configured = (retention?: object) =>
+      parseConfig(
+        {
+          store: `sqlite:${join(dir, 'coco.db')}`,
+          api: { port: 0 },
+          ...(retention && { retention }),
+        },
+        dir,
+      );
+    const node = await startNode({
+      config: configured(),
+      commands: t.all,
+      broker: inProcessAgents(['a1']),
+      logger: log,
+      listen: false,
+    });
+    cleanups.push(() => node.close());
+    expect(node.retention).toBeNull();
+    const kept = await settledGroup(node.engine);
+
+    // On: an hour's age keeps the tree; its metrics appear.
+    node.setRetention(configured({ maxAge: '1h', interval: '100ms' }).retention);
+    expect(node.retention?.settings).toEqual({
+      maxAgeMs: 3_600_000,
+      intervalMs: 100,
+      batch: 100,
+      budgetMs: 30_000,
+    });
+    expect((await node.retention!.runPass())?.trees).toBe(0);
+    expect(await node.metrics.registry.metrics()).toMatch(/^coco_retention_passes_total\{/m);
+    // Changed: a millisecond's age prunes it.
+    node.setRetention(configured({ maxAge: 1, interval: '100ms', batch: 5 }).retention);
+    expect(node.retention?.settings?.batch).toBe(5);
+    const from = log.passes.length;
+    await log.next((p) => (p.trees as number) > 0, from);
+    expect(await node.engine.get(kept)).toBeNull();
+    // Off: no pass runs, and the schedule says so.
+    node.setRetention(undefined);
+    expect(node.retention?.settings).toBeNull();
+    expect(await node.retention!.runPass()).toBeNull();
+  });
 });
 
 describe('a stopping node and its retention pass', () => {

@@ -1,8 +1,8 @@
 /**
  * The node's retention schedule (src/server/retention.ts) on fake timers, with a fake target:
  * when passes run, what a pass cut short by its budget changes, that a failing pass or a missing
- * generation does not stop the schedule, and that stop ends the pass in progress after its current
- * batch and waits for it.
+ * generation does not stop the schedule, how new settings (a reload) take effect, and that stop
+ * ends the pass in progress after its current batch and waits for it.
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Logger } from '../../src/core/command-type.js';
@@ -154,6 +154,46 @@ describe('retention schedule', () => {
     expect(s.counts.passes).toEqual({ done: 1, more: 0, failed: 1, skipped: 1 });
     expect(s.counts.deleted).toEqual({ trees: 1, commands: 2, tasks: 3, jobs: 0 });
     expect(s.counts.lastSuccessAt).toBe(Date.now());
+    await s.stop();
+  });
+
+  it('new settings take the next pass, a new interval counting from now; off stops the passes, on again starts as at a start', async () => {
+    const { target, requests } = scripted([]);
+    const s = new RetentionSchedule({
+      maxAgeMs: 1_000,
+      intervalMs: INTERVAL,
+      batch: 7,
+      budgetMs: BUDGET,
+      logger: logger(),
+      target: () => ({ nodeId: 'n1', target }),
+    });
+    s.start();
+    await vi.advanceTimersByTimeAsync(FIRST_PASS_DELAY_MS);
+    expect(requests.map((r) => r.olderThanMs)).toEqual([1_000]);
+    // Same interval: the pass already armed keeps its time, with the new age and batch.
+    s.setSettings({ maxAgeMs: 2_000, intervalMs: INTERVAL, batch: 9, budgetMs: BUDGET });
+    await vi.advanceTimersByTimeAsync(INTERVAL);
+    expect(requests.map((r) => [r.olderThanMs, r.batch])).toEqual([
+      [1_000, 7],
+      [2_000, 9],
+    ]);
+    // A shorter interval counts from now.
+    await vi.advanceTimersByTimeAsync(INTERVAL / 2);
+    s.setSettings({ maxAgeMs: 2_000, intervalMs: 1_000, batch: 9, budgetMs: BUDGET });
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(requests).toHaveLength(3);
+    // Off: no pass, whatever the time.
+    s.setSettings(null);
+    expect(s.settings).toBeNull();
+    await vi.advanceTimersByTimeAsync(INTERVAL * 3);
+    expect(requests).toHaveLength(3);
+    expect(await s.runPass()).toBeNull();
+    // On again: the first pass as after a start (the shorter of the interval and the first delay).
+    s.setSettings({ maxAgeMs: 3_000, intervalMs: INTERVAL, batch: 1, budgetMs: BUDGET });
+    await vi.advanceTimersByTimeAsync(FIRST_PASS_DELAY_MS - 1);
+    expect(requests).toHaveLength(3);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(requests.at(-1)?.olderThanMs).toBe(3_000);
     await s.stop();
   });
 

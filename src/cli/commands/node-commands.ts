@@ -152,7 +152,7 @@ export function addNodeCommands(program: Command): void {
         } catch (error) {
           logger.error(
             { config: file, error },
-            'configuration reload failed; nothing reloaded (limits, tokens, agents unchanged)',
+            'configuration reload failed; nothing reloaded (limits, tokens, agents, retention unchanged)',
           );
           node.metrics.configReloaded(false);
           return;
@@ -186,6 +186,10 @@ export function addNodeCommands(program: Command): void {
                   'shows none in flight there (a restart first fails those tasks as on an unknown agent)',
               );
             return change;
+          }),
+          part('retention', (c) => {
+            node.setRetention(c.retention);
+            return { retention: c.retention ?? 'off' };
           }),
         ].every(Boolean);
         node.metrics.configReloaded(ok);
