@@ -110,6 +110,11 @@ export interface Api {
    * revoked), and ends the open event streams of tokens no longer accepted; returns how many.
    */
   readonly setTokens: (tokens: readonly ApiToken[]) => number;
+  /**
+   * Replaces the rate limit per token (a reload), or turns it off (null): from the next call,
+   * each token's count starting from an empty window.
+   */
+  readonly setRateLimit: (limit: RateLimit | null) => void;
 }
 
 /** A route as fastify registered it. */
@@ -122,41 +127,66 @@ export interface ServedRoute {
 /** Largest request body: a submit's parameters are small; 4 MiB leaves room and bounds memory. */
 const BODY_LIMIT = 4 * 1024 * 1024;
 
+/** A rate limit per token: at most `max` calls in each window of `windowMs`. */
+export interface RateLimit {
+  readonly max: number;
+  readonly windowMs: number;
+}
+
 /**
  * Counts each token's calls (after the access hook: the caller is known) and refuses those past
  * `max` in a window with 429 and `Retry-After` (@fastify/rate-limit, its memory store: per node,
  * as the tokens are). Calls without a caller — public routes, which orchestrators' probes use —
  * are not counted. Its hook is added at the root, before any route, so that every route has it;
- * the limiter it calls exists once the plugin has loaded (the server's `ready`).
+ * limiters exist once the plugin has loaded (the server's `ready`). Returns the function that
+ * replaces the limit (a reload; null: off): each replacement counts from an empty window.
  */
 function limitRate(
   app: FastifyInstance,
-  limit: { max: number; windowMs: number },
+  initial: RateLimit | null,
   metrics: NodeMetrics | null | undefined,
-): void {
+): (limit: RateLimit | null) => void {
   let limiter: preHandlerAsyncHookHandler | null = null;
+  let loaded = false;
+  let wanted = initial;
   const counts = { refused: 0 };
-  metrics?.followRateLimit(counts);
+  let followed = false;
+  const make = (limit: RateLimit | null): void => {
+    if (limit !== null && !followed) {
+      // Registered once a limit is first in force: a node without one shows no such series.
+      metrics?.followRateLimit(counts);
+      followed = true;
+    }
+    limiter =
+      limit === null
+        ? null
+        : app.rateLimit({
+            max: limit.max,
+            timeWindow: limit.windowMs,
+            keyGenerator: (request) => `token:${request.caller?.name ?? ''}`,
+            onExceeded: () => void counts.refused++,
+            errorResponseBuilder: (request, context) => ({
+              statusCode: 429,
+              message:
+                `too many calls from token "${request.caller?.name ?? ''}": at most ${context.max} per ` +
+                `${limit.windowMs / 1000} s (api.rateLimit); try again in ${Math.ceil(context.ttl / 1000)} s`,
+            }),
+          });
+  };
   void app.register(rateLimit, { global: false });
   void app.after(() => {
-    limiter = app.rateLimit({
-      max: limit.max,
-      timeWindow: limit.windowMs,
-      keyGenerator: (request) => `token:${request.caller?.name ?? ''}`,
-      onExceeded: () => void counts.refused++,
-      errorResponseBuilder: (request, context) => ({
-        statusCode: 429,
-        message:
-          `too many calls from token "${request.caller?.name ?? ''}": at most ${context.max} per ` +
-          `${limit.windowMs / 1000} s (api.rateLimit); try again in ${Math.ceil(context.ttl / 1000)} s`,
-      }),
-    });
+    loaded = true;
+    make(wanted);
   });
   app.addHook('preHandler', async function (request, reply) {
     if (limiter === null || request.caller === null) return;
     if (request.routeOptions.config.role === 'public') return;
     await limiter.call(this, request, reply);
   });
+  return (limit) => {
+    wanted = limit;
+    if (loaded) make(limit);
+  };
 }
 
 /** Builds the API server (not listening yet). */
@@ -193,7 +223,7 @@ export function buildApi(options: ApiOptions): Api {
   });
   const tokens = new TokenTable(options.tokens);
   guard(app, { tokens, allowedHosts: options.allowedHosts ?? [] });
-  if (options.rateLimit) limitRate(app, options.rateLimit, options.metrics);
+  const setRateLimit = limitRate(app, options.rateLimit ?? null, options.metrics);
   app.addHook('onResponse', async (request, reply) => {
     // Refusals were logged at warn by the guard; event streams are logged when they end.
     request.log.info(
@@ -305,5 +335,5 @@ export function buildApi(options: ApiOptions): Api {
     tokens.replace(next);
     return streams.closeRevoked((authorization) => tokens.find(authorization) === null);
   };
-  return { app, streams, routes: ctx.routes, served, setTokens };
+  return { app, streams, routes: ctx.routes, served, setTokens, setRateLimit };
 }

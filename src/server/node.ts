@@ -104,6 +104,11 @@ export interface CocoNode {
    */
   readonly retention: RetentionSchedule | null;
   /**
+   * Replaces the API's rate limit per token with a configuration's `api.rateLimit` (a reload),
+   * or turns it off (`undefined`): from the next call, each token counted from an empty window.
+   */
+  setRateLimit(next: CocoConfig['api']['rateLimit']): void;
+  /**
    * Replaces retention's settings with a configuration's (a reload: `coco serve` on SIGHUP), or
    * turns it off (`undefined`) or on; a pass under way ends with the settings it began with.
    */
@@ -326,7 +331,11 @@ export async function startNode(options: NodeOptions): Promise<CocoNode> {
   };
   const initial = retentionSettings(config.retention);
   let retention = initial ? schedule(initial) : null;
-  const { app: api, setTokens: setApiTokens } = buildApi({
+  const {
+    app: api,
+    setTokens: setApiTokens,
+    setRateLimit: setApiRateLimit,
+  } = buildApi({
     ...(isPino(logger) ? { logger } : {}),
     engine: () => node.current.engine,
     monitor: () => node.current.monitor,
@@ -403,6 +412,9 @@ export async function startNode(options: NodeOptions): Promise<CocoNode> {
       retired = [...retired, ...agents].filter((a) => !ids.has(a.id));
       agents = wanted;
       return change;
+    },
+    setRateLimit(next) {
+      setApiRateLimit(next === undefined ? null : { max: next.max, windowMs: next.window });
     },
     setTokens(next) {
       const accepted = apiTokens(

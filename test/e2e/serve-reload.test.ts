@@ -82,6 +82,7 @@ it('SIGHUP reloads the agents (limits, secrets, added, retired) from the file, a
       secrets: ['h1'],
     });
     expect(await logged(serve, 'retention reloaded')).toMatchObject({ retention: 'off' });
+    expect(await logged(serve, 'API rate limit reloaded')).toMatchObject({ rateLimit: 'off' });
     expect(serve.stderr()).not.toContain('reload-test-secret');
     expect(await reloads()).toBe('1 1 0');
 

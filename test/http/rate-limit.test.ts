@@ -1,7 +1,8 @@
 /**
  * `api.rateLimit`: each token gets at most `max` calls per window; past it a call is answered
  * 429 `RATE_LIMITED` with `Retry-After`, nothing done; other tokens are not held back; public
- * routes (probes) are not counted; the CLI maps the refusal to "not now" (exit 9).
+ * routes (probes) are not counted; the CLI maps the refusal to "not now" (exit 9); a reload
+ * turns it on, changes it or turns it off.
  */
 import { writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -86,5 +87,31 @@ it('the configuration refuses a limit that is not a positive whole number, namin
     }
     expect(error, JSON.stringify(rateLimit)).toBeInstanceOf(CocoError);
     expect(JSON.stringify((error as CocoError).details)).toContain('api.rateLimit');
+  }
+});
+
+it('a reload turns it on, changes it and turns it off, each from an empty window', async () => {
+  const plain = await startApiNode();
+  try {
+    const calls = async (n: number): Promise<number[]> => {
+      const statuses: number[] = [];
+      for (let i = 0; i < n; i++)
+        statuses.push((await plain.call('GET', '/v1/node', { role: 'viewer' })).status);
+      return statuses;
+    };
+    const metrics = async (): Promise<string> =>
+      (await plain.call('GET', '/metrics', { role: 'admin' })).body as string;
+    expect(await calls(5)).toEqual([200, 200, 200, 200, 200]);
+    // Off: no series.
+    expect(await metrics()).not.toContain('coco_api_rate_limited_total');
+    plain.node.setRateLimit({ max: 2, window: 3_600_000 });
+    expect(await calls(3)).toEqual([200, 200, 429]);
+    expect(await metrics()).toMatch(/^coco_api_rate_limited_total 1$/m);
+    plain.node.setRateLimit({ max: 4, window: 3_600_000 });
+    expect(await calls(5)).toEqual([200, 200, 200, 200, 429]);
+    plain.node.setRateLimit(undefined);
+    expect(await calls(6)).toEqual([200, 200, 200, 200, 200, 200]);
+  } finally {
+    await plain.close();
   }
 });

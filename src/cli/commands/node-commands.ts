@@ -152,7 +152,7 @@ export function addNodeCommands(program: Command): void {
         } catch (error) {
           logger.error(
             { config: file, error },
-            'configuration reload failed; nothing reloaded (limits, tokens, agents, retention unchanged)',
+            'configuration reload failed; nothing reloaded (limits, tokens, rate limit, agents, retention unchanged)',
           );
           node.metrics.configReloaded(false);
           return;
@@ -175,6 +175,10 @@ export function addNodeCommands(program: Command): void {
           part('API tokens', (c) => {
             const { names, streamsEnded } = node.setTokens(c.api.tokens);
             return { tokens: names, streamsEnded };
+          }),
+          part('API rate limit', (c) => {
+            node.setRateLimit(c.api.rateLimit);
+            return { rateLimit: c.api.rateLimit ?? 'off' };
           }),
           part('agents', (c) => {
             const change = node.setAgents(c.agents);
