@@ -161,4 +161,18 @@ describe('HttpBroker.setAgents under a running engine', () => {
     expect((await run(engine, 'a1')).status).toBe('succeeded');
     expect(moved.agent('a1').requests(PATHS.start)).toBe(2);
   });
+
+  it('a call in flight when the agent moves ends at the old URL: it is not cut and made again at the new one', async () => {
+    const old = await server('a1');
+    const moved = await server('a1');
+    const broker = new HttpBroker({ caller: 'engine-reload', agents: old.configs() });
+    const engine = await engineOver(broker);
+    old.agent('a1').fault({ kind: 'delay', ms: 300, paths: [PATHS.start], times: 1 });
+    await engine.submit(one, { agent: 'a1', verb: 'hold' });
+    await until(() => old.agent('a1').requests(PATHS.start) === 1, 5_000, 'the start sent');
+    expect(broker.setAgents(moved.configs()).moved).toEqual(['a1']);
+    // The start was answered where it was sent: the task runs there, and was not sent again.
+    await until(() => old.agent('a1').running().length === 1, 5_000, 'the task on the old URL');
+    expect(moved.agent('a1').requests(PATHS.start)).toBe(0);
+  });
 });

@@ -276,8 +276,8 @@ export class HttpBroker implements AgentBroker {
    *   start there is refused (`AGENT_UNKNOWN`, the task never runs); its tasks already started
    *   are still polled, stopped and cleared, so none is left unsupervised on it. It leaves the
    *   broker with the broker (a restart without it, once the engine has no task there);
-   * - an agent with another URL is reached there from the next call: its calls in flight to the
-   *   old URL are abandoned (the engine calls again: every call is idempotent);
+   * - an agent with another URL is reached there from the next call (its calls in flight end
+   *   at the old URL);
    * - an agent with another secret signs its next requests with it (a rotation: the agent must
    *   already accept it, see `coco agent --secret-file`).
    *
@@ -337,14 +337,18 @@ export class HttpBroker implements AgentBroker {
     return entry;
   }
 
-  /** The agent is at another URL: a new entry in its place, the old one's work abandoned. */
+  /**
+   * The agent is at another URL: a new entry in its place. The old long-poll stops; calls in
+   * flight to the old URL end there (an answer is as good as any, a failure is the engine's to
+   * retry), and its client is closed once the last of them is past its budget.
+   */
   #replace(old: AgentEntry, config: HttpAgentConfig): void {
     if (old.loop) {
       void old.loop.stop();
       old.loop = null;
       this.#liveLoops--;
     }
-    old.client.close();
+    setTimeout(() => old.client.close(), this.#o.timeoutMs).unref();
     this.#add(config).retired = old.retired;
   }
 
