@@ -7,6 +7,7 @@
  */
 import type * as z from 'zod/mini';
 import {
+  admission,
   agentList,
   commandDetails,
   commandPage,
@@ -15,6 +16,7 @@ import {
   jobTree,
   readiness,
   whoami,
+  type Admission,
   type Agent,
   type CommandDetails,
   type CommandSummary,
@@ -201,6 +203,11 @@ export function getCommand(id: number): Promise<CommandDetails> {
 /** `GET /v1/agents`. */
 export async function listAgents(): Promise<readonly Agent[]> {
   return (await call(agentList, '/v1/agents')).agents;
+}
+
+/** `GET /v1/admission`. */
+export function getAdmission(): Promise<Admission> {
+  return call(admission, '/v1/admission');
 }
 
 /** `POST /v1/commands/:id/cancel` (operators). */

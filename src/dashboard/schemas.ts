@@ -251,6 +251,32 @@ export type Agent = z.infer<typeof agent>;
 /** `GET /v1/agents`. */
 export const agentList = z.looseObject({ agents: z.array(agent) });
 
+const slots = {
+  limit: z.nullable(num),
+  running: num,
+  queued: num,
+};
+/** A limited agent's slots and queue, in all and per verb. */
+export const agentAdmission = z.looseObject({
+  agentId: str,
+  ...slots,
+  oldestWaitMs: num,
+  verbs: z.array(z.looseObject({ verb: str, ...slots })),
+});
+/** See {@link agentAdmission}. */
+export type AgentAdmission = z.infer<typeof agentAdmission>;
+
+/** `GET /v1/admission`: the limits in force, and each limited agent's slots and queue. */
+export const admission = z.looseObject({
+  limits: z.looseObject({
+    maxRunningRoots: z.optional(num),
+    types: z.optional(z.record(str, z.looseObject({ maxRunning: z.optional(num) }))),
+  }),
+  agents: z.array(agentAdmission),
+});
+/** See {@link admission}. */
+export type Admission = z.infer<typeof admission>;
+
 /** `GET /v1/ready`'s answer (200 or 503). */
 export const readiness = z.looseObject({
   ready: z.boolean(),

@@ -398,6 +398,16 @@ describe.skipIf(!haveBrowser && !process.env.CI)('the dashboard in a browser', (
       'queued for host-1',
     );
     await shot('6-queued-copy');
+    // The Agents page shows the slot held and the copy queued for it.
+    await page.goto(`${server}/#/agents`);
+    const copyRow = page.locator('table[aria-label="admission"] tr[data-verb="volume.copy"]');
+    await expect.poll(() => copyRow.locator('td.num').allTextContents()).toEqual(['1 / 1', '1']);
+    expect(
+      await page
+        .locator('table[aria-label="admission"] tr.waiting[data-admission="host-1"]')
+        .count(),
+    ).toBe(1);
+    await shot('6b-admission');
     // The first migration ends (cancelled): the slot frees, the waiting copy starts.
     await api(`/v1/commands/${first}/cancel`, {});
     expect(await ended(first)).toBe('cancelled');

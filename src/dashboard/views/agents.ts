@@ -1,15 +1,17 @@
 /**
- * Agents: up or down, last seen, boot id, tasks in flight, the last error — read every few
- * seconds (`GET /v1/agents`) — and what changed while the page was open: went down, came back
- * up, restarted (a new boot id), a new error.
+ * Agents: up or down (or retired from the configuration), last seen, boot id, tasks in flight,
+ * the last error — read every few seconds (`GET /v1/agents`) — what changed while the page was
+ * open (went down, came back up, restarted: a new boot id, a new error, retired), and admission
+ * (`GET /v1/admission`): each limited agent's slots held against its limits and its queue, in all
+ * and per verb, and the limits on roots and command types.
  *
  * @module
  */
 import { html, nothing, type TemplateResult } from 'lit-html';
 import { repeat } from 'lit-html/directives/repeat.js';
-import { listAgents } from '../api.js';
-import { ago, clock, stamp } from '../format.js';
-import type { Agent, ErrorInfo } from '../schemas.js';
+import { getAdmission, listAgents } from '../api.js';
+import { ago, clock, duration, stamp } from '../format.js';
+import type { Admission, Agent, ErrorInfo } from '../schemas.js';
 import { app, describe } from '../state.js';
 import { badge, errorLine, liveDot, loading } from '../ui.js';
 import type { View } from './view.js';
@@ -32,6 +34,7 @@ interface Change {
 /** The agents page. */
 export class AgentsView implements View {
   #agents: Agent[] | null = null;
+  #admission: Admission | null = null;
   #error: string | null = null;
   #log: Change[] = [];
   readonly #timer: ReturnType<typeof setInterval>;
@@ -50,9 +53,11 @@ export class AgentsView implements View {
     if (this.#reading) return;
     this.#reading = true;
     try {
-      const agents = [...(await listAgents())].sort((a, b) => a.id.localeCompare(b.id));
+      const [listed, admission] = await Promise.all([listAgents(), getAdmission()]);
+      const agents = [...listed].sort((a, b) => a.id.localeCompare(b.id));
       if (this.#agents) this.#compare(this.#agents, agents);
       this.#agents = agents;
+      this.#admission = admission;
       this.#error = null;
     } catch (error) {
       this.#error = describe(error);
@@ -153,6 +158,7 @@ export class AgentsView implements View {
               </table>
               ${agents.length === 0 ? html`<p class="empty">This node knows no agent.</p>` : nothing}`
       }
+      ${this.#admission === null ? nothing : admissionSection(this.#admission)}
       <h2>Changes seen here</h2>
       ${
         this.#log.length === 0
@@ -173,4 +179,60 @@ export class AgentsView implements View {
 
 function short(id: string): string {
   return id.length > 12 ? `${id.slice(0, 8)}…` : id;
+}
+
+/** Slots held against a limit: `2 / 4`, or the count alone without a limit. */
+function held(running: number, limit: number | null): string {
+  return limit === null ? String(running) : `${running} / ${limit}`;
+}
+
+/** Admission: each limited agent (in all, then per verb), and the limits on roots and types. */
+function admissionSection(admission: Admission): TemplateResult {
+  const { limits, agents } = admission;
+  const types = Object.entries(limits.types ?? {}).flatMap(([type, t]) =>
+    t.maxRunning === undefined ? [] : [`${type} ≤ ${t.maxRunning}`],
+  );
+  const other = [
+    ...(limits.maxRunningRoots === undefined ? [] : [`running roots ≤ ${limits.maxRunningRoots}`]),
+    ...types,
+  ];
+  return html`<h2>Admission</h2>
+    ${
+      agents.length === 0
+        ? html`<p class="quiet">No agent has a limit: tasks start as they come.</p>`
+        : html`<table class="grid" aria-label="admission">
+            <thead>
+              <tr>
+                <th>Agent</th>
+                <th>Verb</th>
+                <th class="num">Running / limit</th>
+                <th class="num">Queued</th>
+                <th>Oldest waiting</th>
+              </tr>
+            </thead>
+            <tbody>
+              ${agents.map(
+                (a) =>
+                  html`<tr data-admission=${a.agentId} class=${a.queued > 0 ? 'waiting' : ''}>
+                      <td class="mono strong">${a.agentId}</td>
+                      <td class="quiet">all verbs</td>
+                      <td class="num">${held(a.running, a.limit)}</td>
+                      <td class="num">${a.queued}</td>
+                      <td>${a.queued > 0 ? duration(a.oldestWaitMs) : '—'}</td>
+                    </tr>
+                    ${a.verbs.map(
+                      (v) =>
+                        html`<tr data-admission=${a.agentId} data-verb=${v.verb}>
+                          <td></td>
+                          <td class="mono">${v.verb}</td>
+                          <td class="num">${held(v.running, v.limit)}</td>
+                          <td class="num">${v.queued}</td>
+                          <td></td>
+                        </tr>`,
+                    )}`,
+              )}
+            </tbody>
+          </table>`
+    }
+    ${other.length === 0 ? nothing : html`<p class="quiet">Also limited: ${other.join(' · ')}.</p>`}`;
 }
