@@ -10,7 +10,10 @@ import { CocoError, ErrorCode } from '../core/errors.js';
 /** Exit codes of the `coco` command. */
 export const EXIT = {
   ok: 0,
-  /** The command or job ended failed or cancelled (submit --wait, status of an ended job, demo). */
+  /**
+   * The command or job ended failed or cancelled (submit --wait, rerun --wait, status of an ended
+   * job, demo).
+   */
   failed: 1,
   /** Bad arguments or options. */
   usage: 2,
@@ -24,7 +27,10 @@ export const EXIT = {
   error: 6,
   /** The node refused the call: no token, a wrong one, or a role too low (401, 403). */
   notAuthorized: 7,
-  /** The command's state does not allow it: cancel of a command that has already ended. */
+  /**
+   * The command's state does not allow it: cancel of a command that has already ended, rerun of
+   * one still running or of a child.
+   */
   ended: 8,
   /**
    * Not now: the node cannot take the call (HTTP 503: its store is out, `STORE_FAILED`, or its
@@ -63,6 +69,8 @@ export function exitCodeOf(error: unknown): number {
     case ErrorCode.InvalidOptions:
     case ErrorCode.InvalidDefinition:
     case ErrorCode.CommandTypeNotSubmittable:
+    case ErrorCode.ParameterUpgradeFailed:
+    case ErrorCode.ParameterVersionTooNew:
     case ErrorCode.UnknownCommandType:
     case ErrorCode.IdempotencyConflict:
     case ErrorCode.BadRequest:

@@ -1,6 +1,6 @@
 /**
  * `coco`: the command-line tool. Subcommands run things here (serve, agent, migrate, demo) or talk
- * to a running node over its HTTP API (submit, status, list, cancel). Human output by default,
+ * to a running node over its HTTP API (submit, status, list, cancel, rerun). Human output by default,
  * `--json` for scripts; exit codes in `errors.ts` (EXIT).
  *
  * @module
@@ -56,6 +56,10 @@ export const SUBCOMMANDS: Readonly<
         'cancel a command and its subtree (stops tasks, runs compensation); ends a command that could not be loaded',
       load: client,
     },
+    rerun: {
+      description: 'run an ended root command again: a new command of its type with its parameters',
+      load: client,
+    },
     prune: {
       description:
         'delete the trees of commands that ended longer ago than an age (with their tasks, undo steps and jobs); live trees are never touched',
@@ -90,7 +94,7 @@ export async function buildProgram(
       `
 Exit codes: see "Exit codes" in the README; 0 ok · 1 the command or job failed · 2 bad arguments
             3 no coco node at the server address · 4 not found · 5 input refused · 6 other error
-            7 not authorized (no token, a wrong one, or a role too low) · 8 the command has already ended
+            7 not authorized (no token, a wrong one, or a role too low) · 8 the command's state does not allow it
 
 Examples:
   coco demo                                   live-migrate a 256 MiB disk between two storage domains
@@ -100,6 +104,7 @@ Examples:
   coco submit disk.migrate -p '{"disk":"d1","toDomain":"sd2","agent":"host-1"}' --wait
   coco status 42 --watch                      follow a job's tree and progress
   coco list --status failed --json
+  coco rerun 42 --wait                        run the ended job 42 again, as a new job
   coco prune --older-than 30d --dry-run       count the ended trees (and jobs) older than 30 days`,
     );
   const name = argv[0] === 'help' ? argv[1] : argv[0];

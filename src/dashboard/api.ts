@@ -9,6 +9,8 @@ import type * as z from 'zod/mini';
 import {
   admission,
   agentList,
+  anything,
+  rerunAnswer,
   commandDetails,
   commandPage,
   errorBody,
@@ -212,12 +214,17 @@ export function getAdmission(): Promise<Admission> {
 
 /** `POST /v1/commands/:id/cancel` (operators). */
 export async function cancelCommand(id: number): Promise<void> {
-  const res = await fetch(`/v1/commands/${id}/cancel`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', accept: 'application/json', ...authHeaders() },
-    body: '{}',
-    credentials: 'omit',
-    cache: 'no-store',
-  });
-  if (!res.ok) throw await failure(res);
+  await call(anything, `/v1/commands/${id}/cancel`, postJson);
 }
+
+/** `POST /v1/commands/:id/rerun` (operators): the new command's id. */
+export async function rerunCommand(id: number): Promise<number> {
+  return (await call(rerunAnswer, `/v1/commands/${id}/rerun`, postJson)).id;
+}
+
+/** A state-changing call: JSON, an empty object as its body. */
+const postJson: RequestInit = {
+  method: 'POST',
+  headers: { 'content-type': 'application/json' },
+  body: '{}',
+};

@@ -240,7 +240,7 @@ function confirmDialog(): TemplateResult {
     @close=${(e: Event) => app.confirming?.resolve((e.target as HTMLDialogElement).returnValue === 'confirm')}
   >
     ${
-      c
+      c?.action === 'cancel'
         ? html`<h2 id="confirm-title">Cancel command ${c.id}?</h2>
             <p>
               <span class="mono">${c.type}</span> and everything it started will be stopped, and its
@@ -252,7 +252,17 @@ function confirmDialog(): TemplateResult {
                 Cancel command ${c.id}
               </button>
             </div>`
-        : nothing
+        : c?.action === 'rerun'
+          ? html`<h2 id="confirm-title">Run command ${c.id} again?</h2>
+              <p>
+                A new <span class="mono">${c.type}</span> command starts with the same parameters;
+                command ${c.id} stays as it ended.
+              </p>
+              <div class="actions">
+                <button class="quiet" autofocus @click=${() => close(false)}>Not now</button>
+                <button id="confirm-rerun" @click=${() => close(true)}>Run it again</button>
+              </div>`
+          : nothing
     }
   </dialog>`;
 }

@@ -277,6 +277,12 @@ export const admission = z.looseObject({
 /** See {@link admission}. */
 export type Admission = z.infer<typeof admission>;
 
+/** `POST /v1/commands/:id/rerun`. */
+export const rerunAnswer = z.looseObject({ id: num, rerunOf: num });
+
+/** An answer whose body the page does not read. */
+export const anything = z.unknown();
+
 /** `GET /v1/ready`'s answer (200 or 503). */
 export const readiness = z.looseObject({
   ready: z.boolean(),

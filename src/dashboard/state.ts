@@ -1,11 +1,11 @@
 /**
- * The page's shared state: who is signed in (and so whether cancel buttons show), the clock the
+ * The page's shared state: who is signed in (and so whether cancel and rerun buttons show), the clock the
  * durations tick with, messages for the user, and the render scheduler every view calls after a
  * change.
  *
  * @module
  */
-import { ApiError, cancelCommand } from './api.js';
+import { ApiError, cancelCommand, rerunCommand } from './api.js';
 import type { NodeHealth } from './format.js';
 
 /** A role of the API's tokens. */
@@ -18,8 +18,10 @@ export interface Notice {
   readonly text: string;
 }
 
-/** The cancel being confirmed, if any. */
-export interface PendingCancel {
+/** An action being confirmed in the page's dialog (main.ts), if any. */
+export interface PendingConfirm {
+  /** `cancel` (a danger) or `rerun`: names the dialog's confirm button (`#confirm-<action>`). */
+  readonly action: 'cancel' | 'rerun';
   readonly id: number;
   readonly type: string;
   readonly resolve: (confirmed: boolean) => void;
@@ -38,7 +40,7 @@ export const app = {
   /** The time durations are drawn with; ticks every second (main.ts). */
   now: Date.now(),
   notices: [] as Notice[],
-  confirming: null as PendingCancel | null,
+  confirming: null as PendingConfirm | null,
   /** The node's readiness as last read (main.ts polls it), or null before the first read. */
   health: null as NodeHealth | null,
   /** Set by main.ts: schedules one render of the page. */
@@ -64,7 +66,7 @@ export function dismiss(id: number): void {
   app.update();
 }
 
-/** Whether the signed-in role may cancel (operators and admins). */
+/** Whether the signed-in role may cancel and rerun (operators and admins). */
 export function canCancel(): boolean {
   return app.role === 'operator' || app.role === 'admin';
 }
@@ -75,18 +77,27 @@ export function describe(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-/**
- * Asks for confirmation (the dialog of main.ts), then cancels the command; tells the user the
- * outcome. Resolves true when the cancel was accepted.
- */
-export async function confirmAndCancel(id: number, type: string): Promise<boolean> {
-  const confirmed = await new Promise<boolean>((resolve) => {
-    app.confirming = { id, type, resolve };
+/** Asks for confirmation of `action` on a command in the dialog of main.ts. */
+async function confirmed(
+  action: PendingConfirm['action'],
+  id: number,
+  type: string,
+): Promise<boolean> {
+  const yes = await new Promise<boolean>((resolve) => {
+    app.confirming = { action, id, type, resolve };
     app.update();
   });
   app.confirming = null;
   app.update();
-  if (!confirmed) return false;
+  return yes;
+}
+
+/**
+ * Asks for confirmation, then cancels the command; tells the user the outcome. Resolves true when
+ * the cancel was accepted.
+ */
+export async function confirmAndCancel(id: number, type: string): Promise<boolean> {
+  if (!(await confirmed('cancel', id, type))) return false;
   try {
     await cancelCommand(id);
     notify('info', `Cancel of command ${id} requested.`);
@@ -94,5 +105,21 @@ export async function confirmAndCancel(id: number, type: string): Promise<boolea
   } catch (error) {
     notify('error', `Cancel of command ${id} refused — ${describe(error)}`);
     return false;
+  }
+}
+
+/**
+ * Asks for confirmation, then runs the ended root command again; tells the user the outcome.
+ * Resolves with the new command's id, or null.
+ */
+export async function confirmAndRerun(id: number, type: string): Promise<number | null> {
+  if (!(await confirmed('rerun', id, type))) return null;
+  try {
+    const next = await rerunCommand(id);
+    notify('info', `Command ${id} runs again as command ${next}.`);
+    return next;
+  } catch (error) {
+    notify('error', `Rerun of command ${id} refused — ${describe(error)}`);
+    return null;
   }
 }

@@ -9,7 +9,7 @@ import { html, noChange, nothing, type ElementPart, type TemplateResult } from '
 import { Directive, directive, PartType, type PartInfo } from 'lit-html/directive.js';
 import { isEnded, json, percent } from './format.js';
 import type { ErrorInfo } from './schemas.js';
-import { app, canCancel, confirmAndCancel } from './state.js';
+import { app, canCancel, confirmAndCancel, confirmAndRerun } from './state.js';
 
 export { isEnded } from './format.js';
 
@@ -112,6 +112,27 @@ export function cancelButton(
     @click=${() => void confirmAndCancel(id, type)}
   >
     ${label}
+  </button>`;
+}
+
+/**
+ * The rerun button of a job: only for roles that may run commands, only once it has ended. On a
+ * confirmed rerun the page goes to the new job.
+ */
+export function rerunButton(
+  id: number,
+  type: string,
+  status: string,
+): TemplateResult | typeof nothing {
+  if (!canCancel() || !isEnded(status)) return nothing;
+  return html`<button
+    data-rerun=${id}
+    @click=${async () => {
+      const next = await confirmAndRerun(id, type);
+      if (next !== null) location.hash = `#/jobs/${next}`;
+    }}
+  >
+    Run again…
   </button>`;
 }
 

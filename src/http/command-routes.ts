@@ -1,10 +1,12 @@
 /**
- * The command routes: submit, list (summaries, keyset pages, filters), detail, cancel.
+ * The command routes: submit, list (summaries, keyset pages, filters), detail, cancel, rerun.
  *
  * @module
  */
 import { context, propagation, trace, type Context } from '@opentelemetry/api';
+import type { CommandType } from '../core/command-type.js';
 import { CocoError, ErrorCode } from '../core/errors.js';
+import { upgradeParams } from '../core/params.js';
 import type { CommandRecord } from '../core/records.js';
 import { isTerminal } from '../core/states.js';
 import type { QueuePosition } from '../engine/admission.js';
@@ -17,6 +19,8 @@ import {
   decodeCursor,
   encodeCursor,
   idParam,
+  rerunAnswer,
+  rerunBody,
   submitAnswer,
   submitBody,
   type CommandSummary,
@@ -165,16 +169,7 @@ export function commandRoutes(api: ApiContext): void {
     },
     async ({ body, request, reply }) => {
       const type = api.types.get(body.type);
-      if (!type) {
-        const renamed = api.commands.find((t) => t.aliases.includes(body.type));
-        throw new CocoError(
-          ErrorCode.UnknownCommandType,
-          renamed
-            ? `command type "${body.type}" was renamed "${renamed.name}"; submit that`
-            : `unknown command type "${body.type}"; known: ${[...api.types.keys()].sort().join(', ')}`,
-          { details: { type: body.type } },
-        );
-      }
+      if (!type) throw unknownType(api, body.type);
       const r = await context.with(callerContext(request.headers), () =>
         api.engine().submit(type, body.params, {
           ...(body.idempotencyKey === undefined ? {} : { idempotencyKey: body.idempotencyKey }),
@@ -287,4 +282,79 @@ export function commandRoutes(api: ApiContext): void {
       return { id, cancelRequested: true };
     },
   );
+
+  routes.add(
+    {
+      method: 'POST',
+      url: '/v1/commands/:id/rerun',
+      role: 'operator',
+      tag: 'commands',
+      summary: 'Run an ended root command again, as a new command',
+      description:
+        "Submits a new root command of the ended one's type with its parameters (brought to the type's current " +
+        'version), as POST /v1/commands does, and answers 201 with both ids; the ended command is left as it was. ' +
+        'Only a root that has ended (succeeded, failed or cancelled) runs again: a child is its parent’s to create. ' +
+        'With an idempotency key already used for the same type and parameters, answers 200 with the first command. ' +
+        'The body, if any, is { idempotencyKey?, priority? }.',
+      params: idParam,
+      body: rerunBody,
+      ok: { status: 201, schema: rerunAnswer, also: [200] },
+      errors: {
+        400: [ErrorCode.UnknownCommandType, ErrorCode.ParametersInvalid],
+        404: [ErrorCode.CommandNotFound],
+        409: [ErrorCode.CommandState, ErrorCode.IdempotencyConflict],
+        422: [
+          ErrorCode.CommandTypeNotSubmittable,
+          ErrorCode.ParameterUpgradeFailed,
+          ErrorCode.ParameterVersionTooNew,
+        ],
+        503: [ErrorCode.EngineStopped, ErrorCode.StoreFailed],
+      },
+    },
+    async ({ params: { id }, body, request, reply }) => {
+      const engine = api.engine();
+      const c = await engine.get(id);
+      if (!c) throw new CocoError(ErrorCode.CommandNotFound, `command ${id} does not exist`);
+      if (c.parentId !== null)
+        throw new CocoError(
+          ErrorCode.CommandState,
+          `command ${id} is a child of command ${c.parentId}: only a root runs again (its root is ${c.rootId})`,
+          { details: { commandId: id, rootId: c.rootId } },
+        );
+      if (!isTerminal(c.status))
+        throw new CocoError(
+          ErrorCode.CommandState,
+          `command ${id} has not ended (${c.status}): wait for its end, or cancel it, before running it again`,
+          { details: { commandId: id, status: c.status } },
+        );
+      const type: CommandType<unknown, unknown> | undefined =
+        api.types.get(c.type) ?? api.commands.find((t) => t.aliases.includes(c.type));
+      if (!type) throw unknownType(api, c.type, id);
+      const { raw } = await upgradeParams(type, c.paramsVersion, c.params, id);
+      const key = body?.idempotencyKey;
+      const r = await context.with(callerContext(request.headers), () =>
+        engine.submit(type, raw, {
+          ...(key === undefined ? {} : { idempotencyKey: key }),
+          priority: body?.priority ?? c.priority,
+        }),
+      );
+      if (r.existing) {
+        void reply.code(200).send({ id: r.id, rerunOf: id });
+        return ANSWERED;
+      }
+      return { id: r.id, rerunOf: id };
+    },
+  );
+}
+
+/** The error of a command type this node does not register (or knows under its new name). */
+function unknownType(api: ApiContext, name: string, commandId?: number): CocoError {
+  const renamed = api.commands.find((t) => t.aliases.includes(name));
+  const known = [...api.types.keys()].sort().join(', ');
+  const message = renamed
+    ? `command type "${name}" was renamed "${renamed.name}"; submit that`
+    : commandId === undefined
+      ? `unknown command type "${name}"; known: ${known}`
+      : `command ${commandId}'s type "${name}" is not registered on this node; known: ${known}`;
+  return new CocoError(ErrorCode.UnknownCommandType, message, { details: { type: name } });
 }

@@ -408,6 +408,21 @@ export const agentList = z.object({
 
 /** `POST /v1/commands`. */
 export const submitAnswer = z.object({ id: z.number().int() });
+/** `POST /v1/commands/:id/rerun`: the body (optional). */
+export const rerunBody = z
+  .object({
+    idempotencyKey: submitBody.shape.idempotencyKey,
+    priority: submitBody.shape.priority.describe(
+      "admission priority of its tasks on limited agents (default: the ended command's)",
+    ),
+  })
+  .strict()
+  .optional();
+/** `POST /v1/commands/:id/rerun`. */
+export const rerunAnswer = z.object({
+  id: z.number().int().describe('the new command'),
+  rerunOf: z.number().int().describe('the ended command it runs again'),
+});
 /** `POST /v1/commands/:id/cancel`. */
 export const cancelAnswer = z.object({ id: z.number().int(), cancelRequested: z.literal(true) });
 /** `POST /v1/admin/prune`. */

@@ -55,6 +55,9 @@ export const STATUS_OF: Readonly<Record<string, number>> = {
   [ErrorCode.UnsupportedMediaType]: 415,
   // Well-formed and of a known type, but the type cannot be a root.
   [ErrorCode.CommandTypeNotSubmittable]: 422,
+  // A stored command whose parameters this code cannot bring to its type's version (a rerun).
+  [ErrorCode.ParameterUpgradeFailed]: 422,
+  [ErrorCode.ParameterVersionTooNew]: 422,
   [ErrorCode.RateLimited]: 429,
   [ErrorCode.EngineStopped]: 503,
   [ErrorCode.StoreFailed]: 503,

@@ -348,6 +348,24 @@ describe.skipIf(!haveBrowser && !process.env.CI)('the dashboard in a browser', (
       '5',
     ]);
     await shot('5-cancelled-compensated');
+
+    // Run again: confirmed, it starts a new job of the same type and parameters, and the page
+    // goes to it; the cancelled one stays as it was.
+    await page.locator(`button[data-rerun="${id}"]`).click();
+    await page.locator('dialog#confirm[open]').waitFor();
+    await page.click('#confirm-rerun');
+    const shown = (): number => Number(/^#\/jobs\/(\d+)$/.exec(new URL(page.url()).hash)?.[1]);
+    await expect.poll(shown).not.toBe(id);
+    const next = shown();
+    expect(next).toBeGreaterThan(id);
+    roots += 1;
+    await expect.poll(() => page.locator('h1').textContent()).toContain(`Job ${next}`);
+    expect(await page.locator('h1 .type').textContent()).toBe('disk.migrate');
+    await shot('5b-rerun');
+    // Not needed further: it ends here, before the next test takes the copy slot.
+    await api(`/v1/commands/${next}/cancel`, {});
+    expect(await ended(next)).toBe('cancelled');
+    expect(statusOf.parse(await api(`/v1/commands/${id}`)).status).toBe('cancelled');
   });
 
   it('shows a copy waiting for its agent with what it waits for, until the slot frees', async () => {

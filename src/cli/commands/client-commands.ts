@@ -349,4 +349,38 @@ export function addClientCommands(program: Command, setExit: (code: number) => v
       `cancel of command ${id} requested; follow it with: coco status ${id} --watch`,
     ]);
   });
+
+  common(
+    program
+      .command('rerun')
+      .description('run an ended root command again: a new command of its type with its parameters')
+      .argument('<id>', 'the ended root command (job) id', idArg)
+      .option('--key <idempotency-key>', 'running again with the same key returns the first rerun')
+      .option('--wait', 'follow the new job until it ends (exit 1 if it failed)')
+      .option(
+        '--priority <n>',
+        "admission priority of its tasks on limited agents (default: the ended command's)",
+      ),
+  ).action(
+    async (id: number, o: ClientOptions & { key?: string; wait?: boolean; priority?: string }) => {
+      const api = client(o);
+      const priority = o.priority === undefined ? undefined : Number(o.priority);
+      if (priority !== undefined && !Number.isSafeInteger(priority))
+        throw usage(`--priority must be an integer, not "${o.priority}"`);
+      const body = {
+        ...(o.key ? { idempotencyKey: o.key } : {}),
+        ...(priority !== undefined ? { priority } : {}),
+      };
+      const { id: next } = idSchema.parse(
+        await atNode(o, () => api.post(`/v1/commands/${id}/rerun`, body)),
+      );
+      if (!o.wait) {
+        print(o, { id: next, rerunOf: id }, () => [
+          `command ${id} runs again as command ${next}; follow it with: coco status ${next} --watch`,
+        ]);
+        return;
+      }
+      setExit(await atNode(o, () => showJob(api, { ...o, watch: true }, next)));
+    },
+  );
 }

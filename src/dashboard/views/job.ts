@@ -2,7 +2,7 @@
  * A job: its step tree — every command and task with status, progress, duration, agent and
  * what it waits for — updated live from the job's event stream (`GET /v1/jobs/:id/events`),
  * its compensation in the order it ran (which undo steps ran, which failed and why, read from
- * the commands' details), and the cancel button for operators.
+ * the commands' details), and for operators the cancel button (once it has ended, run again).
  *
  * @module
  */
@@ -18,6 +18,7 @@ import {
   badge,
   bar,
   cancelButton,
+  rerunButton,
   commandLink,
   errorLine,
   isEnded,
@@ -169,6 +170,7 @@ export class JobView implements View {
         ${liveDot(this.#live)}
         <span class="spacer"></span>
         ${cancelButton(job.id, job.type, job.status, 'Cancel job…')}
+        ${rerunButton(job.id, job.type, job.status)}
       </header>
       ${this.#error !== null ? html`<p class="notice error" role="alert">${this.#error}</p>` : nothing}
       <dl class="facts">
