@@ -93,7 +93,7 @@ export interface ApiOptions {
    * At most `max` calls per `windowMs` from each token (by its name); past it a call is answered
    * 429 `RATE_LIMITED` with `Retry-After`. Public routes are not counted. @default none
    */
-  readonly rateLimit?: { readonly max: number; readonly windowMs: number };
+  readonly rateLimit?: RateLimit;
 }
 
 /** The API server, with what a node needs to shut it down. */
