@@ -66,6 +66,11 @@ export const ErrorCode = {
    * once instead of waiting for an agent that will never answer.
    */
   AgentUnknown: 'AGENT_UNKNOWN',
+  /**
+   * An agent cannot be forgotten (its row deleted) while this node uses it: configured in its
+   * broker, or with tasks of this node in flight there (HTTP 409).
+   */
+  AgentInUse: 'AGENT_IN_USE',
   /** An agent refused the engine's credentials (wrong shared secret); not retried. */
   AgentUnauthorized: 'AGENT_UNAUTHORIZED',
   /** The agent restarted while the task ran (reported by the agent for such tasks). */

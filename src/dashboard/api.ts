@@ -222,6 +222,11 @@ export async function rerunCommand(id: number): Promise<number> {
   return (await call(rerunAnswer, `/v1/commands/${id}/rerun`, postJson)).id;
 }
 
+/** `POST /v1/admin/agents/:id/forget` (admins). */
+export async function forgetAgent(id: string): Promise<void> {
+  await call(anything, `/v1/admin/agents/${encodeURIComponent(id)}/forget`, postJson);
+}
+
 /** A state-changing call: JSON, an empty object as its body. */
 const postJson: RequestInit = {
   method: 'POST',

@@ -262,7 +262,19 @@ function confirmDialog(): TemplateResult {
                 <button class="quiet" autofocus @click=${() => close(false)}>Not now</button>
                 <button id="confirm-rerun" @click=${() => close(true)}>Run it again</button>
               </div>`
-          : nothing
+          : c?.action === 'forget'
+            ? html`<h2 id="confirm-title">Forget agent ${c.id}?</h2>
+                <p>
+                  Its row (<span class="mono">${c.type || 'no address'}</span>) goes from this list.
+                  A node that still follows it or names it writes it again at its next change.
+                </p>
+                <div class="actions">
+                  <button class="quiet" autofocus @click=${() => close(false)}>Keep it</button>
+                  <button class="danger" id="confirm-forget" @click=${() => close(true)}>
+                    Forget ${c.id}
+                  </button>
+                </div>`
+            : nothing
     }
   </dialog>`;
 }

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { ApiError, cancelCommand, rerunCommand } from './api.js';
+import { ApiError, cancelCommand, forgetAgent, rerunCommand } from './api.js';
 import type { NodeHealth } from './format.js';
 
 /** A role of the API's tokens. */
@@ -20,9 +20,14 @@ export interface Notice {
 
 /** An action being confirmed in the page's dialog (main.ts), if any. */
 export interface PendingConfirm {
-  /** `cancel` (a danger) or `rerun`: names the dialog's confirm button (`#confirm-<action>`). */
-  readonly action: 'cancel' | 'rerun';
-  readonly id: number;
+  /**
+   * `cancel` (a danger) or `rerun` of a command, `forget` of an agent: names the dialog's confirm
+   * button (`#confirm-<action>`).
+   */
+  readonly action: 'cancel' | 'rerun' | 'forget';
+  /** The command's id, or the agent's. */
+  readonly id: number | string;
+  /** The command's type, or the agent's address. */
   readonly type: string;
   readonly resolve: (confirmed: boolean) => void;
 }
@@ -71,6 +76,11 @@ export function canCancel(): boolean {
   return app.role === 'operator' || app.role === 'admin';
 }
 
+/** Whether the signed-in role may administer the node (forget an agent): admins. */
+export function canAdminister(): boolean {
+  return app.role === 'admin';
+}
+
 /** An error as one line for the user. */
 export function describe(error: unknown): string {
   if (error instanceof ApiError) return `${error.code}: ${error.message}`;
@@ -80,7 +90,7 @@ export function describe(error: unknown): string {
 /** Asks for confirmation of `action` on a command in the dialog of main.ts. */
 async function confirmed(
   action: PendingConfirm['action'],
-  id: number,
+  id: PendingConfirm['id'],
   type: string,
 ): Promise<boolean> {
   const yes = await new Promise<boolean>((resolve) => {
@@ -121,5 +131,21 @@ export async function confirmAndRerun(id: number, type: string): Promise<number 
   } catch (error) {
     notify('error', `Rerun of command ${id} refused — ${describe(error)}`);
     return null;
+  }
+}
+
+/**
+ * Asks for confirmation, then forgets the agent (its row goes); tells the user the outcome.
+ * Resolves true when it was forgotten.
+ */
+export async function confirmAndForget(id: string, address: string): Promise<boolean> {
+  if (!(await confirmed('forget', id, address))) return false;
+  try {
+    await forgetAgent(id);
+    notify('info', `Agent ${id} forgotten.`);
+    return true;
+  } catch (error) {
+    notify('error', `Agent ${id} not forgotten — ${describe(error)}`);
+    return false;
   }
 }

@@ -501,6 +501,35 @@ export class Engine {
   }
 
   /**
+   * Deletes the row of an agent taken out of service, so that {@link agents} no longer lists it.
+   * Refused with `AGENT_IN_USE` while this engine's broker is configured for it or while this
+   * engine has tasks in flight there; `NOT_FOUND` when there is no such row. A node that still
+   * follows the agent (retired by a reload, not restarted since), or another node that names it,
+   * saves its row again at its next change: forget it once no node uses it.
+   */
+  async forgetAgent(id: string): Promise<void> {
+    this.#running();
+    if ((await this.#o.agents.agentIds()).includes(id))
+      throw new CocoError(
+        ErrorCode.AgentInUse,
+        `agent "${id}" is configured on this node: remove it from the configuration and reload ` +
+          '(it is then retired), then forget it once it holds no task of this node',
+        { details: { agentId: id } },
+      );
+    const inFlight = this.tasksInFlight().get(id) ?? 0;
+    if (inFlight > 0)
+      throw new CocoError(
+        ErrorCode.AgentInUse,
+        `agent "${id}" still runs ${inFlight} task(s) of this node: forget it once they have ended`,
+        { details: { agentId: id, tasksInFlight: inFlight } },
+      );
+    if (!(await this.#o.store.deleteAgent(id)))
+      throw new CocoError(ErrorCode.NotFound, `no agent "${id}" is known`, {
+        details: { agentId: id },
+      });
+  }
+
+  /**
    * The agents this engine's broker is configured for now: those it starts tasks on. An agent
    * retired by a reload (see `HttpBroker.setAgents`) is not among them, though its tasks are
    * still followed.

@@ -51,6 +51,19 @@ export const idParam = z.object({
     .max(2 ** 53 - 1),
 });
 
+/** An agent id in the path (as the HTTP broker's configuration spells them). */
+export const agentIdParam = z.object({
+  id: z
+    .string()
+    .min(1)
+    .max(200)
+    .regex(/^[A-Za-z0-9._:-]+$/, 'agent ids use letters, digits and . _ : -'),
+});
+/** `POST /v1/admin/agents/:id/forget`. */
+export const forgetAnswer = z.object({ id: z.string(), forgotten: z.literal(true) });
+/** An empty JSON object: the body of an admin action that takes none. */
+export const emptyBody = z.object({}).strict().optional();
+
 const csv = <T extends readonly [string, ...string[]]>(values: T) =>
   z
     .string()

@@ -7,7 +7,10 @@ import { ErrorCode } from '../core/errors.js';
 import { runRetention } from '../jobs/retention.js';
 import {
   admissionAnswer,
+  agentIdParam,
   agentList,
+  emptyBody,
+  forgetAnswer,
   health,
   limitsBody,
   pruneAnswer,
@@ -217,6 +220,33 @@ export function nodeRoutes(api: ApiContext): void {
       );
       const { trees, commands, tasks, undo, jobs, more } = r;
       return { trees, commands, tasks, undo, jobs, more };
+    },
+  );
+
+  routes.add(
+    {
+      method: 'POST',
+      url: '/v1/admin/agents/:id/forget',
+      role: 'admin',
+      tag: 'admin',
+      summary: 'Forget an agent taken out of service: GET /v1/agents no longer lists it',
+      description:
+        "Deletes the agent's row. Refused (409 AGENT_IN_USE) while this node's configuration names it " +
+        '(remove it and reload first: it is then retired) or while this node has tasks in flight there. ' +
+        'A node still following it, or naming it, writes its row again at its next change. ' +
+        'The body, if any, is an empty JSON object.',
+      params: agentIdParam,
+      body: emptyBody,
+      ok: { status: 200, schema: forgetAnswer },
+      errors: {
+        404: [ErrorCode.NotFound],
+        409: [ErrorCode.AgentInUse],
+        503: [ErrorCode.EngineStopped, ErrorCode.StoreFailed],
+      },
+    },
+    async ({ params: { id } }) => {
+      await api.engine().forgetAgent(id);
+      return { id, forgotten: true as const };
     },
   );
 }

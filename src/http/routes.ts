@@ -50,6 +50,7 @@ export const STATUS_OF: Readonly<Record<string, number>> = {
   [ErrorCode.CommandNotFound]: 404,
   [ErrorCode.NotFound]: 404,
   [ErrorCode.CommandState]: 409,
+  [ErrorCode.AgentInUse]: 409,
   [ErrorCode.IdempotencyConflict]: 409,
   [ErrorCode.PayloadTooLarge]: 413,
   [ErrorCode.UnsupportedMediaType]: 415,

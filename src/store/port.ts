@@ -311,6 +311,11 @@ export interface Store {
   /** Every agent the engine has seen, by id. */
   listAgents(): Promise<AgentRecord[]>;
   /**
+   * Deletes an agent's row (an agent taken out of service: see `Engine.forgetAgent`); whether
+   * there was one. Its tasks' rows are not touched: a row saved again later brings it back.
+   */
+  deleteAgent(id: string): Promise<boolean>;
+  /**
    * The store's connection pool now, for metrics. Optional: a store without a pool (SQLite: one
    * connection and its writer thread) has none.
    */

@@ -2,7 +2,8 @@
  * The HTTP broker's agents replaced while the engine runs (`HttpBroker.setAgents`, what a node's
  * configuration reload calls), over real HTTP with the real engine: an agent added takes tasks at
  * once; one removed is retired (no new start reaches it, its running task is followed to its end
- * and cleared); one at another URL is called there; a bad list changes nothing.
+ * and cleared), and forgotten once nothing of this node is on it; one at another URL is called
+ * there; a bad list changes nothing.
  */
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -107,12 +108,30 @@ describe('HttpBroker.setAgents under a running engine', () => {
     expect(refused).toMatchObject({ status: 'failed', code: 'AGENT_UNKNOWN' });
     expect(refused.message).toContain(`agent "a2" was removed from this node's configuration`);
     expect(a2.requests(PATHS.start)).toBe(starts);
+    // Still running a task of this node: not to be forgotten yet.
+    expect(await rejection(engine.forgetAgent('a2'))).toMatchObject({
+      code: 'AGENT_IN_USE',
+      details: { tasksInFlight: 1 },
+    });
     // The running one is followed to its end, then cleared on the agent.
     a2.finish(a2.running()[0]!, { result: 'done on a retired agent' });
     expect((await engine.waitFor(held)).status).toBe('succeeded');
     await until(() => a2.tasks.size === 0, 5_000, 'the clear on the retired agent');
     // The others' tasks go on.
     expect((await run(engine, 'a1')).status).toBe('succeeded');
+
+    // Forgotten (its row deleted) only once this node no longer uses it.
+    await until(
+      async () => (await engine.agents()).some((a) => a.id === 'a2'),
+      5_000,
+      'the saved a2',
+    );
+    const inUse = await rejection(engine.forgetAgent('a1'));
+    expect(inUse).toMatchObject({ code: 'AGENT_IN_USE' });
+    expect(inUse.message).toContain('is configured on this node');
+    await engine.forgetAgent('a2');
+    expect((await engine.agents()).map((a) => a.id)).toEqual(['a1']);
+    expect(await rejection(engine.forgetAgent('a2'))).toMatchObject({ code: 'NOT_FOUND' });
 
     // Configured again: added back.
     expect(broker.setAgents([...s1.configs(), ...s2.configs()]).added).toEqual(['a2']);

@@ -27,6 +27,7 @@ const ROOT = new URL('../../', import.meta.url).pathname;
 const SHOTS = join(ROOT, 'test-artifacts', 'dashboard');
 const OPERATOR = 'operator-token-for-the-dashboard-test';
 const VIEWER = 'viewer-token-for-the-dashboard-test';
+const ADMIN = 'admin-token-for-the-dashboard-test';
 const SECRET = 'a-shared-secret-for-the-dashboard';
 /** Markup in a parameter: it must only ever be text. */
 const MARKUP = '<img src=x onerror=alert(1)></script><script>alert(2)</script>';
@@ -119,6 +120,7 @@ describe.skipIf(!haveBrowser && !process.env.CI)('the dashboard in a browser', (
           tokens: [
             { name: 'ops', role: 'operator', token: OPERATOR },
             { name: 'watcher', role: 'viewer', token: VIEWER },
+            { name: 'root', role: 'admin', token: ADMIN },
           ],
         },
         // One copy at a time on host-1: a second migration's copy waits, visibly.
@@ -487,6 +489,18 @@ describe.skipIf(!haveBrowser && !process.env.CI)('the dashboard in a browser', (
       .poll(() => page.locator('ol.log').textContent())
       .toContain('host-1 retired (removed from the configuration)');
     await shot('9b-agent-retired-dark');
+    // An operator may not forget it; an admin may, once nothing of the node is on it.
+    expect(await retiredRow.locator('button[data-forget]').count()).toBe(0);
+    const admin = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+    const root = await admin.newPage();
+    await signIn(root, ADMIN);
+    await root.goto(`${server}/#/agents`);
+    await root.locator('tr[data-agent="host-1"] button[data-forget="host-1"]').click();
+    await root.locator('dialog#confirm[open]').waitFor();
+    await root.click('#confirm-forget');
+    await root.locator('tr[data-agent="host-1"]').waitFor({ state: 'detached' });
+    expect(await root.locator('tr[data-agent]').count()).toBe(1);
+    await admin.close();
     expect(dialogs).toEqual([]);
     expect(violations).toEqual([]);
   });

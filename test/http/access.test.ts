@@ -40,6 +40,7 @@ const ROUTES: { method: string; path: string; role: Role | 'public'; body?: unkn
   { method: 'POST', path: '/v1/commands/999999/rerun', role: 'operator', body: {} },
   { method: 'GET', path: '/v1/admission', role: 'viewer' },
   { method: 'POST', path: '/v1/admin/limits', role: 'admin', body: {} },
+  { method: 'POST', path: '/v1/admin/agents/999999/forget', role: 'admin', body: {} },
   {
     method: 'POST',
     path: '/v1/admin/prune',

@@ -343,6 +343,14 @@ export function describeReads(env: SuiteEnv): void {
       const restarted = { ...b, bootId: 'boot-2', lastSeenAt: 9, updatedAt: 9 };
       await env.store.saveAgent(restarted);
       expect(await env.store.listAgents()).toEqual([a, restarted]);
+      // Deleted (an agent taken out of service): gone from the list; whether there was one.
+      expect(await env.store.deleteAgent('a')).toBe(true);
+      expect(await env.store.deleteAgent('a')).toBe(false);
+      expect(await env.store.deleteAgent('never')).toBe(false);
+      expect(await env.store.listAgents()).toEqual([restarted]);
+      // Saved again, it is back.
+      await env.store.saveAgent(a);
+      expect(await env.store.listAgents()).toEqual([a, restarted]);
     });
 
     it('saves many agents in one call, the last record of an id winning, all or none', async () => {

@@ -12,7 +12,7 @@ import { repeat } from 'lit-html/directives/repeat.js';
 import { getAdmission, listAgents } from '../api.js';
 import { ago, clock, duration, stamp } from '../format.js';
 import type { Admission, Agent, ErrorInfo } from '../schemas.js';
-import { app, describe } from '../state.js';
+import { app, canAdminister, confirmAndForget, describe } from '../state.js';
 import { badge, errorLine, liveDot, loading } from '../ui.js';
 import type { View } from './view.js';
 
@@ -151,7 +151,23 @@ export class AgentsView implements View {
                           ${a.bootId ? short(a.bootId) : '—'}
                         </td>
                         <td class="num">${a.tasksInFlight ?? '—'}</td>
-                        <td class="err-cell">${errorLine(a.lastError)}</td>
+                        <td class="err-cell">
+                          ${errorLine(a.lastError)}
+                          ${
+                            canAdminister() && a.configured === false && a.tasksInFlight === 0
+                              ? html`<button
+                                  class="quiet"
+                                  data-forget=${a.id}
+                                  @click=${async () => {
+                                    if (await confirmAndForget(a.id, a.address ?? ''))
+                                      void this.#read();
+                                  }}
+                                >
+                                  Forget…
+                                </button>`
+                              : nothing
+                          }
+                        </td>
                       </tr>`,
                   )}
                 </tbody>

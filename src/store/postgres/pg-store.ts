@@ -375,6 +375,13 @@ export class PostgresStore implements SharedStore {
     );
   }
 
+  /** {@inheritDoc Store.deleteAgent} */
+  async deleteAgent(id: string): Promise<boolean> {
+    await this.#ready();
+    const r = await this.#access.query(this.#sql.deleteAgent, [id], { idempotent: true });
+    return (r.rowCount ?? 0) > 0;
+  }
+
   async listAgents(): Promise<AgentRecord[]> {
     await this.#ready();
     const r = await this.#access.query(this.#sql.listAgents, [], { idempotent: true });

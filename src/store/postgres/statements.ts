@@ -222,6 +222,7 @@ export function buildSql(schema: string) {
       'state = EXCLUDED.state, boot_id = EXCLUDED.boot_id, last_seen_at = EXCLUDED.last_seen_at, ' +
       'last_error = EXCLUDED.last_error, updated_at = EXCLUDED.updated_at',
     listAgents: `SELECT id, address, state, boot_id, last_seen_at, last_error, updated_at FROM ${t.agents} ORDER BY id`,
+    deleteAgent: `DELETE FROM ${t.agents} WHERE id = $1`,
     // Ids: the counter, never below the highest stored id (batches may insert ids they did not
     // reserve). max(id) is one probe of the primary key.
     reserveIds:

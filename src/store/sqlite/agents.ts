@@ -18,6 +18,7 @@ import type { AgentRecord } from '../../core/records.js';
 export const AGENT_WRITES = {
   saveAgent:
     'INSERT OR REPLACE INTO agents (id, address, state, boot_id, last_seen_at, last_error, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+  deleteAgent: 'DELETE FROM agents WHERE id = ?',
 } as const;
 
 const LIST_AGENTS =
@@ -25,6 +26,7 @@ const LIST_AGENTS =
 
 interface AgentStatements {
   readonly list: Database.Statement;
+  readonly delete: Database.Statement;
   /** Saves rows of values in one transaction. */
   readonly saveMany: (rows: readonly (readonly unknown[])[]) => void;
 }
@@ -37,6 +39,7 @@ function prepared(db: Database.Database): AgentStatements {
     const save = db.prepare(AGENT_WRITES.saveAgent);
     s = {
       list: db.prepare(LIST_AGENTS),
+      delete: db.prepare(AGENT_WRITES.deleteAgent),
       saveMany: db.transaction((rows: readonly (readonly unknown[])[]) => {
         for (const values of rows) save.run(values);
       }),
@@ -85,6 +88,11 @@ export function agentRows(records: readonly AgentRecord[]): unknown[][] {
 /** Inserts or replaces agents' rows (see {@link agentRows}) in one transaction, inline. */
 export function saveAgents(db: Database.Database, rows: readonly (readonly unknown[])[]): void {
   prepared(db).saveMany(rows);
+}
+
+/** Deletes an agent's row, inline; whether there was one. */
+export function deleteAgent(db: Database.Database, id: string): boolean {
+  return prepared(db).delete.run(id).changes > 0;
 }
 
 /** Every agent row; a row that cannot be read throws `CORRUPT_ROW` naming it. */

@@ -16,7 +16,7 @@ import { hostname } from 'node:os';
 import type Database from 'better-sqlite3';
 import { systemClock, type Clock } from '../../core/clock.js';
 import { CocoError, ErrorCode } from '../../core/errors.js';
-import { AGENT_WRITES, agentRows, listAgents, saveAgents } from './agents.js';
+import { AGENT_WRITES, agentRows, deleteAgent, listAgents, saveAgents } from './agents.js';
 import type {
   AgentRecord,
   CommandRecord,
@@ -527,6 +527,18 @@ export class SqliteStore implements Store {
       saveAgents(db, rows);
     } catch (error) {
       throw storeFailed(what(), error);
+    }
+  }
+
+  /** {@inheritDoc Store.deleteAgent} In the writer thread when the store has one, as saves are. */
+  async deleteAgent(id: string): Promise<boolean> {
+    const { db } = await settle(() => this.#ready());
+    const writer = this.#writer;
+    try {
+      if (writer) return ((await writer.count([['deleteAgent', [[id]], false]]))[0]?.[0] ?? 0) > 0;
+      return deleteAgent(db, id);
+    } catch (error) {
+      throw error instanceof CocoError ? error : storeFailed(`cannot delete agent ${id}`, error);
     }
   }
 
