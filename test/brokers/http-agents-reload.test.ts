@@ -5,18 +5,15 @@
  * and cleared), and forgotten once nothing of this node is on it; one at another URL is called
  * there; a bad list changes nothing.
  */
-import { rmSync } from 'node:fs';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { HttpBroker } from '../../src/brokers/http/broker.js';
 import { defineCommand } from '../../src/core/command-type.js';
-import { createEngine, type Engine } from '../../src/engine/engine.js';
+import type { Engine } from '../../src/engine/engine.js';
 import { PATHS } from '../../src/protocol/agent-v2.js';
-import { sqliteStore } from '../../src/store/sqlite/sqlite-store.js';
-import { FAST, tempDir } from '../support/harness.js';
+import { FAST } from '../support/harness.js';
 import { FakeAgentServer } from './fake-agent.js';
-import { onCleanup, rejection, until } from './http-setup.js';
+import { engineOver, onCleanup, rejection, until } from './http-setup.js';
 
 const one = defineCommand({
   name: 'test.http.reload.one',
@@ -31,21 +28,6 @@ async function server(id: string): Promise<FakeAgentServer> {
   const s = await FakeAgentServer.start({ agents: [id] });
   onCleanup(() => s.close());
   return s;
-}
-
-async function engineOver(broker: HttpBroker): Promise<Engine> {
-  onCleanup(() => broker.close());
-  const dir = tempDir();
-  onCleanup(async () => rmSync(dir, { recursive: true, force: true }));
-  const engine = createEngine({
-    store: sqliteStore({ path: join(dir, 'coco.db') }),
-    agents: broker,
-    commands: [one],
-    tuning: FAST,
-  });
-  await engine.start();
-  onCleanup(() => engine.stop());
-  return engine;
 }
 
 /** Runs one command with one task on `agent` to its end: its status and error. */
@@ -68,7 +50,7 @@ describe('HttpBroker.setAgents under a running engine', () => {
       agents: s1.configs(),
       longPoll: { waitMs: 5_000 },
     });
-    const engine = await engineOver(broker);
+    const engine = await engineOver(broker, [one], FAST);
     const a2 = s2.agent('a2');
 
     // Not configured: refused before any start.
@@ -142,7 +124,7 @@ describe('HttpBroker.setAgents under a running engine', () => {
     const old = await server('a1');
     const moved = await server('a1'); // the same agent, on another host
     const broker = new HttpBroker({ caller: 'engine-reload', agents: old.configs() });
-    const engine = await engineOver(broker);
+    const engine = await engineOver(broker, [one], FAST);
     expect((await run(engine, 'a1')).status).toBe('succeeded');
     expect(old.agent('a1').requests(PATHS.start)).toBe(1);
 
@@ -185,7 +167,7 @@ describe('HttpBroker.setAgents under a running engine', () => {
     const old = await server('a1');
     const moved = await server('a1');
     const broker = new HttpBroker({ caller: 'engine-reload', agents: old.configs() });
-    const engine = await engineOver(broker);
+    const engine = await engineOver(broker, [one], FAST);
     old.agent('a1').fault({ kind: 'delay', ms: 300, paths: [PATHS.start], times: 1 });
     await engine.submit(one, { agent: 'a1', verb: 'hold' });
     await until(() => old.agent('a1').requests(PATHS.start) === 1, 5_000, 'the start sent');

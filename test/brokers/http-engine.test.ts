@@ -9,7 +9,7 @@ import { PATHS } from '../../src/protocol/agent-v2.js';
 import { sqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import { FAST, tempDir } from '../support/harness.js';
 import { FakeAgentServer } from './fake-agent.js';
-import { onCleanup, until } from './http-setup.js';
+import { engineOver, onCleanup, until } from './http-setup.js';
 
 const one = defineCommand({
   name: 'test.http.one',
@@ -35,18 +35,8 @@ describe('the real engine over the HTTP broker', () => {
       agents: [...s1.configs(), ...s2.configs()],
       longPoll: { waitMs: 5_000 },
     });
-    onCleanup(() => broker.close());
-    const dir = tempDir();
-    onCleanup(async () => rmSync(dir, { recursive: true, force: true }));
     // A long poll interval: completion must come through the long-poll, not the safety net.
-    const engine = createEngine({
-      store: sqliteStore({ path: join(dir, 'coco.db') }),
-      agents: broker,
-      commands: [one],
-      tuning: { ...FAST, pollIntervalMs: 60_000 },
-    });
-    await engine.start();
-    onCleanup(() => engine.stop());
+    const engine = await engineOver(broker, [one], { ...FAST, pollIntervalMs: 60_000 });
     const a1 = s1.agent('a1');
     const a2 = s2.agent('a2');
 

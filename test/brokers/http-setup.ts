@@ -2,9 +2,15 @@
  * Shared setup of the HTTP broker tests: fake agents on 127.0.0.1, a broker over them, and
  * cleanup after each test.
  */
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach } from 'vitest';
 import { HttpBroker, type HttpBrokerOptions } from '../../src/brokers/http/broker.js';
-import type { Logger } from '../../src/core/command-type.js';
+import type { CommandType, Logger } from '../../src/core/command-type.js';
+import { createEngine, type Engine } from '../../src/engine/engine.js';
+import type { EngineTuning } from '../../src/engine/options.js';
+import { sqliteStore } from '../../src/store/sqlite/sqlite-store.js';
+import { tempDir } from '../support/harness.js';
 import { FakeAgentServer } from './fake-agent.js';
 export { rejection } from '../support/errors.js';
 
@@ -51,6 +57,29 @@ export async function setup(
   });
   cleanups.push(() => broker.close());
   return { server, broker, logger };
+}
+
+/**
+ * The real engine over `broker`, on SQLite in a temp folder, started; it, the broker and the
+ * folder are closed and removed after the test.
+ */
+export async function engineOver(
+  broker: HttpBroker,
+  commands: readonly CommandType[],
+  tuning: EngineTuning,
+): Promise<Engine> {
+  cleanups.push(() => broker.close());
+  const dir = tempDir();
+  cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
+  const engine = createEngine({
+    store: sqliteStore({ path: join(dir, 'coco.db') }),
+    agents: broker,
+    commands,
+    tuning,
+  });
+  await engine.start();
+  cleanups.push(() => engine.stop());
+  return engine;
 }
 
 /** Registers a cleanup to run after the test. */

@@ -36,6 +36,23 @@ describe('rerun', () => {
   });
   afterAll(() => node?.close());
 
+  /** Submits a command as an operator; its id (once ended, with `ended`). */
+  const submit = async (type: string, params: unknown, end = true): Promise<number> => {
+    const res = await node.call('POST', '/v1/commands', {
+      role: 'operator',
+      body: { type, params },
+    });
+    const { id } = res.body as { id: number };
+    if (end) await node.node.engine.waitFor(id);
+    return id;
+  };
+  /** The first child of an ended `api.chain`. */
+  const chainChild = async (): Promise<{ root: number; child: number }> => {
+    const root = await submit('api.chain', {});
+    const { commands } = await node.node.engine.list({ rootId: root });
+    return { root, child: commands.find((c) => c.parentId === root)!.id };
+  };
+
   it('runs an ended root again as a new command with its type and parameters; the ended one stays as it was', async () => {
     const params = { tasks: 1, verb: 'fail', note: 'first try' };
     const submitted = await node.call('POST', '/v1/commands', {
@@ -72,13 +89,7 @@ describe('rerun', () => {
   });
 
   it('answers a retried rerun with the same idempotency key with the first (200)', async () => {
-    const { id } = (
-      await node.call('POST', '/v1/commands', {
-        role: 'operator',
-        body: { type: 'api.other', params: {} },
-      })
-    ).body as { id: number };
-    await ended(node, id);
+    const id = await submit('api.other', {});
     const body = { idempotencyKey: `rerun-${id}` };
     const first = await node.call('POST', `/v1/commands/${id}/rerun`, { role: 'operator', body });
     const second = await node.call('POST', `/v1/commands/${id}/rerun`, { role: 'operator', body });
@@ -87,12 +98,7 @@ describe('rerun', () => {
   });
 
   it('refuses a running command, a child, a missing one, and a viewer, saying why', async () => {
-    const { id: held } = (
-      await node.call('POST', '/v1/commands', {
-        role: 'operator',
-        body: { type: 'api.work', params: { tasks: 1, verb: 'hold', key: 'rerun-held' } },
-      })
-    ).body as { id: number };
+    const held = await submit('api.work', { tasks: 1, verb: 'hold', key: 'rerun-held' }, false);
     const running = await node.call('POST', `/v1/commands/${held}/rerun`, {
       role: 'operator',
       body: {},
@@ -103,16 +109,8 @@ describe('rerun', () => {
     hold.release('rerun-held');
     await ended(node, held);
 
-    const { id: root } = (
-      await node.call('POST', '/v1/commands', {
-        role: 'operator',
-        body: { type: 'api.chain', params: {} },
-      })
-    ).body as { id: number };
-    await ended(node, root);
-    const children = await node.node.engine.list({ rootId: root });
-    const child = children.commands.find((c) => c.parentId === root)!;
-    const refused = await node.call('POST', `/v1/commands/${child.id}/rerun`, {
+    const { root, child } = await chainChild();
+    const refused = await node.call('POST', `/v1/commands/${child}/rerun`, {
       role: 'operator',
       body: {},
     });
@@ -137,13 +135,7 @@ describe('rerun', () => {
   });
 
   it('coco rerun prints the new id, and with --wait follows it', async () => {
-    const { id } = (
-      await node.call('POST', '/v1/commands', {
-        role: 'operator',
-        body: { type: 'api.other', params: {} },
-      })
-    ).body as { id: number };
-    await ended(node, id);
+    const id = await submit('api.other', {});
     const tokenFile = join(node.dir, 'rerun.token');
     writeFileSync(tokenFile, TOKENS.operator, { mode: 0o600 });
     const r = await coco('rerun', String(id), '--server', node.url, '--token-file', tokenFile);
@@ -160,19 +152,10 @@ describe('rerun', () => {
     );
     expect(waited.code, waited.err).toBe(0);
     // A child is refused: the command's state does not allow it (exit 8).
-    const { id: root } = (
-      await node.call('POST', '/v1/commands', {
-        role: 'operator',
-        body: { type: 'api.chain', params: {} },
-      })
-    ).body as { id: number };
-    await ended(node, root);
-    const child = (await node.node.engine.list({ rootId: root })).commands.find(
-      (c) => c.parentId === root,
-    )!;
+    const { child } = await chainChild();
     const refused = await coco(
       'rerun',
-      String(child.id),
+      String(child),
       '--server',
       node.url,
       '--token-file',
