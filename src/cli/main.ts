@@ -1,7 +1,7 @@
 /**
  * `coco`: the command-line tool. Subcommands run things here (serve, agent, migrate, demo) or talk
- * to a running node over its HTTP API (submit, status, list, cancel, rerun). Human output by default,
- * `--json` for scripts; exit codes in `errors.ts` (EXIT).
+ * to a running node over its HTTP API (submit, status, list, cancel, rerun, agents). Human output
+ * by default, `--json` for scripts; exit codes in `errors.ts` (EXIT).
  *
  * @module
  */
@@ -54,6 +54,11 @@ export const SUBCOMMANDS: Readonly<
     cancel: {
       description:
         'cancel a command and its subtree (stops tasks, runs compensation); ends a command that could not be loaded',
+      load: client,
+    },
+    agents: {
+      description:
+        "list the node's agents: up or down, retired, its tasks in flight on each, last seen",
       load: client,
     },
     rerun: {

@@ -1,5 +1,5 @@
 /**
- * Human output of the CLI: job trees with progress bars, command lists, errors.
+ * Human output of the CLI: job trees with progress bars, command and agent lists, errors.
  *
  * @module
  */
@@ -97,4 +97,33 @@ export function renderUnreadable(
     (r) =>
       `${String(r.commandId ?? '?').padStart(6)}  cannot be read, skipped — ${r.error.code}: ${r.error.message}`,
   );
+}
+
+/** An agent as `GET /v1/agents` lists it (the fields shown). */
+export interface AgentLine {
+  readonly id: string;
+  readonly address: string | null;
+  readonly state: 'up' | 'down';
+  readonly lastSeenAt: number | null;
+  readonly lastError: { readonly code: string } | null;
+  readonly tasksInFlight: number;
+  readonly configured: boolean;
+}
+
+/**
+ * One line per agent: id, up or down (and retired when the node's configuration no longer names
+ * it), this node's tasks in flight there, when it last answered, its address, its last error.
+ */
+export function renderAgents(agents: readonly AgentLine[], now = Date.now()): string[] {
+  if (agents.length === 0) return ['no agents'];
+  const width = Math.max(5, ...agents.map((a) => a.id.length));
+  return [
+    `${'agent'.padEnd(width)}  state          in flight  last seen  address`,
+    ...agents.map((a) => {
+      const state = `${a.state}${a.configured ? '' : ', retired'}`;
+      const seen = a.lastSeenAt === null ? 'never' : `${duration(a.lastSeenAt, now)} ago`;
+      const err = a.lastError ? ` — ${a.lastError.code}` : '';
+      return `${a.id.padEnd(width)}  ${state.padEnd(13)}  ${String(a.tasksInFlight).padStart(9)}  ${seen.padEnd(9)}  ${a.address ?? '—'}${err}`;
+    }),
+  ];
 }

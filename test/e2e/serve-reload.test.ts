@@ -9,6 +9,7 @@ import { afterAll, expect, it } from 'vitest';
 import { TOKENS, testTokens } from '../support/api.js';
 import { tempDir } from '../support/harness.js';
 import { until } from '../store-conformance/pg-harness.js';
+import { coco } from '../cli/support.js';
 import { startServeProcess, type CocoProcess } from './support.js';
 
 const dir = tempDir('coco-reload-');
@@ -105,6 +106,13 @@ it('SIGHUP reloads the agents (limits, secrets, added, retired) from the file, a
       'both agents to be listed',
       async () => (await configured()) === 'h1:false h2:true',
     );
+    // And `coco agents` says so.
+    const tokenFile = join(dir, 'viewer.token');
+    writeFileSync(tokenFile, TOKENS.viewer, { mode: 0o600 });
+    const listed = await coco('agents', '--server', serve.url, '--token-file', tokenFile);
+    expect(listed.code, listed.err).toBe(0);
+    expect(listed.out).toMatch(/^h1\s+down, retired\s+0\s+never\s+http:\/\/127\.0\.0\.1:9 — /m);
+    expect(listed.out).toMatch(/^h2\s+down\s+0\s+never\s+/m);
 
     writeFileSync(config, '{ not json');
     serve.child.kill('SIGHUP');

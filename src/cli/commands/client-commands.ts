@@ -11,7 +11,7 @@ import { CocoError, ErrorCode } from '../../core/errors.js';
 import { COMMAND_STATUSES } from '../../core/states.js';
 import { ApiClient, defaultServer, findToken, tokenFileOption, tokenInArgs } from '../client.js';
 import { EXIT, usage } from '../errors.js';
-import { fit, renderCommands, renderTree, renderUnreadable } from '../render.js';
+import { fit, renderAgents, renderCommands, renderTree, renderUnreadable } from '../render.js';
 import type { JobTree } from '../../jobs/view.js';
 
 interface ClientOptions {
@@ -383,4 +383,31 @@ export function addClientCommands(program: Command, setExit: (code: number) => v
       setExit(await atNode(o, () => showJob(api, { ...o, watch: true }, next)));
     },
   );
+
+  common(
+    program
+      .command('agents')
+      .description(
+        "list the node's agents: up or down, retired, its tasks in flight on each, last seen",
+      ),
+  ).action(async (o: ClientOptions) => {
+    const api = client(o);
+    const res = agentsSchema.parse(await atNode(o, () => api.get('/v1/agents')));
+    print(o, res, () => renderAgents(res.agents));
+  });
 }
+
+/** `GET /v1/agents`: the fields `coco agents` shows. */
+const agentsSchema = z.object({
+  agents: z.array(
+    z.object({
+      id: z.string(),
+      address: z.string().nullable(),
+      state: z.enum(['up', 'down']),
+      lastSeenAt: z.number().nullable(),
+      lastError: z.object({ code: z.string(), message: z.string() }).nullable(),
+      tasksInFlight: z.number(),
+      configured: z.boolean(),
+    }),
+  ),
+});
