@@ -137,6 +137,13 @@ export interface AgentBroker {
    */
   onAgentsChanged?(listener: () => void): () => void;
   /**
+   * Optional: drops an agent retired from the broker's configuration (no longer in
+   * {@link agentIds}, its tasks followed until now): its long-poll, health checks and news end,
+   * and calls for it fail `AGENT_UNKNOWN` as for any agent the broker does not know. The engine
+   * calls it when it forgets the agent (no task of its own there). Returns whether it held one.
+   */
+  dropRetired?(agentId: string): Promise<boolean>;
+  /**
    * Optional (multi-node): from now on, poll by itself (long-polls) only these agents — those
    * whose lease this node holds. Resolves once the polls of the other agents have ended. The
    * engine's own calls are unaffected.

@@ -265,8 +265,9 @@ function confirmDialog(): TemplateResult {
           : c?.action === 'forget'
             ? html`<h2 id="confirm-title">Forget agent ${c.id}?</h2>
                 <p>
-                  Its row (<span class="mono">${c.type || 'no address'}</span>) goes from this list.
-                  A node that still follows it or names it writes it again at its next change.
+                  Its row (<span class="mono">${c.type || 'no address'}</span>) goes from this list,
+                  and this node stops following it. Another node that names it writes it again at
+                  its next change.
                 </p>
                 <div class="actions">
                   <button class="quiet" autofocus @click=${() => close(false)}>Keep it</button>

@@ -501,11 +501,12 @@ export class Engine {
   }
 
   /**
-   * Deletes the row of an agent taken out of service, so that {@link agents} no longer lists it.
-   * Refused with `AGENT_IN_USE` while this engine's broker is configured for it or while this
-   * engine has tasks in flight there; `NOT_FOUND` when there is no such row. A node that still
-   * follows the agent (retired by a reload, not restarted since), or another node that names it,
-   * saves its row again at its next change: forget it once no node uses it.
+   * Forgets an agent taken out of service: its row is deleted, so that {@link agents} no longer
+   * lists it, and a broker that still follows it (retired by a reload) drops it. Refused with
+   * `AGENT_IN_USE` while this engine's broker is configured for it or while this engine has tasks
+   * in flight there; `NOT_FOUND` when neither the store nor the broker knows it. Another node that
+   * names it, or follows it, saves its row again at its next change: forget it once no node uses
+   * it.
    */
   async forgetAgent(id: string): Promise<void> {
     this.#running();
@@ -523,7 +524,9 @@ export class Engine {
         `agent "${id}" still runs ${inFlight} task(s) of this node: forget it once they have ended`,
         { details: { agentId: id, tasksInFlight: inFlight } },
       );
-    if (!(await this.#o.store.deleteAgent(id)))
+    // A retired agent the broker still follows would write its row again at its next change.
+    const dropped = (await this.#o.agents.dropRetired?.(id)) ?? false;
+    if (!(await this.#o.store.deleteAgent(id)) && !dropped)
       throw new CocoError(ErrorCode.NotFound, `no agent "${id}" is known`, {
         details: { agentId: id },
       });

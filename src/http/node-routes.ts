@@ -233,7 +233,7 @@ export function nodeRoutes(api: ApiContext): void {
       description:
         "Deletes the agent's row. Refused (409 AGENT_IN_USE) while this node's configuration names it " +
         '(remove it and reload first: it is then retired) or while this node has tasks in flight there. ' +
-        'A node still following it, or naming it, writes its row again at its next change. ' +
+        'This node stops following it; another node naming it writes its row again at its next change. ' +
         'The body, if any, is an empty JSON object.',
       params: agentIdParam,
       body: emptyBody,

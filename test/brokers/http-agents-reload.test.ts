@@ -113,6 +113,8 @@ describe('HttpBroker.setAgents under a running engine', () => {
     expect(inUse.message).toContain('is configured on this node');
     await engine.forgetAgent('a2');
     expect((await engine.agents()).map((a) => a.id)).toEqual(['a1']);
+    // The broker no longer follows it: its row is not written again.
+    expect(() => broker.agent('a2')).toThrow(/not configured/);
     expect(await rejection(engine.forgetAgent('a2'))).toMatchObject({ code: 'NOT_FOUND' });
 
     // Configured again: added back.

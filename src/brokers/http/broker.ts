@@ -261,6 +261,21 @@ export class HttpBroker implements AgentBroker {
     return () => void this.#agentsChanged.delete(listener);
   }
 
+  /** {@inheritDoc AgentBroker.dropRetired} */
+  async dropRetired(agentId: string): Promise<boolean> {
+    const entry = this.#agents.get(agentId);
+    if (!entry?.retired) return false;
+    this.#agents.delete(agentId);
+    if (entry.loop) {
+      this.#liveLoops--;
+      const loop = entry.loop;
+      entry.loop = null;
+      await loop.stop();
+    }
+    entry.client.close();
+    return true;
+  }
+
   /** {@inheritDoc AgentBroker.pollOnly} */
   async pollOnly(agentIds: ReadonlySet<string>): Promise<void> {
     this.#pollOnly = new Set(agentIds);
