@@ -72,8 +72,8 @@ export interface AgentInfo {
  */
 export interface AgentBroker {
   /**
-   * Ids of the agents this broker is configured for, reachable or not: the agents the engine
-   * knows. A task for any other agent fails at once (`AGENT_UNKNOWN`), and calls for one may
+   * Ids of the agents this broker is configured for (and those it still follows after a reload
+   * removed them: {@link isRetired}), reachable or not: the agents the engine knows. A task for any other agent fails at once (`AGENT_UNKNOWN`), and calls for one may
    * throw `AGENT_UNKNOWN`. Also used to reconcile task lists at start.
    */
   agentIds(): Promise<readonly string[]>;
@@ -130,17 +130,24 @@ export interface AgentBroker {
    */
   onAgentInfo?(listener: (info: AgentInfo) => void): () => void;
   /**
-   * Optional: calls `listener` when the agents this broker is configured for change while it
-   * runs (a configuration reload: agents added or retired). The engine then lists them again
-   * ({@link agentIds}) before it next judges an agent it did not know. Returns an unsubscribe
-   * function.
+   * Optional: calls `listener` when the agents this broker lists change while it runs (a
+   * configuration reload adds one, the engine forgets a retired one). The engine then lists them
+   * again ({@link agentIds}) before it next judges an agent it did not know. Returns an
+   * unsubscribe function.
    */
   onAgentsChanged?(listener: () => void): () => void;
   /**
-   * Optional: drops an agent retired from the broker's configuration (no longer in
-   * {@link agentIds}, its tasks followed until now): its long-poll, health checks and news end,
-   * and calls for it fail `AGENT_UNKNOWN` as for any agent the broker does not know. The engine
-   * calls it when it forgets the agent (no task of its own there). Returns whether it held one.
+   * Optional: whether an agent was removed from the broker's configuration while it ran (a
+   * reload) and is still reached — and listed by {@link agentIds} — so that the work in flight
+   * there goes on to its end (its tasks followed, the later stages and the compensation of the
+   * trees using it started there): shown as no longer configured. Absent: none is.
+   */
+  isRetired?(agentId: string): boolean;
+  /**
+   * Optional: drops a retired agent ({@link isRetired}): its long-poll, health checks and news
+   * end, it leaves {@link agentIds}, and calls for it fail `AGENT_UNKNOWN` as for any agent the
+   * broker does not know. The engine calls it when it forgets the agent (no task of its own
+   * there). Returns whether it held one.
    */
   dropRetired?(agentId: string): Promise<boolean>;
   /**

@@ -510,7 +510,7 @@ export class Engine {
    */
   async forgetAgent(id: string): Promise<void> {
     this.#running();
-    if ((await this.#o.agents.agentIds()).includes(id))
+    if ((await this.configuredAgents()).includes(id))
       throw new CocoError(
         ErrorCode.AgentInUse,
         `agent "${id}" is configured on this node: remove it from the configuration and reload ` +
@@ -533,12 +533,12 @@ export class Engine {
   }
 
   /**
-   * The agents this engine's broker is configured for now: those it starts tasks on. An agent
-   * retired by a reload (see `HttpBroker.setAgents`) is not among them, though its tasks are
-   * still followed.
+   * The agents this engine's broker is configured for now. An agent retired by a reload (see
+   * `HttpBroker.setAgents`) is not among them, though the work in flight there goes on.
    */
-  configuredAgents(): Promise<readonly string[]> {
-    return this.#o.agents.agentIds();
+  async configuredAgents(): Promise<readonly string[]> {
+    const broker = this.#o.agents;
+    return (await broker.agentIds()).filter((id) => broker.isRetired?.(id) !== true);
   }
 
   /**

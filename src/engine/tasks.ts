@@ -341,12 +341,6 @@ export class TaskTracker implements DispatcherEvents {
       });
       return;
     }
-    // The broker's own refusal (a start on an agent retired from its configuration): the task
-    // fails as one for an agent this node does not know, with the broker's reason.
-    if (error.code === ErrorCode.AgentUnknown) {
-      this.#end(t, 'failed', null, error);
-      return;
-    }
     this.#end(t, 'failed', null, {
       code: ErrorCode.TaskRejected,
       message: `agent ${t.agentId} refused task ${t.agentTaskId}: ${error.message}`,

@@ -413,7 +413,7 @@ export const agentList = z.object({
         .boolean()
         .describe(
           "whether this node's configuration names the agent: false for one retired by a reload " +
-            '(no new task starts there; its tasks in flight are followed to their end) or seen before a restart without it',
+            '(still reached until the work in flight there ends) or seen before a restart without it',
         ),
     }),
   ),

@@ -132,9 +132,9 @@ export interface CocoNode {
   /**
    * Replaces the configured agents (a reload: `coco serve` on SIGHUP), in this generation and
    * the next, as `HttpBroker.setAgents` does: agents added take tasks at once; agents removed
-   * are retired (no new task starts there, their tasks are followed to their end: restart
-   * without them once `GET /v1/agents` shows none in flight); an agent's new URL or secret is
-   * used from its next request. Throws `INVALID_OPTIONS` naming the bad field, nothing changed,
+   * are retired (still reached until the work in flight there ends, shown as not configured:
+   * restart without them once `GET /v1/agents` shows none in flight); an agent's new URL or
+   * secret is used from its next request. Throws `INVALID_OPTIONS` naming the bad field, nothing changed,
    * and when the node was given its broker.
    */
   setAgents(next: readonly AgentConfig[]): AgentsChange;

@@ -1,9 +1,9 @@
 /**
  * The HTTP broker's agents replaced while the engine runs (`HttpBroker.setAgents`, what a node's
  * configuration reload calls), over real HTTP with the real engine: an agent added takes tasks at
- * once; one removed is retired (no new start reaches it, its running task is followed to its end
- * and cleared), and forgotten once nothing of this node is on it; one at another URL is called
- * there; a bad list changes nothing.
+ * once; one removed is retired (still reached: the tree running there goes on to its next stage's
+ * task and its end, its tasks cleared; shown as not configured), and forgotten once nothing of
+ * this node is on it; one at another URL is called there; a bad list changes nothing.
  */
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
@@ -21,6 +21,21 @@ const one = defineCommand({
   execute(ctx) {
     ctx.expect({ tasks: 1 });
     ctx.startTask({ agent: ctx.params.agent, verb: ctx.params.verb, args: null });
+  },
+});
+
+/** A held task on `agent`, then, in a second stage, another task there. */
+const twoStages = defineCommand({
+  name: 'test.http.reload.two-stages',
+  schema: z.object({ agent: z.string() }),
+  execute(ctx) {
+    ctx.expect({ tasks: 1 });
+    ctx.startTask({ agent: ctx.params.agent, verb: 'hold', args: null });
+  },
+  next(ctx) {
+    if (ctx.command.stage !== 1) return;
+    ctx.expect({ tasks: 1 });
+    ctx.startTask({ agent: ctx.params.agent, verb: 'noop', args: { stage: 2 } });
   },
 });
 
@@ -42,7 +57,7 @@ async function run(
 }
 
 describe('HttpBroker.setAgents under a running engine', () => {
-  it('an agent added takes tasks at once; a retired one takes no new task, and its running task ends and is cleared', async () => {
+  it('an agent added takes tasks at once; a retired one is still reached until the trees running there end, then forgotten', async () => {
     const s1 = await server('a1');
     const s2 = await server('a2');
     const broker = new HttpBroker({
@@ -50,7 +65,7 @@ describe('HttpBroker.setAgents under a running engine', () => {
       agents: s1.configs(),
       longPoll: { waitMs: 5_000 },
     });
-    const engine = await engineOver(broker, [one], FAST);
+    const engine = await engineOver(broker, [one, twoStages], FAST);
     const a2 = s2.agent('a2');
 
     // Not configured: refused before any start.
@@ -70,8 +85,8 @@ describe('HttpBroker.setAgents under a running engine', () => {
       message: undefined,
     });
 
-    // A task running on a2 when it is retired.
-    const { id: held } = await engine.submit(one, { agent: 'a2', verb: 'hold' });
+    // A tree with a task running on a2 when it is retired.
+    const { id: held } = await engine.submit(twoStages, { agent: 'a2' });
     await until(() => a2.running().length === 1, 5_000, 'the held task on a2');
     const starts = a2.requests(PATHS.start);
     expect(broker.setAgents(s1.configs())).toEqual({
@@ -80,25 +95,23 @@ describe('HttpBroker.setAgents under a running engine', () => {
       moved: [],
       secrets: [],
     });
-    expect(await broker.agentIds()).toEqual(['a1']);
-    expect(broker.agent('a2').retired).toBe(true);
+    // Still reached (the work in flight there goes on), shown as no longer configured.
+    expect(await broker.agentIds()).toEqual(['a1', 'a2']);
+    expect(broker.isRetired('a2')).toBe(true);
+    expect(await engine.configuredAgents()).toEqual(['a1']);
     // Retiring twice changes nothing more.
     expect(broker.setAgents(s1.configs()).retired).toEqual([]);
-
-    // No new task reaches it: refused without a request, saying why.
-    const refused = await run(engine, 'a2');
-    expect(refused).toMatchObject({ status: 'failed', code: 'AGENT_UNKNOWN' });
-    expect(refused.message).toContain(`agent "a2" was removed from this node's configuration`);
-    expect(a2.requests(PATHS.start)).toBe(starts);
     // Still running a task of this node: not to be forgotten yet.
     expect(await rejection(engine.forgetAgent('a2'))).toMatchObject({
       code: 'AGENT_IN_USE',
       details: { tasksInFlight: 1 },
     });
-    // The running one is followed to its end, then cleared on the agent.
+    // The running task ends; the tree's next stage starts its task there, after the retirement
+    // (refusing it failed the tree and its compensation on the agent: seen with a migration).
     a2.finish(a2.running()[0]!, { result: 'done on a retired agent' });
     expect((await engine.waitFor(held)).status).toBe('succeeded');
-    await until(() => a2.tasks.size === 0, 5_000, 'the clear on the retired agent');
+    expect(a2.requests(PATHS.start)).toBe(starts + 1);
+    await until(() => a2.tasks.size === 0, 5_000, 'the clears on the retired agent');
     // The others' tasks go on.
     expect((await run(engine, 'a1')).status).toBe('succeeded');
 
@@ -126,7 +139,7 @@ describe('HttpBroker.setAgents under a running engine', () => {
     const old = await server('a1');
     const moved = await server('a1'); // the same agent, on another host
     const broker = new HttpBroker({ caller: 'engine-reload', agents: old.configs() });
-    const engine = await engineOver(broker, [one], FAST);
+    const engine = await engineOver(broker, [one, twoStages], FAST);
     expect((await run(engine, 'a1')).status).toBe('succeeded');
     expect(old.agent('a1').requests(PATHS.start)).toBe(1);
 
@@ -169,7 +182,7 @@ describe('HttpBroker.setAgents under a running engine', () => {
     const old = await server('a1');
     const moved = await server('a1');
     const broker = new HttpBroker({ caller: 'engine-reload', agents: old.configs() });
-    const engine = await engineOver(broker, [one], FAST);
+    const engine = await engineOver(broker, [one, twoStages], FAST);
     old.agent('a1').fault({ kind: 'delay', ms: 300, paths: [PATHS.start], times: 1 });
     await engine.submit(one, { agent: 'a1', verb: 'hold' });
     await until(() => old.agent('a1').requests(PATHS.start) === 1, 5_000, 'the start sent');

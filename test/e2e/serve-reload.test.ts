@@ -92,7 +92,7 @@ it('SIGHUP reloads the agents (limits, secrets, added, retired) from the file, a
     serve.child.kill('SIGHUP');
     const retiredLine = await logged(serve, 'agents reloaded', 1);
     expect(retiredLine).toMatchObject({ added: ['h2'], retired: ['h1'], moved: [], secrets: [] });
-    expect(serve.stderr()).toContain('are retired: no new task starts on them');
+    expect(serve.stderr()).toContain('are retired: still reached, so that the work in');
     expect(await reloads()).toBe('1 2 0');
     // The API tells the retired agent from the configured one (each once checked: a row).
     const configured = async (): Promise<string> => {

@@ -36,8 +36,8 @@ export interface AgentEntry {
   /** Status polls answered from the long-poll's view, without a request. */
   statusFromView: number;
   /**
-   * Removed from the configuration (`HttpBroker.setAgents`): no new task starts here, and the
-   * broker no longer lists the agent; its tasks are still polled, stopped and cleared.
+   * Removed from the configuration (`HttpBroker.setAgents`): still reached, so that the work in
+   * flight there goes on to its end, until the broker closes or drops it.
    */
   retired: boolean;
 }
@@ -51,7 +51,7 @@ export interface HttpAgentSnapshot {
   readonly requests: Readonly<RequestCounters>;
   /** Status polls answered from the long-poll without a request. */
   readonly statusFromView: number;
-  /** Removed from the configuration: takes no new task, its tasks still followed. */
+  /** Removed from the configuration: still reached until the work in flight there has ended. */
   readonly retired: boolean;
 }
 

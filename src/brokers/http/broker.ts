@@ -74,7 +74,7 @@ export { nodeHttpFetch, type HttpFetch } from './transport.js';
 export interface AgentsChange {
   /** Agents new to the broker, or retired before and configured again. */
   readonly added: readonly string[];
-  /** Agents no longer configured: they take no new task; their tasks are still followed. */
+  /** Agents no longer configured: still reached until the work in flight there has ended. */
   readonly retired: readonly string[];
   /** Agents at another URL, reached there from the next call. */
   readonly moved: readonly string[];
@@ -107,9 +107,12 @@ export class HttpBroker implements AgentBroker {
 
   /** {@inheritDoc AgentBroker.agentIds} */
   agentIds(): Promise<readonly string[]> {
-    const ids: string[] = [];
-    for (const [id, entry] of this.#agents) if (!entry.retired) ids.push(id);
-    return Promise.resolve(ids);
+    return Promise.resolve([...this.#agents.keys()]);
+  }
+
+  /** {@inheritDoc AgentBroker.isRetired} */
+  isRetired(agentId: string): boolean {
+    return this.#agents.get(agentId)?.retired ?? false;
   }
 
   /** {@inheritDoc AgentBroker.startTasks} */
@@ -118,7 +121,6 @@ export class HttpBroker implements AgentBroker {
     requests: readonly StartRequest[],
   ): Promise<readonly StartResult[]> {
     const entry = this.#entry(agentId);
-    if (entry.retired) return requests.map((r) => retiredRefusal(agentId, r.taskId));
     const results: StartResult[] = [];
     for (const chunk of chunks(requests)) {
       const ids = chunk.map((r) => r.taskId);
@@ -266,6 +268,7 @@ export class HttpBroker implements AgentBroker {
     const entry = this.#agents.get(agentId);
     if (!entry?.retired) return false;
     this.#agents.delete(agentId);
+    this.#changed();
     if (entry.loop) {
       this.#liveLoops--;
       const loop = entry.loop;
@@ -274,6 +277,11 @@ export class HttpBroker implements AgentBroker {
     }
     entry.client.close();
     return true;
+  }
+
+  /** Tells the `onAgentsChanged` listeners that the agents listed changed. */
+  #changed(): void {
+    for (const listener of [...this.#agentsChanged]) this.#safely(listener);
   }
 
   /** {@inheritDoc AgentBroker.pollOnly} */
@@ -287,10 +295,11 @@ export class HttpBroker implements AgentBroker {
    * one change; an id is one agent whatever its URL or secret:
    * - an agent new to the list is added: listed from now on, checked and long-polled as the
    *   others (so is a retired one listed again);
-   * - an agent missing from the list is **retired**, not dropped: no longer listed, and each new
-   *   start there is refused (`AGENT_UNKNOWN`, the task never runs); its tasks already started
-   *   are still polled, stopped and cleared, so none is left unsupervised on it. It leaves the
-   *   broker with the broker (a restart without it, once the engine has no task there);
+   * - an agent missing from the list is **retired**, not dropped: still reached, so that the work
+   *   in flight there goes on to its end — its tasks polled, stopped and cleared, the later stages
+   *   and the compensation of the trees using it started there — and shown as no longer
+   *   configured ({@link isRetired}). It leaves the broker with the broker (a restart without
+   *   it, once the engine has no task there) or when the engine forgets it ({@link dropRetired});
    * - an agent with another URL is reached there from the next call (its calls in flight end
    *   at the old URL);
    * - an agent with another secret signs its next requests with it (a rotation: the agent must
@@ -332,8 +341,7 @@ export class HttpBroker implements AgentBroker {
       if (this.#active) this.#checkDescriptors();
       void this.#syncLoops();
     }
-    if (change.added.length > 0 || change.retired.length > 0)
-      for (const listener of [...this.#agentsChanged]) this.#safely(listener);
+    if (change.added.length > 0) this.#changed();
     return change;
   }
 
@@ -588,21 +596,6 @@ export class HttpBroker implements AgentBroker {
  * within a minute of the node catching up.
  */
 const HEALTH_RETRY_MS = 10_000;
-
-/** A start on a retired agent, refused without a request: the task never runs. */
-function retiredRefusal(agentId: string, taskId: string): StartResult {
-  return {
-    taskId,
-    accepted: false,
-    error: {
-      code: ErrorCode.AgentUnknown,
-      message:
-        `agent "${agentId}" was removed from this node's configuration: no new task starts ` +
-        'there (its tasks already started are followed to their end)',
-      details: { agentId },
-    },
-  };
-}
 
 /** Descriptors left for the rest of the node (store files, WAL, the API's sockets, logs). */
 const FD_MARGIN = 100;

@@ -185,9 +185,9 @@ export function addNodeCommands(program: Command): void {
             if (change.retired.length > 0)
               logger.warn(
                 { config: file, agents: change.retired },
-                'agents removed from the configuration are retired: no new task starts on them, ' +
-                  'their tasks are followed to their end; restart without them once GET /v1/agents ' +
-                  'shows none in flight there (a restart first fails those tasks as on an unknown agent)',
+                'agents removed from the configuration are retired: still reached, so that the work in ' +
+                  "flight there ends (its trees' later stages and compensation included), and shown as not " +
+                  'configured; restart without them once GET /v1/agents (coco agents) shows none in flight there',
               );
             return change;
           }),

@@ -140,7 +140,7 @@ export class AgentsView implements View {
                             a.configured === false
                               ? badge(
                                   'retired',
-                                  'not in this node’s configuration: no new task starts here; tasks in flight are followed to their end',
+                                  'not in this node’s configuration: still reached until the work in flight here ends, then restart without it or forget it',
                                 )
                               : nothing
                           }
