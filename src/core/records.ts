@@ -154,6 +154,16 @@ export interface AgentRecord {
   readonly updatedAt: number;
 }
 
+/**
+ * How an agent id is spelled, wherever one is read (a broker's configuration, a route's path):
+ * 1 to {@link AGENT_ID_MAX_LENGTH} letters, digits and `. _ : -`.
+ */
+export const AGENT_ID_PATTERN = /^[A-Za-z0-9._:-]+$/;
+/** The longest agent id. */
+export const AGENT_ID_MAX_LENGTH = 200;
+/** What {@link AGENT_ID_PATTERN} allows, as a refusal says it. */
+export const AGENT_ID_RULE = 'agent ids use letters, digits and . _ : -';
+
 /** The id under which a task is known on its agent: `<storeId>-<commandId>-<ordinal>`. */
 export function agentTaskId(storeId: string, commandId: number, ordinal: number): string {
   // join builds one flat string; a template literal this long is a chain of V8 cons strings

@@ -263,8 +263,6 @@ export const agentAdmission = z.looseObject({
   oldestWaitMs: num,
   verbs: z.array(z.looseObject({ verb: str, ...slots })),
 });
-/** See {@link agentAdmission}. */
-export type AgentAdmission = z.infer<typeof agentAdmission>;
 
 /** `GET /v1/admission`: the limits in force, and each limited agent's slots and queue. */
 export const admission = z.looseObject({

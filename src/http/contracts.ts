@@ -6,6 +6,7 @@
  * @module
  */
 import { z } from 'zod';
+import { AGENT_ID_MAX_LENGTH, AGENT_ID_PATTERN, AGENT_ID_RULE } from '../core/records.js';
 import { admissionLimitsSchema } from '../engine/options.js';
 import {
   COMMAND_STATUSES,
@@ -51,13 +52,9 @@ export const idParam = z.object({
     .max(2 ** 53 - 1),
 });
 
-/** An agent id in the path (as the HTTP broker's configuration spells them). */
+/** An agent id in the path (spelled as a broker's configuration spells them). */
 export const agentIdParam = z.object({
-  id: z
-    .string()
-    .min(1)
-    .max(200)
-    .regex(/^[A-Za-z0-9._:-]+$/, 'agent ids use letters, digits and . _ : -'),
+  id: z.string().min(1).max(AGENT_ID_MAX_LENGTH).regex(AGENT_ID_PATTERN, AGENT_ID_RULE),
 });
 /** `POST /v1/admin/agents/:id/forget`. */
 export const forgetAnswer = z.object({ id: z.string(), forgotten: z.literal(true) });

@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { systemClock, type Clock } from '../../core/clock.js';
 import type { Logger } from '../../core/command-type.js';
 import { ErrorCode, ValidationError } from '../../core/errors.js';
+import { AGENT_ID_MAX_LENGTH, AGENT_ID_PATTERN, AGENT_ID_RULE } from '../../core/records.js';
 import { MAX_CHANGES_WAIT_MS } from '../../protocol/agent-v2.js';
 import { CallGate } from './gate.js';
 import { DEFAULT_IDLE_CONNECTION_MS, nodeHttpFetch, type HttpFetch } from './transport.js';
@@ -213,11 +214,7 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 
 const ms = z.number().int().positive().max(MAX_TIMER_MS);
 const agentSchema = z.object({
-  id: z
-    .string()
-    .min(1)
-    .max(200)
-    .regex(/^[A-Za-z0-9._:-]+$/, 'agent ids use letters, digits and . _ : -'),
+  id: z.string().min(1).max(AGENT_ID_MAX_LENGTH).regex(AGENT_ID_PATTERN, AGENT_ID_RULE),
   url: z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' }),
   secret: z
     .string()
