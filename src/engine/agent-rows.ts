@@ -35,6 +35,17 @@ export class AgentRows {
     this.#schedule();
   }
 
+  /**
+   * Deletes an agent's row (the agent is forgotten): what is pending of it is dropped, and the
+   * row is deleted after the write in flight, which may hold it. Resolves with whether there was
+   * a row.
+   */
+  async delete(id: string): Promise<boolean> {
+    this.#pending.delete(id);
+    await this.#writing;
+    return this.#store.deleteAgent(id);
+  }
+
   /** Writes sent to the store so far (each one transaction of any number of agents). */
   get writes(): number {
     return this.#writes;

@@ -509,7 +509,7 @@ export class Engine {
    * it.
    */
   async forgetAgent(id: string): Promise<void> {
-    this.#running();
+    const { agentRows } = this.#running();
     if ((await this.configuredAgents()).includes(id))
       throw new CocoError(
         ErrorCode.AgentInUse,
@@ -524,9 +524,10 @@ export class Engine {
         `agent "${id}" still runs ${inFlight} task(s) of this node: forget it once they have ended`,
         { details: { agentId: id, tasksInFlight: inFlight } },
       );
-    // A retired agent the broker still follows would write its row again at its next change.
+    // A retired agent the broker still follows would write its row again at its next change;
+    // its news already received goes with the row (not written after the delete).
     const dropped = (await this.#o.agents.dropRetired?.(id)) ?? false;
-    if (!(await this.#o.store.deleteAgent(id)) && !dropped)
+    if (!(await agentRows.delete(id)) && !dropped)
       throw new CocoError(ErrorCode.NotFound, `no agent "${id}" is known`, {
         details: { agentId: id },
       });

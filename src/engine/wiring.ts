@@ -31,6 +31,8 @@ export interface EngineRuntime {
   readonly dispatcher: Dispatcher;
   /** The node among others on a shared store; null alone on its store. */
   readonly cluster: Cluster | null;
+  /** The agents' rows, written in batches (see ./agent-rows.ts). */
+  readonly agentRows: AgentRows;
   /**
    * Unsubscribes from the broker's agent information and sends the agents' rows not yet written
    * (see ./agent-rows.ts).
@@ -188,5 +190,5 @@ export async function buildRuntime(
     // What is pending goes out before the store closes (the engine closes it after draining).
     void agentRows.flush();
   };
-  return Object.freeze({ committer, coordinator, dispatcher, cluster, stopInfo });
+  return Object.freeze({ committer, coordinator, dispatcher, cluster, agentRows, stopInfo });
 }

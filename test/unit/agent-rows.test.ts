@@ -1,7 +1,8 @@
 /**
  * The engine's agent rows: the infos of one turn go in one write, one write is in flight at a
  * time (so a later state of an agent is never overtaken by an earlier one on a store that runs
- * statements concurrently), and what arrives meanwhile goes into the next, the latest per agent.
+ * statements concurrently), and what arrives meanwhile goes into the next, the latest per agent;
+ * a row deleted (a forgotten agent) is not written again by news received before.
  */
 import { describe, expect, it } from 'vitest';
 import type { Logger } from '../../src/core/command-type.js';
@@ -73,5 +74,32 @@ describe('AgentRows', () => {
     answers[2]!();
     await flushed;
     expect(rows.writes).toBe(3);
+  });
+
+  it('deletes a row after the write in flight, and drops what is pending of it', async () => {
+    const rowsStored = new Map<string, AgentRecord>();
+    const answers: (() => void)[] = [];
+    const store = {
+      saveAgents: (records: readonly AgentRecord[]) =>
+        new Promise<void>((resolve) =>
+          answers.push(() => {
+            for (const r of records) rowsStored.set(r.id, r);
+            resolve();
+          }),
+        ),
+      deleteAgent: (id: string) => Promise.resolve(rowsStored.delete(id)),
+    } as unknown as Store;
+    const rows = new AgentRows(store, silent);
+    rows.save(row('a', 'up', 1));
+    await turn();
+    // News of `a` pending behind the write in flight that holds it: neither outlives the delete.
+    rows.save(row('a', 'down', 2));
+    const deleted = rows.delete('a');
+    answers[0]!();
+    expect(await deleted).toBe(true);
+    await turn();
+    expect(answers).toHaveLength(1);
+    expect(rowsStored.has('a')).toBe(false);
+    expect(await rows.delete('a')).toBe(false);
   });
 });
