@@ -269,12 +269,7 @@ export class HttpBroker implements AgentBroker {
     if (!entry?.retired) return false;
     this.#agents.delete(agentId);
     this.#changed();
-    if (entry.loop) {
-      this.#liveLoops--;
-      const loop = entry.loop;
-      entry.loop = null;
-      await loop.stop();
-    }
+    await this.#stopLoop(entry);
     entry.client.close();
     return true;
   }
@@ -366,13 +361,9 @@ export class HttpBroker implements AgentBroker {
    * retry), and its client is closed once the last of them is past its budget.
    */
   #replace(old: AgentEntry, config: HttpAgentConfig): void {
-    if (old.loop) {
-      void old.loop.stop();
-      old.loop = null;
-      this.#liveLoops--;
-    }
+    void this.#stopLoop(old);
     setTimeout(() => old.client.close(), this.#o.timeoutMs).unref();
-    this.#add(config).retired = old.retired;
+    this.#add(config);
   }
 
   /** Stops the long-polls, aborts requests in flight and drops the listeners. */
@@ -384,11 +375,9 @@ export class HttpBroker implements AgentBroker {
     this.#agentsChanged.clear();
     const loops: Promise<void>[] = [];
     for (const entry of this.#agents.values()) {
-      if (entry.loop) loops.push(entry.loop.stop());
-      entry.loop = null;
+      loops.push(this.#stopLoop(entry));
       entry.client.close();
     }
-    this.#liveLoops = 0;
     await Promise.all(loops);
     this.#o.releaseTransport();
   }
@@ -533,13 +522,20 @@ export class HttpBroker implements AgentBroker {
         );
         entry.loop.start();
         this.#liveLoops++;
-      } else if ((!want || !allowed) && entry.loop) {
-        stopping.push(entry.loop.stop());
-        entry.loop = null;
-        this.#liveLoops--;
+      } else if (!want || !allowed) {
+        stopping.push(this.#stopLoop(entry));
       }
     }
     return Promise.all(stopping).then(() => undefined);
+  }
+
+  /** Stops an agent's long-poll loop, if it runs; resolves once it has stopped. */
+  #stopLoop(entry: AgentEntry): Promise<void> {
+    const loop = entry.loop;
+    if (!loop) return Promise.resolve();
+    entry.loop = null;
+    this.#liveLoops--;
+    return loop.stop();
   }
 
   #pushed(entry: AgentEntry, reports: readonly TaskStatusReport[]): void {
