@@ -338,7 +338,20 @@ export class Dispatcher {
     return states;
   }
 
-  /** Number of tasks being polled, over all agents. */
+  /**
+   * Whether this dispatcher has work of its own on an agent: tasks to start (or whose start is
+   * on its way: a round under way), polled, to stop or to clear, or waiting for their end to be
+   * cleared. An agent without any can be let go (`Engine.forgetAgent`).
+   */
+  holdsWork(agentId: string): boolean {
+    const link = this.#links.get(agentId);
+    if (!link) return false;
+    if (link.busy || link.running.size > 0) return true;
+    if (link.toStart.length > 0 || link.toStop.length > 0 || link.toClear.length > 0) return true;
+    for (const t of this.#clearWhenDone) if (t.agentId === agentId) return true;
+    return false;
+  }
+
   /** Tasks watched (started, not ended) per agent id. */
   tasksByAgent(): Map<string, number> {
     const counts = new Map<string, number>();

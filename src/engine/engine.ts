@@ -509,7 +509,7 @@ export class Engine {
    * it.
    */
   async forgetAgent(id: string): Promise<void> {
-    const { agentRows } = this.#running();
+    const { agentRows, coordinator, dispatcher } = this.#running();
     if ((await this.configuredAgents()).includes(id))
       throw new CocoError(
         ErrorCode.AgentInUse,
@@ -517,13 +517,17 @@ export class Engine {
           '(it is then retired), then forget it once it holds no task of this node',
         { details: { agentId: id } },
       );
-    const inFlight = this.tasksInFlight().get(id) ?? 0;
-    if (inFlight > 0)
+    // Running tasks, and those being started, stopped or cleared, or queued for admission there.
+    const queued = coordinator.tasks.admission.stats().find((a) => a.agentId === id)?.queued ?? 0;
+    if (dispatcher.holdsWork(id) || queued > 0) {
+      const inFlight = this.tasksInFlight().get(id) ?? 0;
       throw new CocoError(
         ErrorCode.AgentInUse,
-        `agent "${id}" still runs ${inFlight} task(s) of this node: forget it once they have ended`,
-        { details: { agentId: id, tasksInFlight: inFlight } },
+        `agent "${id}" still has work of this node (${inFlight} task(s) in flight, ${queued} queued, ` +
+          'or tasks being started, stopped or cleared): forget it once it has ended',
+        { details: { agentId: id, tasksInFlight: inFlight, queued } },
       );
+    }
     // A retired agent the broker still follows would write its row again at its next change;
     // its news already received goes with the row (not written after the delete).
     const dropped = (await this.#o.agents.dropRetired?.(id)) ?? false;

@@ -13,7 +13,6 @@ import { hostname } from 'node:os';
 import { pino } from 'pino';
 import type { AgentBroker } from '../brokers/port.js';
 import {
-  compileAgents,
   httpAgents,
   type AgentsChange,
   type HttpAgentConfig,
@@ -134,8 +133,8 @@ export interface CocoNode {
    * the next, as `HttpBroker.setAgents` does: agents added take tasks at once; agents removed
    * are retired (still reached until the work in flight there ends, shown as not configured:
    * restart without them once `GET /v1/agents` shows none in flight); an agent's new URL or
-   * secret is used from its next request. Throws `INVALID_OPTIONS` naming the bad field, nothing changed,
-   * and when the node was given its broker.
+   * secret is used from its next request. Throws `INVALID_OPTIONS` naming the bad field (nothing
+   * changed), and when the node was given its broker.
    */
   setAgents(next: readonly AgentConfig[]): AgentsChange;
   /** The node's metrics (served at `GET /metrics`), following each generation's engine. */
@@ -232,8 +231,10 @@ export async function startNode(options: NodeOptions): Promise<CocoNode> {
   let retired: readonly HttpAgentConfig[] = [];
   let http: HttpBroker | null = null;
   const fleet = (nodeId: string): HttpBroker => {
+    // A new generation follows the work on retired agents as the last one did: those the last
+    // broker still holds retired (not those the engine forgot since).
+    retired = retired.filter((a) => http?.isRetired(a.id) === true);
     const broker = httpAgents({ agents: [...agents, ...retired], caller: nodeId, logger });
-    // A new generation follows the tasks on retired agents as the last one did.
     if (retired.length > 0) broker.setAgents(agents);
     return broker;
   };
@@ -406,11 +407,11 @@ export async function startNode(options: NodeOptions): Promise<CocoNode> {
           ErrorCode.InvalidOptions,
           'this node was given its agent broker: its agents are the broker’s to change',
         );
-      const wanted = compileAgents(next);
-      const change = http.setAgents(wanted);
-      const ids = new Set(wanted.map((a) => a.id));
+      // Validated by the broker (nothing changed when refused).
+      const change = http.setAgents(next);
+      const ids = new Set(next.map((a) => a.id));
       retired = [...retired, ...agents].filter((a) => !ids.has(a.id));
-      agents = wanted;
+      agents = next;
       return change;
     },
     setRateLimit(next) {

@@ -12,6 +12,9 @@ import { defineCommand } from '../../src/core/command-type.js';
 import type { Engine } from '../../src/engine/engine.js';
 import { PATHS } from '../../src/protocol/agent-v2.js';
 import { FAST } from '../support/harness.js';
+import { PG_URL, adminQuery, describePg, freshSchema } from '../support/pg.js';
+import { parseConfig } from '../../src/config/config.js';
+import { startNode } from '../../src/server/node.js';
 import { FakeAgentServer } from './fake-agent.js';
 import { engineOver, onCleanup, rejection, until } from './http-setup.js';
 
@@ -85,9 +88,11 @@ describe('HttpBroker.setAgents under a running engine', () => {
       message: undefined,
     });
 
-    // A tree with a task running on a2 when it is retired.
+    // A tree with a task on a2 when it is retired: its start still on its way back at first.
+    const before = a2.requests(PATHS.start);
+    a2.fault({ kind: 'delay', ms: 300, paths: [PATHS.start], times: 1 });
     const { id: held } = await engine.submit(twoStages, { agent: 'a2' });
-    await until(() => a2.running().length === 1, 5_000, 'the held task on a2');
+    await until(() => a2.requests(PATHS.start) === before + 1, 5_000, 'the start sent to a2');
     const starts = a2.requests(PATHS.start);
     expect(broker.setAgents(s1.configs())).toEqual({
       added: [],
@@ -101,7 +106,11 @@ describe('HttpBroker.setAgents under a running engine', () => {
     expect(await engine.configuredAgents()).toEqual(['a1']);
     // Retiring twice changes nothing more.
     expect(broker.setAgents(s1.configs()).retired).toEqual([]);
-    // Still running a task of this node: not to be forgotten yet.
+    // Not to be forgotten while a start of this node is on its way (it counted only the tasks
+    // already polled: under load the forget went through and dropped the agent), nor while it
+    // runs one.
+    expect(await rejection(engine.forgetAgent('a2'))).toMatchObject({ code: 'AGENT_IN_USE' });
+    await until(() => engine.tasksInFlight().get('a2') === 1, 5_000, 'the task polled');
     expect(await rejection(engine.forgetAgent('a2'))).toMatchObject({
       code: 'AGENT_IN_USE',
       details: { tasksInFlight: 1 },
@@ -191,4 +200,52 @@ describe('HttpBroker.setAgents under a running engine', () => {
     await until(() => old.agent('a1').running().length === 1, 5_000, 'the task on the old URL');
     expect(moved.agent('a1').requests(PATHS.start)).toBe(0);
   });
+});
+
+describePg('retired agents across a rejoin (PostgreSQL)', () => {
+  it('a new generation keeps following a retired agent, but not one forgotten since', async () => {
+    const s = await FakeAgentServer.start({ agents: ['a1', 'a2'] });
+    onCleanup(() => s.close());
+    const fresh = freshSchema('coco_rtr');
+    onCleanup(() => fresh.drop());
+    const url = new URL(PG_URL);
+    url.searchParams.set('schema', fresh.schema);
+    // A short lease, so that a fenced node finds out quickly.
+    url.searchParams.set('leaseMs', '3000');
+    const node = await startNode({
+      config: parseConfig(
+        {
+          store: url.toString(),
+          nodeId: 'rtr',
+          api: { port: 0 },
+          tuning: { agentCallTimeoutMs: 1_000 },
+          agents: s.configs(),
+        },
+        process.cwd(),
+      ),
+      commands: [one],
+      logger: { debug() {}, info() {}, warn() {}, error() {} },
+      listen: false,
+    });
+    onCleanup(() => node.close());
+    const rejoin = async (nodeId: string): Promise<void> => {
+      const halted = new Promise((resolve) => node.engine.on('halted', resolve));
+      await adminQuery(
+        `UPDATE "${fresh.schema}".coco_nodes SET fenced = true WHERE node_id = '${nodeId}'`,
+      );
+      await halted;
+      await node.rejoined();
+    };
+    expect(node.setAgents(s.configs().filter((a) => a.id === 'a1')).retired).toEqual(['a2']);
+
+    // The next generation still holds a2, retired: forgetting it drops it there.
+    await rejoin('rtr');
+    expect(node.engine.nodeId).toBe('rtr-r1');
+    expect(await node.engine.configuredAgents()).toEqual(['a1']);
+    await node.engine.forgetAgent('a2');
+    // The one after does not bring it back.
+    await rejoin('rtr-r1');
+    expect(node.engine.nodeId).toBe('rtr-r2');
+    expect(await rejection(node.engine.forgetAgent('a2'))).toMatchObject({ code: 'NOT_FOUND' });
+  }, 60_000);
 });

@@ -67,7 +67,6 @@ import {
 export type { HttpAgentSnapshot } from './agent-entry.js';
 export { AGENT_UNAUTHORIZED } from './client.js';
 export type { HttpBrokerOptions, HttpAgentConfig } from './options.js';
-export { compileAgents } from './options.js';
 export { nodeHttpFetch, type HttpFetch } from './transport.js';
 
 /** What {@link HttpBroker.setAgents} changed, by agent id (never a secret). */
