@@ -9,7 +9,7 @@
 import { html, nothing, render, type TemplateResult } from 'lit-html';
 import { ApiError, forgetToken, getReadiness, getWhoami, keepToken, sessionToken } from './api.js';
 import { healthBanner } from './format.js';
-import { app, dismiss, describe, type Role } from './state.js';
+import { app, dismiss, describe, type PendingConfirm, type Role } from './state.js';
 import { AgentsView } from './views/agents.js';
 import { CommandView } from './views/command.js';
 import { JobView } from './views/job.js';
@@ -228,6 +228,46 @@ function healthLine(): TemplateResult | typeof nothing {
       </div>`;
 }
 
+/** What the dialog says to confirm an action, and its two buttons. */
+function confirmWords(c: PendingConfirm): {
+  title: string;
+  text: TemplateResult;
+  keep: string;
+  act: string;
+  danger: boolean;
+} {
+  switch (c.action) {
+    case 'cancel':
+      return {
+        title: `Cancel command ${c.id}?`,
+        text: html`<span class="mono">${c.type}</span> and everything it started will be stopped,
+          and its completed work undone (compensation). This cannot be taken back.`,
+        keep: 'Keep it running',
+        act: `Cancel command ${c.id}`,
+        danger: true,
+      };
+    case 'rerun':
+      return {
+        title: `Run command ${c.id} again?`,
+        text: html`A new <span class="mono">${c.type}</span> command starts with the same
+          parameters; command ${c.id} stays as it ended.`,
+        keep: 'Not now',
+        act: 'Run it again',
+        danger: false,
+      };
+    case 'forget':
+      return {
+        title: `Forget agent ${c.id}?`,
+        text: html`Its row (<span class="mono">${c.type || 'no address'}</span>) goes from this
+          list, and this node stops following it. Another node that names it writes it again at its
+          next change.`,
+        keep: 'Keep it',
+        act: `Forget ${c.id}`,
+        danger: true,
+      };
+  }
+}
+
 function confirmDialog(): TemplateResult {
   const c = app.confirming;
   const close = (confirmed: boolean): void => {
@@ -240,42 +280,21 @@ function confirmDialog(): TemplateResult {
     @close=${(e: Event) => app.confirming?.resolve((e.target as HTMLDialogElement).returnValue === 'confirm')}
   >
     ${
-      c?.action === 'cancel'
-        ? html`<h2 id="confirm-title">Cancel command ${c.id}?</h2>
-            <p>
-              <span class="mono">${c.type}</span> and everything it started will be stopped, and its
-              completed work undone (compensation). This cannot be taken back.
-            </p>
-            <div class="actions">
-              <button class="quiet" autofocus @click=${() => close(false)}>Keep it running</button>
-              <button class="danger" id="confirm-cancel" @click=${() => close(true)}>
-                Cancel command ${c.id}
-              </button>
-            </div>`
-        : c?.action === 'rerun'
-          ? html`<h2 id="confirm-title">Run command ${c.id} again?</h2>
-              <p>
-                A new <span class="mono">${c.type}</span> command starts with the same parameters;
-                command ${c.id} stays as it ended.
-              </p>
+      c
+        ? ((w) =>
+            html`<h2 id="confirm-title">${w.title}</h2>
+              <p>${w.text}</p>
               <div class="actions">
-                <button class="quiet" autofocus @click=${() => close(false)}>Not now</button>
-                <button id="confirm-rerun" @click=${() => close(true)}>Run it again</button>
-              </div>`
-          : c?.action === 'forget'
-            ? html`<h2 id="confirm-title">Forget agent ${c.id}?</h2>
-                <p>
-                  Its row (<span class="mono">${c.type || 'no address'}</span>) goes from this list,
-                  and this node stops following it. Another node that names it writes it again at
-                  its next change.
-                </p>
-                <div class="actions">
-                  <button class="quiet" autofocus @click=${() => close(false)}>Keep it</button>
-                  <button class="danger" id="confirm-forget" @click=${() => close(true)}>
-                    Forget ${c.id}
-                  </button>
-                </div>`
-            : nothing
+                <button class="quiet" autofocus @click=${() => close(false)}>${w.keep}</button>
+                <button
+                  class=${w.danger ? 'danger' : ''}
+                  id="confirm-${c.action}"
+                  @click=${() => close(true)}
+                >
+                  ${w.act}
+                </button>
+              </div>`)(confirmWords(c))
+        : nothing
     }
   </dialog>`;
 }
