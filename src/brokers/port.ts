@@ -73,7 +73,7 @@ export interface AgentInfo {
 export interface AgentBroker {
   /**
    * Ids of the agents this broker is configured for (and those it still follows after a reload
-   * removed them: {@link isRetired}), reachable or not: the agents the engine knows. A task for any other agent fails at once (`AGENT_UNKNOWN`), and calls for one may
+   * removed them: {@link retiredAt}), reachable or not: the agents the engine knows. A task for any other agent fails at once (`AGENT_UNKNOWN`), and calls for one may
    * throw `AGENT_UNKNOWN`. Also used to reconcile task lists at start.
    */
   agentIds(): Promise<readonly string[]>;
@@ -137,14 +137,16 @@ export interface AgentBroker {
    */
   onAgentsChanged?(listener: () => void): () => void;
   /**
-   * Optional: whether an agent was removed from the broker's configuration while it ran (a
-   * reload) and is still reached — and listed by {@link agentIds} — so that the work in flight
-   * there goes on to its end (its tasks followed, the later stages and the compensation of the
-   * trees using it started there): shown as no longer configured. Absent: none is.
+   * Optional: when an agent was removed from the broker's configuration while it ran (a reload;
+   * ms since the epoch), or null for an agent still configured. A retired agent is still reached
+   * — and listed by {@link agentIds} — so that the work in flight there goes on to its end: its
+   * tasks followed, and the later stages and the compensation of the trees submitted before its
+   * retirement started there. A task of a tree submitted since fails without being sent
+   * (`AGENT_RETIRED`): the agent is drained. Shown as no longer configured. Absent: none is.
    */
-  isRetired?(agentId: string): boolean;
+  retiredAt?(agentId: string): number | null;
   /**
-   * Optional: drops a retired agent ({@link isRetired}): its long-poll, health checks and news
+   * Optional: drops a retired agent ({@link retiredAt}): its long-poll, health checks and news
    * end, it leaves {@link agentIds}, and calls for it fail `AGENT_UNKNOWN` as for any agent the
    * broker does not know. The engine calls it when it forgets the agent (no task of its own
    * there). Returns whether it held one.

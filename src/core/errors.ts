@@ -67,6 +67,12 @@ export const ErrorCode = {
    */
   AgentUnknown: 'AGENT_UNKNOWN',
   /**
+   * A task names an agent retired from this node's configuration (a reload) by a tree submitted
+   * after the retirement: it fails without being sent. The retired agent still runs the work of
+   * the trees submitted before (their later stages and compensation): it is drained.
+   */
+  AgentRetired: 'AGENT_RETIRED',
+  /**
    * An agent cannot be forgotten (its row deleted) while this node uses it: configured in its
    * broker, or with tasks of this node in flight there (HTTP 409).
    */

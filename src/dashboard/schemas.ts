@@ -244,6 +244,8 @@ export const agent = z.looseObject({
   lastError: maybeError,
   tasksInFlight: z.optional(z.nullable(num)),
   configured: z.optional(z.boolean()),
+  /** When a reload of the node retired it (drained: new trees start nothing there). */
+  retiredAt: z.optional(when),
 });
 /** See {@link agent}. */
 export type Agent = z.infer<typeof agent>;

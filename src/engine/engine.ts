@@ -543,7 +543,23 @@ export class Engine {
    */
   async configuredAgents(): Promise<readonly string[]> {
     const broker = this.#o.agents;
-    return (await broker.agentIds()).filter((id) => broker.isRetired?.(id) !== true);
+    return (await broker.agentIds()).filter((id) => (broker.retiredAt?.(id) ?? null) === null);
+  }
+
+  /**
+   * The agents this engine's broker still reaches though a reload retired them, with when (ms
+   * since the epoch): drained — the trees submitted before go on there, a task of a tree
+   * submitted since fails unsent (`AGENT_RETIRED`).
+   */
+  async retiredAgents(): Promise<ReadonlyMap<string, number>> {
+    const broker = this.#o.agents;
+    const retired = new Map<string, number>();
+    if (broker.retiredAt === undefined) return retired;
+    for (const id of await broker.agentIds()) {
+      const at = broker.retiredAt(id);
+      if (at !== null) retired.set(id, at);
+    }
+    return retired;
   }
 
   /**

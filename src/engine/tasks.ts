@@ -93,6 +93,7 @@ export class TaskTracker implements DispatcherEvents {
   /** The queues of agents with a limit (engine/admission.ts). */
   readonly admission: Admission;
   readonly #host: TaskHost;
+  readonly #broker: AgentBroker;
   readonly #committer: Committer;
   readonly #clock: Clock;
   readonly #events: EngineEvents;
@@ -108,6 +109,7 @@ export class TaskTracker implements DispatcherEvents {
   constructor(parts: TaskTrackerParts) {
     const { tuning } = parts;
     this.#host = parts.host;
+    this.#broker = parts.broker;
     this.#committer = parts.committer;
     this.#clock = parts.clock;
     this.#events = parts.events;
@@ -171,8 +173,46 @@ export class TaskTracker implements DispatcherEvents {
    * meanwhile. Made once, not a closure per task (see `Committer.afterCommitWith`).
    */
   readonly #startAfter = (t: LiveTask): void => {
-    if (!t.ended && !t.stopRequested && !this.#host.stopped) this.dispatcher.start(t);
+    if (t.ended || t.stopRequested || this.#host.stopped) return;
+    const retiredAt = this.#broker.retiredAt?.(t.agentId) ?? null;
+    if (retiredAt !== null && this.#submittedSince(t.command, retiredAt))
+      this.#refuseRetired(t, retiredAt);
+    else this.dispatcher.start(t);
   };
+
+  /**
+   * Whether the tree of `c` was submitted at or after `at` (its root created then). A root this
+   * node does not hold live is taken as submitted before: its work goes on as before drains.
+   */
+  #submittedSince(c: LiveCommand, at: number): boolean {
+    const root = c.parentId === null ? c : this.#host.live.get(c.rootId);
+    return root !== undefined && root.createdAt >= at;
+  }
+
+  /**
+   * A new tree's task for a retired agent (a drain): it fails without being sent, as a task
+   * stopped while queued, so its command fails (and compensates) at once.
+   */
+  #refuseRetired(t: LiveTask, retiredAt: number): void {
+    const since = new Date(retiredAt).toISOString();
+    const error: ErrorInfo = {
+      code: ErrorCode.AgentRetired,
+      message:
+        `agent "${t.agentId}" was retired from this node's configuration at ${since}; task ` +
+        `${t.agentTaskId} (${t.verb}) of a tree submitted since was not started (only the trees ` +
+        'submitted before still run there)',
+      details: { agentId: t.agentId, retiredAt, taskId: t.agentTaskId },
+    };
+    this.#end(t, 'failed', null, error);
+    t.agentDone = true;
+    t.cleared = true;
+    const { log, held } = this.#warnings.take(`retired:${t.agentId}`, this.#clock.now());
+    if (log)
+      this.#host.log.warn(
+        { agentId: t.agentId, heldBack: held, error },
+        'a task of a tree submitted after its agent retired failed without being sent',
+      );
+  }
 
   /** A task's stop is durable: it is sent to its agent. Made once. */
   readonly #stopAfter = (t: LiveTask): void => {

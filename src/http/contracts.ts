@@ -412,6 +412,12 @@ export const agentList = z.object({
           "whether this node's configuration names the agent: false for one retired by a reload " +
             '(still reached until the work in flight there ends) or seen before a restart without it',
         ),
+      retiredAt: ms
+        .nullable()
+        .describe(
+          'when a reload of this node retired the agent (null: not retired here): the trees ' +
+            'submitted before go on there; a task of a tree submitted since fails unsent (AGENT_RETIRED)',
+        ),
     }),
   ),
 });

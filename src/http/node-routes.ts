@@ -149,13 +149,18 @@ export function nodeRoutes(api: ApiContext): void {
     async () => {
       const e = api.engine();
       const inFlight = e.tasksInFlight();
-      const [agents, configured] = await Promise.all([e.agents(), e.configuredAgents()]);
+      const [agents, configured, retired] = await Promise.all([
+        e.agents(),
+        e.configuredAgents(),
+        e.retiredAgents(),
+      ]);
       const named = new Set(configured);
       return {
         agents: agents.map((a) => ({
           ...a,
           tasksInFlight: inFlight.get(a.id) ?? 0,
           configured: named.has(a.id),
+          retiredAt: retired.get(a.id) ?? null,
         })),
       };
     },

@@ -232,10 +232,16 @@ export async function startNode(options: NodeOptions): Promise<CocoNode> {
   let http: HttpBroker | null = null;
   const fleet = (nodeId: string): HttpBroker => {
     // A new generation follows the work on retired agents as the last one did: those the last
-    // broker still holds retired (not those the engine forgot since).
-    retired = retired.filter((a) => http?.isRetired(a.id) === true);
+    // broker still holds retired (not those the engine forgot since), retired since the same time
+    // (a tree submitted in between starts nothing there).
+    const since = new Map<string, number>();
+    for (const a of retired) {
+      const at = http?.retiredAt(a.id) ?? null;
+      if (at !== null) since.set(a.id, at);
+    }
+    retired = retired.filter((a) => since.has(a.id));
     const broker = httpAgents({ agents: [...agents, ...retired], caller: nodeId, logger });
-    if (retired.length > 0) broker.setAgents(agents);
+    if (retired.length > 0) broker.setAgents(agents, since);
     return broker;
   };
   const metrics = createNodeMetrics();

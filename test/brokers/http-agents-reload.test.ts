@@ -2,8 +2,9 @@
  * The HTTP broker's agents replaced while the engine runs (`HttpBroker.setAgents`, what a node's
  * configuration reload calls), over real HTTP with the real engine: an agent added takes tasks at
  * once; one removed is retired (still reached: the tree running there goes on to its next stage's
- * task and its end, its tasks cleared; shown as not configured), and forgotten once nothing of
- * this node is on it; one at another URL is called there; a bad list changes nothing.
+ * task and its end, its tasks cleared; shown as not configured), drained (a tree submitted since
+ * starts nothing there), and forgotten once nothing of this node is on it; one at another URL is
+ * called there; a bad list changes nothing.
  */
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
@@ -102,10 +103,19 @@ describe('HttpBroker.setAgents under a running engine', () => {
     });
     // Still reached (the work in flight there goes on), shown as no longer configured.
     expect(await broker.agentIds()).toEqual(['a1', 'a2']);
-    expect(broker.isRetired('a2')).toBe(true);
+    const retiredAt = broker.retiredAt('a2');
+    expect(retiredAt).toBeTypeOf('number');
+    expect(broker.retiredAt('a1')).toBeNull();
     expect(await engine.configuredAgents()).toEqual(['a1']);
-    // Retiring twice changes nothing more.
+    expect(await engine.retiredAgents()).toEqual(new Map([['a2', retiredAt]]));
+    // Retiring twice changes nothing more (nor the time).
     expect(broker.setAgents(s1.configs()).retired).toEqual([]);
+    expect(broker.retiredAt('a2')).toBe(retiredAt);
+    // Drained: a tree submitted since starts nothing there; it fails at once, nothing sent.
+    const refused = await run(engine, 'a2');
+    expect(refused).toMatchObject({ status: 'failed', code: 'AGENT_RETIRED' });
+    expect(refused.message).toContain('retired from this node');
+    expect(a2.requests(PATHS.start)).toBe(starts);
     // Not to be forgotten while a start of this node is on its way (it counted only the tasks
     // already polled: under load the forget went through and dropped the agent), nor while it
     // runs one.
@@ -139,8 +149,9 @@ describe('HttpBroker.setAgents under a running engine', () => {
     expect(() => broker.agent('a2')).toThrow(/not configured/);
     expect(await rejection(engine.forgetAgent('a2'))).toMatchObject({ code: 'NOT_FOUND' });
 
-    // Configured again: added back.
+    // Configured again: added back, no longer retired.
     expect(broker.setAgents([...s1.configs(), ...s2.configs()]).added).toEqual(['a2']);
+    expect(await engine.retiredAgents()).toEqual(new Map());
     expect((await run(engine, 'a2')).status).toBe('succeeded');
   });
 
@@ -237,11 +248,19 @@ describePg('retired agents across a rejoin (PostgreSQL)', () => {
       await node.rejoined();
     };
     expect(node.setAgents(s.configs().filter((a) => a.id === 'a1')).retired).toEqual(['a2']);
+    const retired = await node.engine.retiredAgents();
+    expect([...retired.keys()]).toEqual(['a2']);
 
-    // The next generation still holds a2, retired: forgetting it drops it there.
+    // The next generation still holds a2, retired since the same time (it took the rejoin's
+    // time: a tree submitted in between would have started there), drained: a new tree's task
+    // there fails unsent; forgetting it drops it there.
     await rejoin('rtr');
     expect(node.engine.nodeId).toBe('rtr-r1');
     expect(await node.engine.configuredAgents()).toEqual(['a1']);
+    expect(await node.engine.retiredAgents()).toEqual(retired);
+    const { id } = await node.engine.submit(one, { agent: 'a2', verb: 'noop' });
+    expect((await node.engine.waitFor(id)).error?.code).toBe('AGENT_RETIRED');
+    expect(s.agent('a2').requests(PATHS.start)).toBe(0);
     await node.engine.forgetAgent('a2');
     // The one after does not bring it back.
     await rejoin('rtr-r1');

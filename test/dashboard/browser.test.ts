@@ -487,7 +487,11 @@ describe.skipIf(!haveBrowser && !process.env.CI)('the dashboard in a browser', (
       .toEqual(['up', 'retired']);
     await expect
       .poll(() => page.locator('ol.log').textContent())
-      .toContain('host-1 retired (removed from the configuration)');
+      .toContain('host-1 retired (removed from the configuration): drained');
+    // When, and what a drain means, on the badge.
+    expect(
+      await retiredRow.locator('.badge', { hasText: 'retired' }).getAttribute('title'),
+    ).toMatch(/^retired at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}: .*Drained/);
     await shot('9b-agent-retired-dark');
     // An operator may not forget it; an admin may, once nothing of the node is on it.
     expect(await retiredRow.locator('button[data-forget]').count()).toBe(0);

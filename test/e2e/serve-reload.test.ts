@@ -92,19 +92,23 @@ it('SIGHUP reloads the agents (limits, secrets, added, retired) from the file, a
     serve.child.kill('SIGHUP');
     const retiredLine = await logged(serve, 'agents reloaded', 1);
     expect(retiredLine).toMatchObject({ added: ['h2'], retired: ['h1'], moved: [], secrets: [] });
-    expect(serve.stderr()).toContain('are retired: still reached, so that the work in');
+    expect(serve.stderr()).toContain('are retired: drained — still reached, so that the');
     expect(await reloads()).toBe('1 2 0');
     // The API tells the retired agent from the configured one (each once checked: a row).
     const configured = async (): Promise<string> => {
       const res = await fetch(`${serve.url}/v1/agents`, {
         headers: { authorization: `Bearer ${TOKENS.viewer}` },
       });
-      const { agents } = (await res.json()) as { agents: { id: string; configured: boolean }[] };
-      return agents.map((a) => `${a.id}:${a.configured}`).join(' ');
+      const { agents } = (await res.json()) as {
+        agents: { id: string; configured: boolean; retiredAt: number | null }[];
+      };
+      return agents
+        .map((a) => `${a.id}:${a.configured}${a.retiredAt === null ? '' : ':retired-at'}`)
+        .join(' ');
     };
     await until(
       'both agents to be listed',
-      async () => (await configured()) === 'h1:false h2:true',
+      async () => (await configured()) === 'h1:false:retired-at h2:true',
     );
     // And `coco agents` says so.
     const tokenFile = join(dir, 'viewer.token');

@@ -36,10 +36,11 @@ export interface AgentEntry {
   /** Status polls answered from the long-poll's view, without a request. */
   statusFromView: number;
   /**
-   * Removed from the configuration (`HttpBroker.setAgents`): still reached, so that the work in
-   * flight there goes on to its end, until the broker closes or drops it.
+   * When it was removed from the configuration (`HttpBroker.setAgents`; ms since the epoch), or
+   * null while configured: still reached, so that the work in flight there goes on to its end,
+   * until the broker closes or drops it.
    */
-  retired: boolean;
+  retiredAt: number | null;
 }
 
 /** The broker's view of one agent, for monitoring and tests. */
@@ -51,8 +52,8 @@ export interface HttpAgentSnapshot {
   readonly requests: Readonly<RequestCounters>;
   /** Status polls answered from the long-poll without a request. */
   readonly statusFromView: number;
-  /** Removed from the configuration: still reached until the work in flight there has ended. */
-  readonly retired: boolean;
+  /** When it was removed from the configuration (ms since the epoch), null while configured. */
+  readonly retiredAt: number | null;
 }
 
 /** @internal The entry of a configured agent; its client tells `hooks` how the agent answers. */
@@ -71,7 +72,7 @@ export function newAgentEntry(
     nextStatusCallAt: 0,
     statusCalledAt: 0,
     statusFromView: 0,
-    retired: false,
+    retiredAt: null,
   };
 }
 
@@ -83,7 +84,7 @@ export function snapshotOf(entry: AgentEntry): HttpAgentSnapshot {
     circuitOpenUntil: entry.client.circuit.openUntil,
     requests: { ...entry.client.counters },
     statusFromView: entry.statusFromView,
-    retired: entry.retired,
+    retiredAt: entry.retiredAt,
   };
 }
 

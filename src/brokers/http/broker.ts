@@ -109,9 +109,9 @@ export class HttpBroker implements AgentBroker {
     return Promise.resolve([...this.#agents.keys()]);
   }
 
-  /** {@inheritDoc AgentBroker.isRetired} */
-  isRetired(agentId: string): boolean {
-    return this.#agents.get(agentId)?.retired ?? false;
+  /** {@inheritDoc AgentBroker.retiredAt} */
+  retiredAt(agentId: string): number | null {
+    return this.#agents.get(agentId)?.retiredAt ?? null;
   }
 
   /** {@inheritDoc AgentBroker.startTasks} */
@@ -265,7 +265,7 @@ export class HttpBroker implements AgentBroker {
   /** {@inheritDoc AgentBroker.dropRetired} */
   async dropRetired(agentId: string): Promise<boolean> {
     const entry = this.#agents.get(agentId);
-    if (!entry?.retired) return false;
+    if (entry?.retiredAt == null) return false;
     this.#agents.delete(agentId);
     this.#changed();
     await this.#stopLoop(entry);
@@ -292,16 +292,22 @@ export class HttpBroker implements AgentBroker {
    * - an agent missing from the list is **retired**, not dropped: still reached, so that the work
    *   in flight there goes on to its end — its tasks polled, stopped and cleared, the later stages
    *   and the compensation of the trees using it started there — and shown as no longer
-   *   configured ({@link isRetired}). It leaves the broker with the broker (a restart without
-   *   it, once the engine has no task there) or when the engine forgets it ({@link dropRetired});
+   *   configured ({@link retiredAt}: the engine starts no task there for a tree submitted since).
+   *   It leaves the broker with the broker (a restart without it, once the engine has no task
+   *   there) or when the engine forgets it ({@link dropRetired});
    * - an agent with another URL is reached there from the next call (its calls in flight end
    *   at the old URL);
    * - an agent with another secret signs its next requests with it (a rotation: the agent must
    *   already accept it, see `coco agent --secret-file`).
    *
-   * Throws `INVALID_OPTIONS` naming each bad field, changing nothing (see {@link compileAgents}).
+   * An agent retires now, or at `retiredSince`'s time for it when it has one (a node's new
+   * broker carrying the retirements of the one it replaces). Throws `INVALID_OPTIONS` naming each
+   * bad field, changing nothing (see {@link compileAgents}).
    */
-  setAgents(agents: readonly HttpAgentConfig[]): AgentsChange {
+  setAgents(
+    agents: readonly HttpAgentConfig[],
+    retiredSince?: ReadonlyMap<string, number>,
+  ): AgentsChange {
     const next = compileAgents(agents);
     const change: Record<keyof AgentsChange, string[]> = {
       added: [],
@@ -310,9 +316,10 @@ export class HttpBroker implements AgentBroker {
       secrets: [],
     };
     const wanted = new Set(next.map((a) => a.id));
+    const now = Date.now();
     for (const [id, entry] of this.#agents) {
-      if (wanted.has(id) || entry.retired) continue;
-      entry.retired = true;
+      if (wanted.has(id) || entry.retiredAt !== null) continue;
+      entry.retiredAt = retiredSince?.get(id) ?? now;
       change.retired.push(id);
     }
     for (const config of next) {
@@ -322,8 +329,8 @@ export class HttpBroker implements AgentBroker {
         change.added.push(config.id);
         continue;
       }
-      if (entry.retired) {
-        entry.retired = false;
+      if (entry.retiredAt !== null) {
+        entry.retiredAt = null;
         change.added.push(config.id);
       }
       if (entry.client.url !== config.url) {

@@ -185,8 +185,9 @@ export function addNodeCommands(program: Command): void {
             if (change.retired.length > 0)
               logger.warn(
                 { config: file, agents: change.retired },
-                'agents removed from the configuration are retired: still reached, so that the work in ' +
-                  "flight there ends (its trees' later stages and compensation included), and shown as not " +
+                'agents removed from the configuration are retired: drained — still reached, so that the ' +
+                  'trees submitted before end there (their later stages and compensation included), while a ' +
+                  'task of a tree submitted from now on fails unsent (AGENT_RETIRED) — and shown as not ' +
                   'configured; restart without them once GET /v1/agents (coco agents) shows none in flight there',
               );
             return change;

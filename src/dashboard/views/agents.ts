@@ -85,7 +85,10 @@ export class AgentsView implements View {
       if (b.bootId && a.bootId && b.bootId !== a.bootId)
         add(a.id, `restarted (boot ${short(b.bootId)} → ${short(a.bootId)})`);
       if (b.configured !== false && a.configured === false)
-        add(a.id, 'retired (removed from the configuration)');
+        add(
+          a.id,
+          'retired (removed from the configuration): drained, new trees start nothing there',
+        );
       else if (b.configured === false && a.configured === true) add(a.id, 'configured again');
     }
   }
@@ -140,7 +143,10 @@ export class AgentsView implements View {
                             a.configured === false
                               ? badge(
                                   'retired',
-                                  'not in this node’s configuration: still reached until the work in flight here ends, then restart without it or forget it',
+                                  (a.retiredAt ? `retired at ${stamp(a.retiredAt)}: ` : '') +
+                                    'not in this node’s configuration. Drained: the trees submitted before go on there, ' +
+                                    'those submitted since start nothing there (AGENT_RETIRED). Once nothing is in flight, ' +
+                                    'restart without it or forget it',
                                 )
                               : nothing
                           }
