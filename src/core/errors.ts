@@ -102,6 +102,14 @@ export const ErrorCode = {
   StoreInUse: 'STORE_IN_USE',
   /** This node's lease on a shared store expired and another node took its work over. */
   LeaseLost: 'LEASE_LOST',
+  /**
+   * A batch inserting a command whose idempotency key another command already holds was refused,
+   * nothing of it stored: on a shared store, another node took the key between this node's look
+   * for it and its commit. The node's memory is no longer the truth for that submission: its
+   * engine halts, as on a lost lease, and a node rejoins (the submission's caller, answered
+   * `ENGINE_STOPPED`, finds the other command with its key when it tries again).
+   */
+  IdempotencyKeyTaken: 'IDEMPOTENCY_KEY_TAKEN',
   /** The store failed (I/O, constraint, connection). */
   StoreFailed: 'STORE_FAILED',
   /** The engine is not running (not started, or stopping). */
@@ -303,6 +311,22 @@ export class IllegalTransitionError extends CocoError {
       {
         details: { machine, from, to, subject },
       },
+    );
+  }
+}
+
+/**
+ * A store's batch refused because a command it inserts has an idempotency key another command
+ * holds (`IDEMPOTENCY_KEY_TAKEN`); nothing of the batch was stored. `cause`: the database's error.
+ */
+export class IdempotencyKeyTakenError extends CocoError {
+  constructor(cause: unknown) {
+    super(
+      ErrorCode.IdempotencyKeyTaken,
+      'apply refused, nothing of the batch was stored: a command it inserts has an idempotency ' +
+        `key another command holds (${(cause as Error | null)?.message ?? String(cause)})`,
+      // The batch is refused for good; a submission tried again finds the key's command.
+      { cause, retryable: true },
     );
   }
 }

@@ -134,7 +134,7 @@ export class Engine {
   readonly #o: CompiledEngineOptions;
   readonly #registry: CommandRegistry;
   #state: EngineState = 'new';
-  /** Why the engine halted (its lease was lost), or null. */
+  /** Why the engine halted (see the `halted` event), or null. */
   #haltError: ErrorInfo | null = null;
   /** The running parts, built once at start. */
   #run: EngineRuntime | null = null;
@@ -157,7 +157,10 @@ export class Engine {
     return this.#state;
   }
 
-  /** Why the engine halted on its own (a shared store's lease lost), or null if it did not. */
+  /**
+   * Why the engine halted on its own (a shared store's lease lost, an idempotency key taken by
+   * another node meanwhile: the `halted` event), or null if it did not.
+   */
   get haltError(): ErrorInfo | null {
     return this.#haltError;
   }
@@ -261,14 +264,22 @@ export class Engine {
   }
 
   /**
-   * This node lost its lease on a shared store (another node took its work over): its memory is
-   * no longer the truth, so it stops at once, writing nothing more.
+   * This node's memory is no longer the truth — it lost its lease on a shared store (another node
+   * took its work over), or a batch of it was refused for an idempotency key another node took
+   * meanwhile — so it stops at once, writing nothing more; what it had stored resumes elsewhere
+   * (or in a rejoined node), as after a crash.
    */
   async #halt(error: CocoError): Promise<void> {
     if (this.#state !== 'running' && this.#state !== 'starting') return;
     this.#haltError = error.toInfo();
-    this.#o.logger.error({ error: error.toInfo() }, 'lease lost: this node stops');
-    this.events.emit('error', { error: error.toInfo(), context: 'lease' });
+    const lease = error.code === ErrorCode.LeaseLost;
+    this.#o.logger.error(
+      { error: error.toInfo() },
+      lease
+        ? 'lease lost: this node stops'
+        : 'a batch was refused for good (an idempotency key another node took meanwhile): this node stops',
+    );
+    this.events.emit('error', { error: error.toInfo(), context: lease ? 'lease' : 'commit' });
     this.#state = 'stopping';
     if (this.#keepAlive) clearInterval(this.#keepAlive);
     this.#keepAlive = null;

@@ -119,7 +119,11 @@ export interface EngineEventMap {
    * now on. The root ids; their commands were loaded from the store, not created here.
    */
   claimed: { readonly rootIds: readonly number[] };
-  /** The engine stopped by itself: its lease on a shared store was lost to another node. */
+  /**
+   * The engine stopped by itself, its memory no longer the truth: its lease on a shared store was
+   * lost to another node (`LEASE_LOST`), or a batch was refused for an idempotency key another
+   * node took meanwhile (`IDEMPOTENCY_KEY_TAKEN`).
+   */
   halted: { readonly error: ErrorInfo };
 }
 

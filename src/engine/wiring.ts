@@ -20,6 +20,12 @@ import type { LiveCommand } from './live.js';
 import type { CompiledEngineOptions } from './options.js';
 
 /**
+ * Batch failures that halt the engine instead of being retried: the store will refuse the batch
+ * every time (see {@link buildRuntime}'s `halt`).
+ */
+const HALTS: ReadonlySet<string> = new Set([ErrorCode.LeaseLost, ErrorCode.IdempotencyKeyTaken]);
+
+/**
  * The running parts of an engine, built once per start, each with what it needs: the committer
  * (group commit), the coordinator (the command repository and its loop) with its task tracker
  * and dispatcher (agent calls), and on a shared store the agent leases (the dispatcher's poll
@@ -49,8 +55,12 @@ export async function buildRuntime(
   registry: CommandRegistry,
   events: EngineEvents,
   storeId: string,
-  /** This node lost its lease on a shared store (a batch refused, or the cluster found out). */
-  leaseLost: (error: CocoError) => void,
+  /**
+   * This node's memory is no longer the truth: it lost its lease on a shared store (a batch
+   * refused, or the cluster found out), or a batch was refused for an idempotency key another node
+   * took meanwhile. The engine halts.
+   */
+  halt: (error: CocoError) => void,
 ): Promise<EngineRuntime> {
   const { store, clock, tuning, logger } = o;
   const ids = new IdAllocator(store, tuning.idBlockSize);
@@ -67,8 +77,9 @@ export async function buildRuntime(
       splitMinRows: tuning.idleSplitRows,
     },
     (error, attempt) => {
-      if (error instanceof CocoError && error.code === ErrorCode.LeaseLost) {
-        leaseLost(error);
+      // Refused for good: retried, the batch would be refused again (and the node stall).
+      if (error instanceof CocoError && HALTS.has(error.code)) {
+        halt(error);
         return;
       }
       const info =
@@ -159,7 +170,7 @@ export async function buildRuntime(
           claimIntervalMs: tuning.claimIntervalMs,
           foreignRefreshMs: tuning.pollIntervalMs,
           claimBatch: tuning.claimBatch,
-          leaseLost,
+          leaseLost: halt,
         })
       : null;
   const agentRows = new AgentRows(store, logger);

@@ -164,7 +164,7 @@ export function commandRoutes(api: ApiContext): void {
         400: [ErrorCode.UnknownCommandType, ErrorCode.ParametersInvalid],
         409: [ErrorCode.IdempotencyConflict],
         422: [ErrorCode.CommandTypeNotSubmittable],
-        503: [ErrorCode.EngineStopped, ErrorCode.StoreFailed],
+        503: [ErrorCode.EngineStopped, ErrorCode.StoreFailed, ErrorCode.IdempotencyKeyTaken],
       },
     },
     async ({ body, request, reply }) => {
@@ -308,7 +308,7 @@ export function commandRoutes(api: ApiContext): void {
           ErrorCode.ParameterUpgradeFailed,
           ErrorCode.ParameterVersionTooNew,
         ],
-        503: [ErrorCode.EngineStopped, ErrorCode.StoreFailed],
+        503: [ErrorCode.EngineStopped, ErrorCode.StoreFailed, ErrorCode.IdempotencyKeyTaken],
       },
     },
     async ({ params: { id }, body, request, reply }) => {

@@ -62,6 +62,9 @@ export const STATUS_OF: Readonly<Record<string, number>> = {
   [ErrorCode.RateLimited]: 429,
   [ErrorCode.EngineStopped]: 503,
   [ErrorCode.StoreFailed]: 503,
+  // Another node stored the key meanwhile, and this one is rejoining: asked again, either answers
+  // with that command.
+  [ErrorCode.IdempotencyKeyTaken]: 503,
 };
 
 /**

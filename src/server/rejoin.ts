@@ -26,6 +26,12 @@ export const EXIT_LEASE_LOST = 75;
 const REJOIN_RETRY_BASE_MS = 250;
 const REJOIN_RETRY_MAX_MS = 10_000;
 
+/** Why an engine halts (engine.ts `#halt`): each makes the node rejoin (or exit). */
+const REJOINS_ON: ReadonlySet<string> = new Set([
+  ErrorCode.LeaseLost,
+  ErrorCode.IdempotencyKeyTaken,
+]);
+
 /** What a node does when its lease is lost: rejoin as a fresh node, or exit for a supervisor. */
 export type OnLeaseLost = 'rejoin' | 'exit';
 
@@ -97,13 +103,19 @@ export class Rejoiner<G extends Generation> {
     return g;
   }
 
+  /**
+   * The engine halted: its lease was lost, or a batch was refused for an idempotency key another
+   * node took meanwhile (`IDEMPOTENCY_KEY_TAKEN`) — either way its memory is no longer the truth,
+   * and the node goes on as a fresh one (or exits, `onLeaseLost`).
+   */
   #halted(g: G, error: ErrorInfo): void {
-    if (this.#closed || error.code !== ErrorCode.LeaseLost || this.#current !== g) return;
+    if (this.#closed || !REJOINS_ON.has(error.code) || this.#current !== g) return;
     const { logger } = this.#o;
     if ((this.#o.onLeaseLost ?? 'rejoin') === 'exit') {
       logger.error(
         { nodeId: g.engine.nodeId, error, exitCode: EXIT_LEASE_LOST },
-        'lease lost: this node exits for its supervisor to restart it',
+        `${error.code === ErrorCode.LeaseLost ? 'lease lost' : 'halted'}: this node exits for its ` +
+          'supervisor to restart it',
       );
       void g
         .close()
@@ -122,8 +134,8 @@ export class Rejoiner<G extends Generation> {
       const nodeId = `${this.#o.nodeId}-r${++this.#generation}`;
       try {
         logger.warn(
-          { previous: old.engine.nodeId, nodeId },
-          'lease lost: rejoining as a fresh node (its trees are claimed like any others)',
+          { previous: old.engine.nodeId, nodeId, why: old.engine.haltError?.code },
+          'halted: rejoining as a fresh node (its trees are claimed like any others)',
         );
         const g = await this.#o.build(nodeId);
         if (this.#closed) {

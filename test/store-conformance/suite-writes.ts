@@ -414,12 +414,13 @@ export function describeWrites(env: SuiteEnv): void {
       await expectUntouched();
     });
 
-    it('a duplicate idempotency key stores nothing', async () => {
+    it('a duplicate idempotency key stores nothing, refused for good (IDEMPOTENCY_KEY_TAKEN)', async () => {
       const bad = batch({
         ...sideEffects,
         commandInserts: [...sideEffects.commandInserts, command(12, { idempotencyKey: 'k1' })],
       });
-      await rejectsWith(env.store.apply(bad), ErrorCode.StoreFailed);
+      const error = await rejectsWith(env.store.apply(bad), ErrorCode.IdempotencyKeyTaken);
+      expect(error.message).toContain('idempotency key another command holds');
       await expectUntouched();
     });
 

@@ -17,6 +17,7 @@ const SRC = new URL('../../src/', import.meta.url).pathname;
  */
 const NOT_OURS = new Set([
   'SQLITE_BUSY',
+  'SQLITE_CONSTRAINT_UNIQUE',
   'EAI_AGAIN',
   'COCO_SKIPPED',
   'COCO_MISSING_ROW',

@@ -7,7 +7,12 @@
  */
 import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
-import { CocoError, ErrorCode, IllegalTransitionError } from '../../core/errors.js';
+import {
+  CocoError,
+  ErrorCode,
+  IdempotencyKeyTakenError,
+  IllegalTransitionError,
+} from '../../core/errors.js';
 import { migrations } from '../../generated/postgres-migrations.js';
 import { pgDriver } from '../../db/drivers.js';
 import {
@@ -107,8 +112,15 @@ export function applyError(error: unknown): CocoError {
       .split('|');
     return new IllegalTransitionError(machine, from, to, subject);
   }
+  if (e?.code === UNIQUE_VIOLATION && (error as { constraint?: unknown }).constraint === KEY_INDEX)
+    return new IdempotencyKeyTakenError(error);
   return storeFailed('apply failed, nothing of the batch was stored', error);
 }
+
+/** PostgreSQL's `unique_violation`. */
+const UNIQUE_VIOLATION = '23505';
+/** The unique index of the commands' idempotency keys (0001_init.sql). */
+const KEY_INDEX = 'commands_idempotency';
 
 /** The pause before reconnection attempt `attempt` (0-based): doubling, capped, with jitter. */
 export function backoff(attempt: number): number {

@@ -5,7 +5,12 @@
  */
 import { randomBytes } from 'node:crypto';
 import type Database from 'better-sqlite3';
-import { CocoError, ErrorCode, IllegalTransitionError } from '../../core/errors.js';
+import {
+  CocoError,
+  ErrorCode,
+  IdempotencyKeyTakenError,
+  IllegalTransitionError,
+} from '../../core/errors.js';
 import { migrations } from '../../generated/sqlite-migrations.js';
 import { storeFailed } from '../../db/sqlite.js';
 import type { MigrationReport, OwnerInfo } from '../port.js';
@@ -34,6 +39,14 @@ export function applyError(error: unknown): CocoError {
       .split('|');
     return new IllegalTransitionError(machine, from, to, subject);
   }
+  // A single node never inserts a key twice (the engine looks for it first); kept apart all the
+  // same, as on PostgreSQL (a batch refused for good is not retried).
+  if (
+    (error as { code?: unknown } | null)?.code === 'SQLITE_CONSTRAINT_UNIQUE' &&
+    typeof message === 'string' &&
+    message.includes('commands.idempotency_key')
+  )
+    return new IdempotencyKeyTakenError(error);
   return storeFailed('apply failed, nothing of the batch was stored', error);
 }
 
