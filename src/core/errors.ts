@@ -104,10 +104,12 @@ export const ErrorCode = {
   LeaseLost: 'LEASE_LOST',
   /**
    * A batch inserting a command whose idempotency key another command already holds was refused,
-   * nothing of it stored: on a shared store, another node took the key between this node's look
-   * for it and its commit. The node's memory is no longer the truth for that submission: its
-   * engine halts, as on a lost lease, and a node rejoins (the submission's caller, answered
-   * `ENGINE_STOPPED`, finds the other command with its key when it tries again).
+   * nothing of it stored: on a shared store that cannot store a keyed root on its own
+   * (`SharedStore.insertKeyedRoot`; PostgreSQL's can), another node took the key between this
+   * node's look for it and its commit. The node's memory is no longer the truth for that
+   * submission: its engine halts, as on a lost lease, and a node rejoins (the submission's
+   * caller, answered with this code — 503 from the API — finds the other command with its key
+   * when it tries again).
    */
   IdempotencyKeyTaken: 'IDEMPOTENCY_KEY_TAKEN',
   /** The store failed (I/O, constraint, connection). */

@@ -483,12 +483,32 @@ export class Coordinator implements HandlerHost, TaskHost {
     idempotencyKey: string | null,
     priority = 0,
   ): LiveCommand {
-    const now = this.now();
-    const c = newRoot(this.ids, now, type, raw, params, idempotencyKey, priority);
+    const c = this.buildRoot(type, raw, params, idempotencyKey, priority);
+    this.adoptRoot(c);
+    return c;
+  }
+
+  /**
+   * A root command built, not yet live (see {@link adoptRoot}): a root with an idempotency key on
+   * a shared store is stored on its own first (`Engine.submit`).
+   */
+  buildRoot(
+    type: CommandType,
+    raw: unknown,
+    params: unknown,
+    idempotencyKey: string | null,
+    priority = 0,
+  ): LiveCommand {
+    return newRoot(this.ids, this.now(), type, raw, params, idempotencyKey, priority);
+  }
+
+  /** Makes a built root live: queued for admission when roots are limited, traced, stepped. */
+  adoptRoot(c: LiveCommand): void {
+    // Its creation time: one clock reading per submission.
+    const now = c.createdAt;
     if (this.roots.limited) this.roots.submit(c, now);
     this.tracing.created(c, null);
     this.#adopt(c, now);
-    return c;
   }
 
   createChild(

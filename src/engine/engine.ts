@@ -11,7 +11,7 @@ import { raceUntil, timeLimit } from '../core/clock.js';
 import { CommandRegistry } from '../core/registry.js';
 import { isTerminal } from '../core/states.js';
 import type { AgentRecord, CommandRecord } from '../core/records.js';
-import type { CommandPage, CommandQuery } from '../store/port.js';
+import { emptyBatch, type CommandPage, type CommandQuery } from '../store/port.js';
 import { isSharedStore } from '../store/shared-port.js';
 import { adopt } from './adopt.js';
 import { activeRows } from './recovery.js';
@@ -334,8 +334,8 @@ export class Engine {
       const pending =
         known ??
         (async (): Promise<KeyedSubmit> => {
-          const existing = await this.#o.store.getCommandByKey(key);
-          if (existing) {
+          const store = this.#o.store;
+          const holder = (existing: CommandRecord): KeyedSubmit => {
             const sameType =
               existing.type === registered.name || registered.aliases.includes(existing.type);
             return {
@@ -343,6 +343,33 @@ export class Engine {
               type: sameType ? registered.name : existing.type,
               params: canonicalJson(existing.params),
             };
+          };
+          const existing = await store.getCommandByKey(key);
+          if (existing) return holder(existing);
+          if (isSharedStore(store) && store.insertKeyedRoot) {
+            // Stored alone before it runs, unless another node took the key meanwhile: one
+            // command per key, and no batch of this node ever meets another's key.
+            const c = co.buildRoot(registered, params, parsed, key, priority);
+            const record = c.toRecord();
+            if (!(await store.insertKeyedRoot(this.#o.nodeId, record))) {
+              const taken = await store.getCommandByKey(key);
+              if (taken === null)
+                throw new CocoError(
+                  ErrorCode.StoreFailed,
+                  `the idempotency key "${key}" was taken and its command is gone (pruned?): try again`,
+                  { retryable: true },
+                );
+              // Else this very row, stored by a try whose answer was lost.
+              if (taken.id !== c.id) return holder(taken);
+            }
+            c.persisted = true;
+            // Who follows the inserts (the job monitor, the metrics) hears of it, before its
+            // first update.
+            if (this.events.has('committed'))
+              this.events.emit('committed', { ...emptyBatch(), commandInserts: [record] });
+            co.adoptRoot(c);
+            co.stepReady();
+            return { id: c.id, type: mine.type, params: mine.params, created: true };
           }
           const c = co.createRoot(registered, params, parsed, key, priority);
           await committer.durable(c);

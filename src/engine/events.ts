@@ -53,7 +53,10 @@ export interface BatchEvent {
 
 /** Events and their payloads. */
 export interface EngineEventMap {
-  /** A batch of changes is durable. */
+  /**
+   * A batch of changes is durable. A root with an idempotency key that a shared store stored on
+   * its own (`SharedStore.insertKeyedRoot`) comes as a batch of its own, its one insert.
+   */
   committed: ChangeBatch;
   /** The size and apply time of each durable batch (metrics). */
   batch: BatchEvent;

@@ -7,6 +7,7 @@
  * @module
  */
 import type { ErrorInfo } from '../core/errors.js';
+import type { CommandRecord } from '../core/records.js';
 import type { ActiveSnapshot, Store } from './port.js';
 
 /** A command type and the newest parameter version this code knows of it. */
@@ -170,6 +171,16 @@ export interface SharedStore extends Store {
    * polling node has replaced since (a newer report of the same task) is kept.
    */
   dropReports(keys: readonly ReportKey[]): Promise<void>;
+  /**
+   * Optional: stores a root command that has an idempotency key, alone, before its tree runs —
+   * unless a command already holds the key: then stores nothing, without an error, and resolves
+   * false (the caller looks the key up; a try whose answer was lost left this very row, found
+   * under the key with the caller's id). Rejects with `LEASE_LOST` if the caller's node is fenced.
+   * Two nodes given one key at once thus make one command, and no batch of either ever meets the
+   * other's key. Without it, a keyed root goes in a batch, and the second of two such batches is
+   * refused (`IDEMPOTENCY_KEY_TAKEN`): its engine halts.
+   */
+  insertKeyedRoot?(nodeId: string, root: CommandRecord): Promise<boolean>;
   /**
    * Asks the node owning a running (pending or waiting) command to cancel it, and signals that
    * node. Resolves with the owner, or null when the command does not exist or is not running.

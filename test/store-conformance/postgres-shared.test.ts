@@ -191,6 +191,41 @@ describePg('postgres shared store', () => {
     expect(await a.claimOrphans('a', KNOWN, 10)).toEqual([]);
   });
 
+  it('insertKeyedRoot: a keyed root stored alone as a batch stores it, unless its key is taken; refused to a fenced node', async () => {
+    const a = env.make({ leaseMs: SHORT_LEASE });
+    const b = env.make();
+    await Promise.all([a.open('a'), b.open('b')]);
+    const root = command(1, { idempotencyKey: 'k' });
+    expect(await b.insertKeyedRoot('b', root)).toBe(true);
+    // As a batch stores a root: owned by the node.
+    expect(await b.getCommand(1)).toEqual({ ...root, owner: 'b' });
+    expect(await b.getCommandByKey('k')).toEqual({ ...root, owner: 'b' });
+    // Its key taken, by another node's root or by this very row (a try whose answer was lost):
+    // nothing stored, no error.
+    await a.heartbeat('a');
+    expect(await a.insertKeyedRoot('a', command(2, { idempotencyKey: 'k' }))).toBe(false);
+    expect(await b.insertKeyedRoot('b', root)).toBe(false);
+    expect(await b.getCommand(2)).toBeNull();
+    // The node's batches take it from there.
+    const waiting = command(1, { idempotencyKey: 'k', status: 'waiting' });
+    await b.apply(batch({ commandUpdates: [commandUpdate(waiting)] }));
+    expect((await b.getCommand(1))?.status).toBe('waiting');
+    // Only a root with a key.
+    await rejectsWith(b.insertKeyedRoot('b', command(3)), ErrorCode.InvalidOptions);
+    await rejectsWith(
+      b.insertKeyedRoot('b', child(4, command(1), 0, { idempotencyKey: 'k4' })),
+      ErrorCode.InvalidOptions,
+    );
+    // A fenced node stores nothing.
+    await expire();
+    expect(await b.claimOrphans('b', KNOWN, 10)).toEqual([]);
+    await rejectsWith(
+      a.insertKeyedRoot('a', command(5, { idempotencyKey: 'k5' })),
+      ErrorCode.LeaseLost,
+    );
+    expect(await b.getCommandByKey('k5')).toBeNull();
+  });
+
   it('close orphans the node’s trees at once and signals the other nodes', async () => {
     const a = env.make();
     const b = env.make();

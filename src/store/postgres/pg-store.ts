@@ -58,7 +58,7 @@ import type {
 import { Applier } from './applier.js';
 import { LaneApplier } from './lanes.js';
 import { PoolAccess } from './pool-access.js';
-import { TYPES, createPool, migrateSchema } from './connection.js';
+import { TYPES, createPool, leaseLost, migrateSchema } from './connection.js';
 import { destroyConnections, endPool, poolFigures, storeFailed } from '../../db/postgres.js';
 import { Listener } from './listen.js';
 import {
@@ -81,7 +81,13 @@ import * as cancels from './cancels.js';
 import * as slots from './admission-slots.js';
 import { buildRetentionSql, pruneQuery, pruneResult, type RetentionSql } from './retention.js';
 import * as shared from './shared.js';
-import { buildSql, jsonText, listCommandsQuery, type Sql } from './statements.js';
+import {
+  buildSql,
+  commandInsertParams,
+  jsonText,
+  listCommandsQuery,
+  type Sql,
+} from './statements.js';
 
 export type { PostgresStoreOptions } from './options.js';
 export { DEFAULT_LEASE_MS, DEFAULT_POOL_SIZE, DEFAULT_STATEMENT_TIMEOUT_MS } from './options.js';
@@ -298,6 +304,26 @@ export class PostgresStore implements SharedStore {
   async getCommand(id: number): Promise<CommandRecord | null> {
     const rows = await this.#rows(this.#sql.getCommand, [id]);
     return rows[0] === undefined ? null : parseOrThrow(parseCommandRow, rows[0]);
+  }
+
+  /** {@inheritDoc SharedStore.insertKeyedRoot} */
+  async insertKeyedRoot(nodeId: string, root: CommandRecord): Promise<boolean> {
+    await this.#ready();
+    const node = this.#registered(nodeId, 'insertKeyedRoot refused');
+    if (root.idempotencyKey === null || root.parentId !== null)
+      throw new CocoError(
+        ErrorCode.InvalidOptions,
+        `insertKeyedRoot: command ${root.id} is not a root with an idempotency key`,
+      );
+    // Safe to repeat: a try whose answer was lost left the row, and the next finds its key taken.
+    const r = await this.#access.query(
+      this.#sql.insertKeyedRoot,
+      [...commandInsertParams([root], node.nodeId), node.epoch],
+      { idempotent: true },
+    );
+    const row = r.rows[0] as { live: number; inserted: number } | undefined;
+    if (row?.live !== 1) throw leaseLost(nodeId, 'insertKeyedRoot refused, nothing was stored');
+    return row.inserted === 1;
   }
 
   async getCommandByKey(idempotencyKey: string): Promise<CommandRecord | null> {

@@ -152,6 +152,16 @@ export function buildSql(schema: string) {
     insertCommands:
       `INSERT INTO ${t.commands} (${COMMAND_INSERT.map(([c]) => c).join(', ')}, owner, first_status, first_at) ` +
       `SELECT u.*, $${n + 1}::text, u.status, u.updated_at FROM ${unnest(COMMAND_INSERT)}`,
+    // A root with an idempotency key, alone and before its tree runs (SharedStore.insertKeyedRoot):
+    // inserted unless a command holds its key (then nothing, and no error), only while the node
+    // is not fenced (as a batch: lockNode). Parameters: insertCommands' ($n + 1: the owner), then
+    // the node's epoch.
+    insertKeyedRoot:
+      `WITH live AS (SELECT 1 FROM ${t.nodes} WHERE node_id = $${n + 1} AND epoch = $${n + 2} AND NOT fenced), ` +
+      `ins AS (INSERT INTO ${t.commands} (${COMMAND_INSERT.map(([c]) => c).join(', ')}, owner, first_status, first_at) ` +
+      `SELECT u.*, $${n + 1}::text, u.status, u.updated_at FROM ${unnest(COMMAND_INSERT)} WHERE EXISTS (SELECT 1 FROM live) ` +
+      'ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING 1) ' +
+      'SELECT (SELECT count(*) FROM live)::int AS live, (SELECT count(*) FROM ins)::int AS inserted',
     // The owner is the opened node: only the node owning a tree writes its commands.
     updateCommands:
       `WITH changed AS (UPDATE ${t.commands} c SET ${set(COMMAND_UPDATE, 1)}, ` +
