@@ -489,8 +489,9 @@ export class Coordinator implements HandlerHost, TaskHost {
   }
 
   /**
-   * A root command built, not yet live (see {@link adoptRoot}): a root with an idempotency key on
-   * a shared store is stored on its own first (`Engine.submit`).
+   * A root command built and traced (its row carries its trace context), not yet live (see
+   * {@link adoptRoot}): a root with an idempotency key on a shared store is stored on its own
+   * first (`Engine.submit`), and dropped ({@link dropRoot}) if the key was taken.
    */
   buildRoot(
     type: CommandType,
@@ -499,16 +500,22 @@ export class Coordinator implements HandlerHost, TaskHost {
     idempotencyKey: string | null,
     priority = 0,
   ): LiveCommand {
-    return newRoot(this.ids, this.now(), type, raw, params, idempotencyKey, priority);
+    const c = newRoot(this.ids, this.now(), type, raw, params, idempotencyKey, priority);
+    this.tracing.created(c, null);
+    return c;
   }
 
-  /** Makes a built root live: queued for admission when roots are limited, traced, stepped. */
+  /** Makes a built root live: queued for admission when roots are limited, stepped. */
   adoptRoot(c: LiveCommand): void {
     // Its creation time: one clock reading per submission.
     const now = c.createdAt;
     if (this.roots.limited) this.roots.submit(c, now);
-    this.tracing.created(c, null);
     this.#adopt(c, now);
+  }
+
+  /** A built root never stored (its idempotency key was another command's): its span ends. */
+  dropRoot(c: LiveCommand): void {
+    this.tracing.dropped(c);
   }
 
   createChild(

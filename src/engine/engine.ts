@@ -12,12 +12,13 @@ import { CommandRegistry } from '../core/registry.js';
 import { isTerminal } from '../core/states.js';
 import type { AgentRecord, CommandRecord } from '../core/records.js';
 import { emptyBatch, type CommandPage, type CommandQuery } from '../store/port.js';
-import { isSharedStore } from '../store/shared-port.js';
+import { isSharedStore, type SharedStore } from '../store/shared-port.js';
 import { adopt } from './adopt.js';
 import { activeRows } from './recovery.js';
 import type { AdmissionLimits, AgentAdmissionStats } from './admission.js';
 import type { RootTypeStats } from './root-admission.js';
 import { assertLeaseFits } from './cluster.js';
+import type { Coordinator } from './coordinator.js';
 import { EngineEvents, type EngineEventMap, type EngineEventName } from './events.js';
 import {
   compileOptions,
@@ -335,42 +336,10 @@ export class Engine {
         known ??
         (async (): Promise<KeyedSubmit> => {
           const store = this.#o.store;
-          const holder = (existing: CommandRecord): KeyedSubmit => {
-            const sameType =
-              existing.type === registered.name || registered.aliases.includes(existing.type);
-            return {
-              id: existing.id,
-              type: sameType ? registered.name : existing.type,
-              params: canonicalJson(existing.params),
-            };
-          };
           const existing = await store.getCommandByKey(key);
-          if (existing) return holder(existing);
-          if (isSharedStore(store) && store.insertKeyedRoot) {
-            // Stored alone before it runs, unless another node took the key meanwhile: one
-            // command per key, and no batch of this node ever meets another's key.
-            const c = co.buildRoot(registered, params, parsed, key, priority);
-            const record = c.toRecord();
-            if (!(await store.insertKeyedRoot(this.#o.nodeId, record))) {
-              const taken = await store.getCommandByKey(key);
-              if (taken === null)
-                throw new CocoError(
-                  ErrorCode.StoreFailed,
-                  `the idempotency key "${key}" was taken and its command is gone (pruned?): try again`,
-                  { retryable: true },
-                );
-              // Else this very row, stored by a try whose answer was lost.
-              if (taken.id !== c.id) return holder(taken);
-            }
-            c.persisted = true;
-            // Who follows the inserts (the job monitor, the metrics) hears of it, before its
-            // first update.
-            if (this.events.has('committed'))
-              this.events.emit('committed', { ...emptyBatch(), commandInserts: [record] });
-            co.adoptRoot(c);
-            co.stepReady();
-            return { id: c.id, type: mine.type, params: mine.params, created: true };
-          }
+          if (existing) return keyHolder(existing, registered);
+          if (isSharedStore(store) && store.insertKeyedRoot)
+            return this.#submitAlone(store, co, registered, params, parsed, key, priority, mine);
           const c = co.createRoot(registered, params, parsed, key, priority);
           await committer.durable(c);
           return { id: c.id, type: mine.type, params: mine.params, created: true };
@@ -398,6 +367,51 @@ export class Engine {
     co.stepReady();
     await durable;
     return { id: c.id };
+  }
+
+  /**
+   * A keyed root on a shared store that stores one alone (`SharedStore.insertKeyedRoot`): stored
+   * before it runs, unless another node took the key meanwhile — one command per key, and no
+   * batch of this node ever meets another's key. Resolves with the command holding the key.
+   */
+  async #submitAlone(
+    store: SharedStore,
+    co: Coordinator,
+    registered: CommandType,
+    params: unknown,
+    parsed: unknown,
+    key: string,
+    priority: number,
+    mine: { readonly type: string; readonly params: string },
+  ): Promise<KeyedSubmit> {
+    const c = co.buildRoot(registered, params, parsed, key, priority);
+    const record = c.toRecord();
+    try {
+      if (!(await store.insertKeyedRoot!(this.#o.nodeId, record))) {
+        const taken = await store.getCommandByKey(key);
+        if (taken === null)
+          throw new CocoError(
+            ErrorCode.StoreFailed,
+            `the idempotency key "${key}" was taken and its command is gone (pruned?): try again`,
+            { retryable: true },
+          );
+        // Else this very row, stored by a try whose answer was lost.
+        if (taken.id !== c.id) {
+          co.dropRoot(c);
+          return keyHolder(taken, registered);
+        }
+      }
+    } catch (error) {
+      co.dropRoot(c);
+      throw error;
+    }
+    c.persisted = true;
+    // Who follows the inserts (the job view, the metrics) hears of it before its first update.
+    if (this.events.has('committed'))
+      this.events.emit('committed', { ...emptyBatch(), commandInserts: [record] });
+    co.adoptRoot(c);
+    co.stepReady();
+    return { id: c.id, type: mine.type, params: mine.params, created: true };
   }
 
   /**
@@ -762,6 +776,16 @@ export class Engine {
         );
     }
   }
+}
+
+/** What a submission with a key answers when `existing` holds the key (see `Engine.submit`). */
+function keyHolder(existing: CommandRecord, registered: CommandType): KeyedSubmit {
+  const sameType = existing.type === registered.name || registered.aliases.includes(existing.type);
+  return {
+    id: existing.id,
+    type: sameType ? registered.name : existing.type,
+    params: canonicalJson(existing.params),
+  };
 }
 
 /** A submit's priority: an integer (0 when absent); else `PARAMETERS_INVALID`. */

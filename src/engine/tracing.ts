@@ -121,6 +121,15 @@ export class Tracing {
     for (const t of c.tasks) if (!t.ended) this.task(t, true);
   }
 
+  /** A command built but never stored (its idempotency key was taken): its span ends so. */
+  dropped(c: LiveCommand): void {
+    const span = c.span;
+    if (!span) return;
+    c.span = null;
+    span.setAttribute('coco.command.outcome', 'not stored: idempotency key taken');
+    span.end();
+  }
+
   /** A command's end is durable: its span ends with the outcome. */
   ended(c: LiveCommand): void {
     const span = c.span;

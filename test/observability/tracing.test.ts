@@ -22,6 +22,9 @@ import { createEngine, type Engine } from '../../src/engine/engine.js';
 import { startAgent } from '../../src/reference-agent/index.js';
 import { storageVerbs } from '../../src/reference-agent/storage/verbs.js';
 import { sqliteStore } from '../../src/store/sqlite/sqlite-store.js';
+import { postgresStore, type PostgresStore } from '../../src/store/postgres/pg-store.js';
+import { inProcessAgents } from '../../src/brokers/in-process/broker.js';
+import { PG_URL, describePg, freshSchema } from '../support/pg.js';
 import { diskCommands, diskCreate, diskMigrate } from '../../examples/disk/index.js';
 import { Journal, testCommands } from '../support/commands.js';
 import { TOKENS } from '../support/api.js';
@@ -258,5 +261,53 @@ describe('traces', () => {
     } finally {
       trace.setGlobalTracerProvider(provider);
     }
+  });
+});
+
+describePg('traces on PostgreSQL', () => {
+  it('a keyed root, stored on its own before it runs, keeps its trace context; one whose key was taken ends its span unstored', async () => {
+    const fresh = freshSchema('coco_trace_key');
+    cleanups.push(() => fresh.drop());
+    const t = testCommands(new Journal());
+    const agents = inProcessAgents(['a1']);
+    const node = async (nodeId: string, store: PostgresStore): Promise<Engine> => {
+      const engine = createEngine({ store, agents, commands: t.all, nodeId, logger: silent });
+      await engine.start();
+      cleanups.push(() => engine.stop());
+      return engine;
+    };
+    const a = await node('trace-a', postgresStore({ url: PG_URL, schema: fresh.schema }));
+    // Node b looks for the key in the instant before a stored it (the race across nodes).
+    const storeB = postgresStore({ url: PG_URL, schema: fresh.schema });
+    const lookUp = storeB.getCommandByKey.bind(storeB);
+    let early = true;
+    storeB.getCommandByKey = (key) =>
+      early ? ((early = false), Promise.resolve(null)) : lookUp(key);
+    const b = await node('trace-b', storeB);
+
+    const caller = trace.getTracer('test').startSpan('caller');
+    const submit = (engine: Engine): Promise<{ id: number; existing?: true }> =>
+      context.with(trace.setSpan(context.active(), caller), () =>
+        engine.submit(t.leaf, { name: 'keyed' }, { idempotencyKey: 'trace-key' }),
+      );
+    const first = await submit(a);
+    expect(await submit(b)).toEqual({ id: first.id, existing: true });
+    caller.end();
+    await a.waitFor(first.id);
+    const named = (s: ReadableSpan): boolean => s.name === `command ${t.leaf.name}`;
+    await spansSettled((spans) => spans.filter(named).length === 2);
+    const spans = exporter.getFinishedSpans().filter(named);
+    // The stored one: its row names its span, under the caller's.
+    const root = one(spans, (s) => s.attributes['coco.command.id'] === first.id);
+    expect(root.attributes['coco.command.outcome']).toBe('succeeded');
+    expect(parentOf(root)).toBe(caller.spanContext().spanId);
+    expect(parseTraceParent((await a.get(first.id))!.traceContext)).toMatchObject({
+      traceId: caller.spanContext().traceId,
+      spanId: idOf(root),
+    });
+    // The one never stored: its span ended, saying so.
+    const dropped = one(spans, (s) => s.attributes['coco.command.id'] !== first.id);
+    expect(dropped.attributes['coco.command.outcome']).toBe('not stored: idempotency key taken');
+    expect(await b.get(Number(dropped.attributes['coco.command.id']))).toBeNull();
   });
 });
