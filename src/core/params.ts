@@ -106,6 +106,16 @@ function checkJson(
 }
 
 /**
+ * Whether text can be stored as it is on every store: PostgreSQL's `text` cannot hold U+0000, and
+ * a batch holding one is refused every time it is tried (the node stalls behind it). Strings
+ * inside JSON values are stored escaped and need no check; text stored raw — an idempotency key,
+ * a task's agent and verb, an entity's kind and id — does.
+ */
+export function storableText(text: string): boolean {
+  return !text.includes('\u0000');
+}
+
+/**
  * Checks that a value survives JSON storage unchanged in meaning (plain objects, arrays,
  * finite numbers, strings, booleans, null). Throws a {@link ValidationError} naming the field.
  */

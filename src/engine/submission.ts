@@ -8,7 +8,7 @@
  */
 import type { CommandType } from '../core/command-type.js';
 import { CocoError, ErrorCode, ValidationError } from '../core/errors.js';
-import { validateParams, validateParamsSync } from '../core/params.js';
+import { storableText, validateParams, validateParamsSync } from '../core/params.js';
 import type { CommandRegistry } from '../core/registry.js';
 
 /** The engine's registration of a command type; refuses an unknown name or another version. */
@@ -57,7 +57,7 @@ export async function parseParams(type: CommandType, params: unknown): Promise<u
   return (validateParamsSync(type, params) ?? { value: await validateParams(type, params) }).value;
 }
 
-/** Refuses an idempotency key that is not a string of 1 to 200 characters. */
+/** Refuses an idempotency key that is not a string of 1 to 200 characters, without U+0000. */
 export function checkIdempotencyKey(key: unknown): asserts key is string {
   if (typeof key !== 'string' || key.length === 0 || key.length > 200) {
     throw new CocoError(
@@ -65,6 +65,11 @@ export function checkIdempotencyKey(key: unknown): asserts key is string {
       'idempotencyKey must be a string of 1 to 200 characters',
     );
   }
+  if (!storableText(key))
+    throw new CocoError(
+      ErrorCode.ParametersInvalid,
+      'idempotencyKey must not contain U+0000 (NUL), which a store cannot keep',
+    );
 }
 
 /**

@@ -9,7 +9,7 @@ import type { TaskStatusReport } from '../brokers/port.js';
 import type { Clock } from '../core/clock.js';
 import type { Logger, TaskSpec } from '../core/command-type.js';
 import { CocoError, ErrorCode, ValidationError, type ErrorInfo } from '../core/errors.js';
-import { assertJson } from '../core/params.js';
+import { assertJson, storableText } from '../core/params.js';
 import type { TaskStatus } from '../core/states.js';
 import { agentTaskId } from '../core/records.js';
 import type { Committer } from './committer.js';
@@ -225,6 +225,9 @@ export class TaskTracker implements DispatcherEvents {
       badTask(c, 'agent', 'must be a non-empty string');
     if (typeof spec.verb !== 'string' || spec.verb === '')
       badTask(c, 'verb', 'must be a non-empty string');
+    // Often taken from a submission's parameters: refused here, not by the store for ever.
+    if (!storableText(spec.agent)) badTask(c, 'agent', NUL_REFUSED);
+    if (!storableText(spec.verb)) badTask(c, 'verb', NUL_REFUSED);
     if (
       spec.deadlineMs !== undefined &&
       !(typeof spec.deadlineMs === 'number' && spec.deadlineMs > 0)
@@ -504,6 +507,9 @@ function taskError(t: LiveTask): CocoError {
  * Rejects a task spec: the field at `path` is wrong. A function of the module, not a closure
  * made by every {@link TaskTracker.create} (one allocation per task, in code that runs for all).
  */
+/** Why text with U+0000 is refused (see `storableText`). */
+const NUL_REFUSED = 'must not contain U+0000 (NUL), which a store cannot keep';
+
 function badTask(c: LiveCommand, path: string, message: string): never {
   throw new ValidationError(`invalid task for command ${c.id} (${c.type.name})`, [
     { path, message },
