@@ -58,12 +58,31 @@ export function whenAborted(signal: AbortSignal | undefined): Promise<void> {
   });
 }
 
+/**
+ * The longest delay Node's timers keep: one past 2^31 − 1 ms (about 24.8 days) fires at once
+ * (with a warning). The system clock waits a longer delay in steps of this.
+ */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** The real clock. */
 export const systemClock: Clock = {
   now: () => Date.now(),
   setTimer(ms, fn) {
-    const t = setTimeout(fn, Math.max(0, ms));
-    t.unref();
+    if (ms <= MAX_TIMER_MS) {
+      const t = setTimeout(fn, Math.max(0, ms));
+      t.unref();
+      return { cancel: () => clearTimeout(t) };
+    }
+    // A task deadline or a command timeout of a month: before, it fired at once.
+    let t: NodeJS.Timeout;
+    const wait = (left: number): void => {
+      t =
+        left > MAX_TIMER_MS
+          ? setTimeout(() => wait(left - MAX_TIMER_MS), MAX_TIMER_MS)
+          : setTimeout(fn, left);
+      t.unref();
+    };
+    wait(ms);
     return { cancel: () => clearTimeout(t) };
   },
 };

@@ -7,6 +7,7 @@
 import type { StandardSchemaV1 } from '@standard-schema/spec';
 import { CocoError, ErrorCode, type ErrorInfo } from './errors.js';
 import type { CommandStatus, CompensationStatus, TaskStatus } from './states.js';
+import { isDuration } from './params.js';
 
 /** A JSON value: what parameters, results, task arguments and undo data must be. */
 export type Json =
@@ -24,13 +25,16 @@ export type ChildMode = 'concurrent' | 'serial';
 
 /** An async task to start on an agent. */
 export interface TaskSpec {
-  /** Agent id, as the agent broker knows it. */
+  /** Agent id, as the agent broker knows it (without U+0000). */
   readonly agent: string;
-  /** The verb the agent runs (for example `volume.copy`). */
+  /** The verb the agent runs (for example `volume.copy`; without U+0000). */
   readonly verb: string;
   /** Arguments for the verb; must be JSON. */
   readonly args?: Json;
-  /** Fail and stop the task if it has not ended this many milliseconds after it was created. */
+  /**
+   * Fail and stop the task if it has not ended this many milliseconds after it was created (or
+   * admitted): a positive number up to 100 years, rounded up to a whole ms.
+   */
   readonly deadlineMs?: number;
 }
 
@@ -177,9 +181,9 @@ export interface UndoContext<P> extends BaseContext<P> {
 export interface RetryOptions {
   /** Attempts per handler before its command fails. @default 5 */
   readonly maxAttempts?: number;
-  /** Delay before the first retry; doubles each time. @default 200 */
+  /** Delay before the first retry (0, or ms up to 100 years); doubles each time. @default 200 */
   readonly backoffMs?: number;
-  /** Upper bound of the retry delay. @default 30_000 */
+  /** Upper bound of the retry delay (0, or ms up to 100 years). @default 30_000 */
   readonly maxBackoffMs?: number;
 }
 
@@ -235,7 +239,10 @@ export interface CommandDefinition<P, I = P, U extends string = never> {
   };
   /** @default 'wait-all' */
   readonly failurePolicy?: FailurePolicy;
-  /** Fail the command if it has not ended this long after it was created. */
+  /**
+   * Fail the command if it has not ended this long after it was created: ms, positive, up to 100
+   * years, rounded up to a whole ms.
+   */
   readonly timeoutMs?: number;
   readonly retry?: RetryOptions;
   /**
@@ -344,7 +351,14 @@ export function defineCommand<P, I = P, U extends string = never>(
   };
   if (!Number.isInteger(retry.maxAttempts) || retry.maxAttempts < 1)
     bad('retry.maxAttempts must be an integer >= 1');
-  if (def.timeoutMs !== undefined && !(def.timeoutMs > 0)) bad('timeoutMs must be positive');
+  if (def.timeoutMs !== undefined && !isDuration(def.timeoutMs))
+    bad('timeoutMs must be a positive number of ms, at most 100 years');
+  for (const [name, ms] of [
+    ['retry.backoffMs', retry.backoffMs],
+    ['retry.maxBackoffMs', retry.maxBackoffMs],
+  ] as const)
+    if (ms !== 0 && !isDuration(ms))
+      bad(`${name} must be 0 or a positive number of ms, at most 100 years`);
   const maxStages = def.maxStages ?? DEFAULT_MAX_STAGES;
   if (!Number.isInteger(maxStages) || maxStages < 1) bad('maxStages must be an integer >= 1');
   const handlers: CommandHandlers = {
@@ -364,7 +378,8 @@ export function defineCommand<P, I = P, U extends string = never>(
     upgrades: Object.freeze({ ...upgrades }),
     childMode: def.next ? 'serial' : 'concurrent',
     failurePolicy: def.failurePolicy ?? 'wait-all',
-    timeoutMs: def.timeoutMs ?? null,
+    // A whole ms (the stores keep times as integers), never early.
+    timeoutMs: def.timeoutMs === undefined ? null : Math.ceil(def.timeoutMs),
     retry: Object.freeze(retry),
     maxStages,
     handlers: Object.freeze(handlers),

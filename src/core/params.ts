@@ -106,6 +106,19 @@ function checkJson(
 }
 
 /**
+ * The longest duration a command or a task may be given (a timeout, a deadline, a retry's
+ * back-off): 100 years. The time it ends at then still fits the stores' 64-bit integer columns
+ * with room to spare; an endless one (`Infinity`) or one past them would be refused by the store
+ * on every try.
+ */
+export const MAX_DURATION_MS = 100 * 365 * 24 * 3_600_000;
+
+/** Whether `ms` is a duration a command or a task may be given: finite, positive, at most 100 years. */
+export function isDuration(ms: unknown): ms is number {
+  return typeof ms === 'number' && ms > 0 && ms <= MAX_DURATION_MS;
+}
+
+/**
  * Whether text can be stored as it is on every store: PostgreSQL's `text` cannot hold U+0000, and
  * a batch holding one is refused every time it is tried (the node stalls behind it). Strings
  * inside JSON values are stored escaped and need no check; text stored raw — an idempotency key,

@@ -9,7 +9,7 @@ import type { TaskStatusReport } from '../brokers/port.js';
 import type { Clock } from '../core/clock.js';
 import type { Logger, TaskSpec } from '../core/command-type.js';
 import { CocoError, ErrorCode, ValidationError, type ErrorInfo } from '../core/errors.js';
-import { assertJson, storableText } from '../core/params.js';
+import { assertJson, isDuration, storableText } from '../core/params.js';
 import type { TaskStatus } from '../core/states.js';
 import { agentTaskId } from '../core/records.js';
 import type { Committer } from './committer.js';
@@ -228,17 +228,14 @@ export class TaskTracker implements DispatcherEvents {
     // Often taken from a submission's parameters: refused here, not by the store for ever.
     if (!storableText(spec.agent)) badTask(c, 'agent', NUL_REFUSED);
     if (!storableText(spec.verb)) badTask(c, 'verb', NUL_REFUSED);
-    if (
-      spec.deadlineMs !== undefined &&
-      !(typeof spec.deadlineMs === 'number' && spec.deadlineMs > 0)
-    ) {
-      badTask(c, 'deadlineMs', 'must be a positive number');
-    }
+    if (spec.deadlineMs !== undefined && !isDuration(spec.deadlineMs))
+      badTask(c, 'deadlineMs', 'must be a positive number of ms, at most 100 years');
     if (spec.args !== undefined)
       assertJson(spec.args, `invalid task arguments for command ${c.id} (${c.type.name})`);
     const now = this.#clock.now();
     const ordinal = c.tasks.length;
-    const deadlineAt = spec.deadlineMs === undefined ? null : now + spec.deadlineMs;
+    // A whole ms (the stores keep times as integers), never early.
+    const deadlineAt = spec.deadlineMs === undefined ? null : now + Math.ceil(spec.deadlineMs);
     const limited = this.admission.limited(spec.agent);
     const t = new LiveTask(
       c,

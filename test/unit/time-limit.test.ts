@@ -1,6 +1,12 @@
-/** Time limits on the clock port (core/clock.ts): what a bounded stop is built on. */
-import { describe, expect, it } from 'vitest';
-import { ManualClock, raceUntil, timeLimit, whenAborted } from '../../src/core/clock.js';
+/** Time limits and timers on the clock port (core/clock.ts): what a bounded stop and deadlines are built on. */
+import { describe, expect, it, vi } from 'vitest';
+import {
+  ManualClock,
+  raceUntil,
+  systemClock,
+  timeLimit,
+  whenAborted,
+} from '../../src/core/clock.js';
 
 /** Whether `p` has settled once the microtasks queued now have run. */
 async function settled(p: Promise<unknown>): Promise<boolean> {
@@ -55,5 +61,33 @@ describe('raceUntil', () => {
     // Failing after the limit: not reported (an unhandled rejection would fail the run).
     fail(new Error('late'));
     await new Promise((r) => setImmediate(r));
+  });
+});
+
+describe('systemClock.setTimer', () => {
+  const DAY = 24 * 3_600_000;
+
+  it('waits a delay past 2^31 − 1 ms (24.8 days) in full: before, Node fired it at once', () => {
+    vi.useFakeTimers();
+    try {
+      const fired: number[] = [];
+      const start = Date.now();
+      systemClock.setTimer(30 * DAY, () => fired.push(Date.now() - start));
+      const cancelled = systemClock.setTimer(30 * DAY, () => fired.push(-1));
+      vi.advanceTimersByTime(1);
+      expect(fired).toEqual([]);
+      vi.advanceTimersByTime(25 * DAY);
+      expect(fired).toEqual([]);
+      // Cancelled after its first step: never fires.
+      cancelled.cancel();
+      vi.advanceTimersByTime(5 * DAY - 2);
+      expect(fired).toEqual([]);
+      vi.advanceTimersByTime(1);
+      expect(fired).toEqual([30 * DAY]);
+      vi.advanceTimersByTime(100 * DAY);
+      expect(fired).toEqual([30 * DAY]);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
