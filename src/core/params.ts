@@ -128,6 +128,9 @@ export function storableText(text: string): boolean {
   return !text.includes('\u0000');
 }
 
+/** What a field whose text is not {@link storableText} is told. */
+export const UNSTORABLE_TEXT = 'must not contain U+0000 (NUL), which a store cannot keep';
+
 /**
  * Checks that a value survives JSON storage unchanged in meaning (plain objects, arrays,
  * finite numbers, strings, booleans, null). Throws a {@link ValidationError} naming the field.

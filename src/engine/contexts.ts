@@ -27,7 +27,7 @@ import type {
 } from '../core/command-type.js';
 import { withFields } from '../core/command-type.js';
 import { CocoError, ErrorCode, ValidationError, type ErrorInfo } from '../core/errors.js';
-import { assertJson, storableText } from '../core/params.js';
+import { assertJson, storableText, UNSTORABLE_TEXT } from '../core/params.js';
 import type { EntityWrite } from '../core/records.js';
 import type { ChildState, LiveCommand, LiveTask } from './live.js';
 import { paramsUnavailable } from './unloadable.js';
@@ -201,10 +201,7 @@ class BaseCtx {
       );
     }
     if (!storableText(kind) || !storableText(id))
-      throw new CocoError(
-        ErrorCode.ParametersInvalid,
-        'entity kind and id must not contain U+0000 (NUL), which a store cannot keep',
-      );
+      throw new CocoError(ErrorCode.ParametersInvalid, `entity kind and id ${UNSTORABLE_TEXT}`);
     if (value !== null) assertJson(value, `command ${this.c.id}: entity ${kind}/${id}`);
     const x = this.extras();
     (x.writes ??= new Map()).set(`${kind}\u0000${id}`, {

@@ -8,7 +8,12 @@
  */
 import type { CommandType } from '../core/command-type.js';
 import { CocoError, ErrorCode, ValidationError } from '../core/errors.js';
-import { storableText, validateParams, validateParamsSync } from '../core/params.js';
+import {
+  storableText,
+  UNSTORABLE_TEXT,
+  validateParams,
+  validateParamsSync,
+} from '../core/params.js';
 import type { CommandRegistry } from '../core/registry.js';
 
 /** The engine's registration of a command type; refuses an unknown name or another version. */
@@ -66,10 +71,7 @@ export function checkIdempotencyKey(key: unknown): asserts key is string {
     );
   }
   if (!storableText(key))
-    throw new CocoError(
-      ErrorCode.ParametersInvalid,
-      'idempotencyKey must not contain U+0000 (NUL), which a store cannot keep',
-    );
+    throw new CocoError(ErrorCode.ParametersInvalid, `idempotencyKey ${UNSTORABLE_TEXT}`);
 }
 
 /**

@@ -9,7 +9,7 @@ import type { TaskStatusReport } from '../brokers/port.js';
 import type { Clock } from '../core/clock.js';
 import type { Logger, TaskSpec } from '../core/command-type.js';
 import { CocoError, ErrorCode, ValidationError, type ErrorInfo } from '../core/errors.js';
-import { assertJson, isDuration, storableText } from '../core/params.js';
+import { assertJson, isDuration, storableText, UNSTORABLE_TEXT } from '../core/params.js';
 import type { TaskStatus } from '../core/states.js';
 import { agentTaskId } from '../core/records.js';
 import type { Committer } from './committer.js';
@@ -226,8 +226,8 @@ export class TaskTracker implements DispatcherEvents {
     if (typeof spec.verb !== 'string' || spec.verb === '')
       badTask(c, 'verb', 'must be a non-empty string');
     // Often taken from a submission's parameters: refused here, not by the store for ever.
-    if (!storableText(spec.agent)) badTask(c, 'agent', NUL_REFUSED);
-    if (!storableText(spec.verb)) badTask(c, 'verb', NUL_REFUSED);
+    if (!storableText(spec.agent)) badTask(c, 'agent', UNSTORABLE_TEXT);
+    if (!storableText(spec.verb)) badTask(c, 'verb', UNSTORABLE_TEXT);
     if (spec.deadlineMs !== undefined && !isDuration(spec.deadlineMs))
       badTask(c, 'deadlineMs', 'must be a positive number of ms, at most 100 years');
     if (spec.args !== undefined)
@@ -504,9 +504,6 @@ function taskError(t: LiveTask): CocoError {
  * Rejects a task spec: the field at `path` is wrong. A function of the module, not a closure
  * made by every {@link TaskTracker.create} (one allocation per task, in code that runs for all).
  */
-/** Why text with U+0000 is refused (see `storableText`). */
-const NUL_REFUSED = 'must not contain U+0000 (NUL), which a store cannot keep';
-
 function badTask(c: LiveCommand, path: string, message: string): never {
   throw new ValidationError(`invalid task for command ${c.id} (${c.type.name})`, [
     { path, message },

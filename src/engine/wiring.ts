@@ -20,10 +20,13 @@ import type { LiveCommand } from './live.js';
 import type { CompiledEngineOptions } from './options.js';
 
 /**
- * Batch failures that halt the engine instead of being retried: the store will refuse the batch
- * every time (see {@link buildRuntime}'s `halt`).
+ * Why an engine halts (`Engine.#halt`): batch failures the store would refuse every time, so not
+ * retried (see {@link buildRuntime}'s `halt`). A node rejoins on each (server/rejoin.ts).
  */
-const HALTS: ReadonlySet<string> = new Set([ErrorCode.LeaseLost, ErrorCode.IdempotencyKeyTaken]);
+export const HALTING_CODES: ReadonlySet<string> = new Set([
+  ErrorCode.LeaseLost,
+  ErrorCode.IdempotencyKeyTaken,
+]);
 
 /**
  * The running parts of an engine, built once per start, each with what it needs: the committer
@@ -78,7 +81,7 @@ export async function buildRuntime(
     },
     (error, attempt) => {
       // Refused for good: retried, the batch would be refused again (and the node stall).
-      if (error instanceof CocoError && HALTS.has(error.code)) {
+      if (error instanceof CocoError && HALTING_CODES.has(error.code)) {
         halt(error);
         return;
       }

@@ -11,6 +11,7 @@
 import type { Logger } from '../core/command-type.js';
 import { ErrorCode, type ErrorInfo } from '../core/errors.js';
 import type { Engine } from '../engine/engine.js';
+import { HALTING_CODES } from '../engine/wiring.js';
 
 /**
  * The exit code of a node that lost its lease with `onLeaseLost: 'exit'`: EX_TEMPFAIL of
@@ -25,12 +26,6 @@ export const EXIT_LEASE_LOST = 75;
  */
 const REJOIN_RETRY_BASE_MS = 250;
 const REJOIN_RETRY_MAX_MS = 10_000;
-
-/** Why an engine halts (engine.ts `#halt`): each makes the node rejoin (or exit). */
-const REJOINS_ON: ReadonlySet<string> = new Set([
-  ErrorCode.LeaseLost,
-  ErrorCode.IdempotencyKeyTaken,
-]);
 
 /** What a node does when its lease is lost: rejoin as a fresh node, or exit for a supervisor. */
 export type OnLeaseLost = 'rejoin' | 'exit';
@@ -109,7 +104,7 @@ export class Rejoiner<G extends Generation> {
    * and the node goes on as a fresh one (or exits, `onLeaseLost`).
    */
   #halted(g: G, error: ErrorInfo): void {
-    if (this.#closed || !REJOINS_ON.has(error.code) || this.#current !== g) return;
+    if (this.#closed || !HALTING_CODES.has(error.code) || this.#current !== g) return;
     const { logger } = this.#o;
     if ((this.#o.onLeaseLost ?? 'rejoin') === 'exit') {
       logger.error(
