@@ -509,7 +509,10 @@ export class Coordinator implements HandlerHost, TaskHost {
   adoptRoot(c: LiveCommand): void {
     // Its creation time: one clock reading per submission.
     const now = c.createdAt;
-    if (this.roots.limited) this.roots.submit(c, now);
+    if (this.roots.limited) {
+      c.queuedSince = null; // (a keyed root stored as queued: see Engine.#submitAlone)
+      this.roots.submit(c, now);
+    }
     this.#adopt(c, now);
   }
 

@@ -385,6 +385,9 @@ export class Engine {
     mine: { readonly type: string; readonly params: string },
   ): Promise<KeyedSubmit> {
     const c = co.buildRoot(registered, params, parsed, key, priority);
+    // Stored waiting for admission when roots are limited (adoptRoot decides): a crash before its
+    // first batch leaves it queued, not admitted past the limit.
+    if (co.roots.limited) c.queuedSince = c.createdAt;
     const record = c.toRecord();
     try {
       if (!(await store.insertKeyedRoot!(this.#o.nodeId, record))) {

@@ -20,7 +20,8 @@ import { defineCommand } from '../../src/core/command-type.js';
 import { parseConfig } from '../../src/config/config.js';
 import type { Engine } from '../../src/engine/engine.js';
 import { startNode, type CocoNode } from '../../src/server/node.js';
-import { PostgresStore } from '../../src/store/postgres/pg-store.js';
+import { PostgresStore, postgresStore } from '../../src/store/postgres/pg-store.js';
+import { createEngine } from '../../src/engine/engine.js';
 import { onCleanup, until } from '../brokers/http-setup.js';
 import { PG_URL, adminQuery, describePg, freshSchema } from '../support/pg.js';
 import { parsePrometheusText, sampleValue } from '../support/prom-text.js';
@@ -171,4 +172,31 @@ describePg('one idempotency key on two nodes at once', () => {
     expect(halts.length).toBeGreaterThan(0);
     expect(new Set(halts)).toEqual(new Set(['IDEMPOTENCY_KEY_TAKEN']));
   }, 120_000);
+
+  it('with roots limited, a keyed root is stored waiting for admission: a crash before its first batch never admits it past the limit', async () => {
+    const fresh = freshSchema('coco_keyqueue');
+    onCleanup(() => fresh.drop());
+    const store = postgresStore({ url: PG_URL, schema: fresh.schema });
+    const stored: (number | null)[] = [];
+    const insert = store.insertKeyedRoot.bind(store);
+    store.insertKeyedRoot = (nodeId, root) => {
+      stored.push(root.queuedSince);
+      return insert(nodeId, root);
+    };
+    const engine = createEngine({
+      store,
+      agents: inProcessAgents(['a1']),
+      commands: [noop],
+      limits: { maxRunningRoots: 1 },
+      logger: { debug() {}, info() {}, warn() {}, error() {} },
+    });
+    await engine.start();
+    onCleanup(() => engine.stop());
+    const { id } = await engine.submit(noop, { n: 1 }, { idempotencyKey: 'queued' });
+    expect(stored).toHaveLength(1);
+    expect(stored[0]).toBeTypeOf('number');
+    // Then admitted at once (there is room), and run.
+    expect((await engine.waitFor(id)).status).toBe('succeeded');
+    expect((await engine.get(id))?.queuedSince).toBeNull();
+  });
 });
