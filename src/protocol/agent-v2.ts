@@ -55,6 +55,16 @@ const taskId = z
   .min(1)
   .max(200)
   .regex(/^[A-Za-z0-9._:-]+$/, 'task ids use letters, digits and . _ : -');
+/**
+ * An agent's boot id, in every answer: at most 200 characters, without U+0000 (the engine stores
+ * it with the agent's row, and PostgreSQL's text cannot hold NUL: such a row was never saved).
+ */
+const bootId = z
+  .string()
+  .max(200)
+  // A pattern, not a refinement, so that the JSON Schema says it too.
+  // eslint-disable-next-line no-control-regex -- U+0000 is the one character refused here
+  .regex(/^[^\u0000]*$/, 'boot ids have no U+0000');
 const errorInfo = z.object({
   code: z.string().min(1),
   message: z.string(),
@@ -79,7 +89,7 @@ export const healthResponse = z.object({
   protocol: z.literal(PROTOCOL_VERSION),
   agentId: z.string().min(1),
   /** Changes at every start of the agent process: the engine sees a restart through it. */
-  bootId: z.string().min(1),
+  bootId: bootId.min(1),
   /** Software version of the agent. */
   version: z.string(),
   verbs: z.array(z.string()),
@@ -107,7 +117,7 @@ export const startRequest = z.object({
     .max(MAX_BATCH),
 });
 export const startResponse = z.object({
-  bootId: z.string(),
+  bootId,
   results: z.array(
     z.discriminatedUnion('accepted', [
       z.object({ taskId, accepted: z.literal(true) }),
@@ -118,15 +128,15 @@ export const startResponse = z.object({
 
 /** `POST /v2/tasks/status`: statuses of many tasks, one entry per id, in order. */
 export const statusRequest = z.object({ taskIds });
-export const statusResponse = z.object({ bootId: z.string(), tasks: z.array(taskStatus) });
+export const statusResponse = z.object({ bootId, tasks: z.array(taskStatus) });
 
 /** `POST /v2/tasks/stop` and `POST /v2/tasks/clear`: unknown ids are ignored. */
 export const idsRequest = z.object({ taskIds });
-export const okResponse = z.object({ bootId: z.string(), ok: z.literal(true) });
+export const okResponse = z.object({ bootId, ok: z.literal(true) });
 
 /** `POST /v2/tasks/list`: ids of the tasks whose id starts with `prefix`. */
 export const listRequest = z.object({ prefix: z.string().max(200) });
-export const listResponse = z.object({ bootId: z.string(), taskIds: z.array(taskId) });
+export const listResponse = z.object({ bootId, taskIds: z.array(taskId) });
 
 /**
  * `POST /v2/tasks/changes`: the statuses of tasks that changed after `cursor` (0 for all), or,
@@ -135,13 +145,13 @@ export const listResponse = z.object({ bootId: z.string(), taskIds: z.array(task
  */
 export const changesRequest = z.object({
   cursor: z.number().int().nonnegative(),
-  bootId: z.string().optional(),
+  bootId: bootId.optional(),
   waitMs: z.number().int().min(0).max(MAX_CHANGES_WAIT_MS).default(0),
   /** Only tasks whose id starts with this (the caller's own tasks). */
   prefix: z.string().max(200).default(''),
 });
 export const changesResponse = z.object({
-  bootId: z.string(),
+  bootId,
   cursor: z.number().int().nonnegative(),
   tasks: z.array(taskStatus),
 });

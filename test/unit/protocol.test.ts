@@ -2,9 +2,13 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import {
   changesRequest,
+  changesResponse,
+  healthResponse,
+  okResponse,
   pathVersion,
   PROTOCOL_VERSION,
   startRequest,
+  statusResponse,
 } from '../../src/protocol/agent-v2.js';
 import { protocolJsonSchema } from '../../src/protocol/json-schema.js';
 import { NonceMemory } from '../../src/protocol/replay.js';
@@ -182,7 +186,31 @@ describe('agent protocol v2', () => {
     expect(changesRequest.parse({ cursor: 0 }).waitMs).toBe(0);
     expect(changesRequest.safeParse({ cursor: 0, waitMs: 120_000 }).success).toBe(false);
   });
+
+  it("refuses an agent's boot id with U+0000 or past 200 characters (stored with its row), in every answer", () => {
+    const answers = [
+      (bootId: string) => healthResponse.safeParse({ ...HEALTH, bootId }),
+      (bootId: string) => okResponse.safeParse({ bootId, ok: true }),
+      (bootId: string) => statusResponse.safeParse({ bootId, tasks: [] }),
+      (bootId: string) => changesResponse.safeParse({ bootId, cursor: 0, tasks: [] }),
+    ];
+    for (const parse of answers) {
+      expect(parse('b6a9c1e2-boot').success).toBe(true);
+      expect(parse('boot\u0000').success).toBe(false);
+      expect(parse('b'.repeat(201)).success).toBe(false);
+    }
+  });
 });
+
+/** A health answer but for its boot id. */
+const HEALTH = {
+  protocol: PROTOCOL_VERSION,
+  agentId: 'agent-1',
+  version: '1',
+  verbs: [],
+  tasks: 0,
+  time: NOW,
+};
 
 function base() {
   return {
