@@ -278,10 +278,12 @@ export class StageCtx extends BaseCtx implements StageContext<unknown> {
     for (const key in counts) {
       if (!Object.hasOwn(counts, key)) continue;
       const value = counts[key as keyof typeof counts];
-      if (value !== undefined && (!Number.isInteger(value) || value < 0)) {
+      // A safe integer: a count past one (1e300 is an integer to JavaScript) was stored, then read
+      // back as a corrupt row (CORRUPT_ROW), and the job view keeps counts as 64-bit integers.
+      if (value !== undefined && (!Number.isSafeInteger(value) || value < 0)) {
         throw new CocoError(
           ErrorCode.ParametersInvalid,
-          `expect(): ${key} must be a non-negative integer, got ${String(value)}`,
+          `expect(): ${key} must be a non-negative safe integer, got ${String(value)}`,
         );
       }
     }

@@ -33,6 +33,15 @@ const entity = defineCommand({
   },
 });
 
+const counted = defineCommand({
+  name: 'nul.counted',
+  schema: z.object({ tasks: z.number() }),
+  execute(ctx) {
+    ctx.expect({ tasks: ctx.params.tasks });
+    ctx.startTask({ agent: 'a1', verb: 'noop' });
+  },
+});
+
 const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
   for (const fn of cleanups.splice(0).reverse()) await fn();
@@ -76,6 +85,12 @@ function suite(make: () => Promise<Engine>): void {
     // The failure names the field.
     const { id } = await engine.submit(task, { agent: 'a\u0000', verb: 'noop' });
     expect((await engine.waitFor(id)).error?.message).toMatch(/agent.*U\+0000/s);
+    // A declared count past a safe integer: refused so (it was stored, then read back as a
+    // corrupt row: CORRUPT_ROW).
+    expect(await outcome(engine, () => engine.submit(counted, { tasks: 1e300 }))).toBe(
+      'failed PARAMETERS_INVALID',
+    );
+    expect(await outcome(engine, () => engine.submit(counted, { tasks: 1 }))).toBe('succeeded');
     // Nothing stalled: the store takes writes, the node takes work.
     expect(engine.storeOutage).toBeNull();
     expect(await run('a1', 'noop', 'key')).toBe('succeeded');
@@ -89,7 +104,7 @@ describe('text with U+0000 stored raw (SQLite)', () => {
       createEngine({
         store: sqliteStore({ path: `${dir}/coco.db` }),
         agents: inProcessAgents(['a1']),
-        commands: [task, entity],
+        commands: [task, entity, counted],
         tuning: FAST,
       }),
     );
@@ -104,7 +119,7 @@ describePg('text with U+0000 stored raw (PostgreSQL)', () => {
       createEngine({
         store: postgresStore({ url: PG_URL, schema: fresh.schema }),
         agents: inProcessAgents(['a1']),
-        commands: [task, entity],
+        commands: [task, entity, counted],
         tuning: { ...FAST, storeOutageMs: 2_000 },
       }),
     );
