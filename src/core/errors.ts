@@ -112,6 +112,20 @@ export const ErrorCode = {
    * when it tries again).
    */
   IdempotencyKeyTaken: 'IDEMPOTENCY_KEY_TAKEN',
+  /**
+   * A store refused a batch for what it holds — a value it cannot store, a constraint, a row to
+   * update that is not there — so the same batch would be refused on every try; nothing of it was
+   * stored. The engine finds the tree whose changes are refused (`TREE_REFUSED`) instead of trying
+   * the batch again for ever.
+   */
+  BatchRefused: 'BATCH_REFUSED',
+  /**
+   * The store refused the changes of one tree of commands on every try (`BATCH_REFUSED` or
+   * `ILLEGAL_TRANSITION` for that tree alone, the other trees' changes stored). The tree is
+   * marked held in the store and the engine halts, as on a lost lease: a node rejoins, and loads
+   * the tree held — nothing of it runs until a cancel ends it from what was stored.
+   */
+  TreeRefused: 'TREE_REFUSED',
   /** The store failed (I/O, constraint, connection). */
   StoreFailed: 'STORE_FAILED',
   /** The engine is not running (not started, or stopping). */
@@ -330,6 +344,21 @@ export class IdempotencyKeyTakenError extends CocoError {
       // The batch is refused for good; a submission tried again finds the key's command.
       { cause, retryable: true },
     );
+  }
+}
+
+/**
+ * A store's batch refused for what it holds (`BATCH_REFUSED`): it would be refused on every try;
+ * nothing of it was stored. `cause`: the database's error.
+ */
+export class BatchRefusedError extends CocoError {
+  constructor(what: string, cause?: unknown) {
+    super(ErrorCode.BatchRefused, `apply refused, nothing of the batch was stored: ${what}`, {
+      ...(cause === undefined ? {} : { cause }),
+      ...(typeof (cause as { code?: unknown } | null)?.code === 'string'
+        ? { details: { driverCode: (cause as { code: string }).code } }
+        : {}),
+    });
   }
 }
 

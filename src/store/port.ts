@@ -107,6 +107,23 @@ export interface CorruptRow {
   readonly error: ErrorInfo;
 }
 
+/** A tree to mark held ({@link Store.holdTrees}): its root, and the store's refusal of its changes. */
+export interface HoldRequest {
+  readonly rootId: number;
+  readonly error: ErrorInfo;
+}
+
+/** A tree of commands marked held because the store refused its changes ({@link Store.holdTrees}). */
+export interface HeldTree {
+  readonly rootId: number;
+  /** The store's latest refusal of the tree's changes. */
+  readonly error: ErrorInfo;
+  /** How many times its changes were refused (once per mark). */
+  readonly refusals: number;
+  /** When it was last marked (ms since the epoch, the engine's clock). */
+  readonly heldAt: number;
+}
+
 /** Everything the engine needs to resume after a restart. */
 export interface ActiveSnapshot {
   /** Commands not ended, ended with tasks not yet cleared, or being compensated. */
@@ -315,6 +332,16 @@ export interface Store {
    * there was one. Its tasks' rows are not touched: a row saved again later brings it back.
    */
   deleteAgent(id: string): Promise<boolean>;
+  /**
+   * Marks trees of commands held: the store refused their changes on every try (see
+   * engine/committer.ts). A tree already marked counts one refusal more and keeps the latest
+   * error; a tree whose root row is not stored is not marked (nothing of it was stored). Off the
+   * batch path: one short transaction. A shared store marks nothing for a node that no longer
+   * holds its lease (`LEASE_LOST`: its trees are another node's now).
+   */
+  holdTrees(nodeId: string, trees: readonly HoldRequest[], at: number): Promise<void>;
+  /** The trees marked held ({@link Store.holdTrees}), by root id; retention deletes a mark with its tree. */
+  heldTrees(): Promise<HeldTree[]>;
   /**
    * The store's connection pool now, for metrics. Optional: a store without a pool (SQLite: one
    * connection and its writer thread) has none.

@@ -166,7 +166,7 @@ describePg('postgres store, two apply connections', () => {
       (await applyBackends()).some((x) => x.parked),
     );
     await release();
-    const failed = await rejectsWith(first, ErrorCode.StoreFailed);
+    const failed = await rejectsWith(first, ErrorCode.BatchRefused);
     expect(failed.message).toMatch(/99/);
     const doomed = await rejectsWith(second, ErrorCode.StoreFailed);
     expect(doomed.message).toMatch(/earlier batch failed/);

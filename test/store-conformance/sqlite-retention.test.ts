@@ -113,7 +113,7 @@ describe('sqlite retention', () => {
     const failing = store.apply(batch({ commandUpdates: [commandUpdate(endedCommand(999))] }));
     const pruning = store.prune({ endedBefore: CUTOFF, limit: 10 });
     const good = store.apply(batch({ commandInserts: [endedCommand(20, { endedAt: T0 })] }));
-    await rejectsWith(failing, ErrorCode.StoreFailed);
+    await rejectsWith(failing, ErrorCode.BatchRefused);
     // The batch sent behind the failed one is refused (the chain's rule); the prune is not.
     await rejectsWith(good, ErrorCode.StoreFailed);
     expect(await pruning).toMatchObject({ rootIds: [1, 10], trees: 2 });

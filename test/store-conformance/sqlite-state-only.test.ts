@@ -77,7 +77,7 @@ describe.each([
       const bad = updates().map((u, i) => (i === at ? { ...u, id: 777_777 } : u));
       const error = await rejectsWith(
         store.apply(batch({ commandUpdates: bad })),
-        ErrorCode.StoreFailed,
+        ErrorCode.BatchRefused,
       );
       expect(error.message).toMatch(/no such row \(777777\)/);
     }

@@ -71,7 +71,7 @@ describe('sqlite writer thread, updates from columns', () => {
         /no such row \(66\)/,
       ],
     ] as const) {
-      const error = await rejectsWith(store.apply({ ...good, ...bad }), ErrorCode.StoreFailed);
+      const error = await rejectsWith(store.apply({ ...good, ...bad }), ErrorCode.BatchRefused);
       expect(error.message).toMatch(named);
     }
     expect(await stored()).toEqual(before);

@@ -166,7 +166,7 @@ describe('sqlite writer thread', () => {
         /no such row \(77\)/,
       ],
     ] as const) {
-      const error = await rejectsWith(store.apply({ ...good, ...bad }), ErrorCode.StoreFailed);
+      const error = await rejectsWith(store.apply({ ...good, ...bad }), ErrorCode.BatchRefused);
       expect(error.message).toMatch(named);
     }
     expect(await stored(store)).toEqual(before);

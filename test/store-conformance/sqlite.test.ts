@@ -434,7 +434,7 @@ describe('sqlite store specifics', () => {
     // A duplicate in the middle of the second multi-row run: nothing of the batch is stored.
     const more = Array.from({ length: n }, (_, i) => command(first + n + i));
     more[MULTI_ROWS + 7] = command(ids[3]!);
-    await rejectsWith(store.apply(batch({ commandInserts: more })), ErrorCode.StoreFailed);
+    await rejectsWith(store.apply(batch({ commandInserts: more })), ErrorCode.BatchRefused);
     expect((await store.loadActive()).commands).toEqual(commands);
   });
 

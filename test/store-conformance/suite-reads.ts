@@ -123,7 +123,7 @@ export function describeReads(env: SuiteEnv): void {
       expect((await env.store.loadActive()).commands).toEqual([]);
       expect(await env.store.getCommand(1)).toEqual(env.stored({ ...ended, tasksCleared: true }));
       await expect(env.store.apply(batch({ commandsSettled: [99] }))).rejects.toMatchObject({
-        code: 'STORE_FAILED',
+        code: 'BATCH_REFUSED',
       });
     });
 

@@ -201,6 +201,35 @@ export function describeRetention(env: SuiteEnv): void {
       });
     });
 
+    it('held marks: counted per tree, only for a stored root, deleted with their tree', async () => {
+      const store = env.store;
+      const old = settledTree(1, OLD);
+      const young = settledTree(10, NOW);
+      await writeTrees(store, [old, young]);
+      const refusal = { code: ErrorCode.BatchRefused, message: 'refused: x' };
+      // A child is not a root, and 99 is not stored: neither is marked.
+      await store.holdTrees(
+        'node-a',
+        [
+          { rootId: 1, error: refusal },
+          { rootId: 2, error: refusal },
+          { rootId: 99, error: refusal },
+        ],
+        OLD,
+      );
+      await store.holdTrees('node-a', [{ rootId: 10, error: refusal }], OLD);
+      const again = { code: ErrorCode.IllegalTransition, message: 'again', details: { n: 1 } };
+      await store.holdTrees('node-a', [{ rootId: 10, error: again }], OLD + 5);
+      expect(await store.heldTrees()).toEqual([
+        { rootId: 1, error: refusal, refusals: 1, heldAt: OLD },
+        { rootId: 10, error: again, refusals: 2, heldAt: OLD + 5 },
+      ]);
+      await store.holdTrees('node-a', [], OLD);
+      // Retention deletes a mark with its tree, and only then.
+      await pruneAll(store, { endedBefore: OLD + 1, limit: 10 });
+      expect((await store.heldTrees()).map((h) => h.rootId)).toEqual([10]);
+    });
+
     it('goes oldest first in bounded calls, each resuming after the last tree seen', async () => {
       const store = env.store;
       // Ended at decreasing times as ids grow: oldest first is not id order.

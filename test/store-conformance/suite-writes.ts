@@ -382,12 +382,12 @@ export function describeWrites(env: SuiteEnv): void {
       expect((await env.store.getCommand(20))?.id).toBe(20);
     }
 
-    it('a duplicate command insert stores nothing of the batch', async () => {
+    it('a duplicate command insert stores nothing of the batch, refused for good (BATCH_REFUSED)', async () => {
       const bad = batch({
         ...sideEffects,
         commandInserts: [...sideEffects.commandInserts, command(1)],
       });
-      await rejectsWith(env.store.apply(bad), ErrorCode.StoreFailed);
+      await rejectsWith(env.store.apply(bad), ErrorCode.BatchRefused);
       await expectUntouched();
     });
 
@@ -410,7 +410,7 @@ export function describeWrites(env: SuiteEnv): void {
 
     it('a duplicate task insert within the batch stores nothing', async () => {
       const bad = batch({ ...sideEffects, taskInserts: [...sideEffects.taskInserts, task(10, 0)] });
-      await rejectsWith(env.store.apply(bad), ErrorCode.StoreFailed);
+      await rejectsWith(env.store.apply(bad), ErrorCode.BatchRefused);
       await expectUntouched();
     });
 
@@ -424,7 +424,7 @@ export function describeWrites(env: SuiteEnv): void {
       await expectUntouched();
     });
 
-    it('an update of a row that does not exist stores nothing', async () => {
+    it('an update of a row that does not exist stores nothing, refused for good (BATCH_REFUSED)', async () => {
       for (const [extra, named] of [
         [{ commandUpdates: [...sideEffects.commandUpdates, commandUpdate(command(99))] }, /99/],
         [{ taskUpdates: [taskUpdate(task(1, 7))] }, /7/],
@@ -432,7 +432,7 @@ export function describeWrites(env: SuiteEnv): void {
       ] as const) {
         const error = await rejectsWith(
           env.store.apply(batch({ ...sideEffects, ...extra })),
-          ErrorCode.StoreFailed,
+          ErrorCode.BatchRefused,
         );
         // The error names the statement and the row that was not there.
         expect(error.message).toMatch(/no such row/);

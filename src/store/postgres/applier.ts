@@ -23,7 +23,7 @@
  */
 import type { Writable } from 'node:stream';
 import type pg from 'pg';
-import { CocoError, ErrorCode } from '../../core/errors.js';
+import { BatchRefusedError, CocoError, ErrorCode } from '../../core/errors.js';
 import type { ChangeBatch } from '../port.js';
 import { TYPES, applyError, backoff, leaseLost } from './connection.js';
 import { sleep, storeFailed } from '../../db/postgres.js';
@@ -429,5 +429,5 @@ export async function missingRow(
 ): Promise<CocoError> {
   const step = steps.find((st) => st.label === label);
   const row = step?.missing ? await step.missing(client) : '?';
-  return new CocoError(ErrorCode.StoreFailed, `${step?.name ?? label}: no such row (${row})`);
+  return new BatchRefusedError(`${step?.name ?? label}: no such row (${row})`);
 }

@@ -8,6 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
 import {
+  BatchRefusedError,
   CocoError,
   ErrorCode,
   IdempotencyKeyTakenError,
@@ -114,8 +115,17 @@ export function applyError(error: unknown): CocoError {
   }
   if (e?.code === UNIQUE_VIOLATION && (error as { constraint?: unknown }).constraint === KEY_INDEX)
     return new IdempotencyKeyTakenError(error);
+  if (typeof e?.code === 'string' && REFUSED_CLASSES.has(e.code.slice(0, 2)))
+    return new BatchRefusedError(typeof e.message === 'string' ? e.message : e.code, error);
   return storeFailed('apply failed, nothing of the batch was stored', error);
 }
+
+/**
+ * The SQLSTATE classes of a batch refused for what it holds, on every try: 22 data exception (a
+ * value the column cannot hold: U+0000 in text, a number out of range), 23 integrity constraint
+ * violation, 54 program limit exceeded (a value or a statement too large).
+ */
+const REFUSED_CLASSES: ReadonlySet<string> = new Set(['22', '23', '54']);
 
 /** PostgreSQL's `unique_violation`. */
 const UNIQUE_VIOLATION = '23505';

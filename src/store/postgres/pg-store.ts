@@ -35,6 +35,8 @@ import type {
   CommandPage,
   StatusChange,
   CommandQuery,
+  HeldTree,
+  HoldRequest,
   MigrationReport,
   PoolFigures,
   PruneBatch,
@@ -69,6 +71,7 @@ import {
 import {
   activeSnapshot,
   commandPage,
+  heldTrees,
   statusHistory,
   parseAgentRow,
   parseCommandRow,
@@ -406,6 +409,32 @@ export class PostgresStore implements SharedStore {
     await this.#ready();
     const r = await this.#access.query(this.#sql.deleteAgent, [id], { idempotent: true });
     return (r.rowCount ?? 0) > 0;
+  }
+
+  /** {@inheritDoc Store.holdTrees} */
+  async holdTrees(nodeId: string, trees: readonly HoldRequest[], at: number): Promise<void> {
+    if (trees.length === 0) return;
+    await this.#ready();
+    const node = this.#registered(nodeId, 'holdTrees refused');
+    // Not repeated on a lost connection: a try whose answer was lost counted its refusal.
+    const r = await this.#access.query(
+      this.#sql.holdTrees,
+      [
+        trees.map((t) => t.rootId),
+        trees.map((t) => JSON.stringify(t.error)),
+        node.nodeId,
+        node.epoch,
+        at,
+      ],
+      { idempotent: false },
+    );
+    if ((r.rows[0] as { live: number } | undefined)?.live !== 1)
+      throw leaseLost(nodeId, 'holdTrees refused, nothing was marked');
+  }
+
+  /** {@inheritDoc Store.heldTrees} */
+  async heldTrees(): Promise<HeldTree[]> {
+    return heldTrees(await this.#rows(this.#sql.listHeld, []));
   }
 
   async listAgents(): Promise<AgentRecord[]> {

@@ -17,6 +17,7 @@ import { parseCommandRow, parseUndoRow, type Parsed } from '../rows/parse.js';
 
 export {
   commandPage,
+  heldTrees,
   parseCommandRow,
   parseEntityRow,
   parseOrThrow,

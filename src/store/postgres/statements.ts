@@ -114,6 +114,7 @@ export function buildSql(schema: string) {
     reports: `${s}.task_reports`,
     ids: `${s}.coco_ids`,
     meta: `${s}.coco_meta`,
+    held: `${s}.held_trees`,
   };
   const commandSelect = select(COMMAND_COLUMNS, 'c');
   const n = COMMAND_INSERT.length;
@@ -233,6 +234,16 @@ export function buildSql(schema: string) {
       'last_error = EXCLUDED.last_error, updated_at = EXCLUDED.updated_at',
     listAgents: `SELECT id, address, state, boot_id, last_seen_at, last_error, updated_at FROM ${t.agents} ORDER BY id`,
     deleteAgent: `DELETE FROM ${t.agents} WHERE id = $1`,
+    // Only while the node holds its lease ($3, $4: node id and epoch); `live` says whether it did.
+    holdTrees:
+      `WITH live AS (SELECT 1 FROM ${t.nodes} WHERE node_id = $3 AND epoch = $4 AND NOT fenced), ` +
+      `held AS (INSERT INTO ${t.held} (root_id, error, refusals, held_at) ` +
+      'SELECT u.id, u.e, 1, $5 FROM unnest($1::bigint[], $2::text[]) AS u(id, e) ' +
+      `WHERE EXISTS (SELECT 1 FROM live) AND EXISTS (SELECT 1 FROM ${t.commands} c WHERE c.id = u.id AND c.parent_id IS NULL) ` +
+      `ON CONFLICT (root_id) DO UPDATE SET error = EXCLUDED.error, refusals = ${t.held}.refusals + 1, ` +
+      'held_at = EXCLUDED.held_at RETURNING 1) ' +
+      'SELECT (SELECT count(*) FROM live)::int AS live',
+    listHeld: `SELECT root_id, error, refusals, held_at FROM ${t.held} ORDER BY root_id`,
     // Ids: the counter, never below the highest stored id (batches may insert ids they did not
     // reserve). max(id) is one probe of the primary key.
     reserveIds:

@@ -20,7 +20,7 @@ import {
   UNDO_STATUSES,
 } from '../../core/states.js';
 import type { CommandRecord, EntityRecord, TaskRecord, UndoRecord } from '../../core/records.js';
-import type { CommandPage, CorruptRow, StatusChange } from '../port.js';
+import type { CommandPage, CorruptRow, HeldTree, StatusChange } from '../port.js';
 import {
   COMMAND_COLUMNS,
   COMMAND_STATE_FIELDS,
@@ -408,4 +408,39 @@ export function statusHistory(rows: readonly unknown[], commandId: number): Stat
   return changes.sort(
     (a, b) => a.at - b.at || (STATUS_RANK.get(a.status) ?? 0) - (STATUS_RANK.get(b.status) ?? 0),
   );
+}
+
+const heldTreeRow = z.tuple([int, z.string(), int, int]);
+
+/**
+ * The rows of `held_trees` (root id, error as JSON text, refusals, held at), in their order. A
+ * row whose error cannot be read keeps its tree held, with a `CORRUPT_ROW` error saying so.
+ */
+export function heldTrees(rows: readonly unknown[]): HeldTree[] {
+  const out: HeldTree[] = [];
+  for (const row of rows) {
+    const parsed = heldTreeRow.safeParse(row);
+    if (!parsed.success) {
+      const rootId: unknown = Array.isArray(row) ? (row as unknown[])[0] : undefined;
+      if (typeof rootId !== 'number' || !Number.isSafeInteger(rootId)) continue;
+      out.push({ rootId, error: unreadableHold(rootId), refusals: 1, heldAt: 0 });
+      continue;
+    }
+    const [rootId, text, refusals, heldAt] = parsed.data;
+    let error: ErrorInfo;
+    try {
+      error = errorInfo.unwrap().parse(JSON.parse(text));
+    } catch {
+      error = unreadableHold(rootId);
+    }
+    out.push({ rootId, error, refusals, heldAt });
+  }
+  return out;
+}
+
+function unreadableHold(rootId: number): ErrorInfo {
+  return {
+    code: ErrorCode.CorruptRow,
+    message: `held_trees row ${rootId} cannot be read: the tree stays held`,
+  };
 }

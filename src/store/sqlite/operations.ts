@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { CocoError, ErrorCode } from '../../core/errors.js';
+import { BatchRefusedError, type CocoError } from '../../core/errors.js';
 import type { ChangeBatch, CommandUpdate } from '../port.js';
 import type { RecordOp } from './writer.js';
 import {
@@ -24,8 +24,9 @@ import {
   type Statements,
 } from './statements.js';
 
+/** A row to update that is not there: the batch is refused, on every try (`BATCH_REFUSED`). */
 function missing(statement: string, key: string): CocoError {
-  return new CocoError(ErrorCode.StoreFailed, `${statement}: no such row (${key})`);
+  return new BatchRefusedError(`${statement}: no such row (${key})`);
 }
 
 /**

@@ -17,6 +17,7 @@ import type Database from 'better-sqlite3';
 import { systemClock, type Clock } from '../../core/clock.js';
 import { CocoError, ErrorCode } from '../../core/errors.js';
 import { AGENT_WRITES, agentRows, deleteAgent, listAgents, saveAgents } from './agents.js';
+import { HELD_WRITES, LIST_HELD, holdInline, holdRows } from './held.js';
 import type {
   AgentRecord,
   CommandRecord,
@@ -32,6 +33,8 @@ import type {
   CommandPage,
   StatusChange,
   CommandQuery,
+  HeldTree,
+  HoldRequest,
   MigrationReport,
   PruneBatch,
   PruneOptions,
@@ -65,6 +68,7 @@ import {
 } from './retention.js';
 import {
   commandPage,
+  heldTrees,
   statusHistory,
   parseCommandRow,
   parseEntityRow,
@@ -225,7 +229,7 @@ export class SqliteStore implements Store {
         if (this.#writerThread)
           this.#writer = new SqliteWriter(
             this.#settings,
-            { ...SQL, ...PRUNE_WRITES, ...AGENT_WRITES },
+            { ...SQL, ...PRUNE_WRITES, ...AGENT_WRITES, ...HELD_WRITES },
             MULTI_ROW_SQL,
             MULTI_ROW_UPDATES,
           );
@@ -540,6 +544,32 @@ export class SqliteStore implements Store {
     } catch (error) {
       throw error instanceof CocoError ? error : storeFailed(`cannot delete agent ${id}`, error);
     }
+  }
+
+  /** {@inheritDoc Store.holdTrees} In the writer thread when the store has one, as agents' rows are. */
+  async holdTrees(_nodeId: string, trees: readonly HoldRequest[], at: number): Promise<void> {
+    const rows = holdRows(trees, at);
+    if (rows.length === 0) return;
+    const { db } = await settle(() => this.#ready());
+    const writer = this.#writer;
+    try {
+      if (writer) await writer.count([['holdTree', rows, false]]);
+      else holdInline(db, rows);
+    } catch (error) {
+      throw error instanceof CocoError ? error : storeFailed('cannot mark trees held', error);
+    }
+  }
+
+  /** {@inheritDoc Store.heldTrees} */
+  heldTrees(): Promise<HeldTree[]> {
+    return settle(() => {
+      const { db } = this.#ready();
+      try {
+        return heldTrees(db.prepare(LIST_HELD).raw(true).all());
+      } catch (error) {
+        throw storeFailed('cannot list held trees', error);
+      }
+    });
   }
 
   listAgents(): Promise<AgentRecord[]> {
