@@ -6,6 +6,8 @@
  *
  * @module
  */
+import { ErrorCode } from '../core/errors.js';
+import type { HeldTree } from '../store/port.js';
 import type { Coordinator } from './coordinator.js';
 import type { LiveCommand } from './live.js';
 import { rebuild, type ActiveRows } from './recovery.js';
@@ -43,20 +45,28 @@ function resumeLive(co: Coordinator, c: LiveCommand, traced: boolean): void {
 
 /**
  * Rebuilds the commands of a snapshot (or of a store's stream) and resumes those not already
- * live. Commands that could not be loaded are reported (`load-failed`) and left untouched (held,
+ * live; the commands of `held` trees (the store refused their changes) are held. Commands that could not be loaded are reported (`load-failed`) and left untouched (held,
  * or not loaded at all); their tasks are never taken for strangers. `readMs`: the time until
  * the last row was handed over (RebuildResult in recovery.ts).
  */
 export async function adopt(
   co: Coordinator,
   rows: ActiveRows,
+  held: readonly HeldTree[],
 ): Promise<{ resumed: number; failed: number; readMs: number }> {
-  const rebuilt = await rebuild(co.registry, co.storeId, rows);
+  const rebuilt = await rebuild(
+    co.registry,
+    co.storeId,
+    rows,
+    new Map(held.map((h) => [h.rootId, h])),
+  );
   for (const [id, why] of rebuilt.unloaded) co.unloaded.set(id, why);
   for (const failure of rebuilt.failures) {
     co.log.warn(
       { commandId: failure.commandId, error: failure.error },
-      'stored command could not be loaded',
+      failure.error.code === ErrorCode.TreeRefused
+        ? "stored command held: the store refused its tree's changes"
+        : 'stored command could not be loaded',
     );
     co.events.emit('load-failed', failure);
   }

@@ -16,11 +16,22 @@ export interface AfterCommit {
   readonly fn: AfterFn;
   readonly arg: unknown;
   readonly barrier: boolean;
+  /** The command whose changes it waits for (already durable or in flight), or null. */
+  readonly cause: LiveCommand | null;
 }
 
-/** Runs callbacks kept as pairs (the function, then its argument: {@link Flight.after}), in order. */
-export function runAfter(after: readonly unknown[]): void {
-  for (let i = 0; i < after.length; i += 2) (after[i] as (arg: unknown) => void)(after[i + 1]);
+/**
+ * Runs callbacks kept as triples (the cause, the function, its argument: {@link Flight.after}),
+ * in order; with `skip`, not those without a cause or whose cause it names.
+ */
+export function runAfter(
+  after: readonly unknown[],
+  skip?: (cause: LiveCommand | null) => boolean,
+): void {
+  for (let i = 0; i < after.length; i += 3) {
+    if (skip?.(after[i] as LiveCommand | null)) continue;
+    (after[i + 1] as (arg: unknown) => void)(after[i + 2]);
+  }
 }
 
 /** What one flush sent, kept until it settles. */
@@ -32,7 +43,8 @@ export interface Flight {
   readonly entities: EntityWrite[];
   /**
    * Callbacks to run once it commits, in order (their barriers were counted when taken), each as
-   * two entries: the function and its argument (see `Committer.afterCommitWith`).
+   * three entries: its cause (null for a barrier), the function and its argument (see
+   * `Committer.afterCommitWith`).
    */
   readonly after: unknown[];
   /**
@@ -124,4 +136,46 @@ export function snapshot(f: Flight): ChangeBatch {
     commandsSettled,
     entityWrites: f.entities,
   };
+}
+
+/**
+ * The tree of each command a flight's batch writes a row of (its command, task, undo and entity
+ * rows): command id → root id. An entity write's command not among the flight's objects is found
+ * with `live` (the command repository), or counts as a tree of its own.
+ */
+export function rootsOf(
+  f: Flight,
+  live: (id: number) => LiveCommand | undefined,
+): Map<number, number> {
+  const roots = new Map<number, number>();
+  for (const c of f.commands) roots.set(c.id, c.rootId);
+  for (const t of f.tasks) roots.set(t.command.id, t.command.rootId);
+  for (const u of f.undo) roots.set(u.command.id, u.command.rootId);
+  for (const w of f.entities)
+    if (!roots.has(w.commandId)) roots.set(w.commandId, live(w.commandId)?.rootId ?? w.commandId);
+  return roots;
+}
+
+/**
+ * The part of `batch` that writes the rows of the trees `trees` (by root id; `roots` from
+ * {@link rootsOf}), each list in its order; null if it writes none.
+ */
+export function treesPart(
+  batch: ChangeBatch,
+  roots: ReadonlyMap<number, number>,
+  trees: ReadonlySet<number>,
+): ChangeBatch | null {
+  const has = (commandId: number): boolean => trees.has(roots.get(commandId) ?? commandId);
+  const part: ChangeBatch = {
+    commandInserts: batch.commandInserts.filter((r) => has(r.id)),
+    commandUpdates: batch.commandUpdates.filter((r) => has(r.id)),
+    paramsUpgrades: batch.paramsUpgrades.filter((r) => has(r.id)),
+    taskInserts: batch.taskInserts.filter((r) => has(r.commandId)),
+    taskUpdates: batch.taskUpdates.filter((r) => has(r.commandId)),
+    undoInserts: batch.undoInserts.filter((r) => has(r.commandId)),
+    undoUpdates: batch.undoUpdates.filter((r) => has(r.commandId)),
+    commandsSettled: batch.commandsSettled.filter((id) => has(id)),
+    entityWrites: batch.entityWrites.filter((w) => has(w.commandId)),
+  };
+  return Object.values(part).some((rows: readonly unknown[]) => rows.length > 0) ? part : null;
 }

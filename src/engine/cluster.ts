@@ -254,7 +254,7 @@ export class Cluster {
           const roots = await store.claimOrphans(nodeId, this.#known, claimBatch);
           if (roots.length === 0 || this.#stopped) break;
           const snapshot = await store.loadRoots(roots);
-          const { resumed } = await adopt(coordinator, snapshot);
+          const { resumed } = await adopt(coordinator, snapshot, await store.heldTrees());
           events.emit('claimed', { rootIds: roots });
           // Grants given to their queued tasks while their node was away.
           this.#p.admission?.takeGrants();

@@ -17,6 +17,14 @@
  * every object of the failed batches is marked dirty again (rows they inserted count as not
  * stored) and their callbacks are kept, in order, for the retry.
  *
+ * A batch refused for what it holds (`BATCH_REFUSED`, `ILLEGAL_TRANSITION`) would be refused on
+ * every try: the committer then **isolates** the trees whose changes the store refuses. The failed
+ * batches, as they were sent, are split by tree of commands and applied again in halves (each
+ * tree's part of each batch in order, trees being independent of one another) until every tree is
+ * stored but those refused alone; those are handed to `onRefused` (the engine marks them held and
+ * halts). If none is refused alone, the failed batches count as committed and the committer goes
+ * on.
+ *
  * Because live objects only ever hold the effects of completed engine steps, groups carry all
  * of a command's changes, and batches are applied in order, the store always holds a consistent
  * prefix of each command's history, with children never behind their parents.
@@ -28,7 +36,7 @@ import { CocoError, ErrorCode, toErrorInfo, type ErrorInfo } from '../core/error
 import type { EntityWrite } from '../core/records.js';
 import { emptyBatch, type ChangeBatch, type Store } from '../store/port.js';
 import type { LiveCommand, LiveTask, LiveUndo } from './live.js';
-import { runAfter, snapshot, type AfterCommit, type Flight } from './batch.js';
+import { rootsOf, runAfter, snapshot, treesPart, type AfterCommit, type Flight } from './batch.js';
 
 /** Settings of the committer. */
 export interface CommitterOptions {
@@ -53,6 +61,28 @@ export interface CommitterOptions {
 export type CommitListener = (batch: ChangeBatch, rows: number, applyMs: number) => void;
 
 const EMPTY = emptyBatch();
+
+/**
+ * The codes of a batch refused for what it holds: the same batch would be refused on every try
+ * (see the module: the committer isolates the trees refused).
+ */
+export const REFUSAL_CODES: ReadonlySet<string> = new Set([
+  ErrorCode.BatchRefused,
+  ErrorCode.IllegalTransition,
+]);
+
+/** Whether a batch's failure is a refusal for what it holds ({@link REFUSAL_CODES}). */
+export function isRefusal(error: unknown): error is CocoError {
+  return error instanceof CocoError && REFUSAL_CODES.has(error.code);
+}
+
+/** A tree of commands whose changes the store refused on their own (see the module). */
+export interface RefusedTree {
+  /** The tree's root command. */
+  readonly rootId: number;
+  /** The store's refusal of the tree's changes alone. */
+  readonly error: CocoError;
+}
 
 /**
  * How long the write of a task's `running` status may wait for the task's next change. Most
@@ -166,10 +196,19 @@ export class Committer {
   readonly #clock: Clock;
   readonly #options: CommitterOptions;
   readonly #onError: (error: unknown, attempt: number) => void;
+  readonly #onRefused: ((trees: readonly RefusedTree[]) => void) | null;
+  /** The first refusal ({@link isRefusal}) among the failures being recovered from, or null. */
+  #refusal: CocoError | null = null;
+  /** The trees of a refused batch are being isolated (see the module): `drain` waits. */
+  #isolating = false;
+  /** Trees refused alone were handed to `onRefused`: nothing more is sent, `drain` ends. */
+  #handedOver = false;
 
   /**
    * `childOf` finds a live command by id (the command repository), so that a parent's change is
-   * never committed before its children's.
+   * never committed before its children's. `onRefused` is told of the trees whose changes the
+   * store refuses on their own (see the module); without it, a refused batch is tried again as
+   * any failed one.
    */
   constructor(
     store: Store,
@@ -177,12 +216,14 @@ export class Committer {
     options: CommitterOptions,
     onError: (error: unknown, attempt: number) => void,
     childOf: (id: number) => LiveCommand | undefined = () => undefined,
+    onRefused: ((trees: readonly RefusedTree[]) => void) | null = null,
   ) {
     this.#store = store;
     this.#clock = clock;
     this.#options = options;
     this.#onError = onError;
     this.#childOf = childOf;
+    this.#onRefused = onRefused;
   }
 
   #group(c: LiveCommand): void {
@@ -294,7 +335,7 @@ export class Committer {
   afterCommitWith<T>(fn: (arg: T) => void, arg: T, cause: LiveCommand | null = null): void {
     if (cause === null) {
       this.#barriers++;
-      this.#ready.push({ fn, arg, barrier: true });
+      this.#ready.push({ fn, arg, barrier: true, cause: null });
     } else if (cause.queuedGroup) {
       const after = this.#after;
       const end = this.#afterEnd;
@@ -304,7 +345,7 @@ export class Committer {
         after[end + 2] = arg;
       } else after.push(cause, fn, arg);
       this.#afterEnd = end + 3;
-    } else this.#ready.push({ fn, arg, barrier: false });
+    } else this.#ready.push({ fn, arg, barrier: false, cause });
     this.#schedule();
   }
 
@@ -430,10 +471,12 @@ export class Committer {
   async drain(): Promise<void> {
     this.#writeStarted();
     for (let i = 0; i < 1000 && !this.#stopped && (this.pending || this.#flights.length > 0); i++) {
-      if (this.#flights.length > 0) {
+      if (this.#flights.length > 0 || this.#isolating) {
         await new Promise<void>((resolve) => this.#idle.push(resolve));
         continue;
       }
+      // Trees refused were handed over: the engine halts, nothing more is stored.
+      if (this.#handedOver) break;
       if (this.#recovering) {
         // Waiting out a retry delay: retry now instead (the engine is stopping).
         this.#retryTimer?.cancel();
@@ -607,7 +650,7 @@ export class Committer {
     this.#takeAfter(flight);
     // Callbacks whose cause was durable (or in flight) already go now, in order.
     for (const a of this.#ready) {
-      flight.after.push(a.fn, a.arg);
+      flight.after.push(a.cause, a.fn, a.arg);
       if (a.barrier) this.#barriers--;
     }
     this.#ready = [];
@@ -630,7 +673,7 @@ export class Committer {
           after[kept + 2] = after[i + 2];
         }
         kept += 3;
-      } else flight.after.push(after[i + 1], after[i + 2]);
+      } else flight.after.push(after[i], after[i + 1], after[i + 2]);
     }
     // The slots left hold nothing (no command or callback kept alive by them).
     after.fill(null, kept, end);
@@ -646,6 +689,7 @@ export class Committer {
         this.#lastFailure = toErrorInfo(error);
         this.#onError(error, this.#failures);
       }
+      if (this.#refusal === null && isRefusal(error)) this.#refusal = error;
       this.#recovering = true;
     } else {
       // (The store refuses the batches after a failed one, so none commits during recovery.)
@@ -654,20 +698,111 @@ export class Committer {
     const i = this.#flights.indexOf(flight);
     if (i >= 0) this.#flights.splice(i, 1);
     // Flights settle in order: after a commit, the oldest still owed is the next one.
-    if (error === null) {
-      this.#owedSince = this.#flights[0]?.sentAt ?? null;
-      if (this.#outSince !== null) {
-        const lasted = this.#clock.now() - this.#outSince;
-        this.#outSince = null;
-        this.#outages?.onBack(lasted);
-      }
-      this.#watchOwed();
-    }
+    if (error === null) this.#owedNext();
     if (this.#flights.length === 0) {
-      if (this.#recovering) this.#requeueFailed();
+      if (this.#recovering) {
+        if (this.#refusal !== null && this.#onRefused !== null) void this.#isolate();
+        else this.#requeueFailed();
+      }
       for (const fn of this.#idle.splice(0)) fn();
     }
     if (!this.#recovering && this.pending) this.#schedule();
+  }
+
+  /** After a commit: the store owes the oldest batch still in flight, if any; an outage ended. */
+  #owedNext(): void {
+    this.#owedSince = this.#flights[0]?.sentAt ?? null;
+    if (this.#outSince !== null) {
+      const lasted = this.#clock.now() - this.#outSince;
+      this.#outSince = null;
+      this.#outages?.onBack(lasted);
+    }
+    this.#watchOwed();
+  }
+
+  /**
+   * The failed batches hold a refusal (see the module): applies them again split by tree, in
+   * halves, until the trees refused alone are known. Each tree's part of each batch goes in the
+   * batches' order; a failure that is not a refusal (the store away meanwhile) tries the same part
+   * again after the retry delay. No new batch is sent meanwhile (the committer is recovering).
+   */
+  async #isolate(): Promise<void> {
+    this.#isolating = true;
+    const failed = this.#failedFlights;
+    this.#failedFlights = [];
+    this.#refusal = null;
+    const parts = failed.map((f) => rootsOf(f, this.#childOf));
+    const trees = [...new Set(parts.flatMap((p) => [...p.values()]))];
+    const refused: RefusedTree[] = [];
+    const todo: { trees: number[]; at: number }[] = [{ trees, at: 0 }];
+    while (todo.length > 0) {
+      if (this.#stopped) return;
+      const next = todo.pop()!;
+      const { at } = next;
+      if (at >= failed.length) continue;
+      const batch = treesPart(failed[at]!.batch, parts[at]!, new Set(next.trees));
+      if (batch === null) {
+        todo.push({ trees: next.trees, at: at + 1 });
+        continue;
+      }
+      try {
+        await this.#store.apply(batch);
+        todo.push({ trees: next.trees, at: at + 1 });
+      } catch (error) {
+        if (this.#stopped) return;
+        if (isRefusal(error)) {
+          if (next.trees.length === 1) refused.push({ rootId: next.trees[0]!, error });
+          else {
+            const half = Math.ceil(next.trees.length / 2);
+            todo.push(
+              { trees: next.trees.slice(half), at },
+              { trees: next.trees.slice(0, half), at },
+            );
+          }
+          continue;
+        }
+        this.#failures++;
+        this.#lastFailure = toErrorInfo(error);
+        this.#onError(error, this.#failures);
+        await new Promise<void>((resolve) => {
+          this.#retryTimer = this.#clock.setTimer(this.#retryDelay(), () => {
+            this.#retryTimer = null;
+            resolve();
+          });
+        });
+        todo.push(next);
+      }
+    }
+    if (this.#stopped) return;
+    this.#isolating = false;
+    for (const fn of this.#idle.splice(0)) fn();
+    if (refused.length > 0) {
+      // What was stored of the other trees is the truth; the refused ones' memory is not. Whoever
+      // waits for a change of another tree is told it is stored (a submission answered, its task
+      // starts sent); barrier callbacks wait for the refused trees too, so they never run. Then
+      // the engine marks the refused trees held and halts (nothing more is sent: the committer
+      // stays recovering).
+      this.#handedOver = true;
+      const roots = new Set(refused.map((t) => t.rootId));
+      for (const f of failed)
+        runAfter(f.after, (cause) => cause === null || roots.has(cause.rootId));
+      this.#onRefused!(refused);
+      return;
+    }
+    // Every tree's changes are stored after all (a refusal between two trees, gone once they
+    // were apart): the failed batches count as committed, in order.
+    this.#recovering = false;
+    for (const f of failed) this.#committed(f);
+    this.#owedNext();
+    if (this.pending) this.#schedule();
+  }
+
+  /** The pause before the next try after a failure, doubling from `retryBaseMs` up to `retryMaxMs`. */
+  #retryDelay(): number {
+    return Math.min(
+      this.#options.retryMaxMs,
+      this.#options.retryBaseMs * 2 ** Math.min(this.#failures - 1, 16),
+    );
   }
 
   #committed(flight: Flight): void {
@@ -709,8 +844,13 @@ export class Committer {
       for (const t of f.tasks) this.task(t);
       for (const u of f.undo) this.undo(u);
       entities.push(...f.entities);
-      for (let i = 0; i < f.after.length; i += 2)
-        after.push({ fn: f.after[i] as AfterCommit['fn'], arg: f.after[i + 1], barrier: true });
+      for (let i = 0; i < f.after.length; i += 3)
+        after.push({
+          fn: f.after[i + 1] as AfterCommit['fn'],
+          arg: f.after[i + 2],
+          barrier: true,
+          cause: null,
+        });
     }
     // Failed batches go first again, as one barrier: nothing after them runs before they commit.
     // Callbacks registered while they were in flight (their cause taken, so queued as "ready")
@@ -719,15 +859,12 @@ export class Committer {
     this.#entities = entities.concat(this.#entities);
     const ready = this.#ready.map((a): AfterCommit => {
       if (!a.barrier) this.#barriers++;
-      return { fn: a.fn, arg: a.arg, barrier: true };
+      return { fn: a.fn, arg: a.arg, barrier: true, cause: null };
     });
     this.#barriers += after.length;
     this.#ready = after.concat(ready);
-    const delay = Math.min(
-      this.#options.retryMaxMs,
-      this.#options.retryBaseMs * 2 ** Math.min(this.#failures - 1, 16),
-    );
-    this.#retryTimer = this.#clock.setTimer(delay, () => {
+    this.#refusal = null;
+    this.#retryTimer = this.#clock.setTimer(this.#retryDelay(), () => {
       this.#retryTimer = null;
       this.#recovering = false;
       this.#flush();

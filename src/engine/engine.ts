@@ -242,7 +242,7 @@ export class Engine {
     }
 
     const loadBegan = performance.now();
-    const adopted = await adopt(run.coordinator, activeRows(store));
+    const adopted = await adopt(run.coordinator, activeRows(store), await store.heldTrees());
     const loadMs = adopted.readMs;
     const rebuildMs = performance.now() - loadBegan - loadMs;
     await dispatcher
@@ -266,8 +266,8 @@ export class Engine {
 
   /**
    * This node's memory is no longer the truth — it lost its lease on a shared store (another node
-   * took its work over), or a batch of it was refused for an idempotency key another node took
-   * meanwhile — so it stops at once, writing nothing more; what it had stored resumes elsewhere
+   * took its work over), a batch of it was refused for an idempotency key another node took
+   * meanwhile, or trees whose changes the store refused were marked held — so it stops at once, writing nothing more; what it had stored resumes elsewhere
    * (or in a rejoined node), as after a crash.
    */
   async #halt(error: CocoError): Promise<void> {
@@ -278,7 +278,9 @@ export class Engine {
       { error: error.toInfo() },
       lease
         ? 'lease lost: this node stops'
-        : 'a batch was refused for good (an idempotency key another node took meanwhile): this node stops',
+        : error.code === ErrorCode.TreeRefused
+          ? 'trees of commands refused by the store are held: this node stops (it restarts without them)'
+          : 'a batch was refused for good (an idempotency key another node took meanwhile): this node stops',
     );
     this.events.emit('error', { error: error.toInfo(), context: lease ? 'lease' : 'commit' });
     this.#state = 'stopping';

@@ -26,7 +26,7 @@ import {
   type TaskRecord,
   type UndoRecord,
 } from '../core/records.js';
-import type { ActiveRowSink, ActiveSnapshot, CorruptRow, Store } from '../store/port.js';
+import type { ActiveRowSink, ActiveSnapshot, CorruptRow, HeldTree, Store } from '../store/port.js';
 import { ChildState, LiveCommand, LiveTask, LiveUndo } from './live.js';
 import { loadCode, loadCodeLater, type LoadedCode } from './stored-code.js';
 
@@ -144,9 +144,13 @@ class Rebuilder implements ActiveRowSink {
    */
   readonly #mayHold: LiveCommand[] = [];
 
-  constructor(registry: CommandRegistry, storeId: string) {
+  /** Trees held because the store refused their changes (`Store.heldTrees`), by root id. */
+  readonly #held: ReadonlyMap<number, HeldTree>;
+
+  constructor(registry: CommandRegistry, storeId: string, held: ReadonlyMap<number, HeldTree>) {
     this.#registry = registry;
     this.#storeId = storeId;
+    this.#held = held;
   }
 
   command(r: CommandRecord): void {
@@ -155,7 +159,13 @@ class Rebuilder implements ActiveRowSink {
     if (code.upgraded) c.paramsDirty = true;
     if (code.loadError) hold(c, code.loadError);
     if (code.later) this.#later.push([c, r.paramsVersion, r.params]);
-    if (code.loadError || code.later) this.#mayHold.push(c);
+    const refused = this.#held.size === 0 ? undefined : this.#held.get(r.rootId);
+    if (refused !== undefined && c.loadError === null) {
+      // Refused again while it ended (after a cancel): held all the same, or it would be refused
+      // at every start.
+      hold(c, refusedError(c, refused), refused.refusals > 1);
+    }
+    if (code.loadError || code.later || refused !== undefined) this.#mayHold.push(c);
     const list = this.#commands;
     if (list.length > 0 && list[list.length - 1]!.id >= r.id) this.#ascending = false;
     list.push(c);
@@ -277,12 +287,27 @@ function storedParams(code: LoadedCode): unknown {
   return code.upgraded || code.loadError !== null ? code.raw : null;
 }
 
-/** Marks a command that could not be loaded (see the module). */
-function hold(c: LiveCommand, loadError: ErrorInfo): void {
+/**
+ * Marks a command that could not be loaded (see the module), or of a tree the store refused.
+ * `evenCancelled`: held even if a cancel asked for its end.
+ */
+function hold(c: LiveCommand, loadError: ErrorInfo, evenCancelled = false): void {
   c.loadError = loadError;
   // Held unless nothing of its code is needed any more (it has ended: only its tasks' clears
   // are left), or a cancel already asked for its end (it goes on ending).
-  c.held = !c.settled && !c.cancelRequested;
+  c.held = !c.settled && (evenCancelled || !c.cancelRequested);
+}
+
+/** Why a command of a tree the store refused is held (`TREE_REFUSED`). */
+function refusedError(c: LiveCommand, refused: HeldTree): ErrorInfo {
+  const times = refused.refusals === 1 ? 'once' : `${refused.refusals} times`;
+  return new CocoError(
+    ErrorCode.TreeRefused,
+    `the store refused the changes of command ${c.id}'s tree (root ${refused.rootId}) ${times}, ` +
+      `last at ${new Date(refused.heldAt).toISOString()} (${refused.error.message}): nothing of it ` +
+      'runs until a cancel ends it from what was stored',
+    { details: { rootId: refused.rootId, refusals: refused.refusals, cause: refused.error } },
+  ).toInfo();
 }
 
 /** A child as its parent tracks it, from the child's row. */
@@ -308,8 +333,9 @@ export async function rebuild(
   registry: CommandRegistry,
   storeId: string,
   rows: ActiveRows,
+  held: ReadonlyMap<number, HeldTree> = new Map(),
 ): Promise<RebuildResult> {
-  const sink = new Rebuilder(registry, storeId);
+  const sink = new Rebuilder(registry, storeId, held);
   if (typeof rows !== 'function') {
     feed(rows, sink);
     return sink.finish(0);

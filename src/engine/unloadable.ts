@@ -57,11 +57,27 @@ export function isUnknownType(type: CommandType): boolean {
 
 /**
  * The error a command held because it could not be loaded ends with (`COMMAND_UNLOADABLE`): why
- * it could not be loaded, and what of its code runs as it ends. The error it had before (it was
+ * it could not be loaded, and what of its code runs as it ends; a command of a tree held because
+ * the store refused its changes ends with `TREE_REFUSED`. The error it had before (it was
  * already failing) is kept in the details.
  */
 export function unloadableError(c: LiveCommand): ErrorInfo {
   const why = c.loadError?.message ?? 'no reason recorded';
+  if (c.loadError?.code === ErrorCode.TreeRefused)
+    return new CocoError(
+      ErrorCode.TreeRefused,
+      `command ${c.id} (${c.type.name}) was ended by a cancel: it was held (${why}), so its undo ` +
+        'steps and onFailure run from what was stored; its tasks are stopped and cleared, its ' +
+        'children cancelled',
+      {
+        details: {
+          commandId: c.id,
+          commandType: c.type.name,
+          cause: c.loadError,
+          ...(c.error ? { previous: c.error } : {}),
+        },
+      },
+    ).toInfo();
   const runs = isUnknownType(c.type)
     ? 'none of its code runs (no undo step, no onFailure); its tasks are stopped and cleared, its children cancelled'
     : 'its undo steps and onFailure run with their stored data only (a handler reading its parameters fails); its tasks are stopped and cleared, its children cancelled';

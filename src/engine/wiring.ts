@@ -11,7 +11,7 @@ import { AgentLeases } from './agent-leases.js';
 import { AgentRows } from './agent-rows.js';
 import { Cluster } from './cluster.js';
 import { SharedAdmission } from './shared-admission.js';
-import { Committer, outageText } from './committer.js';
+import { Committer, isRefusal, outageText, type RefusedTree } from './committer.js';
 import { Coordinator } from './coordinator.js';
 import type { Dispatcher } from './dispatcher.js';
 import type { EngineEvents } from './events.js';
@@ -26,6 +26,7 @@ import type { CompiledEngineOptions } from './options.js';
 export const HALTING_CODES: ReadonlySet<string> = new Set([
   ErrorCode.LeaseLost,
   ErrorCode.IdempotencyKeyTaken,
+  ErrorCode.TreeRefused,
 ]);
 
 /**
@@ -89,10 +90,16 @@ export async function buildRuntime(
         error instanceof CocoError
           ? error.toInfo()
           : { code: ErrorCode.StoreFailed, message: String(error) };
-      logger.error({ error: info, attempt }, 'store commit failed; retrying');
+      if (isRefusal(error))
+        logger.error(
+          { error: info },
+          'a batch was refused for what it holds: applying it again tree by tree, to find the trees refused',
+        );
+      else logger.error({ error: info, attempt }, 'store commit failed; retrying');
       events.emit('error', { error: info, context: 'commit' });
     },
     (id) => live.get(id),
+    (trees) => void holdRefused(o, trees).finally(() => halt(treesRefused(trees))),
   );
   // An outage is logged once, when it is counted, and once more when it ends: the PostgreSQL store
   // reconnects and tries again itself, so nothing else would say that the database is away.
@@ -205,4 +212,42 @@ export async function buildRuntime(
     void agentRows.flush();
   };
   return Object.freeze({ committer, coordinator, dispatcher, cluster, agentRows, stopInfo });
+}
+
+/**
+ * Marks the trees whose changes the store refused on their own held in the store (see
+ * committer.ts), each logged. A mark that cannot be written is logged: the tree is refused again
+ * after the restart, and marked then.
+ */
+async function holdRefused(o: CompiledEngineOptions, trees: readonly RefusedTree[]): Promise<void> {
+  const { store, clock, logger, nodeId } = o;
+  for (const t of trees)
+    logger.error(
+      { rootId: t.rootId, error: t.error.toInfo() },
+      'the store refused the changes of a tree of commands on their own: the tree is held',
+    );
+  try {
+    await store.holdTrees(
+      nodeId,
+      trees.map((t) => ({ rootId: t.rootId, error: t.error.toInfo() })),
+      clock.now(),
+    );
+  } catch (error) {
+    logger.error(
+      { error },
+      'could not mark the refused trees held: they are refused again after the restart',
+    );
+  }
+}
+
+/** Why an engine halts after trees were refused (`TREE_REFUSED`, one of {@link HALTING_CODES}). */
+function treesRefused(trees: readonly RefusedTree[]): CocoError {
+  const first = trees[0]!;
+  return new CocoError(
+    ErrorCode.TreeRefused,
+    `the store refused the changes of ${trees.length === 1 ? 'a tree' : `${trees.length} trees`} of ` +
+      `commands on their own (root ${trees.map((t) => t.rootId).join(', ')}; ${first.error.message}): ` +
+      'marked held, the engine halts; loaded again, nothing of such a tree runs until a cancel ends it',
+    { details: { trees: trees.map((t) => ({ rootId: t.rootId, error: t.error.toInfo() })) } },
+  );
 }

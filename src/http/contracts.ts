@@ -302,7 +302,11 @@ export const commandDetail = commandSummary.extend({
     )
     .describe("each child's place in its parent's work, in creation order (as children)"),
   unreadableChildren: z.array(unreadableRow),
-  unloadable: errorInfo.nullable().describe('why the command is held, if it could not be loaded'),
+  unloadable: errorInfo
+    .nullable()
+    .describe(
+      'why the command is held: it could not be loaded, or the store refused its tree (`TREE_REFUSED`)',
+    ),
   priority: z.number().int().describe('admission priority of its tasks (higher first)'),
   queuedSince: ms
     .nullable()

@@ -133,7 +133,7 @@ export const SCRAPED: readonly ScrapedGauge[] = [
   },
   {
     name: 'coco_commands_held',
-    help: 'Commands held because their type or parameters could not be loaded here.',
+    help: 'Commands held: their type or parameters could not be loaded here, or the store refused their tree (TREE_REFUSED).',
     labelNames: [],
     collect: ({ figures }, set) => set({}, figures?.held ?? 0),
   },
