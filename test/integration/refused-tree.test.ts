@@ -46,6 +46,16 @@ const one = defineCommand({
   },
 });
 
+/** One task of the verb in its parameters. */
+const oneOf = defineCommand({
+  name: 'refused.one-of',
+  schema: z.object({ verb: z.string() }),
+  execute(ctx) {
+    ctx.expect({ tasks: 1 });
+    ctx.startTask({ agent: 'a1', verb: ctx.params.verb });
+  },
+});
+
 const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
   for (const fn of cleanups.splice(0).reverse()) await fn();
@@ -55,7 +65,7 @@ function engineOn(store: Store): Engine {
   const engine = createEngine({
     store,
     agents: inProcessAgents(['a1']),
-    commands: [twoStages, one],
+    commands: [twoStages, one, oneOf],
     tuning: FAST,
   });
   cleanups.push(() => engine.stop());
@@ -128,6 +138,27 @@ function suite(setup: () => Setup): void {
     expect(await second.get(bad)).toBeNull();
     expect(await held()).toEqual([]);
   });
+
+  it('a new tree refused whole: its submission refused, nothing of it stored; the others answered', async () => {
+    const { makeStore, poison, held } = setup();
+    const first = engineOn(makeStore());
+    await first.start();
+    await poison();
+    const stop = halted(first);
+    // Submitted in one turn: one batch holds them all.
+    const others = Array.from({ length: 5 }, () => first.submit(one, {}));
+    const refused = first.submit(oneOf, { verb: 'poison' });
+    await expect(refused).rejects.toMatchObject({ code: ErrorCode.TreeRefused });
+    expect((await stop).code).toBe(ErrorCode.TreeRefused);
+    // Their rows were stored apart from the refused tree's: each submission is answered.
+    const ids = (await Promise.all(others)).map((r) => r.id);
+    expect(await held()).toEqual([]);
+    const second = engineOn(makeStore());
+    await second.start();
+    for (const id of ids) expect((await second.waitFor(id)).status).toBe('succeeded');
+    const listed = await second.list({ limit: 100 });
+    expect(listed.commands.map((c) => c.type)).not.toContain('refused.one-of');
+  });
 }
 
 describe('a tree whose changes the store refuses (SQLite)', () => {
@@ -189,7 +220,7 @@ describe('a tree whose changes the store refuses, on a node', () => {
       headers: { authorization: 'Bearer refused-token-0123456789' },
     });
     expect(answer.statusCode).toBe(200);
-    expect((answer.json() as { unloadable: ErrorInfo | null }).unloadable?.code).toBe(
+    expect(answer.json<{ unloadable: ErrorInfo | null }>().unloadable?.code).toBe(
       ErrorCode.TreeRefused,
     );
     const later = (await node.engine.submit(one, {})).id;

@@ -1,7 +1,7 @@
 /**
  * Unloadable rows and stuck work: the rows the node could not read (the `unreadable` lists of
  * `GET /v1/commands`), the commands the node holds untouched because their type or parameters
- * cannot be loaded (`unloadable` in their details), and the oldest work still running — each
+ * cannot be loaded or whose tree the store refused (`unloadable` in their details), and the oldest work still running — each
  * with the operator's way to end it, a cancel.
  *
  * @module
@@ -144,10 +144,10 @@ export class ProblemsView implements View {
               </tbody>
             </table>`
       }
-      <h2>Held: cannot be loaded <span class="count-pill">${this.#held.length}</span></h2>
+      <h2>Held <span class="count-pill">${this.#held.length}</span></h2>
       <p class="quiet">
-        Commands this node leaves as they are (their type or parameters cannot be loaded). A cancel
-        ends them.
+        Commands this node leaves as they are: their type or parameters cannot be loaded, or the
+        store refused their tree's changes (<code>TREE_REFUSED</code>). A cancel ends them.
       </p>
       ${
         this.#held.length === 0
