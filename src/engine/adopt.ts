@@ -45,9 +45,10 @@ function resumeLive(co: Coordinator, c: LiveCommand, traced: boolean): void {
 
 /**
  * Rebuilds the commands of a snapshot (or of a store's stream) and resumes those not already
- * live; the commands of `held` trees (the store refused their changes) are held. Commands that could not be loaded are reported (`load-failed`) and left untouched (held,
- * or not loaded at all); their tasks are never taken for strangers. `readMs`: the time until
- * the last row was handed over (RebuildResult in recovery.ts).
+ * live; the commands of `held` trees (the store refused their changes) are held. Commands that
+ * could not be loaded are reported (`load-failed`) and left untouched (held, or not loaded at
+ * all); their tasks are never taken for strangers. `readMs`: the time until the last row was
+ * handed over (RebuildResult in recovery.ts).
  */
 export async function adopt(
   co: Coordinator,

@@ -797,7 +797,7 @@ export class Committer {
     if (this.pending) this.#schedule();
   }
 
-  /** The pause before the next try after a failure, doubling from `retryBaseMs` up to `retryMaxMs`. */
+  /** The pause before the next try after a failure: `retryBaseMs`, doubling, up to `retryMaxMs`. */
   #retryDelay(): number {
     return Math.min(
       this.#options.retryMaxMs,

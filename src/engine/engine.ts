@@ -267,8 +267,9 @@ export class Engine {
   /**
    * This node's memory is no longer the truth — it lost its lease on a shared store (another node
    * took its work over), a batch of it was refused for an idempotency key another node took
-   * meanwhile, or trees whose changes the store refused were marked held — so it stops at once, writing nothing more; what it had stored resumes elsewhere
-   * (or in a rejoined node), as after a crash.
+   * meanwhile, or trees whose changes the store refused were marked held — so it stops at once,
+   * writing nothing more; what it had stored resumes elsewhere (or in a rejoined node), as after
+   * a crash.
    */
   async #halt(error: CocoError): Promise<void> {
     if (this.#state !== 'running' && this.#state !== 'starting') return;

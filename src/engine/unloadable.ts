@@ -63,27 +63,16 @@ export function isUnknownType(type: CommandType): boolean {
  */
 export function unloadableError(c: LiveCommand): ErrorInfo {
   const why = c.loadError?.message ?? 'no reason recorded';
-  if (c.loadError?.code === ErrorCode.TreeRefused)
-    return new CocoError(
-      ErrorCode.TreeRefused,
-      `command ${c.id} (${c.type.name}) was ended by a cancel: it was held (${why}), so its undo ` +
-        'steps and onFailure run from what was stored; its tasks are stopped and cleared, its ' +
-        'children cancelled',
-      {
-        details: {
-          commandId: c.id,
-          commandType: c.type.name,
-          cause: c.loadError,
-          ...(c.error ? { previous: c.error } : {}),
-        },
-      },
-    ).toInfo();
-  const runs = isUnknownType(c.type)
-    ? 'none of its code runs (no undo step, no onFailure); its tasks are stopped and cleared, its children cancelled'
-    : 'its undo steps and onFailure run with their stored data only (a handler reading its parameters fails); its tasks are stopped and cleared, its children cancelled';
+  const refused = c.loadError?.code === ErrorCode.TreeRefused;
+  const ends = 'its tasks are stopped and cleared, its children cancelled';
+  const how = refused
+    ? `it was held (${why}), so its undo steps and onFailure run from what was stored; ${ends}`
+    : isUnknownType(c.type)
+      ? `it could not be loaded (${why}), so none of its code runs (no undo step, no onFailure); ${ends}`
+      : `it could not be loaded (${why}), so its undo steps and onFailure run with their stored data only (a handler reading its parameters fails); ${ends}`;
   return new CocoError(
-    ErrorCode.CommandUnloadable,
-    `command ${c.id} (${c.type.name}) was ended by a cancel: it could not be loaded (${why}), so ${runs}`,
+    refused ? ErrorCode.TreeRefused : ErrorCode.CommandUnloadable,
+    `command ${c.id} (${c.type.name}) was ended by a cancel: ${how}`,
     {
       details: {
         commandId: c.id,

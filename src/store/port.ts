@@ -107,13 +107,13 @@ export interface CorruptRow {
   readonly error: ErrorInfo;
 }
 
-/** A tree to mark held ({@link Store.holdTrees}): its root, and the store's refusal of its changes. */
+/** A tree to mark held ({@link Store.holdTrees}): its root, and the store's refusal. */
 export interface HoldRequest {
   readonly rootId: number;
   readonly error: ErrorInfo;
 }
 
-/** A tree of commands marked held because the store refused its changes ({@link Store.holdTrees}). */
+/** A tree of commands marked held: the store refused its changes ({@link Store.holdTrees}). */
 export interface HeldTree {
   readonly rootId: number;
   /** The store's latest refusal of the tree's changes. */
@@ -340,7 +340,10 @@ export interface Store {
    * holds its lease (`LEASE_LOST`: its trees are another node's now).
    */
   holdTrees(nodeId: string, trees: readonly HoldRequest[], at: number): Promise<void>;
-  /** The trees marked held ({@link Store.holdTrees}), by root id; retention deletes a mark with its tree. */
+  /**
+   * The trees marked held ({@link Store.holdTrees}), by root id; retention deletes a mark with its
+   * tree.
+   */
   heldTrees(): Promise<HeldTree[]>;
   /**
    * The store's connection pool now, for metrics. Optional: a store without a pool (SQLite: one

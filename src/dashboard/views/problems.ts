@@ -1,8 +1,8 @@
 /**
  * Unloadable rows and stuck work: the rows the node could not read (the `unreadable` lists of
  * `GET /v1/commands`), the commands the node holds untouched because their type or parameters
- * cannot be loaded or whose tree the store refused (`unloadable` in their details), and the oldest work still running — each
- * with the operator's way to end it, a cancel.
+ * cannot be loaded or the store refused their tree (`unloadable` in their details), and the
+ * oldest work still running — each with the operator's way to end it, a cancel.
  *
  * @module
  */
