@@ -20,17 +20,19 @@ export interface AfterCommit {
   readonly cause: LiveCommand | null;
 }
 
-/**
- * Runs callbacks kept as triples (the cause, the function, its argument: {@link Flight.after}),
- * in order; with `skip`, not those without a cause or whose cause it names.
- */
-export function runAfter(
+/** Runs callbacks kept as triples (cause, function, argument: {@link Flight.after}), in order. */
+export function runAfter(after: readonly unknown[]): void {
+  for (let i = 0; i < after.length; i += 3) (after[i + 1] as (arg: unknown) => void)(after[i + 2]);
+}
+
+/** {@link runAfter}, but not the callbacks without a cause (barriers) or whose cause `skip` names. */
+export function runAfterExcept(
   after: readonly unknown[],
-  skip?: (cause: LiveCommand | null) => boolean,
+  skip: (cause: LiveCommand) => boolean,
 ): void {
   for (let i = 0; i < after.length; i += 3) {
-    if (skip?.(after[i] as LiveCommand | null)) continue;
-    (after[i + 1] as (arg: unknown) => void)(after[i + 2]);
+    const cause = after[i] as LiveCommand | null;
+    if (cause !== null && !skip(cause)) (after[i + 1] as (arg: unknown) => void)(after[i + 2]);
   }
 }
 

@@ -36,7 +36,15 @@ import { CocoError, ErrorCode, toErrorInfo, type ErrorInfo } from '../core/error
 import type { EntityWrite } from '../core/records.js';
 import { emptyBatch, type ChangeBatch, type Store } from '../store/port.js';
 import type { LiveCommand, LiveTask, LiveUndo } from './live.js';
-import { rootsOf, runAfter, snapshot, treesPart, type AfterCommit, type Flight } from './batch.js';
+import {
+  rootsOf,
+  runAfter,
+  runAfterExcept,
+  snapshot,
+  treesPart,
+  type AfterCommit,
+  type Flight,
+} from './batch.js';
 
 /** Settings of the committer. */
 export interface CommitterOptions {
@@ -784,8 +792,7 @@ export class Committer {
       // stays recovering).
       this.#handedOver = true;
       const roots = new Set(refused.map((t) => t.rootId));
-      for (const f of failed)
-        runAfter(f.after, (cause) => cause === null || roots.has(cause.rootId));
+      for (const f of failed) runAfterExcept(f.after, (cause) => roots.has(cause.rootId));
       this.#onRefused!(refused);
       return;
     }
