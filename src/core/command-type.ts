@@ -244,6 +244,15 @@ export interface CommandDefinition<P, I = P, U extends string = never> {
    * years, rounded up to a whole ms.
    */
   readonly timeoutMs?: number;
+  /**
+   * How long one run of a handler may take: past it, the run counts as failed (`HANDLER_TIMEOUT`,
+   * retried under `retry`), its `ctx.signal` is aborted, and what it does afterwards is dropped
+   * (its context is closed; what it does outside `ctx` may still happen). Ms, positive, up to 100
+   * years; `null` for no limit. By default the engine's `tuning.handlerTimeoutMs` (10 minutes)
+   * bounds stages, `onSuccess` and `onFailure`, and nothing bounds undo steps (they may run tasks
+   * and wait for them: `ctx.runTask`); set here, it bounds every handler of the type.
+   */
+  readonly handlerTimeoutMs?: number | null;
   readonly retry?: RetryOptions;
   /**
    * Most stages a serial command runs (`execute` counts as the first): opening one more fails
@@ -279,6 +288,8 @@ export interface CommandType<P = unknown, I = P> {
   readonly childMode: ChildMode;
   readonly failurePolicy: FailurePolicy;
   readonly timeoutMs: number | null;
+  /** A run's time limit (see {@link CommandDefinition.handlerTimeoutMs}); undefined: the engine's. */
+  readonly handlerTimeoutMs: number | null | undefined;
   readonly retry: Required<RetryOptions>;
   /** Most stages it runs (see {@link CommandDefinition.maxStages}). */
   readonly maxStages: number;
@@ -353,6 +364,9 @@ export function defineCommand<P, I = P, U extends string = never>(
     bad('retry.maxAttempts must be an integer >= 1');
   if (def.timeoutMs !== undefined && !isDuration(def.timeoutMs))
     bad('timeoutMs must be a positive number of ms, at most 100 years');
+  const handlerTimeoutMs = def.handlerTimeoutMs;
+  if (handlerTimeoutMs !== undefined && handlerTimeoutMs !== null && !isDuration(handlerTimeoutMs))
+    bad('handlerTimeoutMs must be null or a positive number of ms, at most 100 years');
   for (const [name, ms] of [
     ['retry.backoffMs', retry.backoffMs],
     ['retry.maxBackoffMs', retry.maxBackoffMs],
@@ -380,6 +394,10 @@ export function defineCommand<P, I = P, U extends string = never>(
     failurePolicy: def.failurePolicy ?? 'wait-all',
     // A whole ms (the stores keep times as integers), never early.
     timeoutMs: def.timeoutMs === undefined ? null : Math.ceil(def.timeoutMs),
+    handlerTimeoutMs:
+      handlerTimeoutMs === undefined || handlerTimeoutMs === null
+        ? handlerTimeoutMs
+        : Math.ceil(handlerTimeoutMs),
     retry: Object.freeze(retry),
     maxStages,
     handlers: Object.freeze(handlers),

@@ -34,6 +34,12 @@ export const ErrorCode = {
   IllegalTransition: 'ILLEGAL_TRANSITION',
   /** A handler threw (after its retries, when stored on a command). */
   HandlerFailed: 'HANDLER_FAILED',
+  /**
+   * A handler's run did not end within its time (`handlerTimeoutMs`): it counts as failed and is
+   * retried under the type's retry policy; its signal is aborted and what it does afterwards is
+   * dropped.
+   */
+  HandlerTimeout: 'HANDLER_TIMEOUT',
   /** A handler did different things on a retry than on the attempt it replays. */
   HandlerNondeterministic: 'HANDLER_NONDETERMINISTIC',
   /** A command ended its stages having created fewer tasks or children than it declared. */

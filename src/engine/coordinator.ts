@@ -6,6 +6,7 @@
  *
  * @module
  */
+import type { TimerHandle } from '../core/clock.js';
 import type { CommandType, Json, Logger, TaskSpec } from '../core/command-type.js';
 import { CocoError, ErrorCode, type ErrorInfo } from '../core/errors.js';
 import type { CommandRegistry } from '../core/registry.js';
@@ -18,7 +19,14 @@ import { Endings } from './endings.js';
 import { EntityOverlay } from './entities.js';
 import type { EngineEvents } from './events.js';
 import type { ClosedCtx } from './contexts.js';
-import { runFailure, runStage, runSuccess, runUndo, type HandlerHost } from './handlers.js';
+import {
+  runFailure,
+  runStage,
+  runSuccess,
+  runUndo,
+  type HandlerHost,
+  type Phase,
+} from './handlers.js';
 import type { IdAllocator } from './ids.js';
 import type { ChildState, LiveCommand } from './live.js';
 import { LiveUndo, type LiveTask } from './live.js';
@@ -185,6 +193,17 @@ export class Coordinator implements HandlerHost, TaskHost {
 
   random(): number {
     return this.options.random();
+  }
+
+  handlerTimeout(c: LiveCommand, phase: Phase): number | null {
+    const own = c.type.handlerTimeoutMs;
+    if (own !== undefined) return own;
+    const bound = this.options.tuning.handlerTimeoutMs;
+    return phase === 'undo' || bound === 0 ? null : bound;
+  }
+
+  setTimer(ms: number, fn: () => void): TimerHandle {
+    return this.options.clock.setTimer(ms, fn);
   }
 
   // ---------------------------------------------------------------- the loop

@@ -19,6 +19,7 @@ import {
 } from './contexts.js';
 import type { LiveCommand, LiveUndo } from './live.js';
 import type { Tracing } from './tracing.js';
+import type { TimerHandle } from '../core/clock.js';
 import type { Span } from '@opentelemetry/api';
 
 /** What the handler runner needs from the coordinator. */
@@ -34,11 +35,16 @@ export interface HandlerHost extends ContextHost {
   handlerEnded(): void;
   /** A number in [0, 1) for retry jitter (the engine's injectable source). */
   random(): number;
+  /** How long one run of a handler of `c` in `phase` may take (ms), or null for no bound. */
+  handlerTimeout(c: LiveCommand, phase: Phase): number | null;
+  /** Calls `fn` after `ms` (the engine's clock). */
+  setTimer(ms: number, fn: () => void): TimerHandle;
   /** The engine's spans: each handler run is one, active while the handler runs. */
   readonly tracing: Tracing;
 }
 
-type Phase = 'stage' | 'success' | 'undo' | 'failure';
+/** Which handler runs: a stage (`execute`, `next`), `onSuccess`, an undo step, `onFailure`. */
+export type Phase = 'stage' | 'success' | 'undo' | 'failure';
 
 function isPromise(value: unknown): value is Promise<unknown> {
   return (
@@ -83,8 +89,8 @@ function run<T extends BaseCtxLike>(
   c.busy = true;
   host.handlerStarted();
   const span = host.tracing.handler(c, phase, undoName);
-  if (span) host.tracing.active(span, () => invoke(host, c, ctx, fn, span, then));
-  else invoke(host, c, ctx, fn, null, then);
+  if (span) host.tracing.active(span, () => invoke(host, c, phase, ctx, fn, span, then));
+  else invoke(host, c, phase, ctx, fn, null, then);
 }
 
 /**
@@ -95,6 +101,7 @@ function run<T extends BaseCtxLike>(
 function invoke<T extends BaseCtxLike>(
   host: HandlerHost,
   c: LiveCommand,
+  phase: Phase,
   ctx: T,
   fn: (ctx: T) => unknown,
   span: Span | null,
@@ -108,11 +115,50 @@ function invoke<T extends BaseCtxLike>(
     return;
   }
   if (isPromise(value)) {
+    const limit = host.handlerTimeout(c, phase);
+    if (limit === null) {
+      value.then(
+        (v) => finish(host, c, ctx, span, then, { ok: true, value: v }),
+        (error: unknown) => finish(host, c, ctx, span, then, { ok: false, error }),
+      );
+      return;
+    }
+    // The first of the handler's end and its time limit decides; the other is dropped.
+    let decided = false;
+    const timer = host.setTimer(limit, () => {
+      if (decided) return;
+      decided = true;
+      const error = handlerTimedOut(c, phase, limit);
+      // Its signal tells the late handler to stop; a retry gets a fresh one.
+      c.abort?.abort(error);
+      c.abort = null;
+      host.log.warn(
+        { commandId: c.id, type: c.type.name, phase, limitMs: limit },
+        'a handler did not end in time: its run counts as failed',
+      );
+      finish(host, c, ctx, span, then, { ok: false, error });
+    });
+    const settle = (outcome: Outcome): void => {
+      if (decided) return;
+      decided = true;
+      timer.cancel();
+      finish(host, c, ctx, span, then, outcome);
+    };
     value.then(
-      (v) => finish(host, c, ctx, span, then, { ok: true, value: v }),
-      (error: unknown) => finish(host, c, ctx, span, then, { ok: false, error }),
+      (v) => settle({ ok: true, value: v }),
+      (error: unknown) => settle({ ok: false, error }),
     );
   } else finish(host, c, ctx, span, then, value === undefined ? OK_VOID : { ok: true, value });
+}
+
+/** The failure of a handler's run that passed its time limit (`HANDLER_TIMEOUT`, retryable). */
+function handlerTimedOut(c: LiveCommand, phase: Phase, limitMs: number): CocoError {
+  return new CocoError(
+    ErrorCode.HandlerTimeout,
+    `${PHASE_NAMES[phase]} of command ${c.id} (${c.type.name}) did not end within ${limitMs} ms ` +
+      '(handlerTimeoutMs): its signal was aborted, and what it does from now on is dropped',
+    { retryable: true, details: { commandId: c.id, phase, limitMs } },
+  );
 }
 
 /** A handler's run ended with `outcome`: its span ends, its context closes, `then` follows. */

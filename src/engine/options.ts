@@ -86,6 +86,17 @@ export interface EngineTuning {
   readonly heartbeatMs?: number;
   /** Ids reserved from the store at a time (ids are handed out without a store round trip). @default 10000 */
   readonly idBlockSize?: number;
+  /**
+   * How long one run of a stage handler, `onSuccess` or `onFailure` may take, unless its type says
+   * (`CommandDefinition.handlerTimeoutMs`): past it the run counts as failed (`HANDLER_TIMEOUT`,
+   * retried under the type's retry policy) and its signal is aborted. Without a bound, a handler
+   * awaiting something that never settles kept its command busy for ever: not ended by its own
+   * `timeoutMs`, not by a cancel. Handlers hand long work to tasks; ten minutes leaves room for a
+   * slow call to another service while still ending such a hang. 0: no bound. Undo steps are not
+   * bounded by it (they may wait for the tasks they run).
+   * @default 600000
+   */
+  readonly handlerTimeoutMs?: number;
   /** On stop, how long to wait for running handlers before giving up on them. @default 5000 */
   readonly stopGraceMs?: number;
   /**
@@ -186,6 +197,7 @@ const tuningSchema = z
     idleSplitRows: z.number().int().nonnegative().default(SPLIT_MIN_ROWS),
     heartbeatMs: positive.default(10_000),
     idBlockSize: positive.default(10_000),
+    handlerTimeoutMs: z.number().int().nonnegative().default(600_000),
     stopGraceMs: z.number().int().nonnegative().default(5_000),
     stopTimeoutMs: positive.default(10_000),
     claimIntervalMs: positive.default(1_000),

@@ -42,6 +42,7 @@ export function unknownType(name: string, version: number): CommandType {
     childMode: 'concurrent' as const,
     failurePolicy: 'wait-all' as const,
     timeoutMs: null,
+    handlerTimeoutMs: null,
     retry: { maxAttempts: 1, backoffMs: 0, maxBackoffMs: 0 },
     maxStages: DEFAULT_MAX_STAGES,
     handlers: { execute: refuse, next: null, onSuccess: null, onFailure: null, undo: {} },
