@@ -2,7 +2,8 @@
  * Runs user handlers (stages, end handlers, undo steps) and turns their outcome into state
  * changes: success completes the step together with the handler's buffered writes; a throw is
  * retried with exponential back-off up to the type's limit, then fails the command (or the
- * undo step) with the error kept.
+ * undo step) with the error kept. An asynchronous run that passes its time limit
+ * (`HandlerHost.handlerTimeout`) counts as a throw (`HANDLER_TIMEOUT`); its late end is dropped.
  *
  * @module
  */
