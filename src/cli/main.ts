@@ -56,6 +56,11 @@ export const SUBCOMMANDS: Readonly<
         'cancel a command and its subtree (stops tasks, runs compensation); ends a command that could not be loaded',
       load: client,
     },
+    release: {
+      description:
+        'run again a tree held because the store refused its changes (TREE_REFUSED), once the cause is gone',
+      load: client,
+    },
     agents: {
       description:
         "list the node's agents: up or down, retired, its tasks in flight on each, last seen",

@@ -443,6 +443,27 @@ export class Coordinator implements HandlerHost, TaskHost {
     this.wake(c);
   }
 
+  /**
+   * Runs again the commands of a tree held because the store refused its changes
+   * (`TREE_REFUSED`), as they were stored: each is resumed as at a start (its tasks started,
+   * stopped or polled again, its timers armed, woken). How many were held.
+   */
+  releaseRefused(rootId: number): number {
+    const held: LiveCommand[] = [];
+    for (const c of this.live.values())
+      if (c.rootId === rootId && c.held && c.loadError?.code === ErrorCode.TreeRefused)
+        held.push(c);
+    // All of them runnable before any is woken (a child's resume looks its parent up).
+    for (const c of held) {
+      c.held = false;
+      c.loadError = null;
+    }
+    for (const c of held) resume(this, c);
+    this.tasks.admission.pumpAll();
+    this.roots.pump();
+    return held.length;
+  }
+
   /** Records a command's outcome, tells its parent, and starts clearing its tasks. */
   endCommand(c: LiveCommand, status: 'succeeded' | 'failed' | 'cancelled'): void {
     this.#endings.end(c, status);

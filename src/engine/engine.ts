@@ -489,6 +489,34 @@ export class Engine {
     await committer.durable(c);
   }
 
+  /**
+   * Runs again a tree held because the store refused its changes (`TREE_REFUSED`; `id`: any
+   * command of it, held on this node), once its cause is gone: its mark is deleted and its
+   * commands go on from what was stored. Refused again, it is held again. How many commands were
+   * held. `COMMAND_STATE` for a command not held so here (one whose type or parameters could not
+   * be loaded cannot be released: a cancel ends it).
+   */
+  async release(id: number): Promise<number> {
+    const { coordinator: co } = this.#running();
+    this.#refuseDuringOutage('release');
+    const c = co.live.get(id);
+    if (!c?.held || c.loadError?.code !== ErrorCode.TreeRefused) {
+      if (!c && !(await this.#o.store.getCommand(id)))
+        throw new CocoError(ErrorCode.CommandNotFound, `command ${id} does not exist`);
+      throw new CocoError(
+        ErrorCode.CommandState,
+        `command ${id} is not held on this node for a tree the store refused` +
+          (c?.held
+            ? ` (${c.loadError?.message ?? 'it could not be loaded'}: a cancel ends it)`
+            : ''),
+      );
+    }
+    await this.#o.store.releaseTree(c.rootId);
+    const released = co.releaseRefused(c.rootId);
+    this.#o.logger.warn({ commandId: id, rootId: c.rootId, released }, 'refused tree released');
+    return released;
+  }
+
   /** The stored (durable) state of a command, or null. */
   async get(id: number): Promise<CommandRecord | null> {
     return this.#o.store.getCommand(id);

@@ -13,6 +13,7 @@ import type { QueuePosition } from '../engine/admission.js';
 import type { CommandDetails } from '../engine/engine.js';
 import {
   cancelAnswer,
+  releaseAnswer,
   commandDetail,
   commandListQuery,
   commandPage,
@@ -280,6 +281,33 @@ export function commandRoutes(api: ApiContext): void {
     async ({ params: { id } }) => {
       await api.engine().cancel(id);
       return { id, cancelRequested: true };
+    },
+  );
+
+  routes.add(
+    {
+      method: 'POST',
+      url: '/v1/commands/:id/release',
+      role: 'operator',
+      tag: 'commands',
+      summary: 'Run again a tree held because the store refused its changes',
+      description:
+        'For a command held with `TREE_REFUSED` on this node (any command of the tree): deletes the ' +
+        "tree's held mark and runs its commands on from what was stored, once the cause is gone. " +
+        'Refused again, the tree is held again. The body, if any, is an empty JSON object.',
+      params: idParam,
+      ok: { status: 200, schema: releaseAnswer },
+      errors: {
+        404: [ErrorCode.CommandNotFound],
+        409: [ErrorCode.CommandState],
+        503: [ErrorCode.EngineStopped, ErrorCode.StoreFailed],
+      },
+    },
+    async ({ params: { id } }) => {
+      const engine = api.engine();
+      const released = await engine.release(id);
+      const rootId = (await engine.get(id))?.rootId ?? id;
+      return { id, rootId, released };
     },
   );
 

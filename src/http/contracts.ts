@@ -445,6 +445,13 @@ export const rerunAnswer = z.object({
 });
 /** `POST /v1/commands/:id/cancel`. */
 export const cancelAnswer = z.object({ id: z.number().int(), cancelRequested: z.literal(true) });
+
+/** The answer to `POST /v1/commands/:id/release`. */
+export const releaseAnswer = z.object({
+  id: z.number().int(),
+  rootId: z.number().int(),
+  released: z.number().int().describe('the commands of the tree that were held, now running'),
+});
 /** `POST /v1/admin/prune`. */
 export const pruneAnswer = z.object({
   trees: z.number().int(),

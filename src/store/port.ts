@@ -345,6 +345,8 @@ export interface Store {
    * tree.
    */
   heldTrees(): Promise<HeldTree[]>;
+  /** Deletes a tree's held mark (an operator's release: `Engine.release`); whether there was one. */
+  releaseTree(rootId: number): Promise<boolean>;
   /**
    * The store's connection pool now, for metrics. Optional: a store without a pool (SQLite: one
    * connection and its writer thread) has none.

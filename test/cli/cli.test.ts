@@ -53,7 +53,17 @@ describe('coco CLI: help and usage', () => {
   it('--help lists every subcommand and the exit codes', async () => {
     const r = await coco('--help');
     expect(r.code).toBe(0);
-    for (const sub of ['serve', 'agent', 'submit', 'status', 'list', 'cancel', 'migrate', 'demo'])
+    for (const sub of [
+      'serve',
+      'agent',
+      'submit',
+      'status',
+      'list',
+      'cancel',
+      'release',
+      'migrate',
+      'demo',
+    ])
       expect(r.out).toContain(sub);
     expect(r.out).toContain('Exit codes');
   });
@@ -236,6 +246,10 @@ describe('coco CLI against a running node', () => {
     const again = await coco('cancel', String(id), '--server', server);
     expect(again.code).toBe(8); // the command has already ended
     expect(again.err).toContain('COMMAND_STATE');
+    // Only a tree held because the store refused it is released.
+    const release = await coco('release', String(id), '--server', server);
+    expect(release.code).toBe(8);
+    expect(release.err).toMatch(/COMMAND_STATE.*not held on this node/s);
   });
 
   it('status --watch follows a job live until it ends', async () => {

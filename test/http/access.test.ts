@@ -37,6 +37,7 @@ const ROUTES: { method: string; path: string; role: Role | 'public'; body?: unkn
   { method: 'GET', path: '/v1/jobs/999999', role: 'viewer' },
   { method: 'POST', path: '/v1/commands', role: 'operator', body: { type: 'no.such', params: {} } },
   { method: 'POST', path: '/v1/commands/999999/cancel', role: 'operator', body: {} },
+  { method: 'POST', path: '/v1/commands/999999/release', role: 'operator', body: {} },
   { method: 'POST', path: '/v1/commands/999999/rerun', role: 'operator', body: {} },
   { method: 'GET', path: '/v1/admission', role: 'viewer' },
   { method: 'POST', path: '/v1/admin/limits', role: 'admin', body: {} },

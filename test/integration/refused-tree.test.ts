@@ -13,6 +13,7 @@ import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { inProcessAgents } from '../../src/brokers/in-process/broker.js';
+import { builtinVerbs } from '../../src/verbs/builtins.js';
 import { defineCommand } from '../../src/core/command-type.js';
 import { ErrorCode, type ErrorInfo } from '../../src/core/errors.js';
 import { parseConfig } from '../../src/config/config.js';
@@ -64,7 +65,8 @@ afterEach(async () => {
 function engineOn(store: Store): Engine {
   const engine = createEngine({
     store,
-    agents: inProcessAgents(['a1']),
+    // `poison` runs as `noop` does, once the store takes it.
+    agents: inProcessAgents(['a1'], { verbs: { ...builtinVerbs, poison: builtinVerbs.noop! } }),
     commands: [twoStages, one, oneOf],
     tuning: FAST,
   });
@@ -80,6 +82,8 @@ function halted(engine: Engine): Promise<ErrorInfo> {
 interface Setup {
   readonly makeStore: () => Store;
   readonly poison: () => Promise<void>;
+  /** Takes the refusal away (the operator's fix). */
+  readonly cure: () => Promise<void>;
   readonly held: () => Promise<unknown[]>;
 }
 
@@ -139,6 +143,44 @@ function suite(setup: () => Setup): void {
     expect(await held()).toEqual([]);
   });
 
+  it('a release runs the tree on once the cause is gone (refused again before)', async () => {
+    const { makeStore, poison, cure, held } = setup();
+    const first = engineOn(makeStore());
+    await first.start();
+    await poison();
+    const stop = halted(first);
+    const bad = (await first.submit(twoStages, { verb: 'poison' })).id;
+    await stop;
+    const second = engineOn(makeStore());
+    await second.start();
+    await expect
+      .poll(async () => (await second.inspect(bad))?.unloadable?.code)
+      .toBe(ErrorCode.TreeRefused);
+    // Not held: refused with COMMAND_STATE, as an unknown command with COMMAND_NOT_FOUND.
+    const other = (await second.submit(one, {})).id;
+    await expect(second.release(other)).rejects.toMatchObject({ code: ErrorCode.CommandState });
+    await expect(second.release(987_654)).rejects.toMatchObject({
+      code: ErrorCode.CommandNotFound,
+    });
+    // Released with the cause still there: refused again, held again.
+    const again = halted(second);
+    expect(await second.release(bad)).toBe(1);
+    expect((await again).code).toBe(ErrorCode.TreeRefused);
+    expect(await held()).toEqual([[bad, 1]]);
+    // The cause gone, a release runs it on to its end.
+    await cure();
+    const third = engineOn(makeStore());
+    await third.start();
+    await expect
+      .poll(async () => (await third.inspect(bad))?.unloadable?.code)
+      .toBe(ErrorCode.TreeRefused);
+    expect(await third.release(bad)).toBe(1);
+    expect(await held()).toEqual([]);
+    const ended = await third.waitFor(bad);
+    expect(ended.status).toBe('succeeded');
+    expect((await third.inspect(bad))?.tasks.map((t) => t.verb)).toEqual(['noop', 'poison']);
+  });
+
   it('a new tree refused whole: its submission refused, nothing of it stored; the others answered', async () => {
     const { makeStore, poison, held } = setup();
     const first = engineOn(makeStore());
@@ -182,6 +224,11 @@ describe('a tree whose changes the store refuses (SQLite)', () => {
         );
         db.close();
       },
+      cure: async () => {
+        const db = new Database(path);
+        db.exec('DROP TRIGGER poison');
+        db.close();
+      },
       held: () => Promise.resolve(sql('SELECT root_id, refusals FROM held_trees')),
     };
   });
@@ -197,7 +244,7 @@ describe('a tree whose changes the store refuses, on a node', () => {
         dir,
       ),
       commands: [twoStages, one],
-      broker: inProcessAgents(['a1']),
+      broker: inProcessAgents(['a1'], { verbs: { ...builtinVerbs, poison: builtinVerbs.noop! } }),
       logger: silent,
     });
     cleanups.push(() => node.close());
@@ -225,6 +272,22 @@ describe('a tree whose changes the store refuses, on a node', () => {
     );
     const later = (await node.engine.submit(one, {})).id;
     expect((await node.engine.waitFor(later)).status).toBe('succeeded');
+    // The cause gone, an operator releases it through the API: it runs on to its end.
+    const cure = new Database(`${dir}/coco.db`);
+    cure.exec('DROP TRIGGER poison');
+    cure.close();
+    const released = await node.api.inject({
+      method: 'POST',
+      url: `/v1/commands/${bad}/release`,
+      headers: {
+        authorization: 'Bearer refused-token-0123456789',
+        'content-type': 'application/json',
+      },
+      payload: {},
+    });
+    expect(released.statusCode).toBe(200);
+    expect(released.json()).toEqual({ id: bad, rootId: bad, released: 1 });
+    expect((await node.engine.waitFor(bad)).status).toBe('succeeded');
   });
 });
 
@@ -238,6 +301,9 @@ describePg('a tree whose changes the store refuses (PostgreSQL)', () => {
         await adminQuery(
           `ALTER TABLE ${fresh.schema}.tasks ADD CONSTRAINT poison CHECK (verb <> 'poison') NOT VALID`,
         );
+      },
+      cure: async () => {
+        await adminQuery(`ALTER TABLE ${fresh.schema}.tasks DROP CONSTRAINT poison`);
       },
       held: async () =>
         (await adminQuery(`SELECT root_id, refusals FROM ${fresh.schema}.held_trees`)).rows.map(

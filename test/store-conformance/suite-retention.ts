@@ -225,6 +225,12 @@ export function describeRetention(env: SuiteEnv): void {
         { rootId: 10, error: again, refusals: 2, heldAt: OLD + 5 },
       ]);
       await store.holdTrees('node-a', [], OLD);
+      // A release deletes a mark; a second finds none.
+      await store.holdTrees('node-a', [{ rootId: 1, error: refusal }], OLD);
+      expect(await store.releaseTree(1)).toBe(true);
+      expect(await store.releaseTree(1)).toBe(false);
+      expect((await store.heldTrees()).map((h) => h.rootId)).toEqual([10]);
+      await store.holdTrees('node-a', [{ rootId: 1, error: refusal }], OLD);
       // Retention deletes a mark with its tree, and only then.
       await pruneAll(store, { endedBefore: OLD + 1, limit: 10 });
       expect((await store.heldTrees()).map((h) => h.rootId)).toEqual([10]);

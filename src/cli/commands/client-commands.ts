@@ -1,5 +1,6 @@
 /**
- * The subcommands that talk to a running node: submit, status, list, cancel.
+ * The subcommands that talk to a running node: submit, status, list, cancel, release, rerun,
+ * agents.
  *
  * @module
  */
@@ -98,6 +99,8 @@ const MAX_LIST = 1_000;
 
 const treeSchema = z.custom<JobTree>((v) => typeof v === 'object' && v !== null && 'job' in v);
 const idSchema = z.object({ id: z.number() });
+/** The answer to a release (the API's `releaseAnswer`, parsed here as the CLI parses every answer). */
+const releasedSchema = z.object({ id: z.number(), rootId: z.number(), released: z.number() });
 
 /** A command's detail (`GET /v1/commands/:id`): only its result is read here. */
 const resultSchema = z.object({ result: z.unknown().optional() });
@@ -347,6 +350,23 @@ export function addClientCommands(program: Command, setExit: (code: number) => v
     const res = await atNode(o, () => api.post(`/v1/commands/${id}/cancel`, {}));
     print(o, res, () => [
       `cancel of command ${id} requested; follow it with: coco status ${id} --watch`,
+    ]);
+  });
+
+  common(
+    program
+      .command('release')
+      .description(
+        'run again a tree held because the store refused its changes (TREE_REFUSED), once the cause is gone',
+      )
+      .argument('<id>', 'a command of the held tree', idArg),
+  ).action(async (id: number, o: ClientOptions) => {
+    const api = client(o);
+    const res = releasedSchema.parse(
+      await atNode(o, () => api.post(`/v1/commands/${id}/release`, {})),
+    );
+    print(o, res, () => [
+      `tree ${res.rootId} released: ${res.released} command(s) run on; follow it with: coco status ${res.rootId} --watch`,
     ]);
   });
 

@@ -432,6 +432,13 @@ export class PostgresStore implements SharedStore {
       throw leaseLost(nodeId, 'holdTrees refused, nothing was marked');
   }
 
+  /** {@inheritDoc Store.releaseTree} */
+  async releaseTree(rootId: number): Promise<boolean> {
+    await this.#ready();
+    const r = await this.#access.query(this.#sql.releaseTree, [rootId], { idempotent: true });
+    return (r.rowCount ?? 0) > 0;
+  }
+
   /** {@inheritDoc Store.heldTrees} */
   async heldTrees(): Promise<HeldTree[]> {
     return heldTrees(await this.#rows(this.#sql.listHeld, []));

@@ -244,6 +244,7 @@ export function buildSql(schema: string) {
       'held_at = EXCLUDED.held_at RETURNING 1) ' +
       'SELECT (SELECT count(*) FROM live)::int AS live',
     listHeld: `SELECT root_id, error, refusals, held_at FROM ${t.held} ORDER BY root_id`,
+    releaseTree: `DELETE FROM ${t.held} WHERE root_id = $1`,
     // Ids: the counter, never below the highest stored id (batches may insert ids they did not
     // reserve). max(id) is one probe of the primary key.
     reserveIds:

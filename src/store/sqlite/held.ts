@@ -15,6 +15,7 @@ export const HELD_WRITES = {
     'WHERE EXISTS (SELECT 1 FROM commands WHERE id = ? AND parent_id IS NULL) ' +
     'ON CONFLICT (root_id) DO UPDATE SET error = excluded.error, refusals = refusals + 1, ' +
     'held_at = excluded.held_at',
+  releaseTree: 'DELETE FROM held_trees WHERE root_id = ?',
 } as const;
 
 /** The held trees' rows, by root id (parsed by `store/rows/parse.ts` `heldTrees`). */
@@ -24,6 +25,11 @@ export const LIST_HELD =
 /** The values of `holdTree` for each tree. */
 export function holdRows(trees: readonly HoldRequest[], at: number): unknown[][] {
   return trees.map((t) => [t.rootId, JSON.stringify(t.error), at, t.rootId]);
+}
+
+/** Deletes a tree's mark inline; whether there was one. */
+export function releaseInline(db: Database.Database, rootId: number): boolean {
+  return db.prepare(HELD_WRITES.releaseTree).run(rootId).changes > 0;
 }
 
 /** Runs the holds inline, in one transaction. */

@@ -17,7 +17,7 @@ import type Database from 'better-sqlite3';
 import { systemClock, type Clock } from '../../core/clock.js';
 import { CocoError, ErrorCode } from '../../core/errors.js';
 import { AGENT_WRITES, agentRows, deleteAgent, listAgents, saveAgents } from './agents.js';
-import { HELD_WRITES, LIST_HELD, holdInline, holdRows } from './held.js';
+import { HELD_WRITES, LIST_HELD, holdInline, holdRows, releaseInline } from './held.js';
 import type {
   AgentRecord,
   CommandRecord,
@@ -557,6 +557,21 @@ export class SqliteStore implements Store {
       else holdInline(db, rows);
     } catch (error) {
       throw error instanceof CocoError ? error : storeFailed('cannot mark trees held', error);
+    }
+  }
+
+  /** {@inheritDoc Store.releaseTree} In the writer thread when the store has one. */
+  async releaseTree(rootId: number): Promise<boolean> {
+    const { db } = await settle(() => this.#ready());
+    const writer = this.#writer;
+    try {
+      if (writer)
+        return ((await writer.count([['releaseTree', [[rootId]], false]]))[0]?.[0] ?? 0) > 0;
+      return releaseInline(db, rootId);
+    } catch (error) {
+      throw error instanceof CocoError
+        ? error
+        : storeFailed(`cannot release tree ${rootId}`, error);
     }
   }
 
