@@ -10,6 +10,7 @@ import {
   admission,
   agentList,
   anything,
+  releaseAnswer,
   rerunAnswer,
   commandDetails,
   commandPage,
@@ -220,6 +221,11 @@ export async function cancelCommand(id: number): Promise<void> {
 /** `POST /v1/commands/:id/rerun` (operators): the new command's id. */
 export async function rerunCommand(id: number): Promise<number> {
   return (await call(rerunAnswer, `/v1/commands/${id}/rerun`, postJson)).id;
+}
+
+/** `POST /v1/commands/:id/release` (operators): how many commands of the tree run on. */
+export async function releaseCommand(id: number): Promise<number> {
+  return (await call(releaseAnswer, `/v1/commands/${id}/release`, postJson)).released;
 }
 
 /** `POST /v1/admin/agents/:id/forget` (admins). */

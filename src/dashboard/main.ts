@@ -255,6 +255,16 @@ function confirmWords(c: PendingConfirm): {
         act: 'Run it again',
         danger: false,
       };
+    case 'release':
+      return {
+        title: `Release command ${c.id}?`,
+        text: html`The store refused the changes of this
+          <span class="mono">${c.type}</span> command's tree. Release it once the cause is gone: it
+          runs on from what was stored. Refused again, it is held again.`,
+        keep: 'Keep it held',
+        act: 'Release it',
+        danger: false,
+      };
     case 'forget':
       return {
         title: `Forget agent ${c.id}?`,

@@ -202,6 +202,7 @@ const detailLists = {
   children: z.array(child),
   unreadableChildren: z.optional(z.array(unreadableRow)),
   unloadable: maybeError,
+  releasable: z.optional(z.boolean()),
   queue: z.optional(queue),
 };
 
@@ -279,6 +280,8 @@ export type Admission = z.infer<typeof admission>;
 
 /** `POST /v1/commands/:id/rerun`. */
 export const rerunAnswer = z.looseObject({ id: num, rerunOf: num });
+/** The answer to a release (`POST /v1/commands/:id/release`). */
+export const releaseAnswer = z.looseObject({ id: num, rootId: num, released: num });
 
 /** An answer whose body the page does not read. */
 export const anything = z.unknown();

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { ApiError, cancelCommand, forgetAgent, rerunCommand } from './api.js';
+import { ApiError, cancelCommand, forgetAgent, releaseCommand, rerunCommand } from './api.js';
 import type { NodeHealth } from './format.js';
 
 /** A role of the API's tokens. */
@@ -21,10 +21,10 @@ export interface Notice {
 /** An action being confirmed in the page's dialog (main.ts), if any. */
 export interface PendingConfirm {
   /**
-   * `cancel` (a danger) or `rerun` of a command, `forget` of an agent: names the dialog's confirm
-   * button (`#confirm-<action>`).
+   * `cancel` (a danger), `rerun` or `release` of a command, `forget` of an agent: names the
+   * dialog's confirm button (`#confirm-<action>`).
    */
-  readonly action: 'cancel' | 'rerun' | 'forget';
+  readonly action: 'cancel' | 'rerun' | 'release' | 'forget';
   /** The command's id, or the agent's. */
   readonly id: number | string;
   /** The command's type, or the agent's address. */
@@ -114,6 +114,23 @@ export async function confirmAndCancel(id: number, type: string): Promise<boolea
     return true;
   } catch (error) {
     notify('error', `Cancel of command ${id} refused — ${describe(error)}`);
+    return false;
+  }
+}
+
+/**
+ * Asks for confirmation, then releases the tree of a command held because the store refused its
+ * changes (it runs on from what was stored); tells the user the outcome. Resolves true when it
+ * was released.
+ */
+export async function confirmAndRelease(id: number, type: string): Promise<boolean> {
+  if (!(await confirmed('release', id, type))) return false;
+  try {
+    const released = await releaseCommand(id);
+    notify('info', `The tree of command ${id} runs on (${released} command(s) released).`);
+    return true;
+  } catch (error) {
+    notify('error', `Release of command ${id} refused — ${describe(error)}`);
     return false;
   }
 }

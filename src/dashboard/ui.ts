@@ -9,7 +9,7 @@ import { html, noChange, nothing, type ElementPart, type TemplateResult } from '
 import { Directive, directive, PartType, type PartInfo } from 'lit-html/directive.js';
 import { isEnded, json, percent } from './format.js';
 import type { ErrorInfo } from './schemas.js';
-import { app, canCancel, confirmAndCancel, confirmAndRerun } from './state.js';
+import { app, canCancel, confirmAndCancel, confirmAndRelease, confirmAndRerun } from './state.js';
 
 export { isEnded } from './format.js';
 
@@ -112,6 +112,26 @@ export function cancelButton(
     @click=${() => void confirmAndCancel(id, type)}
   >
     ${label}
+  </button>`;
+}
+
+/**
+ * The release button of a command held because the store refused its tree (`TREE_REFUSED`): only
+ * for roles that may run commands. On a confirmed release `done` runs (the view reloads).
+ */
+export function releaseButton(
+  id: number,
+  type: string,
+  done: () => void,
+): TemplateResult | typeof nothing {
+  if (!canCancel()) return nothing;
+  return html`<button
+    data-release=${id}
+    @click=${async () => {
+      if (await confirmAndRelease(id, type)) done();
+    }}
+  >
+    Release…
   </button>`;
 }
 

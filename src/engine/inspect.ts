@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { ErrorInfo } from '../core/errors.js';
+import { ErrorCode, type ErrorInfo } from '../core/errors.js';
 import type { CommandRecord, TaskRecord, UndoRecord } from '../core/records.js';
 import type { CorruptRow, StatusChange, Store } from '../store/port.js';
 import { isSharedStore } from '../store/shared-port.js';
@@ -38,6 +38,11 @@ export interface CommandDetails {
    * cannot be read.
    */
   readonly unloadable: ErrorInfo | null;
+  /**
+   * Whether it is held because the store refused its tree (`TREE_REFUSED`), so that a release
+   * (`Engine.release`) runs the tree on.
+   */
+  readonly releasable: boolean;
 }
 
 /**
@@ -73,6 +78,7 @@ export async function inspectCommand(
         ? statusHistory
         : [{ status: 'pending', at: command.createdAt }, ...statusHistory],
     unloadable: (live?.held ? live.loadError : null) ?? coordinator?.unloaded.get(id) ?? null,
+    releasable: live?.held === true && live.loadError?.code === ErrorCode.TreeRefused,
   };
 }
 

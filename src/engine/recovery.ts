@@ -11,6 +11,8 @@
  *   stopped, polled or cleared — until a cancel ends it (`Coordinator.endHeld`), or a release
  *   that can load it restarts. One that has ended (only its tasks' clears are left) or that a
  *   cancel already asked to end is not held: it goes on with what can run from stored data.
+ * - the commands of a tree whose changes the store refused (`Store.heldTrees`) are held the same
+ *   way, until an operator's release runs them on (`Engine.release`) or a cancel ends them.
  * - one with a row that cannot be read (its own, a task's, an undo step's, or a child's) is not
  *   loaded at all: it is never run from a partial picture. Its tasks are never taken for
  *   strangers, and it cannot be ended by the engine (the rows must be repaired).
@@ -305,7 +307,7 @@ function refusedError(c: LiveCommand, refused: HeldTree): ErrorInfo {
     ErrorCode.TreeRefused,
     `the store refused the changes of command ${c.id}'s tree (root ${refused.rootId}) ${times}, ` +
       `last at ${new Date(refused.heldAt).toISOString()} (${refused.error.message}): nothing of it ` +
-      'runs until a cancel ends it from what was stored',
+      'runs until a release runs it on (once the cause is gone) or a cancel ends it',
     { details: { rootId: refused.rootId, refusals: refused.refusals, cause: refused.error } },
   ).toInfo();
 }

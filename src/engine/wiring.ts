@@ -247,7 +247,8 @@ function treesRefused(trees: readonly RefusedTree[]): CocoError {
     ErrorCode.TreeRefused,
     `the store refused the changes of ${trees.length === 1 ? 'a tree' : `${trees.length} trees`} of ` +
       `commands on their own (root ${trees.map((t) => t.rootId).join(', ')}; ${first.error.message}): ` +
-      'marked held, the engine halts; loaded again, nothing of such a tree runs until a cancel ends it',
+      'marked held, the engine halts; loaded again, nothing of such a tree runs until a release runs ' +
+      'it on or a cancel ends it',
     { details: { trees: trees.map((t) => ({ rootId: t.rootId, error: t.error.toInfo() })) } },
   );
 }

@@ -101,6 +101,7 @@ export function detailOf(d: CommandDetails): unknown {
     })),
     unreadableChildren: d.unreadableChildren,
     unloadable: d.unloadable,
+    releasable: d.releasable,
     priority: c.priority,
     queuedSince: c.queuedSince,
     queue:

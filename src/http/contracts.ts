@@ -307,6 +307,11 @@ export const commandDetail = commandSummary.extend({
     .describe(
       'why the command is held: it could not be loaded, or the store refused its tree (`TREE_REFUSED`)',
     ),
+  releasable: z
+    .boolean()
+    .describe(
+      'held because the store refused its tree: POST /v1/commands/:id/release runs the tree on',
+    ),
   priority: z.number().int().describe('admission priority of its tasks (higher first)'),
   queuedSince: ms
     .nullable()

@@ -4,12 +4,14 @@
  * examples/: sign in; watch a migration progress to done; cancel another mid-copy and see its
  * compensation in order; a parameter holding markup shown as text (no dialog fires); a viewer
  * sees no cancel button and a forced cancel is refused; a copy waiting for its agent's limit
- * (admission) shown with what it waits for; the agent going down and up. Screenshots
+ * (admission) shown with what it waits for; the agent going down and up; a tree the store refused
+ * shown held and released by an operator once the cause is gone. Screenshots
  * go to test-artifacts/dashboard/ (git-ignored).
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
@@ -527,5 +529,75 @@ describe.skipIf(!haveBrowser && !process.env.CI)('the dashboard in a browser', (
       serve.child.kill('SIGCONT');
     }
     await banner.waitFor({ state: 'detached', timeout: 20_000 });
+  });
+
+  it('shows a tree the store refused as held, and an operator releases it once the cause is gone', async () => {
+    // host-1 listed again (an earlier test retired and forgot it): it takes tasks again.
+    const body = JSON.parse(readFileSync(config, 'utf8')) as { agents: unknown[] };
+    body.agents = [{ id: 'host-1', url: agent.url, secret: SECRET }];
+    writeFileSync(config, JSON.stringify(body));
+    serve.child.kill('SIGHUP');
+    const agents = z.object({
+      agents: z.array(z.object({ id: z.string(), state: z.string(), configured: z.boolean() })),
+    });
+    await expect
+      .poll(
+        async () =>
+          agents
+            .parse(await api('/v1/agents'))
+            .agents.some((a) => a.id === 'host-1' && a.configured && a.state === 'up'),
+        { timeout: 10_000 },
+      )
+      .toBe(true);
+    const create = await submit('disk.create', {
+      disk: 'd9',
+      domain: 'sd-a',
+      sizeBytes: 1 * MiB,
+      agent: 'host-1',
+      seed: 9,
+    });
+    expect(await ended(create)).toBe('succeeded');
+    // The store refuses a verify task (a trigger added here): the migration's tree is held.
+    const db = join(dir, 'coco.db');
+    const sql = (text: string): void => {
+      const conn = new Database(db);
+      try {
+        conn.exec(text);
+      } finally {
+        conn.close();
+      }
+    };
+    sql(
+      "CREATE TRIGGER refuse_verify BEFORE INSERT ON tasks WHEN NEW.verb = 'volume.verify' " +
+        "BEGIN SELECT RAISE(ABORT, 'verify refused by the test'); END",
+    );
+    const id = await submit('disk.migrate', { disk: 'd9', toDomain: 'sd-b', agent: 'host-1' });
+    // The node halts and rejoins; then the command reads held.
+    const releasable = z.object({ releasable: z.boolean() }).passthrough();
+    await expect
+      .poll(
+        async () => {
+          try {
+            return releasable.parse(await api(`/v1/commands/${id}`)).releasable;
+          } catch {
+            return false;
+          }
+        },
+        { timeout: 20_000 },
+      )
+      .toBe(true);
+    await page.goto(`${server}/#/commands/${id}`);
+    const release = page.locator(`button[data-release="${id}"]`);
+    await release.waitFor();
+    expect(await page.locator('.notice.warn').textContent()).toMatch(/TREE_REFUSED/);
+    await shot('11-tree-refused-held');
+    sql('DROP TRIGGER refuse_verify');
+    await release.click();
+    await page.locator('dialog#confirm[open]').waitFor();
+    await page.click('#confirm-release');
+    expect(await ended(id)).toBe('succeeded');
+    await expect.poll(() => page.locator(`button[data-release="${id}"]`).count()).toBe(0);
+    expect(dialogs).toEqual([]);
+    expect(violations).toEqual([]);
   });
 });

@@ -184,6 +184,7 @@ function fakeEngine(
             unreadableChildren: [],
             statusHistory: [],
             unloadable: null,
+            releasable: false,
           }
         : null;
     },

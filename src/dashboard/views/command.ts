@@ -17,6 +17,7 @@ import {
   badge,
   bar,
   cancelButton,
+  releaseButton,
   commandLink,
   errorLine,
   isEnded,
@@ -177,7 +178,13 @@ export class CommandView implements View {
       ${
         c.unloadable
           ? html`<p class="notice warn" role="status">
-              This node leaves the command as it is: ${errorLine(c.unloadable)}. A cancel ends it.
+              This node leaves the command as it is: ${errorLine(c.unloadable)}.
+              ${
+                c.releasable === true
+                  ? html`Once the cause is gone, a release runs its tree on; a cancel ends it.
+                    ${releaseButton(c.id, c.type, () => void this.#read())}`
+                  : 'A cancel ends it.'
+              }
             </p>`
           : nothing
       }

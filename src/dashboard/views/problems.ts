@@ -147,7 +147,8 @@ export class ProblemsView implements View {
       <h2>Held <span class="count-pill">${this.#held.length}</span></h2>
       <p class="quiet">
         Commands this node leaves as they are: their type or parameters cannot be loaded, or the
-        store refused their tree's changes (<code>TREE_REFUSED</code>). A cancel ends them.
+        store refused their tree's changes (<code>TREE_REFUSED</code>: once the cause is gone, a
+        release on the command's page runs the tree on). A cancel ends them.
       </p>
       ${
         this.#held.length === 0
