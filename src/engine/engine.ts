@@ -501,8 +501,16 @@ export class Engine {
     this.#refuseDuringOutage('release');
     const c = co.live.get(id);
     if (!c?.held || c.loadError?.code !== ErrorCode.TreeRefused) {
-      if (!c && !(await this.#o.store.getCommand(id)))
+      const record = c ? null : await this.#o.store.getCommand(id);
+      if (!c && !record)
         throw new CocoError(ErrorCode.CommandNotFound, `command ${id} does not exist`);
+      // On a shared store, the node that runs its tree holds it.
+      if (record?.owner && record.owner !== this.#o.nodeId && !isTerminal(record.status))
+        throw new CocoError(
+          ErrorCode.CommandState,
+          `command ${id} is run by node ${record.owner}: release it through that node`,
+          { details: { commandId: id, owner: record.owner } },
+        );
       throw new CocoError(
         ErrorCode.CommandState,
         `command ${id} is not held on this node for a tree the store refused` +

@@ -89,6 +89,8 @@ interface Setup {
   /** Takes the refusal away (the operator's fix). */
   readonly cure: () => Promise<void>;
   readonly held: () => Promise<unknown[]>;
+  /** Many nodes share the store (another node may hold the tree). */
+  readonly shared: boolean;
 }
 
 function suite(setup: () => Setup): void {
@@ -148,7 +150,7 @@ function suite(setup: () => Setup): void {
   });
 
   it('a release runs the tree on once the cause is gone (refused again before)', async () => {
-    const { makeStore, poison, cure, held } = setup();
+    const { makeStore, poison, cure, held, shared } = setup();
     const first = engineOn(makeStore());
     await first.start();
     await poison();
@@ -178,6 +180,14 @@ function suite(setup: () => Setup): void {
     await expect
       .poll(async () => (await third.inspect(bad))?.unloadable?.code)
       .toBe(ErrorCode.TreeRefused);
+    if (shared) {
+      // Another node does not hold it: it names the node that does.
+      const other = engineOn(makeStore());
+      await other.start();
+      await expect(other.release(bad)).rejects.toThrow(
+        new RegExp(`run by node ${third.nodeId}: release it through that node`),
+      );
+    }
     expect(await third.release(bad)).toBe(1);
     expect(await held()).toEqual([]);
     const ended = await third.waitFor(bad);
@@ -234,6 +244,7 @@ describe('a tree whose changes the store refuses (SQLite)', () => {
         db.close();
       },
       held: () => Promise.resolve(sql('SELECT root_id, refusals FROM held_trees')),
+      shared: false,
     };
   });
 });
@@ -313,6 +324,7 @@ describePg('a tree whose changes the store refuses (PostgreSQL)', () => {
         (await adminQuery(`SELECT root_id, refusals FROM ${fresh.schema}.held_trees`)).rows.map(
           (r: { root_id: string; refusals: number }) => [Number(r.root_id), r.refusals],
         ),
+      shared: true,
     };
   });
 });
