@@ -202,6 +202,14 @@ export class Coordinator implements HandlerHost, TaskHost {
     return phase === 'undo' || bound === 0 ? null : bound;
   }
 
+  handlerTimedOut(c: LiveCommand, phase: Phase, limitMs: number): void {
+    this.log.warn(
+      { commandId: c.id, type: c.type.name, phase, limitMs },
+      'a handler did not end in time: its run counts as failed',
+    );
+    this.events.emit('handler-timeout', { commandId: c.id, type: c.type.name, phase, limitMs });
+  }
+
   setTimer(ms: number, fn: () => void): TimerHandle {
     return this.options.clock.setTimer(ms, fn);
   }

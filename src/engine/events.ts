@@ -100,6 +100,21 @@ export interface EngineEventMap {
    * asked for its end: then it goes on ending with what its stored data allows.
    */
   'load-failed': { readonly commandId: number | null; readonly error: ErrorInfo };
+  /**
+   * A handler's run passed its time limit (`handlerTimeoutMs`): it counts as failed
+   * (`HANDLER_TIMEOUT`). `phase`: `stage`, `success` (onSuccess), `undo` or `failure` (onFailure).
+   */
+  'handler-timeout': {
+    readonly commandId: number;
+    readonly type: string;
+    readonly phase: 'stage' | 'success' | 'undo' | 'failure';
+    readonly limitMs: number;
+  };
+  /**
+   * The store refused the changes of these trees on their own: they are marked held and the
+   * engine halts (`TREE_REFUSED`; the `halted` event follows).
+   */
+  'trees-refused': { readonly rootIds: readonly number[]; readonly error: ErrorInfo };
   /** The broker learned something about an agent (answered, stopped answering, restarted). */
   'agent-info': AgentInfo;
   /** An agent went down or came back. */

@@ -38,6 +38,8 @@ export interface HandlerHost extends ContextHost {
   random(): number;
   /** How long one run of a handler of `c` in `phase` may take (ms), or null for no bound. */
   handlerTimeout(c: LiveCommand, phase: Phase): number | null;
+  /** A run of a handler of `c` in `phase` passed its time limit (logged, counted). */
+  handlerTimedOut(c: LiveCommand, phase: Phase, limitMs: number): void;
   /** Calls `fn` after `ms` (the engine's clock). */
   setTimer(ms: number, fn: () => void): TimerHandle;
   /** The engine's spans: each handler run is one, active while the handler runs. */
@@ -133,10 +135,7 @@ function invoke<T extends BaseCtxLike>(
       // Its signal tells the late handler to stop; a retry gets a fresh one.
       c.abort?.abort(error);
       c.abort = null;
-      host.log.warn(
-        { commandId: c.id, type: c.type.name, phase, limitMs: limit },
-        'a handler did not end in time: its run counts as failed',
-      );
+      host.handlerTimedOut(c, phase, limit);
       finish(host, c, ctx, span, then, { ok: false, error });
     });
     const settle = (outcome: Outcome): void => {

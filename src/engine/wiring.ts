@@ -99,7 +99,11 @@ export async function buildRuntime(
       events.emit('error', { error: info, context: 'commit' });
     },
     (id) => live.get(id),
-    (trees) => void holdRefused(o, trees).finally(() => halt(treesRefused(trees))),
+    (trees) => {
+      const error = treesRefused(trees);
+      events.emit('trees-refused', { rootIds: trees.map((t) => t.rootId), error: error.toInfo() });
+      void holdRefused(o, trees).finally(() => halt(error));
+    },
   );
   // An outage is logged once, when it is counted, and once more when it ends: the PostgreSQL store
   // reconnects and tries again itself, so nothing else would say that the database is away.

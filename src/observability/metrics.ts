@@ -20,7 +20,7 @@
 import { Counter, Gauge, Registry } from 'prom-client';
 import { FastCounter, FastHistogram } from './fast-metrics.js';
 import type { Engine, EngineFigures } from '../engine/engine.js';
-import type { AgentCallEvent, BatchEvent, EndedCommand } from '../engine/events.js';
+import type { AgentCallEvent, BatchEvent, EndedCommand, EngineEventMap } from '../engine/events.js';
 import type { JobMonitor } from '../jobs/monitor.js';
 import type { ChangeBatch, PoolFigures } from '../store/port.js';
 
@@ -291,6 +291,7 @@ type Observe = { observe(value: number): void };
 type Outcomes<K extends string> = Readonly<Record<K, Inc>>;
 type CallOutcome = AgentCallEvent['outcome'];
 type CommandOutcome = 'succeeded' | 'failed' | 'cancelled';
+type HandlerPhase = EngineEventMap['handler-timeout']['phase'];
 
 /** Children of a metric by a key, resolved once. */
 class Children<T> {
@@ -371,6 +372,9 @@ export class NodeMetrics {
   readonly #storeErrors: Children<Inc>;
   readonly #engineErrors: Children<Inc>;
   readonly #loadFailures: Inc;
+  /** By type, then phase. */
+  readonly #handlerTimeouts: Children<Outcomes<HandlerPhase>>;
+  readonly #treesRefused: Inc;
   readonly #admissionWait: Children<Observe>;
 
   constructor(options: NodeMetricsOptions = {}) {
@@ -462,6 +466,23 @@ export class NodeMetrics {
     this.#loadFailures = new FastCounter({
       name: 'coco_load_failures_total',
       help: 'Stored rows or commands that could not be loaded (load-failed events).',
+      registers,
+    }).child();
+    const timeouts = new FastCounter({
+      name: 'coco_handler_timeouts_total',
+      help: 'Handler runs that passed their time limit (HANDLER_TIMEOUT), by command type and phase (stage, success, undo, failure).',
+      labelNames: ['type', 'phase'],
+      registers,
+    });
+    this.#handlerTimeouts = new Children((type) => ({
+      stage: timeouts.child({ type, phase: 'stage' }),
+      success: timeouts.child({ type, phase: 'success' }),
+      undo: timeouts.child({ type, phase: 'undo' }),
+      failure: timeouts.child({ type, phase: 'failure' }),
+    }));
+    this.#treesRefused = new FastCounter({
+      name: 'coco_trees_refused_total',
+      help: 'Trees of commands whose changes the store refused on their own (marked held; the engine halted: TREE_REFUSED).',
       registers,
     }).child();
     const admissionWait = new FastHistogram({
@@ -676,6 +697,8 @@ export class NodeMetrics {
       engine.on('agent-call', (call) => this.#agentCall(call)),
       engine.on('batch', (b) => this.#batch(b)),
       engine.on('load-failed', () => this.#loadFailures.inc()),
+      engine.on('handler-timeout', (t) => this.#handlerTimeouts.get(t.type)[t.phase].inc()),
+      engine.on('trees-refused', (r) => this.#treesRefused.inc(r.rootIds.length)),
       engine.on('admitted', (a) =>
         this.#admissionWait.get(a.agentId).observe(Math.max(0, a.waitedMs) / 1000),
       ),

@@ -12,7 +12,9 @@ import { inProcessAgents } from '../../src/brokers/in-process/broker.js';
 import { defineCommand, type CommandType } from '../../src/core/command-type.js';
 import { CocoError, ErrorCode } from '../../src/core/errors.js';
 import { createEngine, type Engine } from '../../src/engine/engine.js';
+import { createNodeMetrics } from '../../src/observability/metrics.js';
 import { sqliteStore } from '../../src/store/sqlite/sqlite-store.js';
+import { parsePrometheusText, sampleValue } from '../support/prom-text.js';
 import { FAST, tempDir } from '../support/harness.js';
 
 const never = (): Promise<void> => new Promise(() => {});
@@ -49,8 +51,24 @@ describe('a handler that does not end in time', () => {
       },
     });
     const engine = await engineWith([hangs]);
+    const metrics = createNodeMetrics();
+    metrics.attach(engine);
+    const events: unknown[] = [];
+    engine.on('handler-timeout', (e) => events.push(e));
     const { id } = await engine.submit(hangs, {});
     const ended = await engine.waitFor(id);
+    // Each timed-out run is told, and counted by type and phase.
+    expect(events).toEqual([
+      { commandId: id, type: 'timeout.hangs', phase: 'stage', limitMs: 50 },
+      { commandId: id, type: 'timeout.hangs', phase: 'stage', limitMs: 50 },
+    ]);
+    const families = parsePrometheusText(await metrics.registry.metrics());
+    expect(
+      sampleValue(families, 'coco_handler_timeouts_total', {
+        type: 'timeout.hangs',
+        phase: 'stage',
+      }),
+    ).toBe(2);
     expect(ended.status).toBe('failed');
     expect(ended.error?.code).toBe(ErrorCode.HandlerTimeout);
     expect(ended.error?.message).toMatch(/after 2 attempt\(s\).*did not end within 50 ms/s);

@@ -18,11 +18,13 @@ import { defineCommand } from '../../src/core/command-type.js';
 import { ErrorCode, type ErrorInfo } from '../../src/core/errors.js';
 import { parseConfig } from '../../src/config/config.js';
 import { createEngine, type Engine } from '../../src/engine/engine.js';
+import { createNodeMetrics } from '../../src/observability/metrics.js';
 import { startNode } from '../../src/server/node.js';
 import { postgresStore } from '../../src/store/postgres/pg-store.js';
 import { sqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import type { Store } from '../../src/store/port.js';
 import { FAST, tempDir } from '../support/harness.js';
+import { parsePrometheusText, sampleValue } from '../support/prom-text.js';
 import { PG_URL, adminQuery, describePg, freshSchema } from '../support/pg.js';
 
 /** A first stage with a noop task, a second (a little later) with a task of the verb given. */
@@ -98,6 +100,8 @@ function suite(setup: () => Setup): void {
     const { makeStore, poison, held } = setup();
     const first = engineOn(makeStore());
     await first.start();
+    const metrics = createNodeMetrics();
+    metrics.attach(first);
     await poison();
     const stop = halted(first);
     const before = await Promise.all(
@@ -116,6 +120,12 @@ function suite(setup: () => Setup): void {
     expect(error.message).toMatch(/poison/);
     expect(first.state).toBe('stopped');
     expect(await held()).toEqual([[bad, 1]]);
+    expect(
+      sampleValue(
+        parsePrometheusText(await metrics.registry.metrics()),
+        'coco_trees_refused_total',
+      ),
+    ).toBe(1);
 
     // (On PostgreSQL, the new node takes the halted one's trees over as it would a dead node's.)
     const second = engineOn(makeStore());
