@@ -6,6 +6,7 @@ import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import Database from 'better-sqlite3';
 import { z } from 'zod';
 import { inProcessAgents } from '../../src/brokers/in-process/broker.js';
 import { parseConfig } from '../../src/config/config.js';
@@ -37,6 +38,21 @@ const work = defineCommand({
               : null,
       });
     }
+  },
+});
+
+/** A noop task, then (its end stored first) a task failing on purpose, whose insert may be refused. */
+const later = defineCommand({
+  name: 'cli.later',
+  schema: z.object({}),
+  execute(ctx) {
+    ctx.expect({ tasks: 1 });
+    ctx.startTask({ agent: 'a1', verb: 'noop' });
+  },
+  async next(ctx) {
+    if (ctx.command.stage !== 1) return;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    ctx.startTask({ agent: 'a1', verb: 'fail', args: { message: 'refuse-me' } });
   },
 });
 
@@ -115,7 +131,7 @@ describe('coco CLI against a running node', () => {
     const config = parseConfig({ store: `sqlite:${join(dir, 'coco.db')}`, api: { port: 0 } }, dir);
     node = await startNode({
       config,
-      commands: [work, stage],
+      commands: [work, stage, later],
       broker: inProcessAgents(['a1'], { verbs: hold.verbs }),
       logger: { debug() {}, info() {}, warn() {}, error() {} },
     });
@@ -359,5 +375,33 @@ describe('coco CLI against a running node', () => {
     } finally {
       taken.close();
     }
+  });
+
+  it('status says why a tree the store refused is held and what ends it; release runs it on (last: the node rejoins)', async () => {
+    const db = new Database(join(dir, 'coco.db'));
+    db.exec(
+      "CREATE TRIGGER refuse BEFORE INSERT ON tasks WHEN NEW.args LIKE '%refuse-me%' " +
+        "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
+    );
+    db.close();
+    const first = node.engine;
+    const { id } = await first.submit(later, {});
+    await expect.poll(() => node.engine !== first, { timeout: 10_000 }).toBe(true);
+    await node.rejoined();
+    await expect
+      .poll(async () => (await node.engine.inspect(id))?.releasable, { timeout: 10_000 })
+      .toBe(true);
+    await node.monitor!.flush();
+    const status = await coco('status', String(id), '--server', server);
+    expect(status.out).toMatch(/held: TREE_REFUSED: the store refused the changes/);
+    expect(status.out).toContain(`once the cause is gone: coco release ${id}`);
+    const cure = new Database(join(dir, 'coco.db'));
+    cure.exec('DROP TRIGGER refuse');
+    cure.close();
+    const release = await coco('release', String(id), '--server', server);
+    expect(release.code).toBe(0);
+    expect(release.out).toContain(`tree ${id} released: 1 command(s) run on`);
+    // It runs on: its second task fails on purpose, so the command fails.
+    expect((await node.engine.waitFor(id)).error?.code).toBe('TASK_FAILED');
   });
 });

@@ -178,6 +178,14 @@ async function queueLines(api: ApiClient, tree: JobTree): Promise<string[]> {
     const root = queuedSchema.parse(await api.get(`/v1/commands/${tree.job.id}`));
     if (root.queue && 'type' in root.queue)
       lines.push(`  command ${tree.job.id} ${root.queue.text}`);
+    // A held tree runs nothing: say why, and what ends the hold.
+    if (root.unloadable)
+      lines.push(
+        `  held: ${root.unloadable.code}: ${root.unloadable.message}`,
+        root.releasable
+          ? `  once the cause is gone: coco release ${tree.job.id} (or coco cancel ${tree.job.id})`
+          : `  coco cancel ${tree.job.id} ends it`,
+      );
   }
   for (const commandId of [...commands].slice(0, QUEUED_SHOWN)) {
     const details = queuedSchema.parse(await api.get(`/v1/commands/${commandId}`));
@@ -189,7 +197,7 @@ async function queueLines(api: ApiClient, tree: JobTree): Promise<string[]> {
   return lines;
 }
 
-/** What the CLI reads of a command's detail to say where it waits (contracts.ts `queue`). */
+/** What the CLI reads of a command's detail: where it waits (`queue`), why it is held. */
 const queuedSchema = z.object({
   tasks: z
     .array(
@@ -203,6 +211,8 @@ const queuedSchema = z.object({
     .union([z.object({ type: z.string(), text: z.string() }), z.object({ text: z.string() })])
     .nullable()
     .default(null),
+  unloadable: z.object({ code: z.string(), message: z.string() }).nullable().default(null),
+  releasable: z.boolean().default(false),
 });
 
 /** Adds submit, status, list and cancel to the program. */
