@@ -492,11 +492,11 @@ export class Engine {
   /**
    * Runs again a tree held because the store refused its changes (`TREE_REFUSED`; `id`: any
    * command of it, held on this node), once its cause is gone: its mark is deleted and its
-   * commands go on from what was stored. Refused again, it is held again. How many commands were
-   * held. `COMMAND_STATE` for a command not held so here (one whose type or parameters could not
-   * be loaded cannot be released: a cancel ends it).
+   * commands go on from what was stored. Refused again, it is held again. Resolves with the tree's
+   * root and how many of its commands were held. `COMMAND_STATE` for a command not held so here
+   * (one whose type or parameters could not be loaded cannot be released: a cancel ends it).
    */
-  async release(id: number): Promise<number> {
+  async release(id: number): Promise<{ readonly rootId: number; readonly released: number }> {
     const { coordinator: co } = this.#running();
     this.#refuseDuringOutage('release');
     const c = co.live.get(id);
@@ -522,7 +522,7 @@ export class Engine {
     await this.#o.store.releaseTree(c.rootId);
     const released = co.releaseRefused(c.rootId);
     this.#o.logger.warn({ commandId: id, rootId: c.rootId, released }, 'refused tree released');
-    return released;
+    return { rootId: c.rootId, released };
   }
 
   /** The stored (durable) state of a command, or null. */

@@ -304,12 +304,7 @@ export function commandRoutes(api: ApiContext): void {
         503: [ErrorCode.EngineStopped, ErrorCode.StoreFailed],
       },
     },
-    async ({ params: { id } }) => {
-      const engine = api.engine();
-      const released = await engine.release(id);
-      const rootId = (await engine.get(id))?.rootId ?? id;
-      return { id, rootId, released };
-    },
+    async ({ params: { id } }) => ({ id, ...(await api.engine().release(id)) }),
   );
 
   routes.add(

@@ -180,7 +180,7 @@ function suite(setup: () => Setup): void {
     });
     // Released with the cause still there: refused again, held again.
     const again = halted(second);
-    expect(await second.release(bad)).toBe(1);
+    expect(await second.release(bad)).toEqual({ rootId: bad, released: 1 });
     expect((await again).code).toBe(ErrorCode.TreeRefused);
     expect(await held()).toEqual([[bad, 1]]);
     // The cause gone, a release runs it on to its end.
@@ -198,7 +198,7 @@ function suite(setup: () => Setup): void {
         new RegExp(`run by node ${third.nodeId}: release it through that node`),
       );
     }
-    expect(await third.release(bad)).toBe(1);
+    expect(await third.release(bad)).toEqual({ rootId: bad, released: 1 });
     expect(await held()).toEqual([]);
     const ended = await third.waitFor(bad);
     expect(ended.status).toBe('succeeded');
