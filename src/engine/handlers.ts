@@ -119,29 +119,25 @@ function invoke<T extends BaseCtxLike>(
   }
   if (isPromise(value)) {
     const limit = host.handlerTimeout(c, phase);
-    if (limit === null) {
-      value.then(
-        (v) => finish(host, c, ctx, span, then, { ok: true, value: v }),
-        (error: unknown) => finish(host, c, ctx, span, then, { ok: false, error }),
-      );
-      return;
-    }
-    // The first of the handler's end and its time limit decides; the other is dropped.
+    // The first of the handler's end and its time limit (if any) decides; the other is dropped.
     let decided = false;
-    const timer = host.setTimer(limit, () => {
-      if (decided) return;
-      decided = true;
-      const error = handlerTimedOut(c, phase, limit);
-      // Its signal tells the late handler to stop; a retry gets a fresh one.
-      c.abort?.abort(error);
-      c.abort = null;
-      host.handlerTimedOut(c, phase, limit);
-      finish(host, c, ctx, span, then, { ok: false, error });
-    });
+    const timer =
+      limit === null
+        ? null
+        : host.setTimer(limit, () => {
+            if (decided) return;
+            decided = true;
+            const error = handlerTimedOut(c, phase, limit);
+            // Its signal tells the late handler to stop; a retry gets a fresh one.
+            c.abort?.abort(error);
+            c.abort = null;
+            host.handlerTimedOut(c, phase, limit);
+            finish(host, c, ctx, span, then, { ok: false, error });
+          });
     const settle = (outcome: Outcome): void => {
       if (decided) return;
       decided = true;
-      timer.cancel();
+      timer?.cancel();
       finish(host, c, ctx, span, then, outcome);
     };
     value.then(
