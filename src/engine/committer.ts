@@ -205,8 +205,8 @@ export class Committer {
   readonly #options: CommitterOptions;
   readonly #onError: (error: unknown, attempt: number) => void;
   readonly #onRefused: ((trees: readonly RefusedTree[]) => void) | null;
-  /** The first refusal ({@link isRefusal}) among the failures being recovered from, or null. */
-  #refusal: CocoError | null = null;
+  /** Whether a failure being recovered from is a refusal ({@link isRefusal}). */
+  #refused = false;
   /** The trees of a refused batch are being isolated (see the module): `drain` waits. */
   #isolating = false;
   /** Trees refused alone were handed to `onRefused`: nothing more is sent, `drain` ends. */
@@ -697,7 +697,7 @@ export class Committer {
         this.#lastFailure = toErrorInfo(error);
         this.#onError(error, this.#failures);
       }
-      if (this.#refusal === null && isRefusal(error)) this.#refusal = error;
+      if (isRefusal(error)) this.#refused = true;
       this.#recovering = true;
     } else {
       // (The store refuses the batches after a failed one, so none commits during recovery.)
@@ -709,7 +709,7 @@ export class Committer {
     if (error === null) this.#owedNext();
     if (this.#flights.length === 0) {
       if (this.#recovering) {
-        if (this.#refusal !== null && this.#onRefused !== null) void this.#isolate();
+        if (this.#refused && this.#onRefused !== null) void this.#isolate();
         else this.#requeueFailed();
       }
       for (const fn of this.#idle.splice(0)) fn();
@@ -738,7 +738,7 @@ export class Committer {
     this.#isolating = true;
     const failed = this.#failedFlights;
     this.#failedFlights = [];
-    this.#refusal = null;
+    this.#refused = false;
     const parts = failed.map((f) => rootsOf(f, this.#childOf));
     const trees = [...new Set(parts.flatMap((p) => [...p.values()]))];
     const refused: RefusedTree[] = [];
@@ -870,7 +870,7 @@ export class Committer {
     });
     this.#barriers += after.length;
     this.#ready = after.concat(ready);
-    this.#refusal = null;
+    this.#refused = false;
     this.#retryTimer = this.#clock.setTimer(this.#retryDelay(), () => {
       this.#retryTimer = null;
       this.#recovering = false;
