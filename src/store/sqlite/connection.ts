@@ -49,10 +49,8 @@ export function applyError(error: unknown): CocoError {
   )
     return new IdempotencyKeyTakenError(error);
   const code = (error as { code?: unknown } | null)?.code;
-  // A row to update that was not there: refused inline (a `BATCH_REFUSED` error already), or in
-  // the writer thread (its code crosses over: writer.ts `missingRow`).
-  if (code === ErrorCode.BatchRefused && typeof message === 'string')
-    return new CocoError(ErrorCode.BatchRefused, message.replace(REFUSED_PREFIX, ''));
+  // A row to update that was not there, in the writer thread (writer.ts `missingRow`; inline,
+  // operations.ts throws a `BATCH_REFUSED` error already, which storeFailed keeps).
   if (code === 'COCO_MISSING_ROW') return new BatchRefusedError(message ?? 'no such row', error);
   if (typeof code === 'string' && REFUSED_CODES.test(code))
     return new BatchRefusedError(message ?? code, error);
@@ -64,8 +62,6 @@ export function applyError(error: unknown): CocoError {
  * wrong kind, a parameter out of range): the same batch is refused on every try.
  */
 const REFUSED_CODES = /^SQLITE_(CONSTRAINT|TOOBIG|MISMATCH|RANGE)/;
-/** What a `BATCH_REFUSED` error's message starts with once thrown (`[CODE] message`). */
-const REFUSED_PREFIX = `[${ErrorCode.BatchRefused}] `;
 
 /** A new store id: 'c' and 10 lowercase hex digits (no '-', since it prefixes agent task ids). */
 export function newStoreId(): string {
