@@ -67,6 +67,7 @@ export type {
   BatchEvent,
 } from './engine/events.js';
 export type { EngineFigures, StoreOutage } from './engine/engine.js';
+export { MAX_PAUSE_REASON, type PauseOptions } from './engine/pauses.js';
 export { TRACER_NAME } from './engine/tracing.js';
 export { formatTraceParent, parseTraceParent, type TraceParent } from './core/trace-context.js';
 export {

@@ -19,6 +19,7 @@ import type { KnownType, ReportKey, SharedStore, TaskReportRecord } from '../sto
 import { adopt } from './adopt.js';
 import type { AgentLeases } from './agent-leases.js';
 import type { SharedAdmission } from './shared-admission.js';
+import type { TypePauses } from './pauses.js';
 import type { Coordinator } from './coordinator.js';
 import type { Dispatcher } from './dispatcher.js';
 import type { EngineEvents } from './events.js';
@@ -37,6 +38,8 @@ export interface ClusterParts {
   readonly leases: AgentLeases;
   /** Admission across nodes (the agents' lease holders admit). */
   readonly admission?: SharedAdmission | null;
+  /** The paused command types, read again when signalled and at each claim tick. */
+  readonly pauses?: TypePauses;
   /** Agent call timeout: a poll must end before the agent's lease can expire. */
   readonly callTimeoutMs: number;
   /** Safety-net period of claims, report reads and cancel requests. */
@@ -91,6 +94,8 @@ export class Cluster {
   #leasing: Promise<void> | null = null;
   #readingReports: Promise<void> | null = null;
   #reportsAgain = false;
+  #readingPauses: Promise<void> | null = null;
+  #pausesAgain = false;
   readonly #known: KnownType[];
 
   constructor(parts: ClusterParts) {
@@ -115,6 +120,7 @@ export class Cluster {
         this.#p.dispatcher.sweep();
       } else if (signal === 'reports') this.reportsSoon();
       else if (signal === 'admissions') this.#p.admission?.wake(true);
+      else if (signal === 'pauses') this.#readPauses();
       else this.cancelsSoon();
     });
     // Renewing at a third of the lease lets two renewals fail (a slow database) before it expires.
@@ -125,6 +131,7 @@ export class Cluster {
       this.reportsSoon();
       this.cancelsSoon();
       this.#p.admission?.wake();
+      this.#readPauses();
     });
     this.#every(this.#p.foreignRefreshMs, () => void leases.refresh());
     await this.#claim();
@@ -143,6 +150,7 @@ export class Cluster {
       this.#readingReports,
       this.#leasing,
       this.#cancelling,
+      this.#readingPauses,
       this.#p.admission?.stop(),
     ]);
     await this.#p.leases.flush().catch(() => undefined);
@@ -175,6 +183,29 @@ export class Cluster {
     const info = { error: toErrorInfo(error, ErrorCode.StoreFailed) };
     if (this.#stopped) this.#p.logger.debug(info, `${what} failed`);
     else this.#p.logger.warn(info, `${what} failed`);
+  }
+
+  /**
+   * Reads the paused types again (another node paused or resumed one); one read at a time, and
+   * one more after it when asked meanwhile.
+   */
+  #readPauses(): void {
+    const pauses = this.#p.pauses;
+    if (this.#stopped || !pauses) return;
+    if (this.#readingPauses) {
+      this.#pausesAgain = true;
+      return;
+    }
+    this.#readingPauses = pauses
+      .read()
+      .catch((error: unknown) => this.#failed(error, 'reading the paused types'))
+      .finally(() => {
+        this.#readingPauses = null;
+        if (this.#pausesAgain) {
+          this.#pausesAgain = false;
+          this.#readPauses();
+        }
+      });
   }
 
   /** The admission limits changed: the agents this node holds are admitted on again at once. */

@@ -11,12 +11,13 @@ import { raceUntil, timeLimit } from '../core/clock.js';
 import { CommandRegistry } from '../core/registry.js';
 import { isTerminal } from '../core/states.js';
 import type { AgentRecord, CommandRecord } from '../core/records.js';
-import { emptyBatch, type CommandPage, type CommandQuery } from '../store/port.js';
+import { emptyBatch, type CommandPage, type CommandQuery, type PausedType } from '../store/port.js';
 import { isSharedStore, type SharedStore } from '../store/shared-port.js';
 import { adopt } from './adopt.js';
 import { activeRows } from './recovery.js';
 import type { AdmissionLimits, AgentAdmissionStats } from './admission.js';
 import type { RootTypeStats } from './root-admission.js';
+import type { PauseOptions } from './pauses.js';
 import { assertLeaseFits } from './cluster.js';
 import type { Coordinator } from './coordinator.js';
 import { EngineEvents, type EngineEventMap, type EngineEventName } from './events.js';
@@ -241,6 +242,8 @@ export class Engine {
       run.coordinator.roots.setLimits(this.#limits);
     }
 
+    // Paused types hold their queued roots from the first one loaded.
+    await run.pauses.read();
     const loadBegan = performance.now();
     const adopted = await adopt(run.coordinator, activeRows(store), await store.heldTrees());
     const loadMs = adopted.readMs;
@@ -668,6 +671,32 @@ export class Engine {
     this.#run?.coordinator.roots.setLimits(this.#limits);
     // On a shared store the agents' lease holders admit: those held here, at once.
     this.#run?.cluster?.limitsChanged();
+  }
+
+  /**
+   * Pauses a command type (by its name or a former one), for every node of the store and across
+   * restarts: its roots submitted from now on are stored and wait, queued, until it is resumed;
+   * its roots already running go on, and children of every type run. Resolves with the pause in
+   * force — the first one when the type was paused already. Throws `UNKNOWN_COMMAND_TYPE`,
+   * `COMMAND_TYPE_NOT_SUBMITTABLE` (a child-only type has no roots), `PARAMETERS_INVALID` for a
+   * reason over 500 characters.
+   */
+  pauseType(name: string, options: PauseOptions = {}): Promise<PausedType> {
+    return this.#running().pauses.pause(name, options);
+  }
+
+  /**
+   * Resumes a paused command type: its queued roots are admitted as the limits allow (at once on
+   * this node; on the others of a shared store when signalled, at the latest by their next claim
+   * tick). Resolves with the pause it ended, or null when the type was not paused.
+   */
+  resumeType(name: string): Promise<PausedType | null> {
+    return this.#running().pauses.resume(name);
+  }
+
+  /** The paused command types this engine holds to, by name; empty while it does not run. */
+  pausedTypes(): ReadonlyMap<string, PausedType> {
+    return this.#run?.pauses.paused ?? new Map<string, PausedType>();
   }
 
   /**

@@ -9,7 +9,7 @@ import { Emitter } from '../core/emitter.js';
 import type { AgentInfo } from '../brokers/port.js';
 import type { ErrorInfo } from '../core/errors.js';
 import type { CommandStatus } from '../core/states.js';
-import type { ChangeBatch } from '../store/port.js';
+import type { ChangeBatch, PausedType } from '../store/port.js';
 
 /**
  * A command whose end is durable (the `ended` event). The engine hands its live object, seen
@@ -115,6 +115,13 @@ export interface EngineEventMap {
    * engine halts (`TREE_REFUSED`; the `halted` event follows).
    */
   'trees-refused': { readonly rootIds: readonly number[]; readonly error: ErrorInfo };
+  /**
+   * A command type was paused (by this node, or seen paused in a shared store): its new roots
+   * wait until it is resumed (engine/pauses.ts).
+   */
+  'type-paused': PausedType;
+  /** A paused command type was resumed: the pause that ended. */
+  'type-resumed': PausedType;
   /** The broker learned something about an agent (answered, stopped answering, restarted). */
   'agent-info': AgentInfo;
   /** An agent went down or came back. */

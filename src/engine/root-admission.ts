@@ -12,10 +12,15 @@
  *   out of the queue (it never holds a slot) and lets it end without running anything.
  * - **Restarts**: roots loaded with `queuedSince` wait again in the same order; the others that
  *   have not ended hold their slots again.
+ * - **A paused type** (an operator's pause, kept in the store: `Engine.pauseType`) has no room:
+ *   its new roots wait as past a limit, whatever the limits, until it is resumed; its roots
+ *   already admitted run on, and children (of any type) are never held, as a tree half-run keeps
+ *   what it holds.
  *
  * @module
  */
 import { DEFAULT_AGE_STEP_MS, type AdmissionLimits } from './admission.js';
+import type { PausedType } from '../store/port.js';
 import type { LiveCommand } from './live.js';
 
 /** Where a queued root stands. */
@@ -25,7 +30,9 @@ export interface RootQueuePosition {
   /** Its type's limit, and the node's, when set. */
   readonly typeLimit: number | null;
   readonly nodeLimit: number | null;
-  /** "queued: 3 ahead, disk.migrate limit 8". */
+  /** Its type's pause, when it is paused. */
+  readonly paused: PausedType | null;
+  /** "queued: 3 ahead, disk.migrate limit 8", "queued: 0 ahead, disk.migrate paused". */
   readonly text: string;
 }
 
@@ -38,6 +45,8 @@ export interface RootTypeStats {
   readonly running: number;
   /** Roots of the type waiting for a slot. */
   readonly queued: number;
+  /** Its pause, when it is paused. */
+  readonly paused: PausedType | null;
 }
 
 /** What root admission needs from the coordinator. */
@@ -51,26 +60,32 @@ export class RootAdmission {
   readonly #host: RootAdmissionHost;
   #typeLimits = new Map<string, number>();
   #nodeLimit: number | null = null;
+  #paused: ReadonlyMap<string, PausedType> = new Map();
   #ageStepMs = DEFAULT_AGE_STEP_MS;
   readonly #runningByType = new Map<string, number>();
   #running = 0;
-  /** Queued roots, best first (kept sorted: queues of roots are short beside task queues). */
-  readonly #queue: { readonly c: LiveCommand; readonly key: number }[] = [];
+  /**
+   * Queued roots by type, each best first (kept sorted). By type, so that a type whose roots
+   * cannot run (at its limit, or paused with a backlog) costs an admission nothing: only each
+   * queue's head is looked at.
+   */
+  readonly #queues = new Map<string, QueueEntry[]>();
+  #queued = 0;
 
   constructor(host: RootAdmissionHost, limits: AdmissionLimits) {
     this.#host = host;
     this.setLimits(limits);
   }
 
-  /** Whether any root limit is set (else roots are not tracked at all). */
+  /** Whether any root limit or pause is set (else roots are not tracked at all). */
   get limited(): boolean {
-    return this.#nodeLimit !== null || this.#typeLimits.size > 0;
+    return this.#nodeLimit !== null || this.#typeLimits.size > 0 || this.#paused.size > 0;
   }
 
   /** A new root: true if it may run now (it takes a slot), false if it was queued. */
   submit(c: LiveCommand, now: number): boolean {
     if (!this.limited) return true;
-    if (this.#queue.length === 0 && this.#room(c.type.name)) {
+    if (this.#queued === 0 && this.#room(c.type.name)) {
       this.#hold(c);
       return true;
     }
@@ -94,8 +109,13 @@ export class RootAdmission {
 
   /** Takes a root out of the queue (cancelled, or its lifetime is over): it holds no slot. */
   remove(c: LiveCommand): void {
-    const i = this.#queue.findIndex((e) => e.c === c);
-    if (i >= 0) this.#queue.splice(i, 1);
+    const q = this.#queues.get(c.type.name);
+    const i = q ? q.findIndex((e) => e.c === c) : -1;
+    if (q && i >= 0) {
+      q.splice(i, 1);
+      this.#queued--;
+      if (q.length === 0) this.#queues.delete(c.type.name);
+    }
     c.queuedSince = null;
   }
 
@@ -126,12 +146,32 @@ export class RootAdmission {
     this.#pump();
   }
 
+  /**
+   * The paused types, by name (all of them: a type left out is resumed). Roots of a type resumed
+   * are admitted as the limits allow. As with limits, the roots running when the first pause or
+   * limit is set are not counted.
+   */
+  setPaused(paused: ReadonlyMap<string, PausedType>): void {
+    this.#paused = paused;
+    this.#pump();
+  }
+
+  /** The pauses in force, by type name. */
+  get paused(): ReadonlyMap<string, PausedType> {
+    return this.#paused;
+  }
+
   /** Where a queued root stands, or null. */
   position(c: LiveCommand): RootQueuePosition | null {
-    const i = this.#queue.findIndex((e) => e.c === c);
-    if (i < 0) return null;
+    const entry = this.#queues.get(c.type.name)?.find((e) => e.c === c);
+    if (!entry) return null;
+    // Ahead: the queued roots of every type placed before it.
+    let i = 0;
+    for (const q of this.#queues.values()) i += firstAfter(q, entry);
     const typeLimit = this.#typeLimits.get(c.type.name) ?? null;
+    const paused = this.#paused.get(c.type.name) ?? null;
     const what = [
+      paused === null ? null : `${c.type.name} paused`,
       typeLimit === null ? null : `${c.type.name} limit ${typeLimit}`,
       this.#nodeLimit === null ? null : `node limit ${this.#nodeLimit}`,
     ].filter((x) => x !== null);
@@ -139,35 +179,38 @@ export class RootAdmission {
       ahead: i,
       typeLimit,
       nodeLimit: this.#nodeLimit,
+      paused,
       text: `queued: ${i} ahead, ${what.join(', ')}`,
     };
   }
 
   /** Roots holding a slot and waiting, per type with a limit or waiting roots. */
   stats(): { running: number; queued: number; limit: number | null } {
-    return { running: this.#running, queued: this.#queue.length, limit: this.#nodeLimit };
+    return { running: this.#running, queued: this.#queued, limit: this.#nodeLimit };
   }
 
   /**
-   * Per command type with a limit, a running root or a waiting one: its limit, the roots holding
-   * a slot and the roots waiting (metrics: queue depth per type).
+   * Per command type with a limit, a pause, a running root or a waiting one: its limit, the roots
+   * holding a slot, the roots waiting (metrics: queue depth per type) and its pause.
    */
   typeStats(): RootTypeStats[] {
-    const types = new Set([...this.#typeLimits.keys(), ...this.#runningByType.keys()]);
-    const queued = new Map<string, number>();
-    for (const { c } of this.#queue) {
-      types.add(c.type.name);
-      queued.set(c.type.name, (queued.get(c.type.name) ?? 0) + 1);
-    }
+    const types = new Set([
+      ...this.#typeLimits.keys(),
+      ...this.#paused.keys(),
+      ...this.#runningByType.keys(),
+      ...this.#queues.keys(),
+    ]);
     return [...types].map((type) => ({
       type,
       limit: this.#typeLimits.get(type) ?? null,
       running: this.#runningByType.get(type) ?? 0,
-      queued: queued.get(type) ?? 0,
+      queued: this.#queues.get(type)?.length ?? 0,
+      paused: this.#paused.get(type) ?? null,
     }));
   }
 
   #room(type: string): boolean {
+    if (this.#paused.has(type)) return false;
     if (this.#nodeLimit !== null && this.#running >= this.#nodeLimit) return false;
     const tl = this.#typeLimits.get(type);
     return tl === undefined || (this.#runningByType.get(type) ?? 0) < tl;
@@ -181,31 +224,55 @@ export class RootAdmission {
   }
 
   #enqueue(c: LiveCommand): void {
-    const key = (c.queuedSince ?? c.createdAt) - c.priority * this.#ageStepMs;
-    const q = this.#queue;
-    let lo = 0;
-    let hi = q.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      const e = q[mid]!;
-      if (e.key < key || (e.key === key && e.c.id < c.id)) lo = mid + 1;
-      else hi = mid;
-    }
-    q.splice(lo, 0, { c, key });
+    const entry = { c, key: (c.queuedSince ?? c.createdAt) - c.priority * this.#ageStepMs };
+    const t = c.type.name;
+    let q = this.#queues.get(t);
+    if (!q) this.#queues.set(t, (q = []));
+    q.splice(firstAfter(q, entry), 0, entry);
+    this.#queued++;
   }
 
+  /** Admits the best queued root that has room, again and again, while there is one. */
   #pump(): void {
-    for (let i = 0; i < this.#queue.length;) {
+    while (this.#queued > 0) {
       if (this.#nodeLimit !== null && this.#running >= this.#nodeLimit) return;
-      const { c } = this.#queue[i]!;
-      if (!this.#room(c.type.name)) {
-        i++;
-        continue;
+      let best: QueueEntry | null = null;
+      for (const [type, q] of this.#queues) {
+        const head = q[0];
+        if (head && this.#room(type) && (best === null || before(head, best))) best = head;
       }
-      this.#queue.splice(i, 1);
-      c.queuedSince = null;
-      this.#hold(c);
-      this.#host.admitted(c);
+      if (best === null) return;
+      const t = best.c.type.name;
+      const q = this.#queues.get(t)!;
+      q.shift();
+      this.#queued--;
+      if (q.length === 0) this.#queues.delete(t);
+      best.c.queuedSince = null;
+      this.#hold(best.c);
+      this.#host.admitted(best.c);
     }
   }
+}
+
+/** A queued root and its place: `createdAt − priority × ageStepMs` (then its id). */
+interface QueueEntry {
+  readonly c: LiveCommand;
+  readonly key: number;
+}
+
+/** Whether `a` is admitted before `b`. */
+function before(a: QueueEntry, b: QueueEntry): boolean {
+  return a.key < b.key || (a.key === b.key && a.c.id < b.c.id);
+}
+
+/** How many entries of a sorted queue are placed before `entry`. */
+function firstAfter(q: readonly QueueEntry[], entry: QueueEntry): number {
+  let lo = 0;
+  let hi = q.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (before(q[mid]!, entry)) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }

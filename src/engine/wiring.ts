@@ -10,6 +10,7 @@ import { isSharedStore } from '../store/shared-port.js';
 import { AgentLeases } from './agent-leases.js';
 import { AgentRows } from './agent-rows.js';
 import { Cluster } from './cluster.js';
+import { TypePauses } from './pauses.js';
 import { SharedAdmission } from './shared-admission.js';
 import { Committer, isRefusal, outageText, type RefusedTree } from './committer.js';
 import { Coordinator } from './coordinator.js';
@@ -43,6 +44,8 @@ export interface EngineRuntime {
   readonly cluster: Cluster | null;
   /** The agents' rows, written in batches (see ./agent-rows.ts). */
   readonly agentRows: AgentRows;
+  /** The command types paused by operators (see ./pauses.ts). */
+  readonly pauses: TypePauses;
   /**
    * Unsubscribes from the broker's agent information and sends the agents' rows not yet written
    * (see ./agent-rows.ts).
@@ -166,6 +169,7 @@ export async function buildRuntime(
     ledger: admission,
   });
   const { dispatcher } = coordinator;
+  const pauses = new TypePauses({ store, registry, clock, events, roots: coordinator.roots });
   const cluster =
     shared && leases
       ? new Cluster({
@@ -180,6 +184,7 @@ export async function buildRuntime(
           dispatcher,
           leases,
           admission,
+          pauses,
           callTimeoutMs: tuning.agentCallTimeoutMs,
           claimIntervalMs: tuning.claimIntervalMs,
           foreignRefreshMs: tuning.pollIntervalMs,
@@ -215,7 +220,15 @@ export async function buildRuntime(
     // What is pending goes out before the store closes (the engine closes it after draining).
     void agentRows.flush();
   };
-  return Object.freeze({ committer, coordinator, dispatcher, cluster, agentRows, stopInfo });
+  return Object.freeze({
+    committer,
+    coordinator,
+    dispatcher,
+    cluster,
+    agentRows,
+    pauses,
+    stopInfo,
+  });
 }
 
 /**

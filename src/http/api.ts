@@ -36,6 +36,7 @@ import { dashboardRoutes } from './dashboard-route.js';
 import { DetailCache } from './detail-cache.js';
 import { jobRoutes } from './job-routes.js';
 import { nodeRoutes } from './node-routes.js';
+import { typeRoutes } from './type-routes.js';
 import { openApiDocument } from './openapi.js';
 import { Routes, fail } from './routes.js';
 import { Streams } from './sse.js';
@@ -303,6 +304,7 @@ export function buildApi(options: ApiOptions): Api {
   nodeRoutes(ctx);
   commandRoutes(ctx);
   jobRoutes(ctx);
+  typeRoutes(ctx);
   dashboardRoutes(app);
 
   let document: unknown = null;

@@ -76,6 +76,7 @@ export function detailOf(d: CommandDetails): unknown {
     ahead: d.rootQueue.ahead,
     limit: d.rootQueue.typeLimit,
     nodeLimit: d.rootQueue.nodeLimit,
+    paused: d.rootQueue.paused,
     text: d.rootQueue.text,
   };
   return {

@@ -244,13 +244,30 @@ export const taskQueue = z.object({
 /** {@link taskQueue}'s type. */
 export type TaskQueue = z.infer<typeof taskQueue>;
 
-/** Where a root waiting for the root limits stands (engine/root-admission.ts). */
+/** A paused command type (engine/pauses.ts). */
+export const pausedType = z.object({
+  type: z.string(),
+  pausedAt: z.number().int().describe('when it was paused (ms since the epoch)'),
+  by: z.string().nullable().describe('who paused it (the API caller), when known'),
+  reason: z.string().nullable().describe("why, in the operator's words"),
+});
+
+/** {@link pausedType}'s type. */
+export type PausedTypeEntry = z.infer<typeof pausedType>;
+
+/**
+ * Where a root waiting for the root limits, or for its type's resume, stands
+ * (engine/root-admission.ts).
+ */
 export const rootQueue = z.object({
   type: z.string(),
   ahead: z.number().int().describe('queued roots admitted before it (current order)'),
   limit: z.number().int().nullable().describe('its type\u2019s limit (null: only the node\u2019s)'),
   nodeLimit: z.number().int().nullable().describe('roots running at once on the node, at most'),
-  text: z.string().describe("'queued: 3 ahead, disk.migrate limit 8'"),
+  paused: pausedType.nullable().describe('its type’s pause: it waits for a resume'),
+  text: z
+    .string()
+    .describe("'queued: 3 ahead, disk.migrate limit 8', 'queued: 0 ahead, disk.migrate paused'"),
 });
 
 /** {@link rootQueue}'s type. */
@@ -487,6 +504,65 @@ export const ready = z.object({
   reason: z.string().optional(),
   /** The failure behind the reason, in its own words: only to a caller with a valid token. */
   detail: z.string().optional(),
+});
+
+/** The name of a command type in the path (its registered name, or a former one). */
+export const typeNameParam = z.object({ name: z.string().min(1).max(200) });
+
+/** A command type this node registers, and its roots here (`GET /v1/types`). */
+export const commandTypeEntry = z.object({
+  name: z.string(),
+  version: z.number().int().describe("its parameters' version"),
+  aliases: z.array(z.string()).describe('former names, still accepted'),
+  submittable: z.boolean().describe('false: it runs only as a child of another command'),
+  limit: z
+    .number()
+    .int()
+    .nullable()
+    .describe('its roots running at once on this node, at most (null: no limit of its own)'),
+  running: z
+    .number()
+    .int()
+    .describe(
+      'its roots holding a slot on this node (counted while a root limit or a pause is set)',
+    ),
+  queued: z.number().int().describe('its roots waiting on this node (a limit, or its pause)'),
+  paused: pausedType
+    .nullable()
+    .describe('its pause, for every node of the store (null: not paused)'),
+});
+
+/** {@link commandTypeEntry}'s type. */
+export type CommandTypeEntry = z.infer<typeof commandTypeEntry>;
+
+/** `GET /v1/types`. */
+export const typeList = z.object({
+  types: z.array(commandTypeEntry),
+  otherPaused: z
+    .array(pausedType)
+    .describe('pauses kept in the store for names this node does not register (a removed type)'),
+});
+
+/** `POST /v1/types/:name/pause`: the body (optional). */
+export const pauseBody = z
+  .object({
+    reason: z
+      .string()
+      .max(500)
+      .refine((r) => !r.includes('\u0000'), 'must not contain U+0000')
+      .optional()
+      .describe("why, in the operator's words (shown with the pause)"),
+  })
+  .strict()
+  .optional();
+
+/** `POST /v1/types/:name/pause`: the type, paused (the first pause, if it was paused already). */
+export const pauseAnswer = commandTypeEntry.extend({ paused: pausedType });
+
+/** `POST /v1/types/:name/resume`. */
+export const resumeAnswer = z.object({
+  name: z.string(),
+  resumed: pausedType.nullable().describe('the pause it ended (null: it was not paused)'),
 });
 
 /** `POST /v1/admin/limits`: the admission limits (engine/admission.ts), checked by the engine. */

@@ -124,6 +124,21 @@ export interface HeldTree {
   readonly heldAt: number;
 }
 
+/**
+ * A command type paused by an operator ({@link Store.pauseType}): its new roots wait, queued,
+ * until it is resumed (engine/root-admission.ts).
+ */
+export interface PausedType {
+  /** The type's registered name. */
+  readonly type: string;
+  /** When it was paused (ms since the epoch, the pausing node's clock). */
+  readonly pausedAt: number;
+  /** Who paused it (the API caller's name), when known. */
+  readonly by: string | null;
+  /** Why, in the operator's words. */
+  readonly reason: string | null;
+}
+
 /** Everything the engine needs to resume after a restart. */
 export interface ActiveSnapshot {
   /** Commands not ended, ended with tasks not yet cleared, or being compensated. */
@@ -347,6 +362,19 @@ export interface Store {
   heldTrees(): Promise<HeldTree[]>;
   /** Deletes a tree's held mark (an operator's release: `Engine.release`); whether there was one. */
   releaseTree(rootId: number): Promise<boolean>;
+  /**
+   * Pauses a command type for every node of the store (see {@link PausedType}). A type already
+   * paused keeps its first pause. Resolves with the pause in force. A shared store signals every
+   * node (`pauses`).
+   */
+  pauseType(pause: PausedType): Promise<PausedType>;
+  /**
+   * Resumes a paused command type: the pause it ended, or null when the type was not paused. A
+   * shared store signals every node (`pauses`).
+   */
+  resumeType(type: string): Promise<PausedType | null>;
+  /** The paused command types, by name. */
+  pausedTypes(): Promise<PausedType[]>;
   /**
    * The store's connection pool now, for metrics. Optional: a store without a pool (SQLite: one
    * connection and its writer thread) has none.

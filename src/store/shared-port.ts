@@ -57,10 +57,10 @@ export interface ReportKey {
 
 /**
  * What wakes a node of a {@link SharedStore}: commands without a live owner, reports for it,
- * cancel requests for its commands, or admissions (slots granted to its queued tasks, or a queue
- * or slot change on an agent whose lease it holds).
+ * cancel requests for its commands, admissions (slots granted to its queued tasks, or a queue
+ * or slot change on an agent whose lease it holds), or a command type paused or resumed.
  */
-export type StoreSignal = 'orphans' | 'reports' | 'cancels' | 'admissions';
+export type StoreSignal = 'orphans' | 'reports' | 'cancels' | 'admissions' | 'pauses';
 
 /** The limits of one agent, as its lease holder admits by them ({@link SharedStore.admitQueued}). */
 export interface SlotLimits {
@@ -125,8 +125,8 @@ export interface SlotHolder {
  *   the lease row); owners take their grants (`takeGrants`) and release the slots when the
  *   agent is done with the tasks (`releaseSlots`).
  * - **Signals.** `listen` calls back (LISTEN/NOTIFY) when trees are orphaned (a node closed or
- *   was fenced), reports arrive for the listener's commands, cancels are asked, or admissions
- *   change. Signals are hints: nodes poll too.
+ *   was fenced), reports arrive for the listener's commands, cancels are asked, admissions
+ *   change, or a type is paused or resumed. Signals are hints: nodes poll too.
  */
 export interface SharedStore extends Store {
   readonly shared: true;

@@ -40,6 +40,9 @@ const ROUTES: { method: string; path: string; role: Role | 'public'; body?: unkn
   { method: 'POST', path: '/v1/commands/999999/release', role: 'operator', body: {} },
   { method: 'POST', path: '/v1/commands/999999/rerun', role: 'operator', body: {} },
   { method: 'GET', path: '/v1/admission', role: 'viewer' },
+  { method: 'GET', path: '/v1/types', role: 'viewer' },
+  { method: 'POST', path: '/v1/types/no.such/pause', role: 'operator', body: {} },
+  { method: 'POST', path: '/v1/types/no.such/resume', role: 'operator', body: {} },
   { method: 'POST', path: '/v1/admin/limits', role: 'admin', body: {} },
   { method: 'POST', path: '/v1/admin/agents/999999/forget', role: 'admin', body: {} },
   {
@@ -87,7 +90,11 @@ describe('roles', () => {
     const listed = Object.entries(doc.paths).flatMap(([path, ops]) =>
       Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`),
     );
-    const here = new Set(ROUTES.map((r) => `${r.method} ${r.path.replace(/999999/, '{id}')}`));
+    const here = new Set(
+      ROUTES.map(
+        (r) => `${r.method} ${r.path.replace(/999999/, '{id}').replace(/no\.such/, '{name}')}`,
+      ),
+    );
     const streams = ['GET /v1/jobs/{id}/events', 'GET /v1/events'];
     expect(listed.filter((r) => !here.has(r)).sort()).toEqual(streams.sort());
   });

@@ -222,6 +222,38 @@ export function describeStoreConformance(name: string, factory: () => Promise<St
     describeReads(env);
     describeRetention(env);
 
+    describe('paused types', () => {
+      it('a pause is kept until a resume, the first one when paused twice, across a reopen', async (ctx) => {
+        const store = env.store;
+        await store.open('node-a');
+        expect(await store.pausedTypes()).toEqual([]);
+        const first = {
+          type: 'vm.migrate',
+          pausedAt: 1_000,
+          by: 'ops',
+          reason: 'storage “maint” 🛠',
+        };
+        expect(await store.pauseType(first)).toEqual(first);
+        // Paused again: the first pause stays in force.
+        expect(
+          await store.pauseType({ ...first, pausedAt: 2_000, by: null, reason: null }),
+        ).toEqual(first);
+        const bare = { type: 'disk.copy', pausedAt: 3_000, by: null, reason: null };
+        expect(await store.pauseType(bare)).toEqual(bare);
+        expect(await store.pausedTypes()).toEqual([bare, first]);
+        // The pauses outlive the store's close: the next node to open it finds them.
+        await store.close('node-a');
+        const other = await env.another(ctx);
+        await other.open('node-b');
+        expect(await other.pausedTypes()).toEqual([bare, first]);
+        // A resume ends the pause, once; a type never paused has none to end.
+        expect(await other.resumeType('vm.migrate')).toEqual(first);
+        expect(await other.resumeType('vm.migrate')).toBeNull();
+        expect(await other.resumeType('never.paused')).toBeNull();
+        expect(await other.pausedTypes()).toEqual([bare]);
+      });
+    });
+
     describe('durability', () => {
       it('after close and reopen everything applied is there', async (ctx) => {
         await env.store.open('node-a');

@@ -4,8 +4,9 @@
  *
  * A listener holds a connection of its own. When that connection is lost it reconnects (with
  * back-off, until unsubscribed or the store closes), listens again, and then signals
- * `orphans`, `reports`, `cancels` and `admissions`: notifications sent while it was away are lost, and signals are only
- * hints that make a node look now rather than at its next poll.
+ * `orphans`, `reports`, `cancels`, `admissions` and `pauses`: notifications sent while it was
+ * away are lost, and signals are only hints that make a node look now rather than at its next
+ * poll.
  *
  * @module
  */
@@ -35,7 +36,8 @@ function parsePayload(
       signal !== 'orphans' &&
       signal !== 'reports' &&
       signal !== 'cancels' &&
-      signal !== 'admissions'
+      signal !== 'admissions' &&
+      signal !== 'pauses'
     )
       return null;
     if (p.node !== null && typeof p.node !== 'string') return null;
@@ -143,6 +145,7 @@ export class Listener {
       this.#signal('reports');
       this.#signal('cancels');
       this.#signal('admissions');
+      this.#signal('pauses');
       return;
     }
   }

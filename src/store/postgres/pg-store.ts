@@ -36,6 +36,7 @@ import type {
   StatusChange,
   CommandQuery,
   HeldTree,
+  PausedType,
   HoldRequest,
   MigrationReport,
   PoolFigures,
@@ -62,7 +63,7 @@ import { LaneApplier } from './lanes.js';
 import { PoolAccess } from './pool-access.js';
 import { TYPES, createPool, leaseLost, migrateSchema } from './connection.js';
 import { destroyConnections, endPool, poolFigures, storeFailed } from '../../db/postgres.js';
-import { Listener } from './listen.js';
+import { Listener, channelOf, signalPayload } from './listen.js';
 import {
   compileOptions,
   type CompiledPostgresOptions,
@@ -72,6 +73,7 @@ import {
   activeSnapshot,
   commandPage,
   heldTrees,
+  pausedTypes,
   statusHistory,
   parseAgentRow,
   parseCommandRow,
@@ -444,6 +446,34 @@ export class PostgresStore implements SharedStore {
     return heldTrees(await this.#rows(this.#sql.listHeld, []));
   }
 
+  /** {@inheritDoc Store.pauseType} */
+  async pauseType(pause: PausedType): Promise<PausedType> {
+    const rows = await this.#rows(this.#sql.pauseType, [
+      pause.type,
+      pause.pausedAt,
+      pause.by,
+      pause.reason,
+      channelOf(this.schema),
+      signalPayload(null, 'pauses'),
+    ]);
+    return pausedTypes(withoutLast(rows))[0] ?? pause;
+  }
+
+  /** {@inheritDoc Store.resumeType} */
+  async resumeType(type: string): Promise<PausedType | null> {
+    const rows = await this.#rows(this.#sql.resumeType, [
+      type,
+      channelOf(this.schema),
+      signalPayload(null, 'pauses'),
+    ]);
+    return pausedTypes(withoutLast(rows))[0] ?? null;
+  }
+
+  /** {@inheritDoc Store.pausedTypes} */
+  async pausedTypes(): Promise<PausedType[]> {
+    return pausedTypes(await this.#rows(this.#sql.listPaused, []));
+  }
+
   async listAgents(): Promise<AgentRecord[]> {
     await this.#ready();
     const r = await this.#access.query(this.#sql.listAgents, [], { idempotent: true });
@@ -629,6 +659,11 @@ export class PostgresStore implements SharedStore {
     const r = await this.#access.query(text, values, { rowMode: 'array', idempotent: true });
     return r.rows as unknown[];
   }
+}
+
+/** Rows (arrays) without their last column (a statement's `notified`). */
+function withoutLast(rows: readonly unknown[]): unknown[] {
+  return rows.map((r) => (Array.isArray(r) ? r.slice(0, -1) : r));
 }
 
 /** Creates a PostgreSQL store (validating its options). Nothing connects until the first call. */

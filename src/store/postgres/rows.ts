@@ -23,6 +23,7 @@ export {
   parseOrThrow,
   parseTaskRow,
   parseUndoRow,
+  pausedTypes,
   statusHistory,
 } from '../rows/parse.js';
 

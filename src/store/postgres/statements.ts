@@ -115,6 +115,7 @@ export function buildSql(schema: string) {
     ids: `${s}.coco_ids`,
     meta: `${s}.coco_meta`,
     held: `${s}.held_trees`,
+    paused: `${s}.paused_types`,
   };
   const commandSelect = select(COMMAND_COLUMNS, 'c');
   const n = COMMAND_INSERT.length;
@@ -245,6 +246,19 @@ export function buildSql(schema: string) {
       'SELECT (SELECT count(*) FROM live)::int AS live',
     listHeld: `SELECT root_id, error, refusals, held_at FROM ${t.held} ORDER BY root_id`,
     releaseTree: `DELETE FROM ${t.held} WHERE root_id = $1`,
+    // A pause: the one in force (the first, when the type was paused already); every node is
+    // signalled ($5, $6: channel and payload) either way.
+    pauseType:
+      `WITH ins AS (INSERT INTO ${t.paused} (type, paused_at, paused_by, reason) VALUES ($1, $2, $3, $4) ` +
+      'ON CONFLICT (type) DO NOTHING RETURNING type, paused_at, paused_by, reason), ' +
+      'cur AS (SELECT * FROM ins UNION ALL ' +
+      `SELECT type, paused_at, paused_by, reason FROM ${t.paused} WHERE type = $1 AND NOT EXISTS (SELECT 1 FROM ins)) ` +
+      'SELECT cur.*, (SELECT count(*) FROM (SELECT pg_notify($5, $6)) n) AS notified FROM cur',
+    // A resume: the pause it ended, if any (every node signalled then; $2, $3 as above).
+    resumeType:
+      `WITH d AS (DELETE FROM ${t.paused} WHERE type = $1 RETURNING type, paused_at, paused_by, reason) ` +
+      'SELECT d.*, (SELECT count(*) FROM (SELECT pg_notify($2, $3)) n) AS notified FROM d',
+    listPaused: `SELECT type, paused_at, paused_by, reason FROM ${t.paused} ORDER BY type`,
     // Ids: the counter, never below the highest stored id (batches may insert ids they did not
     // reserve). max(id) is one probe of the primary key.
     reserveIds:

@@ -20,7 +20,7 @@ import {
   UNDO_STATUSES,
 } from '../../core/states.js';
 import type { CommandRecord, EntityRecord, TaskRecord, UndoRecord } from '../../core/records.js';
-import type { CommandPage, CorruptRow, HeldTree, StatusChange } from '../port.js';
+import type { CommandPage, CorruptRow, HeldTree, PausedType, StatusChange } from '../port.js';
 import {
   COMMAND_COLUMNS,
   COMMAND_STATE_FIELDS,
@@ -443,4 +443,26 @@ function unreadableHold(rootId: number): ErrorInfo {
     code: ErrorCode.CorruptRow,
     message: `held_trees row ${rootId} cannot be read: the tree stays held`,
   };
+}
+
+const pausedTypeRow = z.tuple([z.string(), int, z.string().nullable(), z.string().nullable()]);
+
+/**
+ * The rows of `paused_types` (type, paused at, by, reason), in their order. A row that cannot be
+ * read still pauses its type (a pause errs on the side of running nothing new), with what could
+ * not be read left out.
+ */
+export function pausedTypes(rows: readonly unknown[]): PausedType[] {
+  const out: PausedType[] = [];
+  for (const row of rows) {
+    const parsed = pausedTypeRow.safeParse(row);
+    if (parsed.success) {
+      const [type, pausedAt, by, reason] = parsed.data;
+      out.push({ type, pausedAt, by, reason });
+      continue;
+    }
+    const type: unknown = Array.isArray(row) ? (row as unknown[])[0] : undefined;
+    if (typeof type === 'string') out.push({ type, pausedAt: 0, by: null, reason: null });
+  }
+  return out;
 }

@@ -18,6 +18,7 @@ import { systemClock, type Clock } from '../../core/clock.js';
 import { CocoError, ErrorCode } from '../../core/errors.js';
 import { AGENT_WRITES, agentRows, deleteAgent, listAgents, saveAgents } from './agents.js';
 import { HELD_WRITES, LIST_HELD, holdInline, holdRows, releaseInline } from './held.js';
+import { GET_PAUSED, LIST_PAUSED, PAUSE_WRITES, pauseRow, pauseWriteInline } from './pauses.js';
 import type {
   AgentRecord,
   CommandRecord,
@@ -34,6 +35,7 @@ import type {
   StatusChange,
   CommandQuery,
   HeldTree,
+  PausedType,
   HoldRequest,
   MigrationReport,
   PruneBatch,
@@ -69,6 +71,7 @@ import {
 import {
   commandPage,
   heldTrees,
+  pausedTypes,
   statusHistory,
   parseCommandRow,
   parseEntityRow,
@@ -229,7 +232,7 @@ export class SqliteStore implements Store {
         if (this.#writerThread)
           this.#writer = new SqliteWriter(
             this.#settings,
-            { ...SQL, ...PRUNE_WRITES, ...AGENT_WRITES, ...HELD_WRITES },
+            { ...SQL, ...PRUNE_WRITES, ...AGENT_WRITES, ...HELD_WRITES, ...PAUSE_WRITES },
             MULTI_ROW_SQL,
             MULTI_ROW_UPDATES,
           );
@@ -585,6 +588,58 @@ export class SqliteStore implements Store {
         throw storeFailed('cannot list held trees', error);
       }
     });
+  }
+
+  /** {@inheritDoc Store.pauseType} In the writer thread when the store has one. */
+  async pauseType(pause: PausedType): Promise<PausedType> {
+    await this.#pauseWrite('pauseType', pauseRow(pause), `cannot pause type ${pause.type}`);
+    return (await this.#paused(pause.type)) ?? pause;
+  }
+
+  /** {@inheritDoc Store.resumeType} In the writer thread when the store has one. */
+  async resumeType(type: string): Promise<PausedType | null> {
+    const pause = await this.#paused(type);
+    if (!pause) return null;
+    const n = await this.#pauseWrite('resumeType', [type], `cannot resume type ${type}`);
+    return n > 0 ? pause : null;
+  }
+
+  /** {@inheritDoc Store.pausedTypes} */
+  pausedTypes(): Promise<PausedType[]> {
+    return settle(() => {
+      const { db } = this.#ready();
+      try {
+        return pausedTypes(db.prepare(LIST_PAUSED).raw(true).all());
+      } catch (error) {
+        throw storeFailed('cannot list paused types', error);
+      }
+    });
+  }
+
+  #paused(type: string): Promise<PausedType | null> {
+    return settle(() => {
+      const { db } = this.#ready();
+      try {
+        return pausedTypes(db.prepare(GET_PAUSED).raw(true).all(type))[0] ?? null;
+      } catch (error) {
+        throw storeFailed(`cannot read the pause of type ${type}`, error);
+      }
+    });
+  }
+
+  async #pauseWrite(
+    write: keyof typeof PAUSE_WRITES,
+    values: unknown[],
+    what: string,
+  ): Promise<number> {
+    const { db } = await settle(() => this.#ready());
+    const writer = this.#writer;
+    try {
+      if (writer) return (await writer.count([[write, [values], false]]))[0]?.[0] ?? 0;
+      return pauseWriteInline(db, write, values);
+    } catch (error) {
+      throw error instanceof CocoError ? error : storeFailed(what, error);
+    }
   }
 
   listAgents(): Promise<AgentRecord[]> {
