@@ -10,6 +10,7 @@
  * @module
  */
 import type { Clock } from '../core/clock.js';
+import type { Logger } from '../core/command-type.js';
 import { CocoError, ErrorCode } from '../core/errors.js';
 import type { CommandRegistry } from '../core/registry.js';
 import type { PausedType, Store } from '../store/port.js';
@@ -33,6 +34,7 @@ export interface PauseParts {
   readonly registry: CommandRegistry;
   readonly clock: Clock;
   readonly events: EngineEvents;
+  readonly logger: Logger;
   readonly roots: RootAdmission;
 }
 
@@ -124,13 +126,19 @@ export class TypePauses {
 
   /** Applies the pauses in force, telling of each change (`type-paused`, `type-resumed`). */
   #apply(next: ReadonlyMap<string, PausedType>): void {
-    const { roots, events } = this.#p;
+    const { roots, events, logger } = this.#p;
     const before = roots.paused;
     const paused = [...next.values()].filter((s) => !before.has(s.type));
     const resumed = [...before.values()].filter((s) => !next.has(s.type));
     if (paused.length === 0 && resumed.length === 0) return;
     roots.setPaused(next);
-    for (const pause of paused) events.emit('type-paused', pause);
-    for (const pause of resumed) events.emit('type-resumed', pause);
+    for (const pause of paused) {
+      logger.info(pause, 'command type paused: its new roots wait until it is resumed');
+      events.emit('type-paused', pause);
+    }
+    for (const pause of resumed) {
+      logger.info(pause, 'command type resumed');
+      events.emit('type-resumed', pause);
+    }
   }
 }

@@ -169,7 +169,14 @@ export async function buildRuntime(
     ledger: admission,
   });
   const { dispatcher } = coordinator;
-  const pauses = new TypePauses({ store, registry, clock, events, roots: coordinator.roots });
+  const pauses = new TypePauses({
+    store,
+    registry,
+    clock,
+    events,
+    logger,
+    roots: coordinator.roots,
+  });
   const cluster =
     shared && leases
       ? new Cluster({

@@ -216,10 +216,27 @@ export const SCRAPED: readonly ScrapedGauge[] = [
   },
   {
     name: 'coco_admission_roots_queued',
-    help: 'Root commands waiting for the root limits (per type, per node), by type.',
+    help: 'Root commands waiting for the root limits or their type’s resume (per node), by type.',
     labelNames: ['type'],
     collect: ({ engine }, set) => {
       for (const t of engine?.rootAdmissionStats() ?? []) set({ type: t.type }, t.queued);
+    },
+  },
+  {
+    name: 'coco_command_type_paused',
+    help: 'Command types paused by an operator (1, with the time of the pause as coco_command_type_paused_since_seconds): their new roots wait until they are resumed.',
+    labelNames: ['type'],
+    collect: ({ engine }, set) => {
+      for (const t of engine?.pausedTypes().keys() ?? []) set({ type: t }, 1);
+    },
+  },
+  {
+    name: 'coco_command_type_paused_since_seconds',
+    help: 'When each paused command type was paused (seconds since the epoch): an alert can fire on a pause left on too long.',
+    labelNames: ['type'],
+    collect: ({ engine }, set) => {
+      for (const p of engine?.pausedTypes().values() ?? [])
+        set({ type: p.type }, p.pausedAt / 1000);
     },
   },
   {

@@ -112,5 +112,16 @@ describe('admission metrics', () => {
     const sum = v('coco_admission_wait_seconds_sum', { agent: 'a1' });
     expect(sum).toBeGreaterThanOrEqual(3 * 0.02);
     expect(sum).toBeLessThanOrEqual(3 * (waited + 1));
+
+    // A paused type: flagged with the time of its pause, until its resume.
+    const pause = await engine.pauseType('adm.rooted');
+    v = await scrape();
+    expect(v('coco_command_type_paused', { type: 'adm.rooted' })).toBe(1);
+    expect(v('coco_command_type_paused_since_seconds', { type: 'adm.rooted' })).toBe(
+      pause.pausedAt / 1000,
+    );
+    await engine.resumeType('adm.rooted');
+    const r = await fetch(`${node.url}/metrics`, { headers: { authorization: `Bearer ${TOKEN}` } });
+    expect(samples(parsePrometheusText(await r.text()), 'coco_command_type_paused')).toEqual([]);
   });
 });
