@@ -14,19 +14,25 @@ import {
   rerunAnswer,
   commandDetails,
   commandPage,
+  commandType,
   errorBody,
   jobPage,
   jobTree,
   readiness,
+  resumeAnswer,
+  typeList,
   whoami,
   type Admission,
   type Agent,
   type CommandDetails,
   type CommandSummary,
+  type CommandType,
   type Job,
   type JobTree,
+  type PausedType,
   type Readiness,
   type UnreadableRow,
+  type TypeList,
   type Whoami,
 } from './schemas.js';
 
@@ -226,6 +232,28 @@ export async function rerunCommand(id: number): Promise<number> {
 /** `POST /v1/commands/:id/release` (operators): how many commands of the tree run on. */
 export async function releaseCommand(id: number): Promise<number> {
   return (await call(releaseAnswer, `/v1/commands/${id}/release`, postJson)).released;
+}
+
+/** `GET /v1/types`: the command types the node registers, with their roots and pauses. */
+export function listTypes(): Promise<TypeList> {
+  return call(typeList, '/v1/types');
+}
+
+/**
+ * `POST /v1/types/:name/pause` (operators), with the operator's reason if any: the type as it is
+ * now, paused (by its first pause, if it was paused already).
+ */
+export function pauseType(name: string, reason: string): Promise<CommandType> {
+  return call(commandType, `/v1/types/${encodeURIComponent(name)}/pause`, {
+    ...postJson,
+    body: JSON.stringify(reason === '' ? {} : { reason }),
+  });
+}
+
+/** `POST /v1/types/:name/resume` (operators): the pause it ended, or null (it was not paused). */
+export async function resumeType(name: string): Promise<PausedType | null> {
+  return (await call(resumeAnswer, `/v1/types/${encodeURIComponent(name)}/resume`, postJson))
+    .resumed;
 }
 
 /** `POST /v1/admin/agents/:id/forget` (admins). */

@@ -1,7 +1,7 @@
 /**
  * The dashboard's entry: sign-in, the page frame (navigation, who is signed in, the theme, the
- * messages, the cancel confirmation), the routes (`#/jobs`, `#/jobs/:id`, `#/commands/:id`,
- * `#/agents`, `#/problems`) and the keyboard. Built by scripts/build-dashboard.mjs into one
+ * messages, the confirmation dialog), the routes (`#/jobs`, `#/jobs/:id`, `#/commands/:id`,
+ * `#/types`, `#/agents`, `#/problems`) and the keyboard. Built by scripts/build-dashboard.mjs into one
  * module served by the node (src/http/dashboard-route.ts).
  *
  * @module
@@ -15,6 +15,7 @@ import { CommandView } from './views/command.js';
 import { JobView } from './views/job.js';
 import { JobsView } from './views/jobs.js';
 import { ProblemsView } from './views/problems.js';
+import { TypesView } from './views/types.js';
 import type { Route, View } from './views/view.js';
 
 const root = document.getElementById('app')!;
@@ -65,6 +66,7 @@ function open(): void {
   const { name, route: r } = route();
   if (name === 'jobs' && r.parts.length > 0) view = new JobView(r);
   else if (name === 'commands') view = new CommandView(r);
+  else if (name === 'types') view = new TypesView(r);
   else if (name === 'agents') view = new AgentsView();
   else if (name === 'problems') view = new ProblemsView();
   else view = new JobsView(r);
@@ -193,6 +195,7 @@ function frame(content: TemplateResult): TemplateResult {
       <a class="brand" href="#/jobs"><span class="logo" aria-hidden="true"></span>coco</a>
       <nav aria-label="main">
         ${navLink('#/jobs', 'Jobs', jobsActive, 'j')}
+        ${navLink('#/types', 'Types', name === 'types', 't')}
         ${navLink('#/agents', 'Agents', name === 'agents', 'a')}
         ${navLink('#/problems', 'Problems', name === 'problems', 'p')}
       </nav>
@@ -228,13 +231,15 @@ function healthLine(): TemplateResult | typeof nothing {
       </div>`;
 }
 
-/** What the dialog says to confirm an action, and its two buttons. */
+/** What the dialog says to confirm an action, its two buttons, and its text field if it has one. */
 function confirmWords(c: PendingConfirm): {
   title: string;
   text: TemplateResult;
   keep: string;
   act: string;
   danger: boolean;
+  /** The label of the dialog's text field (a pause's reason), or null: none. */
+  field?: string;
 } {
   switch (c.action) {
     case 'cancel':
@@ -275,8 +280,35 @@ function confirmWords(c: PendingConfirm): {
         act: `Forget ${c.id}`,
         danger: true,
       };
+    case 'pause':
+      return {
+        title: `Pause ${c.type}?`,
+        text: html`New <span class="mono">${c.type}</span> commands are accepted and stored, but
+          wait until the type is resumed — on every node of the store, across restarts. Those
+          running go on, and children of every type run.`,
+        keep: 'Not now',
+        act: `Pause ${c.type}`,
+        danger: false,
+        field: 'Reason (optional, shown with the pause)',
+      };
+    case 'resume':
+      return {
+        title: `Resume ${c.type}?`,
+        text: html`New <span class="mono">${c.type}</span> commands start again as the limits allow,
+          ${
+            c.waiting === undefined || c.waiting === 0
+              ? 'none waits on this node now.'
+              : `the ${c.waiting} waiting on this node first.`
+          }`,
+        keep: 'Keep it paused',
+        act: `Resume ${c.type}`,
+        danger: false,
+      };
   }
 }
+
+/** The longest reason a pause keeps (the API refuses a longer one). */
+const MAX_REASON = 500;
 
 function confirmDialog(): TemplateResult {
   const c = app.confirming;
@@ -284,18 +316,45 @@ function confirmDialog(): TemplateResult {
     const dialog = document.getElementById('confirm') as HTMLDialogElement | null;
     dialog?.close(confirmed ? 'confirm' : 'keep');
   };
-  return html`<dialog
-    id="confirm"
-    aria-labelledby="confirm-title"
-    @close=${(e: Event) => app.confirming?.resolve((e.target as HTMLDialogElement).returnValue === 'confirm')}
-  >
+  const answer = (e: Event): void => {
+    const field = document.getElementById('confirm-text') as HTMLInputElement | null;
+    app.confirming?.resolve(
+      (e.target as HTMLDialogElement).returnValue === 'confirm',
+      field?.value ?? '',
+    );
+  };
+  return html`<dialog id="confirm" aria-labelledby="confirm-title" @close=${answer}>
     ${
       c
         ? ((w) =>
             html`<h2 id="confirm-title">${w.title}</h2>
               <p>${w.text}</p>
+              ${
+                w.field === undefined
+                  ? nothing
+                  : html`<label class="field" for="confirm-text">${w.field}</label>
+                      <input
+                        id="confirm-text"
+                        type="text"
+                        maxlength=${MAX_REASON}
+                        autocomplete="off"
+                        autofocus
+                        @keydown=${(e: KeyboardEvent) => {
+                          if (e.key === 'Enter') {
+                            e.preventDefault();
+                            close(true);
+                          }
+                        }}
+                      />`
+              }
               <div class="actions">
-                <button class="quiet" autofocus @click=${() => close(false)}>${w.keep}</button>
+                <button
+                  class="quiet"
+                  ?autofocus=${w.field === undefined}
+                  @click=${() => close(false)}
+                >
+                  ${w.keep}
+                </button>
                 <button
                   class=${w.danger ? 'danger' : ''}
                   id="confirm-${c.action}"
@@ -313,8 +372,8 @@ function helpPanel(): TemplateResult {
   return html`<aside class="help card" aria-label="keyboard shortcuts">
     <h2>Keyboard</h2>
     <dl>
-      <dt>g j / g a / g p</dt>
-      <dd>jobs, agents, problems</dd>
+      <dt>g j / g t / g a / g p</dt>
+      <dd>jobs, types, agents, problems</dd>
       <dt>j / k, ↓ / ↑</dt>
       <dd>move in the jobs list</dd>
       <dt>Enter</dt>
@@ -334,7 +393,11 @@ function helpPanel(): TemplateResult {
 function draw(): void {
   render(app.role === null ? signInPage() : frame(view ? view.render() : html``), root);
   const dialog = document.getElementById('confirm') as HTMLDialogElement | null;
-  if (dialog && app.confirming && !dialog.open) dialog.showModal();
+  if (dialog && app.confirming && !dialog.open) {
+    // An Escape closes the dialog without a value: the last answer must not stand for it.
+    dialog.returnValue = '';
+    dialog.showModal();
+  }
 }
 
 let scheduled = false;
@@ -361,7 +424,7 @@ function onKey(e: KeyboardEvent): void {
   if (['INPUT', 'SELECT', 'TEXTAREA'].includes(target.tagName)) return;
   if (pending === 'g') {
     pending = null;
-    const to = { j: '#/jobs', a: '#/agents', p: '#/problems' }[e.key];
+    const to = { j: '#/jobs', t: '#/types', a: '#/agents', p: '#/problems' }[e.key];
     if (to) {
       location.hash = to;
       e.preventDefault();

@@ -124,9 +124,20 @@ export const commandPage = z.looseObject({
   nextCursor: z.optional(z.nullable(str)),
 });
 
+/** A paused command type: when, by whom and why (an operator's pause of its new roots). */
+export const pausedType = z.looseObject({
+  type: str,
+  pausedAt: num,
+  by: z.nullable(str),
+  reason: z.nullable(str),
+});
+/** See {@link pausedType}. */
+export type PausedType = z.infer<typeof pausedType>;
+
 /**
  * What a queued task or command waits for (admission control): `text` says it, e.g. "queued for
- * host-1: 12 ahead, limit 4"; the numbers are there for sorting and titles.
+ * host-1: 12 ahead, limit 4"; the numbers are there for sorting and titles. A root whose type is
+ * paused carries the pause (`paused`): it waits for a resume, not for a slot.
  */
 export const queue = z.nullable(
   z.looseObject({
@@ -134,6 +145,7 @@ export const queue = z.nullable(
     ahead: z.optional(num),
     agent: z.optional(str),
     type: z.optional(str),
+    paused: z.optional(z.nullable(pausedType)),
   }),
 );
 /** See {@link queue}. */
@@ -277,6 +289,32 @@ export const admission = z.looseObject({
 });
 /** See {@link admission}. */
 export type Admission = z.infer<typeof admission>;
+
+/** A command type the node registers, with its roots on the node and its pause (`GET /v1/types`). */
+export const commandType = z.looseObject({
+  name: str,
+  version: num,
+  aliases: z.array(str),
+  /** False: it runs only as a child of another command (it cannot be paused either). */
+  submittable: z.boolean(),
+  limit: z.nullable(num),
+  running: num,
+  queued: num,
+  paused: z.nullable(pausedType),
+});
+/** See {@link commandType}. */
+export type CommandType = z.infer<typeof commandType>;
+
+/** `GET /v1/types`: the registered types, and pauses kept for names the node does not register. */
+export const typeList = z.looseObject({
+  types: z.array(commandType),
+  otherPaused: z.optional(z.array(pausedType)),
+});
+/** See {@link typeList}. */
+export type TypeList = z.infer<typeof typeList>;
+
+/** `POST /v1/types/:name/resume`: the pause it ended (null: the type was not paused). */
+export const resumeAnswer = z.looseObject({ name: str, resumed: z.nullable(pausedType) });
 
 /** `POST /v1/commands/:id/rerun`. */
 export const rerunAnswer = z.looseObject({ id: num, rerunOf: num });

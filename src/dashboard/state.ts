@@ -1,11 +1,19 @@
 /**
- * The page's shared state: who is signed in (and so whether cancel and rerun buttons show), the clock the
- * durations tick with, messages for the user, and the render scheduler every view calls after a
- * change.
+ * The page's shared state: who is signed in (and so whether cancel, rerun, pause and resume
+ * buttons show), the clock the durations tick with, messages for the user, and the render
+ * scheduler every view calls after a change.
  *
  * @module
  */
-import { ApiError, cancelCommand, forgetAgent, releaseCommand, rerunCommand } from './api.js';
+import {
+  ApiError,
+  cancelCommand,
+  forgetAgent,
+  pauseType,
+  releaseCommand,
+  rerunCommand,
+  resumeType,
+} from './api.js';
 import type { NodeHealth } from './format.js';
 
 /** A role of the API's tokens. */
@@ -21,15 +29,21 @@ export interface Notice {
 /** An action being confirmed in the page's dialog (main.ts), if any. */
 export interface PendingConfirm {
   /**
-   * `cancel` (a danger), `rerun` or `release` of a command, `forget` of an agent: names the
-   * dialog's confirm button (`#confirm-<action>`).
+   * `cancel` (a danger), `rerun` or `release` of a command, `forget` of an agent, `pause` or
+   * `resume` of a command type: names the dialog's confirm button (`#confirm-<action>`).
    */
-  readonly action: 'cancel' | 'rerun' | 'release' | 'forget';
-  /** The command's id, or the agent's. */
+  readonly action: 'cancel' | 'rerun' | 'release' | 'forget' | 'pause' | 'resume';
+  /** The command's id, the agent's, or the command type's name. */
   readonly id: number | string;
-  /** The command's type, or the agent's address. */
+  /** The command's type, the agent's address, or the command type's name. */
   readonly type: string;
-  readonly resolve: (confirmed: boolean) => void;
+  /** For a resume: how many of the type's roots wait on this node. */
+  readonly waiting?: number;
+  /**
+   * Called once with the answer: confirmed or not, and what was typed in the dialog's text field
+   * (a pause's reason; empty for the other actions).
+   */
+  readonly resolve: (confirmed: boolean, text: string) => void;
 }
 
 /**
@@ -71,7 +85,10 @@ export function dismiss(id: number): void {
   app.update();
 }
 
-/** Whether the signed-in role may cancel and rerun (operators and admins). */
+/**
+ * Whether the signed-in role may run commands: cancel, rerun, release, pause and resume a type
+ * (operators and admins).
+ */
 export function canCancel(): boolean {
   return app.role === 'operator' || app.role === 'admin';
 }
@@ -87,19 +104,38 @@ export function describe(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-/** Asks for confirmation of `action` on a command in the dialog of main.ts. */
+/**
+ * Asks for confirmation of `action` in the dialog of main.ts: null when refused, else what was
+ * typed in the dialog's text field (empty when it has none).
+ */
+async function ask(
+  action: PendingConfirm['action'],
+  id: PendingConfirm['id'],
+  type: string,
+  waiting?: number,
+): Promise<string | null> {
+  const answer = await new Promise<string | null>((resolve) => {
+    app.confirming = {
+      action,
+      id,
+      type,
+      ...(waiting === undefined ? {} : { waiting }),
+      resolve: (yes, text) => resolve(yes ? text : null),
+    };
+    app.update();
+  });
+  app.confirming = null;
+  app.update();
+  return answer;
+}
+
+/** Asks for confirmation of `action` on a command (or an agent) in the dialog of main.ts. */
 async function confirmed(
   action: PendingConfirm['action'],
   id: PendingConfirm['id'],
   type: string,
 ): Promise<boolean> {
-  const yes = await new Promise<boolean>((resolve) => {
-    app.confirming = { action, id, type, resolve };
-    app.update();
-  });
-  app.confirming = null;
-  app.update();
-  return yes;
+  return (await ask(action, id, type)) !== null;
 }
 
 /**
@@ -163,6 +199,48 @@ export async function confirmAndForget(id: string, address: string): Promise<boo
     return true;
   } catch (error) {
     notify('error', `Agent ${id} not forgotten — ${describe(error)}`);
+    return false;
+  }
+}
+
+/**
+ * Asks for confirmation and an optional reason, then pauses the command type (its new roots wait
+ * until it is resumed); tells the user the outcome. Resolves true when it is paused.
+ */
+export async function confirmAndPause(name: string): Promise<boolean> {
+  const reason = await ask('pause', name, name);
+  if (reason === null) return false;
+  try {
+    const type = await pauseType(name, reason.trim());
+    const first = type.paused;
+    notify(
+      'info',
+      first !== null && reason.trim() !== '' && first.reason !== reason.trim()
+        ? `${name} was paused already (${first.reason ?? 'no reason given'}): that pause holds.`
+        : `${name} paused: its new roots wait until it is resumed.`,
+    );
+    return true;
+  } catch (error) {
+    notify('error', `Pause of ${name} refused — ${describe(error)}`);
+    return false;
+  }
+}
+
+/**
+ * Asks for confirmation, then resumes the paused command type (its waiting roots run as the
+ * limits allow); tells the user the outcome. Resolves true when the node answered.
+ */
+export async function confirmAndResume(name: string, waiting: number): Promise<boolean> {
+  if ((await ask('resume', name, name, waiting)) === null) return false;
+  try {
+    const ended = await resumeType(name);
+    notify(
+      'info',
+      ended === null ? `${name} was not paused.` : `${name} resumed: its waiting roots run.`,
+    );
+    return true;
+  } catch (error) {
+    notify('error', `Resume of ${name} refused — ${describe(error)}`);
     return false;
   }
 }

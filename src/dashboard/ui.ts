@@ -7,9 +7,17 @@
  */
 import { html, noChange, nothing, type ElementPart, type TemplateResult } from 'lit-html';
 import { Directive, directive, PartType, type PartInfo } from 'lit-html/directive.js';
-import { isEnded, json, percent } from './format.js';
-import type { ErrorInfo } from './schemas.js';
-import { app, canCancel, confirmAndCancel, confirmAndRelease, confirmAndRerun } from './state.js';
+import { ago, isEnded, json, percent, stamp } from './format.js';
+import type { ErrorInfo, PausedType, Queue } from './schemas.js';
+import {
+  app,
+  canCancel,
+  confirmAndCancel,
+  confirmAndPause,
+  confirmAndRelease,
+  confirmAndRerun,
+  confirmAndResume,
+} from './state.js';
 
 export { isEnded } from './format.js';
 
@@ -31,6 +39,7 @@ export function tone(status: string): string {
     case 'aborting':
     case 'compensating':
     case 'queued':
+    case 'paused':
       return 'warn';
     case 'none':
       return 'muted';
@@ -154,6 +163,79 @@ export function rerunButton(
   >
     Run again…
   </button>`;
+}
+
+/**
+ * The pause button of a command type: only for roles that may run commands, only for a type that
+ * can be submitted and is not paused. On a confirmed pause `done` runs (the view reloads).
+ */
+export function pauseButton(
+  name: string,
+  submittable: boolean,
+  paused: boolean,
+  done: () => void,
+): TemplateResult | typeof nothing {
+  if (!canCancel() || !submittable || paused) return nothing;
+  return html`<button
+    data-pause=${name}
+    @click=${async () => {
+      if (await confirmAndPause(name)) done();
+    }}
+  >
+    Pause…
+  </button>`;
+}
+
+/**
+ * The resume button of a paused command type: only for roles that may run commands. `waiting`:
+ * its roots waiting on this node (the dialog says it). On a confirmed resume `done` runs.
+ */
+export function resumeButton(
+  name: string,
+  waiting: number,
+  done: () => void,
+): TemplateResult | typeof nothing {
+  if (!canCancel()) return nothing;
+  return html`<button
+    data-resume=${name}
+    @click=${async () => {
+      if (await confirmAndResume(name, waiting)) done();
+    }}
+  >
+    Resume…
+  </button>`;
+}
+
+/** Who paused a type and why, in a few words: `by ops, 3 m ago: disk array maintenance`. */
+export function pauseWords(pause: PausedType, now: number): TemplateResult {
+  return html`<span class="pause-words" title=${`paused at ${stamp(pause.pausedAt)}`}
+    >by ${pause.by ?? 'someone unknown'},
+    ${ago(pause.pausedAt, now)}${
+      pause.reason === null ? nothing : html`: <q class="reason">${pause.reason}</q>`
+    }</span
+  >`;
+}
+
+/**
+ * What a root (a job, a command) waits for before it starts, as a notice: its type's pause — with
+ * who paused it and a link to the Types page, where it is resumed — or else its place in the
+ * root limits' queue; nothing when it does not wait.
+ */
+export function waitNotice(queue: Queue | undefined): TemplateResult | typeof nothing {
+  if (!queue) return nothing;
+  const pause = queue.paused ?? null;
+  if (pause === null)
+    return html`<p class="notice" role="status" aria-label="waiting for admission">
+      Waiting for admission: ${queue.text}
+    </p>`;
+  return html`<p class="notice warn" role="status" aria-label="waiting for a paused type">
+    <span
+      >Waiting: <span class="mono">${pause.type}</span> is paused (${pauseWords(pause, app.now)}) —
+      resume it on the
+      <a href="#/types?type=${encodeURIComponent(pause.type)}" data-types-link>Types page</a>.
+      <span class="quiet small">(${queue.text})</span></span
+    >
+  </p>`;
 }
 
 /** A line saying a view is loading, or why it failed. */

@@ -5,7 +5,8 @@
  * compensation in order; a parameter holding markup shown as text (no dialog fires); a viewer
  * sees no cancel button and a forced cancel is refused; a copy waiting for its agent's limit
  * (admission) shown with what it waits for; the agent going down and up; a tree the store refused
- * shown held and released by an operator once the cause is gone. Screenshots
+ * shown held and released by an operator once the cause is gone; a command type paused by an
+ * operator (a viewer sees no pause), a migration waiting for it, and its resume. Screenshots
  * go to test-artifacts/dashboard/ (git-ignored).
  */
 import { execFileSync } from 'node:child_process';
@@ -600,4 +601,113 @@ describe.skipIf(!haveBrowser && !process.env.CI)('the dashboard in a browser', (
     expect(dialogs).toEqual([]);
     expect(violations).toEqual([]);
   });
+
+  it('pauses a command type for an operator, shows a migration waiting for it, and resumes it', async () => {
+    const REASON = 'storage array firmware <b>upgrade</b>';
+    const typesOf = z.object({
+      types: z.array(
+        z
+          .object({
+            name: z.string(),
+            queued: z.number(),
+            paused: z
+              .object({ by: z.string().nullable(), reason: z.string().nullable() })
+              .nullable(),
+          })
+          .passthrough(),
+      ),
+    });
+    const migrateType = async () =>
+      typesOf.parse(await api('/v1/types')).types.find((t) => t.name === 'disk.migrate');
+    const create = await submit('disk.create', {
+      disk: 'd12',
+      domain: 'sd-a',
+      sizeBytes: 1 * MiB,
+      agent: 'host-1',
+      seed: 12,
+    });
+    expect(await ended(create)).toBe('succeeded');
+
+    // The operator pauses disk.migrate from the Types page, with a reason.
+    await page.goto(`${server}/#/types`);
+    const row = page.locator('tr[data-type="disk.migrate"]');
+    await row.waitFor();
+    expect(await row.locator('.paused-cell').textContent()).not.toContain('paused');
+    // A child-only type is marked so, and cannot be paused.
+    const copyRow = page.locator('tr[data-type="disk.migrate.copy"]');
+    expect(await copyRow.locator('.tag').textContent()).toBe('child only');
+    expect(await copyRow.locator('button[data-pause]').count()).toBe(0);
+    expect(await row.locator('button[data-resume]').count()).toBe(0);
+    await row.locator('button[data-pause="disk.migrate"]').click();
+    await page.locator('dialog#confirm[open]').waitFor();
+    await page.fill('#confirm-text', REASON);
+    await shot('12a-confirm-pause');
+    await page.click('#confirm-pause');
+    await expect.poll(() => row.locator('.paused-cell').textContent()).toContain('by ops');
+    expect(await row.locator('.paused-cell .reason').textContent()).toBe(REASON);
+    expect(await row.locator('button[data-pause]').count()).toBe(0);
+    expect((await migrateType())?.paused).toEqual({ by: 'ops', reason: REASON });
+
+    // A viewer sees the pause, and neither a Pause nor a Resume button.
+    const viewer = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+    const watcher = await viewer.newPage();
+    await signIn(watcher, VIEWER);
+    await watcher.goto(`${server}/#/types`);
+    const seen = watcher.locator('tr[data-type="disk.migrate"]');
+    await expect.poll(() => seen.locator('.paused-cell').textContent()).toContain('by ops');
+    expect(await watcher.locator('tr[data-type="disk.create"]').count()).toBe(1);
+    expect(await watcher.locator('button[data-pause], button[data-resume]').count()).toBe(0);
+    await shot('12-types-viewer', watcher);
+    await viewer.close();
+
+    // A migration submitted now is stored and waits: its job page says for what.
+    const id = await submit('disk.migrate', { disk: 'd12', toDomain: 'sd-b', agent: 'host-1' });
+    await page.goto(`${server}/#/jobs/${id}`);
+    const waiting = page.locator('p[aria-label="waiting for a paused type"]');
+    await waiting.waitFor({ timeout: 10_000 });
+    // (As it reads: the template's line breaks are spaces on the page.)
+    expect((await waiting.textContent())?.replace(/\s+/g, ' ')).toMatch(
+      /Waiting: disk\.migrate is paused \(by ops, \d+ s ago: storage array firmware <b>upgrade<\/b>\) — resume it on the Types page\./,
+    );
+    expect(await page.locator('main b').count()).toBe(0);
+    expect(statusOf.parse(await api(`/v1/commands/${id}`)).status).toBe('pending');
+    await shot('12-type-paused');
+    // Its command page says it too.
+    await page.goto(`${server}/#/commands/${id}`);
+    await page.locator('p[aria-label="waiting for a paused type"]').waitFor();
+    // The problems page lists the pause, with the migration waiting for it.
+    await page.goto(`${server}/#/problems`);
+    const problem = page.locator('table[aria-label="paused types"] tr[data-paused="disk.migrate"]');
+    await problem.waitFor();
+    expect(await problem.locator('td.num').textContent()).toBe('1');
+    await shot('12b-problems-paused');
+
+    // The link goes to the Types page, which shows the root queued; a confirmed resume runs it.
+    await page.goto(`${server}/#/jobs/${id}`);
+    await page.locator('p[aria-label="waiting for a paused type"] a[data-types-link]').click();
+    await expect.poll(() => new URL(page.url()).hash).toBe('#/types?type=disk.migrate');
+    await expect.poll(() => row.locator('td[data-queued]').textContent()).toBe('1');
+    expect(await row.getAttribute('class')).toContain('selected');
+    await shot('12c-types-queued');
+    await row.locator('button[data-resume="disk.migrate"]').click();
+    await page.locator('dialog#confirm[open]').waitFor();
+    expect(await page.locator('dialog#confirm').textContent()).toContain('the 1 waiting');
+    await page.click('#confirm-resume');
+    await expect
+      .poll(() => row.locator('.paused-cell').textContent(), { timeout: 10_000 })
+      .not.toContain('paused');
+    expect(await row.locator('button[data-pause="disk.migrate"]').count()).toBe(1);
+    expect(await ended(id)).toBe('succeeded');
+    expect((await migrateType())?.paused).toBeNull();
+    await page.goto(`${server}/#/jobs/${id}`);
+    await expect
+      .poll(() => page.locator(`tr[data-step="c${id}"] .badge`).first().textContent(), {
+        timeout: 10_000,
+      })
+      .toBe('succeeded');
+    expect(await page.locator('p[aria-label="waiting for a paused type"]').count()).toBe(0);
+    await shot('12d-type-resumed');
+    expect(dialogs).toEqual([]);
+    expect(violations).toEqual([]);
+  }, 60_000);
 });

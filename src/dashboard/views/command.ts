@@ -1,6 +1,6 @@
 /**
  * A command: its parameters and their version, its status history, its result or error (with
- * the code), its tasks (agent, verb, progress), its undo steps, its parent and children. Read
+ * the code), what it waits for (its type paused, the root limits, an agent's slot), its tasks (agent, verb, progress), its undo steps, its parent and children. Read
  * from `GET /v1/commands/:id`; while it runs, read again whenever its job's stream says the tree
  * changed (task progress comes from the job's tree).
  *
@@ -26,6 +26,7 @@ import {
   loadingPage,
   type StreamState,
   value,
+  waitNotice,
 } from '../ui.js';
 import { commandSteps, taskSteps } from './tree.js';
 import type { Route, View } from './view.js';
@@ -35,6 +36,11 @@ import type { Route, View } from './view.js';
  * times a second during a copy; the details need not.
  */
 const READ_EVERY_MS = 750;
+/**
+ * How often a root that has not started is read again: a pause or a resume of its type, or a
+ * slot freed for it, changes nothing in its job's stream until it starts.
+ */
+const WAIT_EVERY_MS = 2_000;
 
 /** The command page. */
 export class CommandView implements View {
@@ -45,6 +51,7 @@ export class CommandView implements View {
   #live: StreamState = 'connecting';
   #readAt = 0;
   #timer: ReturnType<typeof setTimeout> | null = null;
+  #waitTimer: ReturnType<typeof setTimeout> | null = null;
   readonly #abort = new AbortController();
 
   constructor(route: Route) {
@@ -69,6 +76,12 @@ export class CommandView implements View {
     } catch (error) {
       this.#error = describe(error);
     }
+    const c = this.#command;
+    if (c && c.parentId === null && c.status === 'pending' && this.#waitTimer === null)
+      this.#waitTimer = setTimeout(() => {
+        this.#waitTimer = null;
+        if (!this.#abort.signal.aborted) void this.#read();
+      }, WAIT_EVERY_MS);
     app.update();
   }
 
@@ -121,6 +134,7 @@ export class CommandView implements View {
   dispose(): void {
     this.#abort.abort();
     if (this.#timer !== null) clearTimeout(this.#timer);
+    if (this.#waitTimer !== null) clearTimeout(this.#waitTimer);
   }
 
   render(): TemplateResult {
@@ -168,13 +182,7 @@ export class CommandView implements View {
           <dd>${c.paramsVersion ?? '—'}</dd>
         </div>
       </dl>
-      ${
-        c.queue
-          ? html`<p class="notice" role="status" aria-label="waiting for admission">
-              Waiting for admission: ${c.queue.text}
-            </p>`
-          : nothing
-      }
+      ${isEnded(c.status) ? nothing : waitNotice(c.queue)}
       ${
         c.unloadable
           ? html`<p class="notice warn" role="status">

@@ -1,6 +1,8 @@
 /**
  * A job: its step tree — every command and task with status, progress, duration, agent and
  * what it waits for — updated live from the job's event stream (`GET /v1/jobs/:id/events`),
+ * what its root waits for before it starts (its type paused, or the root limits: read from the
+ * root's details while it has not started),
  * its compensation in the order it ran (which undo steps ran, which failed and why, read from
  * the commands' details), and for operators the cancel button (once it has ended, run again).
  *
@@ -10,7 +12,7 @@ import { html, nothing, type TemplateResult } from 'lit-html';
 import { repeat } from 'lit-html/directives/repeat.js';
 import { getCommand, getJob } from '../api.js';
 import { clock, elapsed, stamp } from '../format.js';
-import { jobTree, type CommandDetails, type JobTree } from '../schemas.js';
+import { jobTree, type CommandDetails, type JobTree, type Queue } from '../schemas.js';
 import { follow } from '../sse.js';
 import { app, describe } from '../state.js';
 import {
@@ -25,6 +27,7 @@ import {
   liveDot,
   loadingPage,
   type StreamState,
+  waitNotice,
 } from '../ui.js';
 import { undoOrder, type UndoEntry } from './compensation.js';
 import { commandSteps, met, treeRows, type Count, type TreeRow } from './tree.js';
@@ -35,6 +38,12 @@ import type { Route, View } from './view.js';
  * undo steps take seconds; a read a second keeps the list current without a read per event.
  */
 const DETAILS_EVERY_MS = 1_000;
+/**
+ * How often the root's details are read while it has not started: a pause or a resume, or a slot
+ * freed for it, changes nothing in the job's stream until the root starts, so what it waits for
+ * is read again this often (one small read, only while it waits).
+ */
+const WAIT_EVERY_MS = 2_000;
 
 /** The job page. */
 export class JobView implements View {
@@ -48,6 +57,9 @@ export class JobView implements View {
   #detailsReading = false;
   /** The tree changed since the last read of the details began. */
   #detailsDirty = false;
+  /** What the root waits for before it starts (its details' `queue`), or null. */
+  #wait: Queue = null;
+  #waitTimer: ReturnType<typeof setTimeout> | null = null;
   readonly #abort = new AbortController();
 
   constructor(route: Route) {
@@ -100,7 +112,40 @@ export class JobView implements View {
     this.#error = null;
     if (isEnded(tree.job.status)) this.#live = 'ended';
     this.#scheduleDetails();
+    this.#watchWait();
     app.update();
+  }
+
+  /** Whether the root has not started yet (it may wait for its type's resume or the limits). */
+  #rootPending(): boolean {
+    return this.#tree?.root?.step.status === 'pending' && !isEnded(this.#tree.job.status);
+  }
+
+  /**
+   * While the root has not started, reads what it waits for now and every {@link WAIT_EVERY_MS};
+   * once it has, forgets it.
+   */
+  #watchWait(): void {
+    if (!this.#rootPending()) {
+      this.#wait = null;
+      return;
+    }
+    if (this.#waitTimer === null) void this.#readWait();
+  }
+
+  async #readWait(): Promise<void> {
+    this.#waitTimer = setTimeout(() => {
+      this.#waitTimer = null;
+      if (!this.#abort.signal.aborted && this.#rootPending()) void this.#readWait();
+    }, WAIT_EVERY_MS);
+    try {
+      const root = await getCommand(this.#id);
+      if (this.#abort.signal.aborted) return;
+      this.#wait = this.#rootPending() && root.status === 'pending' ? (root.queue ?? null) : null;
+      app.update();
+    } catch {
+      // The tree shows the job still; what it waits for is read again at the next turn.
+    }
   }
 
   /** Commands whose compensation matters: not `none`, or ended badly with undo steps. */
@@ -155,6 +200,7 @@ export class JobView implements View {
   dispose(): void {
     this.#abort.abort();
     if (this.#detailsTimer !== null) clearTimeout(this.#detailsTimer);
+    if (this.#waitTimer !== null) clearTimeout(this.#waitTimer);
   }
 
   render(): TemplateResult {
@@ -196,6 +242,7 @@ export class JobView implements View {
         </div>
       </dl>
       ${job.error ? html`<p class="failure">${errorLine(job.error)}</p>` : nothing}
+      ${this.#rootPending() ? waitNotice(this.#wait) : nothing}
       <h2>Steps</h2>
       ${this.#steps(tree)} ${this.#compensation(tree)}
     </section>`;

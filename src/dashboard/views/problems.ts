@@ -1,17 +1,28 @@
 /**
- * Unloadable rows and stuck work: the rows the node could not read (the `unreadable` lists of
+ * Unloadable rows and stuck work: the command types paused (their new roots wait for a resume,
+ * which is easily forgotten: `GET /v1/types`), the rows the node could not read (the `unreadable` lists of
  * `GET /v1/commands`), the commands the node holds untouched because their type or parameters
  * cannot be loaded or the store refused their tree (`unloadable` in their details), and the
- * oldest work still running — each with the operator's way to end it, a cancel.
+ * oldest work still running — each with the operator's way to end it, a cancel (for a pause, a
+ * resume).
  *
  * @module
  */
 import { html, nothing, type TemplateResult } from 'lit-html';
-import { ApiError, getCommand, listCommands } from '../api.js';
+import { ApiError, getCommand, listCommands, listTypes } from '../api.js';
 import { ago, clock, duration, stamp } from '../format.js';
-import type { CommandDetails, CommandSummary, UnreadableRow } from '../schemas.js';
+import type { CommandDetails, CommandSummary, PausedType, UnreadableRow } from '../schemas.js';
 import { app, describe } from '../state.js';
-import { badge, cancelButton, commandLink, errorLine, jobLink, loading } from '../ui.js';
+import {
+  badge,
+  cancelButton,
+  commandLink,
+  errorLine,
+  jobLink,
+  loading,
+  pauseWords,
+  resumeButton,
+} from '../ui.js';
 import type { View } from './view.js';
 
 const ACTIVE = ['pending', 'waiting', 'aborting', 'compensating'];
@@ -31,8 +42,31 @@ const AGES: readonly (readonly [string, number])[] = [
   ['24 h', 86_400_000],
 ];
 
+/** A paused type, and its roots waiting on this node (null: a name this node does not register). */
+interface Paused {
+  readonly pause: PausedType;
+  readonly queued: number | null;
+}
+
+/** The paused types (`GET /v1/types`), those holding roots first; none from a node without it. */
+async function pausedTypes(): Promise<Paused[]> {
+  try {
+    const list = await listTypes();
+    return [
+      ...list.types.flatMap((t) =>
+        t.paused === null ? [] : [{ pause: t.paused, queued: t.queued }],
+      ),
+      ...(list.otherPaused ?? []).map((pause) => ({ pause, queued: null })),
+    ].sort((a, b) => (b.queued ?? 0) - (a.queued ?? 0) || a.pause.pausedAt - b.pause.pausedAt);
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 404) return [];
+    throw error;
+  }
+}
+
 /** The problems page. */
 export class ProblemsView implements View {
+  #paused: Paused[] = [];
   #unreadable: UnreadableRow[] = [];
   #active: CommandSummary[] = [];
   #held: CommandDetails[] = [];
@@ -58,13 +92,16 @@ export class ProblemsView implements View {
       const active: CommandSummary[] = [];
       let cursor: string | null = null;
       let pages = 0;
-      const status = await listCommands({ status: [...ACTIVE, QUEUED] }, null, 1).then(
-        () => [...ACTIVE, QUEUED],
-        (error: unknown) => {
-          if (error instanceof ApiError && error.status === 400) return ACTIVE;
-          throw error;
-        },
-      );
+      const [paused, status] = await Promise.all([
+        pausedTypes(),
+        listCommands({ status: [...ACTIVE, QUEUED] }, null, 1).then(
+          () => [...ACTIVE, QUEUED],
+          (error: unknown) => {
+            if (error instanceof ApiError && error.status === 400) return ACTIVE;
+            throw error;
+          },
+        ),
+      ]);
       do {
         const page = await listCommands({ status }, cursor, PAGE);
         unreadable.push(...page.unreadable);
@@ -77,6 +114,7 @@ export class ProblemsView implements View {
       const details = await Promise.all(
         active.slice(0, DETAILS).map((c) => getCommand(c.id).catch(() => null)),
       );
+      this.#paused = paused;
       this.#unreadable = unreadable;
       this.#active = active;
       this.#held = details.filter((d): d is CommandDetails => d !== null && !!d.unloadable);
@@ -90,6 +128,47 @@ export class ProblemsView implements View {
 
   dispose(): void {
     this.#disposed = true;
+  }
+
+  #pausedSection(): TemplateResult {
+    const now = app.now;
+    return html`<h2>Paused types <span class="count-pill">${this.#paused.length}</span></h2>
+      <p class="quiet">
+        Their new commands wait, stored, until they are resumed (on the
+        <a href="#/types">Types page</a>, or here).
+      </p>
+      ${
+        this.#paused.length === 0
+          ? html`<p class="empty">None.</p>`
+          : html`<table class="grid" aria-label="paused types">
+              <thead>
+                <tr>
+                  <th>Type</th>
+                  <th class="num">Waiting here</th>
+                  <th>Paused</th>
+                  <th></th>
+                </tr>
+              </thead>
+              <tbody>
+                ${this.#paused.map(
+                  (p) =>
+                    html`<tr
+                      data-paused=${p.pause.type}
+                      class=${(p.queued ?? 0) > 0 ? 'waiting' : ''}
+                    >
+                      <td>
+                        <a class="mono" href="#/types?type=${encodeURIComponent(p.pause.type)}"
+                          >${p.pause.type}</a
+                        >
+                      </td>
+                      <td class="num">${p.queued ?? '—'}</td>
+                      <td>${pauseWords(p.pause, now)}</td>
+                      <td>${resumeButton(p.pause.type, p.queued ?? 0, () => void this.#scan())}</td>
+                    </tr>`,
+                )}
+              </tbody>
+            </table>`
+      }`;
   }
 
   render(): TemplateResult {
@@ -110,6 +189,7 @@ export class ProblemsView implements View {
             </p>`
           : nothing
       }
+      ${this.#pausedSection()}
       <h2>Rows that cannot be read <span class="count-pill">${this.#unreadable.length}</span></h2>
       <p class="quiet">
         Active rows the node skipped: they run nowhere until ended. A cancel ends a command whose
