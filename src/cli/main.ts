@@ -1,7 +1,8 @@
 /**
  * `coco`: the command-line tool. Subcommands run things here (serve, agent, migrate, demo) or talk
- * to a running node over its HTTP API (submit, status, list, cancel, rerun, agents). Human output
- * by default, `--json` for scripts; exit codes in `errors.ts` (EXIT).
+ * to a running node over its HTTP API (submit, status, list, cancel, release, rerun, agents,
+ * prune; types, pause, resume). Human output by default, `--json` for scripts; exit codes in
+ * `errors.ts` (EXIT).
  *
  * @module
  */
@@ -30,6 +31,8 @@ export const SUBCOMMANDS: Readonly<
     (await import('./commands/demo-command.js')).addDemoCommand;
   const prune = async (): Promise<AddCommands> =>
     (await import('./commands/prune-command.js')).addPruneCommand;
+  const types = async (): Promise<AddCommands> =>
+    (await import('./commands/type-commands.js')).addTypeCommands;
   return {
     serve: {
       description:
@@ -69,6 +72,20 @@ export const SUBCOMMANDS: Readonly<
     rerun: {
       description: 'run an ended root command again: a new command of its type with its parameters',
       load: client,
+    },
+    types: {
+      description:
+        "list the node's command types: submittable or child only, root limit, roots running and queued, pauses",
+      load: types,
+    },
+    pause: {
+      description:
+        'pause a command type on every node of the store: its new jobs are stored and wait until it is resumed (running ones go on)',
+      load: types,
+    },
+    resume: {
+      description: 'resume a paused command type: its waiting jobs run as the limits allow',
+      load: types,
     },
     prune: {
       description:
@@ -115,6 +132,9 @@ Examples:
   coco status 42 --watch                      follow a job's tree and progress
   coco list --status failed --json
   coco rerun 42 --wait                        run the ended job 42 again, as a new job
+  coco pause disk.migrate --reason "storage maintenance"
+                                              new disk.migrate jobs wait (on every node) until:
+  coco resume disk.migrate                    ... their type is resumed; coco types lists the pauses
   coco prune --older-than 30d --dry-run       count the ended trees (and jobs) older than 30 days`,
     );
   const name = argv[0] === 'help' ? argv[1] : argv[0];

@@ -1,5 +1,6 @@
 /**
- * Human output of the CLI: job trees with progress bars, command and agent lists, errors.
+ * Human output of the CLI: job trees with progress bars, command, agent and command type lists,
+ * errors.
  *
  * @module
  */
@@ -73,6 +74,20 @@ export function fit(text: string, columns: number): string {
   return `${text.slice(0, columns - 1)}…`;
 }
 
+/** A time as the CLI prints one: "2026-12-08 00:40:53" (UTC, to the second). */
+export function timestamp(at: number): string {
+  return new Date(at).toISOString().replace('T', ' ').slice(0, 19);
+}
+
+/** How long ago `at` was, in its largest whole unit: "12 s", "5 min", "3 h", "2 d". */
+export function ago(at: number, now = Date.now()): string {
+  const s = Math.max(0, Math.floor((now - at) / 1000));
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min`;
+  if (s < 48 * 3600) return `${Math.floor(s / 3600)} h`;
+  return `${Math.floor(s / 86_400)} d`;
+}
+
 /** One line per command. */
 export function renderCommands(
   commands: readonly Pick<
@@ -84,7 +99,7 @@ export function renderCommands(
   return commands.map((c) => {
     const parent = c.parentId === null ? '' : ` (child of ${c.parentId})`;
     const err = c.error ? ` — ${c.error.code}` : '';
-    const when = new Date(c.createdAt).toISOString().replace('T', ' ').slice(0, 19);
+    const when = timestamp(c.createdAt);
     return `${String(c.id).padStart(6)}  ${when}  ${c.type.padEnd(24)} ${c.status.padEnd(12)}${err}${parent}`;
   });
 }
@@ -126,4 +141,63 @@ export function renderAgents(agents: readonly AgentLine[], now = Date.now()): st
       return `${a.id.padEnd(width)}  ${state.padEnd(13)}  ${String(a.tasksInFlight).padStart(9)}  ${seen.padEnd(9)}  ${a.address ?? '—'}${err}`;
     }),
   ];
+}
+
+/** A command type's pause as the API gives it (`pausedType`). */
+export interface TypePause {
+  readonly type: string;
+  readonly pausedAt: number;
+  readonly by: string | null;
+  readonly reason: string | null;
+}
+
+/**
+ * When a pause began, who made it and why: "since 2026-12-08 00:40:53 UTC, 5 min ago, by
+ * ops-alice: disk firmware upgrade" (who and why only when known).
+ */
+export function describePause(p: TypePause, now = Date.now()): string {
+  const by = p.by === null || p.by === '' ? '' : `, by ${p.by}`;
+  const why = p.reason === null || p.reason === '' ? '' : `: ${p.reason}`;
+  return `since ${timestamp(p.pausedAt)} UTC, ${ago(p.pausedAt, now)} ago${by}${why}`;
+}
+
+/** A command type as `GET /v1/types` lists it (the fields shown). */
+export interface TypeLine {
+  readonly name: string;
+  readonly version: number;
+  readonly submittable: boolean;
+  readonly limit: number | null;
+  readonly running: number;
+  readonly queued: number;
+  readonly paused: TypePause | null;
+}
+
+/**
+ * One line per command type: name, parameters' version, submittable or child only, its root
+ * limit on the node, its roots running and queued there, and its pause; then the pauses of
+ * names the node does not register (a removed type's, which only a resume ends).
+ */
+export function renderTypes(
+  types: readonly TypeLine[],
+  otherPaused: readonly TypePause[],
+  now = Date.now(),
+): string[] {
+  const lines: string[] = [];
+  if (types.length === 0) lines.push('no command types registered');
+  else {
+    const width = Math.max(4, ...types.map((t) => t.name.length));
+    lines.push(
+      `${'type'.padEnd(width)}  version  roots        limit  running  queued  paused`,
+      ...types.map((t) => {
+        const roots = t.submittable ? 'submittable' : 'child only';
+        const paused = t.paused === null ? '—' : `PAUSED ${describePause(t.paused, now)}`;
+        return `${t.name.padEnd(width)}  ${String(t.version).padStart(7)}  ${roots.padEnd(11)}  ${String(t.limit ?? '—').padStart(5)}  ${String(t.running).padStart(7)}  ${String(t.queued).padStart(6)}  ${paused}`;
+      }),
+    );
+  }
+  if (otherPaused.length > 0) {
+    lines.push('paused, and not registered on this node (coco resume <type> ends it):');
+    for (const p of otherPaused) lines.push(`  ${p.type}  PAUSED ${describePause(p, now)}`);
+  }
+  return lines;
 }

@@ -75,8 +75,7 @@ export function typeRoutes(api: ApiContext): void {
       body: pauseBody,
       ok: { status: 200, schema: pauseAnswer },
       errors: {
-        400: [ErrorCode.ParametersInvalid],
-        404: [ErrorCode.UnknownCommandType],
+        400: [ErrorCode.UnknownCommandType, ErrorCode.ParametersInvalid],
         422: [ErrorCode.CommandTypeNotSubmittable],
         503: [ErrorCode.EngineStopped, ErrorCode.StoreFailed],
       },

@@ -169,6 +169,7 @@ describe('admission through the configuration, the API and the CLI', () => {
       ahead: 0,
       limit: 1,
       nodeLimit: null,
+      paused: null,
       text: 'queued: 0 ahead, adm.held limit 1',
     });
     const eStatus = await coco('status', String(e), '--server', server);

@@ -1,6 +1,7 @@
 /**
  * The subcommands that talk to a running node: submit, status, list, cancel, release, rerun,
- * agents.
+ * agents; and what every subcommand calling a node shares (its options, its client, `--json`
+ * output), which type-commands.ts (types, pause, resume) uses too.
  *
  * @module
  */
@@ -12,10 +13,19 @@ import { CocoError, ErrorCode } from '../../core/errors.js';
 import { COMMAND_STATUSES } from '../../core/states.js';
 import { ApiClient, defaultServer, findToken, tokenFileOption, tokenInArgs } from '../client.js';
 import { EXIT, usage } from '../errors.js';
-import { fit, renderAgents, renderCommands, renderTree, renderUnreadable } from '../render.js';
+import {
+  describePause,
+  fit,
+  renderAgents,
+  renderCommands,
+  renderTree,
+  renderUnreadable,
+} from '../render.js';
 import type { JobTree } from '../../jobs/view.js';
+import { pausedType } from '../../http/contracts.js';
 
-interface ClientOptions {
+/** The options of every subcommand calling a node ({@link withClientOptions}). */
+export interface ClientOptions {
   server: string;
   token?: string;
   tokenFile?: string;
@@ -25,7 +35,7 @@ interface ClientOptions {
 }
 
 /** A client of the node at `--server`; a server address that is not an http(s) URL is a usage error. */
-function client(o: ClientOptions): ApiClient {
+export function client(o: ClientOptions): ApiClient {
   let url: URL | undefined;
   try {
     url = new URL(o.server);
@@ -52,7 +62,7 @@ const NOT_A_NODE = new Set<string>([
 ]);
 
 /** Runs a call to the node, turning the answers of something that is not a node into NOT_A_COCO_NODE. */
-async function atNode<T>(o: ClientOptions, call: () => Promise<T>): Promise<T> {
+export async function atNode<T>(o: ClientOptions, call: () => Promise<T>): Promise<T> {
   try {
     return await call();
   } catch (error) {
@@ -66,7 +76,8 @@ async function atNode<T>(o: ClientOptions, call: () => Promise<T>): Promise<T> {
   }
 }
 
-function print(o: ClientOptions, json: unknown, human: () => string[]): void {
+/** Prints `json` with `--json`, else the human lines. */
+export function print(o: ClientOptions, json: unknown, human: () => string[]): void {
   if (o.json) console.log(JSON.stringify(json, null, 2));
   else for (const line of human()) console.log(line);
 }
@@ -176,8 +187,15 @@ async function queueLines(api: ApiClient, tree: JobTree): Promise<string[]> {
   if (tree.job.status === 'running') {
     // A root waiting for the root limits (per type, per node) runs nothing yet: say why.
     const root = queuedSchema.parse(await api.get(`/v1/commands/${tree.job.id}`));
-    if (root.queue && 'type' in root.queue)
+    if (root.queue && 'type' in root.queue) {
       lines.push(`  command ${tree.job.id} ${root.queue.text}`);
+      // A paused type's root waits for an operator, not for a slot: say whose pause, and the way out.
+      const paused = root.queue.paused;
+      if (paused)
+        lines.push(
+          `  ${paused.type} is paused ${describePause(paused)}; it runs once resumed: coco resume ${paused.type}`,
+        );
+    }
     // A held tree runs nothing: say why, and what ends the hold.
     if (root.unloadable)
       lines.push(
@@ -208,25 +226,34 @@ const queuedSchema = z.object({
     )
     .default([]),
   queue: z
-    .union([z.object({ type: z.string(), text: z.string() }), z.object({ text: z.string() })])
+    .union([
+      z.object({
+        type: z.string(),
+        text: z.string(),
+        paused: pausedType.nullable().default(null),
+      }),
+      z.object({ text: z.string() }),
+    ])
     .nullable()
     .default(null),
   unloadable: z.object({ code: z.string(), message: z.string() }).nullable().default(null),
   releasable: z.boolean().default(false),
 });
 
-/** Adds submit, status, list and cancel to the program. */
-export function addClientCommands(program: Command, setExit: (code: number) => void): void {
-  const common = (c: Command): Command =>
-    c
-      .option('--server <url>', 'node API address (or COCO_SERVER)', defaultServer())
-      .addOption(tokenFileOption())
-      .addOption(new Option('--token <token>').hideHelp())
-      .option('--store <url>', "the node's store, to find the token it created beside it")
-      .option('-c, --config <file>', 'the configuration naming the store (default ./coco.json)')
-      .option('--json', 'print JSON for scripts');
+/** Adds the options of a subcommand calling a node: where it is, its token, `--json`. */
+export function withClientOptions(c: Command): Command {
+  return c
+    .option('--server <url>', 'node API address (or COCO_SERVER)', defaultServer())
+    .addOption(tokenFileOption())
+    .addOption(new Option('--token <token>').hideHelp())
+    .option('--store <url>', "the node's store, to find the token it created beside it")
+    .option('-c, --config <file>', 'the configuration naming the store (default ./coco.json)')
+    .option('--json', 'print JSON for scripts');
+}
 
-  common(
+/** Adds submit, status, list, cancel, release, rerun and agents to the program. */
+export function addClientCommands(program: Command, setExit: (code: number) => void): void {
+  withClientOptions(
     program
       .command('submit')
       .description('submit a command to a running node')
@@ -267,7 +294,7 @@ export function addClientCommands(program: Command, setExit: (code: number) => v
     },
   );
 
-  common(
+  withClientOptions(
     program
       .command('status')
       .description('show a job: its tree of commands and tasks with progress')
@@ -278,7 +305,7 @@ export function addClientCommands(program: Command, setExit: (code: number) => v
     setExit(await atNode(o, () => showJob(api, o, id)));
   });
 
-  common(
+  withClientOptions(
     program
       .command('list')
       .description('list commands, newest first')
@@ -348,7 +375,7 @@ export function addClientCommands(program: Command, setExit: (code: number) => v
     },
   );
 
-  common(
+  withClientOptions(
     program
       .command('cancel')
       .description(
@@ -363,7 +390,7 @@ export function addClientCommands(program: Command, setExit: (code: number) => v
     ]);
   });
 
-  common(
+  withClientOptions(
     program
       .command('release')
       .description(
@@ -380,7 +407,7 @@ export function addClientCommands(program: Command, setExit: (code: number) => v
     ]);
   });
 
-  common(
+  withClientOptions(
     program
       .command('rerun')
       .description('run an ended root command again: a new command of its type with its parameters')
@@ -414,7 +441,7 @@ export function addClientCommands(program: Command, setExit: (code: number) => v
     },
   );
 
-  common(
+  withClientOptions(
     program
       .command('agents')
       .description(
