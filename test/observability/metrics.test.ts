@@ -62,6 +62,7 @@ function fakeEngine(polls = 0, tasks = 0): Engine {
     figures: () => ({ inFlight: {}, held: 0, watchedTasks: 0, agents: [] }),
     admissionStats: () => [],
     rootAdmissionStats: () => [],
+    pausedTypes: () => new Map(),
     state: 'running',
   } as unknown as Engine;
 }
