@@ -167,7 +167,7 @@ export interface TypeLine {
   readonly version: number;
   readonly submittable: boolean;
   readonly limit: number | null;
-  readonly running: number;
+  readonly running: number | null;
   readonly queued: number;
   readonly paused: TypePause | null;
 }
@@ -191,7 +191,7 @@ export function renderTypes(
       ...types.map((t) => {
         const roots = t.submittable ? 'submittable' : 'child only';
         const paused = t.paused === null ? '—' : `PAUSED ${describePause(t.paused, now)}`;
-        return `${t.name.padEnd(width)}  ${String(t.version).padStart(7)}  ${roots.padEnd(11)}  ${String(t.limit ?? '—').padStart(5)}  ${String(t.running).padStart(7)}  ${String(t.queued).padStart(6)}  ${paused}`;
+        return `${t.name.padEnd(width)}  ${String(t.version).padStart(7)}  ${roots.padEnd(11)}  ${String(t.limit ?? '—').padStart(5)}  ${String(t.running ?? '—').padStart(7)}  ${String(t.queued).padStart(6)}  ${paused}`;
       }),
     );
   }

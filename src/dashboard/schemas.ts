@@ -298,7 +298,8 @@ export const commandType = z.looseObject({
   /** False: it runs only as a child of another command (it cannot be paused either). */
   submittable: z.boolean(),
   limit: z.nullable(num),
-  running: num,
+  /** Null: roots are not counted on the node now (no root limit, no pause). */
+  running: z.nullable(num),
   queued: num,
   paused: z.nullable(pausedType),
 });

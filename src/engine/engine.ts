@@ -731,6 +731,14 @@ export class Engine {
   }
 
   /**
+   * Whether roots are counted per type ({@link rootAdmissionStats}' `running`): only while a root
+   * limit or a pause is set — untracked otherwise, as they cost nothing then — and from then on.
+   */
+  get rootsCounted(): boolean {
+    return this.#run?.coordinator.roots.limited ?? false;
+  }
+
+  /**
    * This node's tasks in flight (started on their agent, not ended) per agent id; empty while
    * the engine does not run.
    */

@@ -523,8 +523,9 @@ export const commandTypeEntry = z.object({
   running: z
     .number()
     .int()
+    .nullable()
     .describe(
-      'its roots holding a slot on this node (counted while a root limit or a pause is set)',
+      'its roots holding a slot on this node, counted while a root limit or a pause is set (null: not counted now)',
     ),
   queued: z.number().int().describe('its roots waiting on this node (a limit, or its pause)'),
   paused: pausedType

@@ -26,7 +26,7 @@ function entryOf(engine: Engine, type: CommandType): CommandTypeEntry {
     aliases: [...type.aliases],
     submittable: !type.childOnly,
     limit: stats?.limit ?? null,
-    running: stats?.running ?? 0,
+    running: engine.rootsCounted ? (stats?.running ?? 0) : null,
     queued: stats?.queued ?? 0,
     paused: engine.pausedTypes().get(type.name) ?? null,
   };

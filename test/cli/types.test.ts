@@ -105,8 +105,8 @@ describe('coco types, pause and resume', () => {
     expect(r.out.split('\n')[0]).toMatch(
       /^type\s+version\s+roots\s+limit\s+running\s+queued\s+paused$/,
     );
-    expect(lineOf(r.out, 'typ.work')).toMatch(/^typ\.work\s+1\s+submittable\s+—\s+0\s+0\s+—$/);
-    expect(lineOf(r.out, 'typ.stage')).toMatch(/^typ\.stage\s+1\s+child only\s+—\s+0\s+0\s+—$/);
+    expect(lineOf(r.out, 'typ.work')).toMatch(/^typ\.work\s+1\s+submittable\s+—\s+—\s+0\s+—$/);
+    expect(lineOf(r.out, 'typ.stage')).toMatch(/^typ\.stage\s+1\s+child only\s+—\s+—\s+0\s+—$/);
     expect(lineOf(r.out, 'typ.gone')).toContain('submittable');
     expect(r.out).not.toContain('PAUSED');
     expect(r.out).not.toContain('not registered on this node');
@@ -121,7 +121,8 @@ describe('coco types, pause and resume', () => {
       aliases: ['typ.old-work'],
       submittable: true,
       limit: null,
-      running: 0,
+      // No root limit and no pause on this node: roots are not counted.
+      running: null,
       queued: 0,
       paused: null,
     });

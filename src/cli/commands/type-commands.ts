@@ -54,7 +54,7 @@ export function addTypeCommands(program: Command): void {
     const t = pauseAnswer.parse(res);
     print(o, res, () => [
       `paused ${t.name} (${describePause(t.paused)}); its new jobs wait until: coco resume ${t.name}`,
-      `its jobs already running go on; on this node: ${t.running} running, ${t.queued} queued`,
+      `its jobs already running go on; on this node: ${t.running ?? 'not counted'} running, ${t.queued} queued`,
     ]);
   });
 

@@ -142,7 +142,7 @@ export class TypesView implements View {
               </td>
               <td class="num">${t.version}</td>
               <td class="num">${t.limit ?? '—'}</td>
-              <td class="num" data-running>${t.running}</td>
+              <td class="num" data-running>${t.running ?? '—'}</td>
               <td class="num" data-queued>${t.queued}</td>
               <td class="paused-cell">
                 ${t.paused === null ? html`<span class="quiet">—</span>` : html`${badge('paused')} ${pauseWords(t.paused, now)}`}
