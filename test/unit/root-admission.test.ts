@@ -192,6 +192,26 @@ describe('root admission', () => {
     );
   });
 
+  it('a long queue: admitted from its front in order across compactions, cancels and positions kept', () => {
+    const admitted: number[] = [];
+    const roots = new RootAdmission({ admitted: (c) => admitted.push(c.id) }, {});
+    roots.setPaused(new Map([['t.a', pauseOf('t.a')]]));
+    const live = Array.from({ length: 5_000 }, (_, i) => liveCommand(TYPES[0]!, i + 1));
+    live.forEach((c, i) => expect(roots.submit(c, i)).toBe(false));
+    // Resumed under a node limit of 3,000: the front 3,000 go (the taken front is dropped twice).
+    roots.setLimits({ maxRunningRoots: 3_000 });
+    roots.setPaused(new Map());
+    expect(admitted).toEqual(live.slice(0, 3_000).map((c) => c.id));
+    // Every other one of the rest is cancelled; the others keep their places.
+    for (const c of live.slice(3_000).filter((_, i) => i % 2 === 0)) roots.remove(c);
+    const left = live.slice(3_000).filter((_, i) => i % 2 === 1);
+    expect(roots.stats().queued).toBe(1_000);
+    left.forEach((c, i) => expect(roots.position(c)?.ahead).toBe(i));
+    for (const c of live.slice(0, 1_000)) roots.ended(c);
+    expect(admitted.slice(3_000)).toEqual(left.map((c) => c.id));
+    expect(roots.stats()).toEqual({ running: 3_000, queued: 0, limit: 3_000 });
+  });
+
   it("a paused type's position says so, with its limits", () => {
     const roots = new RootAdmission({ admitted: () => undefined }, { maxRunningRoots: 5 });
     roots.setPaused(new Map([['t.a', pauseOf('t.a')]]));
