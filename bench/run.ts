@@ -11,7 +11,8 @@
  * jobs list's first page with 10,000 jobs, API and browser), growth (one-task on a store
  * already holding 0, 1,000,000 and 10,000,000 ended commands; SQLite) and latency (one command
  * at a time: a task's end to its command's durable end, SQLite and PostgreSQL) and pg-cost (what a
- * command costs the PostgreSQL server: WAL bytes, rows, transactions, CPU; one node).
+ * command costs the PostgreSQL server: WAL bytes, rows, transactions, CPU; one node) and
+ * root-queue (100,000 roots of a paused type queued, then admitted by its resume: CPU ms).
  */
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -40,6 +41,7 @@ const BENCHES: Record<string, string[][]> = {
   'pg-fanout': [[`pg${ext}`, 'fanout', 'nodes=1']],
   'pg-chain': [[`pg${ext}`, 'chain', 'nodes=1']],
   'pg-cost': [[`pg-cost${ext}`]],
+  'root-queue': [[`root-queue${ext}`]],
   peers: [[`peers/graphile-worker${ext}`], [`peers/pg-boss${ext}`]],
   retention: [
     [`retention${ext}`, 'sqlite'],
@@ -52,7 +54,8 @@ const BENCHES: Record<string, string[][]> = {
  * loads the HTTP server for 20 s; dashboard needs a browser and runs 10,000 jobs first; growth
  * writes 11 million rows first (minutes, ~3 GB of disk); latency measures one command at a time,
  * not throughput, and wants a PostgreSQL server; pg-cost reads the server's counters (a minute
- * per pattern, most of it waiting for statistics to be flushed).
+ * per pattern, most of it waiting for statistics to be flushed); root-queue measures one part
+ * (root admission) alone.
  */
 const OPT_IN = new Set([
   'peers',
@@ -65,6 +68,7 @@ const OPT_IN = new Set([
   'growth',
   'latency',
   'pg-cost',
+  'root-queue',
 ]);
 const names = process.argv.slice(2).filter((a) => !a.startsWith('-'));
 for (const name of names) {
