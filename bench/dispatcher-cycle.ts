@@ -14,7 +14,8 @@ import type { AgentBroker, TaskStatusReport } from '../src/brokers/port.js';
 import type { Clock, TimerHandle } from '../src/core/clock.js';
 import { defineCommand } from '../src/core/command-type.js';
 import { Dispatcher, type DispatcherEvents } from '../src/engine/dispatcher.js';
-import { LiveCommand, LiveTask } from '../src/engine/live.js';
+import { LiveTask } from '../src/engine/live.js';
+import { liveRoot } from './lib.js';
 
 const agents = Number(process.env.BENCH_AGENTS ?? 1_000);
 const perAgent = Number(process.env.BENCH_TASKS ?? 100);
@@ -117,22 +118,7 @@ async function settle(): Promise<void> {
 const type = defineCommand({ name: 'bench.cycle', schema: z.object({}), execute() {} });
 let id = 0;
 for (let a = 0; a < agents; a++) {
-  const c = new LiveCommand({
-    id: ++id,
-    type,
-    paramsVersion: 1,
-    rawParams: {},
-    params: {},
-    parentId: null,
-    rootId: id,
-    seq: null,
-    originStage: null,
-    childMode: 'concurrent',
-    failurePolicy: 'wait-all',
-    idempotencyKey: null,
-    createdAt: 0,
-    persisted: true,
-  });
+  const c = liveRoot(type, ++id);
   for (let i = 0; i < perAgent; i++) {
     const taskId = `x-${c.id}-${i}`;
     const t = new LiveTask(

@@ -15,6 +15,7 @@ import type {
 import { z } from 'zod';
 import { defineCommand, type CommandType } from '../src/core/command-type.js';
 import { createEngine, type Engine } from '../src/engine/engine.js';
+import { LiveCommand } from '../src/engine/live.js';
 import type { EngineOptions, EngineTuning } from '../src/engine/options.js';
 import type { AdmissionLimits } from '../src/engine/admission.js';
 import type { ChangeBatch } from '../src/store/port.js';
@@ -177,3 +178,23 @@ export const heldCommand = defineCommand({
     ctx.startTask({ agent: 'hold', verb: 'hold', args: { i: ctx.params.i } });
   },
 });
+
+/** A stored root command as an engine holds it, built without one (benchmarks of one part). */
+export function liveRoot(type: CommandType, id: number, createdAt = 0): LiveCommand {
+  return new LiveCommand({
+    id,
+    type,
+    paramsVersion: 1,
+    rawParams: {},
+    params: {},
+    parentId: null,
+    rootId: id,
+    seq: null,
+    originStage: null,
+    childMode: 'concurrent',
+    failurePolicy: 'wait-all',
+    idempotencyKey: null,
+    createdAt,
+    persisted: true,
+  });
+}

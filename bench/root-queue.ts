@@ -9,33 +9,13 @@
  */
 import { z } from 'zod';
 import { defineCommand } from '../src/core/command-type.js';
-import { LiveCommand } from '../src/engine/live.js';
 import { RootAdmission } from '../src/engine/root-admission.js';
-import { machine, report } from './lib.js';
+import { liveRoot, machine, report } from './lib.js';
 
 const N = Number(process.env.BENCH_ROOTS ?? 100_000);
 const type = defineCommand({ name: 'bench.root', schema: z.object({}), execute() {} });
 
-function root(id: number): LiveCommand {
-  return new LiveCommand({
-    id,
-    type,
-    paramsVersion: 1,
-    rawParams: {},
-    params: {},
-    parentId: null,
-    rootId: id,
-    seq: null,
-    originStage: null,
-    childMode: 'concurrent',
-    failurePolicy: 'wait-all',
-    idempotencyKey: null,
-    createdAt: id,
-    persisted: true,
-  });
-}
-
-const commands = Array.from({ length: N }, (_, i) => root(i + 1));
+const commands = Array.from({ length: N }, (_, i) => liveRoot(type, i + 1, i + 1));
 let admitted = 0;
 const roots = new RootAdmission({ admitted: () => admitted++ }, {});
 roots.setPaused(new Map([[type.name, { type: type.name, pausedAt: 0, by: null, reason: null }]]));
