@@ -534,6 +534,16 @@ export class Engine {
   }
 
   /**
+   * Links a rerun's root to the ended root it ran again (the API's rerun does, once the rerun is
+   * submitted): a command's detail then names both ways ({@link CommandDetails}' `reruns`). A
+   * root linked already keeps its first link.
+   */
+  async linkRerun(rootId: number, rerunOf: number): Promise<void> {
+    this.#running();
+    await this.#o.store.linkRerun(rootId, rerunOf, this.#o.clock.now());
+  }
+
+  /**
    * Stored commands matching a query, newest first. A row that cannot be read does not fail the
    * list: it is reported in the page's `unreadable`, naming the row and why.
    */

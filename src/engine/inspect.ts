@@ -7,7 +7,7 @@
  */
 import { ErrorCode, type ErrorInfo } from '../core/errors.js';
 import type { CommandRecord, TaskRecord, UndoRecord } from '../core/records.js';
-import type { CorruptRow, StatusChange, Store } from '../store/port.js';
+import type { CorruptRow, RerunLinks, StatusChange, Store } from '../store/port.js';
 import { isSharedStore } from '../store/shared-port.js';
 import { queuePosition, type QueuePosition } from './admission.js';
 import type { Coordinator } from './coordinator.js';
@@ -43,6 +43,8 @@ export interface CommandDetails {
    * (`Engine.release`) runs the tree on.
    */
   readonly releasable: boolean;
+  /** For a root: the ended root it ran again, and the roots that ran it again (reruns). */
+  readonly reruns: RerunLinks;
 }
 
 /**
@@ -56,11 +58,12 @@ export async function inspectCommand(
 ): Promise<CommandDetails | null> {
   const command = await store.getCommand(id);
   if (!command) return null;
-  const [tasks, undo, children, statusHistory] = await Promise.all([
+  const [tasks, undo, children, statusHistory, reruns] = await Promise.all([
     store.getTasks(id),
     store.getUndo(id),
     store.listCommands({ parentId: id, limit: 1000 }),
     store.getStatusHistory?.(id) ?? [],
+    command.parentId === null ? store.rerunLinks(id) : NO_RERUNS,
   ]);
   const live = coordinator?.live.get(id);
   const queued = await queuePositions(store, coordinator, id, tasks, live);
@@ -79,8 +82,12 @@ export async function inspectCommand(
         : [{ status: 'pending', at: command.createdAt }, ...statusHistory],
     unloadable: (live?.held ? live.loadError : null) ?? coordinator?.unloaded.get(id) ?? null,
     releasable: live?.held === true && live.loadError?.code === ErrorCode.TreeRefused,
+    reruns,
   };
 }
+
+/** A child's links: only roots run again. */
+const NO_RERUNS: RerunLinks = Object.freeze({ rerunOf: null, reruns: [] });
 
 /**
  * Where a command's queued tasks stand. Alone on a store, in this node's queues; on a shared

@@ -103,6 +103,8 @@ export function detailOf(d: CommandDetails): unknown {
     unreadableChildren: d.unreadableChildren,
     unloadable: d.unloadable,
     releasable: d.releasable,
+    rerunOf: d.reruns.rerunOf,
+    reruns: [...d.reruns.reruns],
     priority: c.priority,
     queuedSince: c.queuedSince,
     queue:
@@ -363,6 +365,11 @@ export function commandRoutes(api: ApiContext): void {
           priority: body?.priority ?? c.priority,
         }),
       );
+      // Linked before the answer: a caller that was answered finds the link (one whose answer was
+      // lost and who tries again with its key links the command it gets, as the first try did).
+      await engine.linkRerun(r.id, id);
+      // The ended command's kept detail names its reruns: it is read anew.
+      api.details.dropTrees([c.rootId]);
       if (r.existing) {
         void reply.code(200).send({ id: r.id, rerunOf: id });
         return ANSWERED;

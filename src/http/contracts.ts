@@ -329,6 +329,14 @@ export const commandDetail = commandSummary.extend({
     .describe(
       'held because the store refused its tree: POST /v1/commands/:id/release runs the tree on',
     ),
+  rerunOf: z
+    .number()
+    .int()
+    .nullable()
+    .describe('for a root: the ended root it runs again (POST /v1/commands/:id/rerun), else null'),
+  reruns: z
+    .array(z.number().int())
+    .describe('for a root: the roots that ran it again, oldest first'),
   priority: z.number().int().describe('admission priority of its tasks (higher first)'),
   queuedSince: ms
     .nullable()

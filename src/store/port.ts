@@ -139,6 +139,14 @@ export interface PausedType {
   readonly reason: string | null;
 }
 
+/** What a root ran again, and what ran it again ({@link Store.rerunLinks}). */
+export interface RerunLinks {
+  /** The ended root this one ran again (null: it is no rerun). */
+  readonly rerunOf: number | null;
+  /** The roots that ran this one again, oldest first. */
+  readonly reruns: readonly number[];
+}
+
 /** Everything the engine needs to resume after a restart. */
 export interface ActiveSnapshot {
   /** Commands not ended, ended with tasks not yet cleared, or being compensated. */
@@ -375,6 +383,14 @@ export interface Store {
   resumeType(type: string): Promise<PausedType | null>;
   /** The paused command types, by name. */
   pausedTypes(): Promise<PausedType[]>;
+  /**
+   * Links a rerun's root to the ended root it ran again (see {@link RerunLinks}); a root linked
+   * already keeps its first link, and a root that is not stored is not linked. One short
+   * transaction, off the batch path. Retention deletes the link with the rerun's tree.
+   */
+  linkRerun(rootId: number, rerunOf: number, at: number): Promise<void>;
+  /** What root `id` ran again, and the roots that ran it again. */
+  rerunLinks(id: number): Promise<RerunLinks>;
   /**
    * The store's connection pool now, for metrics. Optional: a store without a pool (SQLite: one
    * connection and its writer thread) has none.

@@ -85,7 +85,17 @@ describe('rerun', () => {
       role: 'operator',
       body: { priority: -3 },
     });
-    expect((await node.node.engine.get((given.body as { id: number }).id))?.priority).toBe(-3);
+    const third = (given.body as { id: number }).id;
+    expect((await node.node.engine.get(third))?.priority).toBe(-3);
+
+    // Each detail names the other: what a rerun ran again, and the reruns of the ended one — read
+    // anew though its detail was final (kept) before the reruns.
+    const links = z.object({ rerunOf: z.number().nullable(), reruns: z.array(z.number()) });
+    const linksOf = async (c: number) =>
+      links.parse((await node.call('GET', `/v1/commands/${c}`)).body);
+    expect(await linksOf(id)).toEqual({ rerunOf: null, reruns: [next, third] });
+    expect(await linksOf(next)).toEqual({ rerunOf: id, reruns: [] });
+    expect(await linksOf(third)).toEqual({ rerunOf: id, reruns: [] });
   });
 
   it('answers a retried rerun with the same idempotency key with the first (200)', async () => {
@@ -95,6 +105,8 @@ describe('rerun', () => {
     const second = await node.call('POST', `/v1/commands/${id}/rerun`, { role: 'operator', body });
     expect([first.status, second.status]).toEqual([201, 200]);
     expect(second.body).toEqual(first.body);
+    const detail = (await node.call('GET', `/v1/commands/${id}`)).body as { reruns: number[] };
+    expect(detail.reruns).toEqual([(first.body as { id: number }).id]);
   });
 
   it('refuses a running command, a child, a missing one, and a viewer, saying why', async () => {

@@ -185,6 +185,7 @@ function fakeEngine(
             statusHistory: [],
             unloadable: null,
             releasable: false,
+            reruns: { rerunOf: null, reruns: [] },
           }
         : null;
     },

@@ -236,6 +236,28 @@ export function describeRetention(env: SuiteEnv): void {
       expect((await store.heldTrees()).map((h) => h.rootId)).toEqual([10]);
     });
 
+    it('rerun links: read both ways, only for a stored root, the first kept, deleted with the rerun’s tree', async () => {
+      const store = env.store;
+      // 1 ran again as 10 and 20 (old trees), 20 again as 30 (young).
+      await writeTrees(store, [settledTree(1, OLD), settledTree(10, OLD), settledTree(20, OLD)]);
+      await writeTrees(store, [settledTree(30, NOW)]);
+      await store.linkRerun(10, 1, OLD);
+      await store.linkRerun(20, 1, OLD);
+      await store.linkRerun(30, 20, NOW);
+      // Linked again, a rerun keeps its first link; a child or a root not stored is not linked.
+      await store.linkRerun(10, 20, OLD);
+      await store.linkRerun(11, 1, OLD);
+      await store.linkRerun(99, 1, OLD);
+      expect(await store.rerunLinks(1)).toEqual({ rerunOf: null, reruns: [10, 20] });
+      expect(await store.rerunLinks(20)).toEqual({ rerunOf: 1, reruns: [30] });
+      expect(await store.rerunLinks(10)).toEqual({ rerunOf: 1, reruns: [] });
+      expect(await store.rerunLinks(99)).toEqual({ rerunOf: null, reruns: [] });
+      // Retention deletes a rerun's link with its tree; a rerun kept still names what it reran.
+      await pruneAll(store, { endedBefore: OLD + 1, limit: 10 });
+      expect(await store.rerunLinks(1)).toEqual({ rerunOf: null, reruns: [] });
+      expect(await store.rerunLinks(30)).toEqual({ rerunOf: 20, reruns: [] });
+    });
+
     it('goes oldest first in bounded calls, each resuming after the last tree seen', async () => {
       const store = env.store;
       // Ended at decreasing times as ids grow: oldest first is not id order.

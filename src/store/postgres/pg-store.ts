@@ -17,6 +17,7 @@
  * ```
  * @module
  */
+import { z } from 'zod';
 import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
 import { raceUntil, whenAborted } from '../../core/clock.js';
@@ -37,6 +38,7 @@ import type {
   CommandQuery,
   HeldTree,
   PausedType,
+  RerunLinks,
   HoldRequest,
   MigrationReport,
   PoolFigures,
@@ -469,6 +471,18 @@ export class PostgresStore implements SharedStore {
     return pausedTypes(withoutLast(rows))[0] ?? null;
   }
 
+  /** {@inheritDoc Store.linkRerun} */
+  async linkRerun(rootId: number, rerunOf: number, at: number): Promise<void> {
+    await this.#rows(this.#sql.linkRerun, [rootId, rerunOf, at]);
+  }
+
+  /** {@inheritDoc Store.rerunLinks} */
+  async rerunLinks(id: number): Promise<RerunLinks> {
+    const [row] = await this.#rows(this.#sql.rerunLinks, [id]);
+    const [of, reruns] = rerunRow.parse(row);
+    return { rerunOf: of === null ? null : Number(of), reruns: reruns.map(Number) };
+  }
+
   /** {@inheritDoc Store.pausedTypes} */
   async pausedTypes(): Promise<PausedType[]> {
     return pausedTypes(await this.#rows(this.#sql.listPaused, []));
@@ -660,6 +674,12 @@ export class PostgresStore implements SharedStore {
     return r.rows as unknown[];
   }
 }
+
+/** The row of `rerunLinks`: the root it reran (or null), the roots that reran it (int8 as text). */
+const rerunRow = z.tuple([
+  z.union([z.string(), z.number()]).nullable(),
+  z.array(z.union([z.string(), z.number()])),
+]);
 
 /** Rows (arrays) without their last column (a statement's `notified`). */
 function withoutLast(rows: readonly unknown[]): unknown[] {

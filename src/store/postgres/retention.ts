@@ -71,6 +71,7 @@ export function buildRetentionSql(schema: string) {
       `gone_cancels AS (DELETE FROM ${s}.cancel_requests q WHERE q.command_id IN (SELECT id FROM doomed)), ` +
       `gone_slots AS (DELETE FROM ${s}.admission_slots a WHERE a.command_id IN (SELECT id FROM doomed)), ` +
       `gone_held AS (DELETE FROM ${s}.held_trees h WHERE h.root_id IN (SELECT id FROM trees)), ` +
+      `gone_reruns AS (DELETE FROM ${s}.reruns x WHERE x.root_id IN (SELECT id FROM trees)), ` +
       // A report a poller relayed just after its tree was pruned (read before the prune, posted
       // after) names a command that no longer exists: no owner ever takes it, so it goes here.
       `stray_reports AS (DELETE FROM ${s}.task_reports p WHERE (p.command_id, p.ordinal) IN (` +

@@ -116,6 +116,7 @@ export function buildSql(schema: string) {
     meta: `${s}.coco_meta`,
     held: `${s}.held_trees`,
     paused: `${s}.paused_types`,
+    reruns: `${s}.reruns`,
   };
   const commandSelect = select(COMMAND_COLUMNS, 'c');
   const n = COMMAND_INSERT.length;
@@ -259,6 +260,13 @@ export function buildSql(schema: string) {
       `WITH d AS (DELETE FROM ${t.paused} WHERE type = $1 RETURNING type, paused_at, paused_by, reason) ` +
       'SELECT d.*, (SELECT count(*) FROM (SELECT pg_notify($2, $3)) n) AS notified FROM d',
     listPaused: `SELECT type, paused_at, paused_by, reason FROM ${t.paused} ORDER BY type`,
+    linkRerun:
+      `INSERT INTO ${t.reruns} (root_id, rerun_of, linked_at) SELECT $1, $2, $3 ` +
+      `WHERE EXISTS (SELECT 1 FROM ${t.commands} WHERE id = $1 AND parent_id IS NULL) ` +
+      'ON CONFLICT (root_id) DO NOTHING',
+    rerunLinks:
+      `SELECT (SELECT rerun_of FROM ${t.reruns} WHERE root_id = $1), ` +
+      `coalesce((SELECT array_agg(root_id ORDER BY root_id) FROM ${t.reruns} WHERE rerun_of = $1), '{}')`,
     // Ids: the counter, never below the highest stored id (batches may insert ids they did not
     // reserve). max(id) is one probe of the primary key.
     reserveIds:

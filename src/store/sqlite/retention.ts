@@ -38,6 +38,7 @@ const PRUNABLE =
  */
 export const PRUNE_WRITES = {
   pruneHeld: `DELETE FROM held_trees WHERE root_id = ? AND ${PRUNABLE}`,
+  pruneReruns: `DELETE FROM reruns WHERE root_id = ? AND ${PRUNABLE}`,
   pruneTasks: `DELETE FROM tasks WHERE command_id IN (${TREE_IDS}) AND ${PRUNABLE}`,
   pruneUndo: `DELETE FROM undo_steps WHERE command_id IN (${TREE_IDS}) AND ${PRUNABLE}`,
   pruneChildren: `DELETE FROM commands WHERE parent_id IS NOT NULL AND root_id = ? AND ${PRUNABLE}`,
@@ -128,6 +129,7 @@ export function pruneOps(c: Candidates, endedBefore: number): WriteOp[] {
   const guard = (id: number): unknown[] => [id, endedBefore, id];
   return [
     ['pruneHeld', ids.map((id) => [id, ...guard(id)]), false],
+    ['pruneReruns', ids.map((id) => [id, ...guard(id)]), false],
     ['pruneTasks', ids.map((id) => [id, id, ...guard(id)]), false],
     ['pruneUndo', ids.map((id) => [id, id, ...guard(id)]), false],
     ['pruneChildren', ids.map((id) => [id, ...guard(id)]), false],
@@ -144,8 +146,8 @@ export function runInline(q: RetentionStatements, ops: readonly WriteOp[]): numb
 
 /** What the deletes did, from the rows each changed (in the order of {@link pruneOps}). */
 export function deleted(c: Candidates, changes: readonly (readonly number[])[]): PruneBatch {
-  // (The first list: the held marks deleted with their trees.)
-  const [, tasks = [], undo = [], children = [], roots = []] = changes;
+  // (The first lists: the held marks and the rerun links deleted with their trees.)
+  const [, , tasks = [], undo = [], children = [], roots = []] = changes;
   const sum = (xs: readonly number[]): number => xs.reduce((a, b) => a + b, 0);
   const rootIds = c.roots
     .filter((_, i) => roots[i] === 1)

@@ -19,6 +19,7 @@ import { CocoError, ErrorCode } from '../../core/errors.js';
 import { AGENT_WRITES, agentRows, deleteAgent, listAgents, saveAgents } from './agents.js';
 import { HELD_WRITES, LIST_HELD, holdInline, holdRows, releaseInline } from './held.js';
 import { GET_PAUSED, LIST_PAUSED, PAUSE_WRITES, pauseRow, pauseWriteInline } from './pauses.js';
+import { RERUN_WRITES, linkInline, linkRow, readLinks } from './reruns.js';
 import type {
   AgentRecord,
   CommandRecord,
@@ -36,6 +37,7 @@ import type {
   CommandQuery,
   HeldTree,
   PausedType,
+  RerunLinks,
   HoldRequest,
   MigrationReport,
   PruneBatch,
@@ -232,7 +234,14 @@ export class SqliteStore implements Store {
         if (this.#writerThread)
           this.#writer = new SqliteWriter(
             this.#settings,
-            { ...SQL, ...PRUNE_WRITES, ...AGENT_WRITES, ...HELD_WRITES, ...PAUSE_WRITES },
+            {
+              ...SQL,
+              ...PRUNE_WRITES,
+              ...AGENT_WRITES,
+              ...HELD_WRITES,
+              ...PAUSE_WRITES,
+              ...RERUN_WRITES,
+            },
             MULTI_ROW_SQL,
             MULTI_ROW_UPDATES,
           );
@@ -612,6 +621,33 @@ export class SqliteStore implements Store {
         return pausedTypes(db.prepare(LIST_PAUSED).raw(true).all());
       } catch (error) {
         throw storeFailed('cannot list paused types', error);
+      }
+    });
+  }
+
+  /** {@inheritDoc Store.linkRerun} In the writer thread when the store has one. */
+  async linkRerun(rootId: number, rerunOf: number, at: number): Promise<void> {
+    const values = linkRow(rootId, rerunOf, at);
+    const { db } = await settle(() => this.#ready());
+    const writer = this.#writer;
+    try {
+      if (writer) await writer.count([['linkRerun', [values], false]]);
+      else linkInline(db, values);
+    } catch (error) {
+      throw error instanceof CocoError
+        ? error
+        : storeFailed(`cannot link rerun ${rootId} to ${rerunOf}`, error);
+    }
+  }
+
+  /** {@inheritDoc Store.rerunLinks} */
+  rerunLinks(id: number): Promise<RerunLinks> {
+    return settle(() => {
+      const { db } = this.#ready();
+      try {
+        return readLinks(db, id);
+      } catch (error) {
+        throw storeFailed(`cannot read the reruns of ${id}`, error);
       }
     });
   }
