@@ -116,10 +116,12 @@ export interface AgentAdmissionStats {
   }[];
 }
 
-/** What a queued task waits with: its fixed ordering key. */
+/** What a queued task waits with: its fixed ordering key, and its place in its heap. */
 interface Entry {
   readonly task: LiveTask;
   readonly key: number;
+  /** Its index in its heap's array (kept by the heap as entries move). */
+  i: number;
 }
 
 function before(a: Entry, b: Entry): boolean {
@@ -131,9 +133,15 @@ function before(a: Entry, b: Entry): boolean {
   return ta.ordinal < tb.ordinal;
 }
 
-/** A binary min-heap of entries (best first), with removal by task. */
+/**
+ * A binary min-heap of entries (best first), with removal by task: each entry keeps its index
+ * and each task its entry, so that a removal (a cancel, a grant) is O(log n) — found by a walk
+ * of the array it was O(n), and a cancel of 25,000 of 50,000 tasks queued on an agent held the
+ * event loop 3.4 s.
+ */
 class Heap {
   readonly items: Entry[] = [];
+  readonly #of = new Map<LiveTask, Entry>();
   get size(): number {
     return this.items.length;
   }
@@ -141,43 +149,44 @@ class Heap {
     return this.items[0];
   }
   push(e: Entry): void {
-    const a = this.items;
-    a.push(e);
-    let i = a.length - 1;
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (!before(a[i]!, a[p]!)) break;
-      [a[i], a[p]] = [a[p]!, a[i]!];
-      i = p;
-    }
+    this.#of.set(e.task, e);
+    e.i = this.items.push(e) - 1;
+    this.#up(e.i);
   }
   pop(): Entry | undefined {
-    const a = this.items;
-    const top = a[0];
-    const last = a.pop();
-    if (a.length > 0 && last !== undefined) {
-      a[0] = last;
-      this.#down(0);
-    }
+    const top = this.items[0];
+    if (top) this.#take(top);
     return top;
   }
+  /** The entry of a queued task, if it is in this heap. */
+  entryOf(task: LiveTask): Entry | undefined {
+    return this.#of.get(task);
+  }
   remove(task: LiveTask): boolean {
-    const a = this.items;
-    const i = a.findIndex((e) => e.task === task);
-    if (i < 0) return false;
-    const last = a.pop()!;
-    if (i < a.length) {
-      a[i] = last;
-      this.#down(i);
-      let j = i;
-      while (j > 0) {
-        const p = (j - 1) >> 1;
-        if (!before(a[j]!, a[p]!)) break;
-        [a[j], a[p]] = [a[p]!, a[j]!];
-        j = p;
-      }
-    }
+    const e = this.#of.get(task);
+    if (e === undefined) return false;
+    this.#take(e);
     return true;
+  }
+  /** Takes `e` out: the last entry fills its place and moves down or up to where it belongs. */
+  #take(e: Entry): void {
+    const a = this.items;
+    this.#of.delete(e.task);
+    const last = a.pop()!;
+    if (last === e) return;
+    a[e.i] = last;
+    last.i = e.i;
+    this.#down(last.i);
+    this.#up(last.i);
+  }
+  #up(i: number): void {
+    const a = this.items;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (!before(a[i]!, a[p]!)) return;
+      this.#swap(i, p);
+      i = p;
+    }
   }
   #down(i: number): void {
     const a = this.items;
@@ -188,9 +197,18 @@ class Heap {
       if (l < a.length && before(a[l]!, a[m]!)) m = l;
       if (r < a.length && before(a[r]!, a[m]!)) m = r;
       if (m === i) return;
-      [a[i], a[m]] = [a[m]!, a[i]!];
+      this.#swap(i, m);
       i = m;
     }
+  }
+  #swap(i: number, j: number): void {
+    const a = this.items;
+    const x = a[i]!;
+    const y = a[j]!;
+    a[i] = y;
+    a[j] = x;
+    y.i = i;
+    x.i = j;
   }
 }
 
@@ -423,7 +441,7 @@ export class Admission {
     if (t.status !== 'queued') return null;
     const g = this.#gates.get(t.agentId);
     if (!g) return null;
-    const mine = g.queues.get(t.verb)?.items.find((e) => e.task === t);
+    const mine = g.queues.get(t.verb)?.entryOf(t);
     if (!mine) return null;
     let ahead = 0;
     for (const heap of g.queues.values())
@@ -461,7 +479,7 @@ export class Admission {
       heap = new Heap();
       g.queues.set(t.verb, heap);
     }
-    heap.push({ task: t, key: t.createdAt - t.command.priority * this.#ageStepMs });
+    heap.push({ task: t, key: t.createdAt - t.command.priority * this.#ageStepMs, i: 0 });
     g.queued++;
   }
 
