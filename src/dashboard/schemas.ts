@@ -216,6 +216,10 @@ const detailLists = {
   unloadable: maybeError,
   releasable: z.optional(z.boolean()),
   queue: z.optional(queue),
+  /** A root's: the ended root (its job) it runs again, else null (absent from an older node). */
+  rerunOf: z.optional(z.nullable(num)),
+  /** A root's: the roots (jobs) that ran it again, oldest first (absent from an older node). */
+  reruns: z.optional(z.array(num)),
 };
 
 /** A child's place in its parent's work (`childPositions`): its journal seq, its parent's stage. */

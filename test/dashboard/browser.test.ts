@@ -2,8 +2,9 @@
  * The dashboard in a real headless browser (Debian's chromium through playwright-core) against a
  * real `coco serve` process and a real reference agent over HTTP, with the disk pack of
  * examples/: sign in; watch a migration progress to done; cancel another mid-copy and see its
- * compensation in order; a parameter holding markup shown as text (no dialog fires); a viewer
- * sees no cancel button and a forced cancel is refused; a copy waiting for its agent's limit
+ * compensation in order, then run it again (each job's page linking to the other); a parameter
+ * holding markup shown as text (no dialog fires); a viewer sees no cancel button and a forced
+ * cancel is refused; a copy waiting for its agent's limit
  * (admission) shown with what it waits for; the agent going down and up; a tree the store refused
  * shown held and released by an operator once the cause is gone; a command type paused by an
  * operator (a viewer sees no pause), a migration waiting for it, and its resume. Screenshots
@@ -367,6 +368,26 @@ describe.skipIf(!haveBrowser && !process.env.CI)('the dashboard in a browser', (
     await expect.poll(() => page.locator('h1').textContent()).toContain(`Job ${next}`);
     expect(await page.locator('h1 .type').textContent()).toBe('disk.migrate');
     await shot('5b-rerun');
+    // The new job says which job it ran again, linking to it; that job's page names the new one.
+    const words = (text: string | null): string => (text ?? '').replace(/\s+/g, ' ').trim();
+    const rerunOf = page.locator(`p.reruns [data-rerun-of="${id}"]`);
+    await rerunOf.waitFor({ timeout: 10_000 });
+    expect(words(await rerunOf.textContent())).toBe(`Rerun of job ${id}`);
+    expect(await page.locator('p.reruns [data-reruns]').count()).toBe(0);
+    await rerunOf.locator('a').click();
+    await expect.poll(() => new URL(page.url()).hash).toBe(`#/jobs/${id}`);
+    const ranAgain = page.locator('p.reruns [data-reruns]');
+    await ranAgain.waitFor({ timeout: 10_000 });
+    expect(words(await ranAgain.textContent())).toBe(`Run again as: job ${next}`);
+    expect(await ranAgain.locator('a').getAttribute('href')).toBe(`#/jobs/${next}`);
+    expect(await page.locator('p.reruns [data-rerun-of]').count()).toBe(0);
+    await shot('13-rerun-lineage');
+    // The new job's root command says it too.
+    await page.goto(`${server}/#/commands/${next}`);
+    const commandRerunOf = page.locator(`p.reruns [data-rerun-of="${id}"]`);
+    await commandRerunOf.waitFor({ timeout: 10_000 });
+    expect(words(await commandRerunOf.textContent())).toBe(`Rerun of job ${id}`);
+    expect(await commandRerunOf.locator('a').getAttribute('href')).toBe(`#/jobs/${id}`);
     // Not needed further: it ends here, before the next test takes the copy slot.
     await api(`/v1/commands/${next}/cancel`, {});
     expect(await ended(next)).toBe('cancelled');

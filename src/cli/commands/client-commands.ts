@@ -113,14 +113,56 @@ const idSchema = z.object({ id: z.number() });
 /** The answer to a release (the API's `releaseAnswer`, parsed here as the CLI parses every answer). */
 const releasedSchema = z.object({ id: z.number(), rootId: z.number(), released: z.number() });
 
-/** A command's detail (`GET /v1/commands/:id`): only its result is read here. */
-const resultSchema = z.object({ result: z.unknown().optional() });
+/**
+ * The detail of a job's root command, read once for the lines under its tree. A root the node
+ * cannot read (a corrupt row, or gone though its job is still listed) adds no line: the tree says
+ * what is known.
+ */
+async function readRoot(api: ApiClient, tree: JobTree): Promise<RootDetail> {
+  try {
+    return rootSchema.parse(await api.get(`/v1/commands/${tree.job.id}`));
+  } catch (error) {
+    if (error instanceof CocoError && UNREAD_ROOT.has(error.code)) return rootSchema.parse({});
+    throw error;
+  }
+}
+const UNREAD_ROOT = new Set<string>([ErrorCode.CorruptRow, ErrorCode.CommandNotFound]);
 
 /** The line showing an ended job's result (its root command's `onSuccess` value), if it has one. */
-async function resultLines(api: ApiClient, tree: JobTree): Promise<string[]> {
+function resultLines(tree: JobTree, root: RootDetail): string[] {
   if (tree.job.status !== 'succeeded') return [];
-  const { result } = resultSchema.parse(await api.get(`/v1/commands/${tree.job.id}`));
+  const { result } = root;
   return result === undefined || result === null ? [] : [`result: ${JSON.stringify(result)}`];
+}
+
+/**
+ * What the job reran and what reran it (`rerun of job 40`, `run again as job 43, 45`): a job's id
+ * is its root's. The job it reran may have been pruned since (its detail is not found).
+ */
+async function rerunLines(api: ApiClient, root: RootDetail): Promise<string[]> {
+  const lines: string[] = [];
+  if (root.rerunOf !== null) {
+    const gone = await pruned(api, root.rerunOf);
+    lines.push(`rerun of job ${root.rerunOf}${gone ? ' (pruned)' : ''}`);
+  }
+  if (root.reruns.length > 0) lines.push(`run again as job ${root.reruns.join(', ')}`);
+  return lines;
+}
+
+/** Whether the command is gone (retention pruned it); any other failure says nothing. */
+async function pruned(api: ApiClient, id: number): Promise<boolean> {
+  try {
+    await api.get(`/v1/commands/${id}`);
+    return false;
+  } catch (error) {
+    return error instanceof CocoError && error.code === ErrorCode.CommandNotFound;
+  }
+}
+
+/** The lines under an ended job's tree: its result, what it reran and what reran it. */
+async function endLines(api: ApiClient, tree: JobTree): Promise<string[]> {
+  const root = await readRoot(api, tree);
+  return [...resultLines(tree, root), ...(await rerunLines(api, root))];
 }
 
 const ended = (tree: JobTree | null): boolean => tree !== null && tree.job.endedAt !== null;
@@ -133,9 +175,15 @@ async function showJob(
 ): Promise<number> {
   if (!o.watch) {
     const tree = treeSchema.parse(await api.get(`/v1/jobs/${id}`));
-    const more = o.json
-      ? []
-      : [...(await resultLines(api, tree)), ...(await queueLines(api, tree))];
+    let more: string[] = [];
+    if (!o.json) {
+      const root = await readRoot(api, tree);
+      more = [
+        ...resultLines(tree, root),
+        ...(await rerunLines(api, root)),
+        ...(await queueLines(api, tree, root)),
+      ];
+    }
     print(o, tree, () => [...renderTree(tree), ...more]);
     return tree.job.status === 'failed' || tree.job.status === 'cancelled' ? EXIT.failed : EXIT.ok;
   }
@@ -165,7 +213,7 @@ async function showJob(
   });
   screen?.done();
   const end = last as JobTree | null;
-  if (!o.json && ended(end)) for (const line of await resultLines(api, end!)) console.log(line);
+  if (!o.json && ended(end)) for (const line of await endLines(api, end!)) console.log(line);
   return end && (end.job.status === 'failed' || end.job.status === 'cancelled')
     ? EXIT.failed
     : EXIT.ok;
@@ -175,7 +223,7 @@ async function showJob(
 const QUEUED_SHOWN = 5;
 
 /** Where the job's queued tasks stand ("queued for host-1: 12 ahead, limit 4"). */
-async function queueLines(api: ApiClient, tree: JobTree): Promise<string[]> {
+async function queueLines(api: ApiClient, tree: JobTree, root: RootDetail): Promise<string[]> {
   const commands = new Set<number>();
   const walk = (node: JobTree['root']): void => {
     if (!node) return;
@@ -186,7 +234,6 @@ async function queueLines(api: ApiClient, tree: JobTree): Promise<string[]> {
   const lines: string[] = [];
   if (tree.job.status === 'running') {
     // A root waiting for the root limits (per type, per node) runs nothing yet: say why.
-    const root = queuedSchema.parse(await api.get(`/v1/commands/${tree.job.id}`));
     if (root.queue && 'type' in root.queue) {
       lines.push(`  command ${tree.job.id} ${root.queue.text}`);
       // A paused type's root waits for an operator, not for a slot: say whose pause, and the way out.
@@ -239,6 +286,17 @@ const queuedSchema = z.object({
   unloadable: z.object({ code: z.string(), message: z.string() }).nullable().default(null),
   releasable: z.boolean().default(false),
 });
+
+/**
+ * What the CLI reads of a job's root command: where it waits and why it is held (as
+ * {@link queuedSchema}), its result, and what it reran and what reran it (none from an older node).
+ */
+const rootSchema = queuedSchema.extend({
+  result: z.unknown().optional(),
+  rerunOf: z.number().nullable().default(null),
+  reruns: z.array(z.number()).default([]),
+});
+type RootDetail = z.infer<typeof rootSchema>;
 
 /** Adds the options of a subcommand calling a node: where it is, its token, `--json`. */
 export function withClientOptions(c: Command): Command {

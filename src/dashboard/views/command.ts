@@ -1,8 +1,9 @@
 /**
  * A command: its parameters and their version, its status history, its result or error (with
- * the code), what it waits for (its type paused, the root limits, an agent's slot), its tasks (agent, verb, progress), its undo steps, its parent and children. Read
- * from `GET /v1/commands/:id`; while it runs, read again whenever its job's stream says the tree
- * changed (task progress comes from the job's tree).
+ * the code), what it waits for (its type paused, the root limits, an agent's slot), its tasks
+ * (agent, verb, progress), its undo steps, its parent and children, and for a root what it reran
+ * and what reran it (their jobs). Read from `GET /v1/commands/:id`; while it runs, read again
+ * whenever its job's stream says the tree changed (task progress comes from the job's tree).
  *
  * @module
  */
@@ -28,6 +29,7 @@ import {
   value,
   waitNotice,
 } from '../ui.js';
+import { RerunLinks } from './reruns.js';
 import { commandSteps, taskSteps } from './tree.js';
 import type { Route, View } from './view.js';
 
@@ -53,6 +55,8 @@ export class CommandView implements View {
   #timer: ReturnType<typeof setTimeout> | null = null;
   #waitTimer: ReturnType<typeof setTimeout> | null = null;
   readonly #abort = new AbortController();
+  /** For a root: what it reran and what reran it (from its details). */
+  readonly #reruns = new RerunLinks(this.#abort.signal);
 
   constructor(route: Route) {
     this.#id = Number(route.parts[0]);
@@ -72,6 +76,7 @@ export class CommandView implements View {
     this.#readAt = Date.now();
     try {
       this.#command = await getCommand(this.#id);
+      this.#reruns.see(this.#command);
       this.#error = null;
     } catch (error) {
       this.#error = describe(error);
@@ -182,7 +187,7 @@ export class CommandView implements View {
           <dd>${c.paramsVersion ?? '—'}</dd>
         </div>
       </dl>
-      ${isEnded(c.status) ? nothing : waitNotice(c.queue)}
+      ${this.#reruns.render()} ${isEnded(c.status) ? nothing : waitNotice(c.queue)}
       ${
         c.unloadable
           ? html`<p class="notice warn" role="status">

@@ -4,7 +4,9 @@
  * what its root waits for before it starts (its type paused, or the root limits: read from the
  * root's details while it has not started),
  * its compensation in the order it ran (which undo steps ran, which failed and why, read from
- * the commands' details), and for operators the cancel button (once it has ended, run again).
+ * the commands' details), what it reran and what reran it (read from the root's details when the
+ * page opens: a rerun made by the page's own button opens the new job's page, which reads anew),
+ * and for operators the cancel button (once it has ended, run again).
  *
  * @module
  */
@@ -30,6 +32,7 @@ import {
   waitNotice,
 } from '../ui.js';
 import { undoOrder, type UndoEntry } from './compensation.js';
+import { RerunLinks } from './reruns.js';
 import { commandSteps, met, treeRows, type Count, type TreeRow } from './tree.js';
 import type { Route, View } from './view.js';
 
@@ -61,6 +64,8 @@ export class JobView implements View {
   #wait: Queue = null;
   #waitTimer: ReturnType<typeof setTimeout> | null = null;
   readonly #abort = new AbortController();
+  /** What the job reran and what reran it (from its root's details). */
+  readonly #reruns = new RerunLinks(this.#abort.signal);
 
   constructor(route: Route) {
     this.#id = Number(route.parts[0]);
@@ -69,6 +74,7 @@ export class JobView implements View {
       this.#live = 'off';
       return;
     }
+    void this.#readReruns();
     follow(
       `/v1/jobs/${this.#id}/events`,
       {
@@ -116,6 +122,18 @@ export class JobView implements View {
     app.update();
   }
 
+  /** Reads the root's details once for what the job reran and what reran it. */
+  async #readReruns(): Promise<void> {
+    try {
+      const root = await getCommand(this.#id);
+      if (this.#abort.signal.aborted) return;
+      this.#reruns.see(root);
+      app.update();
+    } catch {
+      // The page shows the job without them (the tree says why it cannot be read, if it cannot).
+    }
+  }
+
   /** Whether the root has not started yet (it may wait for its type's resume or the limits). */
   #rootPending(): boolean {
     return this.#tree?.root?.step.status === 'pending' && !isEnded(this.#tree.job.status);
@@ -141,6 +159,7 @@ export class JobView implements View {
     try {
       const root = await getCommand(this.#id);
       if (this.#abort.signal.aborted) return;
+      this.#reruns.see(root);
       this.#wait = this.#rootPending() && root.status === 'pending' ? (root.queue ?? null) : null;
       app.update();
     } catch {
@@ -193,6 +212,8 @@ export class JobView implements View {
     this.#detailsReading = false;
     if (this.#abort.signal.aborted) return;
     for (const entry of found) if (entry) this.#details.set(entry[0], entry[1]);
+    const root = this.#details.get(this.#id);
+    if (root) this.#reruns.see(root);
     app.update();
     if (this.#detailsDirty) this.#scheduleDetails();
   }
@@ -241,6 +262,7 @@ export class JobView implements View {
           <dd>${commandLink(job.id)}</dd>
         </div>
       </dl>
+      ${this.#reruns.render()}
       ${job.error ? html`<p class="failure">${errorLine(job.error)}</p>` : nothing}
       ${this.#rootPending() ? waitNotice(this.#wait) : nothing}
       <h2>Steps</h2>
