@@ -2,18 +2,16 @@
  * The `coco` CLI: help and usage errors, and every client subcommand against a real node (engine
  * on SQLite, job view, HTTP API on loopback) with in-process agents.
  */
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import Database from 'better-sqlite3';
 import { z } from 'zod';
-import { inProcessAgents } from '../../src/brokers/in-process/broker.js';
-import { parseConfig } from '../../src/config/config.js';
 import { defineCommand } from '../../src/core/command-type.js';
-import { startNode, type CocoNode } from '../../src/server/node.js';
-import { holdVerbs, tempDir } from '../support/harness.js';
-import { coco } from './support.js';
+import type { CocoNode } from '../../src/server/node.js';
+import { holdVerbs } from '../support/harness.js';
+import { coco, startCliNode, type CliNode } from './support.js';
 import { migrations as sqliteMigrations } from '../../src/generated/sqlite-migrations.js';
 
 const hold = holdVerbs();
@@ -122,28 +120,21 @@ describe('coco CLI: help and usage', () => {
 });
 
 describe('coco CLI against a running node', () => {
+  let cli: CliNode;
   let dir: string;
   let node: CocoNode;
   let server: string;
 
   beforeAll(async () => {
-    dir = tempDir('coco-cli-');
-    const config = parseConfig({ store: `sqlite:${join(dir, 'coco.db')}`, api: { port: 0 } }, dir);
-    node = await startNode({
-      config,
-      commands: [work, stage, later],
-      broker: inProcessAgents(['a1'], { verbs: hold.verbs }),
-      logger: { debug() {}, info() {}, warn() {}, error() {} },
-    });
-    server = node.url!;
     // The CLI finds the node's own token through COCO_TOKEN here (beside its store: see below).
-    process.env.COCO_TOKEN = readFileSync(join(dir, 'coco.db.token'), 'utf8').trim();
+    cli = await startCliNode({
+      prefix: 'coco-cli-',
+      commands: [work, stage, later],
+      verbs: hold.verbs,
+    });
+    ({ dir, node, server } = cli);
   });
-  afterAll(async () => {
-    delete process.env.COCO_TOKEN;
-    await node.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  afterAll(() => cli.close());
 
   it('finds the token the node created beside its store (--store), else says where it looked: exit 7', async () => {
     const token = process.env.COCO_TOKEN;

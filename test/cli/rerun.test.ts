@@ -4,16 +4,12 @@
  * `run again as job M, K` under the job it ran again (`--json` stays the tree), and a rerun whose
  * job retention has pruned since says so.
  */
-import { readFileSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { inProcessAgents } from '../../src/brokers/in-process/broker.js';
-import { parseConfig } from '../../src/config/config.js';
 import { defineCommand } from '../../src/core/command-type.js';
-import { startNode, type CocoNode } from '../../src/server/node.js';
-import { holdVerbs, tempDir, whenCommitted } from '../support/harness.js';
-import { coco } from './support.js';
+import type { CocoNode } from '../../src/server/node.js';
+import { holdVerbs, whenCommitted } from '../support/harness.js';
+import { coco, startCliNode, type CliNode } from './support.js';
 
 const hold = holdVerbs();
 const work = defineCommand({
@@ -43,28 +39,16 @@ async function statusLines(server: string, id: number): Promise<string[]> {
 }
 
 describe('coco status: what a job reran and what reran it', () => {
-  let dir: string;
+  let cli: CliNode;
   let node: CocoNode;
   let server: string;
 
   beforeAll(async () => {
-    dir = tempDir('coco-cli-rerun-');
-    const config = parseConfig({ store: `sqlite:${join(dir, 'coco.db')}`, api: { port: 0 } }, dir);
-    node = await startNode({
-      config,
-      commands: [work],
-      broker: inProcessAgents(['a1'], { verbs: hold.verbs }),
-      logger: { debug() {}, info() {}, warn() {}, error() {} },
-    });
-    server = node.url!;
     // The node's own (admin) token, found through COCO_TOKEN: prune below needs an admin.
-    process.env.COCO_TOKEN = readFileSync(join(dir, 'coco.db.token'), 'utf8').trim();
+    cli = await startCliNode({ prefix: 'coco-cli-rerun-', commands: [work], verbs: hold.verbs });
+    ({ node, server } = cli);
   });
-  afterAll(async () => {
-    delete process.env.COCO_TOKEN;
-    await node?.close();
-    if (dir) rmSync(dir, { recursive: true, force: true });
-  });
+  afterAll(() => cli?.close());
 
   /** Runs `coco rerun <id>` (its arguments after the id); the new job's id from what it printed. */
   const rerun = async (id: number, ...more: string[]): Promise<{ next: number; out: string }> => {

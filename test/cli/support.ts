@@ -1,8 +1,61 @@
 /**
- * Runs the CLI in this process, capturing what it prints and its exit code.
+ * Runs the CLI in this process, capturing what it prints and its exit code; and a node for it to
+ * talk to.
  */
+import { readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { vi } from 'vitest';
+import { inProcessAgents } from '../../src/brokers/in-process/broker.js';
 import { runCli } from '../../src/cli/main.js';
+import { parseConfig } from '../../src/config/config.js';
+import type { CommandType } from '../../src/core/command-type.js';
+import { startNode, type CocoNode } from '../../src/server/node.js';
+import type { VerbRegistry } from '../../src/verbs/model.js';
+import { tempDir } from '../support/harness.js';
+
+/** A node for the CLI to talk to ({@link startCliNode}). */
+export interface CliNode {
+  readonly dir: string;
+  readonly node: CocoNode;
+  /** Its API's address, for `--server`. */
+  readonly server: string;
+  /** Its own (admin) token, created beside its store. */
+  readonly token: string;
+  /** Stops it, forgets its token and deletes its folder. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts a node on a SQLite file in a fresh folder (`prefix`), with in-process agent `a1` and its
+ * API on a free port; the CLI run here finds the node's own token through `COCO_TOKEN`.
+ */
+export async function startCliNode(options: {
+  readonly prefix: string;
+  readonly commands: readonly CommandType[];
+  readonly verbs?: VerbRegistry;
+}): Promise<CliNode> {
+  const dir = tempDir(options.prefix);
+  const config = parseConfig({ store: `sqlite:${join(dir, 'coco.db')}`, api: { port: 0 } }, dir);
+  const node = await startNode({
+    config,
+    commands: options.commands,
+    broker: inProcessAgents(['a1'], { verbs: options.verbs ?? {} }),
+    logger: { debug() {}, info() {}, warn() {}, error() {} },
+  });
+  const token = readFileSync(join(dir, 'coco.db.token'), 'utf8').trim();
+  process.env.COCO_TOKEN = token;
+  return {
+    dir,
+    node,
+    server: node.url!,
+    token,
+    async close() {
+      delete process.env.COCO_TOKEN;
+      await node.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
 
 export interface CliRun {
   readonly code: number;

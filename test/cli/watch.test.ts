@@ -4,17 +4,13 @@
  * row is left; without a terminal, only lines that changed are printed.
  */
 import { execFile, spawn } from 'node:child_process';
-import { readFileSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
-import { inProcessAgents } from '../../src/brokers/in-process/broker.js';
-import { parseConfig } from '../../src/config/config.js';
 import { defineCommand } from '../../src/core/command-type.js';
-import { startNode, type CocoNode } from '../../src/server/node.js';
-import { holdVerbs, tempDir } from '../support/harness.js';
-import { coco } from './support.js';
+import type { CocoNode } from '../../src/server/node.js';
+import { holdVerbs } from '../support/harness.js';
+import { coco, startCliNode, type CliNode } from './support.js';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 const hold = holdVerbs();
@@ -28,7 +24,7 @@ const long = defineCommand({
   },
 });
 
-let dir: string;
+let cli: CliNode;
 let node: CocoNode;
 let server: string;
 let hasScript = true;
@@ -39,23 +35,11 @@ beforeAll(async () => {
   } catch {
     hasScript = false;
   }
-  dir = tempDir('coco-watch-');
-  const config = parseConfig({ store: `sqlite:${join(dir, 'coco.db')}`, api: { port: 0 } }, dir);
-  node = await startNode({
-    config,
-    commands: [long],
-    broker: inProcessAgents(['a1'], { verbs: hold.verbs }),
-    logger: { debug() {}, info() {}, warn() {}, error() {} },
-  });
-  server = node.url!;
   // The CLI (here and in the pseudo-terminal's child) finds the node's own token through COCO_TOKEN.
-  process.env.COCO_TOKEN = readFileSync(join(dir, 'coco.db.token'), 'utf8').trim();
+  cli = await startCliNode({ prefix: 'coco-watch-', commands: [long], verbs: hold.verbs });
+  ({ node, server } = cli);
 });
-afterAll(async () => {
-  delete process.env.COCO_TOKEN;
-  await node.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+afterAll(() => cli.close());
 
 const ESC = String.fromCharCode(27);
 const stripAnsi = (s: string): string =>
