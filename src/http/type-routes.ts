@@ -7,6 +7,7 @@
 import type { CommandType } from '../core/command-type.js';
 import { ErrorCode } from '../core/errors.js';
 import type { Engine } from '../engine/engine.js';
+import type { RootTypeStats } from '../engine/root-admission.js';
 import {
   pauseAnswer,
   pauseBody,
@@ -17,9 +18,20 @@ import {
 } from './contracts.js';
 import type { ApiContext } from './context.js';
 
-/** A registered type as `GET /v1/types` lists it, with its roots on this node and its pause. */
-function entryOf(engine: Engine, type: CommandType): CommandTypeEntry {
-  const stats = engine.rootAdmissionStats().find((s) => s.type === type.name);
+/**
+ * Registered types as `GET /v1/types` lists them, with their roots on this node and their pauses
+ * (the engine's root admission read once for all).
+ */
+function entriesOf(engine: Engine, types: readonly CommandType[]): CommandTypeEntry[] {
+  const stats = new Map(engine.rootAdmissionStats().map((s) => [s.type, s]));
+  return types.map((t) => entryOf(engine, t, stats.get(t.name)));
+}
+
+function entryOf(
+  engine: Engine,
+  type: CommandType,
+  stats: RootTypeStats | undefined,
+): CommandTypeEntry {
   return {
     name: type.name,
     version: type.version,
@@ -51,9 +63,10 @@ export function typeRoutes(api: ApiContext): void {
       const engine = api.engine();
       const known = new Set(api.commands.map((t) => t.name));
       return Promise.resolve({
-        types: [...api.commands]
-          .sort((a, b) => (a.name < b.name ? -1 : 1))
-          .map((t) => entryOf(engine, t)),
+        types: entriesOf(
+          engine,
+          [...api.commands].sort((a, b) => (a.name < b.name ? -1 : 1)),
+        ),
         otherPaused: [...engine.pausedTypes().values()].filter((p) => !known.has(p.type)),
       });
     },
@@ -86,7 +99,7 @@ export function typeRoutes(api: ApiContext): void {
         reason: body?.reason ?? null,
         by: request.caller?.name ?? null,
       });
-      return { ...entryOf(engine, registered(pause.type)!), paused: pause };
+      return { ...entriesOf(engine, [registered(pause.type)!])[0]!, paused: pause };
     },
   );
 
